@@ -1,0 +1,154 @@
+/* attnc.h: the public interface of attnc, a compiler for linear-attention kernels.
+ *
+ * This header is the whole contract.  Conventions:
+ *   - handles are opaque; every call that can fail returns an attnc_status, with results in out
+ *     parameters (marked OUT) that come last;
+ *   - strings the library returns are owned by the library and stay valid until the handle they came
+ *     from is freed (or, for attnc_errmsg, until the next call on that context);
+ *   - the library never prints and never exits; diagnostics about a spec are data (attnc_spec_diag*);
+ *   - a context may be used by one thread at a time; different contexts are independent.
+ *
+ * Typical use:
+ *     attnc_ctx *ctx;  attnc_ctx_new(&ctx);
+ *     attnc_spec *spec;
+ *     if (attnc_spec_from_file(ctx, "specs/gla.attn", &spec) != ATTNC_OK)
+ *         fputs(attnc_spec_diag_text(spec), stderr);       // spec may be NULL only on ATTNC_ERR_NOMEM/IO
+ *     else
+ *         puts(attnc_spec_ir(spec));
+ *     attnc_spec_free(spec);  attnc_ctx_free(ctx);
+ */
+#ifndef ATTNC_H
+#define ATTNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATTNC_VERSION_MAJOR 0
+#define ATTNC_VERSION_MINOR 1
+#define ATTNC_VERSION_PATCH 0
+#define ATTNC_VERSION_NUMBER (ATTNC_VERSION_MAJOR * 10000 + ATTNC_VERSION_MINOR * 100 + ATTNC_VERSION_PATCH)
+#define ATTNC_VERSION_STRING "0.1.0"
+
+/* The version of the library linked at run time (ATTNC_VERSION_NUMBER of its build).  A program
+ * checks attnc_version() / 100 == ATTNC_VERSION_NUMBER / 100 (same major and minor) before use. */
+int attnc_version(void);
+const char *attnc_version_string(void);
+
+typedef enum attnc_status {
+    ATTNC_OK = 0,
+    ATTNC_ERR_INPUT = 1,   /* the spec or IR has errors: read them with attnc_spec_diag* */
+    ATTNC_ERR_USAGE = 2,   /* a bad argument to a call (NULL handle, option out of range) */
+    ATTNC_ERR_IO = 3,      /* a file could not be read */
+    ATTNC_ERR_NOMEM = 4,   /* out of memory */
+    ATTNC_ERR_NUMERIC = 5, /* a reference check found a disagreement or a non-finite number */
+    ATTNC_ERR_VERSION = 6  /* header and library do not match */
+} attnc_status;
+
+/* A static name for a status ("ATTNC_OK", ...). */
+const char *attnc_status_str(attnc_status s);
+
+/* ---- contexts ------------------------------------------------------------------------------ */
+
+typedef struct attnc_ctx attnc_ctx;
+
+/* `header_version` is ATTNC_VERSION_NUMBER as the caller was compiled; a library of another major or
+ * minor version refuses with ATTNC_ERR_VERSION.  attnc_ctx_new() passes it for you. */
+attnc_status attnc_ctx_new_v(int header_version, attnc_ctx **ctx /* OUT */);
+#define attnc_ctx_new(ctx) attnc_ctx_new_v(ATTNC_VERSION_NUMBER, (ctx))
+void attnc_ctx_free(attnc_ctx *ctx);
+/* A message about the last failed call on `ctx` ("" if none). */
+const char *attnc_errmsg(const attnc_ctx *ctx);
+
+/* ---- specs: parse, check, inspect ---------------------------------------------------------- */
+
+/* One compilation: the source, its diagnostics and its IR, in one arena freed by attnc_spec_free. */
+typedef struct attnc_spec attnc_spec;
+
+/* Parse and check a spec.  `name` labels diagnostics (a file name).  On ATTNC_ERR_INPUT *spec is still
+ * set, so that its diagnostics can be read; on other errors it is NULL. */
+attnc_status attnc_spec_from_string(attnc_ctx *ctx, const char *name, const char *text, size_t len,
+                                    attnc_spec **spec /* OUT */);
+/* A file that starts with "attnc-ir" is read as IR text (attnc_spec_from_ir), any other as a spec. */
+attnc_status attnc_spec_from_file(attnc_ctx *ctx, const char *path, attnc_spec **spec /* OUT */);
+/* Read the IR text form (what attnc_spec_ir prints) instead of a spec; same contract. */
+attnc_status attnc_spec_from_ir(attnc_ctx *ctx, const char *name, const char *text, size_t len,
+                                attnc_spec **spec /* OUT */);
+void attnc_spec_free(attnc_spec *spec);
+
+typedef enum attnc_severity_level { ATTNC_ERROR = 0, ATTNC_WARNING = 1, ATTNC_NOTE = 2 } attnc_severity_level;
+
+typedef struct attnc_diagnostic {
+    attnc_severity_level severity;
+    const char *file;    /* "" when the diagnostic has no location */
+    uint32_t line, col;  /* 1-based; 0 when there is no location */
+    const char *message;
+} attnc_diagnostic;
+
+size_t attnc_spec_diag_count(const attnc_spec *spec);
+size_t attnc_spec_error_count(const attnc_spec *spec);
+/* The i-th diagnostic (notes follow the error or warning they belong to). */
+attnc_status attnc_spec_diag(const attnc_spec *spec, size_t i, attnc_diagnostic *out /* OUT */);
+/* Every diagnostic rendered: "file:line:col: error: message", the source line and a caret line. */
+const char *attnc_spec_diag_text(attnc_spec *spec);
+/* The same, one line each: "severity|file|line|col|message". */
+const char *attnc_spec_diag_machine(attnc_spec *spec);
+
+/* The IR text form of a checked spec (NULL if the spec had errors). */
+const char *attnc_spec_ir(attnc_spec *spec);
+/* The variant's name, and the shape it implies. */
+const char *attnc_spec_name(const attnc_spec *spec);
+
+typedef struct attnc_shape {
+    uint32_t key_dim, value_dim;     /* K and V of the state (or of the softmax part) */
+    uint32_t heads_q, heads_k, heads_v;
+    uint32_t heads_state, heads_out;
+    uint32_t chunk;                  /* 0 = auto */
+    int has_linear, has_softmax;
+} attnc_shape;
+
+attnc_status attnc_spec_shape(const attnc_spec *spec, attnc_shape *out /* OUT */);
+
+/* ---- the float64 reference ----------------------------------------------------------------- */
+
+typedef struct attnc_ref_options {
+    uint32_t batch;             /* sequences of `tokens` tokens each (ignored when seqlens is set) */
+    uint32_t tokens;
+    const uint32_t *seqlens;    /* optional: packed sequences of these lengths (varlen) */
+    uint32_t nseq;
+    uint64_t seed;              /* inputs are drawn from the spec's roles with this seed */
+    int initial_state;          /* draw a random initial state (specs with 'state initial') */
+    const uint32_t *chunks;     /* chunk sizes to check the chunkwise evaluation at; NULL = {1, 16, 64, 13} */
+    uint32_t nchunks;
+    const char *dump_json;      /* optional: write inputs, role values and outputs as JSON to this file */
+} attnc_ref_options;
+
+#define ATTNC_REF_MAX_CHUNKS 16
+
+typedef struct attnc_ref_report {
+    uint32_t total_tokens, nseq;
+    uint32_t key_dim, value_dim, heads_out, heads_state;
+    double out_rms;             /* root mean square of the recurrent output */
+    double state_rms;           /* of the final state (0 without a linear part) */
+    uint64_t out_hash;          /* FNV-1a of the output's float64 bits (same seed, same hash) */
+    uint32_t nchunks;
+    uint32_t chunk[ATTNC_REF_MAX_CHUNKS];
+    double out_rel_err[ATTNC_REF_MAX_CHUNKS];   /* chunkwise vs recurrent: ||diff|| / ||recurrent|| */
+    double state_rel_err[ATTNC_REF_MAX_CHUNKS];
+    double max_rel_err;         /* the largest of the above */
+    double seconds_recurrent, seconds_chunked;
+} attnc_ref_report;
+
+/* Draw inputs, run the recurrent and the chunkwise float64 evaluations and compare them.  Returns
+ * ATTNC_ERR_NUMERIC if they disagree beyond 1e-10 or a result is not finite (the report is filled
+ * either way). */
+attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_options *opt,
+                             attnc_ref_report *out /* OUT */);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
