@@ -27,9 +27,10 @@ ast_spec *ast_parse(attnc_arena *arena, attnc_diags *diags, uint32_t file)
         attnc_error(diags, (attnc_span){0, 0, 0}, "out of memory while parsing");
         return NULL;
     }
+    uint32_t errors = diags->errors;
     int rc = attnc_yyparse(&pc, scanner);
     attnc_yylex_destroy(scanner);
-    if (rc == 2)
+    if (rc == 2 && diags->errors == errors) /* exhaustion is reported by yyerror; this is a real OOM */
         attnc_error(diags, (attnc_span){file, src->len, src->len}, "out of memory while parsing");
     return pc.spec;
 }

@@ -391,7 +391,9 @@ static bool resolve_tensor(sema *s, sym *y)
     }
     if (it->lo) {
         double lo, hi;
-        if (!const_real(s, it->lo, "a range bound", &lo) | !const_real(s, it->hi, "a range bound", &hi))
+        bool lo_ok = const_real(s, it->lo, "a range bound", &lo);
+        bool hi_ok = const_real(s, it->hi, "a range bound", &hi);
+        if (!lo_ok || !hi_ok)
             return false;
         if (lo > hi) {
             attnc_error(s->diags, attnc_span_join(it->lo->span, it->hi->span),

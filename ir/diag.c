@@ -165,8 +165,23 @@ static void render_excerpt(attnc_buf *b, const attnc_source *src, attnc_span spa
     attnc_buf_init(&text, b->arena);
     attnc_buf_init(&marks, b->arena);
     const unsigned char *t = (const unsigned char *)src->text;
+    /* A span far into a long line: show a window that begins shortly before it. */
+    uint32_t from = ls, skipped = 0;
+    for (uint32_t i = ls, chars = 0; i < start; chars++) {
+        size_t n = utf8_len(t + i, le - i);
+        i += n ? (uint32_t)n : 1;
+        if (chars >= MAX_SHOWN_LINE - 40) {
+            size_t m = utf8_len(t + from, le - from);
+            from += m ? (uint32_t)m : 1;
+            skipped = 1;
+        }
+    }
+    if (skipped) {
+        attnc_buf_puts(&text, "... ");
+        attnc_buf_puts(&marks, "    ");
+    }
     uint32_t shown = 0;
-    for (uint32_t i = ls; i < le && shown < MAX_SHOWN_LINE; shown++) {
+    for (uint32_t i = from; i < le && shown < MAX_SHOWN_LINE; shown++) {
         size_t n = utf8_len(t + i, le - i);
         bool printable = n > 1 || (n == 1 && (t[i] >= 0x20 || t[i] == '\t') && t[i] != 0x7f);
         if (printable)
