@@ -28,8 +28,8 @@
  *   - library code never prints or exits: a failure returns NULL/false with an error in the attnc_diags
  *     (which may be NULL when the caller does not want the message);
  *   - drawing is deterministic: the same module, problem and seed give bit-identical data.  Tensor i
- *     draws from its own stream keyed by (seed, i), in memory order; S0, z0, m0 from streams keyed by
- *     (seed, ntensors + 0/1/2), so adding a tensor or h0 does not change the other numbers;
+ *     draws from its own stream keyed by (seed, i), in memory order; S0 and z0 from streams keyed by
+ *     (seed, ntensors + 0/1) (m0 is 0), so adding a tensor or h0 does not change the other numbers;
  *   - all arithmetic is float64; rounding to a dtype happens only to the drawn tensor values.
  */
 #ifndef ATTNC_REF_H
@@ -49,7 +49,9 @@ typedef struct ref_problem {
     uint64_t seed;
     const uint32_t *seqlens; /* nseq lengths, each >= 1 */
     uint32_t nseq;           /* >= 1 */
-    bool use_h0;             /* draw S0 (and z0, m0) for every sequence; needs a linear part */
+    bool use_h0;             /* draw S0 (and z0, m0) for every sequence; needs a linear part.  The
+                                reference does not read m->state_in / state_out: a harness passes
+                                use_h0 = m->state_in and compares the final state only if state_out */
 } ref_problem;
 
 /* One role vector, evaluated for every token and head (or for every head only). */
@@ -108,15 +110,16 @@ double ref_round_dtype(double x, ir_dtype dt);
  * [total, heads, len], parameters [heads, len]; a tensor with a declared range draws uniform in [lo, hi],
  * others standard normal; every number is then rounded to the tensor's dtype.  With p->use_h0:
  * S0 normal * 0.5; z0 uniform(0,1) for DENOM, normal for MAXFLOOR; m0 = 0.
- * `m` must have passed ir_verify.  Returns NULL (with an error in `diags`) when the reference does not
- * support the module or the problem is malformed. */
+ * Sequences of different lengths need m->document.  `m` must have passed ir_verify.  Returns NULL (with
+ * an error in `diags`) when the reference does not support the module or the problem is malformed. */
 ref_data *ref_draw(const ir_module *m, const ref_problem *p, attnc_arena *a, attnc_diags *diags);
 
 /* ref_eval.c */
 
 /* (Re)evaluates data->roles from data->tensor by walking the value DAG for every (token, head) in
- * float64.  Elementwise ops broadcast a scalar over a vector, a per-head value over tokens and a constant
- * over everything.  False (with an error) if a role does not have the shape its part needs. */
+ * float64, into fresh arrays from `a`.  Elementwise ops broadcast a scalar over a vector, a per-head
+ * value over tokens and a constant over everything.  False (with an error) if a role does not have the
+ * shape its part needs. */
 bool ref_eval_roles(const ir_module *m, ref_data *d, attnc_arena *a, attnc_diags *diags);
 
 /* ref_result.c */

@@ -119,7 +119,8 @@ static bool check_linear(const ir_module *m, const ir_shape *sh, ref_dims *dims,
     }
 
     if (l->igate != IR_NONE) {
-        if (!check_role(m, l->igate, "input gate", Hs, at, d) || !check_scalar(m, l->igate, "input gate", at, d))
+        if (!check_role(m, l->igate, "input gate", Hs, at, d) ||
+            !check_scalar(m, l->igate, "input gate", at, d))
             return false;
         if (l->norm != IR_NORM_MAXFLOOR)
             return ref_fail(d, at, "an input gate needs the max-floor normaliser");
@@ -160,9 +161,6 @@ static bool check_softmax(const ir_module *m, const ir_shape *sh, ref_dims *dims
         !check_role(m, x->key, "softmax key", Hout, at, d) ||
         !check_role(m, x->value, "softmax value", Hout, at, d))
         return false;
-    if (dims->linear && ref_value_heads(m, x->query) != Hout)
-        return ref_fail(d, at, "softmax query heads %u differ from the output heads %u",
-                        ref_value_heads(m, x->query), Hout);
     if (m->mask == IR_MASK_NONE && x->window != 0)
         return ref_fail(d, at, "a window with mask none");
     dims->softmax = true;

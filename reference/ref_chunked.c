@@ -287,12 +287,18 @@ static void sequence_bidirectional(const ir_module *m, const ref_data *d, chunk_
         uint32_t L = eos - c0 < w->C ? eos - c0 : w->C;
         values_additive(d, w, s, c0, L);
         for (uint32_t dd = 0; dd < w->K; dd++) {
-            double *Sd = w->S + (size_t)dd * Vw;
+            /* The chunk's own state K^T U (row dd) from zero, then added: summed in another order than
+             * the recurrent token-by-token accumulation, so the two evaluations check each other. */
+            double *local = w->o;
+            memset(local, 0, Vw * sizeof *local);
             for (uint32_t j = 0; j < L; j++) {
                 double kj = ref_role_at(k, c0 + j, kh)[dd];
                 for (uint32_t c = 0; c < Vw; c++)
-                    Sd[c] += kj * w->Uh[(size_t)j * Vw + c];
+                    local[c] += kj * w->Uh[(size_t)j * Vw + c];
             }
+            double *Sd = w->S + (size_t)dd * Vw;
+            for (uint32_t c = 0; c < Vw; c++)
+                Sd[c] += local[c];
         }
     }
     const ref_dims *dm = &d->dims;

@@ -35,7 +35,8 @@ static void put_role(FILE *f, const char *name, const ref_role *r, uint32_t tota
 {
     if (!r->data)
         return;
-    fprintf(f, "%s\n  \"%s\": {\"heads\": %u, \"len\": %u, \"per_head\": %s, \"data\": ", *first ? "" : ",", name,
+    fprintf(f, "%s\n  \"%s\": {\"heads\": %u, \"len\": %u, \"per_head\": %s, \"data\": ", *first ? "" : ",",
+            name,
             r->heads, r->len, r->per_head ? "true" : "false");
     put_array(f, r->data, (size_t)(r->per_head ? 1 : total) * r->heads * r->len);
     fputc('}', f);
@@ -49,7 +50,8 @@ bool ref_dump_json(const ir_module *m, const ref_data *d, const ref_result *res,
     const ref_dims *dm = &d->dims;
     const ir_linear *l = &m->linear;
     fprintf(f, "{\n \"name\": \"%s\",\n", m->name ? m->name : "");
-    fprintf(f, " \"linear\": %s, \"softmax\": %s,\n", dm->linear ? "true" : "false", dm->softmax ? "true" : "false");
+    fprintf(f, " \"linear\": %s, \"softmax\": %s,\n", dm->linear ? "true" : "false",
+            dm->softmax ? "true" : "false");
     fprintf(f, " \"decay\": \"%s\", \"update\": \"%s\", \"norm\": \"%s\", \"eps\": %.17g,\n",
             (unsigned)l->decay < 4 ? decay[l->decay] : "?", l->update == IR_UPDATE_DELTA ? "delta" : "add",
             (unsigned)l->norm < 5 ? norm[l->norm] : "?", l->eps);

@@ -161,7 +161,8 @@ static bool eval_at(const ir_module *m, const ref_data *d, const eval_plan *p, u
                 const ir_tensor *tn = &m->tensors[v->aux];
                 size_t heads = tn->axis != IR_NO_AXIS && tn->axis < m->naxes ? m->axes[tn->axis].count : 1;
                 if (hv >= heads)
-                    return ref_fail(diags, v->span, "value %u reads head %u of a tensor of %zu", i, hv, heads);
+                    return ref_fail(diags, v->span, "value %u reads head %u of a tensor of %zu", i, hv,
+                                    heads);
                 size_t row = tn->per_token ? (size_t)t * heads + hv : hv;
                 memcpy(out, d->tensor[v->aux] + row * len, len * sizeof *out);
             }
@@ -216,7 +217,7 @@ static bool eval_role(const ir_module *m, ref_data *d, ir_ref root, bool per_hea
     role->data = ref_doubles(a, (size_t)ntok * role->heads * role->len);
     if (!role->data)
         return ref_fail(diags, rv->span, "out of memory");
-    eval_plan p;
+    eval_plan p = {0};
     if (!plan_role(m, root, role->heads, &p, a, diags))
         return false;
     const double *res = p.scratch + p.slot[root];
@@ -236,7 +237,8 @@ bool ref_eval_roles(const ir_module *m, ref_data *d, attnc_arena *a, attnc_diags
     const ir_softmax *x = &m->softmax;
     *r = (ref_roles){0};
     if (l->present) {
-        if (!eval_role(m, d, l->query, false, &r->q, a, diags) || !eval_role(m, d, l->key, false, &r->k, a, diags) ||
+        if (!eval_role(m, d, l->query, false, &r->q, a, diags) ||
+            !eval_role(m, d, l->key, false, &r->k, a, diags) ||
             !eval_role(m, d, l->value, false, &r->v, a, diags) ||
             !eval_role(m, d, l->gate, l->decay == IR_DECAY_CONST, &r->gate, a, diags) ||
             !eval_role(m, d, l->beta, false, &r->beta, a, diags) ||
@@ -244,7 +246,8 @@ bool ref_eval_roles(const ir_module *m, ref_data *d, attnc_arena *a, attnc_diags
             return false;
     }
     if (x->present) {
-        if (!eval_role(m, d, x->query, false, &r->sq, a, diags) || !eval_role(m, d, x->key, false, &r->sk, a, diags) ||
+        if (!eval_role(m, d, x->query, false, &r->sq, a, diags) ||
+            !eval_role(m, d, x->key, false, &r->sk, a, diags) ||
             !eval_role(m, d, x->value, false, &r->sv, a, diags))
             return false;
     }

@@ -1,0 +1,156 @@
+/* api/ref.c: attnc_ref_check, the public face of the float64 reference (reference/ref.h).
+ *
+ * Draws the inputs once, runs the recurrent evaluation once and the chunkwise one per requested chunk
+ * size, and reports the relative disagreement of outputs and final states.  All memory comes from a
+ * scratch arena that lives for this call only; the spec is not modified.
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "api_internal.h"
+#include "ref.h"
+
+#define REF_TOLERANCE 1e-10
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double rms(const double *x, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += x[i] * x[i];
+    return n ? sqrt(s / (double)n) : 0.0;
+}
+
+static uint64_t fnv1a(const double *x, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        for (int b = 0; b < 8; b++)
+            h = (h ^ ((bits >> (8 * b)) & 0xff)) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* A diagnostic left by the reference, as the context's error message. */
+static attnc_status ref_fail(attnc_ctx *ctx, const attnc_diags *d, attnc_status st, const char *what)
+{
+    const char *msg = d->n ? d->list[d->n - 1].message : "failed";
+    return api_fail(ctx, st, "%s: %s", what, msg);
+}
+
+static const uint32_t default_chunks[] = {1, 16, 64, 13};
+
+attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_options *opt, attnc_ref_report *out)
+{
+    if (!spec || !spec->ir || !opt || !out)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_ref_check needs a checked spec, options and a report");
+    memset(out, 0, sizeof *out);
+    const ir_module *m = spec->ir;
+    const uint32_t *chunks = opt->chunks ? opt->chunks : default_chunks;
+    uint32_t nchunks = opt->chunks ? opt->nchunks : (uint32_t)(sizeof default_chunks / sizeof *default_chunks);
+    if (nchunks == 0 || nchunks > ATTNC_REF_MAX_CHUNKS)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "between 1 and %d chunk sizes, not %u", ATTNC_REF_MAX_CHUNKS, nchunks);
+    for (uint32_t i = 0; i < nchunks; i++)
+        if (chunks[i] == 0)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "a chunk size must be at least 1");
+    if (opt->initial_state && !m->state_in)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec takes no initial state (it has no 'state initial')");
+
+    attnc_arena *a = attnc_arena_new();
+    if (!a)
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    attnc_diags d;
+    attnc_diags_init(&d, a);
+    attnc_status st = ATTNC_OK;
+
+    uint32_t nseq = opt->seqlens ? opt->nseq : opt->batch;
+    uint32_t *lens = attnc_arena_alloc(a, (nseq ? nseq : 1) * sizeof *lens);
+    if (!lens) {
+        attnc_arena_free(a);
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < nseq; i++) {
+        lens[i] = opt->seqlens ? opt->seqlens[i] : opt->tokens;
+        total += lens[i];
+    }
+    if (nseq == 0 || total == 0 || total > (1u << 24)) {
+        attnc_arena_free(a);
+        return api_fail(ctx, ATTNC_ERR_USAGE, "between 1 and 16777216 tokens in at least one sequence");
+    }
+    ref_problem p = {.seed = opt->seed, .seqlens = lens, .nseq = nseq, .use_h0 = opt->initial_state != 0};
+    ref_data *data = ref_draw(m, &p, a, &d);
+    if (!data) {
+        st = ref_fail(ctx, &d, attnc_arena_failed(a) ? ATTNC_ERR_NOMEM : ATTNC_ERR_USAGE, "cannot draw inputs");
+        goto done;
+    }
+    ref_result *want = ref_result_new(data, a);
+    double t0 = seconds_now();
+    if (!want || !ref_forward_recurrent(m, data, want, a, &d)) {
+        st = ref_fail(ctx, &d, ATTNC_ERR_NOMEM, "recurrent evaluation");
+        goto done;
+    }
+    out->seconds_recurrent = seconds_now() - t0;
+    const ref_dims *dims = &data->dims;
+    out->total_tokens = dims->total;
+    out->nseq = dims->nseq;
+    out->key_dim = dims->linear ? dims->K : dims->sK;
+    out->value_dim = dims->V;
+    out->heads_out = dims->Hout;
+    out->heads_state = dims->Hs;
+    size_t nout = (size_t)dims->total * dims->Hout * dims->V;
+    out->out_rms = rms(want->out, nout);
+    if (want->hT)
+        out->state_rms = rms(want->hT, (size_t)dims->nseq * dims->Hs * dims->K * dims->V);
+    out->out_hash = fnv1a(want->out, nout);
+
+    ref_result *got = ref_result_new(data, a);
+    t0 = seconds_now();
+    for (uint32_t i = 0; i < nchunks && got; i++) {
+        if (!ref_forward_chunked(m, data, chunks[i], got, a, &d)) {
+            st = ref_fail(ctx, &d, ATTNC_ERR_NOMEM, "chunkwise evaluation");
+            goto done;
+        }
+        ref_error e;
+        if (!ref_compare(got, want, &e)) {
+            st = api_fail(ctx, ATTNC_ERR_NUMERIC, "chunkwise and recurrent results differ in size");
+            goto done;
+        }
+        out->chunk[i] = chunks[i];
+        out->out_rel_err[i] = e.out_rel;
+        out->state_rel_err[i] = m->state_out ? e.state_rel : 0.0;
+        double worst = out->out_rel_err[i] > out->state_rel_err[i] ? out->out_rel_err[i] : out->state_rel_err[i];
+        if (!(worst <= out->max_rel_err)) /* also takes NaN */
+            out->max_rel_err = worst;
+        out->nchunks = i + 1;
+    }
+    if (!got) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    out->seconds_chunked = seconds_now() - t0;
+    if (!isfinite(out->out_rms) || !(out->max_rel_err <= REF_TOLERANCE))
+        st = api_fail(ctx, ATTNC_ERR_NUMERIC, "chunkwise and recurrent disagree: max relative error %.3e", out->max_rel_err);
+    if (opt->dump_json) {
+        FILE *f = fopen(opt->dump_json, "w");
+        bool ok = f && ref_dump_json(m, data, want, f);
+        if (f && fclose(f) != 0)
+            ok = false;
+        if (!ok && st == ATTNC_OK)
+            st = api_fail(ctx, ATTNC_ERR_IO, "cannot write '%s'", opt->dump_json);
+    }
+done:
+    attnc_arena_free(a);
+    return st;
+}
