@@ -109,7 +109,7 @@ static attnc_status spec_build(attnc_ctx *ctx, const char *name, const char *tex
     *out = s;
     if (len > ATTNC_MAX_SOURCE) {
         attnc_diags_add_file(&s->diags, name, "", 0);
-        attnc_error(&s->diags, (attnc_span){0, 0, 0}, "%s: the input is %zu bytes; the limit is %zu", name, len,
+        attnc_error(&s->diags, (attnc_span){0, 0, 0}, "%s: the input is larger than the limit of %zu bytes", name,
                     (size_t)ATTNC_MAX_SOURCE);
         return api_fail(ctx, ATTNC_ERR_INPUT, "the input is too large");
     }
@@ -155,25 +155,24 @@ attnc_status api_read_file(attnc_ctx *ctx, const char *path, char **text, size_t
     FILE *f = fopen(path, "rb");
     if (!f)
         return api_fail(ctx, ATTNC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    /* At most ATTNC_MAX_SOURCE + 1 bytes are read: one byte past the limit says the file is too large
+     * (the caller reports it) without reading the rest. */
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
-        if (n < cap)
+        if (n < cap || cap > ATTNC_MAX_SOURCE)
             break;
-        if (cap > ATTNC_MAX_SOURCE) { /* stop reading: the caller reports the size */
-            n = cap;
-            break;
-        }
-        char *nb = realloc(buf, cap * 2);
+        size_t ncap = cap * 2 > ATTNC_MAX_SOURCE ? ATTNC_MAX_SOURCE + 1 : cap * 2;
+        char *nb = realloc(buf, ncap);
         if (!nb) {
             free(buf);
             buf = NULL;
             break;
         }
         buf = nb;
-        cap *= 2;
+        cap = ncap;
     }
     bool err = ferror(f);
     fclose(f);
@@ -198,7 +197,10 @@ attnc_status attnc_spec_from_file(attnc_ctx *ctx, const char *path, attnc_spec *
     attnc_status st = api_read_file(ctx, path, &text, &len);
     if (st != ATTNC_OK)
         return st;
-    bool is_ir = len >= 8 && memcmp(text, "attnc-ir", 8) == 0;
+    size_t lead = 0; /* the IR reader, like this test, allows blank lines before its header */
+    while (lead < len && (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\r' || text[lead] == '\n'))
+        lead++;
+    bool is_ir = len - lead >= 8 && memcmp(text + lead, "attnc-ir", 8) == 0;
     st = spec_build(ctx, path, text, len, is_ir ? FROM_IR : FROM_SPEC, spec);
     free(text);
     return st;

@@ -36,7 +36,6 @@ typedef struct ast_expr {
     attnc_span span;
     uint32_t depth;        /* 1 + the depth of the deepest operand */
     double num;            /* AST_NUM */
-    bool is_int;           /* AST_NUM written without '.' or exponent */
     ast_name name;         /* AST_NAME, AST_CALL */
     char op;               /* AST_BIN */
     struct ast_expr *lhs, *rhs;

@@ -18,6 +18,8 @@ struct parse_ctx {
     attnc_span open[PARSE_MAX_OPEN]; /* spans of the '{' not yet closed (innermost last) */
     uint32_t nopen;         /* may exceed PARSE_MAX_OPEN; only the first ones are kept */
     bool bad_run;           /* the previous token was an invalid character (reported once per run) */
+    uint32_t last_end;      /* end of the last token scanned (the parser's lookahead) */
+    uint32_t prev_end;      /* end of the token before it (where a missing ';' is reported) */
     ast_spec *spec;
 };
 

@@ -58,7 +58,7 @@ int attnc_yylex(ATTNC_YYSTYPE *lval, ATTNC_YYLTYPE *lloc, void *scanner);
 
 static void attnc_yyerror(const ATTNC_YYLTYPE *loc, parse_ctx *pc, void *scanner, const char *msg);
 static ast_name mkname(parse_ctx *pc, attnc_span at);
-static ast_expr *mknum(parse_ctx *pc, attnc_span at, bool is_int);
+static ast_expr *mknum(parse_ctx *pc, attnc_span at);
 static ast_expr *mkexpr(parse_ctx *pc, ast_expr_kind kind, attnc_span at);
 static ast_expr *mkbin(parse_ctx *pc, char op, ast_expr *l, ast_expr *r, attnc_span at);
 static ast_item *mkitem(parse_ctx *pc, ast_item_kind kind, attnc_span at);
@@ -238,8 +238,8 @@ primary:
   ;
 
 number:
-    INTEGER         { ALLOC_CHECK($$ = mknum(pc, @1, true)); }
-  | REAL            { ALLOC_CHECK($$ = mknum(pc, @1, false)); }
+    INTEGER         { ALLOC_CHECK($$ = mknum(pc, @1)); }
+  | REAL            { ALLOC_CHECK($$ = mknum(pc, @1)); }
   ;
 
 %%
@@ -271,7 +271,7 @@ static ast_expr *mkexpr(parse_ctx *pc, ast_expr_kind kind, attnc_span at)
     return e;
 }
 
-static ast_expr *mknum(parse_ctx *pc, attnc_span at, bool is_int)
+static ast_expr *mknum(parse_ctx *pc, attnc_span at)
 {
     ast_expr *e = mkexpr(pc, AST_NUM, at);
     if (!e)
@@ -289,7 +289,6 @@ static ast_expr *mknum(parse_ctx *pc, attnc_span at, bool is_int)
     errno = 0;
     char *end;
     e->num = strtod(buf, &end);
-    e->is_int = is_int;
     if (errno == ERANGE && !isfinite(e->num)) {
         attnc_error(pc->diags, at, "number '%s' is out of range", buf);
         e->num = 0;
@@ -370,6 +369,21 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, parse_ctx *pc, void *s
     const ATTNC_YYLTYPE *loc = yypcontext_location(ctx);
     char msg[400];
     int len;
+    /* A ';' that could end the previous line and a token on a later line: the ';' is missing, so say
+     * that where it belongs rather than at the next line's first token. */
+    yysymbol_kind_t all[YYNTOKENS];
+    int nall = yypcontext_expected_tokens(ctx, all, YYNTOKENS);
+    bool semi = false;
+    for (int i = 0; i < nall; i++)
+        semi = semi || strcmp(yysymbol_name(all[i]), "';'") == 0;
+    if (semi && got != YYSYMBOL_YYEOF && pc->prev_end < loc->start &&
+        memchr(pc->src->text + pc->prev_end, '\n', loc->start - pc->prev_end)) {
+        int tl;
+        const char *t = tok_text(pc, *loc, &tl);
+        attnc_error(pc->diags, (attnc_span){loc->file, pc->prev_end, pc->prev_end}, "expected ';' before '%.*s'",
+                    tl > 30 ? 30 : tl, t);
+        return 0;
+    }
     if (got == YYSYMBOL_YYEOF)
         len = snprintf(msg, sizeof msg, "unexpected end of file");
     else {

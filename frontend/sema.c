@@ -369,8 +369,8 @@ static bool resolve_tensor(sema *s, sym *y)
     }
     const ast_expr *first = it->shape;
     if (it->nshape > 2) {
-        attnc_error(s->diags, it->span, "a tensor's shape is [HEADS] or [HEADS, CHANNELS] per %s, not %u extents",
-                    t.per_token ? "token" : "tensor", it->nshape);
+        attnc_error(s->diags, it->span, "%s shape is [HEADS] or [HEADS, CHANNELS], not %u extents",
+                    t.per_token ? "an input's (per token)" : "a parameter's", it->nshape);
         return false;
     }
     sym *ax = first->kind == AST_NAME ? lookup(s, first->name.text, first->name.len) : NULL;
@@ -482,14 +482,21 @@ typedef struct role_slot {
     int role; /* ir_role whose binding span to record, or -1 */
 } role_slot;
 
-/* The word at setting argument `arg`: a bare name among `choices`; reports otherwise. */
-static int setting_word(sema *s, const ast_item *setting, const ast_expr *arg, const char *const *choices, int n)
+/* The word at setting argument `arg`: a bare name among `choices` (or, if `call_ok`, a call of one,
+ * whose arguments the caller reads); reports otherwise. */
+static int setting_word(sema *s, const ast_item *setting, const ast_expr *arg, const char *const *choices, int n,
+                        bool call_ok)
 {
     const char *text = arg->kind == AST_NAME || arg->kind == AST_CALL ? arg->name.text : NULL;
     uint32_t len = text ? arg->name.len : 0;
     for (int i = 0; text && i < n; i++)
-        if (strlen(choices[i]) == len && memcmp(choices[i], text, len) == 0)
+        if (strlen(choices[i]) == len && memcmp(choices[i], text, len) == 0) {
+            if (arg->kind == AST_CALL && !call_ok) {
+                attnc_error(s->diags, arg->span, "'%s' takes no arguments here", choices[i]);
+                return -1;
+            }
             return i;
+        }
     char list[256] = "";
     size_t at = 0;
     for (int i = 0; i < n && at < sizeof list; i++)
@@ -565,7 +572,7 @@ static void linear_setting(sema *s, const ast_item *it, ir_linear *l, const ast_
         static const char *const words[] = {"additive", "delta"};
         if (!setting_nargs(s, it, 1, 1))
             return;
-        int w = setting_word(s, it, it->args, words, 2);
+        int w = setting_word(s, it, it->args, words, 2, false);
         if (w >= 0)
             l->update = w == 1 ? IR_UPDATE_DELTA : IR_UPDATE_ADD;
         return;
@@ -580,7 +587,7 @@ static void linear_setting(sema *s, const ast_item *it, ir_linear *l, const ast_
         if (!setting_nargs(s, it, 1, 1))
             return;
         const ast_expr *a = it->args;
-        int w = setting_word(s, it, a, norm_words, 5);
+        int w = setting_word(s, it, a, norm_words, 5, true);
         if (w < 0)
             return;
         l->norm = (ir_norm)w;
@@ -607,6 +614,14 @@ static void linear_setting(sema *s, const ast_item *it, ir_linear *l, const ast_
     unknown_item(s, it, "a linear block", known, sizeof known / sizeof *known);
 }
 
+static void misplaced_in_block(sema *s, const ast_item *it)
+{
+    if (it->kind == AST_BLOCK)
+        attnc_error(s->diags, it->name.span, "a '" NAME_FMT "' block cannot be inside another block", NAME_ARG(it->name));
+    else
+        attnc_error(s->diags, it->span, "declarations belong at the top level of the spec, not in a block");
+}
+
 static void compile_linear(sema *s, const ast_item *block)
 {
     ir_linear *l = &s->m->linear;
@@ -625,7 +640,7 @@ static void compile_linear(sema *s, const ast_item *block)
         else if (it->kind == AST_SETTING)
             linear_setting(s, it, l, &seen_update, &seen_norm);
         else
-            attnc_error(s->diags, it->span, "declarations belong at the top level of the spec, not in a block");
+            misplaced_in_block(s, it);
     }
     for (int i = 0; i < 3; i++)
         if (!slots[i].seen)
@@ -641,9 +656,12 @@ static void compile_linear(sema *s, const ast_item *block)
         l->decay = t->len == 1 ? IR_DECAY_SCALAR : IR_DECAY_VECTOR;
     }
     if (slots[4].seen && decay != IR_NONE) {
-        /* A constant decay lambda in (0, 1] is kept as its logarithm, like every gate. */
+        /* A constant decay lambda in (0, 1] is kept as its logarithm, like every gate.  The log is
+         * never folded (not even of a number): the verifier checks lambda, the log's operand. */
         l->decay = IR_DECAY_CONST;
-        l->gate = mkval(s, IR_OP_LOG, decay, IR_NONE, 0, 0, s->m->values[decay].span);
+        ir_value lg = {.op = IR_OP_LOG, .type = s->m->values[decay].type, .arg = {decay, IR_NONE},
+                       .span = s->m->values[decay].span};
+        l->gate = ir_add_value(s->m, lg);
     }
 }
 
@@ -673,7 +691,7 @@ static void compile_softmax(sema *s, const ast_item *block)
         } else if (it->kind == AST_SETTING) {
             unknown_item(s, it, "a softmax block", known, 4);
         } else {
-            attnc_error(s->diags, it->span, "declarations belong at the top level of the spec, not in a block");
+            misplaced_in_block(s, it);
         }
     }
     for (int i = 0; i < 3; i++)
@@ -703,12 +721,12 @@ static void top_setting(sema *s, const ast_item *it, top_settings *seen)
         if (!once(s, it, &seen->mask) || !setting_nargs(s, it, 1, 2))
             return;
         static const char *const kinds[] = {"causal", "none"};
-        int w = setting_word(s, it, it->args, kinds, 2);
+        int w = setting_word(s, it, it->args, kinds, 2, false);
         if (w >= 0)
             m->mask = w == 0 ? IR_MASK_CAUSAL : IR_MASK_NONE;
         if (it->nargs == 2) {
             static const char *const extra[] = {"document"};
-            if (setting_word(s, it, it->args->next, extra, 1) == 0)
+            if (setting_word(s, it, it->args->next, extra, 1, false) == 0)
                 m->document = true;
         }
     } else if (name_is(&it->name, "state")) {
@@ -716,11 +734,12 @@ static void top_setting(sema *s, const ast_item *it, top_settings *seen)
             return;
         static const char *const words[] = {"initial", "final"};
         for (const ast_expr *a = it->args; a; a = a->next) {
-            int w = setting_word(s, it, a, words, 2);
-            if (w == 0)
-                m->state_in = true;
-            else if (w == 1)
-                m->state_out = true;
+            int w = setting_word(s, it, a, words, 2, false);
+            bool *flag = w == 0 ? &m->state_in : w == 1 ? &m->state_out : NULL;
+            if (flag && *flag)
+                attnc_error(s->diags, a->span, "'%s' is listed twice", words[w]);
+            if (flag)
+                *flag = true;
         }
     } else if (name_is(&it->name, "chunk")) {
         if (!once(s, it, &seen->chunk) || !setting_nargs(s, it, 1, 1))
@@ -730,13 +749,14 @@ static void top_setting(sema *s, const ast_item *it, top_settings *seen)
             return;
         }
         int64_t c;
+        m->chunk_span = it->args->span;
         if (const_int(s, it->args, 1, 1 << 20, "a chunk size", &c))
             m->chunk = (uint32_t)c;
     } else if (name_is(&it->name, "output")) {
         if (!once(s, it, &seen->output) || !setting_nargs(s, it, 1, 1))
             return;
         static const char *const dts[] = {"bf16", "fp16", "fp32"};
-        int w = setting_word(s, it, it->args, dts, 3);
+        int w = setting_word(s, it, it->args, dts, 3, false);
         if (w >= 0)
             m->out_dtype = (ir_dtype)w;
     } else {
@@ -745,16 +765,28 @@ static void top_setting(sema *s, const ast_item *it, top_settings *seen)
     }
 }
 
+/* The output's dtype when the spec does not say: that of the first declared input the value role
+ * reads (so `x * delta` and `delta * x` agree), bf16 if it reads none. */
 static ir_dtype default_out_dtype(const ir_module *m)
 {
     ir_ref r = m->linear.present ? m->linear.value : m->softmax.value;
-    while (r) { /* the dtype of the first input reached from the value */
-        const ir_value *v = &m->values[r];
-        if (v->op == IR_OP_INPUT)
-            return m->tensors[v->aux].dtype;
-        r = v->arg[0] && m->values[v->arg[0]].type.vary == IR_VARY_TOKEN ? v->arg[0] : v->arg[1];
+    if (!r)
+        return IR_DT_BF16;
+    bool *reach = attnc_arena_alloc(m->arena, m->nvalues * sizeof *reach);
+    if (!reach)
+        return IR_DT_BF16;
+    reach[r] = true;
+    uint32_t first = UINT32_MAX;
+    for (uint32_t i = r + 1; i-- > 1;) {
+        const ir_value *v = &m->values[i];
+        if (!reach[i])
+            continue;
+        if (v->op == IR_OP_INPUT && v->aux < first)
+            first = v->aux;
+        for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
+            reach[v->arg[k]] = true;
     }
-    return IR_DT_BF16;
+    return first == UINT32_MAX ? IR_DT_BF16 : m->tensors[first].dtype;
 }
 
 /* ---- driver ------------------------------------------------------------------------------- */
@@ -793,7 +825,8 @@ ir_module *sema_check(attnc_arena *arena, attnc_diags *diags, const ast_spec *sp
         }
         }
     }
-    /* Dims, head axes and tensors in declaration order, so that the IR lists them as written. */
+    /* Dims, head axes and tensors in declaration order (a dim used by an earlier declaration is
+     * resolved, and so listed, at its first use). */
     for (uint32_t i = 0; i < s.nsyms; i++)
         if (s.syms[i].kind != SYM_LET)
             resolve_sym(&s, &s.syms[i], s.syms[i].name->span);
@@ -814,8 +847,6 @@ ir_module *sema_check(attnc_arena *arena, attnc_diags *diags, const ast_spec *sp
     if (!seen.output)
         m->out_dtype = default_out_dtype(m);
 
-    if (seen.chunk)
-        m->chunk_span = seen.chunk->args->span;
     /* The rules of the variant as a whole (docs/language.md, "Checks") live in the verifier, so that
      * they hold for IR read from text too; its diagnostics point into the spec through value spans. */
     if (diags->errors == errors_before) {

@@ -246,5 +246,8 @@ char *attnc_diags_render_machine(const attnc_diags *d, attnc_arena *a)
         attnc_buf_printf(&b, "%s|%s|%u|%u|%s\n", sev_name(e->severity), src ? src->name : "", line, col,
                          e->message);
     }
+    if (d->truncated)
+        attnc_buf_printf(&b, "note||0|0|%u more errors not shown (the limit is %d)\n", d->errors - ATTNC_MAX_ERRORS,
+                         ATTNC_MAX_ERRORS);
     return attnc_buf_str(&b);
 }

@@ -187,7 +187,7 @@ bool ir_infer_type(const ir_module *m, ir_op op, const ir_type *a, const ir_type
         t = *a;
         if (op == IR_OP_TAYLOR2) {
             uint32_t n = ir_taylor2_len(a->len);
-            if (a->len > 362) { /* the expanded length would not fit 16 bits */
+            if (a->len > 360) { /* 1 + d + d(d+1)/2 fits 16 bits up to d = 360 */
                 *why = "taylor2 of a vector this long is too large";
                 return false;
             }

@@ -227,6 +227,24 @@ static int find_axis(reader *r, const char *n)
     return -1;
 }
 
+/* A second declaration of a dim, axis or tensor name is an error (the names share one space). */
+static bool name_taken(reader *r, const char *n, attnc_span at)
+{
+    const ir_module *m = r->m;
+    bool taken = false;
+    for (uint32_t i = 0; i < m->ndims && !taken; i++)
+        taken = strcmp(m->dims[i].name, n) == 0;
+    for (uint32_t i = 0; i < m->naxes && !taken; i++)
+        taken = strcmp(m->axes[i].name, n) == 0;
+    for (uint32_t i = 0; i < m->ntensors && !taken; i++)
+        taken = strcmp(m->tensors[i].name, n) == 0;
+    if (taken) {
+        attnc_error(r->diags, at, "'%s' is declared twice", n);
+        r->line_bad = true;
+    }
+    return taken;
+}
+
 static bool axis_ref(reader *r, bool allow_none, uint8_t *out)
 {
     tok at = r->t;
@@ -268,12 +286,18 @@ static void read_dim_or_heads(reader *r, bool heads)
     tok at = r->t;
     const char *n = name(r);
     uint32_t v;
-    if (!n || !expect_punct(r, '=') || !integer(r, 1, heads ? 4096 : 65536, &v) || !end_line(r))
+    if (!n || name_taken(r, n, span_of(r, &at)) || !expect_punct(r, '=') ||
+        !integer(r, 1, heads ? 4096 : 65536, &v) || !end_line(r))
         return;
     ir_module *m = r->m;
     if (heads) {
-        if (too_many(r, m->naxes) || m->naxes >= 250)
+        if (too_many(r, m->naxes))
             return;
+        if (m->naxes >= 250) {
+            attnc_error(r->diags, span_of(r, &at), "too many head axes (at most 250)");
+            r->line_bad = true;
+            return;
+        }
         ir_axis *a = grow(r, m->axes, m->naxes, sizeof *a);
         if (!a)
             return;
@@ -295,7 +319,7 @@ static void read_tensor(reader *r, bool per_token)
     tok at = r->t;
     ir_tensor t = {.per_token = per_token, .len = 1};
     t.name = name(r);
-    if (!t.name || !expect_punct(r, ':'))
+    if (!t.name || name_taken(r, t.name, span_of(r, &at)) || !expect_punct(r, ':'))
         return;
     tok dt = r->t;
     if (dt.kind != T_WORD || !ir_dtype_by_name(r->text + dt.start, dt.end - dt.start, &t.dtype)) {
@@ -547,6 +571,7 @@ static void read_line(reader *r)
         }
         end_line(r);
     } else if (accept_word(r, "chunk")) {
+        m->chunk_span = span_of(r, &r->t);
         if (accept_word(r, "auto"))
             m->chunk = 0;
         else if (!integer(r, 1, 1 << 20, &m->chunk))
@@ -596,6 +621,8 @@ ir_module *ir_parse(attnc_arena *arena, attnc_diags *diags, uint32_t file)
         if (diags->errors >= ATTNC_MAX_ERRORS)
             break;
     }
+    if (diags->errors == errors && !*r.m->name)
+        attnc_error(diags, (attnc_span){file, src->len, src->len}, "the IR has no 'variant NAME' line");
     if (diags->errors != errors || attnc_arena_failed(arena))
         return NULL;
     return r.m;

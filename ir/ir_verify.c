@@ -84,8 +84,12 @@ static bool check_structure(vctx *s)
                 attnc_error(s->d, l->span, "the linear part has no valid %s", names[k]);
         if ((l->decay == IR_DECAY_NONE) != (l->gate == IR_NONE) || (l->gate && !valid_ref(m, l->gate)))
             attnc_error(s->d, l->span, "the linear part's gate does not match its decay kind");
-        if ((l->update == IR_UPDATE_DELTA) != (l->beta != IR_NONE) || (l->beta && !valid_ref(m, l->beta)))
-            attnc_error(s->d, l->span, "the linear part's beta does not match its update rule");
+        else if (l->decay == IR_DECAY_CONST && m->values[l->gate].op != IR_OP_LOG)
+            attnc_error(s->d, l->span, "a constant decay's gate must be a 'log' of the decay");
+        /* beta without the delta rule, or the delta rule without beta, is a rule of the variant
+         * (check_linear says which); here only a dangling reference. */
+        if (l->beta && !valid_ref(m, l->beta))
+            attnc_error(s->d, l->span, "the linear part's beta is not a valid value");
         if (l->igate && !valid_ref(m, l->igate))
             attnc_error(s->d, l->span, "the linear part's input gate is not a valid value");
         if (l->norm > IR_NORM_LAYER || !(l->eps >= 0 && l->eps <= 1))
@@ -217,15 +221,15 @@ static void check_linear(vctx *s, const ir_interval *rg)
     uint32_t K = q ? m->values[l->query].type.len : 0;
 
     if (l->decay == IR_DECAY_CONST && l->gate) {
-        ir_ref lam = m->values[l->gate].arg[0];
+        ir_ref lam = m->values[l->gate].arg[0]; /* the gate is log(lambda) (check_structure) */
+        attnc_span at = role_span(s, l->gate);  /* the 'decay = ...' binding */
         if (m->values[lam].type.vary == IR_VARY_TOKEN) {
-            attnc_error(s->d, role_span(s, lam),
+            attnc_error(s->d, at,
                         "a decay is constant per head; a decay that varies per token is a 'gate' (in log space)");
         } else if (m->values[lam].type.len != 1) {
-            attnc_error(s->d, role_span(s, lam), "a decay is one number per head, not a vector");
+            attnc_error(s->d, at, "a decay is one number per head, not a vector");
         } else if (!(rg[lam].lo > 0 && rg[lam].hi <= 1)) {
-            attnc_error(s->d, role_span(s, lam), "a decay must lie in (0, 1]; here it lies in [%g, %g]", rg[lam].lo,
-                        rg[lam].hi);
+            attnc_error(s->d, at, "a decay must lie in (0, 1]; here it lies in [%g, %g]", rg[lam].lo, rg[lam].hi);
         }
     } else if (l->gate) {
         const ir_type *t = &m->values[l->gate].type;
@@ -236,6 +240,9 @@ static void check_linear(vctx *s, const ir_interval *rg)
             attnc_error(s->d, role_span(s, l->gate),
                         "the gate must be a scalar per head or a vector of K = %u features, not a vector of %u", K,
                         t->len);
+        } else if ((l->decay == IR_DECAY_SCALAR) != (t->len == 1)) {
+            attnc_error(s->d, role_span(s, l->gate), "a '%s' decay needs a gate of %s, not a vector of %u",
+                        ir_decay_name(l->decay), l->decay == IR_DECAY_SCALAR ? "one number" : "K features", t->len);
         } else if (rg[l->gate].hi > 0) {
             attnc_error(s->d, role_span(s, l->gate),
                         "the gate is a log-space decay and must be <= 0; here it lies in [%g, %g]", rg[l->gate].lo,
@@ -264,14 +271,24 @@ static void check_linear(vctx *s, const ir_interval *rg)
             attnc_error(s->d, role_span(s, l->igate),
                         "an input gate needs 'normalize max_floor': the stabiliser cancels only in the ratio");
     }
+    if (l->norm == IR_NORM_MAXFLOOR && !l->igate) {
+        /* max_floor without an input gate is the mLSTM normaliser with i = 0: it has the same limits. */
+        if (l->update == IR_UPDATE_DELTA)
+            attnc_error(s->d, l->span, "'normalize max_floor' needs 'update additive' (the mLSTM normaliser)");
+        else if (l->decay == IR_DECAY_VECTOR)
+            attnc_error(s->d, role_span(s, l->gate),
+                        "'normalize max_floor' needs a scalar gate: its stabiliser is one number per head");
+    }
     if (l->update == IR_UPDATE_DELTA && l->norm == IR_NORM_DENOM)
-        attnc_error(s->d, l->span, "the delta rule has no running denominator; use rmsnorm or none");
+        attnc_error(s->d, l->span, "the delta rule has no running denominator; use rmsnorm, layernorm or none");
     if (l->update == IR_UPDATE_DELTA && k && !has_l2norm(m, l->key))
         attnc_warning(s->d, role_span(s, l->key),
                       "the delta rule is stable only for unit-norm keys; consider 'key = l2norm(...)'");
-    if (m->mask == IR_MASK_NONE && (l->decay != IR_DECAY_NONE || l->update != IR_UPDATE_ADD || l->igate))
+    if (m->mask == IR_MASK_NONE &&
+        (l->decay != IR_DECAY_NONE || l->update != IR_UPDATE_ADD || l->igate || l->norm == IR_NORM_MAXFLOOR))
         attnc_error(s->d, l->span,
-                    "'mask none' (bidirectional) needs a linear part without gate, decay, delta rule or input gate");
+                    "'mask none' (bidirectional) needs a linear part without gate, decay, delta rule, input gate or "
+                    "max_floor normaliser");
 
     if (q && k && v) {
         ir_ref roles[] = {l->key, l->value, l->decay == IR_DECAY_CONST ? IR_NONE : l->gate, l->beta, l->igate};
