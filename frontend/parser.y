@@ -233,6 +233,8 @@ primary:
         for (ast_expr *a = $$->args; a; a = a->next)
             if (a->depth + 1 > $$->depth)
                 $$->depth = a->depth + 1;
+        if ($$->depth == AST_MAX_DEPTH + 1) /* as in mkbin: sema skips what is deeper */
+            attnc_error(pc->diags, @$, "expression is nested too deeply (more than %d levels)", AST_MAX_DEPTH);
     }
   | '(' expr ')'    { $$ = $2; }
   ;
@@ -345,12 +347,13 @@ static void push_expr(expr_list *l, ast_expr *e)
     l->n++;
 }
 
+/* `at` is the keyword: the first item's span starts there (`dim K = 1`), the others' at their name. */
 static void set_decl_kind(item_list *l, ast_item_kind kind, attnc_span at)
 {
-    for (ast_item *it = l->head; it; it = it->next) {
+    for (ast_item *it = l->head; it; it = it->next)
         it->kind = kind;
-        (void)at;
-    }
+    if (l->head)
+        l->head->span = attnc_span_join(at, l->head->span);
 }
 
 static void note_open_brace(parse_ctx *pc)

@@ -22,6 +22,7 @@
 #define MAX_DIM 65536     /* largest dim value (vector lengths are 16-bit) */
 #define MAX_HEADS 4096    /* largest head count */
 #define MAX_AXES 250      /* head axes per spec (ir_type.axis is 8-bit, 0xff = none) */
+#define SEMA_MAX_NEST 2000 /* expression levels through names (a chain of lets): bounds the recursion */
 
 typedef enum sym_kind { SYM_DIM, SYM_AXIS, SYM_TENSOR, SYM_LET } sym_kind;
 typedef enum sym_state { SYM_NEW, SYM_BUSY, SYM_DONE, SYM_FAILED } sym_state;
@@ -46,6 +47,8 @@ typedef struct sema {
     uint32_t *table; /* open addressing: sym index + 1, 0 = empty */
     uint32_t tablecap;
     const ast_item *linear_block, *softmax_block;
+    uint32_t nest;        /* compile_expr calls in progress, through lets and dims */
+    bool nest_reported;   /* the SEMA_MAX_NEST error was given */
 } sema;
 
 static const char *const builtin_names[] = {"head"};
@@ -99,9 +102,13 @@ static unsigned edit_distance(const char *a, size_t la, const char *b, size_t lb
     return row[lb];
 }
 
-/* The candidate closest to `name` (at most 2 edits, and fewer edits than the name is long), or NULL. */
-static const char *closest(const char *name, size_t len, const char *const *cands, size_t n)
+/* The candidate closest to `name` (at most 2 edits, and fewer edits than the name is long), or NULL.
+ * NULL too once errors are being dropped (ATTNC_MAX_ERRORS): the note would be dropped with its error,
+ * and the search is what made a file of many misspelt names take minutes. */
+static const char *closest(const sema *s, const char *name, size_t len, const char *const *cands, size_t n)
 {
+    if (s->diags->truncated)
+        return NULL;
     const char *best = NULL;
     unsigned bestd = 3;
     for (size_t i = 0; i < n; i++) {
@@ -172,7 +179,7 @@ static void suggest_declared(sema *s, const ast_name *name)
     size_t n = 0;
     for (uint32_t i = 0; i < s->nsyms && n < 64; i++)
         cands[n++] = s->syms[i].name->text;
-    const char *c = closest(name->text, name->len, cands, n);
+    const char *c = closest(s, name->text, name->len, cands, n);
     if (c) {
         sym *y = lookup(s, c, (uint32_t)strlen(c));
         attnc_note(s->diags, y->name->span, "did you mean '%s'?", c);
@@ -274,7 +281,7 @@ static ir_ref compile_call(sema *s, const ast_expr *e)
                 i != IR_OP_SUB && i != IR_OP_MUL && i != IR_OP_DIV && i != IR_OP_POW)
                 cands[n++] = ir_op_name((ir_op)i);
         cands[n++] = "head";
-        const char *c = closest(e->name.text, e->name.len, cands, n);
+        const char *c = closest(s, e->name.text, e->name.len, cands, n);
         if (c)
             attnc_note(s->diags, e->name.span, "did you mean '%s'?", c);
         return IR_NONE;
@@ -290,10 +297,30 @@ static ir_ref compile_call(sema *s, const ast_expr *e)
     return mkval(s, op, a, b, 0, 0, e->span);
 }
 
+static ir_ref compile_expr_nested(sema *s, const ast_expr *e);
+
+/* The parser bounds one expression's depth; names chain expressions (let a = b + 1, let b = ...), so the
+ * recursion through them is bounded here too. */
 static ir_ref compile_expr(sema *s, const ast_expr *e)
 {
     if (e->depth > AST_MAX_DEPTH)
         return IR_NONE; /* reported by the parser */
+    if (s->nest >= SEMA_MAX_NEST) {
+        if (!s->nest_reported)
+            attnc_error(s->diags, e->span,
+                        "expression is nested too deeply, counting through the names it uses (more than %d levels)",
+                        SEMA_MAX_NEST);
+        s->nest_reported = true;
+        return IR_NONE;
+    }
+    s->nest++;
+    ir_ref r = compile_expr_nested(s, e);
+    s->nest--;
+    return r;
+}
+
+static ir_ref compile_expr_nested(sema *s, const ast_expr *e)
+{
     switch (e->kind) {
     case AST_NUM:
         return mkconst(s, e->num, e->span);
@@ -362,7 +389,7 @@ static bool resolve_tensor(sema *s, sym *y)
         attnc_error(s->diags, it->dtype.span, "unknown dtype '" NAME_FMT "'; expected bf16, fp16 or fp32",
                     NAME_ARG(it->dtype));
         static const char *const dts[] = {"bf16", "fp16", "fp32"};
-        const char *c = closest(it->dtype.text, it->dtype.len, dts, 3);
+        const char *c = closest(s, it->dtype.text, it->dtype.len, dts, 3);
         if (c)
             attnc_note(s->diags, it->dtype.span, "did you mean '%s'?", c);
         ok = false;
@@ -406,7 +433,7 @@ static bool resolve_tensor(sema *s, sym *y)
     }
     if (!ok)
         return false;
-    ir_tensor *ts = attnc_arena_grow(s->arena, m->tensors, m->ntensors * sizeof *ts, (m->ntensors + 1) * sizeof *ts);
+    ir_tensor *ts = attnc_arena_push(s->arena, m->tensors, m->ntensors, sizeof *ts);
     if (!ts)
         return false;
     m->tensors = ts;
@@ -436,7 +463,7 @@ static bool resolve_sym(sema *s, sym *y, attnc_span use)
     case SYM_DIM:
         ok = const_int(s, y->item->value, 1, MAX_DIM, "a dim", &y->number);
         if (ok) {
-            ir_dim *ds = attnc_arena_grow(s->arena, m->dims, m->ndims * sizeof *ds, (m->ndims + 1) * sizeof *ds);
+            ir_dim *ds = attnc_arena_push(s->arena, m->dims, m->ndims, sizeof *ds);
             if (!ds)
                 return false;
             m->dims = ds;
@@ -451,7 +478,7 @@ static bool resolve_sym(sema *s, sym *y, attnc_span use)
             ok = false;
         }
         if (ok) {
-            ir_axis *as = attnc_arena_grow(s->arena, m->axes, m->naxes * sizeof *as, (m->naxes + 1) * sizeof *as);
+            ir_axis *as = attnc_arena_push(s->arena, m->axes, m->naxes, sizeof *as);
             if (!as)
                 return false;
             m->axes = as;
@@ -503,7 +530,7 @@ static int setting_word(sema *s, const ast_item *setting, const ast_expr *arg, c
         at += (size_t)snprintf(list + at, sizeof list - at, "%s'%s'", i == 0 ? "" : i == n - 1 ? " or " : ", ",
                                choices[i]);
     attnc_error(s->diags, arg->span, "'" NAME_FMT "' expects %s here", NAME_ARG(setting->name), list);
-    const char *c = text ? closest(text, len, choices, (size_t)n) : NULL;
+    const char *c = text ? closest(s, text, len, choices, (size_t)n) : NULL;
     if (c)
         attnc_note(s->diags, arg->span, "did you mean '%s'?", c);
     return -1;
@@ -526,7 +553,7 @@ static void unknown_item(sema *s, const ast_item *it, const char *where, const c
 {
     attnc_error(s->diags, it->name.span, "unknown %s '" NAME_FMT "' in %s", it->kind == AST_ROLE ? "role" : "setting",
                 NAME_ARG(it->name), where);
-    const char *c = closest(it->name.text, it->name.len, known, n);
+    const char *c = closest(s, it->name.text, it->name.len, known, n);
     if (c)
         attnc_note(s->diags, it->name.span, "did you mean '%s'?", c);
 }

@@ -79,6 +79,19 @@ void *attnc_arena_grow(attnc_arena *a, void *old, size_t old_n, size_t new_n)
     return p;
 }
 
+void *attnc_arena_push(attnc_arena *a, void *old, size_t n, size_t elem)
+{
+    if (n == 0)
+        return attnc_arena_alloc(a, 4 * elem);
+    if (n < 4 || (n & (n - 1)) != 0)
+        return old; /* capacity: 4 or the next power of two */
+    if (n > ARENA_MAX_ALLOC / 2 / elem) {
+        a->failed = true;
+        return NULL;
+    }
+    return attnc_arena_grow(a, old, n * elem, 2 * n * elem);
+}
+
 char *attnc_arena_strndup(attnc_arena *a, const char *s, size_t n)
 {
     char *p = attnc_arena_alloc(a, n + 1);

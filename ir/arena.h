@@ -18,6 +18,11 @@ void attnc_arena_free(attnc_arena *a);
 void *attnc_arena_alloc(attnc_arena *a, size_t n);
 /* A copy of old[0..old_n) in a block of new_n bytes (the old block stays until the arena dies). */
 void *attnc_arena_grow(attnc_arena *a, void *old, size_t old_n, size_t new_n);
+/* Room for element n of an array old[0..n) that grows one element at a time: old itself, or a copy in a
+ * block twice as large when n is 0 or a power of two >= 4 (the capacity is implied by n, so an array must
+ * only ever grow through this call).  Appending n elements costs O(n) time and memory, where growing by
+ * one with attnc_arena_grow costs O(n^2): the arena keeps every old block. */
+void *attnc_arena_push(attnc_arena *a, void *old, size_t n, size_t elem);
 char *attnc_arena_strndup(attnc_arena *a, const char *s, size_t n);
 char *attnc_arena_printf(attnc_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool attnc_arena_failed(const attnc_arena *a);

@@ -183,7 +183,8 @@ static void render_excerpt(attnc_buf *b, const attnc_source *src, attnc_span spa
     uint32_t shown = 0;
     for (uint32_t i = from; i < le && shown < MAX_SHOWN_LINE; shown++) {
         size_t n = utf8_len(t + i, le - i);
-        bool printable = n > 1 || (n == 1 && (t[i] >= 0x20 || t[i] == '\t') && t[i] != 0x7f);
+        bool c1 = n == 2 && t[i] == 0xc2 && t[i + 1] < 0xa0; /* U+0080..U+009F: C1 control characters */
+        bool printable = (n > 1 && !c1) || (n == 1 && (t[i] >= 0x20 || t[i] == '\t') && t[i] != 0x7f);
         if (printable)
             attnc_buf_put(&text, (const char *)t + i, n);
         else

@@ -124,16 +124,6 @@ static bool accept_word(reader *r, const char *w)
     return true;
 }
 
-static bool expect_word(reader *r, const char *w)
-{
-    if (accept_word(r, w))
-        return true;
-    char what[48];
-    snprintf(what, sizeof what, "'%s'", w);
-    fail(r, what);
-    return false;
-}
-
 static bool expect_punct(reader *r, char c)
 {
     if (r->t.kind == T_PUNCT && r->t.punct == c) {
@@ -269,7 +259,7 @@ static bool axis_ref(reader *r, bool allow_none, uint8_t *out)
 
 static void *grow(reader *r, void *p, uint32_t n, size_t elem)
 {
-    return attnc_arena_grow(r->arena, p, n * elem, (n + 1) * elem);
+    return attnc_arena_push(r->arena, p, n, elem);
 }
 
 static bool too_many(reader *r, uint32_t n)
@@ -472,10 +462,11 @@ static void read_linear(reader *r)
             if (accept_word(r, "additive")) {
                 l->update = IR_UPDATE_ADD;
                 ok = end_line(r);
-            } else if (expect_word(r, "delta")) {
+            } else if (accept_word(r, "delta")) {
                 l->update = IR_UPDATE_DELTA;
                 ok = read_block_ref(r, &l->beta);
             } else {
+                fail(r, "'additive' or 'delta'");
                 ok = false;
             }
         } else if (accept_word(r, "normalize")) {
@@ -558,10 +549,12 @@ static void read_line(reader *r)
     } else if (accept_word(r, "mask")) {
         if (accept_word(r, "causal"))
             m->mask = IR_MASK_CAUSAL;
-        else if (expect_word(r, "none"))
+        else if (accept_word(r, "none"))
             m->mask = IR_MASK_NONE;
-        else
+        else {
+            fail(r, "'causal' or 'none'");
             return;
+        }
         m->document = accept_word(r, "document");
         end_line(r);
     } else if (accept_word(r, "state")) {
