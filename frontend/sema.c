@@ -274,6 +274,13 @@ static ir_ref compile_call(sema *s, const ast_expr *e)
     if (op == IR_OP_COUNT || ir_op_kind_of(op) == IR_KIND_LEAF || op == IR_OP_NEG || op == IR_OP_ADD ||
         op == IR_OP_SUB || op == IR_OP_MUL || op == IR_OP_DIV || op == IR_OP_POW) {
         attnc_error(s->diags, e->name.span, "unknown function '" NAME_FMT "'", NAME_ARG(e->name));
+        /* The IR's names of the arithmetic ops: point at the operator rather than at a look-alike. */
+        static const char *const written[IR_OP_COUNT] = {[IR_OP_NEG] = "-a", [IR_OP_ADD] = "a + b",
+            [IR_OP_SUB] = "a - b", [IR_OP_MUL] = "a * b", [IR_OP_DIV] = "a / b", [IR_OP_POW] = "a ^ b"};
+        if (op != IR_OP_COUNT && written[op]) {
+            attnc_note(s->diags, e->name.span, "'%s' is an operator in a spec: write '%s'", ir_op_name(op), written[op]);
+            return IR_NONE;
+        }
         const char *cands[IR_OP_COUNT + 1];
         size_t n = 0;
         for (int i = 0; i < IR_OP_COUNT; i++)
@@ -417,7 +424,7 @@ static bool resolve_tensor(sema *s, sym *y)
         t.len = (uint16_t)len;
     }
     if (it->lo) {
-        double lo, hi;
+        double lo = 0, hi = 0; /* set when lo_ok / hi_ok; initialised for gcc -O2 -Wmaybe-uninitialized */
         bool lo_ok = const_real(s, it->lo, "a range bound", &lo);
         bool hi_ok = const_real(s, it->hi, "a range bound", &hi);
         if (!lo_ok || !hi_ok)

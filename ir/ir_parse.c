@@ -102,8 +102,11 @@ static void next(reader *r)
 static void fail(reader *r, const char *what)
 {
     if (!r->line_bad) {
+        unsigned char c = (unsigned char)r->text[r->t.start];
         if (r->t.kind == T_NL || r->t.kind == T_EOF)
             attnc_error(r->diags, span_of(r, &r->t), "expected %s at the end of the line", what);
+        else if (r->t.kind == T_BAD && (c < 0x20 || c > 0x7e)) /* a stray byte: never copied into a message */
+            attnc_error(r->diags, span_of(r, &r->t), "expected %s, found the byte 0x%02x", what, c);
         else
             attnc_error(r->diags, span_of(r, &r->t), "expected %s, found '%.*s'", what,
                         (int)(r->t.end - r->t.start > 30 ? 30 : r->t.end - r->t.start), r->text + r->t.start);
@@ -344,6 +347,8 @@ static void read_tensor(reader *r, bool per_token)
     ts[r->m->ntensors++] = t;
 }
 
+static void read_value_body(reader *r, tok at);
+
 static void read_value(reader *r)
 {
     ir_module *m = r->m;
@@ -355,6 +360,19 @@ static void read_value(reader *r)
         return;
     }
     next(r);
+    uint32_t n = m->nvalues;
+    read_value_body(r, at);
+    if (m->nvalues == n) {
+        /* The line was bad (and reported): its number stays taken by a placeholder, so that the lines
+         * after it are not all misnumbered.  A module with errors is discarded, placeholder and all. */
+        ir_value hole = {.op = IR_OP_CONST, .type = {IR_VARY_CONST, IR_NO_AXIS, 1}, .span = span_of(r, &at)};
+        ir_add_value(m, hole);
+    }
+}
+
+static void read_value_body(reader *r, tok at)
+{
+    ir_module *m = r->m;
     if (!expect_punct(r, '='))
         return;
     tok opt = r->t;
@@ -531,9 +549,12 @@ static void read_line(reader *r)
     if (r->t.kind == T_REF) {
         read_value(r);
     } else if (accept_word(r, "variant")) {
+        tok at = r->t;
         const char *n = name(r);
-        if (n && end_line(r))
+        if (n && end_line(r)) {
             m->name = n;
+            m->span = span_of(r, &at); /* where the module's own diagnostics point */
+        }
     } else if (accept_word(r, "dim")) {
         read_dim_or_heads(r, false);
     } else if (accept_word(r, "heads")) {
