@@ -2,7 +2,7 @@
 # Runs the front-end fuzzer for SECONDS from a corpus seeded with every spec and its IR text.
 # usage: fuzz/run.sh FUZZER SECONDS [WORKDIR]
 set -eu
-fuzzer=$1
+fuzzer=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 seconds=$2
 work=${3:-$(mktemp -d)}
 here=$(cd "$(dirname "$0")/.." && pwd)
