@@ -590,6 +590,18 @@ static void bind_role(sema *s, const ast_item *it, role_slot *slots, size_t nslo
     unknown_item(s, it, where, known, nknown);
 }
 
+/* A setting given once per spec or block; a second one is an error with a note at the first. */
+static bool once(sema *s, const ast_item *it, const ast_item **seen)
+{
+    if (*seen) {
+        attnc_error(s->diags, it->name.span, "'" NAME_FMT "' is set twice", NAME_ARG(it->name));
+        attnc_note(s->diags, (*seen)->name.span, "first set here");
+        return false;
+    }
+    *seen = it;
+    return true;
+}
+
 static const char *const norm_words[] = {"none", "denominator", "max_floor", "rmsnorm", "layernorm"};
 static const double norm_default_eps[] = {0, 1e-6, 1e-6, 1e-5, 1e-5};
 
@@ -597,12 +609,8 @@ static void linear_setting(sema *s, const ast_item *it, ir_linear *l, const ast_
                            const ast_item **seen_norm)
 {
     if (name_is(&it->name, "update")) {
-        if (*seen_update) {
-            attnc_error(s->diags, it->name.span, "'update' is set twice");
-            attnc_note(s->diags, (*seen_update)->name.span, "first set here");
+        if (!once(s, it, seen_update))
             return;
-        }
-        *seen_update = it;
         static const char *const words[] = {"additive", "delta"};
         if (!setting_nargs(s, it, 1, 1))
             return;
@@ -612,12 +620,8 @@ static void linear_setting(sema *s, const ast_item *it, ir_linear *l, const ast_
         return;
     }
     if (name_is(&it->name, "normalize")) {
-        if (*seen_norm) {
-            attnc_error(s->diags, it->name.span, "'normalize' is set twice");
-            attnc_note(s->diags, (*seen_norm)->name.span, "first set here");
+        if (!once(s, it, seen_norm))
             return;
-        }
-        *seen_norm = it;
         if (!setting_nargs(s, it, 1, 1))
             return;
         const ast_expr *a = it->args;
@@ -713,12 +717,8 @@ static void compile_softmax(sema *s, const ast_item *block)
         if (it->kind == AST_ROLE) {
             bind_role(s, it, slots, 3, "a softmax block", known, 4);
         } else if (it->kind == AST_SETTING && name_is(&it->name, "window")) {
-            if (seen_window) {
-                attnc_error(s->diags, it->name.span, "'window' is set twice");
-                attnc_note(s->diags, seen_window->name.span, "first set here");
+            if (!once(s, it, &seen_window))
                 continue;
-            }
-            seen_window = it;
             int64_t w;
             if (setting_nargs(s, it, 1, 1) && const_int(s, it->args, 1, 1 << 24, "a window", &w))
                 x->window = (uint32_t)w;
@@ -736,17 +736,6 @@ static void compile_softmax(sema *s, const ast_item *block)
 typedef struct top_settings {
     const ast_item *mask, *state, *chunk, *output;
 } top_settings;
-
-static bool once(sema *s, const ast_item *it, const ast_item **seen)
-{
-    if (*seen) {
-        attnc_error(s->diags, it->name.span, "'" NAME_FMT "' is set twice", NAME_ARG(it->name));
-        attnc_note(s->diags, (*seen)->name.span, "first set here");
-        return false;
-    }
-    *seen = it;
-    return true;
-}
 
 static void top_setting(sema *s, const ast_item *it, top_settings *seen)
 {
