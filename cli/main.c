@@ -1,8 +1,12 @@
 /* cli/main.c: the attnc command line.
  *
  *   attnc check [--diag=text|machine] FILE...   parse and check specs; diagnostics on stderr
- *   attnc ir FILE                               print the IR (FILE may be a spec or IR text)
+ *   attnc ir [--after PASS] FILE                print the IR (FILE may be a spec or IR text), lowered
+ *                                               through the passes up to PASS
  *   attnc ref FILE --tokens T [options]         run the float64 reference, recurrent vs chunkwise
+ *   attnc compile FILE [--arch A] [--emit cuda|ptx|cubin] [-o OUT]
+ *                                               generate the kernels (no GPU needed with --arch)
+ *   attnc run FILE --tokens T [options]         run the kernels on the GPU against the reference
  *   attnc --version | --help
  *
  * Exit status: 0 clean, 1 errors in the input (or a failed numeric check), 2 misuse of the command line.
@@ -24,10 +28,18 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  check [--diag=text|machine] FILE...   parse and check specs (diagnostics on stderr)\n"
-    "  ir FILE                               print the IR of a spec (or re-print IR text)\n"
+    "  ir [--after PASS] FILE                print the IR of a spec (or re-print IR text), lowered\n"
+    "                                        through the passes up to PASS (chunk, tile, fuse, schedule)\n"
     "  ref FILE --tokens T [--batch B] [--seed S] [--varlen L1,L2,...] [--initial-state]\n"
     "          [--chunks C1,C2,...] [--dump FILE.json]\n"
     "                                        float64 reference: recurrent vs chunkwise\n"
+    "  compile FILE [--arch sm_XX] [--emit cuda|ptx|cubin] [-o OUT] [--dtype bf16|fp16|fp32]\n"
+    "                                        generate the kernels: CUDA C, or PTX/cubin through NVRTC\n"
+    "                                        (ptxas's register and spill report on stderr)\n"
+    "  run FILE --tokens T [--batch B] [--heads H] [--seed S] [--varlen L1,L2,...]\n"
+    "          [--initial-state] [--dtype bf16|fp16|fp32] [--gate-scale X] [--chunked-ref]\n"
+    "                                        run on the GPU and compare with the float64 reference\n"
+    "                                        (exit 77 when there is no GPU)\n"
     "  --version                             print the version\n"
     "  --help                                print this help\n"
     "\n"
@@ -87,15 +99,149 @@ static int cmd_check(attnc_ctx *ctx, int argc, char **argv)
     return worst;
 }
 
+static int unknown_pass(const char *name)
+{
+    fprintf(stderr, "attnc: ir: unknown pass '%s'; the passes are:", name);
+    for (const char *const *p = attnc_pass_names(); *p; p++)
+        fprintf(stderr, " %s", *p);
+    fprintf(stderr, "\n");
+    return EXIT_USAGE;
+}
+
 static int cmd_ir(attnc_ctx *ctx, int argc, char **argv)
 {
-    if (argc != 1 || (argv[0][0] == '-' && argv[0][1]))
+    const char *after = NULL, *file = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--after") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("ir: --after needs a pass name%s", "");
+            after = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return usage_error("ir: unknown option '%s'", argv[i]);
+        } else if (file) {
+            return usage_error("ir: expected exactly one FILE ('%s' is a second)", argv[i]);
+        } else {
+            file = argv[i];
+        }
+    }
+    if (!file)
         return usage_error("ir: expected exactly one FILE%s", "");
+    if (after) {
+        int known = 0;
+        for (const char *const *p = attnc_pass_names(); *p; p++)
+            known |= strcmp(*p, after) == 0;
+        if (!known)
+            return unknown_pass(after);
+    }
     attnc_spec *spec = NULL;
-    attnc_status st = load(ctx, argv[0], &spec);
+    attnc_status st = load(ctx, file, &spec);
     int rc = report(ctx, st, spec, 0);
-    if (rc == EXIT_CLEAN)
-        fputs(attnc_spec_ir(spec), stdout);
+    if (rc == EXIT_CLEAN) {
+        const char *text = attnc_spec_ir(spec);
+        if (after) {
+            st = attnc_spec_lower(spec, after, &text);
+            rc = report(ctx, st, spec, 0);
+        }
+        if (rc == EXIT_CLEAN)
+            fputs(text, stdout);
+    }
+    attnc_spec_free(spec);
+    return rc;
+}
+
+static int parse_dtype(const char *s, int *out)
+{
+    static const char *const names[] = {"bf16", "fp16", "fp32"};
+    for (int i = 0; i < 3; i++)
+        if (s && strcmp(s, names[i]) == 0) {
+            *out = i;
+            return 1;
+        }
+    return 0;
+}
+
+static int write_all(const char *path, const void *data, size_t size)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "attnc: compile: cannot open '%s': %s\n", path, strerror(errno));
+        return EXIT_INPUT;
+    }
+    size_t n = fwrite(data, 1, size, f);
+    int bad = n != size || (f != stdout && fclose(f) != 0);
+    if (bad) {
+        fprintf(stderr, "attnc: compile: error writing '%s'\n", path);
+        return EXIT_INPUT;
+    }
+    return EXIT_CLEAN;
+}
+
+static int cmd_compile(attnc_ctx *ctx, int argc, char **argv)
+{
+    const char *file = NULL, *outpath = "-";
+    attnc_compile_options co = {0};
+    attnc_emit_kind kind = ATTNC_EMIT_CUDA;
+    int dtype = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--arch") == 0) {
+            if (!val || strncmp(val, "sm_", 3) != 0 || strlen(val) > 8)
+                return usage_error("compile: --arch needs a name like sm_80 or sm_90a, not '%s'", val ? val : "");
+            co.arch = val;
+            i++;
+        } else if (strcmp(a, "--emit") == 0) {
+            if (val && strcmp(val, "cuda") == 0)
+                kind = ATTNC_EMIT_CUDA;
+            else if (val && strcmp(val, "ptx") == 0)
+                kind = ATTNC_EMIT_PTX;
+            else if (val && strcmp(val, "cubin") == 0)
+                kind = ATTNC_EMIT_CUBIN;
+            else
+                return usage_error("compile: --emit takes cuda, ptx or cubin, not '%s'", val ? val : "");
+            i++;
+        } else if (strcmp(a, "-o") == 0) {
+            if (!val)
+                return usage_error("compile: -o needs a file name%s", "");
+            outpath = val;
+            i++;
+        } else if (strcmp(a, "--dtype") == 0) {
+            if (!parse_dtype(val, &dtype))
+                return usage_error("compile: --dtype takes bf16, fp16 or fp32, not '%s'", val ? val : "");
+            i++;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("compile: unknown option '%s'", a);
+        } else if (file) {
+            return usage_error("compile: more than one FILE ('%s')", a);
+        } else {
+            file = a;
+        }
+    }
+    if (!file)
+        return usage_error("compile: no FILE%s", "");
+    if (kind == ATTNC_EMIT_CUBIN && strcmp(outpath, "-") == 0)
+        return usage_error("compile: a cubin is binary: give -o FILE%s", "");
+    attnc_spec *spec = NULL;
+    attnc_status st = load(ctx, file, &spec);
+    int rc = report(ctx, st, spec, 0);
+    if (rc == EXIT_CLEAN && dtype >= 0)
+        rc = report(ctx, attnc_spec_override(spec, 0, dtype), spec, 0);
+    if (rc != EXIT_CLEAN) {
+        attnc_spec_free(spec);
+        return rc;
+    }
+    attnc_blob blob;
+    st = attnc_emit(ctx, spec, kind, &co, &blob);
+    if (st == ATTNC_ERR_INPUT) {
+        rc = report(ctx, st, spec, 0);
+    } else if (st != ATTNC_OK) {
+        fprintf(stderr, "attnc: compile: %s\n", attnc_errmsg(ctx));
+        rc = EXIT_INPUT;
+    } else {
+        if (kind != ATTNC_EMIT_CUDA)
+            fprintf(stderr, "%s: %s for %s: %d registers, %d bytes spilled\n", file, kind == ATTNC_EMIT_PTX ? "ptx" : "cubin",
+                    co.arch ? co.arch : "this GPU", blob.regs, blob.spill_bytes);
+        rc = write_all(outpath, blob.data, kind == ATTNC_EMIT_CUBIN ? blob.size : strlen(blob.data));
+    }
     attnc_spec_free(spec);
     return rc;
 }
@@ -219,6 +365,101 @@ static int cmd_ref(attnc_ctx *ctx, int argc, char **argv)
     return st == ATTNC_OK ? EXIT_CLEAN : EXIT_INPUT;
 }
 
+#define EXIT_SKIP 77 /* CTest's SKIP_RETURN_CODE: no GPU here */
+
+static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
+{
+    const char *file = NULL;
+    attnc_run_options opt = {.batch = 1};
+    static uint32_t seqlens[MAX_SEQS];
+    uint64_t v;
+    int dtype = -1;
+    uint32_t heads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--tokens") == 0) {
+            if (!parse_u64(val, 1, 1u << 24, &v))
+                return usage_error("run: --tokens needs an integer from 1 to 16777216, not '%s'", val ? val : "");
+            opt.tokens = (uint32_t)v;
+            i++;
+        } else if (strcmp(a, "--batch") == 0) {
+            if (!parse_u64(val, 1, MAX_SEQS, &v))
+                return usage_error("run: --batch needs an integer from 1 to 1024, not '%s'", val ? val : "");
+            opt.batch = (uint32_t)v;
+            i++;
+        } else if (strcmp(a, "--heads") == 0) {
+            if (!parse_u64(val, 1, 256, &v))
+                return usage_error("run: --heads needs an integer from 1 to 256, not '%s'", val ? val : "");
+            heads = (uint32_t)v;
+            i++;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!parse_u64(val, 0, UINT64_MAX, &v))
+                return usage_error("run: --seed needs a non-negative integer, not '%s'", val ? val : "");
+            opt.seed = v;
+            i++;
+        } else if (strcmp(a, "--varlen") == 0) {
+            if (!val || !parse_list(val, 1, 1u << 24, seqlens, MAX_SEQS, &opt.nseq))
+                return usage_error("run: --varlen needs lengths like 5,1,9 (each >= 1), not '%s'", val ? val : "");
+            opt.seqlens = seqlens;
+            i++;
+        } else if (strcmp(a, "--dtype") == 0) {
+            if (!parse_dtype(val, &dtype))
+                return usage_error("run: --dtype takes bf16, fp16 or fp32, not '%s'", val ? val : "");
+            i++;
+        } else if (strcmp(a, "--gate-scale") == 0) {
+            char *end;
+            opt.gate_scale = val ? strtod(val, &end) : 0;
+            if (!val || *end || !(opt.gate_scale > 0 && opt.gate_scale < 1e6))
+                return usage_error("run: --gate-scale needs a positive number, not '%s'", val ? val : "");
+            i++;
+        } else if (strcmp(a, "--initial-state") == 0) {
+            opt.initial_state = 1;
+        } else if (strcmp(a, "--chunked-ref") == 0) {
+            opt.reference_chunked = 1;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("run: unknown option '%s'", a);
+        } else if (file) {
+            return usage_error("run: more than one FILE ('%s')", a);
+        } else {
+            file = a;
+        }
+    }
+    if (!file)
+        return usage_error("run: no FILE%s", "");
+    if (!opt.tokens && !opt.seqlens)
+        return usage_error("run: --tokens T (or --varlen) is required%s", "");
+    attnc_spec *spec = NULL;
+    attnc_status st = load(ctx, file, &spec);
+    int rc = report(ctx, st, spec, 0);
+    if (rc == EXIT_CLEAN && (heads || dtype >= 0))
+        rc = report(ctx, attnc_spec_override(spec, heads, dtype), spec, 0);
+    if (rc != EXIT_CLEAN) {
+        attnc_spec_free(spec);
+        return rc;
+    }
+    if (!attnc_gpu_available()) {
+        fprintf(stderr, "attnc: run: no GPU (no CUDA driver or no device): skipped\n");
+        attnc_spec_free(spec);
+        return EXIT_SKIP;
+    }
+    attnc_run_report r;
+    st = attnc_run_check(ctx, spec, &opt, &r);
+    if (st == ATTNC_ERR_INPUT) {
+        rc = report(ctx, st, spec, 0);
+    } else if (st != ATTNC_OK && st != ATTNC_ERR_NUMERIC) {
+        fprintf(stderr, "attnc: run: %s\n", attnc_errmsg(ctx));
+        rc = st == ATTNC_ERR_USAGE ? EXIT_USAGE : EXIT_INPUT;
+    } else {
+        printf("%s: %u tokens in %u sequence%s: out rel err %.3e (max abs %.3e), state rel err %.3e, tolerance %g, "
+               "kernel %.3f ms, reference %.1f s: %s\n",
+               attnc_spec_name(spec), r.total_tokens, r.nseq, r.nseq == 1 ? "" : "s", r.out_rel_err, r.out_max_abs,
+               r.state_rel_err, r.tolerance, r.kernel_ms, r.reference_s, st == ATTNC_OK ? "pass" : "FAIL");
+        rc = st == ATTNC_OK ? EXIT_CLEAN : EXIT_INPUT;
+    }
+    attnc_spec_free(spec);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -245,6 +486,10 @@ int main(int argc, char **argv)
         rc = cmd_ir(ctx, argc - 2, argv + 2);
     else if (strcmp(cmd, "ref") == 0)
         rc = cmd_ref(ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "compile") == 0)
+        rc = cmd_compile(ctx, argc - 2, argv + 2);
+    else if (strcmp(cmd, "run") == 0)
+        rc = cmd_run(ctx, argc - 2, argv + 2);
     else
         rc = usage_error("unknown command '%s'", cmd);
     attnc_ctx_free(ctx);

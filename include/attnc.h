@@ -148,6 +148,124 @@ typedef struct attnc_ref_report {
 attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_options *opt,
                              attnc_ref_report *out /* OUT */);
 
+/* ---- lowering and code generation (no GPU needed) ------------------------------------------ */
+
+typedef enum attnc_dtype { ATTNC_BF16 = 0, ATTNC_FP16 = 1, ATTNC_FP32 = 2 } attnc_dtype;
+
+/* Overrides the head count of every head axis (for experiments and checks at other sizes: `attnc run
+ * --heads`) and/or the dtype of every per-token input.  `heads` 0 and `input_dtype` -1 leave them.  The
+ * module is checked again; ATTNC_ERR_INPUT with diagnostics if it no longer passes. */
+attnc_status attnc_spec_override(attnc_spec *spec, uint32_t heads, int input_dtype);
+
+/* Runs the lowering passes up to and including `after_pass` (NULL: all) and returns the IR text with its
+ * `plan` lines, valid until the spec is freed.  ATTNC_ERR_USAGE for an unknown pass name (the message
+ * lists them), ATTNC_ERR_INPUT when a pass rejects the module (read the diagnostics). */
+attnc_status attnc_spec_lower(attnc_spec *spec, const char *after_pass, const char **ir_text /* OUT */);
+/* The pass names in pipeline order, NULL-terminated. */
+const char *const *attnc_pass_names(void);
+
+typedef enum attnc_emit_kind { ATTNC_EMIT_CUDA = 0, ATTNC_EMIT_PTX = 1, ATTNC_EMIT_CUBIN = 2 } attnc_emit_kind;
+
+typedef struct attnc_compile_options {
+    const char *arch;     /* "sm_80", "sm_90a", ...; NULL: the GPU present (needs a driver) */
+    int no_cache;         /* 1: neither read nor write the disk cache */
+} attnc_compile_options;
+
+typedef struct attnc_blob {
+    const void *data;     /* CUDA C or PTX (NUL-terminated) or cubin bytes; valid until the spec is freed */
+    size_t size;
+    const char *log;      /* NVRTC's log, with ptxas's register and spill report ("" for CUDA C) */
+    int regs, spill_bytes;  /* from ptxas (-1 when not compiled); spill_bytes = spill stores + loads */
+} attnc_blob;
+
+/* The kernels of a spec as CUDA C, PTX or a cubin for opts->arch.  Compiling needs NVRTC (libnvrtc is
+ * opened at run time); ATTNC_ERR_IO with a message when it is missing or fails. */
+attnc_status attnc_emit(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, const attnc_compile_options *opts,
+                        attnc_blob *out /* OUT */);
+
+/* ---- the JIT: kernels on the GPU present ---------------------------------------------------- */
+
+typedef struct attnc_kernel attnc_kernel;
+
+/* 1 when a CUDA driver and a GPU are present (opens the driver; never fails loudly). */
+int attnc_gpu_available(void);
+
+typedef struct attnc_kernel_info {
+    const char *entry;
+    int regs, local_bytes;        /* per thread, from the loaded function */
+    unsigned threads, smem_bytes; /* per CTA */
+    int cache_hit;                /* the cubin came from the disk cache */
+    double compile_ms;            /* generate + NVRTC (0 on a cache hit) */
+    double load_ms;               /* total time of attnc_kernel_new */
+    char arch[16];
+} attnc_kernel_info;
+
+/* Compiles (or finds in the cache) every kernel of the spec for the current GPU and loads them.  The
+ * kernel keeps what it needs; the spec may be freed afterwards.  Errors: ATTNC_ERR_IO (no driver, no
+ * NVRTC, compile or load failure, with the log's first lines in attnc_errmsg). */
+attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
+                              attnc_kernel **kernel /* OUT */);
+void attnc_kernel_free(attnc_kernel *kernel);
+attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_kernel_info *out /* OUT */);
+size_t attnc_kernel_count(const attnc_kernel *kernel);
+
+/* A tensor in device memory: shape and strides in elements, outermost first. */
+typedef struct attnc_tensor {
+    void *data;
+    attnc_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+    int64_t stride[4];
+} attnc_tensor;
+
+/* Forward arguments.  Layouts (FLA's):
+ *   per-token input  [B, T, H_t, len] (a scalar per head: [B, T, H_t]); parameters [H_t, len] or [H_t];
+ *   out              [B, T, H_out, V] in the spec's output dtype;
+ *   h0 / hT          fp32 [N, H_state, K, V]; z0 / zT fp32 [N, H_state, K] (normalisers); m0 / mT fp32
+ *                    [N, H_state] (mLSTM's stabiliser); any may have data == NULL (absent);
+ *   cu_seqlens       varlen: int32 [N + 1] on the device, B must be 1; the launch never reads it on the
+ *                    host (no synchronisation), so the caller guarantees 0 = c_0 <= ... <= c_N = T.
+ * All tensors contiguous.  Every mismatch (count, rank, shape, dtype, stride, alignment, NULL data) is
+ * ATTNC_ERR_USAGE with a message naming the tensor, the dimension, what was expected and what came. */
+typedef struct attnc_forward_args {
+    const attnc_tensor *inputs;  /* the spec's tensors, in declaration order */
+    size_t ninputs;
+    attnc_tensor out;
+    attnc_tensor h0, z0, m0, hT, zT, mT;
+    const int32_t *cu_seqlens;   /* device pointer or NULL */
+    int64_t nseq;                /* with cu_seqlens: N */
+    void *stream;                /* a CUstream, or NULL for the default stream */
+} attnc_forward_args;
+
+attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *kernel, const attnc_forward_args *args);
+
+/* ---- checks on the GPU against the float64 reference (`attnc run`) -------------------------- */
+
+typedef struct attnc_run_options {
+    uint32_t batch, tokens;       /* B sequences of T tokens, or ... */
+    const uint32_t *seqlens;      /* ... varlen: these lengths packed (the spec must say `document`) */
+    uint32_t nseq;
+    uint64_t seed;
+    int initial_state;            /* draw h0 (specs with `state initial`) */
+    int reference_chunked;        /* 1: compare with the chunkwise float64 evaluation (faster at large T) */
+    double gate_scale;            /* > 0: multiply every gate/decay input by this before the run (strong gates) */
+} attnc_run_options;
+
+typedef struct attnc_run_report {
+    uint32_t total_tokens, nseq;
+    double out_rel_err, state_rel_err;  /* ||gpu - ref|| / ||ref|| */
+    double out_max_abs;
+    int nonfinite;                      /* NaN or Inf in an output (poisoned outputs left unwritten count) */
+    double tolerance;                   /* 1e-2 for 16-bit inputs, 1e-4 for fp32 */
+    double kernel_ms;                   /* one launch, measured with events */
+    double reference_s;
+} attnc_run_report;
+
+/* Draws fresh inputs, runs the kernels on the GPU (outputs poisoned with NaN first) and compares with the
+ * float64 reference.  ATTNC_ERR_NUMERIC when the error exceeds the tolerance or anything is not finite. */
+attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_options *opt,
+                             attnc_run_report *out /* OUT */);
+
 #ifdef __cplusplus
 }
 #endif

@@ -106,6 +106,39 @@ const char *ir_role_name(ir_role role)
     return role < IR_ROLE_COUNT ? names[role] : "?";
 }
 
+#define NAME_AT(table, i) ((i) < sizeof table / sizeof *table ? table[i] : NULL)
+
+const char *ir_transition_name(unsigned t)
+{
+    static const char *const names[] = {"identity", "const", "scalar", "diag"};
+    return NAME_AT(names, t);
+}
+
+const char *ir_feed_name(unsigned f)
+{
+    static const char *const names[] = {"absent", "direct", "scaled", "mapped"};
+    return NAME_AT(names, f);
+}
+
+const char *ir_role_word(unsigned role)
+{
+    static const char *const names[IR_ROLE_COUNT] = {"query", "key", "value", "gate", "beta", "igate",
+                                                     "sm_query", "sm_key", "sm_value"};
+    return NAME_AT(names, role);
+}
+
+const char *ir_sched_name(unsigned bit)
+{
+    static const char *const names[] = {"sequential", "materialized", "bidirectional", "windowed"};
+    return NAME_AT(names, bit);
+}
+
+const char *ir_plan_stage_name(unsigned stage)
+{
+    static const char *const names[] = {"none", "chunked", "tiled", "fused", "scheduled"};
+    return NAME_AT(names, stage);
+}
+
 ir_ref ir_add_value(ir_module *m, ir_value v)
 {
     if (m->nvalues == m->capvalues) {

@@ -146,6 +146,52 @@ typedef enum ir_role {
     IR_ROLE_COUNT
 } ir_role;
 
+/* The lowering plan the passes (passes/) attach to a module, stage by stage; the kernel generator reads
+ * only this and the module.  Each stage's fields are meaningful once `stage` reached it; the text form
+ * prints one `plan` line per reached stage (docs/ir.md), so `attnc ir --after PASS` shows it. */
+typedef enum ir_plan_stage {
+    IR_PLAN_NONE, IR_PLAN_CHUNKED, IR_PLAN_TILED, IR_PLAN_FUSED, IR_PLAN_SCHEDULED
+} ir_plan_stage;
+
+/* The transition class of the chunked recurrence (algorithms.md 1.1). */
+typedef enum ir_transition { IR_TR_IDENTITY, IR_TR_CONST, IR_TR_SCALAR, IR_TR_DIAG } ir_transition;
+
+/* How a role's tile reaches the kernel (fusion): loaded as stored, loaded and scaled by a compile-time
+ * constant that is folded into the score and output factors, or computed per token in the kernel's
+ * prologue from the value DAG. */
+typedef enum ir_feed { IR_FEED_ABSENT, IR_FEED_DIRECT, IR_FEED_SCALED, IR_FEED_MAPPED } ir_feed;
+
+/* Which kernels run, chosen at launch by the shape (passes/schedule.c). */
+typedef enum ir_sched_kind {
+    IR_SCHED_SEQUENTIAL = 1,    /* one CTA per (sequence, head, V-slice) walks the chunks, state on chip */
+    IR_SCHED_MATERIALIZED = 2,  /* a state pass stores every chunk's S_in, then all chunks in parallel */
+    IR_SCHED_BIDIRECTIONAL = 4, /* mask none: a pass that sums the state, then a pass that reads it */
+    IR_SCHED_WINDOWED = 8       /* the softmax part: query tiles in parallel over their key band */
+} ir_sched_kind;
+
+typedef struct ir_plan {
+    uint8_t stage;          /* ir_plan_stage */
+    /* chunked */
+    uint32_t chunk;         /* C, tokens per chunk */
+    uint8_t transition;     /* ir_transition */
+    bool householder;       /* delta family: WY/UT stage, T = (I + Akk)^-1 per chunk */
+    bool stabilized;        /* mLSTM: the running max m rides with the state */
+    uint32_t subchunk;      /* DIAG gates: sub-chunk for the pairwise decay (0 = none) */
+    /* tiled */
+    uint32_t k_pad;         /* K rounded up to the tensor-core step (16) */
+    uint32_t v_tile;        /* V columns per CTA */
+    uint32_t warps;         /* warps per CTA */
+    uint32_t col_groups;    /* warps that split a chunk's output columns (for norms that need whole rows) */
+    uint32_t sm_tile;       /* softmax part: query and key tile rows */
+    /* fused */
+    uint8_t feed[IR_ROLE_COUNT]; /* ir_feed per role (ir_role order) */
+    double scale[IR_ROLE_COUNT]; /* IR_FEED_SCALED: the folded constant */
+    ir_ref feed_src[IR_ROLE_COUNT]; /* DIRECT/SCALED: the INPUT value loaded as is */
+    /* scheduled */
+    uint32_t schedules;     /* ir_sched_kind bits */
+    uint32_t min_ctas;      /* below this many CTAs the sequential schedule gives way (0 = never) */
+} ir_plan;
+
 typedef struct ir_module {
     attnc_arena *arena;
     const char *name;
@@ -164,6 +210,7 @@ typedef struct ir_module {
     ir_dtype out_dtype;
     attnc_span span;
     attnc_span role_at[IR_ROLE_COUNT]; /* where the spec bound each role (for diagnostics) */
+    ir_plan plan;       /* filled by the passes; stage NONE for a module fresh from a spec */
 } ir_module;
 
 /* Shapes a module implies, derived by ir_shape (after verification). */
@@ -190,6 +237,12 @@ const char *ir_role_name(ir_role role);
 ir_ref ir_add_value(ir_module *m, ir_value v);
 const char *ir_decay_name(ir_decay d);
 const char *ir_norm_name(ir_norm n);
+/* Names in the plan's text form (one word each); NULL past the end, so readers can loop over them. */
+const char *ir_transition_name(unsigned t);
+const char *ir_feed_name(unsigned f);
+const char *ir_role_word(unsigned role);   /* "query", ..., "sm_value" */
+const char *ir_sched_name(unsigned bit);   /* bit index 0.. of ir_sched_kind */
+const char *ir_plan_stage_name(unsigned stage);
 uint32_t ir_role_heads(const ir_module *m, ir_ref r); /* heads of a value's axis (1 if none) */
 /* The type an op yields from its operands; false (and *why set) if the operands do not fit. */
 bool ir_infer_type(const ir_module *m, ir_op op, const ir_type *a, const ir_type *b, uint32_t aux,

@@ -543,6 +543,90 @@ static void read_softmax(reader *r)
         end_line(r);
 }
 
+/* `name VALUE` with VALUE an integer in [lo, hi]. */
+static bool keyed_integer(reader *r, const char *key, double lo, double hi, uint32_t *out)
+{
+    if (!accept_word(r, key)) {
+        char what[48];
+        snprintf(what, sizeof what, "'%s'", key);
+        fail(r, what);
+        return false;
+    }
+    return integer(r, lo, hi, out);
+}
+
+/* Which of `count` names (from `name_of`) the current word is; -1 (after a diagnostic) if none. */
+static int one_of(reader *r, const char *(*name_of)(unsigned), const char *what)
+{
+    for (unsigned i = 0; name_of(i); i++)
+        if (accept_word(r, name_of(i)))
+            return (int)i;
+    fail(r, what);
+    return -1;
+}
+
+/* `plan STAGE ...`: the stages come in order, each once (ir_print's print_plan writes them). */
+static void read_plan(reader *r)
+{
+    ir_plan *p = &r->m->plan;
+    tok at = r->t;
+    int stage = one_of(r, ir_plan_stage_name, "a plan stage (chunked, tiled, fused, scheduled)");
+    if (stage < 0)
+        return;
+    if (stage != p->stage + 1) {
+        attnc_error(r->diags, span_of(r, &at), "plan stage '%s' out of order (after '%s')",
+                    ir_plan_stage_name((unsigned)stage), ir_plan_stage_name(p->stage));
+        r->line_bad = true;
+        return;
+    }
+    uint32_t flag, flag2;
+    int t;
+    switch (stage) {
+    case IR_PLAN_CHUNKED:
+        if (!integer(r, 1, 1 << 20, &p->chunk) || !accept_word(r, "transition") ||
+            (t = one_of(r, ir_transition_name, "a transition class")) < 0 ||
+            !keyed_integer(r, "householder", 0, 1, &flag) || !keyed_integer(r, "stabilized", 0, 1, &flag2) ||
+            !keyed_integer(r, "subchunk", 0, 1 << 20, &p->subchunk))
+            return;
+        p->transition = (uint8_t)t;
+        p->householder = flag;
+        p->stabilized = flag2;
+        break;
+    case IR_PLAN_TILED:
+        if (!keyed_integer(r, "k_pad", 1, 4096, &p->k_pad) || !keyed_integer(r, "v_tile", 1, 4096, &p->v_tile) ||
+            !keyed_integer(r, "warps", 1, 32, &p->warps) || !keyed_integer(r, "col_groups", 1, 32, &p->col_groups) ||
+            !keyed_integer(r, "sm_tile", 0, 4096, &p->sm_tile))
+            return;
+        break;
+    case IR_PLAN_FUSED:
+        while (r->t.kind == T_WORD) {
+            int role = one_of(r, ir_role_word, "a role");
+            int feed = role < 0 ? -1 : one_of(r, ir_feed_name, "a feed (direct, scaled, mapped)");
+            if (feed < 0)
+                return;
+            p->feed[role] = (uint8_t)feed;
+            if ((feed == IR_FEED_DIRECT || feed == IR_FEED_SCALED) && !ref(r, &p->feed_src[role]))
+                return;
+            if (feed == IR_FEED_SCALED && !number(r, &p->scale[role]))
+                return;
+        }
+        break;
+    case IR_PLAN_SCHEDULED:
+        p->schedules = 0;
+        while (r->t.kind == T_WORD && !is_word(r, "min_ctas")) {
+            int bit = one_of(r, ir_sched_name, "a schedule");
+            if (bit < 0)
+                return;
+            p->schedules |= 1u << bit;
+        }
+        if (!keyed_integer(r, "min_ctas", 0, 1u << 30, &p->min_ctas))
+            return;
+        break;
+    }
+    p->stage = (uint8_t)stage;
+    end_line(r);
+}
+
 static void read_line(reader *r)
 {
     ir_module *m = r->m;
@@ -591,6 +675,8 @@ static void read_line(reader *r)
         else if (!integer(r, 1, 1 << 20, &m->chunk))
             return;
         end_line(r);
+    } else if (accept_word(r, "plan")) {
+        read_plan(r);
     } else if (accept_word(r, "output")) {
         tok dt = r->t;
         if (dt.kind != T_WORD || !ir_dtype_by_name(r->text + dt.start, dt.end - dt.start, &m->out_dtype))

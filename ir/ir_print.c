@@ -23,6 +23,37 @@ static void print_role(attnc_buf *b, const char *role, ir_ref r)
         attnc_buf_printf(b, "  %s %%%u\n", role, r);
 }
 
+/* One line per stage the passes reached (docs/ir.md, "plan"). */
+static void print_plan(attnc_buf *b, const ir_plan *p)
+{
+    if (p->stage >= IR_PLAN_CHUNKED)
+        attnc_buf_printf(b, "plan chunked %u transition %s householder %d stabilized %d subchunk %u\n", p->chunk,
+                         ir_transition_name(p->transition), p->householder, p->stabilized, p->subchunk);
+    if (p->stage >= IR_PLAN_TILED)
+        attnc_buf_printf(b, "plan tiled k_pad %u v_tile %u warps %u col_groups %u sm_tile %u\n", p->k_pad,
+                         p->v_tile, p->warps, p->col_groups, p->sm_tile);
+    if (p->stage >= IR_PLAN_FUSED) {
+        attnc_buf_puts(b, "plan fused");
+        for (unsigned r = 0; r < IR_ROLE_COUNT; r++) {
+            if (p->feed[r] == IR_FEED_ABSENT)
+                continue;
+            attnc_buf_printf(b, " %s %s", ir_role_word(r), ir_feed_name(p->feed[r]));
+            if (p->feed[r] == IR_FEED_DIRECT || p->feed[r] == IR_FEED_SCALED)
+                attnc_buf_printf(b, " %%%u", p->feed_src[r]);
+            if (p->feed[r] == IR_FEED_SCALED)
+                attnc_buf_printf(b, " %.17g", p->scale[r]);
+        }
+        attnc_buf_puts(b, "\n");
+    }
+    if (p->stage >= IR_PLAN_SCHEDULED) {
+        attnc_buf_puts(b, "plan scheduled");
+        for (unsigned bit = 0; ir_sched_name(bit); bit++)
+            if (p->schedules & (1u << bit))
+                attnc_buf_printf(b, " %s", ir_sched_name(bit));
+        attnc_buf_printf(b, " min_ctas %u\n", p->min_ctas);
+    }
+}
+
 char *ir_print(const ir_module *m, attnc_arena *arena)
 {
     attnc_buf b;
@@ -95,5 +126,6 @@ char *ir_print(const ir_module *m, attnc_arena *arena)
     else
         attnc_buf_puts(&b, "chunk auto\n");
     attnc_buf_printf(&b, "output %s\n", ir_dtype_name(m->out_dtype));
+    print_plan(&b, &m->plan);
     return attnc_buf_str(&b);
 }

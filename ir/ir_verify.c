@@ -374,8 +374,52 @@ bool ir_verify_rules(const ir_module *m, attnc_diags *diags)
     return diags->errors == errors;
 }
 
+/* The plan's invariants (passes/ fill it stage by stage; the kernel generator trusts it). */
+static bool check_plan(vctx *s)
+{
+    const ir_module *m = s->m;
+    const ir_plan *p = &m->plan;
+    uint32_t errors = s->d->errors;
+    if (p->stage == IR_PLAN_NONE)
+        return true;
+    ir_shape sh = ir_module_shape(m);
+    const ir_linear *l = &m->linear;
+    if (p->chunk == 0 || (p->chunk & (p->chunk - 1)) || p->chunk > MAX_CHUNK)
+        attnc_error(s->d, m->span, "plan: chunk %u is not a power of two up to %d", p->chunk, MAX_CHUNK);
+    if (l->present) {
+        unsigned want = l->decay == IR_DECAY_NONE ? IR_TR_IDENTITY : l->decay == IR_DECAY_CONST ? IR_TR_CONST
+                        : l->decay == IR_DECAY_SCALAR ? IR_TR_SCALAR : IR_TR_DIAG;
+        if (p->transition != want || p->householder != (l->update == IR_UPDATE_DELTA) ||
+            p->stabilized != (l->norm == IR_NORM_MAXFLOOR))
+            attnc_error(s->d, m->span, "plan: the chunked class does not match the linear part");
+        if (p->subchunk && (p->chunk % p->subchunk || p->transition != IR_TR_DIAG))
+            attnc_error(s->d, m->span, "plan: sub-chunk %u does not fit", p->subchunk);
+    }
+    if (p->stage >= IR_PLAN_TILED && l->present) {
+        if (p->k_pad < sh.K || p->k_pad % 16)
+            attnc_error(s->d, m->span, "plan: k_pad %u does not cover K = %u in steps of 16", p->k_pad, sh.K);
+        if (p->v_tile == 0 || p->v_tile % 8 || sh.V % p->v_tile)
+            attnc_error(s->d, m->span, "plan: v_tile %u does not divide V = %u in steps of 8", p->v_tile, sh.V);
+        if (p->col_groups == 0 || p->warps != p->col_groups * (p->chunk / 16) ||
+            p->v_tile % (8 * p->col_groups))
+            attnc_error(s->d, m->span, "plan: %u warps in %u column groups do not tile the chunk", p->warps,
+                        p->col_groups);
+    }
+    if (p->stage >= IR_PLAN_FUSED)
+        for (unsigned r = 0; r < IR_ROLE_COUNT; r++) {
+            bool bound = *ir_role_slot((ir_module *)m, (ir_role)r) != IR_NONE;
+            bool src_ok = p->feed[r] != IR_FEED_DIRECT && p->feed[r] != IR_FEED_SCALED
+                          ? true : valid_ref(m, p->feed_src[r]) && m->values[p->feed_src[r]].op == IR_OP_INPUT;
+            if (p->feed[r] > IR_FEED_MAPPED || bound != (p->feed[r] != IR_FEED_ABSENT) || !src_ok)
+                attnc_error(s->d, m->span, "plan: the feed of the %s is inconsistent", ir_role_name((ir_role)r));
+        }
+    if (p->stage >= IR_PLAN_SCHEDULED && (p->schedules == 0 || p->schedules >= 16))
+        attnc_error(s->d, m->span, "plan: no valid schedule");
+    return s->d->errors == errors;
+}
+
 bool ir_verify(const ir_module *m, attnc_diags *diags)
 {
     vctx s = {m, diags};
-    return check_structure(&s) && ir_verify_rules(m, diags);
+    return check_structure(&s) && ir_verify_rules(m, diags) && check_plan(&s);
 }

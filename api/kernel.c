@@ -1,0 +1,476 @@
+/* api/kernel.c: lowering, emission and the JIT (attnc.h, "lowering and code generation" and "the JIT").
+ *
+ * The path of a kernel: spec -> passes (passes/) -> CUDA C (codegen/) -> NVRTC cubin, or the disk cache
+ * (runtime/cache.c) -> the driver (runtime/driver.c).  The cache key is the SHA-256 of everything that
+ * changes the binary: attnc's version, NVRTC's version, the arch, the NVRTC options and the generated
+ * source (which spells out the spec, the plan and the dtypes).  A kernel copies what launches need
+ * (tensor metadata, shapes) so that the spec can be freed after attnc_kernel_new.
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api_internal.h"
+#include "codegen.h"
+#include "passes.h"
+#include "rt.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* ---- lowering -------------------------------------------------------------------------------------- */
+
+const char *const *attnc_pass_names(void)
+{
+    static const char *names[16];
+    if (!names[0]) {
+        size_t n;
+        const pass_info *t = passes_table(&n);
+        for (size_t i = 0; i < n && i < 15; i++)
+            names[i] = t[i].name;
+    }
+    return names;
+}
+
+attnc_status attnc_spec_override(attnc_spec *spec, uint32_t heads, int input_dtype)
+{
+    if (!spec || !spec->ir)
+        return ATTNC_ERR_USAGE;
+    ir_module *m = spec->ir;
+    if (input_dtype > ATTNC_FP32 || heads > 4096)
+        return ATTNC_ERR_USAGE;
+    if (heads)
+        for (uint32_t i = 0; i < m->naxes; i++)
+            m->axes[i].count = heads;
+    if (input_dtype >= 0)
+        for (uint32_t i = 0; i < m->ntensors; i++)
+            if (m->tensors[i].per_token)
+                m->tensors[i].dtype = (ir_dtype)input_dtype;
+    spec->ir_text = NULL;
+    m->plan = (ir_plan){0};
+    return ir_verify(m, &spec->diags) ? ATTNC_OK : ATTNC_ERR_INPUT;
+}
+
+static attnc_status lower(attnc_ctx *ctx, attnc_spec *spec, int last)
+{
+    if (!spec || !spec->ir)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec has errors or is NULL");
+    pass_options po = {0};
+    if (!passes_run(spec->ir, &po, last, &spec->diags))
+        return api_fail(ctx, ATTNC_ERR_INPUT, "%s: the lowering passes rejected the module", spec->ir->name);
+    return ATTNC_OK;
+}
+
+attnc_status attnc_spec_lower(attnc_spec *spec, const char *after_pass, const char **ir_text)
+{
+    if (!spec || !spec->ir || !ir_text)
+        return ATTNC_ERR_USAGE;
+    int last = -1;
+    if (after_pass && (last = passes_find(after_pass)) < 0)
+        return ATTNC_ERR_USAGE;
+    attnc_status st = lower(NULL, spec, last);
+    if (st != ATTNC_OK)
+        return st;
+    *ir_text = ir_print(spec->ir, spec->arena);
+    return *ir_text ? ATTNC_OK : ATTNC_ERR_NOMEM;
+}
+
+/* ---- emission ---------------------------------------------------------------------------------------- */
+
+static attnc_status generate(attnc_ctx *ctx, attnc_spec *spec, cg_output *out)
+{
+    attnc_status st = lower(ctx, spec, -1);
+    if (st != ATTNC_OK)
+        return st;
+    cg_options co = {.input_dtype = -1};
+    if (!codegen_cuda(spec->ir, &co, spec->arena, &spec->diags, out))
+        return api_fail(ctx, ATTNC_ERR_INPUT, "%s: the CUDA generator cannot handle this module", spec->ir->name);
+    return ATTNC_OK;
+}
+
+/* "Used N registers" and "N bytes spill stores, M bytes spill loads" from ptxas -v. */
+static void parse_ptxas(const char *log, int *regs, int *spills)
+{
+    *regs = -1;
+    *spills = -1;
+    const char *p = log ? strstr(log, "Used ") : NULL;
+    if (p)
+        sscanf(p, "Used %d registers", regs);
+    int st = 0, ld = 0;
+    const char *q = log ? strstr(log, "bytes spill stores") : NULL;
+    if (q) {
+        while (q > log && q[-1] != ',' && q[-1] != '\n')
+            q--;
+        if (sscanf(q, " %d bytes spill stores, %d bytes spill loads", &st, &ld) == 2)
+            *spills = st + ld;
+    }
+}
+
+static const char *const nvrtc_opts[] = {"--ptxas-options=-v", "-DNDEBUG"};
+#define NVRTC_NOPTS ((int)(sizeof nvrtc_opts / sizeof *nvrtc_opts))
+
+attnc_status attnc_emit(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, const attnc_compile_options *opts,
+                        attnc_blob *out)
+{
+    if (!out)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result");
+    memset(out, 0, sizeof *out);
+    out->regs = out->spill_bytes = -1;
+    cg_output cg;
+    attnc_status st = generate(ctx, spec, &cg);
+    if (st != ATTNC_OK)
+        return st;
+    if (kind == ATTNC_EMIT_CUDA) {
+        out->data = cg.source;
+        out->size = strlen(cg.source);
+        out->log = "";
+        return ATTNC_OK;
+    }
+    const char *arch = opts && opts->arch ? opts->arch : NULL;
+    rt_device_info dev;
+    rt_error err;
+    char archbuf[16];
+    if (!arch) {
+        if (!rt_driver_open(0, &dev, &err))
+            return api_fail(ctx, ATTNC_ERR_IO, "no --arch given and no GPU to compile for: %s", err.msg);
+        snprintf(archbuf, sizeof archbuf, "sm_%d%d", dev.cc_major, dev.cc_minor);
+        arch = archbuf;
+    }
+    rt_nvrtc_out no;
+    if (!rt_nvrtc_compile(cg.source, spec->ir->name, arch, kind == ATTNC_EMIT_CUBIN, nvrtc_opts, NVRTC_NOPTS, &no, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
+    void *img = attnc_arena_alloc(spec->arena, no.size + 1);
+    char *log = attnc_arena_strndup(spec->arena, no.log ? no.log : "", no.log ? strlen(no.log) : 0);
+    if (img) {
+        memcpy(img, no.image, no.size);
+        ((char *)img)[no.size] = 0;
+    }
+    free(no.image);
+    free(no.log);
+    if (!img || !log)
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    out->data = img;
+    out->size = no.size;
+    out->log = log;
+    parse_ptxas(log, &out->regs, &out->spill_bytes);
+    return ATTNC_OK;
+}
+
+int attnc_gpu_available(void)
+{
+    return rt_driver_available();
+}
+
+/* ---- the JIT ---------------------------------------------------------------------------------------- */
+
+typedef struct kernel_tensor {
+    char name[64];
+    bool per_token;
+    uint32_t heads, len;
+    attnc_dtype dtype;
+} kernel_tensor;
+
+typedef struct loaded_kernel {
+    rt_function *fn;
+    cg_kernel cg;
+    attnc_kernel_info info;
+} loaded_kernel;
+
+struct attnc_kernel {
+    char name[64];
+    uint32_t ntensors;
+    kernel_tensor *tensors;
+    ir_shape sh;
+    attnc_dtype out_dtype;
+    bool state_in, state_out, has_z, has_m, document;
+    size_t nkernels;
+    loaded_kernel k[CG_MAX_KERNELS];
+};
+
+void attnc_kernel_free(attnc_kernel *kernel)
+{
+    if (!kernel)
+        return;
+    for (size_t i = 0; i < kernel->nkernels; i++)
+        rt_function_free(kernel->k[i].fn);
+    free(kernel->tensors);
+    free(kernel);
+}
+
+size_t attnc_kernel_count(const attnc_kernel *kernel)
+{
+    return kernel ? kernel->nkernels : 0;
+}
+
+attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_kernel_info *out)
+{
+    if (!kernel || !out || i >= kernel->nkernels)
+        return ATTNC_ERR_USAGE;
+    *out = kernel->k[i].info;
+    return ATTNC_OK;
+}
+
+/* The cubin of `src` for `arch`: from the cache when a verified entry exists, else NVRTC (and stored). */
+static attnc_status get_cubin(attnc_ctx *ctx, const char *name, const char *src, const char *arch, bool use_cache,
+                              void **image, size_t *size, bool *hit)
+{
+    rt_error err;
+    int maj = 0, min = 0;
+    if (!rt_nvrtc_version(&maj, &min, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
+    char dir[4096], key[65], nv[32];
+    snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
+    char optstr[256] = "";
+    for (int i = 0; i < NVRTC_NOPTS; i++) {
+        strncat(optstr, nvrtc_opts[i], sizeof optstr - strlen(optstr) - 2);
+        strcat(optstr, " ");
+    }
+    const char *parts[] = {"attnc " ATTNC_VERSION_STRING, nv, arch, optstr, src};
+    rt_cache_key(parts, 5, key);
+    bool have_dir = use_cache && rt_cache_dir(dir, sizeof dir, &err);
+    *hit = false;
+    if (have_dir && rt_cache_get(dir, key, image, size, NULL)) {
+        *hit = true;
+        return ATTNC_OK;
+    }
+    rt_nvrtc_out no;
+    if (!rt_nvrtc_compile(src, name, arch, true, nvrtc_opts, NVRTC_NOPTS, &no, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
+    free(no.log);
+    *image = no.image;
+    *size = no.size;
+    if (have_dir)
+        (void)rt_cache_put(dir, key, no.image, no.size, &err); /* a cache that cannot be written only costs time */
+    return ATTNC_OK;
+}
+
+attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
+                              attnc_kernel **kernel)
+{
+    if (!kernel)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result (kernel is NULL)");
+    *kernel = NULL;
+    double t0 = now_ms();
+    rt_device_info dev;
+    rt_error err;
+    if (!rt_driver_open(0, &dev, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
+    char arch[16];
+    if (opts && opts->arch)
+        snprintf(arch, sizeof arch, "%s", opts->arch);
+    else
+        snprintf(arch, sizeof arch, "sm_%d%d", dev.cc_major, dev.cc_minor);
+    cg_output cg;
+    attnc_status st = generate(ctx, spec, &cg);
+    if (st != ATTNC_OK)
+        return st;
+    const ir_module *m = spec->ir;
+    attnc_kernel *k = calloc(1, sizeof *k);
+    if (!k || !(k->tensors = calloc(m->ntensors ? m->ntensors : 1, sizeof *k->tensors))) {
+        free(k);
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    snprintf(k->name, sizeof k->name, "%s", m->name);
+    k->ntensors = m->ntensors;
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        const ir_tensor *t = &m->tensors[i];
+        kernel_tensor *kt = &k->tensors[i];
+        snprintf(kt->name, sizeof kt->name, "%s", t->name);
+        kt->per_token = t->per_token;
+        kt->heads = m->axes[t->axis].count;
+        kt->len = t->len;
+        kt->dtype = (attnc_dtype)cg.tensor_dtype[i];
+    }
+    k->sh = ir_module_shape(m);
+    k->out_dtype = (attnc_dtype)m->out_dtype;
+    k->state_in = m->state_in;
+    k->state_out = m->state_out;
+    k->has_z = m->linear.present && (m->linear.norm == IR_NORM_DENOM || m->linear.norm == IR_NORM_MAXFLOOR);
+    k->has_m = m->linear.present && m->linear.norm == IR_NORM_MAXFLOOR;
+    k->document = m->document;
+    double t_gen = now_ms();
+    void *image = NULL;
+    size_t size = 0;
+    bool hit = false;
+    st = get_cubin(ctx, m->name, cg.source, arch, !(opts && opts->no_cache), &image, &size, &hit);
+    if (st != ATTNC_OK) {
+        attnc_kernel_free(k);
+        return st;
+    }
+    double t_compiled = now_ms();
+    for (unsigned i = 0; i < cg.nkernels; i++) {
+        loaded_kernel *lk = &k->k[i];
+        lk->cg = cg.kernels[i];
+        if (!rt_function_load(image, size, lk->cg.entry, &lk->fn, &err) ||
+            (lk->cg.smem_bytes > 48 * 1024 && !rt_function_set_smem(lk->fn, lk->cg.smem_bytes, &err))) {
+            free(image);
+            attnc_kernel_free(k);
+            return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", m->name, err.msg);
+        }
+        k->nkernels = i + 1;
+        rt_function_attrs at;
+        attnc_kernel_info *info = &lk->info;
+        info->entry = lk->cg.entry;
+        if (rt_function_get_attrs(lk->fn, &at, &err)) {
+            info->regs = at.num_regs;
+            info->local_bytes = at.local_bytes;
+        }
+        info->threads = lk->cg.threads;
+        info->smem_bytes = lk->cg.smem_bytes;
+        info->cache_hit = hit;
+        info->compile_ms = hit ? 0 : t_compiled - t_gen;
+        snprintf(info->arch, sizeof info->arch, "%s", arch);
+    }
+    free(image);
+    double t_end = now_ms();
+    for (size_t i = 0; i < k->nkernels; i++)
+        k->k[i].info.load_ms = t_end - t0;
+    *kernel = k;
+    return ATTNC_OK;
+}
+
+/* ---- launches ---------------------------------------------------------------------------------------- */
+
+static const char *dtype_name(attnc_dtype d)
+{
+    return d == ATTNC_BF16 ? "bf16" : d == ATTNC_FP16 ? "fp16" : d == ATTNC_FP32 ? "fp32" : "an unknown dtype";
+}
+
+static size_t dtype_size(attnc_dtype d)
+{
+    return d == ATTNC_FP32 ? 4 : 2;
+}
+
+/* Checks `t` against the expected dims (want[i] < 0: any size, reported back in got[i]). */
+static attnc_status check_tensor(attnc_ctx *ctx, const char *what, const attnc_tensor *t, attnc_dtype dtype,
+                                 int ndim, const int64_t *want, int64_t *got)
+{
+    if (!t->data)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: data is NULL", what);
+    if (t->dtype != dtype)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: dtype %s, expected %s", what, dtype_name(t->dtype), dtype_name(dtype));
+    if (t->ndim != ndim)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %d dimensions, expected %d", what, t->ndim, ndim);
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        if (t->shape[i] <= 0 || (want[i] >= 0 && t->shape[i] != want[i]))
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: dimension %d is %lld, expected %lld", what, i,
+                            (long long)t->shape[i], (long long)want[i]);
+        if (got)
+            got[i] = t->shape[i];
+        if (t->shape[i] > 1 && t->stride[i] != stride)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: stride of dimension %d is %lld, expected %lld (contiguous)", what,
+                            i, (long long)t->stride[i], (long long)stride);
+        stride *= t->shape[i];
+    }
+    if ((uintptr_t)t->data % (dtype_size(dtype) * 2))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: data is not aligned to %zu bytes", what, dtype_size(dtype) * 2);
+    return ATTNC_OK;
+}
+
+/* The parameter block of the generated kernels (struct attnc_params in codegen/cuda.c's output). */
+typedef struct launch_params {
+    const void *in[CG_MAX_TENSORS];
+    void *out;
+    const float *h0, *z0, *m0;
+    float *hT, *zT, *mT;
+    const int *cu_seqlens;
+    int seqlen, nseq;
+} launch_params;
+
+attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_args *a)
+{
+    if (!k || !a)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "kernel or args is NULL");
+    if (a->ninputs != k->ntensors || (k->ntensors && !a->inputs))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s takes %u tensors, got %zu", k->name, k->ntensors, a->ninputs);
+    attnc_status st;
+    int64_t B = -1, T = -1;
+    char what[256];
+    for (uint32_t i = 0; i < k->ntensors; i++) {
+        const kernel_tensor *kt = &k->tensors[i];
+        snprintf(what, sizeof what, "%s: tensor %u ('%s')", k->name, i, kt->name);
+        int64_t want[4] = {B, T, kt->heads, kt->len}, got[4];
+        int nd = kt->per_token ? (kt->len == 1 ? 3 : 4) : (kt->len == 1 ? 1 : 2);
+        const int64_t *w = kt->per_token ? want : want + 2;
+        if ((st = check_tensor(ctx, what, &a->inputs[i], kt->dtype, nd, w, got)) != ATTNC_OK)
+            return st;
+        if (kt->per_token) {
+            B = got[0];
+            T = got[1];
+        }
+    }
+    if (B < 0)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: no per-token input fixes B and T", k->name);
+    int64_t N = B;
+    if (a->cu_seqlens) {
+        if (!k->document)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: cu_seqlens given but the spec does not say 'document'", k->name);
+        if (B != 1)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: with cu_seqlens the batch must be 1, got %lld", k->name, (long long)B);
+        if (a->nseq < 1 || a->nseq > 65535)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: nseq %lld out of range 1..65535", k->name, (long long)a->nseq);
+        N = a->nseq;
+    } else if (N > 65535) {
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: batch %lld exceeds 65535", k->name, (long long)N);
+    }
+    if (B * T > INT32_MAX)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %lld tokens exceed 2^31", k->name, (long long)(B * T));
+    int64_t wo[4] = {B, T, k->sh.heads_out, k->sh.V};
+    snprintf(what, sizeof what, "%s: out", k->name);
+    if ((st = check_tensor(ctx, what, &a->out, k->out_dtype, 4, wo, NULL)) != ATTNC_OK)
+        return st;
+    uint32_t Hs = k->sh.heads_state ? k->sh.heads_state : k->sh.heads_out;
+    struct { const char *name; const attnc_tensor *t; int nd; int64_t dims[4]; bool allowed; } st_tensors[] = {
+        {"h0", &a->h0, 4, {N, Hs, k->sh.K, k->sh.V}, k->state_in},
+        {"z0", &a->z0, 3, {N, Hs, k->sh.K}, k->state_in && k->has_z},
+        {"m0", &a->m0, 2, {N, Hs}, k->state_in && k->has_m},
+        {"hT", &a->hT, 4, {N, Hs, k->sh.K, k->sh.V}, k->state_out},
+        {"zT", &a->zT, 3, {N, Hs, k->sh.K}, k->state_out && k->has_z},
+        {"mT", &a->mT, 2, {N, Hs}, k->state_out && k->has_m},
+    };
+    for (size_t i = 0; i < sizeof st_tensors / sizeof *st_tensors; i++) {
+        if (!st_tensors[i].t->data)
+            continue;
+        if (!st_tensors[i].allowed)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s given but the spec takes none", k->name, st_tensors[i].name);
+        snprintf(what, sizeof what, "%s: %s", k->name, st_tensors[i].name);
+        if ((st = check_tensor(ctx, what, st_tensors[i].t, ATTNC_FP32, st_tensors[i].nd, st_tensors[i].dims, NULL)) != ATTNC_OK)
+            return st;
+    }
+    launch_params lp = {0};
+    for (uint32_t i = 0; i < k->ntensors; i++)
+        lp.in[i] = a->inputs[i].data;
+    lp.out = a->out.data;
+    lp.h0 = a->h0.data;
+    lp.z0 = a->z0.data;
+    lp.m0 = a->m0.data;
+    lp.hT = a->hT.data;
+    lp.zT = a->zT.data;
+    lp.mT = a->mT.data;
+    lp.cu_seqlens = a->cu_seqlens;
+    lp.seqlen = a->cu_seqlens ? 0 : (int)T;
+    lp.nseq = (int)N;
+    /* The kernel's struct has in[ntensors] (at least 1): move the tail down to match. */
+    unsigned char buf[sizeof lp];
+    size_t nin = k->ntensors ? k->ntensors : 1, head = nin * sizeof(void *);
+    memcpy(buf, &lp, head);
+    memcpy(buf + head, &lp.out, sizeof lp - offsetof(launch_params, out));
+    void *params[] = {buf};
+    rt_error err;
+    for (size_t i = 0; i < k->nkernels; i++) {
+        const loaded_kernel *lk = &k->k[i];
+        unsigned grid[3] = {lk->cg.grid_x, k->sh.heads_out, (unsigned)N};
+        unsigned block[3] = {lk->cg.threads, 1, 1};
+        if (!rt_launch(lk->fn, grid, block, lk->cg.smem_bytes, a->stream, params, &err))
+            return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
+    }
+    return ATTNC_OK;
+}

@@ -1,0 +1,393 @@
+/* api/run.c: attnc_run_check, the GPU against the float64 reference.
+ *
+ * Fresh inputs are drawn by the reference (reference/ref_draw.c, already rounded to each tensor's dtype,
+ * so both sides read the same numbers), copied to the device in their dtype, outputs and final states
+ * are poisoned with NaN bytes, the kernel runs, and the results come back as float64 and are compared
+ * with the reference: relative error = ||gpu - ref|| / ||ref|| (Frobenius), any non-finite number fails.
+ * The tolerance is 1e-2 for 16-bit inputs and 1e-4 for fp32 inputs (issue 3).
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api_internal.h"
+#include "ref.h"
+#include "rt.h"
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The fp16 bits of x, which is representable (ref_round_dtype made it so) or infinite. */
+static uint16_t half_bits(double x)
+{
+    uint16_t sign = signbit(x) ? 0x8000 : 0;
+    x = fabs(x);
+    if (isnan(x))
+        return 0x7e00;
+    if (isinf(x) || x >= 65520.0)
+        return sign | 0x7c00;
+    if (x == 0)
+        return sign;
+    int e;
+    double m = frexp(x, &e); /* x = m 2^e, m in [0.5, 1) */
+    int E = e + 14;          /* the biased exponent of 1.f x 2^(e-1) */
+    if (E >= 1)
+        return (uint16_t)(sign | (E << 10) | (uint16_t)lround((m * 2 - 1) * 1024));
+    return (uint16_t)(sign | (uint16_t)lround(x * 16777216.0)); /* subnormal: x = n 2^-24 */
+}
+
+static double half_value(uint16_t h)
+{
+    int E = (h >> 10) & 31, mant = h & 1023;
+    double s = (h & 0x8000) ? -1.0 : 1.0;
+    if (E == 31)
+        return mant ? NAN : s * INFINITY;
+    if (E == 0)
+        return s * ldexp(mant, -24);
+    return s * ldexp(1024 + mant, E - 25);
+}
+
+static void pack(const double *x, size_t n, attnc_dtype dt, void *dst)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (dt == ATTNC_FP32) {
+            ((float *)dst)[i] = (float)x[i];
+        } else if (dt == ATTNC_FP16) {
+            ((uint16_t *)dst)[i] = half_bits(x[i]);
+        } else {
+            float f = (float)x[i];
+            uint32_t bits;
+            memcpy(&bits, &f, 4);
+            ((uint16_t *)dst)[i] = (uint16_t)(bits >> 16); /* exact: x is a bf16 number */
+        }
+    }
+}
+
+static void unpack(const void *src, size_t n, attnc_dtype dt, double *x)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (dt == ATTNC_FP32) {
+            x[i] = ((const float *)src)[i];
+        } else if (dt == ATTNC_FP16) {
+            x[i] = half_value(((const uint16_t *)src)[i]);
+        } else {
+            uint32_t bits = (uint32_t)((const uint16_t *)src)[i] << 16;
+            float f;
+            memcpy(&f, &bits, 4);
+            x[i] = f;
+        }
+    }
+}
+
+static size_t dt_size(attnc_dtype d)
+{
+    return d == ATTNC_FP32 ? 4 : 2;
+}
+
+/* Device buffers of one run, freed together. */
+#define MAX_BUFS 80
+typedef struct dev_bufs {
+    uint64_t p[MAX_BUFS];
+    int n;
+} dev_bufs;
+
+static bool dev_alloc(dev_bufs *b, size_t bytes, uint64_t *out, rt_error *err)
+{
+    if (b->n == MAX_BUFS) {
+        snprintf(err->msg, sizeof err->msg, "too many device buffers");
+        return false;
+    }
+    if (!rt_mem_alloc(out, bytes ? bytes : 16, err))
+        return false;
+    b->p[b->n++] = *out;
+    return true;
+}
+
+static void dev_free_all(dev_bufs *b)
+{
+    for (int i = 0; i < b->n; i++)
+        rt_mem_free(b->p[i]);
+    b->n = 0;
+}
+
+/* Upload doubles as `dt` into a fresh device buffer. */
+static bool upload(dev_bufs *b, const double *x, size_t n, attnc_dtype dt, uint64_t *out, rt_error *err)
+{
+    void *host = malloc(n * dt_size(dt) + 16);
+    if (!host) {
+        snprintf(err->msg, sizeof err->msg, "out of host memory");
+        return false;
+    }
+    pack(x, n, dt, host);
+    bool ok = dev_alloc(b, n * dt_size(dt), out, err) && rt_memcpy_htod(*out, host, n * dt_size(dt), err);
+    free(host);
+    return ok;
+}
+
+/* A poisoned (all bytes 0xff: NaN in every float format) output buffer. */
+static bool poisoned(dev_bufs *b, size_t bytes, uint64_t *out, rt_error *err)
+{
+    return dev_alloc(b, bytes, out, err) && rt_memset_d8(*out, 0xff, bytes, err);
+}
+
+static bool download(uint64_t src, size_t n, attnc_dtype dt, double *x, rt_error *err)
+{
+    void *host = malloc(n * dt_size(dt) + 16);
+    if (!host) {
+        snprintf(err->msg, sizeof err->msg, "out of host memory");
+        return false;
+    }
+    bool ok = rt_memcpy_dtoh(host, src, n * dt_size(dt), err);
+    if (ok)
+        unpack(host, n, dt, x);
+    free(host);
+    return ok;
+}
+
+/* Does value r (transitively) read tensor ti? */
+static bool reads_tensor(const ir_module *m, ir_ref r, uint32_t ti)
+{
+    if (r == IR_NONE)
+        return false;
+    const ir_value *v = &m->values[r];
+    if ((v->op == IR_OP_INPUT || v->op == IR_OP_PARAM) && v->aux == ti)
+        return true;
+    for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
+        if (reads_tensor(m, v->arg[k], ti))
+            return true;
+    return false;
+}
+
+static void tensor_desc(attnc_tensor *t, uint64_t data, attnc_dtype dt, int nd, const int64_t *shape)
+{
+    memset(t, 0, sizeof *t);
+    t->data = (void *)(uintptr_t)data;
+    t->dtype = dt;
+    t->ndim = nd;
+    int64_t stride = 1;
+    for (int i = nd - 1; i >= 0; i--) {
+        t->shape[i] = shape[i];
+        t->stride[i] = stride;
+        stride *= shape[i];
+    }
+}
+
+typedef struct timed_launch {
+    attnc_ctx *ctx;
+    attnc_kernel *kernel;
+    const attnc_forward_args *args;
+} timed_launch;
+
+static bool run_once(void *closure, rt_error *err)
+{
+    timed_launch *tl = closure;
+    if (attnc_forward(tl->ctx, tl->kernel, tl->args) != ATTNC_OK) {
+        snprintf(err->msg, sizeof err->msg, "%s", attnc_errmsg(tl->ctx));
+        return false;
+    }
+    return true;
+}
+
+attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_options *opt, attnc_run_report *out)
+{
+    if (!spec || !spec->ir || !opt || !out)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_run_check needs a checked spec, options and a report");
+    memset(out, 0, sizeof *out);
+    const ir_module *m = spec->ir;
+    if (opt->initial_state && !m->state_in)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec takes no initial state (it has no 'state initial')");
+    uint32_t nseq = opt->seqlens ? opt->nseq : opt->batch;
+    if (nseq == 0 || (!opt->seqlens && opt->tokens == 0))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "no tokens to run");
+    if (opt->seqlens && !m->document)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "varlen batches need a spec with 'document'");
+
+    attnc_kernel *kernel = NULL;
+    attnc_status st = attnc_kernel_new(ctx, spec, NULL, &kernel);
+    if (st != ATTNC_OK)
+        return st;
+
+    attnc_arena *a = attnc_arena_new();
+    if (!a) {
+        attnc_kernel_free(kernel);
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    attnc_diags d;
+    attnc_diags_init(&d, a);
+    dev_bufs bufs = {0};
+    rt_error err = {{0}};
+    uint32_t *lens = attnc_arena_alloc(a, nseq * sizeof *lens);
+    if (!lens) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (uint32_t i = 0; i < nseq; i++)
+        lens[i] = opt->seqlens ? opt->seqlens[i] : opt->tokens;
+    ref_problem prob = {.seed = opt->seed, .seqlens = lens, .nseq = nseq, .use_h0 = opt->initial_state != 0};
+    ref_data *data = ref_draw(m, &prob, a, &d);
+    if (!data) {
+        st = api_fail(ctx, ATTNC_ERR_USAGE, "drawing inputs: %s", d.n ? d.list[d.n - 1].message : "failed");
+        goto done;
+    }
+    if (opt->gate_scale > 0 && m->linear.present) {
+        /* Strong gates: scale every tensor the gate (or input gate) reads, then round again. */
+        for (uint32_t i = 0; i < m->ntensors; i++) {
+            if (!reads_tensor(m, m->linear.gate, i) && !reads_tensor(m, m->linear.igate, i))
+                continue;
+            for (size_t j = 0; j < data->tensor_count[i]; j++)
+                data->tensor[i][j] = ref_round_dtype(data->tensor[i][j] * opt->gate_scale, m->tensors[i].dtype);
+        }
+        if (!ref_eval_roles(m, data, a, &d)) {
+            st = api_fail(ctx, ATTNC_ERR_USAGE, "evaluating roles: %s", d.n ? d.list[d.n - 1].message : "failed");
+            goto done;
+        }
+    }
+    const ref_dims *dm = &data->dims;
+    out->total_tokens = dm->total;
+    out->nseq = dm->nseq;
+
+    /* The reference. */
+    double t0 = seconds_now();
+    ref_result *want = ref_result_new(data, a);
+    bool ok = want && (opt->reference_chunked ? ref_forward_chunked(m, data, 0, want, a, &d)
+                                              : ref_forward_recurrent(m, data, want, a, &d));
+    out->reference_s = seconds_now() - t0;
+    if (!ok) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "reference: %s", d.n ? d.list[d.n - 1].message : "failed");
+        goto done;
+    }
+
+    /* Inputs on the device: [B, T, H, len] uniform, or [1, total, H, len] varlen. */
+    int64_t B = opt->seqlens ? 1 : nseq, T = opt->seqlens ? dm->total : opt->tokens;
+    attnc_tensor *ins = attnc_arena_alloc(a, (m->ntensors ? m->ntensors : 1) * sizeof *ins);
+    if (!ins) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        const ir_tensor *t = &m->tensors[i];
+        attnc_dtype dt = (attnc_dtype)t->dtype;
+        uint64_t dp;
+        if (!upload(&bufs, data->tensor[i], data->tensor_count[i], dt, &dp, &err))
+            goto io_fail;
+        int64_t H = m->axes[t->axis].count;
+        int64_t shape[4] = {B, T, H, t->len};
+        if (t->per_token)
+            tensor_desc(&ins[i], dp, dt, t->len == 1 ? 3 : 4, shape);
+        else
+            tensor_desc(&ins[i], dp, dt, t->len == 1 ? 1 : 2, shape + 2);
+    }
+    attnc_forward_args args = {.inputs = ins, .ninputs = m->ntensors};
+    size_t nout = (size_t)dm->total * dm->Hout * dm->V;
+    uint64_t d_out;
+    if (!poisoned(&bufs, nout * dt_size((attnc_dtype)m->out_dtype), &d_out, &err))
+        goto io_fail;
+    int64_t oshape[4] = {B, T, dm->Hout, dm->V};
+    tensor_desc(&args.out, d_out, (attnc_dtype)m->out_dtype, 4, oshape);
+    int64_t N = dm->nseq, Hs = dm->Hs;
+    int64_t hshape[4] = {N, Hs, dm->K, dm->V};
+    size_t nh = (size_t)N * Hs * dm->K * dm->V, nz = (size_t)N * Hs * dm->K, nm = (size_t)N * Hs;
+    uint64_t dp;
+    if (m->linear.present && data->h0) {
+        if (!upload(&bufs, data->h0, nh, ATTNC_FP32, &dp, &err))
+            goto io_fail;
+        tensor_desc(&args.h0, dp, ATTNC_FP32, 4, hshape);
+        if (dm->has_z) {
+            if (!upload(&bufs, data->z0, nz, ATTNC_FP32, &dp, &err))
+                goto io_fail;
+            tensor_desc(&args.z0, dp, ATTNC_FP32, 3, hshape);
+        }
+        if (dm->has_m) {
+            if (!upload(&bufs, data->m0, nm, ATTNC_FP32, &dp, &err))
+                goto io_fail;
+            tensor_desc(&args.m0, dp, ATTNC_FP32, 2, hshape);
+        }
+    }
+    uint64_t d_hT = 0, d_zT = 0, d_mT = 0;
+    if (m->linear.present && m->state_out) {
+        if (!poisoned(&bufs, nh * 4, &d_hT, &err))
+            goto io_fail;
+        tensor_desc(&args.hT, d_hT, ATTNC_FP32, 4, hshape);
+        if (dm->has_z) {
+            if (!poisoned(&bufs, nz * 4, &d_zT, &err))
+                goto io_fail;
+            tensor_desc(&args.zT, d_zT, ATTNC_FP32, 3, hshape);
+        }
+        if (dm->has_m) {
+            if (!poisoned(&bufs, nm * 4, &d_mT, &err))
+                goto io_fail;
+            tensor_desc(&args.mT, d_mT, ATTNC_FP32, 2, hshape);
+        }
+    }
+    if (opt->seqlens) {
+        int32_t *cu = attnc_arena_alloc(a, (nseq + 1) * sizeof *cu);
+        if (!cu) {
+            st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (uint32_t i = 0; i <= nseq; i++)
+            cu[i] = (int32_t)data->cu_seqlens[i];
+        if (!dev_alloc(&bufs, (nseq + 1) * 4, &dp, &err) || !rt_memcpy_htod(dp, cu, (nseq + 1) * 4, &err))
+            goto io_fail;
+        args.cu_seqlens = (const int32_t *)(uintptr_t)dp;
+        args.nseq = nseq;
+    }
+    if ((st = attnc_forward(ctx, kernel, &args)) != ATTNC_OK)
+        goto done;
+    if (!rt_synchronize(&err))
+        goto io_fail;
+
+    /* Back to float64 and compare. */
+    ref_result *got = ref_result_new(data, a);
+    if (!got) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (!download(d_out, nout, (attnc_dtype)m->out_dtype, got->out, &err))
+        goto io_fail;
+    if (d_hT) {
+        if (!download(d_hT, nh, ATTNC_FP32, got->hT, &err) || (d_zT && !download(d_zT, nz, ATTNC_FP32, got->zT, &err)) ||
+            (d_mT && !download(d_mT, nm, ATTNC_FP32, got->mT, &err)))
+            goto io_fail;
+    } else {
+        /* No final state is returned: nothing to compare there. */
+        got->hT = want->hT;
+        got->zT = want->zT;
+        got->mT = want->mT;
+    }
+    ref_error e;
+    if (!ref_compare(got, want, &e)) {
+        st = api_fail(ctx, ATTNC_ERR_USAGE, "internal: result sizes differ");
+        goto done;
+    }
+    out->out_rel_err = e.out_rel;
+    out->out_max_abs = e.out_maxabs;
+    out->state_rel_err = e.state_rel;
+    out->nonfinite = !isfinite(e.out_rel) || !isfinite(e.state_rel);
+    bool fp32 = true;
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        fp32 &= !m->tensors[i].per_token || m->tensors[i].dtype == IR_DT_FP32;
+    out->tolerance = fp32 ? 1e-4 : 1e-2;
+
+    timed_launch tl = {ctx, kernel, &args};
+    if (!rt_time_ms(run_once, &tl, 2, 5, &out->kernel_ms, &err))
+        goto io_fail;
+    if (out->nonfinite || out->out_rel_err > out->tolerance || out->state_rel_err > out->tolerance)
+        st = api_fail(ctx, ATTNC_ERR_NUMERIC, "%s: GPU and float64 reference disagree (out %.3g, state %.3g, tolerance %g)",
+                      m->name, out->out_rel_err, out->state_rel_err, out->tolerance);
+    goto done;
+io_fail:
+    st = api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
+done:
+    dev_free_all(&bufs);
+    attnc_arena_free(a);
+    attnc_kernel_free(kernel);
+    return st;
+}

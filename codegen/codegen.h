@@ -1,0 +1,48 @@
+/* codegen/codegen.h: CUDA C from a scheduled module (passes/ ran to the end).
+ *
+ * The translation unit is: a header comment naming the variant and its plan; the ATTNC_* constants;
+ * support.cuh (16-bit types, conversions, the spec's scalar functions); the parameter block; the kernel
+ * body for the schedule (linear_kernel.cuh, softmax_kernel.cuh); and the generated prologue, which
+ * evaluates the spec's per-token value DAG in registers (one warp per token, lanes over channels) and
+ * stores the role rows into shared memory.  The text is meant to be read: `attnc compile --emit cuda`.
+ */
+#ifndef ATTNC_CODEGEN_H
+#define ATTNC_CODEGEN_H
+
+#include <stdbool.h>
+
+#include "arena.h"
+#include "diag.h"
+#include "ir.h"
+
+#define CG_MAX_KERNELS 2
+#define CG_MAX_TENSORS 64
+
+typedef struct cg_options {
+    int input_dtype;   /* -1: each per-token tensor as the spec declares it; else an ir_dtype for all */
+} cg_options;
+
+typedef enum cg_kernel_kind { CG_KERNEL_LINEAR, CG_KERNEL_SOFTMAX } cg_kernel_kind;
+
+typedef struct cg_kernel {
+    cg_kernel_kind kind;
+    const char *entry;    /* extern "C" name */
+    unsigned threads;     /* per CTA */
+    unsigned smem_bytes;  /* dynamic shared memory per CTA */
+    unsigned grid_x;      /* CTAs along x (V slices or query tiles); y = output heads, z = sequences */
+    bool per_query_tile;  /* grid_x is computed per launch from the longest sequence (softmax) */
+    unsigned tile_rows;   /* query rows per CTA (softmax) */
+} cg_kernel;
+
+typedef struct cg_output {
+    const char *source;   /* one CUDA C translation unit with every kernel */
+    cg_kernel kernels[CG_MAX_KERNELS];
+    unsigned nkernels;
+    int tensor_dtype[CG_MAX_TENSORS]; /* ir_dtype each tensor is read as (after cg_options) */
+} cg_output;
+
+/* Generates the kernels of `m` (stage IR_PLAN_SCHEDULED).  False with a diagnostic for what the
+ * generator does not handle. */
+bool codegen_cuda(const ir_module *m, const cg_options *opt, attnc_arena *a, attnc_diags *diags, cg_output *out);
+
+#endif

@@ -1,0 +1,404 @@
+/* codegen/cuda.c: the CUDA C generator (codegen.h).
+ *
+ * Two halves:
+ *   - constants: everything the plan fixed (chunk, padded K, V slice, warps, class, normaliser, head
+ *     counts, dtypes) becomes an ATTNC_* macro, so that the kernel body (an embedded template) is
+ *     specialised by the compiler and carries no run-time branches on the variant;
+ *   - the prologue: the value DAG the roles reach is printed as straight-line code, one statement per
+ *     value.  A scalar value is one float (every lane computes it); a vector value of length L is an
+ *     array of ceil(L/32) floats, channel lane + 32 s in slot s, and channels >= L are held at 0 so that
+ *     whole-vector ops (l2norm, taylor2) see only real channels.
+ * The shared-memory size is computed here and asserted against the kernel's own layout at compile time,
+ * so the two can never disagree silently.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "attnc.h"
+#include "codegen.h"
+
+extern const char attnc_support_src[];
+extern const char attnc_linear_kernel_src[];
+
+typedef struct gen {
+    const ir_module *m;
+    const cg_options *opt;
+    attnc_buf b;
+    ir_shape sh;
+    cg_output *out;
+    bool *live;       /* per value: reached by the roles being emitted */
+} gen;
+
+static unsigned slots(unsigned len)
+{
+    return (len + 31) / 32;
+}
+
+/* A float literal that C++ reads back as the same float ("3" -> "3.0f"). */
+static void put_float(attnc_buf *b, double x)
+{
+    char s[48];
+    snprintf(s, sizeof s, "%.9g", x);
+    if (!strpbrk(s, ".eEn"))
+        strcat(s, ".0");
+    attnc_buf_printf(b, "(%sf)", s);
+}
+
+static const char *dtype_macro(int dt)
+{
+    return dt == IR_DT_BF16 ? "ATTNC_DT_BF16" : dt == IR_DT_FP16 ? "ATTNC_DT_FP16" : "ATTNC_DT_FP32";
+}
+
+static void mark_live(gen *g, ir_ref r)
+{
+    if (r == IR_NONE || g->live[r])
+        return;
+    g->live[r] = true;
+    const ir_value *v = &g->m->values[r];
+    for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
+        mark_live(g, v->arg[k]);
+}
+
+/* Operand `r` at slot s (a scalar broadcasts). */
+static void put_operand(gen *g, ir_ref r, unsigned s)
+{
+    if (g->m->values[r].type.len == 1)
+        attnc_buf_printf(&g->b, "v%u", r);
+    else
+        attnc_buf_printf(&g->b, "v%u[%u]", r, s);
+}
+
+static const char *elem_fn(ir_op op)
+{
+    switch (op) {
+    case IR_OP_POW: return "powf";
+    case IR_OP_MIN: return "fminf";
+    case IR_OP_MAX: return "fmaxf";
+    case IR_OP_EXP: return "expf";
+    case IR_OP_LOG: return "logf";
+    case IR_OP_SQRT: return "sqrtf";
+    case IR_OP_RSQRT: return "rsqrtf";
+    case IR_OP_ABS: return "fabsf";
+    case IR_OP_TANH: return "tanhf";
+    case IR_OP_SIGMOID: return "attnc_sigmoid";
+    case IR_OP_LOGSIGMOID: return "attnc_logsigmoid";
+    case IR_OP_SOFTPLUS: return "attnc_softplus";
+    case IR_OP_ELU: return "attnc_elu";
+    case IR_OP_SILU: return "attnc_silu";
+    default: return NULL;
+    }
+}
+
+static void put_elem(gen *g, const ir_value *v, unsigned s)
+{
+    attnc_buf *b = &g->b;
+    ir_op op = (ir_op)v->op;
+    static const char infix[IR_OP_COUNT] = {[IR_OP_ADD] = '+', [IR_OP_SUB] = '-', [IR_OP_MUL] = '*', [IR_OP_DIV] = '/'};
+    if (op == IR_OP_NEG) {
+        attnc_buf_puts(b, "(-");
+        put_operand(g, v->arg[0], s);
+        attnc_buf_puts(b, ")");
+    } else if (infix[op]) {
+        attnc_buf_puts(b, "(");
+        put_operand(g, v->arg[0], s);
+        attnc_buf_printf(b, " %c ", infix[op]);
+        put_operand(g, v->arg[1], s);
+        attnc_buf_puts(b, ")");
+    } else if (op == IR_OP_RELU) {
+        attnc_buf_puts(b, "fmaxf(");
+        put_operand(g, v->arg[0], s);
+        attnc_buf_puts(b, ", 0.f)");
+    } else {
+        attnc_buf_printf(b, "%s(", elem_fn(op));
+        put_operand(g, v->arg[0], s);
+        if (ir_op_arity(op) == 2) {
+            attnc_buf_puts(b, ", ");
+            put_operand(g, v->arg[1], s);
+        }
+        attnc_buf_puts(b, ")");
+    }
+}
+
+/* The head of axis `axis` that output head `h` reads. */
+static void put_head(gen *g, unsigned axis)
+{
+    attnc_buf_printf(&g->b, "(h / (ATTNC_HOUT / %u))", g->m->axes[axis].count);
+}
+
+static void emit_value(gen *g, ir_ref r)
+{
+    const ir_module *m = g->m;
+    const ir_value *v = &m->values[r];
+    attnc_buf *b = &g->b;
+    unsigned len = v->type.len, ns = slots(len);
+    ir_op op = (ir_op)v->op;
+    switch (op) {
+    case IR_OP_CONST:
+        attnc_buf_printf(b, "    const float v%u = ", r);
+        put_float(b, v->num);
+        attnc_buf_puts(b, ";\n");
+        return;
+    case IR_OP_HEAD:
+        attnc_buf_printf(b, "    const float v%u = (float)", r);
+        put_head(g, v->aux);
+        attnc_buf_puts(b, ";\n");
+        return;
+    case IR_OP_INPUT:
+    case IR_OP_PARAM: {
+        const ir_tensor *t = &m->tensors[v->aux];
+        int dt = g->out->tensor_dtype[v->aux];
+        attnc_buf_printf(b, "    // %s %s: %s [%s%s%u]\n", op == IR_OP_INPUT ? "input" : "param", t->name,
+                         ir_dtype_name((ir_dtype)dt), op == IR_OP_INPUT ? "T, " : "", m->axes[t->axis].name, t->len);
+        attnc_buf_printf(b, "    const size_t row%u = ", r);
+        if (op == IR_OP_INPUT)
+            attnc_buf_printf(b, "((size_t)t * %u + ", m->axes[t->axis].count);
+        else
+            attnc_buf_puts(b, "((size_t)");
+        put_head(g, t->axis);
+        attnc_buf_printf(b, ") * %u;\n", t->len);
+        if (len == 1) {
+            attnc_buf_printf(b, "    const float v%u = attnc_load<%s>(p.in[%u], row%u);\n", r, dtype_macro(dt), v->aux, r);
+        } else {
+            attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+            for (unsigned s = 0; s < ns; s++)
+                attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? attnc_load<%s>(p.in[%u], row%u + lane + %u) : 0.f;\n", r, s,
+                                 32 * s, len, dtype_macro(dt), v->aux, r, 32 * s);
+        }
+        return;
+    }
+    case IR_OP_L2NORM: {
+        ir_ref x = v->arg[0];
+        attnc_buf_printf(b, "    float v%u[%u];\n    {\n        float ss = 0.f;\n", r, ns);
+        for (unsigned s = 0; s < ns; s++)
+            attnc_buf_printf(b, "        ss += v%u[%u] * v%u[%u];\n", x, s, x, s);
+        attnc_buf_puts(b, "        const float inv = 1.f / sqrtf(attnc_warp_sum(ss) + 1e-6f);\n");
+        for (unsigned s = 0; s < ns; s++)
+            attnc_buf_printf(b, "        v%u[%u] = v%u[%u] * inv;\n", r, s, x, s);
+        attnc_buf_puts(b, "    }\n");
+        return;
+    }
+    case IR_OP_TAYLOR2: {
+        ir_ref x = v->arg[0];
+        attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+        for (unsigned s = 0; s < ns; s++)
+            attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? attnc_taylor2(v%u, %u, lane + %u) : (attnc_taylor2(v%u, %u, 0), 0.f);\n",
+                             r, s, 32 * s, len, x, m->values[x].type.len, 32 * s, x, m->values[x].type.len);
+        return;
+    }
+    default:
+        break;
+    }
+    if (len == 1) {
+        attnc_buf_printf(b, "    const float v%u = ", r);
+        put_elem(g, v, 0);
+        attnc_buf_puts(b, ";\n");
+        return;
+    }
+    attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+    for (unsigned s = 0; s < ns; s++) {
+        attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? ", r, s, 32 * s, len);
+        put_elem(g, v, s);
+        attnc_buf_puts(b, " : 0.f;\n");
+    }
+}
+
+/* Stores a vector value into a row of a shared tile: channels [lo, lo + count) go to columns 0.. */
+static void store_row(gen *g, ir_ref r, const char *tile, const char *ld, const char *conv, unsigned lo,
+                      unsigned count)
+{
+    const ir_value *v = &g->m->values[r];
+    unsigned len = v->type.len;
+    for (unsigned s = 0; s < slots(len); s++) {
+        attnc_buf_printf(&g->b, "    if (lane + %u >= %u && lane + %u < %u)\n        %s[r * %s + lane + %u - %u] = %s(", 32 * s,
+                         lo, 32 * s, lo + count, tile, ld, 32 * s, lo, conv);
+        put_operand(g, r, s);
+        attnc_buf_puts(&g->b, ");\n");
+    }
+}
+
+/* A role as the kernel loads it: the folded input for a scaled query, else the role's value. */
+static ir_ref fed(const gen *g, ir_role role)
+{
+    const ir_plan *p = &g->m->plan;
+    return p->feed[role] == IR_FEED_SCALED ? p->feed_src[role] : *ir_role_slot((ir_module *)g->m, role);
+}
+
+static void emit_linear_prologue(gen *g)
+{
+    const ir_module *m = g->m;
+    const ir_plan *p = &m->plan;
+    attnc_buf *b = &g->b;
+    ir_ref q = fed(g, IR_ROLE_QUERY), k = fed(g, IR_ROLE_KEY), v = fed(g, IR_ROLE_VALUE);
+    ir_ref gate = m->linear.gate, beta = m->linear.beta, ig = m->linear.igate;
+    memset(g->live, 0, m->nvalues * sizeof *g->live);
+    ir_ref roots[] = {q, k, v, gate, beta, ig};
+    for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
+        mark_live(g, roots[i]);
+
+    attnc_buf_puts(b, "\n// ---- the prologue: the spec's value DAG for one token (generated) ----\n"
+                      "__device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v0, int lane, elt *sq,\n"
+                      "                               elt *sk, elt *sv, float *sg, float *sbeta, float *sig)\n{\n");
+    bool diag = p->transition == IR_TR_DIAG;
+    attnc_buf_puts(b, "    if (t < 0) { // a padding row: neutral values (no write, no decay)\n"
+                      "        for (int c = lane; c < ATTNC_KP; c += 32) {\n"
+                      "            sq[r * ATTNC_LDK + c] = attnc_float_to_elt(0.f);\n"
+                      "            sk[r * ATTNC_LDK + c] = attnc_float_to_elt(0.f);\n");
+    if (diag)
+        attnc_buf_puts(b, "            sg[r * ATTNC_KP + c] = 0.f;\n");
+    attnc_buf_puts(b, "        }\n"
+                      "        for (int c = lane; c < ATTNC_BV; c += 32)\n"
+                      "            sv[r * ATTNC_LDV + c] = attnc_float_to_elt(0.f);\n"
+                      "        if (lane == 0) {\n");
+    if (!diag)
+        attnc_buf_puts(b, "            sg[r] = 0.f;\n");
+    attnc_buf_puts(b, "            sbeta[r] = 0.f;\n            sig[r] = 0.f;\n        }\n        return;\n    }\n");
+    for (ir_ref r = 1; r < m->nvalues; r++)
+        if (g->live[r])
+            emit_value(g, r);
+    attnc_buf_puts(b, "    // the role rows\n");
+    store_row(g, q, "sq", "ATTNC_LDK", "attnc_float_to_elt", 0, m->values[q].type.len);
+    store_row(g, k, "sk", "ATTNC_LDK", "attnc_float_to_elt", 0, m->values[k].type.len);
+    /* V: the CTA's slice [v0, v0 + BV) only. */
+    const ir_value *vv = &m->values[v];
+    for (unsigned s = 0; s < slots(vv->type.len); s++) {
+        attnc_buf_printf(b, "    if (lane + %u >= v0 && lane + %u < v0 + ATTNC_BV)\n"
+                            "        sv[r * ATTNC_LDV + lane + %u - v0] = attnc_float_to_elt(",
+                         32 * s, 32 * s, 32 * s);
+        put_operand(g, v, s);
+        attnc_buf_puts(b, ");\n");
+    }
+    if (gate) {
+        const ir_value *gv = &m->values[gate];
+        if (diag && gv->type.len > 1) {
+            for (unsigned s = 0; s < slots(gv->type.len); s++)
+                attnc_buf_printf(b, "    if (lane + %u < ATTNC_KP)\n        sg[r * ATTNC_KP + lane + %u] = lane + %u < ATTNC_K ? v%u[%u] : 0.f;\n",
+                                 32 * s, 32 * s, 32 * s, gate, s);
+        } else if (diag) {
+            attnc_buf_printf(b, "    for (int c = lane; c < ATTNC_KP; c += 32)\n        sg[r * ATTNC_KP + c] = c < ATTNC_K ? v%u : 0.f;\n", gate);
+        } else {
+            attnc_buf_printf(b, "    if (lane == 0)\n        sg[r] = v%u;\n", gate);
+        }
+    }
+    if (beta)
+        attnc_buf_printf(b, "    if (lane == 0)\n        sbeta[r] = v%u;\n", beta);
+    if (ig)
+        attnc_buf_printf(b, "    if (lane == 0)\n        sig[r] = v%u;\n", ig);
+    attnc_buf_puts(b, "}\n");
+}
+
+/* The kernel's shared-memory size, the same sums as attnc_smem_layout in linear_kernel.cuh. */
+static unsigned linear_smem_bytes(const ir_module *m, unsigned elt_bytes)
+{
+    const ir_plan *p = &m->plan;
+    unsigned C = p->chunk, KP = p->k_pad, BV = p->v_tile;
+    bool diag = p->transition == IR_TR_DIAG, delta = p->householder;
+    unsigned ldk = KP + 8, ldv = BV + 8, ldc = C + 8, ldf = C + 1;
+    unsigned tile_k = C * ldk * elt_bytes;
+    unsigned off = 3 * tile_k;                         /* q, k, kd */
+    off += (diag || delta) ? tile_k : 0;               /* qg */
+    off += delta ? tile_k : 0;                         /* w */
+    off += diag ? tile_k : 0;                          /* ke */
+    off += C * ldv * elt_bytes;                        /* v */
+    off += KP * ldv * elt_bytes;                       /* s */
+    unsigned g_bytes = (diag ? C * KP : C) * 4;
+    off += (g_bytes + 15) / 16 * 16;                   /* g */
+    off += C * 4 * 3;                                  /* beta, ig, rowq */
+    off += C * p->col_groups * 2 * 4;                  /* rowred */
+    off += KP * 4 + 64;                                /* z, misc */
+    off += delta ? C * ldf * 4 : 0;                    /* af */
+    off += delta ? C * ldc * elt_bytes : 0;            /* tb */
+    return (off + 127) / 128 * 128;
+}
+
+static void emit_common(gen *g, bool elt_f16)
+{
+    const ir_module *m = g->m;
+    attnc_buf *b = &g->b;
+    attnc_buf_printf(b, "// Generated by attnc %s from variant '%s'.  Do not edit: regenerate with\n"
+                        "//   attnc compile --emit cuda\n",
+                     ATTNC_VERSION_STRING, m->name);
+    attnc_buf_printf(b, "#define ATTNC_ELT_F16 %d\n#define ATTNC_OUT_DTYPE %s\n", elt_f16, dtype_macro(m->out_dtype));
+    attnc_buf_puts(b, attnc_support_src);
+    attnc_buf_printf(b, "\n// ---- parameters ----\nstruct attnc_params {\n"
+                        "    const void *in[%u];      // the spec's tensors, in declaration order (see below)\n"
+                        "    void *out;               // [T, HOUT, V]\n"
+                        "    const float *h0, *z0, *m0; // initial state [N, HS, K, V], [N, HS, K], [N, HS] (or null)\n"
+                        "    float *hT, *zT, *mT;     // final state, same shapes (or null)\n"
+                        "    const int *cu_seqlens;   // [N + 1] token offsets, or null: N sequences of seqlen tokens\n"
+                        "    int seqlen;\n"
+                        "    int nseq;\n"
+                        "};\n",
+                     m->ntensors ? m->ntensors : 1);
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name((ir_dtype)g->out->tensor_dtype[i]));
+    attnc_buf_printf(b, "#define ATTNC_HOUT %u\n#define ATTNC_HS %u\n", g->sh.heads_out,
+                     g->sh.heads_state ? g->sh.heads_state : g->sh.heads_out);
+}
+
+static bool emit_linear(gen *g)
+{
+    const ir_module *m = g->m;
+    const ir_plan *p = &m->plan;
+    const ir_linear *l = &m->linear;
+    attnc_buf *b = &g->b;
+    unsigned smem = linear_smem_bytes(m, 2);
+    double qscale = p->feed[IR_ROLE_QUERY] == IR_FEED_SCALED ? p->scale[IR_ROLE_QUERY] : 1.0;
+    attnc_buf_printf(b, "\n// ---- the linear part: plan chunked %u (%s%s%s), tiles k_pad %u v_tile %u, %u warps ----\n",
+                     p->chunk, ir_transition_name(p->transition), p->householder ? ", householder" : "",
+                     p->stabilized ? ", stabilized" : "", p->k_pad, p->v_tile, p->warps);
+    attnc_buf_printf(b, "#define ATTNC_ENTRY attnc_linear\n#define ATTNC_C %u\n#define ATTNC_K %u\n#define ATTNC_KP %u\n"
+                        "#define ATTNC_V %u\n#define ATTNC_BV %u\n#define ATTNC_WARPS %u\n#define ATTNC_CG %u\n",
+                     p->chunk, g->sh.K, p->k_pad, g->sh.V, p->v_tile, p->warps, p->col_groups);
+    attnc_buf_printf(b, "#define ATTNC_TRANSITION %u\n#define ATTNC_DELTA %d\n#define ATTNC_STABILIZED %d\n"
+                        "#define ATTNC_IGATE %d\n#define ATTNC_NORM %u\n#define ATTNC_EPS ",
+                     p->transition, p->householder, p->stabilized, l->igate != IR_NONE, (unsigned)l->norm);
+    put_float(b, l->norm == IR_NORM_NONE ? 0.0 : l->eps);
+    attnc_buf_puts(b, "\n#define ATTNC_QSCALE ");
+    put_float(b, qscale);
+    attnc_buf_printf(b, "\n#define ATTNC_CAUSAL %d\n#define ATTNC_STATE_IN %d\n#define ATTNC_STATE_OUT %d\n"
+                        "#define ATTNC_SMEM_BYTES %u\n",
+                     m->mask == IR_MASK_CAUSAL, m->state_in, m->state_out, smem);
+    attnc_buf_puts(b, attnc_linear_kernel_src);
+    attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
+    emit_linear_prologue(g);
+    cg_kernel *k = &g->out->kernels[g->out->nkernels++];
+    *k = (cg_kernel){.kind = CG_KERNEL_LINEAR, .entry = "attnc_linear", .threads = p->warps * 32, .smem_bytes = smem,
+                     .grid_x = g->sh.V / p->v_tile};
+    return true;
+}
+
+bool codegen_cuda(const ir_module *m, const cg_options *opt, attnc_arena *a, attnc_diags *diags, cg_output *out)
+{
+    memset(out, 0, sizeof *out);
+    if (m->plan.stage != IR_PLAN_SCHEDULED) {
+        attnc_error(diags, m->span, "internal: the module was not scheduled before code generation");
+        return false;
+    }
+    if (m->ntensors > CG_MAX_TENSORS) {
+        attnc_error(diags, m->span, "the CUDA generator takes at most %d tensors", CG_MAX_TENSORS);
+        return false;
+    }
+    gen g = {.m = m, .opt = opt, .sh = ir_module_shape(m), .out = out};
+    g.live = attnc_arena_alloc(a, m->nvalues * sizeof *g.live);
+    if (!g.live)
+        return false;
+    bool any_fp16 = false;
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        int dt = m->tensors[i].dtype;
+        if (opt && opt->input_dtype >= 0 && m->tensors[i].per_token)
+            dt = opt->input_dtype;
+        out->tensor_dtype[i] = dt;
+        any_fp16 |= m->tensors[i].per_token && dt == IR_DT_FP16;
+    }
+    attnc_buf_init(&g.b, a);
+    emit_common(&g, any_fp16);
+    if (m->linear.present && !emit_linear(&g))
+        return false;
+    if (m->softmax.present) {
+        attnc_error(diags, m->softmax.span, "the CUDA generator does not handle the softmax part yet");
+        return false;
+    }
+    out->source = attnc_buf_str(&g.b);
+    return out->source != NULL && !attnc_arena_failed(a);
+}

@@ -1,0 +1,816 @@
+// codegen/linear_kernel.cuh: the chunkwise linear-attention kernel body that attnc's generator completes.
+//
+// The generator (codegen/cuda.c) emits, before this text: the ATTNC_* constants of one scheduled module
+// (chunk, padded K, V slice, warps, transition class, delta, normaliser, ...), the element type `elt`,
+// the parameter block `attnc_params`, and `attnc_prologue`, which evaluates the spec's per-token value
+// DAG (feature maps, l2norm, gate activations, beta) for one token with one warp and stores the role rows
+// into the shared tiles.  Everything here is written once for every variant; `if constexpr` on the
+// constants removes what a variant does not use.
+//
+// One CTA owns (sequence, output head, V slice) and walks the sequence's chunks (the SEQUENTIAL schedule,
+// passes/schedule.c); the state slice S (K x BV, fp32) lives in the warps' mma accumulators for the whole
+// walk, and a bf16 image of it in shared memory feeds the tensor cores (algorithms.md 3: the master copy
+// stays fp32).  Per chunk:
+//   1. prologue: roles of the chunk's C tokens into shared tiles (padding rows get neutral values:
+//      q = k = v = 0, log-gate 0, beta 0, log input gate -inf);
+//   2. chunk-local cumulative sums of the log gates, in log2 units (exp2 maps to the SFU);
+//   3. decayed copies of K (and Q for per-channel gates), the bf16 image of S_in;
+//   4. delta family: Akk, T = (I + Akk)^-1 by column-parallel forward substitution in fp32,
+//      W = T diag(beta) (K * gamma), U = T diag(beta) V, U_hat = U - W S_in (replaces V);
+//   5. outputs: P = (Q K^T) * pairwise decay (causal), O = rowfactor * (Q S_in) + P V, normalised;
+//   6. the state: S = Diag(gamma_L) S + (K * e^{b_L - b})^T V.
+// Per-channel gates form P in 16-row sub-chunks: off-diagonal blocks as tensor-core products of factors
+// that are all <= 1 (reference row = the key block's last row), diagonal blocks elementwise in fp32
+// (algorithms.md 2.4(b), way 2).  mLSTM stabilises per row with the running max m (algorithms.md 2.7(b)).
+
+#define ATTNC_RG (ATTNC_C / 16)            // row groups of 16 chunk rows
+#define ATTNC_THREADS (ATTNC_WARPS * 32)
+#define ATTNC_BVW (ATTNC_BV / ATTNC_CG)    // output columns per warp
+#define ATTNC_NTO (ATTNC_BVW / 8)          // output n-tiles per warp
+#define ATTNC_NTS (ATTNC_BV / 8)           // state n-tiles
+#define ATTNC_MT (ATTNC_KP / 16)           // state m-tiles
+#define ATTNC_MTW ((ATTNC_MT + ATTNC_WARPS - 1) / ATTNC_WARPS)
+#define ATTNC_LDK (ATTNC_KP + 8)           // row strides (elements) with 16 bytes of padding: ldmatrix
+#define ATTNC_LDV (ATTNC_BV + 8)           // rows then fall in different banks
+#define ATTNC_LDC (ATTNC_C + 8)
+#define ATTNC_LDF (ATTNC_C + 1)
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+#define NEG_BIG (-1.0e30f)
+
+// Generated after this text: the roles of token t (t < 0: a padding row) for output head h into row r of
+// the tiles; one warp per call.
+__device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v0, int lane, elt *sq, elt *sk,
+                               elt *sv, float *sg, float *sbeta, float *sig);
+
+enum { TR_IDENTITY = 0, TR_CONST = 1, TR_SCALAR = 2, TR_DIAG = 3 };
+enum { NORM_NONE = 0, NORM_DENOM = 1, NORM_MAXFLOOR = 2, NORM_RMS = 3, NORM_LAYER = 4 };
+
+// ---- shared memory layout (offsets in bytes, all 16-byte aligned) --------------------------------------
+struct attnc_smem_layout {
+    static constexpr unsigned tile_k = ATTNC_C * ATTNC_LDK * sizeof(elt);
+    static constexpr unsigned q = 0;                                  // Q rows (elt)
+    static constexpr unsigned k = q + tile_k;                         // K rows
+    static constexpr unsigned kd = k + tile_k;                        // K * e^{b_L - b} (state write)
+    static constexpr unsigned qg = kd + tile_k;                       // DIAG: Q * e^{b}; delta: K * e^{b}
+    static constexpr unsigned w = qg + ((ATTNC_TRANSITION == TR_DIAG || ATTNC_DELTA) ? tile_k : 0);
+    static constexpr unsigned ke = w + (ATTNC_DELTA ? tile_k : 0);    // DIAG: K * e^{b_e(J) - b} per block
+    static constexpr unsigned v = ke + (ATTNC_TRANSITION == TR_DIAG ? tile_k : 0);
+    static constexpr unsigned s = v + ATTNC_C * ATTNC_LDV * sizeof(elt);        // bf16 image of S_in
+    static constexpr unsigned g = s + ATTNC_KP * ATTNC_LDV * sizeof(elt);       // log2 gates (cumsum)
+    static constexpr unsigned g_bytes = (ATTNC_TRANSITION == TR_DIAG ? ATTNC_C * ATTNC_KP : ATTNC_C) * 4;
+    static constexpr unsigned beta = g + ((g_bytes + 15) / 16) * 16;
+    static constexpr unsigned ig = beta + ATTNC_C * 4;
+    static constexpr unsigned rowq = ig + ATTNC_C * 4;                          // per-row q . z_in
+    static constexpr unsigned rowred = rowq + ATTNC_C * 4;                      // cross-warp row sums
+    static constexpr unsigned z = rowred + ATTNC_C * ATTNC_CG * 2 * 4;          // z / n_hat (fp32, KP)
+    static constexpr unsigned misc = z + ATTNC_KP * 4;                          // m_in, m_out, ...
+    static constexpr unsigned af = misc + 64;                                   // delta: Akk, T (fp32)
+    static constexpr unsigned tb = af + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDF * 4 : 0);
+    static constexpr unsigned bytes_raw = tb + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);
+    static constexpr unsigned bytes = (bytes_raw + 127) / 128 * 128;
+};
+
+// ---- tensor-core helpers ----------------------------------------------------------------------------
+__device__ __forceinline__ unsigned smem_u32(const void *p)
+{
+    return (unsigned)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void ldsm_x4(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_u32(p)));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_u32(p)));
+}
+
+__device__ __forceinline__ void mma16816(float *d, const unsigned *a, unsigned b0, unsigned b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." ATTNC_MMA_TYPE "." ATTNC_MMA_TYPE
+                 ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ unsigned pack2(float lo, float hi)
+{
+    elt2 v = attnc_float2_to_elt2(lo, hi);
+    return *reinterpret_cast<unsigned *>(&v);
+}
+
+// A fragment of rows [r0, r0+16), reduction columns [c0, c0+16) of a row-major tile.
+__device__ __forceinline__ void load_a(unsigned *a, const elt *tile, int ld, int r0, int c0, int lane)
+{
+    ldsm_x4(a[0], a[1], a[2], a[3], tile + (r0 + (lane & 15)) * ld + c0 + (lane >> 4) * 8);
+}
+
+// A fragment of the transpose of a row-major tile: A[m][kr] = tile[kr][m], m in [m0, m0+16), kr in [k0, k0+16).
+__device__ __forceinline__ void load_a_t(unsigned *a, const elt *tile, int ld, int m0, int k0, int lane)
+{
+    int mi = lane >> 3;
+    ldsm_x4_t(a[0], a[1], a[2], a[3], tile + (k0 + (lane & 7) + (mi >> 1) * 8) * ld + m0 + (mi & 1) * 8);
+}
+
+// B fragments of two n-tiles [n0, n0+16) x reduction [k0, k0+16) from a tile stored [n][k] (n-major).
+__device__ __forceinline__ void load_b_nk(unsigned *b, const elt *tile, int ld, int n0, int k0, int lane)
+{
+    int mi = lane >> 3;
+    ldsm_x4(b[0], b[1], b[2], b[3], tile + (n0 + (lane & 7) + (mi >> 1) * 8) * ld + k0 + (mi & 1) * 8);
+}
+
+// The same from a tile stored [k][n] (k-major), through ldmatrix.trans.
+__device__ __forceinline__ void load_b_kn(unsigned *b, const elt *tile, int ld, int n0, int k0, int lane)
+{
+    int mi = lane >> 3;
+    ldsm_x4_t(b[0], b[1], b[2], b[3], tile + (k0 + (lane & 7) + (mi & 1) * 8) * ld + n0 + (mi >> 1) * 8);
+}
+
+// acc[16 x 8*NT] += A[16 x 16*KT] * B, A from a row-major tile at row r0, B from an n-major tile.
+template <int NT, int KT>
+__device__ __forceinline__ void mm_rows_nk(float (*acc)[4], const elt *a_tile, int lda, int r0, const elt *b_tile,
+                                           int ldb, int n0, int lane)
+{
+#pragma unroll
+    for (int kt = 0; kt < KT; kt++) {
+        unsigned a[4];
+        load_a(a, a_tile, lda, r0, kt * 16, lane);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt += 2) {
+            unsigned b[4];
+            load_b_nk(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+            mma16816(acc[nt], a, b[0], b[1]);
+            if (nt + 1 < NT)
+                mma16816(acc[nt + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// acc[16 x 8*NT] += A[16 x 16*KT] * B, B from a k-major tile ([k][n]).
+template <int NT, int KT>
+__device__ __forceinline__ void mm_rows_kn(float (*acc)[4], const elt *a_tile, int lda, int r0, const elt *b_tile,
+                                           int ldb, int n0, int lane)
+{
+#pragma unroll
+    for (int kt = 0; kt < KT; kt++) {
+        unsigned a[4];
+        load_a(a, a_tile, lda, r0, kt * 16, lane);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt += 2) {
+            unsigned b[4];
+            load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+            mma16816(acc[nt], a, b[0], b[1]);
+            if (nt + 1 < NT)
+                mma16816(acc[nt + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// acc[16 x 8*NT] += P * B where P (16 x 16*KT) is held in registers in accumulator layout.
+template <int NT, int KT>
+__device__ __forceinline__ void mm_regs_kn(float (*acc)[4], const float (*p)[4], const elt *b_tile, int ldb, int n0,
+                                           int lane)
+{
+#pragma unroll
+    for (int kt = 0; kt < KT; kt++) {
+        unsigned a[4] = {pack2(p[2 * kt][0], p[2 * kt][1]), pack2(p[2 * kt][2], p[2 * kt][3]),
+                         pack2(p[2 * kt + 1][0], p[2 * kt + 1][1]), pack2(p[2 * kt + 1][2], p[2 * kt + 1][3])};
+#pragma unroll
+        for (int nt = 0; nt < NT; nt += 2) {
+            unsigned b[4];
+            load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+            mma16816(acc[nt], a, b[0], b[1]);
+            if (nt + 1 < NT)
+                mma16816(acc[nt + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// Reduce over the 4 lanes of a quad (the lanes holding one accumulator row).
+__device__ __forceinline__ float quad_sum(float x)
+{
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+__device__ __forceinline__ float quad_max(float x)
+{
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+
+// ---- scores ------------------------------------------------------------------------------------------
+// acc = sum_d A_{r,d} K_{j,d} e^{b_{r,d} - b_{j,d}} * (j <= r, or j < r when STRICT), for rows
+// [rg*16, rg*16+16) and all C key columns (blocks right of the diagonal are left 0).  For scalar decays
+// (and none) the factor is applied after the product; for per-channel gates the off-diagonal blocks use
+// reference row e = the key block's last row (both factors <= 1) and the diagonal block is fp32.
+template <bool STRICT>
+__device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const elt *k_tile, const elt *ke_tile,
+                                       const float *g, int rg, int lane)
+{
+    constexpr int NT = ATTNC_C / 8;
+    const int gr = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+        acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+    if constexpr (ATTNC_TRANSITION != TR_DIAG) {
+#pragma unroll
+        for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+            unsigned a[4];
+            load_a(a, a_tile, ATTNC_LDK, rg * 16, kt * 16, lane);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt += 2) {
+                if (nt * 8 < (rg + 1) * 16) {
+                    unsigned b[4];
+                    load_b_nk(b, k_tile, ATTNC_LDK, nt * 8, kt * 16, lane);
+                    mma16816(acc[nt], a, b[0], b[1]);
+                    mma16816(acc[nt + 1], a, b[2], b[3]);
+                }
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
+                bool keep = STRICT ? j < r : j <= r;
+                float f = 1.f;
+                if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
+                    f = exp2f(fminf(g[r] - g[j], 0.f));
+                acc[nt][e] = keep ? acc[nt][e] * f : 0.f;
+            }
+    } else {
+        // Off-diagonal key blocks J < rg: (A_r * e^{b_r - b_e}) . (K_j * e^{b_e - b_j}), e = 16J + 15.
+        // (J and the diagonal index are unrolled so that the accumulators stay in registers.)
+#pragma unroll
+        for (int J = 0; J < ATTNC_RG - 1; J++) {
+            if (J >= rg)
+                continue;
+            const int e_row = J * 16 + 15;
+#pragma unroll
+            for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+                unsigned a[4];
+                // A fragment built in registers: rows rg*16 + gr (+8), columns kt*16 + 2tq (+1, +8, +9).
+#pragma unroll
+                for (int q4 = 0; q4 < 4; q4++) {
+                    int r = rg * 16 + gr + (q4 & 1) * 8, c = kt * 16 + tq * 2 + (q4 >> 1) * 8;
+                    float x0 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c]);
+                    float x1 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c + 1]);
+                    x0 *= exp2f(fminf(g[r * ATTNC_KP + c] - g[e_row * ATTNC_KP + c], 0.f));
+                    x1 *= exp2f(fminf(g[r * ATTNC_KP + c + 1] - g[e_row * ATTNC_KP + c + 1], 0.f));
+                    a[q4] = pack2(x0, x1);
+                }
+                unsigned b[4];
+                load_b_nk(b, ke_tile, ATTNC_LDK, J * 16, kt * 16, lane);
+                mma16816(acc[2 * J], a, b[0], b[1]);
+                mma16816(acc[2 * J + 1], a, b[2], b[3]);
+            }
+        }
+        // Diagonal block: elementwise in fp32.
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            if ((nt >> 1) != rg)
+                continue;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
+                bool keep = STRICT ? j < r : j <= r;
+                float sum = 0.f;
+                if (keep) {
+                    const elt *ar = a_tile + r * ATTNC_LDK, *kr = k_tile + j * ATTNC_LDK;
+                    const float *gr_ = g + r * ATTNC_KP, *gj = g + j * ATTNC_KP;
+                    for (int d = 0; d < ATTNC_K; d++)
+                        sum += attnc_elt_to_float(ar[d]) * attnc_elt_to_float(kr[d]) * exp2f(fminf(gr_[d] - gj[d], 0.f));
+                }
+                acc[nt][e] = sum;
+            }
+        }
+    }
+}
+
+// ---- the kernel --------------------------------------------------------------------------------------
+extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_params p)
+{
+    extern __shared__ __align__(128) unsigned char smem[];
+    using L = attnc_smem_layout;
+    elt *sq = (elt *)(smem + L::q), *sk = (elt *)(smem + L::k), *skd = (elt *)(smem + L::kd);
+    elt *sqg = (elt *)(smem + L::qg), *sw = (elt *)(smem + L::w), *ske = (elt *)(smem + L::ke);
+    elt *sv = (elt *)(smem + L::v), *ss = (elt *)(smem + L::s), *stb = (elt *)(smem + L::tb);
+    float *sg = (float *)(smem + L::g), *sbeta = (float *)(smem + L::beta), *sig = (float *)(smem + L::ig);
+    float *srowq = (float *)(smem + L::rowq), *srowred = (float *)(smem + L::rowred);
+    float *sz = (float *)(smem + L::z), *smisc = (float *)(smem + L::misc), *saf = (float *)(smem + L::af);
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int gr = lane >> 2, tq = lane & 3;
+    const int v0 = blockIdx.x * ATTNC_BV;   // V slice
+    const int h = blockIdx.y;               // output head
+    const int n = blockIdx.z;               // sequence
+    const int hs = h / (ATTNC_HOUT / ATTNC_HS);
+    int bos, eos;
+    if (p.cu_seqlens) {
+        bos = p.cu_seqlens[n];
+        eos = p.cu_seqlens[n + 1];
+    } else {
+        bos = n * p.seqlen;
+        eos = bos + p.seqlen;
+    }
+    // The state slice: warp w owns m-tiles w, w + WARPS, ...; all BV columns.
+    float S[ATTNC_MTW][ATTNC_NTS][4];
+    const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_K * ATTNC_V;
+#pragma unroll
+    for (int i = 0; i < ATTNC_MTW; i++)
+#pragma unroll
+        for (int nt = 0; nt < ATTNC_NTS; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int mt = warp + i * ATTNC_WARPS;
+                int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + nt * 8 + tq * 2 + (e & 1);
+                float x = 0.f;
+                if (ATTNC_STATE_IN && p.h0 && mt < ATTNC_MT && row < ATTNC_K)
+                    x = p.h0[state_base + (size_t)row * ATTNC_V + col];
+                S[i][nt][e] = x;
+            }
+    for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
+        float x = 0.f;
+        if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR)
+            if (ATTNC_STATE_IN && p.z0 && c < ATTNC_K)
+                x = p.z0[((size_t)n * ATTNC_HS + hs) * ATTNC_K + c];
+        sz[c] = x;
+    }
+    if (tid == 0) {
+        float m0 = 0.f;
+        if constexpr (ATTNC_NORM == NORM_MAXFLOOR)
+            if (ATTNC_STATE_IN && p.m0)
+                m0 = p.m0[(size_t)n * ATTNC_HS + hs] * LOG2E;
+        smisc[0] = m0;   // m_in, log2 units
+    }
+    // Padded K columns stay zero in every tile for the whole walk.
+    for (int i = tid; i < ATTNC_C * ATTNC_LDK; i += ATTNC_THREADS) {
+        sq[i] = attnc_float_to_elt(0.f);
+        sk[i] = attnc_float_to_elt(0.f);
+        skd[i] = attnc_float_to_elt(0.f);
+        if constexpr (ATTNC_TRANSITION == TR_DIAG || ATTNC_DELTA)
+            sqg[i] = attnc_float_to_elt(0.f);
+        if constexpr (ATTNC_TRANSITION == TR_DIAG)
+            ske[i] = attnc_float_to_elt(0.f);
+    }
+    __syncthreads();
+
+    constexpr bool bidir = !ATTNC_CAUSAL;
+    // A bidirectional CTA walks the sequence twice: pass 0 sums the state, pass 1 reads it.
+    for (int pass = 0; pass < (bidir ? 2 : 1); pass++) {
+    for (int c0 = bos; c0 < eos; c0 += ATTNC_C) {
+        const int nrows = min(ATTNC_C, eos - c0);
+        // ---- 1. prologue --------------------------------------------------------------------------
+        for (int r = warp; r < ATTNC_C; r += ATTNC_WARPS)
+            attnc_prologue(p, r < nrows ? c0 + r : -1, h, r, v0, lane, sq, sk, sv, sg, sbeta, sig);
+        __syncthreads();
+        // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
+        if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
+            if (warp == 0) {
+                float x0 = sg[lane] * LOG2E, x1 = ATTNC_C > 32 ? sg[lane + 32] * LOG2E : 0.f;
+#pragma unroll
+                for (int o = 1; o < 32; o <<= 1) {
+                    float y0 = __shfl_up_sync(0xffffffffu, x0, o), y1 = __shfl_up_sync(0xffffffffu, x1, o);
+                    if (lane >= o) {
+                        x0 += y0;
+                        x1 += y1;
+                    }
+                }
+                float tot0 = __shfl_sync(0xffffffffu, x0, 31);
+                if (lane < ATTNC_C)
+                    sg[lane] = x0;
+                if (ATTNC_C > 32)
+                    sg[lane + 32] = x1 + tot0;
+            }
+        } else if constexpr (ATTNC_TRANSITION == TR_DIAG) {
+            for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
+                float acc = 0.f;
+                for (int r = 0; r < ATTNC_C; r++) {
+                    acc += sg[r * ATTNC_KP + c] * LOG2E;
+                    sg[r * ATTNC_KP + c] = acc;
+                }
+            }
+        }
+        if constexpr (ATTNC_IGATE)
+            if (tid < ATTNC_C)
+                sig[tid] = tid < nrows ? sig[tid] * LOG2E : NEG_BIG;
+        __syncthreads();
+
+        // ---- 3. decayed tiles, stabiliser, S_in image, q . z ------------------------------------------
+        // b_L: the chunk total (padding rows carry log-gate 0, so the last row holds it).
+        if constexpr (ATTNC_STABILIZED) {
+            // alpha_j = b_L - b_j + i_j; m_out = max(b_L + m_in, max_j alpha_j)  (log2 units)
+            if (warp == 0) {
+                float bl = sg[ATTNC_C - 1], mx = bl + smisc[0];
+                for (int j = lane; j < ATTNC_C; j += 32)
+                    mx = fmaxf(mx, bl - sg[j] + sig[j]);
+#pragma unroll
+                for (int o = 16; o; o >>= 1)
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+                if (lane == 0)
+                    smisc[1] = mx;
+            }
+            __syncthreads();
+        }
+        for (int i = tid; i < ATTNC_C * ATTNC_KP; i += ATTNC_THREADS) {
+            int r = i / ATTNC_KP, c = i % ATTNC_KP;
+            float kx = attnc_elt_to_float(sk[r * ATTNC_LDK + c]);
+            float fd = 1.f, fg = 1.f;   // e^{b_L - b_r} (state write), e^{b_r} (gamma)
+            if constexpr (ATTNC_STABILIZED) {
+                fd = exp2f(sg[ATTNC_C - 1] - sg[r] + sig[r] - smisc[1]);
+            } else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
+                fd = exp2f(fminf(sg[ATTNC_C - 1] - sg[r], 0.f));
+                fg = exp2f(fminf(sg[r], 0.f));
+            } else if constexpr (ATTNC_TRANSITION == TR_DIAG) {
+                float b = sg[r * ATTNC_KP + c];
+                fd = exp2f(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c] - b, 0.f));
+                fg = exp2f(fminf(b, 0.f));
+                int e_row = (r / 16) * 16 + 15;
+                ske[r * ATTNC_LDK + c] = attnc_float_to_elt(kx * exp2f(fminf(sg[e_row * ATTNC_KP + c] - b, 0.f)));
+                if constexpr (!ATTNC_DELTA)
+                    sqg[r * ATTNC_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(sq[r * ATTNC_LDK + c]) * fg);
+            }
+            skd[r * ATTNC_LDK + c] = attnc_float_to_elt(kx * fd);
+            if constexpr (ATTNC_DELTA)
+                sqg[r * ATTNC_LDK + c] = attnc_float_to_elt(kx * fg);   // K * gamma, for W
+        }
+        // The bf16 image of S_in.
+#pragma unroll
+        for (int i = 0; i < ATTNC_MTW; i++) {
+            int mt = warp + i * ATTNC_WARPS;
+            if (mt < ATTNC_MT)
+#pragma unroll
+                for (int nt = 0; nt < ATTNC_NTS; nt++)
+#pragma unroll
+                    for (int e2 = 0; e2 < 2; e2++) {
+                        int row = mt * 16 + gr + e2 * 8, col = nt * 8 + tq * 2;
+                        *reinterpret_cast<unsigned *>(ss + row * ATTNC_LDV + col) =
+                            pack2(S[i][nt][e2 * 2], S[i][nt][e2 * 2 + 1]);
+                    }
+        }
+        if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
+            // q_r . z_in (gamma and the stabiliser are applied per row later); DIAG uses Q * gamma.
+            for (int r = warp; r < ATTNC_C; r += ATTNC_WARPS) {
+                float acc = 0.f;
+                for (int c = lane; c < ATTNC_KP; c += 32) {
+                    float qx = attnc_elt_to_float(sq[r * ATTNC_LDK + c]);
+                    if constexpr (ATTNC_TRANSITION == TR_DIAG)
+                        qx *= exp2f(fminf(sg[r * ATTNC_KP + c], 0.f));
+                    acc += qx * sz[c];
+                }
+                acc = attnc_warp_sum(acc);
+                if (lane == 0)
+                    srowq[r] = acc;
+            }
+        }
+        __syncthreads();
+
+        // ---- 4. the delta family's WY stage ---------------------------------------------------------
+        if constexpr (ATTNC_DELTA) {
+            const int rg = warp % ATTNC_RG;
+            if (warp < ATTNC_RG) {
+                float A[ATTNC_C / 8][4];
+                scores<true>(A, sk, sk, ske, sg, rg, lane);
+#pragma unroll
+                for (int nt = 0; nt < ATTNC_C / 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
+                        saf[r * ATTNC_LDF + j] = A[nt][e] * sbeta[r];
+                    }
+            }
+            __syncthreads();
+            // T = (I + Akk)^-1, column by column (columns are independent): T[r][c] = d_rc - sum_{c<=j<r} A_rj T_jc.
+            for (int c = tid; c < ATTNC_C; c += ATTNC_THREADS) {
+                float col[ATTNC_C];
+#pragma unroll
+                for (int r = 0; r < ATTNC_C; r++) {
+                    float acc0 = 0.f, acc1 = 0.f;
+#pragma unroll
+                    for (int j = 0; j < r; j += 2) {
+                        if (j >= c)
+                            acc0 += saf[r * ATTNC_LDF + j] * col[j];
+                        if (j + 1 < r && j + 1 >= c)
+                            acc1 += saf[r * ATTNC_LDF + j + 1] * col[j + 1];
+                    }
+                    col[r] = r < c ? 0.f : r == c ? 1.f : -(acc0 + acc1);
+                }
+#pragma unroll
+                for (int r = 0; r < ATTNC_C; r++)
+                    stb[r * ATTNC_LDC + c] = attnc_float_to_elt(col[r] * sbeta[c]);
+            }
+            __syncthreads();
+            // W = T diag(beta) (K * gamma)  -> sw (negated, so that U_hat = U + (-W) S_in);  U = T diag(beta) V.
+            float U[ATTNC_NTO][4];
+            const int cg = warp / ATTNC_RG;
+            {
+#pragma unroll
+                for (int nt = 0; nt < ATTNC_NTO; nt++)
+                    U[nt][0] = U[nt][1] = U[nt][2] = U[nt][3] = 0.f;
+                mm_rows_kn<ATTNC_NTO, ATTNC_C / 16>(U, stb, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
+                // W: the row group's warps split K's n-tiles among the column groups.
+                constexpr int NTK = ATTNC_KP / 8;
+                for (int nt0 = cg * 8; nt0 < NTK; nt0 += 8 * ATTNC_CG) {
+                    float Wacc[8][4];
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+                        Wacc[nt][0] = Wacc[nt][1] = Wacc[nt][2] = Wacc[nt][3] = 0.f;
+                    if (nt0 + 8 <= NTK)
+                        mm_rows_kn<8, ATTNC_C / 16>(Wacc, stb, ATTNC_LDC, rg * 16, sqg, ATTNC_LDK, nt0 * 8, lane);
+                    else
+                        mm_rows_kn<(NTK % 8) ? (NTK % 8) : 8, ATTNC_C / 16>(Wacc, stb, ATTNC_LDC, rg * 16, sqg,
+                                                                            ATTNC_LDK, nt0 * 8, lane);
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+                        if (nt0 + nt < NTK)
+#pragma unroll
+                            for (int e2 = 0; e2 < 2; e2++) {
+                                int row = rg * 16 + gr + e2 * 8, col = (nt0 + nt) * 8 + tq * 2;
+                                *reinterpret_cast<unsigned *>(sw + row * ATTNC_LDK + col) =
+                                    pack2(-Wacc[nt][e2 * 2], -Wacc[nt][e2 * 2 + 1]);
+                            }
+                }
+            }
+            __syncthreads();
+            mm_rows_kn<ATTNC_NTO, ATTNC_KP / 16>(U, sw, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
+            __syncthreads();   // every warp has read V before U_hat replaces it
+#pragma unroll
+            for (int nt = 0; nt < ATTNC_NTO; nt++)
+#pragma unroll
+                for (int e2 = 0; e2 < 2; e2++) {
+                    int row = rg * 16 + gr + e2 * 8, col = cg * ATTNC_BVW + nt * 8 + tq * 2;
+                    *reinterpret_cast<unsigned *>(sv + row * ATTNC_LDV + col) = pack2(U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
+                }
+            __syncthreads();
+        }
+
+        // ---- 5. outputs -----------------------------------------------------------------------------
+        if (!bidir || pass == 1) {
+            const int rg = warp % ATTNC_RG, cg = warp / ATTNC_RG;
+            float O[ATTNC_NTO][4];
+#pragma unroll
+            for (int nt = 0; nt < ATTNC_NTO; nt++)
+                O[nt][0] = O[nt][1] = O[nt][2] = O[nt][3] = 0.f;
+            // Inter-chunk part first: Q S_in (Q * gamma for per-channel gates; KDA builds it below).
+            if constexpr (!(ATTNC_TRANSITION == TR_DIAG && ATTNC_DELTA))
+                mm_rows_kn<ATTNC_NTO, ATTNC_KP / 16>(O, ATTNC_TRANSITION == TR_DIAG ? sqg : sq, ATTNC_LDK, rg * 16, ss,
+                                                     ATTNC_LDV, cg * ATTNC_BVW, lane);
+            float rowf[2], den[2] = {0.f, 0.f}, mrow[2] = {0.f, 0.f};
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++) {
+                int r = rg * 16 + gr + e2 * 8;
+                float f = 1.f;
+                if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
+                    if constexpr (!ATTNC_STABILIZED)
+                        f = exp2f(fminf(sg[r], 0.f));
+                if constexpr (ATTNC_TRANSITION == TR_DIAG && ATTNC_DELTA)
+                    f = 1.f;   // KDA: gamma rides in sqg only for W; the inter output below uses Q * gamma
+                rowf[e2] = f;
+            }
+            if constexpr (ATTNC_TRANSITION == TR_DIAG && ATTNC_DELTA) {
+                // KDA's inter output needs Q * gamma (sqg holds K * gamma for W): an A fragment built in registers.
+#pragma unroll
+                for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+                    unsigned a[4];
+#pragma unroll
+                    for (int q4 = 0; q4 < 4; q4++) {
+                        int r = rg * 16 + gr + (q4 & 1) * 8, c = kt * 16 + tq * 2 + (q4 >> 1) * 8;
+                        float x0 = attnc_elt_to_float(sq[r * ATTNC_LDK + c]) * exp2f(fminf(sg[r * ATTNC_KP + c], 0.f));
+                        float x1 = attnc_elt_to_float(sq[r * ATTNC_LDK + c + 1]) *
+                                   exp2f(fminf(sg[r * ATTNC_KP + c + 1], 0.f));
+                        a[q4] = pack2(x0, x1);
+                    }
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_NTO; nt += 2) {
+                        unsigned b[4];
+                        load_b_kn(b, ss, ATTNC_LDV, cg * ATTNC_BVW + nt * 8, kt * 16, lane);
+                        mma16816(O[nt], a, b[0], b[1]);
+                        if (nt + 1 < ATTNC_NTO)
+                            mma16816(O[nt + 1], a, b[2], b[3]);
+                    }
+                }
+            }
+            if constexpr (ATTNC_CAUSAL) {
+                float P[ATTNC_C / 8][4];
+                scores<false>(P, sq, sk, ske, sg, rg, lane);
+                if constexpr (ATTNC_STABILIZED) {
+                    // D_rj = b_r - b_j + i_j; m_r = max(b_r + m_in, max_{j<=r} D_rj)
+                    float mx[2];
+#pragma unroll
+                    for (int e2 = 0; e2 < 2; e2++)
+                        mx[e2] = sg[rg * 16 + gr + e2 * 8] + smisc[0];
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_C / 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
+                            if (j <= r)
+                                mx[e >> 1] = fmaxf(mx[e >> 1], sg[r] - sg[j] + sig[j]);
+                        }
+#pragma unroll
+                    for (int e2 = 0; e2 < 2; e2++) {
+                        mx[e2] = quad_max(mx[e2]);
+                        mrow[e2] = mx[e2];
+                        rowf[e2] = exp2f(sg[rg * 16 + gr + e2 * 8] + smisc[0] - mx[e2]);
+                    }
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_C / 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
+                            // scores() applied e^{b_r - b_j}; the stabilised weight is e^{D_rj - m_r}.
+                            P[nt][e] = j <= r ? P[nt][e] * exp2f(sig[j] - mx[e >> 1]) : 0.f;
+                        }
+                }
+                if constexpr (ATTNC_QSCALE != 1.0f) {
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_C / 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++)
+                            P[nt][e] *= ATTNC_QSCALE;
+                }
+                if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
+#pragma unroll
+                    for (int e2 = 0; e2 < 2; e2++) {
+                        float s = 0.f;
+#pragma unroll
+                        for (int nt = 0; nt < ATTNC_C / 8; nt++)
+                            s += P[nt][e2 * 2] + P[nt][e2 * 2 + 1];
+                        den[e2] = quad_sum(s);
+                    }
+                }
+#pragma unroll
+                for (int nt = 0; nt < ATTNC_NTO; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        O[nt][e] *= rowf[e >> 1] * ATTNC_QSCALE;
+                mm_regs_kn<ATTNC_NTO, ATTNC_C / 16>(O, P, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
+            } else {
+#pragma unroll
+                for (int nt = 0; nt < ATTNC_NTO; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        O[nt][e] *= rowf[e >> 1] * ATTNC_QSCALE;
+            }
+            // Normalise and store.
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++) {
+                const int r = rg * 16 + gr + e2 * 8;
+                float scale = 1.f, shift = 0.f;
+                if constexpr (ATTNC_NORM == NORM_DENOM) {
+                    float d = den[e2] + rowf[e2] * ATTNC_QSCALE * srowq[r];
+                    scale = 1.f / (d + ATTNC_EPS);
+                } else if constexpr (ATTNC_NORM == NORM_MAXFLOOR) {
+                    float d = den[e2] + rowf[e2] * ATTNC_QSCALE * srowq[r];
+                    scale = 1.f / (fmaxf(fabsf(d), exp2f(-mrow[e2])) + ATTNC_EPS);
+                } else if constexpr (ATTNC_NORM == NORM_RMS || ATTNC_NORM == NORM_LAYER) {
+                    float s1 = 0.f, s2 = 0.f;
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_NTO; nt++) {
+                        s1 += O[nt][e2 * 2] + O[nt][e2 * 2 + 1];
+                        s2 += O[nt][e2 * 2] * O[nt][e2 * 2] + O[nt][e2 * 2 + 1] * O[nt][e2 * 2 + 1];
+                    }
+                    s1 = quad_sum(s1);
+                    s2 = quad_sum(s2);
+                    if constexpr (ATTNC_CG > 1) {
+                        if (tq == 0) {
+                            srowred[(r * ATTNC_CG + cg) * 2] = s1;
+                            srowred[(r * ATTNC_CG + cg) * 2 + 1] = s2;
+                        }
+                    }
+                    if constexpr (ATTNC_CG == 1) {
+                        float mean = s1 / ATTNC_V, ms = s2 / ATTNC_V;
+                        if constexpr (ATTNC_NORM == NORM_RMS) {
+                            scale = rsqrtf(ms + ATTNC_EPS);
+                        } else {
+                            scale = rsqrtf(fmaxf(ms - mean * mean, 0.f) + ATTNC_EPS);
+                            shift = -mean * scale;
+                        }
+                    }
+                }
+                if constexpr (!((ATTNC_NORM == NORM_RMS || ATTNC_NORM == NORM_LAYER) && ATTNC_CG > 1)) {
+                    if (r < nrows) {
+                        size_t obase = ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_V + v0 + cg * ATTNC_BVW;
+#pragma unroll
+                        for (int nt = 0; nt < ATTNC_NTO; nt++)
+                            attnc_store_out2(p.out, obase + nt * 8 + tq * 2, O[nt][e2 * 2] * scale + shift,
+                                             O[nt][e2 * 2 + 1] * scale + shift);
+                    }
+                }
+            }
+            if constexpr ((ATTNC_NORM == NORM_RMS || ATTNC_NORM == NORM_LAYER) && ATTNC_CG > 1) {
+                __syncthreads();
+#pragma unroll
+                for (int e2 = 0; e2 < 2; e2++) {
+                    const int r = rg * 16 + gr + e2 * 8;
+                    float s1 = 0.f, s2 = 0.f;
+#pragma unroll
+                    for (int c = 0; c < ATTNC_CG; c++) {
+                        s1 += srowred[(r * ATTNC_CG + c) * 2];
+                        s2 += srowred[(r * ATTNC_CG + c) * 2 + 1];
+                    }
+                    float mean = s1 / ATTNC_V, ms = s2 / ATTNC_V, scale, shift = 0.f;
+                    if constexpr (ATTNC_NORM == NORM_RMS) {
+                        scale = rsqrtf(ms + ATTNC_EPS);
+                    } else {
+                        scale = rsqrtf(fmaxf(ms - mean * mean, 0.f) + ATTNC_EPS);
+                        shift = -mean * scale;
+                    }
+                    if (r < nrows) {
+                        size_t obase = ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_V + v0 + cg * ATTNC_BVW;
+#pragma unroll
+                        for (int nt = 0; nt < ATTNC_NTO; nt++)
+                            attnc_store_out2(p.out, obase + nt * 8 + tq * 2, O[nt][e2 * 2] * scale + shift,
+                                             O[nt][e2 * 2 + 1] * scale + shift);
+                    }
+                }
+            }
+        }
+
+        // ---- 6. the state -------------------------------------------------------------------------
+        if (!bidir || pass == 0) {
+#pragma unroll
+            for (int i = 0; i < ATTNC_MTW; i++) {
+                const int mt = warp + i * ATTNC_WARPS;
+                if (mt < ATTNC_MT) {
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_NTS; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            float f = 1.f;
+                            if constexpr (ATTNC_STABILIZED)
+                                f = exp2f(sg[ATTNC_C - 1] + smisc[0] - smisc[1]);
+                            else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
+                                f = exp2f(fminf(sg[ATTNC_C - 1], 0.f));
+                            else if constexpr (ATTNC_TRANSITION == TR_DIAG)
+                                f = exp2f(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + mt * 16 + gr + (e >> 1) * 8], 0.f));
+                            S[i][nt][e] *= f;
+                        }
+#pragma unroll
+                    for (int kt = 0; kt < ATTNC_C / 16; kt++) {
+                        unsigned a[4];
+                        load_a_t(a, skd, ATTNC_LDK, mt * 16, kt * 16, lane);
+#pragma unroll
+                        for (int nt = 0; nt < ATTNC_NTS; nt += 2) {
+                            unsigned b[4];
+                            load_b_kn(b, sv, ATTNC_LDV, nt * 8, kt * 16, lane);
+                            mma16816(S[i][nt], a, b[0], b[1]);
+                            if (nt + 1 < ATTNC_NTS)
+                                mma16816(S[i][nt + 1], a, b[2], b[3]);
+                        }
+                    }
+                }
+            }
+            if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
+                for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
+                    float f = 1.f;
+                    if constexpr (ATTNC_STABILIZED)
+                        f = exp2f(sg[ATTNC_C - 1] + smisc[0] - smisc[1]);
+                    else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
+                        f = exp2f(fminf(sg[ATTNC_C - 1], 0.f));
+                    else if constexpr (ATTNC_TRANSITION == TR_DIAG)
+                        f = exp2f(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c], 0.f));
+                    float acc = sz[c] * f;
+                    for (int r = 0; r < ATTNC_C; r++)
+                        acc += attnc_elt_to_float(skd[r * ATTNC_LDK + c]);
+                    sz[c] = acc;
+                }
+            }
+        }
+        __syncthreads();
+        if constexpr (ATTNC_STABILIZED)
+            if (tid == 0)
+                smisc[0] = smisc[1];
+        __syncthreads();
+    }
+    }
+
+    // ---- final state ----------------------------------------------------------------------------------
+    if (ATTNC_STATE_OUT && p.hT && h % (ATTNC_HOUT / ATTNC_HS) == 0) {
+#pragma unroll
+        for (int i = 0; i < ATTNC_MTW; i++) {
+            int mt = warp + i * ATTNC_WARPS;
+            if (mt < ATTNC_MT)
+#pragma unroll
+                for (int nt = 0; nt < ATTNC_NTS; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + nt * 8 + tq * 2 + (e & 1);
+                        if (row < ATTNC_K)
+                            p.hT[state_base + (size_t)row * ATTNC_V + col] = S[i][nt][e];
+                    }
+        }
+        if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR)
+            if (blockIdx.x == 0 && p.zT)
+                for (int c = tid; c < ATTNC_K; c += ATTNC_THREADS)
+                    p.zT[((size_t)n * ATTNC_HS + hs) * ATTNC_K + c] = sz[c];
+        if constexpr (ATTNC_NORM == NORM_MAXFLOOR)
+            if (blockIdx.x == 0 && tid == 0 && p.mT)
+                p.mT[(size_t)n * ATTNC_HS + hs] = smisc[0] * LN2;
+    }
+}

@@ -1,0 +1,42 @@
+/* passes/passes.h: the lowering pipeline from a checked module to a kernel plan.
+ *
+ * Every pass reads the module and fills the next stage of module->plan (ir.h); passes never change the
+ * value DAG or the variant, so the float64 reference and the kernels read one module.  The pipeline is
+ * one table (passes.c): the verifier runs after every pass, and `attnc ir --after NAME` prints the IR
+ * text (with its `plan` lines) after any of them.
+ */
+#ifndef ATTNC_PASSES_H
+#define ATTNC_PASSES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+#include "ir.h"
+
+typedef struct pass_options {
+    unsigned sm_count;   /* multiprocessors of the target (schedule choice); 0 = unknown */
+} pass_options;
+
+typedef bool (*pass_fn)(ir_module *m, const pass_options *opt, attnc_diags *diags);
+
+typedef struct pass_info {
+    const char *name;    /* as `attnc ir --after NAME` spells it */
+    pass_fn run;
+    const char *summary;
+} pass_info;
+
+/* The passes in pipeline order; *count set to their number. */
+const pass_info *passes_table(size_t *count);
+/* The index of the pass named `name`, or -1. */
+int passes_find(const char *name);
+/* Runs the passes in order up to and including `last` (-1: all), verifying after each.  A failed pass or
+ * verification leaves its diagnostics and returns false. */
+bool passes_run(ir_module *m, const pass_options *opt, int last, attnc_diags *diags);
+
+bool pass_chunk(ir_module *m, const pass_options *opt, attnc_diags *diags);
+bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags);
+bool pass_fuse(ir_module *m, const pass_options *opt, attnc_diags *diags);
+bool pass_schedule(ir_module *m, const pass_options *opt, attnc_diags *diags);
+
+#endif
