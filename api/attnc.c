@@ -280,3 +280,19 @@ attnc_status attnc_spec_shape(const attnc_spec *spec, attnc_shape *out)
     };
     return ATTNC_OK;
 }
+
+size_t attnc_spec_tensor_count(const attnc_spec *spec)
+{
+    return spec && spec->ir ? spec->ir->ntensors : 0;
+}
+
+attnc_status attnc_spec_tensor(const attnc_spec *spec, size_t i, attnc_tensor_info *out)
+{
+    if (!spec || !spec->ir || !out || i >= spec->ir->ntensors)
+        return ATTNC_ERR_USAGE;
+    const ir_tensor *t = &spec->ir->tensors[i];
+    *out = (attnc_tensor_info){.name = t->name, .per_token = t->per_token, .heads = spec->ir->axes[t->axis].count,
+                               .len = t->len, .dtype = (int)t->dtype, .has_range = t->has_range, .lo = t->lo,
+                               .hi = t->hi};
+    return ATTNC_OK;
+}

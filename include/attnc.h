@@ -112,6 +112,19 @@ typedef struct attnc_shape {
 
 attnc_status attnc_spec_shape(const attnc_spec *spec, attnc_shape *out /* OUT */);
 
+/* The spec's tensors (the kernel's inputs, in declaration order). */
+typedef struct attnc_tensor_info {
+    const char *name;
+    int per_token;       /* 1: an input [B, T, heads, len]; 0: a parameter [heads, len] */
+    uint32_t heads, len; /* len 1: one number per head (the last dimension is dropped) */
+    int dtype;           /* an attnc_dtype */
+    int has_range;       /* the spec declared `in [lo, hi]` */
+    double lo, hi;
+} attnc_tensor_info;
+
+size_t attnc_spec_tensor_count(const attnc_spec *spec);
+attnc_status attnc_spec_tensor(const attnc_spec *spec, size_t i, attnc_tensor_info *out /* OUT */);
+
 /* ---- the float64 reference ----------------------------------------------------------------- */
 
 typedef struct attnc_ref_options {

@@ -66,7 +66,24 @@ run 2 check --diag=machine
 expect_file err "attnc: check: no input files
 $hint"
 run 2 ir a.attn b.attn
-expect_file err "attnc: ir: expected exactly one FILE
+expect_file err "attnc: ir: expected exactly one FILE ('b.attn' is a second)
+$hint"
+run 2 ir --after nosuchpass a.attn
+expect_file err "attnc: ir: unknown pass 'nosuchpass'; the passes are: chunk tile fuse schedule"
+run 2 compile
+expect_file err "attnc: compile: no FILE
+$hint"
+run 2 compile x.attn --emit sass
+expect_file err "attnc: compile: --emit takes cuda, ptx or cubin, not 'sass'
+$hint"
+run 2 compile x.attn --emit cubin
+expect_file err "attnc: compile: a cubin is binary: give -o FILE
+$hint"
+run 2 run x.attn
+expect_file err "attnc: run: --tokens T (or --varlen) is required
+$hint"
+run 2 run x.attn --tokens 0
+expect_file err "attnc: run: --tokens needs an integer from 1 to 16777216, not '0'
 $hint"
 run 2 ir
 expect_file err "attnc: ir: expected exactly one FILE
