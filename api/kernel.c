@@ -175,6 +175,7 @@ typedef struct kernel_tensor {
     bool per_token;
     uint32_t heads, len;
     attnc_dtype dtype;
+    unsigned align;     /* bytes the data pointer must be aligned to */
 } kernel_tensor;
 
 typedef struct loaded_kernel {
@@ -287,6 +288,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         kt->heads = m->axes[t->axis].count;
         kt->len = t->len;
         kt->dtype = (attnc_dtype)cg.tensor_dtype[i];
+        kt->align = cg.tensor_align[i] ? cg.tensor_align[i] : (kt->dtype == ATTNC_FP32 ? 4 : 2);
     }
     k->sh = ir_module_shape(m);
     k->out_dtype = (attnc_dtype)m->out_dtype;
@@ -350,7 +352,7 @@ static size_t dtype_size(attnc_dtype d)
 
 /* Checks `t` against the expected dims (want[i] < 0: any size, reported back in got[i]). */
 static attnc_status check_tensor(attnc_ctx *ctx, const char *what, const attnc_tensor *t, attnc_dtype dtype,
-                                 int ndim, const int64_t *want, int64_t *got)
+                                 int ndim, const int64_t *want, int64_t *got, size_t align)
 {
     if (!t->data)
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: data is NULL", what);
@@ -370,8 +372,8 @@ static attnc_status check_tensor(attnc_ctx *ctx, const char *what, const attnc_t
                             i, (long long)t->stride[i], (long long)stride);
         stride *= t->shape[i];
     }
-    if ((uintptr_t)t->data % (dtype_size(dtype) * 2))
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: data is not aligned to %zu bytes", what, dtype_size(dtype) * 2);
+    if ((uintptr_t)t->data % align)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: data is not aligned to %zu bytes", what, align);
     return ATTNC_OK;
 }
 
@@ -400,7 +402,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         int64_t want[4] = {B, T, kt->heads, kt->len}, got[4];
         int nd = kt->per_token ? (kt->len == 1 ? 3 : 4) : (kt->len == 1 ? 1 : 2);
         const int64_t *w = kt->per_token ? want : want + 2;
-        if ((st = check_tensor(ctx, what, &a->inputs[i], kt->dtype, nd, w, got)) != ATTNC_OK)
+        if ((st = check_tensor(ctx, what, &a->inputs[i], kt->dtype, nd, w, got, kt->align)) != ATTNC_OK)
             return st;
         if (kt->per_token) {
             B = got[0];
@@ -425,7 +427,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %lld tokens exceed 2^31", k->name, (long long)(B * T));
     int64_t wo[4] = {B, T, k->sh.heads_out, k->sh.V};
     snprintf(what, sizeof what, "%s: out", k->name);
-    if ((st = check_tensor(ctx, what, &a->out, k->out_dtype, 4, wo, NULL)) != ATTNC_OK)
+    if ((st = check_tensor(ctx, what, &a->out, k->out_dtype, 4, wo, NULL, dtype_size(k->out_dtype) * 2)) != ATTNC_OK)
         return st;
     uint32_t Hs = k->sh.heads_state ? k->sh.heads_state : k->sh.heads_out;
     struct { const char *name; const attnc_tensor *t; int nd; int64_t dims[4]; bool allowed; } st_tensors[] = {
@@ -442,7 +444,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         if (!st_tensors[i].allowed)
             return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s given but the spec takes none", k->name, st_tensors[i].name);
         snprintf(what, sizeof what, "%s: %s", k->name, st_tensors[i].name);
-        if ((st = check_tensor(ctx, what, st_tensors[i].t, ATTNC_FP32, st_tensors[i].nd, st_tensors[i].dims, NULL)) != ATTNC_OK)
+        if ((st = check_tensor(ctx, what, st_tensors[i].t, ATTNC_FP32, st_tensors[i].nd, st_tensors[i].dims, NULL, 4)) != ATTNC_OK)
             return st;
     }
     launch_params lp = {0};

@@ -39,6 +39,7 @@ typedef struct cg_output {
     cg_kernel kernels[CG_MAX_KERNELS];
     unsigned nkernels;
     int tensor_dtype[CG_MAX_TENSORS]; /* ir_dtype each tensor is read as (after cg_options) */
+    unsigned tensor_align[CG_MAX_TENSORS]; /* bytes a tensor's address must be aligned to (0: its dtype's) */
 } cg_output;
 
 /* Generates the kernels of `m` (stage IR_PLAN_SCHEDULED).  False with a diagnostic for what the

@@ -28,7 +28,20 @@ typedef struct gen {
     ir_shape sh;
     cg_output *out;
     bool *live;       /* per value: reached by the roles being emitted */
+    unsigned stage_off[CG_MAX_TENSORS]; /* per-token inputs: offset of their rows in the staging area */
+    unsigned stage_bytes;
 } gen;
+
+static unsigned dtype_bytes(int dt)
+{
+    return dt == IR_DT_FP32 ? 4 : 2;
+}
+
+/* The copy unit of a staged row: the largest cp.async size that divides it (2: plain loads). */
+static unsigned stage_unit(unsigned row_bytes)
+{
+    return row_bytes % 16 == 0 ? 16 : row_bytes % 8 == 0 ? 8 : row_bytes % 4 == 0 ? 4 : 2;
+}
 
 static unsigned slots(unsigned len)
 {
@@ -150,20 +163,24 @@ static void emit_value(gen *g, ir_ref r)
         int dt = g->out->tensor_dtype[v->aux];
         attnc_buf_printf(b, "    // %s %s: %s [%s%s%u]\n", op == IR_OP_INPUT ? "input" : "param", t->name,
                          ir_dtype_name((ir_dtype)dt), op == IR_OP_INPUT ? "T, " : "", m->axes[t->axis].name, t->len);
-        attnc_buf_printf(b, "    const size_t row%u = ", r);
-        if (op == IR_OP_INPUT)
-            attnc_buf_printf(b, "((size_t)t * %u + ", m->axes[t->axis].count);
-        else
-            attnc_buf_puts(b, "((size_t)");
-        put_head(g, t->axis);
-        attnc_buf_printf(b, ") * %u;\n", t->len);
+        /* A per-token input is read from its staged rows (attnc_stage_issue), a parameter from memory. */
+        char src[64];
+        if (op == IR_OP_INPUT) {
+            snprintf(src, sizeof src, "stage + %u", g->stage_off[v->aux]);
+            attnc_buf_printf(b, "    const size_t row%u = (size_t)r * %u;\n", r, t->len);
+        } else {
+            snprintf(src, sizeof src, "p.in[%u]", v->aux);
+            attnc_buf_printf(b, "    const size_t row%u = (size_t)", r);
+            put_head(g, t->axis);
+            attnc_buf_printf(b, " * %u;\n", t->len);
+        }
         if (len == 1) {
-            attnc_buf_printf(b, "    const float v%u = attnc_load<%s>(p.in[%u], row%u);\n", r, dtype_macro(dt), v->aux, r);
+            attnc_buf_printf(b, "    const float v%u = attnc_load<%s>(%s, row%u);\n", r, dtype_macro(dt), src, r);
         } else {
             attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
             for (unsigned s = 0; s < ns; s++)
-                attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? attnc_load<%s>(p.in[%u], row%u + lane + %u) : 0.f;\n", r, s,
-                                 32 * s, len, dtype_macro(dt), v->aux, r, 32 * s);
+                attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? attnc_load<%s>(%s, row%u + lane + %u) : 0.f;\n", r, s,
+                                 32 * s, len, dtype_macro(dt), src, r, 32 * s);
         }
         return;
     }
@@ -224,6 +241,55 @@ static ir_ref fed(const gen *g, ir_role role)
     return p->feed[role] == IR_FEED_SCALED ? p->feed_src[role] : *ir_role_slot((ir_module *)g->m, role);
 }
 
+/* Lays out the staging area: the rows of every per-token input the live values read. */
+static void plan_stage(gen *g)
+{
+    const ir_module *m = g->m;
+    g->stage_bytes = 0;
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        g->stage_off[i] = ~0u;
+    for (ir_ref r = 1; r < m->nvalues; r++) {
+        const ir_value *v = &m->values[r];
+        if (!g->live[r] || v->op != IR_OP_INPUT || g->stage_off[v->aux] != ~0u)
+            continue;
+        const ir_tensor *t = &m->tensors[v->aux];
+        g->stage_off[v->aux] = g->stage_bytes;
+        g->stage_bytes += (m->plan.chunk * t->len * dtype_bytes(g->out->tensor_dtype[v->aux]) + 15) / 16 * 16;
+    }
+}
+
+static void emit_stage_issue(gen *g)
+{
+    const ir_module *m = g->m;
+    attnc_buf *b = &g->b;
+    attnc_buf_puts(b, "\n// ---- staging: the raw input rows of one chunk, copied asynchronously (generated) ----\n"
+                      "__device__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage)\n{\n"
+                      "    const int n = min(ATTNC_C, eos - c0);\n");
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        if (g->stage_off[i] == ~0u)
+            continue;
+        const ir_tensor *t = &m->tensors[i];
+        unsigned rb = t->len * dtype_bytes(g->out->tensor_dtype[i]), unit = stage_unit(rb);
+        attnc_buf_printf(b, "    {   // %s: rows of %u bytes, %u-byte copies\n"
+                            "        const unsigned char *src = (const unsigned char *)p.in[%u];\n"
+                            "        const size_t hh = ",
+                         t->name, rb, unit, i);
+        put_head(g, t->axis);
+        attnc_buf_printf(b, ";\n        for (int i = threadIdx.x; i < n * %u; i += ATTNC_THREADS) {\n"
+                            "            const int r = i / %u, u = i %% %u;\n"
+                            "            const unsigned char *from = src + ((size_t)(c0 + r) * %u + hh) * %u + u * %u;\n"
+                            "            unsigned char *to = stage + %u + r * %u + u * %u;\n",
+                         rb / unit, rb / unit, rb / unit, m->axes[t->axis].count, rb, unit, g->stage_off[i], rb, unit);
+        if (unit == 2)
+            attnc_buf_puts(b, "            *(unsigned short *)to = *(const unsigned short *)from;\n");
+        else
+            attnc_buf_printf(b, "            asm volatile(\"cp.async.%s.shared.global [%%0], [%%1], %u;\\n\" :: \"r\"(smem_u32(to)), \"l\"(from) : \"memory\");\n",
+                             unit == 16 ? "cg" : "ca", unit);
+        attnc_buf_puts(b, "        }\n    }\n");
+    }
+    attnc_buf_puts(b, "    asm volatile(\"cp.async.commit_group;\\n\" ::: \"memory\");\n}\n");
+}
+
 static void emit_linear_prologue(gen *g)
 {
     const ir_module *m = g->m;
@@ -235,10 +301,13 @@ static void emit_linear_prologue(gen *g)
     ir_ref roots[] = {q, k, v, gate, beta, ig};
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
         mark_live(g, roots[i]);
+    plan_stage(g);
+    emit_stage_issue(g);
 
     attnc_buf_puts(b, "\n// ---- the prologue: the spec's value DAG for one token (generated) ----\n"
                       "__device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v0, int lane, elt *sq,\n"
-                      "                               elt *sk, elt *sv, float *sg, float *sbeta, float *sig)\n{\n");
+                      "                               elt *sk, elt *sv, float *sg, float *sbeta, float *sig,\n"
+                      "                               const unsigned char *stage)\n{\n");
     bool diag = p->transition == IR_TR_DIAG;
     attnc_buf_puts(b, "    if (t < 0) { // a padding row: neutral values (no write, no decay)\n"
                       "        for (int c = lane; c < ATTNC_KP; c += 32) {\n"
@@ -306,7 +375,8 @@ static unsigned linear_smem_bytes(const ir_module *m, unsigned elt_bytes)
     off += C * 4 * 3;                                  /* beta, ig, rowq */
     off += C * p->col_groups * 2 * 4;                  /* rowred */
     off += KP * 4 + 64;                                /* z, misc */
-    off += delta ? C * ldf * 4 : 0;                    /* af */
+    off += delta ? 2 * C * ldf * 4 : 0;                /* af, tf */
+    off += delta ? (C / 16 - 1) * 256 * 4 : 0;         /* x */
     off += delta ? C * ldc * elt_bytes : 0;            /* tb */
     return (off + 127) / 128 * 128;
 }
@@ -363,8 +433,11 @@ static bool emit_linear(gen *g)
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
     emit_linear_prologue(g);
     cg_kernel *k = &g->out->kernels[g->out->nkernels++];
-    *k = (cg_kernel){.kind = CG_KERNEL_LINEAR, .entry = "attnc_linear", .threads = p->warps * 32, .smem_bytes = smem,
-                     .grid_x = g->sh.V / p->v_tile};
+    *k = (cg_kernel){.kind = CG_KERNEL_LINEAR, .entry = "attnc_linear", .threads = p->warps * 32,
+                     .smem_bytes = smem + g->stage_bytes, .grid_x = g->sh.V / p->v_tile};
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        if (g->stage_off[i] != ~0u)
+            g->out->tensor_align[i] = stage_unit(m->tensors[i].len * dtype_bytes(g->out->tensor_dtype[i]));
     return true;
 }
 

@@ -41,7 +41,15 @@
 // Generated after this text: the roles of token t (t < 0: a padding row) for output head h into row r of
 // the tiles; one warp per call.
 __device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v0, int lane, elt *sq, elt *sk,
-                               elt *sv, float *sg, float *sbeta, float *sig);
+                               elt *sv, float *sg, float *sbeta, float *sig, const unsigned char *stage);
+// Generated too: starts asynchronous copies (cp.async) of the raw input rows of tokens [c0, min(c0 + C, eos))
+// into the staging area, which the prologue then reads; the copies of chunk n+1 run under chunk n's math.
+__device__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage);
+
+__device__ __forceinline__ void attnc_stage_wait()
+{
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+}
 
 enum { TR_IDENTITY = 0, TR_CONST = 1, TR_SCALAR = 2, TR_DIAG = 3 };
 enum { NORM_NONE = 0, NORM_DENOM = 1, NORM_MAXFLOOR = 2, NORM_RMS = 3, NORM_LAYER = 4 };
@@ -66,7 +74,9 @@ struct attnc_smem_layout {
     static constexpr unsigned z = rowred + ATTNC_C * ATTNC_CG * 2 * 4;          // z / n_hat (fp32, KP)
     static constexpr unsigned misc = z + ATTNC_KP * 4;                          // m_in, m_out, ...
     static constexpr unsigned af = misc + 64;                                   // delta: Akk, T (fp32)
-    static constexpr unsigned tb = af + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDF * 4 : 0);
+    static constexpr unsigned tf = af + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDF * 4 : 0);    // delta: T (fp32)
+    static constexpr unsigned x = tf + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDF * 4 : 0);     // delta: block sums
+    static constexpr unsigned tb = x + (ATTNC_DELTA ? (ATTNC_RG - 1) * 256 * 4 : 0);
     static constexpr unsigned bytes_raw = tb + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);
     static constexpr unsigned bytes = (bytes_raw + 127) / 128 * 128;
 };
@@ -270,23 +280,64 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
                 mma16816(acc[2 * J + 1], a, b[2], b[3]);
             }
         }
-        // Diagonal block: elementwise in fp32.
+        // Diagonal block: factored around its first row f, (A_r e^{b_r - b_f}) . (K_j e^{b_f - b_j}), when the
+        // block's gate span b_f - b_{f+15} (log2) is under 100: every factor then lies in [2^-100, 2^100]
+        // and nothing overflows; else elementwise in fp32 (algorithms.md 2.4(b)).
+        const int f_row = rg * 16;
+        float span = 0.f;
+        for (int d = lane; d < ATTNC_KP; d += 32)
+            span = fmaxf(span, g[f_row * ATTNC_KP + d] - g[(f_row + 15) * ATTNC_KP + d]);
+#pragma unroll
+        for (int o = 16; o; o >>= 1)
+            span = fmaxf(span, __shfl_xor_sync(0xffffffffu, span, o));
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
             if ((nt >> 1) != rg)
                 continue;
+            if (span < 100.f) {
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
-                bool keep = STRICT ? j < r : j <= r;
-                float sum = 0.f;
-                if (keep) {
-                    const elt *ar = a_tile + r * ATTNC_LDK, *kr = k_tile + j * ATTNC_LDK;
-                    const float *gr_ = g + r * ATTNC_KP, *gj = g + j * ATTNC_KP;
-                    for (int d = 0; d < ATTNC_K; d++)
-                        sum += attnc_elt_to_float(ar[d]) * attnc_elt_to_float(kr[d]) * exp2f(fminf(gr_[d] - gj[d], 0.f));
+                for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+                    unsigned a[4], b[2];
+#pragma unroll
+                    for (int q4 = 0; q4 < 4; q4++) {
+                        int r = f_row + gr + (q4 & 1) * 8, c = kt * 16 + tq * 2 + (q4 >> 1) * 8;
+                        float x0 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c]) *
+                                   exp2f(fminf(g[r * ATTNC_KP + c] - g[f_row * ATTNC_KP + c], 0.f));
+                        float x1 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c + 1]) *
+                                   exp2f(fminf(g[r * ATTNC_KP + c + 1] - g[f_row * ATTNC_KP + c + 1], 0.f));
+                        a[q4] = pack2(x0, x1);
+                    }
+#pragma unroll
+                    for (int h2 = 0; h2 < 2; h2++) {
+                        int j = nt * 8 + gr, c = kt * 16 + tq * 2 + h2 * 8;
+                        float y0 = attnc_elt_to_float(k_tile[j * ATTNC_LDK + c]) *
+                                   exp2f(fmaxf(g[f_row * ATTNC_KP + c] - g[j * ATTNC_KP + c], 0.f));
+                        float y1 = attnc_elt_to_float(k_tile[j * ATTNC_LDK + c + 1]) *
+                                   exp2f(fmaxf(g[f_row * ATTNC_KP + c + 1] - g[j * ATTNC_KP + c + 1], 0.f));
+                        b[h2] = pack2(y0, y1);
+                    }
+                    mma16816(acc[nt], a, b[0], b[1]);
                 }
-                acc[nt][e] = sum;
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int r = f_row + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
+                    if (!(STRICT ? j < r : j <= r))
+                        acc[nt][e] = 0.f;
+                }
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int r = f_row + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
+                    bool keep = STRICT ? j < r : j <= r;
+                    float sum = 0.f;
+                    if (keep) {
+                        const elt *ar = a_tile + r * ATTNC_LDK, *kr = k_tile + j * ATTNC_LDK;
+                        const float *gr_ = g + r * ATTNC_KP, *gj = g + j * ATTNC_KP;
+                        for (int d = 0; d < ATTNC_K; d++)
+                            sum += attnc_elt_to_float(ar[d]) * attnc_elt_to_float(kr[d]) * exp2f(fminf(gr_[d] - gj[d], 0.f));
+                    }
+                    acc[nt][e] = sum;
+                }
             }
         }
     }
@@ -303,6 +354,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
     float *sg = (float *)(smem + L::g), *sbeta = (float *)(smem + L::beta), *sig = (float *)(smem + L::ig);
     float *srowq = (float *)(smem + L::rowq), *srowred = (float *)(smem + L::rowred);
     float *sz = (float *)(smem + L::z), *smisc = (float *)(smem + L::misc), *saf = (float *)(smem + L::af);
+    float *stf = (float *)(smem + L::tf), *sx = (float *)(smem + L::x);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int gr = lane >> 2, tq = lane & 3;
@@ -360,15 +412,26 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
     }
     __syncthreads();
 
+    unsigned char *stage = smem + L::bytes;
+    attnc_stage_issue(p, bos, eos, h, stage);
     constexpr bool bidir = !ATTNC_CAUSAL;
     // A bidirectional CTA walks the sequence twice: pass 0 sums the state, pass 1 reads it.
     for (int pass = 0; pass < (bidir ? 2 : 1); pass++) {
     for (int c0 = bos; c0 < eos; c0 += ATTNC_C) {
         const int nrows = min(ATTNC_C, eos - c0);
         // ---- 1. prologue --------------------------------------------------------------------------
-        for (int r = warp; r < ATTNC_C; r += ATTNC_WARPS)
-            attnc_prologue(p, r < nrows ? c0 + r : -1, h, r, v0, lane, sq, sk, sv, sg, sbeta, sig);
+        attnc_stage_wait();
         __syncthreads();
+        for (int r = warp; r < ATTNC_C; r += ATTNC_WARPS)
+            attnc_prologue(p, r < nrows ? c0 + r : -1, h, r, v0, lane, sq, sk, sv, sg, sbeta, sig, stage);
+        __syncthreads();
+        {   // the next chunk's raw rows (a bidirectional walk starts over for its second pass)
+            int next = c0 + ATTNC_C;
+            if (bidir && pass == 0 && next >= eos)
+                next = bos;
+            if (next < eos)
+                attnc_stage_issue(p, next, eos, h, stage);
+        }
         // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
         if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
             if (warp == 0) {
@@ -485,24 +548,49 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                     }
             }
             __syncthreads();
-            // T = (I + Akk)^-1, column by column (columns are independent): T[r][c] = d_rc - sum_{c<=j<r} A_rj T_jc.
-            for (int c = tid; c < ATTNC_C; c += ATTNC_THREADS) {
-                float col[ATTNC_C];
+            // T = (I + Akk)^-1 in fp32, by 16 x 16 blocks (algorithms.md 2.5(b)):
+            //   diagonal blocks by forward substitution, one warp each, a lane per column;
+            //   then block row by block row: T_ij = -T_ii sum_{k=j}^{i-1} A_ik T_kj.
+            if (warp < ATTNC_RG && lane < 16) {
+                const int b0 = warp * 16, c = lane;
+                float col[16];
 #pragma unroll
-                for (int r = 0; r < ATTNC_C; r++) {
-                    float acc0 = 0.f, acc1 = 0.f;
+                for (int r = 0; r < 16; r++) {
+                    float acc = 0.f;
 #pragma unroll
-                    for (int j = 0; j < r; j += 2) {
-                        if (j >= c)
-                            acc0 += saf[r * ATTNC_LDF + j] * col[j];
-                        if (j + 1 < r && j + 1 >= c)
-                            acc1 += saf[r * ATTNC_LDF + j + 1] * col[j + 1];
-                    }
-                    col[r] = r < c ? 0.f : r == c ? 1.f : -(acc0 + acc1);
+                    for (int j = 0; j < r; j++)
+                        acc += saf[(b0 + r) * ATTNC_LDF + b0 + j] * col[j];
+                    col[r] = r < c ? 0.f : r == c ? 1.f : -acc;
                 }
 #pragma unroll
-                for (int r = 0; r < ATTNC_C; r++)
-                    stb[r * ATTNC_LDC + c] = attnc_float_to_elt(col[r] * sbeta[c]);
+                for (int r = 0; r < 16; r++)
+                    stf[(b0 + r) * ATTNC_LDF + b0 + c] = col[r];
+            }
+            __syncthreads();
+#pragma unroll
+            for (int bi = 1; bi < ATTNC_RG; bi++) {
+                // X_j = sum_{k=j}^{bi-1} A_{bi,k} T_{k,j} for every j < bi, into sx[j]
+                for (int e = tid; e < bi * 256; e += ATTNC_THREADS) {
+                    const int bj = e >> 8, r = (e >> 4) & 15, c = e & 15;
+                    float acc = 0.f;
+                    for (int m = bj * 16; m < bi * 16; m++)
+                        acc += saf[(bi * 16 + r) * ATTNC_LDF + m] * stf[m * ATTNC_LDF + bj * 16 + c];
+                    sx[e] = acc;
+                }
+                __syncthreads();
+                for (int e = tid; e < bi * 256; e += ATTNC_THREADS) {
+                    const int bj = e >> 8, r = (e >> 4) & 15, c = e & 15;
+                    float acc = 0.f;
+#pragma unroll
+                    for (int m = 0; m < 16; m++)
+                        acc += stf[(bi * 16 + r) * ATTNC_LDF + bi * 16 + m] * sx[(bj << 8) + m * 16 + c];
+                    stf[(bi * 16 + r) * ATTNC_LDF + bj * 16 + c] = -acc;
+                }
+                __syncthreads();
+            }
+            for (int e = tid; e < ATTNC_C * ATTNC_C; e += ATTNC_THREADS) {
+                const int r = e / ATTNC_C, c = e % ATTNC_C;
+                stb[r * ATTNC_LDC + c] = attnc_float_to_elt(r >= c ? stf[r * ATTNC_LDF + c] * sbeta[c] : 0.f);
             }
             __syncthreads();
             // W = T diag(beta) (K * gamma)  -> sw (negated, so that U_hat = U + (-W) S_in);  U = T diag(beta) V.
