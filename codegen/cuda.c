@@ -17,6 +17,7 @@
 
 #include "attnc.h"
 #include "codegen.h"
+#include "passes.h"
 
 extern const char attnc_support_src[];
 extern const char attnc_linear_kernel_src[];
@@ -356,31 +357,6 @@ static void emit_linear_prologue(gen *g)
     attnc_buf_puts(b, "}\n");
 }
 
-/* The kernel's shared-memory size, the same sums as attnc_smem_layout in linear_kernel.cuh. */
-static unsigned linear_smem_bytes(const ir_module *m, unsigned elt_bytes)
-{
-    const ir_plan *p = &m->plan;
-    unsigned C = p->chunk, KP = p->k_pad, BV = p->v_tile;
-    bool diag = p->transition == IR_TR_DIAG, delta = p->householder;
-    unsigned ldk = KP + 8, ldv = BV + 8, ldc = C + 8, ldf = C + 1;
-    unsigned tile_k = C * ldk * elt_bytes;
-    unsigned off = 3 * tile_k;                         /* q, k, kd */
-    off += (diag || delta) ? tile_k : 0;               /* qg */
-    off += delta ? tile_k : 0;                         /* w */
-    off += diag ? tile_k : 0;                          /* ke */
-    off += C * ldv * elt_bytes;                        /* v */
-    off += KP * ldv * elt_bytes;                       /* s */
-    unsigned g_bytes = (diag ? C * KP : C) * 4;
-    off += (g_bytes + 15) / 16 * 16;                   /* g */
-    off += C * 4 * 3;                                  /* beta, ig, rowq */
-    off += C * p->col_groups * 2 * 4;                  /* rowred */
-    off += KP * 4 + 64;                                /* z, misc */
-    off += delta ? 2 * C * ldf * 4 : 0;                /* af, tf */
-    off += delta ? (C / 16 - 1) * 256 * 4 : 0;         /* x */
-    off += delta ? C * ldc * elt_bytes : 0;            /* tb */
-    return (off + 127) / 128 * 128;
-}
-
 static void emit_common(gen *g, bool elt_f16)
 {
     const ir_module *m = g->m;
@@ -412,7 +388,7 @@ static bool emit_linear(gen *g)
     const ir_plan *p = &m->plan;
     const ir_linear *l = &m->linear;
     attnc_buf *b = &g->b;
-    unsigned smem = linear_smem_bytes(m, 2);
+    unsigned smem = tile_linear_smem_bytes(m);
     double qscale = p->feed[IR_ROLE_QUERY] == IR_FEED_SCALED ? p->scale[IR_ROLE_QUERY] : 1.0;
     attnc_buf_printf(b, "\n// ---- the linear part: plan chunked %u (%s%s%s), tiles k_pad %u v_tile %u, %u warps ----\n",
                      p->chunk, ir_transition_name(p->transition), p->householder ? ", householder" : "",

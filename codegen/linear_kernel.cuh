@@ -249,7 +249,9 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
                 int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
                 bool keep = STRICT ? j < r : j <= r;
                 float f = 1.f;
-                if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
+                // (mLSTM applies its whole log weight b_r - b_j + i_j - m_r in one exp2 later: split in two
+                // factors, one of them overflows under strong gates.)
+                if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !ATTNC_STABILIZED)
                     f = exp2f(fminf(g[r] - g[j], 0.f));
                 acc[nt][e] = keep ? acc[nt][e] * f : 0.f;
             }
@@ -711,8 +713,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
 #pragma unroll
                         for (int e = 0; e < 4; e++) {
                             int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
-                            // scores() applied e^{b_r - b_j}; the stabilised weight is e^{D_rj - m_r}.
-                            P[nt][e] = j <= r ? P[nt][e] * exp2f(sig[j] - mx[e >> 1]) : 0.f;
+                            // the stabilised weight e^{D_rj - m_r} (exponent <= 0 by the choice of m_r)
+                            P[nt][e] = j <= r ? P[nt][e] * exp2f(fminf(sg[r] - sg[j] + sig[j] - mx[e >> 1], 0.f)) : 0.f;
                         }
                 }
                 if constexpr (ATTNC_QSCALE != 1.0f) {

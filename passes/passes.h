@@ -39,4 +39,8 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags);
 bool pass_fuse(ir_module *m, const pass_options *opt, attnc_diags *diags);
 bool pass_schedule(ir_module *m, const pass_options *opt, attnc_diags *diags);
 
+/* The linear kernel's shared memory for the module's plan (stage TILED or later), without the staging
+ * area of raw inputs (codegen adds that). */
+unsigned tile_linear_smem_bytes(const ir_module *m);
+
 #endif

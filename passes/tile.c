@@ -10,11 +10,14 @@
  *     share the columns;
  *   - the state's accumulators per thread, (K/16 / warps) * (v_tile/8) * 4, are kept at or under 64
  *     by narrowing the slice, so the kernels do not spill.
+ *   - when the tiles and the staging area of the raw inputs exceed a CTA's shared memory (227 KB), the
+ *     chunk is halved (KDA at K = 128: 64 -> 32);
  * The generator handles chunks of 16, 32 and 64 rows; a larger `chunk` is an error here, with its span.
  */
 #include "passes.h"
 
 #define MAX_STATE_REGS 64
+#define MAX_SMEM (227u * 1024) /* dynamic shared memory per CTA on sm_80 and sm_90 (opt-in) */
 
 static uint32_t round_up(uint32_t x, uint32_t to)
 {
@@ -25,6 +28,43 @@ static uint32_t state_regs(uint32_t k_pad, uint32_t v_tile, uint32_t warps)
 {
     uint32_t mtiles = k_pad / 16;
     return (mtiles + warps - 1) / warps * (v_tile / 8) * 4;
+}
+
+/* The linear kernel's shared-memory layout in bytes: the same sums as attnc_smem_layout in
+ * codegen/linear_kernel.cuh (the generated source asserts that the two agree). */
+unsigned tile_linear_smem_bytes(const ir_module *m)
+{
+    const ir_plan *p = &m->plan;
+    unsigned C = p->chunk, KP = p->k_pad, BV = p->v_tile;
+    bool diag = p->transition == IR_TR_DIAG, delta = p->householder;
+    unsigned ldk = KP + 8, ldv = BV + 8, ldc = C + 8, ldf = C + 1;
+    const unsigned elt_bytes = 2; /* bf16 or fp16 tiles */
+    unsigned tile_k = C * ldk * elt_bytes;
+    unsigned off = 3 * tile_k;                         /* q, k, kd */
+    off += (diag || delta) ? tile_k : 0;               /* qg */
+    off += delta ? tile_k : 0;                         /* w */
+    off += diag ? tile_k : 0;                          /* ke */
+    off += C * ldv * elt_bytes;                        /* v */
+    off += KP * ldv * elt_bytes;                       /* s */
+    unsigned g_bytes = (diag ? C * KP : C) * 4;
+    off += (g_bytes + 15) / 16 * 16;                   /* g */
+    off += C * 4 * 3;                                  /* beta, ig, rowq */
+    off += C * p->col_groups * 2 * 4;                  /* rowred */
+    off += KP * 4 + 64;                                /* z, misc */
+    off += delta ? 2 * C * ldf * 4 : 0;                /* af, tf */
+    off += delta ? (C / 16 - 1) * 256 * 4 : 0;         /* x */
+    off += delta ? C * ldc * elt_bytes : 0;            /* tb */
+    return (off + 127) / 128 * 128;
+}
+
+/* An upper bound of the staging area: one chunk of every per-token input's rows. */
+static unsigned stage_bound(const ir_module *m)
+{
+    unsigned bytes = 0;
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        if (m->tensors[i].per_token)
+            bytes += (m->plan.chunk * m->tensors[i].len * (m->tensors[i].dtype == IR_DT_FP32 ? 4u : 2u) + 15) / 16 * 16;
+    return bytes;
 }
 
 bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
@@ -55,11 +95,23 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
     } else {
         p->v_tile = sh.V % 64 == 0 ? 64 : sh.V;
         p->col_groups = 1;
-        while (p->v_tile % 16 == 0 && sh.V % (p->v_tile / 2) == 0 &&
-               state_regs(p->k_pad, p->v_tile, rows) > MAX_STATE_REGS)
-            p->v_tile /= 2;
     }
     p->warps = rows * p->col_groups;
+    /* Shared memory: halve the chunk until the tiles and the staging area fit (the chunkwise form is
+     * exact for any chunk, so this changes speed, not results). */
+    while (p->chunk > 16 && tile_linear_smem_bytes(m) + stage_bound(m) > MAX_SMEM) {
+        p->chunk /= 2;
+        p->subchunk = p->subchunk > p->chunk ? p->chunk : p->subchunk;
+        p->warps = p->chunk / 16 * p->col_groups;
+    }
+    while (!whole_rows && p->v_tile % 16 == 0 && sh.V % (p->v_tile / 2) == 0 &&
+           state_regs(p->k_pad, p->v_tile, p->warps) > MAX_STATE_REGS)
+        p->v_tile /= 2;
+    if (tile_linear_smem_bytes(m) + stage_bound(m) > MAX_SMEM) {
+        attnc_error(diags, m->span, "the kernel needs %u bytes of shared memory, more than the %u a CTA can have",
+                    tile_linear_smem_bytes(m) + stage_bound(m), MAX_SMEM);
+        return false;
+    }
     if (p->v_tile % (8 * p->col_groups)) {
         attnc_error(diags, m->span, "V = %u cannot be tiled in steps of 8 columns", sh.V);
         return false;
