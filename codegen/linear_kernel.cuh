@@ -140,10 +140,11 @@ __device__ __forceinline__ void load_b_kn(unsigned *b, const elt *tile, int ld, 
     ldsm_x4_t(b[0], b[1], b[2], b[3], tile + (k0 + (lane & 7) + (mi & 1) * 8) * ld + n0 + (mi >> 1) * 8);
 }
 
-// acc[16 x 8*NT] += A[16 x 16*KT] * B, A from a row-major tile at row r0, B from an n-major tile.
-template <int NT, int KT>
-__device__ __forceinline__ void mm_rows_nk(float (*acc)[4], const elt *a_tile, int lda, int r0, const elt *b_tile,
-                                           int ldb, int n0, int lane)
+// acc[16 x 8*NT] += A[16 x 16*KT] * B, A from a row-major tile at row r0; B from a tile stored [n][k]
+// (B_KMAJOR false) or [k][n] (true, through ldmatrix.trans).
+template <int NT, int KT, bool B_KMAJOR>
+__device__ __forceinline__ void mm_rows(float (*acc)[4], const elt *a_tile, int lda, int r0, const elt *b_tile, int ldb,
+                                        int n0, int lane)
 {
 #pragma unroll
     for (int kt = 0; kt < KT; kt++) {
@@ -152,27 +153,10 @@ __device__ __forceinline__ void mm_rows_nk(float (*acc)[4], const elt *a_tile, i
 #pragma unroll
         for (int nt = 0; nt < NT; nt += 2) {
             unsigned b[4];
-            load_b_nk(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
-            mma16816(acc[nt], a, b[0], b[1]);
-            if (nt + 1 < NT)
-                mma16816(acc[nt + 1], a, b[2], b[3]);
-        }
-    }
-}
-
-// acc[16 x 8*NT] += A[16 x 16*KT] * B, B from a k-major tile ([k][n]).
-template <int NT, int KT>
-__device__ __forceinline__ void mm_rows_kn(float (*acc)[4], const elt *a_tile, int lda, int r0, const elt *b_tile,
-                                           int ldb, int n0, int lane)
-{
-#pragma unroll
-    for (int kt = 0; kt < KT; kt++) {
-        unsigned a[4];
-        load_a(a, a_tile, lda, r0, kt * 16, lane);
-#pragma unroll
-        for (int nt = 0; nt < NT; nt += 2) {
-            unsigned b[4];
-            load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+            if constexpr (B_KMAJOR)
+                load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+            else
+                load_b_nk(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
             mma16816(acc[nt], a, b[0], b[1]);
             if (nt + 1 < NT)
                 mma16816(acc[nt + 1], a, b[2], b[3]);
@@ -602,7 +586,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
 #pragma unroll
                 for (int nt = 0; nt < ATTNC_NTO; nt++)
                     U[nt][0] = U[nt][1] = U[nt][2] = U[nt][3] = 0.f;
-                mm_rows_kn<ATTNC_NTO, ATTNC_C / 16>(U, stb, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
+                mm_rows<ATTNC_NTO, ATTNC_C / 16, true>(U, stb, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
                 // W: the row group's warps split K's n-tiles among the column groups.
                 constexpr int NTK = ATTNC_KP / 8;
                 for (int nt0 = cg * 8; nt0 < NTK; nt0 += 8 * ATTNC_CG) {
@@ -611,9 +595,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                     for (int nt = 0; nt < 8; nt++)
                         Wacc[nt][0] = Wacc[nt][1] = Wacc[nt][2] = Wacc[nt][3] = 0.f;
                     if (nt0 + 8 <= NTK)
-                        mm_rows_kn<8, ATTNC_C / 16>(Wacc, stb, ATTNC_LDC, rg * 16, sqg, ATTNC_LDK, nt0 * 8, lane);
+                        mm_rows<8, ATTNC_C / 16, true>(Wacc, stb, ATTNC_LDC, rg * 16, sqg, ATTNC_LDK, nt0 * 8, lane);
                     else
-                        mm_rows_kn<(NTK % 8) ? (NTK % 8) : 8, ATTNC_C / 16>(Wacc, stb, ATTNC_LDC, rg * 16, sqg,
+                        mm_rows<(NTK % 8) ? (NTK % 8) : 8, ATTNC_C / 16, true>(Wacc, stb, ATTNC_LDC, rg * 16, sqg,
                                                                             ATTNC_LDK, nt0 * 8, lane);
 #pragma unroll
                     for (int nt = 0; nt < 8; nt++)
@@ -627,7 +611,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                 }
             }
             __syncthreads();
-            mm_rows_kn<ATTNC_NTO, ATTNC_KP / 16>(U, sw, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
+            mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(U, sw, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
             __syncthreads();   // every warp has read V before U_hat replaces it
 #pragma unroll
             for (int nt = 0; nt < ATTNC_NTO; nt++)
@@ -648,7 +632,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                 O[nt][0] = O[nt][1] = O[nt][2] = O[nt][3] = 0.f;
             // Inter-chunk part first: Q S_in (Q * gamma for per-channel gates; KDA builds it below).
             if constexpr (!(ATTNC_TRANSITION == TR_DIAG && ATTNC_DELTA))
-                mm_rows_kn<ATTNC_NTO, ATTNC_KP / 16>(O, ATTNC_TRANSITION == TR_DIAG ? sqg : sq, ATTNC_LDK, rg * 16, ss,
+                mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(O, ATTNC_TRANSITION == TR_DIAG ? sqg : sq, ATTNC_LDK, rg * 16, ss,
                                                      ATTNC_LDV, cg * ATTNC_BVW, lane);
             float rowf[2], den[2] = {0.f, 0.f}, mrow[2] = {0.f, 0.f};
 #pragma unroll
