@@ -3,6 +3,7 @@
  * An attnc_spec is one compilation: it owns the arena in which the source, the diagnostics, the syntax
  * tree, the IR and every string handed out live.  Nothing here prints or exits.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "attnc.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_internal.h"
 #include "ast.h"
@@ -295,4 +297,11 @@ attnc_status attnc_spec_tensor(const attnc_spec *spec, size_t i, attnc_tensor_in
                                .len = t->len, .dtype = (int)t->dtype, .has_range = t->has_range, .lo = t->lo,
                                .hi = t->hi};
     return ATTNC_OK;
+}
+
+double api_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

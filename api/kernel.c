@@ -6,24 +6,15 @@
  * source (which spells out the spec, the plan and the dtypes).  A kernel copies what launches need
  * (tensor metadata, shapes) so that the spec can be freed after attnc_kernel_new.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api_internal.h"
 #include "codegen.h"
 #include "passes.h"
 #include "rt.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 /* ---- lowering -------------------------------------------------------------------------------------- */
 
@@ -89,8 +80,7 @@ static attnc_status generate(attnc_ctx *ctx, attnc_spec *spec, cg_output *out)
     attnc_status st = lower(ctx, spec, -1);
     if (st != ATTNC_OK)
         return st;
-    cg_options co = {.input_dtype = -1};
-    if (!codegen_cuda(spec->ir, &co, spec->arena, &spec->diags, out))
+    if (!codegen_cuda(spec->ir, spec->arena, &spec->diags, out))
         return api_fail(ctx, ATTNC_ERR_INPUT, "%s: the CUDA generator cannot handle this module", spec->ir->name);
     return ATTNC_OK;
 }
@@ -258,7 +248,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     if (!kernel)
         return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result (kernel is NULL)");
     *kernel = NULL;
-    double t0 = now_ms();
+    double t0 = (api_seconds() * 1e3);
     rt_device_info dev;
     rt_error err;
     if (!rt_driver_open(0, &dev, &err))
@@ -287,8 +277,8 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         kt->per_token = t->per_token;
         kt->heads = m->axes[t->axis].count;
         kt->len = t->len;
-        kt->dtype = (attnc_dtype)cg.tensor_dtype[i];
-        kt->align = cg.tensor_align[i] ? cg.tensor_align[i] : (kt->dtype == ATTNC_FP32 ? 4 : 2);
+        kt->dtype = (attnc_dtype)t->dtype;
+        kt->align = cg.tensor_align[i] ? cg.tensor_align[i] : ir_dtype_bytes(t->dtype);
     }
     k->sh = ir_module_shape(m);
     k->out_dtype = (attnc_dtype)m->out_dtype;
@@ -297,7 +287,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     k->has_z = m->linear.present && (m->linear.norm == IR_NORM_DENOM || m->linear.norm == IR_NORM_MAXFLOOR);
     k->has_m = m->linear.present && m->linear.norm == IR_NORM_MAXFLOOR;
     k->document = m->document;
-    double t_gen = now_ms();
+    double t_gen = (api_seconds() * 1e3);
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
@@ -306,7 +296,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         attnc_kernel_free(k);
         return st;
     }
-    double t_compiled = now_ms();
+    double t_compiled = (api_seconds() * 1e3);
     for (unsigned i = 0; i < cg.nkernels; i++) {
         loaded_kernel *lk = &k->k[i];
         lk->cg = cg.kernels[i];
@@ -331,7 +321,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         snprintf(info->arch, sizeof info->arch, "%s", arch);
     }
     free(image);
-    double t_end = now_ms();
+    double t_end = (api_seconds() * 1e3);
     for (size_t i = 0; i < k->nkernels; i++)
         k->k[i].info.load_ms = t_end - t0;
     *kernel = k;
@@ -343,11 +333,6 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
 static const char *dtype_name(attnc_dtype d)
 {
     return d == ATTNC_BF16 ? "bf16" : d == ATTNC_FP16 ? "fp16" : d == ATTNC_FP32 ? "fp32" : "an unknown dtype";
-}
-
-static size_t dtype_size(attnc_dtype d)
-{
-    return d == ATTNC_FP32 ? 4 : 2;
 }
 
 /* Checks `t` against the expected dims (want[i] < 0: any size, reported back in got[i]). */
@@ -427,7 +412,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %lld tokens exceed 2^31", k->name, (long long)(B * T));
     int64_t wo[4] = {B, T, k->sh.heads_out, k->sh.V};
     snprintf(what, sizeof what, "%s: out", k->name);
-    if ((st = check_tensor(ctx, what, &a->out, k->out_dtype, 4, wo, NULL, dtype_size(k->out_dtype) * 2)) != ATTNC_OK)
+    if ((st = check_tensor(ctx, what, &a->out, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype) * 2)) != ATTNC_OK)
         return st;
     uint32_t Hs = k->sh.heads_state ? k->sh.heads_state : k->sh.heads_out;
     struct { const char *name; const attnc_tensor *t; int nd; int64_t dims[4]; bool allowed; } st_tensors[] = {

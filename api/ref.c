@@ -4,23 +4,14 @@
  * size, and reports the relative disagreement of outputs and final states.  All memory comes from a
  * scratch arena that lives for this call only; the spec is not modified.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "api_internal.h"
 #include "ref.h"
 
 #define REF_TOLERANCE 1e-10
-
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double rms(const double *x, size_t n)
 {
@@ -96,12 +87,12 @@ attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_o
         goto done;
     }
     ref_result *want = ref_result_new(data, a);
-    double t0 = seconds_now();
+    double t0 = api_seconds();
     if (!want || !ref_forward_recurrent(m, data, want, a, &d)) {
         st = ref_fail(ctx, &d, ATTNC_ERR_NOMEM, "recurrent evaluation");
         goto done;
     }
-    out->seconds_recurrent = seconds_now() - t0;
+    out->seconds_recurrent = api_seconds() - t0;
     const ref_dims *dims = &data->dims;
     out->total_tokens = dims->total;
     out->nseq = dims->nseq;
@@ -116,7 +107,7 @@ attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_o
     out->out_hash = fnv1a(want->out, nout);
 
     ref_result *got = ref_result_new(data, a);
-    t0 = seconds_now();
+    t0 = api_seconds();
     for (uint32_t i = 0; i < nchunks && got; i++) {
         if (!ref_forward_chunked(m, data, chunks[i], got, a, &d)) {
             st = ref_fail(ctx, &d, ATTNC_ERR_NOMEM, "chunkwise evaluation");
@@ -139,7 +130,7 @@ attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_o
         st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
         goto done;
     }
-    out->seconds_chunked = seconds_now() - t0;
+    out->seconds_chunked = api_seconds() - t0;
     if (!isfinite(out->out_rms) || !(out->max_rel_err <= REF_TOLERANCE))
         st = api_fail(ctx, ATTNC_ERR_NUMERIC, "chunkwise and recurrent disagree: max relative error %.3e", out->max_rel_err);
     if (opt->dump_json) {

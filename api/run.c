@@ -6,23 +6,14 @@
  * with the reference: relative error = ||gpu - ref|| / ||ref|| (Frobenius), any non-finite number fails.
  * The tolerance is 1e-2 for 16-bit inputs and 1e-4 for fp32 inputs (issue 3).
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api_internal.h"
 #include "ref.h"
 #include "rt.h"
-
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* The fp16 bits of x, which is representable (ref_round_dtype made it so) or infinite. */
 static uint16_t half_bits(double x)
@@ -86,11 +77,6 @@ static void unpack(const void *src, size_t n, attnc_dtype dt, double *x)
     }
 }
 
-static size_t dt_size(attnc_dtype d)
-{
-    return d == ATTNC_FP32 ? 4 : 2;
-}
-
 /* Device buffers of one run, freed together. */
 #define MAX_BUFS 80
 typedef struct dev_bufs {
@@ -120,13 +106,13 @@ static void dev_free_all(dev_bufs *b)
 /* Upload doubles as `dt` into a fresh device buffer. */
 static bool upload(dev_bufs *b, const double *x, size_t n, attnc_dtype dt, uint64_t *out, rt_error *err)
 {
-    void *host = malloc(n * dt_size(dt) + 16);
+    void *host = malloc(n * ir_dtype_bytes((ir_dtype)dt) + 16);
     if (!host) {
         snprintf(err->msg, sizeof err->msg, "out of host memory");
         return false;
     }
     pack(x, n, dt, host);
-    bool ok = dev_alloc(b, n * dt_size(dt), out, err) && rt_memcpy_htod(*out, host, n * dt_size(dt), err);
+    bool ok = dev_alloc(b, n * ir_dtype_bytes((ir_dtype)dt), out, err) && rt_memcpy_htod(*out, host, n * ir_dtype_bytes((ir_dtype)dt), err);
     free(host);
     return ok;
 }
@@ -139,12 +125,12 @@ static bool poisoned(dev_bufs *b, size_t bytes, uint64_t *out, rt_error *err)
 
 static bool download(uint64_t src, size_t n, attnc_dtype dt, double *x, rt_error *err)
 {
-    void *host = malloc(n * dt_size(dt) + 16);
+    void *host = malloc(n * ir_dtype_bytes((ir_dtype)dt) + 16);
     if (!host) {
         snprintf(err->msg, sizeof err->msg, "out of host memory");
         return false;
     }
-    bool ok = rt_memcpy_dtoh(host, src, n * dt_size(dt), err);
+    bool ok = rt_memcpy_dtoh(host, src, n * ir_dtype_bytes((ir_dtype)dt), err);
     if (ok)
         unpack(host, n, dt, x);
     free(host);
@@ -254,11 +240,11 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
     out->nseq = dm->nseq;
 
     /* The reference. */
-    double t0 = seconds_now();
+    double t0 = api_seconds();
     ref_result *want = ref_result_new(data, a);
     bool ok = want && (opt->reference_chunked ? ref_forward_chunked(m, data, 0, want, a, &d)
                                               : ref_forward_recurrent(m, data, want, a, &d));
-    out->reference_s = seconds_now() - t0;
+    out->reference_s = api_seconds() - t0;
     if (!ok) {
         st = api_fail(ctx, ATTNC_ERR_NOMEM, "reference: %s", d.n ? d.list[d.n - 1].message : "failed");
         goto done;
@@ -287,7 +273,7 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
     attnc_forward_args args = {.inputs = ins, .ninputs = m->ntensors};
     size_t nout = (size_t)dm->total * dm->Hout * dm->V;
     uint64_t d_out;
-    if (!poisoned(&bufs, nout * dt_size((attnc_dtype)m->out_dtype), &d_out, &err))
+    if (!poisoned(&bufs, nout * ir_dtype_bytes((ir_dtype)(attnc_dtype)m->out_dtype), &d_out, &err))
         goto io_fail;
     int64_t oshape[4] = {B, T, dm->Hout, dm->V};
     tensor_desc(&args.out, d_out, (attnc_dtype)m->out_dtype, 4, oshape);

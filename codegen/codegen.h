@@ -18,10 +18,6 @@
 #define CG_MAX_KERNELS 2
 #define CG_MAX_TENSORS 64
 
-typedef struct cg_options {
-    int input_dtype;   /* -1: each per-token tensor as the spec declares it; else an ir_dtype for all */
-} cg_options;
-
 typedef enum cg_kernel_kind { CG_KERNEL_LINEAR, CG_KERNEL_SOFTMAX } cg_kernel_kind;
 
 typedef struct cg_kernel {
@@ -38,12 +34,11 @@ typedef struct cg_output {
     const char *source;   /* one CUDA C translation unit with every kernel */
     cg_kernel kernels[CG_MAX_KERNELS];
     unsigned nkernels;
-    int tensor_dtype[CG_MAX_TENSORS]; /* ir_dtype each tensor is read as (after cg_options) */
     unsigned tensor_align[CG_MAX_TENSORS]; /* bytes a tensor's address must be aligned to (0: its dtype's) */
 } cg_output;
 
 /* Generates the kernels of `m` (stage IR_PLAN_SCHEDULED).  False with a diagnostic for what the
  * generator does not handle. */
-bool codegen_cuda(const ir_module *m, const cg_options *opt, attnc_arena *a, attnc_diags *diags, cg_output *out);
+bool codegen_cuda(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_output *out);
 
 #endif

@@ -24,7 +24,6 @@ extern const char attnc_linear_kernel_src[];
 
 typedef struct gen {
     const ir_module *m;
-    const cg_options *opt;
     attnc_buf b;
     ir_shape sh;
     cg_output *out;
@@ -32,11 +31,6 @@ typedef struct gen {
     unsigned stage_off[CG_MAX_TENSORS]; /* per-token inputs: offset of their rows in the staging area */
     unsigned stage_bytes;
 } gen;
-
-static unsigned dtype_bytes(int dt)
-{
-    return dt == IR_DT_FP32 ? 4 : 2;
-}
 
 /* The copy unit of a staged row: the largest cp.async size that divides it (2: plain loads). */
 static unsigned stage_unit(unsigned row_bytes)
@@ -161,7 +155,7 @@ static void emit_value(gen *g, ir_ref r)
     case IR_OP_INPUT:
     case IR_OP_PARAM: {
         const ir_tensor *t = &m->tensors[v->aux];
-        int dt = g->out->tensor_dtype[v->aux];
+        ir_dtype dt = t->dtype;
         attnc_buf_printf(b, "    // %s %s: %s [%s%s%u]\n", op == IR_OP_INPUT ? "input" : "param", t->name,
                          ir_dtype_name((ir_dtype)dt), op == IR_OP_INPUT ? "T, " : "", m->axes[t->axis].name, t->len);
         /* A per-token input is read from its staged rows (attnc_stage_issue), a parameter from memory. */
@@ -253,9 +247,8 @@ static void plan_stage(gen *g)
         const ir_value *v = &m->values[r];
         if (!g->live[r] || v->op != IR_OP_INPUT || g->stage_off[v->aux] != ~0u)
             continue;
-        const ir_tensor *t = &m->tensors[v->aux];
         g->stage_off[v->aux] = g->stage_bytes;
-        g->stage_bytes += (m->plan.chunk * t->len * dtype_bytes(g->out->tensor_dtype[v->aux]) + 15) / 16 * 16;
+        g->stage_bytes += tile_stage_bytes(m, v->aux);
     }
 }
 
@@ -270,7 +263,7 @@ static void emit_stage_issue(gen *g)
         if (g->stage_off[i] == ~0u)
             continue;
         const ir_tensor *t = &m->tensors[i];
-        unsigned rb = t->len * dtype_bytes(g->out->tensor_dtype[i]), unit = stage_unit(rb);
+        unsigned rb = t->len * ir_dtype_bytes(m->tensors[i].dtype), unit = stage_unit(rb);
         attnc_buf_printf(b, "    {   // %s: rows of %u bytes, %u-byte copies\n"
                             "        const unsigned char *src = (const unsigned char *)p.in[%u];\n"
                             "        const size_t hh = ",
@@ -377,7 +370,7 @@ static void emit_common(gen *g, bool elt_f16)
                         "};\n",
                      m->ntensors ? m->ntensors : 1);
     for (uint32_t i = 0; i < m->ntensors; i++)
-        attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name((ir_dtype)g->out->tensor_dtype[i]));
+        attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));
     attnc_buf_printf(b, "#define ATTNC_HOUT %u\n#define ATTNC_HS %u\n", g->sh.heads_out,
                      g->sh.heads_state ? g->sh.heads_state : g->sh.heads_out);
 }
@@ -413,11 +406,11 @@ static bool emit_linear(gen *g)
                      .smem_bytes = smem + g->stage_bytes, .grid_x = g->sh.V / p->v_tile};
     for (uint32_t i = 0; i < m->ntensors; i++)
         if (g->stage_off[i] != ~0u)
-            g->out->tensor_align[i] = stage_unit(m->tensors[i].len * dtype_bytes(g->out->tensor_dtype[i]));
+            g->out->tensor_align[i] = stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype));
     return true;
 }
 
-bool codegen_cuda(const ir_module *m, const cg_options *opt, attnc_arena *a, attnc_diags *diags, cg_output *out)
+bool codegen_cuda(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_output *out)
 {
     memset(out, 0, sizeof *out);
     if (m->plan.stage != IR_PLAN_SCHEDULED) {
@@ -428,18 +421,13 @@ bool codegen_cuda(const ir_module *m, const cg_options *opt, attnc_arena *a, att
         attnc_error(diags, m->span, "the CUDA generator takes at most %d tensors", CG_MAX_TENSORS);
         return false;
     }
-    gen g = {.m = m, .opt = opt, .sh = ir_module_shape(m), .out = out};
+    gen g = {.m = m, .sh = ir_module_shape(m), .out = out};
     g.live = attnc_arena_alloc(a, m->nvalues * sizeof *g.live);
     if (!g.live)
         return false;
     bool any_fp16 = false;
-    for (uint32_t i = 0; i < m->ntensors; i++) {
-        int dt = m->tensors[i].dtype;
-        if (opt && opt->input_dtype >= 0 && m->tensors[i].per_token)
-            dt = opt->input_dtype;
-        out->tensor_dtype[i] = dt;
-        any_fp16 |= m->tensors[i].per_token && dt == IR_DT_FP16;
-    }
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        any_fp16 |= m->tensors[i].per_token && m->tensors[i].dtype == IR_DT_FP16;
     attnc_buf_init(&g.b, a);
     emit_common(&g, any_fp16);
     if (m->linear.present && !emit_linear(&g))

@@ -106,6 +106,11 @@ const char *ir_role_name(ir_role role)
     return role < IR_ROLE_COUNT ? names[role] : "?";
 }
 
+unsigned ir_dtype_bytes(ir_dtype dt)
+{
+    return dt == IR_DT_FP32 ? 4 : 2;
+}
+
 #define NAME_AT(table, i) ((i) < sizeof table / sizeof *table ? table[i] : NULL)
 
 const char *ir_transition_name(unsigned t)

@@ -50,6 +50,7 @@ ir_op ir_op_by_name(const char *name, size_t len);
 
 typedef enum ir_dtype { IR_DT_BF16, IR_DT_FP16, IR_DT_FP32 } ir_dtype;
 const char *ir_dtype_name(ir_dtype dt);
+unsigned ir_dtype_bytes(ir_dtype dt); /* 2 for bf16 and fp16, 4 for fp32 */
 bool ir_dtype_by_name(const char *name, size_t len, ir_dtype *out);
 
 /* What a value depends on: nothing (a number known at compile time), the head, or the token and head. */

@@ -42,5 +42,7 @@ bool pass_schedule(ir_module *m, const pass_options *opt, attnc_diags *diags);
 /* The linear kernel's shared memory for the module's plan (stage TILED or later), without the staging
  * area of raw inputs (codegen adds that). */
 unsigned tile_linear_smem_bytes(const ir_module *m);
+/* The staging area one chunk of per-token input `tensor` takes (16-byte aligned). */
+unsigned tile_stage_bytes(const ir_module *m, uint32_t tensor);
 
 #endif

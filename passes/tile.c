@@ -57,13 +57,19 @@ unsigned tile_linear_smem_bytes(const ir_module *m)
     return (off + 127) / 128 * 128;
 }
 
+unsigned tile_stage_bytes(const ir_module *m, uint32_t tensor)
+{
+    const ir_tensor *t = &m->tensors[tensor];
+    return (m->plan.chunk * t->len * ir_dtype_bytes(t->dtype) + 15) / 16 * 16;
+}
+
 /* An upper bound of the staging area: one chunk of every per-token input's rows. */
 static unsigned stage_bound(const ir_module *m)
 {
     unsigned bytes = 0;
     for (uint32_t i = 0; i < m->ntensors; i++)
         if (m->tensors[i].per_token)
-            bytes += (m->plan.chunk * m->tensors[i].len * (m->tensors[i].dtype == IR_DT_FP32 ? 4u : 2u) + 15) / 16 * 16;
+            bytes += tile_stage_bytes(m, i);
     return bytes;
 }
 

@@ -28,17 +28,6 @@
 #define CACHE_MAX_KEY 128
 #define CACHE_MAX_PATH 4096
 
-static void set_error(rt_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_error(rt_error *err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-}
-
 /* Formats into a fixed buffer; false if the result did not fit. */
 static bool format_path(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static bool format_path(char *out, size_t cap, const char *fmt, ...)
@@ -56,7 +45,7 @@ static bool make_directories(const char *path, rt_error *err)
     char partial[CACHE_MAX_PATH];
     size_t len = strlen(path);
     if (len == 0 || len >= sizeof partial) {
-        set_error(err, "cache: directory path '%.200s' is empty or too long", path);
+        rt_set_error(err, "cache: directory path '%.200s' is empty or too long", path);
         return false;
     }
     memcpy(partial, path, len + 1);
@@ -66,14 +55,14 @@ static bool make_directories(const char *path, rt_error *err)
         char saved = partial[i];
         partial[i] = '\0';
         if (mkdir(partial, 0700) != 0 && errno != EEXIST) {
-            set_error(err, "cache: creating directory %s failed: %s", partial, strerror(errno));
+            rt_set_error(err, "cache: creating directory %s failed: %s", partial, strerror(errno));
             return false;
         }
         partial[i] = saved;
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        set_error(err, "cache: %s is not a directory", path);
+        rt_set_error(err, "cache: %s is not a directory", path);
         return false;
     }
     return true;
@@ -98,11 +87,11 @@ bool rt_cache_dir(char *out, size_t cap, rt_error *err)
     else if (home)
         fits = format_path(out, cap, "%s/.cache/attnc", home);
     else {
-        set_error(err, "cache: no cache directory: none of ATTNC_CACHE_DIR, XDG_CACHE_HOME, HOME is set");
+        rt_set_error(err, "cache: no cache directory: none of ATTNC_CACHE_DIR, XDG_CACHE_HOME, HOME is set");
         return false;
     }
     if (!fits) {
-        set_error(err, "cache: the cache directory path does not fit in %zu bytes", cap);
+        rt_set_error(err, "cache: the cache directory path does not fit in %zu bytes", cap);
         return false;
     }
     return make_directories(out, err);
@@ -247,13 +236,13 @@ static bool write_all(int fd, const void *data, size_t n)
 bool rt_cache_put(const char *dir, const char *key, const void *payload, size_t size, rt_error *err)
 {
     if (!dir || !key_is_valid(key)) {
-        set_error(err, "cache: invalid key '%.200s'", key ? key : "(null)");
+        rt_set_error(err, "cache: invalid key '%.200s'", key ? key : "(null)");
         return false;
     }
     char path[CACHE_MAX_PATH], temp_path[CACHE_MAX_PATH];
     if (!format_path(path, sizeof path, "%s/%s.bin", dir, key) ||
         !format_path(temp_path, sizeof temp_path, "%s/.%s.tmp.XXXXXX", dir, key)) {
-        set_error(err, "cache: the entry path under %.200s is too long", dir);
+        rt_set_error(err, "cache: the entry path under %.200s is too long", dir);
         return false;
     }
 
@@ -267,7 +256,7 @@ bool rt_cache_put(const char *dir, const char *key, const void *payload, size_t 
 
     int fd = mkstemp(temp_path);
     if (fd < 0) {
-        set_error(err, "cache: creating a temporary file in %s failed: %s", dir, strerror(errno));
+        rt_set_error(err, "cache: creating a temporary file in %s failed: %s", dir, strerror(errno));
         return false;
     }
     const char *failed_step = NULL;
@@ -286,7 +275,7 @@ bool rt_cache_put(const char *dir, const char *key, const void *payload, size_t 
     }
     if (failed_step) {
         unlink(temp_path);
-        set_error(err, "cache: %s %s failed: %s", failed_step, temp_path, strerror(saved_errno));
+        rt_set_error(err, "cache: %s %s failed: %s", failed_step, temp_path, strerror(saved_errno));
         return false;
     }
     return true;

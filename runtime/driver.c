@@ -97,17 +97,6 @@ struct rt_function {
     CUfunction function;
 };
 
-static void set_error(rt_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_error(rt_error *err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-}
-
 /* "cuda: <what> failed: <CUDA_ERROR_NAME> (<string>)"; returns false so that callers can return it. */
 static bool cuda_failed(rt_error *err, const char *what, CUresult result)
 {
@@ -119,7 +108,7 @@ static bool cuda_failed(rt_error *err, const char *what, CUresult result)
     }
     if (cuda.get_error_string(result, &text) != CUDA_SUCCESS || !text)
         text = "no description";
-    set_error(err, "cuda: %s failed: %s (%s)", what, name, text);
+    rt_set_error(err, "cuda: %s failed: %s (%s)", what, name, text);
     return false;
 }
 
@@ -184,7 +173,7 @@ static bool driver_ready(rt_error *err)
 {
     pthread_once(&cuda_once, open_driver);
     if (!cuda.ready) {
-        set_error(err, "%s", cuda.open_error);
+        rt_set_error(err, "%s", cuda.open_error);
         return false;
     }
     return true;
@@ -238,7 +227,7 @@ bool rt_driver_open(int ordinal, rt_device_info *info, rt_error *err)
     if (result != CUDA_SUCCESS)
         return cuda_failed(err, "cuDeviceGetCount", result);
     if (ordinal < 0 || ordinal >= count || ordinal >= MAX_DEVICES) {
-        set_error(err, "cuda: no device %d (the driver sees %d)", ordinal, count);
+        rt_set_error(err, "cuda: no device %d (the driver sees %d)", ordinal, count);
         return false;
     }
     CUdevice device;
@@ -280,12 +269,12 @@ bool rt_function_load(const void *image, size_t size, const char *entry, rt_func
     if (!driver_ready(err))
         return false;
     if (!entry || !image_is_loadable(image, size)) {
-        set_error(err, "cuda: loading a module: the image is empty, or PTX without a terminating NUL");
+        rt_set_error(err, "cuda: loading a module: the image is empty, or PTX without a terminating NUL");
         return false;
     }
     rt_function *fn = calloc(1, sizeof *fn);
     if (!fn) {
-        set_error(err, "cuda: loading a module: out of memory");
+        rt_set_error(err, "cuda: loading a module: out of memory");
         return false;
     }
     CUresult result = cuda.module_load_data(&fn->module, image);
@@ -351,7 +340,7 @@ bool rt_function_set_smem(rt_function *fn, size_t bytes, rt_error *err)
     if (!driver_ready(err))
         return false;
     if (bytes > (size_t)0x7fffffff) {
-        set_error(err, "cuda: %zu bytes of dynamic shared memory is more than any device has", bytes);
+        rt_set_error(err, "cuda: %zu bytes of dynamic shared memory is more than any device has", bytes);
         return false;
     }
     CUresult result =
@@ -366,7 +355,7 @@ bool rt_launch(rt_function *fn, const unsigned grid[3], const unsigned block[3],
     if (!driver_ready(err))
         return false;
     if (smem > 0xffffffffu) {
-        set_error(err, "cuda: launching with %zu bytes of dynamic shared memory: too many", smem);
+        rt_set_error(err, "cuda: launching with %zu bytes of dynamic shared memory: too many", smem);
         return false;
     }
     CUresult result = cuda.launch_kernel(fn->function, grid[0], grid[1], grid[2], block[0], block[1], block[2],
@@ -465,7 +454,7 @@ bool rt_time_ms(rt_run_fn run, void *closure, int warmup, int reps, double *medi
     if (!driver_ready(err))
         return false;
     if (reps <= 0 || warmup < 0) {
-        set_error(err, "cuda: timing needs at least one run (reps %d, warmup %d)", reps, warmup);
+        rt_set_error(err, "cuda: timing needs at least one run (reps %d, warmup %d)", reps, warmup);
         return false;
     }
     for (int i = 0; i < warmup; i++)
@@ -476,7 +465,7 @@ bool rt_time_ms(rt_run_fn run, void *closure, int warmup, int reps, double *medi
 
     double *times = malloc((size_t)reps * sizeof *times);
     if (!times) {
-        set_error(err, "cuda: timing: out of memory for %d runs", reps);
+        rt_set_error(err, "cuda: timing: out of memory for %d runs", reps);
         return false;
     }
     CUevent start = NULL, end = NULL;

@@ -43,17 +43,6 @@ static struct {
 
 static pthread_once_t nvrtc_once = PTHREAD_ONCE_INIT;
 
-static void set_error(rt_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_error(rt_error *err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-}
-
 static bool resolve_symbol(const char *name, void *function_slot)
 {
     void *symbol = dlsym(nvrtc.library, name);
@@ -103,7 +92,7 @@ static bool nvrtc_ready(rt_error *err)
 {
     pthread_once(&nvrtc_once, open_nvrtc);
     if (!nvrtc.library) {
-        set_error(err, "%s", nvrtc.open_error);
+        rt_set_error(err, "%s", nvrtc.open_error);
         return false;
     }
     return true;
@@ -121,7 +110,7 @@ bool rt_nvrtc_version(int *major, int *minor, rt_error *err)
         return false;
     nvrtcResult result = nvrtc.version(major, minor);
     if (result != NVRTC_SUCCESS) {
-        set_error(err, "nvrtc: nvrtcVersion failed: %s", result_string(result));
+        rt_set_error(err, "nvrtc: nvrtcVersion failed: %s", result_string(result));
         return false;
     }
     return true;
@@ -174,7 +163,7 @@ bool rt_nvrtc_compile(const char *src, const char *name, const char *arch, bool 
     if (!name)
         name = "kernel.cu";
     if (!src || !arch_is_valid(arch) || nopts < 0 || (nopts > 0 && !opts)) {
-        set_error(err, "nvrtc: compiling %.200s: invalid arguments (arch '%.40s')", name, arch ? arch : "(null)");
+        rt_set_error(err, "nvrtc: compiling %.200s: invalid arguments (arch '%.40s')", name, arch ? arch : "(null)");
         out->log = copy_string("");
         return false;
     }
@@ -187,7 +176,7 @@ bool rt_nvrtc_compile(const char *src, const char *name, const char *arch, bool 
     snprintf(arch_option, sizeof arch_option, "-arch=%s%s", cubin ? "sm_" : "compute_", arch + 3);
     const char **options = malloc(((size_t)nopts + 2) * sizeof *options);
     if (!options) {
-        set_error(err, "nvrtc: compiling %.200s: out of memory", name);
+        rt_set_error(err, "nvrtc: compiling %.200s: out of memory", name);
         out->log = copy_string("");
         return false;
     }
@@ -201,7 +190,7 @@ bool rt_nvrtc_compile(const char *src, const char *name, const char *arch, bool 
     nvrtcResult result = nvrtc.create_program(&program, src, name, 0, NULL, NULL);
     if (result != NVRTC_SUCCESS) {
         free(options);
-        set_error(err, "nvrtc: nvrtcCreateProgram for %.200s failed: %s", name, result_string(result));
+        rt_set_error(err, "nvrtc: nvrtcCreateProgram for %.200s failed: %s", name, result_string(result));
         out->log = copy_string("");
         return false;
     }
@@ -210,12 +199,12 @@ bool rt_nvrtc_compile(const char *src, const char *name, const char *arch, bool 
     out->log = program_log(program);
     if (!out->log) {
         nvrtc.destroy_program(&program);
-        set_error(err, "nvrtc: compiling %.200s: out of memory", name);
+        rt_set_error(err, "nvrtc: compiling %.200s: out of memory", name);
         return false;
     }
     if (result != NVRTC_SUCCESS) {
         const char *detail = out->log[0] ? out->log : result_string(result);
-        set_error(err, "nvrtc: compiling %.200s for %s failed: %.*s", name, arch, LOG_BYTES_IN_ERROR, detail);
+        rt_set_error(err, "nvrtc: compiling %.200s for %s failed: %.*s", name, arch, LOG_BYTES_IN_ERROR, detail);
         nvrtc.destroy_program(&program);
         return false;
     }
@@ -226,7 +215,7 @@ bool rt_nvrtc_compile(const char *src, const char *name, const char *arch, bool 
         out->image = malloc(size);
         if (!out->image) {
             nvrtc.destroy_program(&program);
-            set_error(err, "nvrtc: compiling %.200s: out of memory for a %zu-byte image", name, size);
+            rt_set_error(err, "nvrtc: compiling %.200s: out of memory for a %zu-byte image", name, size);
             return false;
         }
         result = cubin ? nvrtc.get_cubin(program, out->image) : nvrtc.get_ptx(program, out->image);
@@ -235,7 +224,7 @@ bool rt_nvrtc_compile(const char *src, const char *name, const char *arch, bool 
     if (result != NVRTC_SUCCESS || size == 0) {
         free(out->image);
         out->image = NULL;
-        set_error(err, "nvrtc: getting the %s of %.200s for %s failed: %s", cubin ? "cubin" : "PTX", name, arch,
+        rt_set_error(err, "nvrtc: getting the %s of %.200s for %s failed: %s", cubin ? "cubin" : "PTX", name, arch,
                   result != NVRTC_SUCCESS ? result_string(result) : "empty image");
         return false;
     }

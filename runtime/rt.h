@@ -23,6 +23,9 @@ typedef struct rt_error {
     char msg[1024];
 } rt_error;
 
+/* Formats the message into err (which may be NULL). */
+void rt_set_error(rt_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---- NVRTC (runtime/nvrtc.c) ----------------------------------------------------------------- */
 
 /* The NVRTC version, opening the library if needed.  False (with err) if libnvrtc cannot be opened. */
