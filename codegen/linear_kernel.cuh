@@ -731,7 +731,43 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                     for (int e = 0; e < 4; e++)
                         O[nt][e] *= rowf[e >> 1] * ATTNC_QSCALE;
             }
-            // Normalise and store.
+            // Normalise and store.  Norms over the whole row (RMS, LayerNorm) first add up the row's sums
+            // across the column groups' warps through shared memory.
+            constexpr bool row_norm = ATTNC_NORM == NORM_RMS || ATTNC_NORM == NORM_LAYER;
+            float row_s1[2] = {0.f, 0.f}, row_s2[2] = {0.f, 0.f};
+            if constexpr (row_norm) {
+#pragma unroll
+                for (int e2 = 0; e2 < 2; e2++) {
+                    float s1 = 0.f, s2 = 0.f;
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_NTO; nt++) {
+                        s1 += O[nt][e2 * 2] + O[nt][e2 * 2 + 1];
+                        s2 += O[nt][e2 * 2] * O[nt][e2 * 2] + O[nt][e2 * 2 + 1] * O[nt][e2 * 2 + 1];
+                    }
+                    row_s1[e2] = quad_sum(s1);
+                    row_s2[e2] = quad_sum(s2);
+                    if constexpr (ATTNC_CG > 1) {
+                        const int r = rg * 16 + gr + e2 * 8;
+                        if (tq == 0) {
+                            srowred[(r * ATTNC_CG + cg) * 2] = row_s1[e2];
+                            srowred[(r * ATTNC_CG + cg) * 2 + 1] = row_s2[e2];
+                        }
+                    }
+                }
+                if constexpr (ATTNC_CG > 1) {
+                    __syncthreads();
+#pragma unroll
+                    for (int e2 = 0; e2 < 2; e2++) {
+                        const int r = rg * 16 + gr + e2 * 8;
+                        row_s1[e2] = row_s2[e2] = 0.f;
+#pragma unroll
+                        for (int c = 0; c < ATTNC_CG; c++) {
+                            row_s1[e2] += srowred[(r * ATTNC_CG + c) * 2];
+                            row_s2[e2] += srowred[(r * ATTNC_CG + c) * 2 + 1];
+                        }
+                    }
+                }
+            }
 #pragma unroll
             for (int e2 = 0; e2 < 2; e2++) {
                 const int r = rg * 16 + gr + e2 * 8;
@@ -742,66 +778,21 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                 } else if constexpr (ATTNC_NORM == NORM_MAXFLOOR) {
                     float d = den[e2] + rowf[e2] * ATTNC_QSCALE * srowq[r];
                     scale = 1.f / (fmaxf(fabsf(d), exp2f(-mrow[e2])) + ATTNC_EPS);
-                } else if constexpr (ATTNC_NORM == NORM_RMS || ATTNC_NORM == NORM_LAYER) {
-                    float s1 = 0.f, s2 = 0.f;
-#pragma unroll
-                    for (int nt = 0; nt < ATTNC_NTO; nt++) {
-                        s1 += O[nt][e2 * 2] + O[nt][e2 * 2 + 1];
-                        s2 += O[nt][e2 * 2] * O[nt][e2 * 2] + O[nt][e2 * 2 + 1] * O[nt][e2 * 2 + 1];
-                    }
-                    s1 = quad_sum(s1);
-                    s2 = quad_sum(s2);
-                    if constexpr (ATTNC_CG > 1) {
-                        if (tq == 0) {
-                            srowred[(r * ATTNC_CG + cg) * 2] = s1;
-                            srowred[(r * ATTNC_CG + cg) * 2 + 1] = s2;
-                        }
-                    }
-                    if constexpr (ATTNC_CG == 1) {
-                        float mean = s1 / ATTNC_V, ms = s2 / ATTNC_V;
-                        if constexpr (ATTNC_NORM == NORM_RMS) {
-                            scale = rsqrtf(ms + ATTNC_EPS);
-                        } else {
-                            scale = rsqrtf(fmaxf(ms - mean * mean, 0.f) + ATTNC_EPS);
-                            shift = -mean * scale;
-                        }
-                    }
-                }
-                if constexpr (!((ATTNC_NORM == NORM_RMS || ATTNC_NORM == NORM_LAYER) && ATTNC_CG > 1)) {
-                    if (r < nrows) {
-                        size_t obase = ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_V + v0 + cg * ATTNC_BVW;
-#pragma unroll
-                        for (int nt = 0; nt < ATTNC_NTO; nt++)
-                            attnc_store_out2(p.out, obase + nt * 8 + tq * 2, O[nt][e2 * 2] * scale + shift,
-                                             O[nt][e2 * 2 + 1] * scale + shift);
-                    }
-                }
-            }
-            if constexpr ((ATTNC_NORM == NORM_RMS || ATTNC_NORM == NORM_LAYER) && ATTNC_CG > 1) {
-                __syncthreads();
-#pragma unroll
-                for (int e2 = 0; e2 < 2; e2++) {
-                    const int r = rg * 16 + gr + e2 * 8;
-                    float s1 = 0.f, s2 = 0.f;
-#pragma unroll
-                    for (int c = 0; c < ATTNC_CG; c++) {
-                        s1 += srowred[(r * ATTNC_CG + c) * 2];
-                        s2 += srowred[(r * ATTNC_CG + c) * 2 + 1];
-                    }
-                    float mean = s1 / ATTNC_V, ms = s2 / ATTNC_V, scale, shift = 0.f;
+                } else if constexpr (row_norm) {
+                    float mean = row_s1[e2] / ATTNC_V, ms = row_s2[e2] / ATTNC_V;
                     if constexpr (ATTNC_NORM == NORM_RMS) {
                         scale = rsqrtf(ms + ATTNC_EPS);
                     } else {
                         scale = rsqrtf(fmaxf(ms - mean * mean, 0.f) + ATTNC_EPS);
                         shift = -mean * scale;
                     }
-                    if (r < nrows) {
-                        size_t obase = ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_V + v0 + cg * ATTNC_BVW;
+                }
+                if (r < nrows) {
+                    size_t obase = ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_V + v0 + cg * ATTNC_BVW;
 #pragma unroll
-                        for (int nt = 0; nt < ATTNC_NTO; nt++)
-                            attnc_store_out2(p.out, obase + nt * 8 + tq * 2, O[nt][e2 * 2] * scale + shift,
-                                             O[nt][e2 * 2 + 1] * scale + shift);
-                    }
+                    for (int nt = 0; nt < ATTNC_NTO; nt++)
+                        attnc_store_out2(p.out, obase + nt * 8 + tq * 2, O[nt][e2 * 2] * scale + shift,
+                                         O[nt][e2 * 2 + 1] * scale + shift);
                 }
             }
         }
