@@ -284,42 +284,73 @@ static int parse_list(const char *s, uint32_t lo, uint32_t hi, uint32_t *out, ui
 
 #define MAX_SEQS 1024
 
+/* The options that say which problem to draw, shared by `ref` and `run`. */
+typedef struct problem_args {
+    uint32_t tokens, batch, nseq;
+    uint64_t seed;
+    const uint32_t *seqlens; /* --varlen, or NULL */
+    int initial_state;
+} problem_args;
+
+/* Reports a bad value of a problem option of command `cmd`, as usage_error words it; returns -1. */
+static int bad_problem_option(const char *cmd, const char *what, const char *val)
+{
+    fprintf(stderr, "attnc: %s: %s, not '%s'\n(run 'attnc --help' for usage)\n", cmd, what, val ? val : "");
+    return -1;
+}
+
+/* If argv[*i] is a problem option, reads it (and its value, advancing *i): 1.  Not one: 0.  A bad value:
+ * reports it and returns -1. */
+static int parse_problem_option(const char *cmd, int argc, char **argv, int *i, problem_args *p)
+{
+    static uint32_t seqlens[MAX_SEQS];
+    const char *a = argv[*i], *val = *i + 1 < argc ? argv[*i + 1] : NULL;
+    uint64_t v;
+    if (strcmp(a, "--tokens") == 0) {
+        if (!parse_u64(val, 1, 1u << 24, &v))
+            return bad_problem_option(cmd, "--tokens needs an integer from 1 to 16777216", val);
+        p->tokens = (uint32_t)v;
+    } else if (strcmp(a, "--batch") == 0) {
+        if (!parse_u64(val, 1, MAX_SEQS, &v))
+            return bad_problem_option(cmd, "--batch needs an integer from 1 to 1024", val);
+        p->batch = (uint32_t)v;
+    } else if (strcmp(a, "--seed") == 0) {
+        if (!parse_u64(val, 0, UINT64_MAX, &v))
+            return bad_problem_option(cmd, "--seed needs a non-negative integer", val);
+        p->seed = v;
+    } else if (strcmp(a, "--varlen") == 0) {
+        if (!val || !parse_list(val, 1, 1u << 24, seqlens, MAX_SEQS, &p->nseq))
+            return bad_problem_option(cmd, "--varlen needs lengths like 5,1,9 (each >= 1)", val);
+        p->seqlens = seqlens;
+    } else if (strcmp(a, "--initial-state") == 0) {
+        p->initial_state = 1;
+        return 1;
+    } else {
+        return 0;
+    }
+    (*i)++;
+    return 1;
+}
+
 static int cmd_ref(attnc_ctx *ctx, int argc, char **argv)
 {
     const char *file = NULL, *dump = NULL;
-    attnc_ref_options opt = {.batch = 1};
-    static uint32_t seqlens[MAX_SEQS], chunks[ATTNC_REF_MAX_CHUNKS];
-    uint64_t v;
+    attnc_ref_options opt = {0};
+    problem_args pa = {.batch = 1};
+    static uint32_t chunks[ATTNC_REF_MAX_CHUNKS];
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--tokens") == 0) {
-            if (!parse_u64(val, 1, 1u << 24, &v))
-                return usage_error("ref: --tokens needs an integer from 1 to 16777216, not '%s'", val ? val : "");
-            opt.tokens = (uint32_t)v;
-            i++;
-        } else if (strcmp(a, "--batch") == 0) {
-            if (!parse_u64(val, 1, MAX_SEQS, &v))
-                return usage_error("ref: --batch needs an integer from 1 to 1024, not '%s'", val ? val : "");
-            opt.batch = (uint32_t)v;
-            i++;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (!parse_u64(val, 0, UINT64_MAX, &v))
-                return usage_error("ref: --seed needs a non-negative integer, not '%s'", val ? val : "");
-            opt.seed = v;
-            i++;
-        } else if (strcmp(a, "--varlen") == 0) {
-            if (!val || !parse_list(val, 1, 1u << 24, seqlens, MAX_SEQS, &opt.nseq))
-                return usage_error("ref: --varlen needs lengths like 5,1,9 (each >= 1), not '%s'", val ? val : "");
-            opt.seqlens = seqlens;
-            i++;
-        } else if (strcmp(a, "--chunks") == 0) {
+        int got = parse_problem_option("ref", argc, argv, &i, &pa);
+        if (got < 0)
+            return EXIT_USAGE;
+        if (got)
+            continue;
+        if (strcmp(a, "--chunks") == 0) {
             if (!val || !parse_list(val, 1, 4096, chunks, ATTNC_REF_MAX_CHUNKS, &opt.nchunks))
                 return usage_error("ref: --chunks needs up to 16 sizes like 1,16,64, not '%s'", val ? val : "");
             opt.chunks = chunks;
             i++;
-        } else if (strcmp(a, "--initial-state") == 0) {
-            opt.initial_state = 1;
         } else if (strcmp(a, "--dump") == 0) {
             if (!val)
                 return usage_error("ref: --dump needs a file name%s", "");
@@ -335,8 +366,14 @@ static int cmd_ref(attnc_ctx *ctx, int argc, char **argv)
     }
     if (!file)
         return usage_error("ref: no FILE%s", "");
-    if (!opt.tokens && !opt.seqlens)
+    if (!pa.tokens && !pa.seqlens)
         return usage_error("ref: --tokens T (or --varlen) is required%s", "");
+    opt.batch = pa.batch;
+    opt.tokens = pa.tokens;
+    opt.seqlens = pa.seqlens;
+    opt.nseq = pa.nseq;
+    opt.seed = pa.seed;
+    opt.initial_state = pa.initial_state;
     opt.dump_json = dump;
     attnc_spec *spec = NULL;
     attnc_status st = load(ctx, file, &spec);
@@ -370,37 +407,22 @@ static int cmd_ref(attnc_ctx *ctx, int argc, char **argv)
 static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
 {
     const char *file = NULL;
-    attnc_run_options opt = {.batch = 1};
-    static uint32_t seqlens[MAX_SEQS];
+    attnc_run_options opt = {0};
+    problem_args pa = {.batch = 1};
     uint64_t v;
     int dtype = -1;
     uint32_t heads = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--tokens") == 0) {
-            if (!parse_u64(val, 1, 1u << 24, &v))
-                return usage_error("run: --tokens needs an integer from 1 to 16777216, not '%s'", val ? val : "");
-            opt.tokens = (uint32_t)v;
-            i++;
-        } else if (strcmp(a, "--batch") == 0) {
-            if (!parse_u64(val, 1, MAX_SEQS, &v))
-                return usage_error("run: --batch needs an integer from 1 to 1024, not '%s'", val ? val : "");
-            opt.batch = (uint32_t)v;
-            i++;
-        } else if (strcmp(a, "--heads") == 0) {
+        int got = parse_problem_option("run", argc, argv, &i, &pa);
+        if (got < 0)
+            return EXIT_USAGE;
+        if (got)
+            continue;
+        if (strcmp(a, "--heads") == 0) {
             if (!parse_u64(val, 1, 256, &v))
                 return usage_error("run: --heads needs an integer from 1 to 256, not '%s'", val ? val : "");
             heads = (uint32_t)v;
-            i++;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (!parse_u64(val, 0, UINT64_MAX, &v))
-                return usage_error("run: --seed needs a non-negative integer, not '%s'", val ? val : "");
-            opt.seed = v;
-            i++;
-        } else if (strcmp(a, "--varlen") == 0) {
-            if (!val || !parse_list(val, 1, 1u << 24, seqlens, MAX_SEQS, &opt.nseq))
-                return usage_error("run: --varlen needs lengths like 5,1,9 (each >= 1), not '%s'", val ? val : "");
-            opt.seqlens = seqlens;
             i++;
         } else if (strcmp(a, "--dtype") == 0) {
             if (!parse_dtype(val, &dtype))
@@ -412,8 +434,6 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
             if (!val || *end || !(opt.gate_scale > 0 && opt.gate_scale < 1e6))
                 return usage_error("run: --gate-scale needs a positive number, not '%s'", val ? val : "");
             i++;
-        } else if (strcmp(a, "--initial-state") == 0) {
-            opt.initial_state = 1;
         } else if (strcmp(a, "--chunked-ref") == 0) {
             opt.reference_chunked = 1;
         } else if (a[0] == '-' && a[1]) {
@@ -426,8 +446,14 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
     }
     if (!file)
         return usage_error("run: no FILE%s", "");
-    if (!opt.tokens && !opt.seqlens)
+    if (!pa.tokens && !pa.seqlens)
         return usage_error("run: --tokens T (or --varlen) is required%s", "");
+    opt.batch = pa.batch;
+    opt.tokens = pa.tokens;
+    opt.seqlens = pa.seqlens;
+    opt.nseq = pa.nseq;
+    opt.seed = pa.seed;
+    opt.initial_state = pa.initial_state;
     attnc_spec *spec = NULL;
     attnc_status st = load(ctx, file, &spec);
     int rc = report(ctx, st, spec, 0);
