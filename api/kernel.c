@@ -161,7 +161,7 @@ int attnc_gpu_available(void)
 /* ---- the JIT ---------------------------------------------------------------------------------------- */
 
 typedef struct kernel_tensor {
-    char name[64];
+    char label[96];     /* "tensor I ('NAME')", as launch errors name it */
     bool per_token;
     uint32_t heads, len;
     attnc_dtype dtype;
@@ -273,7 +273,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     for (uint32_t i = 0; i < m->ntensors; i++) {
         const ir_tensor *t = &m->tensors[i];
         kernel_tensor *kt = &k->tensors[i];
-        snprintf(kt->name, sizeof kt->name, "%s", t->name);
+        snprintf(kt->label, sizeof kt->label, "tensor %u ('%.60s')", i, t->name);
         kt->per_token = t->per_token;
         kt->heads = m->axes[t->axis].count;
         kt->len = t->len;
@@ -336,29 +336,32 @@ static const char *dtype_name(attnc_dtype d)
 }
 
 /* Checks `t` against the expected dims (want[i] < 0: any size, reported back in got[i]). */
-static attnc_status check_tensor(attnc_ctx *ctx, const char *what, const attnc_tensor *t, attnc_dtype dtype,
-                                 int ndim, const int64_t *want, int64_t *got, size_t align)
+/* `kernel` and `what` name the tensor in messages ("NAME: WHAT: ..."); they are only formatted on a
+ * failure, so that a launch that passes its checks formats nothing. */
+static attnc_status check_tensor(attnc_ctx *ctx, const char *kernel, const char *what, const attnc_tensor *t,
+                                 attnc_dtype dtype, int ndim, const int64_t *want, int64_t *got, size_t align)
 {
     if (!t->data)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: data is NULL", what);
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s: data is NULL", kernel, what);
     if (t->dtype != dtype)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: dtype %s, expected %s", what, dtype_name(t->dtype), dtype_name(dtype));
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s: dtype %s, expected %s", kernel, what, dtype_name(t->dtype),
+                        dtype_name(dtype));
     if (t->ndim != ndim)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %d dimensions, expected %d", what, t->ndim, ndim);
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s: %d dimensions, expected %d", kernel, what, t->ndim, ndim);
     int64_t stride = 1;
     for (int i = ndim - 1; i >= 0; i--) {
         if (t->shape[i] <= 0 || (want[i] >= 0 && t->shape[i] != want[i]))
-            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: dimension %d is %lld, expected %lld", what, i,
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s: dimension %d is %lld, expected %lld", kernel, what, i,
                             (long long)t->shape[i], (long long)want[i]);
         if (got)
             got[i] = t->shape[i];
         if (t->shape[i] > 1 && t->stride[i] != stride)
-            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: stride of dimension %d is %lld, expected %lld (contiguous)", what,
-                            i, (long long)t->stride[i], (long long)stride);
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s: stride of dimension %d is %lld, expected %lld (contiguous)",
+                            kernel, what, i, (long long)t->stride[i], (long long)stride);
         stride *= t->shape[i];
     }
     if ((uintptr_t)t->data % align)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: data is not aligned to %zu bytes", what, align);
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s: data is not aligned to %zu bytes", kernel, what, align);
     return ATTNC_OK;
 }
 
@@ -380,14 +383,12 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s takes %u tensors, got %zu", k->name, k->ntensors, a->ninputs);
     attnc_status st;
     int64_t B = -1, T = -1;
-    char what[256];
     for (uint32_t i = 0; i < k->ntensors; i++) {
         const kernel_tensor *kt = &k->tensors[i];
-        snprintf(what, sizeof what, "%s: tensor %u ('%s')", k->name, i, kt->name);
         int64_t want[4] = {B, T, kt->heads, kt->len}, got[4];
         int nd = kt->per_token ? (kt->len == 1 ? 3 : 4) : (kt->len == 1 ? 1 : 2);
         const int64_t *w = kt->per_token ? want : want + 2;
-        if ((st = check_tensor(ctx, what, &a->inputs[i], kt->dtype, nd, w, got, kt->align)) != ATTNC_OK)
+        if ((st = check_tensor(ctx, k->name, kt->label, &a->inputs[i], kt->dtype, nd, w, got, kt->align)) != ATTNC_OK)
             return st;
         if (kt->per_token) {
             B = got[0];
@@ -411,8 +412,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
     if (B * T > INT32_MAX)
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %lld tokens exceed 2^31", k->name, (long long)(B * T));
     int64_t wo[4] = {B, T, k->sh.heads_out, k->sh.V};
-    snprintf(what, sizeof what, "%s: out", k->name);
-    if ((st = check_tensor(ctx, what, &a->out, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype) * 2)) != ATTNC_OK)
+    if ((st = check_tensor(ctx, k->name, "out", &a->out, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype) * 2)) != ATTNC_OK)
         return st;
     uint32_t Hs = k->sh.heads_state ? k->sh.heads_state : k->sh.heads_out;
     struct { const char *name; const attnc_tensor *t; int nd; int64_t dims[4]; bool allowed; } st_tensors[] = {
@@ -428,8 +428,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             continue;
         if (!st_tensors[i].allowed)
             return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s given but the spec takes none", k->name, st_tensors[i].name);
-        snprintf(what, sizeof what, "%s: %s", k->name, st_tensors[i].name);
-        if ((st = check_tensor(ctx, what, st_tensors[i].t, ATTNC_FP32, st_tensors[i].nd, st_tensors[i].dims, NULL, 4)) != ATTNC_OK)
+        if ((st = check_tensor(ctx, k->name, st_tensors[i].name, st_tensors[i].t, ATTNC_FP32, st_tensors[i].nd, st_tensors[i].dims, NULL, 4)) != ATTNC_OK)
             return st;
     }
     launch_params lp = {0};
