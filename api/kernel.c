@@ -103,7 +103,7 @@ static void parse_ptxas(const char *log, int *regs, int *spills)
     }
 }
 
-static const char *const nvrtc_opts[] = {"--ptxas-options=-v", "-DNDEBUG"};
+static const char *const nvrtc_opts[] = {"--ptxas-options=-v", "-DNDEBUG", "-lineinfo"};
 #define NVRTC_NOPTS ((int)(sizeof nvrtc_opts / sizeof *nvrtc_opts))
 
 attnc_status attnc_emit(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, const attnc_compile_options *opts,

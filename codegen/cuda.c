@@ -6,8 +6,9 @@
  *     specialised by the compiler and carries no run-time branches on the variant;
  *   - the prologue: the value DAG the roles reach is printed as straight-line code, one statement per
  *     value.  A scalar value is one float (every lane computes it); a vector value of length L is an
- *     array of ceil(L/32) floats, channel lane + 32 s in slot s, and channels >= L are held at 0 so that
- *     whole-vector ops (l2norm, taylor2) see only real channels.
+ *     array of 4 ceil(L/128) floats: each lane holds runs of 4 consecutive channels, slot s being channel
+ *     128 (s / 4) + 4 lane + s % 4 (chan_base), so that rows move with 8- and 16-byte loads and stores;
+ *     channels >= L are held at 0 so that whole-vector ops (l2norm, taylor2) see only real channels.
  * The shared-memory size is computed here and asserted against the kernel's own layout at compile time,
  * so the two can never disagree silently.
  */
@@ -40,7 +41,14 @@ static unsigned stage_unit(unsigned row_bytes)
 
 static unsigned slots(unsigned len)
 {
-    return (len + 31) / 32;
+    return (len + 127) / 128 * 4;
+}
+
+/* Slot s of a lane holds channel lane * 4 + chan_base(s) (the layout above; support.cuh's attnc_fetch
+ * reads it the same way). */
+static unsigned chan_base(unsigned s)
+{
+    return s / 4 * 128 + s % 4;
 }
 
 /* A float literal that C++ reads back as the same float ("3" -> "3.0f"). */
@@ -171,11 +179,17 @@ static void emit_value(gen *g, ir_ref r)
         }
         if (len == 1) {
             attnc_buf_printf(b, "    const float v%u = attnc_load<%s>(%s, row%u);\n", r, dtype_macro(dt), src, r);
+        } else if (op == IR_OP_INPUT && len % 4 == 0) {
+            /* Staged rows are 16-byte aligned and len % 4 == 0: four channels in one load. */
+            attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+            for (unsigned s = 0; s < ns; s += 4)
+                attnc_buf_printf(b, "    attnc_load4<%s>(%s, row%u + lane * 4 + %u, v%u + %u, lane * 4 + %u < %u);\n",
+                                 dtype_macro(dt), src, r, chan_base(s), r, s, chan_base(s), len);
         } else {
             attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
             for (unsigned s = 0; s < ns; s++)
-                attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? attnc_load<%s>(%s, row%u + lane + %u) : 0.f;\n", r, s,
-                                 32 * s, len, dtype_macro(dt), src, r, 32 * s);
+                attnc_buf_printf(b, "    v%u[%u] = lane * 4 + %u < %u ? attnc_load<%s>(%s, row%u + lane * 4 + %u) : 0.f;\n", r,
+                                 s, chan_base(s), len, dtype_macro(dt), src, r, chan_base(s));
         }
         return;
     }
@@ -194,8 +208,8 @@ static void emit_value(gen *g, ir_ref r)
         ir_ref x = v->arg[0];
         attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
         for (unsigned s = 0; s < ns; s++)
-            attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? attnc_taylor2(v%u, %u, lane + %u) : (attnc_taylor2(v%u, %u, 0), 0.f);\n",
-                             r, s, 32 * s, len, x, m->values[x].type.len, 32 * s, x, m->values[x].type.len);
+            attnc_buf_printf(b, "    v%u[%u] = lane * 4 + %u < %u ? attnc_taylor2(v%u, %u, lane * 4 + %u) : (attnc_taylor2(v%u, %u, 0), 0.f);\n",
+                             r, s, chan_base(s), len, x, m->values[x].type.len, chan_base(s), x, m->values[x].type.len);
         return;
     }
     default:
@@ -209,22 +223,25 @@ static void emit_value(gen *g, ir_ref r)
     }
     attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
     for (unsigned s = 0; s < ns; s++) {
-        attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? ", r, s, 32 * s, len);
+        attnc_buf_printf(b, "    v%u[%u] = lane * 4 + %u < %u ? ", r, s, chan_base(s), len);
         put_elem(g, v, s);
         attnc_buf_puts(b, " : 0.f;\n");
     }
 }
 
-/* Stores a vector value into a row of a shared tile: channels [lo, lo + count) go to columns 0.. */
-static void store_row(gen *g, ir_ref r, const char *tile, const char *ld, const char *conv, unsigned lo,
-                      unsigned count)
+/* Stores a vector value into a row of a shared tile: channels [lo, lo + count) go to columns 0..  `lo`
+ * (a number or an expression such as "v0") and `count` are multiples of 4, so a lane's run of 4
+ * channels is wholly in or out and moves as one 8-byte store (tile rows are 16-byte aligned). */
+static void store_row(gen *g, ir_ref r, const char *tile, const char *ld, const char *lo, const char *count)
 {
     const ir_value *v = &g->m->values[r];
-    unsigned len = v->type.len;
-    for (unsigned s = 0; s < slots(len); s++) {
-        attnc_buf_printf(&g->b, "    if (lane + %u >= %u && lane + %u < %u)\n        %s[r * %s + lane + %u - %u] = %s(", 32 * s,
-                         lo, 32 * s, lo + count, tile, ld, 32 * s, lo, conv);
-        put_operand(g, r, s);
+    for (unsigned s = 0; s < slots(v->type.len); s += 4) {
+        attnc_buf_printf(&g->b, "    if (lane * 4 + %u >= %s && lane * 4 + %u < %s + %s)\n        attnc_store4(%s + r * %s + lane * 4 + %u - %s",
+                         chan_base(s), lo, chan_base(s), lo, count, tile, ld, chan_base(s), lo);
+        for (unsigned j = 0; j < 4; j++) {
+            attnc_buf_puts(&g->b, ", ");
+            put_operand(g, r, s + j);
+        }
         attnc_buf_puts(&g->b, ");\n");
     }
 }
@@ -320,23 +337,16 @@ static void emit_linear_prologue(gen *g)
         if (g->live[r])
             emit_value(g, r);
     attnc_buf_puts(b, "    // the role rows\n");
-    store_row(g, q, "sq", "ATTNC_LDK", "attnc_float_to_elt", 0, m->values[q].type.len);
-    store_row(g, k, "sk", "ATTNC_LDK", "attnc_float_to_elt", 0, m->values[k].type.len);
-    /* V: the CTA's slice [v0, v0 + BV) only. */
-    const ir_value *vv = &m->values[v];
-    for (unsigned s = 0; s < slots(vv->type.len); s++) {
-        attnc_buf_printf(b, "    if (lane + %u >= v0 && lane + %u < v0 + ATTNC_BV)\n"
-                            "        sv[r * ATTNC_LDV + lane + %u - v0] = attnc_float_to_elt(",
-                         32 * s, 32 * s, 32 * s);
-        put_operand(g, v, s);
-        attnc_buf_puts(b, ");\n");
-    }
+    /* q and k fill K's columns (the padding columns stay zero); v only the CTA's slice [v0, v0 + BV). */
+    store_row(g, q, "sq", "ATTNC_LDK", "0", "ATTNC_K");
+    store_row(g, k, "sk", "ATTNC_LDK", "0", "ATTNC_K");
+    store_row(g, v, "sv", "ATTNC_LDV", "v0", "ATTNC_BV");
     if (gate) {
         const ir_value *gv = &m->values[gate];
         if (diag && gv->type.len > 1) {
             for (unsigned s = 0; s < slots(gv->type.len); s++)
-                attnc_buf_printf(b, "    if (lane + %u < ATTNC_KP)\n        sg[r * ATTNC_KP + lane + %u] = lane + %u < ATTNC_K ? v%u[%u] : 0.f;\n",
-                                 32 * s, 32 * s, 32 * s, gate, s);
+                attnc_buf_printf(b, "    if (lane * 4 + %u < ATTNC_KP)\n        sg[r * ATTNC_KP + lane * 4 + %u] = lane * 4 + %u < ATTNC_K ? v%u[%u] : 0.f;\n",
+                                 chan_base(s), chan_base(s), chan_base(s), gate, s);
         } else if (diag) {
             attnc_buf_printf(b, "    for (int c = lane; c < ATTNC_KP; c += 32)\n        sg[r * ATTNC_KP + c] = c < ATTNC_K ? v%u : 0.f;\n", gate);
         } else {

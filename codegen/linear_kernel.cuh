@@ -113,6 +113,31 @@ __device__ __forceinline__ unsigned pack2(float lo, float hi)
     return *reinterpret_cast<unsigned *>(&v);
 }
 
+struct __align__(16) attnc_u4 {
+    unsigned x, y, z, w;
+};
+
+__device__ __forceinline__ void unpack2(float &lo, float &hi, unsigned u)
+{
+    lo = attnc_elt_to_float((elt)(u & 0xffffu));
+    hi = attnc_elt_to_float((elt)(u >> 16));
+}
+
+// Eight consecutive elements of a tile row (16-byte aligned) to floats, and back.
+__device__ __forceinline__ void ld8(float *x, const elt *p)
+{
+    const attnc_u4 u = *reinterpret_cast<const attnc_u4 *>(p);
+    unpack2(x[0], x[1], u.x);
+    unpack2(x[2], x[3], u.y);
+    unpack2(x[4], x[5], u.z);
+    unpack2(x[6], x[7], u.w);
+}
+
+__device__ __forceinline__ void st8(elt *p, const float *x)
+{
+    *reinterpret_cast<attnc_u4 *>(p) = attnc_u4{pack2(x[0], x[1]), pack2(x[2], x[3]), pack2(x[4], x[5]), pack2(x[6], x[7])};
+}
+
 // A fragment of rows [r0, r0+16), reduction columns [c0, c0+16) of a row-major tile.
 __device__ __forceinline__ void load_a(unsigned *a, const elt *tile, int ld, int r0, int c0, int lane)
 {
@@ -466,27 +491,57 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
             }
             __syncthreads();
         }
-        for (int i = tid; i < ATTNC_C * ATTNC_KP; i += ATTNC_THREADS) {
-            int r = i / ATTNC_KP, c = i % ATTNC_KP;
-            float kx = attnc_elt_to_float(sk[r * ATTNC_LDK + c]);
-            float fd = 1.f, fg = 1.f;   // e^{b_L - b_r} (state write), e^{b_r} (gamma)
+        // Eight channels per step (16-byte shared loads and stores: this phase was a quarter of the
+        // kernel's instructions when it went element by element).
+        for (int i = tid; i < ATTNC_C * ATTNC_KP / 8; i += ATTNC_THREADS) {
+            const int r = i / (ATTNC_KP / 8), c = (i % (ATTNC_KP / 8)) * 8;
+            float kx[8], fd[8], fg[8];   // K; e^{b_L - b_r} (state write); e^{b_r} (gamma)
+            ld8(kx, sk + r * ATTNC_LDK + c);
             if constexpr (ATTNC_STABILIZED) {
-                fd = exp2f(sg[ATTNC_C - 1] - sg[r] + sig[r] - smisc[1]);
+                const float f = exp2f(sg[ATTNC_C - 1] - sg[r] + sig[r] - smisc[1]);
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    fd[j] = f, fg[j] = 1.f;
             } else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
-                fd = exp2f(fminf(sg[ATTNC_C - 1] - sg[r], 0.f));
-                fg = exp2f(fminf(sg[r], 0.f));
+                const float f = exp2f(fminf(sg[ATTNC_C - 1] - sg[r], 0.f)), f2 = exp2f(fminf(sg[r], 0.f));
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    fd[j] = f, fg[j] = f2;
             } else if constexpr (ATTNC_TRANSITION == TR_DIAG) {
-                float b = sg[r * ATTNC_KP + c];
-                fd = exp2f(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c] - b, 0.f));
-                fg = exp2f(fminf(b, 0.f));
-                int e_row = (r / 16) * 16 + 15;
-                ske[r * ATTNC_LDK + c] = attnc_float_to_elt(kx * exp2f(fminf(sg[e_row * ATTNC_KP + c] - b, 0.f)));
-                if constexpr (!ATTNC_DELTA)
-                    sqg[r * ATTNC_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(sq[r * ATTNC_LDK + c]) * fg);
+                const int e_row = (r / 16) * 16 + 15;
+                float ke[8];
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    const float b = sg[r * ATTNC_KP + c + j];
+                    fd[j] = exp2f(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c + j] - b, 0.f));
+                    fg[j] = exp2f(fminf(b, 0.f));
+                    ke[j] = kx[j] * exp2f(fminf(sg[e_row * ATTNC_KP + c + j] - b, 0.f));
+                }
+                st8(ske + r * ATTNC_LDK + c, ke);
+                if constexpr (!ATTNC_DELTA) {
+                    float qx[8];
+                    ld8(qx, sq + r * ATTNC_LDK + c);
+#pragma unroll
+                    for (int j = 0; j < 8; j++)
+                        qx[j] *= fg[j];
+                    st8(sqg + r * ATTNC_LDK + c, qx);
+                }
+            } else {
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    fd[j] = fg[j] = 1.f;
             }
-            skd[r * ATTNC_LDK + c] = attnc_float_to_elt(kx * fd);
-            if constexpr (ATTNC_DELTA)
-                sqg[r * ATTNC_LDK + c] = attnc_float_to_elt(kx * fg);   // K * gamma, for W
+            float out[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                out[j] = kx[j] * fd[j];
+            st8(skd + r * ATTNC_LDK + c, out);
+            if constexpr (ATTNC_DELTA) {   // K * gamma, for W
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    out[j] = kx[j] * fg[j];
+                st8(sqg + r * ATTNC_LDK + c, out);
+            }
         }
         // The bf16 image of S_in.
 #pragma unroll

@@ -83,6 +83,32 @@ __device__ __forceinline__ float attnc_load(const void *base, size_t i)
         return ((const float *)base)[i];
 }
 
+// Elements i .. i+3 (i a multiple of 4, the row 16-byte aligned) in one 8- or 16-byte load; zeros where
+// `in_range` is false (the lanes past the end of a row).
+template <int DT>
+__device__ __forceinline__ void attnc_load4(const void *base, size_t i, float *x, bool in_range)
+{
+    if (!in_range) {
+        x[0] = x[1] = x[2] = x[3] = 0.f;
+    } else if constexpr (DT == ATTNC_DT_FP32) {
+        const float4 u = *(const float4 *)((const float *)base + i);
+        x[0] = u.x, x[1] = u.y, x[2] = u.z, x[3] = u.w;
+    } else {
+        const uint2 u = *(const uint2 *)((const unsigned short *)base + i);
+        const unsigned short h[4] = {(unsigned short)(u.x & 0xffffu), (unsigned short)(u.x >> 16),
+                                     (unsigned short)(u.y & 0xffffu), (unsigned short)(u.y >> 16)};
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            x[j] = DT == ATTNC_DT_BF16 ? attnc_bf16_to_float(h[j]) : attnc_f16_to_float(h[j]);
+    }
+}
+
+// Four consecutive tile elements (8-byte aligned) in one store.
+__device__ __forceinline__ void attnc_store4(elt *p, float a, float b, float c, float d)
+{
+    *(uint2 *)p = make_uint2(attnc_float2_to_elt2(a, b), attnc_float2_to_elt2(c, d));
+}
+
 // Two adjacent output elements (i even).
 __device__ __forceinline__ void attnc_store_out2(void *base, size_t i, float a, float b)
 {
@@ -133,16 +159,18 @@ __device__ __forceinline__ float attnc_warp_sum(float x)
     return x;
 }
 
-// Channel `idx` of a vector spread over the warp's lanes (slot idx / 32 of lane idx % 32); every lane
-// calls it (the shuffles need the whole warp).
+// Channel `idx` of a vector spread over the warp's lanes: lane (idx % 128) / 4 holds it in slot
+// 4 (idx / 128) + idx % 4 (codegen/cuda.c, chan_base).  Every lane calls it (the shuffles need the
+// whole warp).
 template <int NS>
 __device__ __forceinline__ float attnc_fetch(const float (&x)[NS], int idx)
 {
     float r = 0.f;
+    const int slot = (idx >> 7) * 4 + (idx & 3);
 #pragma unroll
     for (int s = 0; s < NS; s++) {
-        float t = __shfl_sync(0xffffffffu, x[s], idx & 31);
-        if ((idx >> 5) == s)
+        float t = __shfl_sync(0xffffffffu, x[s], (idx & 127) >> 2);
+        if (slot == s)
             r = t;
     }
     return r;

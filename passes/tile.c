@@ -7,7 +7,7 @@
  *   - V is split into 64-column slices where it divides, for parallelism (B*H*V/64 CTAs; for the delta
  *     family too, since only K must stay whole there: algorithms.md 6, "Head dimensions"); RMS and
  *     LayerNorm outputs need whole rows, so their slice is all of V and extra column groups of warps
- *     share the columns;
+ *     share the columns; other slices get two column groups of warps (8 warps for a 64-row chunk);
  *   - the state's accumulators per thread, (K/16 / warps) * (v_tile/8) * 4, are kept at or under 64
  *     by narrowing the slice, so the kernels do not spill.
  *   - when the tiles and the staging area of the raw inputs exceed a CTA's shared memory (227 KB), the
@@ -100,7 +100,9 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
         p->col_groups = sh.V % 64 == 0 ? sh.V / 64 : 1;
     } else {
         p->v_tile = sh.V % 64 == 0 ? 64 : sh.V;
-        p->col_groups = 1;
+        /* Two column groups: 8 warps for a 64-row chunk, so that each scheduler has two warps to switch
+         * between (one warp per scheduler left the kernel latency-bound, IPC 1.1 under ncu). */
+        p->col_groups = p->v_tile % 32 == 0 ? 2 : 1;
     }
     p->warps = rows * p->col_groups;
     /* Shared memory: halve the chunk until the tiles and the staging area fit (the chunkwise form is
