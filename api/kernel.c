@@ -85,21 +85,24 @@ static attnc_status generate(attnc_ctx *ctx, attnc_spec *spec, cg_output *out)
     return ATTNC_OK;
 }
 
-/* "Used N registers" and "N bytes spill stores, M bytes spill loads" from ptxas -v. */
+/* From ptxas -v, over every kernel of the unit: the most registers any uses ("Used N registers") and
+ * the spilled bytes of all together ("N bytes spill stores, M bytes spill loads"); -1 if absent. */
 static void parse_ptxas(const char *log, int *regs, int *spills)
 {
     *regs = -1;
     *spills = -1;
-    const char *p = log ? strstr(log, "Used ") : NULL;
-    if (p)
-        sscanf(p, "Used %d registers", regs);
-    int st = 0, ld = 0;
-    const char *q = log ? strstr(log, "bytes spill stores") : NULL;
-    if (q) {
-        while (q > log && q[-1] != ',' && q[-1] != '\n')
-            q--;
-        if (sscanf(q, " %d bytes spill stores, %d bytes spill loads", &st, &ld) == 2)
-            *spills = st + ld;
+    for (const char *p = log; p && (p = strstr(p, "Used ")) != NULL; p += 5) {
+        int r;
+        if (sscanf(p, "Used %d registers", &r) == 1 && r > *regs)
+            *regs = r;
+    }
+    for (const char *q = log; q && (q = strstr(q, "bytes spill stores")) != NULL; q++) {
+        const char *start = q;
+        while (start > log && start[-1] != ',' && start[-1] != '\n')
+            start--;
+        int st = 0, ld = 0;
+        if (sscanf(start, " %d bytes spill stores, %d bytes spill loads", &st, &ld) == 2)
+            *spills = (*spills < 0 ? 0 : *spills) + st + ld;
     }
 }
 
@@ -453,7 +456,10 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
     rt_error err;
     for (size_t i = 0; i < k->nkernels; i++) {
         const loaded_kernel *lk = &k->k[i];
-        unsigned grid[3] = {lk->cg.grid_x, k->sh.heads_out, (unsigned)N};
+        /* Query tiles cover the longest sequence; with cu_seqlens that is bounded by all T tokens (the
+         * host does not read cu_seqlens), and tiles past a sequence's end return at once. */
+        unsigned gx = lk->cg.per_query_tile ? (unsigned)((T + lk->cg.tile_rows - 1) / lk->cg.tile_rows) : lk->cg.grid_x;
+        unsigned grid[3] = {gx, k->sh.heads_out, (unsigned)N};
         unsigned block[3] = {lk->cg.threads, 1, 1};
         if (!rt_launch(lk->fn, grid, block, lk->cg.smem_bytes, a->stream, params, &err))
             return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);

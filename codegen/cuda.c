@@ -22,6 +22,7 @@
 
 extern const char attnc_support_src[];
 extern const char attnc_linear_kernel_src[];
+extern const char attnc_softmax_kernel_src[];
 
 typedef struct gen {
     const ir_module *m;
@@ -420,6 +421,70 @@ static bool emit_linear(gen *g)
     return true;
 }
 
+/* The softmax part's shared memory: the same sums as attnc_sm_layout in softmax_kernel.cuh. */
+static unsigned softmax_smem_bytes(unsigned dp, unsigned vp)
+{
+    return 64 * (dp + 8) * 2 * 2 + 64 * (vp + 8) * 2;
+}
+
+static unsigned round16(unsigned x)
+{
+    return (x + 15) / 16 * 16;
+}
+
+/* The softmax part: its roles must be inputs as stored (the query may carry a constant factor, folded
+ * into the score scale); the kernel body is softmax_kernel.cuh. */
+static bool emit_softmax(gen *g, attnc_diags *diags)
+{
+    const ir_module *m = g->m;
+    const ir_plan *p = &m->plan;
+    const ir_softmax *sm = &m->softmax;
+    attnc_buf *b = &g->b;
+    static const struct { ir_role role; const char *name, *tag; } roles[] = {
+        {IR_ROLE_SM_QUERY, "query", "Q"}, {IR_ROLE_SM_KEY, "key", "K"}, {IR_ROLE_SM_VALUE, "value", "V"}};
+    for (size_t i = 0; i < 3; i++) {
+        ir_feed f = (ir_feed)p->feed[roles[i].role];
+        if (f != IR_FEED_DIRECT && !(f == IR_FEED_SCALED && roles[i].role == IR_ROLE_SM_QUERY)) {
+            attnc_error(diags, sm->span,
+                        "the CUDA generator takes softmax roles that are inputs as stored (the query may be "
+                        "scaled by a constant); the %s is computed",
+                        roles[i].name);
+            return false;
+        }
+    }
+    const ir_tensor *tq = &m->tensors[m->values[p->feed_src[IR_ROLE_SM_QUERY]].aux];
+    const ir_tensor *tv = &m->tensors[m->values[p->feed_src[IR_ROLE_SM_VALUE]].aux];
+    unsigned D = tq->len, V = tv->len;
+    if (V % 8) {
+        attnc_error(diags, sm->span, "softmax values of %u channels: the CUDA generator needs a multiple of 8", V);
+        return false;
+    }
+    double scale = p->feed[IR_ROLE_SM_QUERY] == IR_FEED_SCALED ? p->scale[IR_ROLE_SM_QUERY] : 1.0;
+    attnc_buf_printf(b, "\n// ---- the softmax part: query tiles of 64 rows over their key band (%s%s) ----\n",
+                     m->mask == IR_MASK_CAUSAL ? "causal" : "bidirectional", sm->window ? ", sliding window" : "");
+    attnc_buf_printf(b, "#define ATTNC_SM_D %u\n#define ATTNC_SM_DP %u\n#define ATTNC_SM_V %u\n#define ATTNC_SM_VP %u\n"
+                        "#define ATTNC_SM_WINDOW %u\n#define ATTNC_SM_CAUSAL %d\n#define ATTNC_SM_ADD %d\n#define ATTNC_SM_SCALE ",
+                     D, round16(D), V, round16(V), sm->window, m->mask == IR_MASK_CAUSAL, m->linear.present);
+    put_float(b, scale * 1.4426950408889634);
+    attnc_buf_puts(b, "  // the query's constant times log2(e)\n");
+    for (size_t i = 0; i < 3; i++) {
+        uint32_t ti = m->values[p->feed_src[roles[i].role]].aux;
+        const ir_tensor *t = &m->tensors[ti];
+        attnc_buf_printf(b, "#define ATTNC_SM_%sIN %u\n#define ATTNC_SM_%sDT %s\n#define ATTNC_SM_H%s %u\n", roles[i].tag,
+                         ti, roles[i].tag, dtype_macro(t->dtype), roles[i].tag, m->axes[t->axis].count);
+        if (t->dtype != IR_DT_FP32 && t->len % 8 == 0 && g->out->tensor_align[ti] < 16)
+            g->out->tensor_align[ti] = 16; /* the kernel copies rows in 16-byte pieces */
+    }
+    unsigned smem = softmax_smem_bytes(round16(D), round16(V));
+    attnc_buf_printf(b, "#define ATTNC_SM_SMEM_BYTES %u\n", smem);
+    attnc_buf_puts(b, attnc_softmax_kernel_src);
+    attnc_buf_puts(b, "static_assert(attnc_sm_layout::bytes == ATTNC_SM_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
+    cg_kernel *k = &g->out->kernels[g->out->nkernels++];
+    *k = (cg_kernel){.kind = CG_KERNEL_SOFTMAX, .entry = "attnc_softmax", .threads = 128, .smem_bytes = smem,
+                     .grid_x = 0, .per_query_tile = true, .tile_rows = 64};
+    return true;
+}
+
 bool codegen_cuda(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_output *out)
 {
     memset(out, 0, sizeof *out);
@@ -442,10 +507,8 @@ bool codegen_cuda(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_out
     emit_common(&g, any_fp16);
     if (m->linear.present && !emit_linear(&g))
         return false;
-    if (m->softmax.present) {
-        attnc_error(diags, m->softmax.span, "the CUDA generator does not handle the softmax part yet");
+    if (m->softmax.present && !emit_softmax(&g, diags))
         return false;
-    }
     out->source = attnc_buf_str(&g.b);
     return out->source != NULL && !attnc_arena_failed(a);
 }

@@ -1,6 +1,7 @@
 // codegen/support.cuh: what every generated kernel needs before its body: 16-bit float types without
 // the toolkit's headers (so NVRTC needs no include path), conversions through PTX's cvt, the scalar
-// functions the spec language names, loads of every input dtype and stores of every output dtype.
+// functions the spec language names, loads of every input dtype and stores of every output dtype, and
+// the tensor-core helpers (ldmatrix, mma.sync m16n8k16, fragment loads) both kernel bodies share.
 // The generator emits ATTNC_ELT_F16 (0: bf16 tiles and mma, 1: fp16) and ATTNC_OUT_DTYPE before this.
 
 typedef unsigned short elt;   // one bf16 or fp16 number, as bits
@@ -208,4 +209,149 @@ __device__ __forceinline__ float attnc_taylor2(const float (&x)[NS], int d, int 
     if (kind == 2)
         return xa * xa / (1.41421356237309515f * rd);
     return xa * xb / rd;
+}
+
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+#define NEG_BIG (-1.0e30f)
+
+// ---- tensor-core helpers ----------------------------------------------------------------------------
+__device__ __forceinline__ unsigned smem_u32(const void *p)
+{
+    return (unsigned)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void ldsm_x4(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_u32(p)));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_u32(p)));
+}
+
+__device__ __forceinline__ void mma16816(float *d, const unsigned *a, unsigned b0, unsigned b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." ATTNC_MMA_TYPE "." ATTNC_MMA_TYPE
+                 ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ unsigned pack2(float lo, float hi)
+{
+    elt2 v = attnc_float2_to_elt2(lo, hi);
+    return *reinterpret_cast<unsigned *>(&v);
+}
+
+struct __align__(16) attnc_u4 {
+    unsigned x, y, z, w;
+};
+
+__device__ __forceinline__ void unpack2(float &lo, float &hi, unsigned u)
+{
+    lo = attnc_elt_to_float((elt)(u & 0xffffu));
+    hi = attnc_elt_to_float((elt)(u >> 16));
+}
+
+// Eight consecutive elements of a tile row (16-byte aligned) to floats, and back.
+__device__ __forceinline__ void ld8(float *x, const elt *p)
+{
+    const attnc_u4 u = *reinterpret_cast<const attnc_u4 *>(p);
+    unpack2(x[0], x[1], u.x);
+    unpack2(x[2], x[3], u.y);
+    unpack2(x[4], x[5], u.z);
+    unpack2(x[6], x[7], u.w);
+}
+
+__device__ __forceinline__ void st8(elt *p, const float *x)
+{
+    *reinterpret_cast<attnc_u4 *>(p) = attnc_u4{pack2(x[0], x[1]), pack2(x[2], x[3]), pack2(x[4], x[5]), pack2(x[6], x[7])};
+}
+
+// A fragment of rows [r0, r0+16), reduction columns [c0, c0+16) of a row-major tile.
+__device__ __forceinline__ void load_a(unsigned *a, const elt *tile, int ld, int r0, int c0, int lane)
+{
+    ldsm_x4(a[0], a[1], a[2], a[3], tile + (r0 + (lane & 15)) * ld + c0 + (lane >> 4) * 8);
+}
+
+// A fragment of the transpose of a row-major tile: A[m][kr] = tile[kr][m], m in [m0, m0+16), kr in [k0, k0+16).
+__device__ __forceinline__ void load_a_t(unsigned *a, const elt *tile, int ld, int m0, int k0, int lane)
+{
+    int mi = lane >> 3;
+    ldsm_x4_t(a[0], a[1], a[2], a[3], tile + (k0 + (lane & 7) + (mi >> 1) * 8) * ld + m0 + (mi & 1) * 8);
+}
+
+// B fragments of two n-tiles [n0, n0+16) x reduction [k0, k0+16) from a tile stored [n][k] (n-major).
+__device__ __forceinline__ void load_b_nk(unsigned *b, const elt *tile, int ld, int n0, int k0, int lane)
+{
+    int mi = lane >> 3;
+    ldsm_x4(b[0], b[1], b[2], b[3], tile + (n0 + (lane & 7) + (mi >> 1) * 8) * ld + k0 + (mi & 1) * 8);
+}
+
+// The same from a tile stored [k][n] (k-major), through ldmatrix.trans.
+__device__ __forceinline__ void load_b_kn(unsigned *b, const elt *tile, int ld, int n0, int k0, int lane)
+{
+    int mi = lane >> 3;
+    ldsm_x4_t(b[0], b[1], b[2], b[3], tile + (k0 + (lane & 7) + (mi & 1) * 8) * ld + n0 + (mi >> 1) * 8);
+}
+
+// acc[16 x 8*NT] += A[16 x 16*KT] * B, A from a row-major tile at row r0; B from a tile stored [n][k]
+// (B_KMAJOR false) or [k][n] (true, through ldmatrix.trans).
+template <int NT, int KT, bool B_KMAJOR>
+__device__ __forceinline__ void mm_rows(float (*acc)[4], const elt *a_tile, int lda, int r0, const elt *b_tile, int ldb,
+                                        int n0, int lane)
+{
+#pragma unroll
+    for (int kt = 0; kt < KT; kt++) {
+        unsigned a[4];
+        load_a(a, a_tile, lda, r0, kt * 16, lane);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt += 2) {
+            unsigned b[4];
+            if constexpr (B_KMAJOR)
+                load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+            else
+                load_b_nk(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+            mma16816(acc[nt], a, b[0], b[1]);
+            if (nt + 1 < NT)
+                mma16816(acc[nt + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// acc[16 x 8*NT] += P * B where P (16 x 16*KT) is held in registers in accumulator layout.
+template <int NT, int KT>
+__device__ __forceinline__ void mm_regs_kn(float (*acc)[4], const float (*p)[4], const elt *b_tile, int ldb, int n0,
+                                           int lane)
+{
+#pragma unroll
+    for (int kt = 0; kt < KT; kt++) {
+        unsigned a[4] = {pack2(p[2 * kt][0], p[2 * kt][1]), pack2(p[2 * kt][2], p[2 * kt][3]),
+                         pack2(p[2 * kt + 1][0], p[2 * kt + 1][1]), pack2(p[2 * kt + 1][2], p[2 * kt + 1][3])};
+#pragma unroll
+        for (int nt = 0; nt < NT; nt += 2) {
+            unsigned b[4];
+            load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+            mma16816(acc[nt], a, b[0], b[1]);
+            if (nt + 1 < NT)
+                mma16816(acc[nt + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// Reduce over the 4 lanes of a quad (the lanes holding one accumulator row).
+__device__ __forceinline__ float quad_sum(float x)
+{
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+__device__ __forceinline__ float quad_max(float x)
+{
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # compile.NAME: the spec compiles through NVRTC to PTX and to a cubin (ptxas) for sm_80 and sm_90a, with
-# no register spills.  Specs with a softmax part are not generated yet: for them the test checks that the
-# generator says so with a located error (and no crash).  Exit 77 (skip) when libnvrtc is not installed.
+# no register spills (over all of its kernels), and the PTX holds the entry of each part the spec has.
+# Exit 77 (skip) when libnvrtc is not installed.
 #   sh tests/run_compile.sh ATTNC SPEC
 set -u
 attnc=$1 spec=$2
@@ -10,12 +10,13 @@ trap 'rm -rf "$tmp"' EXIT
 for arch in sm_80 sm_90a; do
   if ! "$attnc" compile --arch $arch --emit ptx -o "$tmp/k.ptx" "$spec" 2>"$tmp/err"; then
     if grep -q "libnvrtc" "$tmp/err"; then cat "$tmp/err"; exit 77; fi
-    if grep -q "does not handle the softmax part yet" "$tmp/err" && grep -q "^ *[0-9]* | *softmax" "$tmp/err"; then
-      echo "$spec: softmax part not generated yet (reported with its location)"; exit 0
-    fi
     cat "$tmp/err"; exit 1
   fi
-  grep -q "\.entry attnc_linear" "$tmp/k.ptx" || { echo "$spec: no kernel entry in the PTX for $arch"; exit 1; }
+  for part in linear softmax; do
+    if grep -q "^ *$part *{" "$spec" && ! grep -q "\.entry attnc_$part" "$tmp/k.ptx"; then
+      echo "$spec: no attnc_$part entry in the PTX for $arch"; exit 1
+    fi
+  done
   "$attnc" compile --arch $arch --emit cubin -o "$tmp/k.cubin" "$spec" 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
   report=$(tail -n 1 "$tmp/err")
   echo "$report"
