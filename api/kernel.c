@@ -186,6 +186,14 @@ struct attnc_kernel {
     bool state_in, state_out, has_z, has_m, document;
     size_t nkernels;
     loaded_kernel k[CG_MAX_KERNELS];
+    /* The linear part's schedules (passes/schedule.c) and the materialized one's workspace, grown on
+     * demand and kept for the kernel's life (so launches of one kernel handle must be on one stream, or
+     * ordered: the workspace is shared). */
+    bool materialized;
+    uint32_t min_ctas, chunk, k_pad;
+    int sm_count;
+    uint64_t ws;
+    size_t ws_bytes;
 };
 
 void attnc_kernel_free(attnc_kernel *kernel)
@@ -194,6 +202,8 @@ void attnc_kernel_free(attnc_kernel *kernel)
         return;
     for (size_t i = 0; i < kernel->nkernels; i++)
         rt_function_free(kernel->k[i].fn);
+    if (kernel->ws)
+        rt_mem_free(kernel->ws);
     free(kernel->tensors);
     free(kernel);
 }
@@ -290,6 +300,11 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     k->has_z = m->linear.present && (m->linear.norm == IR_NORM_DENOM || m->linear.norm == IR_NORM_MAXFLOOR);
     k->has_m = m->linear.present && m->linear.norm == IR_NORM_MAXFLOOR;
     k->document = m->document;
+    k->materialized = m->plan.schedules & IR_SCHED_MATERIALIZED;
+    k->min_ctas = m->plan.min_ctas;
+    k->chunk = m->plan.chunk;
+    k->k_pad = m->plan.k_pad;
+    k->sm_count = dev.sm_count;
     double t_gen = (api_seconds() * 1e3);
     void *image = NULL;
     size_t size = 0;
@@ -376,7 +391,48 @@ typedef struct launch_params {
     float *hT, *zT, *mT;
     const int *cu_seqlens;
     int seqlen, nseq;
+    int phase;
+    void *ws_s;
+    float *ws_z, *ws_m;
 } launch_params;
+
+/* Whether this launch of the linear part takes the materialized schedule: asked for, or (auto) when the
+ * sequential one would launch fewer than min_ctas CTAs on sequences at least 8 chunks long.  Varlen
+ * batches stay sequential: the output pass's grid would have to cover every sequence's chunk count,
+ * which the host does not know without reading cu_seqlens. */
+static bool use_materialized(const attnc_kernel *k, const attnc_forward_args *a, int64_t N, int64_t T,
+                             unsigned vslices)
+{
+    if (!k->materialized || a->cu_seqlens || a->schedule == ATTNC_SCHEDULE_SEQUENTIAL)
+        return false;
+    if (a->schedule == ATTNC_SCHEDULE_MATERIALIZED)
+        return true;
+    return (int64_t)vslices * k->sh.heads_out * N < k->min_ctas && T >= 8 * (int64_t)k->chunk;
+}
+
+/* Grows the workspace to hold every chunk slot's S_in (bf16), z_in and m_in (fp32); sets the pointers. */
+static attnc_status workspace(attnc_ctx *ctx, attnc_kernel *k, int64_t N, int64_t T, launch_params *lp)
+{
+    size_t slots = (size_t)((N * T + k->chunk - 1) / k->chunk + N) * k->sh.heads_out;
+    size_t s_bytes = (slots * k->sh.K * k->sh.V * 2 + 255) / 256 * 256;
+    size_t z_bytes = (slots * k->k_pad * 4 + 255) / 256 * 256;
+    size_t need = s_bytes + z_bytes + slots * 4;
+    if (need > k->ws_bytes) {
+        rt_error err;
+        if (k->ws)
+            rt_mem_free(k->ws);
+        k->ws = 0;
+        k->ws_bytes = 0;
+        if (!rt_mem_alloc(&k->ws, need, &err))
+            return api_fail(ctx, ATTNC_ERR_IO, "%s: the materialized schedule's workspace (%zu bytes): %s", k->name,
+                            need, err.msg);
+        k->ws_bytes = need;
+    }
+    lp->ws_s = (void *)(uintptr_t)k->ws;
+    lp->ws_z = (float *)(uintptr_t)(k->ws + s_bytes);
+    lp->ws_m = (float *)(uintptr_t)(k->ws + s_bytes + z_bytes);
+    return ATTNC_OK;
+}
 
 attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_args *a)
 {
@@ -447,22 +503,41 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
     lp.cu_seqlens = a->cu_seqlens;
     lp.seqlen = a->cu_seqlens ? 0 : (int)T;
     lp.nseq = (int)N;
-    /* The kernel's struct has in[ntensors] (at least 1): move the tail down to match. */
-    unsigned char buf[sizeof lp];
-    size_t nin = k->ntensors ? k->ntensors : 1, head = nin * sizeof(void *);
-    memcpy(buf, &lp, head);
-    memcpy(buf + head, &lp.out, sizeof lp - offsetof(launch_params, out));
-    void *params[] = {buf};
+    if (a->schedule < ATTNC_SCHEDULE_AUTO || a->schedule > ATTNC_SCHEDULE_MATERIALIZED)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: unknown schedule %d", k->name, (int)a->schedule);
+    if (a->schedule == ATTNC_SCHEDULE_MATERIALIZED && (!k->materialized || a->cu_seqlens))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the materialized schedule needs a causal linear part and no cu_seqlens",
+                        k->name);
     rt_error err;
     for (size_t i = 0; i < k->nkernels; i++) {
         const loaded_kernel *lk = &k->k[i];
         /* Query tiles cover the longest sequence; with cu_seqlens that is bounded by all T tokens (the
          * host does not read cu_seqlens), and tiles past a sequence's end return at once. */
         unsigned gx = lk->cg.per_query_tile ? (unsigned)((T + lk->cg.tile_rows - 1) / lk->cg.tile_rows) : lk->cg.grid_x;
-        unsigned grid[3] = {gx, k->sh.heads_out, (unsigned)N};
         unsigned block[3] = {lk->cg.threads, 1, 1};
-        if (!rt_launch(lk->fn, grid, block, lk->cg.smem_bytes, a->stream, params, &err))
-            return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
+        /* phases: {0} sequential; {1, 2} materialized (state pass, then all chunks in parallel) */
+        int phases[2] = {0, 0}, nphases = 1;
+        if (lk->cg.kind == CG_KERNEL_LINEAR && use_materialized(k, a, N, T, lk->cg.grid_x)) {
+            if ((st = workspace(ctx, k, N, T, &lp)) != ATTNC_OK)
+                return st;
+            phases[0] = 1;
+            phases[1] = 2;
+            nphases = 2;
+        }
+        for (int ph = 0; ph < nphases; ph++) {
+            lp.phase = phases[ph];
+            unsigned grid[3] = {gx, k->sh.heads_out, (unsigned)N};
+            if (lp.phase == 2)
+                grid[0] = gx * (unsigned)((T + k->chunk - 1) / k->chunk);
+            /* The kernel's struct has in[ntensors] (at least 1): move the tail down to match. */
+            unsigned char buf[sizeof lp];
+            size_t nin = k->ntensors ? k->ntensors : 1, head = nin * sizeof(void *);
+            memcpy(buf, &lp, head);
+            memcpy(buf + head, &lp.out, sizeof lp - offsetof(launch_params, out));
+            void *params[] = {buf};
+            if (!rt_launch(lk->fn, grid, block, lk->cg.smem_bytes, a->stream, params, &err))
+                return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
+        }
     }
     return ATTNC_OK;
 }

@@ -270,7 +270,7 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
         else
             tensor_desc(&ins[i], dp, dt, t->len == 1 ? 1 : 2, shape + 2);
     }
-    attnc_forward_args args = {.inputs = ins, .ninputs = m->ntensors};
+    attnc_forward_args args = {.inputs = ins, .ninputs = m->ntensors, .schedule = opt->schedule};
     size_t nout = (size_t)dm->total * dm->Hout * dm->V;
     uint64_t d_out;
     if (!poisoned(&bufs, nout * ir_dtype_bytes((ir_dtype)(attnc_dtype)m->out_dtype), &d_out, &err))

@@ -38,6 +38,7 @@ static const char usage_text[] =
     "                                        (ptxas's register and spill report on stderr)\n"
     "  run FILE --tokens T [--batch B] [--heads H] [--seed S] [--varlen L1,L2,...]\n"
     "          [--initial-state] [--dtype bf16|fp16|fp32] [--gate-scale X] [--chunked-ref]\n"
+    "          [--schedule auto|sequential|materialized]\n"
     "                                        run on the GPU and compare with the float64 reference\n"
     "                                        (exit 77 when there is no GPU)\n"
     "  --version                             print the version\n"
@@ -436,6 +437,16 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
             i++;
         } else if (strcmp(a, "--chunked-ref") == 0) {
             opt.reference_chunked = 1;
+        } else if (strcmp(a, "--schedule") == 0) {
+            if (val && strcmp(val, "auto") == 0)
+                opt.schedule = ATTNC_SCHEDULE_AUTO;
+            else if (val && strcmp(val, "sequential") == 0)
+                opt.schedule = ATTNC_SCHEDULE_SEQUENTIAL;
+            else if (val && strcmp(val, "materialized") == 0)
+                opt.schedule = ATTNC_SCHEDULE_MATERIALIZED;
+            else
+                return usage_error("run: --schedule takes auto, sequential or materialized, not '%s'", val ? val : "");
+            i++;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("run: unknown option '%s'", a);
         } else if (file) {

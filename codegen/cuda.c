@@ -378,6 +378,9 @@ static void emit_common(gen *g, bool elt_f16)
                         "    const int *cu_seqlens;   // [N + 1] token offsets, or null: N sequences of seqlen tokens\n"
                         "    int seqlen;\n"
                         "    int nseq;\n"
+                        "    int phase;               // linear part: 0 sequential, 1 and 2 materialized (the kernel says)\n"
+                        "    elt *ws_s;               // materialized workspace: S_in per chunk slot [slot, HOUT, K, V]\n"
+                        "    float *ws_z, *ws_m;      // z_in [slot, HOUT, KP], m_in [slot, HOUT]\n"
                         "};\n",
                      m->ntensors ? m->ntensors : 1);
     for (uint32_t i = 0; i < m->ntensors; i++)

@@ -225,7 +225,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int gr = lane >> 2, tq = lane & 3;
-    const int v0 = blockIdx.x * ATTNC_BV;   // V slice
+    // The schedules (passes/schedule.c) are phases of this one body, chosen per launch: phase 0 walks
+    // the chunks with the state on chip and writes the outputs (sequential); the materialized schedule
+    // runs phase 1, the same walk storing every chunk's S_in (bf16 image), z_in and m_in in the
+    // workspace p.ws_* instead of writing outputs, then phase 2, one CTA per (V slice, chunk) that reads
+    // its chunk's S_in back and writes the chunk's outputs, all chunks in parallel.  Workspace slot of
+    // the chunk at c0 of sequence n: c0 / C + n (distinct for every chunk, also across sequences).
+    const int phase = p.phase;
+    constexpr int NVS = ATTNC_V / ATTNC_BV;                               // V slices
+    const int v0 = (phase == 2 ? blockIdx.x % NVS : blockIdx.x) * ATTNC_BV;
     const int h = blockIdx.y;               // output head
     const int n = blockIdx.z;               // sequence
     const int hs = h / (ATTNC_HOUT / ATTNC_HS);
@@ -236,6 +244,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
     } else {
         bos = n * p.seqlen;
         eos = bos + p.seqlen;
+    }
+    int c_first = bos, c_end = eos;
+    if (phase == 2) {
+        c_first = bos + (int)(blockIdx.x / NVS) * ATTNC_C;
+        if (c_first >= eos)
+            return;
+        c_end = min(eos, c_first + ATTNC_C);
     }
     // The state slice: warp w owns m-tiles w, w + WARPS, ...; all BV columns.
     float S[ATTNC_MTW][ATTNC_NTS][4];
@@ -249,7 +264,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                 int mt = warp + i * ATTNC_WARPS;
                 int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + nt * 8 + tq * 2 + (e & 1);
                 float x = 0.f;
-                if (ATTNC_STATE_IN && p.h0 && mt < ATTNC_MT && row < ATTNC_K)
+                if (ATTNC_STATE_IN && p.h0 && phase != 2 && mt < ATTNC_MT && row < ATTNC_K)
                     x = p.h0[state_base + (size_t)row * ATTNC_V + col];
                 S[i][nt][e] = x;
             }
@@ -280,12 +295,26 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
     __syncthreads();
 
     unsigned char *stage = smem + L::bytes;
-    attnc_stage_issue(p, bos, eos, h, stage);
+    attnc_stage_issue(p, c_first, eos, h, stage);
     constexpr bool bidir = !ATTNC_CAUSAL;
     // A bidirectional CTA walks the sequence twice: pass 0 sums the state, pass 1 reads it.
     for (int pass = 0; pass < (bidir ? 2 : 1); pass++) {
-    for (int c0 = bos; c0 < eos; c0 += ATTNC_C) {
+    for (int c0 = c_first; c0 < c_end; c0 += ATTNC_C) {
         const int nrows = min(ATTNC_C, eos - c0);
+        const size_t slot = (size_t)(c0 / ATTNC_C + n) * ATTNC_HOUT + h;   // materialized: workspace slot
+        if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
+            if (phase == 1) {
+                for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS)
+                    p.ws_z[slot * ATTNC_KP + c] = sz[c];
+                if (tid == 0)
+                    p.ws_m[slot] = smisc[0];
+            } else if (phase == 2) {
+                for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS)
+                    sz[c] = p.ws_z[slot * ATTNC_KP + c];
+                if (tid == 0)
+                    smisc[0] = p.ws_m[slot];
+            }
+        }
         // ---- 1. prologue --------------------------------------------------------------------------
         attnc_stage_wait();
         __syncthreads();
@@ -296,7 +325,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
             int next = c0 + ATTNC_C;
             if (bidir && pass == 0 && next >= eos)
                 next = bos;
-            if (next < eos)
+            if (next < c_end)
                 attnc_stage_issue(p, next, eos, h, stage);
         }
         // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
@@ -399,19 +428,31 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                 st8(sqg + r * ATTNC_LDK + c, out);
             }
         }
-        // The bf16 image of S_in.
+        // The bf16 image of S_in: from the accumulators (phase 1 also stores it), or read back (phase 2).
+        if (phase == 2) {
+            for (int i = tid; i < ATTNC_KP * (ATTNC_BV / 8); i += ATTNC_THREADS) {
+                const int row = i / (ATTNC_BV / 8), col = (i % (ATTNC_BV / 8)) * 8;
+                attnc_u4 u = {0u, 0u, 0u, 0u};
+                if (row < ATTNC_K)
+                    u = *reinterpret_cast<const attnc_u4 *>(p.ws_s + (slot * ATTNC_K + row) * ATTNC_V + v0 + col);
+                *reinterpret_cast<attnc_u4 *>(ss + row * ATTNC_LDV + col) = u;
+            }
+        } else {
 #pragma unroll
-        for (int i = 0; i < ATTNC_MTW; i++) {
-            int mt = warp + i * ATTNC_WARPS;
-            if (mt < ATTNC_MT)
+            for (int i = 0; i < ATTNC_MTW; i++) {
+                int mt = warp + i * ATTNC_WARPS;
+                if (mt < ATTNC_MT)
 #pragma unroll
-                for (int nt = 0; nt < ATTNC_NTS; nt++)
+                    for (int nt = 0; nt < ATTNC_NTS; nt++)
 #pragma unroll
-                    for (int e2 = 0; e2 < 2; e2++) {
-                        int row = mt * 16 + gr + e2 * 8, col = nt * 8 + tq * 2;
-                        *reinterpret_cast<unsigned *>(ss + row * ATTNC_LDV + col) =
-                            pack2(S[i][nt][e2 * 2], S[i][nt][e2 * 2 + 1]);
-                    }
+                        for (int e2 = 0; e2 < 2; e2++) {
+                            int row = mt * 16 + gr + e2 * 8, col = nt * 8 + tq * 2;
+                            const unsigned x = pack2(S[i][nt][e2 * 2], S[i][nt][e2 * 2 + 1]);
+                            *reinterpret_cast<unsigned *>(ss + row * ATTNC_LDV + col) = x;
+                            if (phase == 1 && row < ATTNC_K)
+                                *reinterpret_cast<unsigned *>(p.ws_s + (slot * ATTNC_K + row) * ATTNC_V + v0 + col) = x;
+                        }
+            }
         }
         if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
             // q_r . z_in (gamma and the stabiliser are applied per row later); DIAG uses Q * gamma.
@@ -535,7 +576,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
         }
 
         // ---- 5. outputs -----------------------------------------------------------------------------
-        if (!bidir || pass == 1) {
+        if ((!bidir || pass == 1) && phase != 1) {
             const int rg = warp % ATTNC_RG, cg = warp / ATTNC_RG;
             float O[ATTNC_NTO][4];
 #pragma unroll
@@ -709,7 +750,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
         }
 
         // ---- 6. the state -------------------------------------------------------------------------
-        if (!bidir || pass == 0) {
+        if ((!bidir || pass == 0) && phase != 2) {
 #pragma unroll
             for (int i = 0; i < ATTNC_MTW; i++) {
                 const int mt = warp + i * ATTNC_WARPS;
@@ -767,7 +808,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
     }
 
     // ---- final state ----------------------------------------------------------------------------------
-    if (ATTNC_STATE_OUT && p.hT && h % (ATTNC_HOUT / ATTNC_HS) == 0) {
+    if (ATTNC_STATE_OUT && p.hT && phase != 2 && h % (ATTNC_HOUT / ATTNC_HS) == 0) {
 #pragma unroll
         for (int i = 0; i < ATTNC_MTW; i++) {
             int mt = warp + i * ATTNC_WARPS;

@@ -240,6 +240,17 @@ typedef struct attnc_tensor {
  *                    host (no synchronisation), so the caller guarantees 0 = c_0 <= ... <= c_N = T.
  * All tensors contiguous.  Every mismatch (count, rank, shape, dtype, stride, alignment, NULL data) is
  * ATTNC_ERR_USAGE with a message naming the tensor, the dimension, what was expected and what came. */
+/* How the linear part walks the chunks (passes/schedule.c): sequential keeps the state on chip, one CTA
+ * per (sequence, head, V slice); materialized stores every chunk's state in a workspace owned by the
+ * kernel handle, then computes all chunks' outputs in parallel (for few sequences and heads).  AUTO picks
+ * materialized when the sequential grid would be under the plan's min_ctas (and there are no
+ * cu_seqlens). */
+typedef enum attnc_schedule {
+    ATTNC_SCHEDULE_AUTO = 0,
+    ATTNC_SCHEDULE_SEQUENTIAL = 1,
+    ATTNC_SCHEDULE_MATERIALIZED = 2
+} attnc_schedule;
+
 typedef struct attnc_forward_args {
     const attnc_tensor *inputs;  /* the spec's tensors, in declaration order */
     size_t ninputs;
@@ -248,6 +259,7 @@ typedef struct attnc_forward_args {
     const int32_t *cu_seqlens;   /* device pointer or NULL */
     int64_t nseq;                /* with cu_seqlens: N */
     void *stream;                /* a CUstream, or NULL for the default stream */
+    attnc_schedule schedule;     /* the linear part's schedule; ATTNC_SCHEDULE_AUTO (0) chooses by shape */
 } attnc_forward_args;
 
 attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *kernel, const attnc_forward_args *args);
@@ -262,6 +274,7 @@ typedef struct attnc_run_options {
     int initial_state;            /* draw h0 (specs with `state initial`) */
     int reference_chunked;        /* 1: compare with the chunkwise float64 evaluation (faster at large T) */
     double gate_scale;            /* > 0: multiply every gate/decay input by this before the run (strong gates) */
+    attnc_schedule schedule;      /* the linear part's schedule (AUTO: by shape) */
 } attnc_run_options;
 
 typedef struct attnc_run_report {

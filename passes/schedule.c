@@ -4,9 +4,12 @@
  *   causal linear part   SEQUENTIAL: one CTA per (sequence, head, V slice) walks its chunks with the
  *                        state on chip and writes outputs as it goes; no state goes through memory.  Its
  *                        parallelism is N * H * V/v_tile CTAs.
- *                        MATERIALIZED (not generated yet): for shapes where that is far below the SM
- *                        count, a state pass would store every chunk's S_in and an output pass would run
- *                        all chunks in parallel; until it exists min_ctas stays 0 (never switch).
+ *                        MATERIALIZED: when that is below min_ctas (and the sequences are several
+ *                        chunks long and of one length), a state pass (the same walk, without outputs)
+ *                        stores every chunk's S_in in a workspace and an output pass runs all chunks
+ *                        in parallel.  Both are phases of the one generated kernel (a launch
+ *                        parameter), so choosing costs no second compilation.  min_ctas = 100: below
+ *                        it most of a current GPU's SMs (108 on A100, 132 on H100/H200) would idle.
  *   mask none            BIDIRECTIONAL: the same CTA sums the whole sequence's state, then reads it.
  *   softmax part         WINDOWED: query tiles in parallel, each over its band of key tiles.
  */
@@ -18,11 +21,11 @@ bool pass_schedule(ir_module *m, const pass_options *opt, attnc_diags *diags)
     ir_plan *p = &m->plan;
     p->schedules = 0;
     if (m->linear.present)
-        p->schedules |= m->mask == IR_MASK_NONE ? IR_SCHED_BIDIRECTIONAL : IR_SCHED_SEQUENTIAL;
+        p->schedules |= m->mask == IR_MASK_NONE ? IR_SCHED_BIDIRECTIONAL : IR_SCHED_SEQUENTIAL | IR_SCHED_MATERIALIZED;
     if (m->softmax.present)
         p->schedules |= IR_SCHED_WINDOWED;
     (void)opt;
-    p->min_ctas = 0;
+    p->min_ctas = p->schedules & IR_SCHED_MATERIALIZED ? 100 : 0;
     p->stage = IR_PLAN_SCHEDULED;
     return true;
 }
