@@ -53,7 +53,8 @@ class Tensor(C.Structure):
 class ForwardArgs(C.Structure):
     _fields_ = [('inputs', C.POINTER(Tensor)), ('ninputs', C.c_size_t), ('out', Tensor), ('h0', Tensor),
                 ('z0', Tensor), ('m0', Tensor), ('hT', Tensor), ('zT', Tensor), ('mT', Tensor),
-                ('cu_seqlens', C.c_void_p), ('nseq', C.c_int64), ('stream', C.c_void_p)]
+                ('cu_seqlens', C.c_void_p), ('nseq', C.c_int64), ('stream', C.c_void_p),
+                ('schedule', C.c_int)]
 
 
 class TensorInfo(C.Structure):
@@ -139,13 +140,14 @@ class Attnc:
             d.stride[i] = t.stride(i)
         return d
 
-    def forward_fn(self, kernel, inputs, out):
+    def forward_fn(self, kernel, inputs, out, schedule=0):
         arr = (Tensor * len(inputs))(*[self.tensor(t) for t in inputs])
         args = ForwardArgs()
         args.inputs = arr
         args.ninputs = len(inputs)
         args.out = self.tensor(out)
         args.stream = torch.cuda.current_stream().cuda_stream
+        args.schedule = schedule   # 0 auto (by shape), 1 sequential, 2 materialized
         keep = (arr, args)
 
         def call():
@@ -280,6 +282,9 @@ def main():
             call()
             torch.cuda.synchronize()
             t_attnc = bench_ms(call)
+            # the linear part's two schedules, forced (auto picks one of them by shape)
+            t_seq = bench_ms(at.forward_fn(k, x, torch.empty_like(out), 1))
+            t_mat = bench_ms(at.forward_fn(k, x, torch.empty_like(out), 2))
             kind = 'delta' if 'delta' in op else 'lin'
             fl = flops_fwd(kind, B, T)
             t_fla, err = None, None
@@ -291,8 +296,8 @@ def main():
                     ref = f(q, kk, v, **kw)[0]
                     err = rel(out, ref)
                     t_fla = bench_ms(lambda: f(q, kk, v, **kw))
-            rows.append((op, T, B, t_attnc, fl / t_attnc / 1e9, t_fla, floor_ms(infos, B, T), err))
-            print(f'{op:15s} T={T:6d} attnc {t_attnc:7.3f} ms' + (f'  FLA {t_fla:7.3f} ms  x{t_fla / t_attnc:5.2f}'
+            rows.append((op, T, B, t_attnc, fl / t_attnc / 1e9, t_fla, floor_ms(infos, B, T), err, t_seq, t_mat))
+            print(f'{op:15s} T={T:6d} attnc {t_attnc:7.3f} ms (seq {t_seq:.3f}, mat {t_mat:.3f})' + (f'  FLA {t_fla:7.3f} ms  x{t_fla / t_attnc:5.2f}'
                   f'  rel.err vs FLA {err:.2e}' if t_fla else ''), flush=True)
             del x, out
 
@@ -316,11 +321,13 @@ def main():
 
     lines = [f'GPU: {gpu}; torch {torch.__version__}; FLA (fla-core) {fla_version}; B*T = {TOKENS}, H = {H}, '
              f'K = V = {D}, bf16; median of 30 (CUDA events)', '',
-             '| op | T | B | attnc ms | TFLOP/s | FLA ms | attnc speed-up | floor ms | attnc / floor | rel. err vs FLA |',
-             '|---|---|---|---|---|---|---|---|---|---|']
-    for op, T, B, ta, tf, tfl, fm, err in rows:
+             '| op | T | B | attnc ms | TFLOP/s | FLA ms | attnc speed-up | floor ms | attnc / floor | rel. err vs FLA '
+             '| sequential ms | materialized ms |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
+    for op, T, B, ta, tf, tfl, fm, err, ts, tm in rows:
         lines.append(f'| {op} | {T} | {B} | {ta:.3f} | {tf:.1f} | ' + (f'{tfl:.3f} | {tfl / ta:.2f}x' if tfl else '- | -') +
-                     f' | {fm:.3f} | {ta / fm:.2f} | ' + (f'{err:.1e}' if err is not None else '-') + ' |')
+                     f' | {fm:.3f} | {ta / fm:.2f} | ' + (f'{err:.1e}' if err is not None else '-') +
+                     f' | {ts:.3f} | {tm:.3f} |')
     lines += ['', '| SDPA causal | T | ms |', '|---|---|---|']
     lines += [f'| {n} | {T} | {ms:.3f} |' for n, T, ms in sdpa]
     lines += ['', '| op | first call, empty cache (ms) | of which generate+NVRTC (ms) | cache hit (ms) | hit | regs | local bytes | smem bytes |',
