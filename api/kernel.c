@@ -508,9 +508,18 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
     if (a->schedule == ATTNC_SCHEDULE_MATERIALIZED && (!k->materialized || a->cu_seqlens))
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the materialized schedule needs a causal linear part and no cu_seqlens",
                         k->name);
+    /* One token per sequence (a decode step): the decode kernel replaces the chunk kernel, unless the
+     * launch asks for a schedule of the chunk kernel. */
+    bool decode = T == 1 && !a->cu_seqlens && a->schedule == ATTNC_SCHEDULE_AUTO;
+    bool have_decode = false;
+    for (size_t i = 0; i < k->nkernels; i++)
+        have_decode |= k->k[i].cg.kind == CG_KERNEL_DECODE;
+    decode = decode && have_decode;
     rt_error err;
     for (size_t i = 0; i < k->nkernels; i++) {
         const loaded_kernel *lk = &k->k[i];
+        if ((lk->cg.kind == CG_KERNEL_DECODE && !decode) || (lk->cg.kind == CG_KERNEL_LINEAR && decode))
+            continue;
         /* Query tiles cover the longest sequence; with cu_seqlens that is bounded by all T tokens (the
          * host does not read cu_seqlens), and tiles past a sequence's end return at once. */
         unsigned gx = lk->cg.per_query_tile ? (unsigned)((T + lk->cg.tile_rows - 1) / lk->cg.tile_rows) : lk->cg.grid_x;

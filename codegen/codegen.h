@@ -2,7 +2,7 @@
  *
  * The translation unit is: a header comment naming the variant and its plan; the ATTNC_* constants;
  * support.cuh (16-bit types, conversions, the spec's scalar functions); the parameter block; the kernel
- * body for the schedule (linear_kernel.cuh, softmax_kernel.cuh); and the generated prologue, which
+ * bodies (linear_kernel.cuh, decode_kernel.cuh, softmax_kernel.cuh); and the generated prologue, which
  * evaluates the spec's per-token value DAG in registers (one warp per token, lanes over channels) and
  * stores the role rows into shared memory.  The text is meant to be read: `attnc compile --emit cuda`.
  */
@@ -15,10 +15,12 @@
 #include "diag.h"
 #include "ir.h"
 
-#define CG_MAX_KERNELS 2
+#define CG_MAX_KERNELS 3
 #define CG_MAX_TENSORS 64
 
-typedef enum cg_kernel_kind { CG_KERNEL_LINEAR, CG_KERNEL_SOFTMAX } cg_kernel_kind;
+/* LINEAR and DECODE are alternatives for the linear part (the launcher takes DECODE when every sequence
+ * is one token long); SOFTMAX runs after either and adds its part. */
+typedef enum cg_kernel_kind { CG_KERNEL_LINEAR, CG_KERNEL_DECODE, CG_KERNEL_SOFTMAX } cg_kernel_kind;
 
 typedef struct cg_kernel {
     cg_kernel_kind kind;

@@ -23,6 +23,7 @@
 extern const char attnc_support_src[];
 extern const char attnc_linear_kernel_src[];
 extern const char attnc_softmax_kernel_src[];
+extern const char attnc_decode_kernel_src[];
 
 typedef struct gen {
     const ir_module *m;
@@ -389,6 +390,15 @@ static void emit_common(gen *g, bool elt_f16)
                      g->sh.heads_state ? g->sh.heads_state : g->sh.heads_out);
 }
 
+/* The decode kernel's shared memory: the same sums as attnc_dec_layout in decode_kernel.cuh. */
+static unsigned decode_smem_bytes(const gen *g)
+{
+    const ir_plan *p = &g->m->plan;
+    unsigned kp = p->k_pad, bv = p->v_tile, r16 = (kp * 2 + 15) / 16 * 16;
+    unsigned bytes = 2 * r16 + (bv * 2 + 15) / 16 * 16 + kp * 4 + 32 + kp * 4 + 2 * 128 * 4 + g->sh.K * bv * 4;
+    return (bytes + 127) / 128 * 128;
+}
+
 static bool emit_linear(gen *g)
 {
     const ir_module *m = g->m;
@@ -414,10 +424,23 @@ static bool emit_linear(gen *g)
                      m->mask == IR_MASK_CAUSAL, m->state_in, m->state_out, smem);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
+    bool decode = m->mask == IR_MASK_CAUSAL;
+    unsigned dec_smem = decode_smem_bytes(g);
+    if (decode) {
+        attnc_buf_printf(b, "\n// ---- the single-token decode step (same constants and prologue) ----\n#define ATTNC_DEC_SMEM_BYTES %u\n",
+                         dec_smem);
+        attnc_buf_puts(b, attnc_decode_kernel_src);
+        attnc_buf_puts(b, "static_assert(attnc_dec_layout::bytes == ATTNC_DEC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
+    }
     emit_linear_prologue(g);
     cg_kernel *k = &g->out->kernels[g->out->nkernels++];
     *k = (cg_kernel){.kind = CG_KERNEL_LINEAR, .entry = "attnc_linear", .threads = p->warps * 32,
                      .smem_bytes = smem + g->stage_bytes, .grid_x = g->sh.V / p->v_tile};
+    if (decode) {
+        k = &g->out->kernels[g->out->nkernels++];
+        *k = (cg_kernel){.kind = CG_KERNEL_DECODE, .entry = "attnc_decode", .threads = 128,
+                         .smem_bytes = dec_smem + g->stage_bytes, .grid_x = g->sh.V / p->v_tile};
+    }
     for (uint32_t i = 0; i < m->ntensors; i++)
         if (g->stage_off[i] != ~0u)
             g->out->tensor_align[i] = stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype));

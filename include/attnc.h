@@ -161,6 +161,39 @@ typedef struct attnc_ref_report {
 attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_options *opt,
                              attnc_ref_report *out /* OUT */);
 
+/* The float64 reference backward, checked by central finite differences of the recurrent forward. */
+
+#define ATTNC_REF_GRAD_MAX_CHECKS 64
+
+typedef struct attnc_ref_grad_item {
+    char what[48];     /* "all inputs", an input ("q", "h0"), or one coordinate of it ("q[17]") */
+    double analytic;   /* <gradient, d> */
+    double numeric;    /* (L(x + eps d) - L(x - eps d)) / (2 eps) */
+    double rel_err;    /* |analytic - numeric| / max(|analytic|, |numeric|) */
+} attnc_ref_grad_item;
+
+typedef struct attnc_ref_grad_report {
+    uint32_t total_tokens, nseq;
+    uint32_t ninputs;           /* tensors and initial states differentiated */
+    double loss;                /* L = <dout, out> + <dhT, hT> (+ zT, mT) at the drawn inputs */
+    double eps;                 /* the step, relative to each input's root mean square */
+    uint32_t nchecks;           /* comparisons made; the first ATTNC_REF_GRAD_MAX_CHECKS are listed */
+    attnc_ref_grad_item check[ATTNC_REF_GRAD_MAX_CHECKS];
+    uint32_t nforward;          /* forward evaluations the check ran */
+    double max_rel_err;         /* over every comparison */
+    double tolerance;           /* 1e-6 */
+    double seconds_backward, seconds_check;
+} attnc_ref_grad_report;
+
+/* Draw inputs as attnc_ref_check does (batch, tokens, seqlens, seed and initial_state of `opt`; chunks and
+ * dump_json are not used), random upstream gradients dout (and dhT, dzT, dmT where the spec returns a
+ * final state), run the float64 backward and compare it with central differences of the recurrent
+ * forward: along a random direction over every input, along each input alone, and at single coordinates.
+ * ATTNC_ERR_NUMERIC if the largest relative error exceeds 1e-6 or a number is not finite (the report is
+ * filled either way). */
+attnc_status attnc_ref_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_options *opt,
+                                  attnc_ref_grad_report *out /* OUT */);
+
 /* ---- lowering and code generation (no GPU needed) ------------------------------------------ */
 
 typedef enum attnc_dtype { ATTNC_BF16 = 0, ATTNC_FP16 = 1, ATTNC_FP32 = 2 } attnc_dtype;
@@ -244,7 +277,8 @@ typedef struct attnc_tensor {
  * per (sequence, head, V slice); materialized stores every chunk's state in a workspace owned by the
  * kernel handle, then computes all chunks' outputs in parallel (for few sequences and heads).  AUTO picks
  * materialized when the sequential grid would be under the plan's min_ctas (and there are no
- * cu_seqlens). */
+ * cu_seqlens), and the single-token decode kernel when every sequence is one token (T = 1, no
+ * cu_seqlens); naming a schedule keeps the chunk kernel. */
 typedef enum attnc_schedule {
     ATTNC_SCHEDULE_AUTO = 0,
     ATTNC_SCHEDULE_SEQUENTIAL = 1,
