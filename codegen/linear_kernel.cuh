@@ -238,13 +238,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
     const int n = blockIdx.z;               // sequence
     const int hs = h / (ATTNC_HOUT / ATTNC_HS);
     int bos, eos;
-    if (p.cu_seqlens) {
-        bos = p.cu_seqlens[n];
-        eos = p.cu_seqlens[n + 1];
-    } else {
-        bos = n * p.seqlen;
-        eos = bos + p.seqlen;
-    }
+    attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
     int c_first = bos, c_end = eos;
     if (phase == 2) {
         c_first = bos + (int)(blockIdx.x / NVS) * ATTNC_C;

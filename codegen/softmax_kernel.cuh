@@ -64,13 +64,7 @@ extern "C" __global__ void __launch_bounds__(SM_WARPS * 32) attnc_softmax(attnc_
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gr = lane >> 2, tq = lane & 3;
     const int h = blockIdx.y, n = blockIdx.z;
     int bos, eos;
-    if (p.cu_seqlens) {
-        bos = p.cu_seqlens[n];
-        eos = p.cu_seqlens[n + 1];
-    } else {
-        bos = n * p.seqlen;
-        eos = bos + p.seqlen;
-    }
+    attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
     const int q0 = bos + blockIdx.x * SM_BM;
     if (q0 >= eos)
         return;

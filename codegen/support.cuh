@@ -211,6 +211,18 @@ __device__ __forceinline__ float attnc_taylor2(const float (&x)[NS], int d, int 
     return xa * xb / rd;
 }
 
+// Tokens [bos, eos) of sequence n: from cu_seqlens, or n * seqlen onwards when the batch is uniform.
+__device__ __forceinline__ void attnc_seq_bounds(const int *cu_seqlens, int seqlen, int n, int &bos, int &eos)
+{
+    if (cu_seqlens) {
+        bos = cu_seqlens[n];
+        eos = cu_seqlens[n + 1];
+    } else {
+        bos = n * seqlen;
+        eos = bos + seqlen;
+    }
+}
+
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 #define NEG_BIG (-1.0e30f)
