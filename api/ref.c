@@ -1,8 +1,11 @@
-/* api/ref.c: attnc_ref_check, the public face of the float64 reference (reference/ref.h).
+/* api/ref.c: attnc_ref_check and attnc_ref_grad_check, the public face of the float64 reference
+ * (reference/ref.h).
  *
- * Draws the inputs once, runs the recurrent evaluation once and the chunkwise one per requested chunk
- * size, and reports the relative disagreement of outputs and final states.  All memory comes from a
- * scratch arena that lives for this call only; the spec is not modified.
+ * attnc_ref_check draws the inputs once, runs the recurrent evaluation once and the chunkwise one per
+ * requested chunk size, and reports the relative disagreement of outputs and final states.
+ * attnc_ref_grad_check draws the same inputs and random upstream gradients, runs the backward and its
+ * finite-difference check.  Both draw through draw_problem.  All memory comes from a scratch arena that
+ * lives for one call only; the spec is not modified.
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include "ref.h"
 
 #define REF_TOLERANCE 1e-10
+#define GRAD_TOLERANCE 1e-6
 
 static double rms(const double *x, size_t n)
 {
@@ -40,6 +44,28 @@ static attnc_status ref_fail(attnc_ctx *ctx, const attnc_diags *d, attnc_status 
     return api_fail(ctx, st, "%s: %s", what, msg);
 }
 
+/* The sequences `opt` asks for, drawn for `m` (the problem options both checks share). */
+static attnc_status draw_problem(attnc_ctx *ctx, const ir_module *m, const attnc_ref_options *opt, attnc_arena *a,
+                                 attnc_diags *d, ref_data **data)
+{
+    uint32_t nseq = opt->seqlens ? opt->nseq : opt->batch;
+    uint32_t *lens = attnc_arena_alloc(a, (nseq ? nseq : 1) * sizeof *lens);
+    if (!lens)
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < nseq; i++) {
+        lens[i] = opt->seqlens ? opt->seqlens[i] : opt->tokens;
+        total += lens[i];
+    }
+    if (nseq == 0 || total == 0 || total > (1u << 24))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "between 1 and 16777216 tokens in at least one sequence");
+    ref_problem p = {.seed = opt->seed, .seqlens = lens, .nseq = nseq, .use_h0 = opt->initial_state != 0};
+    *data = ref_draw(m, &p, a, d);
+    if (!*data)
+        return ref_fail(ctx, d, attnc_arena_failed(a) ? ATTNC_ERR_NOMEM : ATTNC_ERR_USAGE, "cannot draw inputs");
+    return ATTNC_OK;
+}
+
 static const uint32_t default_chunks[] = {1, 16, 64, 13};
 
 attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_options *opt, attnc_ref_report *out)
@@ -63,29 +89,10 @@ attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_o
         return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
     attnc_diags d;
     attnc_diags_init(&d, a);
-    attnc_status st = ATTNC_OK;
-
-    uint32_t nseq = opt->seqlens ? opt->nseq : opt->batch;
-    uint32_t *lens = attnc_arena_alloc(a, (nseq ? nseq : 1) * sizeof *lens);
-    if (!lens) {
-        attnc_arena_free(a);
-        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
-    }
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < nseq; i++) {
-        lens[i] = opt->seqlens ? opt->seqlens[i] : opt->tokens;
-        total += lens[i];
-    }
-    if (nseq == 0 || total == 0 || total > (1u << 24)) {
-        attnc_arena_free(a);
-        return api_fail(ctx, ATTNC_ERR_USAGE, "between 1 and 16777216 tokens in at least one sequence");
-    }
-    ref_problem p = {.seed = opt->seed, .seqlens = lens, .nseq = nseq, .use_h0 = opt->initial_state != 0};
-    ref_data *data = ref_draw(m, &p, a, &d);
-    if (!data) {
-        st = ref_fail(ctx, &d, attnc_arena_failed(a) ? ATTNC_ERR_NOMEM : ATTNC_ERR_USAGE, "cannot draw inputs");
+    ref_data *data;
+    attnc_status st = draw_problem(ctx, m, opt, a, &d, &data);
+    if (st != ATTNC_OK)
         goto done;
-    }
     ref_result *want = ref_result_new(data, a);
     double t0 = api_seconds();
     if (!want || !ref_forward_recurrent(m, data, want, a, &d)) {
@@ -141,6 +148,67 @@ attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_o
         if (!ok && st == ATTNC_OK)
             st = api_fail(ctx, ATTNC_ERR_IO, "cannot write '%s'", opt->dump_json);
     }
+done:
+    attnc_arena_free(a);
+    return st;
+}
+
+attnc_status attnc_ref_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_options *opt,
+                                  attnc_ref_grad_report *out)
+{
+    if (!spec || !spec->ir || !opt || !out)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_ref_grad_check needs a checked spec, options and a report");
+    memset(out, 0, sizeof *out);
+    const ir_module *m = spec->ir;
+    if (opt->initial_state && !m->state_in)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec takes no initial state (it has no 'state initial')");
+    attnc_arena *a = attnc_arena_new();
+    if (!a)
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    attnc_diags d;
+    attnc_diags_init(&d, a);
+    ref_data *data;
+    attnc_status st = draw_problem(ctx, m, opt, a, &d, &data);
+    if (st != ATTNC_OK)
+        goto done;
+    out->total_tokens = data->dims.total;
+    out->nseq = data->dims.nseq;
+    out->tolerance = GRAD_TOLERANCE;
+
+    ref_result *up = ref_draw_upstream(m, data, opt->seed, a);
+    double t0 = api_seconds();
+    ref_grad *g = up ? ref_backward(m, data, up, a, &d) : NULL;
+    if (!g) {
+        st = up ? ref_fail(ctx, &d, ATTNC_ERR_NOMEM, "backward") : api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    out->seconds_backward = api_seconds() - t0;
+
+    t0 = api_seconds();
+    ref_gradcheck_options co = {.seed = opt->seed};
+    ref_gradcheck r;
+    if (!ref_gradcheck_run(m, data, up, g, &co, &r, a, &d)) {
+        st = ref_fail(ctx, &d, ATTNC_ERR_NOMEM, "finite-difference check");
+        goto done;
+    }
+    out->seconds_check = api_seconds() - t0;
+    out->ninputs = r.ninputs;
+    out->loss = r.loss;
+    out->eps = r.eps;
+    out->eps_coord = r.eps_coord;
+    out->nchecks = r.n;
+    out->nforward = r.nforward;
+    out->max_rel_err = r.max_rel_err;
+    for (uint32_t i = 0; i < r.n && i < ATTNC_REF_GRAD_MAX_CHECKS; i++) {
+        attnc_ref_grad_item *c = &out->check[i];
+        snprintf(c->what, sizeof c->what, "%s", r.items[i].what);
+        c->analytic = r.items[i].analytic;
+        c->numeric = r.items[i].numeric;
+        c->rel_err = r.items[i].rel_err;
+    }
+    if (!isfinite(r.loss) || !(r.max_rel_err <= GRAD_TOLERANCE))
+        st = api_fail(ctx, ATTNC_ERR_NUMERIC, "backward and finite differences disagree: max relative error %.3e",
+                      r.max_rel_err);
 done:
     attnc_arena_free(a);
     return st;

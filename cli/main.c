@@ -4,6 +4,7 @@
  *   attnc ir [--after PASS] FILE                print the IR (FILE may be a spec or IR text), lowered
  *                                               through the passes up to PASS
  *   attnc ref FILE --tokens T [options]         run the float64 reference, recurrent vs chunkwise
+ *   attnc ref --grad FILE --tokens T [options]  its backward against finite differences
  *   attnc compile FILE [--arch A] [--emit cuda|ptx|cubin] [-o OUT]
  *                                               generate the kernels (no GPU needed with --arch)
  *   attnc run FILE --tokens T [options]         run the kernels on the GPU against the reference
@@ -33,6 +34,9 @@ static const char usage_text[] =
     "  ref FILE --tokens T [--batch B] [--seed S] [--varlen L1,L2,...] [--initial-state]\n"
     "          [--chunks C1,C2,...] [--dump FILE.json]\n"
     "                                        float64 reference: recurrent vs chunkwise\n"
+    "  ref --grad FILE --tokens T [--batch B] [--seed S] [--varlen L1,L2,...] [--initial-state]\n"
+    "                                        float64 backward vs central finite differences; the last\n"
+    "                                        line is max_rel_err=X (exit 1 when X > 1e-6)\n"
     "  compile FILE [--arch sm_XX] [--emit cuda|ptx|cubin] [-o OUT] [--dtype bf16|fp16|fp32]\n"
     "                                        generate the kernels: CUDA C, or PTX/cubin through NVRTC\n"
     "                                        (ptxas's register and spill report on stderr)\n"
@@ -333,9 +337,34 @@ static int parse_problem_option(const char *cmd, int argc, char **argv, int *i, 
     return 1;
 }
 
+/* `ref --grad`: the report's checks, then max_rel_err=X as the last line (what tests read). */
+static int ref_grad(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_options *opt)
+{
+    attnc_ref_grad_report r;
+    attnc_status st = attnc_ref_grad_check(ctx, spec, opt, &r);
+    if (st != ATTNC_OK && st != ATTNC_ERR_NUMERIC) {
+        fprintf(stderr, "attnc: ref: %s\n", attnc_errmsg(ctx));
+        return st == ATTNC_ERR_USAGE ? EXIT_USAGE : EXIT_INPUT;
+    }
+    printf("variant %s: %u sequence%s, %u tokens, %u inputs, loss %.6e, eps %g (coordinates %g)\n",
+           attnc_spec_name(spec), r.nseq, r.nseq == 1 ? "" : "s", r.total_tokens, r.ninputs, r.loss, r.eps,
+           r.eps_coord);
+    for (uint32_t i = 0; i < r.nchecks && i < ATTNC_REF_GRAD_MAX_CHECKS; i++)
+        printf("  %-20s backward % .12e  finite difference % .12e  rel err %.3e\n", r.check[i].what,
+               r.check[i].analytic, r.check[i].numeric, r.check[i].rel_err);
+    if (r.nchecks > ATTNC_REF_GRAD_MAX_CHECKS)
+        printf("  (%u more checks not listed)\n", r.nchecks - ATTNC_REF_GRAD_MAX_CHECKS);
+    printf("%s: %u checks, %u forward evaluations, tolerance %g (backward %.3f s, check %.3f s)\n",
+           st == ATTNC_OK ? "agree" : "DISAGREE", r.nchecks, r.nforward, r.tolerance, r.seconds_backward,
+           r.seconds_check);
+    printf("max_rel_err=%.3e\n", r.max_rel_err);
+    return st == ATTNC_OK ? EXIT_CLEAN : EXIT_INPUT;
+}
+
 static int cmd_ref(attnc_ctx *ctx, int argc, char **argv)
 {
     const char *file = NULL, *dump = NULL;
+    int grad = 0;
     attnc_ref_options opt = {0};
     problem_args pa = {.batch = 1};
     static uint32_t chunks[ATTNC_REF_MAX_CHUNKS];
@@ -347,7 +376,9 @@ static int cmd_ref(attnc_ctx *ctx, int argc, char **argv)
             return EXIT_USAGE;
         if (got)
             continue;
-        if (strcmp(a, "--chunks") == 0) {
+        if (strcmp(a, "--grad") == 0) {
+            grad = 1;
+        } else if (strcmp(a, "--chunks") == 0) {
             if (!val || !parse_list(val, 1, 4096, chunks, ATTNC_REF_MAX_CHUNKS, &opt.nchunks))
                 return usage_error("ref: --chunks needs up to 16 sizes like 1,16,64, not '%s'", val ? val : "");
             opt.chunks = chunks;
@@ -369,6 +400,8 @@ static int cmd_ref(attnc_ctx *ctx, int argc, char **argv)
         return usage_error("ref: no FILE%s", "");
     if (!pa.tokens && !pa.seqlens)
         return usage_error("ref: --tokens T (or --varlen) is required%s", "");
+    if (grad && (opt.chunks || dump))
+        return usage_error("ref: --grad takes neither --chunks nor --dump%s", "");
     opt.batch = pa.batch;
     opt.tokens = pa.tokens;
     opt.seqlens = pa.seqlens;
@@ -380,6 +413,11 @@ static int cmd_ref(attnc_ctx *ctx, int argc, char **argv)
     attnc_status st = load(ctx, file, &spec);
     int rc = report(ctx, st, spec, 0);
     if (rc != EXIT_CLEAN) {
+        attnc_spec_free(spec);
+        return rc;
+    }
+    if (grad) {
+        rc = ref_grad(ctx, spec, &opt);
         attnc_spec_free(spec);
         return rc;
     }

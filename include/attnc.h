@@ -176,7 +176,8 @@ typedef struct attnc_ref_grad_report {
     uint32_t total_tokens, nseq;
     uint32_t ninputs;           /* tensors and initial states differentiated */
     double loss;                /* L = <dout, out> + <dhT, hT> (+ zT, mT) at the drawn inputs */
-    double eps;                 /* the step, relative to each input's root mean square */
+    double eps, eps_coord;      /* the steps along directions and single coordinates, relative to each
+                                   input's root mean square */
     uint32_t nchecks;           /* comparisons made; the first ATTNC_REF_GRAD_MAX_CHECKS are listed */
     attnc_ref_grad_item check[ATTNC_REF_GRAD_MAX_CHECKS];
     uint32_t nforward;          /* forward evaluations the check ran */

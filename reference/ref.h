@@ -10,6 +10,11 @@
  *                                  recurrent: token by token from the definition (algorithms.md 1.1, 2.x);
  *                                  chunked:   the chunkwise forms a kernel uses (1.2, 2.x(b), 2.8(b));
  *             ref_compare        relative and max-abs error between two results.
+ * Backward:   ref_backward       gradients of L = <dout, out> + <dhT, hT> + <dzT, zT> + <dmT, mT> with
+ *                                respect to every drawn tensor and initial state, by reverse mode through
+ *                                the recurrent definition and the value DAG (ref_eval_roles_backward);
+ *             ref_gradcheck_run  those gradients against central finite differences of the recurrent
+ *                                forward.
  *
  * Layout (as FLA with batch 1 and cu_seqlens): all sequences are packed one after another; sequence n
  * occupies tokens [cu_seqlens[n], cu_seqlens[n+1]).  A batch of B sequences of length T is nseq = B, all T.
@@ -122,6 +127,13 @@ ref_data *ref_draw(const ir_module *m, const ref_problem *p, attnc_arena *a, att
  * shape its part needs. */
 bool ref_eval_roles(const ir_module *m, ref_data *d, attnc_arena *a, attnc_diags *diags);
 
+/* Adds to dtensor[i] (one array per module tensor, the layout of d->tensor) the gradients of the tensors
+ * that the role gradients `dr` imply (dr has the layout of d->roles; a role whose data is NULL has no
+ * gradient).  d->roles must be current.  Scratch from `a`.  False (with an error) on allocation failure
+ * or a role gradient of the wrong shape. */
+bool ref_eval_roles_backward(const ir_module *m, const ref_data *d, const ref_roles *dr, double **dtensor,
+                             attnc_arena *a, attnc_diags *diags);
+
 /* ref_result.c */
 
 /* A zeroed result with the sizes of `d` (for a forward evaluation or for a kernel's outputs). */
@@ -152,6 +164,70 @@ bool ref_forward_recurrent(const ir_module *m, const ref_data *d, ref_result *re
  * restart at every sequence start and the last one may be shorter.  Same contract as the recurrent one. */
 bool ref_forward_chunked(const ir_module *m, const ref_data *d, uint32_t chunk, ref_result *res,
                          attnc_arena *a, attnc_diags *diags);
+
+/* ref_grad.c */
+
+/* A vector over the inputs a forward evaluation reads: one array per module tensor (the layout and
+ * counts of ref_data.tensor) and the initial states.  It holds gradients (ref_backward) and directions
+ * (ref_gradcheck).  h0, z0 and m0 are NULL where the data has none. */
+typedef struct ref_grad {
+    double **tensor;
+    double *h0, *z0, *m0;
+} ref_grad;
+
+/* Upstream gradients with the sizes of `d`: dout standard normal; where m->state_out, dhT, dzT and dmT
+ * too (NULL otherwise: a final state nobody reads has no gradient).  Deterministic in `seed`, from
+ * streams of their own. */
+ref_result *ref_draw_upstream(const ir_module *m, const ref_data *d, uint64_t seed, attnc_arena *a);
+
+/* L = <up, res>: the sum over out, hT, zT and mT of up times res (a NULL array of `up` is zero),
+ * compensated (Neumaier), so that finite differences of L lose nothing to the summation. */
+double ref_loss(const ref_result *res, const ref_result *up);
+
+/* The gradient of L = ref_loss(forward(d), up) with respect to every tensor of d and its initial states
+ * (h0, z0 and the stabiliser m0, where drawn).  Reverse mode through the recurrent definition: per
+ * sequence and state head the forward states are recorded (O(T K V) doubles for the longest sequence),
+ * then swept backward; the softmax part is differentiated per query; the role gradients then flow
+ * through the value DAG.  Tensors shared by several heads (GQA, GVA, per-head parameters) get the sum.
+ * Returns NULL (with an error) on allocation failure or when `up` does not have the sizes of `d`. */
+ref_grad *ref_backward(const ir_module *m, const ref_data *d, const ref_result *up, attnc_arena *a,
+                       attnc_diags *diags);
+
+typedef struct ref_gradcheck_options {
+    uint64_t seed;    /* the random directions and coordinates */
+    double eps;       /* step along directions, relative to each input's root mean square (0: 3e-6) */
+    double eps_coord; /* step of single coordinates, relative likewise (0: 1e-5) */
+    uint32_t coords;  /* single coordinates per input: its largest |gradient| and coords-1 random ones
+                         among those at least 1e-3 of the largest (0: 2) */
+} ref_gradcheck_options;
+
+/* One comparison of <grad, dir> with (L(x + eps dir) - L(x - eps dir)) / (2 eps). */
+typedef struct ref_gradcheck_item {
+    const char *what;   /* "all inputs", an input's name ("q", "h0"), or a coordinate ("q[17]") */
+    double analytic, numeric;
+    double rel_err;     /* |analytic - numeric| / max(|analytic|, |numeric|); 0 when both are 0; +inf
+                           when either is not finite */
+} ref_gradcheck_item;
+
+typedef struct ref_gradcheck {
+    ref_gradcheck_item *items;
+    uint32_t n;
+    uint32_t ninputs;     /* tensors and initial states checked */
+    uint32_t nforward;    /* forward evaluations run */
+    double eps, eps_coord; /* the steps used */
+    double loss;          /* L at x */
+    double max_rel_err;   /* over the items */
+} ref_gradcheck;
+
+/* Checks `g` (normally from ref_backward; a test may corrupt it) against central differences of L, with
+ * the inputs perturbed as float64 numbers (not rounded to their dtype again).  The directions: every
+ * input at once (normal, scaled by each input's rms), each input alone, and single coordinates of each
+ * input.  Each evaluation's scratch lives in an arena of its own, freed after it, so memory stays that
+ * of one forward.  False (with an error) on allocation failure; a large error is a result, not a
+ * failure. */
+bool ref_gradcheck_run(const ir_module *m, const ref_data *d, const ref_result *up, const ref_grad *g,
+                       const ref_gradcheck_options *opt, ref_gradcheck *out, attnc_arena *a,
+                       attnc_diags *diags);
 
 /* ref_dump.c */
 

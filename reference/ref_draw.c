@@ -70,6 +70,20 @@ static double rng_normal(rng *r)
     return sqrt(-2.0 * log(u1)) * cos(REF_TWO_PI * u2);
 }
 
+void ref_fill_normal(double *x, size_t n, uint64_t seed, uint64_t stream, double scale)
+{
+    rng r = rng_stream(seed, stream);
+    for (size_t i = 0; i < n; i++)
+        x[i] = scale * rng_normal(&r);
+}
+
+void ref_fill_uniform(double *x, size_t n, uint64_t seed, uint64_t stream)
+{
+    rng r = rng_stream(seed, stream);
+    for (size_t i = 0; i < n; i++)
+        x[i] = rng_uniform(&r);
+}
+
 /* Rounds to `p` significant bits, smallest normal exponent `emin`, largest finite `maxval`. */
 static double round_bits(double x, int p, int emin, double maxval)
 {

@@ -20,10 +20,45 @@ double *ref_doubles(attnc_arena *a, size_t n);
 /* Checks that the reference supports `m` and fills the module part of *dims (all but total and nseq). */
 bool ref_check_module(const ir_module *m, ref_dims *dims, attnc_diags *d);
 
+/* True if two results or data have the same sizes. */
+bool ref_dims_equal(const ref_dims *a, const ref_dims *b);
+
 /* True if `r` has the sizes `d` implies (what a forward evaluator writes). */
 bool ref_result_fits(const ref_result *r, const ref_data *d);
 
 /* The head count of a value (1 when it is the same for every head). */
 uint32_t ref_value_heads(const ir_module *m, ir_ref r);
+
+/* ref_draw.c: ref_draw's generator for the other random numbers of the reference (the backward's
+ * upstream gradients and check directions), so that there is one generator.  Fills x[0..n) from stream
+ * `stream` of `seed`: standard normal times `scale`, or uniform in [0, 1). */
+void ref_fill_normal(double *x, size_t n, uint64_t seed, uint64_t stream, double scale);
+void ref_fill_uniform(double *x, size_t n, uint64_t seed, uint64_t stream);
+
+/* ref_recurrent.c: one state head's scratch for the recurrent step, and the step itself, shared with the
+ * backward (ref_grad.c), which replays exactly the forward's arithmetic to record the states it
+ * differentiates through. */
+typedef struct ref_rec_state {
+    double *S;     /* K x V */
+    double *z;     /* K (DENOM: key sum; MAXFLOOR: n) */
+    double m;      /* MAXFLOOR stabiliser */
+    double *x;     /* V: readout */
+    double *pred;  /* V: delta prediction P^T k */
+    double *decay; /* K: e^{a_t}, per row */
+} ref_rec_state;
+
+/* Loads the initial state of sequence n, state head s (h0, z0, m0; zero where not drawn). */
+void ref_rec_start(const ref_data *d, ref_rec_state *st, uint32_t n, uint32_t s);
+/* Mask none: adds every token's write k v^T (and k to z) of sequence n to the state. */
+void ref_rec_sum(const ref_data *d, ref_rec_state *st, uint32_t n, uint32_t s);
+/* One token of the causal recurrence for state head s: st->S, z and m go from t-1 to t. */
+void ref_rec_step(const ir_module *m, const ref_data *d, ref_rec_state *st, uint32_t s, uint32_t t);
+
+/* Channel d of the gate role at (token t, role head h): a scalar gate broadcasts over the channels. */
+static inline double ref_gate_at(const ref_role *g, uint32_t t, uint32_t h, uint32_t d)
+{
+    const double *p = ref_role_at(g, t, h);
+    return g->len == 1 ? p[0] : p[d];
+}
 
 #endif

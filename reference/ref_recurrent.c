@@ -19,24 +19,8 @@
 #include <math.h>
 #include <string.h>
 
-/* Scratch for one state head. */
-typedef struct rec_state {
-    double *S;   /* K x V */
-    double *z;   /* K (DENOM: key sum; MAXFLOOR: n) */
-    double m;    /* MAXFLOOR stabiliser */
-    double *x;   /* V: readout */
-    double *pred;/* V: delta prediction P^T k */
-    double *decay; /* K: e^{a_t}, per row */
-} rec_state;
-
-static double gate_at(const ref_role *g, uint32_t t, uint32_t h, uint32_t d)
-{
-    const double *p = ref_role_at(g, t, h);
-    return g->len == 1 ? p[0] : p[d];
-}
-
 /* Applies the readout's post-op to x (length V) and writes it to dst. */
-static void post_linear(const ir_linear *l, const ref_dims *dm, const rec_state *st, const double *q,
+static void post_linear(const ir_linear *l, const ref_dims *dm, const ref_rec_state *st, const double *q,
                         const double *x, double *dst)
 {
     uint32_t K = dm->K, V = dm->V;
@@ -80,7 +64,7 @@ static void post_linear(const ir_linear *l, const ref_dims *dm, const rec_state 
 }
 
 /* Reads the state for every output head of state head s at token t. */
-static void read_out(const ir_module *m, const ref_data *d, rec_state *st, uint32_t s, uint32_t t,
+static void read_out(const ir_module *m, const ref_data *d, ref_rec_state *st, uint32_t s, uint32_t t,
                      ref_result *res)
 {
     const ref_dims *dm = &d->dims;
@@ -97,8 +81,7 @@ static void read_out(const ir_module *m, const ref_data *d, rec_state *st, uint3
     }
 }
 
-/* One token of the causal recurrence for state head s. */
-static void step(const ir_module *m, const ref_data *d, rec_state *st, uint32_t s, uint32_t t)
+void ref_rec_step(const ir_module *m, const ref_data *d, ref_rec_state *st, uint32_t s, uint32_t t)
 {
     const ir_linear *l = &m->linear;
     const ref_dims *dm = &d->dims;
@@ -109,7 +92,7 @@ static void step(const ir_module *m, const ref_data *d, rec_state *st, uint32_t 
     uint32_t gh = ro->gate.data ? ir_head_map(s, Hs, ro->gate.heads) : 0;
 
     if (l->norm == IR_NORM_MAXFLOOR) { /* mLSTM: scalar decay, stabilised exponential input gate */
-        double a = ro->gate.data ? gate_at(&ro->gate, t, gh, 0) : 0.0;
+        double a = ro->gate.data ? ref_gate_at(&ro->gate, t, gh, 0) : 0.0;
         double i = ro->igate.data ? ref_role_at(&ro->igate, t, ir_head_map(s, Hs, ro->igate.heads))[0] : 0.0;
         double m_new = fmax(a + st->m, i);
         double f = exp(a + st->m - m_new), w = exp(i - m_new);
@@ -124,7 +107,7 @@ static void step(const ir_module *m, const ref_data *d, rec_state *st, uint32_t 
     }
 
     for (uint32_t r = 0; r < K; r++)
-        st->decay[r] = ro->gate.data ? exp(gate_at(&ro->gate, t, gh, r)) : 1.0;
+        st->decay[r] = ro->gate.data ? exp(ref_gate_at(&ro->gate, t, gh, r)) : 1.0;
     for (uint32_t r = 0; r < K; r++) {
         double *row = st->S + (size_t)r * V;
         for (uint32_t c = 0; c < V; c++)
@@ -152,43 +135,57 @@ static void step(const ir_module *m, const ref_data *d, rec_state *st, uint32_t 
             st->z[r] = st->decay[r] * st->z[r] + k[r];
 }
 
-static void linear_sequence(const ir_module *m, const ref_data *d, rec_state *st, uint32_t n, ref_result *res)
+void ref_rec_start(const ref_data *d, ref_rec_state *st, uint32_t n, uint32_t s)
+{
+    const ref_dims *dm = &d->dims;
+    uint32_t K = dm->K, V = dm->V;
+    size_t sh = (size_t)n * dm->Hs + s;
+    if (d->h0)
+        memcpy(st->S, d->h0 + sh * K * V, (size_t)K * V * sizeof *st->S);
+    else
+        memset(st->S, 0, (size_t)K * V * sizeof *st->S);
+    if (dm->has_z) {
+        if (d->z0)
+            memcpy(st->z, d->z0 + sh * K, K * sizeof *st->z);
+        else
+            memset(st->z, 0, K * sizeof *st->z);
+    }
+    st->m = d->m0 ? d->m0[sh] : 0.0;
+}
+
+void ref_rec_sum(const ref_data *d, ref_rec_state *st, uint32_t n, uint32_t s)
 {
     const ref_dims *dm = &d->dims;
     const ref_roles *ro = &d->roles;
     uint32_t K = dm->K, V = dm->V, Hs = dm->Hs;
+    for (uint32_t t = d->cu_seqlens[n]; t < d->cu_seqlens[n + 1]; t++) {
+        const double *k = ref_role_at(&ro->k, t, ir_head_map(s, Hs, ro->k.heads));
+        const double *v = ref_role_at(&ro->v, t, ir_head_map(s, Hs, ro->v.heads));
+        for (uint32_t r = 0; r < K; r++) {
+            double *row = st->S + (size_t)r * V;
+            for (uint32_t c = 0; c < V; c++)
+                row[c] += k[r] * v[c];
+            if (dm->has_z)
+                st->z[r] += k[r];
+        }
+    }
+}
+
+static void linear_sequence(const ir_module *m, const ref_data *d, ref_rec_state *st, uint32_t n, ref_result *res)
+{
+    const ref_dims *dm = &d->dims;
+    uint32_t K = dm->K, V = dm->V, Hs = dm->Hs;
     uint32_t bos = d->cu_seqlens[n], eos = d->cu_seqlens[n + 1];
     for (uint32_t s = 0; s < Hs; s++) {
         size_t sh = (size_t)n * Hs + s;
-        if (d->h0)
-            memcpy(st->S, d->h0 + sh * K * V, (size_t)K * V * sizeof *st->S);
-        else
-            memset(st->S, 0, (size_t)K * V * sizeof *st->S);
-        if (dm->has_z) {
-            if (d->z0)
-                memcpy(st->z, d->z0 + sh * K, K * sizeof *st->z);
-            else
-                memset(st->z, 0, K * sizeof *st->z);
-        }
-        st->m = d->m0 ? d->m0[sh] : 0.0;
-
+        ref_rec_start(d, st, n, s);
         if (m->mask == IR_MASK_NONE) { /* bidirectional: the whole sequence, then every token reads */
-            for (uint32_t t = bos; t < eos; t++) {
-                const double *k = ref_role_at(&ro->k, t, ir_head_map(s, Hs, ro->k.heads));
-                const double *v = ref_role_at(&ro->v, t, ir_head_map(s, Hs, ro->v.heads));
-                for (uint32_t r = 0; r < K; r++) {
-                    double *row = st->S + (size_t)r * V;
-                    for (uint32_t c = 0; c < V; c++)
-                        row[c] += k[r] * v[c];
-                    if (dm->has_z)
-                        st->z[r] += k[r];
-                }
-            }
+            ref_rec_sum(d, st, n, s);
             for (uint32_t t = bos; t < eos; t++)
                 read_out(m, d, st, s, t, res);
         } else {
             for (uint32_t t = bos; t < eos; t++) {
-                step(m, d, st, s, t);
+                ref_rec_step(m, d, st, s, t);
                 read_out(m, d, st, s, t, res);
             }
         }
@@ -246,7 +243,7 @@ bool ref_forward_recurrent(const ir_module *m, const ref_data *d, ref_result *re
     const ref_dims *dm = &d->dims;
     memset(res->out, 0, (size_t)dm->total * dm->Hout * dm->V * sizeof *res->out);
     if (dm->linear) {
-        rec_state st = {0};
+        ref_rec_state st = {0};
         st.S = ref_doubles(a, (size_t)dm->K * dm->V);
         st.z = ref_doubles(a, dm->K);
         st.decay = ref_doubles(a, dm->K);

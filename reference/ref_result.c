@@ -33,7 +33,7 @@ ref_result *ref_result_new(const ref_data *d, attnc_arena *a)
     return r;
 }
 
-static bool same_dims(const ref_dims *a, const ref_dims *b)
+bool ref_dims_equal(const ref_dims *a, const ref_dims *b)
 {
     return a->total == b->total && a->nseq == b->nseq && a->Hout == b->Hout && a->V == b->V &&
            a->linear == b->linear && a->softmax == b->softmax && a->K == b->K && a->Hq == b->Hq &&
@@ -43,7 +43,7 @@ static bool same_dims(const ref_dims *a, const ref_dims *b)
 bool ref_result_fits(const ref_result *r, const ref_data *d)
 {
     const ref_dims *dm = &r->dims;
-    return r->out && same_dims(dm, &d->dims) && (!dm->linear || r->hT) && (!dm->has_z || r->zT) &&
+    return r->out && ref_dims_equal(dm, &d->dims) && (!dm->linear || r->hT) && (!dm->has_z || r->zT) &&
            (!dm->has_m || r->mT);
 }
 
@@ -108,7 +108,7 @@ static void pair_result(const pair_acc *p, double *rel, double *maxabs)
 bool ref_compare(const ref_result *got, const ref_result *want, ref_error *err)
 {
     const ref_dims *dm = &want->dims;
-    if (!same_dims(&got->dims, dm))
+    if (!ref_dims_equal(&got->dims, dm))
         return false;
     pair_acc out = {0}, st = {0};
     pair_add(&out, got->out, want->out, (size_t)dm->total * dm->Hout * dm->V);
