@@ -19,12 +19,13 @@
  * evaluates the values forward again, seeds the root's adjoint with the role's gradient and applies one
  * adjoint rule per op (written next to the op's evaluation below), down to the tensors, where the adjoints
  * are added to the tensor's gradient at the row the value read.  Adding, rather than storing, is what
- * sums the gradient of a tensor read by several heads (a per-head parameter under a per-token role, a
- * value without a head axis), by several tokens (parameters) or by several roles (Mamba2's step size in
- * the value and the gate).  Kinks take the branch the forward took (relu, abs and elu at 0: the right
- * side's slope, 0 for abs; min/max: the operand the forward returned).  Only values that depend on a
- * tensor get adjoints: constants and head indices have none, so pow's exponent and base are only
- * differentiated where they carry data (log of a negative base never arises).
+ * sums the gradient of a parameter over the tokens that read it and of a tensor over the roles that read
+ * it (Mamba2's step size in the value and the gate); heads that share a role row (GQA, GVA) were summed
+ * by the caller.  A broadcast operand (a scalar over channels) sums its adjoint over the channels.  Kinks
+ * take the branch the forward took: relu and abs have slope 0 at 0, min and max pass the adjoint to the
+ * operand they returned (y on a tie); elu's slope is continuous.  Only values that depend on a tensor
+ * get adjoints (constants and head indices have none), so pow's log(x), for the exponent, is formed only
+ * where the exponent carries data, never for a constant exponent over a negative base.
  */
 #include "ref_internal.h"
 
