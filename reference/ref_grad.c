@@ -469,33 +469,20 @@ static void softmax_backward(const ir_module *m, const ref_data *d, const ref_re
 {
     const ref_dims *dm = &d->dims;
     const ref_roles *ro = &d->roles;
-    uint32_t sK = dm->sK, V = dm->V, Hout = dm->Hout, win = m->softmax.window;
+    uint32_t sK = dm->sK, V = dm->V, Hout = dm->Hout;
     uint32_t bos = d->cu_seqlens[n], eos = d->cu_seqlens[n + 1];
     for (uint32_t h = 0; h < Hout; h++) {
         uint32_t qh = ir_head_map(h, Hout, ro->sq.heads), kh = ir_head_map(h, Hout, ro->sk.heads);
         uint32_t vh = ir_head_map(h, Hout, ro->sv.heads);
         for (uint32_t t = bos; t < eos; t++) {
-            uint32_t lo = bos, hi = m->mask == IR_MASK_NONE ? eos - 1 : t;
-            if (win && m->mask != IR_MASK_NONE && t + 1 > bos + win)
-                lo = t + 1 - win;
+            uint32_t lo, hi;
+            ref_softmax_row(m, d, h, t, bos, eos, p, &lo, &hi);   /* the forward's probabilities */
             const double *q = ref_role_at(&ro->sq, t, qh);
             const double *dy = up->out + ((size_t)t * Hout + h) * V;
             double *dq = grad_at(&gr->sq, t, qh);
-            double mx = -INFINITY, sum = 0;
-            for (uint32_t j = lo; j <= hi; j++) {
-                const double *k = ref_role_at(&ro->sk, j, kh);
-                double sc = 0;
-                for (uint32_t c = 0; c < sK; c++)
-                    sc += q[c] * k[c];
-                p[j - bos] = sc;
-                mx = fmax(mx, sc);
-            }
-            for (uint32_t j = lo; j <= hi; j++)
-                sum += (p[j - bos] = exp(p[j - bos] - mx));
             memset(o, 0, V * sizeof *o);
             for (uint32_t j = lo; j <= hi; j++) {
                 const double *v = ref_role_at(&ro->sv, j, vh);
-                p[j - bos] /= sum;
                 for (uint32_t c = 0; c < V; c++)
                     o[c] += p[j - bos] * v[c];
             }

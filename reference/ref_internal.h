@@ -54,6 +54,12 @@ void ref_rec_sum(const ref_data *d, ref_rec_state *st, uint32_t n, uint32_t s);
 /* One token of the causal recurrence for state head s: st->S, z and m go from t-1 to t. */
 void ref_rec_step(const ir_module *m, const ref_data *d, ref_rec_state *st, uint32_t s, uint32_t t);
 
+/* The softmax part's probabilities of query token t of output head h in its sequence [bos, eos): the key
+ * band [*lo, *hi] the mask and window allow, p[j - bos] = softmax_j(q_t . k_j).  The forward and the
+ * backward both read them from here. */
+void ref_softmax_row(const ir_module *m, const ref_data *d, uint32_t h, uint32_t t, uint32_t bos, uint32_t eos,
+                     double *p, uint32_t *lo, uint32_t *hi);
+
 /* Channel d of the gate role at (token t, role head h): a scalar gate broadcasts over the channels. */
 static inline double ref_gate_at(const ref_role *g, uint32_t t, uint32_t h, uint32_t d)
 {

@@ -197,39 +197,51 @@ static void linear_sequence(const ir_module *m, const ref_data *d, ref_rec_state
     }
 }
 
+void ref_softmax_row(const ir_module *m, const ref_data *d, uint32_t h, uint32_t t, uint32_t bos, uint32_t eos,
+                     double *p, uint32_t *lo, uint32_t *hi)
+{
+    const ref_dims *dm = &d->dims;
+    const ref_roles *ro = &d->roles;
+    uint32_t sK = dm->sK, Hout = dm->Hout, w = m->softmax.window;
+    uint32_t qh = ir_head_map(h, Hout, ro->sq.heads), kh = ir_head_map(h, Hout, ro->sk.heads);
+    *lo = bos;
+    *hi = m->mask == IR_MASK_NONE ? eos - 1 : t;
+    if (w && m->mask != IR_MASK_NONE && t + 1 > bos + w)
+        *lo = t + 1 - w;
+    const double *q = ref_role_at(&ro->sq, t, qh);
+    double mx = -INFINITY;
+    for (uint32_t j = *lo; j <= *hi; j++) {
+        const double *k = ref_role_at(&ro->sk, j, kh);
+        double s = 0;
+        for (uint32_t c = 0; c < sK; c++)
+            s += q[c] * k[c];
+        p[j - bos] = s;
+        mx = fmax(mx, s);
+    }
+    double sum = 0;
+    for (uint32_t j = *lo; j <= *hi; j++)
+        sum += (p[j - bos] = exp(p[j - bos] - mx));
+    for (uint32_t j = *lo; j <= *hi; j++)
+        p[j - bos] /= sum;
+}
+
 /* Adds the softmax part of sequence n to res->out; p is scratch of the sequence's length. */
 static void softmax_sequence(const ir_module *m, const ref_data *d, uint32_t n, double *p, ref_result *res)
 {
     const ref_dims *dm = &d->dims;
     const ref_roles *ro = &d->roles;
-    uint32_t sK = dm->sK, V = dm->V, Hout = dm->Hout, w = m->softmax.window;
+    uint32_t V = dm->V, Hout = dm->Hout;
     uint32_t bos = d->cu_seqlens[n], eos = d->cu_seqlens[n + 1];
     for (uint32_t h = 0; h < Hout; h++) {
-        uint32_t qh = ir_head_map(h, Hout, ro->sq.heads), kh = ir_head_map(h, Hout, ro->sk.heads);
         uint32_t vh = ir_head_map(h, Hout, ro->sv.heads);
         for (uint32_t t = bos; t < eos; t++) {
-            uint32_t lo = bos, hi = m->mask == IR_MASK_NONE ? eos - 1 : t;
-            if (w && m->mask != IR_MASK_NONE && t + 1 > bos + w)
-                lo = t + 1 - w;
-            const double *q = ref_role_at(&ro->sq, t, qh);
-            double mx = -INFINITY;
-            for (uint32_t j = lo; j <= hi; j++) {
-                const double *k = ref_role_at(&ro->sk, j, kh);
-                double s = 0;
-                for (uint32_t c = 0; c < sK; c++)
-                    s += q[c] * k[c];
-                p[j - bos] = s;
-                mx = fmax(mx, s);
-            }
-            double sum = 0;
-            for (uint32_t j = lo; j <= hi; j++)
-                sum += (p[j - bos] = exp(p[j - bos] - mx));
+            uint32_t lo, hi;
+            ref_softmax_row(m, d, h, t, bos, eos, p, &lo, &hi);
             double *o = res->out + ((size_t)t * Hout + h) * V;
             for (uint32_t j = lo; j <= hi; j++) {
                 const double *v = ref_role_at(&ro->sv, j, vh);
-                double wj = p[j - bos] / sum;
                 for (uint32_t c = 0; c < V; c++)
-                    o[c] += wj * v[c];
+                    o[c] += p[j - bos] * v[c];
             }
         }
     }
