@@ -190,6 +190,7 @@ struct attnc_kernel {
      * demand and kept for the kernel's life (so launches of one kernel handle must be on one stream, or
      * ordered: the workspace is shared). */
     bool materialized;
+    bool has_decode;    /* a single-token decode kernel was generated (causal linear part) */
     uint32_t min_ctas, chunk, k_pad;
     int sm_count;
     uint64_t ws;
@@ -325,6 +326,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
             return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", m->name, err.msg);
         }
         k->nkernels = i + 1;
+        k->has_decode |= lk->cg.kind == CG_KERNEL_DECODE;
         rt_function_attrs at;
         attnc_kernel_info *info = &lk->info;
         info->entry = lk->cg.entry;
@@ -510,11 +512,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
                         k->name);
     /* One token per sequence (a decode step): the decode kernel replaces the chunk kernel, unless the
      * launch asks for a schedule of the chunk kernel. */
-    bool decode = T == 1 && !a->cu_seqlens && a->schedule == ATTNC_SCHEDULE_AUTO;
-    bool have_decode = false;
-    for (size_t i = 0; i < k->nkernels; i++)
-        have_decode |= k->k[i].cg.kind == CG_KERNEL_DECODE;
-    decode = decode && have_decode;
+    bool decode = k->has_decode && T == 1 && !a->cu_seqlens && a->schedule == ATTNC_SCHEDULE_AUTO;
     rt_error err;
     for (size_t i = 0; i < k->nkernels; i++) {
         const loaded_kernel *lk = &k->k[i];
