@@ -3,6 +3,9 @@
 #define ATTNC_API_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "attnc.h"
 #include "diag.h"
@@ -27,5 +30,14 @@ double api_seconds(void);
 attnc_status api_fail(attnc_ctx *ctx, attnc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Read a whole file into malloc'd memory (the caller frees *text). */
 attnc_status api_read_file(attnc_ctx *ctx, const char *path, char **text, size_t *len);
+
+/* kernel.c, shared with backward.c: NVRTC of one translation unit for attnc_emit; the cubin of a source
+ * from the disk cache or NVRTC; the shape/dtype/stride/alignment check of a launch's tensor. */
+attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source, attnc_emit_kind kind,
+                           const attnc_compile_options *opts, attnc_blob *out);
+attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, const char *arch, bool use_cache,
+                           void **image, size_t *size, bool *hit);
+attnc_status api_check_tensor(attnc_ctx *ctx, const char *kernel, const char *what, const attnc_tensor *t,
+                              attnc_dtype dtype, int ndim, const int64_t *want, int64_t *got, size_t align);
 
 #endif

@@ -40,12 +40,10 @@ attnc_status attnc_spec_override(attnc_spec *spec, uint32_t heads, int input_dty
     if (heads)
         for (uint32_t i = 0; i < m->naxes; i++)
             m->axes[i].count = heads;
-    if (input_dtype >= 0) {
+    if (input_dtype >= 0)
         for (uint32_t i = 0; i < m->ntensors; i++)
             if (m->tensors[i].per_token)
                 m->tensors[i].dtype = (ir_dtype)input_dtype;
-        m->out_dtype = (ir_dtype)input_dtype;
-    }
     spec->ir_text = NULL;
     m->plan = (ir_plan){0};
     return ir_verify(m, &spec->diags) ? ATTNC_OK : ATTNC_ERR_INPUT;
@@ -122,9 +120,17 @@ attnc_status attnc_emit(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, 
     attnc_status st = generate(ctx, spec, &cg);
     if (st != ATTNC_OK)
         return st;
+    return api_emit_unit(ctx, spec, cg.source, kind, opts, out);
+}
+
+attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source, attnc_emit_kind kind,
+                           const attnc_compile_options *opts, attnc_blob *out)
+{
+    memset(out, 0, sizeof *out);
+    out->regs = out->spill_bytes = -1;
     if (kind == ATTNC_EMIT_CUDA) {
-        out->data = cg.source;
-        out->size = strlen(cg.source);
+        out->data = source;
+        out->size = strlen(source);
         out->log = "";
         return ATTNC_OK;
     }
@@ -139,7 +145,7 @@ attnc_status attnc_emit(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, 
         arch = archbuf;
     }
     rt_nvrtc_out no;
-    if (!rt_nvrtc_compile(cg.source, spec->ir->name, arch, kind == ATTNC_EMIT_CUBIN, nvrtc_opts, NVRTC_NOPTS, &no, &err))
+    if (!rt_nvrtc_compile(source, spec->ir->name, arch, kind == ATTNC_EMIT_CUBIN, nvrtc_opts, NVRTC_NOPTS, &no, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
     void *img = attnc_arena_alloc(spec->arena, no.size + 1);
     char *log = attnc_arena_strndup(spec->arena, no.log ? no.log : "", no.log ? strlen(no.log) : 0);
@@ -194,7 +200,6 @@ struct attnc_kernel {
     bool materialized;
     bool has_decode;    /* a single-token decode kernel was generated (causal linear part) */
     uint32_t min_ctas, chunk, k_pad;
-    unsigned elt_bytes;        /* bytes of one tile element (the plan's operands): the workspace's S_in */
     int sm_count;
     uint64_t ws;
     size_t ws_bytes;
@@ -226,8 +231,8 @@ attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_k
 }
 
 /* The cubin of `src` for `arch`: from the cache when a verified entry exists, else NVRTC (and stored). */
-static attnc_status get_cubin(attnc_ctx *ctx, const char *name, const char *src, const char *arch, bool use_cache,
-                              void **image, size_t *size, bool *hit)
+attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, const char *arch, bool use_cache,
+                           void **image, size_t *size, bool *hit)
 {
     rt_error err;
     int maj = 0, min = 0;
@@ -308,13 +313,12 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     k->min_ctas = m->plan.min_ctas;
     k->chunk = m->plan.chunk;
     k->k_pad = m->plan.k_pad;
-    k->elt_bytes = ir_operand_bytes(m->plan.operands);
     k->sm_count = dev.sm_count;
     double t_gen = (api_seconds() * 1e3);
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
-    st = get_cubin(ctx, m->name, cg.source, arch, !(opts && opts->no_cache), &image, &size, &hit);
+    st = api_get_cubin(ctx, m->name, cg.source, arch, !(opts && opts->no_cache), &image, &size, &hit);
     if (st != ATTNC_OK) {
         attnc_kernel_free(k);
         return st;
@@ -362,8 +366,8 @@ static const char *dtype_name(attnc_dtype d)
 /* Checks `t` against the expected dims (want[i] < 0: any size, reported back in got[i]). */
 /* `kernel` and `what` name the tensor in messages ("NAME: WHAT: ..."); they are only formatted on a
  * failure, so that a launch that passes its checks formats nothing. */
-static attnc_status check_tensor(attnc_ctx *ctx, const char *kernel, const char *what, const attnc_tensor *t,
-                                 attnc_dtype dtype, int ndim, const int64_t *want, int64_t *got, size_t align)
+attnc_status api_check_tensor(attnc_ctx *ctx, const char *kernel, const char *what, const attnc_tensor *t,
+                              attnc_dtype dtype, int ndim, const int64_t *want, int64_t *got, size_t align)
 {
     if (!t->data)
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s: data is NULL", kernel, what);
@@ -416,12 +420,11 @@ static bool use_materialized(const attnc_kernel *k, const attnc_forward_args *a,
     return (int64_t)vslices * k->sh.heads_out * N < k->min_ctas && T >= 8 * (int64_t)k->chunk;
 }
 
-/* Grows the workspace to hold every chunk slot's S_in (tile elements), z_in and m_in (fp32); sets the
- * pointers. */
+/* Grows the workspace to hold every chunk slot's S_in (bf16), z_in and m_in (fp32); sets the pointers. */
 static attnc_status workspace(attnc_ctx *ctx, attnc_kernel *k, int64_t N, int64_t T, launch_params *lp)
 {
     size_t slots = (size_t)((N * T + k->chunk - 1) / k->chunk + N) * k->sh.heads_out;
-    size_t s_bytes = (slots * k->sh.K * k->sh.V * k->elt_bytes + 255) / 256 * 256;
+    size_t s_bytes = (slots * k->sh.K * k->sh.V * 2 + 255) / 256 * 256;
     size_t z_bytes = (slots * k->k_pad * 4 + 255) / 256 * 256;
     size_t need = s_bytes + z_bytes + slots * 4;
     if (need > k->ws_bytes) {
@@ -454,7 +457,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         int64_t want[4] = {B, T, kt->heads, kt->len}, got[4];
         int nd = kt->per_token ? (kt->len == 1 ? 3 : 4) : (kt->len == 1 ? 1 : 2);
         const int64_t *w = kt->per_token ? want : want + 2;
-        if ((st = check_tensor(ctx, k->name, kt->label, &a->inputs[i], kt->dtype, nd, w, got, kt->align)) != ATTNC_OK)
+        if ((st = api_check_tensor(ctx, k->name, kt->label, &a->inputs[i], kt->dtype, nd, w, got, kt->align)) != ATTNC_OK)
             return st;
         if (kt->per_token) {
             B = got[0];
@@ -478,7 +481,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
     if (B * T > INT32_MAX)
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %lld tokens exceed 2^31", k->name, (long long)(B * T));
     int64_t wo[4] = {B, T, k->sh.heads_out, k->sh.V};
-    if ((st = check_tensor(ctx, k->name, "out", &a->out, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype) * 2)) != ATTNC_OK)
+    if ((st = api_check_tensor(ctx, k->name, "out", &a->out, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype) * 2)) != ATTNC_OK)
         return st;
     uint32_t Hs = k->sh.heads_state ? k->sh.heads_state : k->sh.heads_out;
     struct { const char *name; const attnc_tensor *t; int nd; int64_t dims[4]; bool allowed; } st_tensors[] = {
@@ -494,7 +497,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             continue;
         if (!st_tensors[i].allowed)
             return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s given but the spec takes none", k->name, st_tensors[i].name);
-        if ((st = check_tensor(ctx, k->name, st_tensors[i].name, st_tensors[i].t, ATTNC_FP32, st_tensors[i].nd, st_tensors[i].dims, NULL, 4)) != ATTNC_OK)
+        if ((st = api_check_tensor(ctx, k->name, st_tensors[i].name, st_tensors[i].t, ATTNC_FP32, st_tensors[i].nd, st_tensors[i].dims, NULL, 4)) != ATTNC_OK)
             return st;
     }
     launch_params lp = {0};

@@ -377,3 +377,268 @@ done:
     attnc_kernel_free(kernel);
     return st;
 }
+
+/* ---- attnc_run_grad_check: the backward against the float64 reference backward ----------------------
+ *
+ * The inputs and the upstream gradients are drawn as `attnc ref --grad` draws them (dout is rounded to
+ * the output's dtype first, so that both sides read the same numbers), the reference gradients come from
+ * ref_backward, and the GPU runs the forward then the backward into poisoned (NaN) gradient buffers.
+ * Every gradient is compared on its own; a second backward must reproduce the first bit for bit. */
+
+typedef struct timed_bwd {
+    attnc_ctx *ctx;
+    attnc_grad_kernel *kernel;
+    const attnc_backward_args *args;
+} timed_bwd;
+
+static bool run_bwd_once(void *closure, rt_error *err)
+{
+    timed_bwd *tb = closure;
+    if (attnc_backward(tb->ctx, tb->kernel, tb->args) != ATTNC_OK) {
+        snprintf(err->msg, sizeof err->msg, "%s", attnc_errmsg(tb->ctx));
+        return false;
+    }
+    return true;
+}
+
+/* ||got - want|| / ||want|| (the plain norm of the difference when want is all zero); +inf if not finite. */
+static double rel_err(const double *got, const double *want, size_t n, int *nonfinite)
+{
+    double num = 0, den = 0;
+    *nonfinite = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i]))
+            *nonfinite = 1;
+        double d = got[i] - want[i];
+        num += d * d;
+        den += want[i] * want[i];
+    }
+    if (*nonfinite)
+        return INFINITY;
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_options *opt,
+                                  attnc_run_grad_report *out)
+{
+    if (!spec || !spec->ir || !opt || !out)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_run_grad_check needs a checked spec, options and a report");
+    memset(out, 0, sizeof *out);
+    const ir_module *m = spec->ir;
+    if (opt->initial_state && !m->state_in)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec takes no initial state (it has no 'state initial')");
+    uint32_t nseq = opt->seqlens ? opt->nseq : opt->batch;
+    if (nseq == 0 || (!opt->seqlens && opt->tokens == 0))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "no tokens to run");
+    if (opt->seqlens && !m->document)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "varlen batches need a spec with 'document'");
+    if (m->ntensors + 1 > ATTNC_RUN_GRAD_MAX)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "more tensors than the report holds");
+
+    attnc_grad_kernel *gk = NULL;
+    attnc_kernel *fk = NULL;
+    attnc_status st = attnc_grad_kernel_new(ctx, spec, NULL, &gk);
+    if (st != ATTNC_OK)
+        return st;
+    if ((st = attnc_kernel_new(ctx, spec, NULL, &fk)) != ATTNC_OK) {
+        attnc_grad_kernel_free(gk);
+        return st;
+    }
+    attnc_arena *a = attnc_arena_new();
+    if (!a) {
+        attnc_grad_kernel_free(gk);
+        attnc_kernel_free(fk);
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    attnc_diags d;
+    attnc_diags_init(&d, a);
+    dev_bufs bufs = {0};
+    rt_error err = {{0}};
+    uint32_t *lens = attnc_arena_alloc(a, nseq * sizeof *lens);
+    if (!lens) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (uint32_t i = 0; i < nseq; i++)
+        lens[i] = opt->seqlens ? opt->seqlens[i] : opt->tokens;
+    ref_problem prob = {.seed = opt->seed, .seqlens = lens, .nseq = nseq, .use_h0 = opt->initial_state != 0};
+    ref_data *data = ref_draw(m, &prob, a, &d);
+    if (!data) {
+        st = api_fail(ctx, ATTNC_ERR_USAGE, "drawing inputs: %s", d.n ? d.list[d.n - 1].message : "failed");
+        goto done;
+    }
+    if (opt->gate_scale > 0) {
+        for (uint32_t i = 0; i < m->ntensors; i++) {
+            if (!reads_tensor(m, m->linear.gate, i))
+                continue;
+            for (size_t j = 0; j < data->tensor_count[i]; j++)
+                data->tensor[i][j] = ref_round_dtype(data->tensor[i][j] * opt->gate_scale, m->tensors[i].dtype);
+        }
+        if (!ref_eval_roles(m, data, a, &d)) {
+            st = api_fail(ctx, ATTNC_ERR_USAGE, "evaluating roles: %s", d.n ? d.list[d.n - 1].message : "failed");
+            goto done;
+        }
+    }
+    const ref_dims *dm = &data->dims;
+    out->total_tokens = dm->total;
+    out->nseq = dm->nseq;
+    size_t nout = (size_t)dm->total * dm->Hout * dm->V;
+    size_t nh = (size_t)dm->nseq * dm->Hs * dm->K * dm->V;
+
+    /* The upstream gradients (rounded to what the GPU reads) and the float64 reference backward. */
+    double t0 = api_seconds();
+    ref_result *up = ref_draw_upstream(m, data, opt->seed, a);
+    if (!up) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < nout; i++)
+        up->out[i] = ref_round_dtype(up->out[i], m->out_dtype);
+    if (up->hT)
+        for (size_t i = 0; i < nh; i++)
+            up->hT[i] = ref_round_dtype(up->hT[i], IR_DT_FP32);
+    ref_grad *want = ref_backward(m, data, up, a, &d);
+    out->reference_s = api_seconds() - t0;
+    if (!want) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "reference backward: %s", d.n ? d.list[d.n - 1].message : "failed");
+        goto done;
+    }
+
+    /* Device buffers: inputs, dout, h0, dhT; outputs of the forward; poisoned gradients. */
+    int64_t B = opt->seqlens ? 1 : nseq, T = opt->seqlens ? dm->total : opt->tokens;
+    attnc_tensor *ins = attnc_arena_alloc(a, (m->ntensors ? m->ntensors : 1) * sizeof *ins);
+    attnc_tensor *dins = attnc_arena_alloc(a, (m->ntensors ? m->ntensors : 1) * sizeof *dins);
+    uint64_t *dptr = attnc_arena_alloc(a, (m->ntensors ? m->ntensors : 1) * sizeof *dptr);
+    if (!ins || !dins || !dptr) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        const ir_tensor *t = &m->tensors[i];
+        attnc_dtype dt = (attnc_dtype)t->dtype;
+        uint64_t dp;
+        size_t bytes = data->tensor_count[i] * ir_dtype_bytes(t->dtype);
+        if (!upload(&bufs, data->tensor[i], data->tensor_count[i], dt, &dp, &err) || !poisoned(&bufs, bytes, &dptr[i], &err))
+            goto io_fail;
+        int64_t H = m->axes[t->axis].count;
+        int64_t shape[4] = {B, T, H, t->len};
+        int nd = t->per_token ? (t->len == 1 ? 3 : 4) : (t->len == 1 ? 1 : 2);
+        const int64_t *sh = t->per_token ? shape : shape + 2;
+        tensor_desc(&ins[i], dp, dt, nd, sh);
+        tensor_desc(&dins[i], dptr[i], dt, nd, sh);
+    }
+    int64_t N = dm->nseq, Hs = dm->Hs;
+    int64_t hshape[4] = {N, Hs, dm->K, dm->V}, oshape[4] = {B, T, dm->Hout, dm->V};
+    attnc_forward_args fa = {.inputs = ins, .ninputs = m->ntensors};
+    attnc_backward_args ba = {.inputs = ins, .ninputs = m->ntensors, .dinputs = dins};
+    uint64_t dp, d_dh0 = 0;
+    if (!poisoned(&bufs, nout * ir_dtype_bytes(m->out_dtype), &dp, &err))
+        goto io_fail;
+    tensor_desc(&fa.out, dp, (attnc_dtype)m->out_dtype, 4, oshape);
+    if (!upload(&bufs, up->out, nout, (attnc_dtype)m->out_dtype, &dp, &err))
+        goto io_fail;
+    tensor_desc(&ba.dout, dp, (attnc_dtype)m->out_dtype, 4, oshape);
+    if (data->h0) {
+        if (!upload(&bufs, data->h0, nh, ATTNC_FP32, &dp, &err) || !poisoned(&bufs, nh * 4, &d_dh0, &err))
+            goto io_fail;
+        tensor_desc(&fa.h0, dp, ATTNC_FP32, 4, hshape);
+        ba.h0 = fa.h0;
+        tensor_desc(&ba.dh0, d_dh0, ATTNC_FP32, 4, hshape);
+    }
+    if (m->state_out) {
+        if (!poisoned(&bufs, nh * 4, &dp, &err))
+            goto io_fail;
+        tensor_desc(&fa.hT, dp, ATTNC_FP32, 4, hshape);
+        if (up->hT) {
+            if (!upload(&bufs, up->hT, nh, ATTNC_FP32, &dp, &err))
+                goto io_fail;
+            tensor_desc(&ba.dhT, dp, ATTNC_FP32, 4, hshape);
+        }
+    }
+    if (opt->seqlens) {
+        int32_t *cu = attnc_arena_alloc(a, (nseq + 1) * sizeof *cu);
+        if (!cu) {
+            st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (uint32_t i = 0; i <= nseq; i++)
+            cu[i] = (int32_t)data->cu_seqlens[i];
+        if (!dev_alloc(&bufs, (nseq + 1) * 4, &dp, &err) || !rt_memcpy_htod(dp, cu, (nseq + 1) * 4, &err))
+            goto io_fail;
+        fa.cu_seqlens = ba.cu_seqlens = (const int32_t *)(uintptr_t)dp;
+        fa.nseq = ba.nseq = nseq;
+    }
+    if ((st = attnc_forward(ctx, fk, &fa)) != ATTNC_OK || (st = attnc_backward(ctx, gk, &ba)) != ATTNC_OK)
+        goto done;
+    if (!rt_synchronize(&err))
+        goto io_fail;
+
+    /* Compare every gradient; keep the bytes for the determinism check. */
+    bool fp32 = true;
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        fp32 &= !m->tensors[i].per_token || m->tensors[i].dtype == IR_DT_FP32;
+    out->tolerance = fp32 ? 1e-4 : 2e-2;
+    uint32_t ng = m->ntensors + (d_dh0 ? 1 : 0);
+    void **first = attnc_arena_alloc(a, ng * sizeof *first);
+    size_t *first_bytes = attnc_arena_alloc(a, ng * sizeof *first_bytes);
+    if (!first || !first_bytes) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    bool bad = false;
+    for (uint32_t i = 0; i < ng; i++) {
+        bool is_h0 = i == m->ntensors;
+        size_t n = is_h0 ? nh : data->tensor_count[i];
+        attnc_dtype dt = is_h0 ? ATTNC_FP32 : (attnc_dtype)m->tensors[i].dtype;
+        double *got = attnc_arena_alloc(a, n * sizeof *got);
+        first_bytes[i] = n * ir_dtype_bytes((ir_dtype)dt);
+        first[i] = attnc_arena_alloc(a, first_bytes[i] + 1);
+        if (!got || !first[i]) {
+            st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        uint64_t src = is_h0 ? d_dh0 : dptr[i];
+        if (!rt_memcpy_dtoh(first[i], src, first_bytes[i], &err))
+            goto io_fail;
+        unpack(first[i], n, dt, got);
+        attnc_run_grad_item *it = &out->item[out->n++];
+        snprintf(it->name, sizeof it->name, "%s", is_h0 ? "h0" : m->tensors[i].name);
+        it->rel_err = rel_err(got, is_h0 ? want->h0 : want->tensor[i], n, &it->nonfinite);
+        bad |= it->nonfinite || !(it->rel_err <= out->tolerance);
+    }
+    /* Determinism: poison again, run the backward again, compare the bytes. */
+    out->deterministic = 1;
+    for (uint32_t i = 0; i < ng; i++)
+        if (!rt_memset_d8(i == m->ntensors ? d_dh0 : dptr[i], 0xff, first_bytes[i], &err))
+            goto io_fail;
+    if ((st = attnc_backward(ctx, gk, &ba)) != ATTNC_OK)
+        goto done;
+    if (!rt_synchronize(&err))
+        goto io_fail;
+    for (uint32_t i = 0; i < ng; i++) {
+        void *again = attnc_arena_alloc(a, first_bytes[i] + 1);
+        if (!again) {
+            st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if (!rt_memcpy_dtoh(again, i == m->ntensors ? d_dh0 : dptr[i], first_bytes[i], &err))
+            goto io_fail;
+        if (memcmp(again, first[i], first_bytes[i]) != 0)
+            out->deterministic = 0;
+    }
+    timed_bwd tb = {ctx, gk, &ba};
+    if (!rt_time_ms(run_bwd_once, &tb, 2, 5, &out->backward_ms, &err))
+        goto io_fail;
+    if (bad || !out->deterministic)
+        st = api_fail(ctx, ATTNC_ERR_NUMERIC, "%s: GPU gradients and the float64 reference disagree%s", m->name,
+                      out->deterministic ? "" : " (and two runs gave different bits)");
+    goto done;
+io_fail:
+    st = api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
+done:
+    dev_free_all(&bufs);
+    attnc_arena_free(a);
+    attnc_grad_kernel_free(gk);
+    attnc_kernel_free(fk);
+    return st;
+}

@@ -37,14 +37,16 @@ static const char usage_text[] =
     "  ref --grad FILE --tokens T [--batch B] [--seed S] [--varlen L1,L2,...] [--initial-state]\n"
     "                                        float64 backward vs central finite differences; the last\n"
     "                                        line is max_rel_err=X (exit 1 when X > 1e-6)\n"
-    "  compile FILE [--arch sm_XX] [--emit cuda|ptx|cubin] [-o OUT] [--dtype bf16|fp16|fp32]\n"
+    "  compile FILE [--grad] [--arch sm_XX] [--emit cuda|ptx|cubin] [-o OUT] [--dtype bf16|fp16|fp32]\n"
     "                                        generate the kernels: CUDA C, or PTX/cubin through NVRTC\n"
-    "                                        (ptxas's register and spill report on stderr)\n"
+    "                                        (ptxas's register and spill report on stderr); --grad: the\n"
+    "                                        backward's kernels instead\n"
     "  run FILE --tokens T [--batch B] [--heads H] [--seed S] [--varlen L1,L2,...]\n"
     "          [--initial-state] [--dtype bf16|fp16|fp32] [--gate-scale X] [--chunked-ref]\n"
-    "          [--schedule auto|sequential|materialized]\n"
+    "          [--schedule auto|sequential|materialized] [--grad]\n"
     "                                        run on the GPU and compare with the float64 reference\n"
-    "                                        (exit 77 when there is no GPU)\n"
+    "                                        (exit 77 when there is no GPU); --grad: forward and\n"
+    "                                        backward, every gradient against the float64 backward\n"
     "  --version                             print the version\n"
     "  --help                                print this help\n"
     "\n"
@@ -186,10 +188,12 @@ static int cmd_compile(attnc_ctx *ctx, int argc, char **argv)
     const char *file = NULL, *outpath = "-";
     attnc_compile_options co = {0};
     attnc_emit_kind kind = ATTNC_EMIT_CUDA;
-    int dtype = -1;
+    int dtype = -1, grad = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--arch") == 0) {
+        if (strcmp(a, "--grad") == 0) {
+            grad = 1;
+        } else if (strcmp(a, "--arch") == 0) {
             if (!val || strncmp(val, "sm_", 3) != 0 || strlen(val) > 8)
                 return usage_error("compile: --arch needs a name like sm_80 or sm_90a, not '%s'", val ? val : "");
             co.arch = val;
@@ -235,7 +239,7 @@ static int cmd_compile(attnc_ctx *ctx, int argc, char **argv)
         return rc;
     }
     attnc_blob blob;
-    st = attnc_emit(ctx, spec, kind, &co, &blob);
+    st = grad ? attnc_emit_grad(ctx, spec, kind, &co, &blob) : attnc_emit(ctx, spec, kind, &co, &blob);
     if (st == ATTNC_ERR_INPUT) {
         rc = report(ctx, st, spec, 0);
     } else if (st != ATTNC_OK) {
@@ -443,6 +447,37 @@ static int cmd_ref(attnc_ctx *ctx, int argc, char **argv)
 
 #define EXIT_SKIP 77 /* CTest's SKIP_RETURN_CODE: no GPU here */
 
+/* `run --grad`: the backward must be generated (a clear error otherwise, GPU or not), then one line per
+ * gradient and the verdict last. */
+static int run_grad(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_options *opt)
+{
+    attnc_blob blob;
+    attnc_status st = attnc_emit_grad(ctx, spec, ATTNC_EMIT_CUDA, NULL, &blob);
+    if (st != ATTNC_OK)
+        return report(ctx, st, spec, 0);
+    if (!attnc_gpu_available()) {
+        fprintf(stderr, "attnc: run: no GPU (no CUDA driver or no device): skipped\n");
+        return EXIT_SKIP;
+    }
+    attnc_run_grad_report r;
+    st = attnc_run_grad_check(ctx, spec, opt, &r);
+    if (st == ATTNC_ERR_INPUT)
+        return report(ctx, st, spec, 0);
+    if (st != ATTNC_OK && st != ATTNC_ERR_NUMERIC) {
+        fprintf(stderr, "attnc: run: %s\n", attnc_errmsg(ctx));
+        return st == ATTNC_ERR_USAGE ? EXIT_USAGE : EXIT_INPUT;
+    }
+    for (uint32_t i = 0; i < r.n; i++)
+        printf("  d%-12s rel err %.3e%s: %s\n", r.item[i].name, r.item[i].rel_err, r.item[i].nonfinite ? " (NaN/Inf)" : "",
+               !r.item[i].nonfinite && r.item[i].rel_err <= r.tolerance ? "pass" : "FAIL");
+    printf("%s: backward, %u tokens in %u sequence%s: %u gradients, tolerance %g, %s, backward %.3f ms, "
+           "reference %.1f s: %s\n",
+           attnc_spec_name(spec), r.total_tokens, r.nseq, r.nseq == 1 ? "" : "s", r.n, r.tolerance,
+           r.deterministic ? "deterministic (two runs, same bits)" : "NOT DETERMINISTIC", r.backward_ms, r.reference_s,
+           st == ATTNC_OK ? "pass" : "FAIL");
+    return st == ATTNC_OK ? EXIT_CLEAN : EXIT_INPUT;
+}
+
 static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
 {
     const char *file = NULL;
@@ -451,8 +486,13 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
     uint64_t v;
     int dtype = -1;
     uint32_t heads = 0;
+    int grad = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--grad") == 0) {
+            grad = 1;
+            continue;
+        }
         int got = parse_problem_option("run", argc, argv, &i, &pa);
         if (got < 0)
             return EXIT_USAGE;
@@ -509,6 +549,11 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
     if (rc == EXIT_CLEAN && (heads || dtype >= 0))
         rc = report(ctx, attnc_spec_override(spec, heads, dtype), spec, 0);
     if (rc != EXIT_CLEAN) {
+        attnc_spec_free(spec);
+        return rc;
+    }
+    if (grad) {
+        rc = run_grad(ctx, spec, &opt);
         attnc_spec_free(spec);
         return rc;
     }

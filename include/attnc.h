@@ -200,9 +200,8 @@ attnc_status attnc_ref_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
 typedef enum attnc_dtype { ATTNC_BF16 = 0, ATTNC_FP16 = 1, ATTNC_FP32 = 2 } attnc_dtype;
 
 /* Overrides the head count of every head axis (for experiments and checks at other sizes: `attnc run
- * --heads`) and/or the dtype of every per-token input and of the output (`--dtype`: an fp32 run is fp32
- * end to end).  `heads` 0 and `input_dtype` -1 leave them.  The module is checked again; ATTNC_ERR_INPUT
- * with diagnostics if it no longer passes. */
+ * --heads`) and/or the dtype of every per-token input.  `heads` 0 and `input_dtype` -1 leave them.  The
+ * module is checked again; ATTNC_ERR_INPUT with diagnostics if it no longer passes. */
 attnc_status attnc_spec_override(attnc_spec *spec, uint32_t heads, int input_dtype);
 
 /* Runs the lowering passes up to and including `after_pass` (NULL: all) and returns the IR text with its
@@ -327,6 +326,73 @@ typedef struct attnc_run_report {
  * float64 reference.  ATTNC_ERR_NUMERIC when the error exceeds the tolerance or anything is not finite. */
 attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_options *opt,
                              attnc_run_report *out /* OUT */);
+
+/* ---- the backward (issue 4): gradients of every input on the GPU ---------------------------- */
+
+/* The backward kernels of a spec, compiled for the GPU present (or found in the disk cache), separate
+ * from the forward's (a spec whose backward is not generated still runs forward).  First tier: causal
+ * linear parts with an additive update (no, constant, scalar or per-channel decay) and no normaliser;
+ * other specs give ATTNC_ERR_INPUT with "backward not generated yet for FEATURE" in the diagnostics and
+ * attnc_errmsg. */
+typedef struct attnc_grad_kernel attnc_grad_kernel;
+
+attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
+                                   attnc_grad_kernel **kernel /* OUT */);
+void attnc_grad_kernel_free(attnc_grad_kernel *kernel);
+
+/* The backward's CUDA C, PTX or cubin (as attnc_emit does for the forward). */
+attnc_status attnc_emit_grad(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, const attnc_compile_options *opts,
+                             attnc_blob *out /* OUT */);
+
+/* Backward arguments: the forward's inputs (layouts of attnc_forward_args), the output's gradient dout
+ * [B, T, H_out, V] (the output's dtype), optional h0 and dhT (fp32 [N, H_state, K, V]; dhT absent = 0),
+ * and where the gradients go: dinputs[i] has input i's shape and dtype (data NULL: not wanted), dh0 fp32
+ * [N, H_state, K, V] (data NULL: not wanted).  Every gradient is written whole (nothing accumulates into
+ * what the buffers held).  Heads that share a tensor (GQA, GVA, parameters) get the sum over the heads
+ * and tokens that read it.
+ * Deterministic: no atomics; every sum runs in a fixed order, so the same inputs give the same bits on
+ * every run (on one GPU model and attnc version).  The workspace (fp32 role gradients and per-head
+ * partials, about 4 (3K + V) + 4 sum(len) bytes per token and output head, and with a decay every
+ * 32-token chunk's state, 4 K V / 32 bytes per token and output head) is owned by the kernel handle and
+ * grown on demand: launches of one handle must be ordered (one stream). */
+typedef struct attnc_backward_args {
+    const attnc_tensor *inputs;  /* the spec's tensors, in declaration order */
+    size_t ninputs;
+    attnc_tensor dout;
+    attnc_tensor h0, dhT;
+    attnc_tensor *dinputs;       /* ninputs gradients (same order) */
+    attnc_tensor dh0;
+    const int32_t *cu_seqlens;   /* device pointer or NULL (as attnc_forward) */
+    int64_t nseq;
+    void *stream;                /* a CUstream, or NULL */
+} attnc_backward_args;
+
+attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *kernel, const attnc_backward_args *args);
+
+#define ATTNC_RUN_GRAD_MAX 66
+
+typedef struct attnc_run_grad_item {
+    char name[48];      /* the tensor ("q", "A_log") or "h0" */
+    double rel_err;     /* ||gpu - ref|| / ||ref|| (Frobenius; plain norm of gpu when ref is all zero) */
+    int nonfinite;      /* a NaN or Inf in the GPU's gradient */
+} attnc_run_grad_item;
+
+typedef struct attnc_run_grad_report {
+    uint32_t total_tokens, nseq;
+    uint32_t n;                        /* gradients compared */
+    attnc_run_grad_item item[ATTNC_RUN_GRAD_MAX];
+    double tolerance;                  /* 2e-2 for 16-bit inputs, 1e-4 for fp32 */
+    int deterministic;                 /* a second backward gave the same bits */
+    double backward_ms;                /* one backward, measured with events */
+    double reference_s;
+} attnc_run_grad_report;
+
+/* Draws fresh inputs and upstream gradients (dout, and dhT where the spec returns a final state) as
+ * `attnc ref --grad` does, runs the forward and the backward on the GPU with every gradient buffer
+ * poisoned (NaN), and compares each gradient with the float64 reference backward.  ATTNC_ERR_NUMERIC
+ * when any exceeds the tolerance, is not finite, or a second run differs in any bit. */
+attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_options *opt,
+                                  attnc_run_grad_report *out /* OUT */);
 
 #ifdef __cplusplus
 }

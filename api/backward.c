@@ -1,0 +1,340 @@
+/* api/backward.c: the backward on the GPU (attnc.h, "the backward").
+ *
+ * A grad kernel is the backward's own translation unit (codegen/cuda_bwd.c, planned by passes/grad.c),
+ * compiled through the same disk cache as the forward.  A launch (attnc_backward) checks every tensor as
+ * attnc_forward does, then runs, on one stream:
+ *   1. attnc_bwd_linear   grid (N, H_out): role gradients into the workspace, each head's dh0 share;
+ *   2. attnc_bwd_inputs   a warp per (token, output head): the value DAG's adjoint, per-head partials;
+ *   3. per wanted gradient, a fixed-order sum of the partials into the caller's buffer, in its dtype:
+ *      attnc_bwd_sum_heads for per-token tensors and dh0, attnc_bwd_sum_param for parameters.
+ * No atomics and no host synchronisation (cu_seqlens is never read on the host).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "cuda_bwd.h"
+#include "passes.h"
+#include "rt.h"
+
+enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_COUNT };
+static const char *const entries[BK_COUNT] = {"attnc_bwd_linear", "attnc_bwd_inputs", "attnc_bwd_sum_heads",
+                                              "attnc_bwd_sum_param"};
+
+typedef struct grad_tensor {
+    char label[96];
+    bool per_token;
+    uint32_t heads, len;
+    attnc_dtype dtype;
+} grad_tensor;
+
+struct attnc_grad_kernel {
+    char name[64];
+    uint32_t ntensors;
+    grad_tensor *tensors;
+    ir_shape sh;
+    uint32_t K, V, gk, chunk;
+    bool gated;         /* a decay: the chunk kernel stores every chunk's S_out */
+    attnc_dtype out_dtype;
+    bool state_in, state_out, document;
+    unsigned smem_bytes;
+    rt_function *fn[BK_COUNT];
+    uint64_t ws;
+    size_t ws_bytes;
+};
+
+/* The parameter blocks of the generated kernels (attnc_bwd_params, attnc_bwd_sum_params). */
+typedef struct bwd_params {
+    const void *in[64];
+    float *part[64];
+    const void *dout;
+    const float *h0, *dhT;
+    const int *cu_seqlens;
+    int seqlen, nseq, total, pad_;
+    float *ws_dq, *ws_dk, *ws_dv, *ws_dg, *ws_dh0;
+    float *ws_s;
+} bwd_params;
+
+typedef struct bwd_sum_params {
+    const float *part;
+    void *out;
+    int dtype;
+    long long rows;
+    int group;
+    int len;
+    int tokens;
+} bwd_sum_params;
+
+static attnc_status generate_bwd(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_output *out)
+{
+    if (!spec || !spec->ir)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec has errors or is NULL");
+    pass_options po = {0};
+    if (!passes_run(spec->ir, &po, -1, &spec->diags))
+        return api_fail(ctx, ATTNC_ERR_INPUT, "%s: the lowering passes rejected the module", spec->ir->name);
+    size_t before = spec->diags.n;
+    if (!codegen_cuda_bwd(spec->ir, spec->arena, &spec->diags, out)) {
+        const char *msg = spec->diags.n > before ? spec->diags.list[spec->diags.n - 1].message : "failed";
+        return api_fail(ctx, ATTNC_ERR_INPUT, "%s: %s", spec->ir->name, msg);
+    }
+    return ATTNC_OK;
+}
+
+attnc_status attnc_emit_grad(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, const attnc_compile_options *opts,
+                             attnc_blob *out)
+{
+    if (!out)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result");
+    memset(out, 0, sizeof *out);
+    out->regs = out->spill_bytes = -1;
+    cg_bwd_output cg;
+    attnc_status st = generate_bwd(ctx, spec, &cg);
+    if (st != ATTNC_OK)
+        return st;
+    return api_emit_unit(ctx, spec, cg.source, kind, opts, out);
+}
+
+void attnc_grad_kernel_free(attnc_grad_kernel *k)
+{
+    if (!k)
+        return;
+    for (int i = 0; i < BK_COUNT; i++)
+        rt_function_free(k->fn[i]);
+    if (k->ws)
+        rt_mem_free(k->ws);
+    free(k->tensors);
+    free(k);
+}
+
+attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
+                                   attnc_grad_kernel **kernel)
+{
+    if (!kernel)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result (kernel is NULL)");
+    *kernel = NULL;
+    rt_device_info dev;
+    rt_error err;
+    if (!rt_driver_open(0, &dev, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
+    char arch[16];
+    if (opts && opts->arch)
+        snprintf(arch, sizeof arch, "%s", opts->arch);
+    else
+        snprintf(arch, sizeof arch, "sm_%d%d", dev.cc_major, dev.cc_minor);
+    cg_bwd_output cg;
+    attnc_status st = generate_bwd(ctx, spec, &cg);
+    if (st != ATTNC_OK)
+        return st;
+    const ir_module *m = spec->ir;
+    attnc_grad_kernel *k = calloc(1, sizeof *k);
+    if (!k || !(k->tensors = calloc(m->ntensors ? m->ntensors : 1, sizeof *k->tensors))) {
+        free(k);
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    snprintf(k->name, sizeof k->name, "%s", m->name);
+    k->ntensors = m->ntensors;
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        const ir_tensor *t = &m->tensors[i];
+        grad_tensor *gt = &k->tensors[i];
+        snprintf(gt->label, sizeof gt->label, "tensor %u ('%.60s')", i, t->name);
+        gt->per_token = t->per_token;
+        gt->heads = m->axes[t->axis].count;
+        gt->len = t->len;
+        gt->dtype = (attnc_dtype)t->dtype;
+    }
+    k->sh = ir_module_shape(m);
+    if (!k->sh.heads_state)
+        k->sh.heads_state = k->sh.heads_out;
+    k->K = cg.plan.K;
+    k->V = cg.plan.V;
+    k->gk = cg.plan.gk;
+    k->chunk = cg.plan.chunk;
+    k->gated = cg.plan.transition != IR_TR_IDENTITY;
+    k->out_dtype = (attnc_dtype)m->out_dtype;
+    k->state_in = m->state_in;
+    k->state_out = m->state_out;
+    k->document = m->document;
+    k->smem_bytes = cg.plan.smem_bytes;
+    void *image = NULL;
+    size_t size = 0;
+    bool hit = false;
+    if ((st = api_get_cubin(ctx, m->name, cg.source, arch, !(opts && opts->no_cache), &image, &size, &hit)) != ATTNC_OK) {
+        attnc_grad_kernel_free(k);
+        return st;
+    }
+    for (int i = 0; i < BK_COUNT; i++) {
+        if (!rt_function_load(image, size, entries[i], &k->fn[i], &err) ||
+            (i == BK_LINEAR && k->smem_bytes > 48 * 1024 && !rt_function_set_smem(k->fn[i], k->smem_bytes, &err))) {
+            free(image);
+            attnc_grad_kernel_free(k);
+            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", m->name, err.msg);
+        }
+    }
+    free(image);
+    *kernel = k;
+    return ATTNC_OK;
+}
+
+static size_t align256(size_t x)
+{
+    return (x + 255) / 256 * 256;
+}
+
+/* The workspace: role gradients, dh0 per output head, every chunk's S_out (gated specs), every tensor's
+ * partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
+static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bwd_params *lp)
+{
+    size_t rows = (size_t)total * k->sh.heads_out;
+    size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
+    size_t sizes[4 + 2 + 64] = {rows * k->K, rows * k->K, rows * k->V, rows * k->gk,
+                                dh0 ? (size_t)N * k->sh.heads_out * k->K * k->V : 0,
+                                k->gated ? slots * k->sh.heads_out * k->K * k->V : 0};
+    for (uint32_t i = 0; i < k->ntensors; i++)
+        sizes[6 + i] = rows * k->tensors[i].len;
+    size_t need = 0, n = 6 + k->ntensors;
+    for (size_t i = 0; i < n; i++)
+        need += align256(sizes[i] * 4);
+    if (need > k->ws_bytes) {
+        rt_error err;
+        if (k->ws)
+            rt_mem_free(k->ws);
+        k->ws = 0;
+        k->ws_bytes = 0;
+        if (!rt_mem_alloc(&k->ws, need, &err))
+            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: workspace of %zu bytes: %s", k->name, need, err.msg);
+        k->ws_bytes = need;
+    }
+    float *ptr[4 + 2 + 64];
+    uint64_t at = k->ws;
+    for (size_t i = 0; i < n; i++) {
+        ptr[i] = sizes[i] ? (float *)(uintptr_t)at : NULL;
+        at += align256(sizes[i] * 4);
+    }
+    lp->ws_dq = ptr[0];
+    lp->ws_dk = ptr[1];
+    lp->ws_dv = ptr[2];
+    lp->ws_dg = ptr[3];
+    lp->ws_dh0 = ptr[4];
+    lp->ws_s = ptr[5];
+    for (uint32_t i = 0; i < k->ntensors; i++)
+        lp->part[i] = ptr[6 + i];
+    return ATTNC_OK;
+}
+
+static attnc_status launch_sum(attnc_ctx *ctx, attnc_grad_kernel *k, int which, bwd_sum_params sp, void *stream)
+{
+    rt_error err;
+    unsigned block[3] = {CG_BWD_THREADS, 1, 1};
+    unsigned grid[3] = {1, 1, 1};
+    if (which == BK_SUM_HEADS)
+        grid[0] = (unsigned)(((size_t)sp.rows * (size_t)sp.len + CG_BWD_THREADS - 1) / CG_BWD_THREADS);
+    else
+        grid[0] = (unsigned)(sp.rows * sp.len);
+    void *params[] = {&sp};
+    if (grid[0] && !rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    return ATTNC_OK;
+}
+
+attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_backward_args *a)
+{
+    if (!k || !a)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "kernel or args is NULL");
+    if (a->ninputs != k->ntensors || (k->ntensors && (!a->inputs || !a->dinputs)))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s backward takes %u tensors and as many gradients, got %zu", k->name,
+                        k->ntensors, a->ninputs);
+    attnc_status st;
+    int64_t B = -1, T = -1;
+    char what[128];
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 0; i < k->ntensors; i++) {
+            const grad_tensor *gt = &k->tensors[i];
+            const attnc_tensor *t = pass == 0 ? &a->inputs[i] : &a->dinputs[i];
+            if (pass == 1 && !t->data)
+                continue;   /* not wanted */
+            int64_t want[4] = {B, T, gt->heads, gt->len}, got[4];
+            int nd = gt->per_token ? (gt->len == 1 ? 3 : 4) : (gt->len == 1 ? 1 : 2);
+            const int64_t *w = gt->per_token ? want : want + 2;
+            snprintf(what, sizeof what, "%s%s", pass ? "the gradient of " : "", gt->label);
+            if ((st = api_check_tensor(ctx, k->name, what, t, gt->dtype, nd, w, got, ir_dtype_bytes((ir_dtype)gt->dtype))) != ATTNC_OK)
+                return st;
+            if (gt->per_token) {
+                B = got[0];
+                T = got[1];
+            }
+        }
+    if (B < 0)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: no per-token input fixes B and T", k->name);
+    int64_t N = B;
+    if (a->cu_seqlens) {
+        if (!k->document)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: cu_seqlens given but the spec does not say 'document'", k->name);
+        if (B != 1)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: with cu_seqlens the batch must be 1, got %lld", k->name, (long long)B);
+        if (a->nseq < 1 || a->nseq > 65535)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: nseq %lld out of range 1..65535", k->name, (long long)a->nseq);
+        N = a->nseq;
+    } else if (N > 65535) {
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: batch %lld exceeds 65535", k->name, (long long)N);
+    }
+    if (B * T > INT32_MAX)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %lld tokens exceed 2^31", k->name, (long long)(B * T));
+    int64_t wo[4] = {B, T, k->sh.heads_out, k->V};
+    if ((st = api_check_tensor(ctx, k->name, "dout", &a->dout, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype))) != ATTNC_OK)
+        return st;
+    int64_t hs[4] = {N, k->sh.heads_state, k->K, k->V};
+    struct { const char *name; const attnc_tensor *t; bool allowed; } states[] = {
+        {"h0", &a->h0, k->state_in}, {"dhT", &a->dhT, k->state_out}, {"dh0", &a->dh0, k->state_in}};
+    for (size_t i = 0; i < sizeof states / sizeof *states; i++) {
+        if (!states[i].t->data)
+            continue;
+        if (!states[i].allowed)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s given but the spec has no %s state", k->name, states[i].name,
+                            i == 1 ? "final" : "initial");
+        if ((st = api_check_tensor(ctx, k->name, states[i].name, states[i].t, ATTNC_FP32, 4, hs, NULL, 4)) != ATTNC_OK)
+            return st;
+    }
+    int64_t total = B * T;
+    bwd_params lp;
+    memset(&lp, 0, sizeof lp);
+    if ((st = workspace(ctx, k, total, N, a->dh0.data != NULL, &lp)) != ATTNC_OK)
+        return st;
+    for (uint32_t i = 0; i < k->ntensors; i++)
+        lp.in[i] = a->inputs[i].data;
+    lp.dout = a->dout.data;
+    lp.h0 = a->h0.data;
+    lp.dhT = a->dhT.data;
+    lp.cu_seqlens = a->cu_seqlens;
+    lp.seqlen = a->cu_seqlens ? 0 : (int)T;
+    lp.nseq = (int)N;
+    lp.total = (int)total;
+    rt_error err;
+    void *params[] = {&lp};
+    unsigned block[3] = {CG_BWD_THREADS, 1, 1};
+    unsigned g1[3] = {(unsigned)N, k->sh.heads_out, 1};
+    if (!rt_launch(k->fn[BK_LINEAR], g1, block, k->smem_bytes, a->stream, params, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    size_t warps = (size_t)total * k->sh.heads_out;
+    unsigned g2[3] = {(unsigned)((warps + CG_BWD_WARPS - 1) / CG_BWD_WARPS), 1, 1};
+    if (!rt_launch(k->fn[BK_INPUTS], g2, block, 0, a->stream, params, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    for (uint32_t i = 0; i < k->ntensors; i++) {
+        const grad_tensor *gt = &k->tensors[i];
+        if (!a->dinputs[i].data)
+            continue;
+        bwd_sum_params sp = {.part = lp.part[i], .out = a->dinputs[i].data, .dtype = (int)gt->dtype,
+                             .group = (int)(k->sh.heads_out / gt->heads), .len = (int)gt->len, .tokens = (int)total};
+        sp.rows = gt->per_token ? total * (long long)gt->heads : (long long)gt->heads;
+        if ((st = launch_sum(ctx, k, gt->per_token ? BK_SUM_HEADS : BK_SUM_PARAM, sp, a->stream)) != ATTNC_OK)
+            return st;
+    }
+    if (a->dh0.data) {
+        bwd_sum_params sp = {.part = lp.ws_dh0, .out = a->dh0.data, .dtype = ATTNC_FP32,
+                             .rows = N * (long long)k->sh.heads_state, .group = (int)(k->sh.heads_out / k->sh.heads_state),
+                             .len = (int)(k->K * k->V), .tokens = (int)total};
+        if ((st = launch_sum(ctx, k, BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
+            return st;
+    }
+    return ATTNC_OK;
+}

@@ -1,0 +1,473 @@
+/* codegen/cuda_bwd.c: the CUDA C generator of the backward (cuda_bwd.h; passes/grad.c plans it).
+ *
+ * The translation unit: a header comment, support.cuh, the parameter block attnc_bwd_params, the
+ * ATTNC_B_* constants of the plan, two generated functions, then the fixed kernel bodies of
+ * linear_bwd_kernel.cuh.  The generated functions print the spec's value DAG as straight-line code, one
+ * warp per (token, output head):
+ *   - attnc_bwd_roles evaluates the values the linear roles reach (forward) and stores the fp32 rows of
+ *     q, k, v and the log gate;
+ *   - attnc_bwd_adjoint evaluates them again, seeds the roles' adjoints with the role gradients from the
+ *     workspaces, and applies one adjoint rule per op in reverse SSA order (the rules of
+ *     reference/ref_eval.c: kinks take the branch the forward took, a broadcast scalar operand sums its
+ *     adjoint over the channels, only values that read a tensor get adjoints), ending in the tensors'
+ *     partial gradients of this (token, head).
+ * Value layout: a scalar is one float that every lane holds; a vector of length L is ceil(L/32) floats
+ * per lane, slot s holding channel 32 s + lane (0 past L, so whole-vector sums see only real channels).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "attnc.h"
+#include "cuda_bwd.h"
+
+extern const char attnc_support_src[];
+extern const char attnc_linear_bwd_kernel_src[];
+
+typedef struct bgen {
+    const ir_module *m;
+    const grad_plan *gp;
+    attnc_buf b;
+} bgen;
+
+static unsigned nslots(unsigned len)
+{
+    return (len + 31) / 32;
+}
+
+static void put_float(attnc_buf *b, double x)
+{
+    char s[48];
+    snprintf(s, sizeof s, "%.9g", x);
+    if (!strpbrk(s, ".eEn"))
+        strcat(s, ".0");
+    attnc_buf_printf(b, "(%sf)", s);
+}
+
+static const char *dtype_macro(int dt)
+{
+    return dt == IR_DT_BF16 ? "ATTNC_DT_BF16" : dt == IR_DT_FP16 ? "ATTNC_DT_FP16" : "ATTNC_DT_FP32";
+}
+
+static unsigned vlen(const bgen *g, ir_ref r)
+{
+    return g->m->values[r].type.len;
+}
+
+/* "vR" for a scalar, "vR[s]" for slot s of a vector (prefix v: values, g: adjoints). */
+static void put_ref(bgen *g, char prefix, ir_ref r, unsigned s)
+{
+    if (vlen(g, r) == 1)
+        attnc_buf_printf(&g->b, "%c%u", prefix, r);
+    else
+        attnc_buf_printf(&g->b, "%c%u[%u]", prefix, r, s);
+}
+
+static const char *elem_fn(ir_op op)
+{
+    switch (op) {
+    case IR_OP_POW: return "powf";
+    case IR_OP_MIN: return "fminf";
+    case IR_OP_MAX: return "fmaxf";
+    case IR_OP_EXP: return "expf";
+    case IR_OP_LOG: return "logf";
+    case IR_OP_SQRT: return "sqrtf";
+    case IR_OP_RSQRT: return "rsqrtf";
+    case IR_OP_ABS: return "fabsf";
+    case IR_OP_TANH: return "tanhf";
+    case IR_OP_SIGMOID: return "attnc_sigmoid";
+    case IR_OP_LOGSIGMOID: return "attnc_logsigmoid";
+    case IR_OP_SOFTPLUS: return "attnc_softplus";
+    case IR_OP_ELU: return "attnc_elu";
+    case IR_OP_SILU: return "attnc_silu";
+    default: return NULL;
+    }
+}
+
+/* The head of axis `axis` that output head h reads. */
+static void put_head(bgen *g, unsigned axis)
+{
+    attnc_buf_printf(&g->b, "(h / (ATTNC_HOUT / %u))", g->m->axes[axis].count);
+}
+
+/* The expression of elementwise value v at slot s (operands x = arg 0, w = arg 1). */
+static void put_elem(bgen *g, const ir_value *v, unsigned s)
+{
+    attnc_buf *b = &g->b;
+    ir_op op = (ir_op)v->op;
+    static const char infix[IR_OP_COUNT] = {[IR_OP_ADD] = '+', [IR_OP_SUB] = '-', [IR_OP_MUL] = '*', [IR_OP_DIV] = '/'};
+    if (op == IR_OP_NEG) {
+        attnc_buf_puts(b, "(-");
+        put_ref(g, 'v', v->arg[0], s);
+        attnc_buf_puts(b, ")");
+    } else if (infix[op]) {
+        attnc_buf_puts(b, "(");
+        put_ref(g, 'v', v->arg[0], s);
+        attnc_buf_printf(b, " %c ", infix[op]);
+        put_ref(g, 'v', v->arg[1], s);
+        attnc_buf_puts(b, ")");
+    } else if (op == IR_OP_RELU) {
+        attnc_buf_puts(b, "fmaxf(");
+        put_ref(g, 'v', v->arg[0], s);
+        attnc_buf_puts(b, ", 0.f)");
+    } else if (op == IR_OP_MIN || op == IR_OP_MAX) {
+        /* as the reference: x < w ? x : w (min), x > w ? x : w (max), w on a tie */
+        attnc_buf_puts(b, "(");
+        put_ref(g, 'v', v->arg[0], s);
+        attnc_buf_puts(b, op == IR_OP_MIN ? " < " : " > ");
+        put_ref(g, 'v', v->arg[1], s);
+        attnc_buf_puts(b, " ? ");
+        put_ref(g, 'v', v->arg[0], s);
+        attnc_buf_puts(b, " : ");
+        put_ref(g, 'v', v->arg[1], s);
+        attnc_buf_puts(b, ")");
+    } else {
+        attnc_buf_printf(b, "%s(", elem_fn(op));
+        put_ref(g, 'v', v->arg[0], s);
+        if (ir_op_arity(op) == 2) {
+            attnc_buf_puts(b, ", ");
+            put_ref(g, 'v', v->arg[1], s);
+        }
+        attnc_buf_puts(b, ")");
+    }
+}
+
+/* Forward code of value r (every op but taylor2, which grad_derive refuses). */
+static void emit_value(bgen *g, ir_ref r)
+{
+    const ir_module *m = g->m;
+    const ir_value *v = &m->values[r];
+    attnc_buf *b = &g->b;
+    unsigned len = v->type.len, ns = nslots(len);
+    ir_op op = (ir_op)v->op;
+    switch (op) {
+    case IR_OP_CONST:
+        attnc_buf_printf(b, "    const float v%u = ", r);
+        put_float(b, v->num);
+        attnc_buf_puts(b, ";\n");
+        return;
+    case IR_OP_HEAD:
+        attnc_buf_printf(b, "    const float v%u = (float)", r);
+        put_head(g, v->aux);
+        attnc_buf_puts(b, ";\n");
+        return;
+    case IR_OP_INPUT:
+    case IR_OP_PARAM: {
+        const ir_tensor *t = &m->tensors[v->aux];
+        attnc_buf_printf(b, "    // %s %s: %s [%s%s%u]\n", op == IR_OP_INPUT ? "input" : "param", t->name,
+                         ir_dtype_name(t->dtype), op == IR_OP_INPUT ? "T, " : "", m->axes[t->axis].name, t->len);
+        attnc_buf_printf(b, "    const size_t row%u = (size_t)", r);
+        if (op == IR_OP_INPUT)
+            attnc_buf_printf(b, "((size_t)t * %u + ", m->axes[t->axis].count);
+        put_head(g, t->axis);
+        attnc_buf_printf(b, "%s * %u;\n", op == IR_OP_INPUT ? ")" : "", t->len);
+        if (len == 1) {
+            attnc_buf_printf(b, "    const float v%u = attnc_load<%s>(p.in[%u], row%u);\n", r, dtype_macro(t->dtype), v->aux, r);
+        } else {
+            attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+            for (unsigned s = 0; s < ns; s++)
+                attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? attnc_load<%s>(p.in[%u], row%u + lane + %u) : 0.f;\n", r, s,
+                                 32 * s, len, dtype_macro(t->dtype), v->aux, r, 32 * s);
+        }
+        return;
+    }
+    case IR_OP_L2NORM: {
+        ir_ref x = v->arg[0];
+        attnc_buf_printf(b, "    float v%u[%u];\n    {\n        float ss = 0.f;\n", r, ns);
+        for (unsigned s = 0; s < ns; s++)
+            attnc_buf_printf(b, "        ss += v%u[%u] * v%u[%u];\n", x, s, x, s);
+        attnc_buf_puts(b, "        const float inv = 1.f / sqrtf(attnc_warp_sum(ss) + 1e-6f);\n");
+        for (unsigned s = 0; s < ns; s++)
+            attnc_buf_printf(b, "        v%u[%u] = v%u[%u] * inv;\n", r, s, x, s);
+        attnc_buf_puts(b, "    }\n");
+        return;
+    }
+    default:
+        break;
+    }
+    if (len == 1) {
+        attnc_buf_printf(b, "    const float v%u = ", r);
+        put_elem(g, v, 0);
+        attnc_buf_puts(b, ";\n");
+        return;
+    }
+    attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+    for (unsigned s = 0; s < ns; s++) {
+        attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? ", r, s, 32 * s, len);
+        put_elem(g, v, s);
+        attnc_buf_puts(b, " : 0.f;\n");
+    }
+}
+
+static void emit_forward_values(bgen *g)
+{
+    for (ir_ref r = 1; r < g->m->nvalues; r++)
+        if (g->gp->live[r])
+            emit_value(g, r);
+}
+
+/* d/d(operand `which`) of elementwise op `op` times the adjoint g_, in terms of x (operand 0), w (operand
+ * 1) and y (the result): the rules of reference/ref_eval.c. */
+static const char *adjoint_rule(ir_op op, int which)
+{
+    switch (op) {
+    case IR_OP_NEG: return "-g_";
+    case IR_OP_ADD: return "g_";
+    case IR_OP_SUB: return which ? "-g_" : "g_";
+    case IR_OP_MUL: return which ? "g_ * x" : "g_ * w";
+    case IR_OP_DIV: return which ? "-g_ * x / (w * w)" : "g_ / w";
+    case IR_OP_POW: return which ? "g_ * y * logf(x)" : "g_ * w * powf(x, w - 1.f)";
+    case IR_OP_MIN: return which ? "(x < w ? 0.f : g_)" : "(x < w ? g_ : 0.f)";
+    case IR_OP_MAX: return which ? "(x > w ? 0.f : g_)" : "(x > w ? g_ : 0.f)";
+    case IR_OP_EXP: return "g_ * y";
+    case IR_OP_LOG: return "g_ / x";
+    case IR_OP_SQRT: return "0.5f * g_ / y";
+    case IR_OP_RSQRT: return "-0.5f * g_ * y * y * y";
+    case IR_OP_ABS: return "(x > 0.f ? g_ : x < 0.f ? -g_ : 0.f)";
+    case IR_OP_TANH: return "g_ * (1.f - y * y)";
+    case IR_OP_SIGMOID: return "g_ * y * attnc_sigmoid(-x)";
+    case IR_OP_LOGSIGMOID: return "g_ * attnc_sigmoid(-x)";
+    case IR_OP_SOFTPLUS: return "g_ * attnc_sigmoid(x)";
+    case IR_OP_RELU: return "(x > 0.f ? g_ : 0.f)";
+    case IR_OP_ELU: return "(x > 0.f ? g_ : g_ * expf(x))";
+    case IR_OP_SILU: return "g_ * (attnc_sigmoid(x) + x * attnc_sigmoid(x) * attnc_sigmoid(-x))";
+    default: return NULL;
+    }
+}
+
+/* The adjoint of elementwise value r into its operands' adjoints. */
+static void emit_elem_adjoint(bgen *g, ir_ref r)
+{
+    const ir_value *v = &g->m->values[r];
+    attnc_buf *b = &g->b;
+    ir_op op = (ir_op)v->op;
+    int arity = ir_op_arity(op);
+    unsigned len = v->type.len;
+    attnc_buf_printf(b, "    {   // %s\n", ir_op_name(op));
+    bool bcast[2] = {false, false};
+    for (int k = 0; k < arity; k++) {
+        ir_ref a = v->arg[k];
+        bcast[k] = g->gp->needs[a] && len > 1 && vlen(g, a) == 1;
+        if (bcast[k])
+            attnc_buf_printf(b, "        float sum%d = 0.f;   // a scalar operand broadcast over the channels\n", k);
+    }
+    for (unsigned s = 0; s < (len == 1 ? 1 : nslots(len)); s++) {
+        if (len > 1)
+            attnc_buf_printf(b, "        if (lane + %u < %u) {\n", 32 * s, len);
+        else
+            attnc_buf_puts(b, "        {\n");
+        attnc_buf_puts(b, "            const float g_ = ");
+        put_ref(g, 'g', r, s);
+        attnc_buf_puts(b, ", x = ");
+        put_ref(g, 'v', v->arg[0], s);
+        attnc_buf_puts(b, ", w = ");
+        if (arity == 2)
+            put_ref(g, 'v', v->arg[1], s);
+        else
+            attnc_buf_puts(b, "0.f");
+        attnc_buf_puts(b, ", y = ");
+        put_ref(g, 'v', r, s);
+        attnc_buf_puts(b, ";\n            (void)x, (void)w, (void)y;\n");
+        for (int k = 0; k < arity; k++) {
+            ir_ref a = v->arg[k];
+            if (!g->gp->needs[a])
+                continue;
+            if (bcast[k]) {
+                attnc_buf_printf(b, "            sum%d += %s;\n", k, adjoint_rule(op, k));
+            } else {
+                attnc_buf_puts(b, "            ");
+                put_ref(g, 'g', a, s);
+                attnc_buf_printf(b, " += %s;\n", adjoint_rule(op, k));
+            }
+        }
+        attnc_buf_puts(b, "        }\n");
+    }
+    for (int k = 0; k < arity; k++)
+        if (bcast[k])
+            attnc_buf_printf(b, "        g%u += attnc_warp_sum(sum%d);\n", v->arg[k], k);
+    attnc_buf_puts(b, "    }\n");
+}
+
+static void emit_adjoint_of(bgen *g, ir_ref r)
+{
+    const ir_module *m = g->m;
+    const ir_value *v = &m->values[r];
+    attnc_buf *b = &g->b;
+    unsigned ns = nslots(v->type.len);
+    switch ((ir_op)v->op) {
+    case IR_OP_INPUT:
+    case IR_OP_PARAM:
+        if (v->type.len == 1)
+            attnc_buf_printf(b, "    d%u[0] += g%u;   // into %s's gradient\n", v->aux, r, m->tensors[v->aux].name);
+        else
+            for (unsigned s = 0; s < ns; s++)
+                attnc_buf_printf(b, "    d%u[%u] += g%u[%u];\n", v->aux, s, r, s);
+        return;
+    case IR_OP_L2NORM: {
+        ir_ref x = v->arg[0];
+        attnc_buf_puts(b, "    {   // l2norm: dx = inv (g - y (g . y))\n        float ss = 0.f, gy = 0.f;\n");
+        for (unsigned s = 0; s < ns; s++)
+            attnc_buf_printf(b, "        ss += v%u[%u] * v%u[%u];\n        gy += g%u[%u] * v%u[%u];\n", x, s, x, s, r, s, r, s);
+        attnc_buf_puts(b, "        const float inv = 1.f / sqrtf(attnc_warp_sum(ss) + 1e-6f);\n        gy = attnc_warp_sum(gy);\n");
+        for (unsigned s = 0; s < ns; s++)
+            attnc_buf_printf(b, "        g%u[%u] += inv * (g%u[%u] - v%u[%u] * gy);\n", x, s, r, s, r, s);
+        attnc_buf_puts(b, "    }\n");
+        return;
+    }
+    default:
+        emit_elem_adjoint(g, r);
+        return;
+    }
+}
+
+/* Role row stores (roles function) and role gradient seeds (adjoint function). */
+static void emit_roles_fn(bgen *g)
+{
+    const ir_module *m = g->m;
+    const ir_linear *l = &m->linear;
+    attnc_buf *b = &g->b;
+    attnc_buf_puts(b, "\n// ---- the roles of token t, output head h: the spec's value DAG (generated) ----\n"
+                      "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
+                      "                                float *v, float *g)\n{\n");
+    emit_forward_values(g);
+    attnc_buf_puts(b, "    // the role rows\n");
+    struct { ir_ref r; const char *dst; } rows[] = {{l->query, "q"}, {l->key, "k"}, {l->value, "v"}};
+    for (size_t i = 0; i < 3; i++) {
+        unsigned len = vlen(g, rows[i].r);
+        for (unsigned s = 0; s < nslots(len); s++)
+            attnc_buf_printf(b, "    if (lane + %u < %u)\n        %s[lane + %u] = v%u[%u];\n", 32 * s, len, rows[i].dst, 32 * s,
+                             rows[i].r, s);
+    }
+    if (l->gate != IR_NONE) {
+        unsigned len = vlen(g, l->gate);
+        if (len == 1 && g->gp->gk > 1)
+            attnc_buf_printf(b, "    for (int c = lane; c < ATTNC_B_GK; c += 32)\n        g[c] = v%u;   // one gate over every channel\n", l->gate);
+        else if (len == 1)
+            attnc_buf_printf(b, "    if (lane == 0)\n        g[0] = v%u;\n", l->gate);
+        else
+            for (unsigned s = 0; s < nslots(len); s++)
+                attnc_buf_printf(b, "    if (lane + %u < %u)\n        g[lane + %u] = v%u[%u];\n", 32 * s, len, 32 * s, l->gate, s);
+    } else {
+        attnc_buf_puts(b, "    if (lane == 0)\n        g[0] = 0.f;   // no decay\n");
+    }
+    attnc_buf_puts(b, "}\n");
+}
+
+static void emit_adjoint_fn(bgen *g)
+{
+    const ir_module *m = g->m;
+    const ir_linear *l = &m->linear;
+    const grad_plan *gp = g->gp;
+    attnc_buf *b = &g->b;
+    attnc_buf_puts(b, "\n// ---- the adjoint of the value DAG for token t, output head h (generated) ----\n"
+                      "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane)\n{\n");
+    emit_forward_values(g);
+    attnc_buf_puts(b, "    // adjoints: the tensors' partial gradients, then every value that reads a tensor\n");
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        attnc_buf_printf(b, "    float d%u[%u] = {};   // %s\n", i, nslots(m->tensors[i].len), m->tensors[i].name);
+    for (ir_ref r = 1; r < m->nvalues; r++) {
+        if (!gp->needs[r])
+            continue;
+        if (vlen(g, r) == 1)
+            attnc_buf_printf(b, "    float g%u = 0.f;\n", r);
+        else
+            attnc_buf_printf(b, "    float g%u[%u] = {};\n", r, nslots(vlen(g, r)));
+    }
+    attnc_buf_puts(b, "    const size_t hrow = (size_t)t * ATTNC_HOUT + h;\n    // the role gradients\n");
+    struct { ir_ref r; const char *ws; const char *n; } seeds[] = {
+        {l->query, "p.ws_dq", "ATTNC_B_K"}, {l->key, "p.ws_dk", "ATTNC_B_K"}, {l->value, "p.ws_dv", "ATTNC_B_V"},
+        {gp->transition == IR_TR_IDENTITY ? IR_NONE : l->gate, "p.ws_dg", "ATTNC_B_GK"}};
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
+        ir_ref r = seeds[i].r;
+        if (r == IR_NONE || !gp->needs[r])
+            continue;
+        unsigned len = vlen(g, r);
+        if (len == 1 && i == 3 && gp->gk > 1) {
+            attnc_buf_printf(b, "    {   // one gate over every channel: the sum of the channels' gradients\n"
+                                "        float s = 0.f;\n"
+                                "        for (int c = lane; c < ATTNC_B_GK; c += 32)\n"
+                                "            s += %s[hrow * ATTNC_B_GK + c];\n"
+                                "        g%u += attnc_warp_sum(s);\n    }\n",
+                             seeds[i].ws, r);
+        } else if (len == 1) {
+            attnc_buf_printf(b, "    g%u += %s[hrow * %s];\n", r, seeds[i].ws, seeds[i].n);
+        } else {
+            for (unsigned s = 0; s < nslots(len); s++)
+                attnc_buf_printf(b, "    if (lane + %u < %u)\n        g%u[%u] += %s[hrow * %s + lane + %u];\n", 32 * s, len, r, s,
+                                 seeds[i].ws, seeds[i].n, 32 * s);
+        }
+    }
+    attnc_buf_puts(b, "    // the adjoint rules, in reverse order of the values\n");
+    for (ir_ref r = m->nvalues - 1; r >= 1; r--)
+        if (gp->needs[r])
+            emit_adjoint_of(g, r);
+    attnc_buf_puts(b, "    // this (token, head)'s partial gradient of every tensor\n");
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        unsigned len = m->tensors[i].len;
+        if (len == 1)
+            attnc_buf_printf(b, "    if (lane == 0)\n        p.part[%u][hrow] = d%u[0];\n", i, i);
+        else
+            for (unsigned s = 0; s < nslots(len); s++)
+                attnc_buf_printf(b, "    if (lane + %u < %u)\n        p.part[%u][hrow * %u + lane + %u] = d%u[%u];\n", 32 * s, len, i,
+                                 len, 32 * s, i, s);
+    }
+    attnc_buf_puts(b, "}\n");
+}
+
+bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_bwd_output *out)
+{
+    memset(out, 0, sizeof *out);
+    if (m->plan.stage != IR_PLAN_SCHEDULED) {
+        attnc_error(diags, m->span, "internal: the module was not scheduled before code generation");
+        return false;
+    }
+    if (!grad_derive(m, a, &out->plan))
+        return false;
+    const grad_plan *gp = &out->plan;
+    if (!gp->ok) {
+        attnc_error(diags, gp->where, "backward not generated yet for %s", gp->missing);
+        return false;
+    }
+    if (m->ntensors > 64) {
+        attnc_error(diags, m->span, "the backward generator takes at most 64 tensors");
+        return false;
+    }
+    bgen g = {.m = m, .gp = gp};
+    ir_shape sh = ir_module_shape(m);
+    attnc_buf *b = &g.b;
+    attnc_buf_init(b, a);
+    attnc_buf_printf(b, "// Generated by attnc %s from variant '%s': the backward.  Do not edit: regenerate with\n"
+                        "//   attnc compile --grad --emit cuda\n",
+                     ATTNC_VERSION_STRING, m->name);
+    attnc_buf_printf(b, "#define ATTNC_ELT_F16 0\n#define ATTNC_OUT_DTYPE %s\n", dtype_macro(m->out_dtype));
+    attnc_buf_puts(b, attnc_support_src);
+    attnc_buf_puts(b, "\n// ---- parameters ----\nstruct attnc_bwd_params {\n"
+                      "    const void *in[64];      // the spec's tensors, in declaration order (see below)\n"
+                      "    float *part[64];         // per tensor: partial gradients per (token, output head) [T, HOUT, len]\n"
+                      "    const void *dout;        // [T, HOUT, V], the output's dtype\n"
+                      "    const float *h0, *dhT;   // [N, HS, K, V] (or null)\n"
+                      "    const int *cu_seqlens;   // [N + 1] token offsets, or null: N sequences of seqlen tokens\n"
+                      "    int seqlen, nseq, total, pad_;\n"
+                      "    float *ws_dq, *ws_dk;    // role gradients [T, HOUT, K]\n"
+                      "    float *ws_dv;            // [T, HOUT, V]\n"
+                      "    float *ws_dg;            // d log-gate [T, HOUT, GK]\n"
+                      "    float *ws_dh0;           // [N, HOUT, K, V] (or null)\n"
+                      "    float *ws_s;             // S_out of every chunk [slot, HOUT, K, V], slot = c0 / C + n\n"
+                      "};\n");
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));
+    attnc_buf_printf(b, "#define ATTNC_HOUT %u\n#define ATTNC_HS %u\n", sh.heads_out, sh.heads_state ? sh.heads_state : sh.heads_out);
+    attnc_buf_printf(b, "\n// ---- the plan (passes/grad.c): %s transition, chunk %u, state %u x %u ----\n",
+                     ir_transition_name(gp->transition), gp->chunk, gp->K, gp->V);
+    attnc_buf_printf(b, "#define ATTNC_B_C %u\n#define ATTNC_B_K %u\n#define ATTNC_B_V %u\n#define ATTNC_B_GK %u\n"
+                        "#define ATTNC_B_TRANSITION %u\n#define ATTNC_B_SMEM_BYTES %u\n",
+                     gp->chunk, gp->K, gp->V, gp->gk, gp->transition, gp->smem_bytes);
+    attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
+                      "                                float *v, float *g);\n"
+                      "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane);\n");
+    attnc_buf_puts(b, attnc_linear_bwd_kernel_src);
+    attnc_buf_puts(b, "static_assert(attnc_bwd_layout::bytes == ATTNC_B_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
+    emit_roles_fn(&g);
+    emit_adjoint_fn(&g);
+    out->source = attnc_buf_str(b);
+    return out->source != NULL && !attnc_arena_failed(a);
+}

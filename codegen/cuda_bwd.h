@@ -1,0 +1,25 @@
+/* codegen/cuda_bwd.h: CUDA C of the backward (codegen/cuda_bwd.c), a translation unit of its own. */
+#ifndef ATTNC_CUDA_BWD_H
+#define ATTNC_CUDA_BWD_H
+
+#include <stdbool.h>
+
+#include "arena.h"
+#include "diag.h"
+#include "grad.h"
+#include "ir.h"
+
+#define CG_BWD_THREADS 256u   /* every backward kernel's CTA (ATTNC_B_THREADS) */
+#define CG_BWD_WARPS 8u
+
+typedef struct cg_bwd_output {
+    const char *source;   /* the backward's translation unit (kernels attnc_bwd_linear, attnc_bwd_inputs,
+                             attnc_bwd_sum_heads, attnc_bwd_sum_param) */
+    grad_plan plan;
+} cg_bwd_output;
+
+/* Generates the backward of `m` (scheduled).  When the backward is not generated for a feature of the
+ * spec: false with the error "backward not generated yet for FEATURE" at the spec's place for it. */
+bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_bwd_output *out);
+
+#endif

@@ -1,0 +1,33 @@
+/* passes/grad.h: the backward plan of a module (passes/grad.c). */
+#ifndef ATTNC_GRAD_H
+#define ATTNC_GRAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "ir.h"
+
+typedef struct grad_plan {
+    bool ok;              /* the backward can be generated */
+    const char *missing;  /* otherwise: the feature it is not generated for yet ("the delta rule", ...) */
+    attnc_span where;     /* and where the spec asks for it */
+    uint32_t chunk;       /* tokens per chunk of the backward walks */
+    uint32_t K, V;        /* state rows and columns */
+    uint32_t gk;          /* log-gate channels per token: K for per-channel gates, else 1 */
+    uint32_t transition;  /* ir_transition */
+    unsigned smem_bytes;  /* shared memory of the chunk kernel (attnc_bwd_layout) */
+    bool *live;           /* per value: reached by a linear role (q, k, v, gate) */
+    bool *needs;          /* per value: live and reads a tensor (so it gets an adjoint) */
+} grad_plan;
+
+/* Derives the backward plan of a lowered module (stage CHUNKED or later).  Never fails for a module the
+ * backward does not handle: gp->ok is false and gp->missing names the feature.  False only when the
+ * arena is exhausted. */
+bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp);
+
+/* Shared memory of the chunk kernel for chunk C, state K x V and gk gate channels: the same sums as
+ * attnc_bwd_layout in codegen/linear_bwd_kernel.cuh. */
+unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk);
+
+#endif

@@ -1,0 +1,160 @@
+/* tests/unit/test_grad.c: the backward's plan (passes/grad.c) and generator (codegen/cuda_bwd.c).
+ *
+ * What is derived for each transition class, which values get adjoints (those that read a tensor, the
+ * value shared by hgrn2's key and gate once), the shared memory budget, and the located "backward not
+ * generated yet for FEATURE" errors of every feature outside the first tier. */
+#include "test_util.h"
+
+#include "cuda_bwd.h"
+#include "grad.h"
+#include "passes.h"
+
+static const char *const gla_text =
+    "attention g { dim K = 128, V = 128; heads H = 4;\n"
+    "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input gk: bf16[H, K];\n"
+    "  linear { query = q * K^-0.5; key = k; value = v; gate = logsigmoid(gk) / 16; }\n"
+    "  mask causal; state initial, final; chunk 64; }\n";
+
+static void lowered(unit_src *u, const char *text)
+{
+    unit_spec(u, text);
+    assert_non_null(u->m);
+    assert_int_equal(u->diags.errors, 0);
+    pass_options po = {0};
+    assert_true(passes_run(u->m, &po, -1, &u->diags));
+}
+
+static void test_diag_gate(void **state)
+{
+    (void)state;
+    unit_src u;
+    lowered(&u, gla_text);
+    grad_plan gp;
+    assert_true(grad_derive(u.m, u.arena, &gp));
+    assert_true(gp.ok);
+    assert_int_equal(gp.transition, IR_TR_DIAG);
+    assert_int_equal(gp.K, 128);
+    assert_int_equal(gp.V, 128);
+    assert_int_equal(gp.gk, 128);
+    assert_int_equal(gp.chunk, 32);
+    assert_int_equal(gp.smem_bytes, grad_smem_bytes(32, 128, 128, 128));
+    assert_true(gp.smem_bytes <= 227u * 1024u);
+    /* every role reads a tensor, so every role value gets an adjoint */
+    assert_true(gp.needs[u.m->linear.query] && gp.needs[u.m->linear.key] && gp.needs[u.m->linear.gate]);
+    unit_close(&u);
+}
+
+static void test_scalar_and_const(void **state)
+{
+    (void)state;
+    unit_src u;
+    lowered(&u, "attention m { dim N = 64, P = 64; heads H = 2;\n"
+                "  input C: bf16[H, N]; input B: bf16[H, N]; input x: bf16[H, P]; input dt: fp32[H];\n"
+                "  param A_log: fp32[H];\n"
+                "  linear { query = C; key = B; value = x * softplus(dt); gate = -exp(A_log) * softplus(dt); }\n"
+                "  mask causal; chunk 64; }\n");
+    grad_plan gp;
+    assert_true(grad_derive(u.m, u.arena, &gp));
+    assert_true(gp.ok);
+    assert_int_equal(gp.transition, IR_TR_SCALAR);
+    assert_int_equal(gp.gk, 1);
+    assert_true(gp.needs[u.m->linear.gate]);
+    unit_close(&u);
+    /* a constant decay reads no tensor: no adjoint for the gate, and none reaches anything */
+    lowered(&u, "attention c { dim K = 64, V = 64; heads H = 2;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V];\n"
+                "  linear { query = q; key = k; value = v; decay = 0.9; }\n  mask causal; chunk 64; }\n");
+    assert_true(grad_derive(u.m, u.arena, &gp));
+    assert_true(gp.ok);
+    assert_int_equal(gp.transition, IR_TR_CONST);
+    assert_false(gp.needs[u.m->linear.gate]);
+    assert_true(gp.live[u.m->linear.gate]);
+    unit_close(&u);
+}
+
+/* hgrn2: the key is the gate's operand; the generated adjoint seeds both roles and emits that value's
+ * rule once, after both paths have added into it (reverse SSA order). */
+static void test_shared_value(void **state)
+{
+    (void)state;
+    unit_src u;
+    lowered(&u, "attention h { dim K = 64, V = 64; heads H = 2;\n"
+                "  input q: bf16[H, K]; input f: bf16[H, K]; input v: bf16[H, V];\n"
+                "  let om = sigmoid(-f);\n"
+                "  linear { query = q; key = om; value = v; gate = log(1 - om); }\n  mask causal; chunk 64; }\n");
+    cg_bwd_output out;
+    assert_true(codegen_cuda_bwd(u.m, u.arena, &u.diags, &out));
+    ir_ref key = u.m->linear.key;
+    char seed[64], rule[64];
+    snprintf(seed, sizeof seed, "g%u[0] += p.ws_dk[", key);
+    assert_non_null(strstr(out.source, seed));
+    /* the key's own rule (sigmoid) comes after the gate's path added into g<key> */
+    const char *gate_path = strstr(out.source, "// sub"), *sig = strstr(out.source, "// sigmoid");
+    assert_non_null(gate_path);
+    assert_non_null(sig);
+    assert_true(gate_path < sig);
+    snprintf(rule, sizeof rule, "float g%u[2] = {};", key);
+    assert_non_null(strstr(out.source, rule));
+    assert_non_null(strstr(out.source, "attnc_bwd_linear"));
+    unit_close(&u);
+}
+
+/* Features outside the first tier: a located error, never a crash. */
+static void test_not_generated(void **state)
+{
+    (void)state;
+    static const struct { const char *linear, *rest, *msg; unsigned line, col; } cases[] = {
+        {"linear { query = q; key = k; value = v; beta = sigmoid(b); update delta; }", "mask causal;",
+         "backward not generated yet for the delta rule", 3, 3},
+        {"linear { query = q; key = k; value = v; normalize layernorm(1e-5); }", "mask causal;",
+         "backward not generated yet for the LayerNorm output norm", 3, 3},
+        {"linear { query = q; key = k; value = v; normalize denominator(1e-6); }", "mask causal;",
+         "backward not generated yet for the running denominator", 3, 3},
+        {"linear { query = q; key = k; value = v; }", "mask none;", "backward not generated yet for the bidirectional mask",
+         1, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "attention x { dim K = 64, V = 64; heads H = 2;\n"
+                 "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: bf16[H];\n"
+                 "  %s\n  %s chunk 64; }\n",
+                 cases[i].linear, cases[i].rest);
+        unit_src u;
+        lowered(&u, text);
+        uint32_t before = u.diags.n;
+        cg_bwd_output out;
+        assert_false(codegen_cuda_bwd(u.m, u.arena, &u.diags, &out));
+        assert_int_equal(u.diags.n, before + 1);
+        unit_expect_diag(&u, before, ATTNC_SEV_ERROR, cases[i].line, cases[i].col, cases[i].msg);
+        unit_close(&u);
+    }
+}
+
+/* The chunk halves while the tiles exceed a CTA's shared memory; the sums match the kernel's layout. */
+static void test_smem_budget(void **state)
+{
+    (void)state;
+    assert_true(grad_smem_bytes(32, 128, 128, 128) <= 227u * 1024u);
+    assert_true(grad_smem_bytes(32, 256, 128, 256) > 227u * 1024u);
+    unit_src u;
+    lowered(&u, "attention w { dim K = 256, V = 128; heads H = 2;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input gk: bf16[H, K];\n"
+                "  linear { query = q; key = k; value = v; gate = logsigmoid(gk); }\n  mask causal; chunk 64; }\n");
+    grad_plan gp;
+    assert_true(grad_derive(u.m, u.arena, &gp));
+    assert_true(gp.ok);
+    assert_true(gp.chunk < 32);
+    assert_true(gp.smem_bytes <= 227u * 1024u);
+    unit_close(&u);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_diag_gate),     cmocka_unit_test(test_scalar_and_const),
+        cmocka_unit_test(test_shared_value),  cmocka_unit_test(test_not_generated),
+        cmocka_unit_test(test_smem_budget),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
