@@ -40,10 +40,12 @@ attnc_status attnc_spec_override(attnc_spec *spec, uint32_t heads, int input_dty
     if (heads)
         for (uint32_t i = 0; i < m->naxes; i++)
             m->axes[i].count = heads;
-    if (input_dtype >= 0)
+    if (input_dtype >= 0) {
         for (uint32_t i = 0; i < m->ntensors; i++)
             if (m->tensors[i].per_token)
                 m->tensors[i].dtype = (ir_dtype)input_dtype;
+        m->out_dtype = (ir_dtype)input_dtype;
+    }
     spec->ir_text = NULL;
     m->plan = (ir_plan){0};
     return ir_verify(m, &spec->diags) ? ATTNC_OK : ATTNC_ERR_INPUT;
@@ -200,6 +202,7 @@ struct attnc_kernel {
     bool materialized;
     bool has_decode;    /* a single-token decode kernel was generated (causal linear part) */
     uint32_t min_ctas, chunk, k_pad;
+    unsigned elt_bytes;        /* bytes of one tile element (the plan's operands): the workspace's S_in */
     int sm_count;
     uint64_t ws;
     size_t ws_bytes;
@@ -313,6 +316,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     k->min_ctas = m->plan.min_ctas;
     k->chunk = m->plan.chunk;
     k->k_pad = m->plan.k_pad;
+    k->elt_bytes = ir_operand_bytes(m->plan.operands);
     k->sm_count = dev.sm_count;
     double t_gen = (api_seconds() * 1e3);
     void *image = NULL;
@@ -420,11 +424,12 @@ static bool use_materialized(const attnc_kernel *k, const attnc_forward_args *a,
     return (int64_t)vslices * k->sh.heads_out * N < k->min_ctas && T >= 8 * (int64_t)k->chunk;
 }
 
-/* Grows the workspace to hold every chunk slot's S_in (bf16), z_in and m_in (fp32); sets the pointers. */
+/* Grows the workspace to hold every chunk slot's S_in (tile elements), z_in and m_in (fp32); sets the
+ * pointers. */
 static attnc_status workspace(attnc_ctx *ctx, attnc_kernel *k, int64_t N, int64_t T, launch_params *lp)
 {
     size_t slots = (size_t)((N * T + k->chunk - 1) / k->chunk + N) * k->sh.heads_out;
-    size_t s_bytes = (slots * k->sh.K * k->sh.V * 2 + 255) / 256 * 256;
+    size_t s_bytes = (slots * k->sh.K * k->sh.V * k->elt_bytes + 255) / 256 * 256;
     size_t z_bytes = (slots * k->k_pad * 4 + 255) / 256 * 256;
     size_t need = s_bytes + z_bytes + slots * 4;
     if (need > k->ws_bytes) {

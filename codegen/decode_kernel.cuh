@@ -15,9 +15,9 @@
 
 struct attnc_dec_layout {
     static constexpr unsigned q = 0;                                          // row 0 of the role tiles
-    static constexpr unsigned k = q + ((ATTNC_KP * 2 + 15) / 16) * 16;
-    static constexpr unsigned v = k + ((ATTNC_KP * 2 + 15) / 16) * 16;
-    static constexpr unsigned g = v + ((ATTNC_BV * 2 + 15) / 16) * 16;        // log gate(s), natural units
+    static constexpr unsigned k = q + ((ATTNC_KP * sizeof(elt) + 15) / 16) * 16;
+    static constexpr unsigned v = k + ((ATTNC_KP * sizeof(elt) + 15) / 16) * 16;
+    static constexpr unsigned g = v + ((ATTNC_BV * sizeof(elt) + 15) / 16) * 16;        // log gate(s), natural units
     static constexpr unsigned beta = g + ATTNC_KP * 4;
     static constexpr unsigned ig = beta + 16;
     static constexpr unsigned z = ig + 16;                                    // z' (KP floats)

@@ -13,7 +13,8 @@
 // stays fp32).  Per chunk:
 //   1. prologue: roles of the chunk's C tokens into shared tiles (padding rows get neutral values:
 //      q = k = v = 0, log-gate 0, beta 0, log input gate -inf);
-//   2. chunk-local cumulative sums of the log gates, in log2 units (exp2 maps to the SFU);
+//   2. chunk-local cumulative sums of the log gates, in log2 units (exp2 maps to the SFU), each token's
+//      floored (LOG2_DECAY_FLOOR);
 //   3. decayed copies of K (and Q for per-channel gates), the bf16 image of S_in;
 //   4. delta family: Akk, T = (I + Akk)^-1 by column-parallel forward substitution in fp32,
 //      W = T diag(beta) (K * gamma), U = T diag(beta) V, U_hat = U - W S_in (replaces V);
@@ -29,7 +30,11 @@
 #define ATTNC_NTO (ATTNC_BVW / 8)          // output n-tiles per warp
 #define ATTNC_NTS (ATTNC_BV / 8)           // state n-tiles
 #define ATTNC_MT (ATTNC_KP / 16)           // state m-tiles
-#define ATTNC_MTW ((ATTNC_MT + ATTNC_WARPS - 1) / ATTNC_WARPS)
+// The state's accumulators: ATTNC_SG groups of warps split its columns (n-tiles); inside a group, warp
+// w owns m-tiles w, w + WPS, ...  (state_mt / state_nt below map a warp's tile index to the slice's).
+#define ATTNC_WPS (ATTNC_WARPS / ATTNC_SG)  // warps per state column group
+#define ATTNC_NTSW (ATTNC_NTS / ATTNC_SG)   // state n-tiles per warp
+#define ATTNC_MTW ((ATTNC_MT + ATTNC_WPS - 1) / ATTNC_WPS)
 #define ATTNC_LDK (ATTNC_KP + 8)           // row strides (elements) with 16 bytes of padding: ldmatrix
 #define ATTNC_LDV (ATTNC_BV + 8)           // rows then fall in different banks
 #define ATTNC_LDC (ATTNC_C + 8)
@@ -47,6 +52,24 @@ __device__ __forceinline__ void attnc_stage_wait()
 {
     asm volatile("cp.async.wait_all;\n" ::: "memory");
 }
+
+__device__ __forceinline__ int state_mt(int warp, int i)
+{
+    return warp % ATTNC_WPS + i * ATTNC_WPS;
+}
+__device__ __forceinline__ int state_nt(int warp, int nt)
+{
+    return warp / ATTNC_WPS * ATTNC_NTSW + nt;
+}
+
+// A token's log2 decay is floored at -32 before the chunk-local cumulative sums.  Without the floor, gates
+// of thousands of nats per token make the sums b so large that their differences b_r - b_j, the only thing
+// the kernel exponentiates, lose their low bits (at |b| = 2^17 the spacing of fp32 is 2^-6: 1% error in
+// every pairwise factor, seen as 1.7e-2 on strong KDA); with it |b| <= 32 C and the spacing is 2^-12 or
+// finer.  What the floor lets through, 2^-32 of the state before such a token, is below fp32's resolution
+// unless the state is 2^8 times larger than what follows; nothing here can make it so except an
+// exponential input gate, so mLSTM (stabilised, whose i_j can outweigh any decay) keeps its gates as they are.
+#define LOG2_DECAY_FLOOR (ATTNC_STABILIZED ? -__int_as_float(0x7f800000) : -32.f)
 
 enum { TR_IDENTITY = 0, TR_CONST = 1, TR_SCALAR = 2, TR_DIAG = 3 };
 enum { NORM_NONE = 0, NORM_DENOM = 1, NORM_MAXFLOOR = 2, NORM_RMS = 3, NORM_LAYER = 4 };
@@ -95,15 +118,15 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
     if constexpr (ATTNC_TRANSITION != TR_DIAG) {
 #pragma unroll
         for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
-            unsigned a[4];
+            frag a;
             load_a(a, a_tile, ATTNC_LDK, rg * 16, kt * 16, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt += 2) {
                 if (nt * 8 < (rg + 1) * 16) {
-                    unsigned b[4];
+                    frag b;
                     load_b_nk(b, k_tile, ATTNC_LDK, nt * 8, kt * 16, lane);
-                    mma16816(acc[nt], a, b[0], b[1]);
-                    mma16816(acc[nt + 1], a, b[2], b[3]);
+                    mma(acc[nt], a, b, 0);
+                    mma(acc[nt + 1], a, b, 1);
                 }
             }
         }
@@ -130,7 +153,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             const int e_row = J * 16 + 15;
 #pragma unroll
             for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
-                unsigned a[4];
+                frag a;
                 // A fragment built in registers: rows rg*16 + gr (+8), columns kt*16 + 2tq (+1, +8, +9).
 #pragma unroll
                 for (int q4 = 0; q4 < 4; q4++) {
@@ -139,12 +162,12 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
                     float x1 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c + 1]);
                     x0 *= exp2f(fminf(g[r * ATTNC_KP + c] - g[e_row * ATTNC_KP + c], 0.f));
                     x1 *= exp2f(fminf(g[r * ATTNC_KP + c + 1] - g[e_row * ATTNC_KP + c + 1], 0.f));
-                    a[q4] = pack2(x0, x1);
+                    frag_set(a, q4, x0, x1);
                 }
-                unsigned b[4];
+                frag b;
                 load_b_nk(b, ke_tile, ATTNC_LDK, J * 16, kt * 16, lane);
-                mma16816(acc[2 * J], a, b[0], b[1]);
-                mma16816(acc[2 * J + 1], a, b[2], b[3]);
+                mma(acc[2 * J], a, b, 0);
+                mma(acc[2 * J + 1], a, b, 1);
             }
         }
         // Diagonal block: factored around its first row f, (A_r e^{b_r - b_f}) . (K_j e^{b_f - b_j}), when the
@@ -164,7 +187,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             if (span < 100.f) {
 #pragma unroll
                 for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
-                    unsigned a[4], b[2];
+                    frag a, b;
 #pragma unroll
                     for (int q4 = 0; q4 < 4; q4++) {
                         int r = f_row + gr + (q4 & 1) * 8, c = kt * 16 + tq * 2 + (q4 >> 1) * 8;
@@ -172,7 +195,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
                                    exp2f(fminf(g[r * ATTNC_KP + c] - g[f_row * ATTNC_KP + c], 0.f));
                         float x1 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c + 1]) *
                                    exp2f(fminf(g[r * ATTNC_KP + c + 1] - g[f_row * ATTNC_KP + c + 1], 0.f));
-                        a[q4] = pack2(x0, x1);
+                        frag_set(a, q4, x0, x1);
                     }
 #pragma unroll
                     for (int h2 = 0; h2 < 2; h2++) {
@@ -181,9 +204,9 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
                                    exp2f(fmaxf(g[f_row * ATTNC_KP + c] - g[j * ATTNC_KP + c], 0.f));
                         float y1 = attnc_elt_to_float(k_tile[j * ATTNC_LDK + c + 1]) *
                                    exp2f(fmaxf(g[f_row * ATTNC_KP + c + 1] - g[j * ATTNC_KP + c + 1], 0.f));
-                        b[h2] = pack2(y0, y1);
+                        frag_set(b, h2, y0, y1);
                     }
-                    mma16816(acc[nt], a, b[0], b[1]);
+                    mma(acc[nt], a, b, 0);
                 }
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
@@ -246,17 +269,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
             return;
         c_end = min(eos, c_first + ATTNC_C);
     }
-    // The state slice: warp w owns m-tiles w, w + WARPS, ...; all BV columns.
-    float S[ATTNC_MTW][ATTNC_NTS][4];
+    // The state slice (see ATTNC_SG).
+    float S[ATTNC_MTW][ATTNC_NTSW][4];
     const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_K * ATTNC_V;
 #pragma unroll
     for (int i = 0; i < ATTNC_MTW; i++)
 #pragma unroll
-        for (int nt = 0; nt < ATTNC_NTS; nt++)
+        for (int nt = 0; nt < ATTNC_NTSW; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                int mt = warp + i * ATTNC_WARPS;
-                int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + nt * 8 + tq * 2 + (e & 1);
+                int mt = state_mt(warp, i);
+                int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + state_nt(warp, nt) * 8 + tq * 2 + (e & 1);
                 float x = 0.f;
                 if (ATTNC_STATE_IN && p.h0 && phase != 2 && mt < ATTNC_MT && row < ATTNC_K)
                     x = p.h0[state_base + (size_t)row * ATTNC_V + col];
@@ -325,7 +348,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
         // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
         if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
             if (warp == 0) {
-                float x0 = sg[lane] * LOG2E, x1 = ATTNC_C > 32 ? sg[lane + 32] * LOG2E : 0.f;
+                float x0 = fmaxf(sg[lane] * LOG2E, LOG2_DECAY_FLOOR);
+                float x1 = ATTNC_C > 32 ? fmaxf(sg[lane + 32] * LOG2E, LOG2_DECAY_FLOOR) : 0.f;
 #pragma unroll
                 for (int o = 1; o < 32; o <<= 1) {
                     float y0 = __shfl_up_sync(0xffffffffu, x0, o), y1 = __shfl_up_sync(0xffffffffu, x1, o);
@@ -344,7 +368,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
             for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
                 float acc = 0.f;
                 for (int r = 0; r < ATTNC_C; r++) {
-                    acc += sg[r * ATTNC_KP + c] * LOG2E;
+                    acc += fmaxf(sg[r * ATTNC_KP + c] * LOG2E, LOG2_DECAY_FLOOR);
                     sg[r * ATTNC_KP + c] = acc;
                 }
             }
@@ -426,25 +450,22 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
         if (phase == 2) {
             for (int i = tid; i < ATTNC_KP * (ATTNC_BV / 8); i += ATTNC_THREADS) {
                 const int row = i / (ATTNC_BV / 8), col = (i % (ATTNC_BV / 8)) * 8;
-                attnc_u4 u = {0u, 0u, 0u, 0u};
-                if (row < ATTNC_K)
-                    u = *reinterpret_cast<const attnc_u4 *>(p.ws_s + (slot * ATTNC_K + row) * ATTNC_V + v0 + col);
-                *reinterpret_cast<attnc_u4 *>(ss + row * ATTNC_LDV + col) = u;
+                copy8(ss + row * ATTNC_LDV + col, row < ATTNC_K ? p.ws_s + (slot * ATTNC_K + row) * ATTNC_V + v0 + col : nullptr);
             }
         } else {
 #pragma unroll
             for (int i = 0; i < ATTNC_MTW; i++) {
-                int mt = warp + i * ATTNC_WARPS;
+                int mt = state_mt(warp, i);
                 if (mt < ATTNC_MT)
 #pragma unroll
-                    for (int nt = 0; nt < ATTNC_NTS; nt++)
+                    for (int nt = 0; nt < ATTNC_NTSW; nt++)
 #pragma unroll
                         for (int e2 = 0; e2 < 2; e2++) {
-                            int row = mt * 16 + gr + e2 * 8, col = nt * 8 + tq * 2;
-                            const unsigned x = pack2(S[i][nt][e2 * 2], S[i][nt][e2 * 2 + 1]);
-                            *reinterpret_cast<unsigned *>(ss + row * ATTNC_LDV + col) = x;
+                            int row = mt * 16 + gr + e2 * 8, col = state_nt(warp, nt) * 8 + tq * 2;
+                            const float x0 = S[i][nt][e2 * 2], x1 = S[i][nt][e2 * 2 + 1];
+                            st2(ss + row * ATTNC_LDV + col, x0, x1);
                             if (phase == 1 && row < ATTNC_K)
-                                *reinterpret_cast<unsigned *>(p.ws_s + (slot * ATTNC_K + row) * ATTNC_V + v0 + col) = x;
+                                st2(p.ws_s + (slot * ATTNC_K + row) * ATTNC_V + v0 + col, x0, x1);
                         }
             }
         }
@@ -551,8 +572,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
 #pragma unroll
                             for (int e2 = 0; e2 < 2; e2++) {
                                 int row = rg * 16 + gr + e2 * 8, col = (nt0 + nt) * 8 + tq * 2;
-                                *reinterpret_cast<unsigned *>(sw + row * ATTNC_LDK + col) =
-                                    pack2(-Wacc[nt][e2 * 2], -Wacc[nt][e2 * 2 + 1]);
+                                st2(sw + row * ATTNC_LDK + col, -Wacc[nt][e2 * 2], -Wacc[nt][e2 * 2 + 1]);
                             }
                 }
             }
@@ -564,7 +584,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
 #pragma unroll
                 for (int e2 = 0; e2 < 2; e2++) {
                     int row = rg * 16 + gr + e2 * 8, col = cg * ATTNC_BVW + nt * 8 + tq * 2;
-                    *reinterpret_cast<unsigned *>(sv + row * ATTNC_LDV + col) = pack2(U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
+                    st2(sv + row * ATTNC_LDV + col, U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
                 }
             __syncthreads();
         }
@@ -596,22 +616,22 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                 // KDA's inter output needs Q * gamma (sqg holds K * gamma for W): an A fragment built in registers.
 #pragma unroll
                 for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
-                    unsigned a[4];
+                    frag a;
 #pragma unroll
                     for (int q4 = 0; q4 < 4; q4++) {
                         int r = rg * 16 + gr + (q4 & 1) * 8, c = kt * 16 + tq * 2 + (q4 >> 1) * 8;
                         float x0 = attnc_elt_to_float(sq[r * ATTNC_LDK + c]) * exp2f(fminf(sg[r * ATTNC_KP + c], 0.f));
                         float x1 = attnc_elt_to_float(sq[r * ATTNC_LDK + c + 1]) *
                                    exp2f(fminf(sg[r * ATTNC_KP + c + 1], 0.f));
-                        a[q4] = pack2(x0, x1);
+                        frag_set(a, q4, x0, x1);
                     }
 #pragma unroll
                     for (int nt = 0; nt < ATTNC_NTO; nt += 2) {
-                        unsigned b[4];
+                        frag b;
                         load_b_kn(b, ss, ATTNC_LDV, cg * ATTNC_BVW + nt * 8, kt * 16, lane);
-                        mma16816(O[nt], a, b[0], b[1]);
+                        mma(O[nt], a, b, 0);
                         if (nt + 1 < ATTNC_NTO)
-                            mma16816(O[nt + 1], a, b[2], b[3]);
+                            mma(O[nt + 1], a, b, 1);
                     }
                 }
             }
@@ -747,10 +767,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
         if ((!bidir || pass == 0) && phase != 2) {
 #pragma unroll
             for (int i = 0; i < ATTNC_MTW; i++) {
-                const int mt = warp + i * ATTNC_WARPS;
+                const int mt = state_mt(warp, i);
                 if (mt < ATTNC_MT) {
 #pragma unroll
-                    for (int nt = 0; nt < ATTNC_NTS; nt++)
+                    for (int nt = 0; nt < ATTNC_NTSW; nt++)
 #pragma unroll
                         for (int e = 0; e < 4; e++) {
                             float f = 1.f;
@@ -764,15 +784,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                         }
 #pragma unroll
                     for (int kt = 0; kt < ATTNC_C / 16; kt++) {
-                        unsigned a[4];
+                        frag a;
                         load_a_t(a, skd, ATTNC_LDK, mt * 16, kt * 16, lane);
 #pragma unroll
-                        for (int nt = 0; nt < ATTNC_NTS; nt += 2) {
-                            unsigned b[4];
-                            load_b_kn(b, sv, ATTNC_LDV, nt * 8, kt * 16, lane);
-                            mma16816(S[i][nt], a, b[0], b[1]);
-                            if (nt + 1 < ATTNC_NTS)
-                                mma16816(S[i][nt + 1], a, b[2], b[3]);
+                        for (int nt = 0; nt < ATTNC_NTSW; nt += 2) {
+                            frag b;
+                            load_b_kn(b, sv, ATTNC_LDV, state_nt(warp, nt) * 8, kt * 16, lane);
+                            mma(S[i][nt], a, b, 0);
+                            if (nt + 1 < ATTNC_NTSW)
+                                mma(S[i][nt + 1], a, b, 1);
                         }
                     }
                 }
@@ -805,13 +825,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
     if (ATTNC_STATE_OUT && p.hT && phase != 2 && h % (ATTNC_HOUT / ATTNC_HS) == 0) {
 #pragma unroll
         for (int i = 0; i < ATTNC_MTW; i++) {
-            int mt = warp + i * ATTNC_WARPS;
+            int mt = state_mt(warp, i);
             if (mt < ATTNC_MT)
 #pragma unroll
-                for (int nt = 0; nt < ATTNC_NTS; nt++)
+                for (int nt = 0; nt < ATTNC_NTSW; nt++)
 #pragma unroll
                     for (int e = 0; e < 4; e++) {
-                        int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + nt * 8 + tq * 2 + (e & 1);
+                        int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + state_nt(warp, nt) * 8 + tq * 2 + (e & 1);
                         if (row < ATTNC_K)
                             p.hT[state_base + (size_t)row * ATTNC_V + col] = S[i][nt][e];
                     }

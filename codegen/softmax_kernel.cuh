@@ -24,9 +24,9 @@
 
 struct attnc_sm_layout {
     static constexpr unsigned q = 0;
-    static constexpr unsigned k = q + SM_BM * SM_LDQ * 2;
-    static constexpr unsigned v = k + SM_BN * SM_LDQ * 2;
-    static constexpr unsigned bytes = v + SM_BN * SM_LDV * 2;
+    static constexpr unsigned k = q + SM_BM * SM_LDQ * sizeof(elt);
+    static constexpr unsigned v = k + SM_BN * SM_LDQ * sizeof(elt);
+    static constexpr unsigned bytes = v + SM_BN * SM_LDV * sizeof(elt);
 };
 
 // Rows [row0, row0 + nrows) of a [T, heads, len] input, head `hd`, into a tile with row stride ld;
@@ -35,15 +35,13 @@ template <int DT, int LEN, int LENP>
 __device__ __forceinline__ void sm_load_tile(elt *tile, int ld, const void *src, int heads, int hd, int row0,
                                              int nrows)
 {
-    constexpr int ELT_DT = ATTNC_ELT_F16 ? ATTNC_DT_FP16 : ATTNC_DT_BF16;
+    constexpr int ELT_DT = ATTNC_SPLIT ? ATTNC_DT_FP32 : ATTNC_ELT_F16 ? ATTNC_DT_FP16 : ATTNC_DT_BF16;
     if constexpr (DT == ELT_DT && LEN % 8 == 0) {
-        // stored as the tiles are: 16-byte copies
+        // stored as the tiles are: copies of 8 elements
         for (int i = threadIdx.x; i < 64 * (LENP / 8); i += SM_WARPS * 32) {
             const int r = i / (LENP / 8), c = (i % (LENP / 8)) * 8;
-            attnc_u4 u = {0u, 0u, 0u, 0u};
-            if (r < nrows && c < LEN)
-                u = *reinterpret_cast<const attnc_u4 *>((const elt *)src + ((size_t)(row0 + r) * heads + hd) * LEN + c);
-            *reinterpret_cast<attnc_u4 *>(tile + r * ld + c) = u;
+            copy8(tile + r * ld + c, r < nrows && c < LEN ? (const elt *)src + ((size_t)(row0 + r) * heads + hd) * LEN + c
+                                                          : nullptr);
         }
     } else {
         for (int i = threadIdx.x; i < 64 * LENP; i += SM_WARPS * 32) {

@@ -2,10 +2,15 @@
 // the toolkit's headers (so NVRTC needs no include path), conversions through PTX's cvt, the scalar
 // functions the spec language names, loads of every input dtype and stores of every output dtype, and
 // the tensor-core helpers (ldmatrix, mma.sync m16n8k16, fragment loads) both kernel bodies share.
-// The generator emits ATTNC_ELT_F16 (0: bf16 tiles and mma, 1: fp16) and ATTNC_OUT_DTYPE before this.
+// The generator emits ATTNC_ELT_F16 (1: fp16 tiles and mma), ATTNC_SPLIT (1: fp32 tiles, each product
+// three bf16 mma; the plan's operands bf16x3, for fp32 inputs) and ATTNC_OUT_DTYPE before this.
 
+#if ATTNC_SPLIT
+typedef float elt;            // one tile element: fp32, split into bf16 hi + lo at each mma
+#else
 typedef unsigned short elt;   // one bf16 or fp16 number, as bits
-typedef unsigned elt2;        // two of them, the lower column in the low half
+#endif
+typedef unsigned elt2;        // two mma operands (bf16 or fp16), the lower column in the low half
 
 #define ATTNC_DT_BF16 0
 #define ATTNC_DT_FP16 1
@@ -39,7 +44,9 @@ __device__ __forceinline__ unsigned short attnc_float_to_f16(float f)
 
 __device__ __forceinline__ float attnc_elt_to_float(elt x)
 {
-#if ATTNC_ELT_F16
+#if ATTNC_SPLIT
+    return x;
+#elif ATTNC_ELT_F16
     return attnc_f16_to_float(x);
 #else
     return attnc_bf16_to_float(x);
@@ -48,7 +55,9 @@ __device__ __forceinline__ float attnc_elt_to_float(elt x)
 
 __device__ __forceinline__ elt attnc_float_to_elt(float f)
 {
-#if ATTNC_ELT_F16
+#if ATTNC_SPLIT
+    return f;
+#elif ATTNC_ELT_F16
     return attnc_float_to_f16(f);
 #else
     return attnc_float_to_bf16(f);
@@ -104,10 +113,14 @@ __device__ __forceinline__ void attnc_load4(const void *base, size_t i, float *x
     }
 }
 
-// Four consecutive tile elements (8-byte aligned) in one store.
+// Four consecutive tile elements (aligned to their size) in one store.
 __device__ __forceinline__ void attnc_store4(elt *p, float a, float b, float c, float d)
 {
+#if ATTNC_SPLIT
+    *(float4 *)p = make_float4(a, b, c, d);
+#else
     *(uint2 *)p = make_uint2(attnc_float2_to_elt2(a, b), attnc_float2_to_elt2(c, d));
+#endif
 }
 
 // Two adjacent output elements (i even).
@@ -253,62 +266,154 @@ __device__ __forceinline__ void mma16816(float *d, const unsigned *a, unsigned b
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Two mma operands (bf16 or fp16) from floats.
 __device__ __forceinline__ unsigned pack2(float lo, float hi)
 {
-    elt2 v = attnc_float2_to_elt2(lo, hi);
-    return *reinterpret_cast<unsigned *>(&v);
+    return attnc_float2_to_elt2(lo, hi);
 }
 
 struct __align__(16) attnc_u4 {
     unsigned x, y, z, w;
 };
 
-__device__ __forceinline__ void unpack2(float &lo, float &hi, unsigned u)
+// An mma operand fragment: A (16 x 16) or B (two n-tiles of 16 x 8: registers 0-1 the first, 2-3 the
+// second), four registers of operand pairs in the layout of mma.m16n8k16.  With bf16x3 operands it also
+// holds the low parts, lo = bf16(x - hi), so that hi*hi + hi*lo + lo*hi carries about 16 bits of x.
+struct frag {
+    unsigned hi[4];
+#if ATTNC_SPLIT
+    unsigned lo[4];
+#endif
+};
+
+__device__ __forceinline__ void frag_set(frag &f, int i, float x0, float x1)
 {
-    lo = attnc_elt_to_float((elt)(u & 0xffffu));
-    hi = attnc_elt_to_float((elt)(u >> 16));
+    const unsigned h = pack2(x0, x1);
+    f.hi[i] = h;
+#if ATTNC_SPLIT
+    f.lo[i] = pack2(x0 - __uint_as_float(h << 16), x1 - __uint_as_float(h & 0xffff0000u));
+#endif
 }
 
-// Eight consecutive elements of a tile row (16-byte aligned) to floats, and back.
+// d (16 x 8) += A * (n-tile `half` of B).  bf16x3: the small products first.
+__device__ __forceinline__ void mma(float *d, const frag &a, const frag &b, int half)
+{
+#if ATTNC_SPLIT
+    mma16816(d, a.lo, b.hi[2 * half], b.hi[2 * half + 1]);
+    mma16816(d, a.hi, b.lo[2 * half], b.lo[2 * half + 1]);
+#endif
+    mma16816(d, a.hi, b.hi[2 * half], b.hi[2 * half + 1]);
+}
+
+// Tile elements as floats and back: eight consecutive elements of a row (16-byte aligned for 16-bit
+// tiles, 32 for fp32), two (aligned to the pair), and a copy of eight (zeros when src is null).
 __device__ __forceinline__ void ld8(float *x, const elt *p)
 {
+#if ATTNC_SPLIT
+    const float4 a = *reinterpret_cast<const float4 *>(p), b = *reinterpret_cast<const float4 *>(p + 4);
+    x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+#else
     const attnc_u4 u = *reinterpret_cast<const attnc_u4 *>(p);
-    unpack2(x[0], x[1], u.x);
-    unpack2(x[2], x[3], u.y);
-    unpack2(x[4], x[5], u.z);
-    unpack2(x[6], x[7], u.w);
+    const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        x[2 * i] = attnc_elt_to_float((elt)(w[i] & 0xffffu));
+        x[2 * i + 1] = attnc_elt_to_float((elt)(w[i] >> 16));
+    }
+#endif
 }
 
 __device__ __forceinline__ void st8(elt *p, const float *x)
 {
+#if ATTNC_SPLIT
+    *reinterpret_cast<float4 *>(p) = make_float4(x[0], x[1], x[2], x[3]);
+    *reinterpret_cast<float4 *>(p + 4) = make_float4(x[4], x[5], x[6], x[7]);
+#else
     *reinterpret_cast<attnc_u4 *>(p) = attnc_u4{pack2(x[0], x[1]), pack2(x[2], x[3]), pack2(x[4], x[5]), pack2(x[6], x[7])};
+#endif
 }
 
-// A fragment of rows [r0, r0+16), reduction columns [c0, c0+16) of a row-major tile.
-__device__ __forceinline__ void load_a(unsigned *a, const elt *tile, int ld, int r0, int c0, int lane)
+__device__ __forceinline__ void st2(elt *p, float a, float b)
 {
-    ldsm_x4(a[0], a[1], a[2], a[3], tile + (r0 + (lane & 15)) * ld + c0 + (lane >> 4) * 8);
+#if ATTNC_SPLIT
+    *reinterpret_cast<float2 *>(p) = make_float2(a, b);
+#else
+    *reinterpret_cast<unsigned *>(p) = pack2(a, b);
+#endif
 }
 
-// A fragment of the transpose of a row-major tile: A[m][kr] = tile[kr][m], m in [m0, m0+16), kr in [k0, k0+16).
-__device__ __forceinline__ void load_a_t(unsigned *a, const elt *tile, int ld, int m0, int k0, int lane)
+__device__ __forceinline__ void copy8(elt *dst, const elt *src)
 {
+    constexpr int N = 8 * sizeof(elt) / 16;   // 16-byte units
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        reinterpret_cast<attnc_u4 *>(dst)[i] = src ? reinterpret_cast<const attnc_u4 *>(src)[i] : attnc_u4{0u, 0u, 0u, 0u};
+}
+
+// Fragment loads from shared tiles.  16-bit tiles go through ldmatrix; fp32 tiles are read element by
+// element at the positions ldmatrix would deliver (lane: row group gr = lane / 4, column pair tq = lane % 4)
+// and split.  Register i of a fragment covers rows gr + 8 (i & 1) and columns 2 tq + 8 (i >> 1) of A, or
+// n = gr + 8 (i >> 1), k = 2 tq + 8 (i & 1) of B.
+
+// A: rows [r0, r0+16), reduction columns [c0, c0+16) of a row-major tile.
+__device__ __forceinline__ void load_a(frag &a, const elt *tile, int ld, int r0, int c0, int lane)
+{
+#if ATTNC_SPLIT
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 x = *reinterpret_cast<const float2 *>(tile + (r0 + (lane >> 2) + (i & 1) * 8) * ld + c0 +
+                                                           (lane & 3) * 2 + (i >> 1) * 8);
+        frag_set(a, i, x.x, x.y);
+    }
+#else
+    ldsm_x4(a.hi[0], a.hi[1], a.hi[2], a.hi[3], tile + (r0 + (lane & 15)) * ld + c0 + (lane >> 4) * 8);
+#endif
+}
+
+// A of the transpose of a row-major tile: A[m][kr] = tile[kr][m], m in [m0, m0+16), kr in [k0, k0+16).
+__device__ __forceinline__ void load_a_t(frag &a, const elt *tile, int ld, int m0, int k0, int lane)
+{
+#if ATTNC_SPLIT
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const elt *t = tile + (k0 + (lane & 3) * 2 + (i >> 1) * 8) * ld + m0 + (lane >> 2) + (i & 1) * 8;
+        frag_set(a, i, t[0], t[ld]);
+    }
+#else
     int mi = lane >> 3;
-    ldsm_x4_t(a[0], a[1], a[2], a[3], tile + (k0 + (lane & 7) + (mi >> 1) * 8) * ld + m0 + (mi & 1) * 8);
+    ldsm_x4_t(a.hi[0], a.hi[1], a.hi[2], a.hi[3], tile + (k0 + (lane & 7) + (mi >> 1) * 8) * ld + m0 + (mi & 1) * 8);
+#endif
 }
 
-// B fragments of two n-tiles [n0, n0+16) x reduction [k0, k0+16) from a tile stored [n][k] (n-major).
-__device__ __forceinline__ void load_b_nk(unsigned *b, const elt *tile, int ld, int n0, int k0, int lane)
+// B of two n-tiles [n0, n0+16) x reduction [k0, k0+16) from a tile stored [n][k] (n-major).
+__device__ __forceinline__ void load_b_nk(frag &b, const elt *tile, int ld, int n0, int k0, int lane)
 {
+#if ATTNC_SPLIT
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 x = *reinterpret_cast<const float2 *>(tile + (n0 + (lane >> 2) + (i >> 1) * 8) * ld + k0 +
+                                                           (lane & 3) * 2 + (i & 1) * 8);
+        frag_set(b, i, x.x, x.y);
+    }
+#else
     int mi = lane >> 3;
-    ldsm_x4(b[0], b[1], b[2], b[3], tile + (n0 + (lane & 7) + (mi >> 1) * 8) * ld + k0 + (mi & 1) * 8);
+    ldsm_x4(b.hi[0], b.hi[1], b.hi[2], b.hi[3], tile + (n0 + (lane & 7) + (mi >> 1) * 8) * ld + k0 + (mi & 1) * 8);
+#endif
 }
 
 // The same from a tile stored [k][n] (k-major), through ldmatrix.trans.
-__device__ __forceinline__ void load_b_kn(unsigned *b, const elt *tile, int ld, int n0, int k0, int lane)
+__device__ __forceinline__ void load_b_kn(frag &b, const elt *tile, int ld, int n0, int k0, int lane)
 {
+#if ATTNC_SPLIT
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const elt *t = tile + (k0 + (lane & 3) * 2 + (i & 1) * 8) * ld + n0 + (lane >> 2) + (i >> 1) * 8;
+        frag_set(b, i, t[0], t[ld]);
+    }
+#else
     int mi = lane >> 3;
-    ldsm_x4_t(b[0], b[1], b[2], b[3], tile + (k0 + (lane & 7) + (mi & 1) * 8) * ld + n0 + (mi >> 1) * 8);
+    ldsm_x4_t(b.hi[0], b.hi[1], b.hi[2], b.hi[3], tile + (k0 + (lane & 7) + (mi & 1) * 8) * ld + n0 + (mi >> 1) * 8);
+#endif
 }
 
 // acc[16 x 8*NT] += A[16 x 16*KT] * B, A from a row-major tile at row r0; B from a tile stored [n][k]
@@ -319,18 +424,18 @@ __device__ __forceinline__ void mm_rows(float (*acc)[4], const elt *a_tile, int 
 {
 #pragma unroll
     for (int kt = 0; kt < KT; kt++) {
-        unsigned a[4];
+        frag a;
         load_a(a, a_tile, lda, r0, kt * 16, lane);
 #pragma unroll
         for (int nt = 0; nt < NT; nt += 2) {
-            unsigned b[4];
+            frag b;
             if constexpr (B_KMAJOR)
                 load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
             else
                 load_b_nk(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
-            mma16816(acc[nt], a, b[0], b[1]);
+            mma(acc[nt], a, b, 0);
             if (nt + 1 < NT)
-                mma16816(acc[nt + 1], a, b[2], b[3]);
+                mma(acc[nt + 1], a, b, 1);
         }
     }
 }
@@ -342,15 +447,18 @@ __device__ __forceinline__ void mm_regs_kn(float (*acc)[4], const float (*p)[4],
 {
 #pragma unroll
     for (int kt = 0; kt < KT; kt++) {
-        unsigned a[4] = {pack2(p[2 * kt][0], p[2 * kt][1]), pack2(p[2 * kt][2], p[2 * kt][3]),
-                         pack2(p[2 * kt + 1][0], p[2 * kt + 1][1]), pack2(p[2 * kt + 1][2], p[2 * kt + 1][3])};
+        frag a;
+        frag_set(a, 0, p[2 * kt][0], p[2 * kt][1]);
+        frag_set(a, 1, p[2 * kt][2], p[2 * kt][3]);
+        frag_set(a, 2, p[2 * kt + 1][0], p[2 * kt + 1][1]);
+        frag_set(a, 3, p[2 * kt + 1][2], p[2 * kt + 1][3]);
 #pragma unroll
         for (int nt = 0; nt < NT; nt += 2) {
-            unsigned b[4];
+            frag b;
             load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
-            mma16816(acc[nt], a, b[0], b[1]);
+            mma(acc[nt], a, b, 0);
             if (nt + 1 < NT)
-                mma16816(acc[nt + 1], a, b[2], b[3]);
+                mma(acc[nt + 1], a, b, 1);
         }
     }
 }

@@ -200,8 +200,9 @@ attnc_status attnc_ref_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
 typedef enum attnc_dtype { ATTNC_BF16 = 0, ATTNC_FP16 = 1, ATTNC_FP32 = 2 } attnc_dtype;
 
 /* Overrides the head count of every head axis (for experiments and checks at other sizes: `attnc run
- * --heads`) and/or the dtype of every per-token input.  `heads` 0 and `input_dtype` -1 leave them.  The
- * module is checked again; ATTNC_ERR_INPUT with diagnostics if it no longer passes. */
+ * --heads`) and/or the dtype of every per-token input and of the output (`--dtype`: an fp32 run is fp32
+ * end to end).  `heads` 0 and `input_dtype` -1 leave them.  The module is checked again; ATTNC_ERR_INPUT
+ * with diagnostics if it no longer passes. */
 attnc_status attnc_spec_override(attnc_spec *spec, uint32_t heads, int input_dtype);
 
 /* Runs the lowering passes up to and including `after_pass` (NULL: all) and returns the IR text with its

@@ -119,6 +119,17 @@ const char *ir_transition_name(unsigned t)
     return NAME_AT(names, t);
 }
 
+const char *ir_operands_name(unsigned o)
+{
+    static const char *const names[] = {"bf16", "fp16", "bf16x3"};
+    return NAME_AT(names, o);
+}
+
+unsigned ir_operand_bytes(unsigned o)
+{
+    return o == IR_OPERANDS_BF16X3 ? 4 : 2;
+}
+
 const char *ir_feed_name(unsigned f)
 {
     static const char *const names[] = {"absent", "direct", "scaled", "mapped"};

@@ -157,6 +157,11 @@ typedef enum ir_plan_stage {
 /* The transition class of the chunked recurrence (algorithms.md 1.1). */
 typedef enum ir_transition { IR_TR_IDENTITY, IR_TR_CONST, IR_TR_SCALAR, IR_TR_DIAG } ir_transition;
 
+/* The tensor cores' operands (tiling): bf16 or fp16 tiles and mma, or, for fp32 inputs, fp32 tiles whose
+ * products are three bf16 mma (hi*hi + hi*lo + lo*hi, hi and lo the bf16 split of each fp32 number), about
+ * 16 significant bits instead of 8: what the 1e-4 bound of fp32 inputs needs. */
+typedef enum ir_operands { IR_OPERANDS_BF16, IR_OPERANDS_FP16, IR_OPERANDS_BF16X3 } ir_operands;
+
 /* How a role's tile reaches the kernel (fusion): loaded as stored, loaded and scaled by a compile-time
  * constant that is folded into the score and output factors, or computed per token in the kernel's
  * prologue from the value DAG. */
@@ -183,7 +188,9 @@ typedef struct ir_plan {
     uint32_t v_tile;        /* V columns per CTA */
     uint32_t warps;         /* warps per CTA */
     uint32_t col_groups;    /* warps that split a chunk's output columns (for norms that need whole rows) */
+    uint32_t state_groups;  /* groups of warps that split the state slice's columns (its accumulators) */
     uint32_t sm_tile;       /* softmax part: query and key tile rows */
+    uint8_t operands;       /* ir_operands */
     /* fused */
     uint8_t feed[IR_ROLE_COUNT]; /* ir_feed per role (ir_role order) */
     double scale[IR_ROLE_COUNT]; /* IR_FEED_SCALED: the folded constant */
@@ -241,6 +248,8 @@ const char *ir_norm_name(ir_norm n);
 /* Names in the plan's text form (one word each); NULL past the end, so readers can loop over them. */
 const char *ir_transition_name(unsigned t);
 const char *ir_feed_name(unsigned f);
+const char *ir_operands_name(unsigned o);  /* "bf16", "fp16", "bf16x3" */
+unsigned ir_operand_bytes(unsigned o);      /* bytes of one tile element: 2, or 4 for bf16x3 */
 const char *ir_role_word(unsigned role);   /* "query", ..., "sm_value" */
 const char *ir_sched_name(unsigned bit);   /* bit index 0.. of ir_sched_kind */
 const char *ir_plan_stage_name(unsigned stage);

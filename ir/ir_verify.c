@@ -404,6 +404,9 @@ static bool check_plan(vctx *s)
             p->v_tile % (8 * p->col_groups))
             attnc_error(s->d, m->span, "plan: %u warps in %u column groups do not tile the chunk", p->warps,
                         p->col_groups);
+        if (p->state_groups == 0 || p->warps % p->state_groups || (p->v_tile / 8) % p->state_groups)
+            attnc_error(s->d, m->span, "plan: %u state groups do not split %u warps and %u state columns", p->state_groups,
+                        p->warps, p->v_tile);
     }
     if (p->stage >= IR_PLAN_FUSED)
         for (unsigned r = 0; r < IR_ROLE_COUNT; r++) {

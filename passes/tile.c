@@ -9,11 +9,16 @@
  *     LayerNorm outputs need whole rows, so their slice is all of V and extra column groups of warps
  *     share the columns; other slices get two column groups of warps (8 warps for a 64-row chunk);
  *   - the state's accumulators per thread, (K/16 / warps) * (v_tile/8) * 4, are kept at or under 64
- *     by narrowing the slice, so the kernels do not spill.
+ *     by narrowing the slice, or, where rows must stay whole, by splitting the slice's columns among
+ *     groups of warps (state_groups), so the kernels do not spill.
+ *   - the operands: bf16 (fp16 for fp16 inputs) tiles and mma; fp32 tiles and three bf16 mma per product
+ *     (bf16x3) for fp32 inputs, which doubles the tiles' bytes (see choose_operands);
  *   - when the tiles and the staging area of the raw inputs exceed a CTA's shared memory (227 KB), the
- *     chunk is halved (KDA at K = 128: 64 -> 32);
+ *     chunk is halved (KDA at K = 128: 64 -> 32) and the column groups doubled, which keeps 8 warps;
  * The generator handles chunks of 16, 32 and 64 rows; a larger `chunk` is an error here, with its span.
  */
+#include <limits.h>
+
 #include "passes.h"
 
 #define MAX_STATE_REGS 64
@@ -24,10 +29,34 @@ static uint32_t round_up(uint32_t x, uint32_t to)
     return (x + to - 1) / to * to;
 }
 
-static uint32_t state_regs(uint32_t k_pad, uint32_t v_tile, uint32_t warps)
+static uint32_t state_regs(uint32_t k_pad, uint32_t v_tile, uint32_t warps, uint32_t groups)
 {
-    uint32_t mtiles = k_pad / 16;
-    return (mtiles + warps - 1) / warps * (v_tile / 8) * 4;
+    uint32_t mtiles = k_pad / 16, group_warps = warps / groups;
+    return (mtiles + group_warps - 1) / group_warps * (v_tile / 8 / groups) * 4;
+}
+
+/* Column groups for norms over whole rows (the slice is all of V): the count whose estimate of live
+ * accumulators per thread (outputs V/groups/8*4, scores C/8*4, state K*V/threads) leaves the most
+ * registers under the cap that the CTA's thread count sets (65536 per SM, 255 per thread at most).
+ * K = V = 128 gets 2 groups (8 warps); K = 96, V = 192 gets 2 too (3 groups, 12 warps, spilled at 168). */
+static uint32_t whole_row_groups(uint32_t k_pad, uint32_t V, uint32_t rows)
+{
+    uint32_t best = 1;
+    int best_margin = INT_MIN;
+    for (uint32_t cg = 1; cg <= 8; cg++) {
+        uint32_t threads = rows * cg * 32;
+        if (V % (8 * cg) || threads > 1024)
+            continue;
+        uint32_t cap = 65536 / threads / 8 * 8;
+        cap = cap > 255 ? 255 : cap;
+        uint32_t live = V / cg / 8 * 4 + rows * 16 / 8 * 4 + k_pad * V / threads;
+        int margin = (int)cap - (int)live;
+        if (margin > best_margin) {
+            best = cg;
+            best_margin = margin;
+        }
+    }
+    return best;
 }
 
 /* The linear kernel's shared-memory layout in bytes: the same sums as attnc_smem_layout in
@@ -38,7 +67,7 @@ unsigned tile_linear_smem_bytes(const ir_module *m)
     unsigned C = p->chunk, KP = p->k_pad, BV = p->v_tile;
     bool diag = p->transition == IR_TR_DIAG, delta = p->householder;
     unsigned ldk = KP + 8, ldv = BV + 8, ldc = C + 8, ldf = C + 1;
-    const unsigned elt_bytes = 2; /* bf16 or fp16 tiles */
+    const unsigned elt_bytes = ir_operand_bytes(p->operands);
     unsigned tile_k = C * ldk * elt_bytes;
     unsigned off = 3 * tile_k;                         /* q, k, kd */
     off += (diag || delta) ? tile_k : 0;               /* qg */
@@ -73,11 +102,27 @@ static unsigned stage_bound(const ir_module *m)
     return bytes;
 }
 
+/* The tensor cores' operands: fp32 inputs that are vectors per token (rows of q, k, v, gates; not a
+ * per-head scalar like Mamba-2's dt) ask for fp32 accuracy, so their tiles stay fp32 and each product is
+ * split in three bf16 mma; else fp16 tiles where any per-token input is fp16, bf16 otherwise. */
+static ir_operands choose_operands(const ir_module *m)
+{
+    bool fp16 = false;
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        const ir_tensor *t = &m->tensors[i];
+        if (t->per_token && t->dtype == IR_DT_FP32 && t->len > 1)
+            return IR_OPERANDS_BF16X3;
+        fp16 |= t->per_token && t->dtype == IR_DT_FP16;
+    }
+    return fp16 ? IR_OPERANDS_FP16 : IR_OPERANDS_BF16;
+}
+
 bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
 {
     (void)opt;
     ir_plan *p = &m->plan;
     ir_shape sh = ir_module_shape(m);
+    p->operands = (uint8_t)choose_operands(m);
     if (p->chunk > 64 || p->chunk < 16) {
         attnc_error(diags, m->chunk_span.end ? m->chunk_span : m->span,
                     "the CUDA generator handles chunks of 16, 32 or 64 tokens, not %u", p->chunk);
@@ -88,6 +133,7 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
         p->k_pad = round_up(sh.K, 16);
         p->v_tile = sh.V;
         p->col_groups = 1;
+        p->state_groups = 1;
         p->warps = p->chunk / 16;
         p->stage = IR_PLAN_TILED;
         return true;
@@ -97,7 +143,7 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
     uint32_t rows = p->chunk / 16;
     if (whole_rows) {
         p->v_tile = sh.V;
-        p->col_groups = sh.V % 64 == 0 ? sh.V / 64 : 1;
+        p->col_groups = whole_row_groups(p->k_pad, sh.V, rows);
     } else {
         p->v_tile = sh.V % 64 == 0 ? 64 : sh.V;
         /* Two column groups: 8 warps for a 64-row chunk, so that each scheduler has two warps to switch
@@ -110,11 +156,23 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
     while (p->chunk > 16 && tile_linear_smem_bytes(m) + stage_bound(m) > MAX_SMEM) {
         p->chunk /= 2;
         p->subchunk = p->subchunk > p->chunk ? p->chunk : p->subchunk;
+        /* Fewer row groups: more column groups keep the warp count (and split the state wider). */
+        if (!whole_rows && p->v_tile % (16 * p->col_groups) == 0)
+            p->col_groups *= 2;
         p->warps = p->chunk / 16 * p->col_groups;
     }
+    p->state_groups = 1;
     while (!whole_rows && p->v_tile % 16 == 0 && sh.V % (p->v_tile / 2) == 0 &&
-           state_regs(p->k_pad, p->v_tile, p->warps) > MAX_STATE_REGS)
+           state_regs(p->k_pad, p->v_tile, p->warps, 1) > MAX_STATE_REGS)
         p->v_tile /= 2;
+    /* Whole rows keep the slice; more warps than the state has m-tiles then split its columns instead
+     * (K = 96, V = 192 with LayerNorm: 12 warps, 6 m-tiles; one group would leave 6 warps holding 96
+     * accumulators each and the other 6 none, and spill at the 168 registers 384 threads allow). */
+    for (uint32_t sg = 2; state_regs(p->k_pad, p->v_tile, p->warps, 1) > MAX_STATE_REGS && sg <= p->warps; sg *= 2)
+        if (p->warps % sg == 0 && (p->v_tile / 8) % sg == 0 &&
+            state_regs(p->k_pad, p->v_tile, p->warps, sg) <
+                state_regs(p->k_pad, p->v_tile, p->warps, p->state_groups))
+            p->state_groups = sg;
     if (tile_linear_smem_bytes(m) + stage_bound(m) > MAX_SMEM) {
         attnc_error(diags, m->span, "the kernel needs %u bytes of shared memory, more than the %u a CTA can have",
                     tile_linear_smem_bytes(m) + stage_bound(m), MAX_SMEM);
