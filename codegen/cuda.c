@@ -397,7 +397,7 @@ static unsigned decode_smem_bytes(const gen *g)
 {
     const ir_plan *p = &g->m->plan;
     unsigned eb = ir_operand_bytes(p->operands), kp = p->k_pad, bv = p->v_tile, r16 = (kp * eb + 15) / 16 * 16;
-    unsigned bytes = 2 * r16 + (bv * eb + 15) / 16 * 16 + kp * 4 + 32 + kp * 4 + 2 * 128 * 4 + g->sh.K * bv * 4;
+    unsigned bytes = 2 * r16 + (bv * eb + 15) / 16 * 16 + kp * 4 + 32 + 2 * kp * 4 + 2 * 128 * 4 + g->sh.K * bv * 4;
     return (bytes + 127) / 128 * 128;
 }
 

@@ -21,7 +21,8 @@ struct attnc_dec_layout {
     static constexpr unsigned beta = g + ATTNC_KP * 4;
     static constexpr unsigned ig = beta + 16;
     static constexpr unsigned z = ig + 16;                                    // z' (KP floats)
-    static constexpr unsigned red = z + ATTNC_KP * 4;                         // row statistics, 2 x THREADS
+    static constexpr unsigned dec = z + ATTNC_KP * 4;                         // the transition's diagonal (KP floats)
+    static constexpr unsigned red = dec + ATTNC_KP * 4;                       // row statistics, 2 x THREADS
     static constexpr unsigned s = red + 2 * DEC_THREADS * 4;                  // S' [K][BV] fp32
     static constexpr unsigned bytes_raw = s + ATTNC_K * ATTNC_BV * 4;
     static constexpr unsigned bytes = (bytes_raw + 127) / 128 * 128;
@@ -34,6 +35,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) attnc_decode(attnc_par
     elt *sq = (elt *)(smem + L::q), *sk = (elt *)(smem + L::k), *sv = (elt *)(smem + L::v);
     float *sg = (float *)(smem + L::g), *sbeta = (float *)(smem + L::beta), *sig = (float *)(smem + L::ig);
     float *sz = (float *)(smem + L::z), *sred = (float *)(smem + L::red), *sS = (float *)(smem + L::s);
+    float *sdec = (float *)(smem + L::dec);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int v0 = blockIdx.x * ATTNC_BV, h = blockIdx.y, n = blockIdx.z;
     const int hs = h / (ATTNC_HOUT / ATTNC_HS);
@@ -57,20 +59,22 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) attnc_decode(attnc_par
         f_old = expf(sg[0] + m_in - m_out);
         f_write = expf(sig[0] - m_out);
     }
-    auto decay = [&](int c) -> float {   // the transition's diagonal at channel c (times f_old)
+    // The transition's diagonal per channel (times f_old), once: every column reads it.
+    for (int c = tid; c < ATTNC_K; c += DEC_THREADS) {
+        float d = 1.f;
         if constexpr (ATTNC_STABILIZED)
-            return f_old;
+            d = f_old;
         else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
-            return expf(sg[0]);
+            d = expf(sg[0]);
         else if constexpr (ATTNC_TRANSITION == TR_DIAG)
-            return expf(sg[c]);
-        else
-            return 1.f;
-    };
+            d = expf(sg[c]);
+        sdec[c] = d;
+    }
+    __syncthreads();
     if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
         for (int c = tid; c < ATTNC_K; c += DEC_THREADS) {
             float z0 = ATTNC_STATE_IN && p.z0 ? p.z0[sbase * ATTNC_K + c] : 0.f;
-            sz[c] = decay(c) * z0 + f_write * attnc_elt_to_float(sk[c]);
+            sz[c] = sdec[c] * z0 + f_write * attnc_elt_to_float(sk[c]);
         }
         __syncthreads();
     }
@@ -96,7 +100,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) attnc_decode(attnc_par
             float u = 0.f;   // delta: k . (D S)_col
             for (int c = 0; c < ATTNC_K; c++) {
                 float s = ATTNC_STATE_IN && p.h0 ? p.h0[(sbase * ATTNC_K + c) * ATTNC_V + col] : 0.f;
-                s *= decay(c);
+                s *= sdec[c];
                 sS[c * ATTNC_BV + j + e] = s;
                 if constexpr (ATTNC_DELTA)
                     u += attnc_elt_to_float(sk[c]) * s;
