@@ -35,6 +35,9 @@ struct attnc_grad_kernel {
     grad_tensor *tensors;
     ir_shape sh;
     uint32_t K, V, gk, chunk;
+    uint32_t vo;        /* output columns (V less the denominator's column of ones) */
+    bool norm;          /* a normaliser: d(pre-norm output) passes through ws_do */
+    bool has_z;         /* the running denominator: z0, dzT, dz0 */
     bool gated;         /* a decay: the chunk kernel stores every chunk's S_out */
     attnc_dtype out_dtype;
     bool state_in, state_out, document;
@@ -54,6 +57,8 @@ typedef struct bwd_params {
     int seqlen, nseq, total, pad_;
     float *ws_dq, *ws_dk, *ws_dv, *ws_dg, *ws_dh0;
     float *ws_s;
+    const float *z0, *dzT;
+    float *ws_do, *ws_dz0;
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -148,6 +153,9 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         k->sh.heads_state = k->sh.heads_out;
     k->K = cg.plan.K;
     k->V = cg.plan.V;
+    k->vo = cg.plan.vo;
+    k->norm = cg.plan.norm != IR_NORM_NONE;
+    k->has_z = cg.plan.norm == IR_NORM_DENOM;
     k->gk = cg.plan.gk;
     k->chunk = cg.plan.chunk;
     k->gated = cg.plan.transition != IR_TR_IDENTITY;
@@ -181,20 +189,49 @@ static size_t align256(size_t x)
     return (x + 255) / 256 * 256;
 }
 
-/* The workspace: role gradients, dh0 per output head, every chunk's S_out (gated specs), every tensor's
- * partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
-static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bwd_params *lp)
+/* The workspace: role gradients, dh0 (and dz0) per output head, every chunk's S_out (gated specs), the
+ * normalised output gradient (normalisers), every tensor's partials (fp32).  Chunk slots: c0 / C + n,
+ * below total / C + N + 1. */
+#define WS_FIXED 8
+static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
+                              size_t sizes[WS_FIXED + 64])
 {
     size_t rows = (size_t)total * k->sh.heads_out;
     size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
-    size_t sizes[4 + 2 + 64] = {rows * k->K, rows * k->K, rows * k->V, rows * k->gk,
-                                dh0 ? (size_t)N * k->sh.heads_out * k->K * k->V : 0,
-                                k->gated ? slots * k->sh.heads_out * k->K * k->V : 0};
+    sizes[0] = rows * k->K;
+    sizes[1] = rows * k->K;
+    sizes[2] = rows * k->V;
+    sizes[3] = rows * k->gk;
+    sizes[4] = dh0 ? (size_t)N * k->sh.heads_out * k->K * k->vo : 0;
+    sizes[5] = k->gated ? slots * k->sh.heads_out * k->K * k->V : 0;
+    sizes[6] = k->norm ? rows * k->V : 0;
+    sizes[7] = dz0 && k->has_z ? (size_t)N * k->sh.heads_out * k->K : 0;
     for (uint32_t i = 0; i < k->ntensors; i++)
-        sizes[6 + i] = rows * k->tensors[i].len;
-    size_t need = 0, n = 6 + k->ntensors;
-    for (size_t i = 0; i < n; i++)
+        sizes[WS_FIXED + i] = rows * k->tensors[i].len;
+    size_t need = 0;
+    for (size_t i = 0; i < WS_FIXED + k->ntensors; i++)
         need += align256(sizes[i] * 4);
+    return need;
+}
+
+size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *k, int64_t B, int64_t T, int64_t nseq, int with_dh0)
+{
+    if (!k || B < 1 || T < 0)
+        return 0;
+    size_t sizes[WS_FIXED + 64];
+    return workspace_sizes(k, B * T, nseq > 0 ? nseq : B, with_dh0 != 0, with_dh0 != 0, sizes);
+}
+
+size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *k)
+{
+    return k ? k->ws_bytes : 0;
+}
+
+static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
+                              bwd_params *lp)
+{
+    size_t sizes[WS_FIXED + 64];
+    size_t need = workspace_sizes(k, total, N, dh0, dz0, sizes), n = WS_FIXED + k->ntensors;
     if (need > k->ws_bytes) {
         rt_error err;
         if (k->ws)
@@ -205,7 +242,7 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
             return api_fail(ctx, ATTNC_ERR_IO, "%s backward: workspace of %zu bytes: %s", k->name, need, err.msg);
         k->ws_bytes = need;
     }
-    float *ptr[4 + 2 + 64];
+    float *ptr[WS_FIXED + 64];
     uint64_t at = k->ws;
     for (size_t i = 0; i < n; i++) {
         ptr[i] = sizes[i] ? (float *)(uintptr_t)at : NULL;
@@ -217,8 +254,10 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     lp->ws_dg = ptr[3];
     lp->ws_dh0 = ptr[4];
     lp->ws_s = ptr[5];
+    lp->ws_do = ptr[6];
+    lp->ws_dz0 = ptr[7];
     for (uint32_t i = 0; i < k->ntensors; i++)
-        lp->part[i] = ptr[6 + i];
+        lp->part[i] = ptr[WS_FIXED + i];
     return ATTNC_OK;
 }
 
@@ -280,31 +319,38 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     }
     if (B * T > INT32_MAX)
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %lld tokens exceed 2^31", k->name, (long long)(B * T));
-    int64_t wo[4] = {B, T, k->sh.heads_out, k->V};
+    int64_t wo[4] = {B, T, k->sh.heads_out, k->vo};
     if ((st = api_check_tensor(ctx, k->name, "dout", &a->dout, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype))) != ATTNC_OK)
         return st;
-    int64_t hs[4] = {N, k->sh.heads_state, k->K, k->V};
-    struct { const char *name; const attnc_tensor *t; bool allowed; } states[] = {
-        {"h0", &a->h0, k->state_in}, {"dhT", &a->dhT, k->state_out}, {"dh0", &a->dh0, k->state_in}};
+    int64_t hs[4] = {N, k->sh.heads_state, k->K, k->vo};
+    struct { const char *name; const attnc_tensor *t; bool allowed, z; } states[] = {
+        {"h0", &a->h0, k->state_in, false},  {"dhT", &a->dhT, k->state_out, false}, {"dh0", &a->dh0, k->state_in, false},
+        {"z0", &a->z0, k->state_in, true}, {"dzT", &a->dzT, k->state_out, true},    {"dz0", &a->dz0, k->state_in, true}};
     for (size_t i = 0; i < sizeof states / sizeof *states; i++) {
         if (!states[i].t->data)
             continue;
+        if (states[i].z && !k->has_z)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s given but the spec has no running denominator", k->name,
+                            states[i].name);
         if (!states[i].allowed)
             return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s given but the spec has no %s state", k->name, states[i].name,
-                            i == 1 ? "final" : "initial");
-        if ((st = api_check_tensor(ctx, k->name, states[i].name, states[i].t, ATTNC_FP32, 4, hs, NULL, 4)) != ATTNC_OK)
+                            i % 3 == 1 ? "final" : "initial");
+        if ((st = api_check_tensor(ctx, k->name, states[i].name, states[i].t, ATTNC_FP32, states[i].z ? 3 : 4, hs, NULL,
+                                   4)) != ATTNC_OK)
             return st;
     }
     int64_t total = B * T;
     bwd_params lp;
     memset(&lp, 0, sizeof lp);
-    if ((st = workspace(ctx, k, total, N, a->dh0.data != NULL, &lp)) != ATTNC_OK)
+    if ((st = workspace(ctx, k, total, N, a->dh0.data != NULL, a->dz0.data != NULL, &lp)) != ATTNC_OK)
         return st;
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp.in[i] = a->inputs[i].data;
     lp.dout = a->dout.data;
     lp.h0 = a->h0.data;
     lp.dhT = a->dhT.data;
+    lp.z0 = a->z0.data;
+    lp.dzT = a->dzT.data;
     lp.cu_seqlens = a->cu_seqlens;
     lp.seqlen = a->cu_seqlens ? 0 : (int)T;
     lp.nseq = (int)N;
@@ -332,7 +378,14 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     if (a->dh0.data) {
         bwd_sum_params sp = {.part = lp.ws_dh0, .out = a->dh0.data, .dtype = ATTNC_FP32,
                              .rows = N * (long long)k->sh.heads_state, .group = (int)(k->sh.heads_out / k->sh.heads_state),
-                             .len = (int)(k->K * k->V), .tokens = (int)total};
+                             .len = (int)(k->K * k->vo), .tokens = (int)total};
+        if ((st = launch_sum(ctx, k, BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
+            return st;
+    }
+    if (a->dz0.data) {
+        bwd_sum_params sp = {.part = lp.ws_dz0, .out = a->dz0.data, .dtype = ATTNC_FP32,
+                             .rows = N * (long long)k->sh.heads_state, .group = (int)(k->sh.heads_out / k->sh.heads_state),
+                             .len = (int)k->K, .tokens = (int)total};
         if ((st = launch_sum(ctx, k, BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
             return st;
     }

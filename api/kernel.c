@@ -225,6 +225,11 @@ size_t attnc_kernel_count(const attnc_kernel *kernel)
     return kernel ? kernel->nkernels : 0;
 }
 
+size_t attnc_kernel_workspace_bytes(const attnc_kernel *kernel)
+{
+    return kernel ? kernel->ws_bytes : 0;
+}
+
 attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_kernel_info *out)
 {
     if (!kernel || !out || i >= kernel->nkernels)

@@ -432,7 +432,7 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
         return api_fail(ctx, ATTNC_ERR_USAGE, "no tokens to run");
     if (opt->seqlens && !m->document)
         return api_fail(ctx, ATTNC_ERR_USAGE, "varlen batches need a spec with 'document'");
-    if (m->ntensors + 1 > ATTNC_RUN_GRAD_MAX)
+    if (m->ntensors + 2 > ATTNC_RUN_GRAD_MAX)
         return api_fail(ctx, ATTNC_ERR_USAGE, "more tensors than the report holds");
 
     attnc_grad_kernel *gk = NULL;
@@ -483,7 +483,7 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     out->total_tokens = dm->total;
     out->nseq = dm->nseq;
     size_t nout = (size_t)dm->total * dm->Hout * dm->V;
-    size_t nh = (size_t)dm->nseq * dm->Hs * dm->K * dm->V;
+    size_t nh = (size_t)dm->nseq * dm->Hs * dm->K * dm->V, nz = (size_t)dm->nseq * dm->Hs * dm->K;
 
     /* The upstream gradients (rounded to what the GPU reads) and the float64 reference backward. */
     double t0 = api_seconds();
@@ -497,6 +497,9 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     if (up->hT)
         for (size_t i = 0; i < nh; i++)
             up->hT[i] = ref_round_dtype(up->hT[i], IR_DT_FP32);
+    if (up->zT && dm->has_z)
+        for (size_t i = 0; i < nz; i++)
+            up->zT[i] = ref_round_dtype(up->zT[i], IR_DT_FP32);
     ref_grad *want = ref_backward(m, data, up, a, &d);
     out->reference_s = api_seconds() - t0;
     if (!want) {
@@ -531,7 +534,8 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     int64_t hshape[4] = {N, Hs, dm->K, dm->V}, oshape[4] = {B, T, dm->Hout, dm->V};
     attnc_forward_args fa = {.inputs = ins, .ninputs = m->ntensors};
     attnc_backward_args ba = {.inputs = ins, .ninputs = m->ntensors, .dinputs = dins};
-    uint64_t dp, d_dh0 = 0;
+    uint64_t dp, d_dh0 = 0, d_dz0 = 0;
+    int64_t zshape[3] = {N, Hs, dm->K};
     if (!poisoned(&bufs, nout * ir_dtype_bytes(m->out_dtype), &dp, &err))
         goto io_fail;
     tensor_desc(&fa.out, dp, (attnc_dtype)m->out_dtype, 4, oshape);
@@ -545,6 +549,13 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
         ba.h0 = fa.h0;
         tensor_desc(&ba.dh0, d_dh0, ATTNC_FP32, 4, hshape);
     }
+    if (data->z0 && dm->has_z) {
+        if (!upload(&bufs, data->z0, nz, ATTNC_FP32, &dp, &err) || !poisoned(&bufs, nz * 4, &d_dz0, &err))
+            goto io_fail;
+        tensor_desc(&fa.z0, dp, ATTNC_FP32, 3, zshape);
+        ba.z0 = fa.z0;
+        tensor_desc(&ba.dz0, d_dz0, ATTNC_FP32, 3, zshape);
+    }
     if (m->state_out) {
         if (!poisoned(&bufs, nh * 4, &dp, &err))
             goto io_fail;
@@ -553,6 +564,16 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
             if (!upload(&bufs, up->hT, nh, ATTNC_FP32, &dp, &err))
                 goto io_fail;
             tensor_desc(&ba.dhT, dp, ATTNC_FP32, 4, hshape);
+        }
+        if (dm->has_z) {
+            if (!poisoned(&bufs, nz * 4, &dp, &err))
+                goto io_fail;
+            tensor_desc(&fa.zT, dp, ATTNC_FP32, 3, zshape);
+            if (up->zT) {
+                if (!upload(&bufs, up->zT, nz, ATTNC_FP32, &dp, &err))
+                    goto io_fail;
+                tensor_desc(&ba.dzT, dp, ATTNC_FP32, 3, zshape);
+            }
         }
     }
     if (opt->seqlens) {
@@ -578,7 +599,31 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     for (uint32_t i = 0; i < m->ntensors; i++)
         fp32 &= !m->tensors[i].per_token || m->tensors[i].dtype == IR_DT_FP32;
     out->tolerance = fp32 ? 1e-4 : 2e-2;
-    uint32_t ng = m->ntensors + (d_dh0 ? 1 : 0);
+    /* the gradients compared: every tensor, then dh0 and dz0 where drawn */
+    uint32_t ng = m->ntensors + (d_dh0 ? 1 : 0) + (d_dz0 ? 1 : 0);
+    uint64_t *gsrc = attnc_arena_alloc(a, ng * sizeof *gsrc);
+    size_t *gcount = attnc_arena_alloc(a, ng * sizeof *gcount);
+    const double **gwant = attnc_arena_alloc(a, ng * sizeof *gwant);
+    const char **gname = attnc_arena_alloc(a, ng * sizeof *gname);
+    if (!gsrc || !gcount || !gwant || !gname) {
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        gsrc[i] = dptr[i];
+        gcount[i] = data->tensor_count[i];
+        gwant[i] = want->tensor[i];
+        gname[i] = m->tensors[i].name;
+    }
+    {
+        uint32_t j = m->ntensors;
+        if (d_dh0) {
+            gsrc[j] = d_dh0, gcount[j] = nh, gwant[j] = want->h0, gname[j] = "h0";
+            j++;
+        }
+        if (d_dz0)
+            gsrc[j] = d_dz0, gcount[j] = nz, gwant[j] = want->z0, gname[j] = "z0";
+    }
     void **first = attnc_arena_alloc(a, ng * sizeof *first);
     size_t *first_bytes = attnc_arena_alloc(a, ng * sizeof *first_bytes);
     if (!first || !first_bytes) {
@@ -587,9 +632,9 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     }
     bool bad = false;
     for (uint32_t i = 0; i < ng; i++) {
-        bool is_h0 = i == m->ntensors;
-        size_t n = is_h0 ? nh : data->tensor_count[i];
-        attnc_dtype dt = is_h0 ? ATTNC_FP32 : (attnc_dtype)m->tensors[i].dtype;
+        bool is_state = i >= m->ntensors;
+        size_t n = gcount[i];
+        attnc_dtype dt = is_state ? ATTNC_FP32 : (attnc_dtype)m->tensors[i].dtype;
         double *got = attnc_arena_alloc(a, n * sizeof *got);
         first_bytes[i] = n * ir_dtype_bytes((ir_dtype)dt);
         first[i] = attnc_arena_alloc(a, first_bytes[i] + 1);
@@ -597,19 +642,18 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
             st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
             goto done;
         }
-        uint64_t src = is_h0 ? d_dh0 : dptr[i];
-        if (!rt_memcpy_dtoh(first[i], src, first_bytes[i], &err))
+        if (!rt_memcpy_dtoh(first[i], gsrc[i], first_bytes[i], &err))
             goto io_fail;
         unpack(first[i], n, dt, got);
         attnc_run_grad_item *it = &out->item[out->n++];
-        snprintf(it->name, sizeof it->name, "%s", is_h0 ? "h0" : m->tensors[i].name);
-        it->rel_err = rel_err(got, is_h0 ? want->h0 : want->tensor[i], n, &it->nonfinite);
+        snprintf(it->name, sizeof it->name, "%s", gname[i]);
+        it->rel_err = rel_err(got, gwant[i], n, &it->nonfinite);
         bad |= it->nonfinite || !(it->rel_err <= out->tolerance);
     }
     /* Determinism: poison again, run the backward again, compare the bytes. */
     out->deterministic = 1;
     for (uint32_t i = 0; i < ng; i++)
-        if (!rt_memset_d8(i == m->ntensors ? d_dh0 : dptr[i], 0xff, first_bytes[i], &err))
+        if (!rt_memset_d8(gsrc[i], 0xff, first_bytes[i], &err))
             goto io_fail;
     if ((st = attnc_backward(ctx, gk, &ba)) != ATTNC_OK)
         goto done;
@@ -621,7 +665,7 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
             st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
             goto done;
         }
-        if (!rt_memcpy_dtoh(again, i == m->ntensors ? d_dh0 : dptr[i], first_bytes[i], &err))
+        if (!rt_memcpy_dtoh(again, gsrc[i], first_bytes[i], &err))
             goto io_fail;
         if (memcmp(again, first[i], first_bytes[i]) != 0)
             out->deterministic = 0;

@@ -14,6 +14,7 @@
  * Value layout: a scalar is one float that every lane holds; a vector of length L is ceil(L/32) floats
  * per lane, slot s holding channel 32 s + lane (0 past L, so whole-vector sums see only real channels).
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -181,6 +182,30 @@ static void emit_value(bgen *g, ir_ref r)
         attnc_buf_puts(b, "    }\n");
         return;
     }
+    case IR_OP_TAYLOR2: {
+        /* out = [1, x / d^(1/4), x_i^2 / (sqrt2 sqrt d), x_i x_j / sqrt d (i < j, row-major)] (ref_eval.c):
+         * each output channel finds its (kind, i, j) and reads x_i, x_j from their lanes */
+        ir_ref x = v->arg[0];
+        unsigned d = vlen(g, x), nx = nslots(d);
+        double rd = sqrt((double)d);
+        attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+        for (unsigned s = 0; s < ns; s++) {
+            attnc_buf_printf(b, "    {\n        int kind, i, j;\n        attnc_taylor2_index(%u + lane, %u, kind, i, j);\n", 32 * s, d);
+            attnc_buf_puts(b, "        float xi = 0.f, xj = 0.f;\n");
+            for (unsigned t = 0; t < nx; t++)
+                attnc_buf_printf(b, "        { const float a = __shfl_sync(0xffffffffu, v%u[%u], i & 31), c = __shfl_sync(0xffffffffu, v%u[%u], j & 31);\n"
+                                    "          if ((i >> 5) == %u) xi = a;\n          if ((j >> 5) == %u) xj = c; }\n",
+                                 x, t, x, t, t, t);
+            attnc_buf_printf(b, "        v%u[%u] = %u + lane >= %u ? 0.f : kind == 0 ? 1.f : kind == 1 ? xi * ", r, s, 32 * s, len);
+            put_float(b, 1.0 / sqrt(rd));
+            attnc_buf_puts(b, " : kind == 2 ? xi * xi * ");
+            put_float(b, 1.0 / (sqrt(2.0) * rd));
+            attnc_buf_puts(b, " : xi * xj * ");
+            put_float(b, 1.0 / rd);
+            attnc_buf_puts(b, ";\n    }\n");
+        }
+        return;
+    }
     default:
         break;
     }
@@ -311,6 +336,41 @@ static void emit_adjoint_of(bgen *g, ir_ref r)
         for (unsigned s = 0; s < ns; s++)
             attnc_buf_printf(b, "        g%u[%u] += inv * (g%u[%u] - v%u[%u] * gy);\n", x, s, r, s, r, s);
         attnc_buf_puts(b, "    }\n");
+        return;
+    }
+    case IR_OP_TAYLOR2: {
+        /* gx_i += g_o (1/d^(1/4) | 2 x_i / (sqrt2 sqrt d) | x_j / sqrt d), gx_j += g_o x_i / sqrt d: each lane
+         * forms its outputs' contributions, then one fixed-order warp sum per input channel */
+        ir_ref x = v->arg[0];
+        unsigned d = vlen(g, x), nx = nslots(d), len = v->type.len;
+        double rd = sqrt((double)d);
+        attnc_buf_printf(b, "    {   // taylor2\n        int ti[%u], tj[%u];\n        float ai[%u], aj[%u];\n", ns, ns, ns, ns);
+        for (unsigned s = 0; s < ns; s++) {
+            attnc_buf_printf(b, "        {\n            int kind;\n            attnc_taylor2_index(%u + lane, %u, kind, ti[%u], tj[%u]);\n", 32 * s, d, s, s);
+            attnc_buf_puts(b, "            float xi = 0.f, xj = 0.f;\n");
+            for (unsigned t = 0; t < nx; t++)
+                attnc_buf_printf(b, "            { const float a = __shfl_sync(0xffffffffu, v%u[%u], ti[%u] & 31), c = __shfl_sync(0xffffffffu, v%u[%u], tj[%u] & 31);\n"
+                                    "              if ((ti[%u] >> 5) == %u) xi = a;\n              if ((tj[%u] >> 5) == %u) xj = c; }\n",
+                                 x, t, s, x, t, s, s, t, s, t);
+            attnc_buf_printf(b, "            const float go = %u + lane < %u ? g%u[%u] : 0.f;\n", 32 * s, len, r, s);
+            attnc_buf_puts(b, "            ai[" );
+            attnc_buf_printf(b, "%u] = kind == 0 ? 0.f : kind == 1 ? go * ", s);
+            put_float(b, 1.0 / sqrt(rd));
+            attnc_buf_puts(b, " : kind == 2 ? go * 2.f * xi * ");
+            put_float(b, 1.0 / (sqrt(2.0) * rd));
+            attnc_buf_puts(b, " : go * xj * ");
+            put_float(b, 1.0 / rd);
+            attnc_buf_printf(b, ";\n            aj[%u] = kind == 3 ? go * xi * ", s);
+            put_float(b, 1.0 / rd);
+            attnc_buf_puts(b, " : 0.f;\n        }\n");
+        }
+        attnc_buf_printf(b, "        for (int m = 0; m < %u; m++) {\n            float sum = 0.f;\n", d);
+        for (unsigned s = 0; s < ns; s++)
+            attnc_buf_printf(b, "            sum += (ti[%u] == m ? ai[%u] : 0.f) + (tj[%u] == m ? aj[%u] : 0.f);\n", s, s, s, s);
+        attnc_buf_puts(b, "            sum = attnc_warp_sum(sum);\n");
+        for (unsigned t = 0; t < nx; t++)
+            attnc_buf_printf(b, "            if ((m >> 5) == %u && lane == (m & 31))\n                g%u[%u] += sum;\n", t, x, t);
+        attnc_buf_puts(b, "        }\n    }\n");
         return;
     }
     default:
@@ -452,6 +512,9 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
                       "    float *ws_dg;            // d log-gate [T, HOUT, GK]\n"
                       "    float *ws_dh0;           // [N, HOUT, K, V] (or null)\n"
                       "    float *ws_s;             // S_out of every chunk [slot, HOUT, K, V], slot = c0 / C + n\n"
+                      "    const float *z0, *dzT;   // the denominator's state [N, HS, K] (or null)\n"
+                      "    float *ws_do;            // normalisers: d(pre-norm output) [T, HOUT, V]\n"
+                      "    float *ws_dz0;           // [N, HOUT, K] (or null)\n"
                       "};\n");
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));
@@ -461,6 +524,21 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
     attnc_buf_printf(b, "#define ATTNC_B_C %u\n#define ATTNC_B_K %u\n#define ATTNC_B_V %u\n#define ATTNC_B_GK %u\n"
                         "#define ATTNC_B_TRANSITION %u\n#define ATTNC_B_SMEM_BYTES %u\n",
                      gp->chunk, gp->K, gp->V, gp->gk, gp->transition, gp->smem_bytes);
+    attnc_buf_printf(b, "#define ATTNC_B_VO %u   // output columns (V less the denominator's column of ones)\n"
+                        "#define ATTNC_B_NORM %u   // ir_norm\n#define ATTNC_B_EPS ",
+                     gp->vo, gp->norm);
+    put_float(b, gp->norm != IR_NORM_NONE ? gp->eps : 0.0);
+    attnc_buf_puts(b, "\n");
+    attnc_buf_puts(b, "\n// taylor2's output channel o of an input of length d: kind 0 (the constant), 1 (x_i), 2 (x_i^2) or 3\n"
+                      "// (x_i x_j, i < j, row-major); i and j are 0 where unused (out-of-range o: kind 0)\n"
+                      "__device__ __forceinline__ void attnc_taylor2_index(int o, int d, int &kind, int &i, int &j)\n{\n"
+                      "    kind = 0, i = 0, j = 0;\n"
+                      "    if (o == 0 || o >= 1 + 2 * d + d * (d - 1) / 2)\n        return;\n"
+                      "    if (o <= d) {\n        kind = 1, i = o - 1;\n        return;\n    }\n"
+                      "    if (o <= 2 * d) {\n        kind = 2, i = o - d - 1;\n        return;\n    }\n"
+                      "    int p = o - 2 * d - 1;\n    kind = 3;\n"
+                      "    while (p >= d - 1 - i) {\n        p -= d - 1 - i;\n        i++;\n    }\n"
+                      "    j = i + 1 + p;\n}\n");
     attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
                       "                                float *v, float *g);\n"
                       "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane);\n");

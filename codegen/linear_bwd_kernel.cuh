@@ -25,6 +25,13 @@
 //   3. attnc_bwd_sum_heads / attnc_bwd_sum_param: the per-output-head partials summed over the heads that
 //      share a tensor (GQA, GVA, h0 of shared state heads), and parameters also over the tokens, in a
 //      fixed order, converted to the tensor's dtype.  No atomics anywhere: same bits every run.
+// Normalisers (second tier): with RMS or LayerNorm over the output row, or the running denominator, the
+// forward walk also recomputes each row's pre-norm output x = (Q * gamma) S_in + P V (P as in the reverse
+// walk) and turns dO into d(x) with the norm's backward (one warp per row, fp32); d(x) replaces dO in
+// everything after, and goes to a workspace (ws_do) that the reverse walk reads instead of dout.  The
+// denominator is a value column of ones: ATTNC_B_V = ATTNC_B_VO + 1, the state's last column is z (from z0,
+// its gradient seeded by dzT, returned as dz0), x's last column is q.z, and
+//   d(num) = dO / (q.z + eps),  d(q.z) = -(dO . o) / (q.z + eps)  with o = num / (q.z + eps).
 // Output heads that share one state head (more query heads than state heads) each carry a copy of the
 // state: every copy reads h0 (so dh0 sums over them) and only the group's first head returns hT (so only
 // it is seeded with dhT).
@@ -37,6 +44,7 @@
 #define ATTNC_B_LDA (ATTNC_B_C + 1)
 
 enum { BTR_IDENTITY = 0, BTR_CONST = 1, BTR_SCALAR = 2, BTR_DIAG = 3 };
+enum { BNORM_NONE = 0, BNORM_DENOM = 1, BNORM_RMS = 3, BNORM_LAYER = 4 };   // ir_norm
 
 struct attnc_bwd_layout {   // offsets in floats
     static constexpr unsigned q = 0;                                  // Q rows (role values, fp32)
@@ -51,7 +59,8 @@ struct attnc_bwd_layout {   // offsets in floats
     static constexpr unsigned a = s + ATTNC_B_K * ATTNC_B_LDV;        // C x C: dO V^T or P
     static constexpr unsigned red = a + ATTNC_B_C * ATTNC_B_LDA;      // per-row sums
     static constexpr unsigned carry = red + ATTNC_B_C;                // the gate gradient's carry (K)
-    static constexpr unsigned floats = carry + ATTNC_B_K;
+    static constexpr unsigned x = carry + ATTNC_B_K;                  // pre-norm output rows (normalisers)
+    static constexpr unsigned floats = x + (ATTNC_B_NORM != BNORM_NONE ? ATTNC_B_C * ATTNC_B_LDV : 0);
     static constexpr unsigned bytes = (floats * 4 + 127) / 128 * 128;
 };
 
@@ -64,9 +73,10 @@ __device__ __forceinline__ float attnc_bdec(float x)
         return exp2f(fminf(x, 0.f));
 }
 
-// The chunk's rows into shared memory: roles through the generated DAG, dO from memory; padding rows
-// (r >= nrows) are zero with log-gate 0 (no write, no decay).  Then the chunk-local cumulative log2 gate.
-__device__ void attnc_bwd_load_chunk(const attnc_bwd_params &p, int c0, int nrows, int h, float *sm)
+// The chunk's rows into shared memory: roles through the generated DAG, dO from memory (dout, or the
+// normalised d(x) of ws_do when `norm_done`); padding rows (r >= nrows) are zero with log-gate 0 (no write,
+// no decay).  The denominator's value column of ones.  Then the chunk-local cumulative log2 gate.
+__device__ void attnc_bwd_load_chunk(const attnc_bwd_params &p, int c0, int nrows, int h, float *sm, bool norm_done)
 {
     using L = attnc_bwd_layout;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -83,11 +93,21 @@ __device__ void attnc_bwd_load_chunk(const attnc_bwd_params &p, int c0, int nrow
             for (int c = lane; c < ATTNC_B_GK; c += 32)
                 g[c] = 0.f;
         }
+        if constexpr (ATTNC_B_V > ATTNC_B_VO)
+            if (lane == 0)
+                v[ATTNC_B_VO] = r < nrows ? 1.f : 0.f;
     }
     for (int i = tid; i < ATTNC_B_C * ATTNC_B_V; i += ATTNC_B_THREADS) {
         const int r = i / ATTNC_B_V, c = i % ATTNC_B_V;
-        sm[L::dout + r * ATTNC_B_LDV + c] =
-            r < nrows ? attnc_load<ATTNC_OUT_DTYPE>(p.dout, ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_V + c) : 0.f;
+        const size_t row = (size_t)(c0 + r) * ATTNC_HOUT + h;
+        float x = 0.f;
+        if (r < nrows) {
+            if (ATTNC_B_NORM != BNORM_NONE && norm_done)
+                x = p.ws_do[row * ATTNC_B_V + c];
+            else if (c < ATTNC_B_VO)
+                x = attnc_load<ATTNC_OUT_DTYPE>(p.dout, row * ATTNC_B_VO + c);
+        }
+        sm[L::dout + r * ATTNC_B_LDV + c] = x;
     }
     __syncthreads();
     if constexpr (ATTNC_B_TRANSITION != BTR_IDENTITY) {
@@ -128,6 +148,109 @@ __device__ void attnc_bwd_dov(float *sm)
     }
 }
 
+// sA = P = (Q K^T) o D (j <= r), 0 above the diagonal.
+__device__ void attnc_bwd_p(float *sm)
+{
+    using L = attnc_bwd_layout;
+    for (int i = threadIdx.x; i < ATTNC_B_C * ATTNC_B_C; i += ATTNC_B_THREADS) {
+        const int r = i / ATTNC_B_C, j = i % ATTNC_B_C;
+        float s = 0.f;
+        if (j <= r) {
+            const float *x = sm + L::q + r * ATTNC_B_LDK, *y = sm + L::k + j * ATTNC_B_LDK;
+            if constexpr (ATTNC_B_GK == 1) {
+                for (int d = 0; d < ATTNC_B_K; d++)
+                    s += x[d] * y[d];
+                s *= attnc_bdec(sm[L::g + r] - sm[L::g + j]);
+            } else {
+                const float *gr = sm + L::g + r * ATTNC_B_LDG, *gj = sm + L::g + j * ATTNC_B_LDG;
+                for (int d = 0; d < ATTNC_B_K; d++)
+                    s += x[d] * y[d] * attnc_bdec(gr[d] - gj[d]);
+            }
+        }
+        sm[L::a + r * ATTNC_B_LDA + j] = s;
+    }
+}
+
+// The normaliser's backward (forward walk, after attnc_bwd_p): x = (Q * gamma) S_in + P V, then per row
+// (one warp) dO -> d(x) in place in the dO tile and into ws_do for the reverse walk.
+__device__ void attnc_bwd_norm_rows(const attnc_bwd_params &p, int c0, int nrows, int h, float *sm)
+{
+    using L = attnc_bwd_layout;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const float *S = sm + L::s;
+    for (int i = tid; i < nrows * ATTNC_B_V; i += ATTNC_B_THREADS) {
+        const int r = i / ATTNC_B_V, c = i % ATTNC_B_V;
+        float s = 0.f;
+        const float *qg = sm + L::qg + r * ATTNC_B_LDK;
+        for (int d = 0; d < ATTNC_B_K; d++)
+            s += qg[d] * S[d * ATTNC_B_LDV + c];
+        for (int j = 0; j <= r; j++)
+            s += sm[L::a + r * ATTNC_B_LDA + j] * sm[L::v + j * ATTNC_B_LDV + c];
+        sm[L::x + r * ATTNC_B_LDV + c] = s;
+    }
+    __syncthreads();
+    constexpr float inv_n = 1.f / ATTNC_B_VO;
+    for (int r = warp; r < nrows; r += ATTNC_B_WARPS) {
+        const float *x = sm + L::x + r * ATTNC_B_LDV;
+        float *dy = sm + L::dout + r * ATTNC_B_LDV;
+        float *ws = p.ws_do + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_V;
+        if constexpr (ATTNC_B_NORM == BNORM_DENOM) {
+            // o = x / den, den = q.z + eps: d(x) = dO / den, d(q.z) = -(dO . x) / den^2
+            const float den = x[ATTNC_B_VO] + ATTNC_B_EPS;
+            float xd = 0.f;
+            for (int c = lane; c < ATTNC_B_VO; c += 32)
+                xd += x[c] * dy[c];
+            xd = attnc_warp_sum(xd);
+            __syncwarp();
+            for (int c = lane; c < ATTNC_B_VO; c += 32) {
+                dy[c] = dy[c] / den;
+                ws[c] = dy[c];
+            }
+            if (lane == 0) {
+                dy[ATTNC_B_VO] = -xd / (den * den);
+                ws[ATTNC_B_VO] = dy[ATTNC_B_VO];
+            }
+        } else if constexpr (ATTNC_B_NORM == BNORM_RMS) {
+            // o = x rs, rs = (|x|^2 / V + eps)^-1/2: d(x) = rs dO - rs^3 (x . dO) x / V
+            float ss = 0.f, xd = 0.f;
+            for (int c = lane; c < ATTNC_B_VO; c += 32) {
+                ss += x[c] * x[c];
+                xd += x[c] * dy[c];
+            }
+            ss = attnc_warp_sum(ss);
+            xd = attnc_warp_sum(xd);
+            const float rs = rsqrtf(ss * inv_n + ATTNC_B_EPS);
+            __syncwarp();
+            for (int c = lane; c < ATTNC_B_VO; c += 32) {
+                dy[c] = rs * dy[c] - rs * rs * rs * xd * x[c] * inv_n;
+                ws[c] = dy[c];
+            }
+        } else {
+            // o = (x - mean) rs: d(x) = rs (dO - mean(dO) - o mean(dO o))
+            float mean = 0.f;
+            for (int c = lane; c < ATTNC_B_VO; c += 32)
+                mean += x[c];
+            mean = attnc_warp_sum(mean) * inv_n;
+            float var = 0.f;
+            for (int c = lane; c < ATTNC_B_VO; c += 32)
+                var += (x[c] - mean) * (x[c] - mean);
+            const float rs = rsqrtf(attnc_warp_sum(var) * inv_n + ATTNC_B_EPS);
+            float md = 0.f, mdo = 0.f;
+            for (int c = lane; c < ATTNC_B_VO; c += 32) {
+                md += dy[c];
+                mdo += dy[c] * (x[c] - mean) * rs;
+            }
+            md = attnc_warp_sum(md) * inv_n;
+            mdo = attnc_warp_sum(mdo) * inv_n;
+            __syncwarp();
+            for (int c = lane; c < ATTNC_B_VO; c += 32) {
+                dy[c] = rs * (dy[c] - md - (x[c] - mean) * rs * mdo);
+                ws[c] = dy[c];
+            }
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linear(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) float sm[];
@@ -136,21 +259,33 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
     const int h = blockIdx.y, n = blockIdx.x;
     constexpr int G = ATTNC_HOUT / ATTNC_HS;   // output heads per state head
     const int hs = h / G;
-    const bool seeded = p.dhT && h % G == 0;    // this copy of the state returns hT
+    const bool seeded = h % G == 0;             // this copy of the state returns hT (and zT)
     int bos, eos;
     attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
-    const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K * ATTNC_B_V;
+    const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K * ATTNC_B_VO;   // h0, dhT
+    const size_t z_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K;                    // z0, dzT
     float *S = sm + L::s;
 
     // ---- forward walk: S, dQ ------------------------------------------------------------------------
     for (int i = tid; i < ATTNC_B_K * ATTNC_B_V; i += ATTNC_B_THREADS) {
         const int d = i / ATTNC_B_V, c = i % ATTNC_B_V;
-        S[d * ATTNC_B_LDV + c] = p.h0 ? p.h0[state_base + i] : 0.f;
+        float x = 0.f;
+        if (c < ATTNC_B_VO)
+            x = p.h0 ? p.h0[state_base + d * ATTNC_B_VO + c] : 0.f;
+        else
+            x = p.z0 ? p.z0[z_base + d] : 0.f;
+        S[d * ATTNC_B_LDV + c] = x;
     }
     __syncthreads();
     for (int c0 = bos; c0 < eos; c0 += ATTNC_B_C) {
         const int nrows = min(ATTNC_B_C, eos - c0);
-        attnc_bwd_load_chunk(p, c0, nrows, h, sm);
+        attnc_bwd_load_chunk(p, c0, nrows, h, sm, false);
+        if constexpr (ATTNC_B_NORM != BNORM_NONE) {
+            attnc_bwd_p(sm);
+            __syncthreads();
+            attnc_bwd_norm_rows(p, c0, nrows, h, sm);
+            __syncthreads();
+        }
         attnc_bwd_dov(sm);
         __syncthreads();
         for (int i = tid; i < nrows * ATTNC_B_K; i += ATTNC_B_THREADS) {
@@ -186,7 +321,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
     // ---- reverse walk: dS, dK, dV, dlog-gate ----------------------------------------------------------
     for (int i = tid; i < ATTNC_B_K * ATTNC_B_V; i += ATTNC_B_THREADS) {
         const int d = i / ATTNC_B_V, c = i % ATTNC_B_V;
-        S[d * ATTNC_B_LDV + c] = seeded ? p.dhT[state_base + i] : 0.f;
+        float x = 0.f;
+        if (c < ATTNC_B_VO)
+            x = seeded && p.dhT ? p.dhT[state_base + d * ATTNC_B_VO + c] : 0.f;
+        else
+            x = seeded && p.dzT ? p.dzT[z_base + d] : 0.f;
+        S[d * ATTNC_B_LDV + c] = x;
     }
     __syncthreads();
     const int nchunks = (eos - bos + ATTNC_B_C - 1) / ATTNC_B_C;
@@ -214,25 +354,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
                 }
             }
         }
-        attnc_bwd_load_chunk(p, c0, nrows, h, sm);
-        // P = (Q K^T) o D (j <= r)
-        for (int i = tid; i < ATTNC_B_C * ATTNC_B_C; i += ATTNC_B_THREADS) {
-            const int r = i / ATTNC_B_C, j = i % ATTNC_B_C;
-            float s = 0.f;
-            if (j <= r) {
-                const float *x = sm + L::q + r * ATTNC_B_LDK, *y = sm + L::k + j * ATTNC_B_LDK;
-                if constexpr (ATTNC_B_GK == 1) {
-                    for (int d = 0; d < ATTNC_B_K; d++)
-                        s += x[d] * y[d];
-                    s *= attnc_bdec(sm[L::g + r] - sm[L::g + j]);
-                } else {
-                    const float *gr = sm + L::g + r * ATTNC_B_LDG, *gj = sm + L::g + j * ATTNC_B_LDG;
-                    for (int d = 0; d < ATTNC_B_K; d++)
-                        s += x[d] * y[d] * attnc_bdec(gr[d] - gj[d]);
-                }
-            }
-            sm[L::a + r * ATTNC_B_LDA + j] = s;
-        }
+        attnc_bwd_load_chunk(p, c0, nrows, h, sm, true);
+        attnc_bwd_p(sm);
         __syncthreads();
         // dV = P^T dO + Kd dS_out
         for (int i = tid; i < nrows * ATTNC_B_V; i += ATTNC_B_THREADS) {
@@ -314,10 +437,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
         __syncthreads();
     }
     if (p.ws_dh0)
-        for (int i = tid; i < ATTNC_B_K * ATTNC_B_V; i += ATTNC_B_THREADS) {
-            const int d = i / ATTNC_B_V, c = i % ATTNC_B_V;
-            p.ws_dh0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K * ATTNC_B_V + i] = S[d * ATTNC_B_LDV + c];
+        for (int i = tid; i < ATTNC_B_K * ATTNC_B_VO; i += ATTNC_B_THREADS) {
+            const int d = i / ATTNC_B_VO, c = i % ATTNC_B_VO;
+            p.ws_dh0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K * ATTNC_B_VO + i] = S[d * ATTNC_B_LDV + c];
         }
+    if (ATTNC_B_V > ATTNC_B_VO && p.ws_dz0)
+        for (int d = tid; d < ATTNC_B_K; d += ATTNC_B_THREADS)
+            p.ws_dz0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d] = S[d * ATTNC_B_LDV + ATTNC_B_VO];
 }
 
 // ---- 2. the value DAG's adjoint, one warp per (token, output head) ----------------------------------

@@ -256,6 +256,9 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
 void attnc_kernel_free(attnc_kernel *kernel);
 attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_kernel_info *out /* OUT */);
 size_t attnc_kernel_count(const attnc_kernel *kernel);
+/* Bytes of device workspace the kernel handle holds now (the materialized schedule's chunk states, grown
+ * on demand by attnc_forward and kept until attnc_kernel_free; 0 while no launch has needed one). */
+size_t attnc_kernel_workspace_bytes(const attnc_kernel *kernel);
 
 /* A tensor in device memory: shape and strides in elements, outermost first. */
 typedef struct attnc_tensor {
@@ -331,9 +334,10 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
 /* ---- the backward (issue 4): gradients of every input on the GPU ---------------------------- */
 
 /* The backward kernels of a spec, compiled for the GPU present (or found in the disk cache), separate
- * from the forward's (a spec whose backward is not generated still runs forward).  First tier: causal
- * linear parts with an additive update (no, constant, scalar or per-channel decay) and no normaliser;
- * other specs give ATTNC_ERR_INPUT with "backward not generated yet for FEATURE" in the diagnostics and
+ * from the forward's (a spec whose backward is not generated still runs forward).  Generated for causal
+ * linear parts with an additive update (no, constant, scalar or per-channel decay) and no normaliser,
+ * the RMS or LayerNorm output norm, or the running denominator (feature maps taylor2 and l2norm
+ * included); other specs (delta rule, mLSTM, bidirectional, softmax) give ATTNC_ERR_INPUT with "backward not generated yet for FEATURE" in the diagnostics and
  * attnc_errmsg. */
 typedef struct attnc_grad_kernel attnc_grad_kernel;
 
@@ -348,7 +352,8 @@ attnc_status attnc_emit_grad(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind k
 /* Backward arguments: the forward's inputs (layouts of attnc_forward_args), the output's gradient dout
  * [B, T, H_out, V] (the output's dtype), optional h0 and dhT (fp32 [N, H_state, K, V]; dhT absent = 0),
  * and where the gradients go: dinputs[i] has input i's shape and dtype (data NULL: not wanted), dh0 fp32
- * [N, H_state, K, V] (data NULL: not wanted).  Every gradient is written whole (nothing accumulates into
+ * [N, H_state, K, V] (data NULL: not wanted).  Specs with the running denominator also take z0 and dzT
+ * and return dz0 (fp32 [N, H_state, K], each optional likewise; ATTNC_ERR_USAGE for any other spec).  Every gradient is written whole (nothing accumulates into
  * what the buffers held).  Heads that share a tensor (GQA, GVA, parameters) get the sum over the heads
  * and tokens that read it.
  * Deterministic: no atomics; every sum runs in a fixed order, so the same inputs give the same bits on
@@ -366,9 +371,17 @@ typedef struct attnc_backward_args {
     const int32_t *cu_seqlens;   /* device pointer or NULL (as attnc_forward) */
     int64_t nseq;
     void *stream;                /* a CUstream, or NULL */
+    attnc_tensor z0, dzT, dz0;   /* the running denominator's state (see above); zero-filled: absent */
 } attnc_backward_args;
 
 attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *kernel, const attnc_backward_args *args);
+
+/* Bytes of device workspace one attnc_backward of this shape needs (B sequences of T tokens, or with
+ * nseq > 0 varlen: B = 1 and nseq sequences; with_dh0: the initial-state gradients are wanted), which
+ * the handle allocates on the first launch and keeps (it grows, never shrinks).  No device call. */
+size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *kernel, int64_t B, int64_t T, int64_t nseq, int with_dh0);
+/* Bytes of device workspace the handle holds now (0 before its first launch). */
+size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *kernel);
 
 #define ATTNC_RUN_GRAD_MAX 66
 

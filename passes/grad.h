@@ -13,7 +13,10 @@ typedef struct grad_plan {
     const char *missing;  /* otherwise: the feature it is not generated for yet ("the delta rule", ...) */
     attnc_span where;     /* and where the spec asks for it */
     uint32_t chunk;       /* tokens per chunk of the backward walks */
-    uint32_t K, V;        /* state rows and columns */
+    uint32_t K, V;        /* state rows and columns (V: with the denominator's column of ones) */
+    uint32_t vo;          /* output columns: V, or V - 1 with the running denominator */
+    uint32_t norm;        /* ir_norm: none, denominator, RMS or LayerNorm (never max-floor) */
+    double eps;           /* the normaliser's eps */
     uint32_t gk;          /* log-gate channels per token: K for per-channel gates, else 1 */
     uint32_t transition;  /* ir_transition */
     unsigned smem_bytes;  /* shared memory of the chunk kernel (attnc_bwd_layout) */
@@ -26,8 +29,8 @@ typedef struct grad_plan {
  * arena is exhausted. */
 bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp);
 
-/* Shared memory of the chunk kernel for chunk C, state K x V and gk gate channels: the same sums as
- * attnc_bwd_layout in codegen/linear_bwd_kernel.cuh. */
-unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk);
+/* Shared memory of the chunk kernel for chunk C, state K x V, gk gate channels and (rows: a normaliser)
+ * the pre-norm output rows: the same sums as attnc_bwd_layout in codegen/linear_bwd_kernel.cuh. */
+unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool rows);
 
 #endif

@@ -37,7 +37,7 @@ static void test_diag_gate(void **state)
     assert_int_equal(gp.V, 128);
     assert_int_equal(gp.gk, 128);
     assert_int_equal(gp.chunk, 32);
-    assert_int_equal(gp.smem_bytes, grad_smem_bytes(32, 128, 128, 128));
+    assert_int_equal(gp.smem_bytes, grad_smem_bytes(32, 128, 128, 128, false));
     assert_true(gp.smem_bytes <= 227u * 1024u);
     /* every role reads a tensor, so every role value gets an adjoint */
     assert_true(gp.needs[u.m->linear.query] && gp.needs[u.m->linear.key] && gp.needs[u.m->linear.gate]);
@@ -99,6 +99,50 @@ static void test_shared_value(void **state)
     unit_close(&u);
 }
 
+/* Normalisers (second tier): the denominator is a value column of ones (V + 1 state columns, V output
+ * columns), the row norms keep V; every one stores the pre-norm rows, and the generated unit carries the
+ * norm's constants.  taylor2 (based) gets its generated forward and adjoint. */
+static void test_norms(void **state)
+{
+    (void)state;
+    static const struct { const char *norm; unsigned kind, extra; const char *eps; } cases[] = {
+        {"denominator(1e-6)", IR_NORM_DENOM, 1, "#define ATTNC_B_EPS (1e-06f)"},
+        {"rmsnorm(1e-6)", IR_NORM_RMS, 0, "#define ATTNC_B_EPS (1e-06f)"},
+        {"layernorm(1e-5)", IR_NORM_LAYER, 0, "#define ATTNC_B_EPS (1e-05f)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "attention n { dim K = 64, V = 64; heads H = 2;\n"
+                 "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V];\n"
+                 "  linear { query = elu(q) + 1; key = elu(k) + 1; value = v; normalize %s; }\n"
+                 "  mask causal; state initial, final; chunk 64; }\n",
+                 cases[i].norm);
+        unit_src u;
+        lowered(&u, text);
+        cg_bwd_output out;
+        assert_true(codegen_cuda_bwd(u.m, u.arena, &u.diags, &out));
+        assert_true(out.plan.ok);
+        assert_int_equal(out.plan.norm, cases[i].kind);
+        assert_int_equal(out.plan.vo, 64);
+        assert_int_equal(out.plan.V, 64 + cases[i].extra);
+        assert_int_equal(out.plan.smem_bytes, grad_smem_bytes(out.plan.chunk, 64, 64 + cases[i].extra, 1, true));
+        assert_non_null(strstr(out.source, cases[i].eps));
+        unit_close(&u);
+    }
+    unit_src u;
+    lowered(&u, "attention b { dim D = 16, V = 64; heads H = 2;\n"
+                "  input q: bf16[H, D]; input k: bf16[H, D]; input v: bf16[H, V];\n"
+                "  linear { query = taylor2(q); key = taylor2(k); value = v; normalize denominator(1e-6); }\n"
+                "  mask causal; chunk 64; }\n");
+    cg_bwd_output out;
+    assert_true(codegen_cuda_bwd(u.m, u.arena, &u.diags, &out));
+    assert_int_equal(out.plan.K, 153);
+    assert_non_null(strstr(out.source, "// taylor2"));
+    assert_non_null(strstr(out.source, "attnc_taylor2_index(128 + lane, 16, kind, i, j)"));
+    unit_close(&u);
+}
+
 /* Features outside the first tier: a located error, never a crash. */
 static void test_not_generated(void **state)
 {
@@ -106,10 +150,8 @@ static void test_not_generated(void **state)
     static const struct { const char *linear, *rest, *msg; unsigned line, col; } cases[] = {
         {"linear { query = q; key = k; value = v; beta = sigmoid(b); update delta; }", "mask causal;",
          "backward not generated yet for the delta rule", 3, 3},
-        {"linear { query = q; key = k; value = v; normalize layernorm(1e-5); }", "mask causal;",
-         "backward not generated yet for the LayerNorm output norm", 3, 3},
-        {"linear { query = q; key = k; value = v; normalize denominator(1e-6); }", "mask causal;",
-         "backward not generated yet for the running denominator", 3, 3},
+        {"linear { query = q; key = k; value = v; normalize denominator(1e-6); }", "mask none;",
+         "backward not generated yet for the bidirectional mask", 1, 1},
         {"linear { query = q; key = k; value = v; }", "mask none;", "backward not generated yet for the bidirectional mask",
          1, 1},
     };
@@ -135,8 +177,10 @@ static void test_not_generated(void **state)
 static void test_smem_budget(void **state)
 {
     (void)state;
-    assert_true(grad_smem_bytes(32, 128, 128, 128) <= 227u * 1024u);
-    assert_true(grad_smem_bytes(32, 256, 128, 256) > 227u * 1024u);
+    assert_true(grad_smem_bytes(32, 128, 128, 128, false) <= 227u * 1024u);
+    assert_true(grad_smem_bytes(32, 128, 129, 1, true) <= 227u * 1024u);   /* linear_attn: V + 1, the x rows */
+    assert_true(grad_smem_bytes(32, 128, 129, 1, true) > grad_smem_bytes(32, 128, 129, 1, false));
+    assert_true(grad_smem_bytes(32, 256, 128, 256, false) > 227u * 1024u);
     unit_src u;
     lowered(&u, "attention w { dim K = 256, V = 128; heads H = 2;\n"
                 "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input gk: bf16[H, K];\n"
@@ -154,7 +198,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_diag_gate),     cmocka_unit_test(test_scalar_and_const),
         cmocka_unit_test(test_shared_value),  cmocka_unit_test(test_not_generated),
-        cmocka_unit_test(test_smem_budget),
+        cmocka_unit_test(test_smem_budget),   cmocka_unit_test(test_norms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
