@@ -15,10 +15,24 @@ arguments in torch (gates, scaled values), FLA runs, and the relative error ||at
 printed beside the times.
 
 Timing: CUDA events around each call, 5 warm-up calls, median of 30 (both attnc and FLA, same helper).
-FLA runs on inputs without requires_grad (inference forward).  TFLOP/s use fla_bench.py's FLOP model
+FLA runs on inputs without requires_grad (inference forward) for the forward table.  TFLOP/s use fla_bench.py's FLOP model
 (chunk 64).  The memory floor is the bytes each op must move (q, k, v, out in bf16 plus its gates, beta
 and parameters) over 4.8 TB/s, the H200's HBM3e bandwidth.  Also timed: attnc_kernel_new with an empty
 cache (generation + NVRTC + load) and again with the cache warm.
+
+Forward + backward (issue 4; --no-backward skips it), same shapes and inputs:
+    attnc   attnc_forward then attnc_backward (every input's gradient, from a random bf16 dout), through
+            ctypes like the forward; ops whose backward attnc does not generate yet (the delta rule) say so
+    FLA     its chunk_* function on requires_grad leaves (its own arguments: q, k, v and the gate / beta
+            that fla_args derives from the spec's raw inputs), .backward(dout), gradients reset to None
+            before every call (as fla_bench.py does)
+    SDPA    causal flash and cuDNN, q, k, v requires_grad, .backward(dout)
+Peak extra GPU memory of one forward+backward: FLA, torch.cuda.max_memory_allocated() during the call
+less memory_allocated() before it (inputs and dout already allocated; its output, saved tensors and
+gradients count).  attnc, what it allocates for the same call: its output and gradient buffers (the
+caller's, allocated once here) plus the workspaces its handles hold after the call
+(attnc_kernel_workspace_bytes, attnc_grad_workspace_allocated).  The gradients of dq and dk are checked
+against FLA's (relative error of the pair), the inputs being the same numbers.
 """
 import argparse
 import ctypes as C
@@ -72,6 +86,12 @@ class CompileOptions(C.Structure):
     _fields_ = [('arch', C.c_char_p), ('no_cache', C.c_int)]
 
 
+class BackwardArgs(C.Structure):
+    _fields_ = [('inputs', C.POINTER(Tensor)), ('ninputs', C.c_size_t), ('dout', Tensor), ('h0', Tensor),
+                ('dhT', Tensor), ('dinputs', C.POINTER(Tensor)), ('dh0', Tensor), ('cu_seqlens', C.c_void_p),
+                ('nseq', C.c_int64), ('stream', C.c_void_p), ('z0', Tensor), ('dzT', Tensor), ('dz0', Tensor)]
+
+
 TORCH_DTYPE = {0: torch.bfloat16, 1: torch.float16, 2: torch.float32}
 ATTNC_DTYPE = {torch.bfloat16: 0, torch.float16: 1, torch.float32: 2}
 
@@ -93,6 +113,13 @@ class Attnc:
         L.attnc_kernel_free.argtypes = [C.c_void_p]
         L.attnc_kernel_get_info.argtypes = [C.c_void_p, C.c_size_t, C.POINTER(KernelInfo)]
         L.attnc_forward.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(ForwardArgs)]
+        L.attnc_kernel_workspace_bytes.restype = C.c_size_t
+        L.attnc_kernel_workspace_bytes.argtypes = [C.c_void_p]
+        L.attnc_grad_kernel_new.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(CompileOptions), C.POINTER(C.c_void_p)]
+        L.attnc_grad_kernel_free.argtypes = [C.c_void_p]
+        L.attnc_backward.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(BackwardArgs)]
+        L.attnc_grad_workspace_allocated.restype = C.c_size_t
+        L.attnc_grad_workspace_allocated.argtypes = [C.c_void_p]
         L.attnc_version.restype = C.c_int
         self.ctx = C.c_void_p()
         st = L.attnc_ctx_new_v(L.attnc_version(), C.byref(self.ctx))
@@ -126,6 +153,35 @@ class Attnc:
         info = KernelInfo()
         self.lib.attnc_kernel_get_info(k, 0, C.byref(info))
         return k, info, ms
+
+    def grad_kernel(self, spec):
+        """The backward's handle, or (None, the reason) where attnc does not generate it yet."""
+        k = C.c_void_p()
+        opts = CompileOptions(None, 0)
+        st = self.lib.attnc_grad_kernel_new(self.ctx, spec, C.byref(opts), C.byref(k))
+        if st:
+            return None, self.err()
+        return k, None
+
+    def workspace_bytes(self, kernel, grad_kernel):
+        return self.lib.attnc_kernel_workspace_bytes(kernel) + self.lib.attnc_grad_workspace_allocated(grad_kernel)
+
+    def backward_fn(self, grad_kernel, inputs, dout, dinputs):
+        arr = (Tensor * len(inputs))(*[self.tensor(t) for t in inputs])
+        darr = (Tensor * len(dinputs))(*[self.tensor(t) for t in dinputs])
+        args = BackwardArgs()
+        args.inputs = arr
+        args.ninputs = len(inputs)
+        args.dout = self.tensor(dout)
+        args.dinputs = darr
+        args.stream = torch.cuda.current_stream().cuda_stream
+        keep = (arr, darr, args)
+
+        def call():
+            st = self.lib.attnc_backward(self.ctx, grad_kernel, C.byref(keep[2]))
+            if st:
+                raise RuntimeError(f'attnc_backward: {self.err()}')
+        return call
 
     @staticmethod
     def tensor(t):
@@ -225,6 +281,100 @@ def fla_args(op, x):
     raise KeyError(op)
 
 
+def fla_leaves(kw):
+    """FLA's tensor arguments as requires_grad leaves (fixed per-head constants such as g_gamma stay)."""
+    out = {}
+    for n, t in kw.items():
+        if torch.is_tensor(t) and n != 'g_gamma':
+            t = t.detach().clone().requires_grad_(True)
+        out[n] = t
+    return out
+
+
+def peak_extra_mib(fn):
+    """torch.cuda.max_memory_allocated() during fn() less memory_allocated() before it, MiB."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def nbytes(ts):
+    return sum(t.numel() * t.element_size() for t in ts)
+
+
+def bench_fwd_bwd(at, op, k, gk, infos, x, out, f_fla, dev, B, T):
+    """One row of the forward+backward table (times in ms, memory in MiB; None where not run)."""
+    r = dict(op=op, T=T, B=B, attnc=None, fla=None, mem_attnc=None, ws_attnc=None, mem_fla=None, err=None, note='')
+    dout = torch.randn(B, T, H, D, device=dev, dtype=torch.bfloat16)
+    ga = None
+    if gk is not None:
+        dins = [torch.empty_like(t) for t in x]
+        fwd = at.forward_fn(k, x, out)
+        bwd = at.backward_fn(gk, x, dout, dins)
+
+        def fb_attnc():
+            fwd()
+            bwd()
+        try:
+            fb_attnc()
+            torch.cuda.synchronize()
+            r['attnc'] = bench_ms(fb_attnc)
+            ws = at.workspace_bytes(k, gk)
+            r['ws_attnc'] = ws / 2**20
+            r['mem_attnc'] = (nbytes([out]) + nbytes(dins) + ws) / 2**20
+            ga = dins
+        except RuntimeError as e:
+            r['note'] = f'attnc: {str(e).splitlines()[0][:120]}'
+            r['attnc'] = None
+    if f_fla is not None:
+        kw = fla_leaves(fla_args(op, x))
+        q, kk, v = kw.pop('q'), kw.pop('k'), kw.pop('v')
+        leaves = [t for t in [q, kk, v, *kw.values()] if torch.is_tensor(t) and t.requires_grad]
+
+        def fb_fla():
+            for t in leaves:
+                t.grad = None
+            f_fla(q, kk, v, **kw)[0].backward(dout)
+        try:
+            fb_fla()
+            torch.cuda.synchronize()
+            if ga is not None:   # the spec's q and k are FLA's q and k (delta ops: l2-normalised on both sides)
+                num = sum(((a.float() - b.grad.float()).norm() ** 2).item() for a, b in ((ga[0], q), (ga[1], kk)))
+                den = sum((b.grad.float().norm() ** 2).item() for b in (q, kk))
+                r['err'] = (num / max(den, 1e-60)) ** 0.5
+            r['fla'] = bench_ms(fb_fla)
+            for t in leaves:
+                t.grad = None
+            r['mem_fla'] = peak_extra_mib(fb_fla)
+            for t in leaves:
+                t.grad = None
+        except Exception as e:  # noqa: BLE001
+            msg = str(e).splitlines()[0][:80] if str(e) else ''
+            r['note'] = (r['note'] + '; ' if r['note'] else '') + f'FLA backward: {type(e).__name__}: {msg}'
+    return r
+
+
+def sdpa_fwd_bwd(B, T, dev, be):
+    """SDPA causal forward+backward (ms) and its peak extra memory (MiB) on one backend."""
+    from torch.nn.attention import sdpa_kernel
+    q, k, v = (torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16).requires_grad_(True) for _ in range(3))
+    dout = torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16)
+
+    def fb():
+        for t in (q, k, v):
+            t.grad = None
+        with sdpa_kernel([be]):
+            F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(dout)
+    fb()
+    ms = bench_ms(fb)
+    for t in (q, k, v):
+        t.grad = None
+    return ms, peak_extra_mib(fb)
+
+
 def floor_ms(infos, B, T):
     nbytes = B * T * H * D * 2  # out
     for name, per_token, heads, length, dt in infos:
@@ -240,6 +390,7 @@ def main():
     ap.add_argument('--ops', default=','.join(OPS))
     ap.add_argument('--T', default=','.join(map(str, T_LIST)))
     ap.add_argument('--out', default=None, help='write the table (markdown) here too')
+    ap.add_argument('--no-backward', action='store_true', help='time the forward only (no forward+backward tables)')
     a = ap.parse_args()
     dev = 'cuda'
     torch.manual_seed(0)
@@ -270,12 +421,16 @@ def main():
         jit_rows.append((op, cold_ms, info1.compile_ms, hit_ms, bool(info2.cache_hit), info1.regs, info1.local_bytes,
                          info1.smem_bytes))
         at.lib.attnc_kernel_free(k1)
-        kernels[op] = (spec, infos, k2)
+        gk, why = (None, 'not timed (--no-backward)') if a.no_backward else at.grad_kernel(spec)
+        if gk is None and not a.no_backward:
+            print(f'attnc backward {op}: {why}', flush=True)
+        kernels[op] = (spec, infos, k2, gk, why)
+    fb_rows = []
 
     for T in [int(t) for t in a.T.split(',')]:
         B = TOKENS // T
         for op in a.ops.split(','):
-            spec, infos, k = kernels[op]
+            spec, infos, k, gk, why = kernels[op]
             x = make_inputs(infos, B, T, dev)
             out = torch.empty(B, T, H, D, device=dev, dtype=torch.bfloat16)
             call = at.forward_fn(k, x, out)
@@ -299,6 +454,18 @@ def main():
             rows.append((op, T, B, t_attnc, fl / t_attnc / 1e9, t_fla, floor_ms(infos, B, T), err, t_seq, t_mat))
             print(f'{op:15s} T={T:6d} attnc {t_attnc:7.3f} ms (seq {t_seq:.3f}, mat {t_mat:.3f})' + (f'  FLA {t_fla:7.3f} ms  x{t_fla / t_attnc:5.2f}'
                   f'  rel.err vs FLA {err:.2e}' if t_fla else ''), flush=True)
+            if not a.no_backward:
+                r = bench_fwd_bwd(at, op, k, gk, infos, x, out, fla_funcs.get(op), dev, B, T)
+                if gk is None:
+                    r['note'] = (r['note'] + '; ' if r['note'] else '') + 'attnc: ' + why.split(': ')[-1]
+                fb_rows.append(r)
+                ta, tfl = r['attnc'], r['fla']
+                print(f'{op:15s} T={T:6d} fwd+bwd attnc ' + (f'{ta:7.3f} ms' if ta else '      - ms') +
+                      (f'  FLA {tfl:7.3f} ms' if tfl else '') + (f'  x{tfl / ta:5.2f}' if ta and tfl else '') +
+                      (f'  extra MiB attnc {r["mem_attnc"]:.0f}' if ta else '') +
+                      (f'  FLA {r["mem_fla"]:.0f}' if r['mem_fla'] is not None else '') +
+                      (f'  rel.err dq,dk vs FLA {r["err"]:.2e}' if r['err'] is not None else '') +
+                      (f'  ({r["note"]})' if r['note'] else ''), flush=True)
             del x, out
 
     # SDPA (causal, flash backend) for scale.
@@ -313,7 +480,11 @@ def main():
                     continue
                 try:
                     with sdpa_kernel([be]):
-                        sdpa.append((name, T, bench_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))))
+                        ms = bench_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+                    fb_ms, fb_mib = (None, None) if a.no_backward else sdpa_fwd_bwd(B, T, dev, be)
+                    sdpa.append((name, T, ms, fb_ms, fb_mib))
+                    print(f'sdpa {name:6s} T={T:6d} fwd {ms:7.3f} ms' +
+                          (f'  fwd+bwd {fb_ms:7.3f} ms  extra MiB {fb_mib:.0f}' if fb_ms else ''), flush=True)
                 except Exception as e:  # noqa: BLE001
                     print(f'sdpa {name}: {e}')
     except ImportError:
@@ -328,8 +499,20 @@ def main():
         lines.append(f'| {op} | {T} | {B} | {ta:.3f} | {tf:.1f} | ' + (f'{tfl:.3f} | {tfl / ta:.2f}x' if tfl else '- | -') +
                      f' | {fm:.3f} | {ta / fm:.2f} | ' + (f'{err:.1e}' if err is not None else '-') +
                      f' | {ts:.3f} | {tm:.3f} |')
-    lines += ['', '| SDPA causal | T | ms |', '|---|---|---|']
-    lines += [f'| {n} | {T} | {ms:.3f} |' for n, T, ms in sdpa]
+    if not a.no_backward:
+        lines += ['', 'Forward + backward (every input\'s gradient from a random dout; FLA on requires_grad leaves); '
+                  'peak extra GPU memory of one forward+backward', '',
+                  '| op | T | B | attnc f+b ms | FLA f+b ms | attnc speed-up | attnc extra MiB | of which workspace MiB '
+                  '| FLA extra MiB | rel. err dq,dk vs FLA | note |',
+                  '|---|---|---|---|---|---|---|---|---|---|---|']
+        f3 = lambda v, f: '-' if v is None else format(v, f)  # noqa: E731
+        for r in fb_rows:
+            sp = f'{r["fla"] / r["attnc"]:.2f}x' if r['attnc'] and r['fla'] else '-'
+            lines.append(f'| {r["op"]} | {r["T"]} | {r["B"]} | {f3(r["attnc"], ".3f")} | {f3(r["fla"], ".3f")} | {sp} | '
+                         f'{f3(r["mem_attnc"], ".0f")} | {f3(r["ws_attnc"], ".0f")} | {f3(r["mem_fla"], ".0f")} | '
+                         f'{f3(r["err"], ".1e")} | {r["note"]} |')
+    lines += ['', '| SDPA causal | T | fwd ms | fwd+bwd ms | f+b extra MiB |', '|---|---|---|---|---|']
+    lines += [f'| {n} | {T} | {ms:.3f} | ' + (f'{fb:.3f} | {mib:.0f} |' if fb else '- | - |') for n, T, ms, fb, mib in sdpa]
     lines += ['', '| op | first call, empty cache (ms) | of which generate+NVRTC (ms) | cache hit (ms) | hit | regs | local bytes | smem bytes |',
               '|---|---|---|---|---|---|---|---|']
     lines += [f'| {op} | {c:.0f} | {nv:.0f} | {h:.2f} | {hit} | {r} | {lb} | {sm} |' for op, c, nv, h, hit, r, lb, sm in jit_rows]
