@@ -193,6 +193,12 @@ double ref_loss(const ref_result *res, const ref_result *up);
 ref_grad *ref_backward(const ir_module *m, const ref_data *d, const ref_result *up, attnc_arena *a,
                        attnc_diags *diags);
 
+/* The same gradient with the linear part's adjoint taken in the chunkwise form (chunks of `chunk`
+ * tokens, 0: 64), the derivation GPU backward kernels follow (ref_chunked_grad.c): causal linear parts
+ * with an additive or delta update and no normaliser.  NULL with an error for other modules. */
+ref_grad *ref_backward_chunked(const ir_module *m, const ref_data *d, const ref_result *up, uint32_t chunk,
+                               attnc_arena *a, attnc_diags *diags);
+
 typedef struct ref_gradcheck_options {
     uint64_t seed;    /* the random directions and coordinates */
     double eps;       /* step along directions, relative to each input's root mean square (0: 3e-6) */

@@ -176,13 +176,6 @@ typedef struct bw_scratch {
     double *dg, *decay;        /* K */
 } bw_scratch;
 
-/* Row (t, h) of a gradient role, writable (ref_role_at is for the forward's read-only roles). */
-static double *grad_at(const ref_role *r, uint32_t t, uint32_t h)
-{
-    size_t row = r->per_head ? h : (size_t)t * r->heads + h;
-    return r->data + row * r->len;
-}
-
 /* The adjoints of the readouts of token t from state head s; S, z, mval: the state after token t. */
 static void readout_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
                              bw_scratch *w, const double *S, const double *z, double mval, uint32_t s, uint32_t t)
@@ -195,7 +188,7 @@ static void readout_backward(const ir_module *m, const ref_data *d, const ref_re
         const double *dy = up->out + ((size_t)t * dm->Hout + h) * V;
         uint32_t qh = ir_head_map(h, dm->Hout, dm->Hq);
         const double *q = ref_role_at(&d->roles.q, t, qh);
-        double *dq = grad_at(&gr->q, t, qh);
+        double *dq = ref_grad_at(&gr->q, t, qh);
         memset(x, 0, V * sizeof *x);
         for (uint32_t r = 0; r < K; r++)
             for (uint32_t c = 0; c < V; c++)
@@ -283,7 +276,7 @@ static void mlstm_step_backward(const ref_data *d, const ref_roles *gr, bw_scrat
     uint32_t gh = ro->gate.data ? ir_head_map(s, Hs, ro->gate.heads) : 0;
     uint32_t ih = ro->igate.data ? ir_head_map(s, Hs, ro->igate.heads) : 0;
     const double *k = ref_role_at(&ro->k, t, kh), *v = ref_role_at(&ro->v, t, vh);
-    double *dk = grad_at(&gr->k, t, kh), *dv = grad_at(&gr->v, t, vh);
+    double *dk = ref_grad_at(&gr->k, t, kh), *dv = ref_grad_at(&gr->v, t, vh);
     double a = ro->gate.data ? ref_gate_at(&ro->gate, t, gh, 0) : 0.0;
     double i = ro->igate.data ? ref_role_at(&ro->igate, t, ih)[0] : 0.0;
     double mt = fmax(a + mp, i);
@@ -313,9 +306,9 @@ static void mlstm_step_backward(const ref_data *d, const ref_roles *gr, bw_scrat
         di += dmt;
     }
     if (ro->gate.data)
-        grad_at(&gr->gate, t, gh)[0] += da;
+        ref_grad_at(&gr->gate, t, gh)[0] += da;
     if (ro->igate.data)
-        grad_at(&gr->igate, t, ih)[0] += di;
+        ref_grad_at(&gr->igate, t, ih)[0] += di;
     w->dm = dmp;
 }
 
@@ -334,7 +327,7 @@ static void step_backward(const ir_module *m, const ref_data *d, const ref_roles
     uint32_t kh = ir_head_map(s, Hs, ro->k.heads), vh = ir_head_map(s, Hs, ro->v.heads);
     uint32_t gh = ro->gate.data ? ir_head_map(s, Hs, ro->gate.heads) : 0;
     const double *k = ref_role_at(&ro->k, t, kh), *v = ref_role_at(&ro->v, t, vh);
-    double *dk = grad_at(&gr->k, t, kh), *dv = grad_at(&gr->v, t, vh);
+    double *dk = ref_grad_at(&gr->k, t, kh), *dv = ref_grad_at(&gr->v, t, vh);
     double *dS = w->dS, *dz = w->dz, *dg = w->dg, *decay = w->decay;
     for (uint32_t r = 0; r < K; r++)
         decay[r] = ro->gate.data ? exp(ref_gate_at(&ro->gate, t, gh, r)) : 1.0;
@@ -357,7 +350,7 @@ static void step_backward(const ir_module *m, const ref_data *d, const ref_roles
             dbeta += du[c] * (v[c] - p[c]);
             dv[c] += beta * du[c];
         }
-        grad_at(&gr->beta, t, bh)[0] += dbeta;
+        ref_grad_at(&gr->beta, t, bh)[0] += dbeta;
         for (uint32_t r = 0; r < K; r++) {
             double *dSr = dS + (size_t)r * V;
             const double *Pr = P + (size_t)r * V;
@@ -392,7 +385,7 @@ static void step_backward(const ir_module *m, const ref_data *d, const ref_roles
         }
     }
     if (ro->gate.data) {
-        double *ga = grad_at(&gr->gate, t, gh);
+        double *ga = ref_grad_at(&gr->gate, t, gh);
         for (uint32_t r = 0; r < K; r++)
             ga[ro->gate.len == 1 ? 0 : r] += dg[r]; /* a broadcast gate sums over the channels */
     }
@@ -427,7 +420,7 @@ static void linear_backward(const ir_module *m, const ref_data *d, const ref_res
             for (uint32_t t = bos; t < eos; t++) {
                 uint32_t kh = ir_head_map(s, Hs, ro->k.heads), vh = ir_head_map(s, Hs, ro->v.heads);
                 const double *k = ref_role_at(&ro->k, t, kh), *v = ref_role_at(&ro->v, t, vh);
-                double *dk = grad_at(&gr->k, t, kh), *dv = grad_at(&gr->v, t, vh);
+                double *dk = ref_grad_at(&gr->k, t, kh), *dv = ref_grad_at(&gr->v, t, vh);
                 for (uint32_t r = 0; r < K; r++) {
                     const double *dSr = w->dS + (size_t)r * V;
                     double acc = dm->has_z ? w->dz[r] : 0.0;
@@ -479,7 +472,7 @@ static void softmax_backward(const ir_module *m, const ref_data *d, const ref_re
             ref_softmax_row(m, d, h, t, bos, eos, p, &lo, &hi);   /* the forward's probabilities */
             const double *q = ref_role_at(&ro->sq, t, qh);
             const double *dy = up->out + ((size_t)t * Hout + h) * V;
-            double *dq = grad_at(&gr->sq, t, qh);
+            double *dq = ref_grad_at(&gr->sq, t, qh);
             memset(o, 0, V * sizeof *o);
             for (uint32_t j = lo; j <= hi; j++) {
                 const double *v = ref_role_at(&ro->sv, j, vh);
@@ -491,7 +484,7 @@ static void softmax_backward(const ir_module *m, const ref_data *d, const ref_re
                 dyo += dy[c] * o[c];
             for (uint32_t j = lo; j <= hi; j++) {
                 const double *k = ref_role_at(&ro->sk, j, kh), *v = ref_role_at(&ro->sv, j, vh);
-                double *dk = grad_at(&gr->sk, j, kh), *dv = grad_at(&gr->sv, j, vh);
+                double *dk = ref_grad_at(&gr->sk, j, kh), *dv = ref_grad_at(&gr->sv, j, vh);
                 double pj = p[j - bos], dp = 0;
                 for (uint32_t c = 0; c < V; c++) {
                     dv[c] += pj * dy[c];
@@ -524,8 +517,10 @@ static ref_grad *no_grad(const ir_module *m, attnc_diags *diags, const char *why
     return NULL;
 }
 
-ref_grad *ref_backward(const ir_module *m, const ref_data *d, const ref_result *up, attnc_arena *a,
-                       attnc_diags *diags)
+/* ref_backward and ref_backward_chunked: the linear part by the recurrent sweep (chunk 0) or by the
+ * chunkwise adjoint (ref_chunked_grad.c); the rest is shared. */
+static ref_grad *backward(const ir_module *m, const ref_data *d, const ref_result *up, uint32_t chunk,
+                          attnc_arena *a, attnc_diags *diags)
 {
     const ref_dims *dm = &d->dims;
     if (!up || !up->out || !ref_dims_equal(&up->dims, dm))
@@ -553,7 +548,10 @@ ref_grad *ref_backward(const ir_module *m, const ref_data *d, const ref_result *
     for (uint32_t n = 0; n < dm->nseq; n++)
         if (d->cu_seqlens[n + 1] - d->cu_seqlens[n] > longest)
             longest = d->cu_seqlens[n + 1] - d->cu_seqlens[n];
-    if (dm->linear) {
+    if (dm->linear && chunk) {
+        if (!ref_chunked_linear_backward(m, d, up, &gr, g->h0, chunk, a, diags))
+            return NULL;
+    } else if (dm->linear) {
         /* the tape: every state of the longest sequence (mask none reads one state: no tape) */
         size_t K = dm->K, V = dm->V, steps = m->mask == IR_MASK_NONE ? 1 : (size_t)longest + 1;
         bw_scratch w = {0};
@@ -591,6 +589,18 @@ ref_grad *ref_backward(const ir_module *m, const ref_data *d, const ref_result *
     if (!ref_eval_roles_backward(m, d, &gr, g->tensor, a, diags))
         return NULL;
     return g;
+}
+
+ref_grad *ref_backward(const ir_module *m, const ref_data *d, const ref_result *up, attnc_arena *a,
+                       attnc_diags *diags)
+{
+    return backward(m, d, up, 0, a, diags);
+}
+
+ref_grad *ref_backward_chunked(const ir_module *m, const ref_data *d, const ref_result *up, uint32_t chunk,
+                               attnc_arena *a, attnc_diags *diags)
+{
+    return backward(m, d, up, chunk ? chunk : 64, a, diags);
 }
 
 /* ------------------------------------------------------------------------------------------------- */

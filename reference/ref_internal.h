@@ -60,6 +60,19 @@ void ref_rec_step(const ir_module *m, const ref_data *d, ref_rec_state *st, uint
 void ref_softmax_row(const ir_module *m, const ref_data *d, uint32_t h, uint32_t t, uint32_t bos, uint32_t eos,
                      double *p, uint32_t *lo, uint32_t *hi);
 
+/* Row (t, h) of a gradient role, writable (ref_role_at is for the forward's read-only roles). */
+static inline double *ref_grad_at(const ref_role *r, uint32_t t, uint32_t h)
+{
+    size_t row = r->per_head ? h : (size_t)t * r->heads + h;
+    return r->data + row * r->len;
+}
+
+/* ref_chunked_grad.c: the linear part's role gradients (added to gr, shaped like d->roles) and the
+ * initial state's (dh0 [nseq, Hs, K, V], or NULL) by the chunkwise adjoint with chunks of `chunk` tokens
+ * (0: 64).  Causal, no normaliser, no input gate, no softmax part; false with an error otherwise. */
+bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
+                                 double *dh0, uint32_t chunk, attnc_arena *a, attnc_diags *diags);
+
 /* Channel d of the gate role at (token t, role head h): a scalar gate broadcasts over the channels. */
 static inline double ref_gate_at(const ref_role *g, uint32_t t, uint32_t h, uint32_t d)
 {

@@ -1,0 +1,366 @@
+/* reference/ref_chunked_grad.c: the backward of the linear part in the chunkwise form a kernel uses,
+ * in float64, checked against the recurrent backward of ref_grad.c (ref_backward_chunked).
+ *
+ * It is the derivation the GPU backward follows, written where it can be tested to 1e-12: the adjoint of
+ * ref_chunked.c's forms, chunk by chunk in reverse, for causal linear parts with an additive or a delta
+ * update, any transition (none, constant, scalar, per-channel) and no normaliser.  Per chunk of L rows with
+ * b the chunk-local cumulative log gate (per channel; a scalar gate broadcasts), S the incoming state:
+ *
+ *   forward   Kg = K * e^{b},  Kd = K * e^{b_L - b},  Qg = Q * e^{b},  P_rj = sum_d q_rd k_jd e^{b_rd - b_jd} (j <= r)
+ *             delta:    A_rj = beta_r sum_d k_rd k_jd e^{b_rd - b_jd} (j < r),  T = (I + A)^-1,
+ *                       W = T diag(beta) Kg,  U = T diag(beta) V,  Uh = U - W S
+ *             additive: Uh = V
+ *             O = Qg S + P Uh  (each output head of the state head, with its own Q and dO),
+ *             S' = Diag(e^{b_L}) S + Kd^T Uh
+ *   backward  (dS' from the next chunk, dhT at the last)
+ *             dUh = Kd dS' + sum_h P^T dO,   dKd = Uh dS'^T,   dS = Diag(e^{b_L}) dS' + sum_h Qg^T dO,
+ *             dQg = dO S^T,   dP = dO Uh^T (j <= r)
+ *             delta:    dU = dUh,  dW = -dUh S^T,  dS -= W^T dUh,
+ *                       dT = dU (beta V)^T + dW (beta Kg)^T,  d(beta V) = T^T dU,  d(beta Kg) = T^T dW,
+ *                       dA = -T^T dT T^T (strictly lower part)
+ *             additive: dV = dUh
+ *   gates     every factor is e^{x} with x a difference of b's; its adjoint adds factor * (its
+ *             coefficient's adjoint) to db at the + end and subtracts it at the - end (the log-weight
+ *             rule, algorithms.md 1.4); then da_t = sum_{r >= t} db_r inside the chunk (b is chunk-local).
+ *
+ * The chunk's incoming states come from a forward pass over the chunks with the same formulas, stored
+ * per chunk (O(T/C K V) doubles for the longest sequence); everything else is recomputed in the reverse
+ * sweep.  Cost per chunk O(L^2 (K + V) + L K V + L^3).
+ */
+#include "ref_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct cg_ws {
+    uint32_t C, K, V;
+    double *b, *Kg, *Kd, *A, *T, *W, *U, *Uh, *Sn;            /* one chunk's forward quantities */
+    double *dUh, *dW, *dT, *X, *dKg, *dKd, *db, *dS;           /* and their adjoints */
+    double *states;                                            /* incoming state of every chunk */
+} cg_ws;
+
+/* The chunk [c0, c0 + L) of state head s: b, Kg, Kd and (delta) A, T, W, U; then Uh from S. */
+static void chunk_forward(const ir_module *m, const ref_data *d, cg_ws *w, uint32_t s, uint32_t c0, uint32_t L,
+                          const double *S)
+{
+    const ref_roles *ro = &d->roles;
+    const ref_dims *dm = &d->dims;
+    uint32_t K = w->K, V = w->V, Hs = dm->Hs;
+    uint32_t kh = ir_head_map(s, Hs, ro->k.heads), vh = ir_head_map(s, Hs, ro->v.heads);
+    uint32_t gh = ro->gate.data ? ir_head_map(s, Hs, ro->gate.heads) : 0;
+    bool delta = m->linear.update == IR_UPDATE_DELTA;
+    for (uint32_t r = 0; r < L; r++)
+        for (uint32_t c = 0; c < K; c++)
+            w->b[r * K + c] = (r ? w->b[(r - 1) * K + c] : 0.0) + (ro->gate.data ? ref_gate_at(&ro->gate, c0 + r, gh, c) : 0.0);
+    const double *bL = w->b + (size_t)(L - 1) * K;
+    for (uint32_t r = 0; r < L; r++) {
+        const double *k = ref_role_at(&ro->k, c0 + r, kh);
+        for (uint32_t c = 0; c < K; c++) {
+            w->Kg[r * K + c] = k[c] * exp(w->b[r * K + c]);
+            w->Kd[r * K + c] = k[c] * exp(bL[c] - w->b[r * K + c]);
+        }
+    }
+    if (!delta) {
+        for (uint32_t r = 0; r < L; r++)
+            memcpy(w->Uh + (size_t)r * V, ref_role_at(&ro->v, c0 + r, vh), V * sizeof *w->Uh);
+        return;
+    }
+    uint32_t bh = ir_head_map(s, Hs, ro->beta.heads);
+    for (uint32_t r = 0; r < L; r++) {
+        const double *kr = ref_role_at(&ro->k, c0 + r, kh);
+        double beta = ref_role_at(&ro->beta, c0 + r, bh)[0];
+        for (uint32_t j = 0; j < L; j++) {
+            double e = 0;
+            if (j < r) {
+                const double *kj = ref_role_at(&ro->k, c0 + j, kh);
+                for (uint32_t c = 0; c < K; c++)
+                    e += kr[c] * kj[c] * exp(w->b[r * K + c] - w->b[j * K + c]);
+            }
+            w->A[r * L + j] = beta * e;
+        }
+    }
+    /* T = (I + A)^-1, unit lower triangular: row r of (I + A) T = I gives T_rj = [r == j] - sum_{m<r} A_rm T_mj */
+    for (uint32_t r = 0; r < L; r++)
+        for (uint32_t j = 0; j < L; j++) {
+            double t = r == j ? 1.0 : 0.0;
+            for (uint32_t q = j; q < r; q++)
+                t -= w->A[r * L + q] * w->T[q * L + j];
+            w->T[r * L + j] = j <= r ? t : 0.0;
+        }
+    for (uint32_t r = 0; r < L; r++) {
+        for (uint32_t c = 0; c < K; c++)
+            w->W[r * K + c] = 0;
+        for (uint32_t c = 0; c < V; c++)
+            w->U[r * V + c] = 0;
+        for (uint32_t j = 0; j <= r; j++) {
+            double tb = w->T[r * L + j] * ref_role_at(&ro->beta, c0 + j, bh)[0];
+            const double *v = ref_role_at(&ro->v, c0 + j, vh);
+            for (uint32_t c = 0; c < K; c++)
+                w->W[r * K + c] += tb * w->Kg[j * K + c];
+            for (uint32_t c = 0; c < V; c++)
+                w->U[r * V + c] += tb * v[c];
+        }
+        for (uint32_t c = 0; c < V; c++) {
+            double ws = 0;
+            for (uint32_t q = 0; q < K; q++)
+                ws += w->W[r * K + q] * S[(size_t)q * V + c];
+            w->Uh[r * V + c] = w->U[r * V + c] - ws;
+        }
+    }
+}
+
+/* S' = Diag(e^{b_L}) S + Kd^T Uh, into w->Sn. */
+static void chunk_state(cg_ws *w, uint32_t L, const double *S)
+{
+    uint32_t K = w->K, V = w->V;
+    const double *bL = w->b + (size_t)(L - 1) * K;
+    for (uint32_t c = 0; c < K; c++)
+        for (uint32_t x = 0; x < V; x++) {
+            double acc = exp(bL[c]) * S[(size_t)c * V + x];
+            for (uint32_t r = 0; r < L; r++)
+                acc += w->Kd[r * K + c] * w->Uh[r * V + x];
+            w->Sn[(size_t)c * V + x] = acc;
+        }
+}
+
+/* The pair terms sum_d x_rd y_jd e^{b_rd - b_jd} with adjoint g (one score P_rj or one A_rj / beta_r):
+ * adds g e^{..} y_jd to dx_r, g e^{..} x_rd to dy_j, and the log-weight terms to db. */
+static void pair_backward(cg_ws *w, uint32_t r, uint32_t j, double g, const double *x, const double *y, double *dx,
+                          double *dy)
+{
+    uint32_t K = w->K;
+    for (uint32_t c = 0; c < K; c++) {
+        double e = exp(w->b[r * K + c] - w->b[j * K + c]), t = g * x[c] * y[c] * e;
+        dx[c] += g * e * y[c];
+        dy[c] += g * e * x[c];
+        w->db[r * K + c] += t;
+        w->db[j * K + c] -= t;
+    }
+}
+
+/* The reverse sweep of one chunk: w->dS holds dS' on entry and dS on return. */
+static void chunk_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
+                           cg_ws *w, uint32_t s, uint32_t c0, uint32_t L, const double *S)
+{
+    const ref_roles *ro = &d->roles;
+    const ref_dims *dm = &d->dims;
+    uint32_t K = w->K, V = w->V, Hs = dm->Hs, G = dm->Hout / Hs;
+    uint32_t kh = ir_head_map(s, Hs, ro->k.heads), vh = ir_head_map(s, Hs, ro->v.heads);
+    bool delta = m->linear.update == IR_UPDATE_DELTA;
+    const double *bL = w->b + (size_t)(L - 1) * K;
+    double *dS = w->dS;
+    memset(w->db, 0, (size_t)L * K * sizeof *w->db);
+    memset(w->dKg, 0, (size_t)L * K * sizeof *w->dKg);
+
+    /* S' = Diag(e^{b_L}) S + Kd^T Uh */
+    for (uint32_t r = 0; r < L; r++) {
+        for (uint32_t x = 0; x < V; x++) {
+            double acc = 0;
+            for (uint32_t c = 0; c < K; c++)
+                acc += w->Kd[r * K + c] * dS[(size_t)c * V + x];
+            w->dUh[r * V + x] = acc;
+        }
+        for (uint32_t c = 0; c < K; c++) {
+            double acc = 0;
+            for (uint32_t x = 0; x < V; x++)
+                acc += w->Uh[r * V + x] * dS[(size_t)c * V + x];
+            w->dKd[r * K + c] = acc;
+        }
+    }
+    for (uint32_t c = 0; c < K; c++) {
+        double f = exp(bL[c]), ss = 0;
+        for (uint32_t x = 0; x < V; x++) {
+            ss += dS[(size_t)c * V + x] * S[(size_t)c * V + x];
+            dS[(size_t)c * V + x] *= f;
+        }
+        w->db[(L - 1) * K + c] += f * ss;
+    }
+
+    /* O = Qg S + P Uh, for every output head reading this state */
+    for (uint32_t h = s * G; h < (s + 1) * G; h++) {
+        uint32_t qh = ir_head_map(h, dm->Hout, dm->Hq);
+        for (uint32_t r = 0; r < L; r++) {
+            const double *q = ref_role_at(&ro->q, c0 + r, qh), *dO = up->out + ((size_t)(c0 + r) * dm->Hout + h) * V;
+            double *dq = ref_grad_at(&gr->q, c0 + r, qh);
+            for (uint32_t c = 0; c < K; c++) {
+                double acc = 0, e = exp(w->b[r * K + c]);
+                for (uint32_t x = 0; x < V; x++) {
+                    acc += dO[x] * S[(size_t)c * V + x];
+                    dS[(size_t)c * V + x] += q[c] * e * dO[x];
+                }
+                dq[c] += acc * e;
+                w->db[r * K + c] += acc * q[c] * e;
+            }
+            for (uint32_t j = 0; j <= r; j++) {
+                const double *k = ref_role_at(&ro->k, c0 + j, kh);
+                double p = 0, dp = 0;
+                for (uint32_t c = 0; c < K; c++)
+                    p += q[c] * k[c] * exp(w->b[r * K + c] - w->b[j * K + c]);
+                for (uint32_t x = 0; x < V; x++) {
+                    dp += dO[x] * w->Uh[j * V + x];
+                    w->dUh[j * V + x] += p * dO[x];
+                }
+                pair_backward(w, r, j, dp, q, k, dq, ref_grad_at(&gr->k, c0 + j, kh));
+            }
+        }
+    }
+
+    if (!delta) {
+        for (uint32_t r = 0; r < L; r++) {
+            double *dv = ref_grad_at(&gr->v, c0 + r, vh);
+            for (uint32_t x = 0; x < V; x++)
+                dv[x] += w->dUh[r * V + x];
+        }
+    } else {
+        uint32_t bh = ir_head_map(s, Hs, ro->beta.heads);
+        /* Uh = U - W S */
+        for (uint32_t r = 0; r < L; r++)
+            for (uint32_t c = 0; c < K; c++) {
+                double acc = 0;
+                for (uint32_t x = 0; x < V; x++) {
+                    acc += w->dUh[r * V + x] * S[(size_t)c * V + x];
+                    dS[(size_t)c * V + x] -= w->W[r * K + c] * w->dUh[r * V + x];
+                }
+                w->dW[r * K + c] = -acc;
+            }
+        /* U = T (beta V), W = T (beta Kg): dT, and the adjoints of beta V and beta Kg through T^T */
+        for (uint32_t r = 0; r < L; r++)
+            for (uint32_t q = 0; q < L; q++) {
+                double acc = 0;
+                if (q <= r) {
+                    double beta = ref_role_at(&ro->beta, c0 + q, bh)[0];
+                    const double *v = ref_role_at(&ro->v, c0 + q, vh);
+                    for (uint32_t x = 0; x < V; x++)
+                        acc += w->dUh[r * V + x] * beta * v[x];
+                    for (uint32_t c = 0; c < K; c++)
+                        acc += w->dW[r * K + c] * beta * w->Kg[q * K + c];
+                }
+                w->dT[r * L + q] = acc;
+            }
+        for (uint32_t q = 0; q < L; q++) {
+            double beta = ref_role_at(&ro->beta, c0 + q, bh)[0], dbeta = 0;
+            const double *v = ref_role_at(&ro->v, c0 + q, vh);
+            double *dv = ref_grad_at(&gr->v, c0 + q, vh);
+            for (uint32_t x = 0; x < V; x++) {
+                double acc = 0;
+                for (uint32_t r = q; r < L; r++)
+                    acc += w->T[r * L + q] * w->dUh[r * V + x];
+                dv[x] += beta * acc;
+                dbeta += acc * v[x];
+            }
+            for (uint32_t c = 0; c < K; c++) {
+                double acc = 0;
+                for (uint32_t r = q; r < L; r++)
+                    acc += w->T[r * L + q] * w->dW[r * K + c];
+                w->dKg[q * K + c] += beta * acc;
+                dbeta += acc * w->Kg[q * K + c];
+            }
+            ref_grad_at(&gr->beta, c0 + q, bh)[0] += dbeta;
+        }
+        /* T = (I + A)^-1: dA = -T^T dT T^T, of which the strictly lower part reaches A */
+        for (uint32_t r = 0; r < L; r++)
+            for (uint32_t q = 0; q < L; q++) {
+                double acc = 0;
+                for (uint32_t i = 0; i < L; i++)
+                    acc += w->T[i * L + r] * w->dT[i * L + q];
+                w->X[r * L + q] = acc;
+            }
+        for (uint32_t r = 0; r < L; r++) {
+            const double *kr = ref_role_at(&ro->k, c0 + r, kh);
+            double beta = ref_role_at(&ro->beta, c0 + r, bh)[0], dbeta = 0;
+            double *dkr = ref_grad_at(&gr->k, c0 + r, kh);
+            for (uint32_t j = 0; j < r; j++) {
+                double dA = 0, e = 0;
+                for (uint32_t q = 0; q < L; q++)
+                    dA -= w->X[r * L + q] * w->T[j * L + q];
+                const double *kj = ref_role_at(&ro->k, c0 + j, kh);
+                for (uint32_t c = 0; c < K; c++)
+                    e += kr[c] * kj[c] * exp(w->b[r * K + c] - w->b[j * K + c]);
+                dbeta += dA * e;
+                pair_backward(w, r, j, dA * beta, kr, kj, dkr, ref_grad_at(&gr->k, c0 + j, kh));
+            }
+            ref_grad_at(&gr->beta, c0 + r, bh)[0] += dbeta;
+        }
+    }
+
+    /* Kg = K e^{b}, Kd = K e^{b_L - b} */
+    for (uint32_t r = 0; r < L; r++) {
+        double *dk = ref_grad_at(&gr->k, c0 + r, kh);
+        for (uint32_t c = 0; c < K; c++) {
+            double tg = w->dKg[r * K + c] * w->Kg[r * K + c], td = w->dKd[r * K + c] * w->Kd[r * K + c];
+            dk[c] += w->dKg[r * K + c] * exp(w->b[r * K + c]) + w->dKd[r * K + c] * exp(bL[c] - w->b[r * K + c]);
+            w->db[r * K + c] += tg - td;
+            w->db[(L - 1) * K + c] += td;
+        }
+    }
+
+    /* b is the chunk-local cumulative sum of the log gates: da_t = sum_{r >= t} db_r */
+    if (ro->gate.data) {
+        uint32_t gh = ir_head_map(s, Hs, ro->gate.heads);
+        for (uint32_t c = 0; c < K; c++) {
+            double acc = 0;
+            for (uint32_t r = L; r-- > 0;) {
+                acc += w->db[r * K + c];
+                ref_grad_at(&gr->gate, c0 + r, gh)[ro->gate.len == 1 ? 0 : c] += acc;
+            }
+        }
+    }
+}
+
+bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
+                                 double *dh0, uint32_t chunk, attnc_arena *a, attnc_diags *diags)
+{
+    const ir_linear *l = &m->linear;
+    const ref_dims *dm = &d->dims;
+    if (m->mask != IR_MASK_CAUSAL || l->norm != IR_NORM_NONE || l->igate != IR_NONE || dm->softmax)
+        return ref_fail(diags, m->span, "the chunked backward covers causal linear parts with no normaliser, "
+                                        "no input gate and no softmax part");
+    uint32_t C = chunk ? chunk : 64, K = dm->K, V = dm->V, Hs = dm->Hs, longest = 0;
+    for (uint32_t n = 0; n < dm->nseq; n++)
+        if (d->cu_seqlens[n + 1] - d->cu_seqlens[n] > longest)
+            longest = d->cu_seqlens[n + 1] - d->cu_seqlens[n];
+    size_t ck = (size_t)C * K, cv = (size_t)C * V, cc = (size_t)C * C, kv = (size_t)K * V;
+    cg_ws w = {.C = C, .K = K, .V = V};
+    double **arrays[] = {&w.b, &w.Kg, &w.Kd, &w.W, &w.dW, &w.dKg, &w.dKd, &w.db};
+    for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++)
+        if (!(*arrays[i] = ref_doubles(a, ck)))
+            return ref_fail(diags, m->span, "out of memory");
+    if (!(w.A = ref_doubles(a, cc)) || !(w.T = ref_doubles(a, cc)) || !(w.dT = ref_doubles(a, cc)) ||
+        !(w.X = ref_doubles(a, cc)) || !(w.U = ref_doubles(a, cv)) ||
+        !(w.Uh = ref_doubles(a, cv)) || !(w.dUh = ref_doubles(a, cv)) || !(w.Sn = ref_doubles(a, kv)) ||
+        !(w.dS = ref_doubles(a, kv)) || !(w.states = ref_doubles(a, ((size_t)longest + C - 1) / C * kv)))
+        return ref_fail(diags, m->span, "out of memory");
+
+    ref_rec_state st = {0};
+    if (!(st.S = ref_doubles(a, kv)) || !(st.z = ref_doubles(a, K)))
+        return ref_fail(diags, m->span, "out of memory");
+    for (uint32_t n = 0; n < dm->nseq; n++) {
+        uint32_t bos = d->cu_seqlens[n], eos = d->cu_seqlens[n + 1];
+        for (uint32_t s = 0; s < Hs; s++) {
+            size_t sh = (size_t)n * Hs + s;
+            ref_rec_start(d, &st, n, s);
+            memcpy(w.Sn, st.S, kv * sizeof *w.Sn);
+            uint32_t nc = 0;
+            for (uint32_t c0 = bos; c0 < eos; c0 += C, nc++) {
+                uint32_t L = eos - c0 < C ? eos - c0 : C;
+                double *S = w.states + nc * kv;
+                memcpy(S, w.Sn, kv * sizeof *S);
+                chunk_forward(m, d, &w, s, c0, L, S);
+                chunk_state(&w, L, S);
+            }
+            if (up->hT)
+                memcpy(w.dS, up->hT + sh * kv, kv * sizeof *w.dS);
+            else
+                memset(w.dS, 0, kv * sizeof *w.dS);
+            while (nc-- > 0) {
+                uint32_t c0 = bos + nc * C, L = eos - c0 < C ? eos - c0 : C;
+                const double *S = w.states + (size_t)nc * kv;
+                chunk_forward(m, d, &w, s, c0, L, S);
+                chunk_backward(m, d, up, gr, &w, s, c0, L, S);
+            }
+            if (dh0)
+                memcpy(dh0 + sh * kv, w.dS, kv * sizeof *w.dS);
+        }
+    }
+    return true;
+}
