@@ -3,7 +3,10 @@
  *
  * It is the derivation the GPU backward follows, written where it can be tested to 1e-12: the adjoint of
  * ref_chunked.c's forms, chunk by chunk in reverse, for causal linear parts with an additive or a delta
- * update, any transition (none, constant, scalar, per-channel) and no normaliser.  Per chunk of L rows with
+ * update, any transition (none, constant, scalar, per-channel), and no normaliser, a denominator (a state
+ * column of ones: the values extended by 1, d(z . q) its output gradient), RMS or LayerNorm (dout turned
+ * into the gradient of the pre-norm row by ref_norm_backward, shared with the recurrent backward); not
+ * mLSTM's stabiliser.  Per chunk of L rows with
  * b the chunk-local cumulative log gate (per channel; a scalar gate broadcasts), S the incoming state:
  *
  *   forward   Kg = K * e^{b},  Kd = K * e^{b_L - b},  Qg = Q * e^{b},  P_rj = sum_d q_rd k_jd e^{b_rd - b_jd} (j <= r)
@@ -33,11 +36,19 @@
 #include <string.h>
 
 typedef struct cg_ws {
-    uint32_t C, K, V;
+    uint32_t C, K, V;   /* V: the state's columns, the values' Vv and a ones column where there is a denominator */
+    uint32_t Vv;
+    double *xr, *dO, *prow;                                    /* one readout row, its adjoint, one row of P */
     double *b, *Kg, *Kd, *A, *T, *W, *U, *Uh, *Sn;            /* one chunk's forward quantities */
     double *dUh, *dW, *dT, *X, *dKg, *dKd, *db, *dS;           /* and their adjoints */
     double *states;                                            /* incoming state of every chunk */
 } cg_ws;
+
+/* Column x of value row v extended by the denominator's column of ones. */
+static double vext(const double *v, uint32_t Vv, uint32_t x)
+{
+    return x < Vv ? v[x] : 1.0;
+}
 
 /* The chunk [c0, c0 + L) of state head s: b, Kg, Kd and (delta) A, T, W, U; then Uh from S. */
 static void chunk_forward(const ir_module *m, const ref_data *d, cg_ws *w, uint32_t s, uint32_t c0, uint32_t L,
@@ -62,7 +73,8 @@ static void chunk_forward(const ir_module *m, const ref_data *d, cg_ws *w, uint3
     }
     if (!delta) {
         for (uint32_t r = 0; r < L; r++)
-            memcpy(w->Uh + (size_t)r * V, ref_role_at(&ro->v, c0 + r, vh), V * sizeof *w->Uh);
+            for (uint32_t x = 0; x < V; x++)
+                w->Uh[r * V + x] = vext(ref_role_at(&ro->v, c0 + r, vh), w->Vv, x);
         return;
     }
     uint32_t bh = ir_head_map(s, Hs, ro->beta.heads);
@@ -98,7 +110,7 @@ static void chunk_forward(const ir_module *m, const ref_data *d, cg_ws *w, uint3
             for (uint32_t c = 0; c < K; c++)
                 w->W[r * K + c] += tb * w->Kg[j * K + c];
             for (uint32_t c = 0; c < V; c++)
-                w->U[r * V + c] += tb * v[c];
+                w->U[r * V + c] += tb * vext(v, w->Vv, c);
         }
         for (uint32_t c = 0; c < V; c++) {
             double ws = 0;
@@ -176,12 +188,30 @@ static void chunk_backward(const ir_module *m, const ref_data *d, const ref_resu
         w->db[(L - 1) * K + c] += f * ss;
     }
 
-    /* O = Qg S + P Uh, for every output head reading this state */
+    /* O = Qg S + P Uh, for every output head reading this state; then the normaliser of each row */
     for (uint32_t h = s * G; h < (s + 1) * G; h++) {
         uint32_t qh = ir_head_map(h, dm->Hout, dm->Hq);
         for (uint32_t r = 0; r < L; r++) {
-            const double *q = ref_role_at(&ro->q, c0 + r, qh), *dO = up->out + ((size_t)(c0 + r) * dm->Hout + h) * V;
-            double *dq = ref_grad_at(&gr->q, c0 + r, qh);
+            const double *q = ref_role_at(&ro->q, c0 + r, qh), *dy = up->out + ((size_t)(c0 + r) * dm->Hout + h) * w->Vv;
+            double *dq = ref_grad_at(&gr->q, c0 + r, qh), *dO = w->dO, dzq, dm_unused = 0;
+            for (uint32_t j = 0; j <= r; j++) {
+                const double *k = ref_role_at(&ro->k, c0 + j, kh);
+                double p = 0;
+                for (uint32_t c = 0; c < K; c++)
+                    p += q[c] * k[c] * exp(w->b[r * K + c] - w->b[j * K + c]);
+                w->prow[j] = p;
+            }
+            for (uint32_t x = 0; x < V; x++) {
+                double acc = 0;
+                for (uint32_t c = 0; c < K; c++)
+                    acc += q[c] * exp(w->b[r * K + c]) * S[(size_t)c * V + x];
+                for (uint32_t j = 0; j <= r; j++)
+                    acc += w->prow[j] * w->Uh[j * V + x];
+                w->xr[x] = acc;
+            }
+            ref_norm_backward(&m->linear, w->Vv, w->xr, V > w->Vv ? w->xr[w->Vv] : 0.0, 0.0, dy, dO, &dzq, &dm_unused);
+            if (V > w->Vv)
+                dO[w->Vv] = dzq;
             for (uint32_t c = 0; c < K; c++) {
                 double acc = 0, e = exp(w->b[r * K + c]);
                 for (uint32_t x = 0; x < V; x++) {
@@ -193,9 +223,7 @@ static void chunk_backward(const ir_module *m, const ref_data *d, const ref_resu
             }
             for (uint32_t j = 0; j <= r; j++) {
                 const double *k = ref_role_at(&ro->k, c0 + j, kh);
-                double p = 0, dp = 0;
-                for (uint32_t c = 0; c < K; c++)
-                    p += q[c] * k[c] * exp(w->b[r * K + c] - w->b[j * K + c]);
+                double p = w->prow[j], dp = 0;
                 for (uint32_t x = 0; x < V; x++) {
                     dp += dO[x] * w->Uh[j * V + x];
                     w->dUh[j * V + x] += p * dO[x];
@@ -208,7 +236,7 @@ static void chunk_backward(const ir_module *m, const ref_data *d, const ref_resu
     if (!delta) {
         for (uint32_t r = 0; r < L; r++) {
             double *dv = ref_grad_at(&gr->v, c0 + r, vh);
-            for (uint32_t x = 0; x < V; x++)
+            for (uint32_t x = 0; x < w->Vv; x++)
                 dv[x] += w->dUh[r * V + x];
         }
     } else {
@@ -231,7 +259,7 @@ static void chunk_backward(const ir_module *m, const ref_data *d, const ref_resu
                     double beta = ref_role_at(&ro->beta, c0 + q, bh)[0];
                     const double *v = ref_role_at(&ro->v, c0 + q, vh);
                     for (uint32_t x = 0; x < V; x++)
-                        acc += w->dUh[r * V + x] * beta * v[x];
+                        acc += w->dUh[r * V + x] * beta * vext(v, w->Vv, x);
                     for (uint32_t c = 0; c < K; c++)
                         acc += w->dW[r * K + c] * beta * w->Kg[q * K + c];
                 }
@@ -245,8 +273,9 @@ static void chunk_backward(const ir_module *m, const ref_data *d, const ref_resu
                 double acc = 0;
                 for (uint32_t r = q; r < L; r++)
                     acc += w->T[r * L + q] * w->dUh[r * V + x];
-                dv[x] += beta * acc;
-                dbeta += acc * v[x];
+                if (x < w->Vv)
+                    dv[x] += beta * acc;
+                dbeta += acc * vext(v, w->Vv, x);
             }
             for (uint32_t c = 0; c < K; c++) {
                 double acc = 0;
@@ -308,19 +337,19 @@ static void chunk_backward(const ir_module *m, const ref_data *d, const ref_resu
 }
 
 bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
-                                 double *dh0, uint32_t chunk, attnc_arena *a, attnc_diags *diags)
+                                 double *dh0, double *dz0, uint32_t chunk, attnc_arena *a, attnc_diags *diags)
 {
     const ir_linear *l = &m->linear;
     const ref_dims *dm = &d->dims;
-    if (m->mask != IR_MASK_CAUSAL || l->norm != IR_NORM_NONE || l->igate != IR_NONE || dm->softmax)
-        return ref_fail(diags, m->span, "the chunked backward covers causal linear parts with no normaliser, "
-                                        "no input gate and no softmax part");
-    uint32_t C = chunk ? chunk : 64, K = dm->K, V = dm->V, Hs = dm->Hs, longest = 0;
+    if (m->mask != IR_MASK_CAUSAL || l->norm == IR_NORM_MAXFLOOR || l->igate != IR_NONE || dm->softmax)
+        return ref_fail(diags, m->span, "the chunked backward covers causal linear parts without mLSTM's input gate "
+                                        "and stabiliser and without a softmax part");
+    uint32_t C = chunk ? chunk : 64, K = dm->K, V = dm->V + (dm->has_z ? 1 : 0), Hs = dm->Hs, longest = 0;
     for (uint32_t n = 0; n < dm->nseq; n++)
         if (d->cu_seqlens[n + 1] - d->cu_seqlens[n] > longest)
             longest = d->cu_seqlens[n + 1] - d->cu_seqlens[n];
     size_t ck = (size_t)C * K, cv = (size_t)C * V, cc = (size_t)C * C, kv = (size_t)K * V;
-    cg_ws w = {.C = C, .K = K, .V = V};
+    cg_ws w = {.C = C, .K = K, .V = V, .Vv = dm->V};
     double **arrays[] = {&w.b, &w.Kg, &w.Kd, &w.W, &w.dW, &w.dKg, &w.dKd, &w.db};
     for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++)
         if (!(*arrays[i] = ref_doubles(a, ck)))
@@ -328,18 +357,21 @@ bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const re
     if (!(w.A = ref_doubles(a, cc)) || !(w.T = ref_doubles(a, cc)) || !(w.dT = ref_doubles(a, cc)) ||
         !(w.X = ref_doubles(a, cc)) || !(w.U = ref_doubles(a, cv)) ||
         !(w.Uh = ref_doubles(a, cv)) || !(w.dUh = ref_doubles(a, cv)) || !(w.Sn = ref_doubles(a, kv)) ||
-        !(w.dS = ref_doubles(a, kv)) || !(w.states = ref_doubles(a, ((size_t)longest + C - 1) / C * kv)))
+        !(w.dS = ref_doubles(a, kv)) || !(w.states = ref_doubles(a, ((size_t)longest + C - 1) / C * kv)) ||
+        !(w.xr = ref_doubles(a, V)) || !(w.dO = ref_doubles(a, V)) || !(w.prow = ref_doubles(a, C)))
         return ref_fail(diags, m->span, "out of memory");
 
     ref_rec_state st = {0};
-    if (!(st.S = ref_doubles(a, kv)) || !(st.z = ref_doubles(a, K)))
+    if (!(st.S = ref_doubles(a, (size_t)K * dm->V)) || !(st.z = ref_doubles(a, K)))
         return ref_fail(diags, m->span, "out of memory");
     for (uint32_t n = 0; n < dm->nseq; n++) {
         uint32_t bos = d->cu_seqlens[n], eos = d->cu_seqlens[n + 1];
         for (uint32_t s = 0; s < Hs; s++) {
             size_t sh = (size_t)n * Hs + s;
             ref_rec_start(d, &st, n, s);
-            memcpy(w.Sn, st.S, kv * sizeof *w.Sn);
+            for (uint32_t c = 0; c < K; c++)
+                for (uint32_t x = 0; x < V; x++)
+                    w.Sn[(size_t)c * V + x] = x < dm->V ? st.S[(size_t)c * dm->V + x] : st.z[c];
             uint32_t nc = 0;
             for (uint32_t c0 = bos; c0 < eos; c0 += C, nc++) {
                 uint32_t L = eos - c0 < C ? eos - c0 : C;
@@ -348,18 +380,23 @@ bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const re
                 chunk_forward(m, d, &w, s, c0, L, S);
                 chunk_state(&w, L, S);
             }
-            if (up->hT)
-                memcpy(w.dS, up->hT + sh * kv, kv * sizeof *w.dS);
-            else
-                memset(w.dS, 0, kv * sizeof *w.dS);
+            for (uint32_t c = 0; c < K; c++)
+                for (uint32_t x = 0; x < V; x++)
+                    w.dS[(size_t)c * V + x] = x < dm->V ? (up->hT ? up->hT[(sh * K + c) * dm->V + x] : 0.0)
+                                                        : (up->zT ? up->zT[sh * K + c] : 0.0);
             while (nc-- > 0) {
                 uint32_t c0 = bos + nc * C, L = eos - c0 < C ? eos - c0 : C;
                 const double *S = w.states + (size_t)nc * kv;
                 chunk_forward(m, d, &w, s, c0, L, S);
                 chunk_backward(m, d, up, gr, &w, s, c0, L, S);
             }
-            if (dh0)
-                memcpy(dh0 + sh * kv, w.dS, kv * sizeof *w.dS);
+            for (uint32_t c = 0; c < K; c++)
+                for (uint32_t x = 0; x < V; x++) {
+                    if (x < dm->V && dh0)
+                        dh0[(sh * K + c) * dm->V + x] = w.dS[(size_t)c * V + x];
+                    if (x == dm->V && dz0)
+                        dz0[sh * K + c] = w.dS[(size_t)c * V + x];
+                }
         }
     }
     return true;

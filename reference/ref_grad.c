@@ -176,6 +176,63 @@ typedef struct bw_scratch {
     double *dg, *decay;        /* K */
 } bw_scratch;
 
+void ref_norm_backward(const ir_linear *l, uint32_t V, const double *x, double zq, double mval, const double *dy,
+                       double *dx, double *dzq, double *dm)
+{
+    *dzq = 0;
+    switch (l->norm) {
+    case IR_NORM_NONE:
+        memcpy(dx, dy, V * sizeof *dx);
+        break;
+    case IR_NORM_DENOM:
+    case IR_NORM_MAXFLOOR: { /* o = x / den: dx = do / den, dden = -(do . x) / den^2 */
+        double floor = exp(-mval);
+        bool through_zq = l->norm == IR_NORM_DENOM || fabs(zq) >= floor; /* the side of the max taken */
+        double den = l->norm == IR_NORM_DENOM ? zq + l->eps : fmax(fabs(zq), floor) + l->eps;
+        double dden = 0;
+        for (uint32_t c = 0; c < V; c++) {
+            dx[c] = dy[c] / den;
+            dden -= dy[c] * x[c] / (den * den);
+        }
+        if (through_zq)
+            *dzq = l->norm == IR_NORM_MAXFLOOR && zq < 0 ? -dden : dden;
+        else
+            *dm -= dden * floor; /* d e^{-m} / dm = -e^{-m} */
+        break;
+    }
+    case IR_NORM_RMS: { /* o = x r, r = (|x|^2/V + eps)^-1/2: dx = r do - r^3 (x . do) x / V */
+        double ss = 0, xd = 0;
+        for (uint32_t c = 0; c < V; c++) {
+            ss += x[c] * x[c];
+            xd += x[c] * dy[c];
+        }
+        double r = 1.0 / sqrt(ss / V + l->eps);
+        for (uint32_t c = 0; c < V; c++)
+            dx[c] = r * dy[c] - r * r * r * xd * x[c] / V;
+        break;
+    }
+    case IR_NORM_LAYER: { /* o = (x - mean) r: dx = r (do - mean(do) - o mean(do o)) */
+        double mean = 0, var = 0;
+        for (uint32_t c = 0; c < V; c++)
+            mean += x[c];
+        mean /= V;
+        for (uint32_t c = 0; c < V; c++)
+            var += (x[c] - mean) * (x[c] - mean);
+        var /= V;
+        double r = 1.0 / sqrt(var + l->eps), md = 0, mdo = 0;
+        for (uint32_t c = 0; c < V; c++) {
+            md += dy[c];
+            mdo += dy[c] * (x[c] - mean) * r;
+        }
+        md /= V;
+        mdo /= V;
+        for (uint32_t c = 0; c < V; c++)
+            dx[c] = r * (dy[c] - md - (x[c] - mean) * r * mdo);
+        break;
+    }
+    }
+}
+
 /* The adjoints of the readouts of token t from state head s; S, z, mval: the state after token t. */
 static void readout_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
                              bw_scratch *w, const double *S, const double *z, double mval, uint32_t s, uint32_t t)
@@ -193,64 +250,14 @@ static void readout_backward(const ir_module *m, const ref_data *d, const ref_re
         for (uint32_t r = 0; r < K; r++)
             for (uint32_t c = 0; c < V; c++)
                 x[c] += q[r] * S[(size_t)r * V + c];
-        switch (l->norm) {
-        case IR_NORM_NONE:
-            memcpy(dx, dy, V * sizeof *dx);
-            break;
-        case IR_NORM_DENOM:
-        case IR_NORM_MAXFLOOR: { /* o = x / den: dx = do / den, dden = -(do . x) / den^2 */
-            double zq = 0;
+        double zq = 0, dzq = 0;
+        if (l->norm == IR_NORM_DENOM || l->norm == IR_NORM_MAXFLOOR)
             for (uint32_t r = 0; r < K; r++)
                 zq += z[r] * q[r];
-            double floor = exp(-mval);
-            bool through_zq = l->norm == IR_NORM_DENOM || fabs(zq) >= floor; /* the side of the max taken */
-            double den = l->norm == IR_NORM_DENOM ? zq + l->eps : fmax(fabs(zq), floor) + l->eps;
-            double dden = 0;
-            for (uint32_t c = 0; c < V; c++) {
-                dx[c] = dy[c] / den;
-                dden -= dy[c] * x[c] / (den * den);
-            }
-            if (through_zq) {
-                double dzq = l->norm == IR_NORM_MAXFLOOR && zq < 0 ? -dden : dden;
-                for (uint32_t r = 0; r < K; r++) {
-                    w->dz[r] += dzq * q[r];
-                    dq[r] += dzq * z[r];
-                }
-            } else {
-                w->dm -= dden * floor; /* d e^{-m} / dm = -e^{-m} */
-            }
-            break;
-        }
-        case IR_NORM_RMS: { /* o = x r, r = (|x|^2/V + eps)^-1/2: dx = r do - r^3 (x . do) x / V */
-            double ss = 0, xd = 0;
-            for (uint32_t c = 0; c < V; c++) {
-                ss += x[c] * x[c];
-                xd += x[c] * dy[c];
-            }
-            double r = 1.0 / sqrt(ss / V + l->eps);
-            for (uint32_t c = 0; c < V; c++)
-                dx[c] = r * dy[c] - r * r * r * xd * x[c] / V;
-            break;
-        }
-        case IR_NORM_LAYER: { /* o = (x - mean) r: dx = r (do - mean(do) - o mean(do o)) */
-            double mean = 0, var = 0;
-            for (uint32_t c = 0; c < V; c++)
-                mean += x[c];
-            mean /= V;
-            for (uint32_t c = 0; c < V; c++)
-                var += (x[c] - mean) * (x[c] - mean);
-            var /= V;
-            double r = 1.0 / sqrt(var + l->eps), md = 0, mdo = 0;
-            for (uint32_t c = 0; c < V; c++) {
-                md += dy[c];
-                mdo += dy[c] * (x[c] - mean) * r;
-            }
-            md /= V;
-            mdo /= V;
-            for (uint32_t c = 0; c < V; c++)
-                dx[c] = r * (dy[c] - md - (x[c] - mean) * r * mdo);
-            break;
-        }
+        ref_norm_backward(l, V, x, zq, mval, dy, dx, &dzq, &w->dm);
+        for (uint32_t r = 0; r < K && dzq != 0; r++) {
+            w->dz[r] += dzq * q[r];
+            dq[r] += dzq * z[r];
         }
         for (uint32_t r = 0; r < K; r++) {
             const double *Sr = S + (size_t)r * V;
@@ -549,7 +556,7 @@ static ref_grad *backward(const ir_module *m, const ref_data *d, const ref_resul
         if (d->cu_seqlens[n + 1] - d->cu_seqlens[n] > longest)
             longest = d->cu_seqlens[n + 1] - d->cu_seqlens[n];
     if (dm->linear && chunk) {
-        if (!ref_chunked_linear_backward(m, d, up, &gr, g->h0, chunk, a, diags))
+        if (!ref_chunked_linear_backward(m, d, up, &gr, g->h0, g->z0, chunk, a, diags))
             return NULL;
     } else if (dm->linear) {
         /* the tape: every state of the longest sequence (mask none reads one state: no tape) */

@@ -67,11 +67,19 @@ static inline double *ref_grad_at(const ref_role *r, uint32_t t, uint32_t h)
     return r->data + row * r->len;
 }
 
+/* ref_grad.c: the adjoint of a linear output row's normaliser (ref_chunked.c's epilogue).  x: the
+ * numerator row (V); zq = z . q (DENOM, MAXFLOOR); mval: the stabiliser m (MAXFLOOR); dy: the output's
+ * gradient.  Sets dx (V) and *dzq (0 where z . q is not read or the floor e^{-m} won); adds to *dm where
+ * the floor won. */
+void ref_norm_backward(const ir_linear *l, uint32_t V, const double *x, double zq, double mval, const double *dy,
+                       double *dx, double *dzq, double *dm);
+
 /* ref_chunked_grad.c: the linear part's role gradients (added to gr, shaped like d->roles) and the
- * initial state's (dh0 [nseq, Hs, K, V], or NULL) by the chunkwise adjoint with chunks of `chunk` tokens
- * (0: 64).  Causal, no normaliser, no input gate, no softmax part; false with an error otherwise. */
+ * initial state's (dh0 [nseq, Hs, K, V] and dz0 [nseq, Hs, K], or NULL) by the chunkwise adjoint with
+ * chunks of `chunk` tokens (0: 64).  Causal, without mLSTM's input gate and stabiliser and without a
+ * softmax part; false with an error otherwise. */
 bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
-                                 double *dh0, uint32_t chunk, attnc_arena *a, attnc_diags *diags);
+                                 double *dh0, double *dz0, uint32_t chunk, attnc_arena *a, attnc_diags *diags);
 
 /* Channel d of the gate role at (token t, role head h): a scalar gate broadcasts over the channels. */
 static inline double ref_gate_at(const ref_role *g, uint32_t t, uint32_t h, uint32_t d)

@@ -11,8 +11,9 @@
  *     coordinates swapped; each must push the largest error above 1e-6;
  *   - refusals: upstream gradients of the wrong sizes;
  *   - the chunkwise adjoint (ref_chunked_grad.c, what GPU backward kernels derive) against the recurrent
- *     backward on the library's additive and delta specs, to 1e-10, at chunk sizes that leave partial
- *     chunks, with GQA/GVA and an initial state; and a spec it does not cover is refused.
+ *     backward on the library's additive and delta specs, with and without normalisers (denominator,
+ *     RMS, LayerNorm), to 1e-10, at chunk sizes that leave partial chunks, with GQA/GVA and an initial
+ *     state; and mLSTM, which it does not cover, is refused.
  * Modules come from spec text through the public API (api_internal.h gives the checked IR).
  */
 #include <setjmp.h>
@@ -417,7 +418,10 @@ static void test_chunked_adjoint(void **state)
     static const char *const specs[] = {"specs/lightning.attn", "specs/mamba2.attn",   "specs/gla.attn",
                                         "specs/hgrn2.attn",     "specs/deltanet.attn", "specs/gated_deltanet.attn",
                                         "specs/kda.attn",       "tests/specs/gqa_gla.attn",
-                                        "tests/specs/gva_gated_deltanet.attn"};
+                                        "tests/specs/gva_gated_deltanet.attn", "specs/linear_attn.attn",
+                                        "specs/based.attn",     "specs/hedgehog.attn", "specs/retnet.attn",
+                                        "specs/transnormer.attn", "tests/specs/kv_asym_retnet.attn",
+                                        "tests/specs/const_decay.attn"};
     static const uint32_t lens[] = {37, 5, 20};
     static const uint32_t chunks[] = {16, 7};
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
@@ -432,7 +436,10 @@ static void test_chunked_adjoint(void **state)
             assert_int_equal(attnc_spec_override(f.spec, 2, -1), ATTNC_OK);
         f.a = attnc_arena_new();
         attnc_diags_init(&f.diags, f.a);
-        ref_problem p = {.seed = 23, .seqlens = lens, .nseq = 3, .use_h0 = f.m->state_in};
+        /* packed sequences only where the spec has document boundaries (else one of 62 tokens) */
+        static const uint32_t one[] = {62};
+        ref_problem p = {.seed = 23, .seqlens = f.m->document ? lens : one, .nseq = f.m->document ? 3 : 1,
+                         .use_h0 = f.m->state_in};
         f.d = ref_draw(f.m, &p, f.a, &f.diags);
         assert_non_null(f.d);
         f.up = ref_draw_upstream(f.m, f.d, 9, f.a);
@@ -449,9 +456,9 @@ static void test_chunked_adjoint(void **state)
         }
         unload(&f);
     }
-    /* a normaliser is not covered: refused with a message, not a wrong answer */
+    /* mLSTM's stabiliser is not covered: refused with a message, not a wrong answer */
     fixture f;
-    const char *text = read_spec("specs/linear_attn.attn");
+    const char *text = read_spec("specs/mlstm.attn");
     load(&f, text, lens3, 3, true);
     assert_null(ref_backward_chunked(f.m, f.d, f.up, 16, f.a, &f.diags));
     assert_true(f.diags.n > 0);
