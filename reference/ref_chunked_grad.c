@@ -6,7 +6,8 @@
  * update, any transition (none, constant, scalar, per-channel), and no normaliser, a denominator (a state
  * column of ones: the values extended by 1, d(z . q) its output gradient), RMS or LayerNorm (dout turned
  * into the gradient of the pre-norm row by ref_norm_backward, shared with the recurrent backward); not
- * mLSTM's stabiliser.  Per chunk of L rows with
+ * mLSTM's stabiliser.  The bidirectional mask (no decay) has its own short path (bidirectional_backward).
+ * Per chunk of L rows with
  * b the chunk-local cumulative log gate (per channel; a scalar gate broadcasts), S the incoming state:
  *
  *   forward   Kg = K * e^{b},  Kd = K * e^{b_L - b},  Qg = Q * e^{b},  P_rj = sum_d q_rd k_jd e^{b_rd - b_jd} (j <= r)
@@ -336,14 +337,67 @@ static void chunk_backward(const ir_module *m, const ref_data *d, const ref_resu
     }
 }
 
+/* Mask none (no decay, additive): every token reads S = S_0 + sum over the chunks of K_c^T [V_c | 1].
+ * dS = dhT + sum_t q_t dx_t^T (dx through the normaliser), dq_t = S dx_t, then per chunk dK = [V | 1] dS^T,
+ * dV = K dS; dh0 = dS.  w->Sn holds S_0 on entry and w->dS dhT. */
+static void bidirectional_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
+                                   cg_ws *w, uint32_t s, uint32_t bos, uint32_t eos)
+{
+    const ref_roles *ro = &d->roles;
+    const ref_dims *dm = &d->dims;
+    uint32_t K = w->K, V = w->V, Hs = dm->Hs, G = dm->Hout / Hs;
+    uint32_t kh = ir_head_map(s, Hs, ro->k.heads), vh = ir_head_map(s, Hs, ro->v.heads);
+    double *S = w->Sn, *dS = w->dS;
+    for (uint32_t t = bos; t < eos; t++) {
+        const double *k = ref_role_at(&ro->k, t, kh), *v = ref_role_at(&ro->v, t, vh);
+        for (uint32_t c = 0; c < K; c++)
+            for (uint32_t x = 0; x < V; x++)
+                S[(size_t)c * V + x] += k[c] * vext(v, w->Vv, x);
+    }
+    for (uint32_t h = s * G; h < (s + 1) * G; h++) {
+        uint32_t qh = ir_head_map(h, dm->Hout, dm->Hq);
+        for (uint32_t t = bos; t < eos; t++) {
+            const double *q = ref_role_at(&ro->q, t, qh), *dy = up->out + ((size_t)t * dm->Hout + h) * w->Vv;
+            double *dq = ref_grad_at(&gr->q, t, qh), *dO = w->dO, dzq, dm_unused = 0;
+            for (uint32_t x = 0; x < V; x++) {
+                double acc = 0;
+                for (uint32_t c = 0; c < K; c++)
+                    acc += q[c] * S[(size_t)c * V + x];
+                w->xr[x] = acc;
+            }
+            ref_norm_backward(&m->linear, w->Vv, w->xr, V > w->Vv ? w->xr[w->Vv] : 0.0, 0.0, dy, dO, &dzq, &dm_unused);
+            if (V > w->Vv)
+                dO[w->Vv] = dzq;
+            for (uint32_t c = 0; c < K; c++) {
+                double acc = 0;
+                for (uint32_t x = 0; x < V; x++) {
+                    acc += S[(size_t)c * V + x] * dO[x];
+                    dS[(size_t)c * V + x] += q[c] * dO[x];
+                }
+                dq[c] += acc;
+            }
+        }
+    }
+    for (uint32_t t = bos; t < eos; t++) {
+        const double *k = ref_role_at(&ro->k, t, kh), *v = ref_role_at(&ro->v, t, vh);
+        double *dk = ref_grad_at(&gr->k, t, kh), *dv = ref_grad_at(&gr->v, t, vh);
+        for (uint32_t c = 0; c < K; c++)
+            for (uint32_t x = 0; x < V; x++) {
+                dk[c] += dS[(size_t)c * V + x] * vext(v, w->Vv, x);
+                if (x < w->Vv)
+                    dv[x] += dS[(size_t)c * V + x] * k[c];
+            }
+    }
+}
+
 bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
                                  double *dh0, double *dz0, uint32_t chunk, attnc_arena *a, attnc_diags *diags)
 {
     const ir_linear *l = &m->linear;
     const ref_dims *dm = &d->dims;
-    if (m->mask != IR_MASK_CAUSAL || l->norm == IR_NORM_MAXFLOOR || l->igate != IR_NONE || dm->softmax)
-        return ref_fail(diags, m->span, "the chunked backward covers causal linear parts without mLSTM's input gate "
-                                        "and stabiliser and without a softmax part");
+    if (l->norm == IR_NORM_MAXFLOOR || l->igate != IR_NONE || dm->softmax)
+        return ref_fail(diags, m->span, "the chunked backward covers linear parts without mLSTM's input gate and "
+                                        "stabiliser and without a softmax part");
     uint32_t C = chunk ? chunk : 64, K = dm->K, V = dm->V + (dm->has_z ? 1 : 0), Hs = dm->Hs, longest = 0;
     for (uint32_t n = 0; n < dm->nseq; n++)
         if (d->cu_seqlens[n + 1] - d->cu_seqlens[n] > longest)
@@ -372,18 +426,20 @@ bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const re
             for (uint32_t c = 0; c < K; c++)
                 for (uint32_t x = 0; x < V; x++)
                     w.Sn[(size_t)c * V + x] = x < dm->V ? st.S[(size_t)c * dm->V + x] : st.z[c];
+            for (uint32_t c = 0; c < K; c++)
+                for (uint32_t x = 0; x < V; x++)
+                    w.dS[(size_t)c * V + x] = x < dm->V ? (up->hT ? up->hT[(sh * K + c) * dm->V + x] : 0.0)
+                                                        : (up->zT ? up->zT[sh * K + c] : 0.0);
             uint32_t nc = 0;
-            for (uint32_t c0 = bos; c0 < eos; c0 += C, nc++) {
+            if (m->mask == IR_MASK_NONE)
+                bidirectional_backward(m, d, up, gr, &w, s, bos, eos);
+            for (uint32_t c0 = bos; c0 < eos && m->mask == IR_MASK_CAUSAL; c0 += C, nc++) {
                 uint32_t L = eos - c0 < C ? eos - c0 : C;
                 double *S = w.states + nc * kv;
                 memcpy(S, w.Sn, kv * sizeof *S);
                 chunk_forward(m, d, &w, s, c0, L, S);
                 chunk_state(&w, L, S);
             }
-            for (uint32_t c = 0; c < K; c++)
-                for (uint32_t x = 0; x < V; x++)
-                    w.dS[(size_t)c * V + x] = x < dm->V ? (up->hT ? up->hT[(sh * K + c) * dm->V + x] : 0.0)
-                                                        : (up->zT ? up->zT[sh * K + c] : 0.0);
             while (nc-- > 0) {
                 uint32_t c0 = bos + nc * C, L = eos - c0 < C ? eos - c0 : C;
                 const double *S = w.states + (size_t)nc * kv;

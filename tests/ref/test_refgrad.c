@@ -421,7 +421,7 @@ static void test_chunked_adjoint(void **state)
                                         "tests/specs/gva_gated_deltanet.attn", "specs/linear_attn.attn",
                                         "specs/based.attn",     "specs/hedgehog.attn", "specs/retnet.attn",
                                         "specs/transnormer.attn", "tests/specs/kv_asym_retnet.attn",
-                                        "tests/specs/const_decay.attn"};
+                                        "tests/specs/const_decay.attn", "specs/linear_bidirectional.attn"};
     static const uint32_t lens[] = {37, 5, 20};
     static const uint32_t chunks[] = {16, 7};
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
