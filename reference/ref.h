@@ -194,9 +194,9 @@ ref_grad *ref_backward(const ir_module *m, const ref_data *d, const ref_result *
                        attnc_diags *diags);
 
 /* The same gradient with the linear part's adjoint taken in the chunkwise form (chunks of `chunk`
- * tokens, 0: 64), the derivation GPU backward kernels follow (ref_chunked_grad.c): linear parts with an
- * additive or delta update, any transition, no normaliser, a denominator, RMS or LayerNorm, causal or
- * bidirectional.  NULL with an error for mLSTM (input gate and stabiliser) and softmax parts. */
+ * tokens, 0: 64), the derivation GPU backward kernels follow (ref_chunked_grad.c): every linear variant
+ * (additive or delta update, any transition, every normaliser, mLSTM's stabiliser, causal or
+ * bidirectional); a softmax part as ref_backward does it.  NULL with an error on allocation failure. */
 ref_grad *ref_backward_chunked(const ir_module *m, const ref_data *d, const ref_result *up, uint32_t chunk,
                                attnc_arena *a, attnc_diags *diags);
 

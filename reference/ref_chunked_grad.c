@@ -5,8 +5,9 @@
  * ref_chunked.c's forms, chunk by chunk in reverse, for causal linear parts with an additive or a delta
  * update, any transition (none, constant, scalar, per-channel), and no normaliser, a denominator (a state
  * column of ones: the values extended by 1, d(z . q) its output gradient), RMS or LayerNorm (dout turned
- * into the gradient of the pre-norm row by ref_norm_backward, shared with the recurrent backward); not
- * mLSTM's stabiliser.  The bidirectional mask (no decay) has its own short path (bidirectional_backward).
+ * into the gradient of the pre-norm row by ref_norm_backward, shared with the recurrent backward).  mLSTM
+ * (input gate, stabiliser, max floor) and the bidirectional mask (no decay) have paths of their own
+ * (mlstm_backward, bidirectional_backward).  A softmax part is differentiated per query by ref_grad.c.
  * Per chunk of L rows with
  * b the chunk-local cumulative log gate (per channel; a scalar gate broadcasts), S the incoming state:
  *
@@ -43,6 +44,9 @@ typedef struct cg_ws {
     double *b, *Kg, *Kd, *A, *T, *W, *U, *Uh, *Sn;            /* one chunk's forward quantities */
     double *dUh, *dW, *dT, *X, *dKg, *dKd, *db, *dS;           /* and their adjoints */
     double *states;                                            /* incoming state of every chunk */
+    double *mstates, *mrow, *dmr;                              /* mLSTM: incoming m per chunk; row maxima, adjoints */
+    double *mb, *mig, *mdb, *mdi;                              /* mLSTM: b, i and their adjoints (C each) */
+    int32_t *mwin;                                             /* mLSTM: each row's winning term (-1: the old state) */
 } cg_ws;
 
 /* Column x of value row v extended by the denominator's column of ones. */
@@ -390,14 +394,213 @@ static void bidirectional_backward(const ir_module *m, const ref_data *d, const 
     }
 }
 
+/* mLSTM (algorithms.md 2.7(b)): the state (C | n) in units of e^{m}, one scalar log forget gate per token
+ * (b its chunk-local sum) and a log input gate i.  Per chunk, with m_in the incoming stabiliser:
+ *   m_r = max(b_r + m_in, max_{j<=r} D_rj),  D_rj = b_r - b_j + i_j;  F0_r = e^{b_r + m_in - m_r},
+ *   F_rj = e^{D_rj - m_r};  [num | den]_r = F0_r q_r^T (C | n)_in + sum_j F_rj (q_r . k_j) [v_j | 1];
+ *   h_r = num / (max(|den|, e^{-m_r}) + eps);  m_out = max(b_L + m_in, max_j (b_L - b_j + i_j)),
+ *   (C | n)_out = e^{b_L + m_in - m_out} (C | n)_in + sum_j e^{b_L - b_j + i_j - m_out} k_j [v_j | 1]^T.
+ * The adjoint differentiates through the maxima like the recurrent backward (ref_grad.c's comment): each
+ * exponent passes its adjoint to its b's, i's and m's, and a max passes its own to the term that won it
+ * (the old state's on a tie, as fmax keeps it). */
+static double mlstm_gate(const ref_role *g, uint32_t t, uint32_t h)
+{
+    return g->data ? ref_role_at(g, t, h)[0] : 0.0;
+}
+
+/* m_r and its winner for the rows of a chunk; returns m_out and sets *win_out. */
+static double mlstm_maxima(cg_ws *w, const double *b, const double *ig, uint32_t L, double m_in, int32_t *win_out)
+{
+    for (uint32_t r = 0; r < L; r++) {
+        double mr = b[r] + m_in;
+        int32_t win = -1;
+        for (uint32_t j = 0; j <= r; j++)
+            if (b[r] - b[j] + ig[j] > mr) {
+                mr = b[r] - b[j] + ig[j];
+                win = (int32_t)j;
+            }
+        w->mrow[r] = mr;
+        w->mwin[r] = win;
+    }
+    double bL = b[L - 1], mo = bL + m_in;
+    *win_out = -1;
+    for (uint32_t j = 0; j < L; j++)
+        if (bL - b[j] + ig[j] > mo) {
+            mo = bL - b[j] + ig[j];
+            *win_out = (int32_t)j;
+        }
+    return mo;
+}
+
+/* Passes adjoint g of a max to its winner: the old state's term (b_r + m_in) or D_rj = b_r - b_j + i_j. */
+static void mlstm_max_backward(double g, uint32_t r, int32_t win, double *db, double *di, double *dm_in)
+{
+    db[r] += g;
+    if (win < 0) {
+        *dm_in += g;
+    } else {
+        db[win] -= g;
+        di[win] += g;
+    }
+}
+
+static void mlstm_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr, cg_ws *w,
+                           uint32_t s, uint32_t bos, uint32_t eos, double *dm)
+{
+    const ref_roles *ro = &d->roles;
+    const ref_dims *dm_ = &d->dims;
+    uint32_t C = w->C, K = w->K, V = w->V, Vv = w->Vv, Hs = dm_->Hs, G = dm_->Hout / Hs;
+    uint32_t kh = ir_head_map(s, Hs, ro->k.heads), vh = ir_head_map(s, Hs, ro->v.heads);
+    uint32_t gh = ro->gate.data ? ir_head_map(s, Hs, ro->gate.heads) : 0, ih = ir_head_map(s, Hs, ro->igate.heads);
+    size_t kv = (size_t)K * V;
+    double *b = w->mb, *ig = w->mig, *db = w->mdb, *di = w->mdi;
+    /* forward over the chunks: each chunk's incoming (C | n) and m */
+    double m_in = w->mstates[0];
+    uint32_t nc = 0;
+    for (uint32_t c0 = bos; c0 < eos; c0 += C, nc++) {
+        uint32_t L = eos - c0 < C ? eos - c0 : C;
+        double *S = w->states + nc * kv;
+        memcpy(S, w->Sn, kv * sizeof *S);
+        w->mstates[nc] = m_in;
+        for (uint32_t r = 0; r < L; r++) {
+            b[r] = (r ? b[r - 1] : 0.0) + mlstm_gate(&ro->gate, c0 + r, gh);
+            ig[r] = mlstm_gate(&ro->igate, c0 + r, ih);
+        }
+        int32_t wo;
+        double mo = mlstm_maxima(w, b, ig, L, m_in, &wo), bL = b[L - 1], e0 = exp(bL + m_in - mo);
+        for (uint32_t c = 0; c < K; c++)
+            for (uint32_t x = 0; x < V; x++) {
+                double acc = e0 * S[(size_t)c * V + x];
+                for (uint32_t j = 0; j < L; j++)
+                    acc += exp(bL - b[j] + ig[j] - mo) * ref_role_at(&ro->k, c0 + j, kh)[c] *
+                           vext(ref_role_at(&ro->v, c0 + j, vh), Vv, x);
+                w->Sn[(size_t)c * V + x] = acc;
+            }
+        m_in = mo;
+    }
+    /* reverse: w->dS holds d(C | n)_out, *dm dm_out */
+    while (nc-- > 0) {
+        uint32_t c0 = bos + nc * C, L = eos - c0 < C ? eos - c0 : C;
+        const double *S = w->states + (size_t)nc * kv;
+        double mi = w->mstates[nc], dm_in = 0, *dS = w->dS;
+        for (uint32_t r = 0; r < L; r++) {
+            b[r] = (r ? b[r - 1] : 0.0) + mlstm_gate(&ro->gate, c0 + r, gh);
+            ig[r] = mlstm_gate(&ro->igate, c0 + r, ih);
+            db[r] = di[r] = w->dmr[r] = 0;
+        }
+        int32_t wo;
+        double mo = mlstm_maxima(w, b, ig, L, mi, &wo), bL = b[L - 1], e0 = exp(bL + mi - mo);
+        /* (C | n)_out */
+        double dmo = *dm, de0 = 0;
+        for (size_t i = 0; i < kv; i++)
+            de0 += dS[i] * S[i];
+        for (uint32_t j = 0; j < L; j++) {
+            const double *k = ref_role_at(&ro->k, c0 + j, kh), *v = ref_role_at(&ro->v, c0 + j, vh);
+            double *dk = ref_grad_at(&gr->k, c0 + j, kh), *dv = ref_grad_at(&gr->v, c0 + j, vh);
+            double ej = exp(bL - b[j] + ig[j] - mo), dej = 0;
+            for (uint32_t c = 0; c < K; c++) {
+                double acc = 0;
+                for (uint32_t x = 0; x < V; x++) {
+                    acc += dS[(size_t)c * V + x] * vext(v, Vv, x);
+                    if (x < Vv)
+                        dv[x] += ej * dS[(size_t)c * V + x] * k[c];
+                }
+                dk[c] += ej * acc;
+                dej += k[c] * acc;
+            }
+            double t = ej * dej;
+            db[L - 1] += t;
+            db[j] -= t;
+            di[j] += t;
+            dmo -= t;
+        }
+        db[L - 1] += e0 * de0;
+        dm_in += e0 * de0;
+        dmo -= e0 * de0;
+        mlstm_max_backward(dmo, L - 1, wo, db, di, &dm_in);
+        for (size_t i = 0; i < kv; i++)
+            dS[i] *= e0;
+        /* the rows */
+        for (uint32_t h = s * G; h < (s + 1) * G; h++) {
+            uint32_t qh = ir_head_map(h, dm_->Hout, dm_->Hq);
+            for (uint32_t r = 0; r < L; r++) {
+                const double *q = ref_role_at(&ro->q, c0 + r, qh), *dy = up->out + ((size_t)(c0 + r) * dm_->Hout + h) * Vv;
+                double *dq = ref_grad_at(&gr->q, c0 + r, qh), *dO = w->dO, dzq, mr = w->mrow[r];
+                double f0 = exp(b[r] + mi - mr);
+                for (uint32_t x = 0; x < V; x++) {
+                    double acc = 0;
+                    for (uint32_t c = 0; c < K; c++)
+                        acc += q[c] * S[(size_t)c * V + x];
+                    w->xr[x] = f0 * acc;
+                }
+                for (uint32_t j = 0; j <= r; j++) {
+                    const double *k = ref_role_at(&ro->k, c0 + j, kh), *v = ref_role_at(&ro->v, c0 + j, vh);
+                    double sj = 0, f = exp(b[r] - b[j] + ig[j] - mr);
+                    for (uint32_t c = 0; c < K; c++)
+                        sj += q[c] * k[c];
+                    w->prow[j] = sj;
+                    for (uint32_t x = 0; x < V; x++)
+                        w->xr[x] += f * sj * vext(v, Vv, x);
+                }
+                ref_norm_backward(&m->linear, Vv, w->xr, w->xr[Vv], mr, dy, dO, &dzq, &w->dmr[r]);
+                dO[Vv] = dzq;
+                double df0 = 0;
+                for (uint32_t c = 0; c < K; c++) {
+                    double acc = 0;
+                    for (uint32_t x = 0; x < V; x++) {
+                        acc += S[(size_t)c * V + x] * dO[x];
+                        dS[(size_t)c * V + x] += f0 * q[c] * dO[x];
+                    }
+                    dq[c] += f0 * acc;
+                    df0 += q[c] * acc;
+                }
+                db[r] += f0 * df0;
+                dm_in += f0 * df0;
+                w->dmr[r] -= f0 * df0;
+                for (uint32_t j = 0; j <= r; j++) {
+                    const double *k = ref_role_at(&ro->k, c0 + j, kh), *v = ref_role_at(&ro->v, c0 + j, vh);
+                    double *dk = ref_grad_at(&gr->k, c0 + j, kh), *dv = ref_grad_at(&gr->v, c0 + j, vh);
+                    double f = exp(b[r] - b[j] + ig[j] - mr), sj = w->prow[j], g = 0;
+                    for (uint32_t x = 0; x < V; x++) {
+                        g += dO[x] * vext(v, Vv, x);
+                        if (x < Vv)
+                            dv[x] += f * sj * dO[x];
+                    }
+                    for (uint32_t c = 0; c < K; c++) {
+                        dq[c] += f * g * k[c];
+                        dk[c] += f * g * q[c];
+                    }
+                    double t = f * sj * g;
+                    db[r] += t;
+                    db[j] -= t;
+                    di[j] += t;
+                    w->dmr[r] -= t;
+                }
+            }
+        }
+        for (uint32_t r = 0; r < L; r++)
+            mlstm_max_backward(w->dmr[r], r, w->mwin[r], db, di, &dm_in);
+        /* b is the chunk-local sum of the log forget gates */
+        double acc = 0;
+        for (uint32_t r = L; r-- > 0;) {
+            acc += db[r];
+            if (ro->gate.data)
+                ref_grad_at(&gr->gate, c0 + r, gh)[0] += acc;
+            ref_grad_at(&gr->igate, c0 + r, ih)[0] += di[r];
+        }
+        *dm = dm_in;
+    }
+}
+
 bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
-                                 double *dh0, double *dz0, uint32_t chunk, attnc_arena *a, attnc_diags *diags)
+                                 double *dh0, double *dz0, double *dm0, uint32_t chunk, attnc_arena *a,
+                                 attnc_diags *diags)
 {
     const ir_linear *l = &m->linear;
     const ref_dims *dm = &d->dims;
-    if (l->norm == IR_NORM_MAXFLOOR || l->igate != IR_NONE || dm->softmax)
-        return ref_fail(diags, m->span, "the chunked backward covers linear parts without mLSTM's input gate and "
-                                        "stabiliser and without a softmax part");
+    if ((l->norm == IR_NORM_MAXFLOOR) != (l->igate != IR_NONE) || (l->norm == IR_NORM_MAXFLOOR && m->mask != IR_MASK_CAUSAL))
+        return ref_fail(diags, m->span, "the chunked backward takes the input gate and the max-floor normaliser "
+                                        "together (mLSTM), causal");
     uint32_t C = chunk ? chunk : 64, K = dm->K, V = dm->V + (dm->has_z ? 1 : 0), Hs = dm->Hs, longest = 0;
     for (uint32_t n = 0; n < dm->nseq; n++)
         if (d->cu_seqlens[n + 1] - d->cu_seqlens[n] > longest)
@@ -412,7 +615,11 @@ bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const re
         !(w.X = ref_doubles(a, cc)) || !(w.U = ref_doubles(a, cv)) ||
         !(w.Uh = ref_doubles(a, cv)) || !(w.dUh = ref_doubles(a, cv)) || !(w.Sn = ref_doubles(a, kv)) ||
         !(w.dS = ref_doubles(a, kv)) || !(w.states = ref_doubles(a, ((size_t)longest + C - 1) / C * kv)) ||
-        !(w.xr = ref_doubles(a, V)) || !(w.dO = ref_doubles(a, V)) || !(w.prow = ref_doubles(a, C)))
+        !(w.xr = ref_doubles(a, V)) || !(w.dO = ref_doubles(a, V)) || !(w.prow = ref_doubles(a, C)) ||
+        !(w.mstates = ref_doubles(a, ((size_t)longest + C - 1) / C + 1)) || !(w.mrow = ref_doubles(a, C)) ||
+        !(w.dmr = ref_doubles(a, C)) || !(w.mb = ref_doubles(a, C)) || !(w.mig = ref_doubles(a, C)) ||
+        !(w.mdb = ref_doubles(a, C)) || !(w.mdi = ref_doubles(a, C)) ||
+        !(w.mwin = attnc_arena_alloc(a, C * sizeof *w.mwin)))
         return ref_fail(diags, m->span, "out of memory");
 
     ref_rec_state st = {0};
@@ -431,9 +638,17 @@ bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const re
                     w.dS[(size_t)c * V + x] = x < dm->V ? (up->hT ? up->hT[(sh * K + c) * dm->V + x] : 0.0)
                                                         : (up->zT ? up->zT[sh * K + c] : 0.0);
             uint32_t nc = 0;
+            bool mlstm = l->norm == IR_NORM_MAXFLOOR;
             if (m->mask == IR_MASK_NONE)
                 bidirectional_backward(m, d, up, gr, &w, s, bos, eos);
-            for (uint32_t c0 = bos; c0 < eos && m->mask == IR_MASK_CAUSAL; c0 += C, nc++) {
+            if (mlstm) {
+                double dmv = up->mT ? up->mT[sh] : 0.0;
+                w.mstates[0] = st.m;
+                mlstm_backward(m, d, up, gr, &w, s, bos, eos, &dmv);
+                if (dm0)
+                    dm0[sh] = dmv;
+            }
+            for (uint32_t c0 = bos; c0 < eos && m->mask == IR_MASK_CAUSAL && !mlstm; c0 += C, nc++) {
                 uint32_t L = eos - c0 < C ? eos - c0 : C;
                 double *S = w.states + nc * kv;
                 memcpy(S, w.Sn, kv * sizeof *S);

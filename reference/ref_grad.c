@@ -556,7 +556,7 @@ static ref_grad *backward(const ir_module *m, const ref_data *d, const ref_resul
         if (d->cu_seqlens[n + 1] - d->cu_seqlens[n] > longest)
             longest = d->cu_seqlens[n + 1] - d->cu_seqlens[n];
     if (dm->linear && chunk) {
-        if (!ref_chunked_linear_backward(m, d, up, &gr, g->h0, g->z0, chunk, a, diags))
+        if (!ref_chunked_linear_backward(m, d, up, &gr, g->h0, g->z0, g->m0, chunk, a, diags))
             return NULL;
     } else if (dm->linear) {
         /* the tape: every state of the longest sequence (mask none reads one state: no tape) */

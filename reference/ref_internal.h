@@ -79,7 +79,8 @@ void ref_norm_backward(const ir_linear *l, uint32_t V, const double *x, double z
  * chunks of `chunk` tokens (0: 64).  Causal, without mLSTM's input gate and stabiliser and without a
  * softmax part; false with an error otherwise. */
 bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
-                                 double *dh0, double *dz0, uint32_t chunk, attnc_arena *a, attnc_diags *diags);
+                                 double *dh0, double *dz0, double *dm0, uint32_t chunk, attnc_arena *a,
+                                 attnc_diags *diags);
 
 /* Channel d of the gate role at (token t, role head h): a scalar gate broadcasts over the channels. */
 static inline double ref_gate_at(const ref_role *g, uint32_t t, uint32_t h, uint32_t d)
