@@ -5,10 +5,11 @@
  *     counts, dtypes) becomes an ATTNC_* macro, so that the kernel body (an embedded template) is
  *     specialised by the compiler and carries no run-time branches on the variant;
  *   - the prologue: the value DAG the roles reach is printed as straight-line code, one statement per
- *     value.  A scalar value is one float (every lane computes it); a vector value of length L is an
- *     array of 4 ceil(L/128) floats: each lane holds runs of 4 consecutive channels, slot s being channel
- *     128 (s / 4) + 4 lane + s % 4 (chan_base), so that rows move with 8- and 16-byte loads and stores;
- *     channels >= L are held at 0 so that whole-vector ops (l2norm, taylor2) see only real channels.
+ *     value (emit_value.c, CG_LAYOUT_RUN4).  A scalar value is one float (every lane computes it); a
+ *     vector value of length L is an array of 4 ceil(L/128) floats: each lane holds runs of 4 consecutive
+ *     channels, slot s being channel 128 (s / 4) + 4 lane + s % 4 (cg_run4_chan), so that rows move with
+ *     8- and 16-byte loads and stores; channels >= L are held at 0 so that whole-vector ops (l2norm,
+ *     taylor2) see only real channels.
  * The shared-memory size is computed here and asserted against the kernel's own layout at compile time,
  * so the two can never disagree silently.
  */
@@ -18,6 +19,7 @@
 
 #include "attnc.h"
 #include "codegen.h"
+#include "emit_value.h"
 #include "passes.h"
 
 extern const char attnc_support_src[];
@@ -33,39 +35,13 @@ typedef struct gen {
     bool *live;       /* per value: reached by the roles being emitted */
     unsigned stage_off[CG_MAX_TENSORS]; /* per-token inputs: offset of their rows in the staging area */
     unsigned stage_bytes;
+    cg_values ev;     /* the value emitter: into b, layout CG_LAYOUT_RUN4, inputs from stage_off */
 } gen;
 
 /* The copy unit of a staged row: the largest cp.async size that divides it (2: plain loads). */
 static unsigned stage_unit(unsigned row_bytes)
 {
     return row_bytes % 16 == 0 ? 16 : row_bytes % 8 == 0 ? 8 : row_bytes % 4 == 0 ? 4 : 2;
-}
-
-static unsigned slots(unsigned len)
-{
-    return (len + 127) / 128 * 4;
-}
-
-/* Slot s of a lane holds channel lane * 4 + chan_base(s) (the layout above; support.cuh's attnc_fetch
- * reads it the same way). */
-static unsigned chan_base(unsigned s)
-{
-    return s / 4 * 128 + s % 4;
-}
-
-/* A float literal that C++ reads back as the same float ("3" -> "3.0f"). */
-static void put_float(attnc_buf *b, double x)
-{
-    char s[48];
-    snprintf(s, sizeof s, "%.9g", x);
-    if (!strpbrk(s, ".eEn"))
-        strcat(s, ".0");
-    attnc_buf_printf(b, "(%sf)", s);
-}
-
-static const char *dtype_macro(int dt)
-{
-    return dt == IR_DT_BF16 ? "ATTNC_DT_BF16" : dt == IR_DT_FP16 ? "ATTNC_DT_FP16" : "ATTNC_DT_FP32";
 }
 
 static void mark_live(gen *g, ir_ref r)
@@ -78,171 +54,18 @@ static void mark_live(gen *g, ir_ref r)
         mark_live(g, v->arg[k]);
 }
 
-/* Operand `r` at slot s (a scalar broadcasts). */
-static void put_operand(gen *g, ir_ref r, unsigned s)
-{
-    if (g->m->values[r].type.len == 1)
-        attnc_buf_printf(&g->b, "v%u", r);
-    else
-        attnc_buf_printf(&g->b, "v%u[%u]", r, s);
-}
-
-static const char *elem_fn(ir_op op)
-{
-    switch (op) {
-    case IR_OP_POW: return "powf";
-    case IR_OP_MIN: return "fminf";
-    case IR_OP_MAX: return "fmaxf";
-    case IR_OP_EXP: return "expf";
-    case IR_OP_LOG: return "logf";
-    case IR_OP_SQRT: return "sqrtf";
-    case IR_OP_RSQRT: return "rsqrtf";
-    case IR_OP_ABS: return "fabsf";
-    case IR_OP_TANH: return "tanhf";
-    case IR_OP_SIGMOID: return "attnc_sigmoid";
-    case IR_OP_LOGSIGMOID: return "attnc_logsigmoid";
-    case IR_OP_SOFTPLUS: return "attnc_softplus";
-    case IR_OP_ELU: return "attnc_elu";
-    case IR_OP_SILU: return "attnc_silu";
-    default: return NULL;
-    }
-}
-
-static void put_elem(gen *g, const ir_value *v, unsigned s)
-{
-    attnc_buf *b = &g->b;
-    ir_op op = (ir_op)v->op;
-    static const char infix[IR_OP_COUNT] = {[IR_OP_ADD] = '+', [IR_OP_SUB] = '-', [IR_OP_MUL] = '*', [IR_OP_DIV] = '/'};
-    if (op == IR_OP_NEG) {
-        attnc_buf_puts(b, "(-");
-        put_operand(g, v->arg[0], s);
-        attnc_buf_puts(b, ")");
-    } else if (infix[op]) {
-        attnc_buf_puts(b, "(");
-        put_operand(g, v->arg[0], s);
-        attnc_buf_printf(b, " %c ", infix[op]);
-        put_operand(g, v->arg[1], s);
-        attnc_buf_puts(b, ")");
-    } else if (op == IR_OP_RELU) {
-        attnc_buf_puts(b, "fmaxf(");
-        put_operand(g, v->arg[0], s);
-        attnc_buf_puts(b, ", 0.f)");
-    } else {
-        attnc_buf_printf(b, "%s(", elem_fn(op));
-        put_operand(g, v->arg[0], s);
-        if (ir_op_arity(op) == 2) {
-            attnc_buf_puts(b, ", ");
-            put_operand(g, v->arg[1], s);
-        }
-        attnc_buf_puts(b, ")");
-    }
-}
-
-/* The head of axis `axis` that output head `h` reads. */
-static void put_head(gen *g, unsigned axis)
-{
-    attnc_buf_printf(&g->b, "(h / (ATTNC_HOUT / %u))", g->m->axes[axis].count);
-}
-
-static void emit_value(gen *g, ir_ref r)
-{
-    const ir_module *m = g->m;
-    const ir_value *v = &m->values[r];
-    attnc_buf *b = &g->b;
-    unsigned len = v->type.len, ns = slots(len);
-    ir_op op = (ir_op)v->op;
-    switch (op) {
-    case IR_OP_CONST:
-        attnc_buf_printf(b, "    const float v%u = ", r);
-        put_float(b, v->num);
-        attnc_buf_puts(b, ";\n");
-        return;
-    case IR_OP_HEAD:
-        attnc_buf_printf(b, "    const float v%u = (float)", r);
-        put_head(g, v->aux);
-        attnc_buf_puts(b, ";\n");
-        return;
-    case IR_OP_INPUT:
-    case IR_OP_PARAM: {
-        const ir_tensor *t = &m->tensors[v->aux];
-        ir_dtype dt = t->dtype;
-        attnc_buf_printf(b, "    // %s %s: %s [%s%s%u]\n", op == IR_OP_INPUT ? "input" : "param", t->name,
-                         ir_dtype_name((ir_dtype)dt), op == IR_OP_INPUT ? "T, " : "", m->axes[t->axis].name, t->len);
-        /* A per-token input is read from its staged rows (attnc_stage_issue), a parameter from memory. */
-        char src[64];
-        if (op == IR_OP_INPUT) {
-            snprintf(src, sizeof src, "stage + %u", g->stage_off[v->aux]);
-            attnc_buf_printf(b, "    const size_t row%u = (size_t)r * %u;\n", r, t->len);
-        } else {
-            snprintf(src, sizeof src, "p.in[%u]", v->aux);
-            attnc_buf_printf(b, "    const size_t row%u = (size_t)", r);
-            put_head(g, t->axis);
-            attnc_buf_printf(b, " * %u;\n", t->len);
-        }
-        if (len == 1) {
-            attnc_buf_printf(b, "    const float v%u = attnc_load<%s>(%s, row%u);\n", r, dtype_macro(dt), src, r);
-        } else if (op == IR_OP_INPUT && len % 4 == 0) {
-            /* Staged rows are 16-byte aligned and len % 4 == 0: four channels in one load. */
-            attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
-            for (unsigned s = 0; s < ns; s += 4)
-                attnc_buf_printf(b, "    attnc_load4<%s>(%s, row%u + lane * 4 + %u, v%u + %u, lane * 4 + %u < %u);\n",
-                                 dtype_macro(dt), src, r, chan_base(s), r, s, chan_base(s), len);
-        } else {
-            attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
-            for (unsigned s = 0; s < ns; s++)
-                attnc_buf_printf(b, "    v%u[%u] = lane * 4 + %u < %u ? attnc_load<%s>(%s, row%u + lane * 4 + %u) : 0.f;\n", r,
-                                 s, chan_base(s), len, dtype_macro(dt), src, r, chan_base(s));
-        }
-        return;
-    }
-    case IR_OP_L2NORM: {
-        ir_ref x = v->arg[0];
-        attnc_buf_printf(b, "    float v%u[%u];\n    {\n        float ss = 0.f;\n", r, ns);
-        for (unsigned s = 0; s < ns; s++)
-            attnc_buf_printf(b, "        ss += v%u[%u] * v%u[%u];\n", x, s, x, s);
-        attnc_buf_puts(b, "        const float inv = 1.f / sqrtf(attnc_warp_sum(ss) + 1e-6f);\n");
-        for (unsigned s = 0; s < ns; s++)
-            attnc_buf_printf(b, "        v%u[%u] = v%u[%u] * inv;\n", r, s, x, s);
-        attnc_buf_puts(b, "    }\n");
-        return;
-    }
-    case IR_OP_TAYLOR2: {
-        ir_ref x = v->arg[0];
-        attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
-        for (unsigned s = 0; s < ns; s++)
-            attnc_buf_printf(b, "    v%u[%u] = lane * 4 + %u < %u ? attnc_taylor2(v%u, %u, lane * 4 + %u) : (attnc_taylor2(v%u, %u, 0), 0.f);\n",
-                             r, s, chan_base(s), len, x, m->values[x].type.len, chan_base(s), x, m->values[x].type.len);
-        return;
-    }
-    default:
-        break;
-    }
-    if (len == 1) {
-        attnc_buf_printf(b, "    const float v%u = ", r);
-        put_elem(g, v, 0);
-        attnc_buf_puts(b, ";\n");
-        return;
-    }
-    attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
-    for (unsigned s = 0; s < ns; s++) {
-        attnc_buf_printf(b, "    v%u[%u] = lane * 4 + %u < %u ? ", r, s, chan_base(s), len);
-        put_elem(g, v, s);
-        attnc_buf_puts(b, " : 0.f;\n");
-    }
-}
-
 /* Stores a vector value into a row of a shared tile: channels [lo, lo + count) go to columns 0..  `lo`
  * (a number or an expression such as "v0") and `count` are multiples of 4, so a lane's run of 4
  * channels is wholly in or out and moves as one 8-byte store (tile rows are 16-byte aligned). */
 static void store_row(gen *g, ir_ref r, const char *tile, const char *ld, const char *lo, const char *count)
 {
     const ir_value *v = &g->m->values[r];
-    for (unsigned s = 0; s < slots(v->type.len); s += 4) {
+    for (unsigned s = 0; s < cg_slots(CG_LAYOUT_RUN4, v->type.len); s += 4) {
         attnc_buf_printf(&g->b, "    if (lane * 4 + %u >= %s && lane * 4 + %u < %s + %s)\n        attnc_store4(%s + r * %s + lane * 4 + %u - %s",
-                         chan_base(s), lo, chan_base(s), lo, count, tile, ld, chan_base(s), lo);
+                         cg_run4_chan(s), lo, cg_run4_chan(s), lo, count, tile, ld, cg_run4_chan(s), lo);
         for (unsigned j = 0; j < 4; j++) {
             attnc_buf_puts(&g->b, ", ");
-            put_operand(g, r, s + j);
+            cg_put_ref(&g->ev, 'v', r, s + j);
         }
         attnc_buf_puts(&g->b, ");\n");
     }
@@ -287,7 +110,7 @@ static void emit_stage_issue(gen *g)
                             "        const unsigned char *src = (const unsigned char *)p.in[%u];\n"
                             "        const size_t hh = ",
                          t->name, rb, unit, i);
-        put_head(g, t->axis);
+        cg_put_head(&g->ev, t->axis);
         attnc_buf_printf(b, ";\n        for (int i = threadIdx.x; i < n * %u; i += ATTNC_THREADS) {\n"
                             "            const int r = i / %u, u = i %% %u;\n"
                             "            const unsigned char *from = src + ((size_t)(c0 + r) * %u + hh) * %u + u * %u;\n"
@@ -337,7 +160,7 @@ static void emit_linear_prologue(gen *g)
     attnc_buf_puts(b, "            sbeta[r] = 0.f;\n            sig[r] = 0.f;\n        }\n        return;\n    }\n");
     for (ir_ref r = 1; r < m->nvalues; r++)
         if (g->live[r])
-            emit_value(g, r);
+            cg_emit_value(&g->ev, r);
     attnc_buf_puts(b, "    // the role rows\n");
     /* q and k fill K's columns (the padding columns stay zero); v only the CTA's slice [v0, v0 + BV). */
     store_row(g, q, "sq", "ATTNC_LDK", "0", "ATTNC_K");
@@ -346,9 +169,9 @@ static void emit_linear_prologue(gen *g)
     if (gate) {
         const ir_value *gv = &m->values[gate];
         if (diag && gv->type.len > 1) {
-            for (unsigned s = 0; s < slots(gv->type.len); s++)
+            for (unsigned s = 0; s < cg_slots(CG_LAYOUT_RUN4, gv->type.len); s++)
                 attnc_buf_printf(b, "    if (lane * 4 + %u < ATTNC_KP)\n        sg[r * ATTNC_KP + lane * 4 + %u] = lane * 4 + %u < ATTNC_K ? v%u[%u] : 0.f;\n",
-                                 chan_base(s), chan_base(s), chan_base(s), gate, s);
+                                 cg_run4_chan(s), cg_run4_chan(s), cg_run4_chan(s), gate, s);
         } else if (diag) {
             attnc_buf_printf(b, "    for (int c = lane; c < ATTNC_KP; c += 32)\n        sg[r * ATTNC_KP + c] = c < ATTNC_K ? v%u : 0.f;\n", gate);
         } else {
@@ -371,7 +194,7 @@ static void emit_common(gen *g)
                      ATTNC_VERSION_STRING, m->name);
     attnc_buf_printf(b, "#define ATTNC_ELT_F16 %d\n#define ATTNC_SPLIT %d\n#define ATTNC_OUT_DTYPE %s\n",
                      m->plan.operands == IR_OPERANDS_FP16, m->plan.operands == IR_OPERANDS_BF16X3,
-                     dtype_macro(m->out_dtype));
+                     cg_dtype_macro(m->out_dtype));
     attnc_buf_puts(b, attnc_support_src);
     attnc_buf_printf(b, "\n// ---- parameters ----\nstruct attnc_params {\n"
                         "    const void *in[%u];      // the spec's tensors, in declaration order (see below)\n"
@@ -418,9 +241,9 @@ static bool emit_linear(gen *g)
     attnc_buf_printf(b, "#define ATTNC_TRANSITION %u\n#define ATTNC_DELTA %d\n#define ATTNC_STABILIZED %d\n"
                         "#define ATTNC_IGATE %d\n#define ATTNC_NORM %u\n#define ATTNC_EPS ",
                      p->transition, p->householder, p->stabilized, l->igate != IR_NONE, (unsigned)l->norm);
-    put_float(b, l->norm == IR_NORM_NONE ? 0.0 : l->eps);
+    cg_put_float(b, l->norm == IR_NORM_NONE ? 0.0 : l->eps);
     attnc_buf_puts(b, "\n#define ATTNC_QSCALE ");
-    put_float(b, qscale);
+    cg_put_float(b, qscale);
     attnc_buf_printf(b, "\n#define ATTNC_CAUSAL %d\n#define ATTNC_STATE_IN %d\n#define ATTNC_STATE_OUT %d\n"
                         "#define ATTNC_SMEM_BYTES %u\n",
                      m->mask == IR_MASK_CAUSAL, m->state_in, m->state_out, smem);
@@ -455,11 +278,6 @@ static unsigned softmax_smem_bytes(unsigned dp, unsigned vp, unsigned elt_bytes)
     return (64 * (dp + 8) * 2 + 64 * (vp + 8)) * elt_bytes;
 }
 
-static unsigned round16(unsigned x)
-{
-    return (x + 15) / 16 * 16;
-}
-
 /* The softmax part: its roles must be inputs as stored (the query may carry a constant factor, folded
  * into the score scale); the kernel body is softmax_kernel.cuh. */
 static bool emit_softmax(gen *g, attnc_diags *diags)
@@ -492,18 +310,18 @@ static bool emit_softmax(gen *g, attnc_diags *diags)
                      m->mask == IR_MASK_CAUSAL ? "causal" : "bidirectional", sm->window ? ", sliding window" : "");
     attnc_buf_printf(b, "#define ATTNC_SM_D %u\n#define ATTNC_SM_DP %u\n#define ATTNC_SM_V %u\n#define ATTNC_SM_VP %u\n"
                         "#define ATTNC_SM_WINDOW %u\n#define ATTNC_SM_CAUSAL %d\n#define ATTNC_SM_ADD %d\n#define ATTNC_SM_SCALE ",
-                     D, round16(D), V, round16(V), sm->window, m->mask == IR_MASK_CAUSAL, m->linear.present);
-    put_float(b, scale * 1.4426950408889634);
+                     D, tile_round_up(D, 16), V, tile_round_up(V, 16), sm->window, m->mask == IR_MASK_CAUSAL, m->linear.present);
+    cg_put_float(b, scale * 1.4426950408889634);
     attnc_buf_puts(b, "  // the query's constant times log2(e)\n");
     for (size_t i = 0; i < 3; i++) {
         uint32_t ti = m->values[p->feed_src[roles[i].role]].aux;
         const ir_tensor *t = &m->tensors[ti];
         attnc_buf_printf(b, "#define ATTNC_SM_%sIN %u\n#define ATTNC_SM_%sDT %s\n#define ATTNC_SM_H%s %u\n", roles[i].tag,
-                         ti, roles[i].tag, dtype_macro(t->dtype), roles[i].tag, m->axes[t->axis].count);
+                         ti, roles[i].tag, cg_dtype_macro(t->dtype), roles[i].tag, m->axes[t->axis].count);
         if (t->dtype != IR_DT_FP32 && t->len % 8 == 0 && g->out->tensor_align[ti] < 16)
             g->out->tensor_align[ti] = 16; /* the kernel copies rows in 16-byte pieces */
     }
-    unsigned smem = softmax_smem_bytes(round16(D), round16(V), ir_operand_bytes(m->plan.operands));
+    unsigned smem = softmax_smem_bytes(tile_round_up(D, 16), tile_round_up(V, 16), ir_operand_bytes(m->plan.operands));
     attnc_buf_printf(b, "#define ATTNC_SM_SMEM_BYTES %u\n", smem);
     attnc_buf_puts(b, attnc_softmax_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_sm_layout::bytes == ATTNC_SM_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
@@ -529,6 +347,7 @@ bool codegen_cuda(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_out
     if (!g.live)
         return false;
     attnc_buf_init(&g.b, a);
+    g.ev = (cg_values){.m = m, .b = &g.b, .layout = CG_LAYOUT_RUN4, .stage_off = g.stage_off};
     emit_common(&g);
     if (m->linear.present && !emit_linear(&g))
         return false;

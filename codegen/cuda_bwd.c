@@ -13,6 +13,8 @@
  *     partial gradients of this (token, head).
  * Value layout: a scalar is one float that every lane holds; a vector of length L is ceil(L/32) floats
  * per lane, slot s holding channel 32 s + lane (0 past L, so whole-vector sums see only real channels).
+ * The forward code of the values is emit_value.c's, shared with the forward generator (CG_LAYOUT_LANE,
+ * inputs from global memory, min/max selected as the reference does); the adjoint rules are here.
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 
 #include "attnc.h"
 #include "cuda_bwd.h"
+#include "emit_value.h"
 
 extern const char attnc_support_src[];
 extern const char attnc_linear_bwd_kernel_src[];
@@ -28,25 +31,12 @@ typedef struct bgen {
     const ir_module *m;
     const grad_plan *gp;
     attnc_buf b;
+    cg_values ev;   /* the value emitter: into b, layout CG_LAYOUT_LANE, inputs from global memory */
 } bgen;
 
 static unsigned nslots(unsigned len)
 {
-    return (len + 31) / 32;
-}
-
-static void put_float(attnc_buf *b, double x)
-{
-    char s[48];
-    snprintf(s, sizeof s, "%.9g", x);
-    if (!strpbrk(s, ".eEn"))
-        strcat(s, ".0");
-    attnc_buf_printf(b, "(%sf)", s);
-}
-
-static const char *dtype_macro(int dt)
-{
-    return dt == IR_DT_BF16 ? "ATTNC_DT_BF16" : dt == IR_DT_FP16 ? "ATTNC_DT_FP16" : "ATTNC_DT_FP32";
+    return cg_slots(CG_LAYOUT_LANE, len);
 }
 
 static unsigned vlen(const bgen *g, ir_ref r)
@@ -54,180 +44,16 @@ static unsigned vlen(const bgen *g, ir_ref r)
     return g->m->values[r].type.len;
 }
 
-/* "vR" for a scalar, "vR[s]" for slot s of a vector (prefix v: values, g: adjoints). */
 static void put_ref(bgen *g, char prefix, ir_ref r, unsigned s)
 {
-    if (vlen(g, r) == 1)
-        attnc_buf_printf(&g->b, "%c%u", prefix, r);
-    else
-        attnc_buf_printf(&g->b, "%c%u[%u]", prefix, r, s);
-}
-
-static const char *elem_fn(ir_op op)
-{
-    switch (op) {
-    case IR_OP_POW: return "powf";
-    case IR_OP_MIN: return "fminf";
-    case IR_OP_MAX: return "fmaxf";
-    case IR_OP_EXP: return "expf";
-    case IR_OP_LOG: return "logf";
-    case IR_OP_SQRT: return "sqrtf";
-    case IR_OP_RSQRT: return "rsqrtf";
-    case IR_OP_ABS: return "fabsf";
-    case IR_OP_TANH: return "tanhf";
-    case IR_OP_SIGMOID: return "attnc_sigmoid";
-    case IR_OP_LOGSIGMOID: return "attnc_logsigmoid";
-    case IR_OP_SOFTPLUS: return "attnc_softplus";
-    case IR_OP_ELU: return "attnc_elu";
-    case IR_OP_SILU: return "attnc_silu";
-    default: return NULL;
-    }
-}
-
-/* The head of axis `axis` that output head h reads. */
-static void put_head(bgen *g, unsigned axis)
-{
-    attnc_buf_printf(&g->b, "(h / (ATTNC_HOUT / %u))", g->m->axes[axis].count);
-}
-
-/* The expression of elementwise value v at slot s (operands x = arg 0, w = arg 1). */
-static void put_elem(bgen *g, const ir_value *v, unsigned s)
-{
-    attnc_buf *b = &g->b;
-    ir_op op = (ir_op)v->op;
-    static const char infix[IR_OP_COUNT] = {[IR_OP_ADD] = '+', [IR_OP_SUB] = '-', [IR_OP_MUL] = '*', [IR_OP_DIV] = '/'};
-    if (op == IR_OP_NEG) {
-        attnc_buf_puts(b, "(-");
-        put_ref(g, 'v', v->arg[0], s);
-        attnc_buf_puts(b, ")");
-    } else if (infix[op]) {
-        attnc_buf_puts(b, "(");
-        put_ref(g, 'v', v->arg[0], s);
-        attnc_buf_printf(b, " %c ", infix[op]);
-        put_ref(g, 'v', v->arg[1], s);
-        attnc_buf_puts(b, ")");
-    } else if (op == IR_OP_RELU) {
-        attnc_buf_puts(b, "fmaxf(");
-        put_ref(g, 'v', v->arg[0], s);
-        attnc_buf_puts(b, ", 0.f)");
-    } else if (op == IR_OP_MIN || op == IR_OP_MAX) {
-        /* as the reference: x < w ? x : w (min), x > w ? x : w (max), w on a tie */
-        attnc_buf_puts(b, "(");
-        put_ref(g, 'v', v->arg[0], s);
-        attnc_buf_puts(b, op == IR_OP_MIN ? " < " : " > ");
-        put_ref(g, 'v', v->arg[1], s);
-        attnc_buf_puts(b, " ? ");
-        put_ref(g, 'v', v->arg[0], s);
-        attnc_buf_puts(b, " : ");
-        put_ref(g, 'v', v->arg[1], s);
-        attnc_buf_puts(b, ")");
-    } else {
-        attnc_buf_printf(b, "%s(", elem_fn(op));
-        put_ref(g, 'v', v->arg[0], s);
-        if (ir_op_arity(op) == 2) {
-            attnc_buf_puts(b, ", ");
-            put_ref(g, 'v', v->arg[1], s);
-        }
-        attnc_buf_puts(b, ")");
-    }
-}
-
-/* Forward code of value r (every op but taylor2, which grad_derive refuses). */
-static void emit_value(bgen *g, ir_ref r)
-{
-    const ir_module *m = g->m;
-    const ir_value *v = &m->values[r];
-    attnc_buf *b = &g->b;
-    unsigned len = v->type.len, ns = nslots(len);
-    ir_op op = (ir_op)v->op;
-    switch (op) {
-    case IR_OP_CONST:
-        attnc_buf_printf(b, "    const float v%u = ", r);
-        put_float(b, v->num);
-        attnc_buf_puts(b, ";\n");
-        return;
-    case IR_OP_HEAD:
-        attnc_buf_printf(b, "    const float v%u = (float)", r);
-        put_head(g, v->aux);
-        attnc_buf_puts(b, ";\n");
-        return;
-    case IR_OP_INPUT:
-    case IR_OP_PARAM: {
-        const ir_tensor *t = &m->tensors[v->aux];
-        attnc_buf_printf(b, "    // %s %s: %s [%s%s%u]\n", op == IR_OP_INPUT ? "input" : "param", t->name,
-                         ir_dtype_name(t->dtype), op == IR_OP_INPUT ? "T, " : "", m->axes[t->axis].name, t->len);
-        attnc_buf_printf(b, "    const size_t row%u = (size_t)", r);
-        if (op == IR_OP_INPUT)
-            attnc_buf_printf(b, "((size_t)t * %u + ", m->axes[t->axis].count);
-        put_head(g, t->axis);
-        attnc_buf_printf(b, "%s * %u;\n", op == IR_OP_INPUT ? ")" : "", t->len);
-        if (len == 1) {
-            attnc_buf_printf(b, "    const float v%u = attnc_load<%s>(p.in[%u], row%u);\n", r, dtype_macro(t->dtype), v->aux, r);
-        } else {
-            attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
-            for (unsigned s = 0; s < ns; s++)
-                attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? attnc_load<%s>(p.in[%u], row%u + lane + %u) : 0.f;\n", r, s,
-                                 32 * s, len, dtype_macro(t->dtype), v->aux, r, 32 * s);
-        }
-        return;
-    }
-    case IR_OP_L2NORM: {
-        ir_ref x = v->arg[0];
-        attnc_buf_printf(b, "    float v%u[%u];\n    {\n        float ss = 0.f;\n", r, ns);
-        for (unsigned s = 0; s < ns; s++)
-            attnc_buf_printf(b, "        ss += v%u[%u] * v%u[%u];\n", x, s, x, s);
-        attnc_buf_puts(b, "        const float inv = 1.f / sqrtf(attnc_warp_sum(ss) + 1e-6f);\n");
-        for (unsigned s = 0; s < ns; s++)
-            attnc_buf_printf(b, "        v%u[%u] = v%u[%u] * inv;\n", r, s, x, s);
-        attnc_buf_puts(b, "    }\n");
-        return;
-    }
-    case IR_OP_TAYLOR2: {
-        /* out = [1, x / d^(1/4), x_i^2 / (sqrt2 sqrt d), x_i x_j / sqrt d (i < j, row-major)] (ref_eval.c):
-         * each output channel finds its (kind, i, j) and reads x_i, x_j from their lanes */
-        ir_ref x = v->arg[0];
-        unsigned d = vlen(g, x), nx = nslots(d);
-        double rd = sqrt((double)d);
-        attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
-        for (unsigned s = 0; s < ns; s++) {
-            attnc_buf_printf(b, "    {\n        int kind, i, j;\n        attnc_taylor2_index(%u + lane, %u, kind, i, j);\n", 32 * s, d);
-            attnc_buf_puts(b, "        float xi = 0.f, xj = 0.f;\n");
-            for (unsigned t = 0; t < nx; t++)
-                attnc_buf_printf(b, "        { const float a = __shfl_sync(0xffffffffu, v%u[%u], i & 31), c = __shfl_sync(0xffffffffu, v%u[%u], j & 31);\n"
-                                    "          if ((i >> 5) == %u) xi = a;\n          if ((j >> 5) == %u) xj = c; }\n",
-                                 x, t, x, t, t, t);
-            attnc_buf_printf(b, "        v%u[%u] = %u + lane >= %u ? 0.f : kind == 0 ? 1.f : kind == 1 ? xi * ", r, s, 32 * s, len);
-            put_float(b, 1.0 / sqrt(rd));
-            attnc_buf_puts(b, " : kind == 2 ? xi * xi * ");
-            put_float(b, 1.0 / (sqrt(2.0) * rd));
-            attnc_buf_puts(b, " : xi * xj * ");
-            put_float(b, 1.0 / rd);
-            attnc_buf_puts(b, ";\n    }\n");
-        }
-        return;
-    }
-    default:
-        break;
-    }
-    if (len == 1) {
-        attnc_buf_printf(b, "    const float v%u = ", r);
-        put_elem(g, v, 0);
-        attnc_buf_puts(b, ";\n");
-        return;
-    }
-    attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
-    for (unsigned s = 0; s < ns; s++) {
-        attnc_buf_printf(b, "    v%u[%u] = lane + %u < %u ? ", r, s, 32 * s, len);
-        put_elem(g, v, s);
-        attnc_buf_puts(b, " : 0.f;\n");
-    }
+    cg_put_ref(&g->ev, prefix, r, s);
 }
 
 static void emit_forward_values(bgen *g)
 {
     for (ir_ref r = 1; r < g->m->nvalues; r++)
         if (g->gp->live[r])
-            emit_value(g, r);
+            cg_emit_value(&g->ev, r);
 }
 
 /* d/d(operand `which`) of elementwise op `op` times the adjoint g_, in terms of x (operand 0), w (operand
@@ -355,13 +181,13 @@ static void emit_adjoint_of(bgen *g, ir_ref r)
             attnc_buf_printf(b, "            const float go = %u + lane < %u ? g%u[%u] : 0.f;\n", 32 * s, len, r, s);
             attnc_buf_puts(b, "            ai[" );
             attnc_buf_printf(b, "%u] = kind == 0 ? 0.f : kind == 1 ? go * ", s);
-            put_float(b, 1.0 / sqrt(rd));
+            cg_put_float(b, 1.0 / sqrt(rd));
             attnc_buf_puts(b, " : kind == 2 ? go * 2.f * xi * ");
-            put_float(b, 1.0 / (sqrt(2.0) * rd));
+            cg_put_float(b, 1.0 / (sqrt(2.0) * rd));
             attnc_buf_puts(b, " : go * xj * ");
-            put_float(b, 1.0 / rd);
+            cg_put_float(b, 1.0 / rd);
             attnc_buf_printf(b, ";\n            aj[%u] = kind == 3 ? go * xi * ", s);
-            put_float(b, 1.0 / rd);
+            cg_put_float(b, 1.0 / rd);
             attnc_buf_puts(b, " : 0.f;\n        }\n");
         }
         attnc_buf_printf(b, "        for (int m = 0; m < %u; m++) {\n            float sum = 0.f;\n", d);
@@ -495,10 +321,11 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
     ir_shape sh = ir_module_shape(m);
     attnc_buf *b = &g.b;
     attnc_buf_init(b, a);
+    g.ev = (cg_values){.m = m, .b = b, .layout = CG_LAYOUT_LANE, .stage_off = NULL, .select_minmax = true};
     attnc_buf_printf(b, "// Generated by attnc %s from variant '%s': the backward.  Do not edit: regenerate with\n"
                         "//   attnc compile --grad --emit cuda\n",
                      ATTNC_VERSION_STRING, m->name);
-    attnc_buf_printf(b, "#define ATTNC_ELT_F16 0\n#define ATTNC_OUT_DTYPE %s\n", dtype_macro(m->out_dtype));
+    attnc_buf_printf(b, "#define ATTNC_ELT_F16 0\n#define ATTNC_OUT_DTYPE %s\n", cg_dtype_macro(m->out_dtype));
     attnc_buf_puts(b, attnc_support_src);
     attnc_buf_puts(b, "\n// ---- parameters ----\nstruct attnc_bwd_params {\n"
                       "    const void *in[64];      // the spec's tensors, in declaration order (see below)\n"
@@ -527,7 +354,7 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
     attnc_buf_printf(b, "#define ATTNC_B_VO %u   // output columns (V less the denominator's column of ones)\n"
                         "#define ATTNC_B_NORM %u   // ir_norm\n#define ATTNC_B_EPS ",
                      gp->vo, gp->norm);
-    put_float(b, gp->norm != IR_NORM_NONE ? gp->eps : 0.0);
+    cg_put_float(b, gp->norm != IR_NORM_NONE ? gp->eps : 0.0);
     attnc_buf_puts(b, "\n");
     attnc_buf_puts(b, "\n// taylor2's output channel o of an input of length d: kind 0 (the constant), 1 (x_i), 2 (x_i^2) or 3\n"
                       "// (x_i x_j, i < j, row-major); i and j are 0 where unused (out-of-range o: kind 0)\n"

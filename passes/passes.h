@@ -44,5 +44,7 @@ bool pass_schedule(ir_module *m, const pass_options *opt, attnc_diags *diags);
 unsigned tile_linear_smem_bytes(const ir_module *m);
 /* The staging area one chunk of per-token input `tensor` takes (16-byte aligned). */
 unsigned tile_stage_bytes(const ir_module *m, uint32_t tensor);
+/* x rounded up to a multiple of `to` (the padding of K here; codegen pads the softmax part's D and V with it). */
+uint32_t tile_round_up(uint32_t x, uint32_t to);
 
 #endif

@@ -24,7 +24,7 @@
 #define MAX_STATE_REGS 64
 #define MAX_SMEM (227u * 1024) /* dynamic shared memory per CTA on sm_80 and sm_90 (opt-in) */
 
-static uint32_t round_up(uint32_t x, uint32_t to)
+uint32_t tile_round_up(uint32_t x, uint32_t to)
 {
     return (x + to - 1) / to * to;
 }
@@ -130,7 +130,7 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
     }
     p->sm_tile = m->softmax.present ? 64 : 0;
     if (!m->linear.present) {
-        p->k_pad = round_up(sh.K, 16);
+        p->k_pad = tile_round_up(sh.K, 16);
         p->v_tile = sh.V;
         p->col_groups = 1;
         p->state_groups = 1;
@@ -139,7 +139,7 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
         return true;
     }
     bool whole_rows = m->linear.norm == IR_NORM_RMS || m->linear.norm == IR_NORM_LAYER;
-    p->k_pad = round_up(sh.K, 16);
+    p->k_pad = tile_round_up(sh.K, 16);
     uint32_t rows = p->chunk / 16;
     if (whole_rows) {
         p->v_tile = sh.V;

@@ -1,0 +1,260 @@
+/* codegen/emit_value.c: the value DAG as CUDA C statements (emit_value.h), one rule per op for both
+ * generators.  What differs between them comes from cg_values: the channel of a slot (cg_put_chan), the
+ * slot count (cg_slots), the source of per-token inputs (staged rows or global memory) and min/max.
+ * taylor2 is the one op whose code depends on the layout as a whole: the forward's runs of 4 channels
+ * call support.cuh's attnc_taylor2, the backward's one-channel-per-lane layout gathers x_i and x_j from
+ * their lanes with shuffles (attnc_taylor2_index, defined by cuda_bwd.c).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "emit_value.h"
+
+unsigned cg_slots(cg_layout layout, unsigned len)
+{
+    return layout == CG_LAYOUT_RUN4 ? (len + 127) / 128 * 4 : (len + 31) / 32;
+}
+
+unsigned cg_run4_chan(unsigned s)
+{
+    return s / 4 * 128 + s % 4;
+}
+
+void cg_put_chan(const cg_values *e, unsigned s)
+{
+    if (e->layout == CG_LAYOUT_RUN4)
+        attnc_buf_printf(e->b, "lane * 4 + %u", cg_run4_chan(s));
+    else
+        attnc_buf_printf(e->b, "lane + %u", 32 * s);
+}
+
+void cg_put_float(attnc_buf *b, double x)
+{
+    char s[48];
+    snprintf(s, sizeof s, "%.9g", x);
+    if (!strpbrk(s, ".eEn"))
+        strcat(s, ".0");
+    attnc_buf_printf(b, "(%sf)", s);
+}
+
+const char *cg_dtype_macro(int dt)
+{
+    return dt == IR_DT_BF16 ? "ATTNC_DT_BF16" : dt == IR_DT_FP16 ? "ATTNC_DT_FP16" : "ATTNC_DT_FP32";
+}
+
+void cg_put_head(const cg_values *e, unsigned axis)
+{
+    attnc_buf_printf(e->b, "(h / (ATTNC_HOUT / %u))", e->m->axes[axis].count);
+}
+
+void cg_put_ref(const cg_values *e, char prefix, ir_ref r, unsigned s)
+{
+    if (e->m->values[r].type.len == 1)
+        attnc_buf_printf(e->b, "%c%u", prefix, r);
+    else
+        attnc_buf_printf(e->b, "%c%u[%u]", prefix, r, s);
+}
+
+static const char *elem_fn(ir_op op)
+{
+    switch (op) {
+    case IR_OP_POW: return "powf";
+    case IR_OP_MIN: return "fminf";
+    case IR_OP_MAX: return "fmaxf";
+    case IR_OP_EXP: return "expf";
+    case IR_OP_LOG: return "logf";
+    case IR_OP_SQRT: return "sqrtf";
+    case IR_OP_RSQRT: return "rsqrtf";
+    case IR_OP_ABS: return "fabsf";
+    case IR_OP_TANH: return "tanhf";
+    case IR_OP_SIGMOID: return "attnc_sigmoid";
+    case IR_OP_LOGSIGMOID: return "attnc_logsigmoid";
+    case IR_OP_SOFTPLUS: return "attnc_softplus";
+    case IR_OP_ELU: return "attnc_elu";
+    case IR_OP_SILU: return "attnc_silu";
+    default: return NULL;
+    }
+}
+
+/* The expression of elementwise value v at slot s (operands x = arg 0, w = arg 1). */
+static void put_elem(const cg_values *e, const ir_value *v, unsigned s)
+{
+    attnc_buf *b = e->b;
+    ir_op op = (ir_op)v->op;
+    static const char infix[IR_OP_COUNT] = {[IR_OP_ADD] = '+', [IR_OP_SUB] = '-', [IR_OP_MUL] = '*', [IR_OP_DIV] = '/'};
+    if (op == IR_OP_NEG) {
+        attnc_buf_puts(b, "(-");
+        cg_put_ref(e, 'v', v->arg[0], s);
+        attnc_buf_puts(b, ")");
+    } else if (infix[op]) {
+        attnc_buf_puts(b, "(");
+        cg_put_ref(e, 'v', v->arg[0], s);
+        attnc_buf_printf(b, " %c ", infix[op]);
+        cg_put_ref(e, 'v', v->arg[1], s);
+        attnc_buf_puts(b, ")");
+    } else if (op == IR_OP_RELU) {
+        attnc_buf_puts(b, "fmaxf(");
+        cg_put_ref(e, 'v', v->arg[0], s);
+        attnc_buf_puts(b, ", 0.f)");
+    } else if (e->select_minmax && (op == IR_OP_MIN || op == IR_OP_MAX)) {
+        /* as the reference: x < w ? x : w (min), x > w ? x : w (max), w on a tie */
+        attnc_buf_puts(b, "(");
+        cg_put_ref(e, 'v', v->arg[0], s);
+        attnc_buf_puts(b, op == IR_OP_MIN ? " < " : " > ");
+        cg_put_ref(e, 'v', v->arg[1], s);
+        attnc_buf_puts(b, " ? ");
+        cg_put_ref(e, 'v', v->arg[0], s);
+        attnc_buf_puts(b, " : ");
+        cg_put_ref(e, 'v', v->arg[1], s);
+        attnc_buf_puts(b, ")");
+    } else {
+        attnc_buf_printf(b, "%s(", elem_fn(op));
+        cg_put_ref(e, 'v', v->arg[0], s);
+        if (ir_op_arity(op) == 2) {
+            attnc_buf_puts(b, ", ");
+            cg_put_ref(e, 'v', v->arg[1], s);
+        }
+        attnc_buf_puts(b, ")");
+    }
+}
+
+/* A tensor's value: the row of this token (input) or head (param), then its channels. */
+static void emit_load(const cg_values *e, ir_ref r)
+{
+    const ir_module *m = e->m;
+    const ir_value *v = &m->values[r];
+    const ir_tensor *t = &m->tensors[v->aux];
+    attnc_buf *b = e->b;
+    unsigned len = v->type.len, ns = cg_slots(e->layout, len);
+    bool input = v->op == IR_OP_INPUT, staged = input && e->stage_off;
+    attnc_buf_printf(b, "    // %s %s: %s [%s%s%u]\n", input ? "input" : "param", t->name, ir_dtype_name(t->dtype),
+                     input ? "T, " : "", m->axes[t->axis].name, t->len);
+    char src[64];
+    if (staged) {
+        snprintf(src, sizeof src, "stage + %u", e->stage_off[v->aux]);
+        attnc_buf_printf(b, "    const size_t row%u = (size_t)r * %u;\n", r, t->len);
+    } else {
+        snprintf(src, sizeof src, "p.in[%u]", v->aux);
+        attnc_buf_printf(b, "    const size_t row%u = (size_t)", r);
+        if (input)
+            attnc_buf_printf(b, "((size_t)t * %u + ", m->axes[t->axis].count);
+        cg_put_head(e, t->axis);
+        attnc_buf_printf(b, "%s * %u;\n", input ? ")" : "", t->len);
+    }
+    const char *dt = cg_dtype_macro(t->dtype);
+    if (len == 1) {
+        attnc_buf_printf(b, "    const float v%u = attnc_load<%s>(%s, row%u);\n", r, dt, src, r);
+    } else if (staged && e->layout == CG_LAYOUT_RUN4 && len % 4 == 0) {
+        /* Staged rows are 16-byte aligned and len % 4 == 0: a lane's run of four channels in one load. */
+        attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+        for (unsigned s = 0; s < ns; s += 4) {
+            attnc_buf_printf(b, "    attnc_load4<%s>(%s, row%u + ", dt, src, r);
+            cg_put_chan(e, s);
+            attnc_buf_printf(b, ", v%u + %u, ", r, s);
+            cg_put_chan(e, s);
+            attnc_buf_printf(b, " < %u);\n", len);
+        }
+    } else {
+        attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+        for (unsigned s = 0; s < ns; s++) {
+            attnc_buf_printf(b, "    v%u[%u] = ", r, s);
+            cg_put_chan(e, s);
+            attnc_buf_printf(b, " < %u ? attnc_load<%s>(%s, row%u + ", len, dt, src, r);
+            cg_put_chan(e, s);
+            attnc_buf_puts(b, ") : 0.f;\n");
+        }
+    }
+}
+
+/* out = [1, x / d^(1/4), x_i^2 / (sqrt2 sqrt d), x_i x_j / sqrt d (i < j, row-major)] (ref_eval.c). */
+static void emit_taylor2(const cg_values *e, ir_ref r)
+{
+    attnc_buf *b = e->b;
+    ir_ref x = e->m->values[r].arg[0];
+    unsigned len = e->m->values[r].type.len, ns = cg_slots(e->layout, len), d = e->m->values[x].type.len;
+    attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+    if (e->layout == CG_LAYOUT_RUN4) {
+        /* support.cuh's attnc_taylor2 reads x from the run-of-4 layout; every lane calls it on every slot
+         * (its shuffles need the whole warp) */
+        for (unsigned s = 0; s < ns; s++) {
+            attnc_buf_printf(b, "    v%u[%u] = ", r, s);
+            cg_put_chan(e, s);
+            attnc_buf_printf(b, " < %u ? attnc_taylor2(v%u, %u, ", len, x, d);
+            cg_put_chan(e, s);
+            attnc_buf_printf(b, ") : (attnc_taylor2(v%u, %u, 0), 0.f);\n", x, d);
+        }
+        return;
+    }
+    /* each output channel finds its (kind, i, j) and reads x_i, x_j from their lanes */
+    unsigned nx = cg_slots(e->layout, d);
+    double rd = sqrt((double)d);
+    for (unsigned s = 0; s < ns; s++) {
+        attnc_buf_printf(b, "    {\n        int kind, i, j;\n        attnc_taylor2_index(%u + lane, %u, kind, i, j);\n", 32 * s, d);
+        attnc_buf_puts(b, "        float xi = 0.f, xj = 0.f;\n");
+        for (unsigned t = 0; t < nx; t++)
+            attnc_buf_printf(b, "        { const float a = __shfl_sync(0xffffffffu, v%u[%u], i & 31), c = __shfl_sync(0xffffffffu, v%u[%u], j & 31);\n"
+                                "          if ((i >> 5) == %u) xi = a;\n          if ((j >> 5) == %u) xj = c; }\n",
+                             x, t, x, t, t, t);
+        attnc_buf_printf(b, "        v%u[%u] = %u + lane >= %u ? 0.f : kind == 0 ? 1.f : kind == 1 ? xi * ", r, s, 32 * s, len);
+        cg_put_float(b, 1.0 / sqrt(rd));
+        attnc_buf_puts(b, " : kind == 2 ? xi * xi * ");
+        cg_put_float(b, 1.0 / (sqrt(2.0) * rd));
+        attnc_buf_puts(b, " : xi * xj * ");
+        cg_put_float(b, 1.0 / rd);
+        attnc_buf_puts(b, ";\n    }\n");
+    }
+}
+
+void cg_emit_value(const cg_values *e, ir_ref r)
+{
+    const ir_value *v = &e->m->values[r];
+    attnc_buf *b = e->b;
+    unsigned len = v->type.len, ns = cg_slots(e->layout, len);
+    switch ((ir_op)v->op) {
+    case IR_OP_CONST:
+        attnc_buf_printf(b, "    const float v%u = ", r);
+        cg_put_float(b, v->num);
+        attnc_buf_puts(b, ";\n");
+        return;
+    case IR_OP_HEAD:
+        attnc_buf_printf(b, "    const float v%u = (float)", r);
+        cg_put_head(e, v->aux);
+        attnc_buf_puts(b, ";\n");
+        return;
+    case IR_OP_INPUT:
+    case IR_OP_PARAM:
+        emit_load(e, r);
+        return;
+    case IR_OP_L2NORM: {
+        ir_ref x = v->arg[0];
+        attnc_buf_printf(b, "    float v%u[%u];\n    {\n        float ss = 0.f;\n", r, ns);
+        for (unsigned s = 0; s < ns; s++)
+            attnc_buf_printf(b, "        ss += v%u[%u] * v%u[%u];\n", x, s, x, s);
+        attnc_buf_puts(b, "        const float inv = 1.f / sqrtf(attnc_warp_sum(ss) + 1e-6f);\n");
+        for (unsigned s = 0; s < ns; s++)
+            attnc_buf_printf(b, "        v%u[%u] = v%u[%u] * inv;\n", r, s, x, s);
+        attnc_buf_puts(b, "    }\n");
+        return;
+    }
+    case IR_OP_TAYLOR2:
+        emit_taylor2(e, r);
+        return;
+    default:
+        break;
+    }
+    if (len == 1) {
+        attnc_buf_printf(b, "    const float v%u = ", r);
+        put_elem(e, v, 0);
+        attnc_buf_puts(b, ";\n");
+        return;
+    }
+    attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
+    for (unsigned s = 0; s < ns; s++) {
+        attnc_buf_printf(b, "    v%u[%u] = ", r, s);
+        cg_put_chan(e, s);
+        attnc_buf_printf(b, " < %u ? ", len);
+        put_elem(e, v, s);
+        attnc_buf_puts(b, " : 0.f;\n");
+    }
+}

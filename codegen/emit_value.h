@@ -1,0 +1,56 @@
+/* codegen/emit_value.h: the spec's value DAG as straight-line CUDA C, one statement per value, shared by
+ * the forward generator (cuda.c, the prologue) and the backward's (cuda_bwd.c, roles and adjoint).
+ *
+ * One warp evaluates the values of one (token, output head).  A scalar value is one float that every lane
+ * holds ("vR"); a vector value of length L is an array of slots per lane ("vR[s]"), channels >= L held at
+ * 0 so that whole-vector ops (l2norm, taylor2) see only real channels.  The two generators differ only in
+ * what cg_values says: how a lane's slots map to channels (the layout), where per-token inputs are read
+ * from (staged rows in shared memory or global memory), and how min/max are written.
+ */
+#ifndef ATTNC_EMIT_VALUE_H
+#define ATTNC_EMIT_VALUE_H
+
+#include <stdbool.h>
+
+#include "arena.h"
+#include "ir.h"
+
+typedef enum cg_layout {
+    CG_LAYOUT_RUN4, /* forward: 4 ceil(L/128) slots, slot s is channel 4 lane + cg_run4_chan(s): each lane
+                       holds runs of 4 consecutive channels, so that rows move with 8- and 16-byte loads */
+    CG_LAYOUT_LANE  /* backward: ceil(L/32) slots, slot s is channel lane + 32 s */
+} cg_layout;
+
+typedef struct cg_values {
+    const ir_module *m;
+    attnc_buf *b;               /* where the statements go */
+    cg_layout layout;
+    const unsigned *stage_off;  /* per tensor: offset of a per-token input's rows in the staging area
+                                   ("stage", row r; attnc_stage_issue); NULL: per-token inputs are read
+                                   from global memory (p.in[], token t) */
+    bool select_minmax;         /* min/max as x < w ? x : w and x > w ? x : w (w on a tie, the branch the
+                                   reference and the adjoint take); false: fminf/fmaxf */
+} cg_values;
+
+/* Slots per lane of a value of length `len` (> 1) in `layout`. */
+unsigned cg_slots(cg_layout layout, unsigned len);
+/* CG_LAYOUT_RUN4: slot s of a lane holds channel lane * 4 + cg_run4_chan(s) (support.cuh's attnc_fetch
+ * reads it the same way). */
+unsigned cg_run4_chan(unsigned s);
+/* The channel expression of slot s ("lane * 4 + N" or "lane + N"). */
+void cg_put_chan(const cg_values *e, unsigned s);
+
+/* A float literal that C++ reads back as the same float ("3" -> "(3.0f)"). */
+void cg_put_float(attnc_buf *b, double x);
+/* The ATTNC_DT_* macro of an ir_dtype. */
+const char *cg_dtype_macro(int dt);
+/* The head of axis `axis` that output head `h` reads. */
+void cg_put_head(const cg_values *e, unsigned axis);
+/* "<prefix>R" for a scalar, "<prefix>R[s]" for slot s of a vector (prefix v: values, g: adjoints); a
+ * scalar broadcasts over the slots. */
+void cg_put_ref(const cg_values *e, char prefix, ir_ref r, unsigned s);
+
+/* The statement(s) that compute value r from its operands (already emitted). */
+void cg_emit_value(const cg_values *e, ir_ref r);
+
+#endif
