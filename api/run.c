@@ -500,7 +500,9 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     if (up->zT && dm->has_z)
         for (size_t i = 0; i < nz; i++)
             up->zT[i] = ref_round_dtype(up->zT[i], IR_DT_FP32);
-    ref_grad *want = ref_backward(m, data, up, a, &d);
+    /* --chunked-ref: the chunkwise adjoint, whose memory is one state per chunk instead of one per token
+     * (the recurrent backward's tape of a 65536-token head of 128 x 128 would be 8.6 GB) */
+    ref_grad *want = opt->reference_chunked ? ref_backward_chunked(m, data, up, 0, a, &d) : ref_backward(m, data, up, a, &d);
     out->reference_s = api_seconds() - t0;
     if (!want) {
         st = api_fail(ctx, ATTNC_ERR_NOMEM, "reference backward: %s", d.n ? d.list[d.n - 1].message : "failed");

@@ -311,7 +311,8 @@ typedef struct attnc_run_options {
     uint32_t nseq;
     uint64_t seed;
     int initial_state;            /* draw h0 (specs with `state initial`) */
-    int reference_chunked;        /* 1: compare with the chunkwise float64 evaluation (faster at large T) */
+    int reference_chunked;        /* 1: compare with the chunkwise float64 evaluation (faster at large T;
+                                     with --grad, the chunkwise backward: one state per chunk in memory) */
     double gate_scale;            /* > 0: multiply every gate/decay input by this before the run (strong gates) */
     attnc_schedule schedule;      /* the linear part's schedule (AUTO: by shape) */
 } attnc_run_options;
