@@ -174,7 +174,7 @@ __device__ __forceinline__ float attnc_warp_sum(float x)
 }
 
 // Channel `idx` of a vector spread over the warp's lanes: lane (idx % 128) / 4 holds it in slot
-// 4 (idx / 128) + idx % 4 (codegen/cuda.c, chan_base).  Every lane calls it (the shuffles need the
+// 4 (idx / 128) + idx % 4 (codegen/emit_value.c, cg_run4_chan).  Every lane calls it (the shuffles need the
 // whole warp).
 template <int NS>
 __device__ __forceinline__ float attnc_fetch(const float (&x)[NS], int idx)
@@ -305,8 +305,8 @@ __device__ __forceinline__ void mma(float *d, const frag &a, const frag &b, int 
     mma16816(d, a.hi, b.hi[2 * half], b.hi[2 * half + 1]);
 }
 
-// Tile elements as floats and back: eight consecutive elements of a row (16-byte aligned for 16-bit
-// tiles, 32 for fp32), two (aligned to the pair), and a copy of eight (zeros when src is null).
+// Tile elements as floats and back: eight consecutive elements of a row (16-byte aligned), two (aligned
+// to the pair), and a copy of eight (zeros when src is null).
 __device__ __forceinline__ void ld8(float *x, const elt *p)
 {
 #if ATTNC_SPLIT

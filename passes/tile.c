@@ -166,8 +166,8 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
            state_regs(p->k_pad, p->v_tile, p->warps, 1) > MAX_STATE_REGS)
         p->v_tile /= 2;
     /* Whole rows keep the slice; more warps than the state has m-tiles then split its columns instead
-     * (K = 96, V = 192 with LayerNorm: 12 warps, 6 m-tiles; one group would leave 6 warps holding 96
-     * accumulators each and the other 6 none, and spill at the 168 registers 384 threads allow). */
+     * (K = 96, V = 192 with LayerNorm: 8 warps, 6 m-tiles; one group would leave 6 warps holding 96
+     * accumulators each and 2 none, four groups give every warp 72, and the kernel does not spill). */
     for (uint32_t sg = 2; state_regs(p->k_pad, p->v_tile, p->warps, 1) > MAX_STATE_REGS && sg <= p->warps; sg *= 2)
         if (p->warps % sg == 0 && (p->v_tile / 8) % sg == 0 &&
             state_regs(p->k_pad, p->v_tile, p->warps, sg) <
