@@ -92,16 +92,8 @@ static void epilogue(const ir_linear *l, const chunk_ws *w, const double *o, dou
         for (uint32_t c = 0; c < V; c++)
             dst[c] = o[c] / den;
     } else if (l->norm == IR_NORM_RMS || l->norm == IR_NORM_LAYER) {
-        double mean = 0;
-        if (l->norm == IR_NORM_LAYER) {
-            for (uint32_t c = 0; c < V; c++)
-                mean += o[c];
-            mean /= V;
-        }
-        double ss = 0;
-        for (uint32_t c = 0; c < V; c++)
-            ss += (o[c] - mean) * (o[c] - mean);
-        double scale = 1.0 / sqrt(ss / V + l->eps);
+        double mean, scale;
+        ref_row_norm(o, V, l->norm == IR_NORM_LAYER, l->eps, &mean, &scale);
         for (uint32_t c = 0; c < V; c++)
             dst[c] = (o[c] - mean) * scale;
     } else {

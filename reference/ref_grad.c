@@ -201,25 +201,17 @@ void ref_norm_backward(const ir_linear *l, uint32_t V, const double *x, double z
         break;
     }
     case IR_NORM_RMS: { /* o = x r, r = (|x|^2/V + eps)^-1/2: dx = r do - r^3 (x . do) x / V */
-        double ss = 0, xd = 0;
-        for (uint32_t c = 0; c < V; c++) {
-            ss += x[c] * x[c];
+        double mean, r, xd = 0;
+        ref_row_norm(x, V, false, l->eps, &mean, &r);
+        for (uint32_t c = 0; c < V; c++)
             xd += x[c] * dy[c];
-        }
-        double r = 1.0 / sqrt(ss / V + l->eps);
         for (uint32_t c = 0; c < V; c++)
             dx[c] = r * dy[c] - r * r * r * xd * x[c] / V;
         break;
     }
     case IR_NORM_LAYER: { /* o = (x - mean) r: dx = r (do - mean(do) - o mean(do o)) */
-        double mean = 0, var = 0;
-        for (uint32_t c = 0; c < V; c++)
-            mean += x[c];
-        mean /= V;
-        for (uint32_t c = 0; c < V; c++)
-            var += (x[c] - mean) * (x[c] - mean);
-        var /= V;
-        double r = 1.0 / sqrt(var + l->eps), md = 0, mdo = 0;
+        double mean, r, md = 0, mdo = 0;
+        ref_row_norm(x, V, true, l->eps, &mean, &r);
         for (uint32_t c = 0; c < V; c++) {
             md += dy[c];
             mdo += dy[c] * (x[c] - mean) * r;

@@ -7,6 +7,7 @@
 #ifndef ATTNC_REF_INTERNAL_H
 #define ATTNC_REF_INTERNAL_H
 
+#include <math.h>
 #include <stdarg.h>
 
 #include "ref.h"
@@ -65,6 +66,23 @@ static inline double *ref_grad_at(const ref_role *r, uint32_t t, uint32_t h)
 {
     size_t row = r->per_head ? h : (size_t)t * r->heads + h;
     return r->data + row * r->len;
+}
+
+/* The statistics of RMS (center false: *mean = 0) and LayerNorm over a row of V: *mean and
+ * *inv = 1 / sqrt(mean((x - mean)^2) + eps).  One definition for the forwards and the backward. */
+static inline void ref_row_norm(const double *x, uint32_t V, bool center, double eps, double *mean, double *inv)
+{
+    double mu = 0, var = 0;
+    if (center) {
+        for (uint32_t c = 0; c < V; c++)
+            mu += x[c];
+        mu /= V;
+    }
+    for (uint32_t c = 0; c < V; c++)
+        var += (x[c] - mu) * (x[c] - mu);
+    var /= V;
+    *mean = mu;
+    *inv = 1.0 / sqrt(var + eps);
 }
 
 /* ref_grad.c: the adjoint of a linear output row's normaliser (ref_chunked.c's epilogue).  x: the

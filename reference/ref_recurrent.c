@@ -38,24 +38,10 @@ static void post_linear(const ir_linear *l, const ref_dims *dm, const ref_rec_st
             dst[c] = x[c] / den;
         break;
     }
-    case IR_NORM_RMS: {
-        double ss = 0;
-        for (uint32_t c = 0; c < V; c++)
-            ss += x[c] * x[c];
-        double inv = 1.0 / sqrt(ss / V + l->eps);
-        for (uint32_t c = 0; c < V; c++)
-            dst[c] = x[c] * inv;
-        break;
-    }
+    case IR_NORM_RMS:
     case IR_NORM_LAYER: {
-        double mean = 0, var = 0;
-        for (uint32_t c = 0; c < V; c++)
-            mean += x[c];
-        mean /= V;
-        for (uint32_t c = 0; c < V; c++)
-            var += (x[c] - mean) * (x[c] - mean);
-        var /= V;
-        double inv = 1.0 / sqrt(var + l->eps);
+        double mean, inv;
+        ref_row_norm(x, V, l->norm == IR_NORM_LAYER, l->eps, &mean, &inv);
         for (uint32_t c = 0; c < V; c++)
             dst[c] = (x[c] - mean) * inv;
         break;
