@@ -9,13 +9,13 @@
 //
 // One CTA owns (sequence, output head, V slice) and walks the sequence's chunks (the SEQUENTIAL schedule,
 // passes/schedule.c); the state slice S (K x BV, fp32) lives in the warps' mma accumulators for the whole
-// walk, and a bf16 image of it in shared memory feeds the tensor cores (algorithms.md 3: the master copy
-// stays fp32).  Per chunk:
+// walk, and an image of it in shared memory, in the tiles' element type (bf16, fp16, or fp32 with bf16x3
+// operands), feeds the tensor cores (algorithms.md 3: the master copy stays fp32).  Per chunk:
 //   1. prologue: roles of the chunk's C tokens into shared tiles (padding rows get neutral values:
 //      q = k = v = 0, log-gate 0, beta 0, log input gate -inf);
 //   2. chunk-local cumulative sums of the log gates, in log2 units (exp2 maps to the SFU), each token's
 //      floored (LOG2_DECAY_FLOOR);
-//   3. decayed copies of K (and Q for per-channel gates), the bf16 image of S_in;
+//   3. decayed copies of K (and Q for per-channel gates), the image of S_in;
 //   4. delta family: Akk, T = (I + Akk)^-1 by column-parallel forward substitution in fp32,
 //      W = T diag(beta) (K * gamma), U = T diag(beta) V, U_hat = U - W S_in (replaces V);
 //   5. outputs: P = (Q K^T) * pairwise decay (causal), O = rowfactor * (Q S_in) + P V, normalised;
@@ -84,7 +84,7 @@ struct attnc_smem_layout {
     static constexpr unsigned w = qg + ((ATTNC_TRANSITION == TR_DIAG || ATTNC_DELTA) ? tile_k : 0);
     static constexpr unsigned ke = w + (ATTNC_DELTA ? tile_k : 0);    // DIAG: K * e^{b_e(J) - b} per block
     static constexpr unsigned v = ke + (ATTNC_TRANSITION == TR_DIAG ? tile_k : 0);
-    static constexpr unsigned s = v + ATTNC_C * ATTNC_LDV * sizeof(elt);        // bf16 image of S_in
+    static constexpr unsigned s = v + ATTNC_C * ATTNC_LDV * sizeof(elt);        // image of S_in (tile elements)
     static constexpr unsigned g = s + ATTNC_KP * ATTNC_LDV * sizeof(elt);       // log2 gates (cumsum)
     static constexpr unsigned g_bytes = (ATTNC_TRANSITION == TR_DIAG ? ATTNC_C * ATTNC_KP : ATTNC_C) * 4;
     static constexpr unsigned beta = g + ((g_bytes + 15) / 16) * 16;
@@ -255,7 +255,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
     const int gr = lane >> 2, tq = lane & 3;
     // The schedules (passes/schedule.c) are phases of this one body, chosen per launch: phase 0 walks
     // the chunks with the state on chip and writes the outputs (sequential); the materialized schedule
-    // runs phase 1, the same walk storing every chunk's S_in (bf16 image), z_in and m_in in the
+    // runs phase 1, the same walk storing every chunk's S_in (its image), z_in and m_in in the
     // workspace p.ws_* instead of writing outputs, then phase 2, one CTA per (V slice, chunk) that reads
     // its chunk's S_in back and writes the chunk's outputs, all chunks in parallel.  Workspace slot of
     // the chunk at c0 of sequence n: c0 / C + n (distinct for every chunk, also across sequences).
@@ -451,7 +451,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                 st8(sqg + r * ATTNC_LDK + c, out);
             }
         }
-        // The bf16 image of S_in: from the accumulators (phase 1 also stores it), or read back (phase 2).
+        // The image of S_in: from the accumulators (phase 1 also stores it), or read back (phase 2).
         if (phase == 2) {
             for (int i = tid; i < ATTNC_KP * (ATTNC_BV / 8); i += ATTNC_THREADS) {
                 const int row = i / (ATTNC_BV / 8), col = (i % (ATTNC_BV / 8)) * 8;
