@@ -55,6 +55,16 @@ static double vext(const double *v, uint32_t Vv, uint32_t x)
     return x < Vv ? v[x] : 1.0;
 }
 
+/* w->dO = the gradient of the readout row w->xr (numerator, then z . q where a denominator exists) from
+ * the output's gradient dy, through the normaliser; mval and *dm: mLSTM's stabiliser and its adjoint. */
+static void readout_adjoint(const ir_linear *l, cg_ws *w, const double *dy, double mval, double *dm)
+{
+    double dzq;
+    ref_norm_backward(l, w->Vv, w->xr, w->V > w->Vv ? w->xr[w->Vv] : 0.0, mval, dy, w->dO, &dzq, dm);
+    if (w->V > w->Vv)
+        w->dO[w->Vv] = dzq;
+}
+
 /* The chunk [c0, c0 + L) of state head s: b, Kg, Kd and (delta) A, T, W, U; then Uh from S. */
 static void chunk_forward(const ir_module *m, const ref_data *d, cg_ws *w, uint32_t s, uint32_t c0, uint32_t L,
                           const double *S)
@@ -198,7 +208,7 @@ static void chunk_backward(const ir_module *m, const ref_data *d, const ref_resu
         uint32_t qh = ir_head_map(h, dm->Hout, dm->Hq);
         for (uint32_t r = 0; r < L; r++) {
             const double *q = ref_role_at(&ro->q, c0 + r, qh), *dy = up->out + ((size_t)(c0 + r) * dm->Hout + h) * w->Vv;
-            double *dq = ref_grad_at(&gr->q, c0 + r, qh), *dO = w->dO, dzq, dm_unused = 0;
+            double *dq = ref_grad_at(&gr->q, c0 + r, qh), *dO = w->dO, dm_unused = 0;
             for (uint32_t j = 0; j <= r; j++) {
                 const double *k = ref_role_at(&ro->k, c0 + j, kh);
                 double p = 0;
@@ -214,9 +224,7 @@ static void chunk_backward(const ir_module *m, const ref_data *d, const ref_resu
                     acc += w->prow[j] * w->Uh[j * V + x];
                 w->xr[x] = acc;
             }
-            ref_norm_backward(&m->linear, w->Vv, w->xr, V > w->Vv ? w->xr[w->Vv] : 0.0, 0.0, dy, dO, &dzq, &dm_unused);
-            if (V > w->Vv)
-                dO[w->Vv] = dzq;
+            readout_adjoint(&m->linear, w, dy, 0.0, &dm_unused);
             for (uint32_t c = 0; c < K; c++) {
                 double acc = 0, e = exp(w->b[r * K + c]);
                 for (uint32_t x = 0; x < V; x++) {
@@ -362,16 +370,14 @@ static void bidirectional_backward(const ir_module *m, const ref_data *d, const 
         uint32_t qh = ir_head_map(h, dm->Hout, dm->Hq);
         for (uint32_t t = bos; t < eos; t++) {
             const double *q = ref_role_at(&ro->q, t, qh), *dy = up->out + ((size_t)t * dm->Hout + h) * w->Vv;
-            double *dq = ref_grad_at(&gr->q, t, qh), *dO = w->dO, dzq, dm_unused = 0;
+            double *dq = ref_grad_at(&gr->q, t, qh), *dO = w->dO, dm_unused = 0;
             for (uint32_t x = 0; x < V; x++) {
                 double acc = 0;
                 for (uint32_t c = 0; c < K; c++)
                     acc += q[c] * S[(size_t)c * V + x];
                 w->xr[x] = acc;
             }
-            ref_norm_backward(&m->linear, w->Vv, w->xr, V > w->Vv ? w->xr[w->Vv] : 0.0, 0.0, dy, dO, &dzq, &dm_unused);
-            if (V > w->Vv)
-                dO[w->Vv] = dzq;
+            readout_adjoint(&m->linear, w, dy, 0.0, &dm_unused);
             for (uint32_t c = 0; c < K; c++) {
                 double acc = 0;
                 for (uint32_t x = 0; x < V; x++) {
@@ -406,6 +412,16 @@ static void bidirectional_backward(const ir_module *m, const ref_data *d, const 
 static double mlstm_gate(const ref_role *g, uint32_t t, uint32_t h)
 {
     return g->data ? ref_role_at(g, t, h)[0] : 0.0;
+}
+
+/* The chunk [c0, c0 + L)'s chunk-local sums b of the log forget gates and its log input gates i. */
+static void mlstm_chunk_gates(const ref_roles *ro, uint32_t gh, uint32_t ih, uint32_t c0, uint32_t L, double *b,
+                              double *ig)
+{
+    for (uint32_t r = 0; r < L; r++) {
+        b[r] = (r ? b[r - 1] : 0.0) + mlstm_gate(&ro->gate, c0 + r, gh);
+        ig[r] = mlstm_gate(&ro->igate, c0 + r, ih);
+    }
 }
 
 /* m_r and its winner for the rows of a chunk; returns m_out and sets *win_out. */
@@ -462,10 +478,7 @@ static void mlstm_backward(const ir_module *m, const ref_data *d, const ref_resu
         double *S = w->states + nc * kv;
         memcpy(S, w->Sn, kv * sizeof *S);
         w->mstates[nc] = m_in;
-        for (uint32_t r = 0; r < L; r++) {
-            b[r] = (r ? b[r - 1] : 0.0) + mlstm_gate(&ro->gate, c0 + r, gh);
-            ig[r] = mlstm_gate(&ro->igate, c0 + r, ih);
-        }
+        mlstm_chunk_gates(ro, gh, ih, c0, L, b, ig);
         int32_t wo;
         double mo = mlstm_maxima(w, b, ig, L, m_in, &wo), bL = b[L - 1], e0 = exp(bL + m_in - mo);
         for (uint32_t c = 0; c < K; c++)
@@ -483,11 +496,9 @@ static void mlstm_backward(const ir_module *m, const ref_data *d, const ref_resu
         uint32_t c0 = bos + nc * C, L = eos - c0 < C ? eos - c0 : C;
         const double *S = w->states + (size_t)nc * kv;
         double mi = w->mstates[nc], dm_in = 0, *dS = w->dS;
-        for (uint32_t r = 0; r < L; r++) {
-            b[r] = (r ? b[r - 1] : 0.0) + mlstm_gate(&ro->gate, c0 + r, gh);
-            ig[r] = mlstm_gate(&ro->igate, c0 + r, ih);
+        mlstm_chunk_gates(ro, gh, ih, c0, L, b, ig);
+        for (uint32_t r = 0; r < L; r++)
             db[r] = di[r] = w->dmr[r] = 0;
-        }
         int32_t wo;
         double mo = mlstm_maxima(w, b, ig, L, mi, &wo), bL = b[L - 1], e0 = exp(bL + mi - mo);
         /* (C | n)_out */
@@ -525,7 +536,7 @@ static void mlstm_backward(const ir_module *m, const ref_data *d, const ref_resu
             uint32_t qh = ir_head_map(h, dm_->Hout, dm_->Hq);
             for (uint32_t r = 0; r < L; r++) {
                 const double *q = ref_role_at(&ro->q, c0 + r, qh), *dy = up->out + ((size_t)(c0 + r) * dm_->Hout + h) * Vv;
-                double *dq = ref_grad_at(&gr->q, c0 + r, qh), *dO = w->dO, dzq, mr = w->mrow[r];
+                double *dq = ref_grad_at(&gr->q, c0 + r, qh), *dO = w->dO, mr = w->mrow[r];
                 double f0 = exp(b[r] + mi - mr);
                 for (uint32_t x = 0; x < V; x++) {
                     double acc = 0;
@@ -542,8 +553,7 @@ static void mlstm_backward(const ir_module *m, const ref_data *d, const ref_resu
                     for (uint32_t x = 0; x < V; x++)
                         w->xr[x] += f * sj * vext(v, Vv, x);
                 }
-                ref_norm_backward(&m->linear, Vv, w->xr, w->xr[Vv], mr, dy, dO, &dzq, &w->dmr[r]);
-                dO[Vv] = dzq;
+                readout_adjoint(&m->linear, w, dy, mr, &w->dmr[r]);
                 double df0 = 0;
                 for (uint32_t c = 0; c < K; c++) {
                     double acc = 0;
@@ -592,6 +602,28 @@ static void mlstm_backward(const ir_module *m, const ref_data *d, const ref_resu
     }
 }
 
+/* Additive and delta updates, causal: a forward pass over the chunks stores each one's incoming state,
+ * then the chunks are swept in reverse (w->Sn: S_0 on entry; w->dS: dhT on entry, dh0 on return). */
+static void chunks_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
+                            cg_ws *w, uint32_t s, uint32_t bos, uint32_t eos)
+{
+    uint32_t C = w->C, nc = 0;
+    size_t kv = (size_t)w->K * w->V;
+    for (uint32_t c0 = bos; c0 < eos; c0 += C, nc++) {
+        uint32_t L = eos - c0 < C ? eos - c0 : C;
+        double *S = w->states + nc * kv;
+        memcpy(S, w->Sn, kv * sizeof *S);
+        chunk_forward(m, d, w, s, c0, L, S);
+        chunk_state(w, L, S);
+    }
+    while (nc-- > 0) {
+        uint32_t c0 = bos + nc * C, L = eos - c0 < C ? eos - c0 : C;
+        const double *S = w->states + (size_t)nc * kv;
+        chunk_forward(m, d, w, s, c0, L, S);
+        chunk_backward(m, d, up, gr, w, s, c0, L, S);
+    }
+}
+
 bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const ref_result *up, const ref_roles *gr,
                                  double *dh0, double *dz0, double *dm0, uint32_t chunk, attnc_arena *a,
                                  attnc_diags *diags)
@@ -637,29 +669,16 @@ bool ref_chunked_linear_backward(const ir_module *m, const ref_data *d, const re
                 for (uint32_t x = 0; x < V; x++)
                     w.dS[(size_t)c * V + x] = x < dm->V ? (up->hT ? up->hT[(sh * K + c) * dm->V + x] : 0.0)
                                                         : (up->zT ? up->zT[sh * K + c] : 0.0);
-            uint32_t nc = 0;
-            bool mlstm = l->norm == IR_NORM_MAXFLOOR;
-            if (m->mask == IR_MASK_NONE)
+            if (m->mask == IR_MASK_NONE) {
                 bidirectional_backward(m, d, up, gr, &w, s, bos, eos);
-            if (mlstm) {
+            } else if (l->norm == IR_NORM_MAXFLOOR) {
                 double dmv = up->mT ? up->mT[sh] : 0.0;
                 w.mstates[0] = st.m;
                 mlstm_backward(m, d, up, gr, &w, s, bos, eos, &dmv);
                 if (dm0)
                     dm0[sh] = dmv;
-            }
-            for (uint32_t c0 = bos; c0 < eos && m->mask == IR_MASK_CAUSAL && !mlstm; c0 += C, nc++) {
-                uint32_t L = eos - c0 < C ? eos - c0 : C;
-                double *S = w.states + nc * kv;
-                memcpy(S, w.Sn, kv * sizeof *S);
-                chunk_forward(m, d, &w, s, c0, L, S);
-                chunk_state(&w, L, S);
-            }
-            while (nc-- > 0) {
-                uint32_t c0 = bos + nc * C, L = eos - c0 < C ? eos - c0 : C;
-                const double *S = w.states + (size_t)nc * kv;
-                chunk_forward(m, d, &w, s, c0, L, S);
-                chunk_backward(m, d, up, gr, &w, s, c0, L, S);
+            } else {
+                chunks_backward(m, d, up, gr, &w, s, bos, eos);
             }
             for (uint32_t c = 0; c < K; c++)
                 for (uint32_t x = 0; x < V; x++) {
