@@ -48,6 +48,8 @@ static attnc_status ref_fail(attnc_ctx *ctx, const attnc_diags *d, attnc_status 
 static attnc_status draw_problem(attnc_ctx *ctx, const ir_module *m, const attnc_ref_options *opt, attnc_arena *a,
                                  attnc_diags *d, ref_data **data)
 {
+    if (opt->initial_state && !m->state_in)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec takes no initial state (it has no 'state initial')");
     uint32_t nseq = opt->seqlens ? opt->nseq : opt->batch;
     uint32_t *lens = attnc_arena_alloc(a, (nseq ? nseq : 1) * sizeof *lens);
     if (!lens)
@@ -81,8 +83,6 @@ attnc_status attnc_ref_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_ref_o
     for (uint32_t i = 0; i < nchunks; i++)
         if (chunks[i] == 0)
             return api_fail(ctx, ATTNC_ERR_USAGE, "a chunk size must be at least 1");
-    if (opt->initial_state && !m->state_in)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec takes no initial state (it has no 'state initial')");
 
     attnc_arena *a = attnc_arena_new();
     if (!a)
@@ -160,8 +160,6 @@ attnc_status attnc_ref_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
         return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_ref_grad_check needs a checked spec, options and a report");
     memset(out, 0, sizeof *out);
     const ir_module *m = spec->ir;
-    if (opt->initial_state && !m->state_in)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec takes no initial state (it has no 'state initial')");
     attnc_arena *a = attnc_arena_new();
     if (!a)
         return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
