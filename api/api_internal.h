@@ -10,6 +10,7 @@
 #include "attnc.h"
 #include "diag.h"
 #include "ir.h"
+#include "rt.h"
 
 struct attnc_spec {
     attnc_arena *arena; /* owns everything below */
@@ -39,5 +40,31 @@ attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, co
                            void **image, size_t *size, bool *hit);
 attnc_status api_check_tensor(attnc_ctx *ctx, const char *kernel, const char *what, const attnc_tensor *t,
                               attnc_dtype dtype, int ndim, const int64_t *want, int64_t *got, size_t align);
+
+/* kernel.c, shared with backward.c: what the forward's and the backward's kernel handles share. */
+typedef struct api_tensor {
+    char label[96];     /* "tensor I ('NAME')", as launch errors name it */
+    bool per_token;
+    uint32_t heads, len;
+    attnc_dtype dtype;
+    unsigned align;     /* bytes the data pointer must be aligned to */
+} api_tensor;
+
+/* Opens the device (ordinal 0) and names the arch to compile for: opts->arch, else the device's. */
+attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, rt_device_info *dev, char arch[16]);
+/* The launch metadata of m's tensors (calloc'd, at least one entry; NULL when out of memory); align[i]
+ * when given and not 0, else the dtype's size. */
+api_tensor *api_tensors_new(const ir_module *m, const unsigned *align);
+/* Loads `entry` from a cubin and opts in to its dynamic shared memory above 48 KiB. */
+bool api_load_function(const void *image, size_t size, const char *entry, unsigned smem_bytes, rt_function **fn,
+                       rt_error *err);
+/* Checks launch tensor `t` (named `what`) against `kt`: [B, T, heads, len] per token ([B, T, heads] for
+ * len 1), [heads, len] or [heads] otherwise; the first per-token tensor fixes *B and *T (-1 until then). */
+attnc_status api_check_input(attnc_ctx *ctx, const char *kernel, const char *what, const api_tensor *kt,
+                             const attnc_tensor *t, int64_t *B, int64_t *T);
+/* The number of sequences N of a launch of B x T tokens: B, or nseq with cu_seqlens (a 'document' spec,
+ * B = 1); checks the limits of the grid (65535 sequences) and of the token index (2^31). */
+attnc_status api_check_sequences(attnc_ctx *ctx, const char *kernel, bool document, int64_t B, int64_t T,
+                                 const int32_t *cu_seqlens, int64_t nseq, int64_t *N);
 
 #endif

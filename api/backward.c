@@ -22,17 +22,10 @@ enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_COUNT };
 static const char *const entries[BK_COUNT] = {"attnc_bwd_linear", "attnc_bwd_inputs", "attnc_bwd_sum_heads",
                                               "attnc_bwd_sum_param"};
 
-typedef struct grad_tensor {
-    char label[96];
-    bool per_token;
-    uint32_t heads, len;
-    attnc_dtype dtype;
-} grad_tensor;
-
 struct attnc_grad_kernel {
     char name[64];
     uint32_t ntensors;
-    grad_tensor *tensors;
+    api_tensor *tensors;  /* aligned to their dtype's size */
     ir_shape sh;
     uint32_t K, V, gk, chunk;
     uint32_t vo;        /* output columns (V less the denominator's column of ones) */
@@ -120,34 +113,21 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     *kernel = NULL;
     rt_device_info dev;
     rt_error err;
-    if (!rt_driver_open(0, &dev, &err))
-        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
     char arch[16];
-    if (opts && opts->arch)
-        snprintf(arch, sizeof arch, "%s", opts->arch);
-    else
-        snprintf(arch, sizeof arch, "sm_%d%d", dev.cc_major, dev.cc_minor);
-    cg_bwd_output cg;
-    attnc_status st = generate_bwd(ctx, spec, &cg);
+    attnc_status st = api_open_device(ctx, opts, &dev, arch);
     if (st != ATTNC_OK)
+        return st;
+    cg_bwd_output cg;
+    if ((st = generate_bwd(ctx, spec, &cg)) != ATTNC_OK)
         return st;
     const ir_module *m = spec->ir;
     attnc_grad_kernel *k = calloc(1, sizeof *k);
-    if (!k || !(k->tensors = calloc(m->ntensors ? m->ntensors : 1, sizeof *k->tensors))) {
+    if (!k || !(k->tensors = api_tensors_new(m, NULL))) {
         free(k);
         return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
     }
     snprintf(k->name, sizeof k->name, "%s", m->name);
     k->ntensors = m->ntensors;
-    for (uint32_t i = 0; i < m->ntensors; i++) {
-        const ir_tensor *t = &m->tensors[i];
-        grad_tensor *gt = &k->tensors[i];
-        snprintf(gt->label, sizeof gt->label, "tensor %u ('%.60s')", i, t->name);
-        gt->per_token = t->per_token;
-        gt->heads = m->axes[t->axis].count;
-        gt->len = t->len;
-        gt->dtype = (attnc_dtype)t->dtype;
-    }
     k->sh = ir_module_shape(m);
     if (!k->sh.heads_state)
         k->sh.heads_state = k->sh.heads_out;
@@ -172,8 +152,7 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         return st;
     }
     for (int i = 0; i < BK_COUNT; i++) {
-        if (!rt_function_load(image, size, entries[i], &k->fn[i], &err) ||
-            (i == BK_LINEAR && k->smem_bytes > 48 * 1024 && !rt_function_set_smem(k->fn[i], k->smem_bytes, &err))) {
+        if (!api_load_function(image, size, entries[i], i == BK_LINEAR ? k->smem_bytes : 0, &k->fn[i], &err)) {
             free(image);
             attnc_grad_kernel_free(k);
             return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", m->name, err.msg);
@@ -284,41 +263,19 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s backward takes %u tensors and as many gradients, got %zu", k->name,
                         k->ntensors, a->ninputs);
     attnc_status st;
-    int64_t B = -1, T = -1;
+    int64_t B = -1, T = -1, N;
     char what[128];
     for (int pass = 0; pass < 2; pass++)
         for (uint32_t i = 0; i < k->ntensors; i++) {
-            const grad_tensor *gt = &k->tensors[i];
             const attnc_tensor *t = pass == 0 ? &a->inputs[i] : &a->dinputs[i];
             if (pass == 1 && !t->data)
                 continue;   /* not wanted */
-            int64_t want[4] = {B, T, gt->heads, gt->len}, got[4];
-            int nd = gt->per_token ? (gt->len == 1 ? 3 : 4) : (gt->len == 1 ? 1 : 2);
-            const int64_t *w = gt->per_token ? want : want + 2;
-            snprintf(what, sizeof what, "%s%s", pass ? "the gradient of " : "", gt->label);
-            if ((st = api_check_tensor(ctx, k->name, what, t, gt->dtype, nd, w, got, ir_dtype_bytes((ir_dtype)gt->dtype))) != ATTNC_OK)
+            snprintf(what, sizeof what, "%s%s", pass ? "the gradient of " : "", k->tensors[i].label);
+            if ((st = api_check_input(ctx, k->name, what, &k->tensors[i], t, &B, &T)) != ATTNC_OK)
                 return st;
-            if (gt->per_token) {
-                B = got[0];
-                T = got[1];
-            }
         }
-    if (B < 0)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: no per-token input fixes B and T", k->name);
-    int64_t N = B;
-    if (a->cu_seqlens) {
-        if (!k->document)
-            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: cu_seqlens given but the spec does not say 'document'", k->name);
-        if (B != 1)
-            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: with cu_seqlens the batch must be 1, got %lld", k->name, (long long)B);
-        if (a->nseq < 1 || a->nseq > 65535)
-            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: nseq %lld out of range 1..65535", k->name, (long long)a->nseq);
-        N = a->nseq;
-    } else if (N > 65535) {
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: batch %lld exceeds 65535", k->name, (long long)N);
-    }
-    if (B * T > INT32_MAX)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %lld tokens exceed 2^31", k->name, (long long)(B * T));
+    if ((st = api_check_sequences(ctx, k->name, k->document, B, T, a->cu_seqlens, a->nseq, &N)) != ATTNC_OK)
+        return st;
     int64_t wo[4] = {B, T, k->sh.heads_out, k->vo};
     if ((st = api_check_tensor(ctx, k->name, "dout", &a->dout, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype))) != ATTNC_OK)
         return st;
@@ -366,7 +323,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     if (!rt_launch(k->fn[BK_INPUTS], g2, block, 0, a->stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     for (uint32_t i = 0; i < k->ntensors; i++) {
-        const grad_tensor *gt = &k->tensors[i];
+        const api_tensor *gt = &k->tensors[i];
         if (!a->dinputs[i].data)
             continue;
         bwd_sum_params sp = {.part = lp.part[i], .out = a->dinputs[i].data, .dtype = (int)gt->dtype,

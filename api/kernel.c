@@ -173,14 +173,6 @@ int attnc_gpu_available(void)
 
 /* ---- the JIT ---------------------------------------------------------------------------------------- */
 
-typedef struct kernel_tensor {
-    char label[96];     /* "tensor I ('NAME')", as launch errors name it */
-    bool per_token;
-    uint32_t heads, len;
-    attnc_dtype dtype;
-    unsigned align;     /* bytes the data pointer must be aligned to */
-} kernel_tensor;
-
 typedef struct loaded_kernel {
     rt_function *fn;
     cg_kernel cg;
@@ -190,7 +182,7 @@ typedef struct loaded_kernel {
 struct attnc_kernel {
     char name[64];
     uint32_t ntensors;
-    kernel_tensor *tensors;
+    api_tensor *tensors;
     ir_shape sh;
     attnc_dtype out_dtype;
     bool state_in, state_out, has_z, has_m, document;
@@ -272,6 +264,41 @@ attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, co
     return ATTNC_OK;
 }
 
+attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, rt_device_info *dev, char arch[16])
+{
+    rt_error err;
+    if (!rt_driver_open(0, dev, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
+    if (opts && opts->arch)
+        snprintf(arch, 16, "%s", opts->arch);
+    else
+        snprintf(arch, 16, "sm_%d%d", dev->cc_major, dev->cc_minor);
+    return ATTNC_OK;
+}
+
+api_tensor *api_tensors_new(const ir_module *m, const unsigned *align)
+{
+    api_tensor *ts = calloc(m->ntensors ? m->ntensors : 1, sizeof *ts);
+    for (uint32_t i = 0; ts && i < m->ntensors; i++) {
+        const ir_tensor *t = &m->tensors[i];
+        api_tensor *kt = &ts[i];
+        snprintf(kt->label, sizeof kt->label, "tensor %u ('%.60s')", i, t->name);
+        kt->per_token = t->per_token;
+        kt->heads = m->axes[t->axis].count;
+        kt->len = t->len;
+        kt->dtype = (attnc_dtype)t->dtype;
+        kt->align = align && align[i] ? align[i] : ir_dtype_bytes(t->dtype);
+    }
+    return ts;
+}
+
+bool api_load_function(const void *image, size_t size, const char *entry, unsigned smem_bytes, rt_function **fn,
+                       rt_error *err)
+{
+    return rt_function_load(image, size, entry, fn, err) &&
+           (smem_bytes <= 48 * 1024 || rt_function_set_smem(*fn, smem_bytes, err));
+}
+
 attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
                               attnc_kernel **kernel)
 {
@@ -281,35 +308,21 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     double t0 = (api_seconds() * 1e3);
     rt_device_info dev;
     rt_error err;
-    if (!rt_driver_open(0, &dev, &err))
-        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
     char arch[16];
-    if (opts && opts->arch)
-        snprintf(arch, sizeof arch, "%s", opts->arch);
-    else
-        snprintf(arch, sizeof arch, "sm_%d%d", dev.cc_major, dev.cc_minor);
-    cg_output cg;
-    attnc_status st = generate(ctx, spec, &cg);
+    attnc_status st = api_open_device(ctx, opts, &dev, arch);
     if (st != ATTNC_OK)
+        return st;
+    cg_output cg;
+    if ((st = generate(ctx, spec, &cg)) != ATTNC_OK)
         return st;
     const ir_module *m = spec->ir;
     attnc_kernel *k = calloc(1, sizeof *k);
-    if (!k || !(k->tensors = calloc(m->ntensors ? m->ntensors : 1, sizeof *k->tensors))) {
+    if (!k || !(k->tensors = api_tensors_new(m, cg.tensor_align))) {
         free(k);
         return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
     }
     snprintf(k->name, sizeof k->name, "%s", m->name);
     k->ntensors = m->ntensors;
-    for (uint32_t i = 0; i < m->ntensors; i++) {
-        const ir_tensor *t = &m->tensors[i];
-        kernel_tensor *kt = &k->tensors[i];
-        snprintf(kt->label, sizeof kt->label, "tensor %u ('%.60s')", i, t->name);
-        kt->per_token = t->per_token;
-        kt->heads = m->axes[t->axis].count;
-        kt->len = t->len;
-        kt->dtype = (attnc_dtype)t->dtype;
-        kt->align = cg.tensor_align[i] ? cg.tensor_align[i] : ir_dtype_bytes(t->dtype);
-    }
     k->sh = ir_module_shape(m);
     k->out_dtype = (attnc_dtype)m->out_dtype;
     k->state_in = m->state_in;
@@ -336,8 +349,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     for (unsigned i = 0; i < cg.nkernels; i++) {
         loaded_kernel *lk = &k->k[i];
         lk->cg = cg.kernels[i];
-        if (!rt_function_load(image, size, lk->cg.entry, &lk->fn, &err) ||
-            (lk->cg.smem_bytes > 48 * 1024 && !rt_function_set_smem(lk->fn, lk->cg.smem_bytes, &err))) {
+        if (!api_load_function(image, size, lk->cg.entry, lk->cg.smem_bytes, &lk->fn, &err)) {
             free(image);
             attnc_kernel_free(k);
             return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", m->name, err.msg);
@@ -402,6 +414,42 @@ attnc_status api_check_tensor(attnc_ctx *ctx, const char *kernel, const char *wh
     return ATTNC_OK;
 }
 
+attnc_status api_check_input(attnc_ctx *ctx, const char *kernel, const char *what, const api_tensor *kt,
+                             const attnc_tensor *t, int64_t *B, int64_t *T)
+{
+    int64_t want[4] = {*B, *T, kt->heads, kt->len}, got[4];
+    int nd = kt->per_token ? (kt->len == 1 ? 3 : 4) : (kt->len == 1 ? 1 : 2);
+    const int64_t *w = kt->per_token ? want : want + 2;
+    attnc_status st = api_check_tensor(ctx, kernel, what, t, kt->dtype, nd, w, got, kt->align);
+    if (st == ATTNC_OK && kt->per_token) {
+        *B = got[0];
+        *T = got[1];
+    }
+    return st;
+}
+
+attnc_status api_check_sequences(attnc_ctx *ctx, const char *kernel, bool document, int64_t B, int64_t T,
+                                 const int32_t *cu_seqlens, int64_t nseq, int64_t *N)
+{
+    if (B < 0)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: no per-token input fixes B and T", kernel);
+    *N = B;
+    if (cu_seqlens) {
+        if (!document)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: cu_seqlens given but the spec does not say 'document'", kernel);
+        if (B != 1)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: with cu_seqlens the batch must be 1, got %lld", kernel, (long long)B);
+        if (nseq < 1 || nseq > 65535)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: nseq %lld out of range 1..65535", kernel, (long long)nseq);
+        *N = nseq;
+    } else if (*N > 65535) {
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: batch %lld exceeds 65535", kernel, (long long)*N);
+    }
+    if (B * T > INT32_MAX)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %lld tokens exceed 2^31", kernel, (long long)(B * T));
+    return ATTNC_OK;
+}
+
 /* The parameter block of the generated kernels (struct attnc_params in codegen/cuda.c's output). */
 typedef struct launch_params {
     const void *in[CG_MAX_TENSORS];
@@ -461,35 +509,12 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
     if (a->ninputs != k->ntensors || (k->ntensors && !a->inputs))
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s takes %u tensors, got %zu", k->name, k->ntensors, a->ninputs);
     attnc_status st;
-    int64_t B = -1, T = -1;
-    for (uint32_t i = 0; i < k->ntensors; i++) {
-        const kernel_tensor *kt = &k->tensors[i];
-        int64_t want[4] = {B, T, kt->heads, kt->len}, got[4];
-        int nd = kt->per_token ? (kt->len == 1 ? 3 : 4) : (kt->len == 1 ? 1 : 2);
-        const int64_t *w = kt->per_token ? want : want + 2;
-        if ((st = api_check_tensor(ctx, k->name, kt->label, &a->inputs[i], kt->dtype, nd, w, got, kt->align)) != ATTNC_OK)
+    int64_t B = -1, T = -1, N;
+    for (uint32_t i = 0; i < k->ntensors; i++)
+        if ((st = api_check_input(ctx, k->name, k->tensors[i].label, &k->tensors[i], &a->inputs[i], &B, &T)) != ATTNC_OK)
             return st;
-        if (kt->per_token) {
-            B = got[0];
-            T = got[1];
-        }
-    }
-    if (B < 0)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: no per-token input fixes B and T", k->name);
-    int64_t N = B;
-    if (a->cu_seqlens) {
-        if (!k->document)
-            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: cu_seqlens given but the spec does not say 'document'", k->name);
-        if (B != 1)
-            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: with cu_seqlens the batch must be 1, got %lld", k->name, (long long)B);
-        if (a->nseq < 1 || a->nseq > 65535)
-            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: nseq %lld out of range 1..65535", k->name, (long long)a->nseq);
-        N = a->nseq;
-    } else if (N > 65535) {
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: batch %lld exceeds 65535", k->name, (long long)N);
-    }
-    if (B * T > INT32_MAX)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %lld tokens exceed 2^31", k->name, (long long)(B * T));
+    if ((st = api_check_sequences(ctx, k->name, k->document, B, T, a->cu_seqlens, a->nseq, &N)) != ATTNC_OK)
+        return st;
     int64_t wo[4] = {B, T, k->sh.heads_out, k->sh.V};
     if ((st = api_check_tensor(ctx, k->name, "out", &a->out, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype) * 2)) != ATTNC_OK)
         return st;
