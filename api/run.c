@@ -165,21 +165,158 @@ static void tensor_desc(attnc_tensor *t, uint64_t data, attnc_dtype dt, int nd, 
     }
 }
 
+/* ---- what the forward check and the grad check share ------------------------------------------------- */
+
+/* The checks of the options; *nseq: the number of sequences. */
+static attnc_status check_options(attnc_ctx *ctx, const ir_module *m, const attnc_run_options *opt, uint32_t *nseq)
+{
+    if (opt->initial_state && !m->state_in)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec takes no initial state (it has no 'state initial')");
+    *nseq = opt->seqlens ? opt->nseq : opt->batch;
+    if (*nseq == 0 || (!opt->seqlens && opt->tokens == 0))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "no tokens to run");
+    if (opt->seqlens && !m->document)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "varlen batches need a spec with 'document'");
+    return ATTNC_OK;
+}
+
+/* Fresh inputs as the reference draws them.  With `scale` (strong gates), every tensor that `gate` or
+ * `igate` reads is multiplied by opt->gate_scale and rounded again, and the roles are evaluated anew. */
+static attnc_status draw_inputs(attnc_ctx *ctx, const ir_module *m, const attnc_run_options *opt, uint32_t nseq,
+                                bool scale, ir_ref gate, ir_ref igate, attnc_arena *a, attnc_diags *d,
+                                ref_data **out)
+{
+    uint32_t *lens = attnc_arena_alloc(a, nseq * sizeof *lens);
+    if (!lens)
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < nseq; i++)
+        lens[i] = opt->seqlens ? opt->seqlens[i] : opt->tokens;
+    ref_problem prob = {.seed = opt->seed, .seqlens = lens, .nseq = nseq, .use_h0 = opt->initial_state != 0};
+    ref_data *data = ref_draw(m, &prob, a, d);
+    if (!data)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "drawing inputs: %s", d->n ? d->list[d->n - 1].message : "failed");
+    if (scale) {
+        for (uint32_t i = 0; i < m->ntensors; i++) {
+            if (!reads_tensor(m, gate, i) && !reads_tensor(m, igate, i))
+                continue;
+            for (size_t j = 0; j < data->tensor_count[i]; j++)
+                data->tensor[i][j] = ref_round_dtype(data->tensor[i][j] * opt->gate_scale, m->tensors[i].dtype);
+        }
+        if (!ref_eval_roles(m, data, a, d))
+            return api_fail(ctx, ATTNC_ERR_USAGE, "evaluating roles: %s", d->n ? d->list[d->n - 1].message : "failed");
+    }
+    *out = data;
+    return ATTNC_OK;
+}
+
+/* Every tensor on the device in its dtype, described in *ins (arena-allocated) as the launches take it:
+ * [B, T, H, len] per token, [H, len] otherwise, without the last dimension when len is 1.  With grads:
+ * also a poisoned buffer of the same size per tensor for its gradient (*dptr, described in *grads). */
+static attnc_status upload_inputs(attnc_ctx *ctx, dev_bufs *bufs, attnc_arena *a, const ir_module *m,
+                                  const ref_data *data, int64_t B, int64_t T, attnc_tensor **ins,
+                                  attnc_tensor **grads, uint64_t **dptr)
+{
+    size_t n = m->ntensors ? m->ntensors : 1;
+    *ins = attnc_arena_alloc(a, n * sizeof **ins);
+    if (grads) {
+        *grads = attnc_arena_alloc(a, n * sizeof **grads);
+        *dptr = attnc_arena_alloc(a, n * sizeof **dptr);
+    }
+    if (!*ins || (grads && (!*grads || !*dptr)))
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    rt_error err = {{0}};
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        const ir_tensor *t = &m->tensors[i];
+        attnc_dtype dt = (attnc_dtype)t->dtype;
+        uint64_t dp;
+        size_t bytes = data->tensor_count[i] * ir_dtype_bytes(t->dtype);
+        if (!upload(bufs, data->tensor[i], data->tensor_count[i], dt, &dp, &err) ||
+            (grads && !poisoned(bufs, bytes, &(*dptr)[i], &err)))
+            return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
+        int64_t H = m->axes[t->axis].count;
+        int64_t shape[4] = {B, T, H, t->len};
+        int nd = t->per_token ? (t->len == 1 ? 3 : 4) : (t->len == 1 ? 1 : 2);
+        const int64_t *sh = t->per_token ? shape : shape + 2;
+        tensor_desc(&(*ins)[i], dp, dt, nd, sh);
+        if (grads)
+            tensor_desc(&(*grads)[i], (*dptr)[i], dt, nd, sh);
+    }
+    return ATTNC_OK;
+}
+
+/* A varlen run's cu_seqlens (int32 [nseq + 1]) on the device at *dp. */
+static attnc_status upload_seqlens(attnc_ctx *ctx, dev_bufs *bufs, attnc_arena *a, const ref_data *data, uint32_t nseq,
+                                   uint64_t *dp)
+{
+    int32_t *cu = attnc_arena_alloc(a, (nseq + 1) * sizeof *cu);
+    if (!cu)
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; i <= nseq; i++)
+        cu[i] = (int32_t)data->cu_seqlens[i];
+    rt_error err = {{0}};
+    if (!dev_alloc(bufs, (nseq + 1) * 4, dp, &err) || !rt_memcpy_htod(*dp, cu, (nseq + 1) * 4, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
+    return ATTNC_OK;
+}
+
+/* An fp32 state tensor of shape[0..nd) (a prefix of [N, Hs, K, V]) on the device, described in *t: uploaded
+ * from x (upload_state), or poisoned at *dp (poison_state). */
+static size_t state_count(int nd, const int64_t *shape)
+{
+    size_t n = 1;
+    for (int i = 0; i < nd; i++)
+        n *= (size_t)shape[i];
+    return n;
+}
+
+static bool upload_state(dev_bufs *bufs, const double *x, int nd, const int64_t *shape, attnc_tensor *t, rt_error *err)
+{
+    uint64_t dp;
+    if (!upload(bufs, x, state_count(nd, shape), ATTNC_FP32, &dp, err))
+        return false;
+    tensor_desc(t, dp, ATTNC_FP32, nd, shape);
+    return true;
+}
+
+static bool poison_state(dev_bufs *bufs, int nd, const int64_t *shape, attnc_tensor *t, uint64_t *dp, rt_error *err)
+{
+    if (!poisoned(bufs, state_count(nd, shape) * 4, dp, err))
+        return false;
+    tensor_desc(t, *dp, ATTNC_FP32, nd, shape);
+    return true;
+}
+
+/* Every per-token input is fp32 (the tighter tolerance). */
+static bool inputs_fp32(const ir_module *m)
+{
+    bool fp32 = true;
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        fp32 &= !m->tensors[i].per_token || m->tensors[i].dtype == IR_DT_FP32;
+    return fp32;
+}
+
+/* One launch that rt_time_ms times: the backward when `grad` is set, else the forward. */
 typedef struct timed_launch {
     attnc_ctx *ctx;
     attnc_kernel *kernel;
     const attnc_forward_args *args;
+    attnc_grad_kernel *grad;
+    const attnc_backward_args *grad_args;
 } timed_launch;
 
 static bool run_once(void *closure, rt_error *err)
 {
     timed_launch *tl = closure;
-    if (attnc_forward(tl->ctx, tl->kernel, tl->args) != ATTNC_OK) {
+    attnc_status st = tl->grad ? attnc_backward(tl->ctx, tl->grad, tl->grad_args)
+                               : attnc_forward(tl->ctx, tl->kernel, tl->args);
+    if (st != ATTNC_OK) {
         snprintf(err->msg, sizeof err->msg, "%s", attnc_errmsg(tl->ctx));
         return false;
     }
     return true;
 }
+
+/* ---- attnc_run_check ---------------------------------------------------------------------------------- */
 
 attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_options *opt, attnc_run_report *out)
 {
@@ -187,17 +324,13 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
         return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_run_check needs a checked spec, options and a report");
     memset(out, 0, sizeof *out);
     const ir_module *m = spec->ir;
-    if (opt->initial_state && !m->state_in)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec takes no initial state (it has no 'state initial')");
-    uint32_t nseq = opt->seqlens ? opt->nseq : opt->batch;
-    if (nseq == 0 || (!opt->seqlens && opt->tokens == 0))
-        return api_fail(ctx, ATTNC_ERR_USAGE, "no tokens to run");
-    if (opt->seqlens && !m->document)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "varlen batches need a spec with 'document'");
+    uint32_t nseq = 0;
+    attnc_status st = check_options(ctx, m, opt, &nseq);
+    if (st != ATTNC_OK)
+        return st;
 
     attnc_kernel *kernel = NULL;
-    attnc_status st = attnc_kernel_new(ctx, spec, NULL, &kernel);
-    if (st != ATTNC_OK)
+    if ((st = attnc_kernel_new(ctx, spec, NULL, &kernel)) != ATTNC_OK)
         return st;
 
     attnc_arena *a = attnc_arena_new();
@@ -209,32 +342,10 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
     attnc_diags_init(&d, a);
     dev_bufs bufs = {0};
     rt_error err = {{0}};
-    uint32_t *lens = attnc_arena_alloc(a, nseq * sizeof *lens);
-    if (!lens) {
-        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    ref_data *data;
+    if ((st = draw_inputs(ctx, m, opt, nseq, opt->gate_scale > 0 && m->linear.present, m->linear.gate, m->linear.igate,
+                          a, &d, &data)) != ATTNC_OK)
         goto done;
-    }
-    for (uint32_t i = 0; i < nseq; i++)
-        lens[i] = opt->seqlens ? opt->seqlens[i] : opt->tokens;
-    ref_problem prob = {.seed = opt->seed, .seqlens = lens, .nseq = nseq, .use_h0 = opt->initial_state != 0};
-    ref_data *data = ref_draw(m, &prob, a, &d);
-    if (!data) {
-        st = api_fail(ctx, ATTNC_ERR_USAGE, "drawing inputs: %s", d.n ? d.list[d.n - 1].message : "failed");
-        goto done;
-    }
-    if (opt->gate_scale > 0 && m->linear.present) {
-        /* Strong gates: scale every tensor the gate (or input gate) reads, then round again. */
-        for (uint32_t i = 0; i < m->ntensors; i++) {
-            if (!reads_tensor(m, m->linear.gate, i) && !reads_tensor(m, m->linear.igate, i))
-                continue;
-            for (size_t j = 0; j < data->tensor_count[i]; j++)
-                data->tensor[i][j] = ref_round_dtype(data->tensor[i][j] * opt->gate_scale, m->tensors[i].dtype);
-        }
-        if (!ref_eval_roles(m, data, a, &d)) {
-            st = api_fail(ctx, ATTNC_ERR_USAGE, "evaluating roles: %s", d.n ? d.list[d.n - 1].message : "failed");
-            goto done;
-        }
-    }
     const ref_dims *dm = &data->dims;
     out->total_tokens = dm->total;
     out->nseq = dm->nseq;
@@ -252,24 +363,9 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
 
     /* Inputs on the device: [B, T, H, len] uniform, or [1, total, H, len] varlen. */
     int64_t B = opt->seqlens ? 1 : nseq, T = opt->seqlens ? dm->total : opt->tokens;
-    attnc_tensor *ins = attnc_arena_alloc(a, (m->ntensors ? m->ntensors : 1) * sizeof *ins);
-    if (!ins) {
-        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    attnc_tensor *ins;
+    if ((st = upload_inputs(ctx, &bufs, a, m, data, B, T, &ins, NULL, NULL)) != ATTNC_OK)
         goto done;
-    }
-    for (uint32_t i = 0; i < m->ntensors; i++) {
-        const ir_tensor *t = &m->tensors[i];
-        attnc_dtype dt = (attnc_dtype)t->dtype;
-        uint64_t dp;
-        if (!upload(&bufs, data->tensor[i], data->tensor_count[i], dt, &dp, &err))
-            goto io_fail;
-        int64_t H = m->axes[t->axis].count;
-        int64_t shape[4] = {B, T, H, t->len};
-        if (t->per_token)
-            tensor_desc(&ins[i], dp, dt, t->len == 1 ? 3 : 4, shape);
-        else
-            tensor_desc(&ins[i], dp, dt, t->len == 1 ? 1 : 2, shape + 2);
-    }
     attnc_forward_args args = {.inputs = ins, .ninputs = m->ntensors, .schedule = opt->schedule};
     size_t nout = (size_t)dm->total * dm->Hout * dm->V;
     uint64_t d_out;
@@ -281,47 +377,20 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
     int64_t hshape[4] = {N, Hs, dm->K, dm->V};
     size_t nh = (size_t)N * Hs * dm->K * dm->V, nz = (size_t)N * Hs * dm->K, nm = (size_t)N * Hs;
     uint64_t dp;
-    if (m->linear.present && data->h0) {
-        if (!upload(&bufs, data->h0, nh, ATTNC_FP32, &dp, &err))
-            goto io_fail;
-        tensor_desc(&args.h0, dp, ATTNC_FP32, 4, hshape);
-        if (dm->has_z) {
-            if (!upload(&bufs, data->z0, nz, ATTNC_FP32, &dp, &err))
-                goto io_fail;
-            tensor_desc(&args.z0, dp, ATTNC_FP32, 3, hshape);
-        }
-        if (dm->has_m) {
-            if (!upload(&bufs, data->m0, nm, ATTNC_FP32, &dp, &err))
-                goto io_fail;
-            tensor_desc(&args.m0, dp, ATTNC_FP32, 2, hshape);
-        }
-    }
+    if (m->linear.present && data->h0 &&
+        (!upload_state(&bufs, data->h0, 4, hshape, &args.h0, &err) ||
+         (dm->has_z && !upload_state(&bufs, data->z0, 3, hshape, &args.z0, &err)) ||
+         (dm->has_m && !upload_state(&bufs, data->m0, 2, hshape, &args.m0, &err))))
+        goto io_fail;
     uint64_t d_hT = 0, d_zT = 0, d_mT = 0;
-    if (m->linear.present && m->state_out) {
-        if (!poisoned(&bufs, nh * 4, &d_hT, &err))
-            goto io_fail;
-        tensor_desc(&args.hT, d_hT, ATTNC_FP32, 4, hshape);
-        if (dm->has_z) {
-            if (!poisoned(&bufs, nz * 4, &d_zT, &err))
-                goto io_fail;
-            tensor_desc(&args.zT, d_zT, ATTNC_FP32, 3, hshape);
-        }
-        if (dm->has_m) {
-            if (!poisoned(&bufs, nm * 4, &d_mT, &err))
-                goto io_fail;
-            tensor_desc(&args.mT, d_mT, ATTNC_FP32, 2, hshape);
-        }
-    }
+    if (m->linear.present && m->state_out &&
+        (!poison_state(&bufs, 4, hshape, &args.hT, &d_hT, &err) ||
+         (dm->has_z && !poison_state(&bufs, 3, hshape, &args.zT, &d_zT, &err)) ||
+         (dm->has_m && !poison_state(&bufs, 2, hshape, &args.mT, &d_mT, &err))))
+        goto io_fail;
     if (opt->seqlens) {
-        int32_t *cu = attnc_arena_alloc(a, (nseq + 1) * sizeof *cu);
-        if (!cu) {
-            st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        if ((st = upload_seqlens(ctx, &bufs, a, data, nseq, &dp)) != ATTNC_OK)
             goto done;
-        }
-        for (uint32_t i = 0; i <= nseq; i++)
-            cu[i] = (int32_t)data->cu_seqlens[i];
-        if (!dev_alloc(&bufs, (nseq + 1) * 4, &dp, &err) || !rt_memcpy_htod(dp, cu, (nseq + 1) * 4, &err))
-            goto io_fail;
         args.cu_seqlens = (const int32_t *)(uintptr_t)dp;
         args.nseq = nseq;
     }
@@ -357,12 +426,9 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
     out->out_max_abs = e.out_maxabs;
     out->state_rel_err = e.state_rel;
     out->nonfinite = !isfinite(e.out_rel) || !isfinite(e.state_rel);
-    bool fp32 = true;
-    for (uint32_t i = 0; i < m->ntensors; i++)
-        fp32 &= !m->tensors[i].per_token || m->tensors[i].dtype == IR_DT_FP32;
-    out->tolerance = fp32 ? 1e-4 : 1e-2;
+    out->tolerance = inputs_fp32(m) ? 1e-4 : 1e-2;
 
-    timed_launch tl = {ctx, kernel, &args};
+    timed_launch tl = {.ctx = ctx, .kernel = kernel, .args = &args};
     if (!rt_time_ms(run_once, &tl, 2, 5, &out->kernel_ms, &err))
         goto io_fail;
     if (out->nonfinite || out->out_rel_err > out->tolerance || out->state_rel_err > out->tolerance)
@@ -384,22 +450,6 @@ done:
  * the output's dtype first, so that both sides read the same numbers), the reference gradients come from
  * ref_backward, and the GPU runs the forward then the backward into poisoned (NaN) gradient buffers.
  * Every gradient is compared on its own; a second backward must reproduce the first bit for bit. */
-
-typedef struct timed_bwd {
-    attnc_ctx *ctx;
-    attnc_grad_kernel *kernel;
-    const attnc_backward_args *args;
-} timed_bwd;
-
-static bool run_bwd_once(void *closure, rt_error *err)
-{
-    timed_bwd *tb = closure;
-    if (attnc_backward(tb->ctx, tb->kernel, tb->args) != ATTNC_OK) {
-        snprintf(err->msg, sizeof err->msg, "%s", attnc_errmsg(tb->ctx));
-        return false;
-    }
-    return true;
-}
 
 /* ||got - want|| / ||want|| (the plain norm of the difference when want is all zero); +inf if not finite. */
 static double rel_err(const double *got, const double *want, size_t n, int *nonfinite)
@@ -425,20 +475,16 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
         return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_run_grad_check needs a checked spec, options and a report");
     memset(out, 0, sizeof *out);
     const ir_module *m = spec->ir;
-    if (opt->initial_state && !m->state_in)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "the spec takes no initial state (it has no 'state initial')");
-    uint32_t nseq = opt->seqlens ? opt->nseq : opt->batch;
-    if (nseq == 0 || (!opt->seqlens && opt->tokens == 0))
-        return api_fail(ctx, ATTNC_ERR_USAGE, "no tokens to run");
-    if (opt->seqlens && !m->document)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "varlen batches need a spec with 'document'");
+    uint32_t nseq = 0;
+    attnc_status st = check_options(ctx, m, opt, &nseq);
+    if (st != ATTNC_OK)
+        return st;
     if (m->ntensors + 2 > ATTNC_RUN_GRAD_MAX)
         return api_fail(ctx, ATTNC_ERR_USAGE, "more tensors than the report holds");
 
     attnc_grad_kernel *gk = NULL;
     attnc_kernel *fk = NULL;
-    attnc_status st = attnc_grad_kernel_new(ctx, spec, NULL, &gk);
-    if (st != ATTNC_OK)
+    if ((st = attnc_grad_kernel_new(ctx, spec, NULL, &gk)) != ATTNC_OK)
         return st;
     if ((st = attnc_kernel_new(ctx, spec, NULL, &fk)) != ATTNC_OK) {
         attnc_grad_kernel_free(gk);
@@ -454,31 +500,9 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     attnc_diags_init(&d, a);
     dev_bufs bufs = {0};
     rt_error err = {{0}};
-    uint32_t *lens = attnc_arena_alloc(a, nseq * sizeof *lens);
-    if (!lens) {
-        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    ref_data *data;
+    if ((st = draw_inputs(ctx, m, opt, nseq, opt->gate_scale > 0, m->linear.gate, IR_NONE, a, &d, &data)) != ATTNC_OK)
         goto done;
-    }
-    for (uint32_t i = 0; i < nseq; i++)
-        lens[i] = opt->seqlens ? opt->seqlens[i] : opt->tokens;
-    ref_problem prob = {.seed = opt->seed, .seqlens = lens, .nseq = nseq, .use_h0 = opt->initial_state != 0};
-    ref_data *data = ref_draw(m, &prob, a, &d);
-    if (!data) {
-        st = api_fail(ctx, ATTNC_ERR_USAGE, "drawing inputs: %s", d.n ? d.list[d.n - 1].message : "failed");
-        goto done;
-    }
-    if (opt->gate_scale > 0) {
-        for (uint32_t i = 0; i < m->ntensors; i++) {
-            if (!reads_tensor(m, m->linear.gate, i))
-                continue;
-            for (size_t j = 0; j < data->tensor_count[i]; j++)
-                data->tensor[i][j] = ref_round_dtype(data->tensor[i][j] * opt->gate_scale, m->tensors[i].dtype);
-        }
-        if (!ref_eval_roles(m, data, a, &d)) {
-            st = api_fail(ctx, ATTNC_ERR_USAGE, "evaluating roles: %s", d.n ? d.list[d.n - 1].message : "failed");
-            goto done;
-        }
-    }
     const ref_dims *dm = &data->dims;
     out->total_tokens = dm->total;
     out->nseq = dm->nseq;
@@ -511,33 +535,15 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
 
     /* Device buffers: inputs, dout, h0, dhT; outputs of the forward; poisoned gradients. */
     int64_t B = opt->seqlens ? 1 : nseq, T = opt->seqlens ? dm->total : opt->tokens;
-    attnc_tensor *ins = attnc_arena_alloc(a, (m->ntensors ? m->ntensors : 1) * sizeof *ins);
-    attnc_tensor *dins = attnc_arena_alloc(a, (m->ntensors ? m->ntensors : 1) * sizeof *dins);
-    uint64_t *dptr = attnc_arena_alloc(a, (m->ntensors ? m->ntensors : 1) * sizeof *dptr);
-    if (!ins || !dins || !dptr) {
-        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    attnc_tensor *ins, *dins;
+    uint64_t *dptr;
+    if ((st = upload_inputs(ctx, &bufs, a, m, data, B, T, &ins, &dins, &dptr)) != ATTNC_OK)
         goto done;
-    }
-    for (uint32_t i = 0; i < m->ntensors; i++) {
-        const ir_tensor *t = &m->tensors[i];
-        attnc_dtype dt = (attnc_dtype)t->dtype;
-        uint64_t dp;
-        size_t bytes = data->tensor_count[i] * ir_dtype_bytes(t->dtype);
-        if (!upload(&bufs, data->tensor[i], data->tensor_count[i], dt, &dp, &err) || !poisoned(&bufs, bytes, &dptr[i], &err))
-            goto io_fail;
-        int64_t H = m->axes[t->axis].count;
-        int64_t shape[4] = {B, T, H, t->len};
-        int nd = t->per_token ? (t->len == 1 ? 3 : 4) : (t->len == 1 ? 1 : 2);
-        const int64_t *sh = t->per_token ? shape : shape + 2;
-        tensor_desc(&ins[i], dp, dt, nd, sh);
-        tensor_desc(&dins[i], dptr[i], dt, nd, sh);
-    }
     int64_t N = dm->nseq, Hs = dm->Hs;
     int64_t hshape[4] = {N, Hs, dm->K, dm->V}, oshape[4] = {B, T, dm->Hout, dm->V};
     attnc_forward_args fa = {.inputs = ins, .ninputs = m->ntensors};
     attnc_backward_args ba = {.inputs = ins, .ninputs = m->ntensors, .dinputs = dins};
     uint64_t dp, d_dh0 = 0, d_dz0 = 0;
-    int64_t zshape[3] = {N, Hs, dm->K};
     if (!poisoned(&bufs, nout * ir_dtype_bytes(m->out_dtype), &dp, &err))
         goto io_fail;
     tensor_desc(&fa.out, dp, (attnc_dtype)m->out_dtype, 4, oshape);
@@ -545,49 +551,24 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
         goto io_fail;
     tensor_desc(&ba.dout, dp, (attnc_dtype)m->out_dtype, 4, oshape);
     if (data->h0) {
-        if (!upload(&bufs, data->h0, nh, ATTNC_FP32, &dp, &err) || !poisoned(&bufs, nh * 4, &d_dh0, &err))
+        if (!upload_state(&bufs, data->h0, 4, hshape, &fa.h0, &err) || !poison_state(&bufs, 4, hshape, &ba.dh0, &d_dh0, &err))
             goto io_fail;
-        tensor_desc(&fa.h0, dp, ATTNC_FP32, 4, hshape);
         ba.h0 = fa.h0;
-        tensor_desc(&ba.dh0, d_dh0, ATTNC_FP32, 4, hshape);
     }
     if (data->z0 && dm->has_z) {
-        if (!upload(&bufs, data->z0, nz, ATTNC_FP32, &dp, &err) || !poisoned(&bufs, nz * 4, &d_dz0, &err))
+        if (!upload_state(&bufs, data->z0, 3, hshape, &fa.z0, &err) || !poison_state(&bufs, 3, hshape, &ba.dz0, &d_dz0, &err))
             goto io_fail;
-        tensor_desc(&fa.z0, dp, ATTNC_FP32, 3, zshape);
         ba.z0 = fa.z0;
-        tensor_desc(&ba.dz0, d_dz0, ATTNC_FP32, 3, zshape);
     }
-    if (m->state_out) {
-        if (!poisoned(&bufs, nh * 4, &dp, &err))
-            goto io_fail;
-        tensor_desc(&fa.hT, dp, ATTNC_FP32, 4, hshape);
-        if (up->hT) {
-            if (!upload(&bufs, up->hT, nh, ATTNC_FP32, &dp, &err))
-                goto io_fail;
-            tensor_desc(&ba.dhT, dp, ATTNC_FP32, 4, hshape);
-        }
-        if (dm->has_z) {
-            if (!poisoned(&bufs, nz * 4, &dp, &err))
-                goto io_fail;
-            tensor_desc(&fa.zT, dp, ATTNC_FP32, 3, zshape);
-            if (up->zT) {
-                if (!upload(&bufs, up->zT, nz, ATTNC_FP32, &dp, &err))
-                    goto io_fail;
-                tensor_desc(&ba.dzT, dp, ATTNC_FP32, 3, zshape);
-            }
-        }
-    }
+    if (m->state_out &&
+        (!poison_state(&bufs, 4, hshape, &fa.hT, &dp, &err) ||
+         (up->hT && !upload_state(&bufs, up->hT, 4, hshape, &ba.dhT, &err)) ||
+         (dm->has_z && (!poison_state(&bufs, 3, hshape, &fa.zT, &dp, &err) ||
+                        (up->zT && !upload_state(&bufs, up->zT, 3, hshape, &ba.dzT, &err))))))
+        goto io_fail;
     if (opt->seqlens) {
-        int32_t *cu = attnc_arena_alloc(a, (nseq + 1) * sizeof *cu);
-        if (!cu) {
-            st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        if ((st = upload_seqlens(ctx, &bufs, a, data, nseq, &dp)) != ATTNC_OK)
             goto done;
-        }
-        for (uint32_t i = 0; i <= nseq; i++)
-            cu[i] = (int32_t)data->cu_seqlens[i];
-        if (!dev_alloc(&bufs, (nseq + 1) * 4, &dp, &err) || !rt_memcpy_htod(dp, cu, (nseq + 1) * 4, &err))
-            goto io_fail;
         fa.cu_seqlens = ba.cu_seqlens = (const int32_t *)(uintptr_t)dp;
         fa.nseq = ba.nseq = nseq;
     }
@@ -597,10 +578,7 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
         goto io_fail;
 
     /* Compare every gradient; keep the bytes for the determinism check. */
-    bool fp32 = true;
-    for (uint32_t i = 0; i < m->ntensors; i++)
-        fp32 &= !m->tensors[i].per_token || m->tensors[i].dtype == IR_DT_FP32;
-    out->tolerance = fp32 ? 1e-4 : 2e-2;
+    out->tolerance = inputs_fp32(m) ? 1e-4 : 2e-2;
     /* the gradients compared: every tensor, then dh0 and dz0 where drawn */
     uint32_t ng = m->ntensors + (d_dh0 ? 1 : 0) + (d_dz0 ? 1 : 0);
     uint64_t *gsrc = attnc_arena_alloc(a, ng * sizeof *gsrc);
@@ -672,8 +650,8 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
         if (memcmp(again, first[i], first_bytes[i]) != 0)
             out->deterministic = 0;
     }
-    timed_bwd tb = {ctx, gk, &ba};
-    if (!rt_time_ms(run_bwd_once, &tb, 2, 5, &out->backward_ms, &err))
+    timed_launch tl = {.ctx = ctx, .grad = gk, .grad_args = &ba};
+    if (!rt_time_ms(run_once, &tl, 2, 5, &out->backward_ms, &err))
         goto io_fail;
     if (bad || !out->deterministic)
         st = api_fail(ctx, ATTNC_ERR_NUMERIC, "%s: GPU gradients and the float64 reference disagree%s", m->name,
