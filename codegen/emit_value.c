@@ -62,7 +62,7 @@ static const char *elem_fn(ir_op op)
     case IR_OP_POW: return "powf";
     case IR_OP_MIN: return "fminf";
     case IR_OP_MAX: return "fmaxf";
-    case IR_OP_EXP: return "expf";
+    case IR_OP_EXP: return "attnc_exp";
     case IR_OP_LOG: return "logf";
     case IR_OP_SQRT: return "sqrtf";
     case IR_OP_RSQRT: return "rsqrtf";
@@ -231,7 +231,7 @@ void cg_emit_value(const cg_values *e, ir_ref r)
         attnc_buf_printf(b, "    float v%u[%u];\n    {\n        float ss = 0.f;\n", r, ns);
         for (unsigned s = 0; s < ns; s++)
             attnc_buf_printf(b, "        ss += v%u[%u] * v%u[%u];\n", x, s, x, s);
-        attnc_buf_puts(b, "        const float inv = 1.f / sqrtf(attnc_warp_sum(ss) + 1e-6f);\n");
+        attnc_buf_puts(b, "        const float inv = rsqrtf(attnc_warp_sum(ss) + 1e-6f);\n");
         for (unsigned s = 0; s < ns; s++)
             attnc_buf_printf(b, "        v%u[%u] = v%u[%u] * inv;\n", r, s, x, s);
         attnc_buf_puts(b, "    }\n");

@@ -111,7 +111,7 @@ __device__ __noinline__ float score_elementwise(const elt *a_tile, const elt *k_
     const float *gr = g + r * ATTNC_KP, *gj = g + j * ATTNC_KP;
     float sum = 0.f;
     for (int d = 0; d < ATTNC_K; d++)
-        sum += attnc_elt_to_float(ar[d]) * attnc_elt_to_float(kr[d]) * exp2f(fminf(gr[d] - gj[d], 0.f));
+        sum += attnc_elt_to_float(ar[d]) * attnc_elt_to_float(kr[d]) * attnc_exp2(fminf(gr[d] - gj[d], 0.f));
     return sum;
 }
 
@@ -153,7 +153,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
                 // (mLSTM applies its whole log weight b_r - b_j + i_j - m_r in one exp2 later: split in two
                 // factors, one of them overflows under strong gates.)
                 if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !ATTNC_STABILIZED)
-                    f = exp2f(fminf(g[r] - g[j], 0.f));
+                    f = attnc_exp2(fminf(g[r] - g[j], 0.f));
                 acc[nt][e] = keep ? acc[nt][e] * f : 0.f;
             }
     } else {
@@ -173,8 +173,8 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
                     int r = rg * 16 + gr + (q4 & 1) * 8, c = kt * 16 + tq * 2 + (q4 >> 1) * 8;
                     float x0 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c]);
                     float x1 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c + 1]);
-                    x0 *= exp2f(fminf(g[r * ATTNC_KP + c] - g[e_row * ATTNC_KP + c], 0.f));
-                    x1 *= exp2f(fminf(g[r * ATTNC_KP + c + 1] - g[e_row * ATTNC_KP + c + 1], 0.f));
+                    x0 *= attnc_exp2(fminf(g[r * ATTNC_KP + c] - g[e_row * ATTNC_KP + c], 0.f));
+                    x1 *= attnc_exp2(fminf(g[r * ATTNC_KP + c + 1] - g[e_row * ATTNC_KP + c + 1], 0.f));
                     frag_set(a, q4, x0, x1);
                 }
                 frag b;
@@ -205,18 +205,18 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
                     for (int q4 = 0; q4 < 4; q4++) {
                         int r = f_row + gr + (q4 & 1) * 8, c = kt * 16 + tq * 2 + (q4 >> 1) * 8;
                         float x0 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c]) *
-                                   exp2f(fminf(g[r * ATTNC_KP + c] - g[f_row * ATTNC_KP + c], 0.f));
+                                   attnc_exp2(fminf(g[r * ATTNC_KP + c] - g[f_row * ATTNC_KP + c], 0.f));
                         float x1 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c + 1]) *
-                                   exp2f(fminf(g[r * ATTNC_KP + c + 1] - g[f_row * ATTNC_KP + c + 1], 0.f));
+                                   attnc_exp2(fminf(g[r * ATTNC_KP + c + 1] - g[f_row * ATTNC_KP + c + 1], 0.f));
                         frag_set(a, q4, x0, x1);
                     }
 #pragma unroll
                     for (int h2 = 0; h2 < 2; h2++) {
                         int j = nt * 8 + gr, c = kt * 16 + tq * 2 + h2 * 8;
                         float y0 = attnc_elt_to_float(k_tile[j * ATTNC_LDK + c]) *
-                                   exp2f(fmaxf(g[f_row * ATTNC_KP + c] - g[j * ATTNC_KP + c], 0.f));
+                                   attnc_exp2(fmaxf(g[f_row * ATTNC_KP + c] - g[j * ATTNC_KP + c], 0.f));
                         float y1 = attnc_elt_to_float(k_tile[j * ATTNC_LDK + c + 1]) *
-                                   exp2f(fmaxf(g[f_row * ATTNC_KP + c + 1] - g[j * ATTNC_KP + c + 1], 0.f));
+                                   attnc_exp2(fmaxf(g[f_row * ATTNC_KP + c + 1] - g[j * ATTNC_KP + c + 1], 0.f));
                         frag_set(b, h2, y0, y1);
                     }
                     mma(acc[nt], a, b, 0);
@@ -239,7 +239,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
 }
 
 // ---- the kernel --------------------------------------------------------------------------------------
-extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_params p)
+extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) ATTNC_ENTRY(attnc_params p)
 {
     extern __shared__ __align__(128) unsigned char smem[];
     using L = attnc_smem_layout;
@@ -406,12 +406,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
             float kx[8], fd[8], fg[8];   // K; e^{b_L - b_r} (state write); e^{b_r} (gamma)
             ld8(kx, sk + r * ATTNC_LDK + c);
             if constexpr (ATTNC_STABILIZED) {
-                const float f = exp2f(sg[ATTNC_C - 1] - sg[r] + sig[r] - smisc[1]);
+                const float f = attnc_exp2(sg[ATTNC_C - 1] - sg[r] + sig[r] - smisc[1]);
 #pragma unroll
                 for (int j = 0; j < 8; j++)
                     fd[j] = f, fg[j] = 1.f;
             } else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
-                const float f = exp2f(fminf(sg[ATTNC_C - 1] - sg[r], 0.f)), f2 = exp2f(fminf(sg[r], 0.f));
+                const float f = attnc_exp2(fminf(sg[ATTNC_C - 1] - sg[r], 0.f)), f2 = attnc_exp2(fminf(sg[r], 0.f));
 #pragma unroll
                 for (int j = 0; j < 8; j++)
                     fd[j] = f, fg[j] = f2;
@@ -421,9 +421,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
 #pragma unroll
                 for (int j = 0; j < 8; j++) {
                     const float b = sg[r * ATTNC_KP + c + j];
-                    fd[j] = exp2f(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c + j] - b, 0.f));
-                    fg[j] = exp2f(fminf(b, 0.f));
-                    ke[j] = kx[j] * exp2f(fminf(sg[e_row * ATTNC_KP + c + j] - b, 0.f));
+                    fd[j] = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c + j] - b, 0.f));
+                    fg[j] = attnc_exp2(fminf(b, 0.f));
+                    ke[j] = kx[j] * attnc_exp2(fminf(sg[e_row * ATTNC_KP + c + j] - b, 0.f));
                 }
                 st8(ske + r * ATTNC_LDK + c, ke);
                 if constexpr (!ATTNC_DELTA) {
@@ -481,7 +481,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                 for (int c = lane; c < ATTNC_KP; c += 32) {
                     float qx = attnc_elt_to_float(sq[r * ATTNC_LDK + c]);
                     if constexpr (ATTNC_TRANSITION == TR_DIAG)
-                        qx *= exp2f(fminf(sg[r * ATTNC_KP + c], 0.f));
+                        qx *= attnc_exp2(fminf(sg[r * ATTNC_KP + c], 0.f));
                     acc += qx * sz[c];
                 }
                 acc = attnc_warp_sum(acc);
@@ -612,7 +612,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                 float f = 1.f;
                 if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
                     if constexpr (!ATTNC_STABILIZED)
-                        f = exp2f(fminf(sg[r], 0.f));
+                        f = attnc_exp2(fminf(sg[r], 0.f));
                 if constexpr (ATTNC_TRANSITION == TR_DIAG && ATTNC_DELTA)
                     f = 1.f;   // KDA: gamma rides in sqg only for W; the inter output below uses Q * gamma
                 rowf[e2] = f;
@@ -625,9 +625,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
 #pragma unroll
                     for (int q4 = 0; q4 < 4; q4++) {
                         int r = rg * 16 + gr + (q4 & 1) * 8, c = kt * 16 + tq * 2 + (q4 >> 1) * 8;
-                        float x0 = attnc_elt_to_float(sq[r * ATTNC_LDK + c]) * exp2f(fminf(sg[r * ATTNC_KP + c], 0.f));
+                        float x0 = attnc_elt_to_float(sq[r * ATTNC_LDK + c]) * attnc_exp2(fminf(sg[r * ATTNC_KP + c], 0.f));
                         float x1 = attnc_elt_to_float(sq[r * ATTNC_LDK + c + 1]) *
-                                   exp2f(fminf(sg[r * ATTNC_KP + c + 1], 0.f));
+                                   attnc_exp2(fminf(sg[r * ATTNC_KP + c + 1], 0.f));
                         frag_set(a, q4, x0, x1);
                     }
 #pragma unroll
@@ -661,7 +661,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                     for (int e2 = 0; e2 < 2; e2++) {
                         mx[e2] = quad_max(mx[e2]);
                         mrow[e2] = mx[e2];
-                        rowf[e2] = exp2f(sg[rg * 16 + gr + e2 * 8] + smisc[0] - mx[e2]);
+                        rowf[e2] = attnc_exp2(sg[rg * 16 + gr + e2 * 8] + smisc[0] - mx[e2]);
                     }
 #pragma unroll
                     for (int nt = 0; nt < ATTNC_C / 8; nt++)
@@ -669,7 +669,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                         for (int e = 0; e < 4; e++) {
                             int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
                             // the stabilised weight e^{D_rj - m_r} (exponent <= 0 by the choice of m_r)
-                            P[nt][e] = j <= r ? P[nt][e] * exp2f(fminf(sg[r] - sg[j] + sig[j] - mx[e >> 1], 0.f)) : 0.f;
+                            P[nt][e] = j <= r ? P[nt][e] * attnc_exp2(fminf(sg[r] - sg[j] + sig[j] - mx[e >> 1], 0.f)) : 0.f;
                         }
                 }
                 if constexpr (ATTNC_QSCALE != 1.0f) {
@@ -748,7 +748,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                     scale = 1.f / (d + ATTNC_EPS);
                 } else if constexpr (ATTNC_NORM == NORM_MAXFLOOR) {
                     float d = den[e2] + rowf[e2] * ATTNC_QSCALE * srowq[r];
-                    scale = 1.f / (fmaxf(fabsf(d), exp2f(-mrow[e2])) + ATTNC_EPS);
+                    scale = 1.f / (fmaxf(fabsf(d), attnc_exp2(-mrow[e2])) + ATTNC_EPS);
                 } else if constexpr (row_norm) {
                     float mean = row_s1[e2] / ATTNC_V, ms = row_s2[e2] / ATTNC_V;
                     if constexpr (ATTNC_NORM == NORM_RMS) {
@@ -780,11 +780,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                         for (int e = 0; e < 4; e++) {
                             float f = 1.f;
                             if constexpr (ATTNC_STABILIZED)
-                                f = exp2f(sg[ATTNC_C - 1] + smisc[0] - smisc[1]);
+                                f = attnc_exp2(sg[ATTNC_C - 1] + smisc[0] - smisc[1]);
                             else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
-                                f = exp2f(fminf(sg[ATTNC_C - 1], 0.f));
+                                f = attnc_exp2(fminf(sg[ATTNC_C - 1], 0.f));
                             else if constexpr (ATTNC_TRANSITION == TR_DIAG)
-                                f = exp2f(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + mt * 16 + gr + (e >> 1) * 8], 0.f));
+                                f = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + mt * 16 + gr + (e >> 1) * 8], 0.f));
                             S[i][nt][e] *= f;
                         }
 #pragma unroll
@@ -806,11 +806,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS) ATTNC_ENTRY(attnc_pa
                 for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
                     float f = 1.f;
                     if constexpr (ATTNC_STABILIZED)
-                        f = exp2f(sg[ATTNC_C - 1] + smisc[0] - smisc[1]);
+                        f = attnc_exp2(sg[ATTNC_C - 1] + smisc[0] - smisc[1]);
                     else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
-                        f = exp2f(fminf(sg[ATTNC_C - 1], 0.f));
+                        f = attnc_exp2(fminf(sg[ATTNC_C - 1], 0.f));
                     else if constexpr (ATTNC_TRANSITION == TR_DIAG)
-                        f = exp2f(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c], 0.f));
+                        f = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c], 0.f));
                     float acc = sz[c] * f;
                     for (int r = 0; r < ATTNC_C; r++)
                         acc += attnc_elt_to_float(skd[r * ATTNC_LDK + c]);

@@ -3,7 +3,17 @@
 // functions the spec language names, loads of every input dtype and stores of every output dtype, and
 // the tensor-core helpers (ldmatrix, mma.sync m16n8k16, fragment loads) both kernel bodies share.
 // The generator emits ATTNC_ELT_F16 (1: fp16 tiles and mma), ATTNC_SPLIT (1: fp32 tiles, each product
-// three bf16 mma; the plan's operands bf16x3, for fp32 inputs) and ATTNC_OUT_DTYPE before this.
+// three bf16 mma; the plan's operands bf16x3, for fp32 inputs) and ATTNC_OUT_DTYPE before this, and
+// may emit ATTNC_FAST_MATH (below).
+
+// ATTNC_FAST_MATH 1: the spec's transcendental functions through the SFU's approximations (__expf,
+// __logf, __fdividef: a few ulp, 1e-6 relative at worst over the ranges the functions below feed them),
+// for kernels whose tiles are bf16 or fp16, where 2^-8 and 2^-11 of rounding dwarf it.  Under ncu the
+// IEEE forms were 14% of gla's forward instructions (logsigmoid) and 5% of the delta rule's (sigmoid).
+// Kernels with fp32 operands (1e-4 bounds) and the backward keep the IEEE forms.
+#ifndef ATTNC_FAST_MATH
+#define ATTNC_FAST_MATH 0
+#endif
 
 #if ATTNC_SPLIT
 typedef float elt;            // one tile element: fp32, split into bf16 hi + lo at each mma
@@ -139,20 +149,55 @@ __device__ __forceinline__ void attnc_store_out2(void *base, size_t i, float a, 
 #endif
 }
 
+// 2^x in one SFU instruction (ex2.approx.ftz): what exp2f does, less its rescaling of results under
+// 2^-126, which the kernels' decay factors would only round to zero anyway.
+__device__ __forceinline__ float attnc_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ float attnc_exp(float x)
+{
+#if ATTNC_FAST_MATH
+    return __expf(x);
+#else
+    return expf(x);
+#endif
+}
+
+// log(1 + e^-|x|), e^-|x| in (0, 1]: under fast math, __logf(1 + y) except where y < 2^-12, where
+// 1 + y would lose y's digits and log1p(y) = y - y^2/2 to fp32 precision.
+__device__ __forceinline__ float attnc_log1p_exp_neg_abs(float x)
+{
+#if ATTNC_FAST_MATH
+    const float y = __expf(-fabsf(x));
+    return y < 2.44140625e-4f ? y - 0.5f * y * y : __logf(1.f + y);
+#else
+    return log1pf(expf(-fabsf(x)));
+#endif
+}
+
 // The scalar functions of the spec language (ir/ops.def), as the float64 reference defines them.
 __device__ __forceinline__ float attnc_sigmoid(float x)
 {
+#if ATTNC_FAST_MATH
+    const float y = __expf(-fabsf(x));   // in (0, 1]: no overflow, the quotient's divisor in [1, 2]
+    return x >= 0.f ? __fdividef(1.f, 1.f + y) : __fdividef(y, 1.f + y);
+#else
     return x >= 0.f ? 1.f / (1.f + expf(-x)) : expf(x) / (1.f + expf(x));
+#endif
 }
 
 __device__ __forceinline__ float attnc_logsigmoid(float x)
 {
-    return fminf(x, 0.f) - log1pf(expf(-fabsf(x)));
+    return fminf(x, 0.f) - attnc_log1p_exp_neg_abs(x);
 }
 
 __device__ __forceinline__ float attnc_softplus(float x)
 {
-    return fmaxf(x, 0.f) + log1pf(expf(-fabsf(x)));
+    return fmaxf(x, 0.f) + attnc_log1p_exp_neg_abs(x);
 }
 
 __device__ __forceinline__ float attnc_elu(float x)
