@@ -22,6 +22,7 @@
 
 #include "attnc.h"
 #include "cuda_bwd.h"
+#include "cuda_bwd_softmax.h"
 #include "emit_value.h"
 
 extern const char attnc_support_src[];
@@ -261,7 +262,9 @@ static void emit_adjoint_fn(bgen *g)
     attnc_buf_puts(b, "    const size_t hrow = (size_t)t * ATTNC_HOUT + h;\n    // the role gradients\n");
     struct { ir_ref r; const char *ws; const char *n; } seeds[] = {
         {l->query, "p.ws_dq", "ATTNC_B_K"}, {l->key, "p.ws_dk", "ATTNC_B_K"}, {l->value, "p.ws_dv", "ATTNC_B_V"},
-        {gp->transition == IR_TR_IDENTITY ? IR_NONE : l->gate, "p.ws_dg", "ATTNC_B_GK"}};
+        {gp->transition == IR_TR_IDENTITY ? IR_NONE : l->gate, "p.ws_dg", "ATTNC_B_GK"},
+        {m->softmax.query, "p.ws_sdq", "ATTNC_SB_D"}, {m->softmax.key, "p.ws_sdk", "ATTNC_SB_D"},
+        {m->softmax.value, "p.ws_sdv", "ATTNC_SB_V"}};
     for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
         ir_ref r = seeds[i].r;
         if (r == IR_NONE || !gp->needs[r])
@@ -342,6 +345,9 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
                       "    const float *z0, *dzT;   // the denominator's state [N, HS, K] (or null)\n"
                       "    float *ws_do;            // normalisers: d(pre-norm output) [T, HOUT, V]\n"
                       "    float *ws_dz0;           // [N, HOUT, K] (or null)\n"
+                      "    float *ws_sdq, *ws_sdk;  // softmax part: role gradients [T, HOUT, D]\n"
+                      "    float *ws_sdv;           // [T, HOUT, V]\n"
+                      "    float *ws_lse, *ws_delta; // per (token, output head): log2-sum-exp, dO . O_softmax\n"
                       "};\n");
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));
@@ -366,12 +372,20 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
                       "    int p = o - 2 * d - 1;\n    kind = 3;\n"
                       "    while (p >= d - 1 - i) {\n        p -= d - 1 - i;\n        i++;\n    }\n"
                       "    j = i + 1 + p;\n}\n");
-    attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
-                      "                                float *v, float *g);\n"
-                      "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane);\n");
+    if (gp->linear)
+        attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
+                          "                                float *v, float *g);\n");
+    attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane);\n");
+    attnc_buf_printf(b, "#define ATTNC_B_CAUSAL_LINEAR %d\n", gp->linear && !gp->bidir);
     attnc_buf_puts(b, attnc_linear_bwd_kernel_src);
-    attnc_buf_puts(b, "static_assert(attnc_bwd_layout::bytes == ATTNC_B_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
-    emit_roles_fn(&g);
+    if (gp->bidir)
+        cg_bwd_emit_bidir(b);
+    if (gp->linear)
+        attnc_buf_puts(b, "static_assert(attnc_bwd_layout::bytes == ATTNC_B_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
+    if (gp->softmax)
+        cg_bwd_emit_softmax(m, gp, b);
+    if (gp->linear)
+        emit_roles_fn(&g);
     emit_adjoint_fn(&g);
     out->source = attnc_buf_str(b);
     return out->source != NULL && !attnc_arena_failed(a);

@@ -93,12 +93,11 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
 {
     memset(gp, 0, sizeof *gp);
     const ir_linear *l = &m->linear;
-    if (!l->present)
-        return unsupported(gp, "specs without a linear part", m->span);
-    if (m->softmax.present)
-        return unsupported(gp, "the softmax part", m->softmax.span);
-    if (m->mask != IR_MASK_CAUSAL)
-        return unsupported(gp, "the bidirectional mask", m->span);
+    if (m->softmax.present && !grad_softmax_plan(m, gp))
+        return unsupported(gp, gp->softmax ? "softmax heads this large (the tiles exceed a CTA's shared memory)"
+                                           : "softmax roles computed from the inputs (the forward takes them as stored)",
+                           m->softmax.span);
+    gp->linear = l->present;
     if (l->update == IR_UPDATE_DELTA)
         return unsupported(gp, "the delta rule", l->span);
     if (l->igate != IR_NONE || m->plan.stabilized)
@@ -111,7 +110,7 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
         return false;
     memset(gp->live, 0, m->nvalues * sizeof *gp->live);
     memset(gp->needs, 0, m->nvalues * sizeof *gp->needs);
-    ir_ref roots[] = {l->query, l->key, l->value, l->gate};
+    ir_ref roots[] = {l->query, l->key, l->value, l->gate, m->softmax.query, m->softmax.key, m->softmax.value};
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
         mark(m, roots[i], gp->live);
     for (ir_ref r = 1; r < m->nvalues; r++) {
@@ -124,6 +123,12 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
         gp->needs[r] = n;
     }
     ir_shape sh = ir_module_shape(m);
+    if (!l->present) {   /* the softmax part alone */
+        gp->vo = sh.V;
+        gp->chunk = 32;
+        gp->ok = true;
+        return true;
+    }
     gp->norm = l->norm;
     gp->eps = l->eps;
     gp->K = sh.K;
@@ -136,6 +141,12 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
     case IR_DECAY_VECTOR: gp->transition = IR_TR_DIAG; break;
     }
     gp->gk = gp->transition == IR_TR_DIAG ? sh.K : 1;
+    if (m->mask == IR_MASK_NONE) {
+        if (!grad_bidir_plan(m, gp))
+            return unsupported(gp, "states this large (the K x V state and its gradient exceed a CTA's shared memory)", l->span);
+        gp->ok = true;
+        return true;
+    }
     gp->chunk = 32;
     bool rows = gp->norm != IR_NORM_NONE;
     while (gp->chunk > 8 && grad_smem_bytes(gp->chunk, gp->K, gp->V, gp->gk, rows) > GRAD_MAX_SMEM)
