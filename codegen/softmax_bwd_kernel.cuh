@@ -19,7 +19,9 @@
 // by attnc_bwd_sum_heads in a fixed order.  No atomics: every sum has a fixed order, same bits every run.
 // Masked scores are -inf (P = 0).  Every row of a sequence sees at least itself, so l > 0 on real rows;
 // rows past the sequence's end are never stored.  Tiles: row strides D + 1, V + 1 and T + 1 (odd), so
-// the column walks of the products hit distinct banks.
+// the column walks of the products hit distinct banks.  The products are register-blocked on the CUDA
+// cores (scores: 4 x 4 per thread at T = 64; dQ, dK, dV: T/8 rows x ceil(D/32) columns per thread), with
+// fp32 operands whatever the inputs' dtype; tensor cores are the next step (docs/kernels.md).
 
 #define SB_T ATTNC_SB_TILE
 #define SB_LDD (ATTNC_SB_D + 1)
@@ -60,31 +62,85 @@ __device__ __forceinline__ float sb_warp_max(float x)
 }
 
 // s[r][j] = c log2(e) q_r . k_j (-inf where masked) and dp[r][j] = dO_r . v_j (0 where masked), for query
-// rows q0 + r (r < nq) and keys k0 + j (j < nk).
+// rows q0 + r (r < nq) and keys k0 + j (j < nk).  Register-blocked: thread (ty, tx) = (tid / 16, tid % 16)
+// owns rows ty + 16 a and keys tx + 16 b (a, b < T / 16), so that each shared load feeds T / 16 products;
+// a warp reads 16 key rows that fall in distinct banks (odd strides) and 2 query rows (broadcasts).
 __device__ __forceinline__ void sb_scores(float *sm, int q0, int nq, int k0, int nk)
 {
     using L = attnc_sb_layout;
-    for (int i = threadIdx.x; i < SB_T * SB_T; i += ATTNC_B_THREADS) {
-        const int r = i / SB_T, j = i % SB_T, t = q0 + r, kj = k0 + j;
-        bool keep = r < nq && j < nk;
-        if constexpr (ATTNC_SB_CAUSAL) {
-            keep = keep && kj <= t;
-            if constexpr (ATTNC_SB_WINDOW > 0)
-                keep = keep && t - kj < ATTNC_SB_WINDOW;
+    constexpr int RB = SB_T / 16;
+    static_assert(ATTNC_B_THREADS == 256 && SB_T % 16 == 0, "the blocking assumes 16 x 16 threads");
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    float a[RB][RB], d[RB][RB];
+#pragma unroll
+    for (int i = 0; i < RB; i++)
+#pragma unroll
+        for (int j = 0; j < RB; j++)
+            a[i][j] = d[i][j] = 0.f;
+#pragma unroll 4
+    for (int c = 0; c < ATTNC_SB_D; c++) {
+        float x[RB], y[RB];
+#pragma unroll
+        for (int i = 0; i < RB; i++) {
+            x[i] = sm[L::q + (ty + 16 * i) * SB_LDD + c];
+            y[i] = sm[L::k + (tx + 16 * i) * SB_LDD + c];
         }
-        float s = SB_NEG_INF, d = 0.f;
-        if (keep) {
-            const float *qr = sm + L::q + r * SB_LDD, *kr = sm + L::k + j * SB_LDD;
-            const float *dr = sm + L::dout + r * SB_LDV, *vr = sm + L::v + j * SB_LDV;
-            float a = 0.f;
-            for (int c = 0; c < ATTNC_SB_D; c++)
-                a += qr[c] * kr[c];
-            for (int c = 0; c < ATTNC_SB_V; c++)
-                d += dr[c] * vr[c];
-            s = a * ATTNC_SB_SCALE;
+#pragma unroll
+        for (int i = 0; i < RB; i++)
+#pragma unroll
+            for (int j = 0; j < RB; j++)
+                a[i][j] += x[i] * y[j];
+    }
+#pragma unroll 4
+    for (int c = 0; c < ATTNC_SB_V; c++) {
+        float x[RB], y[RB];
+#pragma unroll
+        for (int i = 0; i < RB; i++) {
+            x[i] = sm[L::dout + (ty + 16 * i) * SB_LDV + c];
+            y[i] = sm[L::v + (tx + 16 * i) * SB_LDV + c];
         }
-        sm[L::s + r * SB_LDT + j] = s;
-        sm[L::dp + r * SB_LDT + j] = d;
+#pragma unroll
+        for (int i = 0; i < RB; i++)
+#pragma unroll
+            for (int j = 0; j < RB; j++)
+                d[i][j] += x[i] * y[j];
+    }
+#pragma unroll
+    for (int i = 0; i < RB; i++)
+#pragma unroll
+        for (int j = 0; j < RB; j++) {
+            const int r = ty + 16 * i, k = tx + 16 * j, t = q0 + r, kj = k0 + k;
+            bool keep = r < nq && k < nk;
+            if constexpr (ATTNC_SB_CAUSAL) {
+                keep = keep && kj <= t;
+                if constexpr (ATTNC_SB_WINDOW > 0)
+                    keep = keep && t - kj < ATTNC_SB_WINDOW;
+            }
+            sm[L::s + r * SB_LDT + k] = keep ? a[i][j] * ATTNC_SB_SCALE : SB_NEG_INF;
+            sm[L::dp + r * SB_LDT + k] = keep ? d[i][j] : 0.f;
+        }
+}
+
+// acc[a][b] += sum_{i < n} A[i][row] B[i][col] (transposed: A[row][i]) for rows wy + 8 a, cols lane + 32 b,
+// (wy, lane) = (warp, lane): the blocked form of the three tile products dQ = dS K, dV = P^T dO and
+// dK = dS^T Q.  A's element is a broadcast within the warp, B's row is read by consecutive lanes.
+template <int NC, int LEN, bool TRANS_A>
+__device__ __forceinline__ void sb_accumulate(float (&acc)[SB_T / 8][NC], const float *A, const float *B, int ldb, int n)
+{
+    const int lane = threadIdx.x & 31, wy = threadIdx.x >> 5;
+    for (int i = 0; i < n; i++) {
+        float x[SB_T / 8], y[NC];
+#pragma unroll
+        for (int a = 0; a < SB_T / 8; a++)
+            x[a] = TRANS_A ? A[i * SB_LDT + wy + 8 * a] : A[(wy + 8 * a) * SB_LDT + i];
+#pragma unroll
+        for (int b = 0; b < NC; b++)
+            y[b] = lane + 32 * b < LEN ? B[i * ldb + lane + 32 * b] : 0.f;
+#pragma unroll
+        for (int a = 0; a < SB_T / 8; a++)
+#pragma unroll
+            for (int b = 0; b < NC; b++)
+                acc[a][b] += x[a] * y[b];
     }
 }
 
@@ -188,11 +244,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_sm_ro
         }
     }
     // pass 2: dQ = dS K over the same band
-    constexpr int NA = (SB_T * ATTNC_SB_D + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
-    float acc[NA];
+    constexpr int ND = (ATTNC_SB_D + 31) / 32;
+    float acc[SB_T / 8][ND];
 #pragma unroll
-    for (int e = 0; e < NA; e++)
-        acc[e] = 0.f;
+    for (int a = 0; a < SB_T / 8; a++)
+#pragma unroll
+        for (int b = 0; b < ND; b++)
+            acc[a][b] = 0.f;
     for (int k0 = kbeg; k0 < kend; k0 += SB_T) {
         const int nk = min(SB_T, kend - k0);
         __syncthreads();
@@ -202,28 +260,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_sm_ro
         __syncthreads();
         sb_probs(sm);
         __syncthreads();
-#pragma unroll
-        for (int e = 0; e < NA; e++) {
-            const int i = tid + e * ATTNC_B_THREADS;
-            if (i < SB_T * ATTNC_SB_D) {
-                const int r = i / ATTNC_SB_D, d = i % ATTNC_SB_D;
-                const float *ds = sm + L::dp + r * SB_LDT;
-                float a = 0.f;
-                for (int j = 0; j < nk; j++)
-                    a += ds[j] * sm[L::k + j * SB_LDD + d];
-                acc[e] += a;
-            }
-        }
+        sb_accumulate<ND, ATTNC_SB_D, false>(acc, sm + L::dp, sm + L::k, SB_LDD, nk);
     }
 #pragma unroll
-    for (int e = 0; e < NA; e++) {
-        const int i = tid + e * ATTNC_B_THREADS;
-        if (i < SB_T * ATTNC_SB_D) {
-            const int r = i / ATTNC_SB_D, d = i % ATTNC_SB_D;
-            if (r < nq)
-                p.ws_sdq[((size_t)(q0 + r) * ATTNC_HOUT + h) * ATTNC_SB_D + d] = acc[e];
+    for (int a = 0; a < SB_T / 8; a++)
+#pragma unroll
+        for (int b = 0; b < ND; b++) {
+            const int r = warp + 8 * a, d = lane + 32 * b;
+            if (r < nq && d < ATTNC_SB_D)
+                p.ws_sdq[((size_t)(q0 + r) * ATTNC_HOUT + h) * ATTNC_SB_D + d] = acc[a][b];
         }
-    }
 }
 
 // ---- 2. dK and dV, one CTA per (key tile, output head, sequence) -----------------------------------
@@ -246,15 +292,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_sm_kv
             qend = min(eos, j0 + nk - 1 + ATTNC_SB_WINDOW);
     }
     sb_load_keys(p, sm, h, j0, nk);
-    constexpr int NK = (SB_T * ATTNC_SB_D + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
-    constexpr int NV = (SB_T * ATTNC_SB_V + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
-    float dk[NK], dv[NV];
+    constexpr int ND = (ATTNC_SB_D + 31) / 32, NV = (ATTNC_SB_V + 31) / 32;
+    float dk[SB_T / 8][ND], dv[SB_T / 8][NV];
 #pragma unroll
-    for (int e = 0; e < NK; e++)
-        dk[e] = 0.f;
+    for (int a = 0; a < SB_T / 8; a++) {
 #pragma unroll
-    for (int e = 0; e < NV; e++)
-        dv[e] = 0.f;
+        for (int b = 0; b < ND; b++)
+            dk[a][b] = 0.f;
+#pragma unroll
+        for (int b = 0; b < NV; b++)
+            dv[a][b] = 0.f;
+    }
     for (int q0 = qbeg; q0 < qend; q0 += SB_T) {
         const int nq = min(SB_T, qend - q0);
         __syncthreads();
@@ -269,45 +317,23 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_sm_kv
         __syncthreads();
         sb_probs(sm);
         __syncthreads();
-#pragma unroll
-        for (int e = 0; e < NV; e++) {
-            const int i = tid + e * ATTNC_B_THREADS;
-            if (i < SB_T * ATTNC_SB_V) {
-                const int j = i / ATTNC_SB_V, c = i % ATTNC_SB_V;
-                float a = 0.f;
-                for (int r = 0; r < nq; r++)
-                    a += sm[L::s + r * SB_LDT + j] * sm[L::dout + r * SB_LDV + c];
-                dv[e] += a;
-            }
-        }
-#pragma unroll
-        for (int e = 0; e < NK; e++) {
-            const int i = tid + e * ATTNC_B_THREADS;
-            if (i < SB_T * ATTNC_SB_D) {
-                const int j = i / ATTNC_SB_D, d = i % ATTNC_SB_D;
-                float a = 0.f;
-                for (int r = 0; r < nq; r++)
-                    a += sm[L::dp + r * SB_LDT + j] * sm[L::q + r * SB_LDD + d];
-                dk[e] += a;
-            }
-        }
+        sb_accumulate<NV, ATTNC_SB_V, true>(dv, sm + L::s, sm + L::dout, SB_LDV, nq);
+        sb_accumulate<ND, ATTNC_SB_D, true>(dk, sm + L::dp, sm + L::q, SB_LDD, nq);
     }
+    const int lane = tid & 31, warp = tid >> 5;
 #pragma unroll
-    for (int e = 0; e < NV; e++) {
-        const int i = tid + e * ATTNC_B_THREADS;
-        if (i < SB_T * ATTNC_SB_V) {
-            const int j = i / ATTNC_SB_V, c = i % ATTNC_SB_V;
-            if (j < nk)
-                p.ws_sdv[((size_t)(j0 + j) * ATTNC_HOUT + h) * ATTNC_SB_V + c] = dv[e];
-        }
-    }
+    for (int a = 0; a < SB_T / 8; a++) {
+        const int j = warp + 8 * a;
+        if (j >= nk)
+            continue;
+        const size_t row = (size_t)(j0 + j) * ATTNC_HOUT + h;
 #pragma unroll
-    for (int e = 0; e < NK; e++) {
-        const int i = tid + e * ATTNC_B_THREADS;
-        if (i < SB_T * ATTNC_SB_D) {
-            const int j = i / ATTNC_SB_D, d = i % ATTNC_SB_D;
-            if (j < nk)
-                p.ws_sdk[((size_t)(j0 + j) * ATTNC_HOUT + h) * ATTNC_SB_D + d] = dk[e] * ATTNC_SB_QSCALE;
-        }
+        for (int b = 0; b < NV; b++)
+            if (lane + 32 * b < ATTNC_SB_V)
+                p.ws_sdv[row * ATTNC_SB_V + lane + 32 * b] = dv[a][b];
+#pragma unroll
+        for (int b = 0; b < ND; b++)
+            if (lane + 32 * b < ATTNC_SB_D)
+                p.ws_sdk[row * ATTNC_SB_D + lane + 32 * b] = dk[a][b] * ATTNC_SB_QSCALE;
     }
 }

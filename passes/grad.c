@@ -1,4 +1,4 @@
-/* passes/grad.c: the derivation decisions of the backward (issue 4, first and second tier).
+/* passes/grad.c: the derivation decisions of the backward (issue 4).
  *
  * What is derived: the adjoint of the chunked forward of a causal linear part with an additive update
  * (transitions identity, constant, scalar and per-channel diagonal; normaliser none, RMS, LayerNorm or the
@@ -50,9 +50,25 @@
  * Determinism: every sum has a fixed order (no atomics); heads sharing a tensor are summed by a separate
  * fixed-order reduction of per-head partials.
  *
+ * The softmax part and the bidirectional linear part (mask none) are planned by passes/grad_softmax.c,
+ * whose header gives their derivation; saved versus recomputed there, and why:
+ *   - softmax: nothing from the forward.  Its log-sum-exp is not stored by the forward kernel (a buffer
+ *     the inference path would pay for), and in a hybrid the forward's output is the sum of both parts,
+ *     so Delta = dO . O_softmax cannot be read from it.  One extra pass over each query tile's key band
+ *     recomputes the row statistics (max, sum and Delta, online); lse and Delta go to an fp32 workspace
+ *     [T, H_out] (8 bytes per row and head) that the key-tile kernel reads, and the scores are
+ *     recomputed tile by tile from q and k in both kernels (FlashAttention-2: the T x T probabilities are
+ *     never stored).  dq comes from the query-tile kernel and dk, dv from the key-tile kernel, so no sum
+ *     crosses CTAs and none needs atomics;
+ *   - bidirectional linear: the whole-sequence state S is recomputed by a first walk (one K x V state
+ *     per (sequence, head), nothing per token), x = Q S per chunk by the second walk as in the causal
+ *     normalisers, dS accumulates on chip and a third walk forms dk, dv from it.
+ * Both seed the value DAG's adjoint with their role gradients like the causal walks, so hybrids (a
+ * linear and a softmax part whose outputs add) need nothing of their own: dO reaches both parts.
+ *
  * Still not generated (a located "backward not generated yet for FEATURE" error): the delta rule (its
- * per-chunk triangular inverse), mLSTM (input gate, stabiliser, max-floor normaliser), the
- * bidirectional mask and the softmax part.
+ * per-chunk triangular inverse), mLSTM (input gate, stabiliser, max-floor normaliser), and softmax roles
+ * computed from the inputs (the forward takes them only as stored, the query with a constant factor).
  *
  * This runs as a derivation the backward generator calls on a scheduled module rather than as a stage of
  * the forward pipeline table: its result is not part of the forward plan (nor of the IR text), and a spec
