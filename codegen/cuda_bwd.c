@@ -2,12 +2,13 @@
  *
  * The translation unit: a header comment, support.cuh, the parameter block attnc_bwd_params, the
  * ATTNC_B_* constants of the plan, two generated functions, then the fixed kernel bodies of
- * linear_bwd_kernel.cuh.  The generated functions print the spec's value DAG as straight-line code, one
+ * linear_bwd_kernel.cuh (its causal walks only for a causal linear part), and from cuda_bwd_softmax.c
+ * linear_bidir_bwd_kernel.cuh (mask none) and the softmax part's constants and softmax_bwd_kernel.cuh.  The generated functions print the spec's value DAG as straight-line code, one
  * warp per (token, output head):
  *   - attnc_bwd_roles evaluates the values the linear roles reach (forward) and stores the fp32 rows of
  *     q, k, v and the log gate;
  *   - attnc_bwd_adjoint evaluates them again, seeds the roles' adjoints with the role gradients from the
- *     workspaces, and applies one adjoint rule per op in reverse SSA order (the rules of
+ *     workspaces (the linear part's and the softmax part's: where both parts read one value, both add), and applies one adjoint rule per op in reverse SSA order (the rules of
  *     reference/ref_eval.c: kinks take the branch the forward took, a broadcast scalar operand sums its
  *     adjoint over the channels, only values that read a tensor get adjoints), ending in the tensors'
  *     partial gradients of this (token, head).

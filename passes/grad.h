@@ -20,7 +20,7 @@ typedef struct grad_plan {
     uint32_t gk;          /* log-gate channels per token: K for per-channel gates, else 1 */
     uint32_t transition;  /* ir_transition */
     unsigned smem_bytes;  /* shared memory of the chunk kernel (attnc_bwd_layout) */
-    bool *live;           /* per value: reached by a linear role (q, k, v, gate) */
+    bool *live;           /* per value: reached by a role (linear q, k, v, gate; softmax q, k, v) */
     bool *needs;          /* per value: live and reads a tensor (so it gets an adjoint) */
     /* the bidirectional linear part and the softmax part (passes/grad_softmax.c) */
     bool linear;          /* a linear part: attnc_bwd_linear */
