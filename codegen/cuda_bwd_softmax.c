@@ -1,6 +1,8 @@
 /* codegen/cuda_bwd_softmax.c: the softmax part's backward kernels and the bidirectional linear part's
  * (cuda_bwd_softmax.h; passes/grad_softmax.c plans them).
  *
+ * The translation unit's operand type (ATTNC_ELT_F16, ATTNC_SPLIT, emitted by cuda_bwd.c) is the plan's,
+ * as in the forward, when there is a softmax part: its kernel stages its tiles in it.
  * The softmax part's roles are inputs as stored, the query possibly scaled by a constant c (the forward
  * generator's restriction, which grad_softmax_plan checks): the kernels read q, k and v from the input
  * tensors and fold c into the score scale, and their gradients are those of the roles (c q, k, v), which
@@ -21,10 +23,11 @@ void cg_bwd_emit_softmax(const ir_module *m, const grad_plan *gp, attnc_buf *b)
     attnc_buf_printf(b, "\n// ---- the softmax part's backward (passes/grad_softmax.c): %s%s, tiles of %u rows ----\n",
                      m->mask == IR_MASK_CAUSAL ? "causal" : "bidirectional", sm->window ? ", sliding window" : "",
                      gp->sm_tile);
-    attnc_buf_printf(b, "#define ATTNC_SB_D %u\n#define ATTNC_SB_V %u\n#define ATTNC_SB_TILE %u\n#define ATTNC_SB_CAUSAL %d\n"
+    attnc_buf_printf(b, "#define ATTNC_SB_D %u\n#define ATTNC_SB_V %u\n#define ATTNC_SB_DP %u\n#define ATTNC_SB_VP %u\n"
+                        "#define ATTNC_SB_TILE %u\n#define ATTNC_SB_CAUSAL %d\n"
                         "#define ATTNC_SB_WINDOW %u\n#define ATTNC_SB_SMEM_BYTES %u\n#define ATTNC_SB_QSCALE ",
-                     gp->sm_d, gp->sm_v, gp->sm_tile, m->mask == IR_MASK_CAUSAL, m->mask == IR_MASK_CAUSAL ? sm->window : 0,
-                     gp->sm_smem_bytes);
+                     gp->sm_d, gp->sm_v, (gp->sm_d + 15) / 16 * 16, (gp->sm_v + 15) / 16 * 16, gp->sm_tile,
+                     m->mask == IR_MASK_CAUSAL, m->mask == IR_MASK_CAUSAL ? sm->window : 0, gp->sm_smem_bytes);
     cg_put_float(b, c);
     attnc_buf_puts(b, "   // the query role's constant\n#define ATTNC_SB_SCALE ");
     cg_put_float(b, c * 1.4426950408889634);

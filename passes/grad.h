@@ -46,7 +46,7 @@ unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool r
  * attnc_sb_layout (softmax_bwd_kernel.cuh) and of the bidirectional attnc_bwd_layout. */
 bool grad_softmax_plan(const ir_module *m, grad_plan *gp);
 bool grad_bidir_plan(const ir_module *m, grad_plan *gp);
-unsigned grad_sm_smem_bytes(uint32_t tile, uint32_t D, uint32_t V);
+unsigned grad_sm_smem_bytes(uint32_t tile, uint32_t D, uint32_t V, uint32_t operand_bytes);
 unsigned grad_bidir_smem_bytes(uint32_t C, uint32_t K, uint32_t V);
 
 #endif

@@ -12,10 +12,13 @@
  *   rows: per query tile, dQ = dS K (a second pass over the same band, on chip);
  *   kv:   per key tile, over the query tiles that see it, dV = P^T dO and dK = dS^T Q,
  * with P = e^{s - lse} and dS = P o (dO V^T - Delta).  Splitting dQ from dK/dV this way is what keeps
- * every sum in a fixed order without atomics.  The role gradients go, per (token, output head), to fp32
+ * every sum in a fixed order without atomics.  The five products run on the tensor cores with the
+ * forward's operands (bf16 or fp16 tiles, or fp32 tiles split into three bf16 products for fp32 inputs);
+ * statistics, masks, P and dS are formed in fp32, and P and dS rounded to the operand type for the
+ * second products, as FlashAttention-2 does.  The role gradients go, per (token, output head), to fp32
  * workspaces and through the value DAG's adjoint (cuda_bwd.c) like the linear roles'; heads sharing a key
  * or value head (GQA) are summed by the fixed-order per-head reduction that already sums the linear
- * part's shared heads.  The tile is 64 rows, halved while the tiles exceed a CTA's shared memory.
+ * part's shared heads.  The tile is 64 rows, 32 when those tiles exceed a CTA's shared memory.
  *
  * Bidirectional linear part (mask none; additive, no decay, checked by ir_verify): o_t = post(q_t S),
  * S = S_0 + sum_j k_j [v_j | 1]^T over the whole sequence.  Three walks over the chunks: S; then per
@@ -32,9 +35,15 @@ static unsigned round128(unsigned floats)
     return (floats * 4 + 127) / 128 * 128;
 }
 
-unsigned grad_sm_smem_bytes(uint32_t T, uint32_t D, uint32_t V)
+static uint32_t pad16(uint32_t x)
 {
-    return round128(2 * T * (D + 1) + 2 * T * (V + 1) + 2 * T * (T + 1) + 3 * T);
+    return (x + 15) / 16 * 16;
+}
+
+unsigned grad_sm_smem_bytes(uint32_t T, uint32_t D, uint32_t V, uint32_t eb)
+{
+    uint32_t elts = 2 * T * (pad16(D) + 8) + 2 * T * (pad16(V) + 8) + 2 * T * (T + 8);
+    return (elts * eb + (2 * T * (T + 1) + 3 * T) * 4 + 127) / 128 * 128;
 }
 
 unsigned grad_bidir_smem_bytes(uint32_t C, uint32_t K, uint32_t V)
@@ -54,10 +63,16 @@ bool grad_softmax_plan(const ir_module *m, grad_plan *gp)
     gp->softmax = true;
     gp->sm_d = m->tensors[m->values[p->feed_src[IR_ROLE_SM_QUERY]].aux].len;
     gp->sm_v = m->tensors[m->values[p->feed_src[IR_ROLE_SM_VALUE]].aux].len;
+    /* 64 rows (4 row blocks x 2 column groups of the 8 warps), else 32 (2 x 4), whose column groups are
+     * whole n-tiles only when the padded head dims are multiples of 32 */
+    uint32_t eb = ir_operand_bytes(p->operands);
     gp->sm_tile = 64;
-    while (gp->sm_tile > 16 && grad_sm_smem_bytes(gp->sm_tile, gp->sm_d, gp->sm_v) > GRAD_MAX_SMEM)
-        gp->sm_tile /= 2;
-    gp->sm_smem_bytes = grad_sm_smem_bytes(gp->sm_tile, gp->sm_d, gp->sm_v);
+    if (grad_sm_smem_bytes(64, gp->sm_d, gp->sm_v, eb) > GRAD_MAX_SMEM) {
+        gp->sm_tile = 32;
+        if (pad16(gp->sm_d) % 32 || pad16(gp->sm_v) % 32)
+            return false;
+    }
+    gp->sm_smem_bytes = grad_sm_smem_bytes(gp->sm_tile, gp->sm_d, gp->sm_v, eb);
     return gp->sm_smem_bytes <= GRAD_MAX_SMEM;
 }
 

@@ -49,7 +49,7 @@ static void test_window(void **state)
     assert_int_equal(out.plan.sm_d, 128);
     assert_int_equal(out.plan.sm_v, 128);
     assert_int_equal(out.plan.sm_tile, 64);
-    assert_int_equal(out.plan.sm_smem_bytes, grad_sm_smem_bytes(64, 128, 128));
+    assert_int_equal(out.plan.sm_smem_bytes, grad_sm_smem_bytes(64, 128, 128, 2));
     assert_true(out.plan.sm_smem_bytes <= 227u * 1024u);
     assert_int_equal(out.plan.vo, 128);
     assert_non_null(strstr(out.source, "#define ATTNC_SB_CAUSAL 1\n"));
@@ -86,20 +86,23 @@ static void test_bidirectional_softmax(void **state)
     unit_close(&u);
 }
 
-/* Wide heads: the tile halves until the tiles fit a CTA's shared memory. */
+/* Wide heads with fp32 inputs (fp32 tiles): the tile halves to 32 rows to fit a CTA's shared memory. */
 static void test_wide_heads(void **state)
 {
     (void)state;
-    assert_true(grad_sm_smem_bytes(64, 256, 256) > 227u * 1024u);
+    assert_true(grad_sm_smem_bytes(64, 256, 256, 4) > 227u * 1024u);
     char text[1024];
-    softmax_spec(text, sizeof text, 256, 256, "q", "", "causal");
+    snprintf(text, sizeof text,
+             "attention s { dim D = 256, V = 256; heads Hq = 8, Hkv = 2;\n"
+             "  input q: fp32[Hq, D]; input k: fp32[Hkv, D]; input v: fp32[Hkv, V];\n"
+             "  softmax { query = q; key = k; value = v; }\n  mask causal; }\n");
     unit_src u;
     lowered(&u, text);
     grad_plan gp;
     assert_true(grad_derive(u.m, u.arena, &gp));
     assert_true(gp.ok);
     assert_int_equal(gp.sm_tile, 32);
-    assert_int_equal(gp.sm_smem_bytes, grad_sm_smem_bytes(32, 256, 256));
+    assert_int_equal(gp.sm_smem_bytes, grad_sm_smem_bytes(32, 256, 256, 4));
     assert_true(gp.sm_smem_bytes <= 227u * 1024u);
     unit_close(&u);
 }
