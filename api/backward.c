@@ -3,7 +3,10 @@
  * A grad kernel is the backward's own translation unit (codegen/cuda_bwd.c, planned by passes/grad.c),
  * compiled through the same disk cache as the forward.  A launch (attnc_backward) checks every tensor as
  * attnc_forward does, then runs, on one stream:
- *   1. attnc_bwd_linear   grid (N, H_out): role gradients into the workspace, each head's dh0 share;
+ *   1. attnc_bwd_linear   grid (N, H_out): role gradients into the workspace, each head's dh0 share
+ *      (a linear part: the causal walks, or the bidirectional ones for mask none);
+ *      attnc_bwd_sm_rows, then attnc_bwd_sm_kv   grid (query or key tiles, H_out, N): the softmax part's
+ *      row statistics and dq, then dk and dv (a softmax part);
  *   2. attnc_bwd_inputs   a warp per (token, output head): the value DAG's adjoint, per-head partials;
  *   3. per wanted gradient, a fixed-order sum of the partials into the caller's buffer, in its dtype:
  *      attnc_bwd_sum_heads for per-token tensors and dh0, attnc_bwd_sum_param for parameters.
@@ -18,9 +21,9 @@
 #include "passes.h"
 #include "rt.h"
 
-enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_COUNT };
+enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_SM_ROWS, BK_SM_KV, BK_COUNT };
 static const char *const entries[BK_COUNT] = {"attnc_bwd_linear", "attnc_bwd_inputs", "attnc_bwd_sum_heads",
-                                              "attnc_bwd_sum_param"};
+                                              "attnc_bwd_sum_param", "attnc_bwd_sm_rows", "attnc_bwd_sm_kv"};
 
 struct attnc_grad_kernel {
     char name[64];
@@ -35,6 +38,10 @@ struct attnc_grad_kernel {
     attnc_dtype out_dtype;
     bool state_in, state_out, document;
     unsigned smem_bytes;
+    bool linear;        /* attnc_bwd_linear (causal or bidirectional) */
+    bool softmax;       /* attnc_bwd_sm_rows, attnc_bwd_sm_kv */
+    uint32_t sm_d, sm_v, sm_tile;
+    unsigned sm_smem_bytes;
     rt_function *fn[BK_COUNT];
     uint64_t ws;
     size_t ws_bytes;
@@ -52,6 +59,7 @@ typedef struct bwd_params {
     float *ws_s;
     const float *z0, *dzT;
     float *ws_do, *ws_dz0;
+    float *ws_sdq, *ws_sdk, *ws_sdv, *ws_lse, *ws_delta;
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -144,6 +152,12 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     k->state_out = m->state_out;
     k->document = m->document;
     k->smem_bytes = cg.plan.smem_bytes;
+    k->linear = cg.plan.linear;
+    k->softmax = cg.plan.softmax;
+    k->sm_d = cg.plan.sm_d;
+    k->sm_v = cg.plan.sm_v;
+    k->sm_tile = cg.plan.sm_tile;
+    k->sm_smem_bytes = cg.plan.sm_smem_bytes;
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
@@ -152,7 +166,10 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         return st;
     }
     for (int i = 0; i < BK_COUNT; i++) {
-        if (!api_load_function(image, size, entries[i], i == BK_LINEAR ? k->smem_bytes : 0, &k->fn[i], &err)) {
+        if ((i == BK_LINEAR && !k->linear) || ((i == BK_SM_ROWS || i == BK_SM_KV) && !k->softmax))
+            continue;
+        unsigned smem = i == BK_LINEAR ? k->smem_bytes : i == BK_SM_ROWS || i == BK_SM_KV ? k->sm_smem_bytes : 0;
+        if (!api_load_function(image, size, entries[i], smem, &k->fn[i], &err)) {
             free(image);
             attnc_grad_kernel_free(k);
             return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", m->name, err.msg);
@@ -169,9 +186,9 @@ static size_t align256(size_t x)
 }
 
 /* The workspace: role gradients, dh0 (and dz0) per output head, every chunk's S_out (gated specs), the
- * normalised output gradient (normalisers), every tensor's partials (fp32).  Chunk slots: c0 / C + n,
- * below total / C + N + 1. */
-#define WS_FIXED 8
+ * normalised output gradient (normalisers), the softmax part's role gradients and row statistics, every
+ * tensor's partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
+#define WS_FIXED 13
 static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
                               size_t sizes[WS_FIXED + 64])
 {
@@ -185,6 +202,11 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     sizes[5] = k->gated ? slots * k->sh.heads_out * k->K * k->V : 0;
     sizes[6] = k->norm ? rows * k->V : 0;
     sizes[7] = dz0 && k->has_z ? (size_t)N * k->sh.heads_out * k->K : 0;
+    sizes[8] = k->softmax ? rows * k->sm_d : 0;
+    sizes[9] = k->softmax ? rows * k->sm_d : 0;
+    sizes[10] = k->softmax ? rows * k->sm_v : 0;
+    sizes[11] = k->softmax ? rows : 0;
+    sizes[12] = k->softmax ? rows : 0;
     for (uint32_t i = 0; i < k->ntensors; i++)
         sizes[WS_FIXED + i] = rows * k->tensors[i].len;
     size_t need = 0;
@@ -235,6 +257,11 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     lp->ws_s = ptr[5];
     lp->ws_do = ptr[6];
     lp->ws_dz0 = ptr[7];
+    lp->ws_sdq = ptr[8];
+    lp->ws_sdk = ptr[9];
+    lp->ws_sdv = ptr[10];
+    lp->ws_lse = ptr[11];
+    lp->ws_delta = ptr[12];
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp->part[i] = ptr[WS_FIXED + i];
     return ATTNC_OK;
@@ -316,8 +343,16 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     void *params[] = {&lp};
     unsigned block[3] = {CG_BWD_THREADS, 1, 1};
     unsigned g1[3] = {(unsigned)N, k->sh.heads_out, 1};
-    if (!rt_launch(k->fn[BK_LINEAR], g1, block, k->smem_bytes, a->stream, params, &err))
+    if (k->linear && !rt_launch(k->fn[BK_LINEAR], g1, block, k->smem_bytes, a->stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    if (k->softmax && total > 0) {
+        /* tiles of the longest possible sequence (varlen: every token; cu_seqlens is not read here) */
+        int64_t longest = a->cu_seqlens ? total : T;
+        unsigned gs[3] = {(unsigned)((longest + k->sm_tile - 1) / k->sm_tile), k->sh.heads_out, (unsigned)N};
+        if (!rt_launch(k->fn[BK_SM_ROWS], gs, block, k->sm_smem_bytes, a->stream, params, &err) ||
+            !rt_launch(k->fn[BK_SM_KV], gs, block, k->sm_smem_bytes, a->stream, params, &err))
+            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    }
     size_t warps = (size_t)total * k->sh.heads_out;
     unsigned g2[3] = {(unsigned)((warps + CG_BWD_WARPS - 1) / CG_BWD_WARPS), 1, 1};
     if (!rt_launch(k->fn[BK_INPUTS], g2, block, 0, a->stream, params, &err))

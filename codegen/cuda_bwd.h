@@ -13,7 +13,8 @@
 #define CG_BWD_WARPS 8u
 
 typedef struct cg_bwd_output {
-    const char *source;   /* the backward's translation unit (kernels attnc_bwd_linear, attnc_bwd_inputs,
+    const char *source;   /* the backward's translation unit (kernels attnc_bwd_linear with a linear part,
+                             attnc_bwd_sm_rows and attnc_bwd_sm_kv with a softmax part, attnc_bwd_inputs,
                              attnc_bwd_sum_heads, attnc_bwd_sum_param) */
     grad_plan plan;
 } cg_bwd_output;

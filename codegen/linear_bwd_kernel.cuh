@@ -38,6 +38,8 @@
 
 #define ATTNC_B_THREADS 256
 #define ATTNC_B_WARPS (ATTNC_B_THREADS / 32)
+
+#if ATTNC_B_CAUSAL_LINEAR   // the causal walks (else linear_bidir_bwd_kernel.cuh's, or no linear part)
 #define ATTNC_B_LDK (ATTNC_B_K + 1)   // odd row strides: column walks hit distinct banks
 #define ATTNC_B_LDV (ATTNC_B_V + 1)
 #define ATTNC_B_LDG (ATTNC_B_GK == 1 ? 1 : ATTNC_B_GK + 1)
@@ -445,6 +447,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
         for (int d = tid; d < ATTNC_B_K; d += ATTNC_B_THREADS)
             p.ws_dz0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d] = S[d * ATTNC_B_LDV + ATTNC_B_VO];
 }
+
+#endif   // ATTNC_B_CAUSAL_LINEAR
 
 // ---- 2. the value DAG's adjoint, one warp per (token, output head) ----------------------------------
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_inputs(attnc_bwd_params p)

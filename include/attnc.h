@@ -338,8 +338,10 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
  * from the forward's (a spec whose backward is not generated still runs forward).  Generated for causal
  * linear parts with an additive update (no, constant, scalar or per-channel decay) and no normaliser,
  * the RMS or LayerNorm output norm, or the running denominator (feature maps taylor2 and l2norm
- * included); other specs (delta rule, mLSTM, bidirectional, softmax) give ATTNC_ERR_INPUT with "backward not generated yet for FEATURE" in the diagnostics and
- * attnc_errmsg. */
+ * included), bidirectional (mask none) linear parts, and softmax parts (sliding-window or full, causal or
+ * bidirectional, GQA, varlen; alone or with a linear part); other specs (delta rule, mLSTM, softmax roles
+ * computed from the inputs) give ATTNC_ERR_INPUT with "backward not generated yet for FEATURE" in the
+ * diagnostics and attnc_errmsg. */
 typedef struct attnc_grad_kernel attnc_grad_kernel;
 
 attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,

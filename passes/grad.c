@@ -1,4 +1,4 @@
-/* passes/grad.c: the derivation decisions of the backward (issue 4, first and second tier).
+/* passes/grad.c: the derivation decisions of the backward (issue 4).
  *
  * What is derived: the adjoint of the chunked forward of a causal linear part with an additive update
  * (transitions identity, constant, scalar and per-channel diagonal; normaliser none, RMS, LayerNorm or the
@@ -50,9 +50,25 @@
  * Determinism: every sum has a fixed order (no atomics); heads sharing a tensor are summed by a separate
  * fixed-order reduction of per-head partials.
  *
+ * The softmax part and the bidirectional linear part (mask none) are planned by passes/grad_softmax.c,
+ * whose header gives their derivation; saved versus recomputed there, and why:
+ *   - softmax: nothing from the forward.  Its log-sum-exp is not stored by the forward kernel (a buffer
+ *     the inference path would pay for), and in a hybrid the forward's output is the sum of both parts,
+ *     so Delta = dO . O_softmax cannot be read from it.  One extra pass over each query tile's key band
+ *     recomputes the row statistics (max, sum and Delta, online); lse and Delta go to an fp32 workspace
+ *     [T, H_out] (8 bytes per row and head) that the key-tile kernel reads, and the scores are
+ *     recomputed tile by tile from q and k in both kernels (FlashAttention-2: the T x T probabilities are
+ *     never stored).  dq comes from the query-tile kernel and dk, dv from the key-tile kernel, so no sum
+ *     crosses CTAs and none needs atomics;
+ *   - bidirectional linear: the whole-sequence state S is recomputed by a first walk (one K x V state
+ *     per (sequence, head), nothing per token), x = Q S per chunk by the second walk as in the causal
+ *     normalisers, dS accumulates on chip and a third walk forms dk, dv from it.
+ * Both seed the value DAG's adjoint with their role gradients like the causal walks, so hybrids (a
+ * linear and a softmax part whose outputs add) need nothing of their own: dO reaches both parts.
+ *
  * Still not generated (a located "backward not generated yet for FEATURE" error): the delta rule (its
- * per-chunk triangular inverse), mLSTM (input gate, stabiliser, max-floor normaliser), the
- * bidirectional mask and the softmax part.
+ * per-chunk triangular inverse), mLSTM (input gate, stabiliser, max-floor normaliser), and softmax roles
+ * computed from the inputs (the forward takes them only as stored, the query with a constant factor).
  *
  * This runs as a derivation the backward generator calls on a scheduled module rather than as a stage of
  * the forward pipeline table: its result is not part of the forward plan (nor of the IR text), and a spec
@@ -93,12 +109,11 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
 {
     memset(gp, 0, sizeof *gp);
     const ir_linear *l = &m->linear;
-    if (!l->present)
-        return unsupported(gp, "specs without a linear part", m->span);
-    if (m->softmax.present)
-        return unsupported(gp, "the softmax part", m->softmax.span);
-    if (m->mask != IR_MASK_CAUSAL)
-        return unsupported(gp, "the bidirectional mask", m->span);
+    if (m->softmax.present && !grad_softmax_plan(m, gp))
+        return unsupported(gp, gp->softmax ? "softmax heads this large (the tiles exceed a CTA's shared memory)"
+                                           : "softmax roles computed from the inputs (the forward takes them as stored)",
+                           m->softmax.span);
+    gp->linear = l->present;
     if (l->update == IR_UPDATE_DELTA)
         return unsupported(gp, "the delta rule", l->span);
     if (l->igate != IR_NONE || m->plan.stabilized)
@@ -111,7 +126,7 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
         return false;
     memset(gp->live, 0, m->nvalues * sizeof *gp->live);
     memset(gp->needs, 0, m->nvalues * sizeof *gp->needs);
-    ir_ref roots[] = {l->query, l->key, l->value, l->gate};
+    ir_ref roots[] = {l->query, l->key, l->value, l->gate, m->softmax.query, m->softmax.key, m->softmax.value};
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
         mark(m, roots[i], gp->live);
     for (ir_ref r = 1; r < m->nvalues; r++) {
@@ -124,6 +139,12 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
         gp->needs[r] = n;
     }
     ir_shape sh = ir_module_shape(m);
+    if (!l->present) {   /* the softmax part alone */
+        gp->vo = sh.V;
+        gp->chunk = 32;
+        gp->ok = true;
+        return true;
+    }
     gp->norm = l->norm;
     gp->eps = l->eps;
     gp->K = sh.K;
@@ -136,6 +157,12 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
     case IR_DECAY_VECTOR: gp->transition = IR_TR_DIAG; break;
     }
     gp->gk = gp->transition == IR_TR_DIAG ? sh.K : 1;
+    if (m->mask == IR_MASK_NONE) {
+        if (!grad_bidir_plan(m, gp))
+            return unsupported(gp, "states this large (the K x V state and its gradient exceed a CTA's shared memory)", l->span);
+        gp->ok = true;
+        return true;
+    }
     gp->chunk = 32;
     bool rows = gp->norm != IR_NORM_NONE;
     while (gp->chunk > 8 && grad_smem_bytes(gp->chunk, gp->K, gp->V, gp->gk, rows) > GRAD_MAX_SMEM)

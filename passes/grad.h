@@ -20,8 +20,15 @@ typedef struct grad_plan {
     uint32_t gk;          /* log-gate channels per token: K for per-channel gates, else 1 */
     uint32_t transition;  /* ir_transition */
     unsigned smem_bytes;  /* shared memory of the chunk kernel (attnc_bwd_layout) */
-    bool *live;           /* per value: reached by a linear role (q, k, v, gate) */
+    bool *live;           /* per value: reached by a role (linear q, k, v, gate; softmax q, k, v) */
     bool *needs;          /* per value: live and reads a tensor (so it gets an adjoint) */
+    /* the bidirectional linear part and the softmax part (passes/grad_softmax.c) */
+    bool linear;          /* a linear part: attnc_bwd_linear */
+    bool bidir;           /* ... with mask none: codegen/linear_bidir_bwd_kernel.cuh instead of the walks */
+    bool softmax;         /* a softmax part: attnc_bwd_sm_rows and attnc_bwd_sm_kv */
+    uint32_t sm_d, sm_v;  /* its query/key and value head dims */
+    uint32_t sm_tile;     /* query and key tile rows of its kernels */
+    unsigned sm_smem_bytes; /* shared memory of its kernels (attnc_sb_layout) */
 } grad_plan;
 
 /* Derives the backward plan of a lowered module (stage CHUNKED or later).  Never fails for a module the
@@ -32,5 +39,14 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp);
 /* Shared memory of the chunk kernel for chunk C, state K x V, gk gate channels and (rows: a normaliser)
  * the pre-norm output rows: the same sums as attnc_bwd_layout in codegen/linear_bwd_kernel.cuh. */
 unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool rows);
+
+/* passes/grad_softmax.c.  The softmax part's plan: false (gp untouched) when a softmax role is computed
+ * rather than an input as stored (the query may carry a constant factor), which the forward does not run
+ * either.  The bidirectional linear part's chunk and shared memory.  The shared-memory sums of
+ * attnc_sb_layout (softmax_bwd_kernel.cuh) and of the bidirectional attnc_bwd_layout. */
+bool grad_softmax_plan(const ir_module *m, grad_plan *gp);
+bool grad_bidir_plan(const ir_module *m, grad_plan *gp);
+unsigned grad_sm_smem_bytes(uint32_t tile, uint32_t D, uint32_t V, uint32_t operand_bytes);
+unsigned grad_bidir_smem_bytes(uint32_t C, uint32_t K, uint32_t V);
 
 #endif

@@ -2,7 +2,9 @@
 # compile_grad.NAME: the backward of a spec.
 #   sh tests/run_compile_grad.sh ATTNC SPEC yes   the backward compiles through NVRTC to PTX and to a cubin
 #                                                 for sm_80 and sm_90a with no register spills, and the PTX
-#                                                 holds the four backward entries;
+#                                                 holds the backward's entries (attnc_bwd_linear for a linear
+#                                                 part, attnc_bwd_sm_rows and attnc_bwd_sm_kv for a softmax
+#                                                 part, the adjoint and the sums always);
 #   sh tests/run_compile_grad.sh ATTNC SPEC no    `attnc compile --grad` exits 1 with a located
 #                                                 "backward not generated yet for ..." error (no crash).
 # Exit 77 (skip) when libnvrtc is not installed.
@@ -24,7 +26,10 @@ for arch in sm_80 sm_90a; do
     if grep -q "libnvrtc" "$tmp/err"; then cat "$tmp/err"; exit 77; fi
     cat "$tmp/err"; exit 1
   fi
-  for entry in attnc_bwd_linear attnc_bwd_inputs attnc_bwd_sum_heads attnc_bwd_sum_param; do
+  entries="attnc_bwd_inputs attnc_bwd_sum_heads attnc_bwd_sum_param"
+  grep -q '^ *linear *{' "$spec" && entries="attnc_bwd_linear $entries"
+  grep -q '^ *softmax *{' "$spec" && entries="$entries attnc_bwd_sm_rows attnc_bwd_sm_kv"
+  for entry in $entries; do
     grep -q "\.entry $entry" "$tmp/k.ptx" || { echo "$spec: no $entry entry in the PTX for $arch"; exit 1; }
   done
   "$attnc" compile --grad --arch $arch --emit cubin -o "$tmp/k.cubin" "$spec" 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
