@@ -31,7 +31,8 @@ struct attnc_grad_kernel {
     uint32_t vo;        /* output columns (V less the denominator's column of ones) */
     bool norm;          /* a normaliser: d(pre-norm output) passes through ws_do */
     bool has_z;         /* the running denominator: z0, dzT, dz0 */
-    bool gated;         /* a decay: the chunk kernel stores every chunk's S_out */
+    bool gated;         /* a decay or the delta rule: the chunk kernel stores every chunk's S_out */
+    bool delta;         /* the delta rule: beta's role gradient */
     attnc_dtype out_dtype;
     bool state_in, state_out, document;
     unsigned smem_bytes;
@@ -52,6 +53,7 @@ typedef struct bwd_params {
     float *ws_s;
     const float *z0, *dzT;
     float *ws_do, *ws_dz0;
+    float *ws_db;
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -138,7 +140,8 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     k->has_z = cg.plan.norm == IR_NORM_DENOM;
     k->gk = cg.plan.gk;
     k->chunk = cg.plan.chunk;
-    k->gated = cg.plan.transition != IR_TR_IDENTITY;
+    k->gated = cg.plan.transition != IR_TR_IDENTITY || cg.plan.delta;
+    k->delta = cg.plan.delta;
     k->out_dtype = (attnc_dtype)m->out_dtype;
     k->state_in = m->state_in;
     k->state_out = m->state_out;
@@ -168,10 +171,11 @@ static size_t align256(size_t x)
     return (x + 255) / 256 * 256;
 }
 
-/* The workspace: role gradients, dh0 (and dz0) per output head, every chunk's S_out (gated specs), the
- * normalised output gradient (normalisers), every tensor's partials (fp32).  Chunk slots: c0 / C + n,
+/* The workspace: role gradients, dh0 (and dz0) per output head, every chunk's S_out (gated specs and the
+ * delta rule), the normalised output gradient (normalisers), beta's role gradient (the delta rule), every
+ * tensor's partials (fp32).  Chunk slots: c0 / C + n,
  * below total / C + N + 1. */
-#define WS_FIXED 8
+#define WS_FIXED 9
 static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
                               size_t sizes[WS_FIXED + 64])
 {
@@ -185,6 +189,7 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     sizes[5] = k->gated ? slots * k->sh.heads_out * k->K * k->V : 0;
     sizes[6] = k->norm ? rows * k->V : 0;
     sizes[7] = dz0 && k->has_z ? (size_t)N * k->sh.heads_out * k->K : 0;
+    sizes[8] = k->delta ? rows : 0;
     for (uint32_t i = 0; i < k->ntensors; i++)
         sizes[WS_FIXED + i] = rows * k->tensors[i].len;
     size_t need = 0;
@@ -235,6 +240,7 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     lp->ws_s = ptr[5];
     lp->ws_do = ptr[6];
     lp->ws_dz0 = ptr[7];
+    lp->ws_db = ptr[8];
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp->part[i] = ptr[WS_FIXED + i];
     return ATTNC_OK;

@@ -213,7 +213,7 @@ static void emit_roles_fn(bgen *g)
     attnc_buf *b = &g->b;
     attnc_buf_puts(b, "\n// ---- the roles of token t, output head h: the spec's value DAG (generated) ----\n"
                       "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
-                      "                                float *v, float *g)\n{\n");
+                      "                                float *v, float *g, float *beta)\n{\n");
     emit_forward_values(g);
     attnc_buf_puts(b, "    // the role rows\n");
     struct { ir_ref r; const char *dst; } rows[] = {{l->query, "q"}, {l->key, "k"}, {l->value, "v"}};
@@ -235,6 +235,10 @@ static void emit_roles_fn(bgen *g)
     } else {
         attnc_buf_puts(b, "    if (lane == 0)\n        g[0] = 0.f;   // no decay\n");
     }
+    if (g->gp->delta)
+        attnc_buf_printf(b, "    if (lane == 0)\n        beta[0] = v%u;   // the delta rule's write strength\n", l->beta);
+    else
+        attnc_buf_puts(b, "    (void)beta;\n");
     attnc_buf_puts(b, "}\n");
 }
 
@@ -261,7 +265,8 @@ static void emit_adjoint_fn(bgen *g)
     attnc_buf_puts(b, "    const size_t hrow = (size_t)t * ATTNC_HOUT + h;\n    // the role gradients\n");
     struct { ir_ref r; const char *ws; const char *n; } seeds[] = {
         {l->query, "p.ws_dq", "ATTNC_B_K"}, {l->key, "p.ws_dk", "ATTNC_B_K"}, {l->value, "p.ws_dv", "ATTNC_B_V"},
-        {gp->transition == IR_TR_IDENTITY ? IR_NONE : l->gate, "p.ws_dg", "ATTNC_B_GK"}};
+        {gp->transition == IR_TR_IDENTITY ? IR_NONE : l->gate, "p.ws_dg", "ATTNC_B_GK"},
+        {gp->delta ? l->beta : IR_NONE, "p.ws_db", "1"}};
     for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
         ir_ref r = seeds[i].r;
         if (r == IR_NONE || !gp->needs[r])
@@ -342,6 +347,7 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
                       "    const float *z0, *dzT;   // the denominator's state [N, HS, K] (or null)\n"
                       "    float *ws_do;            // normalisers: d(pre-norm output) [T, HOUT, V]\n"
                       "    float *ws_dz0;           // [N, HOUT, K] (or null)\n"
+                      "    float *ws_db;            // the delta rule: d beta [T, HOUT]\n"
                       "};\n");
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));
@@ -349,8 +355,8 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
     attnc_buf_printf(b, "\n// ---- the plan (passes/grad.c): %s transition, chunk %u, state %u x %u ----\n",
                      ir_transition_name(gp->transition), gp->chunk, gp->K, gp->V);
     attnc_buf_printf(b, "#define ATTNC_B_C %u\n#define ATTNC_B_K %u\n#define ATTNC_B_V %u\n#define ATTNC_B_GK %u\n"
-                        "#define ATTNC_B_TRANSITION %u\n#define ATTNC_B_SMEM_BYTES %u\n",
-                     gp->chunk, gp->K, gp->V, gp->gk, gp->transition, gp->smem_bytes);
+                        "#define ATTNC_B_TRANSITION %u\n#define ATTNC_B_DELTA %d\n#define ATTNC_B_SMEM_BYTES %u\n",
+                     gp->chunk, gp->K, gp->V, gp->gk, gp->transition, gp->delta ? 1 : 0, gp->smem_bytes);
     attnc_buf_printf(b, "#define ATTNC_B_VO %u   // output columns (V less the denominator's column of ones)\n"
                         "#define ATTNC_B_NORM %u   // ir_norm\n#define ATTNC_B_EPS ",
                      gp->vo, gp->norm);
@@ -367,7 +373,7 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
                       "    while (p >= d - 1 - i) {\n        p -= d - 1 - i;\n        i++;\n    }\n"
                       "    j = i + 1 + p;\n}\n");
     attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
-                      "                                float *v, float *g);\n"
+                      "                                float *v, float *g, float *beta);\n"
                       "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane);\n");
     attnc_buf_puts(b, attnc_linear_bwd_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_bwd_layout::bytes == ATTNC_B_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");

@@ -19,6 +19,7 @@ typedef struct grad_plan {
     double eps;           /* the normaliser's eps */
     uint32_t gk;          /* log-gate channels per token: K for per-channel gates, else 1 */
     uint32_t transition;  /* ir_transition */
+    bool delta;           /* the delta rule: the chunk's WY form (T = (I + A)^-1) and its adjoint, beta's gradient */
     unsigned smem_bytes;  /* shared memory of the chunk kernel (attnc_bwd_layout) */
     bool *live;           /* per value: reached by a linear role (q, k, v, gate) */
     bool *needs;          /* per value: live and reads a tensor (so it gets an adjoint) */
@@ -30,7 +31,7 @@ typedef struct grad_plan {
 bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp);
 
 /* Shared memory of the chunk kernel for chunk C, state K x V, gk gate channels and (rows: a normaliser)
- * the pre-norm output rows: the same sums as attnc_bwd_layout in codegen/linear_bwd_kernel.cuh. */
-unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool rows);
+ * the pre-norm output rows, and (delta) the WY tiles: the same sums as attnc_bwd_layout in codegen/linear_bwd_kernel.cuh. */
+unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool rows, bool delta);
 
 #endif
