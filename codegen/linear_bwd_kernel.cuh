@@ -55,10 +55,11 @@
 #define ATTNC_B_LDA (ATTNC_B_C + 1)
 // A token's log2 decay is floored at -32 before the chunk-local sums, as the forward kernel does
 // (LOG2_DECAY_FLOOR in linear_kernel.cuh): the backward differentiates the forward that ran.
-#define ATTNC_B_LOG2_FLOOR (-32.f)
+// mLSTM's forward does not floor (its stabiliser keeps every factor <= 1), nor does its backward.
+#define ATTNC_B_LOG2_FLOOR (ATTNC_B_MLSTM ? -__int_as_float(0x7f800000) : -32.f)
 
 enum { BTR_IDENTITY = 0, BTR_CONST = 1, BTR_SCALAR = 2, BTR_DIAG = 3 };
-enum { BNORM_NONE = 0, BNORM_DENOM = 1, BNORM_RMS = 3, BNORM_LAYER = 4 };   // ir_norm
+enum { BNORM_NONE = 0, BNORM_DENOM = 1, BNORM_MAXFLOOR = 2, BNORM_RMS = 3, BNORM_LAYER = 4 };   // ir_norm
 
 struct attnc_bwd_layout {   // offsets in floats
     static constexpr unsigned q = 0;                                  // Q rows (role values, fp32)
@@ -86,7 +87,14 @@ struct attnc_bwd_layout {   // offsets in floats
     static constexpr unsigned dkp = dw + DT * ATTNC_B_C * ATTNC_B_LDK;   // the part of dK whose key carries e^{+b}
     static constexpr unsigned uh = dkp + DT * ATTNC_B_C * ATTNC_B_LDK;   // U_hat = T diag(beta) V - W S_in
     static constexpr unsigned duh = uh + DT * ATTNC_B_C * ATTNC_B_LDV;   // dU_hat
-    static constexpr unsigned floats = duh + DT * ATTNC_B_C * ATTNC_B_LDV;
+    // mLSTM's per-row quantities (absent otherwise)
+    static constexpr unsigned MS = ATTNC_B_MLSTM ? 1 : 0;
+    static constexpr unsigned ig = duh + DT * ATTNC_B_C * ATTNC_B_LDV;   // log2 input gates (C)
+    static constexpr unsigned mr = ig + MS * ATTNC_B_C;                  // row maxima m_r, log2 units (C)
+    static constexpr unsigned win = mr + MS * ATTNC_B_C;                 // m_r's winner j, -1: the old state (C)
+    static constexpr unsigned ab = win + MS * ATTNC_B_C;                 // q_r . dq_r, then k_r . dk_r (2C)
+    static constexpr unsigned mx = ab + MS * 2 * ATTNC_B_C;              // m_in, m_out, m_out's winner, dm_out (8)
+    static constexpr unsigned floats = mx + MS * 8;
     static constexpr unsigned vu = ATTNC_B_DELTA ? uh : v;            // the rows the state takes in: V or U_hat
     static constexpr unsigned bytes = (floats * 4 + 127) / 128 * 128;
 };
@@ -100,6 +108,50 @@ __device__ __forceinline__ float attnc_bdec(float x)
         return exp2f(fminf(x, 0.f));
 }
 
+// e^{x ln 2} for an exponent that is <= 0 by construction (mLSTM's factors, each a term over the maximum
+// that bounds it), clamped like attnc_bdec but never the identity transition's 1.
+__device__ __forceinline__ float attnc_bexp(float x)
+{
+    return exp2f(fminf(x, 0.f));
+}
+
+// The chunk's factors, scalar gates (b_r at sm[L::g + r]).  Additive and delta: the row factor e^{b_r}, the
+// pair factor e^{b_r - b_j}, the key factor e^{b_L - b_j} and the state's e^{b_L} (gr, gj, bl: the
+// caller's channel of b).  mLSTM (stabilised, log2 units): e^{b_r + m_in - m_r}, e^{b_r - b_j + i_j - m_r},
+// e^{b_L - b_j + i_j - m_out} and e^{b_L + m_in - m_out} (algorithms.md 2.7(b)), each <= 1 by its maximum.
+__device__ __forceinline__ float attnc_bwd_rowf(const float *sm, int r, float gr)
+{
+    using L = attnc_bwd_layout;
+    if constexpr (ATTNC_B_MLSTM)
+        return attnc_bexp(sm[L::g + r] + sm[L::mx] - sm[L::mr + r]);
+    else
+        return attnc_bdec(gr);
+}
+__device__ __forceinline__ float attnc_bwd_pairf(const float *sm, int r, int j)
+{
+    using L = attnc_bwd_layout;
+    if constexpr (ATTNC_B_MLSTM)
+        return attnc_bexp(sm[L::g + r] - sm[L::g + j] + sm[L::ig + j] - sm[L::mr + r]);
+    else
+        return attnc_bdec(sm[L::g + r] - sm[L::g + j]);
+}
+__device__ __forceinline__ float attnc_bwd_keyf(const float *sm, int j, float gj, float bl)
+{
+    using L = attnc_bwd_layout;
+    if constexpr (ATTNC_B_MLSTM)
+        return attnc_bexp(sm[L::g + ATTNC_B_C - 1] - sm[L::g + j] + sm[L::ig + j] - sm[L::mx + 1]);
+    else
+        return attnc_bdec(bl - gj);
+}
+__device__ __forceinline__ float attnc_bwd_statef(const float *sm, float bl)
+{
+    using L = attnc_bwd_layout;
+    if constexpr (ATTNC_B_MLSTM)
+        return attnc_bexp(sm[L::g + ATTNC_B_C - 1] + sm[L::mx] - sm[L::mx + 1]);
+    else
+        return attnc_bdec(bl);
+}
+
 // The chunk's rows into shared memory: roles through the generated DAG, dO from memory (dout, or the
 // normalised d(x) of ws_do when `norm_done`); padding rows (r >= nrows) are zero with log-gate 0 (no write,
 // no decay).  The denominator's value column of ones.  Then the chunk-local cumulative log2 gate.
@@ -111,7 +163,7 @@ __device__ void attnc_bwd_load_chunk(const attnc_bwd_params &p, int c0, int nrow
         float *q = sm + L::q + r * ATTNC_B_LDK, *k = sm + L::k + r * ATTNC_B_LDK, *v = sm + L::v + r * ATTNC_B_LDV;
         float *g = sm + L::g + r * ATTNC_B_LDG;
         if (r < nrows) {
-            attnc_bwd_roles(p, c0 + r, h, lane, q, k, v, g, sm + L::beta + r);
+            attnc_bwd_roles(p, c0 + r, h, lane, q, k, v, g, sm + L::beta + r, sm + L::ig + r);
         } else {
             for (int c = lane; c < ATTNC_B_K; c += 32)
                 q[c] = k[c] = 0.f;
@@ -121,6 +173,8 @@ __device__ void attnc_bwd_load_chunk(const attnc_bwd_params &p, int c0, int nrow
                 g[c] = 0.f;
             if (ATTNC_B_DELTA && lane == 0)
                 sm[L::beta + r] = 0.f;
+            if (ATTNC_B_MLSTM && lane == 0)
+                sm[L::ig + r] = 0.f;
         }
         if constexpr (ATTNC_B_V > ATTNC_B_VO)
             if (lane == 0)
@@ -149,12 +203,44 @@ __device__ void attnc_bwd_load_chunk(const attnc_bwd_params &p, int c0, int nrow
         }
     }
     __syncthreads();
+    if constexpr (ATTNC_B_MLSTM) {
+        // log input gates in log2 units (padding rows: never a term), then the maxima with m_in = sm[L::mx]:
+        // m_r = max(b_r + m_in, max_{j<=r} b_r - b_j + i_j), m_out = max(b_L + m_in, max_j b_L - b_j + i_j),
+        // the first strict maximum in j order winning, the old state's term on a tie (as the reference)
+        for (int r = tid; r < ATTNC_B_C; r += ATTNC_B_THREADS)
+            sm[L::ig + r] = r < nrows ? sm[L::ig + r] * LOG2E : -1e30f;
+        __syncthreads();
+        if (tid < ATTNC_B_C) {
+            const float br = sm[L::g + tid];
+            float m = br + sm[L::mx];
+            int w = -1;
+            for (int j = 0; j <= tid && j < nrows; j++) {
+                const float d = br - sm[L::g + j] + sm[L::ig + j];
+                if (d > m)
+                    m = d, w = j;
+            }
+            sm[L::mr + tid] = m;
+            sm[L::win + tid] = (float)w;
+        } else if (tid == ATTNC_B_THREADS - 1) {
+            const float bl = sm[L::g + ATTNC_B_C - 1];
+            float m = bl + sm[L::mx];
+            int w = -1;
+            for (int j = 0; j < nrows; j++) {
+                const float d = bl - sm[L::g + j] + sm[L::ig + j];
+                if (d > m)
+                    m = d, w = j;
+            }
+            sm[L::mx + 1] = m;
+            sm[L::mx + 2] = (float)w;
+        }
+        __syncthreads();
+    }
     // Q * gamma and K * e^{b_L - b} (padding rows carry gate 0, so row C-1 holds b_L).
     for (int i = tid; i < ATTNC_B_C * ATTNC_B_K; i += ATTNC_B_THREADS) {
         const int r = i / ATTNC_B_K, d = i % ATTNC_B_K, gd = ATTNC_B_GK == 1 ? 0 : d;
         const float b = sm[L::g + r * ATTNC_B_LDG + gd], bl = sm[L::g + (ATTNC_B_C - 1) * ATTNC_B_LDG + gd];
-        sm[L::qg + r * ATTNC_B_LDK + d] = sm[L::q + r * ATTNC_B_LDK + d] * attnc_bdec(b);
-        sm[L::kd + r * ATTNC_B_LDK + d] = sm[L::k + r * ATTNC_B_LDK + d] * attnc_bdec(bl - b);
+        sm[L::qg + r * ATTNC_B_LDK + d] = sm[L::q + r * ATTNC_B_LDK + d] * attnc_bwd_rowf(sm, r, b);
+        sm[L::kd + r * ATTNC_B_LDK + d] = sm[L::k + r * ATTNC_B_LDK + d] * attnc_bwd_keyf(sm, r, b, bl);
     }
     __syncthreads();
 }
@@ -171,7 +257,7 @@ __device__ void attnc_bwd_dov(float *sm)
             for (int c = 0; c < ATTNC_B_V; c++)
                 s += x[c] * y[c];
             if constexpr (ATTNC_B_GK == 1)
-                s *= attnc_bdec(sm[L::g + r] - sm[L::g + j]);
+                s *= attnc_bwd_pairf(sm, r, j);
         }
         sm[L::a + r * ATTNC_B_LDA + j] = s;
     }
@@ -189,7 +275,7 @@ __device__ void attnc_bwd_p(float *sm)
             if constexpr (ATTNC_B_GK == 1) {
                 for (int d = 0; d < ATTNC_B_K; d++)
                     s += x[d] * y[d];
-                s *= attnc_bdec(sm[L::g + r] - sm[L::g + j]);
+                s *= attnc_bwd_pairf(sm, r, j);
             } else {
                 const float *gr = sm + L::g + r * ATTNC_B_LDG, *gj = sm + L::g + j * ATTNC_B_LDG;
                 for (int d = 0; d < ATTNC_B_K; d++)
@@ -288,7 +374,28 @@ __device__ void attnc_bwd_norm_rows(const attnc_bwd_params &p, int c0, int nrows
         const float *x = sm + L::x + r * ATTNC_B_LDV;
         float *dy = sm + L::dout + r * ATTNC_B_LDV;
         float *ws = p.ws_do + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_V;
-        if constexpr (ATTNC_B_NORM == BNORM_DENOM) {
+        if constexpr (ATTNC_B_NORM == BNORM_MAXFLOOR) {
+            // mLSTM: o = x / (max(|s|, e^{-m_r}) + eps), s = q.n (x's last column): d(x) = dO / den,
+            // dden = -(dO . x) / den^2 into s (its sign) where |s| won the max, else into m_r (ws_dmf:
+            // d e^{-m}/dm = -e^{-m}), as ref_norm_backward
+            const float s = x[ATTNC_B_VO], fl = exp2f(-sm[L::mr + r]);
+            const bool through = fabsf(s) >= fl;
+            const float den = fmaxf(fabsf(s), fl) + ATTNC_B_EPS;
+            float xd = 0.f;
+            for (int c = lane; c < ATTNC_B_VO; c += 32)
+                xd += x[c] * dy[c];
+            const float dden = -attnc_warp_sum(xd) / (den * den);
+            __syncwarp();
+            for (int c = lane; c < ATTNC_B_VO; c += 32) {
+                dy[c] = dy[c] / den;
+                ws[c] = dy[c];
+            }
+            if (lane == 0) {
+                dy[ATTNC_B_VO] = through ? (s < 0.f ? -dden : dden) : 0.f;
+                ws[ATTNC_B_VO] = dy[ATTNC_B_VO];
+                p.ws_dmf[(size_t)(c0 + r) * ATTNC_HOUT + h] = through ? 0.f : -dden * fl;
+            }
+        } else if constexpr (ATTNC_B_NORM == BNORM_DENOM) {
             // o = x / den, den = q.z + eps: d(x) = dO / den, d(q.z) = -(dO . x) / den^2
             const float den = x[ATTNC_B_VO] + ATTNC_B_EPS;
             float xd = 0.f;
@@ -454,6 +561,79 @@ __device__ void attnc_bwd_wy_adjoint(const attnc_bwd_params &p, int c0, int nrow
     __syncthreads();
 }
 
+// mLSTM's gate gradients for one chunk of the reverse walk (ref_chunked_grad.c's mlstm_backward), after
+// dS holds dS_in, with A_r = q_r . dq_r and B_r = k_r . dk_r in the ab tile.  Every factor e^{x} passes
+// factor * (its coefficient's adjoint) to the terms of x, which sum per row to: db_r += A_r - B_r,
+// di_r += B_r, dm_r -= A_r (+ the max floor's term), dm_in += <S_in, dS_in> (the row readouts' and the
+// state decay's e^{m_in}), and at the chunk's end db_L += E = <S_out, dS_out>, dm_out -= E.  Each
+// maximum then passes its adjoint to the term that won it: m_r = b_r + m_in (dm_in) or b_r - b_j + i_j
+// (db_r, -db_j, di_j); likewise m_out with dm_out (dmT, or dm_in of the chunk after).  The gate's
+// gradient is the reverse cumulative sum of db inside the chunk.  One thread: a C-step serial pass.
+__device__ void attnc_bwd_mlstm_gates(const attnc_bwd_params &p, int c0, int ci, int nrows, int n, int h,
+                                      size_t state_base, size_t z_base, float *sm)
+{
+    using L = attnc_bwd_layout;
+    const int tid = threadIdx.x;
+    // <S_in, dS_in> per state row, into the x tile (free in the reverse walk)
+    const float *sin = ci > 0 ? p.ws_s + ((size_t)((c0 - ATTNC_B_C) / ATTNC_B_C + n) * ATTNC_HOUT + h) * ATTNC_B_K * ATTNC_B_V
+                              : nullptr;
+    for (int d = tid; d < ATTNC_B_K; d += ATTNC_B_THREADS) {
+        float t = 0.f;
+        for (int c = 0; c < ATTNC_B_V; c++) {
+            float x;
+            if (sin)
+                x = sin[d * ATTNC_B_V + c];
+            else if (c < ATTNC_B_VO)
+                x = p.h0 ? p.h0[state_base + d * ATTNC_B_VO + c] : 0.f;
+            else
+                x = p.z0 ? p.z0[z_base + d] : 0.f;
+            t += x * sm[L::s + d * ATTNC_B_LDV + c];
+        }
+        sm[L::x + d] = t;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        float db[ATTNC_B_C], di[ATTNC_B_C];
+        float dmin = 0.f;
+        for (int d = 0; d < ATTNC_B_K; d++)
+            dmin += sm[L::x + d];
+        for (int r = 0; r < nrows; r++) {
+            db[r] = sm[L::ab + r] - sm[L::ab + ATTNC_B_C + r];
+            di[r] = sm[L::ab + ATTNC_B_C + r];
+        }
+        for (int r = 0; r < nrows; r++) {
+            const float dmr = p.ws_dmf[(size_t)(c0 + r) * ATTNC_HOUT + h] - sm[L::ab + r];
+            const int w = (int)sm[L::win + r];
+            db[r] += dmr;
+            if (w < 0) {
+                dmin += dmr;
+            } else {
+                db[w] -= dmr;
+                di[w] += dmr;
+            }
+        }
+        const float E = sm[L::carry], dmo = sm[L::mx + 3] - E;
+        const int wo = (int)sm[L::mx + 2];
+        db[nrows - 1] += E + dmo;
+        if (wo < 0) {
+            dmin += dmo;
+        } else {
+            db[wo] -= dmo;
+            di[wo] += dmo;
+        }
+        float acc = 0.f;
+        for (int r = nrows - 1; r >= 0; r--) {
+            const size_t row = (size_t)(c0 + r) * ATTNC_HOUT + h;
+            acc += db[r];
+            if constexpr (ATTNC_B_TRANSITION != BTR_IDENTITY)
+                p.ws_dg[row] = acc;
+            p.ws_di[row] = di[r];
+        }
+        sm[L::mx + 3] = dmin;   // dm_out of the chunk before
+    }
+    __syncthreads();
+}
+
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linear(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) float sm[];
@@ -479,6 +659,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
             x = p.z0 ? p.z0[z_base + d] : 0.f;
         S[d * ATTNC_B_LDV + c] = x;
     }
+    const float m_init = ATTNC_B_MLSTM && p.m0 ? p.m0[(size_t)n * ATTNC_HS + hs] * LOG2E : 0.f;   // m0, log2 units
+    if (ATTNC_B_MLSTM && tid == 0)
+        sm[L::mx] = m_init;
     __syncthreads();
     for (int c0 = bos; c0 < eos; c0 += ATTNC_B_C) {
         const int nrows = min(ATTNC_B_C, eos - c0);
@@ -500,7 +683,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
             for (int c = 0; c < ATTNC_B_V; c++)
                 inter += sr[c] * dor[c];
             const float gr = sm[L::g + r * ATTNC_B_LDG + (ATTNC_B_GK == 1 ? 0 : d)];
-            inter *= attnc_bdec(gr);
+            inter *= attnc_bwd_rowf(sm, r, gr);
             for (int j = 0; j <= r; j++) {
                 float f = sm[L::a + r * ATTNC_B_LDA + j] * sm[L::k + j * ATTNC_B_LDK + d];
                 if constexpr (ATTNC_B_GK > 1)
@@ -513,15 +696,19 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
         for (int i = tid; i < ATTNC_B_K * ATTNC_B_V; i += ATTNC_B_THREADS) {
             const int d = i / ATTNC_B_V, c = i % ATTNC_B_V;
             const float bl = sm[L::g + (ATTNC_B_C - 1) * ATTNC_B_LDG + (ATTNC_B_GK == 1 ? 0 : d)];
-            float s = S[d * ATTNC_B_LDV + c] * attnc_bdec(bl);
+            float s = S[d * ATTNC_B_LDV + c] * attnc_bwd_statef(sm, bl);
             for (int j = 0; j < ATTNC_B_C; j++)
                 s += sm[L::kd + j * ATTNC_B_LDK + d] * sm[L::vu + j * ATTNC_B_LDV + c];
             S[d * ATTNC_B_LDV + c] = s;
-            // S_out, for the gate's chunk-end term and (delta) the next chunk's S_in in the reverse walk
-            if constexpr (ATTNC_B_TRANSITION != BTR_IDENTITY || ATTNC_B_DELTA)
+            // S_out, for the gate's chunk-end term and (delta, mLSTM) the next chunk's S_in in the reverse walk
+            if constexpr (ATTNC_B_TRANSITION != BTR_IDENTITY || ATTNC_B_DELTA || ATTNC_B_MLSTM)
                 p.ws_s[((size_t)(c0 / ATTNC_B_C + n) * ATTNC_HOUT + h) * ATTNC_B_K * ATTNC_B_V + i] = s;
         }
         __syncthreads();
+        if (ATTNC_B_MLSTM && tid == 0) {   // m_out: the next chunk's m_in, and kept for the reverse walk
+            sm[L::mx] = sm[L::mx + 1];
+            p.ws_m[(size_t)(c0 / ATTNC_B_C + n) * ATTNC_HOUT + h] = sm[L::mx + 1];
+        }
     }
 
     // ---- reverse walk: dS, dK, dV, dlog-gate ----------------------------------------------------------
@@ -534,11 +721,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
             x = seeded && p.dzT ? p.dzT[z_base + d] : 0.f;
         S[d * ATTNC_B_LDV + c] = x;
     }
+    if (ATTNC_B_MLSTM && tid == 0)   // dm_out of the last chunk: dmT
+        sm[L::mx + 3] = seeded && p.dmT ? p.dmT[(size_t)n * ATTNC_HS + hs] : 0.f;
     __syncthreads();
     const int nchunks = (eos - bos + ATTNC_B_C - 1) / ATTNC_B_C;
     for (int ci = nchunks - 1; ci >= 0; ci--) {
         const int c0 = bos + ci * ATTNC_B_C, nrows = min(ATTNC_B_C, eos - c0);
-        if constexpr (ATTNC_B_TRANSITION != BTR_IDENTITY) {
+        if (ATTNC_B_MLSTM && tid == 0)   // m_in: m_out of the chunk before, or m0
+            sm[L::mx] = ci > 0 ? p.ws_m[(size_t)((c0 - ATTNC_B_C) / ATTNC_B_C + n) * ATTNC_HOUT + h] : m_init;
+        if constexpr (ATTNC_B_TRANSITION != BTR_IDENTITY || ATTNC_B_MLSTM) {
             // The gate gradient entering the chunk from its end: rowsum(S_out o dS_out), the derivative of
             // L under a shift of every later log gate (for the last chunk <S_T, dS_T>).  Taken from the
             // states rather than carried as the sum of every later token's q.dq - k.dk, which cancels
@@ -606,7 +797,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
             const float *vj = sm + L::vu + j * ATTNC_B_LDV, *sr = S + d * ATTNC_B_LDV;
             for (int c = 0; c < ATTNC_B_V; c++)
                 inter += vj[c] * sr[c];
-            const float dk = intra + inter * attnc_bdec(bl - gj);
+            const float dk = intra + inter * attnc_bwd_keyf(sm, j, gj, bl);
             sm[L::dk + j * ATTNC_B_LDK + d] = dk;
             if constexpr (!D)
                 p.ws_dk[((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_K + d] = dk;
@@ -614,8 +805,24 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
         __syncthreads();
         if constexpr (D)
             attnc_bwd_wy_adjoint(p, c0, nrows, h, Sin, sm);
+        if constexpr (ATTNC_B_MLSTM) {   // mLSTM: each row's q . dq and k . dk, for the gates below
+            for (int r = warp; r < nrows; r += ATTNC_B_WARPS) {
+                const size_t row = (size_t)(c0 + r) * ATTNC_HOUT + h;
+                float qd = 0.f, kd = 0.f;
+                for (int d = lane; d < ATTNC_B_K; d += 32) {
+                    qd += sm[L::q + r * ATTNC_B_LDK + d] * p.ws_dq[row * ATTNC_B_K + d];
+                    kd += sm[L::k + r * ATTNC_B_LDK + d] * sm[L::dk + r * ATTNC_B_LDK + d];
+                }
+                qd = attnc_warp_sum(qd);
+                kd = attnc_warp_sum(kd);
+                if (lane == 0) {
+                    sm[L::ab + r] = qd;
+                    sm[L::ab + ATTNC_B_C + r] = kd;
+                }
+            }
+        }
         // dlog-gate: dL/db_s = q_s . dq_s - k_s . dk_s, reverse cumulative sum carried across chunks.
-        if constexpr (ATTNC_B_TRANSITION != BTR_IDENTITY) {
+        if constexpr (ATTNC_B_TRANSITION != BTR_IDENTITY && !ATTNC_B_MLSTM) {
             if constexpr (ATTNC_B_GK > 1) {
                 for (int d = tid; d < ATTNC_B_K; d += ATTNC_B_THREADS) {
                     float carry = sm[L::carry + d];
@@ -658,7 +865,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
         for (int i = tid; i < ATTNC_B_K * ATTNC_B_V; i += ATTNC_B_THREADS) {
             const int d = i / ATTNC_B_V, c = i % ATTNC_B_V;
             const float bl = sm[L::g + (ATTNC_B_C - 1) * ATTNC_B_LDG + (ATTNC_B_GK == 1 ? 0 : d)];
-            float s = S[d * ATTNC_B_LDV + c] * attnc_bdec(bl);
+            float s = S[d * ATTNC_B_LDV + c] * attnc_bwd_statef(sm, bl);
             for (int r = 0; r < nrows; r++)
                 s += sm[L::qg + r * ATTNC_B_LDK + d] * sm[L::dout + r * ATTNC_B_LDV + c];
             if constexpr (D)   // U_hat = U - W S_in
@@ -667,12 +874,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
             S[d * ATTNC_B_LDV + c] = s;
         }
         __syncthreads();
+        if constexpr (ATTNC_B_MLSTM)
+            attnc_bwd_mlstm_gates(p, c0, ci, nrows, n, h, state_base, z_base, sm);
     }
     if (p.ws_dh0)
         for (int i = tid; i < ATTNC_B_K * ATTNC_B_VO; i += ATTNC_B_THREADS) {
             const int d = i / ATTNC_B_VO, c = i % ATTNC_B_VO;
             p.ws_dh0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K * ATTNC_B_VO + i] = S[d * ATTNC_B_LDV + c];
         }
+    if (ATTNC_B_MLSTM && p.ws_dm0 && tid == 0)
+        p.ws_dm0[(size_t)n * ATTNC_HOUT + h] = sm[L::mx + 3];
     if (ATTNC_B_V > ATTNC_B_VO && p.ws_dz0)
         for (int d = tid; d < ATTNC_B_K; d += ATTNC_B_THREADS)
             p.ws_dz0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d] = S[d * ATTNC_B_LDV + ATTNC_B_VO];

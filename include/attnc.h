@@ -373,6 +373,7 @@ typedef struct attnc_backward_args {
     int64_t nseq;
     void *stream;                /* a CUstream, or NULL */
     attnc_tensor z0, dzT, dz0;   /* the running denominator's state (see above); zero-filled: absent */
+    attnc_tensor m0, dmT, dm0;   /* mLSTM's stabiliser fp32 [N, H_state] (z0, dzT, dz0 hold its n); zero-filled: absent */
 } attnc_backward_args;
 
 attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *kernel, const attnc_backward_args *args);
