@@ -45,7 +45,15 @@
 // attnc_bwd_wy_adjoint adds dW = -dU_hat S_in^T, dT, dV = diag(beta) T^T dU_hat, dbeta, dK's Kg term and
 // the pair terms of dA = -T^T dT T^T; dS_in gets -W^T dU_hat, and the gate's per-token term gains
 // +2 k . dk+ (dk+: the key terms that carry e^{+b}).  Chunk 16 at K = V = 128 (the WY tiles).
-// Every token's log2 decay is floored at -32 before the chunk-local sums, as in the forward kernel.
+// Every token's log2 decay is floored at -32 before the chunk-local sums, as in the forward kernel (not
+// mLSTM's, which its forward does not floor); the generated adjoint gives a floored token's gate gradient 0.
+// mLSTM (ATTNC_B_MLSTM): n is the value column of ones, the chunk's rows and maxima (m_r, m_out and their
+// winners, log2 units) are formed in attnc_bwd_load_chunk from m_in, and the four factors of the chunk
+// (attnc_bwd_rowf, _pairf, _keyf, _statef) are the stabilised ones, so the walks above run unchanged; the
+// max-floor normaliser's backward (forward walk) sends dden to q.n or to m_r (ws_dmf), each chunk's m_out
+// goes to ws_m, and attnc_bwd_mlstm_gates ends each reverse chunk: dm_in = <S_in, dS_in>, the row sums
+// q.dq and k.dk, and the maxima's adjoints routed to their winners, into the gate, input-gate and dm0
+// gradients.
 
 #define ATTNC_B_THREADS 256
 #define ATTNC_B_WARPS (ATTNC_B_THREADS / 32)
