@@ -34,7 +34,9 @@ struct attnc_grad_kernel {
     uint32_t vo;        /* output columns (V less the denominator's column of ones) */
     bool norm;          /* a normaliser: d(pre-norm output) passes through ws_do */
     bool has_z;         /* the running denominator: z0, dzT, dz0 */
-    bool gated;         /* a decay: the chunk kernel stores every chunk's S_out */
+    bool gated;         /* a decay or the delta rule: the chunk kernel stores every chunk's S_out */
+    bool delta;         /* the delta rule: beta's role gradient */
+    bool mlstm;         /* mLSTM: m0, dmT, dm0; the chunks' m_out, the input gate's gradient */
     attnc_dtype out_dtype;
     bool state_in, state_out, document;
     unsigned smem_bytes;
@@ -60,6 +62,9 @@ typedef struct bwd_params {
     const float *z0, *dzT;
     float *ws_do, *ws_dz0;
     float *ws_sdq, *ws_sdk, *ws_sdv, *ws_lse, *ws_delta;
+    float *ws_db;
+    const float *m0, *dmT;
+    float *ws_m, *ws_di, *ws_dmf, *ws_dm0;
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -143,10 +148,12 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     k->V = cg.plan.V;
     k->vo = cg.plan.vo;
     k->norm = cg.plan.norm != IR_NORM_NONE;
-    k->has_z = cg.plan.norm == IR_NORM_DENOM;
     k->gk = cg.plan.gk;
     k->chunk = cg.plan.chunk;
-    k->gated = cg.plan.transition != IR_TR_IDENTITY;
+    k->gated = cg.plan.transition != IR_TR_IDENTITY || cg.plan.delta || cg.plan.mlstm;
+    k->delta = cg.plan.delta;
+    k->mlstm = cg.plan.mlstm;
+    k->has_z = cg.plan.norm == IR_NORM_DENOM || cg.plan.mlstm;
     k->out_dtype = (attnc_dtype)m->out_dtype;
     k->state_in = m->state_in;
     k->state_out = m->state_out;
@@ -185,10 +192,11 @@ static size_t align256(size_t x)
     return (x + 255) / 256 * 256;
 }
 
-/* The workspace: role gradients, dh0 (and dz0) per output head, every chunk's S_out (gated specs), the
- * normalised output gradient (normalisers), the softmax part's role gradients and row statistics, every
- * tensor's partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
-#define WS_FIXED 13
+/* The workspace: role gradients, dh0 (and dz0) per output head, every chunk's S_out (gated specs and the
+ * delta rule), the normalised output gradient (normalisers), the softmax part's role gradients and row
+ * statistics, beta's role gradient (the delta rule), mLSTM's chunk maxima and gradients, every tensor's
+ * partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
+#define WS_FIXED 18
 static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
                               size_t sizes[WS_FIXED + 64])
 {
@@ -207,6 +215,11 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     sizes[10] = k->softmax ? rows * k->sm_v : 0;
     sizes[11] = k->softmax ? rows : 0;
     sizes[12] = k->softmax ? rows : 0;
+    sizes[13] = k->delta ? rows : 0;
+    sizes[14] = k->mlstm ? slots * k->sh.heads_out : 0;
+    sizes[15] = k->mlstm ? rows : 0;
+    sizes[16] = k->mlstm ? rows : 0;
+    sizes[17] = k->mlstm ? (size_t)N * k->sh.heads_out : 0;
     for (uint32_t i = 0; i < k->ntensors; i++)
         sizes[WS_FIXED + i] = rows * k->tensors[i].len;
     size_t need = 0;
@@ -262,6 +275,11 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     lp->ws_sdv = ptr[10];
     lp->ws_lse = ptr[11];
     lp->ws_delta = ptr[12];
+    lp->ws_db = ptr[13];
+    lp->ws_m = ptr[14];
+    lp->ws_di = ptr[15];
+    lp->ws_dmf = ptr[16];
+    lp->ws_dm0 = ptr[17];
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp->part[i] = ptr[WS_FIXED + i];
     return ATTNC_OK;
@@ -307,19 +325,23 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     if ((st = api_check_tensor(ctx, k->name, "dout", &a->dout, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype))) != ATTNC_OK)
         return st;
     int64_t hs[4] = {N, k->sh.heads_state, k->K, k->vo};
-    struct { const char *name; const attnc_tensor *t; bool allowed, z; } states[] = {
-        {"h0", &a->h0, k->state_in, false},  {"dhT", &a->dhT, k->state_out, false}, {"dh0", &a->dh0, k->state_in, false},
-        {"z0", &a->z0, k->state_in, true}, {"dzT", &a->dzT, k->state_out, true},    {"dz0", &a->dz0, k->state_in, true}};
+    /* kind 0: [N, HS, K, V]; 1: the denominator's (or mLSTM's n) [N, HS, K]; 2: mLSTM's m [N, HS] */
+    struct { const char *name; const attnc_tensor *t; bool allowed; int kind; } states[] = {
+        {"h0", &a->h0, k->state_in, 0},  {"dhT", &a->dhT, k->state_out, 0}, {"dh0", &a->dh0, k->state_in, 0},
+        {"z0", &a->z0, k->state_in, 1},  {"dzT", &a->dzT, k->state_out, 1}, {"dz0", &a->dz0, k->state_in, 1},
+        {"m0", &a->m0, k->state_in, 2},  {"dmT", &a->dmT, k->state_out, 2}, {"dm0", &a->dm0, k->state_in, 2}};
     for (size_t i = 0; i < sizeof states / sizeof *states; i++) {
         if (!states[i].t->data)
             continue;
-        if (states[i].z && !k->has_z)
+        if (states[i].kind == 1 && !k->has_z)
             return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s given but the spec has no running denominator", k->name,
                             states[i].name);
+        if (states[i].kind == 2 && !k->mlstm)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s given but the spec has no stabiliser", k->name, states[i].name);
         if (!states[i].allowed)
             return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %s given but the spec has no %s state", k->name, states[i].name,
                             i % 3 == 1 ? "final" : "initial");
-        if ((st = api_check_tensor(ctx, k->name, states[i].name, states[i].t, ATTNC_FP32, states[i].z ? 3 : 4, hs, NULL,
+        if ((st = api_check_tensor(ctx, k->name, states[i].name, states[i].t, ATTNC_FP32, 4 - states[i].kind, hs, NULL,
                                    4)) != ATTNC_OK)
             return st;
     }
@@ -335,6 +357,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     lp.dhT = a->dhT.data;
     lp.z0 = a->z0.data;
     lp.dzT = a->dzT.data;
+    lp.m0 = a->m0.data;
+    lp.dmT = a->dmT.data;
     lp.cu_seqlens = a->cu_seqlens;
     lp.seqlen = a->cu_seqlens ? 0 : (int)T;
     lp.nseq = (int)N;
@@ -371,6 +395,13 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         bwd_sum_params sp = {.part = lp.ws_dh0, .out = a->dh0.data, .dtype = ATTNC_FP32,
                              .rows = N * (long long)k->sh.heads_state, .group = (int)(k->sh.heads_out / k->sh.heads_state),
                              .len = (int)(k->K * k->vo), .tokens = (int)total};
+        if ((st = launch_sum(ctx, k, BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
+            return st;
+    }
+    if (a->dm0.data) {
+        bwd_sum_params sp = {.part = lp.ws_dm0, .out = a->dm0.data, .dtype = ATTNC_FP32,
+                             .rows = N * (long long)k->sh.heads_state, .group = (int)(k->sh.heads_out / k->sh.heads_state),
+                             .len = 1, .tokens = (int)total};
         if ((st = launch_sum(ctx, k, BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
             return st;
     }

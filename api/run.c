@@ -479,7 +479,7 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     attnc_status st = check_options(ctx, m, opt, &nseq);
     if (st != ATTNC_OK)
         return st;
-    if (m->ntensors + 2 > ATTNC_RUN_GRAD_MAX)
+    if (m->ntensors + 3 > ATTNC_RUN_GRAD_MAX)
         return api_fail(ctx, ATTNC_ERR_USAGE, "more tensors than the report holds");
 
     attnc_grad_kernel *gk = NULL;
@@ -524,6 +524,10 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     if (up->zT && dm->has_z)
         for (size_t i = 0; i < nz; i++)
             up->zT[i] = ref_round_dtype(up->zT[i], IR_DT_FP32);
+    size_t nm = (size_t)dm->nseq * dm->Hs;
+    if (up->mT && dm->has_m)
+        for (size_t i = 0; i < nm; i++)
+            up->mT[i] = ref_round_dtype(up->mT[i], IR_DT_FP32);
     /* --chunked-ref: the chunkwise adjoint, whose memory is one state per chunk instead of one per token
      * (the recurrent backward's tape of a 65536-token head of 128 x 128 would be 8.6 GB) */
     ref_grad *want = opt->reference_chunked ? ref_backward_chunked(m, data, up, 0, a, &d) : ref_backward(m, data, up, a, &d);
@@ -543,7 +547,7 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     int64_t hshape[4] = {N, Hs, dm->K, dm->V}, oshape[4] = {B, T, dm->Hout, dm->V};
     attnc_forward_args fa = {.inputs = ins, .ninputs = m->ntensors};
     attnc_backward_args ba = {.inputs = ins, .ninputs = m->ntensors, .dinputs = dins};
-    uint64_t dp, d_dh0 = 0, d_dz0 = 0;
+    uint64_t dp, d_dh0 = 0, d_dz0 = 0, d_dm0 = 0;
     if (!poisoned(&bufs, nout * ir_dtype_bytes(m->out_dtype), &dp, &err))
         goto io_fail;
     tensor_desc(&fa.out, dp, (attnc_dtype)m->out_dtype, 4, oshape);
@@ -560,6 +564,15 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
             goto io_fail;
         ba.z0 = fa.z0;
     }
+    if (data->m0 && dm->has_m) {   /* mLSTM's stabiliser: m0 in, dm0 out, dmT in */
+        if (!upload_state(&bufs, data->m0, 2, hshape, &fa.m0, &err) || !poison_state(&bufs, 2, hshape, &ba.dm0, &d_dm0, &err))
+            goto io_fail;
+        ba.m0 = fa.m0;
+    }
+    if (m->state_out && dm->has_m &&
+        (!poison_state(&bufs, 2, hshape, &fa.mT, &dp, &err) ||
+         (up->mT && !upload_state(&bufs, up->mT, 2, hshape, &ba.dmT, &err))))
+        goto io_fail;
     if (m->state_out &&
         (!poison_state(&bufs, 4, hshape, &fa.hT, &dp, &err) ||
          (up->hT && !upload_state(&bufs, up->hT, 4, hshape, &ba.dhT, &err)) ||
@@ -579,8 +592,8 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
 
     /* Compare every gradient; keep the bytes for the determinism check. */
     out->tolerance = inputs_fp32(m) ? 1e-4 : 2e-2;
-    /* the gradients compared: every tensor, then dh0 and dz0 where drawn */
-    uint32_t ng = m->ntensors + (d_dh0 ? 1 : 0) + (d_dz0 ? 1 : 0);
+    /* the gradients compared: every tensor, then dh0, dz0 and dm0 where drawn */
+    uint32_t ng = m->ntensors + (d_dh0 ? 1 : 0) + (d_dz0 ? 1 : 0) + (d_dm0 ? 1 : 0);
     uint64_t *gsrc = attnc_arena_alloc(a, ng * sizeof *gsrc);
     size_t *gcount = attnc_arena_alloc(a, ng * sizeof *gcount);
     const double **gwant = attnc_arena_alloc(a, ng * sizeof *gwant);
@@ -601,8 +614,12 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
             gsrc[j] = d_dh0, gcount[j] = nh, gwant[j] = want->h0, gname[j] = "h0";
             j++;
         }
-        if (d_dz0)
+        if (d_dz0) {
             gsrc[j] = d_dz0, gcount[j] = nz, gwant[j] = want->z0, gname[j] = "z0";
+            j++;
+        }
+        if (d_dm0)
+            gsrc[j] = d_dm0, gcount[j] = nm, gwant[j] = want->m0, gname[j] = "m0";
     }
     void **first = attnc_arena_alloc(a, ng * sizeof *first);
     size_t *first_bytes = attnc_arena_alloc(a, ng * sizeof *first_bytes);

@@ -89,7 +89,8 @@ class CompileOptions(C.Structure):
 class BackwardArgs(C.Structure):
     _fields_ = [('inputs', C.POINTER(Tensor)), ('ninputs', C.c_size_t), ('dout', Tensor), ('h0', Tensor),
                 ('dhT', Tensor), ('dinputs', C.POINTER(Tensor)), ('dh0', Tensor), ('cu_seqlens', C.c_void_p),
-                ('nseq', C.c_int64), ('stream', C.c_void_p), ('z0', Tensor), ('dzT', Tensor), ('dz0', Tensor)]
+                ('nseq', C.c_int64), ('stream', C.c_void_p), ('z0', Tensor), ('dzT', Tensor), ('dz0', Tensor),
+                ('m0', Tensor), ('dmT', Tensor), ('dm0', Tensor)]
 
 
 TORCH_DTYPE = {0: torch.bfloat16, 1: torch.float16, 2: torch.float32}

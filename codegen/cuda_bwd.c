@@ -215,7 +215,7 @@ static void emit_roles_fn(bgen *g)
     attnc_buf *b = &g->b;
     attnc_buf_puts(b, "\n// ---- the roles of token t, output head h: the spec's value DAG (generated) ----\n"
                       "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
-                      "                                float *v, float *g)\n{\n");
+                      "                                float *v, float *g, float *beta, float *ig)\n{\n");
     emit_forward_values(g);
     attnc_buf_puts(b, "    // the role rows\n");
     struct { ir_ref r; const char *dst; } rows[] = {{l->query, "q"}, {l->key, "k"}, {l->value, "v"}};
@@ -237,6 +237,14 @@ static void emit_roles_fn(bgen *g)
     } else {
         attnc_buf_puts(b, "    if (lane == 0)\n        g[0] = 0.f;   // no decay\n");
     }
+    if (g->gp->delta)
+        attnc_buf_printf(b, "    if (lane == 0)\n        beta[0] = v%u;   // the delta rule's write strength\n", l->beta);
+    else
+        attnc_buf_puts(b, "    (void)beta;\n");
+    if (g->gp->mlstm)
+        attnc_buf_printf(b, "    if (lane == 0)\n        ig[0] = v%u;   // mLSTM's log input gate\n", l->igate);
+    else
+        attnc_buf_puts(b, "    (void)ig;\n");
     attnc_buf_puts(b, "}\n");
 }
 
@@ -265,25 +273,36 @@ static void emit_adjoint_fn(bgen *g)
         {l->query, "p.ws_dq", "ATTNC_B_K"}, {l->key, "p.ws_dk", "ATTNC_B_K"}, {l->value, "p.ws_dv", "ATTNC_B_V"},
         {gp->transition == IR_TR_IDENTITY ? IR_NONE : l->gate, "p.ws_dg", "ATTNC_B_GK"},
         {m->softmax.query, "p.ws_sdq", "ATTNC_SB_D"}, {m->softmax.key, "p.ws_sdk", "ATTNC_SB_D"},
-        {m->softmax.value, "p.ws_sdv", "ATTNC_SB_V"}};
+        {m->softmax.value, "p.ws_sdv", "ATTNC_SB_V"},
+        {gp->delta ? l->beta : IR_NONE, "p.ws_db", "1"},
+        {gp->mlstm ? l->igate : IR_NONE, "p.ws_di", "1"}};
     for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
         ir_ref r = seeds[i].r;
         if (r == IR_NONE || !gp->needs[r])
             continue;
         unsigned len = vlen(g, r);
+        if (i == 3)
+            attnc_buf_puts(b, "    // a token whose log2 decay the forward floors (ATTNC_B_LOG2_FLOOR) does not reach the output\n"
+                              "    // through its gate: its gradient is 0 (the rule's value there is only cancellation noise)\n");
         if (len == 1 && i == 3 && gp->gk > 1) {
-            attnc_buf_printf(b, "    {   // one gate over every channel: the sum of the channels' gradients\n"
+            attnc_buf_printf(b, "    if (v%u * LOG2E >= ATTNC_B_LOG2_FLOOR) {   // one gate over every channel: the sum of the channels' gradients\n"
                                 "        float s = 0.f;\n"
                                 "        for (int c = lane; c < ATTNC_B_GK; c += 32)\n"
                                 "            s += %s[hrow * ATTNC_B_GK + c];\n"
                                 "        g%u += attnc_warp_sum(s);\n    }\n",
-                             seeds[i].ws, r);
+                             r, seeds[i].ws, r);
+        } else if (len == 1 && i == 3) {
+            attnc_buf_printf(b, "    if (v%u * LOG2E >= ATTNC_B_LOG2_FLOOR)\n        g%u += %s[hrow * %s];\n", r, r, seeds[i].ws,
+                             seeds[i].n);
         } else if (len == 1) {
             attnc_buf_printf(b, "    g%u += %s[hrow * %s];\n", r, seeds[i].ws, seeds[i].n);
         } else {
-            for (unsigned s = 0; s < nslots(len); s++)
-                attnc_buf_printf(b, "    if (lane + %u < %u)\n        g%u[%u] += %s[hrow * %s + lane + %u];\n", 32 * s, len, r, s,
-                                 seeds[i].ws, seeds[i].n, 32 * s);
+            for (unsigned s = 0; s < nslots(len); s++) {
+                attnc_buf_printf(b, "    if (lane + %u < %u", 32 * s, len);
+                if (i == 3)
+                    attnc_buf_printf(b, " && v%u[%u] * LOG2E >= ATTNC_B_LOG2_FLOOR", r, s);
+                attnc_buf_printf(b, ")\n        g%u[%u] += %s[hrow * %s + lane + %u];\n", r, s, seeds[i].ws, seeds[i].n, 32 * s);
+            }
         }
     }
     attnc_buf_puts(b, "    // the adjoint rules, in reverse order of the values\n");
@@ -353,6 +372,12 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
                       "    float *ws_sdq, *ws_sdk;  // softmax part: role gradients [T, HOUT, D]\n"
                       "    float *ws_sdv;           // [T, HOUT, V]\n"
                       "    float *ws_lse, *ws_delta; // per (token, output head): log2-sum-exp, dO . O_softmax\n"
+                      "    float *ws_db;            // the delta rule: d beta [T, HOUT]\n"
+                      "    const float *m0, *dmT;   // mLSTM's stabiliser [N, HS] (or null)\n"
+                      "    float *ws_m;             // mLSTM: m_out of every chunk [slot, HOUT] (log2 units)\n"
+                      "    float *ws_di;            // mLSTM: d log input gate [T, HOUT]\n"
+                      "    float *ws_dmf;           // mLSTM: d m_r through the max floor [T, HOUT]\n"
+                      "    float *ws_dm0;           // mLSTM: [N, HOUT] (or null)\n"
                       "};\n");
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));
@@ -360,8 +385,8 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
     attnc_buf_printf(b, "\n// ---- the plan (passes/grad.c): %s transition, chunk %u, state %u x %u ----\n",
                      ir_transition_name(gp->transition), gp->chunk, gp->K, gp->V);
     attnc_buf_printf(b, "#define ATTNC_B_C %u\n#define ATTNC_B_K %u\n#define ATTNC_B_V %u\n#define ATTNC_B_GK %u\n"
-                        "#define ATTNC_B_TRANSITION %u\n#define ATTNC_B_SMEM_BYTES %u\n",
-                     gp->chunk, gp->K, gp->V, gp->gk, gp->transition, gp->smem_bytes);
+                        "#define ATTNC_B_TRANSITION %u\n#define ATTNC_B_DELTA %d\n#define ATTNC_B_MLSTM %d\n#define ATTNC_B_SMEM_BYTES %u\n",
+                     gp->chunk, gp->K, gp->V, gp->gk, gp->transition, gp->delta ? 1 : 0, gp->mlstm ? 1 : 0, gp->smem_bytes);
     attnc_buf_printf(b, "#define ATTNC_B_VO %u   // output columns (V less the denominator's column of ones)\n"
                         "#define ATTNC_B_NORM %u   // ir_norm\n#define ATTNC_B_EPS ",
                      gp->vo, gp->norm);
@@ -379,7 +404,7 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
                       "    j = i + 1 + p;\n}\n");
     if (gp->linear)
         attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
-                          "                                float *v, float *g);\n");
+                          "                                float *v, float *g, float *beta, float *ig);\n");
     attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane);\n");
     attnc_buf_printf(b, "#define ATTNC_B_CAUSAL_LINEAR %d\n", gp->linear && !gp->bidir);
     attnc_buf_puts(b, attnc_linear_bwd_kernel_src);

@@ -41,7 +41,7 @@ __device__ void attnc_bidir_load(const attnc_bwd_params &p, int c0, int nrows, i
     for (int r = warp; r < ATTNC_B_C; r += ATTNC_B_WARPS) {
         float *q = sm + L::q + r * ATTNC_B_LDK, *k = sm + L::k + r * ATTNC_B_LDK, *v = sm + L::v + r * ATTNC_B_LDV;
         if (r < nrows) {
-            attnc_bwd_roles(p, c0 + r, h, lane, q, k, v, sm + L::g + r);
+            attnc_bwd_roles(p, c0 + r, h, lane, q, k, v, sm + L::g + r, nullptr, nullptr);
         } else {
             for (int c = lane; c < ATTNC_B_K; c += 32)
                 q[c] = k[c] = 0.f;

@@ -338,10 +338,11 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
  * from the forward's (a spec whose backward is not generated still runs forward).  Generated for causal
  * linear parts with an additive update (no, constant, scalar or per-channel decay) and no normaliser,
  * the RMS or LayerNorm output norm, or the running denominator (feature maps taylor2 and l2norm
- * included), bidirectional (mask none) linear parts, and softmax parts (sliding-window or full, causal or
- * bidirectional, GQA, varlen; alone or with a linear part); other specs (delta rule, mLSTM, softmax roles
+ * included), with the delta rule (any of those decays, no normaliser) and mLSTM, bidirectional (mask none)
+ * linear parts with an additive update, and softmax parts (sliding-window or full, causal or bidirectional,
+ * GQA, varlen; alone or with a linear part); other specs (the delta rule with a normaliser, softmax roles
  * computed from the inputs) give ATTNC_ERR_INPUT with "backward not generated yet for FEATURE" in the
- * diagnostics and attnc_errmsg. */
+ * diagnostics and attnc_errmsg.  (The language admits mask none only for additive updates.) */
 typedef struct attnc_grad_kernel attnc_grad_kernel;
 
 attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
@@ -356,13 +357,15 @@ attnc_status attnc_emit_grad(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind k
  * [B, T, H_out, V] (the output's dtype), optional h0 and dhT (fp32 [N, H_state, K, V]; dhT absent = 0),
  * and where the gradients go: dinputs[i] has input i's shape and dtype (data NULL: not wanted), dh0 fp32
  * [N, H_state, K, V] (data NULL: not wanted).  Specs with the running denominator also take z0 and dzT
- * and return dz0 (fp32 [N, H_state, K], each optional likewise; ATTNC_ERR_USAGE for any other spec).  Every gradient is written whole (nothing accumulates into
+ * and return dz0 (fp32 [N, H_state, K], each optional likewise; ATTNC_ERR_USAGE for any other spec);
+ * mLSTM takes its n as z0 / dzT / dz0 and its stabiliser as m0 and dmT, returning dm0 (fp32 [N, H_state]).  Every gradient is written whole (nothing accumulates into
  * what the buffers held).  Heads that share a tensor (GQA, GVA, parameters) get the sum over the heads
  * and tokens that read it.
  * Deterministic: no atomics; every sum runs in a fixed order, so the same inputs give the same bits on
  * every run (on one GPU model and attnc version).  The workspace (fp32 role gradients and per-head
- * partials, about 4 (3K + V) + 4 sum(len) bytes per token and output head, and with a decay every
- * 32-token chunk's state, 4 K V / 32 bytes per token and output head) is owned by the kernel handle and
+ * partials, about 4 (3K + V) + 4 sum(len) bytes per token and output head, and with a decay, the delta
+ * rule or mLSTM every chunk's state, 4 K V / C bytes per token and output head for chunks of C = 32
+ * tokens, 16 for the delta rule at K = V = 128) is owned by the kernel handle and
  * grown on demand: launches of one handle must be ordered (one stream). */
 typedef struct attnc_backward_args {
     const attnc_tensor *inputs;  /* the spec's tensors, in declaration order */
@@ -375,6 +378,7 @@ typedef struct attnc_backward_args {
     int64_t nseq;
     void *stream;                /* a CUstream, or NULL */
     attnc_tensor z0, dzT, dz0;   /* the running denominator's state (see above); zero-filled: absent */
+    attnc_tensor m0, dmT, dm0;   /* mLSTM's stabiliser fp32 [N, H_state] (z0, dzT, dz0 hold its n); zero-filled: absent */
 } attnc_backward_args;
 
 attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *kernel, const attnc_backward_args *args);

@@ -14,11 +14,13 @@ typedef struct grad_plan {
     attnc_span where;     /* and where the spec asks for it */
     uint32_t chunk;       /* tokens per chunk of the backward walks */
     uint32_t K, V;        /* state rows and columns (V: with the denominator's column of ones) */
-    uint32_t vo;          /* output columns: V, or V - 1 with the running denominator */
-    uint32_t norm;        /* ir_norm: none, denominator, RMS or LayerNorm (never max-floor) */
+    uint32_t vo;          /* output columns: V, or V - 1 with the running denominator or mLSTM's n */
+    uint32_t norm;        /* ir_norm: none, denominator, max-floor (mLSTM), RMS or LayerNorm */
     double eps;           /* the normaliser's eps */
     uint32_t gk;          /* log-gate channels per token: K for per-channel gates, else 1 */
     uint32_t transition;  /* ir_transition */
+    bool delta;           /* the delta rule: the chunk's WY form (T = (I + A)^-1) and its adjoint, beta's gradient */
+    bool mlstm;           /* mLSTM: input gate, stabiliser m (per-row maxima) and the max-floor normaliser */
     unsigned smem_bytes;  /* shared memory of the chunk kernel (attnc_bwd_layout) */
     bool *live;           /* per value: reached by a role (linear q, k, v, gate; softmax q, k, v) */
     bool *needs;          /* per value: live and reads a tensor (so it gets an adjoint) */
@@ -37,8 +39,8 @@ typedef struct grad_plan {
 bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp);
 
 /* Shared memory of the chunk kernel for chunk C, state K x V, gk gate channels and (rows: a normaliser)
- * the pre-norm output rows: the same sums as attnc_bwd_layout in codegen/linear_bwd_kernel.cuh. */
-unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool rows);
+ * the pre-norm output rows, (delta) the WY tiles and (mlstm) mLSTM's per-row gates and maxima: the same sums as attnc_bwd_layout in codegen/linear_bwd_kernel.cuh. */
+unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool rows, bool delta, bool mlstm);
 
 /* passes/grad_softmax.c.  The softmax part's plan: false (gp untouched) when a softmax role is computed
  * rather than an input as stored (the query may carry a constant factor), which the forward does not run

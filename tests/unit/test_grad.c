@@ -37,7 +37,7 @@ static void test_diag_gate(void **state)
     assert_int_equal(gp.V, 128);
     assert_int_equal(gp.gk, 128);
     assert_int_equal(gp.chunk, 32);
-    assert_int_equal(gp.smem_bytes, grad_smem_bytes(32, 128, 128, 128, false));
+    assert_int_equal(gp.smem_bytes, grad_smem_bytes(32, 128, 128, 128, false, false, false));
     assert_true(gp.smem_bytes <= 227u * 1024u);
     /* every role reads a tensor, so every role value gets an adjoint */
     assert_true(gp.needs[u.m->linear.query] && gp.needs[u.m->linear.key] && gp.needs[u.m->linear.gate]);
@@ -126,7 +126,7 @@ static void test_norms(void **state)
         assert_int_equal(out.plan.norm, cases[i].kind);
         assert_int_equal(out.plan.vo, 64);
         assert_int_equal(out.plan.V, 64 + cases[i].extra);
-        assert_int_equal(out.plan.smem_bytes, grad_smem_bytes(out.plan.chunk, 64, 64 + cases[i].extra, 1, true));
+        assert_int_equal(out.plan.smem_bytes, grad_smem_bytes(out.plan.chunk, 64, 64 + cases[i].extra, 1, true, false, false));
         assert_non_null(strstr(out.source, cases[i].eps));
         unit_close(&u);
     }
@@ -148,8 +148,8 @@ static void test_not_generated(void **state)
 {
     (void)state;
     static const struct { const char *linear, *rest, *msg; unsigned line, col; } cases[] = {
-        {"linear { query = q; key = k; value = v; beta = sigmoid(b); update delta; }", "mask causal;",
-         "backward not generated yet for the delta rule", 3, 3},
+        {"linear { query = q; key = k; value = v; beta = sigmoid(b); update delta; normalize rmsnorm(1e-6); }", "mask causal;",
+         "backward not generated yet for the delta rule with an output normaliser", 3, 3},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char text[1024];
@@ -169,14 +169,86 @@ static void test_not_generated(void **state)
     }
 }
 
+/* The delta rule (KDA's per-channel gate, GVA's shared keys): its WY tiles halve the chunk to 16 at
+ * K = V = 128, beta is a role with an adjoint (seeded from ws_db), the roles store its row. */
+static void test_delta(void **state)
+{
+    (void)state;
+    unit_src u;
+    lowered(&u, "attention kda { dim K = 128, V = 128; heads Hqk = 2, Hv = 4;\n"
+                "  input q: bf16[Hqk, K]; input k: bf16[Hqk, K]; input v: bf16[Hv, V]; input g: bf16[Hv, K];\n"
+                "  input b: bf16[Hv]; param A_log: fp32[Hv];\n"
+                "  linear { query = l2norm(q) * K^-0.5; key = l2norm(k); value = v; gate = -exp(A_log) * softplus(g);\n"
+                "           beta = sigmoid(b); update delta; }\n"
+                "  mask causal, document; state initial, final; chunk 64; }\n");
+    cg_bwd_output out;
+    assert_true(codegen_cuda_bwd(u.m, u.arena, &u.diags, &out));
+    const grad_plan *gp = &out.plan;
+    assert_true(gp->ok);
+    assert_true(gp->delta);
+    assert_int_equal(gp->transition, IR_TR_DIAG);
+    assert_int_equal(gp->gk, 128);
+    assert_int_equal(gp->chunk, 16);
+    assert_int_equal(gp->smem_bytes, grad_smem_bytes(16, 128, 128, 128, false, true, false));
+    assert_true(gp->smem_bytes <= 227u * 1024u);
+    assert_true(grad_smem_bytes(32, 128, 128, 128, false, true, false) > 227u * 1024u);
+    assert_true(grad_smem_bytes(16, 128, 128, 128, false, true, false) > grad_smem_bytes(16, 128, 128, 128, false, false, false));
+    assert_true(gp->needs[u.m->linear.beta]);
+    assert_non_null(strstr(out.source, "#define ATTNC_B_DELTA 1"));
+    assert_non_null(strstr(out.source, "p.ws_db[hrow * 1]"));
+    assert_non_null(strstr(out.source, "beta[0] = v"));
+    /* the gate's seed is masked where the forward floors the token's log2 decay */
+    assert_non_null(strstr(out.source, "[0] * LOG2E >= ATTNC_B_LOG2_FLOOR)"));
+    unit_close(&u);
+    /* an additive spec keeps the delta tiles out */
+    lowered(&u, gla_text);
+    assert_true(codegen_cuda_bwd(u.m, u.arena, &u.diags, &out));
+    assert_false(out.plan.delta);
+    assert_non_null(strstr(out.source, "#define ATTNC_B_DELTA 0"));
+    assert_null(strstr(out.source, "p.ws_db[hrow"));
+    unit_close(&u);
+}
+
+/* mLSTM: the state gets n as a column of ones (V + 1), the input gate is a role with an adjoint (seeded
+ * from ws_di), the max-floor normaliser keeps its rows; an input gate without the stabiliser's normaliser
+ * is a located error. */
+static void test_mlstm(void **state)
+{
+    (void)state;
+    unit_src u;
+    lowered(&u, "attention m { dim K = 128, V = 128; heads H = 2;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input i: fp32[H]; input f: fp32[H];\n"
+                "  linear { query = q * K^-0.5; key = k; value = v; gate = logsigmoid(f); igate = i;\n"
+                "           normalize max_floor(1e-6); }\n"
+                "  mask causal, document; state initial, final; chunk 64; }\n");
+    cg_bwd_output out;
+    assert_true(codegen_cuda_bwd(u.m, u.arena, &u.diags, &out));
+    const grad_plan *gp = &out.plan;
+    assert_true(gp->ok);
+    assert_true(gp->mlstm);
+    assert_false(gp->delta);
+    assert_int_equal(gp->norm, IR_NORM_MAXFLOOR);
+    assert_int_equal(gp->vo, 128);
+    assert_int_equal(gp->V, 129);
+    assert_int_equal(gp->gk, 1);
+    assert_int_equal(gp->chunk, 32);
+    assert_int_equal(gp->smem_bytes, grad_smem_bytes(32, 128, 129, 1, true, false, true));
+    assert_true(gp->smem_bytes <= 227u * 1024u);
+    assert_true(gp->needs[u.m->linear.igate]);
+    assert_non_null(strstr(out.source, "#define ATTNC_B_MLSTM 1"));
+    assert_non_null(strstr(out.source, "p.ws_di[hrow * 1]"));
+    assert_non_null(strstr(out.source, "ig[0] = v"));
+    unit_close(&u);
+}
+
 /* The chunk halves while the tiles exceed a CTA's shared memory; the sums match the kernel's layout. */
 static void test_smem_budget(void **state)
 {
     (void)state;
-    assert_true(grad_smem_bytes(32, 128, 128, 128, false) <= 227u * 1024u);
-    assert_true(grad_smem_bytes(32, 128, 129, 1, true) <= 227u * 1024u);   /* linear_attn: V + 1, the x rows */
-    assert_true(grad_smem_bytes(32, 128, 129, 1, true) > grad_smem_bytes(32, 128, 129, 1, false));
-    assert_true(grad_smem_bytes(32, 256, 128, 256, false) > 227u * 1024u);
+    assert_true(grad_smem_bytes(32, 128, 128, 128, false, false, false) <= 227u * 1024u);
+    assert_true(grad_smem_bytes(32, 128, 129, 1, true, false, false) <= 227u * 1024u);   /* linear_attn: V + 1, the x rows */
+    assert_true(grad_smem_bytes(32, 128, 129, 1, true, false, false) > grad_smem_bytes(32, 128, 129, 1, false, false, false));
+    assert_true(grad_smem_bytes(32, 256, 128, 256, false, false, false) > 227u * 1024u);
     unit_src u;
     lowered(&u, "attention w { dim K = 256, V = 128; heads H = 2;\n"
                 "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input gk: bf16[H, K];\n"
@@ -195,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_diag_gate),     cmocka_unit_test(test_scalar_and_const),
         cmocka_unit_test(test_shared_value),  cmocka_unit_test(test_not_generated),
         cmocka_unit_test(test_smem_budget),   cmocka_unit_test(test_norms),
+        cmocka_unit_test(test_delta),         cmocka_unit_test(test_mlstm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
