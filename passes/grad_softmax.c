@@ -2,7 +2,7 @@
  * (grad.h; passes/grad.c calls it; the kernels are codegen/softmax_bwd_kernel.cuh and
  * codegen/linear_bidir_bwd_kernel.cuh).
  *
- * Softmax part (algorithms.md 2.8(d)): FlashAttention-2's backward, in fp32 on the CUDA cores.  Nothing
+ * Softmax part (algorithms.md 2.8(d)): FlashAttention-2's backward.  Nothing
  * is taken from the forward: the row statistics are recomputed (the forward kernel does not store its
  * log-sum-exp, and in a hybrid the output it writes is the sum of both parts, so Delta = dO . O_softmax
  * cannot be read from it either).  One pass over a query tile's key band recomputes, online, the row max
