@@ -281,8 +281,8 @@ typedef struct attnc_tensor {
 /* How the linear part walks the chunks (passes/schedule.c): sequential keeps the state on chip, one CTA
  * per (sequence, head, V slice); materialized stores every chunk's state in a workspace owned by the
  * kernel handle, then computes all chunks' outputs in parallel (for few sequences and heads).  AUTO picks
- * materialized when the sequential grid would be under the plan's min_ctas (and there are no
- * cu_seqlens), and the single-token decode kernel when every sequence is one token (T = 1, no
+ * materialized when the sequential grid would be under the plan's min_ctas (0, never, for every spec
+ * today: passes/schedule.c says why; and there are no cu_seqlens), and the single-token decode kernel when every sequence is one token (T = 1, no
  * cu_seqlens); naming a schedule keeps the chunk kernel. */
 typedef enum attnc_schedule {
     ATTNC_SCHEDULE_AUTO = 0,

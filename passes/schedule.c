@@ -10,12 +10,12 @@
  *                        in parallel.  Both are phases of the one generated kernel (a launch
  *                        parameter), so choosing costs no second compilation.  The state pass is the
  *                        same walk as the sequential kernel minus the outputs, and on the H200 it costs
- *                        about as much (bench/RESULTS.md, 2026-11-29: simple_gla at T = 32768, 64 CTAs,
- *                        sequential 3.75 ms, materialized 4.98 ms; gla 15.4 against 11.7 ms).  So the
- *                        launcher switches by itself only for per-channel gates, whose outputs (the
- *                        sub-chunked scores) are most of the work: min_ctas = 100 there (below it most of
- *                        a current GPU's SMs, 108 on A100 and 132 on H100/H200, would idle), 0 (never)
- *                        for the other classes, which can still ask for it per launch.
+ *                        about as much, so today the launcher never switches by itself (min_ctas 0);
+ *                        a launch can still ask for it.  Per-channel gates had min_ctas 100 while their
+ *                        chunk was 64 (gla at T = 32768, 64 CTAs: sequential 15.4 ms, materialized
+ *                        11.7 ms, bench/RESULTS.md 2026-11-29); at chunk 32 the sequential walk wins
+ *                        (10.78 against 11.52 ms on 2026-11-30, 9.91 against 10.79 ms after the SFU
+ *                        forms), as it does for every other class (delta_rule 8.47 against 11.04 ms).
  *   mask none            BIDIRECTIONAL: the same CTA sums the whole sequence's state, then reads it.
  *   softmax part         WINDOWED: query tiles in parallel, each over its band of key tiles.
  */
@@ -31,7 +31,7 @@ bool pass_schedule(ir_module *m, const pass_options *opt, attnc_diags *diags)
     if (m->softmax.present)
         p->schedules |= IR_SCHED_WINDOWED;
     (void)opt;
-    p->min_ctas = (p->schedules & IR_SCHED_MATERIALIZED) && p->transition == IR_TR_DIAG ? 100 : 0;
+    p->min_ctas = 0;
     p->stage = IR_PLAN_SCHEDULED;
     return true;
 }
