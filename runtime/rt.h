@@ -75,6 +75,11 @@ typedef struct rt_function_attrs {
 /* Loads a cubin (or PTX, JIT-compiled by the driver) and gets kernel `entry`.  Caller frees with
  * rt_function_free. */
 bool rt_function_load(const void *image, size_t size, const char *entry, rt_function **out, rt_error *err);
+/* Gets kernel `entry` of the module `sibling` was loaded from, without loading the image again (a
+ * module load parses and uploads the whole image: one per kernel made a cache hit pay it once per
+ * entry).  The module stays loaded until its last function is freed; the functions of one module are
+ * freed from one thread. */
+bool rt_function_load_sibling(rt_function *sibling, const char *entry, rt_function **out, rt_error *err);
 void rt_function_free(rt_function *fn);
 bool rt_function_get_attrs(rt_function *fn, rt_function_attrs *attrs, rt_error *err);
 /* Opts in to `bytes` of dynamic shared memory (cuFuncSetAttribute MAX_DYNAMIC_SHARED_SIZE_BYTES). */
@@ -101,6 +106,8 @@ bool rt_time_ms(rt_run_fn run, void *closure, int warmup, int reps, double *medi
  * (with parents, mode 0700) on first use.  False (with err) if none can be determined or made. */
 bool rt_cache_dir(char *out, size_t cap, rt_error *err);
 
+/* The 64-bit checksum of a cache entry's payload (damage detection, not identity: see cache.c). */
+uint64_t rt_checksum64(const void *data, size_t n);
 /* Hex SHA-256 (64 chars + NUL) of the concatenation of `nparts` strings, each preceded by its length
  * (so that ("ab","c") and ("a","bc") differ). */
 void rt_cache_key(const char *const *parts, int nparts, char out[65]);

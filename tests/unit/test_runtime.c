@@ -179,7 +179,7 @@ static void cache_round_trip(void **state)
     entry_path(fx, key, path, sizeof path);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_size, 48 + (off_t)sizeof data);
+    assert_int_equal(st.st_size, 24 + (off_t)sizeof data); /* magic, length, checksum, payload */
     assert_int_equal(count_files(fx->dir), 1); /* no temporary file left behind */
 
     assert_true(rt_cache_put(fx->dir, "empty", "", 0, &err)); /* an empty payload is a valid entry */
@@ -203,7 +203,7 @@ static void damage_file(const char *path, damage how)
     if (how == TRAILING_GARBAGE) {
         fputs("garbage", f);
     } else {
-        long offset = how == WRONG_MAGIC ? 7 : 48 + 100;
+        long offset = how == WRONG_MAGIC ? 7 : 24 + 100; /* the header is 24 bytes */
         assert_int_equal(fseek(f, offset, SEEK_SET), 0);
         int c = fgetc(f);
         assert_int_equal(fseek(f, offset, SEEK_SET), 0);
@@ -239,6 +239,40 @@ static void cache_damaged_entries_are_misses_and_removed(void **state)
         assert_true(rt_cache_get(fx->dir, key, &payload, &size, &corrupt));
         assert_false(corrupt);
         free(payload);
+    }
+}
+
+/* The payload checksum changes under every single-bit flip, a zeroed word, a dropped last byte and an
+ * appended zero byte, at every length around the 32-byte block and 8-byte word edges. */
+static void checksum_detects_damage(void **state)
+{
+    (void)state;
+    unsigned char buf[300];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i * 37 + 11);
+    static const size_t lengths[] = {0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 255, 299};
+    for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++) {
+        size_t n = lengths[l];
+        uint64_t good = rt_checksum64(buf, n);
+        assert_true(rt_checksum64(buf, n) == good);
+        for (size_t bit = 0; bit < 8 * n; bit++) {
+            buf[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+            assert_true(rt_checksum64(buf, n) != good);
+            buf[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+        }
+        if (n >= 8) {
+            unsigned char saved[8];
+            memcpy(saved, buf + n - 8, 8);
+            memset(buf + n - 8, 0, 8);
+            assert_true(rt_checksum64(buf, n) != good);
+            memcpy(buf + n - 8, saved, 8);
+        }
+        if (n > 0)
+            assert_true(rt_checksum64(buf, n - 1) != good);
+        unsigned char saved = buf[n];
+        buf[n] = 0;
+        assert_true(rt_checksum64(buf, n + 1) != good);
+        buf[n] = saved;
     }
 }
 
@@ -431,8 +465,21 @@ static void driver_absent_or_runs_a_kernel(void **state)
     assert_true(rt_memcpy_dtoh(host, dptr, sizeof host, &err));
     for (int i = 0; i < 32; i++)
         assert_true(host[i] == 1.0f);
-    rt_mem_free(dptr);
+    /* A sibling shares fn's module: it outlives fn (the module stays loaded) and runs the same kernel. */
+    rt_function *sibling = NULL, *absent = NULL;
+    assert_true(rt_function_load_sibling(fn, "k", &sibling, &err));
+    assert_false(rt_function_load_sibling(fn, "no_such_kernel", &absent, &err));
+    assert_null(absent);
     rt_function_free(fn);
+    assert_true(rt_memset_d8(dptr, 0, sizeof host, &err));
+    closure.fn = sibling;
+    assert_true(rt_time_ms(launch_tiny, &closure, 1, 1, &median, &err));
+    assert_true(rt_synchronize(&err));
+    assert_true(rt_memcpy_dtoh(host, dptr, sizeof host, &err));
+    for (int i = 0; i < 32; i++)
+        assert_true(host[i] == 1.0f);
+    rt_mem_free(dptr);
+    rt_function_free(sibling);
 }
 
 int main(void)
@@ -443,6 +490,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(cache_dir_is_created_private, cache_setup, cache_teardown),
         cmocka_unit_test_setup_teardown(cache_round_trip, cache_setup, cache_teardown),
         cmocka_unit_test_setup_teardown(cache_damaged_entries_are_misses_and_removed, cache_setup, cache_teardown),
+        cmocka_unit_test(checksum_detects_damage),
         cmocka_unit_test(cache_keys_separate_parts),
         cmocka_unit_test_setup_teardown(cache_put_replaces_an_entry, cache_setup, cache_teardown),
         cmocka_unit_test_setup_teardown(cache_rejects_keys_that_are_not_file_names, cache_setup, cache_teardown),
