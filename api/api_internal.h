@@ -55,9 +55,10 @@ attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, 
 /* The launch metadata of m's tensors (calloc'd, at least one entry; NULL when out of memory); align[i]
  * when given and not 0, else the dtype's size. */
 api_tensor *api_tensors_new(const ir_module *m, const unsigned *align);
-/* Loads `entry` from a cubin and opts in to its dynamic shared memory above 48 KiB. */
-bool api_load_function(const void *image, size_t size, const char *entry, unsigned smem_bytes, rt_function **fn,
-                       rt_error *err);
+/* Loads `entry` from a cubin (from the module `sibling` was loaded from, when not NULL: the image is
+ * loaded once per kernel handle) and opts in to its dynamic shared memory above 48 KiB. */
+bool api_load_function(const void *image, size_t size, rt_function *sibling, const char *entry, unsigned smem_bytes,
+                       rt_function **fn, rt_error *err);
 /* Checks launch tensor `t` (named `what`) against `kt`: [B, T, heads, len] per token ([B, T, heads] for
  * len 1), [heads, len] or [heads] otherwise; the first per-token tensor fixes *B and *T (-1 until then). */
 attnc_status api_check_input(attnc_ctx *ctx, const char *kernel, const char *what, const api_tensor *kt,

@@ -172,11 +172,15 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         attnc_grad_kernel_free(k);
         return st;
     }
+    rt_function *first = NULL;   /* the module's first kernel: the others are taken from its module */
     for (int i = 0; i < BK_COUNT; i++) {
         if ((i == BK_LINEAR && !k->linear) || ((i == BK_SM_ROWS || i == BK_SM_KV) && !k->softmax))
             continue;
         unsigned smem = i == BK_LINEAR ? k->smem_bytes : i == BK_SM_ROWS || i == BK_SM_KV ? k->sm_smem_bytes : 0;
-        if (!api_load_function(image, size, entries[i], smem, &k->fn[i], &err)) {
+        bool loaded = api_load_function(image, size, first, entries[i], smem, &k->fn[i], &err);
+        if (loaded && !first)
+            first = k->fn[i];
+        if (!loaded) {
             free(image);
             attnc_grad_kernel_free(k);
             return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", m->name, err.msg);

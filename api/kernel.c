@@ -297,11 +297,11 @@ api_tensor *api_tensors_new(const ir_module *m, const unsigned *align)
     return ts;
 }
 
-bool api_load_function(const void *image, size_t size, const char *entry, unsigned smem_bytes, rt_function **fn,
-                       rt_error *err)
+bool api_load_function(const void *image, size_t size, rt_function *sibling, const char *entry, unsigned smem_bytes,
+                       rt_function **fn, rt_error *err)
 {
-    return rt_function_load(image, size, entry, fn, err) &&
-           (smem_bytes <= 48 * 1024 || rt_function_set_smem(*fn, smem_bytes, err));
+    bool loaded = sibling ? rt_function_load_sibling(sibling, entry, fn, err) : rt_function_load(image, size, entry, fn, err);
+    return loaded && (smem_bytes <= 48 * 1024 || rt_function_set_smem(*fn, smem_bytes, err));
 }
 
 attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
@@ -354,7 +354,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     for (unsigned i = 0; i < cg.nkernels; i++) {
         loaded_kernel *lk = &k->k[i];
         lk->cg = cg.kernels[i];
-        if (!api_load_function(image, size, lk->cg.entry, lk->cg.smem_bytes, &lk->fn, &err)) {
+        if (!api_load_function(image, size, i ? k->k[0].fn : NULL, lk->cg.entry, lk->cg.smem_bytes, &lk->fn, &err)) {
             free(image);
             attnc_kernel_free(k);
             return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", m->name, err.msg);

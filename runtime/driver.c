@@ -92,8 +92,14 @@ static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t contexts_lock = PTHREAD_MUTEX_INITIALIZER;
 static CUcontext retained_contexts[MAX_DEVICES];
 
-struct rt_function {
+/* A loaded module, shared by the functions taken from it (rt_function_load_sibling). */
+typedef struct rt_module {
     CUmodule module;
+    unsigned refs;
+} rt_module;
+
+struct rt_function {
+    rt_module *module;
     CUfunction function;
 };
 
@@ -263,6 +269,36 @@ static bool image_is_loadable(const void *image, size_t size)
     return memchr(image, '\0', size) != NULL;
 }
 
+/* Gets `entry` from `module` into a new function that holds one reference to it. */
+static bool function_from(rt_module *module, const char *entry, rt_function **out, rt_error *err)
+{
+    rt_function *fn = calloc(1, sizeof *fn);
+    if (!fn) {
+        rt_set_error(err, "cuda: loading a kernel: out of memory");
+        return false;
+    }
+    CUresult result = cuda.module_get_function(&fn->function, module->module, entry);
+    if (result != CUDA_SUCCESS) {
+        free(fn);
+        char what[256];
+        snprintf(what, sizeof what, "cuModuleGetFunction(%.200s)", entry);
+        return cuda_failed(err, what, result);
+    }
+    fn->module = module;
+    module->refs++;
+    *out = fn;
+    return true;
+}
+
+static void module_release(rt_module *module)
+{
+    if (--module->refs > 0)
+        return;
+    if (cuda.ready)
+        cuda.module_unload(module->module);
+    free(module);
+}
+
 bool rt_function_load(const void *image, size_t size, const char *entry, rt_function **out, rt_error *err)
 {
     *out = NULL;
@@ -272,34 +308,39 @@ bool rt_function_load(const void *image, size_t size, const char *entry, rt_func
         rt_set_error(err, "cuda: loading a module: the image is empty, or PTX without a terminating NUL");
         return false;
     }
-    rt_function *fn = calloc(1, sizeof *fn);
-    if (!fn) {
+    rt_module *module = calloc(1, sizeof *module);
+    if (!module) {
         rt_set_error(err, "cuda: loading a module: out of memory");
         return false;
     }
-    CUresult result = cuda.module_load_data(&fn->module, image);
+    CUresult result = cuda.module_load_data(&module->module, image);
     if (result != CUDA_SUCCESS) {
-        free(fn);
+        free(module);
         return cuda_failed(err, "cuModuleLoadData", result);
     }
-    result = cuda.module_get_function(&fn->function, fn->module, entry);
-    if (result != CUDA_SUCCESS) {
-        char what[256];
-        snprintf(what, sizeof what, "cuModuleGetFunction(%.200s)", entry);
-        cuda.module_unload(fn->module);
-        free(fn);
-        return cuda_failed(err, what, result);
+    module->refs = 1; /* held while the first function is taken */
+    bool ok = function_from(module, entry, out, err);
+    module_release(module);
+    return ok;
+}
+
+bool rt_function_load_sibling(rt_function *sibling, const char *entry, rt_function **out, rt_error *err)
+{
+    *out = NULL;
+    if (!driver_ready(err))
+        return false;
+    if (!sibling || !entry) {
+        rt_set_error(err, "cuda: loading a kernel: no module or no entry name");
+        return false;
     }
-    *out = fn;
-    return true;
+    return function_from(sibling->module, entry, out, err);
 }
 
 void rt_function_free(rt_function *fn)
 {
     if (!fn)
         return;
-    if (cuda.ready)
-        cuda.module_unload(fn->module);
+    module_release(fn->module);
     free(fn);
 }
 
