@@ -108,13 +108,25 @@ static void parse_ptxas(const char *log, int *regs, int *spills)
     }
 }
 
-/* -lineinfo: ncu's per-source-line counts (bench/RESULTS.md) need it, and it changes no instruction.
- * --split-compile=0: NVVM's optimisation runs on as many threads as the machine has CPUs (the forward's
- * chunk kernel and decode kernel at once); the instructions come out the same (the line tables
- * differ), and NVRTC + ptxas to an sm_90a cubin took 0.57 s instead of 0.72 s for mamba2, 1.42 s
- * instead of 1.58 s for gla, 0.99 s instead of 1.14 s for gated_deltanet on a 2-core machine. */
-static const char *const nvrtc_opts[] = {"--ptxas-options=-v", "-DNDEBUG", "-lineinfo", "--split-compile=0"};
-#define NVRTC_NOPTS ((int)(sizeof nvrtc_opts / sizeof *nvrtc_opts))
+/* NVRTC's options.  --split-compile=0: NVVM's optimisation runs on as many threads as the machine has
+ * CPUs (the forward's chunk kernel and decode kernel at once); the instructions come out the same, and
+ * NVRTC + ptxas to an sm_90a cubin took 0.57 s instead of 0.72 s for mamba2, 1.42 s instead of 1.58 s
+ * for gla, 0.99 s instead of 1.14 s for gated_deltanet on a 2-core machine.  -lineinfo only where
+ * ATTNC_LINEINFO=1 asks for it (ncu's per-source-line counts, bench/RESULTS.md): it changes no
+ * instruction but makes the cubins 2.6-4x larger (gla 575 KB against 140 KB), which every cache hit
+ * reads, checks and loads.  The options are part of the cache key. */
+#define NVRTC_MAX_OPTS 4
+static int nvrtc_options(const char *opts[NVRTC_MAX_OPTS])
+{
+    int n = 0;
+    opts[n++] = "--ptxas-options=-v";
+    opts[n++] = "-DNDEBUG";
+    opts[n++] = "--split-compile=0";
+    const char *lineinfo = getenv("ATTNC_LINEINFO");
+    if (lineinfo && strcmp(lineinfo, "1") == 0)
+        opts[n++] = "-lineinfo";
+    return n;
+}
 
 attnc_status attnc_emit(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, const attnc_compile_options *opts,
                         attnc_blob *out)
@@ -152,7 +164,9 @@ attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source,
         arch = archbuf;
     }
     rt_nvrtc_out no;
-    if (!rt_nvrtc_compile(source, spec->ir->name, arch, kind == ATTNC_EMIT_CUBIN, nvrtc_opts, NVRTC_NOPTS, &no, &err))
+    const char *nvrtc_opts[NVRTC_MAX_OPTS];
+    int nopts = nvrtc_options(nvrtc_opts);
+    if (!rt_nvrtc_compile(source, spec->ir->name, arch, kind == ATTNC_EMIT_CUBIN, nvrtc_opts, nopts, &no, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
     void *img = attnc_arena_alloc(spec->arena, no.size + 1);
     char *log = attnc_arena_strndup(spec->arena, no.log ? no.log : "", no.log ? strlen(no.log) : 0);
@@ -246,7 +260,9 @@ attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, co
     char dir[4096], key[65], nv[32];
     snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
     char optstr[256] = "";
-    for (int i = 0; i < NVRTC_NOPTS; i++) {
+    const char *nvrtc_opts[NVRTC_MAX_OPTS];
+    int nopts = nvrtc_options(nvrtc_opts);
+    for (int i = 0; i < nopts; i++) {
         strncat(optstr, nvrtc_opts[i], sizeof optstr - strlen(optstr) - 2);
         strcat(optstr, " ");
     }
@@ -259,7 +275,7 @@ attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, co
         return ATTNC_OK;
     }
     rt_nvrtc_out no;
-    if (!rt_nvrtc_compile(src, name, arch, true, nvrtc_opts, NVRTC_NOPTS, &no, &err))
+    if (!rt_nvrtc_compile(src, name, arch, true, nvrtc_opts, nopts, &no, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
     free(no.log);
     *image = no.image;
