@@ -7,8 +7,9 @@
 // may emit ATTNC_FAST_MATH (below).
 
 // ATTNC_FAST_MATH 1: the spec's transcendental functions through the SFU's approximations (__expf,
-// __logf, __fdividef: a few ulp, 1e-6 relative at worst over the ranges the functions below feed them),
-// for kernels whose tiles are bf16 or fp16, where 2^-8 and 2^-11 of rounding dwarf it.  Under ncu the
+// __logf, __fdividef: errors of a few 1e-7 over the ranges the functions below feed them, absolute for
+// the logarithms (log-space gates, where that is a relative 1e-7 on a decay factor), relative
+// otherwise), for kernels whose tiles are bf16 or fp16, where 2^-8 and 2^-11 of rounding dwarf it.  Under ncu the
 // IEEE forms were 14% of gla's forward instructions (logsigmoid) and 5% of the delta rule's (sigmoid).
 // Kernels with fp32 operands (1e-4 bounds) and the backward keep the IEEE forms.
 #ifndef ATTNC_FAST_MATH
