@@ -99,23 +99,29 @@ static void emit_stage_issue(gen *g)
     const ir_module *m = g->m;
     attnc_buf *b = &g->b;
     attnc_buf_puts(b, "\n// ---- staging: the raw input rows of one chunk, copied asynchronously (generated) ----\n"
-                      "__device__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage)\n{\n"
+                      "__device__ __forceinline__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage)\n{\n"
                       "    const int n = min(ATTNC_C, eos - c0);\n");
     for (uint32_t i = 0; i < m->ntensors; i++) {
         if (g->stage_off[i] == ~0u)
             continue;
         const ir_tensor *t = &m->tensors[i];
         unsigned rb = t->len * ir_dtype_bytes(m->tensors[i].dtype), unit = stage_unit(rb);
+        /* Row c0 of the head in 64 bits once, then 32-bit offsets (a row is under 64 KB, a chunk 64
+         * rows): the 64-bit address of every copy cost about 30 instructions (nvdisasm of Mamba-2's
+         * kernel: 495 instructions of staging per chunk, 399 now).  (Loops of constant trip count,
+         * unrolled, took it to 177, but made ptxas spill in based_hybrid's decode kernel for sm_80,
+         * whatever the decode step's bound.) */
+        unsigned per_row = rb / unit, heads = m->axes[t->axis].count;
         attnc_buf_printf(b, "    {   // %s: rows of %u bytes, %u-byte copies\n"
-                            "        const unsigned char *src = (const unsigned char *)p.in[%u];\n"
-                            "        const size_t hh = ",
-                         t->name, rb, unit, i);
+                            "        const unsigned char *src = (const unsigned char *)p.in[%u] + ((size_t)c0 * %u + ",
+                         t->name, rb, unit, i, heads);
         cg_put_head(&g->ev, t->axis);
-        attnc_buf_printf(b, ";\n        for (int i = threadIdx.x; i < n * %u; i += ATTNC_THREADS) {\n"
-                            "            const int r = i / %u, u = i %% %u;\n"
-                            "            const unsigned char *from = src + ((size_t)(c0 + r) * %u + hh) * %u + u * %u;\n"
+        attnc_buf_printf(b, ") * %u;\n"
+                            "        for (int i = threadIdx.x; i < n * %u; i += ATTNC_THREADS) {\n"
+                            "            const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n"
+                            "            const unsigned char *from = src + (r * %uu + u * %u);\n"
                             "            unsigned char *to = stage + %u + r * %u + u * %u;\n",
-                         rb / unit, rb / unit, rb / unit, m->axes[t->axis].count, rb, unit, g->stage_off[i], rb, unit);
+                         rb, per_row, per_row, per_row, heads * rb, unit, g->stage_off[i], rb, unit);
         if (unit == 2)
             attnc_buf_puts(b, "            *(unsigned short *)to = *(const unsigned short *)from;\n");
         else

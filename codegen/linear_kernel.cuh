@@ -46,7 +46,7 @@ __device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v
                                elt *sv, float *sg, float *sbeta, float *sig, const unsigned char *stage);
 // Generated too: starts asynchronous copies (cp.async) of the raw input rows of tokens [c0, min(c0 + C, eos))
 // into the staging area, which the prologue then reads; the copies of chunk n+1 run under chunk n's math.
-__device__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage);
+__device__ __forceinline__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage);
 
 __device__ __forceinline__ void attnc_stage_wait()
 {
