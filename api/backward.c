@@ -72,6 +72,8 @@ typedef struct bwd_params {
     const float *m0, *dmT;
     float *ws_m, *ws_di, *ws_dmf, *ws_dm0;
     void *ws_sin, *ws_dso;   /* the parallel schedule's state images (absent from the sequential kernels' block) */
+    void *direct[64];        /* the parallel schedule: a tensor's gradient written by the adjoint directly */
+    int direct_dtype[64];
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -235,8 +237,17 @@ static size_t align256(size_t x)
  * statistics, beta's role gradient (the delta rule), mLSTM's chunk maxima and gradients, every tensor's
  * partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
 #define WS_FIXED 20
+/* The parallel schedule's adjoint writes the gradient of a per-token tensor that no two output heads
+ * share straight into the caller's buffer, in its dtype: such a tensor needs no partials (nor a head sum). */
+static bool direct_tensor(const attnc_grad_kernel *k, uint32_t i)
+{
+    return k->parallel && k->tensors[i].per_token && k->tensors[i].heads == k->sh.heads_out;
+}
+
+/* wanted: per tensor, whether its gradient is asked for (NULL: every one).  The parallel schedule's adjoint
+ * writes no partials for an unwanted tensor; the sequential one writes them all. */
 static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
-                              size_t sizes[WS_FIXED + 64])
+                              const bool *wanted, size_t sizes[WS_FIXED + 64])
 {
     size_t rows = (size_t)total * k->sh.heads_out;
     size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
@@ -263,7 +274,7 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     sizes[18] = img;
     sizes[19] = img;
     for (uint32_t i = 0; i < k->ntensors; i++)
-        sizes[WS_FIXED + i] = rows * k->tensors[i].len;
+        sizes[WS_FIXED + i] = k->parallel && (direct_tensor(k, i) || (wanted && !wanted[i])) ? 0 : rows * k->tensors[i].len;
     size_t need = 0;
     for (size_t i = 0; i < WS_FIXED + k->ntensors; i++)
         need += align256(sizes[i] * 4);
@@ -275,7 +286,7 @@ size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *k, int64_t B, int64_t
     if (!k || B < 1 || T < 0)
         return 0;
     size_t sizes[WS_FIXED + 64];
-    return workspace_sizes(k, B * T, nseq > 0 ? nseq : B, with_dh0 != 0, with_dh0 != 0, sizes);
+    return workspace_sizes(k, B * T, nseq > 0 ? nseq : B, with_dh0 != 0, with_dh0 != 0, NULL, sizes);
 }
 
 size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *k)
@@ -284,10 +295,10 @@ size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *k)
 }
 
 static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
-                              bwd_params *lp)
+                              const bool *wanted, bwd_params *lp)
 {
     size_t sizes[WS_FIXED + 64];
-    size_t need = workspace_sizes(k, total, N, dh0, dz0, sizes), n = WS_FIXED + k->ntensors;
+    size_t need = workspace_sizes(k, total, N, dh0, dz0, wanted, sizes), n = WS_FIXED + k->ntensors;
     if (need > k->ws_bytes) {
         rt_error err;
         if (k->ws)
@@ -392,8 +403,16 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     int64_t total = B * T;
     bwd_params lp;
     memset(&lp, 0, sizeof lp);
-    if ((st = workspace(ctx, k, total, N, a->dh0.data != NULL, a->dz0.data != NULL, &lp)) != ATTNC_OK)
+    bool wanted[64];
+    for (uint32_t i = 0; i < k->ntensors; i++)
+        wanted[i] = a->dinputs[i].data != NULL;
+    if ((st = workspace(ctx, k, total, N, a->dh0.data != NULL, a->dz0.data != NULL, wanted, &lp)) != ATTNC_OK)
         return st;
+    for (uint32_t i = 0; i < k->ntensors; i++)
+        if (direct_tensor(k, i) && wanted[i]) {
+            lp.direct[i] = a->dinputs[i].data;
+            lp.direct_dtype[i] = (int)k->tensors[i].dtype;
+        }
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp.in[i] = a->inputs[i].data;
     lp.dout = a->dout.data;
@@ -437,8 +456,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     for (uint32_t i = 0; i < k->ntensors; i++) {
         const api_tensor *gt = &k->tensors[i];
-        if (!a->dinputs[i].data)
-            continue;
+        if (!a->dinputs[i].data || direct_tensor(k, i))
+            continue;   /* not wanted, or written by the adjoint itself */
         bwd_sum_params sp = {.part = lp.part[i], .out = a->dinputs[i].data, .dtype = (int)gt->dtype,
                              .group = (int)(k->sh.heads_out / gt->heads), .len = (int)gt->len, .tokens = (int)total};
         sp.rows = gt->per_token ? total * (long long)gt->heads : (long long)gt->heads;

@@ -315,6 +315,21 @@ static void emit_adjoint_fn(bgen *g)
     attnc_buf_puts(b, "    // this (token, head)'s partial gradient of every tensor\n");
     for (uint32_t i = 0; i < m->ntensors; i++) {
         unsigned len = m->tensors[i].len;
+        if (gp->parallel) {
+            /* the parallel schedule: a per-token tensor of every output head's own goes straight into the
+             * caller's gradient in its dtype (p.direct), no partial; an unwanted one nowhere */
+            if (len == 1)
+                attnc_buf_printf(b, "    if (lane == 0) {\n        if (p.direct[%u])\n            attnc_bwd_store(p.direct[%u], hrow, d%u[0], p.direct_dtype[%u]);\n"
+                                    "        else if (p.part[%u])\n            p.part[%u][hrow] = d%u[0];\n    }\n",
+                                 i, i, i, i, i, i, i);
+            else
+                for (unsigned s = 0; s < nslots(len); s++)
+                    attnc_buf_printf(b, "    if (lane + %u < %u) {\n        if (p.direct[%u])\n"
+                                        "            attnc_bwd_store(p.direct[%u], hrow * %u + lane + %u, d%u[%u], p.direct_dtype[%u]);\n"
+                                        "        else if (p.part[%u])\n            p.part[%u][hrow * %u + lane + %u] = d%u[%u];\n    }\n",
+                                     32 * s, len, i, i, len, 32 * s, i, s, i, i, i, len, 32 * s, i, s);
+            continue;
+        }
         if (len == 1)
             attnc_buf_printf(b, "    if (lane == 0)\n        p.part[%u][hrow] = d%u[0];\n", i, i);
         else
@@ -395,7 +410,9 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                       "    float *ws_dmf;           // mLSTM: d m_r through the max floor [T, HOUT]\n"
                       "    float *ws_dm0;           // mLSTM: [N, HOUT] (or null)\n");
     if (gp->parallel)
-        attnc_buf_puts(b, "    void *ws_sin, *ws_dso;   // parallel schedule: S_in and dS_out images [slot, HOUT, KP, VP], elt\n");
+        attnc_buf_puts(b, "    void *ws_sin, *ws_dso;   // parallel schedule: S_in and dS_out images [slot, HOUT, KP, VP], elt\n"
+                          "    void *direct[64];        // per tensor: the caller's gradient [T, HOUT, len] written directly, or null\n"
+                          "    int direct_dtype[64];    // its ATTNC_DT_*\n");
     attnc_buf_puts(b, "};\n");
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));

@@ -131,13 +131,25 @@
  *     (pass 2) are rounded after their factor; P and A, and v where the value role is computed rather
  *     than a bf16 input as stored (mamba2's x * delta), carry a bf16 remainder tile (one more mma each):
  *     rounding them alone put dt_bias off by 0.12 to 0.13 in the emulation.
+ *   - checked without a GPU twice over: the algorithm by tests/ref/test_bwd_parallel.c (above), and the
+ *     CUDA itself by tools/cuda_cpu (ctest cuda_cpu.*): the generated unit compiled as C++ and run on the
+ *     CPU, a std::thread per CUDA thread with ldmatrix and mma.sync emulated from the PTX fragment
+ *     layouts, against the sequential kernel run the same way on the same inputs.  Measured there (role
+ *     gradients and dh0, relative): 16-bit inputs 8e-5 to 5.5e-3 (mamba2 with varlen, T = 1, strong gates,
+ *     GQA; lightning, linear_attn, retnet, transnormer, K = 96 / V = 192), fp32 inputs 3e-7 to 1.5e-5;
+ *     a dropped pair term in the gate reads 0.98 there.  Not checked anywhere yet: timing, the real
+ *     hardware's mma and ldmatrix, and the launch configuration on the device;
+ *   - the per-token tensors that no two output heads share (mamba2's C, B, x and dt) get their gradient
+ *     from the adjoint kernel straight into the caller's buffer in its dtype (p.direct): no fp32 partials
+ *     and no head sum for them; partials stay for parameters and shared heads, and none are written for
+ *     an unwanted gradient.  The sequential schedule keeps its partials (its source is unchanged);
  *   - workspace at the benchmark shape (mamba2, B = 8, T = 8192, H = 16, K = V = 128, bf16; with dh0):
- *     role gradients ws_dq, ws_dk, ws_dv 3 x 512 MiB, ws_dg 4 MiB, ws_dh0 8 MiB, the partials of the six
- *     tensors 1548 MiB (unchanged), plus the images 2 x 1033 slots x 16 heads x 128 x 128 x 2 B = 1033 MiB
- *     in place of the sequential schedule's fp32 S_out per 32-token chunk (2057 slots, 2057 MiB): about
- *     4.03 GiB against 5.03 GiB.  The next cuts, not made yet: the per-token partials written straight into
- *     the caller's buffer in its dtype when no heads share the tensor (-1536 MiB here) and the role
- *     gradients in bf16 (-768 MiB).
+ *     role gradients ws_dq, ws_dk, ws_dv 3 x 512 MiB, ws_dg 4 MiB, ws_dh0 8 MiB, the partials of A_log
+ *     and dt_bias 2 x 4 MiB, the images 2 x 1033 slots x 16 heads x 128 x 128 x 2 B = 1033 MiB: about
+ *     2589 MiB (2.53 GiB).  The sequential schedule: the same role gradients, fp32 S_out per 32-token
+ *     chunk (2057 slots, 2057 MiB) and the partials of all six tensors (1548 MiB): 5153 MiB (5.03 GiB).
+ *     Not cut yet: the role gradients in bf16 (-768 MiB) or written by the chunk kernel where the roles
+ *     are the inputs themselves.
  * Determinism: every sum has a fixed order (no atomics); heads sharing a tensor are summed by a separate
  * fixed-order reduction of per-head partials.
  *
