@@ -219,6 +219,10 @@ struct attnc_bp_walk_layout {   // offsets in bytes
     static constexpr unsigned stg = g + ATTNC_BP_C * 4;                                 // staging, per warp
     static constexpr unsigned bytes = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;
 };
+// ldmatrix reads 16-byte rows: every tile starts and every row stride is a multiple of 16 bytes
+static_assert(attnc_bp_walk_layout::y % 16 == 0 && attnc_bp_walk_layout::ylo % 16 == 0 &&
+              ATTNC_BP_LDK * sizeof(elt) % 16 == 0 && ATTNC_BP_LDS * sizeof(elt) % 16 == 0 &&
+              ATTNC_BP_LDV * sizeof(elt) % 16 == 0 && ATTNC_BP_LDC * sizeof(elt) % 16 == 0, "16-byte tile rows");
 
 template <bool REV>
 __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
@@ -361,6 +365,10 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned red = ek + 8 * ATTNC_BP_C * 4;                   // block sums [THREADS]
     static constexpr unsigned bytes = (red + ATTNC_B_THREADS * 4 + 127) / 128 * 128;
 };
+static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 16 == 0 && attnc_bp_chunk_layout::vlo % 16 == 0 &&
+              attnc_bp_chunk_layout::dout % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
+              attnc_bp_chunk_layout::plo % 16 == 0 && attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::alo % 16 == 0 &&
+              attnc_bp_chunk_layout::m % 16 == 0, "16-byte tiles");
 
 // The chunk's rows into the tiles (q, k, v (+ lo), dO (reverse kernels) and log2 gates), through the
 // staging area at `stg_base` (ATTNC_B_WARPS rows of ATTNC_BP_STG floats).
