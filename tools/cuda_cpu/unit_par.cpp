@@ -24,6 +24,11 @@ void par_run(const host_args &a)
     size_t img = (size_t)slots * ATTNC_HOUT * ATTNC_BP_KP * ATTNC_BP_VP;
     std::vector<par::elt> sin(img), dso(img);
     std::vector<float> ws_do((size_t)a.total * ATTNC_HOUT * ATTNC_B_V);
+    // the workspaces poisoned (NaN in every float format), as the device's would hold stale bytes: a slot
+    // read before it is written shows in the results
+    std::memset(sin.data(), 0xff, img * sizeof(par::elt));
+    std::memset(dso.data(), 0xff, img * sizeof(par::elt));
+    std::memset(ws_do.data(), 0xff, ws_do.size() * sizeof(float));
     p.ws_sin = sin.data();
     p.ws_dso = dso.data();
     p.ws_do = ws_do.data();

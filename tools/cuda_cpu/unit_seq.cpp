@@ -21,6 +21,8 @@ void seq_run(const host_args &a)
     p.ws_dq = a.ws_dq, p.ws_dk = a.ws_dk, p.ws_dv = a.ws_dv, p.ws_dg = a.ws_dg, p.ws_dh0 = a.ws_dh0, p.ws_dz0 = a.ws_dz0;
     size_t slots = (size_t)a.total / ATTNC_B_C + a.nseq + 1;
     std::vector<float> ws_s(slots * ATTNC_HOUT * ATTNC_B_K * ATTNC_B_V), ws_do((size_t)a.total * ATTNC_HOUT * ATTNC_B_V);
+    std::memset(ws_s.data(), 0xff, ws_s.size() * sizeof(float));
+    std::memset(ws_do.data(), 0xff, ws_do.size() * sizeof(float));
     p.ws_s = ws_s.data();
     p.ws_do = ws_do.data();
     cpu_launch(seq::attnc_bwd_linear, dim3c{(unsigned)a.nseq, ATTNC_HOUT, 1}, 256, ATTNC_B_SMEM_BYTES, p);
