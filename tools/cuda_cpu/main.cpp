@@ -126,8 +126,12 @@ int main(int argc, char **argv)
     a.h0 = h0.data(), a.dhT = dhT.data();
     if (V > VO)
         a.z0 = z0.data(), a.dzT = dzT.data();
-    a.cu_seqlens = nseq > 1 ? cu.data() : nullptr;
-    a.seqlen = nseq > 1 ? 0 : total;
+    // sequences of one length run as a batch (no cu_seqlens, as `attnc run --batch`), others packed
+    bool uniform = true;
+    for (int n = 1; n < nseq; n++)
+        uniform &= cu[n + 1] - cu[n] == cu[1] - cu[0];
+    a.cu_seqlens = uniform ? nullptr : cu.data();
+    a.seqlen = uniform ? cu[1] : 0;
     a.nseq = nseq, a.total = total;
     struct outs {
         std::vector<float> dq, dk, dv, dg, dh0, dz0;
