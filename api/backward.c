@@ -21,9 +21,12 @@
 #include "passes.h"
 #include "rt.h"
 
-enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_SM_ROWS, BK_SM_KV, BK_COUNT };
+enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_SM_ROWS, BK_SM_KV, BK_P_STATES, BK_P_ROWS, BK_P_DSTATES,
+       BK_P_CHUNK, BK_COUNT };
 static const char *const entries[BK_COUNT] = {"attnc_bwd_linear", "attnc_bwd_inputs", "attnc_bwd_sum_heads",
-                                              "attnc_bwd_sum_param", "attnc_bwd_sm_rows", "attnc_bwd_sm_kv"};
+                                              "attnc_bwd_sum_param", "attnc_bwd_sm_rows", "attnc_bwd_sm_kv",
+                                              "attnc_bwdp_states", "attnc_bwdp_rows", "attnc_bwdp_dstates",
+                                              "attnc_bwdp_chunk"};
 
 struct attnc_grad_kernel {
     char name[64];
@@ -44,6 +47,9 @@ struct attnc_grad_kernel {
     bool softmax;       /* attnc_bwd_sm_rows, attnc_bwd_sm_kv */
     uint32_t sm_d, sm_v, sm_tile;
     unsigned sm_smem_bytes;
+    bool parallel;      /* the chunk-parallel schedule (ATTNC_BWD_SCHEDULE=parallel, where it applies) */
+    uint32_t bp_kp, bp_vp, bp_vs, bp_elt;   /* its image shape, state walk slice, tile element bytes */
+    unsigned bp_walk_smem, bp_chunk_smem;
     rt_function *fn[BK_COUNT];
     uint64_t ws;
     size_t ws_bytes;
@@ -65,6 +71,9 @@ typedef struct bwd_params {
     float *ws_db;
     const float *m0, *dmT;
     float *ws_m, *ws_di, *ws_dmf, *ws_dm0;
+    void *ws_sin, *ws_dso;   /* the parallel schedule's state images (absent from the sequential kernels' block) */
+    void *direct[64];        /* the parallel schedule: a tensor's gradient written by the adjoint directly */
+    int direct_dtype[64];
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -77,15 +86,31 @@ typedef struct bwd_sum_params {
     int tokens;
 } bwd_sum_params;
 
+/* The backward's schedule: ATTNC_BWD_SCHEDULE=parallel asks for the chunk-parallel schedule of the
+ * causal additive part (codegen/linear_bwd_par_kernel.cuh; compiled, not yet run on a GPU), where it
+ * applies; unset, empty or "sequential": the validated sequential schedule. */
+static attnc_status bwd_schedule(attnc_ctx *ctx, bool *parallel)
+{
+    const char *s = getenv("ATTNC_BWD_SCHEDULE");
+    *parallel = s && strcmp(s, "parallel") == 0;
+    if (s && *s && !*parallel && strcmp(s, "sequential") != 0)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "ATTNC_BWD_SCHEDULE is '%s': sequential or parallel", s);
+    return ATTNC_OK;
+}
+
 static attnc_status generate_bwd(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_output *out)
 {
     if (!spec || !spec->ir)
         return api_fail(ctx, ATTNC_ERR_USAGE, "the spec has errors or is NULL");
+    bool parallel;
+    attnc_status sst = bwd_schedule(ctx, &parallel);
+    if (sst != ATTNC_OK)
+        return sst;
     pass_options po = {0};
     if (!passes_run(spec->ir, &po, -1, &spec->diags))
         return api_fail(ctx, ATTNC_ERR_INPUT, "%s: the lowering passes rejected the module", spec->ir->name);
     size_t before = spec->diags.n;
-    if (!codegen_cuda_bwd(spec->ir, spec->arena, &spec->diags, out)) {
+    if (!codegen_cuda_bwd_sched(spec->ir, spec->arena, &spec->diags, parallel, out)) {
         const char *msg = spec->diags.n > before ? spec->diags.list[spec->diags.n - 1].message : "failed";
         return api_fail(ctx, ATTNC_ERR_INPUT, "%s: %s", spec->ir->name, msg);
     }
@@ -165,6 +190,17 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     k->sm_v = cg.plan.sm_v;
     k->sm_tile = cg.plan.sm_tile;
     k->sm_smem_bytes = cg.plan.sm_smem_bytes;
+    k->parallel = cg.plan.parallel;
+    if (k->parallel) {
+        k->chunk = cg.plan.bp_chunk;
+        k->gated = false;   /* no S_out workspace: the images take its place */
+        k->bp_kp = cg.plan.bp_kp;
+        k->bp_vp = cg.plan.bp_vp;
+        k->bp_vs = cg.plan.bp_vs;
+        k->bp_elt = cg.plan.bp_split ? 4 : 2;
+        k->bp_walk_smem = cg.plan.bp_walk_smem;
+        k->bp_chunk_smem = cg.plan.bp_chunk_smem;
+    }
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
@@ -174,9 +210,13 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     }
     rt_function *first = NULL;   /* the module's first kernel: the others are taken from its module */
     for (int i = 0; i < BK_COUNT; i++) {
-        if ((i == BK_LINEAR && !k->linear) || ((i == BK_SM_ROWS || i == BK_SM_KV) && !k->softmax))
+        bool pk = i == BK_P_STATES || i == BK_P_ROWS || i == BK_P_DSTATES || i == BK_P_CHUNK;
+        if ((i == BK_LINEAR && (!k->linear || k->parallel)) || ((i == BK_SM_ROWS || i == BK_SM_KV) && !k->softmax) ||
+            (pk && !k->parallel) || (i == BK_P_ROWS && !k->norm))
             continue;
         unsigned smem = i == BK_LINEAR ? k->smem_bytes : i == BK_SM_ROWS || i == BK_SM_KV ? k->sm_smem_bytes : 0;
+        if (pk)
+            smem = i == BK_P_STATES || i == BK_P_DSTATES ? k->bp_walk_smem : k->bp_chunk_smem;
         bool loaded = api_load_function(image, size, first, entries[i], smem, &k->fn[i], &err);
         if (loaded && !first)
             first = k->fn[i];
@@ -200,9 +240,18 @@ static size_t align256(size_t x)
  * delta rule), the normalised output gradient (normalisers), the softmax part's role gradients and row
  * statistics, beta's role gradient (the delta rule), mLSTM's chunk maxima and gradients, every tensor's
  * partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
-#define WS_FIXED 18
+#define WS_FIXED 20
+/* The parallel schedule's adjoint writes the gradient of a per-token tensor that no two output heads
+ * share straight into the caller's buffer, in its dtype: such a tensor needs no partials (nor a head sum). */
+static bool direct_tensor(const attnc_grad_kernel *k, uint32_t i)
+{
+    return k->parallel && k->tensors[i].per_token && k->tensors[i].heads == k->sh.heads_out;
+}
+
+/* wanted: per tensor, whether its gradient is asked for (NULL: every one).  The parallel schedule's adjoint
+ * writes no partials for an unwanted tensor; the sequential one writes them all. */
 static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
-                              size_t sizes[WS_FIXED + 64])
+                              const bool *wanted, size_t sizes[WS_FIXED + 64])
 {
     size_t rows = (size_t)total * k->sh.heads_out;
     size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
@@ -224,8 +273,12 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     sizes[15] = k->mlstm ? rows : 0;
     sizes[16] = k->mlstm ? rows : 0;
     sizes[17] = k->mlstm ? (size_t)N * k->sh.heads_out : 0;
+    /* the parallel schedule's S_in and dS_out images, in floats' worth of their elements */
+    size_t img = k->parallel ? (slots * k->sh.heads_out * k->bp_kp * k->bp_vp * k->bp_elt + 3) / 4 : 0;
+    sizes[18] = img;
+    sizes[19] = img;
     for (uint32_t i = 0; i < k->ntensors; i++)
-        sizes[WS_FIXED + i] = rows * k->tensors[i].len;
+        sizes[WS_FIXED + i] = k->parallel && (direct_tensor(k, i) || (wanted && !wanted[i])) ? 0 : rows * k->tensors[i].len;
     size_t need = 0;
     for (size_t i = 0; i < WS_FIXED + k->ntensors; i++)
         need += align256(sizes[i] * 4);
@@ -237,7 +290,7 @@ size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *k, int64_t B, int64_t
     if (!k || B < 1 || T < 0)
         return 0;
     size_t sizes[WS_FIXED + 64];
-    return workspace_sizes(k, B * T, nseq > 0 ? nseq : B, with_dh0 != 0, with_dh0 != 0, sizes);
+    return workspace_sizes(k, B * T, nseq > 0 ? nseq : B, with_dh0 != 0, with_dh0 != 0, NULL, sizes);
 }
 
 size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *k)
@@ -246,10 +299,10 @@ size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *k)
 }
 
 static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
-                              bwd_params *lp)
+                              const bool *wanted, bwd_params *lp)
 {
     size_t sizes[WS_FIXED + 64];
-    size_t need = workspace_sizes(k, total, N, dh0, dz0, sizes), n = WS_FIXED + k->ntensors;
+    size_t need = workspace_sizes(k, total, N, dh0, dz0, wanted, sizes), n = WS_FIXED + k->ntensors;
     if (need > k->ws_bytes) {
         rt_error err;
         if (k->ws)
@@ -284,6 +337,8 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     lp->ws_di = ptr[15];
     lp->ws_dmf = ptr[16];
     lp->ws_dm0 = ptr[17];
+    lp->ws_sin = ptr[18];
+    lp->ws_dso = ptr[19];
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp->part[i] = ptr[WS_FIXED + i];
     return ATTNC_OK;
@@ -352,8 +407,16 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     int64_t total = B * T;
     bwd_params lp;
     memset(&lp, 0, sizeof lp);
-    if ((st = workspace(ctx, k, total, N, a->dh0.data != NULL, a->dz0.data != NULL, &lp)) != ATTNC_OK)
+    bool wanted[64];
+    for (uint32_t i = 0; i < k->ntensors; i++)
+        wanted[i] = a->dinputs[i].data != NULL;
+    if ((st = workspace(ctx, k, total, N, a->dh0.data != NULL, a->dz0.data != NULL, wanted, &lp)) != ATTNC_OK)
         return st;
+    for (uint32_t i = 0; i < k->ntensors; i++)
+        if (direct_tensor(k, i) && wanted[i]) {
+            lp.direct[i] = a->dinputs[i].data;
+            lp.direct_dtype[i] = (int)k->tensors[i].dtype;
+        }
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp.in[i] = a->inputs[i].data;
     lp.dout = a->dout.data;
@@ -371,8 +434,18 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     void *params[] = {&lp};
     unsigned block[3] = {CG_BWD_THREADS, 1, 1};
     unsigned g1[3] = {(unsigned)N, k->sh.heads_out, 1};
-    if (k->linear && !rt_launch(k->fn[BK_LINEAR], g1, block, k->smem_bytes, a->stream, params, &err))
+    if (k->linear && !k->parallel && !rt_launch(k->fn[BK_LINEAR], g1, block, k->smem_bytes, a->stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    if (k->parallel) {
+        /* the state walks per (sequence, head, V slice), then every chunk on its own (slot c0 / C + n) */
+        unsigned gw[3] = {(unsigned)N, k->sh.heads_out, k->bp_vp / k->bp_vs};
+        unsigned gc[3] = {(unsigned)(total / k->chunk + N + 1), k->sh.heads_out, 1};
+        if (!rt_launch(k->fn[BK_P_STATES], gw, block, k->bp_walk_smem, a->stream, params, &err) ||
+            (k->norm && !rt_launch(k->fn[BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||
+            !rt_launch(k->fn[BK_P_DSTATES], gw, block, k->bp_walk_smem, a->stream, params, &err) ||
+            !rt_launch(k->fn[BK_P_CHUNK], gc, block, k->bp_chunk_smem, a->stream, params, &err))
+            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    }
     if (k->softmax && total > 0) {
         /* tiles of the longest possible sequence (varlen: every token; cu_seqlens is not read here) */
         int64_t longest = a->cu_seqlens ? total : T;
@@ -387,8 +460,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     for (uint32_t i = 0; i < k->ntensors; i++) {
         const api_tensor *gt = &k->tensors[i];
-        if (!a->dinputs[i].data)
-            continue;
+        if (!a->dinputs[i].data || direct_tensor(k, i))
+            continue;   /* not wanted, or written by the adjoint itself */
         bwd_sum_params sp = {.part = lp.part[i], .out = a->dinputs[i].data, .dtype = (int)gt->dtype,
                              .group = (int)(k->sh.heads_out / gt->heads), .len = (int)gt->len, .tokens = (int)total};
         sp.rows = gt->per_token ? total * (long long)gt->heads : (long long)gt->heads;

@@ -2,7 +2,9 @@
  *
  * The translation unit: a header comment, support.cuh, the parameter block attnc_bwd_params, the
  * ATTNC_B_* constants of the plan, two generated functions, then the fixed kernel bodies of
- * linear_bwd_kernel.cuh (its causal walks only for a causal linear part), and from cuda_bwd_softmax.c
+ * linear_bwd_kernel.cuh (its causal walks only for a causal linear part in the sequential schedule;
+ * with the chunk-parallel schedule, codegen_cuda_bwd_sched's parallel, the ATTNC_BP_* constants and
+ * linear_bwd_par_kernel.cuh instead), and from cuda_bwd_softmax.c
  * linear_bidir_bwd_kernel.cuh (mask none) and the softmax part's constants and softmax_bwd_kernel.cuh.  The generated functions print the spec's value DAG as straight-line code, one
  * warp per (token, output head):
  *   - attnc_bwd_roles evaluates the values the linear roles reach (forward) and stores the fp32 rows of
@@ -28,6 +30,7 @@
 
 extern const char attnc_support_src[];
 extern const char attnc_linear_bwd_kernel_src[];
+extern const char attnc_linear_bwd_par_kernel_src[];
 
 typedef struct bgen {
     const ir_module *m;
@@ -312,6 +315,21 @@ static void emit_adjoint_fn(bgen *g)
     attnc_buf_puts(b, "    // this (token, head)'s partial gradient of every tensor\n");
     for (uint32_t i = 0; i < m->ntensors; i++) {
         unsigned len = m->tensors[i].len;
+        if (gp->parallel) {
+            /* the parallel schedule: a per-token tensor of every output head's own goes straight into the
+             * caller's gradient in its dtype (p.direct), no partial; an unwanted one nowhere */
+            if (len == 1)
+                attnc_buf_printf(b, "    if (lane == 0) {\n        if (p.direct[%u])\n            attnc_bwd_store(p.direct[%u], hrow, d%u[0], p.direct_dtype[%u]);\n"
+                                    "        else if (p.part[%u])\n            p.part[%u][hrow] = d%u[0];\n    }\n",
+                                 i, i, i, i, i, i, i);
+            else
+                for (unsigned s = 0; s < nslots(len); s++)
+                    attnc_buf_printf(b, "    if (lane + %u < %u) {\n        if (p.direct[%u])\n"
+                                        "            attnc_bwd_store(p.direct[%u], hrow * %u + lane + %u, d%u[%u], p.direct_dtype[%u]);\n"
+                                        "        else if (p.part[%u])\n            p.part[%u][hrow * %u + lane + %u] = d%u[%u];\n    }\n",
+                                     32 * s, len, i, i, len, 32 * s, i, s, i, i, i, len, 32 * s, i, s);
+            continue;
+        }
         if (len == 1)
             attnc_buf_printf(b, "    if (lane == 0)\n        p.part[%u][hrow] = d%u[0];\n", i, i);
         else
@@ -324,6 +342,11 @@ static void emit_adjoint_fn(bgen *g)
 
 bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_bwd_output *out)
 {
+    return codegen_cuda_bwd_sched(m, a, diags, false, out);
+}
+
+bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *diags, bool parallel, cg_bwd_output *out)
+{
     memset(out, 0, sizeof *out);
     if (m->plan.stage != IR_PLAN_SCHEDULED) {
         attnc_error(diags, m->span, "internal: the module was not scheduled before code generation");
@@ -335,6 +358,12 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
     if (!gp->ok) {
         attnc_error(diags, gp->where, "backward not generated yet for %s", gp->missing);
         return false;
+    }
+    if (parallel) {
+        /* the value role's tiles need a remainder unless the value is a bf16 input as stored */
+        const ir_value *val = m->linear.present ? &m->values[m->linear.value] : NULL;
+        bool vexact = val && val->op == IR_OP_INPUT && m->tensors[val->aux].dtype == IR_DT_BF16;
+        grad_parallel_plan(&out->plan, m->plan.operands == IR_OPERANDS_BF16X3, !vexact);
     }
     if (m->ntensors > 64) {
         attnc_error(diags, m->span, "the backward generator takes at most 64 tensors");
@@ -352,6 +381,8 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
     attnc_buf_printf(b, "#define ATTNC_ELT_F16 %d\n", gp->softmax && m->plan.operands == IR_OPERANDS_FP16);
     if (gp->softmax)
         attnc_buf_printf(b, "#define ATTNC_SPLIT %d\n", m->plan.operands == IR_OPERANDS_BF16X3);
+    else if (gp->parallel)   /* the parallel schedule's tiles: bf16, or fp32 split in three bf16 mma */
+        attnc_buf_printf(b, "#define ATTNC_SPLIT %d\n", gp->bp_split ? 1 : 0);
     attnc_buf_printf(b, "#define ATTNC_OUT_DTYPE %s\n", cg_dtype_macro(m->out_dtype));
     attnc_buf_puts(b, attnc_support_src);
     attnc_buf_puts(b, "\n// ---- parameters ----\nstruct attnc_bwd_params {\n"
@@ -377,8 +408,12 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
                       "    float *ws_m;             // mLSTM: m_out of every chunk [slot, HOUT] (log2 units)\n"
                       "    float *ws_di;            // mLSTM: d log input gate [T, HOUT]\n"
                       "    float *ws_dmf;           // mLSTM: d m_r through the max floor [T, HOUT]\n"
-                      "    float *ws_dm0;           // mLSTM: [N, HOUT] (or null)\n"
-                      "};\n");
+                      "    float *ws_dm0;           // mLSTM: [N, HOUT] (or null)\n");
+    if (gp->parallel)
+        attnc_buf_puts(b, "    void *ws_sin, *ws_dso;   // parallel schedule: S_in and dS_out images [slot, HOUT, KP, VP], elt\n"
+                          "    void *direct[64];        // per tensor: the caller's gradient [T, HOUT, len] written directly, or null\n"
+                          "    int direct_dtype[64];    // its ATTNC_DT_*\n");
+    attnc_buf_puts(b, "};\n");
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));
     attnc_buf_printf(b, "#define ATTNC_HOUT %u\n#define ATTNC_HS %u\n", sh.heads_out, sh.heads_state ? sh.heads_state : sh.heads_out);
@@ -406,11 +441,22 @@ bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg
         attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
                           "                                float *v, float *g, float *beta, float *ig);\n");
     attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane);\n");
-    attnc_buf_printf(b, "#define ATTNC_B_CAUSAL_LINEAR %d\n", gp->linear && !gp->bidir);
+    attnc_buf_printf(b, "#define ATTNC_B_CAUSAL_LINEAR %d\n", gp->linear && !gp->bidir && !gp->parallel);
     attnc_buf_puts(b, attnc_linear_bwd_kernel_src);
+    if (gp->parallel) {
+        attnc_buf_printf(b, "\n// ---- the chunk-parallel schedule (passes/grad.c): chunk %u, tiles K %u, V %u, V slice %u ----\n"
+                            "#define ATTNC_BP 1\n#define ATTNC_BP_C %u\n#define ATTNC_BP_KP %u\n#define ATTNC_BP_VP %u\n"
+                            "#define ATTNC_BP_VS %u\n#define ATTNC_BP_VSPLIT %d\n",
+                         gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs, gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs,
+                         gp->bp_vsplit ? 1 : 0);
+        attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
+        attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu && attnc_bp_chunk_layout::bytes == %uu,\n"
+                            "              \"host and kernel disagree on shared memory\");\n",
+                         gp->bp_walk_smem, gp->bp_chunk_smem);
+    }
     if (gp->bidir)
         cg_bwd_emit_bidir(b);
-    if (gp->linear)
+    if (gp->linear && !gp->parallel)
         attnc_buf_puts(b, "static_assert(attnc_bwd_layout::bytes == ATTNC_B_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
     if (gp->softmax)
         cg_bwd_emit_softmax(m, gp, b);

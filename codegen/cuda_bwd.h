@@ -22,5 +22,10 @@ typedef struct cg_bwd_output {
 /* Generates the backward of `m` (scheduled).  When the backward is not generated for a feature of the
  * spec: false with the error "backward not generated yet for FEATURE" at the spec's place for it. */
 bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_bwd_output *out);
+/* The same with the schedule chosen: parallel asks for the chunk-parallel schedule of the causal additive
+ * part (codegen/linear_bwd_par_kernel.cuh: attnc_bwdp_states, attnc_bwdp_rows with a normaliser,
+ * attnc_bwdp_dstates and attnc_bwdp_chunk in place of attnc_bwd_linear) where it applies
+ * (out->plan.parallel tells); elsewhere, and with parallel false, the sequential schedule. */
+bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *diags, bool parallel, cg_bwd_output *out);
 
 #endif

@@ -385,7 +385,9 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *kernel, const att
 
 /* Bytes of device workspace one attnc_backward of this shape needs (B sequences of T tokens, or with
  * nseq > 0 varlen: B = 1 and nseq sequences; with_dh0: the initial-state gradients are wanted), which
- * the handle allocates on the first launch and keeps (it grows, never shrinks).  No device call. */
+ * the handle allocates on the first launch and keeps (it grows, never shrinks).  No device call.  With
+ * the parallel schedule (ATTNC_BWD_SCHEDULE=parallel) every tensor's gradient is counted as wanted: a
+ * launch that wants fewer allocates less. */
 size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *kernel, int64_t B, int64_t T, int64_t nseq, int with_dh0);
 /* Bytes of device workspace the handle holds now (0 before its first launch). */
 size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *kernel);

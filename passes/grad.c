@@ -91,6 +91,65 @@
  * Schedule: sequential, one CTA per (sequence, output head), forward walk then reverse walk (the state
  * and its gradient on chip); the chunk is 32 tokens, halved while the tiles exceed a CTA's shared memory
  * (16 for the delta rule at K = V = 128: its WY tiles).
+ *
+ * The chunk-parallel schedule (opt-in: ATTNC_BWD_SCHEDULE=parallel, `attnc run --bwd-schedule parallel`;
+ * grad_parallel_plan, codegen/linear_bwd_par_kernel.cuh; COMPILED FOR sm_80 AND sm_90a BUT NOT YET RUN ON
+ * A GPU, so the sequential schedule above stays the default and is what runs unless asked): the causal
+ * additive part with a scalar, constant or no decay, no normaliser, the running denominator, RMS or
+ * LayerNorm, K <= 128 (mamba2, lightning, linear_attn, retnet, transnormer).  In the style of FLA's
+ * chunked backward:
+ *   1. attnc_bwdp_states, grid (N, H_out, V / 32): the forward state walk, the K x 32 slice of S in the
+ *      warps' mma accumulators, S_out = e^{b_L} S_in + Kd^T V per chunk on the tensor cores; stores every
+ *      chunk's S_in as an image in the tiles' type (bf16 for 16-bit inputs, fp32 for fp32 inputs);
+ *   1b. (normalisers) attnc_bwdp_rows, grid (chunks, H_out): x = e^{b} (Q S_in) + P V from the image, the
+ *      norm's backward dO -> d(x) into ws_do, as the sequential forward walk does it;
+ *   2. attnc_bwdp_dstates, grid (N, H_out, V / 32): the reverse walk dS_in = e^{b_L} dS_out + Qg^T d(x),
+ *      storing every chunk's dS_out image, and dh0 (dz0);
+ *   3. attnc_bwdp_chunk, grid (chunks, H_out): per chunk from its S_in and dS_out images, every product an
+ *      mma: P, A = (dO V^T) o D, dq = e^{b} dO S_in^T + A K, dk = e^{b_L - b} V dS_out^T + A^T Q,
+ *      dv = e^{b_L - b} K dS_out + P^T dO, and the gate gradient; then attnc_bwd_inputs and the head sums
+ *      as in the sequential schedule.
+ * The gate gradient is formed per factor of the chunk (the log-weight rule applied to each e^{x}, whose
+ * terms do not cancel): da_s = e^{b_L} <S_in, dS_out> + sum_{j < s} k_j . dk_inter_j
+ * + sum_{r >= s} q_r . dq_inter_r + sum_{j < s <= r} (dO_r . v_j) P_rj.  This equals the sequential
+ * kernel's reverse cumsum of q . dq - k . dk from <S_out, dS_out> in real numbers, but that difference form
+ * subtracts products whose bf16-rounded operands leave O(2^-9) of their size: in the CPU emulation
+ * (tests/ref/test_bwd_parallel.c) it put mamba2's dt_bias off by 0.13 to 0.17 with bf16 operands (1.1e-4
+ * in fp32 at C = 64), the per-factor form by 8e-3 to 1.6e-2 (1.7e-5 in fp32).  S_out is not stored: its
+ * chunk-end term is e^{b_L} <S_in, dS_out> plus the keys' terms, which the chunk kernel has.
+ * Saved versus recomputed there, and why:
+ *   - saved: each chunk's S_in and dS_out images [slot, H_out, KP, VP] (KP, VP: K, V rounded up to 16), in
+ *     bf16 for 16-bit inputs (the 2e-2 bound allows it: the emulation measured at most 1.6e-2 on mamba2's
+ *     dt_bias and 6e-3 elsewhere with every operand and image in bf16) and fp32 for fp32 inputs.  They are
+ *     what makes the chunks independent: without them every chunk kernel would walk the sequence;
+ *   - recomputed: the roles (through the value DAG, in every pass: elementwise per token, cheaper than
+ *     storing 2K + V + 1 floats per token and head and reading them back), the chunk-local cumulative
+ *     gates, P and A (per chunk, O(C^2 (K + V)), from q, k, v, dO in shared memory), and S_out (never
+ *     formed, above).  d(x) of the normalisers is saved (ws_do) as in the sequential schedule;
+ *   - operands: q, k, v, dO and the images are the tiles' type; the decay factors are applied to fp32
+ *     accumulators wherever the product allows (rows of dq, dk, dv and x), so only Kd (pass 1) and Qg
+ *     (pass 2) are rounded after their factor; P and A, and v where the value role is computed rather
+ *     than a bf16 input as stored (mamba2's x * delta), carry a bf16 remainder tile (one more mma each):
+ *     rounding them alone put dt_bias off by 0.12 to 0.13 in the emulation.
+ *   - checked without a GPU twice over: the algorithm by tests/ref/test_bwd_parallel.c (above), and the
+ *     CUDA itself by tools/cuda_cpu (ctest cuda_cpu.*): the generated unit compiled as C++ and run on the
+ *     CPU, a std::thread per CUDA thread with ldmatrix and mma.sync emulated from the PTX fragment
+ *     layouts, against the sequential kernel run the same way on the same inputs.  Measured there (role
+ *     gradients and dh0, relative): 16-bit inputs 8e-5 to 5.5e-3 (mamba2 with varlen, T = 1, strong gates,
+ *     GQA; lightning, linear_attn, retnet, transnormer, K = 96 / V = 192), fp32 inputs 3e-7 to 1.5e-5;
+ *     a dropped pair term in the gate reads 0.98 there.  Not checked anywhere yet: timing, the real
+ *     hardware's mma and ldmatrix, and the launch configuration on the device;
+ *   - the per-token tensors that no two output heads share (mamba2's C, B, x and dt) get their gradient
+ *     from the adjoint kernel straight into the caller's buffer in its dtype (p.direct): no fp32 partials
+ *     and no head sum for them; partials stay for parameters and shared heads, and none are written for
+ *     an unwanted gradient.  The sequential schedule keeps its partials (its source is unchanged);
+ *   - workspace at the benchmark shape (mamba2, B = 8, T = 8192, H = 16, K = V = 128, bf16; with dh0):
+ *     role gradients ws_dq, ws_dk, ws_dv 3 x 512 MiB, ws_dg 4 MiB, ws_dh0 8 MiB, the partials of A_log
+ *     and dt_bias 2 x 4 MiB, the images 2 x 1033 slots x 16 heads x 128 x 128 x 2 B = 1033 MiB: about
+ *     2589 MiB (2.53 GiB).  The sequential schedule: the same role gradients, fp32 S_out per 32-token
+ *     chunk (2057 slots, 2057 MiB) and the partials of all six tensors (1548 MiB): 5153 MiB (5.03 GiB).
+ *     Not cut yet: the role gradients in bf16 (-768 MiB) or written by the chunk kernel where the roles
+ *     are the inputs themselves.
  * Determinism: every sum has a fixed order (no atomics); heads sharing a tensor are summed by a separate
  * fixed-order reduction of per-head partials.
  *
@@ -228,5 +287,54 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
     if (gp->smem_bytes > GRAD_MAX_SMEM)
         return unsupported(gp, "states this large (the K x V state and its tiles exceed a CTA's shared memory)", l->span);
     gp->ok = true;
+    return true;
+}
+
+/* The chunk-parallel schedule (codegen/linear_bwd_par_kernel.cuh): the byte sums of its layouts. */
+#define BP_WARPS 8u
+#define BP_THREADS 256u
+
+unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit)
+{
+    uint32_t es = split ? 4 : 2, y = C * (VS + 8) * es;
+    return C * (KP + 8) * es + y + (!split && vsplit ? y : 0) + C * 4 + BP_WARPS * (2 * KP + VP + 8) * 4;
+}
+
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm)
+{
+    uint32_t es = split ? 4 : 2, lo = split ? 0 : 1;
+    uint32_t CK = C * (KP + 8) * es, CV = C * (VP + 8) * es, CC = C * (C + 8) * es;
+    uint32_t stg = BP_WARPS * (2 * KP + VP + 8), mf = C * (C + 1) > stg ? C * (C + 1) : stg;
+    if (norm && C * (VP + 1) > mf)
+        mf = C * (VP + 1);
+    unsigned bytes = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV + KP * (VP + 8) * es + CC * (1 + lo) * 2 + 4 * mf +
+                     C * 4 + 2 * 8 * C * 4 + BP_THREADS * 4;
+    return (bytes + 127) / 128 * 128;
+}
+
+bool grad_parallel_plan(grad_plan *gp, bool split, bool vsplit)
+{
+    gp->parallel = false;
+    if (!gp->ok || !gp->linear || gp->bidir || gp->softmax || gp->delta || gp->mlstm || gp->gk != 1 ||
+        gp->transition == IR_TR_DIAG || gp->K > 128 || gp->V > 256)
+        return false;
+    if (gp->norm != IR_NORM_NONE && gp->norm != IR_NORM_DENOM && gp->norm != IR_NORM_RMS && gp->norm != IR_NORM_LAYER)
+        return false;
+    uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16;
+    bool norm = gp->norm != IR_NORM_NONE;
+    uint32_t C = 64;
+    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm) > GRAD_MAX_SMEM)
+        C /= 2;
+    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm) > GRAD_MAX_SMEM)
+        return false;
+    gp->parallel = true;
+    gp->bp_split = split;
+    gp->bp_vsplit = vsplit && !split;
+    gp->bp_chunk = C;
+    gp->bp_kp = KP;
+    gp->bp_vp = VP;
+    gp->bp_vs = VP % 32 == 0 ? 32 : 16;
+    gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, gp->bp_vs, split, gp->bp_vsplit);
+    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, norm);
     return true;
 }

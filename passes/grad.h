@@ -31,6 +31,15 @@ typedef struct grad_plan {
     uint32_t sm_d, sm_v;  /* its query/key and value head dims */
     uint32_t sm_tile;     /* query and key tile rows of its kernels */
     unsigned sm_smem_bytes; /* shared memory of its kernels (attnc_sb_layout) */
+    /* the chunk-parallel schedule of the causal additive part (ATTNC_BWD_SCHEDULE=parallel;
+     * codegen/linear_bwd_par_kernel.cuh), set by grad_parallel_plan where it applies */
+    bool parallel;        /* attnc_bwdp_states, _rows (normalisers), _dstates, _chunk replace attnc_bwd_linear */
+    bool bp_split;        /* fp32 tiles, every product three bf16 mma (fp32 inputs), else bf16 tiles */
+    bool bp_vsplit;       /* the value role is computed: its bf16 tiles carry a remainder tile (two mma) */
+    uint32_t bp_chunk;    /* tokens per chunk (and per state image) */
+    uint32_t bp_kp, bp_vp; /* K and V rounded up to 16 (the images' and tiles' shape) */
+    uint32_t bp_vs;       /* state columns per CTA of the state walks */
+    unsigned bp_walk_smem, bp_chunk_smem; /* attnc_bp_walk_layout, attnc_bp_chunk_layout */
 } grad_plan;
 
 /* Derives the backward plan of a lowered module (stage CHUNKED or later).  Never fails for a module the
@@ -41,6 +50,16 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp);
 /* Shared memory of the chunk kernel for chunk C, state K x V, gk gate channels and (rows: a normaliser)
  * the pre-norm output rows, (delta) the WY tiles and (mlstm) mLSTM's per-row gates and maxima: the same sums as attnc_bwd_layout in codegen/linear_bwd_kernel.cuh. */
 unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool rows, bool delta, bool mlstm);
+
+/* The chunk-parallel schedule for a derived plan (gp->ok): sets gp->parallel and the bp_* fields when it
+ * applies (a causal additive linear part, no softmax part, a scalar, constant or no decay, no normaliser,
+ * the running denominator, RMS or LayerNorm, K <= 128, tiles within a CTA's shared memory); false
+ * (gp->parallel false, the sequential schedule) otherwise.  split: fp32 tiles (the plan's operands
+ * bf16x3); vsplit: the value role is not an input as stored. */
+bool grad_parallel_plan(grad_plan *gp, bool split, bool vsplit);
+/* Shared memory of the parallel schedule's kernels: the state walks and the chunk kernel (and rows). */
+unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit);
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm);
 
 /* passes/grad_softmax.c.  The softmax part's plan: false (gp untouched) when a softmax role is computed
  * rather than an input as stored (the query may carry a constant factor), which the forward does not run

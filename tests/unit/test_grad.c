@@ -261,6 +261,59 @@ static void test_smem_budget(void **state)
     unit_close(&u);
 }
 
+/* The chunk-parallel schedule (ATTNC_BWD_SCHEDULE=parallel): where it applies its plan and kernels
+ * replace attnc_bwd_linear; elsewhere (a per-channel gate) the sequential schedule stays, and the default
+ * (parallel false) is the sequential source. */
+static void test_parallel_schedule(void **state)
+{
+    (void)state;
+    unit_src u;
+    static const char *const mamba2_text =
+        "attention m { dim N = 128, P = 128; heads H = 2;\n"
+        "  input C: bf16[H, N]; input B: bf16[H, N]; input x: bf16[H, P]; input dt: fp32[H];\n"
+        "  param A_log: fp32[H];\n"
+        "  linear { query = C; key = B; value = x * softplus(dt); gate = -exp(A_log) * softplus(dt); }\n"
+        "  mask causal, document; state initial, final; chunk 32; }\n";
+    lowered(&u, mamba2_text);
+    cg_bwd_output out;
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel);
+    assert_int_equal(out.plan.bp_chunk, 64);
+    assert_int_equal(out.plan.bp_kp, 128);
+    assert_int_equal(out.plan.bp_vp, 128);
+    assert_true(out.plan.bp_vsplit);   /* x * softplus(dt) is computed: its tiles carry a remainder */
+    assert_false(out.plan.bp_split);
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, false));
+    assert_true(out.plan.bp_chunk_smem <= 227u * 1024u);
+    assert_non_null(strstr(out.source, "attnc_bwdp_chunk"));
+    assert_non_null(strstr(out.source, "#define ATTNC_B_CAUSAL_LINEAR 0"));
+    unit_close(&u);
+    /* the default: the sequential source, no parallel kernels */
+    lowered(&u, mamba2_text);
+    assert_true(codegen_cuda_bwd(u.m, u.arena, &u.diags, &out));
+    assert_false(out.plan.parallel);
+    assert_null(strstr(out.source, "ATTNC_BP 1"));
+    assert_non_null(strstr(out.source, "#define ATTNC_B_CAUSAL_LINEAR 1"));
+    unit_close(&u);
+    /* the running denominator: V + 1 columns, padded to 144 */
+    lowered(&u, "attention l { dim D = 128, V = 128; heads H = 2;\n"
+                "  input q: bf16[H, D]; input k: bf16[H, D]; input v: bf16[H, V];\n"
+                "  linear { query = elu(q) + 1; key = elu(k) + 1; value = v; normalize denominator(1e-6); }\n"
+                "  mask causal; chunk 64; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel);
+    assert_int_equal(out.plan.bp_vp, 144);
+    assert_false(out.plan.bp_vsplit);
+    assert_int_equal(out.plan.bp_vs, 16);
+    unit_close(&u);
+    /* a per-channel gate: not covered, the sequential schedule */
+    lowered(&u, gla_text);
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_false(out.plan.parallel);
+    assert_null(strstr(out.source, "ATTNC_BP 1"));
+    unit_close(&u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_shared_value),  cmocka_unit_test(test_not_generated),
         cmocka_unit_test(test_smem_budget),   cmocka_unit_test(test_norms),
         cmocka_unit_test(test_delta),         cmocka_unit_test(test_mlstm),
+        cmocka_unit_test(test_parallel_schedule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

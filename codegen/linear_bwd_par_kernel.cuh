@@ -1,0 +1,771 @@
+// codegen/linear_bwd_par_kernel.cuh: the chunk-parallel schedule of the causal linear backward
+// (ATTNC_BWD_SCHEDULE=parallel; issue 4), for an additive update with a scalar, constant or no decay and
+// no normaliser, the running denominator, RMS or LayerNorm.  codegen/cuda_bwd.c emits it after
+// linear_bwd_kernel.cuh (whose causal walks it replaces: ATTNC_B_CAUSAL_LINEAR is 0), with the
+// ATTNC_BP_* constants of passes/grad.c's plan.  Every product is an mma.sync m16n8k16 (support.cuh):
+// bf16 tiles with fp32 accumulators for 16-bit inputs, fp32 tiles split into three bf16 mma for fp32
+// inputs (ATTNC_SPLIT).  The derivation and what is saved versus recomputed: passes/grad.c's header;
+// the algorithm step by step on the CPU: tests/ref/test_bwd_parallel.c.
+//
+// Kernels, in launch order (api/backward.c):
+//   attnc_bwdp_states   grid (N, H_out, VP / BP_VS): S from h0 walked forward over the chunks, a V slice
+//                       per CTA, the state in the warps' accumulators (warp w: state rows 16w..16w+15);
+//                       every chunk's S_in stored as an image in the tiles' type (ws_sin [slot, H_out, KP,
+//                       VP]).  S_out = e^{b_L} S_in + Kd^T V  (Kd = K * e^{b_L - b}).
+//   attnc_bwdp_rows     grid (slots, H_out), normalisers only: x = e^{b} (Q S_in) + P V per row, then the
+//                       norm's backward dO -> d(x) into ws_do (fp32, the sequential kernel's buffer).
+//   attnc_bwdp_dstates  grid (N, H_out, VP / BP_VS): dS from dhT walked in reverse, dS_in = e^{b_L} dS_out
+//                       + Qg^T dO (Qg = Q * e^{b}); every chunk's dS_out stored (ws_dso); dh0 (and dz0).
+//   attnc_bwdp_chunk    grid (slots, H_out): one chunk from S_in, dS_out and its rows:
+//                       P = (Q K^T) o D, A = (dO V^T) o D  (D_rj = e^{b_r - b_j}, j <= r; hi + lo bf16 tiles),
+//                       dq = e^{b} (dO S_in^T) + A K,  dk = e^{b_L - b} (V dS_out^T) + A^T Q,
+//                       dv = e^{b_L - b} (K dS_out) + P^T dO,
+//                       da_s = e^{b_L} <S_in, dS_out> + sum_{j<s} k_j . dk_inter_j + sum_{r>=s} q_r . dq_inter_r
+//                              + sum_{j<s<=r} (dO_r . v_j) P_rj   (the log-weight rule per factor)
+//                       into the sequential kernel's fp32 workspaces (ws_dq, ws_dk, ws_dv, ws_dg);
+//   then attnc_bwd_inputs and the fixed-order head sums, as in the sequential schedule.
+// A chunk's slot is c0 / C + n (c0 its first token, n its sequence): distinct over all chunks of all
+// sequences, below total / C + N + 1; attnc_bwdp_chunk finds n by bisection over cu_seqlens and exits
+// for the slots no chunk has.  Padding rows (past a sequence's end) are zero with log gate 0.  Every
+// token's log2 decay is floored at -32 before the chunk-local sums, as in the forward; every pairwise
+// factor is one exp2 of a difference <= 0.  No atomics: every sum has a fixed order.
+// The decay factors are applied to fp32 accumulators (epilogues) wherever the product allows (rows of
+// dq, dk, dv, x), so that only q, k, v, dO, the state images and Kd (pass 1) / Qg (pass 2) are rounded;
+// P and A, and v where the value role is computed rather than an input (ATTNC_BP_VSPLIT), carry a
+// second bf16 tile with the rounding remainder (lo), one more mma each.
+
+#if ATTNC_BP
+#define ATTNC_BP_LDK (ATTNC_BP_KP + 8)    // tile row strides: 16-byte rows, ldmatrix rows off the banks
+#define ATTNC_BP_LDV (ATTNC_BP_VP + 8)
+#define ATTNC_BP_LDC (ATTNC_BP_C + 8)
+#define ATTNC_BP_LDS (ATTNC_BP_VS + 8)
+#define ATTNC_BP_LO (!ATTNC_SPLIT)               // 16-bit tiles: P, A carry lo tiles
+#define ATTNC_BP_VLO (ATTNC_BP_LO && ATTNC_BP_VSPLIT)
+#define ATTNC_BP_GATED (ATTNC_B_TRANSITION != 0)   // ir_transition: not the identity
+#define ATTNC_BP_LOG2_FLOOR (-32.f)
+#define ATTNC_B_LOG2_FLOOR ATTNC_BP_LOG2_FLOOR   // the generated adjoint's test of a floored token
+#define ATTNC_BP_STG (2 * ATTNC_BP_KP + ATTNC_BP_VP + 8)   // one warp's fp32 role row: q, k, v, gate
+
+static_assert(ATTNC_BP_KP % 16 == 0 && ATTNC_BP_VP % 16 == 0 && ATTNC_BP_KP <= 128, "tile shapes");
+static_assert(ATTNC_BP_C % 16 == 0 && ATTNC_BP_C <= 64 && ATTNC_BP_VP % ATTNC_BP_VS == 0 && ATTNC_BP_VS % 16 == 0,
+              "chunk and slice shapes");
+
+#define ATTNC_BP_NORM_NONE 0   // ir_norm
+#define ATTNC_BP_NORM_DENOM 1
+#define ATTNC_BP_NORM_RMS 3
+#define ATTNC_BP_NORM_LAYER 4
+
+// e^{x ln 2} for an exponent <= 0 where it is formed (clamped, so rounding cannot exceed 1); 1 without decay.
+__device__ __forceinline__ float bp_dec(float x)
+{
+#if ATTNC_BP_GATED
+    return exp2f(fminf(x, 0.f));
+#else
+    (void)x;
+    return 1.f;
+#endif
+}
+
+// column groups of the outputs: NT n-tiles of 8 (even, dividing the width)
+#define ATTNC_BP_NT(W) ((W) % 64 == 0 ? 8 : (W) % 32 == 0 ? 4 : 2)
+
+// acc (16 rows from m0, 8 NT columns from n0) += A (16 x [k0, k1)) B.  A: row-major [m][k] tile, or
+// (AT) stored [k][m]; B: stored [k][n] (BKN) or [n][k].
+template <int NT, bool AT, bool BKN>
+__device__ __forceinline__ void bp_mma(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, int ldb, int n0,
+                                       int k0, int k1, int lane)
+{
+    for (int k = k0; k < k1; k += 16) {
+        frag a;
+        if constexpr (AT)
+            load_a_t(a, A, lda, m0, k, lane);
+        else
+            load_a(a, A, lda, m0, k, lane);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt += 2) {
+            frag b;
+            if constexpr (BKN)
+                load_b_kn(b, B, ldb, n0 + nt * 8, k, lane);
+            else
+                load_b_nk(b, B, ldb, n0 + nt * 8, k, lane);
+            mma(acc[nt], a, b, 0);
+            mma(acc[nt + 1], a, b, 1);
+        }
+    }
+}
+
+template <int NT>
+__device__ __forceinline__ void bp_zero(float (*acc)[4])
+{
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+        acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+}
+
+// Element (row, col) of accumulator register i of n-tile nt: row m0 + lane / 4 + 8 (i >> 1), column
+// n0 + 8 nt + 2 (lane % 4) + (i & 1).
+__device__ __forceinline__ int bp_row(int m0, int lane, int i)
+{
+    return m0 + (lane >> 2) + 8 * (i >> 1);
+}
+__device__ __forceinline__ int bp_col(int n0, int nt, int lane, int i)
+{
+    return n0 + 8 * nt + 2 * (lane & 3) + (i & 1);
+}
+
+// x as a tile element, and (16-bit tiles) the remainder x - hi as a second one.
+__device__ __forceinline__ void bp_split(float x, elt &hi, elt &lo)
+{
+    hi = attnc_float_to_elt(x);
+#if ATTNC_BP_LO
+    lo = attnc_float_to_elt(x - attnc_elt_to_float(hi));
+#else
+    lo = hi;
+    (void)lo;
+#endif
+}
+
+// The chunk's log2 gates g[r] (already floored) into chunk-local inclusive sums b[r], one warp.
+__device__ __forceinline__ void bp_scan(float *g, int lane)
+{
+    constexpr int R = (ATTNC_BP_C + 31) / 32;
+    float x[R], s = 0.f;
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        const int r = lane * R + i;
+        x[i] = r < ATTNC_BP_C ? g[r] : 0.f;
+        s += x[i];
+    }
+    float inc = s;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const float y = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o)
+            inc += y;
+    }
+    float acc = inc - s;
+    __syncwarp();
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        const int r = lane * R + i;
+        acc += x[i];
+        if (r < ATTNC_BP_C)
+            g[r] = acc;
+    }
+}
+
+// Row r of the chunk through the generated roles (one warp, fp32 staging stg), the floored log2 gate
+// into g[r]; padding rows zero.  The caller converts the staged rows into its tiles.
+__device__ __forceinline__ void bp_role_row(const attnc_bwd_params &p, int t, bool real, int h, int lane, float *stg,
+                                            float *g, int r)
+{
+    float *q = stg, *k = stg + ATTNC_BP_KP, *v = stg + 2 * ATTNC_BP_KP, *gg = v + ATTNC_BP_VP;
+    float dummy[2];
+    for (int c = lane; c < ATTNC_BP_STG; c += 32)
+        stg[c] = 0.f;
+    __syncwarp();
+    if (real) {
+        attnc_bwd_roles(p, t, h, lane, q, k, v, gg, dummy, dummy + 1);
+        if constexpr (ATTNC_B_V > ATTNC_B_VO)
+            if (lane == 0)
+                v[ATTNC_B_VO] = 1.f;   // the denominator's column of ones
+    }
+    __syncwarp();
+    if (lane == 0)
+        g[r] = ATTNC_BP_GATED && real ? fmaxf(gg[0] * LOG2E, ATTNC_BP_LOG2_FLOOR) : 0.f;
+}
+
+// Sequence n's chunk of slot `slot`: false when no chunk has the slot.
+__device__ __forceinline__ bool bp_slot_chunk(const attnc_bwd_params &p, int slot, int &n, int &c0, int &eos)
+{
+    int lo = 0, hi = p.nseq - 1, bos;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) >> 1;
+        int b, e;
+        attnc_seq_bounds(p.cu_seqlens, p.seqlen, mid, b, e);
+        if (b / ATTNC_BP_C + mid <= slot)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    n = lo;
+    attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
+    const int ci = slot - (bos / ATTNC_BP_C + n);
+    c0 = bos + ci * ATTNC_BP_C;
+    return ci >= 0 && c0 < eos;
+}
+
+__device__ __forceinline__ size_t bp_image(int slot, int h)
+{
+    return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_KP * ATTNC_BP_VP;
+}
+
+// Element (r, c) of the chunk's output gradient: d(x) (normalisers, ws_do) or dout.
+__device__ __forceinline__ float bp_dout(const attnc_bwd_params &p, int t, int h, int c)
+{
+    const size_t row = (size_t)t * ATTNC_HOUT + h;
+    if constexpr (ATTNC_B_NORM != ATTNC_BP_NORM_NONE)
+        return c < ATTNC_B_V ? p.ws_do[row * ATTNC_B_V + c] : 0.f;
+    else
+        return c < ATTNC_B_VO ? attnc_load<ATTNC_OUT_DTYPE>(p.dout, row * ATTNC_B_VO + c) : 0.f;
+}
+
+// ---- passes 1 and 2: the state walks ------------------------------------------------------------------
+struct attnc_bp_walk_layout {   // offsets in bytes
+    static constexpr unsigned x = 0;                                                   // Kd or Qg [C][LDK]
+    static constexpr unsigned y = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);          // V or dO slice [C][LDS]
+    static constexpr unsigned ylo = y + ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt);        // V's remainder
+    static constexpr unsigned g = ylo + (ATTNC_BP_VLO ? ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt) : 0);   // b [C]
+    static constexpr unsigned stg = g + ATTNC_BP_C * 4;                                 // staging, per warp
+    static constexpr unsigned bytes = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;
+};
+// ldmatrix reads 16-byte rows: every tile starts and every row stride is a multiple of 16 bytes
+static_assert(attnc_bp_walk_layout::y % 16 == 0 && attnc_bp_walk_layout::ylo % 16 == 0 &&
+              ATTNC_BP_LDK * sizeof(elt) % 16 == 0 && ATTNC_BP_LDS * sizeof(elt) % 16 == 0 &&
+              ATTNC_BP_LDV * sizeof(elt) % 16 == 0 && ATTNC_BP_LDC * sizeof(elt) % 16 == 0, "16-byte tile rows");
+
+template <bool REV>
+__device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
+{
+    extern __shared__ __align__(128) unsigned char bsm[];
+    using L = attnc_bp_walk_layout;
+    elt *X = (elt *)(bsm + L::x), *Y = (elt *)(bsm + L::y), *Ylo = (elt *)(bsm + L::ylo);
+    float *g = (float *)(bsm + L::g);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int n = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * ATTNC_BP_VS;
+    constexpr int G = ATTNC_HOUT / ATTNC_HS, NT = ATTNC_BP_VS / 8;
+    const int hs = h / G;
+    const bool seeded = h % G == 0;
+    float *stg = (float *)(bsm + L::stg) + warp * ATTNC_BP_STG;
+    int bos, eos;
+    attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
+    const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K * ATTNC_B_VO;
+    const size_t z_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K;
+    const int m0 = warp * 16;
+    const bool owner = m0 < ATTNC_BP_KP;   // this warp holds state rows m0 .. m0 + 15
+    elt *image = REV ? (elt *)p.ws_dso : (elt *)p.ws_sin;
+    float acc[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
+            float x = 0.f;
+            if (owner && d < ATTNC_B_K) {
+                if (c < ATTNC_B_VO)
+                    x = REV ? (seeded && p.dhT ? p.dhT[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f)
+                            : (p.h0 ? p.h0[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f);
+                else if (c < ATTNC_B_V)
+                    x = REV ? (seeded && p.dzT ? p.dzT[z_base + d] : 0.f) : (p.z0 ? p.z0[z_base + d] : 0.f);
+            }
+            acc[nt][i] = x;
+        }
+    const int nchunks = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
+    for (int it = 0; it < nchunks; it++) {
+        const int ci = REV ? nchunks - 1 - it : it, c0 = bos + ci * ATTNC_BP_C, nrows = min(ATTNC_BP_C, eos - c0);
+        const int slot = c0 / ATTNC_BP_C + n;
+        // the chunk's rows: k and the V slice (forward), q and the dO slice (reverse), the log2 gates
+        for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
+            bp_role_row(p, c0 + r, r < nrows, h, lane, stg, g, r);
+            const float *src = REV ? stg : stg + ATTNC_BP_KP;
+            for (int c = lane; c < ATTNC_BP_KP; c += 32)
+                X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(src[c]);
+            for (int c = lane; c < ATTNC_BP_VS; c += 32) {
+                const float y = REV ? (r < nrows ? bp_dout(p, c0 + r, h, v0 + c) : 0.f) : stg[2 * ATTNC_BP_KP + v0 + c];
+                elt hi, lo;
+                bp_split(y, hi, lo);
+                Y[r * ATTNC_BP_LDS + c] = hi;
+                if constexpr (!REV && ATTNC_BP_VLO)
+                    Ylo[r * ATTNC_BP_LDS + c] = lo;
+            }
+            __syncwarp();
+        }
+        __syncthreads();
+        if constexpr (ATTNC_BP_GATED) {
+            if (warp == 0)
+                bp_scan(g, lane);
+            __syncthreads();
+        }
+        const float bl = ATTNC_BP_GATED ? g[ATTNC_BP_C - 1] : 0.f;
+        // Kd = K e^{b_L - b} (forward) or Qg = Q e^{b} (reverse), rounded once more to the tile type
+        if constexpr (ATTNC_BP_GATED) {
+            for (int i = tid; i < ATTNC_BP_C * ATTNC_BP_KP; i += ATTNC_B_THREADS) {
+                const int r = i / ATTNC_BP_KP, c = i % ATTNC_BP_KP;
+                const float f = REV ? bp_dec(g[r]) : bp_dec(bl - g[r]);
+                X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(X[r * ATTNC_BP_LDK + c]) * f);
+            }
+            __syncthreads();
+        }
+        // this chunk's incoming state (forward: S_in; reverse: dS_out) as an image, then the update
+        const float fl = bp_dec(bl);
+        if (owner) {
+            elt *img = image + bp_image(slot, h);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i += 2) {
+                    const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
+                    st2(img + (size_t)d * ATTNC_BP_VP + c, acc[nt][i], acc[nt][i + 1]);
+                    acc[nt][i] *= fl;
+                    acc[nt][i + 1] *= fl;
+                }
+            bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
+            if constexpr (!REV && ATTNC_BP_VLO)
+                bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Ylo, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
+        }
+        __syncthreads();
+    }
+    if (REV && owner) {   // dh0 (and dz0): this head's share
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
+                if (d >= ATTNC_B_K)
+                    continue;
+                if (c < ATTNC_B_VO && p.ws_dh0)
+                    p.ws_dh0[(((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d) * ATTNC_B_VO + c] = acc[nt][i];
+                else if (c == ATTNC_B_VO && ATTNC_B_V > ATTNC_B_VO && p.ws_dz0)
+                    p.ws_dz0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d] = acc[nt][i];
+            }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_states(attnc_bwd_params p)
+{
+    bp_walk<false>(p);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_dstates(attnc_bwd_params p)
+{
+    bp_walk<true>(p);
+}
+
+// ---- pass 3 (and the normalisers' rows): one chunk ---------------------------------------------------
+struct attnc_bp_chunk_layout {   // offsets in bytes
+    static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
+    static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
+    static constexpr unsigned q = 0;
+    static constexpr unsigned k = q + CK;
+    static constexpr unsigned v = k + CK;
+    static constexpr unsigned vlo = v + CV;
+    static constexpr unsigned dout = vlo + (ATTNC_BP_VLO ? CV : 0);
+    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV]
+    static constexpr unsigned p = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // P hi
+    static constexpr unsigned plo = p + CC;
+    static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = (dO V^T) o D hi
+    static constexpr unsigned alo = a + CC;
+    static constexpr unsigned m = alo + (ATTNC_BP_LO ? CC : 0);                // fp32 [C][C + 1]: M, then x
+    static constexpr unsigned mfloats = ATTNC_BP_C * (ATTNC_BP_C + 1) > ATTNC_B_WARPS * ATTNC_BP_STG
+                                            ? ATTNC_BP_C * (ATTNC_BP_C + 1) : ATTNC_B_WARPS * ATTNC_BP_STG;
+    static constexpr unsigned xfloats = ATTNC_B_NORM != ATTNC_BP_NORM_NONE ? ATTNC_BP_C * (ATTNC_BP_VP + 1) : 0;
+    static constexpr unsigned g = m + 4 * (mfloats > xfloats ? mfloats : xfloats);   // b [C]
+    static constexpr unsigned eq = g + ATTNC_BP_C * 4;                         // q_r . dq_inter_r partials [8][C]
+    static constexpr unsigned ek = eq + 8 * ATTNC_BP_C * 4;                    // k_j . dk_inter_j partials [8][C]
+    static constexpr unsigned red = ek + 8 * ATTNC_BP_C * 4;                   // block sums [THREADS]
+    static constexpr unsigned bytes = (red + ATTNC_B_THREADS * 4 + 127) / 128 * 128;
+};
+static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 16 == 0 && attnc_bp_chunk_layout::vlo % 16 == 0 &&
+              attnc_bp_chunk_layout::dout % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
+              attnc_bp_chunk_layout::plo % 16 == 0 && attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::alo % 16 == 0 &&
+              attnc_bp_chunk_layout::m % 16 == 0, "16-byte tiles");
+
+// The chunk's rows into the tiles (q, k, v (+ lo), dO (reverse kernels) and log2 gates), through the
+// staging area at `stg_base` (ATTNC_B_WARPS rows of ATTNC_BP_STG floats).
+__device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, int nrows, int h, unsigned char *bsm,
+                                             float *stg_base, bool with_dout)
+{
+    using L = attnc_bp_chunk_layout;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    elt *Q = (elt *)(bsm + L::q), *K = (elt *)(bsm + L::k), *V = (elt *)(bsm + L::v), *Vlo = (elt *)(bsm + L::vlo);
+    elt *D = (elt *)(bsm + L::dout);
+    float *g = (float *)(bsm + L::g), *stg = stg_base + warp * ATTNC_BP_STG;
+    for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
+        bp_role_row(p, c0 + r, r < nrows, h, lane, stg, g, r);
+        for (int c = lane; c < ATTNC_BP_KP; c += 32) {
+            Q[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(stg[c]);
+            K[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(stg[ATTNC_BP_KP + c]);
+        }
+        for (int c = lane; c < ATTNC_BP_VP; c += 32) {
+            elt hi, lo;
+            bp_split(stg[2 * ATTNC_BP_KP + c], hi, lo);
+            V[r * ATTNC_BP_LDV + c] = hi;
+            if constexpr (ATTNC_BP_VLO)
+                Vlo[r * ATTNC_BP_LDV + c] = lo;
+            if (with_dout)
+                D[r * ATTNC_BP_LDV + c] = attnc_float_to_elt(r < nrows ? bp_dout(p, c0 + r, h, c) : 0.f);
+        }
+        __syncwarp();
+    }
+    (void)tid;
+}
+
+// An image [KP][VP] from global memory into the S tile.
+__device__ __forceinline__ void bp_load_image(const elt *img, elt *S)
+{
+    constexpr int PER = 16 / sizeof(elt), ROW = ATTNC_BP_VP / PER;
+    for (int i = threadIdx.x; i < ATTNC_BP_KP * ROW; i += ATTNC_B_THREADS) {
+        const int d = i / ROW, c = (i % ROW) * PER;
+        *reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c) = *reinterpret_cast<const attnc_u4 *>(img + (size_t)d * ATTNC_BP_VP + c);
+    }
+}
+
+// P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and M_rj = (dO_r . v_j) P_rj
+// (fp32, the gate's pair terms): 16 x 16 blocks on and below the diagonal, one warp each in turn.
+__device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
+{
+    using L = attnc_bp_chunk_layout;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
+    const elt *Vlo = (const elt *)(bsm + L::vlo), *D = (const elt *)(bsm + L::dout);
+    elt *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *A = (elt *)(bsm + L::a), *Alo = (elt *)(bsm + L::alo);
+    float *M = (float *)(bsm + L::m);
+    const float *g = (const float *)(bsm + L::g);
+    constexpr int NB = ATTNC_BP_C / 16;
+    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+        const int mi = item / NB, nj = item % NB;
+        if (nj > mi)
+            continue;
+        float ap[2][4], aa[2][4];
+        bp_zero<2>(ap);
+        bp_zero<2>(aa);
+        bp_mma<2, false, false>(ap, Q, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+        if (dp) {
+            bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+            if constexpr (ATTNC_BP_VLO)
+                bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, Vlo, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+        }
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
+                const float f = j <= r ? bp_dec(g[r] - g[j]) : 0.f;
+                const float pv = ap[nt][i] * f;
+                elt hi, lo;
+                bp_split(pv, hi, lo);
+                P[r * ATTNC_BP_LDC + j] = hi;
+                if constexpr (ATTNC_BP_LO)
+                    Plo[r * ATTNC_BP_LDC + j] = lo;
+                if (dp) {
+                    bp_split(aa[nt][i] * f, hi, lo);
+                    A[r * ATTNC_BP_LDC + j] = hi;
+                    if constexpr (ATTNC_BP_LO)
+                        Alo[r * ATTNC_BP_LDC + j] = lo;
+                    M[r * (ATTNC_BP_C + 1) + j] = aa[nt][i] * pv;
+                }
+            }
+    }
+}
+
+// A block sum in a fixed order (every thread gets it).
+__device__ __forceinline__ float bp_block_sum(float x, float *red)
+{
+    red[threadIdx.x] = x;
+    __syncthreads();
+    for (int o = ATTNC_B_THREADS / 2; o; o >>= 1) {
+        if ((int)threadIdx.x < o)
+            red[threadIdx.x] += red[threadIdx.x + o];
+        __syncthreads();
+    }
+    const float s = red[0];
+    __syncthreads();
+    return s;
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chunk(attnc_bwd_params p)
+{
+    extern __shared__ __align__(128) unsigned char bsm[];
+    using L = attnc_bp_chunk_layout;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int slot = blockIdx.x, h = blockIdx.y;
+    int n, c0, eos;
+    if (!bp_slot_chunk(p, slot, n, c0, eos))
+        return;
+    const int nrows = min(ATTNC_BP_C, eos - c0);
+    const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
+    const elt *Vlo = (const elt *)(bsm + L::vlo), *D = (const elt *)(bsm + L::dout);
+    const elt *P = (const elt *)(bsm + L::p), *Plo = (const elt *)(bsm + L::plo);
+    const elt *A = (const elt *)(bsm + L::a), *Alo = (const elt *)(bsm + L::alo);
+    elt *S = (elt *)(bsm + L::s);
+    float *M = (float *)(bsm + L::m), *g = (float *)(bsm + L::g), *eq = (float *)(bsm + L::eq), *ek = (float *)(bsm + L::ek);
+    float *red = (float *)(bsm + L::red);
+    const elt *img_in = (const elt *)p.ws_sin + bp_image(slot, h), *img_out = (const elt *)p.ws_dso + bp_image(slot, h);
+
+    bp_load_rows(p, c0, nrows, h, bsm, M, true);
+    bp_load_image(img_in, S);
+    // <S_in, dS_out> from the images (the gate's state term), fixed order
+    float e_in = 0.f;
+    if constexpr (ATTNC_BP_GATED)
+        for (int i = tid; i < ATTNC_BP_KP * ATTNC_BP_VP; i += ATTNC_B_THREADS)
+            e_in += attnc_elt_to_float(img_in[i]) * attnc_elt_to_float(img_out[i]);
+    __syncthreads();
+    if constexpr (ATTNC_BP_GATED) {
+        if (warp == 0)
+            bp_scan(g, lane);
+        e_in = bp_block_sum(e_in, red);   // (its barriers publish b too)
+    }
+    __syncthreads();
+    const float bl = ATTNC_BP_GATED ? g[ATTNC_BP_C - 1] : 0.f;
+    bp_scores(bsm, true);
+    __syncthreads();
+
+    // dq = e^{b} (dO S_in^T) + A K
+    {
+        constexpr int NT = ATTNC_BP_NT(ATTNC_BP_KP), NG = ATTNC_BP_KP / (8 * NT), NB = ATTNC_BP_C / 16;
+        for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
+            const int mi = item / NG, cg = item % NG, m0 = mi * 16, n0 = cg * 8 * NT;
+            float acc[NT][4];
+            bp_zero<NT>(acc);
+            bp_mma<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+            float part[2] = {0.f, 0.f};
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                    acc[nt][i] *= bp_dec(g[r]);
+                    part[i >> 1] += attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]) * acc[nt][i];
+                }
+            part[0] = quad_sum(part[0]);
+            part[1] = quad_sum(part[1]);
+            if ((lane & 3) == 0) {
+                eq[cg * ATTNC_BP_C + m0 + (lane >> 2)] = part[0];
+                eq[cg * ATTNC_BP_C + m0 + (lane >> 2) + 8] = part[1];
+            }
+            bp_mma<NT, false, true>(acc, A, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
+            if constexpr (ATTNC_BP_LO)
+                bp_mma<NT, false, true>(acc, Alo, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                    if (r < nrows && c < ATTNC_B_K)
+                        p.ws_dq[((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_K + c] = acc[nt][i];
+                }
+        }
+    }
+    __syncthreads();
+    bp_load_image(img_out, S);
+    __syncthreads();
+    // dk = e^{b_L - b} (V dS_out^T) + A^T Q
+    {
+        constexpr int NT = ATTNC_BP_NT(ATTNC_BP_KP), NG = ATTNC_BP_KP / (8 * NT), NB = ATTNC_BP_C / 16;
+        for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
+            const int mj = item / NG, cg = item % NG, m0 = mj * 16, n0 = cg * 8 * NT;
+            float acc[NT][4];
+            bp_zero<NT>(acc);
+            bp_mma<NT, false, false>(acc, V, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+            if constexpr (ATTNC_BP_VLO)
+                bp_mma<NT, false, false>(acc, Vlo, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+            float part[2] = {0.f, 0.f};
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                    acc[nt][i] *= bp_dec(bl - g[j]);
+                    part[i >> 1] += attnc_elt_to_float(K[j * ATTNC_BP_LDK + c]) * acc[nt][i];
+                }
+            part[0] = quad_sum(part[0]);
+            part[1] = quad_sum(part[1]);
+            if ((lane & 3) == 0) {
+                ek[cg * ATTNC_BP_C + m0 + (lane >> 2)] = part[0];
+                ek[cg * ATTNC_BP_C + m0 + (lane >> 2) + 8] = part[1];
+            }
+            bp_mma<NT, true, true>(acc, A, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
+            if constexpr (ATTNC_BP_LO)
+                bp_mma<NT, true, true>(acc, Alo, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                    if (j < nrows && c < ATTNC_B_K)
+                        p.ws_dk[((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_K + c] = acc[nt][i];
+                }
+        }
+    }
+    // dv = e^{b_L - b} (K dS_out) + P^T dO
+    {
+        constexpr int NT = ATTNC_BP_NT(ATTNC_BP_VP), NG = ATTNC_BP_VP / (8 * NT), NB = ATTNC_BP_C / 16;
+        for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
+            const int mj = item / NG, cg = item % NG, m0 = mj * 16, n0 = cg * 8 * NT;
+            float acc[NT][4];
+            bp_zero<NT>(acc);
+            bp_mma<NT, false, true>(acc, K, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    acc[nt][i] *= bp_dec(bl - g[bp_row(m0, lane, i)]);
+            bp_mma<NT, true, true>(acc, P, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
+            if constexpr (ATTNC_BP_LO)
+                bp_mma<NT, true, true>(acc, Plo, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                    if (j < nrows && c < ATTNC_B_V)
+                        p.ws_dv[((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_V + c] = acc[nt][i];
+                }
+        }
+    }
+    if constexpr (ATTNC_BP_GATED) {
+        __syncthreads();
+        // the pair terms: exclusive prefix sums of M along each row (j <= r), then per token s the sum over
+        // r >= s of row r's prefix at s: sum_{j < s <= r} M_rj
+        if (tid < ATTNC_BP_C) {
+            float run = 0.f;
+            for (int j = 0; j <= tid; j++) {
+                const float t = M[tid * (ATTNC_BP_C + 1) + j];
+                M[tid * (ATTNC_BP_C + 1) + j] = run;
+                run += t;
+            }
+        }
+        __syncthreads();
+        if (tid < nrows) {
+            constexpr int NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
+            float cross = 0.f, qin = 0.f, kin = 0.f;
+            for (int r = tid; r < nrows; r++) {
+                cross += M[r * (ATTNC_BP_C + 1) + tid];
+                for (int cg = 0; cg < NGQ; cg++)
+                    qin += eq[cg * ATTNC_BP_C + r];
+            }
+            for (int j = 0; j < tid; j++)
+                for (int cg = 0; cg < NGQ; cg++)
+                    kin += ek[cg * ATTNC_BP_C + j];
+            p.ws_dg[(size_t)(c0 + tid) * ATTNC_HOUT + h] = bp_dec(bl) * e_in + kin + qin + cross;
+        }
+    }
+}
+
+#if ATTNC_B_NORM != ATTNC_BP_NORM_NONE
+// The normalisers' rows: x = e^{b} (Q S_in) + P V, then d(x) from dout into ws_do (the sequential
+// kernel's attnc_bwd_norm_rows, one warp per row, fp32).
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows(attnc_bwd_params p)
+{
+    extern __shared__ __align__(128) unsigned char bsm[];
+    using L = attnc_bp_chunk_layout;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int slot = blockIdx.x, h = blockIdx.y;
+    int n, c0, eos;
+    if (!bp_slot_chunk(p, slot, n, c0, eos))
+        return;
+    const int nrows = min(ATTNC_BP_C, eos - c0);
+    const elt *Q = (const elt *)(bsm + L::q), *V = (const elt *)(bsm + L::v), *Vlo = (const elt *)(bsm + L::vlo);
+    const elt *P = (const elt *)(bsm + L::p), *Plo = (const elt *)(bsm + L::plo);
+    elt *S = (elt *)(bsm + L::s);
+    float *X = (float *)(bsm + L::m), *g = (float *)(bsm + L::g);
+    bp_load_rows(p, c0, nrows, h, bsm, X, false);
+    bp_load_image((const elt *)p.ws_sin + bp_image(slot, h), S);
+    __syncthreads();
+    if constexpr (ATTNC_BP_GATED) {
+        if (warp == 0)
+            bp_scan(g, lane);
+        __syncthreads();
+    }
+    bp_scores(bsm, false);
+    __syncthreads();
+    {
+        constexpr int NT = ATTNC_BP_NT(ATTNC_BP_VP), NG = ATTNC_BP_VP / (8 * NT), NB = ATTNC_BP_C / 16;
+        for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
+            const int mi = item / NG, cg = item % NG, m0 = mi * 16, n0 = cg * 8 * NT;
+            float acc[NT][4];
+            bp_zero<NT>(acc);
+            bp_mma<NT, false, true>(acc, Q, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    acc[nt][i] *= bp_dec(g[bp_row(m0, lane, i)]);
+            bp_mma<NT, false, true>(acc, P, ATTNC_BP_LDC, m0, V, ATTNC_BP_LDV, n0, 0, m0 + 16, lane);
+            if constexpr (ATTNC_BP_LO)
+                bp_mma<NT, false, true>(acc, Plo, ATTNC_BP_LDC, m0, V, ATTNC_BP_LDV, n0, 0, m0 + 16, lane);
+            if constexpr (ATTNC_BP_VLO)
+                bp_mma<NT, false, true>(acc, P, ATTNC_BP_LDC, m0, Vlo, ATTNC_BP_LDV, n0, 0, m0 + 16, lane);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    X[bp_row(m0, lane, i) * (ATTNC_BP_VP + 1) + bp_col(n0, nt, lane, i)] = acc[nt][i];
+        }
+    }
+    __syncthreads();
+    constexpr float inv_n = 1.f / ATTNC_B_VO;
+    for (int r = warp; r < nrows; r += ATTNC_B_WARPS) {
+        const float *x = X + r * (ATTNC_BP_VP + 1);
+        const size_t row = (size_t)(c0 + r) * ATTNC_HOUT + h;
+        float *ws = p.ws_do + row * ATTNC_B_V;
+        float dy[(ATTNC_B_VO + 31) / 32];
+#pragma unroll
+        for (int s = 0; s < (ATTNC_B_VO + 31) / 32; s++) {
+            const int c = lane + 32 * s;
+            dy[s] = c < ATTNC_B_VO ? attnc_load<ATTNC_OUT_DTYPE>(p.dout, row * ATTNC_B_VO + c) : 0.f;
+        }
+        if constexpr (ATTNC_B_NORM == ATTNC_BP_NORM_DENOM) {
+            // o = x / den, den = q.z + eps: d(x) = dO / den, d(q.z) = -(dO . x) / den^2
+            const float den = x[ATTNC_B_VO] + ATTNC_B_EPS;
+            float xd = 0.f;
+#pragma unroll
+            for (int s = 0; s < (ATTNC_B_VO + 31) / 32; s++)
+                if (lane + 32 * s < ATTNC_B_VO)
+                    xd += x[lane + 32 * s] * dy[s];
+            xd = attnc_warp_sum(xd);
+#pragma unroll
+            for (int s = 0; s < (ATTNC_B_VO + 31) / 32; s++)
+                if (lane + 32 * s < ATTNC_B_VO)
+                    ws[lane + 32 * s] = dy[s] / den;
+            if (lane == 0)
+                ws[ATTNC_B_VO] = -xd / (den * den);
+        } else if constexpr (ATTNC_B_NORM == ATTNC_BP_NORM_RMS) {
+            // o = x rs, rs = (|x|^2 / V + eps)^-1/2: d(x) = rs dO - rs^3 (x . dO) x / V
+            float ss = 0.f, xd = 0.f;
+#pragma unroll
+            for (int s = 0; s < (ATTNC_B_VO + 31) / 32; s++)
+                if (lane + 32 * s < ATTNC_B_VO) {
+                    ss += x[lane + 32 * s] * x[lane + 32 * s];
+                    xd += x[lane + 32 * s] * dy[s];
+                }
+            ss = attnc_warp_sum(ss);
+            xd = attnc_warp_sum(xd);
+            const float rs = rsqrtf(ss * inv_n + ATTNC_B_EPS);
+#pragma unroll
+            for (int s = 0; s < (ATTNC_B_VO + 31) / 32; s++)
+                if (lane + 32 * s < ATTNC_B_VO)
+                    ws[lane + 32 * s] = rs * dy[s] - rs * rs * rs * xd * x[lane + 32 * s] * inv_n;
+        } else {
+            // o = (x - mean) rs: d(x) = rs (dO - mean(dO) - o mean(dO o))
+            float mean = 0.f;
+#pragma unroll
+            for (int s = 0; s < (ATTNC_B_VO + 31) / 32; s++)
+                if (lane + 32 * s < ATTNC_B_VO)
+                    mean += x[lane + 32 * s];
+            mean = attnc_warp_sum(mean) * inv_n;
+            float var = 0.f;
+#pragma unroll
+            for (int s = 0; s < (ATTNC_B_VO + 31) / 32; s++)
+                if (lane + 32 * s < ATTNC_B_VO)
+                    var += (x[lane + 32 * s] - mean) * (x[lane + 32 * s] - mean);
+            const float rs = rsqrtf(attnc_warp_sum(var) * inv_n + ATTNC_B_EPS);
+            float md = 0.f, mdo = 0.f;
+#pragma unroll
+            for (int s = 0; s < (ATTNC_B_VO + 31) / 32; s++)
+                if (lane + 32 * s < ATTNC_B_VO) {
+                    md += dy[s];
+                    mdo += dy[s] * (x[lane + 32 * s] - mean) * rs;
+                }
+            md = attnc_warp_sum(md) * inv_n;
+            mdo = attnc_warp_sum(mdo) * inv_n;
+#pragma unroll
+            for (int s = 0; s < (ATTNC_B_VO + 31) / 32; s++)
+                if (lane + 32 * s < ATTNC_B_VO)
+                    ws[lane + 32 * s] = rs * (dy[s] - md - (x[lane + 32 * s] - mean) * rs * mdo);
+        }
+    }
+}
+#endif
+
+#endif   // ATTNC_BP

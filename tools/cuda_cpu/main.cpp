@@ -1,0 +1,225 @@
+// tools/cuda_cpu/main.cpp: runs one spec's backward linear kernels of both schedules on the CPU
+// (prelude.h) on the same random inputs and compares their role gradients and dh0: the sequential
+// schedule's attnc_bwd_linear (fp32 on the CUDA cores, checked on the H200 against the float64
+// backward) against the parallel schedule's four kernels.
+// usage: cuda_cpu DESC SEED BOUND LEN1[,LEN2,...]
+//   DESC: one line per tensor, "name dtype token|head heads len" (run.sh writes it from `attnc ir`)
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+static bool ok_adj = true;
+
+static float cpu_f16_to_float_h(unsigned short h)
+{
+    unsigned sg = (h >> 15) & 1, e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? std::ldexp((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp((float)(m | 1024), (int)e - 25);
+    return sg ? -v : v;
+}
+
+static unsigned short to_bf16(float f)
+{
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
+struct tensor {
+    std::string name, dtype;
+    bool token;
+    unsigned heads, len;
+    std::vector<unsigned char> data;
+};
+
+static double rel(const std::vector<float> &got, const std::vector<float> &want, size_t stride, size_t cols)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < got.size(); i++) {
+        if (i % stride >= cols)
+            continue;
+        if (!std::isfinite(got[i]))
+            return INFINITY;
+        num += (double)(got[i] - want[i]) * (got[i] - want[i]);
+        den += (double)want[i] * want[i];
+    }
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        std::fprintf(stderr, "usage: cuda_cpu DESC SEED BOUND LEN1[,LEN2,...]\n");
+        return 2;
+    }
+    std::vector<tensor> ts;
+    FILE *f = std::fopen(argv[1], "r");
+    char name[64], dt[16], kind[16];
+    unsigned heads, len;
+    while (f && std::fscanf(f, "%63s %15s %15s %u %u", name, dt, kind, &heads, &len) == 5)
+        ts.push_back({name, dt, std::strcmp(kind, "token") == 0, heads, len, {}});
+    if (f)
+        std::fclose(f);
+    unsigned seed = (unsigned)std::atoi(argv[2]);
+    double bound = std::atof(argv[3]);
+    std::vector<int> cu{0};
+    for (char *s = std::strtok(argv[4], ","); s; s = std::strtok(nullptr, ","))
+        cu.push_back(cu.back() + std::atoi(s));
+    const int nseq = (int)cu.size() - 1, total = cu.back();
+    unit_info si = seq_info(), pi = par_info();
+    if (si.K != pi.K || si.V != pi.V || si.HOUT != pi.HOUT) {
+        std::fprintf(stderr, "the two units disagree on the shape\n");
+        return 2;
+    }
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    host_args a;
+    std::memset(&a, 0, sizeof a);
+    // CUDA_CPU_SCALE=NAME:FACTOR scales one tensor (strong gates: dt:8)
+    std::string scale_name;
+    float scale = 1.f;
+    if (const char *e = std::getenv("CUDA_CPU_SCALE")) {
+        const char *c = std::strchr(e, ':');
+        if (c)
+            scale_name.assign(e, c), scale = (float)std::atof(c + 1);
+    }
+    for (size_t i = 0; i < ts.size(); i++) {
+        tensor &t = ts[i];
+        const float sc = t.name == scale_name ? scale : 1.f;
+        size_t n = (t.token ? (size_t)total : 1) * t.heads * t.len, es = t.dtype == "fp32" ? 4 : 2;
+        t.data.resize(n * es);
+        for (size_t j = 0; j < n; j++) {
+            float x = nd(rng) * sc;
+            if (es == 4)
+                std::memcpy(&t.data[j * 4], &x, 4);
+            else {
+                unsigned short b = to_bf16(x);
+                std::memcpy(&t.data[j * 2], &b, 2);
+            }
+        }
+        a.in[i] = t.data.data();
+    }
+    const unsigned H = si.HOUT, K = si.K, V = si.V, VO = si.VO, HS = si.HS;
+    size_t nout = (size_t)total * H * VO;
+    std::vector<unsigned char> dout(nout * (si.out_dtype == 2 ? 4 : 2));
+    for (size_t j = 0; j < nout; j++) {
+        float x = nd(rng);
+        if (si.out_dtype == 2)
+            std::memcpy(&dout[j * 4], &x, 4);
+        else {
+            unsigned short b = to_bf16(x);
+            std::memcpy(&dout[j * 2], &b, 2);
+        }
+    }
+    std::vector<float> h0((size_t)nseq * HS * K * VO), dhT(h0.size()), z0((size_t)nseq * HS * K), dzT(z0.size());
+    for (auto &x : h0) x = 0.5f * nd(rng);
+    for (auto &x : dhT) x = nd(rng);
+    for (auto &x : z0) x = std::fabs(nd(rng)) * 0.5f + 0.5f;
+    for (auto &x : dzT) x = nd(rng);
+    a.dout = dout.data();
+    a.h0 = h0.data(), a.dhT = dhT.data();
+    if (V > VO)
+        a.z0 = z0.data(), a.dzT = dzT.data();
+    // sequences of one length run as a batch (no cu_seqlens, as `attnc run --batch`), others packed
+    bool uniform = true;
+    for (int n = 1; n < nseq; n++)
+        uniform &= cu[n + 1] - cu[n] == cu[1] - cu[0];
+    a.cu_seqlens = uniform ? nullptr : cu.data();
+    a.seqlen = uniform ? cu[1] : 0;
+    a.nseq = nseq, a.total = total;
+    struct outs {
+        std::vector<float> dq, dk, dv, dg, dh0, dz0;
+    } o[2];
+    for (int s = 0; s < 2; s++) {
+        o[s].dq.assign((size_t)total * H * K, NAN);
+        o[s].dk.assign((size_t)total * H * K, NAN);
+        o[s].dv.assign((size_t)total * H * V, NAN);
+        o[s].dg.assign((size_t)total * H, NAN);
+        o[s].dh0.assign((size_t)nseq * H * K * VO, NAN);
+        o[s].dz0.assign((size_t)nseq * H * K, NAN);
+        host_args b = a;
+        b.ws_dq = o[s].dq.data(), b.ws_dk = o[s].dk.data(), b.ws_dv = o[s].dv.data(), b.ws_dg = o[s].dg.data();
+        b.ws_dh0 = o[s].dh0.data();
+        b.ws_dz0 = V > VO ? o[s].dz0.data() : nullptr;
+        if (s == 0)
+            seq_run(b);
+        else
+            par_run(b);
+    }
+    struct { const char *what; double err; } r[] = {
+        {"dq", rel(o[1].dq, o[0].dq, K, K)},
+        {"dk", rel(o[1].dk, o[0].dk, K, K)},
+        {"dv", rel(o[1].dv, o[0].dv, V, VO)},
+        {"dg", si.gated ? rel(o[1].dg, o[0].dg, 1, 1) : 0.0},
+        {"dh0", rel(o[1].dh0, o[0].dh0, 1, 1)},
+        {"dz0", V > VO ? rel(o[1].dz0, o[0].dz0, 1, 1) : 0.0},
+    };
+    // the value DAG's adjoint from the same (sequential) role gradients: partials (sequential) against the
+    // parallel schedule's direct writes in the tensor's dtype (per-token tensors of every output head's
+    // own) and partials (the others)
+    host_args b = a;
+    b.ws_dq = o[0].dq.data(), b.ws_dk = o[0].dk.data(), b.ws_dv = o[0].dv.data(), b.ws_dg = o[0].dg.data();
+    std::vector<std::vector<float>> ps(ts.size()), pp(ts.size());
+    std::vector<std::vector<unsigned char>> dbuf(ts.size());
+    float *pseq[64] = {}, *ppar[64] = {};
+    void *dir[64] = {};
+    int dty[64] = {};
+    for (size_t i = 0; i < ts.size(); i++) {
+        size_t n = (size_t)total * H * ts[i].len;
+        ps[i].assign(n, NAN);
+        pseq[i] = ps[i].data();
+        if (ts[i].token && ts[i].heads == H) {
+            size_t es = ts[i].dtype == "fp32" ? 4 : 2;
+            dbuf[i].assign(n * es, 0xff);
+            dir[i] = dbuf[i].data();
+            dty[i] = ts[i].dtype == "fp32" ? 2 : ts[i].dtype == "fp16" ? 1 : 0;
+        } else {
+            pp[i].assign(n, NAN);
+            ppar[i] = pp[i].data();
+        }
+    }
+    seq_inputs(b, pseq);
+    par_inputs(b, ppar, dir, dty);
+    double adj_err = 0;
+    std::string adj_worst = "-";
+    for (size_t i = 0; i < ts.size(); i++) {
+        std::vector<float> got(ps[i].size());
+        for (size_t j = 0; j < got.size(); j++) {
+            if (!dir[i]) {
+                got[j] = pp[i][j];
+            } else if (dty[i] == 2) {
+                std::memcpy(&got[j], &dbuf[i][j * 4], 4);
+            } else {
+                unsigned short h;
+                std::memcpy(&h, &dbuf[i][j * 2], 2);
+                got[j] = dty[i] == 1 ? cpu_f16_to_float_h(h) : [&] { unsigned u = (unsigned)h << 16; float x; std::memcpy(&x, &u, 4); return x; }();
+            }
+        }
+        double e = rel(got, ps[i], 1, 1);
+        // a direct write in bf16 / fp16 carries its rounding: 2^-8 / 2^-11 relative at most
+        double allow = !dir[i] || dty[i] == 2 ? 1e-6 : dty[i] == 1 ? 1e-3 : 4e-3;
+        if (!(e <= allow))
+            ok_adj = false;
+        if (e / allow > adj_err) {
+            adj_err = e / allow;
+            adj_worst = ts[i].name + (dir[i] ? " (direct)" : " (partials)");
+        }
+    }
+    bool ok = ok_adj;
+    std::printf("adjoint: direct writes and partials against the sequential partials, worst %s at %.2f of its "
+                "bound: %s\n", adj_worst.c_str(), adj_err, ok_adj ? "ok" : "FAIL");
+    std::printf("parallel vs sequential schedule, %d sequences, %d tokens, %u heads, K %u V %u, chunk %u:", nseq, total, H,
+                K, V, pi.chunk);
+    for (auto &x : r) {
+        std::printf(" %s %.3e", x.what, x.err);
+        ok &= x.err <= bound;
+    }
+    std::printf(" (bound %.0e) %s\n", bound, ok ? "ok" : "FAIL");
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""tools/cuda_cpu/prepare.py: turns a generated backward translation unit (attnc compile --grad --emit cuda)
+into C++ that tools/cuda_cpu/prelude.h runs on the CPU, one std::thread per CUDA thread: the PTX inline
+assembly of support.cuh (conversions, ex2, ldmatrix, mma.sync) is replaced by the prelude's emulations, the
+dynamic shared memory by the CTA's buffer, and the whole unit is wrapped in a namespace so that two units
+(the sequential and the parallel schedule) link into one program.
+usage: prepare.py IN.cu OUT.h NAMESPACE"""
+import re
+import sys
+
+src = open(sys.argv[1]).read()
+ns = sys.argv[3]
+
+# function bodies whose PTX the prelude emulates: (signature prefix, replacement body)
+bodies = {
+    "float attnc_f16_to_float(unsigned short x)": "{ return cpu_f16_to_float(x); }",
+    "unsigned short attnc_float_to_bf16(float f)": "{ return cpu_float_to_bf16(f); }",
+    "unsigned short attnc_float_to_f16(float f)": "{ return cpu_float_to_f16(f); }",
+    "elt2 attnc_float2_to_elt2(float lo, float hi)": "{ return cpu_pack2(lo, hi, ATTNC_ELT_F16); }",
+    "float attnc_exp2(float x)": "{ return exp2f(x); }",
+    "unsigned smem_u32(const void *p)": "{ (void)p; return 0u; }",
+    "void ldsm_x4(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p)":
+        "{ cpu_ldsm(r0, r1, r2, r3, p, false); }",
+    "void ldsm_x4_t(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p)":
+        "{ cpu_ldsm(r0, r1, r2, r3, p, true); }",
+    "void mma16816(float *d, const unsigned *a, unsigned b0, unsigned b1)": "{ cpu_mma16816(d, a, b0, b1, ATTNC_ELT_F16); }",
+}
+
+
+def replace_body(text, sig, body):
+    at = text.find(sig)
+    if at < 0:
+        return text, False
+    open_at = text.index("{", at + len(sig))
+    depth, i = 0, open_at
+    while True:
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                break
+        i += 1
+    return text[:open_at] + body + text[i + 1:], True
+
+
+for sig, body in bodies.items():
+    src, done = replace_body(src, sig, body)
+    if not done:
+        sys.exit("prepare.py: no function '%s' in the unit" % sig)
+# the remaining stores of two operands (attnc_store_out2's cvt.rn.*x2) go through the emulated pack
+src = re.sub(r'asm\("cvt\.rn\.(b?f16)x2\.f32 %0, %1, %2;" : "=r"\(r\) : "f"\(b\), "f"\(a\)\);',
+             lambda m: "r = cpu_pack2(a, b, %d);" % (0 if m.group(1) == "bf16" else 1), src)
+src = src.replace('extern "C" ', "")
+src = src.replace("extern __shared__ __align__(128) float sm[];", "float *sm = (float *)cpu_smem;")
+src = src.replace("extern __shared__ __align__(128) unsigned char bsm[];", "unsigned char *bsm = cpu_smem;")
+src = re.sub(r"__shared__ float (\w+)\[", r"static thread_local float \1[", src)
+left = [l for l in src.splitlines() if re.search(r"\basm\b", l) and not l.strip().startswith("//")]
+if left:
+    sys.exit("prepare.py: inline assembly left:\n" + "\n".join(left))
+open(sys.argv[2], "w").write("namespace %s {\n%s\n}   // namespace %s\n" % (ns, src, ns))

@@ -1,0 +1,34 @@
+#!/bin/sh
+# tools/cuda_cpu/run.sh: runs the backward's linear kernels of both schedules of a spec on the CPU and
+# compares them (main.cpp): the parallel schedule's kernels checked as CUDA C++ code, with no GPU.
+#   sh tools/cuda_cpu/run.sh ATTNC SPEC HEADS SEED BOUND LENS [DTYPE]
+# e.g. sh tools/cuda_cpu/run.sh build-rel/attnc specs/mamba2.attn 2 1 2e-2 37,1,70
+set -eu
+command -v g++ >/dev/null && command -v python3 >/dev/null || { echo "no g++ or python3: skipped"; exit 77; }
+attnc=$1 spec=$2 heads=$3 seed=$4 bound=$5 lens=$6 dtype=${7:-}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+sed -E "s/heads H = [0-9]+/heads H = $heads/" "$spec" > "$tmp/spec.attn"
+dt=""
+[ -n "$dtype" ] && dt="--dtype $dtype"
+# shellcheck disable=SC2086
+ATTNC_BWD_SCHEDULE=sequential "$attnc" compile "$tmp/spec.attn" --grad --emit cuda $dt -o "$tmp/seq.cu"
+# shellcheck disable=SC2086
+ATTNC_BWD_SCHEDULE=parallel "$attnc" compile "$tmp/spec.attn" --grad --emit cuda $dt -o "$tmp/par.cu"
+grep -q "define ATTNC_BP 1" "$tmp/par.cu" || { echo "$spec: the parallel schedule does not apply"; exit 1; }
+python3 "$here/prepare.py" "$tmp/seq.cu" "$tmp/seq.h" seq
+# CUDA_CPU_BREAK: a sed expression applied to the parallel unit first (to see the check fail)
+[ -n "${CUDA_CPU_BREAK:-}" ] && sed -i -E "$CUDA_CPU_BREAK" "$tmp/par.cu"
+python3 "$here/prepare.py" "$tmp/par.cu" "$tmp/par.h" par
+# the tensors, in declaration order, from the generated parameter comments and the IR's shapes
+# shellcheck disable=SC2086
+"$attnc" ir "$tmp/spec.attn" | awk '
+  /^heads / { n[$2] = $4 }
+  /^%[0-9]+ = (input|param) / { name = $4; kind = $6; h = $7; len = $8
+    print name, kind, (h ~ /^[0-9]+$/ ? h : n[h]), len }' > "$tmp/shapes"
+grep -E '^//   in\[[0-9]+\] = ' "$tmp/par.cu" | sed -E 's#^//   in\[[0-9]+\] = ##' > "$tmp/dtypes"
+awk 'NR == FNR { dt[$1] = $2; next } { print $1, dt[$1], $2, $3, $4 }' "$tmp/dtypes" "$tmp/shapes" > "$tmp/desc"
+cp "$here"/prelude.h "$here"/harness.h "$here"/unit_seq.cpp "$here"/unit_par.cpp "$here"/main.cpp "$tmp/"
+(cd "$tmp" && g++ -std=c++20 -O1 -pthread -w -o cuda_cpu unit_seq.cpp unit_par.cpp main.cpp)
+"$tmp/cuda_cpu" "$tmp/desc" "$seed" "$bound" "$lens"

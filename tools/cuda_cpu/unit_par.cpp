@@ -1,0 +1,55 @@
+// tools/cuda_cpu/unit_par.cpp: the parallel schedule's kernels of the prepared unit par.h, launched as
+// api/backward.c launches them.
+#include "prelude.h"
+#include "harness.h"
+#include "par.h"
+
+unit_info par_info()
+{
+    return {ATTNC_B_K, ATTNC_B_V, ATTNC_B_VO, ATTNC_HOUT, ATTNC_HS, ATTNC_OUT_DTYPE, ATTNC_BP_C,
+            ATTNC_B_TRANSITION != 0, ATTNC_B_NORM != 0};
+}
+
+void par_run(const host_args &a)
+{
+    par::attnc_bwd_params p;
+    std::memset(&p, 0, sizeof p);
+    for (int i = 0; i < 64; i++)
+        p.in[i] = a.in[i];
+    p.dout = a.dout;
+    p.h0 = a.h0, p.dhT = a.dhT, p.z0 = a.z0, p.dzT = a.dzT;
+    p.cu_seqlens = a.cu_seqlens, p.seqlen = a.seqlen, p.nseq = a.nseq, p.total = a.total;
+    p.ws_dq = a.ws_dq, p.ws_dk = a.ws_dk, p.ws_dv = a.ws_dv, p.ws_dg = a.ws_dg, p.ws_dh0 = a.ws_dh0, p.ws_dz0 = a.ws_dz0;
+    unsigned slots = (unsigned)(a.total / ATTNC_BP_C + a.nseq + 1);
+    size_t img = (size_t)slots * ATTNC_HOUT * ATTNC_BP_KP * ATTNC_BP_VP;
+    std::vector<par::elt> sin(img), dso(img);
+    std::vector<float> ws_do((size_t)a.total * ATTNC_HOUT * ATTNC_B_V);
+    // the workspaces poisoned (NaN in every float format), as the device's would hold stale bytes: a slot
+    // read before it is written shows in the results
+    std::memset(sin.data(), 0xff, img * sizeof(par::elt));
+    std::memset(dso.data(), 0xff, img * sizeof(par::elt));
+    std::memset(ws_do.data(), 0xff, ws_do.size() * sizeof(float));
+    p.ws_sin = sin.data();
+    p.ws_dso = dso.data();
+    p.ws_do = ws_do.data();
+    dim3c gw{(unsigned)a.nseq, ATTNC_HOUT, ATTNC_BP_VP / ATTNC_BP_VS}, gc{slots, ATTNC_HOUT, 1};
+    cpu_launch(par::attnc_bwdp_states, gw, 256, par::attnc_bp_walk_layout::bytes, p);
+#if ATTNC_B_NORM != 0
+    cpu_launch(par::attnc_bwdp_rows, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
+#endif
+    cpu_launch(par::attnc_bwdp_dstates, gw, 256, par::attnc_bp_walk_layout::bytes, p);
+    cpu_launch(par::attnc_bwdp_chunk, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
+}
+
+void par_inputs(const host_args &a, float *const *part, void *const *direct, const int *dtype)
+{
+    par::attnc_bwd_params p;
+    std::memset(&p, 0, sizeof p);
+    for (int i = 0; i < 64; i++)
+        p.in[i] = a.in[i], p.part[i] = part[i], p.direct[i] = direct[i], p.direct_dtype[i] = dtype[i];
+    p.dout = a.dout;
+    p.cu_seqlens = a.cu_seqlens, p.seqlen = a.seqlen, p.nseq = a.nseq, p.total = a.total;
+    p.ws_dq = a.ws_dq, p.ws_dk = a.ws_dk, p.ws_dv = a.ws_dv, p.ws_dg = a.ws_dg;
+    unsigned warps = (unsigned)a.total * ATTNC_HOUT;
+    cpu_launch(par::attnc_bwd_inputs, dim3c{(warps + 7) / 8, 1, 1}, 256, 0, p);
+}
