@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tools/cuda_cpu/prepare.py: turns a generated backward translation unit (attnc compile --grad --emit cuda)
+"""tools/cuda_cpu/prepare.py: turns a generated translation unit (attnc compile [--grad] --emit cuda)
 into C++ that tools/cuda_cpu/prelude.h runs on the CPU, one std::thread per CUDA thread: the PTX inline
 assembly of support.cuh (conversions, ex2, ldmatrix, mma.sync) is replaced by the prelude's emulations, the
 dynamic shared memory by the CTA's buffer, and the whole unit is wrapped in a namespace so that two units
@@ -51,6 +51,13 @@ for sig, body in bodies.items():
 # the remaining stores of two operands (attnc_store_out2's cvt.rn.*x2) go through the emulated pack
 src = re.sub(r'asm\("cvt\.rn\.(b?f16)x2\.f32 %0, %1, %2;" : "=r"\(r\) : "f"\(b\), "f"\(a\)\);',
              lambda m: "r = cpu_pack2(a, b, %d);" % (0 if m.group(1) == "bf16" else 1), src)
+# the forward's staging: cp.async becomes a plain copy (the copies complete at once, so waiting and
+# committing groups are no-ops)
+src = re.sub(r'asm volatile\("cp\.async\.c[ag]\.shared\.global \[%0\], \[%1\], (\d+);\\n" :: "r"\(smem_u32\(to\)\), '
+             r'"l"\(from\) : "memory"\);', r"std::memcpy(to, from, \1);", src)
+src = src.replace('asm volatile("cp.async.wait_all;\\n" ::: "memory");', "")
+src = src.replace('asm volatile("cp.async.commit_group;\\n" ::: "memory");', "")
+src = src.replace("extern __shared__ __align__(128) unsigned char smem[];", "unsigned char *smem = cpu_smem;")
 src = src.replace('extern "C" ', "")
 src = src.replace("extern __shared__ __align__(128) float sm[];", "float *sm = (float *)cpu_smem;")
 src = src.replace("extern __shared__ __align__(128) unsigned char bsm[];", "unsigned char *bsm = cpu_smem;")

@@ -21,14 +21,7 @@ python3 "$here/prepare.py" "$tmp/seq.cu" "$tmp/seq.h" seq
 # CUDA_CPU_BREAK: a sed expression applied to the parallel unit first (to see the check fail)
 [ -n "${CUDA_CPU_BREAK:-}" ] && sed -i -E "$CUDA_CPU_BREAK" "$tmp/par.cu"
 python3 "$here/prepare.py" "$tmp/par.cu" "$tmp/par.h" par
-# the tensors, in declaration order, from the generated parameter comments and the IR's shapes
-# shellcheck disable=SC2086
-"$attnc" ir "$tmp/spec.attn" | awk '
-  /^heads / { n[$2] = $4 }
-  /^%[0-9]+ = (input|param) / { name = $4; kind = $6; h = $7; len = $8
-    print name, kind, (h ~ /^[0-9]+$/ ? h : n[h]), len }' > "$tmp/shapes"
-grep -E '^//   in\[[0-9]+\] = ' "$tmp/par.cu" | sed -E 's#^//   in\[[0-9]+\] = ##' > "$tmp/dtypes"
-awk 'NR == FNR { dt[$1] = $2; next } { print $1, dt[$1], $2, $3, $4 }' "$tmp/dtypes" "$tmp/shapes" > "$tmp/desc"
+sh "$here/desc.sh" "$attnc" "$tmp/spec.attn" "$tmp/par.cu" > "$tmp/desc"
 cp "$here"/prelude.h "$here"/harness.h "$here"/unit_seq.cpp "$here"/unit_par.cpp "$here"/main.cpp "$tmp/"
 (cd "$tmp" && g++ -std=c++20 -O1 -pthread -w -o cuda_cpu unit_seq.cpp unit_par.cpp main.cpp)
 "$tmp/cuda_cpu" "$tmp/desc" "$seed" "$bound" "$lens"

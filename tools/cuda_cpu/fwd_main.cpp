@@ -1,0 +1,150 @@
+// tools/cuda_cpu/fwd_main.cpp: runs two generated forwards of one spec (units fa and fb, prelude.h) on the
+// same random inputs and compares their outputs and final states: a kernel change checked against a
+// build that ran on the GPU, where no GPU is at hand.
+// usage: fwd_cpu DESC SEED BOUND LEN1[,LEN2,...]
+//   DESC: one line per tensor, "name dtype token|head heads len" (desc.sh writes it from `attnc ir`)
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fwd_harness.h"
+
+static float half_to_float(unsigned short h, bool f16)
+{
+    if (!f16) {
+        unsigned u = (unsigned)h << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    }
+    unsigned sg = (h >> 15) & 1, e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? std::ldexp((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp((float)(m | 1024), (int)e - 25);
+    return sg ? -v : v;
+}
+
+static unsigned short to_bf16(float f)
+{
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
+/* ||a - b|| / ||a||; infinity when either has a non-finite value. */
+static double rel(const std::vector<float> &a, const std::vector<float> &b)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < a.size(); i++) {
+        if (!std::isfinite(a[i]) || !std::isfinite(b[i]))
+            return INFINITY;
+        num += (double)(a[i] - b[i]) * (a[i] - b[i]);
+        den += (double)a[i] * a[i];
+    }
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        std::fprintf(stderr, "usage: fwd_cpu DESC SEED BOUND LEN1[,LEN2,...]\n");
+        return 2;
+    }
+    struct tensor {
+        std::string dtype;
+        bool token;
+        unsigned heads, len;
+        std::vector<unsigned char> data;
+    };
+    std::vector<tensor> ts;
+    FILE *f = std::fopen(argv[1], "r");
+    char name[64], dt[16], kind[16];
+    unsigned heads, len;
+    while (f && std::fscanf(f, "%63s %15s %15s %u %u", name, dt, kind, &heads, &len) == 5)
+        ts.push_back({dt, std::strcmp(kind, "token") == 0, heads, len, {}});
+    if (f)
+        std::fclose(f);
+    unsigned seed = (unsigned)std::atoi(argv[2]);
+    double bound = std::atof(argv[3]);
+    std::vector<int> cu{0};
+    for (char *s = std::strtok(argv[4], ","); s; s = std::strtok(nullptr, ","))
+        cu.push_back(cu.back() + std::atoi(s));
+    const int nseq = (int)cu.size() - 1, total = cu.back();
+    fwd_info ia = fwd_a_info(), ib = fwd_b_info();
+    if (ia.K != ib.K || ia.V != ib.V || ia.HOUT != ib.HOUT || ia.out_dtype != ib.out_dtype) {
+        std::fprintf(stderr, "the two units disagree on the shape\n");
+        return 2;
+    }
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    fwd_args a;
+    std::memset(&a, 0, sizeof a);
+    for (size_t i = 0; i < ts.size(); i++) {
+        tensor &t = ts[i];
+        size_t n = (t.token ? (size_t)total : 1) * t.heads * t.len, es = t.dtype == "fp32" ? 4 : 2;
+        t.data.resize(n * es);
+        for (size_t j = 0; j < n; j++) {
+            float x = nd(rng);
+            if (es == 4)
+                std::memcpy(&t.data[j * 4], &x, 4);
+            else {
+                unsigned short b = to_bf16(x);   // (fp16 inputs take the same bits: any finite values do)
+                std::memcpy(&t.data[j * 2], &b, 2);
+            }
+        }
+        a.in[i] = t.data.data();
+    }
+    const unsigned H = ia.HOUT, K = ia.K, V = ia.V, HS = ia.HS;
+    std::vector<float> h0((size_t)nseq * HS * K * V), z0((size_t)nseq * HS * K), m0((size_t)nseq * HS);
+    for (auto &x : h0) x = 0.5f * nd(rng);
+    for (auto &x : z0) x = std::fabs(nd(rng)) * 0.5f + 0.5f;
+    for (auto &x : m0) x = 0.5f * nd(rng);
+    if (ia.state_in) {
+        a.h0 = h0.data();
+        if (ia.has_z)
+            a.z0 = z0.data();
+        if (ia.has_m)
+            a.m0 = m0.data();
+    }
+    bool uniform = true;
+    for (int n = 1; n < nseq; n++)
+        uniform &= cu[n + 1] - cu[n] == cu[1] - cu[0];
+    a.cu_seqlens = uniform ? nullptr : cu.data();
+    a.seqlen = uniform ? cu[1] : 0;
+    a.nseq = nseq;
+    const size_t nout = (size_t)total * H * V, es_out = ia.out_dtype == 2 ? 4 : 2;
+    std::vector<float> out[2], hT[2];
+    for (int u = 0; u < 2; u++) {
+        std::vector<unsigned char> o(nout * es_out, 0xff);   // NaN bytes: every output must be written
+        std::vector<float> h(h0.size(), NAN), z(z0.size(), NAN), m(m0.size(), NAN);
+        a.out = o.data();
+        if (ia.state_out) {
+            a.hT = h.data();
+            a.zT = ia.has_z ? z.data() : nullptr;
+            a.mT = ia.has_m ? m.data() : nullptr;
+        }
+        (u == 0 ? fwd_a_run : fwd_b_run)(a);
+        out[u].resize(nout);
+        for (size_t j = 0; j < nout; j++) {
+            if (es_out == 4)
+                std::memcpy(&out[u][j], &o[j * 4], 4);
+            else {
+                unsigned short b;
+                std::memcpy(&b, &o[j * 2], 2);
+                out[u][j] = half_to_float(b, ia.out_dtype == 1);
+            }
+        }
+        if (ia.state_out)
+            hT[u] = h;
+    }
+    double eo = rel(out[0], out[1]), eh = ia.state_out ? rel(hT[0], hT[1]) : 0.0, norm = 0;
+    for (float x : out[0])
+        norm += std::isfinite(x) ? (double)x * x : 0.0;
+    norm = std::sqrt(norm);
+    std::printf("out rel diff %.3e (norm %.3e), final state rel diff %.3e (bound %.1e, %d tokens in %d sequences)\n",
+                eo, norm, eh, bound, total, nseq);
+    return eo <= bound && eh <= bound && norm > 0 ? 0 : 1;   // (an all-zero output would agree trivially)
+}
