@@ -15,7 +15,7 @@
 //      q = k = v = 0, log-gate 0, beta 0, log input gate -inf);
 //   2. chunk-local cumulative sums of the log gates, in log2 units (exp2 maps to the SFU), each token's
 //      floored (LOG2_DECAY_FLOOR);
-//   3. decayed copies of K (and Q for per-channel gates), the image of S_in;
+//   3. decayed copies of K (and, for per-channel gates, K decayed to its 16-row block end), the image of S_in;
 //   4. delta family: Akk, T = (I + Akk)^-1 by column-parallel forward substitution in fp32,
 //      W = T diag(beta) (K * gamma), U = T diag(beta) V, U_hat = U - W S_in (replaces V);
 //   5. outputs: P = (Q K^T) * pairwise decay (causal), O = rowfactor * (Q S_in) + P V, normalised;
@@ -80,8 +80,8 @@ struct attnc_smem_layout {
     static constexpr unsigned q = 0;                                  // Q rows (elt)
     static constexpr unsigned k = q + tile_k;                         // K rows
     static constexpr unsigned kd = k + tile_k;                        // K * e^{b_L - b} (state write)
-    static constexpr unsigned qg = kd + tile_k;                       // DIAG: Q * e^{b}; delta: K * e^{b}
-    static constexpr unsigned w = qg + ((ATTNC_TRANSITION == TR_DIAG || ATTNC_DELTA) ? tile_k : 0);
+    static constexpr unsigned qg = kd + tile_k;                       // delta: K * e^{b} (for W)
+    static constexpr unsigned w = qg + (ATTNC_DELTA ? tile_k : 0);
     static constexpr unsigned ke = w + (ATTNC_DELTA ? tile_k : 0);    // DIAG: K * e^{b_e(J) - b} per block
     static constexpr unsigned v = ke + (ATTNC_TRANSITION == TR_DIAG ? tile_k : 0);
     static constexpr unsigned s = v + ATTNC_C * ATTNC_LDV * sizeof(elt);        // image of S_in (tile elements)
@@ -309,7 +309,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         sq[i] = attnc_float_to_elt(0.f);
         sk[i] = attnc_float_to_elt(0.f);
         skd[i] = attnc_float_to_elt(0.f);
-        if constexpr (ATTNC_TRANSITION == TR_DIAG || ATTNC_DELTA)
+        if constexpr (ATTNC_DELTA)
             sqg[i] = attnc_float_to_elt(0.f);
         if constexpr (ATTNC_TRANSITION == TR_DIAG)
             ske[i] = attnc_float_to_elt(0.f);
@@ -426,14 +426,6 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                     ke[j] = kx[j] * attnc_exp2(fminf(sg[e_row * ATTNC_KP + c + j] - b, 0.f));
                 }
                 st8(ske + r * ATTNC_LDK + c, ke);
-                if constexpr (!ATTNC_DELTA) {
-                    float qx[8];
-                    ld8(qx, sq + r * ATTNC_LDK + c);
-#pragma unroll
-                    for (int j = 0; j < 8; j++)
-                        qx[j] *= fg[j];
-                    st8(sqg + r * ATTNC_LDK + c, qx);
-                }
             } else {
 #pragma unroll
                 for (int j = 0; j < 8; j++)
@@ -601,10 +593,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
 #pragma unroll
             for (int nt = 0; nt < ATTNC_NTO; nt++)
                 O[nt][0] = O[nt][1] = O[nt][2] = O[nt][3] = 0.f;
-            // Inter-chunk part first: Q S_in (Q * gamma for per-channel gates; KDA builds it below).
-            if constexpr (!(ATTNC_TRANSITION == TR_DIAG && ATTNC_DELTA))
-                mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(O, ATTNC_TRANSITION == TR_DIAG ? sqg : sq, ATTNC_LDK, rg * 16, ss,
-                                                     ATTNC_LDV, cg * ATTNC_BVW, lane);
+            // Inter-chunk part first: Q S_in (Q * gamma for per-channel gates, built below).
+            if constexpr (ATTNC_TRANSITION != TR_DIAG)
+                mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(O, sq, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
             float rowf[2], den[2] = {0.f, 0.f}, mrow[2] = {0.f, 0.f};
 #pragma unroll
             for (int e2 = 0; e2 < 2; e2++) {
@@ -613,12 +604,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
                     if constexpr (!ATTNC_STABILIZED)
                         f = attnc_exp2(fminf(sg[r], 0.f));
-                if constexpr (ATTNC_TRANSITION == TR_DIAG && ATTNC_DELTA)
-                    f = 1.f;   // KDA: gamma rides in sqg only for W; the inter output below uses Q * gamma
-                rowf[e2] = f;
+                rowf[e2] = f;   // per-channel gates: gamma rides in the Q * gamma fragments below
             }
-            if constexpr (ATTNC_TRANSITION == TR_DIAG && ATTNC_DELTA) {
-                // KDA's inter output needs Q * gamma (sqg holds K * gamma for W): an A fragment built in registers.
+            if constexpr (ATTNC_TRANSITION == TR_DIAG) {
+                // Per-channel gates: Q * gamma as A fragments built in registers, not a shared tile (the
+                // tile's 8.5 KB kept gla at 117 KB of shared memory, one CTA per SM; KDA's sqg holds
+                // K * gamma for W).
 #pragma unroll
                 for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
                     frag a;

@@ -70,7 +70,7 @@ unsigned tile_linear_smem_bytes(const ir_module *m)
     const unsigned elt_bytes = ir_operand_bytes(p->operands);
     unsigned tile_k = C * ldk * elt_bytes;
     unsigned off = 3 * tile_k;                         /* q, k, kd */
-    off += (diag || delta) ? tile_k : 0;               /* qg */
+    off += delta ? tile_k : 0;                         /* qg: K * gamma for W */
     off += delta ? tile_k : 0;                         /* w */
     off += diag ? tile_k : 0;                          /* ke */
     off += C * ldv * elt_bytes;                        /* v */
