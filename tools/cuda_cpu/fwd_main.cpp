@@ -12,27 +12,7 @@
 #include <vector>
 
 #include "fwd_harness.h"
-
-static float half_to_float(unsigned short h, bool f16)
-{
-    if (!f16) {
-        unsigned u = (unsigned)h << 16;
-        float f;
-        std::memcpy(&f, &u, 4);
-        return f;
-    }
-    unsigned sg = (h >> 15) & 1, e = (h >> 10) & 31, m = h & 1023;
-    float v = e == 0 ? std::ldexp((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp((float)(m | 1024), (int)e - 25);
-    return sg ? -v : v;
-}
-
-static unsigned short to_bf16(float f)
-{
-    unsigned u;
-    std::memcpy(&u, &f, 4);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (unsigned short)(u >> 16);
-}
+#include "host_util.h"
 
 /* ||a - b|| / ||a||; infinity when either has a non-finite value. */
 static double rel(const std::vector<float> &a, const std::vector<float> &b)
@@ -91,7 +71,7 @@ int main(int argc, char **argv)
             if (es == 4)
                 std::memcpy(&t.data[j * 4], &x, 4);
             else {
-                unsigned short b = to_bf16(x);   // (fp16 inputs take the same bits: any finite values do)
+                unsigned short b = host_to_bf16(x);   // (fp16 inputs take the same bits: any finite values do)
                 std::memcpy(&t.data[j * 2], &b, 2);
             }
         }
@@ -134,7 +114,7 @@ int main(int argc, char **argv)
             else {
                 unsigned short b;
                 std::memcpy(&b, &o[j * 2], 2);
-                out[u][j] = half_to_float(b, ia.out_dtype == 1);
+                out[u][j] = host_half_to_float(b, ia.out_dtype == 1);
             }
         }
         if (ia.state_out)

@@ -22,7 +22,7 @@ dt=""
 python3 "$here/prepare.py" "$tmp/a.cu" "$tmp/fa.h" fa
 python3 "$here/prepare.py" "$tmp/b.cu" "$tmp/fb.h" fb
 sh "$here/desc.sh" "$attnc_b" "$tmp/spec.attn" "$tmp/b.cu" > "$tmp/desc"
-cp "$here"/prelude.h "$here"/fwd_harness.h "$here"/fwd_unit.cpp "$here"/fwd_main.cpp "$tmp/"
+cp "$here"/prelude.h "$here"/host_util.h "$here"/fwd_harness.h "$here"/fwd_unit.cpp "$here"/fwd_main.cpp "$tmp/"
 (cd "$tmp" &&
  g++ -std=c++20 -O1 -pthread -w -DUNIT_NS=fa -DUNIT_HDR='"fa.h"' -DUNIT_INFO=fwd_a_info -DUNIT_RUN=fwd_a_run -c fwd_unit.cpp -o fa.o &&
  g++ -std=c++20 -O1 -pthread -w -DUNIT_NS=fb -DUNIT_HDR='"fb.h"' -DUNIT_INFO=fwd_b_info -DUNIT_RUN=fwd_b_run -c fwd_unit.cpp -o fb.o &&

@@ -13,23 +13,10 @@
 #include <vector>
 
 #include "harness.h"
+#include "host_util.h"
 
 static bool ok_adj = true;
 
-static float cpu_f16_to_float_h(unsigned short h)
-{
-    unsigned sg = (h >> 15) & 1, e = (h >> 10) & 31, m = h & 1023;
-    float v = e == 0 ? std::ldexp((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp((float)(m | 1024), (int)e - 25);
-    return sg ? -v : v;
-}
-
-static unsigned short to_bf16(float f)
-{
-    unsigned u;
-    std::memcpy(&u, &f, 4);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (unsigned short)(u >> 16);
-}
 
 struct tensor {
     std::string name, dtype;
@@ -99,7 +86,7 @@ int main(int argc, char **argv)
             if (es == 4)
                 std::memcpy(&t.data[j * 4], &x, 4);
             else {
-                unsigned short b = to_bf16(x);
+                unsigned short b = host_to_bf16(x);
                 std::memcpy(&t.data[j * 2], &b, 2);
             }
         }
@@ -113,7 +100,7 @@ int main(int argc, char **argv)
         if (si.out_dtype == 2)
             std::memcpy(&dout[j * 4], &x, 4);
         else {
-            unsigned short b = to_bf16(x);
+            unsigned short b = host_to_bf16(x);
             std::memcpy(&dout[j * 2], &b, 2);
         }
     }
@@ -198,7 +185,7 @@ int main(int argc, char **argv)
             } else {
                 unsigned short h;
                 std::memcpy(&h, &dbuf[i][j * 2], 2);
-                got[j] = dty[i] == 1 ? cpu_f16_to_float_h(h) : [&] { unsigned u = (unsigned)h << 16; float x; std::memcpy(&x, &u, 4); return x; }();
+                got[j] = host_half_to_float(h, dty[i] == 1);
             }
         }
         double e = rel(got, ps[i], 1, 1);

@@ -22,6 +22,6 @@ python3 "$here/prepare.py" "$tmp/seq.cu" "$tmp/seq.h" seq
 [ -n "${CUDA_CPU_BREAK:-}" ] && sed -i -E "$CUDA_CPU_BREAK" "$tmp/par.cu"
 python3 "$here/prepare.py" "$tmp/par.cu" "$tmp/par.h" par
 sh "$here/desc.sh" "$attnc" "$tmp/spec.attn" "$tmp/par.cu" > "$tmp/desc"
-cp "$here"/prelude.h "$here"/harness.h "$here"/unit_seq.cpp "$here"/unit_par.cpp "$here"/main.cpp "$tmp/"
+cp "$here"/prelude.h "$here"/host_util.h "$here"/harness.h "$here"/unit_seq.cpp "$here"/unit_par.cpp "$here"/main.cpp "$tmp/"
 (cd "$tmp" && g++ -std=c++20 -O1 -pthread -w -o cuda_cpu unit_seq.cpp unit_par.cpp main.cpp)
 "$tmp/cuda_cpu" "$tmp/desc" "$seed" "$bound" "$lens"

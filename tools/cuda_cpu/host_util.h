@@ -1,0 +1,28 @@
+// tools/cuda_cpu/host_util.h: the host side's 16-bit conversions, shared by main.cpp and fwd_main.cpp
+// (the kernels' own conversions are the prelude's emulations of the PTX).
+#pragma once
+#include <cmath>
+#include <cstring>
+
+/* A bf16 (f16 = false) or fp16 bit pattern as a float. */
+static inline float host_half_to_float(unsigned short h, bool f16)
+{
+    if (!f16) {
+        unsigned u = (unsigned)h << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    }
+    unsigned sg = (h >> 15) & 1, e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? std::ldexp((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp((float)(m | 1024), (int)e - 25);
+    return sg ? -v : v;
+}
+
+/* float to bf16, round to nearest even. */
+static inline unsigned short host_to_bf16(float f)
+{
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
