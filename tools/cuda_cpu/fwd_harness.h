@@ -21,3 +21,5 @@ fwd_info fwd_a_info();
 fwd_info fwd_b_info();
 void fwd_a_run(const fwd_args &a);
 void fwd_b_run(const fwd_args &a);
+void fwd_a_run_mat(const fwd_args &a);   // the materialized schedule (sequences of one length)
+void fwd_b_run_mat(const fwd_args &a);

@@ -2,6 +2,8 @@
 // same random inputs and compares their outputs and final states: a kernel change checked against a
 // build that ran on the GPU, where no GPU is at hand.
 // usage: fwd_cpu DESC SEED BOUND LEN1[,LEN2,...]
+//   FWD_CPU_B_SCHEDULE=materialized runs unit B's materialized schedule (lengths all equal): with one
+//   build on both sides, the two schedules of one kernel checked against each other.
 //   DESC: one line per tensor, "name dtype token|head heads len" (desc.sh writes it from `attnc ir`)
 #include <cmath>
 #include <cstdio>
@@ -92,6 +94,12 @@ int main(int argc, char **argv)
     bool uniform = true;
     for (int n = 1; n < nseq; n++)
         uniform &= cu[n + 1] - cu[n] == cu[1] - cu[0];
+    const char *sched = std::getenv("FWD_CPU_B_SCHEDULE");
+    const bool mat = sched && std::strcmp(sched, "materialized") == 0;
+    if (mat && !uniform) {
+        std::fprintf(stderr, "the materialized schedule takes sequences of one length\n");
+        return 2;
+    }
     a.cu_seqlens = uniform ? nullptr : cu.data();
     a.seqlen = uniform ? cu[1] : 0;
     a.nseq = nseq;
@@ -106,7 +114,7 @@ int main(int argc, char **argv)
             a.zT = ia.has_z ? z.data() : nullptr;
             a.mT = ia.has_m ? m.data() : nullptr;
         }
-        (u == 0 ? fwd_a_run : fwd_b_run)(a);
+        (u == 0 ? fwd_a_run : mat ? fwd_b_run_mat : fwd_b_run)(a);
         out[u].resize(nout);
         for (size_t j = 0; j < nout; j++) {
             if (es_out == 4)
