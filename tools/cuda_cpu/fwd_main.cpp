@@ -16,19 +16,6 @@
 #include "fwd_harness.h"
 #include "host_util.h"
 
-/* ||a - b|| / ||a||; infinity when either has a non-finite value. */
-static double rel(const std::vector<float> &a, const std::vector<float> &b)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < a.size(); i++) {
-        if (!std::isfinite(a[i]) || !std::isfinite(b[i]))
-            return INFINITY;
-        num += (double)(a[i] - b[i]) * (a[i] - b[i]);
-        den += (double)a[i] * a[i];
-    }
-    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -128,7 +115,7 @@ int main(int argc, char **argv)
         if (ia.state_out)
             hT[u] = h;
     }
-    double eo = rel(out[0], out[1]), eh = ia.state_out ? rel(hT[0], hT[1]) : 0.0, norm = 0;
+    double eo = host_rel(out[1], out[0], 1, 1), eh = ia.state_out ? host_rel(hT[1], hT[0], 1, 1) : 0.0, norm = 0;
     for (float x : out[0])
         norm += std::isfinite(x) ? (double)x * x : 0.0;
     norm = std::sqrt(norm);

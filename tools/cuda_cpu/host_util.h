@@ -1,8 +1,9 @@
-// tools/cuda_cpu/host_util.h: the host side's 16-bit conversions, shared by main.cpp and fwd_main.cpp
-// (the kernels' own conversions are the prelude's emulations of the PTX).
+// tools/cuda_cpu/host_util.h: the host side's 16-bit conversions and relative difference, shared by
+// main.cpp and fwd_main.cpp (the kernels' own conversions are the prelude's emulations of the PTX).
 #pragma once
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 /* A bf16 (f16 = false) or fp16 bit pattern as a float. */
 static inline float host_half_to_float(unsigned short h, bool f16)
@@ -25,4 +26,20 @@ static inline unsigned short host_to_bf16(float f)
     std::memcpy(&u, &f, 4);
     u += 0x7fffu + ((u >> 16) & 1u);
     return (unsigned short)(u >> 16);
+}
+
+/* ||got - want|| / ||want|| over the first `cols` of every `stride` elements (rows with padding columns);
+ * infinity when either side holds a non-finite value in them. */
+static inline double host_rel(const std::vector<float> &got, const std::vector<float> &want, size_t stride, size_t cols)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < got.size(); i++) {
+        if (i % stride >= cols)
+            continue;
+        if (!std::isfinite(got[i]) || !std::isfinite(want[i]))
+            return INFINITY;
+        num += (double)(got[i] - want[i]) * (got[i] - want[i]);
+        den += (double)want[i] * want[i];
+    }
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }

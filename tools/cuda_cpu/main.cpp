@@ -25,20 +25,6 @@ struct tensor {
     std::vector<unsigned char> data;
 };
 
-static double rel(const std::vector<float> &got, const std::vector<float> &want, size_t stride, size_t cols)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < got.size(); i++) {
-        if (i % stride >= cols)
-            continue;
-        if (!std::isfinite(got[i]))
-            return INFINITY;
-        num += (double)(got[i] - want[i]) * (got[i] - want[i]);
-        den += (double)want[i] * want[i];
-    }
-    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -140,12 +126,12 @@ int main(int argc, char **argv)
             par_run(b);
     }
     struct { const char *what; double err; } r[] = {
-        {"dq", rel(o[1].dq, o[0].dq, K, K)},
-        {"dk", rel(o[1].dk, o[0].dk, K, K)},
-        {"dv", rel(o[1].dv, o[0].dv, V, VO)},
-        {"dg", si.gated ? rel(o[1].dg, o[0].dg, 1, 1) : 0.0},
-        {"dh0", rel(o[1].dh0, o[0].dh0, 1, 1)},
-        {"dz0", V > VO ? rel(o[1].dz0, o[0].dz0, 1, 1) : 0.0},
+        {"dq", host_rel(o[1].dq, o[0].dq, K, K)},
+        {"dk", host_rel(o[1].dk, o[0].dk, K, K)},
+        {"dv", host_rel(o[1].dv, o[0].dv, V, VO)},
+        {"dg", si.gated ? host_rel(o[1].dg, o[0].dg, 1, 1) : 0.0},
+        {"dh0", host_rel(o[1].dh0, o[0].dh0, 1, 1)},
+        {"dz0", V > VO ? host_rel(o[1].dz0, o[0].dz0, 1, 1) : 0.0},
     };
     // the value DAG's adjoint from the same (sequential) role gradients: partials (sequential) against the
     // parallel schedule's direct writes in the tensor's dtype (per-token tensors of every output head's
@@ -188,7 +174,7 @@ int main(int argc, char **argv)
                 got[j] = host_half_to_float(h, dty[i] == 1);
             }
         }
-        double e = rel(got, ps[i], 1, 1);
+        double e = host_rel(got, ps[i], 1, 1);
         // a direct write in bf16 / fp16 carries its rounding: 2^-8 / 2^-11 relative at most
         double allow = !dir[i] || dty[i] == 2 ? 1e-6 : dty[i] == 1 ? 1e-3 : 4e-3;
         if (!(e <= allow))
