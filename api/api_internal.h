@@ -40,6 +40,9 @@ attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, co
                            void **image, size_t *size, bool *hit);
 attnc_status api_check_tensor(attnc_ctx *ctx, const char *kernel, const char *what, const attnc_tensor *t,
                               attnc_dtype dtype, int ndim, const int64_t *want, int64_t *got, size_t align);
+/* Grows a handle's device workspace (*ws, *bytes) to at least `need` bytes; it never shrinks, and its
+ * contents do not survive growing.  `what` names it in the error. */
+attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *what);
 
 /* kernel.c, shared with backward.c: what the forward's and the backward's kernel handles share. */
 typedef struct api_tensor {

@@ -47,7 +47,7 @@ struct attnc_grad_kernel {
     bool softmax;       /* attnc_bwd_sm_rows, attnc_bwd_sm_kv */
     uint32_t sm_d, sm_v, sm_tile;
     unsigned sm_smem_bytes;
-    bool parallel;      /* the chunk-parallel schedule (ATTNC_BWD_SCHEDULE=parallel, where it applies) */
+    bool parallel;      /* the chunk-parallel schedule (the default where it applies; ATTNC_BWD_SCHEDULE) */
     uint32_t bp_kp, bp_vp, bp_vs, bp_elt;   /* its image shape, state walk slice, tile element bytes */
     unsigned bp_walk_smem, bp_chunk_smem;
     rt_function *fn[BK_COUNT];
@@ -86,15 +86,16 @@ typedef struct bwd_sum_params {
     int tokens;
 } bwd_sum_params;
 
-/* The backward's schedule: ATTNC_BWD_SCHEDULE=parallel asks for the chunk-parallel schedule of the
- * causal additive part (codegen/linear_bwd_par_kernel.cuh; compiled, not yet run on a GPU), where it
- * applies; unset, empty or "sequential": the validated sequential schedule. */
+/* The backward's schedule, ATTNC_BWD_SCHEDULE: unset, empty, "auto" or "parallel": the chunk-parallel
+ * schedule of the causal additive part (codegen/linear_bwd_par_kernel.cuh) where it applies, else the
+ * sequential one; "sequential": always the sequential schedule.  Parallel is the default since both ran
+ * every GPU case (docs/gpu-checks.md) and it measured 3x faster at the benchmark's shape (bench/RESULTS.md). */
 static attnc_status bwd_schedule(attnc_ctx *ctx, bool *parallel)
 {
     const char *s = getenv("ATTNC_BWD_SCHEDULE");
-    *parallel = s && strcmp(s, "parallel") == 0;
-    if (s && *s && !*parallel && strcmp(s, "sequential") != 0)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "ATTNC_BWD_SCHEDULE is '%s': sequential or parallel", s);
+    *parallel = !s || !*s || strcmp(s, "auto") == 0 || strcmp(s, "parallel") == 0;
+    if (!*parallel && strcmp(s, "sequential") != 0)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "ATTNC_BWD_SCHEDULE is '%s': auto, sequential or parallel", s);
     return ATTNC_OK;
 }
 
@@ -303,16 +304,11 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
 {
     size_t sizes[WS_FIXED + 64];
     size_t need = workspace_sizes(k, total, N, dh0, dz0, wanted, sizes), n = WS_FIXED + k->ntensors;
-    if (need > k->ws_bytes) {
-        rt_error err;
-        if (k->ws)
-            rt_mem_free(k->ws);
-        k->ws = 0;
-        k->ws_bytes = 0;
-        if (!rt_mem_alloc(&k->ws, need, &err))
-            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: workspace of %zu bytes: %s", k->name, need, err.msg);
-        k->ws_bytes = need;
-    }
+    char what[160];
+    snprintf(what, sizeof what, "%s backward: workspace", k->name);
+    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, need, what);
+    if (st != ATTNC_OK)
+        return st;
     float *ptr[WS_FIXED + 64];
     uint64_t at = k->ws;
     for (size_t i = 0; i < n; i++) {

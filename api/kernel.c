@@ -210,7 +210,7 @@ struct attnc_kernel {
     /* The linear part's schedules (passes/schedule.c) and the materialized one's workspace, grown on
      * demand and kept for the kernel's life (so launches of one kernel handle must be on one stream, or
      * ordered: the workspace is shared). */
-    bool materialized;
+    bool materialized, grouped;
     bool has_decode;    /* a single-token decode kernel was generated (causal linear part) */
     uint32_t min_ctas, chunk, k_pad;
     unsigned elt_bytes;        /* bytes of one tile element (the plan's operands): the workspace's S_in */
@@ -352,6 +352,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     k->has_m = m->linear.present && m->linear.norm == IR_NORM_MAXFLOOR;
     k->document = m->document;
     k->materialized = m->plan.schedules & IR_SCHED_MATERIALIZED;
+    k->grouped = m->plan.schedules & IR_SCHED_GROUPED;
     k->min_ctas = m->plan.min_ctas;
     k->chunk = m->plan.chunk;
     k->k_pad = m->plan.k_pad;
@@ -482,6 +483,8 @@ typedef struct launch_params {
     int phase;
     void *ws_s;
     float *ws_z, *ws_m;
+    float *ws_gs, *ws_gz, *ws_gl;
+    int group_chunks;
 } launch_params;
 
 /* Whether this launch of the linear part takes the materialized schedule: asked for, or (auto) when the
@@ -498,28 +501,77 @@ static bool use_materialized(const attnc_kernel *k, const attnc_forward_args *a,
     return (int64_t)vslices * k->sh.heads_out * N < k->min_ctas && T >= 8 * (int64_t)k->chunk;
 }
 
-/* Grows the workspace to hold every chunk slot's S_in (tile elements), z_in and m_in (fp32); sets the
- * pointers. */
+/* The grouped schedule's chunks per group for this launch, or 0 for another schedule.  Asked for, or
+ * (auto) when the sequential grid has fewer CTAs than the GPU has SMs, which leaves SMs idle for the
+ * whole walk (B = 2, H = 16 at T = 32768: 64 CTAs on 132 SMs), and the sequences are at least 16 chunks
+ * long: enough groups for about two CTAs per SM, each at least 8 chunks (the composition reads every
+ * earlier group's record).  Sequences of one length only: the grid covers groups of the longest, which
+ * the host does not know from cu_seqlens without reading them. */
+static int64_t grouped_chunks(const attnc_kernel *k, const attnc_forward_args *a, int64_t N, int64_t T, unsigned vslices)
+{
+    if (!k->grouped || a->cu_seqlens || (a->schedule != ATTNC_SCHEDULE_AUTO && a->schedule != ATTNC_SCHEDULE_GROUPED))
+        return 0;
+    int64_t chunks = (T + k->chunk - 1) / k->chunk, ctas = (int64_t)vslices * k->sh.heads_out * N;
+    int64_t sms = k->sm_count > 0 ? k->sm_count : 132, groups = (2 * sms + ctas - 1) / ctas;
+    if (a->schedule == ATTNC_SCHEDULE_AUTO) {
+        if (ctas >= sms || chunks < 16)
+            return 0;
+        if (groups > chunks / 8)
+            groups = chunks / 8;
+        if (groups < 2)
+            return 0;
+    } else {
+        groups = groups < 2 ? 2 : groups > chunks ? chunks : groups;
+    }
+    return (chunks + groups - 1) / groups;
+}
+
+attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *what)
+{
+    if (need <= *bytes)
+        return ATTNC_OK;
+    rt_error err;
+    if (*ws)
+        rt_mem_free(*ws);
+    *ws = 0;
+    *bytes = 0;
+    if (!rt_mem_alloc(ws, need, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s (%zu bytes): %s", what, need, err.msg);
+    *bytes = need;
+    return ATTNC_OK;
+}
+
+/* The materialized schedule's workspace: every chunk slot's S_in (tile elements), z_in and m_in (fp32). */
 static attnc_status workspace(attnc_ctx *ctx, attnc_kernel *k, int64_t N, int64_t T, launch_params *lp)
 {
     size_t slots = (size_t)((N * T + k->chunk - 1) / k->chunk + N) * k->sh.heads_out;
     size_t s_bytes = (slots * k->sh.K * k->sh.V * k->elt_bytes + 255) / 256 * 256;
     size_t z_bytes = (slots * k->k_pad * 4 + 255) / 256 * 256;
-    size_t need = s_bytes + z_bytes + slots * 4;
-    if (need > k->ws_bytes) {
-        rt_error err;
-        if (k->ws)
-            rt_mem_free(k->ws);
-        k->ws = 0;
-        k->ws_bytes = 0;
-        if (!rt_mem_alloc(&k->ws, need, &err))
-            return api_fail(ctx, ATTNC_ERR_IO, "%s: the materialized schedule's workspace (%zu bytes): %s", k->name,
-                            need, err.msg);
-        k->ws_bytes = need;
-    }
+    char what[160];
+    snprintf(what, sizeof what, "%s: the materialized schedule's workspace", k->name);
+    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, s_bytes + z_bytes + slots * 4, what);
+    if (st != ATTNC_OK)
+        return st;
     lp->ws_s = (void *)(uintptr_t)k->ws;
     lp->ws_z = (float *)(uintptr_t)(k->ws + s_bytes);
     lp->ws_m = (float *)(uintptr_t)(k->ws + s_bytes + z_bytes);
+    return ATTNC_OK;
+}
+
+/* The grouped schedule's workspace: every (sequence, group, head)'s record, S_g fp32 [K, V], z_g and the
+ * log2 decay l_g fp32 [KP] each. */
+static attnc_status workspace_grouped(attnc_ctx *ctx, attnc_kernel *k, int64_t N, int64_t groups, launch_params *lp)
+{
+    size_t slots = (size_t)N * groups * k->sh.heads_out;
+    size_t s_bytes = (slots * k->sh.K * k->sh.V * 4 + 255) / 256 * 256, v_bytes = (slots * k->k_pad * 4 + 255) / 256 * 256;
+    char what[160];
+    snprintf(what, sizeof what, "%s: the grouped schedule's workspace", k->name);
+    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, s_bytes + 2 * v_bytes, what);
+    if (st != ATTNC_OK)
+        return st;
+    lp->ws_gs = (float *)(uintptr_t)k->ws;
+    lp->ws_gz = (float *)(uintptr_t)(k->ws + s_bytes);
+    lp->ws_gl = (float *)(uintptr_t)(k->ws + s_bytes + v_bytes);
     return ATTNC_OK;
 }
 
@@ -569,11 +621,14 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
     lp.cu_seqlens = a->cu_seqlens;
     lp.seqlen = a->cu_seqlens ? 0 : (int)T;
     lp.nseq = (int)N;
-    if (a->schedule < ATTNC_SCHEDULE_AUTO || a->schedule > ATTNC_SCHEDULE_MATERIALIZED)
+    if (a->schedule < ATTNC_SCHEDULE_AUTO || a->schedule > ATTNC_SCHEDULE_GROUPED)
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: unknown schedule %d", k->name, (int)a->schedule);
     if (a->schedule == ATTNC_SCHEDULE_MATERIALIZED && (!k->materialized || a->cu_seqlens))
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the materialized schedule needs a causal linear part and no cu_seqlens",
                         k->name);
+    if (a->schedule == ATTNC_SCHEDULE_GROUPED && (!k->grouped || a->cu_seqlens))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the grouped schedule needs a causal linear part with an additive update "
+                        "(no delta rule, no stabiliser) and no cu_seqlens", k->name);
     /* One token per sequence (a decode step): the decode kernel replaces the chunk kernel, unless the
      * launch asks for a schedule of the chunk kernel. */
     bool decode = k->has_decode && T == 1 && !a->cu_seqlens && a->schedule == ATTNC_SCHEDULE_AUTO;
@@ -586,9 +641,19 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
          * host does not read cu_seqlens), and tiles past a sequence's end return at once. */
         unsigned gx = lk->cg.per_query_tile ? (unsigned)((T + lk->cg.tile_rows - 1) / lk->cg.tile_rows) : lk->cg.grid_x;
         unsigned block[3] = {lk->cg.threads, 1, 1};
-        /* phases: {0} sequential; {1, 2} materialized (state pass, then all chunks in parallel) */
+        /* phases: {0} sequential; {1, 2} materialized (state pass, then all chunks in parallel); {3, 5}
+         * grouped (every group's own state, then every group's outputs from its composed S_in) */
         int phases[2] = {0, 0}, nphases = 1;
-        if (lk->cg.kind == CG_KERNEL_LINEAR && use_materialized(k, a, N, T, lk->cg.grid_x)) {
+        int64_t gc = lk->cg.kind == CG_KERNEL_LINEAR ? grouped_chunks(k, a, N, T, lk->cg.grid_x) : 0;
+        int64_t groups = gc ? (T + gc * k->chunk - 1) / (gc * k->chunk) : 0;
+        if (gc) {
+            if ((st = workspace_grouped(ctx, k, N, groups, &lp)) != ATTNC_OK)
+                return st;
+            lp.group_chunks = (int)gc;
+            phases[0] = 3;
+            phases[1] = 5;
+            nphases = 2;
+        } else if (lk->cg.kind == CG_KERNEL_LINEAR && use_materialized(k, a, N, T, lk->cg.grid_x)) {
             if ((st = workspace(ctx, k, N, T, &lp)) != ATTNC_OK)
                 return st;
             phases[0] = 1;
@@ -600,6 +665,8 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             unsigned grid[3] = {gx, k->sh.heads_out, (unsigned)N};
             if (lp.phase == 2)
                 grid[0] = gx * (unsigned)((T + k->chunk - 1) / k->chunk);
+            else if (lp.phase >= 3)
+                grid[0] = gx * (unsigned)groups;
             /* The kernel's struct has in[ntensors] (at least 1): move the tail down to match. */
             unsigned char buf[sizeof lp];
             size_t nin = k->ntensors ? k->ntensors : 1, head = nin * sizeof(void *);

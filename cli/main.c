@@ -44,7 +44,7 @@ static const char usage_text[] =
     "                                        backward's kernels instead\n"
     "  run FILE --tokens T [--batch B] [--heads H] [--seed S] [--varlen L1,L2,...]\n"
     "          [--initial-state] [--dtype bf16|fp16|fp32] [--gate-scale X] [--chunked-ref]\n"
-    "          [--schedule auto|sequential|materialized] [--grad] [--bwd-schedule sequential|parallel]\n"
+    "          [--schedule auto|sequential|materialized|grouped] [--grad] [--bwd-schedule auto|sequential|parallel]\n"
     "                                        run on the GPU and compare with the float64 reference\n"
     "                                        (exit 77 when there is no GPU); --grad: forward and\n"
     "                                        backward, every gradient against the float64 backward\n"
@@ -523,13 +523,15 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
                 opt.schedule = ATTNC_SCHEDULE_SEQUENTIAL;
             else if (val && strcmp(val, "materialized") == 0)
                 opt.schedule = ATTNC_SCHEDULE_MATERIALIZED;
+            else if (val && strcmp(val, "grouped") == 0)
+                opt.schedule = ATTNC_SCHEDULE_GROUPED;
             else
-                return usage_error("run: --schedule takes auto, sequential or materialized, not '%s'", val ? val : "");
+                return usage_error("run: --schedule takes auto, sequential, materialized or grouped, not '%s'", val ? val : "");
             i++;
         } else if (strcmp(a, "--bwd-schedule") == 0) {
             /* the backward's schedule, as the library reads it (api/backward.c): ATTNC_BWD_SCHEDULE */
-            if (!val || (strcmp(val, "sequential") != 0 && strcmp(val, "parallel") != 0))
-                return usage_error("run: --bwd-schedule takes sequential or parallel, not '%s'", val ? val : "");
+            if (!val || (strcmp(val, "auto") != 0 && strcmp(val, "sequential") != 0 && strcmp(val, "parallel") != 0))
+                return usage_error("run: --bwd-schedule takes auto, sequential or parallel, not '%s'", val ? val : "");
             setenv("ATTNC_BWD_SCHEDULE", val, 1);
             i++;
         } else if (a[0] == '-' && a[1]) {

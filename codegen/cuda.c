@@ -218,9 +218,11 @@ static void emit_common(gen *g)
                         "    const int *cu_seqlens;   // [N + 1] token offsets, or null: N sequences of seqlen tokens\n"
                         "    int seqlen;\n"
                         "    int nseq;\n"
-                        "    int phase;               // linear part: 0 sequential, 1 and 2 materialized (the kernel says)\n"
+                        "    int phase;               // linear part: 0 sequential, 1 and 2 materialized, 3 and 5 grouped\n"
                         "    elt *ws_s;               // materialized workspace: S_in per chunk slot [slot, HOUT, K, V]\n"
                         "    float *ws_z, *ws_m;      // z_in [slot, HOUT, KP], m_in [slot, HOUT]\n"
+                        "    float *ws_gs, *ws_gz, *ws_gl; // grouped: each group's S [N, G, HOUT, K, V], z and log2 decay [.., KP]\n"
+                        "    int group_chunks;        // grouped: chunks per group\n"
                         "};\n",
                      m->ntensors ? m->ntensors : 1);
     for (uint32_t i = 0; i < m->ntensors; i++)
@@ -271,9 +273,9 @@ static bool emit_linear(gen *g)
     cg_put_float(b, l->norm == IR_NORM_NONE ? 0.0 : l->eps);
     attnc_buf_puts(b, "\n#define ATTNC_QSCALE ");
     cg_put_float(b, qscale);
-    attnc_buf_printf(b, "\n#define ATTNC_CAUSAL %d\n#define ATTNC_STATE_IN %d\n#define ATTNC_STATE_OUT %d\n"
+    attnc_buf_printf(b, "\n#define ATTNC_CAUSAL %d\n#define ATTNC_GROUPED %d\n#define ATTNC_STATE_IN %d\n#define ATTNC_STATE_OUT %d\n"
                         "#define ATTNC_SMEM_BYTES %u\n#define ATTNC_MIN_BLOCKS %u\n",
-                     m->mask == IR_MASK_CAUSAL, m->state_in, m->state_out, smem,
+                     m->mask == IR_MASK_CAUSAL, (p->schedules & IR_SCHED_GROUPED) != 0, m->state_in, m->state_out, smem,
                      min_blocks(smem + g->stage_bytes, p->warps * 32));
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");

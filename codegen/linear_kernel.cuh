@@ -72,6 +72,12 @@ __device__ __forceinline__ int state_nt(int warp, int nt)
 #define LOG2_DECAY_FLOOR (ATTNC_STABILIZED ? -__int_as_float(0x7f800000) : -32.f)
 
 enum { TR_IDENTITY = 0, TR_CONST = 1, TR_SCALAR = 2, TR_DIAG = 3 };
+
+// The grouped schedule's record of group j of sequence n for output head h (grid.x = V slices x groups).
+__device__ __forceinline__ size_t group_slot(int n, int j, int h)
+{
+    return ((size_t)n * (gridDim.x / (ATTNC_V / ATTNC_BV)) + j) * ATTNC_HOUT + h;
+}
 enum { NORM_NONE = 0, NORM_DENOM = 1, NORM_MAXFLOOR = 2, NORM_RMS = 3, NORM_LAYER = 4 };
 
 // ---- shared memory layout (offsets in bytes, all 16-byte aligned) --------------------------------------
@@ -259,9 +265,14 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
     // workspace p.ws_* instead of writing outputs, then phase 2, one CTA per (V slice, chunk) that reads
     // its chunk's S_in back and writes the chunk's outputs, all chunks in parallel.  Workspace slot of
     // the chunk at c0 of sequence n: c0 / C + n (distinct for every chunk, also across sequences).
+    // The grouped schedule (ATTNC_GROUPED) splits each sequence into groups of p.group_chunks chunks, one
+    // CTA per (V slice, group): phase 3 walks its group from a zero state and records the group's own
+    // state S_g (fp32), z_g and total log2 decay l_g (p.ws_g*); phase 5 composes its group's S_in from h0
+    // and the earlier groups' records, S_in(j + 1) = 2^{l_j} S_in(j) + S_j (the transition is diagonal),
+    // and walks the group as phase 0 does; the last group writes the final state.
     const int phase = p.phase;
     constexpr int NVS = ATTNC_V / ATTNC_BV;                               // V slices
-    const int v0 = (phase == 2 ? blockIdx.x % NVS : blockIdx.x) * ATTNC_BV;
+    const int v0 = (phase >= 2 ? blockIdx.x % NVS : blockIdx.x) * ATTNC_BV;
     const int h = blockIdx.y;               // output head
     const int n = blockIdx.z;               // sequence
     const int hs = h / (ATTNC_HOUT / ATTNC_HS);
@@ -273,6 +284,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         if (c_first >= eos)
             return;
         c_end = min(eos, c_first + ATTNC_C);
+    }
+    if (ATTNC_GROUPED && (phase == 3 || phase == 5)) {
+        c_first = bos + (int)(blockIdx.x / NVS) * p.group_chunks * ATTNC_C;
+        if (c_first >= eos)
+            return;
+        c_end = min(eos, c_first + p.group_chunks * ATTNC_C);
     }
     // The state slice (see ATTNC_SG).
     float S[ATTNC_MTW][ATTNC_NTSW][4];
@@ -286,15 +303,40 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 int mt = state_mt(warp, i);
                 int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + state_nt(warp, nt) * 8 + tq * 2 + (e & 1);
                 float x = 0.f;
-                if (ATTNC_STATE_IN && p.h0 && phase != 2 && mt < ATTNC_MT && row < ATTNC_K)
+                if (ATTNC_STATE_IN && p.h0 && phase != 2 && phase != 3 && mt < ATTNC_MT && row < ATTNC_K)
                     x = p.h0[state_base + (size_t)row * ATTNC_V + col];
                 S[i][nt][e] = x;
             }
+    // Grouped phase 5: S_in of the group, S_in(j + 1) = 2^{l_j} S_in(j) + S_j over the earlier groups' records.
+    if (ATTNC_GROUPED && phase == 5) {
+#pragma unroll 1
+        for (int j = 0; j < (int)(blockIdx.x / NVS); j++) {
+            const size_t js = group_slot(n, j, h);
+#pragma unroll
+            for (int i = 0; i < ATTNC_MTW; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int mt = state_mt(warp, i), row = mt * 16 + gr + (e >> 1) * 8;
+                    if (mt < ATTNC_MT && row < ATTNC_K) {
+                        const float f = attnc_exp2(p.ws_gl[js * ATTNC_KP + row]);
+                        const float *rec = p.ws_gs + (js * ATTNC_K + row) * ATTNC_V + v0 + tq * 2 + (e & 1);
+#pragma unroll
+                        for (int nt = 0; nt < ATTNC_NTSW; nt++)
+                            S[i][nt][e] = f * S[i][nt][e] + rec[state_nt(warp, nt) * 8];
+                    }
+                }
+        }
+    }
     for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
         float x = 0.f;
         if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR)
-            if (ATTNC_STATE_IN && p.z0 && c < ATTNC_K)
+            if (ATTNC_STATE_IN && p.z0 && phase != 3 && c < ATTNC_K)
                 x = p.z0[((size_t)n * ATTNC_HS + hs) * ATTNC_K + c];
+        if (ATTNC_GROUPED && (ATTNC_NORM == NORM_DENOM) && phase == 5 && c < ATTNC_K)
+            for (int j = 0; j < (int)(blockIdx.x / NVS); j++) {
+                const size_t js = group_slot(n, j, h);
+                x = attnc_exp2(p.ws_gl[js * ATTNC_KP + c]) * x + p.ws_gz[js * ATTNC_KP + c];
+            }
         sz[c] = x;
     }
     if (tid == 0) {
@@ -587,7 +629,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         }
 
         // ---- 5. outputs -----------------------------------------------------------------------------
-        if ((!bidir || pass == 1) && phase != 1) {
+        if ((!bidir || pass == 1) && phase != 1 && phase != 3) {
             const int rg = warp % ATTNC_RG, cg = warp / ATTNC_RG;
             float O[ATTNC_NTO][4];
 #pragma unroll
@@ -778,6 +820,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                                 f = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + mt * 16 + gr + (e >> 1) * 8], 0.f));
                             S[i][nt][e] *= f;
                         }
+
 #pragma unroll
                     for (int kt = 0; kt < ATTNC_C / 16; kt++) {
                         frag a;
@@ -793,6 +836,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                     }
                 }
             }
+            // Grouped phase 3: the group's total log2 decay per state row, sum of fminf(b_L, 0) as applied
+            // above, kept in the group's record (V slice 0 writes it; each row by one thread).
+            if (ATTNC_GROUPED && phase == 3 && v0 == 0)
+                for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
+                    float l = 0.f;
+                    if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
+                        l = fminf(sg[ATTNC_C - 1], 0.f);
+                    else if constexpr (ATTNC_TRANSITION == TR_DIAG)
+                        l = fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c], 0.f);
+                    float *gl = p.ws_gl + group_slot(n, blockIdx.x / NVS, h) * ATTNC_KP + c;
+                    *gl = (c0 == c_first ? 0.f : *gl) + l;
+                }
             if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
                 for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
                     float f = 1.f;
@@ -817,8 +872,31 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
     }
     }
 
+    // ---- the group's record (grouped phase 3) -----------------------------------------------------------
+    if (ATTNC_GROUPED && phase == 3) {
+        const size_t gs = group_slot(n, blockIdx.x / NVS, h);
+#pragma unroll
+        for (int i = 0; i < ATTNC_MTW; i++) {
+            int mt = state_mt(warp, i);
+            if (mt < ATTNC_MT)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int row = mt * 16 + gr + (e >> 1) * 8;
+                    if (row >= ATTNC_K)
+                        continue;
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_NTSW; nt++)
+                        p.ws_gs[(gs * ATTNC_K + row) * ATTNC_V + v0 + state_nt(warp, nt) * 8 + tq * 2 + (e & 1)] = S[i][nt][e];
+                }
+        }
+        if (ATTNC_NORM == NORM_DENOM && v0 == 0)
+            for (int c = tid; c < ATTNC_K; c += ATTNC_THREADS)
+                p.ws_gz[gs * ATTNC_KP + c] = sz[c];
+        return;
+    }
+
     // ---- final state ----------------------------------------------------------------------------------
-    if (ATTNC_STATE_OUT && p.hT && phase != 2 && h % (ATTNC_HOUT / ATTNC_HS) == 0) {
+    if (ATTNC_STATE_OUT && p.hT && (phase <= 1 || (phase == 5 && c_end == eos)) && h % (ATTNC_HOUT / ATTNC_HS) == 0) {
 #pragma unroll
         for (int i = 0; i < ATTNC_MTW; i++) {
             int mt = state_mt(warp, i);
@@ -833,11 +911,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                     }
         }
         if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR)
-            if (blockIdx.x == 0 && p.zT)
+            if (v0 == 0 && p.zT)
                 for (int c = tid; c < ATTNC_K; c += ATTNC_THREADS)
                     p.zT[((size_t)n * ATTNC_HS + hs) * ATTNC_K + c] = sz[c];
         if constexpr (ATTNC_NORM == NORM_MAXFLOOR)
-            if (blockIdx.x == 0 && tid == 0 && p.mT)
+            if (v0 == 0 && tid == 0 && p.mT)
                 p.mT[(size_t)n * ATTNC_HS + hs] = smisc[0] * LN2;
     }
 }

@@ -280,14 +280,19 @@ typedef struct attnc_tensor {
  * ATTNC_ERR_USAGE with a message naming the tensor, the dimension, what was expected and what came. */
 /* How the linear part walks the chunks (passes/schedule.c): sequential keeps the state on chip, one CTA
  * per (sequence, head, V slice); materialized stores every chunk's state in a workspace owned by the
- * kernel handle, then computes all chunks' outputs in parallel (for few sequences and heads).  AUTO picks
- * materialized when the sequential grid would be under the plan's min_ctas (0, never, for every spec
- * today: passes/schedule.c says why; and there are no cu_seqlens), and the single-token decode kernel when every sequence is one token (T = 1, no
- * cu_seqlens); naming a schedule keeps the chunk kernel. */
+ * kernel handle, then computes all chunks' outputs in parallel; grouped (additive updates: no delta rule,
+ * no mLSTM stabiliser) walks groups of chunks in parallel twice, first for each group's own state, then
+ * for the outputs from the composed states (workspace: one fp32 state per sequence, group and head).
+ * Materialized and grouped take no cu_seqlens.  AUTO picks grouped when the sequential grid has fewer
+ * CTAs than the GPU has SMs and the sequences are at least 16 chunks long, never materialized (the
+ * plan's min_ctas is 0: passes/schedule.c says why), and the single-token decode kernel when every
+ * sequence is one token (T = 1, no cu_seqlens); naming a schedule keeps the chunk kernel.  The
+ * workspace makes launches of one kernel handle share memory: keep them on one stream, or ordered. */
 typedef enum attnc_schedule {
     ATTNC_SCHEDULE_AUTO = 0,
     ATTNC_SCHEDULE_SEQUENTIAL = 1,
-    ATTNC_SCHEDULE_MATERIALIZED = 2
+    ATTNC_SCHEDULE_MATERIALIZED = 2,
+    ATTNC_SCHEDULE_GROUPED = 3
 } attnc_schedule;
 
 typedef struct attnc_forward_args {
@@ -386,8 +391,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *kernel, const att
 /* Bytes of device workspace one attnc_backward of this shape needs (B sequences of T tokens, or with
  * nseq > 0 varlen: B = 1 and nseq sequences; with_dh0: the initial-state gradients are wanted), which
  * the handle allocates on the first launch and keeps (it grows, never shrinks).  No device call.  With
- * the parallel schedule (ATTNC_BWD_SCHEDULE=parallel) every tensor's gradient is counted as wanted: a
- * launch that wants fewer allocates less. */
+ * the chunk-parallel schedule (the default where it applies; ATTNC_BWD_SCHEDULE=sequential turns it off)
+ * every tensor's gradient is counted as wanted: a launch that wants fewer allocates less. */
 size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *kernel, int64_t B, int64_t T, int64_t nseq, int with_dh0);
 /* Bytes of device workspace the handle holds now (0 before its first launch). */
 size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *kernel);

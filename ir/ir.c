@@ -145,7 +145,7 @@ const char *ir_role_word(unsigned role)
 
 const char *ir_sched_name(unsigned bit)
 {
-    static const char *const names[] = {"sequential", "materialized", "bidirectional", "windowed"};
+    static const char *const names[] = {"sequential", "materialized", "bidirectional", "windowed", "grouped"};
     return NAME_AT(names, bit);
 }
 

@@ -172,7 +172,8 @@ typedef enum ir_sched_kind {
     IR_SCHED_SEQUENTIAL = 1,    /* one CTA per (sequence, head, V-slice) walks the chunks, state on chip */
     IR_SCHED_MATERIALIZED = 2,  /* a state pass stores every chunk's S_in, then all chunks in parallel */
     IR_SCHED_BIDIRECTIONAL = 4, /* mask none: a pass that sums the state, then a pass that reads it */
-    IR_SCHED_WINDOWED = 8       /* the softmax part: query tiles in parallel over their key band */
+    IR_SCHED_WINDOWED = 8,      /* the softmax part: query tiles in parallel over their key band */
+    IR_SCHED_GROUPED = 16       /* groups of chunks in parallel: each group's own state, composed per group */
 } ir_sched_kind;
 
 typedef struct ir_plan {

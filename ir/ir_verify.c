@@ -416,7 +416,7 @@ static bool check_plan(vctx *s)
             if (p->feed[r] > IR_FEED_MAPPED || bound != (p->feed[r] != IR_FEED_ABSENT) || !src_ok)
                 attnc_error(s->d, m->span, "plan: the feed of the %s is inconsistent", ir_role_name((ir_role)r));
         }
-    if (p->stage >= IR_PLAN_SCHEDULED && (p->schedules == 0 || p->schedules >= 16))
+    if (p->stage >= IR_PLAN_SCHEDULED && (p->schedules == 0 || p->schedules >= 32))
         attnc_error(s->d, m->span, "plan: no valid schedule");
     return s->d->errors == errors;
 }

@@ -92,9 +92,9 @@
  * and its gradient on chip); the chunk is 32 tokens, halved while the tiles exceed a CTA's shared memory
  * (16 for the delta rule at K = V = 128: its WY tiles).
  *
- * The chunk-parallel schedule (opt-in: ATTNC_BWD_SCHEDULE=parallel, `attnc run --bwd-schedule parallel`;
- * grad_parallel_plan, codegen/linear_bwd_par_kernel.cuh; COMPILED FOR sm_80 AND sm_90a BUT NOT YET RUN ON
- * A GPU, so the sequential schedule above stays the default and is what runs unless asked): the causal
+ * The chunk-parallel schedule (the default where it applies since it passed every GPU case; the sequential
+ * one stays behind ATTNC_BWD_SCHEDULE=sequential, `attnc run --bwd-schedule sequential`;
+ * grad_parallel_plan, codegen/linear_bwd_par_kernel.cuh): the causal
  * additive part with a scalar, constant or no decay, no normaliser, the running denominator, RMS or
  * LayerNorm, K <= 128 (mamba2, lightning, linear_attn, retnet, transnormer).  In the style of FLA's
  * chunked backward:

@@ -16,6 +16,16 @@
  *                        11.7 ms, bench/RESULTS.md 2026-11-29); at chunk 32 the sequential walk wins
  *                        (10.78 against 11.52 ms on 2026-11-30, 9.91 against 10.79 ms after the SFU
  *                        forms), as it does for every other class (delta_rule 8.47 against 11.04 ms).
+ *                        GROUPED (additive updates: no delta rule, no stabiliser): the sequence splits
+ *                        into groups of chunks; a first phase walks every group from a zero state at once
+ *                        and records the group's own state, z and total log decay (fp32, one record per
+ *                        group); a second walks every group again from its S_in, composed from h0 and
+ *                        the earlier groups' records (S_in(g+1) = Gamma_g S_in(g) + S_g: the update is
+ *                        linear in the state and its transition diagonal), writing outputs.  Twice the
+ *                        state work of the sequential walk, for groups-times its parallelism: the
+ *                        launcher takes it when the sequential grid leaves SMs idle (few long sequences).
+ *                        The delta rule's transition is a K x K matrix per chunk (no cheap composition),
+ *                        and mLSTM's stabiliser rescales by a running max: both stay sequential.
  *   mask none            BIDIRECTIONAL: the same CTA sums the whole sequence's state, then reads it.
  *   softmax part         WINDOWED: query tiles in parallel, each over its band of key tiles.
  */
@@ -28,6 +38,8 @@ bool pass_schedule(ir_module *m, const pass_options *opt, attnc_diags *diags)
     p->schedules = 0;
     if (m->linear.present)
         p->schedules |= m->mask == IR_MASK_NONE ? IR_SCHED_BIDIRECTIONAL : IR_SCHED_SEQUENTIAL | IR_SCHED_MATERIALIZED;
+    if (m->linear.present && m->mask != IR_MASK_NONE && !p->householder && !p->stabilized)
+        p->schedules |= IR_SCHED_GROUPED;
     if (m->softmax.present)
         p->schedules |= IR_SCHED_WINDOWED;
     (void)opt;

@@ -7,9 +7,10 @@
 #                                                 part, the adjoint and the sums always);
 #   sh tests/run_compile_grad.sh ATTNC SPEC no    `attnc compile --grad` exits 1 with a located
 #                                                 "backward not generated yet for ..." error (no crash).
-# With ATTNC_BWD_SCHEDULE=parallel in the environment (compile_grad_parallel.NAME) the linear part's
-# entries are the chunk-parallel schedule's: attnc_bwdp_states, attnc_bwdp_dstates, attnc_bwdp_chunk
-# (and attnc_bwdp_rows with a normaliser) instead of attnc_bwd_linear.
+# With ATTNC_BWD_SCHEDULE=sequential in the environment (compile_grad.NAME) the linear part's entry is
+# attnc_bwd_linear; otherwise (compile_grad_parallel.NAME: parallel, or unset, the default, on specs where
+# it applies) the chunk-parallel schedule's: attnc_bwdp_states, attnc_bwdp_dstates, attnc_bwdp_chunk (and
+# attnc_bwdp_rows with a normaliser).
 # Exit 77 (skip) when libnvrtc is not installed.
 set -u
 attnc=$1 spec=$2 want=$3
@@ -30,7 +31,7 @@ for arch in sm_80 sm_90a; do
     cat "$tmp/err"; exit 1
   fi
   entries="attnc_bwd_inputs attnc_bwd_sum_heads attnc_bwd_sum_param"
-  if [ "${ATTNC_BWD_SCHEDULE:-}" = parallel ]; then
+  if [ "${ATTNC_BWD_SCHEDULE:-}" != sequential ]; then
     entries="attnc_bwdp_states attnc_bwdp_dstates attnc_bwdp_chunk $entries"
     grep -q 'normalize' "$spec" && entries="attnc_bwdp_rows $entries"
   else

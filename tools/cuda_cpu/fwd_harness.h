@@ -23,3 +23,5 @@ void fwd_a_run(const fwd_args &a);
 void fwd_b_run(const fwd_args &a);
 void fwd_a_run_mat(const fwd_args &a);   // the materialized schedule (sequences of one length)
 void fwd_b_run_mat(const fwd_args &a);
+void fwd_a_run_grp(const fwd_args &a, int group_chunks);   // the grouped schedule (sequences of one length)
+void fwd_b_run_grp(const fwd_args &a, int group_chunks);

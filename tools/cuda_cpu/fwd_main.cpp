@@ -2,8 +2,9 @@
 // same random inputs and compares their outputs and final states: a kernel change checked against a
 // build that ran on the GPU, where no GPU is at hand.
 // usage: fwd_cpu DESC SEED BOUND LEN1[,LEN2,...]
-//   FWD_CPU_B_SCHEDULE=materialized runs unit B's materialized schedule (lengths all equal): with one
-//   build on both sides, the two schedules of one kernel checked against each other.
+//   FWD_CPU_B_SCHEDULE=materialized runs unit B's materialized schedule (lengths all equal), and
+//   FWD_CPU_B_SCHEDULE=grouped:G its grouped schedule with G chunks per group: with one build on both
+//   sides, two schedules of one kernel checked against each other.
 //   DESC: one line per tensor, "name dtype token|head heads len" (desc.sh writes it from `attnc ir`)
 #include <cmath>
 #include <cstdio>
@@ -83,8 +84,13 @@ int main(int argc, char **argv)
         uniform &= cu[n + 1] - cu[n] == cu[1] - cu[0];
     const char *sched = std::getenv("FWD_CPU_B_SCHEDULE");
     const bool mat = sched && std::strcmp(sched, "materialized") == 0;
-    if (mat && !uniform) {
-        std::fprintf(stderr, "the materialized schedule takes sequences of one length\n");
+    const int grp = sched && std::strncmp(sched, "grouped:", 8) == 0 ? std::atoi(sched + 8) : 0;
+    if (sched && *sched && !mat && grp <= 0) {
+        std::fprintf(stderr, "FWD_CPU_B_SCHEDULE is '%s': materialized or grouped:G (G > 0)\n", sched);
+        return 2;
+    }
+    if ((mat || grp) && !uniform) {
+        std::fprintf(stderr, "the %s schedule takes sequences of one length\n", mat ? "materialized" : "grouped");
         return 2;
     }
     a.cu_seqlens = uniform ? nullptr : cu.data();
@@ -101,7 +107,12 @@ int main(int argc, char **argv)
             a.zT = ia.has_z ? z.data() : nullptr;
             a.mT = ia.has_m ? m.data() : nullptr;
         }
-        (u == 0 ? fwd_a_run : mat ? fwd_b_run_mat : fwd_b_run)(a);
+        if (u == 0)
+            fwd_a_run(a);
+        else if (grp)
+            fwd_b_run_grp(a, grp);
+        else
+            (mat ? fwd_b_run_mat : fwd_b_run)(a);
         out[u].resize(nout);
         for (size_t j = 0; j < nout; j++) {
             if (es_out == 4)

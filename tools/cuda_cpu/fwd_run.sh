@@ -5,7 +5,8 @@
 #   sh tools/cuda_cpu/fwd_run.sh ATTNC_A ATTNC_B SPEC HEADS SEED BOUND LENS [DTYPE]
 # e.g. sh tools/cuda_cpu/fwd_run.sh old/attnc build-rel/attnc specs/mamba2.attn 2 1 1e-6 37,1,70
 # FWD_CPU_B_SCHEDULE=materialized: unit B runs its materialized schedule (LENS all equal), e.g. one build
-# on both sides to check the two schedules against each other (ctest cuda_cpu.fwd_mat.*).
+# on both sides to check the two schedules against each other (ctest cuda_cpu.fwd_mat.*);
+# FWD_CPU_B_SCHEDULE=grouped:G: its grouped schedule with G chunks per group (ctest cuda_cpu.fwd_grp.*).
 set -eu
 command -v g++ >/dev/null && command -v python3 >/dev/null || { echo "no g++ or python3: skipped"; exit 77; }
 attnc_a=$1 attnc_b=$2 spec=$3 heads=$4 seed=$5 bound=$6 lens=$7 dtype=${8:-}
@@ -26,7 +27,7 @@ python3 "$here/prepare.py" "$tmp/b.cu" "$tmp/fb.h" fb
 sh "$here/desc.sh" "$attnc_b" "$tmp/spec.attn" "$tmp/b.cu" > "$tmp/desc"
 cp "$here"/prelude.h "$here"/host_util.h "$here"/fwd_harness.h "$here"/fwd_unit.cpp "$here"/fwd_main.cpp "$tmp/"
 (cd "$tmp" &&
- g++ -std=c++20 -O1 -pthread -w -DUNIT_NS=fa -DUNIT_HDR='"fa.h"' -DUNIT_INFO=fwd_a_info -DUNIT_RUN=fwd_a_run -DUNIT_RUN_MAT=fwd_a_run_mat -c fwd_unit.cpp -o fa.o &&
- g++ -std=c++20 -O1 -pthread -w -DUNIT_NS=fb -DUNIT_HDR='"fb.h"' -DUNIT_INFO=fwd_b_info -DUNIT_RUN=fwd_b_run -DUNIT_RUN_MAT=fwd_b_run_mat -c fwd_unit.cpp -o fb.o &&
+ g++ -std=c++20 -O1 -pthread -w -DUNIT_NS=fa -DUNIT_HDR='"fa.h"' -DUNIT_INFO=fwd_a_info -DUNIT_RUN=fwd_a_run -DUNIT_RUN_MAT=fwd_a_run_mat -DUNIT_RUN_GRP=fwd_a_run_grp -c fwd_unit.cpp -o fa.o &&
+ g++ -std=c++20 -O1 -pthread -w -DUNIT_NS=fb -DUNIT_HDR='"fb.h"' -DUNIT_INFO=fwd_b_info -DUNIT_RUN=fwd_b_run -DUNIT_RUN_MAT=fwd_b_run_mat -DUNIT_RUN_GRP=fwd_b_run_grp -c fwd_unit.cpp -o fb.o &&
  g++ -std=c++20 -O1 -pthread -w -o fwd_cpu fwd_main.cpp fa.o fb.o)
 "$tmp/fwd_cpu" "$tmp/desc" "$seed" "$bound" "$lens"

@@ -1,9 +1,22 @@
 // tools/cuda_cpu/fwd_unit.cpp: the chunk kernel (attnc_linear, sequential schedule) of one prepared
 // forward unit; built twice (fwd_run.sh): UNIT_NS is the unit's namespace (fa, fb), UNIT_HDR its header,
-// UNIT_INFO, UNIT_RUN and UNIT_RUN_MAT the entry points fwd_harness.h declares.
+// UNIT_INFO, UNIT_RUN, UNIT_RUN_MAT and UNIT_RUN_GRP the entry points fwd_harness.h declares.
 #include "prelude.h"
 #include "fwd_harness.h"
 #include UNIT_HDR
+
+// The parameter block's tensors, states and lengths; phase 0, no workspace.
+static UNIT_NS::attnc_params params_of(const fwd_args &a)
+{
+    UNIT_NS::attnc_params p;
+    std::memset(&p, 0, sizeof p);
+    for (size_t i = 0; i < sizeof p.in / sizeof p.in[0]; i++)
+        p.in[i] = a.in[i];
+    p.out = a.out;
+    p.h0 = a.h0, p.z0 = a.z0, p.m0 = a.m0, p.hT = a.hT, p.zT = a.zT, p.mT = a.mT;
+    p.cu_seqlens = a.cu_seqlens, p.seqlen = a.seqlen, p.nseq = a.nseq;
+    return p;
+}
 
 fwd_info UNIT_INFO()
 {
@@ -13,14 +26,7 @@ fwd_info UNIT_INFO()
 
 void UNIT_RUN(const fwd_args &a)
 {
-    UNIT_NS::attnc_params p;
-    std::memset(&p, 0, sizeof p);
-    for (size_t i = 0; i < sizeof p.in / sizeof p.in[0]; i++)
-        p.in[i] = a.in[i];
-    p.out = a.out;
-    p.h0 = a.h0, p.z0 = a.z0, p.m0 = a.m0, p.hT = a.hT, p.zT = a.zT, p.mT = a.mT;
-    p.cu_seqlens = a.cu_seqlens, p.seqlen = a.seqlen, p.nseq = a.nseq;
-    p.phase = 0;
+    UNIT_NS::attnc_params p = params_of(a);
     cpu_launch(UNIT_NS::attnc_linear, dim3c{ATTNC_V / ATTNC_BV, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS,
                227 * 1024, p);
 }
@@ -29,13 +35,8 @@ void UNIT_RUN(const fwd_args &a)
 // chunk's S_in image, z_in and m_in in the workspace (NaN bytes first), phase 2 runs every chunk at once.
 void UNIT_RUN_MAT(const fwd_args &a)
 {
-    UNIT_NS::attnc_params p;
-    std::memset(&p, 0, sizeof p);
-    for (size_t i = 0; i < sizeof p.in / sizeof p.in[0]; i++)
-        p.in[i] = a.in[i];
-    p.out = a.out;
-    p.h0 = a.h0, p.z0 = a.z0, p.m0 = a.m0, p.hT = a.hT, p.zT = a.zT, p.mT = a.mT;
-    p.cu_seqlens = nullptr, p.seqlen = a.seqlen, p.nseq = a.nseq;
+    UNIT_NS::attnc_params p = params_of(a);
+    p.cu_seqlens = nullptr;
     const size_t slots = ((size_t)a.nseq * a.seqlen / ATTNC_C + 1 + a.nseq) * ATTNC_HOUT;
     std::vector<UNIT_NS::elt> ws_s(slots * ATTNC_K * ATTNC_V);
     std::vector<float> ws_z(slots * ATTNC_KP), ws_m(slots);
@@ -48,4 +49,33 @@ void UNIT_RUN_MAT(const fwd_args &a)
     cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
     p.phase = 2;
     cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs * chunks, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
+}
+
+// The grouped schedule (sequences of one length, as the launcher requires): phase 3 records every group's
+// own state, z and log2 decay in the workspace (NaN bytes first), phase 5 composes each group's S_in and
+// writes its outputs.  A unit generated without the schedule (an older build) has no phases 3 and 5.
+void UNIT_RUN_GRP(const fwd_args &a, int group_chunks)
+{
+#if ATTNC_GROUPED
+    UNIT_NS::attnc_params p = params_of(a);
+    p.cu_seqlens = nullptr;
+    const unsigned nvs = ATTNC_V / ATTNC_BV, chunks = (unsigned)((a.seqlen + ATTNC_C - 1) / ATTNC_C);
+    const unsigned groups = (chunks + group_chunks - 1) / group_chunks;
+    const size_t slots = (size_t)a.nseq * groups * ATTNC_HOUT;
+    std::vector<float> ws_gs(slots * ATTNC_K * ATTNC_V), ws_gz(slots * ATTNC_KP), ws_gl(slots * ATTNC_KP);
+    std::memset(ws_gs.data(), 0xff, ws_gs.size() * sizeof(float));
+    std::memset(ws_gz.data(), 0xff, ws_gz.size() * sizeof(float));
+    std::memset(ws_gl.data(), 0xff, ws_gl.size() * sizeof(float));
+    p.ws_gs = ws_gs.data(), p.ws_gz = ws_gz.data(), p.ws_gl = ws_gl.data();
+    p.group_chunks = group_chunks;
+    for (int phase : {3, 5}) {
+        p.phase = phase;
+        cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs * groups, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS,
+                   227 * 1024, p);
+    }
+#else
+    (void)a, (void)group_chunks;
+    std::fprintf(stderr, "this unit was generated without the grouped schedule\n");
+    std::abort();
+#endif
 }
