@@ -15,6 +15,8 @@ arguments in torch (gates, scaled values), FLA runs, and the relative error ||at
 printed beside the times.
 
 Timing: CUDA events around each call, 5 warm-up calls, median of 30 (both attnc and FLA, same helper).
+FLA's first run is Triton's autotune; fla_bench.py's parallel compile warm-up and shortened autotune run
+before any timing (BENCH_PAR_WARM=0 skips the warm-up, e.g. for a second process on a warm Triton cache).
 FLA runs on inputs without requires_grad (inference forward) for the forward table.  TFLOP/s use fla_bench.py's FLOP model
 (chunk 64).  The memory floor is the bytes each op must move (q, k, v, out in bf16 plus its gates, beta
 and parameters) over 4.8 TB/s, the H200's HBM3e bandwidth.  Also timed: attnc_kernel_new with an empty
@@ -22,7 +24,7 @@ cache (generation + NVRTC + load) and again with the cache warm.
 
 Forward + backward (issue 4; --no-backward skips it), same shapes and inputs:
     attnc   attnc_forward then attnc_backward (every input's gradient, from a random bf16 dout), through
-            ctypes like the forward; ops whose backward attnc does not generate yet (the delta rule) say so
+            ctypes like the forward (an op whose backward attnc did not generate would say so in "note")
     FLA     its chunk_* function on requires_grad leaves (its own arguments: q, k, v and the gate / beta
             that fla_args derives from the spec's raw inputs), .backward(dout), gradients reset to None
             before every call (as fla_bench.py does)
@@ -204,7 +206,7 @@ class Attnc:
         args.ninputs = len(inputs)
         args.out = self.tensor(out)
         args.stream = torch.cuda.current_stream().cuda_stream
-        args.schedule = schedule   # 0 auto (by shape), 1 sequential, 2 materialized
+        args.schedule = schedule   # 0 auto (by shape), 1 sequential, 2 materialized, 3 grouped
         keep = (arr, args)
 
         def call():
@@ -392,6 +394,9 @@ def main():
     ap.add_argument('--T', default=','.join(map(str, T_LIST)))
     ap.add_argument('--out', default=None, help='write the table (markdown) here too')
     ap.add_argument('--no-backward', action='store_true', help='time the forward only (no forward+backward tables)')
+    ap.add_argument('--attnc-cache', default=None,
+                    help='attnc kernel cache directory (default: a new empty one); a later run given the same one '
+                         'times cache hits in its "first call" column, as its "hit" column then says')
     a = ap.parse_args()
     dev = 'cuda'
     torch.manual_seed(0)
@@ -399,6 +404,12 @@ def main():
 
     fla_funcs, fla_version = {}, None
     if a.fla_bench:
+        # fla_bench.py reads these when imported: its parallel compile warm-up (one child process per
+        # share of each FLA op's autotune configs, filling Triton's disk cache before the timed autotune)
+        # compiles at the first T asked for, and gets up to 240 s.
+        os.environ.setdefault('BENCH_T', a.T.split(',')[0])
+        os.environ.setdefault('BENCH_BUDGET_S', '900')
+        os.environ.setdefault('BENCH_WARM_MAX_S', '240')
         sys.path.insert(0, os.path.dirname(os.path.abspath(a.fla_bench)))
         import fla_bench as fb
         fb.install_shims()
@@ -407,19 +418,28 @@ def main():
         fla_funcs, errs = fb.load_fla_ops(list(OPS))
         for op, e in errs.items():
             print(f'FLA {op}: {e}', flush=True)
+        # FLA's own cost of a first run is Triton's autotune (minutes for these five ops); the timed
+        # medians below do not depend on it, so it is shortened (5 ms warm-up, 25 ms per config) and
+        # its compiles run in parallel first.  A warm TRITON_CACHE_DIR makes both cache hits.
+        for note in fb.patch_autotuner():
+            print(f'FLA autotune: {note}', flush=True)
+        if os.environ.get('BENCH_PAR_WARM', '1') == '1':
+            fb.parallel_warm([op for op in a.ops.split(',') if op in fla_funcs])
 
     gpu = torch.cuda.get_device_name()
     print(f'# GPU {gpu}; torch {torch.__version__}; FLA {fla_version}; attnc via {a.lib}', flush=True)
 
     # First call with an empty cache and a cache hit, per op (one kernel each).
-    cache = tempfile.mkdtemp(prefix='attnc-cache-')
+    cache = a.attnc_cache or tempfile.mkdtemp(prefix='attnc-cache-')
     os.environ['ATTNC_CACHE_DIR'] = cache
     kernels, rows, jit_rows = {}, [], []
     for op in a.ops.split(','):
         spec, infos = at.spec(os.path.join(a.specs, OPS[op] + '.attn'))
         k1, info1, cold_ms = at.kernel(spec)
         k2, info2, hit_ms = at.kernel(spec)
-        jit_rows.append((op, cold_ms, info1.compile_ms, hit_ms, bool(info2.cache_hit), info1.regs, info1.local_bytes,
+        if not info2.cache_hit:
+            print(f'attnc {op}: the second kernel_new did not hit the cache', flush=True)
+        jit_rows.append((op, cold_ms, info1.compile_ms, hit_ms, bool(info1.cache_hit), info1.regs, info1.local_bytes,
                          info1.smem_bytes))
         at.lib.attnc_kernel_free(k1)
         gk, why = (None, 'not timed (--no-backward)') if a.no_backward else at.grad_kernel(spec)
@@ -438,9 +458,14 @@ def main():
             call()
             torch.cuda.synchronize()
             t_attnc = bench_ms(call)
-            # the linear part's two schedules, forced (auto picks one of them by shape)
+            # the linear part's schedules, forced (auto picks one of them by shape); the grouped one is
+            # not generated for the delta rule
             t_seq = bench_ms(at.forward_fn(k, x, torch.empty_like(out), 1))
             t_mat = bench_ms(at.forward_fn(k, x, torch.empty_like(out), 2))
+            try:
+                t_grp = bench_ms(at.forward_fn(k, x, torch.empty_like(out), 3))
+            except RuntimeError:
+                t_grp = None
             kind = 'delta' if 'delta' in op else 'lin'
             fl = flops_fwd(kind, B, T)
             t_fla, err = None, None
@@ -452,8 +477,9 @@ def main():
                     ref = f(q, kk, v, **kw)[0]
                     err = rel(out, ref)
                     t_fla = bench_ms(lambda: f(q, kk, v, **kw))
-            rows.append((op, T, B, t_attnc, fl / t_attnc / 1e9, t_fla, floor_ms(infos, B, T), err, t_seq, t_mat))
-            print(f'{op:15s} T={T:6d} attnc {t_attnc:7.3f} ms (seq {t_seq:.3f}, mat {t_mat:.3f})' + (f'  FLA {t_fla:7.3f} ms  x{t_fla / t_attnc:5.2f}'
+            rows.append((op, T, B, t_attnc, fl / t_attnc / 1e9, t_fla, floor_ms(infos, B, T), err, t_seq, t_mat, t_grp))
+            grp = f', grp {t_grp:.3f}' if t_grp else ''
+            print(f'{op:15s} T={T:6d} attnc {t_attnc:7.3f} ms (seq {t_seq:.3f}, mat {t_mat:.3f}{grp})' + (f'  FLA {t_fla:7.3f} ms  x{t_fla / t_attnc:5.2f}'
                   f'  rel.err vs FLA {err:.2e}' if t_fla else ''), flush=True)
             if not a.no_backward:
                 r = bench_fwd_bwd(at, op, k, gk, infos, x, out, fla_funcs.get(op), dev, B, T)
@@ -494,12 +520,12 @@ def main():
     lines = [f'GPU: {gpu}; torch {torch.__version__}; FLA (fla-core) {fla_version}; B*T = {TOKENS}, H = {H}, '
              f'K = V = {D}, bf16; median of 30 (CUDA events)', '',
              '| op | T | B | attnc ms | TFLOP/s | FLA ms | attnc speed-up | floor ms | attnc / floor | rel. err vs FLA '
-             '| sequential ms | materialized ms |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|']
-    for op, T, B, ta, tf, tfl, fm, err, ts, tm in rows:
+             '| sequential ms | materialized ms | grouped ms |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+    for op, T, B, ta, tf, tfl, fm, err, ts, tm, tg in rows:
         lines.append(f'| {op} | {T} | {B} | {ta:.3f} | {tf:.1f} | ' + (f'{tfl:.3f} | {tfl / ta:.2f}x' if tfl else '- | -') +
                      f' | {fm:.3f} | {ta / fm:.2f} | ' + (f'{err:.1e}' if err is not None else '-') +
-                     f' | {ts:.3f} | {tm:.3f} |')
+                     f' | {ts:.3f} | {tm:.3f} | ' + (f'{tg:.3f}' if tg else '-') + ' |')
     if not a.no_backward:
         lines += ['', 'Forward + backward (every input\'s gradient from a random dout; FLA on requires_grad leaves); '
                   'peak extra GPU memory of one forward+backward', '',
@@ -514,7 +540,7 @@ def main():
                          f'{f3(r["err"], ".1e")} | {r["note"]} |')
     lines += ['', '| SDPA causal | T | fwd ms | fwd+bwd ms | f+b extra MiB |', '|---|---|---|---|---|']
     lines += [f'| {n} | {T} | {ms:.3f} | ' + (f'{fb:.3f} | {mib:.0f} |' if fb else '- | - |') for n, T, ms, fb, mib in sdpa]
-    lines += ['', '| op | first call, empty cache (ms) | of which generate+NVRTC (ms) | cache hit (ms) | hit | regs | local bytes | smem bytes |',
+    lines += ['', '| op | first call (ms) | of which generate+NVRTC (ms) | cache hit (ms) | first call was a hit | regs | local bytes | smem bytes |',
               '|---|---|---|---|---|---|---|---|']
     lines += [f'| {op} | {c:.0f} | {nv:.0f} | {h:.2f} | {hit} | {r} | {lb} | {sm} |' for op, c, nv, h, hit, r, lb, sm in jit_rows]
     text = '\n'.join(lines)
