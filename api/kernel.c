@@ -501,20 +501,36 @@ static bool use_materialized(const attnc_kernel *k, const attnc_forward_args *a,
     return (int64_t)vslices * k->sh.heads_out * N < k->min_ctas && T >= 8 * (int64_t)k->chunk;
 }
 
-/* The grouped schedule's chunks per group for this launch, or 0 for another schedule.  Asked for, or
- * (auto) when the sequential grid has fewer CTAs than the GPU has SMs, which leaves SMs idle for the
- * whole walk (B = 2, H = 16 at T = 32768: 64 CTAs on 132 SMs), and the sequences are at least 16 chunks
- * long: enough groups for about two CTAs per SM, each at least 8 chunks (the composition reads every
- * earlier group's record).  Sequences of one length only: the grid covers groups of the longest, which
- * the host does not know from cu_seqlens without reading them. */
-static int64_t grouped_chunks(const attnc_kernel *k, const attnc_forward_args *a, int64_t N, int64_t T, unsigned vslices)
+/* CTAs of a kernel one SM holds at once, by its shared memory (228 KB an SM, 1 KB of it the driver's per
+ * CTA), its registers (64K an SM, allocated per warp in units of 256) and its threads (2048). */
+static unsigned ctas_per_sm(const loaded_kernel *lk)
 {
-    if (!k->grouped || a->cu_seqlens || (a->schedule != ATTNC_SCHEDULE_AUTO && a->schedule != ATTNC_SCHEDULE_GROUPED))
+    unsigned warps = (lk->cg.threads + 31) / 32, regs = lk->info.regs > 0 ? (unsigned)lk->info.regs : 255;
+    unsigned by_smem = (228u * 1024) / (lk->cg.smem_bytes + 1024);
+    unsigned by_regs = 65536 / (warps * ((regs * 32 + 255) / 256 * 256));
+    unsigned by_threads = 2048 / (warps * 32), n = by_smem;
+    n = by_regs < n ? by_regs : n;
+    n = by_threads < n ? by_threads : n;
+    return n ? n : 1;
+}
+
+/* The grouped schedule's chunks per group for this launch, or 0 for another schedule.  Asked for, or
+ * (auto) when the sequential grid fills at most half of the CTA slots the GPU holds at once, which
+ * leaves SMs idle for the whole walk (B = 2, H = 16 at T = 32768: 64 CTAs against 264 or 396 slots), and
+ * the sequences are at least 16 chunks long.  The groups are as many as fit one wave of slots (a second,
+ * partial wave would double the time), each at least 8 chunks (the composition reads every earlier
+ * group's record).  Sequences of one length only: the grid covers groups of the longest, which the host
+ * does not know from cu_seqlens without reading them. */
+static int64_t grouped_chunks(const attnc_kernel *k, const loaded_kernel *lk, const attnc_forward_args *a, int64_t N,
+                              int64_t T)
+{
+    if (!k->grouped || lk->cg.kind != CG_KERNEL_LINEAR || a->cu_seqlens ||
+        (a->schedule != ATTNC_SCHEDULE_AUTO && a->schedule != ATTNC_SCHEDULE_GROUPED))
         return 0;
-    int64_t chunks = (T + k->chunk - 1) / k->chunk, ctas = (int64_t)vslices * k->sh.heads_out * N;
-    int64_t sms = k->sm_count > 0 ? k->sm_count : 132, groups = (2 * sms + ctas - 1) / ctas;
+    int64_t chunks = (T + k->chunk - 1) / k->chunk, ctas = (int64_t)lk->cg.grid_x * k->sh.heads_out * N;
+    int64_t slots = (int64_t)(k->sm_count > 0 ? k->sm_count : 132) * ctas_per_sm(lk), groups = slots / ctas;
     if (a->schedule == ATTNC_SCHEDULE_AUTO) {
-        if (ctas >= sms || chunks < 16)
+        if (2 * ctas > slots || chunks < 16)
             return 0;
         if (groups > chunks / 8)
             groups = chunks / 8;
@@ -644,7 +660,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         /* phases: {0} sequential; {1, 2} materialized (state pass, then all chunks in parallel); {3, 5}
          * grouped (every group's own state, then every group's outputs from its composed S_in) */
         int phases[2] = {0, 0}, nphases = 1;
-        int64_t gc = lk->cg.kind == CG_KERNEL_LINEAR ? grouped_chunks(k, a, N, T, lk->cg.grid_x) : 0;
+        int64_t gc = grouped_chunks(k, lk, a, N, T);
         int64_t groups = gc ? (T + gc * k->chunk - 1) / (gc * k->chunk) : 0;
         if (gc) {
             if ((st = workspace_grouped(ctx, k, N, groups, &lp)) != ATTNC_OK)

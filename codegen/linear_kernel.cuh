@@ -485,13 +485,14 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 st8(sqg + r * ATTNC_LDK + c, out);
             }
         }
-        // The image of S_in: from the accumulators (phase 1 also stores it), or read back (phase 2).
+        // The image of S_in: from the accumulators (phase 1 also stores it), or read back (phase 2); grouped
+        // phase 3 writes no outputs and has no WY stage, so it needs no image (nor q . z below).
         if (phase == 2) {
             for (int i = tid; i < ATTNC_KP * (ATTNC_BV / 8); i += ATTNC_THREADS) {
                 const int row = i / (ATTNC_BV / 8), col = (i % (ATTNC_BV / 8)) * 8;
                 copy8(ss + row * ATTNC_LDV + col, row < ATTNC_K ? p.ws_s + (slot * ATTNC_K + row) * ATTNC_V + v0 + col : nullptr);
             }
-        } else {
+        } else if (!(ATTNC_GROUPED && phase == 3)) {
 #pragma unroll
             for (int i = 0; i < ATTNC_MTW; i++) {
                 int mt = state_mt(warp, i);
@@ -510,7 +511,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         }
         if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
             // q_r . z_in (gamma and the stabiliser are applied per row later); DIAG uses Q * gamma.
-            for (int r = warp; r < ATTNC_C; r += ATTNC_WARPS) {
+            for (int r = warp; r < (ATTNC_GROUPED && phase == 3 ? 0 : ATTNC_C); r += ATTNC_WARPS) {
                 float acc = 0.f;
                 for (int c = lane; c < ATTNC_KP; c += 32) {
                     float qx = attnc_elt_to_float(sq[r * ATTNC_LDK + c]);

@@ -283,8 +283,9 @@ typedef struct attnc_tensor {
  * kernel handle, then computes all chunks' outputs in parallel; grouped (additive updates: no delta rule,
  * no mLSTM stabiliser) walks groups of chunks in parallel twice, first for each group's own state, then
  * for the outputs from the composed states (workspace: one fp32 state per sequence, group and head).
- * Materialized and grouped take no cu_seqlens.  AUTO picks grouped when the sequential grid has fewer
- * CTAs than the GPU has SMs and the sequences are at least 16 chunks long, never materialized (the
+ * Materialized and grouped take no cu_seqlens.  AUTO picks grouped when the sequential grid fills at
+ * most half of the CTAs the GPU holds at once and the sequences are at least 16 chunks long (as many
+ * groups as fill one wave), never materialized (the
  * plan's min_ctas is 0: passes/schedule.c says why), and the single-token decode kernel when every
  * sequence is one token (T = 1, no cu_seqlens); naming a schedule keeps the chunk kernel.  The
  * workspace makes launches of one kernel handle share memory: keep them on one stream, or ordered. */
