@@ -72,13 +72,13 @@ __device__ __forceinline__ int state_nt(int warp, int nt)
 #define LOG2_DECAY_FLOOR (ATTNC_STABILIZED ? -__int_as_float(0x7f800000) : -32.f)
 
 enum { TR_IDENTITY = 0, TR_CONST = 1, TR_SCALAR = 2, TR_DIAG = 3 };
+enum { NORM_NONE = 0, NORM_DENOM = 1, NORM_MAXFLOOR = 2, NORM_RMS = 3, NORM_LAYER = 4 };
 
 // The grouped schedule's record of group j of sequence n for output head h (grid.x = V slices x groups).
 __device__ __forceinline__ size_t group_slot(int n, int j, int h)
 {
     return ((size_t)n * (gridDim.x / (ATTNC_V / ATTNC_BV)) + j) * ATTNC_HOUT + h;
 }
-enum { NORM_NONE = 0, NORM_DENOM = 1, NORM_MAXFLOOR = 2, NORM_RMS = 3, NORM_LAYER = 4 };
 
 // ---- shared memory layout (offsets in bytes, all 16-byte aligned) --------------------------------------
 struct attnc_smem_layout {
@@ -821,7 +821,6 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                                 f = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + mt * 16 + gr + (e >> 1) * 8], 0.f));
                             S[i][nt][e] *= f;
                         }
-
 #pragma unroll
                     for (int kt = 0; kt < ATTNC_C / 16; kt++) {
                         frag a;
