@@ -482,7 +482,11 @@ def main():
             print(f'{op:15s} T={T:6d} attnc {t_attnc:7.3f} ms (seq {t_seq:.3f}, mat {t_mat:.3f}{grp})' + (f'  FLA {t_fla:7.3f} ms  x{t_fla / t_attnc:5.2f}'
                   f'  rel.err vs FLA {err:.2e}' if t_fla else ''), flush=True)
             if not a.no_backward:
-                r = bench_fwd_bwd(at, op, k, gk, infos, x, out, fla_funcs.get(op), dev, B, T)
+                # a forward handle of its own: forcing the materialized and grouped schedules above grew
+                # k's workspace (it never shrinks), which this schedule (AUTO) may not need
+                kf = at.kernel(spec)[0]
+                r = bench_fwd_bwd(at, op, kf, gk, infos, x, out, fla_funcs.get(op), dev, B, T)
+                at.lib.attnc_kernel_free(kf)
                 if gk is None:
                     r['note'] = (r['note'] + '; ' if r['note'] else '') + 'attnc: ' + why.split(': ')[-1]
                 fb_rows.append(r)
