@@ -40,6 +40,17 @@ attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, co
                            void **image, size_t *size, bool *hit);
 attnc_status api_check_tensor(attnc_ctx *ctx, const char *kernel, const char *what, const attnc_tensor *t,
                               attnc_dtype dtype, int ndim, const int64_t *want, int64_t *got, size_t align);
+/* kernel.c: the launcher's arithmetic (pure, tested by tests/unit/test_launch.c).  CTAs of a kernel one SM
+ * holds at once, by its shared memory (228 KB an SM, 1 KB of it the driver's per CTA), its registers (64K
+ * an SM, allocated per warp in units of 256; regs <= 0: unknown, taken as 255) and its threads (2048). */
+unsigned api_ctas_per_sm(unsigned threads, unsigned smem_bytes, int regs);
+/* The grouped schedule's groups for a sequential grid of `ctas` CTAs, a GPU holding `slots` CTAs at once
+ * and sequences of `chunks` chunks.  AUTO (forced false): 0, keep the sequential walk, unless that grid
+ * fills at most half of the slots (SMs would idle for the whole walk) and the sequences are 16 chunks or
+ * more; then as many groups as fit one wave of slots (a partial second wave would double the time), each
+ * of at least 8 chunks (every group's composition reads the earlier groups' records).  Forced: the same
+ * count, at least 2 and at most `chunks`. */
+int64_t api_grouped_groups(int64_t ctas, int64_t slots, int64_t chunks, bool forced);
 /* Grows a handle's device workspace (*ws, *bytes) to at least `need` bytes; it never shrinks, and its
  * contents do not survive growing.  `what` names it in the error. */
 attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *what);

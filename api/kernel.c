@@ -501,26 +501,37 @@ static bool use_materialized(const attnc_kernel *k, const attnc_forward_args *a,
     return (int64_t)vslices * k->sh.heads_out * N < k->min_ctas && T >= 8 * (int64_t)k->chunk;
 }
 
-/* CTAs of a kernel one SM holds at once, by its shared memory (228 KB an SM, 1 KB of it the driver's per
- * CTA), its registers (64K an SM, allocated per warp in units of 256) and its threads (2048). */
-static unsigned ctas_per_sm(const loaded_kernel *lk)
+unsigned api_ctas_per_sm(unsigned threads, unsigned smem_bytes, int regs)
 {
-    unsigned warps = (lk->cg.threads + 31) / 32, regs = lk->info.regs > 0 ? (unsigned)lk->info.regs : 255;
-    unsigned by_smem = (228u * 1024) / (lk->cg.smem_bytes + 1024);
-    unsigned by_regs = 65536 / (warps * ((regs * 32 + 255) / 256 * 256));
+    unsigned warps = (threads + 31) / 32, r = regs > 0 ? (unsigned)regs : 255;
+    if (warps == 0)
+        return 1;
+    unsigned by_smem = (228u * 1024) / (smem_bytes + 1024);
+    unsigned by_regs = 65536 / (warps * ((r * 32 + 255) / 256 * 256));
     unsigned by_threads = 2048 / (warps * 32), n = by_smem;
     n = by_regs < n ? by_regs : n;
     n = by_threads < n ? by_threads : n;
     return n ? n : 1;
 }
 
-/* The grouped schedule's chunks per group for this launch, or 0 for another schedule.  Asked for, or
- * (auto) when the sequential grid fills at most half of the CTA slots the GPU holds at once, which
- * leaves SMs idle for the whole walk (B = 2, H = 16 at T = 32768: 64 CTAs against 264 or 396 slots), and
- * the sequences are at least 16 chunks long.  The groups are as many as fit one wave of slots (a second,
- * partial wave would double the time), each at least 8 chunks (the composition reads every earlier
- * group's record).  Sequences of one length only: the grid covers groups of the longest, which the host
- * does not know from cu_seqlens without reading them. */
+int64_t api_grouped_groups(int64_t ctas, int64_t slots, int64_t chunks, bool forced)
+{
+    if (ctas < 1 || chunks < 1)
+        return 0;
+    int64_t groups = slots / ctas;
+    if (!forced) {   /* (fewer than 2 groups fit: the grid fills more than half of the slots) */
+        if (chunks < 16)
+            return 0;
+        if (groups > chunks / 8)
+            groups = chunks / 8;
+        return groups < 2 ? 0 : groups;
+    }
+    return groups < 2 ? (chunks < 2 ? chunks : 2) : groups > chunks ? chunks : groups;
+}
+
+/* The grouped schedule's chunks per group for this launch, or 0 for another schedule (asked for, or
+ * AUTO's choice by api_grouped_groups).  Sequences of one length only: the grid covers groups of the
+ * longest, which the host does not know from cu_seqlens without reading them. */
 static int64_t grouped_chunks(const attnc_kernel *k, const loaded_kernel *lk, const attnc_forward_args *a, int64_t N,
                               int64_t T)
 {
@@ -528,18 +539,10 @@ static int64_t grouped_chunks(const attnc_kernel *k, const loaded_kernel *lk, co
         (a->schedule != ATTNC_SCHEDULE_AUTO && a->schedule != ATTNC_SCHEDULE_GROUPED))
         return 0;
     int64_t chunks = (T + k->chunk - 1) / k->chunk, ctas = (int64_t)lk->cg.grid_x * k->sh.heads_out * N;
-    int64_t slots = (int64_t)(k->sm_count > 0 ? k->sm_count : 132) * ctas_per_sm(lk), groups = slots / ctas;
-    if (a->schedule == ATTNC_SCHEDULE_AUTO) {
-        if (2 * ctas > slots || chunks < 16)
-            return 0;
-        if (groups > chunks / 8)
-            groups = chunks / 8;
-        if (groups < 2)
-            return 0;
-    } else {
-        groups = groups < 2 ? 2 : groups > chunks ? chunks : groups;
-    }
-    return (chunks + groups - 1) / groups;
+    int64_t slots = (int64_t)(k->sm_count > 0 ? k->sm_count : 132) *
+                    api_ctas_per_sm(lk->cg.threads, lk->cg.smem_bytes, lk->info.regs);
+    int64_t groups = api_grouped_groups(ctas, slots, chunks, a->schedule == ATTNC_SCHEDULE_GROUPED);
+    return groups ? (chunks + groups - 1) / groups : 0;
 }
 
 attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *what)
