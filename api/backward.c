@@ -50,6 +50,7 @@ struct attnc_grad_kernel {
     bool parallel;      /* the chunk-parallel schedule (the default where it applies; ATTNC_BWD_SCHEDULE) */
     uint32_t bp_kp, bp_vp, bp_vs, bp_elt;   /* its image shape, state walk slice, tile element bytes */
     unsigned bp_walk_smem, bp_chunk_smem;
+    bool bp_direct[2];  /* the query (key) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk) */
     rt_function *fn[BK_COUNT];
     uint64_t ws;
     size_t ws_bytes;
@@ -201,6 +202,8 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         k->bp_elt = cg.plan.bp_split ? 4 : 2;
         k->bp_walk_smem = cg.plan.bp_walk_smem;
         k->bp_chunk_smem = cg.plan.bp_chunk_smem;
+        k->bp_direct[0] = cg.plan.bp_direct[0];
+        k->bp_direct[1] = cg.plan.bp_direct[1];
     }
     void *image = NULL;
     size_t size = 0;
@@ -237,7 +240,8 @@ static size_t align256(size_t x)
     return (x + 255) / 256 * 256;
 }
 
-/* The workspace: role gradients, dh0 (and dz0) per output head, every chunk's S_out (gated specs and the
+/* The workspace: role gradients (not the query's or key's where the parallel schedule's chunk kernel writes
+ * them into their tensor's gradient: bp_direct), dh0 (and dz0) per output head, every chunk's S_out (gated specs and the
  * delta rule), the normalised output gradient (normalisers), the softmax part's role gradients and row
  * statistics, beta's role gradient (the delta rule), mLSTM's chunk maxima and gradients, every tensor's
  * partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
@@ -256,8 +260,8 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
 {
     size_t rows = (size_t)total * k->sh.heads_out;
     size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
-    sizes[0] = rows * k->K;
-    sizes[1] = rows * k->K;
+    sizes[0] = k->bp_direct[0] ? 0 : rows * k->K;   /* written into the query (key) tensor's gradient instead */
+    sizes[1] = k->bp_direct[1] ? 0 : rows * k->K;
     sizes[2] = rows * k->V;
     sizes[3] = rows * k->gk;
     sizes[4] = dh0 ? (size_t)N * k->sh.heads_out * k->K * k->vo : 0;

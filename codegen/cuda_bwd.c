@@ -283,6 +283,11 @@ static void emit_adjoint_fn(bgen *g)
         ir_ref r = seeds[i].r;
         if (r == IR_NONE || !gp->needs[r])
             continue;
+        if (i < 2 && gp->parallel && gp->bp_direct[i]) {   /* no workspace: the chunk kernel wrote the tensor's gradient */
+            attnc_buf_printf(b, "    // the %s role's gradient is %s's: the chunk kernel wrote it (p.direct)\n", i ? "key" : "query",
+                             m->tensors[gp->bp_direct_tensor[i]].name);
+            continue;
+        }
         unsigned len = vlen(g, r);
         if (i == 3)
             attnc_buf_puts(b, "    // a token whose log2 decay the forward floors (ATTNC_B_LOG2_FLOOR) does not reach the output\n"
@@ -315,6 +320,12 @@ static void emit_adjoint_fn(bgen *g)
     attnc_buf_puts(b, "    // this (token, head)'s partial gradient of every tensor\n");
     for (uint32_t i = 0; i < m->ntensors; i++) {
         unsigned len = m->tensors[i].len;
+        if (gp->parallel && ((gp->bp_direct[0] && gp->bp_direct_tensor[0] == i) ||
+                             (gp->bp_direct[1] && gp->bp_direct_tensor[1] == i))) {
+            /* its gradient is a role's, written by the chunk kernel: here it would be 0 over it */
+            attnc_buf_printf(b, "    // %s: written by the chunk kernel\n", m->tensors[i].name);
+            continue;
+        }
         if (gp->parallel) {
             /* the parallel schedule: a per-token tensor of every output head's own goes straight into the
              * caller's gradient in its dtype (p.direct), no partial; an unwanted one nowhere */
@@ -363,7 +374,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         /* the value role's tiles need a remainder unless the value is a bf16 input as stored */
         const ir_value *val = m->linear.present ? &m->values[m->linear.value] : NULL;
         bool vexact = val && val->op == IR_OP_INPUT && m->tensors[val->aux].dtype == IR_DT_BF16;
-        grad_parallel_plan(&out->plan, m->plan.operands == IR_OPERANDS_BF16X3, !vexact);
+        grad_parallel_plan(m, &out->plan, m->plan.operands == IR_OPERANDS_BF16X3, !vexact);
     }
     if (m->ntensors > 64) {
         attnc_error(diags, m->span, "the backward generator takes at most 64 tensors");
@@ -449,6 +460,18 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                             "#define ATTNC_BP_VS %u\n#define ATTNC_BP_VSPLIT %d\n",
                          gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs, gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs,
                          gp->bp_vsplit ? 1 : 0);
+        /* a query or key role that is an input tensor of its own (gp->bp_direct): the chunk kernel writes
+         * its gradient into that tensor's (p.direct), in the tensor's dtype, instead of ws_dq / ws_dk */
+        const char *tag[2] = {"DQ", "DK"};
+        for (int i = 0; i < 2; i++) {
+            if (gp->bp_direct[i])
+                attnc_buf_printf(b, "#define ATTNC_BP_%s_TENSOR %u   // %s\n#define ATTNC_BP_%s_DTYPE %s\n", tag[i],
+                                 gp->bp_direct_tensor[i], m->tensors[gp->bp_direct_tensor[i]].name, tag[i],
+                                 cg_dtype_macro(m->tensors[gp->bp_direct_tensor[i]].dtype));
+            else
+                attnc_buf_printf(b, "#define ATTNC_BP_%s_TENSOR -1   // the workspace\n#define ATTNC_BP_%s_DTYPE ATTNC_DT_FP32\n",
+                                 tag[i], tag[i]);
+        }
         attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
         attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu && attnc_bp_chunk_layout::bytes == %uu,\n"
                             "              \"host and kernel disagree on shared memory\");\n",

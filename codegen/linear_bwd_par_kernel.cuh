@@ -22,7 +22,9 @@
 //                       dv = e^{b_L - b} (K dS_out) + P^T dO,
 //                       da_s = e^{b_L} <S_in, dS_out> + sum_{j<s} k_j . dk_inter_j + sum_{r>=s} q_r . dq_inter_r
 //                              + sum_{j<s<=r} (dO_r . v_j) P_rj   (the log-weight rule per factor)
-//                       into the sequential kernel's fp32 workspaces (ws_dq, ws_dk, ws_dv, ws_dg);
+//                       into the sequential kernel's fp32 workspaces (ws_dq, ws_dk, ws_dv, ws_dg), dq or dk
+//                       into the caller's gradient of the tensor where the role is an input tensor of its
+//                       own (ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR; bp_role_grad);
 //   then attnc_bwd_inputs and the fixed-order head sums, as in the sequential schedule.
 // A chunk's slot is c0 / C + n (c0 its first token, n its sequence): distinct over all chunks of all
 // sequences, below total / C + N + 1; attnc_bwdp_chunk finds n by bisection over cu_seqlens and exits
@@ -208,6 +210,19 @@ __device__ __forceinline__ float bp_dout(const attnc_bwd_params &p, int t, int h
         return c < ATTNC_B_V ? p.ws_do[row * ATTNC_B_V + c] : 0.f;
     else
         return c < ATTNC_B_VO ? attnc_load<ATTNC_OUT_DTYPE>(p.dout, row * ATTNC_B_VO + c) : 0.f;
+}
+
+// Element i of a query or key role gradient [T, HOUT, K]: into its fp32 workspace, or (TENSOR >= 0: the
+// role is that input tensor as stored and nothing else reads it, passes/grad.c's bp_direct) straight into
+// the caller's gradient of the tensor in its dtype DT, where it is wanted (direct non-null): the adjoint
+// neither reads it back nor writes the tensor, and the host allocates no workspace for the role.
+template <int TENSOR, int DT>
+__device__ __forceinline__ void bp_role_grad(float *ws, void *direct, size_t i, float x)
+{
+    if constexpr (TENSOR < 0)
+        ws[i] = x;
+    else if (direct)
+        attnc_bwd_store(direct, i, x, DT);
 }
 
 // ---- passes 1 and 2: the state walks ------------------------------------------------------------------
@@ -491,6 +506,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     float *M = (float *)(bsm + L::m), *g = (float *)(bsm + L::g), *eq = (float *)(bsm + L::eq), *ek = (float *)(bsm + L::ek);
     float *red = (float *)(bsm + L::red);
     const elt *img_in = (const elt *)p.ws_sin + bp_image(slot, h), *img_out = (const elt *)p.ws_dso + bp_image(slot, h);
+    // the query and key tensors' own gradients where the roles are those tensors (null: not wanted)
+    void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
+    void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
 
     bp_load_rows(p, c0, nrows, h, bsm, M, true);
     bp_load_image(img_in, S);
@@ -542,7 +560,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 for (int i = 0; i < 4; i++) {
                     const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
                     if (r < nrows && c < ATTNC_B_K)
-                        p.ws_dq[((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_K + c] = acc[nt][i];
+                        bp_role_grad<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE>(p.ws_dq, dq_direct,
+                                                                          ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_K + c,
+                                                                          acc[nt][i]);
                 }
         }
     }
@@ -583,7 +603,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 for (int i = 0; i < 4; i++) {
                     const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
                     if (j < nrows && c < ATTNC_B_K)
-                        p.ws_dk[((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_K + c] = acc[nt][i];
+                        bp_role_grad<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE>(p.ws_dk, dk_direct,
+                                                                          ((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_K + c,
+                                                                          acc[nt][i]);
                 }
         }
     }

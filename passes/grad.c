@@ -312,9 +312,46 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
     return (bytes + 127) / 128 * 128;
 }
 
-bool grad_parallel_plan(grad_plan *gp, bool split, bool vsplit)
+/* Whether the gradient of linear role `role` (query or key) is an input tensor's gradient as it is, so that
+ * the chunk kernel can write it there: the role is fed directly (passes/fuse.c: the INPUT value as is),
+ * nothing else in the spec reads that value (no value, no other role) nor another INPUT value of its
+ * tensor, and the tensor is per token with one head per output head and the role's K channels, the
+ * layout of the role's workspace row and what api/backward.c's direct_tensor writes directly.  Every use
+ * counts, live or not: a use is what would add a second term to the tensor's gradient. */
+static bool direct_role(const ir_module *m, const grad_plan *gp, ir_role role, uint32_t *tensor)
+{
+    if (m->plan.feed[role] != IR_FEED_DIRECT)
+        return false;
+    ir_ref src = m->plan.feed_src[role];
+    const ir_value *sv = &m->values[src];
+    if (sv->op != IR_OP_INPUT)
+        return false;
+    const ir_tensor *t = &m->tensors[sv->aux];
+    if (!t->per_token || t->len != gp->K || m->axes[t->axis].count != ir_module_shape(m).heads_out)
+        return false;
+    const ir_linear *l = &m->linear;
+    ir_ref roots[] = {l->query, l->key, l->value, l->gate, l->beta, l->igate, m->softmax.query, m->softmax.key,
+                      m->softmax.value};
+    unsigned uses = 0;
+    for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
+        uses += roots[i] == src;
+    for (ir_ref r = 1; r < m->nvalues; r++) {
+        const ir_value *v = &m->values[r];
+        if (r != src && v->op == IR_OP_INPUT && v->aux == sv->aux)
+            return false;
+        for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
+            uses += v->arg[k] == src;
+    }
+    if (uses != 1)
+        return false;
+    *tensor = sv->aux;
+    return true;
+}
+
+bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
     gp->parallel = false;
+    gp->bp_direct[0] = gp->bp_direct[1] = false;
     if (!gp->ok || !gp->linear || gp->bidir || gp->softmax || gp->delta || gp->mlstm || gp->gk != 1 ||
         gp->transition == IR_TR_DIAG || gp->K > 128 || gp->V > 256)
         return false;
@@ -336,5 +373,7 @@ bool grad_parallel_plan(grad_plan *gp, bool split, bool vsplit)
     gp->bp_vs = VP % 32 == 0 ? 32 : 16;
     gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, gp->bp_vs, split, gp->bp_vsplit);
     gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, norm);
+    gp->bp_direct[0] = direct_role(m, gp, IR_ROLE_QUERY, &gp->bp_direct_tensor[0]);
+    gp->bp_direct[1] = direct_role(m, gp, IR_ROLE_KEY, &gp->bp_direct_tensor[1]);
     return true;
 }

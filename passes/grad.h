@@ -40,6 +40,12 @@ typedef struct grad_plan {
     uint32_t bp_kp, bp_vp; /* K and V rounded up to 16 (the images' and tiles' shape) */
     uint32_t bp_vs;       /* state columns per CTA of the state walks */
     unsigned bp_walk_smem, bp_chunk_smem; /* attnc_bp_walk_layout, attnc_bp_chunk_layout */
+    /* query (0) and key (1): the role is an input tensor as stored (fuse's IR_FEED_DIRECT) that nothing
+     * else reads, per token with one head per output head, so the role gradient is that tensor's: the
+     * chunk kernel writes it into the caller's buffer (p.direct) in its dtype, the adjoint neither seeds
+     * from the role's workspace nor writes the tensor, and the host allocates no ws_dq (ws_dk) */
+    bool bp_direct[2];
+    uint32_t bp_direct_tensor[2];
 } grad_plan;
 
 /* Derives the backward plan of a lowered module (stage CHUNKED or later).  Never fails for a module the
@@ -55,8 +61,8 @@ unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool r
  * applies (a causal additive linear part, no softmax part, a scalar, constant or no decay, no normaliser,
  * the running denominator, RMS or LayerNorm, K <= 128, tiles within a CTA's shared memory); false
  * (gp->parallel false, the sequential schedule) otherwise.  split: fp32 tiles (the plan's operands
- * bf16x3); vsplit: the value role is not an input as stored. */
-bool grad_parallel_plan(grad_plan *gp, bool split, bool vsplit);
+ * bf16x3); vsplit: the value role is not an input as stored.  Also decides bp_direct (above). */
+bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit);
 /* Shared memory of the parallel schedule's kernels: the state walks and the chunk kernel (and rows). */
 unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit);
 unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm);

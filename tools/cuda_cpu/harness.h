@@ -10,18 +10,23 @@ struct host_args {
     const int *cu_seqlens;
     int seqlen, nseq, total;
     float *ws_dq, *ws_dk, *ws_dv, *ws_dg, *ws_dh0, *ws_dz0;   // [total, HOUT, K], .., [N, HOUT, K, VO], [N, HOUT, K]
+    void *direct[64];   // the parallel unit: the tensors' gradients it writes directly (or null), as p.direct
+    int direct_dtype[64];
 };
 
 struct unit_info {
     unsigned K, V, VO, HOUT, HS, out_dtype, chunk;
     bool gated, norm;
+    int dq_tensor, dk_tensor;   // the tensor whose gradient the chunk kernel writes for the query / key role, or -1
 };
 
 unit_info seq_info();
 unit_info par_info();
 void seq_run(const host_args &a);
 void par_run(const host_args &a);
-// attnc_bwd_inputs (the value DAG's adjoint) from the role gradients in a.ws_*: partials per (token,
-// output head) into part[i]; the parallel unit writes a tensor with direct[i] there instead, in dtype[i]
+// par_run writes the query / key role gradient into a.direct[dq_tensor / dk_tensor] instead of ws_dq / ws_dk
+// where the unit says so (par_info).  attnc_bwd_inputs (the value DAG's adjoint) from the role gradients in
+// a.ws_*: partials per (token, output head) into part[i]; the parallel unit writes a tensor with direct[i]
+// there instead, in dtype[i] (not the chunk kernel's tensors: those it must leave as they are)
 void seq_inputs(const host_args &a, float *const *part);
 void par_inputs(const host_args &a, float *const *part, void *const *direct, const int *dtype);

@@ -1,7 +1,9 @@
 // tools/cuda_cpu/main.cpp: runs one spec's backward linear kernels of both schedules on the CPU
 // (prelude.h) on the same random inputs and compares their role gradients and dh0: the sequential
 // schedule's attnc_bwd_linear (fp32 on the CUDA cores, checked on the H200 against the float64
-// backward) against the parallel schedule's four kernels.
+// backward) against the parallel schedule's four kernels.  A query or key role whose gradient the
+// parallel chunk kernel writes straight into its tensor's (par_info's dq_tensor, dk_tensor) is compared
+// as that tensor's gradient after the adjoint ran, against the sequential schedule's.
 // usage: cuda_cpu DESC SEED BOUND LEN1[,LEN2,...]
 //   DESC: one line per tensor, "name dtype token|head heads len" (run.sh writes it from `attnc ir`)
 #include <cmath>
@@ -106,6 +108,25 @@ int main(int argc, char **argv)
     a.cu_seqlens = uniform ? nullptr : cu.data();
     a.seqlen = uniform ? cu[1] : 0;
     a.nseq = nseq, a.total = total;
+    // the tensors whose gradient the parallel schedule writes directly (per-token tensors of every output
+    // head's own), poisoned (NaN in every float format) so that one left unwritten shows
+    std::vector<std::vector<unsigned char>> dbuf(ts.size());
+    void *dir[64] = {};
+    int dty[64] = {};
+    for (size_t i = 0; i < ts.size(); i++)
+        if (ts[i].token && ts[i].heads == H) {
+            size_t n = (size_t)total * H * ts[i].len, es = ts[i].dtype == "fp32" ? 4 : 2;
+            dbuf[i].assign(n * es, 0xff);
+            dir[i] = dbuf[i].data();
+            dty[i] = ts[i].dtype == "fp32" ? 2 : ts[i].dtype == "fp16" ? 1 : 0;
+        }
+    // the query and key roles whose gradient the chunk kernel writes into its tensor's (or -1)
+    const int role_t[2] = {pi.dq_tensor, pi.dk_tensor};
+    for (int r = 0; r < 2; r++)
+        if (role_t[r] >= 0 && ((size_t)role_t[r] >= ts.size() || !dir[role_t[r]] || ts[role_t[r]].len != K)) {
+            std::fprintf(stderr, "the parallel unit writes role %d into tensor %d, not one written directly\n", r, role_t[r]);
+            return 2;
+        }
     struct outs {
         std::vector<float> dq, dk, dv, dg, dh0, dz0;
     } o[2];
@@ -120,39 +141,32 @@ int main(int argc, char **argv)
         b.ws_dq = o[s].dq.data(), b.ws_dk = o[s].dk.data(), b.ws_dv = o[s].dv.data(), b.ws_dg = o[s].dg.data();
         b.ws_dh0 = o[s].dh0.data();
         b.ws_dz0 = V > VO ? o[s].dz0.data() : nullptr;
-        if (s == 0)
+        if (s == 0) {
             seq_run(b);
-        else
+        } else {
+            // as api/backward.c: no workspace for a role the chunk kernel writes into its tensor (a write
+            // there would crash), the direct gradients given
+            if (role_t[0] >= 0)
+                b.ws_dq = nullptr;
+            if (role_t[1] >= 0)
+                b.ws_dk = nullptr;
+            for (size_t i = 0; i < ts.size(); i++)
+                b.direct[i] = dir[i], b.direct_dtype[i] = dty[i];
             par_run(b);
+        }
     }
-    struct { const char *what; double err; } r[] = {
-        {"dq", host_rel(o[1].dq, o[0].dq, K, K)},
-        {"dk", host_rel(o[1].dk, o[0].dk, K, K)},
-        {"dv", host_rel(o[1].dv, o[0].dv, V, VO)},
-        {"dg", si.gated ? host_rel(o[1].dg, o[0].dg, 1, 1) : 0.0},
-        {"dh0", host_rel(o[1].dh0, o[0].dh0, 1, 1)},
-        {"dz0", V > VO ? host_rel(o[1].dz0, o[0].dz0, 1, 1) : 0.0},
-    };
     // the value DAG's adjoint from the same (sequential) role gradients: partials (sequential) against the
     // parallel schedule's direct writes in the tensor's dtype (per-token tensors of every output head's
     // own) and partials (the others)
     host_args b = a;
     b.ws_dq = o[0].dq.data(), b.ws_dk = o[0].dk.data(), b.ws_dv = o[0].dv.data(), b.ws_dg = o[0].dg.data();
-    std::vector<std::vector<float>> ps(ts.size()), pp(ts.size());
-    std::vector<std::vector<unsigned char>> dbuf(ts.size());
+    std::vector<std::vector<float>> ps(ts.size()), pp(ts.size()), got(ts.size());
     float *pseq[64] = {}, *ppar[64] = {};
-    void *dir[64] = {};
-    int dty[64] = {};
     for (size_t i = 0; i < ts.size(); i++) {
         size_t n = (size_t)total * H * ts[i].len;
         ps[i].assign(n, NAN);
         pseq[i] = ps[i].data();
-        if (ts[i].token && ts[i].heads == H) {
-            size_t es = ts[i].dtype == "fp32" ? 4 : 2;
-            dbuf[i].assign(n * es, 0xff);
-            dir[i] = dbuf[i].data();
-            dty[i] = ts[i].dtype == "fp32" ? 2 : ts[i].dtype == "fp16" ? 1 : 0;
-        } else {
+        if (!dir[i]) {
             pp[i].assign(n, NAN);
             ppar[i] = pp[i].data();
         }
@@ -162,19 +176,22 @@ int main(int argc, char **argv)
     double adj_err = 0;
     std::string adj_worst = "-";
     for (size_t i = 0; i < ts.size(); i++) {
-        std::vector<float> got(ps[i].size());
-        for (size_t j = 0; j < got.size(); j++) {
+        std::vector<float> &got_i = got[i];
+        got_i.resize(ps[i].size());
+        for (size_t j = 0; j < got_i.size(); j++) {
             if (!dir[i]) {
-                got[j] = pp[i][j];
+                got_i[j] = pp[i][j];
             } else if (dty[i] == 2) {
-                std::memcpy(&got[j], &dbuf[i][j * 4], 4);
+                std::memcpy(&got_i[j], &dbuf[i][j * 4], 4);
             } else {
                 unsigned short h;
                 std::memcpy(&h, &dbuf[i][j * 2], 2);
-                got[j] = host_half_to_float(h, dty[i] == 1);
+                got_i[j] = host_half_to_float(h, dty[i] == 1);
             }
         }
-        double e = host_rel(got, ps[i], 1, 1);
+        if ((int)i == role_t[0] || (int)i == role_t[1])
+            continue;   // the chunk kernel's, checked with the role gradients below
+        double e = host_rel(got_i, ps[i], 1, 1);
         // a direct write in bf16 / fp16 carries its rounding: 2^-8 / 2^-11 relative at most
         double allow = !dir[i] || dty[i] == 2 ? 1e-6 : dty[i] == 1 ? 1e-3 : 4e-3;
         if (!(e <= allow))
@@ -184,6 +201,19 @@ int main(int argc, char **argv)
             adj_worst = ts[i].name + (dir[i] ? " (direct)" : " (partials)");
         }
     }
+    // a role the chunk kernel wrote into its tensor: that tensor's gradient (what the adjoint left there) against
+    // the sequential schedule's gradient of the tensor, under the role gradients' bound
+    std::string rname[2];
+    for (int q = 0; q < 2; q++)
+        rname[q] = std::string(q ? "dk" : "dq") + (role_t[q] >= 0 ? "(" + ts[role_t[q]].name + ", direct)" : "");
+    struct { const char *what; double err; } r[] = {
+        {rname[0].c_str(), role_t[0] >= 0 ? host_rel(got[role_t[0]], ps[role_t[0]], 1, 1) : host_rel(o[1].dq, o[0].dq, K, K)},
+        {rname[1].c_str(), role_t[1] >= 0 ? host_rel(got[role_t[1]], ps[role_t[1]], 1, 1) : host_rel(o[1].dk, o[0].dk, K, K)},
+        {"dv", host_rel(o[1].dv, o[0].dv, V, VO)},
+        {"dg", si.gated ? host_rel(o[1].dg, o[0].dg, 1, 1) : 0.0},
+        {"dh0", host_rel(o[1].dh0, o[0].dh0, 1, 1)},
+        {"dz0", V > VO ? host_rel(o[1].dz0, o[0].dz0, 1, 1) : 0.0},
+    };
     bool ok = ok_adj;
     std::printf("adjoint: direct writes and partials against the sequential partials, worst %s at %.2f of its "
                 "bound: %s\n", adj_worst.c_str(), adj_err, ok_adj ? "ok" : "FAIL");

@@ -7,7 +7,7 @@
 unit_info par_info()
 {
     return {ATTNC_B_K, ATTNC_B_V, ATTNC_B_VO, ATTNC_HOUT, ATTNC_HS, ATTNC_OUT_DTYPE, ATTNC_BP_C,
-            ATTNC_B_TRANSITION != 0, ATTNC_B_NORM != 0};
+            ATTNC_B_TRANSITION != 0, ATTNC_B_NORM != 0, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR};
 }
 
 void par_run(const host_args &a)
@@ -20,6 +20,8 @@ void par_run(const host_args &a)
     p.h0 = a.h0, p.dhT = a.dhT, p.z0 = a.z0, p.dzT = a.dzT;
     p.cu_seqlens = a.cu_seqlens, p.seqlen = a.seqlen, p.nseq = a.nseq, p.total = a.total;
     p.ws_dq = a.ws_dq, p.ws_dk = a.ws_dk, p.ws_dv = a.ws_dv, p.ws_dg = a.ws_dg, p.ws_dh0 = a.ws_dh0, p.ws_dz0 = a.ws_dz0;
+    for (int i = 0; i < 64; i++)
+        p.direct[i] = a.direct[i], p.direct_dtype[i] = a.direct_dtype[i];
     unsigned slots = (unsigned)(a.total / ATTNC_BP_C + a.nseq + 1);
     size_t img = (size_t)slots * ATTNC_HOUT * ATTNC_BP_KP * ATTNC_BP_VP;
     std::vector<par::elt> sin(img), dso(img);
