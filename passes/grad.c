@@ -86,7 +86,8 @@
  *     one fixed-order warp sum;
  *   - between the chunk kernel and the adjoint kernel the role gradients (dq, dk, dv, dlog-gate) pass
  *     through fp32 workspaces: the adjoint needs the complete dq of a token, which only exists after the
- *     forward walk, and the gate gradient needs dq and dk of every later token of its chunk.
+ *     forward walk, and the gate gradient needs dq and dk of every later token of its chunk (the parallel
+ *     schedule's query or key role that is an input tensor of its own excepted: below).
  *
  * Schedule: sequential, one CTA per (sequence, output head), forward walk then reverse walk (the state
  * and its gradient on chip); the chunk is 32 tokens, halved while the tiles exceed a CTA's shared memory
@@ -140,16 +141,26 @@
  *     a dropped pair term in the gate reads 0.98 there.  Not checked anywhere yet: timing, the real
  *     hardware's mma and ldmatrix, and the launch configuration on the device;
  *   - the per-token tensors that no two output heads share (mamba2's C, B, x and dt) get their gradient
- *     from the adjoint kernel straight into the caller's buffer in its dtype (p.direct): no fp32 partials
- *     and no head sum for them; partials stay for parameters and shared heads, and none are written for
- *     an unwanted gradient.  The sequential schedule keeps its partials (its source is unchanged);
+ *     straight into the caller's buffer in its dtype (p.direct), from the adjoint kernel or (below) the
+ *     chunk kernel: no fp32 partials and no head sum for them; partials stay for parameters and shared
+ *     heads, and none are written for an unwanted gradient.  The sequential schedule keeps its partials
+ *     (its source is unchanged);
+ *   - a query or key role that is such a tensor as stored (fuse's IR_FEED_DIRECT) and that nothing else
+ *     in the spec reads (grad_parallel_plan's bp_direct: mamba2's C and B, the key k of lightning and
+ *     retnet, hedgehog's qf and kf) has that tensor's gradient for its role gradient, so the chunk kernel
+ *     writes it there in the tensor's dtype (nothing where it is not wanted) instead of into ws_dq / ws_dk:
+ *     the adjoint neither seeds from the role's workspace nor writes the tensor, and the host allocates
+ *     none.  A scaled (q * K^-0.5) or mapped role keeps its workspace: its tensor's gradient is the value
+ *     DAG's adjoint of the token's complete role gradient.  Measured on the CPU (tools/cuda_cpu), mamba2
+ *     bf16: dq(C) 1.6e-3, dk(B) 1.7e-3 against the sequential schedule's fp32 gradient, the bf16 rounding
+ *     of the stored gradient included; fp32 6e-6;
  *   - workspace at the benchmark shape (mamba2, B = 8, T = 8192, H = 16, K = V = 128, bf16; with dh0):
- *     role gradients ws_dq, ws_dk, ws_dv 3 x 512 MiB, ws_dg 4 MiB, ws_dh0 8 MiB, the partials of A_log
- *     and dt_bias 2 x 4 MiB, the images 2 x 1033 slots x 16 heads x 128 x 128 x 2 B = 1033 MiB: about
- *     2589 MiB (2.53 GiB).  The sequential schedule: the same role gradients, fp32 S_out per 32-token
+ *     the role gradient ws_dv 512 MiB (no ws_dq, ws_dk: the chunk kernel writes C's and B's gradients),
+ *     ws_dg 4 MiB, ws_dh0 8 MiB, the partials of A_log and dt_bias 2 x 4 MiB, the images 2 x 1033 slots
+ *     x 16 heads x 128 x 128 x 2 B = 1033 MiB: about 1565 MiB (1.53 GiB; 2589 MiB with ws_dq and ws_dk).
+ *     The sequential schedule: role gradients ws_dq, ws_dk, ws_dv 3 x 512 MiB, fp32 S_out per 32-token
  *     chunk (2057 slots, 2057 MiB) and the partials of all six tensors (1548 MiB): 5153 MiB (5.03 GiB).
- *     Not cut yet: the role gradients in bf16 (-768 MiB) or written by the chunk kernel where the roles
- *     are the inputs themselves.
+ *     Not cut yet: the value role's gradient in bf16 (-256 MiB).
  * Determinism: every sum has a fixed order (no atomics); heads sharing a tensor are summed by a separate
  * fixed-order reduction of per-head partials.
  *
