@@ -224,5 +224,37 @@ int main(int argc, char **argv)
         ok &= x.err <= bound;
     }
     std::printf(" (bound %.0e) %s\n", bound, ok ? "ok" : "FAIL");
+    // CUDA_CPU_UNWANTED=1: the parallel run once more with the gradients of the chunk kernel's tensors not
+    // wanted (direct null, as api/backward.c passes them) and still no role workspace: the chunk kernel must
+    // write nothing (a write through either null pointer crashes the run), and the other outputs must come
+    // out bit for bit as before (every sum has a fixed order)
+    const char *unw = std::getenv("CUDA_CPU_UNWANTED");
+    if (unw && *unw && *unw != '0') {
+        if (role_t[0] < 0 && role_t[1] < 0) {
+            std::printf("unwanted: no role is written into its tensor by this unit: FAIL\n");
+            return 1;
+        }
+        outs u;
+        u.dv.assign(o[1].dv.size(), NAN);
+        u.dg.assign(o[1].dg.size(), NAN);
+        u.dh0.assign(o[1].dh0.size(), NAN);
+        u.dz0.assign(o[1].dz0.size(), NAN);
+        host_args c = a;
+        c.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data();
+        c.ws_dk = role_t[1] >= 0 ? nullptr : o[1].dk.data();
+        c.ws_dv = u.dv.data(), c.ws_dg = u.dg.data(), c.ws_dh0 = u.dh0.data();
+        c.ws_dz0 = V > VO ? u.dz0.data() : nullptr;
+        for (size_t i = 0; i < ts.size(); i++)
+            c.direct[i] = (int)i == role_t[0] || (int)i == role_t[1] ? nullptr : dir[i], c.direct_dtype[i] = dty[i];
+        par_run(c);
+        auto same = [](const std::vector<float> &x, const std::vector<float> &y) {
+            return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+        };
+        const bool same_rest = same(u.dv, o[1].dv) && (!si.gated || same(u.dg, o[1].dg)) && same(u.dh0, o[1].dh0) &&
+                               (V <= VO || same(u.dz0, o[1].dz0));
+        std::printf("unwanted: the chunk kernel's tensors not wanted: nothing written, dv dg dh0 dz0 %s\n",
+                    same_rest ? "as before: ok" : "differ: FAIL");
+        ok &= same_rest;
+    }
     return ok ? 0 : 1;
 }
