@@ -52,8 +52,9 @@ unsigned api_ctas_per_sm(unsigned threads, unsigned smem_bytes, int regs);
  * count, at least 2 and at most `chunks`. */
 int64_t api_grouped_groups(int64_t ctas, int64_t slots, int64_t chunks, bool forced);
 /* Grows a handle's device workspace (*ws, *bytes) to at least `need` bytes; it never shrinks, and its
- * contents do not survive growing.  `what` names it in the error. */
-attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *what);
+ * contents do not survive growing.  The error names the kernel and `what` the workspace serves. */
+attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *kernel,
+                                const char *what);
 
 /* kernel.c, shared with backward.c: what the forward's and the backward's kernel handles share. */
 typedef struct api_tensor {

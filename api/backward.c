@@ -308,9 +308,7 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
 {
     size_t sizes[WS_FIXED + 64];
     size_t need = workspace_sizes(k, total, N, dh0, dz0, wanted, sizes), n = WS_FIXED + k->ntensors;
-    char what[160];
-    snprintf(what, sizeof what, "%s backward: workspace", k->name);
-    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, need, what);
+    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, need, k->name, "backward");
     if (st != ATTNC_OK)
         return st;
     float *ptr[WS_FIXED + 64];

@@ -545,7 +545,8 @@ static int64_t grouped_chunks(const attnc_kernel *k, const loaded_kernel *lk, co
     return groups ? (chunks + groups - 1) / groups : 0;
 }
 
-attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *what)
+attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *kernel,
+                                const char *what)
 {
     if (need <= *bytes)
         return ATTNC_OK;
@@ -555,7 +556,7 @@ attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, siz
     *ws = 0;
     *bytes = 0;
     if (!rt_mem_alloc(ws, need, &err))
-        return api_fail(ctx, ATTNC_ERR_IO, "%s (%zu bytes): %s", what, need, err.msg);
+        return api_fail(ctx, ATTNC_ERR_IO, "%s: the %s's workspace (%zu bytes): %s", kernel, what, need, err.msg);
     *bytes = need;
     return ATTNC_OK;
 }
@@ -566,9 +567,8 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_kernel *k, int64_t N, int64_
     size_t slots = (size_t)((N * T + k->chunk - 1) / k->chunk + N) * k->sh.heads_out;
     size_t s_bytes = (slots * k->sh.K * k->sh.V * k->elt_bytes + 255) / 256 * 256;
     size_t z_bytes = (slots * k->k_pad * 4 + 255) / 256 * 256;
-    char what[160];
-    snprintf(what, sizeof what, "%s: the materialized schedule's workspace", k->name);
-    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, s_bytes + z_bytes + slots * 4, what);
+    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, s_bytes + z_bytes + slots * 4, k->name,
+                                         "materialized schedule");
     if (st != ATTNC_OK)
         return st;
     lp->ws_s = (void *)(uintptr_t)k->ws;
@@ -583,9 +583,7 @@ static attnc_status workspace_grouped(attnc_ctx *ctx, attnc_kernel *k, int64_t N
 {
     size_t slots = (size_t)N * groups * k->sh.heads_out;
     size_t s_bytes = (slots * k->sh.K * k->sh.V * 4 + 255) / 256 * 256, v_bytes = (slots * k->k_pad * 4 + 255) / 256 * 256;
-    char what[160];
-    snprintf(what, sizeof what, "%s: the grouped schedule's workspace", k->name);
-    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, s_bytes + 2 * v_bytes, what);
+    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, s_bytes + 2 * v_bytes, k->name, "grouped schedule");
     if (st != ATTNC_OK)
         return st;
     lp->ws_gs = (float *)(uintptr_t)k->ws;
