@@ -18,6 +18,8 @@
 
 #include "api_internal.h"
 #include "cuda_bwd.h"
+#include "codegen.h"
+#include "emit_value.h"
 #include "passes.h"
 #include "rt.h"
 
@@ -41,6 +43,7 @@ struct attnc_grad_kernel {
     bool delta;         /* the delta rule: beta's role gradient */
     bool mlstm;         /* mLSTM: m0, dmT, dm0; the chunks' m_out, the input gate's gradient */
     attnc_dtype out_dtype;
+    unsigned dout_align;  /* bytes dout's address must be aligned to (the parallel schedule copies its rows) */
     bool state_in, state_out, document;
     unsigned smem_bytes;
     bool linear;        /* attnc_bwd_linear (causal or bidirectional) */
@@ -161,8 +164,14 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     if ((st = generate_bwd(ctx, spec, &cg)) != ATTNC_OK)
         return st;
     const ir_module *m = spec->ir;
+    /* the parallel schedule copies the rows of the inputs its roles read, and dout's, with cp.async in
+     * units of up to 16 bytes: their addresses must be aligned to those units (as the forward's) */
+    unsigned align[CG_MAX_TENSORS] = {0};
+    for (uint32_t i = 0; cg.plan.parallel && i < m->ntensors && i < CG_MAX_TENSORS; i++)
+        if (cg.plan.bp_stage_off[i] != ~0u)
+            align[i] = cg_stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype));
     attnc_grad_kernel *k = calloc(1, sizeof *k);
-    if (!k || !(k->tensors = api_tensors_new(m, NULL))) {
+    if (!k || !(k->tensors = api_tensors_new(m, align))) {
         free(k);
         return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
     }
@@ -182,6 +191,8 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     k->mlstm = cg.plan.mlstm;
     k->has_z = cg.plan.norm == IR_NORM_DENOM || cg.plan.mlstm;
     k->out_dtype = (attnc_dtype)m->out_dtype;
+    k->dout_align = cg.plan.parallel && cg.plan.norm == IR_NORM_NONE ? cg_stage_unit(cg.plan.vo * ir_dtype_bytes(m->out_dtype))
+                                                                      : ir_dtype_bytes(m->out_dtype);
     k->state_in = m->state_in;
     k->state_out = m->state_out;
     k->document = m->document;
@@ -379,7 +390,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     if ((st = api_check_sequences(ctx, k->name, k->document, B, T, a->cu_seqlens, a->nseq, &N)) != ATTNC_OK)
         return st;
     int64_t wo[4] = {B, T, k->sh.heads_out, k->vo};
-    if ((st = api_check_tensor(ctx, k->name, "dout", &a->dout, k->out_dtype, 4, wo, NULL, ir_dtype_bytes((ir_dtype)k->out_dtype))) != ATTNC_OK)
+    if ((st = api_check_tensor(ctx, k->name, "dout", &a->dout, k->out_dtype, 4, wo, NULL, k->dout_align)) != ATTNC_OK)
         return st;
     int64_t hs[4] = {N, k->sh.heads_state, k->K, k->vo};
     /* kind 0: [N, HS, K, V]; 1: the denominator's (or mLSTM's n) [N, HS, K]; 2: mLSTM's m [N, HS] */

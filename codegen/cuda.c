@@ -38,12 +38,6 @@ typedef struct gen {
     cg_values ev;     /* the value emitter: into b, layout CG_LAYOUT_RUN4, inputs from stage_off */
 } gen;
 
-/* The copy unit of a staged row: the largest cp.async size that divides it (2: plain loads). */
-static unsigned stage_unit(unsigned row_bytes)
-{
-    return row_bytes % 16 == 0 ? 16 : row_bytes % 8 == 0 ? 8 : row_bytes % 4 == 0 ? 4 : 2;
-}
-
 static void mark_live(gen *g, ir_ref r)
 {
     if (r == IR_NONE || g->live[r])
@@ -94,44 +88,6 @@ static void plan_stage(gen *g)
     }
 }
 
-static void emit_stage_issue(gen *g)
-{
-    const ir_module *m = g->m;
-    attnc_buf *b = &g->b;
-    attnc_buf_puts(b, "\n// ---- staging: the raw input rows of one chunk, copied asynchronously (generated) ----\n"
-                      "__device__ __forceinline__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage)\n{\n"
-                      "    const int n = min(ATTNC_C, eos - c0);\n");
-    for (uint32_t i = 0; i < m->ntensors; i++) {
-        if (g->stage_off[i] == ~0u)
-            continue;
-        const ir_tensor *t = &m->tensors[i];
-        unsigned rb = t->len * ir_dtype_bytes(m->tensors[i].dtype), unit = stage_unit(rb);
-        /* Row c0 of the head in 64 bits once, then 32-bit offsets (a row is under 64 KB, a chunk 64
-         * rows): the 64-bit address of every copy cost about 30 instructions (nvdisasm of Mamba-2's
-         * kernel: 495 instructions of staging per chunk, 399 now).  (Loops of constant trip count,
-         * unrolled, took it to 177, but made ptxas spill in based_hybrid's decode kernel for sm_80,
-         * whatever the decode step's bound.) */
-        unsigned per_row = rb / unit, heads = m->axes[t->axis].count;
-        attnc_buf_printf(b, "    {   // %s: rows of %u bytes, %u-byte copies\n"
-                            "        const unsigned char *src = (const unsigned char *)p.in[%u] + ((size_t)c0 * %u + ",
-                         t->name, rb, unit, i, heads);
-        cg_put_head(&g->ev, t->axis);
-        attnc_buf_printf(b, ") * %u;\n"
-                            "        for (int i = threadIdx.x; i < n * %u; i += ATTNC_THREADS) {\n"
-                            "            const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n"
-                            "            const unsigned char *from = src + (r * %uu + u * %u);\n"
-                            "            unsigned char *to = stage + %u + r * %u + u * %u;\n",
-                         rb, per_row, per_row, per_row, heads * rb, unit, g->stage_off[i], rb, unit);
-        if (unit == 2)
-            attnc_buf_puts(b, "            *(unsigned short *)to = *(const unsigned short *)from;\n");
-        else
-            attnc_buf_printf(b, "            asm volatile(\"cp.async.%s.shared.global [%%0], [%%1], %u;\\n\" :: \"r\"(smem_u32(to)), \"l\"(from) : \"memory\");\n",
-                             unit == 16 ? "cg" : "ca", unit);
-        attnc_buf_puts(b, "        }\n    }\n");
-    }
-    attnc_buf_puts(b, "    asm volatile(\"cp.async.commit_group;\\n\" ::: \"memory\");\n}\n");
-}
-
 /* The values the roles reach (g->live) and the staging area of the inputs they read. */
 static void plan_roles(gen *g)
 {
@@ -151,7 +107,7 @@ static void emit_linear_prologue(gen *g)
     attnc_buf *b = &g->b;
     ir_ref q = fed(g, IR_ROLE_QUERY), k = fed(g, IR_ROLE_KEY), v = fed(g, IR_ROLE_VALUE);
     ir_ref gate = m->linear.gate, beta = m->linear.beta, ig = m->linear.igate;
-    emit_stage_issue(g);
+    cg_emit_stage_issue(&g->ev, "attnc_stage_issue", "attnc_params", "ATTNC_C", "ATTNC_THREADS");
 
     attnc_buf_puts(b, "\n// ---- the prologue: the spec's value DAG for one token (generated) ----\n"
                       "__device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v0, int lane, elt *sq,\n"
@@ -298,7 +254,7 @@ static bool emit_linear(gen *g)
     }
     for (uint32_t i = 0; i < m->ntensors; i++)
         if (g->stage_off[i] != ~0u)
-            g->out->tensor_align[i] = stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype));
+            g->out->tensor_align[i] = cg_stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype));
     return true;
 }
 

@@ -211,23 +211,41 @@ static void emit_adjoint_of(bgen *g, ir_ref r)
 }
 
 /* Role row stores (roles function) and role gradient seeds (adjoint function). */
-static void emit_roles_fn(bgen *g)
+static void emit_roles_fn(bgen *g, bool staged)
 {
     const ir_module *m = g->m;
     const ir_linear *l = &m->linear;
     attnc_buf *b = &g->b;
-    attnc_buf_puts(b, "\n// ---- the roles of token t, output head h: the spec's value DAG (generated) ----\n"
-                      "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
-                      "                                float *v, float *g, float *beta, float *ig)\n{\n");
+    if (staged)
+        attnc_buf_puts(b, "\n// ---- the roles of row r of the staged chunk (token t), output head h (generated); only those\n"
+                          "// WANT asks for (1 q, 2 k, 4 v, 8 the gate): the compiler drops the values only the others need ----\n"
+                          "template <int WANT>\n"
+                          "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
+                          "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r)\n{\n"
+                          "    (void)t;\n");
+    else
+        attnc_buf_puts(b, "\n// ---- the roles of token t, output head h: the spec's value DAG (generated) ----\n"
+                          "__device__ __forceinline__ void attnc_bwd_roles(const attnc_bwd_params &p, int t, int h, int lane, float *q, float *k,\n"
+                          "                                float *v, float *g, float *beta, float *ig)\n{\n");
+    cg_values global = g->ev;
+    if (staged)
+        g->ev.stage_off = g->gp->bp_stage_off;
     emit_forward_values(g);
+    g->ev = global;
     attnc_buf_puts(b, "    // the role rows\n");
     struct { ir_ref r; const char *dst; } rows[] = {{l->query, "q"}, {l->key, "k"}, {l->value, "v"}};
     for (size_t i = 0; i < 3; i++) {
         unsigned len = vlen(g, rows[i].r);
+        if (staged)
+            attnc_buf_printf(b, "    if constexpr (WANT & %d) {\n", 1 << i);
         for (unsigned s = 0; s < nslots(len); s++)
             attnc_buf_printf(b, "    if (lane + %u < %u)\n        %s[lane + %u] = v%u[%u];\n", 32 * s, len, rows[i].dst, 32 * s,
                              rows[i].r, s);
+        if (staged)
+            attnc_buf_puts(b, "    }\n");
     }
+    if (staged)
+        attnc_buf_puts(b, "    if constexpr (WANT & 8) {\n");
     if (l->gate != IR_NONE) {
         unsigned len = vlen(g, l->gate);
         if (len == 1 && g->gp->gk > 1)
@@ -240,6 +258,8 @@ static void emit_roles_fn(bgen *g)
     } else {
         attnc_buf_puts(b, "    if (lane == 0)\n        g[0] = 0.f;   // no decay\n");
     }
+    if (staged)
+        attnc_buf_puts(b, "    }\n");
     if (g->gp->delta)
         attnc_buf_printf(b, "    if (lane == 0)\n        beta[0] = v%u;   // the delta rule's write strength\n", l->beta);
     else
@@ -472,6 +492,15 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                 attnc_buf_printf(b, "#define ATTNC_BP_%s_TENSOR -1   // the workspace\n#define ATTNC_BP_%s_DTYPE ATTNC_DT_FP32\n",
                                  tag[i], tag[i]);
         }
+        /* the staged rows (passes/grad.c's bp_stage_off) and dO's beside them */
+        unsigned do_cols = gp->norm != IR_NORM_NONE ? gp->V : gp->vo;
+        attnc_buf_printf(b, "#define ATTNC_BP_STAGE_BYTES %u\n#define ATTNC_BP_DO_ES %u\n#define ATTNC_BP_DO_COLS %u\n"
+                            "#define ATTNC_BP_DO_UNIT %u\n",
+                         gp->bp_stage_bytes, gp->bp_do_es, do_cols, cg_stage_unit(do_cols * gp->bp_do_es));
+        attnc_buf_puts(b, "template <int WANT>\n"
+                          "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
+                          "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n"
+                          "__device__ __forceinline__ void attnc_bwd_stage_issue(const attnc_bwd_params &p, int c0, int eos, int h, unsigned char *stage);\n");
         attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
         attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu && attnc_bp_chunk_layout::bytes == %uu,\n"
                             "              \"host and kernel disagree on shared memory\");\n",
@@ -484,7 +513,13 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     if (gp->softmax)
         cg_bwd_emit_softmax(m, gp, b);
     if (gp->linear)
-        emit_roles_fn(&g);
+        emit_roles_fn(&g, false);
+    if (gp->parallel) {
+        emit_roles_fn(&g, true);
+        cg_values staged = g.ev;
+        staged.stage_off = gp->bp_stage_off;
+        cg_emit_stage_issue(&staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS");
+    }
     emit_adjoint_fn(&g);
     out->source = attnc_buf_str(b);
     return out->source != NULL && !attnc_arena_failed(a);

@@ -144,7 +144,7 @@ static void emit_load(const cg_values *e, ir_ref r)
     }
     const char *dt = cg_dtype_macro(t->dtype);
     if (len == 1) {
-        attnc_buf_printf(b, "    const float v%u = attnc_load<%s>(%s, row%u);\n", r, dt, src, r);
+        attnc_buf_printf(b, "    const float v%u = attnc_load%s<%s>(%s, row%u);\n", r, staged ? "" : "_in", dt, src, r);
     } else if (staged && e->layout == CG_LAYOUT_RUN4 && len % 4 == 0) {
         /* Staged rows are 16-byte aligned and len % 4 == 0: a lane's run of four channels in one load. */
         attnc_buf_printf(b, "    float v%u[%u];\n", r, ns);
@@ -160,7 +160,7 @@ static void emit_load(const cg_values *e, ir_ref r)
         for (unsigned s = 0; s < ns; s++) {
             attnc_buf_printf(b, "    v%u[%u] = ", r, s);
             cg_put_chan(e, s);
-            attnc_buf_printf(b, " < %u ? attnc_load<%s>(%s, row%u + ", len, dt, src, r);
+            attnc_buf_printf(b, " < %u ? attnc_load%s<%s>(%s, row%u + ", len, staged ? "" : "_in", dt, src, r);
             cg_put_chan(e, s);
             attnc_buf_puts(b, ") : 0.f;\n");
         }
@@ -257,4 +257,48 @@ void cg_emit_value(const cg_values *e, ir_ref r)
         put_elem(e, v, s);
         attnc_buf_puts(b, " : 0.f;\n");
     }
+}
+
+unsigned cg_stage_unit(unsigned row_bytes)
+{
+    return row_bytes % 16 == 0 ? 16 : row_bytes % 8 == 0 ? 8 : row_bytes % 4 == 0 ? 4 : 2;
+}
+
+void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads)
+{
+    const ir_module *m = e->m;
+    attnc_buf *b = e->b;
+    attnc_buf_printf(b, "\n// ---- staging: the raw input rows of one chunk, copied asynchronously (generated) ----\n"
+                        "__device__ __forceinline__ void %s(const %s &p, int c0, int eos, int h, unsigned char *stage)\n{\n"
+                        "    const int n = min(%s, eos - c0);\n",
+                     fn, params, chunk);
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        if (e->stage_off[i] == ~0u)
+            continue;
+        const ir_tensor *t = &m->tensors[i];
+        unsigned rb = t->len * ir_dtype_bytes(m->tensors[i].dtype), unit = cg_stage_unit(rb);
+        /* Row c0 of the head in 64 bits once, then 32-bit offsets (a row is under 64 KB, a chunk 64
+         * rows): the 64-bit address of every copy cost about 30 instructions (nvdisasm of Mamba-2's
+         * kernel: 495 instructions of staging per chunk, 399 now).  (Loops of constant trip count,
+         * unrolled, took it to 177, but made ptxas spill in based_hybrid's decode kernel for sm_80,
+         * whatever the decode step's bound.) */
+        unsigned per_row = rb / unit, heads = m->axes[t->axis].count;
+        attnc_buf_printf(b, "    {   // %s: rows of %u bytes, %u-byte copies\n"
+                            "        const unsigned char *src = (const unsigned char *)p.in[%u] + ((size_t)c0 * %u + ",
+                         t->name, rb, unit, i, heads);
+        cg_put_head(e, t->axis);
+        attnc_buf_printf(b, ") * %u;\n"
+                            "        for (int i = threadIdx.x; i < n * %u; i += %s) {\n"
+                            "            const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n"
+                            "            const unsigned char *from = src + (r * %uu + u * %u);\n"
+                            "            unsigned char *to = stage + %u + r * %u + u * %u;\n",
+                         rb, per_row, threads, per_row, per_row, heads * rb, unit, e->stage_off[i], rb, unit);
+        if (unit == 2)
+            attnc_buf_puts(b, "            *(unsigned short *)to = *(const unsigned short *)from;\n");
+        else
+            attnc_buf_printf(b, "            asm volatile(\"cp.async.%s.shared.global [%%0], [%%1], %u;\\n\" :: \"r\"(smem_u32(to)), \"l\"(from) : \"memory\");\n",
+                             unit == 16 ? "cg" : "ca", unit);
+        attnc_buf_puts(b, "        }\n    }\n");
+    }
+    attnc_buf_puts(b, "    asm volatile(\"cp.async.commit_group;\\n\" ::: \"memory\");\n}\n");
 }

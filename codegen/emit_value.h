@@ -53,4 +53,12 @@ void cg_put_ref(const cg_values *e, char prefix, ir_ref r, unsigned s);
 /* The statement(s) that compute value r from its operands (already emitted). */
 void cg_emit_value(const cg_values *e, ir_ref r);
 
+/* The copy unit of a staged row: the largest cp.async size that divides it (2: plain loads); a staged
+ * tensor's address must be aligned to it. */
+unsigned cg_stage_unit(unsigned row_bytes);
+/* `fn`(const `params` &p, int c0, int eos, int h, unsigned char *stage): starts the asynchronous copies
+ * (cp.async, one commit group) of rows [c0, min(c0 + `chunk`, eos)) of every tensor with a stage_off into
+ * the staging area, `threads` threads sharing them (generated; the forward's and the parallel backward's). */
+void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads);
+
 #endif

@@ -28,7 +28,11 @@
 //   then attnc_bwd_inputs and the fixed-order head sums, as in the sequential schedule.
 // A chunk's slot is c0 / C + n (c0 its first token, n its sequence): distinct over all chunks of all
 // sequences, below total / C + N + 1; attnc_bwdp_chunk finds n by bisection over cu_seqlens and exits
-// for the slots no chunk has.  Padding rows (past a sequence's end) are zero with log gate 0.  Every
+// for the slots no chunk has.  Every kernel forms its chunk's roles from the chunk's raw input rows copied
+// into shared memory (cp.async: the generated attnc_bwd_stage_issue; the walks also copy their dO slice
+// and start the next chunk's copies once this chunk's rows are formed), through the generated
+// attnc_bwd_roles_staged<WANT>, which forms only the roles the kernel reads.
+// Padding rows (past a sequence's end) are zero with log gate 0.  Every
 // token's log2 decay is floored at -32 before the chunk-local sums, as in the forward; every pairwise
 // factor is one exp2 of a difference <= 0.  No atomics: every sum has a fixed order.
 // The decay factors are applied to fp32 accumulators (epilogues) wherever the product allows (rows of
@@ -47,6 +51,7 @@
 #define ATTNC_BP_LOG2_FLOOR (-32.f)
 #define ATTNC_B_LOG2_FLOOR ATTNC_BP_LOG2_FLOOR   // the generated adjoint's test of a floored token
 #define ATTNC_BP_STG (2 * ATTNC_BP_KP + ATTNC_BP_VP + 8)   // one warp's fp32 role row: q, k, v, gate
+
 
 static_assert(ATTNC_BP_KP % 16 == 0 && ATTNC_BP_VP % 16 == 0 && ATTNC_BP_KP <= 128, "tile shapes");
 static_assert(ATTNC_BP_C % 16 == 0 && ATTNC_BP_C <= 64 && ATTNC_BP_VP % ATTNC_BP_VS == 0 && ATTNC_BP_VS % 16 == 0,
@@ -156,25 +161,83 @@ __device__ __forceinline__ void bp_scan(float *g, int lane)
     }
 }
 
-// Row r of the chunk through the generated roles (one warp, fp32 staging stg), the floored log2 gate
-// into g[r]; padding rows zero.  The caller converts the staged rows into its tiles.
+// Row r of the chunk (token t) through the generated roles WANT asks for (1 q, 2 k, 4 v; the gate always),
+// from the chunk's staged input rows (one warp, fp32 role row stg), the floored log2 gate into g[r];
+// padding rows zero.  The role row's columns past K and V (to KP, VP) are zero from bp_zero_roles on: no
+// role writes them.  The caller converts the row into its tiles.
+template <int WANT>
 __device__ __forceinline__ void bp_role_row(const attnc_bwd_params &p, int t, bool real, int h, int lane, float *stg,
-                                            float *g, int r)
+                                            float *g, int r, const unsigned char *stage)
 {
     float *q = stg, *k = stg + ATTNC_BP_KP, *v = stg + 2 * ATTNC_BP_KP, *gg = v + ATTNC_BP_VP;
     float dummy[2];
-    for (int c = lane; c < ATTNC_BP_STG; c += 32)
-        stg[c] = 0.f;
-    __syncwarp();
     if (real) {
-        attnc_bwd_roles(p, t, h, lane, q, k, v, gg, dummy, dummy + 1);
-        if constexpr (ATTNC_B_V > ATTNC_B_VO)
+        attnc_bwd_roles_staged<WANT | 8>(p, t, h, lane, q, k, v, gg, dummy, dummy + 1, stage, r);
+        if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & 4))
             if (lane == 0)
                 v[ATTNC_B_VO] = 1.f;   // the denominator's column of ones
+    } else {
+        for (int c = lane; c < ATTNC_BP_STG; c += 32)
+            stg[c] = 0.f;
     }
     __syncwarp();
     if (lane == 0)
         g[r] = ATTNC_BP_GATED && real ? fmaxf(gg[0] * LOG2E, ATTNC_BP_LOG2_FLOOR) : 0.f;
+}
+
+// A warp's role row, zero (once per kernel: bp_role_row).
+__device__ __forceinline__ void bp_zero_roles(float *stg, int lane)
+{
+    for (int c = lane; c < ATTNC_BP_STG; c += 32)
+        stg[c] = 0.f;
+    __syncwarp();
+}
+
+// Staging: every kernel of the schedule waits on its chunk's rows, so they are copied asynchronously
+// (cp.async) into shared memory: the spec's per-token inputs (the generated attnc_bwd_stage_issue, as the
+// forward's) and the output gradient's rows (bp_stage_dout), the walks issuing the next chunk's copies as
+// soon as this one's rows are formed.  One row of the output gradient there: W columns from c_lo of dout,
+// or of d(x) (ws_do, fp32) with a normaliser; columns past the row's end are not copied (bp_staged_dout
+// reads them as 0).
+__device__ __forceinline__ void bp_stage_wait()
+{
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+}
+
+template <int W>
+__device__ __forceinline__ void bp_stage_dout(const attnc_bwd_params &p, int c0, int n, int h, int c_lo, unsigned char *dst)
+{
+    constexpr int ES = ATTNC_BP_DO_ES, NC = ATTNC_BP_DO_COLS, UNIT = ATTNC_BP_DO_UNIT, PER = UNIT / ES, U = W / PER;
+    static_assert(W % PER == 0, "whole copy units per staged row");
+    const unsigned char *src = ATTNC_B_NORM != ATTNC_BP_NORM_NONE ? (const unsigned char *)p.ws_do : (const unsigned char *)p.dout;
+    for (int i = threadIdx.x; i < n * U; i += ATTNC_B_THREADS) {
+        const int r = i / U, c = c_lo + (i % U) * PER;
+        if (c >= NC)
+            continue;
+        const unsigned char *from = src + (((size_t)(c0 + r) * ATTNC_HOUT + h) * NC + c) * ES;
+        unsigned char *to = dst + ((size_t)r * W + (c - c_lo)) * ES;
+        if constexpr (UNIT == 2)
+            *(unsigned short *)to = *(const unsigned short *)from;
+        else if constexpr (UNIT == 16)
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(smem_u32(to)), "l"(from) : "memory");
+        else if constexpr (UNIT == 8)
+            asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" :: "r"(smem_u32(to)), "l"(from) : "memory");
+        else
+            asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" :: "r"(smem_u32(to)), "l"(from) : "memory");
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+// Element (r, c) (c relative to c_lo) of the staged output gradient; 0 past its row's end or past the chunk.
+template <int W>
+__device__ __forceinline__ float bp_staged_dout(const unsigned char *st, int r, int c_lo, int c, int nrows)
+{
+    if (r >= nrows || c_lo + c >= ATTNC_BP_DO_COLS)
+        return 0.f;
+    if constexpr (ATTNC_B_NORM != ATTNC_BP_NORM_NONE)
+        return ((const float *)st)[r * W + c];
+    else
+        return attnc_load<ATTNC_OUT_DTYPE>(st, (size_t)r * W + c);
 }
 
 // Sequence n's chunk of slot `slot`: false when no chunk has the slot.
@@ -231,11 +294,14 @@ struct attnc_bp_walk_layout {   // offsets in bytes
     static constexpr unsigned y = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);          // V or dO slice [C][LDS]
     static constexpr unsigned ylo = y + ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt);        // V's remainder
     static constexpr unsigned g = ylo + (ATTNC_BP_VLO ? ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt) : 0);   // b [C]
-    static constexpr unsigned stg = g + ATTNC_BP_C * 4;                                 // staging, per warp
-    static constexpr unsigned bytes = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;
+    static constexpr unsigned stg = g + ATTNC_BP_C * 4;                                 // role rows, per warp
+    static constexpr unsigned stage = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;           // the chunk's input rows
+    static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                    // its dO slice [C][VS]
+    static constexpr unsigned bytes = dstage + ATTNC_BP_C * ATTNC_BP_VS * ATTNC_BP_DO_ES;
 };
 // ldmatrix reads 16-byte rows: every tile starts and every row stride is a multiple of 16 bytes
 static_assert(attnc_bp_walk_layout::y % 16 == 0 && attnc_bp_walk_layout::ylo % 16 == 0 &&
+              attnc_bp_walk_layout::stage % 16 == 0 && attnc_bp_walk_layout::dstage % 16 == 0 &&
               ATTNC_BP_LDK * sizeof(elt) % 16 == 0 && ATTNC_BP_LDS * sizeof(elt) % 16 == 0 &&
               ATTNC_BP_LDV * sizeof(elt) % 16 == 0 && ATTNC_BP_LDC * sizeof(elt) % 16 == 0, "16-byte tile rows");
 
@@ -252,6 +318,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     const int hs = h / G;
     const bool seeded = h % G == 0;
     float *stg = (float *)(bsm + L::stg) + warp * ATTNC_BP_STG;
+    unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
     int bos, eos;
     attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
     const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K * ATTNC_B_VO;
@@ -275,18 +342,29 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             }
             acc[nt][i] = x;
         }
+    bp_zero_roles(stg, lane);
     const int nchunks = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
+    // chunk `it` of the walk's order: its first token
+    auto chunk_c0 = [&](int it) { return bos + (REV ? nchunks - 1 - it : it) * ATTNC_BP_C; };
+    if (nchunks > 0) {
+        const int c0 = chunk_c0(0);
+        attnc_bwd_stage_issue(p, c0, eos, h, stage);
+        if constexpr (REV)
+            bp_stage_dout<ATTNC_BP_VS>(p, c0, min(ATTNC_BP_C, eos - c0), h, v0, dstage);
+    }
     for (int it = 0; it < nchunks; it++) {
-        const int ci = REV ? nchunks - 1 - it : it, c0 = bos + ci * ATTNC_BP_C, nrows = min(ATTNC_BP_C, eos - c0);
+        const int c0 = chunk_c0(it), nrows = min(ATTNC_BP_C, eos - c0);
         const int slot = c0 / ATTNC_BP_C + n;
+        bp_stage_wait();
+        __syncthreads();
         // the chunk's rows: k and the V slice (forward), q and the dO slice (reverse), the log2 gates
         for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
-            bp_role_row(p, c0 + r, r < nrows, h, lane, stg, g, r);
+            bp_role_row<REV ? 1 : 6>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
             const float *src = REV ? stg : stg + ATTNC_BP_KP;
             for (int c = lane; c < ATTNC_BP_KP; c += 32)
                 X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(src[c]);
             for (int c = lane; c < ATTNC_BP_VS; c += 32) {
-                const float y = REV ? (r < nrows ? bp_dout(p, c0 + r, h, v0 + c) : 0.f) : stg[2 * ATTNC_BP_KP + v0 + c];
+                const float y = REV ? bp_staged_dout<ATTNC_BP_VS>(dstage, r, v0, c, nrows) : stg[2 * ATTNC_BP_KP + v0 + c];
                 elt hi, lo;
                 bp_split(y, hi, lo);
                 Y[r * ATTNC_BP_LDS + c] = hi;
@@ -296,6 +374,12 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             __syncwarp();
         }
         __syncthreads();
+        if (it + 1 < nchunks) {   // the next chunk's rows arrive while this one is used
+            const int c1 = chunk_c0(it + 1);
+            attnc_bwd_stage_issue(p, c1, eos, h, stage);
+            if constexpr (REV)
+                bp_stage_dout<ATTNC_BP_VS>(p, c1, min(ATTNC_BP_C, eos - c1), h, v0, dstage);
+        }
         if constexpr (ATTNC_BP_GATED) {
             if (warp == 0)
                 bp_scan(g, lane);
@@ -346,12 +430,12 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     }
 }
 
-extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_states(attnc_bwd_params p)
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_states(attnc_bwd_params p)
 {
     bp_walk<false>(p);
 }
 
-extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_dstates(attnc_bwd_params p)
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dstates(attnc_bwd_params p)
 {
     bp_walk<true>(p);
 }
@@ -378,15 +462,21 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned eq = g + ATTNC_BP_C * 4;                         // q_r . dq_inter_r partials [8][C]
     static constexpr unsigned ek = eq + 8 * ATTNC_BP_C * 4;                    // k_j . dk_inter_j partials [8][C]
     static constexpr unsigned red = ek + 8 * ATTNC_BP_C * 4;                   // block sums [THREADS]
-    static constexpr unsigned bytes = (red + ATTNC_B_THREADS * 4 + 127) / 128 * 128;
+    // the chunk's staged input rows over S, P and A (not yet in use while the rows are formed; the role
+    // rows go through M) where they fit before M, else after everything
+    static constexpr unsigned stage = s + ATTNC_BP_STAGE_BYTES <= m ? s : red + ATTNC_B_THREADS * 4;
+    static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
+    static constexpr unsigned bytes = (end + 127) / 128 * 128;
 };
 static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 16 == 0 && attnc_bp_chunk_layout::vlo % 16 == 0 &&
               attnc_bp_chunk_layout::dout % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
               attnc_bp_chunk_layout::plo % 16 == 0 && attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::alo % 16 == 0 &&
-              attnc_bp_chunk_layout::m % 16 == 0, "16-byte tiles");
+              attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 
-// The chunk's rows into the tiles (q, k, v (+ lo), dO (reverse kernels) and log2 gates), through the
-// staging area at `stg_base` (ATTNC_B_WARPS rows of ATTNC_BP_STG floats).
+// The chunk's rows into the tiles (q, k, v (+ lo), dO (reverse kernels) and log2 gates), once the copies
+// of the chunk's input rows (attnc_bwd_stage_issue into L::stage) have landed, through the role rows at
+// `stg_base` (ATTNC_B_WARPS rows of ATTNC_BP_STG floats); dO straight from global memory, every element
+// an independent load.
 __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, int nrows, int h, unsigned char *bsm,
                                              float *stg_base, bool with_dout)
 {
@@ -395,8 +485,17 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     elt *Q = (elt *)(bsm + L::q), *K = (elt *)(bsm + L::k), *V = (elt *)(bsm + L::v), *Vlo = (elt *)(bsm + L::vlo);
     elt *D = (elt *)(bsm + L::dout);
     float *g = (float *)(bsm + L::g), *stg = stg_base + warp * ATTNC_BP_STG;
+    const unsigned char *stage = bsm + L::stage;
+    if (with_dout)
+        for (int i = tid; i < ATTNC_BP_C * ATTNC_BP_VP; i += ATTNC_B_THREADS) {
+            const int r = i / ATTNC_BP_VP, c = i % ATTNC_BP_VP;
+            D[r * ATTNC_BP_LDV + c] = attnc_float_to_elt(r < nrows ? bp_dout(p, c0 + r, h, c) : 0.f);
+        }
+    bp_zero_roles(stg, lane);
+    bp_stage_wait();
+    __syncthreads();
     for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
-        bp_role_row(p, c0 + r, r < nrows, h, lane, stg, g, r);
+        bp_role_row<7>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
         for (int c = lane; c < ATTNC_BP_KP; c += 32) {
             Q[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(stg[c]);
             K[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(stg[ATTNC_BP_KP + c]);
@@ -407,12 +506,9 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
             V[r * ATTNC_BP_LDV + c] = hi;
             if constexpr (ATTNC_BP_VLO)
                 Vlo[r * ATTNC_BP_LDV + c] = lo;
-            if (with_dout)
-                D[r * ATTNC_BP_LDV + c] = attnc_float_to_elt(r < nrows ? bp_dout(p, c0 + r, h, c) : 0.f);
         }
         __syncwarp();
     }
-    (void)tid;
 }
 
 // An image [KP][VP] from global memory into the S tile.
@@ -423,6 +519,27 @@ __device__ __forceinline__ void bp_load_image(const elt *img, elt *S)
         const int d = i / ROW, c = (i % ROW) * PER;
         *reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c) = *reinterpret_cast<const attnc_u4 *>(img + (size_t)d * ATTNC_BP_VP + c);
     }
+}
+
+// An image [KP][VP] from global memory into the S tile over the image there, and (gated) this thread's
+// share of the dot product of the two, in a fixed order.
+__device__ __forceinline__ float bp_load_image_dot(const elt *img, elt *S)
+{
+    constexpr int PER = 16 / sizeof(elt), ROW = ATTNC_BP_VP / PER;
+    float dot = 0.f;
+    for (int i = threadIdx.x; i < ATTNC_BP_KP * ROW; i += ATTNC_B_THREADS) {
+        const int d = i / ROW, c = (i % ROW) * PER;
+        attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
+        const attnc_u4 x = *reinterpret_cast<const attnc_u4 *>(img + (size_t)d * ATTNC_BP_VP + c);
+        if constexpr (ATTNC_BP_GATED) {
+            const elt *was = reinterpret_cast<const elt *>(to), *now = reinterpret_cast<const elt *>(&x);
+#pragma unroll
+            for (int j = 0; j < PER; j++)
+                dot += attnc_elt_to_float(was[j]) * attnc_elt_to_float(now[j]);
+        }
+        *to = x;
+    }
+    return dot;
 }
 
 // P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and M_rj = (dO_r . v_j) P_rj
@@ -510,20 +627,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
     void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
 
+    attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, M, true);
+    __syncthreads();   // the staged rows (over S) are read
     bp_load_image(img_in, S);
-    // <S_in, dS_out> from the images (the gate's state term), fixed order
-    float e_in = 0.f;
-    if constexpr (ATTNC_BP_GATED)
-        for (int i = tid; i < ATTNC_BP_KP * ATTNC_BP_VP; i += ATTNC_B_THREADS)
-            e_in += attnc_elt_to_float(img_in[i]) * attnc_elt_to_float(img_out[i]);
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
             bp_scan(g, lane);
-        e_in = bp_block_sum(e_in, red);   // (its barriers publish b too)
+        __syncthreads();
     }
-    __syncthreads();
     const float bl = ATTNC_BP_GATED ? g[ATTNC_BP_C - 1] : 0.f;
     bp_scores(bsm, true);
     __syncthreads();
@@ -567,7 +680,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         }
     }
     __syncthreads();
-    bp_load_image(img_out, S);
+    // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order
+    float e_in = bp_load_image_dot(img_out, S);
+    if constexpr (ATTNC_BP_GATED)
+        e_in = bp_block_sum(e_in, red);   // (its barriers publish S too)
     __syncthreads();
     // dk = e^{b_L - b} (V dS_out^T) + A^T Q
     {
@@ -681,7 +797,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
     const elt *P = (const elt *)(bsm + L::p), *Plo = (const elt *)(bsm + L::plo);
     elt *S = (elt *)(bsm + L::s);
     float *X = (float *)(bsm + L::m), *g = (float *)(bsm + L::g);
+    attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, X, false);
+    __syncthreads();   // the staged rows (over S) are read
     bp_load_image((const elt *)p.ws_sin + bp_image(slot, h), S);
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {

@@ -104,6 +104,20 @@ __device__ __forceinline__ float attnc_load(const void *base, size_t i)
         return ((const float *)base)[i];
 }
 
+// Element i of an input tensor (the generated value DAGs' loads): a read-only global load (ld.global.nc),
+// which also tells the compiler that it cannot alias the shared-memory stores around it, so the loads of
+// several tokens' rows may be in flight together (bp_role_rows).  Inputs are never written by a kernel.
+template <int DT>
+__device__ __forceinline__ float attnc_load_in(const void *base, size_t i)
+{
+    if constexpr (DT == ATTNC_DT_BF16)
+        return attnc_bf16_to_float(__ldg((const unsigned short *)base + i));
+    else if constexpr (DT == ATTNC_DT_FP16)
+        return attnc_f16_to_float(__ldg((const unsigned short *)base + i));
+    else
+        return __ldg((const float *)base + i);
+}
+
 // Elements i .. i+3 (i a multiple of 4, the row 16-byte aligned) in one 8- or 16-byte load; zeros where
 // `in_range` is false (the lanes past the end of a row).
 template <int DT>

@@ -99,17 +99,25 @@
  * additive part with a scalar, constant or no decay, no normaliser, the running denominator, RMS or
  * LayerNorm, K <= 128 (mamba2, lightning, linear_attn, retnet, transnormer).  In the style of FLA's
  * chunked backward:
- *   1. attnc_bwdp_states, grid (N, H_out, V / 32): the forward state walk, the K x 32 slice of S in the
+ *   1. attnc_bwdp_states, grid (N, H_out, V / VS): the forward state walk, the K x VS slice of S in the
  *      warps' mma accumulators, S_out = e^{b_L} S_in + Kd^T V per chunk on the tensor cores; stores every
  *      chunk's S_in as an image in the tiles' type (bf16 for 16-bit inputs, fp32 for fp32 inputs);
  *   1b. (normalisers) attnc_bwdp_rows, grid (chunks, H_out): x = e^{b} (Q S_in) + P V from the image, the
  *      norm's backward dO -> d(x) into ws_do, as the sequential forward walk does it;
- *   2. attnc_bwdp_dstates, grid (N, H_out, V / 32): the reverse walk dS_in = e^{b_L} dS_out + Qg^T d(x),
+ *   2. attnc_bwdp_dstates, grid (N, H_out, V / VS): the reverse walk dS_in = e^{b_L} dS_out + Qg^T d(x),
  *      storing every chunk's dS_out image, and dh0 (dz0);
  *   3. attnc_bwdp_chunk, grid (chunks, H_out): per chunk from its S_in and dS_out images, every product an
  *      mma: P, A = (dO V^T) o D, dq = e^{b} dO S_in^T + A K, dk = e^{b_L - b} V dS_out^T + A^T Q,
  *      dv = e^{b_L - b} K dS_out + P^T dO, and the gate gradient; then attnc_bwd_inputs and the head sums
  *      as in the sequential schedule.
+ * The walks are latency-bound (each chunk waits on its rows, then on the update before it): their slice
+ * VS is the widest multiple of 16 up to 128 that divides VP (one CTA per head at K = V = 128: no role row
+ * formed twice, one wave at the benchmark's T = 8192), and every kernel copies its chunk's raw input rows
+ * (and the walks their dO slice) into shared memory with cp.async before forming the roles from them
+ * (bp_stage_off), the walks the next chunk's while this one's update runs.  Measured on the H200 (mamba2,
+ * B = 8, T = 8192, H = 16, K = V = 128): the forward walk 3.41 ms (VS 32, 1.3 waves, rows loaded one
+ * after another) -> 1.76 ms (VS 128) -> 1.43 ms (staged rows); the reverse walk 4.09 -> 1.71 -> 1.33 ms.
+ * Two CTAs per SM with VS 64 measured no better (1.52 ms).
  * The gate gradient is formed per factor of the chunk (the log-weight rule applied to each e^{x}, whose
  * terms do not cancel): da_s = e^{b_L} <S_in, dS_out> + sum_{j < s} k_j . dk_inter_j
  * + sum_{r >= s} q_r . dq_inter_r + sum_{j < s <= r} (dO_r . v_j) P_rj.  This equals the sequential
@@ -305,21 +313,24 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
 #define BP_WARPS 8u
 #define BP_THREADS 256u
 
-unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit)
+unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit, unsigned stage)
 {
     uint32_t es = split ? 4 : 2, y = C * (VS + 8) * es;
-    return C * (KP + 8) * es + y + (!split && vsplit ? y : 0) + C * 4 + BP_WARPS * (2 * KP + VP + 8) * 4;
+    return C * (KP + 8) * es + y + (!split && vsplit ? y : 0) + C * 4 + BP_WARPS * (2 * KP + VP + 8) * 4 + stage;
 }
 
-unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm)
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm, unsigned stage)
 {
     uint32_t es = split ? 4 : 2, lo = split ? 0 : 1;
     uint32_t CK = C * (KP + 8) * es, CV = C * (VP + 8) * es, CC = C * (C + 8) * es;
     uint32_t stg = BP_WARPS * (2 * KP + VP + 8), mf = C * (C + 1) > stg ? C * (C + 1) : stg;
     if (norm && C * (VP + 1) > mf)
         mf = C * (VP + 1);
-    unsigned bytes = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV + KP * (VP + 8) * es + CC * (1 + lo) * 2 + 4 * mf +
-                     C * 4 + 2 * 8 * C * 4 + BP_THREADS * 4;
+    /* the staged rows lie over S, P and A where they fit before M, else after everything */
+    unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV, m = s + KP * (VP + 8) * es + CC * (1 + lo) * 2;
+    unsigned bytes = m + 4 * mf + C * 4 + 2 * 8 * C * 4 + BP_THREADS * 4;
+    if (s + stage > m)
+        bytes += stage;
     return (bytes + 127) / 128 * 128;
 }
 
@@ -359,6 +370,23 @@ static bool direct_role(const ir_module *m, const grad_plan *gp, ir_role role, u
     return true;
 }
 
+/* The staging area of a chunk of C tokens: the rows of every per-token input that a role reads, each
+ * tensor's C rows from a 16-byte boundary (gp->bp_stage_off); its bytes. */
+static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
+{
+    unsigned bytes = 0;
+    for (uint32_t i = 0; i < 64; i++)
+        gp->bp_stage_off[i] = ~0u;
+    for (ir_ref r = 1; r < m->nvalues; r++) {
+        const ir_value *v = &m->values[r];
+        if (!gp->live[r] || v->op != IR_OP_INPUT || !m->tensors[v->aux].per_token || gp->bp_stage_off[v->aux] != ~0u)
+            continue;
+        gp->bp_stage_off[v->aux] = bytes;
+        bytes += (C * m->tensors[v->aux].len * ir_dtype_bytes(m->tensors[v->aux].dtype) + 15) / 16 * 16;
+    }
+    return bytes;
+}
+
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
     gp->parallel = false;
@@ -370,10 +398,11 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
         return false;
     uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16;
     bool norm = gp->norm != IR_NORM_NONE;
-    uint32_t C = 64;
-    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm) > GRAD_MAX_SMEM)
+    uint32_t C = 64, do_es = norm ? 4 : ir_dtype_bytes(m->out_dtype);
+    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm, plan_stage(m, gp, C)) > GRAD_MAX_SMEM)
         C /= 2;
-    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm) > GRAD_MAX_SMEM)
+    unsigned stage = plan_stage(m, gp, C);
+    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm, stage) > GRAD_MAX_SMEM)
         return false;
     gp->parallel = true;
     gp->bp_split = split;
@@ -381,9 +410,19 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_chunk = C;
     gp->bp_kp = KP;
     gp->bp_vp = VP;
-    gp->bp_vs = VP % 32 == 0 ? 32 : 16;
-    gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, gp->bp_vs, split, gp->bp_vsplit);
-    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, norm);
+    /* the walks are latency-bound (one chunk after another, each waiting on its rows): the widest slice
+     * (fewest CTAs, fewest waves, no role row recomputed per slice) up to 128 columns; measured on the
+     * H200 (mamba2, B = 8, T = 8192, K = V = 128) with 32-column slices the 512 CTAs took 1.3 waves */
+    gp->bp_vs = 16;
+    for (uint32_t vs = 128; vs > 16; vs -= 16)
+        if (VP % vs == 0) {
+            gp->bp_vs = vs;
+            break;
+        }
+    gp->bp_stage_bytes = stage;
+    gp->bp_do_es = do_es;
+    gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, gp->bp_vs, split, gp->bp_vsplit, stage + C * gp->bp_vs * do_es);
+    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, norm, stage);
     gp->bp_direct[0] = direct_role(m, gp, IR_ROLE_QUERY, &gp->bp_direct_tensor[0]);
     gp->bp_direct[1] = direct_role(m, gp, IR_ROLE_KEY, &gp->bp_direct_tensor[1]);
     return true;

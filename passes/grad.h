@@ -40,6 +40,13 @@ typedef struct grad_plan {
     uint32_t bp_kp, bp_vp; /* K and V rounded up to 16 (the images' and tiles' shape) */
     uint32_t bp_vs;       /* state columns per CTA of the state walks */
     unsigned bp_walk_smem, bp_chunk_smem; /* attnc_bp_walk_layout, attnc_bp_chunk_layout */
+    /* the chunk's raw input rows, copied asynchronously into shared memory (cp.async) before the roles
+     * are formed from them: per tensor the offset of its rows (~0u: not read by a role, or not per
+     * token), and the bytes of one chunk of them; in the state walks the output gradient's rows beside
+     * them, bp_do_es bytes per element (the output's dtype, fp32 where a normaliser's d(x) replaces dout) */
+    unsigned bp_stage_off[64];
+    unsigned bp_stage_bytes;
+    uint32_t bp_do_es;
     /* query (0) and key (1): the role is an input tensor as stored (fuse's IR_FEED_DIRECT) that nothing
      * else reads, per token with one head per output head, so the role gradient is that tensor's: the
      * chunk kernel writes it into the caller's buffer (p.direct) in its dtype, the adjoint neither seeds
@@ -64,8 +71,10 @@ unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool r
  * bf16x3); vsplit: the value role is not an input as stored.  Also decides bp_direct (above). */
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit);
 /* Shared memory of the parallel schedule's kernels: the state walks and the chunk kernel (and rows). */
-unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit);
-unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm);
+/* `stage`: the bytes of the staged rows (bp_stage_bytes; the walks': and of dO's slice, C rows of VS
+ * columns, bp_do_es bytes each) */
+unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit, unsigned stage);
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm, unsigned stage);
 
 /* passes/grad_softmax.c.  The softmax part's plan: false (gp untouched) when a softmax role is computed
  * rather than an input as stored (the query may carry a constant factor), which the forward does not run

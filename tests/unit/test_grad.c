@@ -283,7 +283,9 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bp_vp, 128);
     assert_true(out.plan.bp_vsplit);   /* x * softplus(dt) is computed: its tiles carry a remainder */
     assert_false(out.plan.bp_split);
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, false));
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, false, out.plan.bp_stage_bytes));
+    /* C, B and x: 64 rows of 256 bytes each; dt: 64 rows of 4 bytes */
+    assert_int_equal(out.plan.bp_stage_bytes, 3 * 64 * 256 + 256);
     assert_true(out.plan.bp_chunk_smem <= 227u * 1024u);
     assert_non_null(strstr(out.source, "attnc_bwdp_chunk"));
     assert_non_null(strstr(out.source, "#define ATTNC_B_CAUSAL_LINEAR 0"));
@@ -304,7 +306,7 @@ static void test_parallel_schedule(void **state)
     assert_true(out.plan.parallel);
     assert_int_equal(out.plan.bp_vp, 144);
     assert_false(out.plan.bp_vsplit);
-    assert_int_equal(out.plan.bp_vs, 16);
+    assert_int_equal(out.plan.bp_vs, 48);   /* 144 = 3 x 48: the widest slice of 16-multiples up to 128 */
     unit_close(&u);
     /* a per-channel gate: not covered, the sequential schedule */
     lowered(&u, gla_text);

@@ -60,6 +60,8 @@ inline void __syncthreads() { cpu_cur->all->arrive_and_wait(); }
 inline int cpu_lane() { return threadIdx.x & 31; }
 inline int cpu_warp() { return threadIdx.x >> 5; }
 inline void __syncwarp(unsigned = 0xffffffffu) { cpu_cur->warp[cpu_warp()]->arrive_and_wait(); }
+template <class T>
+inline T __ldg(const T *p) { return *p; }   // the read-only load: a load here
 
 template <class T>
 inline T cpu_shfl(T x, int src, bool keep)
