@@ -305,16 +305,22 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
 #define BP_WARPS 8u
 #define BP_THREADS 256u
 
-unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit)
+unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit, bool diag)
 {
     uint32_t es = split ? 4 : 2, y = C * (VS + 8) * es;
-    return C * (KP + 8) * es + y + (!split && vsplit ? y : 0) + C * 4 + BP_WARPS * (2 * KP + VP + 8) * 4;
+    uint32_t stg = 2 * KP + VP + (diag ? KP : 8), gf = diag ? C * (KP + 4) : C;   /* per-channel b [C][KP + 4] */
+    return C * (KP + 8) * es + y + (!split && vsplit ? y : 0) + gf * 4 + BP_WARPS * stg * 4;
 }
 
-unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm)
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm, bool diag)
 {
     uint32_t es = split ? 4 : 2, lo = split ? 0 : 1;
     uint32_t CK = C * (KP + 8) * es, CV = C * (VP + 8) * es, CC = C * (C + 8) * es;
+    if (diag) {   /* attnc_bp_chunk_layout under ATTNC_BP_DIAG: staging, b [C][KP + 4], Z, E, four [C][KP] gate terms */
+        unsigned bytes = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV + KP * (VP + 8) * es + CC * (1 + lo) * 2 +
+                         BP_WARPS * (3 * KP + VP) * 4 + C * (KP + 4) * 4 + CK + KP * 4 + 4 * C * KP * 4 + BP_THREADS * 4;
+        return (bytes + 127) / 128 * 128;
+    }
     uint32_t stg = BP_WARPS * (2 * KP + VP + 8), mf = C * (C + 1) > stg ? C * (C + 1) : stg;
     if (norm && C * (VP + 1) > mf)
         mf = C * (VP + 1);
@@ -363,17 +369,24 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
 {
     gp->parallel = false;
     gp->bp_direct[0] = gp->bp_direct[1] = false;
-    if (!gp->ok || !gp->linear || gp->bidir || gp->softmax || gp->delta || gp->mlstm || gp->gk != 1 ||
-        gp->transition == IR_TR_DIAG || gp->K > 128 || gp->V > 256)
+    bool diag = gp->transition == IR_TR_DIAG;
+    if (!gp->ok || !gp->linear || gp->bidir || gp->softmax || gp->delta || gp->mlstm || gp->gk != (diag ? gp->K : 1) ||
+        gp->K > 128 || gp->V > 256)
         return false;
     if (gp->norm != IR_NORM_NONE && gp->norm != IR_NORM_DENOM && gp->norm != IR_NORM_RMS && gp->norm != IR_NORM_LAYER)
         return false;
+    /* per-channel gates: no normaliser yet (attnc_bwdp_rows would need the per-channel P), and chunks of 32 or
+     * 16 (two 16-row blocks at most: the gate's pair terms of block pairs with a block between them, Y in
+     * test_bwd_parallel's emulation, are not in the kernel) */
+    if (diag && gp->norm != IR_NORM_NONE)
+        return false;
     uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16;
     bool norm = gp->norm != IR_NORM_NONE;
-    uint32_t C = 64;
-    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm) > GRAD_MAX_SMEM)
+    uint32_t C = diag ? 32 : 64;
+    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm, diag) > GRAD_MAX_SMEM)
         C /= 2;
-    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm) > GRAD_MAX_SMEM)
+    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm, diag) > GRAD_MAX_SMEM ||
+        grad_bp_walk_smem(C, KP, VP, VP % 32 == 0 ? 32 : 16, split, vsplit && !split, diag) > GRAD_MAX_SMEM)
         return false;
     gp->parallel = true;
     gp->bp_split = split;
@@ -382,8 +395,8 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_kp = KP;
     gp->bp_vp = VP;
     gp->bp_vs = VP % 32 == 0 ? 32 : 16;
-    gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, gp->bp_vs, split, gp->bp_vsplit);
-    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, norm);
+    gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, gp->bp_vs, split, gp->bp_vsplit, diag);
+    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, norm, diag);
     gp->bp_direct[0] = direct_role(m, gp, IR_ROLE_QUERY, &gp->bp_direct_tensor[0]);
     gp->bp_direct[1] = direct_role(m, gp, IR_ROLE_KEY, &gp->bp_direct_tensor[1]);
     return true;

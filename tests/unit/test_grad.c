@@ -283,7 +283,7 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bp_vp, 128);
     assert_true(out.plan.bp_vsplit);   /* x * softplus(dt) is computed: its tiles carry a remainder */
     assert_false(out.plan.bp_split);
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, false));
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, false, false));
     assert_true(out.plan.bp_chunk_smem <= 227u * 1024u);
     assert_non_null(strstr(out.source, "attnc_bwdp_chunk"));
     assert_non_null(strstr(out.source, "#define ATTNC_B_CAUSAL_LINEAR 0"));
