@@ -1,6 +1,7 @@
 // codegen/linear_bwd_par_kernel.cuh: the chunk-parallel schedule of the causal linear backward (the
 // default where it applies, ATTNC_BWD_SCHEDULE; issue 4), for an additive update with a scalar, constant
-// or no decay and no normaliser, the running denominator, RMS or LayerNorm.  codegen/cuda_bwd.c emits it
+// or no decay and no normaliser, the running denominator, RMS or LayerNorm, and with a per-channel gate
+// and no normaliser (ATTNC_BP_DIAG: b per row and channel, its own attnc_bwdp_chunk below).  codegen/cuda_bwd.c emits it
 // after linear_bwd_kernel.cuh (whose causal walks it replaces: ATTNC_B_CAUSAL_LINEAR is 0), with the
 // ATTNC_BP_* constants of passes/grad.c's plan.  Every product is an mma.sync m16n8k16 (support.cuh):
 // bf16 tiles with fp32 accumulators for 16-bit inputs, fp32 tiles split into three bf16 mma for fp32

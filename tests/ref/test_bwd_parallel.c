@@ -34,6 +34,12 @@
  * (dt_bias 1.6e-2 at C = 16, 8.2e-3 at C = 64, most of it from the bf16 state images: fp32 images gave
  * 3.3e-3 and 1.4e-3).  Two corrupted emulations (the gate's chunk-end term
  * dropped; dS_out not carried between chunks) must fail, so the check can fail.
+ * Per-channel gates (gla, hgrn2; chunk_diag in bwd_parallel_emu.inc, at C = 16, 32 and 64): the chunk by
+ * 16-row blocks, in-block pairs exact in fp32, block pairs through reference-scaled bf16 operands, the gate
+ * per channel and per factor.  Measured, bf16 mode: gla 1.9e-3 to 3.4e-3 (strong gates: logsigmoid(64 x)),
+ * hgrn2 2.3e-3 (lb, C = 64) and 4.3e-3 (C = 32); with the off-diagonal pairs as a difference
+ * (q dq_off - k dk_off) hgrn2's lb was off by 1.9e-2 at C = 64.  Two more corruptions for them (dq without
+ * its off-diagonal blocks; the gate without its pair terms) must fail.
  * usage: test_bwd_parallel [SPEC_DIR [SPEC HEADS LEN1,LEN2,... [fp32]]]   (ATTNC_SOURCE_DIR/specs by default;
  *        with SPEC: that one shape only, e.g. test_bwd_parallel specs mamba2 4 1000,1000 spec 8: gates
  *        scaled by 8 as attnc run --gate-scale 8 does)
