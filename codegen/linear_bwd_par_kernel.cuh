@@ -933,7 +933,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     __syncthreads();
     // dv = Kd dS_out + P^T dO
     {
-        constexpr int NTV = ATTNC_BP_NT(ATTNC_BP_VP), NGV = ATTNC_BP_VP / (8 * NTV);
+        // 16 rows x 32 columns per item (x 16 where VP is not a multiple of 32): every warp busy at C = 32
+        constexpr int NTV = ATTNC_BP_VP % 32 == 0 ? 4 : 2, NGV = ATTNC_BP_VP / (8 * NTV);
         for (int item = warp; item < NB * NGV; item += ATTNC_B_WARPS) {
             const int mj = item / NGV, m0 = mj * 16, n0 = item % NGV * 8 * NTV;
             float acc[NTV][4];

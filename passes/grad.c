@@ -193,7 +193,7 @@
  *   C = 64; recomputed: the roles, b, P, A and every factor.  Shared memory of the chunk kernel at
  *   K = V = 128: 188928 bytes bf16 (197632 fp16 with the value's remainder tile, 175360 fp32 at C = 16; the
  *   staging, b, Z, E and four fp32 [C][KP] arrays of the gate's terms: grad_bp_chunk_smem's diag).
- *   ptxas (sm_90a and sm_80, gla bf16): attnc_bwdp_chunk 123 registers, attnc_bwdp_states 75 (64 on
+ *   ptxas (sm_90a and sm_80, gla bf16): attnc_bwdp_chunk 122 registers (119 on sm_80), attnc_bwdp_states 75 (64 on
  *   sm_80), attnc_bwdp_dstates 64 (61), no spills.  Measured on the CPU: tests/ref/test_bwd_parallel.c
  *   (bf16 emulation) gla 2.2e-3 (varlen 37,1,70), 1.9e-3 (gates x 64, floored tokens), fp32 inputs
  *   emulated in float 3e-7; hgrn2 lb 2.3e-3 at C = 64, 4.3e-3 at C = 32; double 1e-15.  tools/cuda_cpu
