@@ -199,7 +199,7 @@
  *   emulated in float 3e-7; hgrn2 lb 2.3e-3 at C = 64, 4.3e-3 at C = 32; double 1e-15.  tools/cuda_cpu
  *   (the generated CUDA against the sequential kernel): gla bf16 dq 1.3e-3, dk 2.4e-3, dv 2.3e-3,
  *   dg 2.2e-3, dh0 8.8e-4; fp16 at most 3.1e-3; fp32 at most 5e-6; gk x 400 (floored tokens) 2.4e-3;
- *   hgrn2 2.6e-3.  Dropping the block's query pair terms from the gate reads 0.20 (dg), dq's block
+ *   hgrn2 2.6e-3; gqa_gla (16 query heads on 4 state heads) 2.3e-3.  Dropping the block's query pair terms from the gate reads 0.20 (dg), dq's block
  *   (1, 0) 0.47 (dq).  Not checked yet: anything on the GPU (timing, the real mma), and the workspace at
  *   the benchmark shape (images 2 x 2057 slots x 16 heads x 128 x 128 x 2 B = 2057 MiB, ws_dq, ws_dv and
  *   the per-channel ws_dg 512 MiB each: about 3.6 GiB expected, k's gradient written directly).
