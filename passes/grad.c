@@ -193,14 +193,14 @@
  *   C = 64; recomputed: the roles, b, P, A and every factor.  Shared memory of the chunk kernel at
  *   K = V = 128: 188928 bytes bf16 (197632 fp16 with the value's remainder tile, 175360 fp32 at C = 16; the
  *   staging, b, Z, E and four fp32 [C][KP] arrays of the gate's terms: grad_bp_chunk_smem's diag).
- *   ptxas (sm_90a and sm_80, gla bf16): attnc_bwdp_chunk 122 registers (119 on sm_80), attnc_bwdp_states 75 (64 on
- *   sm_80), attnc_bwdp_dstates 64 (61), no spills.  Measured on the CPU: tests/ref/test_bwd_parallel.c
+ *   ptxas (sm_90a and sm_80, gla bf16): attnc_bwdp_chunk 122 registers (119 on sm_80),
+ *   attnc_bwdp_states 75 (64 on sm_80), attnc_bwdp_dstates 64 (61), no spills.  Measured on the CPU: tests/ref/test_bwd_parallel.c
  *   (bf16 emulation) gla 2.2e-3 (varlen 37,1,70), 1.9e-3 (gates x 64, floored tokens), fp32 inputs
  *   emulated in float 3e-7; hgrn2 lb 2.3e-3 at C = 64, 4.3e-3 at C = 32; double 1e-15.  tools/cuda_cpu
  *   (the generated CUDA against the sequential kernel): gla bf16 dq 1.3e-3, dk 2.4e-3, dv 2.3e-3,
  *   dg 2.2e-3, dh0 8.8e-4; fp16 at most 3.1e-3; fp32 at most 5e-6; gk x 400 (floored tokens) 2.4e-3;
- *   hgrn2 2.6e-3; gqa_gla (16 query heads on 4 state heads) 2.3e-3.  Dropping the block's query pair terms from the gate reads 0.20 (dg), dq's block
- *   (1, 0) 0.47 (dq).  Not checked yet: anything on the GPU (timing, the real mma), and the workspace at
+ *   hgrn2 2.6e-3; gqa_gla (16 query heads on 4 state heads) 2.3e-3.  Dropping the block's query pair
+ *   terms from the gate reads 0.20 (dg), dropping dq's block (1, 0) 0.47 (dq).  Not checked yet: anything on the GPU (timing, the real mma), and the workspace at
  *   the benchmark shape (images 2 x 2057 slots x 16 heads x 128 x 128 x 2 B = 2057 MiB, ws_dq, ws_dv and
  *   the per-channel ws_dg 512 MiB each: about 3.6 GiB expected, k's gradient written directly).
  * Determinism: every sum has a fixed order (no atomics); heads sharing a tensor are summed by a separate
