@@ -1,6 +1,7 @@
 // codegen/linear_bwd_par_kernel.cuh: the chunk-parallel schedule of the causal linear backward (the
 // default where it applies, ATTNC_BWD_SCHEDULE; issue 4), for an additive update with a scalar, constant
-// or no decay and no normaliser, the running denominator, RMS or LayerNorm.  codegen/cuda_bwd.c emits it
+// or no decay and no normaliser, the running denominator, RMS or LayerNorm, and with a per-channel gate
+// and no normaliser (ATTNC_BP_DIAG: b per row and channel, its own attnc_bwdp_chunk below).  codegen/cuda_bwd.c emits it
 // after linear_bwd_kernel.cuh (whose causal walks it replaces: ATTNC_B_CAUSAL_LINEAR is 0), with the
 // ATTNC_BP_* constants of passes/grad.c's plan.  Every product is an mma.sync m16n8k16 (support.cuh):
 // bf16 tiles with fp32 accumulators for 16-bit inputs, fp32 tiles split into three bf16 mma for fp32
@@ -50,7 +51,16 @@
 #define ATTNC_BP_GATED (ATTNC_B_TRANSITION != 0)   // ir_transition: not the identity
 #define ATTNC_BP_LOG2_FLOOR (-32.f)
 #define ATTNC_B_LOG2_FLOOR ATTNC_BP_LOG2_FLOOR   // the generated adjoint's test of a floored token
-#define ATTNC_BP_STG (2 * ATTNC_BP_KP + ATTNC_BP_VP + 8)   // one warp's fp32 role row: q, k, v, gate
+#define ATTNC_BP_DIAG (ATTNC_B_TRANSITION == 3)   // per-channel gates (IR_TR_DIAG): b per (row, channel)
+#define ATTNC_BP_LDG (ATTNC_BP_KP + 4)             // b [C][LDG] (per-channel gates)
+#define ATTNC_BP_STG (2 * ATTNC_BP_KP + ATTNC_BP_VP + (ATTNC_BP_DIAG ? ATTNC_BP_KP : 8))   // one warp's fp32 role row: q, k, v, gate
+// b of row r (channel c): per channel with a vector gate, else per row
+#if ATTNC_BP_DIAG
+#define BP_B(g, r, c) (g)[(r) * ATTNC_BP_LDG + (c)]
+static_assert(ATTNC_BP_C <= 32 && ATTNC_B_NORM == 0, "per-channel gates: chunks of 16 or 32, no normaliser (grad_parallel_plan)");
+#else
+#define BP_B(g, r, c) (g)[(r)]
+#endif
 
 
 static_assert(ATTNC_BP_KP % 16 == 0 && ATTNC_BP_VP % 16 == 0 && ATTNC_BP_KP <= 128, "tile shapes");
@@ -181,8 +191,25 @@ __device__ __forceinline__ void bp_role_row(const attnc_bwd_params &p, int t, bo
             stg[c] = 0.f;
     }
     __syncwarp();
+#if ATTNC_BP_DIAG
+    for (int c = lane; c < ATTNC_BP_KP; c += 32)   // per channel: the floored log2 decays of row r
+        g[r * ATTNC_BP_LDG + c] = real ? fmaxf(gg[c] * LOG2E, ATTNC_BP_LOG2_FLOOR) : 0.f;
+#else
     if (lane == 0)
         g[r] = ATTNC_BP_GATED && real ? fmaxf(gg[0] * LOG2E, ATTNC_BP_LOG2_FLOOR) : 0.f;
+#endif
+}
+
+// Per-channel gates: the chunk's log2 gates into chunk-local inclusive sums per channel (a thread per channel).
+__device__ __forceinline__ void bp_scan_diag(float *g)
+{
+    for (int c = threadIdx.x; c < ATTNC_BP_KP; c += ATTNC_B_THREADS) {
+        float acc = 0.f;
+        for (int r = 0; r < ATTNC_BP_C; r++) {
+            acc += g[r * ATTNC_BP_LDG + c];
+            g[r * ATTNC_BP_LDG + c] = acc;
+        }
+    }
 }
 
 // A warp's role row, zero (once per kernel: bp_role_row).
@@ -294,7 +321,7 @@ struct attnc_bp_walk_layout {   // offsets in bytes
     static constexpr unsigned y = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);          // V or dO slice [C][LDS]
     static constexpr unsigned ylo = y + ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt);        // V's remainder
     static constexpr unsigned g = ylo + (ATTNC_BP_VLO ? ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt) : 0);   // b [C]
-    static constexpr unsigned stg = g + ATTNC_BP_C * 4;                                 // role rows, per warp
+    static constexpr unsigned stg = g + ATTNC_BP_C * (ATTNC_BP_DIAG ? ATTNC_BP_LDG : 1) * 4;   // role rows, per warp
     static constexpr unsigned stage = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;           // the chunk's input rows
     static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                    // its dO slice [C][VS]
     static constexpr unsigned bytes = dstage + ATTNC_BP_C * ATTNC_BP_VS * ATTNC_BP_DO_ES;
@@ -380,23 +407,26 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             if constexpr (REV)
                 bp_stage_dout<ATTNC_BP_VS>(p, c1, min(ATTNC_BP_C, eos - c1), h, v0, dstage);
         }
-        if constexpr (ATTNC_BP_GATED) {
+        if constexpr (ATTNC_BP_DIAG) {
+            bp_scan_diag(g);
+            __syncthreads();
+        } else if constexpr (ATTNC_BP_GATED) {
             if (warp == 0)
                 bp_scan(g, lane);
             __syncthreads();
         }
-        const float bl = ATTNC_BP_GATED ? g[ATTNC_BP_C - 1] : 0.f;
-        // Kd = K e^{b_L - b} (forward) or Qg = Q e^{b} (reverse), rounded once more to the tile type
+        // Kd = K e^{b_L - b} (forward) or Qg = Q e^{b} (reverse), rounded once more to the tile type (per
+        // channel with a vector gate)
         if constexpr (ATTNC_BP_GATED) {
             for (int i = tid; i < ATTNC_BP_C * ATTNC_BP_KP; i += ATTNC_B_THREADS) {
                 const int r = i / ATTNC_BP_KP, c = i % ATTNC_BP_KP;
-                const float f = REV ? bp_dec(g[r]) : bp_dec(bl - g[r]);
+                const float f = REV ? bp_dec(BP_B(g, r, c)) : bp_dec(BP_B(g, ATTNC_BP_C - 1, c) - BP_B(g, r, c));
                 X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(X[r * ATTNC_BP_LDK + c]) * f);
             }
             __syncthreads();
         }
         // this chunk's incoming state (forward: S_in; reverse: dS_out) as an image, then the update
-        const float fl = bp_dec(bl);
+        // (state row d times e^{b_L} of its channel)
         if (owner) {
             elt *img = image + bp_image(slot, h);
 #pragma unroll
@@ -405,6 +435,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
                 for (int i = 0; i < 4; i += 2) {
                     const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
                     st2(img + (size_t)d * ATTNC_BP_VP + c, acc[nt][i], acc[nt][i + 1]);
+                    const float fl = ATTNC_BP_GATED ? bp_dec(BP_B(g, ATTNC_BP_C - 1, d)) : 1.f;
                     acc[nt][i] *= fl;
                     acc[nt][i + 1] *= fl;
                 }
@@ -441,6 +472,38 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
 }
 
 // ---- pass 3 (and the normalisers' rows): one chunk ---------------------------------------------------
+#if ATTNC_BP_DIAG
+struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/grad.c's grad_bp_chunk_smem, diag)
+    static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
+    static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt), CKF = ATTNC_BP_C * ATTNC_BP_KP * 4;
+    static constexpr unsigned q = 0;
+    static constexpr unsigned k = q + CK;
+    static constexpr unsigned v = k + CK;
+    static constexpr unsigned vlo = v + CV;
+    static constexpr unsigned dout = vlo + (ATTNC_BP_VLO ? CV : 0);
+    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV]
+    static constexpr unsigned p = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // P hi
+    static constexpr unsigned plo = p + CC;
+    static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = dP (masked j <= r) hi
+    static constexpr unsigned alo = a + CC;
+    static constexpr unsigned m = alo + (ATTNC_BP_LO ? CC : 0);                // the rows' staging
+    static constexpr unsigned g = m + ATTNC_B_WARPS * ATTNC_BP_STG * 4;        // b [C][LDG]
+    static constexpr unsigned z = g + ATTNC_BP_C * ATTNC_BP_LDG * 4;           // Z, then Kd [C][LDK]
+    static constexpr unsigned eb = z + CK;                                     // E_d = e^{b_Ld} <S_in, dS_out>_d [KP]
+    static constexpr unsigned gp = eb + ATTNC_BP_KP * 4;                       // dk's in-block part, then k dk_inter [C][KP]
+    static constexpr unsigned gs = gp + CKF;                                   // q dq_inter
+    static constexpr unsigned bp = gs + CKF;                                   // the in-block prefix terms
+    static constexpr unsigned bs = bp + CKF;                                   // dq's in-block part, then q dq_off
+    static constexpr unsigned red = bs + CKF;
+    // the chunk's staged input rows over S, P and A (as below)
+    static constexpr unsigned stage = s + ATTNC_BP_STAGE_BYTES <= m ? s : red + ATTNC_B_THREADS * 4;
+    static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
+    static constexpr unsigned bytes = (end + 127) / 128 * 128;
+};
+static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
+              attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 &&
+              attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
+#else
 struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
     static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
@@ -472,6 +535,7 @@ static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 1
               attnc_bp_chunk_layout::dout % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
               attnc_bp_chunk_layout::plo % 16 == 0 && attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::alo % 16 == 0 &&
               attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
+#endif
 
 // The chunk's rows into the tiles (q, k, v (+ lo), dO (reverse kernels) and log2 gates), once the copies
 // of the chunk's input rows (attnc_bwd_stage_issue into L::stage) have landed, through the role rows at
@@ -605,6 +669,7 @@ __device__ __forceinline__ float bp_block_sum(float x, float *red)
     return s;
 }
 
+#if !ATTNC_BP_DIAG
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chunk(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
@@ -779,6 +844,258 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         }
     }
 }
+#else
+// Per-channel gates (ATTNC_BP_DIAG; chunks of 32 or 16: one or two 16-row blocks).  The pairwise factor
+// e^{b_rd - b_jd} is per channel, so it cannot be applied to P or dP after the product:
+//   A = dP = dO V^T masked (j <= r), no factor (hi + lo tiles);
+//   P on the diagonal blocks exactly in fp32, sum_d q_rd k_jd e^{b_rd - b_jd} (one exp2 of a difference
+//     <= 0 per term); P's block (1, 0) on the tensor cores from Z: rows < 16 K e^{b_16 - b}, rows >= 16
+//     Q e^{b - b_16} (b_16: row 16's, the reference between the blocks: both exponents <= 0);
+//   dq = e^{b} o (dO S_in^T) + [in-block: sum_{j in I, j <= r} A_rj e^{b_r - b_j} k_j, fp32]
+//        + e^{b - b_16} o (A_{r, 0..15} Z_{0..15})            (row block 1);
+//   dk = e^{b_L - b} o (V dS_out^T) + [in-block: sum_{r in J, r >= j} A_rj e^{b_r - b_j} q_r, fp32]
+//        + e^{b_16 - b} o (A_{16..31, j}^T Z_{16..31})        (row block 0);
+//   dv = Kd dS_out + P^T dO, Kd = K o e^{b_L - b} (a tile: the factor is on the contraction index);
+//   the gate per channel and factor (tests/ref/bwd_parallel_emu.inc's chunk_diag, every term once):
+//   da_sd = E_d + sum_{j < s} k_jd dk_inter_jd + sum_{r >= s} q_rd dq_inter_rd
+//           + sum_{t in B, t < s} (k_td dk_off_td + k_td dk_in_td - q_td dq_in_td) + sum_{r in B, r >= s} q_rd dq_off_rd
+//   (B: s's block; E_d = e^{b_Ld} <S_in, dS_out>_d, row d of the images).
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chunk(attnc_bwd_params p)
+{
+    extern __shared__ __align__(128) unsigned char bsm[];
+    using L = attnc_bp_chunk_layout;
+    constexpr int NB = ATTNC_BP_C / 16, KP = ATTNC_BP_KP, LDG = ATTNC_BP_LDG;
+    constexpr int NT = ATTNC_BP_KP % 32 == 0 ? 4 : 2, NG = KP / (8 * NT);   // dq, dk items: 16 rows x 8 NT columns
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int slot = blockIdx.x, h = blockIdx.y;
+    int n, c0, eos;
+    if (!bp_slot_chunk(p, slot, n, c0, eos))
+        return;
+    const int nrows = min(ATTNC_BP_C, eos - c0);
+    const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
+    const elt *Vlo = (const elt *)(bsm + L::vlo), *D = (const elt *)(bsm + L::dout);
+    elt *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *A = (elt *)(bsm + L::a), *Alo = (elt *)(bsm + L::alo);
+    elt *S = (elt *)(bsm + L::s), *Z = (elt *)(bsm + L::z);
+    float *g = (float *)(bsm + L::g), *eb = (float *)(bsm + L::eb);
+    float *GP = (float *)(bsm + L::gp), *GS = (float *)(bsm + L::gs), *BP = (float *)(bsm + L::bp), *BS = (float *)(bsm + L::bs);
+    const elt *img_in = (const elt *)p.ws_sin + bp_image(slot, h), *img_out = (const elt *)p.ws_dso + bp_image(slot, h);
+    void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
+    void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
+
+    attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
+    bp_load_rows(p, c0, nrows, h, bsm, (float *)(bsm + L::m), true);
+    __syncthreads();   // the staged rows (over S) are read
+    bp_load_image(img_in, S);
+    __syncthreads();
+    bp_scan_diag(g);
+    __syncthreads();
+    // E_d: row d of <S_in, dS_out> (one warp per row, fixed order) times e^{b_Ld}
+    for (int d = warp; d < KP; d += ATTNC_B_WARPS) {
+        float e = 0.f;
+        for (int c = lane; c < ATTNC_BP_VP; c += 32)
+            e += attnc_elt_to_float(img_in[(size_t)d * ATTNC_BP_VP + c]) * attnc_elt_to_float(img_out[(size_t)d * ATTNC_BP_VP + c]);
+        e = attnc_warp_sum(e);
+        if (lane == 0)
+            eb[d] = e * bp_dec(BP_B(g, ATTNC_BP_C - 1, d));
+    }
+    // Z (two blocks): rows < 16 K e^{b_16 - b}, rows >= 16 Q e^{b - b_16}
+    if constexpr (NB == 2)
+        for (int i = tid; i < ATTNC_BP_C * KP; i += ATTNC_B_THREADS) {
+            const int r = i / KP, c = i % KP;
+            const float x = r < 16 ? attnc_elt_to_float(K[r * ATTNC_BP_LDK + c]) * bp_dec(BP_B(g, 16, c) - BP_B(g, r, c))
+                                   : attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]) * bp_dec(BP_B(g, r, c) - BP_B(g, 16, c));
+            Z[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(x);
+        }
+    __syncthreads();
+    // A = dP (masked), and P's block (1, 0) from Z: 16 x 16 blocks on and below the diagonal, a warp each
+    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+        const int mi = item / NB, nj = item % NB;
+        if (nj > mi)
+            continue;
+        float aa[2][4], ap[2][4];
+        bp_zero<2>(aa);
+        bp_zero<2>(ap);
+        bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+        if constexpr (ATTNC_BP_VLO)
+            bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, Vlo, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+        if (nj < mi)
+            bp_mma<2, false, false>(ap, Z, ATTNC_BP_LDK, mi * 16, Z, ATTNC_BP_LDK, nj * 16, 0, KP, lane);
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
+                elt hi, lo;
+                bp_split(j <= r ? aa[nt][i] : 0.f, hi, lo);
+                A[r * ATTNC_BP_LDC + j] = hi;
+                if constexpr (ATTNC_BP_LO)
+                    Alo[r * ATTNC_BP_LDC + j] = lo;
+                if (nj < mi) {
+                    bp_split(ap[nt][i], hi, lo);
+                    P[r * ATTNC_BP_LDC + j] = hi;
+                    if constexpr (ATTNC_BP_LO)
+                        Plo[r * ATTNC_BP_LDC + j] = lo;
+                }
+            }
+    }
+    // P's diagonal blocks exactly (a thread per pair; zero above the diagonal)
+    for (int i = tid; i < NB * 256; i += ATTNC_B_THREADS) {
+        const int r0 = i / 256 * 16, r = r0 + i % 256 / 16, j = r0 + i % 16;
+        float x = 0.f;
+        if (j <= r)
+            for (int c = 0; c < KP; c++)
+                x += attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]) * attnc_elt_to_float(K[j * ATTNC_BP_LDK + c]) *
+                     bp_dec(BP_B(g, r, c) - BP_B(g, j, c));
+        elt hi, lo;
+        bp_split(x, hi, lo);
+        P[r * ATTNC_BP_LDC + j] = hi;
+        if constexpr (ATTNC_BP_LO)
+            Plo[r * ATTNC_BP_LDC + j] = lo;
+    }
+    __syncthreads();
+    // the in-block parts of dq and dk (a thread per (block, channel), fp32, the same terms for both):
+    // dq_in into BS, dk_in into GP, k dk_in - q dq_in into BP
+    for (int i = tid; i < NB * KP; i += ATTNC_B_THREADS) {
+        const int r0 = i / KP * 16, c = i % KP;
+        float dqi[16], dki[16], qv[16], kv[16], bv[16];
+#pragma unroll
+        for (int t = 0; t < 16; t++) {
+            dqi[t] = dki[t] = 0.f;
+            qv[t] = attnc_elt_to_float(Q[(r0 + t) * ATTNC_BP_LDK + c]);
+            kv[t] = attnc_elt_to_float(K[(r0 + t) * ATTNC_BP_LDK + c]);
+            bv[t] = BP_B(g, r0 + t, c);
+        }
+#pragma unroll
+        for (int r = 0; r < 16; r++)
+#pragma unroll
+            for (int j = 0; j <= r; j++) {
+                float a = attnc_elt_to_float(A[(r0 + r) * ATTNC_BP_LDC + r0 + j]);
+                if constexpr (ATTNC_BP_LO)
+                    a += attnc_elt_to_float(Alo[(r0 + r) * ATTNC_BP_LDC + r0 + j]);
+                const float t = a * bp_dec(bv[r] - bv[j]);
+                dqi[r] += t * kv[j];
+                dki[j] += t * qv[r];
+            }
+#pragma unroll
+        for (int t = 0; t < 16; t++) {
+            BS[(r0 + t) * KP + c] = dqi[t];
+            GP[(r0 + t) * KP + c] = dki[t];
+            BP[(r0 + t) * KP + c] = kv[t] * dki[t] - qv[t] * dqi[t];
+        }
+    }
+    __syncthreads();
+    // dq = e^{b} o (dO S_in^T) + in-block + e^{b - b_16} o (A Z) (row block 1)
+    for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
+        const int mi = item / NG, m0 = mi * 16, n0 = item % NG * 8 * NT;
+        float acc[NT][4], off[NT][4];
+        bp_zero<NT>(acc);
+        bp_zero<NT>(off);
+        bp_mma<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+        if (mi > 0) {
+            bp_mma<NT, false, true>(off, A, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 0, 16, lane);
+            if constexpr (ATTNC_BP_LO)
+                bp_mma<NT, false, true>(off, Alo, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 0, 16, lane);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                const float qf = attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]);
+                const float inter = acc[nt][i] * bp_dec(BP_B(g, r, c));
+                const float o = mi > 0 ? off[nt][i] * bp_dec(BP_B(g, r, c) - BP_B(g, 16 * (NB - 1), c)) : 0.f;
+                const float dq = inter + BS[r * KP + c] + o;
+                GS[r * KP + c] = qf * inter;
+                BS[r * KP + c] = qf * o;
+                if (r < nrows && c < ATTNC_B_K)
+                    bp_role_grad<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE>(p.ws_dq, dq_direct,
+                                                                      ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_K + c, dq);
+            }
+    }
+    __syncthreads();
+    bp_load_image(img_out, S);
+    __syncthreads();
+    // dk = e^{b_L - b} o (V dS_out^T) + in-block + e^{b_16 - b} o (A^T Z) (row block 0)
+    for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
+        const int mj = item / NG, m0 = mj * 16, n0 = item % NG * 8 * NT;
+        float acc[NT][4], off[NT][4];
+        bp_zero<NT>(acc);
+        bp_zero<NT>(off);
+        bp_mma<NT, false, false>(acc, V, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+        if constexpr (ATTNC_BP_VLO)
+            bp_mma<NT, false, false>(acc, Vlo, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+        if (mj < NB - 1) {
+            bp_mma<NT, true, true>(off, A, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 16, ATTNC_BP_C, lane);
+            if constexpr (ATTNC_BP_LO)
+                bp_mma<NT, true, true>(off, Alo, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 16, ATTNC_BP_C, lane);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                const float kf = attnc_elt_to_float(K[j * ATTNC_BP_LDK + c]);
+                const float inter = acc[nt][i] * bp_dec(BP_B(g, ATTNC_BP_C - 1, c) - BP_B(g, j, c));
+                const float o = mj < NB - 1 ? off[nt][i] * bp_dec(BP_B(g, 16 * (NB - 1), c) - BP_B(g, j, c)) : 0.f;
+                const float dk = inter + GP[j * KP + c] + o;
+                GP[j * KP + c] = kf * inter;
+                BP[j * KP + c] += kf * o;
+                if (j < nrows && c < ATTNC_B_K)
+                    bp_role_grad<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE>(p.ws_dk, dk_direct,
+                                                                      ((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_K + c, dk);
+            }
+    }
+    __syncthreads();
+    // Kd = K o e^{b_L - b} into Z (the factor is on dv's contraction index)
+    for (int i = tid; i < ATTNC_BP_C * KP; i += ATTNC_B_THREADS) {
+        const int r = i / KP, c = i % KP;
+        Z[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(K[r * ATTNC_BP_LDK + c]) *
+                                                     bp_dec(BP_B(g, ATTNC_BP_C - 1, c) - BP_B(g, r, c)));
+    }
+    __syncthreads();
+    // dv = Kd dS_out + P^T dO
+    {
+        // 16 rows x 32 columns per item (x 16 where VP is not a multiple of 32): every warp busy at C = 32
+        constexpr int NTV = ATTNC_BP_VP % 32 == 0 ? 4 : 2, NGV = ATTNC_BP_VP / (8 * NTV);
+        for (int item = warp; item < NB * NGV; item += ATTNC_B_WARPS) {
+            const int mj = item / NGV, m0 = mj * 16, n0 = item % NGV * 8 * NTV;
+            float acc[NTV][4];
+            bp_zero<NTV>(acc);
+            bp_mma<NTV, false, true>(acc, Z, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, KP, lane);
+            bp_mma<NTV, true, true>(acc, P, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
+            if constexpr (ATTNC_BP_LO)
+                bp_mma<NTV, true, true>(acc, Plo, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
+#pragma unroll
+            for (int nt = 0; nt < NTV; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                    if (j < nrows && c < ATTNC_B_V)
+                        p.ws_dv[((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_V + c] = acc[nt][i];
+                }
+        }
+    }
+    // the gate, a thread per channel: E_d + keys before + queries from s on + the pair terms of s's block
+    for (int c = tid; c < ATTNC_B_K; c += ATTNC_B_THREADS) {
+        float w = 0.f, kin = 0.f, bpre = 0.f, bsuf = 0.f;
+        for (int r = 0; r < ATTNC_BP_C; r++)
+            w += GS[r * KP + c];
+        for (int t = 0; t < nrows; t++) {
+            if (t % 16 == 0) {
+                bpre = bsuf = 0.f;
+                for (int r = t; r < t + 16; r++)
+                    bsuf += BS[r * KP + c];
+            }
+            const float da = eb[c] + kin + w + bpre + bsuf;
+            p.ws_dg[((size_t)(c0 + t) * ATTNC_HOUT + h) * ATTNC_B_K + c] = da;
+            kin += GP[t * KP + c];
+            w -= GS[t * KP + c];
+            bpre += BP[t * KP + c];
+            bsuf -= BS[t * KP + c];
+        }
+    }
+}
+#endif
 
 #if ATTNC_B_NORM != ATTNC_BP_NORM_NONE
 // The normalisers' rows: x = e^{b} (Q S_in) + P V, then d(x) from dout into ws_do (the sequential

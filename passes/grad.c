@@ -97,7 +97,8 @@
  * one stays behind ATTNC_BWD_SCHEDULE=sequential, `attnc run --bwd-schedule sequential`;
  * grad_parallel_plan, codegen/linear_bwd_par_kernel.cuh): the causal
  * additive part with a scalar, constant or no decay, no normaliser, the running denominator, RMS or
- * LayerNorm, K <= 128 (mamba2, lightning, linear_attn, retnet, transnormer).  In the style of FLA's
+ * LayerNorm, K <= 128 (mamba2, lightning, linear_attn, retnet, transnormer), and with a per-channel gate
+ * and no normaliser (gla, hgrn2: below, "Per-channel gates").  In the style of FLA's
  * chunked backward:
  *   1. attnc_bwdp_states, grid (N, H_out, V / VS): the forward state walk, the K x VS slice of S in the
  *      warps' mma accumulators, S_out = e^{b_L} S_in + Kd^T V per chunk on the tensor cores; stores every
@@ -169,6 +170,47 @@
  *     The sequential schedule: role gradients ws_dq, ws_dk, ws_dv 3 x 512 MiB, fp32 S_out per 32-token
  *     chunk (2057 slots, 2057 MiB) and the partials of all six tensors (1548 MiB): 5153 MiB (5.03 GiB).
  *     Not cut yet: the value role's gradient in bf16 (-256 MiB).
+ * Per-channel gates (IR_TR_DIAG, gk = K: gla, hgrn2; no normaliser, which stays sequential since
+ * attnc_bwdp_rows has no per-channel P; ATTNC_BP_DIAG in the kernel), the same three passes with b per
+ * (row, channel) (b [C][KP + 4] fp32 in shared memory, a scan per channel; floored at -32 per token and
+ * channel as before):
+ *   1, 2. the walks scale Kd = K o e^{b_L - b} and Qg = Q o e^{b} per element and each state row d of the
+ *      accumulators by e^{b_Ld}: S_out = diag(e^{b_L}) S_in + Kd^T V, dS_in = diag(e^{b_L}) dS_out + Qg^T dO;
+ *   3. the chunk is 32 tokens (16 where the tiles do not fit: fp32 inputs), two 16-row blocks, because the
+ *      pair factor e^{b_rd - b_jd} is per channel and cannot be applied to P or dP after the product.
+ *      A = dP = dO V^T masked, without any factor (hi + lo tiles).  The diagonal blocks exactly in fp32
+ *      (P_rj = sum_d q_rd k_jd e^{b_rd - b_jd}, one exp2 of a difference <= 0 per term; the in-block parts
+ *      of dq and dk, sum_j A_rj e^{b_rd - b_jd} k_jd and sum_r A_rj e^{b_rd - b_jd} q_rd, a thread per
+ *      (block, channel) from the same terms); the block (1, 0) on the tensor cores through the tile Z with
+ *      row 16's b as the reference between the blocks (rows < 16: K o e^{b_16 - b}, rows >= 16:
+ *      Q o e^{b - b_16}, both exponents <= 0): P_10 = Z_1 Z_0^T, dq_1 += e^{b - b_16} o (A_10 Z_0),
+ *      dk_0 += e^{b_16 - b} o (A_10^T Z_1).  Inter-chunk parts: dq = e^{b} o (dO S_in^T), dk = e^{b_L - b}
+ *      o (V dS_out^T), dv = Kd dS_out with Kd a tile (the factor is on the contraction index) + P^T dO.
+ *      The gate per channel and per factor, every pair term once (j < s <= r):
+ *        da_sd = E_d + sum_{j < s} k_jd dk_inter_jd + sum_{r >= s} q_rd dq_inter_rd
+ *                + sum_{t in B, t < s} (k_td dk_off_td + k_td dk_in_td - q_td dq_in_td) + sum_{r in B, r >= s} q_rd dq_off_rd
+ *      with B the block of s, E_d = e^{b_Ld} <S_in, dS_out>_d (row d), "in" the in-block part (its
+ *      difference cancels only fp32 sums: both are formed from the same fp32 terms) and "off" the
+ *      block (1, 0) part.  With more than two blocks the pairs with a whole block between them would need
+ *      block-pair column sums as well (Y in tests/ref/bwd_parallel_emu.inc, which checks C = 64 that way);
+ *      the kernel stops at 32.  The difference form for the off-diagonal pairs, q dq_off - k dk_off summed
+ *      over t < s, rounds the two sides' operands differently (Z's bf16 K or Q): in the emulation it put
+ *      hgrn2's lb (a per-head parameter, summed over every token and channel) off by 1.9e-2 at C = 64, the
+ *      per-factor form by 2.3e-3 (4.3e-3 at C = 32).
+ *   Saved: the same images (S_in, dS_out per chunk, bf16 for 16-bit inputs), twice as many slots as at
+ *   C = 64; recomputed: the roles, b, P, A and every factor.  Shared memory of the chunk kernel at
+ *   K = V = 128: 188928 bytes bf16 (197632 fp16 with the value's remainder tile, 175360 fp32 at C = 16; the
+ *   staging, b, Z, E and four fp32 [C][KP] arrays of the gate's terms: grad_bp_chunk_smem's diag).
+ *   ptxas (sm_90a and sm_80, gla bf16): attnc_bwdp_chunk 122 registers (119 on sm_80),
+ *   attnc_bwdp_states 75 (64 on sm_80), attnc_bwdp_dstates 64 (61), no spills.  Measured on the CPU: tests/ref/test_bwd_parallel.c
+ *   (bf16 emulation) gla 2.2e-3 (varlen 37,1,70), 1.9e-3 (gates x 64, floored tokens), fp32 inputs
+ *   emulated in float 3e-7; hgrn2 lb 2.3e-3 at C = 64, 4.3e-3 at C = 32; double 1e-15.  tools/cuda_cpu
+ *   (the generated CUDA against the sequential kernel): gla bf16 dq 1.3e-3, dk 2.4e-3, dv 2.3e-3,
+ *   dg 2.2e-3, dh0 8.8e-4; fp16 at most 3.1e-3; fp32 at most 5e-6; gk x 400 (floored tokens) 2.4e-3;
+ *   hgrn2 2.6e-3; gqa_gla (16 query heads on 4 state heads) 2.3e-3.  Dropping the block's query pair
+ *   terms from the gate reads 0.20 (dg), dropping dq's block (1, 0) 0.47 (dq).  Not checked yet: anything on the GPU (timing, the real mma), and the workspace at
+ *   the benchmark shape (images 2 x 2057 slots x 16 heads x 128 x 128 x 2 B = 2057 MiB, ws_dq, ws_dv and
+ *   the per-channel ws_dg 512 MiB each: about 3.6 GiB expected, k's gradient written directly).
  * Determinism: every sum has a fixed order (no atomics); heads sharing a tensor are summed by a separate
  * fixed-order reduction of per-head partials.
  *
@@ -313,21 +355,30 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
 #define BP_WARPS 8u
 #define BP_THREADS 256u
 
-unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit, unsigned stage)
+unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit, bool diag,
+                           unsigned stage)
 {
     uint32_t es = split ? 4 : 2, y = C * (VS + 8) * es;
-    return C * (KP + 8) * es + y + (!split && vsplit ? y : 0) + C * 4 + BP_WARPS * (2 * KP + VP + 8) * 4 + stage;
+    uint32_t stg = 2 * KP + VP + (diag ? KP : 8), gf = diag ? C * (KP + 4) : C;   /* per-channel b [C][KP + 4] */
+    return C * (KP + 8) * es + y + (!split && vsplit ? y : 0) + gf * 4 + BP_WARPS * stg * 4 + stage;
 }
 
-unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm, unsigned stage)
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm, bool diag,
+                            unsigned stage)
 {
     uint32_t es = split ? 4 : 2, lo = split ? 0 : 1;
     uint32_t CK = C * (KP + 8) * es, CV = C * (VP + 8) * es, CC = C * (C + 8) * es;
+    /* the staged rows lie over S, P and A where they fit before M, else after everything */
+    unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV, m = s + KP * (VP + 8) * es + CC * (1 + lo) * 2;
+    if (diag) {   /* attnc_bp_chunk_layout under ATTNC_BP_DIAG: role rows, b [C][KP + 4], Z, E, four [C][KP] gate terms */
+        unsigned bytes = m + BP_WARPS * (3 * KP + VP) * 4 + C * (KP + 4) * 4 + CK + KP * 4 + 4 * C * KP * 4 + BP_THREADS * 4;
+        if (s + stage > m)
+            bytes += stage;
+        return (bytes + 127) / 128 * 128;
+    }
     uint32_t stg = BP_WARPS * (2 * KP + VP + 8), mf = C * (C + 1) > stg ? C * (C + 1) : stg;
     if (norm && C * (VP + 1) > mf)
         mf = C * (VP + 1);
-    /* the staged rows lie over S, P and A where they fit before M, else after everything */
-    unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV, m = s + KP * (VP + 8) * es + CC * (1 + lo) * 2;
     unsigned bytes = m + 4 * mf + C * 4 + 2 * 8 * C * 4 + BP_THREADS * 4;
     if (s + stage > m)
         bytes += stage;
@@ -391,18 +442,34 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
 {
     gp->parallel = false;
     gp->bp_direct[0] = gp->bp_direct[1] = false;
-    if (!gp->ok || !gp->linear || gp->bidir || gp->softmax || gp->delta || gp->mlstm || gp->gk != 1 ||
-        gp->transition == IR_TR_DIAG || gp->K > 128 || gp->V > 256)
+    bool diag = gp->transition == IR_TR_DIAG;
+    if (!gp->ok || !gp->linear || gp->bidir || gp->softmax || gp->delta || gp->mlstm || gp->gk != (diag ? gp->K : 1) ||
+        gp->K > 128 || gp->V > 256)
         return false;
     if (gp->norm != IR_NORM_NONE && gp->norm != IR_NORM_DENOM && gp->norm != IR_NORM_RMS && gp->norm != IR_NORM_LAYER)
         return false;
+    /* per-channel gates: no normaliser yet (attnc_bwdp_rows would need the per-channel P), and chunks of 32 or
+     * 16 (two 16-row blocks at most: the gate's pair terms of block pairs with a block between them, Y in
+     * test_bwd_parallel's emulation, are not in the kernel) */
+    if (diag && gp->norm != IR_NORM_NONE)
+        return false;
     uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16;
     bool norm = gp->norm != IR_NORM_NONE;
-    uint32_t C = 64, do_es = norm ? 4 : ir_dtype_bytes(m->out_dtype);
-    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm, plan_stage(m, gp, C)) > GRAD_MAX_SMEM)
+    uint32_t C = diag ? 32 : 64, do_es = norm ? 4 : ir_dtype_bytes(m->out_dtype);
+    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm, diag, plan_stage(m, gp, C)) > GRAD_MAX_SMEM)
         C /= 2;
     unsigned stage = plan_stage(m, gp, C);
-    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm, stage) > GRAD_MAX_SMEM)
+    /* the walks' slice: latency-bound (one chunk after another, each waiting on its rows), so the widest
+     * (fewest CTAs, fewest waves, no role row formed twice) up to 128 columns; measured on the H200
+     * (mamba2, B = 8, T = 8192, K = V = 128) with 32-column slices the 512 CTAs took 1.3 waves */
+    uint32_t VS = 16;
+    for (uint32_t vs = 128; vs > 16; vs -= 16)
+        if (VP % vs == 0) {
+            VS = vs;
+            break;
+        }
+    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm, diag, stage) > GRAD_MAX_SMEM ||
+        grad_bp_walk_smem(C, KP, VP, VS, split, vsplit && !split, diag, stage + C * VS * do_es) > GRAD_MAX_SMEM)
         return false;
     gp->parallel = true;
     gp->bp_split = split;
@@ -410,19 +477,11 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_chunk = C;
     gp->bp_kp = KP;
     gp->bp_vp = VP;
-    /* the walks are latency-bound (one chunk after another, each waiting on its rows): the widest slice
-     * (fewest CTAs, fewest waves, no role row recomputed per slice) up to 128 columns; measured on the
-     * H200 (mamba2, B = 8, T = 8192, K = V = 128) with 32-column slices the 512 CTAs took 1.3 waves */
-    gp->bp_vs = 16;
-    for (uint32_t vs = 128; vs > 16; vs -= 16)
-        if (VP % vs == 0) {
-            gp->bp_vs = vs;
-            break;
-        }
+    gp->bp_vs = VS;
     gp->bp_stage_bytes = stage;
     gp->bp_do_es = do_es;
-    gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, gp->bp_vs, split, gp->bp_vsplit, stage + C * gp->bp_vs * do_es);
-    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, norm, stage);
+    gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, VS, split, gp->bp_vsplit, diag, stage + C * VS * do_es);
+    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, norm, diag, stage);
     gp->bp_direct[0] = direct_role(m, gp, IR_ROLE_QUERY, &gp->bp_direct_tensor[0]);
     gp->bp_direct[1] = direct_role(m, gp, IR_ROLE_KEY, &gp->bp_direct_tensor[1]);
     return true;

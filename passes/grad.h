@@ -71,10 +71,12 @@ unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool r
  * bf16x3); vsplit: the value role is not an input as stored.  Also decides bp_direct (above). */
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit);
 /* Shared memory of the parallel schedule's kernels: the state walks and the chunk kernel (and rows). */
-/* `stage`: the bytes of the staged rows (bp_stage_bytes; the walks': and of dO's slice, C rows of VS
- * columns, bp_do_es bytes each) */
-unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit, unsigned stage);
-unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm, unsigned stage);
+/* diag: per-channel gates (b per row and channel, the DIAG chunk kernel); `stage`: the bytes of the staged
+ * rows (bp_stage_bytes; the walks': and of dO's slice, C rows of VS columns, bp_do_es bytes each) */
+unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit, bool diag,
+                           unsigned stage);
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm, bool diag,
+                            unsigned stage);
 
 /* passes/grad_softmax.c.  The softmax part's plan: false (gp untouched) when a softmax role is computed
  * rather than an input as stored (the query may carry a constant factor), which the forward does not run

@@ -34,6 +34,12 @@
  * (dt_bias 1.6e-2 at C = 16, 8.2e-3 at C = 64, most of it from the bf16 state images: fp32 images gave
  * 3.3e-3 and 1.4e-3).  Two corrupted emulations (the gate's chunk-end term
  * dropped; dS_out not carried between chunks) must fail, so the check can fail.
+ * Per-channel gates (gla, hgrn2; chunk_diag in bwd_parallel_emu.inc, at C = 16, 32 and 64): the chunk by
+ * 16-row blocks, in-block pairs exact in fp32, block pairs through reference-scaled bf16 operands, the gate
+ * per channel and per factor.  Measured, bf16 mode: gla 1.9e-3 to 3.4e-3 (strong gates: logsigmoid(64 x)),
+ * hgrn2 2.3e-3 (lb, C = 64) and 4.3e-3 (C = 32); with the off-diagonal pairs as a difference
+ * (q dq_off - k dk_off) hgrn2's lb was off by 1.9e-2 at C = 64.  Two more corruptions for them (dq without
+ * its off-diagonal blocks; the gate without its pair terms) must fail.
  * usage: test_bwd_parallel [SPEC_DIR [SPEC HEADS LEN1,LEN2,... [fp32]]]   (ATTNC_SOURCE_DIR/specs by default;
  *        with SPEC: that one shape only, e.g. test_bwd_parallel specs mamba2 4 1000,1000 spec 8: gates
  *        scaled by 8 as attnc run --gate-scale 8 does)
@@ -52,13 +58,14 @@
 #define EMU_LOG2E 1.4426950408889634
 #define EMU_FLOOR (-32.0)
 
-enum { EMU_CORRUPT_NONE, EMU_CORRUPT_DROP_E, EMU_CORRUPT_SHIFT };
+enum { EMU_CORRUPT_NONE, EMU_CORRUPT_DROP_E, EMU_CORRUPT_SHIFT, EMU_CORRUPT_OFFDIAG, EMU_CORRUPT_PAIRS };
 
 typedef struct emu_ctx {
     const ir_module *m;
     const ref_data *d;
     const ref_result *up;
     uint32_t C, K, V, Vv;
+    uint32_t gk;   /* the gate's length: 1, or K (per-channel, IR_TR_DIAG) */
     bool bf16;     /* round every mma operand and state image to bf16 */
     bool vsplit;   /* the value role is computed (not an input as stored): its tiles carry hi + lo */
     int corrupt;
@@ -133,6 +140,7 @@ static double run_one(const ir_module *m, const ref_data *d, const ref_result *u
 {
     const ref_dims *dm = &d->dims;
     emu_ctx e = {.m = m, .d = d, .up = up, .C = C, .K = dm->K, .Vv = dm->V, .V = dm->V + (dm->has_z ? 1 : 0),
+                 .gk = m->linear.decay == IR_DECAY_VECTOR ? dm->K : 1,
                  .bf16 = prec == 2, .corrupt = corrupt,
                  .vsplit = m->values[m->linear.value].op != IR_OP_INPUT};
     ref_roles gr = {0};
@@ -207,6 +215,11 @@ int main(int argc, char **argv)
         {"linear_attn", {37, 1, 70}, 3, 2, -1, 0},
         {"retnet", {45, 45}, 2, 2, -1, 0},           /* constant decay, LayerNorm */
         {"retnet", {37, 1, 70}, 3, 2, -1, 0},
+        {"gla", {37, 1, 70}, 3, 2, -1, 0},           /* per-channel gates (IR_TR_DIAG) */
+        {"gla", {45, 45}, 2, 2, ATTNC_FP32, 0},
+        {"gla", {200, 37}, 2, 2, -1, 64},            /* strong: logsigmoid(64 x) / 16, tokens floored */
+        {"hgrn2", {37, 1, 70}, 3, 2, -1, 0},         /* the key tied to the gate; lb a per-head parameter */
+        {"hgrn2", {130, 37}, 2, 2, -1, 0},           /* (no --gate-scale: it would scale lb past 1) */
     };
     /* one-off shapes: test_bwd_parallel SPEC_DIR SPEC HEADS LEN1,LEN2,... [fp32|spec] [GATE_SCALE] */
     emu_case one = {0};
@@ -259,7 +272,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: the reference failed: %s\n", c->spec, diags.n ? diags.list[0].message : "");
             return 1;
         }
-        for (uint32_t C = 16; C <= 64; C *= 4)
+        for (uint32_t C = 16; C <= 64; C *= m->linear.decay == IR_DECAY_VECTOR ? 2 : 4)   /* per-channel: 32 too */
             for (int prec = 0; prec < 3; prec++) {
                 char worst[64] = "-";
                 double err = run_one(m, d, up, want, C, prec, EMU_CORRUPT_NONE, a, &diags, worst, sizeof worst);
@@ -276,14 +289,18 @@ int main(int argc, char **argv)
             }
         /* the check can fail: corrupted emulations must exceed the float bound by far */
         if (m->linear.decay != IR_DECAY_NONE && c->nseq == 3 && c->lens[0] == 37) {
-            int kinds[2] = {EMU_CORRUPT_DROP_E, EMU_CORRUPT_SHIFT};
-            for (int i = m->linear.decay == IR_DECAY_SCALAR ? 0 : 1; i < 2; i++) {   /* a constant gate has no gradient */
+            int kinds[4] = {EMU_CORRUPT_DROP_E, EMU_CORRUPT_SHIFT, EMU_CORRUPT_OFFDIAG, EMU_CORRUPT_PAIRS};
+            static const char *const what[4] = {"no chunk-end gate term", "dS_out not carried",
+                                                "dq without its off-diagonal blocks", "gate without its pair terms"};
+            int nk = m->linear.decay == IR_DECAY_VECTOR ? 4 : 2;
+            for (int i = m->linear.decay == IR_DECAY_CONST ? 1 : 0; i < nk; i++) {   /* a constant gate has no gradient */
                 char worst[64] = "-";
-                double err = run_one(m, d, up, want, 16, 0, kinds[i], a, &diags, worst, sizeof worst);
+                /* the per-channel chunk's corruptions at the plan's chunk (64: off-diagonal blocks exist) */
+                double err = run_one(m, d, up, want, i >= 2 ? 64 : 16, 0, kinds[i], a, &diags, worst, sizeof worst);
                 bool caught = err > 1e-3;
                 failures += !caught;
-                printf("%-12s corrupted (%s): max_rel_err=%.3e (%s) %s\n", c->spec,
-                       i == 0 ? "no chunk-end gate term" : "dS_out not carried", err, worst, caught ? "caught" : "NOT CAUGHT");
+                printf("%-12s corrupted (%s): max_rel_err=%.3e (%s) %s\n", c->spec, what[i], err, worst,
+                       caught ? "caught" : "NOT CAUGHT");
             }
         }
         attnc_arena_free(a);

@@ -283,7 +283,7 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bp_vp, 128);
     assert_true(out.plan.bp_vsplit);   /* x * softplus(dt) is computed: its tiles carry a remainder */
     assert_false(out.plan.bp_split);
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, false, out.plan.bp_stage_bytes));
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, false, false, out.plan.bp_stage_bytes));
     /* C, B and x: 64 rows of 256 bytes each; dt: 64 rows of 4 bytes */
     assert_int_equal(out.plan.bp_stage_bytes, 3 * 64 * 256 + 256);
     assert_true(out.plan.bp_chunk_smem <= 227u * 1024u);
@@ -308,8 +308,22 @@ static void test_parallel_schedule(void **state)
     assert_false(out.plan.bp_vsplit);
     assert_int_equal(out.plan.bp_vs, 48);   /* 144 = 3 x 48: the widest slice of 16-multiples up to 128 */
     unit_close(&u);
-    /* a per-channel gate: not covered, the sequential schedule */
+    /* a per-channel gate: the parallel schedule's DIAG chunk kernel, chunks of 32 (two 16-row blocks) */
     lowered(&u, gla_text);
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel);
+    assert_int_equal(out.plan.bp_chunk, 32);
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(32, 128, 128, false, false, false, true, out.plan.bp_stage_bytes));
+    assert_int_equal(out.plan.bp_vs, 128);
+    assert_int_equal(out.plan.bp_walk_smem, grad_bp_walk_smem(32, 128, 128, 128, false, false, true, out.plan.bp_stage_bytes + 32 * 128 * 2));
+    assert_true(out.plan.bp_chunk_smem <= 227u * 1024u);
+    assert_non_null(strstr(out.source, "ATTNC_BP 1"));
+    unit_close(&u);
+    /* a per-channel gate with a normaliser: not covered (attnc_bwdp_rows has no per-channel P), sequential */
+    lowered(&u, "attention g { dim K = 128, V = 128; heads H = 4;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input gk: bf16[H, K];\n"
+                "  linear { query = q; key = k; value = v; gate = logsigmoid(gk) / 16; normalize rmsnorm(1e-6); }\n"
+                "  mask causal; chunk 64; }\n");
     assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
     assert_false(out.plan.parallel);
     assert_null(strstr(out.source, "ATTNC_BP 1"));

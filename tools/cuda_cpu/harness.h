@@ -16,6 +16,7 @@ struct host_args {
 
 struct unit_info {
     unsigned K, V, VO, HOUT, HS, out_dtype, chunk;
+    unsigned gk;   // the gate's length per token and head: 1, or K (per-channel gates)
     bool gated, norm;
     int dq_tensor, dk_tensor;   // the tensor whose gradient the chunk kernel writes for the query / key role, or -1
 };

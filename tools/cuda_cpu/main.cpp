@@ -134,7 +134,7 @@ int main(int argc, char **argv)
         o[s].dq.assign((size_t)total * H * K, NAN);
         o[s].dk.assign((size_t)total * H * K, NAN);
         o[s].dv.assign((size_t)total * H * V, NAN);
-        o[s].dg.assign((size_t)total * H, NAN);
+        o[s].dg.assign((size_t)total * H * si.gk, NAN);
         o[s].dh0.assign((size_t)nseq * H * K * VO, NAN);
         o[s].dz0.assign((size_t)nseq * H * K, NAN);
         host_args b = a;
