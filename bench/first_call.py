@@ -166,9 +166,15 @@ def main():
         if 'attnc_decode' in units:
             own['attnc_decode'] = dec_img
         for e, img in own.items():
-            if kernel_facts(whole, e) != kernel_facts(img, e):
+            fw, fo = kernel_facts(whole, e), kernel_facts(img, e)
+            if fw != fo:
                 same = False
-                print(f'# {name}: {e} differs', file=sys.stderr)
+                tw, to = fw[0], fo[0]
+                ins = lambda t: [t[i:i + 16] for i in range(0, len(t), 16)]
+                diff = sum(x != y for x, y in zip(ins(tw), ins(to)))
+                ops = sorted(x[:2] for x in ins(tw)) == sorted(x[:2] for x in ins(to))
+                print(f'# {name}: {e} differs: {"only the instructions" if fw[1:] == fo[1:] else "not only the instructions"}, '
+                      f'{diff} of {len(tw) // 16} ({len(to) // 16}) differ, the same opcodes: {ops}', file=sys.stderr)
         fmt = lambda t: f'{t[0]:.3f} ({t[1]:.3f})'
         dec = fmt(best['dec']) if 'attnc_decode' in units else '-'
         print(f'| {name} | {fmt(best["one"])} | {fmt(best["now"])} | {dec} | {best["now"][0] / best["one"][0]:.2f} | '
