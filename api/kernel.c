@@ -513,10 +513,11 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     k->sm_count = dev.sm_count;
     /* Every kernel its own unit: the chunk kernel and the softmax part's (what every launch but a decode
      * step runs) now, at once on threads of their own when both miss the cache; the decode kernel at its
-     * first launch.  One unit for all took NVVM and ptxas through the decode kernel too: 0.80 s against
-     * 0.63 s for mamba2's chunk kernel alone, 1.61 s against 1.41 s for gla, 1.12 s against 0.93 s for
-     * gated_deltanet (sm_90a, 2 cores; bench/RESULTS.md, seventh session), and the instructions of each
-     * kernel come out the same either way. */
+     * first launch.  One unit for all took NVVM and ptxas through the decode kernel too, which a launch
+     * of more than one token never runs: NVRTC to an sm_90a cubin, CPU seconds of the one unit against
+     * the chunk kernel's, mamba2 0.84 -> 0.67, lightning 0.75 -> 0.62, gla 1.69 -> 1.51, deltanet 1.05 ->
+     * 0.81, gated_deltanet 1.14 -> 0.91 (bf16, 2 cores; bench/first_call.py, bench/RESULTS.md seventh
+     * session); the instructions of each kernel come out the same either way on sm_90a. */
     const char *srcs[CG_MAX_KERNELS];
     size_t now_units[CG_MAX_KERNELS], nnow = 0;
     k->nkernels = cg.nkernels;
