@@ -2,10 +2,17 @@
  *
  * The path of a kernel: spec -> passes (passes/) -> CUDA C (codegen/) -> NVRTC cubin, or the disk cache
  * (runtime/cache.c) -> the driver (runtime/driver.c).  The cache key is the SHA-256 of everything that
- * changes the binary: attnc's version, NVRTC's version, the arch, the NVRTC options and the generated
- * source (which spells out the spec, the plan and the dtypes).  A kernel copies what launches need
- * (tensor metadata, shapes) so that the spec can be freed after attnc_kernel_new.
+ * changes the binary: attnc's version, NVRTC's version, the arch, the NVRTC options and the source
+ * compiled (which spells out the spec, the plan, the dtypes and, for the JIT, the one kernel it defines).
+ * The JIT compiles each kernel of the forward as a unit of its own ("#define ATTNC_ONLY k" before the
+ * generated source, api_unit_source), cached under its own key: the chunk kernel and the softmax part's
+ * in attnc_kernel_new (at once, on threads of their own, when both miss), the decode kernel at its first
+ * launch.  Each kernel's instructions are the same as in the one unit of every kernel (`attnc compile`
+ * still compiles that; bench/first_call.py checks both and times them).  A kernel copies what launches
+ * need (tensor metadata, shapes) so that the spec can be freed after attnc_kernel_new; launches of one
+ * handle must not run concurrently (the workspace, and the decode kernel loaded at its first launch).
  */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +219,12 @@ struct attnc_kernel {
      * ordered: the workspace is shared). */
     bool materialized, grouped;
     bool has_decode;    /* a single-token decode kernel was generated (causal linear part) */
+    /* Each kernel is a compile unit and a cubin of its own (api_unit_source).  The decode kernel is
+     * compiled (or read from the cache) at its first launch, not by attnc_kernel_new: until then its
+     * unit's source waits here and its function is NULL. */
+    char *lazy_src[CG_MAX_KERNELS];
+    char arch[16];
+    bool use_cache;
     uint32_t min_ctas, chunk, k_pad;
     unsigned elt_bytes;        /* bytes of one tile element (the plan's operands): the workspace's S_in */
     int sm_count;
@@ -223,8 +236,10 @@ void attnc_kernel_free(attnc_kernel *kernel)
 {
     if (!kernel)
         return;
-    for (size_t i = 0; i < kernel->nkernels; i++)
+    for (size_t i = 0; i < kernel->nkernels; i++) {
         rt_function_free(kernel->k[i].fn);
+        free(kernel->lazy_src[i]);
+    }
     if (kernel->ws)
         rt_mem_free(kernel->ws);
     free(kernel->tensors);
@@ -249,16 +264,9 @@ attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_k
     return ATTNC_OK;
 }
 
-/* The cubin of `src` for `arch`: from the cache when a verified entry exists, else NVRTC (and stored). */
-attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, const char *arch, bool use_cache,
-                           void **image, size_t *size, bool *hit)
+/* The cache key of the cubin of `src` for `arch` under NVRTC `nv` ("nvrtc MAJOR.MINOR") and the options. */
+static void cubin_key(const char *nv, const char *src, const char *arch, char key[65])
 {
-    rt_error err;
-    int maj = 0, min = 0;
-    if (!rt_nvrtc_version(&maj, &min, &err))
-        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
-    char dir[4096], key[65], nv[32];
-    snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
     char optstr[256] = "";
     const char *nvrtc_opts[NVRTC_MAX_OPTS];
     int nopts = nvrtc_options(nvrtc_opts);
@@ -268,21 +276,121 @@ attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, co
     }
     const char *parts[] = {"attnc " ATTNC_VERSION_STRING, nv, arch, optstr, src};
     rt_cache_key(parts, 5, key);
-    bool have_dir = use_cache && rt_cache_dir(dir, sizeof dir, &err);
-    *hit = false;
-    if (have_dir && rt_cache_get(dir, key, image, size, NULL)) {
-        *hit = true;
-        return ATTNC_OK;
+}
+
+bool api_cubin_key(const char *src, const char *arch, char key[65])
+{
+    rt_error err;
+    int maj = 0, min = 0;
+    if (!rt_nvrtc_version(&maj, &min, &err))
+        return false;
+    char nv[32];
+    snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
+    cubin_key(nv, src, arch, key);
+    return true;
+}
+
+/* One NVRTC compile of api_get_cubins, run on a thread of its own when several miss the cache. */
+typedef struct cubin_job {
+    const char *name, *src, *arch;
+    const char *const *opts;
+    int nopts;
+    rt_nvrtc_out out;
+    bool ok;
+    rt_error err;
+} cubin_job;
+
+static void *cubin_job_run(void *arg)
+{
+    cubin_job *j = arg;
+    j->ok = rt_nvrtc_compile(j->src, j->name, j->arch, true, j->opts, j->nopts, &j->out, &j->err);
+    free(j->out.log);
+    j->out.log = NULL;
+    return NULL;
+}
+
+attnc_status api_get_cubins(attnc_ctx *ctx, const char *name, size_t n, const char *const *srcs, const char *arch,
+                            bool use_cache, void **images, size_t *sizes, bool *hits)
+{
+    rt_error err;
+    int maj = 0, min = 0;
+    for (size_t i = 0; i < n; i++) {
+        images[i] = NULL;
+        sizes[i] = 0;
+        hits[i] = false;
     }
-    rt_nvrtc_out no;
-    if (!rt_nvrtc_compile(src, name, arch, true, nvrtc_opts, nopts, &no, &err))
+    if (n > CG_MAX_KERNELS)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %zu compile units, at most %d", name, n, CG_MAX_KERNELS);
+    if (!rt_nvrtc_version(&maj, &min, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
-    free(no.log);
-    *image = no.image;
-    *size = no.size;
-    if (have_dir)
-        (void)rt_cache_put(dir, key, no.image, no.size, &err); /* a cache that cannot be written only costs time */
-    return ATTNC_OK;
+    char dir[4096], keys[CG_MAX_KERNELS][65], nv[32];
+    snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
+    bool have_dir = use_cache && rt_cache_dir(dir, sizeof dir, &err);
+    const char *nvrtc_opts[NVRTC_MAX_OPTS];
+    int nopts = nvrtc_options(nvrtc_opts);
+    cubin_job jobs[CG_MAX_KERNELS];
+    size_t njobs = 0, unit_of[CG_MAX_KERNELS];
+    for (size_t i = 0; i < n; i++) {
+        cubin_key(nv, srcs[i], arch, keys[i]);
+        if (have_dir && rt_cache_get(dir, keys[i], &images[i], &sizes[i], NULL)) {
+            hits[i] = true;
+            continue;
+        }
+        jobs[njobs] = (cubin_job){.name = name, .src = srcs[i], .arch = arch, .opts = nvrtc_opts, .nopts = nopts};
+        unit_of[njobs++] = i;
+    }
+    /* The misses at once: every job but the last on a thread of its own (inline when none can start). */
+    pthread_t threads[CG_MAX_KERNELS];
+    bool started[CG_MAX_KERNELS] = {false};
+    for (size_t j = 0; j + 1 < njobs; j++)
+        started[j] = pthread_create(&threads[j], NULL, cubin_job_run, &jobs[j]) == 0;
+    if (njobs)
+        cubin_job_run(&jobs[njobs - 1]);
+    for (size_t j = 0; j + 1 < njobs; j++) {
+        if (started[j])
+            pthread_join(threads[j], NULL);
+        else
+            cubin_job_run(&jobs[j]);
+    }
+    attnc_status st = ATTNC_OK;
+    for (size_t j = 0; j < njobs; j++) {
+        size_t i = unit_of[j];
+        if (!jobs[j].ok) {
+            if (st == ATTNC_OK)
+                st = api_fail(ctx, ATTNC_ERR_IO, "%s", jobs[j].err.msg);
+            continue;
+        }
+        images[i] = jobs[j].out.image;
+        sizes[i] = jobs[j].out.size;
+        if (have_dir) /* a cache that cannot be written only costs time */
+            (void)rt_cache_put(dir, keys[i], images[i], sizes[i], &err);
+    }
+    if (st != ATTNC_OK)
+        for (size_t i = 0; i < n; i++) {
+            free(images[i]);
+            images[i] = NULL;
+            sizes[i] = 0;
+        }
+    return st;
+}
+
+attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, const char *arch, bool use_cache,
+                           void **image, size_t *size, bool *hit)
+{
+    return api_get_cubins(ctx, name, 1, &src, arch, use_cache, image, size, hit);
+}
+
+char *api_unit_source(const char *source, int kind)
+{
+    size_t n = strlen(source);
+    char head[32];
+    int h = snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n", kind + 1);
+    char *s = malloc((size_t)h + n + 1);
+    if (s) {
+        memcpy(s, head, (size_t)h);
+        memcpy(s + h, source, n + 1);
+    }
+    return s;
 }
 
 attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, rt_device_info *dev, char arch[16])
@@ -320,6 +428,50 @@ bool api_load_function(const void *image, size_t size, rt_function *sibling, con
     return loaded && (smem_bytes <= 48 * 1024 || rt_function_set_smem(*fn, smem_bytes, err));
 }
 
+/* Loads kernel i of k from its cubin and fills in its info (the attributes of the loaded function). */
+static attnc_status load_unit(attnc_ctx *ctx, attnc_kernel *k, size_t i, const void *image, size_t size, bool hit,
+                              double compile_ms)
+{
+    rt_error err;
+    loaded_kernel *lk = &k->k[i];
+    if (!api_load_function(image, size, NULL, lk->cg.entry, lk->cg.smem_bytes, &lk->fn, &err)) {
+        rt_function_free(lk->fn); /* (loaded, but its shared memory refused: not launchable) */
+        lk->fn = NULL;
+        return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
+    }
+    rt_function_attrs at;
+    attnc_kernel_info *info = &lk->info;
+    if (rt_function_get_attrs(lk->fn, &at, &err)) {
+        info->regs = at.num_regs;
+        info->local_bytes = at.local_bytes;
+    }
+    info->cache_hit = hit;
+    info->compile_ms = hit ? 0 : compile_ms;
+    return ATTNC_OK;
+}
+
+/* A kernel left for its first launch (the decode kernel): its unit from the cache or NVRTC, then loaded. */
+static attnc_status load_lazy(attnc_ctx *ctx, attnc_kernel *k, size_t i)
+{
+    double t0 = api_seconds() * 1e3;
+    void *image = NULL;
+    size_t size = 0;
+    bool hit = false;
+    const char *src = k->lazy_src[i];
+    attnc_status st = api_get_cubins(ctx, k->name, 1, &src, k->arch, k->use_cache, &image, &size, &hit);
+    if (st != ATTNC_OK)
+        return st;
+    double t1 = api_seconds() * 1e3;
+    st = load_unit(ctx, k, i, image, size, hit, t1 - t0);
+    free(image);
+    if (st != ATTNC_OK)
+        return st;
+    free(k->lazy_src[i]);
+    k->lazy_src[i] = NULL;
+    k->k[i].info.load_ms = api_seconds() * 1e3 - t0;
+    return ATTNC_OK;
+}
+
 attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
                               attnc_kernel **kernel)
 {
@@ -328,7 +480,6 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     *kernel = NULL;
     double t0 = (api_seconds() * 1e3);
     rt_device_info dev;
-    rt_error err;
     char arch[16];
     attnc_status st = api_open_device(ctx, opts, &dev, arch);
     if (st != ATTNC_OK)
@@ -343,6 +494,8 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
     }
     snprintf(k->name, sizeof k->name, "%s", m->name);
+    snprintf(k->arch, sizeof k->arch, "%s", arch);
+    k->use_cache = !(opts && opts->no_cache);
     k->ntensors = m->ntensors;
     k->sh = ir_module_shape(m);
     k->out_dtype = (attnc_dtype)m->out_dtype;
@@ -358,43 +511,60 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     k->k_pad = m->plan.k_pad;
     k->elt_bytes = ir_operand_bytes(m->plan.operands);
     k->sm_count = dev.sm_count;
+    /* Every kernel its own unit: the chunk kernel and the softmax part's (what every launch but a decode
+     * step runs) now, at once on threads of their own when both miss the cache; the decode kernel at its
+     * first launch.  One unit for all took NVVM and ptxas through the decode kernel too, which a launch
+     * of more than one token never runs: NVRTC to an sm_90a cubin, CPU seconds of the one unit against
+     * the chunk kernel's, mamba2 0.84 -> 0.67, lightning 0.75 -> 0.62, gla 1.69 -> 1.51, deltanet 1.05 ->
+     * 0.81, gated_deltanet 1.14 -> 0.91 (bf16, 2 cores; bench/first_call.py, bench/RESULTS.md seventh
+     * session); the instructions of each kernel come out the same either way on sm_90a. */
+    const char *srcs[CG_MAX_KERNELS];
+    size_t now_units[CG_MAX_KERNELS], nnow = 0;
+    k->nkernels = cg.nkernels;
+    for (unsigned i = 0; i < cg.nkernels; i++) {
+        loaded_kernel *lk = &k->k[i];
+        lk->cg = cg.kernels[i];
+        k->has_decode |= lk->cg.kind == CG_KERNEL_DECODE;
+        attnc_kernel_info *info = &lk->info;
+        info->entry = lk->cg.entry;
+        info->regs = info->local_bytes = -1;
+        info->threads = lk->cg.threads;
+        info->smem_bytes = lk->cg.smem_bytes;
+        snprintf(info->arch, sizeof info->arch, "%s", arch);
+        if (!(k->lazy_src[i] = api_unit_source(cg.source, (int)lk->cg.kind))) {
+            attnc_kernel_free(k);
+            return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+        }
+        if (lk->cg.kind != CG_KERNEL_DECODE) {
+            srcs[nnow] = k->lazy_src[i];
+            now_units[nnow++] = i;
+        }
+    }
     double t_gen = (api_seconds() * 1e3);
-    void *image = NULL;
-    size_t size = 0;
-    bool hit = false;
-    st = api_get_cubin(ctx, m->name, cg.source, arch, !(opts && opts->no_cache), &image, &size, &hit);
+    void *images[CG_MAX_KERNELS];
+    size_t sizes[CG_MAX_KERNELS];
+    bool hits[CG_MAX_KERNELS];
+    st = api_get_cubins(ctx, m->name, nnow, srcs, arch, k->use_cache, images, sizes, hits);
     if (st != ATTNC_OK) {
         attnc_kernel_free(k);
         return st;
     }
     double t_compiled = (api_seconds() * 1e3);
-    for (unsigned i = 0; i < cg.nkernels; i++) {
-        loaded_kernel *lk = &k->k[i];
-        lk->cg = cg.kernels[i];
-        if (!api_load_function(image, size, i ? k->k[0].fn : NULL, lk->cg.entry, lk->cg.smem_bytes, &lk->fn, &err)) {
-            free(image);
-            attnc_kernel_free(k);
-            return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", m->name, err.msg);
+    for (size_t u = 0; u < nnow; u++) {
+        size_t i = now_units[u];
+        if (st == ATTNC_OK && (st = load_unit(ctx, k, i, images[u], sizes[u], hits[u], t_compiled - t_gen)) == ATTNC_OK) {
+            free(k->lazy_src[i]);
+            k->lazy_src[i] = NULL;
         }
-        k->nkernels = i + 1;
-        k->has_decode |= lk->cg.kind == CG_KERNEL_DECODE;
-        rt_function_attrs at;
-        attnc_kernel_info *info = &lk->info;
-        info->entry = lk->cg.entry;
-        if (rt_function_get_attrs(lk->fn, &at, &err)) {
-            info->regs = at.num_regs;
-            info->local_bytes = at.local_bytes;
-        }
-        info->threads = lk->cg.threads;
-        info->smem_bytes = lk->cg.smem_bytes;
-        info->cache_hit = hit;
-        info->compile_ms = hit ? 0 : t_compiled - t_gen;
-        snprintf(info->arch, sizeof info->arch, "%s", arch);
+        free(images[u]);
     }
-    free(image);
+    if (st != ATTNC_OK) {
+        attnc_kernel_free(k);
+        return st;
+    }
     double t_end = (api_seconds() * 1e3);
-    for (size_t i = 0; i < k->nkernels; i++)
-        k->k[i].info.load_ms = t_end - t0;
+    for (size_t u = 0; u < nnow; u++)
+        k->k[now_units[u]].info.load_ms = t_end - t0;
     *kernel = k;
     return ATTNC_OK;
 }
@@ -654,6 +824,8 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         const loaded_kernel *lk = &k->k[i];
         if ((lk->cg.kind == CG_KERNEL_DECODE && !decode) || (lk->cg.kind == CG_KERNEL_LINEAR && decode))
             continue;
+        if (!lk->fn && (st = load_lazy(ctx, k, i)) != ATTNC_OK)
+            return st;
         /* Query tiles cover the longest sequence; with cu_seqlens that is bounded by all T tokens (the
          * host does not read cu_seqlens), and tiles past a sequence's end return at once. */
         unsigned gx = lk->cg.per_query_tile ? (unsigned)((T + lk->cg.tile_rows - 1) / lk->cg.tile_rows) : lk->cg.grid_x;

@@ -20,6 +20,7 @@
 
 /* LINEAR and DECODE are alternatives for the linear part (the launcher takes DECODE when every sequence
  * is one token long); SOFTMAX runs after either and adds its part. */
+/* The generated source numbers a kind kind + 1 (ATTNC_ONLY, ATTNC_WANT: a compile unit of one kernel). */
 typedef enum cg_kernel_kind { CG_KERNEL_LINEAR, CG_KERNEL_DECODE, CG_KERNEL_SOFTMAX } cg_kernel_kind;
 
 typedef struct cg_kernel {

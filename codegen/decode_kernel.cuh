@@ -28,6 +28,7 @@ struct attnc_dec_layout {
     static constexpr unsigned bytes = (bytes_raw + 127) / 128 * 128;
 };
 
+#if ATTNC_WANT(2)
 extern "C" __global__ void __launch_bounds__(DEC_THREADS) attnc_decode(attnc_params p)
 {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -167,3 +168,4 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) attnc_decode(attnc_par
                 p.mT[sbase] = m_out;
     }
 }
+#endif

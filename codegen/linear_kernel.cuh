@@ -245,6 +245,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
 }
 
 // ---- the kernel --------------------------------------------------------------------------------------
+#if ATTNC_WANT(1)
 extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) ATTNC_ENTRY(attnc_params p)
 {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -919,3 +920,4 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 p.mT[(size_t)n * ATTNC_HS + hs] = smisc[0] * LN2;
     }
 }
+#endif

@@ -54,6 +54,7 @@ __device__ __forceinline__ void sm_load_tile(elt *tile, int ld, const void *src,
     }
 }
 
+#if ATTNC_WANT(3)
 extern "C" __global__ void __launch_bounds__(SM_WARPS * 32) attnc_softmax(attnc_params p)
 {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -154,3 +155,4 @@ extern "C" __global__ void __launch_bounds__(SM_WARPS * 32) attnc_softmax(attnc_
         }
     }
 }
+#endif

@@ -240,17 +240,20 @@ int attnc_gpu_available(void);
 
 typedef struct attnc_kernel_info {
     const char *entry;
-    int regs, local_bytes;        /* per thread, from the loaded function */
+    int regs, local_bytes;        /* per thread, from the loaded function (-1 while it is not loaded) */
     unsigned threads, smem_bytes; /* per CTA */
     int cache_hit;                /* the cubin came from the disk cache */
-    double compile_ms;            /* generate + NVRTC (0 on a cache hit) */
-    double load_ms;               /* total time of attnc_kernel_new */
+    double compile_ms;            /* NVRTC (0 on a cache hit) */
+    double load_ms;               /* total time of attnc_kernel_new (of the first launch that loaded it) */
     char arch[16];
 } attnc_kernel_info;
 
-/* Compiles (or finds in the cache) every kernel of the spec for the current GPU and loads them.  The
- * kernel keeps what it needs; the spec may be freed afterwards.  Errors: ATTNC_ERR_IO (no driver, no
- * NVRTC, compile or load failure, with the log's first lines in attnc_errmsg). */
+/* Compiles (or finds in the cache) the kernels of the spec for the current GPU and loads them, each
+ * kernel a compile unit and a cache entry of its own.  The decode kernel (single-token steps of a causal
+ * linear part) is compiled or read from the cache at its first launch instead: until then its info has
+ * regs and local_bytes -1, and that launch can fail as this call can.  The kernel keeps what it needs;
+ * the spec may be freed afterwards.  Errors: ATTNC_ERR_IO (no driver, no NVRTC, compile or load failure,
+ * with the log's first lines in attnc_errmsg). */
 attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
                               attnc_kernel **kernel /* OUT */);
 void attnc_kernel_free(attnc_kernel *kernel);

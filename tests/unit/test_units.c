@@ -1,0 +1,222 @@
+/* tests/unit/test_units.c: the forward's compile units (api/kernel.c): each kernel of a spec compiled as a
+ * unit of its own (api_unit_source), the misses of several at once (api_get_cubins), each cached under its
+ * own key and read back, a damaged entry of one unit rebuilt while the others stay hits.  No GPU needed;
+ * skipped without NVRTC.  The spec is based_hybrid (tests/specs): a chunk kernel, a decode kernel and a
+ * softmax kernel. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, setenv, truncate, opendir */
+#include "test_util.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api_internal.h"
+#include "codegen.h"
+
+#define NUNITS 3
+static const char *const entries[NUNITS] = {"attnc_linear", "attnc_decode", "attnc_softmax"};
+static const cg_kernel_kind kinds[NUNITS] = {CG_KERNEL_LINEAR, CG_KERNEL_DECODE, CG_KERNEL_SOFTMAX};
+
+typedef struct fixture {
+    char root[64];
+    char dir[4096];
+    attnc_ctx *ctx;
+    attnc_spec *spec;
+    const char *source;       /* the whole forward source (every kernel) */
+    char *units[NUNITS];      /* each kernel's unit */
+} fixture;
+
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char child[4096];
+            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+            remove_tree(child);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    snprintf(fx->root, sizeof fx->root, "/tmp/attnc-units-test-XXXXXX");
+    if (!mkdtemp(fx->root)) {
+        free(fx);
+        return -1;
+    }
+    setenv("ATTNC_CACHE_DIR", fx->root, 1);
+    rt_error err = {{0}};
+    attnc_blob blob;
+    if (!rt_cache_dir(fx->dir, sizeof fx->dir, &err) || attnc_ctx_new(&fx->ctx) != ATTNC_OK ||
+        attnc_spec_from_file(fx->ctx, ATTNC_SOURCE_DIR "/tests/specs/based_hybrid.attn", &fx->spec) != ATTNC_OK ||
+        attnc_emit(fx->ctx, fx->spec, ATTNC_EMIT_CUDA, NULL, &blob) != ATTNC_OK)
+        return -1;
+    fx->source = blob.data;
+    for (int i = 0; i < NUNITS; i++)
+        if (!(fx->units[i] = api_unit_source(fx->source, (int)kinds[i])))
+            return -1;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    for (int i = 0; i < NUNITS; i++)
+        free(fx->units[i]);
+    attnc_spec_free(fx->spec);
+    attnc_ctx_free(fx->ctx);
+    remove_tree(fx->root);
+    unsetenv("ATTNC_CACHE_DIR");
+    free(fx);
+    return 0;
+}
+
+static bool contains(const void *image, size_t size, const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i + n <= size; i++)
+        if (memcmp((const char *)image + i, s, n) == 0)
+            return true;
+    return false;
+}
+
+static void get_all(fixture *fx, void *images[NUNITS], size_t sizes[NUNITS], bool hits[NUNITS])
+{
+    attnc_status st = api_get_cubins(fx->ctx, "based_hybrid", NUNITS, (const char *const *)fx->units, "sm_80", true,
+                                     images, sizes, hits);
+    if (st != ATTNC_OK)
+        print_message("%s\n", attnc_errmsg(fx->ctx));
+    assert_int_equal(st, ATTNC_OK);
+}
+
+static void free_all(void *images[NUNITS])
+{
+    for (int i = 0; i < NUNITS; i++)
+        free(images[i]);
+}
+
+static void entry_path(const fixture *fx, const char *src, char *out, size_t cap)
+{
+    char key[65];
+    assert_true(api_cubin_key(src, "sm_80", key));
+    snprintf(out, cap, "%s/%s.bin", fx->dir, key);
+}
+
+static void units_cached_apart_and_rebuilt(void **state)
+{
+    fixture *fx = *state;
+    int major = 0, minor = 0;
+    rt_error err = {{0}};
+    if (!rt_nvrtc_version(&major, &minor, &err)) {
+        print_message("skipping: %s\n", err.msg);
+        skip();
+    }
+    /* every unit defines its own kernel only, and has a key of its own (and not the whole source's) */
+    for (int i = 0; i < NUNITS; i++) {
+        assert_non_null(strstr(fx->units[i], entries[i]));
+        char key[65], other[65];
+        assert_true(api_cubin_key(fx->units[i], "sm_80", key));
+        assert_true(api_cubin_key(fx->source, "sm_80", other));
+        assert_string_not_equal(key, other);
+        for (int j = 0; j < i; j++) {
+            assert_true(api_cubin_key(fx->units[j], "sm_80", other));
+            assert_string_not_equal(key, other);
+        }
+    }
+
+    /* an empty cache: all three compiled (at once), each a cubin with its entry only, each stored */
+    void *first[NUNITS], *images[NUNITS];
+    size_t first_sizes[NUNITS], sizes[NUNITS];
+    bool hits[NUNITS];
+    get_all(fx, first, first_sizes, hits);
+    for (int i = 0; i < NUNITS; i++) {
+        assert_false(hits[i]);
+        assert_non_null(first[i]);
+        assert_true(first_sizes[i] > 4 && memcmp(first[i], "\177ELF", 4) == 0);
+        for (int j = 0; j < NUNITS; j++)
+            assert_int_equal(contains(first[i], first_sizes[i], entries[j]), i == j);
+        char path[4200];
+        entry_path(fx, fx->units[i], path, sizeof path);
+        assert_int_equal(access(path, F_OK), 0);
+    }
+
+    /* read back: all hits, the same bytes */
+    get_all(fx, images, sizes, hits);
+    for (int i = 0; i < NUNITS; i++) {
+        assert_true(hits[i]);
+        assert_int_equal(sizes[i], first_sizes[i]);
+        assert_memory_equal(images[i], first[i], sizes[i]);
+    }
+    free_all(images);
+
+    /* the decode unit's entry with a flipped byte, the softmax unit's cut short: those two are rebuilt (the
+     * same bytes), the chunk kernel's stays a hit; then all three are hits again */
+    char path[4200];
+    entry_path(fx, fx->units[1], path, sizeof path);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)(24 + first_sizes[1] / 2), SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, (long)(24 + first_sizes[1] / 2), SEEK_SET), 0);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+    entry_path(fx, fx->units[2], path, sizeof path);
+    assert_int_equal(truncate(path, (off_t)(24 + first_sizes[2] - 100)), 0);
+    get_all(fx, images, sizes, hits);
+    assert_true(hits[0]);
+    assert_false(hits[1]);
+    assert_false(hits[2]);
+    for (int i = 0; i < NUNITS; i++) {
+        assert_int_equal(sizes[i], first_sizes[i]);
+        assert_memory_equal(images[i], first[i], sizes[i]);
+    }
+    free_all(images);
+    get_all(fx, images, sizes, hits);
+    for (int i = 0; i < NUNITS; i++) {
+        assert_true(hits[i]);
+        assert_memory_equal(images[i], first[i], sizes[i]);
+    }
+    free_all(images);
+    free_all(first);
+}
+
+/* A unit that does not compile fails the whole call, with NVRTC's message, and hands out no image. */
+static void a_failing_unit_fails_the_call(void **state)
+{
+    fixture *fx = *state;
+    int major = 0, minor = 0;
+    rt_error err = {{0}};
+    if (!rt_nvrtc_version(&major, &minor, &err)) {
+        print_message("skipping: %s\n", err.msg);
+        skip();
+    }
+    const char *srcs[2] = {"extern \"C\" __global__ void ok(float *p) { p[0] = 1.f; }\n",
+                           "extern \"C\" __global__ void bad(float *p) { p[0] = undeclared; }\n"};
+    void *images[2] = {(void *)1, (void *)1};
+    size_t sizes[2];
+    bool hits[2];
+    assert_int_equal(api_get_cubins(fx->ctx, "broken", 2, srcs, "sm_80", false, images, sizes, hits), ATTNC_ERR_IO);
+    assert_null(images[0]);
+    assert_null(images[1]);
+    assert_non_null(strstr(attnc_errmsg(fx->ctx), "undeclared"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(units_cached_apart_and_rebuilt),
+        cmocka_unit_test(a_failing_unit_fails_the_call),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
