@@ -654,6 +654,27 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
     }
 }
 
+// dv's rows m0.. and columns n0.. (acc holding the state term): + P^T dO (hi and lo tiles of P), then into
+// ws_dv.  Both chunk kernels end dv so.
+template <int NT>
+__device__ __forceinline__ void bp_dv_finish(const attnc_bwd_params &p, float (*acc)[4], unsigned char *bsm, int m0, int n0,
+                                             int c0, int nrows, int h, int lane)
+{
+    using L = attnc_bp_chunk_layout;
+    const elt *P = (const elt *)(bsm + L::p), *Plo = (const elt *)(bsm + L::plo), *D = (const elt *)(bsm + L::dout);
+    bp_mma<NT, true, true>(acc, P, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
+    if constexpr (ATTNC_BP_LO)
+        bp_mma<NT, true, true>(acc, Plo, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+            if (j < nrows && c < ATTNC_B_V)
+                p.ws_dv[((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_V + c] = acc[nt][i];
+        }
+}
+
 // A block sum in a fixed order (every thread gets it).
 __device__ __forceinline__ float bp_block_sum(float x, float *red)
 {
@@ -803,17 +824,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
 #pragma unroll
                 for (int i = 0; i < 4; i++)
                     acc[nt][i] *= bp_dec(bl - g[bp_row(m0, lane, i)]);
-            bp_mma<NT, true, true>(acc, P, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
-            if constexpr (ATTNC_BP_LO)
-                bp_mma<NT, true, true>(acc, Plo, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
-#pragma unroll
-            for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                    if (j < nrows && c < ATTNC_B_V)
-                        p.ws_dv[((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_V + c] = acc[nt][i];
-                }
+            bp_dv_finish<NT>(p, acc, bsm, m0, n0, c0, nrows, h, lane);
         }
     }
     if constexpr (ATTNC_BP_GATED) {
@@ -1062,17 +1073,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             float acc[NTV][4];
             bp_zero<NTV>(acc);
             bp_mma<NTV, false, true>(acc, Z, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, KP, lane);
-            bp_mma<NTV, true, true>(acc, P, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
-            if constexpr (ATTNC_BP_LO)
-                bp_mma<NTV, true, true>(acc, Plo, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
-#pragma unroll
-            for (int nt = 0; nt < NTV; nt++)
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                    if (j < nrows && c < ATTNC_B_V)
-                        p.ws_dv[((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_V + c] = acc[nt][i];
-                }
+            bp_dv_finish<NTV>(p, acc, bsm, m0, n0, c0, nrows, h, lane);
         }
     }
     // the gate, a thread per channel: E_d + keys before + queries from s on + the pair terms of s's block

@@ -69,24 +69,6 @@ typedef struct cache_fixture {
     char dir[4096];  /* what rt_cache_dir returned: root/nested/cache, created by it */
 } cache_fixture;
 
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        for (struct dirent *e; (e = readdir(d));) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char child[4096];
-            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-            remove_tree(child);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int cache_setup(void **state)
 {
     cache_fixture *fx = calloc(1, sizeof *fx);

@@ -14,9 +14,11 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ast.h"
 #include "diag.h"
@@ -107,6 +109,25 @@ static inline char *unit_read_file(const char *path, size_t *len)
     if (len)
         *len = n;
     return buf;
+}
+
+/* Removes a file or a directory tree (the cache tests' temporary directories). */
+static inline void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char child[4096];
+            if (snprintf(child, sizeof child, "%s/%s", path, e->d_name) < (int)sizeof child)
+                remove_tree(child);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
 }
 
 #endif
