@@ -497,6 +497,10 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         attnc_buf_printf(b, "#define ATTNC_BP_STAGE_BYTES %u\n#define ATTNC_BP_DO_ES %u\n#define ATTNC_BP_DO_COLS %u\n"
                             "#define ATTNC_BP_DO_UNIT %u\n",
                          gp->bp_stage_bytes, gp->bp_do_es, do_cols, cg_stage_unit(do_cols * gp->bp_do_es));
+        const char *role_tag[3] = {"Q", "K", "V"};
+        for (int i = 0; i < 3; i++)   /* a bf16 input as stored: its tile rows are its staged rows */
+            attnc_buf_printf(b, "#define ATTNC_BP_%s_STAGE %d\n", role_tag[i],
+                             gp->bp_role_stage[i] == ~0u ? -1 : (int)gp->bp_role_stage[i]);
         attnc_buf_puts(b, "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
                           "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n"

@@ -212,6 +212,22 @@ __device__ __forceinline__ void bp_scan_diag(float *g)
     }
 }
 
+// Row r of a role that is a bf16 input as stored (ATTNC_BP_Q/K/V_STAGE: the offset of its staged rows of
+// `len` channels): tile columns [0, W) from channels [c_lo, c_lo + W) of the staged row, 16 bytes at a time,
+// zero past the row or (not `real`) past the chunk.  The same bits as the value DAG's row rounded back.
+template <int W>
+__device__ __forceinline__ void bp_copy_row(const unsigned char *stage, int off, int len, int r, int c_lo, bool real,
+                                            elt *dst, int lane)
+{
+    static_assert(W % 8 == 0 && sizeof(elt) == 2, "16-byte pieces of bf16 rows");
+    for (int c = lane * 8; c < W; c += 256) {
+        attnc_u4 x = {0u, 0u, 0u, 0u};
+        if (real && c_lo + c < len)
+            x = *reinterpret_cast<const attnc_u4 *>(stage + off + ((size_t)r * len + c_lo + c) * 2);
+        *reinterpret_cast<attnc_u4 *>(dst + c) = x;
+    }
+}
+
 // A warp's role row, zero (once per kernel: bp_role_row).
 __device__ __forceinline__ void bp_zero_roles(float *stg, int lane)
 {
@@ -369,6 +385,10 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             }
             acc[nt][i] = x;
         }
+    // the roles formed through the value DAG: q (reverse) or k and v (forward), those that are not bf16
+    // inputs as stored (those are copied from the staged rows: XSTAGE, ATTNC_BP_V_STAGE)
+    constexpr int XSTAGE = REV ? ATTNC_BP_Q_STAGE : ATTNC_BP_K_STAGE;
+    constexpr int WANT = REV ? (XSTAGE < 0 ? 1 : 0) : (XSTAGE < 0 ? 2 : 0) | (ATTNC_BP_V_STAGE < 0 ? 4 : 0);
     bp_zero_roles(stg, lane);
     const int nchunks = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
     // chunk `it` of the walk's order: its first token
@@ -386,17 +406,25 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         __syncthreads();
         // the chunk's rows: k and the V slice (forward), q and the dO slice (reverse), the log2 gates
         for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
-            bp_role_row<REV ? 1 : 6>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
-            const float *src = REV ? stg : stg + ATTNC_BP_KP;
-            for (int c = lane; c < ATTNC_BP_KP; c += 32)
-                X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(src[c]);
-            for (int c = lane; c < ATTNC_BP_VS; c += 32) {
-                const float y = REV ? bp_staged_dout<ATTNC_BP_VS>(dstage, r, v0, c, nrows) : stg[2 * ATTNC_BP_KP + v0 + c];
-                elt hi, lo;
-                bp_split(y, hi, lo);
-                Y[r * ATTNC_BP_LDS + c] = hi;
-                if constexpr (!REV && ATTNC_BP_VLO)
-                    Ylo[r * ATTNC_BP_LDS + c] = lo;
+            bp_role_row<WANT>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
+            if constexpr (XSTAGE >= 0) {
+                bp_copy_row<ATTNC_BP_KP>(stage, XSTAGE, ATTNC_B_K, r, 0, r < nrows, X + r * ATTNC_BP_LDK, lane);
+            } else {
+                const float *src = REV ? stg : stg + ATTNC_BP_KP;
+                for (int c = lane; c < ATTNC_BP_KP; c += 32)
+                    X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(src[c]);
+            }
+            if constexpr (!REV && ATTNC_BP_V_STAGE >= 0) {
+                bp_copy_row<ATTNC_BP_VS>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r, v0, r < nrows, Y + r * ATTNC_BP_LDS, lane);
+            } else {
+                for (int c = lane; c < ATTNC_BP_VS; c += 32) {
+                    const float y = REV ? bp_staged_dout<ATTNC_BP_VS>(dstage, r, v0, c, nrows) : stg[2 * ATTNC_BP_KP + v0 + c];
+                    elt hi, lo;
+                    bp_split(y, hi, lo);
+                    Y[r * ATTNC_BP_LDS + c] = hi;
+                    if constexpr (!REV && ATTNC_BP_VLO)
+                        Ylo[r * ATTNC_BP_LDS + c] = lo;
+                }
             }
             __syncwarp();
         }
@@ -559,17 +587,28 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     bp_stage_wait();
     __syncthreads();
     for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
-        bp_role_row<7>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
-        for (int c = lane; c < ATTNC_BP_KP; c += 32) {
-            Q[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(stg[c]);
-            K[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(stg[ATTNC_BP_KP + c]);
-        }
-        for (int c = lane; c < ATTNC_BP_VP; c += 32) {
-            elt hi, lo;
-            bp_split(stg[2 * ATTNC_BP_KP + c], hi, lo);
-            V[r * ATTNC_BP_LDV + c] = hi;
-            if constexpr (ATTNC_BP_VLO)
-                Vlo[r * ATTNC_BP_LDV + c] = lo;
+        constexpr int WANT = (ATTNC_BP_Q_STAGE < 0 ? 1 : 0) | (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (ATTNC_BP_V_STAGE < 0 ? 4 : 0);
+        bp_role_row<WANT>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
+        if constexpr (ATTNC_BP_Q_STAGE >= 0)
+            bp_copy_row<ATTNC_BP_KP>(stage, ATTNC_BP_Q_STAGE, ATTNC_B_K, r, 0, r < nrows, Q + r * ATTNC_BP_LDK, lane);
+        else
+            for (int c = lane; c < ATTNC_BP_KP; c += 32)
+                Q[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(stg[c]);
+        if constexpr (ATTNC_BP_K_STAGE >= 0)
+            bp_copy_row<ATTNC_BP_KP>(stage, ATTNC_BP_K_STAGE, ATTNC_B_K, r, 0, r < nrows, K + r * ATTNC_BP_LDK, lane);
+        else
+            for (int c = lane; c < ATTNC_BP_KP; c += 32)
+                K[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(stg[ATTNC_BP_KP + c]);
+        if constexpr (ATTNC_BP_V_STAGE >= 0) {
+            bp_copy_row<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r, 0, r < nrows, V + r * ATTNC_BP_LDV, lane);
+        } else {
+            for (int c = lane; c < ATTNC_BP_VP; c += 32) {
+                elt hi, lo;
+                bp_split(stg[2 * ATTNC_BP_KP + c], hi, lo);
+                V[r * ATTNC_BP_LDV + c] = hi;
+                if constexpr (ATTNC_BP_VLO)
+                    Vlo[r * ATTNC_BP_LDV + c] = lo;
+            }
         }
         __syncwarp();
     }

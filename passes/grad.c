@@ -438,6 +438,17 @@ static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
     return bytes;
 }
 
+/* The staged rows of linear role `role` when they are its tile rows as they are (gp->bp_role_stage). */
+static unsigned staged_role(const ir_module *m, const grad_plan *gp, ir_ref role, uint32_t width, bool split)
+{
+    if (split || role == IR_NONE || m->values[role].op != IR_OP_INPUT)
+        return ~0u;
+    const ir_tensor *t = &m->tensors[m->values[role].aux];
+    if (t->dtype != IR_DT_BF16 || t->len != width || width % 8)
+        return ~0u;
+    return gp->bp_stage_off[m->values[role].aux];
+}
+
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
     gp->parallel = false;
@@ -480,6 +491,9 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_vs = VS;
     gp->bp_stage_bytes = stage;
     gp->bp_do_es = do_es;
+    gp->bp_role_stage[0] = staged_role(m, gp, m->linear.query, gp->K, split);
+    gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, split);
+    gp->bp_role_stage[2] = gp->vo == gp->V ? staged_role(m, gp, m->linear.value, gp->V, split) : ~0u;
     gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, VS, split, gp->bp_vsplit, diag, stage + C * VS * do_es);
     gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, norm, diag, stage);
     gp->bp_direct[0] = direct_role(m, gp, IR_ROLE_QUERY, &gp->bp_direct_tensor[0]);

@@ -47,6 +47,10 @@ typedef struct grad_plan {
     unsigned bp_stage_off[64];
     unsigned bp_stage_bytes;
     uint32_t bp_do_es;
+    /* query, key, value: a role that is a bf16 input as stored (rows of a multiple of 8 channels, the
+     * role's width; bf16 tiles): the offset of its staged rows, which the kernels copy into their tiles
+     * as they are, with no value DAG; ~0u otherwise */
+    unsigned bp_role_stage[3];
     /* query (0) and key (1): the role is an input tensor as stored (fuse's IR_FEED_DIRECT) that nothing
      * else reads, per token with one head per output head, so the role gradient is that tensor's: the
      * chunk kernel writes it into the caller's buffer (p.direct) in its dtype, the adjoint neither seeds

@@ -286,6 +286,11 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, false, false, out.plan.bp_stage_bytes));
     /* C, B and x: 64 rows of 256 bytes each; dt: 64 rows of 4 bytes */
     assert_int_equal(out.plan.bp_stage_bytes, 3 * 64 * 256 + 256);
+    /* the query and key are C and B as stored: their tile rows are the staged rows; the value is computed */
+    assert_int_equal(out.plan.bp_role_stage[0], 0);
+    assert_int_equal(out.plan.bp_role_stage[1], 64 * 256);
+    assert_int_equal(out.plan.bp_role_stage[2], ~0u);
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_K_STAGE 16384"));
     assert_true(out.plan.bp_chunk_smem <= 227u * 1024u);
     assert_non_null(strstr(out.source, "attnc_bwdp_chunk"));
     assert_non_null(strstr(out.source, "#define ATTNC_B_CAUSAL_LINEAR 0"));
