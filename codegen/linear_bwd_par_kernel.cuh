@@ -32,7 +32,8 @@
 // for the slots no chunk has.  Every kernel forms its chunk's roles from the chunk's raw input rows copied
 // into shared memory (cp.async: the generated attnc_bwd_stage_issue; the walks also copy their dO slice
 // and start the next chunk's copies once this chunk's rows are formed), through the generated
-// attnc_bwd_roles_staged<WANT>, which forms only the roles the kernel reads.
+// attnc_bwd_roles_staged<WANT>, which forms only the roles the kernel reads; a role that is a bf16 input
+// as stored (ATTNC_BP_Q/K/V_STAGE) skips it, its staged rows copied into its tile as they are (bp_copy_row).
 // Padding rows (past a sequence's end) are zero with log gate 0.  Every
 // token's log2 decay is floored at -32 before the chunk-local sums, as in the forward; every pairwise
 // factor is one exp2 of a difference <= 0.  No atomics: every sum has a fixed order.
