@@ -172,6 +172,14 @@ __device__ __forceinline__ void bp_scan(float *g, int lane)
     }
 }
 
+// A warp's role row, zero (once per kernel, and for a padding row: bp_role_row).
+__device__ __forceinline__ void bp_zero_roles(float *stg, int lane)
+{
+    for (int c = lane; c < ATTNC_BP_STG; c += 32)
+        stg[c] = 0.f;
+    __syncwarp();
+}
+
 // Row r of the chunk (token t) through the generated roles WANT asks for (1 q, 2 k, 4 v; the gate always),
 // from the chunk's staged input rows (one warp, fp32 role row stg), the floored log2 gate into g[r];
 // padding rows zero.  The role row's columns past K and V (to KP, VP) are zero from bp_zero_roles on: no
@@ -188,8 +196,7 @@ __device__ __forceinline__ void bp_role_row(const attnc_bwd_params &p, int t, bo
             if (lane == 0)
                 v[ATTNC_B_VO] = 1.f;   // the denominator's column of ones
     } else {
-        for (int c = lane; c < ATTNC_BP_STG; c += 32)
-            stg[c] = 0.f;
+        bp_zero_roles(stg, lane);
     }
     __syncwarp();
 #if ATTNC_BP_DIAG
@@ -229,25 +236,26 @@ __device__ __forceinline__ void bp_copy_row(const unsigned char *stage, int off,
     }
 }
 
-// A warp's role row, zero (once per kernel: bp_role_row).
-__device__ __forceinline__ void bp_zero_roles(float *stg, int lane)
+// Tile row r (KP columns) of the query or key role: its staged bf16 input row as it is (STAGE >= 0, the
+// offset of the staged rows), else the value DAG's fp32 row `src` rounded; `real`: r is inside the chunk.
+template <int STAGE>
+__device__ __forceinline__ void bp_qk_tile_row(const unsigned char *stage, const float *src, int r, bool real, elt *dst,
+                                               int lane)
 {
-    for (int c = lane; c < ATTNC_BP_STG; c += 32)
-        stg[c] = 0.f;
-    __syncwarp();
+    if constexpr (STAGE >= 0) {
+        bp_copy_row<ATTNC_BP_KP>(stage, STAGE, ATTNC_B_K, r, 0, real, dst, lane);
+    } else {
+        for (int c = lane; c < ATTNC_BP_KP; c += 32)
+            dst[c] = attnc_float_to_elt(src[c]);
+    }
 }
 
 // Staging: every kernel of the schedule waits on its chunk's rows, so they are copied asynchronously
 // (cp.async) into shared memory: the spec's per-token inputs (the generated attnc_bwd_stage_issue, as the
 // forward's) and the output gradient's rows (bp_stage_dout), the walks issuing the next chunk's copies as
-// soon as this one's rows are formed.  One row of the output gradient there: W columns from c_lo of dout,
+// soon as this one's rows are formed (attnc_stage_wait, support.cuh).  One row of the output gradient there: W columns from c_lo of dout,
 // or of d(x) (ws_do, fp32) with a normaliser; columns past the row's end are not copied (bp_staged_dout
 // reads them as 0).
-__device__ __forceinline__ void bp_stage_wait()
-{
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
-}
-
 template <int W>
 __device__ __forceinline__ void bp_stage_dout(const attnc_bwd_params &p, int c0, int n, int h, int c_lo, unsigned char *dst)
 {
@@ -403,18 +411,12 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     for (int it = 0; it < nchunks; it++) {
         const int c0 = chunk_c0(it), nrows = min(ATTNC_BP_C, eos - c0);
         const int slot = c0 / ATTNC_BP_C + n;
-        bp_stage_wait();
+        attnc_stage_wait();
         __syncthreads();
         // the chunk's rows: k and the V slice (forward), q and the dO slice (reverse), the log2 gates
         for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
             bp_role_row<WANT>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
-            if constexpr (XSTAGE >= 0) {
-                bp_copy_row<ATTNC_BP_KP>(stage, XSTAGE, ATTNC_B_K, r, 0, r < nrows, X + r * ATTNC_BP_LDK, lane);
-            } else {
-                const float *src = REV ? stg : stg + ATTNC_BP_KP;
-                for (int c = lane; c < ATTNC_BP_KP; c += 32)
-                    X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(src[c]);
-            }
+            bp_qk_tile_row<XSTAGE>(stage, REV ? stg : stg + ATTNC_BP_KP, r, r < nrows, X + r * ATTNC_BP_LDK, lane);
             if constexpr (!REV && ATTNC_BP_V_STAGE >= 0) {
                 bp_copy_row<ATTNC_BP_VS>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r, v0, r < nrows, Y + r * ATTNC_BP_LDS, lane);
             } else {
@@ -585,21 +587,13 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
             D[r * ATTNC_BP_LDV + c] = attnc_float_to_elt(r < nrows ? bp_dout(p, c0 + r, h, c) : 0.f);
         }
     bp_zero_roles(stg, lane);
-    bp_stage_wait();
+    attnc_stage_wait();
     __syncthreads();
     for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
         constexpr int WANT = (ATTNC_BP_Q_STAGE < 0 ? 1 : 0) | (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (ATTNC_BP_V_STAGE < 0 ? 4 : 0);
         bp_role_row<WANT>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
-        if constexpr (ATTNC_BP_Q_STAGE >= 0)
-            bp_copy_row<ATTNC_BP_KP>(stage, ATTNC_BP_Q_STAGE, ATTNC_B_K, r, 0, r < nrows, Q + r * ATTNC_BP_LDK, lane);
-        else
-            for (int c = lane; c < ATTNC_BP_KP; c += 32)
-                Q[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(stg[c]);
-        if constexpr (ATTNC_BP_K_STAGE >= 0)
-            bp_copy_row<ATTNC_BP_KP>(stage, ATTNC_BP_K_STAGE, ATTNC_B_K, r, 0, r < nrows, K + r * ATTNC_BP_LDK, lane);
-        else
-            for (int c = lane; c < ATTNC_BP_KP; c += 32)
-                K[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(stg[ATTNC_BP_KP + c]);
+        bp_qk_tile_row<ATTNC_BP_Q_STAGE>(stage, stg, r, r < nrows, Q + r * ATTNC_BP_LDK, lane);
+        bp_qk_tile_row<ATTNC_BP_K_STAGE>(stage, stg + ATTNC_BP_KP, r, r < nrows, K + r * ATTNC_BP_LDK, lane);
         if constexpr (ATTNC_BP_V_STAGE >= 0) {
             bp_copy_row<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r, 0, r < nrows, V + r * ATTNC_BP_LDV, lane);
         } else {
@@ -615,19 +609,10 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     }
 }
 
-// An image [KP][VP] from global memory into the S tile.
-__device__ __forceinline__ void bp_load_image(const elt *img, elt *S)
-{
-    constexpr int PER = 16 / sizeof(elt), ROW = ATTNC_BP_VP / PER;
-    for (int i = threadIdx.x; i < ATTNC_BP_KP * ROW; i += ATTNC_B_THREADS) {
-        const int d = i / ROW, c = (i % ROW) * PER;
-        *reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c) = *reinterpret_cast<const attnc_u4 *>(img + (size_t)d * ATTNC_BP_VP + c);
-    }
-}
-
-// An image [KP][VP] from global memory into the S tile over the image there, and (gated) this thread's
-// share of the dot product of the two, in a fixed order.
-__device__ __forceinline__ float bp_load_image_dot(const elt *img, elt *S)
+// An image [KP][VP] from global memory into the S tile, and (DOT) this thread's share of the dot product
+// of the new image with the one it replaces there, in a fixed order (0 without DOT).
+template <bool DOT>
+__device__ __forceinline__ float bp_load_image(const elt *img, elt *S)
 {
     constexpr int PER = 16 / sizeof(elt), ROW = ATTNC_BP_VP / PER;
     float dot = 0.f;
@@ -635,7 +620,7 @@ __device__ __forceinline__ float bp_load_image_dot(const elt *img, elt *S)
         const int d = i / ROW, c = (i % ROW) * PER;
         attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
         const attnc_u4 x = *reinterpret_cast<const attnc_u4 *>(img + (size_t)d * ATTNC_BP_VP + c);
-        if constexpr (ATTNC_BP_GATED) {
+        if constexpr (DOT) {
             const elt *was = reinterpret_cast<const elt *>(to), *now = reinterpret_cast<const elt *>(&x);
 #pragma unroll
             for (int j = 0; j < PER; j++)
@@ -756,7 +741,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, M, true);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image(img_in, S);
+    bp_load_image<false>(img_in, S);
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
@@ -807,7 +792,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     }
     __syncthreads();
     // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order
-    float e_in = bp_load_image_dot(img_out, S);
+    float e_in = bp_load_image<ATTNC_BP_GATED>(img_out, S);
     if constexpr (ATTNC_BP_GATED)
         e_in = bp_block_sum(e_in, red);   // (its barriers publish S too)
     __syncthreads();
@@ -936,7 +921,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, (float *)(bsm + L::m), true);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image(img_in, S);
+    bp_load_image<false>(img_in, S);
     __syncthreads();
     bp_scan_diag(g);
     __syncthreads();
@@ -1064,7 +1049,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             }
     }
     __syncthreads();
-    bp_load_image(img_out, S);
+    bp_load_image<false>(img_out, S);
     __syncthreads();
     // dk = e^{b_L - b} o (V dS_out^T) + in-block + e^{b_16 - b} o (A^T Z) (row block 0)
     for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
@@ -1158,7 +1143,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, X, false);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image((const elt *)p.ws_sin + bp_image(slot, h), S);
+    bp_load_image<false>((const elt *)p.ws_sin + bp_image(slot, h), S);
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)

@@ -48,11 +48,6 @@ __device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v
 // into the staging area, which the prologue then reads; the copies of chunk n+1 run under chunk n's math.
 __device__ __forceinline__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage);
 
-__device__ __forceinline__ void attnc_stage_wait()
-{
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
-}
-
 __device__ __forceinline__ int state_mt(int warp, int i)
 {
     return warp % ATTNC_WPS + i * ATTNC_WPS;

@@ -104,6 +104,13 @@ __device__ __forceinline__ float attnc_load(const void *base, size_t i)
         return ((const float *)base)[i];
 }
 
+// Waits for every asynchronous copy (cp.async) this thread issued: the staged input rows of the forward and
+// the parallel backward (then a barrier makes them everyone's).
+__device__ __forceinline__ void attnc_stage_wait()
+{
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+}
+
 // Element i of an input tensor (the generated value DAGs' loads): a read-only global load (ld.global.nc),
 // which also tells the compiler that it cannot alias the shared-memory stores around it, so the loads of
 // several tokens' rows may be in flight together (bp_role_rows).  Inputs are never written by a kernel.
