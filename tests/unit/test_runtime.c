@@ -307,17 +307,6 @@ static void cache_rejects_keys_that_are_not_file_names(void **state)
 
 static const char tiny_kernel[] = "extern \"C\" __global__ void k(float *p) { p[threadIdx.x] = 1.f; }\n";
 
-static void skip_without_nvrtc(void)
-{
-    int major = 0, minor = 0;
-    rt_error err = {{0}};
-    if (!rt_nvrtc_version(&major, &minor, &err)) {
-        print_message("skipping: %s\n", err.msg);
-        skip();
-    }
-    assert_true(major >= 11);
-}
-
 static void nvrtc_compiles_ptx(void **state)
 {
     (void)state;

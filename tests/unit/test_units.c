@@ -98,12 +98,7 @@ static void entry_path(const fixture *fx, const char *src, char *out, size_t cap
 static void units_cached_apart_and_rebuilt(void **state)
 {
     fixture *fx = *state;
-    int major = 0, minor = 0;
-    rt_error err = {{0}};
-    if (!rt_nvrtc_version(&major, &minor, &err)) {
-        print_message("skipping: %s\n", err.msg);
-        skip();
-    }
+    skip_without_nvrtc();
     /* every unit defines its own kernel only, and has a key of its own (and not the whole source's) */
     for (int i = 0; i < NUNITS; i++) {
         assert_non_null(strstr(fx->units[i], entries[i]));
@@ -177,12 +172,7 @@ static void units_cached_apart_and_rebuilt(void **state)
 static void a_failing_unit_fails_the_call(void **state)
 {
     fixture *fx = *state;
-    int major = 0, minor = 0;
-    rt_error err = {{0}};
-    if (!rt_nvrtc_version(&major, &minor, &err)) {
-        print_message("skipping: %s\n", err.msg);
-        skip();
-    }
+    skip_without_nvrtc();
     const char *srcs[2] = {"extern \"C\" __global__ void ok(float *p) { p[0] = 1.f; }\n",
                            "extern \"C\" __global__ void bad(float *p) { p[0] = undeclared; }\n"};
     void *images[2] = {(void *)1, (void *)1};

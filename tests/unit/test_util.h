@@ -23,6 +23,7 @@
 #include "ast.h"
 #include "diag.h"
 #include "ir.h"
+#include "rt.h"
 #include "sema.h"
 
 /* One compilation of a piece of text, through the internal interfaces. */
@@ -128,6 +129,18 @@ static inline void remove_tree(const char *path)
     } else {
         unlink(path);
     }
+}
+
+/* Skips the test where NVRTC cannot be loaded (no CUDA toolkit); else it is one the runtime supports. */
+static inline void skip_without_nvrtc(void)
+{
+    int major = 0, minor = 0;
+    rt_error err = {{0}};
+    if (!rt_nvrtc_version(&major, &minor, &err)) {
+        print_message("skipping: %s\n", err.msg);
+        skip();
+    }
+    assert_true(major >= 11);
 }
 
 #endif
