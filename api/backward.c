@@ -24,11 +24,11 @@
 #include "rt.h"
 
 enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_SM_ROWS, BK_SM_KV, BK_P_STATES, BK_P_ROWS, BK_P_DSTATES,
-       BK_P_CHUNK, BK_COUNT };
+       BK_P_CHUNK, BK_P_WY, BK_P_WY_ADJOINT, BK_COUNT };
 static const char *const entries[BK_COUNT] = {"attnc_bwd_linear", "attnc_bwd_inputs", "attnc_bwd_sum_heads",
                                               "attnc_bwd_sum_param", "attnc_bwd_sm_rows", "attnc_bwd_sm_kv",
                                               "attnc_bwdp_states", "attnc_bwdp_rows", "attnc_bwdp_dstates",
-                                              "attnc_bwdp_chunk"};
+                                              "attnc_bwdp_chunk", "attnc_bwdp_wy", "attnc_bwdp_wy_adjoint"};
 
 struct attnc_grad_kernel {
     char name[64];
@@ -54,6 +54,8 @@ struct attnc_grad_kernel {
     uint32_t bp_kp, bp_vp, bp_vs, bp_elt;   /* its image shape, state walk slice, tile element bytes */
     unsigned bp_walk_smem, bp_chunk_smem;
     bool bp_direct[2];  /* the query (key) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk) */
+    bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
+    unsigned bd_wy_smem, bd_adj_smem;
     rt_function *fn[BK_COUNT];
     uint64_t ws;
     size_t ws_bytes;
@@ -78,6 +80,7 @@ typedef struct bwd_params {
     void *ws_sin, *ws_dso;   /* the parallel schedule's state images (absent from the sequential kernels' block) */
     void *direct[64];        /* the parallel schedule: a tensor's gradient written by the adjoint directly */
     int direct_dtype[64];
+    void *ws_w, *ws_u;       /* the delta rule's parallel schedule: W, U (then U_hat) per chunk, tile type */
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -215,6 +218,9 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         k->bp_chunk_smem = cg.plan.bp_chunk_smem;
         k->bp_direct[0] = cg.plan.bp_direct[0];
         k->bp_direct[1] = cg.plan.bp_direct[1];
+        k->bp_delta = cg.plan.bp_delta;
+        k->bd_wy_smem = cg.plan.bd_wy_smem;
+        k->bd_adj_smem = cg.plan.bd_adj_smem;
     }
     void *image = NULL;
     size_t size = 0;
@@ -226,12 +232,15 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     rt_function *first = NULL;   /* the module's first kernel: the others are taken from its module */
     for (int i = 0; i < BK_COUNT; i++) {
         bool pk = i == BK_P_STATES || i == BK_P_ROWS || i == BK_P_DSTATES || i == BK_P_CHUNK;
+        bool dk = i == BK_P_WY || i == BK_P_WY_ADJOINT;
         if ((i == BK_LINEAR && (!k->linear || k->parallel)) || ((i == BK_SM_ROWS || i == BK_SM_KV) && !k->softmax) ||
-            (pk && !k->parallel) || (i == BK_P_ROWS && !k->norm))
+            (pk && !k->parallel) || (i == BK_P_ROWS && !k->norm) || (dk && !k->bp_delta))
             continue;
         unsigned smem = i == BK_LINEAR ? k->smem_bytes : i == BK_SM_ROWS || i == BK_SM_KV ? k->sm_smem_bytes : 0;
         if (pk)
             smem = i == BK_P_STATES || i == BK_P_DSTATES ? k->bp_walk_smem : k->bp_chunk_smem;
+        if (dk)
+            smem = i == BK_P_WY ? k->bd_wy_smem : k->bd_adj_smem;
         bool loaded = api_load_function(image, size, first, entries[i], smem, &k->fn[i], &err);
         if (loaded && !first)
             first = k->fn[i];
@@ -256,7 +265,7 @@ static size_t align256(size_t x)
  * delta rule), the normalised output gradient (normalisers), the softmax part's role gradients and row
  * statistics, beta's role gradient (the delta rule), mLSTM's chunk maxima and gradients, every tensor's
  * partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
-#define WS_FIXED 20
+#define WS_FIXED 22
 /* The parallel schedule's adjoint writes the gradient of a per-token tensor that no two output heads
  * share straight into the caller's buffer, in its dtype: such a tensor needs no partials (nor a head sum). */
 static bool direct_tensor(const attnc_grad_kernel *k, uint32_t i)
@@ -293,6 +302,10 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     size_t img = k->parallel ? (slots * k->sh.heads_out * k->bp_kp * k->bp_vp * k->bp_elt + 3) / 4 : 0;
     sizes[18] = img;
     sizes[19] = img;
+    /* the delta rule's W and U (U_hat) of every chunk: C x KP and C x VP elements per slot and head */
+    size_t tile = k->bp_delta ? slots * k->sh.heads_out * k->chunk * k->bp_elt : 0;
+    sizes[20] = (tile * k->bp_kp + 3) / 4;
+    sizes[21] = (tile * k->bp_vp + 3) / 4;
     for (uint32_t i = 0; i < k->ntensors; i++)
         sizes[WS_FIXED + i] = k->parallel && (direct_tensor(k, i) || (wanted && !wanted[i])) ? 0 : rows * k->tensors[i].len;
     size_t need = 0;
@@ -348,6 +361,8 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     lp->ws_dm0 = ptr[17];
     lp->ws_sin = ptr[18];
     lp->ws_dso = ptr[19];
+    lp->ws_w = ptr[20];
+    lp->ws_u = ptr[21];
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp->part[i] = ptr[WS_FIXED + i];
     return ATTNC_OK;
@@ -449,10 +464,12 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         /* the state walks per (sequence, head, V slice), then every chunk on its own (slot c0 / C + n) */
         unsigned gw[3] = {(unsigned)N, k->sh.heads_out, k->bp_vp / k->bp_vs};
         unsigned gc[3] = {(unsigned)(total / k->chunk + N + 1), k->sh.heads_out, 1};
-        if (!rt_launch(k->fn[BK_P_STATES], gw, block, k->bp_walk_smem, a->stream, params, &err) ||
+        if ((k->bp_delta && !rt_launch(k->fn[BK_P_WY], gc, block, k->bd_wy_smem, a->stream, params, &err)) ||
+            !rt_launch(k->fn[BK_P_STATES], gw, block, k->bp_walk_smem, a->stream, params, &err) ||
             (k->norm && !rt_launch(k->fn[BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||
             !rt_launch(k->fn[BK_P_DSTATES], gw, block, k->bp_walk_smem, a->stream, params, &err) ||
-            !rt_launch(k->fn[BK_P_CHUNK], gc, block, k->bp_chunk_smem, a->stream, params, &err))
+            !rt_launch(k->fn[BK_P_CHUNK], gc, block, k->bp_chunk_smem, a->stream, params, &err) ||
+            (k->bp_delta && !rt_launch(k->fn[BK_P_WY_ADJOINT], gc, block, k->bd_adj_smem, a->stream, params, &err)))
             return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     }
     if (k->softmax && total > 0) {

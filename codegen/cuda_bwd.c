@@ -31,6 +31,7 @@
 extern const char attnc_support_src[];
 extern const char attnc_linear_bwd_kernel_src[];
 extern const char attnc_linear_bwd_par_kernel_src[];
+extern const char attnc_linear_bwd_delta_kernel_src[];
 
 typedef struct bgen {
     const ir_module *m;
@@ -443,7 +444,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     if (gp->parallel)
         attnc_buf_puts(b, "    void *ws_sin, *ws_dso;   // parallel schedule: S_in and dS_out images [slot, HOUT, KP, VP], elt\n"
                           "    void *direct[64];        // per tensor: the caller's gradient [T, HOUT, len] written directly, or null\n"
-                          "    int direct_dtype[64];    // its ATTNC_DT_*\n");
+                          "    int direct_dtype[64];    // its ATTNC_DT_*\n"
+                          "    void *ws_w, *ws_u;       // the delta rule: W, U (then U_hat) of every chunk [slot, HOUT, C, KP or VP], elt\n");
     attnc_buf_puts(b, "};\n");
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));
@@ -477,9 +479,9 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     if (gp->parallel) {
         attnc_buf_printf(b, "\n// ---- the chunk-parallel schedule (passes/grad.c): chunk %u, tiles K %u, V %u, V slice %u ----\n"
                             "#define ATTNC_BP 1\n#define ATTNC_BP_C %u\n#define ATTNC_BP_KP %u\n#define ATTNC_BP_VP %u\n"
-                            "#define ATTNC_BP_VS %u\n#define ATTNC_BP_VSPLIT %d\n",
+                            "#define ATTNC_BP_VS %u\n#define ATTNC_BP_VSPLIT %d\n#define ATTNC_BP_DELTA %d\n",
                          gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs, gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs,
-                         gp->bp_vsplit ? 1 : 0);
+                         gp->bp_vsplit ? 1 : 0, gp->bp_delta ? 1 : 0);
         /* a query or key role that is an input tensor of its own (gp->bp_direct): the chunk kernel writes
          * its gradient into that tensor's (p.direct), in the tensor's dtype, instead of ws_dq / ws_dk */
         const char *tag[2] = {"DQ", "DK"};
@@ -506,9 +508,17 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                           "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n"
                           "__device__ __forceinline__ void attnc_bwd_stage_issue(const attnc_bwd_params &p, int c0, int eos, int h, unsigned char *stage);\n");
         attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
-        attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu && attnc_bp_chunk_layout::bytes == %uu,\n"
-                            "              \"host and kernel disagree on shared memory\");\n",
-                         gp->bp_walk_smem, gp->bp_chunk_smem);
+        if (gp->bp_delta) {
+            attnc_buf_puts(b, attnc_linear_bwd_delta_kernel_src);
+            attnc_buf_printf(b, "static_assert(attnc_bd_walk_layout::bytes == %uu && attnc_bp_chunk_layout::bytes == %uu &&\n"
+                                "              attnc_bd_wy_layout::bytes == %uu && attnc_bd_adj_layout::bytes == %uu,\n"
+                                "              \"host and kernel disagree on shared memory\");\n",
+                             gp->bp_walk_smem, gp->bp_chunk_smem, gp->bd_wy_smem, gp->bd_adj_smem);
+        } else {
+            attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu && attnc_bp_chunk_layout::bytes == %uu,\n"
+                                "              \"host and kernel disagree on shared memory\");\n",
+                             gp->bp_walk_smem, gp->bp_chunk_smem);
+        }
     }
     if (gp->bidir)
         cg_bwd_emit_bidir(b);

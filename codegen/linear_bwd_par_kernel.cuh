@@ -181,17 +181,20 @@ __device__ __forceinline__ void bp_zero_roles(float *stg, int lane)
 }
 
 // Row r of the chunk (token t) through the generated roles WANT asks for (1 q, 2 k, 4 v; the gate always),
-// from the chunk's staged input rows (one warp, fp32 role row stg), the floored log2 gate into g[r];
+// from the chunk's staged input rows (one warp, fp32 role row stg), the floored log2 gate into g[r] (and
+// the delta rule's beta into *beta where asked);
 // padding rows zero.  The role row's columns past K and V (to KP, VP) are zero from bp_zero_roles on: no
 // role writes them.  The caller converts the row into its tiles.
 template <int WANT>
 __device__ __forceinline__ void bp_role_row(const attnc_bwd_params &p, int t, bool real, int h, int lane, float *stg,
-                                            float *g, int r, const unsigned char *stage)
+                                            float *g, int r, const unsigned char *stage, float *beta = nullptr)
 {
     float *q = stg, *k = stg + ATTNC_BP_KP, *v = stg + 2 * ATTNC_BP_KP, *gg = v + ATTNC_BP_VP;
     float dummy[2];
+    if (beta && !real && lane == 0)
+        *beta = 0.f;   // the delta rule: a padding row writes nothing
     if (real) {
-        attnc_bwd_roles_staged<WANT | 8>(p, t, h, lane, q, k, v, gg, dummy, dummy + 1, stage, r);
+        attnc_bwd_roles_staged<WANT | 8>(p, t, h, lane, q, k, v, gg, beta ? beta : dummy, dummy + 1, stage, r);
         if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & 4))
             if (lane == 0)
                 v[ATTNC_B_VO] = 1.f;   // the denominator's column of ones
@@ -341,6 +344,7 @@ __device__ __forceinline__ void bp_role_grad(float *ws, void *direct, size_t i, 
 }
 
 // ---- passes 1 and 2: the state walks ------------------------------------------------------------------
+#if !ATTNC_BP_DELTA   // the delta rule's walks: linear_bwd_delta_kernel.cuh
 struct attnc_bp_walk_layout {   // offsets in bytes
     static constexpr unsigned x = 0;                                                   // Kd or Qg [C][LDK]
     static constexpr unsigned y = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);          // V or dO slice [C][LDS]
@@ -502,6 +506,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
     bp_walk<true>(p);
 }
 
+#endif   // !ATTNC_BP_DELTA
+
 // ---- pass 3 (and the normalisers' rows): one chunk ---------------------------------------------------
 #if ATTNC_BP_DIAG
 struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/grad.c's grad_bp_chunk_smem, diag)
@@ -573,7 +579,7 @@ static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 1
 // `stg_base` (ATTNC_B_WARPS rows of ATTNC_BP_STG floats); dO straight from global memory, every element
 // an independent load.
 __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, int nrows, int h, unsigned char *bsm,
-                                             float *stg_base, bool with_dout)
+                                             float *stg_base, bool with_dout, int slot = 0)
 {
     using L = attnc_bp_chunk_layout;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -590,11 +596,17 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     attnc_stage_wait();
     __syncthreads();
     for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
-        constexpr int WANT = (ATTNC_BP_Q_STAGE < 0 ? 1 : 0) | (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (ATTNC_BP_V_STAGE < 0 ? 4 : 0);
+        constexpr int WANT = (ATTNC_BP_Q_STAGE < 0 ? 1 : 0) | (ATTNC_BP_K_STAGE < 0 ? 2 : 0) |
+                             (ATTNC_BP_V_STAGE < 0 && !ATTNC_BP_DELTA ? 4 : 0);
         bp_role_row<WANT>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
         bp_qk_tile_row<ATTNC_BP_Q_STAGE>(stage, stg, r, r < nrows, Q + r * ATTNC_BP_LDK, lane);
         bp_qk_tile_row<ATTNC_BP_K_STAGE>(stage, stg + ATTNC_BP_KP, r, r < nrows, K + r * ATTNC_BP_LDK, lane);
-        if constexpr (ATTNC_BP_V_STAGE >= 0) {
+        if constexpr (ATTNC_BP_DELTA) {   // the delta rule: U_hat (the forward walk's, ws_u) for V
+            const elt *uh = (const elt *)p.ws_u + ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
+            for (int c = lane * 8; c < ATTNC_BP_VP; c += 256)
+                *reinterpret_cast<attnc_u4 *>(V + r * ATTNC_BP_LDV + c) =
+                    *reinterpret_cast<const attnc_u4 *>(uh + (size_t)r * ATTNC_BP_VP + c);
+        } else if constexpr (ATTNC_BP_V_STAGE >= 0) {
             bp_copy_row<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r, 0, r < nrows, V + r * ATTNC_BP_LDV, lane);
         } else {
             for (int c = lane; c < ATTNC_BP_VP; c += 32) {
@@ -739,7 +751,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
 
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
-    bp_load_rows(p, c0, nrows, h, bsm, M, true);
+    bp_load_rows(p, c0, nrows, h, bsm, M, true, slot);
     __syncthreads();   // the staged rows (over S) are read
     bp_load_image<false>(img_in, S);
     __syncthreads();

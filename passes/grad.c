@@ -385,6 +385,33 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
     return (bytes + 127) / 128 * 128;
 }
 
+/* The delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): its three layouts' byte sums,
+ * 16-bit tiles.  stg: the warps' role rows; `stage` the staged input rows, do_bytes dO's slice beside them. */
+static unsigned bd_stg(uint32_t KP, uint32_t VP)
+{
+    return BP_WARPS * (2 * KP + VP + 8) * 4;
+}
+
+unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
+{
+    return C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + 2 * C * (C + 1) * 4 + 4 * C * (C + 8) * 2 + bd_stg(KP, VP) +
+           stage;
+}
+
+unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, unsigned stage, unsigned do_bytes)
+{
+    return 3 * C * (KP + 8) * 2 + 2 * C * (VS + 8) * 2 + 2 * C * (C + 8) * 2 + KP * (VS + 8) * 2 + C * 4 + bd_stg(KP, VP) +
+           stage + do_bytes;
+}
+
+unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
+{
+    unsigned s = C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + 4 * C * (C + 1) * 4 + 2 * C * (C + 8) * 2 + 3 * 8 * C * 4;
+    unsigned end_a = s + KP * (VP + 8) * 2 + 2 * C * (VP + 8) * 2 + 2 * C * (KP + 8) * 2;
+    unsigned end_b = s + stage + bd_stg(KP, VP);
+    return end_a > end_b ? end_a : end_b;
+}
+
 /* Whether the gradient of linear role `role` (query or key) is an input tensor's gradient as it is, so that
  * the chunk kernel can write it there: the role is fed directly (passes/fuse.c: the INPUT value as is),
  * nothing else in the spec reads that value (no value, no other role) nor another INPUT value of its
@@ -449,11 +476,48 @@ static unsigned staged_role(const ir_module *m, const grad_plan *gp, ir_ref role
     return gp->bp_stage_off[m->values[role].aux];
 }
 
+/* The delta rule's part of grad_parallel_plan: chunk C (halved while a layout exceeds a CTA's shared memory)
+ * with 16-bit tiles, K and V <= 128 (one state slice per walk, a warp per 16 state rows), scalar or no
+ * decay, no normaliser; the key's gradient gets the WY terms after the chunk kernel, so it stays in ws_dk. */
+static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
+{
+    if (split || gp->gk != 1 || gp->norm != IR_NORM_NONE || gp->K > 128 || gp->V > 128 || gp->vo != gp->V)
+        return false;
+    uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16, do_es = ir_dtype_bytes(m->out_dtype);
+    for (uint32_t C = 64; C >= 16; C /= 2) {
+        unsigned stage = plan_stage(m, gp, C);
+        unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, VP, stage, C * VP * do_es);
+        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage), chunk = grad_bp_chunk_smem(C, KP, VP, false, false, false, false, stage);
+        if (wy > GRAD_MAX_SMEM || walk > GRAD_MAX_SMEM || adj > GRAD_MAX_SMEM || chunk > GRAD_MAX_SMEM)
+            continue;
+        gp->parallel = gp->bp_delta = true;
+        gp->bp_split = gp->bp_vsplit = false;
+        gp->bp_chunk = C;
+        gp->bp_kp = KP;
+        gp->bp_vp = VP;
+        gp->bp_vs = VP;
+        gp->bp_stage_bytes = stage;
+        gp->bp_do_es = do_es;
+        gp->bp_role_stage[0] = staged_role(m, gp, m->linear.query, gp->K, false);
+        gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, false);
+        gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
+        gp->bp_walk_smem = walk;
+        gp->bp_chunk_smem = chunk;
+        gp->bd_wy_smem = wy;
+        gp->bd_adj_smem = adj;
+        gp->bp_direct[0] = direct_role(m, gp, IR_ROLE_QUERY, &gp->bp_direct_tensor[0]);
+        return true;
+    }
+    return false;
+}
+
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
-    gp->parallel = false;
+    gp->parallel = gp->bp_delta = false;
     gp->bp_direct[0] = gp->bp_direct[1] = false;
     bool diag = gp->transition == IR_TR_DIAG;
+    if (gp->ok && gp->linear && !gp->bidir && !gp->softmax && gp->delta && !gp->mlstm)
+        return delta_plan(m, gp, split);
     if (!gp->ok || !gp->linear || gp->bidir || gp->softmax || gp->delta || gp->mlstm || gp->gk != (diag ? gp->K : 1) ||
         gp->K > 128 || gp->V > 256)
         return false;

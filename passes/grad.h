@@ -57,6 +57,10 @@ typedef struct grad_plan {
      * from the role's workspace nor writes the tensor, and the host allocates no ws_dq (ws_dk) */
     bool bp_direct[2];
     uint32_t bp_direct_tensor[2];
+    /* the delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): attnc_bwdp_wy before the
+     * walks, attnc_bwdp_wy_adjoint after the chunk kernel, their shared memory; bp_walk_smem is its walks' */
+    bool bp_delta;
+    unsigned bd_wy_smem, bd_adj_smem;
 } grad_plan;
 
 /* Derives the backward plan of a lowered module (stage CHUNKED or later).  Never fails for a module the
@@ -81,6 +85,10 @@ unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bo
                            unsigned stage);
 unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm, bool diag,
                             unsigned stage);
+/* The delta rule's (16-bit tiles): attnc_bwdp_wy, the walks (do_bytes: dO's slice), attnc_bwdp_wy_adjoint. */
+unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
+unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, unsigned stage, unsigned do_bytes);
+unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
 
 /* passes/grad_softmax.c.  The softmax part's plan: false (gp untouched) when a softmax role is computed
  * rather than an input as stored (the query may carry a constant factor), which the forward does not run

@@ -10,6 +10,7 @@ struct host_args {
     const int *cu_seqlens;
     int seqlen, nseq, total;
     float *ws_dq, *ws_dk, *ws_dv, *ws_dg, *ws_dh0, *ws_dz0;   // [total, HOUT, K], .., [N, HOUT, K, VO], [N, HOUT, K]
+    float *ws_db;   // the delta rule: d beta [total, HOUT]
     void *direct[64];   // the parallel unit: the tensors' gradients it writes directly (or null), as p.direct
     int direct_dtype[64];
 };
@@ -19,6 +20,7 @@ struct unit_info {
     unsigned gk;   // the gate's length per token and head: 1, or K (per-channel gates)
     bool gated, norm;
     int dq_tensor, dk_tensor;   // the tensor whose gradient the chunk kernel writes for the query / key role, or -1
+    bool delta;                 // the delta rule: beta's role gradient (ws_db) too
 };
 
 unit_info seq_info();

@@ -128,7 +128,7 @@ int main(int argc, char **argv)
             return 2;
         }
     struct outs {
-        std::vector<float> dq, dk, dv, dg, dh0, dz0;
+        std::vector<float> dq, dk, dv, dg, dh0, dz0, db;
     } o[2];
     for (int s = 0; s < 2; s++) {
         o[s].dq.assign((size_t)total * H * K, NAN);
@@ -137,10 +137,12 @@ int main(int argc, char **argv)
         o[s].dg.assign((size_t)total * H * si.gk, NAN);
         o[s].dh0.assign((size_t)nseq * H * K * VO, NAN);
         o[s].dz0.assign((size_t)nseq * H * K, NAN);
+        o[s].db.assign((size_t)total * H, NAN);
         host_args b = a;
         b.ws_dq = o[s].dq.data(), b.ws_dk = o[s].dk.data(), b.ws_dv = o[s].dv.data(), b.ws_dg = o[s].dg.data();
         b.ws_dh0 = o[s].dh0.data();
         b.ws_dz0 = V > VO ? o[s].dz0.data() : nullptr;
+        b.ws_db = si.delta ? o[s].db.data() : nullptr;
         if (s == 0) {
             seq_run(b);
         } else {
@@ -160,6 +162,7 @@ int main(int argc, char **argv)
     // own) and partials (the others)
     host_args b = a;
     b.ws_dq = o[0].dq.data(), b.ws_dk = o[0].dk.data(), b.ws_dv = o[0].dv.data(), b.ws_dg = o[0].dg.data();
+    b.ws_db = si.delta ? o[0].db.data() : nullptr;
     std::vector<std::vector<float>> ps(ts.size()), pp(ts.size()), got(ts.size());
     float *pseq[64] = {}, *ppar[64] = {};
     for (size_t i = 0; i < ts.size(); i++) {
@@ -213,6 +216,7 @@ int main(int argc, char **argv)
         {"dg", si.gated ? host_rel(o[1].dg, o[0].dg, 1, 1) : 0.0},
         {"dh0", host_rel(o[1].dh0, o[0].dh0, 1, 1)},
         {"dz0", V > VO ? host_rel(o[1].dz0, o[0].dz0, 1, 1) : 0.0},
+        {"db", si.delta ? host_rel(o[1].db, o[0].db, 1, 1) : 0.0},
     };
     bool ok = ok_adj;
     std::printf("adjoint: direct writes and partials against the sequential partials, worst %s at %.2f of its "
@@ -239,11 +243,13 @@ int main(int argc, char **argv)
         u.dg.assign(o[1].dg.size(), NAN);
         u.dh0.assign(o[1].dh0.size(), NAN);
         u.dz0.assign(o[1].dz0.size(), NAN);
+        u.db.assign(o[1].db.size(), NAN);
         host_args c = a;
         c.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data();
         c.ws_dk = role_t[1] >= 0 ? nullptr : o[1].dk.data();
         c.ws_dv = u.dv.data(), c.ws_dg = u.dg.data(), c.ws_dh0 = u.dh0.data();
         c.ws_dz0 = V > VO ? u.dz0.data() : nullptr;
+        c.ws_db = si.delta ? u.db.data() : nullptr;
         for (size_t i = 0; i < ts.size(); i++)
             c.direct[i] = (int)i == role_t[0] || (int)i == role_t[1] ? nullptr : dir[i], c.direct_dtype[i] = dty[i];
         par_run(c);

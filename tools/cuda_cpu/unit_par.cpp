@@ -7,7 +7,7 @@
 unit_info par_info()
 {
     return {ATTNC_B_K, ATTNC_B_V, ATTNC_B_VO, ATTNC_HOUT, ATTNC_HS, ATTNC_OUT_DTYPE, ATTNC_BP_C, ATTNC_B_GK,
-            ATTNC_B_TRANSITION != 0, ATTNC_B_NORM != 0, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR};
+            ATTNC_B_TRANSITION != 0, ATTNC_B_NORM != 0, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DELTA != 0};
 }
 
 void par_run(const host_args &a)
@@ -20,6 +20,7 @@ void par_run(const host_args &a)
     p.h0 = a.h0, p.dhT = a.dhT, p.z0 = a.z0, p.dzT = a.dzT;
     p.cu_seqlens = a.cu_seqlens, p.seqlen = a.seqlen, p.nseq = a.nseq, p.total = a.total;
     p.ws_dq = a.ws_dq, p.ws_dk = a.ws_dk, p.ws_dv = a.ws_dv, p.ws_dg = a.ws_dg, p.ws_dh0 = a.ws_dh0, p.ws_dz0 = a.ws_dz0;
+    p.ws_db = a.ws_db;
     for (int i = 0; i < 64; i++)
         p.direct[i] = a.direct[i], p.direct_dtype[i] = a.direct_dtype[i];
     unsigned slots = (unsigned)(a.total / ATTNC_BP_C + a.nseq + 1);
@@ -35,12 +36,26 @@ void par_run(const host_args &a)
     p.ws_dso = dso.data();
     p.ws_do = ws_do.data();
     dim3c gw{(unsigned)a.nseq, ATTNC_HOUT, ATTNC_BP_VP / ATTNC_BP_VS}, gc{slots, ATTNC_HOUT, 1};
+#if ATTNC_BP_DELTA
+    // W and U (then U_hat) of every chunk, poisoned too
+    std::vector<par::elt> ws_w((size_t)slots * ATTNC_HOUT * ATTNC_BP_C * ATTNC_BP_KP), ws_u((size_t)slots * ATTNC_HOUT * ATTNC_BP_C * ATTNC_BP_VP);
+    std::memset(ws_w.data(), 0xff, ws_w.size() * sizeof(par::elt));
+    std::memset(ws_u.data(), 0xff, ws_u.size() * sizeof(par::elt));
+    p.ws_w = ws_w.data();
+    p.ws_u = ws_u.data();
+    cpu_launch(par::attnc_bwdp_wy, gc, 256, par::attnc_bd_wy_layout::bytes, p);
+    cpu_launch(par::attnc_bwdp_states, gw, 256, par::attnc_bd_walk_layout::bytes, p);
+    cpu_launch(par::attnc_bwdp_dstates, gw, 256, par::attnc_bd_walk_layout::bytes, p);
+    cpu_launch(par::attnc_bwdp_chunk, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
+    cpu_launch(par::attnc_bwdp_wy_adjoint, gc, 256, par::attnc_bd_adj_layout::bytes, p);
+#else
     cpu_launch(par::attnc_bwdp_states, gw, 256, par::attnc_bp_walk_layout::bytes, p);
 #if ATTNC_B_NORM != 0
     cpu_launch(par::attnc_bwdp_rows, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
 #endif
     cpu_launch(par::attnc_bwdp_dstates, gw, 256, par::attnc_bp_walk_layout::bytes, p);
     cpu_launch(par::attnc_bwdp_chunk, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
+#endif
 }
 
 void par_inputs(const host_args &a, float *const *part, void *const *direct, const int *dtype)
@@ -51,7 +66,7 @@ void par_inputs(const host_args &a, float *const *part, void *const *direct, con
         p.in[i] = a.in[i], p.part[i] = part[i], p.direct[i] = direct[i], p.direct_dtype[i] = dtype[i];
     p.dout = a.dout;
     p.cu_seqlens = a.cu_seqlens, p.seqlen = a.seqlen, p.nseq = a.nseq, p.total = a.total;
-    p.ws_dq = a.ws_dq, p.ws_dk = a.ws_dk, p.ws_dv = a.ws_dv, p.ws_dg = a.ws_dg;
+    p.ws_dq = a.ws_dq, p.ws_dk = a.ws_dk, p.ws_dv = a.ws_dv, p.ws_dg = a.ws_dg, p.ws_db = a.ws_db;
     unsigned warps = (unsigned)a.total * ATTNC_HOUT;
     cpu_launch(par::attnc_bwd_inputs, dim3c{(warps + 7) / 8, 1, 1}, 256, 0, p);
 }

@@ -1,0 +1,693 @@
+// codegen/linear_bwd_delta_kernel.cuh: the chunk-parallel backward of the delta rule (ATTNC_BP_DELTA: scalar,
+// constant or no decay, 16-bit inputs, K, V <= 128, no normaliser; DeltaNet, Gated DeltaNet), completed by
+// codegen/cuda_bwd.c after linear_bwd_par_kernel.cuh, whose helpers (bp_mma, bp_role_row, bp_slot_chunk, the
+// staging) and chunk kernel it uses.  The math is the sequential kernel's (linear_bwd_kernel.cuh,
+// attnc_bwd_wy and attnc_bwd_wy_adjoint; passes/grad.c's header), split so that only the two state
+// recurrences walk the chunks and everything else runs per chunk on the tensor cores.  Per chunk, with
+// b the chunk-local cumulative log2 gate, Kg = K e^{b}, E_rj = (k_r . k_j) e^{b_r - b_j} (j < r),
+// T = (I + diag(beta) E)^-1, W = T diag(beta) Kg, U = T diag(beta) V:
+//   U_hat = U - W S_in,  S_out = e^{b_L} S_in + Kd^T U_hat,  O = (Q e^{b}) S_in + P U_hat
+// so the additive chunk runs on U_hat where it had V.  Kernels, in launch order (api/backward.c):
+//   attnc_bwdp_wy          grid (slots, H_out): E, T (fp32), W and U into ws_w, ws_u (tile type);
+//   attnc_bwdp_states      grid (N, H_out, 1): the forward walk; per chunk U_hat = U - W S_in on the tensor
+//                          cores from the S_in image, written over U in ws_u (the chunk kernel's V), then
+//                          S_out = e^{b_L} S_in + Kd^T U_hat; every S_in image stored (ws_sin);
+//   attnc_bwdp_dstates     grid (N, H_out, 1): the reverse walk; per chunk P = (Q K^T) o D,
+//                          dU_hat = P^T dO + Kd dS_out, dS_in = e^{b_L} dS_out + Qg^T dO - W^T dU_hat; every
+//                          dS_out image stored (ws_dso), dh0;
+//   attnc_bwdp_chunk       the additive chunk kernel with U_hat for V: dq (final), dk's P and state terms,
+//                          dU_hat into ws_dv, the gate's additive terms into ws_dg (U_hat held fixed);
+//   attnc_bwdp_wy_adjoint  grid (slots, H_out): E and T again, dW = -dU_hat S_in^T, dT_rq = beta_q (dU_hat_r
+//                          . v_q + e^{b_q} dW_r . k_q), Y = T^T dU_hat, Z = T^T dW, dA = -T^T dT T^T (strictly
+//                          lower); dv = diag(beta) Y over ws_dv, dbeta_q = Y_q . v_q + e^{b_q} Z_q . k_q +
+//                          sum_j dA_qj E_qj, dk += diag(beta e^{b}) Z + F K + F^T K with
+//                          F_rj = beta_r dA_rj e^{b_r - b_j}, and the gate's WY terms added to ws_dg.
+// The gate's WY terms, per factor (the log-weight rule; terms that do not cancel): each Kg_r = k_r e^{b_r}
+// gives G_r = e^{b_r} beta_r (k_r . Z_r) to every s <= r, each E_rj gives beta_r dA_rj E_rj to every
+// j < s <= r:  da_s += sum_{r >= s} (G_r + sum_{j < s} beta_r dA_rj E_rj).
+// Saved versus recomputed: W and U (then U_hat) per chunk in the tile type (C (K + V) elements per chunk
+// and head: both walks and the chunk kernel read them; T, a C x C solve, is formed twice, in the first and
+// the last kernel, rather than stored); the images as in the additive schedule.  Products are bf16 mma
+// with fp32 accumulators; T, dU_hat, dW and F carry a bf16 remainder tile (hi + lo) where they are
+// operands, so that only q, k, v, dO, the images, W, U_hat and the walks' dU_hat are rounded once.
+
+#if ATTNC_BP_DELTA
+static_assert(!ATTNC_SPLIT && !ATTNC_BP_DIAG && ATTNC_B_NORM == 0 && ATTNC_BP_VS == ATTNC_BP_VP &&
+              ATTNC_BP_KP <= 128 && ATTNC_BP_VP <= 128 && ATTNC_BP_C * 4 <= ATTNC_B_THREADS,
+              "the delta rule's parallel backward: 16-bit tiles, one V slice, K, V <= 128 (grad_parallel_plan)");
+
+#define ATTNC_BD_LDF (ATTNC_BP_C + 1)   // fp32 C x C rows
+
+__device__ __forceinline__ size_t bd_wtile(int slot, int h)
+{
+    return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_KP;
+}
+__device__ __forceinline__ size_t bd_utile(int slot, int h)
+{
+    return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
+}
+
+// rows x W elements (W a multiple of 8) from a dense global tile into a shared one of row stride ld, 16 bytes
+// at a time; NEG flips every element's sign bit (bf16 and fp16 alike).
+template <int W, bool NEG>
+__device__ __forceinline__ void bd_copy_tile(const elt *src, int src_ld, elt *dst, int ld, int rows)
+{
+    constexpr int PER = 8, ROW = W / PER;
+    for (int i = threadIdx.x; i < rows * ROW; i += ATTNC_B_THREADS) {
+        const int r = i / ROW, c = (i % ROW) * PER;
+        attnc_u4 x = *reinterpret_cast<const attnc_u4 *>(src + (size_t)r * src_ld + c);
+        if constexpr (NEG) {
+            x.x ^= 0x80008000u;
+            x.y ^= 0x80008000u;
+            x.z ^= 0x80008000u;
+            x.w ^= 0x80008000u;
+        }
+        *reinterpret_cast<attnc_u4 *>(dst + r * ld + c) = x;
+    }
+}
+
+// The chunk's key and value roles into K and V tiles, its log2 gates into g (then, gated, the chunk-local
+// sums) and beta into beta[r] (0 on padding rows), once the staged rows have landed.
+__device__ __forceinline__ void bd_rows_kv(const attnc_bwd_params &p, int c0, int nrows, int h, elt *K, elt *V, float *g,
+                                           float *beta, float *stg_base, const unsigned char *stage)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float *stg = stg_base + warp * ATTNC_BP_STG;
+    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (ATTNC_BP_V_STAGE < 0 ? 4 : 0);
+    bp_zero_roles(stg, lane);
+    attnc_stage_wait();
+    __syncthreads();
+    for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
+        const bool real = r < nrows;
+        bp_role_row<WANT>(p, c0 + r, real, h, lane, stg, g, r, stage, beta + r);
+        bp_qk_tile_row<ATTNC_BP_K_STAGE>(stage, stg + ATTNC_BP_KP, r, real, K + r * ATTNC_BP_LDK, lane);
+        if constexpr (ATTNC_BP_V_STAGE >= 0) {
+            bp_copy_row<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r, 0, real, V + r * ATTNC_BP_LDV, lane);
+        } else {
+            for (int c = lane; c < ATTNC_BP_VP; c += 32)
+                V[r * ATTNC_BP_LDV + c] = attnc_float_to_elt(stg[2 * ATTNC_BP_KP + c]);
+        }
+        __syncwarp();
+    }
+    __syncthreads();
+    if constexpr (ATTNC_BP_GATED) {
+        if (warp == 0)
+            bp_scan(g, lane);
+        __syncthreads();
+    }
+}
+
+// E_rj = (k_r . k_j) e^{b_r - b_j} (j < r, else 0) on the tensor cores, then T = (I + diag(beta) E)^-1 (unit
+// lower triangular) by forward substitution in fp32: T_rj = -beta_r sum_{j <= q < r} E_rq T_qj, four lanes
+// per column j (each a quarter of the q terms, then a butterfly sum), the rows in order.
+__device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const float *beta, float *E, float *T)
+{
+    constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+        const int mi = item / NB, nj = item % NB;
+        float acc[2][4];
+        bp_zero<2>(acc);
+        if (nj <= mi)
+            bp_mma<2, false, false>(acc, K, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
+                E[r * LDF + j] = j < r ? acc[nt][i] * bp_dec(g[r] - g[j]) : 0.f;
+            }
+    }
+    for (int i = tid; i < C * C; i += ATTNC_B_THREADS)
+        T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
+    __syncthreads();
+    if (tid < C * 4) {   // whole warps (C * 4 is a multiple of 32)
+        const int j = tid >> 2, part = tid & 3;
+        for (int r = 1; r < C; r++) {
+            float acc = 0.f;
+            if (r > j)
+                for (int q = j + part; q < r; q += 4)
+                    acc += E[r * LDF + q] * T[q * LDF + j];
+            acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+            acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+            if (r > j && part == 0)
+                T[r * LDF + j] = -beta[r] * acc;
+            __syncwarp();
+        }
+    }
+    __syncthreads();
+}
+
+// ---- attnc_bwdp_wy: W and U of every chunk ---------------------------------------------------------------
+struct attnc_bd_wy_layout {   // offsets in bytes
+    static constexpr unsigned k = 0;                                                     // K [C][LDK]
+    static constexpr unsigned v = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // V [C][LDV]
+    static constexpr unsigned g = v + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);            // b [C]
+    static constexpr unsigned beta = g + ATTNC_BP_C * 4;                                  // beta [C]
+    static constexpr unsigned e = beta + ATTNC_BP_C * 4;                                  // E [C][C+1] fp32
+    static constexpr unsigned t = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                      // T [C][C+1] fp32
+    static constexpr unsigned wh = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b): hi, lo
+    static constexpr unsigned wl = wh + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
+    static constexpr unsigned uh = wl + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);          // T diag(beta): hi, lo
+    static constexpr unsigned ul = uh + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
+    static constexpr unsigned stg = ul + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);         // role rows, per warp
+    static constexpr unsigned stage = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;             // the chunk's input rows
+    static constexpr unsigned bytes = stage + ATTNC_BP_STAGE_BYTES;
+};
+static_assert(attnc_bd_wy_layout::v % 16 == 0 && attnc_bd_wy_layout::e % 16 == 0 && attnc_bd_wy_layout::wh % 16 == 0 &&
+              attnc_bd_wy_layout::wl % 16 == 0 && attnc_bd_wy_layout::uh % 16 == 0 && attnc_bd_wy_layout::ul % 16 == 0 &&
+              attnc_bd_wy_layout::stage % 16 == 0, "16-byte tiles");
+
+// acc (rows m0.., NT n-tiles from n0) = (hi + lo) X over the causal range of a lower-triangular C x C
+// left factor (row-major [r][j], j <= r).
+template <int NT>
+__device__ __forceinline__ void bd_lower_mm(float (*acc)[4], const elt *Fh, const elt *Fl, const elt *X, int ldx, int m0,
+                                            int n0, int lane)
+{
+    bp_zero<NT>(acc);
+    bp_mma<NT, false, true>(acc, Fh, ATTNC_BP_LDC, m0, X, ldx, n0, 0, m0 + 16, lane);
+    bp_mma<NT, false, true>(acc, Fl, ATTNC_BP_LDC, m0, X, ldx, n0, 0, m0 + 16, lane);
+}
+
+// acc (16 rows from m0, NT n-tiles from n0) rounded into a dense global tile of row stride ld.
+template <int NT>
+__device__ __forceinline__ void bd_store_tile(elt *dst, int ld, const float (*acc)[4], int m0, int n0, int lane)
+{
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i += 2)
+            st2(dst + (size_t)bp_row(m0, lane, i) * ld + bp_col(n0, nt, lane, i), acc[nt][i], acc[nt][i + 1]);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy(attnc_bwd_params p)
+{
+    extern __shared__ __align__(128) unsigned char bsm[];
+    using L = attnc_bd_wy_layout;
+    constexpr int C = ATTNC_BP_C, LDF = ATTNC_BD_LDF;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int slot = blockIdx.x, h = blockIdx.y;
+    int n, c0, eos;
+    if (!bp_slot_chunk(p, slot, n, c0, eos))
+        return;
+    const int nrows = min(C, eos - c0);
+    elt *K = (elt *)(bsm + L::k), *V = (elt *)(bsm + L::v);
+    elt *Wh = (elt *)(bsm + L::wh), *Wl = (elt *)(bsm + L::wl), *Uh = (elt *)(bsm + L::uh), *Ul = (elt *)(bsm + L::ul);
+    float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
+
+    attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
+    bd_rows_kv(p, c0, nrows, h, K, V, g, beta, (float *)(bsm + L::stg), bsm + L::stage);
+    bd_solve_t(K, g, beta, E, T);
+    // the solve's left factors with beta_j (and e^{b_j} for W) on their columns, hi + lo
+    for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
+        const int r = i / C, j = i % C;
+        const float t = j <= r ? T[r * LDF + j] * beta[j] : 0.f;
+        elt hi, lo;
+        bp_split(t * bp_dec(g[j]), hi, lo);
+        Wh[r * ATTNC_BP_LDC + j] = hi;
+        Wl[r * ATTNC_BP_LDC + j] = lo;
+        bp_split(t, hi, lo);
+        Uh[r * ATTNC_BP_LDC + j] = hi;
+        Ul[r * ATTNC_BP_LDC + j] = lo;
+    }
+    __syncthreads();
+    elt *w = (elt *)p.ws_w + bd_wtile(slot, h), *u = (elt *)p.ws_u + bd_utile(slot, h);
+    {   // W = T diag(beta e^{b}) K
+        constexpr int NT = ATTNC_BP_NT(ATTNC_BP_KP), NG = ATTNC_BP_KP / (8 * NT);
+        for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
+            const int m0 = item / NG * 16, n0 = item % NG * 8 * NT;
+            float acc[NT][4];
+            bd_lower_mm<NT>(acc, Wh, Wl, K, ATTNC_BP_LDK, m0, n0, lane);
+            bd_store_tile<NT>(w, ATTNC_BP_KP, acc, m0, n0, lane);
+        }
+    }
+    {   // U = T diag(beta) V
+        constexpr int NT = ATTNC_BP_NT(ATTNC_BP_VP), NG = ATTNC_BP_VP / (8 * NT);
+        for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
+            const int m0 = item / NG * 16, n0 = item % NG * 8 * NT;
+            float acc[NT][4];
+            bd_lower_mm<NT>(acc, Uh, Ul, V, ATTNC_BP_LDV, m0, n0, lane);
+            bd_store_tile<NT>(u, ATTNC_BP_VP, acc, m0, n0, lane);
+        }
+    }
+}
+
+// ---- the state walks -------------------------------------------------------------------------------------
+struct attnc_bd_walk_layout {   // offsets in bytes; the forward walk uses x, w, y, s
+    static constexpr unsigned x = 0;                                                     // Kd (fwd) or Qg (rev) [C][LDK]
+    static constexpr unsigned k = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // K, then Kd (rev)
+    static constexpr unsigned w = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // W (fwd) or -W (rev)
+    static constexpr unsigned y = w + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // U then U_hat, or dO [C][LDS]
+    static constexpr unsigned z = y + ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt);            // dU_hat (rev)
+    static constexpr unsigned p = z + ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt);            // P hi, lo (rev) [C][LDC]
+    static constexpr unsigned plo = p + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
+    static constexpr unsigned s = plo + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);          // the state image [KP][LDS]
+    static constexpr unsigned g = s + ATTNC_BP_KP * ATTNC_BP_LDS * sizeof(elt);           // b [C]
+    static constexpr unsigned stg = g + ATTNC_BP_C * 4;                                   // role rows, per warp
+    static constexpr unsigned stage = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;             // the chunk's input rows
+    static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][VS]
+    static constexpr unsigned bytes = dstage + ATTNC_BP_C * ATTNC_BP_VS * ATTNC_BP_DO_ES;
+};
+static_assert(attnc_bd_walk_layout::k % 16 == 0 && attnc_bd_walk_layout::w % 16 == 0 && attnc_bd_walk_layout::y % 16 == 0 &&
+              attnc_bd_walk_layout::z % 16 == 0 && attnc_bd_walk_layout::p % 16 == 0 && attnc_bd_walk_layout::plo % 16 == 0 &&
+              attnc_bd_walk_layout::s % 16 == 0 && attnc_bd_walk_layout::stage % 16 == 0 &&
+              attnc_bd_walk_layout::dstage % 16 == 0, "16-byte tiles");
+
+template <bool REV>
+__device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
+{
+    extern __shared__ __align__(128) unsigned char bsm[];
+    using L = attnc_bd_walk_layout;
+    constexpr int C = ATTNC_BP_C, NT = ATTNC_BP_VS / 8, NB = C / 16;
+    constexpr int NTU = ATTNC_BP_NT(ATTNC_BP_VS), NGU = ATTNC_BP_VS / (8 * NTU);   // U_hat, dU_hat items
+    elt *X = (elt *)(bsm + L::x), *Kt = (elt *)(bsm + L::k), *Wt = (elt *)(bsm + L::w), *Y = (elt *)(bsm + L::y);
+    elt *Z = (elt *)(bsm + L::z), *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *S = (elt *)(bsm + L::s);
+    float *g = (float *)(bsm + L::g);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int n = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * ATTNC_BP_VS;
+    constexpr int G = ATTNC_HOUT / ATTNC_HS;
+    const int hs = h / G;
+    const bool seeded = h % G == 0;
+    float *stg = (float *)(bsm + L::stg) + warp * ATTNC_BP_STG;
+    unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
+    int bos, eos;
+    attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
+    const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K * ATTNC_B_VO;
+    const int m0 = warp * 16;
+    const bool owner = m0 < ATTNC_BP_KP;   // this warp holds state rows m0 .. m0 + 15
+    elt *image = REV ? (elt *)p.ws_dso : (elt *)p.ws_sin;
+    float acc[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
+            float x = 0.f;
+            if (owner && d < ATTNC_B_K && c < ATTNC_B_VO)
+                x = REV ? (seeded && p.dhT ? p.dhT[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f)
+                        : (p.h0 ? p.h0[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f);
+            acc[nt][i] = x;
+        }
+    // the roles formed through the value DAG: k (forward), q and k (reverse), those that are not bf16 inputs
+    // as stored (those are copied from the staged rows)
+    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? 1 : 0);
+    bp_zero_roles(stg, lane);
+    const int nchunks = (eos - bos + C - 1) / C;
+    auto chunk_c0 = [&](int it) { return bos + (REV ? nchunks - 1 - it : it) * C; };
+    if (nchunks > 0) {
+        const int c0 = chunk_c0(0);
+        attnc_bwd_stage_issue(p, c0, eos, h, stage);
+        if constexpr (REV)
+            bp_stage_dout<ATTNC_BP_VS>(p, c0, min(C, eos - c0), h, v0, dstage);
+    }
+    for (int it = 0; it < nchunks; it++) {
+        const int c0 = chunk_c0(it), nrows = min(C, eos - c0);
+        const int slot = c0 / C + n;
+        attnc_stage_wait();
+        __syncthreads();
+        for (int r = warp; r < C; r += ATTNC_B_WARPS) {
+            bp_role_row<WANT>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
+            bp_qk_tile_row<ATTNC_BP_K_STAGE>(stage, stg + ATTNC_BP_KP, r, r < nrows, (REV ? Kt : X) + r * ATTNC_BP_LDK, lane);
+            if constexpr (REV) {
+                bp_qk_tile_row<ATTNC_BP_Q_STAGE>(stage, stg, r, r < nrows, X + r * ATTNC_BP_LDK, lane);
+                for (int c = lane; c < ATTNC_BP_VS; c += 32)
+                    Y[r * ATTNC_BP_LDS + c] = attnc_float_to_elt(bp_staged_dout<ATTNC_BP_VS>(dstage, r, v0, c, nrows));
+            }
+            __syncwarp();
+        }
+        // W (negated in the reverse walk: its product subtracts) and, forward, the chunk's U slice
+        bd_copy_tile<ATTNC_BP_KP, REV>((const elt *)p.ws_w + bd_wtile(slot, h), ATTNC_BP_KP, Wt, ATTNC_BP_LDK, C);
+        elt *u = (elt *)p.ws_u + bd_utile(slot, h) + v0;
+        if constexpr (!REV)
+            bd_copy_tile<ATTNC_BP_VS, false>(u, ATTNC_BP_VP, Y, ATTNC_BP_LDS, C);
+        __syncthreads();
+        if (it + 1 < nchunks) {   // the next chunk's rows arrive while this one is used
+            const int c1 = chunk_c0(it + 1);
+            attnc_bwd_stage_issue(p, c1, eos, h, stage);
+            if constexpr (REV)
+                bp_stage_dout<ATTNC_BP_VS>(p, c1, min(C, eos - c1), h, v0, dstage);
+        }
+        if constexpr (ATTNC_BP_GATED) {
+            if (warp == 0)
+                bp_scan(g, lane);
+            __syncthreads();
+        }
+        if constexpr (REV) {   // P = (Q K^T) o D from the undecayed tiles (hi, lo)
+            for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+                const int mi = item / NB, nj = item % NB;
+                if (nj > mi)
+                    continue;
+                float ap[2][4];
+                bp_zero<2>(ap);
+                bp_mma<2, false, false>(ap, X, ATTNC_BP_LDK, mi * 16, Kt, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+#pragma unroll
+                for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
+                        elt hi, lo;
+                        bp_split(j <= r ? ap[nt][i] * bp_dec(g[r] - g[j]) : 0.f, hi, lo);
+                        P[r * ATTNC_BP_LDC + j] = hi;
+                        Plo[r * ATTNC_BP_LDC + j] = lo;
+                    }
+            }
+            __syncthreads();
+        }
+        // Kd = K e^{b_L - b} (both walks) and Qg = Q e^{b} (reverse), rounded once more
+        if constexpr (ATTNC_BP_GATED) {
+            elt *Kd = REV ? Kt : X;
+            for (int i = tid; i < C * ATTNC_BP_KP; i += ATTNC_B_THREADS) {
+                const int r = i / ATTNC_BP_KP, c = i % ATTNC_BP_KP;
+                Kd[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(Kd[r * ATTNC_BP_LDK + c]) * bp_dec(g[C - 1] - g[r]));
+                if constexpr (REV)
+                    X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(X[r * ATTNC_BP_LDK + c]) * bp_dec(g[r]));
+            }
+        }
+        // this chunk's incoming state as an image (global, and in S for the products below), then its decay
+        if (owner) {
+            elt *img = image + bp_image(slot, h);
+            const float fl = ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f;
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i += 2) {
+                    const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
+                    st2(img + (size_t)d * ATTNC_BP_VP + c, acc[nt][i], acc[nt][i + 1]);
+                    st2(S + d * ATTNC_BP_LDS + c - v0, acc[nt][i], acc[nt][i + 1]);
+                    acc[nt][i] *= fl;
+                    acc[nt][i + 1] *= fl;
+                }
+        }
+        __syncthreads();
+        // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel);
+        // reverse: dU_hat = P^T dO + Kd dS_out into Z
+        for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
+            const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
+            float a2[NTU][4];
+            bp_zero<NTU>(a2);
+            if constexpr (REV) {
+                bp_mma<NTU, true, true>(a2, P, ATTNC_BP_LDC, r0, Y, ATTNC_BP_LDS, n0, r0, C, lane);
+                bp_mma<NTU, true, true>(a2, Plo, ATTNC_BP_LDC, r0, Y, ATTNC_BP_LDS, n0, r0, C, lane);
+                bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, ATTNC_BP_LDS, n0, 0, ATTNC_BP_KP, lane);
+#pragma unroll
+                for (int nt = 0; nt < NTU; nt++)
+#pragma unroll
+                    for (int i = 0; i < 4; i += 2) {
+                        const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
+                        st2(Z + r * ATTNC_BP_LDS + c, a2[nt][i], a2[nt][i + 1]);
+                    }
+            } else {
+                bp_mma<NTU, false, true>(a2, Wt, ATTNC_BP_LDK, r0, S, ATTNC_BP_LDS, n0, 0, ATTNC_BP_KP, lane);
+#pragma unroll
+                for (int nt = 0; nt < NTU; nt++)
+#pragma unroll
+                    for (int i = 0; i < 4; i += 2) {
+                        const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
+                        const float x0 = attnc_elt_to_float(Y[r * ATTNC_BP_LDS + c]) - a2[nt][i];
+                        const float x1 = attnc_elt_to_float(Y[r * ATTNC_BP_LDS + c + 1]) - a2[nt][i + 1];
+                        st2(Y + r * ATTNC_BP_LDS + c, x0, x1);
+                        st2(u + (size_t)r * ATTNC_BP_VP + c, x0, x1);
+                    }
+            }
+        }
+        __syncthreads();
+        // the update: S_out = e^{b_L} S_in + Kd^T U_hat, or dS_in = e^{b_L} dS_out + Qg^T dO - W^T dU_hat
+        if (owner) {
+            bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, C, lane);
+            if constexpr (REV)
+                bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, ATTNC_BP_LDS, 0, 0, C, lane);
+        }
+        __syncthreads();
+    }
+    if (REV && owner && p.ws_dh0) {   // dh0: this head's share
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
+                if (d < ATTNC_B_K && c < ATTNC_B_VO)
+                    p.ws_dh0[(((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d) * ATTNC_B_VO + c] = acc[nt][i];
+            }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_states(attnc_bwd_params p)
+{
+    bd_walk<false>(p);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dstates(attnc_bwd_params p)
+{
+    bd_walk<true>(p);
+}
+
+// ---- attnc_bwdp_wy_adjoint: the WY form's adjoint, per chunk ---------------------------------------------
+struct attnc_bd_adj_layout {   // offsets in bytes
+    static constexpr unsigned k = 0;                                                     // K [C][LDK]
+    static constexpr unsigned v = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // V [C][LDV]
+    static constexpr unsigned g = v + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);            // b [C]
+    static constexpr unsigned beta = g + ATTNC_BP_C * 4;                                  // beta [C]
+    static constexpr unsigned e = beta + ATTNC_BP_C * 4;                                  // E, then the gate's pair prefixes
+    static constexpr unsigned t = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                      // T
+    static constexpr unsigned dt = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // dT, then dA
+    static constexpr unsigned x = dt + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // X = T^T dT
+    static constexpr unsigned th = x + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T hi, lo [C][LDC]
+    static constexpr unsigned tl = th + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
+    static constexpr unsigned red = tl + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);         // per-row partial sums [3][8][C]
+    // one region: first the staged input rows and role rows, then S_in's image, dU_hat and dW (hi, lo);
+    // F (hi, lo) over the image once dW is formed
+    static constexpr unsigned s = red + 3 * 8 * ATTNC_BP_C * 4;                           // S_in [KP][LDV]
+    static constexpr unsigned duh = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);         // dU_hat hi, lo [C][LDV]
+    static constexpr unsigned dul = duh + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
+    static constexpr unsigned dwh = dul + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);        // dW hi, lo [C][LDK]
+    static constexpr unsigned dwl = dwh + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);
+    static constexpr unsigned fh = s, fl = fh + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);  // F hi, lo [C][LDC]
+    static constexpr unsigned stage = s;
+    static constexpr unsigned stg = stage + ATTNC_BP_STAGE_BYTES;
+    static constexpr unsigned end_a = dwl + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);
+    static constexpr unsigned end_b = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;
+    static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
+};
+static_assert(attnc_bd_adj_layout::v % 16 == 0 && attnc_bd_adj_layout::e % 16 == 0 && attnc_bd_adj_layout::th % 16 == 0 &&
+              attnc_bd_adj_layout::tl % 16 == 0 && attnc_bd_adj_layout::s % 16 == 0 && attnc_bd_adj_layout::duh % 16 == 0 &&
+              attnc_bd_adj_layout::dul % 16 == 0 && attnc_bd_adj_layout::dwh % 16 == 0 && attnc_bd_adj_layout::dwl % 16 == 0 &&
+              attnc_bd_adj_layout::fl % 16 == 0 && attnc_bd_adj_layout::stg % 16 == 0 &&
+              attnc_bd_adj_layout::fl + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt) <= attnc_bd_adj_layout::duh,
+              "16-byte tiles; F inside the image's place");
+
+// Row sums of an accumulator's products with a tile's rows: per 16-row item and column group cg, the quad
+// sums of acc_rc * X_rc into red[cg * C + r].
+template <int NT>
+__device__ __forceinline__ void bd_row_dots(const float (*acc)[4], const elt *X, int ldx, int m0, int n0, int cg, float *red,
+                                            int lane)
+{
+    float part[2] = {0.f, 0.f};
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            part[i >> 1] += acc[nt][i] * attnc_elt_to_float(X[bp_row(m0, lane, i) * ldx + bp_col(n0, nt, lane, i)]);
+    part[0] = quad_sum(part[0]);
+    part[1] = quad_sum(part[1]);
+    if ((lane & 3) == 0) {
+        red[cg * ATTNC_BP_C + m0 + (lane >> 2)] = part[0];
+        red[cg * ATTNC_BP_C + m0 + (lane >> 2) + 8] = part[1];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_adjoint(attnc_bwd_params p)
+{
+    extern __shared__ __align__(128) unsigned char bsm[];
+    using L = attnc_bd_adj_layout;
+    constexpr int C = ATTNC_BP_C, LDF = ATTNC_BD_LDF, NB = C / 16;
+    constexpr int NTK = ATTNC_BP_NT(ATTNC_BP_KP), NGK = ATTNC_BP_KP / (8 * NTK);
+    constexpr int NTV = ATTNC_BP_NT(ATTNC_BP_VP), NGV = ATTNC_BP_VP / (8 * NTV);
+    static_assert(NGK <= 8 && NGV <= 8, "column groups of the row sums");
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int slot = blockIdx.x, h = blockIdx.y;
+    int n, c0, eos;
+    if (!bp_slot_chunk(p, slot, n, c0, eos))
+        return;
+    const int nrows = min(C, eos - c0);
+    elt *K = (elt *)(bsm + L::k), *V = (elt *)(bsm + L::v), *S = (elt *)(bsm + L::s);
+    elt *Th = (elt *)(bsm + L::th), *Tl = (elt *)(bsm + L::tl), *DUh = (elt *)(bsm + L::duh), *DUl = (elt *)(bsm + L::dul);
+    elt *DWh = (elt *)(bsm + L::dwh), *DWl = (elt *)(bsm + L::dwl), *Fh = (elt *)(bsm + L::fh), *Fl = (elt *)(bsm + L::fl);
+    float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
+    float *dT = (float *)(bsm + L::dt), *X = (float *)(bsm + L::x);
+    float *red_y = (float *)(bsm + L::red), *red_z = red_y + 8 * C, *red_r = red_z + 8 * C;
+    const elt *img_in = (const elt *)p.ws_sin + bp_image(slot, h);
+
+    attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
+    bd_rows_kv(p, c0, nrows, h, K, V, g, beta, (float *)(bsm + L::stg), bsm + L::stage);
+    bd_solve_t(K, g, beta, E, T);
+    // T (hi, lo); S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
+    for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
+        const int r = i / C, j = i % C;
+        elt hi, lo;
+        bp_split(T[r * LDF + j], hi, lo);
+        Th[r * ATTNC_BP_LDC + j] = hi;
+        Tl[r * ATTNC_BP_LDC + j] = lo;
+    }
+    bp_load_image<false>(img_in, S);
+    for (int i = tid; i < C * ATTNC_BP_VP; i += ATTNC_B_THREADS) {
+        const int r = i / ATTNC_BP_VP, c = i % ATTNC_BP_VP;
+        const float x = r < nrows && c < ATTNC_B_V ? p.ws_dv[((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_V + c] : 0.f;
+        elt hi, lo;
+        bp_split(x, hi, lo);
+        DUh[r * ATTNC_BP_LDV + c] = hi;
+        DUl[r * ATTNC_BP_LDV + c] = lo;
+    }
+    __syncthreads();
+    // dW = -dU_hat S_in^T (hi, lo)
+    for (int item = warp; item < NB * NGK; item += ATTNC_B_WARPS) {
+        const int m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
+        float acc[NTK][4];
+        bp_zero<NTK>(acc);
+        bp_mma<NTK, false, false>(acc, DUh, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+        bp_mma<NTK, false, false>(acc, DUl, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+#pragma unroll
+        for (int nt = 0; nt < NTK; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                elt hi, lo;
+                bp_split(-acc[nt][i], hi, lo);
+                DWh[r * ATTNC_BP_LDK + c] = hi;
+                DWl[r * ATTNC_BP_LDK + c] = lo;
+            }
+    }
+    __syncthreads();
+    // dT_rq = beta_q (dU_hat_r . v_q + e^{b_q} dW_r . k_q), q <= r
+    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+        const int mi = item / NB, nj = item % NB;
+        float a1[2][4], a2[2][4];
+        bp_zero<2>(a1);
+        bp_zero<2>(a2);
+        if (nj <= mi) {
+            bp_mma<2, false, false>(a1, DUh, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+            bp_mma<2, false, false>(a1, DUl, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+            bp_mma<2, false, false>(a2, DWh, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+            bp_mma<2, false, false>(a2, DWl, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+        }
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(mi * 16, lane, i), q = bp_col(nj * 16, nt, lane, i);
+                dT[r * LDF + q] = q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f;
+            }
+    }
+    // Y = T^T dU_hat: dv = diag(beta) Y over the chunk kernel's dU_hat, and the row sums Y_q . v_q
+    for (int item = warp; item < NB * NGV; item += ATTNC_B_WARPS) {
+        const int m0 = item / NGV * 16, cg = item % NGV, n0 = cg * 8 * NTV;
+        float acc[NTV][4];
+        bp_zero<NTV>(acc);
+        bp_mma<NTV, true, true>(acc, Th, ATTNC_BP_LDC, m0, DUh, ATTNC_BP_LDV, n0, m0, C, lane);
+        bp_mma<NTV, true, true>(acc, Tl, ATTNC_BP_LDC, m0, DUh, ATTNC_BP_LDV, n0, m0, C, lane);
+        bp_mma<NTV, true, true>(acc, Th, ATTNC_BP_LDC, m0, DUl, ATTNC_BP_LDV, n0, m0, C, lane);
+        bd_row_dots<NTV>(acc, V, ATTNC_BP_LDV, m0, n0, cg, red_y, lane);
+#pragma unroll
+        for (int nt = 0; nt < NTV; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int q = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                if (q < nrows && c < ATTNC_B_V)
+                    p.ws_dv[((size_t)(c0 + q) * ATTNC_HOUT + h) * ATTNC_B_V + c] = beta[q] * acc[nt][i];
+            }
+    }
+    __syncthreads();
+    // X = T^T dT: X_rq = sum_{i >= max(r, q)} T_ir dT_iq
+    for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
+        const int r = i / C, q = i % C;
+        float s = 0.f;
+        for (int ii = r > q ? r : q; ii < C; ii++)
+            s += T[ii * LDF + r] * dT[ii * LDF + q];
+        X[r * LDF + q] = s;
+    }
+    __syncthreads();
+    // dA_rj = -sum_{q <= j} X_rq T_jq (j < r), over dT
+    for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
+        const int r = i / C, j = i % C;
+        float s = 0.f;
+        if (j < r)
+            for (int q = 0; q <= j; q++)
+                s -= X[r * LDF + q] * T[j * LDF + q];
+        dT[r * LDF + j] = s;
+    }
+    __syncthreads();
+    // F_rj = beta_r dA_rj e^{b_r - b_j} (hi, lo) over the image; per row the pair part of dbeta,
+    // sum_j dA_rj E_rj, and then E_rj <- the exclusive prefix over j of beta_r dA_rj E_rj (the gate's pairs)
+    for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
+        const int r = i / C, j = i % C;
+        elt hi, lo;
+        bp_split(j < r ? beta[r] * dT[r * LDF + j] * bp_dec(g[r] - g[j]) : 0.f, hi, lo);
+        Fh[r * ATTNC_BP_LDC + j] = hi;
+        Fl[r * ATTNC_BP_LDC + j] = lo;
+    }
+    if (tid < C) {
+        const int r = tid;
+        float pair = 0.f, run = 0.f;
+        for (int j = 0; j < r; j++) {
+            const float t = dT[r * LDF + j] * E[r * LDF + j];
+            pair += t;
+            E[r * LDF + j] = run;
+            run += beta[r] * t;
+        }
+        if (r < C)
+            E[r * LDF + r] = run;
+        red_r[r] = pair;
+    }
+    __syncthreads();
+    // dk += diag(beta e^{b}) Z + F K + F^T K, Z = T^T dW (and its row sums Z_q . k_q)
+    for (int item = warp; item < NB * NGK; item += ATTNC_B_WARPS) {
+        const int m0 = item / NGK * 16, cg = item % NGK, n0 = cg * 8 * NTK;
+        float acc[NTK][4];
+        bp_zero<NTK>(acc);
+        bp_mma<NTK, true, true>(acc, Th, ATTNC_BP_LDC, m0, DWh, ATTNC_BP_LDK, n0, m0, C, lane);
+        bp_mma<NTK, true, true>(acc, Tl, ATTNC_BP_LDC, m0, DWh, ATTNC_BP_LDK, n0, m0, C, lane);
+        bp_mma<NTK, true, true>(acc, Th, ATTNC_BP_LDC, m0, DWl, ATTNC_BP_LDK, n0, m0, C, lane);
+        bd_row_dots<NTK>(acc, K, ATTNC_BP_LDK, m0, n0, cg, red_z, lane);
+#pragma unroll
+        for (int nt = 0; nt < NTK; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int q = bp_row(m0, lane, i);
+                acc[nt][i] *= beta[q] * bp_dec(g[q]);
+            }
+        bp_mma<NTK, false, true>(acc, Fh, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
+        bp_mma<NTK, false, true>(acc, Fl, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
+        bp_mma<NTK, true, true>(acc, Fh, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, m0, C, lane);
+        bp_mma<NTK, true, true>(acc, Fl, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, m0, C, lane);
+#pragma unroll
+        for (int nt = 0; nt < NTK; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int q = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                if (q < nrows && c < ATTNC_B_K)
+                    p.ws_dk[((size_t)(c0 + q) * ATTNC_HOUT + h) * ATTNC_B_K + c] += acc[nt][i];
+            }
+    }
+    __syncthreads();
+    // dbeta, and the gate's WY terms: G_r = beta_r e^{b_r} (k_r . Z_r) for every s <= r, the pairs j < s <= r
+    if (tid < C) {
+        float y = 0.f, z = 0.f;
+        for (int cg = 0; cg < NGV; cg++)
+            y += red_y[cg * C + tid];
+        for (int cg = 0; cg < NGK; cg++)
+            z += red_z[cg * C + tid];
+        const float eb = bp_dec(g[tid]);
+        if (tid < nrows)
+            p.ws_db[(size_t)(c0 + tid) * ATTNC_HOUT + h] = y + eb * z + red_r[tid];
+        red_y[tid] = beta[tid] * eb * z;   // G_r (the row sums are read)
+    }
+    if constexpr (ATTNC_BP_GATED) {
+        __syncthreads();
+        if (tid < nrows) {
+            float s = 0.f;
+            for (int r = tid; r < C; r++)
+                s += red_y[r] + E[r * LDF + tid];
+            p.ws_dg[(size_t)(c0 + tid) * ATTNC_HOUT + h] += s;
+        }
+    }
+}
+#endif   // ATTNC_BP_DELTA
