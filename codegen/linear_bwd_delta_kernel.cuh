@@ -140,23 +140,26 @@ __device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const f
 
 // ---- attnc_bwdp_wy: W and U of every chunk ---------------------------------------------------------------
 struct attnc_bd_wy_layout {   // offsets in bytes
+    static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);             // one C x C tile
     static constexpr unsigned k = 0;                                                     // K [C][LDK]
     static constexpr unsigned v = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // V [C][LDV]
     static constexpr unsigned g = v + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);            // b [C]
     static constexpr unsigned beta = g + ATTNC_BP_C * 4;                                  // beta [C]
-    static constexpr unsigned e = beta + ATTNC_BP_C * 4;                                  // E [C][C+1] fp32
-    static constexpr unsigned t = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                      // T [C][C+1] fp32
-    static constexpr unsigned wh = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b): hi, lo
-    static constexpr unsigned wl = wh + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
-    static constexpr unsigned uh = wl + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);          // T diag(beta): hi, lo
-    static constexpr unsigned ul = uh + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
-    static constexpr unsigned stg = ul + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);         // role rows, per warp
-    static constexpr unsigned stage = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;             // the chunk's input rows
-    static constexpr unsigned bytes = stage + ATTNC_BP_STAGE_BYTES;
+    static constexpr unsigned t = beta + ATTNC_BP_C * 4;                                  // T [C][C+1] fp32
+    // one region: the staged input rows and role rows, then E and the solve's left factors
+    static constexpr unsigned stage = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;
+    static constexpr unsigned stg = stage + ATTNC_BP_STAGE_BYTES;                         // role rows, per warp
+    static constexpr unsigned e = stage;                                                 // E [C][C+1] fp32
+    static constexpr unsigned wh = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b): hi, lo
+    static constexpr unsigned wl = wh + CC;
+    static constexpr unsigned uh = wl + CC;                                              // T diag(beta): hi, lo
+    static constexpr unsigned ul = uh + CC;
+    static constexpr unsigned end_a = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4, end_b = ul + CC;
+    static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
 };
-static_assert(attnc_bd_wy_layout::v % 16 == 0 && attnc_bd_wy_layout::e % 16 == 0 && attnc_bd_wy_layout::wh % 16 == 0 &&
-              attnc_bd_wy_layout::wl % 16 == 0 && attnc_bd_wy_layout::uh % 16 == 0 && attnc_bd_wy_layout::ul % 16 == 0 &&
-              attnc_bd_wy_layout::stage % 16 == 0, "16-byte tiles");
+static_assert(attnc_bd_wy_layout::v % 16 == 0 && attnc_bd_wy_layout::t % 16 == 0 && attnc_bd_wy_layout::stage % 16 == 0 &&
+              attnc_bd_wy_layout::stg % 16 == 0 && attnc_bd_wy_layout::wh % 16 == 0 && attnc_bd_wy_layout::CC % 16 == 0,
+              "16-byte tiles");
 
 // acc (rows m0.., NT n-tiles from n0) = (hi + lo) X over the causal range of a lower-triangular C x C
 // left factor (row-major [r][j], j <= r).
@@ -180,7 +183,8 @@ __device__ __forceinline__ void bd_store_tile(elt *dst, int ld, const float (*ac
             st2(dst + (size_t)bp_row(m0, lane, i) * ld + bp_col(n0, nt, lane, i), acc[nt][i], acc[nt][i + 1]);
 }
 
-extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy(attnc_bwd_params p)
+// two CTAs per multiprocessor (the layout is about half of its shared memory): one solves while the other loads
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
     using L = attnc_bd_wy_layout;
@@ -443,25 +447,27 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
 
 // ---- attnc_bwdp_wy_adjoint: the WY form's adjoint, per chunk ---------------------------------------------
 struct attnc_bd_adj_layout {   // offsets in bytes
+    static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);             // one C x C tile
     static constexpr unsigned k = 0;                                                     // K [C][LDK]
     static constexpr unsigned v = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // V [C][LDV]
     static constexpr unsigned g = v + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);            // b [C]
     static constexpr unsigned beta = g + ATTNC_BP_C * 4;                                  // beta [C]
-    static constexpr unsigned e = beta + ATTNC_BP_C * 4;                                  // E, then the gate's pair prefixes
-    static constexpr unsigned t = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                      // T
-    static constexpr unsigned dt = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // dT, then dA
-    static constexpr unsigned x = dt + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // X = T^T dT
-    static constexpr unsigned th = x + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T hi, lo [C][LDC]
-    static constexpr unsigned tl = th + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
-    static constexpr unsigned red = tl + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);         // per-row partial sums [3][8][C]
+    static constexpr unsigned e = beta + ATTNC_BP_C * 4;                                  // E, then the gate's pair terms
+    static constexpr unsigned t = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                      // T (fp32)
+    static constexpr unsigned th = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T hi, lo [C][LDC]
+    static constexpr unsigned tl = th + CC;
+    static constexpr unsigned dth = tl + CC;                                              // dT hi, lo
+    static constexpr unsigned dtl = dth + CC;
+    static constexpr unsigned red = dtl + CC;                                             // row sums [8][C] x 2, [4][C]
     // one region: first the staged input rows and role rows, then S_in's image, dU_hat and dW (hi, lo);
-    // F (hi, lo) over the image once dW is formed
-    static constexpr unsigned s = red + 3 * 8 * ATTNC_BP_C * 4;                           // S_in [KP][LDV]
+    // X = T^T dT (hi, lo) over the image once dW is formed, F (hi, lo) over dU_hat once dT and Y are
+    static constexpr unsigned s = red + 20 * ATTNC_BP_C * 4;                              // S_in [KP][LDV]
     static constexpr unsigned duh = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);         // dU_hat hi, lo [C][LDV]
     static constexpr unsigned dul = duh + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
     static constexpr unsigned dwh = dul + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);        // dW hi, lo [C][LDK]
     static constexpr unsigned dwl = dwh + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);
-    static constexpr unsigned fh = s, fl = fh + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);  // F hi, lo [C][LDC]
+    static constexpr unsigned xh = s, xl = xh + CC;
+    static constexpr unsigned fh = duh, fl = fh + CC;
     static constexpr unsigned stage = s;
     static constexpr unsigned stg = stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned end_a = dwl + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);
@@ -469,11 +475,11 @@ struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
 };
 static_assert(attnc_bd_adj_layout::v % 16 == 0 && attnc_bd_adj_layout::e % 16 == 0 && attnc_bd_adj_layout::th % 16 == 0 &&
-              attnc_bd_adj_layout::tl % 16 == 0 && attnc_bd_adj_layout::s % 16 == 0 && attnc_bd_adj_layout::duh % 16 == 0 &&
+              attnc_bd_adj_layout::CC % 16 == 0 && attnc_bd_adj_layout::s % 16 == 0 && attnc_bd_adj_layout::duh % 16 == 0 &&
               attnc_bd_adj_layout::dul % 16 == 0 && attnc_bd_adj_layout::dwh % 16 == 0 && attnc_bd_adj_layout::dwl % 16 == 0 &&
-              attnc_bd_adj_layout::fl % 16 == 0 && attnc_bd_adj_layout::stg % 16 == 0 &&
-              attnc_bd_adj_layout::fl + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt) <= attnc_bd_adj_layout::duh,
-              "16-byte tiles; F inside the image's place");
+              attnc_bd_adj_layout::stg % 16 == 0 && attnc_bd_adj_layout::xl + attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::duh &&
+              attnc_bd_adj_layout::fl + attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::dwh,
+              "16-byte tiles; X inside the image's place, F inside dU_hat's");
 
 // Row sums of an accumulator's products with a tile's rows: per 16-row item and column group cg, the quad
 // sums of acc_rc * X_rc into red[cg * C + r].
@@ -512,9 +518,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     elt *K = (elt *)(bsm + L::k), *V = (elt *)(bsm + L::v), *S = (elt *)(bsm + L::s);
     elt *Th = (elt *)(bsm + L::th), *Tl = (elt *)(bsm + L::tl), *DUh = (elt *)(bsm + L::duh), *DUl = (elt *)(bsm + L::dul);
     elt *DWh = (elt *)(bsm + L::dwh), *DWl = (elt *)(bsm + L::dwl), *Fh = (elt *)(bsm + L::fh), *Fl = (elt *)(bsm + L::fl);
+    elt *dTh = (elt *)(bsm + L::dth), *dTl = (elt *)(bsm + L::dtl), *Xh = (elt *)(bsm + L::xh), *Xl = (elt *)(bsm + L::xl);
     float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
-    float *dT = (float *)(bsm + L::dt), *X = (float *)(bsm + L::x);
-    float *red_y = (float *)(bsm + L::red), *red_z = red_y + 8 * C, *red_r = red_z + 8 * C;
+    float *red_y = (float *)(bsm + L::red), *red_z = red_y + 8 * C, *red_p = red_z + 8 * C;
     const elt *img_in = (const elt *)p.ws_sin + bp_image(slot, h);
 
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
@@ -574,7 +580,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(mi * 16, lane, i), q = bp_col(nj * 16, nt, lane, i);
-                dT[r * LDF + q] = q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f;
+                elt hi, lo;
+                bp_split(q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f, hi, lo);
+                dTh[r * ATTNC_BP_LDC + q] = hi;
+                dTl[r * ATTNC_BP_LDC + q] = lo;
             }
     }
     // Y = T^T dU_hat: dv = diag(beta) Y over the chunk kernel's dU_hat, and the row sums Y_q . v_q
@@ -596,46 +605,75 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
             }
     }
     __syncthreads();
-    // X = T^T dT: X_rq = sum_{i >= max(r, q)} T_ir dT_iq
-    for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
-        const int r = i / C, q = i % C;
-        float s = 0.f;
-        for (int ii = r > q ? r : q; ii < C; ii++)
-            s += T[ii * LDF + r] * dT[ii * LDF + q];
-        X[r * LDF + q] = s;
+    // X = T^T dT: X_rq = sum_{i >= max(r, q)} T_ir dT_iq (hi, lo), over the image
+    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+        const int m0 = item / NB * 16, n0 = item % NB * 16;
+        float acc[2][4];
+        bp_zero<2>(acc);
+        const int k0 = m0 > n0 ? m0 : n0;
+        bp_mma<2, true, true>(acc, Th, ATTNC_BP_LDC, m0, dTh, ATTNC_BP_LDC, n0, k0, C, lane);
+        bp_mma<2, true, true>(acc, Tl, ATTNC_BP_LDC, m0, dTh, ATTNC_BP_LDC, n0, k0, C, lane);
+        bp_mma<2, true, true>(acc, Th, ATTNC_BP_LDC, m0, dTl, ATTNC_BP_LDC, n0, k0, C, lane);
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(m0, lane, i), q = bp_col(n0, nt, lane, i);
+                elt hi, lo;
+                bp_split(acc[nt][i], hi, lo);
+                Xh[r * ATTNC_BP_LDC + q] = hi;
+                Xl[r * ATTNC_BP_LDC + q] = lo;
+            }
     }
     __syncthreads();
-    // dA_rj = -sum_{q <= j} X_rq T_jq (j < r), over dT
-    for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
-        const int r = i / C, j = i % C;
-        float s = 0.f;
-        if (j < r)
-            for (int q = 0; q <= j; q++)
-                s -= X[r * LDF + q] * T[j * LDF + q];
-        dT[r * LDF + j] = s;
+    // dA_rj = -sum_{q <= j} X_rq T_jq (j < r), in the epilogue: F_rj = beta_r dA_rj e^{b_r - b_j} (hi, lo) over
+    // dU_hat, the pair part of dbeta (sum_j dA_rj E_rj, per block column) and the gate's pair terms
+    // beta_r dA_rj E_rj over E
+    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+        const int mi = item / NB, nj = item % NB;
+        float acc[2][4];
+        bp_zero<2>(acc);
+        if (nj <= mi) {
+            bp_mma<2, false, false>(acc, Xh, ATTNC_BP_LDC, mi * 16, Th, ATTNC_BP_LDC, nj * 16, 0, nj * 16 + 16, lane);
+            bp_mma<2, false, false>(acc, Xl, ATTNC_BP_LDC, mi * 16, Th, ATTNC_BP_LDC, nj * 16, 0, nj * 16 + 16, lane);
+            bp_mma<2, false, false>(acc, Xh, ATTNC_BP_LDC, mi * 16, Tl, ATTNC_BP_LDC, nj * 16, 0, nj * 16 + 16, lane);
+        }
+        float part[2] = {0.f, 0.f};
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
+                const float da = j < r ? -acc[nt][i] : 0.f;
+                elt hi, lo;
+                bp_split(beta[r] * da * bp_dec(g[r] - g[j]), hi, lo);
+                Fh[r * ATTNC_BP_LDC + j] = hi;
+                Fl[r * ATTNC_BP_LDC + j] = lo;
+                const float t = da * E[r * LDF + j];
+                part[i >> 1] += t;
+                E[r * LDF + j] = beta[r] * t;
+            }
+        part[0] = quad_sum(part[0]);
+        part[1] = quad_sum(part[1]);
+        if ((lane & 3) == 0) {
+            red_p[nj * C + mi * 16 + (lane >> 2)] = part[0];
+            red_p[nj * C + mi * 16 + (lane >> 2) + 8] = part[1];
+        }
     }
     __syncthreads();
-    // F_rj = beta_r dA_rj e^{b_r - b_j} (hi, lo) over the image; per row the pair part of dbeta,
-    // sum_j dA_rj E_rj, and then E_rj <- the exclusive prefix over j of beta_r dA_rj E_rj (the gate's pairs)
-    for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
-        const int r = i / C, j = i % C;
-        elt hi, lo;
-        bp_split(j < r ? beta[r] * dT[r * LDF + j] * bp_dec(g[r] - g[j]) : 0.f, hi, lo);
-        Fh[r * ATTNC_BP_LDC + j] = hi;
-        Fl[r * ATTNC_BP_LDC + j] = lo;
-    }
+    // the gate's pair terms: per row the exclusive prefix over j (E_rr: the whole row), and the pair part of dbeta
     if (tid < C) {
         const int r = tid;
-        float pair = 0.f, run = 0.f;
+        float run = 0.f, pair = 0.f;
         for (int j = 0; j < r; j++) {
-            const float t = dT[r * LDF + j] * E[r * LDF + j];
-            pair += t;
+            const float t = E[r * LDF + j];
             E[r * LDF + j] = run;
-            run += beta[r] * t;
+            run += t;
         }
-        if (r < C)
-            E[r * LDF + r] = run;
-        red_r[r] = pair;
+        E[r * LDF + r] = run;
+        for (int nj = 0; nj < NB; nj++)
+            pair += red_p[nj * C + r];
+        red_p[r] = pair;
     }
     __syncthreads();
     // dk += diag(beta e^{b}) Z + F K + F^T K, Z = T^T dW (and its row sums Z_q . k_q)
@@ -677,7 +715,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
             z += red_z[cg * C + tid];
         const float eb = bp_dec(g[tid]);
         if (tid < nrows)
-            p.ws_db[(size_t)(c0 + tid) * ATTNC_HOUT + h] = y + eb * z + red_r[tid];
+            p.ws_db[(size_t)(c0 + tid) * ATTNC_HOUT + h] = y + eb * z + red_p[tid];
         red_y[tid] = beta[tid] * eb * z;   // G_r (the row sums are read)
     }
     if constexpr (ATTNC_BP_GATED) {

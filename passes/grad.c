@@ -394,8 +394,10 @@ static unsigned bd_stg(uint32_t KP, uint32_t VP)
 
 unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
 {
-    return C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + 2 * C * (C + 1) * 4 + 4 * C * (C + 8) * 2 + bd_stg(KP, VP) +
-           stage;
+    unsigned region = C * (C + 1) * 4 + 4 * C * (C + 8) * 2;   /* E and the left factors, over the staged rows */
+    if (stage + bd_stg(KP, VP) > region)
+        region = stage + bd_stg(KP, VP);
+    return C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + C * (C + 1) * 4 + region;
 }
 
 unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, unsigned stage, unsigned do_bytes)
@@ -406,7 +408,7 @@ unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, un
 
 unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
 {
-    unsigned s = C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + 4 * C * (C + 1) * 4 + 2 * C * (C + 8) * 2 + 3 * 8 * C * 4;
+    unsigned s = C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + 2 * C * (C + 1) * 4 + 4 * C * (C + 8) * 2 + 20 * C * 4;
     unsigned end_a = s + KP * (VP + 8) * 2 + 2 * C * (VP + 8) * 2 + 2 * C * (KP + 8) * 2;
     unsigned end_b = s + stage + bd_stg(KP, VP);
     return end_a > end_b ? end_a : end_b;
