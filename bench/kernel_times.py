@@ -3,6 +3,8 @@
 
     python3 bench/kernel_times.py --lib build/libattnc.so [--ops simple_gla,gla] [--T 8192] [--reps 5]
 
+--reps 0 runs one forward+backward and prints nothing, for a profiler outside (ncu -k regex:attnc ...).
+
 Same shapes and inputs as bench/bench.py (B*T = 65536, H = 16, K = V = 128, bf16).  Per op and T: one
 forward+backward as a warm-up, then REPS of them under torch.profiler (CUPTI records the kernels that
 libattnc launches through the driver API on torch's stream); prints each kernel's mean time per call and
@@ -39,6 +41,11 @@ def profile_op(at, op, T, reps, specs):
             c()
     step()
     torch.cuda.synchronize()
+    if reps == 0:   # one forward+backward and nothing else: for an outside profiler (ncu)
+        at.lib.attnc_kernel_free(k)
+        if gk is not None:
+            at.lib.attnc_grad_kernel_free(gk)
+        return
     acts = [torch.profiler.ProfilerActivity.CUDA]
     with torch.profiler.profile(activities=acts) as prof:
         for _ in range(reps):
