@@ -587,11 +587,32 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     elt *D = (elt *)(bsm + L::dout);
     float *g = (float *)(bsm + L::g), *stg = stg_base + warp * ATTNC_BP_STG;
     const unsigned char *stage = bsm + L::stage;
-    if (with_dout)
-        for (int i = tid; i < ATTNC_BP_C * ATTNC_BP_VP; i += ATTNC_B_THREADS) {
-            const int r = i / ATTNC_BP_VP, c = i % ATTNC_BP_VP;
-            D[r * ATTNC_BP_LDV + c] = attnc_float_to_elt(r < nrows ? bp_dout(p, c0 + r, h, c) : 0.f);
+    if (with_dout) {
+        if constexpr (ATTNC_B_NORM == ATTNC_BP_NORM_NONE && ATTNC_OUT_DTYPE == ATTNC_DT_BF16 && !ATTNC_SPLIT &&
+                      !ATTNC_ELT_F16 && ATTNC_B_VO % 8 == 0) {
+            // dout's bf16 rows are the tile's rows as they are: 16 bytes at a time, every load issued first
+            constexpr int ROW = ATTNC_BP_VP / 8, N = (ATTNC_BP_C * ROW + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
+            attnc_u4 x[N];
+#pragma unroll
+            for (int it = 0; it < N; it++) {
+                const int i = tid + it * ATTNC_B_THREADS, r = i / ROW, c = i % ROW * 8;
+                x[it] = {0u, 0u, 0u, 0u};
+                if (i < ATTNC_BP_C * ROW && r < nrows && c < ATTNC_B_VO)
+                    x[it] = *reinterpret_cast<const attnc_u4 *>((const elt *)p.dout + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_VO + c);
+            }
+#pragma unroll
+            for (int it = 0; it < N; it++) {
+                const int i = tid + it * ATTNC_B_THREADS;
+                if (i < ATTNC_BP_C * ROW)
+                    *reinterpret_cast<attnc_u4 *>(D + i / ROW * ATTNC_BP_LDV + i % ROW * 8) = x[it];
+            }
+        } else {
+            for (int i = tid; i < ATTNC_BP_C * ATTNC_BP_VP; i += ATTNC_B_THREADS) {
+                const int r = i / ATTNC_BP_VP, c = i % ATTNC_BP_VP;
+                D[r * ATTNC_BP_LDV + c] = attnc_float_to_elt(r < nrows ? bp_dout(p, c0 + r, h, c) : 0.f);
+            }
         }
+    }
     bp_zero_roles(stg, lane);
     attnc_stage_wait();
     __syncthreads();
@@ -627,11 +648,23 @@ template <bool DOT>
 __device__ __forceinline__ float bp_load_image(const elt *img, elt *S)
 {
     constexpr int PER = 16 / sizeof(elt), ROW = ATTNC_BP_VP / PER;
+    constexpr int N = (ATTNC_BP_KP * ROW + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
     float dot = 0.f;
-    for (int i = threadIdx.x; i < ATTNC_BP_KP * ROW; i += ATTNC_B_THREADS) {
+    attnc_u4 xs[N];   // every load issued before the first is used
+#pragma unroll
+    for (int it = 0; it < N; it++) {
+        const int i = threadIdx.x + it * ATTNC_B_THREADS;
+        if (i < ATTNC_BP_KP * ROW)
+            xs[it] = *reinterpret_cast<const attnc_u4 *>(img + (size_t)(i / ROW) * ATTNC_BP_VP + (i % ROW) * PER);
+    }
+#pragma unroll
+    for (int it = 0; it < N; it++) {
+        const int i = threadIdx.x + it * ATTNC_B_THREADS;
+        if (i >= ATTNC_BP_KP * ROW)
+            break;
         const int d = i / ROW, c = (i % ROW) * PER;
         attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
-        const attnc_u4 x = *reinterpret_cast<const attnc_u4 *>(img + (size_t)d * ATTNC_BP_VP + c);
+        const attnc_u4 x = xs[it];
         if constexpr (DOT) {
             const elt *was = reinterpret_cast<const elt *>(to), *now = reinterpret_cast<const elt *>(&x);
 #pragma unroll
