@@ -1,7 +1,8 @@
 // codegen/linear_bwd_par_kernel.cuh: the chunk-parallel schedule of the causal linear backward (the
 // default where it applies, ATTNC_BWD_SCHEDULE; issue 4), for an additive update with a scalar, constant
 // or no decay and no normaliser, the running denominator, RMS or LayerNorm, and with a per-channel gate
-// and no normaliser (ATTNC_BP_DIAG: b per row and channel, its own attnc_bwdp_chunk below).  codegen/cuda_bwd.c emits it
+// and no normaliser (ATTNC_BP_DIAG: b per row and channel, its own attnc_bwdp_chunk below); the delta rule
+// (ATTNC_BP_DELTA) uses its helpers and chunk kernel, with its own walks (linear_bwd_delta_kernel.cuh).  codegen/cuda_bwd.c emits it
 // after linear_bwd_kernel.cuh (whose causal walks it replaces: ATTNC_B_CAUSAL_LINEAR is 0), with the
 // ATTNC_BP_* constants of passes/grad.c's plan.  Every product is an mma.sync m16n8k16 (support.cuh):
 // bf16 tiles with fp32 accumulators for 16-bit inputs, fp32 tiles split into three bf16 mma for fp32
@@ -574,7 +575,8 @@ static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 1
               attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 #endif
 
-// The chunk's rows into the tiles (q, k, v (+ lo), dO (reverse kernels) and log2 gates), once the copies
+// The chunk's rows into the tiles (q, k, v (+ lo), dO (reverse kernels) and log2 gates; the delta rule's v:
+// U_hat of chunk `slot`, which its forward walk wrote into ws_u), once the copies
 // of the chunk's input rows (attnc_bwd_stage_issue into L::stage) have landed, through the role rows at
 // `stg_base` (ATTNC_B_WARPS rows of ATTNC_BP_STG floats); dO straight from global memory, every element
 // an independent load.

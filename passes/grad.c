@@ -97,8 +97,9 @@
  * one stays behind ATTNC_BWD_SCHEDULE=sequential, `attnc run --bwd-schedule sequential`;
  * grad_parallel_plan, codegen/linear_bwd_par_kernel.cuh): the causal
  * additive part with a scalar, constant or no decay, no normaliser, the running denominator, RMS or
- * LayerNorm, K <= 128 (mamba2, lightning, linear_attn, retnet, transnormer), and with a per-channel gate
- * and no normaliser (gla, hgrn2: below, "Per-channel gates").  In the style of FLA's
+ * LayerNorm, K <= 128 (mamba2, lightning, linear_attn, retnet, transnormer), with a per-channel gate
+ * and no normaliser (gla, hgrn2: below, "Per-channel gates"), and the delta rule with a scalar decay
+ * (below, "The delta rule").  In the style of FLA's
  * chunked backward:
  *   1. attnc_bwdp_states, grid (N, H_out, V / VS): the forward state walk, the K x VS slice of S in the
  *      warps' mma accumulators, S_out = e^{b_L} S_in + Kd^T V per chunk on the tensor cores; stores every
@@ -211,6 +212,31 @@
  *   terms from the gate reads 0.20 (dg), dropping dq's block (1, 0) 0.47 (dq).  Not checked yet: anything on the GPU (timing, the real mma), and the workspace at
  *   the benchmark shape (images 2 x 2057 slots x 16 heads x 128 x 128 x 2 B = 2057 MiB, ws_dq, ws_dv and
  *   the per-channel ws_dg 512 MiB each: about 3.6 GiB expected, k's gradient written directly).
+ * The delta rule (scalar, constant or no decay, no normaliser, 16-bit inputs, K, V <= 128: DeltaNet,
+ * Gated DeltaNet and its GVA form; delta_plan, codegen/linear_bwd_delta_kernel.cuh) on the same
+ * schedule: the WY form makes a delta chunk the additive chunk with U_hat = U - W S_in for V (the
+ * sequential derivation above), so the additive chunk kernel runs unchanged on U_hat and only what is
+ * particular to the delta rule is new:
+ *   0. attnc_bwdp_wy, grid (slots, H_out): E, T = (I + diag(beta) E)^-1 (fp32, 16 x 16 blocks), W and U
+ *      into ws_w, ws_u (tile type);
+ *   1. the forward walk forms U_hat = U - W S_in from the S_in image on the tensor cores and writes it over
+ *      U (the chunk kernel's V), then S_out = e^{b_L} S_in + Kd^T U_hat;
+ *   2. the reverse walk forms P and dU_hat = P^T dO + Kd dS_out, then dS_in = e^{b_L} dS_out + Qg^T dO
+ *      - W^T dU_hat;
+ *   3. the additive chunk kernel on U_hat: dq (final), dk's P and state terms, dU_hat (ws_dv), the gate's
+ *      additive terms (U_hat held fixed);
+ *   4. attnc_bwdp_wy_adjoint, grid (slots, H_out): dW = -dU_hat S_in^T, dT, Y = T^T dU_hat, Z = T^T dW,
+ *      dA = -T^T dT T^T, all mma (hi + lo tiles for T, dT, dU_hat, dW, X and F): dv = diag(beta) Y over
+ *      ws_dv, dbeta, dk's WY terms added to ws_dk, and the gate's WY terms per factor (G_r =
+ *      e^{b_r} beta_r k_r . Z_r for every s <= r, beta_r dA_rj E_rj for every j < s <= r) added to ws_dg.
+ *   Saved: the images as above, and W, U (then U_hat) per chunk in the tile type (C (K + V) elements per
+ *   chunk and head: both walks and the chunk kernel read them; 2 x 258 MiB at the benchmark shape); T is
+ *   solved twice (kernels 0 and 4) rather than stored (C^2 fp32 per chunk and head).  The key's gradient
+ *   stays in ws_dk (its WY terms come after the chunk kernel).  Workspace at the benchmark shape
+ *   (delta_rule, B = 8, T = 8192, H = 16, K = V = 128): the bench's measured extra memory of one
+ *   forward+backward is 4120 MiB (FLA 4234), where the sequential schedule's was 8215.  Checked on the
+ *   CPU by tools/cuda_cpu (cuda_cpu.deltanet, fp16, gated, gva, strong gates x 8: 1e-3 to 7e-3 against
+ *   the sequential kernel; a dropped gate pair term 7e-2) and on the H200 (docs/gpu-checks.md).
  * Determinism: every sum has a fixed order (no atomics); heads sharing a tensor are summed by a separate
  * fixed-order reduction of per-head partials.
  *
