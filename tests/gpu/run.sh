@@ -1,27 +1,48 @@
 #!/bin/sh
 # Runs the GPU checks of tests/gpu/cases.txt with the given attnc binary, from the repository root:
-#   sh tests/gpu/run.sh ATTNC [NAME-PATTERN]
-# Prints one line per case and a summary; exit 77 (skip) when there is no GPU, 1 if any case failed.
+#   sh tests/gpu/run.sh ATTNC [NAME-PATTERN [JOBS]]
+# Prints one line per case (in the file's order) and a summary; exit 77 (skip) when there is no GPU, 1 if
+# any case failed.  JOBS > 1 runs that many cases at once (the float64 references run on the CPU while
+# other cases use the GPU), each with a kernel cache directory of its own.
 set -u
+if [ "${1:-}" = "--one" ]; then   # internal: one case file -> FILE.out, FILE.rc
+  line=$(cat "$3")
+  # shellcheck disable=SC2086
+  out=$(eval "$4" "$2" run ${line#*: } 2>&1)
+  echo $? > "$3.rc"
+  printf '%s\n' "$out" > "$3.out"
+  exit 0
+fi
 attnc=$1
 pattern=${2:-.}
+jobs=${3:-1}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
-fail=0 pass=0 skip=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
 while IFS= read -r line; do
   case "$line" in ''|'#'*) continue ;; esac
-  name=${line%%:*}
-  args=${line#*: }
-  echo "$name" | grep -qE "$pattern" || continue
-  # shellcheck disable=SC2086
-  out=$("$attnc" run $args 2>&1)
-  rc=$?
-  if [ $rc -eq 77 ]; then
-    echo "$out" >&2
+  echo "${line%%:*}" | grep -qE "$pattern" || continue
+  n=$((n + 1))
+  printf '%s\n' "$line" > "$tmp/$(printf '%04d' $n).case"
+done < tests/gpu/cases.txt
+[ "$n" -gt 0 ] || { echo "gpu checks: no case matches '$pattern'"; exit 1; }
+if [ "$jobs" -gt 1 ]; then
+  ls "$tmp"/*.case | xargs -P "$jobs" -I{} sh "$0" --one "$attnc" {} "ATTNC_CACHE_DIR={}.cache"
+else
+  for c in "$tmp"/*.case; do sh "$0" --one "$attnc" "$c" ""; done
+fi
+fail=0 pass=0
+for c in "$tmp"/*.case; do
+  rc=$(cat "$c.rc")
+  if [ "$rc" -eq 77 ]; then
+    cat "$c.out" >&2
     exit 77
   fi
-  if [ $rc -eq 0 ]; then pass=$((pass + 1)); status=pass; else fail=$((fail + 1)); status=FAIL; fi
-  printf '%-24s %s | %s\n' "$name" "$status" "$(echo "$out" | tail -n 3 | tr '\n' ' ')"
-done < tests/gpu/cases.txt
+  if [ "$rc" -eq 0 ]; then pass=$((pass + 1)); status=pass; else fail=$((fail + 1)); status=FAIL; fi
+  line=$(cat "$c")
+  printf '%-24s %s | %s\n' "${line%%:*}" "$status" "$(tail -n 3 "$c.out" | tr '\n' ' ')"
+done
 echo "gpu checks: $pass passed, $fail failed"
 [ $fail -eq 0 ]
