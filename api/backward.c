@@ -51,7 +51,7 @@ struct attnc_grad_kernel {
     uint32_t sm_d, sm_v, sm_tile;
     unsigned sm_smem_bytes;
     bool parallel;      /* the chunk-parallel schedule (the default where it applies; ATTNC_BWD_SCHEDULE) */
-    uint32_t bp_kp, bp_vp, bp_vs, bp_elt;   /* its image shape, state walk slice, tile element bytes */
+    uint32_t bp_kp, bp_vp, bp_vs, bp_image;   /* its image shape, state walk slice, bytes of one image */
     unsigned bp_walk_smem, bp_chunk_smem;
     bool bp_direct[2];  /* the query (key) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk) */
     rt_function *fn[BK_COUNT];
@@ -210,7 +210,7 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         k->bp_kp = cg.plan.bp_kp;
         k->bp_vp = cg.plan.bp_vp;
         k->bp_vs = cg.plan.bp_vs;
-        k->bp_elt = cg.plan.bp_split ? 4 : 2;
+        k->bp_image = cg.plan.bp_image_bytes;
         k->bp_walk_smem = cg.plan.bp_walk_smem;
         k->bp_chunk_smem = cg.plan.bp_chunk_smem;
         k->bp_direct[0] = cg.plan.bp_direct[0];
@@ -289,8 +289,8 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     sizes[15] = k->mlstm ? rows : 0;
     sizes[16] = k->mlstm ? rows : 0;
     sizes[17] = k->mlstm ? (size_t)N * k->sh.heads_out : 0;
-    /* the parallel schedule's S_in and dS_out images, in floats' worth of their elements */
-    size_t img = k->parallel ? (slots * k->sh.heads_out * k->bp_kp * k->bp_vp * k->bp_elt + 3) / 4 : 0;
+    /* the parallel schedule's S_in and dS_out images (one per slot and output head), in floats' worth */
+    size_t img = k->parallel ? (slots * k->sh.heads_out * k->bp_image + 3) / 4 : 0;
     sizes[18] = img;
     sizes[19] = img;
     for (uint32_t i = 0; i < k->ntensors; i++)

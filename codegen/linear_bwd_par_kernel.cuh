@@ -49,6 +49,17 @@
 #define ATTNC_BP_LDS (ATTNC_BP_VS + 8)
 #define ATTNC_BP_LO (!ATTNC_SPLIT)               // 16-bit tiles: P, A carry lo tiles
 #define ATTNC_BP_VLO (ATTNC_BP_LO && ATTNC_BP_VSPLIT)
+// The state images (ws_sin, ws_dso), ATTNC_BP_IMG_BYTES per (slot, head): with 16-bit tiles KP x VP int16
+// mantissas m, then a scale 2^e per (row, walk slice) [KP][NSL] (fp32), the element m 2^e (bp_img_store,
+// bp_load_image): 16 bits of the row's largest element (bf16: 8), and two bf16 tiles hi + lo hold every
+// element exactly; with fp32 tiles KP x VP floats.
+#if ATTNC_BP_LO
+#define ATTNC_BP_NSL (ATTNC_BP_VP / ATTNC_BP_VS)
+#define ATTNC_BP_IMG_OWN (ATTNC_BP_KP * ATTNC_BP_VP * 2 + ATTNC_BP_KP * ATTNC_BP_NSL * 4)
+#else
+#define ATTNC_BP_IMG_OWN (ATTNC_BP_KP * ATTNC_BP_VP * 4)
+#endif
+static_assert(ATTNC_BP_IMG_OWN == ATTNC_BP_IMG_BYTES, "the plan's image size (api/backward.c's workspace)");
 #define ATTNC_BP_GATED (ATTNC_B_TRANSITION != 0)   // ir_transition: not the identity
 #define ATTNC_BP_LOG2_FLOOR (-32.f)
 #define ATTNC_B_LOG2_FLOOR ATTNC_BP_LOG2_FLOOR   // the generated adjoint's test of a floored token
@@ -110,6 +121,42 @@ __device__ __forceinline__ void bp_mma(float (*acc)[4], const elt *A, int lda, i
             mma(acc[nt + 1], a, b, 1);
         }
     }
+}
+
+// The same with B's hi and lo tiles (16-bit tiles: the state images), each A fragment loaded once:
+// acc += A (B + Blo); fp32 tiles: A B.
+template <int NT, bool AT, bool BKN>
+__device__ __forceinline__ void bp_mma_s(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, const elt *Blo,
+                                         int ldb, int n0, int k0, int k1, int lane)
+{
+#if ATTNC_BP_LO
+    for (int k = k0; k < k1; k += 16) {
+        frag a;
+        if constexpr (AT)
+            load_a_t(a, A, lda, m0, k, lane);
+        else
+            load_a(a, A, lda, m0, k, lane);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt += 2) {
+            frag b;
+            if constexpr (BKN)
+                load_b_kn(b, B, ldb, n0 + nt * 8, k, lane);
+            else
+                load_b_nk(b, B, ldb, n0 + nt * 8, k, lane);
+            mma(acc[nt], a, b, 0);
+            mma(acc[nt + 1], a, b, 1);
+            if constexpr (BKN)
+                load_b_kn(b, Blo, ldb, n0 + nt * 8, k, lane);
+            else
+                load_b_nk(b, Blo, ldb, n0 + nt * 8, k, lane);
+            mma(acc[nt], a, b, 0);
+            mma(acc[nt + 1], a, b, 1);
+        }
+    }
+#else
+    (void)Blo;
+    bp_mma<NT, AT, BKN>(acc, A, lda, m0, B, ldb, n0, k0, k1, lane);
+#endif
 }
 
 template <int NT>
@@ -312,9 +359,71 @@ __device__ __forceinline__ bool bp_slot_chunk(const attnc_bwd_params &p, int slo
     return ci >= 0 && c0 < eos;
 }
 
+// The image of (slot, h): its byte offset in ws_sin or ws_dso.
 __device__ __forceinline__ size_t bp_image(int slot, int h)
 {
-    return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_KP * ATTNC_BP_VP;
+    return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_IMG_BYTES;
+}
+
+// max(m, a) for a >= 0 that keeps a NaN (fmaxf would drop it): a NaN state gives a NaN image row.
+__device__ __forceinline__ float bp_nanmax(float m, float a)
+{
+    return a > m || a != a ? a : m;
+}
+
+// A warp's 16 state rows from m0 (its accumulators, NT n-tiles from column v0: the walk's slice) into the
+// image.  16-bit tiles: per row, e = ilogb(max |x|) - 14 (at least -126; the row's max from the quad that
+// holds it), m = rint(x 2^-e) within +-32767, the scale 2^e (NaN for a row with an inf or NaN); fp32 tiles: the
+// floats as they are.
+template <int NT>
+__device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4], int m0, int v0, int lane)
+{
+#if ATTNC_BP_LO
+    short *man = (short *)img;
+    float *scale = (float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2);
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {   // rows m0 + lane / 4 (registers 0, 1) and 8 below (2, 3)
+        float mx = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            mx = bp_nanmax(mx, fabsf(acc[nt][2 * hf]));
+            mx = bp_nanmax(mx, fabsf(acc[nt][2 * hf + 1]));
+        }
+        mx = bp_nanmax(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = bp_nanmax(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const int ex = mx > 0.f ? max(((__float_as_int(mx) >> 23) & 0xff) - 127 - 14, -126) : 0;
+        const float up = __int_as_float((127 - ex) << 23);
+        const float sc = mx <= 3.402823466e38f ? __int_as_float((127 + ex) << 23) : __int_as_float(0x7fffffff);
+        const int d = bp_row(m0, lane, 2 * hf);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            const int c = bp_col(v0, nt, lane, 0);
+            const int a = (int)fminf(fmaxf(rintf(acc[nt][2 * hf] * up), -32767.f), 32767.f);
+            const int b = (int)fminf(fmaxf(rintf(acc[nt][2 * hf + 1] * up), -32767.f), 32767.f);
+            *reinterpret_cast<unsigned *>(man + (size_t)d * ATTNC_BP_VP + c) = (unsigned)(a & 0xffff) | ((unsigned)b << 16);
+        }
+        if ((lane & 3) == 0)
+            scale[d * ATTNC_BP_NSL + v0 / ATTNC_BP_VS] = sc;
+    }
+#else
+    elt *e = (elt *)img;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i += 2)
+            st2(e + (size_t)bp_row(m0, lane, i) * ATTNC_BP_VP + bp_col(v0, nt, lane, i), acc[nt][i], acc[nt][i + 1]);
+#endif
+}
+
+// Element (d, c) of an image, as the chunk kernel's tiles hold it (16-bit: hi + lo, m 2^e exactly).
+__device__ __forceinline__ float bp_img_at(const unsigned char *img, int d, int c)
+{
+#if ATTNC_BP_LO
+    return (float)((const short *)img)[(size_t)d * ATTNC_BP_VP + c] *
+           ((const float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2))[d * ATTNC_BP_NSL + c / ATTNC_BP_VS];
+#else
+    return ((const float *)img)[(size_t)d * ATTNC_BP_VP + c];
+#endif
 }
 
 // Element (r, c) of the chunk's output gradient: d(x) (normalisers, ws_do) or dout.
@@ -377,7 +486,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     const size_t z_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K;
     const int m0 = warp * 16;
     const bool owner = m0 < ATTNC_BP_KP;   // this warp holds state rows m0 .. m0 + 15
-    elt *image = REV ? (elt *)p.ws_dso : (elt *)p.ws_sin;
+    unsigned char *image = REV ? (unsigned char *)p.ws_dso : (unsigned char *)p.ws_sin;
     float acc[NT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
@@ -459,17 +568,17 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         // this chunk's incoming state (forward: S_in; reverse: dS_out) as an image, then the update
         // (state row d times e^{b_L} of its channel)
         if (owner) {
-            elt *img = image + bp_image(slot, h);
+            bp_img_store<NT>(image + bp_image(slot, h), acc, m0, v0, lane);
+            if constexpr (ATTNC_BP_GATED) {
 #pragma unroll
-            for (int nt = 0; nt < NT; nt++)
+                for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-                for (int i = 0; i < 4; i += 2) {
-                    const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
-                    st2(img + (size_t)d * ATTNC_BP_VP + c, acc[nt][i], acc[nt][i + 1]);
-                    const float fl = ATTNC_BP_GATED ? bp_dec(BP_B(g, ATTNC_BP_C - 1, d)) : 1.f;
-                    acc[nt][i] *= fl;
-                    acc[nt][i + 1] *= fl;
-                }
+                    for (int i = 0; i < 4; i += 2) {
+                        const float fl = bp_dec(BP_B(g, ATTNC_BP_C - 1, bp_row(m0, lane, i)));
+                        acc[nt][i] *= fl;
+                        acc[nt][i + 1] *= fl;
+                    }
+            }
             bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
             if constexpr (!REV && ATTNC_BP_VLO)
                 bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Ylo, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
@@ -512,8 +621,9 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned v = k + CK;
     static constexpr unsigned vlo = v + CV;
     static constexpr unsigned dout = vlo + (ATTNC_BP_VLO ? CV : 0);
-    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV]
-    static constexpr unsigned p = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // P hi
+    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV] (hi)
+    static constexpr unsigned slo = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // their remainder (lo)
+    static constexpr unsigned p = slo + (ATTNC_BP_LO ? ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt) : 0);   // P hi
     static constexpr unsigned plo = p + CC;
     static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = dP (masked j <= r) hi
     static constexpr unsigned alo = a + CC;
@@ -531,7 +641,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
 };
-static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
+static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
               attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 &&
               attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 #else
@@ -543,8 +653,9 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned v = k + CK;
     static constexpr unsigned vlo = v + CV;
     static constexpr unsigned dout = vlo + (ATTNC_BP_VLO ? CV : 0);
-    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV]
-    static constexpr unsigned p = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // P hi
+    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV] (hi)
+    static constexpr unsigned slo = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // their remainder (lo)
+    static constexpr unsigned p = slo + (ATTNC_BP_LO ? ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt) : 0);   // P hi
     static constexpr unsigned plo = p + CC;
     static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = (dO V^T) o D hi
     static constexpr unsigned alo = a + CC;
@@ -563,7 +674,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
 };
 static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 16 == 0 && attnc_bp_chunk_layout::vlo % 16 == 0 &&
-              attnc_bp_chunk_layout::dout % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
+              attnc_bp_chunk_layout::dout % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
               attnc_bp_chunk_layout::plo % 16 == 0 && attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::alo % 16 == 0 &&
               attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 #endif
@@ -609,17 +720,50 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     }
 }
 
-// An image [KP][VP] from global memory into the S tile, and (DOT) this thread's share of the dot product
-// of the new image with the one it replaces there, in a fixed order (0 without DOT).
+// An image [KP][VP] from global memory into the S tile (16-bit tiles: m 2^e as hi into S and lo into Slo,
+// exactly), and (DOT) this thread's share of the dot product of the new image with the one it replaces
+// there (hi + lo: the images' values), in a fixed order (0 without DOT).
 template <bool DOT>
-__device__ __forceinline__ float bp_load_image(const elt *img, elt *S)
+__device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S, elt *Slo)
 {
-    constexpr int PER = 16 / sizeof(elt), ROW = ATTNC_BP_VP / PER;
     float dot = 0.f;
+#if ATTNC_BP_LO
+    constexpr int ROW = ATTNC_BP_VP / 8;
+    const short *man = (const short *)img;
+    const float *scale = (const float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2);
+    for (int i = threadIdx.x; i < ATTNC_BP_KP * ROW; i += ATTNC_B_THREADS) {
+        const int d = i / ROW, c = (i % ROW) * 8;
+        const float sc = scale[d * ATTNC_BP_NSL + c / ATTNC_BP_VS];   // 8 columns of one slice
+        const attnc_u4 raw = *reinterpret_cast<const attnc_u4 *>(man + (size_t)d * ATTNC_BP_VP + c);
+        const short *mm = reinterpret_cast<const short *>(&raw);
+        attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
+        attnc_u4 *tolo = reinterpret_cast<attnc_u4 *>(Slo + d * ATTNC_BP_LDV + c);
+        attnc_u4 hv, lv;
+        elt *h8 = reinterpret_cast<elt *>(&hv), *l8 = reinterpret_cast<elt *>(&lv);
+        if constexpr (DOT) {
+            const attnc_u4 wh = *to, wl = *tolo;
+            const elt *was = reinterpret_cast<const elt *>(&wh), *wlo = reinterpret_cast<const elt *>(&wl);
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                dot += (attnc_elt_to_float(was[j]) + attnc_elt_to_float(wlo[j])) * ((float)mm[j] * sc);
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const float x = (float)mm[j] * sc;
+            h8[j] = attnc_float_to_elt(x);
+            l8[j] = attnc_float_to_elt(x - attnc_elt_to_float(h8[j]));
+        }
+        *to = hv;
+        *tolo = lv;
+    }
+#else
+    (void)Slo;
+    constexpr int PER = 16 / sizeof(elt), ROW = ATTNC_BP_VP / PER;
+    const elt *e = (const elt *)img;
     for (int i = threadIdx.x; i < ATTNC_BP_KP * ROW; i += ATTNC_B_THREADS) {
         const int d = i / ROW, c = (i % ROW) * PER;
         attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
-        const attnc_u4 x = *reinterpret_cast<const attnc_u4 *>(img + (size_t)d * ATTNC_BP_VP + c);
+        const attnc_u4 x = *reinterpret_cast<const attnc_u4 *>(e + (size_t)d * ATTNC_BP_VP + c);
         if constexpr (DOT) {
             const elt *was = reinterpret_cast<const elt *>(to), *now = reinterpret_cast<const elt *>(&x);
 #pragma unroll
@@ -628,6 +772,7 @@ __device__ __forceinline__ float bp_load_image(const elt *img, elt *S)
         }
         *to = x;
     }
+#endif
     return dot;
 }
 
@@ -730,10 +875,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     const elt *Vlo = (const elt *)(bsm + L::vlo), *D = (const elt *)(bsm + L::dout);
     const elt *P = (const elt *)(bsm + L::p), *Plo = (const elt *)(bsm + L::plo);
     const elt *A = (const elt *)(bsm + L::a), *Alo = (const elt *)(bsm + L::alo);
-    elt *S = (elt *)(bsm + L::s);
+    elt *S = (elt *)(bsm + L::s), *Slo = (elt *)(bsm + L::slo);
     float *M = (float *)(bsm + L::m), *g = (float *)(bsm + L::g), *eq = (float *)(bsm + L::eq), *ek = (float *)(bsm + L::ek);
     float *red = (float *)(bsm + L::red);
-    const elt *img_in = (const elt *)p.ws_sin + bp_image(slot, h), *img_out = (const elt *)p.ws_dso + bp_image(slot, h);
+    const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
+    const unsigned char *img_out = (const unsigned char *)p.ws_dso + bp_image(slot, h);
     // the query and key tensors' own gradients where the roles are those tensors (null: not wanted)
     void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
     void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
@@ -741,7 +887,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, M, true);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image<false>(img_in, S);
+    bp_load_image<false>(img_in, S, Slo);
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
@@ -759,7 +905,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             const int mi = item / NG, cg = item % NG, m0 = mi * 16, n0 = cg * 8 * NT;
             float acc[NT][4];
             bp_zero<NT>(acc);
-            bp_mma<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+            bp_mma_s<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
             float part[2] = {0.f, 0.f};
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
@@ -792,7 +938,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     }
     __syncthreads();
     // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order
-    float e_in = bp_load_image<ATTNC_BP_GATED>(img_out, S);
+    float e_in = bp_load_image<ATTNC_BP_GATED>(img_out, S, Slo);
     if constexpr (ATTNC_BP_GATED)
         e_in = bp_block_sum(e_in, red);   // (its barriers publish S too)
     __syncthreads();
@@ -803,7 +949,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             const int mj = item / NG, cg = item % NG, m0 = mj * 16, n0 = cg * 8 * NT;
             float acc[NT][4];
             bp_zero<NT>(acc);
-            bp_mma<NT, false, false>(acc, V, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+            bp_mma_s<NT, false, false>(acc, V, ATTNC_BP_LDV, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
             if constexpr (ATTNC_BP_VLO)
                 bp_mma<NT, false, false>(acc, Vlo, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
             float part[2] = {0.f, 0.f};
@@ -843,7 +989,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             const int mj = item / NG, cg = item % NG, m0 = mj * 16, n0 = cg * 8 * NT;
             float acc[NT][4];
             bp_zero<NT>(acc);
-            bp_mma<NT, false, true>(acc, K, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
+            bp_mma_s<NT, false, true>(acc, K, ATTNC_BP_LDK, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
 #pragma unroll
@@ -911,17 +1057,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
     const elt *Vlo = (const elt *)(bsm + L::vlo), *D = (const elt *)(bsm + L::dout);
     elt *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *A = (elt *)(bsm + L::a), *Alo = (elt *)(bsm + L::alo);
-    elt *S = (elt *)(bsm + L::s), *Z = (elt *)(bsm + L::z);
+    elt *S = (elt *)(bsm + L::s), *Slo = (elt *)(bsm + L::slo), *Z = (elt *)(bsm + L::z);
     float *g = (float *)(bsm + L::g), *eb = (float *)(bsm + L::eb);
     float *GP = (float *)(bsm + L::gp), *GS = (float *)(bsm + L::gs), *BP = (float *)(bsm + L::bp), *BS = (float *)(bsm + L::bs);
-    const elt *img_in = (const elt *)p.ws_sin + bp_image(slot, h), *img_out = (const elt *)p.ws_dso + bp_image(slot, h);
+    const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
+    const unsigned char *img_out = (const unsigned char *)p.ws_dso + bp_image(slot, h);
     void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
     void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
 
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, (float *)(bsm + L::m), true);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image<false>(img_in, S);
+    bp_load_image<false>(img_in, S, Slo);
     __syncthreads();
     bp_scan_diag(g);
     __syncthreads();
@@ -929,7 +1076,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     for (int d = warp; d < KP; d += ATTNC_B_WARPS) {
         float e = 0.f;
         for (int c = lane; c < ATTNC_BP_VP; c += 32)
-            e += attnc_elt_to_float(img_in[(size_t)d * ATTNC_BP_VP + c]) * attnc_elt_to_float(img_out[(size_t)d * ATTNC_BP_VP + c]);
+            e += bp_img_at(img_in, d, c) * bp_img_at(img_out, d, c);
         e = attnc_warp_sum(e);
         if (lane == 0)
             eb[d] = e * bp_dec(BP_B(g, ATTNC_BP_C - 1, d));
@@ -1026,7 +1173,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         float acc[NT][4], off[NT][4];
         bp_zero<NT>(acc);
         bp_zero<NT>(off);
-        bp_mma<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+        bp_mma_s<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
         if (mi > 0) {
             bp_mma<NT, false, true>(off, A, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 0, 16, lane);
             if constexpr (ATTNC_BP_LO)
@@ -1049,7 +1196,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             }
     }
     __syncthreads();
-    bp_load_image<false>(img_out, S);
+    bp_load_image<false>(img_out, S, Slo);
     __syncthreads();
     // dk = e^{b_L - b} o (V dS_out^T) + in-block + e^{b_16 - b} o (A^T Z) (row block 0)
     for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
@@ -1057,7 +1204,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         float acc[NT][4], off[NT][4];
         bp_zero<NT>(acc);
         bp_zero<NT>(off);
-        bp_mma<NT, false, false>(acc, V, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+        bp_mma_s<NT, false, false>(acc, V, ATTNC_BP_LDV, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
         if constexpr (ATTNC_BP_VLO)
             bp_mma<NT, false, false>(acc, Vlo, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
         if (mj < NB - 1) {
@@ -1097,7 +1244,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             const int mj = item / NGV, m0 = mj * 16, n0 = item % NGV * 8 * NTV;
             float acc[NTV][4];
             bp_zero<NTV>(acc);
-            bp_mma<NTV, false, true>(acc, Z, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, KP, lane);
+            bp_mma_s<NTV, false, true>(acc, Z, ATTNC_BP_LDK, m0, S, Slo, ATTNC_BP_LDV, n0, 0, KP, lane);
             bp_dv_finish<NTV>(p, acc, bsm, m0, n0, c0, nrows, h, lane);
         }
     }
@@ -1138,12 +1285,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
     const int nrows = min(ATTNC_BP_C, eos - c0);
     const elt *Q = (const elt *)(bsm + L::q), *V = (const elt *)(bsm + L::v), *Vlo = (const elt *)(bsm + L::vlo);
     const elt *P = (const elt *)(bsm + L::p), *Plo = (const elt *)(bsm + L::plo);
-    elt *S = (elt *)(bsm + L::s);
+    elt *S = (elt *)(bsm + L::s), *Slo = (elt *)(bsm + L::slo);
     float *X = (float *)(bsm + L::m), *g = (float *)(bsm + L::g);
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, X, false);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image<false>((const elt *)p.ws_sin + bp_image(slot, h), S);
+    bp_load_image<false>((const unsigned char *)p.ws_sin + bp_image(slot, h), S, Slo);
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
@@ -1158,7 +1305,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
             const int mi = item / NG, cg = item % NG, m0 = mi * 16, n0 = cg * 8 * NT;
             float acc[NT][4];
             bp_zero<NT>(acc);
-            bp_mma<NT, false, true>(acc, Q, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
+            bp_mma_s<NT, false, true>(acc, Q, ATTNC_BP_LDK, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
 #pragma unroll

@@ -368,8 +368,8 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
 {
     uint32_t es = split ? 4 : 2, lo = split ? 0 : 1;
     uint32_t CK = C * (KP + 8) * es, CV = C * (VP + 8) * es, CC = C * (C + 8) * es;
-    /* the staged rows lie over S, P and A where they fit before M, else after everything */
-    unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV, m = s + KP * (VP + 8) * es + CC * (1 + lo) * 2;
+    /* the staged rows lie over S (and its lo tile), P and A where they fit before M, else after everything */
+    unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV, m = s + KP * (VP + 8) * es * (1 + lo) + CC * (1 + lo) * 2;
     if (diag) {   /* attnc_bp_chunk_layout under ATTNC_BP_DIAG: role rows, b [C][KP + 4], Z, E, four [C][KP] gate terms */
         unsigned bytes = m + BP_WARPS * (3 * KP + VP) * 4 + C * (KP + 4) * 4 + CK + KP * 4 + 4 * C * KP * 4 + BP_THREADS * 4;
         if (s + stage > m)
@@ -489,6 +489,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_kp = KP;
     gp->bp_vp = VP;
     gp->bp_vs = VS;
+    gp->bp_image_bytes = split ? KP * VP * 4 : KP * VP * 2 + KP * (VP / VS) * 4;
     gp->bp_stage_bytes = stage;
     gp->bp_do_es = do_es;
     gp->bp_role_stage[0] = staged_role(m, gp, m->linear.query, gp->K, split);

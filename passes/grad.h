@@ -39,6 +39,8 @@ typedef struct grad_plan {
     uint32_t bp_chunk;    /* tokens per chunk (and per state image) */
     uint32_t bp_kp, bp_vp; /* K and V rounded up to 16 (the images' and tiles' shape) */
     uint32_t bp_vs;       /* state columns per CTA of the state walks */
+    uint32_t bp_image_bytes; /* one state image (S_in or dS_out of one chunk and head): bf16 tiles KP x VP int16
+                              * mantissas and a scale per (row, walk slice), fp32 tiles KP x VP floats */
     unsigned bp_walk_smem, bp_chunk_smem; /* attnc_bp_walk_layout, attnc_bp_chunk_layout */
     /* the chunk's raw input rows, copied asynchronously into shared memory (cp.async) before the roles
      * are formed from them: per tensor the offset of its rows (~0u: not read by a role, or not per
