@@ -53,7 +53,7 @@ struct attnc_grad_kernel {
     bool parallel;      /* the chunk-parallel schedule (the default where it applies; ATTNC_BWD_SCHEDULE) */
     uint32_t bp_kp, bp_vp, bp_vs, bp_image;   /* its image shape, state walk slice, bytes of one image */
     unsigned bp_walk_smem, bp_chunk_smem;
-    bool bp_direct[2];  /* the query (key) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk) */
+    bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv) */
     rt_function *fn[BK_COUNT];
     uint64_t ws;
     size_t ws_bytes;
@@ -215,6 +215,7 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         k->bp_chunk_smem = cg.plan.bp_chunk_smem;
         k->bp_direct[0] = cg.plan.bp_direct[0];
         k->bp_direct[1] = cg.plan.bp_direct[1];
+        k->bp_direct[2] = cg.plan.bp_direct[2];
     }
     void *image = NULL;
     size_t size = 0;
@@ -273,7 +274,7 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
     sizes[0] = k->bp_direct[0] ? 0 : rows * k->K;   /* written into the query (key) tensor's gradient instead */
     sizes[1] = k->bp_direct[1] ? 0 : rows * k->K;
-    sizes[2] = rows * k->V;
+    sizes[2] = k->bp_direct[2] ? 0 : rows * k->V;
     sizes[3] = rows * k->gk;
     sizes[4] = dh0 ? (size_t)N * k->sh.heads_out * k->K * k->vo : 0;
     sizes[5] = k->gated ? slots * k->sh.heads_out * k->K * k->V : 0;

@@ -11,21 +11,23 @@
 // Kernels, in launch order (api/backward.c):
 //   attnc_bwdp_states   grid (N, H_out, VP / BP_VS): S from h0 walked forward over the chunks, a V slice
 //                       per CTA, the state in the warps' accumulators (warp w: state rows 16w..16w+15);
-//                       every chunk's S_in stored as an image in the tiles' type (ws_sin [slot, H_out, KP,
-//                       VP]).  S_out = e^{b_L} S_in + Kd^T V  (Kd = K * e^{b_L - b}).
+//                       every chunk's S_in stored as an image (ws_sin [slot, H_out]: 16-bit tiles int16
+//                       mantissas [KP][VP] and a scale 2^e per row and slice, bp_img_store; fp32 tiles
+//                       floats).  S_out = e^{b_L} S_in + Kd^T V  (Kd = K * e^{b_L - b}).
 //   attnc_bwdp_rows     grid (slots, H_out), normalisers only: x = e^{b} (Q S_in) + P V per row, then the
 //                       norm's backward dO -> d(x) into ws_do (fp32, the sequential kernel's buffer).
 //   attnc_bwdp_dstates  grid (N, H_out, VP / BP_VS): dS from dhT walked in reverse, dS_in = e^{b_L} dS_out
 //                       + Qg^T dO (Qg = Q * e^{b}); every chunk's dS_out stored (ws_dso); dh0 (and dz0).
-//   attnc_bwdp_chunk    grid (slots, H_out): one chunk from S_in, dS_out and its rows:
+//   attnc_bwdp_chunk    grid (slots, H_out): one chunk from S_in, dS_out (each as hi + lo tiles, ATTNC_BP_SLO:
+//                       every product with a state two mma, bp_mma_s) and its rows:
 //                       P = (Q K^T) o D, A = (dO V^T) o D  (D_rj = e^{b_r - b_j}, j <= r; hi + lo bf16 tiles),
 //                       dq = e^{b} (dO S_in^T) + A K,  dk = e^{b_L - b} (V dS_out^T) + A^T Q,
 //                       dv = e^{b_L - b} (K dS_out) + P^T dO,
-//                       da_s = e^{b_L} <S_in, dS_out> + sum_{j<s} k_j . dk_inter_j + sum_{r>=s} q_r . dq_inter_r
+//                       da_s = e^{b_L} <S_in, dS_out> (from the images' values) + sum_{j<s} k_j . dk_inter_j + sum_{r>=s} q_r . dq_inter_r
 //                              + sum_{j<s<=r} (dO_r . v_j) P_rj   (the log-weight rule per factor)
-//                       into the sequential kernel's fp32 workspaces (ws_dq, ws_dk, ws_dv, ws_dg), dq or dk
-//                       into the caller's gradient of the tensor where the role is an input tensor of its
-//                       own (ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR; bp_role_grad);
+//                       into the sequential kernel's fp32 workspaces (ws_dq, ws_dk, ws_dv, ws_dg), dq, dk or
+//                       dv into the caller's gradient of the tensor where the role is an input tensor of its
+//                       own (ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DV_TENSOR; bp_role_grad);
 //   then attnc_bwd_inputs and the fixed-order head sums, as in the sequential schedule.
 // A chunk's slot is c0 / C + n (c0 its first token, n its sequence): distinct over all chunks of all
 // sequences, below total / C + N + 1; attnc_bwdp_chunk finds n by bisection over cu_seqlens and exits
@@ -38,9 +40,11 @@
 // token's log2 decay is floored at -32 before the chunk-local sums, as in the forward; every pairwise
 // factor is one exp2 of a difference <= 0.  No atomics: every sum has a fixed order.
 // The decay factors are applied to fp32 accumulators (epilogues) wherever the product allows (rows of
-// dq, dk, dv, x), so that only q, k, v, dO, the state images and Kd (pass 1) / Qg (pass 2) are rounded;
-// P and A, and v where the value role is computed rather than an input (ATTNC_BP_VSPLIT), carry a
-// second bf16 tile with the rounding remainder (lo), one more mma each.
+// dq, dk, dv, x), so that only q, k, v, dO, and Kd (pass 1) / Qg (pass 2) are rounded to the tiles' type;
+// P and A, v where the value role is computed rather than an input (ATTNC_BP_VSPLIT), and the state images
+// (16-bit mantissas: their hi + lo tiles hold them exactly; ATTNC_BP_SLO) carry a second bf16 tile with the
+// rounding remainder (lo), one more mma each.  The images were bf16 before: at T = 65536 with gates x 8 that
+// put mamba2's dt_bias off by 2.4e-2 on the H200 (passes/grad.c).
 
 #if ATTNC_BP
 #define ATTNC_BP_LDK (ATTNC_BP_KP + 8)    // tile row strides: 16-byte rows, ldmatrix rows off the banks
@@ -60,6 +64,9 @@
 #define ATTNC_BP_IMG_OWN (ATTNC_BP_KP * ATTNC_BP_VP * 4)
 #endif
 static_assert(ATTNC_BP_IMG_OWN == ATTNC_BP_IMG_BYTES, "the plan's image size (api/backward.c's workspace)");
+// ATTNC_BP_SLO (the plan's bp_slo): the chunk kernels hold the images as hi + lo tiles, every product with a
+// state two mma; 16-bit tiles only, and only where the lo tile fits without a smaller chunk (hi alone else)
+static_assert(!ATTNC_BP_SLO || ATTNC_BP_LO, "a states' lo tile with 16-bit tiles only");
 #define ATTNC_BP_GATED (ATTNC_B_TRANSITION != 0)   // ir_transition: not the identity
 #define ATTNC_BP_LOG2_FLOOR (-32.f)
 #define ATTNC_B_LOG2_FLOOR ATTNC_BP_LOG2_FLOOR   // the generated adjoint's test of a floored token
@@ -123,13 +130,13 @@ __device__ __forceinline__ void bp_mma(float (*acc)[4], const elt *A, int lda, i
     }
 }
 
-// The same with B's hi and lo tiles (16-bit tiles: the state images), each A fragment loaded once:
-// acc += A (B + Blo); fp32 tiles: A B.
+// The same with B's hi and lo tiles (the state images with ATTNC_BP_SLO), each A fragment loaded once:
+// acc += A (B + Blo); else A B.
 template <int NT, bool AT, bool BKN>
 __device__ __forceinline__ void bp_mma_s(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, const elt *Blo,
                                          int ldb, int n0, int k0, int k1, int lane)
 {
-#if ATTNC_BP_LO
+#if ATTNC_BP_SLO
     for (int k = k0; k < k1; k += 16) {
         frag a;
         if constexpr (AT)
@@ -372,9 +379,8 @@ __device__ __forceinline__ float bp_nanmax(float m, float a)
 }
 
 // A warp's 16 state rows from m0 (its accumulators, NT n-tiles from column v0: the walk's slice) into the
-// image.  16-bit tiles: per row, e = ilogb(max |x|) - 14 (at least -126; the row's max from the quad that
-// holds it), m = rint(x 2^-e) within +-32767, the scale 2^e (NaN for a row with an inf or NaN); fp32 tiles: the
-// floats as they are.
+// image (16-bit tiles): per row, e = ilogb(max |x|) - 14 (at least -126; the row's max from the quad that
+// holds it), m = rint(x 2^-e) within +-32767, the scale 2^e (NaN for a row with an inf or NaN).
 template <int NT>
 __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4], int m0, int v0, int lane)
 {
@@ -406,12 +412,7 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
             scale[d * ATTNC_BP_NSL + v0 / ATTNC_BP_VS] = sc;
     }
 #else
-    elt *e = (elt *)img;
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int i = 0; i < 4; i += 2)
-            st2(e + (size_t)bp_row(m0, lane, i) * ATTNC_BP_VP + bp_col(v0, nt, lane, i), acc[nt][i], acc[nt][i + 1]);
+    (void)img, (void)acc, (void)m0, (void)v0, (void)lane;   // fp32 images: bp_walk stores them as they are
 #endif
 }
 
@@ -436,7 +437,7 @@ __device__ __forceinline__ float bp_dout(const attnc_bwd_params &p, int t, int h
         return c < ATTNC_B_VO ? attnc_load<ATTNC_OUT_DTYPE>(p.dout, row * ATTNC_B_VO + c) : 0.f;
 }
 
-// Element i of a query or key role gradient [T, HOUT, K]: into its fp32 workspace, or (TENSOR >= 0: the
+// Element i of a query, key or value role gradient [T, HOUT, K or V]: into its fp32 workspace, or (TENSOR >= 0: the
 // role is that input tensor as stored and nothing else reads it, passes/grad.c's bp_direct) straight into
 // the caller's gradient of the tensor in its dtype DT, where it is wanted (direct non-null): the adjoint
 // neither reads it back nor writes the tensor, and the host allocates no workspace for the role.
@@ -568,6 +569,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         // this chunk's incoming state (forward: S_in; reverse: dS_out) as an image, then the update
         // (state row d times e^{b_L} of its channel)
         if (owner) {
+#if ATTNC_BP_LO
             bp_img_store<NT>(image + bp_image(slot, h), acc, m0, v0, lane);
             if constexpr (ATTNC_BP_GATED) {
 #pragma unroll
@@ -579,6 +581,19 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
                         acc[nt][i + 1] *= fl;
                     }
             }
+#else   // fp32 images: each pair stored as it is scaled
+            elt *img = (elt *)(image + bp_image(slot, h));
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i += 2) {
+                    const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
+                    st2(img + (size_t)d * ATTNC_BP_VP + c, acc[nt][i], acc[nt][i + 1]);
+                    const float fl = ATTNC_BP_GATED ? bp_dec(BP_B(g, ATTNC_BP_C - 1, d)) : 1.f;
+                    acc[nt][i] *= fl;
+                    acc[nt][i + 1] *= fl;
+                }
+#endif
             bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
             if constexpr (!REV && ATTNC_BP_VLO)
                 bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Ylo, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
@@ -623,7 +638,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned dout = vlo + (ATTNC_BP_VLO ? CV : 0);
     static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV] (hi)
     static constexpr unsigned slo = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // their remainder (lo)
-    static constexpr unsigned p = slo + (ATTNC_BP_LO ? ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt) : 0);   // P hi
+    static constexpr unsigned p = slo + (ATTNC_BP_SLO ? ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt) : 0);   // P hi
     static constexpr unsigned plo = p + CC;
     static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = dP (masked j <= r) hi
     static constexpr unsigned alo = a + CC;
@@ -655,7 +670,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned dout = vlo + (ATTNC_BP_VLO ? CV : 0);
     static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV] (hi)
     static constexpr unsigned slo = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // their remainder (lo)
-    static constexpr unsigned p = slo + (ATTNC_BP_LO ? ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt) : 0);   // P hi
+    static constexpr unsigned p = slo + (ATTNC_BP_SLO ? ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt) : 0);   // P hi
     static constexpr unsigned plo = p + CC;
     static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = (dO V^T) o D hi
     static constexpr unsigned alo = a + CC;
@@ -720,9 +735,10 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     }
 }
 
-// An image [KP][VP] from global memory into the S tile (16-bit tiles: m 2^e as hi into S and lo into Slo,
-// exactly), and (DOT) this thread's share of the dot product of the new image with the one it replaces
-// there (hi + lo: the images' values), in a fixed order (0 without DOT).
+// An image [KP][VP] from global memory into the S tile (16-bit tiles: m 2^e rounded into S and, with
+// ATTNC_BP_SLO, the remainder into Slo: hi + lo is m 2^e exactly), and (DOT) this thread's share of the dot
+// product of the new image with the one it replaces there (the tiles' values: hi + lo), in a fixed order
+// (0 without DOT).
 template <bool DOT>
 __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S, elt *Slo)
 {
@@ -741,11 +757,22 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
         attnc_u4 hv, lv;
         elt *h8 = reinterpret_cast<elt *>(&hv), *l8 = reinterpret_cast<elt *>(&lv);
         if constexpr (DOT) {
-            const attnc_u4 wh = *to, wl = *tolo;
-            const elt *was = reinterpret_cast<const elt *>(&wh), *wlo = reinterpret_cast<const elt *>(&wl);
+            const attnc_u4 wh = *to;
+            const elt *was = reinterpret_cast<const elt *>(&wh);
+            float w[8];
 #pragma unroll
             for (int j = 0; j < 8; j++)
-                dot += (attnc_elt_to_float(was[j]) + attnc_elt_to_float(wlo[j])) * ((float)mm[j] * sc);
+                w[j] = attnc_elt_to_float(was[j]);
+            if constexpr (ATTNC_BP_SLO) {
+                const attnc_u4 wl = *tolo;
+                const elt *wlo = reinterpret_cast<const elt *>(&wl);
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    w[j] += attnc_elt_to_float(wlo[j]);
+            }
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                dot += w[j] * ((float)mm[j] * sc);
         }
 #pragma unroll
         for (int j = 0; j < 8; j++) {
@@ -754,7 +781,8 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
             l8[j] = attnc_float_to_elt(x - attnc_elt_to_float(h8[j]));
         }
         *to = hv;
-        *tolo = lv;
+        if constexpr (ATTNC_BP_SLO)
+            *tolo = lv;
     }
 #else
     (void)Slo;
@@ -835,13 +863,16 @@ __device__ __forceinline__ void bp_dv_finish(const attnc_bwd_params &p, float (*
     bp_mma<NT, true, true>(acc, P, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
     if constexpr (ATTNC_BP_LO)
         bp_mma<NT, true, true>(acc, Plo, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
+    // the value tensor's own gradient where the role is that tensor (ATTNC_BP_DV_TENSOR; null: not wanted)
+    void *const dv_direct = ATTNC_BP_DV_TENSOR >= 0 ? p.direct[ATTNC_BP_DV_TENSOR < 0 ? 0 : ATTNC_BP_DV_TENSOR] : nullptr;
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
             if (j < nrows && c < ATTNC_B_V)
-                p.ws_dv[((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_V + c] = acc[nt][i];
+                bp_role_grad<ATTNC_BP_DV_TENSOR, ATTNC_BP_DV_DTYPE>(p.ws_dv, dv_direct,
+                                                                  ((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_V + c, acc[nt][i]);
         }
 }
 
