@@ -148,6 +148,71 @@ void attnc_grad_kernel_free(attnc_grad_kernel *k)
     free(k);
 }
 
+/* The backward's kernel object from the generated unit's plan (no device: nothing loaded, no workspace). */
+static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_output *cg, attnc_grad_kernel **out)
+{
+    attnc_status st = generate_bwd(ctx, spec, cg);
+    if (st != ATTNC_OK)
+        return st;
+    const ir_module *m = spec->ir;
+    /* the parallel schedule copies the rows of the inputs its roles read, and dout's, with cp.async in
+     * units of up to 16 bytes: their addresses must be aligned to those units (as the forward's) */
+    unsigned align[CG_MAX_TENSORS] = {0};
+    for (uint32_t i = 0; cg->plan.parallel && i < m->ntensors && i < CG_MAX_TENSORS; i++)
+        if (cg->plan.bp_stage_off[i] != ~0u)
+            align[i] = cg_stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype));
+    attnc_grad_kernel *k = calloc(1, sizeof *k);
+    *out = NULL;
+    if (!k || !(k->tensors = api_tensors_new(m, align))) {
+        free(k);
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    snprintf(k->name, sizeof k->name, "%s", m->name);
+    k->ntensors = m->ntensors;
+    k->sh = ir_module_shape(m);
+    if (!k->sh.heads_state)
+        k->sh.heads_state = k->sh.heads_out;
+    k->K = cg->plan.K;
+    k->V = cg->plan.V;
+    k->vo = cg->plan.vo;
+    k->norm = cg->plan.norm != IR_NORM_NONE;
+    k->gk = cg->plan.gk;
+    k->chunk = cg->plan.chunk;
+    k->gated = cg->plan.transition != IR_TR_IDENTITY || cg->plan.delta || cg->plan.mlstm;
+    k->delta = cg->plan.delta;
+    k->mlstm = cg->plan.mlstm;
+    k->has_z = cg->plan.norm == IR_NORM_DENOM || cg->plan.mlstm;
+    k->out_dtype = (attnc_dtype)m->out_dtype;
+    k->dout_align = cg->plan.parallel && cg->plan.norm == IR_NORM_NONE ? cg_stage_unit(cg->plan.vo * ir_dtype_bytes(m->out_dtype))
+                                                                      : ir_dtype_bytes(m->out_dtype);
+    k->state_in = m->state_in;
+    k->state_out = m->state_out;
+    k->document = m->document;
+    k->smem_bytes = cg->plan.smem_bytes;
+    k->linear = cg->plan.linear;
+    k->softmax = cg->plan.softmax;
+    k->sm_d = cg->plan.sm_d;
+    k->sm_v = cg->plan.sm_v;
+    k->sm_tile = cg->plan.sm_tile;
+    k->sm_smem_bytes = cg->plan.sm_smem_bytes;
+    k->parallel = cg->plan.parallel;
+    if (k->parallel) {
+        k->chunk = cg->plan.bp_chunk;
+        k->gated = false;   /* no S_out workspace: the images take its place */
+        k->bp_kp = cg->plan.bp_kp;
+        k->bp_vp = cg->plan.bp_vp;
+        k->bp_vs = cg->plan.bp_vs;
+        k->bp_image = cg->plan.bp_image_bytes;
+        k->bp_walk_smem = cg->plan.bp_walk_smem;
+        k->bp_chunk_smem = cg->plan.bp_chunk_smem;
+        k->bp_direct[0] = cg->plan.bp_direct[0];
+        k->bp_direct[1] = cg->plan.bp_direct[1];
+        k->bp_direct[2] = cg->plan.bp_direct[2];
+    }
+    *out = k;
+    return ATTNC_OK;
+}
+
 attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
                                    attnc_grad_kernel **kernel)
 {
@@ -161,62 +226,10 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     if (st != ATTNC_OK)
         return st;
     cg_bwd_output cg;
-    if ((st = generate_bwd(ctx, spec, &cg)) != ATTNC_OK)
+    attnc_grad_kernel *k = NULL;
+    if ((st = grad_kernel_plan(ctx, spec, &cg, &k)) != ATTNC_OK)
         return st;
     const ir_module *m = spec->ir;
-    /* the parallel schedule copies the rows of the inputs its roles read, and dout's, with cp.async in
-     * units of up to 16 bytes: their addresses must be aligned to those units (as the forward's) */
-    unsigned align[CG_MAX_TENSORS] = {0};
-    for (uint32_t i = 0; cg.plan.parallel && i < m->ntensors && i < CG_MAX_TENSORS; i++)
-        if (cg.plan.bp_stage_off[i] != ~0u)
-            align[i] = cg_stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype));
-    attnc_grad_kernel *k = calloc(1, sizeof *k);
-    if (!k || !(k->tensors = api_tensors_new(m, align))) {
-        free(k);
-        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
-    }
-    snprintf(k->name, sizeof k->name, "%s", m->name);
-    k->ntensors = m->ntensors;
-    k->sh = ir_module_shape(m);
-    if (!k->sh.heads_state)
-        k->sh.heads_state = k->sh.heads_out;
-    k->K = cg.plan.K;
-    k->V = cg.plan.V;
-    k->vo = cg.plan.vo;
-    k->norm = cg.plan.norm != IR_NORM_NONE;
-    k->gk = cg.plan.gk;
-    k->chunk = cg.plan.chunk;
-    k->gated = cg.plan.transition != IR_TR_IDENTITY || cg.plan.delta || cg.plan.mlstm;
-    k->delta = cg.plan.delta;
-    k->mlstm = cg.plan.mlstm;
-    k->has_z = cg.plan.norm == IR_NORM_DENOM || cg.plan.mlstm;
-    k->out_dtype = (attnc_dtype)m->out_dtype;
-    k->dout_align = cg.plan.parallel && cg.plan.norm == IR_NORM_NONE ? cg_stage_unit(cg.plan.vo * ir_dtype_bytes(m->out_dtype))
-                                                                      : ir_dtype_bytes(m->out_dtype);
-    k->state_in = m->state_in;
-    k->state_out = m->state_out;
-    k->document = m->document;
-    k->smem_bytes = cg.plan.smem_bytes;
-    k->linear = cg.plan.linear;
-    k->softmax = cg.plan.softmax;
-    k->sm_d = cg.plan.sm_d;
-    k->sm_v = cg.plan.sm_v;
-    k->sm_tile = cg.plan.sm_tile;
-    k->sm_smem_bytes = cg.plan.sm_smem_bytes;
-    k->parallel = cg.plan.parallel;
-    if (k->parallel) {
-        k->chunk = cg.plan.bp_chunk;
-        k->gated = false;   /* no S_out workspace: the images take its place */
-        k->bp_kp = cg.plan.bp_kp;
-        k->bp_vp = cg.plan.bp_vp;
-        k->bp_vs = cg.plan.bp_vs;
-        k->bp_image = cg.plan.bp_image_bytes;
-        k->bp_walk_smem = cg.plan.bp_walk_smem;
-        k->bp_chunk_smem = cg.plan.bp_chunk_smem;
-        k->bp_direct[0] = cg.plan.bp_direct[0];
-        k->bp_direct[1] = cg.plan.bp_direct[1];
-        k->bp_direct[2] = cg.plan.bp_direct[2];
-    }
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
@@ -308,6 +321,18 @@ size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *k, int64_t B, int64_t
         return 0;
     size_t sizes[WS_FIXED + 64];
     return workspace_sizes(k, B * T, nseq > 0 ? nseq : B, with_dh0 != 0, with_dh0 != 0, NULL, sizes);
+}
+
+attnc_status api_grad_workspace_plan(attnc_ctx *ctx, attnc_spec *spec, int64_t B, int64_t T, int with_dh0, size_t *bytes)
+{
+    cg_bwd_output cg;
+    attnc_grad_kernel *k = NULL;
+    attnc_status st = grad_kernel_plan(ctx, spec, &cg, &k);
+    if (st != ATTNC_OK)
+        return st;
+    *bytes = attnc_grad_workspace_bytes(k, B, T, 0, with_dh0);
+    attnc_grad_kernel_free(k);
+    return ATTNC_OK;
 }
 
 size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *k)
