@@ -217,10 +217,12 @@
  *   Saved: the same images (S_in, dS_out per chunk, 16-bit mantissas and scales for 16-bit inputs, read as
  *   hi + lo tiles; E_d from their values), twice as many slots as at
  *   C = 64; recomputed: the roles, b, P, A and every factor.  Shared memory of the chunk kernel at
- *   K = V = 128: 188928 bytes bf16 (197632 fp16 with the value's remainder tile, 175360 fp32 at C = 16; the
- *   staging, b, Z, E and four fp32 [C][KP] arrays of the gate's terms: grad_bp_chunk_smem's diag).
- *   ptxas (sm_90a and sm_80, gla bf16): attnc_bwdp_chunk 122 registers (119 on sm_80),
- *   attnc_bwdp_states 75 (64 on sm_80), attnc_bwdp_dstates 64 (61), no spills.  Measured on the CPU: tests/ref/test_bwd_parallel.c
+ *   K = V = 128: 223744 bytes bf16 (232448 fp16 with the value's remainder tile, the 227 KiB limit exactly;
+ *   175360 fp32 at C = 16; the staging, b, Z, E, four fp32 [C][KP] arrays of the gate's terms and, for
+ *   16-bit tiles, the images' lo tile, 34816 bytes: grad_bp_chunk_smem's diag).
+ *   ptxas (sm_90a and sm_80, gla bf16, with the images' hi + lo tiles): attnc_bwdp_chunk 121 registers (116
+ *   on sm_80), attnc_bwdp_states 170 (168), attnc_bwdp_dstates 177 (176), no spills (bf16 images: 117
+ *   (117), 218 (204), 224 (210)).  Measured on the CPU: tests/ref/test_bwd_parallel.c
  *   (bf16 emulation) gla 2.2e-3 (varlen 37,1,70), 1.9e-3 (gates x 64, floored tokens), fp32 inputs
  *   emulated in float 3e-7; hgrn2 lb 2.3e-3 at C = 64, 4.3e-3 at C = 32; double 1e-15.  tools/cuda_cpu
  *   (the generated CUDA against the sequential kernel): gla bf16 dq 1.3e-3, dk 2.4e-3, dv 2.3e-3,
