@@ -51,9 +51,9 @@ struct attnc_grad_kernel {
     uint32_t sm_d, sm_v, sm_tile;
     unsigned sm_smem_bytes;
     bool parallel;      /* the chunk-parallel schedule (the default where it applies; ATTNC_BWD_SCHEDULE) */
-    uint32_t bp_kp, bp_vp, bp_vs, bp_elt;   /* its image shape, state walk slice, tile element bytes */
+    uint32_t bp_kp, bp_vp, bp_vs, bp_image;   /* its image shape, state walk slice, bytes of one image */
     unsigned bp_walk_smem, bp_chunk_smem;
-    bool bp_direct[2];  /* the query (key) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk) */
+    bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv) */
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
     unsigned bd_wy_smem, bd_adj_smem;
     rt_function *fn[BK_COUNT];
@@ -151,6 +151,74 @@ void attnc_grad_kernel_free(attnc_grad_kernel *k)
     free(k);
 }
 
+/* The backward's kernel object from the generated unit's plan (no device: nothing loaded, no workspace). */
+static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_output *cg, attnc_grad_kernel **out)
+{
+    attnc_status st = generate_bwd(ctx, spec, cg);
+    if (st != ATTNC_OK)
+        return st;
+    const ir_module *m = spec->ir;
+    /* the parallel schedule copies the rows of the inputs its roles read, and dout's, with cp.async in
+     * units of up to 16 bytes: their addresses must be aligned to those units (as the forward's) */
+    unsigned align[CG_MAX_TENSORS] = {0};
+    for (uint32_t i = 0; cg->plan.parallel && i < m->ntensors && i < CG_MAX_TENSORS; i++)
+        if (cg->plan.bp_stage_off[i] != ~0u)
+            align[i] = cg_stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype));
+    attnc_grad_kernel *k = calloc(1, sizeof *k);
+    *out = NULL;
+    if (!k || !(k->tensors = api_tensors_new(m, align))) {
+        free(k);
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    snprintf(k->name, sizeof k->name, "%s", m->name);
+    k->ntensors = m->ntensors;
+    k->sh = ir_module_shape(m);
+    if (!k->sh.heads_state)
+        k->sh.heads_state = k->sh.heads_out;
+    k->K = cg->plan.K;
+    k->V = cg->plan.V;
+    k->vo = cg->plan.vo;
+    k->norm = cg->plan.norm != IR_NORM_NONE;
+    k->gk = cg->plan.gk;
+    k->chunk = cg->plan.chunk;
+    k->gated = cg->plan.transition != IR_TR_IDENTITY || cg->plan.delta || cg->plan.mlstm;
+    k->delta = cg->plan.delta;
+    k->mlstm = cg->plan.mlstm;
+    k->has_z = cg->plan.norm == IR_NORM_DENOM || cg->plan.mlstm;
+    k->out_dtype = (attnc_dtype)m->out_dtype;
+    k->dout_align = cg->plan.parallel && cg->plan.norm == IR_NORM_NONE ? cg_stage_unit(cg->plan.vo * ir_dtype_bytes(m->out_dtype))
+                                                                      : ir_dtype_bytes(m->out_dtype);
+    k->state_in = m->state_in;
+    k->state_out = m->state_out;
+    k->document = m->document;
+    k->smem_bytes = cg->plan.smem_bytes;
+    k->linear = cg->plan.linear;
+    k->softmax = cg->plan.softmax;
+    k->sm_d = cg->plan.sm_d;
+    k->sm_v = cg->plan.sm_v;
+    k->sm_tile = cg->plan.sm_tile;
+    k->sm_smem_bytes = cg->plan.sm_smem_bytes;
+    k->parallel = cg->plan.parallel;
+    if (k->parallel) {
+        k->chunk = cg->plan.bp_chunk;
+        k->gated = false;   /* no S_out workspace: the images take its place */
+        k->bp_kp = cg->plan.bp_kp;
+        k->bp_vp = cg->plan.bp_vp;
+        k->bp_vs = cg->plan.bp_vs;
+        k->bp_image = cg->plan.bp_image_bytes;
+        k->bp_walk_smem = cg->plan.bp_walk_smem;
+        k->bp_chunk_smem = cg->plan.bp_chunk_smem;
+        k->bp_direct[0] = cg->plan.bp_direct[0];
+        k->bp_direct[1] = cg->plan.bp_direct[1];
+        k->bp_direct[2] = cg->plan.bp_direct[2];
+        k->bp_delta = cg->plan.bp_delta;
+        k->bd_wy_smem = cg->plan.bd_wy_smem;
+        k->bd_adj_smem = cg->plan.bd_adj_smem;
+    }
+    *out = k;
+    return ATTNC_OK;
+}
+
 attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
                                    attnc_grad_kernel **kernel)
 {
@@ -164,64 +232,10 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     if (st != ATTNC_OK)
         return st;
     cg_bwd_output cg;
-    if ((st = generate_bwd(ctx, spec, &cg)) != ATTNC_OK)
+    attnc_grad_kernel *k = NULL;
+    if ((st = grad_kernel_plan(ctx, spec, &cg, &k)) != ATTNC_OK)
         return st;
     const ir_module *m = spec->ir;
-    /* the parallel schedule copies the rows of the inputs its roles read, and dout's, with cp.async in
-     * units of up to 16 bytes: their addresses must be aligned to those units (as the forward's) */
-    unsigned align[CG_MAX_TENSORS] = {0};
-    for (uint32_t i = 0; cg.plan.parallel && i < m->ntensors && i < CG_MAX_TENSORS; i++)
-        if (cg.plan.bp_stage_off[i] != ~0u)
-            align[i] = cg_stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype));
-    attnc_grad_kernel *k = calloc(1, sizeof *k);
-    if (!k || !(k->tensors = api_tensors_new(m, align))) {
-        free(k);
-        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
-    }
-    snprintf(k->name, sizeof k->name, "%s", m->name);
-    k->ntensors = m->ntensors;
-    k->sh = ir_module_shape(m);
-    if (!k->sh.heads_state)
-        k->sh.heads_state = k->sh.heads_out;
-    k->K = cg.plan.K;
-    k->V = cg.plan.V;
-    k->vo = cg.plan.vo;
-    k->norm = cg.plan.norm != IR_NORM_NONE;
-    k->gk = cg.plan.gk;
-    k->chunk = cg.plan.chunk;
-    k->gated = cg.plan.transition != IR_TR_IDENTITY || cg.plan.delta || cg.plan.mlstm;
-    k->delta = cg.plan.delta;
-    k->mlstm = cg.plan.mlstm;
-    k->has_z = cg.plan.norm == IR_NORM_DENOM || cg.plan.mlstm;
-    k->out_dtype = (attnc_dtype)m->out_dtype;
-    k->dout_align = cg.plan.parallel && cg.plan.norm == IR_NORM_NONE ? cg_stage_unit(cg.plan.vo * ir_dtype_bytes(m->out_dtype))
-                                                                      : ir_dtype_bytes(m->out_dtype);
-    k->state_in = m->state_in;
-    k->state_out = m->state_out;
-    k->document = m->document;
-    k->smem_bytes = cg.plan.smem_bytes;
-    k->linear = cg.plan.linear;
-    k->softmax = cg.plan.softmax;
-    k->sm_d = cg.plan.sm_d;
-    k->sm_v = cg.plan.sm_v;
-    k->sm_tile = cg.plan.sm_tile;
-    k->sm_smem_bytes = cg.plan.sm_smem_bytes;
-    k->parallel = cg.plan.parallel;
-    if (k->parallel) {
-        k->chunk = cg.plan.bp_chunk;
-        k->gated = false;   /* no S_out workspace: the images take its place */
-        k->bp_kp = cg.plan.bp_kp;
-        k->bp_vp = cg.plan.bp_vp;
-        k->bp_vs = cg.plan.bp_vs;
-        k->bp_elt = cg.plan.bp_split ? 4 : 2;
-        k->bp_walk_smem = cg.plan.bp_walk_smem;
-        k->bp_chunk_smem = cg.plan.bp_chunk_smem;
-        k->bp_direct[0] = cg.plan.bp_direct[0];
-        k->bp_direct[1] = cg.plan.bp_direct[1];
-        k->bp_delta = cg.plan.bp_delta;
-        k->bd_wy_smem = cg.plan.bd_wy_smem;
-        k->bd_adj_smem = cg.plan.bd_adj_smem;
-    }
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
@@ -282,7 +296,7 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
     sizes[0] = k->bp_direct[0] ? 0 : rows * k->K;   /* written into the query (key) tensor's gradient instead */
     sizes[1] = k->bp_direct[1] ? 0 : rows * k->K;
-    sizes[2] = rows * k->V;
+    sizes[2] = k->bp_direct[2] ? 0 : rows * k->V;
     sizes[3] = rows * k->gk;
     sizes[4] = dh0 ? (size_t)N * k->sh.heads_out * k->K * k->vo : 0;
     sizes[5] = k->gated ? slots * k->sh.heads_out * k->K * k->V : 0;
@@ -298,12 +312,12 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     sizes[15] = k->mlstm ? rows : 0;
     sizes[16] = k->mlstm ? rows : 0;
     sizes[17] = k->mlstm ? (size_t)N * k->sh.heads_out : 0;
-    /* the parallel schedule's S_in and dS_out images, in floats' worth of their elements */
-    size_t img = k->parallel ? (slots * k->sh.heads_out * k->bp_kp * k->bp_vp * k->bp_elt + 3) / 4 : 0;
+    /* the parallel schedule's S_in and dS_out images (one per slot and output head), in floats' worth */
+    size_t img = k->parallel ? (slots * k->sh.heads_out * k->bp_image + 3) / 4 : 0;
     sizes[18] = img;
     sizes[19] = img;
     /* the delta rule's W and U (U_hat) of every chunk: C x KP and C x VP elements per slot and head */
-    size_t tile = k->bp_delta ? slots * k->sh.heads_out * k->chunk * k->bp_elt : 0;
+    size_t tile = k->bp_delta ? slots * k->sh.heads_out * k->chunk * 2 : 0;   /* 16-bit tiles only */
     sizes[20] = (tile * k->bp_kp + 3) / 4;
     sizes[21] = (tile * k->bp_vp + 3) / 4;
     for (uint32_t i = 0; i < k->ntensors; i++)
@@ -320,6 +334,18 @@ size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *k, int64_t B, int64_t
         return 0;
     size_t sizes[WS_FIXED + 64];
     return workspace_sizes(k, B * T, nseq > 0 ? nseq : B, with_dh0 != 0, with_dh0 != 0, NULL, sizes);
+}
+
+attnc_status api_grad_workspace_plan(attnc_ctx *ctx, attnc_spec *spec, int64_t B, int64_t T, int with_dh0, size_t *bytes)
+{
+    cg_bwd_output cg;
+    attnc_grad_kernel *k = NULL;
+    attnc_status st = grad_kernel_plan(ctx, spec, &cg, &k);
+    if (st != ATTNC_OK)
+        return st;
+    *bytes = attnc_grad_workspace_bytes(k, B, T, 0, with_dh0);
+    attnc_grad_kernel_free(k);
+    return ATTNC_OK;
 }
 
 size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *k)

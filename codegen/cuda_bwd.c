@@ -304,8 +304,9 @@ static void emit_adjoint_fn(bgen *g)
         ir_ref r = seeds[i].r;
         if (r == IR_NONE || !gp->needs[r])
             continue;
-        if (i < 2 && gp->parallel && gp->bp_direct[i]) {   /* no workspace: the chunk kernel wrote the tensor's gradient */
-            attnc_buf_printf(b, "    // the %s role's gradient is %s's: the chunk kernel wrote it (p.direct)\n", i ? "key" : "query",
+        if (i < 3 && gp->parallel && gp->bp_direct[i]) {   /* no workspace: the chunk kernel wrote the tensor's gradient */
+            attnc_buf_printf(b, "    // the %s role's gradient is %s's: the chunk kernel wrote it (p.direct)\n",
+                             i == 0 ? "query" : i == 1 ? "key" : "value",
                              m->tensors[gp->bp_direct_tensor[i]].name);
             continue;
         }
@@ -342,7 +343,8 @@ static void emit_adjoint_fn(bgen *g)
     for (uint32_t i = 0; i < m->ntensors; i++) {
         unsigned len = m->tensors[i].len;
         if (gp->parallel && ((gp->bp_direct[0] && gp->bp_direct_tensor[0] == i) ||
-                             (gp->bp_direct[1] && gp->bp_direct_tensor[1] == i))) {
+                             (gp->bp_direct[1] && gp->bp_direct_tensor[1] == i) ||
+                             (gp->bp_direct[2] && gp->bp_direct_tensor[2] == i))) {
             /* its gradient is a role's, written by the chunk kernel: here it would be 0 over it */
             attnc_buf_printf(b, "    // %s: written by the chunk kernel\n", m->tensors[i].name);
             continue;
@@ -479,13 +481,14 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     if (gp->parallel) {
         attnc_buf_printf(b, "\n// ---- the chunk-parallel schedule (passes/grad.c): chunk %u, tiles K %u, V %u, V slice %u ----\n"
                             "#define ATTNC_BP 1\n#define ATTNC_BP_C %u\n#define ATTNC_BP_KP %u\n#define ATTNC_BP_VP %u\n"
-                            "#define ATTNC_BP_VS %u\n#define ATTNC_BP_VSPLIT %d\n#define ATTNC_BP_DELTA %d\n",
+                            "#define ATTNC_BP_VS %u\n#define ATTNC_BP_VSPLIT %d\n#define ATTNC_BP_IMG_BYTES %u\n#define ATTNC_BP_SLO %d\n#define ATTNC_BP_DELTA %d\n",
                          gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs, gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs,
-                         gp->bp_vsplit ? 1 : 0, gp->bp_delta ? 1 : 0);
-        /* a query or key role that is an input tensor of its own (gp->bp_direct): the chunk kernel writes
-         * its gradient into that tensor's (p.direct), in the tensor's dtype, instead of ws_dq / ws_dk */
-        const char *tag[2] = {"DQ", "DK"};
-        for (int i = 0; i < 2; i++) {
+                         gp->bp_vsplit ? 1 : 0, gp->bp_image_bytes, gp->bp_slo ? 1 : 0, gp->bp_delta ? 1 : 0);
+        /* a query, key or value role that is an input tensor of its own (gp->bp_direct): the chunk kernel
+         * writes its gradient into that tensor's (p.direct), in the tensor's dtype, instead of ws_dq / ws_dk
+         * / ws_dv */
+        const char *tag[3] = {"DQ", "DK", "DV"};
+        for (int i = 0; i < 3; i++) {
             if (gp->bp_direct[i])
                 attnc_buf_printf(b, "#define ATTNC_BP_%s_TENSOR %u   // %s\n#define ATTNC_BP_%s_DTYPE %s\n", tag[i],
                                  gp->bp_direct_tensor[i], m->tensors[gp->bp_direct_tensor[i]].name, tag[i],

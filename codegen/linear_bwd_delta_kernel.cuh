@@ -47,6 +47,18 @@ __device__ __forceinline__ size_t bd_utile(int slot, int h)
     return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
 }
 
+// acc += (Ah + Al)(Bh + Bl) without the lo x lo term: the products of operands carried as bf16 hi + lo tiles
+// (Bl null: B is a single tile, two products).  Layouts as bp_mma's.
+template <int NT, bool AT, bool BKN>
+__device__ __forceinline__ void bd_mma_split(float (*acc)[4], const elt *Ah, const elt *Al, int lda, int m0, const elt *Bh,
+                                             const elt *Bl, int ldb, int n0, int k0, int k1, int lane)
+{
+    bp_mma<NT, AT, BKN>(acc, Ah, lda, m0, Bh, ldb, n0, k0, k1, lane);
+    bp_mma<NT, AT, BKN>(acc, Al, lda, m0, Bh, ldb, n0, k0, k1, lane);
+    if (Bl)
+        bp_mma<NT, AT, BKN>(acc, Ah, lda, m0, Bl, ldb, n0, k0, k1, lane);
+}
+
 // rows x W elements (W a multiple of 8) from a dense global tile into a shared one of row stride ld, 16 bytes
 // at a time; NEG flips every element's sign bit (bf16 and fp16 alike).
 template <int W, bool NEG>
@@ -191,8 +203,7 @@ __device__ __forceinline__ void bd_lower_mm(float (*acc)[4], const elt *Fh, cons
                                             int n0, int lane)
 {
     bp_zero<NT>(acc);
-    bp_mma<NT, false, true>(acc, Fh, ATTNC_BP_LDC, m0, X, ldx, n0, 0, m0 + 16, lane);
-    bp_mma<NT, false, true>(acc, Fl, ATTNC_BP_LDC, m0, X, ldx, n0, 0, m0 + 16, lane);
+    bd_mma_split<NT, false, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, X, nullptr, ldx, n0, 0, m0 + 16, lane);
 }
 
 // acc (16 rows from m0, NT n-tiles from n0) rounded into a dense global tile of row stride ld.
@@ -292,29 +303,15 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     float *g = (float *)(bsm + L::g);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * ATTNC_BP_VS;
-    constexpr int G = ATTNC_HOUT / ATTNC_HS;
-    const int hs = h / G;
-    const bool seeded = h % G == 0;
     float *stg = (float *)(bsm + L::stg) + warp * ATTNC_BP_STG;
     unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
     int bos, eos;
     attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
-    const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K * ATTNC_B_VO;
     const int m0 = warp * 16;
     const bool owner = m0 < ATTNC_BP_KP;   // this warp holds state rows m0 .. m0 + 15
-    elt *image = REV ? (elt *)p.ws_dso : (elt *)p.ws_sin;
+    unsigned char *image = (unsigned char *)(REV ? p.ws_dso : p.ws_sin);
     float acc[NT][4];
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
-            float x = 0.f;
-            if (owner && d < ATTNC_B_K && c < ATTNC_B_VO)
-                x = REV ? (seeded && p.dhT ? p.dhT[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f)
-                        : (p.h0 ? p.h0[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f);
-            acc[nt][i] = x;
-        }
+    bp_walk_init<REV, NT>(p, acc, n, h, m0, v0, lane);
     // the roles formed through the value DAG: k (forward), q and k (reverse), those that are not bf16 inputs
     // as stored (those are copied from the staged rows)
     constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? 1 : 0);
@@ -390,16 +387,16 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
                     X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(X[r * ATTNC_BP_LDK + c]) * bp_dec(g[r]));
             }
         }
-        // this chunk's incoming state as an image (global, and in S for the products below), then its decay
+        // this chunk's incoming state as an image (global: bp_img_store's 16-bit mantissas and row scales; and
+        // rounded into S for the products below), then its decay
         if (owner) {
-            elt *img = image + bp_image(slot, h);
+            bp_img_store<NT>(image + bp_image(slot, h), acc, m0, v0, lane);
             const float fl = ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f;
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int i = 0; i < 4; i += 2) {
                     const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
-                    st2(img + (size_t)d * ATTNC_BP_VP + c, acc[nt][i], acc[nt][i + 1]);
                     st2(S + d * ATTNC_BP_LDS + c - v0, acc[nt][i], acc[nt][i + 1]);
                     acc[nt][i] *= fl;
                     acc[nt][i + 1] *= fl;
@@ -413,8 +410,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             float a2[NTU][4];
             bp_zero<NTU>(a2);
             if constexpr (REV) {
-                bp_mma<NTU, true, true>(a2, P, ATTNC_BP_LDC, r0, Y, ATTNC_BP_LDS, n0, r0, C, lane);
-                bp_mma<NTU, true, true>(a2, Plo, ATTNC_BP_LDC, r0, Y, ATTNC_BP_LDS, n0, r0, C, lane);
+                bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, ATTNC_BP_LDS, n0, r0, C, lane);
                 bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, ATTNC_BP_LDS, n0, 0, ATTNC_BP_KP, lane);
 #pragma unroll
                 for (int nt = 0; nt < NTU; nt++)
@@ -446,16 +442,8 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         }
         __syncthreads();
     }
-    if (REV && owner && p.ws_dh0) {   // dh0: this head's share
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
-                if (d < ATTNC_B_K && c < ATTNC_B_VO)
-                    p.ws_dh0[(((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d) * ATTNC_B_VO + c] = acc[nt][i];
-            }
-    }
+    if (REV)
+        bp_walk_dh0<NT>(p, acc, n, h, m0, v0, lane);
 }
 
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_states(attnc_bwd_params p)
@@ -545,7 +533,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     elt *dTh = (elt *)(bsm + L::dth), *dTl = (elt *)(bsm + L::dtl), *Xh = (elt *)(bsm + L::xh), *Xl = (elt *)(bsm + L::xl);
     float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
     float *red_y = (float *)(bsm + L::red), *red_z = red_y + 8 * C, *red_p = red_z + 8 * C;
-    const elt *img_in = (const elt *)p.ws_sin + bp_image(slot, h);
+    const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
 
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, (float *)(bsm + L::stg), bsm + L::stage);
@@ -558,7 +546,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         Th[r * ATTNC_BP_LDC + j] = hi;
         Tl[r * ATTNC_BP_LDC + j] = lo;
     }
-    bp_load_image<false>(img_in, S);
+    bp_load_image<false, false>(img_in, S, nullptr);   // hi only: no room for a lo tile here
     {   // every load issued before the first is used: 16 bytes each where the rows allow
         constexpr int PER = ATTNC_B_V % 4 == 0 ? 4 : 1, ROW = ATTNC_BP_VP / PER;
         constexpr int N = (C * ROW + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
@@ -594,8 +582,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         const int m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
         float acc[NTK][4];
         bp_zero<NTK>(acc);
-        bp_mma<NTK, false, false>(acc, DUh, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
-        bp_mma<NTK, false, false>(acc, DUl, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+        bd_mma_split<NTK, false, false>(acc, DUh, DUl, ATTNC_BP_LDV, m0, S, nullptr, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
 #pragma unroll
         for (int nt = 0; nt < NTK; nt++)
 #pragma unroll
@@ -615,10 +602,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         bp_zero<2>(a1);
         bp_zero<2>(a2);
         if (nj <= mi) {
-            bp_mma<2, false, false>(a1, DUh, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
-            bp_mma<2, false, false>(a1, DUl, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
-            bp_mma<2, false, false>(a2, DWh, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
-            bp_mma<2, false, false>(a2, DWl, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+            bd_mma_split<2, false, false>(a1, DUh, DUl, ATTNC_BP_LDV, mi * 16, V, nullptr, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+            bd_mma_split<2, false, false>(a2, DWh, DWl, ATTNC_BP_LDK, mi * 16, K, nullptr, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
         }
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
@@ -636,9 +621,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         const int m0 = item / NGV * 16, cg = item % NGV, n0 = cg * 8 * NTV;
         float acc[NTV][4];
         bp_zero<NTV>(acc);
-        bp_mma<NTV, true, true>(acc, Th, ATTNC_BP_LDC, m0, DUh, ATTNC_BP_LDV, n0, m0, C, lane);
-        bp_mma<NTV, true, true>(acc, Tl, ATTNC_BP_LDC, m0, DUh, ATTNC_BP_LDV, n0, m0, C, lane);
-        bp_mma<NTV, true, true>(acc, Th, ATTNC_BP_LDC, m0, DUl, ATTNC_BP_LDV, n0, m0, C, lane);
+        bd_mma_split<NTV, true, true>(acc, Th, Tl, ATTNC_BP_LDC, m0, DUh, DUl, ATTNC_BP_LDV, n0, m0, C, lane);
         bd_row_dots<NTV>(acc, V, ATTNC_BP_LDV, m0, n0, cg, red_y, lane);
 #pragma unroll
         for (int nt = 0; nt < NTV; nt++)
@@ -656,9 +639,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         float acc[2][4];
         bp_zero<2>(acc);
         const int k0 = m0 > n0 ? m0 : n0;
-        bp_mma<2, true, true>(acc, Th, ATTNC_BP_LDC, m0, dTh, ATTNC_BP_LDC, n0, k0, C, lane);
-        bp_mma<2, true, true>(acc, Tl, ATTNC_BP_LDC, m0, dTh, ATTNC_BP_LDC, n0, k0, C, lane);
-        bp_mma<2, true, true>(acc, Th, ATTNC_BP_LDC, m0, dTl, ATTNC_BP_LDC, n0, k0, C, lane);
+        bd_mma_split<2, true, true>(acc, Th, Tl, ATTNC_BP_LDC, m0, dTh, dTl, ATTNC_BP_LDC, n0, k0, C, lane);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
@@ -679,9 +660,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         float acc[2][4];
         bp_zero<2>(acc);
         if (nj <= mi) {
-            bp_mma<2, false, false>(acc, Xh, ATTNC_BP_LDC, mi * 16, Th, ATTNC_BP_LDC, nj * 16, 0, nj * 16 + 16, lane);
-            bp_mma<2, false, false>(acc, Xl, ATTNC_BP_LDC, mi * 16, Th, ATTNC_BP_LDC, nj * 16, 0, nj * 16 + 16, lane);
-            bp_mma<2, false, false>(acc, Xh, ATTNC_BP_LDC, mi * 16, Tl, ATTNC_BP_LDC, nj * 16, 0, nj * 16 + 16, lane);
+            bd_mma_split<2, false, false>(acc, Xh, Xl, ATTNC_BP_LDC, mi * 16, Th, Tl, ATTNC_BP_LDC, nj * 16, 0, nj * 16 + 16, lane);
         }
         float part[2] = {0.f, 0.f};
 #pragma unroll
@@ -734,9 +713,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
             }
         float acc[NTK][4];
         bp_zero<NTK>(acc);
-        bp_mma<NTK, true, true>(acc, Th, ATTNC_BP_LDC, m0, DWh, ATTNC_BP_LDK, n0, m0, C, lane);
-        bp_mma<NTK, true, true>(acc, Tl, ATTNC_BP_LDC, m0, DWh, ATTNC_BP_LDK, n0, m0, C, lane);
-        bp_mma<NTK, true, true>(acc, Th, ATTNC_BP_LDC, m0, DWl, ATTNC_BP_LDK, n0, m0, C, lane);
+        bd_mma_split<NTK, true, true>(acc, Th, Tl, ATTNC_BP_LDC, m0, DWh, DWl, ATTNC_BP_LDK, n0, m0, C, lane);
         bd_row_dots<NTK>(acc, K, ATTNC_BP_LDK, m0, n0, cg, red_z, lane);
 #pragma unroll
         for (int nt = 0; nt < NTK; nt++)
@@ -745,10 +722,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
                 const int q = bp_row(m0, lane, i);
                 acc[nt][i] *= beta[q] * bp_dec(g[q]);
             }
-        bp_mma<NTK, false, true>(acc, Fh, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
-        bp_mma<NTK, false, true>(acc, Fl, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
-        bp_mma<NTK, true, true>(acc, Fh, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, m0, C, lane);
-        bp_mma<NTK, true, true>(acc, Fl, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, m0, C, lane);
+        bd_mma_split<NTK, false, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
+        bd_mma_split<NTK, true, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, m0, C, lane);
 #pragma unroll
         for (int nt = 0; nt < NTK; nt++)
 #pragma unroll

@@ -12,21 +12,23 @@
 // Kernels, in launch order (api/backward.c):
 //   attnc_bwdp_states   grid (N, H_out, VP / BP_VS): S from h0 walked forward over the chunks, a V slice
 //                       per CTA, the state in the warps' accumulators (warp w: state rows 16w..16w+15);
-//                       every chunk's S_in stored as an image in the tiles' type (ws_sin [slot, H_out, KP,
-//                       VP]).  S_out = e^{b_L} S_in + Kd^T V  (Kd = K * e^{b_L - b}).
+//                       every chunk's S_in stored as an image (ws_sin [slot, H_out]: 16-bit tiles int16
+//                       mantissas [KP][VP] and a scale 2^e per row and slice, bp_img_store; fp32 tiles
+//                       floats).  S_out = e^{b_L} S_in + Kd^T V  (Kd = K * e^{b_L - b}).
 //   attnc_bwdp_rows     grid (slots, H_out), normalisers only: x = e^{b} (Q S_in) + P V per row, then the
 //                       norm's backward dO -> d(x) into ws_do (fp32, the sequential kernel's buffer).
 //   attnc_bwdp_dstates  grid (N, H_out, VP / BP_VS): dS from dhT walked in reverse, dS_in = e^{b_L} dS_out
 //                       + Qg^T dO (Qg = Q * e^{b}); every chunk's dS_out stored (ws_dso); dh0 (and dz0).
-//   attnc_bwdp_chunk    grid (slots, H_out): one chunk from S_in, dS_out and its rows:
+//   attnc_bwdp_chunk    grid (slots, H_out): one chunk from S_in, dS_out (each as hi + lo tiles, ATTNC_BP_SLO:
+//                       every product with a state two mma, bp_mma_s) and its rows:
 //                       P = (Q K^T) o D, A = (dO V^T) o D  (D_rj = e^{b_r - b_j}, j <= r; hi + lo bf16 tiles),
 //                       dq = e^{b} (dO S_in^T) + A K,  dk = e^{b_L - b} (V dS_out^T) + A^T Q,
 //                       dv = e^{b_L - b} (K dS_out) + P^T dO,
-//                       da_s = e^{b_L} <S_in, dS_out> + sum_{j<s} k_j . dk_inter_j + sum_{r>=s} q_r . dq_inter_r
+//                       da_s = e^{b_L} <S_in, dS_out> (from the images' values) + sum_{j<s} k_j . dk_inter_j + sum_{r>=s} q_r . dq_inter_r
 //                              + sum_{j<s<=r} (dO_r . v_j) P_rj   (the log-weight rule per factor)
-//                       into the sequential kernel's fp32 workspaces (ws_dq, ws_dk, ws_dv, ws_dg), dq or dk
-//                       into the caller's gradient of the tensor where the role is an input tensor of its
-//                       own (ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR; bp_role_grad);
+//                       into the sequential kernel's fp32 workspaces (ws_dq, ws_dk, ws_dv, ws_dg), dq, dk or
+//                       dv into the caller's gradient of the tensor where the role is an input tensor of its
+//                       own (ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DV_TENSOR; bp_role_grad);
 //   then attnc_bwd_inputs and the fixed-order head sums, as in the sequential schedule.
 // A chunk's slot is c0 / C + n (c0 its first token, n its sequence): distinct over all chunks of all
 // sequences, below total / C + N + 1; attnc_bwdp_chunk finds n by bisection over cu_seqlens and exits
@@ -39,9 +41,11 @@
 // token's log2 decay is floored at -32 before the chunk-local sums, as in the forward; every pairwise
 // factor is one exp2 of a difference <= 0.  No atomics: every sum has a fixed order.
 // The decay factors are applied to fp32 accumulators (epilogues) wherever the product allows (rows of
-// dq, dk, dv, x), so that only q, k, v, dO, the state images and Kd (pass 1) / Qg (pass 2) are rounded;
-// P and A, and v where the value role is computed rather than an input (ATTNC_BP_VSPLIT), carry a
-// second bf16 tile with the rounding remainder (lo), one more mma each.
+// dq, dk, dv, x), so that only q, k, v, dO, and Kd (pass 1) / Qg (pass 2) are rounded to the tiles' type;
+// P and A, v where the value role is computed rather than an input (ATTNC_BP_VSPLIT), and the state images
+// (16-bit mantissas: their hi + lo tiles hold them exactly; ATTNC_BP_SLO) carry a second bf16 tile with the
+// rounding remainder (lo), one more mma each.  The images were bf16 before: at T = 65536 with gates x 8 that
+// put mamba2's dt_bias off by 2.4e-2 on the H200 (passes/grad.c).
 
 #if ATTNC_BP
 #define ATTNC_BP_LDK (ATTNC_BP_KP + 8)    // tile row strides: 16-byte rows, ldmatrix rows off the banks
@@ -50,6 +54,20 @@
 #define ATTNC_BP_LDS (ATTNC_BP_VS + 8)
 #define ATTNC_BP_LO (!ATTNC_SPLIT)               // 16-bit tiles: P, A carry lo tiles
 #define ATTNC_BP_VLO (ATTNC_BP_LO && ATTNC_BP_VSPLIT)
+// The state images (ws_sin, ws_dso), ATTNC_BP_IMG_BYTES per (slot, head): with 16-bit tiles KP x VP int16
+// mantissas m, then a scale 2^e per (row, walk slice) [KP][NSL] (fp32), the element m 2^e (bp_img_store,
+// bp_load_image): 16 bits of the row's largest element (bf16: 8), and two bf16 tiles hi + lo hold every
+// element exactly; with fp32 tiles KP x VP floats.
+#if ATTNC_BP_LO
+#define ATTNC_BP_NSL (ATTNC_BP_VP / ATTNC_BP_VS)
+#define ATTNC_BP_IMG_OWN (ATTNC_BP_KP * ATTNC_BP_VP * 2 + ATTNC_BP_KP * ATTNC_BP_NSL * 4)
+#else
+#define ATTNC_BP_IMG_OWN (ATTNC_BP_KP * ATTNC_BP_VP * 4)
+#endif
+static_assert(ATTNC_BP_IMG_OWN == ATTNC_BP_IMG_BYTES, "the plan's image size (api/backward.c's workspace)");
+// ATTNC_BP_SLO (the plan's bp_slo): the chunk kernels hold the images as hi + lo tiles, every product with a
+// state two mma; 16-bit tiles only, and only where the lo tile fits without a smaller chunk (hi alone else)
+static_assert(!ATTNC_BP_SLO || ATTNC_BP_LO, "a states' lo tile with 16-bit tiles only");
 #define ATTNC_BP_GATED (ATTNC_B_TRANSITION != 0)   // ir_transition: not the identity
 #define ATTNC_BP_LOG2_FLOOR (-32.f)
 #define ATTNC_B_LOG2_FLOOR ATTNC_BP_LOG2_FLOOR   // the generated adjoint's test of a floored token
@@ -111,6 +129,42 @@ __device__ __forceinline__ void bp_mma(float (*acc)[4], const elt *A, int lda, i
             mma(acc[nt + 1], a, b, 1);
         }
     }
+}
+
+// The same with B's hi and lo tiles (the state images with ATTNC_BP_SLO), each A fragment loaded once:
+// acc += A (B + Blo); else A B.
+template <int NT, bool AT, bool BKN>
+__device__ __forceinline__ void bp_mma_s(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, const elt *Blo,
+                                         int ldb, int n0, int k0, int k1, int lane)
+{
+#if ATTNC_BP_SLO
+    for (int k = k0; k < k1; k += 16) {
+        frag a;
+        if constexpr (AT)
+            load_a_t(a, A, lda, m0, k, lane);
+        else
+            load_a(a, A, lda, m0, k, lane);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt += 2) {
+            frag b;
+            if constexpr (BKN)
+                load_b_kn(b, B, ldb, n0 + nt * 8, k, lane);
+            else
+                load_b_nk(b, B, ldb, n0 + nt * 8, k, lane);
+            mma(acc[nt], a, b, 0);
+            mma(acc[nt + 1], a, b, 1);
+            if constexpr (BKN)
+                load_b_kn(b, Blo, ldb, n0 + nt * 8, k, lane);
+            else
+                load_b_nk(b, Blo, ldb, n0 + nt * 8, k, lane);
+            mma(acc[nt], a, b, 0);
+            mma(acc[nt + 1], a, b, 1);
+        }
+    }
+#else
+    (void)Blo;
+    bp_mma<NT, AT, BKN>(acc, A, lda, m0, B, ldb, n0, k0, k1, lane);
+#endif
 }
 
 template <int NT>
@@ -316,9 +370,65 @@ __device__ __forceinline__ bool bp_slot_chunk(const attnc_bwd_params &p, int slo
     return ci >= 0 && c0 < eos;
 }
 
+// The image of (slot, h): its byte offset in ws_sin or ws_dso.
 __device__ __forceinline__ size_t bp_image(int slot, int h)
 {
-    return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_KP * ATTNC_BP_VP;
+    return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_IMG_BYTES;
+}
+
+// max(m, a) for a >= 0 that keeps a NaN (fmaxf would drop it): a NaN state gives a NaN image row.
+__device__ __forceinline__ float bp_nanmax(float m, float a)
+{
+    return a > m || a != a ? a : m;
+}
+
+// A warp's 16 state rows from m0 (its accumulators, NT n-tiles from column v0: the walk's slice) into the
+// image (16-bit tiles): per row, e = ilogb(max |x|) - 14 (at least -126; the row's max from the quad that
+// holds it), m = rint(x 2^-e) within +-32767, the scale 2^e (NaN for a row with an inf or NaN).
+template <int NT>
+__device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4], int m0, int v0, int lane)
+{
+#if ATTNC_BP_LO
+    short *man = (short *)img;
+    float *scale = (float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2);
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {   // rows m0 + lane / 4 (registers 0, 1) and 8 below (2, 3)
+        float mx = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            mx = bp_nanmax(mx, fabsf(acc[nt][2 * hf]));
+            mx = bp_nanmax(mx, fabsf(acc[nt][2 * hf + 1]));
+        }
+        mx = bp_nanmax(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = bp_nanmax(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const int ex = mx > 0.f ? max(((__float_as_int(mx) >> 23) & 0xff) - 127 - 14, -126) : 0;
+        const float up = __int_as_float((127 - ex) << 23);
+        const float sc = mx <= 3.402823466e38f ? __int_as_float((127 + ex) << 23) : __int_as_float(0x7fffffff);
+        const int d = bp_row(m0, lane, 2 * hf);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            const int c = bp_col(v0, nt, lane, 0);
+            const int a = (int)fminf(fmaxf(rintf(acc[nt][2 * hf] * up), -32767.f), 32767.f);
+            const int b = (int)fminf(fmaxf(rintf(acc[nt][2 * hf + 1] * up), -32767.f), 32767.f);
+            *reinterpret_cast<unsigned *>(man + (size_t)d * ATTNC_BP_VP + c) = (unsigned)(a & 0xffff) | ((unsigned)b << 16);
+        }
+        if ((lane & 3) == 0)
+            scale[d * ATTNC_BP_NSL + v0 / ATTNC_BP_VS] = sc;
+    }
+#else
+    (void)img, (void)acc, (void)m0, (void)v0, (void)lane;   // fp32 images: bp_walk stores them as they are
+#endif
+}
+
+// Element (d, c) of an image, as the chunk kernel's tiles hold it (16-bit: hi + lo, m 2^e exactly).
+__device__ __forceinline__ float bp_img_at(const unsigned char *img, int d, int c)
+{
+#if ATTNC_BP_LO
+    return (float)((const short *)img)[(size_t)d * ATTNC_BP_VP + c] *
+           ((const float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2))[d * ATTNC_BP_NSL + c / ATTNC_BP_VS];
+#else
+    return ((const float *)img)[(size_t)d * ATTNC_BP_VP + c];
+#endif
 }
 
 // Element (r, c) of the chunk's output gradient: d(x) (normalisers, ws_do) or dout.
@@ -331,7 +441,7 @@ __device__ __forceinline__ float bp_dout(const attnc_bwd_params &p, int t, int h
         return c < ATTNC_B_VO ? attnc_load<ATTNC_OUT_DTYPE>(p.dout, row * ATTNC_B_VO + c) : 0.f;
 }
 
-// Element i of a query or key role gradient [T, HOUT, K]: into its fp32 workspace, or (TENSOR >= 0: the
+// Element i of a query, key or value role gradient [T, HOUT, K or V]: into its fp32 workspace, or (TENSOR >= 0: the
 // role is that input tensor as stored and nothing else reads it, passes/grad.c's bp_direct) straight into
 // the caller's gradient of the tensor in its dtype DT, where it is wanted (direct non-null): the adjoint
 // neither reads it back nor writes the tensor, and the host allocates no workspace for the role.
@@ -345,6 +455,54 @@ __device__ __forceinline__ void bp_role_grad(float *ws, void *direct, size_t i, 
 }
 
 // ---- passes 1 and 2: the state walks ------------------------------------------------------------------
+// The walks' state slice (warp rows m0.., NT n-tiles from column v0) at the start: h0 and z0 (forward), or
+// dhT and dzT (reverse; only the first output head of a state head's group is seeded); zero where absent.
+template <bool REV, int NT>
+__device__ __forceinline__ void bp_walk_init(const attnc_bwd_params &p, float (*acc)[4], int n, int h, int m0, int v0, int lane)
+{
+    constexpr int G = ATTNC_HOUT / ATTNC_HS;
+    const int hs = h / G;
+    const bool seeded = h % G == 0;
+    const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K * ATTNC_B_VO;
+    const size_t z_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
+            float x = 0.f;
+            if (m0 < ATTNC_BP_KP && d < ATTNC_B_K) {
+                if (c < ATTNC_B_VO)
+                    x = REV ? (seeded && p.dhT ? p.dhT[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f)
+                            : (p.h0 ? p.h0[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f);
+                else if (c < ATTNC_B_V)
+                    x = REV ? (seeded && p.dzT ? p.dzT[z_base + d] : 0.f) : (p.z0 ? p.z0[z_base + d] : 0.f);
+            }
+            acc[nt][i] = x;
+        }
+}
+
+// The reverse walk's end: dS_in of the first chunk is this output head's share of dh0 (and dz0).
+template <int NT>
+__device__ __forceinline__ void bp_walk_dh0(const attnc_bwd_params &p, const float (*acc)[4], int n, int h, int m0, int v0,
+                                            int lane)
+{
+    if (m0 >= ATTNC_BP_KP)
+        return;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
+            if (d >= ATTNC_B_K)
+                continue;
+            if (c < ATTNC_B_VO && p.ws_dh0)
+                p.ws_dh0[(((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d) * ATTNC_B_VO + c] = acc[nt][i];
+            else if (c == ATTNC_B_VO && ATTNC_B_V > ATTNC_B_VO && p.ws_dz0)
+                p.ws_dz0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d] = acc[nt][i];
+        }
+}
+
 #if !ATTNC_BP_DELTA   // the delta rule's walks: linear_bwd_delta_kernel.cuh
 struct attnc_bp_walk_layout {   // offsets in bytes
     static constexpr unsigned x = 0;                                                   // Kd or Qg [C][LDK]
@@ -371,34 +529,16 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     float *g = (float *)(bsm + L::g);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * ATTNC_BP_VS;
-    constexpr int G = ATTNC_HOUT / ATTNC_HS, NT = ATTNC_BP_VS / 8;
-    const int hs = h / G;
-    const bool seeded = h % G == 0;
+    constexpr int NT = ATTNC_BP_VS / 8;
     float *stg = (float *)(bsm + L::stg) + warp * ATTNC_BP_STG;
     unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
     int bos, eos;
     attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
-    const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K * ATTNC_B_VO;
-    const size_t z_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K;
     const int m0 = warp * 16;
     const bool owner = m0 < ATTNC_BP_KP;   // this warp holds state rows m0 .. m0 + 15
-    elt *image = REV ? (elt *)p.ws_dso : (elt *)p.ws_sin;
+    unsigned char *image = REV ? (unsigned char *)p.ws_dso : (unsigned char *)p.ws_sin;
     float acc[NT][4];
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
-            float x = 0.f;
-            if (owner && d < ATTNC_B_K) {
-                if (c < ATTNC_B_VO)
-                    x = REV ? (seeded && p.dhT ? p.dhT[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f)
-                            : (p.h0 ? p.h0[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f);
-                else if (c < ATTNC_B_V)
-                    x = REV ? (seeded && p.dzT ? p.dzT[z_base + d] : 0.f) : (p.z0 ? p.z0[z_base + d] : 0.f);
-            }
-            acc[nt][i] = x;
-        }
+    bp_walk_init<REV, NT>(p, acc, n, h, m0, v0, lane);
     // the roles formed through the value DAG: q (reverse) or k and v (forward), those that are not bf16
     // inputs as stored (those are copied from the staged rows: XSTAGE, ATTNC_BP_V_STAGE)
     constexpr int XSTAGE = REV ? ATTNC_BP_Q_STAGE : ATTNC_BP_K_STAGE;
@@ -464,7 +604,20 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         // this chunk's incoming state (forward: S_in; reverse: dS_out) as an image, then the update
         // (state row d times e^{b_L} of its channel)
         if (owner) {
-            elt *img = image + bp_image(slot, h);
+#if ATTNC_BP_LO
+            bp_img_store<NT>(image + bp_image(slot, h), acc, m0, v0, lane);
+            if constexpr (ATTNC_BP_GATED) {
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int i = 0; i < 4; i += 2) {
+                        const float fl = bp_dec(BP_B(g, ATTNC_BP_C - 1, bp_row(m0, lane, i)));
+                        acc[nt][i] *= fl;
+                        acc[nt][i + 1] *= fl;
+                    }
+            }
+#else   // fp32 images: each pair stored as it is scaled
+            elt *img = (elt *)(image + bp_image(slot, h));
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
 #pragma unroll
@@ -475,26 +628,15 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
                     acc[nt][i] *= fl;
                     acc[nt][i + 1] *= fl;
                 }
+#endif
             bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
             if constexpr (!REV && ATTNC_BP_VLO)
                 bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Ylo, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
         }
         __syncthreads();
     }
-    if (REV && owner) {   // dh0 (and dz0): this head's share
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
-                if (d >= ATTNC_B_K)
-                    continue;
-                if (c < ATTNC_B_VO && p.ws_dh0)
-                    p.ws_dh0[(((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d) * ATTNC_B_VO + c] = acc[nt][i];
-                else if (c == ATTNC_B_VO && ATTNC_B_V > ATTNC_B_VO && p.ws_dz0)
-                    p.ws_dz0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d] = acc[nt][i];
-            }
-    }
+    if (REV)
+        bp_walk_dh0<NT>(p, acc, n, h, m0, v0, lane);
 }
 
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_states(attnc_bwd_params p)
@@ -519,8 +661,9 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned v = k + CK;
     static constexpr unsigned vlo = v + CV;
     static constexpr unsigned dout = vlo + (ATTNC_BP_VLO ? CV : 0);
-    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV]
-    static constexpr unsigned p = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // P hi
+    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV] (hi)
+    static constexpr unsigned slo = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // their remainder (lo)
+    static constexpr unsigned p = slo + (ATTNC_BP_SLO ? ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt) : 0);   // P hi
     static constexpr unsigned plo = p + CC;
     static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = dP (masked j <= r) hi
     static constexpr unsigned alo = a + CC;
@@ -538,7 +681,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
 };
-static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
+static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
               attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 &&
               attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 #else
@@ -550,8 +693,9 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned v = k + CK;
     static constexpr unsigned vlo = v + CV;
     static constexpr unsigned dout = vlo + (ATTNC_BP_VLO ? CV : 0);
-    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV]
-    static constexpr unsigned p = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // P hi
+    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV] (hi)
+    static constexpr unsigned slo = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // their remainder (lo)
+    static constexpr unsigned p = slo + (ATTNC_BP_SLO ? ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt) : 0);   // P hi
     static constexpr unsigned plo = p + CC;
     static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = (dO V^T) o D hi
     static constexpr unsigned alo = a + CC;
@@ -570,7 +714,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
 };
 static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 16 == 0 && attnc_bp_chunk_layout::vlo % 16 == 0 &&
-              attnc_bp_chunk_layout::dout % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
+              attnc_bp_chunk_layout::dout % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
               attnc_bp_chunk_layout::plo % 16 == 0 && attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::alo % 16 == 0 &&
               attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 #endif
@@ -644,29 +788,75 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     }
 }
 
-// An image [KP][VP] from global memory into the S tile, and (DOT) this thread's share of the dot product
-// of the new image with the one it replaces there, in a fixed order (0 without DOT).
-template <bool DOT>
-__device__ __forceinline__ float bp_load_image(const elt *img, elt *S)
+// An image [KP][VP] from global memory into the S tile (16-bit tiles: m 2^e rounded into S and, with
+// ATTNC_BP_SLO, the remainder into Slo: hi + lo is m 2^e exactly), and (DOT) this thread's share of the dot
+// product of the new image with the one it replaces there (the tiles' values: hi + lo), in a fixed order
+// (0 without DOT).
+template <bool DOT, bool LO = ATTNC_BP_SLO>
+__device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S, elt *Slo)
 {
-    constexpr int PER = 16 / sizeof(elt), ROW = ATTNC_BP_VP / PER;
-    constexpr int N = (ATTNC_BP_KP * ROW + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
     float dot = 0.f;
-    attnc_u4 xs[N];   // every load issued before the first is used
+#if ATTNC_BP_LO
+    constexpr int ROW = ATTNC_BP_VP / 8, N = (ATTNC_BP_KP * ROW + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
+    const short *man = (const short *)img;
+    const float *scale = (const float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2);
+    attnc_u4 raws[N];   // every load issued before the first is used
+    float scs[N];
 #pragma unroll
     for (int it = 0; it < N; it++) {
-        const int i = threadIdx.x + it * ATTNC_B_THREADS;
-        if (i < ATTNC_BP_KP * ROW)
-            xs[it] = *reinterpret_cast<const attnc_u4 *>(img + (size_t)(i / ROW) * ATTNC_BP_VP + (i % ROW) * PER);
+        const int i = threadIdx.x + it * ATTNC_B_THREADS, d = i / ROW, c = (i % ROW) * 8;
+        if (i < ATTNC_BP_KP * ROW) {
+            scs[it] = scale[d * ATTNC_BP_NSL + c / ATTNC_BP_VS];   // 8 columns of one slice
+            raws[it] = *reinterpret_cast<const attnc_u4 *>(man + (size_t)d * ATTNC_BP_VP + c);
+        }
     }
 #pragma unroll
     for (int it = 0; it < N; it++) {
-        const int i = threadIdx.x + it * ATTNC_B_THREADS;
+        const int i = threadIdx.x + it * ATTNC_B_THREADS, d = i / ROW, c = (i % ROW) * 8;
         if (i >= ATTNC_BP_KP * ROW)
             break;
+        const float sc = scs[it];
+        const short *mm = reinterpret_cast<const short *>(&raws[it]);
+        attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
+        attnc_u4 *tolo = reinterpret_cast<attnc_u4 *>(Slo + d * ATTNC_BP_LDV + c);
+        attnc_u4 hv, lv;
+        elt *h8 = reinterpret_cast<elt *>(&hv), *l8 = reinterpret_cast<elt *>(&lv);
+        if constexpr (DOT) {
+            const attnc_u4 wh = *to;
+            const elt *was = reinterpret_cast<const elt *>(&wh);
+            float w[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                w[j] = attnc_elt_to_float(was[j]);
+            if constexpr (LO) {
+                const attnc_u4 wl = *tolo;
+                const elt *wlo = reinterpret_cast<const elt *>(&wl);
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    w[j] += attnc_elt_to_float(wlo[j]);
+            }
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                dot += w[j] * ((float)mm[j] * sc);
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const float x = (float)mm[j] * sc;
+            h8[j] = attnc_float_to_elt(x);
+            l8[j] = attnc_float_to_elt(x - attnc_elt_to_float(h8[j]));
+        }
+        *to = hv;
+        if constexpr (LO)
+            *tolo = lv;
+    }
+#else
+    (void)Slo;
+    constexpr int PER = 16 / sizeof(elt), ROW = ATTNC_BP_VP / PER;
+    const elt *e = (const elt *)img;
+    for (int i = threadIdx.x; i < ATTNC_BP_KP * ROW; i += ATTNC_B_THREADS) {
         const int d = i / ROW, c = (i % ROW) * PER;
         attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
-        const attnc_u4 x = xs[it];
+        const attnc_u4 x = *reinterpret_cast<const attnc_u4 *>(e + (size_t)d * ATTNC_BP_VP + c);
         if constexpr (DOT) {
             const elt *was = reinterpret_cast<const elt *>(to), *now = reinterpret_cast<const elt *>(&x);
 #pragma unroll
@@ -675,6 +865,7 @@ __device__ __forceinline__ float bp_load_image(const elt *img, elt *S)
         }
         *to = x;
     }
+#endif
     return dot;
 }
 
@@ -737,13 +928,16 @@ __device__ __forceinline__ void bp_dv_finish(const attnc_bwd_params &p, float (*
     bp_mma<NT, true, true>(acc, P, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
     if constexpr (ATTNC_BP_LO)
         bp_mma<NT, true, true>(acc, Plo, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
+    // the value tensor's own gradient where the role is that tensor (ATTNC_BP_DV_TENSOR; null: not wanted)
+    void *const dv_direct = ATTNC_BP_DV_TENSOR >= 0 ? p.direct[ATTNC_BP_DV_TENSOR < 0 ? 0 : ATTNC_BP_DV_TENSOR] : nullptr;
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
             if (j < nrows && c < ATTNC_B_V)
-                p.ws_dv[((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_V + c] = acc[nt][i];
+                bp_role_grad<ATTNC_BP_DV_TENSOR, ATTNC_BP_DV_DTYPE>(p.ws_dv, dv_direct,
+                                                                  ((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_V + c, acc[nt][i]);
         }
 }
 
@@ -777,10 +971,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     const elt *Vlo = (const elt *)(bsm + L::vlo), *D = (const elt *)(bsm + L::dout);
     const elt *P = (const elt *)(bsm + L::p), *Plo = (const elt *)(bsm + L::plo);
     const elt *A = (const elt *)(bsm + L::a), *Alo = (const elt *)(bsm + L::alo);
-    elt *S = (elt *)(bsm + L::s);
+    elt *S = (elt *)(bsm + L::s), *Slo = (elt *)(bsm + L::slo);
     float *M = (float *)(bsm + L::m), *g = (float *)(bsm + L::g), *eq = (float *)(bsm + L::eq), *ek = (float *)(bsm + L::ek);
     float *red = (float *)(bsm + L::red);
-    const elt *img_in = (const elt *)p.ws_sin + bp_image(slot, h), *img_out = (const elt *)p.ws_dso + bp_image(slot, h);
+    const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
+    const unsigned char *img_out = (const unsigned char *)p.ws_dso + bp_image(slot, h);
     // the query and key tensors' own gradients where the roles are those tensors (null: not wanted)
     void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
     void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
@@ -788,7 +983,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, M, true, slot);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image<false>(img_in, S);
+    bp_load_image<false>(img_in, S, Slo);
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
@@ -806,7 +1001,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             const int mi = item / NG, cg = item % NG, m0 = mi * 16, n0 = cg * 8 * NT;
             float acc[NT][4];
             bp_zero<NT>(acc);
-            bp_mma<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+            bp_mma_s<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
             float part[2] = {0.f, 0.f};
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
@@ -839,7 +1034,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     }
     __syncthreads();
     // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order
-    float e_in = bp_load_image<ATTNC_BP_GATED>(img_out, S);
+    float e_in = bp_load_image<ATTNC_BP_GATED>(img_out, S, Slo);
     if constexpr (ATTNC_BP_GATED)
         e_in = bp_block_sum(e_in, red);   // (its barriers publish S too)
     __syncthreads();
@@ -850,7 +1045,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             const int mj = item / NG, cg = item % NG, m0 = mj * 16, n0 = cg * 8 * NT;
             float acc[NT][4];
             bp_zero<NT>(acc);
-            bp_mma<NT, false, false>(acc, V, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+            bp_mma_s<NT, false, false>(acc, V, ATTNC_BP_LDV, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
             if constexpr (ATTNC_BP_VLO)
                 bp_mma<NT, false, false>(acc, Vlo, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
             float part[2] = {0.f, 0.f};
@@ -890,7 +1085,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             const int mj = item / NG, cg = item % NG, m0 = mj * 16, n0 = cg * 8 * NT;
             float acc[NT][4];
             bp_zero<NT>(acc);
-            bp_mma<NT, false, true>(acc, K, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
+            bp_mma_s<NT, false, true>(acc, K, ATTNC_BP_LDK, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
 #pragma unroll
@@ -958,17 +1153,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
     const elt *Vlo = (const elt *)(bsm + L::vlo), *D = (const elt *)(bsm + L::dout);
     elt *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *A = (elt *)(bsm + L::a), *Alo = (elt *)(bsm + L::alo);
-    elt *S = (elt *)(bsm + L::s), *Z = (elt *)(bsm + L::z);
+    elt *S = (elt *)(bsm + L::s), *Slo = (elt *)(bsm + L::slo), *Z = (elt *)(bsm + L::z);
     float *g = (float *)(bsm + L::g), *eb = (float *)(bsm + L::eb);
     float *GP = (float *)(bsm + L::gp), *GS = (float *)(bsm + L::gs), *BP = (float *)(bsm + L::bp), *BS = (float *)(bsm + L::bs);
-    const elt *img_in = (const elt *)p.ws_sin + bp_image(slot, h), *img_out = (const elt *)p.ws_dso + bp_image(slot, h);
+    const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
+    const unsigned char *img_out = (const unsigned char *)p.ws_dso + bp_image(slot, h);
     void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
     void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
 
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, (float *)(bsm + L::m), true);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image<false>(img_in, S);
+    bp_load_image<false>(img_in, S, Slo);
     __syncthreads();
     bp_scan_diag(g);
     __syncthreads();
@@ -976,7 +1172,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     for (int d = warp; d < KP; d += ATTNC_B_WARPS) {
         float e = 0.f;
         for (int c = lane; c < ATTNC_BP_VP; c += 32)
-            e += attnc_elt_to_float(img_in[(size_t)d * ATTNC_BP_VP + c]) * attnc_elt_to_float(img_out[(size_t)d * ATTNC_BP_VP + c]);
+            e += bp_img_at(img_in, d, c) * bp_img_at(img_out, d, c);
         e = attnc_warp_sum(e);
         if (lane == 0)
             eb[d] = e * bp_dec(BP_B(g, ATTNC_BP_C - 1, d));
@@ -1073,7 +1269,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         float acc[NT][4], off[NT][4];
         bp_zero<NT>(acc);
         bp_zero<NT>(off);
-        bp_mma<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+        bp_mma_s<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
         if (mi > 0) {
             bp_mma<NT, false, true>(off, A, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 0, 16, lane);
             if constexpr (ATTNC_BP_LO)
@@ -1096,7 +1292,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             }
     }
     __syncthreads();
-    bp_load_image<false>(img_out, S);
+    bp_load_image<false>(img_out, S, Slo);
     __syncthreads();
     // dk = e^{b_L - b} o (V dS_out^T) + in-block + e^{b_16 - b} o (A^T Z) (row block 0)
     for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
@@ -1104,7 +1300,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         float acc[NT][4], off[NT][4];
         bp_zero<NT>(acc);
         bp_zero<NT>(off);
-        bp_mma<NT, false, false>(acc, V, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+        bp_mma_s<NT, false, false>(acc, V, ATTNC_BP_LDV, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
         if constexpr (ATTNC_BP_VLO)
             bp_mma<NT, false, false>(acc, Vlo, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
         if (mj < NB - 1) {
@@ -1144,7 +1340,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             const int mj = item / NGV, m0 = mj * 16, n0 = item % NGV * 8 * NTV;
             float acc[NTV][4];
             bp_zero<NTV>(acc);
-            bp_mma<NTV, false, true>(acc, Z, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, KP, lane);
+            bp_mma_s<NTV, false, true>(acc, Z, ATTNC_BP_LDK, m0, S, Slo, ATTNC_BP_LDV, n0, 0, KP, lane);
             bp_dv_finish<NTV>(p, acc, bsm, m0, n0, c0, nrows, h, lane);
         }
     }
@@ -1185,12 +1381,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
     const int nrows = min(ATTNC_BP_C, eos - c0);
     const elt *Q = (const elt *)(bsm + L::q), *V = (const elt *)(bsm + L::v), *Vlo = (const elt *)(bsm + L::vlo);
     const elt *P = (const elt *)(bsm + L::p), *Plo = (const elt *)(bsm + L::plo);
-    elt *S = (elt *)(bsm + L::s);
+    elt *S = (elt *)(bsm + L::s), *Slo = (elt *)(bsm + L::slo);
     float *X = (float *)(bsm + L::m), *g = (float *)(bsm + L::g);
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, X, false);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image<false>((const elt *)p.ws_sin + bp_image(slot, h), S);
+    bp_load_image<false>((const unsigned char *)p.ws_sin + bp_image(slot, h), S, Slo);
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
@@ -1205,7 +1401,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
             const int mi = item / NG, cg = item % NG, m0 = mi * 16, n0 = cg * 8 * NT;
             float acc[NT][4];
             bp_zero<NT>(acc);
-            bp_mma<NT, false, true>(acc, Q, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
+            bp_mma_s<NT, false, true>(acc, Q, ATTNC_BP_LDK, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
 #pragma unroll

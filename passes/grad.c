@@ -129,15 +129,25 @@
  * in fp32 at C = 64), the per-factor form by 8e-3 to 1.6e-2 (1.7e-5 in fp32).  S_out is not stored: its
  * chunk-end term is e^{b_L} <S_in, dS_out> plus the keys' terms, which the chunk kernel has.
  * Saved versus recomputed there, and why:
- *   - saved: each chunk's S_in and dS_out images [slot, H_out, KP, VP] (KP, VP: K, V rounded up to 16), in
- *     bf16 for 16-bit inputs (the 2e-2 bound allows it: the emulation measured at most 1.6e-2 on mamba2's
- *     dt_bias and 6e-3 elsewhere with every operand and image in bf16) and fp32 for fp32 inputs.  They are
- *     what makes the chunks independent: without them every chunk kernel would walk the sequence;
+ *   - saved: each chunk's S_in and dS_out images [slot, H_out] (KP, VP: K, V rounded up to 16), for 16-bit
+ *     inputs KP x VP int16 mantissas and one power-of-two scale per (row, walk slice), the element
+ *     m 2^e with e = ilogb(max |x| of the row) - 14 (bp_image_bytes: 2 bytes per element as bf16 images
+ *     took, plus 4 per row and slice), and fp32 for fp32 inputs.  They are what makes the chunks
+ *     independent: without them every chunk kernel would walk the sequence.  They were bf16 until the
+ *     H200 failed grad_long_strong_mamba2 (T = 65536, gates x 8: ddt_bias 2.4e-2 against 2e-2;
+ *     docs/gpu-checks.md); the emulation of that shape (test_bwd_parallel specs mamba2 2 65536 spec 8, C
+ *     = 64) gives A_log 2.70e-2 with bf16 images, 8.74e-3 with these, 8.58e-3 with exact (fp32) ones.
+ *     Their 16 bits reach every product through two bf16 tiles, hi and lo (hi + lo is m 2^e exactly;
+ *     bp_load_image, bp_mma_s: one A fragment, two mma), and the gate's <S_in, dS_out> is formed from
+ *     the same values.  fp32 images (or bf16 hi + lo planes) would have cost 1033 MiB more at the
+ *     benchmark shape, above FLA's memory; these cost 16 MiB (the scales).  Where the lo tile does not fit
+ *     in shared memory at the plan's chunk (linear_attn's and hedgehog's fp16; bp_slo) the products read
+ *     hi only rather than take a smaller chunk (twice the images);
  *   - recomputed: the roles (through the value DAG, in every pass: elementwise per token, cheaper than
  *     storing 2K + V + 1 floats per token and head and reading them back), the chunk-local cumulative
  *     gates, P and A (per chunk, O(C^2 (K + V)), from q, k, v, dO in shared memory), and S_out (never
  *     formed, above).  d(x) of the normalisers is saved (ws_do) as in the sequential schedule;
- *   - operands: q, k, v, dO and the images are the tiles' type; the decay factors are applied to fp32
+ *   - operands: q, k, v, dO are the tiles' type, the images hi + lo tiles (above); the decay factors are applied to fp32
  *     accumulators wherever the product allows (rows of dq, dk, dv and x), so only Kd (pass 1) and Qg
  *     (pass 2) are rounded after their factor; P and A, and v where the value role is computed rather
  *     than a bf16 input as stored (mamba2's x * delta), carry a bf16 remainder tile (one more mma each):
@@ -155,10 +165,12 @@
  *     chunk kernel: no fp32 partials and no head sum for them; partials stay for parameters and shared
  *     heads, and none are written for an unwanted gradient.  The sequential schedule keeps its partials
  *     (its source is unchanged);
- *   - a query or key role that is such a tensor as stored (fuse's IR_FEED_DIRECT) and that nothing else
- *     in the spec reads (grad_parallel_plan's bp_direct: mamba2's C and B, the key k of lightning and
- *     retnet, hedgehog's qf and kf) has that tensor's gradient for its role gradient, so the chunk kernel
- *     writes it there in the tensor's dtype (nothing where it is not wanted) instead of into ws_dq / ws_dk:
+ *   - a query, key or value role that is such a tensor as stored (fuse's IR_FEED_DIRECT) and that nothing
+ *     else in the spec reads (grad_parallel_plan's bp_direct: mamba2's C and B, the key k of lightning and
+ *     retnet, hedgehog's qf and kf; the value v of lightning, retnet, transnormer, gla and hgrn2, not where
+ *     the running denominator's ones column widens it) has that tensor's gradient for its role gradient,
+ *     so the chunk kernel writes it there in the tensor's dtype (nothing where it is not wanted) instead of
+ *     into ws_dq / ws_dk / ws_dv:
  *     the adjoint neither seeds from the role's workspace nor writes the tensor, and the host allocates
  *     none.  A scaled (q * K^-0.5) or mapped role keeps its workspace: its tensor's gradient is the value
  *     DAG's adjoint of the token's complete role gradient.  Measured on the CPU (tools/cuda_cpu), mamba2
@@ -167,7 +179,12 @@
  *   - workspace at the benchmark shape (mamba2, B = 8, T = 8192, H = 16, K = V = 128, bf16; with dh0):
  *     the role gradient ws_dv 512 MiB (no ws_dq, ws_dk: the chunk kernel writes C's and B's gradients),
  *     ws_dg 4 MiB, ws_dh0 8 MiB, the partials of A_log and dt_bias 2 x 4 MiB, the images 2 x 1033 slots
- *     x 16 heads x 128 x 128 x 2 B = 1033 MiB: about 1565 MiB (1.53 GiB; 2589 MiB with ws_dq and ws_dk).
+ *     x 16 heads x (128 x 128 x 2 B + 128 x 4 B of scales) = 1049 MiB: about 1581 MiB.  Without dh0,
+ *     from api/backward.c's own sizing (tests/test_grad_workspace.c, ctest grad.workspace_bench): mamba2
+ *     1557 -> 1573 MiB with the scales, lightning 2061 -> 1565 (its v's gradient direct: no ws_dv), gla
+ *     3593 -> 3113; with the output and the inputs' gradients, one forward+backward's extra memory
+ *     2585 -> 2601, 3085 -> 2589 and 4873 -> 4393 MiB (bench/RESULTS.md's measured figures before;
+ *     FLA's 3080, 3072, 6144).
  *     The sequential schedule: role gradients ws_dq, ws_dk, ws_dv 3 x 512 MiB, fp32 S_out per 32-token
  *     chunk (2057 slots, 2057 MiB) and the partials of all six tensors (1548 MiB): 5153 MiB (5.03 GiB).
  *     Not cut yet: the value role's gradient in bf16 (-256 MiB).
@@ -198,20 +215,24 @@
  *      over t < s, rounds the two sides' operands differently (Z's bf16 K or Q): in the emulation it put
  *      hgrn2's lb (a per-head parameter, summed over every token and channel) off by 1.9e-2 at C = 64, the
  *      per-factor form by 2.3e-3 (4.3e-3 at C = 32).
- *   Saved: the same images (S_in, dS_out per chunk, bf16 for 16-bit inputs), twice as many slots as at
+ *   Saved: the same images (S_in, dS_out per chunk, 16-bit mantissas and scales for 16-bit inputs, read as
+ *   hi + lo tiles; E_d from their values), twice as many slots as at
  *   C = 64; recomputed: the roles, b, P, A and every factor.  Shared memory of the chunk kernel at
- *   K = V = 128: 188928 bytes bf16 (197632 fp16 with the value's remainder tile, 175360 fp32 at C = 16; the
- *   staging, b, Z, E and four fp32 [C][KP] arrays of the gate's terms: grad_bp_chunk_smem's diag).
- *   ptxas (sm_90a and sm_80, gla bf16): attnc_bwdp_chunk 122 registers (119 on sm_80),
- *   attnc_bwdp_states 75 (64 on sm_80), attnc_bwdp_dstates 64 (61), no spills.  Measured on the CPU: tests/ref/test_bwd_parallel.c
+ *   K = V = 128: 223744 bytes bf16 (232448 fp16 with the value's remainder tile, the 227 KiB limit exactly;
+ *   175360 fp32 at C = 16; the staging, b, Z, E, four fp32 [C][KP] arrays of the gate's terms and, for
+ *   16-bit tiles, the images' lo tile, 34816 bytes: grad_bp_chunk_smem's diag).
+ *   ptxas (sm_90a and sm_80, gla bf16, with the images' hi + lo tiles): attnc_bwdp_chunk 121 registers (116
+ *   on sm_80), attnc_bwdp_states 170 (168), attnc_bwdp_dstates 177 (176), no spills (bf16 images: 117
+ *   (117), 218 (204), 224 (210)).  Measured on the CPU: tests/ref/test_bwd_parallel.c
  *   (bf16 emulation) gla 2.2e-3 (varlen 37,1,70), 1.9e-3 (gates x 64, floored tokens), fp32 inputs
  *   emulated in float 3e-7; hgrn2 lb 2.3e-3 at C = 64, 4.3e-3 at C = 32; double 1e-15.  tools/cuda_cpu
  *   (the generated CUDA against the sequential kernel): gla bf16 dq 1.3e-3, dk 2.4e-3, dv 2.3e-3,
  *   dg 2.2e-3, dh0 8.8e-4; fp16 at most 3.1e-3; fp32 at most 5e-6; gk x 400 (floored tokens) 2.4e-3;
  *   hgrn2 2.6e-3; gqa_gla (16 query heads on 4 state heads) 2.3e-3.  Dropping the block's query pair
  *   terms from the gate reads 0.20 (dg), dropping dq's block (1, 0) 0.47 (dq).  Not checked yet: anything on the GPU (timing, the real mma), and the workspace at
- *   the benchmark shape (images 2 x 2057 slots x 16 heads x 128 x 128 x 2 B = 2057 MiB, ws_dq, ws_dv and
- *   the per-channel ws_dg 512 MiB each: about 3.6 GiB expected, k's gradient written directly).
+ *   the benchmark shape (images 2 x 2057 slots x 16 heads x (128 x 128 x 2 + 512) B = 2089 MiB, ws_dq and
+ *   the per-channel ws_dg 512 MiB each: 3113 MiB from api/backward.c's sizing, k's and v's gradients
+ *   written directly).
  * The delta rule (scalar, constant or no decay, no normaliser, 16-bit inputs, K, V <= 128: DeltaNet,
  * Gated DeltaNet and its GVA form; delta_plan, codegen/linear_bwd_delta_kernel.cuh) on the same
  * schedule: the WY form makes a delta chunk the additive chunk with U_hat = U - W S_in for V (the
@@ -389,13 +410,13 @@ unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bo
     return C * (KP + 8) * es + y + (!split && vsplit ? y : 0) + gf * 4 + BP_WARPS * stg * 4 + stage;
 }
 
-unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm, bool diag,
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool norm, bool diag,
                             unsigned stage)
 {
     uint32_t es = split ? 4 : 2, lo = split ? 0 : 1;
     uint32_t CK = C * (KP + 8) * es, CV = C * (VP + 8) * es, CC = C * (C + 8) * es;
-    /* the staged rows lie over S, P and A where they fit before M, else after everything */
-    unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV, m = s + KP * (VP + 8) * es + CC * (1 + lo) * 2;
+    /* the staged rows lie over S (and its lo tile), P and A where they fit before M, else after everything */
+    unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV, m = s + KP * (VP + 8) * es * (1 + (lo && slo)) + CC * (1 + lo) * 2;
     if (diag) {   /* attnc_bp_chunk_layout under ATTNC_BP_DIAG: role rows, b [C][KP + 4], Z, E, four [C][KP] gate terms */
         unsigned bytes = m + BP_WARPS * (3 * KP + VP) * 4 + C * (KP + 4) * 4 + CK + KP * 4 + 4 * C * KP * 4 + BP_THREADS * 4;
         if (s + stage > m)
@@ -446,7 +467,7 @@ unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
  * tensor, and the tensor is per token with one head per output head and the role's K channels, the
  * layout of the role's workspace row and what api/backward.c's direct_tensor writes directly.  Every use
  * counts, live or not: a use is what would add a second term to the tensor's gradient. */
-static bool direct_role(const ir_module *m, const grad_plan *gp, ir_role role, uint32_t *tensor)
+static bool direct_role(const ir_module *m, ir_role role, uint32_t width, uint32_t *tensor)
 {
     if (m->plan.feed[role] != IR_FEED_DIRECT)
         return false;
@@ -455,7 +476,7 @@ static bool direct_role(const ir_module *m, const grad_plan *gp, ir_role role, u
     if (sv->op != IR_OP_INPUT)
         return false;
     const ir_tensor *t = &m->tensors[sv->aux];
-    if (!t->per_token || t->len != gp->K || m->axes[t->axis].count != ir_module_shape(m).heads_out)
+    if (!t->per_token || t->len != width || m->axes[t->axis].count != ir_module_shape(m).heads_out)
         return false;
     const ir_linear *l = &m->linear;
     ir_ref roots[] = {l->query, l->key, l->value, l->gate, l->beta, l->igate, m->softmax.query, m->softmax.key,
@@ -515,7 +536,9 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
     for (uint32_t C = 64; C >= 16; C /= 2) {
         unsigned stage = plan_stage(m, gp, C);
         unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, VP, stage, C * VP * do_es);
-        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage), chunk = grad_bp_chunk_smem(C, KP, VP, false, false, false, false, stage);
+        /* the chunk kernel holds the states as hi + lo tiles where they fit (bp_slo, as the additive schedule) */
+        bool slo = grad_bp_chunk_smem(C, KP, VP, false, false, true, false, false, stage) <= GRAD_MAX_SMEM;
+        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage), chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, false, false, stage);
         if (wy > GRAD_MAX_SMEM || walk > GRAD_MAX_SMEM || adj > GRAD_MAX_SMEM || chunk > GRAD_MAX_SMEM)
             continue;
         gp->parallel = gp->bp_delta = true;
@@ -531,9 +554,11 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
         gp->bp_walk_smem = walk;
         gp->bp_chunk_smem = chunk;
+        gp->bp_slo = slo;
+        gp->bp_image_bytes = KP * VP * 2 + KP * 4;   /* mantissas and one scale per row (one slice) */
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
-        gp->bp_direct[0] = direct_role(m, gp, IR_ROLE_QUERY, &gp->bp_direct_tensor[0]);
+        gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);
         return true;
     }
     return false;
@@ -542,7 +567,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
     gp->parallel = gp->bp_delta = false;
-    gp->bp_direct[0] = gp->bp_direct[1] = false;
+    gp->bp_direct[0] = gp->bp_direct[1] = gp->bp_direct[2] = false;
     bool diag = gp->transition == IR_TR_DIAG;
     if (gp->ok && gp->linear && !gp->bidir && !gp->softmax && gp->delta && !gp->mlstm)
         return delta_plan(m, gp, split);
@@ -559,9 +584,12 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16;
     bool norm = gp->norm != IR_NORM_NONE;
     uint32_t C = diag ? 32 : 64, do_es = norm ? 4 : ir_dtype_bytes(m->out_dtype);
-    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm, diag, plan_stage(m, gp, C)) > GRAD_MAX_SMEM)
+    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, false, norm, diag, plan_stage(m, gp, C)) > GRAD_MAX_SMEM)
         C /= 2;
     unsigned stage = plan_stage(m, gp, C);
+    /* the states' lo tile where it fits at that chunk (every bf16 spec; not linear_attn's and hedgehog's fp16,
+     * which it would halve to 32, doubling the images): without it the products read the images' hi tile only */
+    bool slo = !split && grad_bp_chunk_smem(C, KP, VP, split, vsplit, true, norm, diag, stage) <= GRAD_MAX_SMEM;
     /* the walks' slice: latency-bound (one chunk after another, each waiting on its rows), so the widest
      * (fewest CTAs, fewest waves, no role row formed twice) up to 128 columns; measured on the H200
      * (mamba2, B = 8, T = 8192, K = V = 128) with 32-column slices the 512 CTAs took 1.3 waves */
@@ -571,7 +599,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
             VS = vs;
             break;
         }
-    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, norm, diag, stage) > GRAD_MAX_SMEM ||
+    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, norm, diag, stage) > GRAD_MAX_SMEM ||
         grad_bp_walk_smem(C, KP, VP, VS, split, vsplit && !split, diag, stage + C * VS * do_es) > GRAD_MAX_SMEM)
         return false;
     gp->parallel = true;
@@ -581,14 +609,17 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_kp = KP;
     gp->bp_vp = VP;
     gp->bp_vs = VS;
+    gp->bp_image_bytes = split ? KP * VP * 4 : KP * VP * 2 + KP * (VP / VS) * 4;
     gp->bp_stage_bytes = stage;
     gp->bp_do_es = do_es;
     gp->bp_role_stage[0] = staged_role(m, gp, m->linear.query, gp->K, split);
     gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, split);
     gp->bp_role_stage[2] = gp->vo == gp->V ? staged_role(m, gp, m->linear.value, gp->V, split) : ~0u;
     gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, VS, split, gp->bp_vsplit, diag, stage + C * VS * do_es);
-    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, norm, diag, stage);
-    gp->bp_direct[0] = direct_role(m, gp, IR_ROLE_QUERY, &gp->bp_direct_tensor[0]);
-    gp->bp_direct[1] = direct_role(m, gp, IR_ROLE_KEY, &gp->bp_direct_tensor[1]);
+    gp->bp_slo = slo;
+    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage);
+    gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);
+    gp->bp_direct[1] = direct_role(m, IR_ROLE_KEY, gp->K, &gp->bp_direct_tensor[1]);
+    gp->bp_direct[2] = gp->vo == gp->V && direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2]);
     return true;
 }

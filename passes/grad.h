@@ -39,6 +39,10 @@ typedef struct grad_plan {
     uint32_t bp_chunk;    /* tokens per chunk (and per state image) */
     uint32_t bp_kp, bp_vp; /* K and V rounded up to 16 (the images' and tiles' shape) */
     uint32_t bp_vs;       /* state columns per CTA of the state walks */
+    bool bp_slo;          /* 16-bit tiles: the chunk kernels read the images as hi + lo tiles (two mma per
+                           * product), where the lo tile fits in shared memory without a smaller chunk */
+    uint32_t bp_image_bytes; /* one state image (S_in or dS_out of one chunk and head): bf16 tiles KP x VP int16
+                              * mantissas and a scale per (row, walk slice), fp32 tiles KP x VP floats */
     unsigned bp_walk_smem, bp_chunk_smem; /* attnc_bp_walk_layout, attnc_bp_chunk_layout */
     /* the chunk's raw input rows, copied asynchronously into shared memory (cp.async) before the roles
      * are formed from them: per tensor the offset of its rows (~0u: not read by a role, or not per
@@ -51,12 +55,13 @@ typedef struct grad_plan {
      * role's width; bf16 tiles): the offset of its staged rows, which the kernels copy into their tiles
      * as they are, with no value DAG; ~0u otherwise */
     unsigned bp_role_stage[3];
-    /* query (0) and key (1): the role is an input tensor as stored (fuse's IR_FEED_DIRECT) that nothing
-     * else reads, per token with one head per output head, so the role gradient is that tensor's: the
-     * chunk kernel writes it into the caller's buffer (p.direct) in its dtype, the adjoint neither seeds
-     * from the role's workspace nor writes the tensor, and the host allocates no ws_dq (ws_dk) */
-    bool bp_direct[2];
-    uint32_t bp_direct_tensor[2];
+    /* query (0), key (1) and value (2; no denominator's ones column): the role is an input tensor as
+     * stored (fuse's IR_FEED_DIRECT) that nothing else reads, per token with one head per output head and
+     * the role's width, so the role gradient is that tensor's: the chunk kernel writes it into the caller's
+     * buffer (p.direct) in its dtype, the adjoint neither seeds from the role's workspace nor writes the
+     * tensor, and the host allocates no ws_dq (ws_dk, ws_dv) */
+    bool bp_direct[3];
+    uint32_t bp_direct_tensor[3];
     /* the delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): attnc_bwdp_wy before the
      * walks, attnc_bwdp_wy_adjoint after the chunk kernel, their shared memory; bp_walk_smem is its walks' */
     bool bp_delta;
@@ -83,7 +88,8 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
  * rows (bp_stage_bytes; the walks': and of dO's slice, C rows of VS columns, bp_do_es bytes each) */
 unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit, bool diag,
                            unsigned stage);
-unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool norm, bool diag,
+/* slo: the states' lo tile next to their hi tile (bp_slo) */
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool norm, bool diag,
                             unsigned stage);
 /* The delta rule's (16-bit tiles): attnc_bwdp_wy, the walks (do_bytes: dO's slice), attnc_bwdp_wy_adjoint. */
 unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);

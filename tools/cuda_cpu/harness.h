@@ -19,7 +19,7 @@ struct unit_info {
     unsigned K, V, VO, HOUT, HS, out_dtype, chunk;
     unsigned gk;   // the gate's length per token and head: 1, or K (per-channel gates)
     bool gated, norm;
-    int dq_tensor, dk_tensor;   // the tensor whose gradient the chunk kernel writes for the query / key role, or -1
+    int dq_tensor, dk_tensor, dv_tensor;   // the tensor whose gradient the chunk kernel writes for the query / key / value role, or -1
     bool delta;                 // the delta rule: beta's role gradient (ws_db) too
 };
 
@@ -27,7 +27,7 @@ unit_info seq_info();
 unit_info par_info();
 void seq_run(const host_args &a);
 void par_run(const host_args &a);
-// par_run writes the query / key role gradient into a.direct[dq_tensor / dk_tensor] instead of ws_dq / ws_dk
+// par_run writes the query / key / value role gradient into a.direct[dq_tensor / dk_tensor / dv_tensor] instead of ws_dq / ws_dk / ws_dv
 // where the unit says so (par_info).  attnc_bwd_inputs (the value DAG's adjoint) from the role gradients in
 // a.ws_*: partials per (token, output head) into part[i]; the parallel unit writes a tensor with direct[i]
 // there instead, in dtype[i] (not the chunk kernel's tensors: those it must leave as they are)

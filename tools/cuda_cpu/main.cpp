@@ -1,8 +1,8 @@
 // tools/cuda_cpu/main.cpp: runs one spec's backward linear kernels of both schedules on the CPU
 // (prelude.h) on the same random inputs and compares their role gradients and dh0: the sequential
 // schedule's attnc_bwd_linear (fp32 on the CUDA cores, checked on the H200 against the float64
-// backward) against the parallel schedule's four kernels.  A query or key role whose gradient the
-// parallel chunk kernel writes straight into its tensor's (par_info's dq_tensor, dk_tensor) is compared
+// backward) against the parallel schedule's four kernels.  A query, key or value role whose gradient the
+// parallel chunk kernel writes straight into its tensor's (par_info's dq_tensor, dk_tensor, dv_tensor) is compared
 // as that tensor's gradient after the adjoint ran, against the sequential schedule's.
 // usage: cuda_cpu DESC SEED BOUND LEN1[,LEN2,...]
 //   DESC: one line per tensor, "name dtype token|head heads len" (run.sh writes it from `attnc ir`)
@@ -120,10 +120,10 @@ int main(int argc, char **argv)
             dir[i] = dbuf[i].data();
             dty[i] = ts[i].dtype == "fp32" ? 2 : ts[i].dtype == "fp16" ? 1 : 0;
         }
-    // the query and key roles whose gradient the chunk kernel writes into its tensor's (or -1)
-    const int role_t[2] = {pi.dq_tensor, pi.dk_tensor};
-    for (int r = 0; r < 2; r++)
-        if (role_t[r] >= 0 && ((size_t)role_t[r] >= ts.size() || !dir[role_t[r]] || ts[role_t[r]].len != K)) {
+    // the query, key and value roles whose gradient the chunk kernel writes into its tensor's (or -1)
+    const int role_t[3] = {pi.dq_tensor, pi.dk_tensor, pi.dv_tensor};
+    for (int r = 0; r < 3; r++)
+        if (role_t[r] >= 0 && ((size_t)role_t[r] >= ts.size() || !dir[role_t[r]] || ts[role_t[r]].len != (r < 2 ? K : VO))) {
             std::fprintf(stderr, "the parallel unit writes role %d into tensor %d, not one written directly\n", r, role_t[r]);
             return 2;
         }
@@ -152,6 +152,8 @@ int main(int argc, char **argv)
                 b.ws_dq = nullptr;
             if (role_t[1] >= 0)
                 b.ws_dk = nullptr;
+            if (role_t[2] >= 0)
+                b.ws_dv = nullptr;
             for (size_t i = 0; i < ts.size(); i++)
                 b.direct[i] = dir[i], b.direct_dtype[i] = dty[i];
             par_run(b);
@@ -192,7 +194,7 @@ int main(int argc, char **argv)
                 got_i[j] = host_half_to_float(h, dty[i] == 1);
             }
         }
-        if ((int)i == role_t[0] || (int)i == role_t[1])
+        if ((int)i == role_t[0] || (int)i == role_t[1] || (int)i == role_t[2])
             continue;   // the chunk kernel's, checked with the role gradients below
         double e = host_rel(got_i, ps[i], 1, 1);
         // a direct write in bf16 / fp16 carries its rounding: 2^-8 / 2^-11 relative at most
@@ -206,13 +208,13 @@ int main(int argc, char **argv)
     }
     // a role the chunk kernel wrote into its tensor: that tensor's gradient (what the adjoint left there) against
     // the sequential schedule's gradient of the tensor, under the role gradients' bound
-    std::string rname[2];
-    for (int q = 0; q < 2; q++)
-        rname[q] = std::string(q ? "dk" : "dq") + (role_t[q] >= 0 ? "(" + ts[role_t[q]].name + ", direct)" : "");
+    std::string rname[3];
+    for (int q = 0; q < 3; q++)
+        rname[q] = std::string(q == 0 ? "dq" : q == 1 ? "dk" : "dv") + (role_t[q] >= 0 ? "(" + ts[role_t[q]].name + ", direct)" : "");
     struct { const char *what; double err; } r[] = {
         {rname[0].c_str(), role_t[0] >= 0 ? host_rel(got[role_t[0]], ps[role_t[0]], 1, 1) : host_rel(o[1].dq, o[0].dq, K, K)},
         {rname[1].c_str(), role_t[1] >= 0 ? host_rel(got[role_t[1]], ps[role_t[1]], 1, 1) : host_rel(o[1].dk, o[0].dk, K, K)},
-        {"dv", host_rel(o[1].dv, o[0].dv, V, VO)},
+        {rname[2].c_str(), role_t[2] >= 0 ? host_rel(got[role_t[2]], ps[role_t[2]], 1, 1) : host_rel(o[1].dv, o[0].dv, V, VO)},
         {"dg", si.gated ? host_rel(o[1].dg, o[0].dg, 1, 1) : 0.0},
         {"dh0", host_rel(o[1].dh0, o[0].dh0, 1, 1)},
         {"dz0", V > VO ? host_rel(o[1].dz0, o[0].dz0, 1, 1) : 0.0},
@@ -234,7 +236,7 @@ int main(int argc, char **argv)
     // out bit for bit as before (every sum has a fixed order)
     const char *unw = std::getenv("CUDA_CPU_UNWANTED");
     if (unw && *unw && *unw != '0') {
-        if (role_t[0] < 0 && role_t[1] < 0) {
+        if (role_t[0] < 0 && role_t[1] < 0 && role_t[2] < 0) {
             std::printf("unwanted: no role is written into its tensor by this unit: FAIL\n");
             return 1;
         }
@@ -247,11 +249,12 @@ int main(int argc, char **argv)
         host_args c = a;
         c.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data();
         c.ws_dk = role_t[1] >= 0 ? nullptr : o[1].dk.data();
-        c.ws_dv = u.dv.data(), c.ws_dg = u.dg.data(), c.ws_dh0 = u.dh0.data();
+        c.ws_dv = role_t[2] >= 0 ? nullptr : u.dv.data();
+        c.ws_dg = u.dg.data(), c.ws_dh0 = u.dh0.data();
         c.ws_dz0 = V > VO ? u.dz0.data() : nullptr;
         c.ws_db = si.delta ? u.db.data() : nullptr;
         for (size_t i = 0; i < ts.size(); i++)
-            c.direct[i] = (int)i == role_t[0] || (int)i == role_t[1] ? nullptr : dir[i], c.direct_dtype[i] = dty[i];
+            c.direct[i] = (int)i == role_t[0] || (int)i == role_t[1] || (int)i == role_t[2] ? nullptr : dir[i], c.direct_dtype[i] = dty[i];
         par_run(c);
         auto same = [](const std::vector<float> &x, const std::vector<float> &y) {
             return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;

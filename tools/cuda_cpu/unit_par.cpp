@@ -7,7 +7,8 @@
 unit_info par_info()
 {
     return {ATTNC_B_K, ATTNC_B_V, ATTNC_B_VO, ATTNC_HOUT, ATTNC_HS, ATTNC_OUT_DTYPE, ATTNC_BP_C, ATTNC_B_GK,
-            ATTNC_B_TRANSITION != 0, ATTNC_B_NORM != 0, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DELTA != 0};
+            ATTNC_B_TRANSITION != 0, ATTNC_B_NORM != 0, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DV_TENSOR,
+            ATTNC_BP_DELTA != 0};
 }
 
 void par_run(const host_args &a)
@@ -24,13 +25,13 @@ void par_run(const host_args &a)
     for (int i = 0; i < 64; i++)
         p.direct[i] = a.direct[i], p.direct_dtype[i] = a.direct_dtype[i];
     unsigned slots = (unsigned)(a.total / ATTNC_BP_C + a.nseq + 1);
-    size_t img = (size_t)slots * ATTNC_HOUT * ATTNC_BP_KP * ATTNC_BP_VP;
-    std::vector<par::elt> sin(img), dso(img);
+    size_t img = (size_t)slots * ATTNC_HOUT * ATTNC_BP_IMG_BYTES;   // bytes
+    std::vector<float> sin(img / 4), dso(img / 4);
     std::vector<float> ws_do((size_t)a.total * ATTNC_HOUT * ATTNC_B_V);
     // the workspaces poisoned (NaN in every float format), as the device's would hold stale bytes: a slot
     // read before it is written shows in the results
-    std::memset(sin.data(), 0xff, img * sizeof(par::elt));
-    std::memset(dso.data(), 0xff, img * sizeof(par::elt));
+    std::memset(sin.data(), 0xff, img);
+    std::memset(dso.data(), 0xff, img);
     std::memset(ws_do.data(), 0xff, ws_do.size() * sizeof(float));
     p.ws_sin = sin.data();
     p.ws_dso = dso.data();
