@@ -34,7 +34,7 @@
 #if ATTNC_BP_DELTA
 static_assert(!ATTNC_SPLIT && !ATTNC_BP_DIAG && ATTNC_B_NORM == 0 && ATTNC_BP_VS == ATTNC_BP_VP &&
               ATTNC_BP_KP <= 128 && ATTNC_BP_VP <= 128 && ATTNC_BP_C * 4 <= ATTNC_B_THREADS,
-              "the delta rule's parallel backward: 16-bit tiles, one V slice, K, V <= 128 (grad_parallel_plan)");
+              "the delta rule's parallel backward: 16-bit tiles, one V slice, K, V <= 128 (passes/grad.c's delta_plan)");
 
 #define ATTNC_BD_LDF (ATTNC_BP_C + 1)   // fp32 C x C rows
 
