@@ -4,7 +4,10 @@
  * compiled through the same disk cache as the forward.  A launch (attnc_backward) checks every tensor as
  * attnc_forward does, then runs, on one stream:
  *   1. attnc_bwd_linear   grid (N, H_out): role gradients into the workspace, each head's dh0 share
- *      (a linear part: the causal walks, or the bidirectional ones for mask none);
+ *      (a linear part: the causal walks, or the bidirectional ones for mask none); or, the chunk-parallel
+ *      schedule where it applies, attnc_bwdp_states, (normalisers) attnc_bwdp_rows, attnc_bwdp_dstates
+ *      and attnc_bwdp_chunk (codegen/linear_bwd_par_kernel.cuh), for the delta rule between
+ *      attnc_bwdp_wy and attnc_bwdp_wy_adjoint (codegen/linear_bwd_delta_kernel.cuh);
  *      attnc_bwd_sm_rows, then attnc_bwd_sm_kv   grid (query or key tiles, H_out, N): the softmax part's
  *      row statistics and dq, then dk and dv (a softmax part);
  *   2. attnc_bwd_inputs   a warp per (token, output head): the value DAG's adjoint, per-head partials;
