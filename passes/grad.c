@@ -103,7 +103,8 @@
  * chunked backward:
  *   1. attnc_bwdp_states, grid (N, H_out, V / VS): the forward state walk, the K x VS slice of S in the
  *      warps' mma accumulators, S_out = e^{b_L} S_in + Kd^T V per chunk on the tensor cores; stores every
- *      chunk's S_in as an image in the tiles' type (bf16 for 16-bit inputs, fp32 for fp32 inputs);
+ *      chunk's S_in as an image (16-bit mantissas with a row scale for 16-bit inputs, fp32 for fp32
+ *      inputs: "saved" below);
  *   1b. (normalisers) attnc_bwdp_rows, grid (chunks, H_out): x = e^{b} (Q S_in) + P V from the image, the
  *      norm's backward dO -> d(x) into ws_do, as the sequential forward walk does it;
  *   2. attnc_bwdp_dstates, grid (N, H_out, V / VS): the reverse walk dS_in = e^{b_L} dS_out + Qg^T d(x),
@@ -158,8 +159,8 @@
  *     layouts, against the sequential kernel run the same way on the same inputs.  Measured there (role
  *     gradients and dh0, relative): 16-bit inputs 8e-5 to 5.5e-3 (mamba2 with varlen, T = 1, strong gates,
  *     GQA; lightning, linear_attn, retnet, transnormer, K = 96 / V = 192), fp32 inputs 3e-7 to 1.5e-5;
- *     a dropped pair term in the gate reads 0.98 there.  Not checked anywhere yet: timing, the real
- *     hardware's mma and ldmatrix, and the launch configuration on the device;
+ *     a dropped pair term in the gate reads 0.98 there.  The GPU cases (docs/gpu-checks.md) check the real
+ *     hardware's mma, ldmatrix and launch configuration;
  *   - the per-token tensors that no two output heads share (mamba2's C, B, x and dt) get their gradient
  *     straight into the caller's buffer in its dtype (p.direct), from the adjoint kernel or (below) the
  *     chunk kernel: no fp32 partials and no head sum for them; partials stay for parameters and shared
