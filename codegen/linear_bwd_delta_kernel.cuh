@@ -317,15 +317,10 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? 1 : 0);
     bp_zero_roles(stg, lane);
     const int nchunks = (eos - bos + C - 1) / C;
-    auto chunk_c0 = [&](int it) { return bos + (REV ? nchunks - 1 - it : it) * C; };
-    if (nchunks > 0) {
-        const int c0 = chunk_c0(0);
-        attnc_bwd_stage_issue(p, c0, eos, h, stage);
-        if constexpr (REV)
-            bp_stage_dout<ATTNC_BP_VS>(p, c0, min(C, eos - c0), h, v0, dstage);
-    }
+    if (nchunks > 0)
+        bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage);
     for (int it = 0; it < nchunks; it++) {
-        const int c0 = chunk_c0(it), nrows = min(C, eos - c0);
+        const int c0 = bp_walk_c0<REV>(bos, nchunks, it), nrows = min(C, eos - c0);
         const int slot = c0 / C + n;
         attnc_stage_wait();
         __syncthreads();
@@ -345,12 +340,8 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         if constexpr (!REV)
             bd_copy_tile<ATTNC_BP_VS, false>(u, ATTNC_BP_VP, Y, ATTNC_BP_LDS, C);
         __syncthreads();
-        if (it + 1 < nchunks) {   // the next chunk's rows arrive while this one is used
-            const int c1 = chunk_c0(it + 1);
-            attnc_bwd_stage_issue(p, c1, eos, h, stage);
-            if constexpr (REV)
-                bp_stage_dout<ATTNC_BP_VS>(p, c1, min(C, eos - c1), h, v0, dstage);
-        }
+        if (it + 1 < nchunks)   // the next chunk's rows arrive while this one is used
+            bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage);
         if constexpr (ATTNC_BP_GATED) {
             if (warp == 0)
                 bp_scan(g, lane);

@@ -455,6 +455,24 @@ __device__ __forceinline__ void bp_role_grad(float *ws, void *direct, size_t i, 
 }
 
 // ---- passes 1 and 2: the state walks ------------------------------------------------------------------
+// The walks' chunk `it` of their order (forward: first to last; reverse: last to first): its first token.
+template <bool REV>
+__device__ __forceinline__ int bp_walk_c0(int bos, int nchunks, int it)
+{
+    return bos + (REV ? nchunks - 1 - it : it) * ATTNC_BP_C;
+}
+
+// The copies of a walk's chunk from token c0 into shared memory: its input rows and (reverse) its dO slice;
+// issued for the first chunk before the walk, and for the next while this one is used.
+template <bool REV>
+__device__ __forceinline__ void bp_walk_issue(const attnc_bwd_params &p, int c0, int eos, int h, int v0, unsigned char *stage,
+                                              unsigned char *dstage)
+{
+    attnc_bwd_stage_issue(p, c0, eos, h, stage);
+    if constexpr (REV)
+        bp_stage_dout<ATTNC_BP_VS>(p, c0, min(ATTNC_BP_C, eos - c0), h, v0, dstage);
+}
+
 // The walks' state slice (warp rows m0.., NT n-tiles from column v0) at the start: h0 and z0 (forward), or
 // dhT and dzT (reverse; only the first output head of a state head's group is seeded); zero where absent.
 template <bool REV, int NT>
@@ -545,16 +563,10 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     constexpr int WANT = REV ? (XSTAGE < 0 ? 1 : 0) : (XSTAGE < 0 ? 2 : 0) | (ATTNC_BP_V_STAGE < 0 ? 4 : 0);
     bp_zero_roles(stg, lane);
     const int nchunks = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
-    // chunk `it` of the walk's order: its first token
-    auto chunk_c0 = [&](int it) { return bos + (REV ? nchunks - 1 - it : it) * ATTNC_BP_C; };
-    if (nchunks > 0) {
-        const int c0 = chunk_c0(0);
-        attnc_bwd_stage_issue(p, c0, eos, h, stage);
-        if constexpr (REV)
-            bp_stage_dout<ATTNC_BP_VS>(p, c0, min(ATTNC_BP_C, eos - c0), h, v0, dstage);
-    }
+    if (nchunks > 0)
+        bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage);
     for (int it = 0; it < nchunks; it++) {
-        const int c0 = chunk_c0(it), nrows = min(ATTNC_BP_C, eos - c0);
+        const int c0 = bp_walk_c0<REV>(bos, nchunks, it), nrows = min(ATTNC_BP_C, eos - c0);
         const int slot = c0 / ATTNC_BP_C + n;
         attnc_stage_wait();
         __syncthreads();
@@ -577,12 +589,8 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             __syncwarp();
         }
         __syncthreads();
-        if (it + 1 < nchunks) {   // the next chunk's rows arrive while this one is used
-            const int c1 = chunk_c0(it + 1);
-            attnc_bwd_stage_issue(p, c1, eos, h, stage);
-            if constexpr (REV)
-                bp_stage_dout<ATTNC_BP_VS>(p, c1, min(ATTNC_BP_C, eos - c1), h, v0, dstage);
-        }
+        if (it + 1 < nchunks)   // the next chunk's rows arrive while this one is used
+            bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage);
         if constexpr (ATTNC_BP_DIAG) {
             bp_scan_diag(g);
             __syncthreads();
