@@ -462,26 +462,28 @@ struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned dtl = dth + CC;
     static constexpr unsigned red = dtl + CC;                                             // row sums [8][C] x 2, [4][C]
     // one region: first the staged input rows and role rows, then S_in's image, dU_hat and dW (hi, lo);
-    // X = T^T dT (hi, lo) over the image once dW is formed, F (hi, lo) over dU_hat once dT and Y are
+    // X = T^T dT (hi, lo) over the image once dW is formed, F (hi, lo) over dU_hat once dT and Y are, each
+    // where it fits (K >= C, V >= C), else after the region (passes/grad.c's grad_bd_adj_smem: the same sums)
     static constexpr unsigned s = red + 20 * ATTNC_BP_C * 4;                              // S_in [KP][LDV]
     static constexpr unsigned duh = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);         // dU_hat hi, lo [C][LDV]
     static constexpr unsigned dul = duh + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
     static constexpr unsigned dwh = dul + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);        // dW hi, lo [C][LDK]
     static constexpr unsigned dwl = dwh + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);
-    static constexpr unsigned xh = s, xl = xh + CC;
-    static constexpr unsigned fh = duh, fl = fh + CC;
+    static constexpr unsigned end0 = dwl + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);
+    static constexpr bool x_in_s = 2 * CC <= duh - s, f_in_du = 2 * CC <= dwh - duh;
+    static constexpr unsigned xh = x_in_s ? s : end0, xl = xh + CC;
+    static constexpr unsigned fh = f_in_du ? duh : end0 + (x_in_s ? 0 : 2 * CC), fl = fh + CC;
     static constexpr unsigned stage = s;
     static constexpr unsigned stg = stage + ATTNC_BP_STAGE_BYTES;
-    static constexpr unsigned end_a = dwl + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);
+    static constexpr unsigned end_a = end0 + (x_in_s ? 0 : 2 * CC) + (f_in_du ? 0 : 2 * CC);
     static constexpr unsigned end_b = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;
     static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
 };
 static_assert(attnc_bd_adj_layout::v % 16 == 0 && attnc_bd_adj_layout::e % 16 == 0 && attnc_bd_adj_layout::th % 16 == 0 &&
               attnc_bd_adj_layout::CC % 16 == 0 && attnc_bd_adj_layout::s % 16 == 0 && attnc_bd_adj_layout::duh % 16 == 0 &&
               attnc_bd_adj_layout::dul % 16 == 0 && attnc_bd_adj_layout::dwh % 16 == 0 && attnc_bd_adj_layout::dwl % 16 == 0 &&
-              attnc_bd_adj_layout::stg % 16 == 0 && attnc_bd_adj_layout::xl + attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::duh &&
-              attnc_bd_adj_layout::fl + attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::dwh,
-              "16-byte tiles; X inside the image's place, F inside dU_hat's");
+              attnc_bd_adj_layout::stg % 16 == 0 && attnc_bd_adj_layout::xh % 16 == 0 && attnc_bd_adj_layout::fh % 16 == 0,
+              "16-byte tiles");
 static_assert(4 * attnc_bd_adj_layout::CC >= (ATTNC_BP_C / 16) * 256 * 4, "the solve's scratch over T's and dT's tiles");
 
 // Row sums of an accumulator's products with a tile's rows: per 16-row item and column group cg, the quad

@@ -457,7 +457,9 @@ unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, un
 unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
 {
     unsigned s = C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + 2 * C * (C + 1) * 4 + 4 * C * (C + 8) * 2 + 20 * C * 4;
+    unsigned cc2 = 2 * C * (C + 8) * 2;   /* X or F, hi and lo: over the image / dU_hat where they fit, else after */
     unsigned end_a = s + KP * (VP + 8) * 2 + 2 * C * (VP + 8) * 2 + 2 * C * (KP + 8) * 2;
+    end_a += (cc2 <= KP * (VP + 8) * 2 ? 0 : cc2) + (cc2 <= 2 * C * (VP + 8) * 2 ? 0 : cc2);
     unsigned end_b = s + stage + bd_stg(KP, VP);
     return end_a > end_b ? end_a : end_b;
 }
