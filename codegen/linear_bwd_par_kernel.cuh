@@ -106,6 +106,25 @@ __device__ __forceinline__ float bp_dec(float x)
 // column groups of the outputs: NT n-tiles of 8 (even, dividing the width)
 #define ATTNC_BP_NT(W) ((W) % 64 == 0 ? 8 : (W) % 32 == 0 ? 4 : 2)
 
+// The A fragment of rows [m0, m0 + 16) and reduction columns [k, k + 16): from a row-major [m][k] tile, or
+// (AT) one stored [k][m]; the B fragment of two n-tiles from n0: from a tile stored [k][n] (BKN) or [n][k].
+template <bool AT>
+__device__ __forceinline__ void bp_frag_a(frag &a, const elt *A, int lda, int m0, int k, int lane)
+{
+    if constexpr (AT)
+        load_a_t(a, A, lda, m0, k, lane);
+    else
+        load_a(a, A, lda, m0, k, lane);
+}
+template <bool BKN>
+__device__ __forceinline__ void bp_frag_b(frag &b, const elt *B, int ldb, int n0, int k, int lane)
+{
+    if constexpr (BKN)
+        load_b_kn(b, B, ldb, n0, k, lane);
+    else
+        load_b_nk(b, B, ldb, n0, k, lane);
+}
+
 // acc (16 rows from m0, 8 NT columns from n0) += A (16 x [k0, k1)) B.  A: row-major [m][k] tile, or
 // (AT) stored [k][m]; B: stored [k][n] (BKN) or [n][k].
 template <int NT, bool AT, bool BKN>
@@ -114,17 +133,11 @@ __device__ __forceinline__ void bp_mma(float (*acc)[4], const elt *A, int lda, i
 {
     for (int k = k0; k < k1; k += 16) {
         frag a;
-        if constexpr (AT)
-            load_a_t(a, A, lda, m0, k, lane);
-        else
-            load_a(a, A, lda, m0, k, lane);
+        bp_frag_a<AT>(a, A, lda, m0, k, lane);
 #pragma unroll
         for (int nt = 0; nt < NT; nt += 2) {
             frag b;
-            if constexpr (BKN)
-                load_b_kn(b, B, ldb, n0 + nt * 8, k, lane);
-            else
-                load_b_nk(b, B, ldb, n0 + nt * 8, k, lane);
+            bp_frag_b<BKN>(b, B, ldb, n0 + nt * 8, k, lane);
             mma(acc[nt], a, b, 0);
             mma(acc[nt + 1], a, b, 1);
         }
@@ -140,23 +153,14 @@ __device__ __forceinline__ void bp_mma_s(float (*acc)[4], const elt *A, int lda,
 #if ATTNC_BP_SLO
     for (int k = k0; k < k1; k += 16) {
         frag a;
-        if constexpr (AT)
-            load_a_t(a, A, lda, m0, k, lane);
-        else
-            load_a(a, A, lda, m0, k, lane);
+        bp_frag_a<AT>(a, A, lda, m0, k, lane);
 #pragma unroll
         for (int nt = 0; nt < NT; nt += 2) {
             frag b;
-            if constexpr (BKN)
-                load_b_kn(b, B, ldb, n0 + nt * 8, k, lane);
-            else
-                load_b_nk(b, B, ldb, n0 + nt * 8, k, lane);
+            bp_frag_b<BKN>(b, B, ldb, n0 + nt * 8, k, lane);
             mma(acc[nt], a, b, 0);
             mma(acc[nt + 1], a, b, 1);
-            if constexpr (BKN)
-                load_b_kn(b, Blo, ldb, n0 + nt * 8, k, lane);
-            else
-                load_b_nk(b, Blo, ldb, n0 + nt * 8, k, lane);
+            bp_frag_b<BKN>(b, Blo, ldb, n0 + nt * 8, k, lane);
             mma(acc[nt], a, b, 0);
             mma(acc[nt + 1], a, b, 1);
         }
