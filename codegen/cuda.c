@@ -48,21 +48,17 @@ static void mark_live(gen *g, ir_ref r)
         mark_live(g, v->arg[k]);
 }
 
-/* Stores a vector value into a row of a shared tile: channels [lo, lo + count) go to columns 0..  `lo`
+/* Stores a role row (register array `row`, RUN4 slots) into a row of a shared tile: channels [lo, lo + count) go to columns 0..  `lo`
  * (a number or an expression such as "v0") and `count` are multiples of 4, so a lane's run of 4
  * channels is wholly in or out and moves as one 8-byte store (tile rows are 16-byte aligned). */
-static void store_row(gen *g, ir_ref r, const char *tile, const char *ld, const char *lo, const char *count)
+static void store_row(gen *g, const char *row, unsigned slots, const char *tile, const char *ld, const char *lo,
+                      const char *count)
 {
-    const ir_value *v = &g->m->values[r];
-    for (unsigned s = 0; s < cg_slots(CG_LAYOUT_RUN4, v->type.len); s += 4) {
-        attnc_buf_printf(&g->b, "    if (lane * 4 + %u >= %s && lane * 4 + %u < %s + %s)\n        attnc_store4(%s + r * %s + lane * 4 + %u - %s",
-                         cg_run4_chan(s), lo, cg_run4_chan(s), lo, count, tile, ld, cg_run4_chan(s), lo);
-        for (unsigned j = 0; j < 4; j++) {
-            attnc_buf_puts(&g->b, ", ");
-            cg_put_ref(&g->ev, 'v', r, s + j);
-        }
-        attnc_buf_puts(&g->b, ");\n");
-    }
+    for (unsigned s = 0; s < slots; s += 4)
+        attnc_buf_printf(&g->b, "    if (lane * 4 + %u >= %s && lane * 4 + %u < %s + %s)\n        attnc_store4(%s + r * %s + lane * 4 + %u - %s, "
+                                "%s[%u], %s[%u], %s[%u], %s[%u]);\n",
+                         cg_run4_chan(s), lo, cg_run4_chan(s), lo, count, tile, ld, cg_run4_chan(s), lo, row, s, row, s + 1,
+                         row, s + 2, row, s + 3);
 }
 
 /* A role as the kernel loads it: the folded input for a scaled query, else the role's value. */
@@ -100,6 +96,39 @@ static void plan_roles(gen *g)
     plan_stage(g);
 }
 
+/* The number of RUN4 slots a role row of value r fills (a scalar broadcasts over a row's slots). */
+static unsigned row_slots(const gen *g, ir_ref r)
+{
+    return cg_slots(CG_LAYOUT_RUN4, g->m->values[r].type.len);
+}
+
+/* The prologue, in two steps so that a warp can have several tokens in flight (linear_kernel.cuh forms
+ * two rows per pass): attnc_row_values evaluates one token's value DAG into registers (struct attnc_row,
+ * no shared-memory stores, so the compiler interleaves two tokens' loads and MUFU chains), and
+ * attnc_row_store writes a row into the tiles.  A padding row (real false) holds zeros and gate 0: no
+ * write, no decay; its staged rows are read and discarded (selects, never multiplies, so garbage there
+ * cannot leak).  Every lane writes only its own slots. */
+/* The gate's slots in struct attnc_row: a lane's run of channels for a per-channel gate, else one. */
+static unsigned gate_slots(const gen *g)
+{
+    ir_ref gate = g->m->linear.gate;
+    return gate && g->m->plan.transition == IR_TR_DIAG && g->m->values[gate].type.len > 1 ? row_slots(g, gate) : 1;
+}
+
+/* struct attnc_row and the prologue's declarations, before the kernels that use them (their definitions
+ * follow the kernels' text, which defines the tile macros they use). */
+static void emit_row_struct(gen *g)
+{
+    attnc_buf_printf(&g->b, "\n// a lane's slots of one token's roles: slot s is channel lane * 4 + (s / 4) * 128 + s %% 4\n"
+                            "struct attnc_row {\n    float q[%u], k[%u], v[%u], g[%u];\n    float beta, ig;\n};\n",
+                     row_slots(g, fed(g, IR_ROLE_QUERY)), row_slots(g, fed(g, IR_ROLE_KEY)), row_slots(g, fed(g, IR_ROLE_VALUE)),
+                     gate_slots(g));
+    attnc_buf_puts(&g->b, "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
+                          "                                                 const unsigned char *stage, bool real, attnc_row &o);\n"
+                          "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
+                          "                                                elt *sv, float *sg, float *sbeta, float *sig);\n");
+}
+
 static void emit_linear_prologue(gen *g)
 {
     const ir_module *m = g->m;
@@ -107,51 +136,63 @@ static void emit_linear_prologue(gen *g)
     attnc_buf *b = &g->b;
     ir_ref q = fed(g, IR_ROLE_QUERY), k = fed(g, IR_ROLE_KEY), v = fed(g, IR_ROLE_VALUE);
     ir_ref gate = m->linear.gate, beta = m->linear.beta, ig = m->linear.igate;
+    bool diag = p->transition == IR_TR_DIAG;
+    unsigned ng = gate_slots(g);
     cg_emit_stage_issue(&g->ev, "attnc_stage_issue", "attnc_params", "ATTNC_C", "ATTNC_THREADS");
 
     attnc_buf_puts(b, "\n// ---- the prologue: the spec's value DAG for one token (generated) ----\n"
-                      "__device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v0, int lane, elt *sq,\n"
-                      "                               elt *sk, elt *sv, float *sg, float *sbeta, float *sig,\n"
-                      "                               const unsigned char *stage)\n{\n");
-    bool diag = p->transition == IR_TR_DIAG;
-    attnc_buf_puts(b, "    if (t < 0) { // a padding row: neutral values (no write, no decay)\n"
-                      "        for (int c = lane; c < ATTNC_KP; c += 32) {\n"
-                      "            sq[r * ATTNC_LDK + c] = attnc_float_to_elt(0.f);\n"
-                      "            sk[r * ATTNC_LDK + c] = attnc_float_to_elt(0.f);\n");
-    if (diag)
-        attnc_buf_puts(b, "            sg[r * ATTNC_KP + c] = 0.f;\n");
-    attnc_buf_puts(b, "        }\n"
-                      "        for (int c = lane; c < ATTNC_BV; c += 32)\n"
-                      "            sv[r * ATTNC_LDV + c] = attnc_float_to_elt(0.f);\n"
-                      "        if (lane == 0) {\n");
-    if (!diag)
-        attnc_buf_puts(b, "            sg[r] = 0.f;\n");
-    attnc_buf_puts(b, "            sbeta[r] = 0.f;\n            sig[r] = 0.f;\n        }\n        return;\n    }\n");
+                      "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
+                      "                                                 const unsigned char *stage, bool real, attnc_row &o)\n{\n"
+                      "    (void)t;\n");
     for (ir_ref r = 1; r < m->nvalues; r++)
         if (g->live[r])
             cg_emit_value(&g->ev, r);
-    attnc_buf_puts(b, "    // the role rows\n");
-    /* q and k fill K's columns (the padding columns stay zero); v only the CTA's slice [v0, v0 + BV). */
-    store_row(g, q, "sq", "ATTNC_LDK", "0", "ATTNC_K");
-    store_row(g, k, "sk", "ATTNC_LDK", "0", "ATTNC_K");
-    store_row(g, v, "sv", "ATTNC_LDV", "v0", "ATTNC_BV");
-    if (gate) {
-        const ir_value *gv = &m->values[gate];
-        if (diag && gv->type.len > 1) {
-            for (unsigned s = 0; s < cg_slots(CG_LAYOUT_RUN4, gv->type.len); s++)
-                attnc_buf_printf(b, "    if (lane * 4 + %u < ATTNC_KP)\n        sg[r * ATTNC_KP + lane * 4 + %u] = lane * 4 + %u < ATTNC_K ? v%u[%u] : 0.f;\n",
-                                 cg_run4_chan(s), cg_run4_chan(s), cg_run4_chan(s), gate, s);
-        } else if (diag) {
-            attnc_buf_printf(b, "    for (int c = lane; c < ATTNC_KP; c += 32)\n        sg[r * ATTNC_KP + c] = c < ATTNC_K ? v%u : 0.f;\n", gate);
-        } else {
-            attnc_buf_printf(b, "    if (lane == 0)\n        sg[r] = v%u;\n", gate);
+    struct { ir_ref r; const char *name; unsigned n; } rows[] = {
+        {q, "q", row_slots(g, q)}, {k, "k", row_slots(g, k)}, {v, "v", row_slots(g, v)}, {gate, "g", ng}};
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+        for (unsigned s = 0; s < rows[i].n; s++) {
+            attnc_buf_printf(b, "    o.%s[%u] = ", rows[i].name, s);
+            if (rows[i].r) {
+                attnc_buf_puts(b, "real ? ");
+                cg_put_ref(&g->ev, 'v', rows[i].r, s);
+                attnc_buf_puts(b, " : 0.f;\n");
+            } else {
+                attnc_buf_puts(b, "0.f;   // no decay\n");
+            }
         }
-    }
     if (beta)
-        attnc_buf_printf(b, "    if (lane == 0)\n        sbeta[r] = v%u;\n", beta);
+        attnc_buf_printf(b, "    o.beta = real ? v%u : 0.f;\n", beta);
+    else
+        attnc_buf_puts(b, "    o.beta = 0.f;\n");
     if (ig)
-        attnc_buf_printf(b, "    if (lane == 0)\n        sig[r] = v%u;\n", ig);
+        attnc_buf_printf(b, "    o.ig = real ? v%u : 0.f;\n", ig);
+    else
+        attnc_buf_puts(b, "    o.ig = 0.f;\n");
     attnc_buf_puts(b, "}\n");
+
+    attnc_buf_puts(b, "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
+                      "                                                elt *sv, float *sg, float *sbeta, float *sig)\n{\n");
+    /* q and k fill K's columns (the padding columns stay zero); v only the CTA's slice [v0, v0 + BV). */
+    store_row(g, "o.q", row_slots(g, q), "sq", "ATTNC_LDK", "0", "ATTNC_K");
+    store_row(g, "o.k", row_slots(g, k), "sk", "ATTNC_LDK", "0", "ATTNC_K");
+    store_row(g, "o.v", row_slots(g, v), "sv", "ATTNC_LDV", "v0", "ATTNC_BV");
+    if (diag && ng > 1) {
+        for (unsigned s = 0; s < ng; s++)
+            attnc_buf_printf(b, "    if (lane * 4 + %u < ATTNC_KP)\n        sg[r * ATTNC_KP + lane * 4 + %u] = lane * 4 + %u < ATTNC_K ? o.g[%u] : 0.f;\n",
+                             cg_run4_chan(s), cg_run4_chan(s), cg_run4_chan(s), s);
+    } else if (diag) {
+        attnc_buf_puts(b, "    for (int c = lane; c < ATTNC_KP; c += 32)\n        sg[r * ATTNC_KP + c] = c < ATTNC_K ? o.g[0] : 0.f;\n");
+    } else {
+        attnc_buf_puts(b, "    if (lane == 0)\n        sg[r] = o.g[0];\n");
+    }
+    attnc_buf_puts(b, "    if (lane == 0) {\n        sbeta[r] = o.beta;\n        sig[r] = o.ig;\n    }\n}\n");
+
+    attnc_buf_puts(b, "__device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v0, int lane, elt *sq,\n"
+                      "                               elt *sk, elt *sv, float *sg, float *sbeta, float *sig,\n"
+                      "                               const unsigned char *stage)\n{\n"
+                      "    attnc_row o;\n"
+                      "    attnc_row_values(p, t < 0 ? 0 : t, h, r, lane, stage, t >= 0, o);\n"
+                      "    attnc_row_store(o, r, v0, lane, sq, sk, sv, sg, sbeta, sig);\n}\n");
 }
 
 static void emit_common(gen *g)
@@ -237,6 +278,7 @@ static bool emit_linear(gen *g)
                         "#define ATTNC_SMEM_BYTES %u\n#define ATTNC_MIN_BLOCKS %u\n",
                      m->mask == IR_MASK_CAUSAL, (p->schedules & IR_SCHED_GROUPED) != 0, m->state_in, m->state_out, smem,
                      min_blocks(smem + g->stage_bytes, p->warps * 32));
+    emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
     bool decode = m->mask == IR_MASK_CAUSAL;
