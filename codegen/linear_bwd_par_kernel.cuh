@@ -800,12 +800,16 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     }
 }
 
+// The pieces of an image row bp_load_image moves at a time: 8 int16 mantissas (16-bit tiles), else 16 bytes.
+#define ATTNC_BP_IMG_PIECES (ATTNC_BP_LO ? ATTNC_BP_VP / 8 : ATTNC_BP_VP / (16 / (int)sizeof(elt)))
+
 // An image [KP][VP] from global memory into the S tile (16-bit tiles: m 2^e rounded into S and, with
 // ATTNC_BP_SLO, the remainder into Slo: hi + lo is m 2^e exactly), and (DOT) this thread's share of the dot
 // product of the new image with the one it replaces there (the tiles' values: hi + lo), in a fixed order
-// (0 without DOT).
-template <bool DOT, bool LO = ATTNC_BP_SLO>
-__device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S, elt *Slo)
+// (0 without DOT); with ROWS instead each piece's share into rowpart[d * ATTNC_BP_IMG_PIECES + piece], so
+// that the per-row products (the per-channel gate's E_d) are summed in a fixed order from shared memory.
+template <bool DOT, bool LO = ATTNC_BP_SLO, bool ROWS = false>
+__device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S, elt *Slo, float *rowpart = nullptr)
 {
     float dot = 0.f;
 #if ATTNC_BP_LO
@@ -847,9 +851,17 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
                 for (int j = 0; j < 8; j++)
                     w[j] += attnc_elt_to_float(wlo[j]);
             }
+            if constexpr (ROWS) {
+                float part = 0.f;
 #pragma unroll
-            for (int j = 0; j < 8; j++)
-                dot += w[j] * ((float)mm[j] * sc);
+                for (int j = 0; j < 8; j++)
+                    part += w[j] * ((float)mm[j] * sc);
+                rowpart[i] = part;
+            } else {
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    dot += w[j] * ((float)mm[j] * sc);
+            }
         }
 #pragma unroll
         for (int j = 0; j < 8; j++) {
@@ -871,9 +883,12 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
         const attnc_u4 x = *reinterpret_cast<const attnc_u4 *>(e + (size_t)d * ATTNC_BP_VP + c);
         if constexpr (DOT) {
             const elt *was = reinterpret_cast<const elt *>(to), *now = reinterpret_cast<const elt *>(&x);
+            float part = 0.f;
 #pragma unroll
             for (int j = 0; j < PER; j++)
-                dot += attnc_elt_to_float(was[j]) * attnc_elt_to_float(now[j]);
+                (ROWS ? part : dot) += attnc_elt_to_float(was[j]) * attnc_elt_to_float(now[j]);
+            if constexpr (ROWS)
+                rowpart[i] = part;
         }
         *to = x;
     }
@@ -1180,8 +1195,14 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     __syncthreads();
     bp_scan_diag(g);
     __syncthreads();
-    // E_d: row d of <S_in, dS_out> (one warp per row, fixed order) times e^{b_Ld}
-    for (int d = warp; d < KP; d += ATTNC_B_WARPS) {
+    // E_d: row d of <S_in, dS_out> times e^{b_Ld}: where the tiles hold the images exactly (hi + lo, or fp32),
+    // from S_in's tiles as dS_out's image replaces them (bp_load_image's per-piece partials, in the role rows'
+    // region, free once the rows are formed); else here, one warp per row from global memory (the images read
+    // twice: 28 % of gla's chunk kernel in ncu, every load a long scoreboard wait)
+    constexpr bool ED_TILES = (ATTNC_BP_SLO || !ATTNC_BP_LO) &&
+                              ATTNC_BP_KP * ATTNC_BP_IMG_PIECES <= ATTNC_B_WARPS * ATTNC_BP_STG;
+    float *ed_part = (float *)(bsm + L::m);
+    for (int d = warp; d < (ED_TILES ? 0 : KP); d += ATTNC_B_WARPS) {
         float e = 0.f;
         for (int c = lane; c < ATTNC_BP_VP; c += 32)
             e += bp_img_at(img_in, d, c) * bp_img_at(img_out, d, c);
@@ -1304,8 +1325,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             }
     }
     __syncthreads();
-    bp_load_image<false>(img_out, S, Slo);
+    bp_load_image<ED_TILES, ATTNC_BP_SLO, true>(img_out, S, Slo, ed_part);
     __syncthreads();
+    if constexpr (ED_TILES)   // (read by the gate's loop, after the barriers below)
+        for (int d = tid; d < KP; d += ATTNC_B_THREADS) {
+            float e = 0.f;
+            for (int j = 0; j < ATTNC_BP_IMG_PIECES; j++)
+                e += ed_part[d * ATTNC_BP_IMG_PIECES + j];
+            eb[d] = e * bp_dec(BP_B(g, ATTNC_BP_C - 1, d));
+        }
     // dk = e^{b_L - b} o (V dS_out^T) + in-block + e^{b_16 - b} o (A^T Z) (row block 0)
     for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
         const int mj = item / NG, m0 = mj * 16, n0 = item % NG * 8 * NT;
