@@ -1219,36 +1219,44 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             Z[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(x);
         }
     __syncthreads();
-    // A = dP (masked), and P's block (1, 0) from Z: 16 x 16 blocks on and below the diagonal, a warp each
-    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
-        const int mi = item / NB, nj = item % NB;
-        if (nj > mi)
-            continue;
-        float aa[2][4], ap[2][4];
-        bp_zero<2>(aa);
-        bp_zero<2>(ap);
-        bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
-        if constexpr (ATTNC_BP_VLO)
-            bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, Vlo, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
-        if (nj < mi)
-            bp_mma<2, false, false>(ap, Z, ATTNC_BP_LDK, mi * 16, Z, ATTNC_BP_LDK, nj * 16, 0, KP, lane);
-#pragma unroll
-        for (int nt = 0; nt < 2; nt++)
+    // A = dP (masked) on the 16 x 16 blocks on and below the diagonal, and P's block (1, 0) from Z: a warp per
+    // (block, n-tile of 8), so that at C = 32 all eight warps share the eight products (a warp per block kept
+    // three busy, one of them with both of block (1, 0)'s products: 15 % of gla's chunk kernel in ncu)
+    {
+        constexpr int NA = NB * (NB + 1) / 2, NU = 2 * (NA + NB * (NB - 1) / 2);
+        for (int u = warp; u < NU; u += ATTNC_B_WARPS) {
+            const int half = u & 1, blk = u >> 1;
+            const bool is_p = blk >= NA;   // blocks: A's (row-major, nj <= mi), then P's (nj < mi)
+            int mi = is_p ? 1 : 0, nj = is_p ? blk - NA : blk;
+            while (nj > (is_p ? mi - 1 : mi)) {   // block row mi holds mi + 1 of A's blocks, mi of P's
+                nj -= is_p ? mi : mi + 1;
+                mi++;
+            }
+            float acc[4] = {0.f, 0.f, 0.f, 0.f};
+            // (the n-tile as a constant: a fragment register chosen at run time would go through local memory)
+            auto mma_half = [&](const frag &a, const frag &b) { half ? mma(acc, a, b, 1) : mma(acc, a, b, 0); };
+            for (int k = 0; k < (is_p ? KP : ATTNC_BP_VP); k += 16) {
+                frag a, b;
+                bp_frag_a<false>(a, is_p ? Z : D, is_p ? ATTNC_BP_LDK : ATTNC_BP_LDV, mi * 16, k, lane);
+                bp_frag_b<false>(b, is_p ? Z : V, is_p ? ATTNC_BP_LDK : ATTNC_BP_LDV, nj * 16, k, lane);
+                mma_half(a, b);
+                if constexpr (ATTNC_BP_VLO)
+                    if (!is_p) {
+                        bp_frag_b<false>(b, Vlo, ATTNC_BP_LDV, nj * 16, k, lane);
+                        mma_half(a, b);
+                    }
+            }
+            elt *hi_tile = is_p ? P : A, *lo_tile = is_p ? Plo : Alo;
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
+                const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, half, lane, i);
                 elt hi, lo;
-                bp_split(j <= r ? aa[nt][i] : 0.f, hi, lo);
-                A[r * ATTNC_BP_LDC + j] = hi;
+                bp_split(is_p || j <= r ? acc[i] : 0.f, hi, lo);
+                hi_tile[r * ATTNC_BP_LDC + j] = hi;
                 if constexpr (ATTNC_BP_LO)
-                    Alo[r * ATTNC_BP_LDC + j] = lo;
-                if (nj < mi) {
-                    bp_split(ap[nt][i], hi, lo);
-                    P[r * ATTNC_BP_LDC + j] = hi;
-                    if constexpr (ATTNC_BP_LO)
-                        Plo[r * ATTNC_BP_LDC + j] = lo;
-                }
+                    lo_tile[r * ATTNC_BP_LDC + j] = lo;
             }
+        }
     }
     // P's diagonal blocks exactly (a thread per pair; zero above the diagonal)
     for (int i = tid; i < NB * 256; i += ATTNC_B_THREADS) {
