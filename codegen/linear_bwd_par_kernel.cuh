@@ -803,36 +803,56 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
 // The pieces of an image row bp_load_image moves at a time: 8 int16 mantissas (16-bit tiles), else 16 bytes.
 #define ATTNC_BP_IMG_PIECES (ATTNC_BP_LO ? ATTNC_BP_VP / 8 : ATTNC_BP_VP / (16 / (int)sizeof(elt)))
 
-// An image [KP][VP] from global memory into the S tile (16-bit tiles: m 2^e rounded into S and, with
+// An image's loads in flight, a thread's share (16-bit tiles: its pieces of 8 mantissas and their scales):
+// bp_image_issue starts them, bp_image_finish waits and writes the tiles, so that a kernel can issue the
+// next image's loads before work that does not need it (the loads' latency was 14 % of the chunk kernel
+// where they were waited on at once, ncu).  With fp32 tiles (too many registers for a whole image) finish
+// does the loads itself.
+struct bp_img_regs {
+#if ATTNC_BP_LO
+    static constexpr int N = (ATTNC_BP_KP * (ATTNC_BP_VP / 8) + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
+    attnc_u4 raw[N];
+    float sc[N];
+#endif
+    const unsigned char *img;
+};
+
+__device__ __forceinline__ void bp_image_issue(const unsigned char *img, bp_img_regs &r)
+{
+    r.img = img;
+#if ATTNC_BP_LO
+    constexpr int ROW = ATTNC_BP_VP / 8;
+    const short *man = (const short *)img;
+    const float *scale = (const float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2);
+#pragma unroll
+    for (int it = 0; it < bp_img_regs::N; it++) {
+        const int i = threadIdx.x + it * ATTNC_B_THREADS, d = i / ROW, c = (i % ROW) * 8;
+        if (i < ATTNC_BP_KP * ROW) {
+            r.sc[it] = scale[d * ATTNC_BP_NSL + c / ATTNC_BP_VS];   // 8 columns of one slice
+            r.raw[it] = *reinterpret_cast<const attnc_u4 *>(man + (size_t)d * ATTNC_BP_VP + c);
+        }
+    }
+#endif
+}
+
+// An image [KP][VP] (issued into r) into the S tile (16-bit tiles: m 2^e rounded into S and, with
 // ATTNC_BP_SLO, the remainder into Slo: hi + lo is m 2^e exactly), and (DOT) this thread's share of the dot
 // product of the new image with the one it replaces there (the tiles' values: hi + lo), in a fixed order
 // (0 without DOT); with ROWS instead each piece's share into rowpart[d * ATTNC_BP_IMG_PIECES + piece], so
 // that the per-row products (the per-channel gate's E_d) are summed in a fixed order from shared memory.
 template <bool DOT, bool LO = ATTNC_BP_SLO, bool ROWS = false>
-__device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S, elt *Slo, float *rowpart = nullptr)
+__device__ __forceinline__ float bp_image_finish(const bp_img_regs &r, elt *S, elt *Slo, float *rowpart = nullptr)
 {
     float dot = 0.f;
 #if ATTNC_BP_LO
-    constexpr int ROW = ATTNC_BP_VP / 8, N = (ATTNC_BP_KP * ROW + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
-    const short *man = (const short *)img;
-    const float *scale = (const float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2);
-    attnc_u4 raws[N];   // every load issued before the first is used
-    float scs[N];
+    constexpr int ROW = ATTNC_BP_VP / 8;
 #pragma unroll
-    for (int it = 0; it < N; it++) {
-        const int i = threadIdx.x + it * ATTNC_B_THREADS, d = i / ROW, c = (i % ROW) * 8;
-        if (i < ATTNC_BP_KP * ROW) {
-            scs[it] = scale[d * ATTNC_BP_NSL + c / ATTNC_BP_VS];   // 8 columns of one slice
-            raws[it] = *reinterpret_cast<const attnc_u4 *>(man + (size_t)d * ATTNC_BP_VP + c);
-        }
-    }
-#pragma unroll
-    for (int it = 0; it < N; it++) {
+    for (int it = 0; it < bp_img_regs::N; it++) {
         const int i = threadIdx.x + it * ATTNC_B_THREADS, d = i / ROW, c = (i % ROW) * 8;
         if (i >= ATTNC_BP_KP * ROW)
             break;
-        const float sc = scs[it];
-        const short *mm = reinterpret_cast<const short *>(&raws[it]);
+        const float sc = r.sc[it];
+        const short *mm = reinterpret_cast<const short *>(&r.raw[it]);
         attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
         attnc_u4 *tolo = reinterpret_cast<attnc_u4 *>(Slo + d * ATTNC_BP_LDV + c);
         attnc_u4 hv, lv;
@@ -876,7 +896,7 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
 #else
     (void)Slo;
     constexpr int PER = 16 / sizeof(elt), ROW = ATTNC_BP_VP / PER;
-    const elt *e = (const elt *)img;
+    const elt *e = (const elt *)r.img;
     for (int i = threadIdx.x; i < ATTNC_BP_KP * ROW; i += ATTNC_B_THREADS) {
         const int d = i / ROW, c = (i % ROW) * PER;
         attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
@@ -894,6 +914,15 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
     }
 #endif
     return dot;
+}
+
+// Both at once: every load issued before the first is used.
+template <bool DOT, bool LO = ATTNC_BP_SLO, bool ROWS = false>
+__device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S, elt *Slo, float *rowpart = nullptr)
+{
+    bp_img_regs r;
+    bp_image_issue(img, r);
+    return bp_image_finish<DOT, LO, ROWS>(r, S, Slo, rowpart);
 }
 
 // P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and M_rj = (dO_r . v_j) P_rj
@@ -1008,9 +1037,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
 
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
+    bp_img_regs img;
+    bp_image_issue(img_in, img);    // in flight while the rows are formed
     bp_load_rows(p, c0, nrows, h, bsm, M, true, slot);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image<false>(img_in, S, Slo);
+    bp_image_finish<false>(img, S, Slo);
+    bp_image_issue(img_out, img);   // in flight through the scores and dq
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
@@ -1061,7 +1093,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     }
     __syncthreads();
     // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order
-    float e_in = bp_load_image<ATTNC_BP_GATED>(img_out, S, Slo);
+    float e_in = bp_image_finish<ATTNC_BP_GATED>(img, S, Slo);
     if constexpr (ATTNC_BP_GATED)
         e_in = bp_block_sum(e_in, red);   // (its barriers publish S too)
     __syncthreads();
@@ -1124,28 +1156,45 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     if constexpr (ATTNC_BP_GATED) {
         __syncthreads();
         // the pair terms: exclusive prefix sums of M along each row (j <= r), then per token s the sum over
-        // r >= s of row r's prefix at s: sum_{j < s <= r} M_rj
-        if (tid < ATTNC_BP_C) {
-            float run = 0.f;
-            for (int j = 0; j <= tid; j++) {
-                const float t = M[tid * (ATTNC_BP_C + 1) + j];
-                M[tid * (ATTNC_BP_C + 1) + j] = run;
-                run += t;
+        // r >= s of row r's prefix at s: sum_{j < s <= r} M_rj; a warp per row, then a warp per token, each
+        // sum in a fixed order (shuffle scans and butterflies: a thread per row walking C entries was 7 % of
+        // the chunk kernel, ncu)
+        constexpr int LDM = ATTNC_BP_C + 1;
+        for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
+            float carry = 0.f;
+            for (int j0 = 0; j0 <= r; j0 += 32) {
+                const int j = j0 + lane;
+                const float x = j <= r ? M[r * LDM + j] : 0.f;
+                float incl = x;
+#pragma unroll
+                for (int o = 1; o < 32; o <<= 1) {
+                    const float y = __shfl_up_sync(0xffffffffu, incl, o);
+                    if (lane >= o)
+                        incl += y;
+                }
+                const float excl = __shfl_up_sync(0xffffffffu, incl, 1);
+                if (j <= r)
+                    M[r * LDM + j] = carry + (lane ? excl : 0.f);
+                carry += __shfl_sync(0xffffffffu, incl, 31);
             }
         }
         __syncthreads();
-        if (tid < nrows) {
-            constexpr int NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
+        constexpr int NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
+        for (int s = warp; s < nrows; s += ATTNC_B_WARPS) {
             float cross = 0.f, qin = 0.f, kin = 0.f;
-            for (int r = tid; r < nrows; r++) {
-                cross += M[r * (ATTNC_BP_C + 1) + tid];
+            for (int r = s + lane; r < nrows; r += 32) {
+                cross += M[r * LDM + s];
                 for (int cg = 0; cg < NGQ; cg++)
                     qin += eq[cg * ATTNC_BP_C + r];
             }
-            for (int j = 0; j < tid; j++)
+            for (int j = lane; j < s; j += 32)
                 for (int cg = 0; cg < NGQ; cg++)
                     kin += ek[cg * ATTNC_BP_C + j];
-            p.ws_dg[(size_t)(c0 + tid) * ATTNC_HOUT + h] = bp_dec(bl) * e_in + kin + qin + cross;
+            cross = attnc_warp_sum(cross);
+            qin = attnc_warp_sum(qin);
+            kin = attnc_warp_sum(kin);
+            if (lane == 0)
+                p.ws_dg[(size_t)(c0 + s) * ATTNC_HOUT + h] = bp_dec(bl) * e_in + kin + qin + cross;
         }
     }
 }
@@ -1189,9 +1238,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
 
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
+    bp_img_regs img;
+    bp_image_issue(img_in, img);    // in flight while the rows are formed
     bp_load_rows(p, c0, nrows, h, bsm, (float *)(bsm + L::m), true);
     __syncthreads();   // the staged rows (over S) are read
-    bp_load_image<false>(img_in, S, Slo);
+    bp_image_finish<false>(img, S, Slo);
+    bp_image_issue(img_out, img);   // in flight through P, A and dq
     __syncthreads();
     bp_scan_diag(g);
     __syncthreads();
@@ -1333,7 +1385,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             }
     }
     __syncthreads();
-    bp_load_image<ED_TILES, ATTNC_BP_SLO, true>(img_out, S, Slo, ed_part);
+    bp_image_finish<ED_TILES, ATTNC_BP_SLO, true>(img, S, Slo, ed_part);
     __syncthreads();
     if constexpr (ED_TILES)   // (read by the gate's loop, after the barriers below)
         for (int d = tid; d < KP; d += ATTNC_B_THREADS) {
