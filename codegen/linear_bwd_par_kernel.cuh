@@ -1156,45 +1156,28 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     if constexpr (ATTNC_BP_GATED) {
         __syncthreads();
         // the pair terms: exclusive prefix sums of M along each row (j <= r), then per token s the sum over
-        // r >= s of row r's prefix at s: sum_{j < s <= r} M_rj; a warp per row, then a warp per token, each
-        // sum in a fixed order (shuffle scans and butterflies: a thread per row walking C entries was 7 % of
-        // the chunk kernel, ncu)
-        constexpr int LDM = ATTNC_BP_C + 1;
-        for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
-            float carry = 0.f;
-            for (int j0 = 0; j0 <= r; j0 += 32) {
-                const int j = j0 + lane;
-                const float x = j <= r ? M[r * LDM + j] : 0.f;
-                float incl = x;
-#pragma unroll
-                for (int o = 1; o < 32; o <<= 1) {
-                    const float y = __shfl_up_sync(0xffffffffu, incl, o);
-                    if (lane >= o)
-                        incl += y;
-                }
-                const float excl = __shfl_up_sync(0xffffffffu, incl, 1);
-                if (j <= r)
-                    M[r * LDM + j] = carry + (lane ? excl : 0.f);
-                carry += __shfl_sync(0xffffffffu, incl, 31);
+        // r >= s of row r's prefix at s: sum_{j < s <= r} M_rj
+        if (tid < ATTNC_BP_C) {
+            float run = 0.f;
+            for (int j = 0; j <= tid; j++) {
+                const float t = M[tid * (ATTNC_BP_C + 1) + j];
+                M[tid * (ATTNC_BP_C + 1) + j] = run;
+                run += t;
             }
         }
         __syncthreads();
-        constexpr int NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
-        for (int s = warp; s < nrows; s += ATTNC_B_WARPS) {
+        if (tid < nrows) {
+            constexpr int NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
             float cross = 0.f, qin = 0.f, kin = 0.f;
-            for (int r = s + lane; r < nrows; r += 32) {
-                cross += M[r * LDM + s];
+            for (int r = tid; r < nrows; r++) {
+                cross += M[r * (ATTNC_BP_C + 1) + tid];
                 for (int cg = 0; cg < NGQ; cg++)
                     qin += eq[cg * ATTNC_BP_C + r];
             }
-            for (int j = lane; j < s; j += 32)
+            for (int j = 0; j < tid; j++)
                 for (int cg = 0; cg < NGQ; cg++)
                     kin += ek[cg * ATTNC_BP_C + j];
-            cross = attnc_warp_sum(cross);
-            qin = attnc_warp_sum(qin);
-            kin = attnc_warp_sum(kin);
-            if (lane == 0)
-                p.ws_dg[(size_t)(c0 + s) * ATTNC_HOUT + h] = bp_dec(bl) * e_in + kin + qin + cross;
+            p.ws_dg[(size_t)(c0 + tid) * ATTNC_HOUT + h] = bp_dec(bl) * e_in + kin + qin + cross;
         }
     }
 }
