@@ -38,6 +38,9 @@
 #define ATTNC_LDK (ATTNC_KP + 8)           // row strides (elements) with 16 bytes of padding: ldmatrix
 #define ATTNC_LDV (ATTNC_BV + 8)           // rows then fall in different banks
 #define ATTNC_LDC (ATTNC_C + 8)
+#ifndef ATTNC_PRO_ROWS
+#define ATTNC_PRO_ROWS 2   // tokens a warp's prologue pass evaluates together (below)
+#endif
 #define ATTNC_LDF (ATTNC_C + 1)
 
 // Generated after this text: the roles of token t (t < 0: a padding row) for output head h into row r of
@@ -378,20 +381,24 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         // ---- 1. prologue --------------------------------------------------------------------------
         attnc_stage_wait();
         __syncthreads();
-        // two tokens per warp and pass, both evaluated into registers before either is stored: one
+        // ATTNC_PRO_ROWS tokens per warp and pass, all evaluated into registers before any is stored: one
         // token's value DAG is a chain of dependent loads and MUFU ops, and the compiler can interleave
-        // two chains only when no shared-memory store lies between them (a warp forming one row at a
-        // time spent 39 % of mamba2's forward waiting on them, ncu on the H200)
-        for (int base = 0; base < ATTNC_C; base += 2 * ATTNC_WARPS) {
-            const int r0 = base + warp, r1 = r0 + ATTNC_WARPS;
-            const bool two = ATTNC_C % (2 * ATTNC_WARPS) == 0 || r1 < ATTNC_C;
-            attnc_row a, b;
-            attnc_row_values(p, r0 < nrows ? c0 + r0 : c0, h, r0, lane, stage, r0 < nrows, a);
-            if (two)
-                attnc_row_values(p, r1 < nrows ? c0 + r1 : c0, h, r1, lane, stage, r1 < nrows, b);
-            attnc_row_store(a, r0, v0, lane, sq, sk, sv, sg, sbeta, sig);
-            if (two)
-                attnc_row_store(b, r1, v0, lane, sq, sk, sv, sg, sbeta, sig);
+        // chains only when no shared-memory store lies between them (a warp forming one row at a time
+        // spent 39 % of mamba2's forward waiting on them, ncu on the H200)
+        for (int base = 0; base < ATTNC_C; base += ATTNC_PRO_ROWS * ATTNC_WARPS) {
+            attnc_row rows[ATTNC_PRO_ROWS];
+#pragma unroll
+            for (int i = 0; i < ATTNC_PRO_ROWS; i++) {
+                const int r = base + i * ATTNC_WARPS + warp;
+                if (ATTNC_C % (ATTNC_PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
+                    attnc_row_values(p, r < nrows ? c0 + r : c0, h, r, lane, stage, r < nrows, rows[i]);
+            }
+#pragma unroll
+            for (int i = 0; i < ATTNC_PRO_ROWS; i++) {
+                const int r = base + i * ATTNC_WARPS + warp;
+                if (ATTNC_C % (ATTNC_PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
+                    attnc_row_store(rows[i], r, v0, lane, sq, sk, sv, sg, sbeta, sig);
+            }
         }
         __syncthreads();
         {   // the next chunk's raw rows (a bidirectional walk starts over for its second pass)
