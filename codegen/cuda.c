@@ -48,9 +48,10 @@ static void mark_live(gen *g, ir_ref r)
         mark_live(g, v->arg[k]);
 }
 
-/* Stores a role row (register array `row`, RUN4 slots) into a row of a shared tile: channels [lo, lo + count) go to columns 0..  `lo`
- * (a number or an expression such as "v0") and `count` are multiples of 4, so a lane's run of 4
- * channels is wholly in or out and moves as one 8-byte store (tile rows are 16-byte aligned). */
+/* Stores a role row (register array `row`, RUN4 slots) into a row of a shared tile: channels [lo, lo +
+ * count) go to columns 0..  `lo` (a number or an expression such as "v0") and `count` are multiples of 4,
+ * so a lane's run of 4 channels is wholly in or out and moves as one 8-byte store (tile rows are 16-byte
+ * aligned). */
 static void store_row(gen *g, const char *row, unsigned slots, const char *tile, const char *ld, const char *lo,
                       const char *count)
 {
@@ -102,12 +103,6 @@ static unsigned row_slots(const gen *g, ir_ref r)
     return cg_slots(CG_LAYOUT_RUN4, g->m->values[r].type.len);
 }
 
-/* The prologue, in two steps so that a warp can have several tokens in flight (linear_kernel.cuh forms
- * two rows per pass): attnc_row_values evaluates one token's value DAG into registers (struct attnc_row,
- * no shared-memory stores, so the compiler interleaves two tokens' loads and MUFU chains), and
- * attnc_row_store writes a row into the tiles.  A padding row (real false) holds zeros and gate 0: no
- * write, no decay; its staged rows are read and discarded (selects, never multiplies, so garbage there
- * cannot leak).  Every lane writes only its own slots. */
 /* The gate's slots in struct attnc_row: a lane's run of channels for a per-channel gate, else one. */
 static unsigned gate_slots(const gen *g)
 {
@@ -129,6 +124,12 @@ static void emit_row_struct(gen *g)
                           "                                                elt *sv, float *sg, float *sbeta, float *sig);\n");
 }
 
+/* The prologue, in two steps so that a warp can have several tokens in flight (linear_kernel.cuh forms
+ * ATTNC_PRO_ROWS rows per pass): attnc_row_values evaluates one token's value DAG into registers (struct
+ * attnc_row, no shared-memory stores, so the compiler interleaves the tokens' loads and MUFU chains), and
+ * attnc_row_store writes a row into the tiles.  A padding row (real false) holds zeros and gate 0: no
+ * write, no decay; its staged rows are read and discarded (selects, never multiplies, so garbage there
+ * cannot leak).  Every lane writes only its own slots.  attnc_prologue (the decode kernel's) is both. */
 static void emit_linear_prologue(gen *g)
 {
     const ir_module *m = g->m;
