@@ -326,25 +326,13 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         for (int r0 = warp; r0 < C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
             bp_roles x[2];
             bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
-            constexpr int NY = (ATTNC_BP_VS + 31) / 32;
-            float dy[2][NY];   // reverse: the dO slice's columns lane + 32 j, read before the stores
+            float dy[2][ATTNC_BP_NY];   // reverse: the dO slice, read before the stores
             if constexpr (REV)
-#pragma unroll
-                for (int i = 0; i < 2; i++)
-#pragma unroll
-                    for (int j = 0; j < NY; j++)
-                        dy[i][j] = lane + 32 * j < ATTNC_BP_VS
-                                       ? bp_staged_dout<ATTNC_BP_VS>(dstage, r0 + i * ATTNC_B_WARPS, v0, lane + 32 * j, nrows)
-                                       : 0.f;
+                bp_dout_load2(dstage, r0, v0, nrows, lane, dy);
             bp_qk_tile_rows2<ATTNC_BP_K_STAGE, 2>(stage, x, r0, nrows, REV ? Kt : X, lane);
             if constexpr (REV) {
                 bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, 1>(stage, x, r0, nrows, X, lane);
-#pragma unroll
-                for (int i = 0; i < 2; i++)
-#pragma unroll
-                    for (int j = 0; j < NY; j++)
-                        if (lane + 32 * j < ATTNC_BP_VS)
-                            Y[(r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDS + lane + 32 * j] = attnc_float_to_elt(dy[i][j]);
+                bp_dout_store2(dy, Y, r0, lane);
             }
             bp_store_gates2(x, r0, g, nullptr, lane);
         }

@@ -551,6 +551,30 @@ __device__ __forceinline__ float bp_staged_dout(const unsigned char *st, int r, 
         return attnc_load<ATTNC_OUT_DTYPE>(st, (size_t)r * W + c);
 }
 
+// The reverse walks' dO slice rows r0 and r0 + ATTNC_B_WARPS, two rows per pass (bp_roles): columns lane + 32 j
+// read into registers with the pass's other reads, then written into the tile Y [C][LDS], rounded.
+#define ATTNC_BP_NY ((ATTNC_BP_VS + 31) / 32)
+__device__ __forceinline__ void bp_dout_load2(const unsigned char *dstage, int r0, int v0, int nrows, int lane,
+                                              float (&dy)[2][ATTNC_BP_NY])
+{
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < ATTNC_BP_NY; j++)
+            dy[i][j] = lane + 32 * j < ATTNC_BP_VS
+                           ? bp_staged_dout<ATTNC_BP_VS>(dstage, r0 + i * ATTNC_B_WARPS, v0, lane + 32 * j, nrows)
+                           : 0.f;
+}
+__device__ __forceinline__ void bp_dout_store2(const float (&dy)[2][ATTNC_BP_NY], elt *Y, int r0, int lane)
+{
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < ATTNC_BP_NY; j++)
+            if (lane + 32 * j < ATTNC_BP_VS)
+                Y[(r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDS + lane + 32 * j] = attnc_float_to_elt(dy[i][j]);
+}
+
 // Sequence n's chunk of slot `slot`: false when no chunk has the slot.
 __device__ __forceinline__ bool bp_slot_chunk(const attnc_bwd_params &p, int slot, int &n, int &c0, int &eos)
 {
@@ -779,35 +803,24 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {
                 bp_roles x[2];
                 bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
-                constexpr int NY = (ATTNC_BP_VS + 31) / 32;
-                float dy[2][NY];   // reverse: the dO slice's columns lane + 32 j, read before the stores
+                float dy[2][ATTNC_BP_NY];   // reverse: the dO slice, read before the stores
                 if constexpr (REV)
-#pragma unroll
-                    for (int i = 0; i < 2; i++)
-#pragma unroll
-                        for (int j = 0; j < NY; j++)
-                            dy[i][j] = lane + 32 * j < ATTNC_BP_VS
-                                           ? bp_staged_dout<ATTNC_BP_VS>(dstage, r0 + i * ATTNC_B_WARPS, v0, lane + 32 * j, nrows)
-                                           : 0.f;
+                    bp_dout_load2(dstage, r0, v0, nrows, lane, dy);
                 bp_qk_tile_rows2<XSTAGE, REV ? 1 : 2>(stage, x, r0, nrows, X, lane);
                 if constexpr (!REV && ATTNC_BP_V_STAGE >= 0)
                     bp_copy_rows2<ATTNC_BP_VS>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, v0, nrows, Y, ATTNC_BP_LDS, lane);
                 bp_store_gates2(x, r0, g, nullptr, lane);
+                if constexpr (REV)
+                    bp_dout_store2(dy, Y, r0, lane);
+                else if constexpr (ATTNC_BP_V_STAGE < 0)
 #pragma unroll
-                for (int i = 0; i < 2; i++) {
-                    const int r = r0 + i * ATTNC_B_WARPS;
-                    if constexpr (REV) {
-#pragma unroll
-                        for (int j = 0; j < NY; j++)
-                            if (lane + 32 * j < ATTNC_BP_VS)
-                                Y[r * ATTNC_BP_LDS + lane + 32 * j] = attnc_float_to_elt(dy[i][j]);
-                    } else if constexpr (ATTNC_BP_V_STAGE < 0) {
+                    for (int i = 0; i < 2; i++) {
                         // one slice: v0 is 0; else v0 / 32 a multiple of VS / 32
                         constexpr bool ONE = ATTNC_BP_VS == ATTNC_BP_VP;
+                        const int r = r0 + i * ATTNC_B_WARPS;
                         bp_regs_row<ATTNC_BP_VS, ATTNC_BP_VLO, ONE ? ATTNC_BP_NV : ATTNC_BP_VS / 32>(
                             x[i].v, ONE ? 0 : v0 / 32, Y + r * ATTNC_BP_LDS, Ylo + r * ATTNC_BP_LDS, lane);
                     }
-                }
             }
         } else {   // a V slice at a v0 not a multiple of 32: its columns' channels are other lanes' (the role row)
             for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
