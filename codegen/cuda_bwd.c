@@ -8,7 +8,8 @@
  * linear_bidir_bwd_kernel.cuh (mask none) and the softmax part's constants and softmax_bwd_kernel.cuh.  The generated functions print the spec's value DAG as straight-line code, one
  * warp per (token, output head):
  *   - attnc_bwd_roles evaluates the values the linear roles reach (forward) and stores the fp32 rows of
- *     q, k, v and the log gate;
+ *     q, k, v and the log gate (the parallel schedule: attnc_bwd_roles_staged from the chunk's staged
+ *     rows, and attnc_bwd_roles_regs, the same values in registers, slot s of a role channel lane + 32 s);
  *   - attnc_bwd_adjoint evaluates them again, seeds the roles' adjoints with the role gradients from the
  *     workspaces (the linear part's and the softmax part's: where both parts read one value, both add), and applies one adjoint rule per op in reverse SSA order (the rules of
  *     reference/ref_eval.c: kinks take the branch the forward took, a broadcast scalar operand sums its
@@ -211,13 +212,64 @@ static void emit_adjoint_of(bgen *g, ir_ref r)
     }
 }
 
-/* Role row stores (roles function) and role gradient seeds (adjoint function). */
-static void emit_roles_fn(bgen *g, bool staged)
+/* The register form's slots of a role or the gate (CG_LAYOUT_LANE, slot s channel lane + 32 s): as many as
+ * the role's tile row has columns (KP or VP, rounded up to 32), and one for a scalar gate (per-channel gates:
+ * KP's). */
+static unsigned regs_slots_k(const bgen *g)
+{
+    return (g->gp->bp_kp + 31) / 32;
+}
+static unsigned regs_slots_v(const bgen *g)
+{
+    return (g->gp->bp_vp + 31) / 32;
+}
+static unsigned regs_slots_g(const bgen *g)
+{
+    return g->gp->transition == IR_TR_DIAG ? regs_slots_k(g) : 1;
+}
+
+/* The register form's slots of role value r into array dst of n slots: channel lane + 32 s, 0 past the
+ * value's length and past its slots (the staged form leaves those channels of the role row at the zero
+ * bp_zero_roles put there), 0 where WANT does not ask for the role. */
+static void emit_regs_role(bgen *g, ir_ref r, const char *dst, unsigned n, int want)
+{
+    attnc_buf *b = &g->b;
+    unsigned len = vlen(g, r), ns = nslots(len);
+    attnc_buf_printf(b, "    if constexpr (WANT & %d) {\n", want);
+    for (unsigned s = 0; s < n; s++) {
+        if (s < ns) {
+            attnc_buf_printf(b, "        %s[%u] = lane + %u < %u ? v%u", dst, s, 32 * s, len, r);
+            if (len > 1)
+                attnc_buf_printf(b, "[%u]", s);
+            attnc_buf_puts(b, " : 0.f;\n");
+        } else {
+            attnc_buf_printf(b, "        %s[%u] = 0.f;\n", dst, s);
+        }
+    }
+    attnc_buf_puts(b, "    } else {\n");
+    for (unsigned s = 0; s < n; s++)
+        attnc_buf_printf(b, "        %s[%u] = 0.f;\n", dst, s);
+    attnc_buf_puts(b, "    }\n");
+}
+
+/* Role row stores (roles function: global inputs, or the staged rows), the register form of the staged
+ * one (regs), and role gradient seeds (adjoint function). */
+static void emit_roles_fn(bgen *g, bool staged, bool regs)
 {
     const ir_module *m = g->m;
     const ir_linear *l = &m->linear;
     attnc_buf *b = &g->b;
-    if (staged)
+    if (regs)
+        attnc_buf_puts(b, "\n// ---- the roles of row r of the staged chunk (token t), output head h, in registers (generated): the\n"
+                          "// staged form's values bit for bit, slot s of each role channel lane + 32 s (0 past the role's length\n"
+                          "// and where WANT does not ask for it), the gate as the value DAG gives it (a scalar in every lane;\n"
+                          "// per channel: slot s channel lane + 32 s), beta and ig in every lane ----\n"
+                          "template <int WANT>\n"
+                          "__device__ __forceinline__ void attnc_bwd_roles_regs(const attnc_bwd_params &p, int t, int h, int lane,\n"
+                          "                                float (&q)[ATTNC_BP_NQ], float (&k)[ATTNC_BP_NK], float (&v)[ATTNC_BP_NV],\n"
+                          "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, const unsigned char *stage, int r)\n{\n"
+                          "    (void)t;\n");
+    else if (staged)
         attnc_buf_puts(b, "\n// ---- the roles of row r of the staged chunk (token t), output head h (generated); only those\n"
                           "// WANT asks for (1 q, 2 k, 4 v, 8 the gate): the compiler drops the values only the others need ----\n"
                           "template <int WANT>\n"
@@ -233,6 +285,38 @@ static void emit_roles_fn(bgen *g, bool staged)
         g->ev.stage_off = g->gp->bp_stage_off;
     emit_forward_values(g);
     g->ev = global;
+    if (regs) {
+        attnc_buf_puts(b, "    // the roles' slots\n");
+        emit_regs_role(g, l->query, "q", regs_slots_k(g), 1);
+        emit_regs_role(g, l->key, "k", regs_slots_k(g), 2);
+        emit_regs_role(g, l->value, "v", regs_slots_v(g), 4);
+        unsigned ng = regs_slots_g(g);
+        attnc_buf_puts(b, "    if constexpr (WANT & 8) {\n");
+        for (unsigned s = 0; s < ng; s++) {
+            if (l->gate == IR_NONE)
+                attnc_buf_printf(b, "        g[%u] = 0.f;   // no decay\n", s);
+            else if (vlen(g, l->gate) == 1)   /* the staged form's g[c] = v for c < GK (lane 0's g[0] with GK 1) */
+                attnc_buf_printf(b, "        g[%u] = lane + %u < ATTNC_B_GK ? v%u : 0.f;\n", s, 32 * s, l->gate);
+            else if (s < nslots(vlen(g, l->gate)))
+                attnc_buf_printf(b, "        g[%u] = lane + %u < %u ? v%u[%u] : 0.f;\n", s, 32 * s, vlen(g, l->gate), l->gate, s);
+            else
+                attnc_buf_printf(b, "        g[%u] = 0.f;\n", s);
+        }
+        attnc_buf_puts(b, "    } else {\n");
+        for (unsigned s = 0; s < ng; s++)
+            attnc_buf_printf(b, "        g[%u] = 0.f;\n", s);
+        attnc_buf_puts(b, "    }\n");
+        if (g->gp->delta)
+            attnc_buf_printf(b, "    beta = v%u;   // the delta rule's write strength\n", l->beta);
+        else
+            attnc_buf_puts(b, "    beta = 0.f;\n");
+        if (g->gp->mlstm)
+            attnc_buf_printf(b, "    ig = v%u;   // mLSTM's log input gate\n", l->igate);
+        else
+            attnc_buf_puts(b, "    ig = 0.f;\n");
+        attnc_buf_puts(b, "}\n");
+        return;
+    }
     attnc_buf_puts(b, "    // the role rows\n");
     struct { ir_ref r; const char *dst; } rows[] = {{l->query, "q"}, {l->key, "k"}, {l->value, "v"}};
     for (size_t i = 0; i < 3; i++) {
@@ -506,6 +590,13 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         for (int i = 0; i < 3; i++)   /* a bf16 input as stored: its tile rows are its staged rows */
             attnc_buf_printf(b, "#define ATTNC_BP_%s_STAGE %d\n", role_tag[i],
                              gp->bp_role_stage[i] == ~0u ? -1 : (int)gp->bp_role_stage[i]);
+        /* the register form's slots per role (attnc_bwd_roles_regs) */
+        attnc_buf_printf(b, "#define ATTNC_BP_NQ %u\n#define ATTNC_BP_NK %u\n#define ATTNC_BP_NV %u\n#define ATTNC_BP_NG %u\n",
+                         regs_slots_k(&g), regs_slots_k(&g), regs_slots_v(&g), regs_slots_g(&g));
+        attnc_buf_puts(b, "template <int WANT>\n"
+                          "__device__ __forceinline__ void attnc_bwd_roles_regs(const attnc_bwd_params &p, int t, int h, int lane,\n"
+                          "                                float (&q)[ATTNC_BP_NQ], float (&k)[ATTNC_BP_NK], float (&v)[ATTNC_BP_NV],\n"
+                          "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, const unsigned char *stage, int r);\n");
         attnc_buf_puts(b, "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
                           "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n"
@@ -530,9 +621,10 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     if (gp->softmax)
         cg_bwd_emit_softmax(m, gp, b);
     if (gp->linear)
-        emit_roles_fn(&g, false);
+        emit_roles_fn(&g, false, false);
     if (gp->parallel) {
-        emit_roles_fn(&g, true);
+        emit_roles_fn(&g, true, false);
+        emit_roles_fn(&g, true, true);
         cg_values staged = g.ev;
         staged.stage_off = gp->bp_stage_off;
         cg_emit_stage_issue(&staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS");

@@ -79,27 +79,28 @@ __device__ __forceinline__ void bd_copy_tile(const elt *src, int src_ld, elt *ds
 }
 
 // The chunk's key and value roles into K and V tiles, its log2 gates into g (then, gated, the chunk-local
-// sums) and beta into beta[r] (0 on padding rows), once the staged rows have landed.
+// sums) and beta into beta[r] (0 on padding rows), once the staged rows have landed; two rows per warp and
+// pass through registers (bp_roles).
 __device__ __forceinline__ void bd_rows_kv(const attnc_bwd_params &p, int c0, int nrows, int h, elt *K, elt *V, float *g,
-                                           float *beta, float *stg_base, const unsigned char *stage)
+                                           float *beta, const unsigned char *stage)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    float *stg = stg_base + warp * ATTNC_BP_STG;
     constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (ATTNC_BP_V_STAGE < 0 ? 4 : 0);
-    bp_zero_roles(stg, lane);
     attnc_stage_wait();
     __syncthreads();
-    for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
-        const bool real = r < nrows;
-        bp_role_row<WANT>(p, c0 + r, real, h, lane, stg, g, r, stage, beta + r);
-        bp_qk_tile_row<ATTNC_BP_K_STAGE>(stage, stg + ATTNC_BP_KP, r, real, K + r * ATTNC_BP_LDK, lane);
-        if constexpr (ATTNC_BP_V_STAGE >= 0) {
-            bp_copy_row<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r, 0, real, V + r * ATTNC_BP_LDV, lane);
-        } else {
-            for (int c = lane; c < ATTNC_BP_VP; c += 32)
-                V[r * ATTNC_BP_LDV + c] = attnc_float_to_elt(stg[2 * ATTNC_BP_KP + c]);
-        }
-        __syncwarp();
+    for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {
+        bp_roles x[2];
+        bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
+        bp_qk_tile_rows2<ATTNC_BP_K_STAGE, 2>(stage, x, r0, nrows, K, lane);
+        if constexpr (ATTNC_BP_V_STAGE >= 0)
+            bp_copy_rows2<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, 0, nrows, V, ATTNC_BP_LDV, lane);
+        bp_store_gates2(x, r0, g, beta, lane);
+        if constexpr (ATTNC_BP_V_STAGE < 0)
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                elt *row = V + (r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDV;
+                bp_regs_row<ATTNC_BP_VP, false>(x[i].v, 0, row, row, lane);
+            }
     }
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
@@ -183,7 +184,7 @@ struct attnc_bd_wy_layout {   // offsets in bytes
     static constexpr unsigned t = beta + ATTNC_BP_C * 4;                                  // T [C][C+1] fp32
     // one region: the staged input rows and role rows, then E and the solve's left factors
     static constexpr unsigned stage = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;
-    static constexpr unsigned stg = stage + ATTNC_BP_STAGE_BYTES;                         // role rows, per warp
+    static constexpr unsigned stg = stage + ATTNC_BP_STAGE_BYTES;                         // unused (role rows in registers)
     static constexpr unsigned e = stage;                                                 // E [C][C+1] fp32
     static constexpr unsigned wh = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b): hi, lo
     static constexpr unsigned wl = wh + CC;
@@ -234,7 +235,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
     float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
 
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
-    bd_rows_kv(p, c0, nrows, h, K, V, g, beta, (float *)(bsm + L::stg), bsm + L::stage);
+    bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     bd_solve_t(K, g, beta, E, T, (float *)Wh);   // M over the left factors' place
     // the solve's left factors with beta_j (and e^{b_j} for W) on their columns, hi + lo
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
@@ -281,7 +282,7 @@ struct attnc_bd_walk_layout {   // offsets in bytes; the forward walk uses x, w,
     static constexpr unsigned plo = p + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
     static constexpr unsigned s = plo + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);          // the state image [KP][LDS]
     static constexpr unsigned g = s + ATTNC_BP_KP * ATTNC_BP_LDS * sizeof(elt);           // b [C]
-    static constexpr unsigned stg = g + ATTNC_BP_C * 4;                                   // role rows, per warp
+    static constexpr unsigned stg = g + ATTNC_BP_C * 4;                                   // unused (role rows in registers)
     static constexpr unsigned stage = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;             // the chunk's input rows
     static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][VS]
     static constexpr unsigned bytes = dstage + ATTNC_BP_C * ATTNC_BP_VS * ATTNC_BP_DO_ES;
@@ -303,7 +304,6 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     float *g = (float *)(bsm + L::g);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * ATTNC_BP_VS;
-    float *stg = (float *)(bsm + L::stg) + warp * ATTNC_BP_STG;
     unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
     int bos, eos;
     attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
@@ -315,7 +315,6 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     // the roles formed through the value DAG: k (forward), q and k (reverse), those that are not bf16 inputs
     // as stored (those are copied from the staged rows)
     constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? 1 : 0);
-    bp_zero_roles(stg, lane);
     const int nchunks = (eos - bos + C - 1) / C;
     if (nchunks > 0)
         bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage);
@@ -324,15 +323,18 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         const int slot = c0 / C + n;
         attnc_stage_wait();
         __syncthreads();
-        for (int r = warp; r < C; r += ATTNC_B_WARPS) {
-            bp_role_row<WANT>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
-            bp_qk_tile_row<ATTNC_BP_K_STAGE>(stage, stg + ATTNC_BP_KP, r, r < nrows, (REV ? Kt : X) + r * ATTNC_BP_LDK, lane);
+        for (int r0 = warp; r0 < C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
+            bp_roles x[2];
+            bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
+            float dy[2][ATTNC_BP_NY];   // reverse: the dO slice, read before the stores
+            if constexpr (REV)
+                bp_dout_load2(dstage, r0, v0, nrows, lane, dy);
+            bp_qk_tile_rows2<ATTNC_BP_K_STAGE, 2>(stage, x, r0, nrows, REV ? Kt : X, lane);
             if constexpr (REV) {
-                bp_qk_tile_row<ATTNC_BP_Q_STAGE>(stage, stg, r, r < nrows, X + r * ATTNC_BP_LDK, lane);
-                for (int c = lane; c < ATTNC_BP_VS; c += 32)
-                    Y[r * ATTNC_BP_LDS + c] = attnc_float_to_elt(bp_staged_dout<ATTNC_BP_VS>(dstage, r, v0, c, nrows));
+                bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, 1>(stage, x, r0, nrows, X, lane);
+                bp_dout_store2(dy, Y, r0, lane);
             }
-            __syncwarp();
+            bp_store_gates2(x, r0, g, nullptr, lane);
         }
         // W (negated in the reverse walk: its product subtracts) and, forward, the chunk's U slice
         bd_copy_tile<ATTNC_BP_KP, REV>((const elt *)p.ws_w + bd_wtile(slot, h), ATTNC_BP_KP, Wt, ATTNC_BP_LDK, C);
@@ -370,13 +372,9 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         }
         // Kd = K e^{b_L - b} (both walks) and Qg = Q e^{b} (reverse), rounded once more
         if constexpr (ATTNC_BP_GATED) {
-            elt *Kd = REV ? Kt : X;
-            for (int i = tid; i < C * ATTNC_BP_KP; i += ATTNC_B_THREADS) {
-                const int r = i / ATTNC_BP_KP, c = i % ATTNC_BP_KP;
-                Kd[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(Kd[r * ATTNC_BP_LDK + c]) * bp_dec(g[C - 1] - g[r]));
-                if constexpr (REV)
-                    X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(X[r * ATTNC_BP_LDK + c]) * bp_dec(g[r]));
-            }
+            bp_scale_rows<true>(REV ? Kt : X, g);
+            if constexpr (REV)
+                bp_scale_rows<false>(X, g);
         }
         // this chunk's incoming state as an image (global: bp_img_store's 16-bit mantissas and row scales; and
         // rounded into S for the products below), then its decay
@@ -529,7 +527,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
 
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
-    bd_rows_kv(p, c0, nrows, h, K, V, g, beta, (float *)(bsm + L::stg), bsm + L::stage);
+    bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     bd_solve_t(K, g, beta, E, T, (float *)Th);   // M over T's tiles' place
     // T (hi, lo); S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {

@@ -35,8 +35,10 @@
 // for the slots no chunk has.  Every kernel forms its chunk's roles from the chunk's raw input rows copied
 // into shared memory (cp.async: the generated attnc_bwd_stage_issue; the walks also copy their dO slice
 // and start the next chunk's copies once this chunk's rows are formed), through the generated
-// attnc_bwd_roles_staged<WANT>, which forms only the roles the kernel reads; a role that is a bf16 input
-// as stored (ATTNC_BP_Q/K/V_STAGE) skips it, its staged rows copied into its tile as they are (bp_copy_row).
+// attnc_bwd_roles_regs<WANT>, which forms only the roles the kernel reads, into registers, two rows per
+// warp and pass (bp_roles; the forward walk of a V slice at a v0 not a multiple of 32 through the fp32 role
+// row of attnc_bwd_roles_staged instead); a role that is a bf16 input as stored (ATTNC_BP_Q/K/V_STAGE)
+// skips it, its staged rows copied into its tile as they are (bp_copy_row, bp_copy_rows2).
 // Padding rows (past a sequence's end) are zero with log gate 0.  Every
 // token's log2 decay is floored at -32 before the chunk-local sums, as in the forward; every pairwise
 // factor is one exp2 of a difference <= 0.  No atomics: every sum has a fixed order.
@@ -241,7 +243,8 @@ __device__ __forceinline__ void bp_zero_roles(float *stg, int lane)
 
 // Row r of the chunk (token t) through the generated roles WANT asks for (1 q, 2 k, 4 v; the gate always),
 // from the chunk's staged input rows (one warp, fp32 role row stg), the floored log2 gate into g[r] (and
-// the delta rule's beta into *beta where asked);
+// the delta rule's beta into *beta where asked); the staged form, left to the forward walk of a V slice
+// whose columns are other lanes' channels (bp_walk's REGS; everywhere else bp_role_regs);
 // padding rows zero.  The role row's columns past K and V (to KP, VP) are zero from bp_zero_roles on: no
 // role writes them.  The caller converts the row into its tiles.
 template <int WANT>
@@ -285,17 +288,40 @@ __device__ __forceinline__ void bp_scan_diag(float *g)
 // Row r of a role that is a bf16 input as stored (ATTNC_BP_Q/K/V_STAGE: the offset of its staged rows of
 // `len` channels): tile columns [0, W) from channels [c_lo, c_lo + W) of the staged row, 16 bytes at a time,
 // zero past the row or (not `real`) past the chunk.  The same bits as the value DAG's row rounded back.
+// In two steps, a lane's pieces loaded then stored, so that two rows' loads can go before their stores.
+template <int W>
+struct bp_row_piece {   // a lane's 16-byte pieces of a staged row: columns lane * 8 + 256 j
+    static_assert(W % 8 == 0 && sizeof(elt) == 2, "16-byte pieces of bf16 rows");
+    attnc_u4 x[(W + 255) / 256];
+};
+template <int W>
+__device__ __forceinline__ void bp_copy_load(const unsigned char *stage, int off, int len, int r, int c_lo, bool real,
+                                             bp_row_piece<W> &pc, int lane)
+{
+#pragma unroll
+    for (int j = 0; j < (W + 255) / 256; j++) {
+        const int c = lane * 8 + 256 * j;
+        pc.x[j] = {0u, 0u, 0u, 0u};
+        if (c < W)
+            if (real && c_lo + c < len)
+                pc.x[j] = *reinterpret_cast<const attnc_u4 *>(stage + off + ((size_t)r * len + c_lo + c) * 2);
+    }
+}
+template <int W>
+__device__ __forceinline__ void bp_copy_store(const bp_row_piece<W> &pc, elt *dst, int lane)
+{
+#pragma unroll
+    for (int j = 0; j < (W + 255) / 256; j++)
+        if (lane * 8 + 256 * j < W)
+            *reinterpret_cast<attnc_u4 *>(dst + lane * 8 + 256 * j) = pc.x[j];
+}
 template <int W>
 __device__ __forceinline__ void bp_copy_row(const unsigned char *stage, int off, int len, int r, int c_lo, bool real,
                                             elt *dst, int lane)
 {
-    static_assert(W % 8 == 0 && sizeof(elt) == 2, "16-byte pieces of bf16 rows");
-    for (int c = lane * 8; c < W; c += 256) {
-        attnc_u4 x = {0u, 0u, 0u, 0u};
-        if (real && c_lo + c < len)
-            x = *reinterpret_cast<const attnc_u4 *>(stage + off + ((size_t)r * len + c_lo + c) * 2);
-        *reinterpret_cast<attnc_u4 *>(dst + c) = x;
-    }
+    bp_row_piece<W> pc;
+    bp_copy_load<W>(stage, off, len, r, c_lo, real, pc, lane);
+    bp_copy_store<W>(pc, dst, lane);
 }
 
 // Tile row r (KP columns) of the query or key role: its staged bf16 input row as it is (STAGE >= 0, the
@@ -309,6 +335,177 @@ __device__ __forceinline__ void bp_qk_tile_row(const unsigned char *stage, const
     } else {
         for (int c = lane; c < ATTNC_BP_KP; c += 32)
             dst[c] = attnc_float_to_elt(src[c]);
+    }
+}
+
+// ---- the role rows in registers, two rows per warp and pass ------------------------------------------------
+// Forming a row's roles is a serial latency chain: the staged inputs' loads, the per-head parameters' global
+// loads, the value DAG's MUFU chains, then (the staged form) the fp32 row into shared memory, __syncwarp and
+// the row read back per column, each load waiting on the store before it (the compiler cannot tell them
+// apart).  A warp forming its rows one after another waits on every link.  So the role loops form two rows
+// per pass, r0 and r0 + ATTNC_B_WARPS: both rows' roles into registers first (attnc_bwd_roles_regs,
+// straight-line code, so that the two chains interleave), every shared-memory read of the pass (the staged
+// rows, dO) issued before its first store, then both rows' tile writes.  Slot s of a role holds channel
+// lane + 32 s (CG_LAYOUT_LANE), so tile column c of a row is written by lane c % 32 from its slot c / 32:
+// no role row in shared memory and no __syncwarp.  The values, tiles, gates and betas are the staged form's
+// bit for bit (the same value DAG code; padding rows selected to zero rather than branched around).
+static_assert(ATTNC_BP_C % (2 * ATTNC_B_WARPS) == 0, "two rows per warp and pass");
+static_assert(ATTNC_BP_NQ * 32 >= ATTNC_BP_KP && ATTNC_BP_NK * 32 >= ATTNC_BP_KP && ATTNC_BP_NV * 32 >= ATTNC_BP_VP &&
+              (!ATTNC_BP_DIAG || ATTNC_BP_NG * 32 >= ATTNC_BP_KP), "a role's slots cover its tile row");
+
+struct bp_roles {   // one row's roles, CG_LAYOUT_LANE slots; g: the floored log2 gate (per channel: slots)
+    float q[ATTNC_BP_NQ], k[ATTNC_BP_NK], v[ATTNC_BP_NV], g[ATTNC_BP_NG];
+    float beta;     // the delta rule's (0 on padding rows)
+};
+
+// Row r of the chunk (token t; `real`: inside the sequence) into registers: the roles WANT asks for (1 q,
+// 2 k, 4 v; 0 for the others), the floored log2 gate and beta; a padding row zero with gate 0.  t of a
+// padding row is any real token's (the generated code reads no per-token input there but the staged rows).
+template <int WANT>
+__device__ __forceinline__ void bp_role_regs(const attnc_bwd_params &p, int t, bool real, int h, int lane, int r,
+                                             const unsigned char *stage, bp_roles &x)
+{
+    float ig;
+    attnc_bwd_roles_regs<WANT | 8>(p, t, h, lane, x.q, x.k, x.v, x.g, x.beta, ig, stage, r);
+    (void)ig;
+    if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & 4))
+        if (lane == ATTNC_B_VO % 32)
+            x.v[ATTNC_B_VO / 32] = 1.f;   // the denominator's column of ones
+#pragma unroll
+    for (int s = 0; s < ATTNC_BP_NQ; s++)
+        x.q[s] = real ? x.q[s] : 0.f;
+#pragma unroll
+    for (int s = 0; s < ATTNC_BP_NK; s++)
+        x.k[s] = real ? x.k[s] : 0.f;
+#pragma unroll
+    for (int s = 0; s < ATTNC_BP_NV; s++)
+        x.v[s] = real ? x.v[s] : 0.f;
+#if ATTNC_BP_DIAG
+#pragma unroll
+    for (int s = 0; s < ATTNC_BP_NG; s++)   // per channel (0 past the gate's channels: fmaxf(0, floor))
+        x.g[s] = real ? fmaxf(x.g[s] * LOG2E, ATTNC_BP_LOG2_FLOOR) : 0.f;
+#else
+    x.g[0] = ATTNC_BP_GATED && real ? fmaxf(x.g[0] * LOG2E, ATTNC_BP_LOG2_FLOOR) : 0.f;
+#endif
+    x.beta = real ? x.beta : 0.f;
+}
+
+// Rows r0 and r0 + ATTNC_B_WARPS of the chunk from token c0 (nrows of them real) into x[0], x[1].
+template <int WANT>
+__device__ __forceinline__ void bp_role_rows2(const attnc_bwd_params &p, int c0, int nrows, int h, int lane, int r0,
+                                              const unsigned char *stage, bp_roles (&x)[2])
+{
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int r = r0 + i * ATTNC_B_WARPS;
+        bp_role_regs<WANT>(p, min(c0 + r, c0 + nrows - 1), r < nrows, h, lane, r, stage, x[i]);
+    }
+}
+
+// Their gates into g (per channel: row r's [LDG] row) and, where asked, betas into beta[r].
+__device__ __forceinline__ void bp_store_gates2(const bp_roles (&x)[2], int r0, float *g, float *beta, int lane)
+{
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int r = r0 + i * ATTNC_B_WARPS;
+#if ATTNC_BP_DIAG
+#pragma unroll
+        for (int s = 0; s < ATTNC_BP_NG; s++)
+            if (lane + 32 * s < ATTNC_BP_KP)
+                g[r * ATTNC_BP_LDG + lane + 32 * s] = x[i].g[s];
+#else
+        if (lane == 0)
+            g[r] = x[i].g[0];
+#endif
+        if (beta && lane == 0)
+            beta[r] = x[i].beta;
+    }
+}
+
+// Tile columns [0, W) of a row from a role's slots x: column c from slot s0 + c / 32 of lane c % 32 (0 past
+// the slots), rounded into hi and, with LO, the remainder into lo (bp_split).  s0 (v0 / 32 for a V slice at
+// v0) is a multiple of STEP below N, dispatched over its values here so that every slot index is a
+// constant: a runtime index would put the slots in local memory.
+template <int W, bool LO, int STEP = 1, int S0 = 0, int N>
+__device__ __forceinline__ void bp_regs_row(const float (&x)[N], int s0, elt *hi, elt *lo, int lane)
+{
+    if constexpr (S0 + STEP < N)
+        if (s0 != S0) {
+            bp_regs_row<W, LO, STEP, S0 + STEP>(x, s0, hi, lo, lane);
+            return;
+        }
+#pragma unroll
+    for (int j = 0; j < (W + 31) / 32; j++) {
+        const int s = S0 + j, c = lane + 32 * j;
+        const float y = s < N ? x[s < N ? s : 0] : 0.f;
+        if (c < W) {
+            elt eh, el;
+            bp_split(y, eh, el);
+            hi[c] = eh;
+            if constexpr (LO)
+                lo[c] = el;
+        }
+    }
+}
+
+// bp_copy_row of rows r0 and r0 + ATTNC_B_WARPS of a tile of row stride ld: both rows' loads, then both
+// stores.
+template <int W>
+__device__ __forceinline__ void bp_copy_rows2(const unsigned char *stage, int off, int len, int r0, int c_lo, int nrows,
+                                              elt *dst, int ld, int lane)
+{
+    bp_row_piece<W> pc[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+        bp_copy_load<W>(stage, off, len, r0 + i * ATTNC_B_WARPS, c_lo, r0 + i * ATTNC_B_WARPS < nrows, pc[i], lane);
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+        bp_copy_store<W>(pc[i], dst + (r0 + i * ATTNC_B_WARPS) * ld, lane);
+}
+
+// Tile rows r0 and r0 + ATTNC_B_WARPS (KP columns, row stride LDK) of the query or key role: its staged bf16
+// input rows as they are (STAGE >= 0), else the slots x[i] (the query's or the key's: QK 1 or 2) rounded.
+template <int STAGE, int QK>
+__device__ __forceinline__ void bp_qk_tile_rows2(const unsigned char *stage, const bp_roles (&x)[2], int r0, int nrows,
+                                                 elt *dst, int lane)
+{
+    if constexpr (STAGE >= 0) {
+        bp_copy_rows2<ATTNC_BP_KP>(stage, STAGE, ATTNC_B_K, r0, 0, nrows, dst, ATTNC_BP_LDK, lane);
+    } else {
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            elt *row = dst + (r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDK;
+            if constexpr (QK == 1)
+                bp_regs_row<ATTNC_BP_KP, false>(x[i].q, 0, row, row, lane);
+            else
+                bp_regs_row<ATTNC_BP_KP, false>(x[i].k, 0, row, row, lane);
+        }
+    }
+}
+
+// The walks' Kd = K e^{b_L - b} (KD) or Qg = Q e^{b} in place over the tile X [C][LDK], each element rounded
+// once more to the tile type (attnc_float_to_elt(attnc_elt_to_float(x) * f)); one thread per 8 consecutive
+// columns of a row (one 16-byte load and store of 16-bit tiles), the row's factor formed once (per column
+// with per-channel gates).  g: the chunk-local sums b.
+template <bool KD>
+__device__ __forceinline__ void bp_scale_rows(elt *X, const float *g)
+{
+    constexpr int ROW = ATTNC_BP_KP / 8;
+    for (int i = threadIdx.x; i < ATTNC_BP_C * ROW; i += ATTNC_B_THREADS) {
+        const int r = i / ROW, c = i % ROW * 8;
+        float x[8];
+        ld8(x, X + r * ATTNC_BP_LDK + c);
+#if ATTNC_BP_DIAG
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            x[e] *= KD ? bp_dec(BP_B(g, ATTNC_BP_C - 1, c + e) - BP_B(g, r, c + e)) : bp_dec(BP_B(g, r, c + e));
+#else
+        const float f = KD ? bp_dec(g[ATTNC_BP_C - 1] - g[r]) : bp_dec(g[r]);
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            x[e] *= f;
+#endif
+        st8(X + r * ATTNC_BP_LDK + c, x);
     }
 }
 
@@ -352,6 +549,30 @@ __device__ __forceinline__ float bp_staged_dout(const unsigned char *st, int r, 
         return ((const float *)st)[r * W + c];
     else
         return attnc_load<ATTNC_OUT_DTYPE>(st, (size_t)r * W + c);
+}
+
+// The reverse walks' dO slice rows r0 and r0 + ATTNC_B_WARPS, two rows per pass (bp_roles): columns lane + 32 j
+// read into registers with the pass's other reads, then written into the tile Y [C][LDS], rounded.
+#define ATTNC_BP_NY ((ATTNC_BP_VS + 31) / 32)
+__device__ __forceinline__ void bp_dout_load2(const unsigned char *dstage, int r0, int v0, int nrows, int lane,
+                                              float (&dy)[2][ATTNC_BP_NY])
+{
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < ATTNC_BP_NY; j++)
+            dy[i][j] = lane + 32 * j < ATTNC_BP_VS
+                           ? bp_staged_dout<ATTNC_BP_VS>(dstage, r0 + i * ATTNC_B_WARPS, v0, lane + 32 * j, nrows)
+                           : 0.f;
+}
+__device__ __forceinline__ void bp_dout_store2(const float (&dy)[2][ATTNC_BP_NY], elt *Y, int r0, int lane)
+{
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < ATTNC_BP_NY; j++)
+            if (lane + 32 * j < ATTNC_BP_VS)
+                Y[(r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDS + lane + 32 * j] = attnc_float_to_elt(dy[i][j]);
 }
 
 // Sequence n's chunk of slot `slot`: false when no chunk has the slot.
@@ -531,7 +752,7 @@ struct attnc_bp_walk_layout {   // offsets in bytes
     static constexpr unsigned y = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);          // V or dO slice [C][LDS]
     static constexpr unsigned ylo = y + ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt);        // V's remainder
     static constexpr unsigned g = ylo + (ATTNC_BP_VLO ? ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt) : 0);   // b [C]
-    static constexpr unsigned stg = g + ATTNC_BP_C * (ATTNC_BP_DIAG ? ATTNC_BP_LDG : 1) * 4;   // role rows, per warp
+    static constexpr unsigned stg = g + ATTNC_BP_C * (ATTNC_BP_DIAG ? ATTNC_BP_LDG : 1) * 4;   // role rows, per warp (!REGS)
     static constexpr unsigned stage = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;           // the chunk's input rows
     static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                    // its dO slice [C][VS]
     static constexpr unsigned bytes = dstage + ATTNC_BP_C * ATTNC_BP_VS * ATTNC_BP_DO_ES;
@@ -565,7 +786,10 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     // inputs as stored (those are copied from the staged rows: XSTAGE, ATTNC_BP_V_STAGE)
     constexpr int XSTAGE = REV ? ATTNC_BP_Q_STAGE : ATTNC_BP_K_STAGE;
     constexpr int WANT = REV ? (XSTAGE < 0 ? 1 : 0) : (XSTAGE < 0 ? 2 : 0) | (ATTNC_BP_V_STAGE < 0 ? 4 : 0);
-    bp_zero_roles(stg, lane);
+    // the rows in registers (bp_roles) unless the forward walk forms a V slice whose columns are not its lanes'
+    constexpr bool REGS = REV || ATTNC_BP_V_STAGE >= 0 || ATTNC_BP_VS % 32 == 0 || ATTNC_BP_VS == ATTNC_BP_VP;
+    if constexpr (!REGS)
+        bp_zero_roles(stg, lane);
     const int nchunks = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
     if (nchunks > 0)
         bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage);
@@ -575,22 +799,42 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         attnc_stage_wait();
         __syncthreads();
         // the chunk's rows: k and the V slice (forward), q and the dO slice (reverse), the log2 gates
-        for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
-            bp_role_row<WANT>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
-            bp_qk_tile_row<XSTAGE>(stage, REV ? stg : stg + ATTNC_BP_KP, r, r < nrows, X + r * ATTNC_BP_LDK, lane);
-            if constexpr (!REV && ATTNC_BP_V_STAGE >= 0) {
-                bp_copy_row<ATTNC_BP_VS>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r, v0, r < nrows, Y + r * ATTNC_BP_LDS, lane);
-            } else {
+        if constexpr (REGS) {   // two rows per warp and pass, in registers (bp_roles)
+            for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {
+                bp_roles x[2];
+                bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
+                float dy[2][ATTNC_BP_NY];   // reverse: the dO slice, read before the stores
+                if constexpr (REV)
+                    bp_dout_load2(dstage, r0, v0, nrows, lane, dy);
+                bp_qk_tile_rows2<XSTAGE, REV ? 1 : 2>(stage, x, r0, nrows, X, lane);
+                if constexpr (!REV && ATTNC_BP_V_STAGE >= 0)
+                    bp_copy_rows2<ATTNC_BP_VS>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, v0, nrows, Y, ATTNC_BP_LDS, lane);
+                bp_store_gates2(x, r0, g, nullptr, lane);
+                if constexpr (REV)
+                    bp_dout_store2(dy, Y, r0, lane);
+                else if constexpr (ATTNC_BP_V_STAGE < 0)
+#pragma unroll
+                    for (int i = 0; i < 2; i++) {
+                        // one slice: v0 is 0; else v0 / 32 a multiple of VS / 32
+                        constexpr bool ONE = ATTNC_BP_VS == ATTNC_BP_VP;
+                        const int r = r0 + i * ATTNC_B_WARPS;
+                        bp_regs_row<ATTNC_BP_VS, ATTNC_BP_VLO, ONE ? ATTNC_BP_NV : ATTNC_BP_VS / 32>(
+                            x[i].v, ONE ? 0 : v0 / 32, Y + r * ATTNC_BP_LDS, Ylo + r * ATTNC_BP_LDS, lane);
+                    }
+            }
+        } else {   // a V slice at a v0 not a multiple of 32: its columns' channels are other lanes' (the role row)
+            for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
+                bp_role_row<WANT>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
+                bp_qk_tile_row<XSTAGE>(stage, REV ? stg : stg + ATTNC_BP_KP, r, r < nrows, X + r * ATTNC_BP_LDK, lane);
                 for (int c = lane; c < ATTNC_BP_VS; c += 32) {
-                    const float y = REV ? bp_staged_dout<ATTNC_BP_VS>(dstage, r, v0, c, nrows) : stg[2 * ATTNC_BP_KP + v0 + c];
                     elt hi, lo;
-                    bp_split(y, hi, lo);
+                    bp_split(stg[2 * ATTNC_BP_KP + v0 + c], hi, lo);
                     Y[r * ATTNC_BP_LDS + c] = hi;
-                    if constexpr (!REV && ATTNC_BP_VLO)
+                    if constexpr (ATTNC_BP_VLO)
                         Ylo[r * ATTNC_BP_LDS + c] = lo;
                 }
+                __syncwarp();
             }
-            __syncwarp();
         }
         __syncthreads();
         if (it + 1 < nchunks)   // the next chunk's rows arrive while this one is used
@@ -606,11 +850,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         // Kd = K e^{b_L - b} (forward) or Qg = Q e^{b} (reverse), rounded once more to the tile type (per
         // channel with a vector gate)
         if constexpr (ATTNC_BP_GATED) {
-            for (int i = tid; i < ATTNC_BP_C * ATTNC_BP_KP; i += ATTNC_B_THREADS) {
-                const int r = i / ATTNC_BP_KP, c = i % ATTNC_BP_KP;
-                const float f = REV ? bp_dec(BP_B(g, r, c)) : bp_dec(BP_B(g, ATTNC_BP_C - 1, c) - BP_B(g, r, c));
-                X[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(X[r * ATTNC_BP_LDK + c]) * f);
-            }
+            bp_scale_rows<!REV>(X, g);
             __syncthreads();
         }
         // this chunk's incoming state (forward: S_in; reverse: dS_out) as an image, then the update
@@ -679,7 +919,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned plo = p + CC;
     static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = dP (masked j <= r) hi
     static constexpr unsigned alo = a + CC;
-    static constexpr unsigned m = alo + (ATTNC_BP_LO ? CC : 0);                // the rows' staging
+    static constexpr unsigned m = alo + (ATTNC_BP_LO ? CC : 0);                // E_d's partials (the role rows are in registers); as passes/grad.c sizes it
     static constexpr unsigned g = m + ATTNC_B_WARPS * ATTNC_BP_STG * 4;        // b [C][LDG]
     static constexpr unsigned z = g + ATTNC_BP_C * ATTNC_BP_LDG * 4;           // Z, then Kd [C][LDK]
     static constexpr unsigned eb = z + CK;                                     // E_d = e^{b_Ld} <S_in, dS_out>_d [KP]
@@ -719,8 +959,8 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned eq = g + ATTNC_BP_C * 4;                         // q_r . dq_inter_r partials [8][C]
     static constexpr unsigned ek = eq + 8 * ATTNC_BP_C * 4;                    // k_j . dk_inter_j partials [8][C]
     static constexpr unsigned red = ek + 8 * ATTNC_BP_C * 4;                   // block sums [THREADS]
-    // the chunk's staged input rows over S, P and A (not yet in use while the rows are formed; the role
-    // rows go through M) where they fit before M, else after everything
+    // the chunk's staged input rows over S, P and A (not yet in use while the rows are formed, in registers:
+    // M's room for role rows is the size passes/grad.c gives) where they fit before M, else after everything
     static constexpr unsigned stage = s + ATTNC_BP_STAGE_BYTES <= m ? s : red + ATTNC_B_THREADS * 4;
     static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
@@ -733,17 +973,16 @@ static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 1
 
 // The chunk's rows into the tiles (q, k, v (+ lo), dO (reverse kernels) and log2 gates; the delta rule's v:
 // U_hat of chunk `slot`, which its forward walk wrote into ws_u), once the copies
-// of the chunk's input rows (attnc_bwd_stage_issue into L::stage) have landed, through the role rows at
-// `stg_base` (ATTNC_B_WARPS rows of ATTNC_BP_STG floats); dO straight from global memory, every element
-// an independent load.
+// of the chunk's input rows (attnc_bwd_stage_issue into L::stage) have landed, two rows per warp and pass
+// through registers (bp_roles); dO straight from global memory, every element an independent load.
 __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, int nrows, int h, unsigned char *bsm,
-                                             float *stg_base, bool with_dout, int slot = 0)
+                                             bool with_dout, int slot = 0)
 {
     using L = attnc_bp_chunk_layout;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     elt *Q = (elt *)(bsm + L::q), *K = (elt *)(bsm + L::k), *V = (elt *)(bsm + L::v), *Vlo = (elt *)(bsm + L::vlo);
     elt *D = (elt *)(bsm + L::dout);
-    float *g = (float *)(bsm + L::g), *stg = stg_base + warp * ATTNC_BP_STG;
+    float *g = (float *)(bsm + L::g);
     const unsigned char *stage = bsm + L::stage;
     if (with_dout) {
         if constexpr (ATTNC_B_NORM == ATTNC_BP_NORM_NONE && ATTNC_OUT_DTYPE == ATTNC_DT_BF16 && !ATTNC_SPLIT &&
@@ -771,32 +1010,34 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
             }
         }
     }
-    bp_zero_roles(stg, lane);
     attnc_stage_wait();
     __syncthreads();
-    for (int r = warp; r < ATTNC_BP_C; r += ATTNC_B_WARPS) {
-        constexpr int WANT = (ATTNC_BP_Q_STAGE < 0 ? 1 : 0) | (ATTNC_BP_K_STAGE < 0 ? 2 : 0) |
-                             (ATTNC_BP_V_STAGE < 0 && !ATTNC_BP_DELTA ? 4 : 0);
-        bp_role_row<WANT>(p, c0 + r, r < nrows, h, lane, stg, g, r, stage);
-        bp_qk_tile_row<ATTNC_BP_Q_STAGE>(stage, stg, r, r < nrows, Q + r * ATTNC_BP_LDK, lane);
-        bp_qk_tile_row<ATTNC_BP_K_STAGE>(stage, stg + ATTNC_BP_KP, r, r < nrows, K + r * ATTNC_BP_LDK, lane);
+    constexpr int WANT = (ATTNC_BP_Q_STAGE < 0 ? 1 : 0) | (ATTNC_BP_K_STAGE < 0 ? 2 : 0) |
+                         (ATTNC_BP_V_STAGE < 0 && !ATTNC_BP_DELTA ? 4 : 0);
+    for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
+        bp_roles x[2];
+        bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
+        bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, 1>(stage, x, r0, nrows, Q, lane);
+        bp_qk_tile_rows2<ATTNC_BP_K_STAGE, 2>(stage, x, r0, nrows, K, lane);
         if constexpr (ATTNC_BP_DELTA) {   // the delta rule: U_hat (the forward walk's, ws_u) for V
             const elt *uh = (const elt *)p.ws_u + ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
-            for (int c = lane * 8; c < ATTNC_BP_VP; c += 256)
-                *reinterpret_cast<attnc_u4 *>(V + r * ATTNC_BP_LDV + c) =
-                    *reinterpret_cast<const attnc_u4 *>(uh + (size_t)r * ATTNC_BP_VP + c);
-        } else if constexpr (ATTNC_BP_V_STAGE >= 0) {
-            bp_copy_row<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r, 0, r < nrows, V + r * ATTNC_BP_LDV, lane);
-        } else {
-            for (int c = lane; c < ATTNC_BP_VP; c += 32) {
-                elt hi, lo;
-                bp_split(stg[2 * ATTNC_BP_KP + c], hi, lo);
-                V[r * ATTNC_BP_LDV + c] = hi;
-                if constexpr (ATTNC_BP_VLO)
-                    Vlo[r * ATTNC_BP_LDV + c] = lo;
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                const int r = r0 + i * ATTNC_B_WARPS;
+                for (int c = lane * 8; c < ATTNC_BP_VP; c += 256)
+                    *reinterpret_cast<attnc_u4 *>(V + r * ATTNC_BP_LDV + c) =
+                        *reinterpret_cast<const attnc_u4 *>(uh + (size_t)r * ATTNC_BP_VP + c);
             }
+        } else if constexpr (ATTNC_BP_V_STAGE >= 0) {
+            bp_copy_rows2<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, 0, nrows, V, ATTNC_BP_LDV, lane);
         }
-        __syncwarp();
+        bp_store_gates2(x, r0, g, nullptr, lane);
+        if constexpr (!ATTNC_BP_DELTA && ATTNC_BP_V_STAGE < 0)
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                const int r = r0 + i * ATTNC_B_WARPS;
+                bp_regs_row<ATTNC_BP_VP, ATTNC_BP_VLO>(x[i].v, 0, V + r * ATTNC_BP_LDV, Vlo + r * ATTNC_BP_LDV, lane);
+            }
     }
 }
 
@@ -1039,7 +1280,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_img_regs img;
     bp_image_issue(img_in, img);    // in flight while the rows are formed
-    bp_load_rows(p, c0, nrows, h, bsm, M, true, slot);
+    bp_load_rows(p, c0, nrows, h, bsm, true, slot);
     __syncthreads();   // the staged rows (over S) are read
     bp_image_finish<false>(img, S, Slo);
     bp_image_issue(img_out, img);   // in flight through the scores and dq
@@ -1223,7 +1464,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
     bp_img_regs img;
     bp_image_issue(img_in, img);    // in flight while the rows are formed
-    bp_load_rows(p, c0, nrows, h, bsm, (float *)(bsm + L::m), true);
+    bp_load_rows(p, c0, nrows, h, bsm, true);
     __syncthreads();   // the staged rows (over S) are read
     bp_image_finish<false>(img, S, Slo);
     bp_image_issue(img_out, img);   // in flight through P, A and dq
@@ -1231,9 +1472,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     bp_scan_diag(g);
     __syncthreads();
     // E_d: row d of <S_in, dS_out> times e^{b_Ld}: where the tiles hold the images exactly (hi + lo, or fp32),
-    // from S_in's tiles as dS_out's image replaces them (bp_load_image's per-piece partials, in the role rows'
-    // region, free once the rows are formed); else here, one warp per row from global memory (the images read
-    // twice: 28 % of gla's chunk kernel in ncu, every load a long scoreboard wait)
+    // from S_in's tiles as dS_out's image replaces them (bp_image_finish's per-piece partials, in L::m, the
+    // region the role rows had before they moved to registers); else here, one warp per row from global memory
+    // (the images read twice: 28 % of gla's chunk kernel in ncu, every load a long scoreboard wait)
     constexpr bool ED_TILES = (ATTNC_BP_SLO || !ATTNC_BP_LO) &&
                               ATTNC_BP_KP * ATTNC_BP_IMG_PIECES <= ATTNC_B_WARPS * ATTNC_BP_STG;
     float *ed_part = (float *)(bsm + L::m);
@@ -1467,7 +1708,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
     elt *S = (elt *)(bsm + L::s), *Slo = (elt *)(bsm + L::slo);
     float *X = (float *)(bsm + L::m), *g = (float *)(bsm + L::g);
     attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
-    bp_load_rows(p, c0, nrows, h, bsm, X, false);
+    bp_load_rows(p, c0, nrows, h, bsm, false);
     __syncthreads();   // the staged rows (over S) are read
     bp_load_image<false>((const unsigned char *)p.ws_sin + bp_image(slot, h), S, Slo);
     __syncthreads();

@@ -113,7 +113,7 @@ __device__ __forceinline__ void attnc_stage_wait()
 
 // Element i of an input tensor (the generated value DAGs' loads): a read-only global load (ld.global.nc),
 // which also tells the compiler that it cannot alias the shared-memory stores around it, so the loads of
-// several tokens' rows may be in flight together (bp_role_rows).  Inputs are never written by a kernel.
+// several tokens' rows may be in flight together (bp_role_rows2).  Inputs are never written by a kernel.
 template <int DT>
 __device__ __forceinline__ float attnc_load_in(const void *base, size_t i)
 {
