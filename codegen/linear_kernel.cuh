@@ -38,9 +38,6 @@
 #define ATTNC_LDK (ATTNC_KP + 8)           // row strides (elements) with 16 bytes of padding: ldmatrix
 #define ATTNC_LDV (ATTNC_BV + 8)           // rows then fall in different banks
 #define ATTNC_LDC (ATTNC_C + 8)
-#ifndef ATTNC_PRO_ROWS
-#define ATTNC_PRO_ROWS 2   // tokens a warp's prologue pass evaluates together (below)
-#endif
 #define ATTNC_LDF (ATTNC_C + 1)
 
 // Generated after this text: the roles of token t (t < 0: a padding row) for output head h into row r of
