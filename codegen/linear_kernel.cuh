@@ -378,10 +378,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         // ---- 1. prologue --------------------------------------------------------------------------
         attnc_stage_wait();
         __syncthreads();
-        // ATTNC_PRO_ROWS tokens per warp and pass, all evaluated into registers before any is stored: one
-        // token's value DAG is a chain of dependent loads and MUFU ops, and the compiler can interleave
-        // chains only when no shared-memory store lies between them (a warp forming one row at a time
-        // spent 39 % of mamba2's forward waiting on them, ncu on the H200)
+        // ATTNC_PRO_ROWS tokens per warp and pass (codegen/cuda.c's prologue_rows), all evaluated into
+        // registers before any is stored: one token's value DAG is a chain of dependent loads and MUFU ops,
+        // and the compiler can interleave chains only when no shared-memory store lies between them (a warp
+        // forming one row at a time spent 39 % of mamba2's forward waiting on them, ncu on the H200)
         for (int base = 0; base < ATTNC_C; base += ATTNC_PRO_ROWS * ATTNC_WARPS) {
             attnc_row rows[ATTNC_PRO_ROWS];
 #pragma unroll
