@@ -254,12 +254,15 @@ static unsigned min_blocks(unsigned smem_bytes, unsigned threads)
     return n ? n : 1;
 }
 
-/* Tokens a warp's prologue pass evaluates together (linear_kernel.cuh): four with bf16 tiles (1-3 % faster
- * forwards than two on the H200 for the five benchmarked ops, no spills), two with fp16 and fp32 tiles, whose
- * larger kernels (gla, lightning, based, retnet, transnormer) spill more registers with four. */
-static unsigned prologue_rows(const ir_module *m)
+/* Tokens a warp's prologue pass evaluates together (linear_kernel.cuh): four with bf16 tiles where a token's
+ * roles fill at most 16 slots a lane (1-3 % faster forwards than two on the H200 for the five benchmarked
+ * ops, K = V = 128, no spills), else two: fp16 and fp32 tiles (gla, lightning, based, retnet, transnormer
+ * spill more registers with four) and wider rows (K = 96 / V = 192 with LayerNorm spilled 64 bytes). */
+static unsigned prologue_rows(const gen *g)
 {
-    return m->plan.operands == IR_OPERANDS_BF16 ? 4 : 2;
+    unsigned slots = row_slots(g, fed(g, IR_ROLE_QUERY)) + row_slots(g, fed(g, IR_ROLE_KEY)) +
+                     row_slots(g, fed(g, IR_ROLE_VALUE)) + gate_slots(g);
+    return g->m->plan.operands == IR_OPERANDS_BF16 && slots <= 16 ? 4 : 2;
 }
 
 static bool emit_linear(gen *g)
@@ -286,7 +289,7 @@ static bool emit_linear(gen *g)
     attnc_buf_printf(b, "\n#define ATTNC_CAUSAL %d\n#define ATTNC_GROUPED %d\n#define ATTNC_STATE_IN %d\n#define ATTNC_STATE_OUT %d\n"
                         "#define ATTNC_SMEM_BYTES %u\n#define ATTNC_MIN_BLOCKS %u\n#define ATTNC_PRO_ROWS %u\n",
                      m->mask == IR_MASK_CAUSAL, (p->schedules & IR_SCHED_GROUPED) != 0, m->state_in, m->state_out, smem,
-                     min_blocks(smem + g->stage_bytes, p->warps * 32), prologue_rows(m));
+                     min_blocks(smem + g->stage_bytes, p->warps * 32), prologue_rows(g));
     emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
