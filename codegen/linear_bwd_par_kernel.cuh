@@ -127,11 +127,12 @@ __device__ __forceinline__ void bp_frag_b(frag &b, const elt *B, int ldb, int n0
         load_b_nk(b, B, ldb, n0, k, lane);
 }
 
-// acc (16 rows from m0, 8 NT columns from n0) += A (16 x [k0, k1)) B.  A: row-major [m][k] tile, or
-// (AT) stored [k][m]; B: stored [k][n] (BKN) or [n][k].
-template <int NT, bool AT, bool BKN>
+// acc (16 rows from m0, 8 NT columns from n0) += A (16 x [k0, k1)) B, and with LO A Blo too (B's lo tile, each
+// A fragment loaded once).  A: row-major [m][k] tile, or (AT) stored [k][m]; B, Blo: stored [k][n] (BKN) or
+// [n][k].
+template <int NT, bool AT, bool BKN, bool LO = false>
 __device__ __forceinline__ void bp_mma(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, int ldb, int n0,
-                                       int k0, int k1, int lane)
+                                       int k0, int k1, int lane, const elt *Blo = nullptr)
 {
     for (int k = k0; k < k1; k += 16) {
         frag a;
@@ -142,35 +143,21 @@ __device__ __forceinline__ void bp_mma(float (*acc)[4], const elt *A, int lda, i
             bp_frag_b<BKN>(b, B, ldb, n0 + nt * 8, k, lane);
             mma(acc[nt], a, b, 0);
             mma(acc[nt + 1], a, b, 1);
+            if constexpr (LO) {
+                bp_frag_b<BKN>(b, Blo, ldb, n0 + nt * 8, k, lane);
+                mma(acc[nt], a, b, 0);
+                mma(acc[nt + 1], a, b, 1);
+            }
         }
     }
 }
 
-// The same with B's hi and lo tiles (the state images with ATTNC_BP_SLO), each A fragment loaded once:
-// acc += A (B + Blo); else A B.
+// A product with a state image: acc += A (B + Blo) where the images carry lo tiles (ATTNC_BP_SLO), else A B.
 template <int NT, bool AT, bool BKN>
 __device__ __forceinline__ void bp_mma_s(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, const elt *Blo,
                                          int ldb, int n0, int k0, int k1, int lane)
 {
-#if ATTNC_BP_SLO
-    for (int k = k0; k < k1; k += 16) {
-        frag a;
-        bp_frag_a<AT>(a, A, lda, m0, k, lane);
-#pragma unroll
-        for (int nt = 0; nt < NT; nt += 2) {
-            frag b;
-            bp_frag_b<BKN>(b, B, ldb, n0 + nt * 8, k, lane);
-            mma(acc[nt], a, b, 0);
-            mma(acc[nt + 1], a, b, 1);
-            bp_frag_b<BKN>(b, Blo, ldb, n0 + nt * 8, k, lane);
-            mma(acc[nt], a, b, 0);
-            mma(acc[nt + 1], a, b, 1);
-        }
-    }
-#else
-    (void)Blo;
-    bp_mma<NT, AT, BKN>(acc, A, lda, m0, B, ldb, n0, k0, k1, lane);
-#endif
+    bp_mma<NT, AT, BKN, ATTNC_BP_SLO>(acc, A, lda, m0, B, ldb, n0, k0, k1, lane, Blo);
 }
 
 template <int NT>
@@ -1158,12 +1145,12 @@ __device__ __forceinline__ float bp_image_finish(const bp_img_regs &r, elt *S, e
 }
 
 // Both at once: every load issued before the first is used.
-template <bool DOT, bool LO = ATTNC_BP_SLO, bool ROWS = false>
-__device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S, elt *Slo, float *rowpart = nullptr)
+template <bool DOT, bool LO = ATTNC_BP_SLO>
+__device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S, elt *Slo)
 {
     bp_img_regs r;
     bp_image_issue(img, r);
-    return bp_image_finish<DOT, LO, ROWS>(r, S, Slo, rowpart);
+    return bp_image_finish<DOT, LO>(r, S, Slo);
 }
 
 // P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and M_rj = (dO_r . v_j) P_rj
