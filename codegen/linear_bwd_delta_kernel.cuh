@@ -182,19 +182,18 @@ struct attnc_bd_wy_layout {   // offsets in bytes
     static constexpr unsigned g = v + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);            // b [C]
     static constexpr unsigned beta = g + ATTNC_BP_C * 4;                                  // beta [C]
     static constexpr unsigned t = beta + ATTNC_BP_C * 4;                                  // T [C][C+1] fp32
-    // one region: the staged input rows and role rows, then E and the solve's left factors
+    // one region: the staged input rows, then E and the solve's left factors
     static constexpr unsigned stage = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;
-    static constexpr unsigned stg = stage + ATTNC_BP_STAGE_BYTES;                         // unused (role rows in registers)
     static constexpr unsigned e = stage;                                                 // E [C][C+1] fp32
     static constexpr unsigned wh = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b): hi, lo
     static constexpr unsigned wl = wh + CC;
     static constexpr unsigned uh = wl + CC;                                              // T diag(beta): hi, lo
     static constexpr unsigned ul = uh + CC;
-    static constexpr unsigned end_a = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4, end_b = ul + CC;
+    static constexpr unsigned end_a = stage + ATTNC_BP_STAGE_BYTES, end_b = ul + CC;
     static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
 };
 static_assert(attnc_bd_wy_layout::v % 16 == 0 && attnc_bd_wy_layout::t % 16 == 0 && attnc_bd_wy_layout::stage % 16 == 0 &&
-              attnc_bd_wy_layout::stg % 16 == 0 && attnc_bd_wy_layout::wh % 16 == 0 && attnc_bd_wy_layout::CC % 16 == 0 &&
+              attnc_bd_wy_layout::wh % 16 == 0 && attnc_bd_wy_layout::CC % 16 == 0 &&
               4 * attnc_bd_wy_layout::CC >= (ATTNC_BP_C / 16) * 256 * 4, "16-byte tiles; the solve's scratch");
 
 // acc (rows m0.., NT n-tiles from n0) = (hi + lo) X over the causal range of a lower-triangular C x C
@@ -282,8 +281,7 @@ struct attnc_bd_walk_layout {   // offsets in bytes; the forward walk uses x, w,
     static constexpr unsigned plo = p + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
     static constexpr unsigned s = plo + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);          // the state image [KP][LDS]
     static constexpr unsigned g = s + ATTNC_BP_KP * ATTNC_BP_LDS * sizeof(elt);           // b [C]
-    static constexpr unsigned stg = g + ATTNC_BP_C * 4;                                   // unused (role rows in registers)
-    static constexpr unsigned stage = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;             // the chunk's input rows
+    static constexpr unsigned stage = g + ATTNC_BP_C * 4;                                 // the chunk's input rows
     static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][VS]
     static constexpr unsigned bytes = dstage + ATTNC_BP_C * ATTNC_BP_VS * ATTNC_BP_DO_ES;
 };
@@ -459,7 +457,7 @@ struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned dth = tl + CC;                                              // dT hi, lo
     static constexpr unsigned dtl = dth + CC;
     static constexpr unsigned red = dtl + CC;                                             // row sums [8][C] x 2, [4][C]
-    // one region: first the staged input rows and role rows, then S_in's image, dU_hat and dW (hi, lo);
+    // one region: first the staged input rows, then S_in's image, dU_hat and dW (hi, lo);
     // X = T^T dT (hi, lo) over the image once dW is formed, F (hi, lo) over dU_hat once dT and Y are, each
     // where it fits (K >= C, V >= C), else after the region (passes/grad.c's grad_bd_adj_smem: the same sums)
     static constexpr unsigned s = red + 20 * ATTNC_BP_C * 4;                              // S_in [KP][LDV]
@@ -472,15 +470,14 @@ struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned xh = x_in_s ? s : end0, xl = xh + CC;
     static constexpr unsigned fh = f_in_du ? duh : end0 + (x_in_s ? 0 : 2 * CC), fl = fh + CC;
     static constexpr unsigned stage = s;
-    static constexpr unsigned stg = stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned end_a = end0 + (x_in_s ? 0 : 2 * CC) + (f_in_du ? 0 : 2 * CC);
-    static constexpr unsigned end_b = stg + ATTNC_B_WARPS * ATTNC_BP_STG * 4;
+    static constexpr unsigned end_b = stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
 };
 static_assert(attnc_bd_adj_layout::v % 16 == 0 && attnc_bd_adj_layout::e % 16 == 0 && attnc_bd_adj_layout::th % 16 == 0 &&
               attnc_bd_adj_layout::CC % 16 == 0 && attnc_bd_adj_layout::s % 16 == 0 && attnc_bd_adj_layout::duh % 16 == 0 &&
               attnc_bd_adj_layout::dul % 16 == 0 && attnc_bd_adj_layout::dwh % 16 == 0 && attnc_bd_adj_layout::dwl % 16 == 0 &&
-              attnc_bd_adj_layout::stg % 16 == 0 && attnc_bd_adj_layout::xh % 16 == 0 && attnc_bd_adj_layout::fh % 16 == 0,
+              attnc_bd_adj_layout::xh % 16 == 0 && attnc_bd_adj_layout::fh % 16 == 0,
               "16-byte tiles");
 static_assert(4 * attnc_bd_adj_layout::CC >= (ATTNC_BP_C / 16) * 256 * 4, "the solve's scratch over T's and dT's tiles");
 

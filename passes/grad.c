@@ -434,24 +434,20 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
 }
 
 /* The delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): its three layouts' byte sums,
- * 16-bit tiles.  stg: the warps' role rows; `stage` the staged input rows, do_bytes dO's slice beside them. */
-static unsigned bd_stg(uint32_t KP, uint32_t VP)
-{
-    return BP_WARPS * (2 * KP + VP + 8) * 4;
-}
+ * 16-bit tiles (the role rows are in registers: no room for them).  `stage` the staged input rows, do_bytes
+ * dO's slice beside them. */
 
 unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
 {
     unsigned region = C * (C + 1) * 4 + 4 * C * (C + 8) * 2;   /* E and the left factors, over the staged rows */
-    if (stage + bd_stg(KP, VP) > region)
-        region = stage + bd_stg(KP, VP);
+    if (stage > region)
+        region = stage;
     return C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + C * (C + 1) * 4 + region;
 }
 
-unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, unsigned stage, unsigned do_bytes)
+unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage, unsigned do_bytes)
 {
-    return 3 * C * (KP + 8) * 2 + 2 * C * (VS + 8) * 2 + 2 * C * (C + 8) * 2 + KP * (VS + 8) * 2 + C * 4 + bd_stg(KP, VP) +
-           stage + do_bytes;
+    return 3 * C * (KP + 8) * 2 + 2 * C * (VS + 8) * 2 + 2 * C * (C + 8) * 2 + KP * (VS + 8) * 2 + C * 4 + stage + do_bytes;
 }
 
 unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
@@ -460,7 +456,7 @@ unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
     unsigned cc2 = 2 * C * (C + 8) * 2;   /* X or F, hi and lo: over the image / dU_hat where they fit, else after */
     unsigned end_a = s + KP * (VP + 8) * 2 + 2 * C * (VP + 8) * 2 + 2 * C * (KP + 8) * 2;
     end_a += (cc2 <= KP * (VP + 8) * 2 ? 0 : cc2) + (cc2 <= 2 * C * (VP + 8) * 2 ? 0 : cc2);
-    unsigned end_b = s + stage + bd_stg(KP, VP);
+    unsigned end_b = s + stage;
     return end_a > end_b ? end_a : end_b;
 }
 
@@ -538,7 +534,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
     uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16, do_es = ir_dtype_bytes(m->out_dtype);
     for (uint32_t C = 64; C >= 16; C /= 2) {
         unsigned stage = plan_stage(m, gp, C);
-        unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, VP, stage, C * VP * do_es);
+        unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, stage, C * VP * do_es);
         /* the chunk kernel holds the states as hi + lo tiles where they fit (bp_slo, as the additive schedule) */
         bool slo = grad_bp_chunk_smem(C, KP, VP, false, false, true, false, false, stage) <= GRAD_MAX_SMEM;
         unsigned adj = grad_bd_adj_smem(C, KP, VP, stage), chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, false, false, stage);
