@@ -4,7 +4,8 @@
  * C/16 row groups, one warp each; a V slice of v_tile columns is one CTA's share of the state (K x
  * v_tile fp32 accumulators spread over the CTA's warps).  Choices:
  *   - K is padded to a multiple of 16 (the mma reduction step); padded channels are zero;
- *   - V is split into 64-column slices where it divides, for parallelism (B*H*V/64 CTAs; for the delta
+ *   - all of V in one CTA of 8 warps where the state fits their registers (below); else V is split into
+ *     64-column slices where it divides, for parallelism (B*H*V/64 CTAs; for the delta
  *     family too, since only K must stay whole there: algorithms.md 6, "Head dimensions"); RMS and
  *     LayerNorm outputs need whole rows, so their slice is all of V and extra column groups of warps
  *     share the columns; other slices get two column groups of warps (8 warps for a 64-row chunk);
@@ -33,6 +34,16 @@ static uint32_t state_regs(uint32_t k_pad, uint32_t v_tile, uint32_t warps, uint
 {
     uint32_t mtiles = k_pad / 16, group_warps = warps / groups;
     return (mtiles + group_warps - 1) / group_warps * (v_tile / 8 / groups) * 4;
+}
+
+/* Whether a CTA of 8 warps takes all of V (see pass_tile): the state's accumulators fit (at most 64 a
+ * thread), the columns split into 8 / rows groups of 8, and not KDA's class (per-channel gates and the
+ * delta rule). */
+static bool whole_v(const ir_plan *p, ir_shape sh)
+{
+    uint32_t rows = (p->chunk > 32 && (p->transition == IR_TR_DIAG || p->stabilized) ? 32 : p->chunk) / 16;
+    return !(p->transition == IR_TR_DIAG && p->householder) && sh.V % (64 / rows) == 0 &&
+           state_regs(p->k_pad, sh.V, 8, 1) <= MAX_STATE_REGS;
 }
 
 /* Column groups for norms over whole rows (the slice is all of V): the count whose estimate of live
@@ -144,6 +155,24 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
     if (whole_rows) {
         p->v_tile = sh.V;
         p->col_groups = whole_row_groups(p->k_pad, sh.V, rows);
+    } else if (whole_v(p, sh)) {
+        /* All of V in one CTA of 8 warps (8 / rows column groups) where its state fits their registers
+         * (K = V = 128): each token's roles, decayed keys and factors are formed once, not once per V
+         * slice.  On the H200 (bench/bench.py --no-backward, B T = 65536, H = 16, 2026-11-30): mamba2 at
+         * chunk 64 1.098 -> 0.801 ms at T = 8192, 0.947 -> 0.808 at 2048; gla 4.07 -> 3.91 at chunk 32
+         * (3.56 at 64, but 252 registers there: gqa_gla spilled); the delta rule at chunk 32 2.11 -> 1.88
+         * at 8192 but 7.04 -> 7.35 at 32768, where its grid (one CTA per sequence and head) leaves 100 of
+         * 132 SMs idle.  Per-channel gates and the stabiliser hold more per thread (the gates' factors,
+         * the running max): they take all of V at chunk 32 (4 column groups), which halves the outputs'
+         * and scores' accumulators (at 64 they spilled on sm_80 or sm_90a); KDA (per-channel gates and
+         * the delta rule) spilled even so and keeps its slices. */
+        if (p->chunk > 32 && (p->transition == IR_TR_DIAG || p->stabilized)) {
+            p->chunk = 32;
+            p->subchunk = p->subchunk > p->chunk ? p->chunk : p->subchunk;
+            rows = p->chunk / 16;
+        }
+        p->v_tile = sh.V;
+        p->col_groups = 8 / rows;
     } else {
         p->v_tile = sh.V % 64 == 0 ? 64 : sh.V;
         /* Two column groups: 8 warps for a 64-row chunk, so that each scheduler has two warps to switch
