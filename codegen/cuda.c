@@ -52,10 +52,14 @@ static void mark_live(gen *g, ir_ref r)
  * count) go to columns 0..  `lo` (a number or an expression such as "v0") and `count` are multiples of 4,
  * so a lane's run of 4 channels is wholly in or out and moves as one 8-byte store (tile rows are 16-byte
  * aligned). */
-static void store_row(gen *g, const char *row, unsigned slots, const char *tile, const char *ld, const char *lo,
+static void store_row(gen *g, const char *row, unsigned slots, bool raw, const char *tile, const char *ld, const char *lo,
                       const char *count)
 {
-    for (unsigned s = 0; s < slots; s += 4)
+    for (unsigned s = 0; s < slots && raw; s += 4)   /* a raw row (role_raw): run s / 4 as it is */
+        attnc_buf_printf(&g->b, "    if (lane * 4 + %u >= %s && lane * 4 + %u < %s + %s)\n        *(uint2 *)(%s + r * %s + lane * 4 + %u - %s) = "
+                                "%sr[%u];\n",
+                         cg_run4_chan(s), lo, cg_run4_chan(s), lo, count, tile, ld, cg_run4_chan(s), lo, row, s / 4);
+    for (unsigned s = 0; s < slots && !raw; s += 4)
         attnc_buf_printf(&g->b, "    if (lane * 4 + %u >= %s && lane * 4 + %u < %s + %s)\n        attnc_store4(%s + r * %s + lane * 4 + %u - %s, "
                                 "%s[%u], %s[%u], %s[%u], %s[%u]);\n",
                          cg_run4_chan(s), lo, cg_run4_chan(s), lo, count, tile, ld, cg_run4_chan(s), lo, row, s, row, s + 1,
@@ -110,14 +114,39 @@ static unsigned gate_slots(const gen *g)
     return gate && g->m->plan.transition == IR_TR_DIAG && g->m->values[gate].type.len > 1 ? row_slots(g, gate) : 1;
 }
 
+/* Whether the tiles take a q, k or v role's staged input rows as they are (the role is an input, or a
+ * query whose scale the kernel applies later, of the tiles' 16-bit type): the prologue then moves a lane's
+ * four channels as 8 raw bytes (attnc_row's qr, kr, vr) instead of converting them to floats and back,
+ * which gave the same bits for 14 more instructions per role and token. */
+static bool role_raw(const gen *g, ir_role role)
+{
+    const ir_module *m = g->m;
+    const ir_plan *p = &m->plan;
+    if (p->feed[role] != IR_FEED_DIRECT && p->feed[role] != IR_FEED_SCALED)
+        return false;
+    const ir_value *v = &m->values[p->feed_src[role]];
+    if (v->op != IR_OP_INPUT || g->stage_off[v->aux] == ~0u || v->type.len % 4)
+        return false;
+    ir_dtype dt = m->tensors[v->aux].dtype;
+    return (dt == IR_DT_BF16 && p->operands == IR_OPERANDS_BF16) || (dt == IR_DT_FP16 && p->operands == IR_OPERANDS_FP16);
+}
+
 /* struct attnc_row and the prologue's declarations, before the kernels that use them (their definitions
  * follow the kernels' text, which defines the tile macros they use). */
 static void emit_row_struct(gen *g)
 {
-    attnc_buf_printf(&g->b, "\n// a lane's slots of one token's roles: slot s is channel lane * 4 + (s / 4) * 128 + s %% 4\n"
-                            "struct attnc_row {\n    float q[%u], k[%u], v[%u], g[%u];\n    float beta, ig;\n};\n",
-                     row_slots(g, fed(g, IR_ROLE_QUERY)), row_slots(g, fed(g, IR_ROLE_KEY)), row_slots(g, fed(g, IR_ROLE_VALUE)),
-                     gate_slots(g));
+    attnc_buf_puts(&g->b, "\n// a lane's slots of one token's roles: slot s is channel lane * 4 + (s / 4) * 128 + s % 4 (a raw\n"
+                          "// role, qr / kr / vr: run j is slots 4j .. 4j + 3 as four tile elements)\nstruct attnc_row {\n");
+    static const struct { ir_role role; const char *name; } roles[] = {
+        {IR_ROLE_QUERY, "q"}, {IR_ROLE_KEY, "k"}, {IR_ROLE_VALUE, "v"}};
+    for (size_t i = 0; i < sizeof roles / sizeof *roles; i++) {
+        unsigned n = row_slots(g, fed(g, roles[i].role));
+        if (role_raw(g, roles[i].role))
+            attnc_buf_printf(&g->b, "    uint2 %sr[%u];\n", roles[i].name, n / 4);
+        else
+            attnc_buf_printf(&g->b, "    float %s[%u];\n", roles[i].name, n);
+    }
+    attnc_buf_printf(&g->b, "    float g[%u];\n    float beta, ig;\n};\n", gate_slots(g));
     attnc_buf_puts(&g->b, "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
                           "                                                 const unsigned char *stage, bool real, attnc_row &o);\n"
                           "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
@@ -148,9 +177,22 @@ static void emit_linear_prologue(gen *g)
     for (ir_ref r = 1; r < m->nvalues; r++)
         if (g->live[r])
             cg_emit_value(&g->ev, r);
-    struct { ir_ref r; const char *name; unsigned n; } rows[] = {
-        {q, "q", row_slots(g, q)}, {k, "k", row_slots(g, k)}, {v, "v", row_slots(g, v)}, {gate, "g", ng}};
-    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+    struct { ir_ref r; const char *name; unsigned n; bool raw; } rows[] = {
+        {q, "q", row_slots(g, q), role_raw(g, IR_ROLE_QUERY)}, {k, "k", row_slots(g, k), role_raw(g, IR_ROLE_KEY)},
+        {v, "v", row_slots(g, v), role_raw(g, IR_ROLE_VALUE)}, {gate, "g", ng, false}};
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        if (rows[i].raw) {   /* the staged row's bytes, zeros for a padding row */
+            const ir_value *in = &m->values[rows[i].r];
+            for (unsigned s = 0; s < rows[i].n; s += 4) {
+                attnc_buf_printf(b, "    o.%sr[%u] = attnc_load4_raw(stage + %u, (size_t)r * %u + ", rows[i].name, s / 4,
+                                 g->stage_off[in->aux], in->type.len);
+                cg_put_chan(&g->ev, s);
+                attnc_buf_puts(b, ", real && ");
+                cg_put_chan(&g->ev, s);
+                attnc_buf_printf(b, " < %u);\n", in->type.len);
+            }
+            continue;
+        }
         for (unsigned s = 0; s < rows[i].n; s++) {
             attnc_buf_printf(b, "    o.%s[%u] = ", rows[i].name, s);
             if (rows[i].r) {
@@ -161,6 +203,7 @@ static void emit_linear_prologue(gen *g)
                 attnc_buf_puts(b, "0.f;   // no decay\n");
             }
         }
+    }
     if (beta)
         attnc_buf_printf(b, "    o.beta = real ? v%u : 0.f;\n", beta);
     else
@@ -174,9 +217,9 @@ static void emit_linear_prologue(gen *g)
     attnc_buf_puts(b, "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
                       "                                                elt *sv, float *sg, float *sbeta, float *sig)\n{\n");
     /* q and k fill K's columns (the padding columns stay zero); v only the CTA's slice [v0, v0 + BV). */
-    store_row(g, "o.q", row_slots(g, q), "sq", "ATTNC_LDK", "0", "ATTNC_K");
-    store_row(g, "o.k", row_slots(g, k), "sk", "ATTNC_LDK", "0", "ATTNC_K");
-    store_row(g, "o.v", row_slots(g, v), "sv", "ATTNC_LDV", "v0", "ATTNC_BV");
+    store_row(g, "o.q", row_slots(g, q), role_raw(g, IR_ROLE_QUERY), "sq", "ATTNC_LDK", "0", "ATTNC_K");
+    store_row(g, "o.k", row_slots(g, k), role_raw(g, IR_ROLE_KEY), "sk", "ATTNC_LDK", "0", "ATTNC_K");
+    store_row(g, "o.v", row_slots(g, v), role_raw(g, IR_ROLE_VALUE), "sv", "ATTNC_LDV", "v0", "ATTNC_BV");
     if (diag && ng > 1) {
         for (unsigned s = 0; s < ng; s++)
             attnc_buf_printf(b, "    if (lane * 4 + %u < ATTNC_KP)\n        sg[r * ATTNC_KP + lane * 4 + %u] = lane * 4 + %u < ATTNC_K ? o.g[%u] : 0.f;\n",

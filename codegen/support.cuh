@@ -145,6 +145,12 @@ __device__ __forceinline__ void attnc_load4(const void *base, size_t i, float *x
     }
 }
 
+// Elements i .. i+3 of a staged 16-bit row as they are (8 bytes; i a multiple of 4), or zeros.
+__device__ __forceinline__ uint2 attnc_load4_raw(const unsigned char *stage, size_t i, bool ok)
+{
+    return ok ? *(const uint2 *)(stage + 2 * i) : make_uint2(0u, 0u);
+}
+
 // Four consecutive tile elements (aligned to their size) in one store.
 __device__ __forceinline__ void attnc_store4(elt *p, float a, float b, float c, float d)
 {
