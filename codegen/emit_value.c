@@ -264,20 +264,6 @@ unsigned cg_stage_unit(unsigned row_bytes)
     return row_bytes % 16 == 0 ? 16 : row_bytes % 8 == 0 ? 8 : row_bytes % 4 == 0 ? 4 : 2;
 }
 
-/* One staging copy: piece u of row r of tensor i (rows of rb bytes, stride `stride` bytes in memory). */
-static void emit_stage_copy(const cg_values *e, uint32_t i, unsigned unit, unsigned rb, unsigned stride)
-{
-    attnc_buf *b = e->b;
-    attnc_buf_printf(b, "            const unsigned char *from = src + (r * %uu + u * %u);\n"
-                        "            unsigned char *to = stage + %u + r * %u + u * %u;\n",
-                     stride, unit, e->stage_off[i], rb, unit);
-    if (unit == 2)
-        attnc_buf_puts(b, "            *(unsigned short *)to = *(const unsigned short *)from;\n");
-    else
-        attnc_buf_printf(b, "            asm volatile(\"cp.async.%s.shared.global [%%0], [%%1], %u;\\n\" :: \"r\"(smem_u32(to)), \"l\"(from) : \"memory\");\n",
-                         unit == 16 ? "cg" : "ca", unit);
-}
-
 void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads)
 {
     const ir_module *m = e->m;
@@ -301,22 +287,18 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
                             "        const unsigned char *src = (const unsigned char *)p.in[%u] + ((size_t)c0 * %u + ",
                          t->name, rb, unit, i, heads);
         cg_put_head(e, t->axis);
-        /* Where the thread count is a multiple of the copies per row, a thread's piece u of a row is the
-         * same in every row it copies: rows step by threads / per_row, and a copy is two multiply-adds
-         * (Mamba-2's forward: 196 instructions of staging per warp and chunk, ncu on the H200). */
         attnc_buf_printf(b, ") * %u;\n"
-                            "        if constexpr (%s %% %u == 0) {\n"
-                            "            const unsigned u = threadIdx.x %% %u;\n"
-                            "            for (unsigned r = threadIdx.x / %u; (int)r < n; r += %s / %u) {\n",
-                         rb, threads, per_row, per_row, per_row, threads, per_row);
-        emit_stage_copy(e, i, unit, rb, heads * rb);
-        attnc_buf_printf(b, "            }\n        } else {\n"
                             "        for (int i = threadIdx.x; i < n * %u; i += %s) {\n"
-                            "            const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n",
-                         per_row, threads, per_row, per_row);
-        emit_stage_copy(e, i, unit, rb, heads * rb);
-        attnc_buf_puts(b, "        }\n        }\n    }\n");
+                            "            const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n"
+                            "            const unsigned char *from = src + (r * %uu + u * %u);\n"
+                            "            unsigned char *to = stage + %u + r * %u + u * %u;\n",
+                         rb, per_row, threads, per_row, per_row, heads * rb, unit, e->stage_off[i], rb, unit);
+        if (unit == 2)
+            attnc_buf_puts(b, "            *(unsigned short *)to = *(const unsigned short *)from;\n");
+        else
+            attnc_buf_printf(b, "            asm volatile(\"cp.async.%s.shared.global [%%0], [%%1], %u;\\n\" :: \"r\"(smem_u32(to)), \"l\"(from) : \"memory\");\n",
+                             unit == 16 ? "cg" : "ca", unit);
+        attnc_buf_puts(b, "        }\n    }\n");
     }
     attnc_buf_puts(b, "    asm volatile(\"cp.async.commit_group;\\n\" ::: \"memory\");\n}\n");
 }
-
