@@ -187,9 +187,9 @@ static void emit_linear_prologue(gen *g)
                 attnc_buf_printf(b, "    o.%sr[%u] = attnc_load4_raw(stage + %u, (size_t)r * %u + ", rows[i].name, s / 4,
                                  g->stage_off[in->aux], in->type.len);
                 cg_put_chan(&g->ev, s);
-                attnc_buf_puts(b, ", real && ");
+                attnc_buf_puts(b, ", ");
                 cg_put_chan(&g->ev, s);
-                attnc_buf_printf(b, " < %u);\n", in->type.len);
+                attnc_buf_printf(b, " < %u, real);\n", in->type.len);
             }
             continue;
         }

@@ -145,10 +145,13 @@ __device__ __forceinline__ void attnc_load4(const void *base, size_t i, float *x
     }
 }
 
-// Elements i .. i+3 of a staged 16-bit row as they are (8 bytes; i a multiple of 4), or zeros.
-__device__ __forceinline__ uint2 attnc_load4_raw(const unsigned char *stage, size_t i, bool ok)
+// Elements i .. i+3 of a staged 16-bit row as they are (8 bytes; i a multiple of 4): zeros past the row's
+// end (in_range false: no load) and for a padding row (real false: loaded, then dropped, so that the
+// load needs no branch; a chunk's staged rows all lie inside the staging area).
+__device__ __forceinline__ uint2 attnc_load4_raw(const unsigned char *stage, size_t i, bool in_range, bool real)
 {
-    return ok ? *(const uint2 *)(stage + 2 * i) : make_uint2(0u, 0u);
+    const uint2 u = in_range ? *(const uint2 *)(stage + 2 * i) : make_uint2(0u, 0u);
+    return real ? u : make_uint2(0u, 0u);
 }
 
 // Four consecutive tile elements (aligned to their size) in one store.
