@@ -117,7 +117,8 @@ static unsigned gate_slots(const gen *g)
 /* Whether the tiles take a q, k or v role's staged input rows as they are (the role is an input, or a
  * query whose scale the kernel applies later, of the tiles' 16-bit type): the prologue then moves a lane's
  * four channels as 8 raw bytes (attnc_row's qr, kr, vr) instead of converting them to floats and back,
- * which gave the same bits for 14 more instructions per role and token. */
+ * which gave the same bits for 14 more instructions per role and token.  Rows of one run a lane only (at
+ * most 128 channels): with its V = 192 rows raw, kv_asym_retnet's kernel spilled 136 bytes on sm_90a. */
 static bool role_raw(const gen *g, ir_role role)
 {
     const ir_module *m = g->m;
@@ -125,7 +126,7 @@ static bool role_raw(const gen *g, ir_role role)
     if (p->feed[role] != IR_FEED_DIRECT && p->feed[role] != IR_FEED_SCALED)
         return false;
     const ir_value *v = &m->values[p->feed_src[role]];
-    if (v->op != IR_OP_INPUT || g->stage_off[v->aux] == ~0u || v->type.len % 4)
+    if (v->op != IR_OP_INPUT || g->stage_off[v->aux] == ~0u || v->type.len % 4 || v->type.len > 128)
         return false;
     ir_dtype dt = m->tensors[v->aux].dtype;
     return (dt == IR_DT_BF16 && p->operands == IR_OPERANDS_BF16) || (dt == IR_DT_FP16 && p->operands == IR_OPERANDS_FP16);
