@@ -36,12 +36,19 @@ static uint32_t state_regs(uint32_t k_pad, uint32_t v_tile, uint32_t warps, uint
     return (mtiles + group_warps - 1) / group_warps * (v_tile / 8 / groups) * 4;
 }
 
+/* With all of V in one CTA: the chunk a class takes (per-channel gates and the stabiliser at most 32,
+ * see pass_tile). */
+static uint32_t whole_v_chunk(const ir_plan *p)
+{
+    return p->chunk > 32 && (p->transition == IR_TR_DIAG || p->stabilized) ? 32 : p->chunk;
+}
+
 /* Whether a CTA of 8 warps takes all of V (see pass_tile): the state's accumulators fit (at most 64 a
  * thread), the columns split into 8 / rows groups of 8, and not KDA's class (per-channel gates and the
  * delta rule). */
 static bool whole_v(const ir_plan *p, ir_shape sh)
 {
-    uint32_t rows = (p->chunk > 32 && (p->transition == IR_TR_DIAG || p->stabilized) ? 32 : p->chunk) / 16;
+    uint32_t rows = whole_v_chunk(p) / 16;
     return !(p->transition == IR_TR_DIAG && p->householder) && sh.V % (64 / rows) == 0 &&
            state_regs(p->k_pad, sh.V, 8, 1) <= MAX_STATE_REGS;
 }
@@ -166,11 +173,9 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
          * the running max): they take all of V at chunk 32 (4 column groups), which halves the outputs'
          * and scores' accumulators (at 64 they spilled on sm_80 or sm_90a); KDA (per-channel gates and
          * the delta rule) spilled even so and keeps its slices. */
-        if (p->chunk > 32 && (p->transition == IR_TR_DIAG || p->stabilized)) {
-            p->chunk = 32;
-            p->subchunk = p->subchunk > p->chunk ? p->chunk : p->subchunk;
-            rows = p->chunk / 16;
-        }
+        p->chunk = whole_v_chunk(p);
+        p->subchunk = p->subchunk > p->chunk ? p->chunk : p->subchunk;
+        rows = p->chunk / 16;
         p->v_tile = sh.V;
         p->col_groups = 8 / rows;
     } else {
