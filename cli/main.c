@@ -247,9 +247,11 @@ static int cmd_compile(attnc_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "attnc: compile: %s\n", attnc_errmsg(ctx));
         rc = EXIT_INPUT;
     } else {
-        if (kind != ATTNC_EMIT_CUDA)
+        if (kind != ATTNC_EMIT_CUDA && blob.regs >= 0)
             fprintf(stderr, "%s: %s for %s: %d registers, %d bytes spilled\n", file, kind == ATTNC_EMIT_PTX ? "ptx" : "cubin",
                     co.arch ? co.arch : "this GPU", blob.regs, blob.spill_bytes);
+        else if (kind != ATTNC_EMIT_CUDA)   /* PTX: ptxas has not run, so no register count yet */
+            fprintf(stderr, "%s: ptx for %s (registers and spills: --emit cubin)\n", file, co.arch ? co.arch : "this GPU");
         rc = write_all(outpath, blob.data, kind == ATTNC_EMIT_CUBIN ? blob.size : strlen(blob.data));
     }
     attnc_spec_free(spec);
