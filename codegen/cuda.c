@@ -55,15 +55,16 @@ static void mark_live(gen *g, ir_ref r)
 static void store_row(gen *g, const char *row, unsigned slots, bool raw, const char *tile, const char *ld, const char *lo,
                       const char *count)
 {
-    for (unsigned s = 0; s < slots && raw; s += 4)   /* a raw row (role_raw): run s / 4 as it is */
-        attnc_buf_printf(&g->b, "    if (lane * 4 + %u >= %s && lane * 4 + %u < %s + %s)\n        *(uint2 *)(%s + r * %s + lane * 4 + %u - %s) = "
-                                "%sr[%u];\n",
-                         cg_run4_chan(s), lo, cg_run4_chan(s), lo, count, tile, ld, cg_run4_chan(s), lo, row, s / 4);
-    for (unsigned s = 0; s < slots && !raw; s += 4)
-        attnc_buf_printf(&g->b, "    if (lane * 4 + %u >= %s && lane * 4 + %u < %s + %s)\n        attnc_store4(%s + r * %s + lane * 4 + %u - %s, "
-                                "%s[%u], %s[%u], %s[%u], %s[%u]);\n",
-                         cg_run4_chan(s), lo, cg_run4_chan(s), lo, count, tile, ld, cg_run4_chan(s), lo, row, s, row, s + 1,
-                         row, s + 2, row, s + 3);
+    for (unsigned s = 0; s < slots; s += 4) {
+        unsigned c = cg_run4_chan(s);
+        attnc_buf_printf(&g->b, "    if (lane * 4 + %u >= %s && lane * 4 + %u < %s + %s)\n", c, lo, c, lo, count);
+        if (raw)   /* a raw row (role_raw): run s / 4 as it is */
+            attnc_buf_printf(&g->b, "        *(uint2 *)(%s + r * %s + lane * 4 + %u - %s) = %sr[%u];\n", tile, ld, c, lo, row,
+                             s / 4);
+        else
+            attnc_buf_printf(&g->b, "        attnc_store4(%s + r * %s + lane * 4 + %u - %s, %s[%u], %s[%u], %s[%u], %s[%u]);\n",
+                             tile, ld, c, lo, row, s, row, s + 1, row, s + 2, row, s + 3);
+    }
 }
 
 /* A role as the kernel loads it: the folded input for a scaled query, else the role's value. */
