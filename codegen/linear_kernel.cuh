@@ -834,17 +834,28 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                                 f = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + mt * 16 + gr + (e >> 1) * 8], 0.f));
                             S[i][nt][e] *= f;
                         }
+                }
+            }
+            // S += Kd^T V, k-step by k-step: the step's B fragments of V once, then every m-tile the warp
+            // owns (ATTNC_SG > 1 gives a warp several: fewer V fragments loaded per product).  Each
+            // accumulator still takes its k-steps in order after its decay: the same bits.
 #pragma unroll
-                    for (int kt = 0; kt < ATTNC_C / 16; kt++) {
+            for (int kt = 0; kt < ATTNC_C / 16; kt++) {
+                frag bv[(ATTNC_NTSW + 1) / 2];
+#pragma unroll
+                for (int nt = 0; nt < ATTNC_NTSW; nt += 2)
+                    load_b_kn(bv[nt / 2], sv, ATTNC_LDV, state_nt(warp, nt) * 8, kt * 16, lane);
+#pragma unroll
+                for (int i = 0; i < ATTNC_MTW; i++) {
+                    const int mt = state_mt(warp, i);
+                    if (mt < ATTNC_MT) {
                         frag a;
                         load_a_t(a, skd, ATTNC_LDK, mt * 16, kt * 16, lane);
 #pragma unroll
                         for (int nt = 0; nt < ATTNC_NTSW; nt += 2) {
-                            frag b;
-                            load_b_kn(b, sv, ATTNC_LDV, state_nt(warp, nt) * 8, kt * 16, lane);
-                            mma(S[i][nt], a, b, 0);
+                            mma(S[i][nt], a, bv[nt / 2], 0);
                             if (nt + 1 < ATTNC_NTSW)
-                                mma(S[i][nt + 1], a, b, 1);
+                                mma(S[i][nt + 1], a, bv[nt / 2], 1);
                         }
                     }
                 }

@@ -212,6 +212,11 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
                     tile_linear_smem_bytes(m) + stage_bound(m), MAX_SMEM);
         return false;
     }
+    /* All of V in one CTA: two state groups, each warp two m-tiles and half the columns (the same 64
+     * accumulators), so that the state update loads each k-step's V fragments once for two m-tiles. */
+    if (!whole_rows && p->v_tile == sh.V && p->state_groups == 1 && p->warps == 8 && (p->v_tile / 8) % 2 == 0 &&
+        p->k_pad / 16 >= 8)
+        p->state_groups = 2;
     if (p->v_tile % (8 * p->col_groups)) {
         attnc_error(diags, m->span, "V = %u cannot be tiled in steps of 8 columns", sh.V);
         return false;
