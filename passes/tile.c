@@ -77,6 +77,13 @@ static uint32_t whole_row_groups(uint32_t k_pad, uint32_t V, uint32_t rows)
     return best;
 }
 
+bool tile_shared_scores(const ir_module *m)
+{
+    const ir_plan *p = &m->plan;
+    ir_norm norm = (ir_norm)m->linear.norm;
+    return p->col_groups > 1 && m->mask == IR_MASK_CAUSAL && !p->stabilized && norm == IR_NORM_NONE;
+}
+
 /* The linear kernel's shared-memory layout in bytes: the same sums as attnc_smem_layout in
  * codegen/linear_kernel.cuh (the generated source asserts that the two agree). */
 unsigned tile_linear_smem_bytes(const ir_module *m)
@@ -101,6 +108,7 @@ unsigned tile_linear_smem_bytes(const ir_module *m)
     off += delta ? 2 * C * ldf * 4 : 0;                /* af, tf */
     off += delta ? (C / 16 - 1) * 256 * 4 : 0;         /* x */
     off += delta ? C * ldc * elt_bytes : 0;            /* tb */
+    off += tile_shared_scores(m) && !delta ? C * ldc * elt_bytes : 0;   /* pt (the delta rule's in tb) */
     return (off + 127) / 128 * 128;
 }
 
