@@ -39,11 +39,13 @@
 #define ATTNC_LDV (ATTNC_BV + 8)           // rows then fall in different banks
 #define ATTNC_LDC (ATTNC_C + 8)
 #define ATTNC_LDF (ATTNC_C + 1)
-// The column groups of a row group share its scores P (passes/tile.c's tile_shared_scores): each forms the
-// key-block pairs p with p % CG == cg, stores them in the pt tile, and reads all of P back for P V.
-// Only without a normaliser (0: NORM_NONE): the stabiliser and the running denominator need a whole row
-// of P in one warp, and with RMS or LayerNorm outputs the tile cost kv_asym_retnet 40 bytes of spills.
-#define ATTNC_P_SHARED (ATTNC_CG > 1 && ATTNC_CAUSAL && !ATTNC_STABILIZED && ATTNC_NORM == 0)
+// ATTNC_P_SHARED (the plan's shared_scores, chosen in passes/tile.c): the column groups of a row group
+// share its scores P: each forms the key-block pairs p with p % CG == cg, stores them in the pt tile, and
+// reads all of P back for P V.  Only without a normaliser (0: NORM_NONE): the stabiliser and the running
+// denominator need a whole row of P in one warp, and with RMS or LayerNorm outputs the tile cost
+// kv_asym_retnet 40 bytes of spills.
+static_assert(!ATTNC_P_SHARED || (ATTNC_CG > 1 && ATTNC_CAUSAL && !ATTNC_STABILIZED && ATTNC_NORM == 0),
+              "shared scores need column groups, a causal mask, no stabiliser and no normaliser");
 
 // Generated after this text: the roles of token t (t < 0: a padding row) for output head h into row r of
 // the tiles; one warp per call.

@@ -39,10 +39,6 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags);
 bool pass_fuse(ir_module *m, const pass_options *opt, attnc_diags *diags);
 bool pass_schedule(ir_module *m, const pass_options *opt, attnc_diags *diags);
 
-/* Whether the linear kernel's column groups share a row group's scores P through shared memory (each
- * forms a share of its key blocks; linear_kernel.cuh's ATTNC_P_SHARED): causal, more than one column
- * group, no stabiliser and no normaliser. */
-bool tile_shared_scores(const ir_module *m);
 /* The linear kernel's shared memory for the module's plan (stage TILED or later), without the staging
  * area of raw inputs (codegen adds that). */
 unsigned tile_linear_smem_bytes(const ir_module *m);

@@ -77,13 +77,6 @@ static uint32_t whole_row_groups(uint32_t k_pad, uint32_t V, uint32_t rows)
     return best;
 }
 
-bool tile_shared_scores(const ir_module *m)
-{
-    const ir_plan *p = &m->plan;
-    ir_norm norm = (ir_norm)m->linear.norm;
-    return p->col_groups > 1 && m->mask == IR_MASK_CAUSAL && !p->stabilized && norm == IR_NORM_NONE;
-}
-
 /* The linear kernel's shared-memory layout in bytes: the same sums as attnc_smem_layout in
  * codegen/linear_kernel.cuh (the generated source asserts that the two agree). */
 unsigned tile_linear_smem_bytes(const ir_module *m)
@@ -108,7 +101,7 @@ unsigned tile_linear_smem_bytes(const ir_module *m)
     off += delta ? 2 * C * ldf * 4 : 0;                /* af, tf */
     off += delta ? (C / 16 - 1) * 256 * 4 : 0;         /* x */
     off += delta ? C * ldc * elt_bytes : 0;            /* tb */
-    off += tile_shared_scores(m) && !delta ? C * ldc * elt_bytes : 0;   /* pt (the delta rule's in tb) */
+    off += p->shared_scores && !delta ? C * ldc * elt_bytes : 0;   /* pt (the delta rule's in tb) */
     return (off + 127) / 128 * 128;
 }
 
@@ -229,6 +222,13 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
         attnc_error(diags, m->span, "V = %u cannot be tiled in steps of 8 columns", sh.V);
         return false;
     }
+    /* Per-channel gates: the column groups share the scores P, each forming a share of the key blocks
+     * (their pairwise factors cost a sub-chunk of exponentials per block).  On the H200 (.dev A/B, one
+     * call, 2026-11-30, T = 8192) gla went 3.81 -> 2.52 ms; with scalar decay the barrier and the tile
+     * cost more than they saved (mamba2 0.804 -> 0.85, the delta rule 1.774 -> 1.81). */
+    p->shared_scores = p->transition == IR_TR_DIAG && ir_plan_can_share_scores(m);
+    if (p->shared_scores && tile_linear_smem_bytes(m) + stage_bound(m) > MAX_SMEM)
+        p->shared_scores = false;
     p->stage = IR_PLAN_TILED;
     return true;
 }
