@@ -323,8 +323,10 @@ static bool emit_linear(gen *g)
                      p->chunk, ir_transition_name(p->transition), p->householder ? ", householder" : "",
                      p->stabilized ? ", stabilized" : "", p->k_pad, p->v_tile, p->warps);
     attnc_buf_printf(b, "#define ATTNC_ENTRY attnc_linear\n#define ATTNC_C %u\n#define ATTNC_K %u\n#define ATTNC_KP %u\n"
-                        "#define ATTNC_V %u\n#define ATTNC_BV %u\n#define ATTNC_WARPS %u\n#define ATTNC_CG %u\n#define ATTNC_SG %u\n",
-                     p->chunk, g->sh.K, p->k_pad, g->sh.V, p->v_tile, p->warps, p->col_groups, p->state_groups);
+                        "#define ATTNC_V %u\n#define ATTNC_BV %u\n#define ATTNC_WARPS %u\n#define ATTNC_CG %u\n#define ATTNC_SG %u\n"
+                        "#define ATTNC_P_SHARED %d\n",
+                     p->chunk, g->sh.K, p->k_pad, g->sh.V, p->v_tile, p->warps, p->col_groups, p->state_groups,
+                     p->shared_scores);
     attnc_buf_printf(b, "#define ATTNC_TRANSITION %u\n#define ATTNC_DELTA %d\n#define ATTNC_STABILIZED %d\n"
                         "#define ATTNC_IGATE %d\n#define ATTNC_NORM %u\n#define ATTNC_EPS ",
                      p->transition, p->householder, p->stabilized, l->igate != IR_NONE, (unsigned)l->norm);

@@ -39,6 +39,13 @@
 #define ATTNC_LDV (ATTNC_BV + 8)           // rows then fall in different banks
 #define ATTNC_LDC (ATTNC_C + 8)
 #define ATTNC_LDF (ATTNC_C + 1)
+// ATTNC_P_SHARED (the plan's shared_scores, chosen in passes/tile.c): the column groups of a row group
+// share its scores P: each forms the key-block pairs p with p % CG == cg, stores them in the pt tile, and
+// reads all of P back for P V.  Only without a normaliser (0: NORM_NONE): the stabiliser and the running
+// denominator need a whole row of P in one warp, and with RMS or LayerNorm outputs the tile cost
+// kv_asym_retnet 40 bytes of spills.
+static_assert(!ATTNC_P_SHARED || (ATTNC_CG > 1 && ATTNC_CAUSAL && !ATTNC_STABILIZED && ATTNC_NORM == 0),
+              "shared scores need column groups, a causal mask, no stabiliser and no normaliser");
 
 // Generated after this text: the roles of token t (t < 0: a padding row) for output head h into row r of
 // the tiles; one warp per call.
@@ -98,7 +105,8 @@ struct attnc_smem_layout {
     static constexpr unsigned tf = af + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDF * 4 : 0);    // delta: T (fp32)
     static constexpr unsigned x = tf + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDF * 4 : 0);     // delta: block sums
     static constexpr unsigned tb = x + (ATTNC_DELTA ? (ATTNC_RG - 1) * 256 * 4 : 0);
-    static constexpr unsigned bytes_raw = tb + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);
+    static constexpr unsigned pt = tb + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);  // shared P
+    static constexpr unsigned bytes_raw = pt + (ATTNC_P_SHARED && !ATTNC_DELTA ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);
     static constexpr unsigned bytes = (bytes_raw + 127) / 128 * 128;
 };
 
@@ -120,9 +128,10 @@ __device__ __noinline__ float score_elementwise(const elt *a_tile, const elt *k_
 // [rg*16, rg*16+16) and all C key columns (blocks right of the diagonal are left 0).  For scalar decays
 // (and none) the factor is applied after the product; for per-channel gates the off-diagonal blocks use
 // reference row e = the key block's last row (both factors <= 1) and the diagonal block is fp32.
+// Only the key-block pairs p (columns 16p .. 16p + 15) with p % parts == part are formed; the others are 0.
 template <bool STRICT>
 __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const elt *k_tile, const elt *ke_tile,
-                                       const float *g, int rg, int lane)
+                                       const float *g, int rg, int lane, int part = 0, int parts = 1)
 {
     constexpr int NT = ATTNC_C / 8;
     const int gr = lane >> 2, tq = lane & 3;
@@ -136,7 +145,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             load_a(a, a_tile, ATTNC_LDK, rg * 16, kt * 16, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt += 2) {
-                if (nt * 8 < (rg + 1) * 16) {
+                if (nt * 8 < (rg + 1) * 16 && (nt >> 1) % parts == part) {
                     frag b;
                     load_b_nk(b, k_tile, ATTNC_LDK, nt * 8, kt * 16, lane);
                     mma(acc[nt], a, b, 0);
@@ -148,6 +157,8 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
         for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
+                if ((nt >> 1) % parts != part)
+                    continue;
                 int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
                 bool keep = STRICT ? j < r : j <= r;
                 float f = 1.f;
@@ -162,7 +173,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
         // (J and the diagonal index are unrolled so that the accumulators stay in registers.)
 #pragma unroll
         for (int J = 0; J < ATTNC_RG - 1; J++) {
-            if (J >= rg)
+            if (J >= rg || J % parts != part)
                 continue;
             const int e_row = J * 16 + 15;
 #pragma unroll
@@ -196,7 +207,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             span = fmaxf(span, __shfl_xor_sync(0xffffffffu, span, o));
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
-            if ((nt >> 1) != rg)
+            if ((nt >> 1) != rg || rg % parts != part)
                 continue;
             if (span < 100.f) {
 #pragma unroll
@@ -237,6 +248,19 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             }
         }
     }
+}
+
+// The state's decay over a chunk for accumulator element e of m-tile mt (row mt * 16 + gr + 8 (e >> 1)).
+__device__ __forceinline__ float state_decay(const float *sg, const float *smisc, int mt, int gr, int e)
+{
+    float f = 1.f;
+    if constexpr (ATTNC_STABILIZED)
+        f = attnc_exp2(sg[ATTNC_C - 1] + smisc[0] - smisc[1]);
+    else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
+        f = attnc_exp2(fminf(sg[ATTNC_C - 1], 0.f));
+    else if constexpr (ATTNC_TRANSITION == TR_DIAG)
+        f = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + mt * 16 + gr + (e >> 1) * 8], 0.f));
+    return f;
 }
 
 // ---- the kernel --------------------------------------------------------------------------------------
@@ -689,7 +713,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             }
             if constexpr (ATTNC_CAUSAL) {
                 float P[ATTNC_C / 8][4];
-                scores<false>(P, sq, sk, ske, sg, rg, lane);
+                scores<false>(P, sq, sk, ske, sg, rg, lane, ATTNC_P_SHARED ? cg : 0, ATTNC_P_SHARED ? ATTNC_CG : 1);
                 if constexpr (ATTNC_STABILIZED) {
                     // D_rj = b_r - b_j + i_j; m_r = max(b_r + m_in, max_{j<=r} D_rj)
                     float mx[2];
@@ -741,7 +765,24 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
 #pragma unroll
                     for (int e = 0; e < 4; e++)
                         O[nt][e] *= rowf[e >> 1] * ATTNC_QSCALE;
-                mm_regs_kn<ATTNC_NTO, ATTNC_C / 16>(O, P, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
+                if constexpr (ATTNC_P_SHARED) {
+                    // This warp's key-block pairs of the row group's P into the pt tile (the delta rule's
+                    // T tile, free after the WY stage), then the row group's warps meet at barrier 1 + rg
+                    // and each multiplies all of P by its V columns: the fragments ldmatrix reads back are
+                    // the ones built from P in registers, so the bits are the same.
+                    elt *spt = (elt *)(smem + (ATTNC_DELTA ? L::tb : L::pt));
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_C / 8; nt++)
+                        if ((nt >> 1) % ATTNC_CG == cg)
+#pragma unroll
+                            for (int e2 = 0; e2 < 2; e2++)
+                                st2(spt + (rg * 16 + gr + e2 * 8) * ATTNC_LDC + nt * 8 + tq * 2, P[nt][e2 * 2],
+                                    P[nt][e2 * 2 + 1]);
+                    attnc_bar_named(1 + rg, ATTNC_CG * 32);
+                    mm_rows<ATTNC_NTO, ATTNC_C / 16, true>(O, spt, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
+                } else {
+                    mm_regs_kn<ATTNC_NTO, ATTNC_C / 16>(O, P, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
+                }
             } else {
 #pragma unroll
                 for (int nt = 0; nt < ATTNC_NTO; nt++)
@@ -817,34 +858,59 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
 
         // ---- 6. the state -------------------------------------------------------------------------
         if ((!bidir || pass == 0) && phase != 2) {
+            // S += Kd^T V.  With two state groups (all of V in one CTA, passes/tile.c) a warp's two m-tiles
+            // share each k-step's B fragments of V, loaded once (every decay first, then the k-steps);
+            // other splits keep one m-tile at a time, its decay then its k-steps (holding the fragments
+            // across m-tiles cost kv_asym_retnet's four groups 88 bytes of spills).  Each accumulator
+            // takes its decay and then its k-steps in order either way: the same bits.
+            if constexpr (ATTNC_SG == 2) {
 #pragma unroll
-            for (int i = 0; i < ATTNC_MTW; i++) {
-                const int mt = state_mt(warp, i);
-                if (mt < ATTNC_MT) {
+                for (int i = 0; i < ATTNC_MTW; i++)
 #pragma unroll
                     for (int nt = 0; nt < ATTNC_NTSW; nt++)
 #pragma unroll
-                        for (int e = 0; e < 4; e++) {
-                            float f = 1.f;
-                            if constexpr (ATTNC_STABILIZED)
-                                f = attnc_exp2(sg[ATTNC_C - 1] + smisc[0] - smisc[1]);
-                            else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
-                                f = attnc_exp2(fminf(sg[ATTNC_C - 1], 0.f));
-                            else if constexpr (ATTNC_TRANSITION == TR_DIAG)
-                                f = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + mt * 16 + gr + (e >> 1) * 8], 0.f));
-                            S[i][nt][e] *= f;
-                        }
+                        for (int e = 0; e < 4; e++)
+                            S[i][nt][e] *= state_decay(sg, smisc, state_mt(warp, i), gr, e);
 #pragma unroll
-                    for (int kt = 0; kt < ATTNC_C / 16; kt++) {
+                for (int kt = 0; kt < ATTNC_C / 16; kt++) {
+                    frag bv[(ATTNC_NTSW + 1) / 2];
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_NTSW; nt += 2)
+                        load_b_kn(bv[nt / 2], sv, ATTNC_LDV, state_nt(warp, nt) * 8, kt * 16, lane);
+#pragma unroll
+                    for (int i = 0; i < ATTNC_MTW; i++) {
                         frag a;
-                        load_a_t(a, skd, ATTNC_LDK, mt * 16, kt * 16, lane);
+                        load_a_t(a, skd, ATTNC_LDK, state_mt(warp, i) * 16, kt * 16, lane);
 #pragma unroll
                         for (int nt = 0; nt < ATTNC_NTSW; nt += 2) {
-                            frag b;
-                            load_b_kn(b, sv, ATTNC_LDV, state_nt(warp, nt) * 8, kt * 16, lane);
-                            mma(S[i][nt], a, b, 0);
+                            mma(S[i][nt], a, bv[nt / 2], 0);
                             if (nt + 1 < ATTNC_NTSW)
-                                mma(S[i][nt + 1], a, b, 1);
+                                mma(S[i][nt + 1], a, bv[nt / 2], 1);
+                        }
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int i = 0; i < ATTNC_MTW; i++) {
+                    const int mt = state_mt(warp, i);
+                    if (mt < ATTNC_MT) {
+#pragma unroll
+                        for (int nt = 0; nt < ATTNC_NTSW; nt++)
+#pragma unroll
+                            for (int e = 0; e < 4; e++)
+                                S[i][nt][e] *= state_decay(sg, smisc, mt, gr, e);
+#pragma unroll
+                        for (int kt = 0; kt < ATTNC_C / 16; kt++) {
+                            frag a;
+                            load_a_t(a, skd, ATTNC_LDK, mt * 16, kt * 16, lane);
+#pragma unroll
+                            for (int nt = 0; nt < ATTNC_NTSW; nt += 2) {
+                                frag b;
+                                load_b_kn(b, sv, ATTNC_LDV, state_nt(warp, nt) * 8, kt * 16, lane);
+                                mma(S[i][nt], a, b, 0);
+                                if (nt + 1 < ATTNC_NTSW)
+                                    mma(S[i][nt + 1], a, b, 1);
+                            }
                         }
                     }
                 }

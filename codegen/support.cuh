@@ -334,6 +334,12 @@ __device__ __forceinline__ void ldsm_x4_t(unsigned &r0, unsigned &r1, unsigned &
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_u32(p)));
 }
 
+// A barrier for `threads` threads (whole warps) of the CTA, id 1..15 (0 is __syncthreads').
+__device__ __forceinline__ void attnc_bar_named(unsigned id, unsigned threads)
+{
+    asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
 __device__ __forceinline__ void mma16816(float *d, const unsigned *a, unsigned b0, unsigned b1)
 {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." ATTNC_MMA_TYPE "." ATTNC_MMA_TYPE

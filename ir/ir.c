@@ -248,6 +248,12 @@ bool ir_infer_type(const ir_module *m, ir_op op, const ir_type *a, const ir_type
     return true;
 }
 
+bool ir_plan_can_share_scores(const ir_module *m)
+{
+    const ir_plan *p = &m->plan;
+    return p->col_groups > 1 && m->mask == IR_MASK_CAUSAL && !p->stabilized && m->linear.norm == IR_NORM_NONE;
+}
+
 ir_shape ir_module_shape(const ir_module *m)
 {
     ir_shape s = {0};

@@ -190,6 +190,7 @@ typedef struct ir_plan {
     uint32_t warps;         /* warps per CTA */
     uint32_t col_groups;    /* warps that split a chunk's output columns (for norms that need whole rows) */
     uint32_t state_groups;  /* groups of warps that split the state slice's columns (its accumulators) */
+    bool shared_scores;     /* a row group's column groups share its scores P through shared memory */
     uint32_t sm_tile;       /* softmax part: query and key tile rows */
     uint8_t operands;       /* ir_operands */
     /* fused */
@@ -263,6 +264,10 @@ uint32_t ir_taylor2_len(uint32_t d);
  * arithmetic, used by constant folding and by the float64 reference. */
 double ir_apply(ir_op op, double a, double b);
 ir_shape ir_module_shape(const ir_module *m);
+/* Whether the plan's column groups can share a row group's scores P through shared memory (each forms
+ * a share of its key blocks; ir_plan.shared_scores, linear_kernel.cuh's ATTNC_P_SHARED): a causal mask,
+ * more than one column group, no stabiliser and no normaliser (those need a whole row in one warp). */
+bool ir_plan_can_share_scores(const ir_module *m);
 /* Drop the values no role reaches and renumber the rest in order (constants folded away by sema,
  * dims and settings evaluated as expressions).  False on allocation failure. */
 bool ir_compact(ir_module *m);

@@ -596,10 +596,12 @@ static void read_plan(reader *r)
         if (!keyed_integer(r, "k_pad", 1, 4096, &p->k_pad) || !keyed_integer(r, "v_tile", 1, 4096, &p->v_tile) ||
             !keyed_integer(r, "warps", 1, 32, &p->warps) || !keyed_integer(r, "col_groups", 1, 32, &p->col_groups) ||
             !keyed_integer(r, "state_groups", 1, 32, &p->state_groups) ||
+            !keyed_integer(r, "shared_scores", 0, 1, &flag) ||
             !keyed_integer(r, "sm_tile", 0, 4096, &p->sm_tile) || !accept_word(r, "operands") ||
             (t = one_of(r, ir_operands_name, "tensor-core operands (bf16, fp16, bf16x3)")) < 0)
             return;
         p->operands = (uint8_t)t;
+        p->shared_scores = flag;
         break;
     case IR_PLAN_FUSED:
         while (r->t.kind == T_WORD) {

@@ -407,6 +407,9 @@ static bool check_plan(vctx *s)
         if (p->state_groups == 0 || p->warps % p->state_groups || (p->v_tile / 8) % p->state_groups)
             attnc_error(s->d, m->span, "plan: %u state groups do not split %u warps and %u state columns", p->state_groups,
                         p->warps, p->v_tile);
+        if (p->shared_scores && !ir_plan_can_share_scores(m))
+            attnc_error(s->d, m->span, "plan: shared scores need a causal mask, several column groups, no "
+                        "normaliser and no stabiliser");
     }
     if (p->stage >= IR_PLAN_FUSED)
         for (unsigned r = 0; r < IR_ROLE_COUNT; r++) {

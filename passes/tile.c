@@ -101,6 +101,7 @@ unsigned tile_linear_smem_bytes(const ir_module *m)
     off += delta ? 2 * C * ldf * 4 : 0;                /* af, tf */
     off += delta ? (C / 16 - 1) * 256 * 4 : 0;         /* x */
     off += delta ? C * ldc * elt_bytes : 0;            /* tb */
+    off += p->shared_scores && !delta ? C * ldc * elt_bytes : 0;   /* pt (the delta rule's in tb) */
     return (off + 127) / 128 * 128;
 }
 
@@ -212,10 +213,22 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
                     tile_linear_smem_bytes(m) + stage_bound(m), MAX_SMEM);
         return false;
     }
+    /* All of V in one CTA: two state groups, each warp two m-tiles and half the columns (the same 64
+     * accumulators), so that the state update loads each k-step's V fragments once for two m-tiles. */
+    if (!whole_rows && p->v_tile == sh.V && p->state_groups == 1 && p->warps == 8 && (p->v_tile / 8) % 2 == 0 &&
+        p->k_pad / 16 >= 8)
+        p->state_groups = 2;
     if (p->v_tile % (8 * p->col_groups)) {
         attnc_error(diags, m->span, "V = %u cannot be tiled in steps of 8 columns", sh.V);
         return false;
     }
+    /* Per-channel gates: the column groups share the scores P, each forming a share of the key blocks
+     * (their pairwise factors cost a sub-chunk of exponentials per block).  On the H200 (.dev A/B, one
+     * call, 2026-11-30, T = 8192) gla went 3.81 -> 2.52 ms; with scalar decay the barrier and the tile
+     * cost more than they saved (mamba2 0.804 -> 0.85, the delta rule 1.774 -> 1.81). */
+    p->shared_scores = p->transition == IR_TR_DIAG && ir_plan_can_share_scores(m);
+    if (p->shared_scores && tile_linear_smem_bytes(m) + stage_bound(m) > MAX_SMEM)
+        p->shared_scores = false;
     p->stage = IR_PLAN_TILED;
     return true;
 }

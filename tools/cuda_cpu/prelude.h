@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -50,6 +51,8 @@ struct cpu_cta {
     std::barrier<> *warp[32];
     unsigned char *smem;
     alignas(16) unsigned char xbuf[32][32][64];   // per warp, per lane: exchange slots
+    std::mutex named_mu;                          // named barriers (bar.sync id, threads), made at first use
+    std::barrier<> *named[16] = {};
 };
 inline thread_local dim3c threadIdx, blockIdx;
 inline thread_local cpu_cta *cpu_cur;
@@ -57,6 +60,18 @@ inline thread_local unsigned char *cpu_smem;
 inline dim3c gridDim, blockDim;
 
 inline void __syncthreads() { cpu_cur->all->arrive_and_wait(); }
+// bar.sync id, threads: the first thread to arrive makes the barrier for that many threads
+inline void cpu_bar_named(unsigned id, unsigned threads)
+{
+    std::barrier<> *b;
+    {
+        std::lock_guard<std::mutex> lock(cpu_cur->named_mu);
+        if (!cpu_cur->named[id])
+            cpu_cur->named[id] = new std::barrier<>((ptrdiff_t)threads);
+        b = cpu_cur->named[id];
+    }
+    b->arrive_and_wait();
+}
 inline int cpu_lane() { return threadIdx.x & 31; }
 inline int cpu_warp() { return threadIdx.x >> 5; }
 inline void __syncwarp(unsigned = 0xffffffffu) { cpu_cur->warp[cpu_warp()]->arrive_and_wait(); }
@@ -219,5 +234,7 @@ inline void cpu_launch(void (*kernel)(P), dim3c grid, unsigned threads, size_t s
                     th.join();
                 for (auto *w : warps)
                     delete w;
+                for (auto *b : cta.named)
+                    delete b;
             }
 }
