@@ -1383,58 +1383,29 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     }
     if constexpr (ATTNC_BP_GATED) {
         __syncthreads();
-        // The gate of token s: dec(b_L) <S_in, dS_out> + sum_{j < s} k_j . dk_inter_j + sum_{r >= s} q_r . dq_inter_r
-        // + the pair terms sum_{j < s <= r} M_rj.  Every warp takes rows and tokens w, w + 8, ... with a lane per
-        // column (two halves of 32): first each row's exclusive prefix sums of M (j <= r) by a warp scan, and
-        // the per-row totals of the q and k terms (over the column groups) into red; then each token's sums over
-        // r >= s and j < s as warp sums.  (One thread per row and per token, each walking up to 64 entries in
-        // turn, left six of eight warps idle: 11 % of mamba2's chunk kernel in ncu.)
-        constexpr int C = ATTNC_BP_C, NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
-        float *qrow = red, *krow = red + C;   // (red is free after the block sum of e_in)
-        for (int r = warp; r < C; r += ATTNC_B_WARPS) {
-            float carry = 0.f;
-#pragma unroll
-            for (int half = 0; half < C; half += 32) {
-                const int j = half + lane;
-                const float x = j <= r ? M[r * (C + 1) + j] : 0.f;
-                float incl = x;
-#pragma unroll
-                for (int o = 1; o < 32; o <<= 1) {
-                    const float y = __shfl_up_sync(0xffffffffu, incl, o);
-                    if (lane >= o)
-                        incl += y;
-                }
-                if (j <= r)
-                    M[r * (C + 1) + j] = carry + incl - x;
-                carry += __shfl_sync(0xffffffffu, incl, 31);
-            }
-            if (lane < NGQ) {
-                float qs = eq[lane * C + r], ks = ek[lane * C + r];
-#pragma unroll
-                for (int o = 1; o < NGQ; o <<= 1) {
-                    qs += __shfl_xor_sync((1u << NGQ) - 1, qs, o);
-                    ks += __shfl_xor_sync((1u << NGQ) - 1, ks, o);
-                }
-                if (lane == 0) {
-                    qrow[r] = qs;
-                    krow[r] = ks;
-                }
+        // the pair terms: exclusive prefix sums of M along each row (j <= r), then per token s the sum over
+        // r >= s of row r's prefix at s: sum_{j < s <= r} M_rj
+        if (tid < ATTNC_BP_C) {
+            float run = 0.f;
+            for (int j = 0; j <= tid; j++) {
+                const float t = M[tid * (ATTNC_BP_C + 1) + j];
+                M[tid * (ATTNC_BP_C + 1) + j] = run;
+                run += t;
             }
         }
         __syncthreads();
-        for (int s = warp; s < nrows; s += ATTNC_B_WARPS) {
-            float x = 0.f;
-#pragma unroll
-            for (int half = 0; half < C; half += 32) {
-                const int r = half + lane;
-                if (r >= s && r < nrows)
-                    x += M[r * (C + 1) + s] + qrow[r];
-                if (r < s)
-                    x += krow[r];
+        if (tid < nrows) {
+            constexpr int NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
+            float cross = 0.f, qin = 0.f, kin = 0.f;
+            for (int r = tid; r < nrows; r++) {
+                cross += M[r * (ATTNC_BP_C + 1) + tid];
+                for (int cg = 0; cg < NGQ; cg++)
+                    qin += eq[cg * ATTNC_BP_C + r];
             }
-            x = attnc_warp_sum(x);
-            if (lane == 0)
-                p.ws_dg[(size_t)(c0 + s) * ATTNC_HOUT + h] = bp_dec(bl) * e_in + x;
+            for (int j = 0; j < tid; j++)
+                for (int cg = 0; cg < NGQ; cg++)
+                    kin += ek[cg * ATTNC_BP_C + j];
+            p.ws_dg[(size_t)(c0 + tid) * ATTNC_HOUT + h] = bp_dec(bl) * e_in + kin + qin + cross;
         }
     }
 }
