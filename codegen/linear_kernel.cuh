@@ -250,8 +250,8 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
     }
 }
 
-// The state's decay over a chunk for accumulator element e of m-tile mt (row mt * 16 + gr + 8 (e >> 1)).
-__device__ __forceinline__ float state_decay(const float *sg, const float *smisc, int mt, int gr, int e)
+// The state's decay over a chunk for its row (key channel) c: the state's and the normaliser's.
+__device__ __forceinline__ float state_decay(const float *sg, const float *smisc, int c)
 {
     float f = 1.f;
     if constexpr (ATTNC_STABILIZED)
@@ -259,7 +259,7 @@ __device__ __forceinline__ float state_decay(const float *sg, const float *smisc
     else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
         f = attnc_exp2(fminf(sg[ATTNC_C - 1], 0.f));
     else if constexpr (ATTNC_TRANSITION == TR_DIAG)
-        f = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + mt * 16 + gr + (e >> 1) * 8], 0.f));
+        f = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c], 0.f));
     return f;
 }
 
@@ -870,7 +870,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                     for (int nt = 0; nt < ATTNC_NTSW; nt++)
 #pragma unroll
                         for (int e = 0; e < 4; e++)
-                            S[i][nt][e] *= state_decay(sg, smisc, state_mt(warp, i), gr, e);
+                            S[i][nt][e] *= state_decay(sg, smisc, state_mt(warp, i) * 16 + gr + (e >> 1) * 8);
 #pragma unroll
                 for (int kt = 0; kt < ATTNC_C / 16; kt++) {
                     frag bv[(ATTNC_NTSW + 1) / 2];
@@ -898,7 +898,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                         for (int nt = 0; nt < ATTNC_NTSW; nt++)
 #pragma unroll
                             for (int e = 0; e < 4; e++)
-                                S[i][nt][e] *= state_decay(sg, smisc, mt, gr, e);
+                                S[i][nt][e] *= state_decay(sg, smisc, mt * 16 + gr + (e >> 1) * 8);
 #pragma unroll
                         for (int kt = 0; kt < ATTNC_C / 16; kt++) {
                             frag a;
@@ -929,14 +929,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 }
             if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
                 for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
-                    float f = 1.f;
-                    if constexpr (ATTNC_STABILIZED)
-                        f = attnc_exp2(sg[ATTNC_C - 1] + smisc[0] - smisc[1]);
-                    else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST)
-                        f = attnc_exp2(fminf(sg[ATTNC_C - 1], 0.f));
-                    else if constexpr (ATTNC_TRANSITION == TR_DIAG)
-                        f = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c], 0.f));
-                    float acc = sz[c] * f;
+                    float acc = sz[c] * state_decay(sg, smisc, c);
                     for (int r = 0; r < ATTNC_C; r++)
                         acc += attnc_elt_to_float(skd[r * ATTNC_LDK + c]);
                     sz[c] = acc;
