@@ -30,9 +30,9 @@ static void print_plan(attnc_buf *b, const ir_plan *p)
         attnc_buf_printf(b, "plan chunked %u transition %s householder %d stabilized %d subchunk %u\n", p->chunk,
                          ir_transition_name(p->transition), p->householder, p->stabilized, p->subchunk);
     if (p->stage >= IR_PLAN_TILED)
-        attnc_buf_printf(b, "plan tiled k_pad %u v_tile %u warps %u col_groups %u state_groups %u shared_scores %d sm_tile %u "
-                         "operands %s\n", p->k_pad, p->v_tile, p->warps, p->col_groups, p->state_groups, p->shared_scores,
-                         p->sm_tile,
+        attnc_buf_printf(b, "plan tiled k_pad %u v_tile %u warps %u col_groups %u state_groups %u shared_scores %d "
+                            "sm_tile %u operands %s\n",
+                         p->k_pad, p->v_tile, p->warps, p->col_groups, p->state_groups, p->shared_scores, p->sm_tile,
                          ir_operands_name(p->operands));
     if (p->stage >= IR_PLAN_FUSED) {
         attnc_buf_puts(b, "plan fused");
