@@ -589,14 +589,10 @@ __device__ __forceinline__ size_t bp_image(int slot, int h)
 }
 
 // max(m, a) for a >= 0 that keeps a NaN (fmaxf would drop it): a NaN state gives a NaN image row.
-__device__ __forceinline__ float bp_nanmax(float m, float a)
-{
-    return a > m || a != a ? a : m;
-}
-
 // A warp's 16 state rows from m0 (its accumulators, NT n-tiles from column v0: the walk's slice) into the
 // image (16-bit tiles): per row, e = ilogb(max |x|) - 14 (at least -126; the row's max from the quad that
-// holds it), m = rint(x 2^-e) within +-32767, the scale 2^e (NaN for a row with an inf or NaN).
+// holds it), m = rint(x 2^-e) saturated to 16 bits (|x 2^-e| < 2^15, so only a rounding up to 2^15 saturates),
+// the scale 2^e (NaN for a row with an inf or NaN).
 template <int NT>
 __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4], int m0, int v0, int lane)
 {
@@ -608,11 +604,11 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
         float mx = 0.f;
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
-            mx = bp_nanmax(mx, fabsf(acc[nt][2 * hf]));
-            mx = bp_nanmax(mx, fabsf(acc[nt][2 * hf + 1]));
+            mx = attnc_absmax_nan(mx, acc[nt][2 * hf]);
+            mx = attnc_absmax_nan(mx, acc[nt][2 * hf + 1]);
         }
-        mx = bp_nanmax(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = bp_nanmax(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const int ex = mx > 0.f ? max(((__float_as_int(mx) >> 23) & 0xff) - 127 - 14, -126) : 0;
         const float up = __int_as_float((127 - ex) << 23);
         const float sc = mx <= 3.402823466e38f ? __int_as_float((127 + ex) << 23) : __int_as_float(0x7fffffff);
@@ -620,9 +616,9 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
             const int c = bp_col(v0, nt, lane, 0);
-            const int a = (int)fminf(fmaxf(rintf(acc[nt][2 * hf] * up), -32767.f), 32767.f);
-            const int b = (int)fminf(fmaxf(rintf(acc[nt][2 * hf + 1] * up), -32767.f), 32767.f);
-            *reinterpret_cast<unsigned *>(man + (size_t)d * ATTNC_BP_VP + c) = (unsigned)(a & 0xffff) | ((unsigned)b << 16);
+            const unsigned short a = (unsigned short)attnc_f2s16_rn_sat(acc[nt][2 * hf] * up);
+            const unsigned short b = (unsigned short)attnc_f2s16_rn_sat(acc[nt][2 * hf + 1] * up);
+            *reinterpret_cast<unsigned *>(man + (size_t)d * ATTNC_BP_VP + c) = (unsigned)a | ((unsigned)b << 16);
         }
         if ((lane & 3) == 0)
             scale[d * ATTNC_BP_NSL + v0 / ATTNC_BP_VS] = sc;

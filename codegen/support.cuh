@@ -334,6 +334,23 @@ __device__ __forceinline__ void ldsm_x4_t(unsigned &r0, unsigned &r1, unsigned &
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_u32(p)));
 }
 
+// max(m, |a|), NaN where either is NaN (max.NaN, sm_80 and later: one instruction where a compare and a
+// select per element kept the NaN before).
+__device__ __forceinline__ float attnc_absmax_nan(float m, float a)
+{
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(m), "f"(fabsf(a)));
+    return r;
+}
+
+// x rounded to the nearest integer (ties to even) and saturated to [-32768, 32767]; 0 for NaN.
+__device__ __forceinline__ short attnc_f2s16_rn_sat(float x)
+{
+    short r;
+    asm("cvt.rni.sat.s16.f32 %0, %1;" : "=h"(r) : "f"(x));
+    return r;
+}
+
 // A barrier for `threads` threads (whole warps) of the CTA, id 1..15 (0 is __syncthreads').
 __device__ __forceinline__ void attnc_bar_named(unsigned id, unsigned threads)
 {

@@ -109,7 +109,7 @@ static double emu_split(const emu_ctx *e, double x)
 
 /* The kernels' state image of n elements (one row of a state and one walk slice of its columns): 16-bit
  * mantissas under one power-of-two scale 2^e per (row, slice), e = ilogb(max |x|) - 14 (at least -126), so
- * that the largest element keeps 16 bits and every element is m 2^e with |m| <= 32767 (rounded to
+ * that the largest element keeps 16 bits and every element is m 2^e with -32768 <= m <= 32767 (rounded to
  * nearest; the chunk kernel's hi + lo bf16 tiles hold m 2^e exactly).  bf16 mode only; trials (ATTNC_EMU_IMAGE=bf16 or
  * exact) round each element to bf16 (the images before) or keep it. */
 static void emu_image(const emu_ctx *e, const double *x, double *out, uint32_t n)
@@ -132,7 +132,7 @@ static void emu_image(const emu_ctx *e, const double *x, double *out, uint32_t n
         ex = -126;
     for (uint32_t i = 0; i < n; i++) {
         float m = rintf(ldexpf((float)x[i], -ex));
-        m = m > 32767.f ? 32767.f : m < -32767.f ? -32767.f : m;
+        m = m > 32767.f ? 32767.f : m < -32768.f ? -32768.f : m;
         out[i] = ldexpf(m, ex);
     }
 }

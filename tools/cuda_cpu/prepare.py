@@ -25,9 +25,12 @@ bodies = {
         "{ cpu_ldsm(r0, r1, r2, r3, p, true); }",
     "void mma16816(float *d, const unsigned *a, unsigned b0, unsigned b1)": "{ cpu_mma16816(d, a, b0, b1, ATTNC_ELT_F16); }",
     "void attnc_bar_named(unsigned id, unsigned threads)": "{ cpu_bar_named(id, threads); }",
+    "float attnc_absmax_nan(float m, float a)": "{ return cpu_absmax_nan(m, a); }",
+    "short attnc_f2s16_rn_sat(float x)": "{ return cpu_f2s16_rn_sat(x); }",
 }
 # bodies a unit from an older build may not have
-optional = {"void attnc_bar_named(unsigned id, unsigned threads)"}
+optional = {"void attnc_bar_named(unsigned id, unsigned threads)", "float attnc_absmax_nan(float m, float a)",
+            "short attnc_f2s16_rn_sat(float x)"}
 
 
 def replace_body(text, sig, body):
