@@ -7,8 +7,17 @@
 # FWD_CPU_B_SCHEDULE=materialized: unit B runs its materialized schedule (LENS all equal), e.g. one build
 # on both sides to check the two schedules against each other (ctest cuda_cpu.fwd_mat.*);
 # FWD_CPU_B_SCHEDULE=grouped:G: its grouped schedule with G chunks per group (ctest cuda_cpu.fwd_grp.*).
+# FWD_CPU_CXXFLAGS: more g++ flags, e.g. -fsanitize=thread: ThreadSanitizer then watches the emulated CTA's
+# threads (one per CUDA thread) and their shared memory, and a race it reports fails the run (exit 66),
+# whatever the outputs (ctest cuda_cpu.tsan.*); skipped (77) where g++ cannot link with the flags.
 set -eu
 command -v g++ >/dev/null && command -v python3 >/dev/null || { echo "no g++ or python3: skipped"; exit 77; }
+cxxflags=${FWD_CPU_CXXFLAGS:-}
+if [ -n "$cxxflags" ]; then
+  # shellcheck disable=SC2086
+  echo 'int main() { return 0; }' | g++ $cxxflags -x c++ - -o /dev/null 2>/dev/null ||
+    { echo "g++ cannot build with '$cxxflags': skipped"; exit 77; }
+fi
 attnc_a=$1 attnc_b=$2 spec=$3 heads=$4 seed=$5 bound=$6 lens=$7 dtype=${8:-}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -20,14 +29,22 @@ dt=""
 "$attnc_a" compile "$tmp/spec.attn" --emit cuda $dt -o "$tmp/a.cu"
 # shellcheck disable=SC2086
 "$attnc_b" compile "$tmp/spec.attn" --emit cuda $dt -o "$tmp/b.cu"
-# FWD_CPU_BREAK: a sed expression applied to unit B first (to see the check fail)
-[ -n "${FWD_CPU_BREAK:-}" ] && sed -i -E "$FWD_CPU_BREAK" "$tmp/b.cu"
+# FWD_CPU_BREAK: a sed expression applied to unit B first (to see the check fail).  A break that does not
+# apply (a bad expression, or no match) exits 0 here, so that its WILL_FAIL test fails rather than passing
+# on an error of its own.
+if [ -n "${FWD_CPU_BREAK:-}" ]; then
+  cp "$tmp/b.cu" "$tmp/b.orig"
+  if ! sed -i -E "$FWD_CPU_BREAK" "$tmp/b.cu" || cmp -s "$tmp/b.cu" "$tmp/b.orig"; then
+    echo "FWD_CPU_BREAK '$FWD_CPU_BREAK' changed nothing in unit B: the negative control is void"
+    exit 0
+  fi
+fi
 python3 "$here/prepare.py" "$tmp/a.cu" "$tmp/fa.h" fa
 python3 "$here/prepare.py" "$tmp/b.cu" "$tmp/fb.h" fb
 sh "$here/desc.sh" "$attnc_b" "$tmp/spec.attn" "$tmp/b.cu" > "$tmp/desc"
 cp "$here"/prelude.h "$here"/host_util.h "$here"/fwd_harness.h "$here"/fwd_unit.cpp "$here"/fwd_main.cpp "$tmp/"
 (cd "$tmp" &&
- g++ -std=c++20 -O1 -pthread -w -DUNIT_NS=fa -DUNIT_HDR='"fa.h"' -DUNIT_INFO=fwd_a_info -DUNIT_RUN=fwd_a_run -DUNIT_RUN_MAT=fwd_a_run_mat -DUNIT_RUN_GRP=fwd_a_run_grp -c fwd_unit.cpp -o fa.o &&
- g++ -std=c++20 -O1 -pthread -w -DUNIT_NS=fb -DUNIT_HDR='"fb.h"' -DUNIT_INFO=fwd_b_info -DUNIT_RUN=fwd_b_run -DUNIT_RUN_MAT=fwd_b_run_mat -DUNIT_RUN_GRP=fwd_b_run_grp -c fwd_unit.cpp -o fb.o &&
- g++ -std=c++20 -O1 -pthread -w -o fwd_cpu fwd_main.cpp fa.o fb.o)
+ g++ -std=c++20 -O1 -pthread -w $cxxflags -DUNIT_NS=fa -DUNIT_HDR='"fa.h"' -DUNIT_INFO=fwd_a_info -DUNIT_RUN=fwd_a_run -DUNIT_RUN_MAT=fwd_a_run_mat -DUNIT_RUN_GRP=fwd_a_run_grp -c fwd_unit.cpp -o fa.o &&
+ g++ -std=c++20 -O1 -pthread -w $cxxflags -DUNIT_NS=fb -DUNIT_HDR='"fb.h"' -DUNIT_INFO=fwd_b_info -DUNIT_RUN=fwd_b_run -DUNIT_RUN_MAT=fwd_b_run_mat -DUNIT_RUN_GRP=fwd_b_run_grp -c fwd_unit.cpp -o fb.o &&
+ g++ -std=c++20 -O1 -pthread -w $cxxflags -o fwd_cpu fwd_main.cpp fa.o fb.o)
 "$tmp/fwd_cpu" "$tmp/desc" "$seed" "$bound" "$lens"
