@@ -588,11 +588,10 @@ __device__ __forceinline__ size_t bp_image(int slot, int h)
     return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_IMG_BYTES;
 }
 
-// max(m, a) for a >= 0 that keeps a NaN (fmaxf would drop it): a NaN state gives a NaN image row.
 // A warp's 16 state rows from m0 (its accumulators, NT n-tiles from column v0: the walk's slice) into the
 // image (16-bit tiles): per row, e = ilogb(max |x|) - 14 (at least -126; the row's max from the quad that
-// holds it), m = rint(x 2^-e) saturated to 16 bits (|x 2^-e| < 2^15, so only a rounding up to 2^15 saturates),
-// the scale 2^e (NaN for a row with an inf or NaN).
+// holds it, keeping a NaN: a NaN state gives a NaN image row), m = rint(x 2^-e) saturated to 16 bits
+// (|x 2^-e| < 2^15, so only a rounding up to 2^15 saturates), the scale 2^e (NaN for a row with an inf or NaN).
 template <int NT>
 __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4], int m0, int v0, int lane)
 {
