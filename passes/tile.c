@@ -121,6 +121,12 @@ static unsigned stage_bound(const ir_module *m)
     return bytes;
 }
 
+/* The CTA's whole shared memory under the plan as it stands: the tiles and the staging area. */
+static unsigned plan_smem(const ir_module *m)
+{
+    return tile_linear_smem_bytes(m) + stage_bound(m);
+}
+
 /* The tensor cores' operands: fp32 inputs that are vectors per token (rows of q, k, v, gates; not a
  * per-head scalar like Mamba-2's dt) ask for fp32 accuracy, so their tiles stay fp32 and each product is
  * split in three bf16 mma; else fp16 tiles where any per-token input is fp16, bf16 otherwise. */
@@ -188,7 +194,7 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
     p->warps = rows * p->col_groups;
     /* Shared memory: halve the chunk until the tiles and the staging area fit (the chunkwise form is
      * exact for any chunk, so this changes speed, not results). */
-    while (p->chunk > 16 && tile_linear_smem_bytes(m) + stage_bound(m) > MAX_SMEM) {
+    while (p->chunk > 16 && plan_smem(m) > MAX_SMEM) {
         p->chunk /= 2;
         p->subchunk = p->subchunk > p->chunk ? p->chunk : p->subchunk;
         /* Fewer row groups: more column groups keep the warp count (and split the state wider). */
@@ -208,9 +214,9 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
             state_regs(p->k_pad, p->v_tile, p->warps, sg) <
                 state_regs(p->k_pad, p->v_tile, p->warps, p->state_groups))
             p->state_groups = sg;
-    if (tile_linear_smem_bytes(m) + stage_bound(m) > MAX_SMEM) {
+    if (plan_smem(m) > MAX_SMEM) {
         attnc_error(diags, m->span, "the kernel needs %u bytes of shared memory, more than the %u a CTA can have",
-                    tile_linear_smem_bytes(m) + stage_bound(m), MAX_SMEM);
+                    plan_smem(m), MAX_SMEM);
         return false;
     }
     /* All of V in one CTA: two state groups, each warp two m-tiles and half the columns (the same 64
@@ -227,7 +233,7 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
      * call, 2026-11-30, T = 8192) gla went 3.81 -> 2.52 ms; with scalar decay the barrier and the tile
      * cost more than they saved (mamba2 0.804 -> 0.85, the delta rule 1.774 -> 1.81). */
     p->shared_scores = p->transition == IR_TR_DIAG && ir_plan_can_share_scores(m);
-    if (p->shared_scores && tile_linear_smem_bytes(m) + stage_bound(m) > MAX_SMEM)
+    if (p->shared_scores && plan_smem(m) > MAX_SMEM)
         p->shared_scores = false;
     p->stage = IR_PLAN_TILED;
     return true;
