@@ -153,6 +153,7 @@ static void emit_row_struct(gen *g)
                           "                                                 const unsigned char *stage, bool real, attnc_row &o);\n"
                           "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
                           "                                                elt *sv, float *sg, float *sbeta, float *sig);\n");
+    cg_emit_stage_held(&g->ev, "attnc_stage_held", "ATTNC_C", "(ATTNC_WARPS * 32)");   /* linear_kernel.cuh defines ATTNC_THREADS later */
 }
 
 /* The prologue, in two steps so that a warp can have several tokens in flight (linear_kernel.cuh forms
@@ -170,7 +171,7 @@ static void emit_linear_prologue(gen *g)
     ir_ref gate = m->linear.gate, beta = m->linear.beta, ig = m->linear.igate;
     bool diag = p->transition == IR_TR_DIAG;
     unsigned ng = gate_slots(g);
-    cg_emit_stage_issue(&g->ev, "attnc_stage_issue", "attnc_params", "ATTNC_C", "ATTNC_THREADS");
+    cg_emit_stage_issue(&g->ev, "attnc_stage_issue", "attnc_params", "ATTNC_C", "(ATTNC_WARPS * 32)", "attnc_stage_held");
 
     attnc_buf_puts(b, "\n// ---- the prologue: the spec's value DAG for one token (generated) ----\n"
                       "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"

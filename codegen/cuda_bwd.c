@@ -627,7 +627,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         emit_roles_fn(&g, true, true);
         cg_values staged = g.ev;
         staged.stage_off = gp->bp_stage_off;
-        cg_emit_stage_issue(&staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS");
+        cg_emit_stage_issue(&staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS", NULL);
     }
     emit_adjoint_fn(&g);
     out->source = attnc_buf_str(b);

@@ -264,14 +264,67 @@ unsigned cg_stage_unit(unsigned row_bytes)
     return row_bytes % 16 == 0 ? 16 : row_bytes % 8 == 0 ? 8 : row_bytes % 4 == 0 ? 4 : 2;
 }
 
-void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads)
+/* Rows of 2 bytes have no cp.async (its sizes are 4, 8 and 16): a plain load whose shared-memory store
+ * waits for it held the whole CTA at the next barrier (ncu on the H200: the delta rule's beta, 4 % of the
+ * forward's samples at that barrier).  With a held type the issue leaves them in registers, which
+ * `land` stores before the copies are waited for, a chunk later.  Slot j of tensor i: element
+ * threadIdx.x + j * threads of its rows; (chunk * per_row + threads - 1) / threads slots each. */
+static void put_held_slots(attnc_buf *b, unsigned per_row, const char *chunk, const char *threads)
+{
+    attnc_buf_printf(b, "(%s * %u + %s - 1) / %s", chunk, per_row, threads, threads);
+}
+
+static bool staged_in_registers(const cg_values *e, uint32_t i, unsigned *row_bytes)
+{
+    const ir_tensor *t = &e->m->tensors[i];
+    *row_bytes = t->len * ir_dtype_bytes(t->dtype);
+    return e->stage_off[i] != ~0u && cg_stage_unit(*row_bytes) == 2;
+}
+
+void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk, const char *threads)
+{
+    const ir_module *m = e->m;
+    attnc_buf *b = e->b;
+    attnc_buf_printf(b, "\n// ---- staging: rows of 2 bytes, held in registers from the issue to the land (generated) ----\n"
+                        "struct %s {\n    unsigned short x[1", held);
+    unsigned rb;
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        if (staged_in_registers(e, i, &rb)) {
+            attnc_buf_puts(b, " + ");
+            put_held_slots(b, rb / 2, chunk, threads);
+        }
+    attnc_buf_printf(b, "];\n};\n"
+                        "__device__ __forceinline__ void %s_land(unsigned char *stage, const %s &held)\n{\n"
+                        "    int slot = 0;\n    (void)stage, (void)held, (void)slot;\n",
+                     held, held);
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        if (!staged_in_registers(e, i, &rb))
+            continue;
+        attnc_buf_printf(b, "    {   // %s\n#pragma unroll\n        for (int j = 0; j < ", m->tensors[i].name);
+        put_held_slots(b, rb / 2, chunk, threads);
+        attnc_buf_printf(b, "; j++, slot++) {\n"
+                            "            const unsigned i = threadIdx.x + j * %s;\n"
+                            "            if (i < %s * %uu)\n"
+                            "                *(unsigned short *)(stage + %u + i / %u * %u + i %% %u * 2) = held.x[slot];\n"
+                            "        }\n    }\n",
+                         threads, chunk, rb / 2, e->stage_off[i], rb / 2, rb, rb / 2);
+    }
+    attnc_buf_puts(b, "}\n");
+}
+
+void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads,
+                         const char *held)
 {
     const ir_module *m = e->m;
     attnc_buf *b = e->b;
     attnc_buf_printf(b, "\n// ---- staging: the raw input rows of one chunk, copied asynchronously (generated) ----\n"
-                        "__device__ __forceinline__ void %s(const %s &p, int c0, int eos, int h, unsigned char *stage)\n{\n"
-                        "    const int n = min(%s, eos - c0);\n",
-                     fn, params, chunk);
+                        "__device__ __forceinline__ void %s(const %s &p, int c0, int eos, int h, unsigned char *stage",
+                     fn, params);
+    if (held)
+        attnc_buf_printf(b, ", %s &held", held);
+    attnc_buf_printf(b, ")\n{\n    const int n = min(%s, eos - c0);\n", chunk);
+    if (held)
+        attnc_buf_puts(b, "    int slot = 0;\n    (void)held, (void)slot;\n");
     for (uint32_t i = 0; i < m->ntensors; i++) {
         if (e->stage_off[i] == ~0u)
             continue;
@@ -283,16 +336,27 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
          * unrolled, took it to 177, but made ptxas spill in based_hybrid's decode kernel for sm_80,
          * whatever the decode step's bound.) */
         unsigned per_row = rb / unit, heads = m->axes[t->axis].count;
-        attnc_buf_printf(b, "    {   // %s: rows of %u bytes, %u-byte copies\n"
+        attnc_buf_printf(b, "    {   // %s: rows of %u bytes, %u-byte %s\n"
                             "        const unsigned char *src = (const unsigned char *)p.in[%u] + ((size_t)c0 * %u + ",
-                         t->name, rb, unit, i, heads);
+                         t->name, rb, unit, unit == 2 && held ? "loads held in registers" : unit == 2 ? "loads" : "copies",
+                         i, heads);
         cg_put_head(e, t->axis);
-        attnc_buf_printf(b, ") * %u;\n"
-                            "        for (int i = threadIdx.x; i < n * %u; i += %s) {\n"
+        attnc_buf_printf(b, ") * %u;\n", rb);
+        if (unit == 2 && held) {
+            attnc_buf_puts(b, "#pragma unroll\n        for (int j = 0; j < ");
+            put_held_slots(b, per_row, chunk, threads);
+            attnc_buf_printf(b, "; j++, slot++) {\n"
+                                "            const unsigned i = threadIdx.x + j * %s, r = i / %u, u = i %% %u;\n"
+                                "            held.x[slot] = i < (unsigned)n * %uu ? *(const unsigned short *)(src + (r * %uu + u * 2)) : 0;\n"
+                                "        }\n    }\n",
+                             threads, per_row, per_row, per_row, heads * rb);
+            continue;
+        }
+        attnc_buf_printf(b, "        for (int i = threadIdx.x; i < n * %u; i += %s) {\n"
                             "            const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n"
                             "            const unsigned char *from = src + (r * %uu + u * %u);\n"
                             "            unsigned char *to = stage + %u + r * %u + u * %u;\n",
-                         rb, per_row, threads, per_row, per_row, heads * rb, unit, e->stage_off[i], rb, unit);
+                         per_row, threads, per_row, per_row, heads * rb, unit, e->stage_off[i], rb, unit);
         if (unit == 2)
             attnc_buf_puts(b, "            *(unsigned short *)to = *(const unsigned short *)from;\n");
         else

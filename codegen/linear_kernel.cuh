@@ -53,7 +53,9 @@ __device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v
                                elt *sv, float *sg, float *sbeta, float *sig, const unsigned char *stage);
 // Generated too: starts asynchronous copies (cp.async) of the raw input rows of tokens [c0, min(c0 + C, eos))
 // into the staging area, which the prologue then reads; the copies of chunk n+1 run under chunk n's math.
-__device__ __forceinline__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage);
+// Rows of 2 bytes (no cp.async) are loaded into `held`, which attnc_stage_held_land stores before the wait.
+__device__ __forceinline__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage,
+                                                  attnc_stage_held &held);
 
 __device__ __forceinline__ int state_mt(int warp, int i)
 {
@@ -379,7 +381,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
     __syncthreads();
 
     unsigned char *stage = smem + L::bytes;
-    attnc_stage_issue(p, c_first, eos, h, stage);
+    attnc_stage_held held;
+    attnc_stage_issue(p, c_first, eos, h, stage, held);
     constexpr bool bidir = !ATTNC_CAUSAL;
     // A bidirectional CTA walks the sequence twice: pass 0 sums the state, pass 1 reads it.
     for (int pass = 0; pass < (bidir ? 2 : 1); pass++) {
@@ -400,6 +403,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             }
         }
         // ---- 1. prologue --------------------------------------------------------------------------
+        attnc_stage_held_land(stage, held);
         attnc_stage_wait();
         __syncthreads();
         // ATTNC_PRO_ROWS tokens per warp and pass (codegen/cuda.c's prologue_rows), all evaluated into
@@ -427,7 +431,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             if (bidir && pass == 0 && next >= eos)
                 next = bos;
             if (next < c_end)
-                attnc_stage_issue(p, next, eos, h, stage);
+                attnc_stage_issue(p, next, eos, h, stage, held);
         }
         // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
         if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
