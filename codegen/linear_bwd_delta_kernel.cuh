@@ -612,13 +612,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         bd_mma_split<NTV, true, true>(acc, Th, Tl, ATTNC_BP_LDC, m0, DUh, DUl, ATTNC_BP_LDV, n0, m0, C, lane);
         bd_row_dots<NTV>(acc, V, ATTNC_BP_LDV, m0, n0, cg, red_y, lane);
 #pragma unroll
-        for (int nt = 0; nt < NTV; nt++)
+        for (int nt = 0; nt < NTV; nt++) {
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int q = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                if (q < nrows && c < ATTNC_B_V)
-                    p.ws_dv[((size_t)(c0 + q) * ATTNC_HOUT + h) * ATTNC_B_V + c] = beta[q] * acc[nt][i];
-            }
+            for (int i = 0; i < 4; i++)
+                acc[nt][i] *= beta[bp_row(m0, lane, i)];
+            bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, acc[nt], m0, n0, nt, lane, c0, nrows, h);
+        }
     }
     __syncthreads();
     // X = T^T dT: X_rq = sum_{i >= max(r, q)} T_ir dT_iq (hi, lo), over the image
@@ -713,13 +712,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         bd_mma_split<NTK, false, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
         bd_mma_split<NTK, true, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, m0, C, lane);
 #pragma unroll
-        for (int nt = 0; nt < NTK; nt++)
+        for (int nt = 0; nt < NTK; nt++) {
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int q = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                if (q < nrows && c < ATTNC_B_K)
-                    p.ws_dk[((size_t)(c0 + q) * ATTNC_HOUT + h) * ATTNC_B_K + c] = old[nt][i] + acc[nt][i];
-            }
+            for (int i = 0; i < 4; i++)
+                acc[nt][i] += old[nt][i];
+            bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_K>(p.ws_dk, nullptr, acc[nt], m0, n0, nt, lane, c0, nrows, h);
+        }
     }
     __syncthreads();
     // dbeta, and the gate's WY terms: G_r = beta_r e^{b_r} (k_r . Z_r) for every s <= r, the pairs j < s <= r

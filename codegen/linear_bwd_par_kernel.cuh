@@ -28,7 +28,7 @@
 //                              + sum_{j<s<=r} (dO_r . v_j) P_rj   (the log-weight rule per factor)
 //                       into the sequential kernel's fp32 workspaces (ws_dq, ws_dk, ws_dv, ws_dg), dq, dk or
 //                       dv into the caller's gradient of the tensor where the role is an input tensor of its
-//                       own (ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DV_TENSOR; bp_role_grad);
+//                       own (ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DV_TENSOR; bp_role_grad_frag);
 //   then attnc_bwd_inputs and the fixed-order head sums, as in the sequential schedule.
 // A chunk's slot is c0 / C + n (c0 its first token, n its sequence): distinct over all chunks of all
 // sequences, below total / C + N + 1; attnc_bwdp_chunk finds n by bisection over cu_seqlens and exits
@@ -648,17 +648,44 @@ __device__ __forceinline__ float bp_dout(const attnc_bwd_params &p, int t, int h
         return c < ATTNC_B_VO ? attnc_load<ATTNC_OUT_DTYPE>(p.dout, row * ATTNC_B_VO + c) : 0.f;
 }
 
-// Element i of a query, key or value role gradient [T, HOUT, K or V]: into its fp32 workspace, or (TENSOR >= 0: the
-// role is that input tensor as stored and nothing else reads it, passes/grad.c's bp_direct) straight into
-// the caller's gradient of the tensor in its dtype DT, where it is wanted (direct non-null): the adjoint
-// neither reads it back nor writes the tensor, and the host allocates no workspace for the role.
-template <int TENSOR, int DT>
-__device__ __forceinline__ void bp_role_grad(float *ws, void *direct, size_t i, float x)
+// A query, key or value role gradient [T, HOUT, LEN] (LEN: K or V): into its fp32 workspace ws (TENSOR < 0), or
+// (TENSOR >= 0: the role is that input tensor as stored and nothing else reads it, passes/grad.c's bp_direct)
+// straight into the caller's gradient of the tensor in its dtype DT, where it is wanted (direct non-null): the
+// adjoint neither reads it back nor writes the tensor, and the host allocates no workspace for the role.
+// These are the four accumulator elements x of n-tile nt of a product's row block m0 (rows bp_row, columns
+// bp_col: two rows of two adjacent columns), for the chunk's rows from token c0, rows r < nrows only.  Each
+// pair of columns goes as one store where both exist and LEN is even (the pair's address is then aligned: a
+// direct tensor is staged, so api/backward.c holds its gradient to the staging unit of its rows, 4 bytes or
+// more for an even LEN): one store a pair halved the stores whose queue stalled simple_gla's chunk kernel
+// (ncu on the H200: 7 % of its samples on single 2-byte stores).
+template <int TENSOR, int DT, int LEN>
+__device__ __forceinline__ void bp_role_grad_frag(float *ws, void *direct, const float x[4], int m0, int n0, int nt,
+                                                  int lane, int c0, int nrows, int h)
 {
-    if constexpr (TENSOR < 0)
-        ws[i] = x;
-    else if (direct)
-        attnc_bwd_store(direct, i, x, DT);
+    if (TENSOR >= 0 && !direct)
+        return;
+#pragma unroll
+    for (int i = 0; i < 4; i += 2) {
+        const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+        if (r >= nrows || c >= LEN)
+            continue;
+        const size_t e = ((size_t)(c0 + r) * ATTNC_HOUT + h) * LEN + c;   // even when LEN is
+        if constexpr (LEN % 2 == 0) {
+            if (TENSOR < 0 || DT == ATTNC_DT_FP32)
+                *reinterpret_cast<float2 *>((TENSOR < 0 ? ws : (float *)direct) + e) = make_float2(x[i], x[i + 1]);
+            else if (DT == ATTNC_DT_FP16)
+                ((unsigned *)direct)[e / 2] = attnc_float_to_f16(x[i]) | (unsigned)attnc_float_to_f16(x[i + 1]) << 16;
+            else
+                ((unsigned *)direct)[e / 2] = attnc_float_to_bf16(x[i]) | (unsigned)attnc_float_to_bf16(x[i + 1]) << 16;
+        } else {
+            for (int k = 0; k < 2 && c + k < LEN; k++) {
+                if constexpr (TENSOR < 0)
+                    ws[e + k] = x[i + k];
+                else
+                    attnc_bwd_store(direct, e + k, x[i + k], DT);
+            }
+        }
+    }
 }
 
 // ---- passes 1 and 2: the state walks ------------------------------------------------------------------
@@ -1211,13 +1238,8 @@ __device__ __forceinline__ void bp_dv_finish(const attnc_bwd_params &p, float (*
     void *const dv_direct = ATTNC_BP_DV_TENSOR >= 0 ? p.direct[ATTNC_BP_DV_TENSOR < 0 ? 0 : ATTNC_BP_DV_TENSOR] : nullptr;
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-            if (j < nrows && c < ATTNC_B_V)
-                bp_role_grad<ATTNC_BP_DV_TENSOR, ATTNC_BP_DV_DTYPE>(p.ws_dv, dv_direct,
-                                                                  ((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_V + c, acc[nt][i]);
-        }
+        bp_role_grad_frag<ATTNC_BP_DV_TENSOR, ATTNC_BP_DV_DTYPE, ATTNC_B_V>(p.ws_dv, dv_direct, acc[nt], m0, n0, nt, lane,
+                                                                           c0, nrows, h);
 }
 
 // A block sum in a fixed order (every thread gets it).
@@ -1304,14 +1326,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 bp_mma<NT, false, true>(acc, Alo, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                    if (r < nrows && c < ATTNC_B_K)
-                        bp_role_grad<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE>(p.ws_dq, dq_direct,
-                                                                          ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_K + c,
-                                                                          acc[nt][i]);
-                }
+                bp_role_grad_frag<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p.ws_dq, dq_direct, acc[nt], m0, n0, nt,
+                                                                                   lane, c0, nrows, h);
         }
     }
     __syncthreads();
@@ -1350,14 +1366,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 bp_mma<NT, true, true>(acc, Alo, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                    if (j < nrows && c < ATTNC_B_K)
-                        bp_role_grad<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE>(p.ws_dk, dk_direct,
-                                                                          ((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_K + c,
-                                                                          acc[nt][i]);
-                }
+                bp_role_grad_frag<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p.ws_dk, dk_direct, acc[nt], m0, n0, nt,
+                                                                                   lane, c0, nrows, h);
         }
     }
     // dv = e^{b_L - b} (K dS_out) + P^T dO
@@ -1575,20 +1585,21 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 bp_mma<NT, false, true>(off, Alo, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 0, 16, lane);
         }
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++)
+        for (int nt = 0; nt < NT; nt++) {
+            float dq[4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
                 const float qf = attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]);
                 const float inter = acc[nt][i] * bp_dec(BP_B(g, r, c));
                 const float o = mi > 0 ? off[nt][i] * bp_dec(BP_B(g, r, c) - BP_B(g, 16 * (NB - 1), c)) : 0.f;
-                const float dq = inter + BS[r * KP + c] + o;
+                dq[i] = inter + BS[r * KP + c] + o;
                 GS[r * KP + c] = qf * inter;
                 BS[r * KP + c] = qf * o;
-                if (r < nrows && c < ATTNC_B_K)
-                    bp_role_grad<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE>(p.ws_dq, dq_direct,
-                                                                      ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_K + c, dq);
             }
+            bp_role_grad_frag<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p.ws_dq, dq_direct, dq, m0, n0, nt, lane, c0,
+                                                                               nrows, h);
+        }
     }
     __syncthreads();
     bp_image_finish<ED_TILES, ATTNC_BP_SLO, true>(img, S, Slo, ed_part);
@@ -1615,20 +1626,21 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 bp_mma<NT, true, true>(off, Alo, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 16, ATTNC_BP_C, lane);
         }
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++)
+        for (int nt = 0; nt < NT; nt++) {
+            float dk[4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
                 const float kf = attnc_elt_to_float(K[j * ATTNC_BP_LDK + c]);
                 const float inter = acc[nt][i] * bp_dec(BP_B(g, ATTNC_BP_C - 1, c) - BP_B(g, j, c));
                 const float o = mj < NB - 1 ? off[nt][i] * bp_dec(BP_B(g, 16 * (NB - 1), c) - BP_B(g, j, c)) : 0.f;
-                const float dk = inter + GP[j * KP + c] + o;
+                dk[i] = inter + GP[j * KP + c] + o;
                 GP[j * KP + c] = kf * inter;
                 BP[j * KP + c] += kf * o;
-                if (j < nrows && c < ATTNC_B_K)
-                    bp_role_grad<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE>(p.ws_dk, dk_direct,
-                                                                      ((size_t)(c0 + j) * ATTNC_HOUT + h) * ATTNC_B_K + c, dk);
             }
+            bp_role_grad_frag<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p.ws_dk, dk_direct, dk, m0, n0, nt, lane, c0,
+                                                                               nrows, h);
+        }
     }
     __syncthreads();
     // Kd = K o e^{b_L - b} into Z (the factor is on dv's contraction index)
