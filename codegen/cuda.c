@@ -154,6 +154,12 @@ static void emit_row_struct(gen *g)
                           "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
                           "                                                elt *sv, float *sg, float *sbeta, float *sig);\n");
     cg_emit_stage_held(&g->ev, "attnc_stage_held", "ATTNC_C", "(ATTNC_WARPS * 32)");   /* linear_kernel.cuh defines ATTNC_THREADS later */
+    /* The walk's copies unrolled where a thread issues at most two a tensor: on the H200 (bench/RESULTS.md,
+     * twelfth session) the forward of gla, delta_rule and gated_delta (chunk 32, two 16-byte copies a
+     * thread and row of 256 bytes) took 5 % less time so, simple_gla's and simple_gla_gam's (chunk 64,
+     * four) 7 % more, and kv_asym_retnet (three for its rows of V = 192) spilled 40 bytes on sm_80. */
+    attnc_buf_printf(&g->b, "#define ATTNC_STAGE_UNROLL %d\n",
+                     cg_stage_max_pieces(&g->ev, g->m->plan.chunk, g->m->plan.warps * 32) <= 2);
 }
 
 /* The prologue, in two steps so that a warp can have several tokens in flight (linear_kernel.cuh forms

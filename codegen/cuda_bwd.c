@@ -600,6 +600,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         attnc_buf_puts(b, "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
                           "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n"
+                          "template <bool UNROLL>\n"
                           "__device__ __forceinline__ void attnc_bwd_stage_issue(const attnc_bwd_params &p, int c0, int eos, int h, unsigned char *stage);\n");
         attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
         if (gp->bp_delta) {

@@ -312,12 +312,34 @@ void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk,
     attnc_buf_puts(b, "}\n");
 }
 
+/* One piece's copy from `from` to `to` (cp.async, or a plain load and store for 2 bytes). */
+static void put_stage_copy(attnc_buf *b, unsigned unit, const char *indent)
+{
+    if (unit == 2)
+        attnc_buf_printf(b, "%s            *(unsigned short *)to = *(const unsigned short *)from;\n", indent);
+    else
+        attnc_buf_printf(b, "%s            asm volatile(\"cp.async.%s.shared.global [%%0], [%%1], %u;\\n\" :: \"r\"(smem_u32(to)), \"l\"(from) : \"memory\");\n",
+                         indent, unit == 16 ? "cg" : "ca", unit);
+}
+
+unsigned cg_stage_max_pieces(const cg_values *e, unsigned chunk, unsigned threads)
+{
+    unsigned most = 0, rb;
+    for (uint32_t i = 0; i < e->m->ntensors; i++)
+        if (e->stage_off[i] != ~0u && !staged_in_registers(e, i, &rb)) {
+            unsigned pieces = (chunk * (rb / cg_stage_unit(rb)) + threads - 1) / threads;
+            most = pieces > most ? pieces : most;
+        }
+    return most;
+}
+
 void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads,
                          const char *held)
 {
     const ir_module *m = e->m;
     attnc_buf *b = e->b;
     attnc_buf_printf(b, "\n// ---- staging: the raw input rows of one chunk, copied asynchronously (generated) ----\n"
+                        "template <bool UNROLL>\n"
                         "__device__ __forceinline__ void %s(const %s &p, int c0, int eos, int h, unsigned char *stage",
                      fn, params);
     if (held)
@@ -332,36 +354,43 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
         unsigned rb = t->len * ir_dtype_bytes(m->tensors[i].dtype), unit = cg_stage_unit(rb);
         /* Row c0 of the head in 64 bits once, then 32-bit offsets (a row is under 64 KB, a chunk 64
          * rows): the 64-bit address of every copy cost about 30 instructions (nvdisasm of Mamba-2's
-         * kernel: 495 instructions of staging per chunk, 399 now).  (Loops of constant trip count,
-         * unrolled, took it to 177, but made ptxas spill in based_hybrid's decode kernel for sm_80,
-         * whatever the decode step's bound.) */
+         * kernel: 495 instructions of staging per chunk, 399 now). */
         unsigned per_row = rb / unit, heads = m->axes[t->axis].count;
+        bool in_registers = unit == 2 && held;
         attnc_buf_printf(b, "    {   // %s: rows of %u bytes, %u-byte %s\n"
                             "        const unsigned char *src = (const unsigned char *)p.in[%u] + ((size_t)c0 * %u + ",
-                         t->name, rb, unit, unit == 2 && held ? "loads held in registers" : unit == 2 ? "loads" : "copies",
+                         t->name, rb, unit, in_registers ? "loads held in registers" : unit == 2 ? "loads" : "copies",
                          i, heads);
         cg_put_head(e, t->axis);
         attnc_buf_printf(b, ") * %u;\n", rb);
-        if (unit == 2 && held) {
-            attnc_buf_puts(b, "#pragma unroll\n        for (int j = 0; j < ");
-            put_held_slots(b, per_row, chunk, threads);
-            attnc_buf_printf(b, "; j++, slot++) {\n"
-                                "            const unsigned i = threadIdx.x + j * %s, r = i / %u, u = i %% %u;\n"
-                                "            held.x[slot] = i < (unsigned)n * %uu ? *(const unsigned short *)(src + (r * %uu + u * 2)) : 0;\n"
-                                "        }\n    }\n",
-                             threads, per_row, per_row, per_row, heads * rb);
-            continue;
+        /* UNROLL: loops of constant trip count, unrolled (thread t copies pieces t, t + threads, ... of the
+         * chunk's rows; with threads a multiple of a row's pieces, each piece's addresses are the first's
+         * plus constants); else one loop over the pieces.  Rows held in registers are always unrolled:
+         * their slots are registers. */
+        if (!in_registers) {
+            attnc_buf_printf(b, "        if constexpr (!UNROLL) {\n"
+                                "            for (int i = threadIdx.x; i < n * %u; i += %s) {\n"
+                                "                const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n"
+                                "                const unsigned char *from = src + (r * %uu + u * %u);\n"
+                                "                unsigned char *to = stage + %u + r * %u + u * %u;\n",
+                             per_row, threads, per_row, per_row, heads * rb, unit, e->stage_off[i], rb, unit);
+            put_stage_copy(b, unit, "    ");
+            attnc_buf_puts(b, "            }\n        } else\n");
         }
-        attnc_buf_printf(b, "        for (int i = threadIdx.x; i < n * %u; i += %s) {\n"
-                            "            const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n"
-                            "            const unsigned char *from = src + (r * %uu + u * %u);\n"
-                            "            unsigned char *to = stage + %u + r * %u + u * %u;\n",
-                         per_row, threads, per_row, per_row, heads * rb, unit, e->stage_off[i], rb, unit);
-        if (unit == 2)
-            attnc_buf_puts(b, "            *(unsigned short *)to = *(const unsigned short *)from;\n");
-        else
-            attnc_buf_printf(b, "            asm volatile(\"cp.async.%s.shared.global [%%0], [%%1], %u;\\n\" :: \"r\"(smem_u32(to)), \"l\"(from) : \"memory\");\n",
-                             unit == 16 ? "cg" : "ca", unit);
+        attnc_buf_puts(b, "#pragma unroll\n        for (int j = 0; j < ");
+        put_held_slots(b, per_row, chunk, threads);
+        attnc_buf_printf(b, "; j++%s) {\n"
+                            "            const unsigned i = threadIdx.x + j * %s, r = i / %u, u = i %% %u;\n"
+                            "            const unsigned char *from = src + (r * %uu + u * %u);\n",
+                         in_registers ? ", slot++" : "", threads, per_row, per_row, heads * rb, unit);
+        if (in_registers)
+            attnc_buf_printf(b, "            held.x[slot] = i < (unsigned)n * %uu ? *(const unsigned short *)from : 0;\n", per_row);
+        else {
+            attnc_buf_printf(b, "            unsigned char *to = stage + %u + r * %u + u * %u;\n"
+                                "            if (i < (unsigned)n * %uu)\n",
+                             e->stage_off[i], rb, unit, per_row);
+            put_stage_copy(b, unit, "    ");
+        }
         attnc_buf_puts(b, "        }\n    }\n");
     }
     attnc_buf_puts(b, "    asm volatile(\"cp.async.commit_group;\\n\" ::: \"memory\");\n}\n");

@@ -60,9 +60,13 @@ unsigned cg_stage_unit(unsigned row_bytes);
  * asynchronous copies (cp.async, one commit group) of rows [c0, min(c0 + `chunk`, eos)) of every tensor
  * with a stage_off into the staging area, `threads` threads sharing them (generated; the forward's and the
  * parallel backward's).  Rows of 2 bytes have no cp.async: loaded and stored at once where `held` is
- * NULL, else loaded into `held` (cg_emit_stage_held's type), which `held`_land stores later. */
+ * NULL, else loaded into `held` (cg_emit_stage_held's type), which `held`_land stores later.  A template on
+ * bool UNROLL: each thread's copies unrolled (fewer instructions a copy, more registers), else one loop. */
 void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads,
                          const char *held);
+/* The most copies one of `threads` threads issues for one staged tensor of a `chunk`-row chunk (rows of 2 bytes,
+ * which cg_emit_stage_held keeps in registers, aside). */
+unsigned cg_stage_max_pieces(const cg_values *e, unsigned chunk, unsigned threads);
 /* struct `held` (the registers of the 2-byte rows of one chunk) and `held`_land(unsigned char *stage,
  * const `held` &), which stores them in the staging area; emitted before the kernel body that uses them. */
 void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk, const char *threads);

@@ -233,7 +233,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
     elt *Wh = (elt *)(bsm + L::wh), *Wl = (elt *)(bsm + L::wl), *Uh = (elt *)(bsm + L::uh), *Ul = (elt *)(bsm + L::ul);
     float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
 
-    attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
+    attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     bd_solve_t(K, g, beta, E, T, (float *)Wh);   // M over the left factors' place
     // the solve's left factors with beta_j (and e^{b_j} for W) on their columns, hi + lo
@@ -523,7 +523,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     float *red_y = (float *)(bsm + L::red), *red_z = red_y + 8 * C, *red_p = red_z + 8 * C;
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
 
-    attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
+    attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     bd_solve_t(K, g, beta, E, T, (float *)Th);   // M over T's tiles' place
     // T (hi, lo); S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows

@@ -702,7 +702,7 @@ template <bool REV>
 __device__ __forceinline__ void bp_walk_issue(const attnc_bwd_params &p, int c0, int eos, int h, int v0, unsigned char *stage,
                                               unsigned char *dstage)
 {
-    attnc_bwd_stage_issue(p, c0, eos, h, stage);
+    attnc_bwd_stage_issue<false>(p, c0, eos, h, stage);   // (unrolled, bwdp_states spilled: the state is live)
     if constexpr (REV)
         bp_stage_dout<ATTNC_BP_VS>(p, c0, min(ATTNC_BP_C, eos - c0), h, v0, dstage);
 }
@@ -1281,7 +1281,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
     void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
 
-    attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
+    attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bp_img_regs img;
     bp_image_issue(img_in, img);    // in flight while the rows are formed
     bp_load_rows(p, c0, nrows, h, bsm, true, slot);
@@ -1453,7 +1453,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
     void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
 
-    attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
+    attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bp_img_regs img;
     bp_image_issue(img_in, img);    // in flight while the rows are formed
     bp_load_rows(p, c0, nrows, h, bsm, true);
@@ -1701,7 +1701,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
     const elt *P = (const elt *)(bsm + L::p), *Plo = (const elt *)(bsm + L::plo);
     elt *S = (elt *)(bsm + L::s), *Slo = (elt *)(bsm + L::slo);
     float *X = (float *)(bsm + L::m), *g = (float *)(bsm + L::g);
-    attnc_bwd_stage_issue(p, c0, eos, h, bsm + L::stage);
+    attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bp_load_rows(p, c0, nrows, h, bsm, false);
     __syncthreads();   // the staged rows (over S) are read
     bp_load_image<false>((const unsigned char *)p.ws_sin + bp_image(slot, h), S, Slo);
