@@ -561,6 +561,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                           "                                float *v, float *g, float *beta, float *ig);\n");
     attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane);\n");
     attnc_buf_printf(b, "#define ATTNC_B_CAUSAL_LINEAR %d\n", gp->linear && !gp->bidir && !gp->parallel);
+    cg_values staged = g.ev;   /* the parallel schedule's staged rows (passes/grad.c's bp_stage_off) */
+    staged.stage_off = gp->bp_stage_off;
     attnc_buf_puts(b, attnc_linear_bwd_kernel_src);
     if (gp->parallel) {
         attnc_buf_printf(b, "\n// ---- the chunk-parallel schedule (passes/grad.c): chunk %u, tiles K %u, V %u, V slice %u ----\n"
@@ -597,11 +599,13 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                           "__device__ __forceinline__ void attnc_bwd_roles_regs(const attnc_bwd_params &p, int t, int h, int lane,\n"
                           "                                float (&q)[ATTNC_BP_NQ], float (&k)[ATTNC_BP_NK], float (&v)[ATTNC_BP_NV],\n"
                           "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, const unsigned char *stage, int r);\n");
+        cg_emit_stage_held(&staged, "attnc_bwd_stage_held", "ATTNC_BP_C", "ATTNC_B_THREADS");
         attnc_buf_puts(b, "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
                           "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n"
                           "template <bool UNROLL>\n"
-                          "__device__ __forceinline__ void attnc_bwd_stage_issue(const attnc_bwd_params &p, int c0, int eos, int h, unsigned char *stage);\n");
+                          "__device__ __forceinline__ void attnc_bwd_stage_issue(const attnc_bwd_params &p, int c0, int eos, int h, unsigned char *stage,\n"
+                          "                                                      attnc_bwd_stage_held *held = nullptr);\n");
         attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
         if (gp->bp_delta) {
             attnc_buf_puts(b, attnc_linear_bwd_delta_kernel_src);
@@ -626,9 +630,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     if (gp->parallel) {
         emit_roles_fn(&g, true, false);
         emit_roles_fn(&g, true, true);
-        cg_values staged = g.ev;
-        staged.stage_off = gp->bp_stage_off;
-        cg_emit_stage_issue(&staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS", NULL);
+        cg_emit_stage_issue(&staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS",
+                            "attnc_bwd_stage_held");
     }
     emit_adjoint_fn(&g);
     out->source = attnc_buf_str(b);

@@ -43,9 +43,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) attnc_decode(attnc_par
     const int t = n * p.seqlen;   // the launcher takes this kernel only for seqlen == 1
     const size_t sbase = ((size_t)n * ATTNC_HS + hs);
     unsigned char *stage = smem + L::bytes;
-    attnc_stage_held held;
-    attnc_stage_issue<false>(p, t, t + 1, h, stage, held);
-    attnc_stage_held_land(stage, held);
+    attnc_stage_issue<false>(p, t, t + 1, h, stage, nullptr);
     attnc_stage_wait();
     __syncthreads();
     if (warp == 0)

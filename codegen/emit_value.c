@@ -343,7 +343,7 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
                         "__device__ __forceinline__ void %s(const %s &p, int c0, int eos, int h, unsigned char *stage",
                      fn, params);
     if (held)
-        attnc_buf_printf(b, ", %s &held", held);
+        attnc_buf_printf(b, ", %s *held", held);
     attnc_buf_printf(b, ")\n{\n    const int n = min(%s, eos - c0);\n", chunk);
     if (held)
         attnc_buf_puts(b, "    int slot = 0;\n    (void)held, (void)slot;\n");
@@ -384,7 +384,11 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
                             "            const unsigned char *from = src + (r * %uu + u * %u);\n",
                          in_registers ? ", slot++" : "", threads, per_row, per_row, heads * rb, unit);
         if (in_registers)
-            attnc_buf_printf(b, "            held.x[slot] = i < (unsigned)n * %uu ? *(const unsigned short *)from : 0;\n", per_row);
+            attnc_buf_printf(b, "            if (held)\n"
+                                "                held->x[slot] = i < (unsigned)n * %uu ? *(const unsigned short *)from : 0;\n"
+                                "            else if (i < (unsigned)n * %uu)\n"
+                                "                *(unsigned short *)(stage + %u + r * %u + u * 2) = *(const unsigned short *)from;\n",
+                             per_row, per_row, e->stage_off[i], rb);
         else {
             attnc_buf_printf(b, "            unsigned char *to = stage + %u + r * %u + u * %u;\n"
                                 "            if (i < (unsigned)n * %uu)\n",

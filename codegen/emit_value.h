@@ -56,11 +56,11 @@ void cg_emit_value(const cg_values *e, ir_ref r);
 /* The copy unit of a staged row: the largest cp.async size that divides it (2: plain loads); a staged
  * tensor's address must be aligned to it. */
 unsigned cg_stage_unit(unsigned row_bytes);
-/* `fn`(const `params` &p, int c0, int eos, int h, unsigned char *stage[, `held` &held]): starts the
+/* `fn`(const `params` &p, int c0, int eos, int h, unsigned char *stage[, `held` *held]): starts the
  * asynchronous copies (cp.async, one commit group) of rows [c0, min(c0 + `chunk`, eos)) of every tensor
  * with a stage_off into the staging area, `threads` threads sharing them (generated; the forward's and the
- * parallel backward's).  Rows of 2 bytes have no cp.async: loaded and stored at once where `held` is
- * NULL, else loaded into `held` (cg_emit_stage_held's type), which `held`_land stores later.  A template on
+ * parallel backward's).  Rows of 2 bytes have no cp.async: loaded into *held (cg_emit_stage_held's type),
+ * which `held`_land stores later, or, with no held type or a null pointer, loaded and stored at once.  A template on
  * bool UNROLL: each thread's copies unrolled (fewer instructions a copy, more registers), else one loop. */
 void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads,
                          const char *held);

@@ -314,11 +314,13 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     // as stored (those are copied from the staged rows)
     constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? 1 : 0);
     const int nchunks = (eos - bos + C - 1) / C;
+    attnc_bwd_stage_held held;   // the next chunk's rows of 2 bytes, loaded under this chunk's work
     if (nchunks > 0)
-        bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage);
+        bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
     for (int it = 0; it < nchunks; it++) {
         const int c0 = bp_walk_c0<REV>(bos, nchunks, it), nrows = min(C, eos - c0);
         const int slot = c0 / C + n;
+        attnc_bwd_stage_held_land(stage, held);
         attnc_stage_wait();
         __syncthreads();
         for (int r0 = warp; r0 < C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
@@ -341,7 +343,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             bd_copy_tile<ATTNC_BP_VS, false>(u, ATTNC_BP_VP, Y, ATTNC_BP_LDS, C);
         __syncthreads();
         if (it + 1 < nchunks)   // the next chunk's rows arrive while this one is used
-            bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage);
+            bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
         if constexpr (ATTNC_BP_GATED) {
             if (warp == 0)
                 bp_scan(g, lane);

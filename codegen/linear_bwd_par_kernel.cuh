@@ -700,9 +700,9 @@ __device__ __forceinline__ int bp_walk_c0(int bos, int nchunks, int it)
 // issued for the first chunk before the walk, and for the next while this one is used.
 template <bool REV>
 __device__ __forceinline__ void bp_walk_issue(const attnc_bwd_params &p, int c0, int eos, int h, int v0, unsigned char *stage,
-                                              unsigned char *dstage)
+                                              unsigned char *dstage, attnc_bwd_stage_held *held)
 {
-    attnc_bwd_stage_issue<false>(p, c0, eos, h, stage);   // (unrolled, bwdp_states spilled: the state is live)
+    attnc_bwd_stage_issue<false>(p, c0, eos, h, stage, held);   // (unrolled, gated_deltanet's bwdp_states spilled)
     if constexpr (REV)
         bp_stage_dout<ATTNC_BP_VS>(p, c0, min(ATTNC_BP_C, eos - c0), h, v0, dstage);
 }
@@ -800,11 +800,13 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     if constexpr (!REGS)
         bp_zero_roles(stg, lane);
     const int nchunks = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
+    attnc_bwd_stage_held held;   // the next chunk's rows of 2 bytes, loaded under this chunk's work
     if (nchunks > 0)
-        bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage);
+        bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
     for (int it = 0; it < nchunks; it++) {
         const int c0 = bp_walk_c0<REV>(bos, nchunks, it), nrows = min(ATTNC_BP_C, eos - c0);
         const int slot = c0 / ATTNC_BP_C + n;
+        attnc_bwd_stage_held_land(stage, held);
         attnc_stage_wait();
         __syncthreads();
         // the chunk's rows: k and the V slice (forward), q and the dO slice (reverse), the log2 gates
@@ -847,7 +849,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         }
         __syncthreads();
         if (it + 1 < nchunks)   // the next chunk's rows arrive while this one is used
-            bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage);
+            bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
         if constexpr (ATTNC_BP_DIAG) {
             bp_scan_diag(g);
             __syncthreads();

@@ -57,7 +57,7 @@ __device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v
 // UNROLL: each thread's copies unrolled (the walk: ATTNC_STAGE_UNROLL, codegen/cuda.c says where).
 template <bool UNROLL>
 __device__ __forceinline__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage,
-                                                  attnc_stage_held &held);
+                                                  attnc_stage_held *held);
 
 __device__ __forceinline__ int state_mt(int warp, int i)
 {
@@ -384,7 +384,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
 
     unsigned char *stage = smem + L::bytes;
     attnc_stage_held held;
-    attnc_stage_issue<ATTNC_STAGE_UNROLL>(p, c_first, eos, h, stage, held);
+    attnc_stage_issue<ATTNC_STAGE_UNROLL>(p, c_first, eos, h, stage, &held);
     constexpr bool bidir = !ATTNC_CAUSAL;
     // A bidirectional CTA walks the sequence twice: pass 0 sums the state, pass 1 reads it.
     for (int pass = 0; pass < (bidir ? 2 : 1); pass++) {
@@ -433,7 +433,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             if (bidir && pass == 0 && next >= eos)
                 next = bos;
             if (next < c_end)
-                attnc_stage_issue<ATTNC_STAGE_UNROLL>(p, next, eos, h, stage, held);
+                attnc_stage_issue<ATTNC_STAGE_UNROLL>(p, next, eos, h, stage, &held);
         }
         // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
         if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
