@@ -264,17 +264,18 @@ unsigned cg_stage_unit(unsigned row_bytes)
     return row_bytes % 16 == 0 ? 16 : row_bytes % 8 == 0 ? 8 : row_bytes % 4 == 0 ? 4 : 2;
 }
 
-/* Rows of 2 bytes have no cp.async (its sizes are 4, 8 and 16): a plain load whose shared-memory store
- * waits for it held the whole CTA at the next barrier (ncu on the H200: the delta rule's beta, 4 % of the
- * forward's samples at that barrier).  With a held type the issue leaves them in registers, which
- * `land` stores before the copies are waited for, a chunk later.  Slot j of tensor i: element
- * threadIdx.x + j * threads of its rows; (chunk * per_row + threads - 1) / threads slots each. */
-static void put_held_slots(attnc_buf *b, unsigned per_row, const char *chunk, const char *threads)
+/* The most pieces of a tensor's chunk of rows one thread issues, per_row pieces a row: thread t's j-th is
+ * piece t + j * threads. */
+static void put_pieces_per_thread(attnc_buf *b, unsigned per_row, const char *chunk, const char *threads)
 {
     attnc_buf_printf(b, "(%s * %u + %s - 1) / %s", chunk, per_row, threads, threads);
 }
 
-static bool staged_in_registers(const cg_values *e, uint32_t i, unsigned *row_bytes)
+/* Rows of 2 bytes have no cp.async (its sizes are 4, 8 and 16): a plain load whose shared-memory store
+ * waits for it held the whole CTA at the next barrier (ncu on the H200: the delta rule's beta, 4 % of the
+ * forward's samples at that barrier).  With a held type the issue leaves them in registers, which
+ * `held`_land stores before the copies are waited for, a chunk later. */
+static bool staged_by_plain_loads(const cg_values *e, uint32_t i, unsigned *row_bytes)
 {
     const ir_tensor *t = &e->m->tensors[i];
     *row_bytes = t->len * ir_dtype_bytes(t->dtype);
@@ -289,19 +290,19 @@ void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk,
                         "struct %s {\n    unsigned short x[1", held);
     unsigned rb;
     for (uint32_t i = 0; i < m->ntensors; i++)
-        if (staged_in_registers(e, i, &rb)) {
+        if (staged_by_plain_loads(e, i, &rb)) {
             attnc_buf_puts(b, " + ");
-            put_held_slots(b, rb / 2, chunk, threads);
+            put_pieces_per_thread(b, rb / 2, chunk, threads);
         }
     attnc_buf_printf(b, "];\n};\n"
                         "__device__ __forceinline__ void %s_land(unsigned char *stage, const %s &held)\n{\n"
                         "    int slot = 0;\n    (void)stage, (void)held, (void)slot;\n",
                      held, held);
     for (uint32_t i = 0; i < m->ntensors; i++) {
-        if (!staged_in_registers(e, i, &rb))
+        if (!staged_by_plain_loads(e, i, &rb))
             continue;
         attnc_buf_printf(b, "    {   // %s\n#pragma unroll\n        for (int j = 0; j < ", m->tensors[i].name);
-        put_held_slots(b, rb / 2, chunk, threads);
+        put_pieces_per_thread(b, rb / 2, chunk, threads);
         attnc_buf_printf(b, "; j++, slot++) {\n"
                             "            const unsigned i = threadIdx.x + j * %s;\n"
                             "            if (i < %s * %uu)\n"
@@ -326,7 +327,7 @@ unsigned cg_stage_max_pieces(const cg_values *e, unsigned chunk, unsigned thread
 {
     unsigned most = 0, rb;
     for (uint32_t i = 0; i < e->m->ntensors; i++)
-        if (e->stage_off[i] != ~0u && !staged_in_registers(e, i, &rb)) {
+        if (e->stage_off[i] != ~0u && !staged_by_plain_loads(e, i, &rb)) {
             unsigned pieces = (chunk * (rb / cg_stage_unit(rb)) + threads - 1) / threads;
             most = pieces > most ? pieces : most;
         }
@@ -378,7 +379,7 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
             attnc_buf_puts(b, "            }\n        } else\n");
         }
         attnc_buf_puts(b, "#pragma unroll\n        for (int j = 0; j < ");
-        put_held_slots(b, per_row, chunk, threads);
+        put_pieces_per_thread(b, per_row, chunk, threads);
         attnc_buf_printf(b, "; j++%s) {\n"
                             "            const unsigned i = threadIdx.x + j * %s, r = i / %u, u = i %% %u;\n"
                             "            const unsigned char *from = src + (r * %uu + u * %u);\n",

@@ -53,7 +53,8 @@ __device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v
                                elt *sv, float *sg, float *sbeta, float *sig, const unsigned char *stage);
 // Generated too: starts asynchronous copies (cp.async) of the raw input rows of tokens [c0, min(c0 + C, eos))
 // into the staging area, which the prologue then reads; the copies of chunk n+1 run under chunk n's math.
-// Rows of 2 bytes (no cp.async) are loaded into `held`, which attnc_stage_held_land stores before the wait.
+// Rows of 2 bytes (no cp.async) are loaded into *held, which attnc_stage_held_land stores before the wait
+// (the decode step passes none: stored at once).
 // UNROLL: each thread's copies unrolled (the walk: ATTNC_STAGE_UNROLL, codegen/cuda.c says where).
 template <bool UNROLL>
 __device__ __forceinline__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage,
