@@ -111,7 +111,8 @@ struct attnc_smem_layout {
     static constexpr unsigned x = tf + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDF * 4 : 0);     // delta: block sums
     static constexpr unsigned tb = x + (ATTNC_DELTA ? (ATTNC_RG - 1) * 256 * 4 : 0);
     static constexpr unsigned pt = tb + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);  // shared P
-    static constexpr unsigned bytes_raw = pt + (ATTNC_P_SHARED && !ATTNC_DELTA ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);
+    static constexpr unsigned pf = pt + (ATTNC_P_SHARED && !ATTNC_DELTA ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);
+    static constexpr unsigned bytes_raw = pf + (ATTNC_P_SHARED ? ATTNC_RG * ATTNC_CG * 16 * ATTNC_C * 4 : 0);  // shared P's partials (fp32)
     static constexpr unsigned bytes = (bytes_raw + 127) / 128 * 128;
 };
 
@@ -134,9 +135,12 @@ __device__ __noinline__ float score_elementwise(const elt *a_tile, const elt *k_
 // (and none) the factor is applied after the product; for per-channel gates the off-diagonal blocks use
 // reference row e = the key block's last row (both factors <= 1) and the diagonal block is fp32.
 // Only the key-block pairs p (columns 16p .. 16p + 15) with p % parts == part are formed; the others are 0.
+// Only the k-steps (16 channels) kt with kt % kparts == kpart are summed: a share of the sum over channels
+// (the elementwise path's whole sum goes to kpart 0).
 template <bool STRICT>
 __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const elt *k_tile, const elt *ke_tile,
-                                       const float *g, int rg, int lane, int part = 0, int parts = 1)
+                                       const float *g, int rg, int lane, int part = 0, int parts = 1, int kpart = 0,
+                                       int kparts = 1)
 {
     constexpr int NT = ATTNC_C / 8;
     const int gr = lane >> 2, tq = lane & 3;
@@ -146,6 +150,8 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
     if constexpr (ATTNC_TRANSITION != TR_DIAG) {
 #pragma unroll
         for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+            if (kt % kparts != kpart)
+                continue;
             frag a;
             load_a(a, a_tile, ATTNC_LDK, rg * 16, kt * 16, lane);
 #pragma unroll
@@ -183,6 +189,8 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             const int e_row = J * 16 + 15;
 #pragma unroll
             for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+                if (kt % kparts != kpart)
+                    continue;
                 frag a;
                 // A fragment built in registers: rows rg*16 + gr (+8), columns kt*16 + 2tq (+1, +8, +9).
 #pragma unroll
@@ -217,6 +225,8 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             if (span < 100.f) {
 #pragma unroll
                 for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+                    if (kt % kparts != kpart)
+                        continue;
                     frag a, b;
 #pragma unroll
                     for (int q4 = 0; q4 < 4; q4++) {
@@ -248,7 +258,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     int r = f_row + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
-                    acc[nt][e] = (STRICT ? j < r : j <= r) ? score_elementwise(a_tile, k_tile, g, r, j) : 0.f;
+                    acc[nt][e] = (STRICT ? j < r : j <= r) && kpart == 0 ? score_elementwise(a_tile, k_tile, g, r, j) : 0.f;
                 }
             }
         }
@@ -720,7 +730,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             }
             if constexpr (ATTNC_CAUSAL) {
                 float P[ATTNC_C / 8][4];
-                scores<false>(P, sq, sk, ske, sg, rg, lane, ATTNC_P_SHARED ? cg : 0, ATTNC_P_SHARED ? ATTNC_CG : 1);
+                // shared scores: this warp's share of the channels of every key block of the row group
+                scores<false>(P, sq, sk, ske, sg, rg, lane, 0, 1, ATTNC_P_SHARED ? cg : 0, ATTNC_P_SHARED ? ATTNC_CG : 1);
                 if constexpr (ATTNC_STABILIZED) {
                     // D_rj = b_r - b_j + i_j; m_r = max(b_r + m_in, max_{j<=r} D_rj)
                     float mx[2];
@@ -773,18 +784,38 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                     for (int e = 0; e < 4; e++)
                         O[nt][e] *= rowf[e >> 1] * ATTNC_QSCALE;
                 if constexpr (ATTNC_P_SHARED) {
-                    // This warp's key-block pairs of the row group's P into the pt tile (the delta rule's
-                    // T tile, free after the WY stage), then the row group's warps meet at barrier 1 + rg
-                    // and each multiplies all of P by its V columns: the fragments ldmatrix reads back are
-                    // the ones built from P in registers, so the bits are the same.
+                    // The row group's warps each summed a share of the channels (the whole row group's key
+                    // blocks: with one or two 16-key blocks a row group at chunk 32, a share of the blocks
+                    // left two or three of its four warps waiting at the barrier, 16 % of gla's samples).
+                    // Their fp32 partials meet in pf (barrier 1 + rg); each warp adds up its key-block pairs,
+                    // partials in warp order, into the pt tile (the delta rule's T tile, free after the WY
+                    // stage), blocks right of the diagonal as zeros; at the second barrier every warp
+                    // multiplies all of P by its V columns.
+                    float *spf = (float *)(smem + L::pf) + (size_t)rg * ATTNC_CG * 16 * ATTNC_C;
                     elt *spt = (elt *)(smem + (ATTNC_DELTA ? L::tb : L::pt));
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_C / 8; nt++)
+                        if (nt * 8 < (rg + 1) * 16)
+#pragma unroll
+                            for (int e2 = 0; e2 < 2; e2++)
+                                *reinterpret_cast<float2 *>(spf + (cg * 16 + gr + e2 * 8) * ATTNC_C + nt * 8 + tq * 2) =
+                                    make_float2(P[nt][e2 * 2], P[nt][e2 * 2 + 1]);
+                    attnc_bar_named(1 + rg, ATTNC_CG * 32);
 #pragma unroll
                     for (int nt = 0; nt < ATTNC_C / 8; nt++)
                         if ((nt >> 1) % ATTNC_CG == cg)
 #pragma unroll
-                            for (int e2 = 0; e2 < 2; e2++)
-                                st2(spt + (rg * 16 + gr + e2 * 8) * ATTNC_LDC + nt * 8 + tq * 2, P[nt][e2 * 2],
-                                    P[nt][e2 * 2 + 1]);
+                            for (int e2 = 0; e2 < 2; e2++) {
+                                float x0 = 0.f, x1 = 0.f;
+                                if (nt * 8 < (rg + 1) * 16)
+                                    for (int w = 0; w < ATTNC_CG; w++) {
+                                        const float2 y = *reinterpret_cast<const float2 *>(
+                                            spf + (w * 16 + gr + e2 * 8) * ATTNC_C + nt * 8 + tq * 2);
+                                        x0 += y.x;
+                                        x1 += y.y;
+                                    }
+                                st2(spt + (rg * 16 + gr + e2 * 8) * ATTNC_LDC + nt * 8 + tq * 2, x0, x1);
+                            }
                     attnc_bar_named(1 + rg, ATTNC_CG * 32);
                     mm_rows<ATTNC_NTO, ATTNC_C / 16, true>(O, spt, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
                 } else {

@@ -102,6 +102,7 @@ unsigned tile_linear_smem_bytes(const ir_module *m)
     off += delta ? (C / 16 - 1) * 256 * 4 : 0;         /* x */
     off += delta ? C * ldc * elt_bytes : 0;            /* tb */
     off += p->shared_scores && !delta ? C * ldc * elt_bytes : 0;   /* pt (the delta rule's in tb) */
+    off += p->shared_scores ? C * p->col_groups * C * 4 : 0;       /* pf: P's partials, fp32, a row group's warps each */
     return (off + 127) / 128 * 128;
 }
 
