@@ -398,6 +398,11 @@ def main():
                     help='attnc kernel cache directory (default: a new empty one); a later run given the same one '
                          'times cache hits in its "first call" column, as its "hit" column then says')
     a = ap.parse_args()
+    # NVRTC 13.0 on a machine with a driver keeps what it compiles in the driver's compute cache
+    # (~/.nv/ComputeCache, CUDA_CACHE_PATH): on the H200 host a process compiling a source that an earlier
+    # process compiled took 0.04 s instead of 1.5 s (bench/RESULTS.md, thirteenth session).  The first call
+    # "from an empty cache" therefore starts with an empty compute cache too, unless the caller chose one.
+    os.environ.setdefault('CUDA_CACHE_PATH', tempfile.mkdtemp(prefix='cuda-compute-cache-'))
     dev = 'cuda'
     torch.manual_seed(0)
     at = Attnc(a.lib)
