@@ -7,8 +7,10 @@
  * The JIT compiles each kernel of the forward as a unit of its own ("#define ATTNC_ONLY k" before the
  * generated source, api_unit_source), cached under its own key: the chunk kernel and the softmax part's
  * in attnc_kernel_new (at once, on threads of their own, when both miss), the decode kernel at its first
- * launch.  Each kernel's instructions are the same as in the one unit of every kernel (`attnc compile`
- * still compiles that; bench/first_call.py checks both and times them).  A kernel copies what launches
+ * launch.  The chunk kernel's schedules are units of their own too ("#define ATTNC_PHASES mask"): the
+ * sequential walk in attnc_kernel_new, the materialized and grouped ones at the first launch that takes
+ * them.  Each kernel's instructions, with all its phases, are the same as in the one unit of every kernel
+ * (`attnc compile` still compiles that; bench/first_call.py checks both and times them).  A kernel copies what launches
  * need (tensor metadata, shapes) so that the spec can be freed after attnc_kernel_new; launches of one
  * handle must not run concurrently (the workspace, and the decode kernel loaded at its first launch).
  */
@@ -223,6 +225,11 @@ struct attnc_kernel {
      * compiled (or read from the cache) at its first launch, not by attnc_kernel_new: until then its
      * unit's source waits here and its function is NULL. */
     char *lazy_src[CG_MAX_KERNELS];
+    /* The chunk kernel's other schedules (0 materialized, 1 grouped), each a unit of its own compiled (or
+     * read from the cache) at the first launch that takes it; the chunk kernel's own unit (k[linear].fn)
+     * holds the sequential walk, what most launches run. */
+    rt_function *sched_fn[2];
+    char *sched_src[2];
     char arch[16];
     bool use_cache;
     uint32_t min_ctas, chunk, k_pad;
@@ -239,6 +246,10 @@ void attnc_kernel_free(attnc_kernel *kernel)
     for (size_t i = 0; i < kernel->nkernels; i++) {
         rt_function_free(kernel->k[i].fn);
         free(kernel->lazy_src[i]);
+    }
+    for (size_t s = 0; s < 2; s++) {
+        rt_function_free(kernel->sched_fn[s]);
+        free(kernel->sched_src[s]);
     }
     if (kernel->ws)
         rt_mem_free(kernel->ws);
@@ -319,17 +330,17 @@ attnc_status api_get_cubins(attnc_ctx *ctx, const char *name, size_t n, const ch
         sizes[i] = 0;
         hits[i] = false;
     }
-    if (n > CG_MAX_KERNELS)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %zu compile units, at most %d", name, n, CG_MAX_KERNELS);
+    if (n > API_MAX_UNITS)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %zu compile units, at most %d", name, n, API_MAX_UNITS);
     if (!rt_nvrtc_version(&maj, &min, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
-    char dir[4096], keys[CG_MAX_KERNELS][65], nv[32];
+    char dir[4096], keys[API_MAX_UNITS][65], nv[32];
     snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
     bool have_dir = use_cache && rt_cache_dir(dir, sizeof dir, &err);
     const char *nvrtc_opts[NVRTC_MAX_OPTS];
     int nopts = nvrtc_options(nvrtc_opts);
-    cubin_job jobs[CG_MAX_KERNELS];
-    size_t njobs = 0, unit_of[CG_MAX_KERNELS];
+    cubin_job jobs[API_MAX_UNITS];
+    size_t njobs = 0, unit_of[API_MAX_UNITS];
     for (size_t i = 0; i < n; i++) {
         cubin_key(nv, srcs[i], arch, keys[i]);
         if (have_dir && rt_cache_get(dir, keys[i], &images[i], &sizes[i], NULL)) {
@@ -340,8 +351,8 @@ attnc_status api_get_cubins(attnc_ctx *ctx, const char *name, size_t n, const ch
         unit_of[njobs++] = i;
     }
     /* The misses at once: every job but the last on a thread of its own (inline when none can start). */
-    pthread_t threads[CG_MAX_KERNELS];
-    bool started[CG_MAX_KERNELS] = {false};
+    pthread_t threads[API_MAX_UNITS];
+    bool started[API_MAX_UNITS] = {false};
     for (size_t j = 0; j + 1 < njobs; j++)
         started[j] = pthread_create(&threads[j], NULL, cubin_job_run, &jobs[j]) == 0;
     if (njobs)
@@ -380,11 +391,12 @@ attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, co
     return api_get_cubins(ctx, name, 1, &src, arch, use_cache, image, size, hit);
 }
 
-char *api_unit_source(const char *source, int kind)
+char *api_unit_source(const char *source, int kind, unsigned phases)
 {
     size_t n = strlen(source);
-    char head[32];
-    int h = snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n", kind + 1);
+    char head[64];
+    int h = phases ? snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n#define ATTNC_PHASES 0x%02x\n", kind + 1, phases)
+                   : snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n", kind + 1);
     char *s = malloc((size_t)h + n + 1);
     if (s) {
         memcpy(s, head, (size_t)h);
@@ -448,6 +460,36 @@ static attnc_status load_unit(attnc_ctx *ctx, attnc_kernel *k, size_t i, const v
     info->cache_hit = hit;
     info->compile_ms = hit ? 0 : compile_ms;
     return ATTNC_OK;
+}
+
+/* The chunk kernel's unit of schedule s (0 materialized, 1 grouped) from its cubin. */
+static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const loaded_kernel *lk, int s,
+                                        const void *image, size_t size)
+{
+    rt_error err;
+    if (!api_load_function(image, size, NULL, lk->cg.entry, lk->cg.smem_bytes, &k->sched_fn[s], &err)) {
+        rt_function_free(k->sched_fn[s]);
+        k->sched_fn[s] = NULL;
+        return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
+    }
+    free(k->sched_src[s]);
+    k->sched_src[s] = NULL;
+    return ATTNC_OK;
+}
+
+/* The same, left for the first launch that takes it: from the cache or NVRTC, then loaded. */
+static attnc_status load_schedule(attnc_ctx *ctx, attnc_kernel *k, const loaded_kernel *lk, int s)
+{
+    void *image = NULL;
+    size_t size = 0;
+    bool hit = false;
+    const char *src = k->sched_src[s];
+    attnc_status st = api_get_cubins(ctx, k->name, 1, &src, k->arch, k->use_cache, &image, &size, &hit);
+    if (st != ATTNC_OK)
+        return st;
+    st = load_schedule_image(ctx, k, lk, s, image, size);
+    free(image);
+    return st;
 }
 
 /* A kernel left for its first launch (the decode kernel): its unit from the cache or NVRTC, then loaded. */
@@ -517,9 +559,16 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
      * of more than one token never runs: NVRTC to an sm_90a cubin, CPU seconds of the one unit against
      * the chunk kernel's, mamba2 0.84 -> 0.67, lightning 0.75 -> 0.62, gla 1.69 -> 1.51, deltanet 1.05 ->
      * 0.81, gated_deltanet 1.14 -> 0.91 (bf16, 2 cores; bench/first_call.py, bench/RESULTS.md seventh
-     * session); the instructions of each kernel come out the same either way on sm_90a. */
-    const char *srcs[CG_MAX_KERNELS];
-    size_t now_units[CG_MAX_KERNELS], nnow = 0;
+     * session); the instructions of each kernel come out the same either way on sm_90a.  The chunk
+     * kernel's schedules are units apart (ATTNC_PHASES): the sequential walk and, where there is one, the
+     * grouped walk (what the launcher takes for few long sequences) now, at once; the materialized one
+     * (taken only when a launch asks for it) at its first launch.  Each unit then compiles its own phases
+     * only: NVRTC's CPU time for the sequential unit against the chunk kernel with every phase, mamba2
+     * and lightning about a fifth less, gla and the delta rule about a tenth (bench/first_call.py,
+     * bench/RESULTS.md thirteenth session). */
+    const char *srcs[API_MAX_UNITS];
+    size_t now_units[API_MAX_UNITS], nnow = 0;
+    int now_sched[API_MAX_UNITS];   /* -1: the kernel's own unit; else the chunk kernel's schedule unit */
     k->nkernels = cg.nkernels;
     for (unsigned i = 0; i < cg.nkernels; i++) {
         loaded_kernel *lk = &k->k[i];
@@ -531,19 +580,29 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         info->threads = lk->cg.threads;
         info->smem_bytes = lk->cg.smem_bytes;
         snprintf(info->arch, sizeof info->arch, "%s", arch);
-        if (!(k->lazy_src[i] = api_unit_source(cg.source, (int)lk->cg.kind))) {
+        bool linear = lk->cg.kind == CG_KERNEL_LINEAR;
+        if (!(k->lazy_src[i] = api_unit_source(cg.source, (int)lk->cg.kind, linear ? API_PHASES_SEQUENTIAL : 0)) ||
+            (linear && k->materialized &&
+             !(k->sched_src[0] = api_unit_source(cg.source, (int)lk->cg.kind, API_PHASES_MATERIALIZED))) ||
+            (linear && k->grouped && !(k->sched_src[1] = api_unit_source(cg.source, (int)lk->cg.kind, API_PHASES_GROUPED)))) {
             attnc_kernel_free(k);
             return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
         }
         if (lk->cg.kind != CG_KERNEL_DECODE) {
             srcs[nnow] = k->lazy_src[i];
+            now_sched[nnow] = -1;
+            now_units[nnow++] = i;
+        }
+        if (linear && k->grouped) {
+            srcs[nnow] = k->sched_src[1];
+            now_sched[nnow] = 1;
             now_units[nnow++] = i;
         }
     }
     double t_gen = (api_seconds() * 1e3);
-    void *images[CG_MAX_KERNELS];
-    size_t sizes[CG_MAX_KERNELS];
-    bool hits[CG_MAX_KERNELS];
+    void *images[API_MAX_UNITS];
+    size_t sizes[API_MAX_UNITS];
+    bool hits[API_MAX_UNITS];
     st = api_get_cubins(ctx, m->name, nnow, srcs, arch, k->use_cache, images, sizes, hits);
     if (st != ATTNC_OK) {
         attnc_kernel_free(k);
@@ -552,7 +611,10 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     double t_compiled = (api_seconds() * 1e3);
     for (size_t u = 0; u < nnow; u++) {
         size_t i = now_units[u];
-        if (st == ATTNC_OK && (st = load_unit(ctx, k, i, images[u], sizes[u], hits[u], t_compiled - t_gen)) == ATTNC_OK) {
+        if (st == ATTNC_OK && now_sched[u] >= 0)
+            st = load_schedule_image(ctx, k, &k->k[i], now_sched[u], images[u], sizes[u]);
+        else if (st == ATTNC_OK &&
+                 (st = load_unit(ctx, k, i, images[u], sizes[u], hits[u], t_compiled - t_gen)) == ATTNC_OK) {
             free(k->lazy_src[i]);
             k->lazy_src[i] = NULL;
         }
@@ -564,7 +626,8 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     }
     double t_end = (api_seconds() * 1e3);
     for (size_t u = 0; u < nnow; u++)
-        k->k[now_units[u]].info.load_ms = t_end - t0;
+        if (now_sched[u] < 0)
+            k->k[now_units[u]].info.load_ms = t_end - t0;
     *kernel = k;
     return ATTNC_OK;
 }
@@ -849,6 +912,13 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             phases[1] = 2;
             nphases = 2;
         }
+        rt_function *fn = lk->fn;
+        if (phases[0] != 0) {   /* another schedule: its own unit */
+            int s = phases[0] == 1 ? 0 : 1;
+            if (!k->sched_fn[s] && (st = load_schedule(ctx, k, lk, s)) != ATTNC_OK)
+                return st;
+            fn = k->sched_fn[s];
+        }
         for (int ph = 0; ph < nphases; ph++) {
             lp.phase = phases[ph];
             unsigned grid[3] = {gx, k->sh.heads_out, (unsigned)N};
@@ -862,7 +932,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             memcpy(buf, &lp, head);
             memcpy(buf + head, &lp.out, sizeof lp - offsetof(launch_params, out));
             void *params[] = {buf};
-            if (!rt_launch(lk->fn, grid, block, lk->cg.smem_bytes, a->stream, params, &err))
+            if (!rt_launch(fn, grid, block, lk->cg.smem_bytes, a->stream, params, &err))
                 return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
         }
     }

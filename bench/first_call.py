@@ -9,10 +9,12 @@ For each spec (default: the benchmark's five, bench/bench.py) it generates the f
 attnc_kernel_new does, then times NVRTC (with no cache) on:
     one unit   the whole translation unit, every kernel in it (what attnc_kernel_new compiled up to the
                seventh session, and what `attnc compile --emit cubin` still compiles)
-    now        the units attnc_kernel_new compiles before it returns: the chunk kernel and the softmax
-               part's, each its own unit, at once on threads of their own (api_get_cubins)
+    now        the units attnc_kernel_new compiles before it returns: the chunk kernel's sequential walk
+               and, where the spec has one, its grouped walk (the materialized schedule is a unit compiled
+               at its first launch), the softmax part's kernel, each its own unit, at once on threads of
+               their own (api_get_cubins)
     decode     the decode kernel's unit, compiled at the first single-token launch
-and checks that every kernel comes out the same in the one unit as in its own (kernel_facts: its
+and checks that every kernel comes out the same in the one unit as in its own with all its phases (kernel_facts: its
 instructions, registers, shared memory, parameters and .nv.info records, byte for byte).  Times are the
 minimum of --repeat runs (default 3), in seconds: wall clock, and in parentheses the process's CPU time
 (all threads; steadier than the wall clock on a shared machine).
@@ -100,7 +102,7 @@ def main():
     L.attnc_errmsg.restype = C.c_char_p
     L.attnc_errmsg.argtypes = [C.c_void_p]
     L.api_unit_source.restype = C.c_void_p
-    L.api_unit_source.argtypes = [C.c_char_p, C.c_int]
+    L.api_unit_source.argtypes = [C.c_char_p, C.c_int, C.c_uint]
     L.api_get_cubins.argtypes = [C.c_void_p, C.c_char_p, C.c_size_t, C.POINTER(C.c_char_p), C.c_char_p, C.c_bool,
                                  C.POINTER(C.c_void_p), C.POINTER(C.c_size_t), C.POINTER(C.c_bool)]
     libc = C.CDLL(None)
@@ -144,12 +146,18 @@ def main():
         source = C.string_at(blob.data, blob.size)
         kernels = [e for e in KINDS if f'{e}('.encode() in source or
                    (e == 'attnc_linear' and b'#define ATTNC_ENTRY attnc_linear' in source)]
-        units = {}
-        for e in kernels:
-            p = L.api_unit_source(source, KINDS[e])
-            units[e] = C.string_at(p)
+        def unit(e, phases):
+            p = L.api_unit_source(source, KINDS[e], phases)
+            u = C.string_at(p)
             libc.free(p)
-        now = [units[e] for e in kernels if e != 'attnc_decode']
+            return u
+        # each kernel alone with all its phases (the same code as in the one unit), and what
+        # attnc_kernel_new compiles: the chunk kernel's sequential walk only (api/api_internal.h's
+        # API_PHASES_SEQUENTIAL), the softmax part's kernel
+        units = {e: unit(e, 0) for e in kernels}
+        now = [unit(e, 1 if e == 'attnc_linear' else 0) for e in kernels if e != 'attnc_decode']
+        if b'#define ATTNC_GROUPED 1' in source:   # and the grouped walk's unit, at once (api/kernel.c)
+            now.append(unit('attnc_linear', 0x28))
         best = {'one': (1e9, 1e9), 'now': (1e9, 1e9), 'dec': (1e9, 1e9)}
         low = lambda x, y: (min(x[0], y[0]), min(x[1], y[1]))
         for _ in range(a.repeat):
@@ -160,9 +168,10 @@ def main():
             if 'attnc_decode' in units:
                 (dec_img,), t = cubins([units['attnc_decode']])
                 best['dec'] = low(best['dec'], t)
-        # the same instructions: each kernel's sections in the one unit and in its own
+        # the same instructions: each kernel's sections in the one unit and in its own (all phases)
         same = True
-        own = dict(zip([e for e in kernels if e != 'attnc_decode'], now_imgs))
+        alone = [e for e in kernels if e != 'attnc_decode']
+        own = dict(zip(alone, cubins([units[e] for e in alone])[0]))
         if 'attnc_decode' in units:
             own['attnc_decode'] = dec_img
         for e, img in own.items():

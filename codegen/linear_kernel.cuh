@@ -279,6 +279,9 @@ __device__ __forceinline__ float state_decay(const float *sg, const float *smisc
 }
 
 // ---- the kernel --------------------------------------------------------------------------------------
+#ifndef ATTNC_PHASES
+#define ATTNC_PHASES 0   // every schedule's phases (see `phase` below)
+#endif
 #if ATTNC_WANT(1)
 extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) ATTNC_ENTRY(attnc_params p)
 {
@@ -305,7 +308,21 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
     // state S_g (fp32), z_g and total log2 decay l_g (p.ws_g*); phase 5 composes its group's S_in from h0
     // and the earlier groups' records, S_in(j + 1) = 2^{l_j} S_in(j) + S_j (the transition is diagonal),
     // and walks the group as phase 0 does; the last group writes the final state.
+    // A unit holds the phases of one schedule (ATTNC_PHASES, a mask; api/kernel.c compiles each schedule as
+    // a unit of its own, at the first launch that takes it) or of all (0: attnc compile's one unit).  The
+    // launch's phase is a constant where the unit holds one, so that the other schedules' code is not
+    // compiled at all: NVRTC then took a third less time for the chunk kernel of the first call.
+    if (ATTNC_PHASES && !((ATTNC_PHASES >> p.phase) & 1))
+        __trap();   // (a launcher that asks a unit for a phase it does not hold)
+#if ATTNC_PHASES == 0x01
+    const int phase = 0;
+#elif ATTNC_PHASES == 0x06
+    const int phase = p.phase == 1 ? 1 : 2;
+#elif ATTNC_PHASES == 0x28
+    const int phase = p.phase == 3 ? 3 : 5;
+#else
     const int phase = p.phase;
+#endif
     constexpr int NVS = ATTNC_V / ATTNC_BV;                               // V slices
     const int v0 = (phase >= 2 ? blockIdx.x % NVS : blockIdx.x) * ATTNC_BV;
     const int h = blockIdx.y;               // output head

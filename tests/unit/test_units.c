@@ -45,7 +45,7 @@ static int setup(void **state)
         return -1;
     fx->source = blob.data;
     for (int i = 0; i < NUNITS; i++)
-        if (!(fx->units[i] = api_unit_source(fx->source, (int)kinds[i])))
+        if (!(fx->units[i] = api_unit_source(fx->source, (int)kinds[i], 0)))
             return -1;
     *state = fx;
     return 0;
@@ -168,6 +168,42 @@ static void units_cached_apart_and_rebuilt(void **state)
     free_all(first);
 }
 
+/* The chunk kernel's schedules as units of their own (attnc_kernel_new compiles the sequential walk, the
+ * launcher the others at their first launch): keys apart, each unit names its phases, and each has fewer
+ * instructions than the unit of every phase (the other schedules' code is not compiled). */
+static void schedule_units_hold_their_phases_only(void **state)
+{
+    fixture *fx = *state;
+    skip_without_nvrtc();
+    attnc_spec *spec = NULL;
+    attnc_blob blob;
+    assert_int_equal(attnc_spec_from_file(fx->ctx, ATTNC_SOURCE_DIR "/specs/mamba2.attn", &spec), ATTNC_OK);
+    assert_int_equal(attnc_emit(fx->ctx, spec, ATTNC_EMIT_CUDA, NULL, &blob), ATTNC_OK);
+    const unsigned masks[4] = {0, API_PHASES_SEQUENTIAL, API_PHASES_MATERIALIZED, API_PHASES_GROUPED};
+    char *units[4], keys[4][65];
+    void *images[4];
+    size_t sizes[4];
+    bool hits[4];
+    for (int i = 0; i < 4; i++) {
+        assert_non_null(units[i] = api_unit_source(blob.data, CG_KERNEL_LINEAR, masks[i]));
+        char want[48];
+        snprintf(want, sizeof want, "#define ATTNC_PHASES 0x%02x\n", masks[i]);
+        assert_int_equal(strstr(units[i], want) == units[i] + strlen("#define ATTNC_ONLY 1\n"), masks[i] != 0);
+        assert_true(api_cubin_key(units[i], "sm_80", keys[i]));
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(keys[i], keys[j]);
+    }
+    assert_int_equal(api_get_cubins(fx->ctx, "mamba2", 4, (const char *const *)units, "sm_80", false, images, sizes, hits),
+                     ATTNC_OK);
+    for (int i = 1; i < 4; i++)
+        assert_true(sizes[i] < sizes[0]);
+    for (int i = 0; i < 4; i++) {
+        free(images[i]);
+        free(units[i]);
+    }
+    attnc_spec_free(spec);
+}
+
 /* A unit that does not compile fails the whole call, with NVRTC's message, and hands out no image. */
 static void a_failing_unit_fails_the_call(void **state)
 {
@@ -188,6 +224,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(units_cached_apart_and_rebuilt),
+        cmocka_unit_test(schedule_units_hold_their_phases_only),
         cmocka_unit_test(a_failing_unit_fails_the_call),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
