@@ -483,8 +483,7 @@ static attnc_status load_schedule(attnc_ctx *ctx, attnc_kernel *k, const loaded_
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
-    const char *src = k->sched_src[s];
-    attnc_status st = api_get_cubins(ctx, k->name, 1, &src, k->arch, k->use_cache, &image, &size, &hit);
+    attnc_status st = api_get_cubin(ctx, k->name, k->sched_src[s], k->arch, k->use_cache, &image, &size, &hit);
     if (st != ATTNC_OK)
         return st;
     st = load_schedule_image(ctx, k, lk, s, image, size);
@@ -499,8 +498,7 @@ static attnc_status load_lazy(attnc_ctx *ctx, attnc_kernel *k, size_t i)
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
-    const char *src = k->lazy_src[i];
-    attnc_status st = api_get_cubins(ctx, k->name, 1, &src, k->arch, k->use_cache, &image, &size, &hit);
+    attnc_status st = api_get_cubin(ctx, k->name, k->lazy_src[i], k->arch, k->use_cache, &image, &size, &hit);
     if (st != ATTNC_OK)
         return st;
     double t1 = api_seconds() * 1e3;
