@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -60,6 +61,7 @@ inline thread_local unsigned char *cpu_smem;
 inline dim3c gridDim, blockDim;
 
 inline void __syncthreads() { cpu_cur->all->arrive_and_wait(); }
+[[noreturn]] inline void __trap() { std::abort(); }
 // bar.sync id, threads: the first thread to arrive makes the barrier for that many threads
 inline void cpu_bar_named(unsigned id, unsigned threads)
 {
