@@ -8,8 +8,8 @@
  * generated source, api_unit_source), cached under its own key: the chunk kernel and the softmax part's
  * in attnc_kernel_new (at once, on threads of their own, when both miss), the decode kernel at its first
  * launch.  The chunk kernel's schedules are units of their own too ("#define ATTNC_PHASES mask"): the
- * sequential walk in attnc_kernel_new, the materialized and grouped ones at the first launch that takes
- * them.  Each kernel's instructions, with all its phases, are the same as in the one unit of every kernel
+ * sequential and the grouped walk in attnc_kernel_new, the materialized schedule at the first launch that
+ * takes it.  Each kernel's instructions, with all its phases, are the same as in the one unit of every kernel
  * (`attnc compile` still compiles that; bench/first_call.py checks both and times them).  A kernel copies what launches
  * need (tensor metadata, shapes) so that the spec can be freed after attnc_kernel_new; launches of one
  * handle must not run concurrently (the workspace, and the decode kernel loaded at its first launch).
@@ -225,9 +225,9 @@ struct attnc_kernel {
      * compiled (or read from the cache) at its first launch, not by attnc_kernel_new: until then its
      * unit's source waits here and its function is NULL. */
     char *lazy_src[CG_MAX_KERNELS];
-    /* The chunk kernel's other schedules (0 materialized, 1 grouped), each a unit of its own compiled (or
-     * read from the cache) at the first launch that takes it; the chunk kernel's own unit (k[linear].fn)
-     * holds the sequential walk, what most launches run. */
+    /* The chunk kernel's other schedules (0 materialized, 1 grouped), each a unit of its own: the grouped
+     * one loaded by attnc_kernel_new, the materialized one at the first launch that takes it (its source
+     * waits here until then); the chunk kernel's own unit (k[linear].fn) holds the sequential walk. */
     rt_function *sched_fn[2];
     char *sched_src[2];
     char arch[16];
