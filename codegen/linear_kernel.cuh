@@ -134,13 +134,11 @@ __device__ __noinline__ float score_elementwise(const elt *a_tile, const elt *k_
 // [rg*16, rg*16+16) and all C key columns (blocks right of the diagonal are left 0).  For scalar decays
 // (and none) the factor is applied after the product; for per-channel gates the off-diagonal blocks use
 // reference row e = the key block's last row (both factors <= 1) and the diagonal block is fp32.
-// Only the key-block pairs p (columns 16p .. 16p + 15) with p % parts == part are formed; the others are 0.
 // Only the k-steps (16 channels) kt with kt % kparts == kpart are summed: a share of the sum over channels
 // (the elementwise path's whole sum goes to kpart 0).
 template <bool STRICT>
 __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const elt *k_tile, const elt *ke_tile,
-                                       const float *g, int rg, int lane, int part = 0, int parts = 1, int kpart = 0,
-                                       int kparts = 1)
+                                       const float *g, int rg, int lane, int kpart = 0, int kparts = 1)
 {
     constexpr int NT = ATTNC_C / 8;
     const int gr = lane >> 2, tq = lane & 3;
@@ -156,7 +154,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             load_a(a, a_tile, ATTNC_LDK, rg * 16, kt * 16, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt += 2) {
-                if (nt * 8 < (rg + 1) * 16 && (nt >> 1) % parts == part) {
+                if (nt * 8 < (rg + 1) * 16) {
                     frag b;
                     load_b_nk(b, k_tile, ATTNC_LDK, nt * 8, kt * 16, lane);
                     mma(acc[nt], a, b, 0);
@@ -168,8 +166,6 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
         for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                if ((nt >> 1) % parts != part)
-                    continue;
                 int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
                 bool keep = STRICT ? j < r : j <= r;
                 float f = 1.f;
@@ -184,7 +180,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
         // (J and the diagonal index are unrolled so that the accumulators stay in registers.)
 #pragma unroll
         for (int J = 0; J < ATTNC_RG - 1; J++) {
-            if (J >= rg || J % parts != part)
+            if (J >= rg)
                 continue;
             const int e_row = J * 16 + 15;
 #pragma unroll
@@ -220,7 +216,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             span = fmaxf(span, __shfl_xor_sync(0xffffffffu, span, o));
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
-            if ((nt >> 1) != rg || rg % parts != part)
+            if ((nt >> 1) != rg)
                 continue;
             if (span < 100.f) {
 #pragma unroll
@@ -748,7 +744,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             if constexpr (ATTNC_CAUSAL) {
                 float P[ATTNC_C / 8][4];
                 // shared scores: this warp's share of the channels of every key block of the row group
-                scores<false>(P, sq, sk, ske, sg, rg, lane, 0, 1, ATTNC_P_SHARED ? cg : 0, ATTNC_P_SHARED ? ATTNC_CG : 1);
+                scores<false>(P, sq, sk, ske, sg, rg, lane, ATTNC_P_SHARED ? cg : 0, ATTNC_P_SHARED ? ATTNC_CG : 1);
                 if constexpr (ATTNC_STABILIZED) {
                     // D_rj = b_r - b_j + i_j; m_r = max(b_r + m_in, max_{j<=r} D_rj)
                     float mx[2];
