@@ -40,8 +40,8 @@
 #define ATTNC_LDC (ATTNC_C + 8)
 #define ATTNC_LDF (ATTNC_C + 1)
 // ATTNC_P_SHARED (the plan's shared_scores, chosen in passes/tile.c): the column groups of a row group
-// share its scores P: each forms the key-block pairs p with p % CG == cg, stores them in the pt tile, and
-// reads all of P back for P V.  Only without a normaliser (0: NORM_NONE): the stabiliser and the running
+// share its scores P: each sums a share of the channels of every key block, the fp32 partials meet in the
+// pf region, each adds up its key-block pairs into the pt tile, and all read P back for P V.  Only without a normaliser (0: NORM_NONE): the stabiliser and the running
 // denominator need a whole row of P in one warp, and with RMS or LayerNorm outputs the tile cost
 // kv_asym_retnet 40 bytes of spills.
 static_assert(!ATTNC_P_SHARED || (ATTNC_CG > 1 && ATTNC_CAUSAL && !ATTNC_STABILIZED && ATTNC_NORM == 0),

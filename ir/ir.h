@@ -264,8 +264,8 @@ uint32_t ir_taylor2_len(uint32_t d);
  * arithmetic, used by constant folding and by the float64 reference. */
 double ir_apply(ir_op op, double a, double b);
 ir_shape ir_module_shape(const ir_module *m);
-/* Whether the plan's column groups can share a row group's scores P through shared memory (each forms
- * a share of its key blocks; ir_plan.shared_scores, linear_kernel.cuh's ATTNC_P_SHARED): a causal mask,
+/* Whether the plan's column groups can share a row group's scores P through shared memory (each sums a
+ * share of the channels; ir_plan.shared_scores, linear_kernel.cuh's ATTNC_P_SHARED): a causal mask,
  * more than one column group, no stabiliser and no normaliser (those need a whole row in one warp). */
 bool ir_plan_can_share_scores(const ir_module *m);
 /* Drop the values no role reaches and renumber the rest in order (constants folded away by sema,

@@ -229,9 +229,10 @@ bool pass_tile(ir_module *m, const pass_options *opt, attnc_diags *diags)
         attnc_error(diags, m->span, "V = %u cannot be tiled in steps of 8 columns", sh.V);
         return false;
     }
-    /* Per-channel gates: the column groups share the scores P, each forming a share of the key blocks
-     * (their pairwise factors cost a sub-chunk of exponentials per block).  On the H200 (.dev A/B, one
-     * call, 2026-11-30, T = 8192) gla went 3.81 -> 2.52 ms; with scalar decay the barrier and the tile
+    /* Per-channel gates: the column groups share the scores P (their pairwise factors cost a sub-chunk of
+     * exponentials per block), each summing a share of the channels.  On the H200 (.dev A/B, one call,
+     * 2026-11-30, T = 8192) gla went 3.81 -> 2.52 ms with a share of the key blocks each, and 3.15 -> 3.08
+     * at T = 32768 with a share of the channels (2026-12-01); with scalar decay the barrier and the tile
      * cost more than they saved (mamba2 0.804 -> 0.85, the delta rule 1.774 -> 1.81). */
     p->shared_scores = p->transition == IR_TR_DIAG && ir_plan_can_share_scores(m);
     if (p->shared_scores && plan_smem(m) > MAX_SMEM)
