@@ -562,8 +562,8 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
      * grouped walk (what the launcher takes for few long sequences) now, at once; the materialized one
      * (taken only when a launch asks for it) at its first launch.  Each unit then compiles its own phases
      * only: NVRTC's CPU time for the sequential unit against the chunk kernel with every phase, mamba2
-     * and lightning about a fifth less, gla and the delta rule about a tenth (bench/first_call.py,
-     * bench/RESULTS.md thirteenth session). */
+     * and lightning about a fifth less, gla and the delta rule about a tenth; the first call, the grouped
+     * unit's time where there is one (mamba2 14 % less, gla 2 %; bench/RESULTS.md thirteenth session). */
     const char *srcs[API_MAX_UNITS];
     size_t now_units[API_MAX_UNITS], nnow = 0;
     int now_sched[API_MAX_UNITS];   /* -1: the kernel's own unit; else the chunk kernel's schedule unit */

@@ -92,6 +92,9 @@ def main():
     ap.add_argument('--arch', default='sm_90a')
     ap.add_argument('--dtype', choices=sorted(DTYPES), default=None)
     ap.add_argument('--repeat', type=int, default=3)
+    ap.add_argument('--schedules', action='store_true',
+                    help="then a second table: the chunk kernel's unit with every phase, its sequential unit and its "
+                         "grouped unit, each alone (CPU seconds, minimum of --repeat)")
     ap.add_argument('specs', nargs='*', default=SPECS)
     a = ap.parse_args()
     L = C.CDLL(a.lib)
@@ -133,6 +136,7 @@ def main():
     print(f'# NVRTC to {a.arch} cubins, {os.cpu_count()} CPUs, minimum of {a.repeat} runs, s wall (s CPU); dtype {dtype}')
     print('| spec | one unit | now (before the first launch) | decode (first decode launch) | now / one unit | same code |')
     print('|---|---|---|---|---|---|')
+    sched_rows = []
     for name in a.specs:
         spec = C.c_void_p()
         path = name if name.endswith('.attn') else os.path.join(ROOT, 'specs', name + '.attn')
@@ -188,6 +192,15 @@ def main():
         dec = fmt(best['dec']) if 'attnc_decode' in units else '-'
         print(f'| {name} | {fmt(best["one"])} | {fmt(best["now"])} | {dec} | {best["now"][0] / best["one"][0]:.2f} | '
               f'{"yes" if same else "NO"} |')
+        if a.schedules:
+            cols = [units['attnc_linear'], unit('attnc_linear', 0x01)]
+            cols.append(unit('attnc_linear', 0x28) if b'#define ATTNC_GROUPED 1' in source else None)
+            cpu = [min(cubins([u])[1][1] for _ in range(a.repeat)) if u else None for u in cols]
+            sched_rows.append(f'| {name} | ' + ' | '.join(f'{t:.3f}' if t is not None else '-' for t in cpu) + ' |')
+    if a.schedules:
+        print('\n# the chunk kernel alone, NVRTC CPU seconds (api/kernel.c compiles the sequential and grouped units at once)')
+        print('| spec | every phase | sequential unit | grouped unit |\n|---|---|---|---|')
+        print('\n'.join(sched_rows))
 
 if __name__ == '__main__':
     main()
