@@ -563,7 +563,8 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
      * (taken only when a launch asks for it) at its first launch.  Each unit then compiles its own phases
      * only: NVRTC's CPU time for the sequential unit against the chunk kernel with every phase, mamba2
      * and lightning about a fifth less, gla and the delta rule about a tenth; the first call, the grouped
-     * unit's time where there is one (mamba2 14 % less, gla 2 %; bench/RESULTS.md thirteenth session). */
+     * unit's time where there is one (2-16 % less than the kernel with every phase; bench/RESULTS.md
+     * thirteenth session, bench/first_call.py --schedules). */
     const char *srcs[API_MAX_UNITS];
     size_t now_units[API_MAX_UNITS], nnow = 0;
     int now_sched[API_MAX_UNITS];   /* -1: the kernel's own unit; else the chunk kernel's schedule unit */
