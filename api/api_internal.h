@@ -49,12 +49,9 @@ attnc_status api_get_cubins(attnc_ctx *ctx, const char *name, size_t n, const ch
 bool api_cubin_key(const char *src, const char *arch, char key[65]);
 /* The compile unit of one kernel of a forward source (codegen_cuda's): "#define ATTNC_ONLY k" (k = kind
  * + 1, a cg_kernel_kind) before the source, so that only that kernel's entry is defined, and for the chunk
- * kernel "#define ATTNC_PHASES mask" when `phases` (a mask of the phases of one schedule, API_PHASES_*) is
+ * kernel "#define ATTNC_PHASES mask" when `phases` (a mask of the phases of one schedule, CG_PHASES_*) is
  * not 0, so that only those phases are compiled; malloc'd. */
 char *api_unit_source(const char *source, int kind, unsigned phases);
-#define API_PHASES_SEQUENTIAL 0x01u    /* phase 0: the walk (also the bidirectional one) */
-#define API_PHASES_MATERIALIZED 0x06u  /* phases 1 and 2 */
-#define API_PHASES_GROUPED 0x28u       /* phases 3 and 5 */
 attnc_status api_check_tensor(attnc_ctx *ctx, const char *kernel, const char *what, const attnc_tensor *t,
                               attnc_dtype dtype, int ndim, const int64_t *want, int64_t *got, size_t align);
 /* kernel.c: the launcher's arithmetic (pure, tested by tests/unit/test_launch.c).  CTAs of a kernel one SM

@@ -201,6 +201,10 @@ int attnc_gpu_available(void)
 
 /* ---- the JIT ---------------------------------------------------------------------------------------- */
 
+/* The chunk kernel's schedules other than the sequential walk, each a compile unit of its phases. */
+typedef enum sched_unit { SCHED_MATERIALIZED, SCHED_GROUPED, SCHED_UNITS } sched_unit;
+static const unsigned sched_phases[SCHED_UNITS] = {CG_PHASES_MATERIALIZED, CG_PHASES_GROUPED};
+
 typedef struct loaded_kernel {
     rt_function *fn;
     cg_kernel cg;
@@ -225,11 +229,11 @@ struct attnc_kernel {
      * compiled (or read from the cache) at its first launch, not by attnc_kernel_new: until then its
      * unit's source waits here and its function is NULL. */
     char *lazy_src[CG_MAX_KERNELS];
-    /* The chunk kernel's other schedules (0 materialized, 1 grouped), each a unit of its own: the grouped
-     * one loaded by attnc_kernel_new, the materialized one at the first launch that takes it (its source
-     * waits here until then); the chunk kernel's own unit (k[linear].fn) holds the sequential walk. */
-    rt_function *sched_fn[2];
-    char *sched_src[2];
+    /* The chunk kernel's other schedules (sched_unit), each a unit of its own: the grouped one loaded by
+     * attnc_kernel_new, the materialized one at the first launch that takes it (its source waits here until
+     * then); the chunk kernel's own unit (k[linear].fn) holds the sequential walk. */
+    rt_function *sched_fn[SCHED_UNITS];
+    char *sched_src[SCHED_UNITS];
     char arch[16];
     bool use_cache;
     uint32_t min_ctas, chunk, k_pad;
@@ -247,7 +251,7 @@ void attnc_kernel_free(attnc_kernel *kernel)
         rt_function_free(kernel->k[i].fn);
         free(kernel->lazy_src[i]);
     }
-    for (size_t s = 0; s < 2; s++) {
+    for (size_t s = 0; s < SCHED_UNITS; s++) {
         rt_function_free(kernel->sched_fn[s]);
         free(kernel->sched_src[s]);
     }
@@ -462,8 +466,8 @@ static attnc_status load_unit(attnc_ctx *ctx, attnc_kernel *k, size_t i, const v
     return ATTNC_OK;
 }
 
-/* The chunk kernel's unit of schedule s (0 materialized, 1 grouped) from its cubin. */
-static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const loaded_kernel *lk, int s,
+/* The chunk kernel's unit of schedule s from its cubin. */
+static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const loaded_kernel *lk, sched_unit s,
                                         const void *image, size_t size)
 {
     rt_error err;
@@ -478,7 +482,7 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
 }
 
 /* The same, left for the first launch that takes it: from the cache or NVRTC, then loaded. */
-static attnc_status load_schedule(attnc_ctx *ctx, attnc_kernel *k, const loaded_kernel *lk, int s)
+static attnc_status load_schedule(attnc_ctx *ctx, attnc_kernel *k, const loaded_kernel *lk, sched_unit s)
 {
     void *image = NULL;
     size_t size = 0;
@@ -567,7 +571,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
      * thirteenth session, bench/first_call.py --schedules). */
     const char *srcs[API_MAX_UNITS];
     size_t now_units[API_MAX_UNITS], nnow = 0;
-    int now_sched[API_MAX_UNITS];   /* -1: the kernel's own unit; else the chunk kernel's schedule unit */
+    int now_sched[API_MAX_UNITS];   /* -1: the kernel's own unit; else the chunk kernel's sched_unit */
     k->nkernels = cg.nkernels;
     for (unsigned i = 0; i < cg.nkernels; i++) {
         loaded_kernel *lk = &k->k[i];
@@ -580,10 +584,11 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         info->smem_bytes = lk->cg.smem_bytes;
         snprintf(info->arch, sizeof info->arch, "%s", arch);
         bool linear = lk->cg.kind == CG_KERNEL_LINEAR;
-        if (!(k->lazy_src[i] = api_unit_source(cg.source, (int)lk->cg.kind, linear ? API_PHASES_SEQUENTIAL : 0)) ||
-            (linear && k->materialized &&
-             !(k->sched_src[0] = api_unit_source(cg.source, (int)lk->cg.kind, API_PHASES_MATERIALIZED))) ||
-            (linear && k->grouped && !(k->sched_src[1] = api_unit_source(cg.source, (int)lk->cg.kind, API_PHASES_GROUPED)))) {
+        bool sched_wanted[SCHED_UNITS] = {linear && k->materialized, linear && k->grouped}, nomem = false;
+        nomem |= !(k->lazy_src[i] = api_unit_source(cg.source, (int)lk->cg.kind, linear ? CG_PHASES_SEQUENTIAL : 0));
+        for (int s = 0; s < SCHED_UNITS; s++)
+            nomem |= sched_wanted[s] && !(k->sched_src[s] = api_unit_source(cg.source, (int)lk->cg.kind, sched_phases[s]));
+        if (nomem) {
             attnc_kernel_free(k);
             return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
         }
@@ -592,9 +597,9 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
             now_sched[nnow] = -1;
             now_units[nnow++] = i;
         }
-        if (linear && k->grouped) {
-            srcs[nnow] = k->sched_src[1];
-            now_sched[nnow] = 1;
+        if (sched_wanted[SCHED_GROUPED]) {
+            srcs[nnow] = k->sched_src[SCHED_GROUPED];
+            now_sched[nnow] = SCHED_GROUPED;
             now_units[nnow++] = i;
         }
     }
@@ -611,7 +616,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     for (size_t u = 0; u < nnow; u++) {
         size_t i = now_units[u];
         if (st == ATTNC_OK && now_sched[u] >= 0)
-            st = load_schedule_image(ctx, k, &k->k[i], now_sched[u], images[u], sizes[u]);
+            st = load_schedule_image(ctx, k, &k->k[i], (sched_unit)now_sched[u], images[u], sizes[u]);
         else if (st == ATTNC_OK &&
                  (st = load_unit(ctx, k, i, images[u], sizes[u], hits[u], t_compiled - t_gen)) == ATTNC_OK) {
             free(k->lazy_src[i]);
@@ -913,7 +918,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         }
         rt_function *fn = lk->fn;
         if (phases[0] != 0) {   /* another schedule: its own unit */
-            int s = phases[0] == 1 ? 0 : 1;
+            sched_unit s = phases[0] == 1 ? SCHED_MATERIALIZED : SCHED_GROUPED;
             if (!k->sched_fn[s] && (st = load_schedule(ctx, k, lk, s)) != ATTNC_OK)
                 return st;
             fn = k->sched_fn[s];

@@ -156,8 +156,8 @@ def main():
             libc.free(p)
             return u
         # each kernel alone with all its phases (the same code as in the one unit), and what
-        # attnc_kernel_new compiles: the chunk kernel's sequential walk only (api/api_internal.h's
-        # API_PHASES_SEQUENTIAL), the softmax part's kernel
+        # attnc_kernel_new compiles: the chunk kernel's sequential walk (codegen/codegen.h's
+        # CG_PHASES_SEQUENTIAL, 0x01; CG_PHASES_GROUPED is 0x28), the softmax part's kernel
         units = {e: unit(e, 0) for e in kernels}
         now = [unit(e, 1 if e == 'attnc_linear' else 0) for e in kernels if e != 'attnc_decode']
         if b'#define ATTNC_GROUPED 1' in source:   # and the grouped walk's unit, at once (api/kernel.c)

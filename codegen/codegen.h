@@ -18,6 +18,12 @@
 #define CG_MAX_KERNELS 3
 #define CG_MAX_TENSORS 64
 
+/* The chunk kernel's compile units by schedule: "#define ATTNC_PHASES mask" before the source keeps that
+ * mask's phases only (linear_kernel.cuh; the generated source defines the same masks as ATTNC_PHASES_*). */
+#define CG_PHASES_SEQUENTIAL 0x01u    /* phase 0: the walk (also the bidirectional one) */
+#define CG_PHASES_MATERIALIZED 0x06u  /* phases 1 and 2 */
+#define CG_PHASES_GROUPED 0x28u       /* phases 3 and 5 */
+
 /* LINEAR and DECODE are alternatives for the linear part (the launcher takes DECODE when every sequence
  * is one token long); SOFTMAX runs after either and adds its part. */
 /* The generated source numbers a kind kind + 1 (ATTNC_ONLY, ATTNC_WANT: a compile unit of one kernel). */

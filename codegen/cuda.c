@@ -334,6 +334,9 @@ static bool emit_linear(gen *g)
                         "#define ATTNC_P_SHARED %d\n",
                      p->chunk, g->sh.K, p->k_pad, g->sh.V, p->v_tile, p->warps, p->col_groups, p->state_groups,
                      p->shared_scores);
+    attnc_buf_printf(b, "#define ATTNC_PHASES_SEQUENTIAL 0x%02x\n#define ATTNC_PHASES_MATERIALIZED 0x%02x\n"
+                        "#define ATTNC_PHASES_GROUPED 0x%02x\n",
+                     CG_PHASES_SEQUENTIAL, CG_PHASES_MATERIALIZED, CG_PHASES_GROUPED);
     attnc_buf_printf(b, "#define ATTNC_TRANSITION %u\n#define ATTNC_DELTA %d\n#define ATTNC_STABILIZED %d\n"
                         "#define ATTNC_IGATE %d\n#define ATTNC_NORM %u\n#define ATTNC_EPS ",
                      p->transition, p->householder, p->stabilized, l->igate != IR_NONE, (unsigned)l->norm);

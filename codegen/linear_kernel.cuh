@@ -41,9 +41,9 @@
 #define ATTNC_LDF (ATTNC_C + 1)
 // ATTNC_P_SHARED (the plan's shared_scores, chosen in passes/tile.c): the column groups of a row group
 // share its scores P: each sums a share of the channels of every key block, the fp32 partials meet in the
-// pf region, each adds up its key-block pairs into the pt tile, and all read P back for P V.  Only without a normaliser (0: NORM_NONE): the stabiliser and the running
-// denominator need a whole row of P in one warp, and with RMS or LayerNorm outputs the tile cost
-// kv_asym_retnet 40 bytes of spills.
+// pf region, each adds up its key-block pairs into the pt tile, and all read P back for P V.  Only without
+// a normaliser (0: NORM_NONE): the stabiliser and the running denominator need a whole row of P in one warp,
+// and with RMS or LayerNorm outputs the tile cost kv_asym_retnet 40 bytes of spills.
 static_assert(!ATTNC_P_SHARED || (ATTNC_CG > 1 && ATTNC_CAUSAL && !ATTNC_STABILIZED && ATTNC_NORM == 0),
               "shared scores need column groups, a causal mask, no stabiliser and no normaliser");
 
@@ -304,17 +304,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
     // state S_g (fp32), z_g and total log2 decay l_g (p.ws_g*); phase 5 composes its group's S_in from h0
     // and the earlier groups' records, S_in(j + 1) = 2^{l_j} S_in(j) + S_j (the transition is diagonal),
     // and walks the group as phase 0 does; the last group writes the final state.
-    // A unit holds the phases of one schedule (ATTNC_PHASES, a mask; api/kernel.c compiles each schedule as
-    // a unit of its own, at the first launch that takes it) or of all (0: attnc compile's one unit).  The
-    // launch's phase is a constant where the unit holds one, so that the other schedules' code is not
-    // compiled at all: NVRTC then took a third less time for the chunk kernel of the first call.
+    // A unit holds the phases of one schedule (ATTNC_PHASES, one of the ATTNC_PHASES_* masks; api/kernel.c
+    // compiles each schedule as a unit of its own) or of all (0: attnc compile's one unit).  The launch's
+    // phase is a constant where the unit holds one, so that the other schedules' code is not compiled at
+    // all: NVRTC took a tenth to a fifth less time for the sequential unit (bench/RESULTS.md, thirteenth
+    // session).
     if (ATTNC_PHASES && !((ATTNC_PHASES >> p.phase) & 1))
         __trap();   // (a launcher that asks a unit for a phase it does not hold)
-#if ATTNC_PHASES == 0x01
+#if ATTNC_PHASES == ATTNC_PHASES_SEQUENTIAL
     const int phase = 0;
-#elif ATTNC_PHASES == 0x06
+#elif ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED
     const int phase = p.phase == 1 ? 1 : 2;
-#elif ATTNC_PHASES == 0x28
+#elif ATTNC_PHASES == ATTNC_PHASES_GROUPED
     const int phase = p.phase == 3 ? 3 : 5;
 #else
     const int phase = p.phase;

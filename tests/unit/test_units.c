@@ -168,8 +168,8 @@ static void units_cached_apart_and_rebuilt(void **state)
     free_all(first);
 }
 
-/* The chunk kernel's schedules as units of their own (attnc_kernel_new compiles the sequential walk, the
- * launcher the others at their first launch): keys apart, each unit names its phases, and each has fewer
+/* The chunk kernel's schedules as units of their own (attnc_kernel_new compiles the sequential and grouped
+ * walks, the launcher the materialized one at its first launch): keys apart, each unit names its phases, and each has fewer
  * instructions than the unit of every phase (the other schedules' code is not compiled). */
 static void schedule_units_hold_their_phases_only(void **state)
 {
@@ -179,7 +179,7 @@ static void schedule_units_hold_their_phases_only(void **state)
     attnc_blob blob;
     assert_int_equal(attnc_spec_from_file(fx->ctx, ATTNC_SOURCE_DIR "/specs/mamba2.attn", &spec), ATTNC_OK);
     assert_int_equal(attnc_emit(fx->ctx, spec, ATTNC_EMIT_CUDA, NULL, &blob), ATTNC_OK);
-    const unsigned masks[4] = {0, API_PHASES_SEQUENTIAL, API_PHASES_MATERIALIZED, API_PHASES_GROUPED};
+    const unsigned masks[4] = {0, CG_PHASES_SEQUENTIAL, CG_PHASES_MATERIALIZED, CG_PHASES_GROUPED};
     char *units[4], keys[4][65];
     void *images[4];
     size_t sizes[4];
