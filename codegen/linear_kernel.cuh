@@ -227,20 +227,16 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
 #pragma unroll
                     for (int q4 = 0; q4 < 4; q4++) {
                         int r = f_row + gr + (q4 & 1) * 8, c = kt * 16 + tq * 2 + (q4 >> 1) * 8;
-                        float x0 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c]) *
-                                   attnc_exp2(fminf(g[r * ATTNC_KP + c] - g[f_row * ATTNC_KP + c], 0.f));
-                        float x1 = attnc_elt_to_float(a_tile[r * ATTNC_LDK + c + 1]) *
-                                   attnc_exp2(fminf(g[r * ATTNC_KP + c + 1] - g[f_row * ATTNC_KP + c + 1], 0.f));
-                        frag_set(a, q4, x0, x1);
+                        const float2 x = ld2(a_tile + r * ATTNC_LDK + c), gx = ldf2(g + r * ATTNC_KP + c),
+                                     gf = ldf2(g + f_row * ATTNC_KP + c);
+                        frag_set(a, q4, x.x * attnc_exp2(fminf(gx.x - gf.x, 0.f)), x.y * attnc_exp2(fminf(gx.y - gf.y, 0.f)));
                     }
 #pragma unroll
                     for (int h2 = 0; h2 < 2; h2++) {
                         int j = nt * 8 + gr, c = kt * 16 + tq * 2 + h2 * 8;
-                        float y0 = attnc_elt_to_float(k_tile[j * ATTNC_LDK + c]) *
-                                   attnc_exp2(fmaxf(g[f_row * ATTNC_KP + c] - g[j * ATTNC_KP + c], 0.f));
-                        float y1 = attnc_elt_to_float(k_tile[j * ATTNC_LDK + c + 1]) *
-                                   attnc_exp2(fmaxf(g[f_row * ATTNC_KP + c + 1] - g[j * ATTNC_KP + c + 1], 0.f));
-                        frag_set(b, h2, y0, y1);
+                        const float2 y = ld2(k_tile + j * ATTNC_LDK + c), gf = ldf2(g + f_row * ATTNC_KP + c),
+                                     gj = ldf2(g + j * ATTNC_KP + c);
+                        frag_set(b, h2, y.x * attnc_exp2(fmaxf(gf.x - gj.x, 0.f)), y.y * attnc_exp2(fmaxf(gf.y - gj.y, 0.f)));
                     }
                     mma(acc[nt], a, b, 0);
                 }

@@ -432,6 +432,24 @@ __device__ __forceinline__ void st8(elt *p, const float *x)
 #endif
 }
 
+// Two consecutive tile elements as floats, the first at an even index: one 4-byte shared load (8 for fp32
+// tiles) where two 2-byte loads were (gla's fragments built element by element; bench/RESULTS.md thirteenth
+// session); and two consecutive floats likewise.
+__device__ __forceinline__ float2 ld2(const elt *p)
+{
+#if ATTNC_SPLIT
+    return *reinterpret_cast<const float2 *>(p);
+#else
+    const unsigned u = *reinterpret_cast<const unsigned *>(p);
+    return make_float2(attnc_elt_to_float((elt)(u & 0xffffu)), attnc_elt_to_float((elt)(u >> 16)));
+#endif
+}
+
+__device__ __forceinline__ float2 ldf2(const float *p)
+{
+    return *reinterpret_cast<const float2 *>(p);
+}
+
 __device__ __forceinline__ void st2(elt *p, float a, float b)
 {
 #if ATTNC_SPLIT
