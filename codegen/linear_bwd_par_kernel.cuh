@@ -79,6 +79,12 @@ static_assert(!ATTNC_BP_SLO || ATTNC_BP_LO, "a states' lo tile with 16-bit tiles
 // b of row r (channel c): per channel with a vector gate, else per row
 #if ATTNC_BP_DIAG
 #define BP_B(g, r, c) (g)[(r) * ATTNC_BP_LDG + (c)]
+// Eight consecutive log2 gates of a row from 16 bytes-aligned b (rows of LDG floats: 16-byte multiples).
+__device__ __forceinline__ void bp_ld_g8(float *x, const float *p)
+{
+    const float4 a = *reinterpret_cast<const float4 *>(p), b = *reinterpret_cast<const float4 *>(p + 4);
+    x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+}
 static_assert(ATTNC_BP_C <= 32 && ATTNC_B_NORM == 0, "per-channel gates: chunks of 16 or 32, no normaliser (grad_parallel_plan)");
 #else
 #define BP_B(g, r, c) (g)[(r)]
@@ -944,7 +950,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
 };
-static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
+static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::g % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
               attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 &&
               attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 #else
@@ -1480,13 +1486,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         if (lane == 0)
             eb[d] = e * bp_dec(BP_B(g, ATTNC_BP_C - 1, d));
     }
-    // Z (two blocks): rows < 16 K e^{b_16 - b}, rows >= 16 Q e^{b - b_16}
+    // Z (two blocks): rows < 16 K e^{b_16 - b}, rows >= 16 Q e^{b - b_16}; eight channels a step
     if constexpr (NB == 2)
-        for (int i = tid; i < ATTNC_BP_C * KP; i += ATTNC_B_THREADS) {
-            const int r = i / KP, c = i % KP;
-            const float x = r < 16 ? attnc_elt_to_float(K[r * ATTNC_BP_LDK + c]) * bp_dec(BP_B(g, 16, c) - BP_B(g, r, c))
-                                   : attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]) * bp_dec(BP_B(g, r, c) - BP_B(g, 16, c));
-            Z[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(x);
+        for (int i = tid; i < ATTNC_BP_C * KP / 8; i += ATTNC_B_THREADS) {
+            const int r = i / (KP / 8), c = i % (KP / 8) * 8;
+            float x[8], br[8], b16[8];
+            ld8(x, (r < 16 ? K : Q) + r * ATTNC_BP_LDK + c);
+            bp_ld_g8(br, &BP_B(g, r, c));
+            bp_ld_g8(b16, &BP_B(g, 16, c));
+#pragma unroll
+            for (int u = 0; u < 8; u++)
+                x[u] *= bp_dec(r < 16 ? b16[u] - br[u] : br[u] - b16[u]);
+            st8(Z + r * ATTNC_BP_LDK + c, x);
         }
     __syncthreads();
     // A = dP (masked) on the 16 x 16 blocks on and below the diagonal, and P's block (1, 0) from Z: a warp per
@@ -1532,10 +1543,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     for (int i = tid; i < NB * 256; i += ATTNC_B_THREADS) {
         const int r0 = i / 256 * 16, r = r0 + i % 256 / 16, j = r0 + i % 16;
         float x = 0.f;
-        if (j <= r)
-            for (int c = 0; c < KP; c++)
-                x += attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]) * attnc_elt_to_float(K[j * ATTNC_BP_LDK + c]) *
-                     bp_dec(BP_B(g, r, c) - BP_B(g, j, c));
+        if (j <= r)   // eight channels a step from 16-byte loads (rows of q, k and b are 16-byte aligned), in order
+            for (int c = 0; c < KP; c += 8) {
+                float q8[8], k8[8], br[8], bj[8];
+                ld8(q8, Q + r * ATTNC_BP_LDK + c);
+                ld8(k8, K + j * ATTNC_BP_LDK + c);
+                bp_ld_g8(br, &BP_B(g, r, c));
+                bp_ld_g8(bj, &BP_B(g, j, c));
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    x += q8[u] * k8[u] * bp_dec(br[u] - bj[u]);
+            }
         elt hi, lo;
         bp_split(x, hi, lo);
         P[r * ATTNC_BP_LDC + j] = hi;
@@ -1645,11 +1663,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         }
     }
     __syncthreads();
-    // Kd = K o e^{b_L - b} into Z (the factor is on dv's contraction index)
-    for (int i = tid; i < ATTNC_BP_C * KP; i += ATTNC_B_THREADS) {
-        const int r = i / KP, c = i % KP;
-        Z[r * ATTNC_BP_LDK + c] = attnc_float_to_elt(attnc_elt_to_float(K[r * ATTNC_BP_LDK + c]) *
-                                                     bp_dec(BP_B(g, ATTNC_BP_C - 1, c) - BP_B(g, r, c)));
+    // Kd = K o e^{b_L - b} into Z (the factor is on dv's contraction index); eight channels a step
+    for (int i = tid; i < ATTNC_BP_C * KP / 8; i += ATTNC_B_THREADS) {
+        const int r = i / (KP / 8), c = i % (KP / 8) * 8;
+        float x[8], br[8], bl[8];
+        ld8(x, K + r * ATTNC_BP_LDK + c);
+        bp_ld_g8(br, &BP_B(g, r, c));
+        bp_ld_g8(bl, &BP_B(g, ATTNC_BP_C - 1, c));
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            x[u] *= bp_dec(bl[u] - br[u]);
+        st8(Z + r * ATTNC_BP_LDK + c, x);
     }
     __syncthreads();
     // dv = Kd dS_out + P^T dO
