@@ -110,6 +110,49 @@ __device__ __forceinline__ void bd_rows_kv(const attnc_bwd_params &p, int c0, in
     }
 }
 
+// Two floats as a bf16 pair (x0 in the low half), whatever the tiles' type.
+__device__ __forceinline__ unsigned bd_bf16x2(float x0, float x1)
+{
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(x1), "f"(x0));
+    return r;
+}
+
+__device__ __forceinline__ void bd_mma_bf16(float *d, const unsigned *a, unsigned b0, unsigned b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// acc (16 x 16) += X[r0.., k0..k0+16) Y[yk0..yk0+16, c0..c0+16) for fp32 row-major X (row stride LDF) and Y (row
+// stride ldy), each operand split in bf16 hi + lo (hi + lo carries about 16 bits) and the lo x lo product
+// left out, in bf16 whatever the tiles' type (fp16's range would not hold T).
+__device__ __forceinline__ void bd_mma16_f32(float (*acc)[4], const float *X, int r0, int k0, const float *Y, int yk0, int c0,
+                                             int lane, int ldy = ATTNC_BD_LDF)
+{
+    const int gr = lane >> 2, tq = lane & 3;
+    unsigned ah[4], al[4], bh[4], bl[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {   // A: rows gr + 8 (i & 1), columns 2 tq + 8 (i >> 1)
+        const float *x = X + (r0 + gr + 8 * (i & 1)) * ATTNC_BD_LDF + k0 + 2 * tq + 8 * (i >> 1);
+        ah[i] = bd_bf16x2(x[0], x[1]);
+        al[i] = bd_bf16x2(x[0] - __uint_as_float(ah[i] << 16), x[1] - __uint_as_float(ah[i] & 0xffff0000u));
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {   // B: n = gr + 8 (i >> 1), k = 2 tq + 8 (i & 1)
+        const float *y = Y + (yk0 + 2 * tq + 8 * (i & 1)) * ldy + c0 + gr + 8 * (i >> 1);
+        bh[i] = bd_bf16x2(y[0], y[ldy]);
+        bl[i] = bd_bf16x2(y[0] - __uint_as_float(bh[i] << 16), y[ldy] - __uint_as_float(bh[i] & 0xffff0000u));
+    }
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++) {
+        bd_mma_bf16(acc[nt], al, bh[2 * nt], bh[2 * nt + 1]);
+        bd_mma_bf16(acc[nt], ah, bl[2 * nt], bl[2 * nt + 1]);
+        bd_mma_bf16(acc[nt], ah, bh[2 * nt], bh[2 * nt + 1]);
+    }
+}
+
 // E_rj = (k_r . k_j) e^{b_r - b_j} (j < r, else 0) on the tensor cores, then T = (I + A)^-1, A = diag(beta) E
 // (unit lower triangular), in fp32 by blocks of 16: first every diagonal block by forward substitution,
 // T_rj = -beta_r sum_{j <= q < r} E_rq T_qj, four lanes per column j (each a quarter of the q terms, then a
@@ -154,21 +197,35 @@ __device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const f
         }
     }
     __syncthreads();
+    // The blocks below the diagonal on the tensor cores, a warp per block pair, fp32 operands split in bf16
+    // hi + lo (three products: about 16 bits of each operand, the fp32 accumulation; the scalar loops they
+    // replace were 27 % of attnc_bwdp_wy's instructions and 17 % of the adjoint's).
     for (int d = 1; d < NB; d++) {
-        for (int e = tid; e < (NB - d) * 256; e += ATTNC_B_THREADS) {   // M = A_ij-part sums, block pair e / 256
-            const int jb = e >> 8, ib = jb + d, r = ib * 16 + (e >> 4 & 15), c = jb * 16 + (e & 15);
-            float m = 0.f;
-            for (int q = jb * 16; q < ib * 16; q++)
-                m += E[r * LDF + q] * T[q * LDF + c];
-            M[e] = beta[r] * m;
+        for (int jb = warp; jb < NB - d; jb += ATTNC_B_WARPS) {   // M = diag(beta) E_i,[j, i) T_[j, i),j
+            const int ib = jb + d;
+            float acc[2][4];
+            bp_zero<2>(acc);
+            for (int q0 = jb * 16; q0 < ib * 16; q0 += 16)
+                bd_mma16_f32(acc, E, ib * 16, q0, T, q0, jb * 16, lane);
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int r = bp_row(ib * 16, lane, i), c = bp_col(jb * 16, nt, lane, i);
+                    M[(jb << 8) + (r - ib * 16) * 16 + c - jb * 16] = beta[r] * acc[nt][i];
+                }
         }
         __syncthreads();
-        for (int e = tid; e < (NB - d) * 256; e += ATTNC_B_THREADS) {   // T_ij = -T_ii M
-            const int jb = e >> 8, ib = jb + d, rr = e >> 4 & 15, r = ib * 16 + rr;
-            float t = 0.f;
-            for (int q = 0; q <= rr; q++)
-                t += T[r * LDF + ib * 16 + q] * M[(jb << 8) + q * 16 + (e & 15)];
-            T[r * LDF + jb * 16 + (e & 15)] = -t;
+        for (int jb = warp; jb < NB - d; jb += ATTNC_B_WARPS) {   // T_ij = -T_ii M (T_ii lower triangular)
+            const int ib = jb + d;
+            float acc[2][4];
+            bp_zero<2>(acc);
+            bd_mma16_f32(acc, T, ib * 16, ib * 16, M + (jb << 8) - ib * 16 * 16, ib * 16, 0, lane, 16);
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    T[bp_row(ib * 16, lane, i) * LDF + jb * 16 + bp_col(0, nt, lane, i)] = -acc[nt][i];
         }
         __syncthreads();
     }
