@@ -1141,12 +1141,16 @@ __device__ __forceinline__ float bp_image_finish(const bp_img_regs &r, elt *S, e
                     dot += w[j] * ((float)mm[j] * sc);
             }
         }
+        // two elements a conversion (cvt.rn.*x2, the same rounding as one at a time)
+        unsigned *hw = reinterpret_cast<unsigned *>(&hv), *lw = reinterpret_cast<unsigned *>(&lv);
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const float x = (float)mm[j] * sc;
-            h8[j] = attnc_float_to_elt(x);
-            l8[j] = attnc_float_to_elt(x - attnc_elt_to_float(h8[j]));
+        for (int j = 0; j < 8; j += 2) {
+            const float x0 = (float)mm[j] * sc, x1 = (float)mm[j + 1] * sc;
+            const unsigned hp = pack2(x0, x1);
+            hw[j / 2] = hp;
+            lw[j / 2] = pack2(x0 - attnc_elt_to_float((elt)(hp & 0xffffu)), x1 - attnc_elt_to_float((elt)(hp >> 16)));
         }
+        (void)h8, (void)l8;
         *to = hv;
         if constexpr (LO)
             *tolo = lv;
