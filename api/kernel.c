@@ -234,6 +234,7 @@ struct attnc_kernel {
      * then); the chunk kernel's own unit (k[linear].fn) holds the sequential walk. */
     rt_function *sched_fn[SCHED_UNITS];
     char *sched_src[SCHED_UNITS];
+    rt_function *states_fn;    /* the split delta rule's state walk, from the materialized unit (cg_states) */
     char arch[16];
     bool use_cache;
     uint32_t min_ctas, chunk, k_pad;
@@ -255,6 +256,7 @@ void attnc_kernel_free(attnc_kernel *kernel)
         rt_function_free(kernel->sched_fn[s]);
         free(kernel->sched_src[s]);
     }
+    rt_function_free(kernel->states_fn);
     if (kernel->ws)
         rt_mem_free(kernel->ws);
     free(kernel->tensors);
@@ -471,9 +473,14 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
                                         const void *image, size_t size)
 {
     rt_error err;
-    if (!api_load_function(image, size, NULL, lk->cg.entry, lk->cg.smem_bytes, &k->sched_fn[s], &err)) {
+    const cg_states *ls = &lk->cg.states;
+    if (!api_load_function(image, size, NULL, lk->cg.entry, lk->cg.smem_bytes, &k->sched_fn[s], &err) ||
+        (s == SCHED_MATERIALIZED && ls->entry &&
+         !api_load_function(NULL, 0, k->sched_fn[s], ls->entry, ls->smem_bytes, &k->states_fn, &err))) {
         rt_function_free(k->sched_fn[s]);
+        rt_function_free(k->states_fn);
         k->sched_fn[s] = NULL;
+        k->states_fn = NULL;
         return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
     }
     free(k->sched_src[s]);
@@ -722,6 +729,8 @@ typedef struct launch_params {
     float *ws_z, *ws_m;
     float *ws_gs, *ws_gz, *ws_gl;
     int group_chunks;
+    void *ws_w, *ws_kd, *ws_uh;
+    float *ws_u, *ws_bl;
 } launch_params;
 
 /* Whether this launch of the linear part takes the materialized schedule: asked for, or (auto) when the
@@ -782,6 +791,15 @@ static int64_t grouped_chunks(const attnc_kernel *k, const loaded_kernel *lk, co
     return groups ? (chunks + groups - 1) / groups : 0;
 }
 
+/* Chunks a CTA of the materialized schedule's parallel phases (2, 6) takes in turn: enough CTAs for about 8
+ * waves of one CTA per SM, no more (each CTA pays its set-up once and overlaps its next chunk's copies). */
+static int64_t parallel_chunks(const attnc_kernel *k, const loaded_kernel *lk, int64_t N, int64_t T)
+{
+    int64_t chunks = (T + k->chunk - 1) / k->chunk, sms = k->sm_count > 0 ? k->sm_count : 132;
+    int64_t per = chunks * N * k->sh.heads_out * lk->cg.grid_x / (8 * sms);
+    return per < 1 ? 1 : per > chunks ? chunks : per;
+}
+
 attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *kernel,
                                 const char *what)
 {
@@ -811,6 +829,30 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_kernel *k, int64_t N, int64_
     lp->ws_s = (void *)(uintptr_t)k->ws;
     lp->ws_z = (float *)(uintptr_t)(k->ws + s_bytes);
     lp->ws_m = (float *)(uintptr_t)(k->ws + s_bytes + z_bytes);
+    return ATTNC_OK;
+}
+
+/* The split delta rule's materialized schedule's workspace, per chunk slot: S_in^T's image [V][KP], -W and
+ * Kd [C][KP], U_hat [V][C] (tile elements); U [C][V] and the state decay (fp32). */
+static attnc_status workspace_split(attnc_ctx *ctx, attnc_kernel *k, int64_t N, int64_t T, launch_params *lp)
+{
+    size_t slots = (size_t)((N * T + k->chunk - 1) / k->chunk + N) * k->sh.heads_out, C = k->chunk, eb = k->elt_bytes;
+    size_t sizes[6] = {slots * k->sh.V * k->k_pad * eb, slots * C * k->k_pad * eb, slots * C * k->k_pad * eb,
+                       slots * k->sh.V * C * eb, slots * C * k->sh.V * 4, slots * 4};
+    size_t off[6], total = 0;
+    for (int i = 0; i < 6; i++) {
+        off[i] = total;
+        total += (sizes[i] + 255) / 256 * 256;
+    }
+    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, total, k->name, "materialized schedule");
+    if (st != ATTNC_OK)
+        return st;
+    lp->ws_s = (void *)(uintptr_t)(k->ws + off[0]);
+    lp->ws_w = (void *)(uintptr_t)(k->ws + off[1]);
+    lp->ws_kd = (void *)(uintptr_t)(k->ws + off[2]);
+    lp->ws_uh = (void *)(uintptr_t)(k->ws + off[3]);
+    lp->ws_u = (float *)(uintptr_t)(k->ws + off[4]);
+    lp->ws_bl = (float *)(uintptr_t)(k->ws + off[5]);
     return ATTNC_OK;
 }
 
@@ -896,10 +938,10 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         /* Query tiles cover the longest sequence; with cu_seqlens that is bounded by all T tokens (the
          * host does not read cu_seqlens), and tiles past a sequence's end return at once. */
         unsigned gx = lk->cg.per_query_tile ? (unsigned)((T + lk->cg.tile_rows - 1) / lk->cg.tile_rows) : lk->cg.grid_x;
-        unsigned block[3] = {lk->cg.threads, 1, 1};
-        /* phases: {0} sequential; {1, 2} materialized (state pass, then all chunks in parallel); {3, 5}
-         * grouped (every group's own state, then every group's outputs from its composed S_in) */
-        int phases[2] = {0, 0}, nphases = 1;
+        /* phases: {0} sequential; {1, 2} materialized (state pass, then all chunks in parallel), the split
+         * delta rule's {6, 7, 2} (every chunk's WY, the state walk, every chunk's outputs; 7 is the walk's own
+         * kernel); {3, 5} grouped (every group's own state, then every group's outputs from its composed S_in) */
+        int phases[3] = {0, 0, 0}, nphases = 1;
         int64_t gc = grouped_chunks(k, lk, a, N, T);
         int64_t groups = gc ? (T + gc * k->chunk - 1) / (gc * k->chunk) : 0;
         if (gc) {
@@ -910,15 +952,18 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             phases[1] = 5;
             nphases = 2;
         } else if (lk->cg.kind == CG_KERNEL_LINEAR && use_materialized(k, a, N, T, lk->cg.grid_x)) {
-            if ((st = workspace(ctx, k, N, T, &lp)) != ATTNC_OK)
+            bool split = lk->cg.states.entry != NULL;
+            if ((st = split ? workspace_split(ctx, k, N, T, &lp) : workspace(ctx, k, N, T, &lp)) != ATTNC_OK)
                 return st;
-            phases[0] = 1;
-            phases[1] = 2;
-            nphases = 2;
+            phases[0] = split ? 6 : 1;
+            phases[1] = split ? 7 : 2;
+            phases[2] = 2;
+            nphases = split ? 3 : 2;
+            lp.group_chunks = (int)parallel_chunks(k, lk, N, T);
         }
         rt_function *fn = lk->fn;
         if (phases[0] != 0) {   /* another schedule: its own unit */
-            sched_unit s = phases[0] == 1 ? SCHED_MATERIALIZED : SCHED_GROUPED;
+            sched_unit s = phases[0] == 1 || phases[0] == 6 ? SCHED_MATERIALIZED : SCHED_GROUPED;
             if (!k->sched_fn[s] && (st = load_schedule(ctx, k, lk, s)) != ATTNC_OK)
                 return st;
             fn = k->sched_fn[s];
@@ -926,17 +971,25 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         for (int ph = 0; ph < nphases; ph++) {
             lp.phase = phases[ph];
             unsigned grid[3] = {gx, k->sh.heads_out, (unsigned)N};
-            if (lp.phase == 2)
-                grid[0] = gx * (unsigned)((T + k->chunk - 1) / k->chunk);
-            else if (lp.phase >= 3)
+            rt_function *f = fn;
+            unsigned threads[3] = {lk->cg.threads, 1, 1}, smem = lk->cg.smem_bytes;
+            if (lp.phase == 2 || lp.phase == 6) {
+                grid[0] = gx * (unsigned)((T + k->chunk * lp.group_chunks - 1) / (k->chunk * lp.group_chunks));
+            } else if (lp.phase == 7) {
+                f = k->states_fn;
+                grid[0] = lk->cg.states.grid_x;
+                threads[0] = lk->cg.states.threads;
+                smem = lk->cg.states.smem_bytes;
+            } else if (lp.phase >= 3) {
                 grid[0] = gx * (unsigned)groups;
+            }
             /* The kernel's struct has in[ntensors] (at least 1): move the tail down to match. */
             unsigned char buf[sizeof lp];
             size_t nin = k->ntensors ? k->ntensors : 1, head = nin * sizeof(void *);
             memcpy(buf, &lp, head);
             memcpy(buf + head, &lp.out, sizeof lp - offsetof(launch_params, out));
             void *params[] = {buf};
-            if (!rt_launch(fn, grid, block, lk->cg.smem_bytes, a->stream, params, &err))
+            if (!rt_launch(f, grid, threads, smem, a->stream, params, &err))
                 return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
         }
     }

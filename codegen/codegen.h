@@ -21,13 +21,20 @@
 /* The chunk kernel's compile units by schedule: "#define ATTNC_PHASES mask" before the source keeps that
  * mask's phases only (linear_kernel.cuh; the generated source defines the same masks as ATTNC_PHASES_*). */
 #define CG_PHASES_SEQUENTIAL 0x01u    /* phase 0: the walk (also the bidirectional one) */
-#define CG_PHASES_MATERIALIZED 0x06u  /* phases 1 and 2 */
+#define CG_PHASES_MATERIALIZED 0x46u  /* phases 1 and 2; the split delta rule 6 (then its state walk) and 2 */
 #define CG_PHASES_GROUPED 0x28u       /* phases 3 and 5 */
 
 /* LINEAR and DECODE are alternatives for the linear part (the launcher takes DECODE when every sequence
  * is one token long); SOFTMAX runs after either and adds its part. */
 /* The generated source numbers a kind kind + 1 (ATTNC_ONLY, ATTNC_WANT: a compile unit of one kernel). */
 typedef enum cg_kernel_kind { CG_KERNEL_LINEAR, CG_KERNEL_DECODE, CG_KERNEL_SOFTMAX } cg_kernel_kind;
+
+/* A second kernel of the linear part's materialized schedule: the split delta rule's state walk
+ * (ir_plan_split_delta; entry NULL where there is none).  grid_x CTAs per (head, sequence). */
+typedef struct cg_states {
+    const char *entry;
+    unsigned threads, smem_bytes, grid_x;
+} cg_states;
 
 typedef struct cg_kernel {
     cg_kernel_kind kind;
@@ -37,6 +44,7 @@ typedef struct cg_kernel {
     unsigned grid_x;      /* CTAs along x (V slices or query tiles); y = output heads, z = sequences */
     bool per_query_tile;  /* grid_x is computed per launch from the longest sequence (softmax) */
     unsigned tile_rows;   /* query rows per CTA (softmax) */
+    cg_states states;     /* the linear kernel's split state walk */
 } cg_kernel;
 
 typedef struct cg_output {

@@ -272,11 +272,14 @@ static void emit_common(gen *g)
                         "    const int *cu_seqlens;   // [N + 1] token offsets, or null: N sequences of seqlen tokens\n"
                         "    int seqlen;\n"
                         "    int nseq;\n"
-                        "    int phase;               // linear part: 0 sequential, 1 and 2 materialized, 3 and 5 grouped\n"
+                        "    int phase;               // linear part: 0 sequential, 1 and 2 (6, states, 2: split delta rule)\n"
+                        "                             // materialized, 3 and 5 grouped\n"
                         "    elt *ws_s;               // materialized workspace: S_in per chunk slot [slot, HOUT, K, V]\n"
                         "    float *ws_z, *ws_m;      // z_in [slot, HOUT, KP], m_in [slot, HOUT]\n"
                         "    float *ws_gs, *ws_gz, *ws_gl; // grouped: each group's S [N, G, HOUT, K, V], z and log2 decay [.., KP]\n"
                         "    int group_chunks;        // grouped: chunks per group\n"
+                        "    elt *ws_w, *ws_kd, *ws_uh; // split delta rule: -W, Kd [slot, HOUT, C, KP]; U_hat [slot, HOUT, V, C]\n"
+                        "    float *ws_u, *ws_bl;     // U [slot, HOUT, C, V]; the chunk's state decay [slot, HOUT]\n"
                         "};\n",
                      m->ntensors ? m->ntensors : 1);
     for (uint32_t i = 0; i < m->ntensors; i++)
@@ -292,6 +295,18 @@ static unsigned decode_smem_bytes(const gen *g)
     unsigned eb = ir_operand_bytes(p->operands), kp = p->k_pad, bv = p->v_tile, r16 = (kp * eb + 15) / 16 * 16;
     unsigned bytes = 2 * r16 + (bv * eb + 15) / 16 * 16 + kp * 4 + 32 + 2 * kp * 4 + 2 * 128 * 4 + g->sh.K * bv * 4;
     return (bytes + 127) / 128 * 128;
+}
+
+/* Chunks whose copies the split delta rule's state walk keeps in flight ahead of the one it works on. */
+#define LS_AHEAD 2
+
+/* The split delta rule's state walk's shared memory: the same sums as attnc_ls_layout in linear_kernel.cuh
+ * (LS_AHEAD + 1 buffers of -W and Kd tiles and the CTA's columns of U, fp32). */
+static unsigned split_states_smem_bytes(const gen *g, unsigned ls_warps)
+{
+    const ir_plan *p = &g->m->plan;
+    unsigned tile_k = p->chunk * (p->k_pad + 8) * ir_operand_bytes(p->operands);
+    return (LS_AHEAD + 1) * (2 * tile_k + p->chunk * (16 * ls_warps + 4) * 4);
 }
 
 /* CTAs per SM that the kernel asks ptxas to fit by registers (__launch_bounds__'s second argument):
@@ -337,6 +352,10 @@ static bool emit_linear(gen *g)
     attnc_buf_printf(b, "#define ATTNC_PHASES_SEQUENTIAL 0x%02x\n#define ATTNC_PHASES_MATERIALIZED 0x%02x\n"
                         "#define ATTNC_PHASES_GROUPED 0x%02x\n",
                      CG_PHASES_SEQUENTIAL, CG_PHASES_MATERIALIZED, CG_PHASES_GROUPED);
+    bool split = ir_plan_split_delta(m);
+    unsigned ls_warps = g->sh.V % 32 == 0 ? 2 : 1;
+    attnc_buf_printf(b, "#define ATTNC_DSPLIT %d\n#define ATTNC_LS_WARPS %u\n#define ATTNC_LS_AHEAD %u\n", split, ls_warps,
+                     LS_AHEAD);
     attnc_buf_printf(b, "#define ATTNC_TRANSITION %u\n#define ATTNC_DELTA %d\n#define ATTNC_STABILIZED %d\n"
                         "#define ATTNC_IGATE %d\n#define ATTNC_NORM %u\n#define ATTNC_EPS ",
                      p->transition, p->householder, p->stabilized, l->igate != IR_NONE, (unsigned)l->norm);
@@ -350,6 +369,11 @@ static bool emit_linear(gen *g)
     emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
+    unsigned ls_smem = split_states_smem_bytes(g, ls_warps);
+    if (split)
+        attnc_buf_printf(b, "#if ATTNC_WANT(1) && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)\n"
+                            "static_assert(attnc_ls_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n#endif\n",
+                         ls_smem);
     bool decode = m->mask == IR_MASK_CAUSAL;
     unsigned dec_smem = decode_smem_bytes(g);
     if (decode) {
@@ -362,6 +386,9 @@ static bool emit_linear(gen *g)
     cg_kernel *k = &g->out->kernels[g->out->nkernels++];
     *k = (cg_kernel){.kind = CG_KERNEL_LINEAR, .entry = "attnc_linear", .threads = p->warps * 32,
                      .smem_bytes = smem + g->stage_bytes, .grid_x = g->sh.V / p->v_tile};
+    if (split)
+        k->states = (cg_states){.entry = "attnc_linear_states", .threads = ls_warps * 32, .smem_bytes = ls_smem,
+                                .grid_x = g->sh.V / (16 * ls_warps)};
     if (decode) {
         k = &g->out->kernels[g->out->nkernels++];
         *k = (cg_kernel){.kind = CG_KERNEL_DECODE, .entry = "attnc_decode", .threads = 128,

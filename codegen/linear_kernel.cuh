@@ -98,7 +98,10 @@ struct attnc_smem_layout {
     static constexpr unsigned ke = w + (ATTNC_DELTA ? tile_k : 0);    // DIAG: K * e^{b_e(J) - b} per block
     static constexpr unsigned v = ke + (ATTNC_TRANSITION == TR_DIAG ? tile_k : 0);
     static constexpr unsigned s = v + ATTNC_C * ATTNC_LDV * sizeof(elt);        // image of S_in (tile elements)
-    static constexpr unsigned g = s + ATTNC_KP * ATTNC_LDV * sizeof(elt);       // log2 gates (cumsum)
+    // ([KP][LDV]; the split delta rule's output pass reads S_in^T, [V][LDK])
+    static constexpr unsigned s_elems =
+        ATTNC_DSPLIT && ATTNC_V * ATTNC_LDK > ATTNC_KP * ATTNC_LDV ? ATTNC_V * ATTNC_LDK : ATTNC_KP * ATTNC_LDV;
+    static constexpr unsigned g = s + s_elems * sizeof(elt);                    // log2 gates (cumsum)
     static constexpr unsigned g_bytes = (ATTNC_TRANSITION == TR_DIAG ? ATTNC_C * ATTNC_KP : ATTNC_C) * 4;
     static constexpr unsigned beta = g + ((g_bytes + 15) / 16) * 16;
     static constexpr unsigned ig = beta + ATTNC_C * 4;
@@ -286,6 +289,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
     float *srowq = (float *)(smem + L::rowq), *srowred = (float *)(smem + L::rowred);
     float *sz = (float *)(smem + L::z), *smisc = (float *)(smem + L::misc), *saf = (float *)(smem + L::af);
     float *stf = (float *)(smem + L::tf), *sx = (float *)(smem + L::x);
+    // The split output pass's U_hat^T [V][SPLIT_LDUH], where the WY stage's scratch (af .. pt) holds it.
+    constexpr int SPLIT_LDUH = ATTNC_C + 8;
+    constexpr bool SPLIT_UH_SCRATCH = ATTNC_DSPLIT && L::pt - L::af >= ATTNC_V * SPLIT_LDUH * sizeof(elt);
+    elt *suh = (elt *)(smem + L::af);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int gr = lane >> 2, tq = lane & 3;
@@ -310,7 +317,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
 #if ATTNC_PHASES == ATTNC_PHASES_SEQUENTIAL
     const int phase = 0;
 #elif ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED
-    const int phase = p.phase == 1 ? 1 : 2;
+    const int phase = ATTNC_DSPLIT ? (p.phase == 6 ? 6 : 2) : (p.phase == 1 ? 1 : 2);
 #elif ATTNC_PHASES == ATTNC_PHASES_GROUPED
     const int phase = p.phase == 3 ? 3 : 5;
 #else
@@ -323,18 +330,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
     const int hs = h / (ATTNC_HOUT / ATTNC_HS);
     int bos, eos;
     attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
+    // The phases over chunks in parallel take p.group_chunks consecutive chunks a CTA (at least 1): one
+    // CTA a chunk paid its set-up and its first chunk's copies every chunk.
     int c_first = bos, c_end = eos;
-    if (phase == 2) {
-        c_first = bos + (int)(blockIdx.x / NVS) * ATTNC_C;
+    if (phase == 2 || phase == 6 || (ATTNC_GROUPED && (phase == 3 || phase == 5))) {
+        const int group = max(p.group_chunks, 1);
+        c_first = bos + (int)(blockIdx.x / NVS) * group * ATTNC_C;
         if (c_first >= eos)
             return;
-        c_end = min(eos, c_first + ATTNC_C);
-    }
-    if (ATTNC_GROUPED && (phase == 3 || phase == 5)) {
-        c_first = bos + (int)(blockIdx.x / NVS) * p.group_chunks * ATTNC_C;
-        if (c_first >= eos)
-            return;
-        c_end = min(eos, c_first + p.group_chunks * ATTNC_C);
+        c_end = min(eos, c_first + group * ATTNC_C);
     }
     // The state slice (see ATTNC_SG).
     float S[ATTNC_MTW][ATTNC_NTSW][4];
@@ -348,7 +352,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 int mt = state_mt(warp, i);
                 int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + state_nt(warp, nt) * 8 + tq * 2 + (e & 1);
                 float x = 0.f;
-                if (ATTNC_STATE_IN && p.h0 && phase != 2 && phase != 3 && mt < ATTNC_MT && row < ATTNC_K)
+                if (ATTNC_STATE_IN && p.h0 && phase != 2 && phase != 3 && phase != 6 && mt < ATTNC_MT && row < ATTNC_K)
                     x = p.h0[state_base + (size_t)row * ATTNC_V + col];
                 S[i][nt][e] = x;
             }
@@ -429,6 +433,20 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         attnc_stage_held_land(stage, held);
         attnc_stage_wait();
         __syncthreads();
+        // The split output pass: S_in^T's image into ss and U_hat^T into the WY stage's scratch, copied
+        // under the prologue (waited for in step 3).
+        if (ATTNC_DSPLIT && phase == 2) {
+            constexpr int KU = ATTNC_KP * (int)sizeof(elt) / 16, CU = ATTNC_C * (int)sizeof(elt) / 16;
+            for (int i = tid; i < ATTNC_V * KU; i += ATTNC_THREADS) {
+                const int row = i / KU, col = (i % KU) * (16 / (int)sizeof(elt));
+                attnc_cp16(ss + row * ATTNC_LDK + col, p.ws_s + (slot * ATTNC_V + row) * ATTNC_KP + col);
+            }
+            for (int i = tid; i < (SPLIT_UH_SCRATCH ? ATTNC_V * CU : 0); i += ATTNC_THREADS) {
+                const int row = i / CU, col = (i % CU) * (16 / (int)sizeof(elt));
+                attnc_cp16(suh + row * SPLIT_LDUH + col, p.ws_uh + (slot * ATTNC_V + row) * ATTNC_C + col);
+            }
+            asm volatile("cp.async.commit_group;\n" ::: "memory");
+        }
         // ATTNC_PRO_ROWS tokens per warp and pass (codegen/cuda.c's prologue_rows), all evaluated into
         // registers before any is stored: one token's value DAG is a chain of dependent loads and MUFU ops,
         // and the compiler can interleave chains only when no shared-memory store lies between them (a warp
@@ -449,13 +467,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             }
         }
         __syncthreads();
-        {   // the next chunk's raw rows (a bidirectional walk starts over for its second pass)
-            int next = c0 + ATTNC_C;
-            if (bidir && pass == 0 && next >= eos)
-                next = bos;
-            if (next < c_end)
-                attnc_stage_issue<ATTNC_STAGE_UNROLL>(p, next, eos, h, stage, &held);
-        }
+        // the next chunk's raw rows (a bidirectional walk starts over for its second pass)
+        int next = c0 + ATTNC_C;
+        if (bidir && pass == 0 && next >= eos)
+            next = bos;
+        const bool staged_next = next < c_end;
+        if (staged_next)
+            attnc_stage_issue<ATTNC_STAGE_UNROLL>(p, next, eos, h, stage, &held);
         // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
         if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
             if (warp == 0) {
@@ -551,12 +569,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         }
         // The image of S_in: from the accumulators (phase 1 also stores it), or read back (phase 2); grouped
         // phase 3 writes no outputs and has no WY stage, so it needs no image (nor q . z below).
-        if (phase == 2) {
+        if (ATTNC_DSPLIT && phase == 2) {   // S_in^T [V][KP] from the split walk, copied in step 1
+            if (staged_next)   // (the next chunk's rows, committed after it, may still be on their way)
+                asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+            else
+                attnc_stage_wait();
+        } else if (phase == 2) {
             for (int i = tid; i < ATTNC_KP * (ATTNC_BV / 8); i += ATTNC_THREADS) {
                 const int row = i / (ATTNC_BV / 8), col = (i % (ATTNC_BV / 8)) * 8;
                 copy8(ss + row * ATTNC_LDV + col, row < ATTNC_K ? p.ws_s + (slot * ATTNC_K + row) * ATTNC_V + v0 + col : nullptr);
             }
-        } else if (!(ATTNC_GROUPED && phase == 3)) {
+        } else if (!(ATTNC_GROUPED && phase == 3) && phase != 6) {
 #pragma unroll
             for (int i = 0; i < ATTNC_MTW; i++) {
                 int mt = state_mt(warp, i);
@@ -591,7 +614,21 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         __syncthreads();
 
         // ---- 4. the delta family's WY stage ---------------------------------------------------------
-        if constexpr (ATTNC_DELTA) {
+        // The split schedule's output pass takes U_hat from the state walk ([V][C] there, into sv).
+        if (ATTNC_DSPLIT && phase == 2) {
+            for (int i = tid; i < ATTNC_V * (ATTNC_C / 8); i += ATTNC_THREADS) {
+                const int col = i / (ATTNC_C / 8), row = (i % (ATTNC_C / 8)) * 8;
+                float x[8];
+                if constexpr (SPLIT_UH_SCRATCH)
+                    ld8(x, suh + col * SPLIT_LDUH + row);
+                else
+                    ld8(x, p.ws_uh + (slot * ATTNC_V + col) * ATTNC_C + row);
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    sv[(row + j) * ATTNC_LDV + col] = attnc_float_to_elt(x[j]);
+            }
+            __syncthreads();
+        } else if constexpr (ATTNC_DELTA) {
             const int rg = warp % ATTNC_RG;
             if (warp < ATTNC_RG) {
                 float A[ATTNC_C / 8][4];
@@ -681,27 +718,61 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 }
             }
             __syncthreads();
-            mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(U, sw, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
-            __syncthreads();   // every warp has read V before U_hat replaces it
+            // The split schedule's WY pass: U (fp32), -W, Kd and the chunk's state decay into the workspace
+            // for the state walk, which forms U_hat from them (attnc_linear_states).
+            // U goes out in 16-byte stores from the image's tile (free in this phase), where it fits: the
+            // accumulators' 8-byte stores filled the memory pipeline (lg_throttle, 12 % of the samples).
+            if (ATTNC_DSPLIT && phase == 6) {
+                constexpr int LDUS = ATTNC_V + 4;
+                constexpr bool U_STAGED = ATTNC_C * LDUS * 4 <= L::s_elems * sizeof(elt);
+                float *sus = reinterpret_cast<float *>(ss);
 #pragma unroll
-            for (int nt = 0; nt < ATTNC_NTO; nt++)
+                for (int nt = 0; nt < ATTNC_NTO; nt++)
 #pragma unroll
-                for (int e2 = 0; e2 < 2; e2++) {
-                    int row = rg * 16 + gr + e2 * 8, col = cg * ATTNC_BVW + nt * 8 + tq * 2;
-                    st2(sv + row * ATTNC_LDV + col, U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
+                    for (int e2 = 0; e2 < 2; e2++) {
+                        const int row = rg * 16 + gr + e2 * 8, col = cg * ATTNC_BVW + nt * 8 + tq * 2;
+                        *reinterpret_cast<float2 *>(U_STAGED ? sus + row * LDUS + col
+                                                             : p.ws_u + (slot * ATTNC_C + row) * ATTNC_V + col) =
+                            make_float2(U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
+                    }
+                __syncthreads();
+                for (int i = tid; i < ATTNC_C * (ATTNC_KP / 8); i += ATTNC_THREADS) {
+                    const int r = i / (ATTNC_KP / 8), c = (i % (ATTNC_KP / 8)) * 8;
+                    copy8(p.ws_w + (slot * ATTNC_C + r) * ATTNC_KP + c, sw + r * ATTNC_LDK + c);
+                    copy8(p.ws_kd + (slot * ATTNC_C + r) * ATTNC_KP + c, skd + r * ATTNC_LDK + c);
                 }
+                for (int i = tid; i < (U_STAGED ? ATTNC_C * ATTNC_V / 4 : 0); i += ATTNC_THREADS) {
+                    const int r = i / (ATTNC_V / 4), c = (i % (ATTNC_V / 4)) * 4;
+                    *reinterpret_cast<float4 *>(p.ws_u + (slot * ATTNC_C + r) * ATTNC_V + c) =
+                        *reinterpret_cast<const float4 *>(sus + r * LDUS + c);
+                }
+                if (tid == 0)
+                    p.ws_bl[slot] = state_decay(sg, smisc, 0);
+            } else {
+                mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(U, sw, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
+                __syncthreads();   // every warp has read V before U_hat replaces it
+#pragma unroll
+                for (int nt = 0; nt < ATTNC_NTO; nt++)
+#pragma unroll
+                    for (int e2 = 0; e2 < 2; e2++) {
+                        int row = rg * 16 + gr + e2 * 8, col = cg * ATTNC_BVW + nt * 8 + tq * 2;
+                        st2(sv + row * ATTNC_LDV + col, U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
+                    }
+            }
             __syncthreads();
         }
 
         // ---- 5. outputs -----------------------------------------------------------------------------
-        if ((!bidir || pass == 1) && phase != 1 && phase != 3) {
+        if ((!bidir || pass == 1) && phase != 1 && phase != 3 && phase != 6) {
             const int rg = warp % ATTNC_RG, cg = warp / ATTNC_RG;
             float O[ATTNC_NTO][4];
 #pragma unroll
             for (int nt = 0; nt < ATTNC_NTO; nt++)
                 O[nt][0] = O[nt][1] = O[nt][2] = O[nt][3] = 0.f;
             // Inter-chunk part first: Q S_in (Q * gamma for per-channel gates, built below).
-            if constexpr (ATTNC_TRANSITION != TR_DIAG)
+            if (ATTNC_DSPLIT && phase == 2)   // (S_in^T: n-major)
+                mm_rows<ATTNC_NTO, ATTNC_KP / 16, false>(O, sq, ATTNC_LDK, rg * 16, ss, ATTNC_LDK, cg * ATTNC_BVW, lane);
+            else if constexpr (ATTNC_TRANSITION != TR_DIAG)
                 mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(O, sq, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
             float rowf[2], den[2] = {0.f, 0.f}, mrow[2] = {0.f, 0.f};
 #pragma unroll
@@ -905,7 +976,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         }
 
         // ---- 6. the state -------------------------------------------------------------------------
-        if ((!bidir || pass == 0) && phase != 2) {
+        if ((!bidir || pass == 0) && phase != 2 && phase != 6) {
             // S += Kd^T V.  With two state groups (all of V in one CTA, passes/tile.c) a warp's two m-tiles
             // share each k-step's B fragments of V, loaded once (every decay first, then the k-steps);
             // other splits keep one m-tile at a time, its decay then its k-steps (holding the fragments
@@ -1038,5 +1109,150 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             if (v0 == 0 && tid == 0 && p.mT)
                 p.mT[(size_t)n * ATTNC_HS + hs] = smisc[0] * LN2;
     }
+}
+#endif
+
+// ---- the split delta rule's state walk (ATTNC_DSPLIT; the materialized schedule, passes/schedule.c) ------
+// Phase 6 of the chunk kernel stored, for every chunk in parallel, U = T diag(beta) V (fp32), -W, Kd (tile
+// elements) and the chunk's state decay e^{b_L}.  This walk carries the state through the chunks with only
+// what depends on it:  U_hat = U + (-W) S_in,  S_out = e^{b_L} S_in + Kd^T U_hat,  storing every chunk's
+// S_in image and U_hat for the output pass (phase 2).  It holds the transposed state S^T, one warp per 16
+// columns of V (rows of S^T, K of them a row in its accumulators), so that S^T is the A operand of the
+// first product straight from the accumulators and U_hat^T of the second: no image round trip through
+// shared memory on the walk's critical path, and a grid of V / (16 ATTNC_LS_WARPS) CTAs per sequence and
+// head where the walk has one.  The next ATTNC_LS_AHEAD chunks' -W, Kd and U slices are on their way
+// (cp.async) into buffers of their own while this chunk is worked on: a chunk's products take less time than
+// a load from memory.  The same products in the same order as the walk of
+// phase 0 (U_hat, and the state update, each summed over the same index in the same steps).
+#if ATTNC_WANT(1) && ATTNC_DSPLIT && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)
+#define ATTNC_LS_BV (16 * ATTNC_LS_WARPS)   // V columns per CTA
+#define ATTNC_LS_LDU (ATTNC_LS_BV + 4)      // U slice rows (fp32)
+struct attnc_ls_layout {
+    static constexpr unsigned tile_k = ATTNC_C * ATTNC_LDK * sizeof(elt);
+    static constexpr unsigned w = 0;                                   // -W [C][LDK], per buffer
+    static constexpr unsigned kd = w + tile_k;                         // Kd
+    static constexpr unsigned u = kd + tile_k;                         // U's columns of this CTA [C][LDU] (fp32)
+    static constexpr unsigned buffer = u + ATTNC_C * ATTNC_LS_LDU * 4;
+    static constexpr unsigned bytes = (ATTNC_LS_AHEAD + 1) * buffer;
+};
+
+// ROWS rows of UNITS 16-byte units from src (row stride src_ld bytes) into dst (dst_ld), each thread's
+// share unrolled with constant strides (a loop over units with its index arithmetic per copy took 61 % of
+// this walk's stall samples, ncu on the H200); none where `any` is false.
+template <int ROWS, int UNITS>
+__device__ __forceinline__ void ls_copy(unsigned char *dst, int dst_ld, const unsigned char *src, size_t src_ld, bool any)
+{
+    constexpr int THREADS = ATTNC_LS_WARPS * 32, N = ROWS * UNITS;
+#pragma unroll
+    for (int k = 0; k < (N + THREADS - 1) / THREADS; k++) {
+        const int u = (int)threadIdx.x + k * THREADS;
+        if (any && (N % THREADS == 0 || u < N))
+            attnc_cp16(dst + (u / UNITS) * dst_ld + (u % UNITS) * 16, src + (size_t)(u / UNITS) * src_ld + (u % UNITS) * 16);
+    }
+}
+
+// One chunk's -W, Kd and U slice into a buffer, then one commit: a group for every chunk, empty past the
+// sequence's end (`any` false).
+__device__ __forceinline__ void ls_issue(const attnc_params &p, size_t slot, int vc0, unsigned char *buf, bool any)
+{
+    using L = attnc_ls_layout;
+    constexpr int KU = ATTNC_KP * (int)sizeof(elt) / 16, UU = ATTNC_LS_BV * 4 / 16;   // 16-byte units a row
+    const size_t tile = slot * ATTNC_C * ATTNC_KP;
+    ls_copy<ATTNC_C, KU>(buf + L::w, ATTNC_LDK * sizeof(elt), (const unsigned char *)(p.ws_w + tile), ATTNC_KP * sizeof(elt), any);
+    ls_copy<ATTNC_C, KU>(buf + L::kd, ATTNC_LDK * sizeof(elt), (const unsigned char *)(p.ws_kd + tile), ATTNC_KP * sizeof(elt), any);
+    ls_copy<ATTNC_C, UU>(buf + L::u, ATTNC_LS_LDU * 4, (const unsigned char *)(p.ws_u + slot * ATTNC_C * ATTNC_V + vc0),
+                         ATTNC_V * 4, any);
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_states(attnc_params p)
+{
+    extern __shared__ __align__(128) unsigned char smem[];
+    using L = attnc_ls_layout;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gr = lane >> 2, tq = lane & 3;
+    const int vc0 = blockIdx.x * ATTNC_LS_BV, vw = vc0 + warp * 16;   // the CTA's and the warp's V columns
+    const int h = blockIdx.y, n = blockIdx.z, hs = h / (ATTNC_HOUT / ATTNC_HS);
+    int bos, eos;
+    attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
+    const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_K * ATTNC_V;
+    // S^T: rows vw + gr (+ 8), columns (K) nt * 8 + 2 tq (+ 1); padded K columns stay 0 (Kd's are 0).
+    float St[ATTNC_KP / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < ATTNC_KP / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int k = nt * 8 + tq * 2 + (e & 1), v = vw + gr + (e >> 1) * 8;
+            St[nt][e] = ATTNC_STATE_IN && p.h0 && k < ATTNC_K ? p.h0[state_base + (size_t)k * ATTNC_V + v] : 0.f;
+        }
+    // Every iteration commits one group of copies (empty past the end), so that waiting for all but the
+    // newest AHEAD groups is waiting for this chunk's.
+    const size_t slot0 = (size_t)(bos / ATTNC_C + n) * ATTNC_HOUT + h;
+#pragma unroll
+    for (int a = 0; a < ATTNC_LS_AHEAD; a++)
+        ls_issue(p, slot0 + a * ATTNC_HOUT, vc0, smem + a * L::buffer, bos + a * ATTNC_C < eos);
+#pragma unroll 1
+    for (int c0 = bos, it = 0; c0 < eos; c0 += ATTNC_C, it++) {
+        const size_t slot = slot0 + (size_t)it * ATTNC_HOUT;
+        const unsigned char *buf = smem + (it % (ATTNC_LS_AHEAD + 1)) * L::buffer;
+        const float decay = p.ws_bl[slot];
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(ATTNC_LS_AHEAD - 1) : "memory");
+        __syncthreads();   // this chunk's buffer has landed; every warp is done with the one refilled next
+        ls_issue(p, slot + ATTNC_LS_AHEAD * ATTNC_HOUT, vc0,
+                 smem + ((it + ATTNC_LS_AHEAD) % (ATTNC_LS_AHEAD + 1)) * L::buffer, c0 + ATTNC_LS_AHEAD * ATTNC_C < eos);
+        const elt *sw = (const elt *)(buf + L::w), *skd = (const elt *)(buf + L::kd);
+        const float *su = (const float *)(buf + L::u);
+        // S_in's image for the output pass, [slot][V][KP]
+#pragma unroll
+        for (int nt = 0; nt < ATTNC_KP / 8; nt++)
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++)
+                st2(p.ws_s + (slot * ATTNC_V + vw + gr + e2 * 8) * ATTNC_KP + nt * 8 + tq * 2, St[nt][e2 * 2],
+                    St[nt][e2 * 2 + 1]);
+        // U_hat^T = U^T + S_in^T (-W)^T   (16 x C)
+        float Uh[ATTNC_C / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < ATTNC_C / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                Uh[nt][e] = su[(nt * 8 + tq * 2 + (e & 1)) * ATTNC_LS_LDU + warp * 16 + gr + (e >> 1) * 8];
+#pragma unroll
+        for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+            frag a;
+            frag_set(a, 0, St[2 * kt][0], St[2 * kt][1]);
+            frag_set(a, 1, St[2 * kt][2], St[2 * kt][3]);
+            frag_set(a, 2, St[2 * kt + 1][0], St[2 * kt + 1][1]);
+            frag_set(a, 3, St[2 * kt + 1][2], St[2 * kt + 1][3]);
+#pragma unroll
+            for (int nt = 0; nt < ATTNC_C / 8; nt += 2) {
+                frag b;
+                load_b_nk(b, sw, ATTNC_LDK, nt * 8, kt * 16, lane);
+                mma(Uh[nt], a, b, 0);
+                mma(Uh[nt + 1], a, b, 1);
+            }
+        }
+        // U_hat for the output pass, [slot][V][C], as the tiles round it
+#pragma unroll
+        for (int nt = 0; nt < ATTNC_C / 8; nt++)
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++)
+                st2(p.ws_uh + (slot * ATTNC_V + vw + gr + e2 * 8) * ATTNC_C + nt * 8 + tq * 2, Uh[nt][e2 * 2],
+                    Uh[nt][e2 * 2 + 1]);
+        // S_out^T = e^{b_L} S_in^T + U_hat^T Kd
+#pragma unroll
+        for (int nt = 0; nt < ATTNC_KP / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                St[nt][e] *= decay;
+        mm_regs_kn<ATTNC_KP / 8, ATTNC_C / 16>(St, Uh, skd, ATTNC_LDK, 0, lane);
+    }
+    if (ATTNC_STATE_OUT && p.hT && h % (ATTNC_HOUT / ATTNC_HS) == 0)
+#pragma unroll
+        for (int nt = 0; nt < ATTNC_KP / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int k = nt * 8 + tq * 2 + (e & 1), v = vw + gr + (e >> 1) * 8;
+                if (k < ATTNC_K)
+                    p.hT[state_base + (size_t)k * ATTNC_V + v] = St[nt][e];
+            }
 }
 #endif

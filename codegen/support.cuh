@@ -322,6 +322,13 @@ __device__ __forceinline__ unsigned smem_u32(const void *p)
     return (unsigned)__cvta_generic_to_shared(p);
 }
 
+// 16 bytes from global to shared memory, asynchronously (cp.async; attnc_stage_wait or a wait_group then
+// a barrier before they are read).
+__device__ __forceinline__ void attnc_cp16(void *to, const void *from)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(smem_u32(to)), "l"(from) : "memory");
+}
+
 __device__ __forceinline__ void ldsm_x4(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p)
 {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"

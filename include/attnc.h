@@ -259,7 +259,8 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
 void attnc_kernel_free(attnc_kernel *kernel);
 attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_kernel_info *out /* OUT */);
 size_t attnc_kernel_count(const attnc_kernel *kernel);
-/* Bytes of device workspace the kernel handle holds now (the materialized schedule's chunk states, grown
+/* Bytes of device workspace the kernel handle holds now (the materialized schedule's chunk states and, for
+ * the split delta rule, its WY factors: about 72 KB per chunk of 32 tokens and head at K = V = 128; grown
  * on demand by attnc_forward and kept until attnc_kernel_free; 0 while no launch has needed one). */
 size_t attnc_kernel_workspace_bytes(const attnc_kernel *kernel);
 
@@ -283,13 +284,16 @@ typedef struct attnc_tensor {
  * ATTNC_ERR_USAGE with a message naming the tensor, the dimension, what was expected and what came. */
 /* How the linear part walks the chunks (passes/schedule.c): sequential keeps the state on chip, one CTA
  * per (sequence, head, V slice); materialized stores every chunk's state in a workspace owned by the
- * kernel handle, then computes all chunks' outputs in parallel; grouped (additive updates: no delta rule,
+ * kernel handle, then computes all chunks' outputs in parallel (for the delta rule with a scalar or no
+ * decay it is split three ways: every chunk's WY factors at once, a lean state walk in slices of V, every
+ * chunk's outputs); grouped (additive updates: no delta rule,
  * no mLSTM stabiliser) walks groups of chunks in parallel twice, first for each group's own state, then
  * for the outputs from the composed states (workspace: one fp32 state per sequence, group and head).
  * Materialized and grouped take no cu_seqlens.  AUTO picks grouped when the sequential grid fills at
  * most half of the CTAs the GPU holds at once and the sequences are at least 16 chunks long (as many
- * groups as fill one wave), never materialized (the
- * plan's min_ctas is 0: passes/schedule.c says why), and the single-token decode kernel when every
+ * groups as fill one wave), materialized only for the split delta rule when the sequential grid has fewer
+ * than 100 CTAs on sequences of at least 8 chunks (the plan's min_ctas; 0 elsewhere: passes/schedule.c
+ * says why), and the single-token decode kernel when every
  * sequence is one token (T = 1, no cu_seqlens); naming a schedule keeps the chunk kernel.  The
  * workspace makes launches of one kernel handle share memory: keep them on one stream, or ordered. */
 typedef enum attnc_schedule {

@@ -254,6 +254,17 @@ bool ir_plan_can_share_scores(const ir_module *m)
     return p->col_groups > 1 && m->mask == IR_MASK_CAUSAL && !p->stabilized && m->linear.norm == IR_NORM_NONE;
 }
 
+bool ir_plan_split_delta(const ir_module *m)
+{
+    const ir_plan *p = &m->plan;
+    if (!m->linear.present)
+        return false;
+    uint32_t V = m->values[m->linear.value].type.len;
+    return p->householder && p->transition != IR_TR_DIAG && !p->stabilized &&
+           m->linear.norm == IR_NORM_NONE && m->mask == IR_MASK_CAUSAL && p->k_pad <= 128 && p->v_tile == V &&
+           V % 16 == 0;
+}
+
 ir_shape ir_module_shape(const ir_module *m)
 {
     ir_shape s = {0};

@@ -268,6 +268,10 @@ ir_shape ir_module_shape(const ir_module *m);
  * share of the channels; ir_plan.shared_scores, linear_kernel.cuh's ATTNC_P_SHARED): a causal mask,
  * more than one column group, no stabiliser and no normaliser (those need a whole row in one warp). */
 bool ir_plan_can_share_scores(const ir_module *m);
+/* Whether the delta rule's materialized schedule is the split one (passes/schedule.c): a WY pass per chunk,
+ * a lean state walk in 16-column slices of V, then all chunks' outputs (scalar, constant or no decay, no
+ * normaliser or stabiliser, causal, K <= 128, all of V in one CTA, V a multiple of 16). */
+bool ir_plan_split_delta(const ir_module *m);
 /* Drop the values no role reaches and renumber the rest in order (constants folded away by sema,
  * dims and settings evaluated as expressions).  False on allocation failure. */
 bool ir_compact(ir_module *m);

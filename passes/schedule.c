@@ -16,6 +16,12 @@
  *                        11.7 ms, bench/RESULTS.md 2026-11-29); at chunk 32 the sequential walk wins
  *                        (10.78 against 11.52 ms on 2026-11-30, 9.91 against 10.79 ms after the SFU
  *                        forms), as it does for every other class (delta_rule 8.47 against 11.04 ms).
+ *                        The delta rule (ir_plan_split_delta) splits it three ways instead: phase 6 forms
+ *                        every chunk's WY factors at once (U, -W, Kd: all that does not depend on the state),
+ *                        a lean state walk of its own kernel (attnc_linear_states) carries the state in
+ *                        slices of 16 or 32 columns of V (4-8 times the walk's CTAs) forming U_hat = U - W S_in
+ *                        and S_out, storing S_in and U_hat per chunk, and phase 2 writes every chunk's
+ *                        outputs from them.  The launcher takes it below min_ctas = 100 CTAs of the walk.
  *                        GROUPED (additive updates: no delta rule, no stabiliser): the sequence splits
  *                        into groups of chunks; a first phase walks every group from a zero state at once
  *                        and records the group's own state, z and total log decay (fp32, one record per
@@ -43,7 +49,7 @@ bool pass_schedule(ir_module *m, const pass_options *opt, attnc_diags *diags)
     if (m->softmax.present)
         p->schedules |= IR_SCHED_WINDOWED;
     (void)opt;
-    p->min_ctas = 0;
+    p->min_ctas = ir_plan_split_delta(m) ? 100 : 0;
     p->stage = IR_PLAN_SCHEDULED;
     return true;
 }

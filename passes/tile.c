@@ -92,7 +92,11 @@ unsigned tile_linear_smem_bytes(const ir_module *m)
     off += delta ? tile_k : 0;                         /* w */
     off += diag ? tile_k : 0;                          /* ke */
     off += C * ldv * elt_bytes;                        /* v */
-    off += KP * ldv * elt_bytes;                       /* s */
+    /* s: the image of S_in [KP][ldv]; the split delta rule's output pass reads it as [V][ldk] (S_in^T) */
+    unsigned V = ir_module_shape(m).V, s_elems = KP * ldv;
+    if (ir_plan_split_delta(m) && V * ldk > s_elems)
+        s_elems = V * ldk;
+    off += s_elems * elt_bytes;
     unsigned g_bytes = (diag ? C * KP : C) * 4;
     off += (g_bytes + 15) / 16 * 16;                   /* g */
     off += C * 4 * 3;                                  /* beta, ig, rowq */

@@ -204,6 +204,49 @@ static void schedule_units_hold_their_phases_only(void **state)
     attnc_spec_free(spec);
 }
 
+static bool image_names(const void *image, size_t size, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i + n <= size; i++)
+        if (memcmp((const char *)image + i, name, n) == 0)
+            return true;
+    return false;
+}
+
+/* The delta rule's materialized unit holds the split schedule's state walk as a second kernel; its sequential
+ * unit does not, nor does the materialized unit of a spec without the delta rule. */
+static void split_state_walk_is_in_the_delta_rules_materialized_unit(void **state)
+{
+    fixture *fx = *state;
+    skip_without_nvrtc();
+    const struct { const char *spec; unsigned mask; bool walk; } cases[] = {
+        {"deltanet", CG_PHASES_MATERIALIZED, true},
+        {"deltanet", CG_PHASES_SEQUENTIAL, false},
+        {"mamba2", CG_PHASES_MATERIALIZED, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char path[512];
+        snprintf(path, sizeof path, ATTNC_SOURCE_DIR "/specs/%s.attn", cases[i].spec);
+        attnc_spec *spec = NULL;
+        attnc_blob blob;
+        assert_int_equal(attnc_spec_from_file(fx->ctx, path, &spec), ATTNC_OK);
+        assert_int_equal(attnc_emit(fx->ctx, spec, ATTNC_EMIT_CUDA, NULL, &blob), ATTNC_OK);
+        char *unit = api_unit_source(blob.data, CG_KERNEL_LINEAR, cases[i].mask);
+        assert_non_null(unit);
+        void *image = NULL;
+        size_t size = 0;
+        bool hit = false;
+        assert_int_equal(api_get_cubins(fx->ctx, cases[i].spec, 1, (const char *const *)&unit, "sm_80", false, &image,
+                                        &size, &hit),
+                         ATTNC_OK);
+        assert_true(image_names(image, size, "attnc_linear"));
+        assert_int_equal(image_names(image, size, "attnc_linear_states"), cases[i].walk);
+        free(image);
+        free(unit);
+        attnc_spec_free(spec);
+    }
+}
+
 /* A unit that does not compile fails the whole call, with NVRTC's message, and hands out no image. */
 static void a_failing_unit_fails_the_call(void **state)
 {
@@ -225,6 +268,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(units_cached_apart_and_rebuilt),
         cmocka_unit_test(schedule_units_hold_their_phases_only),
+        cmocka_unit_test(split_state_walk_is_in_the_delta_rules_materialized_unit),
         cmocka_unit_test(a_failing_unit_fails_the_call),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -65,6 +65,7 @@ src = re.sub(r'asm volatile\("cp\.async\.c[ag]\.shared\.global \[%0\], \[%1\], (
              r'"l"\(from\) : "memory"\);', r"std::memcpy(to, from, \1);", src)
 src = src.replace('asm volatile("cp.async.wait_all;\\n" ::: "memory");', "")
 src = src.replace('asm volatile("cp.async.commit_group;\\n" ::: "memory");', "")
+src = re.sub(r'asm volatile\("cp\.async\.wait_group [^"]*"[^;]*\);', "(void)0;", src)
 src = src.replace("extern __shared__ __align__(128) unsigned char smem[];", "unsigned char *smem = cpu_smem;")
 src = src.replace('extern "C" ', "")
 src = src.replace("extern __shared__ __align__(128) float sm[];", "float *sm = (float *)cpu_smem;")
