@@ -791,8 +791,8 @@ static int64_t grouped_chunks(const attnc_kernel *k, const loaded_kernel *lk, co
     return groups ? (chunks + groups - 1) / groups : 0;
 }
 
-/* Chunks a CTA of the materialized schedule's parallel phases (2, 6) takes in turn: enough CTAs for about 8
- * waves of one CTA per SM, no more (each CTA pays its set-up once and overlaps its next chunk's copies). */
+/* Chunks a CTA of the split delta rule's parallel phases (6, 2) takes in turn: enough CTAs for about 8 waves
+ * of one CTA per SM, no more (each CTA pays its set-up once and overlaps its next chunk's copies). */
 static int64_t parallel_chunks(const attnc_kernel *k, const loaded_kernel *lk, int64_t N, int64_t T)
 {
     int64_t chunks = (T + k->chunk - 1) / k->chunk, sms = k->sm_count > 0 ? k->sm_count : 132;
@@ -959,7 +959,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             phases[1] = split ? 7 : 2;
             phases[2] = 2;
             nphases = split ? 3 : 2;
-            lp.group_chunks = (int)parallel_chunks(k, lk, N, T);
+            lp.group_chunks = split ? (int)parallel_chunks(k, lk, N, T) : 1;
         }
         rt_function *fn = lk->fn;
         if (phases[0] != 0) {   /* another schedule: its own unit */

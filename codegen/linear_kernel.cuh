@@ -330,15 +330,25 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
     const int hs = h / (ATTNC_HOUT / ATTNC_HS);
     int bos, eos;
     attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
-    // The phases over chunks in parallel take p.group_chunks consecutive chunks a CTA (at least 1): one
-    // CTA a chunk paid its set-up and its first chunk's copies every chunk.
+    // The split delta rule's WY pass (phase 6: every chunk's WY factors into the workspace, nothing else);
+    // a constant false elsewhere, so that the unit of every phase is compiled as it was without it.
+    const bool wy_pass = ATTNC_DSPLIT && phase == 6;
+    // The split schedule's parallel phases take p.group_chunks consecutive chunks a CTA (one CTA a chunk
+    // paid its set-up and its first chunk's copies every chunk); the additive schedule's phase 2 one (runs
+    // there took kv_asym_retnet's unit of every phase past 255 registers, into spills).
     int c_first = bos, c_end = eos;
-    if (phase == 2 || phase == 6 || (ATTNC_GROUPED && (phase == 3 || phase == 5))) {
-        const int group = max(p.group_chunks, 1);
+    if (phase == 2 || wy_pass) {
+        const int group = ATTNC_DSPLIT ? max(p.group_chunks, 1) : 1;
         c_first = bos + (int)(blockIdx.x / NVS) * group * ATTNC_C;
         if (c_first >= eos)
             return;
         c_end = min(eos, c_first + group * ATTNC_C);
+    }
+    if (ATTNC_GROUPED && (phase == 3 || phase == 5)) {
+        c_first = bos + (int)(blockIdx.x / NVS) * p.group_chunks * ATTNC_C;
+        if (c_first >= eos)
+            return;
+        c_end = min(eos, c_first + p.group_chunks * ATTNC_C);
     }
     // The state slice (see ATTNC_SG).
     float S[ATTNC_MTW][ATTNC_NTSW][4];
@@ -352,7 +362,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 int mt = state_mt(warp, i);
                 int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + state_nt(warp, nt) * 8 + tq * 2 + (e & 1);
                 float x = 0.f;
-                if (ATTNC_STATE_IN && p.h0 && phase != 2 && phase != 3 && phase != 6 && mt < ATTNC_MT && row < ATTNC_K)
+                if (ATTNC_STATE_IN && p.h0 && phase != 2 && phase != 3 && !wy_pass && mt < ATTNC_MT && row < ATTNC_K)
                     x = p.h0[state_base + (size_t)row * ATTNC_V + col];
                 S[i][nt][e] = x;
             }
@@ -579,7 +589,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 const int row = i / (ATTNC_BV / 8), col = (i % (ATTNC_BV / 8)) * 8;
                 copy8(ss + row * ATTNC_LDV + col, row < ATTNC_K ? p.ws_s + (slot * ATTNC_K + row) * ATTNC_V + v0 + col : nullptr);
             }
-        } else if (!(ATTNC_GROUPED && phase == 3) && phase != 6) {
+        } else if (!(ATTNC_GROUPED && phase == 3) && !wy_pass) {
 #pragma unroll
             for (int i = 0; i < ATTNC_MTW; i++) {
                 int mt = state_mt(warp, i);
@@ -719,10 +729,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             }
             __syncthreads();
             // The split schedule's WY pass: U (fp32), -W, Kd and the chunk's state decay into the workspace
-            // for the state walk, which forms U_hat from them (attnc_linear_states).
-            // U goes out in 16-byte stores from the image's tile (free in this phase), where it fits: the
-            // accumulators' 8-byte stores filled the memory pipeline (lg_throttle, 12 % of the samples).
-            if (ATTNC_DSPLIT && phase == 6) {
+            // for the state walk, which forms U_hat from them (attnc_linear_states).  U goes out in 16-byte
+            // stores through the image's tile (unused in this phase) where it fits: the accumulators' own
+            // 8-byte stores filled the memory pipeline (lg_throttle, 12 % of the samples, ncu on the H200).
+            if (wy_pass) {
                 constexpr int LDUS = ATTNC_V + 4;
                 constexpr bool U_STAGED = ATTNC_C * LDUS * 4 <= L::s_elems * sizeof(elt);
                 float *sus = reinterpret_cast<float *>(ss);
@@ -763,7 +773,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         }
 
         // ---- 5. outputs -----------------------------------------------------------------------------
-        if ((!bidir || pass == 1) && phase != 1 && phase != 3 && phase != 6) {
+        if ((!bidir || pass == 1) && phase != 1 && phase != 3 && !wy_pass) {
             const int rg = warp % ATTNC_RG, cg = warp / ATTNC_RG;
             float O[ATTNC_NTO][4];
 #pragma unroll
@@ -900,7 +910,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                     attnc_bar_named(1 + rg, ATTNC_CG * 32);
                     mm_rows<ATTNC_NTO, ATTNC_C / 16, true>(O, spt, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
                 } else {
-                    mm_regs_kn<ATTNC_NTO, ATTNC_C / 16>(O, P, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
+                    mm_regs<ATTNC_NTO, ATTNC_C / 16>(O, P, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
                 }
             } else {
 #pragma unroll
@@ -976,7 +986,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         }
 
         // ---- 6. the state -------------------------------------------------------------------------
-        if ((!bidir || pass == 0) && phase != 2 && phase != 6) {
+        if ((!bidir || pass == 0) && phase != 2 && !wy_pass) {
             // S += Kd^T V.  With two state groups (all of V in one CTA, passes/tile.c) a warp's two m-tiles
             // share each k-step's B fragments of V, loaded once (every decay first, then the k-steps);
             // other splits keep one m-tile at a time, its decay then its k-steps (holding the fragments
@@ -1121,9 +1131,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
 // first product straight from the accumulators and U_hat^T of the second: no image round trip through
 // shared memory on the walk's critical path, and a grid of V / (16 ATTNC_LS_WARPS) CTAs per sequence and
 // head where the walk has one.  The next ATTNC_LS_AHEAD chunks' -W, Kd and U slices are on their way
-// (cp.async) into buffers of their own while this chunk is worked on: a chunk's products take less time than
-// a load from memory.  The same products in the same order as the walk of
-// phase 0 (U_hat, and the state update, each summed over the same index in the same steps).
+// (cp.async) into buffers of their own while this chunk is worked on (two ahead: 1.195 -> 1.116 ms at
+// T = 32768 against one).  The products and their order are phase 0's (U_hat, then the state update, each
+// summed over the same index in the same steps): the same bits on the CPU emulation.
 #if ATTNC_WANT(1) && ATTNC_DSPLIT && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)
 #define ATTNC_LS_BV (16 * ATTNC_LS_WARPS)   // V columns per CTA
 #define ATTNC_LS_LDU (ATTNC_LS_BV + 4)      // U slice rows (fp32)
@@ -1165,6 +1175,18 @@ __device__ __forceinline__ void ls_issue(const attnc_params &p, size_t slot, int
     asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 
+// A warp's 16 x 8 NT accumulator tile into rows of a global tile (row stride ld elements), as the tiles round it.
+template <int NT>
+__device__ __forceinline__ void ls_store_rows(elt *dst, int ld, const float (*acc)[4], int lane)
+{
+    const int gr = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int e2 = 0; e2 < 2; e2++)
+            st2(dst + (gr + e2 * 8) * ld + nt * 8 + tq * 2, acc[nt][e2 * 2], acc[nt][e2 * 2 + 1]);
+}
+
 extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_states(attnc_params p)
 {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -1202,12 +1224,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_s
         const elt *sw = (const elt *)(buf + L::w), *skd = (const elt *)(buf + L::kd);
         const float *su = (const float *)(buf + L::u);
         // S_in's image for the output pass, [slot][V][KP]
-#pragma unroll
-        for (int nt = 0; nt < ATTNC_KP / 8; nt++)
-#pragma unroll
-            for (int e2 = 0; e2 < 2; e2++)
-                st2(p.ws_s + (slot * ATTNC_V + vw + gr + e2 * 8) * ATTNC_KP + nt * 8 + tq * 2, St[nt][e2 * 2],
-                    St[nt][e2 * 2 + 1]);
+        ls_store_rows<ATTNC_KP / 8>(p.ws_s + (slot * ATTNC_V + vw) * ATTNC_KP, ATTNC_KP, St, lane);
         // U_hat^T = U^T + S_in^T (-W)^T   (16 x C)
         float Uh[ATTNC_C / 8][4];
 #pragma unroll
@@ -1215,35 +1232,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_s
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 Uh[nt][e] = su[(nt * 8 + tq * 2 + (e & 1)) * ATTNC_LS_LDU + warp * 16 + gr + (e >> 1) * 8];
-#pragma unroll
-        for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
-            frag a;
-            frag_set(a, 0, St[2 * kt][0], St[2 * kt][1]);
-            frag_set(a, 1, St[2 * kt][2], St[2 * kt][3]);
-            frag_set(a, 2, St[2 * kt + 1][0], St[2 * kt + 1][1]);
-            frag_set(a, 3, St[2 * kt + 1][2], St[2 * kt + 1][3]);
-#pragma unroll
-            for (int nt = 0; nt < ATTNC_C / 8; nt += 2) {
-                frag b;
-                load_b_nk(b, sw, ATTNC_LDK, nt * 8, kt * 16, lane);
-                mma(Uh[nt], a, b, 0);
-                mma(Uh[nt + 1], a, b, 1);
-            }
-        }
+        mm_regs<ATTNC_C / 8, ATTNC_KP / 16, false>(Uh, St, sw, ATTNC_LDK, 0, lane);
         // U_hat for the output pass, [slot][V][C], as the tiles round it
-#pragma unroll
-        for (int nt = 0; nt < ATTNC_C / 8; nt++)
-#pragma unroll
-            for (int e2 = 0; e2 < 2; e2++)
-                st2(p.ws_uh + (slot * ATTNC_V + vw + gr + e2 * 8) * ATTNC_C + nt * 8 + tq * 2, Uh[nt][e2 * 2],
-                    Uh[nt][e2 * 2 + 1]);
+        ls_store_rows<ATTNC_C / 8>(p.ws_uh + (slot * ATTNC_V + vw) * ATTNC_C, ATTNC_C, Uh, lane);
         // S_out^T = e^{b_L} S_in^T + U_hat^T Kd
 #pragma unroll
         for (int nt = 0; nt < ATTNC_KP / 8; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 St[nt][e] *= decay;
-        mm_regs_kn<ATTNC_KP / 8, ATTNC_C / 16>(St, Uh, skd, ATTNC_LDK, 0, lane);
+        mm_regs<ATTNC_KP / 8, ATTNC_C / 16>(St, Uh, skd, ATTNC_LDK, 0, lane);
     }
     if (ATTNC_STATE_OUT && p.hT && h % (ATTNC_HOUT / ATTNC_HS) == 0)
 #pragma unroll

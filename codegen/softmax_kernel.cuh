@@ -132,7 +132,7 @@ extern "C" __global__ void __launch_bounds__(SM_WARPS * 32) attnc_softmax(attnc_
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 O[nt][e] *= corr[e >> 1];
-        mm_regs_kn<ATTNC_SM_VP / 8, SM_BN / 16>(O, S, sv, SM_LDV, 0, lane);
+        mm_regs<ATTNC_SM_VP / 8, SM_BN / 16>(O, S, sv, SM_LDV, 0, lane);
     }
 #pragma unroll
     for (int e2 = 0; e2 < 2; e2++) {

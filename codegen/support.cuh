@@ -564,10 +564,10 @@ __device__ __forceinline__ void mm_rows(float (*acc)[4], const elt *a_tile, int 
     }
 }
 
-// acc[16 x 8*NT] += P * B where P (16 x 16*KT) is held in registers in accumulator layout.
-template <int NT, int KT>
-__device__ __forceinline__ void mm_regs_kn(float (*acc)[4], const float (*p)[4], const elt *b_tile, int ldb, int n0,
-                                           int lane)
+// acc[16 x 8*NT] += P * B where P (16 x 16*KT) is held in registers in accumulator layout; B from a tile
+// stored [k][n] (B_KMAJOR true, through ldmatrix.trans) or [n][k].
+template <int NT, int KT, bool B_KMAJOR = true>
+__device__ __forceinline__ void mm_regs(float (*acc)[4], const float (*p)[4], const elt *b_tile, int ldb, int n0, int lane)
 {
 #pragma unroll
     for (int kt = 0; kt < KT; kt++) {
@@ -579,7 +579,10 @@ __device__ __forceinline__ void mm_regs_kn(float (*acc)[4], const float (*p)[4],
 #pragma unroll
         for (int nt = 0; nt < NT; nt += 2) {
             frag b;
-            load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+            if constexpr (B_KMAJOR)
+                load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+            else
+                load_b_nk(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
             mma(acc[nt], a, b, 0);
             if (nt + 1 < NT)
                 mma(acc[nt + 1], a, b, 1);

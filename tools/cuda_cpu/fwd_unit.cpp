@@ -32,8 +32,7 @@ void UNIT_RUN(const fwd_args &a)
 }
 
 // The materialized schedule (sequences of one length, as the launcher requires): phase 1 stores every
-// chunk's S_in image, z_in and m_in in the workspace (NaN bytes first), phase 2 runs every chunk at once
-// (a unit generated before the parallel phases took several chunks a CTA would skip every other chunk).
+// chunk's S_in image, z_in and m_in in the workspace (NaN bytes first), phase 2 runs every chunk at once.
 void UNIT_RUN_MAT(const fwd_args &a)
 {
     UNIT_NS::attnc_params p = params_of(a);
@@ -45,12 +44,13 @@ void UNIT_RUN_MAT(const fwd_args &a)
     std::memset(ws_z.data(), 0xff, ws_z.size() * sizeof(float));
     std::memset(ws_m.data(), 0xff, ws_m.size() * sizeof(float));
     p.ws_s = ws_s.data(), p.ws_z = ws_z.data(), p.ws_m = ws_m.data();
-    // the parallel phases take two chunks a CTA (the launcher's parallel_chunks), the last CTA maybe one
-    p.group_chunks = 2;
-    const unsigned nvs = ATTNC_V / ATTNC_BV, chunks = (unsigned)((a.seqlen + 2 * ATTNC_C - 1) / (2 * ATTNC_C));
+    const unsigned nvs = ATTNC_V / ATTNC_BV;
 #if defined(ATTNC_DSPLIT) && ATTNC_DSPLIT
     // The split delta rule: phase 6 (every chunk's U, -W, Kd, decay), the state walk, phase 2; its image is
-    // S_in^T [V][KP], and U_hat, U, -W and Kd have workspaces of their own (NaN bytes first, as all).
+    // S_in^T [V][KP], and U_hat, U, -W and Kd have workspaces of their own (NaN bytes first, as all).  Its
+    // parallel phases take two chunks a CTA here (the launcher's parallel_chunks), the last CTA maybe one.
+    p.group_chunks = 2;
+    const unsigned chunks = (unsigned)((a.seqlen + 2 * ATTNC_C - 1) / (2 * ATTNC_C));
     std::vector<UNIT_NS::elt> ws_st(slots * ATTNC_V * ATTNC_KP), ws_w(slots * ATTNC_C * ATTNC_KP),
         ws_kd(slots * ATTNC_C * ATTNC_KP), ws_uh(slots * ATTNC_V * ATTNC_C);
     std::vector<float> ws_u(slots * ATTNC_C * ATTNC_V), ws_bl(slots);
@@ -65,6 +65,7 @@ void UNIT_RUN_MAT(const fwd_args &a)
     cpu_launch(UNIT_NS::attnc_linear_states, dim3c{ATTNC_V / (16 * ATTNC_LS_WARPS), ATTNC_HOUT, (unsigned)a.nseq},
                ATTNC_LS_WARPS * 32, 227 * 1024, p);
 #else
+    const unsigned chunks = (unsigned)((a.seqlen + ATTNC_C - 1) / ATTNC_C);
     p.phase = 1;
     cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
 #endif
