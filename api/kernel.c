@@ -474,13 +474,15 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
 {
     rt_error err;
     const cg_states *ls = &lk->cg.states;
+    bool states = s == SCHED_MATERIALIZED && ls->entry;   /* the split delta rule's walk, from the same unit */
     if (!api_load_function(image, size, NULL, lk->cg.entry, lk->cg.smem_bytes, &k->sched_fn[s], &err) ||
-        (s == SCHED_MATERIALIZED && ls->entry &&
-         !api_load_function(NULL, 0, k->sched_fn[s], ls->entry, ls->smem_bytes, &k->states_fn, &err))) {
+        (states && !api_load_function(NULL, 0, k->sched_fn[s], ls->entry, ls->smem_bytes, &k->states_fn, &err))) {
         rt_function_free(k->sched_fn[s]);
-        rt_function_free(k->states_fn);
         k->sched_fn[s] = NULL;
-        k->states_fn = NULL;
+        if (states) {
+            rt_function_free(k->states_fn);
+            k->states_fn = NULL;
+        }
         return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
     }
     free(k->sched_src[s]);

@@ -447,14 +447,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         // under the prologue (waited for in step 3).
         if (ATTNC_DSPLIT && phase == 2) {
             constexpr int KU = ATTNC_KP * (int)sizeof(elt) / 16, CU = ATTNC_C * (int)sizeof(elt) / 16;
-            for (int i = tid; i < ATTNC_V * KU; i += ATTNC_THREADS) {
-                const int row = i / KU, col = (i % KU) * (16 / (int)sizeof(elt));
-                attnc_cp16(ss + row * ATTNC_LDK + col, p.ws_s + (slot * ATTNC_V + row) * ATTNC_KP + col);
-            }
-            for (int i = tid; i < (SPLIT_UH_SCRATCH ? ATTNC_V * CU : 0); i += ATTNC_THREADS) {
-                const int row = i / CU, col = (i % CU) * (16 / (int)sizeof(elt));
-                attnc_cp16(suh + row * SPLIT_LDUH + col, p.ws_uh + (slot * ATTNC_V + row) * ATTNC_C + col);
-            }
+            attnc_cp_rows<ATTNC_V, KU, ATTNC_THREADS>(ss, ATTNC_LDK * sizeof(elt), p.ws_s + slot * ATTNC_V * ATTNC_KP,
+                                                      ATTNC_KP * sizeof(elt), true);
+            attnc_cp_rows<ATTNC_V, CU, ATTNC_THREADS>(suh, SPLIT_LDUH * sizeof(elt), p.ws_uh + slot * ATTNC_V * ATTNC_C,
+                                                      ATTNC_C * sizeof(elt), SPLIT_UH_SCRATCH);
             asm volatile("cp.async.commit_group;\n" ::: "memory");
         }
         // ATTNC_PRO_ROWS tokens per warp and pass (codegen/cuda.c's prologue_rows), all evaluated into
@@ -1146,32 +1142,18 @@ struct attnc_ls_layout {
     static constexpr unsigned bytes = (ATTNC_LS_AHEAD + 1) * buffer;
 };
 
-// ROWS rows of UNITS 16-byte units from src (row stride src_ld bytes) into dst (dst_ld), each thread's
-// share unrolled with constant strides (a loop over units with its index arithmetic per copy took 61 % of
-// this walk's stall samples, ncu on the H200); none where `any` is false.
-template <int ROWS, int UNITS>
-__device__ __forceinline__ void ls_copy(unsigned char *dst, int dst_ld, const unsigned char *src, size_t src_ld, bool any)
-{
-    constexpr int THREADS = ATTNC_LS_WARPS * 32, N = ROWS * UNITS;
-#pragma unroll
-    for (int k = 0; k < (N + THREADS - 1) / THREADS; k++) {
-        const int u = (int)threadIdx.x + k * THREADS;
-        if (any && (N % THREADS == 0 || u < N))
-            attnc_cp16(dst + (u / UNITS) * dst_ld + (u % UNITS) * 16, src + (size_t)(u / UNITS) * src_ld + (u % UNITS) * 16);
-    }
-}
-
 // One chunk's -W, Kd and U slice into a buffer, then one commit: a group for every chunk, empty past the
 // sequence's end (`any` false).
 __device__ __forceinline__ void ls_issue(const attnc_params &p, size_t slot, int vc0, unsigned char *buf, bool any)
 {
     using L = attnc_ls_layout;
     constexpr int KU = ATTNC_KP * (int)sizeof(elt) / 16, UU = ATTNC_LS_BV * 4 / 16;   // 16-byte units a row
+    constexpr int THREADS = ATTNC_LS_WARPS * 32;
     const size_t tile = slot * ATTNC_C * ATTNC_KP;
-    ls_copy<ATTNC_C, KU>(buf + L::w, ATTNC_LDK * sizeof(elt), (const unsigned char *)(p.ws_w + tile), ATTNC_KP * sizeof(elt), any);
-    ls_copy<ATTNC_C, KU>(buf + L::kd, ATTNC_LDK * sizeof(elt), (const unsigned char *)(p.ws_kd + tile), ATTNC_KP * sizeof(elt), any);
-    ls_copy<ATTNC_C, UU>(buf + L::u, ATTNC_LS_LDU * 4, (const unsigned char *)(p.ws_u + slot * ATTNC_C * ATTNC_V + vc0),
-                         ATTNC_V * 4, any);
+    attnc_cp_rows<ATTNC_C, KU, THREADS>(buf + L::w, ATTNC_LDK * sizeof(elt), p.ws_w + tile, ATTNC_KP * sizeof(elt), any);
+    attnc_cp_rows<ATTNC_C, KU, THREADS>(buf + L::kd, ATTNC_LDK * sizeof(elt), p.ws_kd + tile, ATTNC_KP * sizeof(elt), any);
+    attnc_cp_rows<ATTNC_C, UU, THREADS>(buf + L::u, ATTNC_LS_LDU * 4, p.ws_u + slot * ATTNC_C * ATTNC_V + vc0, ATTNC_V * 4,
+                                        any);
     asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 

@@ -204,15 +204,6 @@ static void schedule_units_hold_their_phases_only(void **state)
     attnc_spec_free(spec);
 }
 
-static bool image_names(const void *image, size_t size, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i + n <= size; i++)
-        if (memcmp((const char *)image + i, name, n) == 0)
-            return true;
-    return false;
-}
-
 /* The delta rule's materialized unit holds the split schedule's state walk as a second kernel; its sequential
  * unit does not, nor does the materialized unit of a spec without the delta rule. */
 static void split_state_walk_is_in_the_delta_rules_materialized_unit(void **state)
@@ -239,8 +230,8 @@ static void split_state_walk_is_in_the_delta_rules_materialized_unit(void **stat
         assert_int_equal(api_get_cubins(fx->ctx, cases[i].spec, 1, (const char *const *)&unit, "sm_80", false, &image,
                                         &size, &hit),
                          ATTNC_OK);
-        assert_true(image_names(image, size, "attnc_linear"));
-        assert_int_equal(image_names(image, size, "attnc_linear_states"), cases[i].walk);
+        assert_true(contains(image, size, "attnc_linear"));
+        assert_int_equal(contains(image, size, "attnc_linear_states"), cases[i].walk);
         free(image);
         free(unit);
         attnc_spec_free(spec);
