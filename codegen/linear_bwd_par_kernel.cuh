@@ -1114,7 +1114,6 @@ __device__ __forceinline__ float bp_image_finish(const bp_img_regs &r, elt *S, e
         attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
         attnc_u4 *tolo = reinterpret_cast<attnc_u4 *>(Slo + d * ATTNC_BP_LDV + c);
         attnc_u4 hv, lv;
-        elt *h8 = reinterpret_cast<elt *>(&hv), *l8 = reinterpret_cast<elt *>(&lv);
         if constexpr (DOT) {
             const attnc_u4 wh = *to;
             const elt *was = reinterpret_cast<const elt *>(&wh);
@@ -1150,7 +1149,6 @@ __device__ __forceinline__ float bp_image_finish(const bp_img_regs &r, elt *S, e
             hw[j / 2] = hp;
             lw[j / 2] = pack2(x0 - attnc_elt_to_float((elt)(hp & 0xffffu)), x1 - attnc_elt_to_float((elt)(hp >> 16)));
         }
-        (void)h8, (void)l8;
         *to = hv;
         if constexpr (LO)
             *tolo = lv;
