@@ -65,10 +65,20 @@ unsigned api_ctas_per_sm(unsigned threads, unsigned smem_bytes, int regs);
  * of at least 8 chunks (every group's composition reads the earlier groups' records).  Forced: the same
  * count, at least 2 and at most `chunks`. */
 int64_t api_grouped_groups(int64_t ctas, int64_t slots, int64_t chunks, bool forced);
-/* Grows a handle's device workspace (*ws, *bytes) to at least `need` bytes; it never shrinks, and its
- * contents do not survive growing.  The error names the kernel and `what` the workspace serves. */
-attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *kernel,
-                                const char *what);
+/* A device workspace: held by one kernel handle, or shared by a forward and a backward handle
+ * (attnc_share_workspace), and freed with its last holder. */
+typedef struct api_workspace {
+    uint64_t ptr;
+    size_t bytes;
+    unsigned holders;
+} api_workspace;
+api_workspace *api_workspace_new(void);   /* one holder, nothing allocated; NULL when out of memory */
+void api_workspace_release(api_workspace *w);
+/* Grows a workspace to at least `need` bytes; it never shrinks, and its contents do not survive growing.
+ * The error names the kernel and `what` the workspace serves. */
+attnc_status api_workspace_grow(attnc_ctx *ctx, api_workspace *w, size_t need, const char *kernel, const char *what);
+/* backward.c: where a backward handle keeps its workspace (attnc_share_workspace, kernel.c) */
+api_workspace **api_grad_workspace(attnc_grad_kernel *k);
 
 /* kernel.c, shared with backward.c: what the forward's and the backward's kernel handles share. */
 typedef struct api_tensor {

@@ -60,8 +60,7 @@ struct attnc_grad_kernel {
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
     unsigned bd_wy_smem, bd_adj_smem;
     rt_function *fn[BK_COUNT];
-    uint64_t ws;
-    size_t ws_bytes;
+    api_workspace *ws;
 };
 
 /* The parameter blocks of the generated kernels (attnc_bwd_params, attnc_bwd_sum_params). */
@@ -142,14 +141,18 @@ attnc_status attnc_emit_grad(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind k
     return api_emit_unit(ctx, spec, cg.source, kind, opts, out);
 }
 
+api_workspace **api_grad_workspace(attnc_grad_kernel *k)
+{
+    return &k->ws;
+}
+
 void attnc_grad_kernel_free(attnc_grad_kernel *k)
 {
     if (!k)
         return;
     for (int i = 0; i < BK_COUNT; i++)
         rt_function_free(k->fn[i]);
-    if (k->ws)
-        rt_mem_free(k->ws);
+    api_workspace_release(k->ws);
     free(k->tensors);
     free(k);
 }
@@ -169,7 +172,9 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
             align[i] = cg_stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype));
     attnc_grad_kernel *k = calloc(1, sizeof *k);
     *out = NULL;
-    if (!k || !(k->tensors = api_tensors_new(m, align))) {
+    if (!k || !(k->tensors = api_tensors_new(m, align)) || !(k->ws = api_workspace_new())) {
+        if (k)
+            free(k->tensors);
         free(k);
         return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
     }
@@ -353,7 +358,7 @@ attnc_status api_grad_workspace_plan(attnc_ctx *ctx, attnc_spec *spec, int64_t B
 
 size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *k)
 {
-    return k ? k->ws_bytes : 0;
+    return k && k->ws ? k->ws->bytes : 0;
 }
 
 static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
@@ -361,11 +366,11 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
 {
     size_t sizes[WS_FIXED + 64];
     size_t need = workspace_sizes(k, total, N, dh0, dz0, wanted, sizes), n = WS_FIXED + k->ntensors;
-    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, need, k->name, "backward");
+    attnc_status st = api_workspace_grow(ctx, k->ws, need, k->name, "backward");
     if (st != ATTNC_OK)
         return st;
     float *ptr[WS_FIXED + 64];
-    uint64_t at = k->ws;
+    uint64_t at = k->ws->ptr;
     for (size_t i = 0; i < n; i++) {
         ptr[i] = sizes[i] ? (float *)(uintptr_t)at : NULL;
         at += align256(sizes[i] * 4);

@@ -240,8 +240,7 @@ struct attnc_kernel {
     uint32_t min_ctas, chunk, k_pad;
     unsigned elt_bytes;        /* bytes of one tile element (the plan's operands): the workspace's S_in */
     int sm_count;
-    uint64_t ws;
-    size_t ws_bytes;
+    api_workspace *ws;
 };
 
 void attnc_kernel_free(attnc_kernel *kernel)
@@ -257,8 +256,7 @@ void attnc_kernel_free(attnc_kernel *kernel)
         free(kernel->sched_src[s]);
     }
     rt_function_free(kernel->states_fn);
-    if (kernel->ws)
-        rt_mem_free(kernel->ws);
+    api_workspace_release(kernel->ws);
     free(kernel->tensors);
     free(kernel);
 }
@@ -270,7 +268,7 @@ size_t attnc_kernel_count(const attnc_kernel *kernel)
 
 size_t attnc_kernel_workspace_bytes(const attnc_kernel *kernel)
 {
-    return kernel ? kernel->ws_bytes : 0;
+    return kernel && kernel->ws ? kernel->ws->bytes : 0;
 }
 
 attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_kernel_info *out)
@@ -542,7 +540,9 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         return st;
     const ir_module *m = spec->ir;
     attnc_kernel *k = calloc(1, sizeof *k);
-    if (!k || !(k->tensors = api_tensors_new(m, cg.tensor_align))) {
+    if (!k || !(k->tensors = api_tensors_new(m, cg.tensor_align)) || !(k->ws = api_workspace_new())) {
+        if (k)
+            free(k->tensors);
         free(k);
         return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
     }
@@ -802,19 +802,52 @@ static int64_t parallel_chunks(const attnc_kernel *k, const loaded_kernel *lk, i
     return per < 1 ? 1 : per > chunks ? chunks : per;
 }
 
-attnc_status api_workspace_grow(attnc_ctx *ctx, uint64_t *ws, size_t *bytes, size_t need, const char *kernel,
-                                const char *what)
+api_workspace *api_workspace_new(void)
 {
-    if (need <= *bytes)
+    api_workspace *w = calloc(1, sizeof *w);
+    if (w)
+        w->holders = 1;
+    return w;
+}
+
+void api_workspace_release(api_workspace *w)
+{
+    if (!w || --w->holders)
+        return;
+    if (w->ptr)
+        rt_mem_free(w->ptr);
+    free(w);
+}
+
+attnc_status api_workspace_grow(attnc_ctx *ctx, api_workspace *w, size_t need, const char *kernel, const char *what)
+{
+    if (need <= w->bytes)
         return ATTNC_OK;
     rt_error err;
-    if (*ws)
-        rt_mem_free(*ws);
-    *ws = 0;
-    *bytes = 0;
-    if (!rt_mem_alloc(ws, need, &err))
+    if (w->ptr)
+        rt_mem_free(w->ptr);
+    w->ptr = 0;
+    w->bytes = 0;
+    if (!rt_mem_alloc(&w->ptr, need, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s: the %s's workspace (%zu bytes): %s", kernel, what, need, err.msg);
-    *bytes = need;
+    w->bytes = need;
+    return ATTNC_OK;
+}
+
+attnc_status attnc_share_workspace(attnc_ctx *ctx, attnc_kernel *kernel, attnc_grad_kernel *grad)
+{
+    if (!kernel || !grad)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_share_workspace: kernel or grad is NULL");
+    api_workspace **g = api_grad_workspace(grad);
+    if (*g == kernel->ws)
+        return ATTNC_OK;
+    /* the larger allocation stays; the other holder lets its own go */
+    api_workspace *keep = kernel->ws->bytes >= (*g)->bytes ? kernel->ws : *g;
+    api_workspace *drop = keep == kernel->ws ? *g : kernel->ws;
+    keep->holders++;
+    kernel->ws = keep;
+    *g = keep;
+    api_workspace_release(drop);
     return ATTNC_OK;
 }
 
@@ -824,13 +857,12 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_kernel *k, int64_t N, int64_
     size_t slots = (size_t)((N * T + k->chunk - 1) / k->chunk + N) * k->sh.heads_out;
     size_t s_bytes = (slots * k->sh.K * k->sh.V * k->elt_bytes + 255) / 256 * 256;
     size_t z_bytes = (slots * k->k_pad * 4 + 255) / 256 * 256;
-    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, s_bytes + z_bytes + slots * 4, k->name,
-                                         "materialized schedule");
+    attnc_status st = api_workspace_grow(ctx, k->ws, s_bytes + z_bytes + slots * 4, k->name, "materialized schedule");
     if (st != ATTNC_OK)
         return st;
-    lp->ws_s = (void *)(uintptr_t)k->ws;
-    lp->ws_z = (float *)(uintptr_t)(k->ws + s_bytes);
-    lp->ws_m = (float *)(uintptr_t)(k->ws + s_bytes + z_bytes);
+    lp->ws_s = (void *)(uintptr_t)k->ws->ptr;
+    lp->ws_z = (float *)(uintptr_t)(k->ws->ptr + s_bytes);
+    lp->ws_m = (float *)(uintptr_t)(k->ws->ptr + s_bytes + z_bytes);
     return ATTNC_OK;
 }
 
@@ -846,15 +878,15 @@ static attnc_status workspace_split(attnc_ctx *ctx, attnc_kernel *k, int64_t N, 
         off[i] = total;
         total += (sizes[i] + 255) / 256 * 256;
     }
-    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, total, k->name, "materialized schedule");
+    attnc_status st = api_workspace_grow(ctx, k->ws, total, k->name, "materialized schedule");
     if (st != ATTNC_OK)
         return st;
-    lp->ws_s = (void *)(uintptr_t)(k->ws + off[0]);
-    lp->ws_w = (void *)(uintptr_t)(k->ws + off[1]);
-    lp->ws_kd = (void *)(uintptr_t)(k->ws + off[2]);
-    lp->ws_uh = (void *)(uintptr_t)(k->ws + off[3]);
-    lp->ws_u = (float *)(uintptr_t)(k->ws + off[4]);
-    lp->ws_bl = (float *)(uintptr_t)(k->ws + off[5]);
+    lp->ws_s = (void *)(uintptr_t)(k->ws->ptr + off[0]);
+    lp->ws_w = (void *)(uintptr_t)(k->ws->ptr + off[1]);
+    lp->ws_kd = (void *)(uintptr_t)(k->ws->ptr + off[2]);
+    lp->ws_uh = (void *)(uintptr_t)(k->ws->ptr + off[3]);
+    lp->ws_u = (float *)(uintptr_t)(k->ws->ptr + off[4]);
+    lp->ws_bl = (float *)(uintptr_t)(k->ws->ptr + off[5]);
     return ATTNC_OK;
 }
 
@@ -864,12 +896,12 @@ static attnc_status workspace_grouped(attnc_ctx *ctx, attnc_kernel *k, int64_t N
 {
     size_t slots = (size_t)N * groups * k->sh.heads_out;
     size_t s_bytes = (slots * k->sh.K * k->sh.V * 4 + 255) / 256 * 256, v_bytes = (slots * k->k_pad * 4 + 255) / 256 * 256;
-    attnc_status st = api_workspace_grow(ctx, &k->ws, &k->ws_bytes, s_bytes + 2 * v_bytes, k->name, "grouped schedule");
+    attnc_status st = api_workspace_grow(ctx, k->ws, s_bytes + 2 * v_bytes, k->name, "grouped schedule");
     if (st != ATTNC_OK)
         return st;
-    lp->ws_gs = (float *)(uintptr_t)k->ws;
-    lp->ws_gz = (float *)(uintptr_t)(k->ws + s_bytes);
-    lp->ws_gl = (float *)(uintptr_t)(k->ws + s_bytes + v_bytes);
+    lp->ws_gs = (float *)(uintptr_t)k->ws->ptr;
+    lp->ws_gz = (float *)(uintptr_t)(k->ws->ptr + s_bytes);
+    lp->ws_gl = (float *)(uintptr_t)(k->ws->ptr + s_bytes + v_bytes);
     return ATTNC_OK;
 }
 

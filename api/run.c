@@ -486,8 +486,10 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
     attnc_kernel *fk = NULL;
     if ((st = attnc_grad_kernel_new(ctx, spec, NULL, &gk)) != ATTNC_OK)
         return st;
-    if ((st = attnc_kernel_new(ctx, spec, NULL, &fk)) != ATTNC_OK) {
+    if ((st = attnc_kernel_new(ctx, spec, NULL, &fk)) != ATTNC_OK ||
+        (st = attnc_share_workspace(ctx, fk, gk)) != ATTNC_OK) {   /* (a training step's way: one workspace) */
         attnc_grad_kernel_free(gk);
+        attnc_kernel_free(fk);
         return st;
     }
     attnc_arena *a = attnc_arena_new();

@@ -124,6 +124,9 @@ class Attnc:
         L.attnc_grad_workspace_allocated.restype = C.c_size_t
         L.attnc_grad_workspace_allocated.argtypes = [C.c_void_p]
         L.attnc_version.restype = C.c_int
+        self.can_share = hasattr(L, 'attnc_share_workspace')   # (a library before it has none)
+        if self.can_share:
+            L.attnc_share_workspace.argtypes = [C.c_void_p, C.c_void_p, C.c_void_p]
         self.ctx = C.c_void_p()
         st = L.attnc_ctx_new_v(L.attnc_version(), C.byref(self.ctx))
         if st:
@@ -166,8 +169,17 @@ class Attnc:
             return None, self.err()
         return k, None
 
-    def workspace_bytes(self, kernel, grad_kernel):
-        return self.lib.attnc_kernel_workspace_bytes(kernel) + self.lib.attnc_grad_workspace_allocated(grad_kernel)
+    def share_workspace(self, kernel, grad_kernel):
+        """One workspace for the two handles (a training step's way), where the library can; True if shared."""
+        if not self.can_share:
+            return False
+        if self.lib.attnc_share_workspace(self.ctx, kernel, grad_kernel):
+            raise RuntimeError(f'attnc_share_workspace: {self.err()}')
+        return True
+
+    def workspace_bytes(self, kernel, grad_kernel, shared=False):
+        fwd, bwd = self.lib.attnc_kernel_workspace_bytes(kernel), self.lib.attnc_grad_workspace_allocated(grad_kernel)
+        return max(fwd, bwd) if shared else fwd + bwd
 
     def backward_fn(self, grad_kernel, inputs, dout, dinputs):
         arr = (Tensor * len(inputs))(*[self.tensor(t) for t in inputs])
@@ -315,6 +327,7 @@ def bench_fwd_bwd(at, op, k, gk, infos, x, out, f_fla, dev, B, T):
     ga = None
     if gk is not None:
         dins = [torch.empty_like(t) for t in x]
+        shared = at.share_workspace(k, gk)
         fwd = at.forward_fn(k, x, out)
         bwd = at.backward_fn(gk, x, dout, dins)
 
@@ -325,7 +338,7 @@ def bench_fwd_bwd(at, op, k, gk, infos, x, out, f_fla, dev, B, T):
             fb_attnc()
             torch.cuda.synchronize()
             r['attnc'] = bench_ms(fb_attnc)
-            ws = at.workspace_bytes(k, gk)
+            ws = at.workspace_bytes(k, gk, shared)
             r['ws_attnc'] = ws / 2**20
             r['mem_attnc'] = (nbytes([out]) + nbytes(dins) + ws) / 2**20
             ga = dins

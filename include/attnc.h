@@ -404,6 +404,14 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *kernel, const att
 size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *kernel, int64_t B, int64_t T, int64_t nseq, int with_dh0);
 /* Bytes of device workspace the handle holds now (0 before its first launch). */
 size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *kernel);
+/* Lets a forward handle and a backward handle use one device workspace, grown to what either launch
+ * needs, instead of one each: a training step then holds the larger of the two rather than their sum
+ * (neither keeps anything in it between launches; the delta rule's split forward schedule needs 72 KB per
+ * chunk of 32 tokens and head).  From then on launches of the two handles must be ordered (one stream, or
+ * synchronised), as launches of one handle already must.  Whatever either shared before is let go; the
+ * handles may be freed in any order, and attnc_kernel_workspace_bytes and attnc_grad_workspace_allocated
+ * both report the shared workspace. */
+attnc_status attnc_share_workspace(attnc_ctx *ctx, attnc_kernel *kernel, attnc_grad_kernel *grad);
 
 #define ATTNC_RUN_GRAD_MAX 66
 

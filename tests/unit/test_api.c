@@ -98,6 +98,10 @@ static void null_arguments(void **state)
     assert_null(attnc_spec_ir(NULL));
     assert_string_equal(attnc_spec_name(NULL), "");
     attnc_spec_free(NULL);
+    assert_int_equal(attnc_share_workspace(ctx, NULL, NULL), ATTNC_ERR_USAGE);
+    assert_string_equal(attnc_errmsg(ctx), "attnc_share_workspace: kernel or grad is NULL");
+    assert_int_equal(attnc_kernel_workspace_bytes(NULL), 0);
+    assert_int_equal(attnc_grad_workspace_allocated(NULL), 0);
     attnc_ctx_free(NULL);
     attnc_ctx_free(ctx);
 }
