@@ -27,11 +27,17 @@
 #include "rt.h"
 
 enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_SM_ROWS, BK_SM_KV, BK_P_STATES, BK_P_ROWS, BK_P_DSTATES,
-       BK_P_CHUNK, BK_P_WY, BK_P_WY_ADJOINT, BK_COUNT };
+       BK_P_CHUNK, BK_P_WY, BK_P_WY_ADJOINT, BK_P_SCAN_STATES, BK_P_SCAN_DSTATES, BK_COUNT };
 static const char *const entries[BK_COUNT] = {"attnc_bwd_linear", "attnc_bwd_inputs", "attnc_bwd_sum_heads",
                                               "attnc_bwd_sum_param", "attnc_bwd_sm_rows", "attnc_bwd_sm_kv",
                                               "attnc_bwdp_states", "attnc_bwdp_rows", "attnc_bwdp_dstates",
-                                              "attnc_bwdp_chunk", "attnc_bwdp_wy", "attnc_bwdp_wy_adjoint"};
+                                              "attnc_bwdp_chunk", "attnc_bwdp_wy", "attnc_bwdp_wy_adjoint",
+                                              "attnc_bwdp_scan_states", "attnc_bwdp_scan_dstates"};
+
+/* How the parallel schedule's state walks run (ATTNC_BWD_WALK): each sequence's chunks walked by one CTA per
+ * (sequence, head, V slice), or every chunk's product on its own and then a scan per state row
+ * (codegen/linear_bwd_par_kernel.cuh, "scanned"); auto: the scan where the walks would leave most SMs idle. */
+typedef enum { WALK_AUTO, WALK_SEQUENCE, WALK_SCAN } walk_mode;
 
 struct attnc_grad_kernel {
     char name[64];
@@ -58,6 +64,9 @@ struct attnc_grad_kernel {
     unsigned bp_walk_smem, bp_chunk_smem;
     bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv) */
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
+    bool bp_decay;      /* the parallel schedule's walks decay the state (the scanned walks keep each chunk's e^{b_L}) */
+    walk_mode walk;
+    int sm_count;       /* the device's (0 where none was opened: 132 assumed) */
     unsigned bd_wy_smem, bd_adj_smem;
     rt_function *fn[BK_COUNT];
     api_workspace *ws;
@@ -83,6 +92,8 @@ typedef struct bwd_params {
     void *direct[64];        /* the parallel schedule: a tensor's gradient written by the adjoint directly */
     int direct_dtype[64];
     void *ws_w, *ws_u;       /* the delta rule's parallel schedule: W, U (then U_hat) per chunk, tile type */
+    float *ws_decay;         /* the scanned walks: e^{b_L} per chunk and output head (gated specs) */
+    int bp_run, pad2_;       /* the walks' mode: 0 walks each sequence, R > 0 runs of R slots */
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -105,6 +116,18 @@ static attnc_status bwd_schedule(attnc_ctx *ctx, bool *parallel)
     *parallel = !s || !*s || strcmp(s, "auto") == 0 || strcmp(s, "parallel") == 0;
     if (!*parallel && strcmp(s, "sequential") != 0)
         return api_fail(ctx, ATTNC_ERR_USAGE, "ATTNC_BWD_SCHEDULE is '%s': auto, sequential or parallel", s);
+    return ATTNC_OK;
+}
+
+static attnc_status bwd_walk_mode(attnc_ctx *ctx, walk_mode *mode)
+{
+    const char *s = getenv("ATTNC_BWD_WALK");
+    *mode = !s || !*s || strcmp(s, "auto") == 0 ? WALK_AUTO
+            : strcmp(s, "sequence") == 0        ? WALK_SEQUENCE
+            : strcmp(s, "scan") == 0            ? WALK_SCAN
+                                                : (walk_mode)-1;
+    if ((int)*mode < 0)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "ATTNC_BWD_WALK is '%s': auto, sequence or scan", s);
     return ATTNC_OK;
 }
 
@@ -160,6 +183,10 @@ void attnc_grad_kernel_free(attnc_grad_kernel *k)
 /* The backward's kernel object from the generated unit's plan (no device: nothing loaded, no workspace). */
 static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_output *cg, attnc_grad_kernel **out)
 {
+    walk_mode walk;
+    attnc_status wst = bwd_walk_mode(ctx, &walk);
+    if (wst != ATTNC_OK)
+        return wst;
     attnc_status st = generate_bwd(ctx, spec, cg);
     if (st != ATTNC_OK)
         return st;
@@ -207,6 +234,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
     k->sm_tile = cg->plan.sm_tile;
     k->sm_smem_bytes = cg->plan.sm_smem_bytes;
     k->parallel = cg->plan.parallel;
+    k->walk = walk;
     if (k->parallel) {
         k->chunk = cg->plan.bp_chunk;
         k->gated = false;   /* no S_out workspace: the images take its place */
@@ -220,6 +248,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_direct[1] = cg->plan.bp_direct[1];
         k->bp_direct[2] = cg->plan.bp_direct[2];
         k->bp_delta = cg->plan.bp_delta;
+        k->bp_decay = cg->plan.transition != IR_TR_IDENTITY;
         k->bd_wy_smem = cg->plan.bd_wy_smem;
         k->bd_adj_smem = cg->plan.bd_adj_smem;
     }
@@ -251,12 +280,15 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         attnc_grad_kernel_free(k);
         return st;
     }
+    k->sm_count = dev.sm_count;
     rt_function *first = NULL;   /* the module's first kernel: the others are taken from its module */
     for (int i = 0; i < BK_COUNT; i++) {
         bool pk = i == BK_P_STATES || i == BK_P_ROWS || i == BK_P_DSTATES || i == BK_P_CHUNK;
         bool dk = i == BK_P_WY || i == BK_P_WY_ADJOINT;
+        bool sk = i == BK_P_SCAN_STATES || i == BK_P_SCAN_DSTATES;
         if ((i == BK_LINEAR && (!k->linear || k->parallel)) || ((i == BK_SM_ROWS || i == BK_SM_KV) && !k->softmax) ||
-            (pk && !k->parallel) || (i == BK_P_ROWS && !k->norm) || (dk && !k->bp_delta))
+            (pk && !k->parallel) || (i == BK_P_ROWS && !k->norm) || (dk && !k->bp_delta) ||
+            (sk && (!k->parallel || k->bp_delta)))
             continue;
         unsigned smem = i == BK_LINEAR ? k->smem_bytes : i == BK_SM_ROWS || i == BK_SM_KV ? k->sm_smem_bytes : 0;
         if (pk)
@@ -287,12 +319,27 @@ static size_t align256(size_t x)
  * delta rule), the normalised output gradient (normalisers), the softmax part's role gradients and row
  * statistics, beta's role gradient (the delta rule), mLSTM's chunk maxima and gradients, every tensor's
  * partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
-#define WS_FIXED 22
+#define WS_FIXED 23
 /* The parallel schedule's adjoint writes the gradient of a per-token tensor that no two output heads
  * share straight into the caller's buffer, in its dtype: such a tensor needs no partials (nor a head sum). */
 static bool direct_tensor(const attnc_grad_kernel *k, uint32_t i)
 {
     return k->parallel && k->tensors[i].per_token && k->tensors[i].heads == k->sh.heads_out;
+}
+
+/* The parallel schedule's walks for N sequences: 0 walks each sequence (a CTA per sequence, head and V slice),
+ * R > 0 scans (codegen/linear_bwd_par_kernel.cuh): the chunks' products in runs of R slots, as many CTAs as
+ * SMs.  A walk is latency-bound, one chunk after another, so it pays only where its CTAs fill the GPU: auto
+ * scans where they would be fewer than half the SMs. */
+static int64_t walk_run(const attnc_grad_kernel *k, int64_t total, int64_t N)
+{
+    if (!k->parallel || k->bp_delta || k->walk == WALK_SEQUENCE)
+        return 0;
+    int64_t sms = k->sm_count > 0 ? k->sm_count : 132, per_slot = (int64_t)k->sh.heads_out * (k->bp_vp / k->bp_vs);
+    if (k->walk == WALK_AUTO && N * per_slot * 2 > sms)
+        return 0;
+    int64_t slots = total / k->chunk + N + 1, across = sms / per_slot > 0 ? sms / per_slot : 1;
+    return (slots + across - 1) / across;
 }
 
 /* wanted: per tensor, whether its gradient is asked for (NULL: every one).  The parallel schedule's adjoint
@@ -328,6 +375,8 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     size_t tile = k->bp_delta ? slots * k->sh.heads_out * k->chunk * 2 : 0;   /* 16-bit tiles only */
     sizes[20] = (tile * k->bp_kp + 3) / 4;
     sizes[21] = (tile * k->bp_vp + 3) / 4;
+    /* the scanned walks: every chunk's decay e^{b_L} (per channel with a vector gate) */
+    sizes[22] = k->bp_decay && walk_run(k, total, N) > 0 ? slots * k->sh.heads_out * k->gk : 0;
     for (uint32_t i = 0; i < k->ntensors; i++)
         sizes[WS_FIXED + i] = k->parallel && (direct_tensor(k, i) || (wanted && !wanted[i])) ? 0 : rows * k->tensors[i].len;
     size_t need = 0;
@@ -397,6 +446,7 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     lp->ws_dso = ptr[19];
     lp->ws_w = ptr[20];
     lp->ws_u = ptr[21];
+    lp->ws_decay = ptr[22];
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp->part[i] = ptr[WS_FIXED + i];
     return ATTNC_OK;
@@ -495,13 +545,19 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     if (k->linear && !k->parallel && !rt_launch(k->fn[BK_LINEAR], g1, block, k->smem_bytes, a->stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     if (k->parallel) {
-        /* the state walks per (sequence, head, V slice), then every chunk on its own (slot c0 / C + n) */
-        unsigned gw[3] = {(unsigned)N, k->sh.heads_out, k->bp_vp / k->bp_vs};
-        unsigned gc[3] = {(unsigned)(total / k->chunk + N + 1), k->sh.heads_out, 1};
+        /* the state walks per (sequence, head, V slice), or scanned (the chunks' products in runs of
+         * bp_run slots, then a warp per state row and sequence), then every chunk on its own (slot c0 / C + n) */
+        int64_t slots = total / k->chunk + N + 1, run = walk_run(k, total, N);
+        lp.bp_run = (int)run;
+        unsigned gw[3] = {(unsigned)(run ? (slots + run - 1) / run : N), k->sh.heads_out, k->bp_vp / k->bp_vs};
+        unsigned gs[3] = {(unsigned)N, k->sh.heads_out, (k->bp_kp + CG_BWD_WARPS - 1) / CG_BWD_WARPS};
+        unsigned gc[3] = {(unsigned)slots, k->sh.heads_out, 1};
         if ((k->bp_delta && !rt_launch(k->fn[BK_P_WY], gc, block, k->bd_wy_smem, a->stream, params, &err)) ||
             !rt_launch(k->fn[BK_P_STATES], gw, block, k->bp_walk_smem, a->stream, params, &err) ||
+            (run && !rt_launch(k->fn[BK_P_SCAN_STATES], gs, block, 0, a->stream, params, &err)) ||
             (k->norm && !rt_launch(k->fn[BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||
             !rt_launch(k->fn[BK_P_DSTATES], gw, block, k->bp_walk_smem, a->stream, params, &err) ||
+            (run && !rt_launch(k->fn[BK_P_SCAN_DSTATES], gs, block, 0, a->stream, params, &err)) ||
             !rt_launch(k->fn[BK_P_CHUNK], gc, block, k->bp_chunk_smem, a->stream, params, &err) ||
             (k->bp_delta && !rt_launch(k->fn[BK_P_WY_ADJOINT], gc, block, k->bd_adj_smem, a->stream, params, &err)))
             return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);

@@ -13,7 +13,7 @@
  * Exit status: 0 clean, 1 errors in the input (or a failed numeric check), 2 misuse of the command line.
  * Only this file prints and exits; the library reports through statuses and diagnostics.
  */
-#define _POSIX_C_SOURCE 200809L   /* setenv (--bwd-schedule) */
+#define _POSIX_C_SOURCE 200809L   /* setenv (--bwd-schedule, --bwd-walk) */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -45,6 +45,7 @@ static const char usage_text[] =
     "  run FILE --tokens T [--batch B] [--heads H] [--seed S] [--varlen L1,L2,...]\n"
     "          [--initial-state] [--dtype bf16|fp16|fp32] [--gate-scale X] [--chunked-ref]\n"
     "          [--schedule auto|sequential|materialized|grouped] [--grad] [--bwd-schedule auto|sequential|parallel]\n"
+    "          [--bwd-walk auto|sequence|scan]\n"
     "                                        run on the GPU and compare with the float64 reference\n"
     "                                        (exit 77 when there is no GPU); --grad: forward and\n"
     "                                        backward, every gradient against the float64 backward\n"
@@ -535,6 +536,12 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
             if (!val || (strcmp(val, "auto") != 0 && strcmp(val, "sequential") != 0 && strcmp(val, "parallel") != 0))
                 return usage_error("run: --bwd-schedule takes auto, sequential or parallel, not '%s'", val ? val : "");
             setenv("ATTNC_BWD_SCHEDULE", val, 1);
+            i++;
+        } else if (strcmp(a, "--bwd-walk") == 0) {
+            /* the parallel backward's state walks, as the library reads them (api/backward.c): ATTNC_BWD_WALK */
+            if (!val || (strcmp(val, "auto") != 0 && strcmp(val, "sequence") != 0 && strcmp(val, "scan") != 0))
+                return usage_error("run: --bwd-walk takes auto, sequence or scan, not '%s'", val ? val : "");
+            setenv("ATTNC_BWD_WALK", val, 1);
             i++;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("run: unknown option '%s'", a);

@@ -598,6 +598,17 @@ __device__ __forceinline__ size_t bp_image(int slot, int h)
 // image (16-bit tiles): per row, e = ilogb(max |x|) - 14 (at least -126; the row's max from the quad that
 // holds it, keeping a NaN: a NaN state gives a NaN image row), m = rint(x 2^-e) saturated to 16 bits
 // (|x 2^-e| < 2^15, so only a rounding up to 2^15 saturates), the scale 2^e (NaN for a row with an inf or NaN).
+#if ATTNC_BP_LO
+// An image row's scale from its max |x| mx (a NaN kept): e = ilogb(mx) - 14 (at least -126); returns 2^e (NaN
+// for a row with an inf or NaN) and sets up = 2^-e, the factor that makes the mantissas.
+__device__ __forceinline__ float bp_img_exp(float mx, float &up)
+{
+    const int ex = mx > 0.f ? max(((__float_as_int(mx) >> 23) & 0xff) - 127 - 14, -126) : 0;
+    up = __int_as_float((127 - ex) << 23);
+    return mx <= 3.402823466e38f ? __int_as_float((127 + ex) << 23) : __int_as_float(0x7fffffff);
+}
+#endif
+
 template <int NT>
 __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4], int m0, int v0, int lane)
 {
@@ -614,9 +625,8 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
         }
         mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const int ex = mx > 0.f ? max(((__float_as_int(mx) >> 23) & 0xff) - 127 - 14, -126) : 0;
-        const float up = __int_as_float((127 - ex) << 23);
-        const float sc = mx <= 3.402823466e38f ? __int_as_float((127 + ex) << 23) : __int_as_float(0x7fffffff);
+        float up;
+        const float sc = bp_img_exp(mx, up);
         const int d = bp_row(m0, lane, 2 * hf);
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
@@ -628,8 +638,13 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
         if ((lane & 3) == 0)
             scale[d * ATTNC_BP_NSL + v0 / ATTNC_BP_VS] = sc;
     }
-#else
-    (void)img, (void)acc, (void)m0, (void)v0, (void)lane;   // fp32 images: bp_walk stores them as they are
+#else   // fp32 images: the accumulators as they are (the walk stores its own as it scales them)
+    elt *x = (elt *)img;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i += 2)
+            st2(x + (size_t)bp_row(m0, lane, i) * ATTNC_BP_VP + bp_col(v0, nt, lane, i), acc[nt][i], acc[nt][i + 1]);
 #endif
 }
 
@@ -713,34 +728,49 @@ __device__ __forceinline__ void bp_walk_issue(const attnc_bwd_params &p, int c0,
         bp_stage_dout<ATTNC_BP_VS>(p, c0, min(ATTNC_BP_C, eos - c0), h, v0, dstage);
 }
 
-// The walks' state slice (warp rows m0.., NT n-tiles from column v0) at the start: h0 and z0 (forward), or
-// dhT and dzT (reverse; only the first output head of a state head's group is seeded); zero where absent.
-template <bool REV, int NT>
-__device__ __forceinline__ void bp_walk_init(const attnc_bwd_params &p, float (*acc)[4], int n, int h, int m0, int v0, int lane)
+// Element (d, c) of the walks' state at the start: h0 and z0 (forward), or dhT and dzT (reverse; only the
+// first output head of a state head's group is seeded); zero where absent.
+template <bool REV>
+__device__ __forceinline__ float bp_state_start(const attnc_bwd_params &p, int n, int h, int d, int c)
 {
     constexpr int G = ATTNC_HOUT / ATTNC_HS;
     const int hs = h / G;
     const bool seeded = h % G == 0;
     const size_t state_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K * ATTNC_B_VO;
     const size_t z_base = ((size_t)n * ATTNC_HS + hs) * ATTNC_B_K;
+    if (d >= ATTNC_B_K)
+        return 0.f;
+    if (c < ATTNC_B_VO)
+        return REV ? (seeded && p.dhT ? p.dhT[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f)
+                   : (p.h0 ? p.h0[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f);
+    if (c < ATTNC_B_V)
+        return REV ? (seeded && p.dzT ? p.dzT[z_base + d] : 0.f) : (p.z0 ? p.z0[z_base + d] : 0.f);
+    return 0.f;
+}
+
+// The reverse walk's end, element (d, c): dS_in of the first chunk is this output head's share of dh0 (and dz0).
+__device__ __forceinline__ void bp_state_dh0(const attnc_bwd_params &p, int n, int h, int d, int c, float x)
+{
+    if (d >= ATTNC_B_K)
+        return;
+    if (c < ATTNC_B_VO && p.ws_dh0)
+        p.ws_dh0[(((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d) * ATTNC_B_VO + c] = x;
+    else if (c == ATTNC_B_VO && ATTNC_B_V > ATTNC_B_VO && p.ws_dz0)
+        p.ws_dz0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d] = x;
+}
+
+// The walks' state slice (warp rows m0.., NT n-tiles from column v0) at the start.
+template <bool REV, int NT>
+__device__ __forceinline__ void bp_walk_init(const attnc_bwd_params &p, float (*acc)[4], int n, int h, int m0, int v0, int lane)
+{
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
-            float x = 0.f;
-            if (m0 < ATTNC_BP_KP && d < ATTNC_B_K) {
-                if (c < ATTNC_B_VO)
-                    x = REV ? (seeded && p.dhT ? p.dhT[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f)
-                            : (p.h0 ? p.h0[state_base + (size_t)d * ATTNC_B_VO + c] : 0.f);
-                else if (c < ATTNC_B_V)
-                    x = REV ? (seeded && p.dzT ? p.dzT[z_base + d] : 0.f) : (p.z0 ? p.z0[z_base + d] : 0.f);
-            }
-            acc[nt][i] = x;
-        }
+        for (int i = 0; i < 4; i++)
+            acc[nt][i] = m0 < ATTNC_BP_KP ? bp_state_start<REV>(p, n, h, bp_row(m0, lane, i), bp_col(v0, nt, lane, i)) : 0.f;
 }
 
-// The reverse walk's end: dS_in of the first chunk is this output head's share of dh0 (and dz0).
+// The reverse walk's end: its state slice into dh0 (and dz0).
 template <int NT>
 __device__ __forceinline__ void bp_walk_dh0(const attnc_bwd_params &p, const float (*acc)[4], int n, int h, int m0, int v0,
                                             int lane)
@@ -750,15 +780,8 @@ __device__ __forceinline__ void bp_walk_dh0(const attnc_bwd_params &p, const flo
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
-            if (d >= ATTNC_B_K)
-                continue;
-            if (c < ATTNC_B_VO && p.ws_dh0)
-                p.ws_dh0[(((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d) * ATTNC_B_VO + c] = acc[nt][i];
-            else if (c == ATTNC_B_VO && ATTNC_B_V > ATTNC_B_VO && p.ws_dz0)
-                p.ws_dz0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d] = acc[nt][i];
-        }
+        for (int i = 0; i < 4; i++)
+            bp_state_dh0(p, n, h, bp_row(m0, lane, i), bp_col(v0, nt, lane, i), acc[nt][i]);
 }
 
 #if !ATTNC_BP_DELTA   // the delta rule's walks: linear_bwd_delta_kernel.cuh
@@ -790,13 +813,38 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     constexpr int NT = ATTNC_BP_VS / 8;
     float *stg = (float *)(bsm + L::stg) + warp * ATTNC_BP_STG;
     unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
-    int bos, eos;
-    attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
+    // p.bp_run == 0: the walk of sequence n's chunks (its order), the state carried from one to the next;
+    // R > 0: the chunks of slots [blockIdx.x R, + R) each on its own, its product alone into its slot's image
+    // (and, forward, its decay into ws_decay) for bp_scan_walk
+    const int run = p.bp_run;
+    int bos = 0, eos = 0, first = 0, end;
+    if (run == 0) {
+        attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
+        end = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
+    } else {
+        first = n * run;
+        end = min(first + run, p.total / ATTNC_BP_C + p.nseq + 1);
+    }
+    const int nchunks = end;
+    // the CTA's chunk `it` (walk: of its order; runs: the slot): its sequence, first token and the sequence's
+    // end; from `it` on, the first that exists (a slot with no chunk is skipped), `end` where none does
+    auto chunk_from = [&](int it, int &cn, int &cc0, int &ceos) -> int {
+        if (run == 0) {
+            cn = n, cc0 = bp_walk_c0<REV>(bos, nchunks, it), ceos = eos;
+            return it;
+        }
+        while (it < end && !bp_slot_chunk(p, it, cn, cc0, ceos))
+            it++;
+        return it;
+    };
     const int m0 = warp * 16;
     const bool owner = m0 < ATTNC_BP_KP;   // this warp holds state rows m0 .. m0 + 15
     unsigned char *image = REV ? (unsigned char *)p.ws_dso : (unsigned char *)p.ws_sin;
     float acc[NT][4];
-    bp_walk_init<REV, NT>(p, acc, n, h, m0, v0, lane);
+    if (run == 0)
+        bp_walk_init<REV, NT>(p, acc, n, h, m0, v0, lane);
+    else
+        bp_zero<NT>(acc);
     // the roles formed through the value DAG: q (reverse) or k and v (forward), those that are not bf16
     // inputs as stored (those are copied from the staged rows: XSTAGE, ATTNC_BP_V_STAGE)
     constexpr int XSTAGE = REV ? ATTNC_BP_Q_STAGE : ATTNC_BP_K_STAGE;
@@ -805,13 +853,16 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     constexpr bool REGS = REV || ATTNC_BP_V_STAGE >= 0 || ATTNC_BP_VS % 32 == 0 || ATTNC_BP_VS == ATTNC_BP_VP;
     if constexpr (!REGS)
         bp_zero_roles(stg, lane);
-    const int nchunks = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
     attnc_bwd_stage_held held;   // the next chunk's rows of 2 bytes, loaded under this chunk's work
-    if (nchunks > 0)
-        bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
-    for (int it = 0; it < nchunks; it++) {
-        const int c0 = bp_walk_c0<REV>(bos, nchunks, it), nrows = min(ATTNC_BP_C, eos - c0);
-        const int slot = c0 / ATTNC_BP_C + n;
+    int cn, c0, ceos;
+    int it = chunk_from(first, cn, c0, ceos);
+    if (it < end)
+        bp_walk_issue<REV>(p, c0, ceos, h, v0, stage, dstage, &held);
+    while (it < end) {
+        const int nrows = min(ATTNC_BP_C, ceos - c0);
+        const int slot = c0 / ATTNC_BP_C + cn;
+        int next_n, next_c0, next_eos;
+        const int next = chunk_from(it + 1, next_n, next_c0, next_eos);
         attnc_bwd_stage_held_land(stage, held);
         attnc_stage_wait();
         __syncthreads();
@@ -854,8 +905,8 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             }
         }
         __syncthreads();
-        if (it + 1 < nchunks)   // the next chunk's rows arrive while this one is used
-            bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
+        if (next < end)   // the next chunk's rows arrive while this one is used
+            bp_walk_issue<REV>(p, next_c0, next_eos, h, v0, stage, dstage, &held);
         if constexpr (ATTNC_BP_DIAG) {
             bp_scan_diag(g);
             __syncthreads();
@@ -864,6 +915,10 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
                 bp_scan(g, lane);
             __syncthreads();
         }
+        if constexpr (!REV && ATTNC_BP_GATED)   // runs: the chunk's decay, once (the first V slice)
+            if (run != 0 && blockIdx.z == 0)
+                for (int d = tid; d < ATTNC_B_GK; d += ATTNC_B_THREADS)
+                    p.ws_decay[((size_t)slot * ATTNC_HOUT + h) * ATTNC_B_GK + d] = bp_dec(BP_B(g, ATTNC_BP_C - 1, d));
         // Kd = K e^{b_L - b} (forward) or Qg = Q e^{b} (reverse), rounded once more to the tile type (per
         // channel with a vector gate)
         if constexpr (ATTNC_BP_GATED) {
@@ -872,7 +927,13 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         }
         // this chunk's incoming state (forward: S_in; reverse: dS_out) as an image, then the update
         // (state row d times e^{b_L} of its channel)
-        if (owner) {
+        if (owner && run != 0) {   // the chunk's product alone
+            bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
+            if constexpr (!REV && ATTNC_BP_VLO)
+                bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Ylo, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
+            bp_img_store<NT>(image + bp_image(slot, h), acc, m0, v0, lane);
+            bp_zero<NT>(acc);
+        } else if (owner) {
 #if ATTNC_BP_LO
             bp_img_store<NT>(image + bp_image(slot, h), acc, m0, v0, lane);
             if constexpr (ATTNC_BP_GATED) {
@@ -903,8 +964,9 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
                 bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Ylo, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
         }
         __syncthreads();
+        it = next, cn = next_n, c0 = next_c0, ceos = next_eos;
     }
-    if (REV)
+    if (REV && run == 0)
         bp_walk_dh0<NT>(p, acc, n, h, m0, v0, lane);
 }
 
@@ -916,6 +978,171 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_stat
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dstates(attnc_bwd_params p)
 {
     bp_walk<true>(p);
+}
+
+// ---- passes 1 and 2 scanned: every chunk's product, then the recurrence elementwise -------------------
+// A walk above carries its state through one sequence's chunks: latency-bound, one CTA per (sequence, head,
+// V slice), so with fewer of those than SMs (B = 2, H = 16 at T = 32768: 32 CTAs for 132 SMs) most of the
+// GPU idles.  Without the delta rule the recurrences are elementwise in the state, S_in(c+1) = e^{b_L(c)}
+// S_in(c) + L_c with L_c = Kd_c^T V_c (forward), dS_out(c-1) = e^{b_L(c)} dS_out(c) + L'_c with L'_c = Qg_c^T
+// d(x)_c (reverse), so they split: the walk kernels with p.bp_run = R > 0 form every chunk's product on its
+// own (runs of R slots per CTA, as many CTAs as SMs) into the chunk's image slot and its decay e^{b_L} into
+// ws_decay, then attnc_bwdp_scan_states (scan_dstates) walks the chunks once per state row: a warp per row,
+// each lane two columns in every 64, the products read ATTNC_BP_SCAN_AHEAD chunks ahead and each slot
+// overwritten with the state (the image format the chunk kernel reads: same rounding, same scale per row
+// and slice).  The products pass through the image format (16-bit mantissas of the row's scale, or fp32):
+// one rounding more than the walk, as fine as the state's own.  api/backward.c chooses the scan where the
+// walks would have fewer CTAs than half the SMs.
+#define ATTNC_BP_SCAN_AHEAD 8
+#define ATTNC_BP_SCAN_NP ((ATTNC_BP_VP + 63) / 64)   // a lane's column pairs: columns 2 lane + 64 j, 2 lane + 64 j + 1
+#define ATTNC_BP_SCAN_NSL (ATTNC_BP_VP / ATTNC_BP_VS)
+
+struct bp_scan_item {   // a lane's share of one chunk's product row and the row's decay
+#if ATTNC_BP_LO
+    unsigned m[ATTNC_BP_SCAN_NP];   // two mantissas
+    float sc[ATTNC_BP_SCAN_NSL];
+#else
+    float2 x[ATTNC_BP_SCAN_NP];
+#endif
+    float f;
+};
+
+__device__ __forceinline__ void bp_scan_load(const attnc_bwd_params &p, const unsigned char *img, int slot, int h, int d,
+                                             int lane, bp_scan_item &r)
+{
+#pragma unroll
+    for (int j = 0; j < ATTNC_BP_SCAN_NP; j++) {
+        const int c = 2 * lane + 64 * j;
+#if ATTNC_BP_LO
+        r.m[j] = c < ATTNC_BP_VP ? *reinterpret_cast<const unsigned *>((const short *)img + (size_t)d * ATTNC_BP_VP + c) : 0u;
+#else
+        r.x[j] = c < ATTNC_BP_VP ? *reinterpret_cast<const float2 *>((const float *)img + (size_t)d * ATTNC_BP_VP + c)
+                                 : make_float2(0.f, 0.f);
+#endif
+    }
+#if ATTNC_BP_LO
+    const float *scale = (const float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2);
+#pragma unroll
+    for (int sl = 0; sl < ATTNC_BP_SCAN_NSL; sl++)
+        r.sc[sl] = scale[d * ATTNC_BP_SCAN_NSL + sl];
+#endif
+    r.f = 1.f;
+    if constexpr (ATTNC_BP_GATED)
+        if (d < ATTNC_B_K)
+            r.f = p.ws_decay[((size_t)slot * ATTNC_HOUT + h) * ATTNC_B_GK + (ATTNC_B_GK > 1 ? d : 0)];
+}
+
+template <bool REV>
+__device__ __forceinline__ void bp_scan_walk(const attnc_bwd_params &p)
+{
+    constexpr int NP = ATTNC_BP_SCAN_NP, AHEAD = ATTNC_BP_SCAN_AHEAD;
+    const int lane = threadIdx.x & 31, d = blockIdx.z * ATTNC_B_WARPS + (threadIdx.x >> 5);
+    const int n = blockIdx.x, h = blockIdx.y;
+    if (d >= ATTNC_BP_KP)
+        return;
+    int bos, eos;
+    attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
+    const int nchunks = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
+    unsigned char *image = REV ? (unsigned char *)p.ws_dso : (unsigned char *)p.ws_sin;
+    auto slot_of = [&](int it) { return bp_walk_c0<REV>(bos, nchunks, it) / ATTNC_BP_C + n; };
+    float s[NP][2];
+#pragma unroll
+    for (int j = 0; j < NP; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int c = 2 * lane + 64 * j + e;
+            s[j][e] = c < ATTNC_BP_VP ? bp_state_start<REV>(p, n, h, d, c) : 0.f;
+        }
+    bp_scan_item ring[AHEAD];
+#pragma unroll
+    for (int a = 0; a < AHEAD; a++)
+        if (a < nchunks)
+            bp_scan_load(p, image + bp_image(slot_of(a), h), slot_of(a), h, d, lane, ring[a]);
+    for (int it0 = 0; it0 < nchunks; it0 += AHEAD)
+#pragma unroll
+        for (int a = 0; a < AHEAD; a++) {
+            const int it = it0 + a;
+            if (it >= nchunks)
+                break;
+            const int slot = slot_of(it);
+            unsigned char *img = image + bp_image(slot, h);
+            // the chunk's product, decoded (its loads complete) before its slot is overwritten
+            float x[NP][2];
+#pragma unroll
+            for (int j = 0; j < NP; j++) {
+#if ATTNC_BP_LO
+                const float sc = ring[a].sc[min((2 * lane + 64 * j) / ATTNC_BP_VS, ATTNC_BP_SCAN_NSL - 1)];
+                x[j][0] = (float)(short)(ring[a].m[j] & 0xffffu) * sc;
+                x[j][1] = (float)(short)(ring[a].m[j] >> 16) * sc;
+#else
+                x[j][0] = ring[a].x[j].x;
+                x[j][1] = ring[a].x[j].y;
+#endif
+            }
+            const float f = ring[a].f;
+            __syncwarp();   // every lane's read of the row's scales before lane 0 writes them
+            if (it + AHEAD < nchunks)
+                bp_scan_load(p, image + bp_image(slot_of(it + AHEAD), h), slot_of(it + AHEAD), h, d, lane, ring[a]);
+            // the state into the slot, as bp_img_store forms it
+#if ATTNC_BP_LO
+            float up[ATTNC_BP_SCAN_NSL];
+#pragma unroll
+            for (int sl = 0; sl < ATTNC_BP_SCAN_NSL; sl++) {
+                float mx = 0.f;
+#pragma unroll
+                for (int j = 0; j < NP; j++)
+                    if (2 * lane + 64 * j < ATTNC_BP_VP && (2 * lane + 64 * j) / ATTNC_BP_VS == sl) {
+                        mx = attnc_absmax_nan(mx, s[j][0]);
+                        mx = attnc_absmax_nan(mx, s[j][1]);
+                    }
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1)
+                    mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+                const float sc = bp_img_exp(mx, up[sl]);
+                if (lane == 0)
+                    ((float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2))[d * ATTNC_BP_SCAN_NSL + sl] = sc;
+            }
+#pragma unroll
+            for (int j = 0; j < NP; j++) {
+                const int c = 2 * lane + 64 * j;
+                if (c < ATTNC_BP_VP) {
+                    const float u = up[c / ATTNC_BP_VS];
+                    const unsigned short lo = (unsigned short)attnc_f2s16_rn_sat(s[j][0] * u);
+                    const unsigned short hi = (unsigned short)attnc_f2s16_rn_sat(s[j][1] * u);
+                    *reinterpret_cast<unsigned *>((short *)img + (size_t)d * ATTNC_BP_VP + c) = (unsigned)lo | ((unsigned)hi << 16);
+                }
+            }
+#else
+#pragma unroll
+            for (int j = 0; j < NP; j++) {
+                const int c = 2 * lane + 64 * j;
+                if (c < ATTNC_BP_VP)
+                    *reinterpret_cast<float2 *>((float *)img + (size_t)d * ATTNC_BP_VP + c) = make_float2(s[j][0], s[j][1]);
+            }
+#endif
+#pragma unroll
+            for (int j = 0; j < NP; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    s[j][e] = fmaf(f, s[j][e], x[j][e]);
+        }
+    if constexpr (REV)
+#pragma unroll
+        for (int j = 0; j < NP; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++)
+                if (2 * lane + 64 * j + e < ATTNC_BP_VP)
+                    bp_state_dh0(p, n, h, d, 2 * lane + 64 * j + e, s[j][e]);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_scan_states(attnc_bwd_params p)
+{
+    bp_scan_walk<false>(p);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_scan_dstates(attnc_bwd_params p)
+{
+    bp_scan_walk<true>(p);
 }
 
 #endif   // !ATTNC_BP_DELTA

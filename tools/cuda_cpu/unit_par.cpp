@@ -50,11 +50,27 @@ void par_run(const host_args &a)
     cpu_launch(par::attnc_bwdp_chunk, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
     cpu_launch(par::attnc_bwdp_wy_adjoint, gc, 256, par::attnc_bd_adj_layout::bytes, p);
 #else
-    cpu_launch(par::attnc_bwdp_states, gw, 256, par::attnc_bp_walk_layout::bytes, p);
+    // CUDA_CPU_RUN=R: the scanned walks (runs of R slots, then attnc_bwdp_scan_*), as api/backward.c's walk_run
+    const char *run_env = std::getenv("CUDA_CPU_RUN");
+    const int run = run_env ? std::atoi(run_env) : 0;
+    std::vector<float> decay((size_t)slots * ATTNC_HOUT * ATTNC_B_GK);
+    std::memset(decay.data(), 0xff, decay.size() * sizeof(float));
+    dim3c gr{(slots + run - 1) / (run > 0 ? run : 1), ATTNC_HOUT, ATTNC_BP_VP / ATTNC_BP_VS};
+    dim3c gs{(unsigned)a.nseq, ATTNC_HOUT, (ATTNC_BP_KP + 7) / 8};
+    if (run > 0) {
+        p.bp_run = run;
+        p.ws_decay = decay.data();
+        std::printf("scanned walks: runs of %d slots\n", run);
+    }
+    cpu_launch(par::attnc_bwdp_states, run > 0 ? gr : gw, 256, par::attnc_bp_walk_layout::bytes, p);
+    if (run > 0)
+        cpu_launch(par::attnc_bwdp_scan_states, gs, 256, 0, p);
 #if ATTNC_B_NORM != 0
     cpu_launch(par::attnc_bwdp_rows, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
 #endif
-    cpu_launch(par::attnc_bwdp_dstates, gw, 256, par::attnc_bp_walk_layout::bytes, p);
+    cpu_launch(par::attnc_bwdp_dstates, run > 0 ? gr : gw, 256, par::attnc_bp_walk_layout::bytes, p);
+    if (run > 0)
+        cpu_launch(par::attnc_bwdp_scan_dstates, gs, 256, 0, p);
     cpu_launch(par::attnc_bwdp_chunk, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
 #endif
 }
