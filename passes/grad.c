@@ -121,6 +121,10 @@
  * B = 8, T = 8192, H = 16, K = V = 128): the forward walk 3.41 ms (VS 32, 1.3 waves, rows loaded one
  * after another) -> 1.76 ms (VS 128) -> 1.43 ms (staged rows); the reverse walk 4.09 -> 1.71 -> 1.33 ms.
  * Two CTAs per SM with VS 64 measured no better (1.52 ms).
+ * With few sequences and heads the walks leave most SMs idle; without the delta rule api/backward.c then
+ * scans instead (walk_run; codegen/linear_bwd_par_kernel.cuh, "scanned"): the walk kernels form each chunk's
+ * product alone into its image slot, and a scan per state row turns the products into the states, in
+ * place, in the same image format.
  * The gate gradient is formed per factor of the chunk (the log-weight rule applied to each e^{x}, whose
  * terms do not cancel): da_s = e^{b_L} <S_in, dS_out> + sum_{j < s} k_j . dk_inter_j
  * + sum_{r >= s} q_r . dq_inter_r + sum_{j < s <= r} (dO_r . v_j) P_rj.  This equals the sequential
