@@ -27,17 +27,21 @@
 #include "rt.h"
 
 enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_SM_ROWS, BK_SM_KV, BK_P_STATES, BK_P_ROWS, BK_P_DSTATES,
-       BK_P_CHUNK, BK_P_WY, BK_P_WY_ADJOINT, BK_P_SCAN_STATES, BK_P_SCAN_DSTATES, BK_COUNT };
+       BK_P_CHUNK, BK_P_WY, BK_P_WY_ADJOINT, BK_P_SCAN_STATES, BK_P_SCAN_DSTATES, BK_P_STATES_NARROW,
+       BK_P_DSTATES_NARROW, BK_COUNT };
 static const char *const entries[BK_COUNT] = {"attnc_bwd_linear", "attnc_bwd_inputs", "attnc_bwd_sum_heads",
                                               "attnc_bwd_sum_param", "attnc_bwd_sm_rows", "attnc_bwd_sm_kv",
                                               "attnc_bwdp_states", "attnc_bwdp_rows", "attnc_bwdp_dstates",
                                               "attnc_bwdp_chunk", "attnc_bwdp_wy", "attnc_bwdp_wy_adjoint",
-                                              "attnc_bwdp_scan_states", "attnc_bwdp_scan_dstates"};
+                                              "attnc_bwdp_scan_states", "attnc_bwdp_scan_dstates",
+                                              "attnc_bwdp_states_narrow", "attnc_bwdp_dstates_narrow"};
 
-/* How the parallel schedule's state walks run (ATTNC_BWD_WALK): each sequence's chunks walked by one CTA per
- * (sequence, head, V slice), or every chunk's product on its own and then a scan per state row
- * (codegen/linear_bwd_par_kernel.cuh, "scanned"); auto: the scan where the walks would leave most SMs idle. */
-typedef enum { WALK_AUTO, WALK_SEQUENCE, WALK_SCAN } walk_mode;
+/* How the parallel schedule's state walks run (ATTNC_BWD_WALK): "sequence", each sequence's chunks walked by
+ * one CTA per (sequence, head, widest V slice); "split", spread over more CTAs: without the delta rule every
+ * chunk's product on its own and then a scan per state row (codegen/linear_bwd_par_kernel.cuh, "scanned"),
+ * with it walks of narrow V slices (codegen/linear_bwd_delta_kernel.cuh); auto: split where the walks of
+ * the sequences would leave more than half the SMs idle. */
+typedef enum { WALK_AUTO, WALK_SEQUENCE, WALK_SPLIT } walk_mode;
 
 struct attnc_grad_kernel {
     char name[64];
@@ -60,7 +64,8 @@ struct attnc_grad_kernel {
     uint32_t sm_d, sm_v, sm_tile;
     unsigned sm_smem_bytes;
     bool parallel;      /* the chunk-parallel schedule (the default where it applies; ATTNC_BWD_SCHEDULE) */
-    uint32_t bp_kp, bp_vp, bp_vs, bp_image;   /* its image shape, state walk slice, bytes of one image */
+    uint32_t bp_kp, bp_vp, bp_vs, bp_vw, bp_image;   /* its image shape, state walk slices (narrow: the images'
+                                                      * scales', wide), bytes of one image */
     unsigned bp_walk_smem, bp_chunk_smem;
     bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv) */
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
@@ -124,10 +129,10 @@ static attnc_status bwd_walk_mode(attnc_ctx *ctx, walk_mode *mode)
     const char *s = getenv("ATTNC_BWD_WALK");
     *mode = !s || !*s || strcmp(s, "auto") == 0 ? WALK_AUTO
             : strcmp(s, "sequence") == 0        ? WALK_SEQUENCE
-            : strcmp(s, "scan") == 0            ? WALK_SCAN
+            : strcmp(s, "split") == 0           ? WALK_SPLIT
                                                 : (walk_mode)-1;
     if ((int)*mode < 0)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "ATTNC_BWD_WALK is '%s': auto, sequence or scan", s);
+        return api_fail(ctx, ATTNC_ERR_USAGE, "ATTNC_BWD_WALK is '%s': auto, sequence or split", s);
     return ATTNC_OK;
 }
 
@@ -241,6 +246,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_kp = cg->plan.bp_kp;
         k->bp_vp = cg->plan.bp_vp;
         k->bp_vs = cg->plan.bp_vs;
+        k->bp_vw = cg->plan.bp_vw;
         k->bp_image = cg->plan.bp_image_bytes;
         k->bp_walk_smem = cg->plan.bp_walk_smem;
         k->bp_chunk_smem = cg->plan.bp_chunk_smem;
@@ -286,13 +292,16 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         bool pk = i == BK_P_STATES || i == BK_P_ROWS || i == BK_P_DSTATES || i == BK_P_CHUNK;
         bool dk = i == BK_P_WY || i == BK_P_WY_ADJOINT;
         bool sk = i == BK_P_SCAN_STATES || i == BK_P_SCAN_DSTATES;
+        bool nk = i == BK_P_STATES_NARROW || i == BK_P_DSTATES_NARROW;
         if ((i == BK_LINEAR && (!k->linear || k->parallel)) || ((i == BK_SM_ROWS || i == BK_SM_KV) && !k->softmax) ||
             (pk && !k->parallel) || (i == BK_P_ROWS && !k->norm) || (dk && !k->bp_delta) ||
-            (sk && (!k->parallel || k->bp_delta)))
+            (sk && (!k->parallel || k->bp_delta)) || (nk && (!k->bp_delta || k->bp_vw == k->bp_vs)))
             continue;
         unsigned smem = i == BK_LINEAR ? k->smem_bytes : i == BK_SM_ROWS || i == BK_SM_KV ? k->sm_smem_bytes : 0;
         if (pk)
             smem = i == BK_P_STATES || i == BK_P_DSTATES ? k->bp_walk_smem : k->bp_chunk_smem;
+        if (nk)
+            smem = k->bp_walk_smem;
         if (dk)
             smem = i == BK_P_WY ? k->bd_wy_smem : k->bd_adj_smem;
         bool loaded = api_load_function(image, size, first, entries[i], smem, &k->fn[i], &err);
@@ -327,17 +336,22 @@ static bool direct_tensor(const attnc_grad_kernel *k, uint32_t i)
     return k->parallel && k->tensors[i].per_token && k->tensors[i].heads == k->sh.heads_out;
 }
 
-/* The parallel schedule's walks for N sequences: 0 walks each sequence (a CTA per sequence, head and V slice),
- * R > 0 scans (codegen/linear_bwd_par_kernel.cuh): the chunks' products in runs of R slots, as many CTAs as
- * SMs.  A walk is latency-bound, one chunk after another, so it pays only where its CTAs fill the GPU: auto
- * scans where they would be fewer than half the SMs. */
-static int64_t walk_run(const attnc_grad_kernel *k, int64_t total, int64_t N)
+/* Whether the parallel schedule's walks for N sequences split (walk_mode).  A walk is latency-bound, one
+ * chunk after another, so it pays only where its CTAs fill the GPU. */
+static bool walks_split(const attnc_grad_kernel *k, int64_t N)
 {
-    if (!k->parallel || k->bp_delta || k->walk == WALK_SEQUENCE)
+    if (!k->parallel || k->walk == WALK_SEQUENCE || (k->bp_delta && k->bp_vw == k->bp_vs))
+        return false;
+    int64_t sms = k->sm_count > 0 ? k->sm_count : 132;
+    return k->walk == WALK_SPLIT || N * k->sh.heads_out * (k->bp_vp / k->bp_vw) * 2 <= sms;
+}
+
+/* The scanned walks' runs: slots per CTA of the chunks' products, as many CTAs as SMs (0: not scanned). */
+static int64_t scan_run(const attnc_grad_kernel *k, int64_t total, int64_t N)
+{
+    if (k->bp_delta || !walks_split(k, N))
         return 0;
     int64_t sms = k->sm_count > 0 ? k->sm_count : 132, per_slot = (int64_t)k->sh.heads_out * (k->bp_vp / k->bp_vs);
-    if (k->walk == WALK_AUTO && N * per_slot * 2 > sms)
-        return 0;
     int64_t slots = total / k->chunk + N + 1, across = sms / per_slot > 0 ? sms / per_slot : 1;
     return (slots + across - 1) / across;
 }
@@ -376,7 +390,7 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     sizes[20] = (tile * k->bp_kp + 3) / 4;
     sizes[21] = (tile * k->bp_vp + 3) / 4;
     /* the scanned walks: every chunk's decay e^{b_L} (per channel with a vector gate) */
-    sizes[22] = k->bp_decay && walk_run(k, total, N) > 0 ? slots * k->sh.heads_out * k->gk : 0;
+    sizes[22] = k->bp_decay && scan_run(k, total, N) > 0 ? slots * k->sh.heads_out * k->gk : 0;
     for (uint32_t i = 0; i < k->ntensors; i++)
         sizes[WS_FIXED + i] = k->parallel && (direct_tensor(k, i) || (wanted && !wanted[i])) ? 0 : rows * k->tensors[i].len;
     size_t need = 0;
@@ -545,18 +559,28 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     if (k->linear && !k->parallel && !rt_launch(k->fn[BK_LINEAR], g1, block, k->smem_bytes, a->stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     if (k->parallel) {
-        /* the state walks per (sequence, head, V slice), or scanned (the chunks' products in runs of
-         * bp_run slots, then a warp per state row and sequence), then every chunk on its own (slot c0 / C + n) */
-        int64_t slots = total / k->chunk + N + 1, run = walk_run(k, total, N);
+        /* the state walks per (sequence, head, V slice): of the widest slices, or split (walks_split): scanned
+         * (the chunks' products in runs of bp_run slots, then a warp per state row and sequence) or, the delta
+         * rule, of narrow slices; then every chunk on its own (slot c0 / C + n) */
+        bool split = walks_split(k, N), narrow = split && k->bp_delta;
+        int64_t slots = total / k->chunk + N + 1, run = scan_run(k, total, N);
         lp.bp_run = (int)run;
-        unsigned gw[3] = {(unsigned)(run ? (slots + run - 1) / run : N), k->sh.heads_out, k->bp_vp / k->bp_vs};
-        unsigned gs[3] = {(unsigned)N, k->sh.heads_out, (k->bp_kp + CG_BWD_WARPS - 1) / CG_BWD_WARPS};
+        unsigned gw[3] = {(unsigned)(run ? (slots + run - 1) / run : N), k->sh.heads_out,
+                          k->bp_vp / (narrow ? k->bp_vs : k->bp_vw)};
+        /* the scan: a row's V / 8 lanes padded to a power of two, 32 / that rows a warp (ATTNC_BP_SCAN_ROWS) */
+        unsigned group = 2, rows;
+        while (group < k->bp_vp / 8)
+            group *= 2;
+        rows = CG_BWD_WARPS * (32 / group);
+        unsigned gs[3] = {(unsigned)N, k->sh.heads_out, (k->bp_kp + rows - 1) / rows};
         unsigned gc[3] = {(unsigned)slots, k->sh.heads_out, 1};
+        rt_function *walk_fwd = k->fn[narrow ? BK_P_STATES_NARROW : BK_P_STATES];
+        rt_function *walk_rev = k->fn[narrow ? BK_P_DSTATES_NARROW : BK_P_DSTATES];
         if ((k->bp_delta && !rt_launch(k->fn[BK_P_WY], gc, block, k->bd_wy_smem, a->stream, params, &err)) ||
-            !rt_launch(k->fn[BK_P_STATES], gw, block, k->bp_walk_smem, a->stream, params, &err) ||
+            !rt_launch(walk_fwd, gw, block, k->bp_walk_smem, a->stream, params, &err) ||
             (run && !rt_launch(k->fn[BK_P_SCAN_STATES], gs, block, 0, a->stream, params, &err)) ||
             (k->norm && !rt_launch(k->fn[BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||
-            !rt_launch(k->fn[BK_P_DSTATES], gw, block, k->bp_walk_smem, a->stream, params, &err) ||
+            !rt_launch(walk_rev, gw, block, k->bp_walk_smem, a->stream, params, &err) ||
             (run && !rt_launch(k->fn[BK_P_SCAN_DSTATES], gs, block, 0, a->stream, params, &err)) ||
             !rt_launch(k->fn[BK_P_CHUNK], gc, block, k->bp_chunk_smem, a->stream, params, &err) ||
             (k->bp_delta && !rt_launch(k->fn[BK_P_WY_ADJOINT], gc, block, k->bd_adj_smem, a->stream, params, &err)))

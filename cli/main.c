@@ -45,7 +45,7 @@ static const char usage_text[] =
     "  run FILE --tokens T [--batch B] [--heads H] [--seed S] [--varlen L1,L2,...]\n"
     "          [--initial-state] [--dtype bf16|fp16|fp32] [--gate-scale X] [--chunked-ref]\n"
     "          [--schedule auto|sequential|materialized|grouped] [--grad] [--bwd-schedule auto|sequential|parallel]\n"
-    "          [--bwd-walk auto|sequence|scan]\n"
+    "          [--bwd-walk auto|sequence|split]\n"
     "                                        run on the GPU and compare with the float64 reference\n"
     "                                        (exit 77 when there is no GPU); --grad: forward and\n"
     "                                        backward, every gradient against the float64 backward\n"
@@ -539,8 +539,8 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
             i++;
         } else if (strcmp(a, "--bwd-walk") == 0) {
             /* the parallel backward's state walks, as the library reads them (api/backward.c): ATTNC_BWD_WALK */
-            if (!val || (strcmp(val, "auto") != 0 && strcmp(val, "sequence") != 0 && strcmp(val, "scan") != 0))
-                return usage_error("run: --bwd-walk takes auto, sequence or scan, not '%s'", val ? val : "");
+            if (!val || (strcmp(val, "auto") != 0 && strcmp(val, "sequence") != 0 && strcmp(val, "split") != 0))
+                return usage_error("run: --bwd-walk takes auto, sequence or split, not '%s'", val ? val : "");
             setenv("ATTNC_BWD_WALK", val, 1);
             i++;
         } else if (a[0] == '-' && a[1]) {

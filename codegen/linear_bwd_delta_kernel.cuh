@@ -32,9 +32,9 @@
 // operands, so that only q, k, v, dO, the images, W, U_hat and the walks' dU_hat are rounded once.
 
 #if ATTNC_BP_DELTA
-static_assert(!ATTNC_SPLIT && !ATTNC_BP_DIAG && ATTNC_B_NORM == 0 && ATTNC_BP_VS == ATTNC_BP_VP &&
+static_assert(!ATTNC_SPLIT && !ATTNC_BP_DIAG && ATTNC_B_NORM == 0 && ATTNC_BP_VW == ATTNC_BP_VP &&
               ATTNC_BP_KP <= 128 && ATTNC_BP_VP <= 128 && ATTNC_BP_C * 4 <= ATTNC_B_THREADS,
-              "the delta rule's parallel backward: 16-bit tiles, one V slice, K, V <= 128 (passes/grad.c's delta_plan)");
+              "the delta rule's parallel backward: 16-bit tiles, wide walks of all of V, K, V <= 128 (passes/grad.c's delta_plan)");
 
 #define ATTNC_BD_LDF (ATTNC_BP_C + 1)   // fp32 C x C rows
 
@@ -328,37 +328,43 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
 }
 
 // ---- the state walks -------------------------------------------------------------------------------------
-struct attnc_bd_walk_layout {   // offsets in bytes; the forward walk uses x, w, y, s
+// The walks come in two widths W (columns of V per CTA): all of V (ATTNC_BP_VW), and slices of ATTNC_BP_VS
+// for few sequences and heads (4x the CTAs; api/backward.c's walks_split).  Columns of the state are
+// independent in both recurrences (W, K and Q act on its rows), so a slice needs only its own columns of
+// U, dO and the state; the C x C and C x K tiles (P, Kd, Qg, W) are formed by every slice's CTA.
+template <int W>
+struct attnc_bd_walk_layout_w {   // offsets in bytes; the forward walk uses x, w, y, s
+    static constexpr unsigned LDW = W + 8;   // the slice's tiles' row stride
     static constexpr unsigned x = 0;                                                     // Kd (fwd) or Qg (rev) [C][LDK]
     static constexpr unsigned k = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // K, then Kd (rev)
     static constexpr unsigned w = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // W (fwd) or -W (rev)
-    static constexpr unsigned y = w + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // U then U_hat, or dO [C][LDS]
-    static constexpr unsigned z = y + ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt);            // dU_hat (rev)
-    static constexpr unsigned p = z + ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt);            // P hi, lo (rev) [C][LDC]
+    static constexpr unsigned y = w + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // U then U_hat, or dO [C][LDW]
+    static constexpr unsigned z = y + ATTNC_BP_C * LDW * sizeof(elt);                     // dU_hat (rev)
+    static constexpr unsigned p = z + ATTNC_BP_C * LDW * sizeof(elt);                     // P hi, lo (rev) [C][LDC]
     static constexpr unsigned plo = p + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
-    static constexpr unsigned s = plo + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);          // the state image [KP][LDS]
-    static constexpr unsigned g = s + ATTNC_BP_KP * ATTNC_BP_LDS * sizeof(elt);           // b [C]
+    static constexpr unsigned s = plo + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);          // the state image [KP][LDW]
+    static constexpr unsigned g = s + ATTNC_BP_KP * LDW * sizeof(elt);                    // b [C]
     static constexpr unsigned stage = g + ATTNC_BP_C * 4;                                 // the chunk's input rows
-    static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][VS]
-    static constexpr unsigned bytes = dstage + ATTNC_BP_C * ATTNC_BP_VS * ATTNC_BP_DO_ES;
+    static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][W]
+    static constexpr unsigned bytes = dstage + ATTNC_BP_C * W * ATTNC_BP_DO_ES;
+    static_assert(k % 16 == 0 && w % 16 == 0 && y % 16 == 0 && z % 16 == 0 && p % 16 == 0 && plo % 16 == 0 &&
+                  s % 16 == 0 && stage % 16 == 0 && dstage % 16 == 0 && LDW * sizeof(elt) % 16 == 0, "16-byte tiles");
 };
-static_assert(attnc_bd_walk_layout::k % 16 == 0 && attnc_bd_walk_layout::w % 16 == 0 && attnc_bd_walk_layout::y % 16 == 0 &&
-              attnc_bd_walk_layout::z % 16 == 0 && attnc_bd_walk_layout::p % 16 == 0 && attnc_bd_walk_layout::plo % 16 == 0 &&
-              attnc_bd_walk_layout::s % 16 == 0 && attnc_bd_walk_layout::stage % 16 == 0 &&
-              attnc_bd_walk_layout::dstage % 16 == 0, "16-byte tiles");
+using attnc_bd_walk_layout = attnc_bd_walk_layout_w<ATTNC_BP_VW>;   // the larger: the walks' shared memory
+static_assert(attnc_bd_walk_layout_w<ATTNC_BP_VS>::bytes <= attnc_bd_walk_layout::bytes, "the narrow walks fit");
 
-template <bool REV>
+template <bool REV, int W>
 __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
-    using L = attnc_bd_walk_layout;
-    constexpr int C = ATTNC_BP_C, NT = ATTNC_BP_VS / 8, NB = C / 16;
-    constexpr int NTU = ATTNC_BP_NT(ATTNC_BP_VS), NGU = ATTNC_BP_VS / (8 * NTU);   // U_hat, dU_hat items
+    using L = attnc_bd_walk_layout_w<W>;
+    constexpr int C = ATTNC_BP_C, NT = W / 8, NB = C / 16, LDW = L::LDW;
+    constexpr int NTU = ATTNC_BP_NT(W), NGU = W / (8 * NTU);   // U_hat, dU_hat items
     elt *X = (elt *)(bsm + L::x), *Kt = (elt *)(bsm + L::k), *Wt = (elt *)(bsm + L::w), *Y = (elt *)(bsm + L::y);
     elt *Z = (elt *)(bsm + L::z), *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *S = (elt *)(bsm + L::s);
     float *g = (float *)(bsm + L::g);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int n = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * ATTNC_BP_VS;
+    const int n = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * W;
     unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
     int bos, eos;
     attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
@@ -373,7 +379,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     const int nchunks = (eos - bos + C - 1) / C;
     attnc_bwd_stage_held held;   // the next chunk's rows of 2 bytes, loaded under this chunk's work
     if (nchunks > 0)
-        bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
+        bp_walk_issue<REV, W>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
     for (int it = 0; it < nchunks; it++) {
         const int c0 = bp_walk_c0<REV>(bos, nchunks, it), nrows = min(C, eos - c0);
         const int slot = c0 / C + n;
@@ -383,13 +389,13 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         for (int r0 = warp; r0 < C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
             bp_roles x[2];
             bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
-            float dy[2][ATTNC_BP_NY];   // reverse: the dO slice, read before the stores
+            float dy[2][ATTNC_BP_NY(W)];   // reverse: the dO slice, read before the stores
             if constexpr (REV)
-                bp_dout_load2(dstage, r0, v0, nrows, lane, dy);
+                bp_dout_load2<W>(dstage, r0, v0, nrows, lane, dy);
             bp_qk_tile_rows2<ATTNC_BP_K_STAGE, 2>(stage, x, r0, nrows, REV ? Kt : X, lane);
             if constexpr (REV) {
                 bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, 1>(stage, x, r0, nrows, X, lane);
-                bp_dout_store2(dy, Y, r0, lane);
+                bp_dout_store2<W>(dy, Y, r0, lane);
             }
             bp_store_gates2(x, r0, g, nullptr, lane);
         }
@@ -397,10 +403,10 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         bd_copy_tile<ATTNC_BP_KP, REV>((const elt *)p.ws_w + bd_wtile(slot, h), ATTNC_BP_KP, Wt, ATTNC_BP_LDK, C);
         elt *u = (elt *)p.ws_u + bd_utile(slot, h) + v0;
         if constexpr (!REV)
-            bd_copy_tile<ATTNC_BP_VS, false>(u, ATTNC_BP_VP, Y, ATTNC_BP_LDS, C);
+            bd_copy_tile<W, false>(u, ATTNC_BP_VP, Y, LDW, C);
         __syncthreads();
         if (it + 1 < nchunks)   // the next chunk's rows arrive while this one is used
-            bp_walk_issue<REV>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
+            bp_walk_issue<REV, W>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
         if constexpr (ATTNC_BP_GATED) {
             if (warp == 0)
                 bp_scan(g, lane);
@@ -443,7 +449,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 #pragma unroll
                 for (int i = 0; i < 4; i += 2) {
                     const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
-                    st2(S + d * ATTNC_BP_LDS + c - v0, acc[nt][i], acc[nt][i + 1]);
+                    st2(S + d * LDW + c - v0, acc[nt][i], acc[nt][i + 1]);
                     acc[nt][i] *= fl;
                     acc[nt][i + 1] *= fl;
                 }
@@ -456,25 +462,25 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             float a2[NTU][4];
             bp_zero<NTU>(a2);
             if constexpr (REV) {
-                bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, ATTNC_BP_LDS, n0, r0, C, lane);
-                bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, ATTNC_BP_LDS, n0, 0, ATTNC_BP_KP, lane);
+                bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, LDW, n0, r0, C, lane);
+                bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
 #pragma unroll
                 for (int nt = 0; nt < NTU; nt++)
 #pragma unroll
                     for (int i = 0; i < 4; i += 2) {
                         const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
-                        st2(Z + r * ATTNC_BP_LDS + c, a2[nt][i], a2[nt][i + 1]);
+                        st2(Z + r * LDW + c, a2[nt][i], a2[nt][i + 1]);
                     }
             } else {
-                bp_mma<NTU, false, true>(a2, Wt, ATTNC_BP_LDK, r0, S, ATTNC_BP_LDS, n0, 0, ATTNC_BP_KP, lane);
+                bp_mma<NTU, false, true>(a2, Wt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
 #pragma unroll
                 for (int nt = 0; nt < NTU; nt++)
 #pragma unroll
                     for (int i = 0; i < 4; i += 2) {
                         const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
-                        const float x0 = attnc_elt_to_float(Y[r * ATTNC_BP_LDS + c]) - a2[nt][i];
-                        const float x1 = attnc_elt_to_float(Y[r * ATTNC_BP_LDS + c + 1]) - a2[nt][i + 1];
-                        st2(Y + r * ATTNC_BP_LDS + c, x0, x1);
+                        const float x0 = attnc_elt_to_float(Y[r * LDW + c]) - a2[nt][i];
+                        const float x1 = attnc_elt_to_float(Y[r * LDW + c + 1]) - a2[nt][i + 1];
+                        st2(Y + r * LDW + c, x0, x1);
                         st2(u + (size_t)r * ATTNC_BP_VP + c, x0, x1);
                     }
             }
@@ -482,9 +488,9 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         __syncthreads();
         // the update: S_out = e^{b_L} S_in + Kd^T U_hat, or dS_in = e^{b_L} dS_out + Qg^T dO - W^T dU_hat
         if (owner) {
-            bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, C, lane);
+            bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, LDW, 0, 0, C, lane);
             if constexpr (REV)
-                bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, ATTNC_BP_LDS, 0, 0, C, lane);
+                bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, LDW, 0, 0, C, lane);
         }
         __syncthreads();
     }
@@ -494,13 +500,25 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_states(attnc_bwd_params p)
 {
-    bd_walk<false>(p);
+    bd_walk<false, ATTNC_BP_VW>(p);
 }
 
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dstates(attnc_bwd_params p)
 {
-    bd_walk<true>(p);
+    bd_walk<true, ATTNC_BP_VW>(p);
 }
+
+#if ATTNC_BP_VS != ATTNC_BP_VW
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_states_narrow(attnc_bwd_params p)
+{
+    bd_walk<false, ATTNC_BP_VS>(p);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dstates_narrow(attnc_bwd_params p)
+{
+    bd_walk<true, ATTNC_BP_VS>(p);
+}
+#endif
 
 // ---- attnc_bwdp_wy_adjoint: the WY form's adjoint, per chunk ---------------------------------------------
 struct attnc_bd_adj_layout {   // offsets in bytes

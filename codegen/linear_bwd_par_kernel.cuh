@@ -92,7 +92,8 @@ static_assert(ATTNC_BP_C <= 32 && ATTNC_B_NORM == 0, "per-channel gates: chunks 
 
 
 static_assert(ATTNC_BP_KP % 16 == 0 && ATTNC_BP_VP % 16 == 0 && ATTNC_BP_KP <= 128, "tile shapes");
-static_assert(ATTNC_BP_C % 16 == 0 && ATTNC_BP_C <= 64 && ATTNC_BP_VP % ATTNC_BP_VS == 0 && ATTNC_BP_VS % 16 == 0,
+static_assert(ATTNC_BP_C % 16 == 0 && ATTNC_BP_C <= 64 && ATTNC_BP_VP % ATTNC_BP_VS == 0 && ATTNC_BP_VS % 16 == 0 &&
+              ATTNC_BP_VW % ATTNC_BP_VS == 0 && ATTNC_BP_VP % ATTNC_BP_VW == 0 && (ATTNC_BP_VW == ATTNC_BP_VS || ATTNC_BP_DELTA),
               "chunk and slice shapes");
 
 #define ATTNC_BP_NORM_NONE 0   // ir_norm
@@ -546,26 +547,27 @@ __device__ __forceinline__ float bp_staged_dout(const unsigned char *st, int r, 
 
 // The reverse walks' dO slice rows r0 and r0 + ATTNC_B_WARPS, two rows per pass (bp_roles): columns lane + 32 j
 // read into registers with the pass's other reads, then written into the tile Y [C][LDS], rounded.
-#define ATTNC_BP_NY ((ATTNC_BP_VS + 31) / 32)
+// W: the slice's columns (the walk's), Y's row stride W + 8.
+#define ATTNC_BP_NY(W) (((W) + 31) / 32)
+template <int W = ATTNC_BP_VS>
 __device__ __forceinline__ void bp_dout_load2(const unsigned char *dstage, int r0, int v0, int nrows, int lane,
-                                              float (&dy)[2][ATTNC_BP_NY])
+                                              float (&dy)[2][ATTNC_BP_NY(W)])
 {
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int j = 0; j < ATTNC_BP_NY; j++)
-            dy[i][j] = lane + 32 * j < ATTNC_BP_VS
-                           ? bp_staged_dout<ATTNC_BP_VS>(dstage, r0 + i * ATTNC_B_WARPS, v0, lane + 32 * j, nrows)
-                           : 0.f;
+        for (int j = 0; j < ATTNC_BP_NY(W); j++)
+            dy[i][j] = lane + 32 * j < W ? bp_staged_dout<W>(dstage, r0 + i * ATTNC_B_WARPS, v0, lane + 32 * j, nrows) : 0.f;
 }
-__device__ __forceinline__ void bp_dout_store2(const float (&dy)[2][ATTNC_BP_NY], elt *Y, int r0, int lane)
+template <int W = ATTNC_BP_VS>
+__device__ __forceinline__ void bp_dout_store2(const float (&dy)[2][ATTNC_BP_NY(W)], elt *Y, int r0, int lane)
 {
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int j = 0; j < ATTNC_BP_NY; j++)
-            if (lane + 32 * j < ATTNC_BP_VS)
-                Y[(r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDS + lane + 32 * j] = attnc_float_to_elt(dy[i][j]);
+        for (int j = 0; j < ATTNC_BP_NY(W); j++)
+            if (lane + 32 * j < W)
+                Y[(r0 + i * ATTNC_B_WARPS) * (W + 8) + lane + 32 * j] = attnc_float_to_elt(dy[i][j]);
 }
 
 // Sequence n's chunk of slot `slot`: false when no chunk has the slot.
@@ -609,35 +611,78 @@ __device__ __forceinline__ float bp_img_exp(float mx, float &up)
 }
 #endif
 
+// Two mantissas (x, y already scaled) as one word, x in the low half.
+__device__ __forceinline__ unsigned bp_pack_s16(float x, float y)
+{
+    return (unsigned)(unsigned short)attnc_f2s16_rn_sat(x) | ((unsigned)(unsigned short)attnc_f2s16_rn_sat(y) << 16);
+}
+
+// A quad's 4 x 4 words transposed: lane q's w[j] (its column pair of n-tile j of an mma fragment row)
+// becomes the quad's lane j's word of n-tile q, so that each lane holds 8 consecutive columns, one 16-byte
+// store instead of four of 4 bytes (ncu, scanned walks at T = 32768: the 4-byte image stores backed up
+// the store queue, a quarter of the walk's stall samples).  Two exchanges of 2 x 2 blocks.
+__device__ __forceinline__ void bp_quad_transpose(unsigned (&w)[4], int lane)
+{
+#pragma unroll
+    for (int o = 2; o > 0; o >>= 1) {   // o = 2: across lanes q ^ 2 (blocks); o = 1: within them
+        const bool hi = lane & o;
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            if ((j & o) == 0) {
+                const unsigned got = __shfl_xor_sync(0xffffffffu, hi ? w[j] : w[j + o], o);
+                if (hi)
+                    w[j] = got;
+                else
+                    w[j + o] = got;
+            }
+    }
+}
+
 template <int NT>
 __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4], int m0, int v0, int lane)
 {
 #if ATTNC_BP_LO
+    constexpr int GN = ATTNC_BP_VS / 8;   // n-tiles per image slice (a scale each): the walk's NT, or (the
+    static_assert(NT % GN == 0, "whole image slices");   // delta rule's wide walks) a part of it
     short *man = (short *)img;
     float *scale = (float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2);
 #pragma unroll
-    for (int hf = 0; hf < 2; hf++) {   // rows m0 + lane / 4 (registers 0, 1) and 8 below (2, 3)
-        float mx = 0.f;
+    for (int hf = 0; hf < 2; hf++)   // rows m0 + lane / 4 (registers 0, 1) and 8 below (2, 3)
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-            mx = attnc_absmax_nan(mx, acc[nt][2 * hf]);
-            mx = attnc_absmax_nan(mx, acc[nt][2 * hf + 1]);
-        }
-        mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        float up;
-        const float sc = bp_img_exp(mx, up);
-        const int d = bp_row(m0, lane, 2 * hf);
+        for (int g0 = 0; g0 < NT; g0 += GN) {
+            float mx = 0.f;
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-            const int c = bp_col(v0, nt, lane, 0);
-            const unsigned short a = (unsigned short)attnc_f2s16_rn_sat(acc[nt][2 * hf] * up);
-            const unsigned short b = (unsigned short)attnc_f2s16_rn_sat(acc[nt][2 * hf + 1] * up);
-            *reinterpret_cast<unsigned *>(man + (size_t)d * ATTNC_BP_VP + c) = (unsigned)a | ((unsigned)b << 16);
+            for (int nt = g0; nt < g0 + GN; nt++) {
+                mx = attnc_absmax_nan(mx, acc[nt][2 * hf]);
+                mx = attnc_absmax_nan(mx, acc[nt][2 * hf + 1]);
+            }
+            mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            float up;
+            const float sc = bp_img_exp(mx, up);
+            const int d = bp_row(m0, lane, 2 * hf);
+            // four n-tiles at a time: 16-byte stores (bp_quad_transpose); not in the delta rule's narrow
+            // walks (4 n-tiles), which measured 3 % slower with them (their stores are few, their chain short)
+            if constexpr (GN % 4 == 0 && NT >= 8) {
+#pragma unroll
+                for (int t = g0; t < g0 + GN; t += 4) {
+                    unsigned w[4];
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                        w[j] = bp_pack_s16(acc[t + j][2 * hf] * up, acc[t + j][2 * hf + 1] * up);
+                    bp_quad_transpose(w, lane);
+                    *reinterpret_cast<attnc_u4 *>(man + (size_t)d * ATTNC_BP_VP + v0 + 8 * (t + (lane & 3))) =
+                        attnc_u4{w[0], w[1], w[2], w[3]};
+                }
+            } else {
+#pragma unroll
+                for (int nt = g0; nt < g0 + GN; nt++)
+                    *reinterpret_cast<unsigned *>(man + (size_t)d * ATTNC_BP_VP + bp_col(v0, nt, lane, 0)) =
+                        bp_pack_s16(acc[nt][2 * hf] * up, acc[nt][2 * hf + 1] * up);
+            }
+            if ((lane & 3) == 0)
+                scale[d * ATTNC_BP_NSL + v0 / ATTNC_BP_VS + g0 / GN] = sc;
         }
-        if ((lane & 3) == 0)
-            scale[d * ATTNC_BP_NSL + v0 / ATTNC_BP_VS] = sc;
-    }
 #else   // fp32 images: the accumulators as they are (the walk stores its own as it scales them)
     elt *x = (elt *)img;
 #pragma unroll
@@ -719,13 +764,13 @@ __device__ __forceinline__ int bp_walk_c0(int bos, int nchunks, int it)
 
 // The copies of a walk's chunk from token c0 into shared memory: its input rows and (reverse) its dO slice;
 // issued for the first chunk before the walk, and for the next while this one is used.
-template <bool REV>
+template <bool REV, int W = ATTNC_BP_VS>
 __device__ __forceinline__ void bp_walk_issue(const attnc_bwd_params &p, int c0, int eos, int h, int v0, unsigned char *stage,
                                               unsigned char *dstage, attnc_bwd_stage_held *held)
 {
     attnc_bwd_stage_issue<false>(p, c0, eos, h, stage, held);   // (unrolled, gated_deltanet's bwdp_states spilled)
     if constexpr (REV)
-        bp_stage_dout<ATTNC_BP_VS>(p, c0, min(ATTNC_BP_C, eos - c0), h, v0, dstage);
+        bp_stage_dout<W>(p, c0, min(ATTNC_BP_C, eos - c0), h, v0, dstage);
 }
 
 // Element (d, c) of the walks' state at the start: h0 and z0 (forward), or dhT and dzT (reverse; only the
@@ -871,7 +916,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {
                 bp_roles x[2];
                 bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
-                float dy[2][ATTNC_BP_NY];   // reverse: the dO slice, read before the stores
+                float dy[2][ATTNC_BP_NY(ATTNC_BP_VS)];   // reverse: the dO slice, read before the stores
                 if constexpr (REV)
                     bp_dout_load2(dstage, r0, v0, nrows, lane, dy);
                 bp_qk_tile_rows2<XSTAGE, REV ? 1 : 2>(stage, x, r0, nrows, X, lane);
@@ -987,152 +1032,165 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
 // S_in(c) + L_c with L_c = Kd_c^T V_c (forward), dS_out(c-1) = e^{b_L(c)} dS_out(c) + L'_c with L'_c = Qg_c^T
 // d(x)_c (reverse), so they split: the walk kernels with p.bp_run = R > 0 form every chunk's product on its
 // own (runs of R slots per CTA, as many CTAs as SMs) into the chunk's image slot and its decay e^{b_L} into
-// ws_decay, then attnc_bwdp_scan_states (scan_dstates) walks the chunks once per state row: a warp per row,
-// each lane two columns in every 64, the products read ATTNC_BP_SCAN_AHEAD chunks ahead and each slot
+// ws_decay, then attnc_bwdp_scan_states (scan_dstates) walks the chunks once per state row (8 columns a
+// lane, a row's lanes in one warp), the products read ATTNC_BP_SCAN_AHEAD chunks ahead and each slot
 // overwritten with the state (the image format the chunk kernel reads: same rounding, same scale per row
 // and slice).  The products pass through the image format (16-bit mantissas of the row's scale, or fp32):
 // one rounding more than the walk, as fine as the state's own.  api/backward.c chooses the scan where the
 // walks would have fewer CTAs than half the SMs.
 #define ATTNC_BP_SCAN_AHEAD 8
-#define ATTNC_BP_SCAN_NP ((ATTNC_BP_VP + 63) / 64)   // a lane's column pairs: columns 2 lane + 64 j, 2 lane + 64 j + 1
+// A lane holds 8 consecutive columns of a row (one 16-byte load of mantissas); a row takes LPR lanes, padded
+// to a group of G (a power of two), so a warp holds 32 / G rows.  (A lane's columns lie in one image slice:
+// slices are multiples of 16 columns.)  Eight columns a lane, not two: the scan is instruction-bound, and
+// the per-step work of a row (its slices' maxima, its addresses) is shared by more columns.
+#define ATTNC_BP_SCAN_LPR (ATTNC_BP_VP / 8)
+#define ATTNC_BP_SCAN_G (ATTNC_BP_SCAN_LPR <= 2 ? 2 : ATTNC_BP_SCAN_LPR <= 4 ? 4 : ATTNC_BP_SCAN_LPR <= 8 ? 8 : ATTNC_BP_SCAN_LPR <= 16 ? 16 : 32)
+#define ATTNC_BP_SCAN_RPW (32 / ATTNC_BP_SCAN_G)
+#define ATTNC_BP_SCAN_ROWS (ATTNC_B_WARPS * ATTNC_BP_SCAN_RPW)   // state rows per CTA (api/backward.c's grid)
 #define ATTNC_BP_SCAN_NSL (ATTNC_BP_VP / ATTNC_BP_VS)
+static_assert(ATTNC_BP_SCAN_LPR <= 32, "a row in one warp");
 
-struct bp_scan_item {   // a lane's share of one chunk's product row and the row's decay
+struct bp_scan_item {   // a lane's 8 columns of one chunk's product row, their slice's scale, the row's decay
 #if ATTNC_BP_LO
-    unsigned m[ATTNC_BP_SCAN_NP];   // two mantissas
-    float sc[ATTNC_BP_SCAN_NSL];
+    attnc_u4 m;
+    float sc;
 #else
-    float2 x[ATTNC_BP_SCAN_NP];
+    float4 x[2];
 #endif
     float f;
 };
 
-__device__ __forceinline__ void bp_scan_load(const attnc_bwd_params &p, const unsigned char *img, int slot, int h, int d,
-                                             int lane, bp_scan_item &r)
+// img: the lane's first column in the slot's image; scale: its slice's scale there; decay: the row's
+// e^{b_L} (null: no decay).  Lanes without columns (active false) load nothing.
+__device__ __forceinline__ void bp_scan_load(const unsigned char *img, const float *scale, const float *decay, bool active,
+                                             bp_scan_item &r)
 {
-#pragma unroll
-    for (int j = 0; j < ATTNC_BP_SCAN_NP; j++) {
-        const int c = 2 * lane + 64 * j;
 #if ATTNC_BP_LO
-        r.m[j] = c < ATTNC_BP_VP ? *reinterpret_cast<const unsigned *>((const short *)img + (size_t)d * ATTNC_BP_VP + c) : 0u;
+    r.m = active ? *reinterpret_cast<const attnc_u4 *>(img) : attnc_u4{0u, 0u, 0u, 0u};
+    r.sc = active ? *scale : 0.f;
 #else
-        r.x[j] = c < ATTNC_BP_VP ? *reinterpret_cast<const float2 *>((const float *)img + (size_t)d * ATTNC_BP_VP + c)
-                                 : make_float2(0.f, 0.f);
+    (void)scale;
+    r.x[0] = active ? reinterpret_cast<const float4 *>(img)[0] : make_float4(0.f, 0.f, 0.f, 0.f);
+    r.x[1] = active ? reinterpret_cast<const float4 *>(img)[1] : make_float4(0.f, 0.f, 0.f, 0.f);
 #endif
-    }
-#if ATTNC_BP_LO
-    const float *scale = (const float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2);
-#pragma unroll
-    for (int sl = 0; sl < ATTNC_BP_SCAN_NSL; sl++)
-        r.sc[sl] = scale[d * ATTNC_BP_SCAN_NSL + sl];
-#endif
-    r.f = 1.f;
-    if constexpr (ATTNC_BP_GATED)
-        if (d < ATTNC_B_K)
-            r.f = p.ws_decay[((size_t)slot * ATTNC_HOUT + h) * ATTNC_B_GK + (ATTNC_B_GK > 1 ? d : 0)];
+    r.f = active && decay ? *decay : 1.f;
 }
 
 template <bool REV>
 __device__ __forceinline__ void bp_scan_walk(const attnc_bwd_params &p)
 {
-    constexpr int NP = ATTNC_BP_SCAN_NP, AHEAD = ATTNC_BP_SCAN_AHEAD;
-    const int lane = threadIdx.x & 31, d = blockIdx.z * ATTNC_B_WARPS + (threadIdx.x >> 5);
-    const int n = blockIdx.x, h = blockIdx.y;
-    if (d >= ATTNC_BP_KP)
-        return;
+    constexpr int AHEAD = ATTNC_BP_SCAN_AHEAD, G = ATTNC_BP_SCAN_G, NSL = ATTNC_BP_SCAN_NSL;
+    const int lane = threadIdx.x & 31, li = lane % G;
+    const int d = (blockIdx.z * ATTNC_B_WARPS + (threadIdx.x >> 5)) * ATTNC_BP_SCAN_RPW + lane / G;
+    const int n = blockIdx.x, h = blockIdx.y, c = li * 8, sl = c / ATTNC_BP_VS;
+    // every lane takes part in the shuffles; only those with columns of a row load and store
+    const bool active = li < ATTNC_BP_SCAN_LPR && d < ATTNC_BP_KP;
     int bos, eos;
     attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
     const int nchunks = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
-    unsigned char *image = REV ? (unsigned char *)p.ws_dso : (unsigned char *)p.ws_sin;
-    auto slot_of = [&](int it) { return bp_walk_c0<REV>(bos, nchunks, it) / ATTNC_BP_C + n; };
-    float s[NP][2];
+    // the lane's columns in the image of the walk's first chunk, and the step to the next chunk's (slots
+    // are consecutive: forward up, reverse down)
+    const int slot0 = bp_walk_c0<REV>(bos, nchunks, 0) / ATTNC_BP_C + n;
+    const long long step = (REV ? -1ll : 1ll) * ATTNC_HOUT * ATTNC_BP_IMG_BYTES;
+    const int drow = active ? d : 0;
+    unsigned char *img = (unsigned char *)(REV ? p.ws_dso : p.ws_sin) + bp_image(slot0, h);
+#if ATTNC_BP_LO
+    unsigned char *col = img + ((size_t)drow * ATTNC_BP_VP + c) * 2;
+    unsigned char *scl = img + ATTNC_BP_KP * ATTNC_BP_VP * 2 + (size_t)(drow * NSL + sl) * 4;
+#else
+    unsigned char *col = img + ((size_t)drow * ATTNC_BP_VP + c) * 4;
+    unsigned char *scl = col;
+#endif
+    const float *dec = nullptr;
+    long long dstep = 0;
+    if constexpr (ATTNC_BP_GATED) {
+        dec = p.ws_decay + ((size_t)slot0 * ATTNC_HOUT + h) * ATTNC_B_GK + (ATTNC_B_GK > 1 && d < ATTNC_B_K ? d : 0);
+        dstep = (REV ? -1ll : 1ll) * ATTNC_HOUT * ATTNC_B_GK;
+        if (ATTNC_B_GK > 1 && d >= ATTNC_B_K)
+            dstep = 0, dec = nullptr;   // padding rows: no decay (their state is 0)
+    }
+    float s[8];
 #pragma unroll
-    for (int j = 0; j < NP; j++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-            const int c = 2 * lane + 64 * j + e;
-            s[j][e] = c < ATTNC_BP_VP ? bp_state_start<REV>(p, n, h, d, c) : 0.f;
-        }
+    for (int e = 0; e < 8; e++)
+        s[e] = active && c + e < ATTNC_BP_VP ? bp_state_start<REV>(p, n, h, d, c + e) : 0.f;
     bp_scan_item ring[AHEAD];
 #pragma unroll
     for (int a = 0; a < AHEAD; a++)
-        if (a < nchunks)
-            bp_scan_load(p, image + bp_image(slot_of(a), h), slot_of(a), h, d, lane, ring[a]);
+        bp_scan_load(col + a * step, (const float *)(scl + a * step), dec ? dec + a * dstep : nullptr, active && a < nchunks,
+                     ring[a]);
+#pragma unroll 1
     for (int it0 = 0; it0 < nchunks; it0 += AHEAD)
 #pragma unroll
         for (int a = 0; a < AHEAD; a++) {
             const int it = it0 + a;
             if (it >= nchunks)
                 break;
-            const int slot = slot_of(it);
-            unsigned char *img = image + bp_image(slot, h);
+            unsigned char *here = col + (long long)it * step;
             // the chunk's product, decoded (its loads complete) before its slot is overwritten
-            float x[NP][2];
-#pragma unroll
-            for (int j = 0; j < NP; j++) {
+            float x[8];
 #if ATTNC_BP_LO
-                const float sc = ring[a].sc[min((2 * lane + 64 * j) / ATTNC_BP_VS, ATTNC_BP_SCAN_NSL - 1)];
-                x[j][0] = (float)(short)(ring[a].m[j] & 0xffffu) * sc;
-                x[j][1] = (float)(short)(ring[a].m[j] >> 16) * sc;
+            const short *mm = reinterpret_cast<const short *>(&ring[a].m);
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                x[e] = (float)mm[e] * ring[a].sc;
 #else
-                x[j][0] = ring[a].x[j].x;
-                x[j][1] = ring[a].x[j].y;
+            x[0] = ring[a].x[0].x, x[1] = ring[a].x[0].y, x[2] = ring[a].x[0].z, x[3] = ring[a].x[0].w;
+            x[4] = ring[a].x[1].x, x[5] = ring[a].x[1].y, x[6] = ring[a].x[1].z, x[7] = ring[a].x[1].w;
 #endif
-            }
             const float f = ring[a].f;
-            __syncwarp();   // every lane's read of the row's scales before lane 0 writes them
-            if (it + AHEAD < nchunks)
-                bp_scan_load(p, image + bp_image(slot_of(it + AHEAD), h), slot_of(it + AHEAD), h, d, lane, ring[a]);
+            __syncwarp();   // every lane's read of the row's scales before a lane writes them
+            const long long ahead = (long long)(it + AHEAD) * step;
+            bp_scan_load(col + ahead, (const float *)(scl + ahead), dec ? dec + (long long)(it + AHEAD) * dstep : nullptr,
+                         active && it + AHEAD < nchunks, ring[a]);
             // the state into the slot, as bp_img_store forms it
 #if ATTNC_BP_LO
-            float up[ATTNC_BP_SCAN_NSL];
+            float mx = 0.f;
 #pragma unroll
-            for (int sl = 0; sl < ATTNC_BP_SCAN_NSL; sl++) {
-                float mx = 0.f;
+            for (int e = 0; e < 8; e++)
+                mx = attnc_absmax_nan(mx, s[e]);
+            if constexpr (NSL == 1 || ((ATTNC_BP_VS / 8) & (ATTNC_BP_VS / 8 - 1)) == 0) {
+                // the slice's lanes are an aligned power-of-two group: a butterfly over it
 #pragma unroll
-                for (int j = 0; j < NP; j++)
-                    if (2 * lane + 64 * j < ATTNC_BP_VP && (2 * lane + 64 * j) / ATTNC_BP_VS == sl) {
-                        mx = attnc_absmax_nan(mx, s[j][0]);
-                        mx = attnc_absmax_nan(mx, s[j][1]);
-                    }
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1)
+                for (int o = (NSL == 1 ? G : ATTNC_BP_VS / 8) / 2; o > 0; o >>= 1)
                     mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-                const float sc = bp_img_exp(mx, up[sl]);
-                if (lane == 0)
-                    ((float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2))[d * ATTNC_BP_SCAN_NSL + sl] = sc;
-            }
+            } else {   // slices of 48, 80, 96 or 112 columns: each slice's maximum over the row's group
+                float mine = 0.f;
 #pragma unroll
-            for (int j = 0; j < NP; j++) {
-                const int c = 2 * lane + 64 * j;
-                if (c < ATTNC_BP_VP) {
-                    const float u = up[c / ATTNC_BP_VS];
-                    const unsigned short lo = (unsigned short)attnc_f2s16_rn_sat(s[j][0] * u);
-                    const unsigned short hi = (unsigned short)attnc_f2s16_rn_sat(s[j][1] * u);
-                    *reinterpret_cast<unsigned *>((short *)img + (size_t)d * ATTNC_BP_VP + c) = (unsigned)lo | ((unsigned)hi << 16);
+                for (int t = 0; t < NSL; t++) {
+                    float m = sl == t ? mx : 0.f;
+#pragma unroll
+                    for (int o = G / 2; o > 0; o >>= 1)
+                        m = attnc_absmax_nan(m, __shfl_xor_sync(0xffffffffu, m, o));
+                    mine = sl == t ? m : mine;
                 }
+                mx = mine;
+            }
+            float up;
+            const float sc = bp_img_exp(mx, up);
+            if (active) {
+                unsigned w[4];
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    w[e] = bp_pack_s16(s[2 * e] * up, s[2 * e + 1] * up);
+                *reinterpret_cast<attnc_u4 *>(here) = attnc_u4{w[0], w[1], w[2], w[3]};
+                if (c % ATTNC_BP_VS == 0)   // the slice's first lane
+                    *reinterpret_cast<float *>(scl + (long long)it * step) = sc;
             }
 #else
-#pragma unroll
-            for (int j = 0; j < NP; j++) {
-                const int c = 2 * lane + 64 * j;
-                if (c < ATTNC_BP_VP)
-                    *reinterpret_cast<float2 *>((float *)img + (size_t)d * ATTNC_BP_VP + c) = make_float2(s[j][0], s[j][1]);
+            if (active) {
+                reinterpret_cast<float4 *>(here)[0] = make_float4(s[0], s[1], s[2], s[3]);
+                reinterpret_cast<float4 *>(here)[1] = make_float4(s[4], s[5], s[6], s[7]);
             }
 #endif
 #pragma unroll
-            for (int j = 0; j < NP; j++)
-#pragma unroll
-                for (int e = 0; e < 2; e++)
-                    s[j][e] = fmaf(f, s[j][e], x[j][e]);
+            for (int e = 0; e < 8; e++)
+                s[e] = fmaf(f, s[e], x[e]);
         }
     if constexpr (REV)
+        if (active)
 #pragma unroll
-        for (int j = 0; j < NP; j++)
-#pragma unroll
-            for (int e = 0; e < 2; e++)
-                if (2 * lane + 64 * j + e < ATTNC_BP_VP)
-                    bp_state_dh0(p, n, h, d, 2 * lane + 64 * j + e, s[j][e]);
+            for (int e = 0; e < 8; e++)
+                bp_state_dh0(p, n, h, d, c + e, s[e]);
 }
 
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_scan_states(attnc_bwd_params p)

@@ -401,8 +401,9 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *kernel, const att
  * the handle allocates on the first launch and keeps (it grows, never shrinks).  No device call.  With
  * the chunk-parallel schedule (the default where it applies; ATTNC_BWD_SCHEDULE=sequential turns it off)
  * every tensor's gradient is counted as wanted: a launch that wants fewer allocates less.  How its state
- * walks run is read from ATTNC_BWD_WALK when the handle is made (auto, sequence or scan; auto scans where
- * the per-sequence walks would leave most SMs idle, which adds each chunk's decay to the workspace). */
+ * walks run is read from ATTNC_BWD_WALK when the handle is made: auto, sequence (a CTA per sequence, head and
+ * slice of V) or split (more CTAs: scanned, which adds each chunk's decay to the workspace, or for the delta
+ * rule narrow slices of V); auto splits where the walks of the sequences would leave most SMs idle. */
 size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *kernel, int64_t B, int64_t T, int64_t nseq, int with_dh0);
 /* Bytes of device workspace the handle holds now (0 before its first launch). */
 size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *kernel);

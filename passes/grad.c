@@ -121,10 +121,11 @@
  * B = 8, T = 8192, H = 16, K = V = 128): the forward walk 3.41 ms (VS 32, 1.3 waves, rows loaded one
  * after another) -> 1.76 ms (VS 128) -> 1.43 ms (staged rows); the reverse walk 4.09 -> 1.71 -> 1.33 ms.
  * Two CTAs per SM with VS 64 measured no better (1.52 ms).
- * With few sequences and heads the walks leave most SMs idle; without the delta rule api/backward.c then
- * scans instead (walk_run; codegen/linear_bwd_par_kernel.cuh, "scanned"): the walk kernels form each chunk's
- * product alone into its image slot, and a scan per state row turns the products into the states, in
- * place, in the same image format.
+ * With few sequences and heads the walks leave most SMs idle; api/backward.c then splits them (walks_split):
+ * without the delta rule it scans (scan_run; codegen/linear_bwd_par_kernel.cuh, "scanned"): the walk
+ * kernels form each chunk's product alone into its image slot, and a scan per state row turns the products
+ * into the states, in place, in the same image format; the delta rule walks narrow slices (bp_vs columns
+ * of V, below: "The delta rule").
  * The gate gradient is formed per factor of the chunk (the log-weight rule applied to each e^{x}, whose
  * terms do not cancel): da_s = e^{b_L} <S_in, dS_out> + sum_{j < s} k_j . dk_inter_j
  * + sum_{r >= s} q_r . dq_inter_r + sum_{j < s <= r} (dO_r . v_j) P_rj.  This equals the sequential
@@ -549,7 +550,10 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_chunk = C;
         gp->bp_kp = KP;
         gp->bp_vp = VP;
-        gp->bp_vs = VP;
+        /* walks of all of V, and narrow ones (slices of 32 or 16 columns, 4x the CTAs) for few sequences
+         * and heads: the images' scales are per row and narrow slice, so that both write the same format */
+        gp->bp_vw = VP;
+        gp->bp_vs = VP % 32 == 0 ? 32 : 16;
         gp->bp_stage_bytes = stage;
         gp->bp_do_es = do_es;
         gp->bp_role_stage[0] = staged_role(m, gp, m->linear.query, gp->K, false);
@@ -558,7 +562,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_walk_smem = walk;
         gp->bp_chunk_smem = chunk;
         gp->bp_slo = slo;
-        gp->bp_image_bytes = KP * VP * 2 + KP * 4;   /* mantissas and one scale per row (one slice) */
+        gp->bp_image_bytes = KP * VP * 2 + KP * (VP / gp->bp_vs) * 4;   /* mantissas, a scale per row and slice */
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
         gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);
@@ -611,7 +615,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_chunk = C;
     gp->bp_kp = KP;
     gp->bp_vp = VP;
-    gp->bp_vs = VS;
+    gp->bp_vs = gp->bp_vw = VS;
     gp->bp_image_bytes = split ? KP * VP * 4 : KP * VP * 2 + KP * (VP / VS) * 4;
     gp->bp_stage_bytes = stage;
     gp->bp_do_es = do_es;

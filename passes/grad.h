@@ -38,7 +38,9 @@ typedef struct grad_plan {
     bool bp_vsplit;       /* the value role is computed: its bf16 tiles carry a remainder tile (two mma) */
     uint32_t bp_chunk;    /* tokens per chunk (and per state image) */
     uint32_t bp_kp, bp_vp; /* K and V rounded up to 16 (the images' and tiles' shape) */
-    uint32_t bp_vs;       /* state columns per CTA of the state walks */
+    uint32_t bp_vs;       /* state columns per CTA of the state walks, and per scale of an image row */
+    uint32_t bp_vw;       /* the widest walks' columns per CTA: bp_vs, or (the delta rule) all of V, whose
+                           * walks come in both widths (the narrow ones where the wide would idle the GPU) */
     bool bp_slo;          /* 16-bit tiles: the chunk kernels read the images as hi + lo tiles (two mma per
                            * product), where the lo tile fits in shared memory without a smaller chunk */
     uint32_t bp_image_bytes; /* one state image (S_in or dS_out of one chunk and head): bf16 tiles KP x VP int16

@@ -45,18 +45,30 @@ void par_run(const host_args &a)
     p.ws_w = ws_w.data();
     p.ws_u = ws_u.data();
     cpu_launch(par::attnc_bwdp_wy, gc, 256, par::attnc_bd_wy_layout::bytes, p);
-    cpu_launch(par::attnc_bwdp_states, gw, 256, par::attnc_bd_walk_layout::bytes, p);
-    cpu_launch(par::attnc_bwdp_dstates, gw, 256, par::attnc_bd_walk_layout::bytes, p);
+#if ATTNC_BP_VS != ATTNC_BP_VW
+    // CUDA_CPU_NARROW=1: the walks of narrow V slices (api/backward.c's walks_split)
+    if (std::getenv("CUDA_CPU_NARROW")) {
+        std::printf("narrow walks: %d slices of %d columns\n", ATTNC_BP_VP / ATTNC_BP_VS, ATTNC_BP_VS);
+        dim3c gn{(unsigned)a.nseq, ATTNC_HOUT, ATTNC_BP_VP / ATTNC_BP_VS};
+        cpu_launch(par::attnc_bwdp_states_narrow, gn, 256, par::attnc_bd_walk_layout::bytes, p);
+        cpu_launch(par::attnc_bwdp_dstates_narrow, gn, 256, par::attnc_bd_walk_layout::bytes, p);
+    } else
+#endif
+    {
+        gw.z = ATTNC_BP_VP / ATTNC_BP_VW;
+        cpu_launch(par::attnc_bwdp_states, gw, 256, par::attnc_bd_walk_layout::bytes, p);
+        cpu_launch(par::attnc_bwdp_dstates, gw, 256, par::attnc_bd_walk_layout::bytes, p);
+    }
     cpu_launch(par::attnc_bwdp_chunk, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
     cpu_launch(par::attnc_bwdp_wy_adjoint, gc, 256, par::attnc_bd_adj_layout::bytes, p);
 #else
-    // CUDA_CPU_RUN=R: the scanned walks (runs of R slots, then attnc_bwdp_scan_*), as api/backward.c's walk_run
+    // CUDA_CPU_RUN=R: the scanned walks (runs of R slots, then attnc_bwdp_scan_*), as api/backward.c's scan_run
     const char *run_env = std::getenv("CUDA_CPU_RUN");
     const int run = run_env ? std::atoi(run_env) : 0;
     std::vector<float> decay((size_t)slots * ATTNC_HOUT * ATTNC_B_GK);
     std::memset(decay.data(), 0xff, decay.size() * sizeof(float));
     dim3c gr{(slots + run - 1) / (run > 0 ? run : 1), ATTNC_HOUT, ATTNC_BP_VP / ATTNC_BP_VS};
-    dim3c gs{(unsigned)a.nseq, ATTNC_HOUT, (ATTNC_BP_KP + 7) / 8};
+    dim3c gs{(unsigned)a.nseq, ATTNC_HOUT, (ATTNC_BP_KP + ATTNC_BP_SCAN_ROWS - 1) / ATTNC_BP_SCAN_ROWS};
     if (run > 0) {
         p.bp_run = run;
         p.ws_decay = decay.data();
