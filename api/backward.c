@@ -127,11 +127,13 @@ static attnc_status bwd_schedule(attnc_ctx *ctx, bool *parallel)
 static attnc_status bwd_walk_mode(attnc_ctx *ctx, walk_mode *mode)
 {
     const char *s = getenv("ATTNC_BWD_WALK");
-    *mode = !s || !*s || strcmp(s, "auto") == 0 ? WALK_AUTO
-            : strcmp(s, "sequence") == 0        ? WALK_SEQUENCE
-            : strcmp(s, "split") == 0           ? WALK_SPLIT
-                                                : (walk_mode)-1;
-    if ((int)*mode < 0)
+    if (!s || !*s || strcmp(s, "auto") == 0)
+        *mode = WALK_AUTO;
+    else if (strcmp(s, "sequence") == 0)
+        *mode = WALK_SEQUENCE;
+    else if (strcmp(s, "split") == 0)
+        *mode = WALK_SPLIT;
+    else
         return api_fail(ctx, ATTNC_ERR_USAGE, "ATTNC_BWD_WALK is '%s': auto, sequence or split", s);
     return ATTNC_OK;
 }
@@ -188,7 +190,7 @@ void attnc_grad_kernel_free(attnc_grad_kernel *k)
 /* The backward's kernel object from the generated unit's plan (no device: nothing loaded, no workspace). */
 static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_output *cg, attnc_grad_kernel **out)
 {
-    walk_mode walk;
+    walk_mode walk = WALK_AUTO;
     attnc_status wst = bwd_walk_mode(ctx, &walk);
     if (wst != ATTNC_OK)
         return wst;

@@ -85,6 +85,9 @@ $hint"
 run 2 run x.attn --tokens 0
 expect_file err "attnc: run: --tokens needs an integer from 1 to 16777216, not '0'
 $hint"
+run 2 run x.attn --tokens 4 --grad --bwd-walk sideways
+expect_file err "attnc: run: --bwd-walk takes auto, sequence or split, not 'sideways'
+$hint"
 run 2 ir
 expect_file err "attnc: ir: expected exactly one FILE
 $hint"
