@@ -596,10 +596,6 @@ __device__ __forceinline__ size_t bp_image(int slot, int h)
     return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_IMG_BYTES;
 }
 
-// A warp's 16 state rows from m0 (its accumulators, NT n-tiles from column v0: the walk's slice) into the
-// image (16-bit tiles): per row, e = ilogb(max |x|) - 14 (at least -126; the row's max from the quad that
-// holds it, keeping a NaN: a NaN state gives a NaN image row), m = rint(x 2^-e) saturated to 16 bits
-// (|x 2^-e| < 2^15, so only a rounding up to 2^15 saturates), the scale 2^e (NaN for a row with an inf or NaN).
 #if ATTNC_BP_LO
 // An image row's scale from its max |x| mx (a NaN kept): e = ilogb(mx) - 14 (at least -126); returns 2^e (NaN
 // for a row with an inf or NaN) and sets up = 2^-e, the factor that makes the mantissas.
@@ -638,6 +634,11 @@ __device__ __forceinline__ void bp_quad_transpose(unsigned (&w)[4], int lane)
     }
 }
 
+// A warp's 16 state rows from m0 (its accumulators, NT n-tiles from column v0: the walk's slice) into the
+// image (16-bit tiles): per row and image slice (ATTNC_BP_VS columns: the walk's, or a quarter of the delta
+// rule's wide walks'), e = ilogb(max |x|) - 14 (at least -126; the max from the quad that holds the row,
+// keeping a NaN: a NaN state gives a NaN image row), m = rint(x 2^-e) saturated to 16 bits (|x 2^-e| < 2^15,
+// so only a rounding up to 2^15 saturates), the scale 2^e (NaN for a row with an inf or NaN).
 template <int NT>
 __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4], int m0, int v0, int lane)
 {
@@ -870,12 +871,12 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         first = n * run;
         end = min(first + run, p.total / ATTNC_BP_C + p.nseq + 1);
     }
-    const int nchunks = end;
-    // the CTA's chunk `it` (walk: of its order; runs: the slot): its sequence, first token and the sequence's
-    // end; from `it` on, the first that exists (a slot with no chunk is skipped), `end` where none does
+    // the CTA's chunk `it` (walk: of its order, `end` chunks; runs: the slot): its sequence, first token and
+    // the sequence's end; from `it` on, the first that exists (a slot with no chunk is skipped), `end` where
+    // none does
     auto chunk_from = [&](int it, int &cn, int &cc0, int &ceos) -> int {
         if (run == 0) {
-            cn = n, cc0 = bp_walk_c0<REV>(bos, nchunks, it), ceos = eos;
+            cn = n, cc0 = bp_walk_c0<REV>(bos, end, it), ceos = eos;
             return it;
         }
         while (it < end && !bp_slot_chunk(p, it, cn, cc0, ceos))
