@@ -315,6 +315,10 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         bool loaded = api_load_function(image, size, first, entries[i], smem, &k->fn[i], &err);
         if (loaded && !first)
             first = k->fn[i];
+        if (!loaded && rk) {   /* compiled for sm_90 only: elsewhere the runs take the walk kernels */
+            k->fn[i] = NULL;
+            continue;
+        }
         if (!loaded) {
             free(image);
             attnc_grad_kernel_free(k);

@@ -1026,7 +1026,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
     bp_walk<true>(p);
 }
 
-#if ATTNC_BP_RUN2
+#if ATTNC_BP_RUN2 && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900)
+// (sm_90 only: lightning's spilled at 128 registers on sm_80, where two CTAs' shared memory does not fit anyway.)
 // The same kernels for the scanned walks' runs of products (p.bp_run > 0) at two CTAs an SM, where two fit
 // in shared memory (passes/grad.c's bp_run2): a product carries no state from one chunk to the next, so a
 // second CTA's work fills the barriers and latencies of the first; the walks, which carry a state in
