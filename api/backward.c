@@ -66,6 +66,7 @@ struct attnc_grad_kernel {
     bool parallel;      /* the chunk-parallel schedule (the default where it applies; ATTNC_BWD_SCHEDULE) */
     uint32_t bp_kp, bp_vp, bp_vs, bp_vw, bp_image;   /* its image shape, state walk slices (narrow: the images'
                                                       * scales', wide), bytes of one image */
+    uint32_t bp_scan_rows;  /* the scan's state rows per CTA */
     unsigned bp_walk_smem, bp_chunk_smem;
     bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv) */
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
@@ -249,6 +250,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_vp = cg->plan.bp_vp;
         k->bp_vs = cg->plan.bp_vs;
         k->bp_vw = cg->plan.bp_vw;
+        k->bp_scan_rows = cg->plan.bp_scan_rows;
         k->bp_image = cg->plan.bp_image_bytes;
         k->bp_walk_smem = cg->plan.bp_walk_smem;
         k->bp_chunk_smem = cg->plan.bp_chunk_smem;
@@ -569,12 +571,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         lp.bp_run = (int)run;
         unsigned gw[3] = {(unsigned)(run ? (slots + run - 1) / run : N), k->sh.heads_out,
                           k->bp_vp / (narrow ? k->bp_vs : k->bp_vw)};
-        /* the scan: a row's V / 8 lanes padded to a power of two, 32 / that rows a warp (ATTNC_BP_SCAN_ROWS) */
-        unsigned group = 2, rows;
-        while (group < k->bp_vp / 8)
-            group *= 2;
-        rows = CG_BWD_WARPS * (32 / group);
-        unsigned gs[3] = {(unsigned)N, k->sh.heads_out, (k->bp_kp + rows - 1) / rows};
+        unsigned gs[3] = {(unsigned)N, k->sh.heads_out, run ? (k->bp_kp + k->bp_scan_rows - 1) / k->bp_scan_rows : 0};
         unsigned gc[3] = {(unsigned)slots, k->sh.heads_out, 1};
         rt_function *walk_fwd = k->fn[narrow ? BK_P_STATES_NARROW : BK_P_STATES];
         rt_function *walk_rev = k->fn[narrow ? BK_P_DSTATES_NARROW : BK_P_DSTATES];

@@ -39,6 +39,8 @@ typedef struct grad_plan {
     uint32_t bp_chunk;    /* tokens per chunk (and per state image) */
     uint32_t bp_kp, bp_vp; /* K and V rounded up to 16 (the images' and tiles' shape) */
     uint32_t bp_vs;       /* state columns per CTA of the state walks, and per scale of an image row */
+    uint32_t bp_scan_rows; /* the scan's state rows per CTA (ATTNC_BP_SCAN_ROWS): 8 warps of 32 lanes, a row
+                            * VP / 8 lanes padded to a power of two */
     uint32_t bp_vw;       /* the widest walks' columns per CTA: bp_vs, or (the delta rule) all of V, whose
                            * walks come in both widths (the narrow ones where the wide would idle the GPU) */
     bool bp_slo;          /* 16-bit tiles: the chunk kernels read the images as hi + lo tiles (two mma per
