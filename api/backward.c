@@ -103,14 +103,17 @@ typedef struct bwd_params {
 } bwd_params;
 
 typedef struct bwd_sum_params {
-    const float *part;
+    float *part;
     void *out;
     int dtype;
     long long rows;
     int group;
     int len;
     int tokens;
+    int span;
+    int pass;
 } bwd_sum_params;
+enum { SUM_ONE, SUM_SPLITS, SUM_FINAL };   /* attnc_bwd_sum_param's passes (ATTNC_SUM_*) */
 
 /* The backward's schedule, ATTNC_BWD_SCHEDULE: unset, empty, "auto" or "parallel": the chunk-parallel
  * schedule of the causal additive part (codegen/linear_bwd_par_kernel.cuh) where it applies, else the
@@ -470,17 +473,36 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     return ATTNC_OK;
 }
 
+/* A parameter's sum over the tokens in splits of at least 256 tokens, enough of them for about 1024 CTAs in
+ * all, then (more than one split) a second pass over the splits' sums (codegen/linear_bwd_kernel.cuh). */
 static attnc_status launch_sum(attnc_ctx *ctx, attnc_grad_kernel *k, int which, bwd_sum_params sp, void *stream)
 {
     rt_error err;
     unsigned block[3] = {CG_BWD_THREADS, 1, 1};
     unsigned grid[3] = {1, 1, 1};
-    if (which == BK_SUM_HEADS)
-        grid[0] = (unsigned)(((size_t)sp.rows * (size_t)sp.len + CG_BWD_THREADS - 1) / CG_BWD_THREADS);
-    else
-        grid[0] = (unsigned)(sp.rows * sp.len);
     void *params[] = {&sp};
+    if (which == BK_SUM_HEADS) {
+        grid[0] = (unsigned)(((size_t)sp.rows * (size_t)sp.len + CG_BWD_THREADS - 1) / CG_BWD_THREADS);
+        if (grid[0] && !rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
+            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+        return ATTNC_OK;
+    }
+    long long outputs = sp.rows * sp.len, tokens = sp.tokens > 0 ? sp.tokens : 1;
+    long long splits = outputs >= 1024 ? 1 : 1024 / outputs, most = (tokens + 255) / 256;
+    if (splits > most)
+        splits = most;
+    sp.span = (int)((tokens + splits - 1) / splits);
+    splits = (tokens + sp.span - 1) / sp.span;
+    grid[0] = (unsigned)outputs;
+    grid[1] = (unsigned)splits;
+    sp.pass = splits > 1 ? SUM_SPLITS : SUM_ONE;
     if (grid[0] && !rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    if (sp.pass == SUM_ONE || !grid[0])
+        return ATTNC_OK;
+    grid[1] = 1;
+    sp.pass = SUM_FINAL;
+    if (!rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     return ATTNC_OK;
 }
