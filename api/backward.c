@@ -67,6 +67,7 @@ struct attnc_grad_kernel {
     bool parallel;      /* the chunk-parallel schedule (the default where it applies; ATTNC_BWD_SCHEDULE) */
     uint32_t bp_kp, bp_vp, bp_vs, bp_vw, bp_image;   /* its image shape, state walk slices (narrow: the images'
                                                       * scales', wide), bytes of one image */
+    uint32_t bp_scan_rows;  /* the scan's state rows per CTA */
     unsigned bp_walk_smem, bp_chunk_smem;
     bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv) */
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
@@ -105,14 +106,17 @@ typedef struct bwd_params {
 } bwd_params;
 
 typedef struct bwd_sum_params {
-    const float *part;
+    float *part;
     void *out;
     int dtype;
     long long rows;
     int group;
     int len;
     int tokens;
+    int span;
+    int pass;
 } bwd_sum_params;
+enum { SUM_ONE, SUM_SPLITS, SUM_FINAL };   /* attnc_bwd_sum_param's passes (ATTNC_SUM_*) */
 
 /* The backward's schedule, ATTNC_BWD_SCHEDULE: unset, empty, "auto" or "parallel": the chunk-parallel
  * schedule of the causal additive part (codegen/linear_bwd_par_kernel.cuh) where it applies, else the
@@ -252,6 +256,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_vp = cg->plan.bp_vp;
         k->bp_vs = cg->plan.bp_vs;
         k->bp_vw = cg->plan.bp_vw;
+        k->bp_scan_rows = cg->plan.bp_scan_rows;
         k->bp_image = cg->plan.bp_image_bytes;
         k->bp_walk_smem = cg->plan.bp_walk_smem;
         k->bp_chunk_smem = cg->plan.bp_chunk_smem;
@@ -484,17 +489,36 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     return ATTNC_OK;
 }
 
+/* A parameter's sum over the tokens in splits of at least 256 tokens, enough of them for about 1024 CTAs in
+ * all, then (more than one split) a second pass over the splits' sums (codegen/linear_bwd_kernel.cuh). */
 static attnc_status launch_sum(attnc_ctx *ctx, attnc_grad_kernel *k, int which, bwd_sum_params sp, void *stream)
 {
     rt_error err;
     unsigned block[3] = {CG_BWD_THREADS, 1, 1};
     unsigned grid[3] = {1, 1, 1};
-    if (which == BK_SUM_HEADS)
-        grid[0] = (unsigned)(((size_t)sp.rows * (size_t)sp.len + CG_BWD_THREADS - 1) / CG_BWD_THREADS);
-    else
-        grid[0] = (unsigned)(sp.rows * sp.len);
     void *params[] = {&sp};
+    if (which == BK_SUM_HEADS) {
+        grid[0] = (unsigned)(((size_t)sp.rows * (size_t)sp.len + CG_BWD_THREADS - 1) / CG_BWD_THREADS);
+        if (grid[0] && !rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
+            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+        return ATTNC_OK;
+    }
+    long long outputs = sp.rows * sp.len, tokens = sp.tokens > 0 ? sp.tokens : 1;
+    long long splits = outputs >= 1024 ? 1 : 1024 / outputs, most = (tokens + 255) / 256;
+    if (splits > most)
+        splits = most;
+    sp.span = (int)((tokens + splits - 1) / splits);
+    splits = (tokens + sp.span - 1) / sp.span;
+    grid[0] = (unsigned)outputs;
+    grid[1] = (unsigned)splits;
+    sp.pass = splits > 1 ? SUM_SPLITS : SUM_ONE;
     if (grid[0] && !rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
+        return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    if (sp.pass == SUM_ONE || !grid[0])
+        return ATTNC_OK;
+    grid[1] = 1;
+    sp.pass = SUM_FINAL;
+    if (!rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     return ATTNC_OK;
 }
@@ -585,12 +609,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         lp.bp_run = (int)run;
         unsigned gw[3] = {(unsigned)(run ? (slots + run - 1) / run : N), k->sh.heads_out,
                           k->bp_vp / (narrow ? k->bp_vs : k->bp_vw)};
-        /* the scan: a row's V / 8 lanes padded to a power of two, 32 / that rows a warp (ATTNC_BP_SCAN_ROWS) */
-        unsigned group = 2, rows;
-        while (group < k->bp_vp / 8)
-            group *= 2;
-        rows = CG_BWD_WARPS * (32 / group);
-        unsigned gs[3] = {(unsigned)N, k->sh.heads_out, (k->bp_kp + rows - 1) / rows};
+        unsigned gs[3] = {(unsigned)N, k->sh.heads_out, run ? (k->bp_kp + k->bp_scan_rows - 1) / k->bp_scan_rows : 0};
         unsigned gc[3] = {(unsigned)slots, k->sh.heads_out, 1};
         bool run2 = run && k->fn[BK_P_STATES_RUN];
         rt_function *walk_fwd = k->fn[narrow ? BK_P_STATES_NARROW : run2 ? BK_P_STATES_RUN : BK_P_STATES];

@@ -617,8 +617,9 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                              gp->bp_walk_smem, gp->bp_chunk_smem, gp->bd_wy_smem, gp->bd_adj_smem);
         } else {
             attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu && attnc_bp_chunk_layout::bytes == %uu,\n"
-                                "              \"host and kernel disagree on shared memory\");\n",
-                             gp->bp_walk_smem, gp->bp_chunk_smem);
+                                "              \"host and kernel disagree on shared memory\");\n"
+                                "static_assert(ATTNC_BP_SCAN_ROWS == %u, \"host and kernel disagree on the scan's rows per CTA\");\n",
+                             gp->bp_walk_smem, gp->bp_chunk_smem, gp->bp_scan_rows);
         }
     }
     if (gp->bidir)

@@ -913,14 +913,19 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_inputs(a
 
 // ---- 3. deterministic sums of the partials ----------------------------------------------------------
 struct attnc_bwd_sum_params {
-    const float *part;   // [rows * group, len] (per-token, h0) or [tokens, heads * group, len] (parameters)
+    float *part;         // [rows * group, len] (per-token, h0) or [tokens, heads * group, len] (parameters)
     void *out;           // [rows, len] in `dtype`
     int dtype;           // ATTNC_DT_*
     long long rows;      // output rows (sum_heads), or output heads (sum_param)
     int group;           // partial heads per output head
     int len;
     int tokens;          // sum_param: tokens summed over
+    int span;            // sum_param: tokens per CTA of the first pass (its grid's y: the splits)
+    int pass;            // sum_param: ATTNC_SUM_ONE, ATTNC_SUM_SPLITS or ATTNC_SUM_FINAL
 };
+#define ATTNC_SUM_ONE 0      // one pass: each CTA sums all tokens (one split) and converts
+#define ATTNC_SUM_SPLITS 1   // first of two: each CTA sums its split, in place of the split's first partial
+#define ATTNC_SUM_FINAL 2    // second of two: each CTA sums the splits' sums in order and converts
 
 __device__ __forceinline__ void attnc_bwd_store(void *out, size_t i, float x, int dtype)
 {
@@ -945,16 +950,25 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_sum_head
     attnc_bwd_store(s.out, (size_t)e, acc, s.dtype);
 }
 
-// out[hp, c] = sum_t sum_{i < group} part[t, hp * group + i, c]: one CTA per output element, a fixed
-// strided walk per thread, then a fixed tree.
+// out[hp, c] = sum_t sum_{i < group} part[t, hp * group + i, c]: a CTA per output element and split of the
+// tokens (blockIdx.y: tokens [y span, (y + 1) span)), a fixed strided walk per thread, then a fixed tree.
+// One CTA per output element alone left most SMs idle and each thread's loads in a long chain (0.13 ms a
+// parameter at 65536 tokens on the H200); with several splits the first pass leaves each split's sum in
+// place of the split's first partial (every thread has read its own partials by the tree's barriers, and
+// no other CTA reads that range) and the final pass, a CTA per output element, sums the splits in order.
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_sum_param(attnc_bwd_sum_params s)
 {
     __shared__ float red[ATTNC_B_THREADS];
     const long long hp = blockIdx.x / s.len, c = blockIdx.x % s.len;
-    const long long heads = s.rows * s.group, n = (long long)s.tokens * s.group;
+    const long long heads = s.rows * s.group;
+    const long long t0 = (long long)blockIdx.y * s.span, t1 = min((long long)s.tokens, t0 + s.span);
+    // the element i of this CTA's walk: (token, partial head) = (t0 + i / group, hp group + i % group), or
+    // in the final pass the split i's sum at (i span, hp group)
+    const long long n = s.pass == ATTNC_SUM_FINAL ? ((long long)s.tokens + s.span - 1) / s.span : (t1 - t0) * s.group;
     float acc = 0.f;
     for (long long i = threadIdx.x; i < n; i += ATTNC_B_THREADS) {
-        const long long t = i / s.group, hh = hp * s.group + i % s.group;
+        const long long t = s.pass == ATTNC_SUM_FINAL ? i * s.span : t0 + i / s.group;
+        const long long hh = hp * s.group + (s.pass == ATTNC_SUM_FINAL ? 0 : i % s.group);
         acc += s.part[(t * heads + hh) * s.len + c];
     }
     red[threadIdx.x] = acc;
@@ -964,6 +978,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_sum_para
             red[threadIdx.x] += red[threadIdx.x + o];
         __syncthreads();
     }
-    if (threadIdx.x == 0)
+    if (threadIdx.x != 0)
+        return;
+    if (s.pass == ATTNC_SUM_SPLITS)
+        s.part[(t0 * heads + hp * s.group) * s.len + c] = red[0];
+    else
         attnc_bwd_store(s.out, (size_t)blockIdx.x, red[0], s.dtype);
 }

@@ -973,6 +973,8 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         }
         // this chunk's incoming state (forward: S_in; reverse: dS_out) as an image, then the update
         // (state row d times e^{b_L} of its channel)
+        // (the products written out in both branches: one shared copy between the walk's image store and the
+        // runs' measured 3-6 % slower walks on the H200, simple_gla and gla at 8192 and 32768, fifteenth session)
         if (owner && run != 0) {   // the chunk's product alone
             bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
             if constexpr (!REV && ATTNC_BP_VLO)

@@ -616,6 +616,10 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_kp = KP;
     gp->bp_vp = VP;
     gp->bp_vs = gp->bp_vw = VS;
+    uint32_t group = 2;   /* the scan's lanes of a row (codegen/linear_bwd_par_kernel.cuh) */
+    while (group < VP / 8)
+        group *= 2;
+    gp->bp_scan_rows = 8 * (32 / group);
     gp->bp_image_bytes = split ? KP * VP * 4 : KP * VP * 2 + KP * (VP / VS) * 4;
     gp->bp_stage_bytes = stage;
     gp->bp_do_es = do_es;
