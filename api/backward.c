@@ -28,13 +28,14 @@
 
 enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_SM_ROWS, BK_SM_KV, BK_P_STATES, BK_P_ROWS, BK_P_DSTATES,
        BK_P_CHUNK, BK_P_WY, BK_P_WY_ADJOINT, BK_P_SCAN_STATES, BK_P_SCAN_DSTATES, BK_P_STATES_NARROW,
-       BK_P_DSTATES_NARROW, BK_COUNT };
+       BK_P_DSTATES_NARROW, BK_P_STATES_RUN, BK_P_DSTATES_RUN, BK_COUNT };
 static const char *const entries[BK_COUNT] = {"attnc_bwd_linear", "attnc_bwd_inputs", "attnc_bwd_sum_heads",
                                               "attnc_bwd_sum_param", "attnc_bwd_sm_rows", "attnc_bwd_sm_kv",
                                               "attnc_bwdp_states", "attnc_bwdp_rows", "attnc_bwdp_dstates",
                                               "attnc_bwdp_chunk", "attnc_bwdp_wy", "attnc_bwdp_wy_adjoint",
                                               "attnc_bwdp_scan_states", "attnc_bwdp_scan_dstates",
-                                              "attnc_bwdp_states_narrow", "attnc_bwdp_dstates_narrow"};
+                                              "attnc_bwdp_states_narrow", "attnc_bwdp_dstates_narrow",
+                                              "attnc_bwdp_states_run", "attnc_bwdp_dstates_run"};
 
 /* How the parallel schedule's state walks run (ATTNC_BWD_WALK): "sequence", each sequence's chunks walked by
  * one CTA per (sequence, head, widest V slice); "split", spread over more CTAs: without the delta rule every
@@ -72,6 +73,8 @@ struct attnc_grad_kernel {
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
     bool bp_decay;      /* the parallel schedule's walks decay the state (the scanned walks keep each chunk's e^{b_L}) */
     walk_mode walk;
+    bool bp_run2;       /* the scanned walks' products have kernels of their own for two CTAs an SM */
+    unsigned run_per_sm; /* CTAs of those an SM holds (1 without them) */
     int sm_count;       /* the device's (0 where none was opened: 132 assumed) */
     unsigned bd_wy_smem, bd_adj_smem;
     rt_function *fn[BK_COUNT];
@@ -262,6 +265,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_direct[2] = cg->plan.bp_direct[2];
         k->bp_delta = cg->plan.bp_delta;
         k->bp_decay = cg->plan.transition != IR_TR_IDENTITY;
+        k->bp_run2 = cg->plan.bp_run2;
         k->bd_wy_smem = cg->plan.bd_wy_smem;
         k->bd_adj_smem = cg->plan.bd_adj_smem;
     }
@@ -300,20 +304,26 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         bool dk = i == BK_P_WY || i == BK_P_WY_ADJOINT;
         bool sk = i == BK_P_SCAN_STATES || i == BK_P_SCAN_DSTATES;
         bool nk = i == BK_P_STATES_NARROW || i == BK_P_DSTATES_NARROW;
+        bool rk = i == BK_P_STATES_RUN || i == BK_P_DSTATES_RUN;
         if ((i == BK_LINEAR && (!k->linear || k->parallel)) || ((i == BK_SM_ROWS || i == BK_SM_KV) && !k->softmax) ||
             (pk && !k->parallel) || (i == BK_P_ROWS && !k->norm) || (dk && !k->bp_delta) ||
-            (sk && (!k->parallel || k->bp_delta)) || (nk && (!k->bp_delta || k->bp_vw == k->bp_vs)))
+            (sk && (!k->parallel || k->bp_delta)) || (nk && (!k->bp_delta || k->bp_vw == k->bp_vs)) ||
+            (rk && (!k->parallel || !k->bp_run2)))
             continue;
         unsigned smem = i == BK_LINEAR ? k->smem_bytes : i == BK_SM_ROWS || i == BK_SM_KV ? k->sm_smem_bytes : 0;
         if (pk)
             smem = i == BK_P_STATES || i == BK_P_DSTATES ? k->bp_walk_smem : k->bp_chunk_smem;
-        if (nk)
+        if (nk || rk)
             smem = k->bp_walk_smem;
         if (dk)
             smem = i == BK_P_WY ? k->bd_wy_smem : k->bd_adj_smem;
         bool loaded = api_load_function(image, size, first, entries[i], smem, &k->fn[i], &err);
         if (loaded && !first)
             first = k->fn[i];
+        if (!loaded && rk) {   /* compiled for sm_90 only: elsewhere the runs take the walk kernels */
+            k->fn[i] = NULL;
+            continue;
+        }
         if (!loaded) {
             free(image);
             attnc_grad_kernel_free(k);
@@ -321,6 +331,10 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
         }
     }
     free(image);
+    k->run_per_sm = 1;
+    rt_function_attrs at;
+    if (k->fn[BK_P_STATES_RUN] && rt_function_get_attrs(k->fn[BK_P_STATES_RUN], &at, &err))
+        k->run_per_sm = api_ctas_per_sm(CG_BWD_THREADS, k->bp_walk_smem, at.num_regs);
     *kernel = k;
     return ATTNC_OK;
 }
@@ -353,12 +367,14 @@ static bool walks_split(const attnc_grad_kernel *k, int64_t N)
     return k->walk == WALK_SPLIT || N * k->sh.heads_out * (k->bp_vp / k->bp_vw) * 2 <= sms;
 }
 
-/* The scanned walks' runs: slots per CTA of the chunks' products, as many CTAs as SMs (0: not scanned). */
+/* The scanned walks' runs: slots per CTA of the chunks' products, as many CTAs as the SMs hold at once (two
+ * an SM with the products' own kernels, bp_run2; 0: not scanned). */
 static int64_t scan_run(const attnc_grad_kernel *k, int64_t total, int64_t N)
 {
     if (k->bp_delta || !walks_split(k, N))
         return 0;
-    int64_t sms = k->sm_count > 0 ? k->sm_count : 132, per_slot = (int64_t)k->sh.heads_out * (k->bp_vp / k->bp_vs);
+    int64_t sms = (k->sm_count > 0 ? k->sm_count : 132) * (int64_t)(k->run_per_sm ? k->run_per_sm : 1);
+    int64_t per_slot = (int64_t)k->sh.heads_out * (k->bp_vp / k->bp_vs);
     int64_t slots = total / k->chunk + N + 1, across = sms / per_slot > 0 ? sms / per_slot : 1;
     return (slots + across - 1) / across;
 }
@@ -595,8 +611,9 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
                           k->bp_vp / (narrow ? k->bp_vs : k->bp_vw)};
         unsigned gs[3] = {(unsigned)N, k->sh.heads_out, run ? (k->bp_kp + k->bp_scan_rows - 1) / k->bp_scan_rows : 0};
         unsigned gc[3] = {(unsigned)slots, k->sh.heads_out, 1};
-        rt_function *walk_fwd = k->fn[narrow ? BK_P_STATES_NARROW : BK_P_STATES];
-        rt_function *walk_rev = k->fn[narrow ? BK_P_DSTATES_NARROW : BK_P_DSTATES];
+        bool run2 = run && k->fn[BK_P_STATES_RUN];
+        rt_function *walk_fwd = k->fn[narrow ? BK_P_STATES_NARROW : run2 ? BK_P_STATES_RUN : BK_P_STATES];
+        rt_function *walk_rev = k->fn[narrow ? BK_P_DSTATES_NARROW : run2 ? BK_P_DSTATES_RUN : BK_P_DSTATES];
         if ((k->bp_delta && !rt_launch(k->fn[BK_P_WY], gc, block, k->bd_wy_smem, a->stream, params, &err)) ||
             !rt_launch(walk_fwd, gw, block, k->bp_walk_smem, a->stream, params, &err) ||
             (run && !rt_launch(k->fn[BK_P_SCAN_STATES], gs, block, 0, a->stream, params, &err)) ||

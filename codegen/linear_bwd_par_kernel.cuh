@@ -1028,6 +1028,23 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
     bp_walk<true>(p);
 }
 
+#if ATTNC_BP_RUN2 && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900)
+// (sm_90 only: lightning's spilled at 128 registers on sm_80, where two CTAs' shared memory does not fit anyway.)
+// The same kernels for the scanned walks' runs of products (p.bp_run > 0) at two CTAs an SM, where two fit
+// in shared memory (passes/grad.c's bp_run2): a product carries no state from one chunk to the next, so a
+// second CTA's work fills the barriers and latencies of the first; the walks, which carry a state in
+// their registers, keep one CTA an SM and all the registers it wants.
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_states_run(attnc_bwd_params p)
+{
+    bp_walk<false>(p);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_dstates_run(attnc_bwd_params p)
+{
+    bp_walk<true>(p);
+}
+#endif
+
 // ---- passes 1 and 2 scanned: every chunk's product, then the recurrence elementwise -------------------
 // A walk above carries its state through one sequence's chunks: latency-bound, one CTA per (sequence, head,
 // V slice), so with fewer of those than SMs (B = 2, H = 16 at T = 32768: 32 CTAs for 132 SMs) most of the

@@ -627,6 +627,10 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, split);
     gp->bp_role_stage[2] = gp->vo == gp->V ? staged_role(m, gp, m->linear.value, gp->V, split) : ~0u;
     gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, VS, split, gp->bp_vsplit, diag, stage + C * VS * do_es);
+    /* two CTAs of the walk kernel and their reserved 1 KB each in an SM's 228 KB (sm_90; an sm_80's 164 KB
+     * takes one: api/backward.c asks) */
+    gp->bp_run2 = 2 * (gp->bp_walk_smem + 1024) <= 228u * 1024u && (VS == 128 || VS == 64 || VS == 32);
+    /* (slices of 96 and 80 columns spilled at 128 registers: kv_asym_retnet, mamba2_v240) */
     gp->bp_slo = slo;
     gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage);
     gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);

@@ -39,6 +39,8 @@ typedef struct grad_plan {
     uint32_t bp_chunk;    /* tokens per chunk (and per state image) */
     uint32_t bp_kp, bp_vp; /* K and V rounded up to 16 (the images' and tiles' shape) */
     uint32_t bp_vs;       /* state columns per CTA of the state walks, and per scale of an image row */
+    bool bp_run2;         /* the scanned walks' products have kernels of their own at two CTAs an SM
+                           * (attnc_bwdp_states_run, _dstates_run): two of their CTAs fit in shared memory */
     uint32_t bp_scan_rows; /* the scan's state rows per CTA (ATTNC_BP_SCAN_ROWS): 8 warps of 32 lanes, a row
                             * VP / 8 lanes padded to a power of two */
     uint32_t bp_vw;       /* the widest walks' columns per CTA: bp_vs, or (the delta rule) all of V, whose

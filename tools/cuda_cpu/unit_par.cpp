@@ -74,13 +74,20 @@ void par_run(const host_args &a)
         p.ws_decay = decay.data();
         std::printf("scanned walks: runs of %d slots\n", run);
     }
-    cpu_launch(par::attnc_bwdp_states, run > 0 ? gr : gw, 256, par::attnc_bp_walk_layout::bytes, p);
+#if ATTNC_BP_RUN2   // the products' own kernels (the same code at two CTAs an SM), as api/backward.c takes them
+    auto *states = run > 0 ? par::attnc_bwdp_states_run : par::attnc_bwdp_states;
+    auto *dstates = run > 0 ? par::attnc_bwdp_dstates_run : par::attnc_bwdp_dstates;
+#else
+    auto *states = par::attnc_bwdp_states;
+    auto *dstates = par::attnc_bwdp_dstates;
+#endif
+    cpu_launch(states, run > 0 ? gr : gw, 256, par::attnc_bp_walk_layout::bytes, p);
     if (run > 0)
         cpu_launch(par::attnc_bwdp_scan_states, gs, 256, 0, p);
 #if ATTNC_B_NORM != 0
     cpu_launch(par::attnc_bwdp_rows, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
 #endif
-    cpu_launch(par::attnc_bwdp_dstates, run > 0 ? gr : gw, 256, par::attnc_bp_walk_layout::bytes, p);
+    cpu_launch(dstates, run > 0 ? gr : gw, 256, par::attnc_bp_walk_layout::bytes, p);
     if (run > 0)
         cpu_launch(par::attnc_bwdp_scan_dstates, gs, 256, 0, p);
     cpu_launch(par::attnc_bwdp_chunk, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
