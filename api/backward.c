@@ -69,6 +69,8 @@ struct attnc_grad_kernel {
                                                       * scales', wide), bytes of one image */
     uint32_t bp_scan_rows;  /* the scan's state rows per CTA */
     unsigned bp_walk_smem, bp_chunk_smem;
+    unsigned bp_chunk_threads, bd_adj_threads;   /* attnc_bwdp_chunk's and _wy_adjoint's CTAs: 256, or 512
+                                                  * (passes/grad.c's bp_chunk_warps, bd_adj_warps) */
     bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv) */
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
     bool bp_decay;      /* the parallel schedule's walks decay the state (the scanned walks keep each chunk's e^{b_L}) */
@@ -260,6 +262,8 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_image = cg->plan.bp_image_bytes;
         k->bp_walk_smem = cg->plan.bp_walk_smem;
         k->bp_chunk_smem = cg->plan.bp_chunk_smem;
+        k->bp_chunk_threads = 32 * cg->plan.bp_chunk_warps;
+        k->bd_adj_threads = 32 * cg->plan.bd_adj_warps;
         k->bp_direct[0] = cg->plan.bp_direct[0];
         k->bp_direct[1] = cg->plan.bp_direct[1];
         k->bp_direct[2] = cg->plan.bp_direct[2];
@@ -610,7 +614,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         unsigned gw[3] = {(unsigned)(run ? (slots + run - 1) / run : N), k->sh.heads_out,
                           k->bp_vp / (narrow ? k->bp_vs : k->bp_vw)};
         unsigned gs[3] = {(unsigned)N, k->sh.heads_out, run ? (k->bp_kp + k->bp_scan_rows - 1) / k->bp_scan_rows : 0};
-        unsigned gc[3] = {(unsigned)slots, k->sh.heads_out, 1};
+        unsigned gc[3] = {(unsigned)slots, k->sh.heads_out, 1}, chunk_block[3] = {k->bp_chunk_threads, 1, 1};
+        unsigned adj_block[3] = {k->bd_adj_threads, 1, 1};
         bool run2 = run && k->fn[BK_P_STATES_RUN];
         rt_function *walk_fwd = k->fn[narrow ? BK_P_STATES_NARROW : run2 ? BK_P_STATES_RUN : BK_P_STATES];
         rt_function *walk_rev = k->fn[narrow ? BK_P_DSTATES_NARROW : run2 ? BK_P_DSTATES_RUN : BK_P_DSTATES];
@@ -620,8 +625,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
             (k->norm && !rt_launch(k->fn[BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||
             !rt_launch(walk_rev, gw, block, k->bp_walk_smem, a->stream, params, &err) ||
             (run && !rt_launch(k->fn[BK_P_SCAN_DSTATES], gs, block, 0, a->stream, params, &err)) ||
-            !rt_launch(k->fn[BK_P_CHUNK], gc, block, k->bp_chunk_smem, a->stream, params, &err) ||
-            (k->bp_delta && !rt_launch(k->fn[BK_P_WY_ADJOINT], gc, block, k->bd_adj_smem, a->stream, params, &err)))
+            !rt_launch(k->fn[BK_P_CHUNK], gc, chunk_block, k->bp_chunk_smem, a->stream, params, &err) ||
+            (k->bp_delta && !rt_launch(k->fn[BK_P_WY_ADJOINT], gc, adj_block, k->bd_adj_smem, a->stream, params, &err)))
             return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     }
     if (k->softmax && total > 0) {

@@ -458,6 +458,50 @@ static void emit_adjoint_fn(bgen *g)
     attnc_buf_puts(b, "}\n");
 }
 
+/* The staging function's declaration (its definition comes at the unit's end, with the role functions). */
+static const char stage_issue_decl[] =
+    "template <bool UNROLL>\n"
+    "__device__ __forceinline__ void attnc_bwd_stage_issue(const attnc_bwd_params &p, int c0, int eos, int h, unsigned char *stage,\n"
+    "                                                      attnc_bwd_stage_held *held = nullptr);\n";
+
+/* The parallel schedule's per-chunk kernels of 16 warps (passes/grad.c's bp_chunk_warps, bd_adj_warps: the
+ * chunk kernel and the delta rule's adjoint, latency-bound at one CTA of 8 warps per SM).  The kernel files'
+ * text comes a second time, in namespace attnc_wide, with ATTNC_B_THREADS 512 and half the n-tiles per item
+ * (twice the items), and the staging code (sized by the thread count) is emitted again there: every helper
+ * those kernels call is compiled for 16 warps while the walks keep theirs.  That pass defines the wide
+ * kernels alone, the first pass every other (ATTNC_BP_WIDE_PASS, ATTNC_BP_WIDE_CHUNK, ATTNC_BD_WIDE_ADJ).
+ * Then the checks that host and kernels agree on their shared memory, and their CTAs as constants
+ * (tools/cuda_cpu). */
+static void emit_wide_pass(attnc_buf *b, const grad_plan *gp, const cg_values *staged)
+{
+    bool chunk = gp->bp_chunk_warps > 8, adj = gp->bp_delta && gp->bd_adj_warps > 8;
+    if (chunk || adj) {
+        attnc_buf_puts(b, "\n// ---- the per-chunk kernels at 16 warps: the kernel files' text again (passes/grad.c) ----\n"
+                          "#undef ATTNC_B_THREADS\n#define ATTNC_B_THREADS 512\n#undef ATTNC_BP_NT\n"
+                          "#define ATTNC_BP_NT(W) ((W) % 32 == 0 ? 4 : 2)\n#undef ATTNC_BP_WIDE_PASS\n#define ATTNC_BP_WIDE_PASS 1\n"
+                          "// (a name of its own: argument-dependent lookup would find the unit's too)\n"
+                          "#define attnc_bwd_stage_issue attnc_bwd_stage_issue_wide\n"
+                          "namespace attnc_wide {\n");
+        cg_emit_stage_held(staged, "attnc_bwd_stage_held", "ATTNC_BP_C", "ATTNC_B_THREADS");
+        attnc_buf_puts(b, stage_issue_decl);
+        attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
+        if (gp->bp_delta)
+            attnc_buf_puts(b, attnc_linear_bwd_delta_kernel_src);
+        cg_emit_stage_issue(staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS",
+                            "attnc_bwd_stage_held");
+        attnc_buf_printf(b, "}   // namespace attnc_wide\n%s%s#undef attnc_bwd_stage_issue\n"
+                            "#undef ATTNC_B_THREADS\n#define ATTNC_B_THREADS 256\n#undef ATTNC_BP_WIDE_PASS\n#define ATTNC_BP_WIDE_PASS 0\n",
+                         chunk ? "using attnc_wide::attnc_bwdp_chunk;\n" : "", adj ? "using attnc_wide::attnc_bwdp_wy_adjoint;\n" : "");
+    }
+    attnc_buf_printf(b, "static_assert(%sattnc_bp_chunk_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
+                        "constexpr unsigned attnc_bp_chunk_threads = %u, attnc_bp_chunk_bytes = %uu;   // its CTA\n",
+                     chunk ? "attnc_wide::" : "", gp->bp_chunk_smem, 32 * gp->bp_chunk_warps, gp->bp_chunk_smem);
+    if (gp->bp_delta)
+        attnc_buf_printf(b, "static_assert(%sattnc_bd_adj_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
+                            "constexpr unsigned attnc_bd_adj_threads = %u;   // the adjoint's CTA\n",
+                         adj ? "attnc_wide::" : "", gp->bd_adj_smem, 32 * gp->bd_adj_warps);
+}
+
 bool codegen_cuda_bwd(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_bwd_output *out)
 {
     return codegen_cuda_bwd_sched(m, a, diags, false, out);
@@ -569,9 +613,12 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     if (gp->parallel) {
         attnc_buf_printf(b, "\n// ---- the chunk-parallel schedule (passes/grad.c): chunk %u, tiles K %u, V %u, V slice %u ----\n"
                             "#define ATTNC_BP 1\n#define ATTNC_BP_C %u\n#define ATTNC_BP_KP %u\n#define ATTNC_BP_VP %u\n"
-                            "#define ATTNC_BP_VS %u\n#define ATTNC_BP_VW %u\n#define ATTNC_BP_RUN2 %d\n#define ATTNC_BP_VSPLIT %d\n#define ATTNC_BP_IMG_BYTES %u\n#define ATTNC_BP_SLO %d\n#define ATTNC_BP_DELTA %d\n",
+                            "#define ATTNC_BP_VS %u\n#define ATTNC_BP_VW %u\n#define ATTNC_BP_RUN2 %d\n#define ATTNC_BP_VSPLIT %d\n#define ATTNC_BP_IMG_BYTES %u\n#define ATTNC_BP_SLO %d\n#define ATTNC_BP_DELTA %d\n"
+                            "#define ATTNC_BP_WIDE_CHUNK %d   // attnc_bwdp_chunk at 16 warps, in the wide pass at the unit's end\n"
+                            "#define ATTNC_BD_WIDE_ADJ %d   // attnc_bwdp_wy_adjoint likewise\n#define ATTNC_BP_WIDE_PASS 0\n",
                          gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs, gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs,
-                         gp->bp_vw, gp->bp_run2 ? 1 : 0, gp->bp_vsplit ? 1 : 0, gp->bp_image_bytes, gp->bp_slo ? 1 : 0, gp->bp_delta ? 1 : 0);
+                         gp->bp_vw, gp->bp_run2 ? 1 : 0, gp->bp_vsplit ? 1 : 0, gp->bp_image_bytes, gp->bp_slo ? 1 : 0, gp->bp_delta ? 1 : 0,
+                         gp->bp_chunk_warps > 8 ? 1 : 0, gp->bp_delta && gp->bd_adj_warps > 8 ? 1 : 0);
         /* a query, key or value role that is an input tensor of its own (gp->bp_direct): the chunk kernel
          * writes its gradient into that tensor's (p.direct), in the tensor's dtype, instead of ws_dq / ws_dk
          * / ws_dv */
@@ -604,22 +651,23 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         cg_emit_stage_held(&staged, "attnc_bwd_stage_held", "ATTNC_BP_C", "ATTNC_B_THREADS");
         attnc_buf_puts(b, "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
-                          "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n"
-                          "template <bool UNROLL>\n"
-                          "__device__ __forceinline__ void attnc_bwd_stage_issue(const attnc_bwd_params &p, int c0, int eos, int h, unsigned char *stage,\n"
-                          "                                                      attnc_bwd_stage_held *held = nullptr);\n");
+                          "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n");
+        attnc_buf_puts(b, stage_issue_decl);
+        /* in a namespace of their own, so that the wide chunk kernel's pass (emit_chunk_pass) can define the
+         * same helpers again without argument-dependent lookup finding both */
+        attnc_buf_puts(b, "namespace attnc_bp {\n");
         attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
-        if (gp->bp_delta) {
+        if (gp->bp_delta)
             attnc_buf_puts(b, attnc_linear_bwd_delta_kernel_src);
-            attnc_buf_printf(b, "static_assert(attnc_bd_walk_layout::bytes == %uu && attnc_bp_chunk_layout::bytes == %uu &&\n"
-                                "              attnc_bd_wy_layout::bytes == %uu && attnc_bd_adj_layout::bytes == %uu,\n"
+        attnc_buf_puts(b, "}   // namespace attnc_bp\nusing namespace attnc_bp;\n");
+        if (gp->bp_delta) {
+            attnc_buf_printf(b, "static_assert(attnc_bd_walk_layout::bytes == %uu && attnc_bd_wy_layout::bytes == %uu,\n"
                                 "              \"host and kernel disagree on shared memory\");\n",
-                             gp->bp_walk_smem, gp->bp_chunk_smem, gp->bd_wy_smem, gp->bd_adj_smem);
+                             gp->bp_walk_smem, gp->bd_wy_smem);
         } else {
-            attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu && attnc_bp_chunk_layout::bytes == %uu,\n"
-                                "              \"host and kernel disagree on shared memory\");\n"
+            attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
                                 "static_assert(ATTNC_BP_SCAN_ROWS == %u, \"host and kernel disagree on the scan's rows per CTA\");\n",
-                             gp->bp_walk_smem, gp->bp_chunk_smem, gp->bp_scan_rows);
+                             gp->bp_walk_smem, gp->bp_scan_rows);
         }
     }
     if (gp->bidir)
@@ -637,6 +685,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                             "attnc_bwd_stage_held");
     }
     emit_adjoint_fn(&g);
+    if (gp->parallel)
+        emit_wide_pass(b, gp, &staged);
     out->source = attnc_buf_str(b);
     return out->source != NULL && !attnc_arena_failed(a);
 }

@@ -274,6 +274,7 @@ __device__ __forceinline__ void bd_store_tile(elt *dst, int ld, const float (*ac
             st2(dst + (size_t)bp_row(m0, lane, i) * ld + bp_col(n0, nt, lane, i), acc[nt][i], acc[nt][i + 1]);
 }
 
+#if !ATTNC_BP_WIDE_PASS
 // two CTAs per multiprocessor (the layout is about half of its shared memory): one solves while the other loads
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(attnc_bwd_params p)
 {
@@ -326,6 +327,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
         }
     }
 }
+#endif   // !ATTNC_BP_WIDE_PASS
 
 // ---- the state walks -------------------------------------------------------------------------------------
 // The walks come in two widths W (columns of V per CTA): all of V (ATTNC_BP_VW), and slices of ATTNC_BP_VS
@@ -498,6 +500,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         bp_walk_dh0<NT>(p, acc, n, h, m0, v0, lane);
 }
 
+#if !ATTNC_BP_WIDE_PASS   // (the wide pass: the adjoint alone, codegen/cuda_bwd.c)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_states(attnc_bwd_params p)
 {
     bd_walk<false, ATTNC_BP_VW>(p);
@@ -519,6 +522,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
     bd_walk<true, ATTNC_BP_VS>(p);
 }
 #endif
+#endif   // !ATTNC_BP_WIDE_PASS
 
 // ---- attnc_bwdp_wy_adjoint: the WY form's adjoint, per chunk ---------------------------------------------
 struct attnc_bd_adj_layout {   // offsets in bytes
@@ -578,6 +582,7 @@ __device__ __forceinline__ void bd_row_dots(const float (*acc)[4], const elt *X,
     }
 }
 
+#if ATTNC_BP_WIDE_PASS == ATTNC_BD_WIDE_ADJ   // the unit's one adjoint: 8 warps, or 16 in the wide pass
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_adjoint(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
@@ -819,4 +824,5 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         }
     }
 }
+#endif   // ATTNC_BP_WIDE_PASS == ATTNC_BD_WIDE_ADJ
 #endif   // ATTNC_BP_DELTA

@@ -112,8 +112,11 @@ __device__ __forceinline__ float bp_dec(float x)
 #endif
 }
 
-// column groups of the outputs: NT n-tiles of 8 (even, dividing the width)
+// column groups of the outputs: NT n-tiles of 8 (even, dividing the width); the wide chunk kernel's pass
+// defines its own (half: twice the warps take twice the items)
+#ifndef ATTNC_BP_NT
 #define ATTNC_BP_NT(W) ((W) % 64 == 0 ? 8 : (W) % 32 == 0 ? 4 : 2)
+#endif
 
 // The A fragment of rows [m0, m0 + 16) and reduction columns [k, k + 16): from a row-major [m][k] tile, or
 // (AT) one stored [k][m]; the B fragment of two n-tiles from n0: from a tile stored [k][n] (BKN) or [n][k].
@@ -830,7 +833,7 @@ __device__ __forceinline__ void bp_walk_dh0(const attnc_bwd_params &p, const flo
             bp_state_dh0(p, n, h, bp_row(m0, lane, i), bp_col(v0, nt, lane, i), acc[nt][i]);
 }
 
-#if !ATTNC_BP_DELTA   // the delta rule's walks: linear_bwd_delta_kernel.cuh
+#if !ATTNC_BP_DELTA && !ATTNC_BP_WIDE_PASS   // the delta rule's walks: linear_bwd_delta_kernel.cuh
 struct attnc_bp_walk_layout {   // offsets in bytes
     static constexpr unsigned x = 0;                                                   // Kd or Qg [C][LDK]
     static constexpr unsigned y = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);          // V or dO slice [C][LDS]
@@ -1223,7 +1226,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_scan_ds
     bp_scan_walk<true>(p);
 }
 
-#endif   // !ATTNC_BP_DELTA
+#endif   // !ATTNC_BP_DELTA && !ATTNC_BP_WIDE_PASS
 
 // ---- pass 3 (and the normalisers' rows): one chunk ---------------------------------------------------
 #if ATTNC_BP_DIAG
@@ -1573,6 +1576,7 @@ __device__ __forceinline__ float bp_block_sum(float x, float *red)
 }
 
 #if !ATTNC_BP_DIAG
+#if ATTNC_BP_WIDE_PASS == ATTNC_BP_WIDE_CHUNK   // the unit's one chunk kernel: 8 warps, or 16 in the wide pass
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chunk(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
@@ -1729,6 +1733,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         }
     }
 }
+#endif   // ATTNC_BP_WIDE_PASS == ATTNC_BP_WIDE_CHUNK
 #else
 // Per-channel gates (ATTNC_BP_DIAG; chunks of 32 or 16: one or two 16-row blocks).  The pairwise factor
 // e^{b_rd - b_jd} is per channel, so it cannot be applied to P or dP after the product:

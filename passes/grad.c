@@ -417,25 +417,36 @@ unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bo
 }
 
 unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool norm, bool diag,
-                            unsigned stage)
+                            unsigned stage, uint32_t warps)
 {
     uint32_t es = split ? 4 : 2, lo = split ? 0 : 1;
     uint32_t CK = C * (KP + 8) * es, CV = C * (VP + 8) * es, CC = C * (C + 8) * es;
     /* the staged rows lie over S (and its lo tile), P and A where they fit before M, else after everything */
     unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV, m = s + KP * (VP + 8) * es * (1 + (lo && slo)) + CC * (1 + lo) * 2;
     if (diag) {   /* attnc_bp_chunk_layout under ATTNC_BP_DIAG: role rows, b [C][KP + 4], Z, E, four [C][KP] gate terms */
-        unsigned bytes = m + BP_WARPS * (3 * KP + VP) * 4 + C * (KP + 4) * 4 + CK + KP * 4 + 4 * C * KP * 4 + BP_THREADS * 4;
+        unsigned bytes = m + warps * (3 * KP + VP) * 4 + C * (KP + 4) * 4 + CK + KP * 4 + 4 * C * KP * 4 + warps * 32 * 4;
         if (s + stage > m)
             bytes += stage;
         return (bytes + 127) / 128 * 128;
     }
-    uint32_t stg = BP_WARPS * (2 * KP + VP + 8), mf = C * (C + 1) > stg ? C * (C + 1) : stg;
+    uint32_t stg = warps * (2 * KP + VP + 8), mf = C * (C + 1) > stg ? C * (C + 1) : stg;
     if (norm && C * (VP + 1) > mf)
         mf = C * (VP + 1);
-    unsigned bytes = m + 4 * mf + C * 4 + 2 * 8 * C * 4 + BP_THREADS * 4;
+    unsigned bytes = m + 4 * mf + C * 4 + 2 * 8 * C * 4 + warps * 32 * 4;
     if (s + stage > m)
         bytes += stage;
     return (bytes + 127) / 128 * 128;
+}
+
+/* The chunk kernel's warps (codegen/linear_bwd_par_kernel.cuh, ATTNC_BP_WIDE_CHUNK): it is latency-bound at
+ * one CTA of 8 warps per SM (its 215 KB of shared memory leave no room for a second), so where each of its
+ * phases has an item for 16 warps (chunk 64: four 16-row blocks, times K / 32 and V / 32 column groups of
+ * four n-tiles) it runs 16, at most 128 registers a thread; not the per-channel gates' kernel, nor fp32
+ * tiles or a normaliser (their rows kernel shares the 8-warp layout).  The delta rule's adjoint
+ * (attnc_bwdp_wy_adjoint, 210 KB) likewise. */
+static uint32_t chunk_warps(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool norm, bool diag)
+{
+    return C == 64 && KP >= 128 && VP >= 128 && !split && !norm && !diag ? 2 * BP_WARPS : BP_WARPS;
 }
 
 /* The delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): its three layouts' byte sums,
@@ -541,8 +552,8 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         unsigned stage = plan_stage(m, gp, C);
         unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, stage, C * VP * do_es);
         /* the chunk kernel holds the states as hi + lo tiles where they fit (bp_slo, as the additive schedule) */
-        bool slo = grad_bp_chunk_smem(C, KP, VP, false, false, true, false, false, stage) <= GRAD_MAX_SMEM;
-        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage), chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, false, false, stage);
+        bool slo = grad_bp_chunk_smem(C, KP, VP, false, false, true, false, false, stage, BP_WARPS) <= GRAD_MAX_SMEM;
+        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage), chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, false, false, stage, BP_WARPS);
         if (wy > GRAD_MAX_SMEM || walk > GRAD_MAX_SMEM || adj > GRAD_MAX_SMEM || chunk > GRAD_MAX_SMEM)
             continue;
         gp->parallel = gp->bp_delta = true;
@@ -560,7 +571,12 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, false);
         gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
         gp->bp_walk_smem = walk;
-        gp->bp_chunk_smem = chunk;
+        gp->bp_chunk_warps = gp->bd_adj_warps = chunk_warps(C, KP, VP, false, false, false);   /* (adj: no sizes by warps) */
+        gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, false, false, slo, false, false, stage, gp->bp_chunk_warps);
+        if (gp->bp_chunk_smem > GRAD_MAX_SMEM) {
+            gp->bp_chunk_warps = BP_WARPS;
+            gp->bp_chunk_smem = chunk;
+        }
         gp->bp_slo = slo;
         gp->bp_image_bytes = KP * VP * 2 + KP * (VP / gp->bp_vs) * 4;   /* mantissas, a scale per row and slice */
         gp->bd_wy_smem = wy;
@@ -591,12 +607,12 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16;
     bool norm = gp->norm != IR_NORM_NONE;
     uint32_t C = diag ? 32 : 64, do_es = norm ? 4 : ir_dtype_bytes(m->out_dtype);
-    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, false, norm, diag, plan_stage(m, gp, C)) > GRAD_MAX_SMEM)
+    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, false, norm, diag, plan_stage(m, gp, C), BP_WARPS) > GRAD_MAX_SMEM)
         C /= 2;
     unsigned stage = plan_stage(m, gp, C);
     /* the states' lo tile where it fits at that chunk (every bf16 spec; not linear_attn's and hedgehog's fp16,
      * which it would halve to 32, doubling the images): without it the products read the images' hi tile only */
-    bool slo = !split && grad_bp_chunk_smem(C, KP, VP, split, vsplit, true, norm, diag, stage) <= GRAD_MAX_SMEM;
+    bool slo = !split && grad_bp_chunk_smem(C, KP, VP, split, vsplit, true, norm, diag, stage, BP_WARPS) <= GRAD_MAX_SMEM;
     /* the walks' slice: latency-bound (one chunk after another, each waiting on its rows), so the widest
      * (fewest CTAs, fewest waves, no role row formed twice) up to 128 columns; measured on the H200
      * (mamba2, B = 8, T = 8192, K = V = 128) with 32-column slices the 512 CTAs took 1.3 waves */
@@ -606,7 +622,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
             VS = vs;
             break;
         }
-    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, norm, diag, stage) > GRAD_MAX_SMEM ||
+    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, norm, diag, stage, BP_WARPS) > GRAD_MAX_SMEM ||
         grad_bp_walk_smem(C, KP, VP, VS, split, vsplit && !split, diag, stage + C * VS * do_es) > GRAD_MAX_SMEM)
         return false;
     gp->parallel = true;
@@ -632,7 +648,13 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_run2 = 2 * (gp->bp_walk_smem + 1024) <= 228u * 1024u && (VS == 128 || VS == 64 || VS == 32);
     /* (slices of 96 and 80 columns spilled at 128 registers: kv_asym_retnet, mamba2_v240) */
     gp->bp_slo = slo;
-    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage);
+    gp->bp_chunk_warps = chunk_warps(C, KP, VP, split, norm, diag);
+    gp->bd_adj_warps = BP_WARPS;
+    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, gp->bp_chunk_warps);
+    if (gp->bp_chunk_smem > GRAD_MAX_SMEM) {   /* the wide kernel's room for role rows and sums did not fit */
+        gp->bp_chunk_warps = BP_WARPS;
+        gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, BP_WARPS);
+    }
     gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);
     gp->bp_direct[1] = direct_role(m, IR_ROLE_KEY, gp->K, &gp->bp_direct_tensor[1]);
     gp->bp_direct[2] = gp->vo == gp->V && direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2]);

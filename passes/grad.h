@@ -50,6 +50,8 @@ typedef struct grad_plan {
     uint32_t bp_image_bytes; /* one state image (S_in or dS_out of one chunk and head): bf16 tiles KP x VP int16
                               * mantissas and a scale per (row, walk slice), fp32 tiles KP x VP floats */
     unsigned bp_walk_smem, bp_chunk_smem; /* attnc_bp_walk_layout, attnc_bp_chunk_layout */
+    uint32_t bp_chunk_warps; /* attnc_bwdp_chunk's CTA: 8 warps, or 16 (the wide kernel, ATTNC_BP_WIDE_CHUNK) */
+    uint32_t bd_adj_warps;   /* attnc_bwdp_wy_adjoint's likewise (ATTNC_BD_WIDE_ADJ) */
     /* the chunk's raw input rows, copied asynchronously into shared memory (cp.async) before the roles
      * are formed from them: per tensor the offset of its rows (~0u: not read by a role, or not per
      * token), and the bytes of one chunk of them; in the state walks the output gradient's rows beside
@@ -94,9 +96,9 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
  * rows (bp_stage_bytes; the walks': and of dO's slice, C rows of VS columns, bp_do_es bytes each) */
 unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit, bool diag,
                            unsigned stage);
-/* slo: the states' lo tile next to their hi tile (bp_slo) */
+/* slo: the states' lo tile next to their hi tile (bp_slo); warps: the chunk kernel's (bp_chunk_warps) */
 unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool norm, bool diag,
-                            unsigned stage);
+                            unsigned stage, uint32_t warps);
 /* The delta rule's (16-bit tiles): attnc_bwdp_wy, the walks (do_bytes: dO's slice), attnc_bwdp_wy_adjoint. */
 unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
 unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage, unsigned do_bytes);

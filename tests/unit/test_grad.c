@@ -284,7 +284,8 @@ static void test_parallel_schedule(void **state)
     assert_true(out.plan.bp_vsplit);   /* x * softplus(dt) is computed: its tiles carry a remainder */
     assert_false(out.plan.bp_split);
     assert_true(out.plan.bp_slo);   /* the state images as hi + lo tiles */
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, true, false, false, out.plan.bp_stage_bytes));
+    assert_int_equal(out.plan.bp_chunk_warps, 16);   /* chunk 64, K = V = 128: the wide chunk kernel */
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, true, false, false, out.plan.bp_stage_bytes, 16));
     /* C, B and x: 64 rows of 256 bytes each; dt: 64 rows of 4 bytes */
     assert_int_equal(out.plan.bp_stage_bytes, 3 * 64 * 256 + 256);
     /* the query and key are C and B as stored: their tile rows are the staged rows; the value is computed */
@@ -319,7 +320,7 @@ static void test_parallel_schedule(void **state)
     assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
     assert_true(out.plan.parallel);
     assert_int_equal(out.plan.bp_chunk, 32);
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(32, 128, 128, false, false, true, false, true, out.plan.bp_stage_bytes));
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(32, 128, 128, false, false, true, false, true, out.plan.bp_stage_bytes, 8));
     assert_int_equal(out.plan.bp_vs, 128);
     assert_int_equal(out.plan.bp_walk_smem, grad_bp_walk_smem(32, 128, 128, 128, false, false, true, out.plan.bp_stage_bytes + 32 * 128 * 2));
     assert_true(out.plan.bp_chunk_smem <= 227u * 1024u);

@@ -36,20 +36,22 @@ optional = {
 
 
 def replace_body(text, sig, body):
-    at = text.find(sig)
-    if at < 0:
-        return text, False
-    open_at = text.index("{", at + len(sig))
-    depth, i = 0, open_at
-    while True:
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                break
-        i += 1
-    return text[:open_at] + body + text[i + 1:], True
+    """Every definition of sig (a unit with wide kernels defines the kernel files' functions twice)."""
+    at, done = text.find(sig), False
+    while at >= 0:
+        open_at = text.index("{", at + len(sig))
+        depth, i = 0, open_at
+        while True:
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        text, done = text[:open_at] + body + text[i + 1:], True
+        at = text.find(sig, open_at + len(body))
+    return text, done
 
 
 for sig, body in list(bodies.items()) + list(optional.items()):

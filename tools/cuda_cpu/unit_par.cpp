@@ -59,8 +59,8 @@ void par_run(const host_args &a)
         cpu_launch(par::attnc_bwdp_states, gw, 256, par::attnc_bd_walk_layout::bytes, p);
         cpu_launch(par::attnc_bwdp_dstates, gw, 256, par::attnc_bd_walk_layout::bytes, p);
     }
-    cpu_launch(par::attnc_bwdp_chunk, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
-    cpu_launch(par::attnc_bwdp_wy_adjoint, gc, 256, par::attnc_bd_adj_layout::bytes, p);
+    cpu_launch(par::attnc_bwdp_chunk, gc, par::attnc_bp_chunk_threads, par::attnc_bp_chunk_bytes, p);
+    cpu_launch(par::attnc_bwdp_wy_adjoint, gc, par::attnc_bd_adj_threads, par::attnc_bd_adj_layout::bytes, p);
 #else
     // CUDA_CPU_RUN=R: the scanned walks (runs of R slots, then attnc_bwdp_scan_*), as api/backward.c's scan_run
     const char *run_env = std::getenv("CUDA_CPU_RUN");
@@ -90,7 +90,7 @@ void par_run(const host_args &a)
     cpu_launch(dstates, run > 0 ? gr : gw, 256, par::attnc_bp_walk_layout::bytes, p);
     if (run > 0)
         cpu_launch(par::attnc_bwdp_scan_dstates, gs, 256, 0, p);
-    cpu_launch(par::attnc_bwdp_chunk, gc, 256, par::attnc_bp_chunk_layout::bytes, p);
+    cpu_launch(par::attnc_bwdp_chunk, gc, par::attnc_bp_chunk_threads, par::attnc_bp_chunk_bytes, p);
 #endif
 }
 
