@@ -438,15 +438,17 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
     return (bytes + 127) / 128 * 128;
 }
 
-/* The chunk kernel's warps (codegen/linear_bwd_par_kernel.cuh, ATTNC_BP_WIDE_CHUNK): it is latency-bound at
- * one CTA of 8 warps per SM (its 215 KB of shared memory leave no room for a second), so where each of its
- * phases has an item for 16 warps (chunk 64: four 16-row blocks, times K / 32 and V / 32 column groups of
- * four n-tiles) it runs 16, at most 128 registers a thread; not the per-channel gates' kernel, nor fp32
- * tiles or a normaliser (their rows kernel shares the 8-warp layout).  The delta rule's adjoint
- * (attnc_bwdp_wy_adjoint, 210 KB) likewise. */
-static uint32_t chunk_warps(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool norm, bool diag)
+/* The warps of the delta rule's per-chunk kernels (attnc_bwdp_chunk, attnc_bwdp_wy_adjoint; ATTNC_BP_WIDE_CHUNK,
+ * ATTNC_BD_WIDE_ADJ).  Each is latency-bound at one CTA of 8 warps per SM (210-215 KB of shared memory leave
+ * no room for a second), so where each of its phases has an item for 16 warps (chunk 64: four 16-row blocks,
+ * times K / 32 or V / 32 column groups of four n-tiles) they run 16, at most 128 registers a thread, in the
+ * same shared memory (their layouts have no per-warp parts but the chunk kernel's role rows).  Measured on
+ * the H200 (bench/RESULTS.md, sixteenth session, T = 8192): the adjoint 3.89 -> 3.46 ms, the chunk kernel
+ * 2.64 -> 2.51; the additive schedule's chunk kernel gained 1 % for mamba2 and lost 0.5 % for lightning, so
+ * it keeps 8 warps. */
+static uint32_t delta_warps(uint32_t C, uint32_t KP, uint32_t VP)
 {
-    return C == 64 && KP >= 128 && VP >= 128 && !split && !norm && !diag ? 2 * BP_WARPS : BP_WARPS;
+    return C == 64 && KP >= 128 && VP >= 128 ? 2 * BP_WARPS : BP_WARPS;
 }
 
 /* The delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): its three layouts' byte sums,
@@ -571,9 +573,9 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, false);
         gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
         gp->bp_walk_smem = walk;
-        gp->bp_chunk_warps = gp->bd_adj_warps = chunk_warps(C, KP, VP, false, false, false);   /* (adj: no sizes by warps) */
+        gp->bp_chunk_warps = gp->bd_adj_warps = delta_warps(C, KP, VP);
         gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, false, false, slo, false, false, stage, gp->bp_chunk_warps);
-        if (gp->bp_chunk_smem > GRAD_MAX_SMEM) {
+        if (gp->bp_chunk_smem > GRAD_MAX_SMEM) {   /* 16 warps' role rows do not fit beside the tiles */
             gp->bp_chunk_warps = BP_WARPS;
             gp->bp_chunk_smem = chunk;
         }
@@ -648,13 +650,8 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_run2 = 2 * (gp->bp_walk_smem + 1024) <= 228u * 1024u && (VS == 128 || VS == 64 || VS == 32);
     /* (slices of 96 and 80 columns spilled at 128 registers: kv_asym_retnet, mamba2_v240) */
     gp->bp_slo = slo;
-    gp->bp_chunk_warps = chunk_warps(C, KP, VP, split, norm, diag);
-    gp->bd_adj_warps = BP_WARPS;
-    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, gp->bp_chunk_warps);
-    if (gp->bp_chunk_smem > GRAD_MAX_SMEM) {   /* the wide kernel's room for role rows and sums did not fit */
-        gp->bp_chunk_warps = BP_WARPS;
-        gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, BP_WARPS);
-    }
+    gp->bp_chunk_warps = gp->bd_adj_warps = BP_WARPS;
+    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, BP_WARPS);
     gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);
     gp->bp_direct[1] = direct_role(m, IR_ROLE_KEY, gp->K, &gp->bp_direct_tensor[1]);
     gp->bp_direct[2] = gp->vo == gp->V && direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2]);

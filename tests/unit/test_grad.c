@@ -284,8 +284,8 @@ static void test_parallel_schedule(void **state)
     assert_true(out.plan.bp_vsplit);   /* x * softplus(dt) is computed: its tiles carry a remainder */
     assert_false(out.plan.bp_split);
     assert_true(out.plan.bp_slo);   /* the state images as hi + lo tiles */
-    assert_int_equal(out.plan.bp_chunk_warps, 16);   /* chunk 64, K = V = 128: the wide chunk kernel */
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, true, false, false, out.plan.bp_stage_bytes, 16));
+    assert_int_equal(out.plan.bp_chunk_warps, 8);   /* the additive schedule's chunk kernel: 8 warps */
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, true, false, false, out.plan.bp_stage_bytes, 8));
     /* C, B and x: 64 rows of 256 bytes each; dt: 64 rows of 4 bytes */
     assert_int_equal(out.plan.bp_stage_bytes, 3 * 64 * 256 + 256);
     /* the query and key are C and B as stored: their tile rows are the staged rows; the value is computed */
@@ -334,6 +334,24 @@ static void test_parallel_schedule(void **state)
     assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
     assert_false(out.plan.parallel);
     assert_null(strstr(out.source, "ATTNC_BP 1"));
+    unit_close(&u);
+    /* the delta rule: chunk 64, its chunk kernel and adjoint at 16 warps, each defined once (the adjoint and
+     * the chunk kernel in the wide pass's namespace, the walks in the first) */
+    lowered(&u, "attention d { dim K = 128, V = 128; heads H = 2;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: bf16[H];\n"
+                "  linear { query = l2norm(q); key = l2norm(k); value = v; beta = sigmoid(b); update delta; }\n"
+                "  mask causal; chunk 32; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel && out.plan.bp_delta);
+    assert_int_equal(out.plan.bp_chunk, 64);
+    assert_int_equal(out.plan.bp_chunk_warps, 16);
+    assert_int_equal(out.plan.bd_adj_warps, 16);
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, false, out.plan.bp_slo, false, false,
+                                                                out.plan.bp_stage_bytes, 16));
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_WIDE_CHUNK 1"));
+    assert_non_null(strstr(out.source, "namespace attnc_wide {"));
+    assert_non_null(strstr(out.source, "using attnc_wide::attnc_bwdp_wy_adjoint;"));
+    assert_non_null(strstr(out.source, "constexpr unsigned attnc_bd_adj_threads = 512;"));
     unit_close(&u);
 }
 
