@@ -30,6 +30,10 @@
 //                       dv into the caller's gradient of the tensor where the role is an input tensor of its
 //                       own (ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DV_TENSOR; bp_role_grad_frag);
 //   then attnc_bwd_inputs and the fixed-order head sums, as in the sequential schedule.
+// attnc_bwdp_chunk has 8 warps, or 16 for the delta rule (ATTNC_BP_WIDE_CHUNK, passes/grad.c's
+// bp_chunk_warps): codegen/cuda_bwd.c then emits this file's text a second time, in namespace attnc_wide with
+// ATTNC_B_THREADS 512 and half the n-tiles per item (ATTNC_BP_NT), and that pass (ATTNC_BP_WIDE_PASS)
+// defines the chunk kernel alone while the first defines everything else.
 // A chunk's slot is c0 / C + n (c0 its first token, n its sequence): distinct over all chunks of all
 // sequences, below total / C + N + 1; attnc_bwdp_chunk finds n by bisection over cu_seqlens and exits
 // for the slots no chunk has.  Every kernel forms its chunk's roles from the chunk's raw input rows copied
