@@ -42,7 +42,10 @@ for c in "$tmp"/*.case; do
   fi
   if [ "$rc" -eq 0 ]; then pass=$((pass + 1)); status=pass; else fail=$((fail + 1)); status=FAIL; fi
   line=$(cat "$c")
-  printf '%-24s %s | %s\n' "${line%%:*}" "$status" "$(tail -n 3 "$c.out" | tr '\n' ' ')"
+  # a failed case shows its failing checks (they may be above the last three lines)
+  shown=$(tail -n 3 "$c.out")
+  [ "$status" = FAIL ] && shown=$( (grep 'FAIL' "$c.out" | head -n 4; tail -n 1 "$c.out") | uniq)
+  printf '%-24s %s | %s\n' "${line%%:*}" "$status" "$(printf '%s\n' "$shown" | tr '\n' ' ')"
 done
 echo "gpu checks: $pass passed, $fail failed"
 [ $fail -eq 0 ]
