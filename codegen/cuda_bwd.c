@@ -466,8 +466,8 @@ static const char stage_issue_decl[] =
 
 /* The parallel schedule's per-chunk kernels of 16 warps (passes/grad.c's bp_chunk_warps, bd_adj_warps: the
  * chunk kernel and the delta rule's adjoint, latency-bound at one CTA of 8 warps per SM).  The kernel files'
- * text comes a second time, in namespace attnc_wide, with ATTNC_B_THREADS 512 and half the n-tiles per item
- * (twice the items), and the staging code (sized by the thread count) is emitted again there: every helper
+ * text comes a second time, in namespace attnc_wide, with ATTNC_B_THREADS 512 (and so half the n-tiles per
+ * item, ATTNC_BP_NT: twice the items), and the staging code (sized by the thread count) is emitted again there: every helper
  * those kernels call is compiled for 16 warps while the walks keep theirs.  That pass defines the wide
  * kernels alone, the first pass every other (ATTNC_BP_WIDE_PASS, ATTNC_BP_WIDE_CHUNK, ATTNC_BD_WIDE_ADJ).
  * Then the checks that host and kernels agree on their shared memory, and their CTAs as constants
@@ -477,8 +477,7 @@ static void emit_wide_pass(attnc_buf *b, const grad_plan *gp, const cg_values *s
     bool chunk = gp->bp_chunk_warps > 8, adj = gp->bp_delta && gp->bd_adj_warps > 8;
     if (chunk || adj) {
         attnc_buf_puts(b, "\n// ---- the per-chunk kernels at 16 warps: the kernel files' text again (passes/grad.c) ----\n"
-                          "#undef ATTNC_B_THREADS\n#define ATTNC_B_THREADS 512\n#undef ATTNC_BP_NT\n"
-                          "#define ATTNC_BP_NT(W) ((W) % 32 == 0 ? 4 : 2)\n#undef ATTNC_BP_WIDE_PASS\n#define ATTNC_BP_WIDE_PASS 1\n"
+                          "#undef ATTNC_B_THREADS\n#define ATTNC_B_THREADS 512\n#undef ATTNC_BP_WIDE_PASS\n#define ATTNC_BP_WIDE_PASS 1\n"
                           "// (a name of its own: argument-dependent lookup would find the unit's too)\n"
                           "#define attnc_bwd_stage_issue attnc_bwd_stage_issue_wide\n"
                           "namespace attnc_wide {\n");
@@ -653,8 +652,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
                           "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n");
         attnc_buf_puts(b, stage_issue_decl);
-        /* in a namespace of their own, so that the wide chunk kernel's pass (emit_chunk_pass) can define the
-         * same helpers again without argument-dependent lookup finding both */
+        /* in a namespace of their own, so that the wide pass (emit_wide_pass) can define the same helpers
+         * again without argument-dependent lookup finding both */
         attnc_buf_puts(b, "namespace attnc_bp {\n");
         attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
         if (gp->bp_delta)

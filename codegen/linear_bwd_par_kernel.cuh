@@ -116,11 +116,9 @@ __device__ __forceinline__ float bp_dec(float x)
 #endif
 }
 
-// column groups of the outputs: NT n-tiles of 8 (even, dividing the width); the wide chunk kernel's pass
-// defines its own (half: twice the warps take twice the items)
-#ifndef ATTNC_BP_NT
-#define ATTNC_BP_NT(W) ((W) % 64 == 0 ? 8 : (W) % 32 == 0 ? 4 : 2)
-#endif
+// column groups of the outputs: NT n-tiles of 8 (even, dividing the width); at 16 warps (the wide pass) at
+// most 4, so that twice the warps have twice the items
+#define ATTNC_BP_NT(W) ((W) % 64 == 0 && ATTNC_B_THREADS <= 256 ? 8 : (W) % 32 == 0 ? 4 : 2)
 
 // The A fragment of rows [m0, m0 + 16) and reduction columns [k, k + 16): from a row-major [m][k] tile, or
 // (AT) one stored [k][m]; the B fragment of two n-tiles from n0: from a tile stored [k][n] (BKN) or [n][k].
