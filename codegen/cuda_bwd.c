@@ -545,6 +545,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     else if (gp->parallel)   /* the parallel schedule's tiles: bf16, or fp32 split in three bf16 mma */
         attnc_buf_printf(b, "#define ATTNC_SPLIT %d\n", gp->bp_split ? 1 : 0);
     attnc_buf_printf(b, "#define ATTNC_OUT_DTYPE %s\n", cg_dtype_macro(m->out_dtype));
+    /* the spec's functions in their SFU forms where the inputs are 16-bit, as the forward's (support.cuh) */
+    attnc_buf_printf(b, "#define ATTNC_FAST_MATH %d\n", m->plan.operands != IR_OPERANDS_BF16X3);
     attnc_buf_puts(b, attnc_support_src);
     attnc_buf_puts(b, "\n// ---- parameters ----\nstruct attnc_bwd_params {\n"
                       "    const void *in[64];      // the spec's tensors, in declaration order (see below)\n"

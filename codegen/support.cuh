@@ -11,7 +11,7 @@
 // the logarithms (log-space gates, where that is a relative 1e-7 on a decay factor), relative
 // otherwise), for kernels whose tiles are bf16 or fp16, where 2^-8 and 2^-11 of rounding dwarf it.  Under ncu the
 // IEEE forms were 14% of gla's forward instructions (logsigmoid) and 5% of the delta rule's (sigmoid).
-// Kernels with fp32 operands (1e-4 bounds) and the backward keep the IEEE forms.
+// Kernels with fp32 operands (1e-4 bounds) keep the IEEE forms; the backward's units follow the same rule.
 #ifndef ATTNC_FAST_MATH
 #define ATTNC_FAST_MATH 0
 #endif
