@@ -361,14 +361,19 @@ static bool direct_tensor(const attnc_grad_kernel *k, uint32_t i)
     return k->parallel && k->tensors[i].per_token && k->tensors[i].heads == k->sh.heads_out;
 }
 
+/* The device's SMs (132 where none was opened: a workspace query without a device). */
+static int64_t sm_count(const attnc_grad_kernel *k)
+{
+    return k->sm_count > 0 ? k->sm_count : 132;
+}
+
 /* Whether the parallel schedule's walks for N sequences split (walk_mode).  A walk is latency-bound, one
  * chunk after another, so it pays only where its CTAs fill the GPU. */
 static bool walks_split(const attnc_grad_kernel *k, int64_t N)
 {
     if (!k->parallel || k->walk == WALK_SEQUENCE || (k->bp_delta && k->bp_vw == k->bp_vs))
         return false;
-    int64_t sms = k->sm_count > 0 ? k->sm_count : 132;
-    return k->walk == WALK_SPLIT || N * k->sh.heads_out * (k->bp_vp / k->bp_vw) * 2 <= sms;
+    return k->walk == WALK_SPLIT || N * k->sh.heads_out * (k->bp_vp / k->bp_vw) * 2 <= sm_count(k);
 }
 
 /* The scanned walks' runs: slots per CTA of the chunks' products, as many CTAs as the SMs hold at once (two
@@ -377,7 +382,7 @@ static int64_t scan_run(const attnc_grad_kernel *k, int64_t total, int64_t N)
 {
     if (k->bp_delta || !walks_split(k, N))
         return 0;
-    int64_t sms = (k->sm_count > 0 ? k->sm_count : 132) * (int64_t)(k->run_per_sm ? k->run_per_sm : 1);
+    int64_t sms = sm_count(k) * (int64_t)(k->run_per_sm ? k->run_per_sm : 1);
     int64_t per_slot = (int64_t)k->sh.heads_out * (k->bp_vp / k->bp_vs);
     int64_t slots = total / k->chunk + N + 1, across = sms / per_slot > 0 ? sms / per_slot : 1;
     return (slots + across - 1) / across;
@@ -503,27 +508,27 @@ static attnc_status launch_sum(attnc_ctx *ctx, attnc_grad_kernel *k, int which, 
     void *params[] = {&sp};
     if (which == BK_SUM_HEADS) {
         grid[0] = (unsigned)(((size_t)sp.rows * (size_t)sp.len + CG_BWD_THREADS - 1) / CG_BWD_THREADS);
-        if (grid[0] && !rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
-            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
-        return ATTNC_OK;
+    } else {
+        long long outputs = sp.rows * sp.len, tokens = sp.tokens > 0 ? sp.tokens : 1;
+        long long splits = outputs >= 1024 || outputs <= 0 ? 1 : 1024 / outputs, most = (tokens + 255) / 256;
+        if (splits > most)
+            splits = most;
+        sp.span = (int)((tokens + splits - 1) / splits);
+        splits = (tokens + sp.span - 1) / sp.span;
+        grid[0] = (unsigned)outputs;
+        grid[1] = (unsigned)splits;
+        sp.pass = splits > 1 ? SUM_SPLITS : SUM_ONE;
     }
-    long long outputs = sp.rows * sp.len, tokens = sp.tokens > 0 ? sp.tokens : 1;
-    long long splits = outputs >= 1024 ? 1 : 1024 / outputs, most = (tokens + 255) / 256;
-    if (splits > most)
-        splits = most;
-    sp.span = (int)((tokens + splits - 1) / splits);
-    splits = (tokens + sp.span - 1) / sp.span;
-    grid[0] = (unsigned)outputs;
-    grid[1] = (unsigned)splits;
-    sp.pass = splits > 1 ? SUM_SPLITS : SUM_ONE;
-    if (grid[0] && !rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
-        return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
-    if (sp.pass == SUM_ONE || !grid[0])
+    if (grid[0] == 0)
         return ATTNC_OK;
-    grid[1] = 1;
-    sp.pass = SUM_FINAL;
     if (!rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    if (which == BK_SUM_PARAM && sp.pass == SUM_SPLITS) {   /* then the splits' sums, a CTA per element */
+        grid[1] = 1;
+        sp.pass = SUM_FINAL;
+        if (!rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
+            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+    }
     return ATTNC_OK;
 }
 

@@ -458,6 +458,16 @@ static void emit_adjoint_fn(bgen *g)
     attnc_buf_puts(b, "}\n");
 }
 
+/* The chunk kernel and the delta rule's adjoint at 16 warps, in the wide pass (emit_wide_pass). */
+static bool wide_chunk(const grad_plan *gp)
+{
+    return gp->bp_chunk_warps > CG_BWD_WARPS;
+}
+static bool wide_adj(const grad_plan *gp)
+{
+    return gp->bp_delta && gp->bd_adj_warps > CG_BWD_WARPS;
+}
+
 /* The staging function's declaration (its definition comes at the unit's end, with the role functions). */
 static const char stage_issue_decl[] =
     "template <bool UNROLL>\n"
@@ -474,13 +484,14 @@ static const char stage_issue_decl[] =
  * (tools/cuda_cpu). */
 static void emit_wide_pass(attnc_buf *b, const grad_plan *gp, const cg_values *staged)
 {
-    bool chunk = gp->bp_chunk_warps > 8, adj = gp->bp_delta && gp->bd_adj_warps > 8;
+    bool chunk = wide_chunk(gp), adj = wide_adj(gp);
     if (chunk || adj) {
-        attnc_buf_puts(b, "\n// ---- the per-chunk kernels at 16 warps: the kernel files' text again (passes/grad.c) ----\n"
-                          "#undef ATTNC_B_THREADS\n#define ATTNC_B_THREADS 512\n#undef ATTNC_BP_WIDE_PASS\n#define ATTNC_BP_WIDE_PASS 1\n"
-                          "// (a name of its own: argument-dependent lookup would find the unit's too)\n"
-                          "#define attnc_bwd_stage_issue attnc_bwd_stage_issue_wide\n"
-                          "namespace attnc_wide {\n");
+        attnc_buf_printf(b, "\n// ---- the per-chunk kernels at 16 warps: the kernel files' text again (passes/grad.c) ----\n"
+                            "#undef ATTNC_B_THREADS\n#define ATTNC_B_THREADS %u\n#undef ATTNC_BP_WIDE_PASS\n#define ATTNC_BP_WIDE_PASS 1\n"
+                            "// (a name of its own: argument-dependent lookup would find the unit's too)\n"
+                            "#define attnc_bwd_stage_issue attnc_bwd_stage_issue_wide\n"
+                            "namespace attnc_wide {\n",
+                         2 * CG_BWD_THREADS);
         cg_emit_stage_held(staged, "attnc_bwd_stage_held", "ATTNC_BP_C", "ATTNC_B_THREADS");
         attnc_buf_puts(b, stage_issue_decl);
         attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
@@ -489,8 +500,9 @@ static void emit_wide_pass(attnc_buf *b, const grad_plan *gp, const cg_values *s
         cg_emit_stage_issue(staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS",
                             "attnc_bwd_stage_held");
         attnc_buf_printf(b, "}   // namespace attnc_wide\n%s%s#undef attnc_bwd_stage_issue\n"
-                            "#undef ATTNC_B_THREADS\n#define ATTNC_B_THREADS 256\n#undef ATTNC_BP_WIDE_PASS\n#define ATTNC_BP_WIDE_PASS 0\n",
-                         chunk ? "using attnc_wide::attnc_bwdp_chunk;\n" : "", adj ? "using attnc_wide::attnc_bwdp_wy_adjoint;\n" : "");
+                            "#undef ATTNC_B_THREADS\n#define ATTNC_B_THREADS %u\n#undef ATTNC_BP_WIDE_PASS\n#define ATTNC_BP_WIDE_PASS 0\n",
+                         chunk ? "using attnc_wide::attnc_bwdp_chunk;\n" : "", adj ? "using attnc_wide::attnc_bwdp_wy_adjoint;\n" : "",
+                         CG_BWD_THREADS);
     }
     attnc_buf_printf(b, "static_assert(%sattnc_bp_chunk_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
                         "constexpr unsigned attnc_bp_chunk_threads = %u, attnc_bp_chunk_bytes = %uu;   // its CTA\n",
@@ -619,7 +631,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                             "#define ATTNC_BD_WIDE_ADJ %d   // attnc_bwdp_wy_adjoint likewise\n#define ATTNC_BP_WIDE_PASS 0\n",
                          gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs, gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs,
                          gp->bp_vw, gp->bp_run2 ? 1 : 0, gp->bp_vsplit ? 1 : 0, gp->bp_image_bytes, gp->bp_slo ? 1 : 0, gp->bp_delta ? 1 : 0,
-                         gp->bp_chunk_warps > 8 ? 1 : 0, gp->bp_delta && gp->bd_adj_warps > 8 ? 1 : 0);
+                         wide_chunk(gp) ? 1 : 0, wide_adj(gp) ? 1 : 0);
         /* a query, key or value role that is an input tensor of its own (gp->bp_direct): the chunk kernel
          * writes its gradient into that tensor's (p.direct), in the tensor's dtype, instead of ws_dq / ws_dk
          * / ws_dv */
