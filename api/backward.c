@@ -71,7 +71,8 @@ struct attnc_grad_kernel {
     unsigned bp_walk_smem, bp_chunk_smem;
     unsigned bp_chunk_threads, bd_adj_threads;   /* attnc_bwdp_chunk's and _wy_adjoint's CTAs: 256, or 512
                                                   * (passes/grad.c's bp_chunk_warps, bd_adj_warps) */
-    bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv) */
+    bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv;
+                         * the delta rule's value by its adjoint, ws_dv kept for dU_hat) */
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
     bool bp_decay;      /* the parallel schedule's walks decay the state (the scanned walks keep each chunk's e^{b_L}) */
     walk_mode walk;
@@ -397,7 +398,7 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
     sizes[0] = k->bp_direct[0] ? 0 : rows * k->K;   /* written into the query (key) tensor's gradient instead */
     sizes[1] = k->bp_direct[1] ? 0 : rows * k->K;
-    sizes[2] = k->bp_direct[2] ? 0 : rows * k->V;
+    sizes[2] = k->bp_direct[2] && !k->bp_delta ? 0 : rows * k->V;   /* the delta rule's: dU_hat, dv direct */
     sizes[3] = rows * k->gk;
     sizes[4] = dh0 ? (size_t)N * k->sh.heads_out * k->K * k->vo : 0;
     sizes[5] = k->gated ? slots * k->sh.heads_out * k->K * k->V : 0;

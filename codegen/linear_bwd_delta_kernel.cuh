@@ -688,7 +688,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
                 dTl[r * ATTNC_BP_LDC + q] = lo;
             }
     }
-    // Y = T^T dU_hat: dv = diag(beta) Y over the chunk kernel's dU_hat, and the row sums Y_q . v_q
+    // Y = T^T dU_hat: dv = diag(beta) Y over the chunk kernel's dU_hat, or into the value tensor's gradient
+    // where the role is that tensor (ATTNC_BP_DV_TENSOR; null: not wanted), and the row sums Y_q . v_q
+    void *const dv_direct = ATTNC_BP_DV_TENSOR >= 0 ? p.direct[ATTNC_BP_DV_TENSOR < 0 ? 0 : ATTNC_BP_DV_TENSOR] : nullptr;
     for (int item = warp; item < NB * NGV; item += ATTNC_B_WARPS) {
         const int m0 = item / NGV * 16, cg = item % NGV, n0 = cg * 8 * NTV;
         float acc[NTV][4];
@@ -700,7 +702,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
 #pragma unroll
             for (int i = 0; i < 4; i++)
                 acc[nt][i] *= beta[bp_row(m0, lane, i)];
-            bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, acc[nt], m0, n0, nt, lane, c0, nrows, h);
+            bp_role_grad_frag<ATTNC_BP_DV_TENSOR, ATTNC_BP_DV_DTYPE, ATTNC_B_V>(p.ws_dv, dv_direct, acc[nt], m0, n0, nt,
+                                                                               lane, c0, nrows, h);
         }
     }
     __syncthreads();

@@ -1554,12 +1554,13 @@ __device__ __forceinline__ void bp_dv_finish(const attnc_bwd_params &p, float (*
     bp_mma<NT, true, true>(acc, P, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
     if constexpr (ATTNC_BP_LO)
         bp_mma<NT, true, true>(acc, Plo, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
-    // the value tensor's own gradient where the role is that tensor (ATTNC_BP_DV_TENSOR; null: not wanted)
-    void *const dv_direct = ATTNC_BP_DV_TENSOR >= 0 ? p.direct[ATTNC_BP_DV_TENSOR < 0 ? 0 : ATTNC_BP_DV_TENSOR] : nullptr;
+    // the value tensor's own gradient where the role is that tensor (ATTNC_BP_DV_TENSOR; null: not wanted);
+    // the delta rule's dU_hat always into ws_dv (its adjoint writes the value's gradient)
+    constexpr int DVT = ATTNC_BP_DELTA ? -1 : ATTNC_BP_DV_TENSOR, DVD = ATTNC_BP_DELTA ? ATTNC_DT_FP32 : ATTNC_BP_DV_DTYPE;
+    void *const dv_direct = DVT >= 0 ? p.direct[DVT < 0 ? 0 : DVT] : nullptr;
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
-        bp_role_grad_frag<ATTNC_BP_DV_TENSOR, ATTNC_BP_DV_DTYPE, ATTNC_B_V>(p.ws_dv, dv_direct, acc[nt], m0, n0, nt, lane,
-                                                                           c0, nrows, h);
+        bp_role_grad_frag<DVT, DVD, ATTNC_B_V>(p.ws_dv, dv_direct, acc[nt], m0, n0, nt, lane, c0, nrows, h);
 }
 
 // A block sum in a fixed order (every thread gets it).

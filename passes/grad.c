@@ -178,7 +178,7 @@
  *     so the chunk kernel writes it there in the tensor's dtype (nothing where it is not wanted) instead of
  *     into ws_dq / ws_dk / ws_dv:
  *     the adjoint neither seeds from the role's workspace nor writes the tensor, and the host allocates
- *     none.  A scaled (q * K^-0.5) or mapped role keeps its workspace: its tensor's gradient is the value
+ *     none (the delta rule's value: the WY adjoint writes it, and ws_dv stays as dU_hat's).  A scaled (q * K^-0.5) or mapped role keeps its workspace: its tensor's gradient is the value
  *     DAG's adjoint of the token's complete role gradient.  Measured on the CPU (tools/cuda_cpu), mamba2
  *     bf16: dq(C) 1.6e-3, dk(B) 1.7e-3 against the sequential schedule's fp32 gradient, the bf16 rounding
  *     of the stored gradient included; fp32 6e-6;
@@ -584,6 +584,9 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
         gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);
+        /* the value: its gradient is diag(beta) T^T dU_hat, final in the adjoint, which writes it into the
+         * tensor's; ws_dv stays, the chunk kernel's dU_hat for the adjoint */
+        gp->bp_direct[2] = direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2]);
         return true;
     }
     return false;

@@ -346,6 +346,7 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bp_chunk, 64);
     assert_int_equal(out.plan.bp_chunk_warps, 16);
     assert_int_equal(out.plan.bd_adj_warps, 16);
+    assert_true(out.plan.bp_direct[2]);   /* v as stored: the adjoint writes its gradient (ws_dv kept for dU_hat) */
     assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, false, out.plan.bp_slo, false, false,
                                                                 out.plan.bp_stage_bytes, 16));
     assert_non_null(strstr(out.source, "#define ATTNC_BP_WIDE_CHUNK 1"));

@@ -152,7 +152,7 @@ int main(int argc, char **argv)
                 b.ws_dq = nullptr;
             if (role_t[1] >= 0)
                 b.ws_dk = nullptr;
-            if (role_t[2] >= 0)
+            if (role_t[2] >= 0 && !si.delta)   // (the delta rule's: dU_hat between its chunk kernel and adjoint)
                 b.ws_dv = nullptr;
             for (size_t i = 0; i < ts.size(); i++)
                 b.direct[i] = dir[i], b.direct_dtype[i] = dty[i];
@@ -249,7 +249,7 @@ int main(int argc, char **argv)
         host_args c = a;
         c.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data();
         c.ws_dk = role_t[1] >= 0 ? nullptr : o[1].dk.data();
-        c.ws_dv = role_t[2] >= 0 ? nullptr : u.dv.data();
+        c.ws_dv = role_t[2] >= 0 && !si.delta ? nullptr : u.dv.data();
         c.ws_dg = u.dg.data(), c.ws_dh0 = u.dh0.data();
         c.ws_dz0 = V > VO ? u.dz0.data() : nullptr;
         c.ws_db = si.delta ? u.db.data() : nullptr;
