@@ -155,6 +155,18 @@ __device__ __forceinline__ void bd_mma16_f32(float (*acc)[4], const float *X, in
     }
 }
 
+// A barrier of the NT threads (whole warps) from thread T0 on: named barrier BAR, or the CTA's own where they
+// are all of it (BAR 0).
+template <int T0 = 0, int NT = ATTNC_B_THREADS, unsigned BAR = 0>
+__device__ __forceinline__ void bd_group_sync()
+{
+    static_assert(T0 % 32 == 0 && NT % 32 == 0 && (NT == ATTNC_B_THREADS) == (BAR == 0), "whole warps; BAR 0 is the CTA's");
+    if constexpr (NT == ATTNC_B_THREADS)
+        __syncthreads();
+    else
+        attnc_bar_named(BAR, NT);
+}
+
 // E_rj = (k_r . k_j) e^{b_r - b_j} (j < r, else 0) on the tensor cores, then T = (I + A)^-1, A = diag(beta) E
 // (unit lower triangular), in fp32 by blocks of 16: first every diagonal block by forward substitution,
 // T_rj = -beta_r sum_{j <= q < r} E_rq T_qj, four lanes per column j (each a quarter of the q terms, then a
@@ -162,11 +174,14 @@ __device__ __forceinline__ void bd_mma16_f32(float (*acc)[4], const float *X, in
 // at a time, T_ij = -T_ii sum_{j <= k < i} A_ik T_kj, through M (scratch, (C/16 - 1) * 256 floats).  The
 // serial chain is 15 rows and C/16 - 1 block steps where a column-by-column solve had C - 1 rows (measured
 // on the H200: the solve was about half of attnc_bwdp_wy's time and 40% of the adjoint's).
+// Run by the NT threads from thread T0 on, which meet at barrier BAR (bd_group_sync): the adjoint gives it
+// half its warps while the other half forms dW and dT, which do not need T.
+template <int T0 = 0, int NT = ATTNC_B_THREADS, unsigned BAR = 0>
 __device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const float *beta, float *E, float *T, float *M)
 {
-    constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+    constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = NT / 32;
+    const int tid = threadIdx.x - T0, lane = tid & 31, warp = tid >> 5;
+    for (int item = warp; item < NB * NB; item += NW) {
         const int mi = item / NB, nj = item % NB;
         float acc[2][4];
         bp_zero<2>(acc);
@@ -180,11 +195,11 @@ __device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const f
                 E[r * LDF + j] = j < r ? acc[nt][i] * bp_dec(g[r] - g[j]) : 0.f;
             }
     }
-    for (int i = tid; i < C * C; i += ATTNC_B_THREADS)
+    for (int i = tid; i < C * C; i += NT)
         T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
-    __syncthreads();
-    if (tid < C * 4) {   // whole warps (C * 4 is a multiple of 32)
-        const int j = tid >> 2, part = tid & 3, r0 = j & ~15;
+    bd_group_sync<T0, NT, BAR>();
+    for (int jp = tid; jp < C * 4; jp += NT) {   // whole warps (C * 4 and NT are multiples of 32)
+        const int j = jp >> 2, part = jp & 3, r0 = j & ~15;
         for (int rr = 1; rr < 16; rr++) {
             const int r = r0 + rr;
             float acc = 0.f;
@@ -198,12 +213,12 @@ __device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const f
             __syncwarp();
         }
     }
-    __syncthreads();
+    bd_group_sync<T0, NT, BAR>();
     // The blocks below the diagonal on the tensor cores, a warp per block pair, fp32 operands split in bf16
     // hi + lo (three products: about 16 bits of each operand, the fp32 accumulation; the scalar loops they
     // replace were 27 % of attnc_bwdp_wy's instructions and 17 % of the adjoint's).
     for (int d = 1; d < NB; d++) {
-        for (int jb = warp; jb < NB - d; jb += ATTNC_B_WARPS) {   // M = diag(beta) E_i,[j, i) T_[j, i),j
+        for (int jb = warp; jb < NB - d; jb += NW) {   // M = diag(beta) E_i,[j, i) T_[j, i),j
             const int ib = jb + d;
             float acc[2][4];
             bp_zero<2>(acc);
@@ -217,8 +232,8 @@ __device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const f
                     M[(jb << 8) + (r - ib * 16) * 16 + c - jb * 16] = beta[r] * acc[nt][i];
                 }
         }
-        __syncthreads();
-        for (int jb = warp; jb < NB - d; jb += ATTNC_B_WARPS) {   // T_ij = -T_ii M (T_ii lower triangular)
+        bd_group_sync<T0, NT, BAR>();
+        for (int jb = warp; jb < NB - d; jb += NW) {   // T_ij = -T_ii M (T_ii lower triangular)
             const int ib = jb + d;
             float acc[2][4];
             bp_zero<2>(acc);
@@ -229,7 +244,7 @@ __device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const f
                 for (int i = 0; i < 4; i++)
                     T[bp_row(ib * 16, lane, i) * LDF + jb * 16 + bp_col(0, nt, lane, i)] = -acc[nt][i];
         }
-        __syncthreads();
+        bd_group_sync<T0, NT, BAR>();
     }
 }
 
@@ -609,15 +624,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
-    bd_solve_t(K, g, beta, E, T, (float *)Th);   // M over T's tiles' place
-    // T (hi, lo); S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
-    for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
-        const int r = i / C, j = i % C;
-        elt hi, lo;
-        bp_split(T[r * LDF + j], hi, lo);
-        Th[r * ATTNC_BP_LDC + j] = hi;
-        Tl[r * ATTNC_BP_LDC + j] = lo;
-    }
+    // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
     bp_load_image<false, false>(img_in, S, nullptr);   // hi only: no room for a lo tile here
     {   // every load issued before the first is used: 16 bytes each where the rows allow
         constexpr int PER = ATTNC_B_V % 4 == 0 ? 4 : 1, ROW = ATTNC_BP_VP / PER;
@@ -649,45 +656,62 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         }
     }
     __syncthreads();
-    // dW = -dU_hat S_in^T (hi, lo)
-    for (int item = warp; item < NB * NGK; item += ATTNC_B_WARPS) {
-        const int m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
-        float acc[NTK][4];
-        bp_zero<NTK>(acc);
-        bd_mma_split<NTK, false, false>(acc, DUh, DUl, ATTNC_BP_LDV, m0, S, nullptr, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+    // Two groups of warps until T is needed: the first solves T (a chain of short steps that would leave
+    // most warps waiting at its barriers) and splits it into hi, lo; the second forms dW and dT, which do
+    // not need T.  Their buffers are disjoint (the solve's M over T's tiles, which the second reads after).
+    constexpr int HALF = ATTNC_B_THREADS / 2, HW = ATTNC_B_WARPS / 2;
+    if (tid < HALF) {
+        bd_solve_t<0, HALF, 1>(K, g, beta, E, T, (float *)Th);   // M over T's tiles' place
+        for (int i = tid; i < C * C; i += HALF) {
+            const int r = i / C, j = i % C;
+            elt hi, lo;
+            bp_split(T[r * LDF + j], hi, lo);
+            Th[r * ATTNC_BP_LDC + j] = hi;
+            Tl[r * ATTNC_BP_LDC + j] = lo;
+        }
+    } else {
+        const int gw = warp - HW;
+        // dW = -dU_hat S_in^T (hi, lo)
+        for (int item = gw; item < NB * NGK; item += HW) {
+            const int m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
+            float acc[NTK][4];
+            bp_zero<NTK>(acc);
+            bd_mma_split<NTK, false, false>(acc, DUh, DUl, ATTNC_BP_LDV, m0, S, nullptr, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
 #pragma unroll
-        for (int nt = 0; nt < NTK; nt++)
+            for (int nt = 0; nt < NTK; nt++)
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                elt hi, lo;
-                bp_split(-acc[nt][i], hi, lo);
-                DWh[r * ATTNC_BP_LDK + c] = hi;
-                DWl[r * ATTNC_BP_LDK + c] = lo;
+                for (int i = 0; i < 4; i++) {
+                    const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                    elt hi, lo;
+                    bp_split(-acc[nt][i], hi, lo);
+                    DWh[r * ATTNC_BP_LDK + c] = hi;
+                    DWl[r * ATTNC_BP_LDK + c] = lo;
+                }
+        }
+        bd_group_sync<HALF, HALF, 2>();
+        // dT_rq = beta_q (dU_hat_r . v_q + e^{b_q} dW_r . k_q), q <= r
+        for (int item = gw; item < NB * NB; item += HW) {
+            const int mi = item / NB, nj = item % NB;
+            float a1[2][4], a2[2][4];
+            bp_zero<2>(a1);
+            bp_zero<2>(a2);
+            if (nj <= mi) {
+                bd_mma_split<2, false, false>(a1, DUh, DUl, ATTNC_BP_LDV, mi * 16, V, nullptr, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+                bd_mma_split<2, false, false>(a2, DWh, DWl, ATTNC_BP_LDK, mi * 16, K, nullptr, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
             }
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int r = bp_row(mi * 16, lane, i), q = bp_col(nj * 16, nt, lane, i);
+                    elt hi, lo;
+                    bp_split(q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f, hi, lo);
+                    dTh[r * ATTNC_BP_LDC + q] = hi;
+                    dTl[r * ATTNC_BP_LDC + q] = lo;
+                }
+        }
     }
     __syncthreads();
-    // dT_rq = beta_q (dU_hat_r . v_q + e^{b_q} dW_r . k_q), q <= r
-    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
-        const int mi = item / NB, nj = item % NB;
-        float a1[2][4], a2[2][4];
-        bp_zero<2>(a1);
-        bp_zero<2>(a2);
-        if (nj <= mi) {
-            bd_mma_split<2, false, false>(a1, DUh, DUl, ATTNC_BP_LDV, mi * 16, V, nullptr, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
-            bd_mma_split<2, false, false>(a2, DWh, DWl, ATTNC_BP_LDK, mi * 16, K, nullptr, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
-        }
-#pragma unroll
-        for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int r = bp_row(mi * 16, lane, i), q = bp_col(nj * 16, nt, lane, i);
-                elt hi, lo;
-                bp_split(q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f, hi, lo);
-                dTh[r * ATTNC_BP_LDC + q] = hi;
-                dTl[r * ATTNC_BP_LDC + q] = lo;
-            }
-    }
     // Y = T^T dU_hat: dv = diag(beta) Y over the chunk kernel's dU_hat, or into the value tensor's gradient
     // where the role is that tensor (ATTNC_BP_DV_TENSOR; null: not wanted), and the row sums Y_q . v_q
     void *const dv_direct = ATTNC_BP_DV_TENSOR >= 0 ? p.direct[ATTNC_BP_DV_TENSOR < 0 ? 0 : ATTNC_BP_DV_TENSOR] : nullptr;
@@ -706,8 +730,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
                                                                                lane, c0, nrows, h);
         }
     }
-    __syncthreads();
-    // X = T^T dT: X_rq = sum_{i >= max(r, q)} T_ir dT_iq (hi, lo), over the image
+    // X = T^T dT: X_rq = sum_{i >= max(r, q)} T_ir dT_iq (hi, lo), over the image (dW is formed; Y does not read it)
     for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
         const int m0 = item / NB * 16, n0 = item % NB * 16;
         float acc[2][4];

@@ -3,8 +3,17 @@
 # compares them (main.cpp): the parallel schedule's kernels checked as CUDA C++ code, with no GPU.
 #   sh tools/cuda_cpu/run.sh ATTNC SPEC HEADS SEED BOUND LENS [DTYPE]
 # e.g. sh tools/cuda_cpu/run.sh build-rel/attnc specs/mamba2.attn 2 1 2e-2 37,1,70
+# CUDA_CPU_CXXFLAGS: more g++ flags, e.g. -fsanitize=thread: ThreadSanitizer then watches the emulated CTA's
+# threads and their shared memory, and a race it reports fails the run (exit 66) whatever the gradients
+# (ctest cuda_cpu.tsan.bwd_*); skipped (77) where g++ cannot link with the flags.
 set -eu
 command -v g++ >/dev/null && command -v python3 >/dev/null || { echo "no g++ or python3: skipped"; exit 77; }
+cxxflags=${CUDA_CPU_CXXFLAGS:-}
+if [ -n "$cxxflags" ]; then
+  # shellcheck disable=SC2086
+  echo 'int main() { return 0; }' | g++ $cxxflags -x c++ - -o /dev/null 2>/dev/null ||
+    { echo "g++ cannot build with '$cxxflags': skipped"; exit 77; }
+fi
 attnc=$1 spec=$2 heads=$3 seed=$4 bound=$5 lens=$6 dtype=${7:-}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -26,5 +35,6 @@ fi
 python3 "$here/prepare.py" "$tmp/par.cu" "$tmp/par.h" par
 sh "$here/desc.sh" "$attnc" "$tmp/spec.attn" "$tmp/par.cu" > "$tmp/desc"
 cp "$here"/prelude.h "$here"/host_util.h "$here"/harness.h "$here"/unit_seq.cpp "$here"/unit_par.cpp "$here"/main.cpp "$tmp/"
-(cd "$tmp" && g++ -std=c++20 -O1 -pthread -w -o cuda_cpu unit_seq.cpp unit_par.cpp main.cpp)
+# shellcheck disable=SC2086
+(cd "$tmp" && g++ -std=c++20 -O1 -pthread -w $cxxflags -o cuda_cpu unit_seq.cpp unit_par.cpp main.cpp)
 "$tmp/cuda_cpu" "$tmp/desc" "$seed" "$bound" "$lens"
