@@ -599,6 +599,9 @@ __device__ __forceinline__ void bd_row_dots(const float (*acc)[4], const elt *X,
     }
 }
 
+#ifndef ATTNC_BD_SOLVE_WARPS   // the adjoint's warps that solve T while the others form dW and dT
+#define ATTNC_BD_SOLVE_WARPS (ATTNC_B_WARPS / 2)
+#endif
 #if ATTNC_BP_WIDE_PASS == ATTNC_BD_WIDE_ADJ   // the unit's one adjoint: 8 warps, or 16 in the wide pass
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_adjoint(attnc_bwd_params p)
 {
@@ -659,10 +662,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     // Two groups of warps until T is needed: the first solves T (a chain of short steps that would leave
     // most warps waiting at its barriers) and splits it into hi, lo; the second forms dW and dT, which do
     // not need T.  Their buffers are disjoint (the solve's M over T's tiles, which the second reads after).
-    constexpr int HALF = ATTNC_B_THREADS / 2, HW = ATTNC_B_WARPS / 2;
-    if (tid < HALF) {
-        bd_solve_t<0, HALF, 1>(K, g, beta, E, T, (float *)Th);   // M over T's tiles' place
-        for (int i = tid; i < C * C; i += HALF) {
+    constexpr int SW = ATTNC_BD_SOLVE_WARPS, ST = SW * 32, OW = ATTNC_B_WARPS - SW, OT = OW * 32;
+    if (tid < ST) {
+        bd_solve_t<0, ST, 1>(K, g, beta, E, T, (float *)Th);   // M over T's tiles' place
+        for (int i = tid; i < C * C; i += ST) {
             const int r = i / C, j = i % C;
             elt hi, lo;
             bp_split(T[r * LDF + j], hi, lo);
@@ -670,9 +673,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
             Tl[r * ATTNC_BP_LDC + j] = lo;
         }
     } else {
-        const int gw = warp - HW;
+        const int gw = warp - SW;
         // dW = -dU_hat S_in^T (hi, lo)
-        for (int item = gw; item < NB * NGK; item += HW) {
+        for (int item = gw; item < NB * NGK; item += OW) {
             const int m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
             float acc[NTK][4];
             bp_zero<NTK>(acc);
@@ -688,9 +691,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
                     DWl[r * ATTNC_BP_LDK + c] = lo;
                 }
         }
-        bd_group_sync<HALF, HALF, 2>();
+        bd_group_sync<ST, OT, 2>();
         // dT_rq = beta_q (dU_hat_r . v_q + e^{b_q} dW_r . k_q), q <= r
-        for (int item = gw; item < NB * NB; item += HW) {
+        for (int item = gw; item < NB * NB; item += OW) {
             const int mi = item / NB, nj = item % NB;
             float a1[2][4], a2[2][4];
             bp_zero<2>(a1);
