@@ -232,7 +232,9 @@ __device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const f
                     M[(jb << 8) + (r - ib * 16) * 16 + c - jb * 16] = beta[r] * acc[nt][i];
                 }
         }
-        bd_group_sync<T0, NT, BAR>();
+        // the warp that wrote a pair's M reads it (the same jb), and no pair at distance d reads another's
+        // block: a warp's own ordering is enough here, the group's barrier only between distances
+        __syncwarp();
         for (int jb = warp; jb < NB - d; jb += NW) {   // T_ij = -T_ii M (T_ii lower triangular)
             const int ib = jb + d;
             float acc[2][4];
