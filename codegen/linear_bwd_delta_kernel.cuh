@@ -169,10 +169,11 @@ __device__ __forceinline__ void bd_group_sync()
 
 // E_rj = (k_r . k_j) e^{b_r - b_j} (j < r, else 0) on the tensor cores, then T = (I + A)^-1, A = diag(beta) E
 // (unit lower triangular), in fp32 by blocks of 16: first every diagonal block by forward substitution,
-// T_rj = -beta_r sum_{j <= q < r} E_rq T_qj, four lanes per column j (each a quarter of the q terms, then a
-// butterfly sum), the rows of its block in order; then the blocks below, one distance d from the diagonal
-// at a time, T_ij = -T_ii sum_{j <= k < i} A_ik T_kj, through M (scratch, (C/16 - 1) * 256 floats).  The
-// serial chain is 15 rows and C/16 - 1 block steps where a column-by-column solve had C - 1 rows (measured
+// T_rj = -beta_r sum_{j <= q < r} E_rq T_qj, a lane per column j, right-looking (each T_qj's terms added to
+// the later rows' sums in registers as soon as it is known: a chain of 15 short steps; four lanes per
+// column, each row's sum formed when its turn came, had a chain of 15 sums, butterflies and warp syncs);
+// then the blocks below, one distance d from the diagonal at a time, T_ij = -T_ii sum_{j <= k < i} A_ik T_kj,
+// through M (scratch, (C/16 - 1) * 256 floats).  A column-by-column solve had a chain of C - 1 rows (measured
 // on the H200: the solve was about half of attnc_bwdp_wy's time and 40% of the adjoint's).
 // Run by the NT threads from thread T0 on, which meet at barrier BAR (bd_group_sync): the adjoint gives it
 // half its warps while the other half forms dW and dT, which do not need T.
@@ -198,19 +199,22 @@ __device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const f
     for (int i = tid; i < C * C; i += NT)
         T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
     bd_group_sync<T0, NT, BAR>();
-    for (int jp = tid; jp < C * 4; jp += NT) {   // whole warps (C * 4 and NT are multiples of 32)
-        const int j = jp >> 2, part = jp & 3, r0 = j & ~15;
-        for (int rr = 1; rr < 16; rr++) {
-            const int r = r0 + rr;
-            float acc = 0.f;
-            if (r > j)
-                for (int q = j + part; q < r; q += 4)
-                    acc += E[r * LDF + q] * T[q * LDF + j];
-            acc += __shfl_xor_sync(0xffffffffu, acc, 1);
-            acc += __shfl_xor_sync(0xffffffffu, acc, 2);
-            if (r > j && part == 0)
-                T[r * LDF + j] = -beta[r] * acc;
-            __syncwarp();
+    // right-looking, a lane per column j: once T_qj is known its terms E_rq T_qj go into every later row's sum
+    // (independent FMAs), so the chain is one FMA and one product a row; the rows' sums in registers
+    for (int j = tid; j < C; j += NT) {
+        const int b0 = j & ~15, c = j - b0;
+        float sum[16];
+#pragma unroll
+        for (int r = 0; r < 16; r++)
+            sum[r] = 0.f;
+#pragma unroll
+        for (int q = 0; q < 16; q++) {
+            const float t = q < c ? 0.f : q == c ? 1.f : -beta[b0 + q] * sum[q];
+            if (q > c)
+                T[(b0 + q) * LDF + j] = t;
+#pragma unroll
+            for (int r = q + 1; r < 16; r++)
+                sum[r] += E[(b0 + r) * LDF + b0 + q] * t;
         }
     }
     bd_group_sync<T0, NT, BAR>();
