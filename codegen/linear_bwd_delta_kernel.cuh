@@ -17,7 +17,8 @@
 //                          dS_out image stored (ws_dso), dh0;
 //   attnc_bwdp_chunk       the additive chunk kernel with U_hat for V: dq (final), dk's P and state terms,
 //                          dU_hat into ws_dv, the gate's additive terms into ws_dg (U_hat held fixed);
-//   attnc_bwdp_wy_adjoint  grid (slots, H_out): E and T again, dW = -dU_hat S_in^T, dT_rq = beta_q (dU_hat_r
+//   attnc_bwdp_wy_adjoint  grid (slots, H_out): E and T again (half the warps, while the other half form dW
+//                          and dT, which do not need T), dW = -dU_hat S_in^T, dT_rq = beta_q (dU_hat_r
 //                          . v_q + e^{b_q} dW_r . k_q), Y = T^T dU_hat, Z = T^T dW, dA = -T^T dT T^T (strictly
 //                          lower); dv = diag(beta) Y over ws_dv, dbeta_q = Y_q . v_q + e^{b_q} Z_q . k_q +
 //                          sum_j dA_qj E_qj, dk += diag(beta e^{b}) Z + F K + F^T K with
