@@ -176,15 +176,27 @@ __device__ __forceinline__ void bd_group_sync()
 // then the blocks below, one distance d from the diagonal at a time, T_ij = -T_ii sum_{j <= k < i} A_ik T_kj,
 // through M (scratch, (C/16 - 1) * 256 floats).  A column-by-column solve had a chain of C - 1 rows (measured
 // on the H200: the solve was about half of attnc_bwdp_wy's time and 40% of the adjoint's).
-// Run by the NT threads from thread T0 on, which meet at barrier BAR (bd_group_sync): the adjoint gives it
-// half its warps while the other half forms dW and dT, which do not need T.
-template <int T0 = 0, int NT = ATTNC_B_THREADS, unsigned BAR = 0>
-__device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const float *beta, float *E, float *T, float *M)
+// bd_form_e forms E and sets T to the identity (no barrier: the caller's makes them visible, so that the
+// adjoint forms them with all its warps before its split); bd_solve_t is then run by the NT threads from
+// thread T0 on, which meet at barrier BAR (bd_group_sync): the adjoint gives it half its warps while the other
+// half forms dW and dT, which do not need T.
+template <int T0 = 0, int NT = ATTNC_B_THREADS>
+__device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E, float *T)
 {
     constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = NT / 32;
     const int tid = threadIdx.x - T0, lane = tid & 31, warp = tid >> 5;
+    // the diagonal blocks first (the solve's first step needs only them), the blocks above them (zeros) last
     for (int item = warp; item < NB * NB; item += NW) {
-        const int mi = item / NB, nj = item % NB;
+        const int below = NB * (NB - 1) / 2, diag = item < NB, low = !diag && item < NB + below;
+        int mi, nj;
+        if (diag) {
+            mi = nj = item;
+        } else {   // the item-th pair below (above) the diagonal, row by row
+            int k = item - NB - (low ? 0 : below), r = 1;
+            while (k >= r)
+                k -= r++;
+            mi = low ? r : k, nj = low ? k : r;
+        }
         float acc[2][4];
         bp_zero<2>(acc);
         if (nj <= mi)
@@ -199,7 +211,13 @@ __device__ __forceinline__ void bd_solve_t(const elt *K, const float *g, const f
     }
     for (int i = tid; i < C * C; i += NT)
         T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
-    bd_group_sync<T0, NT, BAR>();
+}
+
+template <int T0 = 0, int NT = ATTNC_B_THREADS, unsigned BAR = 0>
+__device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, float *T, float *M)
+{
+    constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = NT / 32;
+    const int tid = threadIdx.x - T0, lane = tid & 31, warp = tid >> 5;
     // right-looking, a lane per column j: once T_qj is known its terms E_rq T_qj go into every later row's sum
     // (independent FMAs), so the chain is one FMA and one product a row; the rows' sums in registers
     for (int j = tid; j < C; j += NT) {
@@ -317,7 +335,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
-    bd_solve_t(K, g, beta, E, T, (float *)Wh);   // M over the left factors' place
+    bd_form_e(K, g, E, T);
+    __syncthreads();
+    bd_solve_t(beta, E, T, (float *)Wh);   // M over the left factors' place
     // the solve's left factors with beta_j (and e^{b_j} for W) on their columns, hi + lo
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
         const int r = i / C, j = i % C;
@@ -634,6 +654,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+    bd_form_e(K, g, E, T);   // all warps: the solve's first step waits for E
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
     bp_load_image<false, false>(img_in, S, nullptr);   // hi only: no room for a lo tile here
     {   // every load issued before the first is used: 16 bytes each where the rows allow
@@ -671,7 +692,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     // not need T.  Their buffers are disjoint (the solve's M over T's tiles, which the second reads after).
     constexpr int SW = ATTNC_BD_SOLVE_WARPS, ST = SW * 32, OW = ATTNC_B_WARPS - SW, OT = OW * 32;
     if (tid < ST) {
-        bd_solve_t<0, ST, 1>(K, g, beta, E, T, (float *)Th);   // M over T's tiles' place
+        bd_solve_t<0, ST, 1>(beta, E, T, (float *)Th);   // M over T's tiles' place
         for (int i = tid; i < C * C; i += ST) {
             const int r = i / C, j = i % C;
             elt hi, lo;
