@@ -185,18 +185,8 @@ __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E
 {
     constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = NT / 32;
     const int tid = threadIdx.x - T0, lane = tid & 31, warp = tid >> 5;
-    // the diagonal blocks first (the solve's first step needs only them), the blocks above them (zeros) last
     for (int item = warp; item < NB * NB; item += NW) {
-        const int below = NB * (NB - 1) / 2, diag = item < NB, low = !diag && item < NB + below;
-        int mi, nj;
-        if (diag) {
-            mi = nj = item;
-        } else {   // the item-th pair below (above) the diagonal, row by row
-            int k = item - NB - (low ? 0 : below), r = 1;
-            while (k >= r)
-                k -= r++;
-            mi = low ? r : k, nj = low ? k : r;
-        }
+        const int mi = item / NB, nj = item % NB;
         float acc[2][4];
         bp_zero<2>(acc);
         if (nj <= mi)
