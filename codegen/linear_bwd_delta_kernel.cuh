@@ -735,7 +735,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     __syncthreads();
     // Y = T^T dU_hat: dv = diag(beta) Y over the chunk kernel's dU_hat, or into the value tensor's gradient
     // where the role is that tensor (ATTNC_BP_DV_TENSOR; null: not wanted), and the row sums Y_q . v_q
-    void *const dv_direct = ATTNC_BP_DV_TENSOR >= 0 ? p.direct[ATTNC_BP_DV_TENSOR < 0 ? 0 : ATTNC_BP_DV_TENSOR] : nullptr;
+    void *const dv_direct = bp_direct<ATTNC_BP_DV_TENSOR>(p);
     for (int item = warp; item < NB * NGV; item += ATTNC_B_WARPS) {
         const int m0 = item / NGV * 16, cg = item % NGV, n0 = cg * 8 * NTV;
         float acc[NTV][4];

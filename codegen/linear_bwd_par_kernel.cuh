@@ -730,6 +730,17 @@ __device__ __forceinline__ float bp_dout(const attnc_bwd_params &p, int t, int h
 // direct tensor is staged, so api/backward.c holds its gradient to the staging unit of its rows, 4 bytes or
 // more for an even LEN): one store a pair halved the stores whose queue stalled simple_gla's chunk kernel
 // (ncu on the H200: 7 % of its samples on single 2-byte stores).
+// The caller's gradient of input tensor TENSOR (null where not wanted), for bp_role_grad_frag's direct
+// writes; null for TENSOR < 0 (the role has a workspace).
+template <int TENSOR>
+__device__ __forceinline__ void *bp_direct(const attnc_bwd_params &p)
+{
+    if constexpr (TENSOR >= 0)
+        return p.direct[TENSOR];
+    else
+        return nullptr;
+}
+
 template <int TENSOR, int DT, int LEN>
 __device__ __forceinline__ void bp_role_grad_frag(float *ws, void *direct, const float x[4], int m0, int n0, int nt,
                                                   int lane, int c0, int nrows, int h)
@@ -1557,7 +1568,7 @@ __device__ __forceinline__ void bp_dv_finish(const attnc_bwd_params &p, float (*
     // the value tensor's own gradient where the role is that tensor (ATTNC_BP_DV_TENSOR; null: not wanted);
     // the delta rule's dU_hat always into ws_dv (its adjoint writes the value's gradient)
     constexpr int DVT = ATTNC_BP_DELTA ? -1 : ATTNC_BP_DV_TENSOR, DVD = ATTNC_BP_DELTA ? ATTNC_DT_FP32 : ATTNC_BP_DV_DTYPE;
-    void *const dv_direct = DVT >= 0 ? p.direct[DVT < 0 ? 0 : DVT] : nullptr;
+    void *const dv_direct = bp_direct<DVT>(p);
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
         bp_role_grad_frag<DVT, DVD, ATTNC_B_V>(p.ws_dv, dv_direct, acc[nt], m0, n0, nt, lane, c0, nrows, h);
@@ -1600,8 +1611,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
     const unsigned char *img_out = (const unsigned char *)p.ws_dso + bp_image(slot, h);
     // the query and key tensors' own gradients where the roles are those tensors (null: not wanted)
-    void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
-    void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
+    void *const dq_direct = bp_direct<ATTNC_BP_DQ_TENSOR>(p);
+    void *const dk_direct = bp_direct<ATTNC_BP_DK_TENSOR>(p);
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bp_img_regs img;
@@ -1773,8 +1784,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     float *GP = (float *)(bsm + L::gp), *GS = (float *)(bsm + L::gs), *BP = (float *)(bsm + L::bp), *BS = (float *)(bsm + L::bs);
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
     const unsigned char *img_out = (const unsigned char *)p.ws_dso + bp_image(slot, h);
-    void *const dq_direct = ATTNC_BP_DQ_TENSOR >= 0 ? p.direct[ATTNC_BP_DQ_TENSOR < 0 ? 0 : ATTNC_BP_DQ_TENSOR] : nullptr;
-    void *const dk_direct = ATTNC_BP_DK_TENSOR >= 0 ? p.direct[ATTNC_BP_DK_TENSOR < 0 ? 0 : ATTNC_BP_DK_TENSOR] : nullptr;
+    void *const dq_direct = bp_direct<ATTNC_BP_DQ_TENSOR>(p);
+    void *const dk_direct = bp_direct<ATTNC_BP_DK_TENSOR>(p);
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bp_img_regs img;

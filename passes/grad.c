@@ -178,8 +178,9 @@
  *     so the chunk kernel writes it there in the tensor's dtype (nothing where it is not wanted) instead of
  *     into ws_dq / ws_dk / ws_dv:
  *     the adjoint neither seeds from the role's workspace nor writes the tensor, and the host allocates
- *     none (the delta rule's value: the WY adjoint writes it, and ws_dv stays as dU_hat's).  A scaled (q * K^-0.5) or mapped role keeps its workspace: its tensor's gradient is the value
- *     DAG's adjoint of the token's complete role gradient.  Measured on the CPU (tools/cuda_cpu), mamba2
+ *     none (the delta rule's value: the WY adjoint writes it, and ws_dv stays as dU_hat's).  A scaled
+ *     (q * K^-0.5) or mapped role keeps its workspace: its tensor's gradient is the value DAG's adjoint of
+ *     the token's complete role gradient.  Measured on the CPU (tools/cuda_cpu), mamba2
  *     bf16: dq(C) 1.6e-3, dk(B) 1.7e-3 against the sequential schedule's fp32 gradient, the bf16 rounding
  *     of the stored gradient included; fp32 6e-6;
  *   - workspace at the benchmark shape (mamba2, B = 8, T = 8192, H = 16, K = V = 128, bf16; with dh0):
