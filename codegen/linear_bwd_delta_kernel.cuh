@@ -803,21 +803,6 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         }
     }
     __syncthreads();
-    // the gate's pair terms: per row the exclusive prefix over j (E_rr: the whole row), and the pair part of dbeta
-    if (tid < C) {
-        const int r = tid;
-        float run = 0.f, pair = 0.f;
-        for (int j = 0; j < r; j++) {
-            const float t = E[r * LDF + j];
-            E[r * LDF + j] = run;
-            run += t;
-        }
-        E[r * LDF + r] = run;
-        for (int nj = 0; nj < NB; nj++)
-            pair += red_p[nj * C + r];
-        red_p[r] = pair;
-    }
-    __syncthreads();
     // dk += diag(beta e^{b}) Z + F K + F^T K, Z = T^T dW (and its row sums Z_q . k_q)
     for (int item = warp; item < NB * NGK; item += ATTNC_B_WARPS) {
         const int m0 = item / NGK * 16, cg = item % NGK, n0 = cg * 8 * NTK;
@@ -851,25 +836,60 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         }
     }
     __syncthreads();
-    // dbeta, and the gate's WY terms: G_r = beta_r e^{b_r} (k_r . Z_r) for every s <= r, the pairs j < s <= r
+    // dbeta (with the pair part sum_j dA_rj E_rj), and the gate's WY terms: G_r = beta_r e^{b_r} (k_r . Z_r) for
+    // every s <= r, and the pairs, R_s = sum_{j < s <= r} beta_r dA_rj E_rj (over E) as in the chunk kernel's
+    // tail: a prefix sum over t < s of colbelow_t - rowleft_t, each t's sums by P threads, then one warp's scans
+    // (the row prefixes and each token's sum over r >= s were two chains of up to C steps before)
     if (tid < C) {
-        float y = 0.f, z = 0.f;
+        float y = 0.f, z = 0.f, pair = 0.f;
         for (int cg = 0; cg < NGV; cg++)
             y += red_y[cg * C + tid];
         for (int cg = 0; cg < NGK; cg++)
             z += red_z[cg * C + tid];
+        for (int nj = 0; nj < NB; nj++)
+            pair += red_p[nj * C + tid];
         const float eb = bp_dec(g[tid]);
         if (tid < nrows)
-            p.ws_db[(size_t)(c0 + tid) * ATTNC_HOUT + h] = y + eb * z + red_p[tid];
+            p.ws_db[(size_t)(c0 + tid) * ATTNC_HOUT + h] = y + eb * z + pair;
         red_y[tid] = beta[tid] * eb * z;   // G_r (the row sums are read)
     }
     if constexpr (ATTNC_BP_GATED) {
+        constexpr int P = ATTNC_B_THREADS / C < 8 ? ATTNC_B_THREADS / C : 8;   // red_z's 8 C floats
+        __syncthreads();   // red_z's row sums read, G_r in red_y
+        if (tid < P * C) {
+            const int t = tid % C, part = tid / C;
+            float d = 0.f;
+            if (t < nrows)
+                for (int x = part; x < C; x += P) {   // bank t + x in both: no conflicts
+                    if (x > t)
+                        d += E[x * LDF + t];
+                    else if (x < t)
+                        d -= E[t * LDF + x];
+                }
+            red_z[part * C + t] = d;
+        }
         __syncthreads();
-        if (tid < nrows) {
-            float s = 0.f;
-            for (int r = tid; r < C; r++)
-                s += red_y[r] + E[r * LDF + tid];
-            p.ws_dg[(size_t)(c0 + tid) * ATTNC_HOUT + h] += s;
+        if (warp == 0) {
+            constexpr int R = (C + 31) / 32;
+            float dx[R], gx[R], cross[R], gsuf[R];
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                const int r = lane * R + i;
+                dx[i] = gx[i] = 0.f;
+                if (r < nrows) {
+                    for (int part = 0; part < P; part++)
+                        dx[i] += red_z[part * C + r];
+                    gx[i] = red_y[r];
+                }
+            }
+            bp_warp_scan<R, false>(dx, cross, lane);
+            bp_warp_scan<R, true>(gx, gsuf, lane);
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                const int r = lane * R + i;
+                if (r < nrows)
+                    p.ws_dg[(size_t)(c0 + r) * ATTNC_HOUT + h] += gsuf[i] + cross[i];
+            }
         }
     }
 }

@@ -203,6 +203,37 @@ __device__ __forceinline__ void bp_split(float x, elt &hi, elt &lo)
 #endif
 }
 
+// Fixed-order scans over a warp of C values held R to a lane (index lane * R + i): the exclusive prefix sums
+// (SUFFIX false: y_t = sum_{u < t} x_u) or the inclusive suffix sums (true: y_t = sum_{u >= t} x_u).
+template <int R, bool SUFFIX>
+__device__ __forceinline__ void bp_warp_scan(const float (&x)[R], float (&y)[R], int lane)
+{
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < R; i++)
+        s += x[SUFFIX ? R - 1 - i : i];
+    float inc = s;   // this lane's and the lanes before it (after it, for SUFFIX)
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const float v = SUFFIX ? __shfl_down_sync(0xffffffffu, inc, o) : __shfl_up_sync(0xffffffffu, inc, o);
+        if (SUFFIX ? lane + o < 32 : lane >= o)
+            inc += v;
+    }
+    const float other = SUFFIX ? __shfl_down_sync(0xffffffffu, inc, 1) : __shfl_up_sync(0xffffffffu, inc, 1);
+    float acc = (SUFFIX ? lane < 31 : lane > 0) ? other : 0.f;
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        const int k = SUFFIX ? R - 1 - i : i;
+        if constexpr (SUFFIX) {
+            acc += x[k];
+            y[k] = acc;
+        } else {
+            y[k] = acc;
+            acc += x[k];
+        }
+    }
+}
+
 // The chunk's log2 gates g[r] (already floored) into chunk-local inclusive sums b[r], one warp.
 __device__ __forceinline__ void bp_scan(float *g, int lane)
 {
@@ -1720,30 +1751,53 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         }
     }
     if constexpr (ATTNC_BP_GATED) {
+        // dg_s = e^{b_L} <S_in, dS_out> + sum_{j < s} ek_j + sum_{s <= r < n} eq_r + R_s, with the pair terms
+        // R_s = sum_{j < s <= r < n} M_rj formed as a prefix sum: R_{s+1} - R_s = sum_{s < r < n} M_rs -
+        // sum_{j < s} M_sj, so R_s = sum_{t < s} (colbelow_t - rowleft_t).  Each t's two sums by THREADS / C
+        // threads into red, then one warp's fixed-order scans.  (Two warps formed every token's sums one
+        // term at a time before: a chain of about 200 shared-memory loads at the chunk kernel's end.)
+        constexpr int C = ATTNC_BP_C, P = ATTNC_B_THREADS / C;
+        static_assert(ATTNC_B_THREADS % C == 0, "whole parts per token");
         __syncthreads();
-        // the pair terms: exclusive prefix sums of M along each row (j <= r), then per token s the sum over
-        // r >= s of row r's prefix at s: sum_{j < s <= r} M_rj
-        if (tid < ATTNC_BP_C) {
-            float run = 0.f;
-            for (int j = 0; j <= tid; j++) {
-                const float t = M[tid * (ATTNC_BP_C + 1) + j];
-                M[tid * (ATTNC_BP_C + 1) + j] = run;
-                run += t;
-            }
+        {
+            const int t = tid % C, part = tid / C;
+            float d = 0.f;
+            if (t < nrows)
+                for (int x = part; x < nrows; x += P) {   // bank t + x in both: no conflicts
+                    if (x > t)
+                        d += M[x * (C + 1) + t];
+                    else if (x < t)
+                        d -= M[t * (C + 1) + x];
+                }
+            red[part * C + t] = d;
         }
         __syncthreads();
-        if (tid < nrows) {
-            constexpr int NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
-            float cross = 0.f, qin = 0.f, kin = 0.f;
-            for (int r = tid; r < nrows; r++) {
-                cross += M[r * (ATTNC_BP_C + 1) + tid];
-                for (int cg = 0; cg < NGQ; cg++)
-                    qin += eq[cg * ATTNC_BP_C + r];
+        if (warp == 0) {
+            constexpr int R = (C + 31) / 32, NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
+            float dx[R], qx[R], kx[R], cross[R], kin[R], qin[R];
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                const int r = lane * R + i;
+                dx[i] = qx[i] = kx[i] = 0.f;
+                if (r < nrows) {
+                    for (int part = 0; part < P; part++)
+                        dx[i] += red[part * C + r];
+                    for (int cg = 0; cg < NGQ; cg++) {
+                        qx[i] += eq[cg * C + r];
+                        kx[i] += ek[cg * C + r];
+                    }
+                }
             }
-            for (int j = 0; j < tid; j++)
-                for (int cg = 0; cg < NGQ; cg++)
-                    kin += ek[cg * ATTNC_BP_C + j];
-            p.ws_dg[(size_t)(c0 + tid) * ATTNC_HOUT + h] = bp_dec(bl) * e_in + kin + qin + cross;
+            bp_warp_scan<R, false>(dx, cross, lane);
+            bp_warp_scan<R, false>(kx, kin, lane);
+            bp_warp_scan<R, true>(qx, qin, lane);
+            const float e = bp_dec(bl) * e_in;
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                const int r = lane * R + i;
+                if (r < nrows)
+                    p.ws_dg[(size_t)(c0 + r) * ATTNC_HOUT + h] = e + kin[i] + qin[i] + cross[i];
+            }
         }
     }
 }
