@@ -860,7 +860,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
             const int t = tid % C, part = tid / C;
             float d = 0.f;
             if (t < nrows)
-                for (int x = part; x < C; x += P) {   // bank t + x in both: no conflicts
+                for (int x = part; x < C; x += P) {   // bank t + x in both at C = 32, 64 (stride C + 1)
                     if (x > t)
                         d += E[x * LDF + t];
                     else if (x < t)
