@@ -2068,17 +2068,20 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             bp_dv_finish<NTV>(p, acc, bsm, m0, n0, c0, nrows, h, lane);
         }
     }
-    // the gate, a thread per channel: E_d + keys before + queries from s on + the pair terms of s's block
-    for (int c = tid; c < ATTNC_B_K; c += ATTNC_B_THREADS) {
+    // the gate, a thread per channel and 16-row block (two per channel at C = 32: a channel's tokens were one
+    // thread's chain while half the threads idled): E_d + keys before + queries from s on + the pair terms
+    // of s's block; a block's thread starts from its own sums of the rows before and after its first row
+    constexpr int NBK = ATTNC_BP_C / 16;
+    for (int i = tid; i < ATTNC_B_K * NBK; i += ATTNC_B_THREADS) {
+        const int c = i % ATTNC_B_K, t0 = i / ATTNC_B_K * 16, t1 = min(t0 + 16, nrows);
         float w = 0.f, kin = 0.f, bpre = 0.f, bsuf = 0.f;
-        for (int r = 0; r < ATTNC_BP_C; r++)
+        for (int r = t0; r < ATTNC_BP_C; r++)
             w += GS[r * KP + c];
-        for (int t = 0; t < nrows; t++) {
-            if (t % 16 == 0) {
-                bpre = bsuf = 0.f;
-                for (int r = t; r < t + 16; r++)
-                    bsuf += BS[r * KP + c];
-            }
+        for (int t = 0; t < t0; t++)
+            kin += GP[t * KP + c];
+        for (int r = t0; r < t0 + 16; r++)
+            bsuf += BS[r * KP + c];
+        for (int t = t0; t < t1; t++) {
             const float da = eb[c] + kin + w + bpre + bsuf;
             p.ws_dg[((size_t)(c0 + t) * ATTNC_HOUT + h) * ATTNC_B_K + c] = da;
             kin += GP[t * KP + c];
