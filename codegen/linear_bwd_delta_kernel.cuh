@@ -23,7 +23,7 @@
 //                          lower); dv = diag(beta) Y over ws_dv, dbeta_q = Y_q . v_q + e^{b_q} Z_q . k_q +
 //                          sum_j dA_qj E_qj, dk += diag(beta e^{b}) Z + F K + F^T K with
 //                          F_rj = beta_r dA_rj e^{b_r - b_j}, and the gate's WY terms added to ws_dg.
-// The adjoint and the chunk kernel run 16 warps where passes/grad.c's delta_warps says so (chunk 64, K, V >=
+// The adjoint and the chunk kernel run 16 warps where passes/grad.c's chunk_warps says so (chunk 64, K, V >=
 // 128): defined in the wide pass of codegen/cuda_bwd.c (ATTNC_BD_WIDE_ADJ; linear_bwd_par_kernel.cuh's header).
 // The gate's WY terms, per factor (the log-weight rule; terms that do not cancel): each Kg_r = k_r e^{b_r}
 // gives G_r = e^{b_r} beta_r (k_r . Z_r) to every s <= r, each E_rj gives beta_r dA_rj E_rj to every

@@ -30,7 +30,7 @@
 //                       dv into the caller's gradient of the tensor where the role is an input tensor of its
 //                       own (ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DV_TENSOR; bp_role_grad_frag);
 //   then attnc_bwd_inputs and the fixed-order head sums, as in the sequential schedule.
-// attnc_bwdp_chunk has 8 warps, or 16 for the delta rule (ATTNC_BP_WIDE_CHUNK, passes/grad.c's
+// attnc_bwdp_chunk has 8 warps, or 16 at chunk 64 with K, V >= 128 (ATTNC_BP_WIDE_CHUNK, passes/grad.c's
 // bp_chunk_warps): codegen/cuda_bwd.c then emits this file's text a second time, in namespace attnc_wide with
 // ATTNC_B_THREADS 512 and half the n-tiles per item (ATTNC_BP_NT), and that pass (ATTNC_BP_WIDE_PASS)
 // defines the chunk kernel alone while the first defines everything else.

@@ -439,15 +439,16 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
     return (bytes + 127) / 128 * 128;
 }
 
-/* The warps of the delta rule's per-chunk kernels (attnc_bwdp_chunk, attnc_bwdp_wy_adjoint; ATTNC_BP_WIDE_CHUNK,
- * ATTNC_BD_WIDE_ADJ).  Each is latency-bound at one CTA of 8 warps per SM (210-215 KB of shared memory leave
- * no room for a second), so where each of its phases has an item for 16 warps (chunk 64: four 16-row blocks,
- * times K / 32 or V / 32 column groups of four n-tiles) they run 16, at most 128 registers a thread, in the
- * same shared memory (their layouts have no per-warp parts but the chunk kernel's role rows).  Measured on
- * the H200 (bench/RESULTS.md, sixteenth session, T = 8192): the adjoint 3.89 -> 3.46 ms, the chunk kernel
- * 2.64 -> 2.51; the additive schedule's chunk kernel gained 1 % for mamba2 and lost 0.5 % for lightning, so
- * it keeps 8 warps. */
-static uint32_t delta_warps(uint32_t C, uint32_t KP, uint32_t VP)
+/* The warps of the per-chunk kernels (attnc_bwdp_chunk, and the delta rule's attnc_bwdp_wy_adjoint;
+ * ATTNC_BP_WIDE_CHUNK, ATTNC_BD_WIDE_ADJ).  Each is latency-bound at one CTA of 8 warps per SM (210-215 KB
+ * of shared memory leave no room for a second), so where each of its phases has an item for 16 warps (chunk
+ * 64: four 16-row blocks, times K / 32 or V / 32 column groups of four n-tiles) they run 16, at most 128
+ * registers a thread, in the same shared memory (their layouts have no per-warp parts but the chunk kernel's
+ * role rows).  Measured on the H200 (bench/RESULTS.md, T = 8192): the delta rule's adjoint 3.89 -> 3.46 ms and
+ * chunk kernel 2.64 -> 2.51 (sixteenth session); the additive chunk kernel gained 1 % for mamba2 and lost
+ * 0.5 % for lightning then, while its gate's tail was a chain for two warps, and 7.8 % and 2.4 % once that
+ * tail was spread over every thread (eighteenth session). */
+static uint32_t chunk_warps(uint32_t C, uint32_t KP, uint32_t VP)
 {
     return C == 64 && KP >= 128 && VP >= 128 ? 2 * BP_WARPS : BP_WARPS;
 }
@@ -574,7 +575,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, false);
         gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
         gp->bp_walk_smem = walk;
-        gp->bp_chunk_warps = gp->bd_adj_warps = delta_warps(C, KP, VP);
+        gp->bp_chunk_warps = gp->bd_adj_warps = chunk_warps(C, KP, VP);
         gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, false, false, slo, false, false, stage, gp->bp_chunk_warps);
         if (gp->bp_chunk_smem > GRAD_MAX_SMEM) {   /* 16 warps' role rows do not fit beside the tiles */
             gp->bp_chunk_warps = BP_WARPS;
@@ -656,6 +657,13 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_slo = slo;
     gp->bp_chunk_warps = gp->bd_adj_warps = BP_WARPS;
     gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, BP_WARPS);
+    /* the scalar-gate chunk kernel (not the per-channel or normalised rows' layouts, not fp32 tiles) at 16
+     * warps where it fits */
+    if (!split && !diag && !norm && chunk_warps(C, KP, VP) != BP_WARPS &&
+        grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, chunk_warps(C, KP, VP)) <= GRAD_MAX_SMEM) {
+        gp->bp_chunk_warps = chunk_warps(C, KP, VP);
+        gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, gp->bp_chunk_warps);
+    }
     gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);
     gp->bp_direct[1] = direct_role(m, IR_ROLE_KEY, gp->K, &gp->bp_direct_tensor[1]);
     gp->bp_direct[2] = gp->vo == gp->V && direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2]);
