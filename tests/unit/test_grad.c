@@ -284,8 +284,10 @@ static void test_parallel_schedule(void **state)
     assert_true(out.plan.bp_vsplit);   /* x * softplus(dt) is computed: its tiles carry a remainder */
     assert_false(out.plan.bp_split);
     assert_true(out.plan.bp_slo);   /* the state images as hi + lo tiles */
-    assert_int_equal(out.plan.bp_chunk_warps, 8);   /* the additive schedule's chunk kernel: 8 warps */
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, true, false, false, out.plan.bp_stage_bytes, 8));
+    /* the scalar-gate chunk kernel at chunk 64 and K = V = 128: 16 warps (the wide pass), in its shared memory */
+    assert_int_equal(out.plan.bp_chunk_warps, 16);
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, true, false, false, out.plan.bp_stage_bytes, 16));
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_WIDE_CHUNK 1"));
     /* C, B and x: 64 rows of 256 bytes each; dt: 64 rows of 4 bytes */
     assert_int_equal(out.plan.bp_stage_bytes, 3 * 64 * 256 + 256);
     /* the query and key are C and B as stored: their tile rows are the staged rows; the value is computed */
