@@ -837,8 +837,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     }
     __syncthreads();
     // dbeta (with the pair part sum_j dA_rj E_rj), and the gate's WY terms: G_r = beta_r e^{b_r} (k_r . Z_r) for
-    // every s <= r, and the pairs, R_s = sum_{j < s <= r} beta_r dA_rj E_rj (over E) as in the chunk kernel's
-    // tail: a prefix sum over t < s of colbelow_t - rowleft_t, each t's sums by P threads, then one warp's scans
+    // every s <= r, and the pairs, R_s = sum_{j < s <= r} beta_r dA_rj E_rj (over E; its rows past nrows are
+    // zero, beta being zero there) as in the chunk kernel's tail: bp_pair_diff_parts, then one warp's scans
     // (the row prefixes and each token's sum over r >= s were two chains of up to C steps before)
     if (tid < C) {
         float y = 0.f, z = 0.f, pair = 0.f;
@@ -856,18 +856,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     if constexpr (ATTNC_BP_GATED) {
         constexpr int P = ATTNC_B_THREADS / C < 8 ? ATTNC_B_THREADS / C : 8;   // red_z's 8 C floats
         __syncthreads();   // red_z's row sums read, G_r in red_y
-        if (tid < P * C) {
-            const int t = tid % C, part = tid / C;
-            float d = 0.f;
-            if (t < nrows)
-                for (int x = part; x < C; x += P) {   // bank t + x in both at C = 32, 64 (stride C + 1)
-                    if (x > t)
-                        d += E[x * LDF + t];
-                    else if (x < t)
-                        d -= E[t * LDF + x];
-                }
-            red_z[part * C + t] = d;
-        }
+        bp_pair_diff_parts<P>(E, LDF, nrows, red_z);
         __syncthreads();
         if (warp == 0) {
             constexpr int R = (C + 31) / 32;
@@ -877,8 +866,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
                 const int r = lane * R + i;
                 dx[i] = gx[i] = 0.f;
                 if (r < nrows) {
-                    for (int part = 0; part < P; part++)
-                        dx[i] += red_z[part * C + r];
+                    dx[i] = bp_pair_diff<P>(red_z, r);
                     gx[i] = red_y[r];
                 }
             }

@@ -234,6 +234,38 @@ __device__ __forceinline__ void bp_warp_scan(const float (&x)[R], float (&y)[R],
     }
 }
 
+// The scalar gate's pair terms R_s = sum_{j < s <= r < n} X_rj of a C x C matrix X (row stride ld; only its
+// strictly lower part is read) as the prefix sum of d_t = colbelow_t - rowleft_t, since R_{s+1} - R_s =
+// sum_{s < r < n} X_rs - sum_{j < s} X_sj.  bp_pair_diff_parts: P threads per t (threads below P * C), each
+// every P-th term of both sums, into red[part * C + t] (bank t + x in both loads at ld = C + 1 and C = 32,
+// 64); after the caller's barrier bp_pair_diff(red, t) is d_t.  The chunk kernel's and the WY adjoint's.
+template <int P>
+__device__ __forceinline__ void bp_pair_diff_parts(const float *X, int ld, int nrows, float *red)
+{
+    constexpr int C = ATTNC_BP_C;
+    if ((int)threadIdx.x >= P * C)
+        return;
+    const int t = threadIdx.x % C, part = threadIdx.x / C;
+    float d = 0.f;
+    if (t < nrows)
+        for (int x = part; x < nrows; x += P) {
+            if (x > t)
+                d += X[x * ld + t];
+            else if (x < t)
+                d -= X[t * ld + x];
+        }
+    red[part * C + t] = d;
+}
+
+template <int P>
+__device__ __forceinline__ float bp_pair_diff(const float *red, int t)
+{
+    float d = 0.f;
+    for (int part = 0; part < P; part++)
+        d += red[part * ATTNC_BP_C + t];
+    return d;
+}
+
 // The chunk's log2 gates g[r] (already floored) into chunk-local inclusive sums b[r], one warp.
 __device__ __forceinline__ void bp_scan(float *g, int lane)
 {
@@ -1751,26 +1783,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         }
     }
     if constexpr (ATTNC_BP_GATED) {
-        // dg_s = e^{b_L} <S_in, dS_out> + sum_{j < s} ek_j + sum_{s <= r < n} eq_r + R_s, with the pair terms
-        // R_s = sum_{j < s <= r < n} M_rj formed as a prefix sum: R_{s+1} - R_s = sum_{s < r < n} M_rs -
-        // sum_{j < s} M_sj, so R_s = sum_{t < s} (colbelow_t - rowleft_t).  Each t's two sums by THREADS / C
-        // threads into red, then one warp's fixed-order scans.  (Two warps formed every token's sums one
-        // term at a time before: a chain of about 200 shared-memory loads at the chunk kernel's end.)
+        // dg_s = e^{b_L} <S_in, dS_out> + sum_{j < s} ek_j + sum_{s <= r < n} eq_r + R_s, the pair terms R_s of M
+        // by bp_pair_diff_parts (every thread), then one warp's fixed-order scans.  (Two warps formed every
+        // token's sums one term at a time before: a chain of about 200 shared-memory loads at the kernel's end.)
         constexpr int C = ATTNC_BP_C, P = ATTNC_B_THREADS / C;
         static_assert(ATTNC_B_THREADS % C == 0, "whole parts per token");
         __syncthreads();
-        {
-            const int t = tid % C, part = tid / C;
-            float d = 0.f;
-            if (t < nrows)
-                for (int x = part; x < nrows; x += P) {   // bank t + x in both at C = 32, 64 (stride C + 1)
-                    if (x > t)
-                        d += M[x * (C + 1) + t];
-                    else if (x < t)
-                        d -= M[t * (C + 1) + x];
-                }
-            red[part * C + t] = d;
-        }
+        bp_pair_diff_parts<P>(M, C + 1, nrows, red);
         __syncthreads();
         if (warp == 0) {
             constexpr int R = (C + 31) / 32, NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
@@ -1780,8 +1799,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 const int r = lane * R + i;
                 dx[i] = qx[i] = kx[i] = 0.f;
                 if (r < nrows) {
-                    for (int part = 0; part < P; part++)
-                        dx[i] += red[part * C + r];
+                    dx[i] = bp_pair_diff<P>(red, r);
                     for (int cg = 0; cg < NGQ; cg++) {
                         qx[i] += eq[cg * C + r];
                         kx[i] += ek[cg * C + r];
