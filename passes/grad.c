@@ -453,6 +453,21 @@ static uint32_t chunk_warps(uint32_t C, uint32_t KP, uint32_t VP)
     return C == 64 && KP >= 128 && VP >= 128 ? 2 * BP_WARPS : BP_WARPS;
 }
 
+/* attnc_bwdp_chunk's warps and layout bytes in gp: chunk_warps where `wide` (its layout has a 16-warp form)
+ * and the layout at that many warps fits (16 warps' role rows may not fit beside the tiles), else 8. */
+static void plan_chunk_warps(grad_plan *gp, bool wide, uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit,
+                             bool slo, bool norm, bool diag, unsigned stage)
+{
+    uint32_t warps = wide ? chunk_warps(C, KP, VP) : BP_WARPS;
+    unsigned smem = grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, norm, diag, stage, warps);
+    if (warps != BP_WARPS && smem > GRAD_MAX_SMEM) {
+        warps = BP_WARPS;
+        smem = grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, norm, diag, stage, warps);
+    }
+    gp->bp_chunk_warps = warps;
+    gp->bp_chunk_smem = smem;
+}
+
 /* The delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): its three layouts' byte sums,
  * 16-bit tiles (the role rows are in registers: no room for them).  `stage` the staged input rows, do_bytes
  * dO's slice beside them. */
@@ -575,12 +590,8 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, false);
         gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
         gp->bp_walk_smem = walk;
-        gp->bp_chunk_warps = gp->bd_adj_warps = chunk_warps(C, KP, VP);
-        gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, false, false, slo, false, false, stage, gp->bp_chunk_warps);
-        if (gp->bp_chunk_smem > GRAD_MAX_SMEM) {   /* 16 warps' role rows do not fit beside the tiles */
-            gp->bp_chunk_warps = BP_WARPS;
-            gp->bp_chunk_smem = chunk;
-        }
+        gp->bd_adj_warps = chunk_warps(C, KP, VP);
+        plan_chunk_warps(gp, true, C, KP, VP, false, false, slo, false, false, stage);
         gp->bp_slo = slo;
         gp->bp_image_bytes = KP * VP * 2 + KP * (VP / gp->bp_vs) * 4;   /* mantissas, a scale per row and slice */
         gp->bd_wy_smem = wy;
@@ -655,15 +666,9 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_run2 = 2 * (gp->bp_walk_smem + 1024) <= 228u * 1024u && (VS == 128 || VS == 64 || VS == 32);
     /* (slices of 96 and 80 columns spilled at 128 registers: kv_asym_retnet, mamba2_v240) */
     gp->bp_slo = slo;
-    gp->bp_chunk_warps = gp->bd_adj_warps = BP_WARPS;
-    gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, BP_WARPS);
-    /* the scalar-gate chunk kernel (not the per-channel or normalised rows' layouts, not fp32 tiles) at 16
-     * warps where it fits */
-    if (!split && !diag && !norm && chunk_warps(C, KP, VP) != BP_WARPS &&
-        grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, chunk_warps(C, KP, VP)) <= GRAD_MAX_SMEM) {
-        gp->bp_chunk_warps = chunk_warps(C, KP, VP);
-        gp->bp_chunk_smem = grad_bp_chunk_smem(C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage, gp->bp_chunk_warps);
-    }
+    gp->bd_adj_warps = BP_WARPS;
+    /* the scalar-gate chunk kernel (not the per-channel or normalised rows' layouts, not fp32 tiles) may run 16 */
+    plan_chunk_warps(gp, !split && !diag && !norm, C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage);
     gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);
     gp->bp_direct[1] = direct_role(m, IR_ROLE_KEY, gp->K, &gp->bp_direct_tensor[1]);
     gp->bp_direct[2] = gp->vo == gp->V && direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2]);
