@@ -3,8 +3,7 @@
  * (recurrent ref_backward), as raw float32 arrays (exact for the bf16 inputs) in OUT.bin with an index OUT.txt ("name count" per line,
  * in file order), so that fla_defect.py can run FLA on the same numbers.
  * usage: export SPEC SEED OUT */
-#include "api_internal.h"
-#include "ref.h"
+#include "case.h"
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,26 +22,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: export SPEC SEED OUT\n");
         return 2;
     }
-    attnc_ctx *ctx;
-    attnc_spec *spec;
-    if (attnc_ctx_new(&ctx) != ATTNC_OK || attnc_spec_from_file(ctx, argv[1], &spec) != ATTNC_OK)
+    exp_case c;
+    if (!exp_case_draw(argv[1], (unsigned)atoi(argv[2]), &c))
         return 1;
-    const ir_module *m = spec->ir;
-    attnc_arena *a = attnc_arena_new();
-    attnc_diags d;
-    attnc_diags_init(&d, a);
-    uint32_t lens[2] = {1000, 1000};
-    unsigned seed = (unsigned)atoi(argv[2]);
-    ref_problem prob = {.seed = seed, .seqlens = lens, .nseq = 2, .use_h0 = true};
-    ref_data *data = ref_draw(m, &prob, a, &d);
-    ref_result *up = data ? ref_draw_upstream(m, data, seed, a) : NULL;
-    if (!up)
-        return 1;
+    const ir_module *m = c.m;
+    ref_data *data = c.data;
+    ref_result *up = c.up;
     const ref_dims *dm = &data->dims;
     size_t nout = (size_t)dm->total * dm->Hout * dm->V, nh = (size_t)dm->nseq * dm->Hs * dm->K * dm->V;
-    for (size_t i = 0; i < nout; i++)
-        up->out[i] = ref_round_dtype(up->out[i], m->out_dtype);
-    ref_grad *g = ref_backward(m, data, up, a, &d);
+    ref_grad *g = ref_backward(m, data, up, c.a, &c.d);
     if (!g)
         return 1;
     char path[4096];
