@@ -21,7 +21,7 @@ for cfg in "$@"; do
       python3 bench/kernel_times.py --lib "$lib/libattnc.so" --ops "$op" --T "$T" --reps 0 > "$rep.log" 2>&1
   echo "== $op $kernel T=$T ($SECONDS s)"
   tail -1 "$rep.log"
-  "$ncu" -i "$rep.ncu-rep" --page source --csv --print-source cuda,sass > "$out/${op}_$kernel.csv" 2>&1
+  "$ncu" -i "$rep.ncu-rep" --page source --csv --print-source cuda,sass > "$out/${op}_${kernel//[^A-Za-z0-9_]/}.csv" 2>&1
   "$ncu" -i "$rep.ncu-rep" --page details --csv 2>&1 |
     grep -E '"(Duration|Registers Per Thread|No Eligible|Grid Size|Dynamic Shared Memory Per Block|Executed Ipc Active)"' |
     awk -F'","' '{print "  " $13 ": " $15}' | tr -d '"'

@@ -6,7 +6,7 @@
 
 Same shapes and inputs as bench/bench.py (B*T = 65536, H = 16, K = V = 128, bf16).  For each op, T and forced
 schedule (1 sequential, 2 materialized, 3 grouped; attnc_schedule): three forwards as a warm-up, three under
-torch.profiler, then the kernels of the last one with their times in ms.  The phases of one kernel show up as
+torch.profiler, then each kernel's mean time over those three in ms.  The phases of one kernel show up as
 launches of the same name (the split delta rule: attnc_linear (phase 6), attnc_linear_states, attnc_linear
 (phase 2)).  FLA is not needed.
 """
@@ -47,9 +47,10 @@ def main():
                     torch.cuda.synchronize()
                 evs = [e for e in prof.events()
                        if e.device_type == torch.autograd.DeviceType.CUDA and e.name.startswith('attnc')]
-                n = len(evs) // 3
+                n = len(evs) // 3   # each kernel's mean over the three forwards, in launch order
                 print(f'{op} T={T} schedule={sched}: ' +
-                      ', '.join(f'{e.name} {e.device_time_total / 1e3:.3f}' for e in evs[len(evs) - n:]))
+                      ', '.join(f'{evs[i].name} {sum(evs[i + j * n].device_time_total for j in range(3)) / 3e3:.3f}'
+                                for i in range(n)))
             at.lib.attnc_kernel_free(k)
 
 

@@ -636,7 +636,34 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             __syncthreads();
         } else if constexpr (ATTNC_DELTA) {
             const int rg = warp % ATTNC_RG;
-            if (warp < ATTNC_RG) {
+            if constexpr (ATTNC_TRANSITION != TR_DIAG) {
+                // Akk one 16 x 8 tile per warp and turn, the tiles on and below the diagonal blocks (row group
+                // i has 2 (i + 1)) dealt to every warp: formed by a row group's warp each, the other warps
+                // waited at the barrier below (17 % of phase 6's stall samples, delta_rule at T = 32768, ncu on
+                // the H200).  Each tile sums the same k-steps in the same order as scores(): the same bits.
+                for (int item = warp; item < ATTNC_RG * (ATTNC_RG + 1); item += ATTNC_WARPS) {
+                    int bi = 0;
+                    while ((bi + 1) * (bi + 2) <= item)
+                        bi++;
+                    const int nt = item - bi * (bi + 1);
+                    float a4[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                    for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+                        frag a, b;
+                        load_a(a, sk, ATTNC_LDK, bi * 16, kt * 16, lane);
+                        load_b_nk(b, sk, ATTNC_LDK, (nt & ~1) * 8, kt * 16, lane);
+                        mma(a4, a, b, nt & 1);
+                    }
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const int r = bi * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
+                        float f = 1.f;
+                        if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !ATTNC_STABILIZED)
+                            f = attnc_exp2(fminf(sg[r] - sg[j], 0.f));
+                        saf[r * ATTNC_LDF + j] = (j < r ? a4[e] * f : 0.f) * sbeta[r];
+                    }
+                }
+            } else if (warp < ATTNC_RG) {
                 float A[ATTNC_C / 8][4];
                 scores<true>(A, sk, sk, ske, sg, rg, lane);
 #pragma unroll
