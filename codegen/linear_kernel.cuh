@@ -273,6 +273,69 @@ __device__ __forceinline__ float state_decay(const float *sg, const float *smisc
     return f;
 }
 
+// The delta rule's Akk = diag(beta) ((K K^T) o D), strictly lower, for 16-row block bi and n-tiles nt ..
+// nt + N - 1 (N = 2: the pair an x4 fragment load gives, nt even), into saf (fp32).  Each tile's k-steps are
+// summed in order, as scores() sums them: the same bits whichever warp forms it.  Not for per-channel gates.
+template <int N>
+__device__ __forceinline__ void akk_tiles(float *saf, const elt *sk, const float *sg, const float *sbeta, int bi, int nt,
+                                          int lane)
+{
+    static_assert((N == 1 || N == 2) && ATTNC_TRANSITION != TR_DIAG, "one tile or an x4 pair; scalar decay");
+    const int gr = lane >> 2, tq = lane & 3;
+    float acc[N][4] = {};
+#pragma unroll
+    for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+        frag a, b;
+        load_a(a, sk, ATTNC_LDK, bi * 16, kt * 16, lane);
+        load_b_nk(b, sk, ATTNC_LDK, (nt & ~1) * 8, kt * 16, lane);
+#pragma unroll
+        for (int t = 0; t < N; t++)
+            mma(acc[t], a, b, N == 2 ? t : nt & 1);
+    }
+#pragma unroll
+    for (int t = 0; t < N; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int r = bi * 16 + gr + (e >> 1) * 8, j = (nt + t) * 8 + tq * 2 + (e & 1);
+            float f = 1.f;
+            if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !ATTNC_STABILIZED)
+                f = attnc_exp2(fminf(sg[r] - sg[j], 0.f));
+            saf[r * ATTNC_LDF + j] = (j < r ? acc[t][e] * f : 0.f) * sbeta[r];
+        }
+}
+
+// T's diagonal block at b0 (16 x 16, unit lower triangular) by forward substitution in fp32, lane c < 16
+// forming column c: T = (I + Akk)^-1 on the block.
+__device__ __forceinline__ void wy_solve_diag(const float *saf, float *stf, int b0, int c)
+{
+    float col[16];
+#pragma unroll
+    for (int r = 0; r < 16; r++) {
+        float acc = 0.f;
+#pragma unroll
+        for (int j = 0; j < r; j++)
+            acc += saf[(b0 + r) * ATTNC_LDF + b0 + j] * col[j];
+        col[r] = r < c ? 0.f : r == c ? 1.f : -acc;
+    }
+#pragma unroll
+    for (int r = 0; r < 16; r++)
+        stf[(b0 + r) * ATTNC_LDF + b0 + c] = col[r];
+}
+
+// S *= the chunk's decay, every accumulator of the warp's state tiles (a row's factor for per-channel gates).
+template <typename Acc>
+__device__ __forceinline__ void state_apply_decay(Acc &S, const float *sg, const float *smisc, int warp, int gr)
+{
+#pragma unroll
+    for (int i = 0; i < ATTNC_MTW; i++)
+        if (state_mt(warp, i) < ATTNC_MT)
+#pragma unroll
+            for (int nt = 0; nt < ATTNC_NTSW; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    S[i][nt][e] *= state_decay(sg, smisc, state_mt(warp, i) * 16 + gr + (e >> 1) * 8);
+}
+
 // ---- the kernel --------------------------------------------------------------------------------------
 #ifndef ATTNC_PHASES
 #define ATTNC_PHASES 0   // every schedule's phases (see `phase` below)
@@ -602,6 +665,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                         }
             }
         }
+        // The walks' state decay, applied now that the image holds S_in (nothing reads the accumulators
+        // again before the update in step 6): at the update's start its shared load, exp2 and multiplies
+        // were a chain that every mma of the update waited for (4.7 % of gated_delta's stall samples, ncu on
+        // the H200; simple_gla_gam's walk at T = 8192 0.826 -> 0.806 ms).  Each accumulator still takes its
+        // decay and then its k-steps: the same bits.  Not in the grouped phases (about 1 % slower there), nor
+        // with the stabiliser, whose decay needs this chunk's running maximum, known only in step 5.
+        const bool decay_early = !ATTNC_STABILIZED && ATTNC_TRANSITION != TR_IDENTITY && (phase == 0 || phase == 1) &&
+                                 (!bidir || pass == 0);
+        if (decay_early)
+            state_apply_decay(S, sg, smisc, warp, gr);
         if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
             // q_r . z_in (gamma and the stabiliser are applied per row later); DIAG uses Q * gamma.
             for (int r = warp; r < (ATTNC_GROUPED && phase == 3 ? 0 : ATTNC_C); r += ATTNC_WARPS) {
@@ -636,62 +709,43 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             __syncthreads();
         } else if constexpr (ATTNC_DELTA) {
             const int rg = warp % ATTNC_RG;
+            // T = (I + Akk)^-1 in fp32, by 16 x 16 blocks (algorithms.md 2.5(b)): diagonal blocks by forward
+            // substitution, a warp each (wy_solve_diag); then block row by block row below them:
+            // T_ij = -T_ii sum_{k=j}^{i-1} A_ik T_kj.
             if constexpr (ATTNC_TRANSITION != TR_DIAG) {
-                // Akk one 16 x 8 tile per warp and turn, the tiles on and below the diagonal blocks (row group
-                // i has 2 (i + 1)) dealt to every warp: formed by a row group's warp each, the other warps
-                // waited at the barrier below (17 % of phase 6's stall samples, delta_rule at T = 32768, ncu on
-                // the H200).  Each tile sums the same k-steps in the same order as scores(): the same bits.
-                for (int item = warp; item < ATTNC_RG * (ATTNC_RG + 1); item += ATTNC_WARPS) {
-                    int bi = 0;
-                    while ((bi + 1) * (bi + 2) <= item)
+                // Akk in 16 x 8 tiles, the tiles dealt to every warp (formed by a row group's warp each, the
+                // other warps waited at a barrier: 17 % of phase 6's stall samples, delta_rule at T = 32768,
+                // ncu on the H200): warp i < RG forms diagonal block i's two tiles and solves that block at
+                // once (its own rows: no barrier), while the warps from RG on form the tiles below the
+                // diagonal blocks (row block i has 2 i).  The same k-steps in the same order as scores().
+                if (warp < ATTNC_RG) {
+                    akk_tiles<2>(saf, sk, sg, sbeta, warp, 2 * warp, lane);
+                    __syncwarp();
+                    if (lane < 16)
+                        wy_solve_diag(saf, stf, warp * 16, lane);
+                }
+                for (int item = (warp + ATTNC_WARPS - ATTNC_RG) % ATTNC_WARPS; item < ATTNC_RG * (ATTNC_RG - 1);
+                     item += ATTNC_WARPS) {
+                    int bi = 1;
+                    while (bi * (bi + 1) <= item)
                         bi++;
-                    const int nt = item - bi * (bi + 1);
-                    float a4[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-                    for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
-                        frag a, b;
-                        load_a(a, sk, ATTNC_LDK, bi * 16, kt * 16, lane);
-                        load_b_nk(b, sk, ATTNC_LDK, (nt & ~1) * 8, kt * 16, lane);
-                        mma(a4, a, b, nt & 1);
-                    }
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int r = bi * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
-                        float f = 1.f;
-                        if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !ATTNC_STABILIZED)
-                            f = attnc_exp2(fminf(sg[r] - sg[j], 0.f));
-                        saf[r * ATTNC_LDF + j] = (j < r ? a4[e] * f : 0.f) * sbeta[r];
-                    }
+                    akk_tiles<1>(saf, sk, sg, sbeta, bi, item - (bi - 1) * bi, lane);
                 }
-            } else if (warp < ATTNC_RG) {
-                float A[ATTNC_C / 8][4];
-                scores<true>(A, sk, sk, ske, sg, rg, lane);
+            } else {
+                if (warp < ATTNC_RG) {
+                    float A[ATTNC_C / 8][4];
+                    scores<true>(A, sk, sk, ske, sg, rg, lane);
 #pragma unroll
-                for (int nt = 0; nt < ATTNC_C / 8; nt++)
+                    for (int nt = 0; nt < ATTNC_C / 8; nt++)
 #pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
-                        saf[r * ATTNC_LDF + j] = A[nt][e] * sbeta[r];
-                    }
-            }
-            __syncthreads();
-            // T = (I + Akk)^-1 in fp32, by 16 x 16 blocks (algorithms.md 2.5(b)):
-            //   diagonal blocks by forward substitution, one warp each, a lane per column;
-            //   then block row by block row: T_ij = -T_ii sum_{k=j}^{i-1} A_ik T_kj.
-            if (warp < ATTNC_RG && lane < 16) {
-                const int b0 = warp * 16, c = lane;
-                float col[16];
-#pragma unroll
-                for (int r = 0; r < 16; r++) {
-                    float acc = 0.f;
-#pragma unroll
-                    for (int j = 0; j < r; j++)
-                        acc += saf[(b0 + r) * ATTNC_LDF + b0 + j] * col[j];
-                    col[r] = r < c ? 0.f : r == c ? 1.f : -acc;
+                        for (int e = 0; e < 4; e++) {
+                            int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
+                            saf[r * ATTNC_LDF + j] = A[nt][e] * sbeta[r];
+                        }
                 }
-#pragma unroll
-                for (int r = 0; r < 16; r++)
-                    stf[(b0 + r) * ATTNC_LDF + b0 + c] = col[r];
+                __syncthreads();
+                if (warp < ATTNC_RG && lane < 16)
+                    wy_solve_diag(saf, stf, warp * 16, lane);
             }
             __syncthreads();
 #pragma unroll
@@ -1016,13 +1070,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             // across m-tiles cost kv_asym_retnet's four groups 88 bytes of spills).  Each accumulator
             // takes its decay and then its k-steps in order either way: the same bits.
             if constexpr (ATTNC_SG == 2) {
-#pragma unroll
-                for (int i = 0; i < ATTNC_MTW; i++)
-#pragma unroll
-                    for (int nt = 0; nt < ATTNC_NTSW; nt++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++)
-                            S[i][nt][e] *= state_decay(sg, smisc, state_mt(warp, i) * 16 + gr + (e >> 1) * 8);
+                if (!decay_early)
+                    state_apply_decay(S, sg, smisc, warp, gr);
 #pragma unroll
                 for (int kt = 0; kt < ATTNC_C / 16; kt++) {
                     frag bv[(ATTNC_NTSW + 1) / 2];
@@ -1046,11 +1095,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 for (int i = 0; i < ATTNC_MTW; i++) {
                     const int mt = state_mt(warp, i);
                     if (mt < ATTNC_MT) {
+                        if (!decay_early)
 #pragma unroll
-                        for (int nt = 0; nt < ATTNC_NTSW; nt++)
+                            for (int nt = 0; nt < ATTNC_NTSW; nt++)
 #pragma unroll
-                            for (int e = 0; e < 4; e++)
-                                S[i][nt][e] *= state_decay(sg, smisc, mt * 16 + gr + (e >> 1) * 8);
+                                for (int e = 0; e < 4; e++)
+                                    S[i][nt][e] *= state_decay(sg, smisc, mt * 16 + gr + (e >> 1) * 8);
 #pragma unroll
                         for (int kt = 0; kt < ATTNC_C / 16; kt++) {
                             frag a;
