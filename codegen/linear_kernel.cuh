@@ -670,9 +670,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         // were a chain that every mma of the update waited for (4.7 % of gated_delta's stall samples, ncu on
         // the H200; simple_gla_gam's walk at T = 8192 0.826 -> 0.806 ms).  Each accumulator still takes its
         // decay and then its k-steps: the same bits.  Not in the grouped phases (about 1 % slower there), nor
-        // with the stabiliser, whose decay needs this chunk's running maximum, known only in step 5.
-        const bool decay_early = !ATTNC_STABILIZED && ATTNC_TRANSITION != TR_IDENTITY && (phase == 0 || phase == 1) &&
-                                 (!bidir || pass == 0);
+        // with the stabiliser, whose decay needs this chunk's running maximum, known only in step 5, nor with
+        // other than two state groups (kv_asym_retnet's four spilled 56 bytes on sm_90a).
+        const bool decay_early = !ATTNC_STABILIZED && ATTNC_TRANSITION != TR_IDENTITY && ATTNC_SG == 2 &&
+                                 (phase == 0 || phase == 1) && (!bidir || pass == 0);
         if (decay_early)
             state_apply_decay(S, sg, smisc, warp, gr);
         if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
