@@ -288,9 +288,14 @@ __device__ __forceinline__ void akk_tiles(float *saf, const elt *sk, const float
         frag a, b;
         load_a(a, sk, ATTNC_LDK, bi * 16, kt * 16, lane);
         load_b_nk(b, sk, ATTNC_LDK, (nt & ~1) * 8, kt * 16, lane);
-#pragma unroll
-        for (int t = 0; t < N; t++)
-            mma(acc[t], a, b, N == 2 ? t : nt & 1);
+        if constexpr (N == 2) {
+            mma(acc[0], a, b, 0);
+            mma(acc[1], a, b, 1);
+        } else if (nt & 1) {   // (a constant half each: a run-time one indexed b in local memory)
+            mma(acc[0], a, b, 1);
+        } else {
+            mma(acc[0], a, b, 0);
+        }
     }
 #pragma unroll
     for (int t = 0; t < N; t++)
