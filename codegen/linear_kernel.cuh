@@ -673,10 +673,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
         // The walks' state decay, applied now that the image holds S_in (nothing reads the accumulators
         // again before the update in step 6): at the update's start its shared load, exp2 and multiplies
         // were a chain that every mma of the update waited for (4.7 % of gated_delta's stall samples, ncu on
-        // the H200; simple_gla_gam's walk at T = 8192 0.826 -> 0.806 ms).  Each accumulator still takes its
-        // decay and then its k-steps: the same bits.  Not in the grouped phases (about 1 % slower there), nor
-        // with the stabiliser, whose decay needs this chunk's running maximum, known only in step 5, nor with
-        // other than two state groups (kv_asym_retnet's four spilled 56 bytes on sm_90a).
+        // the H200; simple_gla_gam's walk at T = 8192 0.824 / 0.828 -> 0.799 / 0.808 ms).  Each accumulator
+        // takes its decay and then its k-steps: the same bits.  Not in the grouped phases (about 1 % slower
+        // there), nor with the stabiliser, whose decay needs this chunk's running maximum, known only in
+        // step 5, nor with other than two state groups (kv_asym_retnet's four spilled 56 bytes on sm_90a).
         const bool decay_early = !ATTNC_STABILIZED && ATTNC_TRANSITION != TR_IDENTITY && ATTNC_SG == 2 &&
                                  (phase == 0 || phase == 1) && (!bidir || pass == 0);
         if (decay_early)
@@ -1100,13 +1100,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
 #pragma unroll
                 for (int i = 0; i < ATTNC_MTW; i++) {
                     const int mt = state_mt(warp, i);
-                    if (mt < ATTNC_MT) {
-                        if (!decay_early)
+                    if (mt < ATTNC_MT) {   // (no early decay with other than two state groups)
 #pragma unroll
-                            for (int nt = 0; nt < ATTNC_NTSW; nt++)
+                        for (int nt = 0; nt < ATTNC_NTSW; nt++)
 #pragma unroll
-                                for (int e = 0; e < 4; e++)
-                                    S[i][nt][e] *= state_decay(sg, smisc, mt * 16 + gr + (e >> 1) * 8);
+                            for (int e = 0; e < 4; e++)
+                                S[i][nt][e] *= state_decay(sg, smisc, mt * 16 + gr + (e >> 1) * 8);
 #pragma unroll
                         for (int kt = 0; kt < ATTNC_C / 16; kt++) {
                             frag a;
