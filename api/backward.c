@@ -173,7 +173,7 @@ attnc_status attnc_emit_grad(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind k
     if (!out)
         return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result");
     memset(out, 0, sizeof *out);
-    out->regs = out->spill_bytes = -1;
+    out->regs = out->spill_bytes = out->stack_bytes = -1;
     cg_bwd_output cg;
     attnc_status st = generate_bwd(ctx, spec, &cg);
     if (st != ATTNC_OK)

@@ -98,10 +98,22 @@ static attnc_status generate(attnc_ctx *ctx, attnc_spec *spec, cg_output *out)
 
 /* From ptxas -v, over every kernel of the unit: the most registers any uses ("Used N registers") and
  * the spilled bytes of all together ("N bytes spill stores, M bytes spill loads"); -1 if absent. */
-static void parse_ptxas(const char *log, int *regs, int *spills)
+static void parse_ptxas(const char *log, int *regs, int *spills, int *stack)
 {
     *regs = -1;
     *spills = -1;
+    *stack = -1;
+    /* "ptxas         .     256 bytes stack frame, ...": the number just before the words */
+    for (const char *q = log; q && (q = strstr(q, "bytes stack frame")) != NULL; q++) {
+        const char *start = q;
+        while (start > log && start[-1] == ' ')
+            start--;
+        while (start > log && start[-1] >= '0' && start[-1] <= '9')
+            start--;
+        int f = 0;
+        if (start < q && sscanf(start, "%d bytes stack frame", &f) == 1 && f > *stack)
+            *stack = f;
+    }
     for (const char *p = log; p && (p = strstr(p, "Used ")) != NULL; p += 5) {
         int r;
         if (sscanf(p, "Used %d registers", &r) == 1 && r > *regs)
@@ -143,7 +155,7 @@ attnc_status attnc_emit(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, 
     if (!out)
         return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result");
     memset(out, 0, sizeof *out);
-    out->regs = out->spill_bytes = -1;
+    out->regs = out->spill_bytes = out->stack_bytes = -1;
     cg_output cg;
     attnc_status st = generate(ctx, spec, &cg);
     if (st != ATTNC_OK)
@@ -155,7 +167,7 @@ attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source,
                            const attnc_compile_options *opts, attnc_blob *out)
 {
     memset(out, 0, sizeof *out);
-    out->regs = out->spill_bytes = -1;
+    out->regs = out->spill_bytes = out->stack_bytes = -1;
     if (kind == ATTNC_EMIT_CUDA) {
         out->data = source;
         out->size = strlen(source);
@@ -190,7 +202,7 @@ attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source,
     out->data = img;
     out->size = no.size;
     out->log = log;
-    parse_ptxas(log, &out->regs, &out->spill_bytes);
+    parse_ptxas(log, &out->regs, &out->spill_bytes, &out->stack_bytes);
     return ATTNC_OK;
 }
 

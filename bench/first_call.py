@@ -38,7 +38,7 @@ class CompileOptions(C.Structure):
 
 class Blob(C.Structure):
     _fields_ = [('data', C.c_void_p), ('size', C.c_size_t), ('log', C.c_char_p), ('regs', C.c_int),
-                ('spill_bytes', C.c_int)]
+                ('spill_bytes', C.c_int), ('stack_bytes', C.c_int)]
 
 
 def elf_sections(image):

@@ -224,6 +224,8 @@ typedef struct attnc_blob {
     size_t size;
     const char *log;      /* NVRTC's log, with ptxas's register and spill report ("" for CUDA C) */
     int regs, spill_bytes;  /* from ptxas (-1 when not compiled); spill_bytes = spill stores + loads */
+    int stack_bytes;      /* the largest stack frame of its kernels (local memory without spills: an array
+                           * indexed at run time), from ptxas (-1 when not compiled) */
 } attnc_blob;
 
 /* The kernels of a spec as CUDA C, PTX or a cubin for opts->arch.  Compiling needs NVRTC (libnvrtc is

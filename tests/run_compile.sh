@@ -1,6 +1,7 @@
 #!/bin/sh
 # compile.NAME: the spec compiles through NVRTC to PTX and to a cubin (ptxas) for sm_80 and sm_90a, with
-# no register spills (over all of its kernels), and the PTX holds the entry of each part the spec has.
+# no register spills and no stack frame (over all of its kernels), and the PTX holds the entry of each part
+# the spec has.
 # Exit 77 (skip) when libnvrtc is not installed.
 #   sh tests/run_compile.sh ATTNC SPEC
 set -u
@@ -21,4 +22,6 @@ for arch in sm_80 sm_90a; do
   report=$(tail -n 1 "$tmp/err")
   echo "$report"
   case "$report" in *" 0 bytes spilled"*) ;; *) echo "$spec: register spills for $arch"; exit 1 ;; esac
+  # nor local memory of any other kind (an array indexed at run time: akk_tiles' B fragment once)
+  case "$report" in *" 0 bytes of stack frame") ;; *) echo "$spec: a stack frame for $arch"; exit 1 ;; esac
 done
