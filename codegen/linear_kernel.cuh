@@ -133,6 +133,16 @@ __device__ __noinline__ float score_elementwise(const elt *a_tile, const elt *k_
     return sum;
 }
 
+// The pairwise decay e^{b_r - b_j} (log2 units, never above 1) of a scalar or constant decay, applied to a
+// score after its product; 1 otherwise.  (mLSTM applies its whole log weight b_r - b_j + i_j - m_r in one
+// exp2 later: split in two factors, one of them overflows under strong gates.)
+__device__ __forceinline__ float pair_decay(const float *g, int r, int j)
+{
+    if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !ATTNC_STABILIZED)
+        return attnc_exp2(fminf(g[r] - g[j], 0.f));
+    return 1.f;
+}
+
 // acc = sum_d A_{r,d} K_{j,d} e^{b_{r,d} - b_{j,d}} * (j <= r, or j < r when STRICT), for rows
 // [rg*16, rg*16+16) and all C key columns (blocks right of the diagonal are left 0).  For scalar decays
 // (and none) the factor is applied after the product; for per-channel gates the off-diagonal blocks use
@@ -171,11 +181,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             for (int e = 0; e < 4; e++) {
                 int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
                 bool keep = STRICT ? j < r : j <= r;
-                float f = 1.f;
-                // (mLSTM applies its whole log weight b_r - b_j + i_j - m_r in one exp2 later: split in two
-                // factors, one of them overflows under strong gates.)
-                if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !ATTNC_STABILIZED)
-                    f = attnc_exp2(fminf(g[r] - g[j], 0.f));
+                const float f = pair_decay(g, r, j);
                 acc[nt][e] = keep ? acc[nt][e] * f : 0.f;
             }
     } else {
@@ -302,9 +308,7 @@ __device__ __forceinline__ void akk_tiles(float *saf, const elt *sk, const float
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             const int r = bi * 16 + gr + (e >> 1) * 8, j = (nt + t) * 8 + tq * 2 + (e & 1);
-            float f = 1.f;
-            if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !ATTNC_STABILIZED)
-                f = attnc_exp2(fminf(sg[r] - sg[j], 0.f));
+            const float f = pair_decay(sg, r, j);
             saf[r * ATTNC_LDF + j] = (j < r ? acc[t][e] * f : 0.f) * sbeta[r];
         }
 }
