@@ -96,36 +96,40 @@ static attnc_status generate(attnc_ctx *ctx, attnc_spec *spec, cg_output *out)
     return ATTNC_OK;
 }
 
-/* From ptxas -v, over every kernel of the unit: the most registers any uses ("Used N registers") and
- * the spilled bytes of all together ("N bytes spill stores, M bytes spill loads"); -1 if absent. */
+/* Where the number that ptxas prints just before `words` starts ("ptxas         .     256 bytes stack frame,
+ * 0 bytes spill stores, ..."): back over the spaces, then over the digits. */
+static const char *number_before(const char *log, const char *words)
+{
+    const char *start = words;
+    while (start > log && start[-1] == ' ')
+        start--;
+    while (start > log && start[-1] >= '0' && start[-1] <= '9')
+        start--;
+    return start;
+}
+
+/* From ptxas -v, over every kernel of the unit: the most registers any uses ("Used N registers"), the
+ * spilled bytes of all together ("N bytes spill stores, M bytes spill loads") and the largest stack frame
+ * ("N bytes stack frame"); -1 if absent. */
 static void parse_ptxas(const char *log, int *regs, int *spills, int *stack)
 {
     *regs = -1;
     *spills = -1;
     *stack = -1;
-    /* "ptxas         .     256 bytes stack frame, ...": the number just before the words */
-    for (const char *q = log; q && (q = strstr(q, "bytes stack frame")) != NULL; q++) {
-        const char *start = q;
-        while (start > log && start[-1] == ' ')
-            start--;
-        while (start > log && start[-1] >= '0' && start[-1] <= '9')
-            start--;
-        int f = 0;
-        if (start < q && sscanf(start, "%d bytes stack frame", &f) == 1 && f > *stack)
-            *stack = f;
-    }
     for (const char *p = log; p && (p = strstr(p, "Used ")) != NULL; p += 5) {
         int r;
         if (sscanf(p, "Used %d registers", &r) == 1 && r > *regs)
             *regs = r;
     }
     for (const char *q = log; q && (q = strstr(q, "bytes spill stores")) != NULL; q++) {
-        const char *start = q;
-        while (start > log && start[-1] != ',' && start[-1] != '\n')
-            start--;
         int st = 0, ld = 0;
-        if (sscanf(start, " %d bytes spill stores, %d bytes spill loads", &st, &ld) == 2)
+        if (sscanf(number_before(log, q), "%d bytes spill stores, %d bytes spill loads", &st, &ld) == 2)
             *spills = (*spills < 0 ? 0 : *spills) + st + ld;
+    }
+    for (const char *q = log; q && (q = strstr(q, "bytes stack frame")) != NULL; q++) {
+        int f = 0;
+        if (sscanf(number_before(log, q), "%d bytes stack frame", &f) == 1 && f > *stack)
+            *stack = f;
     }
 }
 

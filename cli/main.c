@@ -251,7 +251,7 @@ static int cmd_compile(attnc_ctx *ctx, int argc, char **argv)
         if (kind != ATTNC_EMIT_CUDA && blob.regs >= 0)
             fprintf(stderr, "%s: %s for %s: %d registers, %d bytes spilled, %d bytes of stack frame\n", file,
                     kind == ATTNC_EMIT_PTX ? "ptx" : "cubin", co.arch ? co.arch : "this GPU", blob.regs, blob.spill_bytes,
-                    blob.stack_bytes > 0 ? blob.stack_bytes : 0);
+                    blob.stack_bytes);
         else if (kind != ATTNC_EMIT_CUDA)   /* PTX: ptxas has not run, so no register count yet */
             fprintf(stderr, "%s: ptx for %s (registers and spills: --emit cubin)\n", file, co.arch ? co.arch : "this GPU");
         rc = write_all(outpath, blob.data, kind == ATTNC_EMIT_CUBIN ? blob.size : strlen(blob.data));
