@@ -250,7 +250,9 @@ struct attnc_kernel {
      * then); the chunk kernel's own unit (k[linear].fn) holds the sequential walk. */
     rt_function *sched_fn[SCHED_UNITS];
     char *sched_src[SCHED_UNITS];
-    rt_function *states_fn;    /* the split delta rule's state walk, from the materialized unit (cg_states) */
+    /* The split delta rule's materialized unit (cg_split_pass): sched_fn[SCHED_MATERIALIZED] is its WY pass,
+     * these its state walk and output pass, from the same module. */
+    rt_function *split_fn[CG_SPLIT_PASSES];
     char arch[16];
     bool use_cache;
     uint32_t min_ctas, chunk, k_pad;
@@ -271,7 +273,8 @@ void attnc_kernel_free(attnc_kernel *kernel)
         rt_function_free(kernel->sched_fn[s]);
         free(kernel->sched_src[s]);
     }
-    rt_function_free(kernel->states_fn);
+    for (size_t s = 0; s < CG_SPLIT_PASSES; s++)
+        rt_function_free(kernel->split_fn[s]);
     api_workspace_release(kernel->ws);
     free(kernel->tensors);
     free(kernel);
@@ -487,15 +490,18 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
                                         const void *image, size_t size)
 {
     rt_error err;
-    const cg_states *ls = &lk->cg.states;
-    bool states = s == SCHED_MATERIALIZED && ls->entry;   /* the split delta rule's walk, from the same unit */
-    if (!api_load_function(image, size, NULL, lk->cg.entry, lk->cg.smem_bytes, &k->sched_fn[s], &err) ||
-        (states && !api_load_function(NULL, 0, k->sched_fn[s], ls->entry, ls->smem_bytes, &k->states_fn, &err))) {
+    bool split = s == SCHED_MATERIALIZED && lk->cg.split[CG_SPLIT_WY].entry;   /* the split delta rule's unit */
+    const cg_entry *first = split ? &lk->cg.split[CG_SPLIT_WY] : &(cg_entry){.entry = lk->cg.entry, .smem_bytes = lk->cg.smem_bytes};
+    bool ok = api_load_function(image, size, NULL, first->entry, first->smem_bytes, &k->sched_fn[s], &err);
+    for (int pass = CG_SPLIT_STATES; ok && split && pass < CG_SPLIT_PASSES; pass++)
+        ok = api_load_function(NULL, 0, k->sched_fn[s], lk->cg.split[pass].entry, lk->cg.split[pass].smem_bytes,
+                               &k->split_fn[pass], &err);
+    if (!ok) {
         rt_function_free(k->sched_fn[s]);
         k->sched_fn[s] = NULL;
-        if (states) {
-            rt_function_free(k->states_fn);
-            k->states_fn = NULL;
+        for (int pass = 0; pass < CG_SPLIT_PASSES; pass++) {
+            rt_function_free(k->split_fn[pass]);
+            k->split_fn[pass] = NULL;
         }
         return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
     }
@@ -1002,7 +1008,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             phases[1] = 5;
             nphases = 2;
         } else if (lk->cg.kind == CG_KERNEL_LINEAR && use_materialized(k, a, N, T, lk->cg.grid_x)) {
-            bool split = lk->cg.states.entry != NULL;
+            bool split = lk->cg.split[CG_SPLIT_WY].entry != NULL;
             if ((st = split ? workspace_split(ctx, k, N, T, &lp) : workspace(ctx, k, N, T, &lp)) != ATTNC_OK)
                 return st;
             phases[0] = split ? 6 : 1;
@@ -1023,13 +1029,18 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             unsigned grid[3] = {gx, k->sh.heads_out, (unsigned)N};
             rt_function *f = fn;
             unsigned threads[3] = {lk->cg.threads, 1, 1}, smem = lk->cg.smem_bytes;
+            /* the split delta rule's passes: kernels of their own (phase 6 is the unit's first, fn) */
+            int pass = !lk->cg.split[CG_SPLIT_WY].entry ? -1 : lp.phase == 6 ? CG_SPLIT_WY : lp.phase == 7 ? CG_SPLIT_STATES
+                                                                                              : CG_SPLIT_OUT;
+            if (pass >= 0 && phases[0] == 6) {
+                f = pass == CG_SPLIT_WY ? fn : k->split_fn[pass];
+                threads[0] = lk->cg.split[pass].threads;
+                smem = lk->cg.split[pass].smem_bytes;
+            }
             if (lp.phase == 2 || lp.phase == 6) {
                 grid[0] = gx * (unsigned)((T + k->chunk * lp.group_chunks - 1) / (k->chunk * lp.group_chunks));
             } else if (lp.phase == 7) {
-                f = k->states_fn;
-                grid[0] = lk->cg.states.grid_x;
-                threads[0] = lk->cg.states.threads;
-                smem = lk->cg.states.smem_bytes;
+                grid[0] = lk->cg.split[CG_SPLIT_STATES].grid_x;
             } else if (lp.phase >= 3) {
                 grid[0] = gx * (unsigned)groups;
             }

@@ -7,8 +7,8 @@
 Same shapes and inputs as bench/bench.py (B*T = 65536, H = 16, K = V = 128, bf16).  For each op, T and forced
 schedule (1 sequential, 2 materialized, 3 grouped; attnc_schedule): three forwards as a warm-up, three under
 torch.profiler, then each kernel's mean time over those three in ms.  The phases of one kernel show up as
-launches of the same name (the split delta rule: attnc_linear (phase 6), attnc_linear_states, attnc_linear
-(phase 2)).  FLA is not needed.
+launches of the same name; the split delta rule's three are kernels of their own (attnc_linear_wy,
+attnc_linear_states, attnc_linear_out).  FLA is not needed.
 """
 import argparse
 import os

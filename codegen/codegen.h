@@ -29,12 +29,15 @@
 /* The generated source numbers a kind kind + 1 (ATTNC_ONLY, ATTNC_WANT: a compile unit of one kernel). */
 typedef enum cg_kernel_kind { CG_KERNEL_LINEAR, CG_KERNEL_DECODE, CG_KERNEL_SOFTMAX } cg_kernel_kind;
 
-/* A second kernel of the linear part's materialized schedule: the split delta rule's state walk
- * (ir_plan_split_delta; entry NULL where there is none).  grid_x CTAs per (head, sequence). */
-typedef struct cg_states {
+/* The kernels of the split delta rule's materialized unit (ir_plan_split_delta), one per phase, all in the
+ * chunk kernel's materialized unit: phase 6, every chunk's WY factors (attnc_linear_wy); the state walk
+ * (attnc_linear_states, the launcher's phase 7); phase 2, every chunk's outputs (attnc_linear_out).  Entry
+ * NULL where there is no split; grid_x: the state walk's CTAs per (head, sequence), the others' set per launch. */
+typedef enum cg_split_pass { CG_SPLIT_WY, CG_SPLIT_STATES, CG_SPLIT_OUT, CG_SPLIT_PASSES } cg_split_pass;
+typedef struct cg_entry {
     const char *entry;
     unsigned threads, smem_bytes, grid_x;
-} cg_states;
+} cg_entry;
 
 typedef struct cg_kernel {
     cg_kernel_kind kind;
@@ -44,7 +47,7 @@ typedef struct cg_kernel {
     unsigned grid_x;      /* CTAs along x (V slices or query tiles); y = output heads, z = sequences */
     bool per_query_tile;  /* grid_x is computed per launch from the longest sequence (softmax) */
     unsigned tile_rows;   /* query rows per CTA (softmax) */
-    cg_states states;     /* the linear kernel's split state walk */
+    cg_entry split[CG_SPLIT_PASSES]; /* the linear kernel's split delta rule (cg_split_pass) */
 } cg_kernel;
 
 typedef struct cg_output {

@@ -35,6 +35,7 @@ typedef struct gen {
     bool *live;       /* per value: reached by the roles being emitted */
     unsigned stage_off[CG_MAX_TENSORS]; /* per-token inputs: offset of their rows in the staging area */
     unsigned stage_bytes;
+    unsigned stage_roles[CG_MAX_TENSORS]; /* per tensor: the roles its rows feed (linear_kernel.cuh's lean_roles bits) */
     cg_values ev;     /* the value emitter: into b, layout CG_LAYOUT_RUN4, inputs from stage_off */
 } gen;
 
@@ -90,12 +91,22 @@ static void plan_stage(gen *g)
     }
 }
 
-/* The values the roles reach (g->live) and the staging area of the inputs they read. */
+/* The values the roles reach (g->live), the staging area of the inputs they read and the roles each
+ * input feeds (g->stage_roles: a kernel body that forms only some roles copies only their inputs). */
 static void plan_roles(gen *g)
 {
     const ir_module *m = g->m;
     ir_ref roots[] = {fed(g, IR_ROLE_QUERY), fed(g, IR_ROLE_KEY), fed(g, IR_ROLE_VALUE),
                       m->linear.gate, m->linear.beta, m->linear.igate};
+    const unsigned bits[] = {1, 2, 4, 8, 16, 16};
+    memset(g->stage_roles, 0, sizeof g->stage_roles);
+    for (size_t i = 0; i < sizeof roots / sizeof *roots; i++) {
+        memset(g->live, 0, m->nvalues * sizeof *g->live);
+        mark_live(g, roots[i]);
+        for (ir_ref r = 1; r < m->nvalues; r++)
+            if (g->live[r] && m->values[r].op == IR_OP_INPUT)
+                g->stage_roles[m->values[r].aux] |= bits[i];
+    }
     memset(g->live, 0, m->nvalues * sizeof *g->live);
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
         mark_live(g, roots[i]);
@@ -151,6 +162,7 @@ static void emit_row_struct(gen *g)
     attnc_buf_printf(&g->b, "    float g[%u];\n    float beta, ig;\n};\n", gate_slots(g));
     attnc_buf_puts(&g->b, "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
                           "                                                 const unsigned char *stage, bool real, attnc_row &o);\n"
+                          "template <unsigned WANT = 31u>   // the roles stored: 1 q, 2 k, 4 v, 8 the gate, 16 beta and the input gate\n"
                           "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
                           "                                                elt *sv, float *sg, float *sbeta, float *sig);\n");
     cg_emit_stage_held(&g->ev, "attnc_stage_held", "ATTNC_C", "(ATTNC_WARPS * 32)");   /* linear_kernel.cuh defines ATTNC_THREADS later */
@@ -223,12 +235,19 @@ static void emit_linear_prologue(gen *g)
         attnc_buf_puts(b, "    o.ig = 0.f;\n");
     attnc_buf_puts(b, "}\n");
 
-    attnc_buf_puts(b, "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
-                      "                                                elt *sv, float *sg, float *sbeta, float *sig)\n{\n");
-    /* q and k fill K's columns (the padding columns stay zero); v only the CTA's slice [v0, v0 + BV). */
+    attnc_buf_puts(b, "template <unsigned WANT>\n"
+                      "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
+                      "                                                elt *sv, float *sg, float *sbeta, float *sig)\n{\n"
+                      "    (void)sq, (void)sk, (void)sv, (void)sbeta, (void)sig;\n");
+    /* q and k fill K's columns (the padding columns stay zero); v only the CTA's slice [v0, v0 + BV).  A role
+     * WANT leaves out is neither stored nor (the row being inlined) formed. */
+    attnc_buf_puts(b, "    if constexpr (WANT & 1) {\n");
     store_row(g, "o.q", row_slots(g, q), role_raw(g, IR_ROLE_QUERY), "sq", "ATTNC_LDK", "0", "ATTNC_K");
+    attnc_buf_puts(b, "    }\n    if constexpr (WANT & 2) {\n");
     store_row(g, "o.k", row_slots(g, k), role_raw(g, IR_ROLE_KEY), "sk", "ATTNC_LDK", "0", "ATTNC_K");
+    attnc_buf_puts(b, "    }\n    if constexpr (WANT & 4) {\n");
     store_row(g, "o.v", row_slots(g, v), role_raw(g, IR_ROLE_VALUE), "sv", "ATTNC_LDV", "v0", "ATTNC_BV");
+    attnc_buf_puts(b, "    }\n");
     if (diag && ng > 1) {
         for (unsigned s = 0; s < ng; s++)
             attnc_buf_printf(b, "    if (lane * 4 + %u < ATTNC_KP)\n        sg[r * ATTNC_KP + lane * 4 + %u] = lane * 4 + %u < ATTNC_K ? o.g[%u] : 0.f;\n",
@@ -238,7 +257,7 @@ static void emit_linear_prologue(gen *g)
     } else {
         attnc_buf_puts(b, "    if (lane == 0)\n        sg[r] = o.g[0];\n");
     }
-    attnc_buf_puts(b, "    if (lane == 0) {\n        sbeta[r] = o.beta;\n        sig[r] = o.ig;\n    }\n}\n");
+    attnc_buf_puts(b, "    if (WANT & 16 && lane == 0) {\n        sbeta[r] = o.beta;\n        sig[r] = o.ig;\n    }\n}\n");
 
     attnc_buf_puts(b, "__device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v0, int lane, elt *sq,\n"
                       "                               elt *sk, elt *sv, float *sg, float *sbeta, float *sig,\n"
@@ -321,6 +340,14 @@ static unsigned min_blocks(unsigned smem_bytes, unsigned threads)
     return n ? n : 1;
 }
 
+/* The same for the split delta rule's lean bodies (linear_kernel.cuh's attnc_linear_wy and _out): as many
+ * CTAs as their shared memory fits, at most two (128 registers a thread at 8 warps: they hold no state). */
+static unsigned lean_min_blocks(unsigned smem_bytes)
+{
+    unsigned n = (228u * 1024) / (smem_bytes + 1024);
+    return n < 1 ? 1 : n > 2 ? 2 : n;
+}
+
 /* Tokens a warp's prologue pass evaluates together (linear_kernel.cuh): four with bf16 tiles where a token's
  * roles fill at most 16 slots a lane (1-3 % faster forwards than two on the H200 for the five benchmarked
  * ops, K = V = 128, no spills), else two: fp16 and fp32 tiles (gla, lightning, based, retnet, transnormer
@@ -354,6 +381,8 @@ static bool emit_linear(gen *g)
                      CG_PHASES_SEQUENTIAL, CG_PHASES_MATERIALIZED, CG_PHASES_GROUPED);
     bool split = ir_plan_split_delta(m);
     unsigned ls_warps = g->sh.V % 32 == 0 ? 2 : 1;
+    unsigned wy_smem = tile_linear_smem_bytes_lean(m, 6) + g->stage_bytes;   /* the lean bodies', staging included */
+    unsigned out_smem = tile_linear_smem_bytes_lean(m, 2) + g->stage_bytes;
     attnc_buf_printf(b, "#define ATTNC_DSPLIT %d\n#define ATTNC_LS_WARPS %u\n#define ATTNC_LS_AHEAD %u\n", split, ls_warps,
                      LS_AHEAD);
     attnc_buf_printf(b, "#define ATTNC_TRANSITION %u\n#define ATTNC_DELTA %d\n#define ATTNC_STABILIZED %d\n"
@@ -366,14 +395,19 @@ static bool emit_linear(gen *g)
                         "#define ATTNC_SMEM_BYTES %u\n#define ATTNC_MIN_BLOCKS %u\n#define ATTNC_PRO_ROWS %u\n",
                      m->mask == IR_MASK_CAUSAL, (p->schedules & IR_SCHED_GROUPED) != 0, m->state_in, m->state_out, smem,
                      min_blocks(smem + g->stage_bytes, p->warps * 32), prologue_rows(g));
+    if (split)
+        attnc_buf_printf(b, "#define ATTNC_WY_MIN_BLOCKS %u\n#define ATTNC_OUT_MIN_BLOCKS %u\n", lean_min_blocks(wy_smem),
+                         lean_min_blocks(out_smem));
     emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
     unsigned ls_smem = split_states_smem_bytes(g, ls_warps);
     if (split)
         attnc_buf_printf(b, "#if ATTNC_WANT(1) && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)\n"
-                            "static_assert(attnc_ls_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n#endif\n",
-                         ls_smem);
+                            "static_assert(attnc_ls_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
+                            "static_assert(attnc_smem_layout_t<6>::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
+                            "static_assert(attnc_smem_layout_t<2>::bytes == %uu, \"host and kernel disagree on shared memory\");\n#endif\n",
+                         ls_smem, wy_smem - g->stage_bytes, out_smem - g->stage_bytes);
     bool decode = m->mask == IR_MASK_CAUSAL;
     unsigned dec_smem = decode_smem_bytes(g);
     if (decode) {
@@ -386,9 +420,12 @@ static bool emit_linear(gen *g)
     cg_kernel *k = &g->out->kernels[g->out->nkernels++];
     *k = (cg_kernel){.kind = CG_KERNEL_LINEAR, .entry = "attnc_linear", .threads = p->warps * 32,
                      .smem_bytes = smem + g->stage_bytes, .grid_x = g->sh.V / p->v_tile};
-    if (split)
-        k->states = (cg_states){.entry = "attnc_linear_states", .threads = ls_warps * 32, .smem_bytes = ls_smem,
-                                .grid_x = g->sh.V / (16 * ls_warps)};
+    if (split) {
+        k->split[CG_SPLIT_WY] = (cg_entry){.entry = "attnc_linear_wy", .threads = p->warps * 32, .smem_bytes = wy_smem};
+        k->split[CG_SPLIT_STATES] = (cg_entry){.entry = "attnc_linear_states", .threads = ls_warps * 32, .smem_bytes = ls_smem,
+                                               .grid_x = g->sh.V / (16 * ls_warps)};
+        k->split[CG_SPLIT_OUT] = (cg_entry){.entry = "attnc_linear_out", .threads = p->warps * 32, .smem_bytes = out_smem};
+    }
     if (decode) {
         k = &g->out->kernels[g->out->nkernels++];
         *k = (cg_kernel){.kind = CG_KERNEL_DECODE, .entry = "attnc_decode", .threads = 128,
@@ -475,7 +512,7 @@ bool codegen_cuda(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_out
     if (!g.live)
         return false;
     attnc_buf_init(&g.b, a);
-    g.ev = (cg_values){.m = m, .b = &g.b, .layout = CG_LAYOUT_RUN4, .stage_off = g.stage_off};
+    g.ev = (cg_values){.m = m, .b = &g.b, .layout = CG_LAYOUT_RUN4, .stage_off = g.stage_off, .stage_roles = g.stage_roles};
     emit_common(&g);
     if (m->linear.present && !emit_linear(&g))
         return false;

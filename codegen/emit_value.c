@@ -282,6 +282,15 @@ static bool staged_by_plain_loads(const cg_values *e, uint32_t i, unsigned *row_
     return e->stage_off[i] != ~0u && cg_stage_unit(*row_bytes) == 2;
 }
 
+/* "    if constexpr (WANT & mask) " before tensor i's copies where the staging has a WANT (cg_values.stage_roles),
+ * else the indent alone. */
+static void put_want_guard(const cg_values *e, uint32_t i)
+{
+    attnc_buf_puts(e->b, "    ");
+    if (e->stage_roles)
+        attnc_buf_printf(e->b, "if constexpr (WANT & %uu) ", e->stage_roles[i]);
+}
+
 void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk, const char *threads)
 {
     const ir_module *m = e->m;
@@ -294,14 +303,15 @@ void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk,
             attnc_buf_puts(b, " + ");
             put_pieces_per_thread(b, rb / 2, chunk, threads);
         }
-    attnc_buf_printf(b, "];\n};\n"
+    attnc_buf_printf(b, "];\n};\n%s"
                         "__device__ __forceinline__ void %s_land(unsigned char *stage, const %s &held)\n{\n"
                         "    int slot = 0;\n    (void)stage, (void)held, (void)slot;\n",
-                     held, held);
+                     e->stage_roles ? "template <unsigned WANT = 31u>\n" : "", held, held);
     for (uint32_t i = 0; i < m->ntensors; i++) {
         if (!staged_by_plain_loads(e, i, &rb))
             continue;
-        attnc_buf_printf(b, "    {   // %s\n#pragma unroll\n        for (int j = 0; j < ", m->tensors[i].name);
+        put_want_guard(e, i);
+        attnc_buf_printf(b, "{   // %s\n#pragma unroll\n        for (int j = 0; j < ", m->tensors[i].name);
         put_pieces_per_thread(b, rb / 2, chunk, threads);
         attnc_buf_printf(b, "; j++, slot++) {\n"
                             "            const unsigned i = threadIdx.x + j * %s;\n"
@@ -340,9 +350,9 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
     const ir_module *m = e->m;
     attnc_buf *b = e->b;
     attnc_buf_printf(b, "\n// ---- staging: the raw input rows of one chunk, copied asynchronously (generated) ----\n"
-                        "template <bool UNROLL>\n"
+                        "template <bool UNROLL%s>\n"
                         "__device__ __forceinline__ void %s(const %s &p, int c0, int eos, int h, unsigned char *stage",
-                     fn, params);
+                     e->stage_roles ? ", unsigned WANT" : "", fn, params);
     if (held)
         attnc_buf_printf(b, ", %s *held", held);
     attnc_buf_printf(b, ")\n{\n    const int n = min(%s, eos - c0);\n", chunk);
@@ -358,10 +368,10 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
          * kernel: 495 instructions of staging per chunk, 399 now). */
         unsigned per_row = rb / unit, heads = m->axes[t->axis].count;
         bool in_registers = unit == 2 && held;
-        attnc_buf_printf(b, "    {   // %s: rows of %u bytes, %u-byte %s\n"
+        put_want_guard(e, i);
+        attnc_buf_printf(b, "{   // %s: rows of %u bytes, %u-byte %s\n"
                             "        const unsigned char *src = (const unsigned char *)p.in[%u] + ((size_t)c0 * %u + ",
-                         t->name, rb, unit, in_registers ? "loads held in registers" : unit == 2 ? "loads" : "copies",
-                         i, heads);
+                         t->name, rb, unit, in_registers ? "loads held in registers" : unit == 2 ? "loads" : "copies", i, heads);
         cg_put_head(e, t->axis);
         attnc_buf_printf(b, ") * %u;\n", rb);
         /* UNROLL: loops of constant trip count, unrolled (thread t copies pieces t, t + threads, ... of the

@@ -28,6 +28,9 @@ typedef struct cg_values {
     const unsigned *stage_off;  /* per tensor: offset of a per-token input's rows in the staging area
                                    ("stage", row r; attnc_stage_issue); NULL: per-token inputs are read
                                    from global memory (p.in[], token t) */
+    const unsigned *stage_roles; /* per tensor: the roles its rows feed (1 q, 2 k, 4 v, 8 the gate, 16 beta and
+                                   the input gate); non-NULL: the staging copies a tensor only where the
+                                   template argument WANT (a mask of roles) asks for one of them */
     bool select_minmax;         /* min/max as x < w ? x : w and x > w ? x : w (w on a tie, the branch the
                                    reference and the adjoint take); false: fminf/fmaxf */
 } cg_values;

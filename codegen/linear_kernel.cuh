@@ -55,8 +55,9 @@ __device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v
 // into the staging area, which the prologue then reads; the copies of chunk n+1 run under chunk n's math.
 // Rows of 2 bytes (no cp.async) are loaded into *held, which attnc_stage_held_land stores before the wait
 // (the decode step passes none: stored at once).
-// UNROLL: each thread's copies unrolled (the walk: ATTNC_STAGE_UNROLL, codegen/cuda.c says where).
-template <bool UNROLL>
+// UNROLL: each thread's copies unrolled (the walk: ATTNC_STAGE_UNROLL, codegen/cuda.c says where).  WANT: the
+// roles whose inputs are copied (lean_roles below).
+template <bool UNROLL, unsigned WANT = 31u>
 __device__ __forceinline__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage,
                                                   attnc_stage_held *held);
 
@@ -88,20 +89,30 @@ __device__ __forceinline__ size_t group_slot(int n, int j, int h)
 }
 
 // ---- shared memory layout (offsets in bytes, all 16-byte aligned) --------------------------------------
-struct attnc_smem_layout {
+// LEAN 0: the walk's layout, every tile.  The split delta rule's parallel phases have kernels of their own
+// (attnc_linear_wy, phase 6; attnc_linear_out, phase 2) whose layouts keep only what the phase reads, so
+// that two CTAs share an SM where the walk's layout fits one (phase 6 waited at its WY stage's barriers with
+// nothing else to run: 57 % of its stall samples, ncu on the H200): LEAN 6 has no Q tile and a state image
+// only as large as U's staging rows; LEAN 2 no decayed keys, no K * gamma and no W.  The tiles a layout drops
+// have size 0 and alias the next; the bodies never touch them (passes/tile.c sums the same sizes).
+template <int LEAN>
+struct attnc_smem_layout_t {
+    static constexpr bool wy = LEAN == 6, out = LEAN == 2;
     static constexpr unsigned tile_k = ATTNC_C * ATTNC_LDK * sizeof(elt);
     static constexpr unsigned q = 0;                                  // Q rows (elt)
-    static constexpr unsigned k = q + tile_k;                         // K rows
+    static constexpr unsigned k = q + (wy ? 0 : tile_k);              // K rows
     static constexpr unsigned kd = k + tile_k;                        // K * e^{b_L - b} (state write)
-    static constexpr unsigned qg = kd + tile_k;                       // delta: K * e^{b} (for W)
-    static constexpr unsigned w = qg + (ATTNC_DELTA ? tile_k : 0);
-    static constexpr unsigned ke = w + (ATTNC_DELTA ? tile_k : 0);    // DIAG: K * e^{b_e(J) - b} per block
+    static constexpr unsigned qg = kd + (out ? 0 : tile_k);           // delta: K * e^{b} (for W)
+    static constexpr unsigned w = qg + (ATTNC_DELTA && !out ? tile_k : 0);
+    static constexpr unsigned ke = w + (ATTNC_DELTA && !out ? tile_k : 0);    // DIAG: K * e^{b_e(J) - b} per block
     static constexpr unsigned v = ke + (ATTNC_TRANSITION == TR_DIAG ? tile_k : 0);
     static constexpr unsigned s = v + ATTNC_C * ATTNC_LDV * sizeof(elt);        // image of S_in (tile elements)
-    // ([KP][LDV]; the split delta rule's output pass reads S_in^T, [V][LDK])
+    // ([KP][LDV]; the split delta rule's output pass reads S_in^T, [V][LDK]; its WY pass stages U's rows
+    // there, [C][V + 4] fp32)
     static constexpr unsigned s_elems =
-        ATTNC_DSPLIT && ATTNC_V * ATTNC_LDK > ATTNC_KP * ATTNC_LDV ? ATTNC_V * ATTNC_LDK : ATTNC_KP * ATTNC_LDV;
-    static constexpr unsigned g = s + s_elems * sizeof(elt);                    // log2 gates (cumsum)
+        wy ? (ATTNC_C * (ATTNC_V + 4) * 4 + sizeof(elt) - 1) / sizeof(elt)
+        : ATTNC_DSPLIT && ATTNC_V * ATTNC_LDK > ATTNC_KP * ATTNC_LDV ? ATTNC_V * ATTNC_LDK : ATTNC_KP * ATTNC_LDV;
+    static constexpr unsigned g = s + (s_elems * sizeof(elt) + 15) / 16 * 16;  // log2 gates (cumsum)
     static constexpr unsigned g_bytes = (ATTNC_TRANSITION == TR_DIAG ? ATTNC_C * ATTNC_KP : ATTNC_C) * 4;
     static constexpr unsigned beta = g + ((g_bytes + 15) / 16) * 16;
     static constexpr unsigned ig = beta + ATTNC_C * 4;
@@ -118,6 +129,7 @@ struct attnc_smem_layout {
     static constexpr unsigned bytes_raw = pf + (ATTNC_P_SHARED ? ATTNC_RG * ATTNC_CG * 16 * ATTNC_C * 4 : 0);  // shared P's partials (fp32)
     static constexpr unsigned bytes = (bytes_raw + 127) / 128 * 128;
 };
+using attnc_smem_layout = attnc_smem_layout_t<0>;
 
 // ---- scores ------------------------------------------------------------------------------------------
 // One score of a per-channel-gated diagonal block in fp32, sum_d A_rd K_jd e^{b_rd - b_jd}: the path for
@@ -350,10 +362,21 @@ __device__ __forceinline__ void state_apply_decay(Acc &S, const float *sg, const
 #define ATTNC_PHASES 0   // every schedule's phases (see `phase` below)
 #endif
 #if ATTNC_WANT(1)
-extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) ATTNC_ENTRY(attnc_params p)
+// The roles a body forms (attnc_row_store's and the staging's WANT: 1 q, 2 k, 4 v, 8 the gate, 16 beta and the
+// input gate): the split delta rule's WY pass reads no query, its output pass no value and no beta.
+__host__ __device__ constexpr unsigned lean_roles(int lean)
+{
+    return lean == 6 ? 2u | 4u | 8u | 16u : lean == 2 ? 1u | 2u | 8u : 31u;
+}
+
+// The body of every chunk kernel: LEAN 0 the unit's phases (ATTNC_PHASES), LEAN 6 / 2 the split delta rule's
+// WY and output passes alone, each on its own layout (attnc_smem_layout_t).
+template <int LEAN>
+__device__ __forceinline__ void attnc_linear_body(attnc_params p)
 {
     extern __shared__ __align__(128) unsigned char smem[];
-    using L = attnc_smem_layout;
+    using L = attnc_smem_layout_t<LEAN>;
+    constexpr unsigned ROLES = lean_roles(LEAN);
     elt *sq = (elt *)(smem + L::q), *sk = (elt *)(smem + L::k), *skd = (elt *)(smem + L::kd);
     elt *sqg = (elt *)(smem + L::qg), *sw = (elt *)(smem + L::w), *ske = (elt *)(smem + L::ke);
     elt *sv = (elt *)(smem + L::v), *ss = (elt *)(smem + L::s), *stb = (elt *)(smem + L::tb);
@@ -384,16 +407,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
     // phase is a constant where the unit holds one, so that the other schedules' code is not compiled at
     // all: NVRTC took a tenth to a fifth less time for the sequential unit (bench/RESULTS.md, thirteenth
     // session).
-    if (ATTNC_PHASES && !((ATTNC_PHASES >> p.phase) & 1))
+    // The split delta rule's phases 6 and 2 run only in their lean bodies; its LEAN 0 body is the walk.
+    if (LEAN ? p.phase != LEAN : (ATTNC_PHASES && !((ATTNC_PHASES >> p.phase) & 1)) || (ATTNC_DSPLIT && p.phase != 0))
         __trap();   // (a launcher that asks a unit for a phase it does not hold)
 #if ATTNC_PHASES == ATTNC_PHASES_SEQUENTIAL
-    const int phase = 0;
+    const int phase = LEAN;
 #elif ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED
-    const int phase = ATTNC_DSPLIT ? (p.phase == 6 ? 6 : 2) : (p.phase == 1 ? 1 : 2);
+    const int phase = LEAN ? LEAN : ATTNC_DSPLIT ? 0 : (p.phase == 1 ? 1 : 2);
 #elif ATTNC_PHASES == ATTNC_PHASES_GROUPED
     const int phase = p.phase == 3 ? 3 : 5;
 #else
-    const int phase = p.phase;
+    const int phase = LEAN ? LEAN : ATTNC_DSPLIT ? 0 : p.phase;
 #endif
     constexpr int NVS = ATTNC_V / ATTNC_BV;                               // V slices
     const int v0 = (phase >= 2 ? blockIdx.x % NVS : blockIdx.x) * ATTNC_BV;
@@ -479,10 +503,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
     }
     // Padded K columns stay zero in every tile for the whole walk.
     for (int i = tid; i < ATTNC_C * ATTNC_LDK; i += ATTNC_THREADS) {
-        sq[i] = attnc_float_to_elt(0.f);
+        if constexpr (!L::wy)
+            sq[i] = attnc_float_to_elt(0.f);
         sk[i] = attnc_float_to_elt(0.f);
-        skd[i] = attnc_float_to_elt(0.f);
-        if constexpr (ATTNC_DELTA)
+        if constexpr (!L::out)
+            skd[i] = attnc_float_to_elt(0.f);
+        if constexpr (ATTNC_DELTA && !L::out)
             sqg[i] = attnc_float_to_elt(0.f);
         if constexpr (ATTNC_TRANSITION == TR_DIAG)
             ske[i] = attnc_float_to_elt(0.f);
@@ -491,7 +517,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
 
     unsigned char *stage = smem + L::bytes;
     attnc_stage_held held;
-    attnc_stage_issue<ATTNC_STAGE_UNROLL>(p, c_first, eos, h, stage, &held);
+    attnc_stage_issue<ATTNC_STAGE_UNROLL, ROLES>(p, c_first, eos, h, stage, &held);
     constexpr bool bidir = !ATTNC_CAUSAL;
     // A bidirectional CTA walks the sequence twice: pass 0 sums the state, pass 1 reads it.
     for (int pass = 0; pass < (bidir ? 2 : 1); pass++) {
@@ -512,7 +538,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             }
         }
         // ---- 1. prologue --------------------------------------------------------------------------
-        attnc_stage_held_land(stage, held);
+        attnc_stage_held_land<ROLES>(stage, held);
         attnc_stage_wait();
         __syncthreads();
         // The split output pass: S_in^T's image into ss and U_hat^T into the WY stage's scratch, copied
@@ -541,7 +567,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             for (int i = 0; i < ATTNC_PRO_ROWS; i++) {
                 const int r = base + i * ATTNC_WARPS + warp;
                 if (ATTNC_C % (ATTNC_PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
-                    attnc_row_store(rows[i], r, v0, lane, sq, sk, sv, sg, sbeta, sig);
+                    attnc_row_store<ROLES>(rows[i], r, v0, lane, sq, sk, sv, sg, sbeta, sig);
             }
         }
         __syncthreads();
@@ -551,7 +577,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             next = bos;
         const bool staged_next = next < c_end;
         if (staged_next)
-            attnc_stage_issue<ATTNC_STAGE_UNROLL>(p, next, eos, h, stage, &held);
+            attnc_stage_issue<ATTNC_STAGE_UNROLL, ROLES>(p, next, eos, h, stage, &held);
         // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
         if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
             if (warp == 0) {
@@ -602,8 +628,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             __syncthreads();
         }
         // Eight channels per step (16-byte shared loads and stores: this phase was a quarter of the
-        // kernel's instructions when it went element by element).
-        for (int i = tid; i < ATTNC_C * ATTNC_KP / 8; i += ATTNC_THREADS) {
+        // kernel's instructions when it went element by element).  The split output pass reads none of them.
+        for (int i = tid; i < (L::out ? 0 : ATTNC_C * ATTNC_KP / 8); i += ATTNC_THREADS) {
             const int r = i / (ATTNC_KP / 8), c = (i % (ATTNC_KP / 8)) * 8;
             float kx[8], fd[8], fg[8];   // K; e^{b_L - b_r} (state write); e^{b_r} (gamma)
             ld8(kx, sk + r * ATTNC_LDK + c);
@@ -787,11 +813,31 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
             // W = T diag(beta) (K * gamma)  -> sw (negated, so that U_hat = U + (-W) S_in);  U = T diag(beta) V.
             float U[ATTNC_NTO][4];
             const int cg = warp / ATTNC_RG;
+            // The split schedule's WY pass: U (fp32), -W, Kd and the chunk's state decay into the workspace
+            // for the state walk, which forms U_hat from them (attnc_linear_states).  U goes out in 16-byte
+            // stores through the image's tile (unused in this phase) where it fits: the accumulators' own
+            // 8-byte stores filled the memory pipeline (lg_throttle, 12 % of the samples, ncu on the H200).
+            // Its rows go there before W is formed (held across W's products they took the lean body past 128
+            // registers: 8 bytes of spills for gated_deltanet).
+            constexpr int LDUS = ATTNC_V + 4;
+            constexpr bool U_STAGED = ATTNC_C * LDUS * 4 <= L::s_elems * sizeof(elt);
+            float *sus = reinterpret_cast<float *>(ss);
             {
 #pragma unroll
                 for (int nt = 0; nt < ATTNC_NTO; nt++)
                     U[nt][0] = U[nt][1] = U[nt][2] = U[nt][3] = 0.f;
                 mm_rows<ATTNC_NTO, ATTNC_C / 16, true>(U, stb, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
+                if (wy_pass) {
+#pragma unroll
+                    for (int nt = 0; nt < ATTNC_NTO; nt++)
+#pragma unroll
+                        for (int e2 = 0; e2 < 2; e2++) {
+                            const int row = rg * 16 + gr + e2 * 8, col = cg * ATTNC_BVW + nt * 8 + tq * 2;
+                            *reinterpret_cast<float2 *>(U_STAGED ? sus + row * LDUS + col
+                                                                 : p.ws_u + (slot * ATTNC_C + row) * ATTNC_V + col) =
+                                make_float2(U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
+                        }
+                }
                 // W: the row group's warps split K's n-tiles among the column groups.
                 constexpr int NTK = ATTNC_KP / 8;
                 for (int nt0 = cg * 8; nt0 < NTK; nt0 += 8 * ATTNC_CG) {
@@ -815,24 +861,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 }
             }
             __syncthreads();
-            // The split schedule's WY pass: U (fp32), -W, Kd and the chunk's state decay into the workspace
-            // for the state walk, which forms U_hat from them (attnc_linear_states).  U goes out in 16-byte
-            // stores through the image's tile (unused in this phase) where it fits: the accumulators' own
-            // 8-byte stores filled the memory pipeline (lg_throttle, 12 % of the samples, ncu on the H200).
             if (wy_pass) {
-                constexpr int LDUS = ATTNC_V + 4;
-                constexpr bool U_STAGED = ATTNC_C * LDUS * 4 <= L::s_elems * sizeof(elt);
-                float *sus = reinterpret_cast<float *>(ss);
-#pragma unroll
-                for (int nt = 0; nt < ATTNC_NTO; nt++)
-#pragma unroll
-                    for (int e2 = 0; e2 < 2; e2++) {
-                        const int row = rg * 16 + gr + e2 * 8, col = cg * ATTNC_BVW + nt * 8 + tq * 2;
-                        *reinterpret_cast<float2 *>(U_STAGED ? sus + row * LDUS + col
-                                                             : p.ws_u + (slot * ATTNC_C + row) * ATTNC_V + col) =
-                            make_float2(U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
-                    }
-                __syncthreads();
                 for (int i = tid; i < ATTNC_C * (ATTNC_KP / 8); i += ATTNC_THREADS) {
                     const int r = i / (ATTNC_KP / 8), c = (i % (ATTNC_KP / 8)) * 8;
                     copy8(p.ws_w + (slot * ATTNC_C + r) * ATTNC_KP + c, sw + r * ATTNC_LDK + c);
@@ -1202,6 +1231,26 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) AT
                 p.mT[(size_t)n * ATTNC_HS + hs] = smisc[0] * LN2;
     }
 }
+
+// The entries.  The split delta rule's materialized unit holds its two lean bodies (and the state walk
+// below), not the walk's; ATTNC_WY_MIN_BLOCKS, ATTNC_OUT_MIN_BLOCKS: the CTAs per SM their layouts fit
+// (codegen/cuda.c).
+#if !(ATTNC_DSPLIT && ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)
+extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) ATTNC_ENTRY(attnc_params p)
+{
+    attnc_linear_body<0>(p);
+}
+#endif
+#if ATTNC_DSPLIT && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)
+extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_WY_MIN_BLOCKS) attnc_linear_wy(attnc_params p)
+{
+    attnc_linear_body<6>(p);
+}
+extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_OUT_MIN_BLOCKS) attnc_linear_out(attnc_params p)
+{
+    attnc_linear_body<2>(p);
+}
+#endif
 #endif
 
 // ---- the split delta rule's state walk (ATTNC_DSPLIT; the materialized schedule, passes/schedule.c) ------

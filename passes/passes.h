@@ -42,6 +42,8 @@ bool pass_schedule(ir_module *m, const pass_options *opt, attnc_diags *diags);
 /* The linear kernel's shared memory for the module's plan (stage TILED or later), without the staging
  * area of raw inputs (codegen adds that). */
 unsigned tile_linear_smem_bytes(const ir_module *m);
+/* The same for a lean body of the split delta rule (lean 6: its WY pass, 2: its output pass; 0: the walk's). */
+unsigned tile_linear_smem_bytes_lean(const ir_module *m, unsigned lean);
 /* The staging area one chunk of per-token input `tensor` takes (16-byte aligned). */
 unsigned tile_stage_bytes(const ir_module *m, uint32_t tensor);
 /* x rounded up to a multiple of `to` (the padding of K here; codegen pads the softmax part's D and V with it). */

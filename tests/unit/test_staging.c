@@ -36,7 +36,8 @@ static bool has(const attnc_blob *b, const char *text)
 }
 
 /* The delta rule at chunk 32: beta (bf16, 2 bytes a token) held in registers in both walks, which land it
- * before they wait; the forward's 16-byte copies (two a thread) unrolled. */
+ * before they wait; the forward's 16-byte copies (two a thread) unrolled, each input's behind the roles it
+ * feeds; the backward's copies unconditional. */
 static void two_byte_rows_are_held_and_chunk_32_unrolls(void **state)
 {
     (void)state;
@@ -46,7 +47,12 @@ static void two_byte_rows_are_held_and_chunk_32_unrolls(void **state)
     assert_true(has(&e.fwd, "struct attnc_stage_held {\n    unsigned short x[1 + (ATTNC_C * 1 + (ATTNC_WARPS * 32) - 1) / "
                             "(ATTNC_WARPS * 32)];"));
     assert_true(has(&e.fwd, "// b: rows of 2 bytes, 2-byte loads held in registers"));
-    assert_true(has(&e.fwd, "attnc_stage_held_land(stage, held);\n        attnc_stage_wait();"));
+    assert_true(has(&e.fwd, "attnc_stage_held_land<ROLES>(stage, held);\n        attnc_stage_wait();"));
+    /* each input copied only where the body forms a role it feeds (the split passes' lean bodies) */
+    assert_true(has(&e.fwd, "if constexpr (WANT & 1u) {   // q: rows of 256 bytes"));
+    assert_true(has(&e.fwd, "if constexpr (WANT & 4u) {   // v: rows of 256 bytes"));
+    assert_true(has(&e.fwd, "if constexpr (WANT & 16u) {   // b: rows of 2 bytes, 2-byte loads held in registers"));
+    assert_false(has(&e.bwd, "WANT & 1u"));
     assert_true(has(&e.bwd, "struct attnc_bwd_stage_held {"));
     assert_true(has(&e.bwd, "attnc_bwd_stage_held_land(stage, held);\n        attnc_stage_wait();"));
     assert_true(has(&e.bwd, "attnc_bwd_stage_issue<false>(p, c0, eos, h, stage, held);"));

@@ -4,7 +4,8 @@
 // usage: fwd_cpu DESC SEED BOUND LEN1[,LEN2,...]
 //   FWD_CPU_B_SCHEDULE=materialized runs unit B's materialized schedule (lengths all equal), and
 //   FWD_CPU_B_SCHEDULE=grouped:G its grouped schedule with G chunks per group: with one build on both
-//   sides, two schedules of one kernel checked against each other.
+//   sides, two schedules of one kernel checked against each other; FWD_CPU_A_SCHEDULE=materialized runs unit
+//   A's materialized schedule too.
 //   DESC: one line per tensor, "name dtype token|head heads len" (desc.sh writes it from `attnc ir`)
 #include <cmath>
 #include <cstdio>
@@ -89,7 +90,15 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "FWD_CPU_B_SCHEDULE is '%s': materialized or grouped:G (G > 0)\n", sched);
         return 2;
     }
-    if ((mat || grp) && !uniform) {
+    // FWD_CPU_A_SCHEDULE=materialized: unit A's materialized schedule too (a change to that schedule against
+    // the same schedule of another build).
+    const char *sched_a = std::getenv("FWD_CPU_A_SCHEDULE");
+    const bool mat_a = sched_a && std::strcmp(sched_a, "materialized") == 0;
+    if (sched_a && *sched_a && !mat_a) {
+        std::fprintf(stderr, "FWD_CPU_A_SCHEDULE is '%s': materialized or nothing\n", sched_a);
+        return 2;
+    }
+    if ((mat || mat_a || grp) && !uniform) {
         std::fprintf(stderr, "the %s schedule takes sequences of one length\n", mat ? "materialized" : "grouped");
         return 2;
     }
@@ -108,7 +117,7 @@ int main(int argc, char **argv)
             a.mT = ia.has_m ? m.data() : nullptr;
         }
         if (u == 0)
-            fwd_a_run(a);
+            (mat_a ? fwd_a_run_mat : fwd_a_run)(a);
         else if (grp)
             fwd_b_run_grp(a, grp);
         else

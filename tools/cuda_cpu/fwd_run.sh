@@ -7,6 +7,7 @@
 # FWD_CPU_B_SCHEDULE=materialized: unit B runs its materialized schedule (LENS all equal), e.g. one build
 # on both sides to check the two schedules against each other (ctest cuda_cpu.fwd_mat.*);
 # FWD_CPU_B_SCHEDULE=grouped:G: its grouped schedule with G chunks per group (ctest cuda_cpu.fwd_grp.*).
+# FWD_CPU_A_SCHEDULE=materialized: unit A runs its materialized schedule as well (a change to it, against another build).
 # FWD_CPU_CXXFLAGS: more g++ flags, e.g. -fsanitize=thread: ThreadSanitizer then watches the emulated CTA's
 # threads (one per CUDA thread) and their shared memory, and a race it reports fails the run (exit 66),
 # whatever the outputs (ctest cuda_cpu.tsan.*); skipped (77) where g++ cannot link with the flags.

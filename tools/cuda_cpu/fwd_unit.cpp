@@ -60,17 +60,24 @@ void UNIT_RUN_MAT(const fwd_args &a)
         std::memset(v->data(), 0xff, v->size() * sizeof(float));
     p.ws_s = ws_st.data(), p.ws_w = ws_w.data(), p.ws_kd = ws_kd.data(), p.ws_uh = ws_uh.data();
     p.ws_u = ws_u.data(), p.ws_bl = ws_bl.data();
+    // (phases 6 and 2 have lean kernels of their own where the unit defines them: ATTNC_WY_MIN_BLOCKS)
+#ifdef ATTNC_WY_MIN_BLOCKS
+    const auto wy_pass = UNIT_NS::attnc_linear_wy, out_pass = UNIT_NS::attnc_linear_out;
+#else
+    const auto wy_pass = UNIT_NS::attnc_linear, out_pass = UNIT_NS::attnc_linear;
+#endif
     p.phase = 6;
-    cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs * chunks, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
+    cpu_launch(wy_pass, dim3c{nvs * chunks, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
     cpu_launch(UNIT_NS::attnc_linear_states, dim3c{ATTNC_V / (16 * ATTNC_LS_WARPS), ATTNC_HOUT, (unsigned)a.nseq},
                ATTNC_LS_WARPS * 32, 227 * 1024, p);
 #else
     const unsigned chunks = (unsigned)((a.seqlen + ATTNC_C - 1) / ATTNC_C);
+    const auto out_pass = UNIT_NS::attnc_linear;
     p.phase = 1;
     cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
 #endif
     p.phase = 2;
-    cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs * chunks, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
+    cpu_launch(out_pass, dim3c{nvs * chunks, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
 }
 
 // The grouped schedule (sequences of one length, as the launcher requires): phase 3 records every group's
