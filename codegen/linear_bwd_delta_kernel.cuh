@@ -203,6 +203,36 @@ __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E
         T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
 }
 
+// A 16 x 16 block of products (acc: rows r0.., 16 columns), each row times beta_r, into a dense block of M.
+__device__ __forceinline__ void bd_store_block(float *blk, const float (*acc)[4], const float *beta, int r0, int lane)
+{
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int r = bp_row(r0, lane, i), c = bp_col(0, nt, lane, i);
+            blk[(r - r0) * 16 + c] = beta[r] * acc[nt][i];
+        }
+}
+
+// T_ib,jb for neighbouring diagonal blocks (ib = jb + 1): T_ij = -T_ii diag(beta) E_ij T_jj, through M's block jb.
+__device__ __forceinline__ void bd_solve_pair(const float *beta, const float *E, float *T, float *M, int jb, int ib, int lane)
+{
+    constexpr int LDF = ATTNC_BD_LDF;
+    float acc[2][4];
+    bp_zero<2>(acc);
+    bd_mma16_f32(acc, E, ib * 16, jb * 16, T, jb * 16, jb * 16, lane);
+    bd_store_block(M + (jb << 8), acc, beta, ib * 16, lane);
+    __syncwarp();
+    bp_zero<2>(acc);
+    bd_mma16_f32(acc, T, ib * 16, ib * 16, M + (jb << 8) - ib * 16 * 16, ib * 16, 0, lane, 16);
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            T[bp_row(ib * 16, lane, i) * LDF + jb * 16 + bp_col(0, nt, lane, i)] = -acc[nt][i];
+}
+
 template <int T0 = 0, int NT = ATTNC_B_THREADS, unsigned BAR = 0>
 __device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, float *T, float *M)
 {
@@ -230,6 +260,39 @@ __device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, fl
     // The blocks below the diagonal on the tensor cores, a warp per block pair, fp32 operands split in bf16
     // hi + lo (three products: about 16 bits of each operand, the fp32 accumulation; the scalar loops they
     // replace were 27 % of attnc_bwdp_wy's instructions and 17 % of the adjoint's).
+    if constexpr (NB == 4) {
+        // By halves (the inverse of a 2 x 2 block lower-triangular matrix): T_10 and T_32 as below; then,
+        // with A = diag(beta) E, the 32 x 32 block T_[2,4),[0,2) = -T_[2,4),[2,4) X, X = A_[2,4),[0,2) T_[0,2),[0,2),
+        // a warp per column block j of X and of that block (its own X: no barrier between them).  A chain of
+        // six products and two barriers, where the distances below take nine and three.
+        for (int jb = 2 * warp; jb < NB; jb += 2 * NW)
+            bd_solve_pair(beta, E, T, M, jb, jb + 1, lane);
+        bd_group_sync<T0, NT, BAR>();
+        if (warp < 2) {
+            const int j = warp;
+            for (int i = 2; i < 4; i++) {   // X_ij = diag(beta) sum_{j <= k < 2} E_ik T_kj, into M block (i - 2) * 2 + j
+                float acc[2][4];
+                bp_zero<2>(acc);
+                for (int k = j; k < 2; k++)
+                    bd_mma16_f32(acc, E, i * 16, k * 16, T, k * 16, j * 16, lane);
+                bd_store_block(M + ((i - 2) * 2 + j) * 256, acc, beta, i * 16, lane);
+            }
+            __syncwarp();
+            for (int i = 2; i < 4; i++) {   // T_ij = -sum_{2 <= k <= i} T_ik X_kj
+                float acc[2][4];
+                bp_zero<2>(acc);
+                for (int k = 2; k <= i; k++)
+                    bd_mma16_f32(acc, T, i * 16, k * 16, M + ((k - 2) * 2 + j) * 256 - k * 16 * 16, k * 16, 0, lane, 16);
+#pragma unroll
+                for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        T[bp_row(i * 16, lane, e) * LDF + j * 16 + bp_col(0, nt, lane, e)] = -acc[nt][e];
+            }
+        }
+        bd_group_sync<T0, NT, BAR>();
+        return;
+    }
     for (int d = 1; d < NB; d++) {
         for (int jb = warp; jb < NB - d; jb += NW) {   // M = diag(beta) E_i,[j, i) T_[j, i),j
             const int ib = jb + d;
@@ -237,13 +300,7 @@ __device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, fl
             bp_zero<2>(acc);
             for (int q0 = jb * 16; q0 < ib * 16; q0 += 16)
                 bd_mma16_f32(acc, E, ib * 16, q0, T, q0, jb * 16, lane);
-#pragma unroll
-            for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int r = bp_row(ib * 16, lane, i), c = bp_col(jb * 16, nt, lane, i);
-                    M[(jb << 8) + (r - ib * 16) * 16 + c - jb * 16] = beta[r] * acc[nt][i];
-                }
+            bd_store_block(M + (jb << 8), acc, beta, ib * 16, lane);
         }
         // the warp that wrote a pair's M reads it (the same jb), and no pair at distance d reads another's
         // block: a warp's own ordering is enough here, the group's barrier only between distances
