@@ -62,25 +62,6 @@ __device__ __forceinline__ void bd_mma_split(float (*acc)[4], const elt *Ah, con
         bp_mma<NT, AT, BKN>(acc, Ah, lda, m0, Bl, ldb, n0, k0, k1, lane);
 }
 
-// rows x W elements (W a multiple of 8) from a dense global tile into a shared one of row stride ld, 16 bytes
-// at a time; NEG flips every element's sign bit (bf16 and fp16 alike).
-template <int W, bool NEG>
-__device__ __forceinline__ void bd_copy_tile(const elt *src, int src_ld, elt *dst, int ld, int rows)
-{
-    constexpr int PER = 8, ROW = W / PER;
-    for (int i = threadIdx.x; i < rows * ROW; i += ATTNC_B_THREADS) {
-        const int r = i / ROW, c = (i % ROW) * PER;
-        attnc_u4 x = *reinterpret_cast<const attnc_u4 *>(src + (size_t)r * src_ld + c);
-        if constexpr (NEG) {
-            x.x ^= 0x80008000u;
-            x.y ^= 0x80008000u;
-            x.z ^= 0x80008000u;
-            x.w ^= 0x80008000u;
-        }
-        *reinterpret_cast<attnc_u4 *>(dst + r * ld + c) = x;
-    }
-}
-
 // The chunk's key and value roles into K and V tiles, its log2 gates into g (then, gated, the chunk-local
 // sums) and beta into beta[r] (0 on padding rows), once the staged rows have landed; two rows per warp and
 // pass through registers (bp_roles).
@@ -430,9 +411,9 @@ struct attnc_bd_walk_layout_w {   // offsets in bytes; the forward walk uses x, 
     static constexpr unsigned LDW = W + 8;   // the slice's tiles' row stride
     static constexpr unsigned x = 0;                                                     // Kd (fwd) or Qg (rev) [C][LDK]
     static constexpr unsigned k = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // K, then Kd (rev)
-    static constexpr unsigned w = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // W (fwd) or -W (rev)
+    static constexpr unsigned w = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // W
     static constexpr unsigned y = w + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // U then U_hat, or dO [C][LDW]
-    static constexpr unsigned z = y + ATTNC_BP_C * LDW * sizeof(elt);                     // dU_hat (rev)
+    static constexpr unsigned z = y + ATTNC_BP_C * LDW * sizeof(elt);                     // -dU_hat (rev)
     static constexpr unsigned p = z + ATTNC_BP_C * LDW * sizeof(elt);                     // P hi, lo (rev) [C][LDC]
     static constexpr unsigned plo = p + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
     static constexpr unsigned s = plo + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);          // the state image [KP][LDW]
@@ -479,6 +460,14 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         attnc_bwd_stage_held_land(stage, held);
         attnc_stage_wait();
         __syncthreads();
+        // W and, forward, the chunk's U slice, copied (cp.async) while the roles are formed: copied by plain
+        // loads and stores after them, each walk step waited for global memory with nothing else to do.
+        elt *u = (elt *)p.ws_u + bd_utile(slot, h) + v0;
+        attnc_cp_rows<C, ATTNC_BP_KP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
+            Wt, ATTNC_BP_LDK * sizeof(elt), (const elt *)p.ws_w + bd_wtile(slot, h), ATTNC_BP_KP * sizeof(elt), true);
+        if constexpr (!REV)
+            attnc_cp_rows<C, W * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(Y, LDW * sizeof(elt), u, ATTNC_BP_VP * sizeof(elt), true);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
         for (int r0 = warp; r0 < C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
             bp_roles x[2];
             bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
@@ -492,11 +481,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             }
             bp_store_gates2(x, r0, g, nullptr, lane);
         }
-        // W (negated in the reverse walk: its product subtracts) and, forward, the chunk's U slice
-        bd_copy_tile<ATTNC_BP_KP, REV>((const elt *)p.ws_w + bd_wtile(slot, h), ATTNC_BP_KP, Wt, ATTNC_BP_LDK, C);
-        elt *u = (elt *)p.ws_u + bd_utile(slot, h) + v0;
-        if constexpr (!REV)
-            bd_copy_tile<W, false>(u, ATTNC_BP_VP, Y, LDW, C);
+        asm volatile("cp.async.wait_group 0;\n" ::: "memory");   // (W and U: nothing else is in flight)
         __syncthreads();
         if (it + 1 < nchunks)   // the next chunk's rows arrive while this one is used
             bp_walk_issue<REV, W>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
@@ -549,7 +534,8 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         }
         __syncthreads();
         // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel);
-        // reverse: dU_hat = P^T dO + Kd dS_out into Z
+        // reverse: dU_hat = P^T dO + Kd dS_out into Z, negated (the update subtracts W^T dU_hat: W^T (-dU_hat), the
+        // same bits as (-W)^T dU_hat, rounding being symmetric)
         for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
             const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
             float a2[NTU][4];
@@ -562,7 +548,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 #pragma unroll
                     for (int i = 0; i < 4; i += 2) {
                         const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
-                        st2(Z + r * LDW + c, a2[nt][i], a2[nt][i + 1]);
+                        st2(Z + r * LDW + c, -a2[nt][i], -a2[nt][i + 1]);
                     }
             } else {
                 bp_mma<NTU, false, true>(a2, Wt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
