@@ -686,10 +686,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
+    bp_img_regs img;   // S_in's image: its loads issued now, under the rows and E, and waited for after them
+    bp_image_issue(img_in, img);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     bd_form_e(K, g, E, T);   // all warps: the solve's first step waits for E
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
-    bp_load_image<false, false>(img_in, S, nullptr);   // hi only: no room for a lo tile here
+    bp_image_finish<false, false>(img, S, nullptr);   // hi only: no room for a lo tile here
     {   // every load issued before the first is used: 16 bytes each where the rows allow
         constexpr int PER = ATTNC_B_V % 4 == 0 ? 4 : 1, ROW = ATTNC_BP_VP / PER;
         constexpr int N = (C * ROW + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
