@@ -196,10 +196,19 @@ __device__ __forceinline__ void bd_store_block(float *blk, const float (*acc)[4]
         }
 }
 
+// -acc (a 16 x 16 block of products: rows r0.., 16 columns) into T's block at rows r0.., columns c0...
+__device__ __forceinline__ void bd_store_neg_block(float *T, const float (*acc)[4], int r0, int c0, int lane)
+{
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            T[bp_row(r0, lane, e) * ATTNC_BD_LDF + c0 + bp_col(0, nt, lane, e)] = -acc[nt][e];
+}
+
 // T_ib,jb for neighbouring diagonal blocks (ib = jb + 1): T_ij = -T_ii diag(beta) E_ij T_jj, through M's block jb.
 __device__ __forceinline__ void bd_solve_pair(const float *beta, const float *E, float *T, float *M, int jb, int ib, int lane)
 {
-    constexpr int LDF = ATTNC_BD_LDF;
     float acc[2][4];
     bp_zero<2>(acc);
     bd_mma16_f32(acc, E, ib * 16, jb * 16, T, jb * 16, jb * 16, lane);
@@ -207,11 +216,7 @@ __device__ __forceinline__ void bd_solve_pair(const float *beta, const float *E,
     __syncwarp();
     bp_zero<2>(acc);
     bd_mma16_f32(acc, T, ib * 16, ib * 16, M + (jb << 8) - ib * 16 * 16, ib * 16, 0, lane, 16);
-#pragma unroll
-    for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-            T[bp_row(ib * 16, lane, i) * LDF + jb * 16 + bp_col(0, nt, lane, i)] = -acc[nt][i];
+    bd_store_neg_block(T, acc, ib * 16, jb * 16, lane);
 }
 
 template <int T0 = 0, int NT = ATTNC_B_THREADS, unsigned BAR = 0>
@@ -264,11 +269,7 @@ __device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, fl
                 bp_zero<2>(acc);
                 for (int k = 2; k <= i; k++)
                     bd_mma16_f32(acc, T, i * 16, k * 16, M + ((k - 2) * 2 + j) * 256 - k * 16 * 16, k * 16, 0, lane, 16);
-#pragma unroll
-                for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        T[bp_row(i * 16, lane, e) * LDF + j * 16 + bp_col(0, nt, lane, e)] = -acc[nt][e];
+                bd_store_neg_block(T, acc, i * 16, j * 16, lane);
             }
         }
         bd_group_sync<T0, NT, BAR>();
@@ -291,11 +292,7 @@ __device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, fl
             float acc[2][4];
             bp_zero<2>(acc);
             bd_mma16_f32(acc, T, ib * 16, ib * 16, M + (jb << 8) - ib * 16 * 16, ib * 16, 0, lane, 16);
-#pragma unroll
-            for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-                for (int i = 0; i < 4; i++)
-                    T[bp_row(ib * 16, lane, i) * LDF + jb * 16 + bp_col(0, nt, lane, i)] = -acc[nt][i];
+            bd_store_neg_block(T, acc, ib * 16, jb * 16, lane);
         }
         bd_group_sync<T0, NT, BAR>();
     }
