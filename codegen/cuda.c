@@ -39,6 +39,10 @@ typedef struct gen {
     cg_values ev;     /* the value emitter: into b, layout CG_LAYOUT_RUN4, inputs from stage_off */
 } gen;
 
+/* The roles as bits of a mask (WANT in the generated attnc_row_store and staging; linear_kernel.cuh's
+ * lean_roles, whose literals must agree): which a kernel body forms and whose inputs it copies. */
+enum { ROLE_BIT_Q = 1, ROLE_BIT_K = 2, ROLE_BIT_V = 4, ROLE_BIT_GATE = 8, ROLE_BIT_BETA = 16, ROLE_BITS_ALL = 31 };
+
 static void mark_live(gen *g, ir_ref r)
 {
     if (r == IR_NONE || g->live[r])
@@ -98,7 +102,7 @@ static void plan_roles(gen *g)
     const ir_module *m = g->m;
     ir_ref roots[] = {fed(g, IR_ROLE_QUERY), fed(g, IR_ROLE_KEY), fed(g, IR_ROLE_VALUE),
                       m->linear.gate, m->linear.beta, m->linear.igate};
-    const unsigned bits[] = {1, 2, 4, 8, 16, 16};
+    const unsigned bits[] = {ROLE_BIT_Q, ROLE_BIT_K, ROLE_BIT_V, ROLE_BIT_GATE, ROLE_BIT_BETA, ROLE_BIT_BETA};
     memset(g->stage_roles, 0, sizeof g->stage_roles);
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++) {
         memset(g->live, 0, m->nvalues * sizeof *g->live);
@@ -160,11 +164,12 @@ static void emit_row_struct(gen *g)
             attnc_buf_printf(&g->b, "    float %s[%u];\n", roles[i].name, n);
     }
     attnc_buf_printf(&g->b, "    float g[%u];\n    float beta, ig;\n};\n", gate_slots(g));
-    attnc_buf_puts(&g->b, "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
+    attnc_buf_printf(&g->b, "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
                           "                                                 const unsigned char *stage, bool real, attnc_row &o);\n"
-                          "template <unsigned WANT = 31u>   // the roles stored: 1 q, 2 k, 4 v, 8 the gate, 16 beta and the input gate\n"
+                          "template <unsigned WANT = %uu>   // the roles stored: 1 q, 2 k, 4 v, 8 the gate, 16 beta and the input gate\n"
                           "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
-                          "                                                elt *sv, float *sg, float *sbeta, float *sig);\n");
+                          "                                                elt *sv, float *sg, float *sbeta, float *sig);\n",
+                     ROLE_BITS_ALL);
     cg_emit_stage_held(&g->ev, "attnc_stage_held", "ATTNC_C", "(ATTNC_WARPS * 32)");   /* linear_kernel.cuh defines ATTNC_THREADS later */
     /* The walk's copies unrolled where a thread issues at most two a tensor: on the H200 (bench/RESULTS.md,
      * twelfth session) the forward of gla, delta_rule and gated_delta (chunk 32, two 16-byte copies a
@@ -241,11 +246,11 @@ static void emit_linear_prologue(gen *g)
                       "    (void)sq, (void)sk, (void)sv, (void)sbeta, (void)sig;\n");
     /* q and k fill K's columns (the padding columns stay zero); v only the CTA's slice [v0, v0 + BV).  A role
      * WANT leaves out is neither stored nor (the row being inlined) formed. */
-    attnc_buf_puts(b, "    if constexpr (WANT & 1) {\n");
+    attnc_buf_printf(b, "    if constexpr (WANT & %d) {\n", ROLE_BIT_Q);
     store_row(g, "o.q", row_slots(g, q), role_raw(g, IR_ROLE_QUERY), "sq", "ATTNC_LDK", "0", "ATTNC_K");
-    attnc_buf_puts(b, "    }\n    if constexpr (WANT & 2) {\n");
+    attnc_buf_printf(b, "    }\n    if constexpr (WANT & %d) {\n", ROLE_BIT_K);
     store_row(g, "o.k", row_slots(g, k), role_raw(g, IR_ROLE_KEY), "sk", "ATTNC_LDK", "0", "ATTNC_K");
-    attnc_buf_puts(b, "    }\n    if constexpr (WANT & 4) {\n");
+    attnc_buf_printf(b, "    }\n    if constexpr (WANT & %d) {\n", ROLE_BIT_V);
     store_row(g, "o.v", row_slots(g, v), role_raw(g, IR_ROLE_VALUE), "sv", "ATTNC_LDV", "v0", "ATTNC_BV");
     attnc_buf_puts(b, "    }\n");
     if (diag && ng > 1) {
@@ -257,7 +262,8 @@ static void emit_linear_prologue(gen *g)
     } else {
         attnc_buf_puts(b, "    if (lane == 0)\n        sg[r] = o.g[0];\n");
     }
-    attnc_buf_puts(b, "    if (WANT & 16 && lane == 0) {\n        sbeta[r] = o.beta;\n        sig[r] = o.ig;\n    }\n}\n");
+    attnc_buf_printf(b, "    if (WANT & %d && lane == 0) {\n        sbeta[r] = o.beta;\n        sig[r] = o.ig;\n    }\n}\n",
+                     ROLE_BIT_BETA);
 
     attnc_buf_puts(b, "__device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v0, int lane, elt *sq,\n"
                       "                               elt *sk, elt *sv, float *sg, float *sbeta, float *sig,\n"
