@@ -367,14 +367,6 @@ __device__ __forceinline__ float attnc_absmax_nan(float m, float a)
     return r;
 }
 
-// x rounded to the nearest integer (ties to even) and saturated to [-32768, 32767]; 0 for NaN.
-__device__ __forceinline__ short attnc_f2s16_rn_sat(float x)
-{
-    short r;
-    asm("cvt.rni.sat.s16.f32 %0, %1;" : "=h"(r) : "f"(x));
-    return r;
-}
-
 // A barrier for `threads` threads (whole warps) of the CTA, id 1..15 (0 is __syncthreads').
 __device__ __forceinline__ void attnc_bar_named(unsigned id, unsigned threads)
 {

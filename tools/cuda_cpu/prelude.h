@@ -80,13 +80,6 @@ inline float cpu_absmax_nan(float m, float a)
     const float b = std::fabs(a);
     return m != m || b != b ? NAN : b > m ? b : m;
 }
-inline short cpu_f2s16_rn_sat(float x)
-{
-    if (x != x)
-        return 0;
-    const float r = std::nearbyint(x);
-    return r >= 32767.f ? 32767 : r <= -32768.f ? -32768 : (short)r;
-}
 inline int cpu_lane() { return threadIdx.x & 31; }
 inline int cpu_warp() { return threadIdx.x >> 5; }
 inline void __syncwarp(unsigned = 0xffffffffu) { cpu_cur->warp[cpu_warp()]->arrive_and_wait(); }
