@@ -385,8 +385,11 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
     float *sz = (float *)(smem + L::z), *smisc = (float *)(smem + L::misc), *saf = (float *)(smem + L::af);
     float *stf = (float *)(smem + L::tf), *sx = (float *)(smem + L::x);
     // The split output pass's U_hat^T [V][SPLIT_LDUH], where the WY stage's scratch (af .. pt) holds it.
+    // Without shared scores (whose P tile lies in that scratch) the outputs' product reads it there as the
+    // n-major B operand; else (or where it does not fit) it is transposed into the V tile first.
     constexpr int SPLIT_LDUH = ATTNC_C + 8;
     constexpr bool SPLIT_UH_SCRATCH = ATTNC_DSPLIT && L::pt - L::af >= ATTNC_V * SPLIT_LDUH * sizeof(elt);
+    constexpr bool SPLIT_UH_DIRECT = SPLIT_UH_SCRATCH && !ATTNC_P_SHARED;
     elt *suh = (elt *)(smem + L::af);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -729,9 +732,10 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         __syncthreads();
 
         // ---- 4. the delta family's WY stage ---------------------------------------------------------
-        // The split schedule's output pass takes U_hat from the state walk ([V][C] there, into sv).
+        // The split schedule's output pass takes U_hat from the state walk ([V][C] there), read in place
+        // (SPLIT_UH_DIRECT) or transposed into sv.
         if (ATTNC_DSPLIT && phase == 2) {
-            for (int i = tid; i < ATTNC_V * (ATTNC_C / 8); i += ATTNC_THREADS) {
+            for (int i = tid; i < (SPLIT_UH_DIRECT ? 0 : ATTNC_V * (ATTNC_C / 8)); i += ATTNC_THREADS) {
                 const int col = i / (ATTNC_C / 8), row = (i % (ATTNC_C / 8)) * 8;
                 float x[8];
                 if constexpr (SPLIT_UH_SCRATCH)
@@ -742,7 +746,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                 for (int j = 0; j < 8; j++)
                     sv[(row + j) * ATTNC_LDV + col] = attnc_float_to_elt(x[j]);
             }
-            __syncthreads();
+            if constexpr (!SPLIT_UH_DIRECT)
+                __syncthreads();
         } else if constexpr (ATTNC_DELTA) {
             const int rg = warp % ATTNC_RG;
             // T = (I + Akk)^-1 in fp32, by 16 x 16 blocks (algorithms.md 2.5(b)): diagonal blocks by forward
@@ -1025,6 +1030,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                             }
                     attnc_bar_named(1 + rg, ATTNC_CG * 32);
                     mm_rows<ATTNC_NTO, ATTNC_C / 16, true>(O, spt, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
+                } else if (SPLIT_UH_DIRECT && phase == 2) {   // U_hat^T [V][C]: n-major
+                    mm_regs<ATTNC_NTO, ATTNC_C / 16, false>(O, P, suh, SPLIT_LDUH, cg * ATTNC_BVW, lane);
                 } else {
                     mm_regs<ATTNC_NTO, ATTNC_C / 16>(O, P, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
                 }
