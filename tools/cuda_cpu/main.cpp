@@ -230,6 +230,21 @@ int main(int argc, char **argv)
         ok &= x.err <= bound;
     }
     std::printf(" (bound %.0e) %s\n", bound, ok ? "ok" : "FAIL");
+    // CUDA_CPU_DIGEST=1: an FNV-1a digest of every bit the parallel schedule produced, to compare two builds
+    // bit for bit (a change meant to give the same results)
+    if (const char *dg = std::getenv("CUDA_CPU_DIGEST"); dg && *dg && *dg != '0') {
+        unsigned long long hsh = 1469598103934665603ull;
+        auto mix = [&hsh](const std::vector<float> &x) {
+            const unsigned char *b = reinterpret_cast<const unsigned char *>(x.data());
+            for (size_t j = 0; j < x.size() * sizeof(float); j++)
+                hsh = (hsh ^ b[j]) * 1099511628211ull;
+        };
+        for (const auto &x : got)
+            mix(x);
+        for (const auto *x : {&o[1].dq, &o[1].dk, &o[1].dv, &o[1].dg, &o[1].dh0, &o[1].dz0, &o[1].db})
+            mix(*x);
+        std::printf("digest %016llx\n", hsh);
+    }
     // CUDA_CPU_UNWANTED=1: the parallel run once more with the gradients of the chunk kernel's tensors not
     // wanted (direct null, as api/backward.c passes them) and still no role workspace: the chunk kernel must
     // write nothing (a write through either null pointer crashes the run), and the other outputs must come
