@@ -687,22 +687,6 @@ __device__ __forceinline__ unsigned bp_pack_s16(float x, float y)
     return (__float_as_uint(fminf(x + ROUND, TOP)) & 0xffffu) | (__float_as_uint(fminf(y + ROUND, TOP)) << 16);
 }
 
-// The eight mantissas of 16 image bytes times their row's scale sc, m 2^e exactly, as (float)m * sc gives
-// them, through the integer and float adders rather than the conversion unit (a quarter of the rate): each
-// half of a word, offset by 2^15, is the low mantissa of the float 2^23 + m + 2^15, and the subtraction of
-// 2^23 + 2^15 is exact.
-__device__ __forceinline__ void bp_unpack8(const attnc_u4 &raw, float sc, float (&x)[8])
-{
-    constexpr float BIAS = 8421376.f;   // 2^23 + 2^15
-    const unsigned w[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const unsigned o = w[j] ^ 0x80008000u;
-        x[2 * j] = (__uint_as_float((o & 0xffffu) | 0x4b000000u) - BIAS) * sc;
-        x[2 * j + 1] = (__uint_as_float((o >> 16) | 0x4b000000u) - BIAS) * sc;
-    }
-}
-
 // A quad's 4 x 4 words transposed: lane q's w[j] (its column pair of n-tile j of an mma fragment row)
 // becomes the quad's lane j's word of n-tile q, so that each lane holds 8 consecutive columns, one 16-byte
 // store instead of four of 4 bytes (ncu, scanned walks at T = 32768: the 4-byte image stores backed up
@@ -1250,7 +1234,10 @@ __device__ __forceinline__ void bp_scan_walk(const attnc_bwd_params &p)
             // the chunk's product, decoded (its loads complete) before its slot is overwritten
             float x[8];
 #if ATTNC_BP_LO
-            bp_unpack8(ring[a].m, ring[a].sc, x);
+            const short *mm = reinterpret_cast<const short *>(&ring[a].m);
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                x[e] = (float)mm[e] * ring[a].sc;
 #else
             x[0] = ring[a].x[0].x, x[1] = ring[a].x[0].y, x[2] = ring[a].x[0].z, x[3] = ring[a].x[0].w;
             x[4] = ring[a].x[1].x, x[5] = ring[a].x[1].y, x[6] = ring[a].x[1].z, x[7] = ring[a].x[1].w;
@@ -1512,8 +1499,8 @@ __device__ __forceinline__ float bp_image_finish(const bp_img_regs &r, elt *S, e
         const int i = threadIdx.x + it * ATTNC_B_THREADS, d = i / ROW, c = (i % ROW) * 8;
         if (i >= ATTNC_BP_KP * ROW)
             break;
-        float x[8];   // the image's values
-        bp_unpack8(r.raw[it], r.sc[it], x);
+        const float sc = r.sc[it];
+        const short *mm = reinterpret_cast<const short *>(&r.raw[it]);
         attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
         attnc_u4 *tolo = reinterpret_cast<attnc_u4 *>(Slo + d * ATTNC_BP_LDV + c);
         attnc_u4 hv, lv;
@@ -1535,21 +1522,22 @@ __device__ __forceinline__ float bp_image_finish(const bp_img_regs &r, elt *S, e
                 float part = 0.f;
 #pragma unroll
                 for (int j = 0; j < 8; j++)
-                    part += w[j] * x[j];
+                    part += w[j] * ((float)mm[j] * sc);
                 rowpart[i] = part;
             } else {
 #pragma unroll
                 for (int j = 0; j < 8; j++)
-                    dot += w[j] * x[j];
+                    dot += w[j] * ((float)mm[j] * sc);
             }
         }
         // two elements a conversion (cvt.rn.*x2, the same rounding as one at a time)
         unsigned *hw = reinterpret_cast<unsigned *>(&hv), *lw = reinterpret_cast<unsigned *>(&lv);
 #pragma unroll
         for (int j = 0; j < 8; j += 2) {
-            const unsigned hp = pack2(x[j], x[j + 1]);
+            const float x0 = (float)mm[j] * sc, x1 = (float)mm[j + 1] * sc;
+            const unsigned hp = pack2(x0, x1);
             hw[j / 2] = hp;
-            lw[j / 2] = pack2(x[j] - attnc_elt_to_float((elt)(hp & 0xffffu)), x[j + 1] - attnc_elt_to_float((elt)(hp >> 16)));
+            lw[j / 2] = pack2(x0 - attnc_elt_to_float((elt)(hp & 0xffffu)), x1 - attnc_elt_to_float((elt)(hp >> 16)));
         }
         *to = hv;
         if constexpr (LO)
