@@ -39,8 +39,9 @@ typedef struct gen {
     cg_values ev;     /* the value emitter: into b, layout CG_LAYOUT_RUN4, inputs from stage_off */
 } gen;
 
-/* The roles as bits of a mask (WANT in the generated attnc_row_store and staging; linear_kernel.cuh's
- * lean_roles, whose literals must agree): which a kernel body forms and whose inputs it copies. */
+/* The roles as bits of a mask (WANT in the generated attnc_row_store and staging, linear_kernel.cuh's
+ * lean_roles): which a kernel body forms and whose inputs it copies.  The unit defines them as ATTNC_ROLE_*
+ * (emit_common) for the kernels' text. */
 enum { ROLE_BIT_Q = 1, ROLE_BIT_K = 2, ROLE_BIT_V = 4, ROLE_BIT_GATE = 8, ROLE_BIT_BETA = 16, ROLE_BITS_ALL = 31 };
 
 static void mark_live(gen *g, ir_ref r)
@@ -166,10 +167,9 @@ static void emit_row_struct(gen *g)
     attnc_buf_printf(&g->b, "    float g[%u];\n    float beta, ig;\n};\n", gate_slots(g));
     attnc_buf_printf(&g->b, "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
                           "                                                 const unsigned char *stage, bool real, attnc_row &o);\n"
-                          "template <unsigned WANT = %uu>   // the roles stored: 1 q, 2 k, 4 v, 8 the gate, 16 beta and the input gate\n"
+                          "template <unsigned WANT = ATTNC_ROLES_ALL>   // the roles stored (ATTNC_ROLE_*)\n"
                           "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
-                          "                                                elt *sv, float *sg, float *sbeta, float *sig);\n",
-                     ROLE_BITS_ALL);
+                          "                                                elt *sv, float *sg, float *sbeta, float *sig);\n");
     cg_emit_stage_held(&g->ev, "attnc_stage_held", "ATTNC_C", "(ATTNC_WARPS * 32)");   /* linear_kernel.cuh defines ATTNC_THREADS later */
     /* The walk's copies unrolled where a thread issues at most two a tensor: on the H200 (bench/RESULTS.md,
      * twelfth session) the forward of gla, delta_rule and gated_delta (chunk 32, two 16-byte copies a
@@ -246,11 +246,11 @@ static void emit_linear_prologue(gen *g)
                       "    (void)sq, (void)sk, (void)sv, (void)sbeta, (void)sig;\n");
     /* q and k fill K's columns (the padding columns stay zero); v only the CTA's slice [v0, v0 + BV).  A role
      * WANT leaves out is neither stored nor (the row being inlined) formed. */
-    attnc_buf_printf(b, "    if constexpr (WANT & %d) {\n", ROLE_BIT_Q);
+    attnc_buf_puts(b, "    if constexpr (WANT & ATTNC_ROLE_Q) {\n");
     store_row(g, "o.q", row_slots(g, q), role_raw(g, IR_ROLE_QUERY), "sq", "ATTNC_LDK", "0", "ATTNC_K");
-    attnc_buf_printf(b, "    }\n    if constexpr (WANT & %d) {\n", ROLE_BIT_K);
+    attnc_buf_puts(b, "    }\n    if constexpr (WANT & ATTNC_ROLE_K) {\n");
     store_row(g, "o.k", row_slots(g, k), role_raw(g, IR_ROLE_KEY), "sk", "ATTNC_LDK", "0", "ATTNC_K");
-    attnc_buf_printf(b, "    }\n    if constexpr (WANT & %d) {\n", ROLE_BIT_V);
+    attnc_buf_puts(b, "    }\n    if constexpr (WANT & ATTNC_ROLE_V) {\n");
     store_row(g, "o.v", row_slots(g, v), role_raw(g, IR_ROLE_VALUE), "sv", "ATTNC_LDV", "v0", "ATTNC_BV");
     attnc_buf_puts(b, "    }\n");
     if (diag && ng > 1) {
@@ -262,8 +262,7 @@ static void emit_linear_prologue(gen *g)
     } else {
         attnc_buf_puts(b, "    if (lane == 0)\n        sg[r] = o.g[0];\n");
     }
-    attnc_buf_printf(b, "    if (WANT & %d && lane == 0) {\n        sbeta[r] = o.beta;\n        sig[r] = o.ig;\n    }\n}\n",
-                     ROLE_BIT_BETA);
+    attnc_buf_puts(b, "    if (WANT & ATTNC_ROLE_BETA && lane == 0) {\n        sbeta[r] = o.beta;\n        sig[r] = o.ig;\n    }\n}\n");
 
     attnc_buf_puts(b, "__device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v0, int lane, elt *sq,\n"
                       "                               elt *sk, elt *sv, float *sg, float *sbeta, float *sig,\n"
@@ -288,6 +287,10 @@ static void emit_common(gen *g)
                      m->plan.operands == IR_OPERANDS_FP16, m->plan.operands == IR_OPERANDS_BF16X3,
                      m->plan.operands != IR_OPERANDS_BF16X3,
                      cg_dtype_macro(m->out_dtype));
+    attnc_buf_printf(b, "// the roles as bits of a mask (WANT: the roles a kernel body forms and whose inputs it copies)\n"
+                        "#define ATTNC_ROLE_Q %uu\n#define ATTNC_ROLE_K %uu\n#define ATTNC_ROLE_V %uu\n#define ATTNC_ROLE_GATE %uu\n"
+                        "#define ATTNC_ROLE_BETA %uu   // beta and the input gate\n#define ATTNC_ROLES_ALL %uu\n",
+                     ROLE_BIT_Q, ROLE_BIT_K, ROLE_BIT_V, ROLE_BIT_GATE, ROLE_BIT_BETA, ROLE_BITS_ALL);
     attnc_buf_puts(b, attnc_support_src);
     attnc_buf_printf(b, "\n// ---- parameters ----\nstruct attnc_params {\n"
                         "    const void *in[%u];      // the spec's tensors, in declaration order (see below)\n"

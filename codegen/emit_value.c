@@ -306,7 +306,7 @@ void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk,
     attnc_buf_printf(b, "];\n};\n%s"
                         "__device__ __forceinline__ void %s_land(unsigned char *stage, const %s &held)\n{\n"
                         "    int slot = 0;\n    (void)stage, (void)held, (void)slot;\n",
-                     e->stage_roles ? "template <unsigned WANT = 31u>\n" : "", held, held);
+                     e->stage_roles ? "template <unsigned WANT = ATTNC_ROLES_ALL>\n" : "", held, held);
     for (uint32_t i = 0; i < m->ntensors; i++) {
         if (!staged_by_plain_loads(e, i, &rb))
             continue;

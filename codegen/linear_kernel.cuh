@@ -57,7 +57,7 @@ __device__ void attnc_prologue(const attnc_params &p, int t, int h, int r, int v
 // (the decode step passes none: stored at once).
 // UNROLL: each thread's copies unrolled (the walk: ATTNC_STAGE_UNROLL, codegen/cuda.c says where).  WANT: the
 // roles whose inputs are copied (lean_roles below).
-template <bool UNROLL, unsigned WANT = 31u>
+template <bool UNROLL, unsigned WANT = ATTNC_ROLES_ALL>
 __device__ __forceinline__ void attnc_stage_issue(const attnc_params &p, int c0, int eos, int h, unsigned char *stage,
                                                   attnc_stage_held *held);
 
@@ -362,11 +362,13 @@ __device__ __forceinline__ void state_apply_decay(Acc &S, const float *sg, const
 #define ATTNC_PHASES 0   // every schedule's phases (see `phase` below)
 #endif
 #if ATTNC_WANT(1)
-// The roles a body forms (attnc_row_store's and the staging's WANT: 1 q, 2 k, 4 v, 8 the gate, 16 beta and the
-// input gate): the split delta rule's WY pass reads no query, its output pass no value and no beta.
+// The roles a body forms (attnc_row_store's and the staging's WANT, ATTNC_ROLE_*): the split delta rule's WY
+// pass reads no query, its output pass no value and no beta.
 __host__ __device__ constexpr unsigned lean_roles(int lean)
 {
-    return lean == 6 ? 2u | 4u | 8u | 16u : lean == 2 ? 1u | 2u | 8u : 31u;
+    return lean == 6   ? ATTNC_ROLE_K | ATTNC_ROLE_V | ATTNC_ROLE_GATE | ATTNC_ROLE_BETA
+           : lean == 2 ? ATTNC_ROLE_Q | ATTNC_ROLE_K | ATTNC_ROLE_GATE
+                       : ATTNC_ROLES_ALL;
 }
 
 // The body of every chunk kernel: LEAN 0 the unit's phases (ATTNC_PHASES), LEAN 6 / 2 the split delta rule's
