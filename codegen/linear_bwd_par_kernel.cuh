@@ -679,8 +679,8 @@ __device__ __forceinline__ float bp_img_exp(float mx, float &up)
 // even) saturated to 32767, as cvt.rni.sat.s16.f32 gives it, through the float adder rather than the
 // conversion unit (a quarter of the rate: 8 % of the walks' stall samples, ncu).  x + 1.5 * 2^23 rounds x to
 // an integer in the low bits of the sum's mantissa (the sum stays in [2^23, 2^24) for |x| < 2^22), whose low
-// 16 bits are then its two's complement; the min saturates a rounding up to 2^15.  A NaN or inf gives 32767
-// (the conversion: 0 or 32767), in a row whose scale is NaN (bp_img_exp), so the image decodes the same.
+// 16 bits are then its two's complement; the min saturates a rounding up to 2^15.  A NaN or an inf gives
+// another mantissa than the conversion's, in a row whose scale is NaN (bp_img_exp): the image decodes the same.
 __device__ __forceinline__ unsigned bp_pack_s16(float x, float y)
 {
     constexpr float ROUND = 12582912.f, TOP = ROUND + 32767.f;

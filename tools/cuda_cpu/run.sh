@@ -6,6 +6,8 @@
 # CUDA_CPU_CXXFLAGS: more g++ flags, e.g. -fsanitize=thread: ThreadSanitizer then watches the emulated CTA's
 # threads and their shared memory, and a race it reports fails the run (exit 66) whatever the gradients
 # (ctest cuda_cpu.tsan.bwd_*); skipped (77) where g++ cannot link with the flags.
+# CUDA_CPU_DIGEST=1: also a digest of every bit the parallel schedule wrote, to compare two builds' runs (a
+# change meant to give the same bits; the error line has four digits).
 set -eu
 command -v g++ >/dev/null && command -v python3 >/dev/null || { echo "no g++ or python3: skipped"; exit 77; }
 cxxflags=${CUDA_CPU_CXXFLAGS:-}
