@@ -35,14 +35,9 @@ typedef struct gen {
     bool *live;       /* per value: reached by the roles being emitted */
     unsigned stage_off[CG_MAX_TENSORS]; /* per-token inputs: offset of their rows in the staging area */
     unsigned stage_bytes;
-    unsigned stage_roles[CG_MAX_TENSORS]; /* per tensor: the roles its rows feed (linear_kernel.cuh's lean_roles bits) */
+    unsigned stage_roles[CG_MAX_TENSORS]; /* per tensor: the roles its rows feed (CG_ROLE_* bits) */
     cg_values ev;     /* the value emitter: into b, layout CG_LAYOUT_RUN4, inputs from stage_off */
 } gen;
-
-/* The roles as bits of a mask (WANT in the generated attnc_row_store and staging, linear_kernel.cuh's
- * lean_roles): which a kernel body forms and whose inputs it copies.  The unit defines them as ATTNC_ROLE_*
- * (emit_common) for the kernels' text. */
-enum { ROLE_BIT_Q = 1, ROLE_BIT_K = 2, ROLE_BIT_V = 4, ROLE_BIT_GATE = 8, ROLE_BIT_BETA = 16, ROLE_BITS_ALL = 31 };
 
 static void mark_live(gen *g, ir_ref r)
 {
@@ -103,7 +98,7 @@ static void plan_roles(gen *g)
     const ir_module *m = g->m;
     ir_ref roots[] = {fed(g, IR_ROLE_QUERY), fed(g, IR_ROLE_KEY), fed(g, IR_ROLE_VALUE),
                       m->linear.gate, m->linear.beta, m->linear.igate};
-    const unsigned bits[] = {ROLE_BIT_Q, ROLE_BIT_K, ROLE_BIT_V, ROLE_BIT_GATE, ROLE_BIT_BETA, ROLE_BIT_BETA};
+    const unsigned bits[] = {CG_ROLE_Q, CG_ROLE_K, CG_ROLE_V, CG_ROLE_GATE, CG_ROLE_BETA, CG_ROLE_BETA};
     memset(g->stage_roles, 0, sizeof g->stage_roles);
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++) {
         memset(g->live, 0, m->nvalues * sizeof *g->live);
@@ -287,10 +282,7 @@ static void emit_common(gen *g)
                      m->plan.operands == IR_OPERANDS_FP16, m->plan.operands == IR_OPERANDS_BF16X3,
                      m->plan.operands != IR_OPERANDS_BF16X3,
                      cg_dtype_macro(m->out_dtype));
-    attnc_buf_printf(b, "// the roles as bits of a mask (WANT: the roles a kernel body forms and whose inputs it copies)\n"
-                        "#define ATTNC_ROLE_Q %uu\n#define ATTNC_ROLE_K %uu\n#define ATTNC_ROLE_V %uu\n#define ATTNC_ROLE_GATE %uu\n"
-                        "#define ATTNC_ROLE_BETA %uu   // beta and the input gate\n#define ATTNC_ROLES_ALL %uu\n",
-                     ROLE_BIT_Q, ROLE_BIT_K, ROLE_BIT_V, ROLE_BIT_GATE, ROLE_BIT_BETA, ROLE_BITS_ALL);
+    cg_emit_role_bits(b);
     attnc_buf_puts(b, attnc_support_src);
     attnc_buf_printf(b, "\n// ---- parameters ----\nstruct attnc_params {\n"
                         "    const void *in[%u];      // the spec's tensors, in declaration order (see below)\n"

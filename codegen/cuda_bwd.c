@@ -231,11 +231,11 @@ static unsigned regs_slots_g(const bgen *g)
 /* The register form's slots of role value r into array dst of n slots: channel lane + 32 s, 0 past the
  * value's length and past its slots (the staged form leaves those channels of the role row at the zero
  * bp_zero_roles put there), 0 where WANT does not ask for the role. */
-static void emit_regs_role(bgen *g, ir_ref r, const char *dst, unsigned n, int want)
+static void emit_regs_role(bgen *g, ir_ref r, const char *dst, unsigned n, const char *want)
 {
     attnc_buf *b = &g->b;
     unsigned len = vlen(g, r), ns = nslots(len);
-    attnc_buf_printf(b, "    if constexpr (WANT & %d) {\n", want);
+    attnc_buf_printf(b, "    if constexpr (WANT & %s) {\n", want);
     for (unsigned s = 0; s < n; s++) {
         if (s < ns) {
             attnc_buf_printf(b, "        %s[%u] = lane + %u < %u ? v%u", dst, s, 32 * s, len, r);
@@ -271,7 +271,7 @@ static void emit_roles_fn(bgen *g, bool staged, bool regs)
                           "    (void)t;\n");
     else if (staged)
         attnc_buf_puts(b, "\n// ---- the roles of row r of the staged chunk (token t), output head h (generated); only those\n"
-                          "// WANT asks for (1 q, 2 k, 4 v, 8 the gate): the compiler drops the values only the others need ----\n"
+                          "// WANT asks for (ATTNC_ROLE_*): the compiler drops the values only the others need ----\n"
                           "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
                           "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r)\n{\n"
@@ -287,11 +287,11 @@ static void emit_roles_fn(bgen *g, bool staged, bool regs)
     g->ev = global;
     if (regs) {
         attnc_buf_puts(b, "    // the roles' slots\n");
-        emit_regs_role(g, l->query, "q", regs_slots_k(g), 1);
-        emit_regs_role(g, l->key, "k", regs_slots_k(g), 2);
-        emit_regs_role(g, l->value, "v", regs_slots_v(g), 4);
+        emit_regs_role(g, l->query, "q", regs_slots_k(g), "ATTNC_ROLE_Q");
+        emit_regs_role(g, l->key, "k", regs_slots_k(g), "ATTNC_ROLE_K");
+        emit_regs_role(g, l->value, "v", regs_slots_v(g), "ATTNC_ROLE_V");
         unsigned ng = regs_slots_g(g);
-        attnc_buf_puts(b, "    if constexpr (WANT & 8) {\n");
+        attnc_buf_puts(b, "    if constexpr (WANT & ATTNC_ROLE_GATE) {\n");
         for (unsigned s = 0; s < ng; s++) {
             if (l->gate == IR_NONE)
                 attnc_buf_printf(b, "        g[%u] = 0.f;   // no decay\n", s);
@@ -318,11 +318,12 @@ static void emit_roles_fn(bgen *g, bool staged, bool regs)
         return;
     }
     attnc_buf_puts(b, "    // the role rows\n");
-    struct { ir_ref r; const char *dst; } rows[] = {{l->query, "q"}, {l->key, "k"}, {l->value, "v"}};
+    struct { ir_ref r; const char *dst, *bit; } rows[] = {
+        {l->query, "q", "ATTNC_ROLE_Q"}, {l->key, "k", "ATTNC_ROLE_K"}, {l->value, "v", "ATTNC_ROLE_V"}};
     for (size_t i = 0; i < 3; i++) {
         unsigned len = vlen(g, rows[i].r);
         if (staged)
-            attnc_buf_printf(b, "    if constexpr (WANT & %d) {\n", 1 << i);
+            attnc_buf_printf(b, "    if constexpr (WANT & %s) {\n", rows[i].bit);
         for (unsigned s = 0; s < nslots(len); s++)
             attnc_buf_printf(b, "    if (lane + %u < %u)\n        %s[lane + %u] = v%u[%u];\n", 32 * s, len, rows[i].dst, 32 * s,
                              rows[i].r, s);
@@ -330,7 +331,7 @@ static void emit_roles_fn(bgen *g, bool staged, bool regs)
             attnc_buf_puts(b, "    }\n");
     }
     if (staged)
-        attnc_buf_puts(b, "    if constexpr (WANT & 8) {\n");
+        attnc_buf_puts(b, "    if constexpr (WANT & ATTNC_ROLE_GATE) {\n");
     if (l->gate != IR_NONE) {
         unsigned len = vlen(g, l->gate);
         if (len == 1 && g->gp->gk > 1)
@@ -559,6 +560,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     attnc_buf_printf(b, "#define ATTNC_OUT_DTYPE %s\n", cg_dtype_macro(m->out_dtype));
     /* the spec's functions in their SFU forms where the inputs are 16-bit, as the forward's (support.cuh) */
     attnc_buf_printf(b, "#define ATTNC_FAST_MATH %d\n", m->plan.operands != IR_OPERANDS_BF16X3);
+    cg_emit_role_bits(b);
     attnc_buf_puts(b, attnc_support_src);
     attnc_buf_puts(b, "\n// ---- parameters ----\nstruct attnc_bwd_params {\n"
                       "    const void *in[64];      // the spec's tensors, in declaration order (see below)\n"

@@ -43,6 +43,14 @@ const char *cg_dtype_macro(int dt)
     return dt == IR_DT_BF16 ? "ATTNC_DT_BF16" : dt == IR_DT_FP16 ? "ATTNC_DT_FP16" : "ATTNC_DT_FP32";
 }
 
+void cg_emit_role_bits(attnc_buf *b)
+{
+    attnc_buf_printf(b, "// the roles as bits of a mask (WANT: the roles a kernel body forms and whose inputs it copies)\n"
+                        "#define ATTNC_ROLE_Q %uu\n#define ATTNC_ROLE_K %uu\n#define ATTNC_ROLE_V %uu\n#define ATTNC_ROLE_GATE %uu\n"
+                        "#define ATTNC_ROLE_BETA %uu   // beta and the input gate\n#define ATTNC_ROLES_ALL %uu\n",
+                     CG_ROLE_Q, CG_ROLE_K, CG_ROLE_V, CG_ROLE_GATE, CG_ROLE_BETA, CG_ROLES_ALL);
+}
+
 void cg_put_head(const cg_values *e, unsigned axis)
 {
     attnc_buf_printf(e->b, "(h / (ATTNC_HOUT / %u))", e->m->axes[axis].count);

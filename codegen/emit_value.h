@@ -28,9 +28,9 @@ typedef struct cg_values {
     const unsigned *stage_off;  /* per tensor: offset of a per-token input's rows in the staging area
                                    ("stage", row r; attnc_stage_issue); NULL: per-token inputs are read
                                    from global memory (p.in[], token t) */
-    const unsigned *stage_roles; /* per tensor: the roles its rows feed (1 q, 2 k, 4 v, 8 the gate, 16 beta and
-                                   the input gate); non-NULL: the staging copies a tensor only where the
-                                   template argument WANT (a mask of roles) asks for one of them */
+    const unsigned *stage_roles; /* per tensor: the roles its rows feed (CG_ROLE_* bits); non-NULL: the
+                                   staging copies a tensor only where the template argument WANT (a mask
+                                   of roles) asks for one of them */
     bool select_minmax;         /* min/max as x < w ? x : w and x > w ? x : w (w on a tie, the branch the
                                    reference and the adjoint take); false: fminf/fmaxf */
 } cg_values;
@@ -47,6 +47,11 @@ void cg_put_chan(const cg_values *e, unsigned s);
 void cg_put_float(attnc_buf *b, double x);
 /* The ATTNC_DT_* macro of an ir_dtype. */
 const char *cg_dtype_macro(int dt);
+/* The roles as bits of a mask, WANT in the generated code: the roles a kernel body forms and whose inputs
+ * its staging copies (beta's bit stands for the input gate too).  Every unit defines them as ATTNC_ROLE_*
+ * (cg_emit_role_bits), so that the kernels' text and the generated code spell them alike. */
+enum { CG_ROLE_Q = 1, CG_ROLE_K = 2, CG_ROLE_V = 4, CG_ROLE_GATE = 8, CG_ROLE_BETA = 16, CG_ROLES_ALL = 31 };
+void cg_emit_role_bits(attnc_buf *b);
 /* The head of axis `axis` that output head `h` reads. */
 void cg_put_head(const cg_values *e, unsigned axis);
 /* "<prefix>R" for a scalar, "<prefix>R[s]" for slot s of a vector (prefix v: values, g: adjoints); a

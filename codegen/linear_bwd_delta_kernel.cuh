@@ -69,13 +69,13 @@ __device__ __forceinline__ void bd_rows_kv(const attnc_bwd_params &p, int c0, in
                                            float *beta, const unsigned char *stage)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (ATTNC_BP_V_STAGE < 0 ? 4 : 0);
+    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0);
     attnc_stage_wait();
     __syncthreads();
     for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {
         bp_roles x[2];
         bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
-        bp_qk_tile_rows2<ATTNC_BP_K_STAGE, 2>(stage, x, r0, nrows, K, lane);
+        bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x, r0, nrows, K, lane);
         if constexpr (ATTNC_BP_V_STAGE >= 0)
             bp_copy_rows2<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, 0, nrows, V, ATTNC_BP_LDV, lane);
         bp_store_gates2(x, r0, g, beta, lane);
@@ -446,7 +446,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     bp_walk_init<REV, NT>(p, acc, n, h, m0, v0, lane);
     // the roles formed through the value DAG: k (forward), q and k (reverse), those that are not bf16 inputs
     // as stored (those are copied from the staged rows)
-    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? 2 : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? 1 : 0);
+    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0);
     const int nchunks = (eos - bos + C - 1) / C;
     attnc_bwd_stage_held held;   // the next chunk's rows of 2 bytes, loaded under this chunk's work
     if (nchunks > 0)
@@ -471,9 +471,9 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             float dy[2][ATTNC_BP_NY(W)];   // reverse: the dO slice, read before the stores
             if constexpr (REV)
                 bp_dout_load2<W>(dstage, r0, v0, nrows, lane, dy);
-            bp_qk_tile_rows2<ATTNC_BP_K_STAGE, 2>(stage, x, r0, nrows, REV ? Kt : X, lane);
+            bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x, r0, nrows, REV ? Kt : X, lane);
             if constexpr (REV) {
-                bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, 1>(stage, x, r0, nrows, X, lane);
+                bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x, r0, nrows, X, lane);
                 bp_dout_store2<W>(dy, Y, r0, lane);
             }
             bp_store_gates2(x, r0, g, nullptr, lane);

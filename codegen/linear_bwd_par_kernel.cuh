@@ -303,7 +303,7 @@ __device__ __forceinline__ void bp_zero_roles(float *stg, int lane)
     __syncwarp();
 }
 
-// Row r of the chunk (token t) through the generated roles WANT asks for (1 q, 2 k, 4 v; the gate always),
+// Row r of the chunk (token t) through the generated roles WANT asks for (ATTNC_ROLE_*; the gate always),
 // from the chunk's staged input rows (one warp, fp32 role row stg), the floored log2 gate into g[r] (and
 // the delta rule's beta into *beta where asked); the staged form, left to the forward walk of a V slice
 // whose columns are other lanes' channels (bp_walk's REGS; everywhere else bp_role_regs);
@@ -318,8 +318,8 @@ __device__ __forceinline__ void bp_role_row(const attnc_bwd_params &p, int t, bo
     if (beta && !real && lane == 0)
         *beta = 0.f;   // the delta rule: a padding row writes nothing
     if (real) {
-        attnc_bwd_roles_staged<WANT | 8>(p, t, h, lane, q, k, v, gg, beta ? beta : dummy, dummy + 1, stage, r);
-        if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & 4))
+        attnc_bwd_roles_staged<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, q, k, v, gg, beta ? beta : dummy, dummy + 1, stage, r);
+        if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & ATTNC_ROLE_V))
             if (lane == 0)
                 v[ATTNC_B_VO] = 1.f;   // the denominator's column of ones
     } else {
@@ -420,17 +420,17 @@ struct bp_roles {   // one row's roles, CG_LAYOUT_LANE slots; g: the floored log
     float beta;     // the delta rule's (0 on padding rows)
 };
 
-// Row r of the chunk (token t; `real`: inside the sequence) into registers: the roles WANT asks for (1 q,
-// 2 k, 4 v; 0 for the others), the floored log2 gate and beta; a padding row zero with gate 0.  t of a
+// Row r of the chunk (token t; `real`: inside the sequence) into registers: the roles WANT asks for
+// (ATTNC_ROLE_*; 0 for the others), the floored log2 gate and beta; a padding row zero with gate 0.  t of a
 // padding row is any real token's (the generated code reads no per-token input there but the staged rows).
 template <int WANT>
 __device__ __forceinline__ void bp_role_regs(const attnc_bwd_params &p, int t, bool real, int h, int lane, int r,
                                              const unsigned char *stage, bp_roles &x)
 {
     float ig;
-    attnc_bwd_roles_regs<WANT | 8>(p, t, h, lane, x.q, x.k, x.v, x.g, x.beta, ig, stage, r);
+    attnc_bwd_roles_regs<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, x.q, x.k, x.v, x.g, x.beta, ig, stage, r);
     (void)ig;
-    if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & 4))
+    if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & ATTNC_ROLE_V))
         if (lane == ATTNC_B_VO % 32)
             x.v[ATTNC_B_VO / 32] = 1.f;   // the denominator's column of ones
 #pragma unroll
@@ -526,7 +526,8 @@ __device__ __forceinline__ void bp_copy_rows2(const unsigned char *stage, int of
 }
 
 // Tile rows r0 and r0 + ATTNC_B_WARPS (KP columns, row stride LDK) of the query or key role: its staged bf16
-// input rows as they are (STAGE >= 0), else the slots x[i] (the query's or the key's: QK 1 or 2) rounded.
+// input rows as they are (STAGE >= 0), else the slots x[i] (the query's or the key's: QK ATTNC_ROLE_Q or
+// ATTNC_ROLE_K) rounded.
 template <int STAGE, int QK>
 __device__ __forceinline__ void bp_qk_tile_rows2(const unsigned char *stage, const bp_roles (&x)[2], int r0, int nrows,
                                                  elt *dst, int lane)
@@ -537,7 +538,7 @@ __device__ __forceinline__ void bp_qk_tile_rows2(const unsigned char *stage, con
 #pragma unroll
         for (int i = 0; i < 2; i++) {
             elt *row = dst + (r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDK;
-            if constexpr (QK == 1)
+            if constexpr (QK == ATTNC_ROLE_Q)
                 bp_regs_row<ATTNC_BP_KP, false>(x[i].q, 0, row, row, lane);
             else
                 bp_regs_row<ATTNC_BP_KP, false>(x[i].k, 0, row, row, lane);
@@ -979,7 +980,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     // the roles formed through the value DAG: q (reverse) or k and v (forward), those that are not bf16
     // inputs as stored (those are copied from the staged rows: XSTAGE, ATTNC_BP_V_STAGE)
     constexpr int XSTAGE = REV ? ATTNC_BP_Q_STAGE : ATTNC_BP_K_STAGE;
-    constexpr int WANT = REV ? (XSTAGE < 0 ? 1 : 0) : (XSTAGE < 0 ? 2 : 0) | (ATTNC_BP_V_STAGE < 0 ? 4 : 0);
+    constexpr int WANT = REV ? (XSTAGE < 0 ? ATTNC_ROLE_Q : 0) : (XSTAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0);
     // the rows in registers (bp_roles) unless the forward walk forms a V slice whose columns are not its lanes'
     constexpr bool REGS = REV || ATTNC_BP_V_STAGE >= 0 || ATTNC_BP_VS % 32 == 0 || ATTNC_BP_VS == ATTNC_BP_VP;
     if constexpr (!REGS)
@@ -1005,7 +1006,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
                 float dy[2][ATTNC_BP_NY(ATTNC_BP_VS)];   // reverse: the dO slice, read before the stores
                 if constexpr (REV)
                     bp_dout_load2(dstage, r0, v0, nrows, lane, dy);
-                bp_qk_tile_rows2<XSTAGE, REV ? 1 : 2>(stage, x, r0, nrows, X, lane);
+                bp_qk_tile_rows2<XSTAGE, REV ? ATTNC_ROLE_Q : ATTNC_ROLE_K>(stage, x, r0, nrows, X, lane);
                 if constexpr (!REV && ATTNC_BP_V_STAGE >= 0)
                     bp_copy_rows2<ATTNC_BP_VS>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, v0, nrows, Y, ATTNC_BP_LDS, lane);
                 bp_store_gates2(x, r0, g, nullptr, lane);
@@ -1419,13 +1420,13 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     }
     attnc_stage_wait();
     __syncthreads();
-    constexpr int WANT = (ATTNC_BP_Q_STAGE < 0 ? 1 : 0) | (ATTNC_BP_K_STAGE < 0 ? 2 : 0) |
-                         (ATTNC_BP_V_STAGE < 0 && !ATTNC_BP_DELTA ? 4 : 0);
+    constexpr int WANT = (ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0) | (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) |
+                         (ATTNC_BP_V_STAGE < 0 && !ATTNC_BP_DELTA ? ATTNC_ROLE_V : 0);
     for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
         bp_roles x[2];
         bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
-        bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, 1>(stage, x, r0, nrows, Q, lane);
-        bp_qk_tile_rows2<ATTNC_BP_K_STAGE, 2>(stage, x, r0, nrows, K, lane);
+        bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x, r0, nrows, Q, lane);
+        bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x, r0, nrows, K, lane);
         if constexpr (ATTNC_BP_DELTA) {   // the delta rule: U_hat (the forward walk's, ws_u) for V
             const elt *uh = (const elt *)p.ws_u + ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
 #pragma unroll
