@@ -318,7 +318,8 @@ __device__ __forceinline__ void bp_role_row(const attnc_bwd_params &p, int t, bo
     if (beta && !real && lane == 0)
         *beta = 0.f;   // the delta rule: a padding row writes nothing
     if (real) {
-        attnc_bwd_roles_staged<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, q, k, v, gg, beta ? beta : dummy, dummy + 1, stage, r);
+        attnc_bwd_roles_staged<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, q, k, v, gg, beta ? beta : dummy, dummy + 1, stage,
+                                                       r);
         if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & ATTNC_ROLE_V))
             if (lane == 0)
                 v[ATTNC_B_VO] = 1.f;   // the denominator's column of ones
@@ -980,7 +981,8 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     // the roles formed through the value DAG: q (reverse) or k and v (forward), those that are not bf16
     // inputs as stored (those are copied from the staged rows: XSTAGE, ATTNC_BP_V_STAGE)
     constexpr int XSTAGE = REV ? ATTNC_BP_Q_STAGE : ATTNC_BP_K_STAGE;
-    constexpr int WANT = REV ? (XSTAGE < 0 ? ATTNC_ROLE_Q : 0) : (XSTAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0);
+    constexpr int WANT = REV ? (XSTAGE < 0 ? ATTNC_ROLE_Q : 0)
+                             : (XSTAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0);
     // the rows in registers (bp_roles) unless the forward walk forms a V slice whose columns are not its lanes'
     constexpr bool REGS = REV || ATTNC_BP_V_STAGE >= 0 || ATTNC_BP_VS % 32 == 0 || ATTNC_BP_VS == ATTNC_BP_VP;
     if constexpr (!REGS)
