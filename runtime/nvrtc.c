@@ -203,7 +203,13 @@ bool rt_nvrtc_compile(const char *src, const char *name, const char *arch, bool 
         return false;
     }
     if (result != NVRTC_SUCCESS) {
-        const char *detail = out->log[0] ? out->log : result_string(result);
+        /* the log from its first error on: warnings before it would fill the message (all of it is in out->log) */
+        const char *detail = out->log[0] ? out->log : result_string(result), *first = strstr(out->log, "error");
+        if (first) {
+            while (first > out->log && first[-1] != '\n')
+                first--;
+            detail = first;
+        }
         rt_set_error(err, "nvrtc: compiling %.200s for %s failed: %.*s", name, arch, LOG_BYTES_IN_ERROR, detail);
         nvrtc.destroy_program(&program);
         return false;

@@ -359,6 +359,29 @@ static void nvrtc_reports_a_syntax_error(void **state)
     free(out.log);
 }
 
+/* A failed compile's message starts at the log's first error, however many warnings come before it (the
+ * message holds only the first 800 bytes of the log). */
+static void nvrtc_reports_the_error_after_warnings(void **state)
+{
+    (void)state;
+    skip_without_nvrtc();
+    char src[4096];
+    size_t n = 0;
+    for (int i = 0; i < 24; i++)   /* each an unused variable: warning #177-D or #550-D */
+        n += (size_t)snprintf(src + n, sizeof src - n, "__device__ void unused_%d() { int variable_never_used_%d = %d; }\n", i, i, i);
+    snprintf(src + n, sizeof src - n, "extern \"C\" __global__ void k(float *p) { p[threadIdx.x] = undeclared_name; }\n");
+    rt_nvrtc_out out;
+    rt_error err = {{0}};
+    assert_false(rt_nvrtc_compile(src, "warned.cu", "sm_80", false, NULL, 0, &out, &err));
+    assert_non_null(out.log);
+    const char *first_error = strstr(out.log, "error"), *first_warning = strstr(out.log, "warning");
+    assert_non_null(first_error);
+    if (first_warning)   /* the warnings fill more than the message holds: the test means something */
+        assert_true(first_error - first_warning > 800);
+    assert_non_null(strstr(err.msg, "undeclared_name"));
+    free(out.log);
+}
+
 static void nvrtc_rejects_a_malformed_arch(void **state)
 {
     (void)state;
@@ -468,6 +491,7 @@ int main(void)
         cmocka_unit_test(nvrtc_compiles_ptx),
         cmocka_unit_test(nvrtc_compiles_cubin),
         cmocka_unit_test(nvrtc_reports_a_syntax_error),
+        cmocka_unit_test(nvrtc_reports_the_error_after_warnings),
         cmocka_unit_test(nvrtc_rejects_a_malformed_arch),
         cmocka_unit_test(driver_absent_or_runs_a_kernel),
     };
