@@ -737,19 +737,20 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         // The split schedule's output pass takes U_hat from the state walk ([V][C] there), read in place
         // (SPLIT_UH_DIRECT) or transposed into sv.
         if (ATTNC_DSPLIT && phase == 2) {
-            for (int i = tid; i < (SPLIT_UH_DIRECT ? 0 : ATTNC_V * (ATTNC_C / 8)); i += ATTNC_THREADS) {
-                const int col = i / (ATTNC_C / 8), row = (i % (ATTNC_C / 8)) * 8;
-                float x[8];
-                if constexpr (SPLIT_UH_SCRATCH)
-                    ld8(x, suh + col * SPLIT_LDUH + row);
-                else
-                    ld8(x, p.ws_uh + (slot * ATTNC_V + col) * ATTNC_C + row);
+            if constexpr (!SPLIT_UH_DIRECT) {
+                for (int i = tid; i < ATTNC_V * (ATTNC_C / 8); i += ATTNC_THREADS) {
+                    const int col = i / (ATTNC_C / 8), row = (i % (ATTNC_C / 8)) * 8;
+                    float x[8];
+                    if constexpr (SPLIT_UH_SCRATCH)
+                        ld8(x, suh + col * SPLIT_LDUH + row);
+                    else
+                        ld8(x, p.ws_uh + (slot * ATTNC_V + col) * ATTNC_C + row);
 #pragma unroll
-                for (int j = 0; j < 8; j++)
-                    sv[(row + j) * ATTNC_LDV + col] = attnc_float_to_elt(x[j]);
-            }
-            if constexpr (!SPLIT_UH_DIRECT)
+                    for (int j = 0; j < 8; j++)
+                        sv[(row + j) * ATTNC_LDV + col] = attnc_float_to_elt(x[j]);
+                }
                 __syncthreads();
+            }
         } else if constexpr (ATTNC_DELTA) {
             const int rg = warp % ATTNC_RG;
             // T = (I + Akk)^-1 in fp32, by 16 x 16 blocks (algorithms.md 2.5(b)): diagonal blocks by forward
