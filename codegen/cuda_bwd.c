@@ -639,13 +639,18 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
          * / ws_dv */
         const char *tag[3] = {"DQ", "DK", "DV"};
         for (int i = 0; i < 3; i++) {
-            if (gp->bp_direct[i])
-                attnc_buf_printf(b, "#define ATTNC_BP_%s_TENSOR %u   // %s\n#define ATTNC_BP_%s_DTYPE %s\n", tag[i],
-                                 gp->bp_direct_tensor[i], m->tensors[gp->bp_direct_tensor[i]].name, tag[i],
-                                 cg_dtype_macro(m->tensors[gp->bp_direct_tensor[i]].dtype));
-            else
-                attnc_buf_printf(b, "#define ATTNC_BP_%s_TENSOR -1   // the workspace\n#define ATTNC_BP_%s_DTYPE ATTNC_DT_FP32\n",
-                                 tag[i], tag[i]);
+            if (gp->bp_direct[i]) {
+                attnc_buf_printf(b, "#define ATTNC_BP_%s_TENSOR %u   // %s\n#define ATTNC_BP_%s_DTYPE %s\n#define ATTNC_BP_%s_SCALE ",
+                                 tag[i], gp->bp_direct_tensor[i], m->tensors[gp->bp_direct_tensor[i]].name, tag[i],
+                                 cg_dtype_macro(m->tensors[gp->bp_direct_tensor[i]].dtype), tag[i]);
+                /* the same literal as the adjoint's constant (cg_put_float), so the same product */
+                cg_put_float(b, gp->bp_direct_scale[i]);
+                attnc_buf_puts(b, gp->bp_direct_scale[i] == 1.0 ? "\n" : "   // the role is the tensor times this\n");
+            } else {
+                attnc_buf_printf(b, "#define ATTNC_BP_%s_TENSOR -1   // the workspace\n#define ATTNC_BP_%s_DTYPE ATTNC_DT_FP32\n"
+                                    "#define ATTNC_BP_%s_SCALE (1.0f)\n",
+                                 tag[i], tag[i], tag[i]);
+            }
         }
         /* the staged rows (passes/grad.c's bp_stage_off) and dO's beside them */
         unsigned do_cols = gp->norm != IR_NORM_NONE ? gp->V : gp->vo;

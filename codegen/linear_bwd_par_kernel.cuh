@@ -792,7 +792,8 @@ __device__ __forceinline__ float bp_dout(const attnc_bwd_params &p, int t, int h
 }
 
 // A query, key or value role gradient [T, HOUT, LEN] (LEN: K or V): into its fp32 workspace ws (TENSOR < 0), or
-// (TENSOR >= 0: the role is that input tensor as stored and nothing else reads it, passes/grad.c's bp_direct)
+// (TENSOR >= 0: the role is that input tensor as stored, or times `scale`, and nothing else reads it,
+// passes/grad.c's bp_direct)
 // straight into the caller's gradient of the tensor in its dtype DT, where it is wanted (direct non-null): the
 // adjoint neither reads it back nor writes the tensor, and the host allocates no workspace for the role.
 // These are the four accumulator elements x of n-tile nt of a product's row block m0 (rows bp_row, columns
@@ -812,12 +813,19 @@ __device__ __forceinline__ void *bp_direct(const attnc_bwd_params &p)
         return nullptr;
 }
 
+// A role that is the tensor times a constant (scale, ATTNC_BP_DQ_SCALE: the query's folded K^-0.5) has the
+// tensor's gradient 0 + x * scale, the value DAG's adjoint's arithmetic (its sums start at 0), so the bits are
+// those attnc_bwd_inputs would write from the workspace.
 template <int TENSOR, int DT, int LEN>
-__device__ __forceinline__ void bp_role_grad_frag(float *ws, void *direct, const float x[4], int m0, int n0, int nt,
-                                                  int lane, int c0, int nrows, int h)
+__device__ __forceinline__ void bp_role_grad_frag(float *ws, void *direct, const float xr[4], int m0, int n0, int nt,
+                                                  int lane, int c0, int nrows, int h, float scale = 1.f)
 {
     if (TENSOR >= 0 && !direct)
         return;
+    float x[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        x[i] = TENSOR < 0 || scale == 1.f ? xr[i] : 0.f + xr[i] * scale;
 #pragma unroll
     for (int i = 0; i < 4; i += 2) {
         const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
@@ -1732,7 +1740,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
                 bp_role_grad_frag<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p.ws_dq, dq_direct, acc[nt], m0, n0, nt,
-                                                                                   lane, c0, nrows, h);
+                                                                                   lane, c0, nrows, h, ATTNC_BP_DQ_SCALE);
         }
     }
     __syncthreads();
@@ -2025,7 +2033,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 BS[r * KP + c] = qf * o;
             }
             bp_role_grad_frag<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p.ws_dq, dq_direct, dq, m0, n0, nt, lane, c0,
-                                                                               nrows, h);
+                                                                               nrows, h, ATTNC_BP_DQ_SCALE);
         }
     }
     __syncthreads();

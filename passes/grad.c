@@ -178,9 +178,12 @@
  *     so the chunk kernel writes it there in the tensor's dtype (nothing where it is not wanted) instead of
  *     into ws_dq / ws_dk / ws_dv:
  *     the adjoint neither seeds from the role's workspace nor writes the tensor, and the host allocates
- *     none (the delta rule's value: the WY adjoint writes it, and ws_dv stays as dU_hat's).  A scaled
- *     (q * K^-0.5) or mapped role keeps its workspace: its tensor's gradient is the value DAG's adjoint of
- *     the token's complete role gradient.  Measured on the CPU (tools/cuda_cpu), mamba2
+ *     none (the delta rule's value: the WY adjoint writes it, and ws_dv stays as dU_hat's).  So does a
+ *     query that is such a tensor times a constant (IR_FEED_SCALED, the usual q * K^-0.5: lightning's,
+ *     retnet's), the chunk kernel applying the constant as the adjoint would (0 + x * c, the same bits),
+ *     but not with per-channel gates, whose chunk kernel measured slower writing it (gla).  A mapped role
+ *     keeps its workspace: its tensor's gradient is the value DAG's adjoint of the token's complete role
+ *     gradient.  Measured on the CPU (tools/cuda_cpu), mamba2
  *     bf16: dq(C) 1.6e-3, dk(B) 1.7e-3 against the sequential schedule's fp32 gradient, the bf16 rounding
  *     of the stored gradient included; fp32 6e-6;
  *   - workspace at the benchmark shape (mamba2, B = 8, T = 8192, H = 16, K = V = 128, bf16; with dh0):
@@ -495,15 +498,33 @@ unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
     return end_a > end_b ? end_a : end_b;
 }
 
-/* Whether the gradient of linear role `role` (query or key) is an input tensor's gradient as it is, so that
- * the chunk kernel can write it there: the role is fed directly (passes/fuse.c: the INPUT value as is),
- * nothing else in the spec reads that value (no value, no other role) nor another INPUT value of its
- * tensor, and the tensor is per token with one head per output head and the role's K channels, the
- * layout of the role's workspace row and what api/backward.c's direct_tensor writes directly.  Every use
- * counts, live or not: a use is what would add a second term to the tensor's gradient. */
-static bool direct_role(const ir_module *m, ir_role role, uint32_t width, uint32_t *tensor)
+/* The uses of value x: as a role (any part's) and as an argument of a value, live or not. */
+static unsigned value_uses(const ir_module *m, ir_ref x)
 {
-    if (m->plan.feed[role] != IR_FEED_DIRECT)
+    const ir_linear *l = &m->linear;
+    ir_ref roots[] = {l->query, l->key, l->value, l->gate, l->beta, l->igate, m->softmax.query, m->softmax.key,
+                      m->softmax.value};
+    unsigned uses = 0;
+    for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
+        uses += roots[i] == x;
+    for (ir_ref r = 1; r < m->nvalues; r++)
+        for (int k = 0; k < ir_op_arity((ir_op)m->values[r].op); k++)
+            uses += m->values[r].arg[k] == x;
+    return uses;
+}
+
+/* Whether the gradient of linear role `role` (query, key or value) is an input tensor's gradient as it is, or
+ * that times a constant, so that the chunk kernel can write it there: the role is fed directly (passes/fuse.c:
+ * the INPUT value as is, or the query scaled by a folded constant, *scale, which the chunk kernel applies as
+ * the value DAG's adjoint would: one fp32 product), nothing else in the spec reads that value (no value, no
+ * other role) nor another INPUT value of its tensor, and the tensor is per token with one head per output head
+ * and the role's K channels, the layout of the role's workspace row and what api/backward.c's direct_tensor
+ * writes directly.  Every use counts, live or not: a use is what would add a second term to the tensor's
+ * gradient. */
+static bool direct_role(const ir_module *m, ir_role role, uint32_t width, uint32_t *tensor, double *scale)
+{
+    ir_feed feed = (ir_feed)m->plan.feed[role];
+    if (feed != IR_FEED_DIRECT && feed != IR_FEED_SCALED)
         return false;
     ir_ref src = m->plan.feed_src[role];
     const ir_value *sv = &m->values[src];
@@ -512,22 +533,14 @@ static bool direct_role(const ir_module *m, ir_role role, uint32_t width, uint32
     const ir_tensor *t = &m->tensors[sv->aux];
     if (!t->per_token || t->len != width || m->axes[t->axis].count != ir_module_shape(m).heads_out)
         return false;
-    const ir_linear *l = &m->linear;
-    ir_ref roots[] = {l->query, l->key, l->value, l->gate, l->beta, l->igate, m->softmax.query, m->softmax.key,
-                      m->softmax.value};
-    unsigned uses = 0;
-    for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
-        uses += roots[i] == src;
-    for (ir_ref r = 1; r < m->nvalues; r++) {
-        const ir_value *v = &m->values[r];
-        if (r != src && v->op == IR_OP_INPUT && v->aux == sv->aux)
+    for (ir_ref r = 1; r < m->nvalues; r++)
+        if (r != src && m->values[r].op == IR_OP_INPUT && m->values[r].aux == sv->aux)
             return false;
-        for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
-            uses += v->arg[k] == src;
-    }
-    if (uses != 1)
+    /* scaled: the input read once, by the product, and the product once, as the role */
+    if (value_uses(m, src) != 1 || (feed == IR_FEED_SCALED && value_uses(m, *ir_role_slot((ir_module *)m, role)) != 1))
         return false;
     *tensor = sv->aux;
+    *scale = feed == IR_FEED_SCALED ? m->plan.scale[role] : 1.0;
     return true;
 }
 
@@ -596,10 +609,10 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_image_bytes = KP * VP * 2 + KP * (VP / gp->bp_vs) * 4;   /* mantissas, a scale per row and slice */
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
-        gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);
+        gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0], &gp->bp_direct_scale[0]);
         /* the value: its gradient is diag(beta) T^T dU_hat, final in the adjoint, which writes it into the
          * tensor's; ws_dv stays, the chunk kernel's dU_hat for the adjoint */
-        gp->bp_direct[2] = direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2]);
+        gp->bp_direct[2] = direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2], &gp->bp_direct_scale[2]);
         return true;
     }
     return false;
@@ -669,8 +682,11 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bd_adj_warps = BP_WARPS;
     /* the scalar-gate chunk kernel (not the per-channel or normalised rows' layouts, not fp32 tiles) may run 16 */
     plan_chunk_warps(gp, !split && !diag && !norm, C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage);
-    gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0]);
-    gp->bp_direct[1] = direct_role(m, IR_ROLE_KEY, gp->K, &gp->bp_direct_tensor[1]);
-    gp->bp_direct[2] = gp->vo == gp->V && direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2]);
+    /* (a scaled query not with per-channel gates: gla's chunk kernel took 6.86 ms instead of 6.58 writing it,
+     * more than the 0.14 ms it saved in attnc_bwd_inputs; H200, T = 8192, bench/RESULTS.md) */
+    gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0], &gp->bp_direct_scale[0]) &&
+                       (!diag || gp->bp_direct_scale[0] == 1.0);
+    gp->bp_direct[1] = direct_role(m, IR_ROLE_KEY, gp->K, &gp->bp_direct_tensor[1], &gp->bp_direct_scale[1]);
+    gp->bp_direct[2] = gp->vo == gp->V && direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2], &gp->bp_direct_scale[2]);
     return true;
 }

@@ -64,12 +64,14 @@ typedef struct grad_plan {
      * as they are, with no value DAG; ~0u otherwise */
     unsigned bp_role_stage[3];
     /* query (0), key (1) and value (2; no denominator's ones column): the role is an input tensor as
-     * stored (fuse's IR_FEED_DIRECT) that nothing else reads, per token with one head per output head and
-     * the role's width, so the role gradient is that tensor's: the chunk kernel writes it into the caller's
-     * buffer (p.direct) in its dtype, the adjoint neither seeds from the role's workspace nor writes the
-     * tensor, and the host allocates no ws_dq (ws_dk, ws_dv) */
+     * stored (fuse's IR_FEED_DIRECT), or the query that tensor times a constant (IR_FEED_SCALED), that
+     * nothing else reads, per token with one head per output head and the role's width, so the role
+     * gradient times bp_direct_scale is that tensor's: the chunk kernel writes it into the caller's buffer
+     * (p.direct) in its dtype, the adjoint neither seeds from the role's workspace nor writes the tensor,
+     * and the host allocates no ws_dq (ws_dk, ws_dv) */
     bool bp_direct[3];
     uint32_t bp_direct_tensor[3];
+    double bp_direct_scale[3];   /* where bp_direct: 1, or the query's folded constant */
     /* the delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): attnc_bwdp_wy before the
      * walks, attnc_bwdp_wy_adjoint after the chunk kernel, their shared memory; bp_walk_smem is its walks' */
     bool bp_delta;

@@ -3,6 +3,8 @@
  * What is derived for each transition class, which values get adjoints (those that read a tensor, the
  * value shared by hgrn2's key and gate once), the shared memory budget, and the located "backward not
  * generated yet for FEATURE" errors of every feature outside the first tier. */
+#include <math.h>
+
 #include "test_util.h"
 
 #include "cuda_bwd.h"
@@ -358,6 +360,57 @@ static void test_parallel_schedule(void **state)
     unit_close(&u);
 }
 
+/* Which role gradients the chunk kernel writes into their tensors (bp_direct): a role that is the tensor as
+ * stored, or the query that tensor times a constant (its K^-0.5, applied as the adjoint would), where
+ * nothing else reads the tensor; not where something else does. */
+static void test_direct_roles(void **state)
+{
+    (void)state;
+    unit_src u;
+    cg_bwd_output out;
+    lowered(&u, "attention l { dim K = 128, V = 128; heads H = 4;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V];\n"
+                "  linear { query = q * K^-0.5; key = k; value = v; decay = 0.99; }\n  mask causal; chunk 64; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel);
+    assert_true(out.plan.bp_direct[0] && out.plan.bp_direct[1] && out.plan.bp_direct[2]);
+    assert_int_equal(out.plan.bp_direct_tensor[0], 0);
+    assert_true(fabs(out.plan.bp_direct_scale[0] - 1.0 / sqrt(128.0)) < 1e-15);
+    assert_true(out.plan.bp_direct_scale[1] == 1.0 && out.plan.bp_direct_scale[2] == 1.0);
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_DQ_SCALE (0.0883883476f)"));
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_DK_SCALE (1.0f)"));
+    assert_non_null(strstr(out.source, "// the query role's gradient is q's: the chunk kernel wrote it (p.direct)"));
+    assert_non_null(strstr(out.source, "// q: written by the chunk kernel"));
+    unit_close(&u);
+    /* the same query with a per-channel gate: its chunk kernel was slower writing it (passes/grad.c) */
+    lowered(&u, gla_text);
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel);
+    assert_false(out.plan.bp_direct[0]);
+    assert_true(out.plan.bp_direct[1] && out.plan.bp_direct[2]);
+    unit_close(&u);
+    /* q read twice (the query's product and the key): neither role's gradient is q's alone */
+    lowered(&u, "attention g { dim K = 128, V = 128; heads H = 4;\n"
+                "  input q: bf16[H, K]; input v: bf16[H, V];\n"
+                "  linear { query = q * K^-0.5; key = q; value = v; }\n  mask causal; chunk 64; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel);
+    assert_false(out.plan.bp_direct[0]);
+    assert_false(out.plan.bp_direct[1]);
+    assert_true(out.plan.bp_direct[2]);
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_DQ_TENSOR -1"));
+    unit_close(&u);
+    /* a scale that is not a constant (a parameter): the query is computed, its gradient goes through the adjoint */
+    lowered(&u, "attention g { dim K = 128, V = 128; heads H = 4;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; param s: fp32[H];\n"
+                "  linear { query = q * s; key = k; value = v; }\n  mask causal; chunk 64; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel);
+    assert_false(out.plan.bp_direct[0]);
+    assert_true(out.plan.bp_direct[1]);
+    unit_close(&u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,7 +418,7 @@ int main(void)
         cmocka_unit_test(test_shared_value),  cmocka_unit_test(test_not_generated),
         cmocka_unit_test(test_smem_budget),   cmocka_unit_test(test_norms),
         cmocka_unit_test(test_delta),         cmocka_unit_test(test_mlstm),
-        cmocka_unit_test(test_parallel_schedule),
+        cmocka_unit_test(test_parallel_schedule), cmocka_unit_test(test_direct_roles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -231,18 +231,43 @@ int main(int argc, char **argv)
     }
     std::printf(" (bound %.0e) %s\n", bound, ok ? "ok" : "FAIL");
     // CUDA_CPU_DIGEST=1: an FNV-1a digest of every bit the parallel schedule produced, to compare two builds
-    // bit for bit (a change meant to give the same results)
+    // bit for bit (a change meant to give the same results); 2: of the tensors' gradients the parallel
+    // schedule gives the caller (the adjoint run once more, from its own role gradients) and dh0, for a change
+    // that moves a role's gradient from the adjoint into the chunk kernel
     if (const char *dg = std::getenv("CUDA_CPU_DIGEST"); dg && *dg && *dg != '0') {
         unsigned long long hsh = 1469598103934665603ull;
-        auto mix = [&hsh](const std::vector<float> &x) {
-            const unsigned char *b = reinterpret_cast<const unsigned char *>(x.data());
-            for (size_t j = 0; j < x.size() * sizeof(float); j++)
+        auto mix_bytes = [&hsh](const void *p, size_t n) {
+            const unsigned char *b = static_cast<const unsigned char *>(p);
+            for (size_t j = 0; j < n; j++)
                 hsh = (hsh ^ b[j]) * 1099511628211ull;
         };
-        for (const auto &x : got)
-            mix(x);
-        for (const auto *x : {&o[1].dq, &o[1].dk, &o[1].dv, &o[1].dg, &o[1].dh0, &o[1].dz0, &o[1].db})
-            mix(*x);
+        auto mix = [&mix_bytes](const std::vector<float> &x) { mix_bytes(x.data(), x.size() * sizeof(float)); };
+        if (*dg == '2') {
+            host_args b2 = a;
+            b2.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data(), b2.ws_dk = role_t[1] >= 0 ? nullptr : o[1].dk.data();
+            b2.ws_dv = o[1].dv.data(), b2.ws_dg = o[1].dg.data();
+            b2.ws_db = si.delta ? o[1].db.data() : nullptr;
+            std::vector<std::vector<float>> pp2(ts.size());
+            float *ppar2[64] = {};
+            for (size_t i = 0; i < ts.size(); i++)
+                if (!dir[i]) {
+                    pp2[i].assign((size_t)total * H * ts[i].len, NAN);
+                    ppar2[i] = pp2[i].data();
+                }
+            par_inputs(b2, ppar2, dir, dty);
+            for (size_t i = 0; i < ts.size(); i++) {
+                if (dir[i])
+                    mix_bytes(dbuf[i].data(), dbuf[i].size());
+                else
+                    mix(pp2[i]);
+            }
+            mix(o[1].dh0);
+        } else {
+            for (const auto &x : got)
+                mix(x);
+            for (const auto *x : {&o[1].dq, &o[1].dk, &o[1].dv, &o[1].dg, &o[1].dh0, &o[1].dz0, &o[1].db})
+                mix(*x);
+        }
         std::printf("digest %016llx\n", hsh);
     }
     // CUDA_CPU_UNWANTED=1: the parallel run once more with the gradients of the chunk kernel's tensors not

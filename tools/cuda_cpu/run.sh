@@ -7,7 +7,8 @@
 # threads and their shared memory, and a race it reports fails the run (exit 66) whatever the gradients
 # (ctest cuda_cpu.tsan.bwd_*); skipped (77) where g++ cannot link with the flags.
 # CUDA_CPU_DIGEST=1: also a digest of every bit the parallel schedule wrote, to compare two builds' runs (a
-# change meant to give the same bits; the error line has four digits).
+# change meant to give the same bits; the error line has four digits); 2: of the tensors' gradients the
+# parallel schedule returns, and dh0 (a change that moves a role's gradient from the adjoint to the chunk kernel).
 set -eu
 command -v g++ >/dev/null && command -v python3 >/dev/null || { echo "no g++ or python3: skipped"; exit 77; }
 cxxflags=${CUDA_CPU_CXXFLAGS:-}
