@@ -6,7 +6,8 @@
 //   FWD_CPU_B_SCHEDULE=grouped:G its grouped schedule with G chunks per group: with one build on both
 //   sides, two schedules of one kernel checked against each other; FWD_CPU_A_SCHEDULE=materialized runs unit
 //   A's materialized schedule too.
-//   DESC: one line per tensor, "name dtype token|head heads len" (desc.sh writes it from `attnc ir`)
+//   DESC: one line per tensor, "name dtype token|head heads len lo hi" (desc.sh writes it from `attnc ir`;
+//         lo hi: the declared range, drawn uniformly, or "- -": standard normal)
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -28,14 +29,19 @@ int main(int argc, char **argv)
         std::string dtype;
         bool token;
         unsigned heads, len;
+        bool ranged;     // drawn uniformly in [lo, hi] (the spec's `in [lo, hi]`), else N(0, 1)
+        float lo, hi;
         std::vector<unsigned char> data;
     };
     std::vector<tensor> ts;
     FILE *f = std::fopen(argv[1], "r");
-    char name[64], dt[16], kind[16];
+    char name[64], dt[16], kind[16], lo[32], hi[32];
     unsigned heads, len;
-    while (f && std::fscanf(f, "%63s %15s %15s %u %u", name, dt, kind, &heads, &len) == 5)
-        ts.push_back({dt, std::strcmp(kind, "token") == 0, heads, len, {}});
+    while (f && std::fscanf(f, "%63s %15s %15s %u %u %31s %31s", name, dt, kind, &heads, &len, lo, hi) == 7) {
+        const bool ranged = std::strcmp(lo, "-") != 0;
+        ts.push_back({dt, std::strcmp(kind, "token") == 0, heads, len, ranged, ranged ? std::strtof(lo, nullptr) : 0.f,
+                      ranged ? std::strtof(hi, nullptr) : 0.f, {}});
+    }
     if (f)
         std::fclose(f);
     unsigned seed = (unsigned)std::atoi(argv[2]);
@@ -51,6 +57,7 @@ int main(int argc, char **argv)
     }
     std::mt19937 rng(seed);
     std::normal_distribution<float> nd(0.f, 1.f);
+    std::uniform_real_distribution<float> ud(0.f, 1.f);
     fwd_args a;
     std::memset(&a, 0, sizeof a);
     for (size_t i = 0; i < ts.size(); i++) {
@@ -58,7 +65,7 @@ int main(int argc, char **argv)
         size_t n = (t.token ? (size_t)total : 1) * t.heads * t.len, es = t.dtype == "fp32" ? 4 : 2;
         t.data.resize(n * es);
         for (size_t j = 0; j < n; j++) {
-            float x = nd(rng);
+            float x = t.ranged ? t.lo + (t.hi - t.lo) * ud(rng) : nd(rng);
             if (es == 4)
                 std::memcpy(&t.data[j * 4], &x, 4);
             else {

@@ -5,7 +5,8 @@
 // parallel chunk kernel writes straight into its tensor's (par_info's dq_tensor, dk_tensor, dv_tensor) is compared
 // as that tensor's gradient after the adjoint ran, against the sequential schedule's.
 // usage: cuda_cpu DESC SEED BOUND LEN1[,LEN2,...]
-//   DESC: one line per tensor, "name dtype token|head heads len" (run.sh writes it from `attnc ir`)
+//   DESC: one line per tensor, "name dtype token|head heads len lo hi" (desc.sh writes it from `attnc ir`;
+//         lo hi: the declared range, drawn uniformly, or "- -": standard normal)
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +25,8 @@ struct tensor {
     std::string name, dtype;
     bool token;
     unsigned heads, len;
+    bool ranged;     // drawn uniformly in [lo, hi] (the spec's `in [lo, hi]`), else N(0, 1)
+    float lo, hi;
     std::vector<unsigned char> data;
 };
 
@@ -35,10 +38,13 @@ int main(int argc, char **argv)
     }
     std::vector<tensor> ts;
     FILE *f = std::fopen(argv[1], "r");
-    char name[64], dt[16], kind[16];
+    char name[64], dt[16], kind[16], lo[32], hi[32];
     unsigned heads, len;
-    while (f && std::fscanf(f, "%63s %15s %15s %u %u", name, dt, kind, &heads, &len) == 5)
-        ts.push_back({name, dt, std::strcmp(kind, "token") == 0, heads, len, {}});
+    while (f && std::fscanf(f, "%63s %15s %15s %u %u %31s %31s", name, dt, kind, &heads, &len, lo, hi) == 7) {
+        const bool ranged = std::strcmp(lo, "-") != 0;
+        ts.push_back({name, dt, std::strcmp(kind, "token") == 0, heads, len, ranged, ranged ? std::strtof(lo, nullptr) : 0.f,
+                      ranged ? std::strtof(hi, nullptr) : 0.f, {}});
+    }
     if (f)
         std::fclose(f);
     unsigned seed = (unsigned)std::atoi(argv[2]);
@@ -54,6 +60,7 @@ int main(int argc, char **argv)
     }
     std::mt19937 rng(seed);
     std::normal_distribution<float> nd(0.f, 1.f);
+    std::uniform_real_distribution<float> ud(0.f, 1.f);
     host_args a;
     std::memset(&a, 0, sizeof a);
     // CUDA_CPU_SCALE=NAME:FACTOR scales one tensor (strong gates: dt:8)
@@ -70,7 +77,7 @@ int main(int argc, char **argv)
         size_t n = (t.token ? (size_t)total : 1) * t.heads * t.len, es = t.dtype == "fp32" ? 4 : 2;
         t.data.resize(n * es);
         for (size_t j = 0; j < n; j++) {
-            float x = nd(rng) * sc;
+            float x = (t.ranged ? t.lo + (t.hi - t.lo) * ud(rng) : nd(rng)) * sc;
             if (es == 4)
                 std::memcpy(&t.data[j * 4], &x, 4);
             else {
