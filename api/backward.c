@@ -73,6 +73,7 @@ struct attnc_grad_kernel {
                                                   * (passes/grad.c's bp_chunk_warps, bd_adj_warps) */
     bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv;
                          * the delta rule's value by its adjoint, ws_dv kept for dU_hat) */
+    bool bp_inputs_idle; /* attnc_bwd_inputs would write nothing (the plan's): not launched */
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
     bool bp_decay;      /* the parallel schedule's walks decay the state (the scanned walks keep each chunk's e^{b_L}) */
     walk_mode walk;
@@ -268,6 +269,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_direct[0] = cg->plan.bp_direct[0];
         k->bp_direct[1] = cg->plan.bp_direct[1];
         k->bp_direct[2] = cg->plan.bp_direct[2];
+        k->bp_inputs_idle = cg->plan.bp_inputs_idle;
         k->bp_delta = cg->plan.bp_delta;
         k->bp_decay = cg->plan.transition != IR_TR_IDENTITY;
         k->bp_run2 = cg->plan.bp_run2;
@@ -645,7 +647,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     }
     size_t warps = (size_t)total * k->sh.heads_out;
     unsigned g2[3] = {(unsigned)((warps + CG_BWD_WARPS - 1) / CG_BWD_WARPS), 1, 1};
-    if (!rt_launch(k->fn[BK_INPUTS], g2, block, 0, a->stream, params, &err))
+    if (!k->bp_inputs_idle && !rt_launch(k->fn[BK_INPUTS], g2, block, 0, a->stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     for (uint32_t i = 0; i < k->ntensors; i++) {
         const api_tensor *gt = &k->tensors[i];

@@ -620,7 +620,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
 
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
-    gp->parallel = gp->bp_delta = false;
+    gp->parallel = gp->bp_delta = gp->bp_inputs_idle = false;
     gp->bp_direct[0] = gp->bp_direct[1] = gp->bp_direct[2] = false;
     bool diag = gp->transition == IR_TR_DIAG;
     if (gp->ok && gp->linear && !gp->bidir && !gp->softmax && gp->delta && !gp->mlstm)
@@ -688,5 +688,11 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
                        (!diag || gp->bp_direct_scale[0] == 1.0);
     gp->bp_direct[1] = direct_role(m, IR_ROLE_KEY, gp->K, &gp->bp_direct_tensor[1], &gp->bp_direct_scale[1]);
     gp->bp_direct[2] = gp->vo == gp->V && direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2], &gp->bp_direct_scale[2]);
+    /* (an empty launch of a warp per token and head took 0.079 ms of lightning's 4.58 at T = 8192 on the H200) */
+    gp->bp_inputs_idle = true;
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        gp->bp_inputs_idle &= (gp->bp_direct[0] && gp->bp_direct_tensor[0] == i) ||
+                              (gp->bp_direct[1] && gp->bp_direct_tensor[1] == i) ||
+                              (gp->bp_direct[2] && gp->bp_direct_tensor[2] == i);
     return true;
 }

@@ -72,6 +72,8 @@ typedef struct grad_plan {
     bool bp_direct[3];
     uint32_t bp_direct_tensor[3];
     double bp_direct_scale[3];   /* where bp_direct: 1, or the query's folded constant */
+    bool bp_inputs_idle;  /* every tensor's gradient is a role's that the chunk kernel writes (lightning's q, k, v):
+                           * attnc_bwd_inputs has nothing to write, and the host does not launch it */
     /* the delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): attnc_bwdp_wy before the
      * walks, attnc_bwdp_wy_adjoint after the chunk kernel, their shared memory; bp_walk_smem is its walks' */
     bool bp_delta;

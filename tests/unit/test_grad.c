@@ -381,6 +381,7 @@ static void test_direct_roles(void **state)
     assert_non_null(strstr(out.source, "#define ATTNC_BP_DK_SCALE (1.0f)"));
     assert_non_null(strstr(out.source, "// the query role's gradient is q's: the chunk kernel wrote it (p.direct)"));
     assert_non_null(strstr(out.source, "// q: written by the chunk kernel"));
+    assert_true(out.plan.bp_inputs_idle);   /* q, k and v all the chunk kernel's: attnc_bwd_inputs not launched */
     unit_close(&u);
     /* the same query with a per-channel gate: its chunk kernel was slower writing it (passes/grad.c) */
     lowered(&u, gla_text);
@@ -388,6 +389,7 @@ static void test_direct_roles(void **state)
     assert_true(out.plan.parallel);
     assert_false(out.plan.bp_direct[0]);
     assert_true(out.plan.bp_direct[1] && out.plan.bp_direct[2]);
+    assert_false(out.plan.bp_inputs_idle);   /* q's and gk's gradients are the adjoint's */
     unit_close(&u);
     /* q read twice (the query's product and the key): neither role's gradient is q's alone */
     lowered(&u, "attention g { dim K = 128, V = 128; heads H = 4;\n"
