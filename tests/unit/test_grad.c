@@ -360,6 +360,25 @@ static void test_parallel_schedule(void **state)
     unit_close(&u);
 }
 
+/* The parallel plan's direct roles of a spec (bp_direct) as a mask: 1 query, 2 key, 4 value; and, where any
+ * role is not direct, attnc_bwd_inputs still launched (bp_inputs_idle false). */
+static unsigned direct_roles(const char *text)
+{
+    unit_src u;
+    cg_bwd_output out;
+    lowered(&u, text);
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel);
+    unsigned mask = 0;
+    for (int i = 0; i < 3; i++)
+        mask |= out.plan.bp_direct[i] ? 1u << i : 0u;
+    assert_non_null(strstr(out.source, mask & 1 ? "#define ATTNC_BP_DQ_TENSOR 0" : "#define ATTNC_BP_DQ_TENSOR -1"));
+    if (mask != 7)
+        assert_false(out.plan.bp_inputs_idle);
+    unit_close(&u);
+    return mask;
+}
+
 /* Which role gradients the chunk kernel writes into their tensors (bp_direct): a role that is the tensor as
  * stored, or the query that tensor times a constant (its K^-0.5, applied as the adjoint would), where
  * nothing else reads the tensor; not where something else does. */
@@ -383,34 +402,19 @@ static void test_direct_roles(void **state)
     assert_non_null(strstr(out.source, "// q: written by the chunk kernel"));
     assert_true(out.plan.bp_inputs_idle);   /* q, k and v all the chunk kernel's: attnc_bwd_inputs not launched */
     unit_close(&u);
-    /* the same query with a per-channel gate: its chunk kernel was slower writing it (passes/grad.c) */
-    lowered(&u, gla_text);
-    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
-    assert_true(out.plan.parallel);
-    assert_false(out.plan.bp_direct[0]);
-    assert_true(out.plan.bp_direct[1] && out.plan.bp_direct[2]);
-    assert_false(out.plan.bp_inputs_idle);   /* q's and gk's gradients are the adjoint's */
-    unit_close(&u);
+    /* the same query with a per-channel gate: its chunk kernel was slower writing it (passes/grad.c); q's and
+     * gk's gradients are the adjoint's */
+    assert_int_equal(direct_roles(gla_text), 2 | 4);
     /* q read twice (the query's product and the key): neither role's gradient is q's alone */
-    lowered(&u, "attention g { dim K = 128, V = 128; heads H = 4;\n"
-                "  input q: bf16[H, K]; input v: bf16[H, V];\n"
-                "  linear { query = q * K^-0.5; key = q; value = v; }\n  mask causal; chunk 64; }\n");
-    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
-    assert_true(out.plan.parallel);
-    assert_false(out.plan.bp_direct[0]);
-    assert_false(out.plan.bp_direct[1]);
-    assert_true(out.plan.bp_direct[2]);
-    assert_non_null(strstr(out.source, "#define ATTNC_BP_DQ_TENSOR -1"));
-    unit_close(&u);
+    assert_int_equal(direct_roles("attention g { dim K = 128, V = 128; heads H = 4;\n"
+                                  "  input q: bf16[H, K]; input v: bf16[H, V];\n"
+                                  "  linear { query = q * K^-0.5; key = q; value = v; }\n  mask causal; chunk 64; }\n"),
+                     4);
     /* a scale that is not a constant (a parameter): the query is computed, its gradient goes through the adjoint */
-    lowered(&u, "attention g { dim K = 128, V = 128; heads H = 4;\n"
-                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; param s: fp32[H];\n"
-                "  linear { query = q * s; key = k; value = v; }\n  mask causal; chunk 64; }\n");
-    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
-    assert_true(out.plan.parallel);
-    assert_false(out.plan.bp_direct[0]);
-    assert_true(out.plan.bp_direct[1]);
-    unit_close(&u);
+    assert_int_equal(direct_roles("attention g { dim K = 128, V = 128; heads H = 4;\n"
+                                  "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; param s: fp32[H];\n"
+                                  "  linear { query = q * s; key = k; value = v; }\n  mask causal; chunk 64; }\n"),
+                     2 | 4);
 }
 
 int main(void)
