@@ -424,15 +424,13 @@ static void emit_adjoint_fn(bgen *g)
     for (ir_ref r = m->nvalues - 1; r >= 1; r--)
         if (gp->needs[r])
             emit_adjoint_of(g, r);
-    attnc_buf_puts(b, gp->parallel && gp->bp_inputs_idle
+    attnc_buf_puts(b, gp->bp_inputs_idle
                           ? "    // every tensor's gradient is the chunk kernel's: nothing to write here, and the host does not launch\n"
                             "    // attnc_bwd_inputs (passes/grad.c's bp_inputs_idle)\n"
                           : "    // this (token, head)'s partial gradient of every tensor\n");
     for (uint32_t i = 0; i < m->ntensors; i++) {
         unsigned len = m->tensors[i].len;
-        if (gp->parallel && ((gp->bp_direct[0] && gp->bp_direct_tensor[0] == i) ||
-                             (gp->bp_direct[1] && gp->bp_direct_tensor[1] == i) ||
-                             (gp->bp_direct[2] && gp->bp_direct_tensor[2] == i))) {
+        if (gp->parallel && grad_tensor_direct(gp, i)) {
             /* its gradient is a role's, written by the chunk kernel: here it would be 0 over it */
             attnc_buf_printf(b, "    // %s: written by the chunk kernel\n", m->tensors[i].name);
             continue;

@@ -95,6 +95,8 @@ unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool r
  * (gp->parallel false, the sequential schedule) otherwise.  split: fp32 tiles (the plan's operands
  * bf16x3); vsplit: the value role is not an input as stored.  Also decides bp_direct (above). */
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit);
+/* Whether input tensor `tensor`'s gradient is a direct role's (bp_direct), which the chunk kernel writes. */
+bool grad_tensor_direct(const grad_plan *gp, uint32_t tensor);
 /* Shared memory of the parallel schedule's kernels: the state walks and the chunk kernel (and rows). */
 /* diag: per-channel gates (b per row and channel, the DIAG chunk kernel); `stage`: the bytes of the staged
  * rows (bp_stage_bytes; the walks': and of dO's slice, C rows of VS columns, bp_do_es bytes each) */
