@@ -25,25 +25,7 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "usage: fwd_cpu DESC SEED BOUND LEN1[,LEN2,...]\n");
         return 2;
     }
-    struct tensor {
-        std::string dtype;
-        bool token;
-        unsigned heads, len;
-        bool ranged;     // drawn uniformly in [lo, hi] (the spec's `in [lo, hi]`), else N(0, 1)
-        float lo, hi;
-        std::vector<unsigned char> data;
-    };
-    std::vector<tensor> ts;
-    FILE *f = std::fopen(argv[1], "r");
-    char name[64], dt[16], kind[16], lo[32], hi[32];
-    unsigned heads, len;
-    while (f && std::fscanf(f, "%63s %15s %15s %u %u %31s %31s", name, dt, kind, &heads, &len, lo, hi) == 7) {
-        const bool ranged = std::strcmp(lo, "-") != 0;
-        ts.push_back({dt, std::strcmp(kind, "token") == 0, heads, len, ranged, ranged ? std::strtof(lo, nullptr) : 0.f,
-                      ranged ? std::strtof(hi, nullptr) : 0.f, {}});
-    }
-    if (f)
-        std::fclose(f);
+    std::vector<host_tensor> ts = host_read_desc(argv[1]);
     unsigned seed = (unsigned)std::atoi(argv[2]);
     double bound = std::atof(argv[3]);
     std::vector<int> cu{0};
@@ -61,11 +43,11 @@ int main(int argc, char **argv)
     fwd_args a;
     std::memset(&a, 0, sizeof a);
     for (size_t i = 0; i < ts.size(); i++) {
-        tensor &t = ts[i];
+        host_tensor &t = ts[i];
         size_t n = (t.token ? (size_t)total : 1) * t.heads * t.len, es = t.dtype == "fp32" ? 4 : 2;
         t.data.resize(n * es);
         for (size_t j = 0; j < n; j++) {
-            float x = t.ranged ? t.lo + (t.hi - t.lo) * ud(rng) : nd(rng);
+            float x = host_draw(t, rng, nd, ud);
             if (es == 4)
                 std::memcpy(&t.data[j * 4], &x, 4);
             else {
