@@ -114,7 +114,8 @@ double ref_round_dtype(double x, ir_dtype dt);
 /* Draws every tensor of `m` for problem `p` and evaluates the roles.  Per-token tensors get
  * [total, heads, len], parameters [heads, len]; a tensor with a declared range draws uniform in [lo, hi],
  * others standard normal; every number is then rounded to the tensor's dtype.  With p->use_h0:
- * S0 normal * 0.5; z0 uniform(0,1) for DENOM, normal for MAXFLOOR; m0 = 0.
+ * S0 normal * 0.5; z0 for DENOM sum_p w_p k_p over the key roles of the sequence's first (at most) 8
+ * tokens, w_p uniform(0,1) (a state the recurrence can reach), normal for MAXFLOOR; m0 = 0.
  * Sequences of different lengths need m->document.  `m` must have passed ir_verify.  Returns NULL (with
  * an error in `diags`) when the reference does not support the module or the problem is malformed. */
 ref_data *ref_draw(const ir_module *m, const ref_problem *p, attnc_arena *a, attnc_diags *diags);

@@ -168,14 +168,40 @@ static bool draw_states(const ir_module *m, const ref_problem *p, ref_data *d, a
     rng r = rng_stream(p->seed, (uint64_t)m->ntensors);
     for (size_t i = 0; i < ns; i++)
         d->h0[i] = 0.5 * rng_normal(&r);
-    if (dm->has_z) {
+    if (dm->has_z && m->linear.norm != IR_NORM_DENOM) {   /* DENOM: draw_denominator_state, from the roles */
         rng rz = rng_stream(p->seed, (uint64_t)m->ntensors + 1);
-        bool positive = m->linear.norm == IR_NORM_DENOM;
         for (size_t i = 0; i < nz; i++)
-            d->z0[i] = positive ? rng_uniform(&rz) : rng_normal(&rz);
+            d->z0[i] = rng_normal(&rz);
     }
     /* m0 stays 0 (its zeroed allocation): the stabiliser every sequence starts from. */
     return true;
+}
+
+/* The running denominator's initial state z0, a state the recurrence can reach: sum_p w_p phi(k_p) over
+ * the first (at most) 8 tokens' key roles of the sequence, w_p uniform in (0, 1) (as if they had been seen
+ * before, decayed).  Then q.z0 is a positive combination of the feature map's own q.k products, positive
+ * wherever the map's are (based's taylor2: 1 + s + s^2/2 >= 1/2).  Independent positive numbers per
+ * channel (what was drawn before) are not such a state: with taylor2's signed features q.z0 went negative
+ * (-0.26 against 17 in the size of its terms, gpu case quick_based, seed 401), a denominator no model
+ * state gives, whose conditioning then failed the forward's 1e-2 on every kernel. */
+static void draw_denominator_state(const ir_module *m, const ref_problem *p, ref_data *d)
+{
+    const ref_dims *dm = &d->dims;
+    const ref_role *k = &d->roles.k;
+    rng rz = rng_stream(p->seed, (uint64_t)m->ntensors + 1);
+    for (uint32_t n = 0; n < dm->nseq; n++) {
+        uint32_t t0 = d->cu_seqlens[n], len = d->cu_seqlens[n + 1] - t0, prefix = len < 8 ? len : 8;
+        for (uint32_t h = 0; h < dm->Hs; h++) {
+            double *z = d->z0 + ((size_t)n * dm->Hs + h) * dm->K;
+            memset(z, 0, dm->K * sizeof *z);
+            for (uint32_t t = t0; t < t0 + prefix; t++) {
+                double w = rng_uniform(&rz);
+                const double *row = ref_role_at(k, t, ir_head_map(h, dm->Hs, k->heads));
+                for (uint32_t i = 0; i < dm->K; i++)
+                    z[i] += w * row[i];
+            }
+        }
+    }
 }
 
 ref_data *ref_draw(const ir_module *m, const ref_problem *p, attnc_arena *a, attnc_diags *diags)
@@ -228,5 +254,7 @@ ref_data *ref_draw(const ir_module *m, const ref_problem *p, attnc_arena *a, att
     }
     if (!ref_eval_roles(m, d, a, diags))
         return NULL;
+    if (p->use_h0 && d->dims.has_z && m->linear.norm == IR_NORM_DENOM)
+        draw_denominator_state(m, p, d);
     return d;
 }
