@@ -36,17 +36,20 @@ attnc_status api_read_file(attnc_ctx *ctx, const char *path, char **text, size_t
  * from the disk cache or NVRTC; the shape/dtype/stride/alignment check of a launch's tensor. */
 attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source, attnc_emit_kind kind,
                            const attnc_compile_options *opts, attnc_blob *out);
+/* How api_get_cubins gets what the cache lacks: NVRTC's optimised compile, its quick one (--Ofast-compile,
+ * attnc_jit_mode; cached under keys of their own), or not at all (the misses left NULL, no error). */
+typedef enum api_compile { API_COMPILE_OPTIMIZED, API_COMPILE_QUICK, API_LOOKUP } api_compile;
 attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, const char *arch, bool use_cache,
-                           void **image, size_t *size, bool *hit);
+                           api_compile how, void **image, size_t *size, bool *hit);
 /* Compile units one call takes: every kernel of a forward (CG_MAX_KERNELS, 3) and a schedule unit. */
 #define API_MAX_UNITS 4
 /* The cubins of n (at most API_MAX_UNITS) sources for `arch`: each from the cache when a verified entry
- * exists (hits[i]), else from NVRTC and stored, the misses compiled at once, each on a thread of its own;
- * images[i] malloc'd (the caller frees them; all NULL on a failure).  The cache key of a source is
- * api_cubin_key's (false without NVRTC). */
+ * exists (hits[i]), else as `how` says, compiled ones stored, the misses compiled at once, each on a
+ * thread of its own; images[i] malloc'd (the caller frees them; all NULL on a failure).  The cache key of
+ * a source is api_cubin_key's (false without NVRTC). */
 attnc_status api_get_cubins(attnc_ctx *ctx, const char *name, size_t n, const char *const *srcs, const char *arch,
-                            bool use_cache, void **images, size_t *sizes, bool *hits);
-bool api_cubin_key(const char *src, const char *arch, char key[65]);
+                            bool use_cache, api_compile how, void **images, size_t *sizes, bool *hits);
+bool api_cubin_key(const char *src, const char *arch, bool quick, char key[65]);
 /* The compile unit of one kernel of a forward source (codegen_cuda's): "#define ATTNC_ONLY k" (k = kind
  * + 1, a cg_kernel_kind) before the source, so that only that kernel's entry is defined, and for the chunk
  * kernel "#define ATTNC_PHASES mask" when `phases` (a mask of the phases of one schedule, CG_PHASES_*) is

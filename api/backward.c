@@ -300,7 +300,7 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
-    if ((st = api_get_cubin(ctx, m->name, cg.source, arch, !(opts && opts->no_cache), &image, &size, &hit)) != ATTNC_OK) {
+    if ((st = api_get_cubin(ctx, m->name, cg.source, arch, !(opts && opts->no_cache), API_COMPILE_OPTIMIZED, &image, &size, &hit)) != ATTNC_OK) {
         attnc_grad_kernel_free(k);
         return st;
     }

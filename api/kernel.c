@@ -10,11 +10,15 @@
  * launch.  The chunk kernel's schedules are units of their own too ("#define ATTNC_PHASES mask"): the
  * sequential and the grouped walk in attnc_kernel_new, the materialized schedule at the first launch that
  * takes it.  Each kernel's instructions, with all its phases, are the same as in the one unit of every kernel
- * (`attnc compile` still compiles that; bench/first_call.py checks both and times them).  A kernel copies what launches
+ * (`attnc compile` still compiles that; bench/first_call.py checks both and times them).  What the cache
+ * lacks at attnc_kernel_new is, by default (ATTNC_JIT_TIERED), compiled twice: quickly for the first
+ * launches, and optimised on a thread whose cubins replace the quick ones at a later launch (the tiered
+ * JIT, below attnc_kernel_new's helpers).  A kernel copies what launches
  * need (tensor metadata, shapes) so that the spec can be freed after attnc_kernel_new; launches of one
  * handle must not run concurrently (the workspace, and the decode kernel loaded at its first launch).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,18 +143,30 @@ static void parse_ptxas(const char *log, int *regs, int *spills, int *stack)
  * for gla, 0.99 s instead of 1.14 s for gated_deltanet on a 2-core machine.  -lineinfo only where
  * ATTNC_LINEINFO=1 asks for it (ncu's per-source-line counts, bench/RESULTS.md): it changes no
  * instruction but makes the cubins 2.6-4x larger (gla 575 KB against 140 KB), which every cache hit
- * reads, checks and loads.  The options are part of the cache key. */
-#define NVRTC_MAX_OPTS 4
-static int nvrtc_options(const char *opts[NVRTC_MAX_OPTS])
+ * reads, checks and loads.  A quick compile (attnc_jit_mode) adds --Ofast-compile=mid: NVVM and ptxas
+ * optimise less (CPU seconds for the sequential units of the benchmark's five specs, 0.28-0.50 against
+ * 0.89-1.76 on a 2-core machine).  The options are part of the cache key. */
+#define NVRTC_MAX_OPTS 5
+static int nvrtc_options(const char *opts[NVRTC_MAX_OPTS], bool quick)
 {
     int n = 0;
     opts[n++] = "--ptxas-options=-v";
     opts[n++] = "-DNDEBUG";
     opts[n++] = "--split-compile=0";
+    if (quick)
+        opts[n++] = "--Ofast-compile=mid";
     const char *lineinfo = getenv("ATTNC_LINEINFO");
     if (lineinfo && strcmp(lineinfo, "1") == 0)
         opts[n++] = "-lineinfo";
     return n;
+}
+
+/* Whether NVRTC compiles quickly when asked: --Ofast-compile came with NVRTC 12.8. */
+static bool nvrtc_has_quick(void)
+{
+    rt_error err;
+    int maj = 0, min = 0;
+    return rt_nvrtc_version(&maj, &min, &err) && (maj > 12 || (maj == 12 && min >= 8));
 }
 
 attnc_status attnc_emit(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, const attnc_compile_options *opts,
@@ -190,7 +206,7 @@ attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source,
     }
     rt_nvrtc_out no;
     const char *nvrtc_opts[NVRTC_MAX_OPTS];
-    int nopts = nvrtc_options(nvrtc_opts);
+    int nopts = nvrtc_options(nvrtc_opts, false);
     if (!rt_nvrtc_compile(source, spec->ir->name, arch, kind == ATTNC_EMIT_CUBIN, nvrtc_opts, nopts, &no, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
     void *img = attnc_arena_alloc(spec->arena, no.size + 1);
@@ -255,16 +271,28 @@ struct attnc_kernel {
     rt_function *split_fn[CG_SPLIT_PASSES];
     char arch[16];
     bool use_cache;
+    api_compile lazy_how;      /* how the units left for a launch are compiled (quick under ATTNC_JIT_QUICK) */
+    /* ATTNC_JIT_TIERED: the optimised units compiling on a thread (NULL: none pending), and the quick
+     * functions they replaced, kept until attnc_kernel_free (a launch on some stream may still run them). */
+    struct jit_tier *tier;
+    rt_function *retired[API_MAX_UNITS];
+    size_t nretired;
+    char tier_error[256];      /* why the optimised units are not in, until attnc_kernel_wait_optimized says it */
     uint32_t min_ctas, chunk, k_pad;
     unsigned elt_bytes;        /* bytes of one tile element (the plan's operands): the workspace's S_in */
     int sm_count;
     api_workspace *ws;
 };
 
+static void tier_drop(struct jit_tier *t);
+
 void attnc_kernel_free(attnc_kernel *kernel)
 {
     if (!kernel)
         return;
+    tier_drop(kernel->tier);
+    for (size_t i = 0; i < kernel->nretired; i++)
+        rt_function_free(kernel->retired[i]);
     for (size_t i = 0; i < kernel->nkernels; i++) {
         rt_function_free(kernel->k[i].fn);
         free(kernel->lazy_src[i]);
@@ -299,11 +327,11 @@ attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_k
 }
 
 /* The cache key of the cubin of `src` for `arch` under NVRTC `nv` ("nvrtc MAJOR.MINOR") and the options. */
-static void cubin_key(const char *nv, const char *src, const char *arch, char key[65])
+static void cubin_key(const char *nv, const char *src, const char *arch, bool quick, char key[65])
 {
     char optstr[256] = "";
     const char *nvrtc_opts[NVRTC_MAX_OPTS];
-    int nopts = nvrtc_options(nvrtc_opts);
+    int nopts = nvrtc_options(nvrtc_opts, quick);
     for (int i = 0; i < nopts; i++) {
         strncat(optstr, nvrtc_opts[i], sizeof optstr - strlen(optstr) - 2);
         strcat(optstr, " ");
@@ -312,7 +340,7 @@ static void cubin_key(const char *nv, const char *src, const char *arch, char ke
     rt_cache_key(parts, 5, key);
 }
 
-bool api_cubin_key(const char *src, const char *arch, char key[65])
+bool api_cubin_key(const char *src, const char *arch, bool quick, char key[65])
 {
     rt_error err;
     int maj = 0, min = 0;
@@ -320,7 +348,7 @@ bool api_cubin_key(const char *src, const char *arch, char key[65])
         return false;
     char nv[32];
     snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
-    cubin_key(nv, src, arch, key);
+    cubin_key(nv, src, arch, quick, key);
     return true;
 }
 
@@ -343,8 +371,25 @@ static void *cubin_job_run(void *arg)
     return NULL;
 }
 
+/* The jobs at once: every one but the last on a thread of its own (inline when none can start). */
+static void cubin_jobs_run(cubin_job *jobs, size_t njobs)
+{
+    pthread_t threads[API_MAX_UNITS];
+    bool started[API_MAX_UNITS] = {false};
+    for (size_t j = 0; j + 1 < njobs; j++)
+        started[j] = pthread_create(&threads[j], NULL, cubin_job_run, &jobs[j]) == 0;
+    if (njobs)
+        cubin_job_run(&jobs[njobs - 1]);
+    for (size_t j = 0; j + 1 < njobs; j++) {
+        if (started[j])
+            pthread_join(threads[j], NULL);
+        else
+            cubin_job_run(&jobs[j]);
+    }
+}
+
 attnc_status api_get_cubins(attnc_ctx *ctx, const char *name, size_t n, const char *const *srcs, const char *arch,
-                            bool use_cache, void **images, size_t *sizes, bool *hits)
+                            bool use_cache, api_compile how, void **images, size_t *sizes, bool *hits)
 {
     rt_error err;
     int maj = 0, min = 0;
@@ -360,32 +405,23 @@ attnc_status api_get_cubins(attnc_ctx *ctx, const char *name, size_t n, const ch
     char dir[4096], keys[API_MAX_UNITS][65], nv[32];
     snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
     bool have_dir = use_cache && rt_cache_dir(dir, sizeof dir, &err);
+    bool quick = how == API_COMPILE_QUICK;
     const char *nvrtc_opts[NVRTC_MAX_OPTS];
-    int nopts = nvrtc_options(nvrtc_opts);
+    int nopts = nvrtc_options(nvrtc_opts, quick);
     cubin_job jobs[API_MAX_UNITS];
     size_t njobs = 0, unit_of[API_MAX_UNITS];
     for (size_t i = 0; i < n; i++) {
-        cubin_key(nv, srcs[i], arch, keys[i]);
+        cubin_key(nv, srcs[i], arch, quick, keys[i]);
         if (have_dir && rt_cache_get(dir, keys[i], &images[i], &sizes[i], NULL)) {
             hits[i] = true;
             continue;
         }
+        if (how == API_LOOKUP)
+            continue;
         jobs[njobs] = (cubin_job){.name = name, .src = srcs[i], .arch = arch, .opts = nvrtc_opts, .nopts = nopts};
         unit_of[njobs++] = i;
     }
-    /* The misses at once: every job but the last on a thread of its own (inline when none can start). */
-    pthread_t threads[API_MAX_UNITS];
-    bool started[API_MAX_UNITS] = {false};
-    for (size_t j = 0; j + 1 < njobs; j++)
-        started[j] = pthread_create(&threads[j], NULL, cubin_job_run, &jobs[j]) == 0;
-    if (njobs)
-        cubin_job_run(&jobs[njobs - 1]);
-    for (size_t j = 0; j + 1 < njobs; j++) {
-        if (started[j])
-            pthread_join(threads[j], NULL);
-        else
-            cubin_job_run(&jobs[j]);
-    }
+    cubin_jobs_run(jobs, njobs);
     attnc_status st = ATTNC_OK;
     for (size_t j = 0; j < njobs; j++) {
         size_t i = unit_of[j];
@@ -409,9 +445,9 @@ attnc_status api_get_cubins(attnc_ctx *ctx, const char *name, size_t n, const ch
 }
 
 attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, const char *arch, bool use_cache,
-                           void **image, size_t *size, bool *hit)
+                           api_compile how, void **image, size_t *size, bool *hit)
 {
-    return api_get_cubins(ctx, name, 1, &src, arch, use_cache, image, size, hit);
+    return api_get_cubins(ctx, name, 1, &src, arch, use_cache, how, image, size, hit);
 }
 
 char *api_unit_source(const char *source, int kind, unsigned phases)
@@ -516,7 +552,7 @@ static attnc_status load_schedule(attnc_ctx *ctx, attnc_kernel *k, const loaded_
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
-    attnc_status st = api_get_cubin(ctx, k->name, k->sched_src[s], k->arch, k->use_cache, &image, &size, &hit);
+    attnc_status st = api_get_cubin(ctx, k->name, k->sched_src[s], k->arch, k->use_cache, k->lazy_how, &image, &size, &hit);
     if (st != ATTNC_OK)
         return st;
     st = load_schedule_image(ctx, k, lk, s, image, size);
@@ -531,7 +567,7 @@ static attnc_status load_lazy(attnc_ctx *ctx, attnc_kernel *k, size_t i)
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
-    attnc_status st = api_get_cubin(ctx, k->name, k->lazy_src[i], k->arch, k->use_cache, &image, &size, &hit);
+    attnc_status st = api_get_cubin(ctx, k->name, k->lazy_src[i], k->arch, k->use_cache, k->lazy_how, &image, &size, &hit);
     if (st != ATTNC_OK)
         return st;
     double t1 = api_seconds() * 1e3;
@@ -545,12 +581,158 @@ static attnc_status load_lazy(attnc_ctx *ctx, attnc_kernel *k, size_t i)
     return ATTNC_OK;
 }
 
+/* ---- the tiered JIT: quick kernels first, the optimised ones from a thread --------------------------
+ *
+ * Under ATTNC_JIT_TIERED, attnc_kernel_new compiles the units the cache lacks quickly and loads them, and a
+ * thread of the kernel's compiles them again optimised and stores them in the cache.  The thread touches
+ * nothing but its jit_tier (never the context, the driver or the kernel): the launch that finds it done
+ * (attnc_forward) or attnc_kernel_wait_optimized joins it and loads the optimised cubins in the caller's
+ * thread; attnc_kernel_free joins it too, so that what it compiled reaches the cache. */
+typedef struct jit_tier {
+    pthread_t thread;
+    bool joined;
+    atomic_bool done;          /* set last by the thread (release); read before joining (acquire) */
+    size_t n;
+    char *srcs[API_MAX_UNITS];
+    size_t kernel_of[API_MAX_UNITS];   /* the loaded_kernel each unit is a unit of */
+    int sched_of[API_MAX_UNITS];       /* -1: the kernel's own unit; else its sched_unit */
+    cubin_job jobs[API_MAX_UNITS];
+    const char *opts[NVRTC_MAX_OPTS];
+    char name[64], arch[16], dir[4096], keys[API_MAX_UNITS][65];
+    bool have_dir;
+    double compile_ms;
+} jit_tier;
+
+static void *tier_run(void *arg)
+{
+    jit_tier *t = arg;
+    double t0 = api_seconds();
+    cubin_jobs_run(t->jobs, t->n);
+    t->compile_ms = (api_seconds() - t0) * 1e3;
+    rt_error err;
+    for (size_t j = 0; j < t->n; j++)
+        if (t->jobs[j].ok && t->have_dir)   /* a cache that cannot be written only costs time */
+            (void)rt_cache_put(t->dir, t->keys[j], t->jobs[j].out.image, t->jobs[j].out.size, &err);
+    atomic_store_explicit(&t->done, true, memory_order_release);
+    return NULL;
+}
+
+/* Joins the thread (if it started) and frees what it holds. */
+static void tier_drop(jit_tier *t)
+{
+    if (!t)
+        return;
+    if (!t->joined)
+        pthread_join(t->thread, NULL);
+    for (size_t j = 0; j < t->n; j++) {
+        free(t->srcs[j]);
+        free(t->jobs[j].out.image);
+    }
+    free(t);
+}
+
+/* Starts the optimised compile of the n units srcs (kernel_of, sched_of: where each goes).  False when it
+ * cannot start (out of memory, no thread): the quick kernels then stay. */
+static bool tier_start(attnc_kernel *k, size_t n, const char *const *srcs, const size_t *kernel_of, const int *sched_of)
+{
+    jit_tier *t = calloc(1, sizeof *t);
+    rt_error err;
+    int maj = 0, min = 0;
+    if (!t || !rt_nvrtc_version(&maj, &min, &err)) {
+        free(t);
+        return false;
+    }
+    char nv[32];
+    snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
+    snprintf(t->name, sizeof t->name, "%s", k->name);
+    snprintf(t->arch, sizeof t->arch, "%s", k->arch);
+    t->have_dir = k->use_cache && rt_cache_dir(t->dir, sizeof t->dir, &err);
+    int nopts = nvrtc_options(t->opts, false);
+    atomic_init(&t->done, false);
+    bool ok = true;
+    for (size_t j = 0; j < n; j++, t->n++) {
+        size_t len = strlen(srcs[j]) + 1;
+        ok &= (t->srcs[j] = malloc(len)) != NULL;
+        if (t->srcs[j])
+            memcpy(t->srcs[j], srcs[j], len);
+        t->kernel_of[j] = kernel_of[j];
+        t->sched_of[j] = sched_of[j];
+        cubin_key(nv, srcs[j], k->arch, false, t->keys[j]);
+        t->jobs[j] = (cubin_job){.name = t->name, .src = t->srcs[j], .arch = t->arch, .opts = t->opts, .nopts = nopts};
+    }
+    if (!ok || pthread_create(&t->thread, NULL, tier_run, t) != 0) {
+        t->n = 0;
+        for (size_t j = 0; j < n; j++)
+            free(t->srcs[j]);
+        free(t);
+        return false;
+    }
+    k->tier = t;
+    return true;
+}
+
+/* Joins the optimised compile (waiting for it if it is still running) and loads its units in place of the quick
+ * ones.  A failure leaves the quick functions and its message in k->tier_error. */
+static void tier_finish(attnc_kernel *k)
+{
+    jit_tier *t = k->tier;
+    k->tier = NULL;
+    pthread_join(t->thread, NULL);
+    t->joined = true;
+    bool quick_left[CG_MAX_KERNELS] = {false};
+    for (size_t j = 0; j < t->n; j++) {
+        size_t i = t->kernel_of[j];
+        if (!t->jobs[j].ok) {
+            if (!k->tier_error[0])
+                snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels: %s", k->name, t->jobs[j].err.msg);
+            quick_left[i] = true;
+            continue;
+        }
+        rt_function **slot = t->sched_of[j] < 0 ? &k->k[i].fn : &k->sched_fn[t->sched_of[j]];
+        rt_function *quick = *slot;
+        *slot = NULL;
+        attnc_ctx *quiet = NULL;   /* the message goes to tier_error, not to a context */
+        attnc_status st = t->sched_of[j] < 0
+                              ? load_unit(quiet, k, i, t->jobs[j].out.image, t->jobs[j].out.size, false, t->compile_ms)
+                              : load_schedule_image(quiet, k, &k->k[i], (sched_unit)t->sched_of[j], t->jobs[j].out.image,
+                                                    t->jobs[j].out.size);
+        if (st != ATTNC_OK) {
+            *slot = quick;
+            if (!k->tier_error[0])
+                snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels could not be loaded", k->name);
+            quick_left[i] = true;
+        } else if (k->nretired < API_MAX_UNITS) {
+            k->retired[k->nretired++] = quick;
+        } else {
+            rt_function_free(quick);   /* (not reached: one retired function per unit at most) */
+        }
+    }
+    for (size_t j = 0; j < t->n; j++)
+        k->k[t->kernel_of[j]].info.quick = quick_left[t->kernel_of[j]];
+    tier_drop(t);
+}
+
+attnc_status attnc_kernel_wait_optimized(attnc_ctx *ctx, attnc_kernel *kernel)
+{
+    if (!kernel)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_kernel_wait_optimized: kernel is NULL");
+    if (kernel->tier)
+        tier_finish(kernel);
+    if (!kernel->tier_error[0])
+        return ATTNC_OK;
+    attnc_status st = api_fail(ctx, ATTNC_ERR_IO, "%s", kernel->tier_error);
+    kernel->tier_error[0] = 0;
+    return st;
+}
+
 attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
                               attnc_kernel **kernel)
 {
     if (!kernel)
         return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result (kernel is NULL)");
     *kernel = NULL;
+    if (opts && ((int)opts->jit < (int)ATTNC_JIT_TIERED || (int)opts->jit > (int)ATTNC_JIT_QUICK))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "unknown jit mode %d (tiered 0, optimized 1, quick 2)", (int)opts->jit);
     double t0 = (api_seconds() * 1e3);
     rt_device_info dev;
     char arch[16];
@@ -571,6 +753,10 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     snprintf(k->name, sizeof k->name, "%s", m->name);
     snprintf(k->arch, sizeof k->arch, "%s", arch);
     k->use_cache = !(opts && opts->no_cache);
+    attnc_jit_mode jit = opts ? opts->jit : ATTNC_JIT_TIERED;
+    if (!nvrtc_has_quick())
+        jit = ATTNC_JIT_OPTIMIZED;
+    k->lazy_how = jit == ATTNC_JIT_QUICK ? API_COMPILE_QUICK : API_COMPILE_OPTIMIZED;
     k->ntensors = m->ntensors;
     k->sh = ir_module_shape(m);
     k->out_dtype = (attnc_dtype)m->out_dtype;
@@ -637,8 +823,45 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     double t_gen = (api_seconds() * 1e3);
     void *images[API_MAX_UNITS];
     size_t sizes[API_MAX_UNITS];
-    bool hits[API_MAX_UNITS];
-    st = api_get_cubins(ctx, m->name, nnow, srcs, arch, k->use_cache, images, sizes, hits);
+    bool hits[API_MAX_UNITS], quick[API_MAX_UNITS] = {false};
+    if (jit == ATTNC_JIT_TIERED) {
+        /* the optimised units the cache holds as they are; the others quick now, optimised on a thread */
+        st = api_get_cubins(ctx, m->name, nnow, srcs, arch, k->use_cache, API_LOOKUP, images, sizes, hits);
+        const char *miss_srcs[API_MAX_UNITS];
+        size_t miss_of[API_MAX_UNITS], nmiss = 0, miss_kernel[API_MAX_UNITS];
+        for (size_t u = 0; st == ATTNC_OK && u < nnow; u++)
+            if (!hits[u]) {
+                miss_kernel[nmiss] = now_units[u];
+                miss_of[nmiss] = u;
+                miss_srcs[nmiss++] = srcs[u];
+            }
+        /* the optimised compile starts first, so that it is ready about when it would be without the quick
+         * one (the quick compile takes a core of its own where there are several) */
+        int miss_sched[API_MAX_UNITS];
+        for (size_t j = 0; j < nmiss; j++)
+            miss_sched[j] = now_sched[miss_of[j]];
+        if (st == ATTNC_OK && nmiss && !tier_start(k, nmiss, miss_srcs, miss_kernel, miss_sched))
+            snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels' compile did not start", k->name);
+        void *quick_images[API_MAX_UNITS];
+        size_t quick_sizes[API_MAX_UNITS];
+        bool quick_hits[API_MAX_UNITS];
+        if (st == ATTNC_OK && nmiss)
+            st = api_get_cubins(ctx, m->name, nmiss, miss_srcs, arch, false, API_COMPILE_QUICK, quick_images, quick_sizes,
+                                quick_hits);
+        for (size_t j = 0; st == ATTNC_OK && j < nmiss; j++) {
+            images[miss_of[j]] = quick_images[j];
+            sizes[miss_of[j]] = quick_sizes[j];
+            quick[miss_of[j]] = true;
+        }
+        if (st != ATTNC_OK)
+            for (size_t u = 0; u < nnow; u++)
+                free(images[u]);
+    } else {
+        st = api_get_cubins(ctx, m->name, nnow, srcs, arch, k->use_cache,
+                            jit == ATTNC_JIT_QUICK ? API_COMPILE_QUICK : API_COMPILE_OPTIMIZED, images, sizes, hits);
+        for (size_t u = 0; u < nnow; u++)
+            quick[u] = jit == ATTNC_JIT_QUICK;
+    }
     if (st != ATTNC_OK) {
         attnc_kernel_free(k);
         return st;
@@ -646,6 +869,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     double t_compiled = (api_seconds() * 1e3);
     for (size_t u = 0; u < nnow; u++) {
         size_t i = now_units[u];
+        k->k[i].info.quick |= quick[u];
         if (st == ATTNC_OK && now_sched[u] >= 0)
             st = load_schedule_image(ctx, k, &k->k[i], (sched_unit)now_sched[u], images[u], sizes[u]);
         else if (st == ATTNC_OK &&
@@ -984,6 +1208,8 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
     /* One token per sequence (a decode step): the decode kernel replaces the chunk kernel, unless the
      * launch asks for a schedule of the chunk kernel. */
     bool decode = k->has_decode && T == 1 && !a->cu_seqlens && a->schedule == ATTNC_SCHEDULE_AUTO;
+    if (k->tier && atomic_load_explicit(&k->tier->done, memory_order_acquire))
+        tier_finish(k);
     rt_error err;
     for (size_t i = 0; i < k->nkernels; i++) {
         const loaded_kernel *lk = &k->k[i];

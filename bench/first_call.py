@@ -12,7 +12,8 @@ attnc_kernel_new does, then times NVRTC (with no cache) on:
     now        the units attnc_kernel_new compiles before it returns: the chunk kernel's sequential walk
                and, where the spec has one, its grouped walk (the materialized schedule is a unit compiled
                at its first launch), the softmax part's kernel, each its own unit, at once on threads of
-               their own (api_get_cubins)
+ their own (api_get_cubins), optimised (ATTNC_JIT_OPTIMIZED) and quick (--Ofast-compile=mid: what
+               the default ATTNC_JIT_TIERED compiles before it returns, the optimised ones then on a thread)
     decode     the decode kernel's unit, compiled at the first single-token launch
 and checks that every kernel comes out the same in the one unit as in its own with all its phases (kernel_facts: its
 instructions, registers, shared memory, parameters and .nv.info records, byte for byte).  Times are the
@@ -33,7 +34,7 @@ KINDS = {'attnc_linear': 0, 'attnc_decode': 1, 'attnc_softmax': 2}  # cg_kernel_
 
 
 class CompileOptions(C.Structure):
-    _fields_ = [('arch', C.c_char_p), ('no_cache', C.c_int)]
+    _fields_ = [('arch', C.c_char_p), ('no_cache', C.c_int), ('jit', C.c_int)]
 
 
 class Blob(C.Structure):
@@ -107,20 +108,22 @@ def main():
     L.api_unit_source.restype = C.c_void_p
     L.api_unit_source.argtypes = [C.c_char_p, C.c_int, C.c_uint]
     L.api_get_cubins.argtypes = [C.c_void_p, C.c_char_p, C.c_size_t, C.POINTER(C.c_char_p), C.c_char_p, C.c_bool,
-                                 C.POINTER(C.c_void_p), C.POINTER(C.c_size_t), C.POINTER(C.c_bool)]
+                                 C.c_int, C.POINTER(C.c_void_p), C.POINTER(C.c_size_t), C.POINTER(C.c_bool)]
     libc = C.CDLL(None)
     libc.free.argtypes = [C.c_void_p]
     ctx = C.c_void_p()
     if L.attnc_ctx_new_v(L.attnc_version(), C.byref(ctx)):
         sys.exit('attnc_ctx_new failed')
 
-    def cubins(srcs):
-        """[(image bytes)] of the sources compiled together (no cache), and (wall, CPU) seconds."""
+    def cubins(srcs, quick=False):
+        """[(image bytes)] of the sources compiled together (no cache; quick: api_compile's
+        API_COMPILE_QUICK, what a tiered attnc_kernel_new compiles before it returns), and (wall, CPU)
+        seconds."""
         n = len(srcs)
         arr = (C.c_char_p * n)(*srcs)
         imgs, sizes, hits = (C.c_void_p * n)(), (C.c_size_t * n)(), (C.c_bool * n)()
         t0, c0 = time.perf_counter(), time.process_time()
-        st = L.api_get_cubins(ctx, b'unit', n, arr, a.arch.encode(), False, imgs, sizes, hits)
+        st = L.api_get_cubins(ctx, b'unit', n, arr, a.arch.encode(), False, 1 if quick else 0, imgs, sizes, hits)
         t = (time.perf_counter() - t0, time.process_time() - c0)
         if st:
             sys.exit(L.attnc_errmsg(ctx).decode())
@@ -134,8 +137,8 @@ def main():
     cubins([b'extern "C" __global__ void warm(float *p) { p[threadIdx.x] = 1.f; }\n'])
     dtype = a.dtype or "the spec's"
     print(f'# NVRTC to {a.arch} cubins, {os.cpu_count()} CPUs, minimum of {a.repeat} runs, s wall (s CPU); dtype {dtype}')
-    print('| spec | one unit | now (before the first launch) | decode (first decode launch) | now / one unit | same code |')
-    print('|---|---|---|---|---|---|')
+    print('| spec | one unit | now (optimised) | now (quick: the tiered JIT\'s first call) | decode (first decode launch) | now / one unit | same code |')
+    print('|---|---|---|---|---|---|---|')
     sched_rows = []
     for name in a.specs:
         spec = C.c_void_p()
@@ -162,13 +165,14 @@ def main():
         now = [unit(e, 1 if e == 'attnc_linear' else 0) for e in kernels if e != 'attnc_decode']
         if b'#define ATTNC_GROUPED 1' in source:   # and the grouped walk's unit, at once (api/kernel.c)
             now.append(unit('attnc_linear', 0x28))
-        best = {'one': (1e9, 1e9), 'now': (1e9, 1e9), 'dec': (1e9, 1e9)}
+        best = {'one': (1e9, 1e9), 'now': (1e9, 1e9), 'quick': (1e9, 1e9), 'dec': (1e9, 1e9)}
         low = lambda x, y: (min(x[0], y[0]), min(x[1], y[1]))
         for _ in range(a.repeat):
             (whole,), t = cubins([source])
             best['one'] = low(best['one'], t)
             now_imgs, t = cubins(now)
             best['now'] = low(best['now'], t)
+            best['quick'] = low(best['quick'], cubins(now, quick=True)[1])
             if 'attnc_decode' in units:
                 (dec_img,), t = cubins([units['attnc_decode']])
                 best['dec'] = low(best['dec'], t)
@@ -190,7 +194,7 @@ def main():
                       f'{diff} of {len(tw) // 16} ({len(to) // 16}) differ, the same opcodes: {ops}', file=sys.stderr)
         fmt = lambda t: f'{t[0]:.3f} ({t[1]:.3f})'
         dec = fmt(best['dec']) if 'attnc_decode' in units else '-'
-        print(f'| {name} | {fmt(best["one"])} | {fmt(best["now"])} | {dec} | {best["now"][0] / best["one"][0]:.2f} | '
+        print(f'| {name} | {fmt(best["one"])} | {fmt(best["now"])} | {fmt(best["quick"])} | {dec} | {best["now"][0] / best["one"][0]:.2f} | '
               f'{"yes" if same else "NO"} |')
         if a.schedules:
             cols = [units['attnc_linear'], unit('attnc_linear', 0x01)]

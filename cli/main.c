@@ -45,10 +45,11 @@ static const char usage_text[] =
     "  run FILE --tokens T [--batch B] [--heads H] [--seed S] [--varlen L1,L2,...]\n"
     "          [--initial-state] [--dtype bf16|fp16|fp32] [--gate-scale X] [--chunked-ref]\n"
     "          [--schedule auto|sequential|materialized|grouped] [--grad] [--bwd-schedule auto|sequential|parallel]\n"
-    "          [--bwd-walk auto|sequence|split]\n"
+    "          [--bwd-walk auto|sequence|split] [--jit optimized|quick]\n"
     "                                        run on the GPU and compare with the float64 reference\n"
     "                                        (exit 77 when there is no GPU); --grad: forward and\n"
-    "                                        backward, every gradient against the float64 backward\n"
+    "                                        backward, every gradient against the float64 backward;\n"
+    "                                        --jit quick: the quickly compiled forward kernels\n"
     "  --version                             print the version\n"
     "  --help                                print this help\n"
     "\n"
@@ -531,6 +532,11 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
                 opt.schedule = ATTNC_SCHEDULE_GROUPED;
             else
                 return usage_error("run: --schedule takes auto, sequential, materialized or grouped, not '%s'", val ? val : "");
+            i++;
+        } else if (strcmp(a, "--jit") == 0) {
+            if (!val || (strcmp(val, "optimized") != 0 && strcmp(val, "quick") != 0))
+                return usage_error("run: --jit takes optimized or quick, not '%s'", val ? val : "");
+            opt.quick_jit = strcmp(val, "quick") == 0;
             i++;
         } else if (strcmp(a, "--bwd-schedule") == 0) {
             /* the backward's schedule, as the library reads it (api/backward.c): ATTNC_BWD_SCHEDULE */

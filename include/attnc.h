@@ -28,10 +28,10 @@ extern "C" {
 #endif
 
 #define ATTNC_VERSION_MAJOR 0
-#define ATTNC_VERSION_MINOR 1
+#define ATTNC_VERSION_MINOR 2
 #define ATTNC_VERSION_PATCH 0
 #define ATTNC_VERSION_NUMBER (ATTNC_VERSION_MAJOR * 10000 + ATTNC_VERSION_MINOR * 100 + ATTNC_VERSION_PATCH)
-#define ATTNC_VERSION_STRING "0.1.0"
+#define ATTNC_VERSION_STRING "0.2.0"
 
 /* The version of the library linked at run time (ATTNC_VERSION_NUMBER of its build).  A program
  * checks attnc_version() / 100 == ATTNC_VERSION_NUMBER / 100 (same major and minor) before use. */
@@ -214,9 +214,24 @@ const char *const *attnc_pass_names(void);
 
 typedef enum attnc_emit_kind { ATTNC_EMIT_CUDA = 0, ATTNC_EMIT_PTX = 1, ATTNC_EMIT_CUBIN = 2 } attnc_emit_kind;
 
+/* How attnc_kernel_new gets the kernels the disk cache lacks.  NVRTC's full optimisation of a chunk kernel
+ * takes 1-2 s (NVVM's optimiser and ptxas on its unrolled loops); NVRTC's --Ofast-compile=mid takes about a
+ * quarter of that for a kernel that runs slower (bench/RESULTS.md, twenty-third session).  Needs NVRTC
+ * 12.8 or later; with an older one every mode compiles the optimised kernels. */
+typedef enum attnc_jit_mode {
+    ATTNC_JIT_TIERED = 0,    /* the quick kernels now; the optimised ones compile on a thread and go to the
+                              * disk cache, and the first launch after they are ready takes them (the
+                              * kernel's info says which runs: attnc_kernel_info.quick).  The quick kernels
+                              * run several times slower and may round differently in the last bits; where
+                              * every launch must give the same bits from the first, ATTNC_JIT_OPTIMIZED */
+    ATTNC_JIT_OPTIMIZED = 1, /* attnc_kernel_new compiles the optimised kernels itself */
+    ATTNC_JIT_QUICK = 2      /* the quick kernels only (cached under their own key): to check and time them */
+} attnc_jit_mode;
+
 typedef struct attnc_compile_options {
     const char *arch;     /* "sm_80", "sm_90a", ...; NULL: the GPU present (needs a driver) */
     int no_cache;         /* 1: neither read nor write the disk cache */
+    attnc_jit_mode jit;   /* attnc_kernel_new only (the backward handle compiles optimised kernels) */
 } attnc_compile_options;
 
 typedef struct attnc_blob {
@@ -248,16 +263,25 @@ typedef struct attnc_kernel_info {
     double compile_ms;            /* NVRTC (0 on a cache hit) */
     double load_ms;               /* total time of attnc_kernel_new (of the first launch that loaded it) */
     char arch[16];
+    int quick;                    /* 1: the quickly compiled kernel runs (ATTNC_JIT_QUICK, or TIERED until
+                                   * the optimised one is in) */
 } attnc_kernel_info;
 
 /* Compiles (or finds in the cache) the kernels of the spec for the current GPU and loads them, each
  * kernel a compile unit and a cache entry of its own.  The decode kernel (single-token steps of a causal
  * linear part) is compiled or read from the cache at its first launch instead: until then its info has
- * regs and local_bytes -1, and that launch can fail as this call can.  The kernel keeps what it needs;
+ * regs and local_bytes -1, and that launch can fail as this call can; so is the materialized schedule's
+ * unit, at the first launch that takes it (both always optimised, except under ATTNC_JIT_QUICK).  What
+ * the cache lacks is compiled as opts->jit says (NULL opts: ATTNC_JIT_TIERED).  The kernel keeps what it needs;
  * the spec may be freed afterwards.  Errors: ATTNC_ERR_IO (no driver, no NVRTC, compile or load failure,
  * with the log's first lines in attnc_errmsg). */
 attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
                               attnc_kernel **kernel /* OUT */);
+/* ATTNC_JIT_TIERED: waits for the optimised kernels that attnc_kernel_new left compiling and loads them
+ * (ATTNC_OK at once when none are pending).  An error (their compile or load failed) is reported once;
+ * the quick kernels stay and keep working. */
+attnc_status attnc_kernel_wait_optimized(attnc_ctx *ctx, attnc_kernel *kernel);
+/* Waits for a pending optimised compile (and stores it in the cache) before freeing. */
 void attnc_kernel_free(attnc_kernel *kernel);
 attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_kernel_info *out /* OUT */);
 size_t attnc_kernel_count(const attnc_kernel *kernel);
@@ -330,6 +354,8 @@ typedef struct attnc_run_options {
                                      with --grad, the chunkwise backward: one state per chunk in memory) */
     double gate_scale;            /* > 0: multiply every gate/decay input by this before the run (strong gates) */
     attnc_schedule schedule;      /* the linear part's schedule (AUTO: by shape) */
+    int quick_jit;                /* 1: check the quickly compiled forward kernels (ATTNC_JIT_QUICK); 0: the
+                                   * optimised ones */
 } attnc_run_options;
 
 typedef struct attnc_run_report {

@@ -88,6 +88,9 @@ $hint"
 run 2 run x.attn --tokens 4 --grad --bwd-walk sideways
 expect_file err "attnc: run: --bwd-walk takes auto, sequence or split, not 'sideways'
 $hint"
+run 2 run x.attn --tokens 4 --jit tiered
+expect_file err "attnc: run: --jit takes optimized or quick, not 'tiered'
+$hint"
 run 2 ir
 expect_file err "attnc: ir: expected exactly one FILE
 $hint"

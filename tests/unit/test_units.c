@@ -76,7 +76,7 @@ static bool contains(const void *image, size_t size, const char *s)
 static void get_all(fixture *fx, void *images[NUNITS], size_t sizes[NUNITS], bool hits[NUNITS])
 {
     attnc_status st = api_get_cubins(fx->ctx, "based_hybrid", NUNITS, (const char *const *)fx->units, "sm_80", true,
-                                     images, sizes, hits);
+                                     API_COMPILE_OPTIMIZED, images, sizes, hits);
     if (st != ATTNC_OK)
         print_message("%s\n", attnc_errmsg(fx->ctx));
     assert_int_equal(st, ATTNC_OK);
@@ -91,7 +91,7 @@ static void free_all(void *images[NUNITS])
 static void entry_path(const fixture *fx, const char *src, char *out, size_t cap)
 {
     char key[65];
-    assert_true(api_cubin_key(src, "sm_80", key));
+    assert_true(api_cubin_key(src, "sm_80", false, key));
     snprintf(out, cap, "%s/%s.bin", fx->dir, key);
 }
 
@@ -103,11 +103,11 @@ static void units_cached_apart_and_rebuilt(void **state)
     for (int i = 0; i < NUNITS; i++) {
         assert_non_null(strstr(fx->units[i], entries[i]));
         char key[65], other[65];
-        assert_true(api_cubin_key(fx->units[i], "sm_80", key));
-        assert_true(api_cubin_key(fx->source, "sm_80", other));
+        assert_true(api_cubin_key(fx->units[i], "sm_80", false, key));
+        assert_true(api_cubin_key(fx->source, "sm_80", false, other));
         assert_string_not_equal(key, other);
         for (int j = 0; j < i; j++) {
-            assert_true(api_cubin_key(fx->units[j], "sm_80", other));
+            assert_true(api_cubin_key(fx->units[j], "sm_80", false, other));
             assert_string_not_equal(key, other);
         }
     }
@@ -189,11 +189,12 @@ static void schedule_units_hold_their_phases_only(void **state)
         char want[48];
         snprintf(want, sizeof want, "#define ATTNC_PHASES 0x%02x\n", masks[i]);
         assert_int_equal(strstr(units[i], want) == units[i] + strlen("#define ATTNC_ONLY 1\n"), masks[i] != 0);
-        assert_true(api_cubin_key(units[i], "sm_80", keys[i]));
+        assert_true(api_cubin_key(units[i], "sm_80", false, keys[i]));
         for (int j = 0; j < i; j++)
             assert_string_not_equal(keys[i], keys[j]);
     }
-    assert_int_equal(api_get_cubins(fx->ctx, "mamba2", 4, (const char *const *)units, "sm_80", false, images, sizes, hits),
+    assert_int_equal(api_get_cubins(fx->ctx, "mamba2", 4, (const char *const *)units, "sm_80", false,
+                                    API_COMPILE_OPTIMIZED, images, sizes, hits),
                      ATTNC_OK);
     for (int i = 1; i < 4; i++)
         assert_true(sizes[i] < sizes[0]);
@@ -227,8 +228,8 @@ static void split_state_walk_is_in_the_delta_rules_materialized_unit(void **stat
         void *image = NULL;
         size_t size = 0;
         bool hit = false;
-        assert_int_equal(api_get_cubins(fx->ctx, cases[i].spec, 1, (const char *const *)&unit, "sm_80", false, &image,
-                                        &size, &hit),
+        assert_int_equal(api_get_cubins(fx->ctx, cases[i].spec, 1, (const char *const *)&unit, "sm_80", false,
+                                        API_COMPILE_OPTIMIZED, &image, &size, &hit),
                          ATTNC_OK);
         assert_true(contains(image, size, "attnc_linear"));
         assert_int_equal(contains(image, size, "attnc_linear_states"), cases[i].walk);
@@ -248,10 +249,63 @@ static void a_failing_unit_fails_the_call(void **state)
     void *images[2] = {(void *)1, (void *)1};
     size_t sizes[2];
     bool hits[2];
-    assert_int_equal(api_get_cubins(fx->ctx, "broken", 2, srcs, "sm_80", false, images, sizes, hits), ATTNC_ERR_IO);
+    assert_int_equal(api_get_cubins(fx->ctx, "broken", 2, srcs, "sm_80", false, API_COMPILE_OPTIMIZED, images, sizes, hits), ATTNC_ERR_IO);
     assert_null(images[0]);
     assert_null(images[1]);
     assert_non_null(strstr(attnc_errmsg(fx->ctx), "undeclared"));
+}
+
+/* The tiered JIT's steps (attnc_jit_mode): a lookup compiles nothing and fails nothing on a miss; a quick
+ * compile (NVRTC --Ofast-compile, where NVRTC has it) gives another cubin under another key, which a lookup
+ * of the optimised one does not find; the optimised compile is then found.  Skipped before NVRTC 12.8. */
+static void quick_and_optimised_units_are_cached_apart(void **state)
+{
+    fixture *fx = *state;
+    skip_without_nvrtc();
+    rt_error err;
+    int maj = 0, min = 0;
+    assert_true(rt_nvrtc_version(&maj, &min, &err));
+    if (maj < 12 || (maj == 12 && min < 8))
+        skip();
+    const char *unit = fx->units[0];   /* the chunk kernel */
+    char key[65], quick_key[65];
+    assert_true(api_cubin_key(unit, "sm_80", false, key));
+    assert_true(api_cubin_key(unit, "sm_80", true, quick_key));
+    assert_string_not_equal(key, quick_key);
+    void *image = (void *)1, *quick = NULL, *optimised = NULL;
+    size_t size = 1, quick_size = 0, optimised_size = 0;
+    bool hit = true;
+    /* the fixture's directory may hold the optimised entry from another test: a directory of its own */
+    char root[128];
+    snprintf(root, sizeof root, "%s/quick", fx->root);
+    assert_int_equal(mkdir(root, 0700), 0);
+    setenv("ATTNC_CACHE_DIR", root, 1);
+    assert_int_equal(api_get_cubin(fx->ctx, "u", unit, "sm_80", true, API_LOOKUP, &image, &size, &hit), ATTNC_OK);
+    assert_null(image);
+    assert_int_equal(size, 0);
+    assert_false(hit);
+    assert_int_equal(api_get_cubin(fx->ctx, "u", unit, "sm_80", true, API_COMPILE_QUICK, &quick, &quick_size, &hit),
+                     ATTNC_OK);
+    assert_false(hit);
+    assert_true(quick_size > 4 && memcmp(quick, "\177ELF", 4) == 0 && contains(quick, quick_size, "attnc_linear"));
+    assert_int_equal(api_get_cubin(fx->ctx, "u", unit, "sm_80", true, API_LOOKUP, &image, &size, &hit), ATTNC_OK);
+    assert_null(image);
+    assert_int_equal(api_get_cubin(fx->ctx, "u", unit, "sm_80", true, API_COMPILE_QUICK, &image, &size, &hit), ATTNC_OK);
+    assert_true(hit);
+    assert_true(size == quick_size && memcmp(image, quick, size) == 0);
+    free(image);
+    assert_int_equal(api_get_cubin(fx->ctx, "u", unit, "sm_80", true, API_COMPILE_OPTIMIZED, &optimised, &optimised_size,
+                                   &hit),
+                     ATTNC_OK);
+    assert_false(hit);
+    assert_false(optimised_size == quick_size && memcmp(optimised, quick, quick_size) == 0);
+    assert_int_equal(api_get_cubin(fx->ctx, "u", unit, "sm_80", true, API_LOOKUP, &image, &size, &hit), ATTNC_OK);
+    assert_true(hit);
+    assert_true(size == optimised_size && memcmp(image, optimised, size) == 0);
+    free(image);
+    free(quick);
+    free(optimised);
+    setenv("ATTNC_CACHE_DIR", fx->root, 1);
 }
 
 int main(void)
@@ -261,6 +315,7 @@ int main(void)
         cmocka_unit_test(schedule_units_hold_their_phases_only),
         cmocka_unit_test(split_state_walk_is_in_the_delta_rules_materialized_unit),
         cmocka_unit_test(a_failing_unit_fails_the_call),
+        cmocka_unit_test(quick_and_optimised_units_are_cached_apart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,245 @@
+/* tests/test_jit_tiers.c: the tiered JIT on the GPU (exit 77 where there is none).
+ *
+ * From an empty kernel cache, attnc_kernel_new (ATTNC_JIT_TIERED) returns with quickly compiled kernels
+ * (NVRTC --Ofast-compile) and compiles the optimised ones on a thread; a launch after they are ready takes
+ * them.  Checked here, on a Lightning spec whose chunk kernel has two units (the sequential walk and the
+ * grouped one): the info says quick, then not; launches keep working across the swap, on both units; the
+ * quick and the optimised kernels' outputs agree (and, where the bits are the same, say so); the optimised
+ * cubins reach the cache, also when the handle is freed while they compile; ATTNC_JIT_QUICK and
+ * ATTNC_JIT_OPTIMIZED do what they say; an unknown mode is refused.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cuda_runtime.h>
+
+#include "attnc.h"
+
+static const char spec_text[] =
+    "attention lightning_tiers {\n"
+    "  dim K = 64, V = 64;\n"
+    "  heads H = 4;\n"
+    "  input q: bf16[H, K];\n"
+    "  input k: bf16[H, K];\n"
+    "  input v: bf16[H, V];\n"
+    "  linear { query = q * K^-0.5; key = k; value = v; decay = 0.99; }\n"
+    "  mask causal;\n"
+    "  chunk 64;\n"
+    "}\n";
+
+enum { B = 1, T = 8192, H = 4, D = 64 };
+#define N_ELEMS ((size_t)B * T * H * D)
+
+static int failures;
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "test_jit_tiers:%d: FAIL: ", __LINE__);                                          \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fputc('\n', stderr);                                                                             \
+            failures++;                                                                                      \
+        }                                                                                                    \
+    } while (0)
+
+static uint16_t to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static double from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static attnc_tensor tensor4(void *data)
+{
+    attnc_tensor x = {.data = data, .dtype = ATTNC_BF16, .ndim = 4, .shape = {B, T, H, D},
+                      .stride = {(int64_t)T * H * D, H * D, D, 1}};
+    return x;
+}
+
+typedef struct run {
+    void *in[3], *out;
+    uint16_t *host;
+} run;
+
+/* One forward with `schedule`, the output (poisoned first) back in host[]. */
+static int forward(attnc_ctx *ctx, attnc_kernel *kernel, run *r, attnc_schedule schedule)
+{
+    attnc_tensor inputs[3] = {tensor4(r->in[0]), tensor4(r->in[1]), tensor4(r->in[2])};
+    attnc_forward_args args = {.inputs = inputs, .ninputs = 3, .out = tensor4(r->out), .schedule = schedule};
+    if (cudaMemset(r->out, 0xff, N_ELEMS * 2) != cudaSuccess)
+        return 1;
+    if (attnc_forward(ctx, kernel, &args) != ATTNC_OK) {
+        fprintf(stderr, "test_jit_tiers: forward: %s\n", attnc_errmsg(ctx));
+        return 1;
+    }
+    return cudaDeviceSynchronize() != cudaSuccess ||
+           cudaMemcpy(r->host, r->out, N_ELEMS * 2, cudaMemcpyDeviceToHost) != cudaSuccess;
+}
+
+/* ||a - b|| / ||b|| over bf16 arrays (inf when either has a NaN); *same: the bits are equal. */
+static double rel_diff(const uint16_t *a, const uint16_t *b, int *same)
+{
+    double num = 0, den = 0;
+    *same = memcmp(a, b, N_ELEMS * 2) == 0;
+    for (size_t i = 0; i < N_ELEMS; i++) {
+        double x = from_bf16(a[i]), y = from_bf16(b[i]);
+        if (isnan(x) || isnan(y))
+            return INFINITY;
+        num += (x - y) * (x - y);
+        den += y * y;
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+static int info_of(attnc_kernel *kernel, attnc_kernel_info *info)
+{
+    return attnc_kernel_get_info(kernel, 0, info) != ATTNC_OK;
+}
+
+static attnc_kernel *new_kernel(attnc_ctx *ctx, attnc_spec *spec, attnc_jit_mode jit)
+{
+    attnc_kernel *kernel = NULL;
+    attnc_compile_options opts = {.jit = jit};
+    if (attnc_kernel_new(ctx, spec, &opts, &kernel) != ATTNC_OK)
+        fprintf(stderr, "test_jit_tiers: kernel_new (jit %d): %s\n", (int)jit, attnc_errmsg(ctx));
+    return kernel;
+}
+
+/* A fresh empty cache directory for what follows. */
+static int fresh_cache(char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s/attnc-tiers-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir))
+        return 1;
+    return setenv("ATTNC_CACHE_DIR", dir, 1) != 0;
+}
+
+int main(void)
+{
+    if (!attnc_gpu_available()) {
+        fprintf(stderr, "test_jit_tiers: no GPU here: skipped\n");
+        return 77;
+    }
+    char dir[512];
+    if (fresh_cache(dir, sizeof dir))
+        return 1;
+    attnc_ctx *ctx;
+    attnc_spec *spec;
+    if (attnc_ctx_new(&ctx) != ATTNC_OK ||
+        attnc_spec_from_string(ctx, "lightning_tiers", spec_text, sizeof spec_text - 1, &spec) != ATTNC_OK)
+        return 1;
+
+    /* inputs uniform in [-1, 1] */
+    run r = {.host = malloc(N_ELEMS * 2)};
+    uint16_t *outs[6];
+    for (int i = 0; i < 6; i++)
+        outs[i] = malloc(N_ELEMS * 2);
+    uint64_t state = 0x9e3779b97f4a7c15u;
+    for (int t = 0; t < 3; t++) {
+        for (size_t i = 0; i < N_ELEMS; i++) {
+            state = state * 6364136223846793005u + 1442695040888963407u;
+            r.host[i] = to_bf16((float)((double)(state >> 11) / 9007199254740992.0 * 2 - 1));
+        }
+        if (cudaMalloc(&r.in[t], N_ELEMS * 2) != cudaSuccess ||
+            cudaMemcpy(r.in[t], r.host, N_ELEMS * 2, cudaMemcpyHostToDevice) != cudaSuccess)
+            return 1;
+    }
+    if (cudaMalloc(&r.out, N_ELEMS * 2) != cudaSuccess)
+        return 1;
+
+    /* 1. tiered from an empty cache: quick kernels first, on the sequential and the grouped unit */
+    attnc_kernel_info info;
+    attnc_kernel *tiered = new_kernel(ctx, spec, ATTNC_JIT_TIERED);
+    if (!tiered || info_of(tiered, &info))
+        return 1;
+    CHECK(info.quick == 1 && !info.cache_hit, "tiered from an empty cache: quick %d, cache_hit %d", info.quick,
+          info.cache_hit);
+    CHECK(!forward(ctx, tiered, &r, ATTNC_SCHEDULE_SEQUENTIAL), "quick sequential launch");
+    memcpy(outs[0], r.host, N_ELEMS * 2);
+    CHECK(!forward(ctx, tiered, &r, ATTNC_SCHEDULE_GROUPED), "quick grouped launch");
+    memcpy(outs[1], r.host, N_ELEMS * 2);
+    /* 2. launches take the optimised kernels once they are ready (no wait called) */
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int launches = 0;
+    do {
+        CHECK(!forward(ctx, tiered, &r, ATTNC_SCHEDULE_SEQUENTIAL), "sequential launch %d during the swap", launches);
+        launches++;
+        info_of(tiered, &info);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (info.quick && now.tv_sec - t0.tv_sec < 120);
+    CHECK(info.quick == 0 && info.regs > 0, "after %d launches (%ld s): quick %d, regs %d", launches,
+          (long)(now.tv_sec - t0.tv_sec), info.quick, info.regs);
+    CHECK(attnc_kernel_wait_optimized(ctx, tiered) == ATTNC_OK, "wait after the swap: %s", attnc_errmsg(ctx));
+    CHECK(!forward(ctx, tiered, &r, ATTNC_SCHEDULE_SEQUENTIAL), "optimised sequential launch");
+    memcpy(outs[2], r.host, N_ELEMS * 2);
+    CHECK(!forward(ctx, tiered, &r, ATTNC_SCHEDULE_GROUPED), "optimised grouped launch");
+    memcpy(outs[3], r.host, N_ELEMS * 2);
+    int same_seq, same_grp;
+    double d_seq = rel_diff(outs[0], outs[2], &same_seq), d_grp = rel_diff(outs[1], outs[3], &same_grp);
+    printf("quick against optimised: sequential rel diff %.3e (%s bits), grouped %.3e (%s bits); swapped after %d "
+           "launches\n", d_seq, same_seq ? "same" : "different", d_grp, same_grp ? "same" : "different", launches);
+    CHECK(d_seq < 1e-2 && d_grp < 1e-2, "quick and optimised outputs differ: %.3e, %.3e", d_seq, d_grp);
+
+    /* 3. the optimised cubins are in the cache: a new handle hits and gives the same bits */
+    attnc_kernel *hit = new_kernel(ctx, spec, ATTNC_JIT_TIERED);
+    CHECK(hit && !info_of(hit, &info) && info.cache_hit && !info.quick, "second tiered handle: cache_hit %d, quick %d",
+          info.cache_hit, info.quick);
+    CHECK(hit && !forward(ctx, hit, &r, ATTNC_SCHEDULE_SEQUENTIAL) && memcmp(r.host, outs[2], N_ELEMS * 2) == 0,
+          "the cached optimised kernel gives other bits");
+    CHECK(hit && attnc_kernel_wait_optimized(ctx, hit) == ATTNC_OK, "wait with nothing pending");
+    attnc_kernel_free(hit);
+
+    /* 4. ATTNC_JIT_QUICK: quick kernels, cached under their own key, the same bits as the tiered ones' */
+    attnc_kernel *quick = new_kernel(ctx, spec, ATTNC_JIT_QUICK);
+    CHECK(quick && !info_of(quick, &info) && info.quick && !info.cache_hit, "quick: quick %d, cache_hit %d", info.quick,
+          info.cache_hit);
+    CHECK(quick && !forward(ctx, quick, &r, ATTNC_SCHEDULE_SEQUENTIAL) && memcmp(r.host, outs[0], N_ELEMS * 2) == 0,
+          "ATTNC_JIT_QUICK gives other bits than the tiered handle's quick kernel");
+    attnc_kernel_free(quick);
+    quick = new_kernel(ctx, spec, ATTNC_JIT_QUICK);
+    CHECK(quick && !info_of(quick, &info) && info.quick && info.cache_hit, "second quick handle: quick %d, cache_hit %d",
+          info.quick, info.cache_hit);
+    attnc_kernel_free(quick);
+
+    /* 5. freed while compiling: the optimised cubins still reach the cache */
+    if (fresh_cache(dir, sizeof dir))
+        return 1;
+    attnc_kernel *dropped = new_kernel(ctx, spec, ATTNC_JIT_TIERED);
+    CHECK(dropped && !info_of(dropped, &info) && info.quick, "tiered in a fresh cache: quick %d", info.quick);
+    attnc_kernel_free(dropped);
+    attnc_kernel *optimized = new_kernel(ctx, spec, ATTNC_JIT_OPTIMIZED);
+    CHECK(optimized && !info_of(optimized, &info) && info.cache_hit && !info.quick,
+          "after freeing a compiling handle: cache_hit %d, quick %d", info.cache_hit, info.quick);
+    attnc_kernel_free(optimized);
+
+    /* 6. an unknown mode is refused */
+    attnc_kernel *bad = NULL;
+    attnc_compile_options opts = {.jit = (attnc_jit_mode)7};
+    CHECK(attnc_kernel_new(ctx, spec, &opts, &bad) == ATTNC_ERR_USAGE && !bad && strstr(attnc_errmsg(ctx), "jit mode"),
+          "jit mode 7: %s", attnc_errmsg(ctx));
+
+    attnc_kernel_free(tiered);
+    for (int t = 0; t < 3; t++)
+        cudaFree(r.in[t]);
+    cudaFree(r.out);
+    for (int i = 0; i < 6; i++)
+        free(outs[i]);
+    free(r.host);
+    attnc_spec_free(spec);
+    attnc_ctx_free(ctx);
+    printf("test_jit_tiers: %s\n", failures ? "FAILED" : "passed");
+    return failures ? 1 : 0;
+}
