@@ -241,7 +241,13 @@ typedef struct loaded_kernel {
     rt_function *fn;
     cg_kernel cg;
     attnc_kernel_info info;
+    unsigned quick_units;   /* its units loaded from a quick compile: bit 0 its own, bit 1 + s schedule s */
 } loaded_kernel;
+
+/* Pending optimised compiles of a tiered kernel: attnc_kernel_new's units, the materialized schedule's and
+ * the decode kernel's; and the quick functions they replace (every unit's, the split delta rule's passes). */
+#define JIT_MAX_TIERS 3
+#define JIT_MAX_RETIRED (API_MAX_UNITS + CG_SPLIT_PASSES + 1)
 
 struct attnc_kernel {
     char name[64];
@@ -271,11 +277,13 @@ struct attnc_kernel {
     rt_function *split_fn[CG_SPLIT_PASSES];
     char arch[16];
     bool use_cache;
-    api_compile lazy_how;      /* how the units left for a launch are compiled (quick under ATTNC_JIT_QUICK) */
-    /* ATTNC_JIT_TIERED: the optimised units compiling on a thread (NULL: none pending), and the quick
-     * functions they replaced, kept until attnc_kernel_free (a launch on some stream may still run them). */
-    struct jit_tier *tier;
-    rt_function *retired[API_MAX_UNITS];
+    attnc_jit_mode jit;
+    /* ATTNC_JIT_TIERED: the optimised units compiling on threads (one compile for attnc_kernel_new's units,
+     * one for each unit left for a launch), and the quick functions they replaced, kept until
+     * attnc_kernel_free (a launch on some stream may still run them). */
+    struct jit_tier *tiers[JIT_MAX_TIERS];
+    size_t ntiers;
+    rt_function *retired[JIT_MAX_RETIRED];
     size_t nretired;
     char tier_error[256];      /* why the optimised units are not in, until attnc_kernel_wait_optimized says it */
     uint32_t min_ctas, chunk, k_pad;
@@ -290,7 +298,8 @@ void attnc_kernel_free(attnc_kernel *kernel)
 {
     if (!kernel)
         return;
-    tier_drop(kernel->tier);
+    for (size_t i = 0; i < kernel->ntiers; i++)
+        tier_drop(kernel->tiers[i]);
     for (size_t i = 0; i < kernel->nretired; i++)
         rt_function_free(kernel->retired[i]);
     for (size_t i = 0; i < kernel->nkernels; i++) {
@@ -546,45 +555,11 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
     return ATTNC_OK;
 }
 
-/* The same, left for the first launch that takes it: from the cache or NVRTC, then loaded. */
-static attnc_status load_schedule(attnc_ctx *ctx, attnc_kernel *k, const loaded_kernel *lk, sched_unit s)
-{
-    void *image = NULL;
-    size_t size = 0;
-    bool hit = false;
-    attnc_status st = api_get_cubin(ctx, k->name, k->sched_src[s], k->arch, k->use_cache, k->lazy_how, &image, &size, &hit);
-    if (st != ATTNC_OK)
-        return st;
-    st = load_schedule_image(ctx, k, lk, s, image, size);
-    free(image);
-    return st;
-}
-
-/* A kernel left for its first launch (the decode kernel): its unit from the cache or NVRTC, then loaded. */
-static attnc_status load_lazy(attnc_ctx *ctx, attnc_kernel *k, size_t i)
-{
-    double t0 = api_seconds() * 1e3;
-    void *image = NULL;
-    size_t size = 0;
-    bool hit = false;
-    attnc_status st = api_get_cubin(ctx, k->name, k->lazy_src[i], k->arch, k->use_cache, k->lazy_how, &image, &size, &hit);
-    if (st != ATTNC_OK)
-        return st;
-    double t1 = api_seconds() * 1e3;
-    st = load_unit(ctx, k, i, image, size, hit, t1 - t0);
-    free(image);
-    if (st != ATTNC_OK)
-        return st;
-    free(k->lazy_src[i]);
-    k->lazy_src[i] = NULL;
-    k->k[i].info.load_ms = api_seconds() * 1e3 - t0;
-    return ATTNC_OK;
-}
-
 /* ---- the tiered JIT: quick kernels first, the optimised ones from a thread --------------------------
  *
- * Under ATTNC_JIT_TIERED, attnc_kernel_new compiles the units the cache lacks quickly and loads them, and a
- * thread of the kernel's compiles them again optimised and stores them in the cache.  The thread touches
+ * Under ATTNC_JIT_TIERED, attnc_kernel_new (and the launch that first needs a unit left for it) compiles
+ * the units the cache lacks quickly and loads them, and a thread of the kernel's compiles them again
+ * optimised and stores them in the cache (a jit_tier: one per such compile, JIT_MAX_TIERS at most).  The thread touches
  * nothing but its jit_tier (never the context, the driver or the kernel): the launch that finds it done
  * (attnc_forward) or attnc_kernel_wait_optimized joins it and loads the optimised cubins in the caller's
  * thread; attnc_kernel_free joins it too, so that what it compiled reaches the cache. */
@@ -660,69 +635,165 @@ static bool tier_start(attnc_kernel *k, size_t n, const char *const *srcs, const
         cubin_key(nv, srcs[j], k->arch, false, t->keys[j]);
         t->jobs[j] = (cubin_job){.name = t->name, .src = t->srcs[j], .arch = t->arch, .opts = t->opts, .nopts = nopts};
     }
-    if (!ok || pthread_create(&t->thread, NULL, tier_run, t) != 0) {
+    if (!ok || k->ntiers == JIT_MAX_TIERS || pthread_create(&t->thread, NULL, tier_run, t) != 0) {
         t->n = 0;
         for (size_t j = 0; j < n; j++)
             free(t->srcs[j]);
         free(t);
         return false;
     }
-    k->tier = t;
+    k->tiers[k->ntiers++] = t;
     return true;
 }
 
-/* Joins the optimised compile (waiting for it if it is still running) and loads its units in place of the quick
- * ones.  A failure leaves the quick functions and its message in k->tier_error. */
-static void tier_finish(attnc_kernel *k)
+/* Keeps a quick function that an optimised one replaced (until attnc_kernel_free). */
+static void retire(attnc_kernel *k, rt_function *fn)
 {
-    jit_tier *t = k->tier;
-    k->tier = NULL;
+    if (fn && k->nretired < JIT_MAX_RETIRED)
+        k->retired[k->nretired++] = fn;
+    else
+        rt_function_free(fn);   /* (not reached: JIT_MAX_RETIRED counts every unit's functions) */
+}
+
+/* Loads unit j of the joined compile t in place of its quick functions; false (the quick ones kept) when
+ * it does not load. */
+static bool tier_load_unit(attnc_kernel *k, const jit_tier *t, size_t j)
+{
+    size_t i = t->kernel_of[j];
+    int s = t->sched_of[j];
+    attnc_ctx *quiet = NULL;   /* a failure is reported through tier_error, not a context */
+    const void *image = t->jobs[j].out.image;
+    size_t size = t->jobs[j].out.size;
+    if (s < 0) {
+        rt_function *quick = k->k[i].fn;
+        k->k[i].fn = NULL;
+        if (load_unit(quiet, k, i, image, size, false, t->compile_ms) != ATTNC_OK) {
+            k->k[i].fn = quick;
+            return false;
+        }
+        retire(k, quick);
+        return true;
+    }
+    /* a schedule's unit, with the split delta rule's passes taken from the same module */
+    rt_function *quick = k->sched_fn[s], *quick_split[CG_SPLIT_PASSES];
+    k->sched_fn[s] = NULL;
+    bool split = s == SCHED_MATERIALIZED;
+    for (int pass = 0; pass < CG_SPLIT_PASSES; pass++) {
+        quick_split[pass] = split ? k->split_fn[pass] : NULL;
+        if (split)
+            k->split_fn[pass] = NULL;
+    }
+    if (load_schedule_image(quiet, k, &k->k[i], (sched_unit)s, image, size) != ATTNC_OK) {
+        k->sched_fn[s] = quick;
+        for (int pass = 0; split && pass < CG_SPLIT_PASSES; pass++)
+            k->split_fn[pass] = quick_split[pass];
+        return false;
+    }
+    retire(k, quick);
+    for (int pass = 0; pass < CG_SPLIT_PASSES; pass++)
+        retire(k, quick_split[pass]);
+    return true;
+}
+
+/* Joins pending compile number `which` (waiting for it if it is still running) and loads its units in
+ * place of the quick ones.  A failure leaves the quick functions and its message in k->tier_error. */
+static void tier_finish(attnc_kernel *k, size_t which)
+{
+    jit_tier *t = k->tiers[which];
+    k->tiers[which] = k->tiers[--k->ntiers];
     pthread_join(t->thread, NULL);
     t->joined = true;
-    bool quick_left[CG_MAX_KERNELS] = {false};
     for (size_t j = 0; j < t->n; j++) {
-        size_t i = t->kernel_of[j];
-        if (!t->jobs[j].ok) {
-            if (!k->tier_error[0])
-                snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels: %s", k->name, t->jobs[j].err.msg);
-            quick_left[i] = true;
-            continue;
-        }
-        rt_function **slot = t->sched_of[j] < 0 ? &k->k[i].fn : &k->sched_fn[t->sched_of[j]];
-        rt_function *quick = *slot;
-        *slot = NULL;
-        attnc_ctx *quiet = NULL;   /* the message goes to tier_error, not to a context */
-        attnc_status st = t->sched_of[j] < 0
-                              ? load_unit(quiet, k, i, t->jobs[j].out.image, t->jobs[j].out.size, false, t->compile_ms)
-                              : load_schedule_image(quiet, k, &k->k[i], (sched_unit)t->sched_of[j], t->jobs[j].out.image,
-                                                    t->jobs[j].out.size);
-        if (st != ATTNC_OK) {
-            *slot = quick;
-            if (!k->tier_error[0])
-                snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels could not be loaded", k->name);
-            quick_left[i] = true;
-        } else if (k->nretired < API_MAX_UNITS) {
-            k->retired[k->nretired++] = quick;
-        } else {
-            rt_function_free(quick);   /* (not reached: one retired function per unit at most) */
-        }
+        loaded_kernel *lk = &k->k[t->kernel_of[j]];
+        bool loaded = t->jobs[j].ok && tier_load_unit(k, t, j);
+        if (loaded)
+            lk->quick_units &= ~(1u << (t->sched_of[j] + 1));
+        else if (!k->tier_error[0] && !t->jobs[j].ok)
+            snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels: %s", k->name, t->jobs[j].err.msg);
+        else if (!k->tier_error[0])
+            snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels could not be loaded", k->name);
+        lk->info.quick = lk->quick_units != 0;
     }
-    for (size_t j = 0; j < t->n; j++)
-        k->k[t->kernel_of[j]].info.quick = quick_left[t->kernel_of[j]];
     tier_drop(t);
+}
+
+/* Loads the optimised units of every pending compile that is done (all of them, waiting, with `wait`). */
+static void tiers_take(attnc_kernel *k, bool wait)
+{
+    for (size_t i = k->ntiers; i-- > 0;)
+        if (wait || atomic_load_explicit(&k->tiers[i]->done, memory_order_acquire))
+            tier_finish(k, i);
 }
 
 attnc_status attnc_kernel_wait_optimized(attnc_ctx *ctx, attnc_kernel *kernel)
 {
     if (!kernel)
         return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_kernel_wait_optimized: kernel is NULL");
-    if (kernel->tier)
-        tier_finish(kernel);
+    tiers_take(kernel, true);
     if (!kernel->tier_error[0])
         return ATTNC_OK;
     attnc_status st = api_fail(ctx, ATTNC_ERR_IO, "%s", kernel->tier_error);
     kernel->tier_error[0] = 0;
     return st;
+}
+
+/* The cubin of a unit left for its first launch (unit `sched` of kernel i: -1 its own, else a sched_unit),
+ * as the kernel's jit mode says: under ATTNC_JIT_TIERED a miss is compiled quickly now (*quick) and
+ * optimised on a thread, which a later launch takes. */
+static attnc_status lazy_cubin(attnc_ctx *ctx, attnc_kernel *k, const char *src, size_t i, int sched, void **image,
+                               size_t *size, bool *hit)
+{
+    bool quick = k->jit == ATTNC_JIT_QUICK;
+    attnc_status st;
+    if (k->jit != ATTNC_JIT_TIERED) {
+        st = api_get_cubin(ctx, k->name, src, k->arch, k->use_cache, quick ? API_COMPILE_QUICK : API_COMPILE_OPTIMIZED,
+                           image, size, hit);
+    } else if ((st = api_get_cubin(ctx, k->name, src, k->arch, k->use_cache, API_LOOKUP, image, size, hit)) == ATTNC_OK &&
+               !*image) {
+        if (!tier_start(k, 1, &src, &i, &sched) && !k->tier_error[0])
+            snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels' compile did not start", k->name);
+        st = api_get_cubin(ctx, k->name, src, k->arch, false, API_COMPILE_QUICK, image, size, hit);
+        quick = true;
+    }
+    if (st == ATTNC_OK && quick)
+        k->k[i].quick_units |= 1u << (sched + 1);
+    k->k[i].info.quick = k->k[i].quick_units != 0;
+    return st;
+}
+
+/* A schedule left for the first launch that takes it: from the cache or NVRTC, then loaded. */
+static attnc_status load_schedule(attnc_ctx *ctx, attnc_kernel *k, size_t i, sched_unit s)
+{
+    void *image = NULL;
+    size_t size = 0;
+    bool hit = false;
+    attnc_status st = lazy_cubin(ctx, k, k->sched_src[s], i, (int)s, &image, &size, &hit);
+    if (st != ATTNC_OK)
+        return st;
+    st = load_schedule_image(ctx, k, &k->k[i], s, image, size);
+    free(image);
+    return st;
+}
+
+/* A kernel left for its first launch (the decode kernel): its unit from the cache or NVRTC, then loaded. */
+static attnc_status load_lazy(attnc_ctx *ctx, attnc_kernel *k, size_t i)
+{
+    double t0 = api_seconds() * 1e3;
+    void *image = NULL;
+    size_t size = 0;
+    bool hit = false;
+    attnc_status st = lazy_cubin(ctx, k, k->lazy_src[i], i, -1, &image, &size, &hit);
+    if (st != ATTNC_OK)
+        return st;
+    double t1 = api_seconds() * 1e3;
+    st = load_unit(ctx, k, i, image, size, hit, t1 - t0);
+    free(image);
+    if (st != ATTNC_OK)
+        return st;
+    free(k->lazy_src[i]);
+    k->lazy_src[i] = NULL;
+    k->k[i].info.load_ms = api_seconds() * 1e3 - t0;
+    return ATTNC_OK;
 }
 
 attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
@@ -756,7 +827,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     attnc_jit_mode jit = opts ? opts->jit : ATTNC_JIT_TIERED;
     if (!nvrtc_has_quick())
         jit = ATTNC_JIT_OPTIMIZED;
-    k->lazy_how = jit == ATTNC_JIT_QUICK ? API_COMPILE_QUICK : API_COMPILE_OPTIMIZED;
+    k->jit = jit;
     k->ntensors = m->ntensors;
     k->sh = ir_module_shape(m);
     k->out_dtype = (attnc_dtype)m->out_dtype;
@@ -835,8 +906,10 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
                 miss_of[nmiss] = u;
                 miss_srcs[nmiss++] = srcs[u];
             }
-        /* the optimised compile starts first, so that it is ready about when it would be without the quick
-         * one (the quick compile takes a core of its own where there are several) */
+        /* the optimised compile starts first: on the H200 host (16 CPUs, the benchmark's five specs, two
+         * rounds, bench/RESULTS.md twenty-third session) the first call took 0.40-0.58 s this way against
+         * 0.30-0.47 s with the quick compile alone first, and the optimised kernels were in after 0.93-2.28 s
+         * against 1.22-2.41 s */
         int miss_sched[API_MAX_UNITS];
         for (size_t j = 0; j < nmiss; j++)
             miss_sched[j] = now_sched[miss_of[j]];
@@ -869,7 +942,9 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     double t_compiled = (api_seconds() * 1e3);
     for (size_t u = 0; u < nnow; u++) {
         size_t i = now_units[u];
-        k->k[i].info.quick |= quick[u];
+        if (quick[u])
+            k->k[i].quick_units |= 1u << (now_sched[u] + 1);
+        k->k[i].info.quick = k->k[i].quick_units != 0;
         if (st == ATTNC_OK && now_sched[u] >= 0)
             st = load_schedule_image(ctx, k, &k->k[i], (sched_unit)now_sched[u], images[u], sizes[u]);
         else if (st == ATTNC_OK &&
@@ -1208,8 +1283,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
     /* One token per sequence (a decode step): the decode kernel replaces the chunk kernel, unless the
      * launch asks for a schedule of the chunk kernel. */
     bool decode = k->has_decode && T == 1 && !a->cu_seqlens && a->schedule == ATTNC_SCHEDULE_AUTO;
-    if (k->tier && atomic_load_explicit(&k->tier->done, memory_order_acquire))
-        tier_finish(k);
+    tiers_take(k, false);
     rt_error err;
     for (size_t i = 0; i < k->nkernels; i++) {
         const loaded_kernel *lk = &k->k[i];
@@ -1246,7 +1320,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         rt_function *fn = lk->fn;
         if (phases[0] != 0) {   /* another schedule: its own unit */
             sched_unit s = phases[0] == 1 || phases[0] == 6 ? SCHED_MATERIALIZED : SCHED_GROUPED;
-            if (!k->sched_fn[s] && (st = load_schedule(ctx, k, lk, s)) != ATTNC_OK)
+            if (!k->sched_fn[s] && (st = load_schedule(ctx, k, i, s)) != ATTNC_OK)
                 return st;
             fn = k->sched_fn[s];
         }

@@ -271,8 +271,8 @@ typedef struct attnc_kernel_info {
  * kernel a compile unit and a cache entry of its own.  The decode kernel (single-token steps of a causal
  * linear part) is compiled or read from the cache at its first launch instead: until then its info has
  * regs and local_bytes -1, and that launch can fail as this call can; so is the materialized schedule's
- * unit, at the first launch that takes it (both always optimised, except under ATTNC_JIT_QUICK).  What
- * the cache lacks is compiled as opts->jit says (NULL opts: ATTNC_JIT_TIERED).  The kernel keeps what it needs;
+ * unit, at the first launch that takes it.  What the cache lacks is compiled as opts->jit says (NULL opts:
+ * ATTNC_JIT_TIERED), here and at those launches.  The kernel keeps what it needs;
  * the spec may be freed afterwards.  Errors: ATTNC_ERR_IO (no driver, no NVRTC, compile or load failure,
  * with the log's first lines in attnc_errmsg). */
 attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,

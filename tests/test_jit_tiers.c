@@ -3,8 +3,9 @@
  * From an empty kernel cache, attnc_kernel_new (ATTNC_JIT_TIERED) returns with quickly compiled kernels
  * (NVRTC --Ofast-compile) and compiles the optimised ones on a thread; a launch after they are ready takes
  * them.  Checked here, on a Lightning spec whose chunk kernel has two units (the sequential walk and the
- * grouped one): the info says quick, then not; launches keep working across the swap, on both units; the
- * quick and the optimised kernels' outputs agree (and, where the bits are the same, say so); the optimised
+ * grouped one): the info says quick, then not; launches keep working across the swap, on both units, and
+ * on the units left for a launch (the materialized schedule, the decode kernel), which are tiered at their
+ * first launch; the quick and the optimised kernels' outputs agree (and, where the bits are the same, say so); the optimised
  * cubins reach the cache, also when the handle is freed while they compile; ATTNC_JIT_QUICK and
  * ATTNC_JIT_OPTIMIZED do what they say; an unknown mode is refused.
  */
@@ -61,10 +62,10 @@ static double from_bf16(uint16_t h)
     return x;
 }
 
-static attnc_tensor tensor4(void *data)
+static attnc_tensor tensor4(void *data, int64_t tokens)
 {
-    attnc_tensor x = {.data = data, .dtype = ATTNC_BF16, .ndim = 4, .shape = {B, T, H, D},
-                      .stride = {(int64_t)T * H * D, H * D, D, 1}};
+    attnc_tensor x = {.data = data, .dtype = ATTNC_BF16, .ndim = 4, .shape = {B, tokens, H, D},
+                      .stride = {tokens * H * D, H * D, D, 1}};
     return x;
 }
 
@@ -73,11 +74,12 @@ typedef struct run {
     uint16_t *host;
 } run;
 
-/* One forward with `schedule`, the output (poisoned first) back in host[]. */
-static int forward(attnc_ctx *ctx, attnc_kernel *kernel, run *r, attnc_schedule schedule)
+/* One forward with `schedule` on the first `tokens` tokens (1: the decode kernel), the output (poisoned
+ * first) back in host[]. */
+static int forward_tokens(attnc_ctx *ctx, attnc_kernel *kernel, run *r, attnc_schedule schedule, int64_t tokens)
 {
-    attnc_tensor inputs[3] = {tensor4(r->in[0]), tensor4(r->in[1]), tensor4(r->in[2])};
-    attnc_forward_args args = {.inputs = inputs, .ninputs = 3, .out = tensor4(r->out), .schedule = schedule};
+    attnc_tensor inputs[3] = {tensor4(r->in[0], tokens), tensor4(r->in[1], tokens), tensor4(r->in[2], tokens)};
+    attnc_forward_args args = {.inputs = inputs, .ninputs = 3, .out = tensor4(r->out, tokens), .schedule = schedule};
     if (cudaMemset(r->out, 0xff, N_ELEMS * 2) != cudaSuccess)
         return 1;
     if (attnc_forward(ctx, kernel, &args) != ATTNC_OK) {
@@ -88,12 +90,18 @@ static int forward(attnc_ctx *ctx, attnc_kernel *kernel, run *r, attnc_schedule 
            cudaMemcpy(r->host, r->out, N_ELEMS * 2, cudaMemcpyDeviceToHost) != cudaSuccess;
 }
 
-/* ||a - b|| / ||b|| over bf16 arrays (inf when either has a NaN); *same: the bits are equal. */
-static double rel_diff(const uint16_t *a, const uint16_t *b, int *same)
+static int forward(attnc_ctx *ctx, attnc_kernel *kernel, run *r, attnc_schedule schedule)
+{
+    return forward_tokens(ctx, kernel, r, schedule, T);
+}
+
+/* ||a - b|| / ||b|| over the first n numbers of bf16 arrays (inf when either has a NaN); *same: the bits
+ * are equal. */
+static double rel_diff_n(const uint16_t *a, const uint16_t *b, size_t n, int *same)
 {
     double num = 0, den = 0;
-    *same = memcmp(a, b, N_ELEMS * 2) == 0;
-    for (size_t i = 0; i < N_ELEMS; i++) {
+    *same = memcmp(a, b, n * 2) == 0;
+    for (size_t i = 0; i < n; i++) {
         double x = from_bf16(a[i]), y = from_bf16(b[i]);
         if (isnan(x) || isnan(y))
             return INFINITY;
@@ -103,9 +111,41 @@ static double rel_diff(const uint16_t *a, const uint16_t *b, int *same)
     return sqrt(num / (den > 0 ? den : 1));
 }
 
+static double rel_diff(const uint16_t *a, const uint16_t *b, int *same)
+{
+    return rel_diff_n(a, b, N_ELEMS, same);
+}
+
 static int info_of(attnc_kernel *kernel, attnc_kernel_info *info)
 {
     return attnc_kernel_get_info(kernel, 0, info) != ATTNC_OK;
+}
+
+/* 1 when any kernel of the handle (the chunk kernel, the decode kernel) runs a quick compile. */
+static int any_quick(attnc_kernel *kernel)
+{
+    attnc_kernel_info info;
+    int quick = 0;
+    for (size_t i = 0; i < attnc_kernel_count(kernel); i++)
+        quick |= attnc_kernel_get_info(kernel, i, &info) == ATTNC_OK && info.quick;
+    return quick;
+}
+
+/* Launches (with `schedule`, on `tokens` tokens) until the kernel's info says the optimised kernels are in
+ * (no wait called: the launches take them); the number of launches, or -1 after 120 s. */
+static int launch_until_optimised(attnc_ctx *ctx, attnc_kernel *kernel, run *r, attnc_schedule schedule, int64_t tokens)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int launches = 0, quick;
+    do {
+        if (forward_tokens(ctx, kernel, r, schedule, tokens))
+            return -1;
+        launches++;
+        quick = any_quick(kernel);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (quick && now.tv_sec - t0.tv_sec < 120);
+    return quick ? -1 : launches;
 }
 
 static attnc_kernel *new_kernel(attnc_ctx *ctx, attnc_spec *spec, attnc_jit_mode jit)
@@ -171,17 +211,9 @@ int main(void)
     CHECK(!forward(ctx, tiered, &r, ATTNC_SCHEDULE_GROUPED), "quick grouped launch");
     memcpy(outs[1], r.host, N_ELEMS * 2);
     /* 2. launches take the optimised kernels once they are ready (no wait called) */
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int launches = 0;
-    do {
-        CHECK(!forward(ctx, tiered, &r, ATTNC_SCHEDULE_SEQUENTIAL), "sequential launch %d during the swap", launches);
-        launches++;
-        info_of(tiered, &info);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-    } while (info.quick && now.tv_sec - t0.tv_sec < 120);
-    CHECK(info.quick == 0 && info.regs > 0, "after %d launches (%ld s): quick %d, regs %d", launches,
-          (long)(now.tv_sec - t0.tv_sec), info.quick, info.regs);
+    int launches = launch_until_optimised(ctx, tiered, &r, ATTNC_SCHEDULE_SEQUENTIAL, T);
+    info_of(tiered, &info);
+    CHECK(launches > 0 && info.regs > 0, "the optimised kernels did not come in (%d), regs %d", launches, info.regs);
     CHECK(attnc_kernel_wait_optimized(ctx, tiered) == ATTNC_OK, "wait after the swap: %s", attnc_errmsg(ctx));
     CHECK(!forward(ctx, tiered, &r, ATTNC_SCHEDULE_SEQUENTIAL), "optimised sequential launch");
     memcpy(outs[2], r.host, N_ELEMS * 2);
@@ -192,6 +224,27 @@ int main(void)
     printf("quick against optimised: sequential rel diff %.3e (%s bits), grouped %.3e (%s bits); swapped after %d "
            "launches\n", d_seq, same_seq ? "same" : "different", d_grp, same_grp ? "same" : "different", launches);
     CHECK(d_seq < 1e-2 && d_grp < 1e-2, "quick and optimised outputs differ: %.3e, %.3e", d_seq, d_grp);
+
+    /* 2b. the units left for a launch are tiered too: the materialized schedule, the decode kernel */
+    static const struct { const char *what; attnc_schedule schedule; int64_t tokens; } lazy[] = {
+        {"materialized", ATTNC_SCHEDULE_MATERIALIZED, T},
+        {"decode", ATTNC_SCHEDULE_AUTO, 1},
+    };
+    for (int u = 0; u < 2; u++) {
+        CHECK(!forward_tokens(ctx, tiered, &r, lazy[u].schedule, lazy[u].tokens), "quick %s launch", lazy[u].what);
+        memcpy(outs[4], r.host, N_ELEMS * 2);
+        CHECK(any_quick(tiered), "the %s unit's first launch: not quick", lazy[u].what);
+        int n = launch_until_optimised(ctx, tiered, &r, lazy[u].schedule, lazy[u].tokens);
+        CHECK(n > 0, "the optimised %s unit did not come in", lazy[u].what);
+        CHECK(!forward_tokens(ctx, tiered, &r, lazy[u].schedule, lazy[u].tokens), "optimised %s launch", lazy[u].what);
+        int same;
+        double d = rel_diff_n(outs[4], r.host, (size_t)lazy[u].tokens * H * D, &same);
+        printf("%s: quick against optimised rel diff %.3e (%s bits); swapped after %d launches\n", lazy[u].what, d,
+               same ? "same" : "different", n);
+        CHECK(d < 1e-2, "%s: quick and optimised outputs differ: %.3e", lazy[u].what, d);
+    }
+    CHECK(!forward(ctx, tiered, &r, ATTNC_SCHEDULE_MATERIALIZED) && rel_diff(r.host, outs[2], &same_seq) < 1e-2,
+          "the materialized schedule against the sequential walk");
 
     /* 3. the optimised cubins are in the cache: a new handle hits and gives the same bits */
     attnc_kernel *hit = new_kernel(ctx, spec, ATTNC_JIT_TIERED);
