@@ -544,7 +544,7 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
     if (!ok) {
         rt_function_free(k->sched_fn[s]);
         k->sched_fn[s] = NULL;
-        for (int pass = 0; pass < CG_SPLIT_PASSES; pass++) {
+        for (int pass = 0; split && pass < CG_SPLIT_PASSES; pass++) {   /* (the grouped unit has none) */
             rt_function_free(k->split_fn[pass]);
             k->split_fn[pass] = NULL;
         }
