@@ -738,8 +738,8 @@ attnc_status attnc_kernel_wait_optimized(attnc_ctx *ctx, attnc_kernel *kernel)
 }
 
 /* The cubin of a unit left for its first launch (unit `sched` of kernel i: -1 its own, else a sched_unit),
- * as the kernel's jit mode says: under ATTNC_JIT_TIERED a miss is compiled quickly now (*quick) and
- * optimised on a thread, which a later launch takes. */
+ * as the kernel's jit mode says: under ATTNC_JIT_TIERED a miss is compiled quickly now (the unit's bit in
+ * quick_units) and optimised on a thread, which a later launch takes. */
 static attnc_status lazy_cubin(attnc_ctx *ctx, attnc_kernel *k, const char *src, size_t i, int sched, void **image,
                                size_t *size, bool *hit)
 {
