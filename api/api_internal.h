@@ -36,6 +36,12 @@ attnc_status api_read_file(attnc_ctx *ctx, const char *path, char **text, size_t
  * from the disk cache or NVRTC; the shape/dtype/stride/alignment check of a launch's tensor. */
 attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source, attnc_emit_kind kind,
                            const attnc_compile_options *opts, attnc_blob *out);
+/* cubin.c: cubins from the disk cache or NVRTC.  NVRTC's options for a unit (the quick compile's too):
+ * they are part of the cache key. */
+#define API_NVRTC_MAX_OPTS 5
+int api_nvrtc_options(const char *opts[API_NVRTC_MAX_OPTS], bool quick);
+/* Whether NVRTC compiles quickly when asked (--Ofast-compile: NVRTC 12.8 or later). */
+bool api_nvrtc_has_quick(void);
 /* How api_get_cubins gets what the cache lacks: NVRTC's optimised compile, its quick one (--Ofast-compile,
  * attnc_jit_mode; cached under keys of their own), or not at all (the misses left NULL, no error). */
 typedef enum api_compile { API_COMPILE_OPTIMIZED, API_COMPILE_QUICK, API_LOOKUP } api_compile;
@@ -50,6 +56,17 @@ attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, co
 attnc_status api_get_cubins(attnc_ctx *ctx, const char *name, size_t n, const char *const *srcs, const char *arch,
                             bool use_cache, api_compile how, void **images, size_t *sizes, bool *hits);
 bool api_cubin_key(const char *src, const char *arch, bool quick, char key[65]);
+/* The tiered JIT's background compile: the n (at most API_MAX_UNITS) sources compiled optimised on a thread
+ * of its own (copied first), each stored in the cache when use_cache; NULL when it cannot start.  Done
+ * (acquire) once the thread has finished; after api_tier_join, unit j's cubin, or NULL with NVRTC's message
+ * in *why.  api_tier_free joins first. */
+typedef struct api_tier api_tier;
+api_tier *api_tier_start(const char *name, const char *arch, bool use_cache, size_t n, const char *const *srcs);
+bool api_tier_done(api_tier *t);
+void api_tier_join(api_tier *t);
+const void *api_tier_cubin(const api_tier *t, size_t j, size_t *size, const char **why);
+double api_tier_compile_ms(const api_tier *t);
+void api_tier_free(api_tier *t);
 /* The compile unit of one kernel of a forward source (codegen_cuda's): "#define ATTNC_ONLY k" (k = kind
  * + 1, a cg_kernel_kind) before the source, so that only that kernel's entry is defined, and for the chunk
  * kernel "#define ATTNC_PHASES mask" when `phases` (a mask of the phases of one schedule, CG_PHASES_*) is

@@ -1,10 +1,8 @@
 /* api/kernel.c: lowering, emission and the JIT (attnc.h, "lowering and code generation" and "the JIT").
  *
  * The path of a kernel: spec -> passes (passes/) -> CUDA C (codegen/) -> NVRTC cubin, or the disk cache
- * (runtime/cache.c) -> the driver (runtime/driver.c).  The cache key is the SHA-256 of everything that
- * changes the binary: attnc's version, NVRTC's version, the arch, the NVRTC options and the source
- * compiled (which spells out the spec, the plan, the dtypes and, for the JIT, the one kernel it defines).
- * The JIT compiles each kernel of the forward as a unit of its own ("#define ATTNC_ONLY k" before the
+ * (api/cubin.c, runtime/cache.c) -> the driver (runtime/driver.c).  The source compiled spells out the
+ * spec, the plan, the dtypes and, for the JIT, the one kernel it defines.  The JIT compiles each kernel of the forward as a unit of its own ("#define ATTNC_ONLY k" before the
  * generated source, api_unit_source), cached under its own key: the chunk kernel and the softmax part's
  * in attnc_kernel_new (at once, on threads of their own, when both miss), the decode kernel at its first
  * launch.  The chunk kernel's schedules are units of their own too ("#define ATTNC_PHASES mask"): the
@@ -17,8 +15,6 @@
  * need (tensor metadata, shapes) so that the spec can be freed after attnc_kernel_new; launches of one
  * handle must not run concurrently (the workspace, and the decode kernel loaded at its first launch).
  */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,38 +133,6 @@ static void parse_ptxas(const char *log, int *regs, int *spills, int *stack)
     }
 }
 
-/* NVRTC's options.  --split-compile=0: NVVM's optimisation runs on as many threads as the machine has
- * CPUs (the forward's chunk kernel and decode kernel at once); the instructions come out the same, and
- * NVRTC + ptxas to an sm_90a cubin took 0.57 s instead of 0.72 s for mamba2, 1.42 s instead of 1.58 s
- * for gla, 0.99 s instead of 1.14 s for gated_deltanet on a 2-core machine.  -lineinfo only where
- * ATTNC_LINEINFO=1 asks for it (ncu's per-source-line counts, bench/RESULTS.md): it changes no
- * instruction but makes the cubins 2.6-4x larger (gla 575 KB against 140 KB), which every cache hit
- * reads, checks and loads.  A quick compile (attnc_jit_mode) adds --Ofast-compile=mid: NVVM and ptxas
- * optimise less (CPU seconds for the sequential units of the benchmark's five specs, 0.28-0.50 against
- * 0.89-1.76 on a 2-core machine).  The options are part of the cache key. */
-#define NVRTC_MAX_OPTS 5
-static int nvrtc_options(const char *opts[NVRTC_MAX_OPTS], bool quick)
-{
-    int n = 0;
-    opts[n++] = "--ptxas-options=-v";
-    opts[n++] = "-DNDEBUG";
-    opts[n++] = "--split-compile=0";
-    if (quick)
-        opts[n++] = "--Ofast-compile=mid";
-    const char *lineinfo = getenv("ATTNC_LINEINFO");
-    if (lineinfo && strcmp(lineinfo, "1") == 0)
-        opts[n++] = "-lineinfo";
-    return n;
-}
-
-/* Whether NVRTC compiles quickly when asked: --Ofast-compile came with NVRTC 12.8. */
-static bool nvrtc_has_quick(void)
-{
-    rt_error err;
-    int maj = 0, min = 0;
-    return rt_nvrtc_version(&maj, &min, &err) && (maj > 12 || (maj == 12 && min >= 8));
-}
-
 attnc_status attnc_emit(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, const attnc_compile_options *opts,
                         attnc_blob *out)
 {
@@ -205,8 +169,8 @@ attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source,
         arch = archbuf;
     }
     rt_nvrtc_out no;
-    const char *nvrtc_opts[NVRTC_MAX_OPTS];
-    int nopts = nvrtc_options(nvrtc_opts, false);
+    const char *nvrtc_opts[API_NVRTC_MAX_OPTS];
+    int nopts = api_nvrtc_options(nvrtc_opts, false);
     if (!rt_nvrtc_compile(source, spec->ir->name, arch, kind == ATTNC_EMIT_CUBIN, nvrtc_opts, nopts, &no, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
     void *img = attnc_arena_alloc(spec->arena, no.size + 1);
@@ -244,8 +208,15 @@ typedef struct loaded_kernel {
     unsigned quick_units;   /* its units loaded from a quick compile: bit 0 its own, bit 1 + s schedule s */
 } loaded_kernel;
 
-/* Pending optimised compiles of a tiered kernel: attnc_kernel_new's units, the materialized schedule's and
- * the decode kernel's; and the quick functions they replace (every unit's, the split delta rule's passes). */
+/* A pending optimised compile of a tiered kernel (api_tier) and where each of its units goes.  A kernel has
+ * up to three: attnc_kernel_new's units, the materialized schedule's and the decode kernel's; the quick
+ * functions they replace are every unit's and the split delta rule's passes. */
+typedef struct kernel_tier {
+    api_tier *tier;
+    size_t n;
+    size_t kernel_of[API_MAX_UNITS];   /* the loaded_kernel each unit is a unit of */
+    int sched_of[API_MAX_UNITS];       /* -1: the kernel's own unit; else its sched_unit */
+} kernel_tier;
 #define JIT_MAX_TIERS 3
 #define JIT_MAX_RETIRED (API_MAX_UNITS + CG_SPLIT_PASSES + 1)
 
@@ -281,7 +252,7 @@ struct attnc_kernel {
     /* ATTNC_JIT_TIERED: the optimised units compiling on threads (one compile for attnc_kernel_new's units,
      * one for each unit left for a launch), and the quick functions they replaced, kept until
      * attnc_kernel_free (a launch on some stream may still run them). */
-    struct jit_tier *tiers[JIT_MAX_TIERS];
+    kernel_tier tiers[JIT_MAX_TIERS];
     size_t ntiers;
     rt_function *retired[JIT_MAX_RETIRED];
     size_t nretired;
@@ -292,14 +263,12 @@ struct attnc_kernel {
     api_workspace *ws;
 };
 
-static void tier_drop(struct jit_tier *t);
-
 void attnc_kernel_free(attnc_kernel *kernel)
 {
     if (!kernel)
         return;
     for (size_t i = 0; i < kernel->ntiers; i++)
-        tier_drop(kernel->tiers[i]);
+        api_tier_free(kernel->tiers[i].tier);   /* joins: what it compiled reaches the cache */
     for (size_t i = 0; i < kernel->nretired; i++)
         rt_function_free(kernel->retired[i]);
     for (size_t i = 0; i < kernel->nkernels; i++) {
@@ -333,130 +302,6 @@ attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_k
         return ATTNC_ERR_USAGE;
     *out = kernel->k[i].info;
     return ATTNC_OK;
-}
-
-/* The cache key of the cubin of `src` for `arch` under NVRTC `nv` ("nvrtc MAJOR.MINOR") and the options. */
-static void cubin_key(const char *nv, const char *src, const char *arch, bool quick, char key[65])
-{
-    char optstr[256] = "";
-    const char *nvrtc_opts[NVRTC_MAX_OPTS];
-    int nopts = nvrtc_options(nvrtc_opts, quick);
-    for (int i = 0; i < nopts; i++) {
-        strncat(optstr, nvrtc_opts[i], sizeof optstr - strlen(optstr) - 2);
-        strcat(optstr, " ");
-    }
-    const char *parts[] = {"attnc " ATTNC_VERSION_STRING, nv, arch, optstr, src};
-    rt_cache_key(parts, 5, key);
-}
-
-bool api_cubin_key(const char *src, const char *arch, bool quick, char key[65])
-{
-    rt_error err;
-    int maj = 0, min = 0;
-    if (!rt_nvrtc_version(&maj, &min, &err))
-        return false;
-    char nv[32];
-    snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
-    cubin_key(nv, src, arch, quick, key);
-    return true;
-}
-
-/* One NVRTC compile of api_get_cubins, run on a thread of its own when several miss the cache. */
-typedef struct cubin_job {
-    const char *name, *src, *arch;
-    const char *const *opts;
-    int nopts;
-    rt_nvrtc_out out;
-    bool ok;
-    rt_error err;
-} cubin_job;
-
-static void *cubin_job_run(void *arg)
-{
-    cubin_job *j = arg;
-    j->ok = rt_nvrtc_compile(j->src, j->name, j->arch, true, j->opts, j->nopts, &j->out, &j->err);
-    free(j->out.log);
-    j->out.log = NULL;
-    return NULL;
-}
-
-/* The jobs at once: every one but the last on a thread of its own (inline when none can start). */
-static void cubin_jobs_run(cubin_job *jobs, size_t njobs)
-{
-    pthread_t threads[API_MAX_UNITS];
-    bool started[API_MAX_UNITS] = {false};
-    for (size_t j = 0; j + 1 < njobs; j++)
-        started[j] = pthread_create(&threads[j], NULL, cubin_job_run, &jobs[j]) == 0;
-    if (njobs)
-        cubin_job_run(&jobs[njobs - 1]);
-    for (size_t j = 0; j + 1 < njobs; j++) {
-        if (started[j])
-            pthread_join(threads[j], NULL);
-        else
-            cubin_job_run(&jobs[j]);
-    }
-}
-
-attnc_status api_get_cubins(attnc_ctx *ctx, const char *name, size_t n, const char *const *srcs, const char *arch,
-                            bool use_cache, api_compile how, void **images, size_t *sizes, bool *hits)
-{
-    rt_error err;
-    int maj = 0, min = 0;
-    for (size_t i = 0; i < n; i++) {
-        images[i] = NULL;
-        sizes[i] = 0;
-        hits[i] = false;
-    }
-    if (n > API_MAX_UNITS)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: %zu compile units, at most %d", name, n, API_MAX_UNITS);
-    if (!rt_nvrtc_version(&maj, &min, &err))
-        return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
-    char dir[4096], keys[API_MAX_UNITS][65], nv[32];
-    snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
-    bool have_dir = use_cache && rt_cache_dir(dir, sizeof dir, &err);
-    bool quick = how == API_COMPILE_QUICK;
-    const char *nvrtc_opts[NVRTC_MAX_OPTS];
-    int nopts = nvrtc_options(nvrtc_opts, quick);
-    cubin_job jobs[API_MAX_UNITS];
-    size_t njobs = 0, unit_of[API_MAX_UNITS];
-    for (size_t i = 0; i < n; i++) {
-        cubin_key(nv, srcs[i], arch, quick, keys[i]);
-        if (have_dir && rt_cache_get(dir, keys[i], &images[i], &sizes[i], NULL)) {
-            hits[i] = true;
-            continue;
-        }
-        if (how == API_LOOKUP)
-            continue;
-        jobs[njobs] = (cubin_job){.name = name, .src = srcs[i], .arch = arch, .opts = nvrtc_opts, .nopts = nopts};
-        unit_of[njobs++] = i;
-    }
-    cubin_jobs_run(jobs, njobs);
-    attnc_status st = ATTNC_OK;
-    for (size_t j = 0; j < njobs; j++) {
-        size_t i = unit_of[j];
-        if (!jobs[j].ok) {
-            if (st == ATTNC_OK)
-                st = api_fail(ctx, ATTNC_ERR_IO, "%s", jobs[j].err.msg);
-            continue;
-        }
-        images[i] = jobs[j].out.image;
-        sizes[i] = jobs[j].out.size;
-        if (have_dir) /* a cache that cannot be written only costs time */
-            (void)rt_cache_put(dir, keys[i], images[i], sizes[i], &err);
-    }
-    if (st != ATTNC_OK)
-        for (size_t i = 0; i < n; i++) {
-            free(images[i]);
-            images[i] = NULL;
-            sizes[i] = 0;
-        }
-    return st;
-}
-
-attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, const char *arch, bool use_cache,
-                           api_compile how, void **image, size_t *size, bool *hit)
-{
-    return api_get_cubins(ctx, name, 1, &src, arch, use_cache, how, image, size, hit);
 }
 
 char *api_unit_source(const char *source, int kind, unsigned phases)
@@ -558,91 +403,26 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
 /* ---- the tiered JIT: quick kernels first, the optimised ones from a thread --------------------------
  *
  * Under ATTNC_JIT_TIERED, attnc_kernel_new (and the launch that first needs a unit left for it) compiles
- * the units the cache lacks quickly and loads them, and a thread of the kernel's compiles them again
- * optimised and stores them in the cache (a jit_tier: one per such compile, JIT_MAX_TIERS at most).  The thread touches
- * nothing but its jit_tier (never the context, the driver or the kernel): the launch that finds it done
- * (attnc_forward) or attnc_kernel_wait_optimized joins it and loads the optimised cubins in the caller's
- * thread; attnc_kernel_free joins it too, so that what it compiled reaches the cache. */
-typedef struct jit_tier {
-    pthread_t thread;
-    bool joined;
-    atomic_bool done;          /* set last by the thread (release); read before joining (acquire) */
-    size_t n;
-    char *srcs[API_MAX_UNITS];
-    size_t kernel_of[API_MAX_UNITS];   /* the loaded_kernel each unit is a unit of */
-    int sched_of[API_MAX_UNITS];       /* -1: the kernel's own unit; else its sched_unit */
-    cubin_job jobs[API_MAX_UNITS];
-    const char *opts[NVRTC_MAX_OPTS];
-    char name[64], arch[16], dir[4096], keys[API_MAX_UNITS][65];
-    bool have_dir;
-    double compile_ms;
-} jit_tier;
-
-static void *tier_run(void *arg)
-{
-    jit_tier *t = arg;
-    double t0 = api_seconds();
-    cubin_jobs_run(t->jobs, t->n);
-    t->compile_ms = (api_seconds() - t0) * 1e3;
-    rt_error err;
-    for (size_t j = 0; j < t->n; j++)
-        if (t->jobs[j].ok && t->have_dir)   /* a cache that cannot be written only costs time */
-            (void)rt_cache_put(t->dir, t->keys[j], t->jobs[j].out.image, t->jobs[j].out.size, &err);
-    atomic_store_explicit(&t->done, true, memory_order_release);
-    return NULL;
-}
-
-/* Joins the thread (if it started) and frees what it holds. */
-static void tier_drop(jit_tier *t)
-{
-    if (!t)
-        return;
-    if (!t->joined)
-        pthread_join(t->thread, NULL);
-    for (size_t j = 0; j < t->n; j++) {
-        free(t->srcs[j]);
-        free(t->jobs[j].out.image);
-    }
-    free(t);
-}
+ * the units the cache lacks quickly and loads them, and starts their optimised compile on a thread
+ * (api_tier, cubin.c), which stores them in the cache.  The launch that finds it done (attnc_forward) or
+ * attnc_kernel_wait_optimized loads the optimised cubins in the caller's thread; attnc_kernel_free joins
+ * it, so that what it compiled reaches the cache. */
 
 /* Starts the optimised compile of the n units srcs (kernel_of, sched_of: where each goes).  False when it
  * cannot start (out of memory, no thread): the quick kernels then stay. */
 static bool tier_start(attnc_kernel *k, size_t n, const char *const *srcs, const size_t *kernel_of, const int *sched_of)
 {
-    jit_tier *t = calloc(1, sizeof *t);
-    rt_error err;
-    int maj = 0, min = 0;
-    if (!t || !rt_nvrtc_version(&maj, &min, &err)) {
-        free(t);
+    if (k->ntiers == JIT_MAX_TIERS)
         return false;
-    }
-    char nv[32];
-    snprintf(nv, sizeof nv, "nvrtc %d.%d", maj, min);
-    snprintf(t->name, sizeof t->name, "%s", k->name);
-    snprintf(t->arch, sizeof t->arch, "%s", k->arch);
-    t->have_dir = k->use_cache && rt_cache_dir(t->dir, sizeof t->dir, &err);
-    int nopts = nvrtc_options(t->opts, false);
-    atomic_init(&t->done, false);
-    bool ok = true;
-    for (size_t j = 0; j < n; j++, t->n++) {
-        size_t len = strlen(srcs[j]) + 1;
-        ok &= (t->srcs[j] = malloc(len)) != NULL;
-        if (t->srcs[j])
-            memcpy(t->srcs[j], srcs[j], len);
-        t->kernel_of[j] = kernel_of[j];
-        t->sched_of[j] = sched_of[j];
-        cubin_key(nv, srcs[j], k->arch, false, t->keys[j]);
-        t->jobs[j] = (cubin_job){.name = t->name, .src = t->srcs[j], .arch = t->arch, .opts = t->opts, .nopts = nopts};
-    }
-    if (!ok || k->ntiers == JIT_MAX_TIERS || pthread_create(&t->thread, NULL, tier_run, t) != 0) {
-        t->n = 0;
-        for (size_t j = 0; j < n; j++)
-            free(t->srcs[j]);
-        free(t);
+    kernel_tier *kt = &k->tiers[k->ntiers];
+    if (!(kt->tier = api_tier_start(k->name, k->arch, k->use_cache, n, srcs)))
         return false;
+    kt->n = n;
+    for (size_t j = 0; j < n; j++) {
+        kt->kernel_of[j] = kernel_of[j];
+        kt->sched_of[j] = sched_of[j];
     }
-    k->tiers[k->ntiers++] = t;
+    k->ntiers++;
     return true;
 }
 
@@ -657,17 +437,15 @@ static void retire(attnc_kernel *k, rt_function *fn)
 
 /* Loads unit j of the joined compile t in place of its quick functions; false (the quick ones kept) when
  * it does not load. */
-static bool tier_load_unit(attnc_kernel *k, const jit_tier *t, size_t j)
+static bool tier_load_unit(attnc_kernel *k, const kernel_tier *kt, size_t j, const void *image, size_t size)
 {
-    size_t i = t->kernel_of[j];
-    int s = t->sched_of[j];
+    size_t i = kt->kernel_of[j];
+    int s = kt->sched_of[j];
     attnc_ctx *quiet = NULL;   /* a failure is reported through tier_error, not a context */
-    const void *image = t->jobs[j].out.image;
-    size_t size = t->jobs[j].out.size;
     if (s < 0) {
         rt_function *quick = k->k[i].fn;
         k->k[i].fn = NULL;
-        if (load_unit(quiet, k, i, image, size, false, t->compile_ms) != ATTNC_OK) {
+        if (load_unit(quiet, k, i, image, size, false, api_tier_compile_ms(kt->tier)) != ATTNC_OK) {
             k->k[i].fn = quick;
             return false;
         }
@@ -699,29 +477,29 @@ static bool tier_load_unit(attnc_kernel *k, const jit_tier *t, size_t j)
  * place of the quick ones.  A failure leaves the quick functions and its message in k->tier_error. */
 static void tier_finish(attnc_kernel *k, size_t which)
 {
-    jit_tier *t = k->tiers[which];
+    kernel_tier kt = k->tiers[which];
     k->tiers[which] = k->tiers[--k->ntiers];
-    pthread_join(t->thread, NULL);
-    t->joined = true;
-    for (size_t j = 0; j < t->n; j++) {
-        loaded_kernel *lk = &k->k[t->kernel_of[j]];
-        bool loaded = t->jobs[j].ok && tier_load_unit(k, t, j);
-        if (loaded)
-            lk->quick_units &= ~(1u << (t->sched_of[j] + 1));
-        else if (!k->tier_error[0] && !t->jobs[j].ok)
-            snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels: %s", k->name, t->jobs[j].err.msg);
+    api_tier_join(kt.tier);
+    for (size_t j = 0; j < kt.n; j++) {
+        loaded_kernel *lk = &k->k[kt.kernel_of[j]];
+        size_t size;
+        const char *why;
+        const void *image = api_tier_cubin(kt.tier, j, &size, &why);
+        if (image && tier_load_unit(k, &kt, j, image, size))
+            lk->quick_units &= ~(1u << (kt.sched_of[j] + 1));
         else if (!k->tier_error[0])
-            snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels could not be loaded", k->name);
+            snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels %s%s", k->name,
+                     image ? "could not be loaded" : "did not compile: ", image ? "" : why);
         lk->info.quick = lk->quick_units != 0;
     }
-    tier_drop(t);
+    api_tier_free(kt.tier);
 }
 
 /* Loads the optimised units of every pending compile that is done (all of them, waiting, with `wait`). */
 static void tiers_take(attnc_kernel *k, bool wait)
 {
     for (size_t i = k->ntiers; i-- > 0;)
-        if (wait || atomic_load_explicit(&k->tiers[i]->done, memory_order_acquire))
+        if (wait || api_tier_done(k->tiers[i].tier))
             tier_finish(k, i);
 }
 
@@ -825,7 +603,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     snprintf(k->arch, sizeof k->arch, "%s", arch);
     k->use_cache = !(opts && opts->no_cache);
     attnc_jit_mode jit = opts ? opts->jit : ATTNC_JIT_TIERED;
-    if (!nvrtc_has_quick())
+    if (!api_nvrtc_has_quick())
         jit = ATTNC_JIT_OPTIMIZED;
     k->jit = jit;
     k->ntensors = m->ntensors;
