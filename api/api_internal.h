@@ -42,6 +42,9 @@ attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source,
 int api_nvrtc_options(const char *opts[API_NVRTC_MAX_OPTS], bool quick);
 /* Whether NVRTC compiles quickly when asked (--Ofast-compile: NVRTC 12.8 or later). */
 bool api_nvrtc_has_quick(void);
+/* The jit mode opts ask for (NULL opts: ATTNC_JIT_TIERED); ATTNC_JIT_OPTIMIZED where NVRTC cannot compile
+ * quickly; ATTNC_ERR_USAGE for an unknown mode. */
+attnc_status api_jit_mode(attnc_ctx *ctx, const attnc_compile_options *opts, attnc_jit_mode *mode);
 /* How api_get_cubins gets what the cache lacks: NVRTC's optimised compile, its quick one (--Ofast-compile,
  * attnc_jit_mode; cached under keys of their own), or not at all (the misses left NULL, no error). */
 typedef enum api_compile { API_COMPILE_OPTIMIZED, API_COMPILE_QUICK, API_LOOKUP } api_compile;

@@ -83,6 +83,14 @@ struct attnc_grad_kernel {
     unsigned bd_wy_smem, bd_adj_smem;
     rt_function *fn[BK_COUNT];
     api_workspace *ws;
+    /* ATTNC_JIT_TIERED (api/kernel.c says how): fn[] from a quick compile while the optimised one compiles on
+     * a thread (tier); the quick functions it replaced, kept until attnc_grad_kernel_free (a launch on some
+     * stream may still run them); why the optimised ones are not in, until attnc_grad_kernel_wait_optimized
+     * says it. */
+    bool quick;
+    api_tier *tier;
+    rt_function *retired[BK_COUNT];
+    char tier_error[256];
 };
 
 /* The parameter blocks of the generated kernels (attnc_bwd_params, attnc_bwd_sum_params). */
@@ -191,8 +199,11 @@ void attnc_grad_kernel_free(attnc_grad_kernel *k)
 {
     if (!k)
         return;
-    for (int i = 0; i < BK_COUNT; i++)
+    api_tier_free(k->tier);   /* joins: what it compiled reaches the cache */
+    for (int i = 0; i < BK_COUNT; i++) {
         rt_function_free(k->fn[i]);
+        rt_function_free(k->retired[i]);
+    }
     api_workspace_release(k->ws);
     free(k->tensors);
     free(k);
@@ -280,33 +291,15 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
     return ATTNC_OK;
 }
 
-attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
-                                   attnc_grad_kernel **kernel)
+/* The backward's functions from its module (`image`) into fn[], with k->run_per_sm from them; on a
+ * failure none is left loaded. */
+static attnc_status load_functions(attnc_ctx *ctx, attnc_grad_kernel *k, const void *image, size_t size,
+                                   rt_function *fn[BK_COUNT])
 {
-    if (!kernel)
-        return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result (kernel is NULL)");
-    *kernel = NULL;
-    rt_device_info dev;
     rt_error err;
-    char arch[16];
-    attnc_status st = api_open_device(ctx, opts, &dev, arch);
-    if (st != ATTNC_OK)
-        return st;
-    cg_bwd_output cg;
-    attnc_grad_kernel *k = NULL;
-    if ((st = grad_kernel_plan(ctx, spec, &cg, &k)) != ATTNC_OK)
-        return st;
-    const ir_module *m = spec->ir;
-    void *image = NULL;
-    size_t size = 0;
-    bool hit = false;
-    if ((st = api_get_cubin(ctx, m->name, cg.source, arch, !(opts && opts->no_cache), API_COMPILE_OPTIMIZED, &image, &size, &hit)) != ATTNC_OK) {
-        attnc_grad_kernel_free(k);
-        return st;
-    }
-    k->sm_count = dev.sm_count;
     rt_function *first = NULL;   /* the module's first kernel: the others are taken from its module */
     for (int i = 0; i < BK_COUNT; i++) {
+        fn[i] = NULL;
         bool pk = i == BK_P_STATES || i == BK_P_ROWS || i == BK_P_DSTATES || i == BK_P_CHUNK;
         bool dk = i == BK_P_WY || i == BK_P_WY_ADJOINT;
         bool sk = i == BK_P_SCAN_STATES || i == BK_P_SCAN_DSTATES;
@@ -324,24 +317,121 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
             smem = k->bp_walk_smem;
         if (dk)
             smem = i == BK_P_WY ? k->bd_wy_smem : k->bd_adj_smem;
-        bool loaded = api_load_function(image, size, first, entries[i], smem, &k->fn[i], &err);
+        bool loaded = api_load_function(image, size, first, entries[i], smem, &fn[i], &err);
         if (loaded && !first)
-            first = k->fn[i];
+            first = fn[i];
         if (!loaded && rk) {   /* compiled for sm_90 only: elsewhere the runs take the walk kernels */
-            k->fn[i] = NULL;
+            fn[i] = NULL;
             continue;
         }
         if (!loaded) {
-            free(image);
-            attnc_grad_kernel_free(k);
-            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", m->name, err.msg);
+            for (int j = 0; j <= i; j++) {
+                rt_function_free(fn[j]);
+                fn[j] = NULL;
+            }
+            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
         }
     }
-    free(image);
     k->run_per_sm = 1;
     rt_function_attrs at;
-    if (k->fn[BK_P_STATES_RUN] && rt_function_get_attrs(k->fn[BK_P_STATES_RUN], &at, &err))
+    if (fn[BK_P_STATES_RUN] && rt_function_get_attrs(fn[BK_P_STATES_RUN], &at, &err))
         k->run_per_sm = api_ctas_per_sm(CG_BWD_THREADS, k->bp_walk_smem, at.num_regs);
+    return ATTNC_OK;
+}
+
+/* Joins the optimised compile (waiting for it if it is still running) and loads its functions in place of
+ * the quick ones; a failure leaves the quick ones and its message in k->tier_error. */
+static void grad_tier_finish(attnc_grad_kernel *k)
+{
+    api_tier *t = k->tier;
+    k->tier = NULL;
+    api_tier_join(t);
+    size_t size;
+    const char *why;
+    const void *image = api_tier_cubin(t, 0, &size, &why);
+    rt_function *optimised[BK_COUNT];
+    unsigned quick_run_per_sm = k->run_per_sm;
+    if (image && load_functions(NULL, k, image, size, optimised) == ATTNC_OK) {
+        for (int i = 0; i < BK_COUNT; i++) {
+            k->retired[i] = k->fn[i];
+            k->fn[i] = optimised[i];
+        }
+        k->quick = false;
+    } else {
+        k->run_per_sm = quick_run_per_sm;
+        snprintf(k->tier_error, sizeof k->tier_error, "%s backward: the optimised kernels %s%s", k->name,
+                 image ? "could not be loaded" : "did not compile: ", image ? "" : why);
+    }
+    api_tier_free(t);
+}
+
+attnc_status attnc_grad_kernel_wait_optimized(attnc_ctx *ctx, attnc_grad_kernel *kernel)
+{
+    if (!kernel)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "attnc_grad_kernel_wait_optimized: kernel is NULL");
+    if (kernel->tier)
+        grad_tier_finish(kernel);
+    if (!kernel->tier_error[0])
+        return ATTNC_OK;
+    attnc_status st = api_fail(ctx, ATTNC_ERR_IO, "%s", kernel->tier_error);
+    kernel->tier_error[0] = 0;
+    return st;
+}
+
+int attnc_grad_kernel_quick(const attnc_grad_kernel *kernel)
+{
+    return kernel && kernel->quick;
+}
+
+attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
+                                   attnc_grad_kernel **kernel)
+{
+    if (!kernel)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result (kernel is NULL)");
+    *kernel = NULL;
+    rt_device_info dev;
+    char arch[16];
+    attnc_jit_mode jit;
+    attnc_status st = api_jit_mode(ctx, opts, &jit);
+    if (st != ATTNC_OK || (st = api_open_device(ctx, opts, &dev, arch)) != ATTNC_OK)
+        return st;
+    cg_bwd_output cg;
+    attnc_grad_kernel *k = NULL;
+    if ((st = grad_kernel_plan(ctx, spec, &cg, &k)) != ATTNC_OK)
+        return st;
+    const ir_module *m = spec->ir;
+    void *image = NULL;
+    size_t size = 0;
+    bool hit = false;
+    bool use_cache = !(opts && opts->no_cache);
+    if (jit == ATTNC_JIT_TIERED) {
+        /* the optimised unit from the cache as it is; else quick now, optimised on a thread (its start first,
+         * as attnc_kernel_new does) */
+        st = api_get_cubin(ctx, m->name, cg.source, arch, use_cache, API_LOOKUP, &image, &size, &hit);
+        if (st == ATTNC_OK && !image) {
+            const char *src = cg.source;
+            if (!(k->tier = api_tier_start(m->name, arch, use_cache, 1, &src)))
+                snprintf(k->tier_error, sizeof k->tier_error, "%s backward: the optimised kernels' compile did not start",
+                         m->name);
+            st = api_get_cubin(ctx, m->name, cg.source, arch, false, API_COMPILE_QUICK, &image, &size, &hit);
+            k->quick = true;
+        }
+    } else {
+        k->quick = jit == ATTNC_JIT_QUICK;
+        st = api_get_cubin(ctx, m->name, cg.source, arch, use_cache, k->quick ? API_COMPILE_QUICK : API_COMPILE_OPTIMIZED,
+                           &image, &size, &hit);
+    }
+    if (st != ATTNC_OK) {
+        attnc_grad_kernel_free(k);
+        return st;
+    }
+    k->sm_count = dev.sm_count;
+    st = load_functions(ctx, k, image, size, k->fn);
+    free(image);
+    if (st != ATTNC_OK) {
+        attnc_grad_kernel_free(k);
+        return st;
+    }
     *kernel = k;
     return ATTNC_OK;
 }
@@ -556,6 +646,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         }
     if ((st = api_check_sequences(ctx, k->name, k->document, B, T, a->cu_seqlens, a->nseq, &N)) != ATTNC_OK)
         return st;
+    if (k->tier && api_tier_done(k->tier))   /* the optimised kernels are ready: from this launch on */
+        grad_tier_finish(k);
     int64_t wo[4] = {B, T, k->sh.heads_out, k->vo};
     if ((st = api_check_tensor(ctx, k->name, "dout", &a->dout, k->out_dtype, 4, wo, NULL, k->dout_align)) != ATTNC_OK)
         return st;

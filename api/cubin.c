@@ -46,6 +46,16 @@ bool api_nvrtc_has_quick(void)
     return rt_nvrtc_version(&maj, &min, &err) && (maj > 12 || (maj == 12 && min >= 8));
 }
 
+attnc_status api_jit_mode(attnc_ctx *ctx, const attnc_compile_options *opts, attnc_jit_mode *mode)
+{
+    *mode = opts ? opts->jit : ATTNC_JIT_TIERED;
+    if ((int)*mode < (int)ATTNC_JIT_TIERED || (int)*mode > (int)ATTNC_JIT_QUICK)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "unknown jit mode %d (tiered 0, optimized 1, quick 2)", (int)*mode);
+    if (!api_nvrtc_has_quick())
+        *mode = ATTNC_JIT_OPTIMIZED;
+    return ATTNC_OK;
+}
+
 /* The cache key of the cubin of `src` for `arch` under NVRTC `nv` ("nvrtc MAJOR.MINOR") and the options. */
 static void cubin_key(const char *nv, const char *src, const char *arch, bool quick, char key[65])
 {

@@ -580,13 +580,12 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     if (!kernel)
         return api_fail(ctx, ATTNC_ERR_USAGE, "no place for the result (kernel is NULL)");
     *kernel = NULL;
-    if (opts && ((int)opts->jit < (int)ATTNC_JIT_TIERED || (int)opts->jit > (int)ATTNC_JIT_QUICK))
-        return api_fail(ctx, ATTNC_ERR_USAGE, "unknown jit mode %d (tiered 0, optimized 1, quick 2)", (int)opts->jit);
     double t0 = (api_seconds() * 1e3);
     rt_device_info dev;
     char arch[16];
-    attnc_status st = api_open_device(ctx, opts, &dev, arch);
-    if (st != ATTNC_OK)
+    attnc_jit_mode jit;
+    attnc_status st = api_jit_mode(ctx, opts, &jit);
+    if (st != ATTNC_OK || (st = api_open_device(ctx, opts, &dev, arch)) != ATTNC_OK)
         return st;
     cg_output cg;
     if ((st = generate(ctx, spec, &cg)) != ATTNC_OK)
@@ -602,9 +601,6 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     snprintf(k->name, sizeof k->name, "%s", m->name);
     snprintf(k->arch, sizeof k->arch, "%s", arch);
     k->use_cache = !(opts && opts->no_cache);
-    attnc_jit_mode jit = opts ? opts->jit : ATTNC_JIT_TIERED;
-    if (!api_nvrtc_has_quick())
-        jit = ATTNC_JIT_OPTIMIZED;
     k->jit = jit;
     k->ntensors = m->ntensors;
     k->sh = ir_module_shape(m);

@@ -316,8 +316,8 @@ static bool run_once(void *closure, rt_error *err)
     return true;
 }
 
-/* The forward kernels a check runs: the optimised ones (what a tiered kernel runs once they are in), or
- * the quick ones. */
+/* The kernels a check runs: the optimised ones (what a tiered kernel runs once they are in), or the quick
+ * ones (forward and backward). */
 static attnc_jit_mode jit_mode(const attnc_run_options *opt)
 {
     return opt->quick_jit ? ATTNC_JIT_QUICK : ATTNC_JIT_OPTIMIZED;
@@ -491,9 +491,10 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
 
     attnc_grad_kernel *gk = NULL;
     attnc_kernel *fk = NULL;
-    if ((st = attnc_grad_kernel_new(ctx, spec, NULL, &gk)) != ATTNC_OK)
+    const attnc_compile_options jit = {.jit = jit_mode(opt)};
+    if ((st = attnc_grad_kernel_new(ctx, spec, &jit, &gk)) != ATTNC_OK)
         return st;
-    if ((st = attnc_kernel_new(ctx, spec, &(attnc_compile_options){.jit = jit_mode(opt)}, &fk)) != ATTNC_OK ||
+    if ((st = attnc_kernel_new(ctx, spec, &jit, &fk)) != ATTNC_OK ||
         (st = attnc_share_workspace(ctx, fk, gk)) != ATTNC_OK) {   /* (a training step's way: one workspace) */
         attnc_grad_kernel_free(gk);
         attnc_kernel_free(fk);

@@ -124,6 +124,8 @@ class Attnc:
         L.attnc_kernel_workspace_bytes.argtypes = [C.c_void_p]
         L.attnc_grad_kernel_new.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(CompileOptions), C.POINTER(C.c_void_p)]
         L.attnc_grad_kernel_free.argtypes = [C.c_void_p]
+        L.attnc_grad_kernel_wait_optimized.argtypes = [C.c_void_p, C.c_void_p]
+        L.attnc_grad_kernel_quick.argtypes = [C.c_void_p]
         L.attnc_backward.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(BackwardArgs)]
         L.attnc_grad_workspace_allocated.restype = C.c_size_t
         L.attnc_grad_workspace_allocated.argtypes = [C.c_void_p]
@@ -175,10 +177,11 @@ class Attnc:
         self.lib.attnc_kernel_get_info(k, 0, C.byref(info))
         return info
 
-    def grad_kernel(self, spec):
-        """The backward's handle, or (None, the reason) where attnc does not generate it yet."""
+    def grad_kernel(self, spec, jit=JIT_OPTIMIZED):
+        """The backward's handle, or (None, the reason) where attnc does not generate it yet.  Timed handles
+        take the optimised kernels (JIT_OPTIMIZED)."""
         k = C.c_void_p()
-        opts = CompileOptions(None, 0)
+        opts = CompileOptions(None, 0, jit)
         st = self.lib.attnc_grad_kernel_new(self.ctx, spec, C.byref(opts), C.byref(k))
         if st:
             return None, self.err()
@@ -481,6 +484,19 @@ def main():
         jit_rows.append((op, cold_ms, quick, ready_ms, hit_ms, hit1, info1.regs,
                          info1.local_bytes, info1.smem_bytes))
         at.lib.attnc_kernel_free(k1)
+        # the backward's first call the same way (a training step's), then its cache hit for the timings
+        bwd = ('-', '-')
+        if not a.no_backward:
+            t0 = time.perf_counter()
+            g1, _ = at.grad_kernel(spec, jit=JIT_TIERED)
+            if g1 is not None:
+                g_cold = (time.perf_counter() - t0) * 1e3
+                g_quick = bool(at.lib.attnc_grad_kernel_quick(g1))
+                if at.lib.attnc_grad_kernel_wait_optimized(at.ctx, g1):
+                    raise RuntimeError(f'attnc_grad_kernel_wait_optimized: {at.err()}')
+                bwd = (f'{g_cold:.0f}{"" if g_quick else " (hit)"}', f'{(time.perf_counter() - t0) * 1e3:.0f}')
+                at.lib.attnc_grad_kernel_free(g1)
+        jit_rows[-1] += bwd
         gk, why = (None, 'not timed (--no-backward)') if a.no_backward else at.grad_kernel(spec)
         if gk is None and not a.no_backward:
             print(f'attnc backward {op}: {why}', flush=True)
@@ -583,10 +599,10 @@ def main():
                          f'{f3(r["err"], ".1e")} | {r["note"]} |')
     lines += ['', '| SDPA causal | T | fwd ms | fwd+bwd ms | f+b extra MiB |', '|---|---|---|---|---|']
     lines += [f'| {n} | {T} | {ms:.3f} | ' + (f'{fb:.3f} | {mib:.0f} |' if fb else '- | - |') for n, T, ms, fb, mib in sdpa]
-    lines += ['', '| op | first call (ms) | quick kernels | optimised in after (ms) | cache hit (ms) | first call was a hit | regs | local bytes | smem bytes |',
-              '|---|---|---|---|---|---|---|---|---|']
-    lines += [f'| {op} | {c:.0f} | {"yes" if q else "no"} | {rd:.0f} | {h:.2f} | {hit} | {r} | {lb} | {sm} |'
-              for op, c, q, rd, h, hit, r, lb, sm in jit_rows]
+    lines += ['', '| op | first call (ms) | quick kernels | optimised in after (ms) | cache hit (ms) | first call was a hit | regs | local bytes | smem bytes | backward first call (ms) | backward optimised in after (ms) |',
+              '|---|---|---|---|---|---|---|---|---|---|---|']
+    lines += [f'| {op} | {c:.0f} | {"yes" if q else "no"} | {rd:.0f} | {h:.2f} | {hit} | {r} | {lb} | {sm} | {bc} | {br} |'
+              for op, c, q, rd, h, hit, r, lb, sm, bc, br in jit_rows]
     text = '\n'.join(lines)
     print(text, flush=True)
     if a.out:

@@ -49,7 +49,7 @@ static const char usage_text[] =
     "                                        run on the GPU and compare with the float64 reference\n"
     "                                        (exit 77 when there is no GPU); --grad: forward and\n"
     "                                        backward, every gradient against the float64 backward;\n"
-    "                                        --jit quick: the quickly compiled forward kernels\n"
+    "                                        --jit quick: the quickly compiled kernels\n"
     "  --version                             print the version\n"
     "  --help                                print this help\n"
     "\n"

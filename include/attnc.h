@@ -214,7 +214,7 @@ const char *const *attnc_pass_names(void);
 
 typedef enum attnc_emit_kind { ATTNC_EMIT_CUDA = 0, ATTNC_EMIT_PTX = 1, ATTNC_EMIT_CUBIN = 2 } attnc_emit_kind;
 
-/* How attnc_kernel_new gets the kernels the disk cache lacks.  NVRTC's full optimisation of a chunk kernel
+/* How attnc_kernel_new and attnc_grad_kernel_new get the kernels the disk cache lacks.  NVRTC's full optimisation of a chunk kernel
  * takes 1-2 s (NVVM's optimiser and ptxas on its unrolled loops); NVRTC's --Ofast-compile=mid takes about a
  * quarter of that for a kernel that runs slower (bench/RESULTS.md, twenty-third session).  Needs NVRTC
  * 12.8 or later; with an older one every mode compiles the optimised kernels. */
@@ -231,7 +231,7 @@ typedef enum attnc_jit_mode {
 typedef struct attnc_compile_options {
     const char *arch;     /* "sm_80", "sm_90a", ...; NULL: the GPU present (needs a driver) */
     int no_cache;         /* 1: neither read nor write the disk cache */
-    attnc_jit_mode jit;   /* attnc_kernel_new only (the backward handle compiles optimised kernels) */
+    attnc_jit_mode jit;   /* attnc_kernel_new, attnc_grad_kernel_new */
 } attnc_compile_options;
 
 typedef struct attnc_blob {
@@ -354,8 +354,8 @@ typedef struct attnc_run_options {
                                      with --grad, the chunkwise backward: one state per chunk in memory) */
     double gate_scale;            /* > 0: multiply every gate/decay input by this before the run (strong gates) */
     attnc_schedule schedule;      /* the linear part's schedule (AUTO: by shape) */
-    int quick_jit;                /* 1: check the quickly compiled forward kernels (ATTNC_JIT_QUICK); 0: the
-                                   * optimised ones */
+    int quick_jit;                /* 1: check the quickly compiled kernels (ATTNC_JIT_QUICK), forward and
+                                   * backward; 0: the optimised ones */
 } attnc_run_options;
 
 typedef struct attnc_run_report {
@@ -386,8 +386,14 @@ attnc_status attnc_run_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_run_o
  * diagnostics and attnc_errmsg.  (The language admits mask none only for additive updates.) */
 typedef struct attnc_grad_kernel attnc_grad_kernel;
 
+/* What the cache lacks is compiled as opts->jit says (NULL opts: ATTNC_JIT_TIERED), as for the forward:
+ * under ATTNC_JIT_TIERED the first attnc_backward after the optimised kernels are ready takes them. */
 attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_compile_options *opts,
                                    attnc_grad_kernel **kernel /* OUT */);
+/* As attnc_kernel_wait_optimized; 1 while the quickly compiled kernels run. */
+attnc_status attnc_grad_kernel_wait_optimized(attnc_ctx *ctx, attnc_grad_kernel *kernel);
+int attnc_grad_kernel_quick(const attnc_grad_kernel *kernel);
+/* Waits for a pending optimised compile (and stores it in the cache) before freeing. */
 void attnc_grad_kernel_free(attnc_grad_kernel *kernel);
 
 /* The backward's CUDA C, PTX or cubin (as attnc_emit does for the forward). */

@@ -7,7 +7,8 @@
  * on the units left for a launch (the materialized schedule, the decode kernel), which are tiered at their
  * first launch; the quick and the optimised kernels' outputs agree (and, where the bits are the same, say so); the optimised
  * cubins reach the cache, also when the handle is freed while they compile; ATTNC_JIT_QUICK and
- * ATTNC_JIT_OPTIMIZED do what they say; an unknown mode is refused.
+ * ATTNC_JIT_OPTIMIZED do what they say; the backward handle is tiered the same way; an unknown mode is
+ * refused.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -278,11 +279,60 @@ int main(void)
           "after freeing a compiling handle: cache_hit %d, quick %d", info.cache_hit, info.quick);
     attnc_kernel_free(optimized);
 
-    /* 6. an unknown mode is refused */
+    /* 6. the backward handle is tiered the same way: quick first, the optimised kernels taken by a later
+     *    attnc_backward; their gradients agree; the optimised unit then hits the cache */
+    {
+        void *dout, *dq[3];
+        int ok = cudaMalloc(&dout, N_ELEMS * 2) == cudaSuccess &&
+                 cudaMemcpy(dout, r.in[2], N_ELEMS * 2, cudaMemcpyDeviceToDevice) == cudaSuccess;
+        for (int t = 0; t < 3; t++)
+            ok &= cudaMalloc(&dq[t], N_ELEMS * 2) == cudaSuccess;
+        CHECK(ok, "backward buffers");
+        attnc_grad_kernel *gk = NULL;
+        attnc_compile_options gopts = {.jit = ATTNC_JIT_TIERED};
+        CHECK(attnc_grad_kernel_new(ctx, spec, &gopts, &gk) == ATTNC_OK, "grad kernel: %s", attnc_errmsg(ctx));
+        CHECK(gk && attnc_grad_kernel_quick(gk), "the backward from an empty cache is not quick");
+        attnc_tensor inputs[3] = {tensor4(r.in[0], T), tensor4(r.in[1], T), tensor4(r.in[2], T)};
+        attnc_tensor dinputs[3] = {tensor4(dq[0], T), tensor4(dq[1], T), tensor4(dq[2], T)};
+        attnc_backward_args bargs = {.inputs = inputs, .ninputs = 3, .dout = tensor4(dout, T), .dinputs = dinputs};
+        uint16_t *first = outs[4], *last = outs[5];
+        int bwd_launches = 0, bwd_quick = 1;
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            CHECK(gk && attnc_backward(ctx, gk, &bargs) == ATTNC_OK, "backward %d: %s", bwd_launches, attnc_errmsg(ctx));
+            CHECK(cudaDeviceSynchronize() == cudaSuccess &&
+                      cudaMemcpy(bwd_launches ? last : first, dq[1], N_ELEMS * 2, cudaMemcpyDeviceToHost) == cudaSuccess,
+                  "backward %d: copy", bwd_launches);
+            bwd_launches++;
+            bwd_quick = gk && attnc_grad_kernel_quick(gk);
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        } while (gk && (bwd_quick || bwd_launches < 2) && now.tv_sec - t0.tv_sec < 120);
+        CHECK(!bwd_quick, "the optimised backward did not come in");
+        CHECK(gk && attnc_grad_kernel_wait_optimized(ctx, gk) == ATTNC_OK, "backward wait: %s", attnc_errmsg(ctx));
+        int same;
+        double d = rel_diff(first, last, &same);
+        printf("backward (dk): quick against optimised rel diff %.3e (%s bits); swapped after %d bwd_launches\n", d,
+               same ? "same" : "different", bwd_launches);
+        CHECK(d < 1e-2, "backward: quick and optimised gradients differ: %.3e", d);
+        attnc_grad_kernel_free(gk);
+        gk = NULL;
+        CHECK(attnc_grad_kernel_new(ctx, spec, &gopts, &gk) == ATTNC_OK && !attnc_grad_kernel_quick(gk),
+              "a second backward handle is quick (the optimised unit did not reach the cache)");
+        attnc_grad_kernel_free(gk);
+        cudaFree(dout);
+        for (int t = 0; t < 3; t++)
+            cudaFree(dq[t]);
+    }
+
+    /* 7. an unknown mode is refused */
     attnc_kernel *bad = NULL;
     attnc_compile_options opts = {.jit = (attnc_jit_mode)7};
     CHECK(attnc_kernel_new(ctx, spec, &opts, &bad) == ATTNC_ERR_USAGE && !bad && strstr(attnc_errmsg(ctx), "jit mode"),
           "jit mode 7: %s", attnc_errmsg(ctx));
+    attnc_grad_kernel *bad_grad = NULL;
+    CHECK(attnc_grad_kernel_new(ctx, spec, &opts, &bad_grad) == ATTNC_ERR_USAGE && !bad_grad,
+          "backward, jit mode 7: %s", attnc_errmsg(ctx));
 
     attnc_kernel_free(tiered);
     for (int t = 0; t < 3; t++)
