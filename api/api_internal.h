@@ -116,7 +116,10 @@ typedef struct api_tensor {
 /* The backward's workspace for B sequences of T tokens (attnc_grad_workspace_bytes) from its plan alone: no
  * device, nothing compiled (tests/test_grad_workspace.c). */
 attnc_status api_grad_workspace_plan(attnc_ctx *ctx, attnc_spec *spec, int64_t B, int64_t T, int with_dh0, size_t *bytes);
-attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, rt_device_info *dev, char arch[16]);
+/* Opens the driver and the device; the arch to compile for (opts->arch, else the device's) and the jit mode
+ * (api_jit_mode). */
+attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, rt_device_info *dev, char arch[16],
+                             attnc_jit_mode *jit);
 /* The launch metadata of m's tensors (calloc'd, at least one entry; NULL when out of memory); align[i]
  * when given and not 0, else the dtype's size. */
 api_tensor *api_tensors_new(const ir_module *m, const unsigned *align);

@@ -392,8 +392,8 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     rt_device_info dev;
     char arch[16];
     attnc_jit_mode jit;
-    attnc_status st = api_jit_mode(ctx, opts, &jit);
-    if (st != ATTNC_OK || (st = api_open_device(ctx, opts, &dev, arch)) != ATTNC_OK)
+    attnc_status st = api_open_device(ctx, opts, &dev, arch, &jit);
+    if (st != ATTNC_OK)
         return st;
     cg_bwd_output cg;
     attnc_grad_kernel *k = NULL;

@@ -318,9 +318,13 @@ char *api_unit_source(const char *source, int kind, unsigned phases)
     return s;
 }
 
-attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, rt_device_info *dev, char arch[16])
+attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, rt_device_info *dev, char arch[16],
+                             attnc_jit_mode *jit)
 {
     rt_error err;
+    attnc_status st = api_jit_mode(ctx, opts, jit);
+    if (st != ATTNC_OK)
+        return st;
     if (!rt_driver_open(0, dev, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s", err.msg);
     if (opts && opts->arch)
@@ -584,8 +588,8 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     rt_device_info dev;
     char arch[16];
     attnc_jit_mode jit;
-    attnc_status st = api_jit_mode(ctx, opts, &jit);
-    if (st != ATTNC_OK || (st = api_open_device(ctx, opts, &dev, arch)) != ATTNC_OK)
+    attnc_status st = api_open_device(ctx, opts, &dev, arch, &jit);
+    if (st != ATTNC_OK)
         return st;
     cg_output cg;
     if ((st = generate(ctx, spec, &cg)) != ATTNC_OK)
