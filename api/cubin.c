@@ -7,11 +7,13 @@
  * context, the driver or a kernel handle), stores what it compiled in the cache and then says it is done;
  * the handle that started it loads the cubins in its caller's thread.
  */
+#define _POSIX_C_SOURCE 200809L   /* nanosleep */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_internal.h"
 #include "rt.h"
@@ -186,6 +188,7 @@ attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, co
 struct api_tier {
     pthread_t thread;
     bool joined;
+    api_tier *next_live;       /* the list of started ones not yet freed (live_tiers, under live_lock) */
     atomic_bool done;          /* set last by the thread (release); read before joining (acquire) */
     size_t n;
     char *srcs[API_MAX_UNITS];
@@ -195,6 +198,29 @@ struct api_tier {
     bool have_dir;
     double compile_ms;
 };
+
+/* Every started compile not yet freed, waited for at exit: a process that ends without freeing its kernel
+ * handles would otherwise run libnvrtc's static destructors while a thread of ours is inside NVRTC (and
+ * what the thread compiles reaches the cache this way too).  The wait is for `done` (set after the thread's
+ * last NVRTC call and cache write), not a join, so that it never races with a handle's own join; the lock
+ * guards the list only. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static api_tier *live_tiers;
+static pthread_once_t live_once = PTHREAD_ONCE_INIT;
+
+static void wait_live_tiers(void)
+{
+    pthread_mutex_lock(&live_lock);
+    for (api_tier *t = live_tiers; t; t = t->next_live)
+        while (!atomic_load_explicit(&t->done, memory_order_acquire))
+            nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void wait_live_tiers_at_exit(void)
+{
+    (void)atexit(wait_live_tiers);   /* (when it cannot be registered, exit goes on as before) */
+}
 
 static void *tier_run(void *arg)
 {
@@ -244,7 +270,15 @@ api_tier *api_tier_start(const char *name, const char *arch, bool use_cache, siz
         cubin_key(nv, srcs[j], arch, false, t->keys[j]);
         t->jobs[j] = (cubin_job){.name = t->name, .src = t->srcs[j], .arch = t->arch, .opts = t->opts, .nopts = nopts};
     }
-    if (!ok || pthread_create(&t->thread, NULL, tier_run, t) != 0) {
+    pthread_once(&live_once, wait_live_tiers_at_exit);
+    pthread_mutex_lock(&live_lock);
+    bool started = ok && pthread_create(&t->thread, NULL, tier_run, t) == 0;
+    if (started) {
+        t->next_live = live_tiers;
+        live_tiers = t;
+    }
+    pthread_mutex_unlock(&live_lock);
+    if (!started) {
         tier_release(t);
         return NULL;
     }
@@ -280,5 +314,12 @@ void api_tier_free(api_tier *t)
     if (!t)
         return;
     api_tier_join(t);
+    pthread_mutex_lock(&live_lock);
+    for (api_tier **p = &live_tiers; *p; p = &(*p)->next_live)
+        if (*p == t) {
+            *p = t->next_live;
+            break;
+        }
+    pthread_mutex_unlock(&live_lock);
     tier_release(t);
 }

@@ -221,7 +221,8 @@ typedef enum attnc_emit_kind { ATTNC_EMIT_CUDA = 0, ATTNC_EMIT_PTX = 1, ATTNC_EM
 typedef enum attnc_jit_mode {
     ATTNC_JIT_TIERED = 0,    /* the quick kernels now; the optimised ones compile on a thread and go to the
                               * disk cache, and the first launch after they are ready takes them (the
-                              * kernel's info says which runs: attnc_kernel_info.quick).  The quick kernels
+                              * kernel's info says which runs: attnc_kernel_info.quick).  A process that
+                              * exits while such a compile runs waits for it (atexit), so the cache gets it.  The quick kernels
                               * run several times slower and may round differently in the last bits; where
                               * every launch must give the same bits from the first, ATTNC_JIT_OPTIMIZED */
     ATTNC_JIT_OPTIMIZED = 1, /* attnc_kernel_new compiles the optimised kernels itself */

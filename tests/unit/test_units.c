@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "api_internal.h"
@@ -308,6 +309,74 @@ static void quick_and_optimised_units_are_cached_apart(void **state)
     setenv("ATTNC_CACHE_DIR", fx->root, 1);
 }
 
+/* The tiered JIT's background compile (api_tier): done in time, its cubin the optimised compile's, stored in
+ * the cache; a unit that does not compile gives no cubin and NVRTC's message. */
+static void a_background_compile_reaches_the_cache(void **state)
+{
+    fixture *fx = *state;
+    skip_without_nvrtc();
+    char root[128];
+    snprintf(root, sizeof root, "%s/tier", fx->root);
+    assert_int_equal(mkdir(root, 0700), 0);
+    setenv("ATTNC_CACHE_DIR", root, 1);
+    const char *srcs[2] = {fx->units[1],   /* the decode kernel: the smallest unit */
+                           "extern \"C\" __global__ void bad(float *p) { p[0] = undeclared; }\n"};
+    api_tier *t = api_tier_start("tier", "sm_80", true, 2, srcs);
+    assert_non_null(t);
+    api_tier_join(t);
+    assert_true(api_tier_done(t));
+    size_t size = 0;
+    const char *why = NULL;
+    const void *image = api_tier_cubin(t, 0, &size, &why);
+    assert_non_null(image);
+    assert_null(why);
+    void *cached = NULL;
+    size_t cached_size = 0;
+    bool hit = false;
+    assert_int_equal(api_get_cubin(fx->ctx, "u", srcs[0], "sm_80", true, API_LOOKUP, &cached, &cached_size, &hit),
+                     ATTNC_OK);
+    assert_true(hit && cached_size == size && memcmp(cached, image, size) == 0);
+    free(cached);
+    assert_null(api_tier_cubin(t, 1, &size, &why));
+    assert_non_null(why);
+    assert_non_null(strstr(why, "undeclared"));
+    api_tier_free(t);
+    setenv("ATTNC_CACHE_DIR", fx->root, 1);
+}
+
+/* A process that exits while a background compile runs (a kernel handle never freed) waits for it: the
+ * cubin reaches the cache and the exit is clean.  The child's tier stays reachable (a global), as a
+ * program's handle would. */
+static api_tier *child_tier;
+static void a_background_compile_outlives_exit(void **state)
+{
+    fixture *fx = *state;
+    skip_without_nvrtc();
+    char root[128];
+    snprintf(root, sizeof root, "%s/exit", fx->root);
+    assert_int_equal(mkdir(root, 0700), 0);
+    setenv("ATTNC_CACHE_DIR", root, 1);
+    const char *src = fx->units[0];   /* the chunk kernel: a compile of a second or more */
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        child_tier = api_tier_start("exit", "sm_80", true, 1, &src);
+        exit(child_tier ? 0 : 3);   /* at once: the compile has only started */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    void *cached = NULL;
+    size_t size = 0;
+    bool hit = false;
+    assert_int_equal(api_get_cubin(fx->ctx, "u", src, "sm_80", true, API_LOOKUP, &cached, &size, &hit), ATTNC_OK);
+    assert_true(hit);
+    free(cached);
+    setenv("ATTNC_CACHE_DIR", fx->root, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +385,8 @@ int main(void)
         cmocka_unit_test(split_state_walk_is_in_the_delta_rules_materialized_unit),
         cmocka_unit_test(a_failing_unit_fails_the_call),
         cmocka_unit_test(quick_and_optimised_units_are_cached_apart),
+        cmocka_unit_test(a_background_compile_reaches_the_cache),
+        cmocka_unit_test(a_background_compile_outlives_exit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
