@@ -4,8 +4,8 @@
  * (NVRTC --Ofast-compile) and compiles the optimised ones on a thread; a launch after they are ready takes
  * them.  Checked here, on a Lightning spec whose chunk kernel has two units (the sequential walk and the
  * grouped one): the info says quick, then not; launches keep working across the swap, on both units, and
- * on the units left for a launch (the materialized schedule, the decode kernel), which are tiered at their
- * first launch; the quick and the optimised kernels' outputs agree (and, where the bits are the same, say so); the optimised
+ * on the units left for a launch (the materialized schedule, the decode kernel, the split delta rule's
+ * materialized unit of three functions), which are tiered at their first launch; the quick and the optimised kernels' outputs agree (and, where the bits are the same, say so); the optimised
  * cubins reach the cache, also when the handle is freed while they compile; ATTNC_JIT_QUICK and
  * ATTNC_JIT_OPTIMIZED do what they say; the backward handle is tiered the same way; an unknown mode is
  * refused.
@@ -32,6 +32,21 @@ static const char spec_text[] =
     "  linear { query = q * K^-0.5; key = k; value = v; decay = 0.99; }\n"
     "  mask causal;\n"
     "  chunk 64;\n"
+    "}\n";
+
+/* The delta rule's materialized schedule is split three ways (every chunk's WY factors, a state walk, every
+ * chunk's outputs): three functions of one module, which a tiered swap replaces together. */
+static const char delta_text[] =
+    "attention deltanet_tiers {\n"
+    "  dim K = 64, V = 64;\n"
+    "  heads H = 4;\n"
+    "  input q: bf16[H, K];\n"
+    "  input k: bf16[H, K];\n"
+    "  input v: bf16[H, V];\n"
+    "  input b: bf16[H];\n"
+    "  linear { query = l2norm(q) * K^-0.5; key = l2norm(k); value = v; beta = sigmoid(b); update delta; }\n"
+    "  mask causal;\n"
+    "  chunk 32;\n"
     "}\n";
 
 enum { B = 1, T = 8192, H = 4, D = 64 };
@@ -278,6 +293,37 @@ int main(void)
     CHECK(optimized && !info_of(optimized, &info) && info.cache_hit && !info.quick,
           "after freeing a compiling handle: cache_hit %d, quick %d", info.cache_hit, info.quick);
     attnc_kernel_free(optimized);
+
+    /* 5b. the split delta rule's materialized unit: its three functions swapped together */
+    {
+        attnc_spec *dspec = NULL;
+        CHECK(attnc_spec_from_string(ctx, "deltanet_tiers", delta_text, sizeof delta_text - 1, &dspec) == ATTNC_OK,
+              "the delta spec: %s", dspec ? attnc_spec_diag_text(dspec) : attnc_errmsg(ctx));
+        attnc_kernel *dk = dspec ? new_kernel(ctx, dspec, ATTNC_JIT_TIERED) : NULL;
+        attnc_tensor b = {.data = r.in[0], .dtype = ATTNC_BF16, .ndim = 3, .shape = {B, T, H}, .stride = {T * H, H, 1}};
+        attnc_tensor inputs[4] = {tensor4(r.in[0], T), tensor4(r.in[1], T), tensor4(r.in[2], T), b};
+        attnc_forward_args args = {.inputs = inputs, .ninputs = 4, .out = tensor4(r.out, T),
+                                   .schedule = ATTNC_SCHEDULE_MATERIALIZED};
+        int n = 0, delta_quick = 1;
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            CHECK(dk && attnc_forward(ctx, dk, &args) == ATTNC_OK && cudaDeviceSynchronize() == cudaSuccess &&
+                      cudaMemcpy(n ? r.host : outs[4], r.out, N_ELEMS * 2, cudaMemcpyDeviceToHost) == cudaSuccess,
+                  "delta materialized launch %d: %s", n, attnc_errmsg(ctx));
+            n++;
+            delta_quick = dk && any_quick(dk);
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        } while (dk && (delta_quick || n < 2) && now.tv_sec - t0.tv_sec < 120);
+        CHECK(!delta_quick, "the delta rule's optimised materialized unit did not come in");
+        int same;
+        double d = rel_diff(outs[4], r.host, &same);
+        printf("delta rule, materialized (split): quick against optimised rel diff %.3e (%s bits); swapped after %d "
+               "launches\n", d, same ? "same" : "different", n);
+        CHECK(d < 1e-2, "delta rule: quick and optimised outputs differ: %.3e", d);
+        attnc_kernel_free(dk);
+        attnc_spec_free(dspec);
+    }
 
     /* 6. the backward handle is tiered the same way: quick first, the optimised kernels taken by a later
      *    attnc_backward; their gradients agree; the optimised unit then hits the cache */
