@@ -214,18 +214,19 @@ const char *const *attnc_pass_names(void);
 
 typedef enum attnc_emit_kind { ATTNC_EMIT_CUDA = 0, ATTNC_EMIT_PTX = 1, ATTNC_EMIT_CUBIN = 2 } attnc_emit_kind;
 
-/* How attnc_kernel_new and attnc_grad_kernel_new get the kernels the disk cache lacks.  NVRTC's full optimisation of a chunk kernel
- * takes 1-2 s (NVVM's optimiser and ptxas on its unrolled loops); NVRTC's --Ofast-compile=mid takes about a
- * quarter of that for a kernel that runs slower (bench/RESULTS.md, twenty-third session).  Needs NVRTC
- * 12.8 or later; with an older one every mode compiles the optimised kernels. */
+/* How attnc_kernel_new and attnc_grad_kernel_new get the kernels the disk cache lacks.  NVRTC's full
+ * optimisation of a chunk kernel takes 1-2 s (NVVM's optimiser and ptxas on its unrolled loops), of the
+ * backward's unit 2-4 s; NVRTC's --Ofast-compile=mid takes a quarter to a half of that, for kernels that
+ * run several times slower (bench/RESULTS.md, twenty-third session).  Needs NVRTC 12.8 or later; with an
+ * older one every mode compiles the optimised kernels. */
 typedef enum attnc_jit_mode {
     ATTNC_JIT_TIERED = 0,    /* the quick kernels now; the optimised ones compile on a thread and go to the
-                              * disk cache, and the first launch after they are ready takes them (the
-                              * kernel's info says which runs: attnc_kernel_info.quick).  A process that
-                              * exits while such a compile runs waits for it (atexit), so the cache gets it.  The quick kernels
-                              * run several times slower and may round differently in the last bits; where
-                              * every launch must give the same bits from the first, ATTNC_JIT_OPTIMIZED */
-    ATTNC_JIT_OPTIMIZED = 1, /* attnc_kernel_new compiles the optimised kernels itself */
+                              * disk cache, and the first launch after they are ready takes them (which
+                              * runs: attnc_kernel_info.quick, attnc_grad_kernel_quick).  A process that
+                              * exits while such a compile runs waits for it (atexit), so the cache gets
+                              * it.  The quick kernels may round differently in the last bits; where every
+                              * launch must give the same bits from the first, ATTNC_JIT_OPTIMIZED */
+    ATTNC_JIT_OPTIMIZED = 1, /* the optimised kernels, compiled before the call returns */
     ATTNC_JIT_QUICK = 2      /* the quick kernels only (cached under their own key): to check and time them */
 } attnc_jit_mode;
 
