@@ -70,6 +70,14 @@ void api_tier_join(api_tier *t);
 const void *api_tier_cubin(const api_tier *t, size_t j, size_t *size, const char **why);
 double api_tier_compile_ms(const api_tier *t);
 void api_tier_free(api_tier *t);
+/* The cubins of n units as `jit` says (api_jit_mode's).  OPTIMIZED and QUICK: api_get_cubins's (quick[i]
+ * true under QUICK).  TIERED: the optimised cubins the cache holds (hits[i]); the others compiled quickly
+ * now (quick[i]; not cached) once their optimised compile has started (*tier: its units are the quick ones,
+ * in order; NULL where none missed, or where it could not start).  On a failure nothing is left (images
+ * NULL, *tier NULL). */
+attnc_status api_jit_cubins(attnc_ctx *ctx, const char *name, size_t n, const char *const *srcs, const char *arch,
+                            bool use_cache, attnc_jit_mode jit, void **images, size_t *sizes, bool *hits, bool *quick,
+                            api_tier **tier);
 /* The compile unit of one kernel of a forward source (codegen_cuda's): "#define ATTNC_ONLY k" (k = kind
  * + 1, a cg_kernel_kind) before the source, so that only that kernel's entry is defined, and for the chunk
  * kernel "#define ATTNC_PHASES mask" when `phases` (a mask of the phases of one schedule, CG_PHASES_*) is

@@ -403,24 +403,11 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     void *image = NULL;
     size_t size = 0;
     bool hit = false;
-    bool use_cache = !(opts && opts->no_cache);
-    if (jit == ATTNC_JIT_TIERED) {
-        /* the optimised unit from the cache as it is; else quick now, optimised on a thread (its start first,
-         * as attnc_kernel_new does) */
-        st = api_get_cubin(ctx, m->name, cg.source, arch, use_cache, API_LOOKUP, &image, &size, &hit);
-        if (st == ATTNC_OK && !image) {
-            const char *src = cg.source;
-            if (!(k->tier = api_tier_start(m->name, arch, use_cache, 1, &src)))
-                snprintf(k->tier_error, sizeof k->tier_error, "%s backward: the optimised kernels' compile did not start",
-                         m->name);
-            st = api_get_cubin(ctx, m->name, cg.source, arch, false, API_COMPILE_QUICK, &image, &size, &hit);
-            k->quick = true;
-        }
-    } else {
-        k->quick = jit == ATTNC_JIT_QUICK;
-        st = api_get_cubin(ctx, m->name, cg.source, arch, use_cache, k->quick ? API_COMPILE_QUICK : API_COMPILE_OPTIMIZED,
-                           &image, &size, &hit);
-    }
+    const char *src = cg.source;
+    st = api_jit_cubins(ctx, m->name, 1, &src, arch, !(opts && opts->no_cache), jit, &image, &size, &hit, &k->quick,
+                        &k->tier);
+    if (st == ATTNC_OK && jit == ATTNC_JIT_TIERED && k->quick && !k->tier)
+        snprintf(k->tier_error, sizeof k->tier_error, "%s backward: the optimised kernels' compile did not start", m->name);
     if (st != ATTNC_OK) {
         attnc_grad_kernel_free(k);
         return st;

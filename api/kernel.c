@@ -412,22 +412,31 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
  * attnc_kernel_wait_optimized loads the optimised cubins in the caller's thread; attnc_kernel_free joins
  * it, so that what it compiled reaches the cache. */
 
-/* Starts the optimised compile of the n units srcs (kernel_of, sched_of: where each goes).  False when it
- * cannot start (out of memory, no thread): the quick kernels then stay. */
-static bool tier_start(attnc_kernel *k, size_t n, const char *const *srcs, const size_t *kernel_of, const int *sched_of)
+/* Keeps the optimised compile api_jit_cubins started for the n units whose quick[u] is set (ATTNC_JIT_TIERED;
+ * kernel_of, sched_of: where each unit goes); where none started though some unit is quick, says so in
+ * tier_error: the quick kernels then stay. */
+static void tier_keep(attnc_kernel *k, api_tier *tier, size_t n, const bool *quick, const size_t *kernel_of,
+                      const int *sched_of)
 {
-    if (k->ntiers == JIT_MAX_TIERS)
-        return false;
-    kernel_tier *kt = &k->tiers[k->ntiers];
-    if (!(kt->tier = api_tier_start(k->name, k->arch, k->use_cache, n, srcs)))
-        return false;
-    kt->n = n;
-    for (size_t j = 0; j < n; j++) {
-        kt->kernel_of[j] = kernel_of[j];
-        kt->sched_of[j] = sched_of[j];
+    size_t nquick = 0;
+    for (size_t u = 0; u < n; u++)
+        nquick += quick[u];
+    if (nquick == 0)
+        return;
+    if (!tier || k->ntiers == JIT_MAX_TIERS) {   /* (the second: not reached, a kernel has three at most) */
+        api_tier_free(tier);
+        if (!k->tier_error[0])
+            snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels' compile did not start", k->name);
+        return;
     }
-    k->ntiers++;
-    return true;
+    kernel_tier *kt = &k->tiers[k->ntiers++];
+    kt->tier = tier;
+    kt->n = 0;
+    for (size_t u = 0; u < n; u++)
+        if (quick[u]) {
+            kt->kernel_of[kt->n] = kernel_of[u];
+            kt->sched_of[kt->n++] = sched_of[u];
+        }
 }
 
 /* Keeps a quick function that an optimised one replaced (until attnc_kernel_free). */
@@ -525,22 +534,18 @@ attnc_status attnc_kernel_wait_optimized(attnc_ctx *ctx, attnc_kernel *kernel)
 static attnc_status lazy_cubin(attnc_ctx *ctx, attnc_kernel *k, const char *src, size_t i, int sched, void **image,
                                size_t *size, bool *hit)
 {
-    bool quick = k->jit == ATTNC_JIT_QUICK;
-    attnc_status st;
-    if (k->jit != ATTNC_JIT_TIERED) {
-        st = api_get_cubin(ctx, k->name, src, k->arch, k->use_cache, quick ? API_COMPILE_QUICK : API_COMPILE_OPTIMIZED,
-                           image, size, hit);
-    } else if ((st = api_get_cubin(ctx, k->name, src, k->arch, k->use_cache, API_LOOKUP, image, size, hit)) == ATTNC_OK &&
-               !*image) {
-        if (!tier_start(k, 1, &src, &i, &sched) && !k->tier_error[0])
-            snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels' compile did not start", k->name);
-        st = api_get_cubin(ctx, k->name, src, k->arch, false, API_COMPILE_QUICK, image, size, hit);
-        quick = true;
-    }
-    if (st == ATTNC_OK && quick)
+    bool quick;
+    api_tier *tier;
+    attnc_status st = api_jit_cubins(ctx, k->name, 1, &src, k->arch, k->use_cache, k->jit, image, size, hit, &quick,
+                                     &tier);
+    if (st != ATTNC_OK)
+        return st;
+    if (k->jit == ATTNC_JIT_TIERED)
+        tier_keep(k, tier, 1, &quick, &i, &sched);
+    if (quick)
         k->k[i].quick_units |= 1u << (sched + 1);
     k->k[i].info.quick = k->k[i].quick_units != 0;
-    return st;
+    return ATTNC_OK;
 }
 
 /* A schedule left for the first launch that takes it: from the cache or NVRTC, then loaded. */
@@ -672,47 +677,11 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     double t_gen = (api_seconds() * 1e3);
     void *images[API_MAX_UNITS];
     size_t sizes[API_MAX_UNITS];
-    bool hits[API_MAX_UNITS], quick[API_MAX_UNITS] = {false};
-    if (jit == ATTNC_JIT_TIERED) {
-        /* the optimised units the cache holds as they are; the others quick now, optimised on a thread */
-        st = api_get_cubins(ctx, m->name, nnow, srcs, arch, k->use_cache, API_LOOKUP, images, sizes, hits);
-        const char *miss_srcs[API_MAX_UNITS];
-        size_t miss_of[API_MAX_UNITS], nmiss = 0, miss_kernel[API_MAX_UNITS];
-        for (size_t u = 0; st == ATTNC_OK && u < nnow; u++)
-            if (!hits[u]) {
-                miss_kernel[nmiss] = now_units[u];
-                miss_of[nmiss] = u;
-                miss_srcs[nmiss++] = srcs[u];
-            }
-        /* the optimised compile starts first: on the H200 host (16 CPUs, the benchmark's five specs, two
-         * rounds, bench/RESULTS.md twenty-third session) the first call took 0.40-0.58 s this way against
-         * 0.30-0.47 s with the quick compile alone first, and the optimised kernels were in after 0.93-2.28 s
-         * against 1.22-2.41 s */
-        int miss_sched[API_MAX_UNITS];
-        for (size_t j = 0; j < nmiss; j++)
-            miss_sched[j] = now_sched[miss_of[j]];
-        if (st == ATTNC_OK && nmiss && !tier_start(k, nmiss, miss_srcs, miss_kernel, miss_sched))
-            snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels' compile did not start", k->name);
-        void *quick_images[API_MAX_UNITS];
-        size_t quick_sizes[API_MAX_UNITS];
-        bool quick_hits[API_MAX_UNITS];
-        if (st == ATTNC_OK && nmiss)
-            st = api_get_cubins(ctx, m->name, nmiss, miss_srcs, arch, false, API_COMPILE_QUICK, quick_images, quick_sizes,
-                                quick_hits);
-        for (size_t j = 0; st == ATTNC_OK && j < nmiss; j++) {
-            images[miss_of[j]] = quick_images[j];
-            sizes[miss_of[j]] = quick_sizes[j];
-            quick[miss_of[j]] = true;
-        }
-        if (st != ATTNC_OK)
-            for (size_t u = 0; u < nnow; u++)
-                free(images[u]);
-    } else {
-        st = api_get_cubins(ctx, m->name, nnow, srcs, arch, k->use_cache,
-                            jit == ATTNC_JIT_QUICK ? API_COMPILE_QUICK : API_COMPILE_OPTIMIZED, images, sizes, hits);
-        for (size_t u = 0; u < nnow; u++)
-            quick[u] = jit == ATTNC_JIT_QUICK;
-    }
+    bool hits[API_MAX_UNITS], quick[API_MAX_UNITS];
+    api_tier *tier;
+    st = api_jit_cubins(ctx, m->name, nnow, srcs, arch, k->use_cache, jit, images, sizes, hits, quick, &tier);
+    if (st == ATTNC_OK && jit == ATTNC_JIT_TIERED)
+        tier_keep(k, tier, nnow, quick, now_units, now_sched);
     if (st != ATTNC_OK) {
         attnc_kernel_free(k);
         return st;

@@ -256,6 +256,16 @@ static void a_failing_unit_fails_the_call(void **state)
     assert_non_null(strstr(attnc_errmsg(fx->ctx), "undeclared"));
 }
 
+/* A directory of the fixture's for the cache of one test (so that another test's entries are not hits);
+ * the test sets ATTNC_CACHE_DIR back to fx->root at its end. */
+static void use_cache_subdir(fixture *fx, const char *sub)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/%s", fx->root, sub);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    setenv("ATTNC_CACHE_DIR", dir, 1);
+}
+
 /* The tiered JIT's steps (attnc_jit_mode): a lookup compiles nothing and fails nothing on a miss; a quick
  * compile (NVRTC --Ofast-compile, where NVRTC has it) gives another cubin under another key, which a lookup
  * of the optimised one does not find; the optimised compile is then found.  Skipped before NVRTC 12.8. */
@@ -263,10 +273,7 @@ static void quick_and_optimised_units_are_cached_apart(void **state)
 {
     fixture *fx = *state;
     skip_without_nvrtc();
-    rt_error err;
-    int maj = 0, min = 0;
-    assert_true(rt_nvrtc_version(&maj, &min, &err));
-    if (maj < 12 || (maj == 12 && min < 8))
+    if (!api_nvrtc_has_quick())
         skip();
     const char *unit = fx->units[0];   /* the chunk kernel */
     char key[65], quick_key[65];
@@ -277,10 +284,7 @@ static void quick_and_optimised_units_are_cached_apart(void **state)
     size_t size = 1, quick_size = 0, optimised_size = 0;
     bool hit = true;
     /* the fixture's directory may hold the optimised entry from another test: a directory of its own */
-    char root[128];
-    snprintf(root, sizeof root, "%s/quick", fx->root);
-    assert_int_equal(mkdir(root, 0700), 0);
-    setenv("ATTNC_CACHE_DIR", root, 1);
+    use_cache_subdir(fx, "quick");
     assert_int_equal(api_get_cubin(fx->ctx, "u", unit, "sm_80", true, API_LOOKUP, &image, &size, &hit), ATTNC_OK);
     assert_null(image);
     assert_int_equal(size, 0);
@@ -315,10 +319,7 @@ static void a_background_compile_reaches_the_cache(void **state)
 {
     fixture *fx = *state;
     skip_without_nvrtc();
-    char root[128];
-    snprintf(root, sizeof root, "%s/tier", fx->root);
-    assert_int_equal(mkdir(root, 0700), 0);
-    setenv("ATTNC_CACHE_DIR", root, 1);
+    use_cache_subdir(fx, "tier");
     const char *srcs[2] = {fx->units[1],   /* the decode kernel: the smallest unit */
                            "extern \"C\" __global__ void bad(float *p) { p[0] = undeclared; }\n"};
     api_tier *t = api_tier_start("tier", "sm_80", true, 2, srcs);
@@ -344,6 +345,52 @@ static void a_background_compile_reaches_the_cache(void **state)
     setenv("ATTNC_CACHE_DIR", fx->root, 1);
 }
 
+/* api_jit_cubins, the one place the JIT modes get their cubins: TIERED from an empty cache gives the quick
+ * cubin and the optimised compile started for it, which reaches the cache; TIERED then hits, with nothing
+ * started; OPTIMIZED hits the same entry; QUICK gives the quick cubin and starts nothing. */
+static void the_jit_modes_get_their_cubins(void **state)
+{
+    fixture *fx = *state;
+    skip_without_nvrtc();
+    if (!api_nvrtc_has_quick())
+        skip();
+    use_cache_subdir(fx, "modes");
+    const char *src = fx->units[1];   /* the decode kernel: the smallest unit */
+    void *image = NULL, *quick_image = NULL;
+    size_t size = 0, quick_size = 0;
+    bool hit = true, quick = false, quick_hit;
+    api_tier *tier = NULL;
+    assert_int_equal(api_get_cubin(fx->ctx, "u", src, "sm_80", false, API_COMPILE_QUICK, &quick_image, &quick_size,
+                                   &quick_hit),
+                     ATTNC_OK);
+    assert_int_equal(api_jit_cubins(fx->ctx, "u", 1, &src, "sm_80", true, ATTNC_JIT_TIERED, &image, &size, &hit, &quick,
+                                    &tier),
+                     ATTNC_OK);
+    assert_true(quick && !hit && tier);
+    assert_true(size == quick_size && memcmp(image, quick_image, size) == 0);
+    free(image);
+    api_tier_free(tier);
+    assert_int_equal(api_jit_cubins(fx->ctx, "u", 1, &src, "sm_80", true, ATTNC_JIT_TIERED, &image, &size, &hit, &quick,
+                                    &tier),
+                     ATTNC_OK);
+    assert_true(!quick && hit && !tier);
+    void *optimised = image;
+    size_t optimised_size = size;
+    assert_int_equal(api_jit_cubins(fx->ctx, "u", 1, &src, "sm_80", true, ATTNC_JIT_OPTIMIZED, &image, &size, &hit,
+                                    &quick, &tier),
+                     ATTNC_OK);
+    assert_true(!quick && hit && !tier && size == optimised_size && memcmp(image, optimised, size) == 0);
+    free(image);
+    free(optimised);
+    assert_int_equal(api_jit_cubins(fx->ctx, "u", 1, &src, "sm_80", true, ATTNC_JIT_QUICK, &image, &size, &hit, &quick,
+                                    &tier),
+                     ATTNC_OK);
+    assert_true(quick && !tier && size == quick_size && memcmp(image, quick_image, size) == 0);
+    free(image);
+    free(quick_image);
+    setenv("ATTNC_CACHE_DIR", fx->root, 1);
+}
+
 /* A process that exits while a background compile runs (a kernel handle never freed) waits for it: the
  * cubin reaches the cache and the exit is clean.  The child's tier stays reachable (a global), as a
  * program's handle would. */
@@ -352,10 +399,7 @@ static void a_background_compile_outlives_exit(void **state)
 {
     fixture *fx = *state;
     skip_without_nvrtc();
-    char root[128];
-    snprintf(root, sizeof root, "%s/exit", fx->root);
-    assert_int_equal(mkdir(root, 0700), 0);
-    setenv("ATTNC_CACHE_DIR", root, 1);
+    use_cache_subdir(fx, "exit");
     const char *src = fx->units[0];   /* the chunk kernel: a compile of a second or more */
     fflush(NULL);
     pid_t pid = fork();
@@ -386,6 +430,7 @@ int main(void)
         cmocka_unit_test(a_failing_unit_fails_the_call),
         cmocka_unit_test(quick_and_optimised_units_are_cached_apart),
         cmocka_unit_test(a_background_compile_reaches_the_cache),
+        cmocka_unit_test(the_jit_modes_get_their_cubins),
         cmocka_unit_test(a_background_compile_outlives_exit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
