@@ -50,8 +50,9 @@ attnc_status api_jit_mode(attnc_ctx *ctx, const attnc_compile_options *opts, att
 typedef enum api_compile { API_COMPILE_OPTIMIZED, API_COMPILE_QUICK, API_LOOKUP } api_compile;
 attnc_status api_get_cubin(attnc_ctx *ctx, const char *name, const char *src, const char *arch, bool use_cache,
                            api_compile how, void **image, size_t *size, bool *hit);
-/* Compile units one call takes: every kernel of a forward (CG_MAX_KERNELS, 3) and a schedule unit. */
-#define API_MAX_UNITS 4
+/* Compile units one call takes: every kernel of a forward (CG_MAX_KERNELS, 3) and a schedule unit; the
+ * backward's units (api/backward.c, up to 10). */
+#define API_MAX_UNITS 16
 /* The cubins of n (at most API_MAX_UNITS) sources for `arch`: each from the cache when a verified entry
  * exists (hits[i]), else as `how` says, compiled ones stored, the misses compiled at once, each on a
  * thread of its own; images[i] malloc'd (the caller frees them; all NULL on a failure).  The cache key of
@@ -124,6 +125,10 @@ typedef struct api_tensor {
 /* The backward's workspace for B sequences of T tokens (attnc_grad_workspace_bytes) from its plan alone: no
  * device, nothing compiled (tests/test_grad_workspace.c). */
 attnc_status api_grad_workspace_plan(attnc_ctx *ctx, attnc_spec *spec, int64_t B, int64_t T, int with_dh0, size_t *bytes);
+/* The backward's compile units on a host of `cpus` CPUs (attnc_grad_kernel_new's, from the plan alone): *n
+ * sources (malloc'd: the caller frees them) and the kernels each defines (bit i: cg_bwd_kernel i). */
+attnc_status api_grad_units(attnc_ctx *ctx, attnc_spec *spec, long cpus, char *srcs[API_MAX_UNITS],
+                            uint32_t masks[API_MAX_UNITS], size_t *n);
 /* Opens the driver and the device; the arch to compile for (opts->arch, else the device's) and the jit mode
  * (api_jit_mode). */
 attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, rt_device_info *dev, char arch[16],

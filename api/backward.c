@@ -15,9 +15,11 @@
  *      attnc_bwd_sum_heads for per-token tensors and dh0, attnc_bwd_sum_param for parameters.
  * No atomics and no host synchronisation (cu_seqlens is never read on the host).
  */
+#define _POSIX_C_SOURCE 200809L   /* sysconf */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api_internal.h"
 #include "cuda_bwd.h"
@@ -25,17 +27,6 @@
 #include "emit_value.h"
 #include "passes.h"
 #include "rt.h"
-
-enum { BK_LINEAR, BK_INPUTS, BK_SUM_HEADS, BK_SUM_PARAM, BK_SM_ROWS, BK_SM_KV, BK_P_STATES, BK_P_ROWS, BK_P_DSTATES,
-       BK_P_CHUNK, BK_P_WY, BK_P_WY_ADJOINT, BK_P_SCAN_STATES, BK_P_SCAN_DSTATES, BK_P_STATES_NARROW,
-       BK_P_DSTATES_NARROW, BK_P_STATES_RUN, BK_P_DSTATES_RUN, BK_COUNT };
-static const char *const entries[BK_COUNT] = {"attnc_bwd_linear", "attnc_bwd_inputs", "attnc_bwd_sum_heads",
-                                              "attnc_bwd_sum_param", "attnc_bwd_sm_rows", "attnc_bwd_sm_kv",
-                                              "attnc_bwdp_states", "attnc_bwdp_rows", "attnc_bwdp_dstates",
-                                              "attnc_bwdp_chunk", "attnc_bwdp_wy", "attnc_bwdp_wy_adjoint",
-                                              "attnc_bwdp_scan_states", "attnc_bwdp_scan_dstates",
-                                              "attnc_bwdp_states_narrow", "attnc_bwdp_dstates_narrow",
-                                              "attnc_bwdp_states_run", "attnc_bwdp_dstates_run"};
 
 /* How the parallel schedule's state walks run (ATTNC_BWD_WALK): "sequence", each sequence's chunks walked by
  * one CTA per (sequence, head, widest V slice); "split", spread over more CTAs: without the delta rule every
@@ -81,15 +72,18 @@ struct attnc_grad_kernel {
     unsigned run_per_sm; /* CTAs of those an SM holds (1 without them) */
     int sm_count;       /* the device's (0 where none was opened: 132 assumed) */
     unsigned bd_wy_smem, bd_adj_smem;
-    rt_function *fn[BK_COUNT];
+    size_t nunits;      /* compile units (grad_unit_plan) and the kernels each defines (bit i: CG_BK_* i) */
+    uint32_t unit_mask[API_MAX_UNITS];
+    rt_function *fn[CG_BK_COUNT];
     api_workspace *ws;
     /* ATTNC_JIT_TIERED (api/kernel.c says how): fn[] from a quick compile while the optimised one compiles on
      * a thread (tier); the quick functions it replaced, kept until attnc_grad_kernel_free (a launch on some
      * stream may still run them); why the optimised ones are not in, until attnc_grad_kernel_wait_optimized
      * says it. */
     bool quick;
+    uint32_t quick_units;   /* bit u: unit u's functions are the quick ones */
     api_tier *tier;
-    rt_function *retired[BK_COUNT];
+    rt_function *retired[CG_BK_COUNT];
     char tier_error[256];
 };
 
@@ -200,7 +194,7 @@ void attnc_grad_kernel_free(attnc_grad_kernel *k)
     if (!k)
         return;
     api_tier_free(k->tier);   /* joins: what it compiled reaches the cache */
-    for (int i = 0; i < BK_COUNT; i++) {
+    for (int i = 0; i < CG_BK_COUNT; i++) {
         rt_function_free(k->fn[i]);
         rt_function_free(k->retired[i]);
     }
@@ -291,76 +285,187 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
     return ATTNC_OK;
 }
 
-/* The backward's functions from its module (`image`) into fn[], with k->run_per_sm from them; on a
- * failure none is left loaded. */
-static attnc_status load_functions(attnc_ctx *ctx, attnc_grad_kernel *k, const void *image, size_t size,
-                                   rt_function *fn[BK_COUNT])
+/* Whether the plan launches kernel i (CG_BK_*); load_functions loads exactly these. */
+static bool kernel_defined(const attnc_grad_kernel *k, int i)
 {
-    rt_error err;
-    rt_function *first = NULL;   /* the module's first kernel: the others are taken from its module */
-    for (int i = 0; i < BK_COUNT; i++) {
-        fn[i] = NULL;
-        bool pk = i == BK_P_STATES || i == BK_P_ROWS || i == BK_P_DSTATES || i == BK_P_CHUNK;
-        bool dk = i == BK_P_WY || i == BK_P_WY_ADJOINT;
-        bool sk = i == BK_P_SCAN_STATES || i == BK_P_SCAN_DSTATES;
-        bool nk = i == BK_P_STATES_NARROW || i == BK_P_DSTATES_NARROW;
-        bool rk = i == BK_P_STATES_RUN || i == BK_P_DSTATES_RUN;
-        if ((i == BK_LINEAR && (!k->linear || k->parallel)) || ((i == BK_SM_ROWS || i == BK_SM_KV) && !k->softmax) ||
-            (pk && !k->parallel) || (i == BK_P_ROWS && !k->norm) || (dk && !k->bp_delta) ||
-            (sk && (!k->parallel || k->bp_delta)) || (nk && (!k->bp_delta || k->bp_vw == k->bp_vs)) ||
-            (rk && (!k->parallel || !k->bp_run2)))
-            continue;
-        unsigned smem = i == BK_LINEAR ? k->smem_bytes : i == BK_SM_ROWS || i == BK_SM_KV ? k->sm_smem_bytes : 0;
-        if (pk)
-            smem = i == BK_P_STATES || i == BK_P_DSTATES ? k->bp_walk_smem : k->bp_chunk_smem;
-        if (nk || rk)
-            smem = k->bp_walk_smem;
-        if (dk)
-            smem = i == BK_P_WY ? k->bd_wy_smem : k->bd_adj_smem;
-        bool loaded = api_load_function(image, size, first, entries[i], smem, &fn[i], &err);
-        if (loaded && !first)
-            first = fn[i];
-        if (!loaded && rk) {   /* compiled for sm_90 only: elsewhere the runs take the walk kernels */
-            fn[i] = NULL;
-            continue;
-        }
-        if (!loaded) {
-            for (int j = 0; j <= i; j++) {
-                rt_function_free(fn[j]);
-                fn[j] = NULL;
-            }
-            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
-        }
+    switch ((cg_bwd_kernel)i) {
+    case CG_BK_LINEAR: return k->linear && !k->parallel;
+    case CG_BK_INPUTS: case CG_BK_SUM_HEADS: case CG_BK_SUM_PARAM: return true;
+    case CG_BK_SM_ROWS: case CG_BK_SM_KV: return k->softmax;
+    case CG_BK_P_STATES: case CG_BK_P_DSTATES: case CG_BK_P_CHUNK: return k->parallel;
+    case CG_BK_P_ROWS: return k->parallel && k->norm;
+    case CG_BK_P_WY: case CG_BK_P_WY_ADJOINT: return k->bp_delta;
+    case CG_BK_P_SCAN_STATES: case CG_BK_P_SCAN_DSTATES: return k->parallel && !k->bp_delta;
+    case CG_BK_P_STATES_NARROW: case CG_BK_P_DSTATES_NARROW: return k->bp_delta && k->bp_vw != k->bp_vs;
+    case CG_BK_P_STATES_RUN: case CG_BK_P_DSTATES_RUN: return k->parallel && k->bp_run2;
+    case CG_BK_COUNT: break;
     }
-    k->run_per_sm = 1;
-    rt_function_attrs at;
-    if (fn[BK_P_STATES_RUN] && rt_function_get_attrs(fn[BK_P_STATES_RUN], &at, &err))
-        k->run_per_sm = api_ctas_per_sm(CG_BWD_THREADS, k->bp_walk_smem, at.num_regs);
+    return false;
+}
+
+/* ---- compile units ---------------------------------------------------------------------------------
+ * The backward's kernels compile in units of their own, all at once (api_get_cubins' threads), on a host
+ * with GRAD_SPLIT_CPUS CPUs or more: one unit holding every kernel spends most of its time in NVVM and ptxas
+ * one kernel after another.  Each large kernel is a unit; the small ones (the adjoint of the inputs, the
+ * head sums, the normaliser's rows, the scans and their runs, the softmax part's row statistics) share one,
+ * which every plan has (attnc_bwd_inputs).  NVRTC for sm_90a on a 2-core machine (bench/RESULTS.md,
+ * twenty-fourth session): gated_deltanet's one unit 4.4 s, its kernels 0.1-1.6 s each, 7.3 s in all (each
+ * unit parses the whole text); at once on 2 cores 5.3 s, hence one unit there. */
+#define GRAD_SPLIT_CPUS 4
+static const uint32_t small_kernels = 1u << CG_BK_INPUTS | 1u << CG_BK_SUM_HEADS | 1u << CG_BK_SUM_PARAM |
+                                      1u << CG_BK_SM_ROWS | 1u << CG_BK_P_ROWS | 1u << CG_BK_P_SCAN_STATES |
+                                      1u << CG_BK_P_SCAN_DSTATES | 1u << CG_BK_P_STATES_RUN | 1u << CG_BK_P_DSTATES_RUN;
+
+/* The units for a host of `cpus` CPUs: the kernels each defines (bit i: CG_BK_* i); their number. */
+static size_t grad_unit_plan(const attnc_grad_kernel *k, long cpus, uint32_t masks[API_MAX_UNITS])
+{
+    uint32_t all = 0;
+    for (int i = 0; i < CG_BK_COUNT; i++)
+        all |= kernel_defined(k, i) ? 1u << i : 0;
+    size_t n = 0;
+    masks[n++] = cpus >= GRAD_SPLIT_CPUS ? all & small_kernels : all;
+    for (int i = 0; cpus >= GRAD_SPLIT_CPUS && i < CG_BK_COUNT; i++)
+        if ((all & ~small_kernels) >> i & 1) {
+            if (n < API_MAX_UNITS)
+                masks[n++] = 1u << i;
+            else
+                masks[0] |= 1u << i;   /* (not reached: 9 large kernels) */
+        }
+    _Static_assert(CG_BK_COUNT <= 32, "a unit's kernels are bits of a uint32_t");
+    return n;
+}
+
+/* The units' sources (malloc'd; NULL when out of memory): the whole text where there is one unit (as
+ * attnc_compile --grad --emit cuda prints it), else each with its ATTNC_BWD_ONLY line first. */
+static bool grad_unit_sources(const char *source, size_t n, const uint32_t *masks, char *srcs[API_MAX_UNITS])
+{
+    size_t len = strlen(source);
+    bool ok = true;
+    for (size_t u = 0; u < n; u++) {
+        char head[48];
+        int h = n > 1 ? snprintf(head, sizeof head, "#define ATTNC_BWD_ONLY 0x%xu\n", masks[u]) : 0;
+        if ((srcs[u] = malloc((size_t)h + len + 1))) {
+            memcpy(srcs[u], head, (size_t)h);
+            memcpy(srcs[u] + h, source, len + 1);
+        }
+        ok &= srcs[u] != NULL;
+    }
+    return ok;
+}
+
+static long online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
+
+attnc_status api_grad_units(attnc_ctx *ctx, attnc_spec *spec, long cpus, char *srcs[API_MAX_UNITS],
+                            uint32_t masks[API_MAX_UNITS], size_t *n)
+{
+    cg_bwd_output cg;
+    attnc_grad_kernel *k = NULL;
+    *n = 0;
+    attnc_status st = grad_kernel_plan(ctx, spec, &cg, &k);
+    if (st != ATTNC_OK)
+        return st;
+    size_t units = grad_unit_plan(k, cpus, masks);
+    attnc_grad_kernel_free(k);
+    if (!grad_unit_sources(cg.source, units, masks, srcs)) {
+        for (size_t u = 0; u < units; u++)
+            free(srcs[u]);
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    *n = units;
     return ATTNC_OK;
 }
 
+/* Loads the functions of the kernels that units `which` (bit u) define from their cubins (images[u]) into
+ * fn[], leaving the other entries as they are; on a failure none of those it loaded is left. */
+static attnc_status load_functions(attnc_ctx *ctx, attnc_grad_kernel *k, void *const *images, const size_t *sizes,
+                                   uint32_t which, rt_function *fn[CG_BK_COUNT])
+{
+    rt_error err;
+    rt_function *first[API_MAX_UNITS] = {NULL};   /* each module's first kernel: the others come from its module */
+    uint32_t loaded_here = 0;
+    for (size_t u = 0; u < k->nunits; u++) {
+        for (int i = 0; (which >> u & 1) && i < CG_BK_COUNT; i++) {
+            if (!(k->unit_mask[u] >> i & 1))
+                continue;
+            bool pk = i == CG_BK_P_STATES || i == CG_BK_P_ROWS || i == CG_BK_P_DSTATES || i == CG_BK_P_CHUNK;
+            bool dk = i == CG_BK_P_WY || i == CG_BK_P_WY_ADJOINT;
+            bool nk = i == CG_BK_P_STATES_NARROW || i == CG_BK_P_DSTATES_NARROW;
+            bool rk = i == CG_BK_P_STATES_RUN || i == CG_BK_P_DSTATES_RUN;
+            unsigned smem = i == CG_BK_LINEAR ? k->smem_bytes : i == CG_BK_SM_ROWS || i == CG_BK_SM_KV ? k->sm_smem_bytes : 0;
+            if (pk)
+                smem = i == CG_BK_P_STATES || i == CG_BK_P_DSTATES ? k->bp_walk_smem : k->bp_chunk_smem;
+            if (nk || rk)
+                smem = k->bp_walk_smem;
+            if (dk)
+                smem = i == CG_BK_P_WY ? k->bd_wy_smem : k->bd_adj_smem;
+            fn[i] = NULL;
+            bool loaded = api_load_function(images[u], sizes[u], first[u], cg_bwd_entries[i], smem, &fn[i], &err);
+            if (loaded && !first[u])
+                first[u] = fn[i];
+            if (loaded) {
+                loaded_here |= 1u << i;
+                continue;
+            }
+            rt_function_free(fn[i]);   /* (loaded, but its shared memory refused) */
+            fn[i] = NULL;
+            if (rk)   /* compiled for sm_90 only: elsewhere the runs take the walk kernels */
+                continue;
+            for (int j = 0; j < CG_BK_COUNT; j++)
+                if (loaded_here >> j & 1) {
+                    rt_function_free(fn[j]);
+                    fn[j] = NULL;
+                }
+            return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
+        }
+    }
+    return ATTNC_OK;
+}
+
+/* The scanned walks' products' CTAs an SM (1 without their kernels of their own). */
+static void set_run_per_sm(attnc_grad_kernel *k)
+{
+    rt_error err;
+    rt_function_attrs at;
+    k->run_per_sm = 1;
+    if (k->fn[CG_BK_P_STATES_RUN] && rt_function_get_attrs(k->fn[CG_BK_P_STATES_RUN], &at, &err))
+        k->run_per_sm = api_ctas_per_sm(CG_BWD_THREADS, k->bp_walk_smem, at.num_regs);
+}
+
 /* Joins the optimised compile (waiting for it if it is still running) and loads its functions in place of
- * the quick ones; a failure leaves the quick ones and its message in k->tier_error. */
+ * the quick ones: the tier's cubin j is that of the j-th quick unit.  A failure leaves the quick ones and
+ * its message in k->tier_error. */
 static void grad_tier_finish(attnc_grad_kernel *k)
 {
     api_tier *t = k->tier;
     k->tier = NULL;
     api_tier_join(t);
-    size_t size;
-    const char *why;
-    const void *image = api_tier_cubin(t, 0, &size, &why);
-    rt_function *optimised[BK_COUNT];
-    unsigned quick_run_per_sm = k->run_per_sm;
-    if (image && load_functions(NULL, k, image, size, optimised) == ATTNC_OK) {
-        for (int i = 0; i < BK_COUNT; i++) {
-            k->retired[i] = k->fn[i];
-            k->fn[i] = optimised[i];
+    void *images[API_MAX_UNITS] = {NULL};
+    size_t sizes[API_MAX_UNITS] = {0}, j = 0;
+    const char *why = NULL;
+    for (size_t u = 0; u < k->nunits; u++)
+        if (k->quick_units >> u & 1) {
+            const char *w = NULL;
+            images[u] = (void *)api_tier_cubin(t, j++, &sizes[u], &w);
+            why = why ? why : w;
         }
+    rt_function *optimised[CG_BK_COUNT] = {NULL};
+    if (!why && load_functions(NULL, k, images, sizes, k->quick_units, optimised) == ATTNC_OK) {
+        for (size_t u = 0; u < k->nunits; u++)
+            for (int i = 0; (k->quick_units >> u & 1) && i < CG_BK_COUNT; i++)
+                if (k->unit_mask[u] >> i & 1) {
+                    k->retired[i] = k->fn[i];
+                    k->fn[i] = optimised[i];
+                }
         k->quick = false;
+        k->quick_units = 0;
+        set_run_per_sm(k);
     } else {
-        k->run_per_sm = quick_run_per_sm;
         snprintf(k->tier_error, sizeof k->tier_error, "%s backward: the optimised kernels %s%s", k->name,
-                 image ? "could not be loaded" : "did not compile: ", image ? "" : why);
+                 why ? "did not compile: " : "could not be loaded", why ? why : "");
     }
     api_tier_free(t);
 }
@@ -400,25 +505,33 @@ attnc_status attnc_grad_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc
     if ((st = grad_kernel_plan(ctx, spec, &cg, &k)) != ATTNC_OK)
         return st;
     const ir_module *m = spec->ir;
-    void *image = NULL;
-    size_t size = 0;
-    bool hit = false;
-    const char *src = cg.source;
-    st = api_jit_cubins(ctx, m->name, 1, &src, arch, !(opts && opts->no_cache), jit, &image, &size, &hit, &k->quick,
-                        &k->tier);
+    k->nunits = grad_unit_plan(k, online_cpus(), k->unit_mask);
+    char *srcs[API_MAX_UNITS] = {NULL};
+    void *images[API_MAX_UNITS] = {NULL};
+    size_t sizes[API_MAX_UNITS];
+    bool hits[API_MAX_UNITS], quick[API_MAX_UNITS];
+    if (!grad_unit_sources(cg.source, k->nunits, k->unit_mask, srcs))
+        st = api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    else
+        st = api_jit_cubins(ctx, m->name, k->nunits, (const char *const *)srcs, arch, !(opts && opts->no_cache), jit,
+                            images, sizes, hits, quick, &k->tier);
+    for (size_t u = 0; u < k->nunits; u++) {
+        free(srcs[u]);
+        k->quick_units |= st == ATTNC_OK && quick[u] ? 1u << u : 0;
+    }
+    k->quick = k->quick_units != 0;
     if (st == ATTNC_OK && jit == ATTNC_JIT_TIERED && k->quick && !k->tier)
         snprintf(k->tier_error, sizeof k->tier_error, "%s backward: the optimised kernels' compile did not start", m->name);
-    if (st != ATTNC_OK) {
-        attnc_grad_kernel_free(k);
-        return st;
-    }
     k->sm_count = dev.sm_count;
-    st = load_functions(ctx, k, image, size, k->fn);
-    free(image);
+    if (st == ATTNC_OK)
+        st = load_functions(ctx, k, images, sizes, (1u << k->nunits) - 1, k->fn);
+    for (size_t u = 0; u < k->nunits; u++)
+        free(images[u]);
     if (st != ATTNC_OK) {
         attnc_grad_kernel_free(k);
         return st;
     }
+    set_run_per_sm(k);
     *kernel = k;
     return ATTNC_OK;
 }
@@ -586,7 +699,7 @@ static attnc_status launch_sum(attnc_ctx *ctx, attnc_grad_kernel *k, int which, 
     unsigned block[3] = {CG_BWD_THREADS, 1, 1};
     unsigned grid[3] = {1, 1, 1};
     void *params[] = {&sp};
-    if (which == BK_SUM_HEADS) {
+    if (which == CG_BK_SUM_HEADS) {
         grid[0] = (unsigned)(((size_t)sp.rows * (size_t)sp.len + CG_BWD_THREADS - 1) / CG_BWD_THREADS);
     } else {
         long long outputs = sp.rows * sp.len, tokens = sp.tokens > 0 ? sp.tokens : 1;
@@ -603,7 +716,7 @@ static attnc_status launch_sum(attnc_ctx *ctx, attnc_grad_kernel *k, int which, 
         return ATTNC_OK;
     if (!rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
-    if (which == BK_SUM_PARAM && sp.pass == SUM_SPLITS) {   /* then the splits' sums, a CTA per element */
+    if (which == CG_BK_SUM_PARAM && sp.pass == SUM_SPLITS) {   /* then the splits' sums, a CTA per element */
         grid[1] = 1;
         sp.pass = SUM_FINAL;
         if (!rt_launch(k->fn[which], grid, block, 0, stream, params, &err))
@@ -689,7 +802,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     void *params[] = {&lp};
     unsigned block[3] = {CG_BWD_THREADS, 1, 1};
     unsigned g1[3] = {(unsigned)N, k->sh.heads_out, 1};
-    if (k->linear && !k->parallel && !rt_launch(k->fn[BK_LINEAR], g1, block, k->smem_bytes, a->stream, params, &err))
+    if (k->linear && !k->parallel && !rt_launch(k->fn[CG_BK_LINEAR], g1, block, k->smem_bytes, a->stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     if (k->parallel) {
         /* the state walks per (sequence, head, V slice): of the widest slices, or split (walks_split): scanned
@@ -703,30 +816,30 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         unsigned gs[3] = {(unsigned)N, k->sh.heads_out, run ? (k->bp_kp + k->bp_scan_rows - 1) / k->bp_scan_rows : 0};
         unsigned gc[3] = {(unsigned)slots, k->sh.heads_out, 1}, chunk_block[3] = {k->bp_chunk_threads, 1, 1};
         unsigned adj_block[3] = {k->bd_adj_threads, 1, 1};
-        bool run2 = run && k->fn[BK_P_STATES_RUN];
-        rt_function *walk_fwd = k->fn[narrow ? BK_P_STATES_NARROW : run2 ? BK_P_STATES_RUN : BK_P_STATES];
-        rt_function *walk_rev = k->fn[narrow ? BK_P_DSTATES_NARROW : run2 ? BK_P_DSTATES_RUN : BK_P_DSTATES];
-        if ((k->bp_delta && !rt_launch(k->fn[BK_P_WY], gc, block, k->bd_wy_smem, a->stream, params, &err)) ||
+        bool run2 = run && k->fn[CG_BK_P_STATES_RUN];
+        rt_function *walk_fwd = k->fn[narrow ? CG_BK_P_STATES_NARROW : run2 ? CG_BK_P_STATES_RUN : CG_BK_P_STATES];
+        rt_function *walk_rev = k->fn[narrow ? CG_BK_P_DSTATES_NARROW : run2 ? CG_BK_P_DSTATES_RUN : CG_BK_P_DSTATES];
+        if ((k->bp_delta && !rt_launch(k->fn[CG_BK_P_WY], gc, block, k->bd_wy_smem, a->stream, params, &err)) ||
             !rt_launch(walk_fwd, gw, block, k->bp_walk_smem, a->stream, params, &err) ||
-            (run && !rt_launch(k->fn[BK_P_SCAN_STATES], gs, block, 0, a->stream, params, &err)) ||
-            (k->norm && !rt_launch(k->fn[BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||
+            (run && !rt_launch(k->fn[CG_BK_P_SCAN_STATES], gs, block, 0, a->stream, params, &err)) ||
+            (k->norm && !rt_launch(k->fn[CG_BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||
             !rt_launch(walk_rev, gw, block, k->bp_walk_smem, a->stream, params, &err) ||
-            (run && !rt_launch(k->fn[BK_P_SCAN_DSTATES], gs, block, 0, a->stream, params, &err)) ||
-            !rt_launch(k->fn[BK_P_CHUNK], gc, chunk_block, k->bp_chunk_smem, a->stream, params, &err) ||
-            (k->bp_delta && !rt_launch(k->fn[BK_P_WY_ADJOINT], gc, adj_block, k->bd_adj_smem, a->stream, params, &err)))
+            (run && !rt_launch(k->fn[CG_BK_P_SCAN_DSTATES], gs, block, 0, a->stream, params, &err)) ||
+            !rt_launch(k->fn[CG_BK_P_CHUNK], gc, chunk_block, k->bp_chunk_smem, a->stream, params, &err) ||
+            (k->bp_delta && !rt_launch(k->fn[CG_BK_P_WY_ADJOINT], gc, adj_block, k->bd_adj_smem, a->stream, params, &err)))
             return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     }
     if (k->softmax && total > 0) {
         /* tiles of the longest possible sequence (varlen: every token; cu_seqlens is not read here) */
         int64_t longest = a->cu_seqlens ? total : T;
         unsigned gs[3] = {(unsigned)((longest + k->sm_tile - 1) / k->sm_tile), k->sh.heads_out, (unsigned)N};
-        if (!rt_launch(k->fn[BK_SM_ROWS], gs, block, k->sm_smem_bytes, a->stream, params, &err) ||
-            !rt_launch(k->fn[BK_SM_KV], gs, block, k->sm_smem_bytes, a->stream, params, &err))
+        if (!rt_launch(k->fn[CG_BK_SM_ROWS], gs, block, k->sm_smem_bytes, a->stream, params, &err) ||
+            !rt_launch(k->fn[CG_BK_SM_KV], gs, block, k->sm_smem_bytes, a->stream, params, &err))
             return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     }
     size_t warps = (size_t)total * k->sh.heads_out;
     unsigned g2[3] = {(unsigned)((warps + CG_BWD_WARPS - 1) / CG_BWD_WARPS), 1, 1};
-    if (!k->bp_inputs_idle && !rt_launch(k->fn[BK_INPUTS], g2, block, 0, a->stream, params, &err))
+    if (!k->bp_inputs_idle && !rt_launch(k->fn[CG_BK_INPUTS], g2, block, 0, a->stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     for (uint32_t i = 0; i < k->ntensors; i++) {
         const api_tensor *gt = &k->tensors[i];
@@ -735,28 +848,28 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         bwd_sum_params sp = {.part = lp.part[i], .out = a->dinputs[i].data, .dtype = (int)gt->dtype,
                              .group = (int)(k->sh.heads_out / gt->heads), .len = (int)gt->len, .tokens = (int)total};
         sp.rows = gt->per_token ? total * (long long)gt->heads : (long long)gt->heads;
-        if ((st = launch_sum(ctx, k, gt->per_token ? BK_SUM_HEADS : BK_SUM_PARAM, sp, a->stream)) != ATTNC_OK)
+        if ((st = launch_sum(ctx, k, gt->per_token ? CG_BK_SUM_HEADS : CG_BK_SUM_PARAM, sp, a->stream)) != ATTNC_OK)
             return st;
     }
     if (a->dh0.data) {
         bwd_sum_params sp = {.part = lp.ws_dh0, .out = a->dh0.data, .dtype = ATTNC_FP32,
                              .rows = N * (long long)k->sh.heads_state, .group = (int)(k->sh.heads_out / k->sh.heads_state),
                              .len = (int)(k->K * k->vo), .tokens = (int)total};
-        if ((st = launch_sum(ctx, k, BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
+        if ((st = launch_sum(ctx, k, CG_BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
             return st;
     }
     if (a->dm0.data) {
         bwd_sum_params sp = {.part = lp.ws_dm0, .out = a->dm0.data, .dtype = ATTNC_FP32,
                              .rows = N * (long long)k->sh.heads_state, .group = (int)(k->sh.heads_out / k->sh.heads_state),
                              .len = 1, .tokens = (int)total};
-        if ((st = launch_sum(ctx, k, BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
+        if ((st = launch_sum(ctx, k, CG_BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
             return st;
     }
     if (a->dz0.data) {
         bwd_sum_params sp = {.part = lp.ws_dz0, .out = a->dz0.data, .dtype = ATTNC_FP32,
                              .rows = N * (long long)k->sh.heads_state, .group = (int)(k->sh.heads_out / k->sh.heads_state),
                              .len = (int)k->K, .tokens = (int)total};
-        if ((st = launch_sum(ctx, k, BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
+        if ((st = launch_sum(ctx, k, CG_BK_SUM_HEADS, sp, a->stream)) != ATTNC_OK)
             return st;
     }
     return ATTNC_OK;

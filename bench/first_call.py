@@ -3,7 +3,7 @@
 (NVRTC only: no GPU or driver needed).
 
     python3 bench/first_call.py [--lib build/libattnc.so] [--arch sm_90a] [--dtype bf16|fp16|fp32]
-                                [--repeat N] [spec ...]
+                                [--repeat N] [--grad] [spec ...]
 
 For each spec (default: the benchmark's five, bench/bench.py) it generates the forward's CUDA C as
 attnc_kernel_new does, then times NVRTC (with no cache) on:
@@ -18,11 +18,14 @@ attnc_kernel_new does, then times NVRTC (with no cache) on:
 and checks that every kernel comes out the same in the one unit as in its own with all its phases (kernel_facts: its
 instructions, registers, shared memory, parameters and .nv.info records, byte for byte).  Times are the
 minimum of --repeat runs (default 3), in seconds: wall clock, and in parentheses the process's CPU time
-(all threads; steadier than the wall clock on a shared machine).
+(all threads; steadier than the wall clock on a shared machine).  With --grad, the backward's instead: its
+one unit against the units attnc_grad_kernel_new compiles on a host of this many CPUs (api/backward.c),
+optimised and quick, and the same check of each kernel's code.
 """
 import argparse
 import ctypes as C
 import os
+import re
 import struct
 import sys
 import time
@@ -96,6 +99,12 @@ def main():
     ap.add_argument('--schedules', action='store_true',
                     help="then a second table: the chunk kernel's unit with every phase, its sequential unit and its "
                          "grouped unit, each alone (CPU seconds, minimum of --repeat)")
+    ap.add_argument('--grad', action='store_true',
+                    help="the backward instead: its one unit against the units attnc_grad_kernel_new compiles on "
+                         "this host (api/backward.c's grad_unit_plan), optimised and quick, and each kernel's code "
+                         "in both")
+    ap.add_argument('--cpus', type=int, default=os.cpu_count() or 1,
+                    help="--grad: the units of a host of this many CPUs (default this one's)")
     ap.add_argument('specs', nargs='*', default=SPECS)
     a = ap.parse_args()
     L = C.CDLL(a.lib)
@@ -109,6 +118,8 @@ def main():
     L.api_unit_source.argtypes = [C.c_char_p, C.c_int, C.c_uint]
     L.api_get_cubins.argtypes = [C.c_void_p, C.c_char_p, C.c_size_t, C.POINTER(C.c_char_p), C.c_char_p, C.c_bool,
                                  C.c_int, C.POINTER(C.c_void_p), C.POINTER(C.c_size_t), C.POINTER(C.c_bool)]
+    L.api_grad_units.argtypes = [C.c_void_p, C.c_void_p, C.c_long, C.POINTER(C.c_void_p), C.POINTER(C.c_uint32),
+                                 C.POINTER(C.c_size_t)]
     libc = C.CDLL(None)
     libc.free.argtypes = [C.c_void_p]
     ctx = C.c_void_p()
@@ -135,6 +146,8 @@ def main():
     # NVRTC's own start (opening the library, its first program) is paid once per process, by whichever
     # compile comes first: a tiny kernel pays it here, outside the times.
     cubins([b'extern "C" __global__ void warm(float *p) { p[threadIdx.x] = 1.f; }\n'])
+    if a.grad:
+        return grad_table(a, L, ctx, cubins, libc)
     dtype = a.dtype or "the spec's"
     print(f'# NVRTC to {a.arch} cubins, {os.cpu_count()} CPUs, minimum of {a.repeat} runs, s wall (s CPU); dtype {dtype}')
     print('| spec | one unit | now (optimised) | now (quick: the tiered JIT\'s first call) | decode (first decode launch) | now / one unit | same code |')
@@ -205,6 +218,78 @@ def main():
         print('\n# the chunk kernel alone, NVRTC CPU seconds (api/kernel.c compiles the sequential and grouped units at once)')
         print('| spec | every phase | sequential unit | grouped unit |\n|---|---|---|---|')
         print('\n'.join(sched_rows))
+
+def static_shared(image, entry):
+    """The bytes of `entry`'s .nv.shared section (its static shared memory), None where it has none."""
+    shoff, = struct.unpack_from('<Q', image, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from('<HHH', image, 0x3A)
+    heads = [struct.unpack_from('<IIQQQQIIQQ', image, shoff + i * shentsize) for i in range(shnum)]
+    names = image[heads[shstrndx][4]:heads[shstrndx][4] + heads[shstrndx][5]]
+    want = f'.nv.shared.{entry}'.encode()
+    return next((h[5] for h in heads if names[h[0]:names.index(b'\0', h[0])] == want), None)
+
+
+def same_code(name, whole, imgs, entries):
+    """Whether every kernel of `entries` (unit index -> names) has the same code in its unit as in `whole`
+    (kernel_facts but the .nv.shared section, whose size is reported: NVRTC's optimised compile gives every
+    kernel of gated_deltanet's one unit a section of 1024 bytes that the kernels alone do not have); what
+    differs goes to stderr."""
+    same = True
+    for u, names in entries.items():
+        for e in names:
+            fw, fo = kernel_facts(whole, e), kernel_facts(imgs[u], e)
+            if fw[:1] + fw[2:] != fo[:1] + fo[2:]:
+                same = False
+                print(f'# {name}: {e} differs between the one unit and its own', file=sys.stderr)
+            sw, so = static_shared(whole, e), static_shared(imgs[u], e)
+            if sw != so:
+                print(f'# {name}: {e}: static shared memory {sw} bytes in the one unit, {so} in its own', file=sys.stderr)
+    return same
+
+
+def grad_table(a, L, ctx, cubins, libc):
+    """The backward's first compile: its one unit (every kernel) against the units attnc_grad_kernel_new
+    compiles on a host of this many CPUs, at once (api_grad_units, as the handle plans them), optimised and
+    quick; and whether each kernel's code is the same in both."""
+    cpus = a.cpus
+    print(f'# the backward, NVRTC to {a.arch} cubins, {os.cpu_count()} CPUs (units planned for {cpus}), minimum of {a.repeat} runs, s wall (s CPU)')
+    print('| spec | units | one unit | units (optimised) | one unit quick | units (quick) | units / one unit | same code |')
+    print('|---|---|---|---|---|---|---|---|')
+    for name in a.specs:
+        spec = C.c_void_p()
+        path = name if name.endswith('.attn') else os.path.join(ROOT, 'specs', name + '.attn')
+        if L.attnc_spec_from_file(ctx, path.encode(), C.byref(spec)):
+            sys.exit(f'{path}: does not load')
+        def units(n_cpus):
+            srcs, masks, n = (C.c_void_p * 16)(), (C.c_uint32 * 16)(), C.c_size_t()
+            if L.api_grad_units(ctx, spec, n_cpus, srcs, masks, C.byref(n)):
+                sys.exit(L.attnc_errmsg(ctx).decode())
+            out = [C.string_at(srcs[u]) for u in range(n.value)]
+            for u in range(n.value):
+                libc.free(srcs[u])
+            return out, [masks[u] for u in range(n.value)]
+        (whole_src,), (all_mask,) = units(1)
+        split, masks = units(cpus)
+        best = {k: (1e9, 1e9) for k in ('one', 'units', 'one_q', 'units_q')}
+        low = lambda x, y: (min(x[0], y[0]), min(x[1], y[1]))
+        for _ in range(a.repeat):
+            (whole,), t = cubins([whole_src])
+            best['one'] = low(best['one'], t)
+            imgs, t = cubins(split)
+            best['units'] = low(best['units'], t)
+            best['one_q'] = low(best['one_q'], cubins([whole_src], quick=True)[1])
+            best['units_q'] = low(best['units_q'], cubins(split, quick=True)[1])
+        names = dict(re.findall(rb'#define ATTNC_BK_(\w+) (\d+)', whole_src))
+        entry = {int(v): ('attnc_bwdp_' + k[2:].decode().lower() if k.startswith(b'P_') else 'attnc_bwd_' + k.decode().lower())
+                 for k, v in names.items()}
+        # kernels compiled for another arch only (the scanned walks' runs: sm_90) are in neither
+        held = {u: [entry[i] for i in entry if m >> i & 1 and f'.text.{entry[i]}' in elf_sections(imgs[u])]
+                for u, m in enumerate(masks)}
+        same = same_code(name, whole, imgs, held)
+        fmt = lambda t: f'{t[0]:.3f} ({t[1]:.3f})'
+        print(f'| {name} | {len(split)} | {fmt(best["one"])} | {fmt(best["units"])} | {fmt(best["one_q"])} | '
+              f'{fmt(best["units_q"])} | {best["units"][0] / best["one"][0]:.2f} | {"yes" if same else "NO"} |')
+
 
 if __name__ == '__main__':
     main()

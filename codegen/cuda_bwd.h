@@ -12,6 +12,18 @@
 #define CG_BWD_THREADS 256u   /* every backward kernel's CTA (ATTNC_B_THREADS) */
 #define CG_BWD_WARPS 8u
 
+/* The backward's kernels.  A plan defines some of them (api/backward.c launches those); the generated
+ * source numbers each as ATTNC_BK_<NAME> (cg_bwd_macros) and defines those for which ATTNC_BWD_WANT(k) holds:
+ * all, unless a "#define ATTNC_BWD_ONLY mask" line (bit k: kernel k) comes before the text, as in the JIT's
+ * compile units of a few kernels each. */
+typedef enum cg_bwd_kernel {
+    CG_BK_LINEAR, CG_BK_INPUTS, CG_BK_SUM_HEADS, CG_BK_SUM_PARAM, CG_BK_SM_ROWS, CG_BK_SM_KV, CG_BK_P_STATES,
+    CG_BK_P_ROWS, CG_BK_P_DSTATES, CG_BK_P_CHUNK, CG_BK_P_WY, CG_BK_P_WY_ADJOINT, CG_BK_P_SCAN_STATES,
+    CG_BK_P_SCAN_DSTATES, CG_BK_P_STATES_NARROW, CG_BK_P_DSTATES_NARROW, CG_BK_P_STATES_RUN, CG_BK_P_DSTATES_RUN,
+    CG_BK_COUNT
+} cg_bwd_kernel;
+extern const char *const cg_bwd_entries[CG_BK_COUNT];   /* their extern "C" names */
+
 typedef struct cg_bwd_output {
     const char *source;   /* the backward's translation unit (kernels attnc_bwd_linear with a linear part,
                              attnc_bwd_sm_rows and attnc_bwd_sm_kv with a softmax part, attnc_bwd_inputs,

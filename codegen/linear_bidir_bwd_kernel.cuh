@@ -119,6 +119,7 @@ __device__ void attnc_bidir_norm_rows(int nrows, float *sm)
     }
 }
 
+#if ATTNC_BWD_WANT(ATTNC_BK_LINEAR)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linear(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) float sm[];
@@ -227,3 +228,4 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
         for (int d = tid; d < ATTNC_B_K; d += ATTNC_B_THREADS)
             p.ws_dz0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d] = dS[d * ATTNC_B_LDV + ATTNC_B_VO];
 }
+#endif

@@ -343,6 +343,7 @@ __device__ __forceinline__ void bd_store_tile(elt *dst, int ld, const float (*ac
 
 #if !ATTNC_BP_WIDE_PASS
 // two CTAs per multiprocessor (the layout is about half of its shared memory): one solves while the other loads
+#if ATTNC_BWD_WANT(ATTNC_BK_P_WY)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
@@ -396,6 +397,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
         }
     }
 }
+#endif
 #endif   // !ATTNC_BP_WIDE_PASS
 
 // ---- the state walks -------------------------------------------------------------------------------------
@@ -575,26 +577,34 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 }
 
 #if !ATTNC_BP_WIDE_PASS   // (the wide pass: the adjoint alone, codegen/cuda_bwd.c)
+#if ATTNC_BWD_WANT(ATTNC_BK_P_STATES)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_states(attnc_bwd_params p)
 {
     bd_walk<false, ATTNC_BP_VW>(p);
 }
+#endif
 
+#if ATTNC_BWD_WANT(ATTNC_BK_P_DSTATES)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dstates(attnc_bwd_params p)
 {
     bd_walk<true, ATTNC_BP_VW>(p);
 }
+#endif
 
 #if ATTNC_BP_VS != ATTNC_BP_VW
+#if ATTNC_BWD_WANT(ATTNC_BK_P_STATES_NARROW)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_states_narrow(attnc_bwd_params p)
 {
     bd_walk<false, ATTNC_BP_VS>(p);
 }
+#endif
 
+#if ATTNC_BWD_WANT(ATTNC_BK_P_DSTATES_NARROW)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dstates_narrow(attnc_bwd_params p)
 {
     bd_walk<true, ATTNC_BP_VS>(p);
 }
+#endif
 #endif
 #endif   // !ATTNC_BP_WIDE_PASS
 
@@ -660,6 +670,7 @@ __device__ __forceinline__ void bd_row_dots(const float (*acc)[4], const elt *X,
 #define ATTNC_BD_SOLVE_WARPS (ATTNC_B_WARPS / 2)
 #endif
 #if ATTNC_BP_WIDE_PASS == ATTNC_BD_WIDE_ADJ   // the unit's one adjoint: 8 warps, or 16 in the wide pass
+#if ATTNC_BWD_WANT(ATTNC_BK_P_WY_ADJOINT)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_adjoint(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
@@ -923,5 +934,6 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         }
     }
 }
+#endif
 #endif   // ATTNC_BP_WIDE_PASS == ATTNC_BD_WIDE_ADJ
 #endif   // ATTNC_BP_DELTA

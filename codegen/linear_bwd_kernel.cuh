@@ -644,6 +644,7 @@ __device__ void attnc_bwd_mlstm_gates(const attnc_bwd_params &p, int c0, int ci,
     __syncthreads();
 }
 
+#if ATTNC_BWD_WANT(ATTNC_BK_LINEAR)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linear(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) float sm[];
@@ -898,10 +899,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
         for (int d = tid; d < ATTNC_B_K; d += ATTNC_B_THREADS)
             p.ws_dz0[((size_t)n * ATTNC_HOUT + h) * ATTNC_B_K + d] = S[d * ATTNC_B_LDV + ATTNC_B_VO];
 }
+#endif
 
 #endif   // ATTNC_B_CAUSAL_LINEAR
 
 // ---- 2. the value DAG's adjoint, one warp per (token, output head) ----------------------------------
+#if ATTNC_BWD_WANT(ATTNC_BK_INPUTS)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_inputs(attnc_bwd_params p)
 {
     const int lane = threadIdx.x & 31;
@@ -910,6 +913,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_inputs(a
         return;
     attnc_bwd_adjoint(p, (int)(w / ATTNC_HOUT), (int)(w % ATTNC_HOUT), lane);
 }
+#endif
 
 // ---- 3. deterministic sums of the partials ----------------------------------------------------------
 struct attnc_bwd_sum_params {
@@ -938,6 +942,7 @@ __device__ __forceinline__ void attnc_bwd_store(void *out, size_t i, float x, in
 }
 
 // out[row, c] = sum_{i < group} part[row * group + i, c]
+#if ATTNC_BWD_WANT(ATTNC_BK_SUM_HEADS)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_sum_heads(attnc_bwd_sum_params s)
 {
     const long long e = (long long)blockIdx.x * ATTNC_B_THREADS + threadIdx.x;
@@ -949,6 +954,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_sum_head
         acc += s.part[(row * s.group + i) * s.len + c];
     attnc_bwd_store(s.out, (size_t)e, acc, s.dtype);
 }
+#endif
 
 // out[hp, c] = sum_t sum_{i < group} part[t, hp * group + i, c]: a CTA per output element and split of the
 // tokens (blockIdx.y: tokens [y span, (y + 1) span)), a fixed strided walk per thread, then a fixed tree.
@@ -956,6 +962,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_sum_head
 // parameter at 65536 tokens on the H200); with several splits the first pass leaves each split's sum in
 // place of the split's first partial (every thread has read its own partials by the tree's barriers, and
 // no other CTA reads that range) and the final pass, a CTA per output element, sums the splits in order.
+#if ATTNC_BWD_WANT(ATTNC_BK_SUM_PARAM)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_sum_param(attnc_bwd_sum_params s)
 {
     __shared__ float red[ATTNC_B_THREADS];
@@ -985,3 +992,4 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_sum_para
     else
         attnc_bwd_store(s.out, (size_t)blockIdx.x, red[0], s.dtype);
 }
+#endif

@@ -1114,15 +1114,19 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         bp_walk_dh0<NT>(p, acc, n, h, m0, v0, lane);
 }
 
+#if ATTNC_BWD_WANT(ATTNC_BK_P_STATES)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_states(attnc_bwd_params p)
 {
     bp_walk<false>(p);
 }
+#endif
 
+#if ATTNC_BWD_WANT(ATTNC_BK_P_DSTATES)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dstates(attnc_bwd_params p)
 {
     bp_walk<true>(p);
 }
+#endif
 
 #if ATTNC_BP_RUN2 && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900)
 // (sm_90 only: lightning's spilled at 128 registers on sm_80, where two CTAs' shared memory does not fit anyway.)
@@ -1130,15 +1134,19 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
 // in shared memory (passes/grad.c's bp_run2): a product carries no state from one chunk to the next, so a
 // second CTA's work fills the barriers and latencies of the first; the walks, which carry a state in
 // their registers, keep one CTA an SM and all the registers it wants.
+#if ATTNC_BWD_WANT(ATTNC_BK_P_STATES_RUN)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_states_run(attnc_bwd_params p)
 {
     bp_walk<false>(p);
 }
+#endif
 
+#if ATTNC_BWD_WANT(ATTNC_BK_P_DSTATES_RUN)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_dstates_run(attnc_bwd_params p)
 {
     bp_walk<true>(p);
 }
+#endif
 #endif
 
 // ---- passes 1 and 2 scanned: every chunk's product, then the recurrence elementwise -------------------
@@ -1309,15 +1317,19 @@ __device__ __forceinline__ void bp_scan_walk(const attnc_bwd_params &p)
                 bp_state_dh0(p, n, h, d, c + e, s[e]);
 }
 
+#if ATTNC_BWD_WANT(ATTNC_BK_P_SCAN_STATES)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_scan_states(attnc_bwd_params p)
 {
     bp_scan_walk<false>(p);
 }
+#endif
 
+#if ATTNC_BWD_WANT(ATTNC_BK_P_SCAN_DSTATES)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_scan_dstates(attnc_bwd_params p)
 {
     bp_scan_walk<true>(p);
 }
+#endif
 
 #endif   // !ATTNC_BP_DELTA && !ATTNC_BP_WIDE_PASS
 
@@ -1671,6 +1683,7 @@ __device__ __forceinline__ float bp_block_sum(float x, float *red)
 
 #if !ATTNC_BP_DIAG
 #if ATTNC_BP_WIDE_PASS == ATTNC_BP_WIDE_CHUNK   // the unit's one chunk kernel: 8 warps, or 16 in the wide pass
+#if ATTNC_BWD_WANT(ATTNC_BK_P_CHUNK)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chunk(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
@@ -1836,6 +1849,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         }
     }
 }
+#endif
 #endif   // ATTNC_BP_WIDE_PASS == ATTNC_BP_WIDE_CHUNK
 #else
 // Per-channel gates (ATTNC_BP_DIAG; chunks of 32 or 16: one or two 16-row blocks).  The pairwise factor
@@ -1853,6 +1867,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
 //   da_sd = E_d + sum_{j < s} k_jd dk_inter_jd + sum_{r >= s} q_rd dq_inter_rd
 //           + sum_{t in B, t < s} (k_td dk_off_td + k_td dk_in_td - q_td dq_in_td) + sum_{r in B, r >= s} q_rd dq_off_rd
 //   (B: s's block; E_d = e^{b_Ld} <S_in, dS_out>_d, row d of the images).
+#if ATTNC_BWD_WANT(ATTNC_BK_P_CHUNK)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chunk(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
@@ -2127,10 +2142,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     }
 }
 #endif
+#endif
 
 #if ATTNC_B_NORM != ATTNC_BP_NORM_NONE
 // The normalisers' rows: x = e^{b} (Q S_in) + P V, then d(x) from dout into ws_do (the sequential
 // kernel's attnc_bwd_norm_rows, one warp per row, fp32).
+#if ATTNC_BWD_WANT(ATTNC_BK_P_ROWS)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
@@ -2254,6 +2271,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
         }
     }
 }
+#endif
 #endif
 
 #endif   // ATTNC_BP

@@ -174,6 +174,7 @@ __device__ __forceinline__ void sb_probs(const sb_tiles &m)
 }
 
 // ---- 1. row statistics and dQ, one CTA per (query tile, output head, sequence) ----------------------
+#if ATTNC_BWD_WANT(ATTNC_BK_SM_ROWS)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_sm_rows(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -271,8 +272,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_sm_ro
                 p.ws_sdq[((size_t)(q0 + r) * ATTNC_HOUT + h) * ATTNC_SB_D + d] = acc[nt][e];
         }
 }
+#endif
 
 // ---- 2. dK and dV, one CTA per (key tile, output head, sequence) -----------------------------------
+#if ATTNC_BWD_WANT(ATTNC_BK_SM_KV)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_sm_kv(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -343,3 +346,4 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_sm_kv
         }
     }
 }
+#endif

@@ -13,6 +13,7 @@
 
 #include "api_internal.h"
 #include "codegen.h"
+#include "cuda_bwd.h"
 
 #define NUNITS 3
 static const char *const entries[NUNITS] = {"attnc_linear", "attnc_decode", "attnc_softmax"};
@@ -421,6 +422,64 @@ static void a_background_compile_outlives_exit(void **state)
     setenv("ATTNC_CACHE_DIR", fx->root, 1);
 }
 
+/* Whether a cubin defines kernel `entry` (its name as a whole string of the ELF's: "attnc_bwdp_states"
+ * is not found in "attnc_bwdp_states_narrow"). */
+static bool defines(const void *image, size_t size, const char *entry)
+{
+    size_t n = strlen(entry) + 1;
+    for (size_t i = 0; i + n <= size; i++)
+        if (memcmp((const char *)image + i, entry, n) == 0 && (i == 0 || ((const char *)image)[i - 1] == 0 ||
+                                                              ((const char *)image)[i - 1] == '.'))
+            return true;
+    return false;
+}
+
+/* The backward's compile units (api/backward.c): one, the whole text, on a host of few CPUs; on one of many,
+ * a unit per large kernel and one for the small ones, the kernels' masks disjoint and together the plan's,
+ * and each unit's cubin defines its kernels and no other.  gva_gated_deltanet has every kind of the delta
+ * rule's parallel schedule (its WY kernels, the walks wide and narrow, the chunk kernel, the small ones). */
+static void backward_units_define_their_kernels_only(void **state)
+{
+    fixture *fx = *state;
+    skip_without_nvrtc();
+    attnc_spec *spec = NULL;
+    attnc_blob whole;
+    assert_int_equal(attnc_spec_from_file(fx->ctx, ATTNC_SOURCE_DIR "/tests/specs/gva_gated_deltanet.attn", &spec), ATTNC_OK);
+    assert_int_equal(attnc_emit_grad(fx->ctx, spec, ATTNC_EMIT_CUDA, NULL, &whole), ATTNC_OK);
+    char *srcs[API_MAX_UNITS];
+    uint32_t masks[API_MAX_UNITS];
+    size_t n = 0;
+    assert_int_equal(api_grad_units(fx->ctx, spec, 2, srcs, masks, &n), ATTNC_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(srcs[0], whole.data);
+    uint32_t all = masks[0];
+    free(srcs[0]);
+    assert_int_equal(api_grad_units(fx->ctx, spec, 16, srcs, masks, &n), ATTNC_OK);
+    assert_int_equal(n, 8);   /* wy, the four walks, the chunk kernel, the adjoint; the small ones */
+    uint32_t seen = 0;
+    for (size_t u = 0; u < n; u++) {
+        assert_int_equal(seen & masks[u], 0);
+        seen |= masks[u];
+    }
+    assert_int_equal(seen, all);
+    assert_true(masks[0] >> CG_BK_INPUTS & 1);
+    void *images[API_MAX_UNITS];
+    size_t sizes[API_MAX_UNITS];
+    bool hits[API_MAX_UNITS];
+    assert_int_equal(api_get_cubins(fx->ctx, "gva_gated_deltanet", n, (const char *const *)srcs, "sm_80", false,
+                                    API_COMPILE_QUICK, images, sizes, hits),
+                     ATTNC_OK);
+    for (size_t u = 0; u < n; u++) {
+        for (int i = 0; i < CG_BK_COUNT; i++)
+            if (defines(images[u], sizes[u], cg_bwd_entries[i]) != (masks[u] >> i & 1))
+                fail_msg("unit %zu (mask 0x%x): %s %s", u, masks[u], cg_bwd_entries[i],
+                         masks[u] >> i & 1 ? "missing" : "defined there too");
+        free(images[u]);
+        free(srcs[u]);
+    }
+    attnc_spec_free(spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +491,7 @@ int main(void)
         cmocka_unit_test(a_background_compile_reaches_the_cache),
         cmocka_unit_test(the_jit_modes_get_their_cubins),
         cmocka_unit_test(a_background_compile_outlives_exit),
+        cmocka_unit_test(backward_units_define_their_kernels_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
