@@ -90,6 +90,11 @@ def kernel_facts(image, entry):
     return (sec[f'.text.{entry}'], sec.get(f'.nv.shared.{entry}'), sec.get(f'.nv.constant0.{entry}'), info, glob)
 
 
+def low(x, y):
+    """The smaller wall and CPU times of two (wall, CPU) pairs."""
+    return min(x[0], y[0]), min(x[1], y[1])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--lib', default=os.path.join(ROOT, 'build', 'libattnc.so'))
@@ -184,7 +189,6 @@ def main():
         if b'#define ATTNC_GROUPED 1' in source:   # and the grouped walk's unit, at once (api/kernel.c)
             now.append(unit('attnc_linear', 0x28))
         best = {'one': (1e9, 1e9), 'now': (1e9, 1e9), 'quick': (1e9, 1e9), 'dec': (1e9, 1e9)}
-        low = lambda x, y: (min(x[0], y[0]), min(x[1], y[1]))
         for _ in range(a.repeat):
             (whole,), t = cubins([source])
             best['one'] = low(best['one'], t)
@@ -276,7 +280,6 @@ def grad_table(a, L, ctx, cubins, libc):
         (whole_src,), (all_mask,) = units(1)
         split, masks = units(cpus)
         best = {k: (1e9, 1e9) for k in ('one', 'units', 'one_q', 'units_q')}
-        low = lambda x, y: (min(x[0], y[0]), min(x[1], y[1]))
         for _ in range(a.repeat):
             (whole,), t = cubins([whole_src])
             best['one'] = low(best['one'], t)
