@@ -73,8 +73,9 @@ double api_tier_compile_ms(const api_tier *t);
 void api_tier_free(api_tier *t);
 /* The cubins of n units as `jit` says (api_jit_mode's).  OPTIMIZED and QUICK: api_get_cubins's (quick[i]
  * true under QUICK).  TIERED: the optimised cubins the cache holds (hits[i]); the others compiled quickly
- * now (quick[i]; not cached) once their optimised compile has started (*tier: its units are the quick ones,
- * in order; NULL where none missed, or where it could not start).  On a failure nothing is left (images
+ * now (quick[i]; not cached) once their optimised compile has started, or, for more than three, before it
+ * starts (*tier: its units are the quick ones, in order; NULL where none missed, or where it could not
+ * start).  On a failure nothing is left (images
  * NULL, *tier NULL). */
 attnc_status api_jit_cubins(attnc_ctx *ctx, const char *name, size_t n, const char *const *srcs, const char *arch,
                             bool use_cache, attnc_jit_mode jit, void **images, size_t *sizes, bool *hits, bool *quick,

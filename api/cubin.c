@@ -344,15 +344,21 @@ attnc_status api_jit_cubins(attnc_ctx *ctx, const char *name, size_t n, const ch
         }
     if (st != ATTNC_OK || nmiss == 0)
         return st;
-    /* The optimised compile starts first: on the H200 host (16 CPUs, the benchmark's five specs, two rounds,
-     * bench/RESULTS.md twenty-third session) the forward's first call took 0.40-0.58 s this way against
-     * 0.30-0.47 s with the quick compile alone first, and the optimised kernels were in after 0.93-2.28 s
-     * against 1.22-2.41 s. */
-    *tier = api_tier_start(name, arch, use_cache, nmiss, miss);
+    /* A forward's few units (up to QUICK_FIRST_UNITS): the optimised compile starts first; on the H200 host
+     * (16 CPUs, the benchmark's five specs, two rounds, bench/RESULTS.md twenty-third session) the first call
+     * took 0.40-0.58 s this way against 0.30-0.47 s with the quick compile alone first, and the optimised
+     * kernels were in after 0.93-2.28 s against 1.22-2.41 s.  More units (the backward's): the quick ones
+     * first, since their optimised compiles at once would take the CPUs from them (twenty-fourth session). */
+    enum { QUICK_FIRST_UNITS = 3 };
+    bool quick_first = nmiss > QUICK_FIRST_UNITS;
+    if (!quick_first)
+        *tier = api_tier_start(name, arch, use_cache, nmiss, miss);
     void *quick_images[API_MAX_UNITS];
     size_t quick_sizes[API_MAX_UNITS];
     bool quick_hits[API_MAX_UNITS];
     st = api_get_cubins(ctx, name, nmiss, miss, arch, false, API_COMPILE_QUICK, quick_images, quick_sizes, quick_hits);
+    if (quick_first && st == ATTNC_OK)
+        *tier = api_tier_start(name, arch, use_cache, nmiss, miss);
     if (st != ATTNC_OK) {
         api_tier_free(*tier);   /* (joins: the optimised cubins still reach the cache) */
         *tier = NULL;

@@ -480,6 +480,55 @@ static void backward_units_define_their_kernels_only(void **state)
     attnc_spec_free(spec);
 }
 
+/* TIERED with more units than a forward's (the backward's): the quick cubins come back and the optimised
+ * compile of every one is started (after them), and reaches the cache in order. */
+static void many_units_tier_after_their_quick_compile(void **state)
+{
+    fixture *fx = *state;
+    skip_without_nvrtc();
+    if (!api_nvrtc_has_quick())
+        skip();
+    use_cache_subdir(fx, "many");
+    enum { N = 5 };
+    char text[N][96];
+    const char *srcs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(text[i], sizeof text[i], "extern \"C\" __global__ void k%d(float *p) { p[threadIdx.x] = %d.f; }\n", i, i);
+        srcs[i] = text[i];
+    }
+    void *images[N];
+    size_t sizes[N];
+    bool hits[N], quick[N];
+    api_tier *tier = NULL;
+    assert_int_equal(api_jit_cubins(fx->ctx, "many", N, srcs, "sm_80", true, ATTNC_JIT_TIERED, images, sizes, hits, quick,
+                                    &tier),
+                     ATTNC_OK);
+    assert_non_null(tier);
+    for (int i = 0; i < N; i++) {
+        assert_true(quick[i] && !hits[i] && images[i]);
+        free(images[i]);
+    }
+    api_tier_join(tier);
+    for (size_t j = 0; j < N; j++) {
+        size_t size;
+        const char *why;
+        char entry[8];
+        const void *cubin = api_tier_cubin(tier, j, &size, &why);
+        snprintf(entry, sizeof entry, "k%zu", j);
+        assert_true(cubin && defines(cubin, size, entry));
+    }
+    api_tier_free(tier);
+    assert_int_equal(api_jit_cubins(fx->ctx, "many", N, srcs, "sm_80", true, ATTNC_JIT_TIERED, images, sizes, hits, quick,
+                                    &tier),
+                     ATTNC_OK);
+    assert_null(tier);
+    for (int i = 0; i < N; i++) {
+        assert_true(!quick[i] && hits[i]);
+        free(images[i]);
+    }
+    setenv("ATTNC_CACHE_DIR", fx->root, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +541,7 @@ int main(void)
         cmocka_unit_test(the_jit_modes_get_their_cubins),
         cmocka_unit_test(a_background_compile_outlives_exit),
         cmocka_unit_test(backward_units_define_their_kernels_only),
+        cmocka_unit_test(many_units_tier_after_their_quick_compile),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
