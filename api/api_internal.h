@@ -75,8 +75,7 @@ void api_tier_free(api_tier *t);
  * true under QUICK).  TIERED: the optimised cubins the cache holds (hits[i]); the others compiled quickly
  * now (quick[i]; not cached) once their optimised compile has started, or, for more than three, before it
  * starts (*tier: its units are the quick ones, in order; NULL where none missed, or where it could not
- * start).  On a failure nothing is left (images
- * NULL, *tier NULL). */
+ * start).  On a failure nothing is left (images NULL, *tier NULL). */
 attnc_status api_jit_cubins(attnc_ctx *ctx, const char *name, size_t n, const char *const *srcs, const char *arch,
                             bool use_cache, attnc_jit_mode jit, void **images, size_t *sizes, bool *hits, bool *quick,
                             api_tier **tier);
