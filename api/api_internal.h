@@ -84,6 +84,8 @@ attnc_status api_jit_cubins(attnc_ctx *ctx, const char *name, size_t n, const ch
  * kernel "#define ATTNC_PHASES mask" when `phases` (a mask of the phases of one schedule, CG_PHASES_*) is
  * not 0, so that only those phases are compiled; malloc'd. */
 char *api_unit_source(const char *source, int kind, unsigned phases);
+/* `head` then `source` (malloc'd; NULL when out of memory): a compile unit's lines before the generated text. */
+char *api_headed_source(const char *head, const char *source);
 attnc_status api_check_tensor(attnc_ctx *ctx, const char *kernel, const char *what, const attnc_tensor *t,
                               attnc_dtype dtype, int ndim, const int64_t *want, int64_t *got, size_t align);
 /* kernel.c: the launcher's arithmetic (pure, tested by tests/unit/test_launch.c).  CTAs of a kernel one SM

@@ -339,16 +339,12 @@ static size_t grad_unit_plan(const attnc_grad_kernel *k, long cpus, uint32_t mas
  * attnc_compile --grad --emit cuda prints it), else each with its ATTNC_BWD_ONLY line first. */
 static bool grad_unit_sources(const char *source, size_t n, const uint32_t *masks, char *srcs[API_MAX_UNITS])
 {
-    size_t len = strlen(source);
     bool ok = true;
     for (size_t u = 0; u < n; u++) {
-        char head[48];
-        int h = n > 1 ? snprintf(head, sizeof head, "#define ATTNC_BWD_ONLY 0x%xu\n", masks[u]) : 0;
-        if ((srcs[u] = malloc((size_t)h + len + 1))) {
-            memcpy(srcs[u], head, (size_t)h);
-            memcpy(srcs[u] + h, source, len + 1);
-        }
-        ok &= srcs[u] != NULL;
+        char head[48] = "";
+        if (n > 1)
+            snprintf(head, sizeof head, "#define ATTNC_BWD_ONLY 0x%xu\n", masks[u]);
+        ok &= (srcs[u] = api_headed_source(head, source)) != NULL;
     }
     return ok;
 }

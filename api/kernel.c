@@ -304,18 +304,25 @@ attnc_status attnc_kernel_get_info(const attnc_kernel *kernel, size_t i, attnc_k
     return ATTNC_OK;
 }
 
-char *api_unit_source(const char *source, int kind, unsigned phases)
+char *api_headed_source(const char *head, const char *source)
 {
-    size_t n = strlen(source);
-    char head[64];
-    int h = phases ? snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n#define ATTNC_PHASES 0x%02x\n", kind + 1, phases)
-                   : snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n", kind + 1);
-    char *s = malloc((size_t)h + n + 1);
+    size_t h = strlen(head), n = strlen(source);
+    char *s = malloc(h + n + 1);
     if (s) {
-        memcpy(s, head, (size_t)h);
+        memcpy(s, head, h);
         memcpy(s + h, source, n + 1);
     }
     return s;
+}
+
+char *api_unit_source(const char *source, int kind, unsigned phases)
+{
+    char head[64];
+    if (phases)
+        snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n#define ATTNC_PHASES 0x%02x\n", kind + 1, phases);
+    else
+        snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n", kind + 1);
+    return api_headed_source(head, source);
 }
 
 attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, rt_device_info *dev, char arch[16],

@@ -277,7 +277,7 @@ def grad_table(a, L, ctx, cubins, libc):
             for u in range(n.value):
                 libc.free(srcs[u])
             return out, [masks[u] for u in range(n.value)]
-        (whole_src,), (all_mask,) = units(1)
+        (whole_src,), _ = units(1)
         split, masks = units(cpus)
         best = {k: (1e9, 1e9) for k in ('one', 'units', 'one_q', 'units_q')}
         for _ in range(a.repeat):
