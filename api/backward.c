@@ -585,7 +585,7 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     size_t rows = (size_t)total * k->sh.heads_out;
     size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
     sizes[0] = k->bp_direct[0] ? 0 : rows * k->K;   /* written into the query (key) tensor's gradient instead */
-    sizes[1] = k->bp_direct[1] ? 0 : rows * k->K;
+    sizes[1] = k->bp_direct[1] && !k->bp_delta ? 0 : rows * k->K;   /* the delta rule's: the chunk kernel's dk */
     sizes[2] = k->bp_direct[2] && !k->bp_delta ? 0 : rows * k->V;   /* the delta rule's: dU_hat, dv direct */
     sizes[3] = rows * k->gk;
     sizes[4] = dh0 ? (size_t)N * k->sh.heads_out * k->K * k->vo : 0;

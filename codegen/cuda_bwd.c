@@ -57,11 +57,20 @@ static void put_ref(bgen *g, char prefix, ir_ref r, unsigned s)
     cg_put_ref(&g->ev, prefix, r, s);
 }
 
-static void emit_forward_values(bgen *g)
+/* The live values (the roles' functions), or (adjoint) those the adjoint reads: the values it forms a
+ * gradient for (needs) and their operands, not those only an l2-normed direct role reads (passes/grad.c's
+ * drop_l2_chains), whose loads and norms' warp sums would stay in the kernel for nothing. */
+static void emit_forward_values(bgen *g, bool adjoint)
 {
-    for (ir_ref r = 1; r < g->m->nvalues; r++)
-        if (g->gp->live[r])
+    const ir_module *m = g->m;
+    for (ir_ref r = 1; r < m->nvalues; r++) {
+        bool read = !adjoint || g->gp->needs[r];
+        for (ir_ref u = r + 1; u < m->nvalues && !read; u++)
+            for (int k = 0; k < ir_op_arity((ir_op)m->values[u].op); k++)
+                read |= g->gp->needs[u] && m->values[u].arg[k] == r;
+        if (g->gp->live[r] && read)
             cg_emit_value(&g->ev, r);
+    }
 }
 
 /* d/d(operand `which`) of elementwise op `op` times the adjoint g_, in terms of x (operand 0), w (operand
@@ -284,7 +293,7 @@ static void emit_roles_fn(bgen *g, bool staged, bool regs)
     cg_values global = g->ev;
     if (staged)
         g->ev.stage_off = g->gp->bp_stage_off;
-    emit_forward_values(g);
+    emit_forward_values(g, false);
     g->ev = global;
     if (regs) {
         attnc_buf_puts(b, "    // the roles' slots\n");
@@ -366,7 +375,7 @@ static void emit_adjoint_fn(bgen *g)
     attnc_buf *b = &g->b;
     attnc_buf_puts(b, "\n// ---- the adjoint of the value DAG for token t, output head h (generated) ----\n"
                       "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane)\n{\n");
-    emit_forward_values(g);
+    emit_forward_values(g, true);
     attnc_buf_puts(b, "    // adjoints: the tensors' partial gradients, then every value that reads a tensor\n");
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "    float d%u[%u] = {};   // %s\n", i, nslots(m->tensors[i].len), m->tensors[i].name);
@@ -388,12 +397,12 @@ static void emit_adjoint_fn(bgen *g)
         {gp->mlstm ? l->igate : IR_NONE, "p.ws_di", "1"}};
     for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
         ir_ref r = seeds[i].r;
-        if (r == IR_NONE || !gp->needs[r])
+        if (r == IR_NONE || (!gp->needs[r] && !(i < 3 && gp->parallel && gp->bp_direct[i])))
             continue;
         if (i < 3 && gp->parallel && gp->bp_direct[i]) {   /* no workspace: the chunk kernel wrote the tensor's gradient */
-            attnc_buf_printf(b, "    // the %s role's gradient is %s's: the chunk kernel wrote it (p.direct)\n",
-                             i == 0 ? "query" : i == 1 ? "key" : "value",
-                             m->tensors[gp->bp_direct_tensor[i]].name);
+            attnc_buf_printf(b, "    // the %s role's gradient is %s's: the %s wrote it (p.direct)\n",
+                             i == 0 ? "query" : i == 1 ? "key" : "value", m->tensors[gp->bp_direct_tensor[i]].name,
+                             gp->bp_delta && i > 0 ? "WY adjoint" : "chunk kernel");
             continue;
         }
         unsigned len = vlen(g, r);
@@ -432,8 +441,10 @@ static void emit_adjoint_fn(bgen *g)
     for (uint32_t i = 0; i < m->ntensors; i++) {
         unsigned len = m->tensors[i].len;
         if (gp->parallel && grad_tensor_direct(gp, i)) {
-            /* its gradient is a role's, written by the chunk kernel: here it would be 0 over it */
-            attnc_buf_printf(b, "    // %s: written by the chunk kernel\n", m->tensors[i].name);
+            /* its gradient is a role's, written by the chunk kernel (the delta rule's key and value: by its WY
+             * adjoint): here it would be 0 over it */
+            bool adj = gp->bp_delta && !(gp->bp_direct[0] && gp->bp_direct_tensor[0] == i);
+            attnc_buf_printf(b, "    // %s: written by the %s\n", m->tensors[i].name, adj ? "WY adjoint" : "chunk kernel");
             continue;
         }
         if (gp->parallel) {
@@ -675,10 +686,12 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                 /* the same literal as the adjoint's constant (cg_put_float), so the same product */
                 cg_put_float(b, gp->bp_direct_scale[i]);
                 attnc_buf_puts(b, gp->bp_direct_scale[i] == 1.0 ? "\n" : "   // the role is the tensor times this\n");
+                attnc_buf_printf(b, "#define ATTNC_BP_%s_L2 %d%s\n", tag[i], gp->bp_direct_l2[i] ? 1 : 0,
+                                 gp->bp_direct_l2[i] ? "   // of the tensor's l2norm: its adjoint on the fragments" : "");
             } else {
                 attnc_buf_printf(b, "#define ATTNC_BP_%s_TENSOR -1   // the workspace\n#define ATTNC_BP_%s_DTYPE ATTNC_DT_FP32\n"
-                                    "#define ATTNC_BP_%s_SCALE (1.0f)\n",
-                                 tag[i], tag[i], tag[i]);
+                                    "#define ATTNC_BP_%s_SCALE (1.0f)\n#define ATTNC_BP_%s_L2 0\n",
+                                 tag[i], tag[i], tag[i], tag[i]);
             }
         }
         /* the staged rows (passes/grad.c's bp_stage_off) and dO's beside them */

@@ -22,7 +22,9 @@
 //                          . v_q + e^{b_q} dW_r . k_q), Y = T^T dU_hat, Z = T^T dW, dA = -T^T dT T^T (strictly
 //                          lower); dv = diag(beta) Y over ws_dv, dbeta_q = Y_q . v_q + e^{b_q} Z_q . k_q +
 //                          sum_j dA_qj E_qj, dk += diag(beta e^{b}) Z + F K + F^T K with
-//                          F_rj = beta_r dA_rj e^{b_r - b_j}, and the gate's WY terms added to ws_dg.
+//                          F_rj = beta_r dA_rj e^{b_r - b_j}, and the gate's WY terms added to ws_dg.  dv,
+//                          and dk where the key is a tensor (or its l2norm: bp_l2_finish), go straight
+//                          into the tensors' gradients (ATTNC_BP_DV_TENSOR, ATTNC_BP_DK_TENSOR).
 // The adjoint and the chunk kernel run 16 warps where passes/grad.c's chunk_warps says so (chunk 64, K, V >=
 // 128): defined in the wide pass of codegen/cuda_bwd.c (ATTNC_BD_WIDE_ADJ; linear_bwd_par_kernel.cuh's header).
 // The gate's WY terms, per factor (the log-weight rule; terms that do not cancel): each Kg_r = k_r e^{b_r}
@@ -856,8 +858,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         }
     }
     __syncthreads();
-    // dk += diag(beta e^{b}) Z + F K + F^T K, Z = T^T dW (and its row sums Z_q . k_q)
-    for (int item = warp; item < NB * NGK; item += ATTNC_B_WARPS) {
+    // dk += diag(beta e^{b}) Z + F K + F^T K, Z = T^T dW (and its row sums Z_q . k_q): the key role's gradient,
+    // over the chunk kernel's in ws_dk, or into the key tensor's gradient where the role is that tensor
+    // (ATTNC_BP_DK_TENSOR; null: not wanted), or its l2norm (ATTNC_BP_DK_L2: a warp's items and their raw rows
+    // held over the next barrier, their rows' sums over the column groups meeting in T's fp32 place, which no
+    // one reads any more)
+    void *const dk_direct = bp_direct<ATTNC_BP_DK_TENSOR>(p);
+    constexpr int DK_ITEMS = (NB * NGK + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS;
+    float dk_acc[ATTNC_BP_DK_L2 ? DK_ITEMS : 1][NTK][4], dk_x[ATTNC_BP_DK_L2 ? DK_ITEMS : 1][NTK][4];
+    static_assert(!ATTNC_BP_DK_L2 || 2 * NGK <= LDF, "the l2norm's row sums in T's place");
+    auto dk_item = [&](int item, float (*acc)[4]) {
         const int m0 = item / NGK * 16, cg = item % NGK, n0 = cg * 8 * NTK;
         float old[NTK][4];   // the chunk kernel's dk, loaded before the products so that they cover the latency
 #pragma unroll
@@ -867,7 +877,6 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
                 const int q = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
                 old[nt][i] = q < nrows && c < ATTNC_B_K ? p.ws_dk[((size_t)(c0 + q) * ATTNC_HOUT + h) * ATTNC_B_K + c] : 0.f;
             }
-        float acc[NTK][4];
         bp_zero<NTK>(acc);
         bd_mma_split<NTK, true, true>(acc, Th, Tl, ATTNC_BP_LDC, m0, DWh, DWl, ATTNC_BP_LDK, n0, m0, C, lane);
         bd_row_dots<NTK>(acc, K, ATTNC_BP_LDK, m0, n0, cg, red_z, lane);
@@ -881,14 +890,47 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         bd_mma_split<NTK, false, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
         bd_mma_split<NTK, true, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, m0, C, lane);
 #pragma unroll
-        for (int nt = 0; nt < NTK; nt++) {
+        for (int nt = 0; nt < NTK; nt++)
 #pragma unroll
             for (int i = 0; i < 4; i++)
                 acc[nt][i] += old[nt][i];
-            bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_K>(p.ws_dk, nullptr, acc[nt], m0, n0, nt, lane, c0, nrows, h);
+    };
+    if constexpr (!ATTNC_BP_DK_L2) {
+        for (int item = warp; item < NB * NGK; item += ATTNC_B_WARPS) {
+            float acc[NTK][4];
+            dk_item(item, acc);
+#pragma unroll
+            for (int nt = 0; nt < NTK; nt++)
+                bp_role_grad_frag<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p.ws_dk, dk_direct, acc[nt], item / NGK * 16,
+                                                                                   item % NGK * 8 * NTK, nt, lane, c0, nrows, h,
+                                                                                   ATTNC_BP_DK_SCALE);
+        }
+    } else {
+#pragma unroll
+        for (int it = 0; it < DK_ITEMS; it++) {
+            const int item = warp + it * ATTNC_B_WARPS;
+            if (item < NB * NGK) {
+                bp_l2_load<NTK, ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p, dk_x[it], item / NGK * 16, item % NGK * 8 * NTK,
+                                                                                 lane, c0, nrows, h);
+                dk_item(item, dk_acc[it]);
+                bp_l2_parts<NTK>(dk_acc[it], dk_x[it], ATTNC_BP_DK_SCALE, item / NGK * 16, item % NGK, NGK, T, lane);
+            }
         }
     }
     __syncthreads();
+    if constexpr (ATTNC_BP_DK_L2) {   // the key tensor's gradient, from the sums over every column group
+#pragma unroll
+        for (int it = 0; it < DK_ITEMS; it++) {
+            const int item = warp + it * ATTNC_B_WARPS, m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
+            if (item < NB * NGK) {
+                bp_l2_finish<NTK>(dk_acc[it], dk_x[it], ATTNC_BP_DK_SCALE, m0, NGK, T, lane);
+#pragma unroll
+                for (int nt = 0; nt < NTK; nt++)
+                    bp_role_grad_frag<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p.ws_dk, dk_direct, dk_acc[it][nt], m0, n0, nt,
+                                                                                       lane, c0, nrows, h);
+            }
+        }
+    }
     // dbeta (with the pair part sum_j dA_rj E_rj), and the gate's WY terms: G_r = beta_r e^{b_r} (k_r . Z_r) for
     // every s <= r, and the pairs, R_s = sum_{j < s <= r} beta_r dA_rj E_rj (over E; its rows past nrows are
     // zero, beta being zero there) as in the chunk kernel's tail: bp_pair_diff_parts, then one warp's scans

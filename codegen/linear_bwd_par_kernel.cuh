@@ -850,6 +850,83 @@ __device__ __forceinline__ void bp_role_grad_frag(float *ws, void *direct, const
     }
 }
 
+// The l2norm's adjoint for a direct role that is s * l2norm(x) of an input tensor x of LEN channels
+// (ATTNC_BP_DQ_L2, ATTNC_BP_DK_L2: passes/grad.c's bp_direct_l2): the tensor's gradient from the role's, dx =
+// inv (g - y (g . y)) with g = s * (the role's gradient), y = x inv, inv = 1 / sqrt(x . x + 1e-6), the rule
+// attnc_bwd_inputs' adjoint applies, here on a product's fragments, whose rows' columns lie in ng column
+// groups of warps.  bp_l2_load: the fragment's raw x (issued before the products, which cover its latency);
+// bp_l2_parts: its rows' partial sums of g . x and x . x over the fragment's columns into red[cg][C] and
+// red[ng + cg][C]; after a barrier, bp_l2_finish turns acc into dx from the sums over every group, in a fixed
+// order.
+template <int NT, int TENSOR, int DT, int LEN>
+__device__ __forceinline__ void bp_l2_load(const attnc_bwd_params &p, float (*x)[4], int m0, int n0, int lane, int c0, int nrows,
+                                           int h)
+{
+    static_assert(TENSOR >= 0, "the role is an input tensor's l2norm");
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i += 2) {
+            const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+            const size_t e = ((size_t)(c0 + r) * ATTNC_HOUT + h) * LEN + c;   // even when LEN is
+            if constexpr (LEN % 2 == 0 && DT != ATTNC_DT_FP32) {   // the pair at once (a staged tensor: aligned)
+                const unsigned w = r < nrows && c < LEN ? __ldg((const unsigned *)p.in[TENSOR] + e / 2) : 0u;
+                x[nt][i] = DT == ATTNC_DT_BF16 ? attnc_bf16_to_float((unsigned short)(w & 0xffffu))
+                                               : attnc_f16_to_float((unsigned short)(w & 0xffffu));
+                x[nt][i + 1] = DT == ATTNC_DT_BF16 ? attnc_bf16_to_float((unsigned short)(w >> 16))
+                                                   : attnc_f16_to_float((unsigned short)(w >> 16));
+            } else {
+#pragma unroll
+                for (int k = 0; k < 2; k++)
+                    x[nt][i + k] = r < nrows && c + k < LEN ? attnc_load_in<DT>(p.in[TENSOR], e + k) : 0.f;
+            }
+        }
+}
+
+template <int NT>
+__device__ __forceinline__ void bp_l2_parts(const float (*acc)[4], const float (*x)[4], float s, int m0, int cg, int ng,
+                                            float *red, int lane)
+{
+    float gx[2] = {0.f, 0.f}, xx[2] = {0.f, 0.f};
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            gx[i >> 1] += s * acc[nt][i] * x[nt][i];
+            xx[i >> 1] += x[nt][i] * x[nt][i];
+        }
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        gx[hf] = quad_sum(gx[hf]);
+        xx[hf] = quad_sum(xx[hf]);
+        if ((lane & 3) == 0) {
+            red[cg * ATTNC_BP_C + m0 + (lane >> 2) + 8 * hf] = gx[hf];
+            red[(ng + cg) * ATTNC_BP_C + m0 + (lane >> 2) + 8 * hf] = xx[hf];
+        }
+    }
+}
+
+template <int NT>
+__device__ __forceinline__ void bp_l2_finish(float (*acc)[4], const float (*x)[4], float s, int m0, int ng, const float *red,
+                                             int lane)
+{
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        const int r = m0 + (lane >> 2) + 8 * hf;
+        float gx = 0.f, xx = 0.f;
+        for (int cg = 0; cg < ng; cg++) {
+            gx += red[cg * ATTNC_BP_C + r];
+            xx += red[(ng + cg) * ATTNC_BP_C + r];
+        }
+        const float inv = 1.f / sqrtf(xx + 1e-6f), gy = gx * inv * inv;   // y (g . y) = x inv^2 (g . x)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int i = 2 * hf; i < 2 * hf + 2; i++)
+                acc[nt][i] = inv * (s * acc[nt][i] - x[nt][i] * gy);
+    }
+}
+
 // ---- passes 1 and 2: the state walks ------------------------------------------------------------------
 // The walks' chunk `it` of their order (forward: first to last; reverse: last to first): its first token.
 template <bool REV>
@@ -1703,9 +1780,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     float *red = (float *)(bsm + L::red);
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
     const unsigned char *img_out = (const unsigned char *)p.ws_dso + bp_image(slot, h);
-    // the query and key tensors' own gradients where the roles are those tensors (null: not wanted)
+    // the query and key tensors' own gradients where the roles are those tensors (null: not wanted); the
+    // delta rule's dk always into ws_dk (its WY adjoint ends it and writes the key's gradient)
+    constexpr int DKT = ATTNC_BP_DELTA ? -1 : ATTNC_BP_DK_TENSOR, DKD = ATTNC_BP_DELTA ? ATTNC_DT_FP32 : ATTNC_BP_DK_DTYPE;
     void *const dq_direct = bp_direct<ATTNC_BP_DQ_TENSOR>(p);
-    void *const dk_direct = bp_direct<ATTNC_BP_DK_TENSOR>(p);
+    void *const dk_direct = bp_direct<DKT>(p);
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bp_img_regs img;
@@ -1725,11 +1804,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     __syncthreads();
 
     // dq = e^{b} (dO S_in^T) + A K
+    constexpr int DQ_NT = ATTNC_BP_NT(ATTNC_BP_KP), DQ_NG = ATTNC_BP_KP / (8 * DQ_NT), DQ_NB = ATTNC_BP_C / 16;
+    constexpr int DQ_ITEMS = (DQ_NB * DQ_NG + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS;
+    // the query as the tensor's l2norm (times a constant): a warp's items and their raw rows are held over the
+    // next barrier, their rows' sums over the column groups meeting in ek (the key terms' partials, written
+    // after the barrier after that)
+    float dq_acc[ATTNC_BP_DQ_L2 ? DQ_ITEMS : 1][DQ_NT][4], dq_x[ATTNC_BP_DQ_L2 ? DQ_ITEMS : 1][DQ_NT][4];
+    static_assert(!ATTNC_BP_DQ_L2 || 2 * DQ_NG <= 8, "the l2norm's row sums in ek (passes/grad.c: KP a multiple of 32)");
     {
-        constexpr int NT = ATTNC_BP_NT(ATTNC_BP_KP), NG = ATTNC_BP_KP / (8 * NT), NB = ATTNC_BP_C / 16;
-        for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
+        constexpr int NT = DQ_NT, NG = DQ_NG;
+        // item's 16 rows and 8 NT columns of the query role's gradient, and their q . dq_inter partials
+        auto dq_item = [&](int item, float (*acc)[4]) {
             const int mi = item / NG, cg = item % NG, m0 = mi * 16, n0 = cg * 8 * NT;
-            float acc[NT][4];
             bp_zero<NT>(acc);
             bp_mma_s<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
             float part[2] = {0.f, 0.f};
@@ -1750,13 +1836,44 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             bp_mma<NT, false, true>(acc, A, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
             if constexpr (ATTNC_BP_LO)
                 bp_mma<NT, false, true>(acc, Alo, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
+        };
+        if constexpr (!ATTNC_BP_DQ_L2) {
+            for (int item = warp; item < DQ_NB * NG; item += ATTNC_B_WARPS) {
+                float acc[NT][4];
+                dq_item(item, acc);
 #pragma unroll
-            for (int nt = 0; nt < NT; nt++)
-                bp_role_grad_frag<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p.ws_dq, dq_direct, acc[nt], m0, n0, nt,
-                                                                                   lane, c0, nrows, h, ATTNC_BP_DQ_SCALE);
+                for (int nt = 0; nt < NT; nt++)
+                    bp_role_grad_frag<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p.ws_dq, dq_direct, acc[nt], item / NG * 16,
+                                                                                       item % NG * 8 * NT, nt, lane, c0, nrows, h,
+                                                                                       ATTNC_BP_DQ_SCALE);
+            }
+        } else {
+#pragma unroll
+            for (int it = 0; it < DQ_ITEMS; it++) {
+                const int item = warp + it * ATTNC_B_WARPS;
+                if (item < DQ_NB * NG) {
+                    bp_l2_load<NT, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p, dq_x[it], item / NG * 16, item % NG * 8 * NT,
+                                                                                    lane, c0, nrows, h);
+                    dq_item(item, dq_acc[it]);
+                    bp_l2_parts<NT>(dq_acc[it], dq_x[it], ATTNC_BP_DQ_SCALE, item / NG * 16, item % NG, NG, ek, lane);
+                }
+            }
         }
     }
     __syncthreads();
+    if constexpr (ATTNC_BP_DQ_L2) {   // the query tensor's gradient, from the sums over every column group
+#pragma unroll
+        for (int it = 0; it < DQ_ITEMS; it++) {
+            const int item = warp + it * ATTNC_B_WARPS, m0 = item / DQ_NG * 16, n0 = item % DQ_NG * 8 * DQ_NT;
+            if (item < DQ_NB * DQ_NG) {
+                bp_l2_finish<DQ_NT>(dq_acc[it], dq_x[it], ATTNC_BP_DQ_SCALE, m0, DQ_NG, ek, lane);
+#pragma unroll
+                for (int nt = 0; nt < DQ_NT; nt++)
+                    bp_role_grad_frag<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p.ws_dq, dq_direct, dq_acc[it][nt], m0, n0, nt,
+                                                                                       lane, c0, nrows, h);
+            }
+        }
+    }
     // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order
     float e_in = bp_image_finish<ATTNC_BP_GATED>(img, S, Slo);
     if constexpr (ATTNC_BP_GATED)
@@ -1792,8 +1909,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 bp_mma<NT, true, true>(acc, Alo, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
-                bp_role_grad_frag<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p.ws_dk, dk_direct, acc[nt], m0, n0, nt,
-                                                                                   lane, c0, nrows, h);
+                bp_role_grad_frag<DKT, DKD, ATTNC_B_K>(p.ws_dk, dk_direct, acc[nt], m0, n0, nt, lane, c0, nrows, h);
         }
     }
     // dv = e^{b_L - b} (K dS_out) + P^T dO

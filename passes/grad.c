@@ -181,9 +181,16 @@
  *     none (the delta rule's value: the WY adjoint writes it, and ws_dv stays as dU_hat's).  So does a
  *     query that is such a tensor times a constant (IR_FEED_SCALED, the usual q * K^-0.5: lightning's,
  *     retnet's), the chunk kernel applying the constant as the adjoint would (0 + x * c, the same bits),
- *     but not with per-channel gates, whose chunk kernel measured slower writing it (gla).  A mapped role
- *     keeps its workspace: its tensor's gradient is the value DAG's adjoint of the token's complete role
- *     gradient.  Measured on the CPU (tools/cuda_cpu), mamba2
+ *     but not with per-channel gates, whose chunk kernel measured slower writing it (gla).  The delta rule's
+ *     query and key may also be l2norm of such a tensor, times a constant (DeltaNet's and Gated DeltaNet's
+ *     l2norm(q) * K^-0.5, l2norm(k); bp_direct_l2): the kernel that ends the role's gradient (the chunk kernel
+ *     the query's, the WY adjoint the key's) applies the norm's adjoint on its fragments, the rows' sums of
+ *     g . x and x . x meeting across the warps' column groups in shared memory over a barrier, and the
+ *     adjoint kernel no longer evaluates those values: on the H200 at T = 8192 attnc_bwd_inputs went from
+ *     0.567 to 0.105 ms (delta_rule) and 0.688 to 0.198 (gated_delta), while the chunk kernel and the WY
+ *     adjoint took 0.06-0.13 ms more each, and ws_dq (512 MiB at the benchmark shape) is gone (bench/
+ *     RESULTS.md, twenty-fifth session).  Any other mapped role keeps its workspace: its tensor's gradient is
+ *     the value DAG's adjoint of the token's complete role gradient.  Measured on the CPU (tools/cuda_cpu), mamba2
  *     bf16: dq(C) 1.6e-3, dk(B) 1.7e-3 against the sequential schedule's fp32 gradient, the bf16 rounding
  *     of the stored gradient included; fp32 6e-6;
  *   - workspace at the benchmark shape (mamba2, B = 8, T = 8192, H = 16, K = V = 128, bf16; with dh0):
@@ -513,20 +520,38 @@ static unsigned value_uses(const ir_module *m, ir_ref x)
     return uses;
 }
 
-/* Whether the gradient of linear role `role` (query, key or value) is an input tensor's gradient as it is, or
- * that times a constant, so that the chunk kernel can write it there: the role is fed directly (passes/fuse.c:
- * the INPUT value as is, or the query scaled by a folded constant, *scale, which the chunk kernel applies as
- * the value DAG's adjoint would: one fp32 product), nothing else in the spec reads that value (no value, no
- * other role) nor another INPUT value of its tensor, and the tensor is per token with one head per output head
- * and the role's K channels, the layout of the role's workspace row and what api/backward.c's direct_tensor
- * writes directly.  Every use counts, live or not: a use is what would add a second term to the tensor's
- * gradient. */
-static bool direct_role(const ir_module *m, ir_role role, uint32_t width, uint32_t *tensor, double *scale)
+/* Whether the gradient of linear role `role` (query, key or value; index i of gp->bp_direct) is an input
+ * tensor's gradient as it is, or that times a constant, so that the chunk kernel can write it there: the role
+ * is fed directly (passes/fuse.c: the INPUT value as is, or the query scaled by a folded constant, which the
+ * chunk kernel applies as the value DAG's adjoint would: one fp32 product), nothing else in the spec reads
+ * that value (no value, no other role) nor another INPUT value of its tensor, and the tensor is per token with
+ * one head per output head and the role's K channels, the layout of the role's workspace row and what
+ * api/backward.c's direct_tensor writes directly.  Every use counts, live or not: a use is what would add a
+ * second term to the tensor's gradient.  With l2_ok, also a role that is l2norm(x) or l2norm(x) times a
+ * constant of such a tensor x (bp_direct_l2: the kernel that ends the role's gradient applies the l2norm's
+ * adjoint, which needs the whole row: the delta rule's query and key). */
+static bool direct_role(const ir_module *m, grad_plan *gp, int i, ir_role role, uint32_t width, bool l2_ok)
 {
     ir_feed feed = (ir_feed)m->plan.feed[role];
-    if (feed != IR_FEED_DIRECT && feed != IR_FEED_SCALED)
+    ir_ref rv = *ir_role_slot((ir_module *)m, role), src = IR_NONE, l2 = IR_NONE;
+    double scale = 1.0;
+    if (feed == IR_FEED_DIRECT || feed == IR_FEED_SCALED) {
+        src = m->plan.feed_src[role];
+        scale = feed == IR_FEED_SCALED ? m->plan.scale[role] : 1.0;
+    } else if (feed == IR_FEED_MAPPED && l2_ok && rv != IR_NONE) {
+        l2 = rv;
+        const ir_value *v = &m->values[rv];
+        for (int side = 0; v->op == IR_OP_MUL && side < 2; side++)
+            if (m->values[v->arg[side]].op == IR_OP_L2NORM && m->values[v->arg[1 - side]].op == IR_OP_CONST) {
+                l2 = v->arg[side];
+                scale = m->values[v->arg[1 - side]].num;
+            }
+        if (m->values[l2].op != IR_OP_L2NORM)
+            return false;
+        src = m->values[l2].arg[0];
+    }
+    if (src == IR_NONE)
         return false;
-    ir_ref src = m->plan.feed_src[role];
     const ir_value *sv = &m->values[src];
     if (sv->op != IR_OP_INPUT)
         return false;
@@ -536,12 +561,37 @@ static bool direct_role(const ir_module *m, ir_role role, uint32_t width, uint32
     for (ir_ref r = 1; r < m->nvalues; r++)
         if (r != src && m->values[r].op == IR_OP_INPUT && m->values[r].aux == sv->aux)
             return false;
-    /* scaled: the input read once, by the product, and the product once, as the role */
-    if (value_uses(m, src) != 1 || (feed == IR_FEED_SCALED && value_uses(m, *ir_role_slot((ir_module *)m, role)) != 1))
+    /* every value from the input to the role read once, by the next (the role read once, as the role) */
+    if (value_uses(m, src) != 1 || (rv != src && value_uses(m, rv) != 1) || (l2 != IR_NONE && l2 != rv && value_uses(m, l2) != 1))
         return false;
-    *tensor = sv->aux;
-    *scale = feed == IR_FEED_SCALED ? m->plan.scale[role] : 1.0;
+    gp->bp_direct_tensor[i] = sv->aux;
+    gp->bp_direct_scale[i] = scale;
+    gp->bp_direct_l2[i] = l2 != IR_NONE;
     return true;
+}
+
+/* A direct role's values (the role, and down to its input: the constant's product, the l2norm) are no longer
+ * the adjoint kernel's (attnc_bwd_inputs): their tensor's gradient is written by the kernel that ends the
+ * role's, so the adjoint neither evaluates them nor forms their (zero) gradients.  (It loaded their rows for
+ * nothing before: mamba2's C and B, 512 MiB at the benchmark shape.) */
+static void drop_direct_chains(const ir_module *m, grad_plan *gp)
+{
+    static const ir_role roles[3] = {IR_ROLE_QUERY, IR_ROLE_KEY, IR_ROLE_VALUE};
+    for (int i = 0; i < 3; i++) {
+        if (!gp->bp_direct[i])
+            continue;
+        ir_ref r = *ir_role_slot((ir_module *)m, roles[i]);
+        while (r != IR_NONE) {
+            const ir_value *v = &m->values[r];
+            gp->needs[r] = false;
+            if (v->op == IR_OP_L2NORM)
+                r = v->arg[0];
+            else if (v->op == IR_OP_MUL)
+                r = m->values[v->arg[0]].op == IR_OP_CONST ? v->arg[1] : v->arg[0];
+            else
+                r = IR_NONE;
+        }
+    }
 }
 
 /* The staging area of a chunk of C tokens: the rows of every per-token input that a role reads, each
@@ -609,10 +659,15 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_image_bytes = KP * VP * 2 + KP * (VP / gp->bp_vs) * 4;   /* mantissas, a scale per row and slice */
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
-        gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0], &gp->bp_direct_scale[0]);
-        /* the value: its gradient is diag(beta) T^T dU_hat, final in the adjoint, which writes it into the
-         * tensor's; ws_dv stays, the chunk kernel's dU_hat for the adjoint */
-        gp->bp_direct[2] = direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2], &gp->bp_direct_scale[2]);
+        /* the query: final in the chunk kernel, whose l2norm adjoint keeps its row sums in the key terms'
+         * partials ek ([8][C]: two per column group, at most four groups where KP is a multiple of 32) */
+        gp->bp_direct[0] = direct_role(m, gp, 0, IR_ROLE_QUERY, gp->K, KP % 32 == 0);
+        /* the key and the value: their gradients end in the adjoint (dk's WY terms, dv = diag(beta) T^T
+         * dU_hat), which writes them into the tensors'; ws_dk and ws_dv stay, the chunk kernel's dk and
+         * dU_hat for the adjoint */
+        gp->bp_direct[1] = direct_role(m, gp, 1, IR_ROLE_KEY, gp->K, true);
+        gp->bp_direct[2] = direct_role(m, gp, 2, IR_ROLE_VALUE, gp->V, false);
+        drop_direct_chains(m, gp);
         return true;
     }
     return false;
@@ -622,6 +677,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
 {
     gp->parallel = gp->bp_delta = gp->bp_inputs_idle = false;
     gp->bp_direct[0] = gp->bp_direct[1] = gp->bp_direct[2] = false;
+    gp->bp_direct_l2[0] = gp->bp_direct_l2[1] = gp->bp_direct_l2[2] = false;
     bool diag = gp->transition == IR_TR_DIAG;
     if (gp->ok && gp->linear && !gp->bidir && !gp->softmax && gp->delta && !gp->mlstm)
         return delta_plan(m, gp, split);
@@ -684,14 +740,14 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     plan_chunk_warps(gp, !split && !diag && !norm, C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage);
     /* (a scaled query not with per-channel gates: gla's chunk kernel took 6.86 ms instead of 6.58 writing it,
      * more than the 0.14 ms it saved in attnc_bwd_inputs; H200, T = 8192, bench/RESULTS.md) */
-    gp->bp_direct[0] = direct_role(m, IR_ROLE_QUERY, gp->K, &gp->bp_direct_tensor[0], &gp->bp_direct_scale[0]) &&
-                       (!diag || gp->bp_direct_scale[0] == 1.0);
-    gp->bp_direct[1] = direct_role(m, IR_ROLE_KEY, gp->K, &gp->bp_direct_tensor[1], &gp->bp_direct_scale[1]);
-    gp->bp_direct[2] = gp->vo == gp->V && direct_role(m, IR_ROLE_VALUE, gp->V, &gp->bp_direct_tensor[2], &gp->bp_direct_scale[2]);
+    gp->bp_direct[0] = direct_role(m, gp, 0, IR_ROLE_QUERY, gp->K, false) && (!diag || gp->bp_direct_scale[0] == 1.0);
+    gp->bp_direct[1] = direct_role(m, gp, 1, IR_ROLE_KEY, gp->K, false);
+    gp->bp_direct[2] = gp->vo == gp->V && direct_role(m, gp, 2, IR_ROLE_VALUE, gp->V, false);
     /* (an empty launch of a warp per token and head took 0.079 ms of lightning's 4.58 at T = 8192 on the H200) */
     gp->bp_inputs_idle = true;
     for (uint32_t i = 0; i < m->ntensors; i++)
         gp->bp_inputs_idle &= grad_tensor_direct(gp, i);
+    drop_direct_chains(m, gp);
     return true;
 }
 

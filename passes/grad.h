@@ -72,6 +72,10 @@ typedef struct grad_plan {
     bool bp_direct[3];
     uint32_t bp_direct_tensor[3];
     double bp_direct_scale[3];   /* where bp_direct: 1, or the query's folded constant */
+    /* where bp_direct: the role is l2norm of the tensor (times bp_direct_scale), so the kernel that ends
+     * the role's gradient applies the l2norm's adjoint on its fragments (the delta rule's query in the chunk
+     * kernel, its key in the WY adjoint) */
+    bool bp_direct_l2[3];
     bool bp_inputs_idle;  /* every tensor's gradient is a role's that the chunk kernel writes (lightning's q, k, v):
                            * attnc_bwd_inputs has nothing to write, and the host does not launch it */
     /* the delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): attnc_bwdp_wy before the

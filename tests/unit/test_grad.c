@@ -417,6 +417,53 @@ static void test_direct_roles(void **state)
                      2 | 4);
 }
 
+/* The delta rule's l2-normed query and key (DeltaNet's l2norm(q) * K^-0.5, l2norm(k)): their tensors' gradients
+ * are written by the chunk kernel (the query) and the WY adjoint (the key), which apply the l2norm's adjoint on
+ * their fragments (bp_direct_l2); the adjoint kernel no longer evaluates them.  Not where the tensor is read
+ * elsewhere, nor for a query whose K is not a multiple of 32 (its row sums would not fit the chunk kernel's ek). */
+static void test_delta_l2_roles(void **state)
+{
+    (void)state;
+    unit_src u;
+    cg_bwd_output out;
+    lowered(&u, "attention d { dim K = 128, V = 128; heads H = 4;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: bf16[H];\n"
+                "  linear { query = l2norm(q) * K^-0.5; key = l2norm(k); value = v; beta = sigmoid(b); update delta; }\n"
+                "  mask causal; chunk 32; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel && out.plan.bp_delta);
+    assert_true(out.plan.bp_direct[0] && out.plan.bp_direct[1] && out.plan.bp_direct[2]);
+    assert_true(out.plan.bp_direct_l2[0] && out.plan.bp_direct_l2[1] && !out.plan.bp_direct_l2[2]);
+    assert_int_equal(out.plan.bp_direct_tensor[0], 0);
+    assert_int_equal(out.plan.bp_direct_tensor[1], 1);
+    assert_true(fabs(out.plan.bp_direct_scale[0] - 1.0 / sqrt(128.0)) < 1e-15 && out.plan.bp_direct_scale[1] == 1.0);
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_DQ_L2 1"));
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_DK_L2 1"));
+    assert_non_null(strstr(out.source, "// q: written by the chunk kernel"));
+    assert_non_null(strstr(out.source, "// k: written by the WY adjoint"));
+    assert_non_null(strstr(out.source, "// the key role's gradient is k's: the WY adjoint wrote it (p.direct)"));
+    assert_null(strstr(out.source, "// l2norm: dx"));   /* the adjoint kernel forms no l2norm gradient */
+    assert_false(out.plan.bp_inputs_idle);              /* b's is still its */
+    unit_close(&u);
+    /* k read twice (the key's l2norm and the value): neither is direct; K = 80: the key only */
+    assert_int_equal(direct_roles("attention d { dim K = 128, V = 128; heads H = 4;\n"
+                                  "  input q: bf16[H, K]; input k: bf16[H, K]; input b: bf16[H];\n"
+                                  "  linear { query = l2norm(q); key = l2norm(k); value = k; beta = sigmoid(b); update delta; }\n"
+                                  "  mask causal; chunk 32; }\n"),
+                     1);
+    assert_int_equal(direct_roles("attention d { dim K = 80, V = 48; heads H = 4;\n"
+                                  "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: bf16[H];\n"
+                                  "  linear { query = l2norm(q); key = l2norm(k); value = v; beta = sigmoid(b); update delta; }\n"
+                                  "  mask causal; chunk 32; }\n"),
+                     2 | 4);
+    /* the additive schedule keeps an l2-normed role's workspace (its kernels do not apply the norm's adjoint) */
+    assert_int_equal(direct_roles("attention a { dim K = 128, V = 128; heads H = 4;\n"
+                                  "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V];\n"
+                                  "  linear { query = l2norm(q); key = l2norm(k); value = v; decay = 0.99; }\n"
+                                  "  mask causal; chunk 64; }\n"),
+                     4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_smem_budget),   cmocka_unit_test(test_norms),
         cmocka_unit_test(test_delta),         cmocka_unit_test(test_mlstm),
         cmocka_unit_test(test_parallel_schedule), cmocka_unit_test(test_direct_roles),
+        cmocka_unit_test(test_delta_l2_roles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

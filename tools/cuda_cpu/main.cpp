@@ -138,7 +138,7 @@ int main(int argc, char **argv)
             // there would crash), the direct gradients given
             if (role_t[0] >= 0)
                 b.ws_dq = nullptr;
-            if (role_t[1] >= 0)
+            if (role_t[1] >= 0 && !si.delta)   // (the delta rule's: dk between its chunk kernel and adjoint)
                 b.ws_dk = nullptr;
             if (role_t[2] >= 0 && !si.delta)   // (the delta rule's: dU_hat between its chunk kernel and adjoint)
                 b.ws_dv = nullptr;
@@ -232,7 +232,7 @@ int main(int argc, char **argv)
         auto mix = [&mix_bytes](const std::vector<float> &x) { mix_bytes(x.data(), x.size() * sizeof(float)); };
         if (*dg == '2') {
             host_args b2 = a;
-            b2.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data(), b2.ws_dk = role_t[1] >= 0 ? nullptr : o[1].dk.data();
+            b2.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data(), b2.ws_dk = role_t[1] >= 0 && !si.delta ? nullptr : o[1].dk.data();
             b2.ws_dv = o[1].dv.data(), b2.ws_dg = o[1].dg.data();
             b2.ws_db = si.delta ? o[1].db.data() : nullptr;
             std::vector<std::vector<float>> pp2(ts.size());
@@ -276,7 +276,7 @@ int main(int argc, char **argv)
         u.db.assign(o[1].db.size(), NAN);
         host_args c = a;
         c.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data();
-        c.ws_dk = role_t[1] >= 0 ? nullptr : o[1].dk.data();
+        c.ws_dk = role_t[1] >= 0 && !si.delta ? nullptr : o[1].dk.data();
         c.ws_dv = role_t[2] >= 0 && !si.delta ? nullptr : u.dv.data();
         c.ws_dg = u.dg.data(), c.ws_dh0 = u.dh0.data();
         c.ws_dz0 = V > VO ? u.dz0.data() : nullptr;
