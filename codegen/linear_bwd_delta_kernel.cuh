@@ -869,13 +869,23 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     static_assert(!ATTNC_BP_DK_L2 || 2 * NGK <= LDF, "the l2norm's row sums in T's place");
     auto dk_item = [&](int item, float (*acc)[4]) {
         const int m0 = item / NGK * 16, cg = item % NGK, n0 = cg * 8 * NTK;
-        float old[NTK][4];   // the chunk kernel's dk, loaded before the products so that they cover the latency
+        // the chunk kernel's dk, loaded before the products so that they cover the latency: a pair of adjacent
+        // columns a load where K is even (8 bytes, aligned: the pair's first column is even)
+        float old[NTK][4];
 #pragma unroll
         for (int nt = 0; nt < NTK; nt++)
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
+            for (int i = 0; i < 4; i += 2) {
                 const int q = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                old[nt][i] = q < nrows && c < ATTNC_B_K ? p.ws_dk[((size_t)(c0 + q) * ATTNC_HOUT + h) * ATTNC_B_K + c] : 0.f;
+                const float *src = p.ws_dk + ((size_t)(c0 + q) * ATTNC_HOUT + h) * ATTNC_B_K + c;
+                if constexpr (ATTNC_B_K % 2 == 0) {
+                    const float2 x = q < nrows && c < ATTNC_B_K ? *reinterpret_cast<const float2 *>(src) : make_float2(0.f, 0.f);
+                    old[nt][i] = x.x, old[nt][i + 1] = x.y;
+                } else {
+#pragma unroll
+                    for (int k = 0; k < 2; k++)
+                        old[nt][i + k] = q < nrows && c + k < ATTNC_B_K ? src[k] : 0.f;
+                }
             }
         bp_zero<NTK>(acc);
         bd_mma_split<NTK, true, true>(acc, Th, Tl, ATTNC_BP_LDC, m0, DWh, DWl, ATTNC_BP_LDK, n0, m0, C, lane);
