@@ -65,6 +65,7 @@ struct attnc_grad_kernel {
     bool bp_direct[3];  /* the query (key, value) role's gradient is written by the chunk kernel into its tensor's: no ws_dq (ws_dk, ws_dv;
                          * the delta rule's value by its adjoint, ws_dv kept for dU_hat) */
     bool bp_inputs_idle; /* attnc_bwd_inputs would write nothing (the plan's): not launched */
+    bool bp_inputs_scalar; /* attnc_bwd_inputs runs a thread per (token, output head), not a warp (the plan's) */
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
     bool bp_decay;      /* the parallel schedule's walks decay the state (the scanned walks keep each chunk's e^{b_L}) */
     walk_mode walk;
@@ -275,6 +276,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_direct[1] = cg->plan.bp_direct[1];
         k->bp_direct[2] = cg->plan.bp_direct[2];
         k->bp_inputs_idle = cg->plan.bp_inputs_idle;
+        k->bp_inputs_scalar = cg->plan.bp_inputs_scalar;
         k->bp_delta = cg->plan.bp_delta;
         k->bp_decay = cg->plan.transition != IR_TR_IDENTITY;
         k->bp_run2 = cg->plan.bp_run2;
@@ -833,8 +835,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
             !rt_launch(k->fn[CG_BK_SM_KV], gs, block, k->sm_smem_bytes, a->stream, params, &err))
             return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     }
-    size_t warps = (size_t)total * k->sh.heads_out;
-    unsigned g2[3] = {(unsigned)((warps + CG_BWD_WARPS - 1) / CG_BWD_WARPS), 1, 1};
+    size_t rows = (size_t)total * k->sh.heads_out, per_cta = k->bp_inputs_scalar ? CG_BWD_WARPS * 32 : CG_BWD_WARPS;
+    unsigned g2[3] = {(unsigned)((rows + per_cta - 1) / per_cta), 1, 1};
     if (!k->bp_inputs_idle && !rt_launch(k->fn[CG_BK_INPUTS], g2, block, 0, a->stream, params, &err))
         return api_fail(ctx, ATTNC_ERR_IO, "%s backward: %s", k->name, err.msg);
     for (uint32_t i = 0; i < k->ntensors; i++) {

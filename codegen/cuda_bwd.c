@@ -639,6 +639,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     attnc_buf_printf(b, "#define ATTNC_HOUT %u\n#define ATTNC_HS %u\n", sh.heads_out, sh.heads_state ? sh.heads_state : sh.heads_out);
     attnc_buf_printf(b, "\n// ---- the plan (passes/grad.c): %s transition, chunk %u, state %u x %u ----\n",
                      ir_transition_name(gp->transition), gp->chunk, gp->K, gp->V);
+    attnc_buf_printf(b, "#define ATTNC_B_ADJ_SCALAR %d   // attnc_bwd_inputs: a thread per (token, output head) (passes/grad.c)\n",
+                     gp->parallel && gp->bp_inputs_scalar);
     attnc_buf_printf(b, "#define ATTNC_B_C %u\n#define ATTNC_B_K %u\n#define ATTNC_B_V %u\n#define ATTNC_B_GK %u\n"
                         "#define ATTNC_B_TRANSITION %u\n#define ATTNC_B_DELTA %d\n#define ATTNC_B_MLSTM %d\n#define ATTNC_B_SMEM_BYTES %u\n",
                      gp->chunk, gp->K, gp->V, gp->gk, gp->transition, gp->delta ? 1 : 0, gp->mlstm ? 1 : 0, gp->smem_bytes);

@@ -903,12 +903,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwd_linea
 
 #endif   // ATTNC_B_CAUSAL_LINEAR
 
-// ---- 2. the value DAG's adjoint, one warp per (token, output head) ----------------------------------
+// ---- 2. the value DAG's adjoint, one warp per (token, output head), or a thread (ATTNC_B_ADJ_SCALAR) ----
 #if ATTNC_BWD_WANT(ATTNC_BK_INPUTS)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwd_inputs(attnc_bwd_params p)
 {
+#if ATTNC_B_ADJ_SCALAR   // only scalars (passes/grad.c's bp_inputs_scalar): a thread per (token, head), as lane 0
+    const long long w = (long long)blockIdx.x * ATTNC_B_THREADS + threadIdx.x;
+    const int lane = 0;
+#else
     const int lane = threadIdx.x & 31;
     const long long w = (long long)blockIdx.x * ATTNC_B_WARPS + (threadIdx.x >> 5);
+#endif
     if (w >= (long long)p.total * ATTNC_HOUT)
         return;
     attnc_bwd_adjoint(p, (int)(w / ATTNC_HOUT), (int)(w % ATTNC_HOUT), lane);

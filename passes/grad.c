@@ -594,6 +594,30 @@ static void drop_direct_chains(const ir_module *m, grad_plan *gp)
     }
 }
 
+/* Whether the adjoint kernel has only scalars to work on once the direct roles' chains are dropped
+ * (gp->bp_inputs_scalar): every value it reads (needs, and their operands) and every tensor it writes has
+ * one channel, and no scalar gate is summed over channels (gk 1).  Its code then has no warp collective,
+ * so each thread runs it for a (token, head) of its own as lane 0. */
+static bool inputs_scalar(const ir_module *m, const grad_plan *gp)
+{
+    if (gp->gk != 1)
+        return false;
+    for (ir_ref r = 1; r < m->nvalues; r++) {
+        const ir_value *v = &m->values[r];
+        if (!gp->needs[r])
+            continue;
+        if (v->type.len != 1)
+            return false;
+        for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
+            if (m->values[v->arg[k]].type.len != 1)
+                return false;
+    }
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        if (m->tensors[i].len != 1 && !grad_tensor_direct(gp, i))
+            return false;
+    return true;
+}
+
 /* The staging area of a chunk of C tokens: the rows of every per-token input that a role reads, each
  * tensor's C rows from a 16-byte boundary (gp->bp_stage_off); its bytes. */
 static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
@@ -668,6 +692,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_direct[1] = direct_role(m, gp, 1, IR_ROLE_KEY, gp->K, true);
         gp->bp_direct[2] = direct_role(m, gp, 2, IR_ROLE_VALUE, gp->V, false);
         drop_direct_chains(m, gp);
+        gp->bp_inputs_scalar = inputs_scalar(m, gp);
         return true;
     }
     return false;
@@ -675,7 +700,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
 
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
-    gp->parallel = gp->bp_delta = gp->bp_inputs_idle = false;
+    gp->parallel = gp->bp_delta = gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
     gp->bp_direct[0] = gp->bp_direct[1] = gp->bp_direct[2] = false;
     gp->bp_direct_l2[0] = gp->bp_direct_l2[1] = gp->bp_direct_l2[2] = false;
     bool diag = gp->transition == IR_TR_DIAG;
@@ -748,6 +773,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     for (uint32_t i = 0; i < m->ntensors; i++)
         gp->bp_inputs_idle &= grad_tensor_direct(gp, i);
     drop_direct_chains(m, gp);
+    gp->bp_inputs_scalar = inputs_scalar(m, gp);
     return true;
 }
 

@@ -78,6 +78,9 @@ typedef struct grad_plan {
     bool bp_direct_l2[3];
     bool bp_inputs_idle;  /* every tensor's gradient is a role's that the chunk kernel writes (lightning's q, k, v):
                            * attnc_bwd_inputs has nothing to write, and the host does not launch it */
+    bool bp_inputs_scalar;  /* every value attnc_bwd_inputs reads is a scalar and every tensor it writes has one
+                             * channel (DeltaNet's b once q, k and v are direct): a thread per (token, output
+                             * head) instead of a warp (ATTNC_B_ADJ_SCALAR) */
     /* the delta rule's parallel schedule (codegen/linear_bwd_delta_kernel.cuh): attnc_bwdp_wy before the
      * walks, attnc_bwdp_wy_adjoint after the chunk kernel, their shared memory; bp_walk_smem is its walks' */
     bool bp_delta;

@@ -444,6 +444,18 @@ static void test_delta_l2_roles(void **state)
     assert_non_null(strstr(out.source, "// the key role's gradient is k's: the WY adjoint wrote it (p.direct)"));
     assert_null(strstr(out.source, "// l2norm: dx"));   /* the adjoint kernel forms no l2norm gradient */
     assert_false(out.plan.bp_inputs_idle);              /* b's is still its */
+    /* and b's sigmoid is all it has left: a thread per (token, head) */
+    assert_true(out.plan.bp_inputs_scalar);
+    assert_non_null(strstr(out.source, "#define ATTNC_B_ADJ_SCALAR 1"));
+    unit_close(&u);
+    /* the key's l2norm left to the adjoint (read twice): vectors, a warp per (token, head) */
+    lowered(&u, "attention d { dim K = 128, V = 128; heads H = 4;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input b: bf16[H];\n"
+                "  linear { query = l2norm(q); key = l2norm(k); value = k; beta = sigmoid(b); update delta; }\n"
+                "  mask causal; chunk 32; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_false(out.plan.bp_inputs_scalar);
+    assert_non_null(strstr(out.source, "#define ATTNC_B_ADJ_SCALAR 0"));
     unit_close(&u);
     /* k read twice (the key's l2norm and the value): neither is direct; K = 80: the key only */
     assert_int_equal(direct_roles("attention d { dim K = 128, V = 128; heads H = 4;\n"

@@ -103,6 +103,7 @@ void par_inputs(const host_args &a, float *const *part, void *const *direct, con
     p.dout = a.dout;
     p.cu_seqlens = a.cu_seqlens, p.seqlen = a.seqlen, p.nseq = a.nseq, p.total = a.total;
     p.ws_dq = a.ws_dq, p.ws_dk = a.ws_dk, p.ws_dv = a.ws_dv, p.ws_dg = a.ws_dg, p.ws_db = a.ws_db;
-    unsigned warps = (unsigned)a.total * ATTNC_HOUT;
-    cpu_launch(par::attnc_bwd_inputs, dim3c{(warps + 7) / 8, 1, 1}, 256, 0, p);
+    // a warp per (token, output head), or a thread (ATTNC_B_ADJ_SCALAR), as api/backward.c launches it
+    unsigned rows = (unsigned)a.total * ATTNC_HOUT, per_cta = ATTNC_B_ADJ_SCALAR ? 256 : 8;
+    cpu_launch(par::attnc_bwd_inputs, dim3c{(rows + per_cta - 1) / per_cta, 1, 1}, 256, 0, p);
 }
