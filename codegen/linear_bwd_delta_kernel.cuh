@@ -864,8 +864,6 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     // held over the next barrier, their rows' sums over the column groups meeting in T's fp32 place, which no
     // one reads any more)
     void *const dk_direct = bp_direct<ATTNC_BP_DK_TENSOR>(p);
-    constexpr int DK_ITEMS = (NB * NGK + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS;
-    float dk_acc[ATTNC_BP_DK_L2 ? DK_ITEMS : 1][NTK][4], dk_x[ATTNC_BP_DK_L2 ? DK_ITEMS : 1][NTK][4];
     static_assert(!ATTNC_BP_DK_L2 || 2 * NGK <= LDF, "the l2norm's row sums in T's place");
     auto dk_item = [&](int item, float (*acc)[4]) {
         const int m0 = item / NGK * 16, cg = item % NGK, n0 = cg * 8 * NTK;
@@ -905,42 +903,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
             for (int i = 0; i < 4; i++)
                 acc[nt][i] += old[nt][i];
     };
-    if constexpr (!ATTNC_BP_DK_L2) {
-        for (int item = warp; item < NB * NGK; item += ATTNC_B_WARPS) {
-            float acc[NTK][4];
-            dk_item(item, acc);
-#pragma unroll
-            for (int nt = 0; nt < NTK; nt++)
-                bp_role_grad_frag<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p.ws_dk, dk_direct, acc[nt], item / NGK * 16,
-                                                                                   item % NGK * 8 * NTK, nt, lane, c0, nrows, h,
-                                                                                   ATTNC_BP_DK_SCALE);
-        }
-    } else {
-#pragma unroll
-        for (int it = 0; it < DK_ITEMS; it++) {
-            const int item = warp + it * ATTNC_B_WARPS;
-            if (item < NB * NGK) {
-                bp_l2_load<NTK, ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p, dk_x[it], item / NGK * 16, item % NGK * 8 * NTK,
-                                                                                 lane, c0, nrows, h);
-                dk_item(item, dk_acc[it]);
-                bp_l2_parts<NTK>(dk_acc[it], dk_x[it], ATTNC_BP_DK_SCALE, item / NGK * 16, item % NGK, NGK, T, lane);
-            }
-        }
-    }
-    __syncthreads();
-    if constexpr (ATTNC_BP_DK_L2) {   // the key tensor's gradient, from the sums over every column group
-#pragma unroll
-        for (int it = 0; it < DK_ITEMS; it++) {
-            const int item = warp + it * ATTNC_B_WARPS, m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
-            if (item < NB * NGK) {
-                bp_l2_finish<NTK>(dk_acc[it], dk_x[it], ATTNC_BP_DK_SCALE, m0, NGK, T, lane);
-#pragma unroll
-                for (int nt = 0; nt < NTK; nt++)
-                    bp_role_grad_frag<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p.ws_dk, dk_direct, dk_acc[it][nt], m0, n0, nt,
-                                                                                       lane, c0, nrows, h);
-            }
-        }
-    }
+    bp_role_grad_items<NTK, NGK, NB * NGK, ATTNC_BP_DK_L2, ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(
+        p, dk_item, p.ws_dk, dk_direct, ATTNC_BP_DK_SCALE, T, warp, lane, c0, nrows, h);
     // dbeta (with the pair part sum_j dA_rj E_rj), and the gate's WY terms: G_r = beta_r e^{b_r} (k_r . Z_r) for
     // every s <= r, and the pairs, R_s = sum_{j < s <= r} beta_r dA_rj E_rj (over E; its rows past nrows are
     // zero, beta being zero there) as in the chunk kernel's tail: bp_pair_diff_parts, then one warp's scans

@@ -927,6 +927,52 @@ __device__ __forceinline__ void bp_l2_finish(float (*acc)[4], const float (*x)[4
     }
 }
 
+// A role's gradient (query or key), NITEMS items of 16 rows and 8 NT columns (NG column groups a row), each
+// formed by form(item, acc), into its workspace or tensor (bp_role_grad_frag, scale applied); where the role
+// is the tensor's l2norm (L2), through the norm's adjoint: a warp's items and their raw rows held over a
+// barrier, the rows' sums in red ([2 NG][C] floats the caller's threads read nothing else of until the next
+// barrier).  Every thread of the CTA comes here; a barrier follows the items either way.
+template <int NT, int NG, int NITEMS, bool L2, int TENSOR, int DT, int LEN, typename Form>
+__device__ __forceinline__ void bp_role_grad_items(const attnc_bwd_params &p, Form form, float *ws, void *direct, float scale,
+                                                   float *red, int warp, int lane, int c0, int nrows, int h)
+{
+    if constexpr (!L2) {
+        for (int item = warp; item < NITEMS; item += ATTNC_B_WARPS) {
+            float acc[NT][4];
+            form(item, acc);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+                bp_role_grad_frag<TENSOR, DT, LEN>(ws, direct, acc[nt], item / NG * 16, item % NG * 8 * NT, nt, lane, c0, nrows, h,
+                                                   scale);
+        }
+        __syncthreads();
+    } else {
+        constexpr int ITEMS = (NITEMS + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS;
+        float acc[ITEMS][NT][4], x[ITEMS][NT][4];
+#pragma unroll
+        for (int it = 0; it < ITEMS; it++) {
+            const int item = warp + it * ATTNC_B_WARPS;
+            if (item < NITEMS) {
+                bp_l2_load<NT, TENSOR, DT, LEN>(p, x[it], item / NG * 16, item % NG * 8 * NT, lane, c0, nrows, h);
+                form(item, acc[it]);
+                bp_l2_parts<NT>(acc[it], x[it], scale, item / NG * 16, item % NG, NG, red, lane);
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int it = 0; it < ITEMS; it++) {
+            const int item = warp + it * ATTNC_B_WARPS;
+            if (item < NITEMS) {
+                bp_l2_finish<NT>(acc[it], x[it], scale, item / NG * 16, NG, red, lane);
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+                    bp_role_grad_frag<TENSOR, DT, LEN>(ws, direct, acc[it][nt], item / NG * 16, item % NG * 8 * NT, nt, lane, c0,
+                                                       nrows, h);
+            }
+        }
+    }
+}
+
 // ---- passes 1 and 2: the state walks ------------------------------------------------------------------
 // The walks' chunk `it` of their order (forward: first to last; reverse: last to first): its first token.
 template <bool REV>
@@ -1803,16 +1849,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     bp_scores(bsm, true);
     __syncthreads();
 
-    // dq = e^{b} (dO S_in^T) + A K
-    constexpr int DQ_NT = ATTNC_BP_NT(ATTNC_BP_KP), DQ_NG = ATTNC_BP_KP / (8 * DQ_NT), DQ_NB = ATTNC_BP_C / 16;
-    constexpr int DQ_ITEMS = (DQ_NB * DQ_NG + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS;
-    // the query as the tensor's l2norm (times a constant): a warp's items and their raw rows are held over the
-    // next barrier, their rows' sums over the column groups meeting in ek (the key terms' partials, written
-    // after the barrier after that)
-    float dq_acc[ATTNC_BP_DQ_L2 ? DQ_ITEMS : 1][DQ_NT][4], dq_x[ATTNC_BP_DQ_L2 ? DQ_ITEMS : 1][DQ_NT][4];
-    static_assert(!ATTNC_BP_DQ_L2 || 2 * DQ_NG <= 8, "the l2norm's row sums in ek (passes/grad.c: KP a multiple of 32)");
+    // dq = e^{b} (dO S_in^T) + A K; where the query is the tensor's l2norm (times a constant), the rows' sums of
+    // the norm's adjoint meet in ek (the key terms' partials, written after the barrier after the next)
     {
-        constexpr int NT = DQ_NT, NG = DQ_NG;
+        constexpr int NT = ATTNC_BP_NT(ATTNC_BP_KP), NG = ATTNC_BP_KP / (8 * NT), NB = ATTNC_BP_C / 16;
+        static_assert(!ATTNC_BP_DQ_L2 || 2 * NG <= 8, "the l2norm's row sums in ek (passes/grad.c: KP a multiple of 32)");
         // item's 16 rows and 8 NT columns of the query role's gradient, and their q . dq_inter partials
         auto dq_item = [&](int item, float (*acc)[4]) {
             const int mi = item / NG, cg = item % NG, m0 = mi * 16, n0 = cg * 8 * NT;
@@ -1837,42 +1878,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             if constexpr (ATTNC_BP_LO)
                 bp_mma<NT, false, true>(acc, Alo, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
         };
-        if constexpr (!ATTNC_BP_DQ_L2) {
-            for (int item = warp; item < DQ_NB * NG; item += ATTNC_B_WARPS) {
-                float acc[NT][4];
-                dq_item(item, acc);
-#pragma unroll
-                for (int nt = 0; nt < NT; nt++)
-                    bp_role_grad_frag<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p.ws_dq, dq_direct, acc[nt], item / NG * 16,
-                                                                                       item % NG * 8 * NT, nt, lane, c0, nrows, h,
-                                                                                       ATTNC_BP_DQ_SCALE);
-            }
-        } else {
-#pragma unroll
-            for (int it = 0; it < DQ_ITEMS; it++) {
-                const int item = warp + it * ATTNC_B_WARPS;
-                if (item < DQ_NB * NG) {
-                    bp_l2_load<NT, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p, dq_x[it], item / NG * 16, item % NG * 8 * NT,
-                                                                                    lane, c0, nrows, h);
-                    dq_item(item, dq_acc[it]);
-                    bp_l2_parts<NT>(dq_acc[it], dq_x[it], ATTNC_BP_DQ_SCALE, item / NG * 16, item % NG, NG, ek, lane);
-                }
-            }
-        }
-    }
-    __syncthreads();
-    if constexpr (ATTNC_BP_DQ_L2) {   // the query tensor's gradient, from the sums over every column group
-#pragma unroll
-        for (int it = 0; it < DQ_ITEMS; it++) {
-            const int item = warp + it * ATTNC_B_WARPS, m0 = item / DQ_NG * 16, n0 = item % DQ_NG * 8 * DQ_NT;
-            if (item < DQ_NB * DQ_NG) {
-                bp_l2_finish<DQ_NT>(dq_acc[it], dq_x[it], ATTNC_BP_DQ_SCALE, m0, DQ_NG, ek, lane);
-#pragma unroll
-                for (int nt = 0; nt < DQ_NT; nt++)
-                    bp_role_grad_frag<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p.ws_dq, dq_direct, dq_acc[it][nt], m0, n0, nt,
-                                                                                       lane, c0, nrows, h);
-            }
-        }
+        bp_role_grad_items<NT, NG, NB * NG, ATTNC_BP_DQ_L2, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(
+            p, dq_item, p.ws_dq, dq_direct, ATTNC_BP_DQ_SCALE, ek, warp, lane, c0, nrows, h);
     }
     // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order
     float e_in = bp_image_finish<ATTNC_BP_GATED>(img, S, Slo);
