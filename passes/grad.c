@@ -186,10 +186,10 @@
  *     l2norm(q) * K^-0.5, l2norm(k); bp_direct_l2): the kernel that ends the role's gradient (the chunk kernel
  *     the query's, the WY adjoint the key's) applies the norm's adjoint on its fragments, the rows' sums of
  *     g . x and x . x meeting across the warps' column groups in shared memory over a barrier, and the
- *     adjoint kernel no longer evaluates those values: on the H200 at T = 8192 attnc_bwd_inputs went from
- *     0.567 to 0.105 ms (delta_rule) and 0.688 to 0.198 (gated_delta), while the chunk kernel and the WY
- *     adjoint took 0.06-0.13 ms more each, and ws_dq (512 MiB at the benchmark shape) is gone (bench/
- *     RESULTS.md, twenty-fifth session).  Any other mapped role keeps its workspace: its tensor's gradient is
+ *     adjoint kernel no longer evaluates those values (drop_direct_chains; what it has left are scalars,
+ *     a thread per (token, head): inputs_scalar): on the H200 at T = 8192 attnc_bwd_inputs went from 0.567
+ *     to 0.006 ms (delta_rule) and 0.688 to 0.009 (gated_delta), the chunk kernel took 0.06-0.10 ms more,
+ *     and ws_dq (512 MiB at the benchmark shape) is gone (bench/RESULTS.md, twenty-fifth session).  Any other mapped role keeps its workspace: its tensor's gradient is
  *     the value DAG's adjoint of the token's complete role gradient.  Measured on the CPU (tools/cuda_cpu), mamba2
  *     bf16: dq(C) 1.6e-3, dk(B) 1.7e-3 against the sequential schedule's fp32 gradient, the bf16 rounding
  *     of the stored gradient included; fp32 6e-6;
@@ -572,8 +572,8 @@ static bool direct_role(const ir_module *m, grad_plan *gp, int i, ir_role role, 
 
 /* A direct role's values (the role, and down to its input: the constant's product, the l2norm) are no longer
  * the adjoint kernel's (attnc_bwd_inputs): their tensor's gradient is written by the kernel that ends the
- * role's, so the adjoint neither evaluates them nor forms their (zero) gradients.  (It loaded their rows for
- * nothing before: mamba2's C and B, 512 MiB at the benchmark shape.) */
+ * role's, so the adjoint neither evaluates them nor forms their (zero) gradients.  (Its PTX loaded their rows
+ * for nothing before: mamba2's C and B, gla's k and v.) */
 static void drop_direct_chains(const ir_module *m, grad_plan *gp)
 {
     static const ir_role roles[3] = {IR_ROLE_QUERY, IR_ROLE_KEY, IR_ROLE_VALUE};
