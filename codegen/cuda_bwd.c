@@ -58,8 +58,8 @@ static void put_ref(bgen *g, char prefix, ir_ref r, unsigned s)
 }
 
 /* The live values (the roles' functions), or (adjoint) those the adjoint reads: the values it forms a
- * gradient for (needs) and their operands, not those only an l2-normed direct role reads (passes/grad.c's
- * drop_l2_chains), whose loads and norms' warp sums would stay in the kernel for nothing. */
+ * gradient for (needs) and their operands, not those only a direct role reads (passes/grad.c's
+ * drop_direct_chains), whose loads and l2norms' warp sums would stay in the kernel for nothing. */
 static void emit_forward_values(bgen *g, bool adjoint)
 {
     const ir_module *m = g->m;
