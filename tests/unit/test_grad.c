@@ -417,6 +417,13 @@ static void test_direct_roles(void **state)
                      2 | 4);
 }
 
+/* DeltaNet's roles with k read twice (the key's l2norm and the value): the key's l2norm stays the adjoint's */
+static const char *const delta_key_read_twice =
+    "attention d { dim K = 128, V = 128; heads H = 4;\n"
+    "  input q: bf16[H, K]; input k: bf16[H, K]; input b: bf16[H];\n"
+    "  linear { query = l2norm(q); key = l2norm(k); value = k; beta = sigmoid(b); update delta; }\n"
+    "  mask causal; chunk 32; }\n";
+
 /* The delta rule's l2-normed query and key (DeltaNet's l2norm(q) * K^-0.5, l2norm(k)): their tensors' gradients
  * are written by the chunk kernel (the query) and the WY adjoint (the key), which apply the l2norm's adjoint on
  * their fragments (bp_direct_l2); the adjoint kernel no longer evaluates them.  Not where the tensor is read
@@ -449,20 +456,13 @@ static void test_delta_l2_roles(void **state)
     assert_non_null(strstr(out.source, "#define ATTNC_B_ADJ_SCALAR 1"));
     unit_close(&u);
     /* the key's l2norm left to the adjoint (read twice): vectors, a warp per (token, head) */
-    lowered(&u, "attention d { dim K = 128, V = 128; heads H = 4;\n"
-                "  input q: bf16[H, K]; input k: bf16[H, K]; input b: bf16[H];\n"
-                "  linear { query = l2norm(q); key = l2norm(k); value = k; beta = sigmoid(b); update delta; }\n"
-                "  mask causal; chunk 32; }\n");
+    lowered(&u, delta_key_read_twice);
     assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
     assert_false(out.plan.bp_inputs_scalar);
     assert_non_null(strstr(out.source, "#define ATTNC_B_ADJ_SCALAR 0"));
     unit_close(&u);
     /* k read twice (the key's l2norm and the value): neither is direct; K = 80: the key only */
-    assert_int_equal(direct_roles("attention d { dim K = 128, V = 128; heads H = 4;\n"
-                                  "  input q: bf16[H, K]; input k: bf16[H, K]; input b: bf16[H];\n"
-                                  "  linear { query = l2norm(q); key = l2norm(k); value = k; beta = sigmoid(b); update delta; }\n"
-                                  "  mask causal; chunk 32; }\n"),
-                     1);
+    assert_int_equal(direct_roles(delta_key_read_twice), 1);
     assert_int_equal(direct_roles("attention d { dim K = 80, V = 48; heads H = 4;\n"
                                   "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: bf16[H];\n"
                                   "  linear { query = l2norm(q); key = l2norm(k); value = v; beta = sigmoid(b); update delta; }\n"
