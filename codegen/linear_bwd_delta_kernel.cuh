@@ -660,12 +660,7 @@ __device__ __forceinline__ void bd_row_dots(const float (*acc)[4], const elt *X,
 #pragma unroll
         for (int i = 0; i < 4; i++)
             part[i >> 1] += acc[nt][i] * attnc_elt_to_float(X[bp_row(m0, lane, i) * ldx + bp_col(n0, nt, lane, i)]);
-    part[0] = quad_sum(part[0]);
-    part[1] = quad_sum(part[1]);
-    if ((lane & 3) == 0) {
-        red[cg * ATTNC_BP_C + m0 + (lane >> 2)] = part[0];
-        red[cg * ATTNC_BP_C + m0 + (lane >> 2) + 8] = part[1];
-    }
+    bp_quad_parts(part, red + cg * ATTNC_BP_C, m0, lane);
 }
 
 #ifndef ATTNC_BD_SOLVE_WARPS   // the adjoint's warps that solve T while the others form dW and dT
@@ -850,12 +845,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
                 part[i >> 1] += t;
                 E[r * LDF + j] = beta[r] * t;
             }
-        part[0] = quad_sum(part[0]);
-        part[1] = quad_sum(part[1]);
-        if ((lane & 3) == 0) {
-            red_p[nj * C + mi * 16 + (lane >> 2)] = part[0];
-            red_p[nj * C + mi * 16 + (lane >> 2) + 8] = part[1];
-        }
+        bp_quad_parts(part, red_p + nj * C, mi * 16, lane);
     }
     __syncthreads();
     // dk += diag(beta e^{b}) Z + F K + F^T K, Z = T^T dW (and its row sums Z_q . k_q): the key role's gradient,

@@ -25,7 +25,8 @@
 //                       dq = e^{b} (dO S_in^T) + A K,  dk = e^{b_L - b} (V dS_out^T) + A^T Q,
 //                       dv = e^{b_L - b} (K dS_out) + P^T dO,
 //                       da_s = e^{b_L} <S_in, dS_out> (from the images' values) + sum_{j<s} k_j . dk_inter_j + sum_{r>=s} q_r . dq_inter_r
-//                              + sum_{j<s<=r} (dO_r . v_j) P_rj   (the log-weight rule per factor)
+//                              + sum_{j<s<=r} (dO_r . v_j) P_rj   (the log-weight rule per factor; only where a
+//                              tensor reaches the gate, ATTNC_BP_DG: not for lightning's constant decay)
 //                       into the sequential kernel's fp32 workspaces (ws_dq, ws_dk, ws_dv, ws_dg), dq, dk or
 //                       dv into the caller's gradient of the tensor where the role is an input tensor of its
 //                       own (ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DV_TENSOR; bp_role_grad_frag);
@@ -51,7 +52,9 @@
 // P and A, v where the value role is computed rather than an input (ATTNC_BP_VSPLIT), and the state images
 // (16-bit mantissas: their hi + lo tiles hold them exactly; ATTNC_BP_SLO) carry a second bf16 tile with the
 // rounding remainder (lo), one more mma each.  The images were bf16 before: at T = 65536 with gates x 8 that
-// put mamba2's dt_bias off by 2.4e-2 on the H200 (passes/grad.c).
+// put mamba2's dt_bias off by 2.4e-2 on the H200 (passes/grad.c).  Those remainders are for the gate's
+// gradient: where the products feed dq, dk and dv alone (no gate gradient, no normaliser, no per-channel
+// gate, not the delta rule: lightning) P, A and the images are hi tiles only (ATTNC_BP_PLO, ATTNC_BP_SLO 0).
 
 #if ATTNC_BP
 #define ATTNC_BP_LDK (ATTNC_BP_KP + 8)    // tile row strides: 16-byte rows, ldmatrix rows off the banks
@@ -60,6 +63,13 @@
 #define ATTNC_BP_LDS (ATTNC_BP_VS + 8)
 #define ATTNC_BP_LO (!ATTNC_SPLIT)               // 16-bit tiles: P, A carry lo tiles
 #define ATTNC_BP_VLO (ATTNC_BP_LO && ATTNC_BP_VSPLIT)
+// ATTNC_BP_PLO (the plan's bp_plo): P and A carry their lo tiles, one more mma each, for the gate's gradient
+// (ATTNC_BP_DG), normalisers, per-channel gates and the delta rule; without them the products feed dq, dk and dv
+// alone and take hi tiles, as the images do then (ATTNC_BP_SLO 0)
+static_assert(!ATTNC_BP_PLO || ATTNC_BP_LO, "P's and A's lo tiles with 16-bit tiles only");
+static_assert(ATTNC_BP_PLO == ATTNC_BP_LO || (!ATTNC_BP_DG && !ATTNC_BP_DELTA && ATTNC_B_NORM == 0 && ATTNC_B_TRANSITION != 3),
+              "P and A in hi tiles alone only where they feed dq, dk and dv (passes/grad.c's grad_parallel_plan)");
+static_assert(!ATTNC_BP_DG || ATTNC_B_TRANSITION != 0, "a gate's gradient with a gate");
 // The state images (ws_sin, ws_dso), ATTNC_BP_IMG_BYTES per (slot, head): with 16-bit tiles KP x VP int16
 // mantissas m, then a scale 2^e per (row, walk slice) [KP][NSL] (fp32), the element m 2^e (bp_img_store,
 // bp_load_image): 16 bits of the row's largest element (bf16: 8), and two bf16 tiles hi + lo hold every
@@ -119,6 +129,17 @@ __device__ __forceinline__ float bp_dec(float x)
 // column groups of the outputs: NT n-tiles of 8 (even, dividing the width); at 16 warps (the wide pass) at
 // most 4, so that twice the warps have twice the items
 #define ATTNC_BP_NT(W) ((W) % 64 == 0 && ATTNC_B_THREADS <= 256 ? 8 : (W) % 32 == 0 ? 4 : 2)
+
+// A fragment's two rows' partial sums (rows m0 + lane / 4 and that + 8) summed over their quad into out[row].
+__device__ __forceinline__ void bp_quad_parts(float *part, float *out, int m0, int lane)
+{
+    part[0] = quad_sum(part[0]);
+    part[1] = quad_sum(part[1]);
+    if ((lane & 3) == 0) {
+        out[m0 + (lane >> 2)] = part[0];
+        out[m0 + (lane >> 2) + 8] = part[1];
+    }
+}
 
 // The A fragment of rows [m0, m0 + 16) and reduction columns [k, k + 16): from a row-major [m][k] tile, or
 // (AT) one stored [k][m]; the B fragment of two n-tiles from n0: from a tile stored [k][n] (BKN) or [n][k].
@@ -1470,9 +1491,9 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned slo = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // their remainder (lo)
     static constexpr unsigned p = slo + (ATTNC_BP_SLO ? ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt) : 0);   // P hi
     static constexpr unsigned plo = p + CC;
-    static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = dP (masked j <= r) hi
+    static constexpr unsigned a = plo + (ATTNC_BP_PLO ? CC : 0);                // A = dP (masked j <= r) hi
     static constexpr unsigned alo = a + CC;
-    static constexpr unsigned m = alo + (ATTNC_BP_LO ? CC : 0);                // E_d's partials (the role rows are in registers); as passes/grad.c sizes it
+    static constexpr unsigned m = alo + (ATTNC_BP_PLO ? CC : 0);                // E_d's partials (the role rows are in registers); as passes/grad.c sizes it
     static constexpr unsigned g = m + ATTNC_B_WARPS * ATTNC_BP_STG * 4;        // b [C][LDG]
     static constexpr unsigned z = g + ATTNC_BP_C * ATTNC_BP_LDG * 4;           // Z, then Kd [C][LDK]
     static constexpr unsigned eb = z + CK;                                     // E_d = e^{b_Ld} <S_in, dS_out>_d [KP]
@@ -1502,9 +1523,9 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned slo = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // their remainder (lo)
     static constexpr unsigned p = slo + (ATTNC_BP_SLO ? ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt) : 0);   // P hi
     static constexpr unsigned plo = p + CC;
-    static constexpr unsigned a = plo + (ATTNC_BP_LO ? CC : 0);                // A = (dO V^T) o D hi
+    static constexpr unsigned a = plo + (ATTNC_BP_PLO ? CC : 0);                // A = (dO V^T) o D hi
     static constexpr unsigned alo = a + CC;
-    static constexpr unsigned m = alo + (ATTNC_BP_LO ? CC : 0);                // fp32 [C][C + 1]: M, then x
+    static constexpr unsigned m = alo + (ATTNC_BP_PLO ? CC : 0);                // fp32 [C][C + 1]: M, then x
     static constexpr unsigned mfloats = ATTNC_BP_C * (ATTNC_BP_C + 1) > ATTNC_B_WARPS * ATTNC_BP_STG
                                             ? ATTNC_BP_C * (ATTNC_BP_C + 1) : ATTNC_B_WARPS * ATTNC_BP_STG;
     static constexpr unsigned xfloats = ATTNC_B_NORM != ATTNC_BP_NORM_NONE ? ATTNC_BP_C * (ATTNC_BP_VP + 1) : 0;
@@ -1721,8 +1742,9 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
     return bp_image_finish<DOT, LO>(r, S, Slo);
 }
 
-// P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and M_rj = (dO_r . v_j) P_rj
-// (fp32, the gate's pair terms): 16 x 16 blocks on and below the diagonal, one warp each in turn.
+// P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and, for the gate's gradient
+// (ATTNC_BP_DG), M_rj = (dO_r . v_j) P_rj (fp32, its pair terms): 16 x 16 blocks on and below the diagonal, one
+// warp each in turn.
 __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
 {
     using L = attnc_bp_chunk_layout;
@@ -1756,14 +1778,15 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
                 elt hi, lo;
                 bp_split(pv, hi, lo);
                 P[r * ATTNC_BP_LDC + j] = hi;
-                if constexpr (ATTNC_BP_LO)
+                if constexpr (ATTNC_BP_PLO)
                     Plo[r * ATTNC_BP_LDC + j] = lo;
                 if (dp) {
                     bp_split(aa[nt][i] * f, hi, lo);
                     A[r * ATTNC_BP_LDC + j] = hi;
-                    if constexpr (ATTNC_BP_LO)
+                    if constexpr (ATTNC_BP_PLO)
                         Alo[r * ATTNC_BP_LDC + j] = lo;
-                    M[r * (ATTNC_BP_C + 1) + j] = aa[nt][i] * pv;
+                    if constexpr (ATTNC_BP_DG)
+                        M[r * (ATTNC_BP_C + 1) + j] = aa[nt][i] * pv;
                 }
             }
     }
@@ -1778,7 +1801,7 @@ __device__ __forceinline__ void bp_dv_finish(const attnc_bwd_params &p, float (*
     using L = attnc_bp_chunk_layout;
     const elt *P = (const elt *)(bsm + L::p), *Plo = (const elt *)(bsm + L::plo), *D = (const elt *)(bsm + L::dout);
     bp_mma<NT, true, true>(acc, P, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
-    if constexpr (ATTNC_BP_LO)
+    if constexpr (ATTNC_BP_PLO)
         bp_mma<NT, true, true>(acc, Plo, ATTNC_BP_LDC, m0, D, ATTNC_BP_LDV, n0, m0, ATTNC_BP_C, lane);
     // the value tensor's own gradient where the role is that tensor (ATTNC_BP_DV_TENSOR; null: not wanted);
     // the delta rule's dU_hat always into ws_dv (its adjoint writes the value's gradient)
@@ -1866,24 +1889,21 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 for (int i = 0; i < 4; i++) {
                     const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
                     acc[nt][i] *= bp_dec(g[r]);
-                    part[i >> 1] += attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]) * acc[nt][i];
+                    if constexpr (ATTNC_BP_DG)
+                        part[i >> 1] += attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]) * acc[nt][i];
                 }
-            part[0] = quad_sum(part[0]);
-            part[1] = quad_sum(part[1]);
-            if ((lane & 3) == 0) {
-                eq[cg * ATTNC_BP_C + m0 + (lane >> 2)] = part[0];
-                eq[cg * ATTNC_BP_C + m0 + (lane >> 2) + 8] = part[1];
-            }
+            if constexpr (ATTNC_BP_DG)
+                bp_quad_parts(part, eq + cg * ATTNC_BP_C, m0, lane);
             bp_mma<NT, false, true>(acc, A, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
-            if constexpr (ATTNC_BP_LO)
+            if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, false, true>(acc, Alo, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
         };
         bp_role_grad_items<NT, NG, NB * NG, ATTNC_BP_DQ_L2, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(
             p, dq_item, p.ws_dq, dq_direct, ATTNC_BP_DQ_SCALE, ek, warp, lane, c0, nrows, h);
     }
     // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order
-    float e_in = bp_image_finish<ATTNC_BP_GATED>(img, S, Slo);
-    if constexpr (ATTNC_BP_GATED)
+    float e_in = bp_image_finish<ATTNC_BP_DG>(img, S, Slo);
+    if constexpr (ATTNC_BP_DG)
         e_in = bp_block_sum(e_in, red);   // (its barriers publish S too)
     __syncthreads();
     // dk = e^{b_L - b} (V dS_out^T) + A^T Q
@@ -1903,16 +1923,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 for (int i = 0; i < 4; i++) {
                     const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
                     acc[nt][i] *= bp_dec(bl - g[j]);
-                    part[i >> 1] += attnc_elt_to_float(K[j * ATTNC_BP_LDK + c]) * acc[nt][i];
+                    if constexpr (ATTNC_BP_DG)
+                        part[i >> 1] += attnc_elt_to_float(K[j * ATTNC_BP_LDK + c]) * acc[nt][i];
                 }
-            part[0] = quad_sum(part[0]);
-            part[1] = quad_sum(part[1]);
-            if ((lane & 3) == 0) {
-                ek[cg * ATTNC_BP_C + m0 + (lane >> 2)] = part[0];
-                ek[cg * ATTNC_BP_C + m0 + (lane >> 2) + 8] = part[1];
-            }
+            if constexpr (ATTNC_BP_DG)
+                bp_quad_parts(part, ek + cg * ATTNC_BP_C, m0, lane);
             bp_mma<NT, true, true>(acc, A, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
-            if constexpr (ATTNC_BP_LO)
+            if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, true, true>(acc, Alo, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
@@ -1935,7 +1952,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             bp_dv_finish<NT>(p, acc, bsm, m0, n0, c0, nrows, h, lane);
         }
     }
-    if constexpr (ATTNC_BP_GATED) {
+    if constexpr (ATTNC_BP_DG) {
         // dg_s = e^{b_L} <S_in, dS_out> + sum_{j < s} ek_j + sum_{s <= r < n} eq_r + R_s, the pair terms R_s of M
         // by bp_pair_diff_parts (every thread), then one warp's fixed-order scans.  (Two warps formed every
         // token's sums one term at a time before: a chain of about 200 shared-memory loads at the kernel's end.)
@@ -2087,7 +2104,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 elt hi, lo;
                 bp_split(is_p || j <= r ? acc[i] : 0.f, hi, lo);
                 hi_tile[r * ATTNC_BP_LDC + j] = hi;
-                if constexpr (ATTNC_BP_LO)
+                if constexpr (ATTNC_BP_PLO)
                     lo_tile[r * ATTNC_BP_LDC + j] = lo;
             }
         }
@@ -2110,7 +2127,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         elt hi, lo;
         bp_split(x, hi, lo);
         P[r * ATTNC_BP_LDC + j] = hi;
-        if constexpr (ATTNC_BP_LO)
+        if constexpr (ATTNC_BP_PLO)
             Plo[r * ATTNC_BP_LDC + j] = lo;
     }
     __syncthreads();
@@ -2131,7 +2148,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
 #pragma unroll
             for (int j = 0; j <= r; j++) {
                 float a = attnc_elt_to_float(A[(r0 + r) * ATTNC_BP_LDC + r0 + j]);
-                if constexpr (ATTNC_BP_LO)
+                if constexpr (ATTNC_BP_PLO)
                     a += attnc_elt_to_float(Alo[(r0 + r) * ATTNC_BP_LDC + r0 + j]);
                 const float t = a * bp_dec(bv[r] - bv[j]);
                 dqi[r] += t * kv[j];
@@ -2154,7 +2171,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         bp_mma_s<NT, false, false>(acc, D, ATTNC_BP_LDV, m0, S, Slo, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
         if (mi > 0) {
             bp_mma<NT, false, true>(off, A, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 0, 16, lane);
-            if constexpr (ATTNC_BP_LO)
+            if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, false, true>(off, Alo, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 0, 16, lane);
         }
 #pragma unroll
@@ -2195,7 +2212,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             bp_mma<NT, false, false>(acc, Vlo, ATTNC_BP_LDV, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
         if (mj < NB - 1) {
             bp_mma<NT, true, true>(off, A, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 16, ATTNC_BP_C, lane);
-            if constexpr (ATTNC_BP_LO)
+            if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, true, true>(off, Alo, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 16, ATTNC_BP_C, lane);
         }
 #pragma unroll
@@ -2310,7 +2327,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
                 for (int i = 0; i < 4; i++)
                     acc[nt][i] *= bp_dec(g[bp_row(m0, lane, i)]);
             bp_mma<NT, false, true>(acc, P, ATTNC_BP_LDC, m0, V, ATTNC_BP_LDV, n0, 0, m0 + 16, lane);
-            if constexpr (ATTNC_BP_LO)
+            if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, false, true>(acc, Plo, ATTNC_BP_LDC, m0, V, ATTNC_BP_LDV, n0, 0, m0 + 16, lane);
             if constexpr (ATTNC_BP_VLO)
                 bp_mma<NT, false, true>(acc, P, ATTNC_BP_LDC, m0, Vlo, ATTNC_BP_LDV, n0, 0, m0 + 16, lane);

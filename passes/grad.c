@@ -157,7 +157,9 @@
  *     accumulators wherever the product allows (rows of dq, dk, dv and x), so only Kd (pass 1) and Qg
  *     (pass 2) are rounded after their factor; P and A, and v where the value role is computed rather
  *     than a bf16 input as stored (mamba2's x * delta), carry a bf16 remainder tile (one more mma each):
- *     rounding them alone put dt_bias off by 0.12 to 0.13 in the emulation.
+ *     rounding them alone put dt_bias off by 0.12 to 0.13 in the emulation.  Where no gate gradient is
+ *     formed (a constant decay: lightning; bp_plo, bp_dg in grad_parallel_plan) P, A and the images are
+ *     hi tiles alone.
  *   - checked without a GPU twice over: the algorithm by tests/ref/test_bwd_parallel.c (above), and the
  *     CUDA itself by tools/cuda_cpu (ctest cuda_cpu.*): the generated unit compiled as C++ and run on the
  *     CPU, a std::thread per CUDA thread with ldmatrix and mma.sync emulated from the PTX fragment
@@ -427,13 +429,14 @@ unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bo
     return C * (KP + 8) * es + y + (!split && vsplit ? y : 0) + gf * 4 + BP_WARPS * stg * 4 + stage;
 }
 
-unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool norm, bool diag,
-                            unsigned stage, uint32_t warps)
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool plo, bool norm,
+                            bool diag, unsigned stage, uint32_t warps)
 {
     uint32_t es = split ? 4 : 2, lo = split ? 0 : 1;
     uint32_t CK = C * (KP + 8) * es, CV = C * (VP + 8) * es, CC = C * (C + 8) * es;
     /* the staged rows lie over S (and its lo tile), P and A where they fit before M, else after everything */
-    unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV, m = s + KP * (VP + 8) * es * (1 + (lo && slo)) + CC * (1 + lo) * 2;
+    unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV;
+    unsigned m = s + KP * (VP + 8) * es * (1 + (lo && slo)) + CC * (1 + (lo && plo)) * 2;
     if (diag) {   /* attnc_bp_chunk_layout under ATTNC_BP_DIAG: role rows, b [C][KP + 4], Z, E, four [C][KP] gate terms */
         unsigned bytes = m + warps * (3 * KP + VP) * 4 + C * (KP + 4) * 4 + CK + KP * 4 + 4 * C * KP * 4 + warps * 32 * 4;
         if (s + stage > m)
@@ -466,13 +469,13 @@ static uint32_t chunk_warps(uint32_t C, uint32_t KP, uint32_t VP)
 /* attnc_bwdp_chunk's warps and layout bytes in gp: chunk_warps where `wide` (its layout has a 16-warp form)
  * and the layout at that many warps fits (16 warps' role rows may not fit beside the tiles), else 8. */
 static void plan_chunk_warps(grad_plan *gp, bool wide, uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit,
-                             bool slo, bool norm, bool diag, unsigned stage)
+                             bool slo, bool plo, bool norm, bool diag, unsigned stage)
 {
     uint32_t warps = wide ? chunk_warps(C, KP, VP) : BP_WARPS;
-    unsigned smem = grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, norm, diag, stage, warps);
+    unsigned smem = grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, plo, norm, diag, stage, warps);
     if (warps != BP_WARPS && smem > GRAD_MAX_SMEM) {
         warps = BP_WARPS;
-        smem = grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, norm, diag, stage, warps);
+        smem = grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, plo, norm, diag, stage, warps);
     }
     gp->bp_chunk_warps = warps;
     gp->bp_chunk_smem = smem;
@@ -658,8 +661,9 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         unsigned stage = plan_stage(m, gp, C);
         unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, stage, C * VP * do_es);
         /* the chunk kernel holds the states as hi + lo tiles where they fit (bp_slo, as the additive schedule) */
-        bool slo = grad_bp_chunk_smem(C, KP, VP, false, false, true, false, false, stage, BP_WARPS) <= GRAD_MAX_SMEM;
-        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage), chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, false, false, stage, BP_WARPS);
+        bool slo = grad_bp_chunk_smem(C, KP, VP, false, false, true, true, false, false, stage, BP_WARPS) <= GRAD_MAX_SMEM;
+        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage);
+        unsigned chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, true, false, false, stage, BP_WARPS);
         if (wy > GRAD_MAX_SMEM || walk > GRAD_MAX_SMEM || adj > GRAD_MAX_SMEM || chunk > GRAD_MAX_SMEM)
             continue;
         gp->parallel = gp->bp_delta = true;
@@ -678,8 +682,10 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
         gp->bp_walk_smem = walk;
         gp->bd_adj_warps = chunk_warps(C, KP, VP);
-        plan_chunk_warps(gp, true, C, KP, VP, false, false, slo, false, false, stage);
+        plan_chunk_warps(gp, true, C, KP, VP, false, false, slo, true, false, false, stage);
         gp->bp_slo = slo;
+        gp->bp_plo = true;   /* beta's gradient sums dU_hat . v terms that cancel like the gate's (not measured without) */
+        gp->bp_dg = gp->transition != IR_TR_IDENTITY;
         gp->bp_image_bytes = KP * VP * 2 + KP * (VP / gp->bp_vs) * 4;   /* mantissas, a scale per row and slice */
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
@@ -719,12 +725,22 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16;
     bool norm = gp->norm != IR_NORM_NONE;
     uint32_t C = diag ? 32 : 64, do_es = norm ? 4 : ir_dtype_bytes(m->out_dtype);
-    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, false, norm, diag, plan_stage(m, gp, C), BP_WARPS) > GRAD_MAX_SMEM)
+    /* The remainder tiles of P, A and the images are for the gate's gradient: it sums products whose
+     * bf16-rounded operands leave O(2^-9) of their size and cancel (mamba2's dt_bias, above).  Where no
+     * tensor reaches the decay (lightning's and retnet's constant one, linear_attn's none), no normaliser
+     * and no per-channel gate, the products feed dq, dk and dv alone, each a sum of like terms for which
+     * one bf16 rounding of an operand is a 2^-9 relative error (as in FLA, whose P, dP and states are bf16):
+     * they take hi tiles only, half the mma of the chunk kernel's products, and no gate gradient is formed
+     * there (bp_dg).  Measured: bench/RESULTS.md, twenty-sixth session. */
+    bool dg = gp->transition != IR_TR_IDENTITY && m->linear.gate != IR_NONE && gp->needs[m->linear.gate];
+    bool plo = !split && (dg || norm || diag);
+    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, false, plo, norm, diag, plan_stage(m, gp, C), BP_WARPS) > GRAD_MAX_SMEM)
         C /= 2;
     unsigned stage = plan_stage(m, gp, C);
-    /* the states' lo tile where it fits at that chunk (every bf16 spec; not linear_attn's and hedgehog's fp16,
-     * which it would halve to 32, doubling the images): without it the products read the images' hi tile only */
-    bool slo = !split && grad_bp_chunk_smem(C, KP, VP, split, vsplit, true, norm, diag, stage, BP_WARPS) <= GRAD_MAX_SMEM;
+    /* the states' lo tile where it fits at that chunk (every bf16 spec with plo; not linear_attn's and
+     * hedgehog's fp16, which it would halve to 32, doubling the images): without it the products read the
+     * images' hi tile only */
+    bool slo = plo && grad_bp_chunk_smem(C, KP, VP, split, vsplit, true, plo, norm, diag, stage, BP_WARPS) <= GRAD_MAX_SMEM;
     /* the walks' slice: latency-bound (one chunk after another, each waiting on its rows), so the widest
      * (fewest CTAs, fewest waves, no role row formed twice) up to 128 columns; measured on the H200
      * (mamba2, B = 8, T = 8192, K = V = 128) with 32-column slices the 512 CTAs took 1.3 waves */
@@ -734,7 +750,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
             VS = vs;
             break;
         }
-    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, norm, diag, stage, BP_WARPS) > GRAD_MAX_SMEM ||
+    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, plo, norm, diag, stage, BP_WARPS) > GRAD_MAX_SMEM ||
         grad_bp_walk_smem(C, KP, VP, VS, split, vsplit && !split, diag, stage + C * VS * do_es) > GRAD_MAX_SMEM)
         return false;
     gp->parallel = true;
@@ -760,9 +776,11 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_run2 = 2 * (gp->bp_walk_smem + 1024) <= 228u * 1024u && (VS == 128 || VS == 64 || VS == 32);
     /* (slices of 96 and 80 columns spilled at 128 registers: kv_asym_retnet, mamba2_v240) */
     gp->bp_slo = slo;
+    gp->bp_plo = plo;
+    gp->bp_dg = dg;
     gp->bd_adj_warps = BP_WARPS;
     /* the scalar-gate chunk kernel (not the per-channel or normalised rows' layouts, not fp32 tiles) may run 16 */
-    plan_chunk_warps(gp, !split && !diag && !norm, C, KP, VP, split, gp->bp_vsplit, slo, norm, diag, stage);
+    plan_chunk_warps(gp, !split && !diag && !norm, C, KP, VP, split, gp->bp_vsplit, slo, plo, norm, diag, stage);
     /* (a scaled query not with per-channel gates: gla's chunk kernel took 6.86 ms instead of 6.58 writing it,
      * more than the 0.14 ms it saved in attnc_bwd_inputs; H200, T = 8192, bench/RESULTS.md) */
     gp->bp_direct[0] = direct_role(m, gp, 0, IR_ROLE_QUERY, gp->K, false) && (!diag || gp->bp_direct_scale[0] == 1.0);

@@ -46,7 +46,14 @@ typedef struct grad_plan {
     uint32_t bp_vw;       /* the widest walks' columns per CTA: bp_vs, or (the delta rule) all of V, whose
                            * walks come in both widths (the narrow ones where the wide would idle the GPU) */
     bool bp_slo;          /* 16-bit tiles: the chunk kernels read the images as hi + lo tiles (two mma per
-                           * product), where the lo tile fits in shared memory without a smaller chunk */
+                           * product), where the lo tile fits in shared memory without a smaller chunk and the
+                           * precision is needed (bp_plo) */
+    bool bp_plo;          /* 16-bit tiles: P and A carry a remainder tile (two mma per product with them): with
+                           * a gate gradient, a normaliser, per-channel gates or the delta rule; not where the
+                           * products feed only dq, dk and dv (grad_parallel_plan: lightning's, retnet's,
+                           * linear_attn's) */
+    bool bp_dg;           /* the chunk kernel forms the scalar gate's gradient (ws_dg): a tensor reaches the
+                           * decay (mamba2's A_log, dt), not a constant one (lightning's, retnet's) */
     uint32_t bp_image_bytes; /* one state image (S_in or dS_out of one chunk and head): bf16 tiles KP x VP int16
                               * mantissas and a scale per (row, walk slice), fp32 tiles KP x VP floats */
     unsigned bp_walk_smem, bp_chunk_smem; /* attnc_bp_walk_layout, attnc_bp_chunk_layout */
@@ -109,9 +116,10 @@ bool grad_tensor_direct(const grad_plan *gp, uint32_t tensor);
  * rows (bp_stage_bytes; the walks': and of dO's slice, C rows of VS columns, bp_do_es bytes each) */
 unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool vsplit, bool diag,
                            unsigned stage);
-/* slo: the states' lo tile next to their hi tile (bp_slo); warps: the chunk kernel's (bp_chunk_warps) */
-unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool norm, bool diag,
-                            unsigned stage, uint32_t warps);
+/* slo: the states' lo tile next to their hi tile (bp_slo); plo: P's and A's (bp_plo); warps: the chunk
+ * kernel's (bp_chunk_warps) */
+unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool plo, bool norm,
+                            bool diag, unsigned stage, uint32_t warps);
 /* The delta rule's (16-bit tiles): attnc_bwdp_wy, the walks (do_bytes: dO's slice), attnc_bwdp_wy_adjoint. */
 unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
 unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage, unsigned do_bytes);

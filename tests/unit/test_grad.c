@@ -286,9 +286,12 @@ static void test_parallel_schedule(void **state)
     assert_true(out.plan.bp_vsplit);   /* x * softplus(dt) is computed: its tiles carry a remainder */
     assert_false(out.plan.bp_split);
     assert_true(out.plan.bp_slo);   /* the state images as hi + lo tiles */
+    assert_true(out.plan.bp_plo && out.plan.bp_dg);   /* A_log and dt reach the gate: its gradient, P and A hi + lo */
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_PLO 1"));
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_DG 1"));
     /* the scalar-gate chunk kernel at chunk 64 and K = V = 128: 16 warps (the wide pass), in its shared memory */
     assert_int_equal(out.plan.bp_chunk_warps, 16);
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, true, false, false, out.plan.bp_stage_bytes, 16));
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, true, true, false, false, out.plan.bp_stage_bytes, 16));
     assert_non_null(strstr(out.source, "#define ATTNC_BP_WIDE_CHUNK 1"));
     /* C, B and x: 64 rows of 256 bytes each; dt: 64 rows of 4 bytes */
     assert_int_equal(out.plan.bp_stage_bytes, 3 * 64 * 256 + 256);
@@ -318,13 +321,32 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bp_vp, 144);
     assert_false(out.plan.bp_vsplit);
     assert_int_equal(out.plan.bp_vs, 48);   /* 144 = 3 x 48: the widest slice of 16-multiples up to 128 */
+    assert_true(out.plan.bp_plo);   /* the normaliser keeps P's and A's lo tiles */
+    unit_close(&u);
+    /* a constant decay (lightning's): no tensor reaches the gate, so no gate gradient (bp_dg) and, with no
+     * normaliser, P, A and the images in hi tiles alone (bp_plo, bp_slo), less shared memory */
+    lowered(&u, "attention c { dim K = 128, V = 128; heads H = 4;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V];\n"
+                "  linear { query = q * K^-0.5; key = k; value = v; decay = exp(-2^(-8 * (head(H) + 1) / H)); }\n"
+                "  mask causal, document; state initial, final; chunk 64; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel);
+    assert_false(out.plan.bp_dg);
+    assert_false(out.plan.bp_plo);
+    assert_false(out.plan.bp_slo);
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_PLO 0"));
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_DG 0"));
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, false, false, false, false, false,
+                                                                out.plan.bp_stage_bytes, out.plan.bp_chunk_warps));
+    assert_true(out.plan.bp_chunk_smem < grad_bp_chunk_smem(64, 128, 128, false, false, true, true, false, false,
+                                                            out.plan.bp_stage_bytes, out.plan.bp_chunk_warps));
     unit_close(&u);
     /* a per-channel gate: the parallel schedule's DIAG chunk kernel, chunks of 32 (two 16-row blocks) */
     lowered(&u, gla_text);
     assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
     assert_true(out.plan.parallel);
     assert_int_equal(out.plan.bp_chunk, 32);
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(32, 128, 128, false, false, true, false, true, out.plan.bp_stage_bytes, 8));
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(32, 128, 128, false, false, true, true, false, true, out.plan.bp_stage_bytes, 8));
     assert_int_equal(out.plan.bp_vs, 128);
     assert_int_equal(out.plan.bp_walk_smem, grad_bp_walk_smem(32, 128, 128, 128, false, false, true, out.plan.bp_stage_bytes + 32 * 128 * 2));
     assert_true(out.plan.bp_chunk_smem <= 227u * 1024u);
@@ -351,8 +373,10 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bp_chunk_warps, 16);
     assert_int_equal(out.plan.bd_adj_warps, 16);
     assert_true(out.plan.bp_direct[2]);   /* v as stored: the adjoint writes its gradient (ws_dv kept for dU_hat) */
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, false, out.plan.bp_slo, false, false,
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, false, out.plan.bp_slo, true, false, false,
                                                                 out.plan.bp_stage_bytes, 16));
+    assert_true(out.plan.bp_plo);   /* the delta rule keeps P's and A's lo tiles */
+    assert_false(out.plan.bp_dg);   /* no decay */
     assert_non_null(strstr(out.source, "#define ATTNC_BP_WIDE_CHUNK 1"));
     assert_non_null(strstr(out.source, "namespace attnc_wide {"));
     assert_non_null(strstr(out.source, "using attnc_wide::attnc_bwdp_wy_adjoint;"));

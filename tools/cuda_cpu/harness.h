@@ -18,7 +18,7 @@ struct host_args {
 struct unit_info {
     unsigned K, V, VO, HOUT, HS, out_dtype, chunk;
     unsigned gk;   // the gate's length per token and head: 1, or K (per-channel gates)
-    bool gated, norm;
+    bool dg, norm;   // dg: the unit writes the gate's role gradient (ws_dg): gated, and (parallel) ATTNC_BP_DG
     int dq_tensor, dk_tensor, dv_tensor;   // the tensor whose gradient the chunk kernel writes for the query / key / value role, or -1
     bool delta;                 // the delta rule: beta's role gradient (ws_db) too
 };
