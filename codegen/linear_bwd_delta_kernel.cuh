@@ -34,7 +34,9 @@
 // and head: both walks and the chunk kernel read them; T, a C x C solve, is formed twice, in the first and
 // the last kernel, rather than stored); the images as in the additive schedule.  Products are bf16 mma
 // with fp32 accumulators; T, dU_hat, dW and F carry a bf16 remainder tile (hi + lo) where they are
-// operands, so that only q, k, v, dO, the images, W, U_hat and the walks' dU_hat are rounded once.
+// operands, so that only q, k, v, dO, the images, W, U_hat and the walks' dU_hat are rounded once; that is
+// for the gate's gradient (Gated DeltaNet's A_log and dt_bias sum it over every token): without a gate
+// (DeltaNet, ATTNC_BP_PLO 0) every operand is a hi tile, as in FLA (bd_mma_split, bd_put_split).
 
 #if ATTNC_BP_DELTA
 static_assert(!ATTNC_SPLIT && !ATTNC_BP_DIAG && ATTNC_B_NORM == 0 && ATTNC_BP_VW == ATTNC_BP_VP &&
@@ -52,6 +54,17 @@ __device__ __forceinline__ size_t bd_utile(int slot, int h)
     return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
 }
 
+// x into tile hi at i, and its rounding remainder into lo where the products take remainder tiles
+// (ATTNC_BP_PLO; passes/grad.c's delta_plan)
+__device__ __forceinline__ void bd_put_split(elt *hi, elt *lo, int i, float x)
+{
+    elt h, l;
+    bp_split(x, h, l);
+    hi[i] = h;
+    if constexpr (ATTNC_BP_PLO)
+        lo[i] = l;
+}
+
 // acc += (Ah + Al)(Bh + Bl) without the lo x lo term: the products of operands carried as bf16 hi + lo tiles
 // (Bl null: B is a single tile, two products).  Layouts as bp_mma's.
 template <int NT, bool AT, bool BKN>
@@ -59,9 +72,11 @@ __device__ __forceinline__ void bd_mma_split(float (*acc)[4], const elt *Ah, con
                                              const elt *Bl, int ldb, int n0, int k0, int k1, int lane)
 {
     bp_mma<NT, AT, BKN>(acc, Ah, lda, m0, Bh, ldb, n0, k0, k1, lane);
-    bp_mma<NT, AT, BKN>(acc, Al, lda, m0, Bh, ldb, n0, k0, k1, lane);
-    if (Bl)
-        bp_mma<NT, AT, BKN>(acc, Ah, lda, m0, Bl, ldb, n0, k0, k1, lane);
+    if constexpr (ATTNC_BP_PLO) {
+        bp_mma<NT, AT, BKN>(acc, Al, lda, m0, Bh, ldb, n0, k0, k1, lane);
+        if (Bl)
+            bp_mma<NT, AT, BKN>(acc, Ah, lda, m0, Bl, ldb, n0, k0, k1, lane);
+    }
 }
 
 // The chunk's key and value roles into K and V tiles, its log2 gates into g (then, gated, the chunk-local
@@ -370,13 +385,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
         const int r = i / C, j = i % C;
         const float t = j <= r ? T[r * LDF + j] * beta[j] : 0.f;
-        elt hi, lo;
-        bp_split(t * bp_dec(g[j]), hi, lo);
-        Wh[r * ATTNC_BP_LDC + j] = hi;
-        Wl[r * ATTNC_BP_LDC + j] = lo;
-        bp_split(t, hi, lo);
-        Uh[r * ATTNC_BP_LDC + j] = hi;
-        Ul[r * ATTNC_BP_LDC + j] = lo;
+        bd_put_split(Wh, Wl, r * ATTNC_BP_LDC + j, t * bp_dec(g[j]));
+        bd_put_split(Uh, Ul, r * ATTNC_BP_LDC + j, t);
     }
     __syncthreads();
     elt *w = (elt *)p.ws_w + bd_wtile(slot, h), *u = (elt *)p.ws_u + bd_utile(slot, h);
@@ -504,10 +514,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 #pragma unroll
                     for (int i = 0; i < 4; i++) {
                         const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
-                        elt hi, lo;
-                        bp_split(j <= r ? ap[nt][i] * bp_dec(g[r] - g[j]) : 0.f, hi, lo);
-                        P[r * ATTNC_BP_LDC + j] = hi;
-                        Plo[r * ATTNC_BP_LDC + j] = lo;
+                        bd_put_split(P, Plo, r * ATTNC_BP_LDC + j, j <= r ? ap[nt][i] * bp_dec(g[r] - g[j]) : 0.f);
                     }
             }
             __syncthreads();
@@ -719,10 +726,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
             if (i < C * ROW)
 #pragma unroll
                 for (int e = 0; e < PER; e++) {
-                    elt hi, lo;
-                    bp_split(x[it][e], hi, lo);
-                    DUh[r * ATTNC_BP_LDV + c + e] = hi;
-                    DUl[r * ATTNC_BP_LDV + c + e] = lo;
+                    bd_put_split(DUh, DUl, r * ATTNC_BP_LDV + c + e, x[it][e]);
                 }
         }
     }
@@ -735,10 +739,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         bd_solve_t<0, ST, 1>(beta, E, T, (float *)Th);   // M over T's tiles' place
         for (int i = tid; i < C * C; i += ST) {
             const int r = i / C, j = i % C;
-            elt hi, lo;
-            bp_split(T[r * LDF + j], hi, lo);
-            Th[r * ATTNC_BP_LDC + j] = hi;
-            Tl[r * ATTNC_BP_LDC + j] = lo;
+            bd_put_split(Th, Tl, r * ATTNC_BP_LDC + j, T[r * LDF + j]);
         }
     } else {
         const int gw = warp - SW;
@@ -753,10 +754,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
                     const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                    elt hi, lo;
-                    bp_split(-acc[nt][i], hi, lo);
-                    DWh[r * ATTNC_BP_LDK + c] = hi;
-                    DWl[r * ATTNC_BP_LDK + c] = lo;
+                    bd_put_split(DWh, DWl, r * ATTNC_BP_LDK + c, -acc[nt][i]);
                 }
         }
         bd_group_sync<ST, OT, 2>();
@@ -775,10 +773,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
                     const int r = bp_row(mi * 16, lane, i), q = bp_col(nj * 16, nt, lane, i);
-                    elt hi, lo;
-                    bp_split(q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f, hi, lo);
-                    dTh[r * ATTNC_BP_LDC + q] = hi;
-                    dTl[r * ATTNC_BP_LDC + q] = lo;
+                    bd_put_split(dTh, dTl, r * ATTNC_BP_LDC + q, q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f);
                 }
         }
     }
@@ -813,10 +808,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(m0, lane, i), q = bp_col(n0, nt, lane, i);
-                elt hi, lo;
-                bp_split(acc[nt][i], hi, lo);
-                Xh[r * ATTNC_BP_LDC + q] = hi;
-                Xl[r * ATTNC_BP_LDC + q] = lo;
+                bd_put_split(Xh, Xl, r * ATTNC_BP_LDC + q, acc[nt][i]);
             }
     }
     __syncthreads();
@@ -837,10 +829,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
                 const float da = j < r ? -acc[nt][i] : 0.f;
-                elt hi, lo;
-                bp_split(beta[r] * da * bp_dec(g[r] - g[j]), hi, lo);
-                Fh[r * ATTNC_BP_LDC + j] = hi;
-                Fl[r * ATTNC_BP_LDC + j] = lo;
+                bd_put_split(Fh, Fl, r * ATTNC_BP_LDC + j, beta[r] * da * bp_dec(g[r] - g[j]));
                 const float t = da * E[r * LDF + j];
                 part[i >> 1] += t;
                 E[r * LDF + j] = beta[r] * t;

@@ -64,10 +64,10 @@
 #define ATTNC_BP_LO (!ATTNC_SPLIT)               // 16-bit tiles: P, A carry lo tiles
 #define ATTNC_BP_VLO (ATTNC_BP_LO && ATTNC_BP_VSPLIT)
 // ATTNC_BP_PLO (the plan's bp_plo): P and A carry their lo tiles, one more mma each, for the gate's gradient
-// (ATTNC_BP_DG), normalisers, per-channel gates and the delta rule; without them the products feed dq, dk and dv
-// alone and take hi tiles, as the images do then (ATTNC_BP_SLO 0)
+// (ATTNC_BP_DG), normalisers and per-channel gates; without them the gradients are per token (lightning's,
+// DeltaNet's) and the products take hi tiles, as the images do then (ATTNC_BP_SLO 0)
 static_assert(!ATTNC_BP_PLO || ATTNC_BP_LO, "P's and A's lo tiles with 16-bit tiles only");
-static_assert(ATTNC_BP_PLO == ATTNC_BP_LO || (!ATTNC_BP_DG && !ATTNC_BP_DELTA && ATTNC_B_NORM == 0 && ATTNC_B_TRANSITION != 3),
+static_assert(ATTNC_BP_PLO == ATTNC_BP_LO || (!ATTNC_BP_DG && ATTNC_B_NORM == 0 && ATTNC_B_TRANSITION != 3),
               "P and A in hi tiles alone only where they feed dq, dk and dv (passes/grad.c's grad_parallel_plan)");
 static_assert(!ATTNC_BP_DG || ATTNC_B_TRANSITION != 0, "a gate's gradient with a gate");
 // The state images (ws_sin, ws_dso), ATTNC_BP_IMG_BYTES per (slot, head): with 16-bit tiles KP x VP int16

@@ -660,10 +660,14 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
     for (uint32_t C = 64; C >= 16; C /= 2) {
         unsigned stage = plan_stage(m, gp, C);
         unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, stage, C * VP * do_es);
-        /* the chunk kernel holds the states as hi + lo tiles where they fit (bp_slo, as the additive schedule) */
-        bool slo = grad_bp_chunk_smem(C, KP, VP, false, false, true, true, false, false, stage, BP_WARPS) <= GRAD_MAX_SMEM;
+        /* remainder tiles (P, A, the images where they fit, and the walks' and WY kernels' T, dU_hat, dW, dT,
+         * X, F) where the gate's gradient is formed, as in grad_parallel_plan; DeltaNet's gradients are per token (q, k, v, b) and
+         * take hi tiles alone: on the H200 its forward+backward kernels 9.89 -> 8.95 ms at T = 8192, the
+         * gradients' errors at most 5.3e-3 in its GPU cases (bench/RESULTS.md, twenty-sixth session) */
+        bool dg = gp->transition != IR_TR_IDENTITY, plo = dg;
+        bool slo = plo && grad_bp_chunk_smem(C, KP, VP, false, false, true, plo, false, false, stage, BP_WARPS) <= GRAD_MAX_SMEM;
         unsigned adj = grad_bd_adj_smem(C, KP, VP, stage);
-        unsigned chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, true, false, false, stage, BP_WARPS);
+        unsigned chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, plo, false, false, stage, BP_WARPS);
         if (wy > GRAD_MAX_SMEM || walk > GRAD_MAX_SMEM || adj > GRAD_MAX_SMEM || chunk > GRAD_MAX_SMEM)
             continue;
         gp->parallel = gp->bp_delta = true;
@@ -682,10 +686,10 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
         gp->bp_walk_smem = walk;
         gp->bd_adj_warps = chunk_warps(C, KP, VP);
-        plan_chunk_warps(gp, true, C, KP, VP, false, false, slo, true, false, false, stage);
+        plan_chunk_warps(gp, true, C, KP, VP, false, false, slo, plo, false, false, stage);
         gp->bp_slo = slo;
-        gp->bp_plo = true;   /* beta's gradient sums dU_hat . v terms that cancel like the gate's (not measured without) */
-        gp->bp_dg = gp->transition != IR_TR_IDENTITY;
+        gp->bp_dg = dg;
+        gp->bp_plo = plo;
         gp->bp_image_bytes = KP * VP * 2 + KP * (VP / gp->bp_vs) * 4;   /* mantissas, a scale per row and slice */
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;

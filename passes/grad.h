@@ -48,10 +48,10 @@ typedef struct grad_plan {
     bool bp_slo;          /* 16-bit tiles: the chunk kernels read the images as hi + lo tiles (two mma per
                            * product), where the lo tile fits in shared memory without a smaller chunk and the
                            * precision is needed (bp_plo) */
-    bool bp_plo;          /* 16-bit tiles: P and A carry a remainder tile (two mma per product with them): with
-                           * a gate gradient, a normaliser, per-channel gates or the delta rule; not where the
-                           * products feed only dq, dk and dv (grad_parallel_plan: lightning's, retnet's,
-                           * linear_attn's) */
+    bool bp_plo;          /* 16-bit tiles: P and A carry a remainder tile (two mma per product with them), and
+                           * the delta rule's T, dU_hat, dW, dT, X and F: with a gate gradient (bp_dg), a
+                           * normaliser or per-channel gates; not where the gradients are per token and
+                           * nothing sums them over tokens (lightning's, DeltaNet's) */
     bool bp_dg;           /* the chunk kernel forms the scalar gate's gradient (ws_dg): a tensor reaches the
                            * decay (mamba2's A_log, dt), not a constant one (lightning's, retnet's) */
     uint32_t bp_image_bytes; /* one state image (S_in or dS_out of one chunk and head): bf16 tiles KP x VP int16

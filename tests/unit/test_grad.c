@@ -373,14 +373,28 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bp_chunk_warps, 16);
     assert_int_equal(out.plan.bd_adj_warps, 16);
     assert_true(out.plan.bp_direct[2]);   /* v as stored: the adjoint writes its gradient (ws_dv kept for dU_hat) */
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, false, out.plan.bp_slo, true, false, false,
-                                                                out.plan.bp_stage_bytes, 16));
-    assert_true(out.plan.bp_plo);   /* the delta rule keeps P's and A's lo tiles */
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, false, out.plan.bp_slo, out.plan.bp_plo, false,
+                                                                false, out.plan.bp_stage_bytes, 16));
     assert_false(out.plan.bp_dg);   /* no decay */
+    assert_false(out.plan.bp_plo);   /* no gate gradient: hi tiles alone, in the adjoint too */
+    assert_false(out.plan.bp_slo);
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_PLO 0"));
     assert_non_null(strstr(out.source, "#define ATTNC_BP_WIDE_CHUNK 1"));
     assert_non_null(strstr(out.source, "namespace attnc_wide {"));
     assert_non_null(strstr(out.source, "using attnc_wide::attnc_bwdp_wy_adjoint;"));
     assert_non_null(strstr(out.source, "constexpr unsigned attnc_bd_adj_threads = 512;"));
+    unit_close(&u);
+    /* Gated DeltaNet's decay reads A_log, summed over every token: the gate's gradient and the remainder tiles */
+    lowered(&u, "attention g { dim K = 128, V = 128; heads H = 2;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: bf16[H]; input a: bf16[H];\n"
+                "  param A_log: fp32[H];\n"
+                "  linear { query = l2norm(q); key = l2norm(k); value = v; gate = -exp(A_log) * softplus(a);\n"
+                "           beta = sigmoid(b); update delta; }\n"
+                "  mask causal; chunk 64; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel && out.plan.bp_delta);
+    assert_true(out.plan.bp_dg && out.plan.bp_plo && out.plan.bp_slo);
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_PLO 1"));
     unit_close(&u);
 }
 
