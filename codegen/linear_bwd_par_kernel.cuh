@@ -1812,17 +1812,19 @@ __device__ __forceinline__ void bp_dv_finish(const attnc_bwd_params &p, float (*
         bp_role_grad_frag<DVT, DVD, ATTNC_B_V>(p.ws_dv, dv_direct, acc[nt], m0, n0, nt, lane, c0, nrows, h);
 }
 
-// A block sum in a fixed order (every thread gets it).
+// A block sum in a fixed order (every thread gets it): each warp's butterfly (the same bits in every lane:
+// IEEE addition commutes), then the warps' sums in warp order, two barriers (a tree over the threads in
+// shared memory took log2(THREADS) + 2).
 __device__ __forceinline__ float bp_block_sum(float x, float *red)
 {
-    red[threadIdx.x] = x;
+    x = attnc_warp_sum(x);
+    if ((threadIdx.x & 31) == 0)
+        red[threadIdx.x >> 5] = x;
     __syncthreads();
-    for (int o = ATTNC_B_THREADS / 2; o; o >>= 1) {
-        if ((int)threadIdx.x < o)
-            red[threadIdx.x] += red[threadIdx.x + o];
-        __syncthreads();
-    }
-    const float s = red[0];
+    float s = 0.f;
+#pragma unroll
+    for (int w = 0; w < ATTNC_B_WARPS; w++)
+        s += red[w];
     __syncthreads();
     return s;
 }
