@@ -52,9 +52,9 @@
 // P and A, v where the value role is computed rather than an input (ATTNC_BP_VSPLIT), and the state images
 // (16-bit mantissas: their hi + lo tiles hold them exactly; ATTNC_BP_SLO) carry a second bf16 tile with the
 // rounding remainder (lo), one more mma each.  The images were bf16 before: at T = 65536 with gates x 8 that
-// put mamba2's dt_bias off by 2.4e-2 on the H200 (passes/grad.c).  Those remainders are for the gate's
-// gradient: where the products feed dq, dk and dv alone (no gate gradient, no normaliser, no per-channel
-// gate, not the delta rule: lightning) P, A and the images are hi tiles only (ATTNC_BP_PLO, ATTNC_BP_SLO 0).
+// put mamba2's dt_bias off by 2.4e-2 on the H200 (passes/grad.c).  Those remainders are for the gradients
+// summed over every token (a parameter's): where every gradient is per token and no normaliser reads P
+// (lightning, gla, DeltaNet) P, A and the images are hi tiles only (ATTNC_BP_PLO, ATTNC_BP_SLO 0).
 
 #if ATTNC_BP
 #define ATTNC_BP_LDK (ATTNC_BP_KP + 8)    // tile row strides: 16-byte rows, ldmatrix rows off the banks
@@ -63,11 +63,11 @@
 #define ATTNC_BP_LDS (ATTNC_BP_VS + 8)
 #define ATTNC_BP_LO (!ATTNC_SPLIT)               // 16-bit tiles: P, A carry lo tiles
 #define ATTNC_BP_VLO (ATTNC_BP_LO && ATTNC_BP_VSPLIT)
-// ATTNC_BP_PLO (the plan's bp_plo): P and A carry their lo tiles, one more mma each, for the gate's gradient
-// (ATTNC_BP_DG), normalisers and per-channel gates; without them the gradients are per token (lightning's,
-// DeltaNet's) and the products take hi tiles, as the images do then (ATTNC_BP_SLO 0)
+// ATTNC_BP_PLO (the plan's bp_plo): P and A carry their lo tiles, one more mma each, where a parameter's
+// gradient sums every token's (mamba2's A_log, dt_bias) and for normalisers; without them every gradient is
+// per token (lightning's, gla's, DeltaNet's) and the products take hi tiles, as the images do then (SLO 0)
 static_assert(!ATTNC_BP_PLO || ATTNC_BP_LO, "P's and A's lo tiles with 16-bit tiles only");
-static_assert(ATTNC_BP_PLO == ATTNC_BP_LO || (!ATTNC_BP_DG && ATTNC_B_NORM == 0 && ATTNC_B_TRANSITION != 3),
+static_assert(ATTNC_BP_PLO == ATTNC_BP_LO || ATTNC_B_NORM == 0,
               "P and A in hi tiles alone only where they feed dq, dk and dv (passes/grad.c's grad_parallel_plan)");
 static_assert(!ATTNC_BP_DG || ATTNC_B_TRANSITION != 0, "a gate's gradient with a gate");
 // The state images (ws_sin, ws_dso), ATTNC_BP_IMG_BYTES per (slot, head): with 16-bit tiles KP x VP int16
@@ -2047,7 +2047,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     // from S_in's tiles as dS_out's image replaces them (bp_image_finish's per-piece partials, in L::m, the
     // region the role rows had before they moved to registers); else here, one warp per row from global memory
     // (the images read twice: 28 % of gla's chunk kernel in ncu, every load a long scoreboard wait)
-    constexpr bool ED_TILES = (ATTNC_BP_SLO || !ATTNC_BP_LO) &&
+    constexpr bool ED_TILES = (ATTNC_BP_SLO || !ATTNC_BP_PLO) &&
                               ATTNC_BP_KP * ATTNC_BP_IMG_PIECES <= ATTNC_B_WARPS * ATTNC_BP_STG;
     float *ed_part = (float *)(bsm + L::m);
     for (int d = warp; d < (ED_TILES ? 0 : KP); d += ATTNC_B_WARPS) {

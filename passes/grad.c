@@ -508,6 +508,15 @@ unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
     return end_a > end_b ? end_a : end_b;
 }
 
+/* Whether a parameter (IR_OP_PARAM: per head, not per token) gets a gradient, the sum of every token's. */
+static bool params_summed(const ir_module *m, const grad_plan *gp)
+{
+    for (ir_ref r = 1; r < m->nvalues; r++)
+        if (m->values[r].op == IR_OP_PARAM && gp->needs[r])
+            return true;
+    return false;
+}
+
 /* The uses of value x: as a role (any part's) and as an argument of a value, live or not. */
 static unsigned value_uses(const ir_module *m, ir_ref x)
 {
@@ -638,6 +647,17 @@ static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
     return bytes;
 }
 
+/* Whether a staged tensor has rows of 2 bytes (a 16-bit scalar per token and head): the staging loads those
+ * into registers rather than with cp.async (attnc_bwd_stage_held), which at two CTAs an SM (128 registers)
+ * spilled the scanned walk's products on sm_90a (220 bytes: a bf16 gate logit, tests/specs/gate_no_param.attn) */
+static bool held_rows(const ir_module *m, const grad_plan *gp)
+{
+    for (uint32_t i = 0; i < m->ntensors && i < 64; i++)
+        if (gp->bp_stage_off[i] != ~0u && m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype) == 2)
+            return true;
+    return false;
+}
+
 /* The staged rows of linear role `role` when they are its tile rows as they are (gp->bp_role_stage). */
 static unsigned staged_role(const ir_module *m, const grad_plan *gp, ir_ref role, uint32_t width, bool split)
 {
@@ -661,10 +681,11 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         unsigned stage = plan_stage(m, gp, C);
         unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, stage, C * VP * do_es);
         /* remainder tiles (P, A, the images where they fit, and the walks' and WY kernels' T, dU_hat, dW, dT,
-         * X, F) where the gate's gradient is formed, as in grad_parallel_plan; DeltaNet's gradients are per token (q, k, v, b) and
-         * take hi tiles alone: on the H200 its forward+backward kernels 9.89 -> 8.95 ms at T = 8192, the
-         * gradients' errors at most 5.3e-3 in its GPU cases (bench/RESULTS.md, twenty-sixth session) */
-        bool dg = gp->transition != IR_TR_IDENTITY, plo = dg;
+         * X, F) where a parameter's gradient sums every token's, as in grad_parallel_plan (Gated DeltaNet's
+         * A_log and dt_bias); DeltaNet's gradients are per token (q, k, v, b) and take hi tiles alone: on the
+         * H200 its forward+backward kernels 9.89 -> 8.95 ms at T = 8192, the gradients' errors at most 5.3e-3
+         * in its GPU cases (bench/RESULTS.md, twenty-sixth session) */
+        bool dg = gp->transition != IR_TR_IDENTITY, plo = params_summed(m, gp);
         bool slo = plo && grad_bp_chunk_smem(C, KP, VP, false, false, true, plo, false, false, stage, BP_WARPS) <= GRAD_MAX_SMEM;
         unsigned adj = grad_bd_adj_smem(C, KP, VP, stage);
         unsigned chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, plo, false, false, stage, BP_WARPS);
@@ -729,15 +750,17 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16;
     bool norm = gp->norm != IR_NORM_NONE;
     uint32_t C = diag ? 32 : 64, do_es = norm ? 4 : ir_dtype_bytes(m->out_dtype);
-    /* The remainder tiles of P, A and the images are for the gate's gradient: it sums products whose
-     * bf16-rounded operands leave O(2^-9) of their size and cancel (mamba2's dt_bias, above).  Where no
-     * tensor reaches the decay (lightning's and retnet's constant one, linear_attn's none), no normaliser
-     * and no per-channel gate, the products feed dq, dk and dv alone, each a sum of like terms for which
-     * one bf16 rounding of an operand is a 2^-9 relative error (as in FLA, whose P, dP and states are bf16):
-     * they take hi tiles only, half the mma of the chunk kernel's products, and no gate gradient is formed
-     * there (bp_dg).  Measured: bench/RESULTS.md, twenty-sixth session. */
+    /* The remainder tiles of P, A and the images are for the gradients summed over every token, a
+     * parameter's (params_summed), whose bf16-rounded terms leave O(2^-9) of their size and cancel in the
+     * sum (mamba2's dt_bias, above), and for the normalisers (not measured without).  Without either, every
+     * gradient is per token, each a sum of like terms for which one bf16 rounding of an operand is a 2^-9
+     * relative error (as in FLA, whose P, dP and states are bf16): the products take hi tiles only (one mma
+     * each).  And where no tensor reaches the decay (lightning's and retnet's constant one, linear_attn's
+     * none) the chunk kernel forms no gate gradient (bp_dg).  Measured on the H200 (bench/RESULTS.md,
+     * twenty-sixth session): lightning's chunk kernel 2.46 -> 1.74 ms, gla's 6.59 -> 6.05, their gradients
+     * within 3.2e-3 of float64; a scalar gate with no parameter (tests/specs/gate_no_param.attn) the same way. */
     bool dg = gp->transition != IR_TR_IDENTITY && m->linear.gate != IR_NONE && gp->needs[m->linear.gate];
-    bool plo = !split && (dg || norm || diag);
+    bool plo = !split && (params_summed(m, gp) || norm);
     while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, false, plo, norm, diag, plan_stage(m, gp, C), BP_WARPS) > GRAD_MAX_SMEM)
         C /= 2;
     unsigned stage = plan_stage(m, gp, C);
@@ -777,7 +800,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_walk_smem = grad_bp_walk_smem(C, KP, VP, VS, split, gp->bp_vsplit, diag, stage + C * VS * do_es);
     /* two CTAs of the walk kernel and their reserved 1 KB each in an SM's 228 KB (sm_90; an sm_80's 164 KB
      * takes one: api/backward.c asks) */
-    gp->bp_run2 = 2 * (gp->bp_walk_smem + 1024) <= 228u * 1024u && (VS == 128 || VS == 64 || VS == 32);
+    gp->bp_run2 = 2 * (gp->bp_walk_smem + 1024) <= 228u * 1024u && (VS == 128 || VS == 64 || VS == 32) && !held_rows(m, gp);
     /* (slices of 96 and 80 columns spilled at 128 registers: kv_asym_retnet, mamba2_v240) */
     gp->bp_slo = slo;
     gp->bp_plo = plo;

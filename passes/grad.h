@@ -49,9 +49,9 @@ typedef struct grad_plan {
                            * product), where the lo tile fits in shared memory without a smaller chunk and the
                            * precision is needed (bp_plo) */
     bool bp_plo;          /* 16-bit tiles: P and A carry a remainder tile (two mma per product with them), and
-                           * the delta rule's T, dU_hat, dW, dT, X and F: with a gate gradient (bp_dg), a
-                           * normaliser or per-channel gates; not where the gradients are per token and
-                           * nothing sums them over tokens (lightning's, DeltaNet's) */
+                           * the delta rule's T, dU_hat, dW, dT, X and F: where a parameter's gradient sums
+                           * every token's (mamba2's, Gated DeltaNet's A_log and dt_bias) or a normaliser
+                           * reads them; not where every gradient is per token (lightning, gla, DeltaNet) */
     bool bp_dg;           /* the chunk kernel forms the scalar gate's gradient (ws_dg): a tensor reaches the
                            * decay (mamba2's A_log, dt), not a constant one (lightning's, retnet's) */
     uint32_t bp_image_bytes; /* one state image (S_in or dS_out of one chunk and head): bf16 tiles KP x VP int16

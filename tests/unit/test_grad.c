@@ -286,7 +286,7 @@ static void test_parallel_schedule(void **state)
     assert_true(out.plan.bp_vsplit);   /* x * softplus(dt) is computed: its tiles carry a remainder */
     assert_false(out.plan.bp_split);
     assert_true(out.plan.bp_slo);   /* the state images as hi + lo tiles */
-    assert_true(out.plan.bp_plo && out.plan.bp_dg);   /* A_log and dt reach the gate: its gradient, P and A hi + lo */
+    assert_true(out.plan.bp_plo && out.plan.bp_dg);   /* A_log and dt_bias sum every token's gradient: P and A hi + lo */
     assert_non_null(strstr(out.source, "#define ATTNC_BP_PLO 1"));
     assert_non_null(strstr(out.source, "#define ATTNC_BP_DG 1"));
     /* the scalar-gate chunk kernel at chunk 64 and K = V = 128: 16 warps (the wide pass), in its shared memory */
@@ -323,6 +323,17 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bp_vs, 48);   /* 144 = 3 x 48: the widest slice of 16-multiples up to 128 */
     assert_true(out.plan.bp_plo);   /* the normaliser keeps P's and A's lo tiles */
     unit_close(&u);
+    /* a scalar gate from a bf16 tensor and no parameter: the gate's gradient, no remainder tiles, and the
+     * scanned walks' products at one CTA an SM (their 2-byte rows held in registers spilled at two) */
+    lowered(&u, "attention s { dim K = 128, V = 128; heads H = 4;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input g: bf16[H];\n"
+                "  linear { query = q * K^-0.5; key = k; value = v; gate = logsigmoid(g) / 16; }\n"
+                "  mask causal; chunk 64; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel && out.plan.bp_dg);
+    assert_false(out.plan.bp_plo || out.plan.bp_slo);
+    assert_false(out.plan.bp_run2);
+    unit_close(&u);
     /* a constant decay (lightning's): no tensor reaches the gate, so no gate gradient (bp_dg) and, with no
      * normaliser, P, A and the images in hi tiles alone (bp_plo, bp_slo), less shared memory */
     lowered(&u, "attention c { dim K = 128, V = 128; heads H = 4;\n"
@@ -346,7 +357,11 @@ static void test_parallel_schedule(void **state)
     assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
     assert_true(out.plan.parallel);
     assert_int_equal(out.plan.bp_chunk, 32);
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(32, 128, 128, false, false, true, true, false, true, out.plan.bp_stage_bytes, 8));
+    /* gk reaches the gate and no parameter: every gradient per token, no remainder tiles */
+    assert_true(out.plan.bp_dg);
+    assert_false(out.plan.bp_plo || out.plan.bp_slo);
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(32, 128, 128, false, false, false, false, false, true,
+                                                                out.plan.bp_stage_bytes, 8));
     assert_int_equal(out.plan.bp_vs, 128);
     assert_int_equal(out.plan.bp_walk_smem, grad_bp_walk_smem(32, 128, 128, 128, false, false, true, out.plan.bp_stage_bytes + 32 * 128 * 2));
     assert_true(out.plan.bp_chunk_smem <= 227u * 1024u);
