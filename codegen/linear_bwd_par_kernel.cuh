@@ -61,14 +61,14 @@
 #define ATTNC_BP_LDV (ATTNC_BP_VP + 8)
 #define ATTNC_BP_LDC (ATTNC_BP_C + 8)
 #define ATTNC_BP_LDS (ATTNC_BP_VS + 8)
-#define ATTNC_BP_LO (!ATTNC_SPLIT)               // 16-bit tiles: P, A carry lo tiles
+#define ATTNC_BP_LO (!ATTNC_SPLIT)               // 16-bit tiles: images of mantissas, remainders possible (PLO)
 #define ATTNC_BP_VLO (ATTNC_BP_LO && ATTNC_BP_VSPLIT)
 // ATTNC_BP_PLO (the plan's bp_plo): P and A carry their lo tiles, one more mma each, where a parameter's
 // gradient sums every token's (mamba2's A_log, dt_bias) and for normalisers; without them every gradient is
 // per token (lightning's, gla's, DeltaNet's) and the products take hi tiles, as the images do then (SLO 0)
 static_assert(!ATTNC_BP_PLO || ATTNC_BP_LO, "P's and A's lo tiles with 16-bit tiles only");
 static_assert(ATTNC_BP_PLO == ATTNC_BP_LO || ATTNC_B_NORM == 0,
-              "P and A in hi tiles alone only where they feed dq, dk and dv (passes/grad.c's grad_parallel_plan)");
+              "P and A in hi tiles alone only without a normaliser (passes/grad.c's grad_parallel_plan)");
 static_assert(!ATTNC_BP_DG || ATTNC_B_TRANSITION != 0, "a gate's gradient with a gate");
 // The state images (ws_sin, ws_dso), ATTNC_BP_IMG_BYTES per (slot, head): with 16-bit tiles KP x VP int16
 // mantissas m, then a scale 2^e per (row, walk slice) [KP][NSL] (fp32), the element m 2^e (bp_img_store,
@@ -2043,7 +2043,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     __syncthreads();
     bp_scan_diag(g);
     __syncthreads();
-    // E_d: row d of <S_in, dS_out> times e^{b_Ld}: where the tiles hold the images exactly (hi + lo, or fp32),
+    // E_d: row d of <S_in, dS_out> times e^{b_Ld}: where the tiles hold the images exactly (hi + lo, or fp32)
+    // or no remainder is kept at all (ATTNC_BP_PLO 0: S_in's hi tile against dS_out's exact values),
     // from S_in's tiles as dS_out's image replaces them (bp_image_finish's per-piece partials, in L::m, the
     // region the role rows had before they moved to registers); else here, one warp per row from global memory
     // (the images read twice: 28 % of gla's chunk kernel in ncu, every load a long scoreboard wait)
