@@ -54,7 +54,8 @@
 // rounding remainder (lo), one more mma each.  The images were bf16 before: at T = 65536 with gates x 8 that
 // put mamba2's dt_bias off by 2.4e-2 on the H200 (passes/grad.c).  Those remainders are for the gradients
 // summed over every token (a parameter's): where every gradient is per token and no normaliser reads P
-// (lightning, gla, DeltaNet) P, A and the images are hi tiles only (ATTNC_BP_PLO, ATTNC_BP_SLO 0).
+// (lightning, gla, DeltaNet) P, A and the images are hi tiles only (ATTNC_BP_PLO, ATTNC_BP_SLO 0), and the
+// images are stored as that tile, bf16 (ATTNC_BP_MIMG 0).
 
 #if ATTNC_BP
 #define ATTNC_BP_LDK (ATTNC_BP_KP + 8)    // tile row strides: 16-byte rows, ldmatrix rows off the banks
@@ -70,20 +71,23 @@ static_assert(!ATTNC_BP_PLO || ATTNC_BP_LO, "P's and A's lo tiles with 16-bit ti
 static_assert(ATTNC_BP_PLO == ATTNC_BP_LO || ATTNC_B_NORM == 0,
               "P and A in hi tiles alone only without a normaliser (passes/grad.c's grad_parallel_plan)");
 static_assert(!ATTNC_BP_DG || ATTNC_B_TRANSITION != 0, "a gate's gradient with a gate");
-// The state images (ws_sin, ws_dso), ATTNC_BP_IMG_BYTES per (slot, head): with 16-bit tiles KP x VP int16
-// mantissas m, then a scale 2^e per (row, walk slice) [KP][NSL] (fp32), the element m 2^e (bp_img_store,
-// bp_load_image): 16 bits of the row's largest element (bf16: 8), and two bf16 tiles hi + lo hold every
-// element exactly; with fp32 tiles KP x VP floats.
-#if ATTNC_BP_LO
+// The state images (ws_sin, ws_dso), ATTNC_BP_IMG_BYTES per (slot, head).  Where a parameter's gradient sums
+// every token's (ATTNC_BP_MIMG: PLO with 16-bit tiles): KP x VP int16 mantissas m, then a scale 2^e per (row,
+// walk slice) [KP][NSL] (fp32), the element m 2^e (bp_img_store, bp_load_image): 16 bits of the row's
+// largest element (bf16: 8), and two bf16 tiles hi + lo hold every element exactly.  Otherwise KP x VP
+// elements of the tiles' type, as the products read them: bf16 where every operand is a hi tile (no
+// mantissas to scale and decode, rounded once), fp32 with fp32 tiles.
+#define ATTNC_BP_MIMG (ATTNC_BP_LO && ATTNC_BP_PLO)
+#if ATTNC_BP_MIMG
 #define ATTNC_BP_NSL (ATTNC_BP_VP / ATTNC_BP_VS)
 #define ATTNC_BP_IMG_OWN (ATTNC_BP_KP * ATTNC_BP_VP * 2 + ATTNC_BP_KP * ATTNC_BP_NSL * 4)
 #else
-#define ATTNC_BP_IMG_OWN (ATTNC_BP_KP * ATTNC_BP_VP * 4)
+#define ATTNC_BP_IMG_OWN (ATTNC_BP_KP * ATTNC_BP_VP * (int)sizeof(elt))
 #endif
 static_assert(ATTNC_BP_IMG_OWN == ATTNC_BP_IMG_BYTES, "the plan's image size (api/backward.c's workspace)");
 // ATTNC_BP_SLO (the plan's bp_slo): the chunk kernels hold the images as hi + lo tiles, every product with a
 // state two mma; 16-bit tiles only, and only where the lo tile fits without a smaller chunk (hi alone else)
-static_assert(!ATTNC_BP_SLO || ATTNC_BP_LO, "a states' lo tile with 16-bit tiles only");
+static_assert(!ATTNC_BP_SLO || ATTNC_BP_MIMG, "a states' lo tile with 16-bit tiles and mantissa images only");
 #define ATTNC_BP_GATED (ATTNC_B_TRANSITION != 0)   // ir_transition: not the identity
 #define ATTNC_BP_LOG2_FLOOR (-32.f)
 #define ATTNC_B_LOG2_FLOOR ATTNC_BP_LOG2_FLOOR   // the generated adjoint's test of a floored token
@@ -687,7 +691,7 @@ __device__ __forceinline__ size_t bp_image(int slot, int h)
     return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_IMG_BYTES;
 }
 
-#if ATTNC_BP_LO
+#if ATTNC_BP_MIMG
 // An image row's scale from its max |x| mx (a NaN kept): e = ilogb(mx) - 14 (at least -126); returns 2^e (NaN
 // for a row with an inf or NaN) and sets up = 2^-e, the factor that makes the mantissas.
 __device__ __forceinline__ float bp_img_exp(float mx, float &up)
@@ -739,7 +743,7 @@ __device__ __forceinline__ void bp_quad_transpose(unsigned (&w)[4], int lane)
 template <int NT>
 __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4], int m0, int v0, int lane)
 {
-#if ATTNC_BP_LO
+#if ATTNC_BP_MIMG
     constexpr int GN = ATTNC_BP_VS / 8;   // n-tiles per image slice (a scale each): the walk's NT, or (the
     static_assert(NT % GN == 0, "whole image slices");   // delta rule's wide walks) a part of it
     short *man = (short *)img;
@@ -781,6 +785,31 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
             if ((lane & 3) == 0)
                 scale[d * ATTNC_BP_NSL + v0 / ATTNC_BP_VS + g0 / GN] = sc;
         }
+#elif ATTNC_BP_LO   // bf16 images: each pair rounded once, four n-tiles a 16-byte store as above
+    elt *x = (elt *)img;
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        const int d = bp_row(m0, lane, 2 * hf);
+        if constexpr (NT % 4 == 0 && NT >= 8) {
+#pragma unroll
+            for (int t = 0; t < NT; t += 4) {
+                unsigned w[4];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    w[j] = pack2(acc[t + j][2 * hf], acc[t + j][2 * hf + 1]);
+                bp_quad_transpose(w, lane);
+                *reinterpret_cast<attnc_u4 *>(x + (size_t)d * ATTNC_BP_VP + v0 + 8 * (t + (lane & 3))) = attnc_u4{w[0], w[1], w[2], w[3]};
+                // one group's exchanges at a time: without this ptxas interleaved them all and the runs'
+                // kernels at 128 registers spilled 40 to 96 bytes (lightning, sm_90a)
+                __syncwarp();
+            }
+        } else {
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+                *reinterpret_cast<unsigned *>(x + (size_t)d * ATTNC_BP_VP + bp_col(v0, nt, lane, 0)) =
+                    pack2(acc[nt][2 * hf], acc[nt][2 * hf + 1]);
+        }
+    }
 #else   // fp32 images: the accumulators as they are (the walk stores its own as it scales them)
     elt *x = (elt *)img;
 #pragma unroll
@@ -794,11 +823,11 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
 // Element (d, c) of an image, as the chunk kernel's tiles hold it (16-bit: hi + lo, m 2^e exactly).
 __device__ __forceinline__ float bp_img_at(const unsigned char *img, int d, int c)
 {
-#if ATTNC_BP_LO
+#if ATTNC_BP_MIMG
     return (float)((const short *)img)[(size_t)d * ATTNC_BP_VP + c] *
            ((const float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2))[d * ATTNC_BP_NSL + c / ATTNC_BP_VS];
 #else
-    return ((const float *)img)[(size_t)d * ATTNC_BP_VP + c];
+    return attnc_elt_to_float(((const elt *)img)[(size_t)d * ATTNC_BP_VP + c]);
 #endif
 }
 
@@ -1320,7 +1349,7 @@ static_assert(ATTNC_BP_SCAN_LPR <= 32, "a row in one warp");
 
 struct bp_scan_item {   // a lane's 8 columns of one chunk's product row, their slice's scale, the row's decay
 #if ATTNC_BP_LO
-    attnc_u4 m;
+    attnc_u4 m;   // 8 mantissas (their scale sc) or 8 bf16
     float sc;
 #else
     float4 x[2];
@@ -1335,7 +1364,7 @@ __device__ __forceinline__ void bp_scan_load(const unsigned char *img, const flo
 {
 #if ATTNC_BP_LO
     r.m = active ? *reinterpret_cast<const attnc_u4 *>(img) : attnc_u4{0u, 0u, 0u, 0u};
-    r.sc = active ? *scale : 0.f;
+    r.sc = active && ATTNC_BP_MIMG ? *scale : 0.f;
 #else
     (void)scale;
     r.x[0] = active ? reinterpret_cast<const float4 *>(img)[0] : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -1362,9 +1391,13 @@ __device__ __forceinline__ void bp_scan_walk(const attnc_bwd_params &p)
     const long long step = (REV ? -1ll : 1ll) * ATTNC_HOUT * ATTNC_BP_IMG_BYTES;
     const int drow = active ? d : 0;
     unsigned char *img = (unsigned char *)(REV ? p.ws_dso : p.ws_sin) + bp_image(slot0, h);
-#if ATTNC_BP_LO
+#if ATTNC_BP_MIMG
     unsigned char *col = img + ((size_t)drow * ATTNC_BP_VP + c) * 2;
     unsigned char *scl = img + ATTNC_BP_KP * ATTNC_BP_VP * 2 + (size_t)(drow * NSL + sl) * 4;
+#elif ATTNC_BP_LO
+    unsigned char *col = img + ((size_t)drow * ATTNC_BP_VP + c) * 2;
+    unsigned char *scl = col;
+    (void)sl;
 #else
     unsigned char *col = img + ((size_t)drow * ATTNC_BP_VP + c) * 4;
     unsigned char *scl = col;
@@ -1396,11 +1429,16 @@ __device__ __forceinline__ void bp_scan_walk(const attnc_bwd_params &p)
             unsigned char *here = col + (long long)it * step;
             // the chunk's product, decoded (its loads complete) before its slot is overwritten
             float x[8];
-#if ATTNC_BP_LO
+#if ATTNC_BP_MIMG
             const short *mm = reinterpret_cast<const short *>(&ring[a].m);
 #pragma unroll
             for (int e = 0; e < 8; e++)
                 x[e] = (float)mm[e] * ring[a].sc;
+#elif ATTNC_BP_LO
+            const elt *xe = reinterpret_cast<const elt *>(&ring[a].m);
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                x[e] = attnc_elt_to_float(xe[e]);
 #else
             x[0] = ring[a].x[0].x, x[1] = ring[a].x[0].y, x[2] = ring[a].x[0].z, x[3] = ring[a].x[0].w;
             x[4] = ring[a].x[1].x, x[5] = ring[a].x[1].y, x[6] = ring[a].x[1].z, x[7] = ring[a].x[1].w;
@@ -1411,7 +1449,7 @@ __device__ __forceinline__ void bp_scan_walk(const attnc_bwd_params &p)
             bp_scan_load(col + ahead, (const float *)(scl + ahead), dec ? dec + (long long)(it + AHEAD) * dstep : nullptr,
                          active && it + AHEAD < nchunks, ring[a]);
             // the state into the slot, as bp_img_store forms it
-#if ATTNC_BP_LO
+#if ATTNC_BP_MIMG
             float mx = 0.f;
 #pragma unroll
             for (int e = 0; e < 8; e++)
@@ -1444,6 +1482,9 @@ __device__ __forceinline__ void bp_scan_walk(const attnc_bwd_params &p)
                 if (c % ATTNC_BP_VS == 0)   // the slice's first lane
                     *reinterpret_cast<float *>(scl + (long long)it * step) = sc;
             }
+#elif ATTNC_BP_LO
+            if (active)
+                *reinterpret_cast<attnc_u4 *>(here) = attnc_u4{pack2(s[0], s[1]), pack2(s[2], s[3]), pack2(s[4], s[5]), pack2(s[6], s[7])};
 #else
             if (active) {
                 reinterpret_cast<float4 *>(here)[0] = make_float4(s[0], s[1], s[2], s[3]);
@@ -1626,8 +1667,10 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
 struct bp_img_regs {
 #if ATTNC_BP_LO
     static constexpr int N = (ATTNC_BP_KP * (ATTNC_BP_VP / 8) + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
-    attnc_u4 raw[N];
+    attnc_u4 raw[N];   // 8 mantissas (their scale sc) or 8 bf16
+#if ATTNC_BP_MIMG
     float sc[N];
+#endif
 #endif
     const unsigned char *img;
 };
@@ -1637,13 +1680,17 @@ __device__ __forceinline__ void bp_image_issue(const unsigned char *img, bp_img_
     r.img = img;
 #if ATTNC_BP_LO
     constexpr int ROW = ATTNC_BP_VP / 8;
-    const short *man = (const short *)img;
+    const short *man = (const short *)img;   // (or bf16: 2 bytes an element either way)
+#if ATTNC_BP_MIMG
     const float *scale = (const float *)(img + ATTNC_BP_KP * ATTNC_BP_VP * 2);
+#endif
 #pragma unroll
     for (int it = 0; it < bp_img_regs::N; it++) {
         const int i = threadIdx.x + it * ATTNC_B_THREADS, d = i / ROW, c = (i % ROW) * 8;
         if (i < ATTNC_BP_KP * ROW) {
+#if ATTNC_BP_MIMG
             r.sc[it] = scale[d * ATTNC_BP_NSL + c / ATTNC_BP_VS];   // 8 columns of one slice
+#endif
             r.raw[it] = *reinterpret_cast<const attnc_u4 *>(man + (size_t)d * ATTNC_BP_VP + c);
         }
     }
@@ -1666,8 +1713,21 @@ __device__ __forceinline__ float bp_image_finish(const bp_img_regs &r, elt *S, e
         const int i = threadIdx.x + it * ATTNC_B_THREADS, d = i / ROW, c = (i % ROW) * 8;
         if (i >= ATTNC_BP_KP * ROW)
             break;
+        // the piece's 8 values: m 2^e, or the bf16 as stored (then hi is the piece itself, and no lo)
+        float x[8];
+#if ATTNC_BP_MIMG
         const float sc = r.sc[it];
         const short *mm = reinterpret_cast<const short *>(&r.raw[it]);
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            x[j] = (float)mm[j] * sc;
+#else
+        static_assert(!LO, "bf16 images have no remainder");
+        const elt *xe = reinterpret_cast<const elt *>(&r.raw[it]);
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            x[j] = attnc_elt_to_float(xe[j]);
+#endif
         attnc_u4 *to = reinterpret_cast<attnc_u4 *>(S + d * ATTNC_BP_LDV + c);
         attnc_u4 *tolo = reinterpret_cast<attnc_u4 *>(Slo + d * ATTNC_BP_LDV + c);
         attnc_u4 hv, lv;
@@ -1689,23 +1749,26 @@ __device__ __forceinline__ float bp_image_finish(const bp_img_regs &r, elt *S, e
                 float part = 0.f;
 #pragma unroll
                 for (int j = 0; j < 8; j++)
-                    part += w[j] * ((float)mm[j] * sc);
+                    part += w[j] * x[j];
                 rowpart[i] = part;
             } else {
 #pragma unroll
                 for (int j = 0; j < 8; j++)
-                    dot += w[j] * ((float)mm[j] * sc);
+                    dot += w[j] * x[j];
             }
         }
+#if ATTNC_BP_MIMG
         // two elements a conversion (cvt.rn.*x2, the same rounding as one at a time)
         unsigned *hw = reinterpret_cast<unsigned *>(&hv), *lw = reinterpret_cast<unsigned *>(&lv);
 #pragma unroll
         for (int j = 0; j < 8; j += 2) {
-            const float x0 = (float)mm[j] * sc, x1 = (float)mm[j + 1] * sc;
-            const unsigned hp = pack2(x0, x1);
+            const unsigned hp = pack2(x[j], x[j + 1]);
             hw[j / 2] = hp;
-            lw[j / 2] = pack2(x0 - attnc_elt_to_float((elt)(hp & 0xffffu)), x1 - attnc_elt_to_float((elt)(hp >> 16)));
+            lw[j / 2] = pack2(x[j] - attnc_elt_to_float((elt)(hp & 0xffffu)), x[j + 1] - attnc_elt_to_float((elt)(hp >> 16)));
         }
+#else
+        hv = r.raw[it], lv = hv;
+#endif
         *to = hv;
         if constexpr (LO)
             *tolo = lv;

@@ -148,7 +148,11 @@
  *     the same values.  fp32 images (or bf16 hi + lo planes) would have cost 1033 MiB more at the
  *     benchmark shape, above FLA's memory; these cost 16 MiB (the scales).  Where the lo tile does not fit
  *     in shared memory at the plan's chunk (linear_attn's and hedgehog's fp16; bp_slo) the products read
- *     hi only rather than take a smaller chunk (twice the images);
+ *     hi only rather than take a smaller chunk (twice the images).  Where no parameter's gradient sums
+ *     every token's and no normaliser reads them (bp_plo false: lightning, gla, DeltaNet) the products
+ *     read the hi tile alone, so the images are that tile, bf16 rounded once from the walk's fp32 state
+ *     (KP x VP x 2 bytes): no row maxima, scales or mantissas to form in the walks, none to decode in the
+ *     chunk kernels (codegen/linear_bwd_par_kernel.cuh's ATTNC_BP_MIMG);
  *   - recomputed: the roles (through the value DAG, in every pass: elementwise per token, cheaper than
  *     storing 2K + V + 1 floats per token and head and reading them back), the chunk-local cumulative
  *     gates, P and A (per chunk, O(C^2 (K + V)), from q, k, v, dO in shared memory), and S_out (never
@@ -711,7 +715,8 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_slo = slo;
         gp->bp_dg = dg;
         gp->bp_plo = plo;
-        gp->bp_image_bytes = KP * VP * 2 + KP * (VP / gp->bp_vs) * 4;   /* mantissas, a scale per row and slice */
+        /* mantissas and a scale per row and slice where a parameter sums every token's gradient, else bf16 */
+        gp->bp_image_bytes = plo ? KP * VP * 2 + KP * (VP / gp->bp_vs) * 4 : KP * VP * 2;
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
         /* the query: final in the chunk kernel, whose l2norm adjoint keeps its row sums in the key terms'
@@ -792,7 +797,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     while (group < VP / 8)
         group *= 2;
     gp->bp_scan_rows = 8 * (32 / group);
-    gp->bp_image_bytes = split ? KP * VP * 4 : KP * VP * 2 + KP * (VP / VS) * 4;
+    gp->bp_image_bytes = split ? KP * VP * 4 : plo ? KP * VP * 2 + KP * (VP / VS) * 4 : KP * VP * 2;
     gp->bp_stage_bytes = stage;
     gp->bp_do_es = do_es;
     gp->bp_role_stage[0] = staged_role(m, gp, m->linear.query, gp->K, split);
