@@ -67,6 +67,7 @@ struct attnc_grad_kernel {
     bool bp_inputs_idle; /* attnc_bwd_inputs would write nothing (the plan's): not launched */
     bool bp_inputs_scalar; /* attnc_bwd_inputs runs a thread per (token, output head), not a warp (the plan's) */
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
+    bool bp_plo;        /* remainder tiles of P, A (and the delta rule's T) where a parameter sums every token's */
     bool bp_decay;      /* the parallel schedule's walks decay the state (the scanned walks keep each chunk's e^{b_L}) */
     walk_mode walk;
     bool bp_run2;       /* the scanned walks' products have kernels of their own for two CTAs an SM */
@@ -108,6 +109,7 @@ typedef struct bwd_params {
     void *direct[64];        /* the parallel schedule: a tensor's gradient written by the adjoint directly */
     int direct_dtype[64];
     void *ws_w, *ws_u;       /* the delta rule's parallel schedule: W, U (then U_hat) per chunk, tile type */
+    void *ws_t;              /* ... and T per chunk (hi, and lo with remainder tiles) */
     float *ws_decay;         /* the scanned walks: e^{b_L} per chunk and output head (gated specs) */
     int bp_run, pad2_;       /* the walks' mode: 0 walks each sequence, R > 0 runs of R slots */
 } bwd_params;
@@ -278,6 +280,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_inputs_idle = cg->plan.bp_inputs_idle;
         k->bp_inputs_scalar = cg->plan.bp_inputs_scalar;
         k->bp_delta = cg->plan.bp_delta;
+        k->bp_plo = cg->plan.bp_plo;
         k->bp_decay = cg->plan.transition != IR_TR_IDENTITY;
         k->bp_run2 = cg->plan.bp_run2;
         k->bd_wy_smem = cg->plan.bd_wy_smem;
@@ -544,7 +547,7 @@ static size_t align256(size_t x)
  * delta rule), the normalised output gradient (normalisers), the softmax part's role gradients and row
  * statistics, beta's role gradient (the delta rule), mLSTM's chunk maxima and gradients, every tensor's
  * partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
-#define WS_FIXED 23
+#define WS_FIXED 24
 /* The parallel schedule's adjoint writes the gradient of a per-token tensor that no two output heads
  * share straight into the caller's buffer, in its dtype: such a tensor needs no partials (nor a head sum). */
 static bool direct_tensor(const attnc_grad_kernel *k, uint32_t i)
@@ -612,6 +615,9 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     size_t tile = k->bp_delta ? slots * k->sh.heads_out * k->chunk * 2 : 0;   /* 16-bit tiles only */
     sizes[20] = (tile * k->bp_kp + 3) / 4;
     sizes[21] = (tile * k->bp_vp + 3) / 4;
+    /* ... and T, C x C (hi, and lo where the products take remainder tiles), saved by attnc_bwdp_wy for the
+     * adjoint, which solved it again before */
+    sizes[23] = (tile * k->chunk * (k->bp_plo ? 2 : 1) + 3) / 4;
     /* the scanned walks: every chunk's decay e^{b_L} (per channel with a vector gate) */
     sizes[22] = k->bp_decay && scan_run(k, total, N) > 0 ? slots * k->sh.heads_out * k->gk : 0;
     for (uint32_t i = 0; i < k->ntensors; i++)
@@ -684,6 +690,7 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     lp->ws_w = ptr[20];
     lp->ws_u = ptr[21];
     lp->ws_decay = ptr[22];
+    lp->ws_t = ptr[23];
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp->part[i] = ptr[WS_FIXED + i];
     return ATTNC_OK;

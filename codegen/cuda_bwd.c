@@ -631,6 +631,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                           "    void *direct[64];        // per tensor: the caller's gradient [T, HOUT, len] written directly, or null\n"
                           "    int direct_dtype[64];    // its ATTNC_DT_*\n"
                           "    void *ws_w, *ws_u;       // the delta rule: W, U (then U_hat) of every chunk [slot, HOUT, C, KP or VP], elt\n"
+                          "    void *ws_t;              // the delta rule: T of every chunk [slot, HOUT, hi (, lo), C, C], elt\n"
                           "    float *ws_decay;         // the scanned walks: e^{b_L} of every chunk [slot, HOUT, GK] (gated specs)\n"
                           "    int bp_run, pad2_;       // the walks: 0 walks each sequence; R > 0, runs of R slots (chunk products)\n");
     attnc_buf_puts(b, "};\n");

@@ -8,7 +8,8 @@
 // T = (I + diag(beta) E)^-1, W = T diag(beta) Kg, U = T diag(beta) V:
 //   U_hat = U - W S_in,  S_out = e^{b_L} S_in + Kd^T U_hat,  O = (Q e^{b}) S_in + P U_hat
 // so the additive chunk runs on U_hat where it had V.  Kernels, in launch order (api/backward.c):
-//   attnc_bwdp_wy          grid (slots, H_out): E, T (fp32), W and U into ws_w, ws_u (tile type);
+//   attnc_bwdp_wy          grid (slots, H_out): E, T (fp32), W and U into ws_w, ws_u (tile type), T's tiles
+//                          into ws_t;
 //   attnc_bwdp_states      grid (N, H_out, 1): the forward walk; per chunk U_hat = U - W S_in on the tensor
 //                          cores from the S_in image, written over U in ws_u (the chunk kernel's V), then
 //                          S_out = e^{b_L} S_in + Kd^T U_hat; every S_in image stored (ws_sin);
@@ -17,8 +18,7 @@
 //                          dS_out image stored (ws_dso), dh0;
 //   attnc_bwdp_chunk       the additive chunk kernel with U_hat for V: dq (final), dk's P and state terms,
 //                          dU_hat into ws_dv, the gate's additive terms into ws_dg (U_hat held fixed);
-//   attnc_bwdp_wy_adjoint  grid (slots, H_out): E and T again (half the warps, while the other half form dW
-//                          and dT, which do not need T), dW = -dU_hat S_in^T, dT_rq = beta_q (dU_hat_r
+//   attnc_bwdp_wy_adjoint  grid (slots, H_out): E again, T's tiles from ws_t, dW = -dU_hat S_in^T, dT_rq = beta_q (dU_hat_r
 //                          . v_q + e^{b_q} dW_r . k_q), Y = T^T dU_hat, Z = T^T dW, dA = -T^T dT T^T (strictly
 //                          lower); dv = diag(beta) Y over ws_dv, dbeta_q = Y_q . v_q + e^{b_q} Z_q . k_q +
 //                          sum_j dA_qj E_qj, dk += diag(beta e^{b}) Z + F K + F^T K with
@@ -31,8 +31,10 @@
 // gives G_r = e^{b_r} beta_r (k_r . Z_r) to every s <= r, each E_rj gives beta_r dA_rj E_rj to every
 // j < s <= r:  da_s += sum_{r >= s} (G_r + sum_{j < s} beta_r dA_rj E_rj).
 // Saved versus recomputed: W and U (then U_hat) per chunk in the tile type (C (K + V) elements per chunk
-// and head: both walks and the chunk kernel read them; T, a C x C solve, is formed twice, in the first and
-// the last kernel, rather than stored); the images as in the additive schedule.  Products are bf16 mma
+// and head: both walks and the chunk kernel read them); T as the adjoint's operand tiles (C x C, hi and,
+// with remainders, lo: 128 or 256 MiB at the benchmark's shape, within FLA's memory), since the solve, a
+// chain of short steps, was the adjoint's longest stage when it formed T again; the images as in the
+// additive schedule.  Products are bf16 mma
 // with fp32 accumulators; T, dU_hat, dW and F carry a bf16 remainder tile (hi + lo) where they are
 // operands, so that only q, k, v, dO, the images, W, U_hat and the walks' dU_hat are rounded once; that is
 // for the gate's gradient (Gated DeltaNet's A_log and dt_bias sum it over every token): without a gate
@@ -52,6 +54,13 @@ __device__ __forceinline__ size_t bd_wtile(int slot, int h)
 __device__ __forceinline__ size_t bd_utile(int slot, int h)
 {
     return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
+}
+// T of every chunk in ws_t, from attnc_bwdp_wy to the adjoint: a C x C hi tile, then (where the products take
+// remainder tiles) its lo tile
+#define ATTNC_BD_T_TILES (ATTNC_BP_PLO ? 2 : 1)
+__device__ __forceinline__ size_t bd_ttile(int slot, int h)
+{
+    return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BD_T_TILES * ATTNC_BP_C * ATTNC_BP_C;
 }
 
 // x into tile hi at i, and its rounding remainder into lo where the products take remainder tiles
@@ -154,18 +163,6 @@ __device__ __forceinline__ void bd_mma16_f32(float (*acc)[4], const float *X, in
     }
 }
 
-// A barrier of the NT threads (whole warps) from thread T0 on: named barrier BAR, or the CTA's own where they
-// are all of it (BAR 0).
-template <int T0 = 0, int NT = ATTNC_B_THREADS, unsigned BAR = 0>
-__device__ __forceinline__ void bd_group_sync()
-{
-    static_assert(T0 % 32 == 0 && NT % 32 == 0 && (NT == ATTNC_B_THREADS) == (BAR == 0), "whole warps; BAR 0 is the CTA's");
-    if constexpr (NT == ATTNC_B_THREADS)
-        __syncthreads();
-    else
-        attnc_bar_named(BAR, NT);
-}
-
 // E_rj = (k_r . k_j) e^{b_r - b_j} (j < r, else 0) on the tensor cores, then T = (I + A)^-1, A = diag(beta) E
 // (unit lower triangular), in fp32 by blocks of 16: first every diagonal block by forward substitution,
 // T_rj = -beta_r sum_{j <= q < r} E_rq T_qj, a lane per column j, right-looking (each T_qj's terms added to
@@ -174,15 +171,14 @@ __device__ __forceinline__ void bd_group_sync()
 // then the blocks below, one distance d from the diagonal at a time, T_ij = -T_ii sum_{j <= k < i} A_ik T_kj,
 // through M (scratch, (C/16 - 1) * 256 floats).  A column-by-column solve had a chain of C - 1 rows (measured
 // on the H200: the solve was about half of attnc_bwdp_wy's time and 40% of the adjoint's).
-// bd_form_e forms E and sets T to the identity (no barrier: the caller's makes them visible, so that the
-// adjoint forms them with all its warps before its split); bd_solve_t is then run by the NT threads from
-// thread T0 on, which meet at barrier BAR (bd_group_sync): the adjoint gives it half its warps while the other
-// half forms dW and dT, which do not need T.
-template <int T0 = 0, int NT = ATTNC_B_THREADS>
+// bd_form_e forms E and (IDENT) sets T to the identity, no barrier: the caller's makes them visible.  The
+// solve runs in attnc_bwdp_wy alone, which saves T for the adjoint (ws_t): the adjoint solved it again, with
+// half its warps while the other half formed dW and dT.
+template <bool IDENT = true>
 __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E, float *T)
 {
-    constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = NT / 32;
-    const int tid = threadIdx.x - T0, lane = tid & 31, warp = tid >> 5;
+    constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = ATTNC_B_WARPS, NT = ATTNC_B_THREADS;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     for (int item = warp; item < NB * NB; item += NW) {
         const int mi = item / NB, nj = item % NB;
         float acc[2][4];
@@ -197,8 +193,9 @@ __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E
                 E[r * LDF + j] = j < r ? acc[nt][i] * bp_dec(g[r] - g[j]) : 0.f;
             }
     }
-    for (int i = tid; i < C * C; i += NT)
-        T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
+    if constexpr (IDENT)
+        for (int i = tid; i < C * C; i += NT)
+            T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
 }
 
 // A 16 x 16 block of products (acc: rows r0.., 16 columns), each row times beta_r, into a dense block of M.
@@ -236,11 +233,10 @@ __device__ __forceinline__ void bd_solve_pair(const float *beta, const float *E,
     bd_store_neg_block(T, acc, ib * 16, jb * 16, lane);
 }
 
-template <int T0 = 0, int NT = ATTNC_B_THREADS, unsigned BAR = 0>
 __device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, float *T, float *M)
 {
-    constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = NT / 32;
-    const int tid = threadIdx.x - T0, lane = tid & 31, warp = tid >> 5;
+    constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = ATTNC_B_WARPS, NT = ATTNC_B_THREADS;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     // right-looking, a lane per column j: once T_qj is known its terms E_rq T_qj go into every later row's sum
     // (independent FMAs), so the chain is one FMA and one product a row; the rows' sums in registers
     for (int j = tid; j < C; j += NT) {
@@ -259,7 +255,7 @@ __device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, fl
                 sum[r] += E[(b0 + r) * LDF + b0 + q] * t;
         }
     }
-    bd_group_sync<T0, NT, BAR>();
+    __syncthreads();
     // The blocks below the diagonal on the tensor cores, a warp per block pair, fp32 operands split in bf16
     // hi + lo (three products: about 16 bits of each operand, the fp32 accumulation; the scalar loops they
     // replace were 27 % of attnc_bwdp_wy's instructions and 17 % of the adjoint's).
@@ -270,7 +266,7 @@ __device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, fl
         // six products and two barriers, where the distances below take nine and three.
         for (int jb = 2 * warp; jb < NB; jb += 2 * NW)
             bd_solve_pair(beta, E, T, M, jb, jb + 1, lane);
-        bd_group_sync<T0, NT, BAR>();
+        __syncthreads();
         if (warp < 2) {
             const int j = warp;
             for (int i = 2; i < 4; i++) {   // X_ij = diag(beta) sum_{j <= k < 2} E_ik T_kj, into M block (i - 2) * 2 + j
@@ -289,7 +285,7 @@ __device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, fl
                 bd_store_neg_block(T, acc, i * 16, j * 16, lane);
             }
         }
-        bd_group_sync<T0, NT, BAR>();
+        __syncthreads();
         return;
     }
     for (int d = 1; d < NB; d++) {
@@ -311,7 +307,7 @@ __device__ __forceinline__ void bd_solve_t(const float *beta, const float *E, fl
             bd_mma16_f32(acc, T, ib * 16, ib * 16, M + (jb << 8) - ib * 16 * 16, ib * 16, 0, lane, 16);
             bd_store_neg_block(T, acc, ib * 16, jb * 16, lane);
         }
-        bd_group_sync<T0, NT, BAR>();
+        __syncthreads();
     }
 }
 
@@ -381,12 +377,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
     bd_form_e(K, g, E, T);
     __syncthreads();
     bd_solve_t(beta, E, T, (float *)Wh);   // M over the left factors' place
-    // the solve's left factors with beta_j (and e^{b_j} for W) on their columns, hi + lo
+    // the solve's left factors with beta_j (and e^{b_j} for W) on their columns, hi + lo; and T itself for
+    // the adjoint (zero above the diagonal, as formed)
+    elt *tg = (elt *)p.ws_t + bd_ttile(slot, h);
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
         const int r = i / C, j = i % C;
         const float t = j <= r ? T[r * LDF + j] * beta[j] : 0.f;
         bd_put_split(Wh, Wl, r * ATTNC_BP_LDC + j, t * bp_dec(g[j]));
         bd_put_split(Uh, Ul, r * ATTNC_BP_LDC + j, t);
+        bd_put_split(tg, tg + C * C, i, T[r * LDF + j]);
     }
     __syncthreads();
     elt *w = (elt *)p.ws_w + bd_wtile(slot, h), *u = (elt *)p.ws_u + bd_utile(slot, h);
@@ -625,7 +624,7 @@ struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned g = v + ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);            // b [C]
     static constexpr unsigned beta = g + ATTNC_BP_C * 4;                                  // beta [C]
     static constexpr unsigned e = beta + ATTNC_BP_C * 4;                                  // E, then the gate's pair terms
-    static constexpr unsigned t = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                      // T (fp32)
+    static constexpr unsigned t = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                      // fp32 scratch (the l2norm's row sums)
     static constexpr unsigned th = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T hi, lo [C][LDC]
     static constexpr unsigned tl = th + CC;
     static constexpr unsigned dth = tl + CC;                                              // dT hi, lo
@@ -653,7 +652,6 @@ static_assert(attnc_bd_adj_layout::v % 16 == 0 && attnc_bd_adj_layout::e % 16 ==
               attnc_bd_adj_layout::dul % 16 == 0 && attnc_bd_adj_layout::dwh % 16 == 0 && attnc_bd_adj_layout::dwl % 16 == 0 &&
               attnc_bd_adj_layout::xh % 16 == 0 && attnc_bd_adj_layout::fh % 16 == 0,
               "16-byte tiles");
-static_assert(4 * attnc_bd_adj_layout::CC >= (ATTNC_BP_C / 16) * 256 * 4, "the solve's scratch over T's and dT's tiles");
 
 // Row sums of an accumulator's products with a tile's rows: per 16-row item and column group cg, the quad
 // sums of acc_rc * X_rc into red[cg * C + r].
@@ -670,9 +668,6 @@ __device__ __forceinline__ void bd_row_dots(const float (*acc)[4], const elt *X,
     bp_quad_parts(part, red + cg * ATTNC_BP_C, m0, lane);
 }
 
-#ifndef ATTNC_BD_SOLVE_WARPS   // the adjoint's warps that solve T while the others form dW and dT
-#define ATTNC_BD_SOLVE_WARPS (ATTNC_B_WARPS / 2)
-#endif
 #if ATTNC_BP_WIDE_PASS == ATTNC_BD_WIDE_ADJ   // the unit's one adjoint: 8 warps, or 16 in the wide pass
 #if ATTNC_BWD_WANT(ATTNC_BK_P_WY_ADJOINT)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_adjoint(attnc_bwd_params p)
@@ -698,10 +693,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
+    {   // T's tiles as attnc_bwdp_wy saved them, copied with the staged rows (bd_rows_kv waits for both)
+        const elt *tg = (const elt *)p.ws_t + bd_ttile(slot, h);
+        constexpr int UNITS = C * (int)sizeof(elt) / 16;
+        attnc_cp_rows<C, UNITS, ATTNC_B_THREADS>(Th, ATTNC_BP_LDC * sizeof(elt), tg, C * sizeof(elt), true);
+        if constexpr (ATTNC_BP_PLO)
+            attnc_cp_rows<C, UNITS, ATTNC_B_THREADS>(Tl, ATTNC_BP_LDC * sizeof(elt), tg + C * C, C * sizeof(elt), true);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+    }
     bp_img_regs img;   // S_in's image: its loads issued now, under the rows and E, and waited for after them
     bp_image_issue(img_in, img);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
-    bd_form_e(K, g, E, T);   // all warps: the solve's first step waits for E
+    bd_form_e<false>(K, g, E, T);   // E for dbeta's and the gate's pair terms
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
     bp_image_finish<false, false>(img, S, nullptr);   // hi only: no room for a lo tile here
     {   // every load issued before the first is used: 16 bytes each where the rows allow
@@ -731,51 +734,38 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         }
     }
     __syncthreads();
-    // Two groups of warps until T is needed: the first solves T (a chain of short steps that would leave
-    // most warps waiting at its barriers) and splits it into hi, lo; the second forms dW and dT, which do
-    // not need T.  Their buffers are disjoint (the solve's M over T's tiles, which the second reads after).
-    constexpr int SW = ATTNC_BD_SOLVE_WARPS, ST = SW * 32, OW = ATTNC_B_WARPS - SW, OT = OW * 32;
-    if (tid < ST) {
-        bd_solve_t<0, ST, 1>(beta, E, T, (float *)Th);   // M over T's tiles' place
-        for (int i = tid; i < C * C; i += ST) {
-            const int r = i / C, j = i % C;
-            bd_put_split(Th, Tl, r * ATTNC_BP_LDC + j, T[r * LDF + j]);
-        }
-    } else {
-        const int gw = warp - SW;
-        // dW = -dU_hat S_in^T (hi, lo)
-        for (int item = gw; item < NB * NGK; item += OW) {
-            const int m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
-            float acc[NTK][4];
-            bp_zero<NTK>(acc);
-            bd_mma_split<NTK, false, false>(acc, DUh, DUl, ATTNC_BP_LDV, m0, S, nullptr, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+    // dW = -dU_hat S_in^T (hi, lo)
+    for (int item = warp; item < NB * NGK; item += ATTNC_B_WARPS) {
+        const int m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
+        float acc[NTK][4];
+        bp_zero<NTK>(acc);
+        bd_mma_split<NTK, false, false>(acc, DUh, DUl, ATTNC_BP_LDV, m0, S, nullptr, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
 #pragma unroll
-            for (int nt = 0; nt < NTK; nt++)
+        for (int nt = 0; nt < NTK; nt++)
 #pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                    bd_put_split(DWh, DWl, r * ATTNC_BP_LDK + c, -acc[nt][i]);
-                }
-        }
-        bd_group_sync<ST, OT, 2>();
-        // dT_rq = beta_q (dU_hat_r . v_q + e^{b_q} dW_r . k_q), q <= r
-        for (int item = gw; item < NB * NB; item += OW) {
-            const int mi = item / NB, nj = item % NB;
-            float a1[2][4], a2[2][4];
-            bp_zero<2>(a1);
-            bp_zero<2>(a2);
-            if (nj <= mi) {
-                bd_mma_split<2, false, false>(a1, DUh, DUl, ATTNC_BP_LDV, mi * 16, V, nullptr, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
-                bd_mma_split<2, false, false>(a2, DWh, DWl, ATTNC_BP_LDK, mi * 16, K, nullptr, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                bd_put_split(DWh, DWl, r * ATTNC_BP_LDK + c, -acc[nt][i]);
             }
-#pragma unroll
-            for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int r = bp_row(mi * 16, lane, i), q = bp_col(nj * 16, nt, lane, i);
-                    bd_put_split(dTh, dTl, r * ATTNC_BP_LDC + q, q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f);
-                }
+    }
+    __syncthreads();
+    // dT_rq = beta_q (dU_hat_r . v_q + e^{b_q} dW_r . k_q), q <= r
+    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+        const int mi = item / NB, nj = item % NB;
+        float a1[2][4], a2[2][4];
+        bp_zero<2>(a1);
+        bp_zero<2>(a2);
+        if (nj <= mi) {
+            bd_mma_split<2, false, false>(a1, DUh, DUl, ATTNC_BP_LDV, mi * 16, V, nullptr, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+            bd_mma_split<2, false, false>(a2, DWh, DWl, ATTNC_BP_LDK, mi * 16, K, nullptr, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
         }
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(mi * 16, lane, i), q = bp_col(nj * 16, nt, lane, i);
+                bd_put_split(dTh, dTl, r * ATTNC_BP_LDC + q, q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f);
+            }
     }
     __syncthreads();
     // Y = T^T dU_hat: dv = diag(beta) Y over the chunk kernel's dU_hat, or into the value tensor's gradient

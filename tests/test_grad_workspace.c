@@ -3,7 +3,8 @@
  * (api_grad_workspace_plan: the plan alone, no device), and the extra memory of one forward+backward it
  * implies: that workspace, the output and every input's gradient (bench/RESULTS.md's "attnc MiB": 2585,
  * 3085 and 4873 MiB before the images carried 16-bit mantissas).  Each must stay at or below FLA's
- * (simple_gla 3080, simple_gla_gam 3072, gla 6144 MiB).
+ * (simple_gla 3080, simple_gla_gam 3072, gla 6144, delta_rule 4234, gated_delta_rule 4248 MiB; the delta rule's
+ * workspace holds every chunk's T too).
  * usage: test_grad_workspace [SPEC_DIR] */
 #include <stdio.h>
 
@@ -15,7 +16,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *op, *spec;
         double fla_mib;
-    } cases[] = {{"simple_gla", "mamba2", 3080}, {"simple_gla_gam", "lightning", 3072}, {"gla", "gla", 6144}};
+    } cases[] = {{"simple_gla", "mamba2", 3080},       {"simple_gla_gam", "lightning", 3072},
+                 {"gla", "gla", 6144},                  {"delta_rule", "deltanet", 4234},
+                 {"gated_delta_rule", "gated_deltanet", 4248}};
     const int64_t B = 8, T = 8192;
     const size_t rows = (size_t)(B * T);
     int failures = 0;

@@ -44,6 +44,10 @@ void par_run(const host_args &a)
     std::memset(ws_u.data(), 0xff, ws_u.size() * sizeof(par::elt));
     p.ws_w = ws_w.data();
     p.ws_u = ws_u.data();
+    // and T (hi, and lo with remainder tiles), from attnc_bwdp_wy to the adjoint
+    std::vector<par::elt> ws_t((size_t)slots * ATTNC_HOUT * ATTNC_BD_T_TILES * ATTNC_BP_C * ATTNC_BP_C);
+    std::memset(ws_t.data(), 0xff, ws_t.size() * sizeof(par::elt));
+    p.ws_t = ws_t.data();
     cpu_launch(par::attnc_bwdp_wy, gc, 256, par::attnc_bd_wy_layout::bytes, p);
 #if ATTNC_BP_VS != ATTNC_BP_VW
     // CUDA_CPU_NARROW=1: the walks of narrow V slices (api/backward.c's walks_split)
