@@ -578,7 +578,8 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             if constexpr (REV)
                 bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, LDW, 0, 0, C, lane);
         }
-        __syncthreads();
+        // (no barrier here: the next chunk's tiles are written only after the one at the loop's top, and the
+        // held rows' landing before it writes only the staging, which no product reads)
     }
     if (REV)
         bp_walk_dh0<NT>(p, acc, n, h, m0, v0, lane);

@@ -1280,7 +1280,8 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             if constexpr (!REV && ATTNC_BP_VLO)
                 bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Ylo, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
         }
-        __syncthreads();
+        // (no barrier here: the next chunk writes X, Y and g only after the one at the loop's top, and what
+        // comes before it, the held rows' landing, writes only the staging, which no product reads)
         it = next, cn = next_n, c0 = next_c0, ceos = next_eos;
     }
     if (REV && run == 0)
