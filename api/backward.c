@@ -615,11 +615,11 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     size_t tile = k->bp_delta ? slots * k->sh.heads_out * k->chunk * 2 : 0;   /* 16-bit tiles only */
     sizes[20] = (tile * k->bp_kp + 3) / 4;
     sizes[21] = (tile * k->bp_vp + 3) / 4;
-    /* ... and T, C x C (hi, and lo where the products take remainder tiles), saved by attnc_bwdp_wy for the
-     * adjoint, which solved it again before */
-    sizes[23] = (tile * k->chunk * (k->bp_plo ? 2 : 1) + 3) / 4;
     /* the scanned walks: every chunk's decay e^{b_L} (per channel with a vector gate) */
     sizes[22] = k->bp_decay && scan_run(k, total, N) > 0 ? slots * k->sh.heads_out * k->gk : 0;
+    /* the delta rule's T, C x C (hi, and lo where the products take remainder tiles), saved by attnc_bwdp_wy
+     * for the adjoint, which solved it again before */
+    sizes[23] = (tile * k->chunk * (k->bp_plo ? 2 : 1) + 3) / 4;
     for (uint32_t i = 0; i < k->ntensors; i++)
         sizes[WS_FIXED + i] = k->parallel && (direct_tensor(k, i) || (wanted && !wanted[i])) ? 0 : rows * k->tensors[i].len;
     size_t need = 0;

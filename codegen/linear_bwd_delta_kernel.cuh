@@ -171,14 +171,13 @@ __device__ __forceinline__ void bd_mma16_f32(float (*acc)[4], const float *X, in
 // then the blocks below, one distance d from the diagonal at a time, T_ij = -T_ii sum_{j <= k < i} A_ik T_kj,
 // through M (scratch, (C/16 - 1) * 256 floats).  A column-by-column solve had a chain of C - 1 rows (measured
 // on the H200: the solve was about half of attnc_bwdp_wy's time and 40% of the adjoint's).
-// bd_form_e forms E and (IDENT) sets T to the identity, no barrier: the caller's makes them visible.  The
-// solve runs in attnc_bwdp_wy alone, which saves T for the adjoint (ws_t): the adjoint solved it again, with
-// half its warps while the other half formed dW and dT.
-template <bool IDENT = true>
-__device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E, float *T)
+// bd_form_e forms E, no barrier: the caller's makes it visible.  The solve runs in attnc_bwdp_wy alone, which
+// saves T for the adjoint (ws_t): the adjoint solved it again, with half its warps while the other half
+// formed dW and dT.
+__device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E)
 {
-    constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = ATTNC_B_WARPS, NT = ATTNC_B_THREADS;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = ATTNC_B_WARPS;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int item = warp; item < NB * NB; item += NW) {
         const int mi = item / NB, nj = item % NB;
         float acc[2][4];
@@ -193,9 +192,6 @@ __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E
                 E[r * LDF + j] = j < r ? acc[nt][i] * bp_dec(g[r] - g[j]) : 0.f;
             }
     }
-    if constexpr (IDENT)
-        for (int i = tid; i < C * C; i += NT)
-            T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
 }
 
 // A 16 x 16 block of products (acc: rows r0.., 16 columns), each row times beta_r, into a dense block of M.
@@ -374,7 +370,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
-    bd_form_e(K, g, E, T);
+    bd_form_e(K, g, E);
+    for (int i = tid; i < C * C; i += ATTNC_B_THREADS)   // T = I, the solve's start
+        T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
     __syncthreads();
     bd_solve_t(beta, E, T, (float *)Wh);   // M over the left factors' place
     // the solve's left factors with beta_j (and e^{b_j} for W) on their columns, hi + lo; and T itself for
@@ -705,7 +703,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     bp_img_regs img;   // S_in's image: its loads issued now, under the rows and E, and waited for after them
     bp_image_issue(img_in, img);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
-    bd_form_e<false>(K, g, E, T);   // E for dbeta's and the gate's pair terms
+    bd_form_e(K, g, E);   // E for dbeta's and the gate's pair terms
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
     bp_image_finish<false, false>(img, S, nullptr);   // hi only: no room for a lo tile here
     {   // every load issued before the first is used: 16 bytes each where the rows allow

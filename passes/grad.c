@@ -651,6 +651,14 @@ static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
     return bytes;
 }
 
+/* Bytes of one state image (codegen/linear_bwd_par_kernel.cuh's ATTNC_BP_IMG_OWN): KP x VP floats with fp32
+ * tiles (split); 16-bit mantissas and a scale per row and walk slice of VS columns where a parameter's
+ * gradient sums every token's (plo); else bf16, the hi tile the products read. */
+static unsigned image_bytes(uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool plo)
+{
+    return split ? KP * VP * 4 : plo ? KP * VP * 2 + KP * (VP / VS) * 4 : KP * VP * 2;
+}
+
 /* Whether a staged tensor has rows of 2 bytes (a 16-bit scalar per token and head): the staging loads those
  * into registers rather than with cp.async (attnc_bwd_stage_held), which at two CTAs an SM (128 registers)
  * spilled the scanned walk's products on sm_90a (220 bytes: a bf16 gate logit, tests/specs/gate_no_param.attn) */
@@ -715,8 +723,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_slo = slo;
         gp->bp_dg = dg;
         gp->bp_plo = plo;
-        /* mantissas and a scale per row and slice where a parameter sums every token's gradient, else bf16 */
-        gp->bp_image_bytes = plo ? KP * VP * 2 + KP * (VP / gp->bp_vs) * 4 : KP * VP * 2;
+        gp->bp_image_bytes = image_bytes(KP, VP, gp->bp_vs, false, plo);
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
         /* the query: final in the chunk kernel, whose l2norm adjoint keeps its row sums in the key terms'
@@ -797,7 +804,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     while (group < VP / 8)
         group *= 2;
     gp->bp_scan_rows = 8 * (32 / group);
-    gp->bp_image_bytes = split ? KP * VP * 4 : plo ? KP * VP * 2 + KP * (VP / VS) * 4 : KP * VP * 2;
+    gp->bp_image_bytes = image_bytes(KP, VP, VS, split, plo);
     gp->bp_stage_bytes = stage;
     gp->bp_do_es = do_es;
     gp->bp_role_stage[0] = staged_role(m, gp, m->linear.query, gp->K, split);

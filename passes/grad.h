@@ -55,7 +55,8 @@ typedef struct grad_plan {
     bool bp_dg;           /* the chunk kernel forms the scalar gate's gradient (ws_dg): a tensor reaches the
                            * decay (mamba2's A_log, dt), not a constant one (lightning's, retnet's) */
     uint32_t bp_image_bytes; /* one state image (S_in or dS_out of one chunk and head): bf16 tiles KP x VP int16
-                              * mantissas and a scale per (row, walk slice), fp32 tiles KP x VP floats */
+                              * mantissas and a scale per (row, walk slice) with bp_plo, else KP x VP bf16;
+                              * fp32 tiles KP x VP floats (grad.c's image_bytes) */
     unsigned bp_walk_smem, bp_chunk_smem; /* attnc_bp_walk_layout, attnc_bp_chunk_layout */
     uint32_t bp_chunk_warps; /* attnc_bwdp_chunk's CTA: 8 warps, or 16 (the wide kernel, ATTNC_BP_WIDE_CHUNK) */
     uint32_t bd_adj_warps;   /* attnc_bwdp_wy_adjoint's likewise (ATTNC_BD_WIDE_ADJ) */
