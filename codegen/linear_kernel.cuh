@@ -1186,12 +1186,16 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                 }
             }
         }
-        __syncthreads();
-        if constexpr (ATTNC_STABILIZED)
-            if (tid == 0)
-                smisc[0] = smisc[1];
-        __syncthreads();
-    }
+        // The next chunk's first barrier orders what follows: every tile and scratch row is written after
+        // it, and the staging that its held rows land in is read only by the prologue, before this chunk
+        // issued the next copies.  Not so for the stabiliser's m_in (tid 0 moves m_out into it) nor for a
+        // normaliser's z, which the materialized phases store or load at the chunk's top.
+        if constexpr (ATTNC_STABILIZED || ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
+            __syncthreads();
+            if constexpr (ATTNC_STABILIZED)
+                if (tid == 0)
+                    smisc[0] = smisc[1];
+        }
     }
 
     // ---- the group's record (grouped phase 3) -----------------------------------------------------------
