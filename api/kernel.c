@@ -218,7 +218,7 @@ typedef struct kernel_tier {
     int sched_of[API_MAX_UNITS];       /* -1: the kernel's own unit; else its sched_unit */
 } kernel_tier;
 #define JIT_MAX_TIERS 3
-#define JIT_MAX_RETIRED (API_MAX_UNITS + CG_SPLIT_PASSES + 1)
+#define JIT_MAX_RETIRED (API_MAX_UNITS + CG_SPLIT_PASSES + 2)
 
 struct attnc_kernel {
     char name[64];
@@ -246,6 +246,8 @@ struct attnc_kernel {
     /* The split delta rule's materialized unit (cg_split_pass): sched_fn[SCHED_MATERIALIZED] is its WY pass,
      * these its state walk and output pass, from the same module. */
     rt_function *split_fn[CG_SPLIT_PASSES];
+    /* The grouped unit's phase 3 (cg_kernel.group), from the same module as sched_fn[SCHED_GROUPED]. */
+    rt_function *group_fn;
     char arch[16];
     bool use_cache;
     attnc_jit_mode jit;
@@ -281,6 +283,7 @@ void attnc_kernel_free(attnc_kernel *kernel)
     }
     for (size_t s = 0; s < CG_SPLIT_PASSES; s++)
         rt_function_free(kernel->split_fn[s]);
+    rt_function_free(kernel->group_fn);
     api_workspace_release(kernel->ws);
     free(kernel->tensors);
     free(kernel);
@@ -397,12 +400,19 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
     for (int pass = CG_SPLIT_STATES; ok && split && pass < CG_SPLIT_PASSES; pass++)
         ok = api_load_function(NULL, 0, k->sched_fn[s], lk->cg.split[pass].entry, lk->cg.split[pass].smem_bytes,
                                &k->split_fn[pass], &err);
+    bool group = s == SCHED_GROUPED && lk->cg.group.entry;
+    if (ok && group)
+        ok = api_load_function(NULL, 0, k->sched_fn[s], lk->cg.group.entry, lk->cg.group.smem_bytes, &k->group_fn, &err);
     if (!ok) {
         rt_function_free(k->sched_fn[s]);
         k->sched_fn[s] = NULL;
-        for (int pass = 0; split && pass < CG_SPLIT_PASSES; pass++) {   /* (the grouped unit has none) */
+        for (int pass = 0; split && pass < CG_SPLIT_PASSES; pass++) {
             rt_function_free(k->split_fn[pass]);
             k->split_fn[pass] = NULL;
+        }
+        if (group) {
+            rt_function_free(k->group_fn);
+            k->group_fn = NULL;
         }
         return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
     }
@@ -472,24 +482,31 @@ static bool tier_load_unit(attnc_kernel *k, const kernel_tier *kt, size_t j, con
         retire(k, quick);
         return true;
     }
-    /* a schedule's unit, with the split delta rule's passes taken from the same module */
-    rt_function *quick = k->sched_fn[s], *quick_split[CG_SPLIT_PASSES];
+    /* a schedule's unit, with the split delta rule's passes or the grouped phase 3 taken from the same module */
+    rt_function *quick = k->sched_fn[s], *quick_split[CG_SPLIT_PASSES], *quick_group = NULL;
     k->sched_fn[s] = NULL;
-    bool split = s == SCHED_MATERIALIZED;
+    bool split = s == SCHED_MATERIALIZED, group = s == SCHED_GROUPED;
     for (int pass = 0; pass < CG_SPLIT_PASSES; pass++) {
         quick_split[pass] = split ? k->split_fn[pass] : NULL;
         if (split)
             k->split_fn[pass] = NULL;
     }
+    if (group) {
+        quick_group = k->group_fn;
+        k->group_fn = NULL;
+    }
     if (load_schedule_image(quiet, k, &k->k[i], (sched_unit)s, image, size) != ATTNC_OK) {
         k->sched_fn[s] = quick;
         for (int pass = 0; split && pass < CG_SPLIT_PASSES; pass++)
             k->split_fn[pass] = quick_split[pass];
+        if (group)
+            k->group_fn = quick_group;
         return false;
     }
     retire(k, quick);
     for (int pass = 0; pass < CG_SPLIT_PASSES; pass++)
         retire(k, quick_split[pass]);
+    retire(k, quick_group);
     return true;
 }
 
@@ -805,7 +822,7 @@ typedef struct launch_params {
     void *ws_s;
     float *ws_z, *ws_m;
     float *ws_gs, *ws_gz, *ws_gl;
-    int group_chunks;
+    int group_chunks, group_fine;
     void *ws_w, *ws_kd, *ws_uh;
     float *ws_u, *ws_bl;
 } launch_params;
@@ -866,6 +883,24 @@ static int64_t grouped_chunks(const attnc_kernel *k, const loaded_kernel *lk, co
                     api_ctas_per_sm(lk->cg.threads, lk->cg.smem_bytes, lk->info.regs);
     int64_t groups = api_grouped_groups(ctas, slots, chunks, a->schedule == ATTNC_SCHEDULE_GROUPED);
     return groups ? (chunks + groups - 1) / groups : 0;
+}
+
+/* Chunks per record of the grouped schedule's phase 3 (attnc_linear_group) for phase 5's groups of *gc chunks:
+ * *gc / R, R the CTAs of it an SM holds for each CTA of the walk (two against one where its lean layout fits
+ * twice), so that phase 3 fills the SMs as phase 5 does; *gc is rounded up to a multiple of the result. */
+static int64_t grouped_fine(const attnc_kernel *k, const loaded_kernel *lk, int64_t *gc)
+{
+    rt_error err;
+    rt_function_attrs at, walk;
+    if (!k->group_fn || !rt_function_get_attrs(k->group_fn, &at, &err) ||
+        !rt_function_get_attrs(k->sched_fn[SCHED_GROUPED], &walk, &err))
+        return *gc;
+    int64_t r = api_ctas_per_sm(lk->cg.group.threads, lk->cg.group.smem_bytes, at.num_regs) /
+                api_ctas_per_sm(lk->cg.threads, lk->cg.smem_bytes, walk.num_regs);
+    r = r < 1 ? 1 : r > *gc ? *gc : r;
+    int64_t fine = (*gc + r - 1) / r;
+    *gc = fine * r;
+    return fine;
 }
 
 /* Chunks a CTA of the split delta rule's parallel phases (6, 2) takes in turn: enough CTAs for about 8 waves
@@ -1052,12 +1087,15 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
          * delta rule's {6, 7, 2} (every chunk's WY, the state walk, every chunk's outputs; 7 is the walk's own
          * kernel); {3, 5} grouped (every group's own state, then every group's outputs from its composed S_in) */
         int phases[3] = {0, 0, 0}, nphases = 1;
-        int64_t gc = grouped_chunks(k, lk, a, N, T);
-        int64_t groups = gc ? (T + gc * k->chunk - 1) / (gc * k->chunk) : 0;
-        if (gc) {
-            if ((st = workspace_grouped(ctx, k, N, groups, &lp)) != ATTNC_OK)
+        int64_t gc = grouped_chunks(k, lk, a, N, T), fine = 0;
+        if (gc && !k->sched_fn[SCHED_GROUPED] && (st = load_schedule(ctx, k, i, SCHED_GROUPED)) != ATTNC_OK)
+            return st;
+        if (gc)
+            fine = grouped_fine(k, lk, &gc);
+        if (gc) {   /* phase 3's records, fine chunks each; phase 5's groups, gc */
+            if ((st = workspace_grouped(ctx, k, N, (T + fine * k->chunk - 1) / (fine * k->chunk), &lp)) != ATTNC_OK)
                 return st;
-            lp.group_chunks = (int)gc;
+            lp.group_fine = (int)fine;
             phases[0] = 3;
             phases[1] = 5;
             nphases = 2;
@@ -1083,6 +1121,13 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             unsigned grid[3] = {gx, k->sh.heads_out, (unsigned)N};
             rt_function *f = fn;
             unsigned threads[3] = {lk->cg.threads, 1, 1}, smem = lk->cg.smem_bytes;
+            if (lp.phase == 3 || lp.phase == 5)
+                lp.group_chunks = (int)(lp.phase == 3 ? fine : gc);
+            if (lp.phase == 3 && k->group_fn) {   /* its lean body, from the grouped unit */
+                f = k->group_fn;
+                threads[0] = lk->cg.group.threads;
+                smem = lk->cg.group.smem_bytes;
+            }
             /* the split delta rule's passes: kernels of their own (phase 6 is the unit's first, fn) */
             int pass = !lk->cg.split[CG_SPLIT_WY].entry ? -1 : lp.phase == 6 ? CG_SPLIT_WY : lp.phase == 7 ? CG_SPLIT_STATES
                                                                                               : CG_SPLIT_OUT;
@@ -1096,7 +1141,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             } else if (lp.phase == 7) {
                 grid[0] = lk->cg.split[CG_SPLIT_STATES].grid_x;
             } else if (lp.phase >= 3) {
-                grid[0] = gx * (unsigned)groups;
+                grid[0] = gx * (unsigned)((T + k->chunk * lp.group_chunks - 1) / (k->chunk * lp.group_chunks));
             }
             /* The kernel's struct has in[ntensors] (at least 1): move the tail down to match. */
             unsigned char buf[sizeof lp];

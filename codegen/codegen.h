@@ -48,6 +48,7 @@ typedef struct cg_kernel {
     bool per_query_tile;  /* grid_x is computed per launch from the longest sequence (softmax) */
     unsigned tile_rows;   /* query rows per CTA (softmax) */
     cg_entry split[CG_SPLIT_PASSES]; /* the linear kernel's split delta rule (cg_split_pass) */
+    cg_entry group;       /* the linear kernel's grouped phase 3 (attnc_linear_group), in the grouped unit */
 } cg_kernel;
 
 typedef struct cg_output {

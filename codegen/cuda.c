@@ -298,6 +298,7 @@ static void emit_common(gen *g)
                         "    float *ws_z, *ws_m;      // z_in [slot, HOUT, KP], m_in [slot, HOUT]\n"
                         "    float *ws_gs, *ws_gz, *ws_gl; // grouped: each group's S [N, G, HOUT, K, V], z and log2 decay [.., KP]\n"
                         "    int group_chunks;        // grouped: chunks per group\n"
+                        "    int group_fine;          // grouped: chunks per record (phase 3's groups; divides group_chunks)\n"
                         "    elt *ws_w, *ws_kd, *ws_uh; // split delta rule: -W, Kd [slot, HOUT, C, KP]; U_hat [slot, HOUT, V, C]\n"
                         "    float *ws_u, *ws_bl;     // U [slot, HOUT, C, V]; the chunk's state decay [slot, HOUT]\n"
                         "};\n",
@@ -384,6 +385,8 @@ static bool emit_linear(gen *g)
     unsigned ls_warps = g->sh.V % 32 == 0 ? 2 : 1;
     unsigned wy_smem = tile_linear_smem_bytes_lean(m, 6) + g->stage_bytes;   /* the lean bodies', staging included */
     unsigned out_smem = tile_linear_smem_bytes_lean(m, 2) + g->stage_bytes;
+    bool grouped = (p->schedules & IR_SCHED_GROUPED) != 0;
+    unsigned group_smem = tile_linear_smem_bytes_lean(m, 3) + g->stage_bytes;
     attnc_buf_printf(b, "#define ATTNC_DSPLIT %d\n#define ATTNC_LS_WARPS %u\n#define ATTNC_LS_AHEAD %u\n", split, ls_warps,
                      LS_AHEAD);
     attnc_buf_printf(b, "#define ATTNC_TRANSITION %u\n#define ATTNC_DELTA %d\n#define ATTNC_STABILIZED %d\n"
@@ -394,11 +397,16 @@ static bool emit_linear(gen *g)
     cg_put_float(b, qscale);
     attnc_buf_printf(b, "\n#define ATTNC_CAUSAL %d\n#define ATTNC_GROUPED %d\n#define ATTNC_STATE_IN %d\n#define ATTNC_STATE_OUT %d\n"
                         "#define ATTNC_SMEM_BYTES %u\n#define ATTNC_MIN_BLOCKS %u\n#define ATTNC_PRO_ROWS %u\n",
-                     m->mask == IR_MASK_CAUSAL, (p->schedules & IR_SCHED_GROUPED) != 0, m->state_in, m->state_out, smem,
+                     m->mask == IR_MASK_CAUSAL, grouped, m->state_in, m->state_out, smem,
                      min_blocks(smem + g->stage_bytes, p->warps * 32), prologue_rows(g));
     if (split)
         attnc_buf_printf(b, "#define ATTNC_WY_MIN_BLOCKS %u\n#define ATTNC_OUT_MIN_BLOCKS %u\n", lean_min_blocks(wy_smem),
                          lean_min_blocks(out_smem));
+    if (grouped)
+        attnc_buf_printf(b, "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900   // (two CTAs' shared memory does not fit an "
+                            "sm_80 SM, and at 128 registers lightning's spilled)\n#define ATTNC_GROUP_MIN_BLOCKS 1\n#else\n"
+                            "#define ATTNC_GROUP_MIN_BLOCKS %u\n#endif\n",
+                         p->state_groups > 2 ? 1 : lean_min_blocks(group_smem));   /* (four state groups spilled 80 bytes at 128) */
     emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
@@ -409,6 +417,10 @@ static bool emit_linear(gen *g)
                             "static_assert(attnc_smem_layout_t<6>::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
                             "static_assert(attnc_smem_layout_t<2>::bytes == %uu, \"host and kernel disagree on shared memory\");\n#endif\n",
                          ls_smem, wy_smem - g->stage_bytes, out_smem - g->stage_bytes);
+    if (grouped)
+        attnc_buf_printf(b, "#if ATTNC_WANT(1) && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_GROUPED)\n"
+                            "static_assert(attnc_smem_layout_t<3>::bytes == %uu, \"host and kernel disagree on shared memory\");\n#endif\n",
+                         group_smem - g->stage_bytes);
     bool decode = m->mask == IR_MASK_CAUSAL;
     unsigned dec_smem = decode_smem_bytes(g);
     if (decode) {
@@ -427,6 +439,8 @@ static bool emit_linear(gen *g)
                                                .grid_x = g->sh.V / (16 * ls_warps)};
         k->split[CG_SPLIT_OUT] = (cg_entry){.entry = "attnc_linear_out", .threads = p->warps * 32, .smem_bytes = out_smem};
     }
+    if (grouped)
+        k->group = (cg_entry){.entry = "attnc_linear_group", .threads = p->warps * 32, .smem_bytes = group_smem};
     if (decode) {
         k = &g->out->kernels[g->out->nkernels++];
         *k = (cg_kernel){.kind = CG_KERNEL_DECODE, .entry = "attnc_decode", .threads = 128,

@@ -82,10 +82,12 @@ __device__ __forceinline__ int state_nt(int warp, int nt)
 enum { TR_IDENTITY = 0, TR_CONST = 1, TR_SCALAR = 2, TR_DIAG = 3 };
 enum { NORM_NONE = 0, NORM_DENOM = 1, NORM_MAXFLOOR = 2, NORM_RMS = 3, NORM_LAYER = 4 };
 
-// The grouped schedule's record of group j of sequence n for output head h (grid.x = V slices x groups).
-__device__ __forceinline__ size_t group_slot(int n, int j, int h)
+// The grouped schedule's record j of sequence n for output head h: phase 3 writes one a p.group_fine chunks
+// (sequences of one length, p.seqlen), phase 5 walks groups of p.group_chunks, a multiple of that.
+__device__ __forceinline__ size_t group_slot(const attnc_params &p, int n, int j, int h)
 {
-    return ((size_t)n * (gridDim.x / (ATTNC_V / ATTNC_BV)) + j) * ATTNC_HOUT + h;
+    const int records = (p.seqlen + ATTNC_C * p.group_fine - 1) / (ATTNC_C * p.group_fine);
+    return ((size_t)n * records + j) * ATTNC_HOUT + h;
 }
 
 // ---- shared memory layout (offsets in bytes, all 16-byte aligned) --------------------------------------
@@ -93,24 +95,27 @@ __device__ __forceinline__ size_t group_slot(int n, int j, int h)
 // (attnc_linear_wy, phase 6; attnc_linear_out, phase 2) whose layouts keep only what the phase reads, so
 // that two CTAs share an SM where the walk's layout fits one (phase 6 waited at its WY stage's barriers with
 // nothing else to run: 57 % of its stall samples, ncu on the H200): LEAN 6 has no Q tile and a state image
-// only as large as U's staging rows; LEAN 2 no decayed keys, no K * gamma and no W.  The tiles a layout drops
-// have size 0 and alias the next; the bodies never touch them (passes/tile.c sums the same sizes).
+// only as large as U's staging rows; LEAN 2 no decayed keys, no K * gamma and no W.  So does the grouped
+// schedule's phase 3 (attnc_linear_group), which writes no outputs: LEAN 3 has no Q tile, no image, no
+// per-block keys and no shared scores.  The tiles a layout drops have size 0 and alias the next; the bodies
+// never touch them (passes/tile.c sums the same sizes).
 template <int LEAN>
 struct attnc_smem_layout_t {
-    static constexpr bool wy = LEAN == 6, out = LEAN == 2;
+    static constexpr bool wy = LEAN == 6, out = LEAN == 2, grp = LEAN == 3;
     static constexpr unsigned tile_k = ATTNC_C * ATTNC_LDK * sizeof(elt);
     static constexpr unsigned q = 0;                                  // Q rows (elt)
-    static constexpr unsigned k = q + (wy ? 0 : tile_k);              // K rows
+    static constexpr unsigned k = q + (wy || grp ? 0 : tile_k);       // K rows
     static constexpr unsigned kd = k + tile_k;                        // K * e^{b_L - b} (state write)
     static constexpr unsigned qg = kd + (out ? 0 : tile_k);           // delta: K * e^{b} (for W)
     static constexpr unsigned w = qg + (ATTNC_DELTA && !out ? tile_k : 0);
     static constexpr unsigned ke = w + (ATTNC_DELTA && !out ? tile_k : 0);    // DIAG: K * e^{b_e(J) - b} per block
-    static constexpr unsigned v = ke + (ATTNC_TRANSITION == TR_DIAG ? tile_k : 0);
+    static constexpr unsigned v = ke + (ATTNC_TRANSITION == TR_DIAG && !grp ? tile_k : 0);
     static constexpr unsigned s = v + ATTNC_C * ATTNC_LDV * sizeof(elt);        // image of S_in (tile elements)
     // ([KP][LDV]; the split delta rule's output pass reads S_in^T, [V][LDK]; its WY pass stages U's rows
     // there, [C][V + 4] fp32)
     static constexpr unsigned s_elems =
         wy ? (ATTNC_C * (ATTNC_V + 4) * 4 + sizeof(elt) - 1) / sizeof(elt)
+        : grp ? 0
         : ATTNC_DSPLIT && ATTNC_V * ATTNC_LDK > ATTNC_KP * ATTNC_LDV ? ATTNC_V * ATTNC_LDK : ATTNC_KP * ATTNC_LDV;
     static constexpr unsigned g = s + (s_elems * sizeof(elt) + 15) / 16 * 16;  // log2 gates (cumsum)
     static constexpr unsigned g_bytes = (ATTNC_TRANSITION == TR_DIAG ? ATTNC_C * ATTNC_KP : ATTNC_C) * 4;
@@ -125,8 +130,8 @@ struct attnc_smem_layout_t {
     static constexpr unsigned x = tf + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDF * 4 : 0);     // delta: block sums
     static constexpr unsigned tb = x + (ATTNC_DELTA ? (ATTNC_RG - 1) * 256 * 4 : 0);
     static constexpr unsigned pt = tb + (ATTNC_DELTA ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);  // shared P
-    static constexpr unsigned pf = pt + (ATTNC_P_SHARED && !ATTNC_DELTA ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);
-    static constexpr unsigned bytes_raw = pf + (ATTNC_P_SHARED ? ATTNC_RG * ATTNC_CG * 16 * ATTNC_C * 4 : 0);  // shared P's partials (fp32)
+    static constexpr unsigned pf = pt + (ATTNC_P_SHARED && !ATTNC_DELTA && !grp ? ATTNC_C * ATTNC_LDC * sizeof(elt) : 0);
+    static constexpr unsigned bytes_raw = pf + (ATTNC_P_SHARED && !grp ? ATTNC_RG * ATTNC_CG * 16 * ATTNC_C * 4 : 0);  // shared P's partials (fp32)
     static constexpr unsigned bytes = (bytes_raw + 127) / 128 * 128;
 };
 using attnc_smem_layout = attnc_smem_layout_t<0>;
@@ -368,11 +373,13 @@ __host__ __device__ constexpr unsigned lean_roles(int lean)
 {
     return lean == 6   ? ATTNC_ROLE_K | ATTNC_ROLE_V | ATTNC_ROLE_GATE | ATTNC_ROLE_BETA
            : lean == 2 ? ATTNC_ROLE_Q | ATTNC_ROLE_K | ATTNC_ROLE_GATE
+           : lean == 3 ? ATTNC_ROLE_K | ATTNC_ROLE_V | ATTNC_ROLE_GATE
                        : ATTNC_ROLES_ALL;
 }
 
 // The body of every chunk kernel: LEAN 0 the unit's phases (ATTNC_PHASES), LEAN 6 / 2 the split delta rule's
-// WY and output passes alone, each on its own layout (attnc_smem_layout_t).
+// WY and output passes alone, LEAN 3 the grouped schedule's phase 3, each on its own layout
+// (attnc_smem_layout_t).
 template <int LEAN>
 __device__ __forceinline__ void attnc_linear_body(attnc_params p)
 {
@@ -406,7 +413,10 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
     // CTA per (V slice, group): phase 3 walks its group from a zero state and records the group's own
     // state S_g (fp32), z_g and total log2 decay l_g (p.ws_g*); phase 5 composes its group's S_in from h0
     // and the earlier groups' records, S_in(j + 1) = 2^{l_j} S_in(j) + S_j (the transition is diagonal),
-    // and walks the group as phase 0 does; the last group writes the final state.
+    // and walks the group as phase 0 does; the last group writes the final state.  Phase 3 runs in its lean
+    // body (attnc_linear_group: no query, no image, two CTAs an SM where they fit) and records groups of
+    // p.group_fine chunks, p.group_chunks / p.group_fine of them in each group that phase 5 walks, so that
+    // it fills the SMs' slots as phase 5 fills its own.
     // A unit holds the phases of one schedule (ATTNC_PHASES, one of the ATTNC_PHASES_* masks; api/kernel.c
     // compiles each schedule as a unit of its own) or of all (0: attnc compile's one unit).  The launch's
     // phase is a constant where the unit holds one, so that the other schedules' code is not compiled at
@@ -420,7 +430,10 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
 #elif ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED
     const int phase = LEAN ? LEAN : ATTNC_DSPLIT ? 0 : (p.phase == 1 ? 1 : 2);
 #elif ATTNC_PHASES == ATTNC_PHASES_GROUPED
-    const int phase = p.phase == 3 ? 3 : 5;
+    // (phase 5 alone here, the launcher taking phase 3's lean body, was measured with the phase a constant:
+    // mamba2's phase 5 at T = 32768 0.765 -> 0.846 ms, gla's 2.197 -> 2.118 (bench/RESULTS.md, twenty-eighth
+    // session); the run-time test stays)
+    const int phase = LEAN ? LEAN : p.phase == 3 ? 3 : 5;
 #else
     const int phase = LEAN ? LEAN : ATTNC_DSPLIT ? 0 : p.phase;
 #endif
@@ -470,8 +483,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
     // Grouped phase 5: S_in of the group, S_in(j + 1) = 2^{l_j} S_in(j) + S_j over the earlier groups' records.
     if (ATTNC_GROUPED && phase == 5) {
 #pragma unroll 1
-        for (int j = 0; j < (int)(blockIdx.x / NVS); j++) {
-            const size_t js = group_slot(n, j, h);
+        for (int j = 0; j < (int)(blockIdx.x / NVS) * (p.group_chunks / p.group_fine); j++) {
+            const size_t js = group_slot(p, n, j, h);
 #pragma unroll
             for (int i = 0; i < ATTNC_MTW; i++)
 #pragma unroll
@@ -493,8 +506,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             if (ATTNC_STATE_IN && p.z0 && phase != 3 && c < ATTNC_K)
                 x = p.z0[((size_t)n * ATTNC_HS + hs) * ATTNC_K + c];
         if (ATTNC_GROUPED && (ATTNC_NORM == NORM_DENOM) && phase == 5 && c < ATTNC_K)
-            for (int j = 0; j < (int)(blockIdx.x / NVS); j++) {
-                const size_t js = group_slot(n, j, h);
+            for (int j = 0; j < (int)(blockIdx.x / NVS) * (p.group_chunks / p.group_fine); j++) {
+                const size_t js = group_slot(p, n, j, h);
                 x = attnc_exp2(p.ws_gl[js * ATTNC_KP + c]) * x + p.ws_gz[js * ATTNC_KP + c];
             }
         sz[c] = x;
@@ -508,14 +521,14 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
     }
     // Padded K columns stay zero in every tile for the whole walk.
     for (int i = tid; i < ATTNC_C * ATTNC_LDK; i += ATTNC_THREADS) {
-        if constexpr (!L::wy)
+        if constexpr (!L::wy && !L::grp)
             sq[i] = attnc_float_to_elt(0.f);
         sk[i] = attnc_float_to_elt(0.f);
         if constexpr (!L::out)
             skd[i] = attnc_float_to_elt(0.f);
         if constexpr (ATTNC_DELTA && !L::out)
             sqg[i] = attnc_float_to_elt(0.f);
-        if constexpr (ATTNC_TRANSITION == TR_DIAG)
+        if constexpr (ATTNC_TRANSITION == TR_DIAG && !L::grp)
             ske[i] = attnc_float_to_elt(0.f);
     }
     __syncthreads();
@@ -560,18 +573,20 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         // registers before any is stored: one token's value DAG is a chain of dependent loads and MUFU ops,
         // and the compiler can interleave chains only when no shared-memory store lies between them (a warp
         // forming one row at a time spent 39 % of mamba2's forward waiting on them, ncu on the H200)
-        for (int base = 0; base < ATTNC_C; base += ATTNC_PRO_ROWS * ATTNC_WARPS) {
-            attnc_row rows[ATTNC_PRO_ROWS];
+        // (phase 3's lean body two at most: it holds all of its state at two CTAs an SM, 128 registers)
+        constexpr int PRO_ROWS = L::grp && ATTNC_PRO_ROWS > 2 ? 2 : ATTNC_PRO_ROWS;
+        for (int base = 0; base < ATTNC_C; base += PRO_ROWS * ATTNC_WARPS) {
+            attnc_row rows[PRO_ROWS];
 #pragma unroll
-            for (int i = 0; i < ATTNC_PRO_ROWS; i++) {
+            for (int i = 0; i < PRO_ROWS; i++) {
                 const int r = base + i * ATTNC_WARPS + warp;
-                if (ATTNC_C % (ATTNC_PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
+                if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
                     attnc_row_values(p, r < nrows ? c0 + r : c0, h, r, lane, stage, r < nrows, rows[i]);
             }
 #pragma unroll
-            for (int i = 0; i < ATTNC_PRO_ROWS; i++) {
+            for (int i = 0; i < PRO_ROWS; i++) {
                 const int r = base + i * ATTNC_WARPS + warp;
-                if (ATTNC_C % (ATTNC_PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
+                if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
                     attnc_row_store<ROLES>(rows[i], r, v0, lane, sq, sk, sv, sg, sbeta, sig);
             }
         }
@@ -658,7 +673,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     fg[j] = attnc_exp2(fminf(b, 0.f));
                     ke[j] = kx[j] * attnc_exp2(fminf(sg[e_row * ATTNC_KP + c + j] - b, 0.f));
                 }
-                st8(ske + r * ATTNC_LDK + c, ke);
+                if constexpr (!L::grp)   // (the outputs' scores read it)
+                    st8(ske + r * ATTNC_LDK + c, ke);
             } else {
 #pragma unroll
                 for (int j = 0; j < 8; j++)
@@ -1174,7 +1190,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                         l = fminf(sg[ATTNC_C - 1], 0.f);
                     else if constexpr (ATTNC_TRANSITION == TR_DIAG)
                         l = fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c], 0.f);
-                    float *gl = p.ws_gl + group_slot(n, blockIdx.x / NVS, h) * ATTNC_KP + c;
+                    float *gl = p.ws_gl + group_slot(p, n, blockIdx.x / NVS, h) * ATTNC_KP + c;
                     *gl = (c0 == c_first ? 0.f : *gl) + l;
                 }
             if constexpr (ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
@@ -1197,10 +1213,11 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     smisc[0] = smisc[1];
         }
     }
+    }
 
     // ---- the group's record (grouped phase 3) -----------------------------------------------------------
     if (ATTNC_GROUPED && phase == 3) {
-        const size_t gs = group_slot(n, blockIdx.x / NVS, h);
+        const size_t gs = group_slot(p, n, blockIdx.x / NVS, h);
 #pragma unroll
         for (int i = 0; i < ATTNC_MTW; i++) {
             int mt = state_mt(warp, i);
@@ -1247,8 +1264,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
 }
 
 // The entries.  The split delta rule's materialized unit holds its two lean bodies (and the state walk
-// below), not the walk's; ATTNC_WY_MIN_BLOCKS, ATTNC_OUT_MIN_BLOCKS: the CTAs per SM their layouts fit
-// (codegen/cuda.c).
+// below), not the walk's; the grouped unit the walk (phase 5) and phase 3's lean body; ATTNC_WY_MIN_BLOCKS,
+// ATTNC_OUT_MIN_BLOCKS, ATTNC_GROUP_MIN_BLOCKS: the CTAs per SM their layouts fit (codegen/cuda.c).
 #if !(ATTNC_DSPLIT && ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)
 extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) ATTNC_ENTRY(attnc_params p)
 {
@@ -1263,6 +1280,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_WY_MIN_BLOCKS)
 extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_OUT_MIN_BLOCKS) attnc_linear_out(attnc_params p)
 {
     attnc_linear_body<2>(p);
+}
+#endif
+#if ATTNC_GROUPED && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_GROUPED)
+extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_GROUP_MIN_BLOCKS) attnc_linear_group(attnc_params p)
+{
+    attnc_linear_body<3>(p);
 }
 #endif
 #endif

@@ -80,19 +80,20 @@ static uint32_t whole_row_groups(uint32_t k_pad, uint32_t V, uint32_t rows)
 /* The linear kernel's shared-memory layout in bytes: the same sums as attnc_smem_layout_t<lean> in
  * codegen/linear_kernel.cuh (the generated source asserts that the two agree).  lean 0: the walk's, every
  * tile; 6 and 2: the split delta rule's WY pass (no Q tile, the image only as large as U's staged rows) and
- * output pass (no decayed keys, no K * gamma, no W). */
+ * output pass (no decayed keys, no K * gamma, no W); 3: the grouped phase 3 (no Q tile, no image, no
+ * per-block keys, no shared scores). */
 unsigned tile_linear_smem_bytes_lean(const ir_module *m, unsigned lean)
 {
     const ir_plan *p = &m->plan;
     unsigned C = p->chunk, KP = p->k_pad, BV = p->v_tile;
-    bool diag = p->transition == IR_TR_DIAG, delta = p->householder, wy = lean == 6, out = lean == 2;
+    bool diag = p->transition == IR_TR_DIAG, delta = p->householder, wy = lean == 6, out = lean == 2, grp = lean == 3;
     unsigned ldk = KP + 8, ldv = BV + 8, ldc = C + 8, ldf = C + 1;
     const unsigned elt_bytes = ir_operand_bytes(p->operands);
     unsigned tile_k = C * ldk * elt_bytes;
-    unsigned off = (wy ? 0 : tile_k) + tile_k;         /* q, k */
+    unsigned off = (wy || grp ? 0 : tile_k) + tile_k;  /* q, k */
     off += out ? 0 : tile_k;                           /* kd */
     off += delta && !out ? 2 * tile_k : 0;             /* qg: K * gamma for W; w */
-    off += diag ? tile_k : 0;                          /* ke */
+    off += diag && !grp ? tile_k : 0;                  /* ke */
     off += C * ldv * elt_bytes;                        /* v */
     /* s: the image of S_in [KP][ldv]; the split delta rule's output pass reads it as [V][ldk] (S_in^T), its
      * WY pass stages U's rows there ([C][V + 4] fp32) */
@@ -101,6 +102,8 @@ unsigned tile_linear_smem_bytes_lean(const ir_module *m, unsigned lean)
         s_elems = V * ldk;
     if (wy)
         s_elems = (C * (V + 4) * 4 + elt_bytes - 1) / elt_bytes;
+    if (grp)
+        s_elems = 0;
     off += (s_elems * elt_bytes + 15) / 16 * 16;
     unsigned g_bytes = (diag ? C * KP : C) * 4;
     off += (g_bytes + 15) / 16 * 16;                   /* g */
@@ -110,8 +113,8 @@ unsigned tile_linear_smem_bytes_lean(const ir_module *m, unsigned lean)
     off += delta ? 2 * C * ldf * 4 : 0;                /* af, tf */
     off += delta ? (C / 16 - 1) * 256 * 4 : 0;         /* x */
     off += delta ? C * ldc * elt_bytes : 0;            /* tb */
-    off += p->shared_scores && !delta ? C * ldc * elt_bytes : 0;   /* pt (the delta rule's in tb) */
-    off += p->shared_scores ? C * p->col_groups * C * 4 : 0;       /* pf: P's partials, fp32, a row group's warps each */
+    off += p->shared_scores && !delta && !grp ? C * ldc * elt_bytes : 0;   /* pt (the delta rule's in tb) */
+    off += p->shared_scores && !grp ? C * p->col_groups * C * 4 : 0;       /* pf: P's partials, fp32, a row group's warps each */
     return (off + 127) / 128 * 128;
 }
 

@@ -82,26 +82,42 @@ void UNIT_RUN_MAT(const fwd_args &a)
 
 // The grouped schedule (sequences of one length, as the launcher requires): phase 3 records every group's
 // own state, z and log2 decay in the workspace (NaN bytes first), phase 5 composes each group's S_in and
-// writes its outputs.  A unit generated without the schedule (an older build) has no phases 3 and 5.
+// writes its outputs.  Where the unit has phase 3's lean body (attnc_linear_group) it records groups of half
+// as many chunks as phase 5 walks (group_chunks rounded up to even), as the launcher does where that body
+// fits two CTAs an SM: phase 5 composes two records a group.  A unit generated without the schedule (an
+// older build) has no phases 3 and 5.
 void UNIT_RUN_GRP(const fwd_args &a, int group_chunks)
 {
 #if ATTNC_GROUPED
     UNIT_NS::attnc_params p = params_of(a);
     p.cu_seqlens = nullptr;
     const unsigned nvs = ATTNC_V / ATTNC_BV, chunks = (unsigned)((a.seqlen + ATTNC_C - 1) / ATTNC_C);
-    const unsigned groups = (chunks + group_chunks - 1) / group_chunks;
-    const size_t slots = (size_t)a.nseq * groups * ATTNC_HOUT;
+#ifdef ATTNC_GROUP_MIN_BLOCKS
+    const int fine = (group_chunks + 1) / 2;
+    group_chunks = 2 * fine;
+    p.group_fine = fine;
+#else
+    const int fine = group_chunks;
+#endif
+    const unsigned records = (chunks + fine - 1) / fine;
+    const size_t slots = (size_t)a.nseq * records * ATTNC_HOUT;
     std::vector<float> ws_gs(slots * ATTNC_K * ATTNC_V), ws_gz(slots * ATTNC_KP), ws_gl(slots * ATTNC_KP);
     std::memset(ws_gs.data(), 0xff, ws_gs.size() * sizeof(float));
     std::memset(ws_gz.data(), 0xff, ws_gz.size() * sizeof(float));
     std::memset(ws_gl.data(), 0xff, ws_gl.size() * sizeof(float));
     p.ws_gs = ws_gs.data(), p.ws_gz = ws_gz.data(), p.ws_gl = ws_gl.data();
+    p.phase = 3;
+    p.group_chunks = fine;
+#ifdef ATTNC_GROUP_MIN_BLOCKS
+    cpu_launch(UNIT_NS::attnc_linear_group, dim3c{nvs * records, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS,
+               227 * 1024, p);
+#else
+    cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs * records, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
+#endif
+    p.phase = 5;
     p.group_chunks = group_chunks;
-    for (int phase : {3, 5}) {
-        p.phase = phase;
-        cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs * groups, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS,
-                   227 * 1024, p);
-    }
+    cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs * ((chunks + group_chunks - 1) / group_chunks), ATTNC_HOUT,
+                                            (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
 #else
     (void)a, (void)group_chunks;
     std::fprintf(stderr, "this unit was generated without the grouped schedule\n");
