@@ -1088,11 +1088,10 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
          * kernel); {3, 5} grouped (every group's own state, then every group's outputs from its composed S_in) */
         int phases[3] = {0, 0, 0}, nphases = 1;
         int64_t gc = grouped_chunks(k, lk, a, N, T), fine = 0;
-        if (gc && !k->sched_fn[SCHED_GROUPED] && (st = load_schedule(ctx, k, i, SCHED_GROUPED)) != ATTNC_OK)
-            return st;
-        if (gc)
+        if (gc) {   /* phase 3's records, fine chunks each (its kernel loaded first); phase 5's groups, gc */
+            if (!k->sched_fn[SCHED_GROUPED] && (st = load_schedule(ctx, k, i, SCHED_GROUPED)) != ATTNC_OK)
+                return st;
             fine = grouped_fine(k, lk, &gc);
-        if (gc) {   /* phase 3's records, fine chunks each; phase 5's groups, gc */
             if ((st = workspace_grouped(ctx, k, N, (T + fine * k->chunk - 1) / (fine * k->chunk), &lp)) != ATTNC_OK)
                 return st;
             lp.group_fine = (int)fine;
