@@ -85,13 +85,31 @@ static const char *elem_fn(ir_op op)
     }
 }
 
+/* Two identities that spare a token's values their costliest calls, both closer to the reference's float64
+ * than the calls they replace: 2^w as exp2f(w) (powf's general path for a constant base of 2: lightning's
+ * and retnet's decays), and log(exp(x)) as x (lightning's gate, the log of its decay exp(...)).  The
+ * operand exp(x) keeps its own statement, for any other reader and for the adjoint, which reads it. */
+static bool is_const(const ir_module *m, ir_ref r, double x)
+{
+    return m->values[r].op == IR_OP_CONST && m->values[r].num == x;
+}
+
 /* The expression of elementwise value v at slot s (operands x = arg 0, w = arg 1). */
 static void put_elem(const cg_values *e, const ir_value *v, unsigned s)
 {
     attnc_buf *b = e->b;
     ir_op op = (ir_op)v->op;
     static const char infix[IR_OP_COUNT] = {[IR_OP_ADD] = '+', [IR_OP_SUB] = '-', [IR_OP_MUL] = '*', [IR_OP_DIV] = '/'};
-    if (op == IR_OP_NEG) {
+    if (op == IR_OP_LOG && e->m->values[v->arg[0]].op == IR_OP_EXP &&
+        e->m->values[v->arg[0]].type.len == v->type.len) {
+        attnc_buf_puts(b, "(");
+        cg_put_ref(e, 'v', e->m->values[v->arg[0]].arg[0], s);
+        attnc_buf_puts(b, ")");
+    } else if (op == IR_OP_POW && is_const(e->m, v->arg[0], 2.0)) {
+        attnc_buf_puts(b, "exp2f(");
+        cg_put_ref(e, 'v', v->arg[1], s);
+        attnc_buf_puts(b, ")");
+    } else if (op == IR_OP_NEG) {
         attnc_buf_puts(b, "(-");
         cg_put_ref(e, 'v', v->arg[0], s);
         attnc_buf_puts(b, ")");
@@ -226,9 +244,8 @@ void cg_emit_value(const cg_values *e, ir_ref r)
         attnc_buf_puts(b, ";\n");
         return;
     case IR_OP_HEAD:
-        attnc_buf_printf(b, "    const float v%u = (float)", r);
-        cg_put_head(e, v->aux);
-        attnc_buf_puts(b, ";\n");
+        attnc_buf_printf(b, "    const float v%u = (float)(attnc_opaque(h) / (ATTNC_HOUT / %u));\n", r,
+                         e->m->axes[v->aux].count);
         return;
     case IR_OP_INPUT:
     case IR_OP_PARAM:

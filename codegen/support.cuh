@@ -180,6 +180,15 @@ __device__ __forceinline__ void attnc_store_out2(void *base, size_t i, float a, 
 #endif
 }
 
+// x, opaque to the compiler: what is formed from it is formed where it is used (codegen/emit_value.c reads
+// the head index through it, so that a value of the head alone is not hoisted out of the chunk loop and held
+// in a register across it: kernels at their register cap spilled so).
+__device__ __forceinline__ int attnc_opaque(int x)
+{
+    asm volatile("" : "+r"(x));
+    return x;
+}
+
 // 2^x in one SFU instruction (ex2.approx.ftz): what exp2f does, less its rescaling of results under
 // 2^-126, which the kernels' decay factors would only round to zero anyway.
 __device__ __forceinline__ float attnc_exp2(float x)
