@@ -33,6 +33,7 @@ typedef struct gen {
     ir_shape sh;
     cg_output *out;
     bool *live;       /* per value: reached by the roles being emitted */
+    bool *gate_cone;  /* per value: reached by the gate role */
     unsigned stage_off[CG_MAX_TENSORS]; /* per-token inputs: offset of their rows in the staging area */
     unsigned stage_bytes;
     unsigned stage_roles[CG_MAX_TENSORS]; /* per tensor: the roles its rows feed (CG_ROLE_* bits) */
@@ -106,6 +107,8 @@ static void plan_roles(gen *g)
         for (ir_ref r = 1; r < m->nvalues; r++)
             if (g->live[r] && m->values[r].op == IR_OP_INPUT)
                 g->stage_roles[m->values[r].aux] |= bits[i];
+        if (bits[i] == CG_ROLE_GATE)
+            memcpy(g->gate_cone, g->live, m->nvalues * sizeof *g->live);
     }
     memset(g->live, 0, m->nvalues * sizeof *g->live);
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
@@ -117,6 +120,22 @@ static void plan_roles(gen *g)
 static unsigned row_slots(const gen *g, ir_ref r)
 {
     return cg_slots(CG_LAYOUT_RUN4, g->m->values[r].type.len);
+}
+
+/* Whether a lane forms a token's gate alone (linear_kernel.cuh's ATTNC_GATE_LANES: warp 0 forms the chunk's
+ * gates, a token a lane, and their cumulative sum in the prologue, while the other warps form their rows,
+ * rather than after the prologue's barrier with seven warps waiting for it at the next): a scalar or
+ * constant decay whose values are all scalars, without mLSTM's input gate and stabiliser. */
+static bool gate_by_lane(const gen *g)
+{
+    const ir_module *m = g->m;
+    if (!m->linear.gate || (m->plan.transition != IR_TR_SCALAR && m->plan.transition != IR_TR_CONST) ||
+        m->linear.igate != IR_NONE || m->plan.stabilized)
+        return false;
+    for (ir_ref r = 1; r < m->nvalues; r++)
+        if (g->gate_cone[r] && m->values[r].type.len != 1)
+            return false;
+    return true;
 }
 
 /* The gate's slots in struct attnc_row: a lane's run of channels for a per-channel gate, else one. */
@@ -162,6 +181,8 @@ static void emit_row_struct(gen *g)
     attnc_buf_printf(&g->b, "    float g[%u];\n    float beta, ig;\n};\n", gate_slots(g));
     attnc_buf_puts(&g->b, "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
                           "                                                 const unsigned char *stage, bool real, attnc_row &o);\n"
+                          "__device__ __forceinline__ float attnc_row_gate(const attnc_params &p, int t, int h, int r, int lane,\n"
+                          "                                                const unsigned char *stage, bool real);\n"
                           "template <unsigned WANT = ATTNC_ROLES_ALL>   // the roles stored (ATTNC_ROLE_*)\n"
                           "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
                           "                                                elt *sv, float *sg, float *sbeta, float *sig);\n");
@@ -234,6 +255,18 @@ static void emit_linear_prologue(gen *g)
     else
         attnc_buf_puts(b, "    o.ig = 0.f;\n");
     attnc_buf_puts(b, "}\n");
+    /* one token's gate alone, by one lane (gate_by_lane; the declaration stands for the kernels' text where not) */
+    attnc_buf_puts(b, "__device__ __forceinline__ float attnc_row_gate(const attnc_params &p, int t, int h, int r, int lane,\n"
+                      "                                                const unsigned char *stage, bool real)\n{\n"
+                      "    (void)p, (void)t, (void)h, (void)r, (void)lane, (void)stage;\n");
+    if (gate_by_lane(g)) {
+        for (ir_ref r = 1; r < m->nvalues; r++)
+            if (g->gate_cone[r])
+                cg_emit_value(&g->ev, r);
+        attnc_buf_printf(b, "    return real ? v%u : 0.f;\n}\n", gate);
+    } else {
+        attnc_buf_puts(b, "    (void)real;\n    return 0.f;   // (not called)\n}\n");
+    }
 
     attnc_buf_puts(b, "template <unsigned WANT>\n"
                       "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
@@ -255,7 +288,7 @@ static void emit_linear_prologue(gen *g)
     } else if (diag) {
         attnc_buf_puts(b, "    for (int c = lane; c < ATTNC_KP; c += 32)\n        sg[r * ATTNC_KP + c] = c < ATTNC_K ? o.g[0] : 0.f;\n");
     } else {
-        attnc_buf_puts(b, "    if (lane == 0)\n        sg[r] = o.g[0];\n");
+        attnc_buf_puts(b, "    if (WANT & ATTNC_ROLE_GATE && lane == 0)\n        sg[r] = o.g[0];\n");
     }
     attnc_buf_puts(b, "    if (WANT & ATTNC_ROLE_BETA && lane == 0) {\n        sbeta[r] = o.beta;\n        sig[r] = o.ig;\n    }\n}\n");
 
@@ -396,9 +429,10 @@ static bool emit_linear(gen *g)
     attnc_buf_puts(b, "\n#define ATTNC_QSCALE ");
     cg_put_float(b, qscale);
     attnc_buf_printf(b, "\n#define ATTNC_CAUSAL %d\n#define ATTNC_GROUPED %d\n#define ATTNC_STATE_IN %d\n#define ATTNC_STATE_OUT %d\n"
-                        "#define ATTNC_SMEM_BYTES %u\n#define ATTNC_MIN_BLOCKS %u\n#define ATTNC_PRO_ROWS %u\n",
+                        "#define ATTNC_SMEM_BYTES %u\n#define ATTNC_MIN_BLOCKS %u\n#define ATTNC_PRO_ROWS %u\n"
+                        "#define ATTNC_GATE_LANES %d\n",
                      m->mask == IR_MASK_CAUSAL, grouped, m->state_in, m->state_out, smem,
-                     min_blocks(smem + g->stage_bytes, p->warps * 32), prologue_rows(g));
+                     min_blocks(smem + g->stage_bytes, p->warps * 32), prologue_rows(g), gate_by_lane(g));
     if (split)
         attnc_buf_printf(b, "#define ATTNC_WY_MIN_BLOCKS %u\n#define ATTNC_OUT_MIN_BLOCKS %u\n", lean_min_blocks(wy_smem),
                          lean_min_blocks(out_smem));
@@ -524,8 +558,10 @@ bool codegen_cuda(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_out
     }
     gen g = {.m = m, .sh = ir_module_shape(m), .out = out};
     g.live = attnc_arena_alloc(a, m->nvalues * sizeof *g.live);
-    if (!g.live)
+    g.gate_cone = attnc_arena_alloc(a, m->nvalues * sizeof *g.gate_cone);
+    if (!g.live || !g.gate_cone)
         return false;
+    memset(g.gate_cone, 0, m->nvalues * sizeof *g.gate_cone);
     attnc_buf_init(&g.b, a);
     g.ev = (cg_values){.m = m, .b = &g.b, .layout = CG_LAYOUT_RUN4, .stage_off = g.stage_off, .stage_roles = g.stage_roles};
     emit_common(&g);

@@ -90,6 +90,28 @@ __device__ __forceinline__ size_t group_slot(const attnc_params &p, int n, int j
     return ((size_t)n * records + j) * ATTNC_HOUT + h;
 }
 
+// The chunk-local cumulative log2 gates of a scalar or constant decay, by one warp: row r's log decay (log2
+// units, floored at LOG2_DECAY_FLOOR) summed over rows 0 .. r into sg[r].  g0, g1: the gates (natural log)
+// of rows lane and lane + 32; padding rows come in as 0, so the chunk's last row holds its total.
+__device__ __forceinline__ void attnc_scan_gates(float g0, float g1, int lane, float *sg)
+{
+    float x0 = fmaxf(g0 * LOG2E, LOG2_DECAY_FLOOR);
+    float x1 = ATTNC_C > 32 ? fmaxf(g1 * LOG2E, LOG2_DECAY_FLOOR) : 0.f;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        float y0 = __shfl_up_sync(0xffffffffu, x0, o), y1 = __shfl_up_sync(0xffffffffu, x1, o);
+        if (lane >= o) {
+            x0 += y0;
+            x1 += y1;
+        }
+    }
+    float tot0 = __shfl_sync(0xffffffffu, x0, 31);
+    if (lane < ATTNC_C)
+        sg[lane] = x0;
+    if (ATTNC_C > 32)
+        sg[lane + 32] = x1 + tot0;
+}
+
 // ---- shared memory layout (offsets in bytes, all 16-byte aligned) --------------------------------------
 // LEAN 0: the walk's layout, every tile.  The split delta rule's parallel phases have kernels of their own
 // (attnc_linear_wy, phase 6; attnc_linear_out, phase 2) whose layouts keep only what the phase reads, so
@@ -386,6 +408,11 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
     extern __shared__ __align__(128) unsigned char smem[];
     using L = attnc_smem_layout_t<LEAN>;
     constexpr unsigned ROLES = lean_roles(LEAN);
+    // ATTNC_GATE_LANES (codegen/cuda.c's gate_by_lane): warp 0 forms the chunk's gates, a token a lane, and
+    // their cumulative sum during the prologue (attnc_scan_gates); the rows leave the gate out.  Not in the
+    // grouped phase 3's lean body (at 128 registers retnet's spilled 12 bytes on sm_90a so).
+    constexpr bool GATE_LANES = ATTNC_GATE_LANES && (ROLES & ATTNC_ROLE_GATE) && !L::grp;
+    constexpr unsigned ROW_ROLES = GATE_LANES ? ROLES & ~ATTNC_ROLE_GATE : ROLES;
     elt *sq = (elt *)(smem + L::q), *sk = (elt *)(smem + L::k), *skd = (elt *)(smem + L::kd);
     elt *sqg = (elt *)(smem + L::qg), *sw = (elt *)(smem + L::w), *ske = (elt *)(smem + L::ke);
     elt *sv = (elt *)(smem + L::v), *ss = (elt *)(smem + L::s), *stb = (elt *)(smem + L::tb);
@@ -575,6 +602,16 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         // forming one row at a time spent 39 % of mamba2's forward waiting on them, ncu on the H200)
         // (phase 3's lean body two at most: it holds all of its state at two CTAs an SM, 128 registers)
         constexpr int PRO_ROWS = L::grp && ATTNC_PRO_ROWS > 2 ? 2 : ATTNC_PRO_ROWS;
+        if constexpr (GATE_LANES)
+            if (warp == 0) {
+                const float x0 = lane < ATTNC_C ? attnc_row_gate(p, lane < nrows ? c0 + lane : c0, h, lane, lane, stage,
+                                                                 lane < nrows)
+                                                : 0.f;
+                const float x1 = ATTNC_C > 32 ? attnc_row_gate(p, lane + 32 < nrows ? c0 + lane + 32 : c0, h, lane + 32,
+                                                               lane, stage, lane + 32 < nrows)
+                                              : 0.f;
+                attnc_scan_gates(x0, x1, lane, sg);
+            }
         for (int base = 0; base < ATTNC_C; base += PRO_ROWS * ATTNC_WARPS) {
             attnc_row rows[PRO_ROWS];
 #pragma unroll
@@ -587,7 +624,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             for (int i = 0; i < PRO_ROWS; i++) {
                 const int r = base + i * ATTNC_WARPS + warp;
                 if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
-                    attnc_row_store<ROLES>(rows[i], r, v0, lane, sq, sk, sv, sg, sbeta, sig);
+                    attnc_row_store<ROW_ROLES>(rows[i], r, v0, lane, sq, sk, sv, sg, sbeta, sig);
             }
         }
         __syncthreads();
@@ -599,24 +636,13 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         if (staged_next)
             attnc_stage_issue<ATTNC_STAGE_UNROLL, ROLES>(p, next, eos, h, stage, &held);
         // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
-        if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
-            if (warp == 0) {
-                float x0 = fmaxf(sg[lane] * LOG2E, LOG2_DECAY_FLOOR);
-                float x1 = ATTNC_C > 32 ? fmaxf(sg[lane + 32] * LOG2E, LOG2_DECAY_FLOOR) : 0.f;
-#pragma unroll
-                for (int o = 1; o < 32; o <<= 1) {
-                    float y0 = __shfl_up_sync(0xffffffffu, x0, o), y1 = __shfl_up_sync(0xffffffffu, x1, o);
-                    if (lane >= o) {
-                        x0 += y0;
-                        x1 += y1;
-                    }
-                }
-                float tot0 = __shfl_sync(0xffffffffu, x0, 31);
-                if (lane < ATTNC_C)
-                    sg[lane] = x0;
-                if (ATTNC_C > 32)
-                    sg[lane + 32] = x1 + tot0;
-            }
+        // (formed in the prologue with GATE_LANES; with no decay, nor an input gate, there is nothing to form
+        // here and no barrier: the prologue's orders the tiles step 3 reads)
+        constexpr bool GATES_HERE = ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !GATE_LANES) ||
+                                    ATTNC_TRANSITION == TR_DIAG || ATTNC_IGATE;
+        if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !GATE_LANES) {
+            if (warp == 0)
+                attnc_scan_gates(sg[lane], ATTNC_C > 32 ? sg[lane + 32] : 0.f, lane, sg);
         } else if constexpr (ATTNC_TRANSITION == TR_DIAG) {
             for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
                 float acc = 0.f;
@@ -629,7 +655,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         if constexpr (ATTNC_IGATE)
             if (tid < ATTNC_C)
                 sig[tid] = tid < nrows ? sig[tid] * LOG2E : NEG_BIG;
-        __syncthreads();
+        if constexpr (GATES_HERE)
+            __syncthreads();
 
         // ---- 3. decayed tiles, stabiliser, S_in image, q . z ------------------------------------------
         // b_L: the chunk total (padding rows carry log-gate 0, so the last row holds it).
