@@ -51,9 +51,15 @@ void cg_emit_role_bits(attnc_buf *b)
                      CG_ROLE_Q, CG_ROLE_K, CG_ROLE_V, CG_ROLE_GATE, CG_ROLE_BETA, CG_ROLES_ALL);
 }
 
+/* The head of `axis` that output head `out_head` (an expression) reads. */
+static void put_head_of(const cg_values *e, unsigned axis, const char *out_head)
+{
+    attnc_buf_printf(e->b, "(%s / (ATTNC_HOUT / %u))", out_head, e->m->axes[axis].count);
+}
+
 void cg_put_head(const cg_values *e, unsigned axis)
 {
-    attnc_buf_printf(e->b, "(h / (ATTNC_HOUT / %u))", e->m->axes[axis].count);
+    put_head_of(e, axis, "h");
 }
 
 void cg_put_ref(const cg_values *e, char prefix, ir_ref r, unsigned s)
@@ -244,8 +250,10 @@ void cg_emit_value(const cg_values *e, ir_ref r)
         attnc_buf_puts(b, ";\n");
         return;
     case IR_OP_HEAD:
-        attnc_buf_printf(b, "    const float v%u = (float)(attnc_opaque(h) / (ATTNC_HOUT / %u));\n", r,
-                         e->m->axes[v->aux].count);
+        /* (read through attnc_opaque: a value of the head alone is then formed where it is used, support.cuh) */
+        attnc_buf_printf(b, "    const float v%u = (float)", r);
+        put_head_of(e, v->aux, "attnc_opaque(h)");
+        attnc_buf_puts(b, ";\n");
         return;
     case IR_OP_INPUT:
     case IR_OP_PARAM:
