@@ -82,8 +82,9 @@ attnc_status api_jit_cubins(attnc_ctx *ctx, const char *name, size_t n, const ch
 /* The compile unit of one kernel of a forward source (codegen_cuda's): "#define ATTNC_ONLY k" (k = kind
  * + 1, a cg_kernel_kind) before the source, so that only that kernel's entry is defined, and for the chunk
  * kernel "#define ATTNC_PHASES mask" when `phases` (a mask of the phases of one schedule, CG_PHASES_*) is
- * not 0, so that only those phases are compiled; malloc'd. */
-char *api_unit_source(const char *source, int kind, unsigned phases);
+ * not 0, so that only those phases are compiled, and "#define ATTNC_WS 1" with `ws` (the sequential unit as the
+ * warp-specialised walk, linear_ws_kernel.cuh); malloc'd. */
+char *api_unit_source(const char *source, int kind, unsigned phases, bool ws);
 /* `head` then `source` (malloc'd; NULL when out of memory): a compile unit's lines before the generated text. */
 char *api_headed_source(const char *head, const char *source);
 attnc_status api_check_tensor(attnc_ctx *ctx, const char *kernel, const char *what, const attnc_tensor *t,

@@ -144,7 +144,20 @@ attnc_status attnc_emit(attnc_ctx *ctx, attnc_spec *spec, attnc_emit_kind kind, 
     attnc_status st = generate(ctx, spec, &cg);
     if (st != ATTNC_OK)
         return st;
-    return api_emit_unit(ctx, spec, cg.source, kind, opts, out);
+    if (!opts || !opts->warp_specialized)
+        return api_emit_unit(ctx, spec, cg.source, kind, opts, out);
+    if (!opts->arch || strcmp(opts->arch, "sm_90a") != 0)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the warp-specialised walk is compiled for sm_90a only, not %s",
+                        spec->ir->name, opts->arch ? opts->arch : "the GPU present");
+    if (cg.nkernels == 0 || cg.kernels[0].kind != CG_KERNEL_LINEAR || !cg.kernels[0].ws.entry)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s: its plan has no warp-specialised walk (codegen/cuda.c's ws_eligible)",
+                        spec->ir->name);
+    char *unit = api_unit_source(cg.source, CG_KERNEL_LINEAR, CG_PHASES_SEQUENTIAL, true);
+    const char *kept = unit ? attnc_arena_strndup(spec->arena, unit, strlen(unit)) : NULL;
+    free(unit);
+    if (!kept)
+        return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
+    return api_emit_unit(ctx, spec, kept, kind, opts, out);
 }
 
 attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source, attnc_emit_kind kind,
@@ -206,6 +219,9 @@ typedef struct loaded_kernel {
     cg_kernel cg;
     attnc_kernel_info info;
     unsigned quick_units;   /* its units loaded from a quick compile: bit 0 its own, bit 1 + s schedule s */
+    /* fn is the warp-specialised walk (cg.ws: its own unit, ATTNC_WS 1), which the sequential schedule
+     * launches with cg.ws's threads and shared memory. */
+    bool ws;
 } loaded_kernel;
 
 /* A pending optimised compile of a tiered kernel (api_tier) and where each of its units goes.  A kernel has
@@ -318,14 +334,23 @@ char *api_headed_source(const char *head, const char *source)
     return s;
 }
 
-char *api_unit_source(const char *source, int kind, unsigned phases)
+char *api_unit_source(const char *source, int kind, unsigned phases, bool ws)
 {
-    char head[64];
+    char head[96];
     if (phases)
-        snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n#define ATTNC_PHASES 0x%02x\n", kind + 1, phases);
+        snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n#define ATTNC_PHASES 0x%02x\n%s", kind + 1, phases,
+                 ws ? "#define ATTNC_WS 1\n" : "");
     else
         snprintf(head, sizeof head, "#define ATTNC_ONLY %d\n", kind + 1);
     return api_headed_source(head, source);
+}
+
+/* Whether the sequential unit is the warp-specialised walk: the plan has one (cg.ws), the unit is compiled for
+ * sm_90a (setmaxnreg), and ATTNC_WS is not 0 (the environment's switch back to linear_kernel.cuh's walk). */
+static bool ws_wanted(const loaded_kernel *lk, const char *arch)
+{
+    const char *env = getenv("ATTNC_WS");
+    return lk->cg.ws.entry && strcmp(arch, "sm_90a") == 0 && !(env && strcmp(env, "0") == 0);
 }
 
 attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, rt_device_info *dev, char arch[16],
@@ -340,7 +365,7 @@ attnc_status api_open_device(attnc_ctx *ctx, const attnc_compile_options *opts, 
     if (opts && opts->arch)
         snprintf(arch, 16, "%s", opts->arch);
     else
-        snprintf(arch, 16, "sm_%d%d", dev->cc_major, dev->cc_minor);
+        snprintf(arch, 16, "sm_%d%d%s", dev->cc_major, dev->cc_minor, dev->cc_major == 9 && dev->cc_minor == 0 ? "a" : "");
     return ATTNC_OK;
 }
 
@@ -373,7 +398,7 @@ static attnc_status load_unit(attnc_ctx *ctx, attnc_kernel *k, size_t i, const v
 {
     rt_error err;
     loaded_kernel *lk = &k->k[i];
-    if (!api_load_function(image, size, NULL, lk->cg.entry, lk->cg.smem_bytes, &lk->fn, &err)) {
+    if (!api_load_function(image, size, NULL, lk->cg.entry, lk->ws ? lk->cg.ws.smem_bytes : lk->cg.smem_bytes, &lk->fn, &err)) {
         rt_function_free(lk->fn); /* (loaded, but its shared memory refused: not launchable) */
         lk->fn = NULL;
         return api_fail(ctx, ATTNC_ERR_IO, "%s: %s", k->name, err.msg);
@@ -675,14 +700,15 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         attnc_kernel_info *info = &lk->info;
         info->entry = lk->cg.entry;
         info->regs = info->local_bytes = -1;
-        info->threads = lk->cg.threads;
-        info->smem_bytes = lk->cg.smem_bytes;
-        snprintf(info->arch, sizeof info->arch, "%s", arch);
         bool linear = lk->cg.kind == CG_KERNEL_LINEAR;
+        lk->ws = linear && ws_wanted(lk, arch);
+        info->threads = lk->ws ? lk->cg.ws.threads : lk->cg.threads;
+        info->smem_bytes = lk->ws ? lk->cg.ws.smem_bytes : lk->cg.smem_bytes;
+        snprintf(info->arch, sizeof info->arch, "%s", arch);
         bool sched_wanted[SCHED_UNITS] = {linear && k->materialized, linear && k->grouped}, nomem = false;
-        nomem |= !(k->lazy_src[i] = api_unit_source(cg.source, (int)lk->cg.kind, linear ? CG_PHASES_SEQUENTIAL : 0));
+        nomem |= !(k->lazy_src[i] = api_unit_source(cg.source, (int)lk->cg.kind, linear ? CG_PHASES_SEQUENTIAL : 0, lk->ws));
         for (int s = 0; s < SCHED_UNITS; s++)
-            nomem |= sched_wanted[s] && !(k->sched_src[s] = api_unit_source(cg.source, (int)lk->cg.kind, sched_phases[s]));
+            nomem |= sched_wanted[s] && !(k->sched_src[s] = api_unit_source(cg.source, (int)lk->cg.kind, sched_phases[s], false));
         if (nomem) {
             attnc_kernel_free(k);
             return api_fail(ctx, ATTNC_ERR_NOMEM, "out of memory");
@@ -1120,6 +1146,10 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             unsigned grid[3] = {gx, k->sh.heads_out, (unsigned)N};
             rt_function *f = fn;
             unsigned threads[3] = {lk->cg.threads, 1, 1}, smem = lk->cg.smem_bytes;
+            if (lp.phase == 0 && lk->ws) {
+                threads[0] = lk->cg.ws.threads;
+                smem = lk->cg.ws.smem_bytes;
+            }
             if (lp.phase == 3 || lp.phase == 5)
                 lp.group_chunks = (int)(lp.phase == 3 ? fine : gc);
             if (lp.phase == 3 && k->group_fn) {   /* its lean body, from the grouped unit */

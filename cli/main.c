@@ -5,7 +5,7 @@
  *                                               through the passes up to PASS
  *   attnc ref FILE --tokens T [options]         run the float64 reference, recurrent vs chunkwise
  *   attnc ref --grad FILE --tokens T [options]  its backward against finite differences
- *   attnc compile FILE [--arch A] [--emit cuda|ptx|cubin] [-o OUT]
+ *   attnc compile FILE [--arch A] [--emit cuda|ptx|cubin] [-o OUT] [--warp-specialized]
  *                                               generate the kernels (no GPU needed with --arch)
  *   attnc run FILE --tokens T [options]         run the kernels on the GPU against the reference
  *   attnc --version | --help
@@ -39,9 +39,11 @@ static const char usage_text[] =
     "                                        float64 backward vs central finite differences; the last\n"
     "                                        line is max_rel_err=X (exit 1 when X > 1e-6)\n"
     "  compile FILE [--grad] [--arch sm_XX] [--emit cuda|ptx|cubin] [-o OUT] [--dtype bf16|fp16|fp32]\n"
+    "          [--warp-specialized]\n"
     "                                        generate the kernels: CUDA C, or PTX/cubin through NVRTC\n"
     "                                        (ptxas's register and spill report on stderr); --grad: the\n"
-    "                                        backward's kernels instead\n"
+    "                                        backward's kernels instead; --warp-specialized: the unit of\n"
+    "                                        the sequential walk that the JIT runs on sm_90a, alone\n"
     "  run FILE --tokens T [--batch B] [--heads H] [--seed S] [--varlen L1,L2,...]\n"
     "          [--initial-state] [--dtype bf16|fp16|fp32] [--gate-scale X] [--chunked-ref]\n"
     "          [--schedule auto|sequential|materialized|grouped] [--grad] [--bwd-schedule auto|sequential|parallel]\n"
@@ -196,6 +198,8 @@ static int cmd_compile(attnc_ctx *ctx, int argc, char **argv)
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--grad") == 0) {
             grad = 1;
+        } else if (strcmp(a, "--warp-specialized") == 0) {
+            co.warp_specialized = 1;
         } else if (strcmp(a, "--arch") == 0) {
             if (!val || strncmp(val, "sm_", 3) != 0 || strlen(val) > 8)
                 return usage_error("compile: --arch needs a name like sm_80 or sm_90a, not '%s'", val ? val : "");
@@ -232,6 +236,8 @@ static int cmd_compile(attnc_ctx *ctx, int argc, char **argv)
         return usage_error("compile: no FILE%s", "");
     if (kind == ATTNC_EMIT_CUBIN && strcmp(outpath, "-") == 0)
         return usage_error("compile: a cubin is binary: give -o FILE%s", "");
+    if (grad && co.warp_specialized)
+        return usage_error("compile: --warp-specialized is a forward unit, not one of --grad's%s", "");
     attnc_spec *spec = NULL;
     attnc_status st = load(ctx, file, &spec);
     int rc = report(ctx, st, spec, 0);

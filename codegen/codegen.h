@@ -49,6 +49,8 @@ typedef struct cg_kernel {
     unsigned tile_rows;   /* query rows per CTA (softmax) */
     cg_entry split[CG_SPLIT_PASSES]; /* the linear kernel's split delta rule (cg_split_pass) */
     cg_entry group;       /* the linear kernel's grouped phase 3 (attnc_linear_group), in the grouped unit */
+    cg_entry ws;          /* the warp-specialised walk (linear_ws_kernel.cuh): the sequential unit compiled with
+                             ATTNC_WS 1 for sm_90a; entry NULL where the plan has none */
 } cg_kernel;
 
 typedef struct cg_output {

@@ -24,6 +24,7 @@
 
 extern const char attnc_support_src[];
 extern const char attnc_linear_kernel_src[];
+extern const char attnc_linear_ws_kernel_src[];
 extern const char attnc_softmax_kernel_src[];
 extern const char attnc_decode_kernel_src[];
 
@@ -138,6 +139,34 @@ static bool gate_by_lane(const gen *g)
     return true;
 }
 
+/* Whether the warp-specialised walk (linear_ws_kernel.cuh, taken by the launcher on sm_90a) covers the plan:
+ * the causal walk of all of V in one CTA of 8 warps with two column and two state groups, 16-bit tiles, a
+ * scalar or constant decay whose gates a lane forms, no delta rule, normaliser, stabiliser or input gate, no
+ * shared scores, no staged rows of 2 bytes (held in registers, sized for the walk's threads), and its second
+ * tile buffer within the shared memory a CTA may have. */
+static bool ws_eligible(const gen *g, unsigned smem_bytes)
+{
+    const ir_module *m = g->m;
+    const ir_plan *p = &m->plan;
+    if (m->mask != IR_MASK_CAUSAL || !gate_by_lane(g) || p->householder || p->stabilized || m->linear.igate != IR_NONE ||
+        m->linear.norm != IR_NORM_NONE || p->shared_scores || p->state_groups != 2 || p->col_groups != 2 ||
+        p->v_tile != g->sh.V || p->operands == IR_OPERANDS_BF16X3 || smem_bytes > 227u * 1024)
+        return false;
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        if (g->stage_off[i] != ~0u && cg_stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype)) == 2)
+            return false;
+    return true;
+}
+
+/* Its shared memory: the walk's layout and staging, then a second buffer of Q, K, K * e^{b_L - b}, V and the
+ * gates (attnc_ws_layout). */
+static unsigned ws_smem_bytes(const gen *g, unsigned walk_bytes)
+{
+    const ir_plan *p = &g->m->plan;
+    unsigned eb = ir_operand_bytes(p->operands);
+    return walk_bytes + 3 * p->chunk * (p->k_pad + 8) * eb + p->chunk * (p->v_tile + 8) * eb + p->chunk * 4;
+}
+
 /* The gate's slots in struct attnc_row: a lane's run of channels for a per-channel gate, else one. */
 static unsigned gate_slots(const gen *g)
 {
@@ -210,7 +239,8 @@ static void emit_linear_prologue(gen *g)
     ir_ref gate = m->linear.gate, beta = m->linear.beta, ig = m->linear.igate;
     bool diag = p->transition == IR_TR_DIAG;
     unsigned ng = gate_slots(g);
-    cg_emit_stage_issue(&g->ev, "attnc_stage_issue", "attnc_params", "ATTNC_C", "(ATTNC_WARPS * 32)", "attnc_stage_held");
+    cg_emit_stage_issue(&g->ev, "attnc_stage_issue", "attnc_params", "ATTNC_C", "ATTNC_STAGE_THREADS", "ATTNC_STAGE_TID",
+                        "attnc_stage_held");
 
     attnc_buf_puts(b, "\n// ---- the prologue: the spec's value DAG for one token (generated) ----\n"
                       "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
@@ -441,9 +471,22 @@ static bool emit_linear(gen *g)
                             "sm_80 SM, and at 128 registers lightning's spilled)\n#define ATTNC_GROUP_MIN_BLOCKS 1\n#else\n"
                             "#define ATTNC_GROUP_MIN_BLOCKS %u\n#endif\n",
                          p->state_groups > 2 ? 1 : lean_min_blocks(group_smem));   /* (four state groups spilled 80 bytes at 128) */
+    /* The warp-specialised walk: a unit of its own (ATTNC_WS 1, api/kernel.c), where the staging is the
+     * producers' (128 threads from thread 256 on). */
+    unsigned ws_smem = ws_smem_bytes(g, smem + g->stage_bytes);
+    bool ws = ws_eligible(g, ws_smem);
+    attnc_buf_printf(b, "#ifndef ATTNC_WS\n#define ATTNC_WS 0\n#endif\n#define ATTNC_WS_OK %d\n#define ATTNC_STAGE_BYTES %u\n"
+                        "#define ATTNC_STAGE_THREADS (ATTNC_WS ? 128 : ATTNC_WARPS * 32)\n"
+                        "#define ATTNC_STAGE_TID (ATTNC_WS ? (int)threadIdx.x - ATTNC_WARPS * 32 : (int)threadIdx.x)\n",
+                     ws, g->stage_bytes);
     emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
+    if (ws) {
+        attnc_buf_puts(b, attnc_linear_ws_kernel_src);
+        attnc_buf_printf(b, "#if ATTNC_WS\nstatic_assert(attnc_ws_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n#endif\n",
+                         ws_smem);
+    }
     unsigned ls_smem = split_states_smem_bytes(g, ls_warps);
     if (split)
         attnc_buf_printf(b, "#if ATTNC_WANT(1) && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)\n"
@@ -475,6 +518,8 @@ static bool emit_linear(gen *g)
     }
     if (grouped)
         k->group = (cg_entry){.entry = "attnc_linear_group", .threads = p->warps * 32, .smem_bytes = group_smem};
+    if (ws)
+        k->ws = (cg_entry){.entry = "attnc_linear", .threads = p->warps * 32 + 128, .smem_bytes = ws_smem};
     if (decode) {
         k = &g->out->kernels[g->out->nkernels++];
         *k = (cg_kernel){.kind = CG_KERNEL_DECODE, .entry = "attnc_decode", .threads = 128,

@@ -537,7 +537,7 @@ static void emit_wide_pass(attnc_buf *b, const grad_plan *gp, const cg_values *s
         if (gp->bp_delta)
             attnc_buf_puts(b, attnc_linear_bwd_delta_kernel_src);
         cg_emit_stage_issue(staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS",
-                            "attnc_bwd_stage_held");
+                            "threadIdx.x", "attnc_bwd_stage_held");
         attnc_buf_printf(b, "}   // namespace attnc_wide\n%s%s#undef attnc_bwd_stage_issue\n"
                             "#undef ATTNC_B_THREADS\n#define ATTNC_B_THREADS %u\n#undef ATTNC_BP_WIDE_PASS\n#define ATTNC_BP_WIDE_PASS 0\n",
                          chunk ? "#if ATTNC_BWD_WANT(ATTNC_BK_P_CHUNK)\nusing attnc_wide::attnc_bwdp_chunk;\n#endif\n" : "",
@@ -750,7 +750,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         emit_roles_fn(&g, true, false);
         emit_roles_fn(&g, true, true);
         cg_emit_stage_issue(&staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS",
-                            "attnc_bwd_stage_held");
+                            "threadIdx.x", "attnc_bwd_stage_held");
     }
     emit_adjoint_fn(&g);
     if (gp->parallel)

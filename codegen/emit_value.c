@@ -378,7 +378,7 @@ unsigned cg_stage_max_pieces(const cg_values *e, unsigned chunk, unsigned thread
 }
 
 void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads,
-                         const char *held)
+                         const char *tid, const char *held)
 {
     const ir_module *m = e->m;
     attnc_buf *b = e->b;
@@ -413,20 +413,20 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
          * their slots are registers. */
         if (!in_registers) {
             attnc_buf_printf(b, "        if constexpr (!UNROLL) {\n"
-                                "            for (int i = threadIdx.x; i < n * %u; i += %s) {\n"
+                                "            for (int i = %s; i < n * %u; i += %s) {\n"
                                 "                const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n"
                                 "                const unsigned char *from = src + (r * %uu + u * %u);\n"
                                 "                unsigned char *to = stage + %u + r * %u + u * %u;\n",
-                             per_row, threads, per_row, per_row, heads * rb, unit, e->stage_off[i], rb, unit);
+                             tid, per_row, threads, per_row, per_row, heads * rb, unit, e->stage_off[i], rb, unit);
             put_stage_copy(b, unit, "    ");
             attnc_buf_puts(b, "            }\n        } else\n");
         }
         attnc_buf_puts(b, "#pragma unroll\n        for (int j = 0; j < ");
         put_pieces_per_thread(b, per_row, chunk, threads);
         attnc_buf_printf(b, "; j++%s) {\n"
-                            "            const unsigned i = threadIdx.x + j * %s, r = i / %u, u = i %% %u;\n"
+                            "            const unsigned i = %s + j * %s, r = i / %u, u = i %% %u;\n"
                             "            const unsigned char *from = src + (r * %uu + u * %u);\n",
-                         in_registers ? ", slot++" : "", threads, per_row, per_row, heads * rb, unit);
+                         in_registers ? ", slot++" : "", tid, threads, per_row, per_row, heads * rb, unit);
         if (in_registers)
             attnc_buf_printf(b, "            if (held)\n"
                                 "                held->x[slot] = i < (unsigned)n * %uu ? *(const unsigned short *)from : 0;\n"

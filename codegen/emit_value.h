@@ -66,12 +66,12 @@ void cg_emit_value(const cg_values *e, ir_ref r);
 unsigned cg_stage_unit(unsigned row_bytes);
 /* `fn`(const `params` &p, int c0, int eos, int h, unsigned char *stage[, `held` *held]): starts the
  * asynchronous copies (cp.async, one commit group) of rows [c0, min(c0 + `chunk`, eos)) of every tensor
- * with a stage_off into the staging area, `threads` threads sharing them (generated; the forward's and the
+ * with a stage_off into the staging area, `threads` threads sharing them (thread index `tid`) (generated; the forward's and the
  * parallel backward's).  Rows of 2 bytes have no cp.async: loaded into *held (cg_emit_stage_held's type),
  * which `held`_land stores later, or, with no held type or a null pointer, loaded and stored at once.  A template on
  * bool UNROLL: each thread's copies unrolled (fewer instructions a copy, more registers), else one loop. */
 void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads,
-                         const char *held);
+                         const char *tid, const char *held);
 /* The most copies one of `threads` threads issues for one staged tensor of a `chunk`-row chunk (rows of 2 bytes,
  * which cg_emit_stage_held keeps in registers, aside). */
 unsigned cg_stage_max_pieces(const cg_values *e, unsigned chunk, unsigned threads);

@@ -69,6 +69,18 @@ __device__ __forceinline__ int state_nt(int warp, int nt)
 {
     return warp / ATTNC_WPS * ATTNC_NTSW + nt;
 }
+// The row group of a warp's outputs (its column group is warp / RG).  A causal row group's scores and P V
+// grow with its index, and warps w and w + 4 share a scheduler (an SM sub-partition), so the second four
+// warps take the row groups in reverse: each scheduler then holds a light and a heavy row group instead of
+// two of one kind (warps 3 and 7 both had row group 3, the walk's last to reach each chunk's barrier).
+// Forward at T = 8192 (bench/RESULTS.md, thirtieth session): gla 2.10 -> 1.84 ms, simple_gla 0.795 -> 0.775,
+// simple_gla_gam 0.737 -> 0.721, delta_rule level; gated_delta 1.607 -> 1.631, so not the delta rule's.
+__device__ __forceinline__ int out_rg(int warp)
+{
+    if constexpr (4 % ATTNC_RG != 0 || ATTNC_DELTA)   // (4 % RG: a column group's warps would straddle the halves)
+        return warp % ATTNC_RG;
+    return (warp >> 2) & 1 ? ATTNC_RG - 1 - warp % ATTNC_RG : warp % ATTNC_RG;
+}
 
 // A token's log2 decay is floored at -32 before the chunk-local cumulative sums.  Without the floor, gates
 // of thousands of nats per token make the sums b so large that their differences b_r - b_j, the only thing
@@ -941,7 +953,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
 
         // ---- 5. outputs -----------------------------------------------------------------------------
         if ((!bidir || pass == 1) && phase != 1 && phase != 3 && !wy_pass) {
-            const int rg = warp % ATTNC_RG, cg = warp / ATTNC_RG;
+            const int rg = out_rg(warp), cg = warp / ATTNC_RG;
             float O[ATTNC_NTO][4];
 #pragma unroll
             for (int nt = 0; nt < ATTNC_NTO; nt++)
@@ -1292,8 +1304,9 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
 
 // The entries.  The split delta rule's materialized unit holds its two lean bodies (and the state walk
 // below), not the walk's; the grouped unit the walk (phase 5) and phase 3's lean body; ATTNC_WY_MIN_BLOCKS,
-// ATTNC_OUT_MIN_BLOCKS, ATTNC_GROUP_MIN_BLOCKS: the CTAs per SM their layouts fit (codegen/cuda.c).
-#if !(ATTNC_DSPLIT && ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)
+// ATTNC_OUT_MIN_BLOCKS, ATTNC_GROUP_MIN_BLOCKS: the CTAs per SM their layouts fit (codegen/cuda.c).  The
+// warp-specialised unit (ATTNC_WS) has linear_ws_kernel.cuh's entry instead of the walk's.
+#if !(ATTNC_DSPLIT && ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED) && !ATTNC_WS
 extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS) ATTNC_ENTRY(attnc_params p)
 {
     attnc_linear_body<0>(p);

@@ -381,6 +381,29 @@ __device__ __forceinline__ void attnc_bar_named(unsigned id, unsigned threads)
 {
     asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
+// Arrives at barrier id without waiting: what this thread wrote before is visible to the threads that
+// complete the barrier's bar.sync (a producer handing shared memory to consumers).
+__device__ __forceinline__ void attnc_bar_arrive(unsigned id, unsigned threads)
+{
+    asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+// Hopper's register reallocation between the warpgroups of a CTA (setmaxnreg, sm_90a): the warp-specialised
+// walk's producers give registers up, its consumers take them.  A no-op elsewhere (the walk is chosen only
+// for sm_90a).
+template <unsigned N>
+__device__ __forceinline__ void attnc_regs_release()
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+template <unsigned N>
+__device__ __forceinline__ void attnc_regs_claim()
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
 
 __device__ __forceinline__ void mma16816(float *d, const unsigned *a, unsigned b0, unsigned b1)
 {

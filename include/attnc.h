@@ -234,6 +234,9 @@ typedef struct attnc_compile_options {
     const char *arch;     /* "sm_80", "sm_90a", ...; NULL: the GPU present (needs a driver) */
     int no_cache;         /* 1: neither read nor write the disk cache */
     attnc_jit_mode jit;   /* attnc_kernel_new, attnc_grad_kernel_new */
+    int warp_specialized; /* attnc_emit: 1 = the unit of the warp-specialised sequential walk alone, what the JIT
+                           * runs on sm_90a where a plan has one (ATTNC_ERR_USAGE where it has none, or for an
+                           * arch other than sm_90a; the environment's ATTNC_WS=0 turns the JIT's use off) */
 } attnc_compile_options;
 
 typedef struct attnc_blob {

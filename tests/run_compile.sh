@@ -1,7 +1,7 @@
 #!/bin/sh
 # compile.NAME: the spec compiles through NVRTC to PTX and to a cubin (ptxas) for sm_80 and sm_90a, with
 # no register spills and no stack frame (over all of its kernels), and the PTX holds the entry of each part
-# the spec has.
+# the spec has; the unit of its warp-specialised walk too where it has one (sm_90a).
 # Exit 77 (skip) when libnvrtc is not installed.
 #   sh tests/run_compile.sh ATTNC SPEC
 set -u
@@ -25,3 +25,10 @@ for arch in sm_80 sm_90a; do
   # nor local memory of any other kind (an array indexed at run time: akk_tiles' B fragment once)
   case "$report" in *" 0 bytes of stack frame") ;; *) echo "$spec: a stack frame for $arch"; exit 1 ;; esac
 done
+# The warp-specialised walk's unit (what the JIT runs on sm_90a where the plan has one): no spills, no stack.
+if "$attnc" compile --emit cuda "$spec" 2>/dev/null | grep -q "^#define ATTNC_WS_OK 1"; then
+  "$attnc" compile --arch sm_90a --warp-specialized --emit cubin -o "$tmp/w.cubin" "$spec" 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
+  report=$(tail -n 1 "$tmp/err")
+  echo "warp-specialized: $report"
+  case "$report" in *" 0 bytes spilled, 0 bytes of stack frame") ;; *) echo "$spec: spills or a stack frame in the warp-specialised walk"; exit 1 ;; esac
+fi

@@ -47,7 +47,7 @@ static int setup(void **state)
         return -1;
     fx->source = blob.data;
     for (int i = 0; i < NUNITS; i++)
-        if (!(fx->units[i] = api_unit_source(fx->source, (int)kinds[i], 0)))
+        if (!(fx->units[i] = api_unit_source(fx->source, (int)kinds[i], 0, false)))
             return -1;
     *state = fx;
     return 0;
@@ -187,7 +187,7 @@ static void schedule_units_hold_their_phases_only(void **state)
     size_t sizes[4];
     bool hits[4];
     for (int i = 0; i < 4; i++) {
-        assert_non_null(units[i] = api_unit_source(blob.data, CG_KERNEL_LINEAR, masks[i]));
+        assert_non_null(units[i] = api_unit_source(blob.data, CG_KERNEL_LINEAR, masks[i], false));
         char want[48];
         snprintf(want, sizeof want, "#define ATTNC_PHASES 0x%02x\n", masks[i]);
         assert_int_equal(strstr(units[i], want) == units[i] + strlen("#define ATTNC_ONLY 1\n"), masks[i] != 0);
@@ -225,7 +225,7 @@ static void split_state_walk_is_in_the_delta_rules_materialized_unit(void **stat
         attnc_blob blob;
         assert_int_equal(attnc_spec_from_file(fx->ctx, path, &spec), ATTNC_OK);
         assert_int_equal(attnc_emit(fx->ctx, spec, ATTNC_EMIT_CUDA, NULL, &blob), ATTNC_OK);
-        char *unit = api_unit_source(blob.data, CG_KERNEL_LINEAR, cases[i].mask);
+        char *unit = api_unit_source(blob.data, CG_KERNEL_LINEAR, cases[i].mask, false);
         assert_non_null(unit);
         void *image = NULL;
         size_t size = 0;

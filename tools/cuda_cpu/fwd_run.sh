@@ -8,6 +8,8 @@
 # on both sides to check the two schedules against each other (ctest cuda_cpu.fwd_mat.*);
 # FWD_CPU_B_SCHEDULE=grouped:G: its grouped schedule with G chunks per group (ctest cuda_cpu.fwd_grp.*).
 # FWD_CPU_A_SCHEDULE=materialized: unit A runs its materialized schedule as well (a change to it, against another build).
+# FWD_CPU_B_WS=1: unit B's sequential schedule is the warp-specialised walk (linear_ws_kernel.cuh, ATTNC_WS 1;
+# its other schedules are then not to be run: their staging takes the walk's producers' threads).
 # FWD_CPU_CXXFLAGS: more g++ flags, e.g. -fsanitize=thread: ThreadSanitizer then watches the emulated CTA's
 # threads (one per CUDA thread) and their shared memory, and a race it reports fails the run (exit 66),
 # whatever the outputs (ctest cuda_cpu.tsan.*); skipped (77) where g++ cannot link with the flags.
@@ -30,6 +32,9 @@ dt=""
 "$attnc_a" compile "$tmp/spec.attn" --emit cuda $dt -o "$tmp/a.cu"
 # shellcheck disable=SC2086
 "$attnc_b" compile "$tmp/spec.attn" --emit cuda $dt -o "$tmp/b.cu"
+if [ "${FWD_CPU_B_WS:-0}" = 1 ]; then
+  { echo "#define ATTNC_WS 1"; cat "$tmp/b.cu"; } > "$tmp/bw.cu" && mv "$tmp/bw.cu" "$tmp/b.cu"
+fi
 # FWD_CPU_BREAK: a sed expression applied to unit B first (to see the check fail); one that does not apply
 # exits 0 here (apply_break.sh says why).
 if [ -n "${FWD_CPU_BREAK:-}" ]; then

@@ -27,8 +27,12 @@ fwd_info UNIT_INFO()
 void UNIT_RUN(const fwd_args &a)
 {
     UNIT_NS::attnc_params p = params_of(a);
-    cpu_launch(UNIT_NS::attnc_linear, dim3c{ATTNC_V / ATTNC_BV, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS,
-               227 * 1024, p);
+#if defined(ATTNC_WS) && ATTNC_WS   // the warp-specialised walk (fwd_run.sh's FWD_CPU_B_WS)
+    const unsigned threads = ATTNC_WS_THREADS;
+#else
+    const unsigned threads = ATTNC_THREADS;
+#endif
+    cpu_launch(UNIT_NS::attnc_linear, dim3c{ATTNC_V / ATTNC_BV, ATTNC_HOUT, (unsigned)a.nseq}, threads, 227 * 1024, p);
 }
 
 // The materialized schedule (sequences of one length, as the launcher requires): phase 1 stores every

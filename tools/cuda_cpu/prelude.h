@@ -63,17 +63,16 @@ inline dim3c gridDim, blockDim;
 inline void __syncthreads() { cpu_cur->all->arrive_and_wait(); }
 [[noreturn]] inline void __trap() { std::abort(); }
 // bar.sync id, threads: the first thread to arrive makes the barrier for that many threads
-inline void cpu_bar_named(unsigned id, unsigned threads)
+inline std::barrier<> *cpu_bar_get(unsigned id, unsigned threads)
 {
-    std::barrier<> *b;
-    {
-        std::lock_guard<std::mutex> lock(cpu_cur->named_mu);
-        if (!cpu_cur->named[id])
-            cpu_cur->named[id] = new std::barrier<>((ptrdiff_t)threads);
-        b = cpu_cur->named[id];
-    }
-    b->arrive_and_wait();
+    std::lock_guard<std::mutex> lock(cpu_cur->named_mu);
+    if (!cpu_cur->named[id])
+        cpu_cur->named[id] = new std::barrier<>((ptrdiff_t)threads);
+    return cpu_cur->named[id];
 }
+inline void cpu_bar_named(unsigned id, unsigned threads) { cpu_bar_get(id, threads)->arrive_and_wait(); }
+// bar.arrive id, threads: counts this thread in the barrier's phase and goes on
+inline void cpu_bar_arrive(unsigned id, unsigned threads) { (void)cpu_bar_get(id, threads)->arrive(); }
 // max.NaN.f32 of m and |a|; cvt.rni.sat.s16.f32 (ties to even, saturated, NaN to 0)
 inline float cpu_absmax_nan(float m, float a)
 {

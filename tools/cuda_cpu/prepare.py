@@ -31,6 +31,9 @@ optional = {
     "float attnc_absmax_nan(float m, float a)": "{ return cpu_absmax_nan(m, a); }",
     "unsigned bd_bf16x2(float x0, float x1)": "{ return cpu_pack2(x0, x1, 0); }",
     "int attnc_opaque(int x)": "{ return x; }",
+    "void attnc_bar_arrive(unsigned id, unsigned threads)": "{ cpu_bar_arrive(id, threads); }",
+    "void attnc_regs_release()": "{}",
+    "void attnc_regs_claim()": "{}",
     "void bd_mma_bf16(float *d, const unsigned *a, unsigned b0, unsigned b1)": "{ cpu_mma16816(d, a, b0, b1, 0); }",
 }
 
