@@ -74,10 +74,11 @@ __device__ __forceinline__ int state_nt(int warp, int nt)
 // warps take the row groups in reverse: each scheduler then holds a light and a heavy row group instead of
 // two of one kind (warps 3 and 7 both had row group 3, the walk's last to reach each chunk's barrier).
 // Forward at T = 8192 (bench/RESULTS.md, thirtieth session): gla 2.10 -> 1.84 ms, simple_gla 0.795 -> 0.775,
-// simple_gla_gam 0.737 -> 0.721, delta_rule level; gated_delta 1.607 -> 1.631, so not the delta rule's.
+// simple_gla_gam 0.737 -> 0.721, delta_rule level; gated_delta 1.607 -> 1.631, so not the delta rule's; nor
+// with other than two state groups (kv_asym_retnet's four spilled 56 bytes on sm_90a so).
 __device__ __forceinline__ int out_rg(int warp)
 {
-    if constexpr (4 % ATTNC_RG != 0 || ATTNC_DELTA)   // (4 % RG: a column group's warps would straddle the halves)
+    if constexpr (4 % ATTNC_RG != 0 || ATTNC_DELTA || ATTNC_SG != 2)   // (4 % RG: a column group's warps would straddle the halves)
         return warp % ATTNC_RG;
     return (warp >> 2) & 1 ? ATTNC_RG - 1 - warp % ATTNC_RG : warp % ATTNC_RG;
 }
