@@ -140,17 +140,18 @@ static bool gate_by_lane(const gen *g)
 }
 
 /* Whether the warp-specialised walk (linear_ws_kernel.cuh, taken by the launcher on sm_90a) covers the plan:
- * the causal walk of all of V in one CTA of 8 warps with two column and two state groups, 16-bit tiles, a
- * scalar or constant decay whose gates a lane forms, no delta rule, normaliser, stabiliser or input gate, no
- * shared scores, no staged rows of 2 bytes (held in registers, sized for the walk's threads), and its second
- * tile buffer within the shared memory a CTA may have. */
+ * the causal walk of all of V in one CTA with a scalar or constant decay and no normaliser (lightning,
+ * mamba2), no staged rows of 2 bytes (held in registers, sized for the walk's threads), and its second tile
+ * buffer within the shared memory a CTA may have.  The kernel itself takes per-channel gates and row norms
+ * too, but at the consumers' 224 registers gla's spilled 48 bytes, retnet's 216 (sm_90a); the delta rule's WY
+ * stage, the stabiliser, the input gate and the running denominator would need more of its steps moved. */
 static bool ws_eligible(const gen *g, unsigned smem_bytes)
 {
     const ir_module *m = g->m;
     const ir_plan *p = &m->plan;
-    if (m->mask != IR_MASK_CAUSAL || !gate_by_lane(g) || p->householder || p->stabilized || m->linear.igate != IR_NONE ||
-        m->linear.norm != IR_NORM_NONE || p->shared_scores || p->state_groups != 2 || p->col_groups != 2 ||
-        p->v_tile != g->sh.V || p->operands == IR_OPERANDS_BF16X3 || smem_bytes > 227u * 1024)
+    if (m->mask != IR_MASK_CAUSAL || (p->transition != IR_TR_SCALAR && p->transition != IR_TR_CONST) ||
+        p->householder || p->stabilized || m->linear.igate != IR_NONE || m->linear.norm != IR_NORM_NONE ||
+        p->v_tile != g->sh.V || smem_bytes > 227u * 1024)
         return false;
     for (uint32_t i = 0; i < m->ntensors; i++)
         if (g->stage_off[i] != ~0u && cg_stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype)) == 2)
@@ -158,13 +159,14 @@ static bool ws_eligible(const gen *g, unsigned smem_bytes)
     return true;
 }
 
-/* Its shared memory: the walk's layout and staging, then a second buffer of Q, K, K * e^{b_L - b}, V and the
- * gates (attnc_ws_layout). */
+/* Its shared memory: the walk's layout and staging, then a second buffer of Q, K, K * e^{b_L - b}, per-channel
+ * gates' K * e^{b_e - b}, V and the gates (attnc_ws_layout). */
 static unsigned ws_smem_bytes(const gen *g, unsigned walk_bytes)
 {
     const ir_plan *p = &g->m->plan;
-    unsigned eb = ir_operand_bytes(p->operands);
-    return walk_bytes + 3 * p->chunk * (p->k_pad + 8) * eb + p->chunk * (p->v_tile + 8) * eb + p->chunk * 4;
+    bool diag = p->transition == IR_TR_DIAG;
+    unsigned eb = ir_operand_bytes(p->operands), tile_k = p->chunk * (p->k_pad + 8) * eb;
+    return walk_bytes + (diag ? 4 : 3) * tile_k + p->chunk * (p->v_tile + 8) * eb + p->chunk * (diag ? p->k_pad : 1) * 4;
 }
 
 /* The gate's slots in struct attnc_row: a lane's run of channels for a per-channel gate, else one. */

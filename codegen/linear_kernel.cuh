@@ -397,6 +397,115 @@ __device__ __forceinline__ void state_apply_decay(Acc &S, const float *sg, const
                     S[i][nt][e] *= state_decay(sg, smisc, state_mt(warp, i) * 16 + gr + (e >> 1) * 8);
 }
 
+// Step 2 of the walk (attnc_linear_body): the chunk's cumulative log2 gates, in place, by threads tid of
+// nthreads (a warp's worth from tid 0 for a scalar decay's scan); the warp-specialised walk's producers
+// (linear_ws_kernel.cuh) run it too.  GATE_LANES: a scalar decay's gates were summed in the prologue.
+template <bool GATE_LANES>
+__device__ __forceinline__ void attnc_chunk_gates(float *sg, float *sig, int nrows, int tid, int nthreads)
+{
+    const int lane = tid & 31, warp = tid >> 5;
+    (void)sig, (void)nrows, (void)nthreads;
+    if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !GATE_LANES) {
+        if (warp == 0)
+            attnc_scan_gates(sg[lane], ATTNC_C > 32 ? sg[lane + 32] : 0.f, lane, sg);
+    } else if constexpr (ATTNC_TRANSITION == TR_DIAG) {
+        for (int c = tid; c < ATTNC_KP; c += nthreads) {
+            float acc = 0.f;
+            for (int r = 0; r < ATTNC_C; r++) {
+                acc += fmaxf(sg[r * ATTNC_KP + c] * LOG2E, LOG2_DECAY_FLOOR);
+                sg[r * ATTNC_KP + c] = acc;
+            }
+        }
+    }
+    if constexpr (ATTNC_IGATE)
+        if (tid < ATTNC_C)
+            sig[tid] = tid < nrows ? sig[tid] * LOG2E : NEG_BIG;
+}
+
+// Step 3's decayed tiles (attnc_linear_body), by threads tid of nthreads: K * e^{b_L - b} (the state's
+// write), per-channel gates' K * e^{b_e(J) - b} (the scores' key blocks), the delta rule's K * e^{b} (W).
+// Eight channels per step (16-byte shared loads and stores: this phase was a quarter of the kernel's
+// instructions when it went element by element).  The split output pass reads none of them.
+template <int LEAN>
+__device__ __forceinline__ void attnc_decayed_tiles(const elt *sk, elt *skd, elt *sqg, elt *ske, const float *sg,
+                                                    const float *sig, const float *smisc, int tid, int nthreads)
+{
+    using L = attnc_smem_layout_t<LEAN>;
+    (void)sqg, (void)ske, (void)sig, (void)smisc;
+    for (int i = tid; i < (L::out ? 0 : ATTNC_C * ATTNC_KP / 8); i += nthreads) {
+        const int r = i / (ATTNC_KP / 8), c = (i % (ATTNC_KP / 8)) * 8;
+        float kx[8], fd[8], fg[8];   // K; e^{b_L - b_r} (state write); e^{b_r} (gamma)
+        ld8(kx, sk + r * ATTNC_LDK + c);
+        if constexpr (ATTNC_STABILIZED) {
+            const float f = attnc_exp2(sg[ATTNC_C - 1] - sg[r] + sig[r] - smisc[1]);
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                fd[j] = f, fg[j] = 1.f;
+        } else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
+            const float f = attnc_exp2(fminf(sg[ATTNC_C - 1] - sg[r], 0.f)), f2 = attnc_exp2(fminf(sg[r], 0.f));
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                fd[j] = f, fg[j] = f2;
+        } else if constexpr (ATTNC_TRANSITION == TR_DIAG) {
+            const int e_row = (r / 16) * 16 + 15;
+            float ke[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float b = sg[r * ATTNC_KP + c + j];
+                fd[j] = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c + j] - b, 0.f));
+                fg[j] = attnc_exp2(fminf(b, 0.f));
+                ke[j] = kx[j] * attnc_exp2(fminf(sg[e_row * ATTNC_KP + c + j] - b, 0.f));
+            }
+            if constexpr (!L::grp)   // (the outputs' scores read it)
+                st8(ske + r * ATTNC_LDK + c, ke);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                fd[j] = fg[j] = 1.f;
+        }
+        float out[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            out[j] = kx[j] * fd[j];
+        st8(skd + r * ATTNC_LDK + c, out);
+        if constexpr (ATTNC_DELTA) {   // K * gamma, for W
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                out[j] = kx[j] * fg[j];
+            st8(sqg + r * ATTNC_LDK + c, out);
+        }
+    }
+}
+
+// The warp-specialised walk (ATTNC_WS, linear_ws_kernel.cuh): this body is its consumers' (the first
+// ATTNC_THREADS threads), 128 producer threads after them; named barriers above the shared scores' 1 + rg.
+enum { WS_BAR_FULL = 8, WS_BAR_EMPTY = 10, WS_BAR_PRODUCERS = 12, WS_BAR_CONSUMERS = 13 };
+#define ATTNC_WS_PRODUCERS 128
+#define ATTNC_WS_THREADS (ATTNC_THREADS + ATTNC_WS_PRODUCERS)
+// Its second tile buffer, after the walk's layout and its staging: Q, K, K * e^{b_L - b}, per-channel
+// gates' K * e^{b_e - b}, V and the gates (codegen/cuda.c's ws_smem_bytes sums the same).
+struct attnc_ws_layout {
+    using L = attnc_smem_layout;
+    static constexpr unsigned q = ATTNC_SMEM_BYTES + ATTNC_STAGE_BYTES, k = q + L::tile_k, kd = k + L::tile_k;
+    static constexpr unsigned ke = kd + L::tile_k;
+    static constexpr unsigned v = ke + (ATTNC_TRANSITION == TR_DIAG ? L::tile_k : 0);
+    static constexpr unsigned g = v + ATTNC_C * ATTNC_LDV * sizeof(elt);
+    static constexpr unsigned bytes = g + L::g_bytes;
+};
+// Tile buffer b (0: the walk's layout, 1: attnc_ws_layout's) into the walk's tile pointers.
+__device__ __forceinline__ void attnc_ws_buffer(unsigned char *smem, int b, elt *&sq, elt *&sk, elt *&skd, elt *&ske,
+                                                elt *&sv, float *&sg)
+{
+    using L = attnc_smem_layout;
+    using W = attnc_ws_layout;
+    sq = (elt *)(smem + L::q + b * (W::q - L::q));
+    sk = (elt *)(smem + L::k + b * (W::k - L::k));
+    skd = (elt *)(smem + L::kd + b * (W::kd - L::kd));
+    ske = (elt *)(smem + L::ke + b * (W::ke - L::ke));
+    sv = (elt *)(smem + L::v + b * (W::v - L::v));
+    sg = (float *)(smem + L::g + b * (W::g - L::g));
+}
+
 // ---- the kernel --------------------------------------------------------------------------------------
 #ifndef ATTNC_PHASES
 #define ATTNC_PHASES 0   // every schedule's phases (see `phase` below)
@@ -426,6 +535,16 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
     // grouped phase 3's lean body (at 128 registers retnet's spilled 12 bytes on sm_90a so).
     constexpr bool GATE_LANES = ATTNC_GATE_LANES && (ROLES & ATTNC_ROLE_GATE) && !L::grp;
     constexpr unsigned ROW_ROLES = GATE_LANES ? ROLES & ~ATTNC_ROLE_GATE : ROLES;
+    // The warp-specialised walk's consumers (ATTNC_WS): producer warps form each chunk's tiles (steps 1 to 3's
+    // decayed tiles) into one of two buffers, handed over at named barriers; the consumers' own barrier
+    // stands for the CTA's.
+    constexpr bool WS = ATTNC_WS && LEAN == 0;
+    auto sync = [] {
+        if constexpr (WS)
+            attnc_bar_named(WS_BAR_CONSUMERS, ATTNC_THREADS);
+        else
+            __syncthreads();
+    };
     elt *sq = (elt *)(smem + L::q), *sk = (elt *)(smem + L::k), *skd = (elt *)(smem + L::kd);
     elt *sqg = (elt *)(smem + L::qg), *sw = (elt *)(smem + L::w), *ske = (elt *)(smem + L::ke);
     elt *sv = (elt *)(smem + L::v), *ss = (elt *)(smem + L::s), *stb = (elt *)(smem + L::tb);
@@ -559,8 +678,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                 m0 = p.m0[(size_t)n * ATTNC_HS + hs] * LOG2E;
         smisc[0] = m0;   // m_in, log2 units
     }
-    // Padded K columns stay zero in every tile for the whole walk.
-    for (int i = tid; i < ATTNC_C * ATTNC_LDK; i += ATTNC_THREADS) {
+    // Padded K columns stay zero in every tile for the whole walk (both buffers: the warp-specialised entry).
+    for (int i = tid; i < (WS ? 0 : ATTNC_C * ATTNC_LDK); i += ATTNC_THREADS) {
         if constexpr (!L::wy && !L::grp)
             sq[i] = attnc_float_to_elt(0.f);
         sk[i] = attnc_float_to_elt(0.f);
@@ -571,11 +690,12 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         if constexpr (ATTNC_TRANSITION == TR_DIAG && !L::grp)
             ske[i] = attnc_float_to_elt(0.f);
     }
-    __syncthreads();
+    sync();
 
     unsigned char *stage = smem + L::bytes;
     attnc_stage_held held;
-    attnc_stage_issue<ATTNC_STAGE_UNROLL, ROLES>(p, c_first, eos, h, stage, &held);
+    if constexpr (!WS)
+        attnc_stage_issue<ATTNC_STAGE_UNROLL, ROLES>(p, c_first, eos, h, stage, &held);
     constexpr bool bidir = !ATTNC_CAUSAL;
     // A bidirectional CTA walks the sequence twice: pass 0 sums the state, pass 1 reads it.
     for (int pass = 0; pass < (bidir ? 2 : 1); pass++) {
@@ -595,81 +715,74 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     smisc[0] = p.ws_m[slot];
             }
         }
-        // ---- 1. prologue --------------------------------------------------------------------------
-        attnc_stage_held_land<ROLES>(stage, held);
-        attnc_stage_wait();
-        __syncthreads();
-        // The split output pass: S_in^T's image into ss and U_hat^T into the WY stage's scratch, copied
-        // under the prologue (waited for in step 3).
-        if (ATTNC_DSPLIT && phase == 2) {
-            constexpr int KU = ATTNC_KP * (int)sizeof(elt) / 16, CU = ATTNC_C * (int)sizeof(elt) / 16;
-            attnc_cp_rows<ATTNC_V, KU, ATTNC_THREADS>(ss, ATTNC_LDK * sizeof(elt), p.ws_s + slot * ATTNC_V * ATTNC_KP,
-                                                      ATTNC_KP * sizeof(elt), true);
-            attnc_cp_rows<ATTNC_V, CU, ATTNC_THREADS>(suh, SPLIT_LDUH * sizeof(elt), p.ws_uh + slot * ATTNC_V * ATTNC_C,
-                                                      ATTNC_C * sizeof(elt), SPLIT_UH_SCRATCH);
-            asm volatile("cp.async.commit_group;\n" ::: "memory");
-        }
-        // ATTNC_PRO_ROWS tokens per warp and pass (codegen/cuda.c's prologue_rows), all evaluated into
-        // registers before any is stored: one token's value DAG is a chain of dependent loads and MUFU ops,
-        // and the compiler can interleave chains only when no shared-memory store lies between them (a warp
-        // forming one row at a time spent 39 % of mamba2's forward waiting on them, ncu on the H200)
-        // (phase 3's lean body two at most: it holds all of its state at two CTAs an SM, 128 registers)
-        constexpr int PRO_ROWS = L::grp && ATTNC_PRO_ROWS > 2 ? 2 : ATTNC_PRO_ROWS;
-        if constexpr (GATE_LANES)
-            if (warp == 0) {
-                const float x0 = lane < ATTNC_C ? attnc_row_gate(p, lane < nrows ? c0 + lane : c0, h, lane, lane, stage,
-                                                                 lane < nrows)
-                                                : 0.f;
-                const float x1 = ATTNC_C > 32 ? attnc_row_gate(p, lane + 32 < nrows ? c0 + lane + 32 : c0, h, lane + 32,
-                                                               lane, stage, lane + 32 < nrows)
-                                              : 0.f;
-                attnc_scan_gates(x0, x1, lane, sg);
+        bool staged_next = false;   // (the next chunk's raw rows were issued)
+        if constexpr (WS) {   // chunk j's tiles from the producers, in buffer j % 2
+            const int b = (c0 - c_first) / ATTNC_C & 1;
+            attnc_bar_named(WS_BAR_FULL + b, ATTNC_WS_THREADS);
+            attnc_ws_buffer(smem, b, sq, sk, skd, ske, sv, sg);
+        } else {
+            // ---- 1. prologue --------------------------------------------------------------------------
+            attnc_stage_held_land<ROLES>(stage, held);
+            attnc_stage_wait();
+            sync();
+            // The split output pass: S_in^T's image into ss and U_hat^T into the WY stage's scratch, copied
+            // under the prologue (waited for in step 3).
+            if (ATTNC_DSPLIT && phase == 2) {
+                constexpr int KU = ATTNC_KP * (int)sizeof(elt) / 16, CU = ATTNC_C * (int)sizeof(elt) / 16;
+                attnc_cp_rows<ATTNC_V, KU, ATTNC_THREADS>(ss, ATTNC_LDK * sizeof(elt), p.ws_s + slot * ATTNC_V * ATTNC_KP,
+                                                          ATTNC_KP * sizeof(elt), true);
+                attnc_cp_rows<ATTNC_V, CU, ATTNC_THREADS>(suh, SPLIT_LDUH * sizeof(elt), p.ws_uh + slot * ATTNC_V * ATTNC_C,
+                                                          ATTNC_C * sizeof(elt), SPLIT_UH_SCRATCH);
+                asm volatile("cp.async.commit_group;\n" ::: "memory");
             }
-        for (int base = 0; base < ATTNC_C; base += PRO_ROWS * ATTNC_WARPS) {
-            attnc_row rows[PRO_ROWS];
-#pragma unroll
-            for (int i = 0; i < PRO_ROWS; i++) {
-                const int r = base + i * ATTNC_WARPS + warp;
-                if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
-                    attnc_row_values(p, r < nrows ? c0 + r : c0, h, r, lane, stage, r < nrows, rows[i]);
-            }
-#pragma unroll
-            for (int i = 0; i < PRO_ROWS; i++) {
-                const int r = base + i * ATTNC_WARPS + warp;
-                if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
-                    attnc_row_store<ROW_ROLES>(rows[i], r, v0, lane, sq, sk, sv, sg, sbeta, sig);
-            }
-        }
-        __syncthreads();
-        // the next chunk's raw rows (a bidirectional walk starts over for its second pass)
-        int next = c0 + ATTNC_C;
-        if (bidir && pass == 0 && next >= eos)
-            next = bos;
-        const bool staged_next = next < c_end;
-        if (staged_next)
-            attnc_stage_issue<ATTNC_STAGE_UNROLL, ROLES>(p, next, eos, h, stage, &held);
-        // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
-        // (formed in the prologue with GATE_LANES; with no decay, nor an input gate, there is nothing to form
-        // here and no barrier: the prologue's orders the tiles step 3 reads)
-        constexpr bool GATES_HERE = ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !GATE_LANES) ||
-                                    ATTNC_TRANSITION == TR_DIAG || ATTNC_IGATE;
-        if constexpr ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !GATE_LANES) {
-            if (warp == 0)
-                attnc_scan_gates(sg[lane], ATTNC_C > 32 ? sg[lane + 32] : 0.f, lane, sg);
-        } else if constexpr (ATTNC_TRANSITION == TR_DIAG) {
-            for (int c = tid; c < ATTNC_KP; c += ATTNC_THREADS) {
-                float acc = 0.f;
-                for (int r = 0; r < ATTNC_C; r++) {
-                    acc += fmaxf(sg[r * ATTNC_KP + c] * LOG2E, LOG2_DECAY_FLOOR);
-                    sg[r * ATTNC_KP + c] = acc;
+            // ATTNC_PRO_ROWS tokens per warp and pass (codegen/cuda.c's prologue_rows), all evaluated into
+            // registers before any is stored: one token's value DAG is a chain of dependent loads and MUFU ops,
+            // and the compiler can interleave chains only when no shared-memory store lies between them (a warp
+            // forming one row at a time spent 39 % of mamba2's forward waiting on them, ncu on the H200)
+            // (phase 3's lean body two at most: it holds all of its state at two CTAs an SM, 128 registers)
+            constexpr int PRO_ROWS = L::grp && ATTNC_PRO_ROWS > 2 ? 2 : ATTNC_PRO_ROWS;
+            if constexpr (GATE_LANES)
+                if (warp == 0) {
+                    const float x0 = lane < ATTNC_C ? attnc_row_gate(p, lane < nrows ? c0 + lane : c0, h, lane, lane, stage,
+                                                                     lane < nrows)
+                                                    : 0.f;
+                    const float x1 = ATTNC_C > 32 ? attnc_row_gate(p, lane + 32 < nrows ? c0 + lane + 32 : c0, h, lane + 32,
+                                                                   lane, stage, lane + 32 < nrows)
+                                                  : 0.f;
+                    attnc_scan_gates(x0, x1, lane, sg);
+                }
+            for (int base = 0; base < ATTNC_C; base += PRO_ROWS * ATTNC_WARPS) {
+                attnc_row rows[PRO_ROWS];
+    #pragma unroll
+                for (int i = 0; i < PRO_ROWS; i++) {
+                    const int r = base + i * ATTNC_WARPS + warp;
+                    if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
+                        attnc_row_values(p, r < nrows ? c0 + r : c0, h, r, lane, stage, r < nrows, rows[i]);
+                }
+    #pragma unroll
+                for (int i = 0; i < PRO_ROWS; i++) {
+                    const int r = base + i * ATTNC_WARPS + warp;
+                    if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
+                        attnc_row_store<ROW_ROLES>(rows[i], r, v0, lane, sq, sk, sv, sg, sbeta, sig);
                 }
             }
+            sync();
+            // the next chunk's raw rows (a bidirectional walk starts over for its second pass)
+            int next = c0 + ATTNC_C;
+            if (bidir && pass == 0 && next >= eos)
+                next = bos;
+            staged_next = next < c_end;
+            if (staged_next)
+                attnc_stage_issue<ATTNC_STAGE_UNROLL, ROLES>(p, next, eos, h, stage, &held);
+            // ---- 2. chunk-local cumulative log2 gates ----------------------------------------------------
+            // (formed in the prologue with GATE_LANES; with no decay, nor an input gate, there is nothing to form
+            // here and no barrier: the prologue's orders the tiles step 3 reads)
+            constexpr bool GATES_HERE = ((ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) && !GATE_LANES) ||
+                                        ATTNC_TRANSITION == TR_DIAG || ATTNC_IGATE;
+            attnc_chunk_gates<GATE_LANES>(sg, sig, nrows, tid, ATTNC_THREADS);
+            if constexpr (GATES_HERE)
+                sync();
         }
-        if constexpr (ATTNC_IGATE)
-            if (tid < ATTNC_C)
-                sig[tid] = tid < nrows ? sig[tid] * LOG2E : NEG_BIG;
-        if constexpr (GATES_HERE)
-            __syncthreads();
 
         // ---- 3. decayed tiles, stabiliser, S_in image, q . z ------------------------------------------
         // b_L: the chunk total (padding rows carry log-gate 0, so the last row holds it).
@@ -685,53 +798,10 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                 if (lane == 0)
                     smisc[1] = mx;
             }
-            __syncthreads();
+            sync();
         }
-        // Eight channels per step (16-byte shared loads and stores: this phase was a quarter of the
-        // kernel's instructions when it went element by element).  The split output pass reads none of them.
-        for (int i = tid; i < (L::out ? 0 : ATTNC_C * ATTNC_KP / 8); i += ATTNC_THREADS) {
-            const int r = i / (ATTNC_KP / 8), c = (i % (ATTNC_KP / 8)) * 8;
-            float kx[8], fd[8], fg[8];   // K; e^{b_L - b_r} (state write); e^{b_r} (gamma)
-            ld8(kx, sk + r * ATTNC_LDK + c);
-            if constexpr (ATTNC_STABILIZED) {
-                const float f = attnc_exp2(sg[ATTNC_C - 1] - sg[r] + sig[r] - smisc[1]);
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-                    fd[j] = f, fg[j] = 1.f;
-            } else if constexpr (ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST) {
-                const float f = attnc_exp2(fminf(sg[ATTNC_C - 1] - sg[r], 0.f)), f2 = attnc_exp2(fminf(sg[r], 0.f));
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-                    fd[j] = f, fg[j] = f2;
-            } else if constexpr (ATTNC_TRANSITION == TR_DIAG) {
-                const int e_row = (r / 16) * 16 + 15;
-                float ke[8];
-#pragma unroll
-                for (int j = 0; j < 8; j++) {
-                    const float b = sg[r * ATTNC_KP + c + j];
-                    fd[j] = attnc_exp2(fminf(sg[(ATTNC_C - 1) * ATTNC_KP + c + j] - b, 0.f));
-                    fg[j] = attnc_exp2(fminf(b, 0.f));
-                    ke[j] = kx[j] * attnc_exp2(fminf(sg[e_row * ATTNC_KP + c + j] - b, 0.f));
-                }
-                if constexpr (!L::grp)   // (the outputs' scores read it)
-                    st8(ske + r * ATTNC_LDK + c, ke);
-            } else {
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-                    fd[j] = fg[j] = 1.f;
-            }
-            float out[8];
-#pragma unroll
-            for (int j = 0; j < 8; j++)
-                out[j] = kx[j] * fd[j];
-            st8(skd + r * ATTNC_LDK + c, out);
-            if constexpr (ATTNC_DELTA) {   // K * gamma, for W
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-                    out[j] = kx[j] * fg[j];
-                st8(sqg + r * ATTNC_LDK + c, out);
-            }
-        }
+        if constexpr (!WS)   // (the warp-specialised walk's producers form them)
+            attnc_decayed_tiles<LEAN>(sk, skd, sqg, ske, sg, sig, smisc, tid, ATTNC_THREADS);
         // The image of S_in: from the accumulators (phase 1 also stores it), or read back (phase 2); grouped
         // phase 3 writes no outputs and has no WY stage, so it needs no image (nor q . z below).
         if (ATTNC_DSPLIT && phase == 2) {   // S_in^T [V][KP] from the split walk, copied in step 1
@@ -787,7 +857,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     srowq[r] = acc;
             }
         }
-        __syncthreads();
+        sync();
 
         // ---- 4. the delta family's WY stage ---------------------------------------------------------
         // The split schedule's output pass takes U_hat from the state walk ([V][C] there), read in place
@@ -805,7 +875,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     for (int j = 0; j < 8; j++)
                         sv[(row + j) * ATTNC_LDV + col] = attnc_float_to_elt(x[j]);
                 }
-                __syncthreads();
+                sync();
             }
         } else if constexpr (ATTNC_DELTA) {
             const int rg = warp % ATTNC_RG;
@@ -843,11 +913,11 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                             saf[r * ATTNC_LDF + j] = A[nt][e] * sbeta[r];
                         }
                 }
-                __syncthreads();
+                sync();
                 if (warp < ATTNC_RG && lane < 16)
                     wy_solve_diag(saf, stf, warp * 16, lane);
             }
-            __syncthreads();
+            sync();
 #pragma unroll
             for (int bi = 1; bi < ATTNC_RG; bi++) {
                 // X_j = sum_{k=j}^{bi-1} A_{bi,k} T_{k,j} for every j < bi, into sx[j]
@@ -858,7 +928,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                         acc += saf[(bi * 16 + r) * ATTNC_LDF + m] * stf[m * ATTNC_LDF + bj * 16 + c];
                     sx[e] = acc;
                 }
-                __syncthreads();
+                sync();
                 for (int e = tid; e < bi * 256; e += ATTNC_THREADS) {
                     const int bj = e >> 8, r = (e >> 4) & 15, c = e & 15;
                     float acc = 0.f;
@@ -867,13 +937,13 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                         acc += stf[(bi * 16 + r) * ATTNC_LDF + bi * 16 + m] * sx[(bj << 8) + m * 16 + c];
                     stf[(bi * 16 + r) * ATTNC_LDF + bj * 16 + c] = -acc;
                 }
-                __syncthreads();
+                sync();
             }
             for (int e = tid; e < ATTNC_C * ATTNC_C; e += ATTNC_THREADS) {
                 const int r = e / ATTNC_C, c = e % ATTNC_C;
                 stb[r * ATTNC_LDC + c] = attnc_float_to_elt(r >= c ? stf[r * ATTNC_LDF + c] * sbeta[c] : 0.f);
             }
-            __syncthreads();
+            sync();
             // W = T diag(beta) (K * gamma)  -> sw (negated, so that U_hat = U + (-W) S_in);  U = T diag(beta) V.
             float U[ATTNC_NTO][4];
             const int cg = warp / ATTNC_RG;
@@ -924,7 +994,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                             }
                 }
             }
-            __syncthreads();
+            sync();
             if (wy_pass) {
                 for (int i = tid; i < ATTNC_C * (ATTNC_KP / 8); i += ATTNC_THREADS) {
                     const int r = i / (ATTNC_KP / 8), c = (i % (ATTNC_KP / 8)) * 8;
@@ -940,7 +1010,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     p.ws_bl[slot] = state_decay(sg, smisc, 0);
             } else {
                 mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(U, sw, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
-                __syncthreads();   // every warp has read V before U_hat replaces it
+                sync();   // every warp has read V before U_hat replaces it
 #pragma unroll
                 for (int nt = 0; nt < ATTNC_NTO; nt++)
 #pragma unroll
@@ -949,7 +1019,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                         st2(sv + row * ATTNC_LDV + col, U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
                     }
             }
-            __syncthreads();
+            sync();
         }
 
         // ---- 5. outputs -----------------------------------------------------------------------------
@@ -1125,7 +1195,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     }
                 }
                 if constexpr (ATTNC_CG > 1) {
-                    __syncthreads();
+                    sync();
 #pragma unroll
                     for (int e2 = 0; e2 < 2; e2++) {
                         const int r = rg * 16 + gr + e2 * 8;
@@ -1247,11 +1317,15 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         // issued the next copies.  Not so for the stabiliser's m_in (tid 0 moves m_out into it) nor for a
         // normaliser's z, which the materialized phases store or load at the chunk's top.
         if constexpr (ATTNC_STABILIZED || ATTNC_NORM == NORM_DENOM || ATTNC_NORM == NORM_MAXFLOOR) {
-            __syncthreads();
+            sync();
             if constexpr (ATTNC_STABILIZED)
                 if (tid == 0)
                     smisc[0] = smisc[1];
         }
+        // (the warp-specialised walk: this chunk's buffer is free; the last two are not filled again)
+        if constexpr (WS)
+            if ((c0 - c_first) / ATTNC_C + 2 < (c_end - c_first + ATTNC_C - 1) / ATTNC_C)
+                attnc_bar_arrive(WS_BAR_EMPTY + ((c0 - c_first) / ATTNC_C & 1), ATTNC_WS_THREADS);
     }
     }
 
