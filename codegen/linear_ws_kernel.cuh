@@ -18,9 +18,11 @@
 // is rewritten only after every consumer has read it.  setmaxnreg moves registers from the producers
 // (WS_PRODUCER_REGS) to the consumers (WS_CONSUMER_REGS): 384 threads launch at 168, which spilled the body.
 //
-// What it covers (codegen/cuda.c's ws_eligible): the causal walk of all of V in one CTA, no delta rule, no
-// stabiliser, input gate or running denominator, no staged rows held in registers.  The products are the
-// walk's, in the same order: the same bits.
+// What it covers (codegen/cuda.c's ws_eligible): the causal walk of all of V in one CTA with a scalar or
+// constant decay, no normaliser, no staged rows held in registers (lightning, mamba2).  Per-channel gates and
+// row norms run here too (the producers sum the gates, the body's steps are generic) but spilled at these
+// register splits; the delta rule, the stabiliser, the input gate and the running denominator would need
+// more of the chunk's steps moved.  The products are the walk's, in the same order: the same bits.
 
 #if ATTNC_WS
 static_assert(ATTNC_WS_OK, "the warp-specialised walk was asked for a plan it does not cover");
