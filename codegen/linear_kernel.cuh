@@ -125,6 +125,20 @@ __device__ __forceinline__ void attnc_scan_gates(float g0, float g1, int lane, f
         sg[lane + 32] = x1 + tot0;
 }
 
+// A scalar decay's gates of the chunk at c0 (nrows real rows), a token a lane of one warp (the generated
+// attnc_row_gate), and their cumulative sums into sg (ATTNC_GATE_LANES: the walk's warp 0 during the prologue,
+// the warp-specialised walk's first producer warp).
+__device__ __forceinline__ void attnc_lane_gates(const attnc_params &p, int c0, int nrows, int h, int lane,
+                                                 const unsigned char *stage, float *sg)
+{
+    const float x0 = lane < ATTNC_C ? attnc_row_gate(p, lane < nrows ? c0 + lane : c0, h, lane, lane, stage, lane < nrows)
+                                    : 0.f;
+    const float x1 = ATTNC_C > 32 ? attnc_row_gate(p, lane + 32 < nrows ? c0 + lane + 32 : c0, h, lane + 32, lane, stage,
+                                                   lane + 32 < nrows)
+                                  : 0.f;
+    attnc_scan_gates(x0, x1, lane, sg);
+}
+
 // ---- shared memory layout (offsets in bytes, all 16-byte aligned) --------------------------------------
 // LEAN 0: the walk's layout, every tile.  The split delta rule's parallel phases have kernels of their own
 // (attnc_linear_wy, phase 6; attnc_linear_out, phase 2) whose layouts keep only what the phase reads, so
@@ -742,15 +756,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             // (phase 3's lean body two at most: it holds all of its state at two CTAs an SM, 128 registers)
             constexpr int PRO_ROWS = L::grp && ATTNC_PRO_ROWS > 2 ? 2 : ATTNC_PRO_ROWS;
             if constexpr (GATE_LANES)
-                if (warp == 0) {
-                    const float x0 = lane < ATTNC_C ? attnc_row_gate(p, lane < nrows ? c0 + lane : c0, h, lane, lane, stage,
-                                                                     lane < nrows)
-                                                    : 0.f;
-                    const float x1 = ATTNC_C > 32 ? attnc_row_gate(p, lane + 32 < nrows ? c0 + lane + 32 : c0, h, lane + 32,
-                                                                   lane, stage, lane + 32 < nrows)
-                                                  : 0.f;
-                    attnc_scan_gates(x0, x1, lane, sg);
-                }
+                if (warp == 0)
+                    attnc_lane_gates(p, c0, nrows, h, lane, stage, sg);
             for (int base = 0; base < ATTNC_C; base += PRO_ROWS * ATTNC_WARPS) {
                 attnc_row rows[PRO_ROWS];
     #pragma unroll

@@ -54,15 +54,8 @@ __device__ __forceinline__ void attnc_ws_produce(const attnc_params &p, unsigned
         if (j >= 2)
             attnc_bar_named(WS_BAR_EMPTY + b, ATTNC_WS_THREADS);   // the consumers are done with chunk j - 2
         if constexpr (GATE_LANES)
-            if (pwarp == 0) {
-                const float x0 = lane < ATTNC_C ? attnc_row_gate(p, lane < nrows ? c0 + lane : c0, h, lane, lane, stage,
-                                                                 lane < nrows)
-                                                : 0.f;
-                const float x1 = ATTNC_C > 32 ? attnc_row_gate(p, lane + 32 < nrows ? c0 + lane + 32 : c0, h, lane + 32,
-                                                               lane, stage, lane + 32 < nrows)
-                                              : 0.f;
-                attnc_scan_gates(x0, x1, lane, sg);
-            }
+            if (pwarp == 0)
+                attnc_lane_gates(p, c0, nrows, h, lane, stage, sg);
         constexpr int PRO_ROWS = 2, PWARPS = ATTNC_WS_PRODUCERS / 32;
         for (int base = 0; base < ATTNC_C; base += PRO_ROWS * PWARPS) {
             attnc_row rows[PRO_ROWS];
