@@ -79,6 +79,15 @@ $hint"
 run 2 compile x.attn --emit cubin
 expect_file err "attnc: compile: a cubin is binary: give -o FILE
 $hint"
+run 2 compile x.attn --grad --warp-specialized
+expect_file err "attnc: compile: --warp-specialized is a forward unit, not one of --grad's
+$hint"
+# the warp-specialised walk's unit: sm_90a only, and only for the plans that have one (no NVRTC reached)
+cp "$tests/../specs/lightning.attn" "$tests/../specs/gla.attn" .
+run 1 compile lightning.attn --arch sm_80 --warp-specialized --emit ptx
+expect_file err "attnc: compile: lightning: the warp-specialised walk is compiled for sm_90a only, not sm_80"
+run 1 compile gla.attn --arch sm_90a --warp-specialized --emit ptx
+expect_file err "attnc: compile: gla: its plan has no warp-specialised walk (codegen/cuda.c's ws_eligible)"
 run 2 run x.attn
 expect_file err "attnc: run: --tokens T (or --varlen) is required
 $hint"
