@@ -47,7 +47,7 @@ static void two_byte_rows_are_held_and_chunk_32_unrolls(void **state)
     assert_true(has(&e.fwd, "struct attnc_stage_held {\n    unsigned short x[1 + (ATTNC_C * 1 + (ATTNC_WARPS * 32) - 1) / "
                             "(ATTNC_WARPS * 32)];"));
     assert_true(has(&e.fwd, "// b: rows of 2 bytes, 2-byte loads held in registers"));
-    assert_true(has(&e.fwd, "attnc_stage_held_land<ROLES>(stage, held);\n        attnc_stage_wait();"));
+    assert_true(has(&e.fwd, "attnc_stage_held_land<ROLES>(stage, held);\n            attnc_stage_wait();"));
     /* each input copied only where the body forms a role it feeds (the split passes' lean bodies) */
     assert_true(has(&e.fwd, "if constexpr (WANT & 1u) {   // q: rows of 256 bytes"));
     assert_true(has(&e.fwd, "if constexpr (WANT & 4u) {   // v: rows of 256 bytes"));
