@@ -159,6 +159,9 @@ static bool ws_eligible(const gen *g, unsigned smem_bytes)
     return true;
 }
 
+/* The warp-specialised walk's producer threads (a warpgroup: setmaxnreg moves registers between whole ones). */
+#define WS_PRODUCERS 128u
+
 /* Its shared memory: the walk's layout and staging, then a second buffer of Q, K, K * e^{b_L - b}, per-channel
  * gates' K * e^{b_e - b}, V and the gates (attnc_ws_layout). */
 static unsigned ws_smem_bytes(const gen *g, unsigned walk_bytes)
@@ -474,13 +477,14 @@ static bool emit_linear(gen *g)
                             "#define ATTNC_GROUP_MIN_BLOCKS %u\n#endif\n",
                          p->state_groups > 2 ? 1 : lean_min_blocks(group_smem));   /* (four state groups spilled 80 bytes at 128) */
     /* The warp-specialised walk: a unit of its own (ATTNC_WS 1, api/kernel.c), where the staging is the
-     * producers' (128 threads from thread 256 on). */
+     * producers' (the WS_PRODUCERS threads after the walk's). */
     unsigned ws_smem = ws_smem_bytes(g, smem + g->stage_bytes);
     bool ws = ws_eligible(g, ws_smem);
-    attnc_buf_printf(b, "#ifndef ATTNC_WS\n#define ATTNC_WS 0\n#endif\n#define ATTNC_WS_OK %d\n#define ATTNC_STAGE_BYTES %u\n"
-                        "#define ATTNC_STAGE_THREADS (ATTNC_WS ? 128 : ATTNC_WARPS * 32)\n"
+    attnc_buf_printf(b, "#ifndef ATTNC_WS\n#define ATTNC_WS 0\n#endif\n#define ATTNC_WS_OK %d\n#define ATTNC_WS_PRODUCERS %u\n"
+                        "#define ATTNC_STAGE_BYTES %u\n"
+                        "#define ATTNC_STAGE_THREADS (ATTNC_WS ? ATTNC_WS_PRODUCERS : ATTNC_WARPS * 32)\n"
                         "#define ATTNC_STAGE_TID (ATTNC_WS ? (int)threadIdx.x - ATTNC_WARPS * 32 : (int)threadIdx.x)\n",
-                     ws, g->stage_bytes);
+                     ws, WS_PRODUCERS, g->stage_bytes);
     emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
@@ -521,7 +525,7 @@ static bool emit_linear(gen *g)
     if (grouped)
         k->group = (cg_entry){.entry = "attnc_linear_group", .threads = p->warps * 32, .smem_bytes = group_smem};
     if (ws)
-        k->ws = (cg_entry){.entry = "attnc_linear", .threads = p->warps * 32 + 128, .smem_bytes = ws_smem};
+        k->ws = (cg_entry){.entry = "attnc_linear", .threads = p->warps * 32 + WS_PRODUCERS, .smem_bytes = ws_smem};
     if (decode) {
         k = &g->out->kernels[g->out->nkernels++];
         *k = (cg_kernel){.kind = CG_KERNEL_DECODE, .entry = "attnc_decode", .threads = 128,

@@ -493,8 +493,8 @@ __device__ __forceinline__ void attnc_decayed_tiles(const elt *sk, elt *skd, elt
 
 // The warp-specialised walk (ATTNC_WS, linear_ws_kernel.cuh): this body is its consumers' (the first
 // ATTNC_THREADS threads), 128 producer threads after them; named barriers above the shared scores' 1 + rg.
+// (ATTNC_WS_PRODUCERS: the generator's, codegen/cuda.c, which the staging's thread range uses too)
 enum { WS_BAR_FULL = 8, WS_BAR_EMPTY = 10, WS_BAR_PRODUCERS = 12, WS_BAR_CONSUMERS = 13 };
-#define ATTNC_WS_PRODUCERS 128
 #define ATTNC_WS_THREADS (ATTNC_THREADS + ATTNC_WS_PRODUCERS)
 // Its second tile buffer, after the walk's layout and its staging: Q, K, K * e^{b_L - b}, per-channel
 // gates' K * e^{b_e - b}, V and the gates (codegen/cuda.c's ws_smem_bytes sums the same).
@@ -760,13 +760,13 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     attnc_lane_gates(p, c0, nrows, h, lane, stage, sg);
             for (int base = 0; base < ATTNC_C; base += PRO_ROWS * ATTNC_WARPS) {
                 attnc_row rows[PRO_ROWS];
-    #pragma unroll
+#pragma unroll
                 for (int i = 0; i < PRO_ROWS; i++) {
                     const int r = base + i * ATTNC_WARPS + warp;
                     if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
                         attnc_row_values(p, r < nrows ? c0 + r : c0, h, r, lane, stage, r < nrows, rows[i]);
                 }
-    #pragma unroll
+#pragma unroll
                 for (int i = 0; i < PRO_ROWS; i++) {
                     const int r = base + i * ATTNC_WARPS + warp;
                     if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
