@@ -390,12 +390,12 @@ static unsigned decode_smem_bytes(const gen *g)
 #define LS_AHEAD 2
 
 /* The split delta rule's state walk's shared memory: the same sums as attnc_ls_layout in linear_kernel.cuh
- * (LS_AHEAD + 1 buffers of -W and Kd tiles and the CTA's columns of U, fp32). */
+ * (LS_AHEAD + 1 buffers of -W and Kd tiles, the CTA's columns of U and the chunk's decay, fp32). */
 static unsigned split_states_smem_bytes(const gen *g, unsigned ls_warps)
 {
     const ir_plan *p = &g->m->plan;
     unsigned tile_k = p->chunk * (p->k_pad + 8) * ir_operand_bytes(p->operands);
-    return (LS_AHEAD + 1) * (2 * tile_k + p->chunk * (16 * ls_warps + 4) * 4);
+    return (LS_AHEAD + 1) * (2 * tile_k + p->chunk * (16 * ls_warps + 4) * 4 + 16);
 }
 
 /* CTAs per SM that the kernel asks ptxas to fit by registers (__launch_bounds__'s second argument):

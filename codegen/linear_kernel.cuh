@@ -1422,7 +1422,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_GROUP_MIN_BLOC
 // shared memory on the walk's critical path, and a grid of V / (16 ATTNC_LS_WARPS) CTAs per sequence and
 // head where the walk has one.  The next ATTNC_LS_AHEAD chunks' -W, Kd and U slices are on their way
 // (cp.async) into buffers of their own while this chunk is worked on (two ahead: 1.195 -> 1.116 ms at
-// T = 32768 against one).  The products and their order are phase 0's (U_hat, then the state update, each
+// T = 32768 against one), and so is each chunk's decay.  The products and their order are phase 0's (U_hat, then the state update, each
 // summed over the same index in the same steps): the same bits on the CPU emulation.
 #if ATTNC_WANT(1) && ATTNC_DSPLIT && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)
 #define ATTNC_LS_BV (16 * ATTNC_LS_WARPS)   // V columns per CTA
@@ -1432,11 +1432,12 @@ struct attnc_ls_layout {
     static constexpr unsigned w = 0;                                   // -W [C][LDK], per buffer
     static constexpr unsigned kd = w + tile_k;                         // Kd
     static constexpr unsigned u = kd + tile_k;                         // U's columns of this CTA [C][LDU] (fp32)
-    static constexpr unsigned buffer = u + ATTNC_C * ATTNC_LS_LDU * 4;
+    static constexpr unsigned bl = u + ATTNC_C * ATTNC_LS_LDU * 4;     // the chunk's decay e^{b_L} (fp32)
+    static constexpr unsigned buffer = bl + 16;
     static constexpr unsigned bytes = (ATTNC_LS_AHEAD + 1) * buffer;
 };
 
-// One chunk's -W, Kd and U slice into a buffer, then one commit: a group for every chunk, empty past the
+// One chunk's -W, Kd, U slice and decay into a buffer, then one commit: a group for every chunk, empty past the
 // sequence's end (`any` false).
 __device__ __forceinline__ void ls_issue(const attnc_params &p, size_t slot, int vc0, unsigned char *buf, bool any)
 {
@@ -1448,6 +1449,8 @@ __device__ __forceinline__ void ls_issue(const attnc_params &p, size_t slot, int
     attnc_cp_rows<ATTNC_C, KU, THREADS>(buf + L::kd, ATTNC_LDK * sizeof(elt), p.ws_kd + tile, ATTNC_KP * sizeof(elt), any);
     attnc_cp_rows<ATTNC_C, UU, THREADS>(buf + L::u, ATTNC_LS_LDU * 4, p.ws_u + slot * ATTNC_C * ATTNC_V + vc0, ATTNC_V * 4,
                                         any);
+    if (any && threadIdx.x == 0)
+        attnc_cp4(buf + L::bl, p.ws_bl + slot);
     asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 
@@ -1492,13 +1495,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_s
     for (int c0 = bos, it = 0; c0 < eos; c0 += ATTNC_C, it++) {
         const size_t slot = slot0 + (size_t)it * ATTNC_HOUT;
         const unsigned char *buf = smem + (it % (ATTNC_LS_AHEAD + 1)) * L::buffer;
-        const float decay = p.ws_bl[slot];
         asm volatile("cp.async.wait_group %0;\n" ::"n"(ATTNC_LS_AHEAD - 1) : "memory");
         __syncthreads();   // this chunk's buffer has landed; every warp is done with the one refilled next
         ls_issue(p, slot + ATTNC_LS_AHEAD * ATTNC_HOUT, vc0,
                  smem + ((it + ATTNC_LS_AHEAD) % (ATTNC_LS_AHEAD + 1)) * L::buffer, c0 + ATTNC_LS_AHEAD * ATTNC_C < eos);
         const elt *sw = (const elt *)(buf + L::w), *skd = (const elt *)(buf + L::kd);
         const float *su = (const float *)(buf + L::u);
+        const float decay = *(const float *)(buf + L::bl);
         // S_in's image for the output pass, [slot][V][KP]
         ls_store_rows<ATTNC_KP / 8>(p.ws_s + (slot * ATTNC_V + vw) * ATTNC_KP, ATTNC_KP, St, lane);
         // U_hat^T = U^T + S_in^T (-W)^T   (16 x C)

@@ -337,6 +337,12 @@ __device__ __forceinline__ void attnc_cp16(void *to, const void *from)
 {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(smem_u32(to)), "l"(from) : "memory");
 }
+// One float (a chunk's decay that a walk reads a few chunks later: a global load on the walk's chain waited
+// about a thousand cycles).
+__device__ __forceinline__ void attnc_cp4(void *to, const void *from)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" :: "r"(smem_u32(to)), "l"(from) : "memory");
+}
 
 // ROWS rows of UNITS 16-byte units from src (row stride src_ld bytes) into dst (dst_ld) by a CTA of THREADS,
 // with attnc_cp16; each thread's share unrolled with constant strides (a loop over units with its index
