@@ -38,7 +38,7 @@ attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source,
                            const attnc_compile_options *opts, attnc_blob *out);
 /* cubin.c: cubins from the disk cache or NVRTC.  NVRTC's options for a unit (the quick compile's too):
  * they are part of the cache key. */
-#define API_NVRTC_MAX_OPTS 5
+#define API_NVRTC_MAX_OPTS 6
 int api_nvrtc_options(const char *opts[API_NVRTC_MAX_OPTS], bool quick);
 /* Whether NVRTC compiles quickly when asked (--Ofast-compile: NVRTC 12.8 or later). */
 bool api_nvrtc_has_quick(void);

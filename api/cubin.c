@@ -26,15 +26,19 @@
  * instruction but makes the cubins 2.6-4x larger (gla 575 KB against 140 KB), which every cache hit
  * reads, checks and loads.  A quick compile (attnc_jit_mode) adds --Ofast-compile=mid: NVVM and ptxas
  * optimise less (CPU seconds for the sequential units of the benchmark's five specs, 0.28-0.50 against
- * 0.89-1.76 on a 2-core machine).  The options are part of the cache key. */
+ * 0.89-1.76 on a 2-core machine); its ptxas ignores setmaxnreg and says so on stderr, so the quick
+ * compile defines ATTNC_QUICK_COMPILE, which leaves it out (codegen/support.cuh).  The options are part
+ * of the cache key. */
 int api_nvrtc_options(const char *opts[API_NVRTC_MAX_OPTS], bool quick)
 {
     int n = 0;
     opts[n++] = "--ptxas-options=-v";
     opts[n++] = "-DNDEBUG";
     opts[n++] = "--split-compile=0";
-    if (quick)
+    if (quick) {
         opts[n++] = "--Ofast-compile=mid";
+        opts[n++] = "-DATTNC_QUICK_COMPILE=1";
+    }
     const char *lineinfo = getenv("ATTNC_LINEINFO");
     if (lineinfo && strcmp(lineinfo, "1") == 0)
         opts[n++] = "-lineinfo";

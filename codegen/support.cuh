@@ -395,18 +395,24 @@ __device__ __forceinline__ void attnc_bar_arrive(unsigned id, unsigned threads)
 }
 // Hopper's register reallocation between the warpgroups of a CTA (setmaxnreg, sm_90a): the warp-specialised
 // walk's producers give registers up, its consumers take them.  A no-op elsewhere (the walk is chosen only
-// for sm_90a).
+// for sm_90a) and in the JIT's quick compile (ATTNC_QUICK_COMPILE, api/cubin.c), whose ptxas ignores
+// setmaxnreg anyway and says so on the process's stderr.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(ATTNC_QUICK_COMPILE)
+#define ATTNC_SETMAXNREG 1
+#else
+#define ATTNC_SETMAXNREG 0
+#endif
 template <unsigned N>
 __device__ __forceinline__ void attnc_regs_release()
 {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#if ATTNC_SETMAXNREG
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
 #endif
 }
 template <unsigned N>
 __device__ __forceinline__ void attnc_regs_claim()
 {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#if ATTNC_SETMAXNREG
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
 #endif
 }
