@@ -7,6 +7,7 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -314,6 +315,67 @@ static void quick_and_optimised_units_are_cached_apart(void **state)
     setenv("ATTNC_CACHE_DIR", fx->root, 1);
 }
 
+/* Captures what the quick compile of src for sm_90a writes on the process's stderr (NVRTC's ptxas writes
+ * some of its notes there itself) into out; the cubin must come back. */
+static void quick_compile_stderr(fixture *fx, const char *src, char *out, size_t cap)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/stderr.txt", fx->root);
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_int_equal(dup2(fd, 2), 2);
+    close(fd);
+    void *image = NULL;
+    size_t size = 0;
+    bool hit = true;
+    attnc_status st = api_get_cubin(fx->ctx, "ws", src, "sm_90a", false, API_COMPILE_QUICK, &image, &size, &hit);
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    assert_int_equal(st, ATTNC_OK);
+    assert_true(size > 4 && memcmp(image, "\177ELF", 4) == 0);
+    free(image);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
+    fclose(f);
+}
+
+/* The quick compile of the warp-specialised walk (sm_90a) leaves setmaxnreg out (ATTNC_QUICK_COMPILE):
+ * NVRTC's ptxas under --Ofast-compile ignored it and said so on stderr at every first call.  The control,
+ * the same unit with setmaxnreg put back, shows that this NVRTC does say so (skipped where it does not). */
+static void the_quick_compile_of_the_warp_specialised_walk_is_silent(void **state)
+{
+    fixture *fx = *state;
+    skip_without_nvrtc();
+    if (!api_nvrtc_has_quick())
+        skip();
+    attnc_spec *spec = NULL;
+    attnc_blob blob;
+    assert_int_equal(attnc_spec_from_file(fx->ctx, ATTNC_SOURCE_DIR "/specs/lightning.attn", &spec), ATTNC_OK);
+    assert_int_equal(attnc_emit(fx->ctx, spec, ATTNC_EMIT_CUDA, NULL, &blob), ATTNC_OK);
+    char *unit = api_unit_source(blob.data, CG_KERNEL_LINEAR, CG_PHASES_SEQUENTIAL, true);
+    assert_non_null(unit);
+    assert_non_null(strstr(unit, "setmaxnreg"));
+    static char said[1 << 16];
+    quick_compile_stderr(fx, unit, said, sizeof said);
+    assert_null(strstr(said, "setmaxnreg"));
+    size_t len = strlen(unit);
+    char *control = malloc(len + 64);
+    assert_non_null(control);
+    snprintf(control, len + 64, "#undef ATTNC_QUICK_COMPILE\n%s", unit);
+    quick_compile_stderr(fx, control, said, sizeof said);
+    free(control);
+    free(unit);
+    attnc_spec_free(spec);
+    if (!strstr(said, "setmaxnreg")) {
+        print_message("skipping: this NVRTC's quick compile says nothing of setmaxnreg\n");
+        skip();
+    }
+}
+
 /* The tiered JIT's background compile (api_tier): done in time, its cubin the optimised compile's, stored in
  * the cache; a unit that does not compile gives no cubin and NVRTC's message. */
 static void a_background_compile_reaches_the_cache(void **state)
@@ -537,6 +599,7 @@ int main(void)
         cmocka_unit_test(split_state_walk_is_in_the_delta_rules_materialized_unit),
         cmocka_unit_test(a_failing_unit_fails_the_call),
         cmocka_unit_test(quick_and_optimised_units_are_cached_apart),
+        cmocka_unit_test(the_quick_compile_of_the_warp_specialised_walk_is_silent),
         cmocka_unit_test(a_background_compile_reaches_the_cache),
         cmocka_unit_test(the_jit_modes_get_their_cubins),
         cmocka_unit_test(a_background_compile_outlives_exit),
