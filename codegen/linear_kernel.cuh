@@ -1422,8 +1422,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_GROUP_MIN_BLOC
 // shared memory on the walk's critical path, and a grid of V / (16 ATTNC_LS_WARPS) CTAs per sequence and
 // head where the walk has one.  The next ATTNC_LS_AHEAD chunks' -W, Kd and U slices are on their way
 // (cp.async) into buffers of their own while this chunk is worked on (two ahead: 1.195 -> 1.116 ms at
-// T = 32768 against one), and so is each chunk's decay.  The products and their order are phase 0's (U_hat, then the state update, each
-// summed over the same index in the same steps): the same bits on the CPU emulation.
+// T = 32768 against one), and so is each chunk's decay (a load at the chunk's start still held up the
+// state's decay: 1.108 -> 1.006 ms).  The products and their order are phase 0's (U_hat, then the state
+// update, each summed over the same index in the same steps): the same bits on the CPU emulation.
 #if ATTNC_WANT(1) && ATTNC_DSPLIT && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)
 #define ATTNC_LS_BV (16 * ATTNC_LS_WARPS)   // V columns per CTA
 #define ATTNC_LS_LDU (ATTNC_LS_BV + 4)      // U slice rows (fp32)
@@ -1437,8 +1438,8 @@ struct attnc_ls_layout {
     static constexpr unsigned bytes = (ATTNC_LS_AHEAD + 1) * buffer;
 };
 
-// One chunk's -W, Kd, U slice and decay into a buffer, then one commit: a group for every chunk, empty past the
-// sequence's end (`any` false).
+// One chunk's -W, Kd, U slice and decay into a buffer, then one commit: a group for every chunk, empty past
+// the sequence's end (`any` false).
 __device__ __forceinline__ void ls_issue(const attnc_params &p, size_t slot, int vc0, unsigned char *buf, bool any)
 {
     using L = attnc_ls_layout;
