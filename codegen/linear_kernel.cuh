@@ -492,8 +492,8 @@ __device__ __forceinline__ void attnc_decayed_tiles(const elt *sk, elt *skd, elt
 }
 
 // The warp-specialised walk (ATTNC_WS, linear_ws_kernel.cuh): this body is its consumers' (the first
-// ATTNC_THREADS threads), 128 producer threads after them; named barriers above the shared scores' 1 + rg.
-// (ATTNC_WS_PRODUCERS: the generator's, codegen/cuda.c, which the staging's thread range uses too)
+// ATTNC_THREADS threads), ATTNC_WS_PRODUCERS producer threads after them (the generator's, codegen/cuda.c,
+// which the staging's thread range uses too); named barriers above the shared scores' 1 + rg.
 enum { WS_BAR_FULL = 8, WS_BAR_EMPTY = 10, WS_BAR_PRODUCERS = 12, WS_BAR_CONSUMERS = 13 };
 #define ATTNC_WS_THREADS (ATTNC_THREADS + ATTNC_WS_PRODUCERS)
 // Its second tile buffer, after the walk's layout and its staging: Q, K, K * e^{b_L - b}, per-channel
