@@ -380,8 +380,8 @@ __device__ __forceinline__ void akk_tiles(float *saf, const elt *sk, const float
 }
 
 // T's diagonal block at b0 (16 x 16, unit lower triangular) by forward substitution in fp32, lane c < 16
-// forming column c: T = (I + Akk)^-1 on the block.
-__device__ __forceinline__ void wy_solve_diag(const float *saf, float *stf, int b0, int c)
+// forming column c: T = (I + Akk)^-1 on the block, into stf, and T diag(beta) in the tiles' type into stb.
+__device__ __forceinline__ void wy_solve_diag(const float *saf, float *stf, elt *stb, const float *sbeta, int b0, int c)
 {
     float col[16];
 #pragma unroll
@@ -392,9 +392,12 @@ __device__ __forceinline__ void wy_solve_diag(const float *saf, float *stf, int 
             acc += saf[(b0 + r) * ATTNC_LDF + b0 + j] * col[j];
         col[r] = r < c ? 0.f : r == c ? 1.f : -acc;
     }
+    const float beta = sbeta[b0 + c];
 #pragma unroll
-    for (int r = 0; r < 16; r++)
+    for (int r = 0; r < 16; r++) {
         stf[(b0 + r) * ATTNC_LDF + b0 + c] = col[r];
+        stb[(b0 + r) * ATTNC_LDC + b0 + c] = attnc_float_to_elt(r >= c ? col[r] * beta : 0.f);
+    }
 }
 
 // S *= the chunk's decay, every accumulator of the warp's state tiles (a row's factor for per-channel gates).
@@ -704,6 +707,10 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         if constexpr (ATTNC_TRANSITION == TR_DIAG && !L::grp)
             ske[i] = attnc_float_to_elt(0.f);
     }
+    // The delta rule's T diag(beta) tile: the WY stage (step 4) writes its blocks at and left of the diagonal
+    // only; those right of it stay zero for the whole walk.
+    for (int i = tid; i < (ATTNC_DELTA && !L::out ? ATTNC_C * ATTNC_LDC : 0); i += ATTNC_THREADS)
+        stb[i] = attnc_float_to_elt(0.f);
     sync();
 
     unsigned char *stage = smem + L::bytes;
@@ -899,7 +906,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     akk_tiles<2>(saf, sk, sg, sbeta, warp, 2 * warp, lane);
                     __syncwarp();
                     if (lane < 16)
-                        wy_solve_diag(saf, stf, warp * 16, lane);
+                        wy_solve_diag(saf, stf, stb, sbeta, warp * 16, lane);
                 }
                 for (int item = (warp + ATTNC_WARPS - ATTNC_RG) % ATTNC_WARPS; item < ATTNC_RG * (ATTNC_RG - 1);
                      item += ATTNC_WARPS) {
@@ -922,7 +929,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                 }
                 sync();
                 if (warp < ATTNC_RG && lane < 16)
-                    wy_solve_diag(saf, stf, warp * 16, lane);
+                    wy_solve_diag(saf, stf, stb, sbeta, warp * 16, lane);
             }
             sync();
 #pragma unroll
@@ -943,14 +950,10 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     for (int m = 0; m < 16; m++)
                         acc += stf[(bi * 16 + r) * ATTNC_LDF + bi * 16 + m] * sx[(bj << 8) + m * 16 + c];
                     stf[(bi * 16 + r) * ATTNC_LDF + bj * 16 + c] = -acc;
+                    stb[(bi * 16 + r) * ATTNC_LDC + bj * 16 + c] = attnc_float_to_elt(-acc * sbeta[bj * 16 + c]);
                 }
                 sync();
             }
-            for (int e = tid; e < ATTNC_C * ATTNC_C; e += ATTNC_THREADS) {
-                const int r = e / ATTNC_C, c = e % ATTNC_C;
-                stb[r * ATTNC_LDC + c] = attnc_float_to_elt(r >= c ? stf[r * ATTNC_LDF + c] * sbeta[c] : 0.f);
-            }
-            sync();
             // W = T diag(beta) (K * gamma)  -> sw (negated, so that U_hat = U + (-W) S_in);  U = T diag(beta) V.
             float U[ATTNC_NTO][4];
             const int cg = warp / ATTNC_RG;
