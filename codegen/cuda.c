@@ -162,14 +162,27 @@ static bool ws_eligible(const gen *g, unsigned smem_bytes)
 /* The warp-specialised walk's producer threads (a warpgroup: setmaxnreg moves registers between whole ones). */
 #define WS_PRODUCERS 128u
 
+/* Whether its producers also form the causal scores' excess blocks (ATTNC_WS_EXCESS, linear_kernel.cuh's
+ * WS_PCAP): with a constant decay, whose producers form no gates. On the H200 (bench/RESULTS.md,
+ * thirty-second session) lightning's walk went 0.620 -> 0.604 ms at T = 8192, mamba2's (a gate per token)
+ * 0.639 -> 0.690: its producers became the critical path. */
+static bool ws_excess(const gen *g)
+{
+    return g->m->plan.transition == IR_TR_CONST;
+}
+
 /* Its shared memory: the walk's layout and staging, then a second buffer of Q, K, K * e^{b_L - b}, per-channel
- * gates' K * e^{b_e - b}, V and the gates (attnc_ws_layout). */
+ * gates' K * e^{b_e - b}, V and the gates, then with the scores' excess two tiles of the blocks the producers
+ * form, rows and columns (RG - cap) * 16 with cap = (RG + 1) / 2 (attnc_ws_layout, WS_PCAP). */
 static unsigned ws_smem_bytes(const gen *g, unsigned walk_bytes)
 {
     const ir_plan *p = &g->m->plan;
     bool diag = p->transition == IR_TR_DIAG;
     unsigned eb = ir_operand_bytes(p->operands), tile_k = p->chunk * (p->k_pad + 8) * eb;
-    return walk_bytes + (diag ? 4 : 3) * tile_k + p->chunk * (p->v_tile + 8) * eb + p->chunk * (diag ? p->k_pad : 1) * 4;
+    unsigned row_groups = p->chunk / 16, excess_rows = ws_excess(g) ? (row_groups - (row_groups + 1) / 2) * 16 : 0;
+    unsigned gate_bytes = tile_round_up(p->chunk * (diag ? p->k_pad : 1) * 4, 16);
+    return walk_bytes + (diag ? 4 : 3) * tile_k + p->chunk * (p->v_tile + 8) * eb + gate_bytes +
+           2 * excess_rows * (excess_rows + 8) * eb;
 }
 
 /* The gate's slots in struct attnc_row: a lane's run of channels for a per-channel gate, else one. */
@@ -480,11 +493,12 @@ static bool emit_linear(gen *g)
      * producers' (the WS_PRODUCERS threads after the walk's). */
     unsigned ws_smem = ws_smem_bytes(g, smem + g->stage_bytes);
     bool ws = ws_eligible(g, ws_smem);
-    attnc_buf_printf(b, "#ifndef ATTNC_WS\n#define ATTNC_WS 0\n#endif\n#define ATTNC_WS_OK %d\n#define ATTNC_WS_PRODUCERS %u\n"
+    attnc_buf_printf(b, "#ifndef ATTNC_WS\n#define ATTNC_WS 0\n#endif\n#define ATTNC_WS_OK %d\n#define ATTNC_WS_EXCESS %d\n"
+                        "#define ATTNC_WS_PRODUCERS %u\n"
                         "#define ATTNC_STAGE_BYTES %u\n"
                         "#define ATTNC_STAGE_THREADS (ATTNC_WS ? ATTNC_WS_PRODUCERS : ATTNC_WARPS * 32)\n"
                         "#define ATTNC_STAGE_TID (ATTNC_WS ? (int)threadIdx.x - ATTNC_WARPS * 32 : (int)threadIdx.x)\n",
-                     ws, WS_PRODUCERS, g->stage_bytes);
+                     ws, ws && ws_excess(g), WS_PRODUCERS, g->stage_bytes);
     emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");

@@ -214,10 +214,11 @@ __device__ __forceinline__ float pair_decay(const float *g, int r, int j)
 // (and none) the factor is applied after the product; for per-channel gates the off-diagonal blocks use
 // reference row e = the key block's last row (both factors <= 1) and the diagonal block is fp32.
 // Only the k-steps (16 channels) kt with kt % kparts == kpart are summed: a share of the sum over channels
-// (the elementwise path's whole sum goes to kpart 0).
+// (the elementwise path's whole sum goes to kpart 0); scalar decays: key blocks from kb_first on (the ones
+// left of it are left 0: the warp-specialised walk's producers form them).
 template <bool STRICT>
 __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const elt *k_tile, const elt *ke_tile,
-                                       const float *g, int rg, int lane, int kpart = 0, int kparts = 1)
+                                       const float *g, int rg, int lane, int kpart = 0, int kparts = 1, int kb_first = 0)
 {
     constexpr int NT = ATTNC_C / 8;
     const int gr = lane >> 2, tq = lane & 3;
@@ -233,7 +234,7 @@ __device__ __forceinline__ void scores(float (*acc)[4], const elt *a_tile, const
             load_a(a, a_tile, ATTNC_LDK, rg * 16, kt * 16, lane);
 #pragma unroll
             for (int nt = 0; nt < NT; nt += 2) {
-                if (nt * 8 < (rg + 1) * 16) {
+                if (nt * 8 < (rg + 1) * 16 && nt >= 2 * kb_first) {
                     frag b;
                     load_b_nk(b, k_tile, ATTNC_LDK, nt * 8, kt * 16, lane);
                     mma(acc[nt], a, b, 0);
@@ -499,19 +500,31 @@ __device__ __forceinline__ void attnc_decayed_tiles(const elt *sk, elt *skd, elt
 // which the staging's thread range uses too); named barriers above the shared scores' 1 + rg.
 enum { WS_BAR_FULL = 8, WS_BAR_EMPTY = 10, WS_BAR_PRODUCERS = 12, WS_BAR_CONSUMERS = 13 };
 #define ATTNC_WS_THREADS (ATTNC_THREADS + ATTNC_WS_PRODUCERS)
-// Its second tile buffer, after the walk's layout and its staging: Q, K, K * e^{b_L - b}, per-channel
-// gates' K * e^{b_e - b}, V and the gates (codegen/cuda.c's ws_smem_bytes sums the same).
+// The causal scores' excess (ATTNC_WS_EXCESS: a constant decay, codegen/cuda.c's ws_excess): row group rg's
+// scores span rg + 1 key blocks, and the consumers wait at their barrier for the row group with the most
+// (11 % of their samples, ncu, thirtieth session).  The consumers form at most WS_PCAP blocks a row group
+// (those at and left of the diagonal); the producers form the ones left of them, blocks (rg, kb < rg + 1 -
+// WS_PCAP), into a tile of rows WS_PCAP * 16 .. C and the first (RG - WS_PCAP) * 16 key columns, one a
+// buffer.  (Every block on the producers was slower, and the excess too where the producers form a gate
+// per token: the producers became the critical path; bench/RESULTS.md, thirty-second session.)
+enum { WS_PCAP = ATTNC_WS_EXCESS ? (ATTNC_RG + 1) / 2 : ATTNC_RG, WS_PROWS = (ATTNC_RG - WS_PCAP) * 16, WS_LDP = WS_PROWS + 8 };
+// Its second tile buffer, after the walk's layout and its staging: Q, K, K * e^{b_L - b}, per-channel gates'
+// K * e^{b_e - b}, V and the gates; then the scores' excess tile of either buffer (codegen/cuda.c's
+// ws_smem_bytes sums the same).
 struct attnc_ws_layout {
     using L = attnc_smem_layout;
     static constexpr unsigned q = ATTNC_SMEM_BYTES + ATTNC_STAGE_BYTES, k = q + L::tile_k, kd = k + L::tile_k;
     static constexpr unsigned ke = kd + L::tile_k;
     static constexpr unsigned v = ke + (ATTNC_TRANSITION == TR_DIAG ? L::tile_k : 0);
     static constexpr unsigned g = v + ATTNC_C * ATTNC_LDV * sizeof(elt);
-    static constexpr unsigned bytes = g + L::g_bytes;
+    static constexpr unsigned p_tile = WS_PROWS * WS_LDP * sizeof(elt);
+    static constexpr unsigned p = g + (L::g_bytes + 15) / 16 * 16;
+    static constexpr unsigned bytes = p + 2 * p_tile;
 };
-// Tile buffer b (0: the walk's layout, 1: attnc_ws_layout's) into the walk's tile pointers.
+// Tile buffer b (0: the walk's layout, 1: attnc_ws_layout's) into the walk's tile pointers, and its excess
+// scores' tile.
 __device__ __forceinline__ void attnc_ws_buffer(unsigned char *smem, int b, elt *&sq, elt *&sk, elt *&skd, elt *&ske,
-                                                elt *&sv, float *&sg)
+                                                elt *&sv, float *&sg, elt *&sp)
 {
     using L = attnc_smem_layout;
     using W = attnc_ws_layout;
@@ -521,6 +534,33 @@ __device__ __forceinline__ void attnc_ws_buffer(unsigned char *smem, int b, elt 
     ske = (elt *)(smem + L::ke + b * (W::ke - L::ke));
     sv = (elt *)(smem + L::v + b * (W::v - L::v));
     sg = (float *)(smem + L::g + b * (W::g - L::g));
+    sp = ATTNC_WS_EXCESS ? (elt *)(smem + W::p + b * W::p_tile) : nullptr;
+}
+// O += P V over the chunk's key blocks for row group rg: blocks left of kb0 from the producers' tile sp, the
+// others from the warp's P (mm_regs' fragments): the same A values as mm_regs, so the same bits.
+__device__ __forceinline__ void ws_pv(float (*O)[4], const float (*P)[4], const elt *sp, int rg, int kb0, const elt *sv,
+                                      int n0, int lane)
+{
+#pragma unroll
+    for (int kt = 0; kt < ATTNC_C / 16; kt++) {
+        frag a;
+        if (kt < kb0) {
+            load_a(a, sp, WS_LDP, (rg - WS_PCAP) * 16, kt * 16, lane);
+        } else {
+            frag_set(a, 0, P[2 * kt][0], P[2 * kt][1]);
+            frag_set(a, 1, P[2 * kt][2], P[2 * kt][3]);
+            frag_set(a, 2, P[2 * kt + 1][0], P[2 * kt + 1][1]);
+            frag_set(a, 3, P[2 * kt + 1][2], P[2 * kt + 1][3]);
+        }
+#pragma unroll
+        for (int nt = 0; nt < ATTNC_NTO; nt += 2) {
+            frag b;
+            load_b_kn(b, sv, ATTNC_LDV, n0 + nt * 8, kt * 16, lane);
+            mma(O[nt], a, b, 0);
+            if (nt + 1 < ATTNC_NTO)
+                mma(O[nt + 1], a, b, 1);
+        }
+    }
 }
 
 // ---- the kernel --------------------------------------------------------------------------------------
@@ -569,6 +609,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
     float *srowq = (float *)(smem + L::rowq), *srowred = (float *)(smem + L::rowred);
     float *sz = (float *)(smem + L::z), *smisc = (float *)(smem + L::misc), *saf = (float *)(smem + L::af);
     float *stf = (float *)(smem + L::tf), *sx = (float *)(smem + L::x);
+    elt *sp = nullptr;   // the warp-specialised walk's excess scores, from its producers (attnc_ws_buffer)
     // The split output pass's U_hat^T [V][SPLIT_LDUH], where the WY stage's scratch (af .. pt) holds it.
     // Without shared scores (whose P tile lies in that scratch) the outputs' product reads it there as the
     // n-major B operand; else (or where it does not fit) it is transposed into the V tile first.
@@ -740,7 +781,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         if constexpr (WS) {   // chunk j's tiles from the producers, in buffer j % 2
             const int b = (c0 - c_first) / ATTNC_C & 1;
             attnc_bar_named(WS_BAR_FULL + b, ATTNC_WS_THREADS);
-            attnc_ws_buffer(smem, b, sq, sk, skd, ske, sv, sg);
+            attnc_ws_buffer(smem, b, sq, sk, skd, ske, sv, sg, sp);
         } else {
             // ---- 1. prologue --------------------------------------------------------------------------
             attnc_stage_held_land<ROLES>(stage, held);
@@ -1082,7 +1123,9 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             if constexpr (ATTNC_CAUSAL) {
                 float P[ATTNC_C / 8][4];
                 // shared scores: this warp's share of the channels of every key block of the row group
-                scores<false>(P, sq, sk, ske, sg, rg, lane, ATTNC_P_SHARED ? cg : 0, ATTNC_P_SHARED ? ATTNC_CG : 1);
+                // (the warp-specialised walk: the key blocks from kb0 on; the producers formed those left of it)
+                const int kb0 = WS && ATTNC_WS_EXCESS ? max(0, rg + 1 - WS_PCAP) : 0;
+                scores<false>(P, sq, sk, ske, sg, rg, lane, ATTNC_P_SHARED ? cg : 0, ATTNC_P_SHARED ? ATTNC_CG : 1, kb0);
                 if constexpr (ATTNC_STABILIZED) {
                     // D_rj = b_r - b_j + i_j; m_r = max(b_r + m_in, max_{j<=r} D_rj)
                     float mx[2];
@@ -1171,6 +1214,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     mm_rows<ATTNC_NTO, ATTNC_C / 16, true>(O, spt, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
                 } else if (SPLIT_UH_DIRECT && phase == 2) {   // U_hat^T [V][C]: n-major
                     mm_regs<ATTNC_NTO, ATTNC_C / 16, false>(O, P, suh, SPLIT_LDUH, cg * ATTNC_BVW, lane);
+                } else if constexpr (WS && ATTNC_WS_EXCESS) {
+                    ws_pv(O, P, sp, rg, kb0, sv, cg * ATTNC_BVW, lane);
                 } else {
                     mm_regs<ATTNC_NTO, ATTNC_C / 16>(O, P, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
                 }

@@ -6,7 +6,8 @@
 // eligible warp in 66-71 % of them, ncu on the H200, bench/RESULTS.md thirtieth session): the staging, the
 // prologue and the decayed keys of the next chunk do not depend on the state, yet the products wait for
 // them.  Here a fourth warpgroup, the producers, forms chunk j + 1's tiles (raw rows by cp.async, the role
-// rows, the gates and their cumulative sums, the decayed keys) into the other of two tile buffers while the
+// rows, the gates and their cumulative sums, the decayed keys; with a constant decay also the causal scores'
+// excess blocks, ATTNC_WS_EXCESS) into the other of two tile buffers while the
 // walk's 8 warps, the consumers, run chunk j's image, products and update: attnc_linear_body itself, in
 // its ATTNC_WS mode (steps 1 and 2 and the decayed tiles left to the producers, its barriers its own).
 //
@@ -26,8 +27,49 @@
 
 #if ATTNC_WS
 static_assert(ATTNC_WS_OK, "the warp-specialised walk was asked for a plan it does not cover");
-enum { WS_PRODUCER_REGS = 56, WS_CONSUMER_REGS = 224 };   // (40 / 232: mamba2's producers spilled 12 bytes)
+// The registers the producers release are those the consumers take: 112 x 128 = 56 x 256, and with the
+// scores' excess 96 x 128 = 48 x 256 (lightning's walk at T = 8192 0.604 ms there, 0.611 at 56 / 224; 40 / 232:
+// mamba2's producers spilled 12 bytes).
+enum { WS_PRODUCER_REGS = ATTNC_WS_EXCESS ? 72 : 56, WS_CONSUMER_REGS = ATTNC_WS_EXCESS ? 216 : 224 };
 static_assert(ATTNC_THREADS * WS_CONSUMER_REGS + ATTNC_WS_PRODUCERS * WS_PRODUCER_REGS <= 65536, "registers");
+
+// The scores' excess blocks (rg, kb < rg + 1 - WS_PCAP: linear_kernel.cuh's WS_PCAP) of the chunk into its
+// tile sp, a block a producer warp: each block's k-steps, decay and the query's scale as scores<false> and
+// the walk's outputs form them (these blocks lie left of the diagonal: no mask), rounded to the tile's type
+// as mm_regs rounds its A fragments.
+__device__ __forceinline__ void attnc_ws_scores(const elt *sq, const elt *sk, const float *sg, elt *sp, int pwarp, int lane)
+{
+    static_assert(ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST, "a scalar or constant decay (ws_eligible)");
+    constexpr int BLOCKS = (ATTNC_RG - WS_PCAP) * (ATTNC_RG - WS_PCAP + 1) / 2;   // row group WS_PCAP + x has x + 1
+    const int gr = lane >> 2, tq = lane & 3;
+    for (int i = pwarp; i < BLOCKS; i += ATTNC_WS_PRODUCERS / 32) {
+        int x = 0;   // block i: row group WS_PCAP + x, key block kb (x + 1 of them in that row group)
+        while ((x + 1) * (x + 2) / 2 <= i)
+            x++;
+        const int rg = WS_PCAP + x, kb = i - x * (x + 1) / 2;
+        float acc[2][4] = {};
+#pragma unroll
+        for (int kt = 0; kt < ATTNC_KP / 16; kt++) {
+            frag a, b;
+            load_a(a, sq, ATTNC_LDK, rg * 16, kt * 16, lane);
+            load_b_nk(b, sk, ATTNC_LDK, kb * 16, kt * 16, lane);
+            mma(acc[0], a, b, 0);
+            mma(acc[1], a, b, 1);
+        }
+#pragma unroll
+        for (int t = 0; t < 2; t++)
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++) {
+                const int r = rg * 16 + gr + e2 * 8, j = kb * 16 + t * 8 + tq * 2;
+                float x0 = acc[t][e2 * 2] * pair_decay(sg, r, j), x1 = acc[t][e2 * 2 + 1] * pair_decay(sg, r, j + 1);
+                if constexpr (ATTNC_QSCALE != 1.0f) {
+                    x0 *= ATTNC_QSCALE;
+                    x1 *= ATTNC_QSCALE;
+                }
+                st2(sp + (r - WS_PCAP * 16) * WS_LDP + j, x0, x1);
+            }
+    }
+}
 
 // The producers (the last ATTNC_WS_PRODUCERS threads): chunk j's tiles into buffer j % 2.
 __device__ __forceinline__ void attnc_ws_produce(const attnc_params &p, unsigned char *smem, int h, int bos, int eos)
@@ -45,9 +87,9 @@ __device__ __forceinline__ void attnc_ws_produce(const attnc_params &p, unsigned
     attnc_stage_issue<false, ATTNC_ROLES_ALL>(p, bos, eos, h, stage, &held);
     for (int j = 0; j < nchunks; j++) {
         const int b = j & 1, c0 = bos + j * ATTNC_C, nrows = min(ATTNC_C, eos - c0);
-        elt *sq, *sk, *skd, *ske, *sv;
+        elt *sq, *sk, *skd, *ske, *sv, *sp;
         float *sg;
-        attnc_ws_buffer(smem, b, sq, sk, skd, ske, sv, sg);
+        attnc_ws_buffer(smem, b, sq, sk, skd, ske, sv, sg, sp);
         attnc_stage_held_land<ATTNC_ROLES_ALL>(stage, held);
         attnc_stage_wait();
         attnc_bar_named(WS_BAR_PRODUCERS, ATTNC_WS_PRODUCERS);   // every producer's copies have landed
@@ -76,6 +118,8 @@ __device__ __forceinline__ void attnc_ws_produce(const attnc_params &p, unsigned
             attnc_bar_named(WS_BAR_PRODUCERS, ATTNC_WS_PRODUCERS);
         }
         attnc_decayed_tiles<0>(sk, skd, nullptr, ske, sg, sig, smisc, ptid, ATTNC_WS_PRODUCERS);
+        if constexpr (ATTNC_WS_EXCESS)
+            attnc_ws_scores(sq, sk, sg, sp, pwarp, lane);
         attnc_bar_arrive(WS_BAR_FULL + b, ATTNC_WS_THREADS);
     }
 }
@@ -86,9 +130,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_WS_THREADS, 1) ATTNC_ENTRY(at
     const int tid = threadIdx.x;
     // Padded K columns stay zero in both buffers for the whole walk.
     for (int b = 0; b < 2; b++) {
-        elt *sq, *sk, *skd, *ske, *sv;
+        elt *sq, *sk, *skd, *ske, *sv, *sp;
         float *sg;
-        attnc_ws_buffer(smem, b, sq, sk, skd, ske, sv, sg);
+        attnc_ws_buffer(smem, b, sq, sk, skd, ske, sv, sg, sp);
         for (int i = tid; i < ATTNC_C * ATTNC_LDK; i += ATTNC_WS_THREADS) {
             sq[i] = sk[i] = skd[i] = attnc_float_to_elt(0.f);
             if constexpr (ATTNC_TRANSITION == TR_DIAG)
