@@ -544,22 +544,11 @@ __device__ __forceinline__ void ws_pv(float (*O)[4], const float (*P)[4], const 
 #pragma unroll
     for (int kt = 0; kt < ATTNC_C / 16; kt++) {
         frag a;
-        if (kt < kb0) {
+        if (kt < kb0)
             load_a(a, sp, WS_LDP, (rg - WS_PCAP) * 16, kt * 16, lane);
-        } else {
-            frag_set(a, 0, P[2 * kt][0], P[2 * kt][1]);
-            frag_set(a, 1, P[2 * kt][2], P[2 * kt][3]);
-            frag_set(a, 2, P[2 * kt + 1][0], P[2 * kt + 1][1]);
-            frag_set(a, 3, P[2 * kt + 1][2], P[2 * kt + 1][3]);
-        }
-#pragma unroll
-        for (int nt = 0; nt < ATTNC_NTO; nt += 2) {
-            frag b;
-            load_b_kn(b, sv, ATTNC_LDV, n0 + nt * 8, kt * 16, lane);
-            mma(O[nt], a, b, 0);
-            if (nt + 1 < ATTNC_NTO)
-                mma(O[nt + 1], a, b, 1);
-        }
+        else
+            frag_from_acc(a, P, kt);
+        mma_kstep<ATTNC_NTO, true>(O, a, sv, ATTNC_LDV, n0, kt, lane);
     }
 }
 

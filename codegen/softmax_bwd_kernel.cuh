@@ -99,14 +99,7 @@ __device__ __forceinline__ void sb_mm_t(float (*acc)[4], const elt *a_tile, int 
     for (int kt = 0; kt < KT; kt++) {
         frag a;
         load_a_t(a, a_tile, lda, m0, kt * 16, lane);
-#pragma unroll
-        for (int nt = 0; nt < NT; nt += 2) {
-            frag b;
-            load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
-            mma(acc[nt], a, b, 0);
-            if (nt + 1 < NT)
-                mma(acc[nt + 1], a, b, 1);
-        }
+        mma_kstep<NT, true>(acc, a, b_tile, ldb, n0, kt, lane);
     }
 }
 

@@ -593,8 +593,35 @@ __device__ __forceinline__ void load_b_kn(frag &b, const elt *tile, int ld, int 
 #endif
 }
 
-// acc[16 x 8*NT] += A[16 x 16*KT] * B, A from a row-major tile at row r0; B from a tile stored [n][k]
-// (B_KMAJOR false) or [k][n] (true, through ldmatrix.trans).
+// acc[16 x 8*NT] += a * B's k-step kt (rows kt*16 .. kt*16 + 15 of B), NT n-tiles from n0; B from a tile
+// stored [n][k] (B_KMAJOR false) or [k][n] (true, through ldmatrix.trans).
+template <int NT, bool B_KMAJOR>
+__device__ __forceinline__ void mma_kstep(float (*acc)[4], const frag &a, const elt *b_tile, int ldb, int n0, int kt, int lane)
+{
+#pragma unroll
+    for (int nt = 0; nt < NT; nt += 2) {
+        frag b;
+        if constexpr (B_KMAJOR)
+            load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+        else
+            load_b_nk(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
+        mma(acc[nt], a, b, 0);
+        if (nt + 1 < NT)
+            mma(acc[nt + 1], a, b, 1);
+    }
+}
+
+// The A fragment of k-step kt from a 16-row block held in registers in accumulator layout (n-tiles 2 kt and
+// 2 kt + 1 of p), rounded to the tiles' type.
+__device__ __forceinline__ void frag_from_acc(frag &a, const float (*p)[4], int kt)
+{
+    frag_set(a, 0, p[2 * kt][0], p[2 * kt][1]);
+    frag_set(a, 1, p[2 * kt][2], p[2 * kt][3]);
+    frag_set(a, 2, p[2 * kt + 1][0], p[2 * kt + 1][1]);
+    frag_set(a, 3, p[2 * kt + 1][2], p[2 * kt + 1][3]);
+}
+
+// acc[16 x 8*NT] += A[16 x 16*KT] * B, A from a row-major tile at row r0; B as mma_kstep's.
 template <int NT, int KT, bool B_KMAJOR>
 __device__ __forceinline__ void mm_rows(float (*acc)[4], const elt *a_tile, int lda, int r0, const elt *b_tile, int ldb,
                                         int n0, int lane)
@@ -603,43 +630,19 @@ __device__ __forceinline__ void mm_rows(float (*acc)[4], const elt *a_tile, int 
     for (int kt = 0; kt < KT; kt++) {
         frag a;
         load_a(a, a_tile, lda, r0, kt * 16, lane);
-#pragma unroll
-        for (int nt = 0; nt < NT; nt += 2) {
-            frag b;
-            if constexpr (B_KMAJOR)
-                load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
-            else
-                load_b_nk(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
-            mma(acc[nt], a, b, 0);
-            if (nt + 1 < NT)
-                mma(acc[nt + 1], a, b, 1);
-        }
+        mma_kstep<NT, B_KMAJOR>(acc, a, b_tile, ldb, n0, kt, lane);
     }
 }
 
-// acc[16 x 8*NT] += P * B where P (16 x 16*KT) is held in registers in accumulator layout; B from a tile
-// stored [k][n] (B_KMAJOR true, through ldmatrix.trans) or [n][k].
+// acc[16 x 8*NT] += P * B where P (16 x 16*KT) is held in registers in accumulator layout; B as mma_kstep's.
 template <int NT, int KT, bool B_KMAJOR = true>
 __device__ __forceinline__ void mm_regs(float (*acc)[4], const float (*p)[4], const elt *b_tile, int ldb, int n0, int lane)
 {
 #pragma unroll
     for (int kt = 0; kt < KT; kt++) {
         frag a;
-        frag_set(a, 0, p[2 * kt][0], p[2 * kt][1]);
-        frag_set(a, 1, p[2 * kt][2], p[2 * kt][3]);
-        frag_set(a, 2, p[2 * kt + 1][0], p[2 * kt + 1][1]);
-        frag_set(a, 3, p[2 * kt + 1][2], p[2 * kt + 1][3]);
-#pragma unroll
-        for (int nt = 0; nt < NT; nt += 2) {
-            frag b;
-            if constexpr (B_KMAJOR)
-                load_b_kn(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
-            else
-                load_b_nk(b, b_tile, ldb, n0 + nt * 8, kt * 16, lane);
-            mma(acc[nt], a, b, 0);
-            if (nt + 1 < NT)
-                mma(acc[nt + 1], a, b, 1);
-        }
+        frag_from_acc(a, p, kt);
+        mma_kstep<NT, B_KMAJOR>(acc, a, b_tile, ldb, n0, kt, lane);
     }
 }
 
