@@ -141,26 +141,29 @@ static bool gate_by_lane(const gen *g)
 
 /* Whether the warp-specialised walk (linear_ws_kernel.cuh, taken by the launcher on sm_90a) covers the plan:
  * the causal walk of all of V in one CTA with a scalar or constant decay and no normaliser (lightning,
- * mamba2), no staged rows of 2 bytes (held in registers, sized for the walk's threads), and its second tile
- * buffer within the shared memory a CTA may have.  The kernel itself takes per-channel gates and row norms
- * too, but at the consumers' 224 registers gla's spilled 48 bytes, retnet's 216 (sm_90a); the delta rule's WY
- * stage, the stabiliser, the input gate and the running denominator would need more of its steps moved. */
+ * mamba2), or the delta rule with such a decay or none (deltanet, gated_deltanet: its producers run the WY
+ * stage), and its buffers within the shared memory a CTA may have.  The kernel itself takes per-channel gates and row norms too, but
+ * at the consumers' 224 registers gla's spilled 48 bytes, retnet's 216 (sm_90a); the stabiliser, the input
+ * gate and the running denominator would need more of its steps moved. */
 static bool ws_eligible(const gen *g, unsigned smem_bytes)
 {
     const ir_module *m = g->m;
     const ir_plan *p = &m->plan;
-    if (m->mask != IR_MASK_CAUSAL || (p->transition != IR_TR_SCALAR && p->transition != IR_TR_CONST) ||
-        p->householder || p->stabilized || m->linear.igate != IR_NONE || m->linear.norm != IR_NORM_NONE ||
-        p->v_tile != g->sh.V || smem_bytes > 227u * 1024)
-        return false;
-    for (uint32_t i = 0; i < m->ntensors; i++)
-        if (g->stage_off[i] != ~0u && cg_stage_unit(m->tensors[i].len * ir_dtype_bytes(m->tensors[i].dtype)) == 2)
-            return false;
-    return true;
+    bool decay_ok = p->transition == IR_TR_SCALAR || p->transition == IR_TR_CONST ||
+                    (p->householder && p->transition == IR_TR_IDENTITY);
+    return m->mask == IR_MASK_CAUSAL && decay_ok && !p->stabilized && m->linear.igate == IR_NONE &&
+           m->linear.norm == IR_NORM_NONE && p->v_tile == g->sh.V && smem_bytes <= 227u * 1024;
 }
 
-/* The warp-specialised walk's producer threads (a warpgroup: setmaxnreg moves registers between whole ones). */
-#define WS_PRODUCERS 128u
+/* The warp-specialised walk's producer threads (warpgroups: setmaxnreg moves registers between whole ones):
+ * one, and two for the delta rule, whose producers also run the WY stage.  With one, gated_delta's walk at
+ * T = 8192 took 1.52 ms on the H200 (against 1.56 without warp specialisation; bench/RESULTS.md,
+ * thirty-third session): its consumers waited at FULL for 19 % of their samples, its producers hardly at
+ * EMPTY, and the producers alone (the consumers doing nothing) took 1.16 ms. */
+static unsigned ws_producers(const gen *g)
+{
+    return g->m->plan.householder ? 256u : 128u;
+}
 
 /* Whether its producers also form the causal scores' excess blocks (ATTNC_WS_EXCESS, linear_kernel.cuh's
  * WS_PCAP): with a constant decay, whose producers form no gates. On the H200 (bench/RESULTS.md,
@@ -173,7 +176,8 @@ static bool ws_excess(const gen *g)
 
 /* Its shared memory: the walk's layout and staging, then a second buffer of Q, K, K * e^{b_L - b}, per-channel
  * gates' K * e^{b_e - b}, V and the gates, then with the scores' excess two tiles of the blocks the producers
- * form, rows and columns (RG - cap) * 16 with cap = (RG + 1) / 2 (attnc_ws_layout, WS_PCAP). */
+ * form, rows and columns (RG - cap) * 16 with cap = (RG + 1) / 2 (attnc_ws_layout, WS_PCAP), then the delta
+ * rule's second -W tile and two fp32 U tiles of C rows and V + 8 columns. */
 static unsigned ws_smem_bytes(const gen *g, unsigned walk_bytes)
 {
     const ir_plan *p = &g->m->plan;
@@ -181,8 +185,9 @@ static unsigned ws_smem_bytes(const gen *g, unsigned walk_bytes)
     unsigned eb = ir_operand_bytes(p->operands), tile_k = p->chunk * (p->k_pad + 8) * eb;
     unsigned row_groups = p->chunk / 16, excess_rows = ws_excess(g) ? (row_groups - (row_groups + 1) / 2) * 16 : 0;
     unsigned gate_bytes = tile_round_up(p->chunk * (diag ? p->k_pad : 1) * 4, 16);
+    unsigned delta_bytes = p->householder ? tile_k + 2 * p->chunk * (p->v_tile + 8) * 4 : 0;
     return walk_bytes + (diag ? 4 : 3) * tile_k + p->chunk * (p->v_tile + 8) * eb + gate_bytes +
-           2 * excess_rows * (excess_rows + 8) * eb;
+           2 * excess_rows * (excess_rows + 8) * eb + delta_bytes;
 }
 
 /* The gate's slots in struct attnc_row: a lane's run of channels for a per-channel gate, else one. */
@@ -233,7 +238,8 @@ static void emit_row_struct(gen *g)
                           "template <unsigned WANT = ATTNC_ROLES_ALL>   // the roles stored (ATTNC_ROLE_*)\n"
                           "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
                           "                                                elt *sv, float *sg, float *sbeta, float *sig);\n");
-    cg_emit_stage_held(&g->ev, "attnc_stage_held", "ATTNC_C", "(ATTNC_WARPS * 32)");   /* linear_kernel.cuh defines ATTNC_THREADS later */
+    /* (the warp-specialised walk's producers issue and land the copies: ATTNC_STAGE_THREADS) */
+    cg_emit_stage_held(&g->ev, "attnc_stage_held", "ATTNC_C", "ATTNC_STAGE_THREADS", "ATTNC_STAGE_TID");
     /* The walk's copies unrolled where a thread issues at most two a tensor: on the H200 (bench/RESULTS.md,
      * twelfth session) the forward of gla, delta_rule and gated_delta (chunk 32, two 16-byte copies a
      * thread and row of 256 bytes) took 5 % less time so, simple_gla's and simple_gla_gam's (chunk 64,
@@ -490,7 +496,7 @@ static bool emit_linear(gen *g)
                             "#define ATTNC_GROUP_MIN_BLOCKS %u\n#endif\n",
                          p->state_groups > 2 ? 1 : lean_min_blocks(group_smem));   /* (four state groups spilled 80 bytes at 128) */
     /* The warp-specialised walk: a unit of its own (ATTNC_WS 1, api/kernel.c), where the staging is the
-     * producers' (the WS_PRODUCERS threads after the walk's). */
+     * producers' (the ws_producers threads after the walk's). */
     unsigned ws_smem = ws_smem_bytes(g, smem + g->stage_bytes);
     bool ws = ws_eligible(g, ws_smem);
     attnc_buf_printf(b, "#ifndef ATTNC_WS\n#define ATTNC_WS 0\n#endif\n#define ATTNC_WS_OK %d\n#define ATTNC_WS_EXCESS %d\n"
@@ -498,7 +504,7 @@ static bool emit_linear(gen *g)
                         "#define ATTNC_STAGE_BYTES %u\n"
                         "#define ATTNC_STAGE_THREADS (ATTNC_WS ? ATTNC_WS_PRODUCERS : ATTNC_WARPS * 32)\n"
                         "#define ATTNC_STAGE_TID (ATTNC_WS ? (int)threadIdx.x - ATTNC_WARPS * 32 : (int)threadIdx.x)\n",
-                     ws, ws && ws_excess(g), WS_PRODUCERS, g->stage_bytes);
+                     ws, ws && ws_excess(g), ws_producers(g), g->stage_bytes);
     emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
@@ -539,7 +545,7 @@ static bool emit_linear(gen *g)
     if (grouped)
         k->group = (cg_entry){.entry = "attnc_linear_group", .threads = p->warps * 32, .smem_bytes = group_smem};
     if (ws)
-        k->ws = (cg_entry){.entry = "attnc_linear", .threads = p->warps * 32 + WS_PRODUCERS, .smem_bytes = ws_smem};
+        k->ws = (cg_entry){.entry = "attnc_linear", .threads = p->warps * 32 + ws_producers(g), .smem_bytes = ws_smem};
     if (decode) {
         k = &g->out->kernels[g->out->nkernels++];
         *k = (cg_kernel){.kind = CG_KERNEL_DECODE, .entry = "attnc_decode", .threads = 128,

@@ -531,7 +531,7 @@ static void emit_wide_pass(attnc_buf *b, const grad_plan *gp, const cg_values *s
                             "#define attnc_bwd_stage_issue attnc_bwd_stage_issue_wide\n"
                             "namespace attnc_wide {\n",
                          2 * CG_BWD_THREADS);
-        cg_emit_stage_held(staged, "attnc_bwd_stage_held", "ATTNC_BP_C", "ATTNC_B_THREADS");
+        cg_emit_stage_held(staged, "attnc_bwd_stage_held", "ATTNC_BP_C", "ATTNC_B_THREADS", "threadIdx.x");
         attnc_buf_puts(b, stage_issue_decl);
         attnc_buf_puts(b, attnc_linear_bwd_par_kernel_src);
         if (gp->bp_delta)
@@ -716,7 +716,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                           "__device__ __forceinline__ void attnc_bwd_roles_regs(const attnc_bwd_params &p, int t, int h, int lane,\n"
                           "                                float (&q)[ATTNC_BP_NQ], float (&k)[ATTNC_BP_NK], float (&v)[ATTNC_BP_NV],\n"
                           "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, const unsigned char *stage, int r);\n");
-        cg_emit_stage_held(&staged, "attnc_bwd_stage_held", "ATTNC_BP_C", "ATTNC_B_THREADS");
+        cg_emit_stage_held(&staged, "attnc_bwd_stage_held", "ATTNC_BP_C", "ATTNC_B_THREADS", "threadIdx.x");
         attnc_buf_puts(b, "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
                           "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n");

@@ -324,7 +324,7 @@ static void put_want_guard(const cg_values *e, uint32_t i)
         attnc_buf_printf(e->b, "if constexpr (WANT & %uu) ", e->stage_roles[i]);
 }
 
-void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk, const char *threads)
+void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk, const char *threads, const char *tid)
 {
     const ir_module *m = e->m;
     attnc_buf *b = e->b;
@@ -347,11 +347,11 @@ void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk,
         attnc_buf_printf(b, "{   // %s\n#pragma unroll\n        for (int j = 0; j < ", m->tensors[i].name);
         put_pieces_per_thread(b, rb / 2, chunk, threads);
         attnc_buf_printf(b, "; j++, slot++) {\n"
-                            "            const unsigned i = threadIdx.x + j * %s;\n"
+                            "            const unsigned i = %s + j * %s;\n"
                             "            if (i < %s * %uu)\n"
                             "                *(unsigned short *)(stage + %u + i / %u * %u + i %% %u * 2) = held.x[slot];\n"
                             "        }\n    }\n",
-                         threads, chunk, rb / 2, e->stage_off[i], rb / 2, rb, rb / 2);
+                         tid, threads, chunk, rb / 2, e->stage_off[i], rb / 2, rb, rb / 2);
     }
     attnc_buf_puts(b, "}\n");
 }

@@ -75,8 +75,9 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
 /* The most copies one of `threads` threads issues for one staged tensor of a `chunk`-row chunk (rows of 2 bytes,
  * which cg_emit_stage_held keeps in registers, aside). */
 unsigned cg_stage_max_pieces(const cg_values *e, unsigned chunk, unsigned threads);
-/* struct `held` (the registers of the 2-byte rows of one chunk) and `held`_land(unsigned char *stage,
- * const `held` &), which stores them in the staging area; emitted before the kernel body that uses them. */
-void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk, const char *threads);
+/* struct `held` (the registers of the 2-byte rows of one chunk, for each of the `threads` threads that issue
+ * them) and `held`_land(unsigned char *stage, const `held` &), which stores them in the staging area, by thread
+ * `tid` of them; emitted before the kernel body that uses them. */
+void cg_emit_stage_held(const cg_values *e, const char *held, const char *chunk, const char *threads, const char *tid);
 
 #endif

@@ -401,6 +401,118 @@ __device__ __forceinline__ void wy_solve_diag(const float *saf, float *stf, elt 
     }
 }
 
+// Step 4's inverse (attnc_linear_body; the warp-specialised walk's producers run it too, linear_ws_kernel.cuh)
+// by the NW warps of a group, thread tid of them, bar() their barrier: T = (I + Akk)^-1 in fp32 (stf) by
+// 16 x 16 blocks (algorithms.md 2.5(b)), the diagonal blocks by forward substitution, a warp each
+// (wy_solve_diag), then block row by block row below them, T_ij = -T_ii sum_{k=j}^{i-1} A_ik T_kj; and
+// T diag(beta) in the tiles' type (stb, whose blocks right of the diagonal the caller keeps zero).  Ends
+// with a barrier: stb is then complete for every warp of the group.
+template <int NW, typename Bar>
+__device__ __forceinline__ void wy_inverse(const elt *sk, const elt *ske, const float *sg, const float *sbeta, float *saf,
+                                           float *stf, float *sx, elt *stb, int tid, Bar bar)
+{
+    static_assert(NW >= ATTNC_RG, "a warp a diagonal block");
+    constexpr int NTHREADS = NW * 32;
+    const int warp = tid >> 5, lane = tid & 31;
+    (void)ske;
+    if constexpr (ATTNC_TRANSITION != TR_DIAG) {
+        // Akk in 16 x 8 tiles, the tiles dealt to every warp (formed by a row group's warp each, the
+        // other warps waited at a barrier: 17 % of phase 6's stall samples, delta_rule at T = 32768,
+        // ncu on the H200): warp i < RG forms diagonal block i's two tiles and solves that block at
+        // once (its own rows: no barrier), while the warps from RG on form the tiles below the
+        // diagonal blocks (row block i has 2 i).  The same k-steps in the same order as scores().
+        if (warp < ATTNC_RG) {
+            akk_tiles<2>(saf, sk, sg, sbeta, warp, 2 * warp, lane);
+            __syncwarp();
+            if (lane < 16)
+                wy_solve_diag(saf, stf, stb, sbeta, warp * 16, lane);
+        }
+        for (int item = (warp + NW - ATTNC_RG) % NW; item < ATTNC_RG * (ATTNC_RG - 1); item += NW) {
+            int bi = 1;
+            while (bi * (bi + 1) <= item)
+                bi++;
+            akk_tiles<1>(saf, sk, sg, sbeta, bi, item - (bi - 1) * bi, lane);
+        }
+    } else {
+        const int gr = lane >> 2, tq = lane & 3;
+        if (warp < ATTNC_RG) {
+            float A[ATTNC_C / 8][4];
+            scores<true>(A, sk, sk, ske, sg, warp, lane);
+#pragma unroll
+            for (int nt = 0; nt < ATTNC_C / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int r = warp * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
+                    saf[r * ATTNC_LDF + j] = A[nt][e] * sbeta[r];
+                }
+        }
+        bar();
+        if (warp < ATTNC_RG && lane < 16)
+            wy_solve_diag(saf, stf, stb, sbeta, warp * 16, lane);
+    }
+    bar();
+#pragma unroll
+    for (int bi = 1; bi < ATTNC_RG; bi++) {
+        // X_j = sum_{k=j}^{bi-1} A_{bi,k} T_{k,j} for every j < bi, into sx[j]
+        for (int e = tid; e < bi * 256; e += NTHREADS) {
+            const int bj = e >> 8, r = (e >> 4) & 15, c = e & 15;
+            float acc = 0.f;
+            for (int m = bj * 16; m < bi * 16; m++)
+                acc += saf[(bi * 16 + r) * ATTNC_LDF + m] * stf[m * ATTNC_LDF + bj * 16 + c];
+            sx[e] = acc;
+        }
+        bar();
+        for (int e = tid; e < bi * 256; e += NTHREADS) {
+            const int bj = e >> 8, r = (e >> 4) & 15, c = e & 15;
+            float acc = 0.f;
+#pragma unroll
+            for (int m = 0; m < 16; m++)
+                acc += stf[(bi * 16 + r) * ATTNC_LDF + bi * 16 + m] * sx[(bj << 8) + m * 16 + c];
+            stf[(bi * 16 + r) * ATTNC_LDF + bj * 16 + c] = -acc;
+            stb[(bi * 16 + r) * ATTNC_LDC + bj * 16 + c] = attnc_float_to_elt(-acc * sbeta[bj * 16 + c]);
+        }
+        bar();
+    }
+}
+
+// U = T diag(beta) V for row group rg and the NTU n-tiles from column n0, into U (fp32 accumulators).
+template <int NTU>
+__device__ __forceinline__ void wy_u(float (*U)[4], const elt *stb, const elt *sv, int rg, int n0, int lane)
+{
+#pragma unroll
+    for (int nt = 0; nt < NTU; nt++)
+        U[nt][0] = U[nt][1] = U[nt][2] = U[nt][3] = 0.f;
+    mm_rows<NTU, ATTNC_C / 16, true>(U, stb, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, n0, lane);
+}
+
+// -W = -T diag(beta) (K * gamma) into sw (negated, so that U_hat = U + (-W) S_in) for row group rg: K's n-tiles
+// dealt NTW at a time over the row group's ncg warps, cg of them (each n-tile's k-steps the same whatever NTW).
+template <int NTW>
+__device__ __forceinline__ void wy_w(const elt *stb, const elt *sqg, elt *sw, int rg, int cg, int ncg, int lane)
+{
+    const int gr = lane >> 2, tq = lane & 3;
+    constexpr int NTK = ATTNC_KP / 8;
+    for (int nt0 = cg * NTW; nt0 < NTK; nt0 += NTW * ncg) {
+        float Wacc[NTW][4];
+#pragma unroll
+        for (int nt = 0; nt < NTW; nt++)
+            Wacc[nt][0] = Wacc[nt][1] = Wacc[nt][2] = Wacc[nt][3] = 0.f;
+        if (nt0 + NTW <= NTK)
+            mm_rows<NTW, ATTNC_C / 16, true>(Wacc, stb, ATTNC_LDC, rg * 16, sqg, ATTNC_LDK, nt0 * 8, lane);
+        else
+            mm_rows<(NTK % NTW) ? (NTK % NTW) : NTW, ATTNC_C / 16, true>(Wacc, stb, ATTNC_LDC, rg * 16, sqg, ATTNC_LDK,
+                                                                      nt0 * 8, lane);
+#pragma unroll
+        for (int nt = 0; nt < NTW; nt++)
+            if (nt0 + nt < NTK)
+#pragma unroll
+                for (int e2 = 0; e2 < 2; e2++) {
+                    int row = rg * 16 + gr + e2 * 8, col = (nt0 + nt) * 8 + tq * 2;
+                    st2(sw + row * ATTNC_LDK + col, -Wacc[nt][e2 * 2], -Wacc[nt][e2 * 2 + 1]);
+                }
+    }
+}
+
 // S *= the chunk's decay, every accumulator of the warp's state tiles (a row's factor for per-channel gates).
 template <typename Acc>
 __device__ __forceinline__ void state_apply_decay(Acc &S, const float *sg, const float *smisc, int warp, int gr)
@@ -509,8 +621,10 @@ enum { WS_BAR_FULL = 8, WS_BAR_EMPTY = 10, WS_BAR_PRODUCERS = 12, WS_BAR_CONSUME
 // per token: the producers became the critical path; bench/RESULTS.md, thirty-second session.)
 enum { WS_PCAP = ATTNC_WS_EXCESS ? (ATTNC_RG + 1) / 2 : ATTNC_RG, WS_PROWS = (ATTNC_RG - WS_PCAP) * 16, WS_LDP = WS_PROWS + 8 };
 // Its second tile buffer, after the walk's layout and its staging: Q, K, K * e^{b_L - b}, per-channel gates'
-// K * e^{b_e - b}, V and the gates; then the scores' excess tile of either buffer (codegen/cuda.c's
+// K * e^{b_e - b}, V and the gates; then the scores' excess tile of either buffer; then the delta rule's
+// second -W tile and U (fp32, [C][WS_LDU]) of either buffer: its producers run the WY stage (codegen/cuda.c's
 // ws_smem_bytes sums the same).
+enum { WS_LDU = ATTNC_V + 8 };   // (a quad's 8-byte stores and loads of four rows fill the banks once)
 struct attnc_ws_layout {
     using L = attnc_smem_layout;
     static constexpr unsigned q = ATTNC_SMEM_BYTES + ATTNC_STAGE_BYTES, k = q + L::tile_k, kd = k + L::tile_k;
@@ -519,22 +633,32 @@ struct attnc_ws_layout {
     static constexpr unsigned g = v + ATTNC_C * ATTNC_LDV * sizeof(elt);
     static constexpr unsigned p_tile = WS_PROWS * WS_LDP * sizeof(elt);
     static constexpr unsigned p = g + (L::g_bytes + 15) / 16 * 16;
-    static constexpr unsigned bytes = p + 2 * p_tile;
+    static constexpr unsigned w = p + 2 * p_tile;
+    static constexpr unsigned u_tile = ATTNC_DELTA ? ATTNC_C * WS_LDU * 4 : 0;
+    static constexpr unsigned u = w + (ATTNC_DELTA ? L::tile_k : 0);
+    static constexpr unsigned bytes = u + 2 * u_tile;
 };
-// Tile buffer b (0: the walk's layout, 1: attnc_ws_layout's) into the walk's tile pointers, and its excess
-// scores' tile.
-__device__ __forceinline__ void attnc_ws_buffer(unsigned char *smem, int b, elt *&sq, elt *&sk, elt *&skd, elt *&ske,
-                                                elt *&sv, float *&sg, elt *&sp)
+// Tile buffer b's pointers (0: the walk's layout, 1: attnc_ws_layout's), with its excess scores' tile and the
+// delta rule's -W and U.
+struct attnc_ws_tiles {
+    elt *q, *k, *kd, *ke, *v, *p, *w;
+    float *g, *u;
+};
+__device__ __forceinline__ attnc_ws_tiles attnc_ws_buffer(unsigned char *smem, int b)
 {
     using L = attnc_smem_layout;
     using W = attnc_ws_layout;
-    sq = (elt *)(smem + L::q + b * (W::q - L::q));
-    sk = (elt *)(smem + L::k + b * (W::k - L::k));
-    skd = (elt *)(smem + L::kd + b * (W::kd - L::kd));
-    ske = (elt *)(smem + L::ke + b * (W::ke - L::ke));
-    sv = (elt *)(smem + L::v + b * (W::v - L::v));
-    sg = (float *)(smem + L::g + b * (W::g - L::g));
-    sp = ATTNC_WS_EXCESS ? (elt *)(smem + W::p + b * W::p_tile) : nullptr;
+    attnc_ws_tiles t;
+    t.q = (elt *)(smem + L::q + b * (W::q - L::q));
+    t.k = (elt *)(smem + L::k + b * (W::k - L::k));
+    t.kd = (elt *)(smem + L::kd + b * (W::kd - L::kd));
+    t.ke = (elt *)(smem + L::ke + b * (W::ke - L::ke));
+    t.v = (elt *)(smem + L::v + b * (W::v - L::v));
+    t.g = (float *)(smem + L::g + b * (W::g - L::g));
+    t.p = ATTNC_WS_EXCESS ? (elt *)(smem + W::p + b * W::p_tile) : nullptr;
+    t.w = ATTNC_DELTA ? (elt *)(smem + (b ? W::w : L::w)) : nullptr;
+    t.u = ATTNC_DELTA ? (float *)(smem + W::u + b * W::u_tile) : nullptr;
+    return t;
 }
 // O += P V over the chunk's key blocks for row group rg: blocks left of kb0 from the producers' tile sp, the
 // others from the warp's P (mm_regs' fragments): the same A values as mm_regs, so the same bits.
@@ -599,6 +723,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
     float *sz = (float *)(smem + L::z), *smisc = (float *)(smem + L::misc), *saf = (float *)(smem + L::af);
     float *stf = (float *)(smem + L::tf), *sx = (float *)(smem + L::x);
     elt *sp = nullptr;   // the warp-specialised walk's excess scores, from its producers (attnc_ws_buffer)
+    float *su = nullptr;   // and the delta rule's U
     // The split output pass's U_hat^T [V][SPLIT_LDUH], where the WY stage's scratch (af .. pt) holds it.
     // Without shared scores (whose P tile lies in that scratch) the outputs' product reads it there as the
     // n-major B operand; else (or where it does not fit) it is transposed into the V tile first.
@@ -739,7 +864,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
     }
     // The delta rule's T diag(beta) tile: the WY stage (step 4) writes its blocks at and left of the diagonal
     // only; those right of it stay zero for the whole walk.
-    for (int i = tid; i < (ATTNC_DELTA && !L::out ? ATTNC_C * ATTNC_LDC : 0); i += ATTNC_THREADS)
+    // (the warp-specialised walk's entry clears it: its producers form it)
+    for (int i = tid; i < (ATTNC_DELTA && !L::out && !WS ? ATTNC_C * ATTNC_LDC : 0); i += ATTNC_THREADS)
         stb[i] = attnc_float_to_elt(0.f);
     sync();
 
@@ -770,7 +896,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         if constexpr (WS) {   // chunk j's tiles from the producers, in buffer j % 2
             const int b = (c0 - c_first) / ATTNC_C & 1;
             attnc_bar_named(WS_BAR_FULL + b, ATTNC_WS_THREADS);
-            attnc_ws_buffer(smem, b, sq, sk, skd, ske, sv, sg, sp);
+            const attnc_ws_tiles t = attnc_ws_buffer(smem, b);
+            sq = t.q, sk = t.k, skd = t.kd, ske = t.ke, sv = t.v, sg = t.g, sp = t.p, sw = t.w, su = t.u;
         } else {
             // ---- 1. prologue --------------------------------------------------------------------------
             attnc_stage_held_land<ROLES>(stage, held);
@@ -921,69 +1048,32 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                 }
                 sync();
             }
+        } else if constexpr (ATTNC_DELTA && WS) {
+            // The warp-specialised walk's producers formed U (fp32, su) and -W (sw): U_hat = U + (-W) S_in
+            // replaces V, which no consumer reads (the same k-steps on the same accumulators as below).
+            const int rg = warp % ATTNC_RG, cg = warp / ATTNC_RG;
+            float U[ATTNC_NTO][4];
+#pragma unroll
+            for (int nt = 0; nt < ATTNC_NTO; nt++)
+#pragma unroll
+                for (int e2 = 0; e2 < 2; e2++) {
+                    const float2 u = *reinterpret_cast<const float2 *>(
+                        su + (rg * 16 + gr + e2 * 8) * WS_LDU + cg * ATTNC_BVW + nt * 8 + tq * 2);
+                    U[nt][e2 * 2] = u.x;
+                    U[nt][e2 * 2 + 1] = u.y;
+                }
+            mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(U, sw, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
+#pragma unroll
+            for (int nt = 0; nt < ATTNC_NTO; nt++)
+#pragma unroll
+                for (int e2 = 0; e2 < 2; e2++) {
+                    int row = rg * 16 + gr + e2 * 8, col = cg * ATTNC_BVW + nt * 8 + tq * 2;
+                    st2(sv + row * ATTNC_LDV + col, U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
+                }
+            sync();
         } else if constexpr (ATTNC_DELTA) {
             const int rg = warp % ATTNC_RG;
-            // T = (I + Akk)^-1 in fp32, by 16 x 16 blocks (algorithms.md 2.5(b)): diagonal blocks by forward
-            // substitution, a warp each (wy_solve_diag); then block row by block row below them:
-            // T_ij = -T_ii sum_{k=j}^{i-1} A_ik T_kj.
-            if constexpr (ATTNC_TRANSITION != TR_DIAG) {
-                // Akk in 16 x 8 tiles, the tiles dealt to every warp (formed by a row group's warp each, the
-                // other warps waited at a barrier: 17 % of phase 6's stall samples, delta_rule at T = 32768,
-                // ncu on the H200): warp i < RG forms diagonal block i's two tiles and solves that block at
-                // once (its own rows: no barrier), while the warps from RG on form the tiles below the
-                // diagonal blocks (row block i has 2 i).  The same k-steps in the same order as scores().
-                if (warp < ATTNC_RG) {
-                    akk_tiles<2>(saf, sk, sg, sbeta, warp, 2 * warp, lane);
-                    __syncwarp();
-                    if (lane < 16)
-                        wy_solve_diag(saf, stf, stb, sbeta, warp * 16, lane);
-                }
-                for (int item = (warp + ATTNC_WARPS - ATTNC_RG) % ATTNC_WARPS; item < ATTNC_RG * (ATTNC_RG - 1);
-                     item += ATTNC_WARPS) {
-                    int bi = 1;
-                    while (bi * (bi + 1) <= item)
-                        bi++;
-                    akk_tiles<1>(saf, sk, sg, sbeta, bi, item - (bi - 1) * bi, lane);
-                }
-            } else {
-                if (warp < ATTNC_RG) {
-                    float A[ATTNC_C / 8][4];
-                    scores<true>(A, sk, sk, ske, sg, rg, lane);
-#pragma unroll
-                    for (int nt = 0; nt < ATTNC_C / 8; nt++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++) {
-                            int r = rg * 16 + gr + (e >> 1) * 8, j = nt * 8 + tq * 2 + (e & 1);
-                            saf[r * ATTNC_LDF + j] = A[nt][e] * sbeta[r];
-                        }
-                }
-                sync();
-                if (warp < ATTNC_RG && lane < 16)
-                    wy_solve_diag(saf, stf, stb, sbeta, warp * 16, lane);
-            }
-            sync();
-#pragma unroll
-            for (int bi = 1; bi < ATTNC_RG; bi++) {
-                // X_j = sum_{k=j}^{bi-1} A_{bi,k} T_{k,j} for every j < bi, into sx[j]
-                for (int e = tid; e < bi * 256; e += ATTNC_THREADS) {
-                    const int bj = e >> 8, r = (e >> 4) & 15, c = e & 15;
-                    float acc = 0.f;
-                    for (int m = bj * 16; m < bi * 16; m++)
-                        acc += saf[(bi * 16 + r) * ATTNC_LDF + m] * stf[m * ATTNC_LDF + bj * 16 + c];
-                    sx[e] = acc;
-                }
-                sync();
-                for (int e = tid; e < bi * 256; e += ATTNC_THREADS) {
-                    const int bj = e >> 8, r = (e >> 4) & 15, c = e & 15;
-                    float acc = 0.f;
-#pragma unroll
-                    for (int m = 0; m < 16; m++)
-                        acc += stf[(bi * 16 + r) * ATTNC_LDF + bi * 16 + m] * sx[(bj << 8) + m * 16 + c];
-                    stf[(bi * 16 + r) * ATTNC_LDF + bj * 16 + c] = -acc;
-                    stb[(bi * 16 + r) * ATTNC_LDC + bj * 16 + c] = attnc_float_to_elt(-acc * sbeta[bj * 16 + c]);
-                }
-                sync();
-            }
+            wy_inverse<ATTNC_WARPS>(sk, ske, sg, sbeta, saf, stf, sx, stb, tid, sync);
             // W = T diag(beta) (K * gamma)  -> sw (negated, so that U_hat = U + (-W) S_in);  U = T diag(beta) V.
             float U[ATTNC_NTO][4];
             const int cg = warp / ATTNC_RG;
@@ -997,10 +1087,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             constexpr bool U_STAGED = ATTNC_C * LDUS * 4 <= L::s_elems * sizeof(elt);
             float *sus = reinterpret_cast<float *>(ss);
             {
-#pragma unroll
-                for (int nt = 0; nt < ATTNC_NTO; nt++)
-                    U[nt][0] = U[nt][1] = U[nt][2] = U[nt][3] = 0.f;
-                mm_rows<ATTNC_NTO, ATTNC_C / 16, true>(U, stb, ATTNC_LDC, rg * 16, sv, ATTNC_LDV, cg * ATTNC_BVW, lane);
+                wy_u<ATTNC_NTO>(U, stb, sv, rg, cg * ATTNC_BVW, lane);
                 if (wy_pass) {
 #pragma unroll
                     for (int nt = 0; nt < ATTNC_NTO; nt++)
@@ -1012,27 +1099,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                                 make_float2(U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
                         }
                 }
-                // W: the row group's warps split K's n-tiles among the column groups.
-                constexpr int NTK = ATTNC_KP / 8;
-                for (int nt0 = cg * 8; nt0 < NTK; nt0 += 8 * ATTNC_CG) {
-                    float Wacc[8][4];
-#pragma unroll
-                    for (int nt = 0; nt < 8; nt++)
-                        Wacc[nt][0] = Wacc[nt][1] = Wacc[nt][2] = Wacc[nt][3] = 0.f;
-                    if (nt0 + 8 <= NTK)
-                        mm_rows<8, ATTNC_C / 16, true>(Wacc, stb, ATTNC_LDC, rg * 16, sqg, ATTNC_LDK, nt0 * 8, lane);
-                    else
-                        mm_rows<(NTK % 8) ? (NTK % 8) : 8, ATTNC_C / 16, true>(Wacc, stb, ATTNC_LDC, rg * 16, sqg,
-                                                                            ATTNC_LDK, nt0 * 8, lane);
-#pragma unroll
-                    for (int nt = 0; nt < 8; nt++)
-                        if (nt0 + nt < NTK)
-#pragma unroll
-                            for (int e2 = 0; e2 < 2; e2++) {
-                                int row = rg * 16 + gr + e2 * 8, col = (nt0 + nt) * 8 + tq * 2;
-                                st2(sw + row * ATTNC_LDK + col, -Wacc[nt][e2 * 2], -Wacc[nt][e2 * 2 + 1]);
-                            }
-                }
+                wy_w<8>(stb, sqg, sw, rg, cg, ATTNC_CG, lane);
             }
             sync();
             if (wy_pass) {
@@ -1398,15 +1465,18 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
 
     // ---- final state ----------------------------------------------------------------------------------
     if (ATTNC_STATE_OUT && p.hT && (phase <= 1 || (phase == 5 && c_end == eos)) && h % (ATTNC_HOUT / ATTNC_HS) == 0) {
+        // (the lane's rows and columns formed again, not the h0 load's offsets held across the walk: the
+        // delta rule's warp-specialised consumers spilled them at 160 registers)
+        const int ftid = attnc_opaque(tid), fwarp = ftid >> 5, fgr = (ftid & 31) >> 2, ftq = ftid & 3;
 #pragma unroll
         for (int i = 0; i < ATTNC_MTW; i++) {
-            int mt = state_mt(warp, i);
+            int mt = state_mt(fwarp, i);
             if (mt < ATTNC_MT)
 #pragma unroll
                 for (int nt = 0; nt < ATTNC_NTSW; nt++)
 #pragma unroll
                     for (int e = 0; e < 4; e++) {
-                        int row = mt * 16 + gr + (e >> 1) * 8, col = v0 + state_nt(warp, nt) * 8 + tq * 2 + (e & 1);
+                        int row = mt * 16 + fgr + (e >> 1) * 8, col = v0 + state_nt(fwarp, nt) * 8 + ftq * 2 + (e & 1);
                         if (row < ATTNC_K)
                             p.hT[state_base + (size_t)row * ATTNC_V + col] = S[i][nt][e];
                     }

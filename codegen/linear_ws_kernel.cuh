@@ -5,13 +5,15 @@
 // decayed keys, image, products, update) at one CTA of 8 warps an SM, and waits most of its cycles (no
 // eligible warp in 66-71 % of them, ncu on the H200, bench/RESULTS.md thirtieth session): the staging, the
 // prologue and the decayed keys of the next chunk do not depend on the state, yet the products wait for
-// them.  Here a fourth warpgroup, the producers, forms chunk j + 1's tiles (raw rows by cp.async, the role
-// rows, the gates and their cumulative sums, the decayed keys; with a constant decay also the causal scores'
-// excess blocks, ATTNC_WS_EXCESS) into the other of two tile buffers while the
-// walk's 8 warps, the consumers, run chunk j's image, products and update: attnc_linear_body itself, in
-// its ATTNC_WS mode (steps 1 and 2 and the decayed tiles left to the producers, its barriers its own).
+// them.  Here more warpgroups, the producers, form chunk j + 1's tiles (raw rows by cp.async, the role rows,
+// the gates and their cumulative sums, the decayed keys; with a constant decay also the causal scores' excess
+// blocks, ATTNC_WS_EXCESS; for the delta rule its WY stage, U and -W, attnc_ws_wy) into the other of two tile
+// buffers while the walk's 8 warps, the consumers, run chunk j's image, products and update:
+// attnc_linear_body itself, in its ATTNC_WS mode (steps 1 and 2, the decayed tiles and the delta rule's step 4
+// up to U_hat left to the producers, its barriers its own).  One warpgroup of producers, two for the delta rule
+// (codegen/cuda.c's ws_producers).
 //
-// Hand-over, per tile buffer b (chunk j uses b = j % 2), by named barriers of all 384 threads:
+// Hand-over, per tile buffer b (chunk j uses b = j % 2), by named barriers of all ATTNC_WS_THREADS threads:
 //   FULL(b): the producers arrive when chunk j's tiles are in b; the consumers wait there.
 //   EMPTY(b): the consumers arrive when they have read chunk j's tiles (except for the last two chunks, whose
 //   buffers are not filled again); the producers wait there before filling b with chunk j + 2.
@@ -20,17 +22,27 @@
 // (WS_PRODUCER_REGS) to the consumers (WS_CONSUMER_REGS): 384 threads launch at 168, which spilled the body.
 //
 // What it covers (codegen/cuda.c's ws_eligible): the causal walk of all of V in one CTA with a scalar or
-// constant decay, no normaliser, no staged rows held in registers (lightning, mamba2).  Per-channel gates and
-// row norms run here too (the producers sum the gates, the body's steps are generic) but spilled at these
-// register splits; the delta rule, the stabiliser, the input gate and the running denominator would need
-// more of the chunk's steps moved.  The products are the walk's, in the same order: the same bits.
+// constant decay, no normaliser (lightning, mamba2), and the delta rule with such a decay or none (deltanet,
+// gated_deltanet).  Per-channel gates and row norms run here too (the producers sum the gates, the body's steps
+// are generic) but spilled at these register splits; the stabiliser, the input gate and the running
+// denominator would need more of the chunk's steps moved.  The products are the walk's, in the same order: the
+// same bits.
 
 #if ATTNC_WS
 static_assert(ATTNC_WS_OK, "the warp-specialised walk was asked for a plan it does not cover");
 // The registers the producers release are those the consumers take: 112 x 128 = 56 x 256, and with the
 // scores' excess 96 x 128 = 48 x 256 (lightning's walk at T = 8192 0.604 ms there, 0.611 at 56 / 224; 40 / 232:
 // mamba2's producers spilled 12 bytes).
-enum { WS_PRODUCER_REGS = ATTNC_WS_EXCESS ? 72 : 56, WS_CONSUMER_REGS = ATTNC_WS_EXCESS ? 216 : 224 };
+// The delta rule's two warpgroups of producers (512 threads launch at 128 registers) take what the consumers
+// can spare: their WY stage is the walk's critical path.  The most each plan's consumers spared without a spill
+// on sm_90a: with a scalar decay 144 (gated_deltanet, its GVA form), without one 152 (deltanet, whose consumers
+// spilled at 144).  H200, T = 8192 (bench/RESULTS.md, thirty-third session): gated_delta's walk 1.428 ms at
+// 96 / 160, 1.350 at 112 / 144; delta_rule's 1.349 -> 1.215 at 104 / 152.
+enum { WS_DELTA_PRODUCER_REGS = ATTNC_TRANSITION == TR_IDENTITY ? 104 : 112 };
+enum {
+    WS_PRODUCER_REGS = ATTNC_DELTA ? WS_DELTA_PRODUCER_REGS : ATTNC_WS_EXCESS ? 72 : 56,
+    WS_CONSUMER_REGS = ATTNC_DELTA ? 256 - WS_DELTA_PRODUCER_REGS : ATTNC_WS_EXCESS ? 216 : 224
+};
 static_assert(ATTNC_THREADS * WS_CONSUMER_REGS + ATTNC_WS_PRODUCERS * WS_PRODUCER_REGS <= 65536, "registers");
 
 // The scores' excess blocks (rg, kb < rg + 1 - WS_PCAP: linear_kernel.cuh's WS_PCAP) of the chunk into its
@@ -39,7 +51,7 @@ static_assert(ATTNC_THREADS * WS_CONSUMER_REGS + ATTNC_WS_PRODUCERS * WS_PRODUCE
 // as mm_regs rounds its A fragments.
 __device__ __forceinline__ void attnc_ws_scores(const elt *sq, const elt *sk, const float *sg, elt *sp, int pwarp, int lane)
 {
-    static_assert(ATTNC_TRANSITION == TR_SCALAR || ATTNC_TRANSITION == TR_CONST, "a scalar or constant decay (ws_eligible)");
+    static_assert(ATTNC_TRANSITION != TR_DIAG, "a scalar, constant or no decay (ws_eligible)");
     constexpr int BLOCKS = (ATTNC_RG - WS_PCAP) * (ATTNC_RG - WS_PCAP + 1) / 2;   // row group WS_PCAP + x has x + 1
     const int gr = lane >> 2, tq = lane & 3;
     for (int i = pwarp; i < BLOCKS; i += ATTNC_WS_PRODUCERS / 32) {
@@ -71,25 +83,57 @@ __device__ __forceinline__ void attnc_ws_scores(const elt *sq, const elt *sk, co
     }
 }
 
+// The delta rule's WY stage on the producers (step 4 of the walk up to U_hat): T = (I + Akk)^-1 and
+// T diag(beta) (wy_inverse), then U = T diag(beta) V into the buffer's fp32 tile and -W into its -W tile, a
+// row group's columns dealt over its PW / RG warps.  The consumers load U into the accumulators that the
+// walk's U products leave it in and go on with U_hat = U + (-W) S_in: the same bits.
+__device__ __forceinline__ void attnc_ws_wy(const attnc_ws_tiles &t, const elt *sqg, const float *sbeta, float *saf,
+                                            float *stf, float *sx, elt *stb, int ptid)
+{
+    constexpr int PW = ATTNC_WS_PRODUCERS / 32, PCG = PW / ATTNC_RG, NTU = ATTNC_V / 8 / PCG;
+    static_assert(PW % ATTNC_RG == 0 && ATTNC_V % (8 * PCG) == 0, "the producers' warps cover the row groups and V");
+    const int lane = ptid & 31, pwarp = ptid >> 5, rg = pwarp % ATTNC_RG, cg = pwarp / ATTNC_RG;
+    const int gr = lane >> 2, tq = lane & 3;
+    wy_inverse<PW>(t.k, t.ke, t.g, sbeta, saf, stf, sx, stb, ptid,
+                   [] { attnc_bar_named(WS_BAR_PRODUCERS, ATTNC_WS_PRODUCERS); });
+    {
+        float U[NTU][4];
+        wy_u<NTU>(U, stb, t.v, rg, cg * NTU * 8, lane);
+#pragma unroll
+        for (int nt = 0; nt < NTU; nt++)
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++)
+                *reinterpret_cast<float2 *>(t.u + (rg * 16 + gr + e2 * 8) * WS_LDU + cg * NTU * 8 + nt * 8 + tq * 2) =
+                    make_float2(U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
+    }
+    // (K's n-tiles dealt evenly: eight a warp left half of two warpgroups' warps idle)
+    constexpr int NTW = ATTNC_KP / 8 / PCG < 8 ? ATTNC_KP / 8 / PCG : 8;
+    wy_w<NTW>(stb, sqg, t.w, rg, cg, PCG, lane);
+}
+
 // The producers (the last ATTNC_WS_PRODUCERS threads): chunk j's tiles into buffer j % 2.
 __device__ __forceinline__ void attnc_ws_produce(const attnc_params &p, unsigned char *smem, int h, int bos, int eos)
 {
     using L = attnc_smem_layout;
     // a scalar decay's gates by lanes (as the walk: GATE_LANES), else in the rows and summed after them
     constexpr bool GATE_LANES = ATTNC_GATE_LANES != 0;
-    constexpr unsigned ROW_ROLES = ATTNC_ROLE_Q | ATTNC_ROLE_K | ATTNC_ROLE_V | (GATE_LANES ? 0u : ATTNC_ROLE_GATE);
+    constexpr unsigned ROW_ROLES = ATTNC_ROLE_Q | ATTNC_ROLE_K | ATTNC_ROLE_V | (GATE_LANES ? 0u : ATTNC_ROLE_GATE) |
+                                   (ATTNC_DELTA ? ATTNC_ROLE_BETA : 0u);
     attnc_regs_release<WS_PRODUCER_REGS>();
     const int ptid = threadIdx.x - ATTNC_THREADS, lane = ptid & 31, pwarp = ptid >> 5;
     const int nchunks = (eos - bos + ATTNC_C - 1) / ATTNC_C;
     unsigned char *stage = smem + ATTNC_SMEM_BYTES;
     float *sig = (float *)(smem + L::ig), *smisc = (float *)(smem + L::misc);
+    // the delta rule's WY stage: the producers' own tiles in the walk's layout (the consumers read none of them)
+    float *sbeta = (float *)(smem + L::beta), *saf = (float *)(smem + L::af), *stf = (float *)(smem + L::tf);
+    float *sx = (float *)(smem + L::x);
+    elt *sqg = (elt *)(smem + L::qg), *stb = (elt *)(smem + L::tb);
+    (void)sbeta, (void)saf, (void)stf, (void)sx, (void)sqg, (void)stb;
     attnc_stage_held held;
     attnc_stage_issue<false, ATTNC_ROLES_ALL>(p, bos, eos, h, stage, &held);
     for (int j = 0; j < nchunks; j++) {
         const int b = j & 1, c0 = bos + j * ATTNC_C, nrows = min(ATTNC_C, eos - c0);
-        elt *sq, *sk, *skd, *ske, *sv, *sp;
-        float *sg;
-        attnc_ws_buffer(smem, b, sq, sk, skd, ske, sv, sg, sp);
+        const attnc_ws_tiles t = attnc_ws_buffer(smem, b);
         attnc_stage_held_land<ATTNC_ROLES_ALL>(stage, held);
         attnc_stage_wait();
         attnc_bar_named(WS_BAR_PRODUCERS, ATTNC_WS_PRODUCERS);   // every producer's copies have landed
@@ -97,7 +141,7 @@ __device__ __forceinline__ void attnc_ws_produce(const attnc_params &p, unsigned
             attnc_bar_named(WS_BAR_EMPTY + b, ATTNC_WS_THREADS);   // the consumers are done with chunk j - 2
         if constexpr (GATE_LANES)
             if (pwarp == 0)
-                attnc_lane_gates(p, c0, nrows, h, lane, stage, sg);
+                attnc_lane_gates(p, c0, nrows, h, lane, stage, t.g);
         constexpr int PRO_ROWS = 2, PWARPS = ATTNC_WS_PRODUCERS / 32;
         for (int base = 0; base < ATTNC_C; base += PRO_ROWS * PWARPS) {
             attnc_row rows[PRO_ROWS];
@@ -108,18 +152,20 @@ __device__ __forceinline__ void attnc_ws_produce(const attnc_params &p, unsigned
             }
 #pragma unroll
             for (int i = 0; i < PRO_ROWS; i++)
-                attnc_row_store<ROW_ROLES>(rows[i], base + i * PWARPS + pwarp, 0, lane, sq, sk, sv, sg, nullptr, nullptr);
+                attnc_row_store<ROW_ROLES>(rows[i], base + i * PWARPS + pwarp, 0, lane, t.q, t.k, t.v, t.g, sbeta, sig);
         }
         attnc_bar_named(WS_BAR_PRODUCERS, ATTNC_WS_PRODUCERS);   // rows (and lanes' gates) formed, the staging read
         if (j + 1 < nchunks)
             attnc_stage_issue<false, ATTNC_ROLES_ALL>(p, c0 + ATTNC_C, eos, h, stage, &held);
         if constexpr (!GATE_LANES) {
-            attnc_chunk_gates<false>(sg, sig, nrows, ptid, ATTNC_WS_PRODUCERS);
+            attnc_chunk_gates<false>(t.g, sig, nrows, ptid, ATTNC_WS_PRODUCERS);
             attnc_bar_named(WS_BAR_PRODUCERS, ATTNC_WS_PRODUCERS);
         }
-        attnc_decayed_tiles<0>(sk, skd, nullptr, ske, sg, sig, smisc, ptid, ATTNC_WS_PRODUCERS);
+        attnc_decayed_tiles<0>(t.k, t.kd, sqg, t.ke, t.g, sig, smisc, ptid, ATTNC_WS_PRODUCERS);
         if constexpr (ATTNC_WS_EXCESS)
-            attnc_ws_scores(sq, sk, sg, sp, pwarp, lane);
+            attnc_ws_scores(t.q, t.k, t.g, t.p, pwarp, lane);
+        if constexpr (ATTNC_DELTA)
+            attnc_ws_wy(t, sqg, sbeta, saf, stf, sx, stb, ptid);
         attnc_bar_arrive(WS_BAR_FULL + b, ATTNC_WS_THREADS);
     }
 }
@@ -128,17 +174,19 @@ extern "C" __global__ void __launch_bounds__(ATTNC_WS_THREADS, 1) ATTNC_ENTRY(at
 {
     extern __shared__ __align__(128) unsigned char smem[];
     const int tid = threadIdx.x;
-    // Padded K columns stay zero in both buffers for the whole walk.
+    // Padded K columns stay zero in both buffers for the whole walk, and so do the blocks of the delta rule's
+    // T diag(beta) right of its diagonal (the WY stage writes the others).
     for (int b = 0; b < 2; b++) {
-        elt *sq, *sk, *skd, *ske, *sv, *sp;
-        float *sg;
-        attnc_ws_buffer(smem, b, sq, sk, skd, ske, sv, sg, sp);
+        const attnc_ws_tiles t = attnc_ws_buffer(smem, b);
         for (int i = tid; i < ATTNC_C * ATTNC_LDK; i += ATTNC_WS_THREADS) {
-            sq[i] = sk[i] = skd[i] = attnc_float_to_elt(0.f);
+            t.q[i] = t.k[i] = t.kd[i] = attnc_float_to_elt(0.f);
             if constexpr (ATTNC_TRANSITION == TR_DIAG)
-                ske[i] = attnc_float_to_elt(0.f);
+                t.ke[i] = attnc_float_to_elt(0.f);
         }
     }
+    if constexpr (ATTNC_DELTA)
+        for (int i = tid; i < ATTNC_C * ATTNC_LDC; i += ATTNC_WS_THREADS)
+            ((elt *)(smem + attnc_smem_layout::tb))[i] = attnc_float_to_elt(0.f);
     __syncthreads();
     if (tid >= ATTNC_THREADS) {
         int bos, eos;
