@@ -513,6 +513,19 @@ __device__ __forceinline__ void wy_w(const elt *stb, const elt *sqg, elt *sw, in
     }
 }
 
+// A warp's 16 x 8 NT accumulator tile into rows r0 .. r0 + 15, columns from c0, of a tile (shared or global, row
+// stride ld elements), as the tiles round it.
+template <int NT>
+__device__ __forceinline__ void frag_rows_store(elt *tile, int ld, int r0, int c0, const float (*acc)[4], int lane)
+{
+    const int gr = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int e2 = 0; e2 < 2; e2++)
+            st2(tile + (r0 + gr + e2 * 8) * ld + c0 + nt * 8 + tq * 2, acc[nt][e2 * 2], acc[nt][e2 * 2 + 1]);
+}
+
 // S *= the chunk's decay, every accumulator of the warp's state tiles (a row's factor for per-channel gates).
 template <typename Acc>
 __device__ __forceinline__ void state_apply_decay(Acc &S, const float *sg, const float *smisc, int warp, int gr)
@@ -1063,13 +1076,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     U[nt][e2 * 2 + 1] = u.y;
                 }
             mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(U, sw, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
-#pragma unroll
-            for (int nt = 0; nt < ATTNC_NTO; nt++)
-#pragma unroll
-                for (int e2 = 0; e2 < 2; e2++) {
-                    int row = rg * 16 + gr + e2 * 8, col = cg * ATTNC_BVW + nt * 8 + tq * 2;
-                    st2(sv + row * ATTNC_LDV + col, U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
-                }
+            frag_rows_store<ATTNC_NTO>(sv, ATTNC_LDV, rg * 16, cg * ATTNC_BVW, U, lane);
             sync();
         } else if constexpr (ATTNC_DELTA) {
             const int rg = warp % ATTNC_RG;
@@ -1118,13 +1125,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             } else {
                 mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(U, sw, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
                 sync();   // every warp has read V before U_hat replaces it
-#pragma unroll
-                for (int nt = 0; nt < ATTNC_NTO; nt++)
-#pragma unroll
-                    for (int e2 = 0; e2 < 2; e2++) {
-                        int row = rg * 16 + gr + e2 * 8, col = cg * ATTNC_BVW + nt * 8 + tq * 2;
-                        st2(sv + row * ATTNC_LDV + col, U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
-                    }
+                frag_rows_store<ATTNC_NTO>(sv, ATTNC_LDV, rg * 16, cg * ATTNC_BVW, U, lane);
             }
             sync();
         }
@@ -1562,18 +1563,6 @@ __device__ __forceinline__ void ls_issue(const attnc_params &p, size_t slot, int
     asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 
-// A warp's 16 x 8 NT accumulator tile into rows of a global tile (row stride ld elements), as the tiles round it.
-template <int NT>
-__device__ __forceinline__ void ls_store_rows(elt *dst, int ld, const float (*acc)[4], int lane)
-{
-    const int gr = lane >> 2, tq = lane & 3;
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int e2 = 0; e2 < 2; e2++)
-            st2(dst + (gr + e2 * 8) * ld + nt * 8 + tq * 2, acc[nt][e2 * 2], acc[nt][e2 * 2 + 1]);
-}
-
 extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_states(attnc_params p)
 {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -1611,7 +1600,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_s
         const float *su = (const float *)(buf + L::u);
         const float decay = *(const float *)(buf + L::bl);
         // S_in's image for the output pass, [slot][V][KP]
-        ls_store_rows<ATTNC_KP / 8>(p.ws_s + (slot * ATTNC_V + vw) * ATTNC_KP, ATTNC_KP, St, lane);
+        frag_rows_store<ATTNC_KP / 8>(p.ws_s + (slot * ATTNC_V + vw) * ATTNC_KP, ATTNC_KP, 0, 0, St, lane);
         // U_hat^T = U^T + S_in^T (-W)^T   (16 x C)
         float Uh[ATTNC_C / 8][4];
 #pragma unroll
@@ -1621,7 +1610,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_s
                 Uh[nt][e] = su[(nt * 8 + tq * 2 + (e & 1)) * ATTNC_LS_LDU + warp * 16 + gr + (e >> 1) * 8];
         mm_regs<ATTNC_C / 8, ATTNC_KP / 16, false>(Uh, St, sw, ATTNC_LDK, 0, lane);
         // U_hat for the output pass, [slot][V][C], as the tiles round it
-        ls_store_rows<ATTNC_C / 8>(p.ws_uh + (slot * ATTNC_V + vw) * ATTNC_C, ATTNC_C, Uh, lane);
+        frag_rows_store<ATTNC_C / 8>(p.ws_uh + (slot * ATTNC_V + vw) * ATTNC_C, ATTNC_C, 0, 0, Uh, lane);
         // S_out^T = e^{b_L} S_in^T + U_hat^T Kd
 #pragma unroll
         for (int nt = 0; nt < ATTNC_KP / 8; nt++)
