@@ -142,9 +142,9 @@ static bool gate_by_lane(const gen *g)
 /* Whether the warp-specialised walk (linear_ws_kernel.cuh, taken by the launcher on sm_90a) covers the plan:
  * the causal walk of all of V in one CTA with a scalar or constant decay and no normaliser (lightning,
  * mamba2), or the delta rule with such a decay or none (deltanet, gated_deltanet: its producers run the WY
- * stage), and its buffers within the shared memory a CTA may have.  The kernel itself takes per-channel gates and row norms too, but
- * at the consumers' 224 registers gla's spilled 48 bytes, retnet's 216 (sm_90a); the stabiliser, the input
- * gate and the running denominator would need more of its steps moved. */
+ * stage), and its buffers within the shared memory a CTA may have.  The kernel itself takes per-channel
+ * gates and row norms too, but at the consumers' 224 registers gla's spilled 48 bytes, retnet's 216
+ * (sm_90a); the stabiliser, the input gate and the running denominator would need more of its steps moved. */
 static bool ws_eligible(const gen *g, unsigned smem_bytes)
 {
     const ir_module *m = g->m;
@@ -157,9 +157,9 @@ static bool ws_eligible(const gen *g, unsigned smem_bytes)
 
 /* The warp-specialised walk's producer threads (warpgroups: setmaxnreg moves registers between whole ones):
  * one, and two for the delta rule, whose producers also run the WY stage.  With one, gated_delta's walk at
- * T = 8192 took 1.52 ms on the H200 (against 1.56 without warp specialisation; bench/RESULTS.md,
- * thirty-third session): its consumers waited at FULL for 19 % of their samples, its producers hardly at
- * EMPTY, and the producers alone (the consumers doing nothing) took 1.16 ms. */
+ * T = 8192 took 1.52 ms on the H200 (1.56 without warp specialisation, 1.35 with two; bench/RESULTS.md,
+ * thirty-third session): 12.6 % of its stall samples were consumers waiting at FULL, hardly any producers
+ * at EMPTY, and the producers alone (the consumers doing nothing) took 1.16 ms. */
 static unsigned ws_producers(const gen *g)
 {
     return g->m->plan.householder ? 256u : 128u;
