@@ -8,7 +8,9 @@
 Same shapes and inputs as bench/bench.py (B*T = 65536, H = 16, K = V = 128, bf16).  Per op and T: one
 forward+backward as a warm-up, then REPS of them under torch.profiler (CUPTI records the kernels that
 libattnc launches through the driver API on torch's stream); prints each kernel's mean time per call and
-its share, largest first.  FLA is not needed.
+its share, largest first.  FLA is not needed.  Every kernel stays loaded until the end: freed after its op,
+a module's functions could be named after a later op's kernels (the thirty-third session's list put gla's
+forward, attnc_linear, under attnc_bwdp_chunk, whose count was 2, and gated_delta's under attnc_bwdp_dstates).
 """
 import argparse
 import collections
@@ -21,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 
-def profile_op(at, op, T, reps, specs):
+def profile_op(at, op, T, reps, specs, keep):
     B = bench.TOKENS // T
     spec, infos = at.spec(os.path.join(specs, bench.OPS[op] + '.attn'))
     k = at.kernel(spec)[0]
@@ -41,10 +43,8 @@ def profile_op(at, op, T, reps, specs):
             c()
     step()
     torch.cuda.synchronize()
+    keep.append((k, gk))
     if reps == 0:   # one forward+backward and nothing else: for an outside profiler (ncu)
-        at.lib.attnc_kernel_free(k)
-        if gk is not None:
-            at.lib.attnc_grad_kernel_free(gk)
         return
     acts = [torch.profiler.ProfilerActivity.CUDA]
     with torch.profiler.profile(activities=acts) as prof:
@@ -61,9 +61,6 @@ def profile_op(at, op, T, reps, specs):
     print(f'\n{op} T={T} B={B}: {total:.3f} ms of attnc kernels per forward+backward')
     for name, ms in sorted(per.items(), key=lambda kv: -kv[1]):
         print(f'  {ms / reps:8.3f} ms {100 * ms / reps / total:5.1f}%  x{count[name] // reps:<3d} {name}')
-    at.lib.attnc_kernel_free(k)
-    if gk is not None:
-        at.lib.attnc_grad_kernel_free(gk)
 
 
 def main():
@@ -75,9 +72,14 @@ def main():
     ap.add_argument('--reps', type=int, default=5)
     a = ap.parse_args()
     at = bench.Attnc(a.lib)
+    keep = []
     for T in [int(t) for t in a.T.split(',')]:
         for op in a.ops.split(','):
-            profile_op(at, op, T, a.reps, a.specs)
+            profile_op(at, op, T, a.reps, a.specs, keep)
+    for k, gk in keep:
+        at.lib.attnc_kernel_free(k)
+        if gk is not None:
+            at.lib.attnc_grad_kernel_free(gk)
 
 
 if __name__ == '__main__':
