@@ -36,16 +36,20 @@ static bool has(const attnc_blob *b, const char *text)
 }
 
 /* The delta rule at chunk 32: beta (bf16, 2 bytes a token) held in registers in both walks, which land it
- * before they wait; the forward's 16-byte copies (two a thread) unrolled, each input's behind the roles it
- * feeds; the backward's copies unconditional. */
+ * before they wait, each thread the pieces it issued (the forward's staging threads: the warp-specialised
+ * walk's producers there); the forward's 16-byte copies (two a thread) unrolled, each input's behind the roles
+ * it feeds; the backward's copies unconditional. */
 static void two_byte_rows_are_held_and_chunk_32_unrolls(void **state)
 {
     (void)state;
     emitted e;
     emit_both(&e, ATTNC_SOURCE_DIR "/specs/deltanet.attn");
     assert_true(has(&e.fwd, "#define ATTNC_STAGE_UNROLL 1\n"));
-    assert_true(has(&e.fwd, "struct attnc_stage_held {\n    unsigned short x[1 + (ATTNC_C * 1 + (ATTNC_WARPS * 32) - 1) / "
-                            "(ATTNC_WARPS * 32)];"));
+    assert_true(has(&e.fwd, "struct attnc_stage_held {\n    unsigned short x[1 + (ATTNC_C * 1 + ATTNC_STAGE_THREADS - 1) / "
+                            "ATTNC_STAGE_THREADS];"));
+    assert_true(has(&e.fwd, "const unsigned i = ATTNC_STAGE_TID + j * ATTNC_STAGE_THREADS;\n"
+                            "            if (i < ATTNC_C * 1u)"));
+    assert_true(has(&e.bwd, "const unsigned i = threadIdx.x + j * ATTNC_B_THREADS;\n"));
     assert_true(has(&e.fwd, "// b: rows of 2 bytes, 2-byte loads held in registers"));
     assert_true(has(&e.fwd, "attnc_stage_held_land<ROLES>(stage, held);\n            attnc_stage_wait();"));
     /* each input copied only where the body forms a role it feeds (the split passes' lean bodies) */
