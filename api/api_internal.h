@@ -114,6 +114,13 @@ void api_workspace_release(api_workspace *w);
 attnc_status api_workspace_grow(attnc_ctx *ctx, api_workspace *w, size_t need, const char *kernel, const char *what);
 /* backward.c: where a backward handle keeps its workspace (attnc_share_workspace, kernel.c) */
 api_workspace **api_grad_workspace(attnc_grad_kernel *k);
+/* backward.c: the chunk states a forward saves for this backward of N sequences (attnc_saved_states_bytes):
+ * the backward's chunk, one bf16 image's rows and columns ([kp][vp] per slot and output head); false where
+ * it reads none. */
+typedef struct api_saved_layout {
+    uint32_t chunk, kp, vp, heads_out;
+} api_saved_layout;
+bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layout *out);
 
 /* kernel.c, shared with backward.c: what the forward's and the backward's kernel handles share. */
 typedef struct api_tensor {

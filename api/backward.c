@@ -111,7 +111,8 @@ typedef struct bwd_params {
     void *ws_w, *ws_u;       /* the delta rule's parallel schedule: W, U (then U_hat) per chunk, tile type */
     void *ws_t;              /* ... and T per chunk (hi, and lo with remainder tiles) */
     float *ws_decay;         /* the scanned walks: e^{b_L} per chunk and output head (gated specs) */
-    int bp_run, pad2_;       /* the walks' mode: 0 walks each sequence, R > 0 runs of R slots */
+    int bp_run;              /* the walks' mode: 0 walks each sequence, R > 0 runs of R slots */
+    int bd_uhat;             /* the delta rule with the forward's saved states: attnc_bwdp_wy forms U_hat (no forward walk) */
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -582,10 +583,26 @@ static int64_t scan_run(const attnc_grad_kernel *k, int64_t total, int64_t N)
     return (slots + across - 1) / across;
 }
 
+static bool walks_split(const attnc_grad_kernel *k, int64_t N);
+
+bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layout *out)
+{
+    /* bf16 tiles of the images alone (no remainder tiles, no row scales, not fp32): the forward's own image of
+     * S_in is then the same bits; the states of the running denominator, mLSTM and the normalisers' rows the
+     * forward does not save (the delta rule's U_hat, which the backward's walk formed, attnc_bwdp_wy forms).
+     * Split walks (few sequences and heads) form their own images: the scanned ones keep each chunk's decay
+     * from their forward walk, the delta rule's narrow ones U_hat. */
+    if (!k || !k->parallel || k->norm || k->has_z || k->mlstm || k->softmax ||
+        k->bp_image != k->bp_kp * k->bp_vp * 2 || k->bp_vp != k->V || walks_split(k, N))
+        return false;
+    *out = (api_saved_layout){.chunk = k->chunk, .kp = k->bp_kp, .vp = k->bp_vp, .heads_out = k->sh.heads_out};
+    return true;
+}
+
 /* wanted: per tensor, whether its gradient is asked for (NULL: every one).  The parallel schedule's adjoint
  * writes no partials for an unwanted tensor; the sequential one writes them all. */
 static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
-                              const bool *wanted, size_t sizes[WS_FIXED + 64])
+                              const bool *wanted, bool saved, size_t sizes[WS_FIXED + 64])
 {
     size_t rows = (size_t)total * k->sh.heads_out;
     size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
@@ -609,7 +626,7 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     sizes[17] = k->mlstm ? (size_t)N * k->sh.heads_out : 0;
     /* the parallel schedule's S_in and dS_out images (one per slot and output head), in floats' worth */
     size_t img = k->parallel ? (slots * k->sh.heads_out * k->bp_image + 3) / 4 : 0;
-    sizes[18] = img;
+    sizes[18] = saved ? 0 : img;   /* S_in's images: in the forward's saved states */
     sizes[19] = img;
     /* the delta rule's W and U (U_hat) of every chunk: C x KP and C x VP elements per slot and head */
     size_t tile = k->bp_delta ? slots * k->sh.heads_out * k->chunk * 2 : 0;   /* 16-bit tiles only */
@@ -633,7 +650,7 @@ size_t attnc_grad_workspace_bytes(const attnc_grad_kernel *k, int64_t B, int64_t
     if (!k || B < 1 || T < 0)
         return 0;
     size_t sizes[WS_FIXED + 64];
-    return workspace_sizes(k, B * T, nseq > 0 ? nseq : B, with_dh0 != 0, with_dh0 != 0, NULL, sizes);
+    return workspace_sizes(k, B * T, nseq > 0 ? nseq : B, with_dh0 != 0, with_dh0 != 0, NULL, false, sizes);
 }
 
 attnc_status api_grad_workspace_plan(attnc_ctx *ctx, attnc_spec *spec, int64_t B, int64_t T, int with_dh0, size_t *bytes)
@@ -654,10 +671,10 @@ size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *k)
 }
 
 static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t total, int64_t N, bool dh0, bool dz0,
-                              const bool *wanted, bwd_params *lp)
+                              const bool *wanted, const void *saved, bwd_params *lp)
 {
     size_t sizes[WS_FIXED + 64];
-    size_t need = workspace_sizes(k, total, N, dh0, dz0, wanted, sizes), n = WS_FIXED + k->ntensors;
+    size_t need = workspace_sizes(k, total, N, dh0, dz0, wanted, saved != NULL, sizes), n = WS_FIXED + k->ntensors;
     attnc_status st = api_workspace_grow(ctx, k->ws, need, k->name, "backward");
     if (st != ATTNC_OK)
         return st;
@@ -685,7 +702,7 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     lp->ws_di = ptr[15];
     lp->ws_dmf = ptr[16];
     lp->ws_dm0 = ptr[17];
-    lp->ws_sin = ptr[18];
+    lp->ws_sin = saved ? (void *)saved : ptr[18];
     lp->ws_dso = ptr[19];
     lp->ws_w = ptr[20];
     lp->ws_u = ptr[21];
@@ -783,7 +800,15 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     bool wanted[64];
     for (uint32_t i = 0; i < k->ntensors; i++)
         wanted[i] = a->dinputs[i].data != NULL;
-    if ((st = workspace(ctx, k, total, N, a->dh0.data != NULL, a->dz0.data != NULL, wanted, &lp)) != ATTNC_OK)
+    /* the forward's saved states stand for the images of the backward's forward walk, which is then not run */
+    api_saved_layout sl;
+    if (a->saved && !api_grad_saved_layout(k, N, &sl))
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s backward: saved states given, but this backward reads none on "
+                        "this shape (attnc_saved_states_bytes is 0 for it)", k->name);
+    if (a->saved && (uintptr_t)a->saved % 16)
+        return api_fail(ctx, ATTNC_ERR_USAGE, "%s backward: the saved states are not 16-byte aligned", k->name);
+    const void *saved = a->saved;
+    if ((st = workspace(ctx, k, total, N, a->dh0.data != NULL, a->dz0.data != NULL, wanted, saved, &lp)) != ATTNC_OK)
         return st;
     for (uint32_t i = 0; i < k->ntensors; i++)
         if (direct_tensor(k, i) && wanted[i]) {
@@ -816,6 +841,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         bool split = walks_split(k, N), narrow = split && k->bp_delta;
         int64_t slots = total / k->chunk + N + 1, run = scan_run(k, total, N);
         lp.bp_run = (int)run;
+        lp.bd_uhat = saved && k->bp_delta;
         unsigned gw[3] = {(unsigned)(run ? (slots + run - 1) / run : N), k->sh.heads_out,
                           k->bp_vp / (narrow ? k->bp_vs : k->bp_vw)};
         unsigned gs[3] = {(unsigned)N, k->sh.heads_out, run ? (k->bp_kp + k->bp_scan_rows - 1) / k->bp_scan_rows : 0};
@@ -825,7 +851,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         rt_function *walk_fwd = k->fn[narrow ? CG_BK_P_STATES_NARROW : run2 ? CG_BK_P_STATES_RUN : CG_BK_P_STATES];
         rt_function *walk_rev = k->fn[narrow ? CG_BK_P_DSTATES_NARROW : run2 ? CG_BK_P_DSTATES_RUN : CG_BK_P_DSTATES];
         if ((k->bp_delta && !rt_launch(k->fn[CG_BK_P_WY], gc, block, k->bd_wy_smem, a->stream, params, &err)) ||
-            !rt_launch(walk_fwd, gw, block, k->bp_walk_smem, a->stream, params, &err) ||
+            (!saved && !rt_launch(walk_fwd, gw, block, k->bp_walk_smem, a->stream, params, &err)) ||
             (run && !rt_launch(k->fn[CG_BK_P_SCAN_STATES], gs, block, 0, a->stream, params, &err)) ||
             (k->norm && !rt_launch(k->fn[CG_BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||
             !rt_launch(walk_rev, gw, block, k->bp_walk_smem, a->stream, params, &err) ||

@@ -277,6 +277,9 @@ struct attnc_kernel {
     char tier_error[256];      /* why the optimised units are not in, until attnc_kernel_wait_optimized says it */
     uint32_t min_ctas, chunk, k_pad;
     unsigned elt_bytes;        /* bytes of one tile element (the plan's operands): the workspace's S_in */
+    bool saves;                /* its walk writes S_in's images for the backward's saved states where asked
+                                * (codegen/cuda.c's cg_saves_states, attnc_saved_states_bytes) */
+    uint32_t bv;               /* the walk's V slice (columns of the image a CTA writes) */
     int sm_count;
     api_workspace *ws;
 };
@@ -674,6 +677,8 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     k->chunk = m->plan.chunk;
     k->k_pad = m->plan.k_pad;
     k->elt_bytes = ir_operand_bytes(m->plan.operands);
+    k->saves = cg_saves_states(m);
+    k->bv = m->plan.v_tile;
     k->sm_count = dev.sm_count;
     /* Every kernel its own unit: the chunk kernel and the softmax part's (what every launch but a decode
      * step runs) now, at once on threads of their own when both miss the cache; the decode kernel at its
@@ -851,6 +856,8 @@ typedef struct launch_params {
     int group_chunks, group_fine;
     void *ws_w, *ws_kd, *ws_uh;
     float *ws_u, *ws_bl;
+    void *save_img;
+    int save_chunk;
 } launch_params;
 
 /* Whether this launch of the linear part takes the materialized schedule: asked for, or (auto) when the
@@ -1041,6 +1048,24 @@ static attnc_status workspace_grouped(attnc_ctx *ctx, attnc_kernel *k, int64_t N
     return ATTNC_OK;
 }
 
+/* Whether a forward of k writes the states grad's backward reads (its images' layout in *sl): the walk's
+ * image of S_in is a bf16 [KP][BV] tile, written at the chunks that start one of the backward's (a multiple
+ * of the forward's chunk). */
+static bool saves_for(const attnc_kernel *k, const attnc_grad_kernel *grad, int64_t N, api_saved_layout *sl)
+{
+    return k->saves && api_grad_saved_layout(grad, N, sl) && sl->heads_out == k->sh.heads_out &&
+           sl->kp == k->k_pad && sl->vp == k->sh.V && sl->chunk % k->chunk == 0 && k->bv % 8 == 0;
+}
+
+size_t attnc_saved_states_bytes(const attnc_kernel *k, const attnc_grad_kernel *grad, int64_t B, int64_t T, int64_t nseq)
+{
+    api_saved_layout sl;
+    if (!k || !grad || B < 1 || T < 0 || !saves_for(k, grad, nseq > 0 ? nseq : B, &sl))
+        return 0;
+    size_t slots = (size_t)(B * T) / sl.chunk + (size_t)(nseq > 0 ? nseq : B) + 1;   /* the backward's: c0 / C + n */
+    return slots * sl.heads_out * sl.kp * sl.vp * 2;
+}
+
 attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_args *a)
 {
     if (!k || !a)
@@ -1095,9 +1120,24 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
     if (a->schedule == ATTNC_SCHEDULE_GROUPED && (!k->grouped || a->cu_seqlens))
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the grouped schedule needs a causal linear part with an additive update "
                         "(no delta rule, no stabiliser) and no cu_seqlens", k->name);
+    api_saved_layout sl;
+    if (a->saved) {   /* training: the walk writes S_in's images for saved_for's backward */
+        if (!a->saved_for || !saves_for(k, a->saved_for, N, &sl))
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: saved states asked for, but %s", k->name,
+                            a->saved_for ? "this forward saves none for that backward on this shape "
+                                           "(attnc_saved_states_bytes is 0)"
+                                         : "saved_for (the backward's handle) is NULL");
+        if ((uintptr_t)a->saved % 16)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the saved states' buffer is not 16-byte aligned", k->name);
+        if (a->schedule == ATTNC_SCHEDULE_MATERIALIZED)
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the materialized schedule saves no states (sequential or grouped "
+                            "do)", k->name);
+        lp.save_img = a->saved;
+        lp.save_chunk = (int)sl.chunk;
+    }
     /* One token per sequence (a decode step): the decode kernel replaces the chunk kernel, unless the
-     * launch asks for a schedule of the chunk kernel. */
-    bool decode = k->has_decode && T == 1 && !a->cu_seqlens && a->schedule == ATTNC_SCHEDULE_AUTO;
+     * launch asks for a schedule of the chunk kernel or saves states (the chunk kernel's walk writes them). */
+    bool decode = k->has_decode && T == 1 && !a->cu_seqlens && a->schedule == ATTNC_SCHEDULE_AUTO && !a->saved;
     tiers_take(k, false);
     rt_error err;
     for (size_t i = 0; i < k->nkernels; i++) {
@@ -1124,7 +1164,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             phases[0] = 3;
             phases[1] = 5;
             nphases = 2;
-        } else if (lk->cg.kind == CG_KERNEL_LINEAR && use_materialized(k, a, N, T, lk->cg.grid_x)) {
+        } else if (lk->cg.kind == CG_KERNEL_LINEAR && !a->saved && use_materialized(k, a, N, T, lk->cg.grid_x)) {
             bool split = lk->cg.split[CG_SPLIT_WY].entry != NULL;
             if ((st = split ? workspace_split(ctx, k, N, T, &lp) : workspace(ctx, k, N, T, &lp)) != ATTNC_OK)
                 return st;

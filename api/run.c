@@ -555,7 +555,7 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
         goto done;
     int64_t N = dm->nseq, Hs = dm->Hs;
     int64_t hshape[4] = {N, Hs, dm->K, dm->V}, oshape[4] = {B, T, dm->Hout, dm->V};
-    attnc_forward_args fa = {.inputs = ins, .ninputs = m->ntensors};
+    attnc_forward_args fa = {.inputs = ins, .ninputs = m->ntensors, .schedule = opt->schedule};
     attnc_backward_args ba = {.inputs = ins, .ninputs = m->ntensors, .dinputs = dins};
     uint64_t dp, d_dh0 = 0, d_dz0 = 0, d_dm0 = 0;
     if (!poisoned(&bufs, nout * ir_dtype_bytes(m->out_dtype), &dp, &err))
@@ -594,6 +594,18 @@ attnc_status attnc_run_grad_check(attnc_ctx *ctx, attnc_spec *spec, const attnc_
             goto done;
         fa.cu_seqlens = ba.cu_seqlens = (const int32_t *)(uintptr_t)dp;
         fa.nseq = ba.nseq = nseq;
+    }
+    if (opt->saved_states) {   /* the forward's saved states, poisoned first: a slot it leaves unwritten shows */
+        size_t bytes = attnc_saved_states_bytes(fk, gk, B, T, opt->seqlens ? nseq : 0);
+        if (!bytes) {
+            st = api_fail(ctx, ATTNC_ERR_USAGE, "%s: the forward saves no chunk states for this backward", m->name);
+            goto done;
+        }
+        if (!poisoned(&bufs, bytes, &dp, &err))
+            goto io_fail;
+        fa.saved = (void *)(uintptr_t)dp;
+        fa.saved_for = gk;
+        ba.saved = fa.saved;
     }
     if ((st = attnc_forward(ctx, fk, &fa)) != ATTNC_OK || (st = attnc_backward(ctx, gk, &ba)) != ATTNC_OK)
         goto done;

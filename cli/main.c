@@ -47,11 +47,12 @@ static const char usage_text[] =
     "  run FILE --tokens T [--batch B] [--heads H] [--seed S] [--varlen L1,L2,...]\n"
     "          [--initial-state] [--dtype bf16|fp16|fp32] [--gate-scale X] [--chunked-ref]\n"
     "          [--schedule auto|sequential|materialized|grouped] [--grad] [--bwd-schedule auto|sequential|parallel]\n"
-    "          [--bwd-walk auto|sequence|split] [--jit optimized|quick]\n"
+    "          [--bwd-walk auto|sequence|split] [--jit optimized|quick] [--saved-states]\n"
     "                                        run on the GPU and compare with the float64 reference\n"
     "                                        (exit 77 when there is no GPU); --grad: forward and\n"
     "                                        backward, every gradient against the float64 backward;\n"
-    "                                        --jit quick: the quickly compiled kernels\n"
+    "                                        --saved-states: the forward saves its chunk states for\n"
+    "                                        the backward; --jit quick: the quickly compiled kernels\n"
     "  --version                             print the version\n"
     "  --help                                print this help\n"
     "\n"
@@ -527,6 +528,8 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
             i++;
         } else if (strcmp(a, "--chunked-ref") == 0) {
             opt.reference_chunked = 1;
+        } else if (strcmp(a, "--saved-states") == 0) {
+            opt.saved_states = 1;
         } else if (strcmp(a, "--schedule") == 0) {
             if (val && strcmp(val, "auto") == 0)
                 opt.schedule = ATTNC_SCHEDULE_AUTO;
@@ -568,6 +571,8 @@ static int cmd_run(attnc_ctx *ctx, int argc, char **argv)
         return usage_error("run: no FILE%s", "");
     if (!pa.tokens && !pa.seqlens)
         return usage_error("run: --tokens T (or --varlen) is required%s", "");
+    if (opt.saved_states && !grad)
+        return usage_error("run: --saved-states needs --grad%s", "");
     opt.batch = pa.batch;
     opt.tokens = pa.tokens;
     opt.seqlens = pa.seqlens;

@@ -64,4 +64,11 @@ typedef struct cg_output {
  * generator does not handle. */
 bool codegen_cuda(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_output *out);
 
+/* Whether the chunk kernel's walk can save its chunk states for the backward (ATTNC_SAVES; the launch's
+ * attnc_forward_args.saved): a causal linear part on bf16 tiles with no stabiliser, normaliser or parameter
+ * (whose gradient, summed over every token, makes the backward's images 16-bit mantissas with row scales
+ * rather than the bf16 tiles the walk forms: passes/grad.c's bp_plo).  The launcher saves only where the
+ * backward's plan also reads bf16 images (api/backward.c's api_grad_saved_layout). */
+bool cg_saves_states(const ir_module *m);
+
 #endif

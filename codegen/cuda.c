@@ -388,12 +388,25 @@ static void emit_common(gen *g)
                         "    int group_fine;          // grouped: chunks per record (phase 3's groups; divides group_chunks)\n"
                         "    elt *ws_w, *ws_kd, *ws_uh; // split delta rule: -W, Kd [slot, HOUT, C, KP]; U_hat [slot, HOUT, V, C]\n"
                         "    float *ws_u, *ws_bl;     // U [slot, HOUT, C, V]; the chunk's state decay [slot, HOUT]\n"
+                        "    void *save_img;          // training: S_in images for the backward [slot, HOUT, KP, V] (or null)\n"
+                        "    int save_chunk;          // the backward's chunk: slot = c0 / save_chunk + n\n"
                         "};\n",
                      m->ntensors ? m->ntensors : 1);
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));
     attnc_buf_printf(b, "#define ATTNC_HOUT %u\n#define ATTNC_HS %u\n", g->sh.heads_out,
                      g->sh.heads_state ? g->sh.heads_state : g->sh.heads_out);
+}
+
+bool cg_saves_states(const ir_module *m)
+{
+    if (!m->linear.present || m->mask != IR_MASK_CAUSAL || m->plan.operands != IR_OPERANDS_BF16 ||
+        m->plan.stabilized || m->linear.norm != IR_NORM_NONE)
+        return false;
+    for (ir_ref r = 1; r < m->nvalues; r++)
+        if (m->values[r].op == IR_OP_PARAM)
+            return false;
+    return true;
 }
 
 /* The decode kernel's shared memory: the same sums as attnc_dec_layout in decode_kernel.cuh. */
@@ -484,9 +497,10 @@ static bool emit_linear(gen *g)
     cg_put_float(b, qscale);
     attnc_buf_printf(b, "\n#define ATTNC_CAUSAL %d\n#define ATTNC_GROUPED %d\n#define ATTNC_STATE_IN %d\n#define ATTNC_STATE_OUT %d\n"
                         "#define ATTNC_SMEM_BYTES %u\n#define ATTNC_MIN_BLOCKS %u\n#define ATTNC_PRO_ROWS %u\n"
-                        "#define ATTNC_GATE_LANES %d\n",
+                        "#define ATTNC_GATE_LANES %d\n#define ATTNC_SAVES %d\n",
                      m->mask == IR_MASK_CAUSAL, grouped, m->state_in, m->state_out, smem,
-                     min_blocks(smem + g->stage_bytes, p->warps * 32), prologue_rows(g), gate_by_lane(g));
+                     min_blocks(smem + g->stage_bytes, p->warps * 32), prologue_rows(g), gate_by_lane(g),
+                     cg_saves_states(m));
     if (split)
         attnc_buf_printf(b, "#define ATTNC_WY_MIN_BLOCKS %u\n#define ATTNC_OUT_MIN_BLOCKS %u\n", lean_min_blocks(wy_smem),
                          lean_min_blocks(out_smem));

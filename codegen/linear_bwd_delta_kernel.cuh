@@ -394,15 +394,56 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
             float acc[NT][4];
             bd_lower_mm<NT>(acc, Wh, Wl, K, ATTNC_BP_LDK, m0, n0, lane);
             bd_store_tile<NT>(w, ATTNC_BP_KP, acc, m0, n0, lane);
+            if (p.bd_uhat)   // and its tile for U_hat below, over T and E (no longer read)
+                bd_store_tile<NT>((elt *)(bsm + L::t), ATTNC_BP_LDK, acc, m0, n0, lane);
         }
     }
     {   // U = T diag(beta) V
         constexpr int NT = ATTNC_BP_NT(ATTNC_BP_VP), NG = ATTNC_BP_VP / (8 * NT);
-        for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
-            const int m0 = item / NG * 16, n0 = item % NG * 8 * NT;
-            float acc[NT][4];
+        if (!p.bd_uhat) {
+            for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
+                const int m0 = item / NG * 16, n0 = item % NG * 8 * NT;
+                float acc[NT][4];
+                bd_lower_mm<NT>(acc, Uh, Ul, V, ATTNC_BP_LDV, m0, n0, lane);
+                bd_store_tile<NT>(u, ATTNC_BP_VP, acc, m0, n0, lane);
+            }
+            return;
+        }
+        // With the forward's saved states (p.bd_uhat: ws_sin holds S_in's image, and no forward walk runs), U_hat
+        // = U - W S_in here, as attnc_bwdp_states forms it: U rounded to the tile type, W S_in from W's tile and
+        // the image, the difference rounded.  W's tile goes over T and E (contiguous, no longer read: the factors
+        // are formed) and the image over K and V once every U item has read V; each warp holds its U item
+        // (one a warp: C / 16 x NG <= 8) over the two barriers.  (The W items above wrote W's tile.)
+        static_assert(C / 16 * NG <= ATTNC_B_WARPS && L::e == L::t + ATTNC_BP_C * ATTNC_BD_LDF * 4 &&
+                          2 * ATTNC_BP_C * ATTNC_BD_LDF * 4 >= ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt) &&
+                          L::v == L::k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt) &&
+                          2 * ATTNC_BP_C * ATTNC_BP_LDK >= ATTNC_BP_KP * ATTNC_BP_LDV && ATTNC_BP_LDK == ATTNC_BP_LDV,
+                      "U items one a warp; W's tile over T and E, the image over K and V");
+        elt *Wt = (elt *)(bsm + L::t), *S = K;
+        const int item = warp, m0 = item / NG * 16, n0 = item % NG * 8 * NT;
+        float acc[NT][4];
+        if (item < C / 16 * NG)
             bd_lower_mm<NT>(acc, Uh, Ul, V, ATTNC_BP_LDV, m0, n0, lane);
-            bd_store_tile<NT>(u, ATTNC_BP_VP, acc, m0, n0, lane);
+        __syncthreads();   // every U item has read V, W's tile is whole
+        attnc_cp_rows<ATTNC_BP_KP, ATTNC_BP_VP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
+            S, ATTNC_BP_LDV * sizeof(elt), (const elt *)((const unsigned char *)p.ws_sin + bp_image(slot, h)),
+            ATTNC_BP_VP * sizeof(elt), true);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+        asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+        __syncthreads();
+        if (item < C / 16 * NG) {
+            float ws[NT][4];
+            bp_zero<NT>(ws);
+            bp_mma<NT, false, true>(ws, Wt, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i += 2) {
+                    const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                    const float x0 = attnc_elt_to_float(attnc_float_to_elt(acc[nt][i])) - ws[nt][i];
+                    const float x1 = attnc_elt_to_float(attnc_float_to_elt(acc[nt][i + 1])) - ws[nt][i + 1];
+                    st2(u + (size_t)r * ATTNC_BP_VP + c, x0, x1);
+                }
         }
     }
 }

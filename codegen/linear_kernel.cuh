@@ -1042,6 +1042,22 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             }
         }
         sync();
+        // Training (p.save_img, api/kernel.c's saved states): S_in's image as the backward's chunk-parallel
+        // schedule stores it (bf16 or fp16 [KP][V] per backward slot c0 / save_chunk + n and output head), at
+        // every chunk that starts one of the backward's chunks (a multiple of this walk's), so that the backward
+        // need not walk the sequence again for it.  The image is complete after the barrier above and is not
+        // written again before the products of this chunk have passed the barriers of steps 5 and 6.  Only
+        // where the backward reads such images (ATTNC_SAVES, codegen/cuda.c's cg_saves_states): elsewhere the
+        // code is not compiled (gated_deltanet's warp-specialised consumers spilled 48 bytes with it).
+        if (ATTNC_SAVES && (phase == 0 || phase == 5) && p.save_img && (c0 - bos) % p.save_chunk == 0) {
+            constexpr int PER = 16 / (int)sizeof(elt), UNITS = ATTNC_BV / PER;
+            elt *dst = (elt *)p.save_img + ((size_t)(c0 / p.save_chunk + n) * ATTNC_HOUT + h) * ATTNC_KP * ATTNC_V + v0;
+            for (int i = tid; i < ATTNC_KP * UNITS; i += ATTNC_THREADS) {
+                const int row = i / UNITS, col = i % UNITS * PER;
+                *reinterpret_cast<attnc_u4 *>(dst + (size_t)row * ATTNC_V + col) =
+                    *reinterpret_cast<const attnc_u4 *>(ss + row * ATTNC_LDV + col);
+            }
+        }
 
         // ---- 4. the delta family's WY stage ---------------------------------------------------------
         // The split schedule's output pass takes U_hat from the state walk ([V][C] there), read in place

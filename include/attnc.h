@@ -343,6 +343,11 @@ typedef struct attnc_forward_args {
     int64_t nseq;                /* with cu_seqlens: N */
     void *stream;                /* a CUstream, or NULL for the default stream */
     attnc_schedule schedule;     /* the linear part's schedule; ATTNC_SCHEDULE_AUTO (0) chooses by shape */
+    /* Training: a device buffer of attnc_saved_states_bytes(kernel, saved_for, ...) bytes (16-byte aligned)
+     * into which the forward writes the chunk states that saved_for's backward would otherwise compute
+     * again; pass it to that backward as attnc_backward_args.saved.  NULL: nothing saved. */
+    void *saved;
+    const struct attnc_grad_kernel *saved_for;
 } attnc_forward_args;
 
 attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *kernel, const attnc_forward_args *args);
@@ -361,6 +366,8 @@ typedef struct attnc_run_options {
     attnc_schedule schedule;      /* the linear part's schedule (AUTO: by shape) */
     int quick_jit;                /* 1: check the quickly compiled kernels (ATTNC_JIT_QUICK), forward and
                                    * backward; 0: the optimised ones */
+    int saved_states;             /* with --grad: the forward saves its chunk states for the backward
+                                   * (attnc_saved_states_bytes; ATTNC_ERR_USAGE where the pair saves none) */
 } attnc_run_options;
 
 typedef struct attnc_run_report {
@@ -431,6 +438,9 @@ typedef struct attnc_backward_args {
     void *stream;                /* a CUstream, or NULL */
     attnc_tensor z0, dzT, dz0;   /* the running denominator's state (see above); zero-filled: absent */
     attnc_tensor m0, dmT, dm0;   /* mLSTM's stabiliser fp32 [N, H_state] (z0, dzT, dz0 hold its n); zero-filled: absent */
+    /* The chunk states a forward saved for this backward (attnc_forward_args.saved, saved_for this handle) on
+     * these same inputs and h0; NULL: the backward walks the chunks for them itself. */
+    const void *saved;
 } attnc_backward_args;
 
 attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *kernel, const attnc_backward_args *args);
@@ -454,6 +464,20 @@ size_t attnc_grad_workspace_allocated(const attnc_grad_kernel *kernel);
  * handles may be freed in any order, and attnc_kernel_workspace_bytes and attnc_grad_workspace_allocated
  * both report the shared workspace. */
 attnc_status attnc_share_workspace(attnc_ctx *ctx, attnc_kernel *kernel, attnc_grad_kernel *grad);
+
+/* Bytes of the buffer in which a forward of `kernel` saves its chunk states for `grad`'s backward (B
+ * sequences of T tokens, or varlen: B = 1 and nseq sequences), or 0 where that pair saves none (no device
+ * call).  The backward's chunk-parallel schedule stores every chunk's incoming state S_in as a bf16 image,
+ * and its first kernel, a walk over each sequence's chunks, exists to form them; the forward's walk forms
+ * the same states and can write them out on the way (one image per chunk of the backward: 2 K V bytes per
+ * chunk and output head, the memory the backward's own images would take).  Saved for: a causal linear
+ * part on bf16 inputs, additive or the delta rule, where the backward's images are bf16 tiles (no
+ * parameter summed over every token, no normaliser: lightning, gla, DeltaNet; not mamba2 or Gated
+ * DeltaNet, whose images carry a scale per row).  A forward that saves runs the sequential or grouped
+ * schedule (AUTO never takes the materialized one then, and the decode kernel is not used).  0 also where
+ * the backward's walks split over the sequences (few sequences and heads): those form their own states. */
+size_t attnc_saved_states_bytes(const attnc_kernel *kernel, const attnc_grad_kernel *grad, int64_t B, int64_t T,
+                                int64_t nseq);
 
 #define ATTNC_RUN_GRAD_MAX 66
 

@@ -97,6 +97,9 @@ $hint"
 run 2 run x.attn --tokens 4 --grad --bwd-walk sideways
 expect_file err "attnc: run: --bwd-walk takes auto, sequence or split, not 'sideways'
 $hint"
+run 2 run x.attn --tokens 4 --saved-states
+expect_file err "attnc: run: --saved-states needs --grad
+$hint"
 run 2 run x.attn --tokens 4 --jit tiered
 expect_file err "attnc: run: --jit takes optimized or quick, not 'tiered'
 $hint"

@@ -61,6 +61,25 @@ void par_run(const host_args &a)
     {
         gw.z = ATTNC_BP_VP / ATTNC_BP_VW;
         cpu_launch(par::attnc_bwdp_states, gw, 256, par::attnc_bd_walk_layout::bytes, p);
+#if !ATTNC_BP_MIMG
+        // CUDA_CPU_SAVED=1: the forward's saved states' path (api/backward.c's bd_uhat), where attnc_bwdp_wy forms
+        // U_hat from the images in ws_sin instead of the walk: run it over a poisoned ws_u on the images the walk
+        // just wrote; its U_hat must be the walk's, bit for bit
+        if (std::getenv("CUDA_CPU_SAVED")) {
+            std::vector<par::elt> walk_u = ws_u;
+            std::memset(ws_u.data(), 0xff, ws_u.size() * sizeof(par::elt));
+            p.bd_uhat = 1;
+            cpu_launch(par::attnc_bwdp_wy, gc, 256, par::attnc_bd_wy_layout::bytes, p);
+            p.bd_uhat = 0;
+            size_t differ = 0;
+            for (size_t i = 0; i < ws_u.size(); i++)
+                differ += std::memcmp(&ws_u[i], &walk_u[i], sizeof(par::elt)) != 0;
+            std::printf("saved states: U_hat from attnc_bwdp_wy, %zu of %zu elements differ from the walk's\n", differ,
+                        ws_u.size());
+            if (differ)
+                std::exit(1);
+        }
+#endif
         cpu_launch(par::attnc_bwdp_dstates, gw, 256, par::attnc_bd_walk_layout::bytes, p);
     }
     cpu_launch(par::attnc_bwdp_chunk, gc, par::attnc_bp_chunk_threads, par::attnc_bp_chunk_bytes, p);
