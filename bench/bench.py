@@ -70,7 +70,7 @@ class ForwardArgs(C.Structure):
     _fields_ = [('inputs', C.POINTER(Tensor)), ('ninputs', C.c_size_t), ('out', Tensor), ('h0', Tensor),
                 ('z0', Tensor), ('m0', Tensor), ('hT', Tensor), ('zT', Tensor), ('mT', Tensor),
                 ('cu_seqlens', C.c_void_p), ('nseq', C.c_int64), ('stream', C.c_void_p),
-                ('schedule', C.c_int)]
+                ('schedule', C.c_int), ('saved', C.c_void_p), ('saved_for', C.c_void_p)]
 
 
 class TensorInfo(C.Structure):
@@ -95,7 +95,7 @@ class BackwardArgs(C.Structure):
     _fields_ = [('inputs', C.POINTER(Tensor)), ('ninputs', C.c_size_t), ('dout', Tensor), ('h0', Tensor),
                 ('dhT', Tensor), ('dinputs', C.POINTER(Tensor)), ('dh0', Tensor), ('cu_seqlens', C.c_void_p),
                 ('nseq', C.c_int64), ('stream', C.c_void_p), ('z0', Tensor), ('dzT', Tensor), ('dz0', Tensor),
-                ('m0', Tensor), ('dmT', Tensor), ('dm0', Tensor)]
+                ('m0', Tensor), ('dmT', Tensor), ('dm0', Tensor), ('saved', C.c_void_p)]
 
 
 TORCH_DTYPE = {0: torch.bfloat16, 1: torch.float16, 2: torch.float32}
@@ -133,6 +133,10 @@ class Attnc:
         self.can_share = hasattr(L, 'attnc_share_workspace')   # (a library before it has none)
         if self.can_share:
             L.attnc_share_workspace.argtypes = [C.c_void_p, C.c_void_p, C.c_void_p]
+        self.can_save = hasattr(L, 'attnc_saved_states_bytes')
+        if self.can_save:
+            L.attnc_saved_states_bytes.restype = C.c_size_t
+            L.attnc_saved_states_bytes.argtypes = [C.c_void_p, C.c_void_p, C.c_int64, C.c_int64, C.c_int64]
         self.ctx = C.c_void_p()
         st = L.attnc_ctx_new_v(L.attnc_version(), C.byref(self.ctx))
         if st:
@@ -199,7 +203,15 @@ class Attnc:
         fwd, bwd = self.lib.attnc_kernel_workspace_bytes(kernel), self.lib.attnc_grad_workspace_allocated(grad_kernel)
         return max(fwd, bwd) if shared else fwd + bwd
 
-    def backward_fn(self, grad_kernel, inputs, dout, dinputs):
+    def saved_states(self, kernel, grad_kernel, B, T, dev):
+        """A buffer for the chunk states the forward saves for the backward (training), or None where the pair
+        saves none, the library has no such call, or ATTNC_BENCH_SAVED=0 (the backward's own walk, for A/B)."""
+        if not self.can_save or os.environ.get('ATTNC_BENCH_SAVED', '1') == '0':
+            return None
+        n = self.lib.attnc_saved_states_bytes(kernel, grad_kernel, B, T, 0)
+        return torch.empty(n, dtype=torch.uint8, device=dev) if n else None
+
+    def backward_fn(self, grad_kernel, inputs, dout, dinputs, saved=None):
         arr = (Tensor * len(inputs))(*[self.tensor(t) for t in inputs])
         darr = (Tensor * len(dinputs))(*[self.tensor(t) for t in dinputs])
         args = BackwardArgs()
@@ -208,6 +220,7 @@ class Attnc:
         args.dout = self.tensor(dout)
         args.dinputs = darr
         args.stream = torch.cuda.current_stream().cuda_stream
+        args.saved = saved.data_ptr() if saved is not None else None
         keep = (arr, darr, args)
 
         def call():
@@ -229,7 +242,7 @@ class Attnc:
             d.stride[i] = t.stride(i)
         return d
 
-    def forward_fn(self, kernel, inputs, out, schedule=0):
+    def forward_fn(self, kernel, inputs, out, schedule=0, saved=None, saved_for=None):
         arr = (Tensor * len(inputs))(*[self.tensor(t) for t in inputs])
         args = ForwardArgs()
         args.inputs = arr
@@ -237,6 +250,9 @@ class Attnc:
         args.out = self.tensor(out)
         args.stream = torch.cuda.current_stream().cuda_stream
         args.schedule = schedule   # 0 auto (by shape), 1 sequential, 2 materialized, 3 grouped
+        if saved is not None:      # training: the chunk states for saved_for's backward
+            args.saved = saved.data_ptr()
+            args.saved_for = saved_for
         keep = (arr, args)
 
         def call():
@@ -346,8 +362,11 @@ def bench_fwd_bwd(at, op, k, gk, infos, x, out, f_fla, dev, B, T):
     if gk is not None:
         dins = [torch.empty_like(t) for t in x]
         shared = at.share_workspace(k, gk)
-        fwd = at.forward_fn(k, x, out)
-        bwd = at.backward_fn(gk, x, dout, dins)
+        saved = at.saved_states(k, gk, B, T, dev)
+        fwd = at.forward_fn(k, x, out, saved=saved, saved_for=gk)
+        bwd = at.backward_fn(gk, x, dout, dins, saved=saved)
+        if saved is not None:
+            r['note'] = 'saved states'
 
         def fb_attnc():
             fwd()
@@ -358,7 +377,7 @@ def bench_fwd_bwd(at, op, k, gk, infos, x, out, f_fla, dev, B, T):
             r['attnc'] = bench_ms(fb_attnc)
             ws = at.workspace_bytes(k, gk, shared)
             r['ws_attnc'] = ws / 2**20
-            r['mem_attnc'] = (nbytes([out]) + nbytes(dins) + ws) / 2**20
+            r['mem_attnc'] = (nbytes([out]) + nbytes(dins) + ws + (nbytes([saved]) if saved is not None else 0)) / 2**20
             ga = dins
         except RuntimeError as e:
             r['note'] = f'attnc: {str(e).splitlines()[0][:120]}'

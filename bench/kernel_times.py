@@ -31,10 +31,12 @@ def profile_op(at, op, T, reps, specs, keep):
     x = bench.make_inputs(infos, B, T, 'cuda')
     out = torch.empty(B, T, bench.H, bench.D, device='cuda', dtype=torch.bfloat16)
     dout = torch.randn_like(out)
-    fwd = at.forward_fn(k, x, out)
+    # a training step's: the forward saves its chunk states for the backward where the pair can
+    saved = at.saved_states(k, gk, B, T, 'cuda') if gk is not None else None
+    fwd = at.forward_fn(k, x, out, saved=saved, saved_for=gk)
     calls = [fwd]
     if gk is not None:
-        calls.append(at.backward_fn(gk, x, dout, [torch.empty_like(t) for t in x]))
+        calls.append(at.backward_fn(gk, x, dout, [torch.empty_like(t) for t in x], saved=saved))
     else:
         print(f'{op}: no backward ({why})')
 
