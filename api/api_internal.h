@@ -115,10 +115,12 @@ attnc_status api_workspace_grow(attnc_ctx *ctx, api_workspace *w, size_t need, c
 /* backward.c: where a backward handle keeps its workspace (attnc_share_workspace, kernel.c) */
 api_workspace **api_grad_workspace(attnc_grad_kernel *k);
 /* backward.c: the chunk states a forward saves for this backward of N sequences (attnc_saved_states_bytes):
- * the backward's chunk, one bf16 image's rows and columns ([kp][vp] per slot and output head); false where
+ * the backward's chunk, one image's rows, columns and kind ([kp][vp] per slot and output head); false where
  * it reads none. */
 typedef struct api_saved_layout {
     uint32_t chunk, kp, vp, heads_out;
+    bool mantissa;      /* 16-bit mantissas and a scale per row and slice of vs columns (bp_plo), else bf16 */
+    uint32_t vs;
 } api_saved_layout;
 bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layout *out);
 

@@ -587,15 +587,19 @@ static bool walks_split(const attnc_grad_kernel *k, int64_t N);
 
 bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layout *out)
 {
-    /* bf16 tiles of the images alone (no remainder tiles, no row scales, not fp32): the forward's own image of
-     * S_in is then the same bits; the states of the running denominator, mLSTM and the normalisers' rows the
-     * forward does not save (the delta rule's U_hat, which the backward's walk formed, attnc_bwdp_wy forms).
-     * Split walks (few sequences and heads) form their own images: the scanned ones keep each chunk's decay
-     * from their forward walk, the delta rule's narrow ones U_hat. */
-    if (!k || !k->parallel || k->norm || k->has_z || k->mlstm || k->softmax ||
-        k->bp_image != k->bp_kp * k->bp_vp * 2 || k->bp_vp != k->V || walks_split(k, N))
+    /* 16-bit images, bf16 tiles or mantissas with row scales (not fp32: the forward's tiles are bf16); the
+     * states of the running denominator, mLSTM and the normalisers' rows the forward does not save (the delta
+     * rule's U_hat, which the backward's walk formed, attnc_bwdp_wy forms).  Split walks (few sequences and
+     * heads) form their own images: the scanned ones keep each chunk's decay from their forward walk, the
+     * delta rule's narrow ones U_hat. */
+    if (!k || !k->parallel || k->norm || k->has_z || k->mlstm || k->softmax || k->bp_vp != k->V || !k->bp_vs ||
+        walks_split(k, N))
         return false;
-    *out = (api_saved_layout){.chunk = k->chunk, .kp = k->bp_kp, .vp = k->bp_vp, .heads_out = k->sh.heads_out};
+    uint32_t plain = k->bp_kp * k->bp_vp * 2, scales = k->bp_kp * (k->bp_vp / k->bp_vs) * 4;
+    if (k->bp_image != (k->bp_plo ? plain + scales : plain) || (k->bp_delta && k->bp_plo))
+        return false;   /* (attnc_bwdp_wy's U_hat reads bf16 images: no forward saves mantissas for the delta rule) */
+    *out = (api_saved_layout){.chunk = k->chunk, .kp = k->bp_kp, .vp = k->bp_vp, .heads_out = k->sh.heads_out,
+                              .mantissa = k->bp_plo, .vs = k->bp_vs};
     return true;
 }
 

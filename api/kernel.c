@@ -277,8 +277,8 @@ struct attnc_kernel {
     char tier_error[256];      /* why the optimised units are not in, until attnc_kernel_wait_optimized says it */
     uint32_t min_ctas, chunk, k_pad;
     unsigned elt_bytes;        /* bytes of one tile element (the plan's operands): the workspace's S_in */
-    bool saves;                /* its walk writes S_in's images for the backward's saved states where asked
-                                * (codegen/cuda.c's cg_saves_states, attnc_saved_states_bytes) */
+    cg_saved_images saves;     /* the images its walk writes for the backward's saved states where asked */
+    uint32_t save_vs;          /* and their scales' slice (codegen/cuda.c's cg_saved_image_kind) */
     uint32_t bv;               /* the walk's V slice (columns of the image a CTA writes) */
     int sm_count;
     api_workspace *ws;
@@ -677,7 +677,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     k->chunk = m->plan.chunk;
     k->k_pad = m->plan.k_pad;
     k->elt_bytes = ir_operand_bytes(m->plan.operands);
-    k->saves = cg_saves_states(m);
+    k->saves = cg_saved_image_kind(m, &k->save_vs);
     k->bv = m->plan.v_tile;
     k->sm_count = dev.sm_count;
     /* Every kernel its own unit: the chunk kernel and the softmax part's (what every launch but a decode
@@ -857,7 +857,7 @@ typedef struct launch_params {
     void *ws_w, *ws_kd, *ws_uh;
     float *ws_u, *ws_bl;
     void *save_img;
-    int save_chunk;
+    int save_shift;
 } launch_params;
 
 /* Whether this launch of the linear part takes the materialized schedule: asked for, or (auto) when the
@@ -1048,13 +1048,15 @@ static attnc_status workspace_grouped(attnc_ctx *ctx, attnc_kernel *k, int64_t N
     return ATTNC_OK;
 }
 
-/* Whether a forward of k writes the states grad's backward reads (its images' layout in *sl): the walk's
- * image of S_in is a bf16 [KP][BV] tile, written at the chunks that start one of the backward's (a multiple
- * of the forward's chunk). */
+/* Whether a forward of k writes the states grad's backward reads (its images' layout in *sl): images of the
+ * same kind (bf16, or mantissas with scales over the same slices) and shape, written at the chunks that start
+ * one of the backward's (a multiple of the forward's chunk). */
 static bool saves_for(const attnc_kernel *k, const attnc_grad_kernel *grad, int64_t N, api_saved_layout *sl)
 {
-    return k->saves && api_grad_saved_layout(grad, N, sl) && sl->heads_out == k->sh.heads_out &&
-           sl->kp == k->k_pad && sl->vp == k->sh.V && sl->chunk % k->chunk == 0 && k->bv % 8 == 0;
+    return k->saves != CG_SAVED_NONE && api_grad_saved_layout(grad, N, sl) &&
+           sl->mantissa == (k->saves == CG_SAVED_MANTISSA) && (!sl->mantissa || sl->vs == k->save_vs) &&
+           sl->heads_out == k->sh.heads_out && sl->kp == k->k_pad && sl->vp == k->sh.V && sl->chunk % k->chunk == 0 &&
+           (sl->chunk & (sl->chunk - 1)) == 0 && k->bv % 8 == 0;
 }
 
 size_t attnc_saved_states_bytes(const attnc_kernel *k, const attnc_grad_kernel *grad, int64_t B, int64_t T, int64_t nseq)
@@ -1063,7 +1065,8 @@ size_t attnc_saved_states_bytes(const attnc_kernel *k, const attnc_grad_kernel *
     if (!k || !grad || B < 1 || T < 0 || !saves_for(k, grad, nseq > 0 ? nseq : B, &sl))
         return 0;
     size_t slots = (size_t)(B * T) / sl.chunk + (size_t)(nseq > 0 ? nseq : B) + 1;   /* the backward's: c0 / C + n */
-    return slots * sl.heads_out * sl.kp * sl.vp * 2;
+    size_t image = (size_t)sl.kp * sl.vp * 2 + (sl.mantissa ? (size_t)sl.kp * (sl.vp / sl.vs) * 4 : 0);
+    return slots * sl.heads_out * image;
 }
 
 attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_args *a)
@@ -1133,7 +1136,8 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the materialized schedule saves no states (sequential or grouped "
                             "do)", k->name);
         lp.save_img = a->saved;
-        lp.save_chunk = (int)sl.chunk;
+        while ((1u << lp.save_shift) < sl.chunk)   /* (chunks are powers of two: passes/grad.c, passes/tile.c) */
+            lp.save_shift++;
     }
     /* One token per sequence (a decode step): the decode kernel replaces the chunk kernel, unless the
      * launch asks for a schedule of the chunk kernel or saves states (the chunk kernel's walk writes them). */

@@ -64,11 +64,18 @@ typedef struct cg_output {
  * generator does not handle. */
 bool codegen_cuda(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_output *out);
 
-/* Whether the chunk kernel's walk can save its chunk states for the backward (ATTNC_SAVES; the launch's
- * attnc_forward_args.saved): a causal linear part on bf16 tiles with no stabiliser, normaliser or parameter
- * (whose gradient, summed over every token, makes the backward's images 16-bit mantissas with row scales
- * rather than the bf16 tiles the walk forms: passes/grad.c's bp_plo).  The launcher saves only where the
- * backward's plan also reads bf16 images (api/backward.c's api_grad_saved_layout). */
-bool cg_saves_states(const ir_module *m);
+/* The images in which the chunk kernel's walk saves its chunk states for the backward (ATTNC_SAVES; the
+ * launch's attnc_forward_args.saved), those of the backward's chunk-parallel schedule: bf16 tiles, or
+ * 16-bit mantissas with a power-of-two scale per row and slice of *slice columns where a parameter's
+ * gradient sums every token's (passes/grad.c's bp_plo: hgrn2).  NONE: a linear part that is not causal, not
+ * on bf16 tiles, whose value role is computed (cg_value_bf16_input: mamba2's x * dt), or that has a
+ * stabiliser or normaliser.  The launcher saves only where the
+ * backward's plan reads images of the same kind (api/backward.c's api_grad_saved_layout). */
+typedef enum cg_saved_images { CG_SAVED_NONE, CG_SAVED_BF16, CG_SAVED_MANTISSA } cg_saved_images;
+/* Whether the linear part's value role is a bf16 input tensor as stored: otherwise the backward's tiles of it
+ * carry a remainder (the parallel schedule's ATTNC_BP_VLO), and the forward's state, updated from V rounded to
+ * bf16, is not the backward's to save. */
+bool cg_value_bf16_input(const ir_module *m);
+cg_saved_images cg_saved_image_kind(const ir_module *m, uint32_t *slice);
 
 #endif

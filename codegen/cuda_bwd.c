@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "attnc.h"
+#include "codegen.h"
 #include "cuda_bwd.h"
 #include "cuda_bwd_softmax.h"
 #include "emit_value.h"
@@ -574,9 +575,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     }
     if (parallel) {
         /* the value role's tiles need a remainder unless the value is a bf16 input as stored */
-        const ir_value *val = m->linear.present ? &m->values[m->linear.value] : NULL;
-        bool vexact = val && val->op == IR_OP_INPUT && m->tensors[val->aux].dtype == IR_DT_BF16;
-        grad_parallel_plan(m, &out->plan, m->plan.operands == IR_OPERANDS_BF16X3, !vexact);
+        grad_parallel_plan(m, &out->plan, m->plan.operands == IR_OPERANDS_BF16X3, !cg_value_bf16_input(m));
     }
     if (m->ntensors > 64) {
         attnc_error(diags, m->span, "the backward generator takes at most 64 tensors");

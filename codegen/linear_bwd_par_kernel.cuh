@@ -691,50 +691,6 @@ __device__ __forceinline__ size_t bp_image(int slot, int h)
     return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_IMG_BYTES;
 }
 
-#if ATTNC_BP_MIMG
-// An image row's scale from its max |x| mx (a NaN kept): e = ilogb(mx) - 14 (at least -126); returns 2^e (NaN
-// for a row with an inf or NaN) and sets up = 2^-e, the factor that makes the mantissas.
-__device__ __forceinline__ float bp_img_exp(float mx, float &up)
-{
-    const int ex = mx > 0.f ? max(((__float_as_int(mx) >> 23) & 0xff) - 127 - 14, -126) : 0;
-    up = __int_as_float((127 - ex) << 23);
-    return mx <= 3.402823466e38f ? __int_as_float((127 + ex) << 23) : __int_as_float(0x7fffffff);
-}
-#endif
-
-// Two mantissas (x, y already scaled: |x|, |y| < 2^15) as one word, x in the low half: rint(x) (ties to
-// even) saturated to 32767, as cvt.rni.sat.s16.f32 gives it, through the float adder rather than the
-// conversion unit (a quarter of the rate: 8 % of the walks' stall samples, ncu).  x + 1.5 * 2^23 rounds x to
-// an integer in the low bits of the sum's mantissa (the sum stays in [2^23, 2^24) for |x| < 2^22), whose low
-// 16 bits are then its two's complement; the min saturates a rounding up to 2^15.  A NaN or an inf gives
-// another mantissa than the conversion's, in a row whose scale is NaN (bp_img_exp): the image decodes the same.
-__device__ __forceinline__ unsigned bp_pack_s16(float x, float y)
-{
-    constexpr float ROUND = 12582912.f, TOP = ROUND + 32767.f;
-    return (__float_as_uint(fminf(x + ROUND, TOP)) & 0xffffu) | (__float_as_uint(fminf(y + ROUND, TOP)) << 16);
-}
-
-// A quad's 4 x 4 words transposed: lane q's w[j] (its column pair of n-tile j of an mma fragment row)
-// becomes the quad's lane j's word of n-tile q, so that each lane holds 8 consecutive columns, one 16-byte
-// store instead of four of 4 bytes (ncu, scanned walks at T = 32768: the 4-byte image stores backed up
-// the store queue, a quarter of the walk's stall samples).  Two exchanges of 2 x 2 blocks.
-__device__ __forceinline__ void bp_quad_transpose(unsigned (&w)[4], int lane)
-{
-#pragma unroll
-    for (int o = 2; o > 0; o >>= 1) {   // o = 2: across lanes q ^ 2 (blocks); o = 1: within them
-        const bool hi = lane & o;
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            if ((j & o) == 0) {
-                const unsigned got = __shfl_xor_sync(0xffffffffu, hi ? w[j] : w[j + o], o);
-                if (hi)
-                    w[j] = got;
-                else
-                    w[j + o] = got;
-            }
-    }
-}
-
 // A warp's 16 state rows from m0 (its accumulators, NT n-tiles from column v0: the walk's slice) into the
 // image (16-bit tiles): per row and image slice (ATTNC_BP_VS columns: the walk's, or a quarter of the delta
 // rule's wide walks'), e = ilogb(max |x|) - 14 (at least -126; the max from the quad that holds the row,
@@ -761,9 +717,9 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
             mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             float up;
-            const float sc = bp_img_exp(mx, up);
+            const float sc = attnc_img_exp(mx, up);
             const int d = bp_row(m0, lane, 2 * hf);
-            // four n-tiles at a time: 16-byte stores (bp_quad_transpose); not in the delta rule's narrow
+            // four n-tiles at a time: 16-byte stores (attnc_quad_transpose); not in the delta rule's narrow
             // walks (4 n-tiles), which measured 3 % slower with them (their stores are few, their chain short)
             if constexpr (GN % 4 == 0 && NT >= 8) {
 #pragma unroll
@@ -771,8 +727,8 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
                     unsigned w[4];
 #pragma unroll
                     for (int j = 0; j < 4; j++)
-                        w[j] = bp_pack_s16(acc[t + j][2 * hf] * up, acc[t + j][2 * hf + 1] * up);
-                    bp_quad_transpose(w, lane);
+                        w[j] = attnc_pack_s16(acc[t + j][2 * hf] * up, acc[t + j][2 * hf + 1] * up);
+                    attnc_quad_transpose(w, lane);
                     *reinterpret_cast<attnc_u4 *>(man + (size_t)d * ATTNC_BP_VP + v0 + 8 * (t + (lane & 3))) =
                         attnc_u4{w[0], w[1], w[2], w[3]};
                 }
@@ -780,7 +736,7 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
 #pragma unroll
                 for (int nt = g0; nt < g0 + GN; nt++)
                     *reinterpret_cast<unsigned *>(man + (size_t)d * ATTNC_BP_VP + bp_col(v0, nt, lane, 0)) =
-                        bp_pack_s16(acc[nt][2 * hf] * up, acc[nt][2 * hf + 1] * up);
+                        attnc_pack_s16(acc[nt][2 * hf] * up, acc[nt][2 * hf + 1] * up);
             }
             if ((lane & 3) == 0)
                 scale[d * ATTNC_BP_NSL + v0 / ATTNC_BP_VS + g0 / GN] = sc;
@@ -797,7 +753,7 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
 #pragma unroll
                 for (int j = 0; j < 4; j++)
                     w[j] = pack2(acc[t + j][2 * hf], acc[t + j][2 * hf + 1]);
-                bp_quad_transpose(w, lane);
+                attnc_quad_transpose(w, lane);
                 *reinterpret_cast<attnc_u4 *>(x + (size_t)d * ATTNC_BP_VP + v0 + 8 * (t + (lane & 3))) = attnc_u4{w[0], w[1], w[2], w[3]};
                 // one group's exchanges at a time: without this ptxas interleaved them all and the runs'
                 // kernels at 128 registers spilled 40 to 96 bytes (lightning, sm_90a)
@@ -1473,12 +1429,12 @@ __device__ __forceinline__ void bp_scan_walk(const attnc_bwd_params &p)
                 mx = mine;
             }
             float up;
-            const float sc = bp_img_exp(mx, up);
+            const float sc = attnc_img_exp(mx, up);
             if (active) {
                 unsigned w[4];
 #pragma unroll
                 for (int e = 0; e < 4; e++)
-                    w[e] = bp_pack_s16(s[2 * e] * up, s[2 * e + 1] * up);
+                    w[e] = attnc_pack_s16(s[2 * e] * up, s[2 * e + 1] * up);
                 *reinterpret_cast<attnc_u4 *>(here) = attnc_u4{w[0], w[1], w[2], w[3]};
                 if (c % ATTNC_BP_VS == 0)   // the slice's first lane
                     *reinterpret_cast<float *>(scl + (long long)it * step) = sc;

@@ -83,6 +83,97 @@ __device__ __forceinline__ int out_rg(int warp)
     return (warp >> 2) & 1 ? ATTNC_RG - 1 - warp % ATTNC_RG : warp % ATTNC_RG;
 }
 
+// Training with mantissa images (ATTNC_SAVES 2: the backward's images where a parameter's gradient sums every
+// token's, support.cuh's attnc_img_*): the warp's state accumulators as the backward's walk would store them,
+// per row and slice of ATTNC_SAVE_VS columns e = ilogb(max |x|) - 14 and the 16-bit mantissas rint(x 2^-e),
+// four n-tiles a 16-byte store (attnc_quad_transpose), and the scale 2^e.  A slice wider than a warp's columns
+// (all of V across the column groups: mamba2's 128 at two state groups) meets its groups' maxima in red (the
+// normalisers' row sums, unused without one) over one more barrier (sync).
+enum { SAVE_NSL = ATTNC_SAVES == 2 ? ATTNC_V / ATTNC_SAVE_VS : 1 };
+// The bf16 image (ATTNC_SAVES 1) copied out by the TMA unit (support.cuh's attnc_bulk_*) in the warp-specialised
+// walk, whose consumers wait on its producers: H200, T = 8192, the forward with saved states 0.693 -> 0.659 ms
+// (lightning; 0.611 without saving).  Not in the other walks, whose chain the wait for the copies' reads
+// lengthens (gla 2.012 -> 2.344, against 1.889), nor the delta rule's, whose consumers (152 registers) spilled
+// 24 bytes with it and which hides the plain copy anyway (1.219 -> 1.251 with it).  (bench/RESULTS.md,
+// thirty-fourth session.)
+constexpr bool SAVE_BULK = ATTNC_SAVES == 1 && ATTNC_BULK_STORE && ATTNC_WS && !ATTNC_DELTA;
+enum { SAVE_IMG_BYTES = ATTNC_KP * ATTNC_V * 2 + (ATTNC_SAVES == 2 ? ATTNC_KP * SAVE_NSL * 4 : 0) };
+template <typename Sync>
+__device__ __forceinline__ void save_mantissa_image(unsigned char *img, const float (&S)[ATTNC_MTW][ATTNC_NTSW][4],
+                                                    int v0, int warp, int lane, float *red, Sync sync)
+{
+#if ATTNC_SAVES == 2
+    constexpr int GN = ATTNC_SAVE_VS / 8;      // n-tiles per scale
+    constexpr bool CROSS = GN > ATTNC_NTSW;    // a slice spans the column groups' warps
+    static_assert(CROSS ? GN == ATTNC_NTS && ATTNC_BV == ATTNC_V && ATTNC_KP * ATTNC_SG <= ATTNC_C * ATTNC_CG * 2
+                        : ATTNC_NTSW % GN == 0 && GN % 4 == 0,
+                  "scale slices of whole n-tile quads within a warp, or all of V (maxima in the row sums' place)");
+    short *man = (short *)img;
+    float *scale = (float *)(img + ATTNC_KP * ATTNC_V * 2);
+    const int gr = lane >> 2, tq = lane & 3;
+    if constexpr (CROSS) {   // each column group's maxima of its rows
+#pragma unroll
+        for (int i = 0; i < ATTNC_MTW; i++) {
+            const int mt = state_mt(warp, i);
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++) {
+                float mx = 0.f;
+#pragma unroll
+                for (int nt = 0; nt < ATTNC_NTSW; nt++)
+                    mx = attnc_absmax_nan(attnc_absmax_nan(mx, S[i][nt][2 * e2]), S[i][nt][2 * e2 + 1]);
+                mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                if (mt < ATTNC_MT && tq == 0)
+                    red[(mt * 16 + gr + 8 * e2) * ATTNC_SG + warp / ATTNC_WPS] = mx;
+            }
+        }
+        sync();
+    }
+#pragma unroll
+    for (int i = 0; i < ATTNC_MTW; i++) {
+        const int mt = state_mt(warp, i);
+        if (mt >= ATTNC_MT)
+            continue;
+#pragma unroll
+        for (int e2 = 0; e2 < 2; e2++) {
+            const int row = mt * 16 + gr + 8 * e2;
+#pragma unroll
+            for (int g0 = 0; g0 < ATTNC_NTSW; g0 += CROSS ? ATTNC_NTSW : GN) {
+                float mx = 0.f;
+                if constexpr (CROSS) {
+#pragma unroll
+                    for (int sg = 0; sg < ATTNC_SG; sg++)
+                        mx = attnc_absmax_nan(mx, red[row * ATTNC_SG + sg]);
+                } else {
+#pragma unroll
+                    for (int nt = g0; nt < g0 + GN; nt++)
+                        mx = attnc_absmax_nan(attnc_absmax_nan(mx, S[i][nt][2 * e2]), S[i][nt][2 * e2 + 1]);
+                    mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                    mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                }
+                float up;
+                const float sc = attnc_img_exp(mx, up);
+#pragma unroll
+                for (int t = g0; t < g0 + (CROSS ? ATTNC_NTSW : GN); t += 4) {
+                    unsigned w[4];
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                        w[j] = attnc_pack_s16(S[i][t + j][2 * e2] * up, S[i][t + j][2 * e2 + 1] * up);
+                    attnc_quad_transpose(w, lane);
+                    *reinterpret_cast<attnc_u4 *>(man + (size_t)row * ATTNC_V + v0 + 8 * (state_nt(warp, t) + tq)) =
+                        attnc_u4{w[0], w[1], w[2], w[3]};
+                }
+                const int col = v0 + state_nt(warp, g0) * 8;
+                if (tq == 0 && (!CROSS || col == 0))
+                    scale[row * SAVE_NSL + col / ATTNC_SAVE_VS] = sc;
+            }
+        }
+    }
+#else
+    (void)img, (void)S, (void)v0, (void)warp, (void)lane, (void)red, (void)sync;
+#endif
+}
+
 // A token's log2 decay is floored at -32 before the chunk-local cumulative sums.  Without the floor, gates
 // of thousands of nats per token make the sums b so large that their differences b_r - b_j, the only thing
 // the kernel exponentiates, lose their low bits (at |b| = 2^17 the spacing of fp32 is 2^-6: 1% error in
@@ -1014,6 +1105,18 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                                 st2(p.ws_s + (slot * ATTNC_K + row) * ATTNC_V + v0 + col, x0, x1);
                         }
             }
+            // Training: mantissa images (ATTNC_SAVES 2) from the accumulators, before their decay below; the bf16
+            // image (ATTNC_SAVES 1) is copied out of ss after the barrier below, by the TMA unit where there is one,
+            // which reads ss through the async proxy: this thread's writes fenced for it first
+            if (ATTNC_SAVES && (phase == 0 || phase == 5) && p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
+                if constexpr (ATTNC_SAVES == 2) {
+                    unsigned char *img = (unsigned char *)p.save_img;
+                    save_mantissa_image(img + ((size_t)((c0 >> p.save_shift) + n) * ATTNC_HOUT + h) * SAVE_IMG_BYTES,
+                                        S, v0, warp, lane, srowred, sync);
+                } else if constexpr (SAVE_BULK) {
+                    attnc_bulk_fence();
+                }
+            }
         }
         // The walks' state decay, applied now that the image holds S_in (nothing reads the accumulators
         // again before the update in step 6): at the update's start its shared load, exp2 and multiplies
@@ -1043,19 +1146,24 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         }
         sync();
         // Training (p.save_img, api/kernel.c's saved states): S_in's image as the backward's chunk-parallel
-        // schedule stores it (bf16 or fp16 [KP][V] per backward slot c0 / save_chunk + n and output head), at
-        // every chunk that starts one of the backward's chunks (a multiple of this walk's), so that the backward
+        // schedule stores it (bf16 [KP][V] per backward slot c0 / C_b + n and output head, C_b = 2^save_shift), at every
+        // chunk that starts one of the backward's chunks (a multiple of this walk's), so that the backward
         // need not walk the sequence again for it.  The image is complete after the barrier above and is not
         // written again before the products of this chunk have passed the barriers of steps 5 and 6.  Only
-        // where the backward reads such images (ATTNC_SAVES, codegen/cuda.c's cg_saves_states): elsewhere the
-        // code is not compiled (gated_deltanet's warp-specialised consumers spilled 48 bytes with it).
-        if (ATTNC_SAVES && (phase == 0 || phase == 5) && p.save_img && (c0 - bos) % p.save_chunk == 0) {
+        // where the backward reads such images (ATTNC_SAVES 1, codegen/cuda.c's cg_saved_image_kind): elsewhere
+        // the code is not compiled (gated_deltanet's warp-specialised consumers spilled 48 bytes with it).
+        if (ATTNC_SAVES == 1 && (phase == 0 || phase == 5) && p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
             constexpr int PER = 16 / (int)sizeof(elt), UNITS = ATTNC_BV / PER;
-            elt *dst = (elt *)p.save_img + ((size_t)(c0 / p.save_chunk + n) * ATTNC_HOUT + h) * ATTNC_KP * ATTNC_V + v0;
-            for (int i = tid; i < ATTNC_KP * UNITS; i += ATTNC_THREADS) {
-                const int row = i / UNITS, col = i % UNITS * PER;
-                *reinterpret_cast<attnc_u4 *>(dst + (size_t)row * ATTNC_V + col) =
-                    *reinterpret_cast<const attnc_u4 *>(ss + row * ATTNC_LDV + col);
+            elt *dst = (elt *)p.save_img + ((size_t)((c0 >> p.save_shift) + n) * ATTNC_HOUT + h) * ATTNC_KP * ATTNC_V + v0;
+            if constexpr (SAVE_BULK) {   // a row a thread (waited for at the chunk's end)
+                if (tid < ATTNC_KP)
+                    attnc_bulk_store(dst + (size_t)tid * ATTNC_V, ss + tid * ATTNC_LDV, ATTNC_BV * sizeof(elt));
+            } else {
+                for (int i = tid; i < ATTNC_KP * UNITS; i += ATTNC_THREADS) {
+                    const int row = i / UNITS, col = i % UNITS * PER;
+                    *reinterpret_cast<attnc_u4 *>(dst + (size_t)row * ATTNC_V + col) =
+                        *reinterpret_cast<const attnc_u4 *>(ss + row * ATTNC_LDV + col);
+                }
             }
         }
 
@@ -1450,6 +1558,9 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                 if (tid == 0)
                     smisc[0] = smisc[1];
         }
+        // (the saved image's bulk copies have read ss before the next chunk's barriers let it be written)
+        if (SAVE_BULK && p.save_img && tid < ATTNC_KP)
+            attnc_bulk_wait_read();
         // (the warp-specialised walk: this chunk's buffer is free; the last two are not filled again)
         if constexpr (WS)
             if ((c0 - c_first) / ATTNC_C + 2 < (c_end - c_first + ATTNC_C - 1) / ATTNC_C)

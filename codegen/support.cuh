@@ -382,6 +382,51 @@ __device__ __forceinline__ float attnc_absmax_nan(float m, float a)
     return r;
 }
 
+// ---- state images of 16-bit mantissas with a power-of-two scale per row and slice ----------------------
+// (the backward's chunk-parallel schedule stores every chunk's state so, linear_bwd_par_kernel.cuh's bp_img_store;
+// the forward's walk forms the same images where it saves its states for the backward, linear_kernel.cuh)
+// An image row's scale from its max |x| mx (a NaN kept): e = ilogb(mx) - 14 (at least -126); returns 2^e (NaN
+// for a row with an inf or NaN) and sets up = 2^-e, the factor that makes the mantissas.
+__device__ __forceinline__ float attnc_img_exp(float mx, float &up)
+{
+    const int ex = mx > 0.f ? max(((__float_as_int(mx) >> 23) & 0xff) - 127 - 14, -126) : 0;
+    up = __int_as_float((127 - ex) << 23);
+    return mx <= 3.402823466e38f ? __int_as_float((127 + ex) << 23) : __int_as_float(0x7fffffff);
+}
+
+// Two mantissas (x, y already scaled: |x|, |y| < 2^15) as one word, x in the low half: rint(x) (ties to
+// even) saturated to 32767, as cvt.rni.sat.s16.f32 gives it, through the float adder rather than the
+// conversion unit (a quarter of the rate: 8 % of the walks' stall samples, ncu).  x + 1.5 * 2^23 rounds x to
+// an integer in the low bits of the sum's mantissa (the sum stays in [2^23, 2^24) for |x| < 2^22), whose low
+// 16 bits are then its two's complement; the min saturates a rounding up to 2^15.  A NaN or an inf gives
+// another mantissa than the conversion's, in a row whose scale is NaN (attnc_img_exp): the image decodes the same.
+__device__ __forceinline__ unsigned attnc_pack_s16(float x, float y)
+{
+    constexpr float ROUND = 12582912.f, TOP = ROUND + 32767.f;
+    return (__float_as_uint(fminf(x + ROUND, TOP)) & 0xffffu) | (__float_as_uint(fminf(y + ROUND, TOP)) << 16);
+}
+
+// A quad's 4 x 4 words transposed: lane q's w[j] (its column pair of n-tile j of an mma fragment row)
+// becomes the quad's lane j's word of n-tile q, so that each lane holds 8 consecutive columns, one 16-byte
+// store instead of four of 4 bytes (ncu, scanned walks at T = 32768: the 4-byte image stores backed up
+// the store queue, a quarter of the walk's stall samples).  Two exchanges of 2 x 2 blocks.
+__device__ __forceinline__ void attnc_quad_transpose(unsigned (&w)[4], int lane)
+{
+#pragma unroll
+    for (int o = 2; o > 0; o >>= 1) {   // o = 2: across lanes q ^ 2 (blocks); o = 1: within them
+        const bool hi = lane & o;
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            if ((j & o) == 0) {
+                const unsigned got = __shfl_xor_sync(0xffffffffu, hi ? w[j] : w[j + o], o);
+                if (hi)
+                    w[j] = got;
+                else
+                    w[j + o] = got;
+            }
+    }
+}
+
 // A barrier for `threads` threads (whole warps) of the CTA, id 1..15 (0 is __syncthreads').
 __device__ __forceinline__ void attnc_bar_named(unsigned id, unsigned threads)
 {
@@ -392,6 +437,35 @@ __device__ __forceinline__ void attnc_bar_named(unsigned id, unsigned threads)
 __device__ __forceinline__ void attnc_bar_arrive(unsigned id, unsigned threads)
 {
     asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+// Bulk copies from shared to global memory by the TMA unit (cp.async.bulk, sm_90): a row of bytes a thread, off
+// the issuing warps' load/store path.  The writers of the source fence it for the async proxy before the
+// barrier after which it is copied (attnc_bulk_fence); the issuer waits until its copies have read their
+// source before that memory is written again (attnc_bulk_wait_read).  ATTNC_BULK_STORE: where they exist
+// (and on tools/cuda_cpu, which copies at once).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+#define ATTNC_BULK_STORE 1
+#else
+#define ATTNC_BULK_STORE 0
+#endif
+__device__ __forceinline__ void attnc_bulk_fence()
+{
+#if ATTNC_BULK_STORE
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void attnc_bulk_store(void *dst, const void *src, unsigned bytes)
+{
+#if ATTNC_BULK_STORE
+    asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\ncp.async.bulk.commit_group;\n"
+                 ::"l"(dst), "r"(smem_u32(src)), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void attnc_bulk_wait_read()
+{
+#if ATTNC_BULK_STORE
+    asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+#endif
 }
 // Hopper's register reallocation between the warpgroups of a CTA (setmaxnreg, sm_90a): the warp-specialised
 // walk's producers give registers up, its consumers take them.  A no-op elsewhere (the walk is chosen only

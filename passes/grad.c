@@ -46,8 +46,8 @@
  * chunk's dm_out and dm0 at the start.
  *
  * Saved from the forward versus recomputed, and why:
- *   - nothing is taken from the forward kernel: the backward reads the forward's inputs (and h0, dO,
- *     dhT) only.  The roles are recomputed from the raw inputs through the value DAG (cheap: elementwise
+ *   - nothing is taken from the forward kernel (the chunk-parallel schedule below may take its chunk
+ *     states): the backward reads the forward's inputs (and h0, dO, dhT) only.  The roles are recomputed from the raw inputs through the value DAG (cheap: elementwise
  *     per token, and it avoids storing fp32 roles of 2(K+V)+K floats per token); the chunk states are
  *     recomputed by the backward's own forward walk over the chunks (one K x V update per chunk);
  *   - that walk stores each chunk's S_out in fp32 (gated specs, the delta rule and mLSTM: K V / C floats
@@ -135,6 +135,18 @@
  * in fp32 at C = 64), the per-factor form by 8e-3 to 1.6e-2 (1.7e-5 in fp32).  S_out is not stored: its
  * chunk-end term is e^{b_L} <S_in, dS_out> plus the keys' terms, which the chunk kernel has.
  * Saved versus recomputed there, and why:
+ *   - taken from the forward where the caller asks (attnc_forward_args.saved, a training step's way): the
+ *     S_in images, which the forward's walk forms anyway for its own products (its bf16 image of S_in in
+ *     shared memory, copied out at each backward chunk's start; or hgrn2's mantissa images, formed from its
+ *     accumulators), so that attnc_bwdp_states is not launched and the delta rule's attnc_bwdp_wy forms U_hat
+ *     from them (api/backward.c's api_grad_saved_layout, codegen/cuda.c's cg_saved_image_kind).  Not where
+ *     the value role is computed (mamba2's x * dt): the forward's state, updated from V rounded to bf16, is
+ *     less exact than this walk's, which carries V's remainder tile (measured on the H200: mamba2's long
+ *     strong-gated case's dA_log 4.3e-2 against 2e-2 with saved states); not the delta rule's mantissa images
+ *     (Gated DeltaNet: its warp-specialised forward's consumers spilled with the code); not where the walks
+ *     split over few sequences.  Memory: the images are what this schedule stores anyway, held from the
+ *     forward to the backward.  H200, T = 8192 (bench/RESULTS.md, thirty-fourth session): forward+backward
+ *     kernels lightning 3.45 -> 2.99 ms, gla 10.18 -> 9.33, DeltaNet 8.13 -> 7.52;
  *   - saved: each chunk's S_in and dS_out images [slot, H_out] (KP, VP: K, V rounded up to 16), for 16-bit
  *     inputs KP x VP int16 mantissas and one power-of-two scale per (row, walk slice), the element
  *     m 2^e with e = ilogb(max |x| of the row) - 14 (bp_image_bytes: 2 bytes per element as bf16 images
@@ -654,6 +666,16 @@ static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
 /* Bytes of one state image (codegen/linear_bwd_par_kernel.cuh's ATTNC_BP_IMG_OWN): KP x VP floats with fp32
  * tiles (split); 16-bit mantissas and a scale per row and walk slice of VS columns where a parameter's
  * gradient sums every token's (plo); else bf16, the hi tile the products read. */
+uint32_t grad_image_slice(uint32_t VP, bool delta)
+{
+    if (delta)
+        return VP % 32 == 0 ? 32 : 16;
+    for (uint32_t vs = 128; vs > 16; vs -= 16)
+        if (VP % vs == 0)
+            return vs;
+    return 16;
+}
+
 static unsigned image_bytes(uint32_t KP, uint32_t VP, uint32_t VS, bool split, bool plo)
 {
     return split ? KP * VP * 4 : plo ? KP * VP * 2 + KP * (VP / VS) * 4 : KP * VP * 2;
@@ -711,7 +733,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         /* walks of all of V, and narrow ones (slices of 32 or 16 columns, 4x the CTAs) for few sequences
          * and heads: the images' scales are per row and narrow slice, so that both write the same format */
         gp->bp_vw = VP;
-        gp->bp_vs = VP % 32 == 0 ? 32 : 16;
+        gp->bp_vs = grad_image_slice(VP, true);
         gp->bp_stage_bytes = stage;
         gp->bp_do_es = do_es;
         gp->bp_role_stage[0] = staged_role(m, gp, m->linear.query, gp->K, false);
@@ -784,12 +806,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     /* the walks' slice: latency-bound (one chunk after another, each waiting on its rows), so the widest
      * (fewest CTAs, fewest waves, no role row formed twice) up to 128 columns; measured on the H200
      * (mamba2, B = 8, T = 8192, K = V = 128) with 32-column slices the 512 CTAs took 1.3 waves */
-    uint32_t VS = 16;
-    for (uint32_t vs = 128; vs > 16; vs -= 16)
-        if (VP % vs == 0) {
-            VS = vs;
-            break;
-        }
+    uint32_t VS = grad_image_slice(VP, false);
     if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, plo, norm, diag, stage, BP_WARPS) > GRAD_MAX_SMEM ||
         grad_bp_walk_smem(C, KP, VP, VS, split, vsplit && !split, diag, stage + C * VS * do_es) > GRAD_MAX_SMEM)
         return false;

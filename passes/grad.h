@@ -110,6 +110,10 @@ unsigned grad_smem_bytes(uint32_t C, uint32_t K, uint32_t V, uint32_t gk, bool r
  * (gp->parallel false, the sequential schedule) otherwise.  split: fp32 tiles (the plan's operands
  * bf16x3); vsplit: the value role is not an input as stored.  Also decides bp_direct (above). */
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit);
+/* The columns of V that share one scale in the parallel schedule's mantissa images (bp_vs; the forward's
+ * saved states form the same, codegen/cuda.c): the delta rule's narrow walks' slice, 32 (16 where VP is not a
+ * multiple of 32); without it the walks' slice, the widest multiple of 16 up to 128 that divides VP. */
+uint32_t grad_image_slice(uint32_t VP, bool delta);
 /* Whether input tensor `tensor`'s gradient is a direct role's (bp_direct), which the chunk kernel writes. */
 bool grad_tensor_direct(const grad_plan *gp, uint32_t tensor);
 /* Shared memory of the parallel schedule's kernels: the state walks and the chunk kernel (and rows). */

@@ -10,6 +10,8 @@
 # FWD_CPU_A_SCHEDULE=materialized: unit A runs its materialized schedule as well (a change to it, against another build).
 # FWD_CPU_B_WS=1: unit B's sequential schedule is the warp-specialised walk (linear_ws_kernel.cuh, ATTNC_WS 1;
 # its other schedules are then not to be run: their staging takes the walk's producers' threads).
+# FWD_CPU_SAVE=S: unit B's walk also saves its chunk states for a backward of chunks of 2^S tokens (fwd_unit.cpp
+# checks that every image is written; the outputs must still match unit A's).
 # FWD_CPU_CXXFLAGS: more g++ flags, e.g. -fsanitize=thread: ThreadSanitizer then watches the emulated CTA's
 # threads (one per CUDA thread) and their shared memory, and a race it reports fails the run (exit 66),
 # whatever the outputs (ctest cuda_cpu.tsan.*); skipped (77) where g++ cannot link with the flags.
@@ -45,7 +47,7 @@ python3 "$here/prepare.py" "$tmp/b.cu" "$tmp/fb.h" fb
 sh "$here/desc.sh" "$attnc_b" "$tmp/spec.attn" "$tmp/b.cu" > "$tmp/desc"
 cp "$here"/prelude.h "$here"/host_util.h "$here"/fwd_harness.h "$here"/fwd_unit.cpp "$here"/fwd_main.cpp "$tmp/"
 (cd "$tmp" &&
- g++ -std=c++20 -O1 -pthread -w $cxxflags -DUNIT_NS=fa -DUNIT_HDR='"fa.h"' -DUNIT_INFO=fwd_a_info -DUNIT_RUN=fwd_a_run -DUNIT_RUN_MAT=fwd_a_run_mat -DUNIT_RUN_GRP=fwd_a_run_grp -c fwd_unit.cpp -o fa.o &&
- g++ -std=c++20 -O1 -pthread -w $cxxflags -DUNIT_NS=fb -DUNIT_HDR='"fb.h"' -DUNIT_INFO=fwd_b_info -DUNIT_RUN=fwd_b_run -DUNIT_RUN_MAT=fwd_b_run_mat -DUNIT_RUN_GRP=fwd_b_run_grp -c fwd_unit.cpp -o fb.o &&
+ g++ -std=c++20 -O1 -pthread -w $cxxflags -DUNIT_NS=fa -DUNIT_IS_B=0 -DUNIT_HDR='"fa.h"' -DUNIT_INFO=fwd_a_info -DUNIT_RUN=fwd_a_run -DUNIT_RUN_MAT=fwd_a_run_mat -DUNIT_RUN_GRP=fwd_a_run_grp -c fwd_unit.cpp -o fa.o &&
+ g++ -std=c++20 -O1 -pthread -w $cxxflags -DUNIT_NS=fb -DUNIT_IS_B=1 -DUNIT_HDR='"fb.h"' -DUNIT_INFO=fwd_b_info -DUNIT_RUN=fwd_b_run -DUNIT_RUN_MAT=fwd_b_run_mat -DUNIT_RUN_GRP=fwd_b_run_grp -c fwd_unit.cpp -o fb.o &&
  g++ -std=c++20 -O1 -pthread -w $cxxflags -o fwd_cpu fwd_main.cpp fa.o fb.o)
 "$tmp/fwd_cpu" "$tmp/desc" "$seed" "$bound" "$lens"

@@ -18,6 +18,67 @@ static UNIT_NS::attnc_params params_of(const fwd_args &a)
     return p;
 }
 
+// FWD_CPU_SAVE=S, unit B only (UNIT_IS_B): the walk also saves its chunk states for a backward of chunks of 2^S
+// tokens (p.save_img, NaN bytes first: api/kernel.c's saved states), which must leave its outputs as unit A's
+// (the same build, not saving); after the run every slot that starts one of those chunks must be written
+// whole: no bf16 NaN left in a bf16 image, no NaN scale in a mantissa image (whose mantissas take every value).
+struct saved_states {
+    std::vector<unsigned char> buf;
+    int shift = -1;
+};
+
+static void save_begin(UNIT_NS::attnc_params &p, const fwd_args &a, saved_states &s)
+{
+    const char *e = std::getenv("FWD_CPU_SAVE");
+    if (!UNIT_IS_B || !e)
+        return;
+#if defined(ATTNC_SAVES) && ATTNC_SAVES
+    s.shift = std::atoi(e);
+    const int total = a.cu_seqlens ? a.cu_seqlens[a.nseq] : a.seqlen * a.nseq;
+    const size_t slots = (size_t)(total >> s.shift) + a.nseq + 1;
+    s.buf.assign(slots * ATTNC_HOUT * UNIT_NS::SAVE_IMG_BYTES, 0xff);
+    p.save_img = s.buf.data();
+    p.save_shift = s.shift;
+#else
+    (void)p, (void)a, (void)s;
+    std::fprintf(stderr, "FWD_CPU_SAVE: this unit saves no states (ATTNC_SAVES 0)\n");
+    std::exit(1);
+#endif
+}
+
+static void save_end(const fwd_args &a, const saved_states &s)
+{
+#if defined(ATTNC_SAVES) && ATTNC_SAVES
+    if (s.shift < 0)
+        return;
+    size_t holes = 0, images = 0;
+    for (int n = 0; n < a.nseq; n++) {
+        const int bos = a.cu_seqlens ? a.cu_seqlens[n] : n * a.seqlen, eos = a.cu_seqlens ? a.cu_seqlens[n + 1] : bos + a.seqlen;
+        for (int c0 = bos; c0 < eos; c0 += 1 << s.shift)
+            for (unsigned h = 0; h < ATTNC_HOUT; h++) {
+                const unsigned char *img = s.buf.data() + ((size_t)((c0 >> s.shift) + n) * ATTNC_HOUT + h) * UNIT_NS::SAVE_IMG_BYTES;
+                images++;
+                if (ATTNC_SAVES == 1) {
+                    for (size_t i = 0; i < (size_t)ATTNC_KP * ATTNC_V; i++)
+                        holes += img[2 * i] == 0xff && img[2 * i + 1] == 0xff;
+                } else {
+                    for (size_t i = 0; i < (size_t)ATTNC_KP * UNIT_NS::SAVE_NSL; i++) {
+                        float x;
+                        std::memcpy(&x, img + (size_t)ATTNC_KP * ATTNC_V * 2 + 4 * i, 4);
+                        holes += x != x;
+                    }
+                }
+            }
+    }
+    std::printf("saved states: %zu images of chunks of %d tokens, %zu elements or scales left unwritten\n", images,
+                1 << s.shift, holes);
+    if (holes)
+        std::exit(1);
+#else
+    (void)a, (void)s;
+#endif
+}
+
 fwd_info UNIT_INFO()
 {
     return {ATTNC_K, ATTNC_V, ATTNC_HOUT, ATTNC_HS, ATTNC_OUT_DTYPE, ATTNC_STATE_IN != 0, ATTNC_STATE_OUT != 0,
@@ -32,7 +93,10 @@ void UNIT_RUN(const fwd_args &a)
 #else
     const unsigned threads = ATTNC_THREADS;
 #endif
+    saved_states saved;
+    save_begin(p, a, saved);
     cpu_launch(UNIT_NS::attnc_linear, dim3c{ATTNC_V / ATTNC_BV, ATTNC_HOUT, (unsigned)a.nseq}, threads, 227 * 1024, p);
+    save_end(a, saved);
 }
 
 // The materialized schedule (sequences of one length, as the launcher requires): phase 1 stores every
@@ -120,8 +184,11 @@ void UNIT_RUN_GRP(const fwd_args &a, int group_chunks)
 #endif
     p.phase = 5;
     p.group_chunks = group_chunks;
+    saved_states saved;   // (phase 5 saves where asked: the walk's image of each chunk's S_in)
+    save_begin(p, a, saved);
     cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs * ((chunks + group_chunks - 1) / group_chunks), ATTNC_HOUT,
                                             (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
+    save_end(a, saved);
 #else
     (void)a, (void)group_chunks;
     std::fprintf(stderr, "this unit was generated without the grouped schedule\n");

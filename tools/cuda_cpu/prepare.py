@@ -35,6 +35,10 @@ optional = {
     "void attnc_regs_release()": "{}",
     "void attnc_regs_claim()": "{}",
     "void bd_mma_bf16(float *d, const unsigned *a, unsigned b0, unsigned b1)": "{ cpu_mma16816(d, a, b0, b1, 0); }",
+    # the bulk copies complete at once
+    "void attnc_bulk_fence()": "{}",
+    "void attnc_bulk_store(void *dst, const void *src, unsigned bytes)": "{ std::memcpy(dst, src, bytes); }",
+    "void attnc_bulk_wait_read()": "{}",
 }
 
 
