@@ -350,6 +350,21 @@ __device__ __forceinline__ void bd_store_tile(elt *dst, int ld, const float (*ac
             st2(dst + (size_t)bp_row(m0, lane, i) * ld + bp_col(n0, nt, lane, i), acc[nt][i], acc[nt][i + 1]);
 }
 
+// U_hat = U - W S_in for an item of rows m0.., NT n-tiles from n0: WS holds W S_in (its mma accumulators),
+// u_at(nt, e, r, c) gives U's element as the tile type holds it, put(r, c, x0, x1) stores each pair (the state
+// walk's forward and, with saved states, attnc_bwdp_wy: the same arithmetic).
+template <int NT, typename UAt, typename Put>
+__device__ __forceinline__ void bd_uhat_pairs(const float (*WS)[4], int m0, int n0, int lane, UAt u_at, Put put)
+{
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i += 2) {
+            const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+            put(r, c, u_at(nt, i, r, c) - WS[nt][i], u_at(nt, i + 1, r, c + 1) - WS[nt][i + 1]);
+        }
+}
+
 #if !ATTNC_BP_WIDE_PASS
 // two CTAs per multiprocessor (the layout is about half of its shared memory): one solves while the other loads
 #if ATTNC_BWD_WANT(ATTNC_BK_P_WY)
@@ -435,15 +450,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
             float ws[NT][4];
             bp_zero<NT>(ws);
             bp_mma<NT, false, true>(ws, Wt, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
-#pragma unroll
-            for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                for (int i = 0; i < 4; i += 2) {
-                    const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                    const float x0 = attnc_elt_to_float(attnc_float_to_elt(acc[nt][i])) - ws[nt][i];
-                    const float x1 = attnc_elt_to_float(attnc_float_to_elt(acc[nt][i + 1])) - ws[nt][i + 1];
-                    st2(u + (size_t)r * ATTNC_BP_VP + c, x0, x1);
-                }
+            bd_uhat_pairs<NT>(
+                ws, m0, n0, lane, [&](int nt, int e, int, int) { return attnc_elt_to_float(attnc_float_to_elt(acc[nt][e])); },
+                [&](int r, int c, float x0, float x1) { st2(u + (size_t)r * ATTNC_BP_VP + c, x0, x1); });
         }
     }
 }
@@ -598,16 +607,12 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
                     }
             } else {
                 bp_mma<NTU, false, true>(a2, Wt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
-#pragma unroll
-                for (int nt = 0; nt < NTU; nt++)
-#pragma unroll
-                    for (int i = 0; i < 4; i += 2) {
-                        const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
-                        const float x0 = attnc_elt_to_float(Y[r * LDW + c]) - a2[nt][i];
-                        const float x1 = attnc_elt_to_float(Y[r * LDW + c + 1]) - a2[nt][i + 1];
+                bd_uhat_pairs<NTU>(
+                    a2, r0, n0, lane, [&](int, int, int r, int c) { return attnc_elt_to_float(Y[r * LDW + c]); },
+                    [&](int r, int c, float x0, float x1) {
                         st2(Y + r * LDW + c, x0, x1);
                         st2(u + (size_t)r * ATTNC_BP_VP + c, x0, x1);
-                    }
+                    });
             }
         }
         __syncthreads();
