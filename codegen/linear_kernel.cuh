@@ -617,6 +617,19 @@ __device__ __forceinline__ void frag_rows_store(elt *tile, int ld, int r0, int c
             st2(tile + (r0 + gr + e2 * 8) * ld + c0 + nt * 8 + tq * 2, acc[nt][e2 * 2], acc[nt][e2 * 2 + 1]);
 }
 
+// The same in fp32 (the delta rule's U into the warp-specialised walk's buffer).
+template <int NT>
+__device__ __forceinline__ void frag_rows_store_f32(float *tile, int ld, int r0, int c0, const float (*acc)[4], int lane)
+{
+    const int gr = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int e2 = 0; e2 < 2; e2++)
+            *reinterpret_cast<float2 *>(tile + (r0 + gr + e2 * 8) * ld + c0 + nt * 8 + tq * 2) =
+                make_float2(acc[nt][e2 * 2], acc[nt][e2 * 2 + 1]);
+}
+
 // S *= the chunk's decay, every accumulator of the warp's state tiles (a row's factor for per-channel gates).
 template <typename Acc>
 __device__ __forceinline__ void state_apply_decay(Acc &S, const float *sg, const float *smisc, int warp, int gr)
@@ -1219,6 +1232,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             float *sus = reinterpret_cast<float *>(ss);
             {
                 wy_u<ATTNC_NTO>(U, stb, sv, rg, cg * ATTNC_BVW, lane);
+                // (frag_rows_store_f32 here changed this pass's code, 128 bytes more for deltanet on sm_90a,
+                // where the warp-specialised walk's came out the same: this pass keeps its own stores)
                 if (wy_pass) {
 #pragma unroll
                     for (int nt = 0; nt < ATTNC_NTO; nt++)

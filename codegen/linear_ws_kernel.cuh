@@ -93,18 +93,12 @@ __device__ __forceinline__ void attnc_ws_wy(const attnc_ws_tiles &t, const elt *
     constexpr int PW = ATTNC_WS_PRODUCERS / 32, PCG = PW / ATTNC_RG, NTU = ATTNC_V / 8 / PCG;
     static_assert(PW % ATTNC_RG == 0 && ATTNC_V % (8 * PCG) == 0, "the producers' warps cover the row groups and V");
     const int lane = ptid & 31, pwarp = ptid >> 5, rg = pwarp % ATTNC_RG, cg = pwarp / ATTNC_RG;
-    const int gr = lane >> 2, tq = lane & 3;
     wy_inverse<PW>(t.k, t.ke, t.g, sbeta, saf, stf, sx, stb, ptid,
                    [] { attnc_bar_named(WS_BAR_PRODUCERS, ATTNC_WS_PRODUCERS); });
     {
         float U[NTU][4];
         wy_u<NTU>(U, stb, t.v, rg, cg * NTU * 8, lane);
-#pragma unroll
-        for (int nt = 0; nt < NTU; nt++)
-#pragma unroll
-            for (int e2 = 0; e2 < 2; e2++)
-                *reinterpret_cast<float2 *>(t.u + (rg * 16 + gr + e2 * 8) * WS_LDU + cg * NTU * 8 + nt * 8 + tq * 2) =
-                    make_float2(U[nt][e2 * 2], U[nt][e2 * 2 + 1]);
+        frag_rows_store_f32<NTU>(t.u, WS_LDU, rg * 16, cg * NTU * 8, U, lane);
     }
     // (K's n-tiles dealt evenly: eight a warp left half of two warpgroups' warps idle)
     constexpr int NTW = ATTNC_KP / 8 / PCG < 8 ? ATTNC_KP / 8 / PCG : 8;
