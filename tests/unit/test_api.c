@@ -102,6 +102,7 @@ static void null_arguments(void **state)
     assert_string_equal(attnc_errmsg(ctx), "attnc_share_workspace: kernel or grad is NULL");
     assert_int_equal(attnc_kernel_workspace_bytes(NULL), 0);
     assert_int_equal(attnc_grad_workspace_allocated(NULL), 0);
+    assert_int_equal(attnc_saved_states_bytes(NULL, NULL, 8, 8192, 0), 0);
     attnc_ctx_free(NULL);
     attnc_ctx_free(ctx);
 }
