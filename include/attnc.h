@@ -467,13 +467,14 @@ attnc_status attnc_share_workspace(attnc_ctx *ctx, attnc_kernel *kernel, attnc_g
 
 /* Bytes of the buffer in which a forward of `kernel` saves its chunk states for `grad`'s backward (B
  * sequences of T tokens, or varlen: B = 1 and nseq sequences), or 0 where that pair saves none (no device
- * call).  The backward's chunk-parallel schedule stores every chunk's incoming state S_in as a bf16 image,
- * and its first kernel, a walk over each sequence's chunks, exists to form them; the forward's walk forms
- * the same states and can write them out on the way (one image per chunk of the backward: 2 K V bytes per
- * chunk and output head, the memory the backward's own images would take).  Saved for: a causal linear
- * part on bf16 inputs, additive or the delta rule, where the backward's images are bf16 tiles (no
- * parameter summed over every token, no normaliser: lightning, gla, DeltaNet; not mamba2 or Gated
- * DeltaNet, whose images carry a scale per row).  A forward that saves runs the sequential or grouped
+ * call).  The backward's chunk-parallel schedule stores every chunk's incoming state S_in as a 16-bit
+ * image, and its first kernel, a walk over each sequence's chunks, exists to form them; the forward's walk
+ * forms the same states and can write them out on the way (one image per chunk of the backward: about 2 K V
+ * bytes per chunk and output head, the memory the backward's own images would take).  Saved for: a causal
+ * linear part on bf16 inputs whose value role is a bf16 input as stored, with no normaliser or stabiliser:
+ * lightning, gla, DeltaNet (bf16 images) and hgrn2 (16-bit mantissas with a scale per row); not mamba2,
+ * whose value x * dt is computed (the forward's state, from V rounded to bf16, is less exact than the
+ * backward's own walk's), nor Gated DeltaNet yet.  A forward that saves runs the sequential or grouped
  * schedule (AUTO never takes the materialized one then, and the decode kernel is not used).  0 also where
  * the backward's walks split over the sequences (few sequences and heads): those form their own states. */
 size_t attnc_saved_states_bytes(const attnc_kernel *kernel, const attnc_grad_kernel *grad, int64_t B, int64_t T,
