@@ -598,6 +598,11 @@ bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layo
     uint32_t plain = k->bp_kp * k->bp_vp * 2, scales = k->bp_kp * (k->bp_vp / k->bp_vs) * 4;
     if (k->bp_image != (k->bp_plo ? plain + scales : plain) || (k->bp_delta && k->bp_plo))
         return false;   /* (attnc_bwdp_wy's U_hat reads bf16 images: no forward saves mantissas for the delta rule) */
+    /* the delta rule's attnc_bwdp_wy puts W's tile over its fp32 T and E and the image over K and V: where they
+     * fit (linear_bwd_delta_kernel.cuh's BD_SAVED_FITS, the same sums) */
+    uint32_t C = k->chunk, ldk = k->bp_kp + 8, ldv = k->bp_vp + 8;
+    if (k->bp_delta && (C * ldk * 2 > 2 * C * (C + 1) * 4 || k->bp_kp * ldv > C * (ldk + ldv)))
+        return false;
     *out = (api_saved_layout){.chunk = k->chunk, .kp = k->bp_kp, .vp = k->bp_vp, .heads_out = k->sh.heads_out,
                               .mantissa = k->bp_plo, .vs = k->bp_vs};
     return true;

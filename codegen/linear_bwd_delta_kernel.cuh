@@ -329,6 +329,16 @@ static_assert(attnc_bd_wy_layout::v % 16 == 0 && attnc_bd_wy_layout::t % 16 == 0
               attnc_bd_wy_layout::wh % 16 == 0 && attnc_bd_wy_layout::CC % 16 == 0 &&
               4 * attnc_bd_wy_layout::CC >= (ATTNC_BP_C / 16) * 256 * 4, "16-byte tiles; the solve's scratch");
 
+// attnc_bwdp_wy's U_hat from the forward's saved states (p.bd_uhat): W's tile [C][LDK] over T and E (fp32 C x
+// C + 1 each, contiguous), the image [KP][LDV] over K and V (contiguous); api/backward.c's api_grad_saved_layout
+// asks for it only where both fit (the same sums: not at chunks of 32 with K = V = 128), and never with the
+// remainder tiles' mantissa images (ATTNC_BP_PLO: no forward saves those for the delta rule).
+constexpr bool BD_SAVED_FITS = !ATTNC_BP_PLO && ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt) <= 2 * ATTNC_BP_C * ATTNC_BD_LDF * 4 &&
+                               ATTNC_BP_KP * ATTNC_BP_LDV <= ATTNC_BP_C * (ATTNC_BP_LDK + ATTNC_BP_LDV);
+static_assert(attnc_bd_wy_layout::e == attnc_bd_wy_layout::t + ATTNC_BP_C * ATTNC_BD_LDF * 4 &&
+                  attnc_bd_wy_layout::v == attnc_bd_wy_layout::k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt),
+              "T then E, K then V: the saved states' tiles over them");
+
 // acc (rows m0.., NT n-tiles from n0) = (hi + lo) X over the causal range of a lower-triangular C x C
 // left factor (row-major [r][j], j <= r).
 template <int NT>
@@ -409,50 +419,43 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
             float acc[NT][4];
             bd_lower_mm<NT>(acc, Wh, Wl, K, ATTNC_BP_LDK, m0, n0, lane);
             bd_store_tile<NT>(w, ATTNC_BP_KP, acc, m0, n0, lane);
-            if (p.bd_uhat)   // and its tile for U_hat below, over T and E (no longer read)
+            if (BD_SAVED_FITS && p.bd_uhat)   // and its tile for U_hat below, over T and E (no longer read)
                 bd_store_tile<NT>((elt *)(bsm + L::t), ATTNC_BP_LDK, acc, m0, n0, lane);
         }
     }
     {   // U = T diag(beta) V
         constexpr int NT = ATTNC_BP_NT(ATTNC_BP_VP), NG = ATTNC_BP_VP / (8 * NT);
-        if (!p.bd_uhat) {
-            for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
-                const int m0 = item / NG * 16, n0 = item % NG * 8 * NT;
-                float acc[NT][4];
-                bd_lower_mm<NT>(acc, Uh, Ul, V, ATTNC_BP_LDV, m0, n0, lane);
-                bd_store_tile<NT>(u, ATTNC_BP_VP, acc, m0, n0, lane);
-            }
-            return;
+        for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
+            const int m0 = item / NG * 16, n0 = item % NG * 8 * NT;
+            float acc[NT][4];
+            bd_lower_mm<NT>(acc, Uh, Ul, V, ATTNC_BP_LDV, m0, n0, lane);
+            bd_store_tile<NT>(u, ATTNC_BP_VP, acc, m0, n0, lane);
         }
         // With the forward's saved states (p.bd_uhat: ws_sin holds S_in's image, and no forward walk runs), U_hat
-        // = U - W S_in here, as attnc_bwdp_states forms it: U rounded to the tile type, W S_in from W's tile and
-        // the image, the difference rounded.  W's tile goes over T and E (contiguous, no longer read: the factors
-        // are formed) and the image over K and V once every U item has read V; each warp holds its U item
-        // (one a warp: C / 16 x NG <= 8) over the two barriers.  (The W items above wrote W's tile.)
-        static_assert(C / 16 * NG <= ATTNC_B_WARPS && L::e == L::t + ATTNC_BP_C * ATTNC_BD_LDF * 4 &&
-                          2 * ATTNC_BP_C * ATTNC_BD_LDF * 4 >= ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt) &&
-                          L::v == L::k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt) &&
-                          2 * ATTNC_BP_C * ATTNC_BP_LDK >= ATTNC_BP_KP * ATTNC_BP_LDV && ATTNC_BP_LDK == ATTNC_BP_LDV,
-                      "U items one a warp; W's tile over T and E, the image over K and V");
-        elt *Wt = (elt *)(bsm + L::t), *S = K;
-        const int item = warp, m0 = item / NG * 16, n0 = item % NG * 8 * NT;
-        float acc[NT][4];
-        if (item < C / 16 * NG)
-            bd_lower_mm<NT>(acc, Uh, Ul, V, ATTNC_BP_LDV, m0, n0, lane);
-        __syncthreads();   // every U item has read V, W's tile is whole
-        attnc_cp_rows<ATTNC_BP_KP, ATTNC_BP_VP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
-            S, ATTNC_BP_LDV * sizeof(elt), (const elt *)((const unsigned char *)p.ws_sin + bp_image(slot, h)),
-            ATTNC_BP_VP * sizeof(elt), true);
-        asm volatile("cp.async.commit_group;\n" ::: "memory");
-        asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-        __syncthreads();
-        if (item < C / 16 * NG) {
-            float ws[NT][4];
-            bp_zero<NT>(ws);
-            bp_mma<NT, false, true>(ws, Wt, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
-            bd_uhat_pairs<NT>(
-                ws, m0, n0, lane, [&](int nt, int e, int, int) { return attnc_elt_to_float(attnc_float_to_elt(acc[nt][e])); },
-                [&](int r, int c, float x0, float x1) { st2(u + (size_t)r * ATTNC_BP_VP + c, x0, x1); });
+        // = U - W S_in over U, as attnc_bwdp_states forms it: U as just stored in the tile type (read back as the
+        // walk reads it), W S_in from W's tile (the W items above wrote it over T and E) and the image (over K
+        // and V, once every U item has read V), the difference rounded.  (Not compiled where the host never asks
+        // for it: BD_SAVED_FITS.)
+        if constexpr (BD_SAVED_FITS) {
+            if (!p.bd_uhat)
+                return;
+            elt *Wt = (elt *)(bsm + L::t), *S = K;
+            __syncthreads();   // every U item has read V and stored U, W's tile is whole
+            attnc_cp_rows<ATTNC_BP_KP, ATTNC_BP_VP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
+                S, ATTNC_BP_LDV * sizeof(elt), (const elt *)((const unsigned char *)p.ws_sin + bp_image(slot, h)),
+                ATTNC_BP_VP * sizeof(elt), true);
+            asm volatile("cp.async.commit_group;\n" ::: "memory");
+            asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+            __syncthreads();
+            for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
+                const int m0 = item / NG * 16, n0 = item % NG * 8 * NT;
+                float ws[NT][4];
+                bp_zero<NT>(ws);
+                bp_mma<NT, false, true>(ws, Wt, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
+                bd_uhat_pairs<NT>(
+                    ws, m0, n0, lane, [&](int, int, int r, int c) { return attnc_elt_to_float(u[(size_t)r * ATTNC_BP_VP + c]); },
+                    [&](int r, int c, float x0, float x1) { st2(u + (size_t)r * ATTNC_BP_VP + c, x0, x1); });
+            }
         }
     }
 }
