@@ -15,9 +15,11 @@
 //                          S_out = e^{b_L} S_in + Kd^T U_hat; every S_in image stored (ws_sin);
 //   attnc_bwdp_dstates     grid (N, H_out, 1): the reverse walk; per chunk P = (Q K^T) o D,
 //                          dU_hat = P^T dO + Kd dS_out, dS_in = e^{b_L} dS_out + Qg^T dO - W^T dU_hat; every
-//                          dS_out image stored (ws_dso), dh0;
+//                          dS_out image stored (ws_dso), dh0; without decay or remainder tiles (DeltaNet,
+//                          ATTNC_BD_WALK_DUH) dU_hat into ws_dv;
 //   attnc_bwdp_chunk       the additive chunk kernel with U_hat for V: dq (final), dk's P and state terms,
-//                          dU_hat into ws_dv, the gate's additive terms into ws_dg (U_hat held fixed);
+//                          dU_hat into ws_dv (unless the walk wrote it), the gate's additive terms into ws_dg
+//                          (U_hat held fixed);
 //   attnc_bwdp_wy_adjoint  grid (slots, H_out): E again, T's tiles from ws_t, dW = -dU_hat S_in^T, dT_rq = beta_q (dU_hat_r
 //                          . v_q + e^{b_q} dW_r . k_q), Y = T^T dU_hat, Z = T^T dW, dA = -T^T dT T^T (strictly
 //                          lower); dv = diag(beta) Y over ws_dv, dbeta_q = Y_q . v_q + e^{b_q} Z_q . k_q +
@@ -608,6 +610,10 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
                         const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
                         st2(Z + r * LDW + c, -a2[nt][i], -a2[nt][i + 1]);
                     }
+                if constexpr (ATTNC_BD_WALK_DUH)   // the chunk kernel's dv, formed here (passes/grad.c's bd_walk_duh)
+#pragma unroll
+                    for (int nt = 0; nt < NTU; nt++)
+                        bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, a2[nt], r0, v0 + n0, nt, lane, c0, nrows, h);
             } else {
                 bp_mma<NTU, false, true>(a2, Wt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
                 bd_uhat_pairs<NTU>(

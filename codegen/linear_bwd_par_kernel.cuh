@@ -1764,9 +1764,11 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
 
 // P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and, for the gate's gradient
 // (ATTNC_BP_DG), M_rj = (dO_r . v_j) P_rj (fp32, its pair terms): 16 x 16 blocks on and below the diagonal, one
-// warp each in turn.
+// warp each in turn.  Not P where only dv would read it and the delta rule's walk formed dv (ATTNC_BD_WALK_DUH).
 __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
 {
+    static_assert(!(ATTNC_BD_WALK_DUH && ATTNC_BP_DG), "no decay where the walk forms dU_hat (passes/grad.c's bd_walk_duh)");
+    constexpr bool want_p = !ATTNC_BD_WALK_DUH;
     using L = attnc_bp_chunk_layout;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
@@ -1782,7 +1784,8 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
         float ap[2][4], aa[2][4];
         bp_zero<2>(ap);
         bp_zero<2>(aa);
-        bp_mma<2, false, false>(ap, Q, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+        if constexpr (want_p)
+            bp_mma<2, false, false>(ap, Q, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
         if (dp) {
             bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
             if constexpr (ATTNC_BP_VLO)
@@ -1796,10 +1799,12 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
                 const float f = j <= r ? bp_dec(g[r] - g[j]) : 0.f;
                 const float pv = ap[nt][i] * f;
                 elt hi, lo;
-                bp_split(pv, hi, lo);
-                P[r * ATTNC_BP_LDC + j] = hi;
-                if constexpr (ATTNC_BP_PLO)
-                    Plo[r * ATTNC_BP_LDC + j] = lo;
+                if constexpr (want_p) {
+                    bp_split(pv, hi, lo);
+                    P[r * ATTNC_BP_LDC + j] = hi;
+                    if constexpr (ATTNC_BP_PLO)
+                        Plo[r * ATTNC_BP_LDC + j] = lo;
+                }
                 if (dp) {
                     bp_split(aa[nt][i] * f, hi, lo);
                     A[r * ATTNC_BP_LDC + j] = hi;
@@ -1958,8 +1963,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 bp_role_grad_frag<DKT, DKD, ATTNC_B_K>(p.ws_dk, dk_direct, acc[nt], m0, n0, nt, lane, c0, nrows, h);
         }
     }
-    // dv = e^{b_L - b} (K dS_out) + P^T dO
-    {
+    // dv = e^{b_L - b} (K dS_out) + P^T dO (the delta rule's dU_hat: the reverse walk's where it stored it)
+    if constexpr (!ATTNC_BD_WALK_DUH) {
         constexpr int NT = ATTNC_BP_NT(ATTNC_BP_VP), NG = ATTNC_BP_VP / (8 * NT), NB = ATTNC_BP_C / 16;
         for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
             const int mj = item / NG, cg = item % NG, m0 = mj * 16, n0 = cg * 8 * NT;

@@ -279,8 +279,9 @@
  *      U (the chunk kernel's V), then S_out = e^{b_L} S_in + Kd^T U_hat;
  *   2. the reverse walk forms P and dU_hat = P^T dO + Kd dS_out, then dS_in = e^{b_L} dS_out + Qg^T dO
  *      - W^T dU_hat;
- *   3. the additive chunk kernel on U_hat: dq (final), dk's P and state terms, dU_hat (ws_dv), the gate's
- *      additive terms (U_hat held fixed);
+ *   3. the additive chunk kernel on U_hat: dq (final), dk's P and state terms, dU_hat (ws_dv; where the walk's
+ *      product is the same, without decay or remainder tiles, bd_walk_duh, the walk stores its dU_hat there
+ *      and this kernel forms neither it nor P), the gate's additive terms (U_hat held fixed);
  *   4. attnc_bwdp_wy_adjoint, grid (slots, H_out): dW = -dU_hat S_in^T, dT, Y = T^T dU_hat, Z = T^T dW,
  *      dA = -T^T dT T^T, all mma (hi + lo tiles for T, dT, dU_hat, dW, X and F): dv = diag(beta) Y over
  *      ws_dv, dbeta, dk's WY terms added to ws_dk, and the gate's WY terms per factor (G_r =
@@ -748,6 +749,11 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_image_bytes = image_bytes(KP, VP, gp->bp_vs, false, plo);
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
+        /* dU_hat = P^T dO + Kd dS_out is the reverse walk's for its recurrence; the chunk kernel formed it
+         * again for ws_dv.  The walk's is the same product of the same tiles where Kd is K (no decay) and
+         * nothing carries a remainder tile, so there it stores it and the chunk kernel skips a quarter of its
+         * products (dv's, and P's: with no decay no gate gradient reads P) */
+        gp->bd_walk_duh = !plo && gp->transition == IR_TR_IDENTITY;
         /* the query: final in the chunk kernel, whose l2norm adjoint keeps its row sums in the key terms'
          * partials ek ([8][C]: two per column group, at most four groups where KP is a multiple of 32) */
         gp->bp_direct[0] = direct_role(m, gp, 0, IR_ROLE_QUERY, gp->K, KP % 32 == 0);
@@ -765,7 +771,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
 
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
-    gp->parallel = gp->bp_delta = gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
+    gp->parallel = gp->bp_delta = gp->bd_walk_duh = gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
     gp->bp_direct[0] = gp->bp_direct[1] = gp->bp_direct[2] = false;
     gp->bp_direct_l2[0] = gp->bp_direct_l2[1] = gp->bp_direct_l2[2] = false;
     bool diag = gp->transition == IR_TR_DIAG;

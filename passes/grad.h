@@ -93,6 +93,10 @@ typedef struct grad_plan {
      * walks, attnc_bwdp_wy_adjoint after the chunk kernel, their shared memory; bp_walk_smem is its walks' */
     bool bp_delta;
     unsigned bd_wy_smem, bd_adj_smem;
+    /* the delta rule's reverse walk writes dU_hat into ws_dv, and the chunk kernel forms neither dv (dU_hat)
+     * nor P (no gate gradient reads its pair terms): where the walk's product has the chunk kernel's operands
+     * as they are, no decay folded into Kd and no remainder tiles (DeltaNet) */
+    bool bd_walk_duh;
 } grad_plan;
 
 /* Derives the backward plan of a lowered module (stage CHUNKED or later).  Never fails for a module the
