@@ -49,5 +49,6 @@ cp "$here"/prelude.h "$here"/host_util.h "$here"/fwd_harness.h "$here"/fwd_unit.
 (cd "$tmp" &&
  g++ -std=c++20 -O1 -pthread -w $cxxflags -DUNIT_NS=fa -DUNIT_IS_B=0 -DUNIT_HDR='"fa.h"' -DUNIT_INFO=fwd_a_info -DUNIT_RUN=fwd_a_run -DUNIT_RUN_MAT=fwd_a_run_mat -DUNIT_RUN_GRP=fwd_a_run_grp -c fwd_unit.cpp -o fa.o &&
  g++ -std=c++20 -O1 -pthread -w $cxxflags -DUNIT_NS=fb -DUNIT_IS_B=1 -DUNIT_HDR='"fb.h"' -DUNIT_INFO=fwd_b_info -DUNIT_RUN=fwd_b_run -DUNIT_RUN_MAT=fwd_b_run_mat -DUNIT_RUN_GRP=fwd_b_run_grp -c fwd_unit.cpp -o fb.o &&
- g++ -std=c++20 -O1 -pthread -w $cxxflags -o fwd_cpu fwd_main.cpp fa.o fb.o)
+ g++ -std=c++20 -O1 -pthread -w $cxxflags -o fwd_cpu fwd_main.cpp fa.o fb.o) ||
+  { [ -z "${FWD_CPU_BREAK:-}" ] || { echo "FWD_CPU_BREAK: the broken unit does not compile (a void control)"; exit 0; }; exit 1; }
 "$tmp/fwd_cpu" "$tmp/desc" "$seed" "$bound" "$lens"

@@ -38,6 +38,8 @@ fi
 python3 "$here/prepare.py" "$tmp/par.cu" "$tmp/par.h" par
 sh "$here/desc.sh" "$attnc" "$tmp/spec.attn" "$tmp/par.cu" > "$tmp/desc"
 cp "$here"/prelude.h "$here"/host_util.h "$here"/harness.h "$here"/unit_seq.cpp "$here"/unit_par.cpp "$here"/main.cpp "$tmp/"
+# (a broken unit that does not compile would make its negative control pass for nothing: exit 0, so it fails)
 # shellcheck disable=SC2086
-(cd "$tmp" && g++ -std=c++20 -O1 -pthread -w $cxxflags -o cuda_cpu unit_seq.cpp unit_par.cpp main.cpp)
+(cd "$tmp" && g++ -std=c++20 -O1 -pthread -w $cxxflags -o cuda_cpu unit_seq.cpp unit_par.cpp main.cpp) ||
+  { [ -z "${CUDA_CPU_BREAK:-}" ] || { echo "CUDA_CPU_BREAK: the broken unit does not compile (a void control)"; exit 0; }; exit 1; }
 "$tmp/cuda_cpu" "$tmp/desc" "$seed" "$bound" "$lens"
