@@ -320,10 +320,10 @@ struct attnc_bd_wy_layout {   // offsets in bytes
     // one region: the staged input rows, then E and the solve's left factors
     static constexpr unsigned stage = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;
     static constexpr unsigned e = stage;                                                 // E [C][C+1] fp32
-    static constexpr unsigned wh = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b): hi, lo
-    static constexpr unsigned wl = wh + CC;
-    static constexpr unsigned uh = wl + CC;                                              // T diag(beta): hi, lo
-    static constexpr unsigned ul = uh + CC;
+    static constexpr unsigned wh = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b) hi
+    static constexpr unsigned uh = wh + CC;                                              // T diag(beta) hi
+    static constexpr unsigned wl = uh + CC;                                              // their lo tiles (PLO), or
+    static constexpr unsigned ul = wl + CC;                                              // the image's first rows
     static constexpr unsigned end_a = stage + ATTNC_BP_STAGE_BYTES, end_b = ul + CC;
     static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
 };
@@ -340,6 +340,18 @@ constexpr bool BD_SAVED_FITS = !ATTNC_BP_PLO && ATTNC_BP_C * ATTNC_BP_LDK * size
 static_assert(attnc_bd_wy_layout::e == attnc_bd_wy_layout::t + ATTNC_BP_C * ATTNC_BD_LDF * 4 &&
                   attnc_bd_wy_layout::v == attnc_bd_wy_layout::k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt),
               "T then E, K then V: the saved states' tiles over them");
+// The image's rows in two parts, so that most of its copy runs under other work: its first BD_IMG_EARLY rows
+// over the lo tiles' place (unused without remainder tiles), copied while E and T are formed; the rest over K
+// (and V), copied once the W items have read K (BD_IMG_LATE_IN_K) or, where it needs V's place too, after the
+// U items.  (One copy after the U items, waited for at once: DeltaNet's attnc_bwdp_wy 0.97 -> 1.18 ms with
+// saved states on the H200, bench/RESULTS.md thirty-fourth session.)
+constexpr int BD_IMG_EARLY = (int)(2 * attnc_bd_wy_layout::CC / (ATTNC_BP_LDV * sizeof(elt))) / 16 * 16 < ATTNC_BP_KP
+                                 ? (int)(2 * attnc_bd_wy_layout::CC / (ATTNC_BP_LDV * sizeof(elt))) / 16 * 16
+                                 : ATTNC_BP_KP;
+constexpr bool BD_IMG_LATE_IN_K = (ATTNC_BP_KP - BD_IMG_EARLY) * ATTNC_BP_LDV <= ATTNC_BP_C * ATTNC_BP_LDK;
+static_assert(attnc_bd_wy_layout::wl == attnc_bd_wy_layout::uh + attnc_bd_wy_layout::CC &&
+                  2 * attnc_bd_wy_layout::CC >= (ATTNC_BP_C / 16) * 256 * 4,
+              "the lo tiles contiguous, after the solve's scratch (over wh and uh)");
 
 // acc (rows m0.., NT n-tiles from n0) = (hi + lo) X over the causal range of a lower-triangular C x C
 // left factor (row-major [r][j], j <= r).
@@ -397,6 +409,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+    const elt *img = (const elt *)((const unsigned char *)p.ws_sin + bp_image(slot, h));
+    constexpr int IMG_UNITS = ATTNC_BP_VP * (int)sizeof(elt) / 16;
+    if (BD_SAVED_FITS && p.bd_uhat) {   // the image's first rows (U_hat below), over the staged rows, now read
+        attnc_cp_rows<BD_IMG_EARLY, IMG_UNITS, ATTNC_B_THREADS>(bsm + L::wl, ATTNC_BP_LDV * sizeof(elt), img,
+                                                               ATTNC_BP_VP * sizeof(elt), true);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+    }
     bd_form_e(K, g, E);
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS)   // T = I, the solve's start
         T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
@@ -425,6 +444,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
                 bd_store_tile<NT>((elt *)(bsm + L::t), ATTNC_BP_LDK, acc, m0, n0, lane);
         }
     }
+    // the image's other rows over K, which the W items have read (where they fit there), under the U items
+    const auto copy_late_rows = [&] {
+        attnc_cp_rows<ATTNC_BP_KP - BD_IMG_EARLY, IMG_UNITS, ATTNC_B_THREADS>(
+            K, ATTNC_BP_LDV * sizeof(elt), img + (size_t)BD_IMG_EARLY * ATTNC_BP_VP, ATTNC_BP_VP * sizeof(elt), true);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+    };
+    if (BD_SAVED_FITS && BD_IMG_LATE_IN_K && BD_IMG_EARLY < ATTNC_BP_KP && p.bd_uhat) {
+        __syncthreads();
+        copy_late_rows();
+    }
     {   // U = T diag(beta) V
         constexpr int NT = ATTNC_BP_NT(ATTNC_BP_VP), NG = ATTNC_BP_VP / (8 * NT);
         for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
@@ -435,25 +464,26 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
         }
         // With the forward's saved states (p.bd_uhat: ws_sin holds S_in's image, and no forward walk runs), U_hat
         // = U - W S_in over U, as attnc_bwdp_states forms it: U as just stored in the tile type (read back as the
-        // walk reads it), W S_in from W's tile (the W items above wrote it over T and E) and the image (over K
-        // and V, once every U item has read V), the difference rounded.  (Not compiled where the host never asks
-        // for it: BD_SAVED_FITS.)
+        // walk reads it), W S_in from W's tile (the W items above wrote it over T and E) and the image (its rows
+        // BD_IMG_EARLY.. over K, and V where they need it, once every U item has read V), the difference rounded.
+        // The product takes the image's two parts in turn: the same k-steps in the same order.  (Not compiled
+        // where the host never asks for it: BD_SAVED_FITS.)
         if constexpr (BD_SAVED_FITS) {
             if (!p.bd_uhat)
                 return;
-            elt *Wt = (elt *)(bsm + L::t), *S = K;
+            const elt *Wt = (const elt *)(bsm + L::t), *early = (const elt *)(bsm + L::wl), *late = K;
             __syncthreads();   // every U item has read V and stored U, W's tile is whole
-            attnc_cp_rows<ATTNC_BP_KP, ATTNC_BP_VP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
-                S, ATTNC_BP_LDV * sizeof(elt), (const elt *)((const unsigned char *)p.ws_sin + bp_image(slot, h)),
-                ATTNC_BP_VP * sizeof(elt), true);
-            asm volatile("cp.async.commit_group;\n" ::: "memory");
+            if constexpr (!BD_IMG_LATE_IN_K && BD_IMG_EARLY < ATTNC_BP_KP)
+                copy_late_rows();
             asm volatile("cp.async.wait_group 0;\n" ::: "memory");
             __syncthreads();
             for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
                 const int m0 = item / NG * 16, n0 = item % NG * 8 * NT;
                 float ws[NT][4];
                 bp_zero<NT>(ws);
-                bp_mma<NT, false, true>(ws, Wt, ATTNC_BP_LDK, m0, S, ATTNC_BP_LDV, n0, 0, ATTNC_BP_KP, lane);
+                bp_mma<NT, false, true>(ws, Wt, ATTNC_BP_LDK, m0, early, ATTNC_BP_LDV, n0, 0, BD_IMG_EARLY, lane);
+                bp_mma<NT, false, true>(ws, Wt + BD_IMG_EARLY, ATTNC_BP_LDK, m0, late, ATTNC_BP_LDV, n0, 0,
+                                        ATTNC_BP_KP - BD_IMG_EARLY, lane);
                 bd_uhat_pairs<NT>(
                     ws, m0, n0, lane, [&](int, int, int r, int c) { return attnc_elt_to_float(u[(size_t)r * ATTNC_BP_VP + c]); },
                     [&](int r, int c, float x0, float x1) { st2(u + (size_t)r * ATTNC_BP_VP + c, x0, x1); });
