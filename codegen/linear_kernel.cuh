@@ -605,29 +605,23 @@ __device__ __forceinline__ void wy_w(const elt *stb, const elt *sqg, elt *sw, in
 }
 
 // A warp's 16 x 8 NT accumulator tile into rows r0 .. r0 + 15, columns from c0, of a tile (shared or global, row
-// stride ld elements), as the tiles round it.
-template <int NT>
-__device__ __forceinline__ void frag_rows_store(elt *tile, int ld, int r0, int c0, const float (*acc)[4], int lane)
+// stride ld elements), a pair of adjacent columns a store: rounded as the tiles round it where T is the tile
+// type, as they are where T is float (the delta rule's U into the warp-specialised walk's fp32 buffer; the
+// fp32 units' tiles are float anyway, and st2 stores them so).
+template <int NT, typename T>
+__device__ __forceinline__ void frag_rows_store(T *tile, int ld, int r0, int c0, const float (*acc)[4], int lane)
 {
     const int gr = lane >> 2, tq = lane & 3;
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-        for (int e2 = 0; e2 < 2; e2++)
-            st2(tile + (r0 + gr + e2 * 8) * ld + c0 + nt * 8 + tq * 2, acc[nt][e2 * 2], acc[nt][e2 * 2 + 1]);
-}
-
-// The same in fp32 (the delta rule's U into the warp-specialised walk's buffer).
-template <int NT>
-__device__ __forceinline__ void frag_rows_store_f32(float *tile, int ld, int r0, int c0, const float (*acc)[4], int lane)
-{
-    const int gr = lane >> 2, tq = lane & 3;
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int e2 = 0; e2 < 2; e2++)
-            *reinterpret_cast<float2 *>(tile + (r0 + gr + e2 * 8) * ld + c0 + nt * 8 + tq * 2) =
-                make_float2(acc[nt][e2 * 2], acc[nt][e2 * 2 + 1]);
+        for (int e2 = 0; e2 < 2; e2++) {
+            T *at = tile + (r0 + gr + e2 * 8) * ld + c0 + nt * 8 + tq * 2;
+            if constexpr (sizeof(T) == 4)
+                *reinterpret_cast<float2 *>(at) = make_float2(acc[nt][e2 * 2], acc[nt][e2 * 2 + 1]);
+            else
+                st2(at, acc[nt][e2 * 2], acc[nt][e2 * 2 + 1]);
+        }
 }
 
 // S *= the chunk's decay, every accumulator of the warp's state tiles (a row's factor for per-channel gates).
@@ -1232,7 +1226,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             float *sus = reinterpret_cast<float *>(ss);
             {
                 wy_u<ATTNC_NTO>(U, stb, sv, rg, cg * ATTNC_BVW, lane);
-                // (frag_rows_store_f32 here changed this pass's code, 128 bytes more for deltanet on sm_90a,
+                // (frag_rows_store on fp32 here changed this pass's code, 128 bytes more for deltanet on sm_90a,
                 // where the warp-specialised walk's came out the same: this pass keeps its own stores)
                 if (wy_pass) {
 #pragma unroll

@@ -98,7 +98,7 @@ __device__ __forceinline__ void attnc_ws_wy(const attnc_ws_tiles &t, const elt *
     {
         float U[NTU][4];
         wy_u<NTU>(U, stb, t.v, rg, cg * NTU * 8, lane);
-        frag_rows_store_f32<NTU>(t.u, WS_LDU, rg * 16, cg * NTU * 8, U, lane);
+        frag_rows_store<NTU>(t.u, WS_LDU, rg * 16, cg * NTU * 8, U, lane);
     }
     // (K's n-tiles dealt evenly: eight a warp left half of two warpgroups' warps idle)
     constexpr int NTW = ATTNC_KP / 8 / PCG < 8 ? ATTNC_KP / 8 / PCG : 8;
