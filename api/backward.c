@@ -590,10 +590,11 @@ bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layo
     /* 16-bit images, bf16 tiles or mantissas with row scales (not fp32: the forward's tiles are bf16); the
      * states of the running denominator, mLSTM and the normalisers' rows the forward does not save (the delta
      * rule's U_hat, which the backward's walk formed, attnc_bwdp_wy forms).  Split walks (few sequences and
-     * heads) form their own images: the scanned ones keep each chunk's decay from their forward walk, the
-     * delta rule's narrow ones U_hat. */
+     * heads): the scanned ones form their own images, keeping each chunk's decay from their forward walk; the
+     * delta rule's narrow reverse walk needs no more than the wide one, so its forward walk is skipped the same
+     * way (and the forward's split walk saves, api/kernel.c's split_saves). */
     if (!k || !k->parallel || k->norm || k->has_z || k->mlstm || k->softmax || k->bp_vp != k->V || !k->bp_vs ||
-        walks_split(k, N))
+        (walks_split(k, N) && !k->bp_delta))
         return false;
     uint32_t plain = k->bp_kp * k->bp_vp * 2, scales = k->bp_kp * (k->bp_vp / k->bp_vs) * 4;
     if (k->bp_image != (k->bp_plo ? plain + scales : plain) || (k->bp_delta && k->bp_plo))

@@ -1059,6 +1059,17 @@ static bool saves_for(const attnc_kernel *k, const attnc_grad_kernel *grad, int6
            (sl->chunk & (sl->chunk - 1)) == 0 && k->bv % 8 == 0;
 }
 
+/* Whether the materialized schedule of k saves states where asked: the delta rule's split walk
+ * (attnc_linear_states) stores bf16 images as the sequential walk does; phase 1 of the additive schedule saves
+ * none (the backward's walks of such specs split where this schedule runs, and then read no saved states). */
+static bool split_saves(const attnc_kernel *k)
+{
+    for (size_t i = 0; i < k->nkernels; i++)
+        if (k->k[i].cg.kind == CG_KERNEL_LINEAR)
+            return k->k[i].cg.split[CG_SPLIT_WY].entry != NULL && k->saves == CG_SAVED_BF16;
+    return false;
+}
+
 size_t attnc_saved_states_bytes(const attnc_kernel *k, const attnc_grad_kernel *grad, int64_t B, int64_t T, int64_t nseq)
 {
     api_saved_layout sl;
@@ -1132,9 +1143,9 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
                                          : "saved_for (the backward's handle) is NULL");
         if ((uintptr_t)a->saved % 16)
             return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the saved states' buffer is not 16-byte aligned", k->name);
-        if (a->schedule == ATTNC_SCHEDULE_MATERIALIZED)
-            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the materialized schedule saves no states (sequential or grouped "
-                            "do)", k->name);
+        if (a->schedule == ATTNC_SCHEDULE_MATERIALIZED && !split_saves(k))
+            return api_fail(ctx, ATTNC_ERR_USAGE, "%s: the materialized schedule saves no states here (sequential or "
+                            "grouped do; materialized only the delta rule's split walk)", k->name);
         lp.save_img = a->saved;
         while ((1u << lp.save_shift) < sl.chunk)   /* (chunks are powers of two: passes/grad.c, passes/tile.c) */
             lp.save_shift++;
@@ -1168,7 +1179,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             phases[0] = 3;
             phases[1] = 5;
             nphases = 2;
-        } else if (lk->cg.kind == CG_KERNEL_LINEAR && !a->saved && use_materialized(k, a, N, T, lk->cg.grid_x)) {
+        } else if (lk->cg.kind == CG_KERNEL_LINEAR && (!a->saved || split_saves(k)) && use_materialized(k, a, N, T, lk->cg.grid_x)) {
             bool split = lk->cg.split[CG_SPLIT_WY].entry != NULL;
             if ((st = split ? workspace_split(ctx, k, N, T, &lp) : workspace(ctx, k, N, T, &lp)) != ATTNC_OK)
                 return st;

@@ -438,12 +438,15 @@ static unsigned decode_smem_bytes(const gen *g)
 #define LS_AHEAD 2
 
 /* The split delta rule's state walk's shared memory: the same sums as attnc_ls_layout in linear_kernel.cuh
- * (LS_AHEAD + 1 buffers of -W and Kd tiles, the CTA's columns of U and the chunk's decay, fp32). */
+ * (LS_AHEAD + 1 buffers of -W and Kd tiles, the CTA's columns of U and the chunk's decay, fp32; where the walk
+ * saves bf16 images for the backward, each warp's k_pad rows of 24 elements to turn its part of the state). */
 static unsigned split_states_smem_bytes(const gen *g, unsigned ls_warps)
 {
     const ir_plan *p = &g->m->plan;
-    unsigned tile_k = p->chunk * (p->k_pad + 8) * ir_operand_bytes(p->operands);
-    return (LS_AHEAD + 1) * (2 * tile_k + p->chunk * (16 * ls_warps + 4) * 4 + 16);
+    unsigned es = ir_operand_bytes(p->operands), tile_k = p->chunk * (p->k_pad + 8) * es;
+    uint32_t save_vs;
+    unsigned img = cg_saved_image_kind(g->m, &save_vs) == CG_SAVED_BF16 ? ls_warps * p->k_pad * 24 * es : 0;
+    return (LS_AHEAD + 1) * (2 * tile_k + p->chunk * (16 * ls_warps + 4) * 4 + 16) + img;
 }
 
 /* CTAs per SM that the kernel asks ptxas to fit by registers (__launch_bounds__'s second argument):

@@ -1672,6 +1672,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_GROUP_MIN_BLOC
 #if ATTNC_WANT(1) && ATTNC_DSPLIT && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)
 #define ATTNC_LS_BV (16 * ATTNC_LS_WARPS)   // V columns per CTA
 #define ATTNC_LS_LDU (ATTNC_LS_BV + 4)      // U slice rows (fp32)
+#define ATTNC_LS_LDI 24                     // a warp's saved image rows (16 columns; 48 bytes: no bank conflicts)
 struct attnc_ls_layout {
     static constexpr unsigned tile_k = ATTNC_C * ATTNC_LDK * sizeof(elt);
     static constexpr unsigned w = 0;                                   // -W [C][LDK], per buffer
@@ -1679,7 +1680,11 @@ struct attnc_ls_layout {
     static constexpr unsigned u = kd + tile_k;                         // U's columns of this CTA [C][LDU] (fp32)
     static constexpr unsigned bl = u + ATTNC_C * ATTNC_LS_LDU * 4;     // the chunk's decay e^{b_L} (fp32)
     static constexpr unsigned buffer = bl + 16;
-    static constexpr unsigned bytes = (ATTNC_LS_AHEAD + 1) * buffer;
+    // training (ATTNC_SAVES 1): each warp's S_in turned to the backward's [KP][V] rows, its 16 columns
+    static constexpr unsigned img = (ATTNC_LS_AHEAD + 1) * buffer;
+    static constexpr unsigned img_warp = ATTNC_SAVES == 1 ? ATTNC_KP * ATTNC_LS_LDI * sizeof(elt) : 0;
+    static constexpr unsigned bytes = img + ATTNC_LS_WARPS * img_warp;
+    static_assert(img % 16 == 0 && ATTNC_LS_LDI * sizeof(elt) % 16 == 0, "16-byte rows");
 };
 
 // One chunk's -W, Kd, U slice and decay into a buffer, then one commit: a group for every chunk, empty past
@@ -1737,6 +1742,27 @@ extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_s
         const float decay = *(const float *)(buf + L::bl);
         // S_in's image for the output pass, [slot][V][KP]
         frag_rows_store<ATTNC_KP / 8>(p.ws_s + (slot * ATTNC_V + vw) * ATTNC_KP, ATTNC_KP, 0, 0, St, lane);
+        // Training (p.save_img, as the sequential walk saves): at each chunk that starts one of the backward's,
+        // S_in's bf16 image as the backward stores it, [KP][V] per backward slot and output head.  The warp
+        // holds S^T: its 16 columns go through its own rows of shared memory (one element a store), then out 16
+        // bytes at a time.  The same rounding as the image above.
+        if constexpr (ATTNC_SAVES == 1) {
+            if (p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
+                elt *rows = (elt *)(smem + L::img + warp * L::img_warp);
+#pragma unroll
+                for (int nt = 0; nt < ATTNC_KP / 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        rows[(nt * 8 + tq * 2 + (e & 1)) * ATTNC_LS_LDI + gr + (e >> 1) * 8] = attnc_float_to_elt(St[nt][e]);
+                __syncwarp();
+                elt *dst = (elt *)p.save_img + ((size_t)((c0 >> p.save_shift) + n) * ATTNC_HOUT + h) * ATTNC_KP * ATTNC_V + vw;
+#pragma unroll
+                for (int i = lane; i < ATTNC_KP * 2; i += 32)
+                    *reinterpret_cast<attnc_u4 *>(dst + (size_t)(i >> 1) * ATTNC_V + (i & 1) * 8) =
+                        *reinterpret_cast<const attnc_u4 *>(rows + (i >> 1) * ATTNC_LS_LDI + (i & 1) * 8);
+                __syncwarp();   // (the rows are written again only at the next saved chunk)
+            }
+        }
         // U_hat^T = U^T + S_in^T (-W)^T   (16 x C)
         float Uh[ATTNC_C / 8][4];
 #pragma unroll

@@ -475,8 +475,10 @@ attnc_status attnc_share_workspace(attnc_ctx *ctx, attnc_kernel *kernel, attnc_g
  * lightning, gla, DeltaNet (bf16 images) and hgrn2 (16-bit mantissas with a scale per row); not mamba2,
  * whose value x * dt is computed (the forward's state, from V rounded to bf16, is less exact than the
  * backward's own walk's), nor Gated DeltaNet yet.  A forward that saves runs the sequential or grouped
- * schedule (AUTO never takes the materialized one then, and the decode kernel is not used).  0 also where
- * the backward's walks split over the sequences (few sequences and heads): those form their own states. */
+ * schedule, or DeltaNet's split walk (the materialized schedule of the delta rule); AUTO never takes the
+ * additive materialized schedule then, and the decode kernel is not used.  0 also where the backward's walks
+ * split over the sequences (few sequences and heads), except for DeltaNet's: the scanned walks of the
+ * additive specs form their own states. */
 size_t attnc_saved_states_bytes(const attnc_kernel *kernel, const attnc_grad_kernel *grad, int64_t B, int64_t T,
                                 int64_t nseq);
 

@@ -99,6 +99,31 @@ void UNIT_RUN(const fwd_args &a)
     save_end(a, saved);
 }
 
+#if defined(ATTNC_DSPLIT) && ATTNC_DSPLIT
+// The split walk's saved images against its own S_in^T images for the output pass (ws_st [slot][V][KP], slots of
+// this unit's chunks): every saved element the same bits, transposed.
+static void split_saved_check(const fwd_args &a, const saved_states &s, const std::vector<UNIT_NS::elt> &ws_st)
+{
+    if (s.shift < 0)
+        return;
+    size_t differ = 0;
+    for (int n = 0; n < a.nseq; n++)
+        for (int c0 = n * a.seqlen; c0 < (n + 1) * a.seqlen; c0 += 1 << s.shift)
+            for (unsigned h = 0; h < ATTNC_HOUT; h++) {
+                const UNIT_NS::elt *img = reinterpret_cast<const UNIT_NS::elt *>(
+                    s.buf.data() + ((size_t)((c0 >> s.shift) + n) * ATTNC_HOUT + h) * UNIT_NS::SAVE_IMG_BYTES);
+                const size_t slot = (size_t)(c0 / ATTNC_C + n) * ATTNC_HOUT + h;
+                for (int k = 0; k < ATTNC_KP; k++)
+                    for (int v = 0; v < ATTNC_V; v++)
+                        differ += std::memcmp(&img[(size_t)k * ATTNC_V + v], &ws_st[(slot * ATTNC_V + v) * ATTNC_KP + k],
+                                              sizeof(UNIT_NS::elt)) != 0;
+            }
+    std::printf("saved states: %zu elements differ from the split walk's images\n", differ);
+    if (differ)
+        std::exit(1);
+}
+#endif
+
 // The materialized schedule (sequences of one length, as the launcher requires): phase 1 stores every
 // chunk's S_in image, z_in and m_in in the workspace (NaN bytes first), phase 2 runs every chunk at once.
 void UNIT_RUN_MAT(const fwd_args &a)
@@ -136,8 +161,12 @@ void UNIT_RUN_MAT(const fwd_args &a)
 #endif
     p.phase = 6;
     cpu_launch(wy_pass, dim3c{nvs * chunks, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
+    saved_states saved;   // (the state walk saves where asked: checked below against its own images)
+    save_begin(p, a, saved);
     cpu_launch(UNIT_NS::attnc_linear_states, dim3c{ATTNC_V / (16 * ATTNC_LS_WARPS), ATTNC_HOUT, (unsigned)a.nseq},
                ATTNC_LS_WARPS * 32, 227 * 1024, p);
+    save_end(a, saved);
+    split_saved_check(a, saved, ws_st);
 #else
     const unsigned chunks = (unsigned)((a.seqlen + ATTNC_C - 1) / ATTNC_C);
     const auto out_pass = UNIT_NS::attnc_linear;
