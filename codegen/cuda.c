@@ -440,12 +440,11 @@ static unsigned decode_smem_bytes(const gen *g)
 /* The split delta rule's state walk's shared memory: the same sums as attnc_ls_layout in linear_kernel.cuh
  * (LS_AHEAD + 1 buffers of -W and Kd tiles, the CTA's columns of U and the chunk's decay, fp32; where the walk
  * saves bf16 images for the backward, each warp's k_pad rows of 24 elements to turn its part of the state). */
-static unsigned split_states_smem_bytes(const gen *g, unsigned ls_warps)
+static unsigned split_states_smem_bytes(const gen *g, unsigned ls_warps, cg_saved_images saved)
 {
     const ir_plan *p = &g->m->plan;
     unsigned es = ir_operand_bytes(p->operands), tile_k = p->chunk * (p->k_pad + 8) * es;
-    uint32_t save_vs;
-    unsigned img = cg_saved_image_kind(g->m, &save_vs) == CG_SAVED_BF16 ? ls_warps * p->k_pad * 24 * es : 0;
+    unsigned img = saved == CG_SAVED_BF16 ? ls_warps * p->k_pad * 24 * es : 0;
     return (LS_AHEAD + 1) * (2 * tile_k + p->chunk * (16 * ls_warps + 4) * 4 + 16) + img;
 }
 
@@ -548,7 +547,7 @@ static bool emit_linear(gen *g)
         attnc_buf_printf(b, "#if ATTNC_WS\nstatic_assert(attnc_ws_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n#endif\n",
                          ws_smem);
     }
-    unsigned ls_smem = split_states_smem_bytes(g, ls_warps);
+    unsigned ls_smem = split_states_smem_bytes(g, ls_warps, saved);   /* (saved: ATTNC_SAVES above) */
     if (split)
         attnc_buf_printf(b, "#if ATTNC_WANT(1) && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)\n"
                             "static_assert(attnc_ls_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n"

@@ -345,9 +345,8 @@ static_assert(attnc_bd_wy_layout::e == attnc_bd_wy_layout::t + ATTNC_BP_C * ATTN
 // (and V), copied once the W items have read K (BD_IMG_LATE_IN_K) or, where it needs V's place too, after the
 // U items.  (One copy after the U items, waited for at once: DeltaNet's attnc_bwdp_wy 0.97 -> 1.18 ms with
 // saved states on the H200, bench/RESULTS.md thirty-fourth session.)
-constexpr int BD_IMG_EARLY = (int)(2 * attnc_bd_wy_layout::CC / (ATTNC_BP_LDV * sizeof(elt))) / 16 * 16 < ATTNC_BP_KP
-                                 ? (int)(2 * attnc_bd_wy_layout::CC / (ATTNC_BP_LDV * sizeof(elt))) / 16 * 16
-                                 : ATTNC_BP_KP;
+constexpr int BD_IMG_LO_ROWS = (int)(2 * attnc_bd_wy_layout::CC / (ATTNC_BP_LDV * sizeof(elt))) / 16 * 16;   // (whole k-steps)
+constexpr int BD_IMG_EARLY = BD_IMG_LO_ROWS < ATTNC_BP_KP ? BD_IMG_LO_ROWS : ATTNC_BP_KP;
 constexpr bool BD_IMG_LATE_IN_K = (ATTNC_BP_KP - BD_IMG_EARLY) * ATTNC_BP_LDV <= ATTNC_BP_C * ATTNC_BP_LDK;
 static_assert(attnc_bd_wy_layout::wl == attnc_bd_wy_layout::uh + attnc_bd_wy_layout::CC &&
                   2 * attnc_bd_wy_layout::CC >= (ATTNC_BP_C / 16) * 256 * 4,

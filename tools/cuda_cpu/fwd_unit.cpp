@@ -46,6 +46,12 @@ static void save_begin(UNIT_NS::attnc_params &p, const fwd_args &a, saved_states
 #endif
 }
 
+// The saved image of the backward's chunk from token c0 of sequence n, output head h (the kernels' slot).
+[[maybe_unused]] static const unsigned char *saved_image(const saved_states &s, int c0, int n, unsigned h)
+{
+    return s.buf.data() + ((size_t)((c0 >> s.shift) + n) * ATTNC_HOUT + h) * UNIT_NS::SAVE_IMG_BYTES;
+}
+
 static void save_end(const fwd_args &a, const saved_states &s)
 {
 #if defined(ATTNC_SAVES) && ATTNC_SAVES
@@ -56,7 +62,7 @@ static void save_end(const fwd_args &a, const saved_states &s)
         const int bos = a.cu_seqlens ? a.cu_seqlens[n] : n * a.seqlen, eos = a.cu_seqlens ? a.cu_seqlens[n + 1] : bos + a.seqlen;
         for (int c0 = bos; c0 < eos; c0 += 1 << s.shift)
             for (unsigned h = 0; h < ATTNC_HOUT; h++) {
-                const unsigned char *img = s.buf.data() + ((size_t)((c0 >> s.shift) + n) * ATTNC_HOUT + h) * UNIT_NS::SAVE_IMG_BYTES;
+                const unsigned char *img = saved_image(s, c0, n, h);
                 images++;
                 if (ATTNC_SAVES == 1) {
                     for (size_t i = 0; i < (size_t)ATTNC_KP * ATTNC_V; i++)
@@ -110,8 +116,7 @@ static void split_saved_check(const fwd_args &a, const saved_states &s, const st
     for (int n = 0; n < a.nseq; n++)
         for (int c0 = n * a.seqlen; c0 < (n + 1) * a.seqlen; c0 += 1 << s.shift)
             for (unsigned h = 0; h < ATTNC_HOUT; h++) {
-                const UNIT_NS::elt *img = reinterpret_cast<const UNIT_NS::elt *>(
-                    s.buf.data() + ((size_t)((c0 >> s.shift) + n) * ATTNC_HOUT + h) * UNIT_NS::SAVE_IMG_BYTES);
+                const UNIT_NS::elt *img = reinterpret_cast<const UNIT_NS::elt *>(saved_image(s, c0, n, h));
                 const size_t slot = (size_t)(c0 / ATTNC_C + n) * ATTNC_HOUT + h;
                 for (int k = 0; k < ATTNC_KP; k++)
                     for (int v = 0; v < ATTNC_V; v++)
