@@ -426,7 +426,7 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
     const cg_entry *first = split ? &lk->cg.split[CG_SPLIT_WY] : &(cg_entry){.entry = lk->cg.entry, .smem_bytes = lk->cg.smem_bytes};
     bool ok = api_load_function(image, size, NULL, first->entry, first->smem_bytes, &k->sched_fn[s], &err);
     for (int pass = CG_SPLIT_STATES; ok && split && pass < CG_SPLIT_PASSES; pass++)
-        ok = api_load_function(NULL, 0, k->sched_fn[s], lk->cg.split[pass].entry, lk->cg.split[pass].smem_bytes,
+        ok = !lk->cg.split[pass].entry || api_load_function(NULL, 0, k->sched_fn[s], lk->cg.split[pass].entry, lk->cg.split[pass].smem_bytes,
                                &k->split_fn[pass], &err);
     bool group = s == SCHED_GROUPED && lk->cg.group.entry;
     if (ok && group)
@@ -1060,13 +1060,13 @@ static bool saves_for(const attnc_kernel *k, const attnc_grad_kernel *grad, int6
 }
 
 /* Whether the materialized schedule of k saves states where asked: the delta rule's split walk
- * (attnc_linear_states) stores bf16 images as the sequential walk does; phase 1 of the additive schedule saves
+ * (attnc_linear_states_save) stores bf16 images as the sequential walk does; phase 1 of the additive schedule saves
  * none (the backward's walks of such specs split where this schedule runs, and then read no saved states). */
 static bool split_saves(const attnc_kernel *k)
 {
     for (size_t i = 0; i < k->nkernels; i++)
         if (k->k[i].cg.kind == CG_KERNEL_LINEAR)
-            return k->k[i].cg.split[CG_SPLIT_WY].entry != NULL && k->saves == CG_SAVED_BF16;
+            return k->k[i].cg.split[CG_SPLIT_STATES_SAVE].entry != NULL;
     return false;
 }
 
@@ -1215,6 +1215,8 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             /* the split delta rule's passes: kernels of their own (phase 6 is the unit's first, fn) */
             int pass = !lk->cg.split[CG_SPLIT_WY].entry ? -1 : lp.phase == 6 ? CG_SPLIT_WY : lp.phase == 7 ? CG_SPLIT_STATES
                                                                                               : CG_SPLIT_OUT;
+            if (pass == CG_SPLIT_STATES && lp.save_img && k->split_fn[CG_SPLIT_STATES_SAVE])
+                pass = CG_SPLIT_STATES_SAVE;   /* training: the walk that also writes the images */
             if (pass >= 0 && phases[0] == 6) {
                 f = pass == CG_SPLIT_WY ? fn : k->split_fn[pass];
                 threads[0] = lk->cg.split[pass].threads;

@@ -31,9 +31,11 @@ typedef enum cg_kernel_kind { CG_KERNEL_LINEAR, CG_KERNEL_DECODE, CG_KERNEL_SOFT
 
 /* The kernels of the split delta rule's materialized unit (ir_plan_split_delta), one per phase, all in the
  * chunk kernel's materialized unit: phase 6, every chunk's WY factors (attnc_linear_wy); the state walk
- * (attnc_linear_states, the launcher's phase 7); phase 2, every chunk's outputs (attnc_linear_out).  Entry
- * NULL where there is no split; grid_x: the state walk's CTAs per (head, sequence), the others' set per launch. */
-typedef enum cg_split_pass { CG_SPLIT_WY, CG_SPLIT_STATES, CG_SPLIT_OUT, CG_SPLIT_PASSES } cg_split_pass;
+ * (attnc_linear_states, the launcher's phase 7); phase 2, every chunk's outputs (attnc_linear_out); and the
+ * state walk that also saves the backward's images (attnc_linear_states_save, phase 7 of a training launch;
+ * entry NULL where the walk saves none).  Entry NULL where there is no split; grid_x: the state walks' CTAs
+ * per (head, sequence), the others' set per launch. */
+typedef enum cg_split_pass { CG_SPLIT_WY, CG_SPLIT_STATES, CG_SPLIT_OUT, CG_SPLIT_STATES_SAVE, CG_SPLIT_PASSES } cg_split_pass;
 typedef struct cg_entry {
     const char *entry;
     unsigned threads, smem_bytes, grid_x;

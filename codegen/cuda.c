@@ -547,13 +547,15 @@ static bool emit_linear(gen *g)
         attnc_buf_printf(b, "#if ATTNC_WS\nstatic_assert(attnc_ws_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n#endif\n",
                          ws_smem);
     }
-    unsigned ls_smem = split_states_smem_bytes(g, ls_warps, saved);   /* (saved: ATTNC_SAVES above) */
+    /* the inference walk's and the saving walk's (saved: ATTNC_SAVES above; its images' rows after the rest) */
+    unsigned ls_smem = split_states_smem_bytes(g, ls_warps, CG_SAVED_NONE), ls_save_smem = split_states_smem_bytes(g, ls_warps, saved);
     if (split)
         attnc_buf_printf(b, "#if ATTNC_WANT(1) && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_MATERIALIZED)\n"
-                            "static_assert(attnc_ls_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
+                            "static_assert(attnc_ls_layout::img == %uu && attnc_ls_layout::bytes == %uu, "
+                            "\"host and kernel disagree on shared memory\");\n"
                             "static_assert(attnc_smem_layout_t<6>::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
                             "static_assert(attnc_smem_layout_t<2>::bytes == %uu, \"host and kernel disagree on shared memory\");\n#endif\n",
-                         ls_smem, wy_smem - g->stage_bytes, out_smem - g->stage_bytes);
+                         ls_smem, ls_save_smem, wy_smem - g->stage_bytes, out_smem - g->stage_bytes);
     if (grouped)
         attnc_buf_printf(b, "#if ATTNC_WANT(1) && (ATTNC_PHASES == 0 || ATTNC_PHASES == ATTNC_PHASES_GROUPED)\n"
                             "static_assert(attnc_smem_layout_t<3>::bytes == %uu, \"host and kernel disagree on shared memory\");\n#endif\n",
@@ -575,6 +577,9 @@ static bool emit_linear(gen *g)
         k->split[CG_SPLIT_STATES] = (cg_entry){.entry = "attnc_linear_states", .threads = ls_warps * 32, .smem_bytes = ls_smem,
                                                .grid_x = g->sh.V / (16 * ls_warps)};
         k->split[CG_SPLIT_OUT] = (cg_entry){.entry = "attnc_linear_out", .threads = p->warps * 32, .smem_bytes = out_smem};
+        if (saved == CG_SAVED_BF16)
+            k->split[CG_SPLIT_STATES_SAVE] = (cg_entry){.entry = "attnc_linear_states_save", .threads = ls_warps * 32,
+                                                        .smem_bytes = ls_save_smem, .grid_x = g->sh.V / (16 * ls_warps)};
     }
     if (grouped)
         k->group = (cg_entry){.entry = "attnc_linear_group", .threads = p->warps * 32, .smem_bytes = group_smem};

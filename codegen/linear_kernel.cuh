@@ -1704,7 +1704,11 @@ __device__ __forceinline__ void ls_issue(const attnc_params &p, size_t slot, int
     asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 
-extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_states(attnc_params p)
+// SAVE: the training walk, which also writes the backward's images (attnc_linear_states_save, launched only
+// with p.save_img).  The inference walk is a kernel of its own so that it carries none of that code: with it
+// compiled in and skipped, the forward's split walk took 0.19 ms more at T = 32768 (bench/RESULTS.md).
+template <bool SAVE>
+__device__ __forceinline__ void linear_states_walk(const attnc_params &p)
 {
     extern __shared__ __align__(128) unsigned char smem[];
     using L = attnc_ls_layout;
@@ -1746,8 +1750,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_s
         // S_in's bf16 image as the backward stores it, [KP][V] per backward slot and output head.  The warp
         // holds S^T: its 16 columns go through its own rows of shared memory (one element a store), then out 16
         // bytes at a time.  The same rounding as the image above.
-        if constexpr (ATTNC_SAVES == 1) {
-            if (p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
+        if constexpr (SAVE) {
+            if (((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
                 elt *rows = (elt *)(smem + L::img + warp * L::img_warp);
 #pragma unroll
                 for (int nt = 0; nt < ATTNC_KP / 8; nt++)
@@ -1791,4 +1795,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_s
                     p.hT[state_base + (size_t)k * ATTNC_V + v] = St[nt][e];
             }
 }
+
+extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_states(attnc_params p)
+{
+    linear_states_walk<false>(p);
+}
+#if ATTNC_SAVES == 1
+extern "C" __global__ void __launch_bounds__(ATTNC_LS_WARPS * 32) attnc_linear_states_save(attnc_params p)
+{
+    linear_states_walk<true>(p);
+}
+#endif
 #endif

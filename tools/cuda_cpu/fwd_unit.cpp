@@ -168,8 +168,13 @@ void UNIT_RUN_MAT(const fwd_args &a)
     cpu_launch(wy_pass, dim3c{nvs * chunks, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
     saved_states saved;   // (the state walk saves where asked: checked below against its own images)
     save_begin(p, a, saved);
-    cpu_launch(UNIT_NS::attnc_linear_states, dim3c{ATTNC_V / (16 * ATTNC_LS_WARPS), ATTNC_HOUT, (unsigned)a.nseq},
-               ATTNC_LS_WARPS * 32, 227 * 1024, p);
+    // (the training walk, attnc_linear_states_save, where the launcher takes it: saved states asked for)
+#if ATTNC_SAVES == 1
+    const auto walk = p.save_img ? UNIT_NS::attnc_linear_states_save : UNIT_NS::attnc_linear_states;
+#else
+    const auto walk = UNIT_NS::attnc_linear_states;
+#endif
+    cpu_launch(walk, dim3c{ATTNC_V / (16 * ATTNC_LS_WARPS), ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_LS_WARPS * 32, 227 * 1024, p);
     save_end(a, saved);
     split_saved_check(a, saved, ws_st);
 #else
