@@ -1749,24 +1749,10 @@ __device__ __forceinline__ void linear_states_walk(const attnc_params &p)
         // Training (p.save_img, as the sequential walk saves): at each chunk that starts one of the backward's,
         // S_in's bf16 image as the backward stores it, [KP][V] per backward slot and output head.  The warp
         // holds S^T: its 16 columns go through its own rows of shared memory (one element a store), then out 16
-        // bytes at a time.  The same rounding as the image above.
-        if constexpr (SAVE) {
-            if (((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
-                elt *rows = (elt *)(smem + L::img + warp * L::img_warp);
-#pragma unroll
-                for (int nt = 0; nt < ATTNC_KP / 8; nt++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        rows[(nt * 8 + tq * 2 + (e & 1)) * ATTNC_LS_LDI + gr + (e >> 1) * 8] = attnc_float_to_elt(St[nt][e]);
-                __syncwarp();
-                elt *dst = (elt *)p.save_img + ((size_t)((c0 >> p.save_shift) + n) * ATTNC_HOUT + h) * ATTNC_KP * ATTNC_V + vw;
-#pragma unroll
-                for (int i = lane; i < ATTNC_KP * 2; i += 32)
-                    *reinterpret_cast<attnc_u4 *>(dst + (size_t)(i >> 1) * ATTNC_V + (i & 1) * 8) =
-                        *reinterpret_cast<const attnc_u4 *>(rows + (i >> 1) * ATTNC_LS_LDI + (i & 1) * 8);
-                __syncwarp();   // (the rows are written again only at the next saved chunk)
-            }
-        }
+        // bytes at a time.  The same rounding as the image above.  Off the walk's critical path: the rows are
+        // written after U_hat's product is issued and copied out after the state's.
+        const bool saving = SAVE && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0;
+        elt *rows = (elt *)(smem + L::img + warp * L::img_warp);
         // U_hat^T = U^T + S_in^T (-W)^T   (16 x C)
         float Uh[ATTNC_C / 8][4];
 #pragma unroll
@@ -1775,6 +1761,12 @@ __device__ __forceinline__ void linear_states_walk(const attnc_params &p)
             for (int e = 0; e < 4; e++)
                 Uh[nt][e] = su[(nt * 8 + tq * 2 + (e & 1)) * ATTNC_LS_LDU + warp * 16 + gr + (e >> 1) * 8];
         mm_regs<ATTNC_C / 8, ATTNC_KP / 16, false>(Uh, St, sw, ATTNC_LDK, 0, lane);
+        if (saving)
+#pragma unroll
+            for (int nt = 0; nt < ATTNC_KP / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    rows[(nt * 8 + tq * 2 + (e & 1)) * ATTNC_LS_LDI + gr + (e >> 1) * 8] = attnc_float_to_elt(St[nt][e]);
         // U_hat for the output pass, [slot][V][C], as the tiles round it
         frag_rows_store<ATTNC_C / 8>(p.ws_uh + (slot * ATTNC_V + vw) * ATTNC_C, ATTNC_C, 0, 0, Uh, lane);
         // S_out^T = e^{b_L} S_in^T + U_hat^T Kd
@@ -1784,6 +1776,15 @@ __device__ __forceinline__ void linear_states_walk(const attnc_params &p)
             for (int e = 0; e < 4; e++)
                 St[nt][e] *= decay;
         mm_regs<ATTNC_KP / 8, ATTNC_C / 16>(St, Uh, skd, ATTNC_LDK, 0, lane);
+        if (saving) {
+            __syncwarp();
+            elt *dst = (elt *)p.save_img + ((size_t)((c0 >> p.save_shift) + n) * ATTNC_HOUT + h) * ATTNC_KP * ATTNC_V + vw;
+#pragma unroll
+            for (int i = lane; i < ATTNC_KP * 2; i += 32)
+                *reinterpret_cast<attnc_u4 *>(dst + (size_t)(i >> 1) * ATTNC_V + (i & 1) * 8) =
+                    *reinterpret_cast<const attnc_u4 *>(rows + (i >> 1) * ATTNC_LS_LDI + (i & 1) * 8);
+            __syncwarp();   // (the rows are written again only at the next saved chunk)
+        }
     }
     if (ATTNC_STATE_OUT && p.hT && h % (ATTNC_HOUT / ATTNC_HS) == 0)
 #pragma unroll
