@@ -426,7 +426,8 @@ static attnc_status load_schedule_image(attnc_ctx *ctx, attnc_kernel *k, const l
     const cg_entry *first = split ? &lk->cg.split[CG_SPLIT_WY] : &(cg_entry){.entry = lk->cg.entry, .smem_bytes = lk->cg.smem_bytes};
     bool ok = api_load_function(image, size, NULL, first->entry, first->smem_bytes, &k->sched_fn[s], &err);
     for (int pass = CG_SPLIT_STATES; ok && split && pass < CG_SPLIT_PASSES; pass++)
-        ok = !lk->cg.split[pass].entry || api_load_function(NULL, 0, k->sched_fn[s], lk->cg.split[pass].entry, lk->cg.split[pass].smem_bytes,
+        ok = !lk->cg.split[pass].entry ||   /* (the saving walk: only where the unit saves) */
+             api_load_function(NULL, 0, k->sched_fn[s], lk->cg.split[pass].entry, lk->cg.split[pass].smem_bytes,
                                &k->split_fn[pass], &err);
     bool group = s == SCHED_GROUPED && lk->cg.group.entry;
     if (ok && group)

@@ -577,9 +577,11 @@ static bool emit_linear(gen *g)
         k->split[CG_SPLIT_STATES] = (cg_entry){.entry = "attnc_linear_states", .threads = ls_warps * 32, .smem_bytes = ls_smem,
                                                .grid_x = g->sh.V / (16 * ls_warps)};
         k->split[CG_SPLIT_OUT] = (cg_entry){.entry = "attnc_linear_out", .threads = p->warps * 32, .smem_bytes = out_smem};
-        if (saved == CG_SAVED_BF16)
-            k->split[CG_SPLIT_STATES_SAVE] = (cg_entry){.entry = "attnc_linear_states_save", .threads = ls_warps * 32,
-                                                        .smem_bytes = ls_save_smem, .grid_x = g->sh.V / (16 * ls_warps)};
+        if (saved == CG_SAVED_BF16) {   /* the same walk's launch, with its images' rows */
+            k->split[CG_SPLIT_STATES_SAVE] = k->split[CG_SPLIT_STATES];
+            k->split[CG_SPLIT_STATES_SAVE].entry = "attnc_linear_states_save";
+            k->split[CG_SPLIT_STATES_SAVE].smem_bytes = ls_save_smem;
+        }
     }
     if (grouped)
         k->group = (cg_entry){.entry = "attnc_linear_group", .threads = p->warps * 32, .smem_bytes = group_smem};
