@@ -1071,7 +1071,7 @@ static_assert(attnc_bp_walk_layout::y % 16 == 0 && attnc_bp_walk_layout::ylo % 1
               ATTNC_BP_LDK * sizeof(elt) % 16 == 0 && ATTNC_BP_LDS * sizeof(elt) % 16 == 0 &&
               ATTNC_BP_LDV * sizeof(elt) % 16 == 0 && ATTNC_BP_LDC * sizeof(elt) % 16 == 0, "16-byte tile rows");
 
-template <bool REV>
+template <bool REV, bool RUNS_ONLY = false>
 __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
@@ -1085,10 +1085,12 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
     // p.bp_run == 0: the walk of sequence n's chunks (its order), the state carried from one to the next;
     // R > 0: the chunks of slots [blockIdx.x R, + R) each on its own, its product alone into its slot's image
-    // (and, forward, its decay into ws_decay) for bp_scan_walk
+    // (and, forward, its decay into ws_decay) for bp_scan_walk.  RUNS_ONLY: the _run kernels, launched for runs
+    // alone, compile no walk (its carried state spilled simple_gla's forward one at 128 registers)
     const int run = p.bp_run;
+    const bool walk = !RUNS_ONLY && run == 0;
     int bos = 0, eos = 0, first = 0, end;
-    if (run == 0) {
+    if (walk) {
         attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
         end = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
     } else {
@@ -1099,7 +1101,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     // the sequence's end; from `it` on, the first that exists (a slot with no chunk is skipped), `end` where
     // none does
     auto chunk_from = [&](int it, int &cn, int &cc0, int &ceos) -> int {
-        if (run == 0) {
+        if (walk) {
             cn = n, cc0 = bp_walk_c0<REV>(bos, end, it), ceos = eos;
             return it;
         }
@@ -1111,7 +1113,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     const bool owner = m0 < ATTNC_BP_KP;   // this warp holds state rows m0 .. m0 + 15
     unsigned char *image = REV ? (unsigned char *)p.ws_dso : (unsigned char *)p.ws_sin;
     float acc[NT][4];
-    if (run == 0)
+    if (walk)
         bp_walk_init<REV, NT>(p, acc, n, h, m0, v0, lane);
     else
         bp_zero<NT>(acc);
@@ -1187,7 +1189,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             __syncthreads();
         }
         if constexpr (!REV && ATTNC_BP_GATED)   // runs: the chunk's decay, once (the first V slice)
-            if (run != 0 && blockIdx.z == 0)
+            if (!walk && blockIdx.z == 0)
                 for (int d = tid; d < ATTNC_B_GK; d += ATTNC_B_THREADS)
                     p.ws_decay[((size_t)slot * ATTNC_HOUT + h) * ATTNC_B_GK + d] = bp_dec(BP_B(g, ATTNC_BP_C - 1, d));
         // Kd = K e^{b_L - b} (forward) or Qg = Q e^{b} (reverse), rounded once more to the tile type (per
@@ -1200,7 +1202,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         // (state row d times e^{b_L} of its channel)
         // (the products written out in both branches: one shared copy between the walk's image store and the
         // runs' measured 3-6 % slower walks on the H200, simple_gla and gla at 8192 and 32768, fifteenth session)
-        if (owner && run != 0) {   // the chunk's product alone
+        if (owner && !walk) {   // the chunk's product alone
             bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
             if constexpr (!REV && ATTNC_BP_VLO)
                 bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Ylo, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
@@ -1240,7 +1242,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         // comes before it, the held rows' landing, writes only the staging, which no product reads)
         it = next, cn = next_n, c0 = next_c0, ceos = next_eos;
     }
-    if (REV && run == 0)
+    if (REV && walk)
         bp_walk_dh0<NT>(p, acc, n, h, m0, v0, lane);
 }
 
@@ -1267,14 +1269,14 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
 #if ATTNC_BWD_WANT(ATTNC_BK_P_STATES_RUN)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_states_run(attnc_bwd_params p)
 {
-    bp_walk<false>(p);
+    bp_walk<false, true>(p);
 }
 #endif
 
 #if ATTNC_BWD_WANT(ATTNC_BK_P_DSTATES_RUN)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_dstates_run(attnc_bwd_params p)
 {
-    bp_walk<true>(p);
+    bp_walk<true, true>(p);
 }
 #endif
 #endif
