@@ -709,6 +709,40 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
 #endif   // !ATTNC_BP_WIDE_PASS
 
 // ---- attnc_bwdp_wy_adjoint: the WY form's adjoint, per chunk ---------------------------------------------
+#if ATTNC_BD_ADJ2
+// Two CTAs of 8 warps an SM (passes/grad.c's bd_adj_two: no remainder tiles, no gate; DeltaNet), so that one
+// CTA's loads run under the other's products: the kernel's stages are short and each waits at a barrier, and
+// at one CTA of 16 warps no warp was eligible 63 % of the time (ncu, bench/RESULTS.md).  About half the
+// shared memory of the layout below: no lo tiles; E not kept (formed again where dbeta's pair terms read it);
+// dW held in the warps' accumulators over a barrier and stored over S_in's image, dT after it; X over V
+// and F over dU_hat once those are read; the row sums Y_q . v_q and Z_q . k_q taken in the dT stage as
+// sum_r T_rq (dU_hat_r . v_q) and sum_r T_rq (dW_r . k_q), from the products dT is formed of, so that V is
+// not read after it.
+struct attnc_bd_adj_layout {   // offsets in bytes
+    static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);             // one C x C tile
+    static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
+    static constexpr unsigned NB = ATTNC_BP_C / 16;
+    static constexpr unsigned k = 0;                                                     // K [C][LDK]
+    static constexpr unsigned v = k + CK;                                                // V [C][LDV], then X [C][LDC]
+    static constexpr unsigned g = v + CV;                                                // b [C]
+    static constexpr unsigned beta = g + ATTNC_BP_C * 4;                                  // beta [C]
+    static constexpr unsigned t = beta + ATTNC_BP_C * 4;                                  // the l2norm's row sums [2 KP/16][C]
+    static constexpr unsigned red = t + 2 * (ATTNC_BP_KP / 16) * ATTNC_BP_C * 4;          // y, z, pair parts [NB][C] each
+    static constexpr unsigned red_y = red, red_z = red_y + NB * ATTNC_BP_C * 4, red_p = red_z + NB * ATTNC_BP_C * 4;
+    static constexpr unsigned th = red_p + NB * ATTNC_BP_C * 4;                           // T [C][LDC]
+    // one region: first the staged input rows, then S_in's image, then dW [C][LDK] and dT [C][LDC] over it
+    static constexpr unsigned s = th + CC;                                               // S_in [KP][LDV]
+    static constexpr unsigned duh = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);         // dU_hat [C][LDV], then F [C][LDC]
+    static constexpr unsigned dwh = s, dth = s + CK, xh = v, fh = duh;
+    static constexpr unsigned e = t, tl = th, dtl = dth, dul = duh, dwl = dwh, xl = xh, fl = fh;   // (none: no lo tiles, no E)
+    static constexpr unsigned stage = s;
+    static constexpr unsigned end_a = duh + CV, end_b = stage + ATTNC_BP_STAGE_BYTES;
+    static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
+};
+static_assert(!ATTNC_BP_PLO && !ATTNC_BP_GATED && attnc_bd_adj_layout::CK + attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::duh - attnc_bd_adj_layout::s &&
+                  attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::CV,
+              "the two-CTA adjoint: hi tiles, no gate; dW and dT within the image's place, X and F within V's and dU_hat's");
+#else
 struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);             // one C x C tile
     static constexpr unsigned k = 0;                                                     // K [C][LDK]
@@ -722,6 +756,7 @@ struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned dth = tl + CC;                                              // dT hi, lo
     static constexpr unsigned dtl = dth + CC;
     static constexpr unsigned red = dtl + CC;                                             // row sums [8][C] x 2, [4][C]
+    static constexpr unsigned red_y = red, red_z = red_y + 8 * ATTNC_BP_C * 4, red_p = red_z + 8 * ATTNC_BP_C * 4;
     // one region: first the staged input rows, then S_in's image, dU_hat and dW (hi, lo);
     // X = T^T dT (hi, lo) over the image once dW is formed, F (hi, lo) over dU_hat once dT and Y are, each
     // where it fits (K >= C, V >= C), else after the region (passes/grad.c's grad_bd_adj_smem: the same sums)
@@ -739,6 +774,7 @@ struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned end_b = stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
 };
+#endif
 static_assert(attnc_bd_adj_layout::v % 16 == 0 && attnc_bd_adj_layout::e % 16 == 0 && attnc_bd_adj_layout::th % 16 == 0 &&
               attnc_bd_adj_layout::CC % 16 == 0 && attnc_bd_adj_layout::s % 16 == 0 && attnc_bd_adj_layout::duh % 16 == 0 &&
               attnc_bd_adj_layout::dul % 16 == 0 && attnc_bd_adj_layout::dwh % 16 == 0 && attnc_bd_adj_layout::dwl % 16 == 0 &&
@@ -760,12 +796,44 @@ __device__ __forceinline__ void bd_row_dots(const float (*acc)[4], const elt *X,
     bp_quad_parts(part, red + cg * ATTNC_BP_C, m0, lane);
 }
 
+// The two-CTA adjoint's column sums (y and z of its dT stage): for a 16 x 16 block of a1_rq = dU_hat_r . v_q
+// and a2_rq = dW_r . k_q (rows r0.., columns q0..), sum_r T_rq a1_rq and sum_r T_rq a2_rq (T_rq for q <= r)
+// per column q into ry[q], rz[q]: each lane's two rows, then the eight row groups over the lanes of a column.
+__device__ __forceinline__ void bd_column_parts(const float (*a1)[4], const float (*a2)[4], const elt *Th, int r0, int q0, float *ry,
+                                                float *rz, int lane)
+{
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            float y = 0.f, z = 0.f;
+#pragma unroll
+            for (int i = e; i < 4; i += 2) {
+                const int r = bp_row(r0, lane, i), q = bp_col(q0, nt, lane, i);
+                const float t = q <= r ? attnc_elt_to_float(Th[r * ATTNC_BP_LDC + q]) : 0.f;
+                y += t * a1[nt][i];
+                z += t * a2[nt][i];
+            }
+#pragma unroll
+            for (int o = 4; o < 32; o <<= 1) {
+                y += __shfl_xor_sync(0xffffffffu, y, o);
+                z += __shfl_xor_sync(0xffffffffu, z, o);
+            }
+            if (lane < 4) {
+                const int q = bp_col(q0, nt, lane, e);
+                ry[q] = y;
+                rz[q] = z;
+            }
+        }
+}
+
 #if ATTNC_BP_WIDE_PASS == ATTNC_BD_WIDE_ADJ   // the unit's one adjoint: 8 warps, or 16 in the wide pass
 #if ATTNC_BWD_WANT(ATTNC_BK_P_WY_ADJOINT)
-extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_adjoint(attnc_bwd_params p)
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ2 ? 2 : 1) attnc_bwdp_wy_adjoint(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
     using L = attnc_bd_adj_layout;
+    constexpr bool TWO = ATTNC_BD_ADJ2;   // the two-CTA form (its layout's comment)
     constexpr int C = ATTNC_BP_C, LDF = ATTNC_BD_LDF, NB = C / 16;
     constexpr int NTK = ATTNC_BP_NT(ATTNC_BP_KP), NGK = ATTNC_BP_KP / (8 * NTK);
     constexpr int NTV = ATTNC_BP_NT(ATTNC_BP_VP), NGV = ATTNC_BP_VP / (8 * NTV);
@@ -781,7 +849,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     elt *DWh = (elt *)(bsm + L::dwh), *DWl = (elt *)(bsm + L::dwl), *Fh = (elt *)(bsm + L::fh), *Fl = (elt *)(bsm + L::fl);
     elt *dTh = (elt *)(bsm + L::dth), *dTl = (elt *)(bsm + L::dtl), *Xh = (elt *)(bsm + L::xh), *Xl = (elt *)(bsm + L::xl);
     float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
-    float *red_y = (float *)(bsm + L::red), *red_z = red_y + 8 * C, *red_p = red_z + 8 * C;
+    float *red_y = (float *)(bsm + L::red_y), *red_z = (float *)(bsm + L::red_z), *red_p = (float *)(bsm + L::red_p);
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
@@ -796,7 +864,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     bp_img_regs img;   // S_in's image: its loads issued now, under the rows and E, and waited for after them
     bp_image_issue(img_in, img);
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
-    bd_form_e(K, g, E);   // E for dbeta's and the gate's pair terms
+    if constexpr (!TWO)
+        bd_form_e(K, g, E);   // E for dbeta's and the gate's pair terms
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
     bp_image_finish<false, false>(img, S, nullptr);   // hi only: no room for a lo tile here
     {   // every load issued before the first is used: 16 bytes each where the rows allow
@@ -826,8 +895,33 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         }
     }
     __syncthreads();
-    // dW = -dU_hat S_in^T (hi, lo)
-    for (int item = warp; item < NB * NGK; item += ATTNC_B_WARPS) {
+    // dW = -dU_hat S_in^T (hi, lo); the two-CTA form holds it over a barrier and stores it over the image
+    if constexpr (TWO) {
+        constexpr int NI = (NB * NGK + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS;
+        float acc[NI][NTK][4];
+#pragma unroll
+        for (int it = 0; it < NI; it++) {
+            const int item = warp + it * ATTNC_B_WARPS;
+            bp_zero<NTK>(acc[it]);
+            if (item < NB * NGK)
+                bp_mma<NTK, false, false>(acc[it], DUh, ATTNC_BP_LDV, item / NGK * 16, S, ATTNC_BP_LDV, item % NGK * 8 * NTK, 0,
+                                          ATTNC_BP_VP, lane);
+        }
+        __syncthreads();   // every warp has read the image
+#pragma unroll
+        for (int it = 0; it < NI; it++) {
+            const int item = warp + it * ATTNC_B_WARPS;
+            if (item < NB * NGK)
+#pragma unroll
+                for (int nt = 0; nt < NTK; nt++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int r = bp_row(item / NGK * 16, lane, i), c = bp_col(item % NGK * 8 * NTK, nt, lane, i);
+                        bd_put_split(DWh, DWl, r * ATTNC_BP_LDK + c, -acc[it][nt][i]);
+                    }
+        }
+    }
+    for (int item = warp; item < (TWO ? 0 : NB * NGK); item += ATTNC_B_WARPS) {
         const int m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
         float acc[NTK][4];
         bp_zero<NTK>(acc);
@@ -841,7 +935,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
             }
     }
     __syncthreads();
-    // dT_rq = beta_q (dU_hat_r . v_q + e^{b_q} dW_r . k_q), q <= r
+    // dT_rq = beta_q (dU_hat_r . v_q + e^{b_q} dW_r . k_q), q <= r; in the two-CTA form also the parts of
+    // y_q = Y_q . v_q = sum_r T_rq (dU_hat_r . v_q) and z_q = Z_q . k_q = sum_r T_rq (dW_r . k_q) over this
+    // item's rows, per column (every (block row, column) written: zero above the diagonal)
     for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
         const int mi = item / NB, nj = item % NB;
         float a1[2][4], a2[2][4];
@@ -858,6 +954,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
                 const int r = bp_row(mi * 16, lane, i), q = bp_col(nj * 16, nt, lane, i);
                 bd_put_split(dTh, dTl, r * ATTNC_BP_LDC + q, q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f);
             }
+        if constexpr (TWO)
+            bd_column_parts(a1, a2, Th, mi * 16, nj * 16, red_y + mi * C, red_z + mi * C, lane);
     }
     __syncthreads();
     // Y = T^T dU_hat: dv = diag(beta) Y over the chunk kernel's dU_hat, or into the value tensor's gradient
@@ -868,7 +966,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
         float acc[NTV][4];
         bp_zero<NTV>(acc);
         bd_mma_split<NTV, true, true>(acc, Th, Tl, ATTNC_BP_LDC, m0, DUh, DUl, ATTNC_BP_LDV, n0, m0, C, lane);
-        bd_row_dots<NTV>(acc, V, ATTNC_BP_LDV, m0, n0, cg, red_y, lane);
+        if constexpr (!TWO)
+            bd_row_dots<NTV>(acc, V, ATTNC_BP_LDV, m0, n0, cg, red_y, lane);
 #pragma unroll
         for (int nt = 0; nt < NTV; nt++) {
 #pragma unroll
@@ -878,7 +977,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
                                                                                lane, c0, nrows, h);
         }
     }
-    // X = T^T dT: X_rq = sum_{i >= max(r, q)} T_ir dT_iq (hi, lo), over the image (dW is formed; Y does not read it)
+    // X = T^T dT: X_rq = sum_{i >= max(r, q)} T_ir dT_iq (hi, lo), over the image (dW is formed; Y does not read it),
+    // in the two-CTA form over V (read by dT alone there)
     for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
         const int m0 = item / NB * 16, n0 = item % NB * 16;
         float acc[2][4];
@@ -896,13 +996,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     __syncthreads();
     // dA_rj = -sum_{q <= j} X_rq T_jq (j < r), in the epilogue: F_rj = beta_r dA_rj e^{b_r - b_j} (hi, lo) over
     // dU_hat, the pair part of dbeta (sum_j dA_rj E_rj, per block column) and the gate's pair terms
-    // beta_r dA_rj E_rj over E
+    // beta_r dA_rj E_rj over E; the two-CTA form forms its block of E here (bd_form_e's arithmetic)
     for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
         const int mi = item / NB, nj = item % NB;
-        float acc[2][4];
+        float acc[2][4], ek[2][4];
         bp_zero<2>(acc);
+        bp_zero<2>(ek);
         if (nj <= mi) {
             bd_mma_split<2, false, false>(acc, Xh, Xl, ATTNC_BP_LDC, mi * 16, Th, Tl, ATTNC_BP_LDC, nj * 16, 0, nj * 16 + 16, lane);
+            if constexpr (TWO)
+                bp_mma<2, false, false>(ek, K, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
         }
         float part[2] = {0.f, 0.f};
 #pragma unroll
@@ -912,9 +1015,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
                 const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
                 const float da = j < r ? -acc[nt][i] : 0.f;
                 bd_put_split(Fh, Fl, r * ATTNC_BP_LDC + j, beta[r] * da * bp_dec(g[r] - g[j]));
-                const float t = da * E[r * LDF + j];
-                part[i >> 1] += t;
-                E[r * LDF + j] = beta[r] * t;
+                if constexpr (TWO) {
+                    part[i >> 1] += da * (j < r ? ek[nt][i] * bp_dec(g[r] - g[j]) : 0.f);
+                } else {
+                    const float t = da * E[r * LDF + j];
+                    part[i >> 1] += t;
+                    E[r * LDF + j] = beta[r] * t;
+                }
             }
         bp_quad_parts(part, red_p + nj * C, mi * 16, lane);
     }
@@ -925,7 +1032,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     // held over the next barrier, their rows' sums over the column groups meeting in T's fp32 place, which no
     // one reads any more)
     void *const dk_direct = bp_direct<ATTNC_BP_DK_TENSOR>(p);
-    static_assert(!ATTNC_BP_DK_L2 || 2 * NGK <= LDF, "the l2norm's row sums in T's place");
+    static_assert(!ATTNC_BP_DK_L2 || 2 * NGK <= (TWO ? 2 * (ATTNC_BP_KP / 16) : LDF), "the l2norm's row sums in T's place");
     auto dk_item = [&](int item, float (*acc)[4]) {
         const int m0 = item / NGK * 16, cg = item % NGK, n0 = cg * 8 * NTK;
         // the chunk kernel's dk, loaded before the products so that they cover the latency: a pair of adjacent
@@ -948,7 +1055,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
             }
         bp_zero<NTK>(acc);
         bd_mma_split<NTK, true, true>(acc, Th, Tl, ATTNC_BP_LDC, m0, DWh, DWl, ATTNC_BP_LDK, n0, m0, C, lane);
-        bd_row_dots<NTK>(acc, K, ATTNC_BP_LDK, m0, n0, cg, red_z, lane);
+        if constexpr (!TWO)
+            bd_row_dots<NTK>(acc, K, ATTNC_BP_LDK, m0, n0, cg, red_z, lane);
 #pragma unroll
         for (int nt = 0; nt < NTK; nt++)
 #pragma unroll
@@ -972,9 +1080,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_wy_a
     // (the row prefixes and each token's sum over r >= s were two chains of up to C steps before)
     if (tid < C) {
         float y = 0.f, z = 0.f, pair = 0.f;
-        for (int cg = 0; cg < NGV; cg++)
+        for (int cg = 0; cg < (TWO ? NB : NGV); cg++)   // (two-CTA: per block row)
             y += red_y[cg * C + tid];
-        for (int cg = 0; cg < NGK; cg++)
+        for (int cg = 0; cg < (TWO ? NB : NGK); cg++)
             z += red_z[cg * C + tid];
         for (int nj = 0; nj < NB; nj++)
             pair += red_p[nj * C + tid];

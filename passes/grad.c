@@ -515,8 +515,13 @@ unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage,
     return 3 * C * (KP + 8) * 2 + 2 * C * (VS + 8) * 2 + 2 * C * (C + 8) * 2 + KP * (VS + 8) * 2 + C * 4 + stage + do_bytes;
 }
 
-unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
+unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool two)
 {
+    if (two) {   /* K, V, b, beta, the l2norm's sums, y / z / pair parts, T; then S_in's image and dU_hat (or the stage) */
+        unsigned s = C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + 2 * (KP / 16) * C * 4 + 3 * (C / 16) * C * 4 + C * (C + 8) * 2;
+        unsigned end_a = s + KP * (VP + 8) * 2 + C * (VP + 8) * 2, end_b = s + stage;
+        return end_a > end_b ? end_a : end_b;
+    }
     unsigned s = C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + 2 * C * (C + 1) * 4 + 4 * C * (C + 8) * 2 + 20 * C * 4;
     unsigned cc2 = 2 * C * (C + 8) * 2;   /* X or F, hi and lo: over the image / dU_hat where they fit, else after */
     unsigned end_a = s + KP * (VP + 8) * 2 + 2 * C * (VP + 8) * 2 + 2 * C * (KP + 8) * 2;
@@ -722,7 +727,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
          * in its GPU cases (bench/RESULTS.md, twenty-sixth session) */
         bool dg = gp->transition != IR_TR_IDENTITY, plo = params_summed(m, gp);
         bool slo = plo && grad_bp_chunk_smem(C, KP, VP, false, false, true, plo, false, false, stage, BP_WARPS) <= GRAD_MAX_SMEM;
-        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage);
+        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage, false);
         unsigned chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, plo, false, false, stage, BP_WARPS);
         if (wy > GRAD_MAX_SMEM || walk > GRAD_MAX_SMEM || adj > GRAD_MAX_SMEM || chunk > GRAD_MAX_SMEM)
             continue;
@@ -741,7 +746,15 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, false);
         gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
         gp->bp_walk_smem = walk;
-        gp->bd_adj_warps = chunk_warps(C, KP, VP);
+        /* the adjoint at two CTAs of 8 warps an SM where its compact layout applies (hi tiles, no gate: the
+         * same condition as bd_walk_duh below) and fits twice: dW and dT within the image's place, X and F
+         * within V's and dU_hat's (ATTNC_BD_ADJ2, codegen/linear_bwd_delta_kernel.cuh) */
+        unsigned two = grad_bd_adj_smem(C, KP, VP, stage, true);
+        gp->bd_adj_two = !plo && gp->transition == IR_TR_IDENTITY && C * (KP + 8) + C * (C + 8) <= KP * (VP + 8) &&
+                         C <= VP && 2 * (two + 1024) <= 228u * 1024u;
+        gp->bd_adj_warps = gp->bd_adj_two ? BP_WARPS : chunk_warps(C, KP, VP);
+        if (gp->bd_adj_two)
+            adj = two;
         plan_chunk_warps(gp, true, C, KP, VP, false, false, slo, plo, false, false, stage);
         gp->bp_slo = slo;
         gp->bp_dg = dg;
@@ -771,7 +784,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
 
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
-    gp->parallel = gp->bp_delta = gp->bd_walk_duh = gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
+    gp->parallel = gp->bp_delta = gp->bd_walk_duh = gp->bd_adj_two = gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
     gp->bp_direct[0] = gp->bp_direct[1] = gp->bp_direct[2] = false;
     gp->bp_direct_l2[0] = gp->bp_direct_l2[1] = gp->bp_direct_l2[2] = false;
     bool diag = gp->transition == IR_TR_DIAG;

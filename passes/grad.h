@@ -59,7 +59,8 @@ typedef struct grad_plan {
                               * fp32 tiles KP x VP floats (grad.c's image_bytes) */
     unsigned bp_walk_smem, bp_chunk_smem; /* attnc_bp_walk_layout, attnc_bp_chunk_layout */
     uint32_t bp_chunk_warps; /* attnc_bwdp_chunk's CTA: 8 warps, or 16 (the wide kernel, ATTNC_BP_WIDE_CHUNK) */
-    uint32_t bd_adj_warps;   /* attnc_bwdp_wy_adjoint's likewise (ATTNC_BD_WIDE_ADJ) */
+    uint32_t bd_adj_warps;   /* attnc_bwdp_wy_adjoint's likewise (ATTNC_BD_WIDE_ADJ), or 8 with bd_adj_two */
+    bool bd_adj_two;         /* the adjoint's compact layout, two CTAs an SM (ATTNC_BD_ADJ2; grad.c's delta_plan) */
     /* the chunk's raw input rows, copied asynchronously into shared memory (cp.async) before the roles
      * are formed from them: per tensor the offset of its rows (~0u: not read by a role, or not per
      * token), and the bytes of one chunk of them; in the state walks the output gradient's rows beside
@@ -132,7 +133,7 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
 /* The delta rule's (16-bit tiles): attnc_bwdp_wy, the walks (do_bytes: dO's slice), attnc_bwdp_wy_adjoint. */
 unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
 unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage, unsigned do_bytes);
-unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
+unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool two);
 
 /* passes/grad_softmax.c.  The softmax part's plan: false (gp untouched) when a softmax role is computed
  * rather than an input as stored (the query may carry a constant factor), which the forward does not run
