@@ -473,6 +473,35 @@ static void emit_adjoint_fn(bgen *g)
     attnc_buf_puts(b, "}\n");
 }
 
+/* Per staged tensor, the roles its rows feed (CG_ROLE_* bits): each kernel of the parallel schedule copies
+ * only the rows of the roles it reads (the WANT of attnc_bwd_stage_issue, linear_bwd_par_kernel.cuh's
+ * bp_stage_want), e.g. no q in the delta rule's attnc_bwdp_wy and adjoint, no v in its chunk kernel, which
+ * reads U_hat.  A staged tensor no role reads is copied for every kernel. */
+static void plan_stage_roles(const ir_module *m, attnc_arena *a, const unsigned *stage_off, unsigned *roles)
+{
+    const ir_linear *l = &m->linear;
+    const ir_ref roots[] = {l->query, l->key, l->value, l->gate, l->beta, l->igate};
+    const unsigned bits[] = {CG_ROLE_Q, CG_ROLE_K, CG_ROLE_V, CG_ROLE_GATE, CG_ROLE_BETA, CG_ROLE_BETA};
+    unsigned *reach = attnc_arena_alloc(a, m->nvalues * sizeof *reach);   /* the roles each value feeds */
+    memset(roles, 0, CG_MAX_TENSORS * sizeof *roles);
+    if (reach && l->present) {
+        for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
+            if (roots[i] != IR_NONE)
+                reach[roots[i]] |= bits[i];
+        for (ir_ref r = m->nvalues - 1; r >= 1; r--) {   /* operands come before their users */
+            const ir_value *v = &m->values[r];
+            for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
+                if (v->arg[k] != IR_NONE)
+                    reach[v->arg[k]] |= reach[r];
+            if (v->op == IR_OP_INPUT && v->aux < CG_MAX_TENSORS)
+                roles[v->aux] |= reach[r];
+        }
+    }
+    for (uint32_t i = 0; i < m->ntensors && i < CG_MAX_TENSORS; i++)
+        if (stage_off[i] != ~0u && roles[i] == 0)
+            roles[i] = CG_ROLES_ALL;
+}
+
 /* The chunk kernel and the delta rule's adjoint at 16 warps, in the wide pass (emit_wide_pass). */
 static bool wide_chunk(const grad_plan *gp)
 {
@@ -510,7 +539,7 @@ static void emit_kernel_numbers(attnc_buf *b)
 
 /* The staging function's declaration (its definition comes at the unit's end, with the role functions). */
 static const char stage_issue_decl[] =
-    "template <bool UNROLL>\n"
+    "template <bool UNROLL, unsigned WANT = ATTNC_ROLES_ALL>\n"
     "__device__ __forceinline__ void attnc_bwd_stage_issue(const attnc_bwd_params &p, int c0, int eos, int h, unsigned char *stage,\n"
     "                                                      attnc_bwd_stage_held *held = nullptr);\n";
 
@@ -666,7 +695,12 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     attnc_buf_puts(b, "__device__ __forceinline__ void attnc_bwd_adjoint(const attnc_bwd_params &p, int t, int h, int lane);\n");
     attnc_buf_printf(b, "#define ATTNC_B_CAUSAL_LINEAR %d\n", gp->linear && !gp->bidir && !gp->parallel);
     cg_values staged = g.ev;   /* the parallel schedule's staged rows (passes/grad.c's bp_stage_off) */
+    unsigned stage_roles[CG_MAX_TENSORS];
     staged.stage_off = gp->bp_stage_off;
+    if (gp->parallel) {
+        plan_stage_roles(m, a, gp->bp_stage_off, stage_roles);
+        staged.stage_roles = stage_roles;
+    }
     attnc_buf_puts(b, attnc_linear_bwd_kernel_src);
     if (gp->parallel) {
         attnc_buf_printf(b, "\n// ---- the chunk-parallel schedule (passes/grad.c): chunk %u, tiles K %u, V %u, V slice %u ----\n"

@@ -406,7 +406,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
     elt *Wh = (elt *)(bsm + L::wh), *Wl = (elt *)(bsm + L::wl), *Uh = (elt *)(bsm + L::uh), *Ul = (elt *)(bsm + L::ul);
     float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
 
-    attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
+    attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_V)>(p, c0, eos, h, bsm + L::stage);   // (no q rows)
     bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     const elt *img = (const elt *)((const unsigned char *)p.ws_sin + bp_image(slot, h));
     constexpr int IMG_UNITS = ATTNC_BP_VP * (int)sizeof(elt) / 16;
@@ -545,10 +545,13 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     // the roles formed through the value DAG: k (forward), q and k (reverse), those that are not bf16 inputs
     // as stored (those are copied from the staged rows)
     constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0);
+    // the rows it copies: the reverse walk's q and k; the forward walk all (with k alone its registers grew by
+    // one to 255 and spilled 4 bytes, sm_90a; it runs only where the forward saved no states)
+    constexpr unsigned SW = REV ? bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_Q) : ATTNC_ROLES_ALL;
     const int nchunks = (eos - bos + C - 1) / C;
     attnc_bwd_stage_held held;   // the next chunk's rows of 2 bytes, loaded under this chunk's work
     if (nchunks > 0)
-        bp_walk_issue<REV, W>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
+        bp_walk_issue<REV, W, SW>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
     for (int it = 0; it < nchunks; it++) {
         const int c0 = bp_walk_c0<REV>(bos, nchunks, it), nrows = min(C, eos - c0);
         const int slot = c0 / C + n;
@@ -579,7 +582,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         asm volatile("cp.async.wait_group 0;\n" ::: "memory");   // (W and U: nothing else is in flight)
         __syncthreads();
         if (it + 1 < nchunks)   // the next chunk's rows arrive while this one is used
-            bp_walk_issue<REV, W>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
+            bp_walk_issue<REV, W, SW>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
         if constexpr (ATTNC_BP_GATED) {
             if (warp == 0)
                 bp_scan(g, lane);
@@ -852,7 +855,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ2 ? 2 
     float *red_y = (float *)(bsm + L::red_y), *red_z = (float *)(bsm + L::red_z), *red_p = (float *)(bsm + L::red_p);
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
 
-    attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
+    attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_V)>(p, c0, eos, h, bsm + L::stage);   // (no q rows)
     {   // T's tiles as attnc_bwdp_wy saved them, copied with the staged rows (bd_rows_kv waits for both)
         const elt *tg = (const elt *)p.ws_t + bd_ttile(slot, h);
         constexpr int UNITS = C * (int)sizeof(elt) / 16;

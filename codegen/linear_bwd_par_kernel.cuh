@@ -987,13 +987,22 @@ __device__ __forceinline__ int bp_walk_c0(int bos, int nchunks, int it)
     return bos + (REV ? nchunks - 1 - it : it) * ATTNC_BP_C;
 }
 
-// The copies of a walk's chunk from token c0 into shared memory: its input rows and (reverse) its dO slice;
-// issued for the first chunk before the walk, and for the next while this one is used.
-template <bool REV, int W = ATTNC_BP_VS>
+// The staged input rows a kernel copies (attnc_bwd_stage_issue's WANT): those of the roles it reads (formed
+// through the value DAG or copied from the rows as they are), and always the gates' and beta's (a few bytes a
+// row); the generated staging copies a tensor where any role it feeds is wanted (codegen/cuda_bwd.c's
+// plan_stage_roles).
+__host__ __device__ constexpr unsigned bp_stage_want(unsigned roles)
+{
+    return roles | ATTNC_ROLE_GATE | ATTNC_ROLE_BETA;
+}
+
+// The copies of a walk's chunk from token c0 into shared memory: the input rows of the roles SW (a mask) and
+// (reverse) its dO slice; issued for the first chunk before the walk, and for the next while this one is used.
+template <bool REV, int W, unsigned SW>
 __device__ __forceinline__ void bp_walk_issue(const attnc_bwd_params &p, int c0, int eos, int h, int v0, unsigned char *stage,
                                               unsigned char *dstage, attnc_bwd_stage_held *held)
 {
-    attnc_bwd_stage_issue<false>(p, c0, eos, h, stage, held);   // (unrolled, gated_deltanet's bwdp_states spilled)
+    attnc_bwd_stage_issue<false, SW>(p, c0, eos, h, stage, held);   // (unrolled, gated_deltanet's bwdp_states spilled)
     if constexpr (REV)
         bp_stage_dout<W>(p, c0, min(ATTNC_BP_C, eos - c0), h, v0, dstage);
 }
@@ -1122,6 +1131,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     constexpr int XSTAGE = REV ? ATTNC_BP_Q_STAGE : ATTNC_BP_K_STAGE;
     constexpr int WANT = REV ? (XSTAGE < 0 ? ATTNC_ROLE_Q : 0)
                              : (XSTAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0);
+    constexpr unsigned SW = bp_stage_want(REV ? ATTNC_ROLE_Q : ATTNC_ROLE_K | ATTNC_ROLE_V);   // the rows it copies
     // the rows in registers (bp_roles) unless the forward walk forms a V slice whose columns are not its lanes'
     constexpr bool REGS = REV || ATTNC_BP_V_STAGE >= 0 || ATTNC_BP_VS % 32 == 0 || ATTNC_BP_VS == ATTNC_BP_VP;
     if constexpr (!REGS)
@@ -1130,7 +1140,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     int cn, c0, ceos;
     int it = chunk_from(first, cn, c0, ceos);
     if (it < end)
-        bp_walk_issue<REV>(p, c0, ceos, h, v0, stage, dstage, &held);
+        bp_walk_issue<REV, ATTNC_BP_VS, SW>(p, c0, ceos, h, v0, stage, dstage, &held);
     while (it < end) {
         const int nrows = min(ATTNC_BP_C, ceos - c0);
         const int slot = c0 / ATTNC_BP_C + cn;
@@ -1179,7 +1189,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         }
         __syncthreads();
         if (next < end)   // the next chunk's rows arrive while this one is used
-            bp_walk_issue<REV>(p, next_c0, next_eos, h, v0, stage, dstage, &held);
+            bp_walk_issue<REV, ATTNC_BP_VS, SW>(p, next_c0, next_eos, h, v0, stage, dstage, &held);
         if constexpr (ATTNC_BP_DIAG) {
             bp_scan_diag(g);
             __syncthreads();
@@ -1884,7 +1894,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     void *const dq_direct = bp_direct<ATTNC_BP_DQ_TENSOR>(p);
     void *const dk_direct = bp_direct<DKT>(p);
 
-    attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
+    // (the delta rule's value role is U_hat: no v rows)
+    attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_Q | ATTNC_ROLE_K | (ATTNC_BP_DELTA ? 0 : ATTNC_ROLE_V))>(p, c0, eos, h,
+                                                                                                           bsm + L::stage);
     bp_img_regs img;
     bp_image_issue(img_in, img);    // in flight while the rows are formed
     bp_load_rows(p, c0, nrows, h, bsm, true, slot);

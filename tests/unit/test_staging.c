@@ -38,7 +38,7 @@ static bool has(const attnc_blob *b, const char *text)
 /* The delta rule at chunk 32: beta (bf16, 2 bytes a token) held in registers in both walks, which land it
  * before they wait, each thread the pieces it issued (the forward's staging threads: the warp-specialised
  * walk's producers there); the forward's 16-byte copies (two a thread) unrolled, each input's behind the roles
- * it feeds; the backward's copies unconditional. */
+ * it feeds; the backward's likewise, by the roles each kernel reads. */
 static void two_byte_rows_are_held_and_chunk_32_unrolls(void **state)
 {
     (void)state;
@@ -56,11 +56,15 @@ static void two_byte_rows_are_held_and_chunk_32_unrolls(void **state)
     assert_true(has(&e.fwd, "if constexpr (WANT & 1u) {   // q: rows of 256 bytes"));
     assert_true(has(&e.fwd, "if constexpr (WANT & 4u) {   // v: rows of 256 bytes"));
     assert_true(has(&e.fwd, "if constexpr (WANT & 16u) {   // b: rows of 2 bytes, 2-byte loads held in registers"));
-    assert_false(has(&e.bwd, "WANT & 1u"));
+    /* the backward's too, by the roles each kernel reads (bp_stage_want: no q rows in the WY kernels, no v in
+     * the delta rule's chunk kernel) */
+    assert_true(has(&e.bwd, "if constexpr (WANT & 1u) {   // q: rows of 256 bytes"));
+    assert_true(has(&e.bwd, "if constexpr (WANT & 4u) {   // v: rows of 256 bytes"));
+    assert_true(has(&e.bwd, "template <bool UNROLL, unsigned WANT = ATTNC_ROLES_ALL>"));
     assert_true(has(&e.bwd, "struct attnc_bwd_stage_held {"));
     assert_true(has(&e.bwd, "attnc_bwd_stage_held_land(stage, held);\n        attnc_stage_wait();"));
-    assert_true(has(&e.bwd, "attnc_bwd_stage_issue<false>(p, c0, eos, h, stage, held);"));
-    assert_true(has(&e.bwd, "attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);"));
+    assert_true(has(&e.bwd, "attnc_bwd_stage_issue<false, SW>(p, c0, eos, h, stage, held);"));
+    assert_true(has(&e.bwd, "attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_V)>(p, c0, eos, h, bsm + L::stage);"));
     emitted_free(&e);
 }
 
