@@ -631,7 +631,8 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel);
         // reverse: dU_hat = P^T dO + Kd dS_out into Z, negated (the update subtracts W^T dU_hat: W^T (-dU_hat), the
         // same bits as (-W)^T dU_hat, rounding being symmetric)
-        float a2[NTU][4];   // DUH_LATE: warp's item (its only one), held past the update's products
+        int duh_r0 = -1, duh_n0 = 0;   // DUH_LATE: this warp's item, its stores held past the update's products
+        float duh[NTU][4];
         auto store_duh = [&](float (*a)[4], int r0, int n0) {   // the chunk kernel's dv (passes/grad.c's bd_walk_duh)
 #pragma unroll
             for (int nt = 0; nt < NTU; nt++)
@@ -639,6 +640,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         };
         for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
             const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
+            float a2[NTU][4];
             bp_zero<NTU>(a2);
             if constexpr (REV) {
                 bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, LDW, n0, r0, C, lane);
@@ -650,8 +652,17 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
                         const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
                         st2(Z + r * LDW + c, -a2[nt][i], -a2[nt][i + 1]);
                     }
-                if constexpr (ATTNC_BD_WALK_DUH && !DUH_LATE)
+                if constexpr (DUH_LATE) {
+                    duh_r0 = r0;
+                    duh_n0 = n0;
+#pragma unroll
+                    for (int nt = 0; nt < NTU; nt++)
+#pragma unroll
+                        for (int i = 0; i < 4; i++)
+                            duh[nt][i] = a2[nt][i];
+                } else if constexpr (ATTNC_BD_WALK_DUH) {
                     store_duh(a2, r0, n0);
+                }
             } else {
                 bp_mma<NTU, false, true>(a2, Wt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
                 bd_uhat_pairs<NTU>(
@@ -670,8 +681,8 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
                 bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, LDW, 0, 0, C, lane);
         }
         if constexpr (DUH_LATE)   // dU_hat's stores, issued under the update's products rather than before the barrier
-            if (warp < NB * NGU)
-                store_duh(a2, warp / NGU * 16, warp % NGU * 8 * NTU);
+            if (duh_r0 >= 0)
+                store_duh(duh, duh_r0, duh_n0);
         // (no barrier here: the next chunk's tiles are written only after the one at the loop's top, and the
         // held rows' landing before it writes only the staging, which no product reads)
     }
