@@ -633,11 +633,6 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         // same bits as (-W)^T dU_hat, rounding being symmetric)
         int duh_r0 = -1, duh_n0 = 0;   // DUH_LATE: this warp's item, its stores held past the update's products
         float duh[NTU][4];
-        auto store_duh = [&](float (*a)[4], int r0, int n0) {   // the chunk kernel's dv (passes/grad.c's bd_walk_duh)
-#pragma unroll
-            for (int nt = 0; nt < NTU; nt++)
-                bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, a[nt], r0, v0 + n0, nt, lane, c0, nrows, h);
-        };
         for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
             const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
             float a2[NTU][4];
@@ -660,8 +655,10 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 #pragma unroll
                         for (int i = 0; i < 4; i++)
                             duh[nt][i] = a2[nt][i];
-                } else if constexpr (ATTNC_BD_WALK_DUH) {
-                    store_duh(a2, r0, n0);
+                } else if constexpr (ATTNC_BD_WALK_DUH) {   // the chunk kernel's dv, formed here (passes/grad.c's bd_walk_duh)
+#pragma unroll
+                    for (int nt = 0; nt < NTU; nt++)
+                        bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, a2[nt], r0, v0 + n0, nt, lane, c0, nrows, h);
                 }
             } else {
                 bp_mma<NTU, false, true>(a2, Wt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
@@ -682,7 +679,9 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         }
         if constexpr (DUH_LATE)   // dU_hat's stores, issued under the update's products rather than before the barrier
             if (duh_r0 >= 0)
-                store_duh(duh, duh_r0, duh_n0);
+#pragma unroll
+                for (int nt = 0; nt < NTU; nt++)
+                    bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, duh[nt], duh_r0, v0 + duh_n0, nt, lane, c0, nrows, h);
         // (no barrier here: the next chunk's tiles are written only after the one at the loop's top, and the
         // held rows' landing before it writes only the staging, which no product reads)
     }
