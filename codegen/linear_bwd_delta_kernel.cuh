@@ -526,9 +526,6 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     using L = attnc_bd_walk_layout_w<W>;
     constexpr int C = ATTNC_BP_C, NT = W / 8, NB = C / 16, LDW = L::LDW;
     constexpr int NTU = ATTNC_BP_NT(W), NGU = W / (8 * NTU);   // U_hat, dU_hat items
-    // the reverse walk's dU_hat (the chunk kernel's dv) stored after the update's products are issued, where each
-    // warp has at most one item to hold over the barrier between them
-    constexpr bool DUH_LATE = REV && ATTNC_BD_WALK_DUH && NB * NGU <= ATTNC_B_WARPS;
     elt *X = (elt *)(bsm + L::x), *Kt = (elt *)(bsm + L::k), *Wt = (elt *)(bsm + L::w), *Y = (elt *)(bsm + L::y);
     elt *Z = (elt *)(bsm + L::z), *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *S = (elt *)(bsm + L::s);
     float *g = (float *)(bsm + L::g);
@@ -631,8 +628,6 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel);
         // reverse: dU_hat = P^T dO + Kd dS_out into Z, negated (the update subtracts W^T dU_hat: W^T (-dU_hat), the
         // same bits as (-W)^T dU_hat, rounding being symmetric)
-        int duh_r0 = -1, duh_n0 = 0;   // DUH_LATE: this warp's item, its stores held past the update's products
-        float duh[NTU][4];
         for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
             const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
             float a2[NTU][4];
@@ -647,19 +642,10 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
                         const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
                         st2(Z + r * LDW + c, -a2[nt][i], -a2[nt][i + 1]);
                     }
-                if constexpr (DUH_LATE) {
-                    duh_r0 = r0;
-                    duh_n0 = n0;
-#pragma unroll
-                    for (int nt = 0; nt < NTU; nt++)
-#pragma unroll
-                        for (int i = 0; i < 4; i++)
-                            duh[nt][i] = a2[nt][i];
-                } else if constexpr (ATTNC_BD_WALK_DUH) {   // the chunk kernel's dv, formed here (passes/grad.c's bd_walk_duh)
+                if constexpr (ATTNC_BD_WALK_DUH)   // the chunk kernel's dv, formed here (passes/grad.c's bd_walk_duh)
 #pragma unroll
                     for (int nt = 0; nt < NTU; nt++)
                         bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, a2[nt], r0, v0 + n0, nt, lane, c0, nrows, h);
-                }
             } else {
                 bp_mma<NTU, false, true>(a2, Wt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
                 bd_uhat_pairs<NTU>(
@@ -677,11 +663,6 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             if constexpr (REV)
                 bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, LDW, 0, 0, C, lane);
         }
-        if constexpr (DUH_LATE)   // dU_hat's stores, issued under the update's products rather than before the barrier
-            if (duh_r0 >= 0)
-#pragma unroll
-                for (int nt = 0; nt < NTU; nt++)
-                    bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, duh[nt], duh_r0, v0 + duh_n0, nt, lane, c0, nrows, h);
         // (no barrier here: the next chunk's tiles are written only after the one at the loop's top, and the
         // held rows' landing before it writes only the staging, which no product reads)
     }
