@@ -28,7 +28,9 @@
 //                          and dk where the key is a tensor (or its l2norm: bp_l2_finish), go straight
 //                          into the tensors' gradients (ATTNC_BP_DV_TENSOR, ATTNC_BP_DK_TENSOR).
 // The adjoint and the chunk kernel run 16 warps where passes/grad.c's chunk_warps says so (chunk 64, K, V >=
-// 128): defined in the wide pass of codegen/cuda_bwd.c (ATTNC_BD_WIDE_ADJ; linear_bwd_par_kernel.cuh's header).
+// 128): defined in the wide pass of codegen/cuda_bwd.c (ATTNC_BD_WIDE_ADJ; linear_bwd_par_kernel.cuh's header);
+// the adjoint without lo tiles or a gate (DeltaNet) instead runs two CTAs of 8 warps an SM in a compact layout
+// (ATTNC_BD_ADJ2, below).
 // The gate's WY terms, per factor (the log-weight rule; terms that do not cancel): each Kg_r = k_r e^{b_r}
 // gives G_r = e^{b_r} beta_r (k_r . Z_r) to every s <= r, each E_rj gives beta_r dA_rj E_rj to every
 // j < s <= r:  da_s += sum_{r >= s} (G_r + sum_{j < s} beta_r dA_rj E_rj).

@@ -130,7 +130,8 @@ unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bo
  * kernel's (bp_chunk_warps) */
 unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool plo, bool norm,
                             bool diag, unsigned stage, uint32_t warps);
-/* The delta rule's (16-bit tiles): attnc_bwdp_wy, the walks (do_bytes: dO's slice), attnc_bwdp_wy_adjoint. */
+/* The delta rule's (16-bit tiles): attnc_bwdp_wy, the walks (do_bytes: dO's slice), attnc_bwdp_wy_adjoint
+ * (two: its compact layout of two CTAs an SM, bd_adj_two). */
 unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
 unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage, unsigned do_bytes);
 unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool two);
