@@ -178,6 +178,12 @@ __device__ __forceinline__ void bd_mma16_f32(float (*acc)[4], const float *X, in
 // bd_form_e forms E, no barrier: the caller's makes it visible.  The solve runs in attnc_bwdp_wy alone, which
 // saves T for the adjoint (ws_t): the adjoint solved it again, with half its warps while the other half
 // formed dW and dT.
+// E_rj from its product k_r . k_j (0 on and above the diagonal).
+__device__ __forceinline__ float bd_e_elem(float kk, const float *g, int r, int j)
+{
+    return j < r ? kk * bp_dec(g[r] - g[j]) : 0.f;
+}
+
 __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E)
 {
     constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = ATTNC_B_WARPS;
@@ -193,7 +199,7 @@ __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
-                E[r * LDF + j] = j < r ? acc[nt][i] * bp_dec(g[r] - g[j]) : 0.f;
+                E[r * LDF + j] = bd_e_elem(acc[nt][i], g, r, j);
             }
     }
 }
@@ -916,19 +922,20 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ2 ? 2 
                         bd_put_split(DWh, DWl, r * ATTNC_BP_LDK + c, -acc[it][nt][i]);
                     }
         }
-    }
-    for (int item = warp; item < (TWO ? 0 : NB * NGK); item += ATTNC_B_WARPS) {
-        const int m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
-        float acc[NTK][4];
-        bp_zero<NTK>(acc);
-        bd_mma_split<NTK, false, false>(acc, DUh, DUl, ATTNC_BP_LDV, m0, S, nullptr, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
+    } else {
+        for (int item = warp; item < NB * NGK; item += ATTNC_B_WARPS) {
+            const int m0 = item / NGK * 16, n0 = item % NGK * 8 * NTK;
+            float acc[NTK][4];
+            bp_zero<NTK>(acc);
+            bd_mma_split<NTK, false, false>(acc, DUh, DUl, ATTNC_BP_LDV, m0, S, nullptr, ATTNC_BP_LDV, n0, 0, ATTNC_BP_VP, lane);
 #pragma unroll
-        for (int nt = 0; nt < NTK; nt++)
+            for (int nt = 0; nt < NTK; nt++)
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                bd_put_split(DWh, DWl, r * ATTNC_BP_LDK + c, -acc[nt][i]);
-            }
+                for (int i = 0; i < 4; i++) {
+                    const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                    bd_put_split(DWh, DWl, r * ATTNC_BP_LDK + c, -acc[nt][i]);
+                }
+        }
     }
     __syncthreads();
     // dT_rq = beta_q (dU_hat_r . v_q + e^{b_q} dW_r . k_q), q <= r; in the two-CTA form also the parts of
@@ -992,7 +999,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ2 ? 2 
     __syncthreads();
     // dA_rj = -sum_{q <= j} X_rq T_jq (j < r), in the epilogue: F_rj = beta_r dA_rj e^{b_r - b_j} (hi, lo) over
     // dU_hat, the pair part of dbeta (sum_j dA_rj E_rj, per block column) and the gate's pair terms
-    // beta_r dA_rj E_rj over E; the two-CTA form forms its block of E here (bd_form_e's arithmetic)
+    // beta_r dA_rj E_rj over E; the two-CTA form forms its block of E here (bd_e_elem, as bd_form_e)
     for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
         const int mi = item / NB, nj = item % NB;
         float acc[2][4], ek[2][4];
@@ -1012,7 +1019,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ2 ? 2 
                 const float da = j < r ? -acc[nt][i] : 0.f;
                 bd_put_split(Fh, Fl, r * ATTNC_BP_LDC + j, beta[r] * da * bp_dec(g[r] - g[j]));
                 if constexpr (TWO) {
-                    part[i >> 1] += da * (j < r ? ek[nt][i] * bp_dec(g[r] - g[j]) : 0.f);
+                    part[i >> 1] += da * bd_e_elem(ek[nt][i], g, r, j);
                 } else {
                     const float t = da * E[r * LDF + j];
                     part[i >> 1] += t;
