@@ -831,7 +831,15 @@ __device__ __forceinline__ void bd_column_parts(const float (*a1)[4], const floa
 
 #if ATTNC_BP_WIDE_PASS == ATTNC_BD_WIDE_ADJ   // the unit's one adjoint: 8 warps, or 16 in the wide pass
 #if ATTNC_BWD_WANT(ATTNC_BK_P_WY_ADJOINT)
-extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ2 ? 2 : 1) attnc_bwdp_wy_adjoint(attnc_bwd_params p)
+// Two of the compact layout's CTAs share an SM only where it has 228 KB of shared memory (sm_90 and later);
+// on sm_80's 164 KB one CTA runs alone, so asking ptxas for two there would only cap its registers at 128
+// and spill.
+#if ATTNC_BD_ADJ2 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define ATTNC_BD_ADJ_CTAS 2
+#else
+#define ATTNC_BD_ADJ_CTAS 1
+#endif
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS) attnc_bwdp_wy_adjoint(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
     using L = attnc_bd_adj_layout;
