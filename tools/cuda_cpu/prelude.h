@@ -1,14 +1,20 @@
-// tools/cuda_cpu/prelude.h: just enough of CUDA to run a generated backward unit on the CPU, one
-// std::thread per CUDA thread of a CTA (CTAs one after another), for checking kernels where no GPU is
-// at hand.  Barriers: __syncthreads over the CTA, __syncwarp and every warp primitive over the warp
-// (all 32 lanes must reach them, as the kernels' full masks promise).  ldmatrix and mma.sync m16n8k16
-// are emulated from their PTX definitions (fragment layouts of the PTX ISA); products are exact in
-// float (bf16 x bf16) and summed in float in k order, as the tensor cores' fp32 accumulation (up to
-// its internal order).  Not a performance model, and not a check of anything the hardware adds
-// (timing, memory ordering beyond the barriers).
+// tools/cuda_cpu/prelude.h: just enough of CUDA to run a generated backward unit on the CPU, for checking
+// kernels where no GPU is at hand.  Each CUDA thread of a CTA is a fiber (CTAs one after another), run on
+// one OS thread by a scheduler that switches only at barriers: __syncthreads over the CTA, named barriers,
+// __syncwarp and every warp primitive over the warp (all 32 lanes must reach them, as the kernels' full
+// masks promise).  Which waiting fiber runs next is drawn from a seeded generator, so that an order a
+// missing barrier depends on is not always the same one, yet every run is repeatable; a CTA whose fibers
+// all wait at barriers that cannot complete is a deadlock, reported and aborted rather than hung.
+// Under ThreadSanitizer (-fsanitize=thread) each CUDA thread is instead a std::thread and the barriers are
+// std::barrier, so that the sanitizer sees real threads and their synchronisation.
+// ldmatrix and mma.sync m16n8k16 are emulated from their PTX definitions (fragment layouts of the PTX ISA);
+// products are exact in float (bf16 x bf16) and summed in float in k order, as the tensor cores' fp32
+// accumulation (up to its internal order).  Not a performance model, and not a check of anything the
+// hardware adds (timing, memory ordering beyond the barriers).
 #pragma once
 #include <barrier>
 #include <cmath>
+#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -17,6 +23,13 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+#if defined(__SANITIZE_THREAD__)
+#define CPU_FIBERS 0
+#else
+#define CPU_FIBERS 1
+#include <sys/mman.h>
+#include <ucontext.h>
+#endif
 
 #define __device__
 #define __global__
@@ -47,27 +60,123 @@ inline float __fdividef(float a, float b) { return a / b; }
 inline float rsqrtf(float x) { return 1.f / sqrtf(x); }
 
 // ---- the CTA being run ---------------------------------------------------------------------------
+inline thread_local dim3c threadIdx, blockIdx;
+inline dim3c gridDim, blockDim;
+
+#if CPU_FIBERS
+// The fibers' switch.  On x86-64 it saves the SysV callee-saved registers on the stack it leaves and
+// pops them from the one it enters (no system call: glibc's swapcontext also saves the signal mask, and
+// that call was two thirds of a run); elsewhere ucontext's.
+#if defined(__x86_64__)
+extern "C" void cpu_switch_stack(void **save_sp, void *to_sp);
+__asm__(".text\n.weak cpu_switch_stack\n.type cpu_switch_stack,@function\ncpu_switch_stack:\n"
+        "pushq %rbp\npushq %rbx\npushq %r12\npushq %r13\npushq %r14\npushq %r15\n"
+        "movq %rsp, (%rdi)\nmovq %rsi, %rsp\n"
+        "popq %r15\npopq %r14\npopq %r13\npopq %r12\npopq %rbx\npopq %rbp\nret\n");
+struct cpu_context {
+    void *sp = nullptr;
+};
+inline void cpu_context_switch(cpu_context &from, cpu_context &to) { cpu_switch_stack(&from.sp, to.sp); }
+// A fiber's first entry: cpu_switch_stack pops six zero registers, then returns into start, whose own
+// return slot (never used: start does not return) keeps the stack aligned as at a call.
+inline void cpu_context_make(cpu_context &c, unsigned char *stack, size_t size, void (*start)())
+{
+    void **top = (void **)(((uintptr_t)(stack + size)) & ~(uintptr_t)15);
+    *--top = nullptr;
+    *--top = (void *)start;
+    for (int i = 0; i < 6; i++)
+        *--top = nullptr;
+    c.sp = top;
+}
+#else
+struct cpu_context {
+    ucontext_t uc;
+};
+inline void cpu_context_switch(cpu_context &from, cpu_context &to) { swapcontext(&from.uc, &to.uc); }
+inline void cpu_context_make(cpu_context &c, unsigned char *stack, size_t size, void (*start)())
+{
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = size;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, start, 0);
+}
+#endif
+
+// The fibers of one CTA and the order they run in.  A fiber runs until it waits at a barrier or ends; the
+// barrier's last arrival makes its waiters ready again.
+struct cpu_sched {
+    static constexpr size_t STACK = 1u << 20;   // per fiber; a PROT_NONE page below catches overflow
+    struct fiber {
+        cpu_context ctx;
+        unsigned char *stack = nullptr;
+    };
+    cpu_context main;
+    std::vector<fiber> fibers;
+    std::vector<unsigned> ready;
+    unsigned cur = 0, live = 0;
+    unsigned long long rng = 0x9e3779b97f4a7c15ull;
+    ~cpu_sched()
+    {
+        for (auto &f : fibers)
+            if (f.stack)
+                munmap(f.stack, STACK + 4096);
+    }
+    unsigned draw(unsigned n)   // xorshift64*: which ready fiber runs next
+    {
+        rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
+        return (unsigned)((rng * 2685821657736338717ull) >> 33) % n;
+    }
+    void block() { cpu_context_switch(fibers[cur].ctx, main); }   // the current fiber waits
+};
+inline cpu_sched *cpu_fibers;
+
+struct cpu_barrier {
+    ptrdiff_t expected, arrived = 0;
+    std::vector<unsigned> waiting;
+    explicit cpu_barrier(ptrdiff_t n) : expected(n) {}
+    bool count()   // one arrival; true where it completes the phase, whose waiters are then ready
+    {
+        if (++arrived < expected)
+            return false;
+        arrived = 0;
+        for (unsigned f : waiting)
+            cpu_fibers->ready.push_back(f);
+        waiting.clear();
+        return true;
+    }
+    void arrive_and_wait()
+    {
+        if (!count()) {
+            waiting.push_back(cpu_fibers->cur);
+            cpu_fibers->block();
+        }
+    }
+    void arrive() { (void)count(); }
+};
+#else
+using cpu_barrier = std::barrier<>;
+#endif
+
 struct cpu_cta {
-    std::barrier<> *all;
-    std::barrier<> *warp[32];
+    cpu_barrier *all;
+    cpu_barrier *warp[32];
     unsigned char *smem;
     alignas(16) unsigned char xbuf[32][32][64];   // per warp, per lane: exchange slots
     std::mutex named_mu;                          // named barriers (bar.sync id, threads), made at first use
-    std::barrier<> *named[16] = {};
+    cpu_barrier *named[16] = {};
 };
-inline thread_local dim3c threadIdx, blockIdx;
 inline thread_local cpu_cta *cpu_cur;
 inline thread_local unsigned char *cpu_smem;
-inline dim3c gridDim, blockDim;
 
 inline void __syncthreads() { cpu_cur->all->arrive_and_wait(); }
 [[noreturn]] inline void __trap() { std::abort(); }
 // bar.sync id, threads: the first thread to arrive makes the barrier for that many threads
-inline std::barrier<> *cpu_bar_get(unsigned id, unsigned threads)
+inline cpu_barrier *cpu_bar_get(unsigned id, unsigned threads)
 {
     std::lock_guard<std::mutex> lock(cpu_cur->named_mu);
     if (!cpu_cur->named[id])
-        cpu_cur->named[id] = new std::barrier<>((ptrdiff_t)threads);
+        cpu_cur->named[id] = new cpu_barrier((ptrdiff_t)threads);
     return cpu_cur->named[id];
 }
 inline void cpu_bar_named(unsigned id, unsigned threads) { cpu_bar_get(id, threads)->arrive_and_wait(); }
@@ -182,52 +291,122 @@ inline void cpu_mma16816(float *d, const unsigned *a, unsigned b0, unsigned b1, 
     unsigned mine[6] = {a[0], a[1], a[2], a[3], b0, b1};
     std::memcpy(buf[cpu_lane()], mine, sizeof mine);
     __syncwarp();
-    float A[16][16], B[16][8];
-    for (int l = 0; l < 32; l++) {
+    // this lane's outputs read rows gr and gr + 8 of A (held by lanes 4 gr .. 4 gr + 3) and columns 2 tq and
+    // 2 tq + 1 of B (lanes 8 tq .. 8 tq + 3 and 8 tq + 4 .. 8 tq + 7)
+    const int gr = cpu_lane() / 4, tq = cpu_lane() % 4;
+    float A[2][16], B[2][16];
+    for (int q = 0; q < 4; q++) {
         unsigned v[6];
-        std::memcpy(v, buf[l], sizeof v);
-        const int gr = l / 4, tq = l % 4;
-        const int ar[4] = {gr, gr + 8, gr, gr + 8}, ac[4] = {2 * tq, 2 * tq, 2 * tq + 8, 2 * tq + 8};
-        for (int i = 0; i < 4; i++) {
-            A[ar[i]][ac[i]] = cpu_half((unsigned short)(v[i] & 0xffffu), f16);
-            A[ar[i]][ac[i] + 1] = cpu_half((unsigned short)(v[i] >> 16), f16);
+        std::memcpy(v, buf[4 * gr + q], sizeof v);
+        for (int h = 0; h < 2; h++) {   // h: row gr (a0, a2) or gr + 8 (a1, a3)
+            A[h][2 * q] = cpu_half((unsigned short)(v[h] & 0xffffu), f16);
+            A[h][2 * q + 1] = cpu_half((unsigned short)(v[h] >> 16), f16);
+            A[h][2 * q + 8] = cpu_half((unsigned short)(v[h + 2] & 0xffffu), f16);
+            A[h][2 * q + 9] = cpu_half((unsigned short)(v[h + 2] >> 16), f16);
         }
-        B[2 * tq][gr] = cpu_half((unsigned short)(v[4] & 0xffffu), f16);
-        B[2 * tq + 1][gr] = cpu_half((unsigned short)(v[4] >> 16), f16);
-        B[2 * tq + 8][gr] = cpu_half((unsigned short)(v[5] & 0xffffu), f16);
-        B[2 * tq + 9][gr] = cpu_half((unsigned short)(v[5] >> 16), f16);
+        for (int j = 0; j < 2; j++) {   // j: column 2 tq + j, held as b0, b1 by the lanes whose gr it is
+            std::memcpy(v, buf[4 * (2 * tq + j) + q], sizeof v);
+            B[j][2 * q] = cpu_half((unsigned short)(v[4] & 0xffffu), f16);
+            B[j][2 * q + 1] = cpu_half((unsigned short)(v[4] >> 16), f16);
+            B[j][2 * q + 8] = cpu_half((unsigned short)(v[5] & 0xffffu), f16);
+            B[j][2 * q + 9] = cpu_half((unsigned short)(v[5] >> 16), f16);
+        }
     }
     __syncwarp();
-    const int gr = cpu_lane() / 4, tq = cpu_lane() % 4;
     for (int i = 0; i < 4; i++) {
-        const int r = gr + 8 * (i >> 1), c = 2 * tq + (i & 1);
+        const float *ar = A[i >> 1], *bc = B[i & 1];
         float s = d[i];
         for (int k = 0; k < 16; k++)
-            s += A[r][k] * B[k][c];
+            s += ar[k] * bc[k];
         d[i] = s;
     }
 }
 
-// ---- launches: CTAs one after another, a std::thread per CUDA thread ---------------------------------
+// ---- launches: CTAs one after another, a fiber (or std::thread) per CUDA thread -----------------------
+#if CPU_FIBERS
+template <class P>
+struct cpu_fiber_entry {
+    static inline void (*kernel)(P);
+    static inline const P *params;
+    [[noreturn]] static void run()
+    {
+        kernel(*params);
+        cpu_fibers->live--;
+        cpu_fibers->block();   // never resumed: it is not in a barrier's waiting list
+        std::abort();
+    }
+};
+
+// Runs the CTA's threads as fibers until all have ended; a CTA left with fibers waiting and none ready
+// is a deadlock (a barrier that some thread never reaches, or counts that do not match).
+template <class P>
+inline void cpu_run_cta(cpu_sched &sched, void (*kernel)(P), unsigned threads, const P &params)
+{
+    cpu_fiber_entry<P>::kernel = kernel;
+    cpu_fiber_entry<P>::params = &params;
+    if (sched.fibers.size() < threads)
+        sched.fibers.resize(threads);
+    sched.ready.clear();
+    for (unsigned t = 0; t < threads; t++) {
+        auto &f = sched.fibers[t];
+        if (!f.stack) {
+            void *m = mmap(nullptr, cpu_sched::STACK + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (m == MAP_FAILED) {
+                std::fprintf(stderr, "cuda_cpu: no memory for a fiber's stack\n");
+                std::abort();
+            }
+            mprotect(m, 4096, PROT_NONE);
+            f.stack = (unsigned char *)m;
+        }
+        cpu_context_make(f.ctx, f.stack + 4096, cpu_sched::STACK, cpu_fiber_entry<P>::run);
+        sched.ready.push_back(t);
+    }
+    sched.live = threads;
+    while (!sched.ready.empty()) {
+        const unsigned at = sched.draw((unsigned)sched.ready.size());
+        sched.cur = sched.ready[at];
+        sched.ready[at] = sched.ready.back();
+        sched.ready.pop_back();
+        threadIdx = dim3c{sched.cur, 0, 0};
+        cpu_context_switch(sched.main, sched.fibers[sched.cur].ctx);
+    }
+    if (sched.live) {
+        std::fprintf(stderr, "cuda_cpu: deadlock: %u of %u threads of CTA (%u, %u, %u) wait at barriers that cannot complete\n",
+                     sched.live, threads, blockIdx.x, blockIdx.y, blockIdx.z);
+        std::abort();
+    }
+}
+#endif
+
 template <class P>
 inline void cpu_launch(void (*kernel)(P), dim3c grid, unsigned threads, size_t smem, const P &params)
 {
     std::vector<unsigned char> mem(smem + 128);
     gridDim = grid;
     blockDim = dim3c{threads, 1, 1};
+#if CPU_FIBERS
+    cpu_sched sched;
+    cpu_fibers = &sched;
+#endif
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
                 std::memset(mem.data(), 0xcd, mem.size());   // stale bytes, not zeros
-                std::barrier<> all((ptrdiff_t)threads);
-                std::vector<std::barrier<> *> warps;
+                cpu_barrier all((ptrdiff_t)threads);
+                std::vector<cpu_barrier *> warps;
                 cpu_cta cta;
                 cta.all = &all;
                 for (unsigned w = 0; w < threads / 32; w++) {
-                    warps.push_back(new std::barrier<>(32));
+                    warps.push_back(new cpu_barrier(32));
                     cta.warp[w] = warps.back();
                 }
                 cta.smem = (unsigned char *)(((uintptr_t)mem.data() + 127) / 128 * 128);
+#if CPU_FIBERS
+                blockIdx = dim3c{x, y, z};
+                cpu_cur = &cta;
+                cpu_smem = cta.smem;
+                cpu_run_cta(sched, kernel, threads, params);
+#else
                 std::vector<std::thread> ts;
                 for (unsigned t = 0; t < threads; t++)
                     ts.emplace_back([&, t] {
@@ -239,9 +418,13 @@ inline void cpu_launch(void (*kernel)(P), dim3c grid, unsigned threads, size_t s
                     });
                 for (auto &th : ts)
                     th.join();
+#endif
                 for (auto *w : warps)
                     delete w;
                 for (auto *b : cta.named)
                     delete b;
             }
+#if CPU_FIBERS
+    cpu_fibers = nullptr;
+#endif
 }
