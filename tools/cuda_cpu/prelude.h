@@ -5,30 +5,33 @@
 // masks promise).  Which waiting fiber runs next is drawn from a seeded generator, so that an order a
 // missing barrier depends on is not always the same one, yet every run is repeatable; a CTA whose fibers
 // all wait at barriers that cannot complete is a deadlock, reported and aborted rather than hung.
-// Under ThreadSanitizer (-fsanitize=thread) each CUDA thread is instead a std::thread and the barriers are
-// std::barrier, so that the sanitizer sees real threads and their synchronisation.
+// Under ThreadSanitizer (-fsanitize=thread) each fiber is one of its fibers, switched without
+// synchronisation, and a barrier is its only happens-before edge: every arrival releases the phase's
+// token, every thread leaving the phase acquires it.  A fiber's end synchronises with the scheduler, so
+// that the next CTA's fibers, made by it, reuse the stacks and shared memory after it.
 // ldmatrix and mma.sync m16n8k16 are emulated from their PTX definitions (fragment layouts of the PTX ISA);
 // products are exact in float (bf16 x bf16) and summed in float in k order, as the tensor cores' fp32
 // accumulation (up to its internal order).  Not a performance model, and not a check of anything the
 // hardware adds (timing, memory ordering beyond the barriers).
 #pragma once
-#include <barrier>
 #include <cmath>
 #include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <mutex>
-#include <thread>
-#include <vector>
-#if defined(__SANITIZE_THREAD__)
-#define CPU_FIBERS 0
-#else
-#define CPU_FIBERS 1
 #include <sys/mman.h>
 #include <ucontext.h>
+#include <vector>
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define CPU_TSAN 1
+// the scheduler's and the barriers' own bookkeeping, which fibers and the scheduler share with no
+// happens-before edge of their own (they take turns on one OS thread), is not the kernels' to check
+#define CPU_NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#define CPU_TSAN 0
+#define CPU_NO_TSAN
 #endif
 
 #define __device__
@@ -60,10 +63,11 @@ inline float __fdividef(float a, float b) { return a / b; }
 inline float rsqrtf(float x) { return 1.f / sqrtf(x); }
 
 // ---- the CTA being run ---------------------------------------------------------------------------
-inline thread_local dim3c threadIdx, blockIdx;
-inline dim3c gridDim, blockDim;
+inline dim3c gridDim, blockDim, blockIdx;
+inline dim3c cpu_thread;   // the running fiber's threadIdx, set by the scheduler as it enters one
+CPU_NO_TSAN inline dim3c cpu_thread_idx() { return cpu_thread; }
+#define threadIdx cpu_thread_idx()
 
-#if CPU_FIBERS
 // The fibers' switch.  On x86-64 it saves the SysV callee-saved registers on the stack it leaves and
 // pops them from the one it enters (no system call: glibc's swapcontext also saves the signal mask, and
 // that call was two thirds of a run); elsewhere ucontext's.
@@ -75,8 +79,9 @@ __asm__(".text\n.weak cpu_switch_stack\n.type cpu_switch_stack,@function\ncpu_sw
         "popq %r15\npopq %r14\npopq %r13\npopq %r12\npopq %rbx\npopq %rbp\nret\n");
 struct cpu_context {
     void *sp = nullptr;
+    void *tsan = nullptr;   // ThreadSanitizer's fiber
 };
-inline void cpu_context_switch(cpu_context &from, cpu_context &to) { cpu_switch_stack(&from.sp, to.sp); }
+CPU_NO_TSAN inline void cpu_context_jump(cpu_context &from, cpu_context &to) { cpu_switch_stack(&from.sp, to.sp); }
 // A fiber's first entry: cpu_switch_stack pops six zero registers, then returns into start, whose own
 // return slot (never used: start does not return) keeps the stack aligned as at a call.
 inline void cpu_context_make(cpu_context &c, unsigned char *stack, size_t size, void (*start)())
@@ -91,8 +96,9 @@ inline void cpu_context_make(cpu_context &c, unsigned char *stack, size_t size, 
 #else
 struct cpu_context {
     ucontext_t uc;
+    void *tsan = nullptr;
 };
-inline void cpu_context_switch(cpu_context &from, cpu_context &to) { swapcontext(&from.uc, &to.uc); }
+CPU_NO_TSAN inline void cpu_context_jump(cpu_context &from, cpu_context &to) { swapcontext(&from.uc, &to.uc); }
 inline void cpu_context_make(cpu_context &c, unsigned char *stack, size_t size, void (*start)())
 {
     getcontext(&c.uc);
@@ -102,19 +108,32 @@ inline void cpu_context_make(cpu_context &c, unsigned char *stack, size_t size, 
     makecontext(&c.uc, start, 0);
 }
 #endif
+// with no happens-before edge between the two (the barriers make those)
+CPU_NO_TSAN inline void cpu_context_switch(cpu_context &from, cpu_context &to)
+{
+#if CPU_TSAN
+    __tsan_switch_to_fiber(to.tsan, __tsan_switch_to_fiber_no_sync);
+#endif
+    cpu_context_jump(from, to);
+}
 
 // The fibers of one CTA and the order they run in.  A fiber runs until it waits at a barrier or ends; the
-// barrier's last arrival makes its waiters ready again.
+// barrier's last arrival makes its waiters ready again.  A barrier's waiters are a list through the
+// fibers' next.  Plain arrays, not std::vector: what the fibers touch here is all in CPU_NO_TSAN code,
+// and a library template called from it would be instrumented.
 struct cpu_sched {
     static constexpr size_t STACK = 1u << 20;   // per fiber; a PROT_NONE page below catches overflow
+    static constexpr unsigned MAX_THREADS = 1024;
     struct fiber {
         cpu_context ctx;
         unsigned char *stack = nullptr;
+        unsigned next = 0;
     };
     cpu_context main;
-    std::vector<fiber> fibers;
-    std::vector<unsigned> ready;
-    unsigned cur = 0, live = 0;
+    fiber fibers[MAX_THREADS];
+    unsigned ready[MAX_THREADS];   // nready of them are ready
+    unsigned nready = 0, cur = 0, live = 0;
+    char ended;                    // ThreadSanitizer: each fiber's end releases it, the CTA's end acquires it
     unsigned long long rng = 0x9e3779b97f4a7c15ull;
     ~cpu_sched()
     {
@@ -122,59 +141,70 @@ struct cpu_sched {
             if (f.stack)
                 munmap(f.stack, STACK + 4096);
     }
-    unsigned draw(unsigned n)   // xorshift64*: which ready fiber runs next
+    CPU_NO_TSAN unsigned take()   // a ready fiber, drawn by xorshift64*
     {
         rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
-        return (unsigned)((rng * 2685821657736338717ull) >> 33) % n;
+        const unsigned at = (unsigned)((rng * 2685821657736338717ull) >> 33) % nready;
+        const unsigned f = ready[at];
+        ready[at] = ready[--nready];
+        return f;
     }
-    void block() { cpu_context_switch(fibers[cur].ctx, main); }   // the current fiber waits
+    CPU_NO_TSAN void block() { cpu_context_switch(fibers[cur].ctx, main); }   // the current fiber waits
 };
 inline cpu_sched *cpu_fibers;
 
+// A phase's arrivals release its token and its waiters acquire it.  Two tokens: no thread arrives in phase
+// p + 2 before every waiter of phase p has left it (phase p + 1 needs them all).
 struct cpu_barrier {
     ptrdiff_t expected, arrived = 0;
-    std::vector<unsigned> waiting;
+    unsigned phase = 0, first = ~0u;   // first: the waiters' list
+    char token[2];
     explicit cpu_barrier(ptrdiff_t n) : expected(n) {}
-    bool count()   // one arrival; true where it completes the phase, whose waiters are then ready
+    CPU_NO_TSAN unsigned count()   // one arrival; the phase it arrived in, whose waiters are ready once complete
     {
-        if (++arrived < expected)
-            return false;
-        arrived = 0;
-        for (unsigned f : waiting)
-            cpu_fibers->ready.push_back(f);
-        waiting.clear();
-        return true;
-    }
-    void arrive_and_wait()
-    {
-        if (!count()) {
-            waiting.push_back(cpu_fibers->cur);
-            cpu_fibers->block();
+        const unsigned p = phase;
+#if CPU_TSAN
+        __tsan_release(&token[p & 1]);
+#endif
+        if (++arrived == expected) {
+            cpu_sched &s = *cpu_fibers;
+            for (unsigned f = first; f != ~0u; f = s.fibers[f].next)
+                s.ready[s.nready++] = f;
+            first = ~0u, arrived = 0, phase++;
         }
+        return p;
+    }
+    CPU_NO_TSAN void arrive_and_wait()
+    {
+        const unsigned p = count();
+        if (phase == p) {
+            cpu_sched &s = *cpu_fibers;
+            s.fibers[s.cur].next = first;
+            first = s.cur;
+            s.block();
+        }
+#if CPU_TSAN
+        __tsan_acquire(&token[p & 1]);
+#endif
     }
     void arrive() { (void)count(); }
 };
-#else
-using cpu_barrier = std::barrier<>;
-#endif
 
 struct cpu_cta {
     cpu_barrier *all;
     cpu_barrier *warp[32];
     unsigned char *smem;
     alignas(16) unsigned char xbuf[32][32][64];   // per warp, per lane: exchange slots
-    std::mutex named_mu;                          // named barriers (bar.sync id, threads), made at first use
-    cpu_barrier *named[16] = {};
+    cpu_barrier *named[16] = {};                  // named barriers (bar.sync id, threads), made at first use
 };
-inline thread_local cpu_cta *cpu_cur;
-inline thread_local unsigned char *cpu_smem;
+inline cpu_cta *cpu_cur;
+inline unsigned char *cpu_smem;
 
 inline void __syncthreads() { cpu_cur->all->arrive_and_wait(); }
 [[noreturn]] inline void __trap() { std::abort(); }
 // bar.sync id, threads: the first thread to arrive makes the barrier for that many threads
-inline cpu_barrier *cpu_bar_get(unsigned id, unsigned threads)
+CPU_NO_TSAN inline cpu_barrier *cpu_bar_get(unsigned id, unsigned threads)
 {
-    std::lock_guard<std::mutex> lock(cpu_cur->named_mu);
     if (!cpu_cur->named[id])
         cpu_cur->named[id] = new cpu_barrier((ptrdiff_t)threads);
     return cpu_cur->named[id];
@@ -322,17 +352,20 @@ inline void cpu_mma16816(float *d, const unsigned *a, unsigned b0, unsigned b1, 
     }
 }
 
-// ---- launches: CTAs one after another, a fiber (or std::thread) per CUDA thread -----------------------
-#if CPU_FIBERS
+// ---- launches: CTAs one after another, a fiber per CUDA thread ---------------------------------------
 template <class P>
 struct cpu_fiber_entry {
     static inline void (*kernel)(P);
     static inline const P *params;
-    [[noreturn]] static void run()
+    [[noreturn]] CPU_NO_TSAN static void run()
     {
         kernel(*params);
-        cpu_fibers->live--;
-        cpu_fibers->block();   // never resumed: it is not in a barrier's waiting list
+        cpu_sched &sched = *cpu_fibers;
+        sched.live--;
+#if CPU_TSAN
+        __tsan_release(&sched.ended);
+#endif
+        sched.block();   // never resumed: no barrier lists it
         std::abort();
     }
 };
@@ -340,13 +373,18 @@ struct cpu_fiber_entry {
 // Runs the CTA's threads as fibers until all have ended; a CTA left with fibers waiting and none ready
 // is a deadlock (a barrier that some thread never reaches, or counts that do not match).
 template <class P>
-inline void cpu_run_cta(cpu_sched &sched, void (*kernel)(P), unsigned threads, const P &params)
+CPU_NO_TSAN inline void cpu_run_cta(cpu_sched &sched, void (*kernel)(P), unsigned threads, const P &params)
 {
     cpu_fiber_entry<P>::kernel = kernel;
     cpu_fiber_entry<P>::params = &params;
-    if (sched.fibers.size() < threads)
-        sched.fibers.resize(threads);
-    sched.ready.clear();
+    if (threads > cpu_sched::MAX_THREADS) {
+        std::fprintf(stderr, "cuda_cpu: %u threads a CTA, more than CUDA's %u\n", threads, cpu_sched::MAX_THREADS);
+        std::abort();
+    }
+#if CPU_TSAN
+    sched.main.tsan = __tsan_get_current_fiber();
+#endif
+    sched.nready = 0;
     for (unsigned t = 0; t < threads; t++) {
         auto &f = sched.fibers[t];
         if (!f.stack) {
@@ -359,15 +397,15 @@ inline void cpu_run_cta(cpu_sched &sched, void (*kernel)(P), unsigned threads, c
             f.stack = (unsigned char *)m;
         }
         cpu_context_make(f.ctx, f.stack + 4096, cpu_sched::STACK, cpu_fiber_entry<P>::run);
-        sched.ready.push_back(t);
+#if CPU_TSAN
+        f.ctx.tsan = __tsan_create_fiber(0);
+#endif
+        sched.ready[sched.nready++] = t;
     }
     sched.live = threads;
-    while (!sched.ready.empty()) {
-        const unsigned at = sched.draw((unsigned)sched.ready.size());
-        sched.cur = sched.ready[at];
-        sched.ready[at] = sched.ready.back();
-        sched.ready.pop_back();
-        threadIdx = dim3c{sched.cur, 0, 0};
+    while (sched.nready) {
+        sched.cur = sched.take();
+        cpu_thread = dim3c{sched.cur, 0, 0};
         cpu_context_switch(sched.main, sched.fibers[sched.cur].ctx);
     }
     if (sched.live) {
@@ -375,8 +413,12 @@ inline void cpu_run_cta(cpu_sched &sched, void (*kernel)(P), unsigned threads, c
                      sched.live, threads, blockIdx.x, blockIdx.y, blockIdx.z);
         std::abort();
     }
-}
+#if CPU_TSAN
+    __tsan_acquire(&sched.ended);
+    for (unsigned t = 0; t < threads; t++)
+        __tsan_destroy_fiber(sched.fibers[t].ctx.tsan);
 #endif
+}
 
 template <class P>
 inline void cpu_launch(void (*kernel)(P), dim3c grid, unsigned threads, size_t smem, const P &params)
@@ -384,10 +426,8 @@ inline void cpu_launch(void (*kernel)(P), dim3c grid, unsigned threads, size_t s
     std::vector<unsigned char> mem(smem + 128);
     gridDim = grid;
     blockDim = dim3c{threads, 1, 1};
-#if CPU_FIBERS
-    cpu_sched sched;
+    cpu_sched &sched = *new cpu_sched;   // 100 KB: not on the stack
     cpu_fibers = &sched;
-#endif
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
@@ -401,30 +441,15 @@ inline void cpu_launch(void (*kernel)(P), dim3c grid, unsigned threads, size_t s
                     cta.warp[w] = warps.back();
                 }
                 cta.smem = (unsigned char *)(((uintptr_t)mem.data() + 127) / 128 * 128);
-#if CPU_FIBERS
                 blockIdx = dim3c{x, y, z};
                 cpu_cur = &cta;
                 cpu_smem = cta.smem;
                 cpu_run_cta(sched, kernel, threads, params);
-#else
-                std::vector<std::thread> ts;
-                for (unsigned t = 0; t < threads; t++)
-                    ts.emplace_back([&, t] {
-                        threadIdx = dim3c{t, 0, 0};
-                        blockIdx = dim3c{x, y, z};
-                        cpu_cur = &cta;
-                        cpu_smem = cta.smem;
-                        kernel(params);
-                    });
-                for (auto &th : ts)
-                    th.join();
-#endif
                 for (auto *w : warps)
                     delete w;
                 for (auto *b : cta.named)
                     delete b;
             }
-#if CPU_FIBERS
     cpu_fibers = nullptr;
-#endif
+    delete &sched;
 }
