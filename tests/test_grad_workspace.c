@@ -18,7 +18,7 @@ int main(int argc, char **argv)
         double fla_mib;
     } cases[] = {{"simple_gla", "mamba2", 3080},       {"simple_gla_gam", "lightning", 3072},
                  {"gla", "gla", 6144},                  {"delta_rule", "deltanet", 4234},
-                 {"gated_delta_rule", "gated_deltanet", 4248}};
+                 {"gated_delta_rule", "gated_deltanet", 4248}, {"gated_delta_rule", "gated_delta_rule", 4248}};
     const int64_t B = 8, T = 8192;
     const size_t rows = (size_t)(B * T);
     int failures = 0;
