@@ -9,11 +9,14 @@ Ops (FLA's names) and the spec that computes the same thing:
     simple_gla_gam  specs/lightning.attn       constant per-head decay
     gla             specs/gla.attn             per-channel decay
     delta_rule      specs/deltanet.attn        delta rule, l2-normalised q/k (attnc normalises in-kernel)
-    gated_delta     specs/gated_deltanet.attn  gated delta rule
+    gated_delta     specs/gated_delta_rule.attn  gated delta rule, its log decay from its own logits g per token
     mamba2          specs/mamba2.attn          FLA's simple_gla again, on the decay and value that Mamba-2's
                                                parametrisation gives (attnc's backward goes on to dt, A_log
                                                and dt_bias, whose gradients sum every token's; FLA's ends
                                                at g and v: its row does more work than FLA's)
+    gated_deltanet  specs/gated_deltanet.attn  FLA's gated_delta again, on the decay that Gated DeltaNet's
+                                               Mamba-2 parametrisation gives (attnc's backward goes on to
+                                               A_log and dt_bias, as mamba2's row does)
 Each attnc case is also checked against FLA on the same inputs: the spec's raw inputs are mapped to FLA's
 arguments in torch (gates, scaled values), FLA runs, and the relative error ||attnc - fla|| / ||fla|| is
 printed beside the times.
@@ -59,11 +62,12 @@ OPS = {
     'simple_gla_gam': 'lightning',
     'gla': 'gla',
     'delta_rule': 'deltanet',
-    'gated_delta': 'gated_deltanet',
+    'gated_delta': 'gated_delta_rule',
     'mamba2': 'mamba2',
+    'gated_deltanet': 'gated_deltanet',
 }
 # the FLA op that each row runs, where it is not the row's own name
-FLA_OP = {'mamba2': 'simple_gla'}
+FLA_OP = {'mamba2': 'simple_gla', 'gated_deltanet': 'gated_delta'}
 
 
 # ---- ctypes mirror of include/attnc.h --------------------------------------------------------------------
@@ -333,7 +337,10 @@ def fla_args(op, x):
     if op == 'delta_rule':            # deltanet: q, k, v, b
         q, k, v, b = x
         return dict(q=q, k=k, v=v, beta=torch.sigmoid(b.float()).to(torch.bfloat16), use_qk_l2norm_in_kernel=True)
-    if op == 'gated_delta':           # gated_deltanet: q, k, v, a, b, A_log, dt_bias
+    if op == 'gated_delta':           # gated_delta_rule: q, k, v, g, b; gate logsigmoid(g)
+        q, k, v, g, b = x
+        return dict(q=q, k=k, v=v, g=F.logsigmoid(g.float()), beta=torch.sigmoid(b.float()), use_qk_l2norm_in_kernel=True)
+    if op == 'gated_deltanet':        # gated_deltanet: q, k, v, a, b, A_log, dt_bias
         q, k, v, a, b, A_log, dt_bias = x
         g = -torch.exp(A_log.float()) * F.softplus(a.float() + dt_bias.float())
         return dict(q=q, k=k, v=v, g=g, beta=torch.sigmoid(b.float()), use_qk_l2norm_in_kernel=True)
