@@ -13,7 +13,7 @@
 # FWD_CPU_SAVE=S: unit B's walk also saves its chunk states for a backward of chunks of 2^S tokens (fwd_unit.cpp
 # checks that every image is written; the outputs must still match unit A's).
 # FWD_CPU_CXXFLAGS: more g++ flags, e.g. -fsanitize=thread: ThreadSanitizer then watches the emulated CTA's
-# threads (one per CUDA thread) and their shared memory, and a race it reports fails the run (exit 66),
+# threads (one fiber per CUDA thread) and their shared memory, and a race it reports fails the run (exit 66),
 # whatever the outputs (ctest cuda_cpu.tsan.*); skipped (77) where g++ cannot link with the flags.
 set -eu
 command -v g++ >/dev/null && command -v python3 >/dev/null || { echo "no g++ or python3: skipped"; exit 77; }

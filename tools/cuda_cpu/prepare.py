@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """tools/cuda_cpu/prepare.py: turns a generated translation unit (attnc compile [--grad] --emit cuda)
-into C++ that tools/cuda_cpu/prelude.h runs on the CPU, one std::thread per CUDA thread: the PTX inline
+into C++ that tools/cuda_cpu/prelude.h runs on the CPU, one fiber per CUDA thread: the PTX inline
 assembly of support.cuh (conversions, ex2, ldmatrix, mma.sync) is replaced by the prelude's emulations, the
 dynamic shared memory by the CTA's buffer, and the whole unit is wrapped in a namespace so that two units
 (the sequential and the parallel schedule) link into one program.
