@@ -29,8 +29,8 @@
 //                          into the tensors' gradients (ATTNC_BP_DV_TENSOR, ATTNC_BP_DK_TENSOR).
 // The adjoint and the chunk kernel run 16 warps where passes/grad.c's chunk_warps says so (chunk 64, K, V >=
 // 128): defined in the wide pass of codegen/cuda_bwd.c (ATTNC_BD_WIDE_ADJ; linear_bwd_par_kernel.cuh's header);
-// the adjoint without lo tiles or a gate (DeltaNet) instead runs two CTAs of 8 warps an SM in a compact layout
-// (ATTNC_BD_ADJ2, below).
+// the adjoint without lo tiles (DeltaNet, and Gated DeltaNet with its decay from its own logits) instead runs two
+// CTAs of 8 warps an SM in a compact layout (ATTNC_BD_ADJ2, below).
 // The gate's WY terms, per factor (the log-weight rule; terms that do not cancel): each Kg_r = k_r e^{b_r}
 // gives G_r = e^{b_r} beta_r (k_r . Z_r) to every s <= r, each E_rj gives beta_r dA_rj E_rj to every
 // j < s <= r:  da_s += sum_{r >= s} (G_r + sum_{j < s} beta_r dA_rj E_rj).
@@ -712,14 +712,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
 
 // ---- attnc_bwdp_wy_adjoint: the WY form's adjoint, per chunk ---------------------------------------------
 #if ATTNC_BD_ADJ2
-// Two CTAs of 8 warps an SM (passes/grad.c's bd_adj_two: no remainder tiles, no gate; DeltaNet), so that one
+// Two CTAs of 8 warps an SM (passes/grad.c's bd_adj_two: no remainder tiles; DeltaNet, gated_delta_rule), so that one
 // CTA's loads run under the other's products: the kernel's stages are short and each waits at a barrier, and
 // at one CTA of 16 warps no warp was eligible 63 % of the time (ncu, bench/RESULTS.md).  About half the
 // shared memory of the layout below: no lo tiles; E not kept (formed again where dbeta's pair terms read it);
 // dW held in the warps' accumulators over a barrier and stored over S_in's image, dT after it; X over V
 // and F over dU_hat once those are read; the row sums Y_q . v_q and Z_q . k_q taken in the dT stage as
 // sum_r T_rq (dU_hat_r . v_q) and sum_r T_rq (dW_r . k_q), from the products dT is formed of, so that V is
-// not read after it.
+// not read after it.  With a gate, its pair terms beta_r dA_rj E_rj (fp32) lie after dW in the image's place,
+// over dT, which X has read by then.
 struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);             // one C x C tile
     static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
@@ -736,14 +737,17 @@ struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned s = th + CC;                                               // S_in [KP][LDV]
     static constexpr unsigned duh = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);         // dU_hat [C][LDV], then F [C][LDC]
     static constexpr unsigned dwh = s, dth = s + CK, xh = v, fh = duh;
-    static constexpr unsigned e = t, tl = th, dtl = dth, dul = duh, dwl = dwh, xl = xh, fl = fh;   // (none: no lo tiles, no E)
+    static constexpr unsigned e = dth;                                                   // the gate's pair terms [C][LDF]
+    static constexpr unsigned tl = th, dtl = dth, dul = duh, dwl = dwh, xl = xh, fl = fh;   // (none: no lo tiles)
     static constexpr unsigned stage = s;
     static constexpr unsigned end_a = duh + CV, end_b = stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
 };
-static_assert(!ATTNC_BP_PLO && !ATTNC_BP_GATED && attnc_bd_adj_layout::CK + attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::duh - attnc_bd_adj_layout::s &&
-                  attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::CV,
-              "the two-CTA adjoint: hi tiles, no gate; dW and dT within the image's place, X and F within V's and dU_hat's");
+static_assert(!ATTNC_BP_PLO && attnc_bd_adj_layout::CK + attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::duh - attnc_bd_adj_layout::s &&
+                  attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::CV &&
+                  (!ATTNC_BP_GATED || attnc_bd_adj_layout::e + ATTNC_BP_C * ATTNC_BD_LDF * 4 <= attnc_bd_adj_layout::duh),
+              "the two-CTA adjoint: hi tiles; dW and dT (or the gate's pair terms) within the image's place, X and F "
+              "within V's and dU_hat's");
 #else
 struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);             // one C x C tile
@@ -1027,7 +1031,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
                 const float da = j < r ? -acc[nt][i] : 0.f;
                 bd_put_split(Fh, Fl, r * ATTNC_BP_LDC + j, beta[r] * da * bp_dec(g[r] - g[j]));
                 if constexpr (TWO) {
-                    part[i >> 1] += da * bd_e_elem(ek[nt][i], g, r, j);
+                    const float t = da * bd_e_elem(ek[nt][i], g, r, j);
+                    part[i >> 1] += t;
+                    if constexpr (ATTNC_BP_GATED)
+                        E[r * LDF + j] = beta[r] * t;
                 } else {
                     const float t = da * E[r * LDF + j];
                     part[i >> 1] += t;
@@ -1103,7 +1110,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
         red_y[tid] = beta[tid] * eb * z;   // G_r (the row sums are read)
     }
     if constexpr (ATTNC_BP_GATED) {
-        constexpr int P = ATTNC_B_THREADS / C < 8 ? ATTNC_B_THREADS / C : 8;   // red_z's 8 C floats
+        constexpr int RED = TWO ? NB : 8;   // red_z's floats, in C's
+        constexpr int P = ATTNC_B_THREADS / C < RED ? ATTNC_B_THREADS / C : RED;
         __syncthreads();   // red_z's row sums read, G_r in red_y
         bp_pair_diff_parts<P>(E, LDF, nrows, red_z);
         __syncthreads();

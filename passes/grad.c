@@ -746,12 +746,13 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, false);
         gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
         gp->bp_walk_smem = walk;
-        /* the adjoint at two CTAs of 8 warps an SM where its compact layout applies (hi tiles, no gate: the
-         * same condition as bd_walk_duh below) and fits twice: dW and dT within the image's place, X and F
-         * within V's and dU_hat's (ATTNC_BD_ADJ2, codegen/linear_bwd_delta_kernel.cuh) */
+        /* the adjoint at two CTAs of 8 warps an SM where its compact layout applies (hi tiles alone) and fits
+         * twice: dW and dT within the image's place, X and F within V's and dU_hat's, and with a gate its
+         * fp32 pair terms after dW there (ATTNC_BD_ADJ2, codegen/linear_bwd_delta_kernel.cuh) */
         unsigned two = grad_bd_adj_smem(C, KP, VP, stage, true);
-        gp->bd_adj_two = !plo && gp->transition == IR_TR_IDENTITY && C * (KP + 8) + C * (C + 8) <= KP * (VP + 8) &&
-                         C <= VP && 2 * (two + 1024) <= 228u * 1024u;
+        gp->bd_adj_two = !plo && C * (KP + 8) + C * (C + 8) <= KP * (VP + 8) &&
+                         (!dg || C * (KP + 8) * 2 + C * (C + 1) * 4 <= KP * (VP + 8) * 2) && C <= VP &&
+                         2 * (two + 1024) <= 228u * 1024u;
         gp->bd_adj_warps = gp->bd_adj_two ? BP_WARPS : chunk_warps(C, KP, VP);
         if (gp->bd_adj_two)
             adj = two;
