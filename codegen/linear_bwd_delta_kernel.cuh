@@ -550,9 +550,12 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     // the roles formed through the value DAG: k (forward), q and k (reverse), those that are not bf16 inputs
     // as stored (those are copied from the staged rows)
     constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0);
-    // the rows it copies: the reverse walk's q and k; the forward walk all (with k alone its registers grew by
-    // one to 255 and spilled 4 bytes, sm_90a; it runs only where the forward saved no states)
-    constexpr unsigned SW = REV ? bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_Q) : ATTNC_ROLES_ALL;
+    // the rows it copies: the reverse walk's q and k; the forward walk k with remainder tiles (Gated DeltaNet:
+    // with every row it spilled 4 bytes on sm_90a, 8 on sm_80), else all (DeltaNet: with k alone its registers
+    // grew by one to 255 and spilled 4 bytes, sm_90a; it runs only where the forward saved no states).  ptxas's
+    // allocation at 255 registers, not a rule: tests/CMakeLists.txt's compile_grad_parallel.* watch both.
+    constexpr unsigned SW =
+        REV ? bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_Q) : ATTNC_BP_PLO ? bp_stage_want(ATTNC_ROLE_K) : ATTNC_ROLES_ALL;
     const int nchunks = (eos - bos + C - 1) / C;
     attnc_bwd_stage_held held;   // the next chunk's rows of 2 bytes, loaded under this chunk's work
     if (nchunks > 0)
