@@ -414,9 +414,25 @@ static void test_parallel_schedule(void **state)
     assert_true(out.plan.parallel && out.plan.bp_delta);
     assert_true(out.plan.bp_dg && out.plan.bp_plo && out.plan.bp_slo);
     assert_non_null(strstr(out.source, "#define ATTNC_BP_PLO 1"));
-    assert_false(out.plan.bd_adj_two);   /* lo tiles and the gate's pair terms: the 16-warp adjoint */
+    assert_false(out.plan.bd_adj_two);   /* lo tiles: the 16-warp adjoint */
     assert_int_equal(out.plan.bd_adj_warps, 16);
     assert_non_null(strstr(out.source, "using attnc_wide::attnc_bwdp_wy_adjoint;"));
+    unit_close(&u);
+    /* the gated delta rule with its decay from its own logits (specs/gated_delta_rule.attn): the gate's
+     * gradient per token, hi tiles alone, so the compact adjoint at two CTAs an SM with the gate's pair terms */
+    lowered(&u, "attention g { dim K = 128, V = 128; heads H = 2;\n"
+                "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: fp32[H]; input g: fp32[H];\n"
+                "  linear { query = l2norm(q); key = l2norm(k); value = v; gate = logsigmoid(g);\n"
+                "           beta = sigmoid(b); update delta; }\n"
+                "  mask causal; chunk 32; }\n");
+    assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
+    assert_true(out.plan.parallel && out.plan.bp_delta && out.plan.bp_dg);
+    assert_false(out.plan.bp_plo || out.plan.bp_slo);
+    assert_true(out.plan.bd_adj_two);
+    assert_int_equal(out.plan.bd_adj_warps, 8);
+    assert_true(2 * (out.plan.bd_adj_smem + 1024) <= 228 * 1024);
+    assert_non_null(strstr(out.source, "#define ATTNC_BD_ADJ2 1"));
+    assert_false(out.plan.bd_walk_duh);   /* the gate's gradient reads P: the chunk kernel forms dU_hat */
     unit_close(&u);
 }
 
