@@ -5,9 +5,9 @@
 // masks promise).  Which waiting fiber runs next is drawn from a seeded generator, so that an order a
 // missing barrier depends on is not always the same one, yet every run is repeatable; a CTA whose fibers
 // all wait at barriers that cannot complete is a deadlock, reported and aborted rather than hung.
-// Under ThreadSanitizer (-fsanitize=thread) each fiber is one of its fibers, switched without
-// synchronisation, and a barrier is its only happens-before edge: every arrival releases the phase's
-// token, every thread leaving the phase acquires it.  A fiber's end synchronises with the scheduler, so
+// Under ThreadSanitizer (-fsanitize=thread) each fiber is also one of the sanitizer's fibers, switched
+// without synchronisation, so that a barrier is the only happens-before edge between CUDA threads: every
+// arrival releases the phase's token, every thread leaving the phase acquires it.  A fiber's end synchronises with the scheduler, so
 // that the next CTA's fibers, made by it, reuse the stacks and shared memory after it.
 // ldmatrix and mma.sync m16n8k16 are emulated from their PTX definitions (fragment layouts of the PTX ISA);
 // products are exact in float (bf16 x bf16) and summed in float in k order, as the tensor cores' fp32
