@@ -413,8 +413,8 @@ cg_saved_images cg_saved_image_kind(const ir_module *m, uint32_t *slice)
     if (!m->linear.present || m->mask != IR_MASK_CAUSAL || m->plan.operands != IR_OPERANDS_BF16 ||
         m->plan.stabilized || m->linear.norm != IR_NORM_NONE || !cg_value_bf16_input(m))
         return CG_SAVED_NONE;
-    /* nor the gated delta rule's: its warp-specialised consumers spilled 48 bytes at 128 registers with even
-     * the bf16 image's stores (gated_delta_rule.attn, thirty-ninth session) */
+    /* nor the gated delta rule's: its warp-specialised consumers spilled 24 bytes at 128 registers with even
+     * the bf16 image's copy, whatever its width (gated_delta_rule.attn, bench/RESULTS.md thirty-ninth session) */
     if (m->plan.householder && m->plan.transition != IR_TR_IDENTITY)
         return CG_SAVED_NONE;
     for (ir_ref r = 1; r < m->nvalues; r++)
