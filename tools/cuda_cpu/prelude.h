@@ -7,8 +7,9 @@
 // all wait at barriers that cannot complete is a deadlock, reported and aborted rather than hung.
 // Under ThreadSanitizer (-fsanitize=thread) each fiber is also one of the sanitizer's fibers, switched
 // without synchronisation, so that a barrier is the only happens-before edge between CUDA threads: every
-// arrival releases the phase's token, every thread leaving the phase acquires it.  A fiber's end synchronises with the scheduler, so
-// that the next CTA's fibers, made by it, reuse the stacks and shared memory after it.
+// arrival releases the phase's token, every thread leaving the phase acquires it.  A fiber's end
+// synchronises with the scheduler, so that the next CTA's fibers, made by it, reuse the stacks and shared
+// memory after it.
 // ldmatrix and mma.sync m16n8k16 are emulated from their PTX definitions (fragment layouts of the PTX ISA);
 // products are exact in float (bf16 x bf16) and summed in float in k order, as the tensor cores' fp32
 // accumulation (up to its internal order).  Not a performance model, and not a check of anything the
@@ -21,8 +22,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <vector>
+#if !defined(__x86_64__)
+#include <ucontext.h>   // the fibers' switch elsewhere (below)
+#endif
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>
 #define CPU_TSAN 1
