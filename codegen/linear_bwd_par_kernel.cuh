@@ -34,7 +34,8 @@
 // attnc_bwdp_chunk has 8 warps, or 16 at chunk 64 with K, V >= 128 (ATTNC_BP_WIDE_CHUNK, passes/grad.c's
 // bp_chunk_warps): codegen/cuda_bwd.c then emits this file's text a second time, in namespace attnc_wide with
 // ATTNC_B_THREADS 512 and half the n-tiles per item (ATTNC_BP_NT), and that pass (ATTNC_BP_WIDE_PASS)
-// defines the chunk kernel alone while the first defines everything else.
+// defines the chunk kernel alone while the first defines everything else.  Where the delta rule's reverse
+// walk forms dU_hat (DeltaNet), it has 8 warps and a compact layout, two CTAs an SM (ATTNC_BP_CHUNK2).
 // A chunk's slot is c0 / C + n (c0 its first token, n its sequence): distinct over all chunks of all
 // sequences, below total / C + N + 1; attnc_bwdp_chunk finds n by bisection over cu_seqlens and exits
 // for the slots no chunk has.  Every kernel forms its chunk's roles from the chunk's raw input rows copied
@@ -1520,6 +1521,35 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
 static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::g % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
               attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 &&
               attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
+#elif ATTNC_BP_CHUNK2
+// The compact layout, two CTAs of 8 warps an SM (passes/grad.c's grad_bp_chunk2_smem): where the delta rule's
+// reverse walk forms dU_hat, the chunk kernel reads q, k, U_hat, dO and the two images and forms A alone (no P,
+// no gate, hi tiles alone).  The staged rows lie over dO, the image and A, which are written only once the
+// roles are formed.  The names of what this form has not (P, M, the lo tiles, the gate's eq and red) alias A's
+// and ek's places, so that the helpers compile unchanged: none of their code that reads them runs here.
+static_assert(ATTNC_BD_WALK_DUH && !ATTNC_BP_DG && !ATTNC_BP_PLO && !ATTNC_BP_SLO && !ATTNC_BP_VLO &&
+              ATTNC_B_NORM == ATTNC_BP_NORM_NONE && ATTNC_B_THREADS == 256, "the compact chunk kernel's case");
+struct attnc_bp_chunk_layout {   // offsets in bytes
+    static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
+    static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
+    static constexpr unsigned NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));   // dq's column groups
+    static constexpr unsigned q = 0;
+    static constexpr unsigned k = q + CK;
+    static constexpr unsigned v = k + CK;                                      // U_hat
+    static constexpr unsigned dout = v + CV;
+    static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV]
+    static constexpr unsigned a = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // A = dO U_hat^T (masked j <= r)
+    static constexpr unsigned g = a + CC;                                      // b [C]
+    static constexpr unsigned ek = g + ATTNC_BP_C * 4;                         // dq's l2norm row sums [2 NGQ][C]
+    static constexpr unsigned vlo = v, slo = s, p = a, plo = a, alo = a, m = a, eq = ek, red = ek;
+    static constexpr unsigned tiles_end = ek + 2 * NGQ * ATTNC_BP_C * 4;
+    static constexpr unsigned stage = ATTNC_BP_STAGE_BYTES <= g - dout ? dout : tiles_end;
+    static constexpr unsigned end = stage == dout ? tiles_end : stage + ATTNC_BP_STAGE_BYTES;
+    static constexpr unsigned bytes = (end + 127) / 128 * 128;
+};
+static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 16 == 0 && attnc_bp_chunk_layout::dout % 16 == 0 &&
+              attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::g % 16 == 0 &&
+              attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 #else
 struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
@@ -1555,45 +1585,51 @@ static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 1
               attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 #endif
 
+// The chunk's output gradient into the tile D [C][LDV] (zero past the chunk's rows), straight from global
+// memory, every element an independent load.
+__device__ __forceinline__ void bp_load_dout(const attnc_bwd_params &p, int c0, int nrows, int h, elt *D)
+{
+    const int tid = threadIdx.x;
+    if constexpr (ATTNC_B_NORM == ATTNC_BP_NORM_NONE && ATTNC_OUT_DTYPE == ATTNC_DT_BF16 && !ATTNC_SPLIT && !ATTNC_ELT_F16 &&
+                  ATTNC_B_VO % 8 == 0) {
+        // dout's bf16 rows are the tile's rows as they are: 16 bytes at a time, every load issued first
+        constexpr int ROW = ATTNC_BP_VP / 8, N = (ATTNC_BP_C * ROW + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
+        attnc_u4 x[N];
+#pragma unroll
+        for (int it = 0; it < N; it++) {
+            const int i = tid + it * ATTNC_B_THREADS, r = i / ROW, c = i % ROW * 8;
+            x[it] = {0u, 0u, 0u, 0u};
+            if (i < ATTNC_BP_C * ROW && r < nrows && c < ATTNC_B_VO)
+                x[it] = *reinterpret_cast<const attnc_u4 *>((const elt *)p.dout + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_VO + c);
+        }
+#pragma unroll
+        for (int it = 0; it < N; it++) {
+            const int i = tid + it * ATTNC_B_THREADS;
+            if (i < ATTNC_BP_C * ROW)
+                *reinterpret_cast<attnc_u4 *>(D + i / ROW * ATTNC_BP_LDV + i % ROW * 8) = x[it];
+        }
+    } else {
+        for (int i = tid; i < ATTNC_BP_C * ATTNC_BP_VP; i += ATTNC_B_THREADS) {
+            const int r = i / ATTNC_BP_VP, c = i % ATTNC_BP_VP;
+            D[r * ATTNC_BP_LDV + c] = attnc_float_to_elt(r < nrows ? bp_dout(p, c0 + r, h, c) : 0.f);
+        }
+    }
+}
+
 // The chunk's rows into the tiles (q, k, v (+ lo), dO (reverse kernels) and log2 gates; the delta rule's v:
 // U_hat of chunk `slot`, which its forward walk wrote into ws_u), once the copies
 // of the chunk's input rows (attnc_bwd_stage_issue into L::stage) have landed, two rows per warp and pass
-// through registers (bp_roles); dO straight from global memory, every element an independent load.
+// through registers (bp_roles); dO (with_dout) before the wait, under the copies.
 __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, int nrows, int h, unsigned char *bsm,
                                              bool with_dout, int slot = 0)
 {
     using L = attnc_bp_chunk_layout;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     elt *Q = (elt *)(bsm + L::q), *K = (elt *)(bsm + L::k), *V = (elt *)(bsm + L::v), *Vlo = (elt *)(bsm + L::vlo);
-    elt *D = (elt *)(bsm + L::dout);
     float *g = (float *)(bsm + L::g);
     const unsigned char *stage = bsm + L::stage;
-    if (with_dout) {
-        if constexpr (ATTNC_B_NORM == ATTNC_BP_NORM_NONE && ATTNC_OUT_DTYPE == ATTNC_DT_BF16 && !ATTNC_SPLIT &&
-                      !ATTNC_ELT_F16 && ATTNC_B_VO % 8 == 0) {
-            // dout's bf16 rows are the tile's rows as they are: 16 bytes at a time, every load issued first
-            constexpr int ROW = ATTNC_BP_VP / 8, N = (ATTNC_BP_C * ROW + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
-            attnc_u4 x[N];
-#pragma unroll
-            for (int it = 0; it < N; it++) {
-                const int i = tid + it * ATTNC_B_THREADS, r = i / ROW, c = i % ROW * 8;
-                x[it] = {0u, 0u, 0u, 0u};
-                if (i < ATTNC_BP_C * ROW && r < nrows && c < ATTNC_B_VO)
-                    x[it] = *reinterpret_cast<const attnc_u4 *>((const elt *)p.dout + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_VO + c);
-            }
-#pragma unroll
-            for (int it = 0; it < N; it++) {
-                const int i = tid + it * ATTNC_B_THREADS;
-                if (i < ATTNC_BP_C * ROW)
-                    *reinterpret_cast<attnc_u4 *>(D + i / ROW * ATTNC_BP_LDV + i % ROW * 8) = x[it];
-            }
-        } else {
-            for (int i = tid; i < ATTNC_BP_C * ATTNC_BP_VP; i += ATTNC_B_THREADS) {
-                const int r = i / ATTNC_BP_VP, c = i % ATTNC_BP_VP;
-                D[r * ATTNC_BP_LDV + c] = attnc_float_to_elt(r < nrows ? bp_dout(p, c0 + r, h, c) : 0.f);
-            }
-        }
-    }
+    if (with_dout)
+        bp_load_dout(p, c0, nrows, h, (elt *)(bsm + L::dout));
     attnc_stage_wait();
     __syncthreads();
     constexpr int WANT = (ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0) | (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) |
@@ -1869,10 +1905,19 @@ __device__ __forceinline__ float bp_block_sum(float x, float *red)
 #if !ATTNC_BP_DIAG
 #if ATTNC_BP_WIDE_PASS == ATTNC_BP_WIDE_CHUNK   // the unit's one chunk kernel: 8 warps, or 16 in the wide pass
 #if ATTNC_BWD_WANT(ATTNC_BK_P_CHUNK)
-extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chunk(attnc_bwd_params p)
+// (two CTAs an SM where the compact layout applies, on sm_90 and later: two do not fit an sm_80 SM's 164 KB)
+#if ATTNC_BP_CHUNK2 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define ATTNC_BP_CHUNK_CTAS 2
+#else
+#define ATTNC_BP_CHUNK_CTAS 1
+#endif
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTAS) attnc_bwdp_chunk(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
     using L = attnc_bp_chunk_layout;
+    // the compact form (ATTNC_BP_CHUNK2): the staged rows lie over dO and the image, so those are loaded once
+    // the roles are formed, and each image when it is needed (cp.async): the other CTA's work covers the wait
+    constexpr bool TWO = ATTNC_BP_CHUNK2;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int slot = blockIdx.x, h = blockIdx.y;
     int n, c0, eos;
@@ -1898,11 +1943,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_Q | ATTNC_ROLE_K | (ATTNC_BP_DELTA ? 0 : ATTNC_ROLE_V))>(p, c0, eos, h,
                                                                                                            bsm + L::stage);
     bp_img_regs img;
-    bp_image_issue(img_in, img);    // in flight while the rows are formed
-    bp_load_rows(p, c0, nrows, h, bsm, true, slot);
-    __syncthreads();   // the staged rows (over S) are read
-    bp_image_finish<false>(img, S, Slo);
-    bp_image_issue(img_out, img);   // in flight through the scores and dq
+    if constexpr (!TWO)
+        bp_image_issue(img_in, img);    // in flight while the rows are formed
+    bp_load_rows(p, c0, nrows, h, bsm, !TWO, slot);
+    __syncthreads();   // the staged rows (over S; TWO: over dO, S and A) are read
+    if constexpr (TWO) {
+        attnc_cp_rows<ATTNC_BP_KP, ATTNC_BP_VP * 2 / 16, ATTNC_B_THREADS>(S, ATTNC_BP_LDV * 2, img_in, ATTNC_BP_VP * 2, true);
+        bp_load_dout(p, c0, nrows, h, (elt *)D);
+        attnc_stage_wait();
+    } else {
+        bp_image_finish<false>(img, S, Slo);
+        bp_image_issue(img_out, img);   // in flight through the scores and dq
+    }
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
@@ -1943,7 +1995,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             p, dq_item, p.ws_dq, dq_direct, ATTNC_BP_DQ_SCALE, ek, warp, lane, c0, nrows, h);
     }
     // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order
-    float e_in = bp_image_finish<ATTNC_BP_DG>(img, S, Slo);
+    float e_in = 0.f;
+    if constexpr (TWO) {
+        attnc_cp_rows<ATTNC_BP_KP, ATTNC_BP_VP * 2 / 16, ATTNC_B_THREADS>(S, ATTNC_BP_LDV * 2, img_out, ATTNC_BP_VP * 2, true);
+        attnc_stage_wait();
+    } else {
+        e_in = bp_image_finish<ATTNC_BP_DG>(img, S, Slo);
+    }
     if constexpr (ATTNC_BP_DG)
         e_in = bp_block_sum(e_in, red);   // (its barriers publish S too)
     __syncthreads();

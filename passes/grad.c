@@ -469,6 +469,20 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
     return (bytes + 127) / 128 * 128;
 }
 
+/* attnc_bp_chunk_layout under ATTNC_BP_CHUNK2 (codegen/linear_bwd_par_kernel.cuh): the rows q, k, U_hat and dO,
+ * the image, A, b and the l2norm's row sums of dq ([2 NG][C], NG dq's column groups of 8 NT at 8 warps); the
+ * staged rows over dO, the image and A (dO and the image are loaded after the roles are formed), else after
+ * everything.  No P, no M, no lo tiles. */
+unsigned grad_bp_chunk2_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
+{
+    uint32_t nt = KP % 64 == 0 ? 8 : KP % 32 == 0 ? 4 : 2, ng = KP / (8 * nt);
+    unsigned dout = 2 * C * (KP + 8) * 2 + C * (VP + 8) * 2, end_over = dout + C * (VP + 8) * 2 + KP * (VP + 8) * 2 + C * (C + 8) * 2;
+    unsigned bytes = end_over + C * 4 + 2 * ng * C * 4;
+    if (stage > end_over - dout)
+        bytes += stage;
+    return (bytes + 127) / 128 * 128;
+}
+
 /* The warps of the per-chunk kernels (attnc_bwdp_chunk, and the delta rule's attnc_bwdp_wy_adjoint;
  * ATTNC_BP_WIDE_CHUNK, ATTNC_BD_WIDE_ADJ).  Each is latency-bound at one CTA of 8 warps per SM (210-215 KB
  * of shared memory leave no room for a second), so where each of its phases has an item for 16 warps (chunk
@@ -768,6 +782,15 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
          * nothing carries a remainder tile, so there it stores it and the chunk kernel skips a quarter of its
          * products (dv's, and P's: with no decay no gate gradient reads P) */
         gp->bd_walk_duh = !plo && gp->transition == IR_TR_IDENTITY;
+        /* what is left of the chunk kernel then (A = dO U_hat^T, dq, dk; no P, no gate, hi tiles alone) fits a
+         * compact layout twice in an SM: two CTAs of 8 warps instead of one of 16, so that one CTA's loads (its
+         * rows, both images) run under the other's products, as the adjoint's two CTAs do (ATTNC_BP_CHUNK2) */
+        unsigned chunk2 = grad_bp_chunk2_smem(C, KP, VP, stage);
+        gp->bp_chunk_two = gp->bd_walk_duh && 2 * (chunk2 + 1024) <= 228u * 1024u;
+        if (gp->bp_chunk_two) {
+            gp->bp_chunk_warps = BP_WARPS;
+            gp->bp_chunk_smem = chunk2;
+        }
         /* the query: final in the chunk kernel, whose l2norm adjoint keeps its row sums in the key terms'
          * partials ek ([8][C]: two per column group, at most four groups where KP is a multiple of 32) */
         gp->bp_direct[0] = direct_role(m, gp, 0, IR_ROLE_QUERY, gp->K, KP % 32 == 0);
@@ -785,7 +808,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
 
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
-    gp->parallel = gp->bp_delta = gp->bd_walk_duh = gp->bd_adj_two = gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
+    gp->parallel = gp->bp_delta = gp->bd_walk_duh = gp->bd_adj_two = gp->bp_chunk_two = gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
     gp->bp_direct[0] = gp->bp_direct[1] = gp->bp_direct[2] = false;
     gp->bp_direct_l2[0] = gp->bp_direct_l2[1] = gp->bp_direct_l2[2] = false;
     bool diag = gp->transition == IR_TR_DIAG;

@@ -59,6 +59,7 @@ typedef struct grad_plan {
                               * fp32 tiles KP x VP floats (grad.c's image_bytes) */
     unsigned bp_walk_smem, bp_chunk_smem; /* attnc_bp_walk_layout, attnc_bp_chunk_layout */
     uint32_t bp_chunk_warps; /* attnc_bwdp_chunk's CTA: 8 warps, or 16 (the wide kernel, ATTNC_BP_WIDE_CHUNK) */
+    bool bp_chunk_two;       /* its compact layout, two CTAs of 8 warps an SM (ATTNC_BP_CHUNK2; grad.c's delta_plan) */
     uint32_t bd_adj_warps;   /* attnc_bwdp_wy_adjoint's likewise (ATTNC_BD_WIDE_ADJ), or 8 with bd_adj_two */
     bool bd_adj_two;         /* the adjoint's compact layout, two CTAs an SM (ATTNC_BD_ADJ2; grad.c's delta_plan) */
     /* the chunk's raw input rows, copied asynchronously into shared memory (cp.async) before the roles
@@ -130,6 +131,9 @@ unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bo
  * kernel's (bp_chunk_warps) */
 unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool plo, bool norm,
                             bool diag, unsigned stage, uint32_t warps);
+/* The chunk kernel's compact layout (bp_chunk_two: the delta rule where its reverse walk forms dU_hat, 16-bit
+ * tiles without remainders, no gate gradient, 8 warps). */
+unsigned grad_bp_chunk2_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
 /* The delta rule's (16-bit tiles): attnc_bwdp_wy, the walks (do_bytes: dO's slice), attnc_bwdp_wy_adjoint
  * (two: its compact layout of two CTAs an SM, bd_adj_two). */
 unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);

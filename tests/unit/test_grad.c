@@ -376,8 +376,8 @@ static void test_parallel_schedule(void **state)
     assert_false(out.plan.parallel);
     assert_null(strstr(out.source, "ATTNC_BP 1"));
     unit_close(&u);
-    /* the delta rule: chunk 64, its chunk kernel at 16 warps (in the wide pass's namespace, the walks in the
-     * first); no gate and hi tiles alone, so its adjoint at 8 warps in the compact layout, two CTAs an SM */
+    /* the delta rule: chunk 64; no gate and hi tiles alone, so its adjoint and (the reverse walk forming dU_hat)
+     * its chunk kernel at 8 warps in their compact layouts, two CTAs an SM */
     lowered(&u, "attention d { dim K = 128, V = 128; heads H = 2;\n"
                 "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: bf16[H];\n"
                 "  linear { query = l2norm(q); key = l2norm(k); value = v; beta = sigmoid(b); update delta; }\n"
@@ -385,23 +385,25 @@ static void test_parallel_schedule(void **state)
     assert_true(codegen_cuda_bwd_sched(u.m, u.arena, &u.diags, true, &out));
     assert_true(out.plan.parallel && out.plan.bp_delta);
     assert_int_equal(out.plan.bp_chunk, 64);
-    assert_int_equal(out.plan.bp_chunk_warps, 16);
+    assert_int_equal(out.plan.bp_chunk_warps, 8);
+    assert_true(out.plan.bd_walk_duh && out.plan.bp_chunk_two);
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk2_smem(64, 128, 128, out.plan.bp_stage_bytes));
+    assert_true(2 * (out.plan.bp_chunk_smem + 1024) <= 228 * 1024);
     assert_int_equal(out.plan.bd_adj_warps, 8);
     assert_true(out.plan.bd_adj_two);
     assert_int_equal(out.plan.bd_adj_smem, grad_bd_adj_smem(64, 128, 128, out.plan.bp_stage_bytes, true));
     assert_true(2 * (out.plan.bd_adj_smem + 1024) <= 228 * 1024);
     assert_true(out.plan.bp_direct[2]);   /* v as stored: the adjoint writes its gradient (ws_dv kept for dU_hat) */
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, false, out.plan.bp_slo, out.plan.bp_plo, false,
-                                                                false, out.plan.bp_stage_bytes, 16));
     assert_false(out.plan.bp_dg);   /* no decay */
     assert_false(out.plan.bp_plo);   /* no gate gradient: hi tiles alone, in the adjoint too */
     assert_false(out.plan.bp_slo);
     assert_non_null(strstr(out.source, "#define ATTNC_BP_PLO 0"));
-    assert_non_null(strstr(out.source, "#define ATTNC_BP_WIDE_CHUNK 1"));
-    assert_non_null(strstr(out.source, "namespace attnc_wide {"));
-    assert_null(strstr(out.source, "using attnc_wide::attnc_bwdp_wy_adjoint;"));
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_WIDE_CHUNK 0"));
+    assert_null(strstr(out.source, "namespace attnc_wide {"));   /* nothing at 16 warps: no wide pass */
     assert_non_null(strstr(out.source, "#define ATTNC_BD_ADJ2 1"));
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_CHUNK2 1"));
     assert_non_null(strstr(out.source, "constexpr unsigned attnc_bd_adj_threads = 256;"));
+    assert_non_null(strstr(out.source, "constexpr unsigned attnc_bp_chunk_threads = 256,"));
     unit_close(&u);
     /* Gated DeltaNet's decay reads A_log, summed over every token: the gate's gradient and the remainder tiles */
     lowered(&u, "attention g { dim K = 128, V = 128; heads H = 2;\n"
@@ -414,8 +416,10 @@ static void test_parallel_schedule(void **state)
     assert_true(out.plan.parallel && out.plan.bp_delta);
     assert_true(out.plan.bp_dg && out.plan.bp_plo && out.plan.bp_slo);
     assert_non_null(strstr(out.source, "#define ATTNC_BP_PLO 1"));
-    assert_false(out.plan.bd_adj_two);   /* lo tiles: the 16-warp adjoint */
+    assert_false(out.plan.bd_adj_two);   /* lo tiles: the 16-warp adjoint, and chunk kernel */
     assert_int_equal(out.plan.bd_adj_warps, 16);
+    assert_false(out.plan.bp_chunk_two);
+    assert_int_equal(out.plan.bp_chunk_warps, 16);
     assert_non_null(strstr(out.source, "using attnc_wide::attnc_bwdp_wy_adjoint;"));
     unit_close(&u);
     /* the gated delta rule with its decay from its own logits (specs/gated_delta_rule.attn): the gate's
@@ -432,7 +436,8 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bd_adj_warps, 8);
     assert_true(2 * (out.plan.bd_adj_smem + 1024) <= 228 * 1024);
     assert_non_null(strstr(out.source, "#define ATTNC_BD_ADJ2 1"));
-    assert_false(out.plan.bd_walk_duh);   /* the gate's gradient reads P: the chunk kernel forms dU_hat */
+    assert_false(out.plan.bd_walk_duh);   /* the gate's gradient reads P: the chunk kernel forms dU_hat, */
+    assert_false(out.plan.bp_chunk_two);   /* P and M: not the compact layout */
     unit_close(&u);
 }
 
