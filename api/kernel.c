@@ -210,9 +210,12 @@ int attnc_gpu_available(void)
 
 /* ---- the JIT ---------------------------------------------------------------------------------------- */
 
-/* The chunk kernel's schedules other than the sequential walk, each a compile unit of its phases. */
-typedef enum sched_unit { SCHED_MATERIALIZED, SCHED_GROUPED, SCHED_UNITS } sched_unit;
-static const unsigned sched_phases[SCHED_UNITS] = {CG_PHASES_MATERIALIZED, CG_PHASES_GROUPED};
+/* The chunk kernel's units besides its own (the sequential walk), each a compile unit of its phases: the
+ * other schedules, and the walk of linear_kernel.cuh for the launches that save states where the unit's own
+ * is the warp-specialised walk and that does not write the images (cg_kernel.ws_saves: the delta rule with a
+ * decay, whose consumers spilled with the copy). */
+typedef enum sched_unit { SCHED_MATERIALIZED, SCHED_GROUPED, SCHED_SAVING, SCHED_UNITS } sched_unit;
+static const unsigned sched_phases[SCHED_UNITS] = {CG_PHASES_MATERIALIZED, CG_PHASES_GROUPED, CG_PHASES_SEQUENTIAL};
 
 typedef struct loaded_kernel {
     rt_function *fn;
@@ -225,16 +228,16 @@ typedef struct loaded_kernel {
 } loaded_kernel;
 
 /* A pending optimised compile of a tiered kernel (api_tier) and where each of its units goes.  A kernel has
- * up to three: attnc_kernel_new's units, the materialized schedule's and the decode kernel's; the quick
- * functions they replace are every unit's and the split delta rule's passes. */
+ * up to four: attnc_kernel_new's units, the materialized schedule's, the saving walk's and the decode
+ * kernel's; the quick functions they replace are every unit's and the split delta rule's passes. */
 typedef struct kernel_tier {
     api_tier *tier;
     size_t n;
     size_t kernel_of[API_MAX_UNITS];   /* the loaded_kernel each unit is a unit of */
     int sched_of[API_MAX_UNITS];       /* -1: the kernel's own unit; else its sched_unit */
 } kernel_tier;
-#define JIT_MAX_TIERS 3
-#define JIT_MAX_RETIRED (API_MAX_UNITS + CG_SPLIT_PASSES + 2)
+#define JIT_MAX_TIERS 4
+#define JIT_MAX_RETIRED (API_MAX_UNITS + CG_SPLIT_PASSES + 3)
 
 struct attnc_kernel {
     char name[64];
@@ -254,9 +257,9 @@ struct attnc_kernel {
      * compiled (or read from the cache) at its first launch, not by attnc_kernel_new: until then its
      * unit's source waits here and its function is NULL. */
     char *lazy_src[CG_MAX_KERNELS];
-    /* The chunk kernel's other schedules (sched_unit), each a unit of its own: the grouped one loaded by
-     * attnc_kernel_new, the materialized one at the first launch that takes it (its source waits here until
-     * then); the chunk kernel's own unit (k[linear].fn) holds the sequential walk. */
+    /* The chunk kernel's other units (sched_unit), each a unit of its own: the grouped one loaded by
+     * attnc_kernel_new, the materialized one and the saving walk at the first launch that takes each (its
+     * source waits here until then); the chunk kernel's own unit (k[linear].fn) holds the sequential walk. */
     rt_function *sched_fn[SCHED_UNITS];
     char *sched_src[SCHED_UNITS];
     /* The split delta rule's materialized unit (cg_split_pass): sched_fn[SCHED_MATERIALIZED] is its WY pass,
@@ -469,7 +472,7 @@ static void tier_keep(attnc_kernel *k, api_tier *tier, size_t n, const bool *qui
         nquick += quick[u];
     if (nquick == 0)
         return;
-    if (!tier || k->ntiers == JIT_MAX_TIERS) {   /* (the second: not reached, a kernel has three at most) */
+    if (!tier || k->ntiers == JIT_MAX_TIERS) {   /* (the second: not reached, a kernel has four at most) */
         api_tier_free(tier);
         if (!k->tier_error[0])
             snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels' compile did not start", k->name);
@@ -711,7 +714,9 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         info->threads = lk->ws ? lk->cg.ws.threads : lk->cg.threads;
         info->smem_bytes = lk->ws ? lk->cg.ws.smem_bytes : lk->cg.smem_bytes;
         snprintf(info->arch, sizeof info->arch, "%s", arch);
-        bool sched_wanted[SCHED_UNITS] = {linear && k->materialized, linear && k->grouped}, nomem = false;
+        bool sched_wanted[SCHED_UNITS] = {linear && k->materialized, linear && k->grouped,
+                                          linear && lk->ws && !lk->cg.ws_saves && k->saves != CG_SAVED_NONE},
+             nomem = false;
         nomem |= !(k->lazy_src[i] = api_unit_source(cg.source, (int)lk->cg.kind, linear ? CG_PHASES_SEQUENTIAL : 0, lk->ws));
         for (int s = 0; s < SCHED_UNITS; s++)
             nomem |= sched_wanted[s] && !(k->sched_src[s] = api_unit_source(cg.source, (int)lk->cg.kind, sched_phases[s], false));
@@ -1191,18 +1196,20 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             lp.group_chunks = split ? (int)parallel_chunks(k, lk, N, T) : 1;
         }
         rt_function *fn = lk->fn;
-        if (phases[0] != 0) {   /* another schedule: its own unit */
-            sched_unit s = phases[0] == 1 || phases[0] == 6 ? SCHED_MATERIALIZED : SCHED_GROUPED;
+        bool ws = lk->ws;   /* the warp-specialised walk runs phase 0 */
+        if (phases[0] != 0 || (ws && lp.save_img && !lk->cg.ws_saves)) {   /* another schedule, or the saving walk */
+            sched_unit s = phases[0] == 0 ? SCHED_SAVING : phases[0] == 1 || phases[0] == 6 ? SCHED_MATERIALIZED : SCHED_GROUPED;
             if (!k->sched_fn[s] && (st = load_schedule(ctx, k, i, s)) != ATTNC_OK)
                 return st;
             fn = k->sched_fn[s];
+            ws = false;
         }
         for (int ph = 0; ph < nphases; ph++) {
             lp.phase = phases[ph];
             unsigned grid[3] = {gx, k->sh.heads_out, (unsigned)N};
             rt_function *f = fn;
             unsigned threads[3] = {lk->cg.threads, 1, 1}, smem = lk->cg.smem_bytes;
-            if (lp.phase == 0 && lk->ws) {
+            if (lp.phase == 0 && ws) {
                 threads[0] = lk->cg.ws.threads;
                 smem = lk->cg.ws.smem_bytes;
             }

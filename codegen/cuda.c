@@ -413,10 +413,6 @@ cg_saved_images cg_saved_image_kind(const ir_module *m, uint32_t *slice)
     if (!m->linear.present || m->mask != IR_MASK_CAUSAL || m->plan.operands != IR_OPERANDS_BF16 ||
         m->plan.stabilized || m->linear.norm != IR_NORM_NONE || !cg_value_bf16_input(m))
         return CG_SAVED_NONE;
-    /* nor the gated delta rule's: its warp-specialised consumers spilled 24 bytes at 128 registers with even
-     * the bf16 image's copy, whatever its width (gated_delta_rule.attn, bench/RESULTS.md thirty-ninth session) */
-    if (m->plan.householder && m->plan.transition != IR_TR_IDENTITY)
-        return CG_SAVED_NONE;
     for (ir_ref r = 1; r < m->nvalues; r++)
         if (m->values[r].op == IR_OP_PARAM) {
             /* not the delta rule's yet: the image's code took Gated DeltaNet's warp-specialised consumers (144
@@ -427,6 +423,14 @@ cg_saved_images cg_saved_image_kind(const ir_module *m, uint32_t *slice)
             return CG_SAVED_MANTISSA;
         }
     return CG_SAVED_BF16;
+}
+
+bool cg_ws_saves(const ir_module *m)
+{
+    /* the copy's width (4 bytes instead of 16), its unrolling, reading bos again inside it, the TMA unit's
+     * bulk copy, placing it at the chunk's end and the register splits 96 / 160 to 120 / 136 all left spills
+     * (bench/RESULTS.md, thirty-ninth and fortieth sessions) */
+    return !(m->plan.householder && m->plan.transition != IR_TR_IDENTITY);
 }
 
 /* The decode kernel's shared memory: the same sums as attnc_dec_layout in decode_kernel.cuh. */
@@ -538,11 +542,12 @@ static bool emit_linear(gen *g)
     unsigned ws_smem = ws_smem_bytes(g, smem + g->stage_bytes);
     bool ws = ws_eligible(g, ws_smem);
     attnc_buf_printf(b, "#ifndef ATTNC_WS\n#define ATTNC_WS 0\n#endif\n#define ATTNC_WS_OK %d\n#define ATTNC_WS_EXCESS %d\n"
+                        "#define ATTNC_WS_SAVES %d   // the warp-specialised walk writes the saved images too\n"
                         "#define ATTNC_WS_PRODUCERS %u\n"
                         "#define ATTNC_STAGE_BYTES %u\n"
                         "#define ATTNC_STAGE_THREADS (ATTNC_WS ? ATTNC_WS_PRODUCERS : ATTNC_WARPS * 32)\n"
                         "#define ATTNC_STAGE_TID (ATTNC_WS ? (int)threadIdx.x - ATTNC_WARPS * 32 : (int)threadIdx.x)\n",
-                     ws, ws && ws_excess(g), ws_producers(g), g->stage_bytes);
+                     ws, ws && ws_excess(g), ws && cg_ws_saves(m), ws_producers(g), g->stage_bytes);
     emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
@@ -589,8 +594,10 @@ static bool emit_linear(gen *g)
     }
     if (grouped)
         k->group = (cg_entry){.entry = "attnc_linear_group", .threads = p->warps * 32, .smem_bytes = group_smem};
-    if (ws)
+    if (ws) {
         k->ws = (cg_entry){.entry = "attnc_linear", .threads = p->warps * 32 + ws_producers(g), .smem_bytes = ws_smem};
+        k->ws_saves = cg_ws_saves(m);
+    }
     if (decode) {
         k = &g->out->kernels[g->out->nkernels++];
         *k = (cg_kernel){.kind = CG_KERNEL_DECODE, .entry = "attnc_decode", .threads = 128,

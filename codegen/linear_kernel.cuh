@@ -97,6 +97,10 @@ enum { SAVE_NSL = ATTNC_SAVES == 2 ? ATTNC_V / ATTNC_SAVE_VS : 1 };
 // 24 bytes with it and which hides the plain copy anyway (1.219 -> 1.251 with it).  (bench/RESULTS.md,
 // thirty-fourth session.)
 constexpr bool SAVE_BULK = ATTNC_SAVES == 1 && ATTNC_BULK_STORE && ATTNC_WS && !ATTNC_DELTA;
+// Whether this walk writes the images at all: not the warp-specialised walk where its consumers spilled with the
+// copy (ATTNC_WS_SAVES 0, codegen/cuda.c's cg_ws_saves: the delta rule with a decay); the launcher then runs this
+// file's walk when saving (api/kernel.c's SCHED_SAVING).
+constexpr int SAVES_HERE = ATTNC_WS && !ATTNC_WS_SAVES ? 0 : ATTNC_SAVES;
 enum { SAVE_IMG_BYTES = ATTNC_KP * ATTNC_V * 2 + (ATTNC_SAVES == 2 ? ATTNC_KP * SAVE_NSL * 4 : 0) };
 template <typename Sync>
 __device__ __forceinline__ void save_mantissa_image(unsigned char *img, const float (&S)[ATTNC_MTW][ATTNC_NTSW][4],
@@ -1115,8 +1119,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             // Training: mantissa images (ATTNC_SAVES 2) from the accumulators, before their decay below; the bf16
             // image (ATTNC_SAVES 1) is copied out of ss after the barrier below, by the TMA unit where there is one,
             // which reads ss through the async proxy: this thread's writes fenced for it first
-            if (ATTNC_SAVES && (phase == 0 || phase == 5) && p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
-                if constexpr (ATTNC_SAVES == 2) {
+            if (SAVES_HERE && (phase == 0 || phase == 5) && p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
+                if constexpr (SAVES_HERE == 2) {
                     unsigned char *img = (unsigned char *)p.save_img;
                     save_mantissa_image(img + ((size_t)((c0 >> p.save_shift) + n) * ATTNC_HOUT + h) * SAVE_IMG_BYTES,
                                         S, v0, warp, lane, srowred, sync);
@@ -1157,9 +1161,10 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         // chunk that starts one of the backward's chunks (a multiple of this walk's), so that the backward
         // need not walk the sequence again for it.  The image is complete after the barrier above and is not
         // written again before the products of this chunk have passed the barriers of steps 5 and 6.  Only
-        // where the backward reads such images (ATTNC_SAVES 1, codegen/cuda.c's cg_saved_image_kind): elsewhere
-        // the code is not compiled (gated_deltanet's warp-specialised consumers spilled 48 bytes with it).
-        if (ATTNC_SAVES == 1 && (phase == 0 || phase == 5) && p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
+        // where the backward reads such images (ATTNC_SAVES 1, codegen/cuda.c's cg_saved_image_kind) and this walk
+        // writes them (SAVES_HERE): elsewhere the code is not compiled (the gated delta rule's warp-specialised
+        // consumers spilled 48 bytes with it).
+        if (SAVES_HERE == 1 && (phase == 0 || phase == 5) && p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
             constexpr int PER = 16 / (int)sizeof(elt), UNITS = ATTNC_BV / PER;
             elt *dst = (elt *)p.save_img + ((size_t)((c0 >> p.save_shift) + n) * ATTNC_HOUT + h) * ATTNC_KP * ATTNC_V + v0;
             if constexpr (SAVE_BULK) {   // a row a thread (waited for at the chunk's end)

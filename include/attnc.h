@@ -472,13 +472,14 @@ attnc_status attnc_share_workspace(attnc_ctx *ctx, attnc_kernel *kernel, attnc_g
  * forms the same states and can write them out on the way (one image per chunk of the backward: about 2 K V
  * bytes per chunk and output head, the memory the backward's own images would take).  Saved for: a causal
  * linear part on bf16 inputs whose value role is a bf16 input as stored, with no normaliser or stabiliser:
- * lightning, gla, DeltaNet (bf16 images) and hgrn2 (16-bit mantissas with a scale per row); not mamba2,
- * whose value x * dt is computed (the forward's state, from V rounded to bf16, is less exact than the
- * backward's own walk's), nor Gated DeltaNet yet.  A forward that saves runs the sequential or grouped
- * schedule, or DeltaNet's split walk (the materialized schedule of the delta rule); AUTO never takes the
- * additive materialized schedule then, and the decode kernel is not used.  0 also where the backward's walks
- * split over the sequences (few sequences and heads), except for DeltaNet's: the scanned walks of the
- * additive specs form their own states. */
+ * lightning, gla, DeltaNet, the gated delta rule with its decay from its own logits (bf16 images) and hgrn2
+ * (16-bit mantissas with a scale per row); not mamba2, whose value x * dt is computed (the forward's state,
+ * from V rounded to bf16, is less exact than the backward's own walk's), nor Gated DeltaNet with A_log yet.
+ * A forward that saves runs the sequential or grouped schedule (the gated delta rule's on the walk that is not
+ * warp-specialised, a unit compiled at the first launch that saves), or the delta rule's split walk (its
+ * materialized schedule); AUTO never takes the additive materialized schedule then, and the decode kernel is
+ * not used.  0 also where the backward's walks split over the sequences (few sequences and heads), except for
+ * the delta rule's: the scanned walks of the additive specs form their own states. */
 size_t attnc_saved_states_bytes(const attnc_kernel *kernel, const attnc_grad_kernel *grad, int64_t B, int64_t T,
                                 int64_t nseq);
 

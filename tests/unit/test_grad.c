@@ -7,6 +7,7 @@
 
 #include "test_util.h"
 
+#include "codegen.h"
 #include "cuda_bwd.h"
 #include "grad.h"
 #include "passes.h"
@@ -557,6 +558,47 @@ static void test_delta_l2_roles(void **state)
                      4);
 }
 
+/* The images the forward's walk saves for the backward (codegen/cuda.c's cg_saved_image_kind, cg_ws_saves): the
+ * delta rule with a decay from its own logits saves bf16 images, though not from its warp-specialised walk,
+ * whose consumers spilled with the copy (the launcher runs the other walk then: api/kernel.c's SCHED_SAVING);
+ * DeltaNet's warp-specialised walk saves; Gated DeltaNet's A_log (summed over every token) saves none. */
+static void test_saved_images(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {
+        "attention g { dim K = 128, V = 128; heads H = 2;\n"
+        "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: fp32[H]; input g: fp32[H];\n"
+        "  linear { query = l2norm(q); key = l2norm(k); value = v; gate = logsigmoid(g); beta = sigmoid(b); update delta; }\n"
+        "  mask causal; chunk 32; }\n",
+        "attention d { dim K = 128, V = 128; heads H = 2;\n"
+        "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: bf16[H];\n"
+        "  linear { query = l2norm(q); key = l2norm(k); value = v; beta = sigmoid(b); update delta; }\n"
+        "  mask causal; chunk 32; }\n",
+        "attention g { dim K = 128, V = 128; heads H = 2;\n"
+        "  input q: bf16[H, K]; input k: bf16[H, K]; input v: bf16[H, V]; input b: bf16[H]; input a: bf16[H];\n"
+        "  param A_log: fp32[H];\n"
+        "  linear { query = l2norm(q); key = l2norm(k); value = v; gate = -exp(A_log) * softplus(a);\n"
+        "           beta = sigmoid(b); update delta; }\n"
+        "  mask causal; chunk 32; }\n",
+    };
+    const cg_saved_images kind[] = {CG_SAVED_BF16, CG_SAVED_BF16, CG_SAVED_NONE};
+    const bool ws_saves[] = {false, true, false};
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        unit_src u;
+        lowered(&u, specs[i]);
+        uint32_t slice;
+        assert_int_equal(cg_saved_image_kind(u.m, &slice), kind[i]);
+        cg_output out;
+        assert_true(codegen_cuda(u.m, u.arena, &u.diags, &out));
+        assert_int_equal(out.kernels[0].kind, CG_KERNEL_LINEAR);
+        assert_non_null(out.kernels[0].ws.entry);
+        assert_int_equal(out.kernels[0].ws_saves, ws_saves[i]);
+        assert_non_null(strstr(out.source, kind[i] == CG_SAVED_BF16 ? "#define ATTNC_SAVES 1\n" : "#define ATTNC_SAVES 0\n"));
+        assert_non_null(strstr(out.source, ws_saves[i] ? "#define ATTNC_WS_SAVES 1" : "#define ATTNC_WS_SAVES 0"));
+        unit_close(&u);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,7 +607,7 @@ int main(void)
         cmocka_unit_test(test_smem_budget),   cmocka_unit_test(test_norms),
         cmocka_unit_test(test_delta),         cmocka_unit_test(test_mlstm),
         cmocka_unit_test(test_parallel_schedule), cmocka_unit_test(test_direct_roles),
-        cmocka_unit_test(test_delta_l2_roles),
+        cmocka_unit_test(test_delta_l2_roles), cmocka_unit_test(test_saved_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
