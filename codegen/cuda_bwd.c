@@ -708,7 +708,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                             "#define ATTNC_BP_VS %u\n#define ATTNC_BP_VW %u\n#define ATTNC_BP_RUN2 %d\n#define ATTNC_BP_VSPLIT %d\n#define ATTNC_BP_IMG_BYTES %u\n#define ATTNC_BP_SLO %d\n"
                             "#define ATTNC_BP_PLO %d   // P and A carry remainder tiles\n"
                             "#define ATTNC_BP_DG %d   // the chunk kernel forms the scalar gate's gradient\n#define ATTNC_BP_DELTA %d\n"
-                            "#define ATTNC_BD_WALK_DUH %d   // the reverse walk writes dU_hat; the chunk kernel forms no dv, no P\n"
+                            "#define ATTNC_BD_WALK_DUH %d   // the reverse walk writes dU_hat; the chunk kernel forms no dv, no P tiles\n"
                             "#define ATTNC_BP_WIDE_CHUNK %d   // attnc_bwdp_chunk at 16 warps, in the wide pass at the unit's end\n"
                             "#define ATTNC_BD_WIDE_ADJ %d   // attnc_bwdp_wy_adjoint likewise\n#define ATTNC_BP_WIDE_PASS 0\n"
                             "#define ATTNC_BD_ADJ2 %d   // attnc_bwdp_wy_adjoint's compact layout, two CTAs an SM\n"

@@ -15,8 +15,8 @@
 //                          S_out = e^{b_L} S_in + Kd^T U_hat; every S_in image stored (ws_sin);
 //   attnc_bwdp_dstates     grid (N, H_out, 1): the reverse walk; per chunk P = (Q K^T) o D,
 //                          dU_hat = P^T dO + Kd dS_out, dS_in = e^{b_L} dS_out + Qg^T dO - W^T dU_hat; every
-//                          dS_out image stored (ws_dso), dh0; without decay or remainder tiles (DeltaNet,
-//                          ATTNC_BD_WALK_DUH) dU_hat into ws_dv;
+//                          dS_out image stored (ws_dso), dh0; without remainder tiles (DeltaNet, the gated
+//                          delta rule: ATTNC_BD_WALK_DUH) dU_hat into ws_dv;
 //   attnc_bwdp_chunk       the additive chunk kernel with U_hat for V: dq (final), dk's P and state terms,
 //                          dU_hat into ws_dv (unless the walk wrote it), the gate's additive terms into ws_dg
 //                          (U_hat held fixed);

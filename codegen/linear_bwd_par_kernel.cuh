@@ -1812,11 +1812,11 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
 
 // P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and, for the gate's gradient
 // (ATTNC_BP_DG), M_rj = (dO_r . v_j) P_rj (fp32, its pair terms): 16 x 16 blocks on and below the diagonal, one
-// warp each in turn.  Not P where only dv would read it and the delta rule's walk formed dv (ATTNC_BD_WALK_DUH).
+// warp each in turn.  Not P's tiles where only dv would read them and the delta rule's walk formed dv
+// (ATTNC_BD_WALK_DUH), nor P at all unless M needs it.
 __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
 {
-    static_assert(!(ATTNC_BD_WALK_DUH && ATTNC_BP_DG), "no decay where the walk forms dU_hat (passes/grad.c's bd_walk_duh)");
-    constexpr bool want_p = !ATTNC_BD_WALK_DUH;
+    constexpr bool want_p = !ATTNC_BD_WALK_DUH || ATTNC_BP_DG, store_p = !ATTNC_BD_WALK_DUH;
     using L = attnc_bp_chunk_layout;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
@@ -1847,7 +1847,7 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
                 const float f = j <= r ? bp_dec(g[r] - g[j]) : 0.f;
                 const float pv = ap[nt][i] * f;
                 elt hi, lo;
-                if constexpr (want_p) {
+                if constexpr (store_p) {
                     bp_split(pv, hi, lo);
                     P[r * ATTNC_BP_LDC + j] = hi;
                     if constexpr (ATTNC_BP_PLO)

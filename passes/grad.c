@@ -279,9 +279,9 @@
  *      U (the chunk kernel's V), then S_out = e^{b_L} S_in + Kd^T U_hat;
  *   2. the reverse walk forms P and dU_hat = P^T dO + Kd dS_out, then dS_in = e^{b_L} dS_out + Qg^T dO
  *      - W^T dU_hat;
- *   3. the additive chunk kernel on U_hat: dq (final), dk's P and state terms, dU_hat (ws_dv; where the walk's
- *      product is the same, without decay or remainder tiles, bd_walk_duh, the walk stores its dU_hat there
- *      and this kernel forms neither it nor P), the gate's additive terms (U_hat held fixed);
+ *   3. the additive chunk kernel on U_hat: dq (final), dk's P and state terms, dU_hat (ws_dv; without
+ *      remainder tiles, bd_walk_duh, the walk stores its dU_hat there and this kernel forms neither it nor P's
+ *      tiles), the gate's additive terms (U_hat held fixed);
  *   4. attnc_bwdp_wy_adjoint, grid (slots, H_out): dW = -dU_hat S_in^T, dT, Y = T^T dU_hat, Z = T^T dW,
  *      dA = -T^T dT T^T, all mma (hi + lo tiles for T, dT, dU_hat, dW, X and F): dv = diag(beta) Y over
  *      ws_dv, dbeta, dk's WY terms added to ws_dk, and the gate's WY terms per factor (G_r =
@@ -778,15 +778,17 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
         /* dU_hat = P^T dO + Kd dS_out is the reverse walk's for its recurrence; the chunk kernel formed it
-         * again for ws_dv.  The walk's is the same product of the same tiles where Kd is K (no decay) and
-         * nothing carries a remainder tile, so there it stores it and the chunk kernel skips a quarter of its
-         * products (dv's, and P's: with no decay no gate gradient reads P) */
-        gp->bd_walk_duh = !plo && gp->transition == IR_TR_IDENTITY;
-        /* what is left of the chunk kernel then (A = dO U_hat^T, dq, dk; no P, no gate, hi tiles alone) fits a
-         * compact layout twice in an SM: two CTAs of 8 warps instead of one of 16, so that one CTA's loads (its
-         * rows, both images) run under the other's products, as the adjoint's two CTAs do (ATTNC_BP_CHUNK2) */
+         * again for ws_dv.  Where nothing carries a remainder tile the walk stores it and the chunk kernel skips
+         * a quarter of its products (dv's) and P's tiles (a gate's gradient reads P's values, not its tiles).
+         * With a decay the two differ in rounding only: the walk's Kd = K e^{b_L - b} is a bf16 tile, the
+         * chunk kernel applied the factor to the product (and the walk's is the dU_hat its own recurrence used) */
+        gp->bd_walk_duh = !plo;
+        /* what is left of the chunk kernel then without a gate (A = dO U_hat^T, dq, dk; no P, hi tiles alone)
+         * fits a compact layout twice in an SM: two CTAs of 8 warps instead of one of 16, so that one CTA's
+         * loads (its rows, both images) run under the other's products, as the adjoint's two CTAs do
+         * (ATTNC_BP_CHUNK2) */
         unsigned chunk2 = grad_bp_chunk2_smem(C, KP, VP, stage);
-        gp->bp_chunk_two = gp->bd_walk_duh && 2 * (chunk2 + 1024) <= 228u * 1024u;
+        gp->bp_chunk_two = gp->bd_walk_duh && !dg && 2 * (chunk2 + 1024) <= 228u * 1024u;
         if (gp->bp_chunk_two) {
             gp->bp_chunk_warps = BP_WARPS;
             gp->bp_chunk_smem = chunk2;

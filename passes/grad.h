@@ -96,8 +96,7 @@ typedef struct grad_plan {
     bool bp_delta;
     unsigned bd_wy_smem, bd_adj_smem;
     /* the delta rule's reverse walk writes dU_hat into ws_dv, and the chunk kernel forms neither dv (dU_hat)
-     * nor P (no gate gradient reads its pair terms): where the walk's product has the chunk kernel's operands
-     * as they are, no decay folded into Kd and no remainder tiles (DeltaNet) */
+     * nor P's tiles: where no tile carries a remainder (DeltaNet, the gated delta rule) */
     bool bd_walk_duh;
 } grad_plan;
 

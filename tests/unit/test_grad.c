@@ -421,6 +421,7 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bd_adj_warps, 16);
     assert_false(out.plan.bp_chunk_two);
     assert_int_equal(out.plan.bp_chunk_warps, 16);
+    assert_false(out.plan.bd_walk_duh);   /* the chunk kernel forms dU_hat with its lo tiles */
     assert_non_null(strstr(out.source, "using attnc_wide::attnc_bwdp_wy_adjoint;"));
     unit_close(&u);
     /* the gated delta rule with its decay from its own logits (specs/gated_delta_rule.attn): the gate's
@@ -437,8 +438,9 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bd_adj_warps, 8);
     assert_true(2 * (out.plan.bd_adj_smem + 1024) <= 228 * 1024);
     assert_non_null(strstr(out.source, "#define ATTNC_BD_ADJ2 1"));
-    assert_false(out.plan.bd_walk_duh);   /* the gate's gradient reads P: the chunk kernel forms dU_hat, */
-    assert_false(out.plan.bp_chunk_two);   /* P and M: not the compact layout */
+    assert_true(out.plan.bd_walk_duh);   /* no lo tiles: the reverse walk stores dU_hat with its decay */
+    assert_non_null(strstr(out.source, "#define ATTNC_BD_WALK_DUH 1"));
+    assert_false(out.plan.bp_chunk_two);   /* the gate's gradient reads P's values (M): not the compact layout */
     unit_close(&u);
 }
 
