@@ -31,7 +31,7 @@
 // 128): defined in the wide pass of codegen/cuda_bwd.c (ATTNC_BD_WIDE_ADJ; linear_bwd_par_kernel.cuh's header);
 // the adjoint without lo tiles (DeltaNet, and Gated DeltaNet with its decay from its own logits) instead runs two
 // CTAs of 8 warps an SM in a compact layout (ATTNC_BD_ADJ2, below), and so does the chunk kernel where the reverse
-// walk writes dU_hat (DeltaNet: ATTNC_BP_CHUNK2, linear_bwd_par_kernel.cuh).
+// walk writes dU_hat (DeltaNet, the gated delta rule: ATTNC_BP_CHUNK2, linear_bwd_par_kernel.cuh).
 // The gate's WY terms, per factor (the log-weight rule; terms that do not cancel): each Kg_r = k_r e^{b_r}
 // gives G_r = e^{b_r} beta_r (k_r . Z_r) to every s <= r, each E_rj gives beta_r dA_rj E_rj to every
 // j < s <= r:  da_s += sum_{r >= s} (G_r + sum_{j < s} beta_r dA_rj E_rj).

@@ -35,7 +35,8 @@
 // bp_chunk_warps): codegen/cuda_bwd.c then emits this file's text a second time, in namespace attnc_wide with
 // ATTNC_B_THREADS 512 and half the n-tiles per item (ATTNC_BP_NT), and that pass (ATTNC_BP_WIDE_PASS)
 // defines the chunk kernel alone while the first defines everything else.  Where the delta rule's reverse
-// walk forms dU_hat (DeltaNet), it has 8 warps and a compact layout, two CTAs an SM (ATTNC_BP_CHUNK2).
+// walk forms dU_hat (DeltaNet, the gated delta rule), it has 8 warps and a compact layout, two CTAs an SM
+// (ATTNC_BP_CHUNK2).
 // A chunk's slot is c0 / C + n (c0 its first token, n its sequence): distinct over all chunks of all
 // sequences, below total / C + N + 1; attnc_bwdp_chunk finds n by bisection over cu_seqlens and exits
 // for the slots no chunk has.  Every kernel forms its chunk's roles from the chunk's raw input rows copied
@@ -1523,12 +1524,14 @@ static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::g % 1
               attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 #elif ATTNC_BP_CHUNK2
 // The compact layout, two CTAs of 8 warps an SM (passes/grad.c's grad_bp_chunk2_smem): where the delta rule's
-// reverse walk forms dU_hat, the chunk kernel reads q, k, U_hat, dO and the two images and forms A alone (no P,
-// no gate, hi tiles alone).  The staged rows lie over dO, the image and A, which are written only once the
-// roles are formed.  The names of what this form has not (P, M, the lo tiles, the gate's eq and red) alias A's
-// and ek's places, so that the helpers compile unchanged: none of their code that reads them runs here.
-static_assert(ATTNC_BD_WALK_DUH && !ATTNC_BP_DG && !ATTNC_BP_PLO && !ATTNC_BP_SLO && !ATTNC_BP_VLO &&
-              ATTNC_B_NORM == ATTNC_BP_NORM_NONE && ATTNC_B_THREADS == 256, "the compact chunk kernel's case");
+// reverse walk forms dU_hat, the chunk kernel reads q, k, U_hat, dO and the two images and forms A's tiles alone
+// (no P tiles, hi tiles alone).  The staged rows lie over dO, the image and A, which are written only once the
+// roles are formed.  With a gate, no M tile fits: its pair terms are formed again once dq has read dO, as
+// per-block partial sums over dO (bp_pair_partials), and the gate's eq and red get places of their own.  The
+// names of what this form has not (P, M, the lo tiles) alias A's place, so that the helpers compile
+// unchanged: none of their code that reads them runs here (M's name is the partial sums' place).
+static_assert(ATTNC_BD_WALK_DUH && !ATTNC_BP_PLO && !ATTNC_BP_SLO && !ATTNC_BP_VLO && ATTNC_B_NORM == ATTNC_BP_NORM_NONE &&
+              ATTNC_B_THREADS == 256, "the compact chunk kernel's case");
 struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
     static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
@@ -1540,9 +1543,12 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned s = dout + CV;                                   // S_in, then dS_out [KP][LDV]
     static constexpr unsigned a = s + ATTNC_BP_KP * ATTNC_BP_LDV * sizeof(elt);   // A = dO U_hat^T (masked j <= r)
     static constexpr unsigned g = a + CC;                                      // b [C]
-    static constexpr unsigned ek = g + ATTNC_BP_C * 4;                         // dq's l2norm row sums [2 NGQ][C]
-    static constexpr unsigned vlo = v, slo = s, p = a, plo = a, alo = a, m = a, eq = ek, red = ek;
-    static constexpr unsigned tiles_end = ek + 2 * NGQ * ATTNC_BP_C * 4;
+    static constexpr unsigned ek = g + ATTNC_BP_C * 4;   // dq's l2norm row sums [2 NGQ][C], then k . dk_inter's partials
+    static constexpr unsigned eq = ek + 2 * NGQ * ATTNC_BP_C * 4;              // q . dq_inter's partials [NGQ][C]
+    static constexpr unsigned red = eq + (ATTNC_BP_DG ? NGQ * ATTNC_BP_C * 4 : 0);   // the block sum's [WARPS]
+    static constexpr unsigned m = dout;   // the gate's pair terms: their partials [2][C / 16][C], over dO after dq
+    static constexpr unsigned vlo = v, slo = s, p = a, plo = a, alo = a;
+    static constexpr unsigned tiles_end = red + (ATTNC_BP_DG ? ATTNC_B_WARPS * 4 : 0);
     static constexpr unsigned stage = ATTNC_BP_STAGE_BYTES <= g - dout ? dout : tiles_end;
     static constexpr unsigned end = stage == dout ? tiles_end : stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
@@ -1550,6 +1556,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
 static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 16 == 0 && attnc_bp_chunk_layout::dout % 16 == 0 &&
               attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::g % 16 == 0 &&
               attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
+static_assert(2 * ATTNC_BP_C * ATTNC_BP_C * 4 / 16 <= attnc_bp_chunk_layout::CV, "the pair partials fit dO's place");
 #else
 struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
@@ -1813,10 +1820,12 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
 // P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and, for the gate's gradient
 // (ATTNC_BP_DG), M_rj = (dO_r . v_j) P_rj (fp32, its pair terms): 16 x 16 blocks on and below the diagonal, one
 // warp each in turn.  Not P's tiles where only dv would read them and the delta rule's walk formed dv
-// (ATTNC_BD_WALK_DUH), nor P at all unless M needs it.
+// (ATTNC_BD_WALK_DUH), nor P at all unless M needs it; no M without M_TILE (the compact chunk kernel's gate
+// forms its pair terms apart, bp_pair_partials).
+template <bool M_TILE = ATTNC_BP_DG>
 __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
 {
-    constexpr bool want_p = !ATTNC_BD_WALK_DUH || ATTNC_BP_DG, store_p = !ATTNC_BD_WALK_DUH;
+    constexpr bool want_p = !ATTNC_BD_WALK_DUH || M_TILE, store_p = !ATTNC_BD_WALK_DUH;
     using L = attnc_bp_chunk_layout;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
@@ -1858,11 +1867,88 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
                     A[r * ATTNC_BP_LDC + j] = hi;
                     if constexpr (ATTNC_BP_PLO)
                         Alo[r * ATTNC_BP_LDC + j] = lo;
-                    if constexpr (ATTNC_BP_DG)
+                    if constexpr (M_TILE)
                         M[r * (ATTNC_BP_C + 1) + j] = aa[nt][i] * pv;
                 }
             }
     }
+}
+
+// The gate's pair terms where no M tile fits (the compact chunk kernel, ATTNC_BP_CHUNK2): M_rj = (dO_r . v_j)
+// P_rj formed again per 16 x 16 block as bp_scores forms it, and summed per block into pr (C floats a row):
+// rows [nj][r] = sum_{j in block nj, j < r} M_rj and columns [NB + mi][j] = sum_{r in block mi, r > j} M_rj, the
+// two sums of bp_pair_diff_parts a block at a time.  pr lies over dO: the sums wait in registers for the
+// barrier after every warp's products.  Every thread of the CTA comes here.
+__device__ __forceinline__ void bp_pair_partials(const unsigned char *bsm, float *pr)
+{
+    using L = attnc_bp_chunk_layout;
+    constexpr int C = ATTNC_BP_C, NB = C / 16, IT = (NB * NB + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
+    const elt *D = (const elt *)(bsm + L::dout);
+    const float *g = (const float *)(bsm + L::g);
+    float rows[IT][2], cols[IT][2][2];
+#pragma unroll
+    for (int it = 0; it < IT; it++) {
+        const int item = warp + it * ATTNC_B_WARPS, mi = item / NB, nj = item % NB;
+        rows[it][0] = rows[it][1] = 0.f;
+        cols[it][0][0] = cols[it][0][1] = cols[it][1][0] = cols[it][1][1] = 0.f;
+        if (item >= NB * NB || nj > mi)
+            continue;
+        float ap[2][4], aa[2][4];
+        bp_zero<2>(ap);
+        bp_zero<2>(aa);
+        bp_mma<2, false, false>(ap, Q, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+        bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
+                const float x = j < r ? aa[nt][i] * (ap[nt][i] * bp_dec(g[r] - g[j])) : 0.f;
+                rows[it][i >> 1] += x;
+                cols[it][nt][i & 1] += x;
+            }
+        rows[it][0] = quad_sum(rows[it][0]);
+        rows[it][1] = quad_sum(rows[it][1]);
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 2; e++)
+#pragma unroll
+                for (int o = 4; o < 32; o <<= 1)
+                    cols[it][nt][e] += __shfl_xor_sync(0xffffffffu, cols[it][nt][e], o);
+    }
+    __syncthreads();   // every warp's products have read dO
+#pragma unroll
+    for (int it = 0; it < IT; it++) {
+        const int item = warp + it * ATTNC_B_WARPS, mi = item / NB, nj = item % NB;
+        if (item >= NB * NB || nj > mi)
+            continue;
+        if ((lane & 3) == 0) {
+            pr[nj * C + mi * 16 + (lane >> 2)] = rows[it][0];
+            pr[nj * C + mi * 16 + (lane >> 2) + 8] = rows[it][1];
+        }
+        if (lane < 4)
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    pr[(NB + mi) * C + bp_col(nj * 16, nt, lane, e)] = cols[it][nt][e];
+    }
+}
+
+// Token t's d_t (bp_pair_diff's) from bp_pair_partials' sums: the columns of t's block and those below it, less
+// the rows of t's block and those left of it.
+__device__ __forceinline__ float bp_pair_diff_blocks(const float *pr, int t)
+{
+    constexpr int C = ATTNC_BP_C, NB = C / 16;
+    float d = 0.f;
+    for (int b = t / 16; b < NB; b++)
+        d += pr[(NB + b) * C + t];
+    for (int b = 0; b <= t / 16; b++)
+        d -= pr[b * C + t];
+    return d;
 }
 
 // dv's rows m0.. and columns n0.. (acc holding the state term): + P^T dO (hi and lo tiles of P), then into
@@ -1962,7 +2048,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
         __syncthreads();
     }
     const float bl = ATTNC_BP_GATED ? g[ATTNC_BP_C - 1] : 0.f;
-    bp_scores(bsm, true);
+    bp_scores<ATTNC_BP_DG && !TWO>(bsm, true);
     __syncthreads();
 
     // dq = e^{b} (dO S_in^T) + A K; where the query is the tensor's l2norm (times a constant), the rows' sums of
@@ -1994,12 +2080,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
         bp_role_grad_items<NT, NG, NB * NG, ATTNC_BP_DQ_L2, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(
             p, dq_item, p.ws_dq, dq_direct, ATTNC_BP_DQ_SCALE, ek, warp, lane, c0, nrows, h);
     }
-    // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order
+    // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order; the compact form with
+    // a gate forms its pair terms' sums over dO meanwhile, dS_out's loads in flight
     float e_in = 0.f;
-    if constexpr (TWO) {
+    if constexpr (TWO && !ATTNC_BP_DG) {
         attnc_cp_rows<ATTNC_BP_KP, ATTNC_BP_VP * 2 / 16, ATTNC_B_THREADS>(S, ATTNC_BP_LDV * 2, img_out, ATTNC_BP_VP * 2, true);
         attnc_stage_wait();
     } else {
+        if constexpr (TWO) {
+            bp_image_issue(img_out, img);
+            bp_pair_partials(bsm, M);
+        }
         e_in = bp_image_finish<ATTNC_BP_DG>(img, S, Slo);
     }
     if constexpr (ATTNC_BP_DG)
@@ -2058,8 +2149,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
         constexpr int C = ATTNC_BP_C, P = ATTNC_B_THREADS / C;
         static_assert(ATTNC_B_THREADS % C == 0, "whole parts per token");
         __syncthreads();
-        bp_pair_diff_parts<P>(M, C + 1, nrows, red);
-        __syncthreads();
+        if constexpr (!TWO) {
+            bp_pair_diff_parts<P>(M, C + 1, nrows, red);
+            __syncthreads();
+        }
         if (warp == 0) {
             constexpr int R = (C + 31) / 32, NGQ = ATTNC_BP_KP / (8 * ATTNC_BP_NT(ATTNC_BP_KP));
             float dx[R], qx[R], kx[R], cross[R], kin[R], qin[R];
@@ -2068,7 +2161,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
                 const int r = lane * R + i;
                 dx[i] = qx[i] = kx[i] = 0.f;
                 if (r < nrows) {
-                    dx[i] = bp_pair_diff<P>(red, r);
+                    dx[i] = TWO ? bp_pair_diff_blocks(M, r) : bp_pair_diff<P>(red, r);
                     for (int cg = 0; cg < NGQ; cg++) {
                         qx[i] += eq[cg * C + r];
                         kx[i] += ek[cg * C + r];

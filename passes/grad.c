@@ -470,14 +470,15 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
 }
 
 /* attnc_bp_chunk_layout under ATTNC_BP_CHUNK2 (codegen/linear_bwd_par_kernel.cuh): the rows q, k, U_hat and dO,
- * the image, A, b and the l2norm's row sums of dq ([2 NG][C], NG dq's column groups of 8 NT at 8 warps); the
- * staged rows over dO, the image and A (dO and the image are loaded after the roles are formed), else after
- * everything.  No P, no M, no lo tiles. */
-unsigned grad_bp_chunk2_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
+ * the image, A, b and the l2norm's row sums of dq ([2 NG][C], NG dq's column groups of 8 NT at 8 warps), and
+ * with a gate (dg) q . dq_inter's partials [NG][C] and a block sum's [8]; the staged rows over dO, the image
+ * and A (dO and the image are loaded after the roles are formed), else after everything.  No P, no M (the
+ * gate's pair sums go over dO once dq has read it), no lo tiles. */
+unsigned grad_bp_chunk2_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool dg)
 {
     uint32_t nt = KP % 64 == 0 ? 8 : KP % 32 == 0 ? 4 : 2, ng = KP / (8 * nt);
     unsigned dout = 2 * C * (KP + 8) * 2 + C * (VP + 8) * 2, end_over = dout + C * (VP + 8) * 2 + KP * (VP + 8) * 2 + C * (C + 8) * 2;
-    unsigned bytes = end_over + C * 4 + 2 * ng * C * 4;
+    unsigned bytes = end_over + C * 4 + 2 * ng * C * 4 + (dg ? ng * C * 4 + BP_WARPS * 4 : 0);
     if (stage > end_over - dout)
         bytes += stage;
     return (bytes + 127) / 128 * 128;
@@ -783,12 +784,13 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
          * With a decay the two differ in rounding only: the walk's Kd = K e^{b_L - b} is a bf16 tile, the
          * chunk kernel applied the factor to the product (and the walk's is the dU_hat its own recurrence used) */
         gp->bd_walk_duh = !plo;
-        /* what is left of the chunk kernel then without a gate (A = dO U_hat^T, dq, dk; no P, hi tiles alone)
-         * fits a compact layout twice in an SM: two CTAs of 8 warps instead of one of 16, so that one CTA's
-         * loads (its rows, both images) run under the other's products, as the adjoint's two CTAs do
-         * (ATTNC_BP_CHUNK2) */
-        unsigned chunk2 = grad_bp_chunk2_smem(C, KP, VP, stage);
-        gp->bp_chunk_two = gp->bd_walk_duh && !dg && 2 * (chunk2 + 1024) <= 228u * 1024u;
+        /* what is left of the chunk kernel then (A = dO U_hat^T, dq, dk, the gate's terms; no P tiles, hi tiles
+         * alone) fits a compact layout twice in an SM: two CTAs of 8 warps instead of one of 16, so that one
+         * CTA's loads (its rows, both images) run under the other's products, as the adjoint's two CTAs do
+         * (ATTNC_BP_CHUNK2).  A gate's pair terms are then formed again after dq (two products per 16 x 16
+         * block): no M tile fits beside the rest */
+        unsigned chunk2 = grad_bp_chunk2_smem(C, KP, VP, stage, dg);
+        gp->bp_chunk_two = gp->bd_walk_duh && 2 * (chunk2 + 1024) <= 228u * 1024u;
         if (gp->bp_chunk_two) {
             gp->bp_chunk_warps = BP_WARPS;
             gp->bp_chunk_smem = chunk2;

@@ -131,8 +131,8 @@ unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bo
 unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool plo, bool norm,
                             bool diag, unsigned stage, uint32_t warps);
 /* The chunk kernel's compact layout (bp_chunk_two: the delta rule where its reverse walk forms dU_hat, 16-bit
- * tiles without remainders, no gate gradient, 8 warps). */
-unsigned grad_bp_chunk2_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
+ * tiles without remainders, 8 warps; dg: with a gate's gradient). */
+unsigned grad_bp_chunk2_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool dg);
 /* The delta rule's (16-bit tiles): attnc_bwdp_wy, the walks (do_bytes: dO's slice), attnc_bwdp_wy_adjoint
  * (two: its compact layout of two CTAs an SM, bd_adj_two). */
 unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);

@@ -388,7 +388,7 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bp_chunk, 64);
     assert_int_equal(out.plan.bp_chunk_warps, 8);
     assert_true(out.plan.bd_walk_duh && out.plan.bp_chunk_two);
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk2_smem(64, 128, 128, out.plan.bp_stage_bytes));
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk2_smem(64, 128, 128, out.plan.bp_stage_bytes, false));
     assert_true(2 * (out.plan.bp_chunk_smem + 1024) <= 228 * 1024);
     assert_int_equal(out.plan.bd_adj_warps, 8);
     assert_true(out.plan.bd_adj_two);
@@ -440,7 +440,13 @@ static void test_parallel_schedule(void **state)
     assert_non_null(strstr(out.source, "#define ATTNC_BD_ADJ2 1"));
     assert_true(out.plan.bd_walk_duh);   /* no lo tiles: the reverse walk stores dU_hat with its decay */
     assert_non_null(strstr(out.source, "#define ATTNC_BD_WALK_DUH 1"));
-    assert_false(out.plan.bp_chunk_two);   /* the gate's gradient reads P's values (M): not the compact layout */
+    /* and the chunk kernel in the compact layout too, its gate's pair sums over dO */
+    assert_true(out.plan.bp_chunk_two);
+    assert_int_equal(out.plan.bp_chunk_warps, 8);
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk2_smem(64, 128, 128, out.plan.bp_stage_bytes, true));
+    assert_true(out.plan.bp_chunk_smem > grad_bp_chunk2_smem(64, 128, 128, out.plan.bp_stage_bytes, false));
+    assert_true(2 * (out.plan.bp_chunk_smem + 1024) <= 228 * 1024);
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_CHUNK2 1"));
     unit_close(&u);
 }
 
