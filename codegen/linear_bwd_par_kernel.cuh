@@ -2002,7 +2002,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
     extern __shared__ __align__(128) unsigned char bsm[];
     using L = attnc_bp_chunk_layout;
     // the compact form (ATTNC_BP_CHUNK2): the staged rows lie over dO and the image, so those are loaded once
-    // the roles are formed, and each image when it is needed (cp.async): the other CTA's work covers the wait
+    // the roles are formed, and each image when it is needed (cp.async; with a gate dS_out's through registers,
+    // for <S_in, dS_out>): the other CTA's work covers the wait
     constexpr bool TWO = ATTNC_BP_CHUNK2;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int slot = blockIdx.x, h = blockIdx.y;
