@@ -1527,9 +1527,9 @@ static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::g % 1
 // reverse walk forms dU_hat, the chunk kernel reads q, k, U_hat, dO and the two images and forms A's tiles alone
 // (no P tiles, hi tiles alone).  The staged rows lie over dO, the image and A, which are written only once the
 // roles are formed.  With a gate, no M tile fits: its pair terms are formed again once dq has read dO, as
-// per-block partial sums over dO (bp_pair_partials), and the gate's eq and red get places of their own.  The
-// names of what this form has not (P, M, the lo tiles) alias A's place, so that the helpers compile
-// unchanged: none of their code that reads them runs here (M's name is the partial sums' place).
+// per-block partial sums over dO (bp_pair_partials; M names their place), and the gate's eq and red get places
+// of their own.  The names of what this form has not (P, the lo tiles) alias the places of A, V and S, so
+// that the helpers compile unchanged: none of their code that reads them runs here.
 static_assert(ATTNC_BD_WALK_DUH && !ATTNC_BP_PLO && !ATTNC_BP_SLO && !ATTNC_BP_VLO && ATTNC_B_NORM == ATTNC_BP_NORM_NONE &&
               ATTNC_B_THREADS == 256, "the compact chunk kernel's case");
 struct attnc_bp_chunk_layout {   // offsets in bytes
@@ -1817,6 +1817,26 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
     return bp_image_finish<DOT, LO>(r, S, Slo);
 }
 
+// Block (mi, nj)'s products before their factors, 16 x 16 each: ap = Q K^T (WANT_P) and, with `dp`, aa = dO V^T
+// (with the value's lo tile where it has one); zero where not formed.  bp_scores' and bp_pair_partials'.
+template <bool WANT_P>
+__device__ __forceinline__ void bp_block_scores(const unsigned char *bsm, int mi, int nj, bool dp, float (&ap)[2][4],
+                                                float (&aa)[2][4], int lane)
+{
+    using L = attnc_bp_chunk_layout;
+    const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
+    const elt *Vlo = (const elt *)(bsm + L::vlo), *D = (const elt *)(bsm + L::dout);
+    bp_zero<2>(ap);
+    bp_zero<2>(aa);
+    if constexpr (WANT_P)
+        bp_mma<2, false, false>(ap, Q, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+    if (dp) {
+        bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+        if constexpr (ATTNC_BP_VLO)
+            bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, Vlo, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+    }
+}
+
 // P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and, for the gate's gradient
 // (ATTNC_BP_DG), M_rj = (dO_r . v_j) P_rj (fp32, its pair terms): 16 x 16 blocks on and below the diagonal, one
 // warp each in turn.  Not P's tiles where only dv would read them and the delta rule's walk formed dv
@@ -1828,8 +1848,6 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
     constexpr bool want_p = !ATTNC_BD_WALK_DUH || M_TILE, store_p = !ATTNC_BD_WALK_DUH;
     using L = attnc_bp_chunk_layout;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
-    const elt *Vlo = (const elt *)(bsm + L::vlo), *D = (const elt *)(bsm + L::dout);
     elt *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *A = (elt *)(bsm + L::a), *Alo = (elt *)(bsm + L::alo);
     float *M = (float *)(bsm + L::m);
     const float *g = (const float *)(bsm + L::g);
@@ -1839,15 +1857,7 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
         if (nj > mi)
             continue;
         float ap[2][4], aa[2][4];
-        bp_zero<2>(ap);
-        bp_zero<2>(aa);
-        if constexpr (want_p)
-            bp_mma<2, false, false>(ap, Q, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
-        if (dp) {
-            bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
-            if constexpr (ATTNC_BP_VLO)
-                bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, Vlo, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
-        }
+        bp_block_scores<want_p>(bsm, mi, nj, dp, ap, aa, lane);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
@@ -1884,8 +1894,6 @@ __device__ __forceinline__ void bp_pair_partials(const unsigned char *bsm, float
     using L = attnc_bp_chunk_layout;
     constexpr int C = ATTNC_BP_C, NB = C / 16, IT = (NB * NB + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const elt *Q = (const elt *)(bsm + L::q), *K = (const elt *)(bsm + L::k), *V = (const elt *)(bsm + L::v);
-    const elt *D = (const elt *)(bsm + L::dout);
     const float *g = (const float *)(bsm + L::g);
     float rows[IT][2], cols[IT][2][2];
 #pragma unroll
@@ -1896,10 +1904,7 @@ __device__ __forceinline__ void bp_pair_partials(const unsigned char *bsm, float
         if (item >= NB * NB || nj > mi)
             continue;
         float ap[2][4], aa[2][4];
-        bp_zero<2>(ap);
-        bp_zero<2>(aa);
-        bp_mma<2, false, false>(ap, Q, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
-        bp_mma<2, false, false>(aa, D, ATTNC_BP_LDV, mi * 16, V, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
+        bp_block_scores<true>(bsm, mi, nj, true, ap, aa, lane);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
@@ -2034,8 +2039,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
         bp_image_issue(img_in, img);    // in flight while the rows are formed
     bp_load_rows(p, c0, nrows, h, bsm, !TWO, slot);
     __syncthreads();   // the staged rows (over S; TWO: over dO, S and A) are read
+    // (TWO: an image [KP][VP] of bf16 rows into S by cp.async, waited for by attnc_stage_wait)
+    auto image_async = [&](const unsigned char *img) {
+        attnc_cp_rows<ATTNC_BP_KP, ATTNC_BP_VP * 2 / 16, ATTNC_B_THREADS>(S, ATTNC_BP_LDV * 2, img, ATTNC_BP_VP * 2, true);
+    };
     if constexpr (TWO) {
-        attnc_cp_rows<ATTNC_BP_KP, ATTNC_BP_VP * 2 / 16, ATTNC_B_THREADS>(S, ATTNC_BP_LDV * 2, img_in, ATTNC_BP_VP * 2, true);
+        image_async(img_in);
         bp_load_dout(p, c0, nrows, h, (elt *)D);
         attnc_stage_wait();
     } else {
@@ -2085,7 +2094,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
     // a gate forms its pair terms' sums over dO meanwhile, dS_out's loads in flight
     float e_in = 0.f;
     if constexpr (TWO && !ATTNC_BP_DG) {
-        attnc_cp_rows<ATTNC_BP_KP, ATTNC_BP_VP * 2 / 16, ATTNC_B_THREADS>(S, ATTNC_BP_LDV * 2, img_out, ATTNC_BP_VP * 2, true);
+        image_async(img_out);
         attnc_stage_wait();
     } else {
         if constexpr (TWO) {
