@@ -121,8 +121,14 @@ typedef struct api_saved_layout {
     uint32_t chunk, kp, vp, heads_out;
     bool mantissa;      /* 16-bit mantissas and a scale per row and slice of vs columns (bp_plo), else bf16 */
     uint32_t vs;
+    bool uhat;          /* the delta rule: every token's U_hat row after the images, bf16 [slot][heads_out][chunk][vp] */
 } api_saved_layout;
 bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layout *out);
+/* The backward's slots for `tokens` tokens in N sequences; the bytes of the images of `slots` slots (where the
+ * U_hat rows begin), and of all the saved states. */
+size_t api_saved_slots(const api_saved_layout *sl, int64_t tokens, int64_t N);
+size_t api_saved_images_bytes(const api_saved_layout *sl, size_t slots);
+size_t api_saved_bytes(const api_saved_layout *sl, size_t slots);
 
 /* kernel.c, shared with backward.c: what the forward's and the backward's kernel handles share. */
 typedef struct api_tensor {

@@ -112,7 +112,7 @@ typedef struct bwd_params {
     void *ws_t;              /* ... and T per chunk (hi, and lo with remainder tiles) */
     float *ws_decay;         /* the scanned walks: e^{b_L} per chunk and output head (gated specs) */
     int bp_run;              /* the walks' mode: 0 walks each sequence, R > 0 runs of R slots */
-    int bd_uhat;             /* the delta rule with the forward's saved states: attnc_bwdp_wy forms U_hat (no forward walk) */
+    int bd_uhat_saved;       /* the delta rule with the forward's saved states: ws_u is the forward's U_hat (no U formed) */
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -588,8 +588,9 @@ static bool walks_split(const attnc_grad_kernel *k, int64_t N);
 bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layout *out)
 {
     /* 16-bit images, bf16 tiles or mantissas with row scales (not fp32: the forward's tiles are bf16); the
-     * states of the running denominator, mLSTM and the normalisers' rows the forward does not save (the delta
-     * rule's U_hat, which the backward's walk formed, attnc_bwdp_wy forms).  Split walks (few sequences and
+     * states of the running denominator, mLSTM and the normalisers' rows the forward does not save.  The delta
+     * rule's forward saves every token's U_hat too (the backward's forward walk formed it; the chunk kernel
+     * reads it for V), so attnc_bwdp_wy forms no U.  Split walks (few sequences and
      * heads): the scanned ones form their own images, keeping each chunk's decay from their forward walk; the
      * delta rule's narrow reverse walk needs no more than the wide one, so its forward walk is skipped the same
      * way (and the forward's split walk saves, api/kernel.c's split_saves). */
@@ -598,15 +599,26 @@ bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layo
         return false;
     uint32_t plain = k->bp_kp * k->bp_vp * 2, scales = k->bp_kp * (k->bp_vp / k->bp_vs) * 4;
     if (k->bp_image != (k->bp_plo ? plain + scales : plain) || (k->bp_delta && k->bp_plo))
-        return false;   /* (attnc_bwdp_wy's U_hat reads bf16 images: no forward saves mantissas for the delta rule) */
-    /* the delta rule's attnc_bwdp_wy puts W's tile over its fp32 T and E and the image over K and V: where they
-     * fit (linear_bwd_delta_kernel.cuh's BD_SAVED_FITS, the same sums) */
-    uint32_t C = k->chunk, ldk = k->bp_kp + 8, ldv = k->bp_vp + 8;
-    if (k->bp_delta && (C * ldk * 2 > 2 * C * (C + 1) * 4 || k->bp_kp * ldv > C * (ldk + ldv)))
-        return false;
+        return false;   /* (no forward saves mantissa images for the delta rule) */
     *out = (api_saved_layout){.chunk = k->chunk, .kp = k->bp_kp, .vp = k->bp_vp, .heads_out = k->sh.heads_out,
-                              .mantissa = k->bp_plo, .vs = k->bp_vs};
+                              .mantissa = k->bp_plo, .vs = k->bp_vs, .uhat = k->bp_delta};
     return true;
+}
+
+size_t api_saved_slots(const api_saved_layout *sl, int64_t tokens, int64_t N)
+{
+    return (size_t)tokens / sl->chunk + (size_t)N + 1;   /* the backward's slots: c0 / C + n */
+}
+
+size_t api_saved_images_bytes(const api_saved_layout *sl, size_t slots)
+{
+    size_t image = (size_t)sl->kp * sl->vp * 2 + (sl->mantissa ? (size_t)sl->kp * (sl->vp / sl->vs) * 4 : 0);
+    return slots * sl->heads_out * image;
+}
+
+size_t api_saved_bytes(const api_saved_layout *sl, size_t slots)
+{
+    return api_saved_images_bytes(sl, slots) + (sl->uhat ? slots * sl->heads_out * sl->chunk * sl->vp * 2 : 0);
 }
 
 /* wanted: per tensor, whether its gradient is asked for (NULL: every one).  The parallel schedule's adjoint
@@ -641,7 +653,7 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     /* the delta rule's W and U (U_hat) of every chunk: C x KP and C x VP elements per slot and head */
     size_t tile = k->bp_delta ? slots * k->sh.heads_out * k->chunk * 2 : 0;   /* 16-bit tiles only */
     sizes[20] = (tile * k->bp_kp + 3) / 4;
-    sizes[21] = (tile * k->bp_vp + 3) / 4;
+    sizes[21] = saved ? 0 : (tile * k->bp_vp + 3) / 4;   /* U_hat: in the forward's saved states */
     /* the scanned walks: every chunk's decay e^{b_L} (per channel with a vector gate) */
     sizes[22] = k->bp_decay && scan_run(k, total, N) > 0 ? slots * k->sh.heads_out * k->gk : 0;
     /* the delta rule's T, C x C (hi, and lo where the products take remainder tiles), saved by attnc_bwdp_wy
@@ -811,7 +823,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     for (uint32_t i = 0; i < k->ntensors; i++)
         wanted[i] = a->dinputs[i].data != NULL;
     /* the forward's saved states stand for the images of the backward's forward walk, which is then not run */
-    api_saved_layout sl;
+    api_saved_layout sl = {0};
     if (a->saved && !api_grad_saved_layout(k, N, &sl))
         return api_fail(ctx, ATTNC_ERR_USAGE, "%s backward: saved states given, but this backward reads none on "
                         "this shape (attnc_saved_states_bytes is 0 for it)", k->name);
@@ -820,6 +832,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
     const void *saved = a->saved;
     if ((st = workspace(ctx, k, total, N, a->dh0.data != NULL, a->dz0.data != NULL, wanted, saved, &lp)) != ATTNC_OK)
         return st;
+    if (saved && sl.uhat)   /* the delta rule: the forward's U_hat rows, after its images, for the chunk kernel */
+        lp.ws_u = (unsigned char *)(uintptr_t)saved + api_saved_images_bytes(&sl, api_saved_slots(&sl, total, N));
     for (uint32_t i = 0; i < k->ntensors; i++)
         if (direct_tensor(k, i) && wanted[i]) {
             lp.direct[i] = a->dinputs[i].data;
@@ -851,7 +865,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         bool split = walks_split(k, N), narrow = split && k->bp_delta;
         int64_t slots = total / k->chunk + N + 1, run = scan_run(k, total, N);
         lp.bp_run = (int)run;
-        lp.bd_uhat = saved && k->bp_delta;
+        lp.bd_uhat_saved = saved && k->bp_delta;
         unsigned gw[3] = {(unsigned)(run ? (slots + run - 1) / run : N), k->sh.heads_out,
                           k->bp_vp / (narrow ? k->bp_vs : k->bp_vw)};
         unsigned gs[3] = {(unsigned)N, k->sh.heads_out, run ? (k->bp_kp + k->bp_scan_rows - 1) / k->bp_scan_rows : 0};

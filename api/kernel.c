@@ -864,6 +864,7 @@ typedef struct launch_params {
     float *ws_u, *ws_bl;
     void *save_img;
     int save_shift;
+    void *save_uh;
 } launch_params;
 
 /* Whether this launch of the linear part takes the materialized schedule: asked for, or (auto) when the
@@ -1081,9 +1082,7 @@ size_t attnc_saved_states_bytes(const attnc_kernel *k, const attnc_grad_kernel *
     api_saved_layout sl;
     if (!k || !grad || B < 1 || T < 0 || !saves_for(k, grad, nseq > 0 ? nseq : B, &sl))
         return 0;
-    size_t slots = (size_t)(B * T) / sl.chunk + (size_t)(nseq > 0 ? nseq : B) + 1;   /* the backward's: c0 / C + n */
-    size_t image = (size_t)sl.kp * sl.vp * 2 + (sl.mantissa ? (size_t)sl.kp * (sl.vp / sl.vs) * 4 : 0);
-    return slots * sl.heads_out * image;
+    return api_saved_bytes(&sl, api_saved_slots(&sl, B * T, nseq > 0 ? nseq : B));
 }
 
 attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_args *a)
@@ -1155,6 +1154,8 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         lp.save_img = a->saved;
         while ((1u << lp.save_shift) < sl.chunk)   /* (chunks are powers of two: passes/grad.c, passes/tile.c) */
             lp.save_shift++;
+        if (sl.uhat)   /* the delta rule's U_hat rows, after the images */
+            lp.save_uh = (unsigned char *)a->saved + api_saved_images_bytes(&sl, api_saved_slots(&sl, B * T, N));
     }
     /* One token per sequence (a decode step): the decode kernel replaces the chunk kernel, unless the
      * launch asks for a schedule of the chunk kernel or saves states (the chunk kernel's walk writes them). */

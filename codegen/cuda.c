@@ -391,6 +391,7 @@ static void emit_common(gen *g)
                         "    float *ws_u, *ws_bl;     // U [slot, HOUT, C, V]; the chunk's state decay [slot, HOUT]\n"
                         "    void *save_img;          // training: S_in images for the backward [slot, HOUT, KP, V] (or null)\n"
                         "    int save_shift;          // log2 of the backward's chunk: slot = (c0 >> save_shift) + n\n"
+                        "    elt *save_uh;            // training, the delta rule: every token's U_hat [slot, HOUT, C_b, V] (or null)\n"
                         "};\n",
                      m->ntensors ? m->ntensors : 1);
     for (uint32_t i = 0; i < m->ntensors; i++)
@@ -447,12 +448,13 @@ static unsigned decode_smem_bytes(const gen *g)
 
 /* The split delta rule's state walk's shared memory: the same sums as attnc_ls_layout in linear_kernel.cuh
  * (LS_AHEAD + 1 buffers of -W and Kd tiles, the CTA's columns of U and the chunk's decay, fp32; where the walk
- * saves bf16 images for the backward, each warp's k_pad rows of 24 elements to turn its part of the state). */
+ * saves bf16 images for the backward, each warp's k_pad rows of 24 elements to turn its part of the state, and
+ * its chunk rows of 24 to turn its part of U_hat). */
 static unsigned split_states_smem_bytes(const gen *g, unsigned ls_warps, cg_saved_images saved)
 {
     const ir_plan *p = &g->m->plan;
     unsigned es = ir_operand_bytes(p->operands), tile_k = p->chunk * (p->k_pad + 8) * es;
-    unsigned img = saved == CG_SAVED_BF16 ? ls_warps * p->k_pad * 24 * es : 0;
+    unsigned img = saved == CG_SAVED_BF16 ? ls_warps * (p->k_pad + p->chunk) * 24 * es : 0;
     return (LS_AHEAD + 1) * (2 * tile_k + p->chunk * (16 * ls_warps + 4) * 4 + 16) + img;
 }
 

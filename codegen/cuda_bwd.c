@@ -662,7 +662,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                           "    void *ws_t;              // the delta rule: T of every chunk [slot, HOUT, hi (, lo), C, C], elt\n"
                           "    float *ws_decay;         // the scanned walks: e^{b_L} of every chunk [slot, HOUT, GK] (gated specs)\n"
                           "    int bp_run;              // the walks: 0 walks each sequence; R > 0, runs of R slots (chunk products)\n"
-                          "    int bd_uhat;             // the delta rule with the forward's saved states: attnc_bwdp_wy forms U_hat\n");
+                          "    int bd_uhat_saved;       // the delta rule with the forward's saved states: ws_u is the forward's U_hat\n");
     attnc_buf_puts(b, "};\n");
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));

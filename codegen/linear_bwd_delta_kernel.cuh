@@ -9,7 +9,8 @@
 //   U_hat = U - W S_in,  S_out = e^{b_L} S_in + Kd^T U_hat,  O = (Q e^{b}) S_in + P U_hat
 // so the additive chunk runs on U_hat where it had V.  Kernels, in launch order (api/backward.c):
 //   attnc_bwdp_wy          grid (slots, H_out): E, T (fp32), W and U into ws_w, ws_u (tile type), T's tiles
-//                          into ws_t;
+//                          into ws_t (with the forward's saved states, p.bd_uhat_saved: no U, no V rows;
+//                          ws_u is then the forward's U_hat, a row per token, and attnc_bwdp_states is not run);
 //   attnc_bwdp_states      grid (N, H_out, 1): the forward walk; per chunk U_hat = U - W S_in on the tensor
 //                          cores from the S_in image, written over U in ws_u (the chunk kernel's V), then
 //                          S_out = e^{b_L} S_in + Kd^T U_hat; every S_in image stored (ws_sin);
@@ -36,7 +37,10 @@
 // gives G_r = e^{b_r} beta_r (k_r . Z_r) to every s <= r, each E_rj gives beta_r dA_rj E_rj to every
 // j < s <= r:  da_s += sum_{r >= s} (G_r + sum_{j < s} beta_r dA_rj E_rj).
 // Saved versus recomputed: W and U (then U_hat) per chunk in the tile type (C (K + V) elements per chunk
-// and head: both walks and the chunk kernel read them); T as the adjoint's operand tiles (C x C, hi and,
+// and head: both walks and the chunk kernel read them); in a training step the forward's walk saves every
+// token's U_hat row (U_hat_t = beta_t (v_t - S_{t-1}^T k_t) with the decay's factor, the same whatever the
+// chunking: linear_kernel.cuh's save_uhat_rows) with its S_in images, so that this file forms neither U nor
+// U_hat (on an H100 at T = 8192 attnc_bwdp_wy 1.336 -> 0.791 ms for DeltaNet, the forward +0.02 ms); T as the adjoint's operand tiles (C x C, hi and,
 // with remainders, lo: 128 or 256 MiB at the benchmark's shape, within FLA's memory), since the solve, a
 // chain of short steps, was the adjoint's longest stage when it formed T again; the images as in the
 // additive schedule.  Products are bf16 mma
@@ -96,21 +100,22 @@ __device__ __forceinline__ void bd_mma_split(float (*acc)[4], const elt *Ah, con
 // The chunk's key and value roles into K and V tiles, its log2 gates into g (then, gated, the chunk-local
 // sums) and beta into beta[r] (0 on padding rows), once the staged rows have landed; two rows per warp and
 // pass through registers (bp_roles).
+template <bool WITH_V>
 __device__ __forceinline__ void bd_rows_kv(const attnc_bwd_params &p, int c0, int nrows, int h, elt *K, elt *V, float *g,
                                            float *beta, const unsigned char *stage)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0);
+    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (WITH_V && ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0);
     attnc_stage_wait();
     __syncthreads();
     for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {
         bp_roles x[2];
         bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
         bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x, r0, nrows, K, lane);
-        if constexpr (ATTNC_BP_V_STAGE >= 0)
+        if constexpr (WITH_V && ATTNC_BP_V_STAGE >= 0)
             bp_copy_rows2<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, 0, nrows, V, ATTNC_BP_LDV, lane);
         bp_store_gates2(x, r0, g, beta, lane);
-        if constexpr (ATTNC_BP_V_STAGE < 0)
+        if constexpr (WITH_V && ATTNC_BP_V_STAGE < 0)
 #pragma unroll
             for (int i = 0; i < 2; i++) {
                 elt *row = V + (r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDV;
@@ -331,35 +336,14 @@ struct attnc_bd_wy_layout {   // offsets in bytes
     static constexpr unsigned e = stage;                                                 // E [C][C+1] fp32
     static constexpr unsigned wh = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b) hi
     static constexpr unsigned uh = wh + CC;                                              // T diag(beta) hi
-    static constexpr unsigned wl = uh + CC;                                              // their lo tiles (PLO), or
-    static constexpr unsigned ul = wl + CC;                                              // the image's first rows
+    static constexpr unsigned wl = uh + CC;                                              // their lo tiles (PLO)
+    static constexpr unsigned ul = wl + CC;
     static constexpr unsigned end_a = stage + ATTNC_BP_STAGE_BYTES, end_b = ul + CC;
     static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
 };
 static_assert(attnc_bd_wy_layout::v % 16 == 0 && attnc_bd_wy_layout::t % 16 == 0 && attnc_bd_wy_layout::stage % 16 == 0 &&
               attnc_bd_wy_layout::wh % 16 == 0 && attnc_bd_wy_layout::CC % 16 == 0 &&
               4 * attnc_bd_wy_layout::CC >= (ATTNC_BP_C / 16) * 256 * 4, "16-byte tiles; the solve's scratch");
-
-// attnc_bwdp_wy's U_hat from the forward's saved states (p.bd_uhat): W's tile [C][LDK] over T and E (fp32 C x
-// C + 1 each, contiguous), the image [KP][LDV] over K and V (contiguous); api/backward.c's api_grad_saved_layout
-// asks for it only where both fit (the same sums: not at chunks of 32 with K = V = 128), and never with the
-// remainder tiles' mantissa images (ATTNC_BP_PLO: no forward saves those for the delta rule).
-constexpr bool BD_SAVED_FITS = !ATTNC_BP_PLO && ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt) <= 2 * ATTNC_BP_C * ATTNC_BD_LDF * 4 &&
-                               ATTNC_BP_KP * ATTNC_BP_LDV <= ATTNC_BP_C * (ATTNC_BP_LDK + ATTNC_BP_LDV);
-static_assert(attnc_bd_wy_layout::e == attnc_bd_wy_layout::t + ATTNC_BP_C * ATTNC_BD_LDF * 4 &&
-                  attnc_bd_wy_layout::v == attnc_bd_wy_layout::k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt),
-              "T then E, K then V: the saved states' tiles over them");
-// The image's rows in two parts, so that most of its copy runs under other work: its first BD_IMG_EARLY rows
-// over the lo tiles' place (unused without remainder tiles), copied while E and T are formed; the rest over K
-// (and V), copied once the W items have read K (BD_IMG_LATE_IN_K) or, where it needs V's place too, after the
-// U items.  (One copy after the U items, waited for at once: DeltaNet's attnc_bwdp_wy 0.97 -> 1.18 ms with
-// saved states on the H200, bench/RESULTS.md thirty-fourth session.)
-constexpr int BD_IMG_LO_ROWS = (int)(2 * attnc_bd_wy_layout::CC / (ATTNC_BP_LDV * sizeof(elt))) / 16 * 16;   // (whole k-steps)
-constexpr int BD_IMG_EARLY = BD_IMG_LO_ROWS < ATTNC_BP_KP ? BD_IMG_LO_ROWS : ATTNC_BP_KP;
-constexpr bool BD_IMG_LATE_IN_K = (ATTNC_BP_KP - BD_IMG_EARLY) * ATTNC_BP_LDV <= ATTNC_BP_C * ATTNC_BP_LDK;
-static_assert(attnc_bd_wy_layout::wl == attnc_bd_wy_layout::uh + attnc_bd_wy_layout::CC &&
-                  2 * attnc_bd_wy_layout::CC >= (ATTNC_BP_C / 16) * 256 * 4,
-              "the lo tiles contiguous, after the solve's scratch (over wh and uh)");
 
 // acc (rows m0.., NT n-tiles from n0) = (hi + lo) X over the causal range of a lower-triangular C x C
 // left factor (row-major [r][j], j <= r).
@@ -415,14 +399,14 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
     elt *Wh = (elt *)(bsm + L::wh), *Wl = (elt *)(bsm + L::wl), *Uh = (elt *)(bsm + L::uh), *Ul = (elt *)(bsm + L::ul);
     float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
 
-    attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_V)>(p, c0, eos, h, bsm + L::stage);   // (no q rows)
-    bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
-    const elt *img = (const elt *)((const unsigned char *)p.ws_sin + bp_image(slot, h));
-    constexpr int IMG_UNITS = ATTNC_BP_VP * (int)sizeof(elt) / 16;
-    if (BD_SAVED_FITS && p.bd_uhat) {   // the image's first rows (U_hat below), over the staged rows, now read
-        attnc_cp_rows<BD_IMG_EARLY, IMG_UNITS, ATTNC_B_THREADS>(bsm + L::wl, ATTNC_BP_LDV * sizeof(elt), img,
-                                                               ATTNC_BP_VP * sizeof(elt), true);
-        asm volatile("cp.async.commit_group;\n" ::: "memory");
+    // With the forward's saved states (p.bd_uhat_saved) ws_u holds the forward's U_hat already: no U, and no V rows.
+    const bool want_u = !p.bd_uhat_saved;
+    if (want_u) {
+        attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_V)>(p, c0, eos, h, bsm + L::stage);   // (no q rows)
+        bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+    } else {
+        attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K)>(p, c0, eos, h, bsm + L::stage);
+        bd_rows_kv<false>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     }
     bd_form_e(K, g, E);
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS)   // T = I, the solve's start
@@ -436,7 +420,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
         const int r = i / C, j = i % C;
         const float t = j <= r ? T[r * LDF + j] * beta[j] : 0.f;
         bd_put_split(Wh, Wl, r * ATTNC_BP_LDC + j, t * bp_dec(g[j]));
-        bd_put_split(Uh, Ul, r * ATTNC_BP_LDC + j, t);
+        if (want_u)
+            bd_put_split(Uh, Ul, r * ATTNC_BP_LDC + j, t);
         bd_put_split(tg, tg + C * C, i, T[r * LDF + j]);
     }
     __syncthreads();
@@ -448,54 +433,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
             float acc[NT][4];
             bd_lower_mm<NT>(acc, Wh, Wl, K, ATTNC_BP_LDK, m0, n0, lane);
             bd_store_tile<NT>(w, ATTNC_BP_KP, acc, m0, n0, lane);
-            if (BD_SAVED_FITS && p.bd_uhat)   // and its tile for U_hat below, over T and E (no longer read)
-                bd_store_tile<NT>((elt *)(bsm + L::t), ATTNC_BP_LDK, acc, m0, n0, lane);
         }
     }
-    // the image's other rows over K, which the W items have read (where they fit there), under the U items
-    const auto copy_late_rows = [&] {
-        attnc_cp_rows<ATTNC_BP_KP - BD_IMG_EARLY, IMG_UNITS, ATTNC_B_THREADS>(
-            K, ATTNC_BP_LDV * sizeof(elt), img + (size_t)BD_IMG_EARLY * ATTNC_BP_VP, ATTNC_BP_VP * sizeof(elt), true);
-        asm volatile("cp.async.commit_group;\n" ::: "memory");
-    };
-    if (BD_SAVED_FITS && BD_IMG_LATE_IN_K && BD_IMG_EARLY < ATTNC_BP_KP && p.bd_uhat) {
-        __syncthreads();
-        copy_late_rows();
-    }
-    {   // U = T diag(beta) V
+    if (!want_u)
+        return;
+    {   // U = T diag(beta) V, for the forward walk (attnc_bwdp_states), which forms U_hat over it
         constexpr int NT = ATTNC_BP_NT(ATTNC_BP_VP), NG = ATTNC_BP_VP / (8 * NT);
         for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
             const int m0 = item / NG * 16, n0 = item % NG * 8 * NT;
             float acc[NT][4];
             bd_lower_mm<NT>(acc, Uh, Ul, V, ATTNC_BP_LDV, m0, n0, lane);
             bd_store_tile<NT>(u, ATTNC_BP_VP, acc, m0, n0, lane);
-        }
-        // With the forward's saved states (p.bd_uhat: ws_sin holds S_in's image, and no forward walk runs), U_hat
-        // = U - W S_in over U, as attnc_bwdp_states forms it: U as just stored in the tile type (read back as the
-        // walk reads it), W S_in from W's tile (the W items above wrote it over T and E) and the image (its rows
-        // BD_IMG_EARLY.. over K, and V where they need it, once every U item has read V), the difference rounded.
-        // The product takes the image's two parts in turn: the same k-steps in the same order.  (Not compiled
-        // where the host never asks for it: BD_SAVED_FITS.)
-        if constexpr (BD_SAVED_FITS) {
-            if (!p.bd_uhat)
-                return;
-            const elt *Wt = (const elt *)(bsm + L::t), *early = (const elt *)(bsm + L::wl), *late = K;
-            __syncthreads();   // every U item has read V and stored U, W's tile is whole
-            if constexpr (!BD_IMG_LATE_IN_K && BD_IMG_EARLY < ATTNC_BP_KP)
-                copy_late_rows();
-            asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-            __syncthreads();
-            for (int item = warp; item < C / 16 * NG; item += ATTNC_B_WARPS) {
-                const int m0 = item / NG * 16, n0 = item % NG * 8 * NT;
-                float ws[NT][4];
-                bp_zero<NT>(ws);
-                bp_mma<NT, false, true>(ws, Wt, ATTNC_BP_LDK, m0, early, ATTNC_BP_LDV, n0, 0, BD_IMG_EARLY, lane);
-                bp_mma<NT, false, true>(ws, Wt + BD_IMG_EARLY, ATTNC_BP_LDK, m0, late, ATTNC_BP_LDV, n0, 0,
-                                        ATTNC_BP_KP - BD_IMG_EARLY, lane);
-                bd_uhat_pairs<NT>(
-                    ws, m0, n0, lane, [&](int, int, int r, int c) { return attnc_elt_to_float(u[(size_t)r * ATTNC_BP_VP + c]); },
-                    [&](int r, int c, float x0, float x1) { st2(u + (size_t)r * ATTNC_BP_VP + c, x0, x1); });
-            }
         }
     }
 }
@@ -881,7 +829,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
     }
     bp_img_regs img;   // S_in's image: its loads issued now, under the rows and E, and waited for after them
     bp_image_issue(img_in, img);
-    bd_rows_kv(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+    bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     if constexpr (!TWO)
         bd_form_e(K, g, E);   // E for dbeta's and the gate's pair terms
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows

@@ -1647,13 +1647,15 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
         bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x, r0, nrows, Q, lane);
         bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x, r0, nrows, K, lane);
         if constexpr (ATTNC_BP_DELTA) {   // the delta rule: U_hat (the forward walk's, ws_u) for V
+            // (rows past the sequence's end as zeros: the forward's saved U_hat, api/kernel.c, has none there)
             const elt *uh = (const elt *)p.ws_u + ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
 #pragma unroll
             for (int i = 0; i < 2; i++) {
                 const int r = r0 + i * ATTNC_B_WARPS;
                 for (int c = lane * 8; c < ATTNC_BP_VP; c += 256)
                     *reinterpret_cast<attnc_u4 *>(V + r * ATTNC_BP_LDV + c) =
-                        *reinterpret_cast<const attnc_u4 *>(uh + (size_t)r * ATTNC_BP_VP + c);
+                        r < nrows ? *reinterpret_cast<const attnc_u4 *>(uh + (size_t)r * ATTNC_BP_VP + c)
+                                  : attnc_u4{0u, 0u, 0u, 0u};
             }
         } else if constexpr (ATTNC_BP_V_STAGE >= 0) {
             bp_copy_rows2<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, 0, nrows, V, ATTNC_BP_LDV, lane);

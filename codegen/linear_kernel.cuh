@@ -97,10 +97,40 @@ enum { SAVE_NSL = ATTNC_SAVES == 2 ? ATTNC_V / ATTNC_SAVE_VS : 1 };
 // 24 bytes with it and which hides the plain copy anyway (1.219 -> 1.251 with it).  (bench/RESULTS.md,
 // thirty-fourth session.)
 constexpr bool SAVE_BULK = ATTNC_SAVES == 1 && ATTNC_BULK_STORE && ATTNC_WS && !ATTNC_DELTA;
+// The delta rule's saved U_hat rows (save_uhat_rows) by the TMA unit in the warp-specialised walk: its
+// consumers spilled 16 bytes with the plain copy.
+constexpr bool SAVE_UH_BULK = ATTNC_SAVES == 1 && ATTNC_BULK_STORE && ATTNC_WS && ATTNC_DELTA;
 // Whether this walk writes the images at all: not the warp-specialised walk where its consumers spilled with the
 // copy (ATTNC_WS_SAVES 0, codegen/cuda.c's cg_ws_saves: the delta rule with a decay); the launcher then runs this
 // file's walk when saving (api/kernel.c's SCHED_SAVING).
 constexpr int SAVES_HERE = ATTNC_WS && !ATTNC_WS_SAVES ? 0 : ATTNC_SAVES;
+// The delta rule's U_hat rows of the chunk from token c0 of sequence n (from bos), tile rows [nrows][LDV] of
+// the CTA's columns from v0, into the backward's saved U_hat, bf16 [slot][HOUT][C_b][V] (C_b = 2^save_shift;
+// slot = (c0_b >> save_shift) + n for the backward's chunk c0_b that holds the rows, as the images' slots).
+// U_hat_t = beta_t (v_t - S_{t-1}^T k_t) (with the decay's factor) is every token's own, whatever the chunking,
+// so this walk's rows stand for the backward's; rows past the sequence's end are not written (the backward's
+// chunk kernel reads zeros there).  BULK (the warp-specialised walk, whose consumers spilled 16 bytes with the
+// plain copy): a row a thread by the TMA unit, the rows' writes fenced for it before the barrier that precedes
+// this, and waited for before the tile is written again; else 16 bytes a thread at a time.
+template <bool BULK>
+__device__ __forceinline__ void save_uhat_rows(const attnc_params &p, const elt *sv, int c0, int bos, int nrows, int n,
+                                               int h, int v0, int tid)
+{
+    const int off = (c0 - bos) & ((1 << p.save_shift) - 1);
+    elt *dst = p.save_uh + ((size_t)(((c0 - off) >> p.save_shift) + n) * ATTNC_HOUT + h) * ((size_t)ATTNC_V << p.save_shift) +
+               (size_t)off * ATTNC_V + v0;
+    if constexpr (BULK) {
+        if (tid < nrows)
+            attnc_bulk_store(dst + (size_t)tid * ATTNC_V, sv + tid * ATTNC_LDV, ATTNC_BV * sizeof(elt));
+    } else {
+        constexpr int PER = 16 / (int)sizeof(elt), UNITS = ATTNC_BV / PER;
+        for (int i = tid; i < nrows * UNITS; i += ATTNC_THREADS) {
+            const int row = i / UNITS, col = i % UNITS * PER;
+            *reinterpret_cast<attnc_u4 *>(dst + (size_t)row * ATTNC_V + col) =
+                *reinterpret_cast<const attnc_u4 *>(sv + row * ATTNC_LDV + col);
+        }
+    }
+}
 enum { SAVE_IMG_BYTES = ATTNC_KP * ATTNC_V * 2 + (ATTNC_SAVES == 2 ? ATTNC_KP * SAVE_NSL * 4 : 0) };
 template <typename Sync>
 __device__ __forceinline__ void save_mantissa_image(unsigned char *img, const float (&S)[ATTNC_MTW][ATTNC_NTSW][4],
@@ -1213,6 +1243,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                 }
             mm_rows<ATTNC_NTO, ATTNC_KP / 16, true>(U, sw, ATTNC_LDK, rg * 16, ss, ATTNC_LDV, cg * ATTNC_BVW, lane);
             frag_rows_store<ATTNC_NTO>(sv, ATTNC_LDV, rg * 16, cg * ATTNC_BVW, U, lane);
+            if (SAVE_UH_BULK && p.save_uh)   // (the TMA unit reads U_hat's rows: save_uhat_rows)
+                attnc_bulk_fence();
             sync();
         } else if constexpr (ATTNC_DELTA) {
             const int rg = warp % ATTNC_RG;
@@ -1267,6 +1299,13 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             }
             sync();
         }
+
+        // Training, the delta rule (p.save_uh): the chunk's U_hat rows, now in sv, for the backward's chunk
+        // kernel, which reads them for V (save_uhat_rows).  Not written by the warp-specialised walk where it
+        // writes no images (SAVES_HERE 0): the launcher then runs this walk.
+        if constexpr (SAVES_HERE == 1 && ATTNC_DELTA)
+            if ((phase == 0 || phase == 5) && p.save_uh && !wy_pass)
+                save_uhat_rows<SAVE_UH_BULK>(p, sv, c0, bos, nrows, n, h, v0, tid);
 
         // ---- 5. outputs -----------------------------------------------------------------------------
         if ((!bidir || pass == 1) && phase != 1 && phase != 3 && !wy_pass) {
@@ -1573,7 +1612,7 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
                     smisc[0] = smisc[1];
         }
         // (the saved image's bulk copies have read ss before the next chunk's barriers let it be written)
-        if (SAVE_BULK && p.save_img && tid < ATTNC_KP)
+        if ((SAVE_BULK && p.save_img && tid < ATTNC_KP) || (SAVE_UH_BULK && p.save_uh && tid < ATTNC_C))
             attnc_bulk_wait_read();
         // (the warp-specialised walk: this chunk's buffer is free; the last two are not filled again)
         if constexpr (WS)
@@ -1688,7 +1727,10 @@ struct attnc_ls_layout {
     // training (ATTNC_SAVES 1): each warp's S_in turned to the backward's [KP][V] rows, its 16 columns
     static constexpr unsigned img = (ATTNC_LS_AHEAD + 1) * buffer;
     static constexpr unsigned img_warp = ATTNC_SAVES == 1 ? ATTNC_KP * ATTNC_LS_LDI * sizeof(elt) : 0;
-    static constexpr unsigned bytes = img + ATTNC_LS_WARPS * img_warp;
+    // and its U_hat rows [C][16 columns] for the backward's saved U_hat
+    static constexpr unsigned uh = img + ATTNC_LS_WARPS * img_warp;
+    static constexpr unsigned uh_warp = ATTNC_SAVES == 1 ? ATTNC_C * ATTNC_LS_LDI * sizeof(elt) : 0;
+    static constexpr unsigned bytes = uh + ATTNC_LS_WARPS * uh_warp;
     static_assert(img % 16 == 0 && ATTNC_LS_LDI * sizeof(elt) % 16 == 0, "16-byte rows");
 };
 
@@ -1757,7 +1799,7 @@ __device__ __forceinline__ void linear_states_walk(const attnc_params &p)
         // bytes at a time.  The same rounding as the image above.  Off the walk's critical path: the rows are
         // written after U_hat's product is issued and copied out after the state's.
         const bool saving = SAVE && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0;
-        elt *rows = (elt *)(smem + L::img + warp * L::img_warp);
+        elt *rows = (elt *)(smem + L::img + warp * L::img_warp), *uh_rows = (elt *)(smem + L::uh + warp * L::uh_warp);
         // U_hat^T = U^T + S_in^T (-W)^T   (16 x C)
         float Uh[ATTNC_C / 8][4];
 #pragma unroll
@@ -1774,6 +1816,12 @@ __device__ __forceinline__ void linear_states_walk(const attnc_params &p)
                     rows[(nt * 8 + tq * 2 + (e & 1)) * ATTNC_LS_LDI + gr + (e >> 1) * 8] = attnc_float_to_elt(St[nt][e]);
         // U_hat for the output pass, [slot][V][C], as the tiles round it
         frag_rows_store<ATTNC_C / 8>(p.ws_uh + (slot * ATTNC_V + vw) * ATTNC_C, ATTNC_C, 0, 0, Uh, lane);
+        if (SAVE)   // and its rows [C][16] for the backward's saved U_hat, the same rounding (written out below)
+#pragma unroll
+            for (int nt = 0; nt < ATTNC_C / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    uh_rows[(nt * 8 + tq * 2 + (e & 1)) * ATTNC_LS_LDI + gr + (e >> 1) * 8] = attnc_float_to_elt(Uh[nt][e]);
         // S_out^T = e^{b_L} S_in^T + U_hat^T Kd
 #pragma unroll
         for (int nt = 0; nt < ATTNC_KP / 8; nt++)
@@ -1789,6 +1837,16 @@ __device__ __forceinline__ void linear_states_walk(const attnc_params &p)
                 *reinterpret_cast<attnc_u4 *>(dst + (size_t)(i >> 1) * ATTNC_V + (i & 1) * 8) =
                     *reinterpret_cast<const attnc_u4 *>(rows + (i >> 1) * ATTNC_LS_LDI + (i & 1) * 8);
             __syncwarp();   // (the rows are written again only at the next saved chunk)
+        }
+        if (SAVE && p.save_uh) {   // the U_hat rows, as linear_kernel.cuh's save_uhat_rows lays them out
+            __syncwarp();
+            const int off = (c0 - bos) & ((1 << p.save_shift) - 1), nrows = min(ATTNC_C, eos - c0);
+            elt *dst = p.save_uh + ((size_t)(((c0 - off) >> p.save_shift) + n) * ATTNC_HOUT + h) * ((size_t)ATTNC_V << p.save_shift) +
+                       (size_t)off * ATTNC_V + vw;
+            for (int i = lane; i < nrows * 2; i += 32)
+                *reinterpret_cast<attnc_u4 *>(dst + (size_t)(i >> 1) * ATTNC_V + (i & 1) * 8) =
+                    *reinterpret_cast<const attnc_u4 *>(uh_rows + (i >> 1) * ATTNC_LS_LDI + (i & 1) * 8);
+            __syncwarp();   // (before the next chunk's rows)
         }
     }
     if (ATTNC_STATE_OUT && p.hT && h % (ATTNC_HOUT / ATTNC_HS) == 0)

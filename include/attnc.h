@@ -470,7 +470,9 @@ attnc_status attnc_share_workspace(attnc_ctx *ctx, attnc_kernel *kernel, attnc_g
  * call).  The backward's chunk-parallel schedule stores every chunk's incoming state S_in as a 16-bit
  * image, and its first kernel, a walk over each sequence's chunks, exists to form them; the forward's walk
  * forms the same states and can write them out on the way (one image per chunk of the backward: about 2 K V
- * bytes per chunk and output head, the memory the backward's own images would take).  Saved for: a causal
+ * bytes per chunk and output head, the memory the backward's own images would take).  The delta rule's
+ * forward also writes every token's U_hat row (2 V bytes per token and output head), which the backward then
+ * does not form, in place of the workspace it took there.  Saved for: a causal
  * linear part on bf16 inputs whose value role is a bf16 input as stored, with no normaliser or stabiliser:
  * lightning, gla, DeltaNet, the gated delta rule with its decay from its own logits (bf16 images) and hgrn2
  * (16-bit mantissas with a scale per row); not mamba2, whose value x * dt is computed (the forward's state,

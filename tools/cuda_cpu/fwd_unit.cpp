@@ -22,9 +22,12 @@ static UNIT_NS::attnc_params params_of(const fwd_args &a)
 // tokens (p.save_img, NaN bytes first: api/kernel.c's saved states), which must leave its outputs as unit A's
 // (the same build, not saving); after the run every slot that starts one of those chunks must be written
 // whole: no bf16 NaN left in a bf16 image, no NaN scale in a mantissa image (whose mantissas take every value).
+// The delta rule saves every token's U_hat row after the images (p.save_uh, [slot][HOUT][2^S][V]): each row of
+// a token must be written whole, and no row past a sequence's end.
 struct saved_states {
     std::vector<unsigned char> buf;
     int shift = -1;
+    size_t images = 0;   // the images' bytes: U_hat's rows from there
 };
 
 static void save_begin(UNIT_NS::attnc_params &p, const fwd_args &a, saved_states &s)
@@ -36,9 +39,13 @@ static void save_begin(UNIT_NS::attnc_params &p, const fwd_args &a, saved_states
     s.shift = std::atoi(e);
     const int total = a.cu_seqlens ? a.cu_seqlens[a.nseq] : a.seqlen * a.nseq;
     const size_t slots = (size_t)(total >> s.shift) + a.nseq + 1;
-    s.buf.assign(slots * ATTNC_HOUT * UNIT_NS::SAVE_IMG_BYTES, 0xff);
+    s.images = slots * ATTNC_HOUT * UNIT_NS::SAVE_IMG_BYTES;
+    const size_t uhat = ATTNC_DELTA ? (slots * ATTNC_HOUT << s.shift) * ATTNC_V * sizeof(UNIT_NS::elt) : 0;
+    s.buf.assign(s.images + uhat, 0xff);
     p.save_img = s.buf.data();
     p.save_shift = s.shift;
+    if (uhat)
+        p.save_uh = reinterpret_cast<UNIT_NS::elt *>(s.buf.data() + s.images);
 #else
     (void)p, (void)a, (void)s;
     std::fprintf(stderr, "FWD_CPU_SAVE: this unit saves no states (ATTNC_SAVES 0)\n");
@@ -50,6 +57,13 @@ static void save_begin(UNIT_NS::attnc_params &p, const fwd_args &a, saved_states
 [[maybe_unused]] static const unsigned char *saved_image(const saved_states &s, int c0, int n, unsigned h)
 {
     return s.buf.data() + ((size_t)((c0 >> s.shift) + n) * ATTNC_HOUT + h) * UNIT_NS::SAVE_IMG_BYTES;
+}
+
+// The saved U_hat row r of that chunk (the delta rule)
+[[maybe_unused]] static const unsigned char *saved_uhat_row(const saved_states &s, int c0, int n, unsigned h, int r)
+{
+    return s.buf.data() + s.images +
+           ((((size_t)((c0 >> s.shift) + n) * ATTNC_HOUT + h) << s.shift) + r) * ATTNC_V * sizeof(UNIT_NS::elt);
 }
 
 static void save_end(const fwd_args &a, const saved_states &s)
@@ -80,6 +94,25 @@ static void save_end(const fwd_args &a, const saved_states &s)
                 1 << s.shift, holes);
     if (holes)
         std::exit(1);
+    if (ATTNC_DELTA) {   // U_hat: a row per token written, none past the end (bf16 NaN bytes there still)
+        size_t unwritten = 0, beyond = 0;
+        for (int n = 0; n < a.nseq; n++) {
+            const int bos = a.cu_seqlens ? a.cu_seqlens[n] : n * a.seqlen, eos = a.cu_seqlens ? a.cu_seqlens[n + 1] : bos + a.seqlen;
+            for (int c0 = bos; c0 < eos; c0 += 1 << s.shift)
+                for (unsigned h = 0; h < ATTNC_HOUT; h++)
+                    for (int r = 0; r < 1 << s.shift; r++) {
+                        const unsigned char *row = saved_uhat_row(s, c0, n, h, r);
+                        size_t nan = 0;
+                        for (int v = 0; v < ATTNC_V; v++)
+                            nan += row[2 * v] == 0xff && row[2 * v + 1] == 0xff;
+                        (c0 + r < eos ? unwritten : beyond) += c0 + r < eos ? nan : ATTNC_V - nan;
+                    }
+        }
+        std::printf("saved states: U_hat, %zu elements of the tokens' rows unwritten, %zu written past the ends\n",
+                    unwritten, beyond);
+        if (unwritten || beyond)
+            std::exit(1);
+    }
 #else
     (void)a, (void)s;
 #endif
@@ -107,8 +140,10 @@ void UNIT_RUN(const fwd_args &a)
 
 #if defined(ATTNC_DSPLIT) && ATTNC_DSPLIT
 // The split walk's saved images against its own S_in^T images for the output pass (ws_st [slot][V][KP], slots of
-// this unit's chunks): every saved element the same bits, transposed.
-static void split_saved_check(const fwd_args &a, const saved_states &s, const std::vector<UNIT_NS::elt> &ws_st)
+// this unit's chunks), and its saved U_hat rows against its U_hat^T for that pass (ws_uh [slot][V][C]): every
+// saved element the same bits, transposed.
+static void split_saved_check(const fwd_args &a, const saved_states &s, const std::vector<UNIT_NS::elt> &ws_st,
+                              const std::vector<UNIT_NS::elt> &ws_uh)
 {
     if (s.shift < 0)
         return;
@@ -123,8 +158,19 @@ static void split_saved_check(const fwd_args &a, const saved_states &s, const st
                         differ += std::memcmp(&img[(size_t)k * ATTNC_V + v], &ws_st[(slot * ATTNC_V + v) * ATTNC_KP + k],
                                               sizeof(UNIT_NS::elt)) != 0;
             }
-    std::printf("saved states: %zu elements differ from the split walk's images\n", differ);
-    if (differ)
+    size_t uh_differ = 0;
+    for (int n = 0; n < a.nseq; n++)
+        for (int t = n * a.seqlen; t < (n + 1) * a.seqlen; t++)
+            for (unsigned h = 0; h < ATTNC_HOUT; h++) {
+                const int r = (t - n * a.seqlen) & ((1 << s.shift) - 1);
+                const UNIT_NS::elt *row = reinterpret_cast<const UNIT_NS::elt *>(saved_uhat_row(s, t - r, n, h, r));
+                const int rf = (t - n * a.seqlen) % ATTNC_C;   // t's row in this unit's chunk, and its slot
+                const size_t slot = (size_t)((t - rf) / ATTNC_C + n) * ATTNC_HOUT + h;
+                for (int v = 0; v < ATTNC_V; v++)
+                    uh_differ += std::memcmp(&row[v], &ws_uh[(slot * ATTNC_V + v) * ATTNC_C + rf], sizeof(UNIT_NS::elt)) != 0;
+            }
+    std::printf("saved states: %zu elements differ from the split walk's images, %zu from its U_hat\n", differ, uh_differ);
+    if (differ || uh_differ)
         std::exit(1);
 }
 #endif
@@ -176,7 +222,7 @@ void UNIT_RUN_MAT(const fwd_args &a)
 #endif
     cpu_launch(walk, dim3c{ATTNC_V / (16 * ATTNC_LS_WARPS), ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_LS_WARPS * 32, 227 * 1024, p);
     save_end(a, saved);
-    split_saved_check(a, saved, ws_st);
+    split_saved_check(a, saved, ws_st, ws_uh);
 #else
     const unsigned chunks = (unsigned)((a.seqlen + ATTNC_C - 1) / ATTNC_C);
     const auto out_pass = UNIT_NS::attnc_linear;

@@ -62,21 +62,36 @@ void par_run(const host_args &a)
         gw.z = ATTNC_BP_VP / ATTNC_BP_VW;
         cpu_launch(par::attnc_bwdp_states, gw, 256, par::attnc_bd_walk_layout::bytes, p);
 #if !ATTNC_BP_MIMG
-        // CUDA_CPU_SAVED=1: the forward's saved states' path (api/backward.c's bd_uhat), where attnc_bwdp_wy forms
-        // U_hat from the images in ws_sin instead of the walk: run it over a poisoned ws_u on the images the walk
-        // just wrote; its U_hat must be the walk's, bit for bit
+        // CUDA_CPU_SAVED=1: the forward's saved states' path (api/backward.c's bd_uhat_saved).  ws_u then holds the
+        // forward's U_hat rows, here the walk's, which stand for them (every token's own values), with the rows
+        // past each sequence's end left poisoned as the forward leaves them; attnc_bwdp_wy, run again over
+        // poisoned W and T, forms no U: its W and T must be the first run's bit for bit and ws_u untouched, and the
+        // gradients below come from the chunk kernel reading those rows (as zeros past the end).
         if (std::getenv("CUDA_CPU_SAVED")) {
-            std::vector<par::elt> walk_u = ws_u;
-            std::memset(ws_u.data(), 0xff, ws_u.size() * sizeof(par::elt));
-            p.bd_uhat = 1;
+            for (int n = 0; n < a.nseq; n++) {
+                const int bos = a.cu_seqlens ? a.cu_seqlens[n] : n * a.seqlen;
+                const int eos = a.cu_seqlens ? a.cu_seqlens[n + 1] : bos + a.seqlen;
+                for (int c0 = bos; c0 < eos; c0 += ATTNC_BP_C)
+                    for (unsigned h = 0; h < ATTNC_HOUT; h++)
+                        for (int r = eos - c0; r < ATTNC_BP_C; r++)
+                            std::memset(&ws_u[(((size_t)(c0 / ATTNC_BP_C + n) * ATTNC_HOUT + h) * ATTNC_BP_C + r) * ATTNC_BP_VP],
+                                        0xff, ATTNC_BP_VP * sizeof(par::elt));
+            }
+            const std::vector<par::elt> w0 = ws_w, t0 = ws_t, u0 = ws_u;
+            std::memset(ws_w.data(), 0xff, ws_w.size() * sizeof(par::elt));
+            std::memset(ws_t.data(), 0xff, ws_t.size() * sizeof(par::elt));
+            p.bd_uhat_saved = 1;
             cpu_launch(par::attnc_bwdp_wy, gc, 256, par::attnc_bd_wy_layout::bytes, p);
-            p.bd_uhat = 0;
-            size_t differ = 0;
-            for (size_t i = 0; i < ws_u.size(); i++)
-                differ += std::memcmp(&ws_u[i], &walk_u[i], sizeof(par::elt)) != 0;
-            std::printf("saved states: U_hat from attnc_bwdp_wy, %zu of %zu elements differ from the walk's\n", differ,
-                        ws_u.size());
-            if (differ)
+            const auto differ = [](const std::vector<par::elt> &x, const std::vector<par::elt> &y) {
+                size_t d = 0;
+                for (size_t i = 0; i < x.size(); i++)
+                    d += std::memcmp(&x[i], &y[i], sizeof(par::elt)) != 0;
+                return d;
+            };
+            const size_t dw = differ(ws_w, w0), dt = differ(ws_t, t0), du = differ(ws_u, u0);
+            std::printf("saved states: attnc_bwdp_wy without U: %zu of W's, %zu of T's elements differ, %zu of U_hat's "
+                        "written\n", dw, dt, du);
+            if (dw || dt || du)
                 std::exit(1);
         }
 #endif
