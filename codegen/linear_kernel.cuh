@@ -111,14 +111,19 @@ constexpr int SAVES_HERE = ATTNC_WS && !ATTNC_WS_SAVES ? 0 : ATTNC_SAVES;
 // so this walk's rows stand for the backward's; rows past the sequence's end are not written (the backward's
 // chunk kernel reads zeros there).  BULK (the warp-specialised walk, whose consumers spilled 16 bytes with the
 // plain copy): a row a thread by the TMA unit, the rows' writes fenced for it before the barrier that precedes
-// this, and waited for before the tile is written again; else 16 bytes a thread at a time.
+// this, and waited for before the tile is written again; else 16 bytes a thread at a time.  (saved_uhat_row0:
+// where the chunk's first row goes, for the split walk too.)
+__device__ __forceinline__ elt *saved_uhat_row0(const attnc_params &p, int c0, int bos, int n, int h)
+{
+    const int off = (c0 - bos) & ((1 << p.save_shift) - 1);
+    return p.save_uh + ((size_t)(((c0 - off) >> p.save_shift) + n) * ATTNC_HOUT + h) * ((size_t)ATTNC_V << p.save_shift) +
+           (size_t)off * ATTNC_V;
+}
 template <bool BULK>
 __device__ __forceinline__ void save_uhat_rows(const attnc_params &p, const elt *sv, int c0, int bos, int nrows, int n,
                                                int h, int v0, int tid)
 {
-    const int off = (c0 - bos) & ((1 << p.save_shift) - 1);
-    elt *dst = p.save_uh + ((size_t)(((c0 - off) >> p.save_shift) + n) * ATTNC_HOUT + h) * ((size_t)ATTNC_V << p.save_shift) +
-               (size_t)off * ATTNC_V + v0;
+    elt *dst = saved_uhat_row0(p, c0, bos, n, h) + v0;
     if constexpr (BULK) {
         if (tid < nrows)
             attnc_bulk_store(dst + (size_t)tid * ATTNC_V, sv + tid * ATTNC_LDV, ATTNC_BV * sizeof(elt));
@@ -1838,11 +1843,10 @@ __device__ __forceinline__ void linear_states_walk(const attnc_params &p)
                     *reinterpret_cast<const attnc_u4 *>(rows + (i >> 1) * ATTNC_LS_LDI + (i & 1) * 8);
             __syncwarp();   // (the rows are written again only at the next saved chunk)
         }
-        if (SAVE && p.save_uh) {   // the U_hat rows, as linear_kernel.cuh's save_uhat_rows lays them out
+        if (SAVE && p.save_uh) {   // the U_hat rows, laid out as save_uhat_rows lays them
             __syncwarp();
-            const int off = (c0 - bos) & ((1 << p.save_shift) - 1), nrows = min(ATTNC_C, eos - c0);
-            elt *dst = p.save_uh + ((size_t)(((c0 - off) >> p.save_shift) + n) * ATTNC_HOUT + h) * ((size_t)ATTNC_V << p.save_shift) +
-                       (size_t)off * ATTNC_V + vw;
+            const int nrows = min(ATTNC_C, eos - c0);
+            elt *dst = saved_uhat_row0(p, c0, bos, n, h) + vw;
             for (int i = lane; i < nrows * 2; i += 32)
                 *reinterpret_cast<attnc_u4 *>(dst + (size_t)(i >> 1) * ATTNC_V + (i & 1) * 8) =
                     *reinterpret_cast<const attnc_u4 *>(uh_rows + (i >> 1) * ATTNC_LS_LDI + (i & 1) * 8);
