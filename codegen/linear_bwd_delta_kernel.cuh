@@ -40,8 +40,9 @@
 // and head: both walks and the chunk kernel read them); in a training step the forward's walk saves every
 // token's U_hat row (U_hat_t = beta_t (v_t - S_{t-1}^T k_t) with the decay's factor, the same whatever the
 // chunking: linear_kernel.cuh's save_uhat_rows) with its S_in images, so that this file forms neither U nor
-// U_hat (on an H100 at T = 8192 attnc_bwdp_wy 1.336 -> 0.791 ms for DeltaNet, the forward +0.02 ms); T as the adjoint's operand tiles (C x C, hi and,
-// with remainders, lo: 128 or 256 MiB at the benchmark's shape, within FLA's memory), since the solve, a
+// U_hat (on an H100 at T = 8192 attnc_bwdp_wy 1.336 -> 0.791 ms for DeltaNet, the forward +0.02 ms); T as the
+// adjoint's operand tiles (C x C, hi and, with remainders, lo: 128 or 256 MiB at the benchmark's shape, within
+// FLA's memory), since the solve, a
 // chain of short steps, was the adjoint's longest stage when it formed T again; the images as in the
 // additive schedule.  Products are bf16 mma
 // with fp32 accumulators; T, dU_hat, dW and F carry a bf16 remainder tile (hi + lo) where they are
