@@ -17,7 +17,8 @@
 //   attnc_bwdp_dstates     grid (N, H_out, 1): the reverse walk; per chunk P = (Q K^T) o D,
 //                          dU_hat = P^T dO + Kd dS_out, dS_in = e^{b_L} dS_out + Qg^T dO - W^T dU_hat; every
 //                          dS_out image stored (ws_dso), dh0; without remainder tiles (DeltaNet, the gated
-//                          delta rule: ATTNC_BD_WALK_DUH) dU_hat into ws_dv;
+//                          delta rule: ATTNC_BD_WALK_DUH) dU_hat into ws_dv (16-bit: ATTNC_BD_DUH16); W of
+//                          the next chunk copied under each chunk's work;
 //   attnc_bwdp_chunk       the additive chunk kernel with U_hat for V: dq (final), dk's P and state terms,
 //                          dU_hat into ws_dv (unless the walk wrote it), the gate's additive terms into ws_dg
 //                          (U_hat held fixed);
@@ -56,6 +57,13 @@ static_assert(!ATTNC_SPLIT && !ATTNC_BP_DIAG && ATTNC_B_NORM == 0 && ATTNC_BP_VW
               "the delta rule's parallel backward: 16-bit tiles, wide walks of all of V, K, V <= 128 (passes/grad.c's delta_plan)");
 
 #define ATTNC_BD_LDF (ATTNC_BP_C + 1)   // fp32 C x C rows
+
+// dU_hat from the reverse walk to the two-CTA adjoint in ws_dv as the tiles' 16-bit elements, [T][HOUT][V]: that
+// adjoint rounds it so for its products (it keeps no remainder tile), so the walk's rounding gives the same bits
+// and the bytes are halved both ways.  Only where ws_dv is not also the value's fp32 gradient (the adjoint writes
+// dv into the tensor's) and the rows are whole 16-byte units (cp.async).
+#define ATTNC_BD_DUH16 \
+    (ATTNC_BD_WALK_DUH && ATTNC_BD_ADJ2 && ATTNC_BP_DV_TENSOR >= 0 && ATTNC_B_V == ATTNC_BP_VP && ATTNC_B_V % 8 == 0)
 
 __device__ __forceinline__ size_t bd_wtile(int slot, int h)
 {
@@ -467,12 +475,13 @@ struct attnc_bd_walk_layout_w {   // offsets in bytes; the forward walk uses x, 
     static constexpr unsigned p = z + ATTNC_BP_C * LDW * sizeof(elt);                     // P hi, lo (rev) [C][LDC]
     static constexpr unsigned plo = p + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
     static constexpr unsigned s = plo + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);          // the state image [KP][LDW]
-    static constexpr unsigned g = s + ATTNC_BP_KP * LDW * sizeof(elt);                    // b [C]
+    static constexpr unsigned w2 = s + ATTNC_BP_KP * LDW * sizeof(elt);                   // the next chunk's W (rev)
+    static constexpr unsigned g = w2 + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);           // b [C]
     static constexpr unsigned stage = g + ATTNC_BP_C * 4;                                 // the chunk's input rows
     static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][W]
     static constexpr unsigned bytes = dstage + ATTNC_BP_C * W * ATTNC_BP_DO_ES;
     static_assert(k % 16 == 0 && w % 16 == 0 && y % 16 == 0 && z % 16 == 0 && p % 16 == 0 && plo % 16 == 0 &&
-                  s % 16 == 0 && stage % 16 == 0 && dstage % 16 == 0 && LDW * sizeof(elt) % 16 == 0, "16-byte tiles");
+                  s % 16 == 0 && w2 % 16 == 0 && stage % 16 == 0 && dstage % 16 == 0 && LDW * sizeof(elt) % 16 == 0, "16-byte tiles");
 };
 using attnc_bd_walk_layout = attnc_bd_walk_layout_w<ATTNC_BP_VW>;   // the larger: the walks' shared memory
 static_assert(attnc_bd_walk_layout_w<ATTNC_BP_VS>::bytes <= attnc_bd_walk_layout::bytes, "the narrow walks fit");
@@ -484,7 +493,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     using L = attnc_bd_walk_layout_w<W>;
     constexpr int C = ATTNC_BP_C, NT = W / 8, NB = C / 16, LDW = L::LDW;
     constexpr int NTU = ATTNC_BP_NT(W), NGU = W / (8 * NTU);   // U_hat, dU_hat items
-    elt *X = (elt *)(bsm + L::x), *Kt = (elt *)(bsm + L::k), *Wt = (elt *)(bsm + L::w), *Y = (elt *)(bsm + L::y);
+    elt *X = (elt *)(bsm + L::x), *Kt = (elt *)(bsm + L::k), *Y = (elt *)(bsm + L::y);
     elt *Z = (elt *)(bsm + L::z), *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *S = (elt *)(bsm + L::s);
     float *g = (float *)(bsm + L::g);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -507,23 +516,37 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     constexpr unsigned SW =
         REV ? bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_Q) : ATTNC_BP_PLO ? bp_stage_want(ATTNC_ROLE_K) : ATTNC_ROLES_ALL;
     const int nchunks = (eos - bos + C - 1) / C;
+    // W of a chunk, copied (cp.async): the reverse walk copies the next chunk's into the other buffer under this
+    // chunk's work (W2), the forward walk W and U at the chunk's start, under the roles' forming (it runs only
+    // where the forward saved no states).  Copied by plain loads and stores after the roles, each walk step
+    // waited for global memory with nothing else to do.
+    auto wbuf = [&](int it) { return (elt *)(bsm + (REV && (it & 1) ? L::w2 : L::w)); };   // (no array: a stack frame)
+    auto issue_w = [&](int it, elt *dst) {
+        const int slot = bp_walk_c0<REV>(bos, nchunks, it) / C + n;
+        attnc_cp_rows<C, ATTNC_BP_KP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
+            dst, ATTNC_BP_LDK * sizeof(elt), (const elt *)p.ws_w + bd_wtile(slot, h), ATTNC_BP_KP * sizeof(elt), true);
+    };
     attnc_bwd_stage_held held;   // the next chunk's rows of 2 bytes, loaded under this chunk's work
-    if (nchunks > 0)
+    if (nchunks > 0) {
         bp_walk_issue<REV, W, SW>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
+        if constexpr (REV) {
+            issue_w(0, wbuf(0));
+            asm volatile("cp.async.commit_group;\n" ::: "memory");
+        }
+    }
     for (int it = 0; it < nchunks; it++) {
         const int c0 = bp_walk_c0<REV>(bos, nchunks, it), nrows = min(C, eos - c0);
         const int slot = c0 / C + n;
+        elt *const Wt = wbuf(it);
         attnc_bwd_stage_held_land(stage, held);
-        attnc_stage_wait();
+        attnc_stage_wait();   // (and the reverse walk's W)
         __syncthreads();
-        // W and, forward, the chunk's U slice, copied (cp.async) while the roles are formed: copied by plain
-        // loads and stores after them, each walk step waited for global memory with nothing else to do.
         elt *u = (elt *)p.ws_u + bd_utile(slot, h) + v0;
-        attnc_cp_rows<C, ATTNC_BP_KP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
-            Wt, ATTNC_BP_LDK * sizeof(elt), (const elt *)p.ws_w + bd_wtile(slot, h), ATTNC_BP_KP * sizeof(elt), true);
-        if constexpr (!REV)
+        if constexpr (!REV) {
+            issue_w(it, Wt);
             attnc_cp_rows<C, W * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(Y, LDW * sizeof(elt), u, ATTNC_BP_VP * sizeof(elt), true);
-        asm volatile("cp.async.commit_group;\n" ::: "memory");
+            asm volatile("cp.async.commit_group;\n" ::: "memory");
+        }
         for (int r0 = warp; r0 < C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
             bp_roles x[2];
             bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
@@ -537,10 +560,16 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             }
             bp_store_gates2(x, r0, g, nullptr, lane);
         }
-        asm volatile("cp.async.wait_group 0;\n" ::: "memory");   // (W and U: nothing else is in flight)
+        if constexpr (!REV)
+            asm volatile("cp.async.wait_group 0;\n" ::: "memory");   // (W and U: nothing else is in flight)
         __syncthreads();
-        if (it + 1 < nchunks)   // the next chunk's rows arrive while this one is used
+        if (it + 1 < nchunks) {   // the next chunk's rows (and W) arrive while this one is used
             bp_walk_issue<REV, W, SW>(p, bp_walk_c0<REV>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
+            if constexpr (REV) {   // into the buffer the previous chunk's update read, before the loop top's barrier
+                issue_w(it + 1, wbuf(it + 1));
+                asm volatile("cp.async.commit_group;\n" ::: "memory");
+            }
+        }
         if constexpr (ATTNC_BP_GATED) {
             if (warp == 0)
                 bp_scan(g, lane);
@@ -603,7 +632,17 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
                         const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
                         st2(Z + r * LDW + c, -a2[nt][i], -a2[nt][i + 1]);
                     }
-                if constexpr (ATTNC_BD_WALK_DUH)   // the chunk kernel's dv, formed here (passes/grad.c's bd_walk_duh)
+                if constexpr (ATTNC_BD_DUH16)   // the adjoint's dU_hat, formed here (passes/grad.c's bd_walk_duh)
+#pragma unroll
+                    for (int nt = 0; nt < NTU; nt++)
+#pragma unroll
+                        for (int i = 0; i < 4; i += 2) {
+                            const int r = bp_row(r0, lane, i), c = v0 + bp_col(n0, nt, lane, i);
+                            if (r < nrows)
+                                *reinterpret_cast<elt2 *>((elt *)p.ws_dv + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_V + c) =
+                                    attnc_float2_to_elt2(a2[nt][i], a2[nt][i + 1]);
+                        }
+                else if constexpr (ATTNC_BD_WALK_DUH)
 #pragma unroll
                     for (int nt = 0; nt < NTU; nt++)
                         bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, a2[nt], r0, v0 + n0, nt, lane, c0, nrows, h);
@@ -835,7 +874,21 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
         bd_form_e(K, g, E);   // E for dbeta's and the gate's pair terms
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
     bp_image_finish<false, false>(img, S, nullptr);   // hi only: no room for a lo tile here
-    {   // every load issued before the first is used: 16 bytes each where the rows allow
+    if constexpr (ATTNC_BD_DUH16) {   // the walk's rows as they are (cp.async; issued before the finish above, they spilled)
+        constexpr int UNITS = ATTNC_B_V * (int)sizeof(elt) / 16;
+        const elt *src = (const elt *)p.ws_dv + ((size_t)c0 * ATTNC_HOUT + h) * ATTNC_B_V;
+        constexpr int N = C * UNITS;
+        // (a loop of constant trip count, not unrolled: unrolled, gated_delta_rule's spilled 12 bytes at 128
+        // registers, and with u < N as its condition, DeltaNet's; ptxas's allocation, not a rule)
+#pragma unroll 1
+        for (int k = 0; k < (N + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS; k++) {
+            const int u = tid + k * ATTNC_B_THREADS, r = u / UNITS, c = u % UNITS * (16 / (int)sizeof(elt));
+            if (N % ATTNC_B_THREADS == 0 || u < N)
+                attnc_cp16_zfill(DUh + r * ATTNC_BP_LDV + c, src + (size_t)min(r, nrows - 1) * (ATTNC_HOUT * ATTNC_B_V) + c,
+                                 r < nrows);
+        }
+        attnc_stage_wait();
+    } else {   // every load issued before the first is used: 16 bytes each where the rows allow
         constexpr int PER = ATTNC_B_V % 4 == 0 ? 4 : 1, ROW = ATTNC_BP_VP / PER;
         constexpr int N = (C * ROW + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS;
         float x[N][PER];

@@ -337,6 +337,12 @@ __device__ __forceinline__ void attnc_cp16(void *to, const void *from)
 {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(smem_u32(to)), "l"(from) : "memory");
 }
+
+// attnc_cp16, or 16 zero bytes where `copy` is false (from is then not read, but must be a global address)
+__device__ __forceinline__ void attnc_cp16_zfill(void *to, const void *from, bool copy)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(smem_u32(to)), "l"(from), "r"(copy ? 16 : 0) : "memory");
+}
 // One float (a chunk's decay that a walk reads a few chunks later: a global load on the walk's chain waited
 // about a thousand cycles).
 __device__ __forceinline__ void attnc_cp4(void *to, const void *from)

@@ -72,6 +72,8 @@ src = re.sub(r'asm\("cvt\.rn\.(b?f16)x2\.f32 %0, %1, %2;" : "=r"\(r\) : "f"\(b\)
 # committing groups are no-ops)
 src = re.sub(r'asm volatile\("cp\.async\.c[ag]\.shared\.global \[%0\], \[%1\], (\d+);\\n" :: "r"\(smem_u32\(to\)\), '
              r'"l"\(from\) : "memory"\);', r"std::memcpy(to, from, \1);", src)
+src = src.replace('asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\\n" :: "r"(smem_u32(to)), "l"(from), '
+                  '"r"(copy ? 16 : 0) : "memory");', "if (copy) std::memcpy(to, from, 16); else std::memset(to, 0, 16);")
 src = src.replace('asm volatile("cp.async.wait_all;\\n" ::: "memory");', "")
 src = src.replace('asm volatile("cp.async.commit_group;\\n" ::: "memory");', "")
 src = re.sub(r'asm volatile\("cp\.async\.wait_group [^"]*"[^;]*\);', "(void)0;", src)
