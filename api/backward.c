@@ -556,6 +556,13 @@ static bool direct_tensor(const attnc_grad_kernel *k, uint32_t i)
     return k->parallel && k->tensors[i].per_token && k->tensors[i].heads == k->sh.heads_out;
 }
 
+/* The chunk slots of total tokens in N sequences: chunk c0 of sequence n is slot c0 / C + n, so that each
+ * sequence's last, partial chunk has a slot of its own (api_saved_slots counts the forward's the same way). */
+static int64_t chunk_slots(const attnc_grad_kernel *k, int64_t total, int64_t N)
+{
+    return total / k->chunk + N + 1;
+}
+
 /* The device's SMs (132 where none was opened: a workspace query without a device). */
 static int64_t sm_count(const attnc_grad_kernel *k)
 {
@@ -579,7 +586,7 @@ static int64_t scan_run(const attnc_grad_kernel *k, int64_t total, int64_t N)
         return 0;
     int64_t sms = sm_count(k) * (int64_t)(k->run_per_sm ? k->run_per_sm : 1);
     int64_t per_slot = (int64_t)k->sh.heads_out * (k->bp_vp / k->bp_vs);
-    int64_t slots = total / k->chunk + N + 1, across = sms / per_slot > 0 ? sms / per_slot : 1;
+    int64_t slots = chunk_slots(k, total, N), across = sms / per_slot > 0 ? sms / per_slot : 1;
     return (slots + across - 1) / across;
 }
 
@@ -627,7 +634,7 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
                               const bool *wanted, bool saved, size_t sizes[WS_FIXED + 64])
 {
     size_t rows = (size_t)total * k->sh.heads_out;
-    size_t slots = (size_t)total / k->chunk + (size_t)N + 1;
+    size_t slots = (size_t)chunk_slots(k, total, N);
     sizes[0] = k->bp_direct[0] ? 0 : rows * k->K;   /* written into the query (key) tensor's gradient instead */
     sizes[1] = k->bp_direct[1] && !k->bp_delta ? 0 : rows * k->K;   /* the delta rule's: the chunk kernel's dk */
     sizes[2] = k->bp_direct[2] && !k->bp_delta ? 0 : rows * k->V;   /* the delta rule's: dU_hat, dv direct */
@@ -863,7 +870,7 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
          * (the chunks' products in runs of bp_run slots, then a warp per state row and sequence) or, the delta
          * rule, of narrow slices; then every chunk on its own (slot c0 / C + n) */
         bool split = walks_split(k, N), narrow = split && k->bp_delta;
-        int64_t slots = total / k->chunk + N + 1, run = scan_run(k, total, N);
+        int64_t slots = chunk_slots(k, total, N), run = scan_run(k, total, N);
         lp.bp_run = (int)run;
         lp.bd_uhat_saved = saved && k->bp_delta;
         unsigned gw[3] = {(unsigned)(run ? (slots + run - 1) / run : N), k->sh.heads_out,
