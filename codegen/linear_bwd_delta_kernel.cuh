@@ -107,29 +107,38 @@ __device__ __forceinline__ void bd_mma_split(float (*acc)[4], const elt *Ah, con
 }
 
 // The chunk's key and value roles into K and V tiles, its log2 gates into g (then, gated, the chunk-local
-// sums) and beta into beta[r] (0 on padding rows), once the staged rows have landed; two rows per warp and
-// pass through registers (bp_roles).
-template <bool WITH_V>
+// sums) and beta into beta[r] (0 on padding rows), once the staged rows have landed; 2 PAIRS rows per warp
+// and pass through registers (bp_roles): with two pairs, the two pairs' chains (the l2norm's warp sums) run
+// side by side, where the kernel has the registers (attnc_bwdp_wy: the roles' warp sums were 8 % of its stall
+// samples, ncu on an H100).
+template <bool WITH_V, int PAIRS = 1>
 __device__ __forceinline__ void bd_rows_kv(const attnc_bwd_params &p, int c0, int nrows, int h, elt *K, elt *V, float *g,
                                            float *beta, const unsigned char *stage)
 {
+    static_assert(ATTNC_BP_C % (2 * PAIRS * ATTNC_B_WARPS) == 0, "whole passes");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (WITH_V && ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0);
     attnc_stage_wait();
     __syncthreads();
-    for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {
-        bp_roles x[2];
-        bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
-        bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x, r0, nrows, K, lane);
-        if constexpr (WITH_V && ATTNC_BP_V_STAGE >= 0)
-            bp_copy_rows2<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, 0, nrows, V, ATTNC_BP_LDV, lane);
-        bp_store_gates2(x, r0, g, beta, lane);
-        if constexpr (WITH_V && ATTNC_BP_V_STAGE < 0)
+    for (int pass = warp; pass < ATTNC_BP_C; pass += 2 * PAIRS * ATTNC_B_WARPS) {
+        bp_roles x[PAIRS][2];
 #pragma unroll
-            for (int i = 0; i < 2; i++) {
-                elt *row = V + (r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDV;
-                bp_regs_row<ATTNC_BP_VP, false>(x[i].v, 0, row, row, lane);
-            }
+        for (int pr = 0; pr < PAIRS; pr++)
+            bp_role_rows2<WANT>(p, c0, nrows, h, lane, pass + 2 * pr * ATTNC_B_WARPS, stage, x[pr]);
+#pragma unroll
+        for (int pr = 0; pr < PAIRS; pr++) {
+            const int r0 = pass + 2 * pr * ATTNC_B_WARPS;
+            bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x[pr], r0, nrows, K, lane);
+            if constexpr (WITH_V && ATTNC_BP_V_STAGE >= 0)
+                bp_copy_rows2<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, 0, nrows, V, ATTNC_BP_LDV, lane);
+            bp_store_gates2(x[pr], r0, g, beta, lane);
+            if constexpr (WITH_V && ATTNC_BP_V_STAGE < 0)
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    elt *row = V + (r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDV;
+                    bp_regs_row<ATTNC_BP_VP, false>(x[pr][i].v, 0, row, row, lane);
+                }
+        }
     }
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
@@ -415,7 +424,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
         bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     } else {
         attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K)>(p, c0, eos, h, bsm + L::stage);
-        bd_rows_kv<false>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+        bd_rows_kv<false, ATTNC_BP_C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     }
     bd_form_e(K, g, E);
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS)   // T = I, the solve's start
