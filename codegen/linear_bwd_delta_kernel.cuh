@@ -556,18 +556,28 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             attnc_cp_rows<C, W * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(Y, LDW * sizeof(elt), u, ATTNC_BP_VP * sizeof(elt), true);
             asm volatile("cp.async.commit_group;\n" ::: "memory");
         }
-        for (int r0 = warp; r0 < C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
-            bp_roles x[2];
-            bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
-            float dy[2][ATTNC_BP_NY(W)];   // reverse: the dO slice, read before the stores
-            if constexpr (REV)
-                bp_dout_load2<W>(dstage, r0, v0, nrows, lane, dy);
-            bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x, r0, nrows, REV ? Kt : X, lane);
-            if constexpr (REV) {
-                bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x, r0, nrows, X, lane);
-                bp_dout_store2<W>(dy, Y, r0, lane);
+        // two rows per pass (bp_roles), or two pairs in the reverse walk, whose pairs' chains (the l2norm's warp
+        // sums) then run side by side: the walk has the registers (one CTA an SM)
+        constexpr int PAIRS = REV && C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1;
+        for (int pass = warp; pass < C; pass += 2 * PAIRS * ATTNC_B_WARPS) {
+            bp_roles x[PAIRS][2];
+            float dy[PAIRS][2][ATTNC_BP_NY(W)];   // reverse: the dO slice, read before the stores
+#pragma unroll
+            for (int pr = 0; pr < PAIRS; pr++) {
+                bp_role_rows2<WANT>(p, c0, nrows, h, lane, pass + 2 * pr * ATTNC_B_WARPS, stage, x[pr]);
+                if constexpr (REV)
+                    bp_dout_load2<W>(dstage, pass + 2 * pr * ATTNC_B_WARPS, v0, nrows, lane, dy[pr]);
             }
-            bp_store_gates2(x, r0, g, nullptr, lane);
+#pragma unroll
+            for (int pr = 0; pr < PAIRS; pr++) {
+                const int r0 = pass + 2 * pr * ATTNC_B_WARPS;
+                bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x[pr], r0, nrows, REV ? Kt : X, lane);
+                if constexpr (REV) {
+                    bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x[pr], r0, nrows, X, lane);
+                    bp_dout_store2<W>(dy[pr], Y, r0, lane);
+                }
+                bp_store_gates2(x[pr], r0, g, nullptr, lane);
+            }
         }
         if constexpr (!REV)
             asm volatile("cp.async.wait_group 0;\n" ::: "memory");   // (W and U: nothing else is in flight)
