@@ -58,12 +58,14 @@ static_assert(!ATTNC_SPLIT && !ATTNC_BP_DIAG && ATTNC_B_NORM == 0 && ATTNC_BP_VW
 
 #define ATTNC_BD_LDF (ATTNC_BP_C + 1)   // fp32 C x C rows
 
-// dU_hat from the reverse walk to the two-CTA adjoint in ws_dv as the tiles' 16-bit elements, [T][HOUT][V]: that
-// adjoint rounds it so for its products (it keeps no remainder tile), so the walk's rounding gives the same bits
-// and the bytes are halved both ways.  Only where ws_dv is not also the value's fp32 gradient (the adjoint writes
-// dv into the tensor's) and the rows are whole 16-byte units (cp.async).
-#define ATTNC_BD_DUH16 \
-    (ATTNC_BD_WALK_DUH && ATTNC_BD_ADJ2 && ATTNC_BP_DV_TENSOR >= 0 && ATTNC_B_V == ATTNC_BP_VP && ATTNC_B_V % 8 == 0)
+// ATTNC_BD_DUH16 (passes/grad.c's bd_duh16): dU_hat from the reverse walk to the two-CTA adjoint in ws_dv as the
+// tiles' 16-bit elements, [T][HOUT][V] (ws_dv half its fp32 size): that adjoint rounds it so for its products (it
+// keeps no remainder tile), so the walk's rounding gives the same bits and the bytes are halved both ways.  Only
+// where ws_dv is not also the value's fp32 gradient (the adjoint writes dv into the tensor's) and the rows are
+// whole 16-byte units (cp.async).
+static_assert(!ATTNC_BD_DUH16 || (ATTNC_BD_WALK_DUH && ATTNC_BD_ADJ2 && ATTNC_BP_DV_TENSOR >= 0 && ATTNC_B_V == ATTNC_BP_VP &&
+                                  ATTNC_B_V * sizeof(elt) % 16 == 0),
+              "the 16-bit dU_hat: the compact adjoint, dv into its tensor, whole 16-byte rows");
 
 __device__ __forceinline__ size_t bd_wtile(int slot, int h)
 {

@@ -804,6 +804,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_direct[1] = direct_role(m, gp, 1, IR_ROLE_KEY, gp->K, true);
         gp->bp_direct[2] = direct_role(m, gp, 2, IR_ROLE_VALUE, gp->V, false);
         drop_direct_chains(m, gp);
+        gp->bd_duh16 = gp->bd_walk_duh && gp->bd_adj_two && gp->bp_direct[2] && gp->V == VP;
         gp->bp_inputs_scalar = inputs_scalar(m, gp);
         return true;
     }
@@ -812,7 +813,8 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
 
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
-    gp->parallel = gp->bp_delta = gp->bd_walk_duh = gp->bd_adj_two = gp->bp_chunk_two = gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
+    gp->parallel = gp->bp_delta = gp->bd_walk_duh = gp->bd_duh16 = gp->bd_adj_two = gp->bp_chunk_two = false;
+    gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
     gp->bp_direct[0] = gp->bp_direct[1] = gp->bp_direct[2] = false;
     gp->bp_direct_l2[0] = gp->bp_direct_l2[1] = gp->bp_direct_l2[2] = false;
     bool diag = gp->transition == IR_TR_DIAG;

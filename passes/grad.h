@@ -98,6 +98,10 @@ typedef struct grad_plan {
     /* the delta rule's reverse walk writes dU_hat into ws_dv, and the chunk kernel forms neither dv (dU_hat)
      * nor P's tiles: where no tile carries a remainder (DeltaNet, the gated delta rule) */
     bool bd_walk_duh;
+    /* ... and stores it as the tiles' 16-bit elements, which the compact adjoint reads (it rounded the fp32 rows
+     * so at once: the same bits), where ws_dv holds nothing else (the value's gradient goes to its tensor,
+     * bp_direct[2]) and V is whole 16-byte units: ws_dv is then half its size (ATTNC_BD_DUH16) */
+    bool bd_duh16;
 } grad_plan;
 
 /* Derives the backward plan of a lowered module (stage CHUNKED or later).  Never fails for a module the

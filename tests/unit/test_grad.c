@@ -395,6 +395,8 @@ static void test_parallel_schedule(void **state)
     assert_int_equal(out.plan.bd_adj_smem, grad_bd_adj_smem(64, 128, 128, out.plan.bp_stage_bytes, true));
     assert_true(2 * (out.plan.bd_adj_smem + 1024) <= 228 * 1024);
     assert_true(out.plan.bp_direct[2]);   /* v as stored: the adjoint writes its gradient (ws_dv kept for dU_hat) */
+    assert_true(out.plan.bd_duh16);   /* ... in 16 bits, for the compact adjoint */
+    assert_non_null(strstr(out.source, "#define ATTNC_BD_DUH16 1"));
     assert_false(out.plan.bp_dg);   /* no decay */
     assert_false(out.plan.bp_plo);   /* no gate gradient: hi tiles alone, in the adjoint too */
     assert_false(out.plan.bp_slo);
@@ -422,6 +424,8 @@ static void test_parallel_schedule(void **state)
     assert_false(out.plan.bp_chunk_two);
     assert_int_equal(out.plan.bp_chunk_warps, 16);
     assert_false(out.plan.bd_walk_duh);   /* the chunk kernel forms dU_hat with its lo tiles */
+    assert_false(out.plan.bd_duh16);   /* (in fp32, for the 16-warp adjoint's hi and lo tiles) */
+    assert_non_null(strstr(out.source, "#define ATTNC_BD_DUH16 0"));
     assert_non_null(strstr(out.source, "using attnc_wide::attnc_bwdp_wy_adjoint;"));
     unit_close(&u);
     /* the gated delta rule with its decay from its own logits (specs/gated_delta_rule.attn): the gate's
@@ -439,6 +443,7 @@ static void test_parallel_schedule(void **state)
     assert_true(2 * (out.plan.bd_adj_smem + 1024) <= 228 * 1024);
     assert_non_null(strstr(out.source, "#define ATTNC_BD_ADJ2 1"));
     assert_true(out.plan.bd_walk_duh);   /* no lo tiles: the reverse walk stores dU_hat with its decay */
+    assert_true(out.plan.bd_duh16);
     assert_non_null(strstr(out.source, "#define ATTNC_BD_WALK_DUH 1"));
     /* and the chunk kernel in the compact layout too, its gate's pair sums over dO */
     assert_true(out.plan.bp_chunk_two);
