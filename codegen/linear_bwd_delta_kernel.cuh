@@ -63,8 +63,8 @@ static_assert(!ATTNC_SPLIT && !ATTNC_BP_DIAG && ATTNC_B_NORM == 0 && ATTNC_BP_VW
 // keeps no remainder tile), so the walk's rounding gives the same bits and the bytes are halved both ways.  Only
 // where ws_dv is not also the value's fp32 gradient (the adjoint writes dv into the tensor's) and the rows are
 // whole 16-byte units (cp.async).
-static_assert(!ATTNC_BD_DUH16 || (ATTNC_BD_WALK_DUH && ATTNC_BD_ADJ2 && ATTNC_BP_DV_TENSOR >= 0 && ATTNC_B_V == ATTNC_BP_VP &&
-                                  ATTNC_B_V * sizeof(elt) % 16 == 0),
+static_assert(!ATTNC_BD_DUH16 || (ATTNC_BD_WALK_DUH && ATTNC_BD_ADJ2 && ATTNC_BP_DV_TENSOR >= 0 &&
+                                  ATTNC_B_V == ATTNC_BP_VP && ATTNC_B_V * sizeof(elt) % 16 == 0),
               "the 16-bit dU_hat: the compact adjoint, dv into its tensor, whole 16-byte rows");
 
 __device__ __forceinline__ size_t bd_wtile(int slot, int h)
@@ -426,7 +426,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
         bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     } else {
         attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K)>(p, c0, eos, h, bsm + L::stage);
-        bd_rows_kv<false, ATTNC_BP_C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+        constexpr int PAIRS = ATTNC_BP_C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1;
+        bd_rows_kv<false, PAIRS>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     }
     bd_form_e(K, g, E);
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS)   // T = I, the solve's start
@@ -492,7 +493,8 @@ struct attnc_bd_walk_layout_w {   // offsets in bytes; the forward walk uses x, 
     static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][W]
     static constexpr unsigned bytes = dstage + ATTNC_BP_C * W * ATTNC_BP_DO_ES;
     static_assert(k % 16 == 0 && w % 16 == 0 && y % 16 == 0 && z % 16 == 0 && p % 16 == 0 && plo % 16 == 0 &&
-                  s % 16 == 0 && w2 % 16 == 0 && stage % 16 == 0 && dstage % 16 == 0 && LDW * sizeof(elt) % 16 == 0, "16-byte tiles");
+                  s % 16 == 0 && w2 % 16 == 0 && stage % 16 == 0 && dstage % 16 == 0 && LDW * sizeof(elt) % 16 == 0,
+                  "16-byte tiles");
 };
 using attnc_bd_walk_layout = attnc_bd_walk_layout_w<ATTNC_BP_VW>;   // the larger: the walks' shared memory
 static_assert(attnc_bd_walk_layout_w<ATTNC_BP_VS>::bytes <= attnc_bd_walk_layout::bytes, "the narrow walks fit");
@@ -659,9 +661,9 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 #pragma unroll
                         for (int i = 0; i < 4; i += 2) {
                             const int r = bp_row(r0, lane, i), c = v0 + bp_col(n0, nt, lane, i);
+                            elt *const duh = (elt *)p.ws_dv + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_V + c;
                             if (r < nrows)
-                                *reinterpret_cast<elt2 *>((elt *)p.ws_dv + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_V + c) =
-                                    attnc_float2_to_elt2(a2[nt][i], a2[nt][i + 1]);
+                                *reinterpret_cast<elt2 *>(duh) = attnc_float2_to_elt2(a2[nt][i], a2[nt][i + 1]);
                         }
                 else if constexpr (ATTNC_BD_WALK_DUH)
 #pragma unroll
@@ -895,7 +897,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
         bd_form_e(K, g, E);   // E for dbeta's and the gate's pair terms
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
     bp_image_finish<false, false>(img, S, nullptr);   // hi only: no room for a lo tile here
-    if constexpr (ATTNC_BD_DUH16) {   // the walk's rows as they are (cp.async; issued before the finish above, they spilled)
+    if constexpr (ATTNC_BD_DUH16) {   // the walk's rows as they are (cp.async; issued before the finish, they spilled)
         constexpr int UNITS = ATTNC_B_V * (int)sizeof(elt) / 16;
         const elt *src = (const elt *)p.ws_dv + ((size_t)c0 * ATTNC_HOUT + h) * ATTNC_B_V;
         constexpr int N = C * UNITS;
@@ -905,8 +907,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
         for (int k = 0; k < (N + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS; k++) {
             const int u = tid + k * ATTNC_B_THREADS, r = u / UNITS, c = u % UNITS * (16 / (int)sizeof(elt));
             if (N % ATTNC_B_THREADS == 0 || u < N)
-                attnc_cp16_zfill(DUh + r * ATTNC_BP_LDV + c, src + (size_t)min(r, nrows - 1) * (ATTNC_HOUT * ATTNC_B_V) + c,
-                                 r < nrows);
+                attnc_cp16_zfill(DUh + r * ATTNC_BP_LDV + c,
+                                 src + (size_t)min(r, nrows - 1) * (ATTNC_HOUT * ATTNC_B_V) + c, r < nrows);
         }
         attnc_stage_wait();
     } else {   // every load issued before the first is used: 16 bytes each where the rows allow

@@ -21,7 +21,7 @@ struct unit_info {
     bool dg, norm;   // dg: the unit writes the gate's role gradient (ws_dg): gated, and (parallel) ATTNC_BP_DG
     int dq_tensor, dk_tensor, dv_tensor;   // the tensor whose gradient the chunk kernel writes for the query / key / value role, or -1
     bool delta;                 // the delta rule: beta's role gradient (ws_db) too
-    bool duh16;                 // ws_dv holds the delta rule's dU_hat in 16 bits: half its floats, as api/backward.c sizes it
+    bool duh16;                 // ws_dv holds dU_hat in 16 bits: half its floats (api/backward.c's sizing)
 };
 
 unit_info seq_info();
