@@ -122,7 +122,7 @@ int main(int argc, char **argv)
         o[s].dq.assign((size_t)total * H * K, NAN);
         o[s].dk.assign((size_t)total * H * K, NAN);
         // (the parallel unit's as large as api/backward.c makes it: with its 16-bit dU_hat, the adjoint's reads and
-        // the walk's writes must stay in half the floats; cuda_cpu.asan_* build with AddressSanitizer to see it)
+        // the walk's writes must stay in half the floats; cuda_cpu.asan.* build with AddressSanitizer to see it)
         o[s].dv.assign((size_t)total * H * V / (s == 1 && pi.duh16 ? 2 : 1), NAN);
         o[s].dg.assign((size_t)total * H * si.gk, NAN);
         o[s].dh0.assign((size_t)nseq * H * K * VO, NAN);
