@@ -211,11 +211,9 @@ int attnc_gpu_available(void)
 /* ---- the JIT ---------------------------------------------------------------------------------------- */
 
 /* The chunk kernel's units besides its own (the sequential walk), each a compile unit of its phases: the
- * other schedules, and the walk of linear_kernel.cuh for the launches that save states where the unit's own
- * is the warp-specialised walk and that does not write the images (cg_kernel.ws_saves: the delta rule with a
- * decay, whose consumers spilled with the copy). */
-typedef enum sched_unit { SCHED_MATERIALIZED, SCHED_GROUPED, SCHED_SAVING, SCHED_UNITS } sched_unit;
-static const unsigned sched_phases[SCHED_UNITS] = {CG_PHASES_MATERIALIZED, CG_PHASES_GROUPED, CG_PHASES_SEQUENTIAL};
+ * other schedules. */
+typedef enum sched_unit { SCHED_MATERIALIZED, SCHED_GROUPED, SCHED_UNITS } sched_unit;
+static const unsigned sched_phases[SCHED_UNITS] = {CG_PHASES_MATERIALIZED, CG_PHASES_GROUPED};
 
 typedef struct loaded_kernel {
     rt_function *fn;
@@ -228,15 +226,14 @@ typedef struct loaded_kernel {
 } loaded_kernel;
 
 /* A pending optimised compile of a tiered kernel (api_tier) and where each of its units goes.  A kernel has
- * up to four: attnc_kernel_new's units, the materialized schedule's, the saving walk's and the decode
- * kernel's; the quick functions they replace are every unit's and the split delta rule's passes. */
+ * up to three: attnc_kernel_new's units, the materialized schedule's and the decode kernel's; the quick functions they replace are every unit's and the split delta rule's passes. */
 typedef struct kernel_tier {
     api_tier *tier;
     size_t n;
     size_t kernel_of[API_MAX_UNITS];   /* the loaded_kernel each unit is a unit of */
     int sched_of[API_MAX_UNITS];       /* -1: the kernel's own unit; else its sched_unit */
 } kernel_tier;
-#define JIT_MAX_TIERS 4
+#define JIT_MAX_TIERS 3
 #define JIT_MAX_RETIRED (API_MAX_UNITS + CG_SPLIT_PASSES + 3)
 
 struct attnc_kernel {
@@ -258,8 +255,8 @@ struct attnc_kernel {
      * unit's source waits here and its function is NULL. */
     char *lazy_src[CG_MAX_KERNELS];
     /* The chunk kernel's other units (sched_unit), each a unit of its own: the grouped one loaded by
-     * attnc_kernel_new, the materialized one and the saving walk at the first launch that takes each (its
-     * source waits here until then); the chunk kernel's own unit (k[linear].fn) holds the sequential walk. */
+     * attnc_kernel_new, the materialized one at the first launch that takes it (its source waits here until
+     * then); the chunk kernel's own unit (k[linear].fn) holds the sequential walk. */
     rt_function *sched_fn[SCHED_UNITS];
     char *sched_src[SCHED_UNITS];
     /* The split delta rule's materialized unit (cg_split_pass): sched_fn[SCHED_MATERIALIZED] is its WY pass,
@@ -472,7 +469,7 @@ static void tier_keep(attnc_kernel *k, api_tier *tier, size_t n, const bool *qui
         nquick += quick[u];
     if (nquick == 0)
         return;
-    if (!tier || k->ntiers == JIT_MAX_TIERS) {   /* (the second: not reached, a kernel has four at most) */
+    if (!tier || k->ntiers == JIT_MAX_TIERS) {   /* (the second: not reached, a kernel has three at most) */
         api_tier_free(tier);
         if (!k->tier_error[0])
             snprintf(k->tier_error, sizeof k->tier_error, "%s: the optimised kernels' compile did not start", k->name);
@@ -714,9 +711,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
         info->threads = lk->ws ? lk->cg.ws.threads : lk->cg.threads;
         info->smem_bytes = lk->ws ? lk->cg.ws.smem_bytes : lk->cg.smem_bytes;
         snprintf(info->arch, sizeof info->arch, "%s", arch);
-        bool sched_wanted[SCHED_UNITS] = {linear && k->materialized, linear && k->grouped,
-                                          linear && lk->ws && !lk->cg.ws_saves && k->saves != CG_SAVED_NONE},
-             nomem = false;
+        bool sched_wanted[SCHED_UNITS] = {linear && k->materialized, linear && k->grouped}, nomem = false;
         nomem |= !(k->lazy_src[i] = api_unit_source(cg.source, (int)lk->cg.kind, linear ? CG_PHASES_SEQUENTIAL : 0, lk->ws));
         for (int s = 0; s < SCHED_UNITS; s++)
             nomem |= sched_wanted[s] && !(k->sched_src[s] = api_unit_source(cg.source, (int)lk->cg.kind, sched_phases[s], false));
@@ -1198,8 +1193,8 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
         }
         rt_function *fn = lk->fn;
         bool ws = lk->ws;   /* the warp-specialised walk runs phase 0 */
-        if (phases[0] != 0 || (ws && lp.save_img && !lk->cg.ws_saves)) {   /* another schedule, or the saving walk */
-            sched_unit s = phases[0] == 0 ? SCHED_SAVING : phases[0] == 1 || phases[0] == 6 ? SCHED_MATERIALIZED : SCHED_GROUPED;
+        if (phases[0] != 0) {   /* another schedule */
+            sched_unit s = phases[0] == 1 || phases[0] == 6 ? SCHED_MATERIALIZED : SCHED_GROUPED;
             if (!k->sched_fn[s] && (st = load_schedule(ctx, k, i, s)) != ATTNC_OK)
                 return st;
             fn = k->sched_fn[s];

@@ -53,8 +53,6 @@ typedef struct cg_kernel {
     cg_entry group;       /* the linear kernel's grouped phase 3 (attnc_linear_group), in the grouped unit */
     cg_entry ws;          /* the warp-specialised walk (linear_ws_kernel.cuh): the sequential unit compiled with
                              ATTNC_WS 1 for sm_90a; entry NULL where the plan has none */
-    bool ws_saves;        /* it writes the saved states' images too (ATTNC_WS_SAVES; cg_ws_saves): where not, a
-                             launch that saves them runs the walk of linear_kernel.cuh (api/kernel.c) */
 } cg_kernel;
 
 typedef struct cg_output {
@@ -81,8 +79,5 @@ typedef enum cg_saved_images { CG_SAVED_NONE, CG_SAVED_BF16, CG_SAVED_MANTISSA }
  * bf16, is not the backward's to save. */
 bool cg_value_bf16_input(const ir_module *m);
 cg_saved_images cg_saved_image_kind(const ir_module *m, uint32_t *slice);
-/* Whether the warp-specialised walk writes those images itself: not the delta rule's with a decay, whose
- * consumers spilled with the copy (gated_delta_rule.attn: 48 bytes at 144 registers, 8 at 160). */
-bool cg_ws_saves(const ir_module *m);
 
 #endif

@@ -426,14 +426,6 @@ cg_saved_images cg_saved_image_kind(const ir_module *m, uint32_t *slice)
     return CG_SAVED_BF16;
 }
 
-bool cg_ws_saves(const ir_module *m)
-{
-    /* the copy's width (4 bytes instead of 16), its unrolling, reading bos again inside it, the TMA unit's
-     * bulk copy, placing it at the chunk's end and the register splits 96 / 160 to 120 / 136 all left spills
-     * (bench/RESULTS.md, thirty-ninth and fortieth sessions) */
-    return !(m->plan.householder && m->plan.transition != IR_TR_IDENTITY);
-}
-
 /* The decode kernel's shared memory: the same sums as attnc_dec_layout in decode_kernel.cuh. */
 static unsigned decode_smem_bytes(const gen *g)
 {
@@ -542,14 +534,13 @@ static bool emit_linear(gen *g)
     /* The warp-specialised walk: a unit of its own (ATTNC_WS 1, api/kernel.c), where the staging is the
      * producers' (the ws_producers threads after the walk's). */
     unsigned ws_smem = ws_smem_bytes(g, smem + g->stage_bytes);
-    bool ws = ws_eligible(g, ws_smem), ws_saves = ws && cg_ws_saves(m);
+    bool ws = ws_eligible(g, ws_smem);
     attnc_buf_printf(b, "#ifndef ATTNC_WS\n#define ATTNC_WS 0\n#endif\n#define ATTNC_WS_OK %d\n#define ATTNC_WS_EXCESS %d\n"
-                        "#define ATTNC_WS_SAVES %d   // the warp-specialised walk writes the saved images too\n"
                         "#define ATTNC_WS_PRODUCERS %u\n"
                         "#define ATTNC_STAGE_BYTES %u\n"
                         "#define ATTNC_STAGE_THREADS (ATTNC_WS ? ATTNC_WS_PRODUCERS : ATTNC_WARPS * 32)\n"
                         "#define ATTNC_STAGE_TID (ATTNC_WS ? (int)threadIdx.x - ATTNC_WARPS * 32 : (int)threadIdx.x)\n",
-                     ws, ws && ws_excess(g), ws_saves, ws_producers(g), g->stage_bytes);
+                     ws, ws && ws_excess(g), ws_producers(g), g->stage_bytes);
     emit_row_struct(g);
     attnc_buf_puts(b, attnc_linear_kernel_src);
     attnc_buf_puts(b, "static_assert(attnc_smem_layout::bytes == ATTNC_SMEM_BYTES, \"host and kernel disagree on shared memory\");\n");
@@ -596,10 +587,8 @@ static bool emit_linear(gen *g)
     }
     if (grouped)
         k->group = (cg_entry){.entry = "attnc_linear_group", .threads = p->warps * 32, .smem_bytes = group_smem};
-    if (ws) {
+    if (ws)
         k->ws = (cg_entry){.entry = "attnc_linear", .threads = p->warps * 32 + ws_producers(g), .smem_bytes = ws_smem};
-        k->ws_saves = ws_saves;
-    }
     if (decode) {
         k = &g->out->kernels[g->out->nkernels++];
         *k = (cg_kernel){.kind = CG_KERNEL_DECODE, .entry = "attnc_decode", .threads = 128,

@@ -100,10 +100,6 @@ constexpr bool SAVE_BULK = ATTNC_SAVES == 1 && ATTNC_BULK_STORE && ATTNC_WS && !
 // The delta rule's saved U_hat rows (save_uhat_rows) by the TMA unit in the warp-specialised walk: its
 // consumers spilled 16 bytes with the plain copy.
 constexpr bool SAVE_UH_BULK = ATTNC_SAVES == 1 && ATTNC_BULK_STORE && ATTNC_WS && ATTNC_DELTA;
-// Whether this walk writes the images at all: not the warp-specialised walk where its consumers spilled with the
-// copy (ATTNC_WS_SAVES 0, codegen/cuda.c's cg_ws_saves: the delta rule with a decay); the launcher then runs this
-// file's walk when saving (api/kernel.c's SCHED_SAVING).
-constexpr int SAVES_HERE = ATTNC_WS && !ATTNC_WS_SAVES ? 0 : ATTNC_SAVES;
 // The delta rule's U_hat rows of the chunk from token c0 of sequence n (from bos), tile rows [nrows][LDV] of
 // the CTA's columns from v0, into the backward's saved U_hat, bf16 [slot][HOUT][C_b][V] (C_b = 2^save_shift;
 // slot = (c0_b >> save_shift) + n for the backward's chunk c0_b that holds the rows, as the images' slots).
@@ -1154,8 +1150,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
             // Training: mantissa images (ATTNC_SAVES 2) from the accumulators, before their decay below; the bf16
             // image (ATTNC_SAVES 1) is copied out of ss after the barrier below, by the TMA unit where there is one,
             // which reads ss through the async proxy: this thread's writes fenced for it first
-            if (SAVES_HERE && (phase == 0 || phase == 5) && p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
-                if constexpr (SAVES_HERE == 2) {
+            if (ATTNC_SAVES && (phase == 0 || phase == 5) && p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
+                if constexpr (ATTNC_SAVES == 2) {
                     unsigned char *img = (unsigned char *)p.save_img;
                     save_mantissa_image(img + ((size_t)((c0 >> p.save_shift) + n) * ATTNC_HOUT + h) * SAVE_IMG_BYTES,
                                         S, v0, warp, lane, srowred, sync);
@@ -1196,10 +1192,11 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         // chunk that starts one of the backward's chunks (a multiple of this walk's), so that the backward
         // need not walk the sequence again for it.  The image is complete after the barrier above and is not
         // written again before the products of this chunk have passed the barriers of steps 5 and 6.  Only
-        // where the backward reads such images (ATTNC_SAVES 1, codegen/cuda.c's cg_saved_image_kind) and this walk
-        // writes them (SAVES_HERE): elsewhere the code is not compiled (the gated delta rule's warp-specialised
-        // consumers spilled 48 bytes with it).
-        if (SAVES_HERE == 1 && (phase == 0 || phase == 5) && p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
+        // where the backward reads such images (ATTNC_SAVES 1, codegen/cuda.c's cg_saved_image_kind): elsewhere the
+        // code is not compiled.  (The gated delta rule's warp-specialised consumers spill 16 bytes with it, sm_90a;
+        // its walk still saves 0.22 ms against the plain walk's saving at T = 8192: bench/RESULTS.md, forty-third
+        // session.)
+        if (ATTNC_SAVES == 1 && (phase == 0 || phase == 5) && p.save_img && ((c0 - bos) & ((1 << p.save_shift) - 1)) == 0) {
             constexpr int PER = 16 / (int)sizeof(elt), UNITS = ATTNC_BV / PER;
             elt *dst = (elt *)p.save_img + ((size_t)((c0 >> p.save_shift) + n) * ATTNC_HOUT + h) * ATTNC_KP * ATTNC_V + v0;
             if constexpr (SAVE_BULK) {   // a row a thread (waited for at the chunk's end)
@@ -1306,9 +1303,8 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
         }
 
         // Training, the delta rule (p.save_uh): the chunk's U_hat rows, now in sv, for the backward's chunk
-        // kernel, which reads them for V (save_uhat_rows).  Not written by the warp-specialised walk where it
-        // writes no images (SAVES_HERE 0): the launcher then runs this walk.
-        if constexpr (SAVES_HERE == 1 && ATTNC_DELTA)
+        // kernel, which reads them for V (save_uhat_rows).
+        if constexpr (ATTNC_SAVES == 1 && ATTNC_DELTA)
             if ((phase == 0 || phase == 5) && p.save_uh && !wy_pass)
                 save_uhat_rows<SAVE_UH_BULK>(p, sv, c0, bos, nrows, n, h, v0, tid);
 
