@@ -75,6 +75,7 @@ struct attnc_grad_kernel {
     unsigned run_per_sm; /* CTAs of those an SM holds (1 without them) */
     int sm_count;       /* the device's (0 where none was opened: 132 assumed) */
     unsigned bd_wy_smem, bd_adj_smem;
+    unsigned bd_wy_saved_smem;   /* attnc_bwdp_wy's with the forward's saved states (its compact layout) */
     size_t nunits;      /* compile units (grad_unit_plan) and the kernels each defines (bit i: CG_BK_* i) */
     uint32_t unit_mask[API_MAX_UNITS];
     rt_function *fn[CG_BK_COUNT];
@@ -287,6 +288,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_decay = cg->plan.transition != IR_TR_IDENTITY;
         k->bp_run2 = cg->plan.bp_run2;
         k->bd_wy_smem = cg->plan.bd_wy_smem;
+        k->bd_wy_saved_smem = cg->plan.bd_wy_saved_smem;
         k->bd_adj_smem = cg->plan.bd_adj_smem;
     }
     *out = k;
@@ -884,7 +886,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         bool run2 = run && k->fn[CG_BK_P_STATES_RUN];
         rt_function *walk_fwd = k->fn[narrow ? CG_BK_P_STATES_NARROW : run2 ? CG_BK_P_STATES_RUN : CG_BK_P_STATES];
         rt_function *walk_rev = k->fn[narrow ? CG_BK_P_DSTATES_NARROW : run2 ? CG_BK_P_DSTATES_RUN : CG_BK_P_DSTATES];
-        if ((k->bp_delta && !rt_launch(k->fn[CG_BK_P_WY], gc, block, k->bd_wy_smem, a->stream, params, &err)) ||
+        unsigned wy_smem = saved ? k->bd_wy_saved_smem : k->bd_wy_smem;
+        if ((k->bp_delta && !rt_launch(k->fn[CG_BK_P_WY], gc, block, wy_smem, a->stream, params, &err)) ||
             (!saved && !rt_launch(walk_fwd, gw, block, k->bp_walk_smem, a->stream, params, &err)) ||
             (run && !rt_launch(k->fn[CG_BK_P_SCAN_STATES], gs, block, 0, a->stream, params, &err)) ||
             (k->norm && !rt_launch(k->fn[CG_BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||

@@ -473,6 +473,24 @@ static void emit_adjoint_fn(bgen *g)
     attnc_buf_puts(b, "}\n");
 }
 
+/* The span [lo, hi) of the staging that the delta rule's attnc_bwdp_wy copies with saved states: the rows of the
+ * key, beta and gate (bp_stage_want(ATTNC_ROLE_K)), and of any tensor no role reads, which its compact layout
+ * holds (attnc_bd_wy_saved_layout, passes/grad.c's grad_bd_wy_saved_smem). */
+static void wy_saved_stage_span(const ir_module *m, const grad_plan *gp, const unsigned *roles, unsigned *lo, unsigned *hi)
+{
+    *lo = ~0u;
+    *hi = 0;
+    for (uint32_t i = 0; i < m->ntensors && i < CG_MAX_TENSORS; i++) {
+        if (gp->bp_stage_off[i] == ~0u || !(roles[i] & (CG_ROLE_K | CG_ROLE_GATE | CG_ROLE_BETA)))
+            continue;
+        unsigned end = gp->bp_stage_off[i] + grad_stage_rows_bytes(m, i, gp->bp_chunk);
+        *lo = gp->bp_stage_off[i] < *lo ? gp->bp_stage_off[i] : *lo;
+        *hi = end > *hi ? end : *hi;
+    }
+    if (*lo == ~0u)
+        *lo = 0;
+}
+
 /* Per staged tensor, the roles its rows feed (CG_ROLE_* bits): each kernel of the parallel schedule copies
  * only the rows of the roles it reads (the WANT of attnc_bwd_stage_issue, linear_bwd_par_kernel.cuh's
  * bp_stage_want), e.g. no q in the delta rule's attnc_bwdp_wy and adjoint, no v in its chunk kernel, which
@@ -697,9 +715,14 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     cg_values staged = g.ev;   /* the parallel schedule's staged rows (passes/grad.c's bp_stage_off) */
     unsigned stage_roles[CG_MAX_TENSORS];
     staged.stage_off = gp->bp_stage_off;
+    unsigned wy_lo = 0, wy_hi = 0;
     if (gp->parallel) {
         plan_stage_roles(m, a, gp->bp_stage_off, stage_roles);
         staged.stage_roles = stage_roles;
+        if (gp->bp_delta) {
+            wy_saved_stage_span(m, gp, stage_roles, &wy_lo, &wy_hi);
+            out->plan.bd_wy_saved_smem = grad_bd_wy_saved_smem(gp->bp_chunk, gp->bp_kp, gp->bp_plo, wy_lo, wy_hi);
+        }
     }
     attnc_buf_puts(b, attnc_linear_bwd_kernel_src);
     if (gp->parallel) {
@@ -741,8 +764,10 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         /* the staged rows (passes/grad.c's bp_stage_off) and dO's beside them */
         unsigned do_cols = gp->norm != IR_NORM_NONE ? gp->V : gp->vo;
         attnc_buf_printf(b, "#define ATTNC_BP_STAGE_BYTES %u\n#define ATTNC_BP_DO_ES %u\n#define ATTNC_BP_DO_COLS %u\n"
-                            "#define ATTNC_BP_DO_UNIT %u\n",
-                         gp->bp_stage_bytes, gp->bp_do_es, do_cols, cg_stage_unit(do_cols * gp->bp_do_es));
+                            "#define ATTNC_BP_DO_UNIT %u\n"
+                            "#define ATTNC_BD_WY_STAGE_LO %uu   // the staged rows of attnc_bwdp_wy with saved states\n"
+                            "#define ATTNC_BD_WY_STAGE_HI %uu\n",
+                         gp->bp_stage_bytes, gp->bp_do_es, do_cols, cg_stage_unit(do_cols * gp->bp_do_es), wy_lo, wy_hi);
         const char *role_tag[3] = {"Q", "K", "V"};
         for (int i = 0; i < 3; i++)   /* a bf16 input as stored: its tile rows are its staged rows */
             attnc_buf_printf(b, "#define ATTNC_BP_%s_STAGE %d\n", role_tag[i],
@@ -767,9 +792,9 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
             attnc_buf_puts(b, attnc_linear_bwd_delta_kernel_src);
         attnc_buf_puts(b, "}   // namespace attnc_bp\nusing namespace attnc_bp;\n");
         if (gp->bp_delta) {
-            attnc_buf_printf(b, "static_assert(attnc_bd_walk_layout::bytes == %uu && attnc_bd_wy_layout::bytes == %uu,\n"
-                                "              \"host and kernel disagree on shared memory\");\n",
-                             gp->bp_walk_smem, gp->bd_wy_smem);
+            attnc_buf_printf(b, "static_assert(attnc_bd_walk_layout::bytes == %uu && attnc_bd_wy_layout::bytes == %uu &&\n"
+                                "              attnc_bd_wy_saved_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n",
+                             gp->bp_walk_smem, gp->bd_wy_smem, gp->bd_wy_saved_smem);
         } else {
             attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
                                 "static_assert(ATTNC_BP_SCAN_ROWS == %u, \"host and kernel disagree on the scan's rows per CTA\");\n",

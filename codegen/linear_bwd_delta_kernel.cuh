@@ -364,6 +364,30 @@ struct attnc_bd_wy_layout {   // offsets in bytes
 static_assert(attnc_bd_wy_layout::v % 16 == 0 && attnc_bd_wy_layout::t % 16 == 0 && attnc_bd_wy_layout::stage % 16 == 0 &&
               attnc_bd_wy_layout::wh % 16 == 0 && attnc_bd_wy_layout::CC % 16 == 0 &&
               4 * attnc_bd_wy_layout::CC >= (ATTNC_BP_C / 16) * 256 * 4, "16-byte tiles; the solve's scratch");
+// With the forward's saved states (p.bd_uhat_saved) the kernel forms no U and reads no V rows: K, b, beta, T, then
+// the key's, beta's and gate's staged rows, which span [ATTNC_BD_WY_STAGE_LO, ATTNC_BD_WY_STAGE_HI) of the staging
+// (codegen/cuda_bwd.c), from E's place (the staging's base that much lower: the rows of the other roles, not
+// copied here, would lie over T and the tiles before it), E over them once read, then W's left factor (hi, lo)
+// with the solve's scratch in it.  About 67 KB at K = 128 against the full layout's 105, so that three CTAs
+// share an SM on sm_90 (the kernel's stages are short and each ends at a barrier: one CTA's loads and solve
+// run under the others' products).  The host launches with these bytes there (passes/grad.c's bd_wy_saved_smem).
+struct attnc_bd_wy_saved_layout {   // offsets in bytes
+    static constexpr unsigned CC = attnc_bd_wy_layout::CC;
+    static constexpr unsigned k = 0;                                                     // K [C][LDK]
+    static constexpr unsigned g = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // b [C]
+    static constexpr unsigned beta = g + ATTNC_BP_C * 4;                                  // beta [C]
+    static constexpr unsigned t = beta + ATTNC_BP_C * 4;                                  // T [C][C+1] fp32
+    static constexpr unsigned e = t + ATTNC_BP_C * ATTNC_BD_LDF * 4;                      // the rows, then E [C][C+1]
+    static constexpr unsigned stage = e - (ATTNC_BD_WY_STAGE_LO <= e ? ATTNC_BD_WY_STAGE_LO : 0);
+    static constexpr unsigned wh = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b) hi
+    static constexpr unsigned wl = wh + CC;                                              // its lo tile (PLO)
+    static constexpr unsigned v = 0, uh = 0, ul = 0;                                     // (no V, no U)
+    static constexpr unsigned end_a = stage + ATTNC_BD_WY_STAGE_HI, end_b = wl + (ATTNC_BP_PLO ? CC : 0);
+    static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
+};
+static_assert(attnc_bd_wy_saved_layout::e % 16 == 0 && attnc_bd_wy_saved_layout::stage % 16 == 0 &&
+              attnc_bd_wy_saved_layout::wh % 16 == 0 && attnc_bd_wy_saved_layout::bytes <= attnc_bd_wy_layout::bytes,
+              "16-byte tiles; the compact layout within the full one (the function's shared memory attribute)");
 
 // acc (rows m0.., NT n-tiles from n0) = (hi + lo) X over the causal range of a lower-triangular C x C
 // left factor (row-major [r][j], j <= r).
@@ -402,12 +426,19 @@ __device__ __forceinline__ void bd_uhat_pairs(const float (*WS)[4], int m0, int 
 }
 
 #if !ATTNC_BP_WIDE_PASS
-// two CTAs per multiprocessor (the layout is about half of its shared memory): one solves while the other loads
+// two CTAs per multiprocessor (the layout is about half of its shared memory): one solves while the other loads;
+// three with the saved states' compact layout, on sm_90 (228 KB an SM; sm_80's 164 KB hold two)
 #if ATTNC_BWD_WANT(ATTNC_BK_P_WY)
-extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(attnc_bwd_params p)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define ATTNC_BD_WY_CTAS 3
+#else
+#define ATTNC_BD_WY_CTAS 2
+#endif
+extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_WY_CTAS) attnc_bwdp_wy(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
     using L = attnc_bd_wy_layout;
+    using LS = attnc_bd_wy_saved_layout;
     constexpr int C = ATTNC_BP_C, LDF = ATTNC_BD_LDF;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int slot = blockIdx.x, h = blockIdx.y;
@@ -415,19 +446,23 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 2) attnc_bwdp_wy(a
     if (!bp_slot_chunk(p, slot, n, c0, eos))
         return;
     const int nrows = min(C, eos - c0);
-    elt *K = (elt *)(bsm + L::k), *V = (elt *)(bsm + L::v);
-    elt *Wh = (elt *)(bsm + L::wh), *Wl = (elt *)(bsm + L::wl), *Uh = (elt *)(bsm + L::uh), *Ul = (elt *)(bsm + L::ul);
-    float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
-
-    // With the forward's saved states (p.bd_uhat_saved) ws_u holds the forward's U_hat already: no U, and no V rows.
+    // With the forward's saved states (p.bd_uhat_saved) ws_u holds the forward's U_hat already: no U, and no V
+    // rows, in the compact layout.
     const bool want_u = !p.bd_uhat_saved;
+    elt *K = (elt *)(bsm + L::k), *V = (elt *)(bsm + L::v);
+    elt *Wh = (elt *)(bsm + (want_u ? L::wh : LS::wh)), *Wl = (elt *)(bsm + (want_u ? L::wl : LS::wl));
+    elt *Uh = (elt *)(bsm + L::uh), *Ul = (elt *)(bsm + L::ul);
+    float *g = (float *)(bsm + (want_u ? L::g : LS::g)), *beta = (float *)(bsm + (want_u ? L::beta : LS::beta));
+    float *E = (float *)(bsm + (want_u ? L::e : LS::e)), *T = (float *)(bsm + (want_u ? L::t : LS::t));
+    static_assert(L::k == LS::k, "K first in both layouts");
+
     if (want_u) {
         attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_V)>(p, c0, eos, h, bsm + L::stage);   // (no q rows)
         bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     } else {
-        attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K)>(p, c0, eos, h, bsm + L::stage);
+        attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K)>(p, c0, eos, h, bsm + LS::stage);
         constexpr int PAIRS = ATTNC_BP_C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1;
-        bd_rows_kv<false, PAIRS>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+        bd_rows_kv<false, PAIRS>(p, c0, nrows, h, K, V, g, beta, bsm + LS::stage);
     }
     bd_form_e(K, g, E);
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS)   // T = I, the solve's start

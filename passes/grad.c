@@ -525,6 +525,14 @@ unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
     return C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + C * (C + 1) * 4 + region;
 }
 
+unsigned grad_bd_wy_saved_smem(uint32_t C, uint32_t KP, bool plo, unsigned stage_lo, unsigned stage_hi)
+{
+    unsigned e = C * (KP + 8) * 2 + 2 * C * 4 + C * (C + 1) * 4;   /* K, b, beta, T */
+    unsigned stage = e - (stage_lo <= e ? stage_lo : 0);
+    unsigned end_a = stage + stage_hi, end_b = e + C * (C + 1) * 4 + (plo ? 2 : 1) * C * (C + 8) * 2;   /* E, W's factor */
+    return end_a > end_b ? end_a : end_b;
+}
+
 unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage, unsigned do_bytes)
 {
     return 4 * C * (KP + 8) * 2 + 2 * C * (VS + 8) * 2 + 2 * C * (C + 8) * 2 + KP * (VS + 8) * 2 + C * 4 + stage + do_bytes;
@@ -669,6 +677,11 @@ static bool inputs_scalar(const ir_module *m, const grad_plan *gp)
 
 /* The staging area of a chunk of C tokens: the rows of every per-token input that a role reads, each
  * tensor's C rows from a 16-byte boundary (gp->bp_stage_off); its bytes. */
+unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C)
+{
+    return (C * m->tensors[tensor].len * ir_dtype_bytes(m->tensors[tensor].dtype) + 15) / 16 * 16;
+}
+
 static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
 {
     unsigned bytes = 0;
@@ -679,7 +692,7 @@ static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
         if (!gp->live[r] || v->op != IR_OP_INPUT || !m->tensors[v->aux].per_token || gp->bp_stage_off[v->aux] != ~0u)
             continue;
         gp->bp_stage_off[v->aux] = bytes;
-        bytes += (C * m->tensors[v->aux].len * ir_dtype_bytes(m->tensors[v->aux].dtype) + 15) / 16 * 16;
+        bytes += grad_stage_rows_bytes(m, v->aux, C);
     }
     return bytes;
 }

@@ -80,8 +80,8 @@ void par_run(const host_args &a)
             const std::vector<par::elt> w0 = ws_w, t0 = ws_t, u0 = ws_u;
             std::memset(ws_w.data(), 0xff, ws_w.size() * sizeof(par::elt));
             std::memset(ws_t.data(), 0xff, ws_t.size() * sizeof(par::elt));
-            p.bd_uhat_saved = 1;
-            cpu_launch(par::attnc_bwdp_wy, gc, 256, par::attnc_bd_wy_layout::bytes, p);
+            p.bd_uhat_saved = 1;   // (with the compact layout's bytes, as api/backward.c launches it)
+            cpu_launch(par::attnc_bwdp_wy, gc, 256, par::attnc_bd_wy_saved_layout::bytes, p);
             const auto differ = [](const std::vector<par::elt> &x, const std::vector<par::elt> &y) {
                 size_t d = 0;
                 for (size_t i = 0; i < x.size(); i++)
