@@ -367,8 +367,8 @@ static_assert(attnc_bd_wy_layout::v % 16 == 0 && attnc_bd_wy_layout::t % 16 == 0
 // With the forward's saved states (p.bd_uhat_saved) the kernel forms no U and reads no V rows: K, b, beta, T, then
 // the key's, beta's and gate's staged rows, which span [ATTNC_BD_WY_STAGE_LO, ATTNC_BD_WY_STAGE_HI) of the staging
 // (codegen/cuda_bwd.c), from E's place (the staging's base that much lower: the rows of the other roles, not
-// copied here, would lie over T and the tiles before it), E over them once read, then W's left factor (hi, lo)
-// with the solve's scratch in it.  About 67 KB at K = 128 against the full layout's 105, so that three CTAs
+// copied here, would lie over T and the tiles before it), E over them once read, then W's left factor (hi, and
+// lo with remainder tiles) with the solve's scratch in it.  About 67 KB at K = 128 against the full layout's 105, so that three CTAs
 // share an SM on sm_90 (the kernel's stages are short and each ends at a barrier: one CTA's loads and solve
 // run under the others' products).  The host launches with these bytes there (passes/grad.c's bd_wy_saved_smem).
 struct attnc_bd_wy_saved_layout {   // offsets in bytes
@@ -381,7 +381,6 @@ struct attnc_bd_wy_saved_layout {   // offsets in bytes
     static constexpr unsigned stage = e - (ATTNC_BD_WY_STAGE_LO <= e ? ATTNC_BD_WY_STAGE_LO : 0);
     static constexpr unsigned wh = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b) hi
     static constexpr unsigned wl = wh + CC;                                              // its lo tile (PLO)
-    static constexpr unsigned v = 0, uh = 0, ul = 0;                                     // (no V, no U)
     static constexpr unsigned end_a = stage + ATTNC_BD_WY_STAGE_HI, end_b = wl + (ATTNC_BP_PLO ? CC : 0);
     static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
 };

@@ -675,13 +675,13 @@ static bool inputs_scalar(const ir_module *m, const grad_plan *gp)
     return true;
 }
 
-/* The staging area of a chunk of C tokens: the rows of every per-token input that a role reads, each
- * tensor's C rows from a 16-byte boundary (gp->bp_stage_off); its bytes. */
 unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C)
 {
     return (C * m->tensors[tensor].len * ir_dtype_bytes(m->tensors[tensor].dtype) + 15) / 16 * 16;
 }
 
+/* The staging area of a chunk of C tokens: the rows of every per-token input that a role reads, each
+ * tensor's C rows from a 16-byte boundary (gp->bp_stage_off); its bytes. */
 static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
 {
     unsigned bytes = 0;
