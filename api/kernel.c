@@ -226,7 +226,9 @@ typedef struct loaded_kernel {
 } loaded_kernel;
 
 /* A pending optimised compile of a tiered kernel (api_tier) and where each of its units goes.  A kernel has
- * up to three: attnc_kernel_new's units, the materialized schedule's and the decode kernel's; the quick functions they replace are every unit's and the split delta rule's passes. */
+ * up to three: attnc_kernel_new's units, the materialized schedule's and the decode kernel's; the quick
+ * functions they replace are every unit's, the schedules', the split delta rule's passes and the grouped
+ * phase 3 (tier_load_unit). */
 typedef struct kernel_tier {
     api_tier *tier;
     size_t n;
@@ -234,7 +236,7 @@ typedef struct kernel_tier {
     int sched_of[API_MAX_UNITS];       /* -1: the kernel's own unit; else its sched_unit */
 } kernel_tier;
 #define JIT_MAX_TIERS 3
-#define JIT_MAX_RETIRED (API_MAX_UNITS + CG_SPLIT_PASSES + 3)
+#define JIT_MAX_RETIRED (API_MAX_UNITS + SCHED_UNITS + CG_SPLIT_PASSES + 1)
 
 struct attnc_kernel {
     char name[64];

@@ -368,9 +368,9 @@ static_assert(attnc_bd_wy_layout::v % 16 == 0 && attnc_bd_wy_layout::t % 16 == 0
 // the key's, beta's and gate's staged rows, which span [ATTNC_BD_WY_STAGE_LO, ATTNC_BD_WY_STAGE_HI) of the staging
 // (codegen/cuda_bwd.c), from E's place (the staging's base that much lower: the rows of the other roles, not
 // copied here, would lie over T and the tiles before it), E over them once read, then W's left factor (hi, and
-// lo with remainder tiles) with the solve's scratch in it.  About 67 KB at K = 128 against the full layout's 105, so that three CTAs
-// share an SM on sm_90 (the kernel's stages are short and each ends at a barrier: one CTA's loads and solve
-// run under the others' products).  The host launches with these bytes there (passes/grad.c's bd_wy_saved_smem).
+// lo with remainder tiles) with the solve's scratch in it.  About 67 KB at K = 128 against the full layout's
+// 105, so that three CTAs share an SM on sm_90 (the kernel's stages are short and each ends at a barrier: one
+// CTA's loads and solve run under the others' products).  The host launches with these bytes there (passes/grad.c's bd_wy_saved_smem).
 struct attnc_bd_wy_saved_layout {   // offsets in bytes
     static constexpr unsigned CC = attnc_bd_wy_layout::CC;
     static constexpr unsigned k = 0;                                                     // K [C][LDK]
