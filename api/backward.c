@@ -76,6 +76,7 @@ struct attnc_grad_kernel {
     int sm_count;       /* the device's (0 where none was opened: 132 assumed) */
     unsigned bd_wy_smem, bd_adj_smem;
     unsigned bd_wy_saved_smem;   /* attnc_bwdp_wy's with the forward's saved states (its compact layout) */
+    unsigned bd_walk_ws_smem;    /* attnc_bwdp_dstates_ws's (0: not planned) */
     size_t nunits;      /* compile units (grad_unit_plan) and the kernels each defines (bit i: CG_BK_* i) */
     uint32_t unit_mask[API_MAX_UNITS];
     rt_function *fn[CG_BK_COUNT];
@@ -289,6 +290,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_run2 = cg->plan.bp_run2;
         k->bd_wy_smem = cg->plan.bd_wy_smem;
         k->bd_wy_saved_smem = cg->plan.bd_wy_saved_smem;
+        k->bd_walk_ws_smem = cg->plan.bd_walk_ws_smem;
         k->bd_adj_smem = cg->plan.bd_adj_smem;
     }
     *out = k;
@@ -308,6 +310,7 @@ static bool kernel_defined(const attnc_grad_kernel *k, int i)
     case CG_BK_P_SCAN_STATES: case CG_BK_P_SCAN_DSTATES: return k->parallel && !k->bp_delta;
     case CG_BK_P_STATES_NARROW: case CG_BK_P_DSTATES_NARROW: return k->bp_delta && k->bp_vw != k->bp_vs;
     case CG_BK_P_STATES_RUN: case CG_BK_P_DSTATES_RUN: return k->parallel && k->bp_run2;
+    case CG_BK_P_DSTATES_WS: return k->bp_delta && k->bd_walk_ws_smem;
     case CG_BK_COUNT: break;
     }
     return false;
@@ -339,7 +342,7 @@ static size_t grad_unit_plan(const attnc_grad_kernel *k, long cpus, uint32_t mas
             if (n < API_MAX_UNITS)
                 masks[n++] = 1u << i;
             else
-                masks[0] |= 1u << i;   /* (not reached: 9 large kernels) */
+                masks[0] |= 1u << i;   /* (not reached: 10 large kernels) */
         }
     _Static_assert(CG_BK_COUNT <= 32, "a unit's kernels are bits of a uint32_t");
     return n;
@@ -401,6 +404,7 @@ static attnc_status load_functions(attnc_ctx *ctx, attnc_grad_kernel *k, void *c
             bool dk = i == CG_BK_P_WY || i == CG_BK_P_WY_ADJOINT;
             bool nk = i == CG_BK_P_STATES_NARROW || i == CG_BK_P_DSTATES_NARROW;
             bool rk = i == CG_BK_P_STATES_RUN || i == CG_BK_P_DSTATES_RUN;
+            bool ws = i == CG_BK_P_DSTATES_WS;
             unsigned smem = i == CG_BK_LINEAR ? k->smem_bytes : i == CG_BK_SM_ROWS || i == CG_BK_SM_KV ? k->sm_smem_bytes : 0;
             if (pk)
                 smem = i == CG_BK_P_STATES || i == CG_BK_P_DSTATES ? k->bp_walk_smem : k->bp_chunk_smem;
@@ -408,6 +412,8 @@ static attnc_status load_functions(attnc_ctx *ctx, attnc_grad_kernel *k, void *c
                 smem = k->bp_walk_smem;
             if (dk)
                 smem = i == CG_BK_P_WY ? k->bd_wy_smem : k->bd_adj_smem;
+            if (ws)
+                smem = k->bd_walk_ws_smem;
             fn[i] = NULL;
             bool loaded = api_load_function(images[u], sizes[u], first[u], cg_bwd_entries[i], smem, &fn[i], &err);
             if (loaded && !first[u])
@@ -418,7 +424,7 @@ static attnc_status load_functions(attnc_ctx *ctx, attnc_grad_kernel *k, void *c
             }
             rt_function_free(fn[i]);   /* (loaded, but its shared memory refused) */
             fn[i] = NULL;
-            if (rk)   /* compiled for sm_90 only: elsewhere the runs take the walk kernels */
+            if (rk || ws)   /* compiled for sm_90 (a) only: elsewhere the walk kernels run */
                 continue;
             for (int j = 0; j < CG_BK_COUNT; j++)
                 if (loaded_here >> j & 1) {
@@ -886,12 +892,17 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         bool run2 = run && k->fn[CG_BK_P_STATES_RUN];
         rt_function *walk_fwd = k->fn[narrow ? CG_BK_P_STATES_NARROW : run2 ? CG_BK_P_STATES_RUN : CG_BK_P_STATES];
         rt_function *walk_rev = k->fn[narrow ? CG_BK_P_DSTATES_NARROW : run2 ? CG_BK_P_DSTATES_RUN : CG_BK_P_DSTATES];
+        /* the narrow reverse walk with its warps specialised, where the cubin has it (sm_90a): 16 warps */
+        bool rev_ws = narrow && k->fn[CG_BK_P_DSTATES_WS];
+        unsigned rev_block[3] = {rev_ws ? 2 * CG_BWD_THREADS : CG_BWD_THREADS, 1, 1};
+        if (rev_ws)
+            walk_rev = k->fn[CG_BK_P_DSTATES_WS];
         unsigned wy_smem = saved ? k->bd_wy_saved_smem : k->bd_wy_smem;
         if ((k->bp_delta && !rt_launch(k->fn[CG_BK_P_WY], gc, block, wy_smem, a->stream, params, &err)) ||
             (!saved && !rt_launch(walk_fwd, gw, block, k->bp_walk_smem, a->stream, params, &err)) ||
             (run && !rt_launch(k->fn[CG_BK_P_SCAN_STATES], gs, block, 0, a->stream, params, &err)) ||
             (k->norm && !rt_launch(k->fn[CG_BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||
-            !rt_launch(walk_rev, gw, block, k->bp_walk_smem, a->stream, params, &err) ||
+            !rt_launch(walk_rev, gw, rev_block, rev_ws ? k->bd_walk_ws_smem : k->bp_walk_smem, a->stream, params, &err) ||
             (run && !rt_launch(k->fn[CG_BK_P_SCAN_DSTATES], gs, block, 0, a->stream, params, &err)) ||
             !rt_launch(k->fn[CG_BK_P_CHUNK], gc, chunk_block, k->bp_chunk_smem, a->stream, params, &err) ||
             (k->bp_delta && !rt_launch(k->fn[CG_BK_P_WY_ADJOINT], gc, adj_block, k->bd_adj_smem, a->stream, params, &err)))

@@ -534,7 +534,8 @@ const char *const cg_bwd_entries[CG_BK_COUNT] = {
     "attnc_bwd_linear", "attnc_bwd_inputs", "attnc_bwd_sum_heads", "attnc_bwd_sum_param", "attnc_bwd_sm_rows",
     "attnc_bwd_sm_kv", "attnc_bwdp_states", "attnc_bwdp_rows", "attnc_bwdp_dstates", "attnc_bwdp_chunk",
     "attnc_bwdp_wy", "attnc_bwdp_wy_adjoint", "attnc_bwdp_scan_states", "attnc_bwdp_scan_dstates",
-    "attnc_bwdp_states_narrow", "attnc_bwdp_dstates_narrow", "attnc_bwdp_states_run", "attnc_bwdp_dstates_run"};
+    "attnc_bwdp_states_narrow", "attnc_bwdp_dstates_narrow", "attnc_bwdp_states_run", "attnc_bwdp_dstates_run",
+    "attnc_bwdp_dstates_ws"};
 
 /* Which kernels this compile defines (cuda_bwd.h): ATTNC_BK_<NAME> numbers kernel attnc_bwd_name
  * (attnc_bwdp_name: P_NAME) as cg_bwd_kernel does. */
@@ -736,11 +737,13 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                             "#define ATTNC_BP_WIDE_CHUNK %d   // attnc_bwdp_chunk at 16 warps, in the wide pass at the unit's end\n"
                             "#define ATTNC_BD_WIDE_ADJ %d   // attnc_bwdp_wy_adjoint likewise\n#define ATTNC_BP_WIDE_PASS 0\n"
                             "#define ATTNC_BD_ADJ2 %d   // attnc_bwdp_wy_adjoint's compact layout, two CTAs an SM\n"
-                            "#define ATTNC_BP_CHUNK2 %d   // attnc_bwdp_chunk's likewise\n",
+                            "#define ATTNC_BP_CHUNK2 %d   // attnc_bwdp_chunk's likewise\n"
+                            "#define ATTNC_BD_WALK_WS %d   // attnc_bwdp_dstates_ws (sm_90a)\n",
                          gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs, gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs,
                          gp->bp_vw, gp->bp_run2 ? 1 : 0, gp->bp_vsplit ? 1 : 0, gp->bp_image_bytes, gp->bp_slo ? 1 : 0, gp->bp_plo ? 1 : 0,
                          gp->bp_dg ? 1 : 0, gp->bp_delta ? 1 : 0, gp->bd_walk_duh ? 1 : 0, gp->bd_duh16 ? 1 : 0,
-                         wide_chunk(gp) ? 1 : 0, wide_adj(gp) ? 1 : 0, gp->bd_adj_two ? 1 : 0, gp->bp_chunk_two ? 1 : 0);
+                         wide_chunk(gp) ? 1 : 0, wide_adj(gp) ? 1 : 0, gp->bd_adj_two ? 1 : 0, gp->bp_chunk_two ? 1 : 0,
+                         gp->bd_walk_ws_smem ? 1 : 0);
         /* a query, key or value role that is an input tensor of its own (gp->bp_direct): the chunk kernel
          * writes its gradient into that tensor's (p.direct), in the tensor's dtype, instead of ws_dq / ws_dk
          * / ws_dv */
@@ -795,6 +798,9 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
             attnc_buf_printf(b, "static_assert(attnc_bd_walk_layout::bytes == %uu && attnc_bd_wy_layout::bytes == %uu &&\n"
                                 "              attnc_bd_wy_saved_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n",
                              gp->bp_walk_smem, gp->bd_wy_smem, gp->bd_wy_saved_smem);
+            if (gp->bd_walk_ws_smem)
+                attnc_buf_printf(b, "static_assert(attnc_bd_walk_ws_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n",
+                                 gp->bd_walk_ws_smem);
         } else {
             attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n"
                                 "static_assert(ATTNC_BP_SCAN_ROWS == %u, \"host and kernel disagree on the scan's rows per CTA\");\n",

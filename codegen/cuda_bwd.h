@@ -20,7 +20,7 @@ typedef enum cg_bwd_kernel {
     CG_BK_LINEAR, CG_BK_INPUTS, CG_BK_SUM_HEADS, CG_BK_SUM_PARAM, CG_BK_SM_ROWS, CG_BK_SM_KV, CG_BK_P_STATES,
     CG_BK_P_ROWS, CG_BK_P_DSTATES, CG_BK_P_CHUNK, CG_BK_P_WY, CG_BK_P_WY_ADJOINT, CG_BK_P_SCAN_STATES,
     CG_BK_P_SCAN_DSTATES, CG_BK_P_STATES_NARROW, CG_BK_P_DSTATES_NARROW, CG_BK_P_STATES_RUN, CG_BK_P_DSTATES_RUN,
-    CG_BK_COUNT
+    CG_BK_P_DSTATES_WS, CG_BK_COUNT
 } cg_bwd_kernel;
 extern const char *const cg_bwd_entries[CG_BK_COUNT];   /* their extern "C" names */
 

@@ -533,6 +533,124 @@ struct attnc_bd_walk_layout_w {   // offsets in bytes; the forward walk uses x, 
 using attnc_bd_walk_layout = attnc_bd_walk_layout_w<ATTNC_BP_VW>;   // the larger: the walks' shared memory
 static_assert(attnc_bd_walk_layout_w<ATTNC_BP_VS>::bytes <= attnc_bd_walk_layout::bytes, "the narrow walks fit");
 
+// The walks' chunk rows, none of them depending on the state: the key role into Kt (the reverse walk's also the
+// query's into X and the dO slice into Y), the log2 gates into g; two rows per pass (bp_roles), or two pairs in
+// the reverse walk, whose pairs' chains (the l2norm's warp sums) then run side by side: the walk has the
+// registers (one CTA an SM).  By the 8 warps of threads 0 .. 255 (the plain walk's, the specialised walk's
+// producers), once the chunk's staged rows have landed.
+template <bool REV, int W, int WANT>
+__device__ __forceinline__ void bd_walk_rows(const attnc_bwd_params &p, int c0, int nrows, int h, int v0, int warp, int lane,
+                                             const unsigned char *stage, const unsigned char *dstage, elt *X, elt *Kt,
+                                             elt *Y, float *g)
+{
+    constexpr int C = ATTNC_BP_C, PAIRS = REV && C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1;
+    for (int pass = warp; pass < C; pass += 2 * PAIRS * ATTNC_B_WARPS) {
+        bp_roles x[PAIRS][2];
+        float dy[PAIRS][2][ATTNC_BP_NY(W)];   // reverse: the dO slice, read before the stores
+#pragma unroll
+        for (int pr = 0; pr < PAIRS; pr++) {
+            bp_role_rows2<WANT>(p, c0, nrows, h, lane, pass + 2 * pr * ATTNC_B_WARPS, stage, x[pr]);
+            if constexpr (REV)
+                bp_dout_load2<W>(dstage, pass + 2 * pr * ATTNC_B_WARPS, v0, nrows, lane, dy[pr]);
+        }
+#pragma unroll
+        for (int pr = 0; pr < PAIRS; pr++) {
+            const int r0 = pass + 2 * pr * ATTNC_B_WARPS;
+            bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x[pr], r0, nrows, REV ? Kt : X, lane);
+            if constexpr (REV) {
+                bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x[pr], r0, nrows, X, lane);
+                bp_dout_store2<W>(dy[pr], Y, r0, lane);
+            }
+            bp_store_gates2(x[pr], r0, g, nullptr, lane);
+        }
+    }
+}
+
+// The reverse walk's P = (Q K^T) o D from the undecayed tiles X and Kt (hi, and lo with remainder tiles): its
+// 16 x 16 blocks on and below the diagonal numbered row by row (block i: rows 16 mi, columns 16 nj <= mi, with
+// i = mi (mi + 1) / 2 + nj) and dealt over 8 warps (warp: this one's index among them); g: the chunk-local sums
+// b.  (Dealing the C / 16 x C / 16 blocks and skipping those above the diagonal gave the same bits, and a
+// warp-specialised walk 10 % slower with this on its consumers: bench/RESULTS.md, forty-fourth session.)
+__device__ __forceinline__ void bd_walk_scores(const elt *X, const elt *Kt, const float *g, elt *P, elt *Plo, int warp,
+                                               int lane)
+{
+    constexpr int BLOCKS = ATTNC_BP_C / 16 * (ATTNC_BP_C / 16 + 1) / 2;
+    for (int blk = warp; blk < BLOCKS; blk += ATTNC_B_WARPS) {
+        int mi = 0;
+        while ((mi + 1) * (mi + 2) / 2 <= blk)
+            mi++;
+        const int nj = blk - mi * (mi + 1) / 2;
+        float ap[2][4];
+        bp_zero<2>(ap);
+        bp_mma<2, false, false>(ap, X, ATTNC_BP_LDK, mi * 16, Kt, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
+                bd_put_split(P, Plo, r * ATTNC_BP_LDC + j, j <= r ? ap[nt][i] * bp_dec(g[r] - g[j]) : 0.f);
+            }
+    }
+}
+
+// A chunk's incoming state (a warp's rows m0 .., the accumulators) as an image (global: bp_img_store's 16-bit
+// mantissas and row scales; and rounded into S [KP][W + 8] for the products), then decayed by fl = e^{b_L}.
+template <int NT, int W>
+__device__ __forceinline__ void bd_walk_image(unsigned char *img, elt *S, float (*acc)[4], float fl, int m0, int v0, int lane)
+{
+    bp_img_store<NT>(img, acc, m0, v0, lane);
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i += 2) {
+            const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
+            st2(S + d * (W + 8) + c - v0, acc[nt][i], acc[nt][i + 1]);
+            acc[nt][i] *= fl;
+            acc[nt][i + 1] *= fl;
+        }
+}
+
+// The reverse walk's dU_hat = P^T dO + Kd dS_out, 16 rows and NTU n-tiles an item, the items dealt over NW warps
+// (warp: this one's index among them), into Z negated (the update subtracts W^T dU_hat: W^T (-dU_hat), the same
+// bits as (-W)^T dU_hat, rounding being symmetric), and into ws_dv where the adjoint reads it from there.
+// Y: the dO slice, S: dS_out rounded, both of row stride W + 8.
+template <int W, int NTU, int NW>
+__device__ __forceinline__ void bd_walk_duh(const attnc_bwd_params &p, const elt *P, const elt *Plo, const elt *Y,
+                                            const elt *Kt, const elt *S, elt *Z, int c0, int nrows, int h, int v0,
+                                            int warp, int lane)
+{
+    constexpr int LDW = W + 8, NB = ATTNC_BP_C / 16, NGU = W / (8 * NTU);
+    static_assert(W % (8 * NTU) == 0, "whole items");
+    for (int item = warp; item < NB * NGU; item += NW) {
+        const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
+        float a2[NTU][4];
+        bp_zero<NTU>(a2);
+        bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, LDW, n0, r0, ATTNC_BP_C, lane);
+        bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
+#pragma unroll
+        for (int nt = 0; nt < NTU; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i += 2) {
+                const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
+                st2(Z + r * LDW + c, -a2[nt][i], -a2[nt][i + 1]);
+            }
+        if constexpr (ATTNC_BD_DUH16)   // the adjoint's dU_hat, formed here (passes/grad.c's bd_walk_duh)
+#pragma unroll
+            for (int nt = 0; nt < NTU; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i += 2) {
+                    const int r = bp_row(r0, lane, i), c = v0 + bp_col(n0, nt, lane, i);
+                    elt *const duh = (elt *)p.ws_dv + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_V + c;
+                    if (r < nrows)
+                        *reinterpret_cast<elt2 *>(duh) = attnc_float2_to_elt2(a2[nt][i], a2[nt][i + 1]);
+                }
+        else if constexpr (ATTNC_BD_WALK_DUH)
+#pragma unroll
+            for (int nt = 0; nt < NTU; nt++)
+                bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, a2[nt], r0, v0 + n0, nt, lane, c0, nrows, h);
+    }
+}
+
 template <bool REV, int W>
 __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 {
@@ -594,29 +712,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             attnc_cp_rows<C, W * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(Y, LDW * sizeof(elt), u, ATTNC_BP_VP * sizeof(elt), true);
             asm volatile("cp.async.commit_group;\n" ::: "memory");
         }
-        // two rows per pass (bp_roles), or two pairs in the reverse walk, whose pairs' chains (the l2norm's warp
-        // sums) then run side by side: the walk has the registers (one CTA an SM)
-        constexpr int PAIRS = REV && C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1;
-        for (int pass = warp; pass < C; pass += 2 * PAIRS * ATTNC_B_WARPS) {
-            bp_roles x[PAIRS][2];
-            float dy[PAIRS][2][ATTNC_BP_NY(W)];   // reverse: the dO slice, read before the stores
-#pragma unroll
-            for (int pr = 0; pr < PAIRS; pr++) {
-                bp_role_rows2<WANT>(p, c0, nrows, h, lane, pass + 2 * pr * ATTNC_B_WARPS, stage, x[pr]);
-                if constexpr (REV)
-                    bp_dout_load2<W>(dstage, pass + 2 * pr * ATTNC_B_WARPS, v0, nrows, lane, dy[pr]);
-            }
-#pragma unroll
-            for (int pr = 0; pr < PAIRS; pr++) {
-                const int r0 = pass + 2 * pr * ATTNC_B_WARPS;
-                bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x[pr], r0, nrows, REV ? Kt : X, lane);
-                if constexpr (REV) {
-                    bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x[pr], r0, nrows, X, lane);
-                    bp_dout_store2<W>(dy[pr], Y, r0, lane);
-                }
-                bp_store_gates2(x[pr], r0, g, nullptr, lane);
-            }
-        }
+        bd_walk_rows<REV, W, WANT>(p, c0, nrows, h, v0, warp, lane, stage, dstage, X, Kt, Y, g);
         if constexpr (!REV)
             asm volatile("cp.async.wait_group 0;\n" ::: "memory");   // (W and U: nothing else is in flight)
         __syncthreads();
@@ -633,21 +729,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             __syncthreads();
         }
         if constexpr (REV) {   // P = (Q K^T) o D from the undecayed tiles (hi, lo)
-            for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
-                const int mi = item / NB, nj = item % NB;
-                if (nj > mi)
-                    continue;
-                float ap[2][4];
-                bp_zero<2>(ap);
-                bp_mma<2, false, false>(ap, X, ATTNC_BP_LDK, mi * 16, Kt, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
-#pragma unroll
-                for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
-                        bd_put_split(P, Plo, r * ATTNC_BP_LDC + j, j <= r ? ap[nt][i] * bp_dec(g[r] - g[j]) : 0.f);
-                    }
-            }
+            bd_walk_scores(X, Kt, g, P, Plo, warp, lane);
             __syncthreads();
         }
         // Kd = K e^{b_L - b} (both walks) and Qg = Q e^{b} (reverse), rounded once more
@@ -656,54 +738,18 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             if constexpr (REV)
                 bp_scale_rows<false>(X, g);
         }
-        // this chunk's incoming state as an image (global: bp_img_store's 16-bit mantissas and row scales; and
-        // rounded into S for the products below), then its decay
-        if (owner) {
-            bp_img_store<NT>(image + bp_image(slot, h), acc, m0, v0, lane);
-            const float fl = ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f;
-#pragma unroll
-            for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                for (int i = 0; i < 4; i += 2) {
-                    const int d = bp_row(m0, lane, i), c = bp_col(v0, nt, lane, i);
-                    st2(S + d * LDW + c - v0, acc[nt][i], acc[nt][i + 1]);
-                    acc[nt][i] *= fl;
-                    acc[nt][i + 1] *= fl;
-                }
-        }
+        // this chunk's incoming state as an image, then its decay
+        if (owner)
+            bd_walk_image<NT, W>(image + bp_image(slot, h), S, acc, ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f, m0, v0, lane);
         __syncthreads();
-        // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel);
-        // reverse: dU_hat = P^T dO + Kd dS_out into Z, negated (the update subtracts W^T dU_hat: W^T (-dU_hat), the
-        // same bits as (-W)^T dU_hat, rounding being symmetric)
-        for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
-            const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
-            float a2[NTU][4];
-            bp_zero<NTU>(a2);
-            if constexpr (REV) {
-                bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, LDW, n0, r0, C, lane);
-                bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
-#pragma unroll
-                for (int nt = 0; nt < NTU; nt++)
-#pragma unroll
-                    for (int i = 0; i < 4; i += 2) {
-                        const int r = bp_row(r0, lane, i), c = bp_col(n0, nt, lane, i);
-                        st2(Z + r * LDW + c, -a2[nt][i], -a2[nt][i + 1]);
-                    }
-                if constexpr (ATTNC_BD_DUH16)   // the adjoint's dU_hat, formed here (passes/grad.c's bd_walk_duh)
-#pragma unroll
-                    for (int nt = 0; nt < NTU; nt++)
-#pragma unroll
-                        for (int i = 0; i < 4; i += 2) {
-                            const int r = bp_row(r0, lane, i), c = v0 + bp_col(n0, nt, lane, i);
-                            elt *const duh = (elt *)p.ws_dv + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_B_V + c;
-                            if (r < nrows)
-                                *reinterpret_cast<elt2 *>(duh) = attnc_float2_to_elt2(a2[nt][i], a2[nt][i + 1]);
-                        }
-                else if constexpr (ATTNC_BD_WALK_DUH)
-#pragma unroll
-                    for (int nt = 0; nt < NTU; nt++)
-                        bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, a2[nt], r0, v0 + n0, nt, lane, c0, nrows, h);
-            } else {
+        // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel); reverse: dU_hat into Z
+        if constexpr (REV) {
+            bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, Z, c0, nrows, h, v0, warp, lane);
+        } else {
+            for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
+                const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
+                float a2[NTU][4];
+                bp_zero<NTU>(a2);
                 bp_mma<NTU, false, true>(a2, Wt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
                 bd_uhat_pairs<NTU>(
                     a2, r0, n0, lane, [&](int, int, int r, int c) { return attnc_elt_to_float(Y[r * LDW + c]); },
@@ -726,6 +772,142 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     if (REV)
         bp_walk_dh0<NT>(p, acc, n, h, m0, v0, lane);
 }
+
+// ---- the narrow reverse walk with its warps specialised (sm_90a) -----------------------------------------
+// Why: the narrow reverse walk (few sequences and heads, T = 32768 on the benchmark's shape) runs each chunk as
+// one chain over barriers at one CTA of 8 warps an SM and waits most of its cycles (ncu on an H100, DeltaNet:
+// no eligible warp in 61 % of them; forming the q and k roles 26.5 % of the stall samples, bench/RESULTS.md
+// forty-third session), though only the image, dU_hat and the update carry the state.  Here the CTA has two
+// groups of 8 warps.  The producers (threads 0 .. 255, so that the staging and the copies, which count
+// threadIdx.x from 0, run as in bd_walk) form chunk j + 1's rows (the q and k roles, the dO slice, the gates
+// and their sums) and copy its W into the other of two tile buffers, while the consumers (threads 256 .. 511, a
+// warp per 16 state rows) run chunk j's image, P, Qg and Kd, dU_hat and update.  P and the scaling sit with the
+// consumers because the roles alone kept the producers the longer chain: with P on the producers the consumers
+// waited for them in 16 % of all stall samples and the walk ran 2.13-2.15 / 3.16-3.23 ms (DeltaNet / the gated
+// delta rule, H100, T = 32768) where the narrow walk took 2.19-2.20 / 3.17-3.29; with P on the consumers 2.10 /
+// 2.57 (bench/RESULTS.md, forty-fourth session).  The same helpers in the same order: the same bits as
+// attnc_bwdp_dstates_narrow (tools/cuda_cpu's CUDA_CPU_NARROW=ws compares them).
+//
+// Hand-over per tile buffer b (chunk j uses b = j % 2), by named barriers of all 512 threads:
+//   FULL(b): the producers arrive when chunk j's rows and W are in b; the consumers wait there.
+//   EMPTY(b): the consumers arrive when they are done with chunk j's tiles (except for the last two chunks,
+//   whose buffers are not filled again); the producers wait there before filling b with chunk j + 2.
+// S and Z (the consumers' own) are rewritten only after a consumer barrier that every reader of them has passed.
+// setmaxnreg moves registers from the consumers (their state is a 16 x W slice) to the producers (the roles:
+// 160 and 96, neither spills).
+#if ATTNC_BD_WALK_WS
+template <int W>
+struct attnc_bd_walk_ws_layout_w {   // offsets in bytes
+    static constexpr unsigned LDW = W + 8;
+    // a tile buffer (two of them, from 0 and from buf)
+    static constexpr unsigned x = 0;                                                     // Q, then Qg [C][LDK]
+    static constexpr unsigned k = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // K, then Kd
+    static constexpr unsigned w = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // W
+    static constexpr unsigned y = w + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // dO [C][LDW]
+    static constexpr unsigned p = y + ATTNC_BP_C * LDW * sizeof(elt);                     // P hi, lo [C][LDC]
+    static constexpr unsigned plo = p + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
+    static constexpr unsigned g = plo + (ATTNC_BP_PLO ? ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt) : 0);   // b [C]
+    static constexpr unsigned buf = g + ATTNC_BP_C * 4;
+    // the consumers' tiles, then the producers' staging
+    static constexpr unsigned z = 2 * buf;                                                // -dU_hat [C][LDW]
+    static constexpr unsigned s = z + ATTNC_BP_C * LDW * sizeof(elt);                     // dS_out [KP][LDW]
+    static constexpr unsigned stage = s + ATTNC_BP_KP * LDW * sizeof(elt);                // the chunk's input rows
+    static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][W]
+    static constexpr unsigned bytes = dstage + ATTNC_BP_C * W * ATTNC_BP_DO_ES;
+    static_assert(k % 16 == 0 && w % 16 == 0 && y % 16 == 0 && p % 16 == 0 && plo % 16 == 0 && buf % 16 == 0 &&
+                  s % 16 == 0 && stage % 16 == 0 && dstage % 16 == 0 && LDW * sizeof(elt) % 16 == 0, "16-byte tiles");
+};
+using attnc_bd_walk_ws_layout = attnc_bd_walk_ws_layout_w<ATTNC_BP_VS>;
+
+enum { BD_WS_BAR_FULL = 1, BD_WS_BAR_EMPTY = 3, BD_WS_BAR_PRODUCERS = 5, BD_WS_BAR_CONSUMERS = 6 };
+enum { BD_WS_THREADS = 2 * ATTNC_B_THREADS, BD_WS_CONSUMER_REGS = 96, BD_WS_PRODUCER_REGS = 256 - BD_WS_CONSUMER_REGS };
+
+// The producers: chunk it's rows, gates and W into buffer it % 2.
+template <int W>
+__device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, unsigned char *bsm, int n, int h, int v0,
+                                                   int bos, int eos, int nchunks)
+{
+    using L = attnc_bd_walk_ws_layout_w<W>;
+    constexpr int C = ATTNC_BP_C;
+    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0);
+    constexpr unsigned SW = bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_Q);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
+    attnc_bwd_stage_held held;
+    if (nchunks > 0)
+        bp_walk_issue<true, W, SW>(p, bp_walk_c0<true>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+    for (int it = 0; it < nchunks; it++) {
+        const int c0 = bp_walk_c0<true>(bos, nchunks, it), nrows = min(C, eos - c0), b = it & 1;
+        unsigned char *const B = bsm + b * L::buf;
+        elt *X = (elt *)(B + L::x), *Kt = (elt *)(B + L::k), *Y = (elt *)(B + L::y);
+        float *g = (float *)(B + L::g);
+        if (it >= 2)
+            attnc_bar_named(BD_WS_BAR_EMPTY + b, BD_WS_THREADS);   // the consumers are done with chunk it - 2
+        attnc_bwd_stage_held_land(stage, held);
+        attnc_stage_wait();
+        attnc_bar_named(BD_WS_BAR_PRODUCERS, ATTNC_B_THREADS);   // every producer's copies have landed
+        attnc_cp_rows<C, ATTNC_BP_KP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
+            B + L::w, ATTNC_BP_LDK * sizeof(elt), (const elt *)p.ws_w + bd_wtile(c0 / C + n, h), ATTNC_BP_KP * sizeof(elt), true);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+        bd_walk_rows<true, W, WANT>(p, c0, nrows, h, v0, warp, lane, stage, dstage, X, Kt, Y, g);
+        attnc_bar_named(BD_WS_BAR_PRODUCERS, ATTNC_B_THREADS);   // the staging read
+        if (it + 1 < nchunks)
+            bp_walk_issue<true, W, SW>(p, bp_walk_c0<true>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+        if constexpr (ATTNC_BP_GATED) {
+            if (warp == 0)
+                bp_scan(g, lane);
+            attnc_bar_named(BD_WS_BAR_PRODUCERS, ATTNC_B_THREADS);
+        }
+        asm volatile("cp.async.wait_group 1;\n" ::: "memory");   // this chunk's W (the next one's rows may fly)
+        attnc_bar_arrive(BD_WS_BAR_FULL + b, BD_WS_THREADS);
+    }
+}
+
+// The consumers: the state's rows 16 cw .. (warp cw of 8); chunk it's image, P, Qg and Kd (in place), dU_hat and
+// update from buffer it % 2.
+template <int W>
+__device__ __forceinline__ void bd_walk_ws_consume(const attnc_bwd_params &p, unsigned char *bsm, int n, int h, int v0,
+                                                   int bos, int eos, int nchunks)
+{
+    using L = attnc_bd_walk_ws_layout_w<W>;
+    constexpr int C = ATTNC_BP_C, NT = W / 8, LDW = L::LDW;
+    constexpr int NTU = W % 16 == 0 ? 2 : 1;   // dU_hat's items: 16 x 16, all 8 warps busy at W = 32
+    const int lane = threadIdx.x & 31, cw = (threadIdx.x >> 5) - ATTNC_B_WARPS, m0 = cw * 16;
+    const bool owner = m0 < ATTNC_BP_KP;
+    elt *Z = (elt *)(bsm + L::z), *S = (elt *)(bsm + L::s);
+    float acc[NT][4];
+    bp_walk_init<true, NT>(p, acc, n, h, m0, v0, lane);
+    for (int it = 0; it < nchunks; it++) {
+        const int c0 = bp_walk_c0<true>(bos, nchunks, it), nrows = min(C, eos - c0), b = it & 1, slot = c0 / C + n;
+        unsigned char *const B = bsm + b * L::buf;
+        elt *X = (elt *)(B + L::x), *Kt = (elt *)(B + L::k), *Y = (elt *)(B + L::y), *P = (elt *)(B + L::p);
+        elt *Plo = (elt *)(B + L::plo), *Wt = (elt *)(B + L::w);
+        float *g = (float *)(B + L::g);
+        attnc_bar_named(BD_WS_BAR_FULL + b, BD_WS_THREADS);
+        if (owner)
+            bd_walk_image<NT, W>((unsigned char *)p.ws_dso + bp_image(slot, h), S, acc, ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f,
+                                 m0, v0, lane);
+        bd_walk_scores(X, Kt, g, P, Plo, cw, lane);
+        attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
+        if constexpr (ATTNC_BP_GATED) {   // (P read the undecayed tiles)
+            bp_scale_rows<true>(Kt, g, (int)threadIdx.x - ATTNC_B_THREADS);
+            bp_scale_rows<false>(X, g, (int)threadIdx.x - ATTNC_B_THREADS);
+            attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
+        }
+        bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, Z, c0, nrows, h, v0, cw, lane);
+        attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
+        if (owner) {
+            bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, LDW, 0, 0, C, lane);
+            bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, LDW, 0, 0, C, lane);
+        }
+        if (it + 2 < nchunks)
+            attnc_bar_arrive(BD_WS_BAR_EMPTY + b, BD_WS_THREADS);
+    }
+    bp_walk_dh0<NT>(p, acc, n, h, m0, v0, lane);
+}
+#endif   // ATTNC_BD_WALK_WS
 
 #if !ATTNC_BP_WIDE_PASS   // (the wide pass: the adjoint alone, codegen/cuda_bwd.c)
 #if ATTNC_BWD_WANT(ATTNC_BK_P_STATES)
@@ -754,6 +936,25 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_stat
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dstates_narrow(attnc_bwd_params p)
 {
     bd_walk<true, ATTNC_BP_VS>(p);
+}
+#endif
+
+// (sm_90a only: setmaxnreg; api/backward.c takes attnc_bwdp_dstates_narrow where this one is not in the cubin)
+#if ATTNC_BD_WALK_WS && ATTNC_BWD_WANT(ATTNC_BK_P_DSTATES_WS) && (!defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL))
+extern "C" __global__ void __launch_bounds__(BD_WS_THREADS, 1) attnc_bwdp_dstates_ws(attnc_bwd_params p)
+{
+    extern __shared__ __align__(128) unsigned char bsm[];
+    const int n = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * ATTNC_BP_VS;
+    int bos, eos;
+    attnc_seq_bounds(p.cu_seqlens, p.seqlen, n, bos, eos);
+    const int nchunks = (eos - bos + ATTNC_BP_C - 1) / ATTNC_BP_C;
+    if (threadIdx.x < ATTNC_B_THREADS) {
+        attnc_regs_claim<BD_WS_PRODUCER_REGS>();
+        bd_walk_ws_produce<ATTNC_BP_VS>(p, bsm, n, h, v0, bos, eos, nchunks);
+    } else {
+        attnc_regs_release<BD_WS_CONSUMER_REGS>();
+        bd_walk_ws_consume<ATTNC_BP_VS>(p, bsm, n, h, v0, bos, eos, nchunks);
+    }
 }
 #endif
 #endif

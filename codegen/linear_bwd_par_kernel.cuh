@@ -577,12 +577,12 @@ __device__ __forceinline__ void bp_qk_tile_rows2(const unsigned char *stage, con
 // The walks' Kd = K e^{b_L - b} (KD) or Qg = Q e^{b} in place over the tile X [C][LDK], each element rounded
 // once more to the tile type (attnc_float_to_elt(attnc_elt_to_float(x) * f)); one thread per 8 consecutive
 // columns of a row (one 16-byte load and store of 16-bit tiles), the row's factor formed once (per column
-// with per-channel gates).  g: the chunk-local sums b.
+// with per-channel gates).  g: the chunk-local sums b.  By ATTNC_B_THREADS threads, this one tid among them.
 template <bool KD>
-__device__ __forceinline__ void bp_scale_rows(elt *X, const float *g)
+__device__ __forceinline__ void bp_scale_rows(elt *X, const float *g, int tid = (int)threadIdx.x)
 {
     constexpr int ROW = ATTNC_BP_KP / 8;
-    for (int i = threadIdx.x; i < ATTNC_BP_C * ROW; i += ATTNC_B_THREADS) {
+    for (int i = tid; i < ATTNC_BP_C * ROW; i += ATTNC_B_THREADS) {
         const int r = i / ROW, c = i % ROW * 8;
         float x[8];
         ld8(x, X + r * ATTNC_BP_LDK + c);

@@ -55,6 +55,34 @@ void par_run(const host_args &a)
         std::printf("narrow walks: %d slices of %d columns\n", ATTNC_BP_VP / ATTNC_BP_VS, ATTNC_BP_VS);
         dim3c gn{(unsigned)a.nseq, ATTNC_HOUT, ATTNC_BP_VP / ATTNC_BP_VS};
         cpu_launch(par::attnc_bwdp_states_narrow, gn, 256, par::attnc_bd_walk_layout::bytes, p);
+#if ATTNC_BD_WALK_WS
+        // CUDA_CPU_NARROW=ws: the reverse walk with its warps specialised (attnc_bwdp_dstates_ws, as api/backward.c
+        // takes it on sm_90a) after the narrow one from the same inputs: its dS_out images, dU_hat rows and dh0
+        // must be the narrow walk's bit for bit; the gradients below come from its own
+        if (std::strcmp(std::getenv("CUDA_CPU_NARROW"), "ws") == 0) {
+            const size_t dv_bytes = (size_t)a.total * ATTNC_HOUT * ATTNC_B_V * (ATTNC_BD_DUH16 ? 2 : 4);
+            const size_t dh0_bytes = a.ws_dh0 ? (size_t)a.nseq * ATTNC_HOUT * ATTNC_B_K * ATTNC_B_VO * 4 : 0;
+            const auto bytes_of = [](const void *x, size_t n) {
+                return std::vector<unsigned char>((const unsigned char *)x, (const unsigned char *)x + n);
+            };
+            const std::vector<float> dso0 = dso;
+            const auto dv0 = bytes_of(a.ws_dv, dv_bytes), dh00 = bytes_of(a.ws_dh0, dh0_bytes);
+            cpu_launch(par::attnc_bwdp_dstates_narrow, gn, 256, par::attnc_bd_walk_layout::bytes, p);
+            const std::vector<float> dso1 = dso;
+            const auto dv1 = bytes_of(a.ws_dv, dv_bytes), dh01 = bytes_of(a.ws_dh0, dh0_bytes);
+            dso = dso0;
+            std::memcpy(a.ws_dv, dv0.data(), dv_bytes);
+            if (dh0_bytes)
+                std::memcpy(a.ws_dh0, dh00.data(), dh0_bytes);
+            cpu_launch(par::attnc_bwdp_dstates_ws, gn, 512, par::attnc_bd_walk_ws_layout::bytes, p);
+            const bool same = std::memcmp(dso.data(), dso1.data(), img) == 0 &&
+                              std::memcmp(a.ws_dv, dv1.data(), dv_bytes) == 0 &&
+                              (!dh0_bytes || std::memcmp(a.ws_dh0, dh01.data(), dh0_bytes) == 0);
+            std::printf("warp-specialised reverse walk: %s the narrow walk's\n", same ? "the same bits as" : "bits differ from");
+            if (!same)
+                std::exit(1);
+        } else
+#endif
         cpu_launch(par::attnc_bwdp_dstates_narrow, gn, 256, par::attnc_bd_walk_layout::bytes, p);
     } else
 #endif
