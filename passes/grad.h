@@ -149,6 +149,7 @@ unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
 /* ... its compact layout with the forward's saved states (attnc_bd_wy_saved_layout), whose staged rows span
  * [stage_lo, stage_hi) of the staging (codegen/cuda_bwd.c knows which tensors those are) */
 unsigned grad_bd_wy_saved_smem(uint32_t C, uint32_t KP, bool plo, unsigned stage_lo, unsigned stage_hi);
+/* ... the narrow reverse walk's with its warps specialised (attnc_bd_walk_ws_layout): two tile buffers */
 unsigned grad_bd_walk_ws_smem(uint32_t C, uint32_t KP, uint32_t VS, bool plo, unsigned stage, unsigned do_bytes);
 /* The bytes of one chunk of a tensor's staged rows (16-byte multiples: bp_stage_off's steps). */
 unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C);

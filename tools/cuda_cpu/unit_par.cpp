@@ -70,7 +70,7 @@ void par_run(const host_args &a)
             cpu_launch(par::attnc_bwdp_dstates_narrow, gn, 256, par::attnc_bd_walk_layout::bytes, p);
             const std::vector<float> dso1 = dso;
             const auto dv1 = bytes_of(a.ws_dv, dv_bytes), dh01 = bytes_of(a.ws_dh0, dh0_bytes);
-            dso = dso0;
+            std::memcpy(dso.data(), dso0.data(), img);
             std::memcpy(a.ws_dv, dv0.data(), dv_bytes);
             if (dh0_bytes)
                 std::memcpy(a.ws_dh0, dh00.data(), dh0_bytes);
@@ -82,6 +82,11 @@ void par_run(const host_args &a)
             if (!same)
                 std::exit(1);
         } else
+#else
+        if (std::strcmp(std::getenv("CUDA_CPU_NARROW"), "ws") == 0) {   // (a check that cannot run is no pass)
+            std::printf("CUDA_CPU_NARROW=ws: the plan has no warp-specialised reverse walk\n");
+            std::exit(1);
+        }
 #endif
         cpu_launch(par::attnc_bwdp_dstates_narrow, gn, 256, par::attnc_bd_walk_layout::bytes, p);
     } else
