@@ -738,12 +738,12 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                             "#define ATTNC_BD_WIDE_ADJ %d   // attnc_bwdp_wy_adjoint likewise\n#define ATTNC_BP_WIDE_PASS 0\n"
                             "#define ATTNC_BD_ADJ2 %d   // attnc_bwdp_wy_adjoint's compact layout, two CTAs an SM\n"
                             "#define ATTNC_BP_CHUNK2 %d   // attnc_bwdp_chunk's likewise\n"
-                            "#define ATTNC_BD_WALK_WS %d   // attnc_bwdp_dstates_ws (sm_90a)\n",
+                            "#define ATTNC_BD_WALK_WS %d   // attnc_bwdp_dstates_ws (sm_90a)\n#define ATTNC_BD_WALK_WS_WBUFS %u\n",
                          gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs, gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs,
                          gp->bp_vw, gp->bp_run2 ? 1 : 0, gp->bp_vsplit ? 1 : 0, gp->bp_image_bytes, gp->bp_slo ? 1 : 0, gp->bp_plo ? 1 : 0,
                          gp->bp_dg ? 1 : 0, gp->bp_delta ? 1 : 0, gp->bd_walk_duh ? 1 : 0, gp->bd_duh16 ? 1 : 0,
                          wide_chunk(gp) ? 1 : 0, wide_adj(gp) ? 1 : 0, gp->bd_adj_two ? 1 : 0, gp->bp_chunk_two ? 1 : 0,
-                         gp->bd_walk_ws_smem ? 1 : 0);
+                         gp->bd_walk_ws_smem ? 1 : 0, gp->bd_walk_ws_wbufs);
         /* a query, key or value role that is an input tensor of its own (gp->bp_direct): the chunk kernel
          * writes its gradient into that tensor's (p.direct), in the tensor's dtype, instead of ws_dq / ws_dk
          * / ws_dv */

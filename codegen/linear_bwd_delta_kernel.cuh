@@ -780,8 +780,9 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 // forty-third session), though only the image, dU_hat and the update carry the state.  Here the CTA has two
 // groups of 8 warps.  The producers (threads 0 .. 255, so that the staging and the copies, which count
 // threadIdx.x from 0, run as in bd_walk) form chunk j + 1's rows (the q and k roles, the dO slice, the gates
-// and their sums) and copy its W into the other of two tile buffers, while the consumers (threads 256 .. 511, a
-// warp per 16 state rows) run chunk j's image, P, Qg and Kd, dU_hat and update.  P and the scaling sit with the
+// and their sums) into the other of two tile buffers and copy its W into a ring of two or three W tiles
+// (ATTNC_BD_WALK_WS_WBUFS: with three, a chunk ahead), while the consumers (threads 256 .. 511, a warp per 16
+// state rows) run chunk j's image, P, Qg and Kd, dU_hat and update.  P and the scaling sit with the
 // consumers because the roles alone kept the producers the longer chain: with P on the producers the consumers
 // waited for them in 16 % of all stall samples and the walk ran 2.13-2.15 / 3.16-3.23 ms (DeltaNet / the gated
 // delta rule, H100, T = 32768) where the narrow walk took 2.19-2.20 / 3.17-3.29; with P on the consumers 2.10 /
@@ -789,9 +790,11 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 // attnc_bwdp_dstates_narrow (tools/cuda_cpu's CUDA_CPU_NARROW=ws compares them).
 //
 // Hand-over per tile buffer b (chunk j uses b = j % 2), by named barriers of all 512 threads:
-//   FULL(b): the producers arrive when chunk j's rows and W are in b; the consumers wait there.
+//   FULL(b): the producers arrive when chunk j's rows are in b and its W in tile j % WBUFS; the consumers wait
+//   there.
 //   EMPTY(b): the consumers arrive when they are done with chunk j's tiles (except for the last two chunks,
-//   whose buffers are not filled again); the producers wait there before filling b with chunk j + 2.
+//   whose buffers are not filled again); the producers wait there before filling b with chunk j + 2, and W's
+//   tile of chunk j with chunk j + WBUFS's.
 // S and Z (the consumers' own) are rewritten only after a consumer barrier that every reader of them has passed.
 // setmaxnreg moves registers from the consumers (their state is a 16 x W slice) to the producers (the roles:
 // 160 and 96, neither spills).
@@ -802,20 +805,22 @@ struct attnc_bd_walk_ws_layout_w {   // offsets in bytes
     // a tile buffer (two of them, from 0 and from buf)
     static constexpr unsigned x = 0;                                                     // Q, then Qg [C][LDK]
     static constexpr unsigned k = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // K, then Kd
-    static constexpr unsigned w = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // W
-    static constexpr unsigned y = w + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // dO [C][LDW]
+    static constexpr unsigned y = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // dO [C][LDW]
     static constexpr unsigned p = y + ATTNC_BP_C * LDW * sizeof(elt);                     // P hi, lo [C][LDC]
     static constexpr unsigned plo = p + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
     static constexpr unsigned g = plo + (ATTNC_BP_PLO ? ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt) : 0);   // b [C]
     static constexpr unsigned buf = g + ATTNC_BP_C * 4;
-    // the consumers' tiles, then the producers' staging
-    static constexpr unsigned z = 2 * buf;                                                // -dU_hat [C][LDW]
+    // W's ring (chunk j's in tile j % WBUFS), the consumers' tiles, then the producers' staging
+    static constexpr unsigned WBUFS = ATTNC_BD_WALK_WS_WBUFS, wtile = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);
+    static constexpr unsigned w = 2 * buf;
+    static constexpr unsigned z = w + WBUFS * wtile;                                      // -dU_hat [C][LDW]
     static constexpr unsigned s = z + ATTNC_BP_C * LDW * sizeof(elt);                     // dS_out [KP][LDW]
     static constexpr unsigned stage = s + ATTNC_BP_KP * LDW * sizeof(elt);                // the chunk's input rows
     static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][W]
     static constexpr unsigned bytes = dstage + ATTNC_BP_C * W * ATTNC_BP_DO_ES;
     static_assert(k % 16 == 0 && w % 16 == 0 && y % 16 == 0 && p % 16 == 0 && plo % 16 == 0 && buf % 16 == 0 &&
-                  s % 16 == 0 && stage % 16 == 0 && dstage % 16 == 0 && LDW * sizeof(elt) % 16 == 0, "16-byte tiles");
+                  s % 16 == 0 && stage % 16 == 0 && dstage % 16 == 0 && LDW * sizeof(elt) % 16 == 0 &&
+                  (WBUFS == 2 || WBUFS == 3), "16-byte tiles; two or three W tiles");
 };
 using attnc_bd_walk_ws_layout = attnc_bd_walk_ws_layout_w<ATTNC_BP_VS>;
 
@@ -833,10 +838,21 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
     constexpr unsigned SW = bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_Q);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
+    // W of chunk j into tile j % WBUFS, AHEAD chunks before the chunk's turn: the tile's previous chunk, j - WBUFS,
+    // is the one whose EMPTY the producers waited for at the top of iteration j - AHEAD
+    constexpr int AHEAD = L::WBUFS - 2;
+    auto issue_w = [&](int j) {
+        attnc_cp_rows<C, ATTNC_BP_KP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
+            bsm + L::w + j % L::WBUFS * L::wtile, ATTNC_BP_LDK * sizeof(elt),
+            (const elt *)p.ws_w + bd_wtile(bp_walk_c0<true>(bos, nchunks, j) / C + n, h), ATTNC_BP_KP * sizeof(elt), true);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+    };
     attnc_bwd_stage_held held;
     if (nchunks > 0)
         bp_walk_issue<true, W, SW>(p, bp_walk_c0<true>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
     asm volatile("cp.async.commit_group;\n" ::: "memory");
+    for (int j = 0; j < AHEAD && j < nchunks; j++)
+        issue_w(j);
     for (int it = 0; it < nchunks; it++) {
         const int c0 = bp_walk_c0<true>(bos, nchunks, it), nrows = min(C, eos - c0), b = it & 1;
         unsigned char *const B = bsm + b * L::buf;
@@ -846,10 +862,9 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
             attnc_bar_named(BD_WS_BAR_EMPTY + b, BD_WS_THREADS);   // the consumers are done with chunk it - 2
         attnc_bwd_stage_held_land(stage, held);
         attnc_stage_wait();
-        attnc_bar_named(BD_WS_BAR_PRODUCERS, ATTNC_B_THREADS);   // every producer's copies have landed
-        attnc_cp_rows<C, ATTNC_BP_KP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
-            B + L::w, ATTNC_BP_LDK * sizeof(elt), (const elt *)p.ws_w + bd_wtile(c0 / C + n, h), ATTNC_BP_KP * sizeof(elt), true);
-        asm volatile("cp.async.commit_group;\n" ::: "memory");
+        attnc_bar_named(BD_WS_BAR_PRODUCERS, ATTNC_B_THREADS);   // every producer's copies have landed (W's too)
+        if (it + AHEAD < nchunks)
+            issue_w(it + AHEAD);
         bd_walk_rows<true, W, WANT>(p, c0, nrows, h, v0, warp, lane, stage, dstage, X, Kt, Y, g);
         attnc_bar_named(BD_WS_BAR_PRODUCERS, ATTNC_B_THREADS);   // the staging read
         if (it + 1 < nchunks)
@@ -860,7 +875,8 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
                 bp_scan(g, lane);
             attnc_bar_named(BD_WS_BAR_PRODUCERS, ATTNC_B_THREADS);
         }
-        asm volatile("cp.async.wait_group 1;\n" ::: "memory");   // this chunk's W (the next one's rows may fly)
+        if constexpr (AHEAD == 0)
+            asm volatile("cp.async.wait_group 1;\n" ::: "memory");   // this chunk's W (the next one's rows may fly)
         attnc_bar_arrive(BD_WS_BAR_FULL + b, BD_WS_THREADS);
     }
 }
@@ -883,7 +899,7 @@ __device__ __forceinline__ void bd_walk_ws_consume(const attnc_bwd_params &p, un
         const int c0 = bp_walk_c0<true>(bos, nchunks, it), nrows = min(C, eos - c0), b = it & 1, slot = c0 / C + n;
         unsigned char *const B = bsm + b * L::buf;
         elt *X = (elt *)(B + L::x), *Kt = (elt *)(B + L::k), *Y = (elt *)(B + L::y), *P = (elt *)(B + L::p);
-        elt *Plo = (elt *)(B + L::plo), *Wt = (elt *)(B + L::w);
+        elt *Plo = (elt *)(B + L::plo), *Wt = (elt *)(bsm + L::w + it % L::WBUFS * L::wtile);
         float *g = (float *)(B + L::g);
         attnc_bar_named(BD_WS_BAR_FULL + b, BD_WS_THREADS);
         if (owner)

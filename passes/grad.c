@@ -538,11 +538,13 @@ unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage,
     return 4 * C * (KP + 8) * 2 + 2 * C * (VS + 8) * 2 + 2 * C * (C + 8) * 2 + KP * (VS + 8) * 2 + C * 4 + stage + do_bytes;
 }
 
-/* attnc_bd_walk_ws_layout: two tile buffers (Qg, Kd, W, dO, P and its remainder where plo, b), -dU_hat, dS_out, the staging */
-unsigned grad_bd_walk_ws_smem(uint32_t C, uint32_t KP, uint32_t VS, bool plo, unsigned stage, unsigned do_bytes)
+/* attnc_bd_walk_ws_layout: two tile buffers (Qg, Kd, dO, P and its remainder where plo, b), wbufs W tiles,
+ * -dU_hat, dS_out, the staging */
+unsigned grad_bd_walk_ws_smem(uint32_t C, uint32_t KP, uint32_t VS, bool plo, unsigned wbufs, unsigned stage,
+                              unsigned do_bytes)
 {
-    unsigned buf = 3 * C * (KP + 8) * 2 + C * (VS + 8) * 2 + (plo ? 2 : 1) * C * (C + 8) * 2 + C * 4;
-    return 2 * buf + C * (VS + 8) * 2 + KP * (VS + 8) * 2 + stage + do_bytes;
+    unsigned buf = 2 * C * (KP + 8) * 2 + C * (VS + 8) * 2 + (plo ? 2 : 1) * C * (C + 8) * 2 + C * 4;
+    return 2 * buf + wbufs * C * (KP + 8) * 2 + C * (VS + 8) * 2 + KP * (VS + 8) * 2 + stage + do_bytes;
 }
 
 unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool two)
@@ -796,9 +798,17 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_dg = dg;
         gp->bp_plo = plo;
         gp->bp_image_bytes = image_bytes(KP, VP, gp->bp_vs, false, plo);
-        /* the narrow reverse walk's warp-specialised form where its two tile buffers fit (sm_90a's cubins hold it) */
-        unsigned walk_ws = grad_bd_walk_ws_smem(C, KP, gp->bp_vs, plo, stage, C * gp->bp_vs * do_es);
-        gp->bd_walk_ws_smem = gp->bp_vs != VP && walk_ws <= GRAD_MAX_SMEM ? walk_ws : 0;
+        /* the narrow reverse walk's warp-specialised form where its two tile buffers fit (sm_90a's cubins hold it).
+         * Without a decay it has three W tiles where they fit (W copied a chunk ahead: its producers, the longer
+         * chain there, had waited for W), else two (copied in the chunk's turn); with one, whose consumers are the
+         * longer chain (the gate's scaling), three measured 2 % slower (an H100 at T = 32768: DeltaNet's walk 2.11
+         * -> 1.89 ms, the gated delta rule's 2.58 -> 2.63; bench/RESULTS.md, forty-fourth session) */
+        gp->bd_walk_ws_smem = 0;
+        for (unsigned wbufs = dg ? 2 : 3; wbufs >= 2 && gp->bp_vs != VP && !gp->bd_walk_ws_smem; wbufs--) {
+            unsigned walk_ws = grad_bd_walk_ws_smem(C, KP, gp->bp_vs, plo, wbufs, stage, C * gp->bp_vs * do_es);
+            gp->bd_walk_ws_smem = walk_ws <= GRAD_MAX_SMEM ? walk_ws : 0;
+            gp->bd_walk_ws_wbufs = wbufs;
+        }
         gp->bd_wy_smem = wy;
         gp->bd_adj_smem = adj;
         /* dU_hat = P^T dO + Kd dS_out is the reverse walk's for its recurrence; the chunk kernel formed it
@@ -838,6 +848,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
 {
     gp->parallel = gp->bp_delta = gp->bd_walk_duh = gp->bd_duh16 = gp->bd_adj_two = gp->bp_chunk_two = false;
     gp->bd_walk_ws_smem = 0;
+    gp->bd_walk_ws_wbufs = 2;
     gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
     gp->bp_direct[0] = gp->bp_direct[1] = gp->bp_direct[2] = false;
     gp->bp_direct_l2[0] = gp->bp_direct_l2[1] = gp->bp_direct_l2[2] = false;

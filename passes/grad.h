@@ -101,6 +101,7 @@ typedef struct grad_plan {
     /* the narrow reverse walk with its warps specialised (attnc_bwdp_dstates_ws, sm_90a): its shared memory,
      * 0 where there are no narrow walks or its two tile buffers do not fit */
     unsigned bd_walk_ws_smem;
+    unsigned bd_walk_ws_wbufs;   /* ... and its W tiles: 3 where they fit (W a chunk ahead), else 2 */
     /* the delta rule's reverse walk writes dU_hat into ws_dv, and the chunk kernel forms neither dv (dU_hat)
      * nor P's tiles: where no tile carries a remainder (DeltaNet, the gated delta rule) */
     bool bd_walk_duh;
@@ -150,7 +151,8 @@ unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
  * [stage_lo, stage_hi) of the staging (codegen/cuda_bwd.c knows which tensors those are) */
 unsigned grad_bd_wy_saved_smem(uint32_t C, uint32_t KP, bool plo, unsigned stage_lo, unsigned stage_hi);
 /* ... the narrow reverse walk's with its warps specialised (attnc_bd_walk_ws_layout): two tile buffers */
-unsigned grad_bd_walk_ws_smem(uint32_t C, uint32_t KP, uint32_t VS, bool plo, unsigned stage, unsigned do_bytes);
+unsigned grad_bd_walk_ws_smem(uint32_t C, uint32_t KP, uint32_t VS, bool plo, unsigned wbufs, unsigned stage,
+                              unsigned do_bytes);
 /* The bytes of one chunk of a tensor's staged rows (16-byte multiples: bp_stage_off's steps). */
 unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C);
 unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage, unsigned do_bytes);
