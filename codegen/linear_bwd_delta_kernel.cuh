@@ -796,8 +796,8 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 //   whose buffers are not filled again); the producers wait there before filling b with chunk j + 2, and W's
 //   tile of chunk j with chunk j + WBUFS's.
 // S and Z (the consumers' own) are rewritten only after a consumer barrier that every reader of them has passed.
-// setmaxnreg moves registers from the consumers (their state is a 16 x W slice) to the producers (the roles:
-// 160 and 96, neither spills).
+// setmaxnreg moves registers from the consumers (96: their state is a 16 x W slice) to the producers (160: the
+// roles' rows side by side); ptxas reports no spill.
 #if ATTNC_BD_WALK_WS
 template <int W>
 struct attnc_bd_walk_ws_layout_w {   // offsets in bytes
@@ -827,7 +827,7 @@ using attnc_bd_walk_ws_layout = attnc_bd_walk_ws_layout_w<ATTNC_BP_VS>;
 enum { BD_WS_BAR_FULL = 1, BD_WS_BAR_EMPTY = 3, BD_WS_BAR_PRODUCERS = 5, BD_WS_BAR_CONSUMERS = 6 };
 enum { BD_WS_THREADS = 2 * ATTNC_B_THREADS, BD_WS_CONSUMER_REGS = 96, BD_WS_PRODUCER_REGS = 256 - BD_WS_CONSUMER_REGS };
 
-// The producers: chunk it's rows, gates and W into buffer it % 2.
+// The producers: chunk it's rows and gates into buffer it % 2, its W into the ring.
 template <int W>
 __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, unsigned char *bsm, int n, int h, int v0,
                                                    int bos, int eos, int nchunks)
