@@ -321,7 +321,8 @@ static bool kernel_defined(const attnc_grad_kernel *k, int i)
  * with GRAD_SPLIT_CPUS CPUs or more: one unit holding every kernel spends most of its time in NVVM and ptxas
  * one kernel after another.  Each large kernel is a unit; the small ones (the adjoint of the inputs, the
  * head sums, the normaliser's rows, the scans and their runs, the softmax part's row statistics) share one,
- * which every plan has (attnc_bwd_inputs).  NVRTC for sm_90a on a 2-core machine (bench/RESULTS.md,
+ * which every plan has (attnc_bwd_inputs); the narrow reverse walk's warp-specialised form shares the narrow
+ * reverse walk's (the two are one walk's forms, and the first is compiled for sm_90a alone).  NVRTC for sm_90a on a 2-core machine (bench/RESULTS.md,
  * twenty-fourth session): gated_deltanet's one unit 4.4 s, its kernels 0.1-1.6 s each, 7.3 s in all (each
  * unit parses the whole text); at once on 2 cores 5.3 s, hence one unit there. */
 #define GRAD_SPLIT_CPUS 4
@@ -337,12 +338,14 @@ static size_t grad_unit_plan(const attnc_grad_kernel *k, long cpus, uint32_t mas
         all |= kernel_defined(k, i) ? 1u << i : 0;
     size_t n = 0;
     masks[n++] = cpus >= GRAD_SPLIT_CPUS ? all & small_kernels : all;
+    const uint32_t ws = 1u << CG_BK_P_DSTATES_WS;
     for (int i = 0; cpus >= GRAD_SPLIT_CPUS && i < CG_BK_COUNT; i++)
-        if ((all & ~small_kernels) >> i & 1) {
+        if ((all & ~small_kernels & ~ws) >> i & 1) {
+            uint32_t mask = 1u << i | (i == CG_BK_P_DSTATES_NARROW ? all & ws : 0);
             if (n < API_MAX_UNITS)
-                masks[n++] = 1u << i;
+                masks[n++] = mask;
             else
-                masks[0] |= 1u << i;   /* (not reached: 10 large kernels) */
+                masks[0] |= mask;   /* (not reached: 9 large kernels) */
         }
     _Static_assert(CG_BK_COUNT <= 32, "a unit's kernels are bits of a uint32_t");
     return n;
