@@ -322,9 +322,10 @@ static bool kernel_defined(const attnc_grad_kernel *k, int i)
  * one kernel after another.  Each large kernel is a unit; the small ones (the adjoint of the inputs, the
  * head sums, the normaliser's rows, the scans and their runs, the softmax part's row statistics) share one,
  * which every plan has (attnc_bwd_inputs); the narrow reverse walk's warp-specialised form shares the narrow
- * reverse walk's (the two are one walk's forms, and the first is compiled for sm_90a alone).  NVRTC for sm_90a on a 2-core machine (bench/RESULTS.md,
- * twenty-fourth session): gated_deltanet's one unit 4.4 s, its kernels 0.1-1.6 s each, 7.3 s in all (each
- * unit parses the whole text); at once on 2 cores 5.3 s, hence one unit there. */
+ * reverse walk's (the two are one walk's forms, and the first is compiled for sm_90a alone).  NVRTC for
+ * sm_90a on a 2-core machine (bench/RESULTS.md, twenty-fourth session): gated_deltanet's one unit 4.4 s, its
+ * kernels 0.1-1.6 s each, 7.3 s in all (each unit parses the whole text); at once on 2 cores 5.3 s, hence one
+ * unit there. */
 #define GRAD_SPLIT_CPUS 4
 static const uint32_t small_kernels = 1u << CG_BK_INPUTS | 1u << CG_BK_SUM_HEADS | 1u << CG_BK_SUM_PARAM |
                                       1u << CG_BK_SM_ROWS | 1u << CG_BK_P_ROWS | 1u << CG_BK_P_SCAN_STATES |
@@ -905,7 +906,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
             (!saved && !rt_launch(walk_fwd, gw, block, k->bp_walk_smem, a->stream, params, &err)) ||
             (run && !rt_launch(k->fn[CG_BK_P_SCAN_STATES], gs, block, 0, a->stream, params, &err)) ||
             (k->norm && !rt_launch(k->fn[CG_BK_P_ROWS], gc, block, k->bp_chunk_smem, a->stream, params, &err)) ||
-            !rt_launch(walk_rev, gw, rev_block, rev_ws ? k->bd_walk_ws_smem : k->bp_walk_smem, a->stream, params, &err) ||
+            !rt_launch(walk_rev, gw, rev_block, rev_ws ? k->bd_walk_ws_smem : k->bp_walk_smem, a->stream, params,
+                       &err) ||
             (run && !rt_launch(k->fn[CG_BK_P_SCAN_DSTATES], gs, block, 0, a->stream, params, &err)) ||
             !rt_launch(k->fn[CG_BK_P_CHUNK], gc, chunk_block, k->bp_chunk_smem, a->stream, params, &err) ||
             (k->bp_delta && !rt_launch(k->fn[CG_BK_P_WY_ADJOINT], gc, adj_block, k->bd_adj_smem, a->stream, params, &err)))

@@ -738,7 +738,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                             "#define ATTNC_BD_WIDE_ADJ %d   // attnc_bwdp_wy_adjoint likewise\n#define ATTNC_BP_WIDE_PASS 0\n"
                             "#define ATTNC_BD_ADJ2 %d   // attnc_bwdp_wy_adjoint's compact layout, two CTAs an SM\n"
                             "#define ATTNC_BP_CHUNK2 %d   // attnc_bwdp_chunk's likewise\n"
-                            "#define ATTNC_BD_WALK_WS %d   // attnc_bwdp_dstates_ws (sm_90a)\n#define ATTNC_BD_WALK_WS_WBUFS %u\n",
+                            "#define ATTNC_BD_WALK_WS %d   // attnc_bwdp_dstates_ws (sm_90a)\n"
+                            "#define ATTNC_BD_WALK_WS_WBUFS %u\n",
                          gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs, gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs,
                          gp->bp_vw, gp->bp_run2 ? 1 : 0, gp->bp_vsplit ? 1 : 0, gp->bp_image_bytes, gp->bp_slo ? 1 : 0, gp->bp_plo ? 1 : 0,
                          gp->bp_dg ? 1 : 0, gp->bp_delta ? 1 : 0, gp->bd_walk_duh ? 1 : 0, gp->bd_duh16 ? 1 : 0,
@@ -799,7 +800,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                                 "              attnc_bd_wy_saved_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n",
                              gp->bp_walk_smem, gp->bd_wy_smem, gp->bd_wy_saved_smem);
             if (gp->bd_walk_ws_smem)
-                attnc_buf_printf(b, "static_assert(attnc_bd_walk_ws_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n",
+                attnc_buf_printf(b, "static_assert(attnc_bd_walk_ws_layout::bytes == %uu,\n"
+                                    "              \"host and kernel disagree on shared memory\");\n",
                                  gp->bd_walk_ws_smem);
         } else {
             attnc_buf_printf(b, "static_assert(attnc_bp_walk_layout::bytes == %uu, \"host and kernel disagree on shared memory\");\n"

@@ -539,9 +539,9 @@ static_assert(attnc_bd_walk_layout_w<ATTNC_BP_VS>::bytes <= attnc_bd_walk_layout
 // registers (one CTA an SM).  By the 8 warps of threads 0 .. 255 (the plain walk's, the specialised walk's
 // producers), once the chunk's staged rows have landed.
 template <bool REV, int W, int WANT>
-__device__ __forceinline__ void bd_walk_rows(const attnc_bwd_params &p, int c0, int nrows, int h, int v0, int warp, int lane,
-                                             const unsigned char *stage, const unsigned char *dstage, elt *X, elt *Kt,
-                                             elt *Y, float *g)
+__device__ __forceinline__ void bd_walk_rows(const attnc_bwd_params &p, int c0, int nrows, int h, int v0, int warp,
+                                             int lane, const unsigned char *stage, const unsigned char *dstage, elt *X,
+                                             elt *Kt, elt *Y, float *g)
 {
     constexpr int C = ATTNC_BP_C, PAIRS = REV && C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1;
     for (int pass = warp; pass < C; pass += 2 * PAIRS * ATTNC_B_WARPS) {
@@ -596,7 +596,8 @@ __device__ __forceinline__ void bd_walk_scores(const elt *X, const elt *Kt, cons
 // A chunk's incoming state (a warp's rows m0 .., the accumulators) as an image (global: bp_img_store's 16-bit
 // mantissas and row scales; and rounded into S [KP][W + 8] for the products), then decayed by fl = e^{b_L}.
 template <int NT, int W>
-__device__ __forceinline__ void bd_walk_image(unsigned char *img, elt *S, float (*acc)[4], float fl, int m0, int v0, int lane)
+__device__ __forceinline__ void bd_walk_image(unsigned char *img, elt *S, float (*acc)[4], float fl, int m0, int v0,
+                                              int lane)
 {
     bp_img_store<NT>(img, acc, m0, v0, lane);
 #pragma unroll
@@ -647,7 +648,8 @@ __device__ __forceinline__ void bd_walk_duh(const attnc_bwd_params &p, const elt
         else if constexpr (ATTNC_BD_WALK_DUH)
 #pragma unroll
             for (int nt = 0; nt < NTU; nt++)
-                bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, a2[nt], r0, v0 + n0, nt, lane, c0, nrows, h);
+                bp_role_grad_frag<-1, ATTNC_DT_FP32, ATTNC_B_V>(p.ws_dv, nullptr, a2[nt], r0, v0 + n0, nt, lane, c0,
+                                                                nrows, h);
     }
 }
 
@@ -740,7 +742,8 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         }
         // this chunk's incoming state as an image, then its decay
         if (owner)
-            bd_walk_image<NT, W>(image + bp_image(slot, h), S, acc, ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f, m0, v0, lane);
+            bd_walk_image<NT, W>(image + bp_image(slot, h), S, acc, ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f, m0, v0,
+                                 lane);
         __syncthreads();
         // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel); reverse: dU_hat into Z
         if constexpr (REV) {
@@ -844,7 +847,8 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
     auto issue_w = [&](int j) {
         attnc_cp_rows<C, ATTNC_BP_KP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
             bsm + L::w + j % L::WBUFS * L::wtile, ATTNC_BP_LDK * sizeof(elt),
-            (const elt *)p.ws_w + bd_wtile(bp_walk_c0<true>(bos, nchunks, j) / C + n, h), ATTNC_BP_KP * sizeof(elt), true);
+            (const elt *)p.ws_w + bd_wtile(bp_walk_c0<true>(bos, nchunks, j) / C + n, h), ATTNC_BP_KP * sizeof(elt),
+            true);
         asm volatile("cp.async.commit_group;\n" ::: "memory");
     };
     attnc_bwd_stage_held held;
@@ -903,8 +907,8 @@ __device__ __forceinline__ void bd_walk_ws_consume(const attnc_bwd_params &p, un
         float *g = (float *)(B + L::g);
         attnc_bar_named(BD_WS_BAR_FULL + b, BD_WS_THREADS);
         if (owner)
-            bd_walk_image<NT, W>((unsigned char *)p.ws_dso + bp_image(slot, h), S, acc, ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f,
-                                 m0, v0, lane);
+            bd_walk_image<NT, W>((unsigned char *)p.ws_dso + bp_image(slot, h), S, acc,
+                                 ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f, m0, v0, lane);
         bd_walk_scores(X, Kt, g, P, Plo, cw, lane);
         attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
         if constexpr (ATTNC_BP_GATED) {   // (P read the undecayed tiles)
@@ -956,7 +960,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dsta
 #endif
 
 // (sm_90a only: setmaxnreg; api/backward.c takes attnc_bwdp_dstates_narrow where this one is not in the cubin)
-#if ATTNC_BD_WALK_WS && ATTNC_BWD_WANT(ATTNC_BK_P_DSTATES_WS) && (!defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL))
+#if ATTNC_BD_WALK_WS && ATTNC_BWD_WANT(ATTNC_BK_P_DSTATES_WS) &&                                                 \
+    (!defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL))
 extern "C" __global__ void __launch_bounds__(BD_WS_THREADS, 1) attnc_bwdp_dstates_ws(attnc_bwd_params p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];

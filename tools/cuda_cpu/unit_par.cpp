@@ -78,7 +78,8 @@ void par_run(const host_args &a)
             const bool same = std::memcmp(dso.data(), dso1.data(), img) == 0 &&
                               std::memcmp(a.ws_dv, dv1.data(), dv_bytes) == 0 &&
                               (!dh0_bytes || std::memcmp(a.ws_dh0, dh01.data(), dh0_bytes) == 0);
-            std::printf("warp-specialised reverse walk: %s the narrow walk's\n", same ? "the same bits as" : "bits differ from");
+            std::printf("warp-specialised reverse walk: %s the narrow walk's\n",
+                        same ? "the same bits as" : "bits differ from");
             if (!same)
                 std::exit(1);
         } else
