@@ -653,6 +653,14 @@ __device__ __forceinline__ void bd_walk_duh(const attnc_bwd_params &p, const elt
     }
 }
 
+// W of the chunk in slot `slot` (ws_w, from attnc_bwdp_wy) into the tile dst [C][LDK] by cp.async, every thread of
+// threads 0 .. 255 a share (committed by the caller).
+__device__ __forceinline__ void bd_walk_copy_w(const attnc_bwd_params &p, int slot, int h, elt *dst)
+{
+    attnc_cp_rows<ATTNC_BP_C, ATTNC_BP_KP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
+        dst, ATTNC_BP_LDK * sizeof(elt), (const elt *)p.ws_w + bd_wtile(slot, h), ATTNC_BP_KP * sizeof(elt), true);
+}
+
 template <bool REV, int W>
 __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 {
@@ -688,11 +696,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     // where the forward saved no states).  Copied by plain loads and stores after the roles, each walk step
     // waited for global memory with nothing else to do.
     auto wbuf = [&](int it) { return (elt *)(bsm + (REV && (it & 1) ? L::w2 : L::w)); };   // (no array: a stack frame)
-    auto issue_w = [&](int it, elt *dst) {
-        const int slot = bp_walk_c0<REV>(bos, nchunks, it) / C + n;
-        attnc_cp_rows<C, ATTNC_BP_KP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
-            dst, ATTNC_BP_LDK * sizeof(elt), (const elt *)p.ws_w + bd_wtile(slot, h), ATTNC_BP_KP * sizeof(elt), true);
-    };
+    auto issue_w = [&](int it, elt *dst) { bd_walk_copy_w(p, bp_walk_c0<REV>(bos, nchunks, it) / C + n, h, dst); };
     attnc_bwd_stage_held held;   // the next chunk's rows of 2 bytes, loaded under this chunk's work
     if (nchunks > 0) {
         bp_walk_issue<REV, W, SW>(p, bp_walk_c0<REV>(bos, nchunks, 0), eos, h, v0, stage, dstage, &held);
@@ -845,10 +849,7 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
     // is the one whose EMPTY the producers waited for at the top of iteration j - AHEAD
     constexpr int AHEAD = L::WBUFS - 2;
     auto issue_w = [&](int j) {
-        attnc_cp_rows<C, ATTNC_BP_KP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
-            bsm + L::w + j % L::WBUFS * L::wtile, ATTNC_BP_LDK * sizeof(elt),
-            (const elt *)p.ws_w + bd_wtile(bp_walk_c0<true>(bos, nchunks, j) / C + n, h), ATTNC_BP_KP * sizeof(elt),
-            true);
+        bd_walk_copy_w(p, bp_walk_c0<true>(bos, nchunks, j) / C + n, h, (elt *)(bsm + L::w + j % L::WBUFS * L::wtile));
         asm volatile("cp.async.commit_group;\n" ::: "memory");
     };
     attnc_bwd_stage_held held;
