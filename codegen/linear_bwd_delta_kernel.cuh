@@ -614,11 +614,13 @@ __device__ __forceinline__ void bd_walk_image(unsigned char *img, elt *S, float 
 // The reverse walk's dU_hat = P^T dO + Kd dS_out, 16 rows and NTU n-tiles an item, the items dealt over NW warps
 // (warp: this one's index among them), into Z negated (the update subtracts W^T dU_hat: W^T (-dU_hat), the same
 // bits as (-W)^T dU_hat, rounding being symmetric), and into ws_dv where the adjoint reads it from there.
-// Y: the dO slice, S: dS_out rounded, both of row stride W + 8.
+// Y: the dO slice, S: dS_out rounded, both of row stride W + 8; Kt: K undecayed.  With a decay, Kd dS_out is
+// K dS_out with its rows scaled by e^{b_L - b} in fp32 (Kd is never rounded into a tile: the walk's chain has no
+// pass that scales K), and P^T dO is accumulated onto it.
 template <int W, int NTU, int NW>
 __device__ __forceinline__ void bd_walk_duh(const attnc_bwd_params &p, const elt *P, const elt *Plo, const elt *Y,
-                                            const elt *Kt, const elt *S, elt *Z, int c0, int nrows, int h, int v0,
-                                            int warp, int lane)
+                                            const elt *Kt, const elt *S, const float *g, elt *Z, int c0, int nrows,
+                                            int h, int v0, int warp, int lane)
 {
     constexpr int LDW = W + 8, NB = ATTNC_BP_C / 16, NGU = W / (8 * NTU);
     static_assert(W % (8 * NTU) == 0, "whole items");
@@ -626,8 +628,20 @@ __device__ __forceinline__ void bd_walk_duh(const attnc_bwd_params &p, const elt
         const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
         float a2[NTU][4];
         bp_zero<NTU>(a2);
-        bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, LDW, n0, r0, ATTNC_BP_C, lane);
-        bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
+        if constexpr (ATTNC_BP_GATED) {
+            bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
+            const float bl = g[ATTNC_BP_C - 1];
+            const float f0 = bp_dec(bl - g[bp_row(r0, lane, 0)]), f1 = bp_dec(bl - g[bp_row(r0, lane, 2)]);
+#pragma unroll
+            for (int nt = 0; nt < NTU; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    a2[nt][i] *= i < 2 ? f0 : f1;
+            bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, LDW, n0, r0, ATTNC_BP_C, lane);
+        } else {
+            bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, LDW, n0, r0, ATTNC_BP_C, lane);
+            bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
+        }
 #pragma unroll
         for (int nt = 0; nt < NTU; nt++)
 #pragma unroll
@@ -734,24 +748,21 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
                 bp_scan(g, lane);
             __syncthreads();
         }
-        if constexpr (REV) {   // P = (Q K^T) o D from the undecayed tiles (hi, lo)
+        if constexpr (REV)   // P = (Q K^T) o D from the undecayed tiles (hi, lo)
             bd_walk_scores(X, Kt, g, P, Plo, warp, lane);
-            __syncthreads();
-        }
-        // Kd = K e^{b_L - b} (both walks) and Qg = Q e^{b} (reverse), rounded once more
-        if constexpr (ATTNC_BP_GATED) {
-            bp_scale_rows<true>(REV ? Kt : X, g);
-            if constexpr (REV)
-                bp_scale_rows<false>(X, g);
-        }
+        else if constexpr (ATTNC_BP_GATED)   // Kd = K e^{b_L - b}, rounded once more
+            bp_scale_rows<true>(X, g);
         // this chunk's incoming state as an image, then its decay
         if (owner)
             bd_walk_image<NT, W>(image + bp_image(slot, h), S, acc, ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f, m0, v0,
                                  lane);
         __syncthreads();
-        // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel); reverse: dU_hat into Z
+        // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel); reverse: dU_hat into Z, and
+        // Qg = Q e^{b} (rounded once more) for the update, P having read Q
         if constexpr (REV) {
-            bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, Z, c0, nrows, h, v0, warp, lane);
+            bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, g, Z, c0, nrows, h, v0, warp, lane);
+            if constexpr (ATTNC_BP_GATED)
+                bp_scale_rows<false>(X, g);
         } else {
             for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
                 const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
@@ -789,8 +800,8 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 // threadIdx.x from 0, run as in bd_walk) form chunk j + 1's rows (the q and k roles, the dO slice, the gates
 // and their sums) into the other of two tile buffers and copy its W into a ring of two or three W tiles
 // (ATTNC_BD_WALK_WS_WBUFS: with three, a chunk ahead), while the consumers (threads 256 .. 511, a warp per 16
-// state rows) run chunk j's image, P, Qg and Kd, dU_hat and update.  P and the scaling sit with the
-// consumers because the roles alone kept the producers the longer chain: with P on the producers the consumers
+// state rows) run chunk j's image, P, dU_hat (with Kd dS_out) and Qg, and the update.  P and the scaling sit with
+// the consumers because the roles alone kept the producers the longer chain: with P on the producers the consumers
 // waited for them in 16 % of all stall samples and the walk ran 2.13-2.15 / 3.16-3.23 ms (DeltaNet / the gated
 // delta rule, H100, T = 32768) where the narrow walk took 2.19-2.20 / 3.17-3.29; with P on the consumers 2.10 /
 // 2.57 (bench/RESULTS.md, forty-fourth session).  The same helpers in the same order: the same bits as
@@ -886,7 +897,7 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
     }
 }
 
-// The consumers: the state's rows 16 cw .. (warp cw of 8); chunk it's image, P, Qg and Kd (in place), dU_hat and
+// The consumers: the state's rows 16 cw .. (warp cw of 8); chunk it's image, P, dU_hat and Qg (in place), and the
 // update from buffer it % 2.
 template <int W>
 __device__ __forceinline__ void bd_walk_ws_consume(const attnc_bwd_params &p, unsigned char *bsm, int n, int h, int v0,
@@ -912,12 +923,9 @@ __device__ __forceinline__ void bd_walk_ws_consume(const attnc_bwd_params &p, un
                                  ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f, m0, v0, lane);
         bd_walk_scores(X, Kt, g, P, Plo, cw, lane);
         attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
-        if constexpr (ATTNC_BP_GATED) {   // (P read the undecayed tiles)
-            bp_scale_rows<true>(Kt, g, (int)threadIdx.x - ATTNC_B_THREADS);
+        bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, g, Z, c0, nrows, h, v0, cw, lane);
+        if constexpr (ATTNC_BP_GATED)   // Qg for the update (P read Q undecayed)
             bp_scale_rows<false>(X, g, (int)threadIdx.x - ATTNC_B_THREADS);
-            attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
-        }
-        bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, Z, c0, nrows, h, v0, cw, lane);
         attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
         if (owner) {
             bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, LDW, 0, 0, C, lane);
