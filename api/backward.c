@@ -69,7 +69,6 @@ struct attnc_grad_kernel {
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
     bool bp_plo;        /* remainder tiles of P, A (and the delta rule's T) where a parameter sums every token's */
     bool bd_duh16;      /* the delta rule's dU_hat in ws_dv as 16-bit elements: ws_dv half its fp32 size */
-    unsigned bp_rn;     /* the delta rule's cached l2norm factors per (token, output head): ws_rn's floats a row */
     bool bp_decay;      /* the parallel schedule's walks decay the state (the scanned walks keep each chunk's e^{b_L}) */
     walk_mode walk;
     bool bp_run2;       /* the scanned walks' products have kernels of their own for two CTAs an SM */
@@ -117,7 +116,6 @@ typedef struct bwd_params {
     float *ws_decay;         /* the scanned walks: e^{b_L} per chunk and output head (gated specs) */
     int bp_run;              /* the walks' mode: 0 walks each sequence, R > 0 runs of R slots */
     int bd_uhat_saved;       /* the delta rule with the forward's saved states: ws_u is the forward's U_hat (no U formed) */
-    float *ws_rn;            /* the delta rule's cached l2norm factors [T, HOUT, bp_rn] */
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -288,7 +286,6 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_delta = cg->plan.bp_delta;
         k->bp_plo = cg->plan.bp_plo;
         k->bd_duh16 = cg->plan.bd_duh16;
-        k->bp_rn = cg->plan.bp_rn;
         k->bp_decay = cg->plan.transition != IR_TR_IDENTITY;
         k->bp_run2 = cg->plan.bp_run2;
         k->bd_wy_smem = cg->plan.bd_wy_smem;
@@ -563,9 +560,9 @@ static size_t align256(size_t x)
 /* The workspace: role gradients (not the query's or key's where the parallel schedule's chunk kernel writes
  * them into their tensor's gradient: bp_direct), dh0 (and dz0) per output head, every chunk's S_out (gated specs and the
  * delta rule), the normalised output gradient (normalisers), the softmax part's role gradients and row
- * statistics, beta's role gradient (the delta rule), mLSTM's chunk maxima and gradients, the delta rule's
- * cached l2norm factors, every tensor's partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
-#define WS_FIXED 25
+ * statistics, beta's role gradient (the delta rule), mLSTM's chunk maxima and gradients, every tensor's
+ * partials (fp32).  Chunk slots: c0 / C + n, below total / C + N + 1. */
+#define WS_FIXED 24
 /* The parallel schedule's adjoint writes the gradient of a per-token tensor that no two output heads
  * share straight into the caller's buffer, in its dtype: such a tensor needs no partials (nor a head sum). */
 static bool direct_tensor(const attnc_grad_kernel *k, uint32_t i)
@@ -684,7 +681,6 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     /* the delta rule's T, C x C (hi, and lo where the products take remainder tiles), saved by attnc_bwdp_wy
      * for the adjoint, which solved it again before */
     sizes[23] = (tile * k->chunk * (k->bp_plo ? 2 : 1) + 3) / 4;
-    sizes[24] = k->parallel ? rows * k->bp_rn : 0;
     for (uint32_t i = 0; i < k->ntensors; i++)
         sizes[WS_FIXED + i] = k->parallel && (direct_tensor(k, i) || (wanted && !wanted[i])) ? 0 : rows * k->tensors[i].len;
     size_t need = 0;
@@ -756,7 +752,6 @@ static attnc_status workspace(attnc_ctx *ctx, attnc_grad_kernel *k, int64_t tota
     lp->ws_u = ptr[21];
     lp->ws_decay = ptr[22];
     lp->ws_t = ptr[23];
-    lp->ws_rn = ptr[24];
     for (uint32_t i = 0; i < k->ntensors; i++)
         lp->part[i] = ptr[WS_FIXED + i];
     return ATTNC_OK;

@@ -278,16 +278,14 @@ static void emit_roles_fn(bgen *g, bool staged, bool regs)
                           "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_regs(const attnc_bwd_params &p, int t, int h, int lane,\n"
                           "                                float (&q)[ATTNC_BP_NQ], float (&k)[ATTNC_BP_NK], float (&v)[ATTNC_BP_NV],\n"
-                          "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, const unsigned char *stage, int r,\n"
-                          "                                bool save)\n{\n"
+                          "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, const unsigned char *stage, int r)\n{\n"
                           "    (void)t;\n");
     else if (staged)
         attnc_buf_puts(b, "\n// ---- the roles of row r of the staged chunk (token t), output head h (generated); only those\n"
                           "// WANT asks for (ATTNC_ROLE_*): the compiler drops the values only the others need ----\n"
                           "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
-                          "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r,\n"
-                          "                                bool save)\n{\n"
+                          "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r)\n{\n"
                           "    (void)t;\n");
     else
         attnc_buf_puts(b, "\n// ---- the roles of token t, output head h: the spec's value DAG (generated) ----\n"
@@ -497,13 +495,13 @@ static void wy_saved_stage_span(const ir_module *m, const grad_plan *gp, const u
  * only the rows of the roles it reads (the WANT of attnc_bwd_stage_issue, linear_bwd_par_kernel.cuh's
  * bp_stage_want), e.g. no q in the delta rule's attnc_bwdp_wy and adjoint, no v in its chunk kernel, which
  * reads U_hat.  A staged tensor no role reads is copied for every kernel. */
-/* The roles (CG_ROLE_* bits) each value feeds, in the arena (zeroed); NULL where it is exhausted. */
-static unsigned *value_roles(const ir_module *m, attnc_arena *a)
+static void plan_stage_roles(const ir_module *m, attnc_arena *a, const unsigned *stage_off, unsigned *roles)
 {
     const ir_linear *l = &m->linear;
     const ir_ref roots[] = {l->query, l->key, l->value, l->gate, l->beta, l->igate};
     const unsigned bits[] = {CG_ROLE_Q, CG_ROLE_K, CG_ROLE_V, CG_ROLE_GATE, CG_ROLE_BETA, CG_ROLE_BETA};
-    unsigned *reach = attnc_arena_alloc(a, m->nvalues * sizeof *reach);
+    unsigned *reach = attnc_arena_alloc(a, m->nvalues * sizeof *reach);   /* the roles each value feeds */
+    memset(roles, 0, CG_MAX_TENSORS * sizeof *roles);
     if (reach && l->present) {
         for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
             if (roots[i] != IR_NONE)
@@ -513,45 +511,13 @@ static unsigned *value_roles(const ir_module *m, attnc_arena *a)
             for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
                 if (v->arg[k] != IR_NONE)
                     reach[v->arg[k]] |= reach[r];
+            if (v->op == IR_OP_INPUT && v->aux < CG_MAX_TENSORS)
+                roles[v->aux] |= reach[r];
         }
     }
-    return reach;
-}
-
-static void plan_stage_roles(const ir_module *m, attnc_arena *a, const unsigned *stage_off, unsigned *roles)
-{
-    const unsigned *reach = value_roles(m, a);
-    memset(roles, 0, CG_MAX_TENSORS * sizeof *roles);
-    for (ir_ref r = 1; reach && r < m->nvalues; r++)
-        if (m->values[r].op == IR_OP_INPUT && m->values[r].aux < CG_MAX_TENSORS)
-            roles[m->values[r].aux] |= reach[r];
     for (uint32_t i = 0; i < m->ntensors && i < CG_MAX_TENSORS; i++)
         if (stage_off[i] != ~0u && roles[i] == 0)
             roles[i] = CG_ROLES_ALL;
-}
-
-/* The l2norm factors cached per (token, output head) where the plan asks (passes/grad.c's bp_rn_cache): a
- * slot for each live l2norm value that feeds the query or key role, roles[r] its roles among those two (0:
- * not cached).  Returns the slots' count (0: none, and *roles NULL). */
-static unsigned plan_rn(const ir_module *m, const grad_plan *gp, attnc_arena *a, unsigned **roles, unsigned **slot)
-{
-    unsigned n = 0;
-    *roles = *slot = NULL;
-    const unsigned *reach = gp->bp_rn_cache ? value_roles(m, a) : NULL;
-    unsigned *rr = reach ? attnc_arena_alloc(a, m->nvalues * sizeof *rr) : NULL;
-    unsigned *rs = reach ? attnc_arena_alloc(a, m->nvalues * sizeof *rs) : NULL;
-    if (!rr || !rs)
-        return 0;
-    for (ir_ref r = 1; r < m->nvalues; r++)
-        if (m->values[r].op == IR_OP_L2NORM && gp->live[r] && (reach[r] & (CG_ROLE_Q | CG_ROLE_K))) {
-            rr[r] = reach[r] & (CG_ROLE_Q | CG_ROLE_K);
-            rs[r] = n++;
-        }
-    if (n) {
-        *roles = rr;
-        *slot = rs;
-    }
-    return n;
 }
 
 /* The chunk kernel and the delta rule's adjoint at 16 warps, in the wide pass (emit_wide_pass). */
@@ -715,8 +681,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                           "    void *ws_t;              // the delta rule: T of every chunk [slot, HOUT, hi (, lo), C, C], elt\n"
                           "    float *ws_decay;         // the scanned walks: e^{b_L} of every chunk [slot, HOUT, GK] (gated specs)\n"
                           "    int bp_run;              // the walks: 0 walks each sequence; R > 0, runs of R slots (chunk products)\n"
-                          "    int bd_uhat_saved;       // the delta rule with the forward's saved states: ws_u is the forward's U_hat\n"
-                          "    float *ws_rn;            // the delta rule: cached l2norm factors 1 / |x| [T, HOUT, ATTNC_BP_RN]\n");
+                          "    int bd_uhat_saved;       // the delta rule with the forward's saved states: ws_u is the forward's U_hat\n");
     attnc_buf_puts(b, "};\n");
     for (uint32_t i = 0; i < m->ntensors; i++)
         attnc_buf_printf(b, "//   in[%u] = %s %s\n", i, m->tensors[i].name, ir_dtype_name(m->tensors[i].dtype));
@@ -751,9 +716,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
     cg_values staged = g.ev;   /* the parallel schedule's staged rows (passes/grad.c's bp_stage_off) */
     unsigned stage_roles[CG_MAX_TENSORS];
     staged.stage_off = gp->bp_stage_off;
-    unsigned wy_lo = 0, wy_hi = 0, nrn = 0, *rn_roles = NULL, *rn_slot = NULL;
+    unsigned wy_lo = 0, wy_hi = 0;
     if (gp->parallel) {
-        nrn = out->plan.bp_rn = plan_rn(m, gp, a, &rn_roles, &rn_slot);
         plan_stage_roles(m, a, gp->bp_stage_off, stage_roles);
         staged.stage_roles = stage_roles;
         if (gp->bp_delta) {
@@ -815,17 +779,14 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         /* the register form's slots per role (attnc_bwd_roles_regs) */
         attnc_buf_printf(b, "#define ATTNC_BP_NQ %u\n#define ATTNC_BP_NK %u\n#define ATTNC_BP_NV %u\n#define ATTNC_BP_NG %u\n",
                          regs_slots_k(&g), regs_slots_k(&g), regs_slots_v(&g), regs_slots_g(&g));
-        attnc_buf_printf(b, "#define ATTNC_BP_RN %u   // l2norm factors cached per (token, output head) in ws_rn\n", nrn);
         attnc_buf_puts(b, "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_regs(const attnc_bwd_params &p, int t, int h, int lane,\n"
                           "                                float (&q)[ATTNC_BP_NQ], float (&k)[ATTNC_BP_NK], float (&v)[ATTNC_BP_NV],\n"
-                          "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, const unsigned char *stage, int r,\n"
-                          "                                bool save);\n");
+                          "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, const unsigned char *stage, int r);\n");
         cg_emit_stage_held(&staged, "attnc_bwd_stage_held", "ATTNC_BP_C", "ATTNC_B_THREADS", "threadIdx.x");
         attnc_buf_puts(b, "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"
-                          "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r,\n"
-                          "                                bool save);\n");
+                          "                                float *k, float *v, float *g, float *beta, float *ig, const unsigned char *stage, int r);\n");
         attnc_buf_puts(b, stage_issue_decl);
         /* in a namespace of their own, so that the wide pass (emit_wide_pass) can define the same helpers
          * again without argument-dependent lookup finding both */
@@ -856,12 +817,9 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         cg_bwd_emit_softmax(m, gp, b);
     if (gp->linear)
         emit_roles_fn(&g, false, false);
-    if (gp->parallel) {   /* (the cached l2norm factors in these two alone: the kernels' WANT chooses) */
-        g.ev.rn_roles = rn_roles;
-        g.ev.rn_slot = rn_slot;
+    if (gp->parallel) {
         emit_roles_fn(&g, true, false);
         emit_roles_fn(&g, true, true);
-        g.ev.rn_roles = g.ev.rn_slot = NULL;
         cg_emit_stage_issue(&staged, "attnc_bwd_stage_issue", "attnc_bwd_params", "ATTNC_BP_C", "ATTNC_B_THREADS",
                             "threadIdx.x", "attnc_bwd_stage_held");
     }

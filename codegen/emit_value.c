@@ -47,9 +47,7 @@ void cg_emit_role_bits(attnc_buf *b)
 {
     attnc_buf_printf(b, "// the roles as bits of a mask (WANT: the roles a kernel body forms and whose inputs it copies)\n"
                         "#define ATTNC_ROLE_Q %uu\n#define ATTNC_ROLE_K %uu\n#define ATTNC_ROLE_V %uu\n#define ATTNC_ROLE_GATE %uu\n"
-                        "#define ATTNC_ROLE_BETA %uu   // beta and the input gate\n#define ATTNC_ROLES_ALL %uu\n"
-                        "// WANT's bits that load or store the roles' cached l2norm factors (p.ws_rn)\n"
-                        "#define ATTNC_RN_LOAD(roles) ((roles) << 8)\n#define ATTNC_RN_SAVE(roles) ((roles) << 16)\n",
+                        "#define ATTNC_ROLE_BETA %uu   // beta and the input gate\n#define ATTNC_ROLES_ALL %uu\n",
                      CG_ROLE_Q, CG_ROLE_K, CG_ROLE_V, CG_ROLE_GATE, CG_ROLE_BETA, CG_ROLES_ALL);
 }
 
@@ -263,23 +261,10 @@ void cg_emit_value(const cg_values *e, ir_ref r)
         return;
     case IR_OP_L2NORM: {
         ir_ref x = v->arg[0];
-        unsigned rn = e->rn_roles ? e->rn_roles[r] : 0;
-        attnc_buf_printf(b, "    float v%u[%u];\n    {\n", r, ns);
-        if (rn)   /* the same bits loaded or formed: every kernel forms the factor with this code */
-            attnc_buf_printf(b, "        float *const rn = p.ws_rn + ((size_t)t * ATTNC_HOUT + h) * ATTNC_BP_RN + %u;\n"
-                                "        float inv;\n        if constexpr ((WANT & ATTNC_RN_LOAD(%uu)) != 0) {\n"
-                                "            inv = *rn;\n        } else {\n",
-                             e->rn_slot[r], rn);
-        attnc_buf_puts(b, "        float ss = 0.f;\n");
+        attnc_buf_printf(b, "    float v%u[%u];\n    {\n        float ss = 0.f;\n", r, ns);
         for (unsigned s = 0; s < ns; s++)
             attnc_buf_printf(b, "        ss += v%u[%u] * v%u[%u];\n", x, s, x, s);
-        if (rn)
-            attnc_buf_printf(b, "        inv = rsqrtf(attnc_warp_sum(ss) + 1e-6f);\n"
-                                "        if constexpr ((WANT & ATTNC_RN_SAVE(%uu)) != 0)\n"
-                                "            if (save && lane == 0)\n                *rn = inv;\n        }\n",
-                             rn);
-        else
-            attnc_buf_puts(b, "        const float inv = rsqrtf(attnc_warp_sum(ss) + 1e-6f);\n");
+        attnc_buf_puts(b, "        const float inv = rsqrtf(attnc_warp_sum(ss) + 1e-6f);\n");
         for (unsigned s = 0; s < ns; s++)
             attnc_buf_printf(b, "        v%u[%u] = v%u[%u] * inv;\n", r, s, x, s);
         attnc_buf_puts(b, "    }\n");

@@ -33,12 +33,6 @@ typedef struct cg_values {
                                    of roles) asks for one of them */
     bool select_minmax;         /* min/max as x < w ? x : w and x > w ? x : w (w on a tie, the branch the
                                    reference and the adjoint take); false: fminf/fmaxf */
-    const unsigned *rn_roles;   /* per value: where it is an l2norm whose factor 1 / |x| is cached per (token,
-                                   output head) in p.ws_rn (slot rn_slot[r] of ATTNC_BP_RN), the roles it
-                                   feeds (CG_ROLE_Q, CG_ROLE_K), else 0; NULL: none cached.  The code then
-                                   loads the factor where WANT has ATTNC_RN_LOAD of those roles, and forms it
-                                   and stores it (for a real token, `save`) where WANT has ATTNC_RN_SAVE */
-    const unsigned *rn_slot;
 } cg_values;
 
 /* Slots per lane of a value of length `len` (> 1) in `layout`. */
@@ -55,9 +49,7 @@ void cg_put_float(attnc_buf *b, double x);
 const char *cg_dtype_macro(int dt);
 /* The roles as bits of a mask, WANT in the generated code: the roles a kernel body forms and whose inputs
  * its staging copies (beta's bit stands for the input gate too).  Every unit defines them as ATTNC_ROLE_*
- * (cg_emit_role_bits), so that the kernels' text and the generated code spell them alike, and
- * ATTNC_RN_LOAD(roles), ATTNC_RN_SAVE(roles): WANT's bits that load or store those roles' cached l2norm
- * factors (cg_values.rn_roles). */
+ * (cg_emit_role_bits), so that the kernels' text and the generated code spell them alike. */
 enum { CG_ROLE_Q = 1, CG_ROLE_K = 2, CG_ROLE_V = 4, CG_ROLE_GATE = 8, CG_ROLE_BETA = 16, CG_ROLES_ALL = 31 };
 void cg_emit_role_bits(attnc_buf *b);
 /* The head of axis `axis` that output head `h` reads. */

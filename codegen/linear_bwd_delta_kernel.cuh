@@ -112,16 +112,14 @@ __device__ __forceinline__ void bd_mma_split(float (*acc)[4], const elt *Ah, con
 // sums) and beta into beta[r] (0 on padding rows), once the staged rows have landed; 2 PAIRS rows per warp
 // and pass through registers (bp_roles): with two pairs, the two pairs' chains (the l2norm's warp sums) run
 // side by side, where the kernel has the registers (attnc_bwdp_wy: the roles' warp sums were 8 % of its stall
-// samples, ncu on an H100).  RN: the key's cached l2norm factor, stored (attnc_bwdp_wy, the first to form the
-// key) or loaded (ATTNC_RN_SAVE, ATTNC_RN_LOAD of ATTNC_ROLE_K; passes/grad.c's bp_rn_cache).
-template <bool WITH_V, int RN, int PAIRS = 1>
+// samples, ncu on an H100).
+template <bool WITH_V, int PAIRS = 1>
 __device__ __forceinline__ void bd_rows_kv(const attnc_bwd_params &p, int c0, int nrows, int h, elt *K, elt *V, float *g,
                                            float *beta, const unsigned char *stage)
 {
     static_assert(ATTNC_BP_C % (2 * PAIRS * ATTNC_B_WARPS) == 0, "whole passes");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    constexpr int WANT =
-        (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (WITH_V && ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0) | RN;
+    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (WITH_V && ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0);
     attnc_stage_wait();
     __syncthreads();
     for (int pass = warp; pass < ATTNC_BP_C; pass += 2 * PAIRS * ATTNC_B_WARPS) {
@@ -459,11 +457,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_WY_CTAS) 
 
     if (want_u) {
         attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_V)>(p, c0, eos, h, bsm + L::stage);   // (no q rows)
-        bd_rows_kv<true, ATTNC_RN_SAVE(ATTNC_ROLE_K)>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+        bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     } else {
         attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K)>(p, c0, eos, h, bsm + LS::stage);
         constexpr int PAIRS = ATTNC_BP_C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1;
-        bd_rows_kv<false, ATTNC_RN_SAVE(ATTNC_ROLE_K), PAIRS>(p, c0, nrows, h, K, V, g, beta, bsm + LS::stage);
+        bd_rows_kv<false, PAIRS>(p, c0, nrows, h, K, V, g, beta, bsm + LS::stage);
     }
     bd_form_e(K, g, E);
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS)   // T = I, the solve's start
@@ -698,10 +696,8 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     float acc[NT][4];
     bp_walk_init<REV, NT>(p, acc, n, h, m0, v0, lane);
     // the roles formed through the value DAG: k (forward), q and k (reverse), those that are not bf16 inputs
-    // as stored (those are copied from the staged rows); the key's l2norm factor as attnc_bwdp_wy cached it, the
-    // query's cached here for the chunk kernel
-    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0) |
-                         ATTNC_RN_LOAD(ATTNC_ROLE_K) | (REV ? ATTNC_RN_SAVE(ATTNC_ROLE_Q) : 0);
+    // as stored (those are copied from the staged rows)
+    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0);
     // the rows it copies: the reverse walk's q and k; the forward walk k with remainder tiles (Gated DeltaNet:
     // with every row it spilled 4 bytes on sm_90a, 8 on sm_80), else all (DeltaNet: with k alone its registers
     // grew by one to 255 and spilled 4 bytes, sm_90a; it runs only where the forward saved no states).  ptxas's
@@ -856,8 +852,7 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
 {
     using L = attnc_bd_walk_ws_layout_w<W>;
     constexpr int C = ATTNC_BP_C;
-    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0) |
-                         ATTNC_RN_LOAD(ATTNC_ROLE_K) | ATTNC_RN_SAVE(ATTNC_ROLE_Q);   // (as bd_walk's)
+    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0);
     constexpr unsigned SW = bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_Q);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
@@ -1162,7 +1157,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
     }
     bp_img_regs img;   // S_in's image: its loads issued now, under the rows and E, and waited for after them
     bp_image_issue(img_in, img);
-    bd_rows_kv<true, ATTNC_RN_LOAD(ATTNC_ROLE_K)>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+    bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
     if constexpr (!TWO)
         bd_form_e(K, g, E);   // E for dbeta's and the gate's pair terms
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows

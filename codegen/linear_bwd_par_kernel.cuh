@@ -346,7 +346,7 @@ __device__ __forceinline__ void bp_role_row(const attnc_bwd_params &p, int t, bo
         *beta = 0.f;   // the delta rule: a padding row writes nothing
     if (real) {
         attnc_bwd_roles_staged<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, q, k, v, gg, beta ? beta : dummy, dummy + 1, stage,
-                                                       r, true);
+                                                       r);
         if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & ATTNC_ROLE_V))
             if (lane == 0)
                 v[ATTNC_B_VO] = 1.f;   // the denominator's column of ones
@@ -456,7 +456,7 @@ __device__ __forceinline__ void bp_role_regs(const attnc_bwd_params &p, int t, b
                                              const unsigned char *stage, bp_roles &x)
 {
     float ig;
-    attnc_bwd_roles_regs<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, x.q, x.k, x.v, x.g, x.beta, ig, stage, r, real);
+    attnc_bwd_roles_regs<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, x.q, x.k, x.v, x.g, x.beta, ig, stage, r);
     (void)ig;
     if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & ATTNC_ROLE_V))
         if (lane == ATTNC_B_VO % 32)
@@ -1639,10 +1639,8 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
         bp_load_dout(p, c0, nrows, h, (elt *)(bsm + L::dout));
     attnc_stage_wait();
     __syncthreads();
-    // (the delta rule: the query's and key's l2norm factors as the reverse walk and attnc_bwdp_wy cached them)
     constexpr int WANT = (ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0) | (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) |
-                         (ATTNC_BP_V_STAGE < 0 && !ATTNC_BP_DELTA ? ATTNC_ROLE_V : 0) |
-                         (ATTNC_BP_DELTA ? ATTNC_RN_LOAD(ATTNC_ROLE_Q | ATTNC_ROLE_K) : 0);
+                         (ATTNC_BP_V_STAGE < 0 && !ATTNC_BP_DELTA ? ATTNC_ROLE_V : 0);
     for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
         bp_roles x[2];
         bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);

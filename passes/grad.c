@@ -87,14 +87,7 @@
  *   - between the chunk kernel and the adjoint kernel the role gradients (dq, dk, dv, dlog-gate) pass
  *     through fp32 workspaces: the adjoint needs the complete dq of a token, which only exists after the
  *     forward walk, and the gate gradient needs dq and dk of every later token of its chunk (the parallel
- *     schedule's query or key role that is an input tensor of its own excepted: below);
- *   - the delta rule's chunk-parallel kernels each form the query and key roles again from the raw rows,
- *     and an l2norm there is a warp sum per row on the roles' latency chain.  Its factor 1 / |x| is formed
- *     once per (token, output head) by the first kernel that forms the role (attnc_bwdp_wy the key's, the
- *     reverse walk the query's), stored (ws_rn: 4 bytes a role, 8 MB at the benchmark's shape) and loaded
- *     by the later kernels (bp_rn_cache), with the same code, so the same bits.  Measured first with the
- *     sums removed outright (wrong values, the time it bounds): DeltaNet's kernels 5.66 -> 5.53 ms, the
- *     gated delta rule's 6.85 -> 6.59 at T = 8192 (H100, bench/RESULTS.md, forty-fifth session).
+ *     schedule's query or key role that is an input tensor of its own excepted: below).
  *
  * Schedule: sequential, one CTA per (sequence, output head), forward walk then reverse walk (the state
  * and its gradient on chip); the chunk is 32 tokens, halved while the tiles exceed a CTA's shared memory
@@ -845,7 +838,6 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_direct[2] = direct_role(m, gp, 2, IR_ROLE_VALUE, gp->V, false);
         drop_direct_chains(m, gp);
         gp->bd_duh16 = gp->bd_walk_duh && gp->bd_adj_two && gp->bp_direct[2] && gp->V == VP;
-        gp->bp_rn_cache = true;
         gp->bp_inputs_scalar = inputs_scalar(m, gp);
         return true;
     }
@@ -855,8 +847,6 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
 bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vsplit)
 {
     gp->parallel = gp->bp_delta = gp->bd_walk_duh = gp->bd_duh16 = gp->bd_adj_two = gp->bp_chunk_two = false;
-    gp->bp_rn_cache = false;
-    gp->bp_rn = 0;
     gp->bd_walk_ws_smem = 0;
     gp->bd_walk_ws_wbufs = 2;
     gp->bp_inputs_idle = gp->bp_inputs_scalar = false;

@@ -109,11 +109,6 @@ typedef struct grad_plan {
      * so at once: the same bits), where ws_dv holds nothing else (the value's gradient goes to its tensor,
      * bp_direct[2]) and V is whole 16-byte units: ws_dv is then half its size (ATTNC_BD_DUH16) */
     bool bd_duh16;
-    /* the delta rule: the l2norm factors 1 / |x| of the query and key roles formed once per (token, output
-     * head), by the first kernel that forms each role (attnc_bwdp_wy the key's, the reverse walk the query's),
-     * and loaded by the later ones (ws_rn); bp_rn: how many, set by codegen/cuda_bwd.c (0 before) */
-    bool bp_rn_cache;
-    unsigned bp_rn;
 } grad_plan;
 
 /* Derives the backward plan of a lowered module (stage CHUNKED or later).  Never fails for a module the

@@ -48,11 +48,6 @@ void par_run(const host_args &a)
     std::vector<par::elt> ws_t((size_t)slots * ATTNC_HOUT * ATTNC_BD_T_TILES * ATTNC_BP_C * ATTNC_BP_C);
     std::memset(ws_t.data(), 0xff, ws_t.size() * sizeof(par::elt));
     p.ws_t = ws_t.data();
-    // and the cached l2norm factors (attnc_bwdp_wy stores the key's, the reverse walk the query's): a factor loaded
-    // before its kernel stored it shows as NaN
-    std::vector<float> ws_rn((size_t)a.total * ATTNC_HOUT * (ATTNC_BP_RN ? ATTNC_BP_RN : 1));
-    std::memset(ws_rn.data(), 0xff, ws_rn.size() * sizeof(float));
-    p.ws_rn = ws_rn.data();
     cpu_launch(par::attnc_bwdp_wy, gc, 256, par::attnc_bd_wy_layout::bytes, p);
 #if ATTNC_BP_VS != ATTNC_BP_VW
     // CUDA_CPU_NARROW=1: the walks of narrow V slices (api/backward.c's walks_split)
