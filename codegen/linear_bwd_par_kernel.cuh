@@ -1635,6 +1635,19 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     elt *Q = (elt *)(bsm + L::q), *K = (elt *)(bsm + L::k), *V = (elt *)(bsm + L::v), *Vlo = (elt *)(bsm + L::vlo);
     float *g = (float *)(bsm + L::g);
     const unsigned char *stage = bsm + L::stage;
+    if constexpr (ATTNC_BP_DELTA) {
+        // the delta rule: U_hat of chunk `slot` (the forward walk's, ws_u) for V, by cp.async, landing with the staged
+        // rows (rows past the sequence's end as zeros: the forward's saved U_hat, api/kernel.c, has none there).
+        // Loaded by plain loads in the roles' loop below, the barrier after the loop waited on them (ncu, the gated
+        // delta rule's chunk kernel: 10 % of its stall samples, bench/RESULTS.md, forty-fifth session)
+        static_assert(ATTNC_BP_VP * sizeof(elt) % 16 == 0, "whole 16-byte units a row");
+        constexpr int UNITS = ATTNC_BP_VP * (int)sizeof(elt) / 16, PER = 16 / (int)sizeof(elt);
+        const elt *uh = (const elt *)p.ws_u + ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
+        for (int u = threadIdx.x; u < ATTNC_BP_C * UNITS; u += ATTNC_B_THREADS) {
+            const int r = u / UNITS, c = u % UNITS * PER;
+            attnc_cp16_zfill(V + r * ATTNC_BP_LDV + c, uh + (size_t)min(r, nrows - 1) * ATTNC_BP_VP + c, r < nrows);
+        }
+    }
     if (with_dout)
         bp_load_dout(p, c0, nrows, h, (elt *)(bsm + L::dout));
     attnc_stage_wait();
@@ -1646,18 +1659,7 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
         bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
         bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x, r0, nrows, Q, lane);
         bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x, r0, nrows, K, lane);
-        if constexpr (ATTNC_BP_DELTA) {   // the delta rule: U_hat (the forward walk's, ws_u) for V
-            // (rows past the sequence's end as zeros: the forward's saved U_hat, api/kernel.c, has none there)
-            const elt *uh = (const elt *)p.ws_u + ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                const int r = r0 + i * ATTNC_B_WARPS;
-                for (int c = lane * 8; c < ATTNC_BP_VP; c += 256)
-                    *reinterpret_cast<attnc_u4 *>(V + r * ATTNC_BP_LDV + c) =
-                        r < nrows ? *reinterpret_cast<const attnc_u4 *>(uh + (size_t)r * ATTNC_BP_VP + c)
-                                  : attnc_u4{0u, 0u, 0u, 0u};
-            }
-        } else if constexpr (ATTNC_BP_V_STAGE >= 0) {
+        if constexpr (!ATTNC_BP_DELTA && ATTNC_BP_V_STAGE >= 0) {   // (the delta rule's V: U_hat, above)
             bp_copy_rows2<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, 0, nrows, V, ATTNC_BP_LDV, lane);
         }
         bp_store_gates2(x, r0, g, nullptr, lane);
