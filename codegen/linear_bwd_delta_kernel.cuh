@@ -628,7 +628,7 @@ __device__ __forceinline__ void bd_walk_duh(const attnc_bwd_params &p, const elt
         const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
         float a2[NTU][4];
         bp_zero<NTU>(a2);
-        if constexpr (ATTNC_BP_GATED) {
+        if constexpr (ATTNC_BP_GATED) {   // Kd dS_out first (its rows' factors), P^T dO onto it
             bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
             const float bl = g[ATTNC_BP_C - 1];
             const float f0 = bp_dec(bl - g[bp_row(r0, lane, 0)]), f1 = bp_dec(bl - g[bp_row(r0, lane, 2)]);
@@ -637,11 +637,10 @@ __device__ __forceinline__ void bd_walk_duh(const attnc_bwd_params &p, const elt
 #pragma unroll
                 for (int i = 0; i < 4; i++)
                     a2[nt][i] *= i < 2 ? f0 : f1;
-            bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, LDW, n0, r0, ATTNC_BP_C, lane);
-        } else {
-            bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, LDW, n0, r0, ATTNC_BP_C, lane);
-            bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
         }
+        bd_mma_split<NTU, true, true>(a2, P, Plo, ATTNC_BP_LDC, r0, Y, nullptr, LDW, n0, r0, ATTNC_BP_C, lane);
+        if constexpr (!ATTNC_BP_GATED)   // (then K dS_out: the order the ungated walk has always summed in)
+            bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
 #pragma unroll
         for (int nt = 0; nt < NTU; nt++)
 #pragma unroll
@@ -1163,18 +1162,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
     bp_image_finish<false, false>(img, S, nullptr);   // hi only: no room for a lo tile here
     if constexpr (ATTNC_BD_DUH16) {   // the walk's rows as they are (cp.async; issued before the finish, they spilled)
-        constexpr int UNITS = ATTNC_B_V * (int)sizeof(elt) / 16;
-        const elt *src = (const elt *)p.ws_dv + ((size_t)c0 * ATTNC_HOUT + h) * ATTNC_B_V;
-        constexpr int N = C * UNITS;
-        // (a loop of constant trip count, not unrolled: unrolled, gated_delta_rule's spilled 12 bytes at 128
-        // registers, and with u < N as its condition, DeltaNet's; ptxas's allocation, not a rule)
-#pragma unroll 1
-        for (int k = 0; k < (N + ATTNC_B_THREADS - 1) / ATTNC_B_THREADS; k++) {
-            const int u = tid + k * ATTNC_B_THREADS, r = u / UNITS, c = u % UNITS * (16 / (int)sizeof(elt));
-            if (N % ATTNC_B_THREADS == 0 || u < N)
-                attnc_cp16_zfill(DUh + r * ATTNC_BP_LDV + c,
-                                 src + (size_t)min(r, nrows - 1) * (ATTNC_HOUT * ATTNC_B_V) + c, r < nrows);
-        }
+        attnc_cp_rows_zfill<C, ATTNC_B_V * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
+            DUh, ATTNC_BP_LDV * sizeof(elt), (const elt *)p.ws_dv + ((size_t)c0 * ATTNC_HOUT + h) * ATTNC_B_V,
+            ATTNC_HOUT * ATTNC_B_V * sizeof(elt), nrows);
         attnc_stage_wait();
     } else {   // every load issued before the first is used: 16 bytes each where the rows allow
         constexpr int PER = ATTNC_B_V % 4 == 0 ? 4 : 1, ROW = ATTNC_BP_VP / PER;

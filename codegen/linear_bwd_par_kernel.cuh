@@ -1641,12 +1641,10 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
         // Loaded by plain loads in the roles' loop below, the barrier after the loop waited on them (ncu, the gated
         // delta rule's chunk kernel: 10 % of its stall samples, bench/RESULTS.md, forty-fifth session)
         static_assert(ATTNC_BP_VP * sizeof(elt) % 16 == 0, "whole 16-byte units a row");
-        constexpr int UNITS = ATTNC_BP_VP * (int)sizeof(elt) / 16, PER = 16 / (int)sizeof(elt);
-        const elt *uh = (const elt *)p.ws_u + ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP;
-        for (int u = threadIdx.x; u < ATTNC_BP_C * UNITS; u += ATTNC_B_THREADS) {
-            const int r = u / UNITS, c = u % UNITS * PER;
-            attnc_cp16_zfill(V + r * ATTNC_BP_LDV + c, uh + (size_t)min(r, nrows - 1) * ATTNC_BP_VP + c, r < nrows);
-        }
+        attnc_cp_rows_zfill<ATTNC_BP_C, ATTNC_BP_VP * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(
+            V, ATTNC_BP_LDV * sizeof(elt),
+            (const elt *)p.ws_u + ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_C * ATTNC_BP_VP,
+            ATTNC_BP_VP * sizeof(elt), nrows);
     }
     if (with_dout)
         bp_load_dout(p, c0, nrows, h, (elt *)(bsm + L::dout));

@@ -367,6 +367,24 @@ __device__ __forceinline__ void attnc_cp_rows(void *dst, int dst_ld, const void 
     }
 }
 
+// The same copy with rows nrows .. ROWS - 1 as zeros (their source is not read): a chunk's rows past its
+// sequence's end.  Each thread's share a loop of constant trip count, not unrolled: unrolled, the delta rule's
+// two-CTA adjoint spilled 12 bytes at 128 registers (gated_delta_rule), and with u < N as its condition
+// (DeltaNet); ptxas's allocation, not a rule.
+template <int ROWS, int UNITS, int THREADS>
+__device__ __forceinline__ void attnc_cp_rows_zfill(void *dst, int dst_ld, const void *src, size_t src_ld, int nrows)
+{
+    constexpr int N = ROWS * UNITS;
+#pragma unroll 1
+    for (int k = 0; k < (N + THREADS - 1) / THREADS; k++) {
+        const int u = (int)threadIdx.x + k * THREADS, r = u / UNITS;
+        if (N % THREADS == 0 || u < N)
+            attnc_cp16_zfill((unsigned char *)dst + r * dst_ld + (u % UNITS) * 16,
+                             (const unsigned char *)src + (size_t)min(r, nrows - 1) * src_ld + (u % UNITS) * 16,
+                             r < nrows);
+    }
+}
+
 __device__ __forceinline__ void ldsm_x4(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p)
 {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
