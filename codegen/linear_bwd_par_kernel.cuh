@@ -1526,9 +1526,9 @@ static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::g % 1
 // The compact layout, two CTAs of 8 warps an SM (passes/grad.c's grad_bp_chunk2_smem): where the delta rule's
 // reverse walk forms dU_hat, the chunk kernel reads q, k, U_hat, dO and the two images and forms A's tiles alone
 // (no P tiles, hi tiles alone).  The staged rows lie over dO, the image and A, which are written only once the
-// roles are formed.  With a gate, no M tile fits: its pair terms are formed again once dq has read dO, as
-// per-block partial sums over dO (bp_pair_partials; M names their place), and the gate's eq and red get places
-// of their own.  The names of what this form has not (P, the lo tiles) alias the places of A, V and S, so
+// roles are formed.  With a gate, no M tile fits: bp_scores sums its pair terms per block, holds the sums in
+// registers and puts them over dO once dq has read it (bp_pair_put; M names their place), and the gate's eq and
+// red get places of their own.  The names of what this form has not (P, the lo tiles) alias the places of A, V and S, so
 // that the helpers compile unchanged: none of their code that reads them runs here.
 static_assert(ATTNC_BD_WALK_DUH && !ATTNC_BP_PLO && !ATTNC_BP_SLO && !ATTNC_BP_VLO && ATTNC_B_NORM == ATTNC_BP_NORM_NONE &&
               ATTNC_B_THREADS == 256, "the compact chunk kernel's case");
@@ -1839,25 +1839,67 @@ __device__ __forceinline__ void bp_block_scores(const unsigned char *bsm, int mi
     }
 }
 
+// The compact chunk kernel's gate pair terms (ATTNC_BP_CHUNK2 with ATTNC_BP_DG), where no M tile fits:
+// M_rj = (dO_r . v_j) P_rj summed per 16 x 16 block, rows [nj][r] = sum_{j in block nj, j < r} M_rj and columns
+// [NB + mi][j] = sum_{r in block mi, r > j} M_rj (the two sums of bp_pair_diff_parts a block at a time), formed by
+// bp_scores from its own products and held one a lane until dq has read dO, then written over it (bp_pair_put).
+#define ATTNC_BP_PAIR_IT ((ATTNC_BP_C / 16 * (ATTNC_BP_C / 16) + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS)   // items a warp
+
+// A block's 16 row sums and 16 column sums, one a lane: lanes 0..15 row l, lanes 16..31 column l - 16.  After
+// the reductions every lane of a quad holds its rows' sums and every lane of a lane & 3 class its columns', so
+// the lane that gives a sum is chosen by the index it holds it under.
+__device__ __forceinline__ float bp_pair_hold(float (&rows)[2], float (&cols)[2][2], int lane)
+{
+    rows[0] = quad_sum(rows[0]);
+    rows[1] = quad_sum(rows[1]);
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+        for (int e = 0; e < 2; e++)
+#pragma unroll
+            for (int o = 4; o < 32; o <<= 1)
+                cols[nt][e] += __shfl_xor_sync(0xffffffffu, cols[nt][e], o);
+    const int l = lane & 15;
+    // row l: quad l & 7, index l >> 3; column l: lane & 3 = (l & 7) >> 1, nt = l >> 3, e = l & 1
+    // (selects, not indices: a register array indexed by the lane would go to local memory)
+    const float give_row = lane & 1 ? rows[1] : rows[0];
+    const float give_col0 = lane & 8 ? cols[0][1] : cols[0][0], give_col1 = lane & 8 ? cols[1][1] : cols[1][0];
+    const float row = __shfl_sync(0xffffffffu, give_row, (l & 7) * 4 + (l >> 3));
+    const float col = __shfl_sync(0xffffffffu, lane & 4 ? give_col1 : give_col0, ((l & 7) >> 1) | (l >> 3) << 2 | (l & 1) << 3);
+    return lane < 16 ? row : col;
+}
+
+// bp_scores' held sums into pr (C floats a row, over dO), once a barrier has passed every warp's last read of dO.
+__device__ __forceinline__ void bp_pair_put(const float (&held)[ATTNC_BP_PAIR_IT], float *pr)
+{
+    constexpr int C = ATTNC_BP_C, NB = C / 16;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int it = 0; it < ATTNC_BP_PAIR_IT; it++) {
+        const int item = warp + it * ATTNC_B_WARPS, mi = item / NB, nj = item % NB;
+        if (item < NB * NB && nj <= mi)
+            pr[lane < 16 ? nj * C + mi * 16 + lane : (NB + mi) * C + nj * 16 + lane - 16] = held[it];
+    }
+}
+
 // P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and, for the gate's gradient
 // (ATTNC_BP_DG), M_rj = (dO_r . v_j) P_rj (fp32, its pair terms): 16 x 16 blocks on and below the diagonal, one
 // warp each in turn.  Not P's tiles where only dv would read them and the delta rule's walk formed dv
-// (ATTNC_BD_WALK_DUH), nor P at all unless M needs it; no M without M_TILE (the compact chunk kernel's gate
-// forms its pair terms apart, bp_pair_partials).
-template <bool M_TILE = ATTNC_BP_DG>
-__device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
+// (ATTNC_BD_WALK_DUH), nor P at all unless M needs it; M as a tile (M_TILE) or as its blocks' sums held in
+// registers (PAIRS, the compact chunk kernel: bp_pair_hold; `held` one a warp's item).
+template <bool M_TILE = ATTNC_BP_DG, bool PAIRS = false>
+__device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp, float *held = nullptr)
 {
-    constexpr bool want_p = !ATTNC_BD_WALK_DUH || M_TILE, store_p = !ATTNC_BD_WALK_DUH;
+    static_assert(!(M_TILE && PAIRS), "M one way");
+    constexpr bool want_p = !ATTNC_BD_WALK_DUH || M_TILE || PAIRS, store_p = !ATTNC_BD_WALK_DUH;
     using L = attnc_bp_chunk_layout;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     elt *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *A = (elt *)(bsm + L::a), *Alo = (elt *)(bsm + L::alo);
     float *M = (float *)(bsm + L::m);
     const float *g = (const float *)(bsm + L::g);
     constexpr int NB = ATTNC_BP_C / 16;
-    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
-        const int mi = item / NB, nj = item % NB;
-        if (nj > mi)
-            continue;
+    // block (mi, nj); the pair terms' sums into rows and cols (PAIRS)
+    auto block = [&](int mi, int nj, float (&rows)[2], float (&cols)[2][2]) {
         float ap[2][4], aa[2][4];
         bp_block_scores<want_p>(bsm, mi, nj, dp, ap, aa, lane);
 #pragma unroll
@@ -1881,71 +1923,35 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
                         Alo[r * ATTNC_BP_LDC + j] = lo;
                     if constexpr (M_TILE)
                         M[r * (ATTNC_BP_C + 1) + j] = aa[nt][i] * pv;
+                    if constexpr (PAIRS) {
+                        const float x = j < r ? aa[nt][i] * pv : 0.f;
+                        rows[i >> 1] += x;
+                        cols[nt][i & 1] += x;
+                    }
                 }
             }
-    }
-}
-
-// The gate's pair terms where no M tile fits (the compact chunk kernel, ATTNC_BP_CHUNK2): M_rj = (dO_r . v_j)
-// P_rj formed again per 16 x 16 block as bp_scores forms it, and summed per block into pr (C floats a row):
-// rows [nj][r] = sum_{j in block nj, j < r} M_rj and columns [NB + mi][j] = sum_{r in block mi, r > j} M_rj, the
-// two sums of bp_pair_diff_parts a block at a time.  pr lies over dO: the sums wait in registers for the
-// barrier after every warp's products.  Every thread of the CTA comes here.
-__device__ __forceinline__ void bp_pair_partials(const unsigned char *bsm, float *pr)
-{
-    using L = attnc_bp_chunk_layout;
-    constexpr int C = ATTNC_BP_C, NB = C / 16, IT = (NB * NB + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const float *g = (const float *)(bsm + L::g);
-    float rows[IT][2], cols[IT][2][2];
+    };
+    if constexpr (PAIRS) {
 #pragma unroll
-    for (int it = 0; it < IT; it++) {
-        const int item = warp + it * ATTNC_B_WARPS, mi = item / NB, nj = item % NB;
-        rows[it][0] = rows[it][1] = 0.f;
-        cols[it][0][0] = cols[it][0][1] = cols[it][1][0] = cols[it][1][1] = 0.f;
-        if (item >= NB * NB || nj > mi)
-            continue;
-        float ap[2][4], aa[2][4];
-        bp_block_scores<true>(bsm, mi, nj, true, ap, aa, lane);
-#pragma unroll
-        for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
-                const float x = j < r ? aa[nt][i] * (ap[nt][i] * bp_dec(g[r] - g[j])) : 0.f;
-                rows[it][i >> 1] += x;
-                cols[it][nt][i & 1] += x;
-            }
-        rows[it][0] = quad_sum(rows[it][0]);
-        rows[it][1] = quad_sum(rows[it][1]);
-#pragma unroll
-        for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-            for (int e = 0; e < 2; e++)
-#pragma unroll
-                for (int o = 4; o < 32; o <<= 1)
-                    cols[it][nt][e] += __shfl_xor_sync(0xffffffffu, cols[it][nt][e], o);
-    }
-    __syncthreads();   // every warp's products have read dO
-#pragma unroll
-    for (int it = 0; it < IT; it++) {
-        const int item = warp + it * ATTNC_B_WARPS, mi = item / NB, nj = item % NB;
-        if (item >= NB * NB || nj > mi)
-            continue;
-        if ((lane & 3) == 0) {
-            pr[nj * C + mi * 16 + (lane >> 2)] = rows[it][0];
-            pr[nj * C + mi * 16 + (lane >> 2) + 8] = rows[it][1];
+        for (int it = 0; it < ATTNC_BP_PAIR_IT; it++) {
+            const int item = warp + it * ATTNC_B_WARPS, mi = item / NB, nj = item % NB;
+            float rows[2] = {0.f, 0.f}, cols[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
+            if (item < NB * NB && nj <= mi)
+                block(mi, nj, rows, cols);
+            held[it] = bp_pair_hold(rows, cols, lane);   // (every lane: the shuffles)
         }
-        if (lane < 4)
-#pragma unroll
-            for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-                for (int e = 0; e < 2; e++)
-                    pr[(NB + mi) * C + bp_col(nj * 16, nt, lane, e)] = cols[it][nt][e];
+    } else {
+        for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+            const int mi = item / NB, nj = item % NB;
+            if (nj > mi)
+                continue;
+            float rows[2], cols[2][2];
+            block(mi, nj, rows, cols);
+        }
     }
 }
 
-// Token t's d_t (bp_pair_diff's) from bp_pair_partials' sums: the columns of t's block and those below it, less
+// Token t's d_t (bp_pair_diff's) from bp_pair_put's sums: the columns of t's block and those below it, less
 // the rows of t's block and those left of it.
 __device__ __forceinline__ float bp_pair_diff_blocks(const float *pr, int t)
 {
@@ -2060,7 +2066,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
         __syncthreads();
     }
     const float bl = ATTNC_BP_GATED ? g[ATTNC_BP_C - 1] : 0.f;
-    bp_scores<ATTNC_BP_DG && !TWO>(bsm, true);
+    float pair_held[ATTNC_BP_PAIR_IT];   // (TWO with a gate: bp_scores' pair sums, until dO is free)
+    bp_scores<ATTNC_BP_DG && !TWO, ATTNC_BP_DG && TWO>(bsm, true, pair_held);
     __syncthreads();
 
     // dq = e^{b} (dO S_in^T) + A K; where the query is the tensor's l2norm (times a constant), the rows' sums of
@@ -2093,7 +2100,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
             p, dq_item, p.ws_dq, dq_direct, ATTNC_BP_DQ_SCALE, ek, warp, lane, c0, nrows, h);
     }
     // dS_out over S_in, and <S_in, dS_out> (the gate's state term) on the way, fixed order; the compact form with
-    // a gate forms its pair terms' sums over dO meanwhile, dS_out's loads in flight
+    // a gate puts its pair terms' sums over dO meanwhile, dS_out's loads in flight
     float e_in = 0.f;
     if constexpr (TWO && !ATTNC_BP_DG) {
         image_async(img_out);
@@ -2101,7 +2108,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
     } else {
         if constexpr (TWO) {
             bp_image_issue(img_out, img);
-            bp_pair_partials(bsm, M);
+            bp_pair_put(pair_held, M);   // (dq's items end past a barrier after their last read of dO)
         }
         e_in = bp_image_finish<ATTNC_BP_DG>(img, S, Slo);
     }
