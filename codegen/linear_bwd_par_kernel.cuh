@@ -1820,7 +1820,7 @@ __device__ __forceinline__ float bp_load_image(const unsigned char *img, elt *S,
 }
 
 // Block (mi, nj)'s products before their factors, 16 x 16 each: ap = Q K^T (WANT_P) and, with `dp`, aa = dO V^T
-// (with the value's lo tile where it has one); zero where not formed.  bp_scores' and bp_pair_partials'.
+// (with the value's lo tile where it has one); zero where not formed.  bp_scores'.
 template <bool WANT_P>
 __device__ __forceinline__ void bp_block_scores(const unsigned char *bsm, int mi, int nj, bool dp, float (&ap)[2][4],
                                                 float (&aa)[2][4], int lane)
