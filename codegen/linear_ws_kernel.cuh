@@ -37,8 +37,11 @@ static_assert(ATTNC_WS_OK, "the warp-specialised walk was asked for a plan it do
 // can spare: their WY stage is the walk's critical path.  The most each plan's consumers spared without a spill
 // on sm_90a: with a scalar decay 144 (gated_deltanet, its GVA form), without one 152 (deltanet, whose consumers
 // spilled at 144).  H200, T = 8192 (bench/RESULTS.md, thirty-third session): gated_delta's walk 1.428 ms at
-// 96 / 160, 1.350 at 112 / 144; delta_rule's 1.349 -> 1.215 at 104 / 152.
-enum { WS_DELTA_PRODUCER_REGS = ATTNC_TRANSITION == TR_IDENTITY ? 104 : 112 };
+// 96 / 160, 1.350 at 112 / 144; delta_rule's 1.349 -> 1.215 at 104 / 152.  A decayed walk that saves bf16
+// images for the backward (ATTNC_SAVES 1: the gated delta rule's training forward) spilled 16 bytes at
+// 112 / 144 and none at 104 / 152 (1.435 -> 1.417 ms on the H200, forty-fourth session), where the same walk
+// without saves (gated_deltanet, its GVA form) spills 8 and 12 bytes: each at the split where it spills nothing.
+enum { WS_DELTA_PRODUCER_REGS = ATTNC_TRANSITION == TR_IDENTITY || ATTNC_SAVES == 1 ? 104 : 112 };
 enum {
     WS_PRODUCER_REGS = ATTNC_DELTA ? WS_DELTA_PRODUCER_REGS : ATTNC_WS_EXCESS ? 72 : 56,
     WS_CONSUMER_REGS = ATTNC_DELTA ? 256 - WS_DELTA_PRODUCER_REGS : ATTNC_WS_EXCESS ? 216 : 224
