@@ -48,7 +48,9 @@
 // skips it, its staged rows copied into its tile as they are (bp_copy_row, bp_copy_rows2).
 // Padding rows (past a sequence's end) are zero with log gate 0.  Every
 // token's log2 decay is floored at -32 before the chunk-local sums, as in the forward; every pairwise
-// factor is one exp2 of a difference <= 0.  No atomics: every sum has a fixed order.
+// factor is one exp2 of a difference <= 0, or (per-channel gates, within a 16-row block whose gate spans at
+// most ATTNC_BP_DIAG_SPAN in the channel) the product of two factors about the block's first row, both in
+// fp32's normal range.  No atomics: every sum has a fixed order.
 // The decay factors are applied to fp32 accumulators (epilogues) wherever the product allows (rows of
 // dq, dk, dv, x), so that only q, k, v, dO, and Kd (pass 1) / Qg (pass 2) are rounded to the tiles' type;
 // P and A, v where the value role is computed rather than an input (ATTNC_BP_VSPLIT), and the state images
@@ -99,11 +101,17 @@ static_assert(!ATTNC_BP_SLO || ATTNC_BP_MIMG, "a states' lo tile with 16-bit til
 // b of row r (channel c): per channel with a vector gate, else per row
 #if ATTNC_BP_DIAG
 #define BP_B(g, r, c) (g)[(r) * ATTNC_BP_LDG + (c)]
-// Eight consecutive log2 gates of a row from 16 bytes-aligned b (rows of LDG floats: 16-byte multiples).
-__device__ __forceinline__ void bp_ld_g8(float *x, const float *p)
+// Eight consecutive floats from and to 16-byte aligned shared memory: a row's log2 gates (b: rows of LDG floats,
+// 16-byte multiples), the per-channel chunk kernel's fp32 rows.
+__device__ __forceinline__ void bp_ld_f8(float *x, const float *p)
 {
     const float4 a = *reinterpret_cast<const float4 *>(p), b = *reinterpret_cast<const float4 *>(p + 4);
     x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+}
+__device__ __forceinline__ void bp_st_f8(float *p, const float *x)
+{
+    *reinterpret_cast<float4 *>(p) = make_float4(x[0], x[1], x[2], x[3]);
+    *reinterpret_cast<float4 *>(p + 4) = make_float4(x[4], x[5], x[6], x[7]);
 }
 static_assert(ATTNC_BP_C <= 32 && ATTNC_B_NORM == 0, "per-channel gates: chunks of 16 or 32, no normaliser (grad_parallel_plan)");
 #else
@@ -1519,7 +1527,8 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
 };
-static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::g % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
+static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::gp % 16 == 0 && attnc_bp_chunk_layout::bp % 16 == 0 &&
+              attnc_bp_chunk_layout::g % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
               attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 &&
               attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
 #elif ATTNC_BP_CHUNK2
@@ -2203,11 +2212,48 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
 #endif
 #endif   // ATTNC_BP_WIDE_PASS == ATTNC_BP_WIDE_CHUNK
 #else
+// The per-channel chunk kernel's in-block pair sums for one 16-row block from r0 and one channel: dq_in_r =
+// sum_{j <= r} A_rj e^{b_r - b_j} k_j and dk_in_j = sum_{r >= j} A_rj e^{b_r - b_j} q_r.  EXACT: qs, ks are q, k and
+// each pair takes its own factor (one exp2 a pair: 136 a block, which bounded the loop on the exp2 unit).
+// Otherwise the block's span in the channel, b_0 - b_15, is at most ATTNC_BP_DIAG_SPAN (log2) and the factor is
+// split about the block's first row, e^{b_r - b_0} e^{b_0 - b_j}, both in fp32's normal range: qs = q e^{b - b_0},
+// ks = k e^{b_0 - b}, and the sums here are dq_in e^{b_0 - b_r} and dk_in e^{b_j - b_0}, their factors applied by the
+// caller (32 exp2 a block).  A's rows in 16-byte loads (its rows and r0 are 16-byte aligned).
+#define ATTNC_BP_DIAG_SPAN 64.f
+template <bool EXACT>
+__device__ __forceinline__ void bp_diag_inblock(const elt *A, const elt *Alo, int r0, const float (&bv)[16], const float (&qs)[16],
+                                                const float (&ks)[16], float (&dqi)[16], float (&dki)[16])
+{
+#pragma unroll
+    for (int r = 0; r < 16; r++) {
+        float a[16], lo[8];
+        const elt *row = A + (r0 + r) * ATTNC_BP_LDC + r0, *rowlo = Alo + (r0 + r) * ATTNC_BP_LDC + r0;
+#pragma unroll
+        for (int h8 = 0; h8 <= r / 8; h8++) {
+            ld8(a + 8 * h8, row + 8 * h8);
+            if constexpr (ATTNC_BP_PLO) {
+                ld8(lo, rowlo + 8 * h8);
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    a[8 * h8 + u] += lo[u];
+            }
+        }
+#pragma unroll
+        for (int j = 0; j <= r; j++) {
+            const float t = EXACT ? a[j] * bp_dec(bv[r] - bv[j]) : a[j];
+            dqi[r] += t * ks[j];
+            dki[j] += t * qs[r];
+        }
+    }
+}
+
 // Per-channel gates (ATTNC_BP_DIAG; chunks of 32 or 16: one or two 16-row blocks).  The pairwise factor
 // e^{b_rd - b_jd} is per channel, so it cannot be applied to P or dP after the product:
 //   A = dP = dO V^T masked (j <= r), no factor (hi + lo tiles);
-//   P on the diagonal blocks exactly in fp32, sum_d q_rd k_jd e^{b_rd - b_jd} (one exp2 of a difference
-//     <= 0 per term); P's block (1, 0) on the tensor cores from Z: rows < 16 K e^{b_16 - b}, rows >= 16
+//   P on the diagonal blocks in fp32, sum_d q_rd k_jd e^{b_rd - b_jd}: sum_d Qh_rd Kh_jd with Qh = q e^{b - b_0},
+//     Kh = k e^{b_0 - b} (b_0 the block's first row's) where the channel's span in the block b_0 - b_15 is at
+//     most ATTNC_BP_DIAG_SPAN, else one exp2 of a difference <= 0 per term, as the in-block parts of dq and dk
+//     (bp_diag_inblock); P's block (1, 0) on the tensor cores from Z: rows < 16 K e^{b_16 - b}, rows >= 16
 //     Q e^{b - b_16} (b_16: row 16's, the reference between the blocks: both exponents <= 0);
 //   dq = e^{b} o (dO S_in^T) + [in-block: sum_{j in I, j <= r} A_rj e^{b_r - b_j} k_j, fp32]
 //        + e^{b - b_16} o (A_{r, 0..15} Z_{0..15})            (row block 1);
@@ -2274,13 +2320,32 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             const int r = i / (KP / 8), c = i % (KP / 8) * 8;
             float x[8], br[8], b16[8];
             ld8(x, (r < 16 ? K : Q) + r * ATTNC_BP_LDK + c);
-            bp_ld_g8(br, &BP_B(g, r, c));
-            bp_ld_g8(b16, &BP_B(g, 16, c));
+            bp_ld_f8(br, &BP_B(g, r, c));
+            bp_ld_f8(b16, &BP_B(g, 16, c));
 #pragma unroll
             for (int u = 0; u < 8; u++)
                 x[u] *= bp_dec(r < 16 ? b16[u] - br[u] : br[u] - b16[u]);
             st8(Z + r * ATTNC_BP_LDK + c, x);
         }
+    // P's diagonal blocks' operands (bp_diag_scaled), fp32 [C][KP]: Qh over GP, Kh over BP (both free until the
+    // in-block sums)
+    for (int i = tid; i < ATTNC_BP_C * KP / 8; i += ATTNC_B_THREADS) {
+        const int r = i / (KP / 8), c = i % (KP / 8) * 8, r0 = r / 16 * 16;
+        float q8[8], k8[8], b0[8], b15[8], br[8];
+        ld8(q8, Q + r * ATTNC_BP_LDK + c);
+        ld8(k8, K + r * ATTNC_BP_LDK + c);
+        bp_ld_f8(b0, &BP_B(g, r0, c));
+        bp_ld_f8(b15, &BP_B(g, r0 + 15, c));
+        bp_ld_f8(br, &BP_B(g, r, c));
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (b0[u] - b15[u] <= ATTNC_BP_DIAG_SPAN) {
+                q8[u] *= bp_dec(br[u] - b0[u]);
+                k8[u] *= exp2f(b0[u] - br[u]);
+            }
+        bp_st_f8(GP + r * KP + c, q8);
+        bp_st_f8(BP + r * KP + c, k8);
+    }
     __syncthreads();
     // A = dP (masked) on the 16 x 16 blocks on and below the diagonal, and P's block (1, 0) from Z: a warp per
     // (block, n-tile of 8), so that at C = 32 all eight warps share the eight products (a warp per block kept
@@ -2321,20 +2386,36 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             }
         }
     }
-    // P's diagonal blocks exactly (a thread per pair; zero above the diagonal)
+    // P's diagonal blocks in fp32 (a thread per pair; zero above the diagonal), from the scaled rows: a channel
+    // whose gate spans at most ATTNC_BP_DIAG_SPAN within the block (every lane of a warp is in one block, so the
+    // test is the warp's) takes Qh_r Kh_j = q_r k_j e^{b_r - b_j}, with no exp2 a term; past that span Qh, Kh are
+    // q, k and the term takes its own factor, as every term did before (the exp2 unit bounded this loop)
     for (int i = tid; i < NB * 256; i += ATTNC_B_THREADS) {
         const int r0 = i / 256 * 16, r = r0 + i % 256 / 16, j = r0 + i % 16;
         float x = 0.f;
-        if (j <= r)   // eight channels a step from 16-byte loads (rows of q, k and b are 16-byte aligned), in order
+        if (j <= r)   // eight channels a step (rows of Qh, Kh and b are 16-byte aligned), in order
             for (int c = 0; c < KP; c += 8) {
-                float q8[8], k8[8], br[8], bj[8];
-                ld8(q8, Q + r * ATTNC_BP_LDK + c);
-                ld8(k8, K + j * ATTNC_BP_LDK + c);
-                bp_ld_g8(br, &BP_B(g, r, c));
-                bp_ld_g8(bj, &BP_B(g, j, c));
+                float q8[8], k8[8], b0[8], b15[8];
+                bp_ld_f8(q8, GP + r * KP + c);
+                bp_ld_f8(k8, BP + j * KP + c);
+                bp_ld_f8(b0, &BP_B(g, r0, c));
+                bp_ld_f8(b15, &BP_B(g, r0 + 15, c));
+                bool split = true;
 #pragma unroll
                 for (int u = 0; u < 8; u++)
-                    x += q8[u] * k8[u] * bp_dec(br[u] - bj[u]);
+                    split = split && b0[u] - b15[u] <= ATTNC_BP_DIAG_SPAN;
+                if (split) {
+#pragma unroll
+                    for (int u = 0; u < 8; u++)
+                        x += q8[u] * k8[u];
+                } else {
+                    float br[8], bj[8];
+                    bp_ld_f8(br, &BP_B(g, r, c));
+                    bp_ld_f8(bj, &BP_B(g, j, c));
+#pragma unroll
+                    for (int u = 0; u < 8; u++)
+                        x += b0[u] - b15[u] <= ATTNC_BP_DIAG_SPAN ? q8[u] * k8[u] : q8[u] * k8[u] * bp_dec(br[u] - bj[u]);
+                }
             }
         elt hi, lo;
         bp_split(x, hi, lo);
@@ -2344,33 +2425,37 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     }
     __syncthreads();
     // the in-block parts of dq and dk (a thread per (block, channel), fp32, the same terms for both):
-    // dq_in into BS, dk_in into GP, k dk_in - q dq_in into BP
+    // dq_in into BS, dk_in into GP, k dk_in - q dq_in into BP (bp_diag_inblock)
     for (int i = tid; i < NB * KP; i += ATTNC_B_THREADS) {
         const int r0 = i / KP * 16, c = i % KP;
-        float dqi[16], dki[16], qv[16], kv[16], bv[16];
+        float dqi[16], dki[16], qs[16], ks[16], bv[16], sq[16], sk[16];
 #pragma unroll
         for (int t = 0; t < 16; t++) {
             dqi[t] = dki[t] = 0.f;
-            qv[t] = attnc_elt_to_float(Q[(r0 + t) * ATTNC_BP_LDK + c]);
-            kv[t] = attnc_elt_to_float(K[(r0 + t) * ATTNC_BP_LDK + c]);
+            qs[t] = attnc_elt_to_float(Q[(r0 + t) * ATTNC_BP_LDK + c]);
+            ks[t] = attnc_elt_to_float(K[(r0 + t) * ATTNC_BP_LDK + c]);
             bv[t] = BP_B(g, r0 + t, c);
         }
+        if (bv[0] - bv[15] <= ATTNC_BP_DIAG_SPAN) {   // (b is non-increasing: the block's span in this channel)
 #pragma unroll
-        for (int r = 0; r < 16; r++)
-#pragma unroll
-            for (int j = 0; j <= r; j++) {
-                float a = attnc_elt_to_float(A[(r0 + r) * ATTNC_BP_LDC + r0 + j]);
-                if constexpr (ATTNC_BP_PLO)
-                    a += attnc_elt_to_float(Alo[(r0 + r) * ATTNC_BP_LDC + r0 + j]);
-                const float t = a * bp_dec(bv[r] - bv[j]);
-                dqi[r] += t * kv[j];
-                dki[j] += t * qv[r];
+            for (int t = 0; t < 16; t++) {
+                sq[t] = bp_dec(bv[t] - bv[0]);
+                sk[t] = exp2f(bv[0] - bv[t]);
+                qs[t] *= sq[t];
+                ks[t] *= sk[t];
             }
+            bp_diag_inblock<false>(A, Alo, r0, bv, qs, ks, dqi, dki);
+        } else {
+#pragma unroll
+            for (int t = 0; t < 16; t++)
+                sq[t] = sk[t] = 1.f;
+            bp_diag_inblock<true>(A, Alo, r0, bv, qs, ks, dqi, dki);
+        }
 #pragma unroll
         for (int t = 0; t < 16; t++) {
-            BS[(r0 + t) * KP + c] = dqi[t];
-            GP[(r0 + t) * KP + c] = dki[t];
-            BP[(r0 + t) * KP + c] = kv[t] * dki[t] - qv[t] * dqi[t];
+            BS[(r0 + t) * KP + c] = sq[t] * dqi[t];
+            GP[(r0 + t) * KP + c] = sk[t] * dki[t];
+            BP[(r0 + t) * KP + c] = ks[t] * dki[t] - qs[t] * dqi[t];
         }
     }
     __syncthreads();
@@ -2450,8 +2535,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         const int r = i / (KP / 8), c = i % (KP / 8) * 8;
         float x[8], br[8], bl[8];
         ld8(x, K + r * ATTNC_BP_LDK + c);
-        bp_ld_g8(br, &BP_B(g, r, c));
-        bp_ld_g8(bl, &BP_B(g, ATTNC_BP_C - 1, c));
+        bp_ld_f8(br, &BP_B(g, r, c));
+        bp_ld_f8(bl, &BP_B(g, ATTNC_BP_C - 1, c));
 #pragma unroll
         for (int u = 0; u < 8; u++)
             x[u] *= bp_dec(bl[u] - br[u]);
