@@ -2218,7 +2218,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
 // Otherwise the block's span in the channel, b_0 - b_15, is at most ATTNC_BP_DIAG_SPAN (log2) and the factor is
 // split about the block's first row, e^{b_r - b_0} e^{b_0 - b_j}, both in fp32's normal range: qs = q e^{b - b_0},
 // ks = k e^{b_0 - b}, and the sums here are dq_in e^{b_0 - b_r} and dk_in e^{b_j - b_0}, their factors applied by the
-// caller (32 exp2 a block).  A's rows in 16-byte loads (its rows and r0 are 16-byte aligned).
+// caller (32 exp2 a block).  (The forward factors its diagonal blocks so too, algorithms.md 2.4(b): scores() in
+// linear_kernel.cuh, below a span of 100, on the tensor cores; here the terms stay fp32, and 64 leaves the
+// scaled rows' products more room below fp32's overflow.)  A's rows in 16-byte loads (its rows and r0 are
+// 16-byte aligned).
 #define ATTNC_BP_DIAG_SPAN 64.f
 template <bool EXACT>
 __device__ __forceinline__ void bp_diag_inblock(const elt *A, const elt *Alo, int r0, const float (&bv)[16], const float (&qs)[16],
