@@ -2223,6 +2223,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
 // scaled rows' products more room below fp32's overflow.)  A's rows in 16-byte loads (its rows and r0 are
 // 16-byte aligned).
 #define ATTNC_BP_DIAG_SPAN 64.f
+// Whether a channel's pair factors in a block split about its first row: b0, b15 its first and last rows' b.
+__device__ __forceinline__ bool bp_diag_split(float b0, float b15)
+{
+    return b0 - b15 <= ATTNC_BP_DIAG_SPAN;   // (b is non-increasing: the block's span in the channel)
+}
 template <bool EXACT>
 __device__ __forceinline__ void bp_diag_inblock(const elt *A, const elt *Alo, int r0, const float (&bv)[16], const float (&qs)[16],
                                                 const float (&ks)[16], float (&dqi)[16], float (&dki)[16])
@@ -2330,8 +2335,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 x[u] *= bp_dec(r < 16 ? b16[u] - br[u] : br[u] - b16[u]);
             st8(Z + r * ATTNC_BP_LDK + c, x);
         }
-    // P's diagonal blocks' operands (bp_diag_scaled), fp32 [C][KP]: Qh over GP, Kh over BP (both free until the
-    // in-block sums)
+    // P's diagonal blocks' operands, fp32 [C][KP]: Qh over GP, Kh over BP (both free until the in-block sums);
+    // a channel whose factors do not split keeps its q and k
     for (int i = tid; i < ATTNC_BP_C * KP / 8; i += ATTNC_B_THREADS) {
         const int r = i / (KP / 8), c = i % (KP / 8) * 8, r0 = r / 16 * 16;
         float q8[8], k8[8], b0[8], b15[8], br[8];
@@ -2342,7 +2347,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         bp_ld_f8(br, &BP_B(g, r, c));
 #pragma unroll
         for (int u = 0; u < 8; u++)
-            if (b0[u] - b15[u] <= ATTNC_BP_DIAG_SPAN) {
+            if (bp_diag_split(b0[u], b15[u])) {
                 q8[u] *= bp_dec(br[u] - b0[u]);
                 k8[u] *= exp2f(b0[u] - br[u]);
             }
@@ -2406,7 +2411,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 bool split = true;
 #pragma unroll
                 for (int u = 0; u < 8; u++)
-                    split = split && b0[u] - b15[u] <= ATTNC_BP_DIAG_SPAN;
+                    split = split && bp_diag_split(b0[u], b15[u]);
                 if (split) {
 #pragma unroll
                     for (int u = 0; u < 8; u++)
@@ -2417,7 +2422,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                     bp_ld_f8(bj, &BP_B(g, j, c));
 #pragma unroll
                     for (int u = 0; u < 8; u++)
-                        x += b0[u] - b15[u] <= ATTNC_BP_DIAG_SPAN ? q8[u] * k8[u] : q8[u] * k8[u] * bp_dec(br[u] - bj[u]);
+                        x += bp_diag_split(b0[u], b15[u]) ? q8[u] * k8[u] : q8[u] * k8[u] * bp_dec(br[u] - bj[u]);
                 }
             }
         elt hi, lo;
@@ -2439,7 +2444,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             ks[t] = attnc_elt_to_float(K[(r0 + t) * ATTNC_BP_LDK + c]);
             bv[t] = BP_B(g, r0 + t, c);
         }
-        if (bv[0] - bv[15] <= ATTNC_BP_DIAG_SPAN) {   // (b is non-increasing: the block's span in this channel)
+        if (bp_diag_split(bv[0], bv[15])) {
 #pragma unroll
             for (int t = 0; t < 16; t++) {
                 sq[t] = bp_dec(bv[t] - bv[0]);
