@@ -97,6 +97,9 @@ static_assert(!ATTNC_BP_SLO || ATTNC_BP_MIMG, "a states' lo tile with 16-bit til
 #define ATTNC_B_LOG2_FLOOR ATTNC_BP_LOG2_FLOOR   // the generated adjoint's test of a floored token
 #define ATTNC_BP_DIAG (ATTNC_B_TRANSITION == 3)   // per-channel gates (IR_TR_DIAG): b per (row, channel)
 #define ATTNC_BP_LDG (ATTNC_BP_KP + 4)             // b [C][LDG] (per-channel gates)
+// The per-channel chunk kernel's scaled rows Qh, Kh [C][LDH] fp32: a warp of P's diagonal block reads 16 rows of
+// Kh at one column, so unpadded rows (512 bytes at KP = 128) put them on the same banks
+#define ATTNC_BP_LDH (ATTNC_BP_KP + 4)
 #define ATTNC_BP_STG (2 * ATTNC_BP_KP + ATTNC_BP_VP + (ATTNC_BP_DIAG ? ATTNC_BP_KP : 8))   // one warp's fp32 role row: q, k, v, gate
 // b of row r (channel c): per channel with a vector gate, else per row
 #if ATTNC_BP_DIAG
@@ -1527,6 +1530,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
 };
+static_assert(ATTNC_BP_C * ATTNC_BP_LDH * 4 <= 2 * attnc_bp_chunk_layout::CKF, "Qh, Kh over GP + GS and BP + BS");
 static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::gp % 16 == 0 && attnc_bp_chunk_layout::bp % 16 == 0 &&
               attnc_bp_chunk_layout::g % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::m % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
               attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 &&
@@ -2335,8 +2339,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 x[u] *= bp_dec(r < 16 ? b16[u] - br[u] : br[u] - b16[u]);
             st8(Z + r * ATTNC_BP_LDK + c, x);
         }
-    // P's diagonal blocks' operands, fp32 [C][KP]: Qh over GP, Kh over BP (both free until the in-block sums);
-    // a channel whose factors do not split keeps its q and k
+    // P's diagonal blocks' operands, fp32 [C][LDH]: Qh over GP (and the start of GS), Kh over BP (and of BS), all
+    // free until the in-block sums; a channel whose factors do not split keeps its q and k
     for (int i = tid; i < ATTNC_BP_C * KP / 8; i += ATTNC_B_THREADS) {
         const int r = i / (KP / 8), c = i % (KP / 8) * 8, r0 = r / 16 * 16;
         float q8[8], k8[8], b0[8], b15[8], br[8];
@@ -2351,8 +2355,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 q8[u] *= bp_dec(br[u] - b0[u]);
                 k8[u] *= exp2f(b0[u] - br[u]);
             }
-        bp_st_f8(GP + r * KP + c, q8);
-        bp_st_f8(BP + r * KP + c, k8);
+        bp_st_f8(GP + r * ATTNC_BP_LDH + c, q8);
+        bp_st_f8(BP + r * ATTNC_BP_LDH + c, k8);
     }
     __syncthreads();
     // A = dP (masked) on the 16 x 16 blocks on and below the diagonal, and P's block (1, 0) from Z: a warp per
@@ -2404,8 +2408,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         if (j <= r)   // eight channels a step (rows of Qh, Kh and b are 16-byte aligned), in order
             for (int c = 0; c < KP; c += 8) {
                 float q8[8], k8[8], b0[8], b15[8];
-                bp_ld_f8(q8, GP + r * KP + c);
-                bp_ld_f8(k8, BP + j * KP + c);
+                bp_ld_f8(q8, GP + r * ATTNC_BP_LDH + c);
+                bp_ld_f8(k8, BP + j * ATTNC_BP_LDH + c);
                 bp_ld_f8(b0, &BP_B(g, r0, c));
                 bp_ld_f8(b15, &BP_B(g, r0 + 15, c));
                 bool split = true;
