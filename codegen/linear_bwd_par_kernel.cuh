@@ -1524,7 +1524,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned gs = gp + CKF;                                   // q dq_inter
     static constexpr unsigned bp = gs + CKF;                                   // the in-block prefix terms
     static constexpr unsigned bs = bp + CKF;                                   // dq's in-block part, then q dq_off
-    static constexpr unsigned red = bs + CKF;
+    static constexpr unsigned red = bs + CKF;                                  // P's diagonal blocks' split flags
     // the chunk's staged input rows over S, P and A (as below)
     static constexpr unsigned stage = s + ATTNC_BP_STAGE_BYTES <= m ? s : red + ATTNC_B_THREADS * 4;
     static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
@@ -2295,10 +2295,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
     elt *S = (elt *)(bsm + L::s), *Slo = (elt *)(bsm + L::slo), *Z = (elt *)(bsm + L::z);
     float *g = (float *)(bsm + L::g), *eb = (float *)(bsm + L::eb);
     float *GP = (float *)(bsm + L::gp), *GS = (float *)(bsm + L::gs), *BP = (float *)(bsm + L::bp), *BS = (float *)(bsm + L::bs);
+    int *split8 = (int *)(bsm + L::red);   // per 16-row block and eight channels: whether all eight split (bp_diag_split)
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
     const unsigned char *img_out = (const unsigned char *)p.ws_dso + bp_image(slot, h);
     void *const dq_direct = bp_direct<ATTNC_BP_DQ_TENSOR>(p);
     void *const dk_direct = bp_direct<ATTNC_BP_DK_TENSOR>(p);
+    static_assert(NB * KP / 8 <= ATTNC_B_THREADS, "the split flags fit the reduction slots");
 
     attnc_bwd_stage_issue<true>(p, c0, eos, h, bsm + L::stage);
     bp_img_regs img;
@@ -2357,6 +2359,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             }
         bp_st_f8(GP + r * ATTNC_BP_LDH + c, q8);
         bp_st_f8(BP + r * ATTNC_BP_LDH + c, k8);
+        if (r == r0) {
+            bool all = true;
+#pragma unroll
+            for (int u = 0; u < 8; u++)
+                all = all && bp_diag_split(b0[u], b15[u]);
+            split8[r0 / 16 * (KP / 8) + c / 8] = all;
+        }
     }
     __syncthreads();
     // A = dP (masked) on the 16 x 16 blocks on and below the diagonal, and P's block (1, 0) from Z: a warp per
@@ -2407,21 +2416,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         float x = 0.f;
         if (j <= r)   // eight channels a step (rows of Qh, Kh and b are 16-byte aligned), in order
             for (int c = 0; c < KP; c += 8) {
-                float q8[8], k8[8], b0[8], b15[8];
+                float q8[8], k8[8];
                 bp_ld_f8(q8, GP + r * ATTNC_BP_LDH + c);
                 bp_ld_f8(k8, BP + j * ATTNC_BP_LDH + c);
-                bp_ld_f8(b0, &BP_B(g, r0, c));
-                bp_ld_f8(b15, &BP_B(g, r0 + 15, c));
-                bool split = true;
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-                    split = split && bp_diag_split(b0[u], b15[u]);
-                if (split) {
+                if (split8[r0 / 16 * (KP / 8) + c / 8]) {
 #pragma unroll
                     for (int u = 0; u < 8; u++)
                         x += q8[u] * k8[u];
                 } else {
-                    float br[8], bj[8];
+                    float b0[8], b15[8], br[8], bj[8];
+                    bp_ld_f8(b0, &BP_B(g, r0, c));
+                    bp_ld_f8(b15, &BP_B(g, r0 + 15, c));
                     bp_ld_f8(br, &BP_B(g, r, c));
                     bp_ld_f8(bj, &BP_B(g, j, c));
 #pragma unroll
