@@ -2407,38 +2407,49 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             }
         }
     }
-    // P's diagonal blocks in fp32 (a thread per pair; zero above the diagonal), from the scaled rows: a channel
-    // whose gate spans at most ATTNC_BP_DIAG_SPAN within the block (every lane of a warp is in one block, so the
-    // test is the warp's) takes Qh_r Kh_j = q_r k_j e^{b_r - b_j}, with no exp2 a term; past that span Qh, Kh are
-    // q, k and the term takes its own factor, as every term did before (the exp2 unit bounded this loop)
-    for (int i = tid; i < NB * 256; i += ATTNC_B_THREADS) {
-        const int r0 = i / 256 * 16, r = r0 + i % 256 / 16, j = r0 + i % 16;
-        float x = 0.f;
-        if (j <= r)   // eight channels a step (rows of Qh, Kh and b are 16-byte aligned), in order
+    // P's diagonal blocks in fp32 (a thread per key and two query rows, whose pairs share the key's loads; zero
+    // above the diagonal), from the scaled rows: a channel whose gate spans at most ATTNC_BP_DIAG_SPAN within the
+    // block (every lane of a warp is in one block, so the test is the warp's) takes Qh_r Kh_j = q_r k_j e^{b_r - b_j},
+    // with no exp2 a term; past that span Qh, Kh are q, k and the term takes its own factor, as every term did before
+    // (the exp2 unit bounded this loop; then the loads: the split flags and the key shared halve them)
+    for (int i = tid; i < NB * 128; i += ATTNC_B_THREADS) {
+        const int r0 = i / 128 * 16, r = r0 + i % 128 / 16 * 2, j = r0 + i % 16;
+        float x[2] = {0.f, 0.f};   // rows r, r + 1 (row r's term at j = r + 1 is formed and dropped)
+        if (j <= r + 1)   // eight channels a step (rows of Qh, Kh and b are 16-byte aligned), in order
             for (int c = 0; c < KP; c += 8) {
-                float q8[8], k8[8];
-                bp_ld_f8(q8, GP + r * ATTNC_BP_LDH + c);
+                float q8[2][8], k8[8];
+                bp_ld_f8(q8[0], GP + r * ATTNC_BP_LDH + c);
+                bp_ld_f8(q8[1], GP + (r + 1) * ATTNC_BP_LDH + c);
                 bp_ld_f8(k8, BP + j * ATTNC_BP_LDH + c);
                 if (split8[r0 / 16 * (KP / 8) + c / 8]) {
 #pragma unroll
-                    for (int u = 0; u < 8; u++)
-                        x += q8[u] * k8[u];
+                    for (int t = 0; t < 2; t++)
+#pragma unroll
+                        for (int u = 0; u < 8; u++)
+                            x[t] += q8[t][u] * k8[u];
                 } else {
-                    float b0[8], b15[8], br[8], bj[8];
+                    float b0[8], b15[8], bj[8], br[8];
                     bp_ld_f8(b0, &BP_B(g, r0, c));
                     bp_ld_f8(b15, &BP_B(g, r0 + 15, c));
-                    bp_ld_f8(br, &BP_B(g, r, c));
                     bp_ld_f8(bj, &BP_B(g, j, c));
 #pragma unroll
-                    for (int u = 0; u < 8; u++)
-                        x += bp_diag_split(b0[u], b15[u]) ? q8[u] * k8[u] : q8[u] * k8[u] * bp_dec(br[u] - bj[u]);
+                    for (int t = 0; t < 2; t++) {
+                        bp_ld_f8(br, &BP_B(g, r + t, c));
+#pragma unroll
+                        for (int u = 0; u < 8; u++)
+                            x[t] += bp_diag_split(b0[u], b15[u]) ? q8[t][u] * k8[u]
+                                                                 : q8[t][u] * k8[u] * bp_dec(br[u] - bj[u]);
+                    }
                 }
             }
-        elt hi, lo;
-        bp_split(x, hi, lo);
-        P[r * ATTNC_BP_LDC + j] = hi;
-        if constexpr (ATTNC_BP_PLO)
-            Plo[r * ATTNC_BP_LDC + j] = lo;
+#pragma unroll
+        for (int t = 0; t < 2; t++) {
+            elt hi, lo;
+            bp_split(j <= r + t ? x[t] : 0.f, hi, lo);
+            P[(r + t) * ATTNC_BP_LDC + j] = hi;
+            if constexpr (ATTNC_BP_PLO)
+                Plo[(r + t) * ATTNC_BP_LDC + j] = lo;
+        }
     }
     __syncthreads();
     // the in-block parts of dq and dk (a thread per (block, channel), fp32, the same terms for both):
