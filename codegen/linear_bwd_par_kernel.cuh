@@ -2351,21 +2351,19 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         bp_ld_f8(b0, &BP_B(g, r0, c));
         bp_ld_f8(b15, &BP_B(g, r0 + 15, c));
         bp_ld_f8(br, &BP_B(g, r, c));
+        bool all = true;   // (every row's thread finds its block's flag; the first row's stores it)
 #pragma unroll
         for (int u = 0; u < 8; u++)
             if (bp_diag_split(b0[u], b15[u])) {
                 q8[u] *= bp_dec(br[u] - b0[u]);
                 k8[u] *= exp2f(b0[u] - br[u]);
+            } else {
+                all = false;
             }
         bp_st_f8(GP + r * ATTNC_BP_LDH + c, q8);
         bp_st_f8(BP + r * ATTNC_BP_LDH + c, k8);
-        if (r == r0) {
-            bool all = true;
-#pragma unroll
-            for (int u = 0; u < 8; u++)
-                all = all && bp_diag_split(b0[u], b15[u]);
+        if (r == r0)
             split8[r0 / 16 * (KP / 8) + c / 8] = all;
-        }
     }
     __syncthreads();
     // A = dP (masked) on the 16 x 16 blocks on and below the diagonal, and P's block (1, 0) from Z: a warp per
