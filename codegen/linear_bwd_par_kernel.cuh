@@ -100,6 +100,10 @@ static_assert(!ATTNC_BP_SLO || ATTNC_BP_MIMG, "a states' lo tile with 16-bit til
 // The per-channel chunk kernel's scaled rows Qh, Kh [C][LDH] fp32: a warp of P's diagonal block reads 16 rows of
 // Kh at one column, so unpadded rows (512 bytes at KP = 128) put them on the same banks
 #define ATTNC_BP_LDH (ATTNC_BP_KP + 4)
+// ... and its four gate-term arrays GP, GS, BP, BS [C][LDT] fp32, which dq's and dk's epilogues read and write at
+// their fragments' places (eight rows, two columns a lane, in float2): rows of KP floats put all eight rows on
+// the same banks, 8-way a 4-byte access; KP + 8 puts a half warp's 16 pairs on 32 banks
+#define ATTNC_BP_LDT (ATTNC_BP_KP + 8)
 #define ATTNC_BP_STG (2 * ATTNC_BP_KP + ATTNC_BP_VP + (ATTNC_BP_DIAG ? ATTNC_BP_KP : 8))   // one warp's fp32 role row: q, k, v, gate
 // b of row r (channel c): per channel with a vector gate, else per row
 #if ATTNC_BP_DIAG
@@ -1504,7 +1508,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_scan_ds
 #if ATTNC_BP_DIAG
 struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/grad.c's grad_bp_chunk_smem, diag)
     static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
-    static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt), CKF = ATTNC_BP_C * ATTNC_BP_KP * 4;
+    static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt), CKF = ATTNC_BP_C * ATTNC_BP_LDT * 4;
     static constexpr unsigned q = 0;
     static constexpr unsigned k = q + CK;
     static constexpr unsigned v = k + CK;
@@ -1520,7 +1524,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned g = m + ATTNC_B_WARPS * ATTNC_BP_STG * 4;        // b [C][LDG]
     static constexpr unsigned z = g + ATTNC_BP_C * ATTNC_BP_LDG * 4;           // Z, then Kd [C][LDK]
     static constexpr unsigned eb = z + CK;                                     // E_d = e^{b_Ld} <S_in, dS_out>_d [KP]
-    static constexpr unsigned gp = eb + ATTNC_BP_KP * 4;                       // dk's in-block part, then k dk_inter [C][KP]
+    static constexpr unsigned gp = eb + ATTNC_BP_KP * 4;                       // dk's in-block part, then k dk_inter [C][LDT]
     static constexpr unsigned gs = gp + CKF;                                   // q dq_inter
     static constexpr unsigned bp = gs + CKF;                                   // the in-block prefix terms
     static constexpr unsigned bs = bp + CKF;                                   // dq's in-block part, then q dq_off
@@ -2276,6 +2280,15 @@ __device__ __forceinline__ void bp_diag_inblock(const elt *A, const elt *Alo, in
 //   da_sd = E_d + sum_{j < s} k_jd dk_inter_jd + sum_{r >= s} q_rd dq_inter_rd
 //           + sum_{t in B, t < s} (k_td dk_off_td + k_td dk_in_td - q_td dq_in_td) + sum_{r in B, r >= s} q_rd dq_off_rd
 //   (B: s's block; E_d = e^{b_Ld} <S_in, dS_out>_d, row d of the images).
+// bp_diag_pairs: dq's and dk's epilogues read every shared value an item needs before they write GS, BS, GP and
+// BP (those writes may alias the reads as far as the compiler knows, so each element's loads waited behind the
+// element before's stores), and a lane's two adjacent columns in one 8-byte access each, in rows of LDT floats
+// (ncu, H100: the epilogues' lines 13 % of the stall samples, short scoreboard, 8-way conflicts at rows of KP).
+// An fp32 pair's component u.
+__device__ __forceinline__ float bp_f2(const float2 &v, int u)
+{
+    return u ? v.y : v.x;
+}
 #if ATTNC_BWD_WANT(ATTNC_BK_P_CHUNK)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chunk(attnc_bwd_params p)
 {
@@ -2479,9 +2492,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         }
 #pragma unroll
         for (int t = 0; t < 16; t++) {
-            BS[(r0 + t) * KP + c] = sq[t] * dqi[t];
-            GP[(r0 + t) * KP + c] = sk[t] * dki[t];
-            BP[(r0 + t) * KP + c] = ks[t] * dki[t] - qs[t] * dqi[t];
+            BS[(r0 + t) * ATTNC_BP_LDT + c] = sq[t] * dqi[t];
+            GP[(r0 + t) * ATTNC_BP_LDT + c] = sk[t] * dki[t];
+            BP[(r0 + t) * ATTNC_BP_LDT + c] = ks[t] * dki[t] - qs[t] * dqi[t];
         }
     }
     __syncthreads();
@@ -2497,18 +2510,38 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, false, true>(off, Alo, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 0, 16, lane);
         }
+        // the epilogue's shared-memory reads, all before its writes, a lane's two columns in one access each
+        // (bp_diag_pairs)
+        float2 qf[NT][2], br[NT][2], b16[NT][2], din[NT][2];
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++) {
+                const int r = bp_row(m0, lane, 2 * e2), c = bp_col(n0, nt, lane, 2 * e2);
+                qf[nt][e2] = ld2(Q + r * ATTNC_BP_LDK + c);
+                br[nt][e2] = ldf2(&BP_B(g, r, c));
+                b16[nt][e2] = ldf2(&BP_B(g, 16 * (NB - 1), c));
+                din[nt][e2] = ldf2(BS + r * ATTNC_BP_LDT + c);
+            }
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
             float dq[4];
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                const float qf = attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]);
-                const float inter = acc[nt][i] * bp_dec(BP_B(g, r, c));
-                const float o = mi > 0 ? off[nt][i] * bp_dec(BP_B(g, r, c) - BP_B(g, 16 * (NB - 1), c)) : 0.f;
-                dq[i] = inter + BS[r * KP + c] + o;
-                GS[r * KP + c] = qf * inter;
-                BS[r * KP + c] = qf * o;
+            for (int e2 = 0; e2 < 2; e2++) {
+                const int r = bp_row(m0, lane, 2 * e2), c = bp_col(n0, nt, lane, 2 * e2);
+                float out_gs[2], out_bs[2];
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    const int i = 2 * e2 + u;
+                    const float q = bp_f2(qf[nt][e2], u), b = bp_f2(br[nt][e2], u);
+                    const float inter = acc[nt][i] * bp_dec(b);
+                    const float o = mi > 0 ? off[nt][i] * bp_dec(b - bp_f2(b16[nt][e2], u)) : 0.f;
+                    dq[i] = inter + bp_f2(din[nt][e2], u) + o;
+                    out_gs[u] = q * inter;
+                    out_bs[u] = q * o;
+                }
+                stf2(GS + r * ATTNC_BP_LDT + c, out_gs[0], out_gs[1]);
+                stf2(BS + r * ATTNC_BP_LDT + c, out_bs[0], out_bs[1]);
             }
             bp_role_grad_frag<ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(p.ws_dq, dq_direct, dq, m0, n0, nt, lane, c0,
                                                                                nrows, h, ATTNC_BP_DQ_SCALE);
@@ -2538,18 +2571,38 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, true, true>(off, Alo, ATTNC_BP_LDC, m0, Z, ATTNC_BP_LDK, n0, 16, ATTNC_BP_C, lane);
         }
+        float2 kf[NT][2], bj[NT][2], bl[NT][2], b16[NT][2], din[NT][2], pre[NT][2];   // (bp_diag_pairs)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++) {
+                const int j = bp_row(m0, lane, 2 * e2), c = bp_col(n0, nt, lane, 2 * e2);
+                kf[nt][e2] = ld2(K + j * ATTNC_BP_LDK + c);
+                bj[nt][e2] = ldf2(&BP_B(g, j, c));
+                bl[nt][e2] = ldf2(&BP_B(g, ATTNC_BP_C - 1, c));
+                b16[nt][e2] = ldf2(&BP_B(g, 16 * (NB - 1), c));
+                din[nt][e2] = ldf2(GP + j * ATTNC_BP_LDT + c);
+                pre[nt][e2] = ldf2(BP + j * ATTNC_BP_LDT + c);
+            }
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
             float dk[4];
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                const float kf = attnc_elt_to_float(K[j * ATTNC_BP_LDK + c]);
-                const float inter = acc[nt][i] * bp_dec(BP_B(g, ATTNC_BP_C - 1, c) - BP_B(g, j, c));
-                const float o = mj < NB - 1 ? off[nt][i] * bp_dec(BP_B(g, 16 * (NB - 1), c) - BP_B(g, j, c)) : 0.f;
-                dk[i] = inter + GP[j * KP + c] + o;
-                GP[j * KP + c] = kf * inter;
-                BP[j * KP + c] += kf * o;
+            for (int e2 = 0; e2 < 2; e2++) {
+                const int j = bp_row(m0, lane, 2 * e2), c = bp_col(n0, nt, lane, 2 * e2);
+                float out_gp[2], out_bp[2];
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    const int i = 2 * e2 + u;
+                    const float k = bp_f2(kf[nt][e2], u), b = bp_f2(bj[nt][e2], u);
+                    const float inter = acc[nt][i] * bp_dec(bp_f2(bl[nt][e2], u) - b);
+                    const float o = mj < NB - 1 ? off[nt][i] * bp_dec(bp_f2(b16[nt][e2], u) - b) : 0.f;
+                    dk[i] = inter + bp_f2(din[nt][e2], u) + o;
+                    out_gp[u] = k * inter;
+                    out_bp[u] = bp_f2(pre[nt][e2], u) + k * o;
+                }
+                stf2(GP + j * ATTNC_BP_LDT + c, out_gp[0], out_gp[1]);
+                stf2(BP + j * ATTNC_BP_LDT + c, out_bp[0], out_bp[1]);
             }
             bp_role_grad_frag<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p.ws_dk, dk_direct, dk, m0, n0, nt, lane, c0,
                                                                                nrows, h);
@@ -2589,18 +2642,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         const int c = i % ATTNC_B_K, t0 = i / ATTNC_B_K * 16, t1 = min(t0 + 16, nrows);
         float w = 0.f, kin = 0.f, bpre = 0.f, bsuf = 0.f;
         for (int r = t0; r < ATTNC_BP_C; r++)
-            w += GS[r * KP + c];
+            w += GS[r * ATTNC_BP_LDT + c];
         for (int t = 0; t < t0; t++)
-            kin += GP[t * KP + c];
+            kin += GP[t * ATTNC_BP_LDT + c];
         for (int r = t0; r < t0 + 16; r++)
-            bsuf += BS[r * KP + c];
+            bsuf += BS[r * ATTNC_BP_LDT + c];
         for (int t = t0; t < t1; t++) {
             const float da = eb[c] + kin + w + bpre + bsuf;
             p.ws_dg[((size_t)(c0 + t) * ATTNC_HOUT + h) * ATTNC_B_K + c] = da;
-            kin += GP[t * KP + c];
-            w -= GS[t * KP + c];
-            bpre += BP[t * KP + c];
-            bsuf -= BS[t * KP + c];
+            kin += GP[t * ATTNC_BP_LDT + c];
+            w -= GS[t * ATTNC_BP_LDT + c];
+            bpre += BP[t * ATTNC_BP_LDT + c];
+            bsuf -= BS[t * ATTNC_BP_LDT + c];
         }
     }
 }

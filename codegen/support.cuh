@@ -607,6 +607,10 @@ __device__ __forceinline__ float2 ldf2(const float *p)
 {
     return *reinterpret_cast<const float2 *>(p);
 }
+__device__ __forceinline__ void stf2(float *p, float a, float b)
+{
+    *reinterpret_cast<float2 *>(p) = make_float2(a, b);
+}
 
 __device__ __forceinline__ void st2(elt *p, float a, float b)
 {

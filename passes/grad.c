@@ -454,8 +454,8 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
     /* the staged rows lie over S (and its lo tile), P and A where they fit before M, else after everything */
     unsigned s = 2 * CK + CV + (lo && vsplit ? CV : 0) + CV;
     unsigned m = s + KP * (VP + 8) * es * (1 + (lo && slo)) + CC * (1 + (lo && plo)) * 2;
-    if (diag) {   /* attnc_bp_chunk_layout under ATTNC_BP_DIAG: role rows, b [C][KP + 4], Z, E, four [C][KP] gate terms */
-        unsigned bytes = m + warps * (3 * KP + VP) * 4 + C * (KP + 4) * 4 + CK + KP * 4 + 4 * C * KP * 4 + warps * 32 * 4;
+    if (diag) {   /* attnc_bp_chunk_layout under ATTNC_BP_DIAG: role rows, b [C][KP + 4], Z, E, four [C][KP + 8] gate terms */
+        unsigned bytes = m + warps * (3 * KP + VP) * 4 + C * (KP + 4) * 4 + CK + KP * 4 + 4 * C * (KP + 8) * 4 + warps * 32 * 4;
         if (s + stage > m)
             bytes += stage;
         return (bytes + 127) / 128 * 128;
