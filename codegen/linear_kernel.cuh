@@ -1340,10 +1340,11 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
 #pragma unroll
                     for (int q4 = 0; q4 < 4; q4++) {
                         int r = rg * 16 + gr + (q4 & 1) * 8, c = kt * 16 + tq * 2 + (q4 >> 1) * 8;
-                        float x0 = attnc_elt_to_float(sq[r * ATTNC_LDK + c]) * attnc_exp2(fminf(sg[r * ATTNC_KP + c], 0.f));
-                        float x1 = attnc_elt_to_float(sq[r * ATTNC_LDK + c + 1]) *
-                                   attnc_exp2(fminf(sg[r * ATTNC_KP + c + 1], 0.f));
-                        frag_set(a, q4, x0, x1);
+                        // (a pair a load from each: sg's rows of KP floats put a fragment's eight rows on the
+                        // same banks, 8-way per 4-byte load, 4-way per 8-byte one; ncu had the two loads of
+                        // each a 5 % line of gla's forward, H100)
+                        const float2 x = ld2(sq + r * ATTNC_LDK + c), lg = ldf2(sg + r * ATTNC_KP + c);
+                        frag_set(a, q4, x.x * attnc_exp2(fminf(lg.x, 0.f)), x.y * attnc_exp2(fminf(lg.y, 0.f)));
                     }
 #pragma unroll
                     for (int nt = 0; nt < ATTNC_NTO; nt += 2) {
