@@ -23,6 +23,6 @@ for cfg in "$@"; do
   tail -1 "$rep.log"
   "$ncu" -i "$rep.ncu-rep" --page source --csv --print-source cuda,sass > "$out/${op}_${kernel//[^A-Za-z0-9_]/}.csv" 2>&1
   "$ncu" -i "$rep.ncu-rep" --page details --csv 2>&1 |
-    grep -E '"(Duration|Registers Per Thread|No Eligible|Grid Size|Dynamic Shared Memory Per Block|Executed Ipc Active)"' |
+    grep -E '"(Duration|Registers Per Thread|No Eligible|Grid Size|Dynamic Shared Memory Per Block|Executed Ipc Active|DRAM Throughput|Memory Throughput)"' |
     awk -F'","' '{print "  " $13 ": " $15}' | tr -d '"'
 done
