@@ -145,7 +145,7 @@ __device__ __forceinline__ void bd_rows_kv(const attnc_bwd_params &p, int c0, in
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
-            bp_scan(g, lane);
+            bp_scan(g, g, lane);
         __syncthreads();
     }
 }
@@ -525,7 +525,8 @@ struct attnc_bd_walk_layout_w {   // offsets in bytes; the forward walk uses x, 
     static constexpr unsigned g = w2 + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);           // b [C]
     static constexpr unsigned stage = g + ATTNC_BP_C * 4;                                 // the chunk's input rows
     static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][W]
-    static constexpr unsigned bytes = dstage + ATTNC_BP_C * W * ATTNC_BP_DO_ES;
+    static constexpr unsigned gw = dstage + ATTNC_BP_C * W * ATTNC_BP_DO_ES;           // each warp's b (gated) [8][C]
+    static constexpr unsigned bytes = gw + (ATTNC_BP_GATED ? ATTNC_B_WARPS * ATTNC_BP_C * 4 : 0);
     static_assert(k % 16 == 0 && w % 16 == 0 && y % 16 == 0 && z % 16 == 0 && p % 16 == 0 && plo % 16 == 0 &&
                   s % 16 == 0 && w2 % 16 == 0 && stage % 16 == 0 && dstage % 16 == 0 && LDW * sizeof(elt) % 16 == 0,
                   "16-byte tiles");
@@ -685,6 +686,9 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     elt *Z = (elt *)(bsm + L::z), *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *S = (elt *)(bsm + L::s);
     float *g = (float *)(bsm + L::g);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    // the chunk-local sums b: with a decay each warp scans the gates into a copy of its own, so that no barrier
+    // waits for one warp's scan
+    float *const b = ATTNC_BP_GATED ? (float *)(bsm + L::gw) + warp * C : g;
     const int n = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * W;
     unsigned char *stage = bsm + L::stage, *dstage = bsm + L::dstage;
     int bos, eos;
@@ -742,26 +746,25 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
                 asm volatile("cp.async.commit_group;\n" ::: "memory");
             }
         }
-        if constexpr (ATTNC_BP_GATED) {
-            if (warp == 0)
-                bp_scan(g, lane);
-            __syncthreads();
+        if constexpr (ATTNC_BP_GATED) {   // (the raw gates are written again only after the loop top's barrier)
+            bp_scan(g, b, lane);
+            __syncwarp();
         }
         if constexpr (REV)   // P = (Q K^T) o D from the undecayed tiles (hi, lo)
-            bd_walk_scores(X, Kt, g, P, Plo, warp, lane);
+            bd_walk_scores(X, Kt, b, P, Plo, warp, lane);
         else if constexpr (ATTNC_BP_GATED)   // Kd = K e^{b_L - b}, rounded once more
-            bp_scale_rows<true>(X, g);
+            bp_scale_rows<true>(X, b);
         // this chunk's incoming state as an image, then its decay
         if (owner)
-            bd_walk_image<NT, W>(image + bp_image(slot, h), S, acc, ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f, m0, v0,
+            bd_walk_image<NT, W>(image + bp_image(slot, h), S, acc, ATTNC_BP_GATED ? bp_dec(b[C - 1]) : 1.f, m0, v0,
                                  lane);
         __syncthreads();
         // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel); reverse: dU_hat into Z, and
         // Qg = Q e^{b} (rounded once more) for the update, P having read Q
         if constexpr (REV) {
-            bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, g, Z, c0, nrows, h, v0, warp, lane);
+            bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, b, Z, c0, nrows, h, v0, warp, lane);
             if constexpr (ATTNC_BP_GATED)
-                bp_scale_rows<false>(X, g);
+                bp_scale_rows<false>(X, b);
         } else {
             for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
                 const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
@@ -887,7 +890,7 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
         asm volatile("cp.async.commit_group;\n" ::: "memory");
         if constexpr (ATTNC_BP_GATED) {
             if (warp == 0)
-                bp_scan(g, lane);
+                bp_scan(g, g, lane);
             attnc_bar_named(BD_WS_BAR_PRODUCERS, ATTNC_B_THREADS);
         }
         if constexpr (AHEAD == 0)
@@ -1246,12 +1249,20 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
             bd_mma_split<2, false, false>(a1, DUh, DUl, ATTNC_BP_LDV, mi * 16, V, nullptr, ATTNC_BP_LDV, nj * 16, 0, ATTNC_BP_VP, lane);
             bd_mma_split<2, false, false>(a2, DWh, DWl, ATTNC_BP_LDK, mi * 16, K, nullptr, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
         }
+        // (a lane's four columns' factors before the stores: after them the compiler cannot know g unchanged, and
+        // formed each element's again, the same for rows r and r + 8)
+        float ebq[2][2];
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 2; e++)
+                ebq[nt][e] = bp_dec(g[bp_col(nj * 16, nt, lane, e)]);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(mi * 16, lane, i), q = bp_col(nj * 16, nt, lane, i);
-                bd_put_split(dTh, dTl, r * ATTNC_BP_LDC + q, q <= r ? beta[q] * (a1[nt][i] + bp_dec(g[q]) * a2[nt][i]) : 0.f);
+                bd_put_split(dTh, dTl, r * ATTNC_BP_LDC + q, q <= r ? beta[q] * (a1[nt][i] + ebq[nt][i & 1] * a2[nt][i]) : 0.f);
             }
         if constexpr (TWO)
             bd_column_parts(a1, a2, Th, mi * 16, nj * 16, red_y + mi * C, red_z + mi * C, lane);
@@ -1295,7 +1306,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
     __syncthreads();
     // dA_rj = -sum_{q <= j} X_rq T_jq (j < r), in the epilogue: F_rj = beta_r dA_rj e^{b_r - b_j} (hi, lo) over
     // dU_hat, the pair part of dbeta (sum_j dA_rj E_rj, per block column) and the gate's pair terms
-    // beta_r dA_rj E_rj over E; the two-CTA form forms its block of E here (bd_e_elem, as bd_form_e)
+    // X_rj = beta_r dA_rj E_rj: over E, or in the two-CTA form (which forms its block of E here: bd_e_elem, as
+    // bd_form_e) only their column sums per block row, colbelow_j's parts, over E's place (the tail's d_t:
+    // rowleft_t = beta_t sum_j dA_tj E_tj is dbeta's pair part times beta_t).  Storing X and summing it again in
+    // the tail, a thread per (token, quarter) and a branch a term, was 4.9 % of the gated delta rule's adjoint in
+    // ncu (H100, forty-eighth session).
+    float *const colp = E;   // [NB][C] (two-CTA, gated)
     for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
         const int mi = item / NB, nj = item % NB;
         float acc[2][4], ek[2][4];
@@ -1306,19 +1322,19 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
             if constexpr (TWO)
                 bp_mma<2, false, false>(ek, K, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
         }
-        float part[2] = {0.f, 0.f};
+        float part[2] = {0.f, 0.f}, gpair[2][4];   // (the gate's pair terms X_rj)
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
                 const float da = j < r ? -acc[nt][i] : 0.f;
-                bd_put_split(Fh, Fl, r * ATTNC_BP_LDC + j, beta[r] * da * bp_dec(g[r] - g[j]));
+                const float dec = bp_dec(g[r] - g[j]);   // (F's and E's: once, before F's store; see dT's above)
+                bd_put_split(Fh, Fl, r * ATTNC_BP_LDC + j, beta[r] * da * dec);
                 if constexpr (TWO) {
-                    const float t = da * bd_e_elem(ek[nt][i], g, r, j);
+                    const float t = da * (j < r ? ek[nt][i] * dec : 0.f);   // (bd_e_elem's E_rj)
                     part[i >> 1] += t;
-                    if constexpr (ATTNC_BP_GATED)
-                        E[r * LDF + j] = beta[r] * t;
+                    gpair[nt][i] = beta[r] * t;
                 } else {
                     const float t = da * E[r * LDF + j];
                     part[i >> 1] += t;
@@ -1326,6 +1342,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
                 }
             }
         bp_quad_parts(part, red_p + nj * C, mi * 16, lane);
+        if constexpr (TWO && ATTNC_BP_GATED)
+            bp_column_sums<2>(gpair, colp + mi * C, nj * 16, lane);
     }
     __syncthreads();
     // dk += diag(beta e^{b}) Z + F K + F^T K, Z = T^T dW (and its row sums Z_q . k_q): the key role's gradient,
@@ -1377,9 +1395,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
     bp_role_grad_items<NTK, NGK, NB * NGK, ATTNC_BP_DK_L2, ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(
         p, dk_item, p.ws_dk, dk_direct, ATTNC_BP_DK_SCALE, T, warp, lane, c0, nrows, h);
     // dbeta (with the pair part sum_j dA_rj E_rj), and the gate's WY terms: G_r = beta_r e^{b_r} (k_r . Z_r) for
-    // every s <= r, and the pairs, R_s = sum_{j < s <= r} beta_r dA_rj E_rj (over E; its rows past nrows are
-    // zero, beta being zero there) as in the chunk kernel's tail: bp_pair_diff_parts, then one warp's scans
-    // (the row prefixes and each token's sum over r >= s were two chains of up to C steps before)
+    // every s <= r, and the pairs, R_s = sum_{j < s <= r} beta_r dA_rj E_rj (its rows past nrows are zero, beta
+    // being zero there) as in the chunk kernel's tail: the prefix sum of d_t = colbelow_t - rowleft_t (from the
+    // column sums and dbeta's pair part in the two-CTA form, else bp_pair_diff_parts over E), then one warp's
+    // scans (the row prefixes and each token's sum over r >= s were two chains of up to C steps before)
     if (tid < C) {
         float y = 0.f, z = 0.f, pair = 0.f;
         for (int cg = 0; cg < (TWO ? NB : NGV); cg++)   // (two-CTA: per block row)
@@ -1392,13 +1411,21 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
         if (tid < nrows)
             p.ws_db[(size_t)(c0 + tid) * ATTNC_HOUT + h] = y + eb * z + pair;
         red_y[tid] = beta[tid] * eb * z;   // G_r (the row sums are read)
+        if constexpr (TWO && ATTNC_BP_GATED) {   // d_t over this token's own row sums (the others' are not its)
+            float below = 0.f;
+            for (int mi = 0; mi < NB; mi++)
+                below += colp[mi * C + tid];
+            red_z[tid] = below - beta[tid] * pair;
+        }
     }
     if constexpr (ATTNC_BP_GATED) {
         constexpr int RED = TWO ? NB : 8;   // red_z's floats, in C's
         constexpr int P = ATTNC_B_THREADS / C < RED ? ATTNC_B_THREADS / C : RED;
-        __syncthreads();   // red_z's row sums read, G_r in red_y
-        bp_pair_diff_parts<P>(E, LDF, nrows, red_z);
-        __syncthreads();
+        __syncthreads();   // red_z's row sums read, G_r in red_y (two-CTA: d_t in red_z)
+        if constexpr (!TWO) {
+            bp_pair_diff_parts<P>(E, LDF, nrows, red_z);
+            __syncthreads();
+        }
         if (warp == 0) {
             constexpr int R = (C + 31) / 32;
             float dx[R], gx[R], cross[R], gsuf[R];
@@ -1407,7 +1434,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
                 const int r = lane * R + i;
                 dx[i] = gx[i] = 0.f;
                 if (r < nrows) {
-                    dx[i] = bp_pair_diff<P>(red_z, r);
+                    dx[i] = TWO ? red_z[r] : bp_pair_diff<P>(red_z, r);
                     gx[i] = red_y[r];
                 }
             }

@@ -233,6 +233,24 @@ __device__ __forceinline__ int bp_col(int n0, int nt, int lane, int i)
     return n0 + 8 * nt + 2 * (lane & 3) + (i & 1);
 }
 
+// A 16-row fragment block's sums per column (NT n-tiles from n0; bp_quad_parts sums its rows), over the lanes of
+// a column's eight row groups, into out[column] by lanes 0 .. 3.
+template <int NT>
+__device__ __forceinline__ void bp_column_sums(const float (*v)[4], float *out, int n0, int lane)
+{
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            float s = v[nt][e] + v[nt][e + 2];
+#pragma unroll
+            for (int o = 4; o < 32; o <<= 1)
+                s += __shfl_xor_sync(0xffffffffu, s, o);
+            if (lane < 4)
+                out[bp_col(n0, nt, lane, e)] = s;
+        }
+}
+
 // x as a tile element, and (16-bit tiles) the remainder x - hi as a second one.
 __device__ __forceinline__ void bp_split(float x, elt &hi, elt &lo)
 {
@@ -308,8 +326,9 @@ __device__ __forceinline__ float bp_pair_diff(const float *red, int t)
     return d;
 }
 
-// The chunk's log2 gates g[r] (already floored) into chunk-local inclusive sums b[r], one warp.
-__device__ __forceinline__ void bp_scan(float *g, int lane)
+// The chunk's log2 gates g[r] (already floored) into chunk-local inclusive sums b[r], one warp; into b in place,
+// or into another array (a warp's own copy: bd_walk).
+__device__ __forceinline__ void bp_scan(const float *g, float *b, int lane)
 {
     constexpr int R = (ATTNC_BP_C + 31) / 32;
     float x[R], s = 0.f;
@@ -333,7 +352,7 @@ __device__ __forceinline__ void bp_scan(float *g, int lane)
         const int r = lane * R + i;
         acc += x[i];
         if (r < ATTNC_BP_C)
-            g[r] = acc;
+            b[r] = acc;
     }
 }
 
@@ -1212,7 +1231,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             __syncthreads();
         } else if constexpr (ATTNC_BP_GATED) {
             if (warp == 0)
-                bp_scan(g, lane);
+                bp_scan(g, g, lane);
             __syncthreads();
         }
         if constexpr (!REV && ATTNC_BP_GATED)   // runs: the chunk's decay, once (the first V slice)
@@ -1509,7 +1528,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS) attnc_bwdp_scan_ds
 struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/grad.c's grad_bp_chunk_smem, diag)
     static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
     static constexpr unsigned CC = ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt), CKF = ATTNC_BP_C * ATTNC_BP_LDT * 4;
-    static constexpr unsigned q = 0;
+    static constexpr unsigned q = 0;                                           // Q, then Kd (dk's epilogue) [C][LDK]
     static constexpr unsigned k = q + CK;
     static constexpr unsigned v = k + CK;
     static constexpr unsigned vlo = v + CV;
@@ -1522,7 +1541,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     static constexpr unsigned alo = a + CC;
     static constexpr unsigned m = alo + (ATTNC_BP_PLO ? CC : 0);                // E_d's partials (the role rows are in registers); as passes/grad.c sizes it
     static constexpr unsigned g = m + ATTNC_B_WARPS * ATTNC_BP_STG * 4;        // b [C][LDG]
-    static constexpr unsigned z = g + ATTNC_BP_C * ATTNC_BP_LDG * 4;           // Z, then Kd [C][LDK]
+    static constexpr unsigned z = g + ATTNC_BP_C * ATTNC_BP_LDG * 4;           // Z [C][LDK]
     static constexpr unsigned eb = z + CK;                                     // E_d = e^{b_Ld} <S_in, dS_out>_d [KP]
     static constexpr unsigned gp = eb + ATTNC_BP_KP * 4;                       // dk's in-block part, then k dk_inter [C][LDT]
     static constexpr unsigned gs = gp + CKF;                                   // q dq_inter
@@ -2079,7 +2098,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
-            bp_scan(g, lane);
+            bp_scan(g, g, lane);
         __syncthreads();
     }
     const float bl = ATTNC_BP_GATED ? g[ATTNC_BP_C - 1] : 0.f;
@@ -2557,7 +2576,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
                 e += ed_part[d * ATTNC_BP_IMG_PIECES + j];
             eb[d] = e * bp_dec(BP_B(g, ATTNC_BP_C - 1, d));
         }
-    // dk = e^{b_L - b} o (V dS_out^T) + in-block + e^{b_16 - b} o (A^T Z) (row block 0)
+    // dk = e^{b_L - b} o (V dS_out^T) + in-block + e^{b_16 - b} o (A^T Z) (row block 0), and Kd = K o e^{b_L - b}
+    // over Q (read by no one since dq's epilogue) for dv's contraction index, with the factor dk takes (a pass of
+    // its own formed each factor again, after a barrier, and had one more before dv)
+    elt *const Kd = (elt *)(bsm + L::q);
     for (int item = warp; item < NB * NG; item += ATTNC_B_WARPS) {
         const int mj = item / NG, m0 = mj * 16, n0 = item % NG * 8 * NT;
         float acc[NT][4], off[NT][4];
@@ -2590,36 +2612,26 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
 #pragma unroll
             for (int e2 = 0; e2 < 2; e2++) {
                 const int j = bp_row(m0, lane, 2 * e2), c = bp_col(n0, nt, lane, 2 * e2);
-                float out_gp[2], out_bp[2];
+                float out_gp[2], out_bp[2], kd[2];
 #pragma unroll
                 for (int u = 0; u < 2; u++) {
                     const int i = 2 * e2 + u;
                     const float k = bp_f2(kf[nt][e2], u), b = bp_f2(bj[nt][e2], u);
-                    const float inter = acc[nt][i] * bp_dec(bp_f2(bl[nt][e2], u) - b);
+                    const float fl = bp_dec(bp_f2(bl[nt][e2], u) - b);
+                    const float inter = acc[nt][i] * fl;
                     const float o = mj < NB - 1 ? off[nt][i] * bp_dec(bp_f2(b16[nt][e2], u) - b) : 0.f;
                     dk[i] = inter + bp_f2(din[nt][e2], u) + o;
                     out_gp[u] = k * inter;
                     out_bp[u] = bp_f2(pre[nt][e2], u) + k * o;
+                    kd[u] = k * fl;
                 }
                 stf2(GP + j * ATTNC_BP_LDT + c, out_gp[0], out_gp[1]);
                 stf2(BP + j * ATTNC_BP_LDT + c, out_bp[0], out_bp[1]);
+                st2(Kd + j * ATTNC_BP_LDK + c, kd[0], kd[1]);
             }
             bp_role_grad_frag<ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(p.ws_dk, dk_direct, dk, m0, n0, nt, lane, c0,
                                                                                nrows, h);
         }
-    }
-    __syncthreads();
-    // Kd = K o e^{b_L - b} into Z (the factor is on dv's contraction index); eight channels a step
-    for (int i = tid; i < ATTNC_BP_C * KP / 8; i += ATTNC_B_THREADS) {
-        const int r = i / (KP / 8), c = i % (KP / 8) * 8;
-        float x[8], br[8], bl[8];
-        ld8(x, K + r * ATTNC_BP_LDK + c);
-        bp_ld_f8(br, &BP_B(g, r, c));
-        bp_ld_f8(bl, &BP_B(g, ATTNC_BP_C - 1, c));
-#pragma unroll
-        for (int u = 0; u < 8; u++)
-            x[u] *= bp_dec(bl[u] - br[u]);
-        st8(Z + r * ATTNC_BP_LDK + c, x);
     }
     __syncthreads();
     // dv = Kd dS_out + P^T dO
@@ -2630,7 +2642,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
             const int mj = item / NGV, m0 = mj * 16, n0 = item % NGV * 8 * NTV;
             float acc[NTV][4];
             bp_zero<NTV>(acc);
-            bp_mma_s<NTV, false, true>(acc, Z, ATTNC_BP_LDK, m0, S, Slo, ATTNC_BP_LDV, n0, 0, KP, lane);
+            bp_mma_s<NTV, false, true>(acc, Kd, ATTNC_BP_LDK, m0, S, Slo, ATTNC_BP_LDV, n0, 0, KP, lane);
             bp_dv_finish<NTV>(p, acc, bsm, m0, n0, c0, nrows, h, lane);
         }
     }
@@ -2685,7 +2697,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_rows
     __syncthreads();
     if constexpr (ATTNC_BP_GATED) {
         if (warp == 0)
-            bp_scan(g, lane);
+            bp_scan(g, g, lane);
         __syncthreads();
     }
     bp_scores(bsm, false);

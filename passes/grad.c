@@ -533,9 +533,11 @@ unsigned grad_bd_wy_saved_smem(uint32_t C, uint32_t KP, bool plo, unsigned stage
     return end_a > end_b ? end_a : end_b;
 }
 
-unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage, unsigned do_bytes)
+unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, bool gated, unsigned stage, unsigned do_bytes)
 {
-    return 4 * C * (KP + 8) * 2 + 2 * C * (VS + 8) * 2 + 2 * C * (C + 8) * 2 + KP * (VS + 8) * 2 + C * 4 + stage + do_bytes;
+    unsigned own_sums = gated ? BP_WARPS * C * 4 : 0;   /* each warp's copy of the gates' sums */
+    return 4 * C * (KP + 8) * 2 + 2 * C * (VS + 8) * 2 + 2 * C * (C + 8) * 2 + KP * (VS + 8) * 2 + C * 4 + stage + do_bytes +
+           own_sums;
 }
 
 /* attnc_bd_walk_ws_layout: two tile buffers (Qg, Kd, dO, P and its remainder where plo, b), wbufs W tiles,
@@ -756,7 +758,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
     uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16, do_es = ir_dtype_bytes(m->out_dtype);
     for (uint32_t C = 64; C >= 16; C /= 2) {
         unsigned stage = plan_stage(m, gp, C);
-        unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, stage, C * VP * do_es);
+        unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, gp->transition != IR_TR_IDENTITY, stage, C * VP * do_es);
         /* remainder tiles (P, A, the images where they fit, and the walks' and WY kernels' T, dU_hat, dW, dT,
          * X, F) where a parameter's gradient sums every token's, as in grad_parallel_plan (Gated DeltaNet's
          * A_log and dt_bias); DeltaNet's gradients are per token (q, k, v, b) and take hi tiles alone: on the

@@ -155,7 +155,7 @@ unsigned grad_bd_walk_ws_smem(uint32_t C, uint32_t KP, uint32_t VS, bool plo, un
                               unsigned do_bytes);
 /* The bytes of one chunk of a tensor's staged rows (16-byte multiples: bp_stage_off's steps). */
 unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C);
-unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, unsigned stage, unsigned do_bytes);
+unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, bool gated, unsigned stage, unsigned do_bytes);
 unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool two);
 
 /* passes/grad_softmax.c.  The softmax part's plan: false (gp untouched) when a softmax role is computed
