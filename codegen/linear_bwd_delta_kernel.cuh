@@ -1086,33 +1086,22 @@ __device__ __forceinline__ void bd_row_dots(const float (*acc)[4], const elt *X,
 
 // The two-CTA adjoint's column sums (y and z of its dT stage): for a 16 x 16 block of a1_rq = dU_hat_r . v_q
 // and a2_rq = dW_r . k_q (rows r0.., columns q0..), sum_r T_rq a1_rq and sum_r T_rq a2_rq (T_rq for q <= r)
-// per column q into ry[q], rz[q]: each lane's two rows, then the eight row groups over the lanes of a column.
+// per column q into ry[q], rz[q] (bp_column_sums of the weighted terms).
 __device__ __forceinline__ void bd_column_parts(const float (*a1)[4], const float (*a2)[4], const elt *Th, int r0, int q0, float *ry,
                                                 float *rz, int lane)
 {
+    float y[2][4], z[2][4];
 #pragma unroll
     for (int nt = 0; nt < 2; nt++)
 #pragma unroll
-        for (int e = 0; e < 2; e++) {
-            float y = 0.f, z = 0.f;
-#pragma unroll
-            for (int i = e; i < 4; i += 2) {
-                const int r = bp_row(r0, lane, i), q = bp_col(q0, nt, lane, i);
-                const float t = q <= r ? attnc_elt_to_float(Th[r * ATTNC_BP_LDC + q]) : 0.f;
-                y += t * a1[nt][i];
-                z += t * a2[nt][i];
-            }
-#pragma unroll
-            for (int o = 4; o < 32; o <<= 1) {
-                y += __shfl_xor_sync(0xffffffffu, y, o);
-                z += __shfl_xor_sync(0xffffffffu, z, o);
-            }
-            if (lane < 4) {
-                const int q = bp_col(q0, nt, lane, e);
-                ry[q] = y;
-                rz[q] = z;
-            }
+        for (int i = 0; i < 4; i++) {
+            const int r = bp_row(r0, lane, i), q = bp_col(q0, nt, lane, i);
+            const float t = q <= r ? attnc_elt_to_float(Th[r * ATTNC_BP_LDC + q]) : 0.f;
+            y[nt][i] = t * a1[nt][i];
+            z[nt][i] = t * a2[nt][i];
         }
+    bp_column_sums<2>(y, ry, q0, lane);
+    bp_column_sums<2>(z, rz, q0, lane);
 }
 
 #if ATTNC_BP_WIDE_PASS == ATTNC_BD_WIDE_ADJ   // the unit's one adjoint: 8 warps, or 16 in the wide pass
