@@ -69,6 +69,7 @@ struct attnc_grad_kernel {
     bool bp_delta;      /* the delta rule's parallel schedule: attnc_bwdp_wy first, attnc_bwdp_wy_adjoint after the chunks */
     bool bp_plo;        /* remainder tiles of P, A (and the delta rule's T) where a parameter sums every token's */
     bool bd_duh16;      /* the delta rule's dU_hat in ws_dv as 16-bit elements: ws_dv half its fp32 size */
+    bool bd_dk16;       /* the chunk kernel's dk in ws_dk as 16-bit mantissas: KP * 9 / 16 floats a row */
     bool bp_decay;      /* the parallel schedule's walks decay the state (the scanned walks keep each chunk's e^{b_L}) */
     walk_mode walk;
     bool bp_run2;       /* the scanned walks' products have kernels of their own for two CTAs an SM */
@@ -286,6 +287,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_delta = cg->plan.bp_delta;
         k->bp_plo = cg->plan.bp_plo;
         k->bd_duh16 = cg->plan.bd_duh16;
+        k->bd_dk16 = cg->plan.bd_dk16;
         k->bp_decay = cg->plan.transition != IR_TR_IDENTITY;
         k->bp_run2 = cg->plan.bp_run2;
         k->bd_wy_smem = cg->plan.bd_wy_smem;
@@ -650,7 +652,8 @@ static size_t workspace_sizes(const attnc_grad_kernel *k, int64_t total, int64_t
     size_t rows = (size_t)total * k->sh.heads_out;
     size_t slots = (size_t)chunk_slots(k, total, N);
     sizes[0] = k->bp_direct[0] ? 0 : rows * k->K;   /* written into the query (key) tensor's gradient instead */
-    sizes[1] = k->bp_direct[1] && !k->bp_delta ? 0 : rows * k->K;   /* the delta rule's: the chunk kernel's dk */
+    /* the delta rule's: the chunk kernel's dk (where bd_dk16 a row of KP 16-bit mantissas and KP / 16 scales) */
+    sizes[1] = k->bp_direct[1] && !k->bp_delta ? 0 : k->parallel && k->bd_dk16 ? rows * k->bp_kp * 9 / 16 : rows * k->K;
     /* the delta rule's: dU_hat, dv direct (in 16 bits where bd_duh16: half the floats) */
     sizes[2] = k->bp_direct[2] && !k->bp_delta ? 0 : k->parallel && k->bd_duh16 ? (rows * k->V + 1) / 2 : rows * k->V;
     sizes[3] = rows * k->gk;

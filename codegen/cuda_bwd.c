@@ -734,6 +734,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                             "#define ATTNC_BP_DG %d   // the chunk kernel forms the scalar gate's gradient\n#define ATTNC_BP_DELTA %d\n"
                             "#define ATTNC_BD_WALK_DUH %d   // the reverse walk writes dU_hat; the chunk kernel forms no dv, no P tiles\n"
                             "#define ATTNC_BD_DUH16 %d   // ... in 16 bits, for the compact adjoint\n"
+                            "#define ATTNC_BD_DK16 %d   // the chunk kernel's dk for the adjoint as 16-bit mantissas\n"
                             "#define ATTNC_BP_WIDE_CHUNK %d   // attnc_bwdp_chunk at 16 warps, in the wide pass at the unit's end\n"
                             "#define ATTNC_BD_WIDE_ADJ %d   // attnc_bwdp_wy_adjoint likewise\n#define ATTNC_BP_WIDE_PASS 0\n"
                             "#define ATTNC_BD_ADJ2 %d   // attnc_bwdp_wy_adjoint's compact layout, two CTAs an SM\n"
@@ -742,7 +743,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
                             "#define ATTNC_BD_WALK_WS_WBUFS %u\n",
                          gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs, gp->bp_chunk, gp->bp_kp, gp->bp_vp, gp->bp_vs,
                          gp->bp_vw, gp->bp_run2 ? 1 : 0, gp->bp_vsplit ? 1 : 0, gp->bp_image_bytes, gp->bp_slo ? 1 : 0, gp->bp_plo ? 1 : 0,
-                         gp->bp_dg ? 1 : 0, gp->bp_delta ? 1 : 0, gp->bd_walk_duh ? 1 : 0, gp->bd_duh16 ? 1 : 0,
+                         gp->bp_dg ? 1 : 0, gp->bp_delta ? 1 : 0, gp->bd_walk_duh ? 1 : 0, gp->bd_duh16 ? 1 : 0, gp->bd_dk16 ? 1 : 0,
                          wide_chunk(gp) ? 1 : 0, wide_adj(gp) ? 1 : 0, gp->bd_adj_two ? 1 : 0, gp->bp_chunk_two ? 1 : 0,
                          gp->bd_walk_ws_smem ? 1 : 0, gp->bd_walk_ws_wbufs);
         /* a query, key or value role that is an input tensor of its own (gp->bp_direct): the chunk kernel

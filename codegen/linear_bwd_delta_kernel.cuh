@@ -66,6 +66,9 @@ static_assert(!ATTNC_SPLIT && !ATTNC_BP_DIAG && ATTNC_B_NORM == 0 && ATTNC_BP_VW
 static_assert(!ATTNC_BD_DUH16 || (ATTNC_BD_WALK_DUH && ATTNC_BD_ADJ2 && ATTNC_BP_DV_TENSOR >= 0 &&
                                   ATTNC_B_V == ATTNC_BP_VP && ATTNC_B_V * sizeof(elt) % 16 == 0),
               "the 16-bit dU_hat: the compact adjoint, dv into its tensor, whole 16-byte rows");
+// ATTNC_BD_DK16 (passes/grad.c's bd_dk16): the chunk kernel's dk to the adjoint in ws_dk as bd_dk16_store's rows,
+// where ws_dk holds nothing else (the adjoint writes the key's gradient into its tensor's).
+static_assert(!ATTNC_BD_DK16 || ATTNC_BP_DK_TENSOR >= 0, "the compact dk: the key's gradient into its tensor");
 
 __device__ __forceinline__ size_t bd_wtile(int slot, int h)
 {
@@ -1346,7 +1349,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
         const int m0 = item / NGK * 16, cg = item % NGK, n0 = cg * 8 * NTK;
         // the chunk kernel's dk, loaded before the products so that they cover the latency: a pair of adjacent
         // columns a load where K is even (8 bytes, aligned: the pair's first column is even)
-        float old[NTK][4];
+        // (compact, ATTNC_BD_DK16: the words, decoded after the products with their scales, in fewer registers)
+        float old[NTK][4];   // (one of old and raw is used: the other takes no register)
+        bd_dk16_raw<NTK> raw;
+        if constexpr (!ATTNC_BD_DK16)
 #pragma unroll
         for (int nt = 0; nt < NTK; nt++)
 #pragma unroll
@@ -1375,11 +1381,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
             }
         bd_mma_split<NTK, false, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
         bd_mma_split<NTK, true, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, m0, C, lane);
+        if constexpr (ATTNC_BD_DK16) {   // (late: no registers held over the products; the other CTA covers the loads)
+            bd_dk16_fetch<false, NTK>(p.ws_dk, m0, n0, lane, c0, nrows, h, raw);
+            bd_dk16_fetch<true, NTK>(p.ws_dk, m0, n0, lane, c0, nrows, h, raw);
+        }
 #pragma unroll
         for (int nt = 0; nt < NTK; nt++)
 #pragma unroll
             for (int i = 0; i < 4; i++)
-                acc[nt][i] += old[nt][i];
+                acc[nt][i] += ATTNC_BD_DK16 ? bd_dk16_value(raw, nt, i) : old[nt][i];
     };
     bp_role_grad_items<NTK, NGK, NB * NGK, ATTNC_BP_DK_L2, ATTNC_BP_DK_TENSOR, ATTNC_BP_DK_DTYPE, ATTNC_B_K>(
         p, dk_item, p.ws_dk, dk_direct, ATTNC_BP_DK_SCALE, T, warp, lane, c0, nrows, h);

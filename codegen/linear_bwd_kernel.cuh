@@ -115,14 +115,14 @@ __device__ __forceinline__ float attnc_bdec(float x)
     if constexpr (ATTNC_B_TRANSITION == BTR_IDENTITY)
         return 1.f;
     else
-        return exp2f(fminf(x, 0.f));
+        return attnc_exp2(fminf(x, 0.f));
 }
 
 // e^{x ln 2} for an exponent that is <= 0 by construction (mLSTM's factors, each a term over the maximum
 // that bounds it), clamped like attnc_bdec but never the identity transition's 1.
 __device__ __forceinline__ float attnc_bexp(float x)
 {
-    return exp2f(fminf(x, 0.f));
+    return attnc_exp2(fminf(x, 0.f));
 }
 
 // The chunk's factors, scalar gates (b_r at sm[L::g + r]).  Additive and delta: the row factor e^{b_r}, the

@@ -137,10 +137,12 @@ static_assert(ATTNC_BP_C % 16 == 0 && ATTNC_BP_C <= 64 && ATTNC_BP_VP % ATTNC_BP
 #define ATTNC_BP_NORM_LAYER 4
 
 // e^{x ln 2} for an exponent <= 0 where it is formed (clamped, so rounding cannot exceed 1); 1 without decay.
+// attnc_exp2, not exp2f: the same ex2 without exp2f's rescaling of results under 2^-126 (three instructions
+// more a factor, for values no gradient would keep).
 __device__ __forceinline__ float bp_dec(float x)
 {
 #if ATTNC_BP_GATED
-    return exp2f(fminf(x, 0.f));
+    return attnc_exp2(fminf(x, 0.f));
 #else
     (void)x;
     return 1.f;
@@ -727,6 +729,23 @@ __device__ __forceinline__ size_t bp_image(int slot, int h)
     return ((size_t)slot * ATTNC_HOUT + h) * ATTNC_BP_IMG_BYTES;
 }
 
+// The scale 2^e of the mantissas of G n-tiles from g0, row half hf (registers 2 hf, 2 hf + 1: rows lane / 4 and 8
+// below) of a warp's accumulators, the max taken over the quad that holds the row (attnc_img_exp; every lane
+// must call it: the shuffles); up = 2^-e.
+template <int G>
+__device__ __forceinline__ float bp_group_scale(const float (*acc)[4], int g0, int hf, float &up)
+{
+    float mx = 0.f;
+#pragma unroll
+    for (int nt = g0; nt < g0 + G; nt++) {
+        mx = attnc_absmax_nan(mx, acc[nt][2 * hf]);
+        mx = attnc_absmax_nan(mx, acc[nt][2 * hf + 1]);
+    }
+    mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    return attnc_img_exp(mx, up);
+}
+
 // A warp's 16 state rows from m0 (its accumulators, NT n-tiles from column v0: the walk's slice) into the
 // image (16-bit tiles): per row and image slice (ATTNC_BP_VS columns: the walk's, or a quarter of the delta
 // rule's wide walks'), e = ilogb(max |x|) - 14 (at least -126; the max from the quad that holds the row,
@@ -744,16 +763,8 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
     for (int hf = 0; hf < 2; hf++)   // rows m0 + lane / 4 (registers 0, 1) and 8 below (2, 3)
 #pragma unroll
         for (int g0 = 0; g0 < NT; g0 += GN) {
-            float mx = 0.f;
-#pragma unroll
-            for (int nt = g0; nt < g0 + GN; nt++) {
-                mx = attnc_absmax_nan(mx, acc[nt][2 * hf]);
-                mx = attnc_absmax_nan(mx, acc[nt][2 * hf + 1]);
-            }
-            mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = attnc_absmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             float up;
-            const float sc = attnc_img_exp(mx, up);
+            const float sc = bp_group_scale<GN>(acc, g0, hf, up);
             const int d = bp_row(m0, lane, 2 * hf);
             // four n-tiles at a time: 16-byte stores (attnc_quad_transpose); not in the delta rule's narrow
             // walks (4 n-tiles), which measured 3 % slower with them (their stores are few, their chain short)
@@ -810,6 +821,122 @@ __device__ __forceinline__ void bp_img_store(unsigned char *img, float (*acc)[4]
         for (int i = 0; i < 4; i += 2)
             st2(x + (size_t)bp_row(m0, lane, i) * ATTNC_BP_VP + bp_col(v0, nt, lane, i), acc[nt][i], acc[nt][i + 1]);
 #endif
+}
+
+// The delta rule's chunk kernel's dk for the WY adjoint, compact (ATTNC_BD_DK16, passes/grad.c's bd_dk16): a row per
+// token and head of KP 16-bit mantissas and KP / 16 scales, ATTNC_BD_DK16_ROW bytes, each scale for 16 columns (a
+// quad's two n-tiles), formed as bp_img_store's (attnc_img_exp: 2^-15 of the group's largest at worst, far below
+// the bf16 rounding that follows).  In fp32 those rows were 512 bytes a token and head at K = 128, written by one
+// kernel and read by the next; here 288.  A warp's item: 16 rows from m0 and NT n-tiles from n0.
+// Within a group of 16 columns the words lie in the quads' order, not the columns': lane q of a quad (q = lane & 3)
+// holds the pairs at columns 2q and 8 + 2q of the group, and they sit side by side at byte 8q, so that each lane
+// moves a group's row in one 8-byte access (in column order each pair was a 4-byte access of its own: 16 a lane
+// and item where now 8); an item's scales go in one access where they align (bd_dk16_scales).
+#define ATTNC_BD_DK16_ROW (ATTNC_BP_KP * 2 + ATTNC_BP_KP / 16 * 4)
+// The widest access (in floats) for N consecutive scales of a row from group n0 / 16 (n0 a multiple of 8 N).
+template <int N>
+__host__ __device__ constexpr int bd_dk16_scale_width()
+{
+    return N % 4 == 0 && ATTNC_BD_DK16_ROW % 16 == 0 ? 4 : N % 2 == 0 && ATTNC_BD_DK16_ROW % 8 == 0 ? 2 : 1;
+}
+template <int N, bool LOAD>
+__device__ __forceinline__ void bd_dk16_scales(const unsigned char *at, float (&sc)[N])
+{
+    constexpr int VW = bd_dk16_scale_width<N>();
+#pragma unroll
+    for (int i = 0; i < N; i += VW) {
+        if constexpr (VW == 4) {
+            float4 *v = (float4 *)(at + 4 * i);
+            if constexpr (LOAD) {
+                const float4 x = *v;
+                sc[i] = x.x, sc[i + 1] = x.y, sc[i + 2] = x.z, sc[i + 3] = x.w;
+            } else
+                *v = make_float4(sc[i], sc[i + 1], sc[i + 2], sc[i + 3]);
+        } else if constexpr (VW == 2) {
+            float2 *v = (float2 *)(at + 4 * i);
+            if constexpr (LOAD) {
+                const float2 x = *v;
+                sc[i] = x.x, sc[i + 1] = x.y;
+            } else
+                *v = make_float2(sc[i], sc[i + 1]);
+        } else if constexpr (LOAD)
+            sc[i] = *(const float *)(at + 4 * i);
+        else
+            *(float *)(at + 4 * i) = sc[i];
+    }
+}
+// Byte offsets in a row: the words of group n0 / 16 + g for this lane, the scales of group n0 / 16.
+__device__ __forceinline__ int bd_dk16_words_at(int n0, int g, int lane)
+{
+    return 2 * (n0 + 16 * g) + 8 * (lane & 3);
+}
+__device__ __forceinline__ int bd_dk16_scales_at(int n0)
+{
+    return ATTNC_BP_KP * 2 + n0 / 16 * 4;
+}
+template <int NT>
+__device__ __forceinline__ void bd_dk16_store(void *ws, const float (*acc)[4], int m0, int n0, int lane, int c0, int nrows,
+                                              int h)
+{
+    static_assert(NT % 2 == 0, "whole 16-column groups");
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {   // rows m0 + lane / 4 (registers 0, 1) and 8 below (2, 3)
+        const int r = bp_row(m0, lane, 2 * hf);
+        unsigned char *row = (unsigned char *)ws + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_BD_DK16_ROW;
+        float sc[NT / 2];
+#pragma unroll
+        for (int g = 0; g < NT / 2; g++) {
+            float up;
+            sc[g] = bp_group_scale<2>(acc, 2 * g, hf, up);
+            if (r < nrows)
+                *reinterpret_cast<uint2 *>(row + bd_dk16_words_at(n0, g, lane)) =
+                    make_uint2(attnc_pack_s16(acc[2 * g][2 * hf] * up, acc[2 * g][2 * hf + 1] * up),
+                               attnc_pack_s16(acc[2 * g + 1][2 * hf] * up, acc[2 * g + 1][2 * hf + 1] * up));
+        }
+        if (r < nrows && (lane & 3) == 0)
+            bd_dk16_scales<NT / 2, false>(row + bd_dk16_scales_at(n0), sc);
+    }
+}
+
+// The same item's fragments read back (the WY adjoint): the words, then the scales, loaded by bd_dk16_fetch (rows
+// past nrows zeros), the values decoded by bd_dk16_value where they are added, so that the words' loads fly under
+// the adjoint's products in 16 registers, not 32 floats (with the gated delta rule's terms those spilled at its 128
+// registers, and so did the words with the scales: the scales come after the products).
+template <int NT>
+struct bd_dk16_raw {
+    unsigned w[NT][2];       // n-tile nt's two column pairs, rows r and r + 8
+    float sc[2][NT / 2];     // their groups' scales, rows r and r + 8
+};
+template <bool SCALES, int NT>
+__device__ __forceinline__ void bd_dk16_fetch(const void *ws, int m0, int n0, int lane, int c0, int nrows, int h,
+                                              bd_dk16_raw<NT> &raw)
+{
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        const int r = bp_row(m0, lane, 2 * hf);
+        const unsigned char *row = (const unsigned char *)ws + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_BD_DK16_ROW;
+        const bool in = r < nrows;
+        if constexpr (!SCALES)
+#pragma unroll
+            for (int g = 0; g < NT / 2; g++) {
+                const uint2 w = in ? *reinterpret_cast<const uint2 *>(row + bd_dk16_words_at(n0, g, lane)) : make_uint2(0u, 0u);
+                raw.w[2 * g][hf] = w.x;
+                raw.w[2 * g + 1][hf] = w.y;
+            }
+        else if (in)
+            bd_dk16_scales<NT / 2, true>(row + bd_dk16_scales_at(n0), raw.sc[hf]);
+        else
+#pragma unroll
+            for (int g = 0; g < NT / 2; g++)
+                raw.sc[hf][g] = 0.f;
+    }
+}
+// Register i (mma fragment order) of n-tile nt.
+template <int NT>
+__device__ __forceinline__ float bd_dk16_value(const bd_dk16_raw<NT> &raw, int nt, int i)
+{
+    const unsigned w = raw.w[nt][i >> 1];
+    return (float)(short)(i & 1 ? w >> 16 : w & 0xffffu) * raw.sc[i >> 1][nt / 2];
 }
 
 // Element (d, c) of an image, as the chunk kernel's tiles hold it (16-bit: hi + lo, m 2^e exactly).
@@ -2176,9 +2303,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
             bp_mma<NT, true, true>(acc, A, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
             if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, true, true>(acc, Alo, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
+            if constexpr (ATTNC_BD_DK16)
+                bd_dk16_store<NT>(p.ws_dk, acc, m0, n0, lane, c0, nrows, h);
+            else
 #pragma unroll
-            for (int nt = 0; nt < NT; nt++)
-                bp_role_grad_frag<DKT, DKD, ATTNC_B_K>(p.ws_dk, dk_direct, acc[nt], m0, n0, nt, lane, c0, nrows, h);
+                for (int nt = 0; nt < NT; nt++)
+                    bp_role_grad_frag<DKT, DKD, ATTNC_B_K>(p.ws_dk, dk_direct, acc[nt], m0, n0, nt, lane, c0, nrows, h);
         }
     }
     // dv = e^{b_L - b} (K dS_out) + P^T dO (the delta rule's dU_hat: the reverse walk's where it stored it)
@@ -2388,7 +2518,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
         for (int u = 0; u < 8; u++)
             if (bp_diag_split(b0[u], b15[u])) {
                 q8[u] *= bp_dec(br[u] - b0[u]);
-                k8[u] *= exp2f(b0[u] - br[u]);
+                k8[u] *= attnc_exp2(b0[u] - br[u]);
             } else {
                 all = false;
             }
@@ -2498,7 +2628,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_chun
 #pragma unroll
             for (int t = 0; t < 16; t++) {
                 sq[t] = bp_dec(bv[t] - bv[0]);
-                sk[t] = exp2f(bv[0] - bv[t]);
+                sk[t] = attnc_exp2(bv[0] - bv[t]);
                 qs[t] *= sq[t];
                 ks[t] *= sk[t];
             }

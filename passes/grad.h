@@ -109,6 +109,9 @@ typedef struct grad_plan {
      * so at once: the same bits), where ws_dv holds nothing else (the value's gradient goes to its tensor,
      * bp_direct[2]) and V is whole 16-byte units: ws_dv is then half its size (ATTNC_BD_DUH16) */
     bool bd_duh16;
+    /* the chunk kernel's dk goes to the adjoint in ws_dk as 16-bit mantissas with a scale per 16 columns
+     * (ATTNC_BD_DK16: KP * 9 / 4 bytes a token and head), where ws_dk holds nothing else (bp_direct[1]) */
+    bool bd_dk16;
 } grad_plan;
 
 /* Derives the backward plan of a lowered module (stage CHUNKED or later).  Never fails for a module the

@@ -397,6 +397,8 @@ static void test_parallel_schedule(void **state)
     assert_true(out.plan.bp_direct[2]);   /* v as stored: the adjoint writes its gradient (ws_dv kept for dU_hat) */
     assert_true(out.plan.bd_duh16);   /* ... in 16 bits, for the compact adjoint */
     assert_non_null(strstr(out.source, "#define ATTNC_BD_DUH16 1"));
+    assert_true(out.plan.bp_direct[1] && out.plan.bd_dk16);   /* the adjoint writes k's: the chunk kernel's dk compact */
+    assert_non_null(strstr(out.source, "#define ATTNC_BD_DK16 1"));
     assert_false(out.plan.bp_dg);   /* no decay */
     assert_false(out.plan.bp_plo);   /* no gate gradient: hi tiles alone, in the adjoint too */
     assert_false(out.plan.bp_slo);

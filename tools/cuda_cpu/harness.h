@@ -22,6 +22,7 @@ struct unit_info {
     int dq_tensor, dk_tensor, dv_tensor;   // the tensor whose gradient the chunk kernel writes for the query / key / value role, or -1
     bool delta;                 // the delta rule: beta's role gradient (ws_db) too
     bool duh16;                 // ws_dv holds dU_hat in 16 bits: half its floats (api/backward.c's sizing)
+    unsigned dk16_floats;       // ws_dk holds the chunk kernel's dk as 16-bit mantissas: floats a row (else 0)
 };
 
 unit_info seq_info();

@@ -120,7 +120,8 @@ int main(int argc, char **argv)
     } o[2];
     for (int s = 0; s < 2; s++) {
         o[s].dq.assign((size_t)total * H * K, NAN);
-        o[s].dk.assign((size_t)total * H * K, NAN);
+        // (with the compact dk the parallel unit's ws_dk as api/backward.c makes it: cuda_cpu.asan.* see overruns)
+        o[s].dk.assign((size_t)total * H * (s == 1 && pi.dk16_floats ? pi.dk16_floats : K), NAN);
         // (the parallel unit's as large as api/backward.c makes it: with its 16-bit dU_hat, the adjoint's reads and
         // the walk's writes must stay in half the floats; cuda_cpu.asan.* build with AddressSanitizer to see it)
         o[s].dv.assign((size_t)total * H * V / (s == 1 && pi.duh16 ? 2 : 1), NAN);

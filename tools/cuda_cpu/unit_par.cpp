@@ -8,7 +8,7 @@ unit_info par_info()
 {
     return {ATTNC_B_K, ATTNC_B_V, ATTNC_B_VO, ATTNC_HOUT, ATTNC_HS, ATTNC_OUT_DTYPE, ATTNC_BP_C, ATTNC_B_GK,
             ATTNC_BP_DG != 0, ATTNC_B_NORM != 0, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DK_TENSOR, ATTNC_BP_DV_TENSOR,
-            ATTNC_BP_DELTA != 0, ATTNC_BD_DUH16 != 0};
+            ATTNC_BP_DELTA != 0, ATTNC_BD_DUH16 != 0, ATTNC_BD_DK16 ? ATTNC_BP_KP * 9 / 16 : 0};
 }
 
 void par_run(const host_args &a)

@@ -6,7 +6,7 @@
 unit_info seq_info()
 {
     return {ATTNC_B_K, ATTNC_B_V, ATTNC_B_VO, ATTNC_HOUT, ATTNC_HS, ATTNC_OUT_DTYPE, ATTNC_B_C, ATTNC_B_GK,
-            ATTNC_B_TRANSITION != 0, ATTNC_B_NORM != 0, -1, -1, -1, ATTNC_B_DELTA != 0, false};
+            ATTNC_B_TRANSITION != 0, ATTNC_B_NORM != 0, -1, -1, -1, ATTNC_B_DELTA != 0, false, 0};
 }
 
 void seq_run(const host_args &a)
