@@ -207,10 +207,10 @@ __device__ __forceinline__ void bd_mma16_f32(float (*acc)[4], const float *X, in
 // bd_form_e forms E, no barrier: the caller's makes it visible.  The solve runs in attnc_bwdp_wy alone, which
 // saves T for the adjoint (ws_t): the adjoint solved it again, with half its warps while the other half
 // formed dW and dT.
-// E_rj from its product k_r . k_j (0 on and above the diagonal).
-__device__ __forceinline__ float bd_e_elem(float kk, const float *g, int r, int j)
+// E_rj from its product k_r . k_j and pair factor f = e^{b_r - b_j} (bp_pair_decay; 0 on and above the diagonal).
+__device__ __forceinline__ float bd_e_elem(float kk, float f, int r, int j)
 {
-    return j < r ? kk * bp_dec(g[r] - g[j]) : 0.f;
+    return j < r ? kk * f : 0.f;
 }
 
 __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E)
@@ -221,6 +221,8 @@ __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E
         const int mi = item / NB, nj = item % NB;
         float acc[2][4];
         bp_zero<2>(acc);
+        float fd[2][4];
+        bp_pair_decay(g, mi, nj, lane, fd);
         if (nj <= mi)
             bp_mma<2, false, false>(acc, K, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
 #pragma unroll
@@ -228,7 +230,7 @@ __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
-                E[r * LDF + j] = bd_e_elem(acc[nt][i], g, r, j);
+                E[r * LDF + j] = bd_e_elem(acc[nt][i], fd[nt][i], r, j);
             }
     }
 }
@@ -586,13 +588,15 @@ __device__ __forceinline__ void bd_walk_scores(const elt *X, const elt *Kt, cons
         const int nj = blk - mi * (mi + 1) / 2;
         float ap[2][4];
         bp_zero<2>(ap);
+        float fd[2][4];
+        bp_pair_decay(g, mi, nj, lane, fd);
         bp_mma<2, false, false>(ap, X, ATTNC_BP_LDK, mi * 16, Kt, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
-                bd_put_split(P, Plo, r * ATTNC_BP_LDC + j, j <= r ? ap[nt][i] * bp_dec(g[r] - g[j]) : 0.f);
+                bd_put_split(P, Plo, r * ATTNC_BP_LDC + j, j <= r ? ap[nt][i] * fd[nt][i] : 0.f);
             }
     }
 }
@@ -1315,13 +1319,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
                 bp_mma<2, false, false>(ek, K, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
         }
         float part[2] = {0.f, 0.f}, gpair[2][4];   // (the gate's pair terms X_rj)
+        float fd[2][4];   // (F's and E's factors: once, before F's store; see dT's above)
+        bp_pair_decay(g, mi, nj, lane, fd);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
                 const float da = j < r ? -acc[nt][i] : 0.f;
-                const float dec = bp_dec(g[r] - g[j]);   // (F's and E's: once, before F's store; see dT's above)
+                const float dec = fd[nt][i];
                 bd_put_split(Fh, Fl, r * ATTNC_BP_LDC + j, beta[r] * da * dec);
                 if constexpr (TWO) {
                     const float t = da * (j < r ? ek[nt][i] * dec : 0.f);   // (bd_e_elem's E_rj)

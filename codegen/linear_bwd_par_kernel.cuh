@@ -235,6 +235,39 @@ __device__ __forceinline__ int bp_col(int n0, int nt, int lane, int i)
     return n0 + 8 * nt + 2 * (lane & 3) + (i & 1);
 }
 
+// The pair factors e^{b_r - b_j} of a lane's elements of the 16 x 16 block (mi, nj) of a chunk's C x C scores
+// (j <= r; 0 above the diagonal, with no ex2 for blocks wholly there), g the chunk-local sums b.  Below the
+// diagonal each is e^{b_r - b_m} e^{b_m - b_j}, m = 16 nj + 15 the block's last column: b does not increase,
+// so both exponents are <= 0, neither factor overflows, and their product underflows only where e^{b_r - b_j}
+// does; 2 ex2 for the rows and 4 for the columns where the elements took 16.  On the diagonal each element's
+// own (through a reference inside the block one factor could overflow).  Formed before the caller's stores,
+// after which the compiler would load g again.
+__device__ __forceinline__ void bp_pair_decay(const float *g, int mi, int nj, int lane, float (&f)[2][4])
+{
+    if (nj < mi) {
+        const float bm = g[nj * 16 + 15];
+        const float fr0 = bp_dec(g[bp_row(mi * 16, lane, 0)] - bm), fr1 = bp_dec(g[bp_row(mi * 16, lane, 2)] - bm);
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float fc = bp_dec(bm - g[bp_col(nj * 16, nt, lane, e)]);
+                f[nt][e] = fr0 * fc;
+                f[nt][e + 2] = fr1 * fc;
+            }
+    } else if (nj == mi) {
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
+                f[nt][i] = j <= r ? bp_dec(g[r] - g[j]) : 0.f;
+            }
+    } else {
+        bp_zero<2>(f);
+    }
+}
+
 // A 16-row fragment block's sums per column (NT n-tiles from n0; bp_quad_parts sums its rows), over the lanes of
 // a column's eight row groups, into out[column] by lanes 0 .. 3.
 template <int NT>
@@ -2064,13 +2097,15 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp, float *he
     // block (mi, nj); the pair terms' sums into rows and cols (PAIRS)
     auto block = [&](int mi, int nj, float (&rows)[2], float (&cols)[2][2]) {
         float ap[2][4], aa[2][4];
+        float fd[2][4];
+        bp_pair_decay(g, mi, nj, lane, fd);
         bp_block_scores<want_p>(bsm, mi, nj, dp, ap, aa, lane);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = bp_row(mi * 16, lane, i), j = bp_col(nj * 16, nt, lane, i);
-                const float f = j <= r ? bp_dec(g[r] - g[j]) : 0.f;
+                const float f = fd[nt][i];
                 const float pv = ap[nt][i] * f;
                 elt hi, lo;
                 if constexpr (store_p) {
