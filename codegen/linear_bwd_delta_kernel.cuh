@@ -1353,27 +1353,28 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
     static_assert(!ATTNC_BP_DK_L2 || 2 * NGK <= (TWO ? 2 * (ATTNC_BP_KP / 16) : LDF), "the l2norm's row sums in T's place");
     auto dk_item = [&](int item, float (*acc)[4]) {
         const int m0 = item / NGK * 16, cg = item % NGK, n0 = cg * 8 * NTK;
-        // the chunk kernel's dk, loaded before the products so that they cover the latency: a pair of adjacent
-        // columns a load where K is even (8 bytes, aligned: the pair's first column is even)
-        // (compact, ATTNC_BD_DK16: the words, decoded after the products with their scales, in fewer registers)
+        // the chunk kernel's dk in fp32, loaded before the products so that they cover the latency: a pair of
+        // adjacent columns a load where K is even (8 bytes, aligned: the pair's first column is even); compact
+        // (ATTNC_BD_DK16), loaded after them (bd_dk16_fetch)
         float old[NTK][4];   // (one of old and raw is used: the other takes no register)
         bd_dk16_raw<NTK> raw;
-        if constexpr (!ATTNC_BD_DK16)
+        if constexpr (!ATTNC_BD_DK16) {
 #pragma unroll
-        for (int nt = 0; nt < NTK; nt++)
+            for (int nt = 0; nt < NTK; nt++)
 #pragma unroll
-            for (int i = 0; i < 4; i += 2) {
-                const int q = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                const float *src = p.ws_dk + ((size_t)(c0 + q) * ATTNC_HOUT + h) * ATTNC_B_K + c;
-                if constexpr (ATTNC_B_K % 2 == 0) {
-                    const float2 x = q < nrows && c < ATTNC_B_K ? *reinterpret_cast<const float2 *>(src) : make_float2(0.f, 0.f);
-                    old[nt][i] = x.x, old[nt][i + 1] = x.y;
-                } else {
+                for (int i = 0; i < 4; i += 2) {
+                    const int q = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
+                    const float *src = p.ws_dk + ((size_t)(c0 + q) * ATTNC_HOUT + h) * ATTNC_B_K + c;
+                    if constexpr (ATTNC_B_K % 2 == 0) {
+                        const float2 x = q < nrows && c < ATTNC_B_K ? *reinterpret_cast<const float2 *>(src) : make_float2(0.f, 0.f);
+                        old[nt][i] = x.x, old[nt][i + 1] = x.y;
+                    } else {
 #pragma unroll
-                    for (int k = 0; k < 2; k++)
-                        old[nt][i + k] = q < nrows && c + k < ATTNC_B_K ? src[k] : 0.f;
+                        for (int k = 0; k < 2; k++)
+                            old[nt][i + k] = q < nrows && c + k < ATTNC_B_K ? src[k] : 0.f;
+                    }
                 }
-            }
+        }
         bp_zero<NTK>(acc);
         bd_mma_split<NTK, true, true>(acc, Th, Tl, ATTNC_BP_LDC, m0, DWh, DWl, ATTNC_BP_LDK, n0, m0, C, lane);
         if constexpr (!TWO)
@@ -1387,10 +1388,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
             }
         bd_mma_split<NTK, false, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
         bd_mma_split<NTK, true, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, m0, C, lane);
-        if constexpr (ATTNC_BD_DK16) {   // (late: no registers held over the products; the other CTA covers the loads)
-            bd_dk16_fetch<false, NTK>(p.ws_dk, m0, n0, lane, c0, nrows, h, raw);
-            bd_dk16_fetch<true, NTK>(p.ws_dk, m0, n0, lane, c0, nrows, h, raw);
-        }
+        if constexpr (ATTNC_BD_DK16)   // (late: no registers held over the products; the other CTA covers the loads)
+            bd_dk16_fetch<NTK>(p.ws_dk, m0, n0, lane, c0, nrows, h, raw);
 #pragma unroll
         for (int nt = 0; nt < NTK; nt++)
 #pragma unroll

@@ -931,38 +931,39 @@ __device__ __forceinline__ void bd_dk16_store(void *ws, const float (*acc)[4], i
     }
 }
 
-// The same item's fragments read back (the WY adjoint): the words, then the scales, loaded by bd_dk16_fetch (rows
-// past nrows zeros), the values decoded by bd_dk16_value where they are added, so that the words' loads fly under
-// the adjoint's products in 16 registers, not 32 floats (with the gated delta rule's terms those spilled at its 128
-// registers, and so did the words with the scales: the scales come after the products).
+// The same item's fragments read back (the WY adjoint): bd_dk16_fetch loads the words, then the scales (rows past
+// nrows zeros), after the adjoint's products, and bd_dk16_value decodes each value where it is added, so that no
+// register is held over the products (with the gated delta rule's terms the 32 floats held there spilled at its
+// 128 registers, and so did the words alone).
 template <int NT>
 struct bd_dk16_raw {
     unsigned w[NT][2];       // n-tile nt's two column pairs, rows r and r + 8
     float sc[2][NT / 2];     // their groups' scales, rows r and r + 8
 };
-template <bool SCALES, int NT>
+template <int NT>
 __device__ __forceinline__ void bd_dk16_fetch(const void *ws, int m0, int n0, int lane, int c0, int nrows, int h,
                                               bd_dk16_raw<NT> &raw)
 {
+    auto row_at = [&](int hf) {
+        return (const unsigned char *)ws + ((size_t)(c0 + bp_row(m0, lane, 2 * hf)) * ATTNC_HOUT + h) * ATTNC_BD_DK16_ROW;
+    };
 #pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-        const int r = bp_row(m0, lane, 2 * hf);
-        const unsigned char *row = (const unsigned char *)ws + ((size_t)(c0 + r) * ATTNC_HOUT + h) * ATTNC_BD_DK16_ROW;
-        const bool in = r < nrows;
-        if constexpr (!SCALES)
+    for (int hf = 0; hf < 2; hf++)
 #pragma unroll
-            for (int g = 0; g < NT / 2; g++) {
-                const uint2 w = in ? *reinterpret_cast<const uint2 *>(row + bd_dk16_words_at(n0, g, lane)) : make_uint2(0u, 0u);
-                raw.w[2 * g][hf] = w.x;
-                raw.w[2 * g + 1][hf] = w.y;
-            }
-        else if (in)
-            bd_dk16_scales<NT / 2, true>(row + bd_dk16_scales_at(n0), raw.sc[hf]);
+        for (int g = 0; g < NT / 2; g++) {
+            const bool in = bp_row(m0, lane, 2 * hf) < nrows;
+            const uint2 w = in ? *reinterpret_cast<const uint2 *>(row_at(hf) + bd_dk16_words_at(n0, g, lane)) : make_uint2(0u, 0u);
+            raw.w[2 * g][hf] = w.x;
+            raw.w[2 * g + 1][hf] = w.y;
+        }
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++)
+        if (bp_row(m0, lane, 2 * hf) < nrows)
+            bd_dk16_scales<NT / 2, true>(row_at(hf) + bd_dk16_scales_at(n0), raw.sc[hf]);
         else
 #pragma unroll
             for (int g = 0; g < NT / 2; g++)
                 raw.sc[hf][g] = 0.f;
-    }
 }
 // Register i (mma fragment order) of n-tile nt.
 template <int NT>
