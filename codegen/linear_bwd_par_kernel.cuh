@@ -1723,9 +1723,8 @@ static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::gp % 
 // The compact layout, two CTAs of 8 warps an SM (passes/grad.c's grad_bp_chunk2_smem): where the delta rule's
 // reverse walk forms dU_hat, the chunk kernel reads q, k, U_hat, dO and the two images and forms A's tiles alone
 // (no P tiles, hi tiles alone).  The staged rows lie over dO, the image and A, which are written only once the
-// roles are formed.  With a gate, no M tile fits: bp_scores sums its pair terms per block, holds the sums in
-// registers and puts them over dO once dq has read it (bp_pair_put; M names their place), and the gate's eq and
-// red get places of their own.  The names of what this form has not (P, the lo tiles) alias the places of A, V and S, so
+// roles are formed.  With a gate, no M tile fits: the kernel takes the gate's pair terms from q . dq and k . dk
+// (attnc_bwdp_chunk), and the gate's eq and red get places of their own.  The names of what this form has not (P, the lo tiles) alias the places of A, V and S, so
 // that the helpers compile unchanged: none of their code that reads them runs here.
 static_assert(ATTNC_BD_WALK_DUH && !ATTNC_BP_PLO && !ATTNC_BP_SLO && !ATTNC_BP_VLO && ATTNC_B_NORM == ATTNC_BP_NORM_NONE &&
               ATTNC_B_THREADS == 256, "the compact chunk kernel's case");
@@ -1743,7 +1742,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned ek = g + ATTNC_BP_C * 4;   // dq's l2norm row sums [2 NGQ][C], then k . dk_inter's partials
     static constexpr unsigned eq = ek + 2 * NGQ * ATTNC_BP_C * 4;              // q . dq_inter's partials [NGQ][C]
     static constexpr unsigned red = eq + (ATTNC_BP_DG ? NGQ * ATTNC_BP_C * 4 : 0);   // the block sum's [WARPS]
-    static constexpr unsigned m = dout;   // the gate's pair terms: their partials [2][C / 16][C], over dO after dq
+    static constexpr unsigned m = dout;   // (no M tile: a name for bp_scores, which writes none here)
     static constexpr unsigned vlo = v, slo = s, p = a, plo = a, alo = a;
     static constexpr unsigned tiles_end = red + (ATTNC_BP_DG ? ATTNC_B_WARPS * 4 : 0);
     static constexpr unsigned stage = ATTNC_BP_STAGE_BYTES <= g - dout ? dout : tiles_end;
@@ -1753,7 +1752,6 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
 static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 16 == 0 && attnc_bp_chunk_layout::dout % 16 == 0 &&
               attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::a % 16 == 0 && attnc_bp_chunk_layout::g % 16 == 0 &&
               attnc_bp_chunk_layout::stage % 16 == 0, "16-byte tiles");
-static_assert(2 * ATTNC_BP_C * ATTNC_BP_C * 4 / 16 <= attnc_bp_chunk_layout::CV, "the pair partials fit dO's place");
 #else
 struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned CK = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt), CV = ATTNC_BP_C * ATTNC_BP_LDV * sizeof(elt);
@@ -2036,67 +2034,25 @@ __device__ __forceinline__ void bp_block_scores(const unsigned char *bsm, int mi
     }
 }
 
-// The compact chunk kernel's gate pair terms (ATTNC_BP_CHUNK2 with ATTNC_BP_DG), where no M tile fits:
-// M_rj = (dO_r . v_j) P_rj summed per 16 x 16 block, rows [nj][r] = sum_{j in block nj, j < r} M_rj and columns
-// [NB + mi][j] = sum_{r in block mi, r > j} M_rj (the two sums of bp_pair_diff_parts a block at a time), formed by
-// bp_scores from its own products and held one a lane until dq has read dO, then written over it (bp_pair_put).
-#define ATTNC_BP_PAIR_IT ((ATTNC_BP_C / 16 * (ATTNC_BP_C / 16) + ATTNC_B_WARPS - 1) / ATTNC_B_WARPS)   // items a warp
-
-// A block's 16 row sums and 16 column sums, one a lane: lanes 0..15 row l, lanes 16..31 column l - 16.  After
-// the reductions every lane of a quad holds its rows' sums and every lane of a lane & 3 class its columns', so
-// the lane that gives a sum is chosen by the index it holds it under.
-__device__ __forceinline__ float bp_pair_hold(float (&rows)[2], float (&cols)[2][2], int lane)
-{
-    rows[0] = quad_sum(rows[0]);
-    rows[1] = quad_sum(rows[1]);
-#pragma unroll
-    for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-        for (int e = 0; e < 2; e++)
-#pragma unroll
-            for (int o = 4; o < 32; o <<= 1)
-                cols[nt][e] += __shfl_xor_sync(0xffffffffu, cols[nt][e], o);
-    const int l = lane & 15;
-    // row l: quad l & 7, index l >> 3; column l: lane & 3 = (l & 7) >> 1, nt = l >> 3, e = l & 1
-    // (selects, not indices: a register array indexed by the lane would go to local memory)
-    const float give_row = lane & 1 ? rows[1] : rows[0];
-    const float give_col0 = lane & 8 ? cols[0][1] : cols[0][0], give_col1 = lane & 8 ? cols[1][1] : cols[1][0];
-    const float row = __shfl_sync(0xffffffffu, give_row, (l & 7) * 4 + (l >> 3));
-    const float col = __shfl_sync(0xffffffffu, lane & 4 ? give_col1 : give_col0, ((l & 7) >> 1) | (l >> 3) << 2 | (l & 1) << 3);
-    return lane < 16 ? row : col;
-}
-
-// bp_scores' held sums into pr (C floats a row, over dO), once a barrier has passed every warp's last read of dO.
-__device__ __forceinline__ void bp_pair_put(const float (&held)[ATTNC_BP_PAIR_IT], float *pr)
-{
-    constexpr int C = ATTNC_BP_C, NB = C / 16;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-    for (int it = 0; it < ATTNC_BP_PAIR_IT; it++) {
-        const int item = warp + it * ATTNC_B_WARPS, mi = item / NB, nj = item % NB;
-        if (item < NB * NB && nj <= mi)
-            pr[lane < 16 ? nj * C + mi * 16 + lane : (NB + mi) * C + nj * 16 + lane - 16] = held[it];
-    }
-}
-
 // P = (Q K^T) o D (hi, lo tiles) and, with `dp`, A = (dO V^T) o D (hi, lo) and, for the gate's gradient
 // (ATTNC_BP_DG), M_rj = (dO_r . v_j) P_rj (fp32, its pair terms): 16 x 16 blocks on and below the diagonal, one
 // warp each in turn.  Not P's tiles where only dv would read them and the delta rule's walk formed dv
-// (ATTNC_BD_WALK_DUH), nor P at all unless M needs it; M as a tile (M_TILE) or as its blocks' sums held in
-// registers (PAIRS, the compact chunk kernel: bp_pair_hold; `held` one a warp's item).
-template <bool M_TILE = ATTNC_BP_DG, bool PAIRS = false>
-__device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp, float *held = nullptr)
+// (ATTNC_BD_WALK_DUH), nor P at all unless the M tile needs it (M_TILE; the compact chunk kernel takes its
+// pair terms from q . dq and k . dk instead: attnc_bwdp_chunk).
+template <bool M_TILE = ATTNC_BP_DG>
+__device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
 {
-    static_assert(!(M_TILE && PAIRS), "M one way");
-    constexpr bool want_p = !ATTNC_BD_WALK_DUH || M_TILE || PAIRS, store_p = !ATTNC_BD_WALK_DUH;
+    constexpr bool want_p = !ATTNC_BD_WALK_DUH || M_TILE, store_p = !ATTNC_BD_WALK_DUH;
     using L = attnc_bp_chunk_layout;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     elt *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *A = (elt *)(bsm + L::a), *Alo = (elt *)(bsm + L::alo);
     float *M = (float *)(bsm + L::m);
     const float *g = (const float *)(bsm + L::g);
     constexpr int NB = ATTNC_BP_C / 16;
-    // block (mi, nj); the pair terms' sums into rows and cols (PAIRS)
-    auto block = [&](int mi, int nj, float (&rows)[2], float (&cols)[2][2]) {
+    for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
+        const int mi = item / NB, nj = item % NB;
+        if (nj > mi)
+            continue;
         float ap[2][4], aa[2][4];
         float fd[2][4];
         bp_pair_decay(g, mi, nj, lane, fd);
@@ -2122,45 +2078,9 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp, float *he
                         Alo[r * ATTNC_BP_LDC + j] = lo;
                     if constexpr (M_TILE)
                         M[r * (ATTNC_BP_C + 1) + j] = aa[nt][i] * pv;
-                    if constexpr (PAIRS) {
-                        const float x = j < r ? aa[nt][i] * pv : 0.f;
-                        rows[i >> 1] += x;
-                        cols[nt][i & 1] += x;
-                    }
                 }
             }
-    };
-    if constexpr (PAIRS) {
-#pragma unroll
-        for (int it = 0; it < ATTNC_BP_PAIR_IT; it++) {
-            const int item = warp + it * ATTNC_B_WARPS, mi = item / NB, nj = item % NB;
-            float rows[2] = {0.f, 0.f}, cols[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
-            if (item < NB * NB && nj <= mi)
-                block(mi, nj, rows, cols);
-            held[it] = bp_pair_hold(rows, cols, lane);   // (every lane: the shuffles)
-        }
-    } else {
-        for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
-            const int mi = item / NB, nj = item % NB;
-            if (nj > mi)
-                continue;
-            float rows[2], cols[2][2];
-            block(mi, nj, rows, cols);
-        }
     }
-}
-
-// Token t's d_t (bp_pair_diff's) from bp_pair_put's sums: the columns of t's block and those below it, less
-// the rows of t's block and those left of it.
-__device__ __forceinline__ float bp_pair_diff_blocks(const float *pr, int t)
-{
-    constexpr int C = ATTNC_BP_C, NB = C / 16;
-    float d = 0.f;
-    for (int b = t / 16; b < NB; b++)
-        d += pr[(NB + b) * C + t];
-    for (int b = 0; b <= t / 16; b++)
-        d -= pr[b * C + t];
-    return d;
 }
 
 // dv's rows m0.. and columns n0.. (acc holding the state term): + P^T dO (hi and lo tiles of P), then into
@@ -2265,9 +2185,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
         __syncthreads();
     }
     const float bl = ATTNC_BP_GATED ? g[ATTNC_BP_C - 1] : 0.f;
-    float pair_held[ATTNC_BP_PAIR_IT];   // (TWO with a gate: bp_scores' pair sums, until dO is free)
-    bp_scores<ATTNC_BP_DG && !TWO, ATTNC_BP_DG && TWO>(bsm, true, pair_held);
+    // (TWO with a gate: the pair terms come from q . dq and k . dk taken after the in-chunk products, below; no
+    // Q K^T here)
+    bp_scores<ATTNC_BP_DG && !TWO>(bsm, true);
     __syncthreads();
+    float pairs_all = 0.f;   // (TWO with a gate: this thread's part of sum_{j <= r} M_rj, q . (A K) over its items)
 
     // dq = e^{b} (dO S_in^T) + A K; where the query is the tensor's l2norm (times a constant), the rows' sums of
     // the norm's adjoint meet in ek (the key terms' partials, written after the barrier after the next)
@@ -2289,11 +2211,21 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
                     if constexpr (ATTNC_BP_DG)
                         part[i >> 1] += attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]) * acc[nt][i];
                 }
-            if constexpr (ATTNC_BP_DG)
+            if constexpr (ATTNC_BP_DG && !TWO)
                 bp_quad_parts(part, eq + cg * ATTNC_BP_C, m0, lane);
             bp_mma<NT, false, true>(acc, A, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
             if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, false, true>(acc, Alo, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
+            if constexpr (ATTNC_BP_DG && TWO) {   // q . dq with the in-chunk part: eq, and what that part added
+                float full[2] = {0.f, 0.f};
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+                        full[i >> 1] += attnc_elt_to_float(Q[bp_row(m0, lane, i) * ATTNC_BP_LDK + bp_col(n0, nt, lane, i)]) * acc[nt][i];
+                pairs_all += (full[0] - part[0]) + (full[1] - part[1]);
+                bp_quad_parts(full, eq + cg * ATTNC_BP_C, m0, lane);
+            }
         };
         bp_role_grad_items<NT, NG, NB * NG, ATTNC_BP_DQ_L2, ATTNC_BP_DQ_TENSOR, ATTNC_BP_DQ_DTYPE, ATTNC_B_K>(
             p, dq_item, p.ws_dq, dq_direct, ATTNC_BP_DQ_SCALE, ek, warp, lane, c0, nrows, h);
@@ -2305,14 +2237,14 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
         image_async(img_out);
         attnc_stage_wait();
     } else {
-        if constexpr (TWO) {
+        if constexpr (TWO)
             bp_image_issue(img_out, img);
-            bp_pair_put(pair_held, M);   // (dq's items end past a barrier after their last read of dO)
-        }
         e_in = bp_image_finish<ATTNC_BP_DG>(img, S, Slo);
     }
     if constexpr (ATTNC_BP_DG)
         e_in = bp_block_sum(e_in, red);   // (its barriers publish S too)
+    if constexpr (ATTNC_BP_DG && TWO)
+        pairs_all = bp_block_sum(pairs_all, red);
     __syncthreads();
     // dk = e^{b_L - b} (V dS_out^T) + A^T Q
     {
@@ -2331,14 +2263,22 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
                 for (int i = 0; i < 4; i++) {
                     const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
                     acc[nt][i] *= bp_dec(bl - g[j]);
-                    if constexpr (ATTNC_BP_DG)
+                    if constexpr (ATTNC_BP_DG && !TWO)
                         part[i >> 1] += attnc_elt_to_float(K[j * ATTNC_BP_LDK + c]) * acc[nt][i];
                 }
-            if constexpr (ATTNC_BP_DG)
+            if constexpr (ATTNC_BP_DG && !TWO)
                 bp_quad_parts(part, ek + cg * ATTNC_BP_C, m0, lane);
             bp_mma<NT, true, true>(acc, A, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
             if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, true, true>(acc, Alo, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
+            if constexpr (ATTNC_BP_DG && TWO) {   // k . dk with the in-chunk part
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+                        part[i >> 1] += attnc_elt_to_float(K[bp_row(m0, lane, i) * ATTNC_BP_LDK + bp_col(n0, nt, lane, i)]) * acc[nt][i];
+                bp_quad_parts(part, ek + cg * ATTNC_BP_C, m0, lane);
+            }
             if constexpr (ATTNC_BD_DK16)
                 bd_dk16_store<NT>(p.ws_dk, acc, m0, n0, lane, c0, nrows, h);
             else
@@ -2367,6 +2307,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
         // dg_s = e^{b_L} <S_in, dS_out> + sum_{j < s} ek_j + sum_{s <= r < n} eq_r + R_s, the pair terms R_s of M
         // by bp_pair_diff_parts (every thread), then one warp's fixed-order scans.  (Two warps formed every
         // token's sums one term at a time before: a chain of about 200 shared-memory loads at the kernel's end.)
+        // The compact form (TWO) has no M: its eq and ek include the in-chunk products, q_r . (A K)_r =
+        // sum_{j <= r} M_rj and k_j . (A^T Q)_j = sum_{r >= j} M_rj, and sum_{r >= s} of the first plus
+        // sum_{j < s} of the second is R_s plus every pair term once (pairs_all), so dg_s is their scans less
+        // pairs_all.  (It formed Q K^T beside dO U_hat^T for M and summed it per block before: 16 more mma a
+        // block and the sums' shuffles.)
         constexpr int C = ATTNC_BP_C, P = ATTNC_B_THREADS / C;
         static_assert(ATTNC_B_THREADS % C == 0, "whole parts per token");
         __syncthreads();
@@ -2382,14 +2327,20 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
                 const int r = lane * R + i;
                 dx[i] = qx[i] = kx[i] = 0.f;
                 if (r < nrows) {
-                    dx[i] = TWO ? bp_pair_diff_blocks(M, r) : bp_pair_diff<P>(red, r);
+                    if constexpr (!TWO)
+                        dx[i] = bp_pair_diff<P>(red, r);
                     for (int cg = 0; cg < NGQ; cg++) {
                         qx[i] += eq[cg * C + r];
                         kx[i] += ek[cg * C + r];
                     }
                 }
             }
-            bp_warp_scan<R, false>(dx, cross, lane);
+            if constexpr (TWO)   // (eq and ek hold the pair terms, every one of them once too many)
+#pragma unroll
+                for (int i = 0; i < R; i++)
+                    cross[i] = -pairs_all;
+            else
+                bp_warp_scan<R, false>(dx, cross, lane);
             bp_warp_scan<R, false>(kx, kin, lane);
             bp_warp_scan<R, true>(qx, qin, lane);
             const float e = bp_dec(bl) * e_in;
