@@ -1724,8 +1724,9 @@ static_assert(attnc_bp_chunk_layout::z % 16 == 0 && attnc_bp_chunk_layout::gp % 
 // reverse walk forms dU_hat, the chunk kernel reads q, k, U_hat, dO and the two images and forms A's tiles alone
 // (no P tiles, hi tiles alone).  The staged rows lie over dO, the image and A, which are written only once the
 // roles are formed.  With a gate, no M tile fits: the kernel takes the gate's pair terms from q . dq and k . dk
-// (attnc_bwdp_chunk), and the gate's eq and red get places of their own.  The names of what this form has not (P, the lo tiles) alias the places of A, V and S, so
-// that the helpers compile unchanged: none of their code that reads them runs here.
+// (attnc_bwdp_chunk), and the gate's eq and red get places of their own.  The names of what this form has not (P,
+// the lo tiles) alias the places of A, V and S, so that the helpers compile unchanged: none of their code that
+// reads them runs here.
 static_assert(ATTNC_BD_WALK_DUH && !ATTNC_BP_PLO && !ATTNC_BP_SLO && !ATTNC_BP_VLO && ATTNC_B_NORM == ATTNC_BP_NORM_NONE &&
               ATTNC_B_THREADS == 256, "the compact chunk kernel's case");
 struct attnc_bp_chunk_layout {   // offsets in bytes
@@ -2222,7 +2223,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
                 for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                     for (int i = 0; i < 4; i++)
-                        full[i >> 1] += attnc_elt_to_float(Q[bp_row(m0, lane, i) * ATTNC_BP_LDK + bp_col(n0, nt, lane, i)]) * acc[nt][i];
+                        full[i >> 1] +=
+                            attnc_elt_to_float(Q[bp_row(m0, lane, i) * ATTNC_BP_LDK + bp_col(n0, nt, lane, i)]) * acc[nt][i];
                 pairs_all += (full[0] - part[0]) + (full[1] - part[1]);
                 bp_quad_parts(full, eq + cg * ATTNC_BP_C, m0, lane);
             }
@@ -2276,7 +2278,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
                 for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                     for (int i = 0; i < 4; i++)
-                        part[i >> 1] += attnc_elt_to_float(K[bp_row(m0, lane, i) * ATTNC_BP_LDK + bp_col(n0, nt, lane, i)]) * acc[nt][i];
+                        part[i >> 1] +=
+                            attnc_elt_to_float(K[bp_row(m0, lane, i) * ATTNC_BP_LDK + bp_col(n0, nt, lane, i)]) * acc[nt][i];
                 bp_quad_parts(part, ek + cg * ATTNC_BP_C, m0, lane);
             }
             if constexpr (ATTNC_BD_DK16)
