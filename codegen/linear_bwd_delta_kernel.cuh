@@ -1083,11 +1083,7 @@ __device__ __forceinline__ void bd_row_dots(const float (*acc)[4], const elt *X,
                                             int lane)
 {
     float part[2] = {0.f, 0.f};
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-            part[i >> 1] += acc[nt][i] * attnc_elt_to_float(X[bp_row(m0, lane, i) * ldx + bp_col(n0, nt, lane, i)]);
+    bp_row_dots<NT>(acc, X, ldx, m0, n0, part, lane);
     bp_quad_parts(part, red + cg * ATTNC_BP_C, m0, lane);
 }
 

@@ -235,6 +235,20 @@ __device__ __forceinline__ int bp_col(int n0, int nt, int lane, int i)
     return n0 + 8 * nt + 2 * (lane & 3) + (i & 1);
 }
 
+// An accumulator's products with a tile's rows over its item's columns (16 rows from m0, 8 NT columns from n0),
+// added to the lane's two rows' parts (part[0]: row m0 + lane / 4, part[1]: 8 rows below), in the order of the
+// elements; bp_quad_parts then sums a row's parts over its quad.
+template <int NT>
+__device__ __forceinline__ void bp_row_dots(const float (*acc)[4], const elt *X, int ldx, int m0, int n0, float (&part)[2],
+                                            int lane)
+{
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            part[i >> 1] += acc[nt][i] * attnc_elt_to_float(X[bp_row(m0, lane, i) * ldx + bp_col(n0, nt, lane, i)]);
+}
+
 // The pair factors e^{b_r - b_j} of a lane's elements of the 16 x 16 block (mi, nj) of a chunk's C x C scores
 // (j <= r; 0 above the diagonal, with no ex2 for blocks wholly there), g the chunk-local sums b.  Below the
 // diagonal each is e^{b_r - b_m} e^{b_m - b_j}, m = 16 nj + 15 the block's last column: b does not increase,
@@ -2219,12 +2233,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
                 bp_mma<NT, false, true>(acc, Alo, ATTNC_BP_LDC, m0, K, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
             if constexpr (ATTNC_BP_DG && TWO) {   // q . dq with the in-chunk part: eq, and what that part added
                 float full[2] = {0.f, 0.f};
-#pragma unroll
-                for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                    for (int i = 0; i < 4; i++)
-                        full[i >> 1] +=
-                            attnc_elt_to_float(Q[bp_row(m0, lane, i) * ATTNC_BP_LDK + bp_col(n0, nt, lane, i)]) * acc[nt][i];
+                bp_row_dots<NT>(acc, Q, ATTNC_BP_LDK, m0, n0, full, lane);
                 pairs_all += (full[0] - part[0]) + (full[1] - part[1]);
                 bp_quad_parts(full, eq + cg * ATTNC_BP_C, m0, lane);
             }
@@ -2274,12 +2283,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
             if constexpr (ATTNC_BP_PLO)
                 bp_mma<NT, true, true>(acc, Alo, ATTNC_BP_LDC, m0, Q, ATTNC_BP_LDK, n0, m0, ATTNC_BP_C, lane);
             if constexpr (ATTNC_BP_DG && TWO) {   // k . dk with the in-chunk part
-#pragma unroll
-                for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                    for (int i = 0; i < 4; i++)
-                        part[i >> 1] +=
-                            attnc_elt_to_float(K[bp_row(m0, lane, i) * ATTNC_BP_LDK + bp_col(n0, nt, lane, i)]) * acc[nt][i];
+                bp_row_dots<NT>(acc, K, ATTNC_BP_LDK, m0, n0, part, lane);
                 bp_quad_parts(part, ek + cg * ATTNC_BP_C, m0, lane);
             }
             if constexpr (ATTNC_BD_DK16)
