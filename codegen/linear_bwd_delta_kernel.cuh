@@ -518,7 +518,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_WY_CTAS) 
 template <int W>
 struct attnc_bd_walk_layout_w {   // offsets in bytes; the forward walk uses x, w, y, s
     static constexpr unsigned LDW = W + 8;   // the slice's tiles' row stride
-    static constexpr unsigned x = 0;                                                     // Kd (fwd) or Qg (rev) [C][LDK]
+    static constexpr unsigned x = 0;                                                     // K or Q (bp_walk_frag), else Kd or Qg [C][LDK]
     static constexpr unsigned k = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // K, then Kd (rev)
     static constexpr unsigned w = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // W
     static constexpr unsigned y = w + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // U then U_hat, or dO [C][LDW]
@@ -759,7 +759,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         }
         if constexpr (REV)   // P = (Q K^T) o D from the undecayed tiles (hi, lo)
             bd_walk_scores(X, Kt, b, P, Plo, warp, lane);
-        else if constexpr (ATTNC_BP_GATED)   // Kd = K e^{b_L - b}, rounded once more
+        else if constexpr (ATTNC_BP_GATED && !bp_walk_frag<false>())   // Kd = K e^{b_L - b}, rounded once more
             bp_scale_rows<true>(X, b);
         // this chunk's incoming state as an image, then its decay
         if (owner)
@@ -767,10 +767,10 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
                                  lane);
         __syncthreads();
         // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel); reverse: dU_hat into Z, and
-        // Qg = Q e^{b} (rounded once more) for the update, P having read Q
+        // Qg = Q e^{b} for the update, P having read Q (16-bit tiles: in the update's fragments, bp_walk_product)
         if constexpr (REV) {
             bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, b, Z, c0, nrows, h, v0, warp, lane);
-            if constexpr (ATTNC_BP_GATED)
+            if constexpr (ATTNC_BP_GATED && !bp_walk_frag<true>())
                 bp_scale_rows<false>(X, b);
         } else {
             for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
@@ -789,7 +789,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         __syncthreads();
         // the update: S_out = e^{b_L} S_in + Kd^T U_hat, or dS_in = e^{b_L} dS_out + Qg^T dO - W^T dU_hat
         if (owner) {
-            bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, LDW, 0, 0, C, lane);
+            bp_walk_product<NT, REV>(acc, X, Y, LDW, b, m0, lane);
             if constexpr (REV)
                 bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, LDW, 0, 0, C, lane);
         }
@@ -830,7 +830,7 @@ template <int W>
 struct attnc_bd_walk_ws_layout_w {   // offsets in bytes
     static constexpr unsigned LDW = W + 8;
     // a tile buffer (two of them, from 0 and from buf)
-    static constexpr unsigned x = 0;                                                     // Q, then Qg [C][LDK]
+    static constexpr unsigned x = 0;                                                     // Q (bp_walk_frag), else Qg [C][LDK]
     static constexpr unsigned k = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // K, then Kd
     static constexpr unsigned y = k + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);            // dO [C][LDW]
     static constexpr unsigned p = y + ATTNC_BP_C * LDW * sizeof(elt);                     // P hi, lo [C][LDC]
@@ -906,8 +906,8 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
     }
 }
 
-// The consumers: the state's rows 16 cw .. (warp cw of 8); chunk it's image, P, dU_hat and Qg (in place), and the
-// update from buffer it % 2.
+// The consumers: the state's rows 16 cw .. (warp cw of 8); chunk it's image, P, dU_hat and Qg (in place, or in the
+// update's fragments: bp_walk_product), and the update from buffer it % 2.
 template <int W>
 __device__ __forceinline__ void bd_walk_ws_consume(const attnc_bwd_params &p, unsigned char *bsm, int n, int h, int v0,
                                                    int bos, int eos, int nchunks)
@@ -933,11 +933,11 @@ __device__ __forceinline__ void bd_walk_ws_consume(const attnc_bwd_params &p, un
         bd_walk_scores(X, Kt, g, P, Plo, cw, lane);
         attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
         bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, g, Z, c0, nrows, h, v0, cw, lane);
-        if constexpr (ATTNC_BP_GATED)   // Qg for the update (P read Q undecayed)
+        if constexpr (ATTNC_BP_GATED && !bp_walk_frag<true>())   // Qg for the update (P read Q undecayed)
             bp_scale_rows<false>(X, g, (int)threadIdx.x - ATTNC_B_THREADS);
         attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
         if (owner) {
-            bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, LDW, 0, 0, C, lane);
+            bp_walk_product<NT, true>(acc, X, Y, LDW, g, m0, lane);
             bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, LDW, 0, 0, C, lane);
         }
         if (it + 2 < nchunks)

@@ -216,6 +216,67 @@ __device__ __forceinline__ void bp_mma_s(float (*acc)[4], const elt *A, int lda,
     bp_mma<NT, AT, BKN, ATTNC_BP_SLO>(acc, A, lda, m0, B, ldb, n0, k0, k1, lane, Blo);
 }
 
+#if !ATTNC_SPLIT && !ATTNC_BP_DIAG
+// acc (16 rows from m0, 8 NT columns from n0) += (G A)^T B over [k0, k1), A stored [k][m] (a chunk's rows) and
+// G = diag(e^{b_k}), or (KD) diag(e^{b_L - b_k}) with b_L = b[C - 1]: each reduction row's factor applied to A's
+// fragment as it is loaded, the fp32 product rounded once to the tile type, the bits bp_scale_rows<KD> gave the
+// tile (the walks' Qg^T dO, Kd^T V), so that no pass over the tile, and no barrier after it, sits before the
+// update.  16-bit tiles (fp32 tiles are split into hi and lo at each load); a scalar decay.  B stored [k][n].
+template <int NT, bool KD = false>
+__device__ __forceinline__ void bp_mma_at_decayed(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, int ldb,
+                                                  int n0, int k0, int k1, const float *b, int lane)
+{
+    const float bl = KD ? b[ATTNC_BP_C - 1] : 0.f;
+    auto dec = [&](int r) { return KD ? bp_dec(bl - b[r]) : bp_dec(b[r]); };
+    auto scaled = [](unsigned u, float f0, float f1) {   // (the low half: the even reduction row)
+        return pack2(attnc_elt_to_float((elt)(u & 0xffffu)) * f0, attnc_elt_to_float((elt)(u >> 16)) * f1);
+    };
+    for (int k = k0; k < k1; k += 16) {
+        frag a;
+        load_a_t(a, A, lda, m0, k, lane);
+        // registers 0 and 1 hold reduction rows kr and kr + 1, registers 2 and 3 rows kr + 8 and kr + 9
+        const int kr = k + (lane & 3) * 2;
+        const float f0 = dec(kr), f1 = dec(kr + 1), f8 = dec(kr + 8), f9 = dec(kr + 9);
+        a.hi[0] = scaled(a.hi[0], f0, f1);
+        a.hi[1] = scaled(a.hi[1], f0, f1);
+        a.hi[2] = scaled(a.hi[2], f8, f9);
+        a.hi[3] = scaled(a.hi[3], f8, f9);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt += 2) {
+            frag bf;
+            bp_frag_b<true>(bf, B, ldb, n0 + nt * 8, k, lane);
+            mma(acc[nt], a, bf, 0);
+            mma(acc[nt + 1], a, bf, 1);
+        }
+    }
+}
+#endif
+
+// Whether a walk's product takes its rows' decay factors in its fragments (bp_mma_at_decayed) rather than from a
+// pass over the tile: a scalar decay and 16-bit tiles, and not the forward walk with V's remainder tile, whose
+// second product reads X again (the delta rule's walks: the reverse one)
+template <bool REV>
+__device__ constexpr bool bp_walk_frag()
+{
+    return ATTNC_BP_GATED && !ATTNC_BP_DIAG && !ATTNC_SPLIT && (REV || !ATTNC_BP_VLO);
+}
+
+// A walk's chunk product from X [C][LDK]: acc += Kd^T Y (forward: Y is V, or the delta rule's U_hat) or Qg^T dO
+// (reverse), X holding K or Q as formed where bp_walk_frag, else Kd or Qg (bp_scale_rows before the product).
+template <int NT, bool REV>
+__device__ __forceinline__ void bp_walk_product(float (*acc)[4], const elt *X, const elt *Y, int ldy, const float *g, int m0,
+                                                int lane)
+{
+#if !ATTNC_SPLIT && !ATTNC_BP_DIAG
+    if constexpr (bp_walk_frag<REV>()) {
+        bp_mma_at_decayed<NT, !REV>(acc, X, ATTNC_BP_LDK, m0, Y, ldy, 0, 0, ATTNC_BP_C, g, lane);
+        return;
+    }
+#endif
+    (void)g;
+    bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ldy, 0, 0, ATTNC_BP_C, lane);
+}
+
 template <int NT>
 __device__ __forceinline__ void bp_zero(float (*acc)[4])
 {
@@ -1276,7 +1337,7 @@ __device__ __forceinline__ void bp_walk_dh0(const attnc_bwd_params &p, const flo
 
 #if !ATTNC_BP_DELTA && !ATTNC_BP_WIDE_PASS   // the delta rule's walks: linear_bwd_delta_kernel.cuh
 struct attnc_bp_walk_layout {   // offsets in bytes
-    static constexpr unsigned x = 0;                                                   // Kd or Qg [C][LDK]
+    static constexpr unsigned x = 0;                                                   // K or Q (bp_walk_frag), else Kd or Qg [C][LDK]
     static constexpr unsigned y = x + ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);          // V or dO slice [C][LDS]
     static constexpr unsigned ylo = y + ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt);        // V's remainder
     static constexpr unsigned g = ylo + (ATTNC_BP_VLO ? ATTNC_BP_C * ATTNC_BP_LDS * sizeof(elt) : 0);   // b [C]
@@ -1413,9 +1474,10 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
             if (!walk && blockIdx.z == 0)
                 for (int d = tid; d < ATTNC_B_GK; d += ATTNC_B_THREADS)
                     p.ws_decay[((size_t)slot * ATTNC_HOUT + h) * ATTNC_B_GK + d] = bp_dec(BP_B(g, ATTNC_BP_C - 1, d));
-        // Kd = K e^{b_L - b} (forward) or Qg = Q e^{b} (reverse), rounded once more to the tile type (per
-        // channel with a vector gate)
-        if constexpr (ATTNC_BP_GATED) {
+        // Kd = K e^{b_L - b} (forward) or Qg = Q e^{b} (reverse), rounded once more to the tile type: in the
+        // product's fragments (bp_walk_frag), else over the tile (per channel with a vector gate, fp32
+        // tiles, and the forward walk's V remainder, whose second product reads the tile again)
+        if constexpr (ATTNC_BP_GATED && !bp_walk_frag<REV>()) {
             bp_scale_rows<!REV>(X, g);
             __syncthreads();
         }
@@ -1424,7 +1486,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
         // (the products written out in both branches: one shared copy between the walk's image store and the
         // runs' measured 3-6 % slower walks on the H200, simple_gla and gla at 8192 and 32768, fifteenth session)
         if (owner && !walk) {   // the chunk's product alone
-            bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
+            bp_walk_product<NT, REV>(acc, X, Y, ATTNC_BP_LDS, g, m0, lane);
             if constexpr (!REV && ATTNC_BP_VLO)
                 bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Ylo, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
             bp_img_store<NT>(image + bp_image(slot, h), acc, m0, v0, lane);
@@ -1455,7 +1517,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
                     acc[nt][i + 1] *= fl;
                 }
 #endif
-            bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Y, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
+            bp_walk_product<NT, REV>(acc, X, Y, ATTNC_BP_LDS, g, m0, lane);
             if constexpr (!REV && ATTNC_BP_VLO)
                 bp_mma<NT, true, true>(acc, X, ATTNC_BP_LDK, m0, Ylo, ATTNC_BP_LDS, 0, 0, ATTNC_BP_C, lane);
         }
