@@ -1818,10 +1818,10 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned g = a + CC;                                      // b [C]
     static constexpr unsigned ek = g + ATTNC_BP_C * 4;   // dq's l2norm row sums [2 NGQ][C], then k . dk_inter's partials
     static constexpr unsigned eq = ek + 2 * NGQ * ATTNC_BP_C * 4;              // q . dq_inter's partials [NGQ][C]
-    static constexpr unsigned red = eq + (ATTNC_BP_DG ? NGQ * ATTNC_BP_C * 4 : 0);   // the block sum's [WARPS]
+    static constexpr unsigned red = eq + (ATTNC_BP_DG ? NGQ * ATTNC_BP_C * 4 : 0);   // the block sums' [2][WARPS]
     static constexpr unsigned m = dout;   // (no M tile: a name for bp_scores, which writes none here)
     static constexpr unsigned vlo = v, slo = s, p = a, plo = a, alo = a;
-    static constexpr unsigned tiles_end = red + (ATTNC_BP_DG ? ATTNC_B_WARPS * 4 : 0);
+    static constexpr unsigned tiles_end = red + (ATTNC_BP_DG ? 2 * ATTNC_B_WARPS * 4 : 0);
     static constexpr unsigned stage = ATTNC_BP_STAGE_BYTES <= g - dout ? dout : tiles_end;
     static constexpr unsigned end = stage == dout ? tiles_end : stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
@@ -2197,6 +2197,26 @@ __device__ __forceinline__ float bp_block_sum(float x, float *red)
     return s;
 }
 
+// Two block sums over one pair of barriers, each in bp_block_sum's order (the same bits); red [2][WARPS].
+__device__ __forceinline__ void bp_block_sum2(float &x, float &y, float *red)
+{
+    x = attnc_warp_sum(x);
+    y = attnc_warp_sum(y);
+    if ((threadIdx.x & 31) == 0) {
+        red[threadIdx.x >> 5] = x;
+        red[ATTNC_B_WARPS + (threadIdx.x >> 5)] = y;
+    }
+    __syncthreads();
+    float s = 0.f, t = 0.f;
+#pragma unroll
+    for (int w = 0; w < ATTNC_B_WARPS; w++) {
+        s += red[w];
+        t += red[ATTNC_B_WARPS + w];
+    }
+    __syncthreads();
+    x = s, y = t;
+}
+
 #if !ATTNC_BP_DIAG
 #if ATTNC_BP_WIDE_PASS == ATTNC_BP_WIDE_CHUNK   // the unit's one chunk kernel: 8 warps, or 16 in the wide pass
 #if ATTNC_BWD_WANT(ATTNC_BK_P_CHUNK)
@@ -2314,11 +2334,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
             bp_image_issue(img_out, img);
         e_in = bp_image_finish<ATTNC_BP_DG>(img, S, Slo);
     }
-    if constexpr (ATTNC_BP_DG)
-        e_in = bp_block_sum(e_in, red);   // (its barriers publish S too)
+    // (a block sum's barriers publish S too)
     if constexpr (ATTNC_BP_DG && TWO)
-        pairs_all = bp_block_sum(pairs_all, red);
-    __syncthreads();
+        bp_block_sum2(e_in, pairs_all, red);
+    else if constexpr (ATTNC_BP_DG)
+        e_in = bp_block_sum(e_in, red);
+    else
+        __syncthreads();
     // dk = e^{b_L - b} (V dS_out^T) + A^T Q
     {
         constexpr int NT = ATTNC_BP_NT(ATTNC_BP_KP), NG = ATTNC_BP_KP / (8 * NT), NB = ATTNC_BP_C / 16;

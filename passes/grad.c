@@ -481,7 +481,7 @@ unsigned grad_bp_chunk2_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stag
 {
     uint32_t nt = KP % 64 == 0 ? 8 : KP % 32 == 0 ? 4 : 2, ng = KP / (8 * nt);
     unsigned dout = 2 * C * (KP + 8) * 2 + C * (VP + 8) * 2, end_over = dout + C * (VP + 8) * 2 + KP * (VP + 8) * 2 + C * (C + 8) * 2;
-    unsigned bytes = end_over + C * 4 + 2 * ng * C * 4 + (dg ? ng * C * 4 + BP_WARPS * 4 : 0);
+    unsigned bytes = end_over + C * 4 + 2 * ng * C * 4 + (dg ? ng * C * 4 + 2 * BP_WARPS * 4 : 0);
     if (stage > end_over - dout)
         bytes += stage;
     return (bytes + 127) / 128 * 128;
