@@ -186,6 +186,26 @@ __device__ __forceinline__ void bp_frag_b(frag &b, const elt *B, int ldb, int n0
 // acc (16 rows from m0, 8 NT columns from n0) += A (16 x [k0, k1)) B, and with LO A Blo too (B's lo tile, each
 // A fragment loaded once).  A: row-major [m][k] tile, or (AT) stored [k][m]; B, Blo: stored [k][n] (BKN) or
 // [n][k].
+// One k-step of bp_mma with A's fragment a loaded: acc (8 NT columns from n0) += a B[k .. k + 15], and with LO
+// a Blo after it into each accumulator.
+template <int NT, bool BKN, bool LO = false>
+__device__ __forceinline__ void bp_mma_step(float (*acc)[4], const frag &a, const elt *B, int ldb, int n0, int k, int lane,
+                                            const elt *Blo = nullptr)
+{
+#pragma unroll
+    for (int nt = 0; nt < NT; nt += 2) {
+        frag b;
+        bp_frag_b<BKN>(b, B, ldb, n0 + nt * 8, k, lane);
+        mma(acc[nt], a, b, 0);
+        mma(acc[nt + 1], a, b, 1);
+        if constexpr (LO) {
+            bp_frag_b<BKN>(b, Blo, ldb, n0 + nt * 8, k, lane);
+            mma(acc[nt], a, b, 0);
+            mma(acc[nt + 1], a, b, 1);
+        }
+    }
+}
+
 template <int NT, bool AT, bool BKN, bool LO = false>
 __device__ __forceinline__ void bp_mma(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, int ldb, int n0,
                                        int k0, int k1, int lane, const elt *Blo = nullptr)
@@ -193,18 +213,7 @@ __device__ __forceinline__ void bp_mma(float (*acc)[4], const elt *A, int lda, i
     for (int k = k0; k < k1; k += 16) {
         frag a;
         bp_frag_a<AT>(a, A, lda, m0, k, lane);
-#pragma unroll
-        for (int nt = 0; nt < NT; nt += 2) {
-            frag b;
-            bp_frag_b<BKN>(b, B, ldb, n0 + nt * 8, k, lane);
-            mma(acc[nt], a, b, 0);
-            mma(acc[nt + 1], a, b, 1);
-            if constexpr (LO) {
-                bp_frag_b<BKN>(b, Blo, ldb, n0 + nt * 8, k, lane);
-                mma(acc[nt], a, b, 0);
-                mma(acc[nt + 1], a, b, 1);
-            }
-        }
+        bp_mma_step<NT, BKN, LO>(acc, a, B, ldb, n0, k, lane, Blo);
     }
 }
 
@@ -241,13 +250,7 @@ __device__ __forceinline__ void bp_mma_at_decayed(float (*acc)[4], const elt *A,
         a.hi[1] = scaled(a.hi[1], f0, f1);
         a.hi[2] = scaled(a.hi[2], f8, f9);
         a.hi[3] = scaled(a.hi[3], f8, f9);
-#pragma unroll
-        for (int nt = 0; nt < NT; nt += 2) {
-            frag bf;
-            bp_frag_b<true>(bf, B, ldb, n0 + nt * 8, k, lane);
-            mma(acc[nt], a, bf, 0);
-            mma(acc[nt + 1], a, bf, 1);
-        }
+        bp_mma_step<NT, true>(acc, a, B, ldb, n0, k, lane);
     }
 }
 #endif
