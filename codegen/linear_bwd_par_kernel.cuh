@@ -183,9 +183,6 @@ __device__ __forceinline__ void bp_frag_b(frag &b, const elt *B, int ldb, int n0
         load_b_nk(b, B, ldb, n0, k, lane);
 }
 
-// acc (16 rows from m0, 8 NT columns from n0) += A (16 x [k0, k1)) B, and with LO A Blo too (B's lo tile, each
-// A fragment loaded once).  A: row-major [m][k] tile, or (AT) stored [k][m]; B, Blo: stored [k][n] (BKN) or
-// [n][k].
 // One k-step of bp_mma with A's fragment a loaded: acc (8 NT columns from n0) += a B[k .. k + 15], and with LO
 // a Blo after it into each accumulator.
 template <int NT, bool BKN, bool LO = false>
@@ -206,6 +203,9 @@ __device__ __forceinline__ void bp_mma_step(float (*acc)[4], const frag &a, cons
     }
 }
 
+// acc (16 rows from m0, 8 NT columns from n0) += A (16 x [k0, k1)) B, and with LO A Blo too (B's lo tile, each
+// A fragment loaded once).  A: row-major [m][k] tile, or (AT) stored [k][m]; B, Blo: stored [k][n] (BKN) or
+// [n][k].
 template <int NT, bool AT, bool BKN, bool LO = false>
 __device__ __forceinline__ void bp_mma(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, int ldb, int n0,
                                        int k0, int k1, int lane, const elt *Blo = nullptr)
