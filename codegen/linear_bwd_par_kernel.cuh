@@ -2183,41 +2183,37 @@ __device__ __forceinline__ void bp_dv_finish(const attnc_bwd_params &p, float (*
         bp_role_grad_frag<DVT, DVD, ATTNC_B_V>(p.ws_dv, dv_direct, acc[nt], m0, n0, nt, lane, c0, nrows, h);
 }
 
-// A block sum in a fixed order (every thread gets it): each warp's butterfly (the same bits in every lane:
-// IEEE addition commutes), then the warps' sums in warp order, two barriers (a tree over the threads in
-// shared memory took log2(THREADS) + 2).
-__device__ __forceinline__ float bp_block_sum(float x, float *red)
+// N block sums in a fixed order (every thread gets them), over one pair of barriers: each warp's butterfly (the
+// same bits in every lane: IEEE addition commutes), then the warps' sums in warp order (a tree over the threads
+// in shared memory took log2(THREADS) + 2 barriers); red [N][WARPS].
+template <int N>
+__device__ __forceinline__ void bp_block_sums(float (&x)[N], float *red)
 {
-    x = attnc_warp_sum(x);
+#pragma unroll
+    for (int j = 0; j < N; j++)
+        x[j] = attnc_warp_sum(x[j]);
     if ((threadIdx.x & 31) == 0)
-        red[threadIdx.x >> 5] = x;
+#pragma unroll
+        for (int j = 0; j < N; j++)
+            red[j * ATTNC_B_WARPS + (threadIdx.x >> 5)] = x[j];
     __syncthreads();
-    float s = 0.f;
+    float s[N] = {};
 #pragma unroll
     for (int w = 0; w < ATTNC_B_WARPS; w++)
-        s += red[w];
+#pragma unroll
+        for (int j = 0; j < N; j++)
+            s[j] += red[j * ATTNC_B_WARPS + w];
     __syncthreads();
-    return s;
+#pragma unroll
+    for (int j = 0; j < N; j++)
+        x[j] = s[j];
 }
 
-// Two block sums over one pair of barriers, each in bp_block_sum's order (the same bits); red [2][WARPS].
-__device__ __forceinline__ void bp_block_sum2(float &x, float &y, float *red)
+__device__ __forceinline__ float bp_block_sum(float x, float *red)
 {
-    x = attnc_warp_sum(x);
-    y = attnc_warp_sum(y);
-    if ((threadIdx.x & 31) == 0) {
-        red[threadIdx.x >> 5] = x;
-        red[ATTNC_B_WARPS + (threadIdx.x >> 5)] = y;
-    }
-    __syncthreads();
-    float s = 0.f, t = 0.f;
-#pragma unroll
-    for (int w = 0; w < ATTNC_B_WARPS; w++) {
-        s += red[w];
-        t += red[ATTNC_B_WARPS + w];
-    }
-    __syncthreads();
-    x = s, y = t;
+    float s[1] = {x};
+    bp_block_sums(s, red);
+    return s[0];
 }
 
 #if !ATTNC_BP_DIAG
@@ -2338,8 +2334,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
         e_in = bp_image_finish<ATTNC_BP_DG>(img, S, Slo);
     }
     // (a block sum's barriers publish S too)
-    if constexpr (ATTNC_BP_DG && TWO)
-        bp_block_sum2(e_in, pairs_all, red);
+    if constexpr (ATTNC_BP_DG && TWO) {
+        float sums[2] = {e_in, pairs_all};
+        bp_block_sums(sums, red);
+        e_in = sums[0], pairs_all = sums[1];
+    }
     else if constexpr (ATTNC_BP_DG)
         e_in = bp_block_sum(e_in, red);
     else
