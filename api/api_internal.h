@@ -122,13 +122,18 @@ typedef struct api_saved_layout {
     bool mantissa;      /* 16-bit mantissas and a scale per row and slice of vs columns (bp_plo), else bf16 */
     uint32_t vs;
     bool uhat;          /* the delta rule: every token's U_hat row after the images, bf16 [slot][heads_out][chunk][vp] */
+    uint32_t nl2;       /* the l2norm factors after those, fp32 [tokens][heads_out][nl2] (passes/grad.c's grad_l2_factors) */
 } api_saved_layout;
 bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layout *out);
 /* The backward's slots for `tokens` tokens in N sequences; the bytes of the images of `slots` slots (where the
- * U_hat rows begin), and of all the saved states. */
+ * U_hat rows begin), of the images and U_hat rows (where the l2norm factors begin), and of all the saved states. */
 size_t api_saved_slots(const api_saved_layout *sl, int64_t tokens, int64_t N);
 size_t api_saved_images_bytes(const api_saved_layout *sl, size_t slots);
-size_t api_saved_bytes(const api_saved_layout *sl, size_t slots);
+size_t api_saved_l2_offset(const api_saved_layout *sl, size_t slots);
+size_t api_saved_bytes(const api_saved_layout *sl, size_t slots, int64_t tokens);
+/* Whether the l2norm factors of `tokens` tokens have 32-bit indices, as the forward's kernels store them
+ * (codegen/cuda.c's emit_save_l2); the images of that many tokens would not fit a GPU's memory anyway. */
+bool api_saved_l2_fits(const api_saved_layout *sl, int64_t tokens);
 
 /* kernel.c, shared with backward.c: what the forward's and the backward's kernel handles share. */
 typedef struct api_tensor {

@@ -77,6 +77,7 @@ struct attnc_grad_kernel {
     int sm_count;       /* the device's (0 where none was opened: 132 assumed) */
     unsigned bd_wy_smem, bd_adj_smem;
     unsigned bd_wy_saved_smem;   /* attnc_bwdp_wy's with the forward's saved states (its compact layout) */
+    uint32_t bp_nl2;             /* the l2norm factors per token and output head its kernels read from saved states */
     unsigned bd_walk_ws_smem;    /* attnc_bwdp_dstates_ws's (0: not planned) */
     size_t nunits;      /* compile units (grad_unit_plan) and the kernels each defines (bit i: CG_BK_* i) */
     uint32_t unit_mask[API_MAX_UNITS];
@@ -117,6 +118,7 @@ typedef struct bwd_params {
     float *ws_decay;         /* the scanned walks: e^{b_L} per chunk and output head (gated specs) */
     int bp_run;              /* the walks' mode: 0 walks each sequence, R > 0 runs of R slots */
     int bd_uhat_saved;       /* the delta rule with the forward's saved states: ws_u is the forward's U_hat (no U formed) */
+    const float *l2f;        /* the forward's saved l2norm factors [T, HOUT, nl2], or null */
 } bwd_params;
 
 typedef struct bwd_sum_params {
@@ -292,6 +294,7 @@ static attnc_status grad_kernel_plan(attnc_ctx *ctx, attnc_spec *spec, cg_bwd_ou
         k->bp_run2 = cg->plan.bp_run2;
         k->bd_wy_smem = cg->plan.bd_wy_smem;
         k->bd_wy_saved_smem = cg->plan.bd_wy_saved_smem;
+        k->bp_nl2 = cg->plan.bp_nl2;
         k->bd_walk_ws_smem = cg->plan.bd_walk_ws_smem;
         k->bd_adj_smem = cg->plan.bd_adj_smem;
     }
@@ -624,7 +627,7 @@ bool api_grad_saved_layout(const attnc_grad_kernel *k, int64_t N, api_saved_layo
     if (k->bp_image != (k->bp_plo ? plain + scales : plain) || (k->bp_delta && k->bp_plo))
         return false;   /* (no forward saves mantissa images for the delta rule) */
     *out = (api_saved_layout){.chunk = k->chunk, .kp = k->bp_kp, .vp = k->bp_vp, .heads_out = k->sh.heads_out,
-                              .mantissa = k->bp_plo, .vs = k->bp_vs, .uhat = k->bp_delta};
+                              .mantissa = k->bp_plo, .vs = k->bp_vs, .uhat = k->bp_delta, .nl2 = k->bp_nl2};
     return true;
 }
 
@@ -639,9 +642,19 @@ size_t api_saved_images_bytes(const api_saved_layout *sl, size_t slots)
     return slots * sl->heads_out * image;
 }
 
-size_t api_saved_bytes(const api_saved_layout *sl, size_t slots)
+size_t api_saved_l2_offset(const api_saved_layout *sl, size_t slots)
 {
     return api_saved_images_bytes(sl, slots) + (sl->uhat ? slots * sl->heads_out * sl->chunk * sl->vp * 2 : 0);
+}
+
+bool api_saved_l2_fits(const api_saved_layout *sl, int64_t tokens)
+{
+    return (uint64_t)tokens * sl->heads_out * sl->nl2 <= UINT32_MAX;
+}
+
+size_t api_saved_bytes(const api_saved_layout *sl, size_t slots, int64_t tokens)
+{
+    return api_saved_l2_offset(sl, slots) + (size_t)tokens * sl->heads_out * sl->nl2 * 4;
 }
 
 /* wanted: per tensor, whether its gradient is asked for (NULL: every one).  The parallel schedule's adjoint
@@ -859,6 +872,8 @@ attnc_status attnc_backward(attnc_ctx *ctx, attnc_grad_kernel *k, const attnc_ba
         return st;
     if (saved && sl.uhat)   /* the delta rule: the forward's U_hat rows, after its images, for the chunk kernel */
         lp.ws_u = (unsigned char *)(uintptr_t)saved + api_saved_images_bytes(&sl, api_saved_slots(&sl, total, N));
+    if (saved && sl.nl2)   /* the l2norm factors, after those */
+        lp.l2f = (const float *)(const void *)((const unsigned char *)saved + api_saved_l2_offset(&sl, api_saved_slots(&sl, total, N)));
     for (uint32_t i = 0; i < k->ntensors; i++)
         if (direct_tensor(k, i) && wanted[i]) {
             lp.direct[i] = a->dinputs[i].data;

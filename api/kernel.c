@@ -281,6 +281,7 @@ struct attnc_kernel {
     unsigned elt_bytes;        /* bytes of one tile element (the plan's operands): the workspace's S_in */
     cg_saved_images saves;     /* the images its walk writes for the backward's saved states where asked */
     uint32_t save_vs;          /* and their scales' slice (codegen/cuda.c's cg_saved_image_kind) */
+    uint32_t save_nl2;         /* and the l2norm factors it saves per token and output head (cg_output's save_nl2) */
     uint32_t bv;               /* the walk's V slice (columns of the image a CTA writes) */
     int sm_count;
     api_workspace *ws;
@@ -681,6 +682,7 @@ attnc_status attnc_kernel_new(attnc_ctx *ctx, attnc_spec *spec, const attnc_comp
     k->k_pad = m->plan.k_pad;
     k->elt_bytes = ir_operand_bytes(m->plan.operands);
     k->saves = cg_saved_image_kind(m, &k->save_vs);
+    k->save_nl2 = cg.save_nl2;
     k->bv = m->plan.v_tile;
     k->sm_count = dev.sm_count;
     /* Every kernel its own unit: the chunk kernel and the softmax part's (what every launch but a decode
@@ -862,6 +864,7 @@ typedef struct launch_params {
     void *save_img;
     int save_shift;
     void *save_uh;
+    float *save_l2;
 } launch_params;
 
 /* Whether this launch of the linear part takes the materialized schedule: asked for, or (auto) when the
@@ -1060,7 +1063,7 @@ static bool saves_for(const attnc_kernel *k, const attnc_grad_kernel *grad, int6
     return k->saves != CG_SAVED_NONE && api_grad_saved_layout(grad, N, sl) &&
            sl->mantissa == (k->saves == CG_SAVED_MANTISSA) && (!sl->mantissa || sl->vs == k->save_vs) &&
            sl->heads_out == k->sh.heads_out && sl->kp == k->k_pad && sl->vp == k->sh.V && sl->chunk % k->chunk == 0 &&
-           (sl->chunk & (sl->chunk - 1)) == 0 && k->bv % 8 == 0;
+           (sl->chunk & (sl->chunk - 1)) == 0 && k->bv % 8 == 0 && sl->nl2 == k->save_nl2;
 }
 
 /* Whether the materialized schedule of k saves states where asked: the delta rule's split walk
@@ -1077,9 +1080,9 @@ static bool split_saves(const attnc_kernel *k)
 size_t attnc_saved_states_bytes(const attnc_kernel *k, const attnc_grad_kernel *grad, int64_t B, int64_t T, int64_t nseq)
 {
     api_saved_layout sl;
-    if (!k || !grad || B < 1 || T < 0 || !saves_for(k, grad, nseq > 0 ? nseq : B, &sl))
+    if (!k || !grad || B < 1 || T < 0 || !saves_for(k, grad, nseq > 0 ? nseq : B, &sl) || !api_saved_l2_fits(&sl, B * T))
         return 0;
-    return api_saved_bytes(&sl, api_saved_slots(&sl, B * T, nseq > 0 ? nseq : B));
+    return api_saved_bytes(&sl, api_saved_slots(&sl, B * T, nseq > 0 ? nseq : B), B * T);
 }
 
 attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_args *a)
@@ -1138,7 +1141,7 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
                         "(no delta rule, no stabiliser) and no cu_seqlens", k->name);
     api_saved_layout sl;
     if (a->saved) {   /* training: the walk writes S_in's images for saved_for's backward */
-        if (!a->saved_for || !saves_for(k, a->saved_for, N, &sl))
+        if (!a->saved_for || !saves_for(k, a->saved_for, N, &sl) || !api_saved_l2_fits(&sl, B * T))
             return api_fail(ctx, ATTNC_ERR_USAGE, "%s: saved states asked for, but %s", k->name,
                             a->saved_for ? "this forward saves none for that backward on this shape "
                                            "(attnc_saved_states_bytes is 0)"
@@ -1153,6 +1156,8 @@ attnc_status attnc_forward(attnc_ctx *ctx, attnc_kernel *k, const attnc_forward_
             lp.save_shift++;
         if (sl.uhat)   /* the delta rule's U_hat rows, after the images */
             lp.save_uh = (unsigned char *)a->saved + api_saved_images_bytes(&sl, api_saved_slots(&sl, B * T, N));
+        if (sl.nl2)   /* the l2norm factors, after those */
+            lp.save_l2 = (float *)(void *)((unsigned char *)a->saved + api_saved_l2_offset(&sl, api_saved_slots(&sl, B * T, N)));
     }
     /* One token per sequence (a decode step): the decode kernel replaces the chunk kernel, unless the
      * launch asks for a schedule of the chunk kernel or saves states (the chunk kernel's walk writes them). */

@@ -60,6 +60,8 @@ typedef struct cg_output {
     cg_kernel kernels[CG_MAX_KERNELS];
     unsigned nkernels;
     unsigned tensor_align[CG_MAX_TENSORS]; /* bytes a tensor's address must be aligned to (0: its dtype's) */
+    unsigned save_nl2;    /* the l2norm factors per token and output head the walk saves with its states
+                             (passes/grad.c's grad_l2_factors; attnc_params.save_l2) */
 } cg_output;
 
 /* Generates the kernels of `m` (stage IR_PLAN_SCHEDULED).  False with a diagnostic for what the

@@ -36,6 +36,11 @@ typedef struct gen {
     cg_output *out;
     bool *live;       /* per value: reached by the roles being emitted */
     bool *gate_cone;  /* per value: reached by the gate role */
+    attnc_arena *arena;
+    /* the l2norm factors the walk saves with its states for the backward (grad_l2_factors; nl2 0: none) */
+    ir_ref l2_values[GRAD_MAX_L2];
+    unsigned l2_roles[GRAD_MAX_L2];
+    unsigned nl2;
     unsigned stage_off[CG_MAX_TENSORS]; /* per-token inputs: offset of their rows in the staging area */
     unsigned stage_bytes;
     unsigned stage_roles[CG_MAX_TENSORS]; /* per tensor: the roles its rows feed (CG_ROLE_* bits) */
@@ -231,11 +236,17 @@ static void emit_row_struct(gen *g)
         else
             attnc_buf_printf(&g->b, "    float %s[%u];\n", roles[i].name, n);
     }
-    attnc_buf_printf(&g->b, "    float g[%u];\n    float beta, ig;\n};\n", gate_slots(g));
+    attnc_buf_printf(&g->b, "    float g[%u];\n    float beta, ig;\n", gate_slots(g));
+    if (g->nl2)
+        attnc_buf_printf(&g->b, "    float l2[%u];   // the l2norm factors, for the saved states (attnc_row_save_l2)\n", g->nl2);
+    attnc_buf_puts(&g->b, "};\n");
     attnc_buf_puts(&g->b, "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
                           "                                                 const unsigned char *stage, bool real, attnc_row &o);\n"
                           "__device__ __forceinline__ float attnc_row_gate(const attnc_params &p, int t, int h, int r, int lane,\n"
                           "                                                const unsigned char *stage, bool real);\n"
+                          "template <unsigned WANT>   // training: the roles whose l2norm factors it stores\n"
+                          "__device__ __forceinline__ void attnc_row_save_l2(const attnc_params &p, const attnc_row &o, int t, int h, bool real,\n"
+                          "                                                  int lane);\n"
                           "template <unsigned WANT = ATTNC_ROLES_ALL>   // the roles stored (ATTNC_ROLE_*)\n"
                           "__device__ __forceinline__ void attnc_row_store(const attnc_row &o, int r, int v0, int lane, elt *sq, elt *sk,\n"
                           "                                                elt *sv, float *sg, float *sbeta, float *sig);\n");
@@ -247,6 +258,34 @@ static void emit_row_struct(gen *g)
      * four) 7 % more, and kv_asym_retnet (three for its rows of V = 192) spilled 40 bytes on sm_80. */
     attnc_buf_printf(&g->b, "#define ATTNC_STAGE_UNROLL %d\n",
                      cg_stage_max_pieces(&g->ev, g->m->plan.chunk, g->m->plan.warps * 32) <= 2);
+}
+
+/* Training: attnc_row_save_l2<WANT>, by lane 0 of a real row, stores the l2norm factors of the roles WANT forms
+ * (attnc_row's l2, which attnc_row_values sets) for the backward (p.save_l2, [token][HOUT][nl2]), which reads
+ * them instead of a warp sum per row and l2norm; the phases that form a role all store the same bits (one
+ * code, one input).  Without a decay the index is 32-bit (the launcher saves no more than 2^32 factors,
+ * api/kernel.c): with a 64-bit one DeltaNet's warp-specialised producers spilled 8 bytes on sm_90a, and with a
+ * 32-bit one the gated delta rule's 32 (ptxas's allocation at the edge of their 104 registers, not a rule:
+ * tests/run_compile.sh watches both). */
+static void emit_save_l2(gen *g)
+{
+    attnc_buf *b = &g->b;
+    attnc_buf_puts(b, "template <unsigned WANT>\n"
+                      "__device__ __forceinline__ void attnc_row_save_l2(const attnc_params &p, const attnc_row &o, int t, int h, bool real,\n"
+                      "                                                  int lane)\n{\n"
+                      "    (void)p, (void)o, (void)t, (void)h, (void)real, (void)lane;\n");
+    if (g->nl2) {
+        attnc_buf_printf(b, "    if (!p.save_l2 || !real || lane != 0)\n        return;\n"
+                            "    float *row;\n"
+                            "    if constexpr (ATTNC_TRANSITION == TR_IDENTITY)\n"
+                            "        row = p.save_l2 + (unsigned)(t * ATTNC_HOUT + h) * %uu;\n"
+                            "    else\n"
+                            "        row = p.save_l2 + ((size_t)t * ATTNC_HOUT + h) * %u;\n",
+                         g->nl2, g->nl2);
+        for (unsigned j = 0; j < g->nl2; j++)
+            attnc_buf_printf(b, "    if constexpr ((WANT & %uu) != 0)\n        row[%u] = o.l2[%u];\n", g->l2_roles[j], j, j);
+    }
+    attnc_buf_puts(b, "}\n");
 }
 
 /* The prologue, in two steps so that a warp can have several tokens in flight (linear_kernel.cuh forms
@@ -309,7 +348,10 @@ static void emit_linear_prologue(gen *g)
         attnc_buf_printf(b, "    o.ig = real ? v%u : 0.f;\n", ig);
     else
         attnc_buf_puts(b, "    o.ig = 0.f;\n");
+    for (unsigned j = 0; j < g->nl2; j++)
+        attnc_buf_printf(b, "    o.l2[%u] = l2inv%u;\n", j, g->l2_values[j]);
     attnc_buf_puts(b, "}\n");
+    emit_save_l2(g);
     /* one token's gate alone, by one lane (gate_by_lane; the declaration stands for the kernels' text where not) */
     attnc_buf_puts(b, "__device__ __forceinline__ float attnc_row_gate(const attnc_params &p, int t, int h, int r, int lane,\n"
                       "                                                const unsigned char *stage, bool real)\n{\n"
@@ -392,6 +434,7 @@ static void emit_common(gen *g)
                         "    void *save_img;          // training: S_in images for the backward [slot, HOUT, KP, V] (or null)\n"
                         "    int save_shift;          // log2 of the backward's chunk: slot = (c0 >> save_shift) + n\n"
                         "    elt *save_uh;            // training, the delta rule: every token's U_hat [slot, HOUT, C_b, V] (or null)\n"
+                        "    float *save_l2;          // training: the l2norm factors [T, HOUT, NL2] (attnc_row_save_l2; or null)\n"
                         "};\n",
                      m->ntensors ? m->ntensors : 1);
     for (uint32_t i = 0; i < m->ntensors; i++)
@@ -489,6 +532,17 @@ static bool emit_linear(gen *g)
     attnc_buf *b = &g->b;
     unsigned smem = tile_linear_smem_bytes(m);
     plan_roles(g);
+    uint32_t save_vs;
+    cg_saved_images saved = cg_saved_image_kind(m, &save_vs);
+    /* the l2norm factors the walk saves with its states (in grad_l2_factors' order, the backward's) */
+    g->nl2 = saved != CG_SAVED_NONE ? grad_l2_factors(m, g->arena, g->l2_values, g->l2_roles) : 0;
+    for (unsigned j = 0; j < g->nl2; j++)
+        if (!g->live[g->l2_values[j]])
+            g->nl2 = 0;
+    g->ev.l2_values = g->l2_values;
+    g->ev.l2_roles = g->l2_roles;
+    g->ev.nl2 = g->nl2;
+    g->out->save_nl2 = g->nl2;
     double qscale = p->feed[IR_ROLE_QUERY] == IR_FEED_SCALED ? p->scale[IR_ROLE_QUERY] : 1.0;
     attnc_buf_printf(b, "\n// ---- the linear part: plan chunked %u (%s%s%s), tiles k_pad %u v_tile %u, %u warps ----\n",
                      p->chunk, ir_transition_name(p->transition), p->householder ? ", householder" : "",
@@ -507,8 +561,6 @@ static bool emit_linear(gen *g)
     unsigned out_smem = tile_linear_smem_bytes_lean(m, 2) + g->stage_bytes;
     bool grouped = (p->schedules & IR_SCHED_GROUPED) != 0;
     unsigned group_smem = tile_linear_smem_bytes_lean(m, 3) + g->stage_bytes;
-    uint32_t save_vs;
-    cg_saved_images saved = cg_saved_image_kind(m, &save_vs);
     attnc_buf_printf(b, "#define ATTNC_DSPLIT %d\n#define ATTNC_LS_WARPS %u\n#define ATTNC_LS_AHEAD %u\n", split, ls_warps,
                      LS_AHEAD);
     attnc_buf_printf(b, "#define ATTNC_TRANSITION %u\n#define ATTNC_DELTA %d\n#define ATTNC_STABILIZED %d\n"
@@ -519,10 +571,11 @@ static bool emit_linear(gen *g)
     cg_put_float(b, qscale);
     attnc_buf_printf(b, "\n#define ATTNC_CAUSAL %d\n#define ATTNC_GROUPED %d\n#define ATTNC_STATE_IN %d\n#define ATTNC_STATE_OUT %d\n"
                         "#define ATTNC_SMEM_BYTES %u\n#define ATTNC_MIN_BLOCKS %u\n#define ATTNC_PRO_ROWS %u\n"
-                        "#define ATTNC_GATE_LANES %d\n#define ATTNC_SAVES %d\n#define ATTNC_SAVE_VS %u\n",
+                        "#define ATTNC_GATE_LANES %d\n#define ATTNC_SAVES %d\n#define ATTNC_SAVE_VS %u\n"
+                        "#define ATTNC_SAVE_NL2 %u   // the l2norm factors saved per token and output head (attnc_row_save_l2)\n",
                      m->mask == IR_MASK_CAUSAL, grouped, m->state_in, m->state_out, smem,
                      min_blocks(smem + g->stage_bytes, p->warps * 32), prologue_rows(g), gate_by_lane(g),
-                     (int)saved, save_vs);
+                     (int)saved, save_vs, g->nl2);
     if (split)
         attnc_buf_printf(b, "#define ATTNC_WY_MIN_BLOCKS %u\n#define ATTNC_OUT_MIN_BLOCKS %u\n", lean_min_blocks(wy_smem),
                          lean_min_blocks(out_smem));
@@ -670,7 +723,7 @@ bool codegen_cuda(const ir_module *m, attnc_arena *a, attnc_diags *diags, cg_out
         attnc_error(diags, m->span, "the CUDA generator takes at most %d tensors", CG_MAX_TENSORS);
         return false;
     }
-    gen g = {.m = m, .sh = ir_module_shape(m), .out = out};
+    gen g = {.m = m, .sh = ir_module_shape(m), .out = out, .arena = a};
     g.live = attnc_arena_alloc(a, m->nvalues * sizeof *g.live);
     g.gate_cone = attnc_arena_alloc(a, m->nvalues * sizeof *g.gate_cone);
     if (!g.live || !g.gate_cone)

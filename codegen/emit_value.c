@@ -47,8 +47,10 @@ void cg_emit_role_bits(attnc_buf *b)
 {
     attnc_buf_printf(b, "// the roles as bits of a mask (WANT: the roles a kernel body forms and whose inputs it copies)\n"
                         "#define ATTNC_ROLE_Q %uu\n#define ATTNC_ROLE_K %uu\n#define ATTNC_ROLE_V %uu\n#define ATTNC_ROLE_GATE %uu\n"
-                        "#define ATTNC_ROLE_BETA %uu   // beta and the input gate\n#define ATTNC_ROLES_ALL %uu\n",
-                     CG_ROLE_Q, CG_ROLE_K, CG_ROLE_V, CG_ROLE_GATE, CG_ROLE_BETA, CG_ROLES_ALL);
+                        "#define ATTNC_ROLE_BETA %uu   // beta and the input gate\n#define ATTNC_ROLES_ALL %uu\n"
+                        "#define ATTNC_ROLE_L2F %uu   // (not a role) the l2norm factors are the saved ones (p.l2f), staged\n"
+                        "#define ATTNC_ROLE_UNSAVED %uu   // (not a role) the kernel runs only where no states were saved\n",
+                     CG_ROLE_Q, CG_ROLE_K, CG_ROLE_V, CG_ROLE_GATE, CG_ROLE_BETA, CG_ROLES_ALL, CG_ROLE_L2F, CG_ROLE_UNSAVED);
 }
 
 /* The head of `axis` that output head `out_head` (an expression) reads. */
@@ -238,6 +240,14 @@ static void emit_taylor2(const cg_values *e, ir_ref r)
     }
 }
 
+unsigned cg_l2_index(const cg_values *e, ir_ref r)
+{
+    for (unsigned j = 0; j < e->nl2; j++)
+        if (e->l2_values[j] == r)
+            return j;
+    return ~0u;
+}
+
 void cg_emit_value(const cg_values *e, ir_ref r)
 {
     const ir_value *v = &e->m->values[r];
@@ -261,12 +271,25 @@ void cg_emit_value(const cg_values *e, ir_ref r)
         return;
     case IR_OP_L2NORM: {
         ir_ref x = v->arg[0];
-        attnc_buf_printf(b, "    float v%u[%u];\n    {\n        float ss = 0.f;\n", r, ns);
+        attnc_buf_printf(b, "    float v%u[%u], l2inv%u;\n    {\n        float ss = 0.f;\n", r, ns, r);
         for (unsigned s = 0; s < ns; s++)
             attnc_buf_printf(b, "        ss += v%u[%u] * v%u[%u];\n", x, s, x, s);
-        attnc_buf_puts(b, "        const float inv = rsqrtf(attnc_warp_sum(ss) + 1e-6f);\n");
+        unsigned j = cg_l2_index(e, r);
+        if (e->l2_saved && j < e->nl2) {   /* the forward's factor where it saved one: no warp sum */
+            /* a staged form is a template on WANT (attnc_bwd_roles_staged, _regs), whose ATTNC_ROLE_L2F its
+             * caller sets where p.l2f is: no branch here */
+            if (e->stage_off)
+                attnc_buf_printf(b, "        if constexpr ((WANT & ATTNC_ROLE_L2F) != 0)\n"
+                                    "            l2inv%u = ((const float *)(stage + %u))[r * %u + %u];   // (staged)\n",
+                                 r, e->l2_stage_off, e->nl2, j);
+            else
+                attnc_buf_printf(b, "        if (p.l2f)\n            l2inv%u = p.l2f[((size_t)t * ATTNC_HOUT + h) * %u + %u];\n", r,
+                                 e->nl2, j);
+            attnc_buf_puts(b, "        else\n    ");
+        }
+        attnc_buf_printf(b, "        l2inv%u = rsqrtf(attnc_warp_sum(ss) + 1e-6f);\n", r);
         for (unsigned s = 0; s < ns; s++)
-            attnc_buf_printf(b, "        v%u[%u] = v%u[%u] * inv;\n", r, s, x, s);
+            attnc_buf_printf(b, "        v%u[%u] = v%u[%u] * l2inv%u;\n", r, s, x, s, r);
         attnc_buf_puts(b, "    }\n");
         return;
     }
@@ -377,6 +400,49 @@ unsigned cg_stage_max_pieces(const cg_values *e, unsigned chunk, unsigned thread
     return most;
 }
 
+/* The copies of one staged block's chunk of rows (a tensor's, or the l2norm factors'), after its opening line
+ * and its `src` (the chunk's first row, a row every `stride` bytes): n rows of rb bytes into stage + off. */
+static void emit_stage_copies(const cg_values *e, unsigned rb, unsigned stride, unsigned off, bool held, const char *chunk,
+                              const char *threads, const char *tid)
+{
+    attnc_buf *b = e->b;
+    unsigned unit = cg_stage_unit(rb), per_row = rb / unit;
+    bool in_registers = unit == 2 && held;
+    /* UNROLL: loops of constant trip count, unrolled (thread t copies pieces t, t + threads, ... of the
+     * chunk's rows; with threads a multiple of a row's pieces, each piece's addresses are the first's
+     * plus constants); else one loop over the pieces.  Rows held in registers are always unrolled:
+     * their slots are registers. */
+    if (!in_registers) {
+        attnc_buf_printf(b, "        if constexpr (!UNROLL) {\n"
+                            "            for (int i = %s; i < n * %u; i += %s) {\n"
+                            "                const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n"
+                            "                const unsigned char *from = src + (r * %uu + u * %u);\n"
+                            "                unsigned char *to = stage + %u + r * %u + u * %u;\n",
+                         tid, per_row, threads, per_row, per_row, stride, unit, off, rb, unit);
+        put_stage_copy(b, unit, "    ");
+        attnc_buf_puts(b, "            }\n        } else\n");
+    }
+    attnc_buf_puts(b, "#pragma unroll\n        for (int j = 0; j < ");
+    put_pieces_per_thread(b, per_row, chunk, threads);
+    attnc_buf_printf(b, "; j++%s) {\n"
+                        "            const unsigned i = %s + j * %s, r = i / %u, u = i %% %u;\n"
+                        "            const unsigned char *from = src + (r * %uu + u * %u);\n",
+                     in_registers ? ", slot++" : "", tid, threads, per_row, per_row, stride, unit);
+    if (in_registers)
+        attnc_buf_printf(b, "            if (held)\n"
+                            "                held->x[slot] = i < (unsigned)n * %uu ? *(const unsigned short *)from : 0;\n"
+                            "            else if (i < (unsigned)n * %uu)\n"
+                            "                *(unsigned short *)(stage + %u + r * %u + u * 2) = *(const unsigned short *)from;\n",
+                         per_row, per_row, off, rb);
+    else {
+        attnc_buf_printf(b, "            unsigned char *to = stage + %u + r * %u + u * %u;\n"
+                            "            if (i < (unsigned)n * %uu)\n",
+                         off, rb, unit, per_row);
+        put_stage_copy(b, unit, "    ");
+    }
+    attnc_buf_puts(b, "        }\n    }\n");
+}
+
 void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params, const char *chunk, const char *threads,
                          const char *tid, const char *held)
 {
@@ -399,7 +465,7 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
         /* Row c0 of the head in 64 bits once, then 32-bit offsets (a row is under 64 KB, a chunk 64
          * rows): the 64-bit address of every copy cost about 30 instructions (nvdisasm of Mamba-2's
          * kernel: 495 instructions of staging per chunk, 399 now). */
-        unsigned per_row = rb / unit, heads = m->axes[t->axis].count;
+        unsigned heads = m->axes[t->axis].count;
         bool in_registers = unit == 2 && held;
         put_want_guard(e, i);
         attnc_buf_printf(b, "{   // %s: rows of %u bytes, %u-byte %s\n"
@@ -407,39 +473,19 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
                          t->name, rb, unit, in_registers ? "loads held in registers" : unit == 2 ? "loads" : "copies", i, heads);
         cg_put_head(e, t->axis);
         attnc_buf_printf(b, ") * %u;\n", rb);
-        /* UNROLL: loops of constant trip count, unrolled (thread t copies pieces t, t + threads, ... of the
-         * chunk's rows; with threads a multiple of a row's pieces, each piece's addresses are the first's
-         * plus constants); else one loop over the pieces.  Rows held in registers are always unrolled:
-         * their slots are registers. */
-        if (!in_registers) {
-            attnc_buf_printf(b, "        if constexpr (!UNROLL) {\n"
-                                "            for (int i = %s; i < n * %u; i += %s) {\n"
-                                "                const unsigned r = (unsigned)i / %u, u = (unsigned)i %% %u;\n"
-                                "                const unsigned char *from = src + (r * %uu + u * %u);\n"
-                                "                unsigned char *to = stage + %u + r * %u + u * %u;\n",
-                             tid, per_row, threads, per_row, per_row, heads * rb, unit, e->stage_off[i], rb, unit);
-            put_stage_copy(b, unit, "    ");
-            attnc_buf_puts(b, "            }\n        } else\n");
-        }
-        attnc_buf_puts(b, "#pragma unroll\n        for (int j = 0; j < ");
-        put_pieces_per_thread(b, per_row, chunk, threads);
-        attnc_buf_printf(b, "; j++%s) {\n"
-                            "            const unsigned i = %s + j * %s, r = i / %u, u = i %% %u;\n"
-                            "            const unsigned char *from = src + (r * %uu + u * %u);\n",
-                         in_registers ? ", slot++" : "", tid, threads, per_row, per_row, heads * rb, unit);
-        if (in_registers)
-            attnc_buf_printf(b, "            if (held)\n"
-                                "                held->x[slot] = i < (unsigned)n * %uu ? *(const unsigned short *)from : 0;\n"
-                                "            else if (i < (unsigned)n * %uu)\n"
-                                "                *(unsigned short *)(stage + %u + r * %u + u * 2) = *(const unsigned short *)from;\n",
-                             per_row, per_row, e->stage_off[i], rb);
-        else {
-            attnc_buf_printf(b, "            unsigned char *to = stage + %u + r * %u + u * %u;\n"
-                                "            if (i < (unsigned)n * %uu)\n",
-                             e->stage_off[i], rb, unit, per_row);
-            put_stage_copy(b, unit, "    ");
-        }
-        attnc_buf_puts(b, "        }\n    }\n");
+        emit_stage_copies(e, rb, heads * rb, e->stage_off[i], held != NULL, chunk, threads, tid);
+    }
+    if (e->l2_saved && e->nl2 && e->l2_stage_off != ~0u) {   /* the forward's l2norm factors, where it saved them */
+        unsigned want = 0, rb = e->nl2 * 4;
+        for (unsigned j = 0; j < e->nl2; j++)
+            want |= e->l2_roles[j];
+        attnc_buf_puts(b, "    ");
+        if (e->stage_roles)
+            attnc_buf_printf(b, "if constexpr ((WANT & %uu) && !(WANT & ATTNC_ROLE_UNSAVED)) ", want);
+        attnc_buf_printf(b, "if (p.l2f) {   // the saved l2norm factors: rows of %u bytes, %u-byte copies\n"
+                            "        const unsigned char *src = (const unsigned char *)p.l2f + ((size_t)c0 * ATTNC_HOUT + h) * %u;\n",
+                         rb, cg_stage_unit(rb), rb);
+        emit_stage_copies(e, rb, ir_module_shape(m).heads_out * rb, e->l2_stage_off, false, chunk, threads, tid);
     }
     attnc_buf_puts(b, "    asm volatile(\"cp.async.commit_group;\\n\" ::: \"memory\");\n}\n");
 }

@@ -33,6 +33,16 @@ typedef struct cg_values {
                                    of roles) asks for one of them */
     bool select_minmax;         /* min/max as x < w ? x : w and x > w ? x : w (w on a tie, the branch the
                                    reference and the adjoint take); false: fminf/fmaxf */
+    /* The l2norm factors a forward with saved states stores (passes/grad.c's grad_l2_factors): l2_values[j],
+     * j < nl2, reaching the roles l2_roles[j].  Every l2norm value R forms its factor as "l2invR", in scope
+     * after its statement (the adjoint's rule reads it).  l2_saved (the backward's parallel schedule): factor j
+     * of the token is the saved one, from the staged rows at l2_stage_off (row r: nl2 floats) where the staged
+     * forms' WANT has ATTNC_ROLE_L2F, or, with no stage_off, from p.l2f (token t, output head h) where set */
+    const ir_ref *l2_values;
+    const unsigned *l2_roles;
+    unsigned nl2;
+    bool l2_saved;
+    unsigned l2_stage_off;
 } cg_values;
 
 /* Slots per lane of a value of length `len` (> 1) in `layout`. */
@@ -51,6 +61,12 @@ const char *cg_dtype_macro(int dt);
  * its staging copies (beta's bit stands for the input gate too).  Every unit defines them as ATTNC_ROLE_*
  * (cg_emit_role_bits), so that the kernels' text and the generated code spell them alike. */
 enum { CG_ROLE_Q = 1, CG_ROLE_K = 2, CG_ROLE_V = 4, CG_ROLE_GATE = 8, CG_ROLE_BETA = 16, CG_ROLES_ALL = 31 };
+/* Not roles, two WANT bits of the backward's kernels: L2F, the rows' l2norm factors are the forward's saved ones
+ * (p.l2f), read from the staged rows rather than formed by a warp sum (the kernels choose once for a group of
+ * rows, not per l2norm: a branch in each split the rows' code, and the reverse walk grew slower); UNSAVED, the
+ * kernel runs only where the forward saved no states (the backward's forward walks), so neither copies nor
+ * reads them. */
+enum { CG_ROLE_L2F = 32, CG_ROLE_UNSAVED = 64 };
 void cg_emit_role_bits(attnc_buf *b);
 /* The head of axis `axis` that output head `h` reads. */
 void cg_put_head(const cg_values *e, unsigned axis);
@@ -58,6 +74,8 @@ void cg_put_head(const cg_values *e, unsigned axis);
  * scalar broadcasts over the slots. */
 void cg_put_ref(const cg_values *e, char prefix, ir_ref r, unsigned s);
 
+/* j where r is cg_values' l2_values[j], else ~0u. */
+unsigned cg_l2_index(const cg_values *e, ir_ref r);
 /* The statement(s) that compute value r from its operands (already emitted). */
 void cg_emit_value(const cg_values *e, ir_ref r);
 

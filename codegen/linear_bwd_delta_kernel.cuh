@@ -707,13 +707,16 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     bp_walk_init<REV, NT>(p, acc, n, h, m0, v0, lane);
     // the roles formed through the value DAG: k (forward), q and k (reverse), those that are not bf16 inputs
     // as stored (those are copied from the staged rows)
-    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0);
+    // (the forward walk runs only where the forward saved no states: ATTNC_ROLE_UNSAVED, no saved l2norm factors)
+    constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0) |
+                         (REV ? 0 : ATTNC_ROLE_UNSAVED);
     // the rows it copies: the reverse walk's q and k; the forward walk k with remainder tiles (Gated DeltaNet:
     // with every row it spilled 4 bytes on sm_90a, 8 on sm_80), else all (DeltaNet: with k alone its registers
     // grew by one to 255 and spilled 4 bytes, sm_90a; it runs only where the forward saved no states).  ptxas's
     // allocation at 255 registers, not a rule: tests/CMakeLists.txt's compile_grad_parallel.* watch both.
     constexpr unsigned SW =
-        REV ? bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_Q) : ATTNC_BP_PLO ? bp_stage_want(ATTNC_ROLE_K) : ATTNC_ROLES_ALL;
+        REV ? bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_Q)
+            : ATTNC_BP_PLO ? bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_UNSAVED) : ATTNC_ROLES_ALL | ATTNC_ROLE_UNSAVED;
     const int nchunks = (eos - bos + C - 1) / C;
     // W of a chunk, copied (cp.async): the reverse walk copies the next chunk's into the other buffer under this
     // chunk's work (W2), the forward walk W and U at the chunk's start, under the roles' forming (it runs only

@@ -477,6 +477,15 @@ __device__ __forceinline__ void bp_zero_roles(float *stg, int lane)
     __syncwarp();
 }
 
+// Whether rows formed for WANT take the forward's saved l2norm factors (ATTNC_ROLE_L2F): where it saved them
+// (p.l2f) and the kernel runs with saved states (not ATTNC_ROLE_UNSAVED).  The callers choose once for a group
+// of rows: a branch in every l2norm split the rows' code apart.
+template <int WANT>
+__device__ __forceinline__ bool bp_saved_l2(const attnc_bwd_params &p)
+{
+    return ATTNC_BP_NL2 > 0 && !(WANT & ATTNC_ROLE_UNSAVED) && p.l2f != nullptr;
+}
+
 // Row r of the chunk (token t) through the generated roles WANT asks for (ATTNC_ROLE_*; the gate always),
 // from the chunk's staged input rows (one warp, fp32 role row stg), the floored log2 gate into g[r] (and
 // the delta rule's beta into *beta where asked); the staged form, left to the forward walk of a V slice
@@ -492,8 +501,12 @@ __device__ __forceinline__ void bp_role_row(const attnc_bwd_params &p, int t, bo
     if (beta && !real && lane == 0)
         *beta = 0.f;   // the delta rule: a padding row writes nothing
     if (real) {
-        attnc_bwd_roles_staged<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, q, k, v, gg, beta ? beta : dummy, dummy + 1, stage,
-                                                       r);
+        if (bp_saved_l2<WANT>(p))
+            attnc_bwd_roles_staged<WANT | ATTNC_ROLE_GATE | ATTNC_ROLE_L2F>(p, t, h, lane, q, k, v, gg, beta ? beta : dummy,
+                                                                            dummy + 1, stage, r);
+        else
+            attnc_bwd_roles_staged<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, q, k, v, gg, beta ? beta : dummy, dummy + 1,
+                                                           stage, r);
         if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & ATTNC_ROLE_V))
             if (lane == 0)
                 v[ATTNC_B_VO] = 1.f;   // the denominator's column of ones
@@ -629,14 +642,25 @@ __device__ __forceinline__ void bp_role_regs(const attnc_bwd_params &p, int t, b
 
 // Rows r0 and r0 + ATTNC_B_WARPS of the chunk from token c0 (nrows of them real) into x[0], x[1].
 template <int WANT>
-__device__ __forceinline__ void bp_role_rows2(const attnc_bwd_params &p, int c0, int nrows, int h, int lane, int r0,
-                                              const unsigned char *stage, bp_roles (&x)[2])
+__device__ __forceinline__ void bp_role_pair(const attnc_bwd_params &p, int c0, int nrows, int h, int lane, int r0,
+                                             const unsigned char *stage, bp_roles (&x)[2])
 {
 #pragma unroll
     for (int i = 0; i < 2; i++) {
         const int r = r0 + i * ATTNC_B_WARPS;
         bp_role_regs<WANT>(p, min(c0 + r, c0 + nrows - 1), r < nrows, h, lane, r, stage, x[i]);
     }
+}
+
+// ... with the saved l2norm factors where there are (bp_saved_l2: one branch for both rows).
+template <int WANT>
+__device__ __forceinline__ void bp_role_rows2(const attnc_bwd_params &p, int c0, int nrows, int h, int lane, int r0,
+                                              const unsigned char *stage, bp_roles (&x)[2])
+{
+    if (bp_saved_l2<WANT>(p))
+        bp_role_pair<WANT | ATTNC_ROLE_L2F>(p, c0, nrows, h, lane, r0, stage, x);
+    else
+        bp_role_pair<WANT>(p, c0, nrows, h, lane, r0, stage, x);
 }
 
 // Their gates into g (per channel: row r's [LDG] row) and, where asked, betas into beta[r].
@@ -1404,9 +1428,10 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
     // the roles formed through the value DAG: q (reverse) or k and v (forward), those that are not bf16
     // inputs as stored (those are copied from the staged rows: XSTAGE, ATTNC_BP_V_STAGE)
     constexpr int XSTAGE = REV ? ATTNC_BP_Q_STAGE : ATTNC_BP_K_STAGE;
+    // (the forward walk runs only where the forward saved no states: ATTNC_ROLE_UNSAVED, no saved l2norm factors)
     constexpr int WANT = REV ? (XSTAGE < 0 ? ATTNC_ROLE_Q : 0)
-                             : (XSTAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0);
-    constexpr unsigned SW = bp_stage_want(REV ? ATTNC_ROLE_Q : ATTNC_ROLE_K | ATTNC_ROLE_V);   // the rows it copies
+                             : (XSTAGE < 0 ? ATTNC_ROLE_K : 0) | (ATTNC_BP_V_STAGE < 0 ? ATTNC_ROLE_V : 0) | ATTNC_ROLE_UNSAVED;
+    constexpr unsigned SW = bp_stage_want(REV ? ATTNC_ROLE_Q : ATTNC_ROLE_K | ATTNC_ROLE_V | ATTNC_ROLE_UNSAVED);   // the rows it copies
     // the rows in registers (bp_roles) unless the forward walk forms a V slice whose columns are not its lanes'
     constexpr bool REGS = REV || ATTNC_BP_V_STAGE >= 0 || ATTNC_BP_VS % 32 == 0 || ATTNC_BP_VS == ATTNC_BP_VP;
     if constexpr (!REGS)

@@ -1073,8 +1073,10 @@ __device__ __forceinline__ void attnc_linear_body(attnc_params p)
 #pragma unroll
                 for (int i = 0; i < PRO_ROWS; i++) {
                     const int r = base + i * ATTNC_WARPS + warp;
-                    if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C)
+                    if (ATTNC_C % (PRO_ROWS * ATTNC_WARPS) == 0 || r < ATTNC_C) {
                         attnc_row_values(p, r < nrows ? c0 + r : c0, h, r, lane, stage, r < nrows, rows[i]);
+                        attnc_row_save_l2<ROLES>(p, rows[i], c0 + r, h, r < nrows, lane);   // (training)
+                    }
                 }
 #pragma unroll
                 for (int i = 0; i < PRO_ROWS; i++) {

@@ -146,6 +146,7 @@ __device__ __forceinline__ void attnc_ws_produce(const attnc_params &p, unsigned
             for (int i = 0; i < PRO_ROWS; i++) {
                 const int r = base + i * PWARPS + pwarp;
                 attnc_row_values(p, r < nrows ? c0 + r : c0, h, r, lane, stage, r < nrows, rows[i]);
+                attnc_row_save_l2<ATTNC_ROLES_ALL>(p, rows[i], c0 + r, h, r < nrows, lane);   // (training)
             }
 #pragma unroll
             for (int i = 0; i < PRO_ROWS; i++)

@@ -472,13 +472,14 @@ attnc_status attnc_share_workspace(attnc_ctx *ctx, attnc_kernel *kernel, attnc_g
  * forms the same states and can write them out on the way (one image per chunk of the backward: about 2 K V
  * bytes per chunk and output head, the memory the backward's own images would take).  The delta rule's
  * forward also writes every token's U_hat row (2 V bytes per token and output head), which the backward then
- * does not form, in place of the workspace it took there.  Saved for: a causal
+ * does not form, in place of the workspace it took there.  Where the roles take l2norms (DeltaNet and the gated
+ * delta rule: of q and k), the forward writes each token's factors 1 / |x| too (4 bytes each per token and
+ * output head), which the backward's kernels read instead of summing the squares again.  Saved for: a causal
  * linear part on bf16 inputs whose value role is a bf16 input as stored, with no normaliser or stabiliser:
  * lightning, gla, DeltaNet, the gated delta rule with its decay from its own logits (bf16 images) and hgrn2
  * (16-bit mantissas with a scale per row); not mamba2, whose value x * dt is computed (the forward's state,
  * from V rounded to bf16, is less exact than the backward's own walk's), nor Gated DeltaNet with A_log yet.
- * A forward that saves runs the sequential or grouped schedule (the gated delta rule's on the walk that is not
- * warp-specialised, a unit compiled at the first launch that saves), or the delta rule's split walk (its
+ * A forward that saves runs the sequential or grouped schedule, or the delta rule's split walk (its
  * materialized schedule); AUTO never takes the additive materialized schedule then, and the decode kernel is
  * not used.  0 also where the backward's walks split over the sequences (few sequences and heads), except for
  * the delta rule's: the scanned walks of the additive specs form their own states. */

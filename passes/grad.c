@@ -418,6 +418,9 @@ bool grad_derive(const ir_module *m, attnc_arena *a, grad_plan *gp)
     case IR_DECAY_VECTOR: gp->transition = IR_TR_DIAG; break;
     }
     gp->gk = gp->transition == IR_TR_DIAG ? sh.K : 1;
+    /* (no saved states with a normaliser: api/backward.c's api_grad_saved_layout) */
+    gp->bp_nl2 = l->norm == IR_NORM_NONE ? grad_l2_factors(m, a, gp->bp_l2_values, gp->bp_l2_roles) : 0;
+    gp->bp_l2_off = ~0u;
     if (m->mask == IR_MASK_NONE) {
         if (!grad_bidir_plan(m, gp))
             return unsupported(gp, "states this large (the K x V state and its gradient exceed a CTA's shared memory)", l->span);
@@ -694,8 +697,37 @@ unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C)
     return (C * m->tensors[tensor].len * ir_dtype_bytes(m->tensors[tensor].dtype) + 15) / 16 * 16;
 }
 
+unsigned grad_l2_factors(const ir_module *m, attnc_arena *a, ir_ref values[GRAD_MAX_L2], unsigned roles[GRAD_MAX_L2])
+{
+    const ir_linear *l = &m->linear;
+    const ir_ref roots[] = {l->query, l->key, l->value, l->gate, l->beta, l->igate};
+    const unsigned bits[] = {1, 2, 4, 8, 16, 16};
+    unsigned *reach = l->present ? attnc_arena_alloc(a, m->nvalues * sizeof *reach) : NULL;   /* the roles each value feeds */
+    if (!reach)
+        return 0;
+    memset(reach, 0, m->nvalues * sizeof *reach);
+    for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
+        if (roots[i] != IR_NONE)
+            reach[roots[i]] |= bits[i];
+    for (ir_ref r = m->nvalues - 1; r >= 1; r--)   /* operands come before their users */
+        for (int k = 0; k < ir_op_arity((ir_op)m->values[r].op); k++)
+            if (m->values[r].arg[k] != IR_NONE)
+                reach[m->values[r].arg[k]] |= reach[r];
+    unsigned n = 0;
+    for (ir_ref r = 1; r < m->nvalues; r++) {
+        if (m->values[r].op != IR_OP_L2NORM || !reach[r])
+            continue;
+        if (n == GRAD_MAX_L2)
+            return 0;
+        values[n] = r;
+        roles[n++] = reach[r];
+    }
+    return n;
+}
+
 /* The staging area of a chunk of C tokens: the rows of every per-token input that a role reads, each
- * tensor's C rows from a 16-byte boundary (gp->bp_stage_off); its bytes. */
+ * tensor's C rows from a 16-byte boundary (gp->bp_stage_off), then the saved l2norm factors' C rows
+ * (gp->bp_l2_off); its bytes. */
 static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
 {
     unsigned bytes = 0;
@@ -708,7 +740,8 @@ static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
         gp->bp_stage_off[v->aux] = bytes;
         bytes += grad_stage_rows_bytes(m, v->aux, C);
     }
-    return bytes;
+    gp->bp_l2_off = gp->bp_nl2 ? bytes : ~0u;
+    return bytes + (C * gp->bp_nl2 * 4 + 15) / 16 * 16;
 }
 
 /* Bytes of one state image (codegen/linear_bwd_par_kernel.cuh's ATTNC_BP_IMG_OWN): KP x VP floats with fp32

@@ -8,6 +8,9 @@
 #include "diag.h"
 #include "ir.h"
 
+/* The most l2norm factors a token's saved states hold (grad_l2_factors). */
+#define GRAD_MAX_L2 4u
+
 typedef struct grad_plan {
     bool ok;              /* the backward can be generated */
     const char *missing;  /* otherwise: the feature it is not generated for yet ("the delta rule", ...) */
@@ -68,6 +71,14 @@ typedef struct grad_plan {
      * them, bp_do_es bytes per element (the output's dtype, fp32 where a normaliser's d(x) replaces dout) */
     unsigned bp_stage_off[64];
     unsigned bp_stage_bytes;
+    /* the l2norm factors 1 / |x| (grad_l2_factors) the forward saves with its states for the parallel
+     * schedule, fp32 [token][HOUT][bp_nl2] after the saved U_hat rows: with them (p.l2f) a backward l2norm
+     * multiplies by its token's saved factor instead of summing the squares over the warp; their chunk of rows
+     * is staged at bp_l2_off (~0u: none) */
+    uint32_t bp_nl2;
+    ir_ref bp_l2_values[GRAD_MAX_L2];
+    unsigned bp_l2_roles[GRAD_MAX_L2];
+    unsigned bp_l2_off;
     uint32_t bp_do_es;
     /* query, key, value: a role that is a bf16 input as stored (rows of a multiple of 8 channels, the
      * role's width; bf16 tiles): the offset of its staged rows, which the kernels copy into their tiles
@@ -156,6 +167,12 @@ unsigned grad_bd_wy_saved_smem(uint32_t C, uint32_t KP, bool plo, unsigned stage
 /* ... the narrow reverse walk's with its warps specialised (attnc_bd_walk_ws_layout): two tile buffers */
 unsigned grad_bd_walk_ws_smem(uint32_t C, uint32_t KP, uint32_t VS, bool plo, unsigned wbufs, unsigned stage,
                               unsigned do_bytes);
+/* The l2norm values whose factors 1 / sqrt(x . x + 1e-6) a forward with saved states stores per token and output
+ * head: those the linear part's roles reach (query, key, value, gate, beta, input gate), in SSA order, their
+ * number (0 where more than GRAD_MAX_L2).  values[j]: the j-th's value; roles[j]: the roles it reaches, bits 1,
+ * 2, 4, 8, 16 in that order (beta's and the input gate's one bit: codegen's CG_ROLE_*).  The forward's generator
+ * and the backward's both call it on the same lowered module, so that they agree on the order. */
+unsigned grad_l2_factors(const ir_module *m, attnc_arena *a, ir_ref values[GRAD_MAX_L2], unsigned roles[GRAD_MAX_L2]);
 /* The bytes of one chunk of a tensor's staged rows (16-byte multiples: bp_stage_off's steps). */
 unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C);
 unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, bool gated, unsigned stage, unsigned do_bytes);

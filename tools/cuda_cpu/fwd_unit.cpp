@@ -23,11 +23,16 @@ static UNIT_NS::attnc_params params_of(const fwd_args &a)
 // (the same build, not saving); after the run every slot that starts one of those chunks must be written
 // whole: no bf16 NaN left in a bf16 image, no NaN scale in a mantissa image (whose mantissas take every value).
 // The delta rule saves every token's U_hat row after the images (p.save_uh, [slot][HOUT][2^S][V]): each row of
-// a token must be written whole, and no row past a sequence's end.
+// a token must be written whole, and no row past a sequence's end.  The l2norm factors follow (p.save_l2,
+// [token][HOUT][ATTNC_SAVE_NL2] floats): each token's must be written, a positive finite number.
+#ifndef ATTNC_SAVE_NL2
+#define ATTNC_SAVE_NL2 0   // (a unit from an older build)
+#endif
 struct saved_states {
     std::vector<unsigned char> buf;
     int shift = -1;
     size_t images = 0;   // the images' bytes: U_hat's rows from there
+    size_t l2 = 0;       // where the l2norm factors begin
 };
 
 static void save_begin(UNIT_NS::attnc_params &p, const fwd_args &a, saved_states &s)
@@ -41,11 +46,15 @@ static void save_begin(UNIT_NS::attnc_params &p, const fwd_args &a, saved_states
     const size_t slots = (size_t)(total >> s.shift) + a.nseq + 1;
     s.images = slots * ATTNC_HOUT * UNIT_NS::SAVE_IMG_BYTES;
     const size_t uhat = ATTNC_DELTA ? (slots * ATTNC_HOUT << s.shift) * ATTNC_V * sizeof(UNIT_NS::elt) : 0;
-    s.buf.assign(s.images + uhat, 0xff);
+    s.l2 = s.images + uhat;
+    s.buf.assign(s.l2 + (size_t)total * ATTNC_HOUT * ATTNC_SAVE_NL2 * 4, 0xff);
     p.save_img = s.buf.data();
     p.save_shift = s.shift;
     if (uhat)
         p.save_uh = reinterpret_cast<UNIT_NS::elt *>(s.buf.data() + s.images);
+#if ATTNC_SAVE_NL2
+    p.save_l2 = reinterpret_cast<float *>(s.buf.data() + s.l2);
+#endif
 #else
     (void)p, (void)a, (void)s;
     std::fprintf(stderr, "FWD_CPU_SAVE: this unit saves no states (ATTNC_SAVES 0)\n");
@@ -111,6 +120,18 @@ static void save_end(const fwd_args &a, const saved_states &s)
         std::printf("saved states: U_hat, %zu elements of the tokens' rows unwritten, %zu written past the ends\n",
                     unwritten, beyond);
         if (unwritten || beyond)
+            std::exit(1);
+    }
+    if (ATTNC_SAVE_NL2) {   // the l2norm factors: every token's, positive and finite (NaN bytes where unwritten)
+        const int total = a.cu_seqlens ? a.cu_seqlens[a.nseq] : a.seqlen * a.nseq;
+        size_t bad = 0;
+        for (size_t i = 0; i < (size_t)total * ATTNC_HOUT * ATTNC_SAVE_NL2; i++) {
+            float x;
+            std::memcpy(&x, s.buf.data() + s.l2 + 4 * i, 4);
+            bad += !(x > 0.f && x < INFINITY);
+        }
+        std::printf("saved states: %d l2norm factors per token, %zu unwritten or not a positive number\n", ATTNC_SAVE_NL2, bad);
+        if (bad)
             std::exit(1);
     }
 #else
@@ -210,10 +231,10 @@ void UNIT_RUN_MAT(const fwd_args &a)
 #else
     const auto wy_pass = UNIT_NS::attnc_linear, out_pass = UNIT_NS::attnc_linear;
 #endif
+    saved_states saved;   // (the state walk saves where asked, checked below against its own images; phases 6
+    save_begin(p, a, saved);   // and 2 the l2norm factors of the roles they form, as the launcher runs them)
     p.phase = 6;
     cpu_launch(wy_pass, dim3c{nvs * chunks, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
-    saved_states saved;   // (the state walk saves where asked: checked below against its own images)
-    save_begin(p, a, saved);
     // (the training walk, attnc_linear_states_save, where the launcher takes it: saved states asked for)
 #if ATTNC_SAVES == 1
     const auto walk = p.save_img ? UNIT_NS::attnc_linear_states_save : UNIT_NS::attnc_linear_states;
@@ -221,7 +242,6 @@ void UNIT_RUN_MAT(const fwd_args &a)
     const auto walk = UNIT_NS::attnc_linear_states;
 #endif
     cpu_launch(walk, dim3c{ATTNC_V / (16 * ATTNC_LS_WARPS), ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_LS_WARPS * 32, 227 * 1024, p);
-    save_end(a, saved);
     split_saved_check(a, saved, ws_st, ws_uh);
 #else
     const unsigned chunks = (unsigned)((a.seqlen + ATTNC_C - 1) / ATTNC_C);
@@ -231,6 +251,9 @@ void UNIT_RUN_MAT(const fwd_args &a)
 #endif
     p.phase = 2;
     cpu_launch(out_pass, dim3c{nvs * chunks, ATTNC_HOUT, (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
+#if defined(ATTNC_DSPLIT) && ATTNC_DSPLIT
+    save_end(a, saved);
+#endif
 }
 
 // The grouped schedule (sequences of one length, as the launcher requires): phase 3 records every group's
@@ -259,6 +282,8 @@ void UNIT_RUN_GRP(const fwd_args &a, int group_chunks)
     std::memset(ws_gz.data(), 0xff, ws_gz.size() * sizeof(float));
     std::memset(ws_gl.data(), 0xff, ws_gl.size() * sizeof(float));
     p.ws_gs = ws_gs.data(), p.ws_gz = ws_gz.data(), p.ws_gl = ws_gl.data();
+    saved_states saved;   // (phase 5 saves where asked: the walk's image of each chunk's S_in; both phases the
+    save_begin(p, a, saved);   // l2norm factors of the roles they form, as the launcher runs them)
     p.phase = 3;
     p.group_chunks = fine;
 #ifdef ATTNC_GROUP_MIN_BLOCKS
@@ -269,8 +294,6 @@ void UNIT_RUN_GRP(const fwd_args &a, int group_chunks)
 #endif
     p.phase = 5;
     p.group_chunks = group_chunks;
-    saved_states saved;   // (phase 5 saves where asked: the walk's image of each chunk's S_in)
-    save_begin(p, a, saved);
     cpu_launch(UNIT_NS::attnc_linear, dim3c{nvs * ((chunks + group_chunks - 1) / group_chunks), ATTNC_HOUT,
                                             (unsigned)a.nseq}, ATTNC_THREADS, 227 * 1024, p);
     save_end(a, saved);

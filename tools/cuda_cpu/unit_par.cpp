@@ -4,6 +4,19 @@
 #include "harness.h"
 #include "par.h"
 
+#if ATTNC_BP_NL2
+// The forward's saved l2norm factors' stand-in (CUDA_CPU_SAVED): a warp per (token, output head) forms them from
+// the inputs with the unit's attnc_bwd_l2_factors, into p.l2f [total][HOUT][ATTNC_BP_NL2]; par_run's, which
+// par_inputs' adjoint reads too.
+static std::vector<float> saved_l2f;
+static void cpu_l2_factors(par::attnc_bwd_params p)
+{
+    const int lane = threadIdx.x & 31, row = (int)blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (row < p.total * ATTNC_HOUT)
+        par::attnc_bwd_l2_factors(p, row / ATTNC_HOUT, row % ATTNC_HOUT, lane, const_cast<float *>(p.l2f) + (size_t)row * ATTNC_BP_NL2);
+}
+#endif
+
 unit_info par_info()
 {
     return {ATTNC_B_K, ATTNC_B_V, ATTNC_B_VO, ATTNC_HOUT, ATTNC_HS, ATTNC_OUT_DTYPE, ATTNC_BP_C, ATTNC_B_GK,
@@ -25,6 +38,17 @@ void par_run(const host_args &a)
     for (int i = 0; i < 64; i++)
         p.direct[i] = a.direct[i], p.direct_dtype[i] = a.direct_dtype[i];
     unsigned slots = (unsigned)(a.total / ATTNC_BP_C + a.nseq + 1);
+#if ATTNC_BP_NL2
+    // CUDA_CPU_SAVED=1: every kernel reads the l2norm factors the forward saved (p.l2f, here formed first by
+    // cpu_l2_factors) rather than forming them
+    saved_l2f.assign((size_t)a.total * ATTNC_HOUT * ATTNC_BP_NL2, 0.f);
+    std::memset(saved_l2f.data(), 0xff, saved_l2f.size() * sizeof(float));
+    if (std::getenv("CUDA_CPU_SAVED")) {
+        p.l2f = saved_l2f.data();
+        cpu_launch(cpu_l2_factors, dim3c{(unsigned)(a.total * ATTNC_HOUT + 7) / 8, 1, 1}, 256, 0, p);
+        std::printf("saved states: the l2norm factors of %d tokens\n", a.total);
+    }
+#endif
     size_t img = (size_t)slots * ATTNC_HOUT * ATTNC_BP_IMG_BYTES;   // bytes
     std::vector<float> sin(img / 4), dso(img / 4);
     std::vector<float> ws_do((size_t)a.total * ATTNC_HOUT * ATTNC_B_V);
@@ -175,6 +199,10 @@ void par_inputs(const host_args &a, float *const *part, void *const *direct, con
     p.dout = a.dout;
     p.cu_seqlens = a.cu_seqlens, p.seqlen = a.seqlen, p.nseq = a.nseq, p.total = a.total;
     p.ws_dq = a.ws_dq, p.ws_dk = a.ws_dk, p.ws_dv = a.ws_dv, p.ws_dg = a.ws_dg, p.ws_db = a.ws_db;
+#if ATTNC_BP_NL2
+    if (std::getenv("CUDA_CPU_SAVED"))
+        p.l2f = saved_l2f.data();
+#endif
     // a warp per (token, output head), or a thread (ATTNC_B_ADJ_SCALAR), as api/backward.c launches it
     unsigned rows = (unsigned)a.total * ATTNC_HOUT, per_cta = ATTNC_B_ADJ_SCALAR ? 256 : 8;
     cpu_launch(par::attnc_bwd_inputs, dim3c{(rows + per_cta - 1) / per_cta, 1, 1}, 256, 0, p);
