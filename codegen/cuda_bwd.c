@@ -523,24 +523,13 @@ static void wy_saved_stage_span(const ir_module *m, const grad_plan *gp, const u
  * reads U_hat.  A staged tensor no role reads is copied for every kernel. */
 static void plan_stage_roles(const ir_module *m, attnc_arena *a, const unsigned *stage_off, unsigned *roles)
 {
-    const ir_linear *l = &m->linear;
-    const ir_ref roots[] = {l->query, l->key, l->value, l->gate, l->beta, l->igate};
-    const unsigned bits[] = {CG_ROLE_Q, CG_ROLE_K, CG_ROLE_V, CG_ROLE_GATE, CG_ROLE_BETA, CG_ROLE_BETA};
-    unsigned *reach = attnc_arena_alloc(a, m->nvalues * sizeof *reach);   /* the roles each value feeds */
+    _Static_assert(CG_ROLE_Q == 1 && CG_ROLE_K == 2 && CG_ROLE_V == 4 && CG_ROLE_GATE == 8 && CG_ROLE_BETA == 16,
+                   "grad_role_reach's bits are the roles'");
+    const unsigned *reach = grad_role_reach(m, a);   /* the roles each value feeds */
     memset(roles, 0, CG_MAX_TENSORS * sizeof *roles);
-    if (reach && l->present) {
-        for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
-            if (roots[i] != IR_NONE)
-                reach[roots[i]] |= bits[i];
-        for (ir_ref r = m->nvalues - 1; r >= 1; r--) {   /* operands come before their users */
-            const ir_value *v = &m->values[r];
-            for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
-                if (v->arg[k] != IR_NONE)
-                    reach[v->arg[k]] |= reach[r];
-            if (v->op == IR_OP_INPUT && v->aux < CG_MAX_TENSORS)
-                roles[v->aux] |= reach[r];
-        }
-    }
+    for (ir_ref r = 1; reach && r < m->nvalues; r++)
+        if (m->values[r].op == IR_OP_INPUT && m->values[r].aux < CG_MAX_TENSORS)
+            roles[m->values[r].aux] |= reach[r];
     for (uint32_t i = 0; i < m->ntensors && i < CG_MAX_TENSORS; i++)
         if (stage_off[i] != ~0u && roles[i] == 0)
             roles[i] = CG_ROLES_ALL;

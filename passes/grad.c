@@ -697,14 +697,14 @@ unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C)
     return (C * m->tensors[tensor].len * ir_dtype_bytes(m->tensors[tensor].dtype) + 15) / 16 * 16;
 }
 
-unsigned grad_l2_factors(const ir_module *m, attnc_arena *a, ir_ref values[GRAD_MAX_L2], unsigned roles[GRAD_MAX_L2])
+unsigned *grad_role_reach(const ir_module *m, attnc_arena *a)
 {
     const ir_linear *l = &m->linear;
     const ir_ref roots[] = {l->query, l->key, l->value, l->gate, l->beta, l->igate};
     const unsigned bits[] = {1, 2, 4, 8, 16, 16};
-    unsigned *reach = l->present ? attnc_arena_alloc(a, m->nvalues * sizeof *reach) : NULL;   /* the roles each value feeds */
+    unsigned *reach = l->present ? attnc_arena_alloc(a, m->nvalues * sizeof *reach) : NULL;
     if (!reach)
-        return 0;
+        return NULL;
     memset(reach, 0, m->nvalues * sizeof *reach);
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
         if (roots[i] != IR_NONE)
@@ -713,6 +713,14 @@ unsigned grad_l2_factors(const ir_module *m, attnc_arena *a, ir_ref values[GRAD_
         for (int k = 0; k < ir_op_arity((ir_op)m->values[r].op); k++)
             if (m->values[r].arg[k] != IR_NONE)
                 reach[m->values[r].arg[k]] |= reach[r];
+    return reach;
+}
+
+unsigned grad_l2_factors(const ir_module *m, attnc_arena *a, ir_ref values[GRAD_MAX_L2], unsigned roles[GRAD_MAX_L2])
+{
+    const unsigned *reach = grad_role_reach(m, a);
+    if (!reach)
+        return 0;
     unsigned n = 0;
     for (ir_ref r = 1; r < m->nvalues; r++) {
         if (m->values[r].op != IR_OP_L2NORM || !reach[r])

@@ -167,10 +167,12 @@ unsigned grad_bd_wy_saved_smem(uint32_t C, uint32_t KP, bool plo, unsigned stage
 /* ... the narrow reverse walk's with its warps specialised (attnc_bd_walk_ws_layout): two tile buffers */
 unsigned grad_bd_walk_ws_smem(uint32_t C, uint32_t KP, uint32_t VS, bool plo, unsigned wbufs, unsigned stage,
                               unsigned do_bytes);
+/* Per value, the linear part's roles it reaches (query, key, value, gate, beta, input gate as bits 1, 2, 4, 8,
+ * 16, 16: codegen's CG_ROLE_*), from the arena; NULL without a linear part or memory. */
+unsigned *grad_role_reach(const ir_module *m, attnc_arena *a);
 /* The l2norm values whose factors 1 / sqrt(x . x + 1e-6) a forward with saved states stores per token and output
- * head: those the linear part's roles reach (query, key, value, gate, beta, input gate), in SSA order, their
- * number (0 where more than GRAD_MAX_L2).  values[j]: the j-th's value; roles[j]: the roles it reaches, bits 1,
- * 2, 4, 8, 16 in that order (beta's and the input gate's one bit: codegen's CG_ROLE_*).  The forward's generator
+ * head: those the linear part's roles reach (grad_role_reach), in SSA order, their number (0 where more than
+ * GRAD_MAX_L2).  values[j]: the j-th's value; roles[j]: the roles it reaches.  The forward's generator
  * and the backward's both call it on the same lowered module, so that they agree on the order. */
 unsigned grad_l2_factors(const ir_module *m, attnc_arena *a, ir_ref values[GRAD_MAX_L2], unsigned roles[GRAD_MAX_L2]);
 /* The bytes of one chunk of a tensor's staged rows (16-byte multiples: bp_stage_off's steps). */
