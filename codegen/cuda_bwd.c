@@ -492,8 +492,8 @@ static void emit_adjoint_fn(bgen *g)
 }
 
 /* The span [lo, hi) of the staging that the delta rule's attnc_bwdp_wy copies with saved states: the rows of the
- * key, beta and gate (bp_stage_want(ATTNC_ROLE_K)), their saved l2norm factors, and of any tensor no role reads, which its compact layout
- * holds (attnc_bd_wy_saved_layout, passes/grad.c's grad_bd_wy_saved_smem). */
+ * key, beta and gate (bp_stage_want(ATTNC_ROLE_K)), their saved l2norm factors, and of any tensor no role reads,
+ * which its compact layout holds (attnc_bd_wy_saved_layout, passes/grad.c's grad_bd_wy_saved_smem). */
 static void wy_saved_stage_span(const ir_module *m, const grad_plan *gp, const unsigned *roles, unsigned *lo, unsigned *hi)
 {
     *lo = ~0u;
@@ -509,7 +509,7 @@ static void wy_saved_stage_span(const ir_module *m, const grad_plan *gp, const u
     for (unsigned j = 0; j < gp->bp_nl2; j++)
         l2_roles |= gp->bp_l2_roles[j];
     if (gp->bp_l2_off != ~0u && (l2_roles & (CG_ROLE_K | CG_ROLE_GATE | CG_ROLE_BETA))) {   /* the saved factors' rows */
-        unsigned end = gp->bp_l2_off + (gp->bp_chunk * gp->bp_nl2 * 4 + 15) / 16 * 16;
+        unsigned end = gp->bp_l2_off + grad_l2_rows_bytes(gp, gp->bp_chunk);
         *lo = gp->bp_l2_off < *lo ? gp->bp_l2_off : *lo;
         *hi = end > *hi ? end : *hi;
     }

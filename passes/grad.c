@@ -697,6 +697,11 @@ unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C)
     return (C * m->tensors[tensor].len * ir_dtype_bytes(m->tensors[tensor].dtype) + 15) / 16 * 16;
 }
 
+unsigned grad_l2_rows_bytes(const grad_plan *gp, uint32_t C)
+{
+    return (C * gp->bp_nl2 * 4 + 15) / 16 * 16;
+}
+
 unsigned *grad_role_reach(const ir_module *m, attnc_arena *a)
 {
     const ir_linear *l = &m->linear;
@@ -749,7 +754,7 @@ static unsigned plan_stage(const ir_module *m, grad_plan *gp, uint32_t C)
         bytes += grad_stage_rows_bytes(m, v->aux, C);
     }
     gp->bp_l2_off = gp->bp_nl2 ? bytes : ~0u;
-    return bytes + (C * gp->bp_nl2 * 4 + 15) / 16 * 16;
+    return bytes + grad_l2_rows_bytes(gp, C);
 }
 
 /* Bytes of one state image (codegen/linear_bwd_par_kernel.cuh's ATTNC_BP_IMG_OWN): KP x VP floats with fp32

@@ -175,6 +175,8 @@ unsigned *grad_role_reach(const ir_module *m, attnc_arena *a);
  * GRAD_MAX_L2).  values[j]: the j-th's value; roles[j]: the roles it reaches.  The forward's generator
  * and the backward's both call it on the same lowered module, so that they agree on the order. */
 unsigned grad_l2_factors(const ir_module *m, attnc_arena *a, ir_ref values[GRAD_MAX_L2], unsigned roles[GRAD_MAX_L2]);
+/* The bytes of one chunk of C tokens' staged l2norm factors (bp_nl2 floats a row; 16-byte multiples). */
+unsigned grad_l2_rows_bytes(const grad_plan *gp, uint32_t C);
 /* The bytes of one chunk of a tensor's staged rows (16-byte multiples: bp_stage_off's steps). */
 unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C);
 unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, bool gated, unsigned stage, unsigned do_bytes);
