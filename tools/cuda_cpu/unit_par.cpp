@@ -41,9 +41,9 @@ void par_run(const host_args &a)
 #if ATTNC_BP_NL2
     // CUDA_CPU_SAVED=1: every kernel reads the l2norm factors the forward saved (p.l2f, here formed first by
     // cpu_l2_factors) rather than forming them
-    saved_l2f.assign((size_t)a.total * ATTNC_HOUT * ATTNC_BP_NL2, 0.f);
-    std::memset(saved_l2f.data(), 0xff, saved_l2f.size() * sizeof(float));
     if (std::getenv("CUDA_CPU_SAVED")) {
+        saved_l2f.assign((size_t)a.total * ATTNC_HOUT * ATTNC_BP_NL2, 0.f);
+        std::memset(saved_l2f.data(), 0xff, saved_l2f.size() * sizeof(float));
         p.l2f = saved_l2f.data();
         cpu_launch(cpu_l2_factors, dim3c{(unsigned)(a.total * ATTNC_HOUT + 7) / 8, 1, 1}, 256, 0, p);
         std::printf("saved states: the l2norm factors of %d tokens\n", a.total);
@@ -200,7 +200,7 @@ void par_inputs(const host_args &a, float *const *part, void *const *direct, con
     p.cu_seqlens = a.cu_seqlens, p.seqlen = a.seqlen, p.nseq = a.nseq, p.total = a.total;
     p.ws_dq = a.ws_dq, p.ws_dk = a.ws_dk, p.ws_dv = a.ws_dv, p.ws_dg = a.ws_dg, p.ws_db = a.ws_db;
 #if ATTNC_BP_NL2
-    if (std::getenv("CUDA_CPU_SAVED"))
+    if (!saved_l2f.empty())   // (CUDA_CPU_SAVED: par_run formed them)
         p.l2f = saved_l2f.data();
 #endif
     // a warp per (token, output head), or a thread (ATTNC_B_ADJ_SCALAR), as api/backward.c launches it
