@@ -211,6 +211,45 @@ int main(int argc, char **argv)
         {"dz0", V > VO ? host_rel(o[1].dz0, o[0].dz0, 1, 1) : 0.0},
         {"db", si.delta ? host_rel(o[1].db, o[0].db, 1, 1) : 0.0},
     };
+    // CUDA_CPU_PARAMS=1: each per-head tensor's gradient (a parameter's: every token's partials summed) from the
+    // parallel schedule's role gradients against the sequential's, as `attnc run --grad` compares them with
+    // float64 (the Frobenius relative difference): the sums over every token that cancel (Gated DeltaNet's
+    // dA_log) show the parallel kernels' roundings that the per-token comparisons above hide
+    if (const char *pe = std::getenv("CUDA_CPU_PARAMS"); pe && *pe && *pe != '0') {
+        host_args b3 = a;
+        b3.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data(), b3.ws_dk = role_t[1] >= 0 && !si.delta ? nullptr : o[1].dk.data();
+        b3.ws_dv = o[1].dv.data(), b3.ws_dg = o[1].dg.data();
+        b3.ws_db = si.delta ? o[1].db.data() : nullptr;
+        std::vector<std::vector<float>> pp3(ts.size());
+        float *ppar3[64] = {};
+        for (size_t i = 0; i < ts.size(); i++)
+            if (!dir[i]) {
+                pp3[i].assign((size_t)total * H * ts[i].len, NAN);
+                ppar3[i] = pp3[i].data();
+            }
+        par_inputs(b3, ppar3, dir, dty);
+        for (size_t i = 0; i < ts.size(); i++) {
+            if (ts[i].token || dir[i])
+                continue;
+            const size_t len = ts[i].len;
+            std::vector<float> gs(H * len, 0.f), gp(H * len, 0.f);
+            std::vector<double> ds(H * len, 0.0), dp(H * len, 0.0);
+            for (size_t t = 0; t < (size_t)total; t++)
+                for (size_t j = 0; j < H * len; j++)
+                    ds[j] += ps[i][t * H * len + j], dp[j] += pp3[i][t * H * len + j];
+            for (size_t j = 0; j < H * len; j++)
+                gs[j] = (float)ds[j], gp[j] = (float)dp[j];
+            std::printf("param %s: parallel vs sequential %.3e\n", ts[i].name.c_str(), host_rel(gp, gs, 1, 1));
+            if (*pe == '2') {   // (and the sums themselves, to compare runs)
+                for (int w = 0; w < 2; w++) {
+                    std::printf("param-sums %s %s", ts[i].name.c_str(), w ? "parallel" : "sequential");
+                    for (size_t j = 0; j < H * len; j++)
+                        std::printf(" %.9e", w ? dp[j] : ds[j]);
+                    std::printf("\n");
+                }
+            }
+        }
+    }
     bool ok = ok_adj;
     std::printf("adjoint: direct writes and partials against the sequential partials, worst %s at %.2f of its "
                 "bound: %s\n", adj_worst.c_str(), adj_err, ok_adj ? "ok" : "FAIL");

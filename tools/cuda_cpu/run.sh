@@ -9,6 +9,9 @@
 # CUDA_CPU_DIGEST=1: also a digest of every bit the parallel schedule wrote, to compare two builds' runs (a
 # change meant to give the same bits; the error line has four digits); 2: of the tensors' gradients the
 # parallel schedule returns, and dh0 (a change that moves a role's gradient from the adjoint to the chunk kernel).
+# CUDA_CPU_PARAMS=1: also each parameter's gradient (every token's partials summed, as `attnc run --grad` compares
+# it) of the parallel schedule against the sequential's; 2: and the sums themselves (tools/cuda_cpu/param_sums.py
+# compares two runs').
 set -eu
 command -v g++ >/dev/null && command -v python3 >/dev/null || { echo "no g++ or python3: skipped"; exit 77; }
 cxxflags=${CUDA_CPU_CXXFLAGS:-}
@@ -29,6 +32,12 @@ ATTNC_BWD_SCHEDULE=sequential "$attnc" compile "$tmp/spec.attn" --grad --emit cu
 # shellcheck disable=SC2086
 ATTNC_BWD_SCHEDULE=parallel "$attnc" compile "$tmp/spec.attn" --grad --emit cuda $dt -o "$tmp/par.cu"
 grep -q "define ATTNC_BP 1" "$tmp/par.cu" || { echo "$spec: the parallel schedule does not apply"; exit 1; }
+# CUDA_CPU_SEQ_ROUND=WHAT[:split]: the sequential unit with seq_round.py's roundings (what the parallel
+# schedule's bf16 tiles cost a gradient; compare runs with CUDA_CPU_PARAMS=2 and param_sums.py)
+if [ -n "${CUDA_CPU_SEQ_ROUND:-}" ]; then
+  # shellcheck disable=SC2046
+  python3 "$here/seq_round.py" "$tmp/seq.cu" $(echo "$CUDA_CPU_SEQ_ROUND" | tr ':' ' ') || exit 1
+fi
 python3 "$here/prepare.py" "$tmp/seq.cu" "$tmp/seq.h" seq
 # CUDA_CPU_BREAK: a sed expression applied to the parallel unit first (to see the check fail); one that does
 # not apply exits 0 here (apply_break.sh says why).
