@@ -9,6 +9,7 @@ usage: seq_round.py UNIT.cu WHAT [split]
     q  the query role rows (the value DAG's output, before any gate factor)
     k  the key role rows
     u  U_hat = T diag(beta) V - W S_in, the delta rule's value rows
+    U  U = T diag(beta) V, before W S_in is taken off it (the parallel schedule's WY kernel stores U as a tile)
     w  W = T diag(beta) (K * e^{b})
   split: each rounded to hi + lo (two bf16 terms, as the parallel schedule's remainder tiles) instead of hi.
 The unit's text is matched literally; a pattern that is gone fails loudly (exit 1), never silently."""
@@ -21,8 +22,8 @@ def main():
         return 2
     path, what = sys.argv[1], sys.argv[2]
     split = len(sys.argv) == 4
-    if not what or set(what) - set("qkuw"):
-        sys.stderr.write("seq_round.py: WHAT is letters of q, k, u, w\n")
+    if not what or set(what) - set("qkuUw"):
+        sys.stderr.write("seq_round.py: WHAT is letters of q, k, u, U, w\n")
         return 2
     src = open(path).read()
     fn = "cpu_seq_round"
@@ -46,6 +47,10 @@ def main():
                 "            }\n            __syncwarp();\n")
     if "u" in what:
         replace("        sm[L::uh + r * ATTNC_B_LDV + c] = s;\n", "        sm[L::uh + r * ATTNC_B_LDV + c] = %s(s);\n" % fn)
+    if "U" in what:
+        replace("            s += sm[L::t + r * ATTNC_B_LDA + j] * sm[L::beta + j] * sm[L::v + j * ATTNC_B_LDV + c];\n        if (Sin) {\n",
+                "            s += sm[L::t + r * ATTNC_B_LDA + j] * sm[L::beta + j] * sm[L::v + j * ATTNC_B_LDV + c];\n"
+                "        s = %s(s);\n        if (Sin) {\n" % fn)
     if "w" in what:
         replace("        sm[L::w + r * ATTNC_B_LDK + d] = s;\n", "        sm[L::w + r * ATTNC_B_LDK + d] = %s(s);\n" % fn)
     open(path, "w").write(src)
