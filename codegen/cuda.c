@@ -37,10 +37,10 @@ typedef struct gen {
     bool *live;       /* per value: reached by the roles being emitted */
     bool *gate_cone;  /* per value: reached by the gate role */
     attnc_arena *arena;
-    /* the l2norm factors the walk saves with its states for the backward (grad_l2_factors; nl2 0: none) */
+    /* the l2norm factors the walk saves with its states for the backward (grad_l2_factors; their count is
+     * ev.nl2, 0: none): ev points at these */
     ir_ref l2_values[GRAD_MAX_L2];
     unsigned l2_roles[GRAD_MAX_L2];
-    unsigned nl2;
     unsigned stage_off[CG_MAX_TENSORS]; /* per-token inputs: offset of their rows in the staging area */
     unsigned stage_bytes;
     unsigned stage_roles[CG_MAX_TENSORS]; /* per tensor: the roles its rows feed (CG_ROLE_* bits) */
@@ -237,8 +237,8 @@ static void emit_row_struct(gen *g)
             attnc_buf_printf(&g->b, "    float %s[%u];\n", roles[i].name, n);
     }
     attnc_buf_printf(&g->b, "    float g[%u];\n    float beta, ig;\n", gate_slots(g));
-    if (g->nl2)
-        attnc_buf_printf(&g->b, "    float l2[%u];   // the l2norm factors, for the saved states (attnc_row_save_l2)\n", g->nl2);
+    if (g->ev.nl2)
+        attnc_buf_printf(&g->b, "    float l2[%u];   // the l2norm factors, for the saved states (attnc_row_save_l2)\n", g->ev.nl2);
     attnc_buf_puts(&g->b, "};\n");
     attnc_buf_puts(&g->b, "__device__ __forceinline__ void attnc_row_values(const attnc_params &p, int t, int h, int r, int lane,\n"
                           "                                                 const unsigned char *stage, bool real, attnc_row &o);\n"
@@ -274,15 +274,15 @@ static void emit_save_l2(gen *g)
                       "__device__ __forceinline__ void attnc_row_save_l2(const attnc_params &p, const attnc_row &o, int t, int h, bool real,\n"
                       "                                                  int lane)\n{\n"
                       "    (void)p, (void)o, (void)t, (void)h, (void)real, (void)lane;\n");
-    if (g->nl2) {
+    if (g->ev.nl2) {
         attnc_buf_printf(b, "    if (!p.save_l2 || !real || lane != 0)\n        return;\n"
                             "    float *row;\n"
                             "    if constexpr (ATTNC_TRANSITION == TR_IDENTITY)\n"
                             "        row = p.save_l2 + (unsigned)(t * ATTNC_HOUT + h) * %uu;\n"
                             "    else\n"
                             "        row = p.save_l2 + ((size_t)t * ATTNC_HOUT + h) * %u;\n",
-                         g->nl2, g->nl2);
-        for (unsigned j = 0; j < g->nl2; j++)
+                         g->ev.nl2, g->ev.nl2);
+        for (unsigned j = 0; j < g->ev.nl2; j++)
             attnc_buf_printf(b, "    if constexpr ((WANT & %uu) != 0)\n        row[%u] = o.l2[%u];\n", g->l2_roles[j], j, j);
     }
     attnc_buf_puts(b, "}\n");
@@ -348,7 +348,7 @@ static void emit_linear_prologue(gen *g)
         attnc_buf_printf(b, "    o.ig = real ? v%u : 0.f;\n", ig);
     else
         attnc_buf_puts(b, "    o.ig = 0.f;\n");
-    for (unsigned j = 0; j < g->nl2; j++)
+    for (unsigned j = 0; j < g->ev.nl2; j++)
         attnc_buf_printf(b, "    o.l2[%u] = l2inv%u;\n", j, g->l2_values[j]);
     attnc_buf_puts(b, "}\n");
     emit_save_l2(g);
@@ -535,14 +535,13 @@ static bool emit_linear(gen *g)
     uint32_t save_vs;
     cg_saved_images saved = cg_saved_image_kind(m, &save_vs);
     /* the l2norm factors the walk saves with its states (in grad_l2_factors' order, the backward's) */
-    g->nl2 = saved != CG_SAVED_NONE ? grad_l2_factors(m, g->arena, g->l2_values, g->l2_roles) : 0;
-    for (unsigned j = 0; j < g->nl2; j++)
+    unsigned nl2 = saved != CG_SAVED_NONE ? grad_l2_factors(m, g->arena, g->l2_values, g->l2_roles) : 0;
+    for (unsigned j = 0; j < nl2; j++)
         if (!g->live[g->l2_values[j]])
-            g->nl2 = 0;
+            nl2 = 0;
     g->ev.l2_values = g->l2_values;
     g->ev.l2_roles = g->l2_roles;
-    g->ev.nl2 = g->nl2;
-    g->out->save_nl2 = g->nl2;
+    g->ev.nl2 = g->out->save_nl2 = nl2;
     double qscale = p->feed[IR_ROLE_QUERY] == IR_FEED_SCALED ? p->scale[IR_ROLE_QUERY] : 1.0;
     attnc_buf_printf(b, "\n// ---- the linear part: plan chunked %u (%s%s%s), tiles k_pad %u v_tile %u, %u warps ----\n",
                      p->chunk, ir_transition_name(p->transition), p->householder ? ", householder" : "",
@@ -575,7 +574,7 @@ static bool emit_linear(gen *g)
                         "#define ATTNC_SAVE_NL2 %u   // the l2norm factors saved per token and output head (attnc_row_save_l2)\n",
                      m->mask == IR_MASK_CAUSAL, grouped, m->state_in, m->state_out, smem,
                      min_blocks(smem + g->stage_bytes, p->warps * 32), prologue_rows(g), gate_by_lane(g),
-                     (int)saved, save_vs, g->nl2);
+                     (int)saved, save_vs, g->ev.nl2);
     if (split)
         attnc_buf_printf(b, "#define ATTNC_WY_MIN_BLOCKS %u\n#define ATTNC_OUT_MIN_BLOCKS %u\n", lean_min_blocks(wy_smem),
                          lean_min_blocks(out_smem));
