@@ -14,9 +14,11 @@ Ops (FLA's names) and the spec that computes the same thing:
                                                parametrisation gives (attnc's backward goes on to dt, A_log
                                                and dt_bias, whose gradients sum every token's; FLA's ends
                                                at g and v: its row does more work than FLA's)
-    gated_deltanet  specs/gated_deltanet.attn  FLA's gated_delta again, on the decay that Gated DeltaNet's
-                                               Mamba-2 parametrisation gives (attnc's backward goes on to
-                                               A_log and dt_bias, as mamba2's row does)
+    gated_deltanet  specs/gated_deltanet.attn  FLA's gated_delta again, forming Gated DeltaNet's decay
+                                               -exp(A_log) softplus(a + dt_bias) in its kernel
+                                               (use_gate_in_kernel, FLA 0.5): both backwards go on to
+                                               A_log and dt_bias (until the fifty-fifth session torch
+                                               formed the decay and FLA's backward ended at g)
 Each attnc case is also checked against FLA on the same inputs: the spec's raw inputs are mapped to FLA's
 arguments in torch (gates, scaled values), FLA runs, and the relative error ||attnc - fla|| / ||fla|| is
 printed beside the times.
@@ -340,10 +342,10 @@ def fla_args(op, x):
     if op == 'gated_delta':           # gated_delta_rule: q, k, v, g, b; gate logsigmoid(g)
         q, k, v, g, b = x
         return dict(q=q, k=k, v=v, g=F.logsigmoid(g.float()), beta=torch.sigmoid(b.float()), use_qk_l2norm_in_kernel=True)
-    if op == 'gated_deltanet':        # gated_deltanet: q, k, v, a, b, A_log, dt_bias
-        q, k, v, a, b, A_log, dt_bias = x
-        g = -torch.exp(A_log.float()) * F.softplus(a.float() + dt_bias.float())
-        return dict(q=q, k=k, v=v, g=g, beta=torch.sigmoid(b.float()), use_qk_l2norm_in_kernel=True)
+    if op == 'gated_deltanet':        # gated_deltanet: q, k, v, a, b, A_log, dt_bias; FLA forms the decay
+        q, k, v, a, b, A_log, dt_bias = x   # -exp(A_log) softplus(a + dt_bias) in its kernel, and its backward
+        return dict(q=q, k=k, v=v, g=a, beta=torch.sigmoid(b.float()), use_qk_l2norm_in_kernel=True,
+                    use_gate_in_kernel=True, A_log=A_log.float(), dt_bias=dt_bias.float())
     raise KeyError(op)
 
 
