@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -19,6 +20,51 @@
 #include "host_util.h"
 
 static bool ok_adj = true;
+
+// CUDA_CPU_INPUTS=PREFIX: named float32 arrays, PREFIX.txt ("name count" a line, in file order) over PREFIX.bin
+// (bench/experiments/delta-rounding/export.c writes `attnc run --grad`'s draws for a seed this way, with their
+// float64 gradients as "d" + name); empty where the files do not hold what the index says.
+static std::map<std::string, std::vector<float>> read_arrays(const std::string &prefix)
+{
+    std::map<std::string, std::vector<float>> out;
+    FILE *idx = std::fopen((prefix + ".txt").c_str(), "r"), *bin = std::fopen((prefix + ".bin").c_str(), "rb");
+    char name[128];
+    size_t n;
+    bool ok = idx && bin;
+    while (ok && std::fscanf(idx, "%127s %zu", name, &n) == 2) {
+        std::vector<float> x(n);
+        ok = std::fread(x.data(), sizeof(float), n, bin) == n;
+        out[name] = std::move(x);
+    }
+    if (idx)
+        std::fclose(idx);
+    if (bin)
+        std::fclose(bin);
+    if (!ok)
+        out.clear();
+    return out;
+}
+
+// Overwrites dst (n elements of a bf16 / fp32 tensor's bytes, or floats) with the file's array `name`; false
+// (with a message) where it is missing or of another size.
+static bool take_array(const std::map<std::string, std::vector<float>> &arrays, const std::string &name, size_t n,
+                       void *dst, int bytes)
+{
+    auto it = arrays.find(name);
+    if (it == arrays.end() || it->second.size() != n) {
+        std::fprintf(stderr, "CUDA_CPU_INPUTS: no array '%s' of %zu values\n", name.c_str(), n);
+        return false;
+    }
+    for (size_t j = 0; j < n; j++) {
+        if (bytes == 4) {
+            std::memcpy((char *)dst + j * 4, &it->second[j], 4);
+        } else {
+            unsigned short b = host_to_bf16(it->second[j]);
+            std::memcpy((char *)dst + j * 2, &b, 2);
+        }
+    }
+    return true;
+}
 
 
 int main(int argc, char **argv)
@@ -85,6 +131,26 @@ int main(int argc, char **argv)
     for (auto &x : dhT) x = nd(rng);
     for (auto &x : z0) x = std::fabs(nd(rng)) * 0.5f + 0.5f;
     for (auto &x : dzT) x = nd(rng);
+    std::map<std::string, std::vector<float>> given;
+    if (const char *in = std::getenv("CUDA_CPU_INPUTS"); in && *in) {
+        given = read_arrays(in);
+        bool ok_in = !given.empty();
+        for (size_t i = 0; ok_in && i < ts.size(); i++) {
+            if (ts[i].dtype == "fp16") {
+                std::fprintf(stderr, "CUDA_CPU_INPUTS: fp16 tensors are not read\n");
+                ok_in = false;
+            } else {
+                size_t es = ts[i].dtype == "fp32" ? 4 : 2;
+                ok_in = take_array(given, ts[i].name, ts[i].data.size() / es, ts[i].data.data(), (int)es);
+            }
+        }
+        ok_in = ok_in && si.out_dtype == 0 && take_array(given, "dout", nout, dout.data(), 2) &&
+                take_array(given, "h0", h0.size(), h0.data(), 4) && take_array(given, "dhT", dhT.size(), dhT.data(), 4);
+        if (!ok_in) {
+            std::fprintf(stderr, "CUDA_CPU_INPUTS: cannot take the inputs from %s.txt / .bin (bf16 output, the same shape)\n", in);
+            return 2;
+        }
+    }
     a.dout = dout.data();
     a.h0 = h0.data(), a.dhT = dhT.data();
     if (V > VO)
@@ -240,6 +306,9 @@ int main(int argc, char **argv)
             for (size_t j = 0; j < H * len; j++)
                 gs[j] = (float)ds[j], gp[j] = (float)dp[j];
             std::printf("param %s: parallel vs sequential %.3e\n", ts[i].name.c_str(), host_rel(gp, gs, 1, 1));
+            if (auto it = given.find("d" + ts[i].name); it != given.end() && it->second.size() == H * len)
+                std::printf("param %s: parallel vs float64 %.3e, sequential vs float64 %.3e\n", ts[i].name.c_str(),
+                            host_rel(gp, it->second, 1, 1), host_rel(gs, it->second, 1, 1));
             if (*pe == '2') {   // (and the sums themselves, to compare runs)
                 for (int w = 0; w < 2; w++) {
                     std::printf("param-sums %s %s", ts[i].name.c_str(), w ? "parallel" : "sequential");

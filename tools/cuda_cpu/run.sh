@@ -11,7 +11,10 @@
 # parallel schedule returns, and dh0 (a change that moves a role's gradient from the adjoint to the chunk kernel).
 # CUDA_CPU_PARAMS=1: also each parameter's gradient (every token's partials summed, as `attnc run --grad` compares
 # it) of the parallel schedule against the sequential's; 2: and the sums themselves (tools/cuda_cpu/param_sums.py
-# compares two runs').
+# compares two runs'); with CUDA_CPU_INPUTS, each also against the file's float64 gradient.
+# CUDA_CPU_INPUTS=PREFIX: the inputs, h0, dout and dhT from PREFIX.txt / PREFIX.bin instead of the harness's draws:
+# bench/experiments/delta-rounding/export.c writes those of `attnc run --grad --tokens 1000 --batch 2
+# --initial-state --seed S` with their float64 gradients (LENS 1000,1000; the known defect reproduces so).
 set -eu
 command -v g++ >/dev/null && command -v python3 >/dev/null || { echo "no g++ or python3: skipped"; exit 77; }
 cxxflags=${CUDA_CPU_CXXFLAGS:-}
