@@ -9,7 +9,8 @@ usage: seq_round.py UNIT.cu WHAT [split]
     q  the query role rows (the value DAG's output, before any gate factor)
     k  the key role rows
     u  U_hat = T diag(beta) V - W S_in, the delta rule's value rows
-    U  U = T diag(beta) V, before W S_in is taken off it (the parallel schedule's WY kernel stores U as a tile)
+    U  U = T diag(beta) V, before W S_in is taken off it (the parallel schedule's WY kernel stores U as a tile;
+       not comparable with it: U depends on the chunk, 16 here and 64 there, where U_hat does not)
     w  W = T diag(beta) (K * e^{b})
   split: each rounded to hi + lo (two bf16 terms, as the parallel schedule's remainder tiles) instead of hi.
 The unit's text is matched literally; a pattern that is gone fails loudly (exit 1), never silently."""
