@@ -277,23 +277,29 @@ int main(int argc, char **argv)
         {"dz0", V > VO ? host_rel(o[1].dz0, o[0].dz0, 1, 1) : 0.0},
         {"db", si.delta ? host_rel(o[1].db, o[0].db, 1, 1) : 0.0},
     };
+    // The value DAG's adjoint once more, from the parallel schedule's own role gradients (as api/backward.c runs
+    // it): every tensor's partials but those written directly (CUDA_CPU_PARAMS and CUDA_CPU_DIGEST=2 below)
+    auto par_own_partials = [&]() {
+        host_args b2 = a;
+        b2.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data(), b2.ws_dk = role_t[1] >= 0 && !si.delta ? nullptr : o[1].dk.data();
+        b2.ws_dv = o[1].dv.data(), b2.ws_dg = o[1].dg.data();
+        b2.ws_db = si.delta ? o[1].db.data() : nullptr;
+        std::vector<std::vector<float>> pp2(ts.size());
+        float *ppar2[64] = {};
+        for (size_t i = 0; i < ts.size(); i++)
+            if (!dir[i]) {
+                pp2[i].assign((size_t)total * H * ts[i].len, NAN);
+                ppar2[i] = pp2[i].data();
+            }
+        par_inputs(b2, ppar2, dir, dty);
+        return pp2;
+    };
     // CUDA_CPU_PARAMS=1: each per-head tensor's gradient (a parameter's: every token's partials summed) from the
     // parallel schedule's role gradients against the sequential's, as `attnc run --grad` compares them with
     // float64 (the Frobenius relative difference): the sums over every token that cancel (Gated DeltaNet's
     // dA_log) show the parallel kernels' roundings that the per-token comparisons above hide
     if (const char *pe = std::getenv("CUDA_CPU_PARAMS"); pe && *pe && *pe != '0') {
-        host_args b3 = a;
-        b3.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data(), b3.ws_dk = role_t[1] >= 0 && !si.delta ? nullptr : o[1].dk.data();
-        b3.ws_dv = o[1].dv.data(), b3.ws_dg = o[1].dg.data();
-        b3.ws_db = si.delta ? o[1].db.data() : nullptr;
-        std::vector<std::vector<float>> pp3(ts.size());
-        float *ppar3[64] = {};
-        for (size_t i = 0; i < ts.size(); i++)
-            if (!dir[i]) {
-                pp3[i].assign((size_t)total * H * ts[i].len, NAN);
-                ppar3[i] = pp3[i].data();
-            }
-        par_inputs(b3, ppar3, dir, dty);
+        const std::vector<std::vector<float>> pp3 = par_own_partials();
         for (size_t i = 0; i < ts.size(); i++) {
             if (ts[i].token || dir[i])
                 continue;
@@ -342,18 +348,7 @@ int main(int argc, char **argv)
         };
         auto mix = [&mix_bytes](const std::vector<float> &x) { mix_bytes(x.data(), x.size() * sizeof(float)); };
         if (*dg == '2') {
-            host_args b2 = a;
-            b2.ws_dq = role_t[0] >= 0 ? nullptr : o[1].dq.data(), b2.ws_dk = role_t[1] >= 0 && !si.delta ? nullptr : o[1].dk.data();
-            b2.ws_dv = o[1].dv.data(), b2.ws_dg = o[1].dg.data();
-            b2.ws_db = si.delta ? o[1].db.data() : nullptr;
-            std::vector<std::vector<float>> pp2(ts.size());
-            float *ppar2[64] = {};
-            for (size_t i = 0; i < ts.size(); i++)
-                if (!dir[i]) {
-                    pp2[i].assign((size_t)total * H * ts[i].len, NAN);
-                    ppar2[i] = pp2[i].data();
-                }
-            par_inputs(b2, ppar2, dir, dty);
+            const std::vector<std::vector<float>> pp2 = par_own_partials();
             for (size_t i = 0; i < ts.size(); i++) {
                 if (dir[i])
                     mix_bytes(dbuf[i].data(), dbuf[i].size());
