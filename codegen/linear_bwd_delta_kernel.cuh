@@ -682,7 +682,7 @@ __device__ __forceinline__ void bd_walk_copy_w(const attnc_bwd_params &p, int sl
         dst, ATTNC_BP_LDK * sizeof(elt), (const elt *)p.ws_w + bd_wtile(slot, h), ATTNC_BP_KP * sizeof(elt), true);
 }
 
-template <bool REV, int W>
+template <bool REV, int W, bool L2F = false>
 __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
 {
     extern __shared__ __align__(128) unsigned char bsm[];
@@ -709,7 +709,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     // as stored (those are copied from the staged rows)
     // (the forward walk runs only where the forward saved no states: ATTNC_ROLE_UNSAVED, no saved l2norm factors)
     constexpr int WANT = (ATTNC_BP_K_STAGE < 0 ? ATTNC_ROLE_K : 0) | (REV && ATTNC_BP_Q_STAGE < 0 ? ATTNC_ROLE_Q : 0) |
-                         (REV ? 0 : ATTNC_ROLE_UNSAVED);
+                         (REV ? 0 : ATTNC_ROLE_UNSAVED) | (L2F ? ATTNC_ROLE_L2F : 0);
     // the rows it copies: the reverse walk's q and k; the forward walk k with remainder tiles (Gated DeltaNet:
     // with every row it spilled 4 bytes on sm_90a, 8 on sm_80), else all (DeltaNet: with k alone its registers
     // grew by one to 255 and spilled 4 bytes, sm_90a; it runs only where the forward saved no states).  ptxas's
@@ -961,7 +961,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_stat
 #if ATTNC_BWD_WANT(ATTNC_BK_P_DSTATES)
 extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, 1) attnc_bwdp_dstates(attnc_bwd_params p)
 {
-    bd_walk<true, ATTNC_BP_VW>(p);
+    // the saved l2norm factors chosen once for the whole walk, two instantiations, not once per pair of rows in
+    // its loop (whose rows' code that choice had duplicated): on an H200 at T = 8192 the gated delta rule's walk
+    // 1.074 / 1.073 -> 0.989 / 0.983 ms (bench/RESULTS.md, fifty-fifth session); the same bits
+    if (ATTNC_BP_NL2 > 0 && p.l2f)
+        bd_walk<true, ATTNC_BP_VW, true>(p);
+    else
+        bd_walk<true, ATTNC_BP_VW>(p);
 }
 #endif
 

@@ -483,6 +483,8 @@ __device__ __forceinline__ void bp_zero_roles(float *stg, int lane)
 template <int WANT>
 __device__ __forceinline__ bool bp_saved_l2(const attnc_bwd_params &p)
 {
+    if constexpr ((WANT & ATTNC_ROLE_L2F) != 0)   // (chosen by the caller: bd_walk's L2F)
+        return true;
     return ATTNC_BP_NL2 > 0 && !(WANT & ATTNC_ROLE_UNSAVED) && p.l2f != nullptr;
 }
 
