@@ -8,10 +8,15 @@ many seeds, with the metric `attnc run --grad` uses (||g - g64|| / ||g64||).  FL
 fp32 by torch as bench.py forms them; the float64 side is the recurrence itself under torch's autograd,
   S_t = e^{g_t} (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,  o_t = S_t^T q_t,
 with q and k through x / sqrt(x . x + 1e-6) (q then times K^-0.5), on the same bf16-rounded inputs.
-usage: python3 bench/fla_param_grads.py [--seeds N] [--first S] [--tokens T]"""
+usage: python3 bench/fla_param_grads.py [--seeds N] [--first S] [--tokens T] [--fla-bench PATH/fla_bench.py]
+--fla-bench: FLA imported through fla_bench.py's helpers, as bench.py imports it (the shims for the GPU machine's
+missing packages, the Hopper guard of FLA #640 lifted, a shortened autotune); without it `import fla`.
+Each seed's line says how long the float64 side and each FLA call took (the first FLA call autotunes)."""
 import argparse
 import math
+import os
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -51,9 +56,12 @@ def ref64(x, up):
     return {n: t.grad for n, t in L.items()}
 
 
+CHUNK_GATED_DELTA_RULE = None
+
+
 def fla(x, up, in_kernel):
     """in_kernel: FLA forms the decay itself (use_gate_in_kernel with A_log and dt_bias), else torch does."""
-    from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+    chunk_gated_delta_rule = CHUNK_GATED_DELTA_RULE
     L = {k: t.detach().clone().requires_grad_(True) for k, t in x.items()}
     K = L['q'].shape[-1]
     beta = torch.sigmoid(L['b'].float())
@@ -84,8 +92,26 @@ def main():
     ap.add_argument('--seeds', type=int, default=16)
     ap.add_argument('--first', type=int, default=0)
     ap.add_argument('--tokens', type=int, default=1000)
+    ap.add_argument('--fla-bench', default=None)
     a = ap.parse_args()
     dev = 'cuda'
+    global CHUNK_GATED_DELTA_RULE
+    if a.fla_bench:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(a.fla_bench)))
+        import fla_bench as fb
+        fb.install_shims()
+        fb.import_fla()
+        print('FLA #640:', fb.handle_640_guard(), flush=True)
+        funcs, errs = fb.load_fla_ops(['gated_delta'])
+        if 'gated_delta' not in funcs:
+            print('FLA gated_delta: %s' % errs.get('gated_delta'), flush=True)
+            return 1
+        for note in fb.patch_autotuner():
+            print('FLA autotune: %s' % note, flush=True)
+        CHUNK_GATED_DELTA_RULE = funcs['gated_delta']
+    else:
+        from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+        CHUNK_GATED_DELTA_RULE = chunk_gated_delta_rule
     names = ['q', 'k', 'v', 'a', 'b', 'A_log', 'dt_bias', 'h0']
     modes = ('torch', 'kernel')   # who forms the decay: torch (as bench.py), or FLA's kernel
     print('seed gate   ' + ' '.join('%9s' % n for n in names))
@@ -93,13 +119,18 @@ def main():
     over = {m: 0 for m in modes}
     for s in range(a.first, a.first + a.seeds):
         x, up = draw(s, 2, a.tokens, 4, 128, 128, dev)
+        t0 = time.time()
         want = ref64(x, up)
+        print('%4d float64 %.1f s' % (s, time.time() - t0), flush=True)
         for m in modes:
+            t0 = time.time()
             try:
                 got = fla(x, up, m == 'kernel')
             except Exception as ex:   # (an FLA without the in-kernel gate)
-                print('%4d %-6s %s' % (s, m, ex))
+                print('%4d %-6s %s: %s' % (s, m, type(ex).__name__, ex), flush=True)
                 continue
+            torch.cuda.synchronize()
+            print('%4d %-6s FLA %.1f s' % (s, m, time.time() - t0), flush=True)
             e = {n: rel(got[n], want[n]) for n in names}
             for n in names:
                 worst[m, n] = max(worst[m, n], e[n])
