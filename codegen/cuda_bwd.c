@@ -505,10 +505,7 @@ static void wy_saved_stage_span(const ir_module *m, const grad_plan *gp, const u
         *lo = gp->bp_stage_off[i] < *lo ? gp->bp_stage_off[i] : *lo;
         *hi = end > *hi ? end : *hi;
     }
-    unsigned l2_roles = 0;
-    for (unsigned j = 0; j < gp->bp_nl2; j++)
-        l2_roles |= gp->bp_l2_roles[j];
-    if (gp->bp_l2_off != ~0u && (l2_roles & (CG_ROLE_K | CG_ROLE_GATE | CG_ROLE_BETA))) {   /* the saved factors' rows */
+    if (gp->bp_l2_off != ~0u && (cg_l2_roles_any(gp->bp_l2_roles, gp->bp_nl2) & (CG_ROLE_K | CG_ROLE_GATE | CG_ROLE_BETA))) {   /* the saved factors' rows */
         unsigned end = gp->bp_l2_off + grad_l2_rows_bytes(gp, gp->bp_chunk);
         *lo = gp->bp_l2_off < *lo ? gp->bp_l2_off : *lo;
         *hi = end > *hi ? end : *hi;

@@ -248,6 +248,14 @@ unsigned cg_l2_index(const cg_values *e, ir_ref r)
     return ~0u;
 }
 
+unsigned cg_l2_roles_any(const unsigned *roles, unsigned n)
+{
+    unsigned any = 0;
+    for (unsigned j = 0; j < n; j++)
+        any |= roles[j];
+    return any;
+}
+
 void cg_emit_value(const cg_values *e, ir_ref r)
 {
     const ir_value *v = &e->m->values[r];
@@ -476,9 +484,7 @@ void cg_emit_stage_issue(const cg_values *e, const char *fn, const char *params,
         emit_stage_copies(e, rb, heads * rb, e->stage_off[i], held != NULL, chunk, threads, tid);
     }
     if (e->l2_saved && e->nl2 && e->l2_stage_off != ~0u) {   /* the forward's l2norm factors, where it saved them */
-        unsigned want = 0, rb = e->nl2 * 4;
-        for (unsigned j = 0; j < e->nl2; j++)
-            want |= e->l2_roles[j];
+        unsigned want = cg_l2_roles_any(e->l2_roles, e->nl2), rb = e->nl2 * 4;
         attnc_buf_puts(b, "    ");
         if (e->stage_roles)
             attnc_buf_printf(b, "if constexpr ((WANT & %uu) && !(WANT & ATTNC_ROLE_UNSAVED)) ", want);

@@ -76,6 +76,8 @@ void cg_put_ref(const cg_values *e, char prefix, ir_ref r, unsigned s);
 
 /* j where r is cg_values' l2_values[j], else ~0u. */
 unsigned cg_l2_index(const cg_values *e, ir_ref r);
+/* The roles any of n l2norm factors reaches (the union of roles[0 .. n - 1], CG_ROLE_* bits). */
+unsigned cg_l2_roles_any(const unsigned *roles, unsigned n);
 /* The statement(s) that compute value r from its operands (already emitted). */
 void cg_emit_value(const cg_values *e, ir_ref r);
 
