@@ -279,7 +279,8 @@ static void emit_roles_fn(bgen *g, bool staged, bool regs)
                           "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_regs(const attnc_bwd_params &p, int t, int h, int lane,\n"
                           "                                float (&q)[ATTNC_BP_NQ], float (&k)[ATTNC_BP_NK], float (&v)[ATTNC_BP_NV],\n"
-                          "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, const unsigned char *stage, int r)\n{\n"
+                          "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, float (&qkf)[2], const unsigned char *stage,\n"
+                          "                                int r)\n{\n"
                           "    (void)t;\n");
     else if (staged)
         attnc_buf_puts(b, "\n// ---- the roles of row r of the staged chunk (token t), output head h (generated); only those\n"
@@ -326,6 +327,14 @@ static void emit_roles_fn(bgen *g, bool staged, bool regs)
             attnc_buf_printf(b, "    ig = v%u;   // mLSTM's log input gate\n", l->igate);
         else
             attnc_buf_puts(b, "    ig = 0.f;\n");
+        if (g->gp->bp_qk_raw)   /* (the role's constant: the same literal as ATTNC_BP_DQ_SCALE) */
+            for (int i = 0; i < 2; i++) {
+                attnc_buf_printf(b, "    qkf[%d] = l2inv%u * ", i, g->gp->bp_direct_l2_value[i]);
+                cg_put_float(b, g->gp->bp_direct_scale[i]);
+                attnc_buf_printf(b, ";   // the %s's l2norm factor (ATTNC_BP_QK_RAW)\n", i ? "key" : "query");
+            }
+        else
+            attnc_buf_puts(b, "    qkf[0] = qkf[1] = 1.f;\n");
         attnc_buf_puts(b, "}\n");
         return;
     }
@@ -742,7 +751,7 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         staged.stage_roles = stage_roles;
         if (gp->bp_delta) {
             wy_saved_stage_span(m, gp, stage_roles, &wy_lo, &wy_hi);
-            out->plan.bd_wy_saved_smem = grad_bd_wy_saved_smem(gp->bp_chunk, gp->bp_kp, gp->bp_plo, wy_lo, wy_hi);
+            out->plan.bd_wy_saved_smem = grad_bd_wy_saved_smem(gp->bp_chunk, gp->bp_kp, gp->bp_plo, wy_lo, wy_hi, gp->bp_qk_raw ? 1 : 0);
         }
     }
     attnc_buf_puts(b, attnc_linear_bwd_kernel_src);
@@ -797,6 +806,10 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         for (int i = 0; i < 3; i++)   /* a bf16 input as stored: its tile rows are its staged rows */
             attnc_buf_printf(b, "#define ATTNC_BP_%s_STAGE %d\n", role_tag[i],
                              gp->bp_role_stage[i] == ~0u ? -1 : (int)gp->bp_role_stage[i]);
+        /* the query's and key's tiles as their input rows, with their l2norm factors (grad_plan's bp_qk_raw) */
+        attnc_buf_printf(b, "#define ATTNC_BP_QK_RAW %d\n#define ATTNC_BP_Q_RAW_STAGE %d\n#define ATTNC_BP_K_RAW_STAGE %d\n",
+                         gp->bp_qk_raw ? 1 : 0, gp->bp_qk_raw ? (int)gp->bp_raw_stage[0] : -1,
+                         gp->bp_qk_raw ? (int)gp->bp_raw_stage[1] : -1);
         /* the register form's slots per role (attnc_bwd_roles_regs) */
         attnc_buf_printf(b, "#define ATTNC_BP_NQ %u\n#define ATTNC_BP_NK %u\n#define ATTNC_BP_NV %u\n#define ATTNC_BP_NG %u\n",
                          regs_slots_k(&g), regs_slots_k(&g), regs_slots_v(&g), regs_slots_g(&g));
@@ -804,7 +817,8 @@ bool codegen_cuda_bwd_sched(const ir_module *m, attnc_arena *a, attnc_diags *dia
         attnc_buf_puts(b, "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_regs(const attnc_bwd_params &p, int t, int h, int lane,\n"
                           "                                float (&q)[ATTNC_BP_NQ], float (&k)[ATTNC_BP_NK], float (&v)[ATTNC_BP_NV],\n"
-                          "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, const unsigned char *stage, int r);\n");
+                          "                                float (&g)[ATTNC_BP_NG], float &beta, float &ig, float (&qkf)[2], const unsigned char *stage,\n"
+                          "                                int r);\n");
         cg_emit_stage_held(&staged, "attnc_bwd_stage_held", "ATTNC_BP_C", "ATTNC_B_THREADS", "threadIdx.x");
         attnc_buf_puts(b, "template <int WANT>\n"
                           "__device__ __forceinline__ void attnc_bwd_roles_staged(const attnc_bwd_params &p, int t, int h, int lane, float *q,\n"

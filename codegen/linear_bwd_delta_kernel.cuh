@@ -118,7 +118,7 @@ __device__ __forceinline__ void bd_mma_split(float (*acc)[4], const elt *Ah, con
 // samples, ncu on an H100).
 template <bool WITH_V, int PAIRS = 1>
 __device__ __forceinline__ void bd_rows_kv(const attnc_bwd_params &p, int c0, int nrows, int h, elt *K, elt *V, float *g,
-                                           float *beta, const unsigned char *stage)
+                                           float *beta, const unsigned char *stage, float *fk)
 {
     static_assert(ATTNC_BP_C % (2 * PAIRS * ATTNC_B_WARPS) == 0, "whole passes");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -133,7 +133,7 @@ __device__ __forceinline__ void bd_rows_kv(const attnc_bwd_params &p, int c0, in
 #pragma unroll
         for (int pr = 0; pr < PAIRS; pr++) {
             const int r0 = pass + 2 * pr * ATTNC_B_WARPS;
-            bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x[pr], r0, nrows, K, lane);
+            bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x[pr], r0, nrows, K, lane, fk);
             if constexpr (WITH_V && ATTNC_BP_V_STAGE >= 0)
                 bp_copy_rows2<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, 0, nrows, V, ATTNC_BP_LDV, lane);
             bp_store_gates2(x[pr], r0, g, beta, lane);
@@ -213,7 +213,8 @@ __device__ __forceinline__ float bd_e_elem(float kk, float f, int r, int j)
     return j < r ? kk * f : 0.f;
 }
 
-__device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E)
+// fk: the key rows' factors (ATTNC_BP_QK_RAW: K holds raw rows).
+__device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E, const float *fk)
 {
     constexpr int C = ATTNC_BP_C, NB = C / 16, LDF = ATTNC_BD_LDF, NW = ATTNC_B_WARPS;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -223,6 +224,7 @@ __device__ __forceinline__ void bd_form_e(const elt *K, const float *g, float *E
         bp_zero<2>(acc);
         float fd[2][4];
         bp_pair_decay(g, mi, nj, lane, fd);
+        bp_pair_rf(fk, fk, mi, nj, lane, fd);
         if (nj <= mi)
             bp_mma<2, false, false>(acc, K, ATTNC_BP_LDK, mi * 16, K, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
 #pragma unroll
@@ -364,7 +366,8 @@ struct attnc_bd_wy_layout {   // offsets in bytes
     static constexpr unsigned wl = uh + CC;                                              // their lo tiles (PLO)
     static constexpr unsigned ul = wl + CC;
     static constexpr unsigned end_a = stage + ATTNC_BP_STAGE_BYTES, end_b = ul + CC;
-    static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
+    static constexpr unsigned fk = end_a > end_b ? end_a : end_b;                         // the key's factors (QK_RAW)
+    static constexpr unsigned bytes = fk + (ATTNC_BP_QK_RAW ? ATTNC_BP_C * 4 : 0);
 };
 static_assert(attnc_bd_wy_layout::v % 16 == 0 && attnc_bd_wy_layout::t % 16 == 0 && attnc_bd_wy_layout::stage % 16 == 0 &&
               attnc_bd_wy_layout::wh % 16 == 0 && attnc_bd_wy_layout::CC % 16 == 0 &&
@@ -387,7 +390,8 @@ struct attnc_bd_wy_saved_layout {   // offsets in bytes
     static constexpr unsigned wh = e + ATTNC_BP_C * ATTNC_BD_LDF * 4;                     // T diag(beta e^b) hi
     static constexpr unsigned wl = wh + CC;                                              // its lo tile (PLO)
     static constexpr unsigned end_a = stage + ATTNC_BD_WY_STAGE_HI, end_b = wl + (ATTNC_BP_PLO ? CC : 0);
-    static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
+    static constexpr unsigned fk = end_a > end_b ? end_a : end_b;                         // the key's factors (QK_RAW)
+    static constexpr unsigned bytes = fk + (ATTNC_BP_QK_RAW ? ATTNC_BP_C * 4 : 0);
 };
 static_assert(attnc_bd_wy_saved_layout::e % 16 == 0 && attnc_bd_wy_saved_layout::stage % 16 == 0 &&
               attnc_bd_wy_saved_layout::wh % 16 == 0 && attnc_bd_wy_saved_layout::bytes <= attnc_bd_wy_layout::bytes,
@@ -458,17 +462,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_WY_CTAS) 
     elt *Uh = (elt *)(bsm + L::uh), *Ul = (elt *)(bsm + L::ul);
     float *g = (float *)(bsm + (want_u ? L::g : LS::g)), *beta = (float *)(bsm + (want_u ? L::beta : LS::beta));
     float *E = (float *)(bsm + (want_u ? L::e : LS::e)), *T = (float *)(bsm + (want_u ? L::t : LS::t));
+    float *fk = (float *)(bsm + (want_u ? L::fk : LS::fk));
     static_assert(L::k == LS::k, "K first in both layouts");
 
     if (want_u) {
         attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_V)>(p, c0, eos, h, bsm + L::stage);   // (no q rows)
-        bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+        bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage, fk);
     } else {
         attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K)>(p, c0, eos, h, bsm + LS::stage);
         constexpr int PAIRS = ATTNC_BP_C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1;
-        bd_rows_kv<false, PAIRS>(p, c0, nrows, h, K, V, g, beta, bsm + LS::stage);
+        bd_rows_kv<false, PAIRS>(p, c0, nrows, h, K, V, g, beta, bsm + LS::stage, fk);
     }
-    bd_form_e(K, g, E);
+    bd_form_e(K, g, E, fk);
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS)   // T = I, the solve's start
         T[(i / C) * LDF + i % C] = i / C == i % C ? 1.f : 0.f;
     __syncthreads();
@@ -479,7 +484,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_WY_CTAS) 
     for (int i = tid; i < C * C; i += ATTNC_B_THREADS) {
         const int r = i / C, j = i % C;
         const float t = j <= r ? T[r * LDF + j] * beta[j] : 0.f;
-        bd_put_split(Wh, Wl, r * ATTNC_BP_LDC + j, t * bp_dec(g[j]));
+        bd_put_split(Wh, Wl, r * ATTNC_BP_LDC + j, t * bp_dec(g[j]) * bp_rf(fk, j));   // (raw rows: W = (T diag(beta e^b f)) K)
         if (want_u)
             bd_put_split(Uh, Ul, r * ATTNC_BP_LDC + j, t);
         bd_put_split(tg, tg + C * C, i, T[r * LDF + j]);
@@ -531,7 +536,9 @@ struct attnc_bd_walk_layout_w {   // offsets in bytes; the forward walk uses x, 
     static constexpr unsigned stage = g + ATTNC_BP_C * 4;                                 // the chunk's input rows
     static constexpr unsigned dstage = stage + ATTNC_BP_STAGE_BYTES;                      // its dO [C][W]
     static constexpr unsigned gw = dstage + ATTNC_BP_C * W * ATTNC_BP_DO_ES;           // each warp's b (gated) [8][C]
-    static constexpr unsigned bytes = gw + (ATTNC_BP_GATED ? ATTNC_B_WARPS * ATTNC_BP_C * 4 : 0);
+    static constexpr unsigned fq = gw + (ATTNC_BP_GATED ? ATTNC_B_WARPS * ATTNC_BP_C * 4 : 0);   // the factors (QK_RAW)
+    static constexpr unsigned fk = fq + ATTNC_BP_C * 4;
+    static constexpr unsigned bytes = fq + (ATTNC_BP_QK_RAW ? 2 * ATTNC_BP_C * 4 : 0);
     static_assert(k % 16 == 0 && w % 16 == 0 && y % 16 == 0 && z % 16 == 0 && p % 16 == 0 && plo % 16 == 0 &&
                   s % 16 == 0 && w2 % 16 == 0 && stage % 16 == 0 && dstage % 16 == 0 && LDW * sizeof(elt) % 16 == 0,
                   "16-byte tiles");
@@ -547,7 +554,7 @@ static_assert(attnc_bd_walk_layout_w<ATTNC_BP_VS>::bytes <= attnc_bd_walk_layout
 template <bool REV, int W, int WANT>
 __device__ __forceinline__ void bd_walk_rows(const attnc_bwd_params &p, int c0, int nrows, int h, int v0, int warp,
                                              int lane, const unsigned char *stage, const unsigned char *dstage, elt *X,
-                                             elt *Kt, elt *Y, float *g)
+                                             elt *Kt, elt *Y, float *g, float *fq, float *fk)
 {
     constexpr int C = ATTNC_BP_C, PAIRS = REV && C % (4 * ATTNC_B_WARPS) == 0 ? 2 : 1;
     for (int pass = warp; pass < C; pass += 2 * PAIRS * ATTNC_B_WARPS) {
@@ -562,9 +569,9 @@ __device__ __forceinline__ void bd_walk_rows(const attnc_bwd_params &p, int c0, 
 #pragma unroll
         for (int pr = 0; pr < PAIRS; pr++) {
             const int r0 = pass + 2 * pr * ATTNC_B_WARPS;
-            bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x[pr], r0, nrows, REV ? Kt : X, lane);
+            bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x[pr], r0, nrows, REV ? Kt : X, lane, fk);
             if constexpr (REV) {
-                bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x[pr], r0, nrows, X, lane);
+                bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x[pr], r0, nrows, X, lane, fq);
                 bp_dout_store2<W>(dy[pr], Y, r0, lane);
             }
             bp_store_gates2(x[pr], r0, g, nullptr, lane);
@@ -578,7 +585,7 @@ __device__ __forceinline__ void bd_walk_rows(const attnc_bwd_params &p, int c0, 
 // b.  (Dealing the C / 16 x C / 16 blocks and skipping those above the diagonal gave the same bits, and a
 // warp-specialised walk 10 % slower with this on its consumers: bench/RESULTS.md, forty-fourth session.)
 __device__ __forceinline__ void bd_walk_scores(const elt *X, const elt *Kt, const float *g, elt *P, elt *Plo, int warp,
-                                               int lane)
+                                               int lane, const float *fq, const float *fk)
 {
     constexpr int BLOCKS = ATTNC_BP_C / 16 * (ATTNC_BP_C / 16 + 1) / 2;
     for (int blk = warp; blk < BLOCKS; blk += ATTNC_B_WARPS) {
@@ -590,6 +597,7 @@ __device__ __forceinline__ void bd_walk_scores(const elt *X, const elt *Kt, cons
         bp_zero<2>(ap);
         float fd[2][4];
         bp_pair_decay(g, mi, nj, lane, fd);
+        bp_pair_rf(fq, fk, mi, nj, lane, fd);
         bp_mma<2, false, false>(ap, X, ATTNC_BP_LDK, mi * 16, Kt, ATTNC_BP_LDK, nj * 16, 0, ATTNC_BP_KP, lane);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
@@ -628,7 +636,7 @@ __device__ __forceinline__ void bd_walk_image(unsigned char *img, elt *S, float 
 template <int W, int NTU, int NW>
 __device__ __forceinline__ void bd_walk_duh(const attnc_bwd_params &p, const elt *P, const elt *Plo, const elt *Y,
                                             const elt *Kt, const elt *S, const float *g, elt *Z, int c0, int nrows,
-                                            int h, int v0, int warp, int lane)
+                                            int h, int v0, int warp, int lane, const float *fk)
 {
     constexpr int LDW = W + 8, NB = ATTNC_BP_C / 16, NGU = W / (8 * NTU);
     static_assert(W % (8 * NTU) == 0, "whole items");
@@ -639,7 +647,8 @@ __device__ __forceinline__ void bd_walk_duh(const attnc_bwd_params &p, const elt
         if constexpr (ATTNC_BP_GATED) {   // Kd dS_out first (its rows' factors), P^T dO onto it
             bp_mma<NTU, false, true>(a2, Kt, ATTNC_BP_LDK, r0, S, LDW, n0, 0, ATTNC_BP_KP, lane);
             const float bl = g[ATTNC_BP_C - 1];
-            const float f0 = bp_dec(bl - g[bp_row(r0, lane, 0)]), f1 = bp_dec(bl - g[bp_row(r0, lane, 2)]);
+            const int ra = bp_row(r0, lane, 0), rb = bp_row(r0, lane, 2);   // (raw rows: Kd's factors with the key's)
+            const float f0 = bp_dec(bl - g[ra]) * bp_rf(fk, ra), f1 = bp_dec(bl - g[rb]) * bp_rf(fk, rb);
 #pragma unroll
             for (int nt = 0; nt < NTU; nt++)
 #pragma unroll
@@ -691,7 +700,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
     constexpr int NTU = ATTNC_BP_NT(W), NGU = W / (8 * NTU);   // U_hat, dU_hat items
     elt *X = (elt *)(bsm + L::x), *Kt = (elt *)(bsm + L::k), *Y = (elt *)(bsm + L::y);
     elt *Z = (elt *)(bsm + L::z), *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *S = (elt *)(bsm + L::s);
-    float *g = (float *)(bsm + L::g);
+    float *g = (float *)(bsm + L::g), *fq = (float *)(bsm + L::fq), *fk = (float *)(bsm + L::fk);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     // the chunk-local sums b: with a decay each warp scans the gates into a copy of its own, so that no barrier
     // waits for one warp's scan
@@ -745,7 +754,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             attnc_cp_rows<C, W * (int)sizeof(elt) / 16, ATTNC_B_THREADS>(Y, LDW * sizeof(elt), u, ATTNC_BP_VP * sizeof(elt), true);
             asm volatile("cp.async.commit_group;\n" ::: "memory");
         }
-        bd_walk_rows<REV, W, WANT>(p, c0, nrows, h, v0, warp, lane, stage, dstage, X, Kt, Y, g);
+        bd_walk_rows<REV, W, WANT>(p, c0, nrows, h, v0, warp, lane, stage, dstage, X, Kt, Y, g, fq, fk);
         if constexpr (!REV)
             asm volatile("cp.async.wait_group 0;\n" ::: "memory");   // (W and U: nothing else is in flight)
         __syncthreads();
@@ -761,9 +770,9 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
             __syncwarp();
         }
         if constexpr (REV)   // P = (Q K^T) o D from the undecayed tiles (hi, lo)
-            bd_walk_scores(X, Kt, b, P, Plo, warp, lane);
+            bd_walk_scores(X, Kt, b, P, Plo, warp, lane, fq, fk);
         else if constexpr (ATTNC_BP_GATED && !bp_walk_frag<false>())   // Kd = K e^{b_L - b}, rounded once more
-            bp_scale_rows<true>(X, b);
+            bp_scale_rows<true>(X, b, (int)threadIdx.x, fk);
         // this chunk's incoming state as an image, then its decay
         if (owner)
             bd_walk_image<NT, W>(image + bp_image(slot, h), S, acc, ATTNC_BP_GATED ? bp_dec(b[C - 1]) : 1.f, m0, v0,
@@ -772,9 +781,9 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         // forward: U_hat = U - W S_in over U (in Y, and in ws_u for the chunk kernel); reverse: dU_hat into Z, and
         // Qg = Q e^{b} for the update, P having read Q (16-bit tiles: in the update's fragments, bp_walk_product)
         if constexpr (REV) {
-            bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, b, Z, c0, nrows, h, v0, warp, lane);
+            bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, b, Z, c0, nrows, h, v0, warp, lane, fk);
             if constexpr (ATTNC_BP_GATED && !bp_walk_frag<true>())
-                bp_scale_rows<false>(X, b);
+                bp_scale_rows<false>(X, b, (int)threadIdx.x, fq);
         } else {
             for (int item = warp; item < NB * NGU; item += ATTNC_B_WARPS) {
                 const int r0 = item / NGU * 16, n0 = item % NGU * 8 * NTU;
@@ -792,7 +801,7 @@ __device__ __forceinline__ void bd_walk(const attnc_bwd_params &p)
         __syncthreads();
         // the update: S_out = e^{b_L} S_in + Kd^T U_hat, or dS_in = e^{b_L} dS_out + Qg^T dO - W^T dU_hat
         if (owner) {
-            bp_walk_product<NT, REV>(acc, X, Y, LDW, b, m0, lane);
+            bp_walk_product<NT, REV>(acc, X, Y, LDW, b, m0, lane, REV ? fq : fk);
             if constexpr (REV)
                 bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, LDW, 0, 0, C, lane);
         }
@@ -839,7 +848,8 @@ struct attnc_bd_walk_ws_layout_w {   // offsets in bytes
     static constexpr unsigned p = y + ATTNC_BP_C * LDW * sizeof(elt);                     // P hi, lo [C][LDC]
     static constexpr unsigned plo = p + ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt);
     static constexpr unsigned g = plo + (ATTNC_BP_PLO ? ATTNC_BP_C * ATTNC_BP_LDC * sizeof(elt) : 0);   // b [C]
-    static constexpr unsigned buf = g + ATTNC_BP_C * 4;
+    static constexpr unsigned fq = g + ATTNC_BP_C * 4, fk = fq + ATTNC_BP_C * 4;        // the factors (QK_RAW)
+    static constexpr unsigned buf = fq + (ATTNC_BP_QK_RAW ? 2 * ATTNC_BP_C * 4 : 0);
     // W's ring (chunk j's in tile j % WBUFS), the consumers' tiles, then the producers' staging
     static constexpr unsigned WBUFS = ATTNC_BD_WALK_WS_WBUFS, wtile = ATTNC_BP_C * ATTNC_BP_LDK * sizeof(elt);
     static constexpr unsigned w = 2 * buf;
@@ -885,7 +895,7 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
         const int c0 = bp_walk_c0<true>(bos, nchunks, it), nrows = min(C, eos - c0), b = it & 1;
         unsigned char *const B = bsm + b * L::buf;
         elt *X = (elt *)(B + L::x), *Kt = (elt *)(B + L::k), *Y = (elt *)(B + L::y);
-        float *g = (float *)(B + L::g);
+        float *g = (float *)(B + L::g), *fq = (float *)(B + L::fq), *fk = (float *)(B + L::fk);
         if (it >= 2)
             attnc_bar_named(BD_WS_BAR_EMPTY + b, BD_WS_THREADS);   // the consumers are done with chunk it - 2
         attnc_bwd_stage_held_land(stage, held);
@@ -893,7 +903,7 @@ __device__ __forceinline__ void bd_walk_ws_produce(const attnc_bwd_params &p, un
         attnc_bar_named(BD_WS_BAR_PRODUCERS, ATTNC_B_THREADS);   // every producer's copies have landed (W's too)
         if (it + AHEAD < nchunks)
             issue_w(it + AHEAD);
-        bd_walk_rows<true, W, WANT>(p, c0, nrows, h, v0, warp, lane, stage, dstage, X, Kt, Y, g);
+        bd_walk_rows<true, W, WANT>(p, c0, nrows, h, v0, warp, lane, stage, dstage, X, Kt, Y, g, fq, fk);
         attnc_bar_named(BD_WS_BAR_PRODUCERS, ATTNC_B_THREADS);   // the staging read
         if (it + 1 < nchunks)
             bp_walk_issue<true, W, SW>(p, bp_walk_c0<true>(bos, nchunks, it + 1), eos, h, v0, stage, dstage, &held);
@@ -928,19 +938,19 @@ __device__ __forceinline__ void bd_walk_ws_consume(const attnc_bwd_params &p, un
         unsigned char *const B = bsm + b * L::buf;
         elt *X = (elt *)(B + L::x), *Kt = (elt *)(B + L::k), *Y = (elt *)(B + L::y), *P = (elt *)(B + L::p);
         elt *Plo = (elt *)(B + L::plo), *Wt = (elt *)(bsm + L::w + it % L::WBUFS * L::wtile);
-        float *g = (float *)(B + L::g);
+        const float *g = (const float *)(B + L::g), *fq = (const float *)(B + L::fq), *fk = (const float *)(B + L::fk);
         attnc_bar_named(BD_WS_BAR_FULL + b, BD_WS_THREADS);
         if (owner)
             bd_walk_image<NT, W>((unsigned char *)p.ws_dso + bp_image(slot, h), S, acc,
                                  ATTNC_BP_GATED ? bp_dec(g[C - 1]) : 1.f, m0, v0, lane);
-        bd_walk_scores(X, Kt, g, P, Plo, cw, lane);
+        bd_walk_scores(X, Kt, g, P, Plo, cw, lane, fq, fk);
         attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
-        bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, g, Z, c0, nrows, h, v0, cw, lane);
+        bd_walk_duh<W, NTU, ATTNC_B_WARPS>(p, P, Plo, Y, Kt, S, g, Z, c0, nrows, h, v0, cw, lane, fk);
         if constexpr (ATTNC_BP_GATED && !bp_walk_frag<true>())   // Qg for the update (P read Q undecayed)
-            bp_scale_rows<false>(X, g, (int)threadIdx.x - ATTNC_B_THREADS);
+            bp_scale_rows<false>(X, g, (int)threadIdx.x - ATTNC_B_THREADS, fq);
         attnc_bar_named(BD_WS_BAR_CONSUMERS, ATTNC_B_THREADS);
         if (owner) {
-            bp_walk_product<NT, true>(acc, X, Y, LDW, g, m0, lane);
+            bp_walk_product<NT, true>(acc, X, Y, LDW, g, m0, lane, fq);
             bp_mma<NT, true, true>(acc, Wt, ATTNC_BP_LDK, m0, Z, LDW, 0, 0, C, lane);
         }
         if (it + 2 < nchunks)
@@ -1040,6 +1050,7 @@ struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned stage = s;
     static constexpr unsigned end_a = duh + CV, end_b = stage + ATTNC_BP_STAGE_BYTES;
     static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
+    static constexpr unsigned fk = bytes;   // (no raw rows: those come with remainder tiles)
 };
 static_assert(!ATTNC_BP_PLO && attnc_bd_adj_layout::CK + attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::duh - attnc_bd_adj_layout::s &&
                   attnc_bd_adj_layout::CC <= attnc_bd_adj_layout::CV &&
@@ -1076,7 +1087,8 @@ struct attnc_bd_adj_layout {   // offsets in bytes
     static constexpr unsigned stage = s;
     static constexpr unsigned end_a = end0 + (x_in_s ? 0 : 2 * CC) + (f_in_du ? 0 : 2 * CC);
     static constexpr unsigned end_b = stage + ATTNC_BP_STAGE_BYTES;
-    static constexpr unsigned bytes = end_a > end_b ? end_a : end_b;
+    static constexpr unsigned fk = end_a > end_b ? end_a : end_b;                         // the key's factors (QK_RAW)
+    static constexpr unsigned bytes = fk + (ATTNC_BP_QK_RAW ? ATTNC_BP_C * 4 : 0);
 };
 #endif
 static_assert(attnc_bd_adj_layout::v % 16 == 0 && attnc_bd_adj_layout::e % 16 == 0 && attnc_bd_adj_layout::th % 16 == 0 &&
@@ -1131,6 +1143,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
     extern __shared__ __align__(128) unsigned char bsm[];
     using L = attnc_bd_adj_layout;
     constexpr bool TWO = ATTNC_BD_ADJ2;   // the two-CTA form (its layout's comment)
+    static_assert(!ATTNC_BP_QK_RAW || (!TWO && ATTNC_BP_GATED), "raw rows: remainder tiles (not the compact form), a decay");
     constexpr int C = ATTNC_BP_C, LDF = ATTNC_BD_LDF, NB = C / 16;
     constexpr int NTK = ATTNC_BP_NT(ATTNC_BP_KP), NGK = ATTNC_BP_KP / (8 * NTK);
     constexpr int NTV = ATTNC_BP_NT(ATTNC_BP_VP), NGV = ATTNC_BP_VP / (8 * NTV);
@@ -1147,6 +1160,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
     elt *dTh = (elt *)(bsm + L::dth), *dTl = (elt *)(bsm + L::dtl), *Xh = (elt *)(bsm + L::xh), *Xl = (elt *)(bsm + L::xl);
     float *g = (float *)(bsm + L::g), *beta = (float *)(bsm + L::beta), *E = (float *)(bsm + L::e), *T = (float *)(bsm + L::t);
     float *red_y = (float *)(bsm + L::red_y), *red_z = (float *)(bsm + L::red_z), *red_p = (float *)(bsm + L::red_p);
+    float *fk = (float *)(bsm + L::fk);   // (ATTNC_BP_QK_RAW)
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
 
     attnc_bwd_stage_issue<true, bp_stage_want(ATTNC_ROLE_K | ATTNC_ROLE_V)>(p, c0, eos, h, bsm + L::stage);   // (no q rows)
@@ -1160,9 +1174,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
     }
     bp_img_regs img;   // S_in's image: its loads issued now, under the rows and E, and waited for after them
     bp_image_issue(img_in, img);
-    bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage);
+    bd_rows_kv<true>(p, c0, nrows, h, K, V, g, beta, bsm + L::stage, fk);
     if constexpr (!TWO)
-        bd_form_e(K, g, E);   // E for dbeta's and the gate's pair terms
+        bd_form_e(K, g, E, fk);   // E for dbeta's and the gate's pair terms
     // S_in's image and dU_hat (the chunk kernel's dv, hi, lo) over the staged rows
     bp_image_finish<false, false>(img, S, nullptr);   // hi only: no room for a lo tile here
     if constexpr (ATTNC_BD_DUH16) {   // the walk's rows as they are (cp.async; issued before the finish, they spilled)
@@ -1257,7 +1271,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
             for (int e = 0; e < 2; e++)
-                ebq[nt][e] = bp_dec(g[bp_col(nj * 16, nt, lane, e)]);
+                ebq[nt][e] = bp_dec(g[bp_col(nj * 16, nt, lane, e)]) * bp_rf(fk, bp_col(nj * 16, nt, lane, e));   // (dW_r . k_q)
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
@@ -1326,6 +1340,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
         float part[2] = {0.f, 0.f}, gpair[2][4];   // (the gate's pair terms X_rj)
         float fd[2][4];   // (F's and E's factors: once, before F's store; see dT's above)
         bp_pair_decay(g, mi, nj, lane, fd);
+        if constexpr (!TWO)   // (raw rows: F' = diag(f) F diag(f), read both ways by dk's products; E has its own)
+            bp_pair_rf(fk, fk, mi, nj, lane, fd);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
@@ -1389,7 +1405,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int q = bp_row(m0, lane, i);
-                acc[nt][i] *= beta[q] * bp_dec(g[q]);
+                // (raw rows: f_q dk, as F' K gives and as the chunk kernel's dk is; bp_role_grad_items)
+                acc[nt][i] *= beta[q] * bp_dec(g[q]) * bp_rf(fk, q);
             }
         bd_mma_split<NTK, false, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, 0, m0 + 16, lane);
         bd_mma_split<NTK, true, true>(acc, Fh, Fl, ATTNC_BP_LDC, m0, K, nullptr, ATTNC_BP_LDK, n0, m0, C, lane);
@@ -1416,6 +1433,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
             z += red_z[cg * C + tid];
         for (int nj = 0; nj < NB; nj++)
             pair += red_p[nj * C + tid];
+        z *= bp_rf(fk, tid);   // (raw rows: Z_q . k_q from the raw row)
         const float eb = bp_dec(g[tid]);
         if (tid < nrows)
             p.ws_db[(size_t)(c0 + tid) * ATTNC_HOUT + h] = y + eb * z + pair;

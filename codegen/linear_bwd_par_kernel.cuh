@@ -93,6 +93,26 @@ static_assert(ATTNC_BP_IMG_OWN == ATTNC_BP_IMG_BYTES, "the plan's image size (ap
 // state two mma; 16-bit tiles only, and only where the lo tile fits without a smaller chunk (hi alone else)
 static_assert(!ATTNC_BP_SLO || ATTNC_BP_MIMG, "a states' lo tile with 16-bit tiles and mantissa images only");
 #define ATTNC_BP_GATED (ATTNC_B_TRANSITION != 0)   // ir_transition: not the identity
+// ATTNC_BP_QK_RAW (the plan's bp_qk_raw: the delta rule with remainder tiles whose query and key are the l2norm of
+// bf16 inputs, Gated DeltaNet): the query's and key's tiles hold the l2norm's input rows as they are, exact, and
+// each row's factor f (1 / |x| times the role's constant, fp32) lies beside them (fac[C], bp_qk_tile_rows2).  A
+// product whose output rows or columns are the tokens takes f on its fp32 accumulator (Q K^T: f_q f_k; K K^T;
+// K dS_out), one that sums over the tokens takes it in its fp32-formed operand before that is rounded (W's left
+// factor, Kd, Qg, A, F); where A or F is read both ways it carries both rows' factors and the product's rows are
+// divided by their own after.  The normalised rows rounded to bf16 moved Gated DeltaNet's dA_log by 3.1e-2 on the
+// known defect's case (bench/experiments/delta-rounding/); as input rows they are not rounded at all.
+static_assert(!ATTNC_BP_QK_RAW || (ATTNC_BP_DELTA && ATTNC_BP_PLO && !ATTNC_SPLIT && ATTNC_BP_Q_RAW_STAGE >= 0 &&
+                                   ATTNC_BP_K_RAW_STAGE >= 0), "raw query and key tiles: the delta rule with remainder tiles");
+// Row r's factor fac[r] where the tiles hold raw rows, else 1 (a product by 1.f: the same bits).
+__device__ __forceinline__ float bp_rf(const float *fac, int r)
+{
+#if ATTNC_BP_QK_RAW
+    return fac[r];
+#else
+    (void)fac, (void)r;
+    return 1.f;
+#endif
+}
 #define ATTNC_BP_LOG2_FLOOR (-32.f)
 #define ATTNC_B_LOG2_FLOOR ATTNC_BP_LOG2_FLOOR   // the generated adjoint's test of a floored token
 #define ATTNC_BP_DIAG (ATTNC_B_TRANSITION == 3)   // per-channel gates (IR_TR_DIAG): b per (row, channel)
@@ -231,12 +251,13 @@ __device__ __forceinline__ void bp_mma_s(float (*acc)[4], const elt *A, int lda,
 // fragment as it is loaded, the fp32 product rounded once to the tile type, the bits bp_scale_rows<KD> gave the
 // tile (the walks' Qg^T dO, Kd^T V), so that no pass over the tile, and no barrier after it, sits before the
 // update.  16-bit tiles (fp32 tiles are split into hi and lo at each load); a scalar decay.  B stored [k][n].
+// fac: the rows' l2norm factors where A holds raw rows (ATTNC_BP_QK_RAW: each row's factor times its decay's).
 template <int NT, bool KD = false>
 __device__ __forceinline__ void bp_mma_at_decayed(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, int ldb,
-                                                  int n0, int k0, int k1, const float *b, int lane)
+                                                  int n0, int k0, int k1, const float *b, int lane, const float *fac = nullptr)
 {
     const float bl = KD ? b[ATTNC_BP_C - 1] : 0.f;
-    auto dec = [&](int r) { return KD ? bp_dec(bl - b[r]) : bp_dec(b[r]); };
+    auto dec = [&](int r) { return (KD ? bp_dec(bl - b[r]) : bp_dec(b[r])) * bp_rf(fac, r); };
     auto scaled = [](unsigned u, float f0, float f1) {   // (the low half: the even reduction row)
         return pack2(attnc_elt_to_float((elt)(u & 0xffffu)) * f0, attnc_elt_to_float((elt)(u >> 16)) * f1);
     };
@@ -268,11 +289,11 @@ __device__ constexpr bool bp_walk_frag()
 // (reverse), X holding K or Q as formed where bp_walk_frag, else Kd or Qg (bp_scale_rows before the product).
 template <int NT, bool REV>
 __device__ __forceinline__ void bp_walk_product(float (*acc)[4], const elt *X, const elt *Y, int ldy, const float *g, int m0,
-                                                int lane)
+                                                int lane, const float *fac = nullptr)
 {
 #if !ATTNC_SPLIT && !ATTNC_BP_DIAG
     if constexpr (bp_walk_frag<REV>()) {
-        bp_mma_at_decayed<NT, !REV>(acc, X, ATTNC_BP_LDK, m0, Y, ldy, 0, 0, ATTNC_BP_C, g, lane);
+        bp_mma_at_decayed<NT, !REV>(acc, X, ATTNC_BP_LDK, m0, Y, ldy, 0, 0, ATTNC_BP_C, g, lane, fac);
         return;
     }
 #endif
@@ -344,6 +365,25 @@ __device__ __forceinline__ void bp_pair_decay(const float *g, int mi, int nj, in
     } else {
         bp_zero<2>(f);
     }
+}
+
+// Raw rows (ATTNC_BP_QK_RAW): the rows' factors f_q[r] f_k[j] onto a block's pair factors f (bp_pair_decay's), read
+// once before the caller's stores (after them the compiler would load every element's again); nothing otherwise.
+__device__ __forceinline__ void bp_pair_rf(const float *fq, const float *fk, int mi, int nj, int lane, float (&f)[2][4])
+{
+#if ATTNC_BP_QK_RAW
+    const float r0 = fq[bp_row(mi * 16, lane, 0)], r1 = fq[bp_row(mi * 16, lane, 2)];
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const float c = fk[bp_col(nj * 16, nt, lane, e)];
+            f[nt][e] *= r0 * c;
+            f[nt][e + 2] *= r1 * c;
+        }
+#else
+    (void)fq, (void)fk, (void)mi, (void)nj, (void)lane, (void)f;
+#endif
 }
 
 // A 16-row fragment block's sums per column (NT n-tiles from n0; bp_quad_parts sums its rows), over the lanes of
@@ -608,6 +648,7 @@ static_assert(ATTNC_BP_NQ * 32 >= ATTNC_BP_KP && ATTNC_BP_NK * 32 >= ATTNC_BP_KP
 struct bp_roles {   // one row's roles, CG_LAYOUT_LANE slots; g: the floored log2 gate (per channel: slots)
     float q[ATTNC_BP_NQ], k[ATTNC_BP_NK], v[ATTNC_BP_NV], g[ATTNC_BP_NG];
     float beta;     // the delta rule's (0 on padding rows)
+    float qkf[2];   // the query's and key's l2norm factors where their tiles hold the input rows (ATTNC_BP_QK_RAW)
 };
 
 // Row r of the chunk (token t; `real`: inside the sequence) into registers: the roles WANT asks for
@@ -618,7 +659,7 @@ __device__ __forceinline__ void bp_role_regs(const attnc_bwd_params &p, int t, b
                                              const unsigned char *stage, bp_roles &x)
 {
     float ig;
-    attnc_bwd_roles_regs<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, x.q, x.k, x.v, x.g, x.beta, ig, stage, r);
+    attnc_bwd_roles_regs<WANT | ATTNC_ROLE_GATE>(p, t, h, lane, x.q, x.k, x.v, x.g, x.beta, ig, x.qkf, stage, r);
     (void)ig;
     if constexpr (ATTNC_B_V > ATTNC_B_VO && (WANT & ATTNC_ROLE_V))
         if (lane == ATTNC_B_VO % 32)
@@ -728,14 +769,24 @@ __device__ __forceinline__ void bp_copy_rows2(const unsigned char *stage, int of
 
 // Tile rows r0 and r0 + ATTNC_B_WARPS (KP columns, row stride LDK) of the query or key role: its staged bf16
 // input rows as they are (STAGE >= 0), else the slots x[i] (the query's or the key's: QK ATTNC_ROLE_Q or
-// ATTNC_ROLE_K) rounded.
+// ATTNC_ROLE_K) rounded; where the tiles hold the l2norm's input rows (ATTNC_BP_QK_RAW) those, and the rows'
+// factors into fac[r] (bp_rf).
 template <int STAGE, int QK>
 __device__ __forceinline__ void bp_qk_tile_rows2(const unsigned char *stage, const bp_roles (&x)[2], int r0, int nrows,
-                                                 elt *dst, int lane)
+                                                 elt *dst, int lane, float *fac)
 {
-    if constexpr (STAGE >= 0) {
+    if constexpr (ATTNC_BP_QK_RAW) {
+        constexpr int RAW = QK == ATTNC_ROLE_Q ? ATTNC_BP_Q_RAW_STAGE : ATTNC_BP_K_RAW_STAGE;
+        bp_copy_rows2<ATTNC_BP_KP>(stage, RAW, ATTNC_B_K, r0, 0, nrows, dst, ATTNC_BP_LDK, lane);
+        if (lane == 0)
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+                fac[r0 + i * ATTNC_B_WARPS] = x[i].qkf[QK == ATTNC_ROLE_Q ? 0 : 1];
+    } else if constexpr (STAGE >= 0) {
+        (void)fac;
         bp_copy_rows2<ATTNC_BP_KP>(stage, STAGE, ATTNC_B_K, r0, 0, nrows, dst, ATTNC_BP_LDK, lane);
     } else {
+        (void)fac;
 #pragma unroll
         for (int i = 0; i < 2; i++) {
             elt *row = dst + (r0 + i * ATTNC_B_WARPS) * ATTNC_BP_LDK;
@@ -752,7 +803,7 @@ __device__ __forceinline__ void bp_qk_tile_rows2(const unsigned char *stage, con
 // columns of a row (one 16-byte load and store of 16-bit tiles), the row's factor formed once (per column
 // with per-channel gates).  g: the chunk-local sums b.  By ATTNC_B_THREADS threads, this one tid among them.
 template <bool KD>
-__device__ __forceinline__ void bp_scale_rows(elt *X, const float *g, int tid = (int)threadIdx.x)
+__device__ __forceinline__ void bp_scale_rows(elt *X, const float *g, int tid = (int)threadIdx.x, const float *fac = nullptr)
 {
     constexpr int ROW = ATTNC_BP_KP / 8;
     for (int i = tid; i < ATTNC_BP_C * ROW; i += ATTNC_B_THREADS) {
@@ -764,7 +815,7 @@ __device__ __forceinline__ void bp_scale_rows(elt *X, const float *g, int tid = 
         for (int e = 0; e < 8; e++)
             x[e] *= KD ? bp_dec(BP_B(g, ATTNC_BP_C - 1, c + e) - BP_B(g, r, c + e)) : bp_dec(BP_B(g, r, c + e));
 #else
-        const float f = KD ? bp_dec(g[ATTNC_BP_C - 1] - g[r]) : bp_dec(g[r]);
+        const float f = (KD ? bp_dec(g[ATTNC_BP_C - 1] - g[r]) : bp_dec(g[r])) * bp_rf(fac, r);   // (fac: bp_mma_at_decayed's)
 #pragma unroll
         for (int e = 0; e < 8; e++)
             x[e] *= f;
@@ -1213,7 +1264,9 @@ __device__ __forceinline__ void bp_l2_parts(const float (*acc)[4], const float (
     }
 }
 
-template <int NT>
+// With raw rows (RAW: acc holds f dy, f = s inv the l2norm's factor times the role's constant, ATTNC_BP_QK_RAW) the
+// same dx is acc - x inv^2 (acc . x), s being 1 in the parts' sums.
+template <int NT, bool RAW = false>
 __device__ __forceinline__ void bp_l2_finish(float (*acc)[4], const float (*x)[4], float s, int m0, int ng, const float *red,
                                              int lane)
 {
@@ -1230,7 +1283,7 @@ __device__ __forceinline__ void bp_l2_finish(float (*acc)[4], const float (*x)[4
         for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int i = 2 * hf; i < 2 * hf + 2; i++)
-                acc[nt][i] = inv * (s * acc[nt][i] - x[nt][i] * gy);
+                acc[nt][i] = RAW ? acc[nt][i] - x[nt][i] * gy : inv * (s * acc[nt][i] - x[nt][i] * gy);
     }
 }
 
@@ -1238,11 +1291,16 @@ __device__ __forceinline__ void bp_l2_finish(float (*acc)[4], const float (*x)[4
 // formed by form(item, acc), into its workspace or tensor (bp_role_grad_frag, scale applied); where the role
 // is the tensor's l2norm (L2), through the norm's adjoint: a warp's items and their raw rows held over a
 // barrier, the rows' sums in red ([2 NG][C] floats the caller's threads read nothing else of until the next
-// barrier).  Every thread of the CTA comes here; a barrier follows the items either way.
+// barrier).  Every thread of the CTA comes here; a barrier follows the items either way.  Where the tiles hold
+// raw rows (ATTNC_BP_QK_RAW: every role through an l2norm here is the delta rule's query or key) form gives the
+// gradient times the row's factor, which the norm's adjoint takes as it is (bp_l2_finish's RAW).
 template <int NT, int NG, int NITEMS, bool L2, int TENSOR, int DT, int LEN, typename Form>
 __device__ __forceinline__ void bp_role_grad_items(const attnc_bwd_params &p, Form form, float *ws, void *direct, float scale,
                                                    float *red, int warp, int lane, int c0, int nrows, int h)
 {
+    constexpr bool RAW = L2 && ATTNC_BP_QK_RAW;
+    if constexpr (RAW)
+        scale = 1.f;
     if constexpr (!L2) {
         for (int item = warp; item < NITEMS; item += ATTNC_B_WARPS) {
             float acc[NT][4];
@@ -1270,7 +1328,7 @@ __device__ __forceinline__ void bp_role_grad_items(const attnc_bwd_params &p, Fo
         for (int it = 0; it < ITEMS; it++) {
             const int item = warp + it * ATTNC_B_WARPS;
             if (item < NITEMS) {
-                bp_l2_finish<NT>(acc[it], x[it], scale, item / NG * 16, NG, red, lane);
+                bp_l2_finish<NT, RAW>(acc[it], x[it], scale, item / NG * 16, NG, red, lane);
 #pragma unroll
                 for (int nt = 0; nt < NT; nt++)
                     bp_role_grad_frag<TENSOR, DT, LEN>(ws, direct, acc[it][nt], item / NG * 16, item % NG * 8 * NT, nt, lane, c0,
@@ -1459,7 +1517,7 @@ __device__ __forceinline__ void bp_walk(const attnc_bwd_params &p)
                 float dy[2][ATTNC_BP_NY(ATTNC_BP_VS)];   // reverse: the dO slice, read before the stores
                 if constexpr (REV)
                     bp_dout_load2(dstage, r0, v0, nrows, lane, dy);
-                bp_qk_tile_rows2<XSTAGE, REV ? ATTNC_ROLE_Q : ATTNC_ROLE_K>(stage, x, r0, nrows, X, lane);
+                bp_qk_tile_rows2<XSTAGE, REV ? ATTNC_ROLE_Q : ATTNC_ROLE_K>(stage, x, r0, nrows, X, lane, nullptr);
                 if constexpr (!REV && ATTNC_BP_V_STAGE >= 0)
                     bp_copy_rows2<ATTNC_BP_VS>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, v0, nrows, Y, ATTNC_BP_LDS, lane);
                 bp_store_gates2(x, r0, g, nullptr, lane);
@@ -1818,6 +1876,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes; per-channel gates (passes/
     // the chunk's staged input rows over S, P and A (as below)
     static constexpr unsigned stage = s + ATTNC_BP_STAGE_BYTES <= m ? s : red + ATTNC_B_THREADS * 4;
     static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
+    static constexpr unsigned fq = end, fk = end;   // (no raw rows: ATTNC_BP_QK_RAW is the delta rule's)
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
 };
 static_assert(ATTNC_BP_C * ATTNC_BP_LDH * 4 <= 2 * attnc_bp_chunk_layout::CKF, "Qh, Kh over GP + GS and BP + BS");
@@ -1854,6 +1913,7 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     static constexpr unsigned tiles_end = red + (ATTNC_BP_DG ? 2 * ATTNC_B_WARPS * 4 : 0);
     static constexpr unsigned stage = ATTNC_BP_STAGE_BYTES <= g - dout ? dout : tiles_end;
     static constexpr unsigned end = stage == dout ? tiles_end : stage + ATTNC_BP_STAGE_BYTES;
+    static constexpr unsigned fq = end, fk = end;   // (no raw rows: those come with remainder tiles)
     static constexpr unsigned bytes = (end + 127) / 128 * 128;
 };
 static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 16 == 0 && attnc_bp_chunk_layout::dout % 16 == 0 &&
@@ -1886,7 +1946,8 @@ struct attnc_bp_chunk_layout {   // offsets in bytes
     // M's room for role rows is the size passes/grad.c gives) where they fit before M, else after everything
     static constexpr unsigned stage = s + ATTNC_BP_STAGE_BYTES <= m ? s : red + ATTNC_B_THREADS * 4;
     static constexpr unsigned end = stage == s ? red + ATTNC_B_THREADS * 4 : stage + ATTNC_BP_STAGE_BYTES;
-    static constexpr unsigned bytes = (end + 127) / 128 * 128;
+    static constexpr unsigned fq = end, fk = fq + ATTNC_BP_C * 4;   // the query's and key's factors (ATTNC_BP_QK_RAW)
+    static constexpr unsigned bytes = (end + (ATTNC_BP_QK_RAW ? 2 * ATTNC_BP_C * 4 : 0) + 127) / 128 * 128;
 };
 static_assert(attnc_bp_chunk_layout::k % 16 == 0 && attnc_bp_chunk_layout::v % 16 == 0 && attnc_bp_chunk_layout::vlo % 16 == 0 &&
               attnc_bp_chunk_layout::dout % 16 == 0 && attnc_bp_chunk_layout::s % 16 == 0 && attnc_bp_chunk_layout::slo % 16 == 0 && attnc_bp_chunk_layout::p % 16 == 0 &&
@@ -1957,8 +2018,8 @@ __device__ __forceinline__ void bp_load_rows(const attnc_bwd_params &p, int c0, 
     for (int r0 = warp; r0 < ATTNC_BP_C; r0 += 2 * ATTNC_B_WARPS) {   // two rows per pass (bp_roles)
         bp_roles x[2];
         bp_role_rows2<WANT>(p, c0, nrows, h, lane, r0, stage, x);
-        bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x, r0, nrows, Q, lane);
-        bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x, r0, nrows, K, lane);
+        bp_qk_tile_rows2<ATTNC_BP_Q_STAGE, ATTNC_ROLE_Q>(stage, x, r0, nrows, Q, lane, (float *)(bsm + L::fq));
+        bp_qk_tile_rows2<ATTNC_BP_K_STAGE, ATTNC_ROLE_K>(stage, x, r0, nrows, K, lane, (float *)(bsm + L::fk));
         if constexpr (!ATTNC_BP_DELTA && ATTNC_BP_V_STAGE >= 0) {   // (the delta rule's V: U_hat, above)
             bp_copy_rows2<ATTNC_BP_VP>(stage, ATTNC_BP_V_STAGE, ATTNC_B_V, r0, 0, nrows, V, ATTNC_BP_LDV, lane);
         }
@@ -2154,7 +2215,7 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     elt *P = (elt *)(bsm + L::p), *Plo = (elt *)(bsm + L::plo), *A = (elt *)(bsm + L::a), *Alo = (elt *)(bsm + L::alo);
     float *M = (float *)(bsm + L::m);
-    const float *g = (const float *)(bsm + L::g);
+    const float *g = (const float *)(bsm + L::g), *fq = (const float *)(bsm + L::fq), *fk = (const float *)(bsm + L::fk);
     constexpr int NB = ATTNC_BP_C / 16;
     for (int item = warp; item < NB * NB; item += ATTNC_B_WARPS) {
         const int mi = item / NB, nj = item % NB;
@@ -2163,6 +2224,7 @@ __device__ __forceinline__ void bp_scores(unsigned char *bsm, bool dp)
         float ap[2][4], aa[2][4];
         float fd[2][4];
         bp_pair_decay(g, mi, nj, lane, fd);
+        bp_pair_rf(fq, fk, mi, nj, lane, fd);   // (raw rows: P, and A' = diag(f_q) A diag(f_k) for dq and dk)
         bp_block_scores<want_p>(bsm, mi, nj, dp, ap, aa, lane);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
@@ -2273,6 +2335,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
     elt *S = (elt *)(bsm + L::s), *Slo = (elt *)(bsm + L::slo);
     float *M = (float *)(bsm + L::m), *g = (float *)(bsm + L::g), *eq = (float *)(bsm + L::eq), *ek = (float *)(bsm + L::ek);
     float *red = (float *)(bsm + L::red);
+    const float *fq = (const float *)(bsm + L::fq), *fk = (const float *)(bsm + L::fk);   // (ATTNC_BP_QK_RAW)
+    static_assert(!ATTNC_BP_QK_RAW || !TWO, "raw rows come with remainder tiles: not the compact form");
     const unsigned char *img_in = (const unsigned char *)p.ws_sin + bp_image(slot, h);
     const unsigned char *img_out = (const unsigned char *)p.ws_dso + bp_image(slot, h);
     // the query and key tensors' own gradients where the roles are those tensors (null: not wanted); the
@@ -2330,7 +2394,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
                     const int r = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                    acc[nt][i] *= bp_dec(g[r]);
+                    // (raw rows: f_q dq, which A' K gives, and the raw row's dot with it is q . dq; the l2norm's
+                    // adjoint takes f_q dq as it is, bp_l2_finish)
+                    acc[nt][i] *= bp_dec(g[r]) * bp_rf(fq, r);
                     if constexpr (ATTNC_BP_DG)
                         part[i >> 1] += attnc_elt_to_float(Q[r * ATTNC_BP_LDK + c]) * acc[nt][i];
                 }
@@ -2386,7 +2452,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
                     const int j = bp_row(m0, lane, i), c = bp_col(n0, nt, lane, i);
-                    acc[nt][i] *= bp_dec(bl - g[j]);
+                    acc[nt][i] *= bp_dec(bl - g[j]) * bp_rf(fk, j);   // (raw rows: f_k dk, as dq's, for the adjoint)
                     if constexpr (ATTNC_BP_DG && !TWO)
                         part[i >> 1] += attnc_elt_to_float(K[j * ATTNC_BP_LDK + c]) * acc[nt][i];
                 }
@@ -2419,7 +2485,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BP_CHUNK_CTA
             for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int i = 0; i < 4; i++)
-                    acc[nt][i] *= bp_dec(bl - g[bp_row(m0, lane, i)]);
+                    acc[nt][i] *= bp_dec(bl - g[bp_row(m0, lane, i)]) * bp_rf(fk, bp_row(m0, lane, i));
             bp_dv_finish<NT>(p, acc, bsm, m0, n0, c0, nrows, h, lane);
         }
     }

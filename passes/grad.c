@@ -453,7 +453,7 @@ unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bo
 }
 
 unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool plo, bool norm,
-                            bool diag, unsigned stage, uint32_t warps)
+                            bool diag, unsigned stage, uint32_t warps, unsigned nfac)
 {
     uint32_t es = split ? 4 : 2, lo = split ? 0 : 1;
     uint32_t CK = C * (KP + 8) * es, CV = C * (VP + 8) * es, CC = C * (C + 8) * es;
@@ -472,6 +472,7 @@ unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bo
     unsigned bytes = m + 4 * mf + C * 4 + 2 * 8 * C * 4 + warps * 32 * 4;
     if (s + stage > m)
         bytes += stage;
+    bytes += nfac * C * 4;
     return (bytes + 127) / 128 * 128;
 }
 
@@ -507,13 +508,13 @@ static uint32_t chunk_warps(uint32_t C, uint32_t KP, uint32_t VP)
 /* attnc_bwdp_chunk's warps and layout bytes in gp: chunk_warps where `wide` (its layout has a 16-warp form)
  * and the layout at that many warps fits (16 warps' role rows may not fit beside the tiles), else 8. */
 static void plan_chunk_warps(grad_plan *gp, bool wide, uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit,
-                             bool slo, bool plo, bool norm, bool diag, unsigned stage)
+                             bool slo, bool plo, bool norm, bool diag, unsigned stage, unsigned nfac)
 {
     uint32_t warps = wide ? chunk_warps(C, KP, VP) : BP_WARPS;
-    unsigned smem = grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, plo, norm, diag, stage, warps);
+    unsigned smem = grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, plo, norm, diag, stage, warps, nfac);
     if (warps != BP_WARPS && smem > GRAD_MAX_SMEM) {
         warps = BP_WARPS;
-        smem = grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, plo, norm, diag, stage, warps);
+        smem = grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, plo, norm, diag, stage, warps, nfac);
     }
     gp->bp_chunk_warps = warps;
     gp->bp_chunk_smem = smem;
@@ -523,39 +524,40 @@ static void plan_chunk_warps(grad_plan *gp, bool wide, uint32_t C, uint32_t KP, 
  * 16-bit tiles (the role rows are in registers: no room for them).  `stage` the staged input rows, do_bytes
  * dO's slice beside them. */
 
-unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage)
+unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, unsigned nfac)
 {
     unsigned region = C * (C + 1) * 4 + 4 * C * (C + 8) * 2;   /* E and the left factors, over the staged rows */
     if (stage > region)
         region = stage;
-    return C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + C * (C + 1) * 4 + region;
+    return C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + C * (C + 1) * 4 + region + nfac * C * 4;
 }
 
-unsigned grad_bd_wy_saved_smem(uint32_t C, uint32_t KP, bool plo, unsigned stage_lo, unsigned stage_hi)
+unsigned grad_bd_wy_saved_smem(uint32_t C, uint32_t KP, bool plo, unsigned stage_lo, unsigned stage_hi, unsigned nfac)
 {
     unsigned e = C * (KP + 8) * 2 + 2 * C * 4 + C * (C + 1) * 4;   /* K, b, beta, T */
     unsigned stage = e - (stage_lo <= e ? stage_lo : 0);
     unsigned end_a = stage + stage_hi, end_b = e + C * (C + 1) * 4 + (plo ? 2 : 1) * C * (C + 8) * 2;   /* E, W's factor */
-    return end_a > end_b ? end_a : end_b;
+    return (end_a > end_b ? end_a : end_b) + nfac * C * 4;
 }
 
-unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, bool gated, unsigned stage, unsigned do_bytes)
+unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, bool gated, unsigned stage, unsigned do_bytes,
+                           unsigned nfac)
 {
     unsigned own_sums = gated ? BP_WARPS * C * 4 : 0;   /* each warp's copy of the gates' sums */
     return 4 * C * (KP + 8) * 2 + 2 * C * (VS + 8) * 2 + 2 * C * (C + 8) * 2 + KP * (VS + 8) * 2 + C * 4 + stage + do_bytes +
-           own_sums;
+           own_sums + nfac * C * 4;
 }
 
 /* attnc_bd_walk_ws_layout: two tile buffers (Qg, Kd, dO, P and its remainder where plo, b), wbufs W tiles,
  * -dU_hat, dS_out, the staging */
 unsigned grad_bd_walk_ws_smem(uint32_t C, uint32_t KP, uint32_t VS, bool plo, unsigned wbufs, unsigned stage,
-                              unsigned do_bytes)
+                              unsigned do_bytes, unsigned nfac)
 {
-    unsigned buf = 2 * C * (KP + 8) * 2 + C * (VS + 8) * 2 + (plo ? 2 : 1) * C * (C + 8) * 2 + C * 4;
+    unsigned buf = 2 * C * (KP + 8) * 2 + C * (VS + 8) * 2 + (plo ? 2 : 1) * C * (C + 8) * 2 + C * 4 + nfac * C * 4;
     return 2 * buf + wbufs * C * (KP + 8) * 2 + C * (VS + 8) * 2 + KP * (VS + 8) * 2 + stage + do_bytes;
 }
 
-unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool two)
+unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool two, unsigned nfac)
 {
     if (two) {   /* K, V, b, beta, the l2norm's sums, y / z / pair parts, T; then S_in's image and dU_hat (or the stage) */
         unsigned s = C * (KP + 8) * 2 + C * (VP + 8) * 2 + 2 * C * 4 + 2 * (KP / 16) * C * 4 + 3 * (C / 16) * C * 4 + C * (C + 8) * 2;
@@ -567,7 +569,7 @@ unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, 
     unsigned end_a = s + KP * (VP + 8) * 2 + 2 * C * (VP + 8) * 2 + 2 * C * (KP + 8) * 2;
     end_a += (cc2 <= KP * (VP + 8) * 2 ? 0 : cc2) + (cc2 <= 2 * C * (VP + 8) * 2 ? 0 : cc2);
     unsigned end_b = s + stage;
-    return end_a > end_b ? end_a : end_b;
+    return (end_a > end_b ? end_a : end_b) + nfac * C * 4;
 }
 
 /* Whether a parameter (IR_OP_PARAM: per head, not per token) gets a gradient, the sum of every token's. */
@@ -641,6 +643,7 @@ static bool direct_role(const ir_module *m, grad_plan *gp, int i, ir_role role, 
     gp->bp_direct_tensor[i] = sv->aux;
     gp->bp_direct_scale[i] = scale;
     gp->bp_direct_l2[i] = l2 != IR_NONE;
+    gp->bp_direct_l2_value[i] = l2;
     return true;
 }
 
@@ -797,6 +800,20 @@ static unsigned staged_role(const ir_module *m, const grad_plan *gp, ir_ref role
     return gp->bp_stage_off[m->values[role].aux];
 }
 
+/* Whether the delta rule's query and key tiles can hold their input rows as they are (gp->bp_qk_raw): both
+ * roles l2norm (times a constant) of a bf16 tensor of their own as direct_role takes them, rows of a multiple of
+ * 8 channels (copied from the staged rows 16 bytes at a time).  Leaves the direct flags as it found them. */
+static bool qk_raw(const ir_module *m, grad_plan *gp, uint32_t KP)
+{
+    static const ir_role roles[2] = {IR_ROLE_QUERY, IR_ROLE_KEY};
+    bool raw = gp->K % 8 == 0;
+    for (int i = 0; i < 2 && raw; i++)
+        raw = direct_role(m, gp, i, roles[i], gp->K, i == 1 || KP % 32 == 0) && gp->bp_direct_l2[i] &&
+              m->tensors[gp->bp_direct_tensor[i]].dtype == IR_DT_BF16;
+    gp->bp_direct_l2[0] = gp->bp_direct_l2[1] = false;
+    return raw;
+}
+
 /* The delta rule's part of grad_parallel_plan: chunk C (halved while a layout exceeds a CTA's shared memory)
  * with 16-bit tiles, K and V <= 128 (one state slice per walk, a warp per 16 state rows), scalar or no
  * decay, no normaliser; the key's gradient gets the WY terms after the chunk kernel, so it stays in ws_dk. */
@@ -805,18 +822,21 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
     if (split || gp->gk != 1 || gp->norm != IR_NORM_NONE || gp->K > 128 || gp->V > 128 || gp->vo != gp->V)
         return false;
     uint32_t KP = (gp->K + 15) / 16 * 16, VP = (gp->V + 15) / 16 * 16, do_es = ir_dtype_bytes(m->out_dtype);
+    bool raw = params_summed(m, gp) && gp->transition != IR_TR_IDENTITY && qk_raw(m, gp, KP);
+    unsigned nq = raw ? 2 : 0, nk = raw ? 1 : 0;   /* the layouts' factor rows: the query's and key's, the key's */
     for (uint32_t C = 64; C >= 16; C /= 2) {
         unsigned stage = plan_stage(m, gp, C);
-        unsigned wy = grad_bd_wy_smem(C, KP, VP, stage), walk = grad_bd_walk_smem(C, KP, VP, gp->transition != IR_TR_IDENTITY, stage, C * VP * do_es);
+        unsigned wy = grad_bd_wy_smem(C, KP, VP, stage, nk);
+        unsigned walk = grad_bd_walk_smem(C, KP, VP, gp->transition != IR_TR_IDENTITY, stage, C * VP * do_es, nq);
         /* remainder tiles (P, A, the images where they fit, and the walks' and WY kernels' T, dU_hat, dW, dT,
          * X, F) where a parameter's gradient sums every token's, as in grad_parallel_plan (Gated DeltaNet's
          * A_log and dt_bias); DeltaNet's gradients are per token (q, k, v, b) and take hi tiles alone: on the
          * H200 its forward+backward kernels 9.89 -> 8.95 ms at T = 8192, the gradients' errors at most 5.3e-3
          * in its GPU cases (bench/RESULTS.md, twenty-sixth session) */
         bool dg = gp->transition != IR_TR_IDENTITY, plo = params_summed(m, gp);
-        bool slo = plo && grad_bp_chunk_smem(C, KP, VP, false, false, true, plo, false, false, stage, BP_WARPS) <= GRAD_MAX_SMEM;
-        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage, false);
-        unsigned chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, plo, false, false, stage, BP_WARPS);
+        bool slo = plo && grad_bp_chunk_smem(C, KP, VP, false, false, true, plo, false, false, stage, BP_WARPS, nq) <= GRAD_MAX_SMEM;
+        unsigned adj = grad_bd_adj_smem(C, KP, VP, stage, false, nk);
+        unsigned chunk = grad_bp_chunk_smem(C, KP, VP, false, false, slo, plo, false, false, stage, BP_WARPS, nq);
         if (wy > GRAD_MAX_SMEM || walk > GRAD_MAX_SMEM || adj > GRAD_MAX_SMEM || chunk > GRAD_MAX_SMEM)
             continue;
         gp->parallel = gp->bp_delta = true;
@@ -833,18 +853,21 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
         gp->bp_role_stage[0] = staged_role(m, gp, m->linear.query, gp->K, false);
         gp->bp_role_stage[1] = staged_role(m, gp, m->linear.key, gp->K, false);
         gp->bp_role_stage[2] = staged_role(m, gp, m->linear.value, gp->V, false);
+        gp->bp_qk_raw = raw;
+        for (int i = 0; i < 2 && raw; i++)
+            gp->bp_raw_stage[i] = gp->bp_stage_off[gp->bp_direct_tensor[i]];
         gp->bp_walk_smem = walk;
         /* the adjoint at two CTAs of 8 warps an SM where its compact layout applies (hi tiles alone) and fits
          * twice: dW and dT within the image's place, X and F within V's and dU_hat's, and with a gate its
          * fp32 pair terms after dW there (ATTNC_BD_ADJ2, codegen/linear_bwd_delta_kernel.cuh) */
-        unsigned two = grad_bd_adj_smem(C, KP, VP, stage, true);
+        unsigned two = grad_bd_adj_smem(C, KP, VP, stage, true, 0);
         gp->bd_adj_two = !plo && C * (KP + 8) + C * (C + 8) <= KP * (VP + 8) &&
                          (!dg || C * (KP + 8) * 2 + C * (C + 1) * 4 <= KP * (VP + 8) * 2) && C <= VP &&
                          2 * (two + 1024) <= 228u * 1024u;
         gp->bd_adj_warps = gp->bd_adj_two ? BP_WARPS : chunk_warps(C, KP, VP);
         if (gp->bd_adj_two)
             adj = two;
-        plan_chunk_warps(gp, true, C, KP, VP, false, false, slo, plo, false, false, stage);
+        plan_chunk_warps(gp, true, C, KP, VP, false, false, slo, plo, false, false, stage, nq);
         gp->bp_slo = slo;
         gp->bp_dg = dg;
         gp->bp_plo = plo;
@@ -856,7 +879,7 @@ static bool delta_plan(const ir_module *m, grad_plan *gp, bool split)
          * -> 1.89 ms, the gated delta rule's 2.58 -> 2.63; bench/RESULTS.md, forty-fourth session) */
         gp->bd_walk_ws_smem = 0;
         for (unsigned wbufs = dg ? 2 : 3; wbufs >= 2 && gp->bp_vs != VP && !gp->bd_walk_ws_smem; wbufs--) {
-            unsigned walk_ws = grad_bd_walk_ws_smem(C, KP, gp->bp_vs, plo, wbufs, stage, C * gp->bp_vs * do_es);
+            unsigned walk_ws = grad_bd_walk_ws_smem(C, KP, gp->bp_vs, plo, wbufs, stage, C * gp->bp_vs * do_es, nq);
             gp->bd_walk_ws_smem = walk_ws <= GRAD_MAX_SMEM ? walk_ws : 0;
             gp->bd_walk_ws_wbufs = wbufs;
         }
@@ -904,6 +927,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_inputs_idle = gp->bp_inputs_scalar = false;
     gp->bp_direct[0] = gp->bp_direct[1] = gp->bp_direct[2] = false;
     gp->bp_direct_l2[0] = gp->bp_direct_l2[1] = gp->bp_direct_l2[2] = false;
+    gp->bp_qk_raw = false;
     bool diag = gp->transition == IR_TR_DIAG;
     if (gp->ok && gp->linear && !gp->bidir && !gp->softmax && gp->delta && !gp->mlstm)
         return delta_plan(m, gp, split);
@@ -932,18 +956,18 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
      * (checked on an H100). */
     bool dg = gp->transition != IR_TR_IDENTITY && m->linear.gate != IR_NONE && gp->needs[m->linear.gate];
     bool plo = !split && (params_summed(m, gp) || norm);
-    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, false, plo, norm, diag, plan_stage(m, gp, C), BP_WARPS) > GRAD_MAX_SMEM)
+    while (C > 16 && grad_bp_chunk_smem(C, KP, VP, split, vsplit, false, plo, norm, diag, plan_stage(m, gp, C), BP_WARPS, 0) > GRAD_MAX_SMEM)
         C /= 2;
     unsigned stage = plan_stage(m, gp, C);
     /* the states' lo tile where it fits at that chunk (every bf16 spec with plo; not linear_attn's and
      * hedgehog's fp16, which it would halve to 32, doubling the images): without it the products read the
      * images' hi tile only */
-    bool slo = plo && grad_bp_chunk_smem(C, KP, VP, split, vsplit, true, plo, norm, diag, stage, BP_WARPS) <= GRAD_MAX_SMEM;
+    bool slo = plo && grad_bp_chunk_smem(C, KP, VP, split, vsplit, true, plo, norm, diag, stage, BP_WARPS, 0) <= GRAD_MAX_SMEM;
     /* the walks' slice: latency-bound (one chunk after another, each waiting on its rows), so the widest
      * (fewest CTAs, fewest waves, no role row formed twice) up to 128 columns; measured on the H200
      * (mamba2, B = 8, T = 8192, K = V = 128) with 32-column slices the 512 CTAs took 1.3 waves */
     uint32_t VS = grad_image_slice(VP, false);
-    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, plo, norm, diag, stage, BP_WARPS) > GRAD_MAX_SMEM ||
+    if (grad_bp_chunk_smem(C, KP, VP, split, vsplit, slo, plo, norm, diag, stage, BP_WARPS, 0) > GRAD_MAX_SMEM ||
         grad_bp_walk_smem(C, KP, VP, VS, split, vsplit && !split, diag, stage + C * VS * do_es) > GRAD_MAX_SMEM)
         return false;
     gp->parallel = true;
@@ -973,7 +997,7 @@ bool grad_parallel_plan(const ir_module *m, grad_plan *gp, bool split, bool vspl
     gp->bp_dg = dg;
     gp->bd_adj_warps = BP_WARPS;
     /* the scalar-gate chunk kernel (not the per-channel or normalised rows' layouts, not fp32 tiles) may run 16 */
-    plan_chunk_warps(gp, !split && !diag && !norm, C, KP, VP, split, gp->bp_vsplit, slo, plo, norm, diag, stage);
+    plan_chunk_warps(gp, !split && !diag && !norm, C, KP, VP, split, gp->bp_vsplit, slo, plo, norm, diag, stage, 0);
     /* (a scaled query not with per-channel gates: gla's chunk kernel took 6.86 ms instead of 6.58 writing it,
      * more than the 0.14 ms it saved in attnc_bwd_inputs; H200, T = 8192, bench/RESULTS.md) */
     gp->bp_direct[0] = direct_role(m, gp, 0, IR_ROLE_QUERY, gp->K, false) && (!diag || gp->bp_direct_scale[0] == 1.0);

@@ -97,6 +97,14 @@ typedef struct grad_plan {
      * the role's gradient applies the l2norm's adjoint on its fragments (the delta rule's query in the chunk
      * kernel, its key in the WY adjoint) */
     bool bp_direct_l2[3];
+    ir_ref bp_direct_l2_value[3];   /* where bp_direct_l2: the role's L2NORM value (its statement's factor) */
+    /* the delta rule with remainder tiles (bp_plo) whose query and key are l2norm of bf16 input tensors (both
+     * bp_direct_l2, rows of a multiple of 8 channels): their tiles hold the input rows as they are (exact) and
+     * the l2norm's fp32 factor times the role's constant, one per row, goes onto the products' accumulators or
+     * into their fp32-formed operands (ATTNC_BP_QK_RAW, codegen/linear_bwd_delta_kernel.cuh's header), so that
+     * no product sees the normalised rows rounded to bf16; bp_raw_stage: the staged rows of the two tensors */
+    bool bp_qk_raw;
+    unsigned bp_raw_stage[2];
     bool bp_inputs_idle;  /* every tensor's gradient is a role's that the chunk kernel writes (lightning's q, k, v):
                            * attnc_bwd_inputs has nothing to write, and the host does not launch it */
     bool bp_inputs_scalar;  /* every value attnc_bwd_inputs reads is a scalar and every tensor it writes has one
@@ -154,19 +162,20 @@ unsigned grad_bp_walk_smem(uint32_t C, uint32_t KP, uint32_t VP, uint32_t VS, bo
 /* slo: the states' lo tile next to their hi tile (bp_slo); plo: P's and A's (bp_plo); warps: the chunk
  * kernel's (bp_chunk_warps) */
 unsigned grad_bp_chunk_smem(uint32_t C, uint32_t KP, uint32_t VP, bool split, bool vsplit, bool slo, bool plo, bool norm,
-                            bool diag, unsigned stage, uint32_t warps);
+                            bool diag, unsigned stage, uint32_t warps, unsigned nfac);
 /* The chunk kernel's compact layout (bp_chunk_two: the delta rule where its reverse walk forms dU_hat, 16-bit
  * tiles without remainders, 8 warps; dg: with a gate's gradient). */
 unsigned grad_bp_chunk2_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool dg);
 /* The delta rule's (16-bit tiles): attnc_bwdp_wy, the walks (do_bytes: dO's slice), attnc_bwdp_wy_adjoint
- * (two: its compact layout of two CTAs an SM, bd_adj_two). */
-unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage);
+ * (two: its compact layout of two CTAs an SM, bd_adj_two).  nfac (here and in grad_bp_chunk_smem): the rows
+ * of C fp32 l2norm factors at the layout's end, the query's and the key's or the key's alone (bp_qk_raw), else 0. */
+unsigned grad_bd_wy_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, unsigned nfac);
 /* ... its compact layout with the forward's saved states (attnc_bd_wy_saved_layout), whose staged rows span
  * [stage_lo, stage_hi) of the staging (codegen/cuda_bwd.c knows which tensors those are) */
-unsigned grad_bd_wy_saved_smem(uint32_t C, uint32_t KP, bool plo, unsigned stage_lo, unsigned stage_hi);
+unsigned grad_bd_wy_saved_smem(uint32_t C, uint32_t KP, bool plo, unsigned stage_lo, unsigned stage_hi, unsigned nfac);
 /* ... the narrow reverse walk's with its warps specialised (attnc_bd_walk_ws_layout): two tile buffers */
 unsigned grad_bd_walk_ws_smem(uint32_t C, uint32_t KP, uint32_t VS, bool plo, unsigned wbufs, unsigned stage,
-                              unsigned do_bytes);
+                              unsigned do_bytes, unsigned nfac);
 /* Per value, the linear part's roles it reaches (query, key, value, gate, beta, input gate as bits 1, 2, 4, 8,
  * 16, 16: codegen's CG_ROLE_*), from the arena; NULL without a linear part or memory. */
 unsigned *grad_role_reach(const ir_module *m, attnc_arena *a);
@@ -179,8 +188,9 @@ unsigned grad_l2_factors(const ir_module *m, attnc_arena *a, ir_ref values[GRAD_
 unsigned grad_l2_rows_bytes(const grad_plan *gp, uint32_t C);
 /* The bytes of one chunk of a tensor's staged rows (16-byte multiples: bp_stage_off's steps). */
 unsigned grad_stage_rows_bytes(const ir_module *m, uint32_t tensor, uint32_t C);
-unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, bool gated, unsigned stage, unsigned do_bytes);
-unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool two);
+unsigned grad_bd_walk_smem(uint32_t C, uint32_t KP, uint32_t VS, bool gated, unsigned stage, unsigned do_bytes,
+                           unsigned nfac);
+unsigned grad_bd_adj_smem(uint32_t C, uint32_t KP, uint32_t VP, unsigned stage, bool two, unsigned nfac);
 
 /* passes/grad_softmax.c.  The softmax part's plan: false (gp untouched) when a softmax role is computed
  * rather than an input as stored (the query may carry a constant factor), which the forward does not run

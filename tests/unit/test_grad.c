@@ -292,7 +292,7 @@ static void test_parallel_schedule(void **state)
     assert_non_null(strstr(out.source, "#define ATTNC_BP_DG 1"));
     /* the scalar-gate chunk kernel at chunk 64 and K = V = 128: 16 warps (the wide pass), in its shared memory */
     assert_int_equal(out.plan.bp_chunk_warps, 16);
-    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, true, true, false, false, out.plan.bp_stage_bytes, 16));
+    assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, true, true, true, false, false, out.plan.bp_stage_bytes, 16, 0));
     assert_non_null(strstr(out.source, "#define ATTNC_BP_WIDE_CHUNK 1"));
     /* C, B and x: 64 rows of 256 bytes each; dt: 64 rows of 4 bytes */
     assert_int_equal(out.plan.bp_stage_bytes, 3 * 64 * 256 + 256);
@@ -349,9 +349,9 @@ static void test_parallel_schedule(void **state)
     assert_non_null(strstr(out.source, "#define ATTNC_BP_PLO 0"));
     assert_non_null(strstr(out.source, "#define ATTNC_BP_DG 0"));
     assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(64, 128, 128, false, false, false, false, false, false,
-                                                                out.plan.bp_stage_bytes, out.plan.bp_chunk_warps));
+                                                                out.plan.bp_stage_bytes, out.plan.bp_chunk_warps, 0));
     assert_true(out.plan.bp_chunk_smem < grad_bp_chunk_smem(64, 128, 128, false, false, true, true, false, false,
-                                                            out.plan.bp_stage_bytes, out.plan.bp_chunk_warps));
+                                                            out.plan.bp_stage_bytes, out.plan.bp_chunk_warps, 0));
     unit_close(&u);
     /* a per-channel gate: the parallel schedule's DIAG chunk kernel, chunks of 32 (two 16-row blocks) */
     lowered(&u, gla_text);
@@ -362,7 +362,7 @@ static void test_parallel_schedule(void **state)
     assert_true(out.plan.bp_dg);
     assert_false(out.plan.bp_plo || out.plan.bp_slo);
     assert_int_equal(out.plan.bp_chunk_smem, grad_bp_chunk_smem(32, 128, 128, false, false, false, false, false, true,
-                                                                out.plan.bp_stage_bytes, 8));
+                                                                out.plan.bp_stage_bytes, 8, 0));
     assert_int_equal(out.plan.bp_vs, 128);
     assert_int_equal(out.plan.bp_walk_smem, grad_bp_walk_smem(32, 128, 128, 128, false, false, true, out.plan.bp_stage_bytes + 32 * 128 * 2));
     assert_true(out.plan.bp_chunk_smem <= 227u * 1024u);
@@ -392,7 +392,7 @@ static void test_parallel_schedule(void **state)
     assert_true(2 * (out.plan.bp_chunk_smem + 1024) <= 228 * 1024);
     assert_int_equal(out.plan.bd_adj_warps, 8);
     assert_true(out.plan.bd_adj_two);
-    assert_int_equal(out.plan.bd_adj_smem, grad_bd_adj_smem(64, 128, 128, out.plan.bp_stage_bytes, true));
+    assert_int_equal(out.plan.bd_adj_smem, grad_bd_adj_smem(64, 128, 128, out.plan.bp_stage_bytes, true, 0));
     assert_true(2 * (out.plan.bd_adj_smem + 1024) <= 228 * 1024);
     assert_true(out.plan.bp_direct[2]);   /* v as stored: the adjoint writes its gradient (ws_dv kept for dU_hat) */
     assert_true(out.plan.bd_duh16);   /* ... in 16 bits, for the compact adjoint */
