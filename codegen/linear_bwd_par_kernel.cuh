@@ -1283,7 +1283,10 @@ __device__ __forceinline__ void bp_l2_finish(float (*acc)[4], const float (*x)[4
         for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int i = 2 * hf; i < 2 * hf + 2; i++)
-                acc[nt][i] = RAW ? acc[nt][i] - x[nt][i] * gy : inv * (s * acc[nt][i] - x[nt][i] * gy);
+                if constexpr (RAW)
+                    acc[nt][i] -= x[nt][i] * gy;
+                else
+                    acc[nt][i] = inv * (s * acc[nt][i] - x[nt][i] * gy);
     }
 }
 

@@ -429,6 +429,15 @@ static void test_parallel_schedule(void **state)
     assert_false(out.plan.bd_duh16);   /* (in fp32, for the 16-warp adjoint's hi and lo tiles) */
     assert_non_null(strstr(out.source, "#define ATTNC_BD_DUH16 0"));
     assert_non_null(strstr(out.source, "using attnc_wide::attnc_bwdp_wy_adjoint;"));
+    /* its query and key: l2norm of bf16 inputs, so the tiles hold the input rows and the factors lie beside
+     * them (the staged rows of q and k, and each layout's factor rows in the plan's byte sums) */
+    assert_true(out.plan.bp_qk_raw);
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_QK_RAW 1"));
+    assert_int_equal(out.plan.bp_raw_stage[0], out.plan.bp_stage_off[0]);
+    assert_int_equal(out.plan.bp_raw_stage[1], out.plan.bp_stage_off[1]);
+    assert_int_equal(out.plan.bd_adj_smem, grad_bd_adj_smem(64, 128, 128, out.plan.bp_stage_bytes, false, 1));
+    assert_int_equal(out.plan.bd_wy_smem, grad_bd_wy_smem(64, 128, 128, out.plan.bp_stage_bytes, 1));
+    assert_non_null(strstr(out.source, "qkf[0] = l2inv"));
     unit_close(&u);
     /* the gated delta rule with its decay from its own logits (specs/gated_delta_rule.attn): the gate's
      * gradient per token, hi tiles alone, so the compact adjoint at two CTAs an SM with the gate's pair terms */
@@ -445,6 +454,8 @@ static void test_parallel_schedule(void **state)
     assert_true(2 * (out.plan.bd_adj_smem + 1024) <= 228 * 1024);
     assert_non_null(strstr(out.source, "#define ATTNC_BD_ADJ2 1"));
     assert_true(out.plan.bd_walk_duh);   /* no lo tiles: the reverse walk stores dU_hat with its decay */
+    assert_false(out.plan.bp_qk_raw);   /* (and the normalised rows rounded in its tiles, as FLA's) */
+    assert_non_null(strstr(out.source, "#define ATTNC_BP_QK_RAW 0"));
     assert_true(out.plan.bd_duh16);
     assert_non_null(strstr(out.source, "#define ATTNC_BD_WALK_DUH 1"));
     /* and the chunk kernel in the compact layout too, its gate's pair sums over dO */
