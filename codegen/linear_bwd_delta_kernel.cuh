@@ -49,7 +49,12 @@
 // with fp32 accumulators; T, dU_hat, dW and F carry a bf16 remainder tile (hi + lo) where they are
 // operands, so that only q, k, v, dO, the images, W, U_hat and the walks' dU_hat are rounded once; that is
 // for the gate's gradient (Gated DeltaNet's A_log and dt_bias sum it over every token): without a gate
-// (DeltaNet, ATTNC_BP_PLO 0) every operand is a hi tile, as in FLA (bd_mma_split, bd_put_split).
+// (DeltaNet, ATTNC_BP_PLO 0) every operand is a hi tile, as in FLA (bd_mma_split, bd_put_split).  There the
+// query and key are not rounded either where they are the l2norm of bf16 inputs (ATTNC_BP_QK_RAW,
+// linear_bwd_par_kernel.cuh): the tiles hold the input rows and each row's fp32 factor goes onto E's, P's and
+// K dS_out's accumulators and into W's left factor, Kd, Qg, A and F before they are rounded.  On the known
+// defect's case (the CPU emulation, seed 315) that took dA_log from 2.61e-2 to 1.61e-2 (seed 314: 2.88e-2 to
+// 1.61e-2), with no product added (bench/RESULTS.md, fifty-sixth session).
 
 #if ATTNC_BP_DELTA
 static_assert(!ATTNC_SPLIT && !ATTNC_BP_DIAG && ATTNC_B_NORM == 0 && ATTNC_BP_VW == ATTNC_BP_VP &&
