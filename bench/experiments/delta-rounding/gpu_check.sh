@@ -18,7 +18,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$R/gpu.t
 timeout "${LIM1:-200}" sh tests/gpu/run.sh "$new/attnc" "${CASES:-gated_deltanet|gva}" 12 > "$R/cases.txt" 2>&1
 echo "cases ($SECONDS s): $(tail -1 "$R/cases.txt")"
 grep " FAIL " "$R/cases.txt" | cut -c1-300
-for dir in "$new" "$old"; do
+for dir in ${SEED_BUILDS:-$new $old}; do   # (SEED_BUILDS: the builds whose seeds run)
   b=$(basename "$dir")
   export ATTNC_CACHE_DIR=/tmp/cache_$b
   run="$dir/attnc run specs/gated_deltanet.attn --grad --tokens 1000 --batch 2 --heads 4 --initial-state --seed"
@@ -29,6 +29,6 @@ for dir in "$new" "$old"; do
   echo " ($SECONDS s)"
 done
 unset ATTNC_CACHE_DIR
-OUT=$R FWD=0 OPS=gated_deltanet,gated_delta KT=8192 ROUNDS=${ROUNDS:-2} timeout "${LIM3:-110}" bash bench/ab.sh "$old" "$new" > "$R/ab.txt" 2>&1
+[ "${LIM3:-110}" = 0 ] || OUT=$R FWD=0 OPS=gated_deltanet,gated_delta KT=8192 ROUNDS=${ROUNDS:-2} timeout "${LIM3:-110}" bash bench/ab.sh "$old" "$new" > "$R/ab.txt" 2>&1
 grep -E "==|T=8192|bwdp" "$R/ab.txt" | cut -c1-100 | head -60
 tar czf "$real/o.tgz" -C "$(dirname "$R")" o
