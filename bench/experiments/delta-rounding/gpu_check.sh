@@ -5,7 +5,7 @@
 # 1. the GPU cases matching CASES (default 'gated_deltanet|gva') on NEW; 2. `attnc run --grad` at the defect's
 # shape for seeds 300-331 on both builds (a file each; the summary names those that FAIL); 3. Gated DeltaNet's and
 # the gated delta rule's kernel times, OLD against NEW (bench/ab.sh, ROUNDS rounds).  Logs under $OUT/o.tgz
-# (the device tool brings back few files: one archive).  LIM1..LIM3: each step's time limit.
+# (the device tool brings back few files: one archive).  LIM1..LIM3: each step's time limit (LIM3=0: no kernel times).
 set -u
 new=$1 old=$2
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64
