@@ -681,6 +681,10 @@ __device__ __forceinline__ void bp_role_regs(const attnc_bwd_params &p, int t, b
     x.g[0] = ATTNC_BP_GATED && real ? fmaxf(x.g[0] * LOG2E, ATTNC_BP_LOG2_FLOOR) : 0.f;
 #endif
     x.beta = real ? x.beta : 0.f;
+    // (a padding row's staged input is whatever shared memory held: its factor, formed from it, could be NaN, and
+    // 0 * NaN in the products; 0 like its roles)
+    x.qkf[0] = real ? x.qkf[0] : 0.f;
+    x.qkf[1] = real ? x.qkf[1] : 0.f;
 }
 
 // Rows r0 and r0 + ATTNC_B_WARPS of the chunk from token c0 (nrows of them real) into x[0], x[1].

@@ -427,6 +427,10 @@ template <class P>
 inline void cpu_launch(void (*kernel)(P), dim3c grid, unsigned threads, size_t smem, const P &params)
 {
     std::vector<unsigned char> mem(smem + 128);
+    // CUDA_CPU_SMEM_POISON=ff: every CTA's shared memory starts as 0xff bytes (NaN in bf16 and fp32) instead of
+    // 0xcd (finite), so that a value formed from bytes no one wrote shows as NaN, as a GPU's stale bytes can
+    const char *poison = std::getenv("CUDA_CPU_SMEM_POISON");
+    const int fill = poison && std::strcmp(poison, "ff") == 0 ? 0xff : 0xcd;
     gridDim = grid;
     blockDim = dim3c{threads, 1, 1};
     cpu_sched &sched = *new cpu_sched;   // 100 KB: not on the stack
@@ -434,7 +438,7 @@ inline void cpu_launch(void (*kernel)(P), dim3c grid, unsigned threads, size_t s
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
-                std::memset(mem.data(), 0xcd, mem.size());   // stale bytes, not zeros
+                std::memset(mem.data(), fill, mem.size());   // stale bytes, not zeros
                 cpu_barrier all((ptrdiff_t)threads);
                 std::vector<cpu_barrier *> warps;
                 cpu_cta cta;
