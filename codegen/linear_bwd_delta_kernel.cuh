@@ -1275,8 +1275,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_B_THREADS, ATTNC_BD_ADJ_CTAS)
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
-            for (int e = 0; e < 2; e++)
-                ebq[nt][e] = bp_dec(g[bp_col(nj * 16, nt, lane, e)]) * bp_rf(fk, bp_col(nj * 16, nt, lane, e));   // (dW_r . k_q)
+            for (int e = 0; e < 2; e++) {
+                const int q = bp_col(nj * 16, nt, lane, e);
+                ebq[nt][e] = bp_dec(g[q]) * bp_rf(fk, q);   // (raw rows: dW_r . k_q from the raw row)
+            }
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll

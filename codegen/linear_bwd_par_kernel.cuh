@@ -98,8 +98,9 @@ static_assert(!ATTNC_BP_SLO || ATTNC_BP_MIMG, "a states' lo tile with 16-bit til
 // each row's factor f (1 / |x| times the role's constant, fp32) lies beside them (fac[C], bp_qk_tile_rows2).  A
 // product whose output rows or columns are the tokens takes f on its fp32 accumulator (Q K^T: f_q f_k; K K^T;
 // K dS_out), one that sums over the tokens takes it in its fp32-formed operand before that is rounded (W's left
-// factor, Kd, Qg, A, F); where A or F is read both ways it carries both rows' factors and the product's rows are
-// divided by their own after.  The normalised rows rounded to bf16 moved Gated DeltaNet's dA_log by 3.1e-2 on the
+// factor, Kd, Qg, A, F); where A or F is read both ways it carries both rows' factors, so that dq and dk come out
+// times their own rows' factors, which the l2norm's adjoint takes as they are (bp_l2_finish's RAW).  A padding
+// row's factor is 0 (bp_role_regs).  The normalised rows rounded to bf16 moved Gated DeltaNet's dA_log by 3.1e-2 on the
 // known defect's case (bench/experiments/delta-rounding/); as input rows they are not rounded at all.
 static_assert(!ATTNC_BP_QK_RAW || (ATTNC_BP_DELTA && ATTNC_BP_PLO && !ATTNC_SPLIT && ATTNC_BP_Q_RAW_STAGE >= 0 &&
                                    ATTNC_BP_K_RAW_STAGE >= 0), "raw query and key tiles: the delta rule with remainder tiles");
@@ -779,16 +780,14 @@ template <int STAGE, int QK>
 __device__ __forceinline__ void bp_qk_tile_rows2(const unsigned char *stage, const bp_roles (&x)[2], int r0, int nrows,
                                                  elt *dst, int lane, float *fac)
 {
-    if constexpr (ATTNC_BP_QK_RAW) {
-        constexpr int RAW = QK == ATTNC_ROLE_Q ? ATTNC_BP_Q_RAW_STAGE : ATTNC_BP_K_RAW_STAGE;
-        bp_copy_rows2<ATTNC_BP_KP>(stage, RAW, ATTNC_B_K, r0, 0, nrows, dst, ATTNC_BP_LDK, lane);
-        if (lane == 0)
+    constexpr int RAW = QK == ATTNC_ROLE_Q ? ATTNC_BP_Q_RAW_STAGE : ATTNC_BP_K_RAW_STAGE;
+    constexpr int FROM = ATTNC_BP_QK_RAW ? RAW : STAGE;   // the staged rows copied as they are, if any
+    if constexpr (FROM >= 0) {
+        bp_copy_rows2<ATTNC_BP_KP>(stage, FROM, ATTNC_B_K, r0, 0, nrows, dst, ATTNC_BP_LDK, lane);
+        if (ATTNC_BP_QK_RAW && lane == 0)
 #pragma unroll
             for (int i = 0; i < 2; i++)
                 fac[r0 + i * ATTNC_B_WARPS] = x[i].qkf[QK == ATTNC_ROLE_Q ? 0 : 1];
-    } else if constexpr (STAGE >= 0) {
-        (void)fac;
-        bp_copy_rows2<ATTNC_BP_KP>(stage, STAGE, ATTNC_B_K, r0, 0, nrows, dst, ATTNC_BP_LDK, lane);
     } else {
         (void)fac;
 #pragma unroll
