@@ -2,7 +2,7 @@
 # bench/experiments/delta-rounding/gpu_check.sh: one device call for the known defect's fix (fifty-sixth session),
 # from the repository root, with two Release builds (attnc, libattnc.so; bench/build_patched.sh makes the old one):
 #   bash bench/experiments/delta-rounding/gpu_check.sh NEW_DIR OLD_DIR
-# 1. the GPU cases matching CASES (default 'gated_deltanet|gva') on NEW; 2. `attnc run --grad` at the defect's
+# 1. the GPU cases matching CASES (default 'gated_deltanet|gva'; none: no cases) on NEW; 2. `attnc run --grad` at the defect's
 # shape for seeds 300-331 on both builds (a file each; the summary names those that FAIL); 3. Gated DeltaNet's and
 # the gated delta rule's kernel times, OLD against NEW (bench/ab.sh, ROUNDS rounds).  Logs under $OUT/o.tgz
 # (the device tool brings back few files: one archive).  LIM1..LIM3: each step's time limit (LIM3=0: no kernel times).
@@ -15,9 +15,11 @@ R=$(mktemp -d)/o
 mkdir -p "$R"
 SECONDS=0
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$R/gpu.txt"
-timeout "${LIM1:-200}" sh tests/gpu/run.sh "$new/attnc" "${CASES:-gated_deltanet|gva}" 12 > "$R/cases.txt" 2>&1
-echo "cases ($SECONDS s): $(tail -1 "$R/cases.txt")"
-grep " FAIL " "$R/cases.txt" | cut -c1-300
+if [ "${CASES:-}" != none ]; then   # (CASES=none: no cases)
+  timeout "${LIM1:-200}" sh tests/gpu/run.sh "$new/attnc" "${CASES:-gated_deltanet|gva}" 12 > "$R/cases.txt" 2>&1
+  echo "cases ($SECONDS s): $(tail -1 "$R/cases.txt")"
+  grep " FAIL " "$R/cases.txt" | cut -c1-300
+fi
 for dir in ${SEED_BUILDS:-$new $old}; do   # (SEED_BUILDS: the builds whose seeds run)
   b=$(basename "$dir")
   export ATTNC_CACHE_DIR=/tmp/cache_$b
