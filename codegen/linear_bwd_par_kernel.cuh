@@ -253,6 +253,7 @@ __device__ __forceinline__ void bp_mma_s(float (*acc)[4], const elt *A, int lda,
 // tile (the walks' Qg^T dO, Kd^T V), so that no pass over the tile, and no barrier after it, sits before the
 // update.  16-bit tiles (fp32 tiles are split into hi and lo at each load); a scalar decay.  B stored [k][n].
 // fac: the rows' l2norm factors where A holds raw rows (ATTNC_BP_QK_RAW: each row's factor times its decay's).
+// With raw rows the scaled fragments go in as hi + lo (two mma a step).
 template <int NT, bool KD = false>
 __device__ __forceinline__ void bp_mma_at_decayed(float (*acc)[4], const elt *A, int lda, int m0, const elt *B, int ldb,
                                                   int n0, int k0, int k1, const float *b, int lane, const float *fac = nullptr)
@@ -268,11 +269,31 @@ __device__ __forceinline__ void bp_mma_at_decayed(float (*acc)[4], const elt *A,
         // registers 0 and 1 hold reduction rows kr and kr + 1, registers 2 and 3 rows kr + 8 and kr + 9
         const int kr = k + (lane & 3) * 2;
         const float f0 = dec(kr), f1 = dec(kr + 1), f8 = dec(kr + 8), f9 = dec(kr + 9);
+#if ATTNC_BP_QK_RAW
+        // raw rows: the scaled fragment's bf16 remainder too, a second mma.  Every other product takes the exact
+        // rows f x, so Kd and Qg rounded here once would be the one rounded use of them; with a weak decay the
+        // rounded tiles before raw rows were exact here (bf16(q e^{b}) = q where e^{b} rounds to 1), and this
+        // rounding alone took grad_strong_gated_deltanet's dA_log (A_log x 8: the decay about 1) from 2.6e-3 to
+        // 5.5e-2 (3.0e-2 with the remainder; CPU emulation of its GPU inputs, bench/RESULTS.md 57th session)
+        frag lo;
+        auto rem = [](unsigned u, unsigned h, float f0, float f1) {
+            return pack2(attnc_elt_to_float((elt)(u & 0xffffu)) * f0 - attnc_elt_to_float((elt)(h & 0xffffu)),
+                         attnc_elt_to_float((elt)(u >> 16)) * f1 - attnc_elt_to_float((elt)(h >> 16)));
+        };
+        const frag raw = a;
+#endif
         a.hi[0] = scaled(a.hi[0], f0, f1);
         a.hi[1] = scaled(a.hi[1], f0, f1);
         a.hi[2] = scaled(a.hi[2], f8, f9);
         a.hi[3] = scaled(a.hi[3], f8, f9);
         bp_mma_step<NT, true>(acc, a, B, ldb, n0, k, lane);
+#if ATTNC_BP_QK_RAW
+        lo.hi[0] = rem(raw.hi[0], a.hi[0], f0, f1);
+        lo.hi[1] = rem(raw.hi[1], a.hi[1], f0, f1);
+        lo.hi[2] = rem(raw.hi[2], a.hi[2], f8, f9);
+        lo.hi[3] = rem(raw.hi[3], a.hi[3], f8, f9);
+        bp_mma_step<NT, true>(acc, lo, B, ldb, n0, k, lane);
+#endif
     }
 }
 #endif
@@ -285,6 +306,8 @@ __device__ constexpr bool bp_walk_frag()
 {
     return ATTNC_BP_GATED && !ATTNC_BP_DIAG && !ATTNC_SPLIT && (REV || !ATTNC_BP_VLO);
 }
+static_assert(!ATTNC_BP_QK_RAW || (bp_walk_frag<false>() && bp_walk_frag<true>()),
+              "raw rows: the walks' Kd and Qg in bp_mma_at_decayed's hi + lo fragments, never rounded by bp_scale_rows");
 
 // A walk's chunk product from X [C][LDK]: acc += Kd^T Y (forward: Y is V, or the delta rule's U_hat) or Qg^T dO
 // (reverse), X holding K or Q as formed where bp_walk_frag, else Kd or Qg (bp_scale_rows before the product).

@@ -5,6 +5,7 @@
 #include "ref.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 typedef struct exp_case {
     const ir_module *m;
@@ -14,7 +15,22 @@ typedef struct exp_case {
     ref_result *up;
 } exp_case;
 
-/* False (with a message) where the spec does not load or the draw fails. */
+/* Whether value r reads tensor ti (api/run.c's test for --gate-scale). */
+static bool exp_reads_tensor(const ir_module *m, ir_ref r, uint32_t ti)
+{
+    if (r == IR_NONE)
+        return false;
+    const ir_value *v = &m->values[r];
+    if ((v->op == IR_OP_INPUT || v->op == IR_OP_PARAM) && v->aux == ti)
+        return true;
+    for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
+        if (exp_reads_tensor(m, v->arg[k], ti))
+            return true;
+    return false;
+}
+
+/* False (with a message) where the spec does not load or the draw fails.  EXP_GATE_SCALE=X: the draws of
+ * `attnc run ... --gate-scale X` (every tensor the gate reads times X, rounded again, the roles anew). */
 static bool exp_case_draw(const char *spec_path, unsigned seed, exp_case *c)
 {
     static uint32_t lens[2] = {1000, 1000};
@@ -29,6 +45,18 @@ static bool exp_case_draw(const char *spec_path, unsigned seed, exp_case *c)
     attnc_diags_init(&c->d, c->a);
     ref_problem prob = {.seed = seed, .seqlens = lens, .nseq = 2, .use_h0 = true};
     c->data = ref_draw(c->m, &prob, c->a, &c->d);
+    const char *gs = getenv("EXP_GATE_SCALE");
+    if (c->data && gs && atof(gs) > 0) {
+        const ir_module *m = c->m;
+        for (uint32_t i = 0; i < m->ntensors; i++)
+            if (exp_reads_tensor(m, m->linear.gate, i))
+                for (size_t j = 0; j < c->data->tensor_count[i]; j++)
+                    c->data->tensor[i][j] = ref_round_dtype(c->data->tensor[i][j] * atof(gs), m->tensors[i].dtype);
+        if (!ref_eval_roles(m, c->data, c->a, &c->d)) {
+            fprintf(stderr, "%s: cannot evaluate the roles\n", spec_path);
+            return false;
+        }
+    }
     c->up = c->data ? ref_draw_upstream(c->m, c->data, seed, c->a) : NULL;
     if (!c->up) {
         fprintf(stderr, "%s: cannot draw the inputs\n", spec_path);
