@@ -40,6 +40,8 @@ attnc_status api_emit_unit(attnc_ctx *ctx, attnc_spec *spec, const char *source,
  * they are part of the cache key. */
 #define API_NVRTC_MAX_OPTS 6
 int api_nvrtc_options(const char *opts[API_NVRTC_MAX_OPTS], bool quick);
+/* Does value r (transitively) read tensor ti?  (--gate-scale scales the tensors a gate reads.) */
+bool api_reads_tensor(const ir_module *m, ir_ref r, uint32_t ti);
 /* Whether NVRTC compiles quickly when asked (--Ofast-compile: NVRTC 12.8 or later). */
 bool api_nvrtc_has_quick(void);
 /* The jit mode opts ask for (NULL opts: ATTNC_JIT_TIERED); ATTNC_JIT_OPTIMIZED where NVRTC cannot compile

@@ -137,8 +137,7 @@ static bool download(uint64_t src, size_t n, attnc_dtype dt, double *x, rt_error
     return ok;
 }
 
-/* Does value r (transitively) read tensor ti? */
-static bool reads_tensor(const ir_module *m, ir_ref r, uint32_t ti)
+bool api_reads_tensor(const ir_module *m, ir_ref r, uint32_t ti)
 {
     if (r == IR_NONE)
         return false;
@@ -146,7 +145,7 @@ static bool reads_tensor(const ir_module *m, ir_ref r, uint32_t ti)
     if ((v->op == IR_OP_INPUT || v->op == IR_OP_PARAM) && v->aux == ti)
         return true;
     for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
-        if (reads_tensor(m, v->arg[k], ti))
+        if (api_reads_tensor(m, v->arg[k], ti))
             return true;
     return false;
 }
@@ -197,7 +196,7 @@ static attnc_status draw_inputs(attnc_ctx *ctx, const ir_module *m, const attnc_
         return api_fail(ctx, ATTNC_ERR_USAGE, "drawing inputs: %s", d->n ? d->list[d->n - 1].message : "failed");
     if (scale) {
         for (uint32_t i = 0; i < m->ntensors; i++) {
-            if (!reads_tensor(m, gate, i) && !reads_tensor(m, igate, i))
+            if (!api_reads_tensor(m, gate, i) && !api_reads_tensor(m, igate, i))
                 continue;
             for (size_t j = 0; j < data->tensor_count[i]; j++)
                 data->tensor[i][j] = ref_round_dtype(data->tensor[i][j] * opt->gate_scale, m->tensors[i].dtype);

@@ -15,20 +15,6 @@ typedef struct exp_case {
     ref_result *up;
 } exp_case;
 
-/* Whether value r reads tensor ti (api/run.c's test for --gate-scale). */
-static bool exp_reads_tensor(const ir_module *m, ir_ref r, uint32_t ti)
-{
-    if (r == IR_NONE)
-        return false;
-    const ir_value *v = &m->values[r];
-    if ((v->op == IR_OP_INPUT || v->op == IR_OP_PARAM) && v->aux == ti)
-        return true;
-    for (int k = 0; k < ir_op_arity((ir_op)v->op); k++)
-        if (exp_reads_tensor(m, v->arg[k], ti))
-            return true;
-    return false;
-}
-
 /* False (with a message) where the spec does not load or the draw fails.  EXP_GATE_SCALE=X: the draws of
  * `attnc run ... --gate-scale X` (every tensor the gate reads times X, rounded again, the roles anew). */
 static bool exp_case_draw(const char *spec_path, unsigned seed, exp_case *c)
@@ -49,7 +35,7 @@ static bool exp_case_draw(const char *spec_path, unsigned seed, exp_case *c)
     if (c->data && gs && atof(gs) > 0) {
         const ir_module *m = c->m;
         for (uint32_t i = 0; i < m->ntensors; i++)
-            if (exp_reads_tensor(m, m->linear.gate, i))
+            if (api_reads_tensor(m, m->linear.gate, i))
                 for (size_t j = 0; j < c->data->tensor_count[i]; j++)
                     c->data->tensor[i][j] = ref_round_dtype(c->data->tensor[i][j] * atof(gs), m->tensors[i].dtype);
         if (!ref_eval_roles(m, c->data, c->a, &c->d)) {
