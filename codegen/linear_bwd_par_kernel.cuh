@@ -98,7 +98,7 @@ static_assert(!ATTNC_BP_SLO || ATTNC_BP_MIMG, "a states' lo tile with 16-bit til
 // each row's factor f (1 / |x| times the role's constant, fp32) lies beside them (fac[C], bp_qk_tile_rows2).  A
 // product whose output rows or columns are the tokens takes f on its fp32 accumulator (Q K^T: f_q f_k; K K^T;
 // K dS_out), one that sums over the tokens takes it in its fp32-formed operand before that is rounded (W's left
-// factor, Kd, Qg, A, F); where A or F is read both ways it carries both rows' factors, so that dq and dk come out
+// factor, A, F: hi + lo tiles; Kd and Qg: hi + lo fragments, bp_mma_at_decayed); where A or F is read both ways it carries both rows' factors, so that dq and dk come out
 // times their own rows' factors, which the l2norm's adjoint takes as they are (bp_l2_finish's RAW).  A padding
 // row's factor is 0 (bp_role_regs).  The normalised rows rounded to bf16 moved Gated DeltaNet's dA_log by 3.1e-2 on the
 // known defect's case (bench/experiments/delta-rounding/); as input rows they are not rounded at all.
