@@ -98,10 +98,11 @@ static_assert(!ATTNC_BP_SLO || ATTNC_BP_MIMG, "a states' lo tile with 16-bit til
 // each row's factor f (1 / |x| times the role's constant, fp32) lies beside them (fac[C], bp_qk_tile_rows2).  A
 // product whose output rows or columns are the tokens takes f on its fp32 accumulator (Q K^T: f_q f_k; K K^T;
 // K dS_out), one that sums over the tokens takes it in its fp32-formed operand before that is rounded (W's left
-// factor, A, F: hi + lo tiles; Kd and Qg: hi + lo fragments, bp_mma_at_decayed); where A or F is read both ways it carries both rows' factors, so that dq and dk come out
-// times their own rows' factors, which the l2norm's adjoint takes as they are (bp_l2_finish's RAW).  A padding
-// row's factor is 0 (bp_role_regs).  The normalised rows rounded to bf16 moved Gated DeltaNet's dA_log by 3.1e-2 on the
-// known defect's case (bench/experiments/delta-rounding/); as input rows they are not rounded at all.
+// factor, A, F: hi + lo tiles; Kd and Qg: hi + lo fragments, bp_mma_at_decayed); where A or F is read both ways
+// it carries both rows' factors, so that dq and dk come out times their own rows' factors, which the l2norm's
+// adjoint takes as they are (bp_l2_finish's RAW).  A padding row's factor is 0 (bp_role_regs).  The normalised
+// rows rounded to bf16 moved Gated DeltaNet's dA_log by 3.1e-2 on the known defect's case
+// (bench/experiments/delta-rounding/); as input rows they are not rounded at all.
 static_assert(!ATTNC_BP_QK_RAW || (ATTNC_BP_DELTA && ATTNC_BP_PLO && !ATTNC_SPLIT && ATTNC_BP_Q_RAW_STAGE >= 0 &&
                                    ATTNC_BP_K_RAW_STAGE >= 0), "raw query and key tiles: the delta rule with remainder tiles");
 // Row r's factor fac[r] where the tiles hold raw rows, else 1 (a product by 1.f: the same bits).
@@ -276,9 +277,9 @@ __device__ __forceinline__ void bp_mma_at_decayed(float (*acc)[4], const elt *A,
         // rounding alone took grad_strong_gated_deltanet's dA_log (A_log x 8: the decay about 1) from 2.6e-3 to
         // 5.5e-2 (3.0e-2 with the remainder; CPU emulation of its GPU inputs, bench/RESULTS.md 57th session)
         frag lo;
-        auto rem = [](unsigned u, unsigned h, float f0, float f1) {
-            return pack2(attnc_elt_to_float((elt)(u & 0xffffu)) * f0 - attnc_elt_to_float((elt)(h & 0xffffu)),
-                         attnc_elt_to_float((elt)(u >> 16)) * f1 - attnc_elt_to_float((elt)(h >> 16)));
+        auto rem = [](unsigned u, unsigned h, float s0, float s1) {   // (u raw, h its scaled hi)
+            return pack2(attnc_elt_to_float((elt)(u & 0xffffu)) * s0 - attnc_elt_to_float((elt)(h & 0xffffu)),
+                         attnc_elt_to_float((elt)(u >> 16)) * s1 - attnc_elt_to_float((elt)(h >> 16)));
         };
         const frag raw = a;
 #endif
