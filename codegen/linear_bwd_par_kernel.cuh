@@ -261,40 +261,32 @@ __device__ __forceinline__ void bp_mma_at_decayed(float (*acc)[4], const elt *A,
 {
     const float bl = KD ? b[ATTNC_BP_C - 1] : 0.f;
     auto dec = [&](int r) { return (KD ? bp_dec(bl - b[r]) : bp_dec(b[r])) * bp_rf(fac, r); };
-    auto scaled = [](unsigned u, float f0, float f1) {   // (the low half: the even reduction row)
-        return pack2(attnc_elt_to_float((elt)(u & 0xffffu)) * f0, attnc_elt_to_float((elt)(u >> 16)) * f1);
+    // a pair of elements scaled, rounded (the low half: the even reduction row), and with raw rows their bf16
+    // remainder into rem: every other product takes the exact rows f x, so Kd and Qg rounded here once would be
+    // the one rounded use of them; with a weak decay the rounded tiles before raw rows were exact here (bf16(q
+    // e^{b}) = q where e^{b} rounds to 1), and this rounding alone took grad_strong_gated_deltanet's dA_log (A_log
+    // x 8: the decay about 1) from 2.6e-3 to 5.5e-2 (3.0e-2 with the remainder; CPU emulation of its GPU inputs,
+    // bench/RESULTS.md 57th session)
+    auto scaled = [](unsigned u, float f0, float f1, unsigned &rem) {
+        const float x0 = attnc_elt_to_float((elt)(u & 0xffffu)) * f0, x1 = attnc_elt_to_float((elt)(u >> 16)) * f1;
+        const unsigned h = pack2(x0, x1);
+        if constexpr (ATTNC_BP_QK_RAW)
+            rem = pack2(x0 - attnc_elt_to_float((elt)(h & 0xffffu)), x1 - attnc_elt_to_float((elt)(h >> 16)));
+        return h;
     };
     for (int k = k0; k < k1; k += 16) {
-        frag a;
+        frag a, rem;
         load_a_t(a, A, lda, m0, k, lane);
         // registers 0 and 1 hold reduction rows kr and kr + 1, registers 2 and 3 rows kr + 8 and kr + 9
         const int kr = k + (lane & 3) * 2;
         const float f0 = dec(kr), f1 = dec(kr + 1), f8 = dec(kr + 8), f9 = dec(kr + 9);
-#if ATTNC_BP_QK_RAW
-        // raw rows: the scaled fragment's bf16 remainder too, a second mma.  Every other product takes the exact
-        // rows f x, so Kd and Qg rounded here once would be the one rounded use of them; with a weak decay the
-        // rounded tiles before raw rows were exact here (bf16(q e^{b}) = q where e^{b} rounds to 1), and this
-        // rounding alone took grad_strong_gated_deltanet's dA_log (A_log x 8: the decay about 1) from 2.6e-3 to
-        // 5.5e-2 (3.0e-2 with the remainder; CPU emulation of its GPU inputs, bench/RESULTS.md 57th session)
-        frag lo;
-        auto rem = [](unsigned u, unsigned h, float s0, float s1) {   // (u raw, h its scaled hi)
-            return pack2(attnc_elt_to_float((elt)(u & 0xffffu)) * s0 - attnc_elt_to_float((elt)(h & 0xffffu)),
-                         attnc_elt_to_float((elt)(u >> 16)) * s1 - attnc_elt_to_float((elt)(h >> 16)));
-        };
-        const frag raw = a;
-#endif
-        a.hi[0] = scaled(a.hi[0], f0, f1);
-        a.hi[1] = scaled(a.hi[1], f0, f1);
-        a.hi[2] = scaled(a.hi[2], f8, f9);
-        a.hi[3] = scaled(a.hi[3], f8, f9);
+        a.hi[0] = scaled(a.hi[0], f0, f1, rem.hi[0]);
+        a.hi[1] = scaled(a.hi[1], f0, f1, rem.hi[1]);
+        a.hi[2] = scaled(a.hi[2], f8, f9, rem.hi[2]);
+        a.hi[3] = scaled(a.hi[3], f8, f9, rem.hi[3]);
         bp_mma_step<NT, true>(acc, a, B, ldb, n0, k, lane);
-#if ATTNC_BP_QK_RAW
-        lo.hi[0] = rem(raw.hi[0], a.hi[0], f0, f1);
-        lo.hi[1] = rem(raw.hi[1], a.hi[1], f0, f1);
-        lo.hi[2] = rem(raw.hi[2], a.hi[2], f8, f9);
-        lo.hi[3] = rem(raw.hi[3], a.hi[3], f8, f9);
-        bp_mma_step<NT, true>(acc, lo, B, ldb, n0, k, lane);
-#endif
+        if constexpr (ATTNC_BP_QK_RAW)   // (raw rows: the remainder's mma)
+            bp_mma_step<NT, true>(acc, rem, B, ldb, n0, k, lane);
     }
 }
 #endif

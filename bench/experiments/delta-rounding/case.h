@@ -32,12 +32,13 @@ static bool exp_case_draw(const char *spec_path, unsigned seed, exp_case *c)
     ref_problem prob = {.seed = seed, .seqlens = lens, .nseq = 2, .use_h0 = true};
     c->data = ref_draw(c->m, &prob, c->a, &c->d);
     const char *gs = getenv("EXP_GATE_SCALE");
-    if (c->data && gs && atof(gs) > 0) {
+    const double scale = gs ? atof(gs) : 0.0;
+    if (c->data && scale > 0) {
         const ir_module *m = c->m;
         for (uint32_t i = 0; i < m->ntensors; i++)
             if (api_reads_tensor(m, m->linear.gate, i))
                 for (size_t j = 0; j < c->data->tensor_count[i]; j++)
-                    c->data->tensor[i][j] = ref_round_dtype(c->data->tensor[i][j] * atof(gs), m->tensors[i].dtype);
+                    c->data->tensor[i][j] = ref_round_dtype(c->data->tensor[i][j] * scale, m->tensors[i].dtype);
         if (!ref_eval_roles(m, c->data, c->a, &c->d)) {
             fprintf(stderr, "%s: cannot evaluate the roles\n", spec_path);
             return false;
